@@ -1,0 +1,1 @@
+"""partnermatch: shared code of the services (event contract, Kafka adapter, settings, logging, CLI)."""

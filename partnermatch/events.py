@@ -1,0 +1,204 @@
+"""The event contract shared by every service: versioned JSON envelopes, defined once.
+
+Producers call `encode` (validates, then serialises); consumers call `decode`, which reads
+tolerantly (unknown fields are ignored) and raises `UndecodableEvent` for anything that can
+never be processed, so the caller can send it to the dead-letter topic. No I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
+
+PROFILE_UPSERTED = "profile.upserted"
+PROFILE_DELETED = "profile.deleted"
+MATCH_SUGGESTED = "match.suggested"
+MATCH_WITHDRAWN = "match.withdrawn"
+MATCH_APPROVED = "match.approved"
+MATCH_REJECTED = "match.rejected"
+
+
+class UndecodableEvent(ValueError):
+    """Bytes that are not a valid envelope of a known event type and version."""
+
+
+# ---- payloads -------------------------------------------------------------------------------
+
+
+class ProfileUpsertedV1(Schema):
+    org_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    revision = fields.Integer(required=True, validate=validate.Range(min=1))
+    cluster_id = fields.String(required=True)
+    name = fields.String(required=True)
+    country = fields.String(required=True)
+    language = fields.String(required=True)
+    language_detected = fields.Boolean(load_default=False)
+    capabilities = fields.String(required=True)
+    goals = fields.String(required=True)
+    sectors = fields.List(fields.String(), load_default=list)
+    website = fields.String(allow_none=True, load_default=None)
+    updated_at = fields.AwareDateTime(required=True, format="iso")
+
+
+class ProfileDeletedV1(Schema):
+    org_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    revision = fields.Integer(required=True, validate=validate.Range(min=1))
+    cluster_id = fields.String(required=True)
+
+
+class ReasonV1(Schema):
+    concept = fields.String(allow_none=True, load_default=None)
+    kind = fields.String(required=True)
+    direction = fields.String(required=True)
+    weight = fields.Float(required=True)
+    terms_a = fields.List(fields.String(), load_default=list)
+    terms_b = fields.List(fields.String(), load_default=list)
+
+
+class PairFields(Schema):
+    pair_id = fields.String(required=True)
+    org_a = fields.String(required=True)
+    org_b = fields.String(required=True)
+    cluster_a = fields.String(required=True)
+    cluster_b = fields.String(required=True)
+
+
+class MatchSuggestedV1(PairFields):
+    score = fields.Float(required=True)
+    reasons = fields.List(fields.Nested(ReasonV1), load_default=list)
+
+
+class MatchWithdrawnV1(PairFields):
+    reason = fields.String(required=True)
+
+
+class DecisionV1(Schema):
+    cluster_id = fields.String(required=True)
+    coordinator = fields.String(required=True)
+    decision = fields.String(required=True, validate=validate.OneOf(["approve", "reject"]))
+    reason_code = fields.String(allow_none=True, load_default=None)
+    reason_text = fields.String(allow_none=True, load_default=None)
+    decided_at = fields.AwareDateTime(required=True, format="iso")
+
+
+class MatchDecidedV1(PairFields):
+    score = fields.Float(required=True)
+    reasons = fields.List(fields.Nested(ReasonV1), load_default=list)
+    decisions = fields.List(fields.Nested(DecisionV1), required=True)
+
+
+PAYLOADS: dict[tuple[str, int], type[Schema]] = {
+    (PROFILE_UPSERTED, 1): ProfileUpsertedV1,
+    (PROFILE_DELETED, 1): ProfileDeletedV1,
+    (MATCH_SUGGESTED, 1): MatchSuggestedV1,
+    (MATCH_WITHDRAWN, 1): MatchWithdrawnV1,
+    (MATCH_APPROVED, 1): MatchDecidedV1,
+    (MATCH_REJECTED, 1): MatchDecidedV1,
+}
+CURRENT_VERSION: dict[str, int] = {event_type: 1 for event_type, _ in PAYLOADS}
+
+
+class EnvelopeSchema(Schema):
+    event_id = fields.UUID(required=True)
+    event_type = fields.String(required=True, validate=validate.Regexp(r"^[a-z]+(\.[a-z_]+)+$"))
+    version = fields.Integer(required=True, validate=validate.Range(min=1))
+    occurred_at = fields.AwareDateTime(required=True, format="iso")
+    producer = fields.String(required=True, validate=validate.Length(min=1))
+    payload = fields.Dict(required=True)
+
+
+# ---- the value the code passes around -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Envelope:
+    event_type: str
+    payload: dict[str, Any]
+    producer: str
+    version: int = 1
+    event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    occurred_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "event_type": self.event_type,
+            "version": self.version,
+            "occurred_at": self.occurred_at.isoformat(),
+            "producer": self.producer,
+            "payload": self.payload,
+        }
+
+
+def new_event(event_type: str, payload: dict[str, Any], producer: str) -> Envelope:
+    """Build the current version of an event, validating its payload now (fail at the source)."""
+    version = CURRENT_VERSION[event_type]
+    schema = PAYLOADS[(event_type, version)](unknown=RAISE)
+    errors = schema.validate(_jsonable(payload))
+    if errors:
+        raise ValidationError(errors)
+    return Envelope(event_type=event_type, payload=_jsonable(payload), producer=producer, version=version)
+
+
+def encode(envelope: Envelope) -> bytes:
+    doc = envelope.to_dict()
+    errors = EnvelopeSchema().validate(doc)
+    if errors:
+        raise ValidationError(errors)
+    payload_errors = PAYLOADS[(envelope.event_type, envelope.version)](unknown=RAISE).validate(doc["payload"])
+    if payload_errors:
+        raise ValidationError({"payload": payload_errors})
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
+
+
+def decode(raw: bytes | str | None) -> Envelope:
+    """Parse and validate an envelope; payload fields keep their JSON types (strings for dates)."""
+    if raw is None:
+        raise UndecodableEvent("empty message (tombstone)")
+    try:
+        doc = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UndecodableEvent(f"not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise UndecodableEvent("envelope is not a JSON object")
+    try:
+        env = EnvelopeSchema(unknown=EXCLUDE).load(doc)
+    except ValidationError as exc:
+        raise UndecodableEvent(f"bad envelope: {exc.messages}") from None
+    key = (env["event_type"], env["version"])
+    if key not in PAYLOADS:
+        raise UndecodableEvent(f"unknown event {key[0]} v{key[1]}")
+    payload_errors = PAYLOADS[key](unknown=EXCLUDE).validate(env["payload"])
+    if payload_errors:
+        raise UndecodableEvent(f"bad payload of {key[0]} v{key[1]}: {payload_errors}")
+    known = PAYLOADS[key]().fields
+    payload = {k: v for k, v in env["payload"].items() if k in known}
+    return Envelope(
+        event_type=env["event_type"],
+        payload=payload,
+        producer=env["producer"],
+        version=env["version"],
+        event_id=str(env["event_id"]),
+        occurred_at=env["occurred_at"],
+    )
+
+
+def pair_id(org_a: str, org_b: str) -> str:
+    """Deterministic id of an unordered pair, so every write keyed by it is idempotent."""
+    first, second = sorted((org_a, org_b))
+    return f"{first}~{second}"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value

@@ -1,0 +1,57 @@
+"""The languages partnermatch works in, their names, and detection of a text's language.
+
+Detection uses py3langid (its model ships inside the package: nothing is downloaded),
+restricted to the languages we support. Pure apart from loading that model once.
+"""
+
+from __future__ import annotations
+
+import threading
+import unicodedata
+
+# The 16 languages of profiles, in ISO 639-1.
+PROFILE_LANGUAGES: tuple[str, ...] = (
+    "pl", "sr", "hr", "bs", "sl", "mk", "bg", "ru", "uk", "cs", "sk", "ro", "hu", "sq", "de", "en",
+)
+# A reader may ask for Serbian in Cyrillic explicitly; plain "sr" means Latin script.
+READER_LANGUAGES: tuple[str, ...] = PROFILE_LANGUAGES + ("sr-Cyrl",)
+
+NATIVE_NAMES: dict[str, str] = {
+    "pl": "polski", "sr": "srpski", "sr-Cyrl": "српски", "hr": "hrvatski", "bs": "bosanski",
+    "sl": "slovenščina", "mk": "македонски", "bg": "български", "ru": "русский",
+    "uk": "українська", "cs": "čeština", "sk": "slovenčina", "ro": "română", "hu": "magyar",
+    "sq": "shqip", "de": "Deutsch", "en": "English",
+}
+
+_lock = threading.Lock()
+_identifier = None
+
+
+def _get_identifier():  # type: ignore[no-untyped-def]
+    global _identifier
+    with _lock:
+        if _identifier is None:
+            from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+            ident = LanguageIdentifier.from_model_file(MODEL_FILE)
+            ident.set_languages(list(PROFILE_LANGUAGES))
+            _identifier = ident
+        return _identifier
+
+
+def detect_language(text: str, default: str = "en") -> str:
+    """The most likely of the 16 profile languages; `default` when there is nothing to judge."""
+    sample = text[:4000]
+    if sum(ch.isalpha() for ch in sample) < 3:
+        return default
+    lang, _score = _get_identifier().classify(sample)
+    return lang if lang in PROFILE_LANGUAGES else default
+
+
+def is_cyrillic(text: str) -> bool:
+    """True when most letters of the text are Cyrillic."""
+    letters = [ch for ch in text if ch.isalpha()]
+    if not letters:
+        return False
+    cyr = sum(1 for ch in letters if "CYRILLIC" in unicodedata.name(ch, ""))
+    return cyr * 2 > len(letters)

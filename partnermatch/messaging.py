@@ -1,0 +1,278 @@
+"""The Kafka adapter: the only module that imports `kafka`. It moves bytes; callers encode/decode.
+
+Producers are created lazily (after gunicorn forks, never at import). Consumers follow one
+loop: poll → decode → handle (retried with backoff, never swallowed) → commit; a message that
+cannot be decoded goes to `<topic>.dlq` with its origin and the consumer moves on.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
+
+from partnermatch.topics import dlq
+
+logger = logging.getLogger(__name__)
+
+SESSION_TIMEOUT_MS = 6000  # the broker minimum on real Kafka; a join takes half of it on Tansu
+HEARTBEAT_INTERVAL_MS = 1000
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+@dataclass(frozen=True)
+class Delivered:
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    topic: str
+    key: str
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+class KafkaPublisher:
+    """Idempotent, acks=all producer; `publish*` return only once the broker has the records."""
+
+    def __init__(self, bootstrap: str, client_id: str, send_timeout_s: float = 30.0) -> None:
+        self._bootstrap = bootstrap
+        self._client_id = client_id
+        self._timeout = send_timeout_s
+        self._producer: KafkaProducer | None = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> KafkaProducer:
+        with self._lock:
+            if self._producer is None:
+                self._producer = KafkaProducer(
+                    bootstrap_servers=self._bootstrap.split(","),
+                    client_id=self._client_id,
+                    acks="all",
+                    enable_idempotence=True,
+                    retries=5,
+                    max_in_flight_requests_per_connection=5,
+                    linger_ms=5,
+                    request_timeout_ms=int(self._timeout * 1000),
+                    max_block_ms=int(self._timeout * 1000),
+                )
+            return self._producer
+
+    def publish(self, topic: str, key: str, value: bytes, headers: Sequence[tuple[str, bytes]] = ()) -> Delivered:
+        return self.publish_batch([Outgoing(topic, key, value, tuple(headers))])[0]
+
+    def publish_batch(self, messages: Sequence[Outgoing]) -> list[Delivered]:
+        """Send all, then wait for every acknowledgement; raises if any one failed."""
+        producer = self._get()
+        futures = [
+            producer.send(m.topic, key=m.key.encode("utf-8"), value=m.value, headers=list(m.headers))
+            for m in messages
+        ]
+        producer.flush(timeout=self._timeout)
+        delivered = []
+        for future in futures:
+            meta = future.get(timeout=self._timeout)
+            delivered.append(Delivered(meta.topic, meta.partition, meta.offset))
+        return delivered
+
+    def close(self) -> None:
+        with self._lock:
+            if self._producer is not None:
+                self._producer.close(timeout=5)
+                self._producer = None
+
+    def reset(self) -> None:
+        """Drop a producer that failed, so the next publish starts a clean session."""
+        with self._lock:
+            if self._producer is not None:
+                try:
+                    self._producer.close(timeout=1)
+                except Exception:  # noqa: BLE001 - it is being thrown away
+                    logger.debug("closing a failed producer raised", exc_info=True)
+                self._producer = None
+
+
+def _record(msg) -> Record:  # type: ignore[no-untyped-def]
+    return Record(
+        topic=msg.topic,
+        partition=msg.partition,
+        offset=msg.offset,
+        key=msg.key.decode("utf-8", "replace") if msg.key is not None else None,
+        value=msg.value,
+        headers=tuple((k, v) for k, v in (msg.headers or [])),
+    )
+
+
+def read_partitions(
+    bootstrap: str,
+    topic: str,
+    start: dict[int, int] | None = None,
+    idle_timeout_s: float = 1.0,
+    follow: bool = False,
+    stop: threading.Event | None = None,
+) -> Iterator[Record]:
+    """Read a topic without a group: every partition from `start` (default: the beginning).
+
+    Ends after `idle_timeout_s` without new records, unless `follow`. Offsets are only ever
+    sought explicitly: some brokers (Tansu) answer "latest" wrongly.
+    """
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap.split(","),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        group_id=None,
+        consumer_timeout_ms=int(idle_timeout_s * 1000),
+    )
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        deadline = time.monotonic() + 10
+        while not partitions and time.monotonic() < deadline:
+            time.sleep(0.2)
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        for tp in tps:
+            consumer.seek(tp, (start or {}).get(tp.partition, 0))
+        while True:
+            got_any = False
+            for msg in consumer:
+                got_any = True
+                yield _record(msg)
+                if stop is not None and stop.is_set():
+                    return
+            if not follow or (stop is not None and stop.is_set()):
+                return
+            if not got_any:
+                continue
+    finally:
+        consumer.close()
+
+
+class HandlerFailed(Exception):
+    """Raised by the consumer loop only when told to stop while a handler kept failing."""
+
+
+def run_consumer(
+    *,
+    bootstrap: str,
+    topics: Sequence[str],
+    group_id: str,
+    client_id: str,
+    handle: Callable[[Record], None],
+    is_poison: Callable[[Record], str | None],
+    publisher: KafkaPublisher,
+    stop: threading.Event,
+    max_backoff_s: float = 30.0,
+    poll_timeout_ms: int = 500,
+    on_idle: Callable[[], None] | None = None,
+) -> None:
+    """The consume loop every service uses.
+
+    `is_poison(record)` returns an error text for a message that can never be processed (it
+    goes to the DLQ); otherwise `handle(record)` runs until it succeeds, with exponential
+    backoff and jitter between attempts. Offsets are committed only after the handler returned,
+    that is after its effect is durable.
+    """
+    consumer = KafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap.split(","),
+        group_id=group_id,
+        client_id=client_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=SESSION_TIMEOUT_MS,
+        heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
+        max_poll_records=200,
+    )
+    logger.info("consumer started", extra={"group": group_id, "topics": ",".join(topics)})
+    try:
+        while not stop.is_set():
+            batch = consumer.poll(timeout_ms=poll_timeout_ms)
+            if not batch:
+                if on_idle is not None:
+                    on_idle()
+                continue
+            for tp, messages in batch.items():
+                for msg in messages:
+                    record = _record(msg)
+                    problem = is_poison(record)
+                    if problem is not None:
+                        _dead_letter(publisher, record, problem)
+                    else:
+                        _handle_with_retry(handle, record, stop, max_backoff_s)
+                    if stop.is_set():
+                        break
+                if stop.is_set():
+                    break
+                # commit what this partition has fully processed
+                last = messages[-1].offset if not stop.is_set() else None
+                if last is not None:
+                    _commit(consumer, tp, last + 1)
+    finally:
+        consumer.close(autocommit=False)
+        logger.info("consumer stopped", extra={"group": group_id})
+
+
+def _commit(consumer: KafkaConsumer, tp: TopicPartition, next_offset: int) -> None:
+    from kafka.structs import OffsetAndMetadata
+
+    consumer.commit({tp: OffsetAndMetadata(next_offset, "", -1)})
+
+
+def _handle_with_retry(
+    handle: Callable[[Record], None], record: Record, stop: threading.Event, max_backoff_s: float
+) -> None:
+    attempt = 0
+    while True:
+        try:
+            handle(record)
+            return
+        except Exception:
+            attempt += 1
+            delay = min(max_backoff_s, 0.2 * 2 ** min(attempt, 10)) * random.uniform(0.5, 1.0)
+            logger.exception(
+                "handler failed; will retry",
+                extra={"topic": record.topic, "partition": record.partition, "offset": record.offset,
+                       "attempt": attempt, "retry_in_s": round(delay, 2)},
+            )
+            if stop.wait(delay):
+                raise HandlerFailed(f"stopped while retrying {record.topic}/{record.partition}@{record.offset}")
+
+
+def _dead_letter(publisher: KafkaPublisher, record: Record, error: str) -> None:
+    headers = (
+        ("origin-topic", record.topic.encode()),
+        ("origin-partition", str(record.partition).encode()),
+        ("origin-offset", str(record.offset).encode()),
+        ("error", error[:1000].encode("utf-8", "replace")),
+    )
+    while True:
+        try:
+            publisher.publish(dlq(record.topic), record.key or "", record.value or b"", headers)
+            break
+        except KafkaError:
+            logger.exception("could not write to the DLQ; retrying")
+            publisher.reset()
+            time.sleep(1)
+    logger.warning(
+        "message sent to DLQ",
+        extra={"topic": record.topic, "partition": record.partition, "offset": record.offset, "error": error},
+    )

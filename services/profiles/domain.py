@@ -1,0 +1,122 @@
+"""What the profiles service knows: roles, access rules, sectors, countries, ids. Pure, no I/O."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+SECTORS: tuple[str, ...] = (
+    "ict", "education", "creative", "agrifood", "metal", "wood", "energy",
+    "health", "tourism", "chemistry", "textiles", "logistics", "construction",
+)
+
+# ISO 3166-1 alpha-2 codes, plus XK (Kosovo), which clusters of the region use.
+COUNTRIES: frozenset[str] = frozenset(
+    """AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ
+    BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO
+    DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU
+    GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW
+    KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU
+    MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW
+    PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF
+    TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA
+    ZM ZW XK""".split()
+)
+
+CLUSTER_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$")
+USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,62}$")
+
+ADMIN = "admin"
+SERVICE = "service"
+COORDINATOR = "coordinator"
+ORGANISATION = "organisation"
+
+ORG_TOKEN_PREFIX = "pmo_"
+SESSION_TOKEN_PREFIX = "pms_"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: an admin, another service, a cluster's coordinator or an organisation."""
+
+    role: str
+    org_id: str | None = None
+    cluster_id: str | None = None
+    username: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"role": self.role, "org_id": self.org_id, "cluster_id": self.cluster_id, "username": self.username}
+
+
+def can_edit_org(who: Principal | None, org_id: str) -> bool:
+    if who is None:
+        return False
+    return who.role == ADMIN or (who.role == ORGANISATION and who.org_id == org_id)
+
+
+def can_read_private(who: Principal | None, org: dict[str, Any]) -> bool:
+    """Contacts and other private fields: the organisation itself, the admin, other services."""
+    if who is None:
+        return False
+    if who.role in (ADMIN, SERVICE):
+        return True
+    return who.role == ORGANISATION and who.org_id == org["id"]
+
+
+def new_org_id() -> str:
+    return "org_" + secrets.token_hex(8)
+
+
+def new_secret(prefix: str) -> str:
+    return prefix + secrets.token_urlsafe(32)
+
+
+def token_digest(token: str) -> str:
+    """Tokens are long random strings, so a plain SHA-256 is a safe way to store them."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def same_secret(given: str, expected: str | None) -> bool:
+    return bool(expected) and hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))  # type: ignore[union-attr]
+
+
+def contact_id(org_id: str, email: str) -> str:
+    return hashlib.sha256(f"{org_id}\n{email.strip().lower()}".encode()).hexdigest()[:16]
+
+
+PUBLIC_FIELDS = (
+    "id", "name", "cluster_id", "country", "language", "language_detected", "capabilities", "goals",
+    "sectors", "website", "created_at", "updated_at", "revision",
+)
+
+
+def public_view(org: dict[str, Any]) -> dict[str, Any]:
+    return {k: org.get(k) for k in PUBLIC_FIELDS}
+
+
+def private_view(org: dict[str, Any]) -> dict[str, Any]:
+    view = public_view(org)
+    view["contacts"] = [dict(c) for c in org.get("contacts", [])]
+    return view
+
+
+def event_payload(org: dict[str, Any]) -> dict[str, Any]:
+    """What `profile.upserted` carries: the public profile, never contact persons."""
+    return {
+        "org_id": org["id"],
+        "revision": org["revision"],
+        "cluster_id": org["cluster_id"],
+        "name": org["name"],
+        "country": org["country"],
+        "language": org["language"],
+        "language_detected": org.get("language_detected", False),
+        "capabilities": org["capabilities"],
+        "goals": org["goals"],
+        "sectors": list(org.get("sectors", [])),
+        "website": org.get("website"),
+        "updated_at": org["updated_at"],
+    }

@@ -1,0 +1,184 @@
+"""HTTP schemas of the profiles API (marshmallow): they validate requests and document the API.
+
+Event schemas live in `partnermatch.events`; these change for different reasons. No I/O.
+"""
+
+from __future__ import annotations
+
+import re
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from partnermatch.languages import PROFILE_LANGUAGES, READER_LANGUAGES
+from services.profiles.domain import CLUSTER_ID, COUNTRIES, SECTORS, USERNAME
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_LINE_BREAK = re.compile(r"[\r\n\u2028\u2029\x85]")
+
+
+def _valid_unicode(value: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError("Text contains invalid Unicode (unpaired surrogate).") from None
+
+
+def text_check(value: str) -> None:
+    """Free text: any script, newlines allowed, no control characters, not blank."""
+    _valid_unicode(value)
+    if _CONTROL.search(value):
+        raise ValidationError("Text contains control characters.")
+    if not value.strip():
+        raise ValidationError("Text must not be empty.")
+
+
+def line_check(value: str) -> None:
+    """A single line (names): also no line breaks, so it is safe in an email header."""
+    text_check(value)
+    if _LINE_BREAK.search(value):
+        raise ValidationError("Must be a single line.")
+
+
+def country_check(value: str) -> None:
+    if value not in COUNTRIES:
+        raise ValidationError("Unknown country: use an ISO 3166-1 alpha-2 code such as PL, RS, AL.")
+
+
+class ContactSchema(Schema):
+    id = fields.String(dump_only=True)
+    name = fields.String(required=True, validate=[validate.Length(min=1, max=200), line_check])
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    language = fields.String(
+        required=True,
+        validate=validate.OneOf(READER_LANGUAGES, error="Unknown language: use one of {choices}."),
+    )
+    consent = fields.Boolean(required=True, metadata={"description": "Agrees to receive partnership emails"})
+
+
+class OrganisationBase(Schema):
+    name = fields.String(validate=[validate.Length(min=1, max=200), line_check])
+    country = fields.String(validate=country_check, metadata={"example": "RS"})
+    language = fields.String(
+        validate=validate.OneOf(PROFILE_LANGUAGES, error="Unknown language: use one of {choices}."),
+        metadata={"description": "Language of the texts; detected when left out"},
+    )
+    capabilities = fields.String(validate=text_check, metadata={"description": "What the organisation has and offers"})
+    goals = fields.String(validate=text_check, metadata={"description": "What the organisation seeks"})
+    sectors = fields.List(
+        fields.String(validate=validate.OneOf(SECTORS, error="Unknown sector: use one of {choices}.")),
+        validate=validate.Length(max=5),
+    )
+    website = fields.URL(schemes={"http", "https"}, allow_none=True, validate=validate.Length(max=500))
+    contacts = fields.List(fields.Nested(ContactSchema), validate=validate.Length(max=20))
+
+    @validates_schema
+    def _unique_contact_emails(self, data, **kwargs):  # type: ignore[no-untyped-def]
+        emails = [c["email"].lower() for c in data.get("contacts") or []]
+        if len(emails) != len(set(emails)):
+            raise ValidationError("Each contact needs its own email address.", "contacts")
+
+
+class OrganisationCreateSchema(OrganisationBase):
+    name = fields.String(required=True, validate=[validate.Length(min=1, max=200), line_check])
+    cluster_id = fields.String(required=True, validate=validate.Regexp(CLUSTER_ID, error="Not a cluster id."))
+    country = fields.String(required=True, validate=country_check)
+    capabilities = fields.String(required=True, validate=text_check)
+    goals = fields.String(required=True, validate=text_check)
+
+
+class OrganisationUpdateSchema(OrganisationBase):
+    cluster_id = fields.String(
+        validate=validate.Regexp(CLUSTER_ID, error="Not a cluster id."),
+        metadata={"description": "Only an admin may move an organisation to another cluster"},
+    )
+
+
+class OrganisationPublicSchema(Schema):
+    id = fields.String()
+    name = fields.String()
+    cluster_id = fields.String()
+    country = fields.String()
+    language = fields.String()
+    language_detected = fields.Boolean()
+    capabilities = fields.String()
+    goals = fields.String()
+    sectors = fields.List(fields.String())
+    website = fields.String(allow_none=True)
+    created_at = fields.String()
+    updated_at = fields.String()
+    revision = fields.Integer()
+
+
+class OrganisationPrivateSchema(OrganisationPublicSchema):
+    contacts = fields.List(fields.Nested(ContactSchema))
+
+
+class RegisteredSchema(Schema):
+    organisation = fields.Nested(OrganisationPrivateSchema)
+    token = fields.String(metadata={"description": "The organisation's bearer token; shown only once"})
+
+
+class OrganisationQuerySchema(Schema):
+    cluster_id = fields.String(validate=validate.Regexp(CLUSTER_ID, error="Not a cluster id."))
+
+
+class ContactsSchema(Schema):
+    org_id = fields.String()
+    name = fields.String()
+    contacts = fields.List(fields.Nested(ContactSchema))
+
+
+class ClusterCreateSchema(Schema):
+    id = fields.String(required=True, validate=validate.Regexp(CLUSTER_ID, error="Use 3-64 of a-z, 0-9 and -."))
+    name = fields.String(required=True, validate=[validate.Length(min=1, max=200), line_check])
+    country = fields.String(required=True, validate=country_check)
+    description = fields.String(load_default="", validate=validate.Length(max=5000))
+
+
+class ClusterSchema(Schema):
+    id = fields.String()
+    name = fields.String()
+    country = fields.String()
+    description = fields.String()
+    created_at = fields.String()
+
+
+class CoordinatorCreateSchema(Schema):
+    username = fields.String(
+        required=True, validate=validate.Regexp(USERNAME, error="Use 3-63 of a-z, 0-9, '.', '_' and '-'.")
+    )
+    password = fields.String(required=True, load_only=True, validate=validate.Length(min=10, max=200))
+    name = fields.String(required=True, validate=[validate.Length(min=1, max=200), line_check])
+    email = fields.Email(required=True)
+    language = fields.String(
+        load_default="en",
+        validate=validate.OneOf(READER_LANGUAGES, error="Unknown language: use one of {choices}."),
+    )
+
+
+class CoordinatorSchema(Schema):
+    username = fields.String()
+    cluster_id = fields.String()
+    name = fields.String()
+    email = fields.String()
+    language = fields.String()
+
+
+class LoginSchema(Schema):
+    username = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    password = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=200))
+
+
+class SessionSchema(Schema):
+    token = fields.String()
+    role = fields.String()
+    cluster_id = fields.String()
+    username = fields.String()
+    expires_in = fields.Integer()
+
+
+class PrincipalSchema(Schema):
+    role = fields.String()
+    org_id = fields.String(allow_none=True)
+    cluster_id = fields.String(allow_none=True)
+    username = fields.String(allow_none=True)

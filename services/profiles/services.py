@@ -1,0 +1,197 @@
+"""Use cases of the profiles service: register, edit, delete, authenticate. Pure logic over a store."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from partnermatch import events
+from partnermatch.languages import detect_language
+from services.profiles import domain
+from services.profiles.adapters.redis_store import Conflict, NotFound, RedisProfileStore
+
+logger = logging.getLogger(__name__)
+PRODUCER = "profiles"
+_hasher = PasswordHasher()
+# Verifying against a dummy hash when a user is unknown keeps login time the same either way.
+_DUMMY_HASH = _hasher.hash("partnermatch-dummy-password")
+
+
+class Forbidden(Exception):
+    pass
+
+
+class UnknownCluster(Exception):
+    pass
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+# ---- clusters and coordinators ---------------------------------------------------------------
+
+
+def create_cluster(store: RedisProfileStore, data: dict[str, Any]) -> dict[str, Any]:
+    cluster = {**data, "created_at": _now()}
+    store.create_cluster(cluster)
+    logger.info("cluster created", extra={"cluster_id": cluster["id"]})
+    return cluster
+
+
+def create_coordinator(store: RedisProfileStore, cluster_id: str, data: dict[str, Any]) -> dict[str, Any]:
+    if store.get_cluster(cluster_id) is None:
+        raise UnknownCluster(cluster_id)
+    coordinator = {
+        "username": data["username"],
+        "cluster_id": cluster_id,
+        "name": data["name"],
+        "email": data["email"],
+        "language": data.get("language", "en"),
+        "password_hash": _hasher.hash(data["password"]),
+    }
+    store.create_coordinator(coordinator)
+    logger.info("coordinator created", extra={"cluster_id": cluster_id, "username": data["username"]})
+    return coordinator
+
+
+def login(store: RedisProfileStore, username: str, password: str, ttl_s: int) -> dict[str, Any] | None:
+    coordinator = store.get_coordinator(username)
+    try:
+        _hasher.verify(coordinator["password_hash"] if coordinator else _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if coordinator is None:
+        return None
+    token = domain.new_secret(domain.SESSION_TOKEN_PREFIX)
+    principal = domain.Principal(domain.COORDINATOR, cluster_id=coordinator["cluster_id"], username=username)
+    store.save_token(domain.token_digest(token), principal.to_dict(), ttl_s=ttl_s)
+    return {"token": token, "role": domain.COORDINATOR, "cluster_id": coordinator["cluster_id"],
+            "username": username, "expires_in": ttl_s}
+
+
+def authenticate(store: RedisProfileStore, token: str, admin_token: str | None,
+                 service_token: str | None) -> domain.Principal | None:
+    if domain.same_secret(token, admin_token):
+        return domain.Principal(domain.ADMIN)
+    if domain.same_secret(token, service_token):
+        return domain.Principal(domain.SERVICE)
+    if not token.startswith((domain.ORG_TOKEN_PREFIX, domain.SESSION_TOKEN_PREFIX)):
+        return None
+    found = store.principal_for(domain.token_digest(token))
+    if found is None:
+        return None
+    return domain.Principal(**found)
+
+
+# ---- organisations ---------------------------------------------------------------------------
+
+
+def _with_contact_ids(org_id: str, contacts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**c, "id": domain.contact_id(org_id, c["email"])} for c in contacts]
+
+
+def _language(data: dict[str, Any], old: dict[str, Any] | None) -> tuple[str, bool]:
+    if data.get("language"):
+        return data["language"], False
+    if old is not None and not old.get("language_detected") and not ({"capabilities", "goals"} & data.keys()):
+        return old["language"], False
+    merged = {**(old or {}), **data}
+    return detect_language(merged["capabilities"] + "\n" + merged["goals"]), True
+
+
+def register_org(store: RedisProfileStore, data: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    if store.get_cluster(data["cluster_id"]) is None:
+        raise UnknownCluster(data["cluster_id"])
+    org_id = domain.new_org_id()
+    token = domain.new_secret(domain.ORG_TOKEN_PREFIX)
+    digest = domain.token_digest(token)
+    language, detected = _language(data, None)
+    now = _now()
+    org = {
+        "id": org_id,
+        "name": data["name"],
+        "cluster_id": data["cluster_id"],
+        "country": data["country"],
+        "language": language,
+        "language_detected": detected,
+        "capabilities": data["capabilities"],
+        "goals": data["goals"],
+        "sectors": list(data.get("sectors") or []),
+        "website": data.get("website"),
+        "contacts": _with_contact_ids(org_id, data.get("contacts") or []),
+        "created_at": now,
+        "updated_at": now,
+        "created_ms": int(time.time() * 1000),
+        "revision": 1,
+        "token_digest": digest,
+    }
+    envelope = events.new_event(events.PROFILE_UPSERTED, domain.event_payload(org), PRODUCER)
+    principal = domain.Principal(domain.ORGANISATION, org_id=org_id, cluster_id=org["cluster_id"])
+    store.create_org(org, digest, principal.to_dict(), envelope)
+    logger.info("organisation registered", extra={"org_id": org_id, "cluster_id": org["cluster_id"],
+                                                   "language": language, "event_id": envelope.event_id})
+    return org, token
+
+
+def update_org(store: RedisProfileStore, who: domain.Principal, org_id: str, data: dict[str, Any]) -> dict[str, Any]:
+    if not domain.can_edit_org(who, org_id):
+        raise Forbidden(org_id)
+    if "cluster_id" in data and who.role != domain.ADMIN:
+        raise Forbidden("only an admin moves an organisation to another cluster")
+    if "cluster_id" in data and store.get_cluster(data["cluster_id"]) is None:
+        raise UnknownCluster(data["cluster_id"])
+
+    def change(old: dict[str, Any]) -> tuple[dict[str, Any], events.Envelope]:
+        new = {**old, **{k: v for k, v in data.items() if k != "contacts"}}
+        if "contacts" in data:
+            new["contacts"] = _with_contact_ids(org_id, data["contacts"])
+        new["language"], new["language_detected"] = _language(data, old)
+        new["sectors"] = list(new.get("sectors") or [])
+        new["revision"] = old["revision"] + 1
+        new["updated_at"] = _now()
+        return new, events.new_event(events.PROFILE_UPSERTED, domain.event_payload(new), PRODUCER)
+
+    org = store.change_org(org_id, change)
+    assert org is not None
+    logger.info("organisation updated", extra={"org_id": org_id, "revision": org["revision"]})
+    return org
+
+
+def delete_org(store: RedisProfileStore, who: domain.Principal, org_id: str) -> None:
+    if not domain.can_edit_org(who, org_id):
+        raise Forbidden(org_id)
+
+    def change(old: dict[str, Any]) -> tuple[None, events.Envelope]:
+        payload = {"org_id": org_id, "revision": old["revision"] + 1, "cluster_id": old["cluster_id"]}
+        return None, events.new_event(events.PROFILE_DELETED, payload, PRODUCER)
+
+    store.change_org(org_id, change)
+    logger.info("organisation deleted", extra={"org_id": org_id})
+
+
+def resync(store: RedisProfileStore) -> int:
+    """Queue a fresh `profile.upserted` of every current profile (same revision: consumers skip it
+    if they have it), so an emptied broker is refilled from Redis, the source of truth."""
+    count = 0
+    for org_id in store.iter_org_ids():
+        org = store.get_org(org_id)
+        if org is None:  # deleted meanwhile
+            continue
+        store.enqueue(events.new_event(events.PROFILE_UPSERTED, domain.event_payload(org), PRODUCER), org_id)
+        count += 1
+        if count % 1000 == 0:
+            logger.info("resync progress", extra={"queued": count})
+    logger.info("resync queued", extra={"queued": count})
+    return count
+
+
+__all__ = [
+    "Conflict", "Forbidden", "NotFound", "UnknownCluster", "authenticate", "create_cluster",
+    "create_coordinator", "delete_org", "login", "register_org", "resync", "update_org",
+]
