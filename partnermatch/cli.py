@@ -13,6 +13,8 @@ import sys
 # name -> module that defines add_parser(subparsers) setting `func` on its parser
 SUBCOMMANDS: dict[str, str] = {
     "match": "services.matcher.batch",
+    "events": "partnermatch.events_cli",
+    "resync": "services.profiles.entrypoints.cli",
 }
 
 

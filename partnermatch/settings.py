@@ -93,3 +93,24 @@ def all_settings() -> dict[str, Setting]:
             if exc.name != module:
                 raise
     return dict(REGISTRY)
+
+
+STACK_ENV_FILE = "stack.env"
+
+
+def load_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The process environment, over the addresses and secrets `partnermatch up` wrote to its state
+    folder, so commands such as `partnermatch events tail` find the running local stack."""
+    import os
+    from pathlib import Path
+
+    env = dict(os.environ if environ is None else environ)
+    stack_file = Path(STATE_DIR.read(env) or ".state") / STACK_ENV_FILE
+    merged: dict[str, str] = {}
+    if stack_file.is_file():
+        for line in stack_file.read_text(encoding="utf-8").splitlines():
+            name, sep, value = line.partition("=")
+            if sep and name.strip() and not name.startswith("#"):
+                merged[name.strip()] = value.strip()
+    merged.update(env)
+    return merged

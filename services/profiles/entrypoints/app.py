@@ -11,9 +11,7 @@ from typing import Any
 
 from flask import Flask, g, jsonify, request
 from flask.views import MethodView
-from flask_smorest import Api, Blueprint, Page, abort
-from marshmallow import ValidationError
-from werkzeug.exceptions import HTTPException
+from flask_smorest import Api, Blueprint, abort
 
 from partnermatch.logs import configure_logging
 from services.profiles import domain, services
@@ -192,7 +190,7 @@ class WhoAmI(MethodView):
 class Organisations(MethodView):
     @orgs.arguments(OrganisationQuerySchema, location="query")
     @orgs.response(200, OrganisationPublicSchema(many=True))
-    @orgs.paginate(Page)
+    @orgs.paginate()
     def get(self, query, pagination_parameters):
         """List profiles, paged (public fields; contacts for the admin and services)."""
         who = _caller()
@@ -326,18 +324,5 @@ def create_app(settings: ProfilesSettings | None = None, deps: ProfilesDeps | No
     api.register_blueprint(orgs)
     api.register_blueprint(auth)
     api.register_blueprint(coordinators)
-
-    @app.errorhandler(ValidationError)
-    def _validation(exc):  # type: ignore[no-untyped-def]
-        return jsonify(code=422, status="Unprocessable Entity", errors={"json": exc.messages}), 422
-
-    @app.errorhandler(HTTPException)
-    def _http(exc):  # type: ignore[no-untyped-def]
-        # flask-smorest formats its own aborts; this covers werkzeug's (413, 405, 404 route)
-        data = getattr(exc, "data", None) or {}
-        body = {"code": exc.code, "status": exc.name, **data}
-        if "message" not in body and exc.description:
-            body["message"] = exc.description
-        return jsonify(body), exc.code
 
     return app

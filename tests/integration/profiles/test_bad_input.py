@@ -1,0 +1,136 @@
+"""Bad input gets a 4xx with per-field errors, never a 5xx."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from .conftest import profile
+
+pytestmark = pytest.mark.integration
+
+
+def _post(client, body, **kw):
+    return client.post("/v1/organisations", data=body if isinstance(body, bytes) else json.dumps(body),
+                       content_type=kw.get("content_type", "application/json"))
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"name": 42}, "name"),
+        ({"capabilities": ["a list"]}, "capabilities"),
+        ({"sectors": "ict"}, "sectors"),
+        ({"language": "xx"}, "language"),
+        ({"language": "Serbian"}, "language"),
+        ({"country": "Serbia"}, "country"),
+        ({"capabilities": "   \n  "}, "capabilities"),
+        ({"goals": ""}, "goals"),
+        ({"website": "javascript:alert(1)"}, "website"),
+        ({"sectors": ["rocket-science"]}, "sectors"),
+        ({"unexpected": "field"}, "unexpected"),
+        ({"cluster_id": "no-such-cluster"}, "cluster_id"),
+        ({"name": "Line one\nBcc: victim@example.org"}, "name"),
+        ({"contacts": [{"name": "A", "email": "not-an-email", "language": "pl", "consent": True}]}, "contacts"),
+        ({"contacts": [{"name": "A", "email": "a@example.org", "language": "klingon", "consent": True}]}, "contacts"),
+        ({"contacts": [{"name": "A", "email": "a@example.org", "language": "pl"}]}, "contacts"),
+    ],
+)
+def test_each_bad_field_is_named_in_a_422(client, cluster, change, field):
+    cluster()
+    r = _post(client, profile(**change))
+    assert r.status_code == 422, r.json
+    assert field in r.json["errors"]["json"]
+
+
+@pytest.mark.parametrize("missing", ["name", "cluster_id", "country", "capabilities", "goals"])
+def test_a_missing_required_field_is_named(client, cluster, missing):
+    cluster()
+    body = profile()
+    del body[missing]
+    r = _post(client, body)
+    assert r.status_code == 422 and missing in r.json["errors"]["json"]
+
+
+def test_broken_utf8_is_a_400(client, cluster):
+    cluster()
+    body = json.dumps(profile()).encode().replace(b"Tra", b"Tr\xc3\x28")
+    r = _post(client, body)
+    assert r.status_code == 400 and "UTF-8" in r.json["message"]
+
+
+def test_unpaired_surrogate_is_rejected_not_a_500(client, cluster):
+    cluster()
+    body = json.dumps(profile(), ensure_ascii=False).replace("Tražimo", "\\ud800Tražimo")
+    assert "\\ud800" in body
+    r = _post(client, body.encode())
+    assert r.status_code == 422
+
+
+def test_invalid_json_is_a_400(client):
+    r = _post(client, b'{"name": ')
+    assert r.status_code == 400
+
+
+def test_non_json_body_is_a_415(client):
+    r = client.post("/v1/organisations", data="name=x", content_type="application/x-www-form-urlencoded")
+    assert r.status_code == 415
+
+
+def test_an_oversized_body_is_a_413(client, cluster):
+    cluster()
+    r = _post(client, profile(capabilities="ж" * 150_000))
+    assert r.status_code == 413
+
+
+def test_a_too_long_text_under_the_body_limit_is_a_422_naming_the_field(client, cluster):
+    cluster()
+    r = _post(client, profile(goals="a" * 20_001))
+    assert r.status_code == 422 and "goals" in r.json["errors"]["json"]
+
+
+def test_another_organisations_unknown_id_is_404_for_reads(client):
+    assert client.get("/v1/organisations/org_doesnotexist").status_code == 404
+
+
+def test_a_made_up_token_is_a_401(client):
+    r = client.get("/v1/auth/whoami", headers={"Authorization": "Bearer pmo_madeup"})
+    assert r.status_code == 401
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    overrides=st.dictionaries(
+        st.sampled_from(["name", "cluster_id", "country", "language", "capabilities", "goals", "sectors",
+                         "website", "contacts", "extra"]),
+        json_values,
+        max_size=4,
+    )
+)
+def test_any_json_body_gets_a_2xx_or_4xx_never_a_5xx(client, cluster_once, overrides):
+    r = _post(client, profile(**overrides))
+    assert r.status_code < 500, r.get_data(as_text=True)
+    if r.status_code == 201:
+        assert r.json["organisation"]["name"] == profile(**overrides)["name"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raw=st.binary(max_size=300))
+def test_any_bytes_get_a_4xx_never_a_5xx(client, raw):
+    r = _post(client, raw)
+    assert 400 <= r.status_code < 500
+
+
+@pytest.fixture
+def cluster_once(client, admin):
+    client.post("/v1/clusters", json={"id": "rs-vojvodina-ict", "name": "C", "country": "RS"}, headers=admin)
