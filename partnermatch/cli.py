@@ -15,6 +15,8 @@ SUBCOMMANDS: dict[str, str] = {
     "match": "services.matcher.batch",
     "events": "partnermatch.events_cli",
     "resync": "services.profiles.entrypoints.cli",
+    "settings": "partnermatch.settings_cli",
+    "topics": "partnermatch.topics_cli",
 }
 
 

@@ -114,3 +114,12 @@ def load_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
                 merged[name.strip()] = value.strip()
     merged.update(env)
     return merged
+
+
+def markdown_table() -> str:
+    """The README's table of settings, generated from the declarations."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for s in sorted(all_settings().values(), key=lambda s: s.name):
+        default = "(secret, no default)" if s.secret else ("" if s.default is None else f"`{s.default}`")
+        rows.append(f"| `{s.name}` | {default} | {s.help} |")
+    return "\n".join(rows)

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import redis
 
 from partnermatch import events
+from partnermatch.outbox import Outbox
 from partnermatch.topics import PROFILES
 
 P = "profiles:"
@@ -23,9 +23,6 @@ CLUSTER = P + "cluster:"
 CLUSTERS = P + "clusters"
 COORD = P + "coordinator:"
 TOKEN = P + "token:"  # token digest -> json principal
-OUTBOX = P + "outbox"  # stream of events not yet on Kafka
-RELAY_OFFSETS = P + "relay:offsets"  # "topic:partition" -> offset of the last batch's first record
-RELAY_LOCK = P + "relay:lock"
 
 
 class Conflict(Exception):
@@ -36,29 +33,11 @@ class NotFound(Exception):
     pass
 
 
-@dataclass(frozen=True)
-class OutboxEntry:
-    entry_id: str
-    topic: str
-    key: str
-    event_id: str
-    event_type: str
-    value: bytes
-
-
-def _outbox_fields(envelope: events.Envelope, key: str) -> dict[str, bytes | str]:
-    return {
-        "topic": PROFILES,
-        "key": key,
-        "event_id": envelope.event_id,
-        "event_type": envelope.event_type,
-        "value": events.encode(envelope),
-    }
-
-
 class RedisProfileStore:
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, topic: str = PROFILES) -> None:
         self.r = client
+        self.topic = topic
+        self.outbox = Outbox(client, P)
 
     # ---- clusters and coordinators ----------------------------------------------------------
 
@@ -131,7 +110,7 @@ class RedisProfileStore:
             pipe.zadd(ORGS, {org["id"]: org["created_ms"]})
             pipe.sadd(CLUSTER + org["cluster_id"] + ":orgs", org["id"])
             pipe.set(TOKEN + token_digest, json.dumps(principal))
-            pipe.xadd(OUTBOX, _outbox_fields(envelope, org["id"]))
+            self.outbox.add(pipe, envelope, self.topic, org["id"])
             result = pipe.execute()
         if not result[0]:  # an id collision: astronomically unlikely, never silent
             raise Conflict(f"organisation {org['id']} exists")
@@ -164,7 +143,7 @@ class RedisProfileStore:
                     pipe.sadd(CLUSTER + new["cluster_id"] + ":orgs", org_id)
                     pipe.set(TOKEN + new["token_digest"], json.dumps(
                         {"role": "organisation", "org_id": org_id, "cluster_id": new["cluster_id"]}))
-            pipe.xadd(OUTBOX, _outbox_fields(envelope, org_id))
+            self.outbox.add(pipe, envelope, self.topic, org_id)
             result["org"] = new
 
         self.r.transaction(txn, key)
@@ -172,61 +151,4 @@ class RedisProfileStore:
 
     def enqueue(self, envelope: events.Envelope, key: str) -> None:
         """An event with no state change (resync)."""
-        self.r.xadd(OUTBOX, _outbox_fields(envelope, key))
-
-    # ---- outbox, read by the relay ----------------------------------------------------------
-
-    def outbox_head(self, count: int) -> list[OutboxEntry]:
-        entries = []
-        for entry_id, data in self.r.xrange(OUTBOX, count=count):
-            entries.append(
-                OutboxEntry(
-                    entry_id=entry_id.decode(),
-                    topic=data[b"topic"].decode(),
-                    key=data[b"key"].decode(),
-                    event_id=data[b"event_id"].decode(),
-                    event_type=data[b"event_type"].decode(),
-                    value=data[b"value"],
-                )
-            )
-        return entries
-
-    def outbox_size(self) -> int:
-        return int(self.r.xlen(OUTBOX))
-
-    def mark_published(self, entry_ids: list[str], first_offsets: dict[tuple[str, int], int]) -> None:
-        with self.r.pipeline(transaction=True) as pipe:
-            if first_offsets:
-                pipe.hset(RELAY_OFFSETS, mapping={f"{t}:{p}": o for (t, p), o in first_offsets.items()})
-            if entry_ids:
-                pipe.xdel(OUTBOX, *entry_ids)
-            pipe.execute()
-
-    def relay_offsets(self, topic: str) -> dict[int, int]:
-        """Where the last published batch started, per partition of `topic`."""
-        found = {}
-        for key, offset in self.r.hgetall(RELAY_OFFSETS).items():
-            name, _, partition = key.decode().rpartition(":")
-            if name == topic:
-                found[int(partition)] = int(offset)
-        return found
-
-    def acquire_relay_lock(self, owner: str, ttl_ms: int) -> bool:
-        """One relay publishes at a time; the lease is renewed on every loop."""
-        return bool(self.r.eval(_LEASE, 1, RELAY_LOCK, owner, ttl_ms))
-
-    def release_relay_lock(self, owner: str) -> None:
-        self.r.eval(_RELEASE, 1, RELAY_LOCK, owner)
-
-
-_LEASE = """
-local cur = redis.call('GET', KEYS[1])
-if cur == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-if cur then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
+        self.outbox.add(self.r, envelope, self.topic, key)

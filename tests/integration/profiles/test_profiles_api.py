@@ -7,7 +7,7 @@ import json
 import pytest
 
 from partnermatch import events
-from services.profiles.adapters.redis_store import OUTBOX
+OUTBOX = "profiles:outbox"
 
 from .conftest import SERVICE, profile
 

@@ -1,0 +1,212 @@
+"""A transactional outbox in Redis and the relay that moves it to Kafka, shared by every service.
+
+A service adds an outbox entry inside the same MULTI as its state change (`Outbox.add(pipe, ...)`);
+`OutboxRelay` publishes entries in order and only then deletes them. After a crash or a failed
+send it first looks on the topic for events it may already have published (from where its last
+batch started), so every entry is published exactly once. Does I/O (Redis, and Kafka via callables).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import redis
+
+from partnermatch import events
+from partnermatch.messaging import KafkaPublisher, Outgoing, Record
+
+logger = logging.getLogger(__name__)
+
+LOCK_TTL_MS = 10_000
+RECONCILE_WINDOW = 1000
+
+_LEASE = """
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if cur then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    entry_id: str
+    topic: str
+    key: str
+    event_id: str
+    event_type: str
+    value: bytes
+
+
+class Outbox:
+    """The outbox of one service, under its own key prefix (e.g. "profiles:")."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self.r = client
+        self.stream = prefix + "outbox"
+        self.offsets_key = prefix + "relay:offsets"  # "topic:partition" -> first offset of the last batch
+        self.lock_key = prefix + "relay:lock"
+
+    def add(self, pipe: redis.client.Pipeline | redis.Redis, envelope: events.Envelope, topic: str, key: str) -> None:
+        """Queue an event; call it on the pipeline of the state change it belongs to."""
+        pipe.xadd(self.stream, {
+            "topic": topic, "key": key, "event_id": envelope.event_id,
+            "event_type": envelope.event_type, "value": events.encode(envelope),
+        })
+
+    def head(self, count: int) -> list[OutboxEntry]:
+        return [
+            OutboxEntry(entry_id=entry_id.decode(), topic=d[b"topic"].decode(), key=d[b"key"].decode(),
+                        event_id=d[b"event_id"].decode(), event_type=d[b"event_type"].decode(), value=d[b"value"])
+            for entry_id, d in self.r.xrange(self.stream, count=count)
+        ]
+
+    def size(self) -> int:
+        return int(self.r.xlen(self.stream))
+
+    def mark_published(self, entry_ids: list[str], first_offsets: dict[tuple[str, int], int]) -> None:
+        with self.r.pipeline(transaction=True) as pipe:
+            if first_offsets:
+                pipe.hset(self.offsets_key, mapping={f"{t}:{p}": o for (t, p), o in first_offsets.items()})
+            if entry_ids:
+                pipe.xdel(self.stream, *entry_ids)
+            pipe.execute()
+
+    def last_batch_offsets(self, topic: str) -> dict[int, int]:
+        found = {}
+        for key, offset in self.r.hgetall(self.offsets_key).items():
+            name, _, partition = key.decode().rpartition(":")
+            if name == topic:
+                found[int(partition)] = int(offset)
+        return found
+
+    def acquire_lock(self, owner: str, ttl_ms: int = LOCK_TTL_MS) -> bool:
+        """One relay publishes at a time; the lease is renewed on every loop."""
+        return bool(self.r.eval(_LEASE, 1, self.lock_key, owner, ttl_ms))
+
+    def release_lock(self, owner: str) -> None:
+        self.r.eval(_RELEASE, 1, self.lock_key, owner)
+
+
+Reader = Callable[[str, dict[int, int]], Iterable[Record]]
+
+
+class OutboxRelay:
+    def __init__(self, outbox: Outbox, publisher: KafkaPublisher, read_topic: Reader, name: str,
+                 batch_size: int = 200, idle_sleep_s: float = 0.1) -> None:
+        self.outbox = outbox
+        self.publisher = publisher
+        self.read_topic = read_topic
+        self.name = name
+        self.batch_size = batch_size
+        self.idle_sleep_s = idle_sleep_s
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
+        self.needs_reconcile = True  # after a start we cannot know how the last batch ended
+        self.published = 0
+
+    def _already_on_topic(self, entries: list[OutboxEntry]) -> set[str]:
+        wanted = {e.event_id for e in entries}
+        found: set[str] = set()
+        for topic in {e.topic for e in entries}:
+            for record in self.read_topic(topic, self.outbox.last_batch_offsets(topic)):
+                for name, value in record.headers:
+                    event_id = value.decode("utf-8", "replace")
+                    if name == "event_id" and event_id in wanted:
+                        found.add(event_id)
+        return found
+
+    def step(self) -> int:
+        """Publish one batch; returns how many entries left the outbox."""
+        if self.needs_reconcile:
+            head = self.outbox.head(max(self.batch_size, RECONCILE_WINDOW))
+            if head:
+                done = self._already_on_topic(head)
+                if done:
+                    self.outbox.mark_published([e.entry_id for e in head if e.event_id in done], {})
+                    logger.warning("outbox entries were already on Kafka; not sending them twice",
+                                   extra={"relay": self.name, "count": len(done)})
+            self.needs_reconcile = False
+        entries = self.outbox.head(self.batch_size)
+        if not entries:
+            return 0
+        try:
+            delivered = self.publisher.publish_batch([
+                Outgoing(e.topic, e.key, e.value,
+                         (("event_id", e.event_id.encode()), ("event_type", e.event_type.encode())))
+                for e in entries
+            ])
+        except Exception:
+            self.needs_reconcile = True
+            self.publisher.reset()
+            raise
+        first: dict[tuple[str, int], int] = {}
+        for d in delivered:
+            key = (d.topic, d.partition)
+            first[key] = min(first.get(key, d.offset), d.offset)
+        try:
+            self.outbox.mark_published([e.entry_id for e in entries], first)
+        except Exception:
+            self.needs_reconcile = True
+            raise
+        self.published += len(entries)
+        return len(entries)
+
+    def run(self, stop: threading.Event) -> None:
+        backoff = 0.5
+        last_report, reported = time.monotonic(), 0
+        logger.info("relay started", extra={"relay": self.name, "owner": self.owner})
+        try:
+            while not stop.is_set():
+                try:
+                    if not self.outbox.acquire_lock(self.owner):
+                        logger.info("another relay holds the outbox; waiting", extra={"relay": self.name})
+                        self.needs_reconcile = True
+                        stop.wait(LOCK_TTL_MS / 2000)
+                        continue
+                    moved = self.step()
+                    backoff = 0.5
+                except Exception as exc:  # noqa: BLE001 - retried with backoff and logged, never dropped
+                    logger.warning("relay step failed; retrying",
+                                   extra={"relay": self.name, "error": repr(exc), "retry_in_s": backoff})
+                    stop.wait(backoff)
+                    backoff = min(backoff * 2, 10.0)
+                    continue
+                now = time.monotonic()
+                if now - last_report >= 10 and self.published != reported:
+                    logger.info("relay progress", extra={
+                        "relay": self.name, "published": self.published,
+                        "per_s": round((self.published - reported) / (now - last_report), 1),
+                        "outbox": self.outbox.size()})
+                    last_report, reported = now, self.published
+                if moved == 0:
+                    stop.wait(self.idle_sleep_s)
+        finally:
+            try:
+                self.outbox.release_lock(self.owner)
+            except Exception:  # noqa: BLE001
+                logger.debug("could not release the relay lock", exc_info=True)
+            self.publisher.close()
+            logger.info("relay stopped", extra={"relay": self.name, "published": self.published})
+
+
+def kafka_relay(outbox: Outbox, bootstrap: str, name: str, batch_size: int = 200,
+                idle_sleep_s: float = 0.1) -> OutboxRelay:
+    """A relay wired to a real broker."""
+    from partnermatch.messaging import read_partitions
+
+    def read_topic(topic: str, start: dict[int, int]) -> Iterable[Record]:
+        return read_partitions(bootstrap, topic, start=start, idle_timeout_s=1.0)
+
+    return OutboxRelay(outbox, KafkaPublisher(bootstrap, client_id=f"{name}-relay"), read_topic, name,
+                       batch_size, idle_sleep_s)

@@ -1,0 +1,93 @@
+"""Property-based tests of the profiles API schemas: valid input loads unchanged, anything else is a ValidationError."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from marshmallow import ValidationError
+
+from partnermatch.languages import PROFILE_LANGUAGES, READER_LANGUAGES
+from services.profiles.domain import SECTORS, can_edit_org, can_read_private, Principal
+from services.profiles.schemas import OrganisationCreateSchema, OrganisationUpdateSchema
+
+# Letters of the scripts our users write in, plus punctuation and whitespace inside texts.
+SCRIPTS = st.characters(
+    codec="utf-8",
+    categories=["L", "M", "N", "P", "S", "Zs"],
+)
+line = st.text(SCRIPTS, min_size=1, max_size=80).filter(lambda s: s.strip())
+text = st.text(st.one_of(SCRIPTS, st.sampled_from("\n\t")), min_size=1, max_size=400).filter(lambda s: s.strip())
+
+valid_profile = st.fixed_dictionaries(
+    {
+        "name": line,
+        "cluster_id": st.from_regex(r"^[a-z0-9][a-z0-9-]{1,20}[a-z0-9]$", fullmatch=True),
+        "country": st.sampled_from(["PL", "RS", "AL", "ME", "RU", "CZ", "RO", "HU", "DE", "XK"]),
+        "capabilities": text,
+        "goals": text,
+    },
+    optional={
+        "language": st.sampled_from(PROFILE_LANGUAGES),
+        "sectors": st.lists(st.sampled_from(SECTORS), max_size=5),
+        "contacts": st.lists(
+            st.fixed_dictionaries({
+                "name": line,
+                "email": st.emails(),
+                "language": st.sampled_from(READER_LANGUAGES),
+                "consent": st.booleans(),
+            }),
+            max_size=3,
+            unique_by=lambda c: c["email"].lower(),
+        ),
+    },
+)
+
+
+@given(valid_profile)
+def test_a_valid_profile_loads_unchanged_in_any_script(body):
+    loaded = OrganisationCreateSchema().load(body)
+    for key in ("name", "capabilities", "goals", "cluster_id", "country"):
+        assert loaded[key] == body[key]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=10,
+)
+
+
+@given(st.dictionaries(st.text(max_size=12), json_values, max_size=8))
+def test_arbitrary_input_is_either_loaded_or_a_validation_error(body):
+    for schema in (OrganisationCreateSchema(), OrganisationUpdateSchema()):
+        try:
+            schema.load(body)
+        except ValidationError as exc:
+            assert isinstance(exc.messages, dict)
+
+
+@given(valid_profile, st.sampled_from(["name", "capabilities", "goals"]), st.sampled_from(["", "  ", "\n\t"]))
+def test_blank_texts_are_rejected_whatever_else_is_valid(body, field, blank):
+    with pytest.raises(ValidationError) as err:
+        OrganisationCreateSchema().load({**body, field: blank})
+    assert field in err.value.messages
+
+
+@given(valid_profile, st.text(min_size=1, max_size=10).map(lambda s: "x_" + s))
+def test_unknown_fields_are_rejected(body, extra):
+    with pytest.raises(ValidationError) as err:
+        OrganisationCreateSchema().load({**body, extra: "value"})
+    assert extra in err.value.messages
+
+
+def test_only_the_organisation_itself_or_the_admin_may_edit_it():
+    org = {"id": "org_1"}
+    assert can_edit_org(Principal("admin"), "org_1")
+    assert can_edit_org(Principal("organisation", org_id="org_1"), "org_1")
+    assert not can_edit_org(Principal("organisation", org_id="org_2"), "org_1")
+    assert not can_edit_org(Principal("coordinator", cluster_id="c"), "org_1")
+    assert not can_edit_org(Principal("service"), "org_1")
+    assert not can_edit_org(None, "org_1")
+    assert can_read_private(Principal("service"), org) and not can_read_private(None, org)
+    assert not can_read_private(Principal("coordinator", cluster_id="c"), org)

@@ -1,0 +1,69 @@
+"""docker-compose.yml and deploy/ stay in sync with the code: every variable is a real setting,
+every command runs something that exists, no secret has a committed value."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import re
+from pathlib import Path
+
+import yaml
+
+from partnermatch.cli import SUBCOMMANDS
+from partnermatch.settings import all_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+
+
+def _our_services(compose: dict) -> dict[str, dict]:
+    return {name: svc for name, svc in compose["services"].items() if svc.get("image") == "partnermatch:latest"}
+
+
+def test_compose_file_parses_and_has_kafka_in_kraft_mode_redis_with_aof_and_mailpit():
+    services = _compose()["services"]
+    assert "broker,controller" in services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"]
+    assert "--appendonly" in services["redis"]["command"]
+    assert services["mailpit"]["image"].startswith("axllent/mailpit")
+    assert _our_services(_compose()), "no service is built from deploy/Dockerfile"
+
+
+def test_every_variable_given_to_our_services_is_a_declared_setting():
+    known = all_settings()
+    for name, svc in _our_services(_compose()).items():
+        unknown = set(svc.get("environment", {})) - set(known)
+        assert not unknown, f"{name} sets variables no code reads: {sorted(unknown)}"
+
+
+def test_secrets_have_no_committed_value_in_the_compose_file():
+    secrets = {n for n, s in all_settings().items() if s.secret}
+    for name, svc in _our_services(_compose()).items():
+        for var in secrets & set(svc.get("environment", {})):
+            value = str(svc["environment"][var])
+            assert re.fullmatch(r"\$\{" + var + r":\?[^}]*\}", value), f"{name}: {var} must come from the environment"
+
+
+def test_every_service_command_names_code_that_exists():
+    for name, svc in _our_services(_compose()).items():
+        cmd = svc["command"]
+        if cmd[0] == "partnermatch":
+            assert cmd[1] in SUBCOMMANDS, f"{name}: no subcommand {cmd[1]}"
+        elif cmd[:2] == ["python", "-m"]:
+            assert importlib.util.find_spec(cmd[2]) is not None, f"{name}: no module {cmd[2]}"
+        elif cmd[0] == "gunicorn":
+            target = cmd[-1]
+            module, _, factory = target.partition(":")
+            assert callable(getattr(importlib.import_module(module), factory.removesuffix("()"))), name
+        else:
+            raise AssertionError(f"{name}: unexpected command {cmd}")
+
+
+def test_dockerfile_copies_only_paths_that_exist():
+    for line in (ROOT / "deploy" / "Dockerfile").read_text().splitlines():
+        if line.startswith("COPY") and "--from" not in line:
+            for src in line.split()[1:-1]:
+                assert (ROOT / src).exists(), f"Dockerfile copies missing {src}"
