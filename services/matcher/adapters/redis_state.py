@@ -1,0 +1,258 @@
+"""The matcher's own Redis state: applied profiles, suggested pairs, their review state, the outbox.
+
+Every change a profile event causes (profile, pairs, events) is written in one MULTI guarded by
+WATCH, and so is every coordinator decision: a pair leaves `pending` exactly once and emits
+exactly one event. Does I/O (Redis).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from partnermatch import events
+from partnermatch.outbox import Outbox
+from partnermatch.topics import MATCH_DECISIONS, MATCHES
+
+P = "matcher:"
+REVISIONS = P + "revisions"  # org id -> last applied revision (upserts and deletes)
+PROFILE = P + "profile:"  # org id -> the profile payload the index holds
+PROFILES = P + "profiles"  # set of org ids with a current profile
+PAIR = P + "pair:"  # pair id -> json record
+DECIDED = P + "decided"  # set of pair ids approved or rejected: never suggested again
+PENDING_BY_CLUSTER = P + "pending:cluster:"  # cluster -> zset pair id by score
+PENDING_BY_ORG = P + "pending:org:"  # org -> zset pair id by score
+HISTORY = P + "history:cluster:"  # cluster -> zset pair id by decision time
+PRODUCER = "matcher"
+
+
+class DecisionRefused(Exception):
+    """The pair is not pending any more, or this cluster has already decided."""
+
+    def __init__(self, reason: str, pair: dict[str, Any] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.pair = pair
+
+
+@dataclass
+class PairWrite:
+    """A pair to create or refresh (pending), with its score and reasons from org_a's side."""
+
+    pair_id: str
+    org_a: str
+    org_b: str
+    cluster_a: str
+    cluster_b: str
+    score: float
+    reasons: list[dict[str, Any]]
+
+
+@dataclass
+class ProfileChange:
+    """Everything one profile event changes, applied atomically."""
+
+    org_id: str
+    revision: int
+    profile: dict[str, Any] | None  # None: deleted
+    upserts: list[PairWrite] = field(default_factory=list)
+    withdrawals: list[tuple[str, str]] = field(default_factory=list)  # (pair id, reason)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _iso(ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}+00:00"
+
+
+class RedisMatcherState:
+    def __init__(self, client: redis.Redis, matches_topic: str = MATCHES,
+                 decisions_topic: str = MATCH_DECISIONS) -> None:
+        self.r = client
+        self.outbox = Outbox(client, P)
+        self.matches_topic = matches_topic
+        self.decisions_topic = decisions_topic
+
+    # ---- profiles ---------------------------------------------------------------------------
+
+    def applied_revision(self, org_id: str) -> int:
+        raw = self.r.hget(REVISIONS, org_id)
+        return int(raw) if raw else 0
+
+    def get_profile(self, org_id: str) -> dict[str, Any] | None:
+        raw = self.r.get(PROFILE + org_id)
+        return json.loads(raw) if raw else None
+
+    def get_profiles(self, org_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        ids = list(org_ids)
+        raws = self.r.mget([PROFILE + i for i in ids]) if ids else []
+        return {i: json.loads(r) for i, r in zip(ids, raws, strict=True) if r}
+
+    def all_profiles(self, batch: int = 1000) -> Iterable[dict[str, Any]]:
+        ids = [m.decode() for m in self.r.sscan_iter(PROFILES, count=batch)]
+        for start in range(0, len(ids), batch):
+            yield from self.get_profiles(ids[start : start + batch]).values()
+
+    # ---- pairs ------------------------------------------------------------------------------
+
+    def get_pair(self, pair_id: str) -> dict[str, Any] | None:
+        raw = self.r.get(PAIR + pair_id)
+        return json.loads(raw) if raw else None
+
+    def get_pairs(self, pair_ids: Iterable[str]) -> list[dict[str, Any]]:
+        ids = list(pair_ids)
+        raws = self.r.mget([PAIR + i for i in ids]) if ids else []
+        return [json.loads(r) for r in raws if r]
+
+    def decided(self, pair_ids: Iterable[str]) -> set[str]:
+        ids = list(pair_ids)
+        if not ids:
+            return set()
+        flags = self.r.smismember(DECIDED, ids)
+        return {i for i, f in zip(ids, flags, strict=True) if f}
+
+    def pending_of_org(self, org_id: str) -> dict[str, float]:
+        return {m.decode(): s for m, s in self.r.zrange(PENDING_BY_ORG + org_id, 0, -1, withscores=True)}
+
+    def pending_ids_of_cluster(self, cluster_id: str) -> list[str]:
+        return [m.decode() for m in self.r.zrevrange(PENDING_BY_CLUSTER + cluster_id, 0, -1)]
+
+    def history_ids_of_cluster(self, cluster_id: str) -> list[str]:
+        return [m.decode() for m in self.r.zrevrange(HISTORY + cluster_id, 0, -1)]
+
+    # ---- applying a profile event -----------------------------------------------------------
+
+    def apply(self, change: ProfileChange) -> bool:
+        """Apply once: returns False (and writes nothing) if this revision was already applied."""
+        applied: dict[str, bool] = {}
+
+        def txn(pipe: redis.client.Pipeline) -> None:
+            current = pipe.hget(REVISIONS, change.org_id)
+            if current is not None and int(current) >= change.revision:
+                applied["done"] = False
+                return
+            pair_ids = [w.pair_id for w in change.upserts] + [pid for pid, _ in change.withdrawals]
+            if pair_ids:  # a coordinator's decision on one of them in the meantime restarts this
+                pipe.watch(REVISIONS, *[PAIR + i for i in pair_ids])
+            existing = {p["pair_id"]: p for p in self._read_pairs(pipe, pair_ids)}
+            now = _now_ms()
+            pipe.multi()
+            pipe.hset(REVISIONS, change.org_id, change.revision)
+            if change.profile is None:
+                pipe.delete(PROFILE + change.org_id)
+                pipe.srem(PROFILES, change.org_id)
+            else:
+                pipe.set(PROFILE + change.org_id, json.dumps(change.profile, ensure_ascii=False))
+                pipe.sadd(PROFILES, change.org_id)
+            for pair_id, reason in change.withdrawals:
+                old = existing.get(pair_id)
+                if old is None or old["state"] != "pending":
+                    continue
+                self._withdraw(pipe, old, reason, now)
+            for w in change.upserts:
+                old = existing.get(w.pair_id)
+                if old is not None and old["state"] != "pending" and old["state"] != "withdrawn":
+                    continue  # decided pairs are never suggested again
+                self._suggest(pipe, w, old, now)
+            applied["done"] = True
+
+        self.r.transaction(txn, REVISIONS)
+        return applied["done"]
+
+    def _read_pairs(self, pipe: redis.client.Pipeline, pair_ids: list[str]) -> list[dict[str, Any]]:
+        if not pair_ids:
+            return []
+        raws = pipe.mget([PAIR + i for i in pair_ids])
+        return [json.loads(r) for r in raws if r]
+
+    def _suggest(self, pipe: redis.client.Pipeline, w: PairWrite, old: dict[str, Any] | None, now: int) -> None:
+        unchanged = (old is not None and old["state"] == "pending" and abs(old["score"] - w.score) < 1e-6
+                     and old["reasons"] == w.reasons)
+        if unchanged:
+            return
+        record = {
+            "pair_id": w.pair_id, "org_a": w.org_a, "org_b": w.org_b, "cluster_a": w.cluster_a,
+            "cluster_b": w.cluster_b, "score": round(float(w.score), 6), "reasons": w.reasons, "state": "pending",
+            "created_ms": old["created_ms"] if old and old["state"] == "pending" else now,
+            "updated_ms": now, "decisions": {},
+        }
+        pipe.set(PAIR + w.pair_id, json.dumps(record, ensure_ascii=False))
+        for cluster in (w.cluster_a, w.cluster_b):
+            pipe.zadd(PENDING_BY_CLUSTER + cluster, {w.pair_id: record["score"]})
+        for org in (w.org_a, w.org_b):
+            pipe.zadd(PENDING_BY_ORG + org, {w.pair_id: record["score"]})
+        payload = {k: record[k] for k in ("pair_id", "org_a", "org_b", "cluster_a", "cluster_b", "score", "reasons")}
+        self.outbox.add(pipe, events.new_event(events.MATCH_SUGGESTED, payload, PRODUCER), self.matches_topic, w.pair_id)
+
+    def _withdraw(self, pipe: redis.client.Pipeline, old: dict[str, Any], reason: str, now: int) -> None:
+        record = {**old, "state": "withdrawn", "updated_ms": now, "withdrawn_reason": reason}
+        pipe.set(PAIR + old["pair_id"], json.dumps(record, ensure_ascii=False))
+        self._unindex_pending(pipe, old)
+        payload = {k: old[k] for k in ("pair_id", "org_a", "org_b", "cluster_a", "cluster_b")}
+        payload["reason"] = reason
+        self.outbox.add(pipe, events.new_event(events.MATCH_WITHDRAWN, payload, PRODUCER),
+                        self.matches_topic, old["pair_id"])
+
+    def _unindex_pending(self, pipe: redis.client.Pipeline, pair: dict[str, Any]) -> None:
+        for cluster in (pair["cluster_a"], pair["cluster_b"]):
+            pipe.zrem(PENDING_BY_CLUSTER + cluster, pair["pair_id"])
+        for org in (pair["org_a"], pair["org_b"]):
+            pipe.zrem(PENDING_BY_ORG + org, pair["pair_id"])
+
+    # ---- decisions --------------------------------------------------------------------------
+
+    def decide(self, pair_id: str, cluster_id: str, coordinator: str, decision: str,
+               reason_code: str | None = None, reason_text: str | None = None) -> dict[str, Any]:
+        """Record one cluster's decision. Both approve → approved; either rejects → rejected.
+        A pair reaches a final state once, with exactly one event, however many decide at once."""
+        key = PAIR + pair_id
+        result: dict[str, Any] = {}
+
+        def txn(pipe: redis.client.Pipeline) -> None:
+            raw = pipe.get(key)
+            if raw is None:
+                raise DecisionRefused("not_found")
+            pair = json.loads(raw)
+            if cluster_id not in (pair["cluster_a"], pair["cluster_b"]):
+                raise DecisionRefused("not_found")
+            if pair["state"] != "pending":
+                raise DecisionRefused("not_pending", pair)
+            if cluster_id in pair["decisions"]:
+                raise DecisionRefused("already_decided", pair)
+            now = _now_ms()
+            pair["decisions"][cluster_id] = {
+                "cluster_id": cluster_id, "coordinator": coordinator, "decision": decision,
+                "reason_code": reason_code, "reason_text": reason_text, "decided_at": _iso(now),
+            }
+            final = None
+            if decision == "reject":
+                final = "rejected"
+            elif all(pair["decisions"].get(c, {}).get("decision") == "approve"
+                     for c in (pair["cluster_a"], pair["cluster_b"])):
+                final = "approved"
+            pipe.multi()
+            if final is not None:
+                pair["state"] = final
+                pair["decided_ms"] = now
+                self._unindex_pending(pipe, pair)
+                pipe.sadd(DECIDED, pair_id)
+                for cluster in (pair["cluster_a"], pair["cluster_b"]):
+                    pipe.zadd(HISTORY + cluster, {pair_id: now})
+                payload = {k: pair[k] for k in ("pair_id", "org_a", "org_b", "cluster_a", "cluster_b", "score",
+                                                 "reasons")}
+                payload["decisions"] = list(pair["decisions"].values())
+                event_type = events.MATCH_APPROVED if final == "approved" else events.MATCH_REJECTED
+                self.outbox.add(pipe, events.new_event(event_type, payload, PRODUCER), self.decisions_topic, pair_id)
+            pair["updated_ms"] = now
+            pipe.set(key, json.dumps(pair, ensure_ascii=False))
+            result["pair"] = pair
+
+        self.r.transaction(txn, key)
+        return result["pair"]

@@ -1,0 +1,57 @@
+"""Settings of the matcher: its consumer, its review API and page. Read from the environment; no I/O."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from partnermatch.settings import KAFKA_BOOTSTRAP_SERVERS, REDIS_URL, setting
+
+MATCHER_REDIS_URL = setting("MATCHER_REDIS_URL", None, "Redis of the matcher (default: REDIS_URL)")
+MATCHER_HOST = setting("MATCHER_HOST", "127.0.0.1", "Address the matcher's review API and page listen on (`partnermatch up`)")
+MATCHER_PORT = setting("MATCHER_PORT", "8082", "Port of the matcher's review API and page (`partnermatch up`)")
+MATCHER_TOP_K = setting("MATCHER_TOP_K", "5", "Partners suggested per organisation")
+MATCHER_MIN_SCORE = setting("MATCHER_MIN_SCORE", "0.05", "Pairs scoring below this are never suggested")
+MATCHER_MAX_PENDING_PER_ORG = setting(
+    "MATCHER_MAX_PENDING_PER_ORG", "8", "At most this many pending suggestions involve one organisation (the best)"
+)
+MATCHER_GROUP = setting("MATCHER_GROUP", "matcher", "Kafka consumer group of the matcher consumers")
+MATCHER_PROFILES_URL = setting(
+    "MATCHER_PROFILES_URL", "http://127.0.0.1:8081", "Profiles service the matcher asks to check coordinator logins"
+)
+MATCHER_SECRET_KEY = setting(
+    "MATCHER_SECRET_KEY", None, "Secret signing the coordinator page's session cookies. `partnermatch up` generates one",
+    secret=True,
+)
+MATCHER_COOKIE_SECURE = setting(
+    "MATCHER_COOKIE_SECURE", "false", "Send the page's cookies over HTTPS only (`true` in deployment behind TLS)"
+)
+
+
+@dataclass(frozen=True)
+class MatcherSettings:
+    redis_url: str
+    kafka_bootstrap: str
+    top_k: int = 5
+    min_score: float = 0.05
+    max_pending_per_org: int = 8
+    group_id: str = "matcher"
+    profiles_url: str = "http://127.0.0.1:8081"
+    secret_key: str | None = None
+    cookie_secure: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> MatcherSettings:
+        env = os.environ if env is None else env
+        return cls(
+            redis_url=MATCHER_REDIS_URL.read(env) or REDIS_URL.read(env) or "",
+            kafka_bootstrap=KAFKA_BOOTSTRAP_SERVERS.read(env) or "",
+            top_k=MATCHER_TOP_K.read_int(env),
+            min_score=MATCHER_MIN_SCORE.read_float(env),
+            max_pending_per_org=MATCHER_MAX_PENDING_PER_ORG.read_int(env),
+            group_id=MATCHER_GROUP.read(env) or "matcher",
+            profiles_url=(MATCHER_PROFILES_URL.read(env) or "").rstrip("/"),
+            secret_key=MATCHER_SECRET_KEY.read(env),
+            cookie_secure=(MATCHER_COOKIE_SECURE.read(env) or "").lower() in ("1", "true", "yes"),
+        )

@@ -1,0 +1,97 @@
+"""The coordinators' review API (flask-smorest): list, read and decide suggestions of one's cluster.
+
+Every call needs a coordinator's bearer token (from the profiles service's login); a pair that
+does not involve the coordinator's cluster is answered as if it did not exist.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, g, request
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+
+from services.matcher.adapters.profiles_client import Caller, ProfilesUnavailable
+from services.matcher.bootstrap import MatcherDeps
+from services.matcher.review import DecisionRefused
+from services.matcher.schemas import DecisionSchema, LangQuerySchema, SuggestionQuerySchema, SuggestionSchema
+
+api = Blueprint("suggestions", __name__, url_prefix="/v1/suggestions",
+                description="Suggested partnerships, reviewed by the coordinators of both clusters")
+
+
+def deps() -> MatcherDeps:
+    return current_app.extensions["partnermatch.matcher"]
+
+
+def caller_from_token(token: str) -> Caller | None:
+    try:
+        return deps().auth.whoami(token)
+    except ProfilesUnavailable:
+        abort(503, message="Cannot check your login right now; try again shortly.")
+
+
+def require_coordinator() -> Caller:
+    if "caller" not in g:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            abort(401, message="This needs a coordinator's bearer token (POST /v1/auth/login on profiles).")
+        g.caller = caller_from_token(token.strip())
+    caller = g.caller
+    if caller is None:
+        abort(401, message="Unknown or expired token.")
+    if caller.role != "coordinator" or not caller.cluster_id:
+        abort(403, message="Only cluster coordinators review suggestions.")
+    return caller
+
+
+@api.route("")
+class Suggestions(MethodView):
+    @api.arguments(SuggestionQuerySchema, location="query")
+    @api.response(200, SuggestionSchema(many=True))
+    @api.paginate()
+    def get(self, query: dict[str, Any], pagination_parameters):  # type: ignore[no-untyped-def]
+        """Suggestions involving your cluster: pending by default; sort by score or date; filter by
+        the partner's country or language, or a minimum score."""
+        caller = require_coordinator()
+        items, total = deps().review.list_for_cluster(
+            caller.cluster_id, state=query["state"], sort=query["sort"], country=query.get("country"),
+            language=query.get("language"), min_score=query.get("min_score"), lang=query["lang"],
+            offset=pagination_parameters.first_item, limit=pagination_parameters.page_size)
+        pagination_parameters.item_count = total
+        return items
+
+
+@api.route("/<pair_id>")
+class SuggestionById(MethodView):
+    @api.arguments(LangQuerySchema, location="query")
+    @api.response(200, SuggestionSchema)
+    def get(self, query: dict[str, Any], pair_id: str):
+        """One suggestion with both profiles and the reasons rendered in `lang`."""
+        caller = require_coordinator()
+        view = deps().review.read(caller.cluster_id, pair_id, query["lang"])
+        if view is None:
+            abort(404, message="No such suggestion for your cluster.")
+        return view
+
+
+@api.route("/<pair_id>/decision")
+class Decision(MethodView):
+    @api.arguments(DecisionSchema)
+    @api.response(200, SuggestionSchema)
+    def post(self, data: dict[str, Any], pair_id: str):
+        """Approve or reject for your cluster; both clusters approving approves the partnership,
+        either rejecting rejects it."""
+        caller = require_coordinator()
+        if deps().review.read(caller.cluster_id, pair_id) is None:
+            abort(404, message="No such suggestion for your cluster.")
+        try:
+            deps().review.decide(caller.cluster_id, caller.username or "?", pair_id, data["decision"],
+                                 data.get("reason_code"), data.get("reason_text"))
+        except DecisionRefused as refused:
+            if refused.reason == "not_found":
+                abort(404, message="No such suggestion for your cluster.")
+            abort(409, message={"not_pending": "This suggestion is already decided.",
+                                "already_decided": "Your cluster has already decided."}[refused.reason])
+        return deps().review.read(caller.cluster_id, pair_id)

@@ -1,0 +1,29 @@
+"""The matcher's outbox relay: `python -m services.matcher.entrypoints.relay`.
+
+Publishes suggestions (`matches`) and decisions (`match-decisions`) from the matcher's Redis
+outbox to Kafka, exactly once (see `partnermatch.outbox`). Does I/O (Redis, Kafka).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+from partnermatch.logs import configure_logging
+from partnermatch.outbox import kafka_relay
+from services.matcher.bootstrap import build_deps
+from services.matcher.config import MatcherSettings
+
+
+def main() -> None:
+    configure_logging(os.environ)
+    settings = MatcherSettings.from_env()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    kafka_relay(build_deps(settings).state.outbox, settings.kafka_bootstrap, "matcher").run(stop)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""The matcher's HTTP side: the review API and the coordinators' web page, in one Flask app.
+
+Run by gunicorn as 'services.matcher.entrypoints.web:create_app()'.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+from flask import Flask, jsonify
+from flask_smorest import Api
+
+from partnermatch.logs import configure_logging
+from services.matcher.bootstrap import MatcherDeps, build_deps
+from services.matcher.config import MatcherSettings
+from services.matcher.entrypoints.api import api
+
+CSP = ("default-src 'self'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
+       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+
+
+def create_app(settings: MatcherSettings | None = None, deps: MatcherDeps | None = None) -> Flask:
+    if settings is None:
+        configure_logging(os.environ)
+        settings = MatcherSettings.from_env()
+    app = Flask("partnermatch.matcher")
+    app.config.update(
+        PM_SETTINGS=settings,
+        # Without a configured key, sessions live as long as this process (fine for one local run).
+        SECRET_KEY=settings.secret_key or secrets.token_hex(32),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.cookie_secure,
+        SESSION_COOKIE_NAME="pm_session",
+        MAX_CONTENT_LENGTH=64 * 1024,
+        API_TITLE="partnermatch matcher review",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        API_SPEC_OPTIONS={"components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+                          "security": [{"bearer": []}]},
+    )
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.extensions["partnermatch.matcher"] = deps or build_deps(settings)
+
+    @app.after_request
+    def _security_headers(response):  # type: ignore[no-untyped-def]
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.get("/health")
+    def health():  # type: ignore[no-untyped-def]
+        try:
+            app.extensions["partnermatch.matcher"].state.r.ping()
+        except Exception as exc:  # noqa: BLE001 - report, don't crash the probe
+            return jsonify(status="unavailable", error=str(exc)), 503
+        return jsonify(status="ok")
+
+    Api(app).register_blueprint(api)
+    try:
+        from services.matcher.entrypoints.pages import pages
+    except ModuleNotFoundError as exc:  # the page is optional while it is being built
+        if exc.name != "services.matcher.entrypoints.pages":
+            raise
+    else:
+        app.register_blueprint(pages)
+    return app

@@ -1,0 +1,199 @@
+"""The live matcher: turns profile events into suggestion changes, using the engine's incremental index.
+
+The engine holds every current profile in memory; Redis holds the truth (profiles as applied,
+pairs and their review state). On start the index is rebuilt from Redis, so a restart resumes
+where it stopped, and a replayed event (same or older revision) changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from partnermatch import events
+from services.matcher.adapters.redis_state import PairWrite, ProfileChange, RedisMatcherState
+
+logger = logging.getLogger(__name__)
+
+FLIP = {"a_offers_b_seeks": "b_offers_a_seeks", "b_offers_a_seeks": "a_offers_b_seeks"}
+
+
+def reason_dict(reason: Any) -> dict[str, Any]:
+    return dict(reason) if isinstance(reason, dict) else reason.to_dict()
+
+
+def flip_reason(reason: dict[str, Any]) -> dict[str, Any]:
+    """The same reason seen from the other organisation: offers and seeks swap, and so do the terms."""
+    return {**reason, "direction": FLIP.get(reason.get("direction", ""), reason.get("direction")),
+            "terms_a": reason.get("terms_b", []), "terms_b": reason.get("terms_a", [])}
+
+
+def profile_from_payload(payload: dict[str, Any]):  # type: ignore[no-untyped-def]
+    from services.matcher.engine import OrgProfile
+
+    return OrgProfile(id=payload["org_id"], name=payload.get("name", ""), cluster=payload["cluster_id"],
+                      country=payload.get("country", ""), language=payload.get("language"),
+                      capabilities=payload.get("capabilities", ""), goals=payload.get("goals", ""))
+
+
+class LiveMatcher:
+    def __init__(self, state: RedisMatcherState, engine: Any, top_k: int = 5, min_score: float = 0.05,
+                 max_pending_per_org: int = 8) -> None:
+        self.state = state
+        self.engine = engine
+        self.top_k = top_k
+        self.min_score = min_score
+        self.max_pending = max_pending_per_org
+        self.clusters: dict[str, str] = {}
+
+    # ---- start-up -------------------------------------------------------------------------
+
+    def load(self) -> int:
+        """Rebuild the in-memory index from the profiles applied so far."""
+        started = time.monotonic()
+        profiles = list(self.state.all_profiles())
+        self.clusters = {p["org_id"]: p["cluster_id"] for p in profiles}
+
+        def progress(done: int, total: int) -> None:
+            rate = done / max(time.monotonic() - started, 1e-6)
+            logger.info("index rebuild", extra={"done": done, "total": total, "per_s": round(rate)})
+
+        self.engine.fit([profile_from_payload(p) for p in profiles], progress=progress)
+        logger.info("index ready", extra={"profiles": len(profiles),
+                                          "seconds": round(time.monotonic() - started, 2)})
+        return len(profiles)
+
+    # ---- one event ------------------------------------------------------------------------
+
+    def handle(self, envelope: events.Envelope) -> bool:
+        """Apply one profile event; False when it was already applied (replay) or is not ours."""
+        payload = envelope.payload
+        if envelope.event_type not in (events.PROFILE_UPSERTED, events.PROFILE_DELETED):
+            return False
+        org_id, revision = payload["org_id"], int(payload["revision"])
+        if revision <= self.state.applied_revision(org_id):
+            return False
+        if envelope.event_type == events.PROFILE_UPSERTED:
+            self.clusters[org_id] = payload["cluster_id"]
+            update = self.engine.upsert(profile_from_payload(payload))
+            affected = {org_id} | _ids(getattr(update, "entered", ())) | _ids(getattr(update, "left", ()))
+            profile: dict[str, Any] | None = {k: v for k, v in payload.items()}
+            gone: set[str] = set()
+        else:
+            if org_id in self.clusters:
+                update = self.engine.remove(org_id) if self._indexed(org_id) else None
+                affected = (_ids(getattr(update, "entered", ())) | _ids(getattr(update, "left", ()))) - {org_id}
+            else:
+                affected = set()
+            profile = None
+            gone = {org_id}
+        change = self._plan(org_id, revision, profile, affected, gone)
+        applied = self.state.apply(change)
+        if envelope.event_type == events.PROFILE_DELETED:
+            self.clusters.pop(org_id, None)
+        logger.info("profile event applied", extra={
+            "org_id": org_id, "revision": revision, "event": envelope.event_type,
+            "suggested": len(change.upserts), "withdrawn": len(change.withdrawals), "applied": applied})
+        return applied
+
+    def _indexed(self, org_id: str) -> bool:
+        try:
+            self.engine.top(org_id, 1)
+        except KeyError:
+            return False
+        return True
+
+    def _plan(self, org_id: str, revision: int, profile: dict[str, Any] | None, affected: set[str],
+              gone: set[str]) -> ProfileChange:
+        wanted: dict[str, PairWrite] = {}
+        tops: dict[str, set[str]] = {}
+        for who in sorted(affected - gone):
+            tops[who] = set()
+            for s in self._top(who):
+                tops[who].add(s.id)
+                pid = events.pair_id(who, s.id)
+                reasons = [reason_dict(r) for r in s.reasons]
+                org_a, org_b = sorted((who, s.id))
+                if org_a != who:
+                    reasons = [flip_reason(r) for r in reasons]
+                if pid not in wanted or wanted[pid].score < s.score:
+                    wanted[pid] = PairWrite(pid, org_a, org_b, self.clusters[org_a], self.clusters[org_b],
+                                            float(s.score), reasons)
+        for pid in self.state.decided(wanted):
+            del wanted[pid]
+
+        withdrawals: dict[str, str] = {}
+        pending: dict[str, dict[str, float]] = {}
+        for who in sorted(affected | gone):
+            pending[who] = self.state.pending_of_org(who)
+            for pid in pending[who]:
+                if who in gone:
+                    withdrawals[pid] = "organisation_deleted"
+                    continue
+                if pid in wanted:
+                    continue
+                other = _other(pid, who)
+                if other in gone:
+                    withdrawals[pid] = "organisation_deleted"
+                elif who not in self._top_ids(other, tops):
+                    withdrawals[pid] = "no_longer_matching"
+
+        upserts = self._cap(wanted, pending, withdrawals)
+        return ProfileChange(org_id, revision, profile, upserts=upserts, withdrawals=sorted(withdrawals.items()))
+
+    def _cap(self, wanted: dict[str, PairWrite], pending: dict[str, dict[str, float]],
+             withdrawals: dict[str, str]) -> list[PairWrite]:
+        """No organisation gets more than `max_pending` pending pairs: the best ones stay."""
+        chosen: dict[str, PairWrite] = {}
+        load: dict[str, dict[str, float]] = {}
+
+        def current(org: str) -> dict[str, float]:
+            if org not in load:
+                known = pending.get(org)
+                if known is None:
+                    known = self.state.pending_of_org(org)
+                load[org] = {p: s for p, s in known.items() if p not in withdrawals}
+            return load[org]
+
+        for w in sorted(wanted.values(), key=lambda w: -w.score):
+            fits = True
+            for org in (w.org_a, w.org_b):
+                mine = current(org)
+                if w.pair_id in mine or len(mine) < self.max_pending:
+                    continue
+                weakest = min(mine, key=lambda p: mine[p])
+                if mine[weakest] < w.score and weakest not in chosen:
+                    withdrawals[weakest] = "displaced_by_better_match"
+                    for o in weakest.split("~"):
+                        current(o).pop(weakest, None)
+                else:
+                    fits = False
+            if fits:
+                chosen[w.pair_id] = w
+                for org in (w.org_a, w.org_b):
+                    current(org)[w.pair_id] = w.score
+        return list(chosen.values())
+
+    def _top(self, org_id: str) -> list[Any]:
+        return [s for s in self.engine.top(org_id, self.top_k) if s.score >= self.min_score]
+
+    def _top_ids(self, org_id: str, cache: dict[str, set[str]]) -> set[str]:
+        if org_id not in cache:
+            try:
+                cache[org_id] = {s.id for s in self._top(org_id)}
+            except KeyError:
+                cache[org_id] = set()
+        return cache[org_id]
+
+
+def _ids(value: Iterable[Any] | dict[str, Any]) -> set[str]:
+    if isinstance(value, dict):
+        return set(value)
+    return {v if isinstance(v, str) else getattr(v, "id", v) for v in value}
+
+
+def _other(pair_id: str, org_id: str) -> str:
+    first, _, second = pair_id.partition("~")
+    return second if first == org_id else first

@@ -1,0 +1,138 @@
+"""Coordinator review use cases: list, read and decide suggestions of one's own cluster.
+
+Pairs are shown from the coordinator's side: `own` is the organisation of their cluster,
+`partner` the other one, and each reason says who offers and who seeks. Logic over the state
+adapter; no HTTP here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from services.matcher.adapters.redis_state import DecisionRefused, RedisMatcherState
+
+logger = logging.getLogger(__name__)
+
+REJECTION_REASONS: tuple[str, ...] = ("not_relevant", "already_partners", "different_markets", "no_capacity", "other")
+STATES: tuple[str, ...] = ("pending", "approved", "rejected")
+PUBLIC_PROFILE_FIELDS = ("org_id", "name", "cluster_id", "country", "language", "capabilities", "goals", "sectors",
+                         "website")
+
+Renderer = Callable[[dict[str, Any], str], str]
+
+
+def _default_renderer() -> Renderer:
+    from services.matcher.engine import render_reason
+
+    return render_reason
+
+
+def orient_reason(reason: dict[str, Any], own_is_a: bool) -> dict[str, Any]:
+    """The reason as seen from one side: `own_offers`, `partner_offers` or `shared`."""
+    direction = reason.get("direction", "shared")
+    if direction == "a_offers_b_seeks":
+        side = "own_offers" if own_is_a else "partner_offers"
+    elif direction == "b_offers_a_seeks":
+        side = "partner_offers" if own_is_a else "own_offers"
+    else:
+        side = "shared"
+    own_terms, partner_terms = (reason.get("terms_a", []), reason.get("terms_b", [])) if own_is_a else (
+        reason.get("terms_b", []), reason.get("terms_a", []))
+    return {**reason, "side": side, "own_terms": own_terms, "partner_terms": partner_terms}
+
+
+def pair_view(pair: dict[str, Any], profiles: dict[str, dict[str, Any]], cluster_id: str, lang: str,
+              render: Renderer) -> dict[str, Any]:
+    own_is_a = pair["cluster_a"] == cluster_id
+    own_id, partner_id = (pair["org_a"], pair["org_b"]) if own_is_a else (pair["org_b"], pair["org_a"])
+    reasons = []
+    for reason in pair.get("reasons", []):
+        oriented = orient_reason(reason, own_is_a)
+        # render from the reader's side: their organisation plays "a"
+        as_own = {**reason, "terms_a": oriented["own_terms"], "terms_b": oriented["partner_terms"],
+                  "direction": {"own_offers": "a_offers_b_seeks", "partner_offers": "b_offers_a_seeks"}.get(
+                      oriented["side"], "shared")}
+        try:
+            text = render(as_own, lang)
+        except Exception:  # noqa: BLE001 - a label missing must not hide the suggestion
+            logger.warning("could not render a reason", exc_info=True, extra={"pair_id": pair["pair_id"]})
+            text = " ↔ ".join(filter(None, [", ".join(oriented["own_terms"]), ", ".join(oriented["partner_terms"])]))
+        reasons.append({"text": text, "side": oriented["side"], "concept": reason.get("concept"),
+                        "kind": reason.get("kind"), "weight": reason.get("weight"),
+                        "own_terms": oriented["own_terms"], "partner_terms": oriented["partner_terms"]})
+
+    def public(org_id: str) -> dict[str, Any]:
+        found = profiles.get(org_id)
+        if found is None:
+            return {"org_id": org_id, "name": None}
+        return {k: found.get(k) for k in PUBLIC_PROFILE_FIELDS}
+
+    return {
+        "pair_id": pair["pair_id"],
+        "state": pair["state"],
+        "score": pair["score"],
+        "created_ms": pair["created_ms"],
+        "decided_ms": pair.get("decided_ms"),
+        "own": public(own_id),
+        "partner": public(partner_id),
+        "reasons": reasons,
+        "decisions": list(pair.get("decisions", {}).values()),
+        "my_decision": pair.get("decisions", {}).get(cluster_id),
+    }
+
+
+class ReviewService:
+    def __init__(self, state: RedisMatcherState, render: Renderer | None = None) -> None:
+        self.state = state
+        self._render = render
+
+    @property
+    def render(self) -> Renderer:
+        if self._render is None:
+            self._render = _default_renderer()
+        return self._render
+
+    def list_for_cluster(self, cluster_id: str, *, state: str = "pending", sort: str = "score",
+                         country: str | None = None, language: str | None = None, min_score: float | None = None,
+                         lang: str = "en", offset: int = 0, limit: int = 20) -> tuple[list[dict[str, Any]], int]:
+        ids = (self.state.pending_ids_of_cluster(cluster_id) if state == "pending"
+               else self.state.history_ids_of_cluster(cluster_id))
+        pairs = [p for p in self.state.get_pairs(ids) if p["state"] == state]
+        profiles = self.state.get_profiles({o for p in pairs for o in (p["org_a"], p["org_b"])})
+
+        def partner(p: dict[str, Any]) -> dict[str, Any]:
+            other = p["org_b"] if p["cluster_a"] == cluster_id else p["org_a"]
+            return profiles.get(other, {})
+
+        if country:
+            pairs = [p for p in pairs if partner(p).get("country") == country]
+        if language:
+            pairs = [p for p in pairs if partner(p).get("language") == language]
+        if min_score is not None:
+            pairs = [p for p in pairs if p["score"] >= min_score]
+        if sort == "date":
+            pairs.sort(key=lambda p: p.get("decided_ms") or p["created_ms"], reverse=True)
+        else:
+            pairs.sort(key=lambda p: p["score"], reverse=True)
+        total = len(pairs)
+        page = pairs[offset : offset + limit]
+        return [pair_view(p, profiles, cluster_id, lang, self.render) for p in page], total
+
+    def read(self, cluster_id: str, pair_id: str, lang: str = "en") -> dict[str, Any] | None:
+        pair = self.state.get_pair(pair_id)
+        if pair is None or cluster_id not in (pair["cluster_a"], pair["cluster_b"]) or pair["state"] == "withdrawn":
+            return None
+        profiles = self.state.get_profiles([pair["org_a"], pair["org_b"]])
+        return pair_view(pair, profiles, cluster_id, lang, self.render)
+
+    def decide(self, cluster_id: str, coordinator: str, pair_id: str, decision: str,
+               reason_code: str | None = None, reason_text: str | None = None) -> dict[str, Any]:
+        pair = self.state.decide(pair_id, cluster_id, coordinator, decision, reason_code, reason_text)
+        logger.info("decision recorded", extra={"pair_id": pair_id, "cluster_id": cluster_id,
+                                                 "decision": decision, "state": pair["state"]})
+        return pair
+
+
+__all__ = ["DecisionRefused", "REJECTION_REASONS", "ReviewService", "STATES", "orient_reason", "pair_view"]

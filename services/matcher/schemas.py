@@ -1,0 +1,77 @@
+"""HTTP schemas of the matcher's review API (marshmallow). No I/O."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from partnermatch.languages import PROFILE_LANGUAGES, READER_LANGUAGES
+from services.matcher.review import REJECTION_REASONS, STATES
+
+
+class SuggestionQuerySchema(Schema):
+    state = fields.String(load_default="pending", validate=validate.OneOf(STATES))
+    sort = fields.String(load_default="score", validate=validate.OneOf(["score", "date"]))
+    country = fields.String(validate=validate.Regexp(r"^[A-Z]{2}$", error="Use an ISO 3166-1 alpha-2 code."))
+    language = fields.String(validate=validate.OneOf(PROFILE_LANGUAGES))
+    min_score = fields.Float(validate=validate.Range(min=0, max=10))
+    lang = fields.String(load_default="en", validate=validate.OneOf(READER_LANGUAGES),
+                         metadata={"description": "Language the reasons are rendered in"})
+
+
+class LangQuerySchema(Schema):
+    lang = fields.String(load_default="en", validate=validate.OneOf(READER_LANGUAGES))
+
+
+class DecisionSchema(Schema):
+    decision = fields.String(required=True, validate=validate.OneOf(["approve", "reject"]))
+    reason_code = fields.String(validate=validate.OneOf(REJECTION_REASONS), allow_none=True)
+    reason_text = fields.String(validate=validate.Length(max=1000), allow_none=True)
+
+    @validates_schema
+    def _reject_needs_a_reason(self, data, **kwargs):  # type: ignore[no-untyped-def]
+        if data["decision"] == "reject" and not data.get("reason_code"):
+            raise ValidationError("A rejection needs a reason code.", "reason_code")
+
+
+class ProfileSchema(Schema):
+    org_id = fields.String()
+    name = fields.String(allow_none=True)
+    cluster_id = fields.String(allow_none=True)
+    country = fields.String(allow_none=True)
+    language = fields.String(allow_none=True)
+    capabilities = fields.String(allow_none=True)
+    goals = fields.String(allow_none=True)
+    sectors = fields.List(fields.String(), allow_none=True)
+    website = fields.String(allow_none=True)
+
+
+class ReasonViewSchema(Schema):
+    text = fields.String()
+    side = fields.String(metadata={"description": "own_offers, partner_offers or shared"})
+    concept = fields.String(allow_none=True)
+    kind = fields.String(allow_none=True)
+    weight = fields.Float(allow_none=True)
+    own_terms = fields.List(fields.String())
+    partner_terms = fields.List(fields.String())
+
+
+class DecisionViewSchema(Schema):
+    cluster_id = fields.String()
+    coordinator = fields.String()
+    decision = fields.String()
+    reason_code = fields.String(allow_none=True)
+    reason_text = fields.String(allow_none=True)
+    decided_at = fields.String()
+
+
+class SuggestionSchema(Schema):
+    pair_id = fields.String()
+    state = fields.String()
+    score = fields.Float()
+    created_ms = fields.Integer()
+    decided_ms = fields.Integer(allow_none=True)
+    own = fields.Nested(ProfileSchema)
+    partner = fields.Nested(ProfileSchema)
+    reasons = fields.List(fields.Nested(ReasonViewSchema))
+    decisions = fields.List(fields.Nested(DecisionViewSchema))
+    my_decision = fields.Nested(DecisionViewSchema, allow_none=True)

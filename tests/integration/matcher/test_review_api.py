@@ -1,0 +1,109 @@
+"""The review API with the real profiles service checking logins: coordinators see and decide only
+pairs of their own cluster; organisations and anonymous callers see nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from partnermatch import events
+from services.matcher.adapters.redis_state import PairWrite, ProfileChange
+
+pytestmark = pytest.mark.integration
+
+PAIR = "org_pl~org_rs"
+
+
+@pytest.fixture
+def suggested(matcher_state):
+    for org, cluster, country, lang, caps in (
+        ("org_pl", "pl-silesia-ict", "PL", "pl", "Tworzenie oprogramowania i szkolenia informatyczne."),
+        ("org_rs", "rs-vojvodina-ict", "RS", "sr", "Prerada voća i povrća; tražimo softver za praćenje."),
+    ):
+        matcher_state.apply(ProfileChange(org, 1, {"org_id": org, "name": org.upper(), "cluster_id": cluster,
+                                                   "country": country, "language": lang, "capabilities": caps,
+                                                   "goals": "—", "sectors": [], "website": None}))
+    matcher_state.apply(ProfileChange("org_pl", 2, matcher_state.get_profile("org_pl"), upserts=[PairWrite(
+        PAIR, "org_pl", "org_rs", "pl-silesia-ict", "rs-vojvodina-ict", 0.62,
+        [{"concept": "ict.software", "kind": "activity", "direction": "a_offers_b_seeks", "weight": 0.4,
+          "terms_a": ["oprogramowania"], "terms_b": ["softver"]}])]))
+    return PAIR
+
+
+ENDPOINTS = [
+    ("get", "/v1/suggestions", None),
+    ("get", f"/v1/suggestions/{PAIR}", None),
+    ("post", f"/v1/suggestions/{PAIR}/decision", {"decision": "approve"}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), ENDPOINTS)
+def test_every_endpoint_refuses_anonymous_callers(matcher_app, suggested, method, path, body):
+    r = getattr(matcher_app.test_client(), method)(path, json=body)
+    assert r.status_code == 401
+
+
+@pytest.mark.parametrize(("method", "path", "body"), ENDPOINTS)
+def test_every_endpoint_refuses_an_organisation_token(matcher_app, profiles, suggested, method, path, body):
+    reg = profiles.client.post("/v1/organisations", json={
+        "name": "Firma", "cluster_id": "pl-silesia-ict", "country": "PL", "language": "pl",
+        "capabilities": "Oprogramowanie", "goals": "Partnerzy"})
+    headers = {"Authorization": f"Bearer {reg.json['token']}"}
+    r = getattr(matcher_app.test_client(), method)(path, json=body, headers=headers)
+    assert r.status_code == 403
+
+
+@pytest.mark.parametrize(("method", "path", "body"), ENDPOINTS)
+def test_a_foreign_coordinator_can_neither_see_nor_decide_the_pair(matcher_app, suggested, login, matcher_state,
+                                                                   method, path, body):
+    r = getattr(matcher_app.test_client(), method)(path, json=body, headers=login("besa"))
+    if path == "/v1/suggestions":
+        assert r.status_code == 200 and r.json == []
+    else:
+        assert r.status_code == 404
+    assert matcher_state.get_pair(PAIR)["decisions"] == {}
+
+
+def test_a_made_up_token_is_refused(matcher_app, suggested):
+    r = matcher_app.test_client().get("/v1/suggestions", headers={"Authorization": "Bearer pms_forged"})
+    assert r.status_code == 401
+
+
+def test_each_coordinator_sees_the_pair_from_their_side_with_reasons_in_their_language(matcher_app, suggested, login):
+    client = matcher_app.test_client()
+    pl = client.get("/v1/suggestions?lang=pl", headers=login("anna")).json
+    assert [s["pair_id"] for s in pl] == [PAIR]
+    assert pl[0]["own"]["org_id"] == "org_pl" and pl[0]["partner"]["org_id"] == "org_rs"
+    assert pl[0]["reasons"][0]["side"] == "own_offers"
+    assert pl[0]["reasons"][0]["text"]
+    rs = client.get(f"/v1/suggestions/{PAIR}?lang=sr-Cyrl", headers=login("marko")).json
+    assert rs["own"]["org_id"] == "org_rs" and rs["reasons"][0]["side"] == "partner_offers"
+    assert rs["partner"]["capabilities"].startswith("Tworzenie")
+
+
+def test_both_coordinators_approving_publishes_one_match_approved(matcher_app, suggested, login, matcher_state):
+    client = matcher_app.test_client()
+    first = client.post(f"/v1/suggestions/{PAIR}/decision", json={"decision": "approve"}, headers=login("anna"))
+    assert first.status_code == 200 and first.json["state"] == "pending"
+    again = client.post(f"/v1/suggestions/{PAIR}/decision", json={"decision": "approve"}, headers=login("anna"))
+    assert again.status_code == 409
+    second = client.post(f"/v1/suggestions/{PAIR}/decision", json={"decision": "approve"}, headers=login("marko"))
+    assert second.status_code == 200 and second.json["state"] == "approved"
+    decided = [events.decode(e.value) for e in matcher_state.outbox.head(100) if e.event_type == events.MATCH_APPROVED]
+    assert len(decided) == 1
+    history = client.get("/v1/suggestions?state=approved", headers=login("anna")).json
+    assert [s["pair_id"] for s in history] == [PAIR]
+
+
+def test_a_rejection_without_a_reason_code_is_a_422(matcher_app, suggested, login):
+    r = matcher_app.test_client().post(f"/v1/suggestions/{PAIR}/decision", json={"decision": "reject"},
+                                       headers=login("marko"))
+    assert r.status_code == 422 and "reason_code" in r.json["errors"]["json"]
+
+
+def test_filters_by_partner_country_language_and_score(matcher_app, suggested, login):
+    client = matcher_app.test_client()
+    headers = login("anna")
+    assert len(client.get("/v1/suggestions?country=RS&language=sr&min_score=0.5", headers=headers).json) == 1
+    assert client.get("/v1/suggestions?country=AL", headers=headers).json == []
+    assert client.get("/v1/suggestions?min_score=0.9", headers=headers).json == []
+    assert client.get("/v1/suggestions?country=Serbia", headers=headers).status_code == 422

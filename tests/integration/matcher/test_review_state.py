@@ -1,0 +1,116 @@
+"""The matcher's review state on a real redis-server: atomic decisions, one event per outcome,
+decided pairs never suggested again, replays change nothing."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from partnermatch import events
+from services.matcher.adapters.redis_state import DecisionRefused, PairWrite, ProfileChange, RedisMatcherState
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def state(redis_client):
+    return RedisMatcherState(redis_client)
+
+
+def _pair(score=0.5, org_a="org_a", org_b="org_b") -> PairWrite:
+    return PairWrite(events.pair_id(org_a, org_b), org_a, org_b, "pl-silesia-ict", "rs-vojvodina-ict", score,
+                     [{"concept": "ict.software", "kind": "activity", "direction": "a_offers_b_seeks", "weight": 0.3,
+                       "terms_a": ["oprogramowanie"], "terms_b": ["softver"]}])
+
+
+def _outbox_events(state):
+    return [events.decode(e.value) for e in state.outbox.head(1000)]
+
+
+def _suggest(state, revision=1, **kw):
+    return state.apply(ProfileChange("org_a", revision, {"org_id": "org_a", "revision": revision}, upserts=[_pair(**kw)]))
+
+
+def test_applying_the_same_revision_twice_writes_nothing_the_second_time(state):
+    assert _suggest(state) is True
+    assert _suggest(state) is False
+    assert [e.event_type for e in _outbox_events(state)] == [events.MATCH_SUGGESTED]
+    assert state.pending_ids_of_cluster("pl-silesia-ict") == ["org_a~org_b"]
+
+
+def test_both_clusters_approving_approves_the_pair_with_one_event(state):
+    _suggest(state)
+    pair = state.decide("org_a~org_b", "pl-silesia-ict", "anna", "approve")
+    assert pair["state"] == "pending"
+    pair = state.decide("org_a~org_b", "rs-vojvodina-ict", "marko", "approve")
+    assert pair["state"] == "approved"
+    decided = [e for e in _outbox_events(state) if e.event_type.startswith("match.") and "decisions" in e.payload]
+    assert [e.event_type for e in decided] == [events.MATCH_APPROVED]
+    assert {d["coordinator"] for d in decided[0].payload["decisions"]} == {"anna", "marko"}
+    assert state.pending_ids_of_cluster("pl-silesia-ict") == []
+    assert state.history_ids_of_cluster("rs-vojvodina-ict") == ["org_a~org_b"]
+
+
+def test_one_rejection_rejects_the_pair(state):
+    _suggest(state)
+    pair = state.decide("org_a~org_b", "rs-vojvodina-ict", "marko", "reject", "not_relevant", "Druga tržišta")
+    assert pair["state"] == "rejected"
+    with pytest.raises(DecisionRefused) as refused:
+        state.decide("org_a~org_b", "pl-silesia-ict", "anna", "approve")
+    assert refused.value.reason == "not_pending"
+
+
+def test_a_cluster_cannot_decide_twice_nor_decide_for_a_pair_outside_it(state):
+    _suggest(state)
+    state.decide("org_a~org_b", "pl-silesia-ict", "anna", "approve")
+    with pytest.raises(DecisionRefused) as twice:
+        state.decide("org_a~org_b", "pl-silesia-ict", "anna", "reject")
+    assert twice.value.reason == "already_decided"
+    with pytest.raises(DecisionRefused) as foreign:
+        state.decide("org_a~org_b", "al-tirana-creative", "besa", "approve")
+    assert foreign.value.reason == "not_found"
+
+
+def test_a_decided_pair_is_never_suggested_again_even_after_profile_edits(state):
+    _suggest(state)
+    state.decide("org_a~org_b", "rs-vojvodina-ict", "marko", "reject")
+    assert _suggest(state, revision=2, score=0.9) is True
+    assert state.get_pair("org_a~org_b")["state"] == "rejected"
+    assert state.pending_ids_of_cluster("pl-silesia-ict") == []
+    assert [e.event_type for e in _outbox_events(state)].count(events.MATCH_SUGGESTED) == 1
+
+
+def test_fifty_concurrent_decisions_on_one_pair_give_one_outcome_and_one_event(state):
+    _suggest(state)
+    barrier = threading.Barrier(50)
+    outcomes: list[str] = []
+
+    def decide(i: int) -> None:
+        cluster = "pl-silesia-ict" if i % 2 else "rs-vojvodina-ict"
+        choice = "reject" if i % 7 == 0 else "approve"
+        barrier.wait()
+        try:
+            outcomes.append(state.decide("org_a~org_b", cluster, f"coord{i}", choice)["state"])
+        except DecisionRefused as refused:
+            outcomes.append(refused.reason)
+
+    threads = [threading.Thread(target=decide, args=(i,)) for i in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    final = state.get_pair("org_a~org_b")["state"]
+    assert final in ("approved", "rejected")
+    decided = [e for e in _outbox_events(state) if e.event_type in (events.MATCH_APPROVED, events.MATCH_REJECTED)]
+    assert len(decided) == 1 and decided[0].event_type == f"match.{final}"
+    assert outcomes.count(final) == 1
+    assert sum(o in ("pending",) for o in outcomes) <= 1
+
+
+def test_withdrawing_a_pending_pair_publishes_match_withdrawn(state):
+    _suggest(state)
+    state.apply(ProfileChange("org_a", 2, None, withdrawals=[("org_a~org_b", "organisation_deleted")]))
+    assert state.get_pair("org_a~org_b")["state"] == "withdrawn"
+    assert _outbox_events(state)[-1].event_type == events.MATCH_WITHDRAWN
+    assert state.get_profile("org_a") is None
