@@ -15,6 +15,7 @@ from partnermatch.logs import configure_logging
 from services.matcher.bootstrap import MatcherDeps, build_deps
 from services.matcher.config import MatcherSettings
 from services.matcher.entrypoints.api import api
+from services.matcher.entrypoints.pages import pages
 
 CSP = ("default-src 'self'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
@@ -24,7 +25,7 @@ def create_app(settings: MatcherSettings | None = None, deps: MatcherDeps | None
     if settings is None:
         configure_logging(os.environ)
         settings = MatcherSettings.from_env()
-    app = Flask("partnermatch.matcher")
+    app = Flask("partnermatch.matcher", static_folder=None)
     app.config.update(
         PM_SETTINGS=settings,
         # Without a configured key, sessions live as long as this process (fine for one local run).
@@ -63,11 +64,5 @@ def create_app(settings: MatcherSettings | None = None, deps: MatcherDeps | None
         return jsonify(status="ok")
 
     Api(app).register_blueprint(api)
-    try:
-        from services.matcher.entrypoints.pages import pages
-    except ModuleNotFoundError as exc:  # the page is optional while it is being built
-        if exc.name != "services.matcher.entrypoints.pages":
-            raise
-    else:
-        app.register_blueprint(pages)
+    app.register_blueprint(pages)
     return app

@@ -275,7 +275,7 @@ def create_app(settings: ProfilesSettings | None = None, deps: ProfilesDeps | No
     if settings is None:
         configure_logging(os.environ)
         settings = ProfilesSettings.from_env()
-    app = Flask("partnermatch.profiles")
+    app = Flask("partnermatch.profiles", static_folder=None)
     app.config.update(
         PM_SETTINGS=settings,
         MAX_CONTENT_LENGTH=settings.max_request_bytes,

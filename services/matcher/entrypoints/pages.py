@@ -1,0 +1,164 @@
+"""The coordinators' web page: log in, review the queue, approve or reject, see decided history.
+
+Server-rendered HTML; every form carries a CSRF token bound to the session; the session cookie
+is HttpOnly and SameSite=Lax; logins are checked by the profiles service (passwords are hashed
+there, never stored here).
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from typing import Any
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
+
+from services.matcher.adapters.profiles_client import ProfilesUnavailable
+from services.matcher.review import REJECTION_REASONS, DecisionRefused
+from services.matcher.ui_text import UI_LANGUAGES, texts
+
+pages = Blueprint("pages", __name__, template_folder="../templates", static_folder="../static",
+                  static_url_path="/static")
+
+
+def _deps():  # type: ignore[no-untyped-def]
+    return current_app.extensions["partnermatch.matcher"]
+
+
+def _lang() -> str:
+    wanted = request.args.get("lang")
+    if wanted in UI_LANGUAGES:
+        session["lang"] = wanted
+    return session.get("lang", "en")
+
+
+def _csrf_token() -> str:
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(32)
+    return session["csrf"]
+
+
+@pages.before_app_request
+def _check_csrf() -> None:
+    if request.method == "POST" and request.blueprint == "pages":
+        sent = request.form.get("csrf", "")
+        if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
+            abort(400, description="The form expired or was not sent from this page; reload and try again.")
+
+
+@pages.app_context_processor
+def _template_globals() -> dict[str, Any]:
+    lang = session.get("lang", "en")
+    return {"t": texts(lang), "lang": lang, "ui_languages": UI_LANGUAGES, "csrf_token": _csrf_token}
+
+
+def _coordinator() -> dict[str, Any] | None:
+    token = session.get("token")
+    if not token:
+        return None
+    try:
+        caller = _deps().auth.whoami(token)
+    except ProfilesUnavailable:
+        abort(503, description="Cannot check your login right now; try again shortly.")
+    if caller is None or caller.role != "coordinator":
+        session.pop("token", None)
+        return None
+    return {"username": caller.username, "cluster_id": caller.cluster_id}
+
+
+@pages.get("/")
+def index():  # type: ignore[no-untyped-def]
+    return redirect(url_for("pages.queue"))
+
+
+@pages.route("/login", methods=["GET", "POST"])
+def login():  # type: ignore[no-untyped-def]
+    lang = _lang()
+    error = None
+    if request.method == "POST":
+        username = request.form.get("username", "")[:100]
+        password = request.form.get("password", "")[:200]
+        try:
+            result = _deps().auth.login(username, password) if username and password else None
+        except ProfilesUnavailable:
+            abort(503, description="Cannot check your login right now; try again shortly.")
+        if result is not None:
+            csrf = session.get("csrf")
+            session.clear()
+            session.update(token=result["token"], lang=lang, csrf=csrf or secrets.token_urlsafe(32))
+            return redirect(url_for("pages.queue"))
+        error = texts(lang)["bad_login"]
+    return render_template("login.html", error=error), (401 if error else 200)
+
+
+@pages.post("/logout")
+def logout():  # type: ignore[no-untyped-def]
+    lang = session.get("lang", "en")
+    session.clear()
+    session["lang"] = lang
+    return redirect(url_for("pages.login"))
+
+
+def _listing(state: str):  # type: ignore[no-untyped-def]
+    lang = _lang()
+    me = _coordinator()
+    if me is None:
+        return redirect(url_for("pages.login"))
+    items, total = _deps().review.list_for_cluster(me["cluster_id"], state=state, sort="score" if state == "pending"
+                                                   else "date", lang=lang, limit=50)
+    return render_template("queue.html", items=items, total=total, me=me, state=state,
+                           reasons=REJECTION_REASONS)
+
+
+@pages.get("/queue")
+def queue():  # type: ignore[no-untyped-def]
+    return _listing("pending")
+
+
+@pages.get("/history")
+def history():  # type: ignore[no-untyped-def]
+    lang = _lang()
+    me = _coordinator()
+    if me is None:
+        return redirect(url_for("pages.login"))
+    decided = []
+    for state in ("approved", "rejected"):
+        items, _ = _deps().review.list_for_cluster(me["cluster_id"], state=state, sort="date", lang=lang, limit=100)
+        decided += items
+    decided.sort(key=lambda v: v.get("decided_ms") or 0, reverse=True)
+    return render_template("queue.html", items=decided, total=len(decided), me=me, state="decided",
+                           reasons=REJECTION_REASONS)
+
+
+@pages.get("/pairs/<pair_id>")
+def pair(pair_id: str):  # type: ignore[no-untyped-def]
+    lang = _lang()
+    me = _coordinator()
+    if me is None:
+        return redirect(url_for("pages.login"))
+    view = _deps().review.read(me["cluster_id"], pair_id, lang)
+    if view is None:
+        abort(404)
+    return render_template("pair.html", item=view, me=me, reasons=REJECTION_REASONS)
+
+
+@pages.post("/pairs/<pair_id>/decide")
+def decide(pair_id: str):  # type: ignore[no-untyped-def]
+    me = _coordinator()
+    if me is None:
+        return redirect(url_for("pages.login"))
+    t = texts(session.get("lang", "en"))
+    decision = request.form.get("decision")
+    reason_code = request.form.get("reason_code") or None
+    reason_text = (request.form.get("reason_text") or "").strip()[:1000] or None
+    if decision not in ("approve", "reject") or (decision == "reject" and reason_code not in REJECTION_REASONS):
+        abort(400, description="Choose approve, or reject with a reason.")
+    if _deps().review.read(me["cluster_id"], pair_id) is None:
+        abort(404)
+    try:
+        _deps().review.decide(me["cluster_id"], me["username"] or "?", pair_id, decision,
+                              reason_code if decision == "reject" else None, reason_text)
+        flash(t["saved"])
+    except DecisionRefused:
+        flash(t["already"])
+    return redirect(url_for("pages.queue"))
