@@ -1,0 +1,131 @@
+"""`partnermatch match`: batch matching of a JSON-lines file of organisations (the contract the
+evaluation uses). Reads and writes files; the matching itself is the pure engine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from typing import IO, Any
+
+from partnermatch.logs import configure_logging
+
+logger = logging.getLogger(__name__)
+TEXT_FIELDS = ("name", "cluster", "country", "language", "capabilities", "goals")
+
+
+class InputError(ValueError):
+    """A line of the input that cannot be used; the message names the line and the problem."""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "match", help="suggest partners for every organisation of a JSON-lines file",
+        description="One JSON organisation per line in (id, name, cluster, country, language optional, "
+                    "capabilities, goals); one line per organisation out: its best partners with reasons.")
+    parser.add_argument("--input", required=True, help="input .jsonl file, or - for standard input")
+    parser.add_argument("--output", required=True, help="output .jsonl file, or - for standard output")
+    parser.add_argument("--top", type=int, default=5, help="partners per organisation (default 5)")
+    parser.set_defaults(func=run)
+
+
+def read_organisations(stream: IO[str]) -> list[Any]:
+    from services.matcher.engine import OrgProfile
+
+    seen: dict[str, int] = {}
+    profiles = []
+    for number, line in enumerate(stream, 1):
+        if not line.strip():
+            continue
+        try:
+            doc = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"line {number}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(doc, dict):
+            raise InputError(f"line {number}: expected a JSON object, got {type(doc).__name__}")
+        org_id = doc.get("id")
+        if isinstance(org_id, int) and not isinstance(org_id, bool):
+            org_id = str(org_id)
+        if not isinstance(org_id, str) or not org_id.strip():
+            raise InputError(f"line {number}: missing or empty \"id\" (a string)")
+        if org_id in seen:
+            raise InputError(f"line {number}: duplicate id {org_id!r} (first on line {seen[org_id]})")
+        seen[org_id] = number
+        values: dict[str, str | None] = {}
+        for name in TEXT_FIELDS:
+            value = doc.get(name)
+            if value is not None and not isinstance(value, str):
+                raise InputError(f"line {number}: \"{name}\" must be a string, got {type(value).__name__}")
+            values[name] = value
+        profiles.append(OrgProfile(
+            id=org_id, name=values["name"] or "", cluster=values["cluster"] or f"(no cluster) {org_id}",
+            country=values["country"] or "", language=(values["language"] or None),
+            capabilities=values["capabilities"] or "", goals=values["goals"] or ""))
+    return profiles
+
+
+def match_file(src: IO[str], dst: IO[str], top: int) -> int:
+    from services.matcher.engine import MatchEngine
+
+    started = time.monotonic()
+    profiles = read_organisations(src)
+    logger.info("read organisations", extra={"count": len(profiles)})
+    engine = MatchEngine()
+
+    def progress(stage: str) -> Any:
+        def report(done: int, total: int) -> None:
+            rate = done / max(time.monotonic() - started, 1e-6)
+            logger.info(stage, extra={"done": done, "total": total, "per_s": round(rate, 1)})
+        return report
+
+    engine.fit(profiles, progress=progress("analysed"))
+    results = dict(_all(engine, top, progress("matched")))
+    for p in profiles:
+        suggestions = results.get(p.id, [])
+        dst.write(json.dumps({"id": p.id, "suggestions": [s.to_dict() for s in suggestions]},
+                             ensure_ascii=False) + "\n")
+    logger.info("done", extra={"organisations": len(profiles), "seconds": round(time.monotonic() - started, 2)})
+    return len(profiles)
+
+
+def _all(engine: Any, top: int, progress: Any) -> Iterator[tuple[str, list[Any]]]:
+    yield from engine.suggestions_for_all(top, progress=progress)
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+
+    configure_logging(os.environ)
+    if args.top < 1:
+        print("partnermatch match: --top must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        src = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        print(f"partnermatch match: cannot read {args.input}: {exc.strerror}", file=sys.stderr)
+        return 2
+    try:
+        with src:
+            try:
+                profiles_out: IO[str]
+                if args.output == "-":
+                    match_file(src, sys.stdout, args.top)
+                else:
+                    tmp = args.output + ".partial"
+                    with open(tmp, "w", encoding="utf-8") as profiles_out:
+                        match_file(src, profiles_out, args.top)
+                    os.replace(tmp, args.output)
+            except UnicodeDecodeError as exc:
+                print(f"partnermatch match: {args.input} is not UTF-8 text ({exc.reason} at byte {exc.start})",
+                      file=sys.stderr)
+                return 2
+    except InputError as exc:
+        print(f"partnermatch match: {args.input}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"partnermatch match: cannot write {args.output}: {exc.strerror}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,74 @@
+"""Turning one organisation's texts into language-neutral evidence: concept hits with the words
+that expressed them, and within-language term counts. Pure."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from services.matcher.engine.lexicon import Lexicon
+from services.matcher.engine.text import fold, lemma, tokens
+
+# Stop words per language come from stopwordsiso where it has the language; Serbian and Bosnian
+# share Croatian's list (the same language family, folded to the same Latin), and a short list
+# of our own covers Macedonian and Albanian, which it lacks.
+_OWN_STOPWORDS = {
+    "mk": "и во на за од со се да е што не ги го ја ние вие тие кој која кое како но или до по при меѓу "
+          "преку исто така овој оваа ова тој таа тоа нивните нашите",
+    "sq": "dhe të në e i me për nga një që është janë si por ose në të kjo ky këto këta ai ajo ata ato ne "
+          "ju tyre tij saj edhe më mbi nën pas para gjatë",
+}
+
+
+@lru_cache(maxsize=32)
+def stopwords(lang: str | None) -> frozenset[str]:
+    import stopwordsiso
+
+    words: set[str] = set()
+    for code in {lang or "en", "en"}:
+        source = {"sr": "hr", "bs": "hr"}.get(code, code)
+        if stopwordsiso.has_lang(source):
+            words |= set(stopwordsiso.stopwords(source))
+        words |= set(_OWN_STOPWORDS.get(code, "").split())
+    return frozenset(fold(w) for w in words)
+
+
+@dataclass
+class Analysis:
+    language: str | None
+    cap_hits: dict[str, list[str]] = field(default_factory=dict)
+    goal_hits: dict[str, list[str]] = field(default_factory=dict)
+    cap_terms: Counter[str] = field(default_factory=Counter)
+    goal_terms: Counter[str] = field(default_factory=Counter)
+    term_surface: dict[str, str] = field(default_factory=dict)
+
+
+def _hits(lex: Lexicon, text: str, lang: str | None) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for hit in lex.find(text, lang):
+        found.setdefault(hit.concept, []).append(hit.surface)
+    return found
+
+
+def _terms(text: str, lang: str | None, surfaces: dict[str, str]) -> Counter[str]:
+    stop = stopwords(lang)
+    counts: Counter[str] = Counter()
+    for word in tokens(text):
+        if len(word) < 3 or word.isdigit():
+            continue
+        key = fold(lemma(word.lower(), lang))
+        if len(key) < 3 or key in stop or any(ch.isdigit() for ch in key):
+            continue
+        counts[key] += 1
+        surfaces.setdefault(key, word)
+    return counts
+
+
+def analyse(lex: Lexicon, capabilities: str, goals: str, language: str | None) -> Analysis:
+    result = Analysis(language=language)
+    result.cap_hits = _hits(lex, capabilities, language)
+    result.goal_hits = _hits(lex, goals, language)
+    result.cap_terms = _terms(capabilities, language, result.term_surface)
+    result.goal_terms = _terms(goals, language, result.term_surface)
+    return result

@@ -1,0 +1,449 @@
+"""The cross-lingual matching index: fit once, then add, replace or remove one organisation at a time.
+
+Scores are symmetric and two-sided: what A offers against what B seeks and the reverse,
+plus shared sector (with related sectors counting partly) and whole-profile likeness, then a
+within-language term signal and a both-ways bonus on the best candidates. Pure (no I/O).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from partnermatch.languages import detect_language
+from services.matcher.engine.analysis import Analysis, analyse
+from services.matcher.engine.lexicon import Lexicon, load_lexicon
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class OrgProfile:
+    id: str
+    name: str = ""
+    cluster: str = ""
+    country: str = ""
+    capabilities: str = ""
+    goals: str = ""
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class Reason:
+    concept: str | None
+    kind: str  # sector | activity | cooperation | term
+    direction: str  # a_offers_b_seeks | b_offers_a_seeks | shared
+    weight: float
+    terms_a: tuple[str, ...]
+    terms_b: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"concept": self.concept, "kind": self.kind, "direction": self.direction,
+                "weight": round(self.weight, 4), "terms_a": list(self.terms_a), "terms_b": list(self.terms_b)}
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    id: str
+    score: float
+    reasons: tuple[Reason, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "score": round(self.score, 4), "reasons": [r.to_dict() for r in self.reasons]}
+
+
+@dataclass
+class Update:
+    """What one upsert or removal changed: the organisation's own list, and the other
+    organisations whose cached lists it entered or left (with their new lists)."""
+
+    org_id: str
+    suggestions: list[Suggestion]
+    entered: dict[str, list[Suggestion]] = field(default_factory=dict)
+    left: dict[str, list[Suggestion]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    w_sector: float = 0.45  # shared sector, related sectors counting `related_weight`
+    w_profile: float = 0.20  # whole-profile concept likeness
+    w_recip: float = 0.25  # offer→seek, both ways (linear part)
+    w_both_ways: float = 0.15  # bonus: the weaker of the two directions
+    w_terms: float = 0.10  # within-language words (same-language texts only share them)
+    related_weight: float = 0.35
+    rollup: float = 0.5  # an activity also counts for its sector
+    kind_weight: tuple[tuple[str, float], ...] = (("sector", 1.0), ("activity", 1.0), ("cooperation", 0.2))
+    max_term_df: float = 0.15  # words in more profiles than this share say nothing
+    candidates: int = 60
+    cached_k: int = 10
+    max_reasons: int = 5
+
+
+def _l2(v: np.ndarray) -> np.ndarray:
+    n = float(np.linalg.norm(v))
+    return v / n if n > 0 else v
+
+
+def _tf(count: float) -> float:
+    return 1.0 + math.log(count) if count > 0 else 0.0
+
+
+class MatchEngine:
+    def __init__(self, lexicon: Lexicon | None = None, settings: EngineSettings | None = None) -> None:
+        self.lex = lexicon or load_lexicon()
+        self.s = settings or EngineSettings()
+        self.concepts = sorted(self.lex.concepts)
+        self.cidx = {c: i for i, c in enumerate(self.concepts)}
+        self.sectors = self.lex.sectors
+        self.sidx = {s: i for i, s in enumerate(self.sectors)}
+        kinds = dict(self.s.kind_weight)
+        self.kind_w = np.array([kinds.get(self.lex.concepts[c].kind, 1.0) for c in self.concepts], np.float32)
+        self.concept_sector = np.array([self.sidx.get(self.lex.sector_of(c) or "", -1) for c in self.concepts])
+        rel = np.eye(len(self.sectors), dtype=np.float32)
+        for s in self.sectors:
+            for r in self.lex.concepts[s].related:
+                if r in self.sidx:
+                    rel[self.sidx[s], self.sidx[r]] = rel[self.sidx[r], self.sidx[s]] = self.s.related_weight
+        self.related = rel
+        nc, ns = len(self.concepts), len(self.sectors)
+        # right-hand vector layout: [sector | profile | goals | capabilities]
+        self._blocks = (ns, nc, nc, nc)
+        self.dim = ns + 3 * nc
+        self.idf = np.ones(nc, np.float32)
+        self.term_idf: dict[str, float] = {}
+        self._reset(0)
+
+    # ---- storage ----------------------------------------------------------------------------
+
+    def _reset(self, capacity: int) -> None:
+        self.ids: list[str] = []
+        self.row: dict[str, int] = {}
+        self.right = np.zeros((max(capacity, 16), self.dim), np.float32)
+        self.cluster_code = np.zeros(max(capacity, 16), np.int64)
+        self.active = np.zeros(max(capacity, 16), bool)
+        self.clusters: dict[str, int] = {}
+        self.profiles: list[OrgProfile | None] = []
+        self.analyses: list[Analysis | None] = []
+        self.terms: list[dict[str, float]] = []
+        self.topk: dict[str, list[Suggestion]] = {}
+
+    def _grow(self) -> None:
+        cap = self.right.shape[0] * 2
+        self.right = np.resize(self.right, (cap, self.dim))
+        self.right[len(self.ids):] = 0
+        for name in ("cluster_code", "active"):
+            old = getattr(self, name)
+            new = np.zeros(cap, old.dtype)
+            new[: len(old)] = old
+            setattr(self, name, new)
+
+    def _cluster(self, name: str) -> int:
+        return self.clusters.setdefault(name, len(self.clusters))
+
+    def __len__(self) -> int:
+        return int(self.active[: len(self.ids)].sum())
+
+    def __contains__(self, org_id: str) -> bool:
+        return org_id in self.row
+
+    # ---- features ---------------------------------------------------------------------------
+
+    def _analyse(self, p: OrgProfile) -> Analysis:
+        lang = p.language or detect_language(f"{p.capabilities}\n{p.goals}")
+        return analyse(self.lex, p.capabilities or "", p.goals or "", lang)
+
+    def _concept_vec(self, hits: dict[str, list[str]]) -> np.ndarray:
+        v = np.zeros(len(self.concepts), np.float32)
+        for c, words in hits.items():
+            i = self.cidx.get(c)
+            if i is None:
+                continue
+            v[i] += _tf(len(words))
+            sector = self.lex.concepts[c].sector
+            if sector in self.cidx:
+                v[self.cidx[sector]] += self.s.rollup * _tf(len(words))
+        return v * self.idf * self.kind_w
+
+    def _vectors(self, a: Analysis) -> tuple[np.ndarray, dict[str, float]]:
+        cap = self._concept_vec(a.cap_hits)
+        goal = self._concept_vec(a.goal_hits) if a.goal_hits else 0.5 * cap
+        prof = cap + goal
+        sector = np.zeros(len(self.sectors), np.float32)
+        both = Counter({c: len(w) for c, w in a.cap_hits.items()}) + Counter({c: len(w) for c, w in a.goal_hits.items()})
+        for c, n in both.items():
+            i = self.cidx.get(c)
+            if i is not None and self.concept_sector[i] >= 0:
+                sector[self.concept_sector[i]] += _tf(n) * self.idf[i]
+        right = np.concatenate([_l2(sector), _l2(prof), _l2(goal), _l2(cap)]).astype(np.float32)
+        terms = a.cap_terms + a.goal_terms
+        tv = {t: _tf(n) * self.term_idf[t] for t, n in terms.items() if t in self.term_idf}
+        norm = math.sqrt(sum(x * x for x in tv.values())) or 1.0
+        return right, {t: x / norm for t, x in tv.items()}
+
+    def _left(self, right: np.ndarray) -> np.ndarray:
+        ns, nc = len(self.sectors), len(self.concepts)
+        sec, prof, goal, cap = right[:ns], right[ns:ns + nc], right[ns + nc:ns + 2 * nc], right[ns + 2 * nc:]
+        return np.concatenate([self.s.w_sector * (self.related @ sec), self.s.w_profile * prof,
+                               self.s.w_recip * 0.5 * cap, self.s.w_recip * 0.5 * goal]).astype(np.float32)
+
+    # ---- fitting ----------------------------------------------------------------------------
+
+    def fit(self, profiles: Iterable[OrgProfile], progress: Progress | None = None) -> None:
+        """Analyse every profile, learn the weights of concepts and words, index them all."""
+        items = list(profiles)
+        seen: set[str] = set()
+        for p in items:
+            if p.id in seen:
+                raise ValueError(f"organisation {p.id} appears twice")
+            seen.add(p.id)
+        analyses = []
+        for n, p in enumerate(items, 1):
+            analyses.append(self._analyse(p))
+            if progress is not None and (n % 2000 == 0 or n == len(items)):
+                progress(n, len(items))
+        total = max(len(items), 1)
+        df = np.zeros(len(self.concepts), np.float32)
+        term_df: Counter[str] = Counter()
+        for a in analyses:
+            for c in set(a.cap_hits) | set(a.goal_hits):
+                if c in self.cidx:
+                    df[self.cidx[c]] += 1
+            term_df.update(set(a.cap_terms) | set(a.goal_terms))
+        self.idf = (np.log((1 + total) / (1 + df)) + 1).astype(np.float32)
+        limit = max(2, self.s.max_term_df * total)
+        self.term_idf = {t: math.log((1 + total) / (1 + n)) + 1 for t, n in term_df.items() if 2 <= n <= limit}
+        self._reset(len(items))
+        for p, a in zip(items, analyses, strict=True):
+            self._put(p, a)
+        logger.info("index fitted", extra={"profiles": len(items), "terms": len(self.term_idf)})
+
+    def refit(self) -> None:
+        """Rebuild weights from the current profiles (after many incremental changes)."""
+        self.fit([p for p in self.profiles if p is not None])
+
+    def _put(self, p: OrgProfile, a: Analysis) -> int:
+        right, terms = self._vectors(a)
+        r = self.row.get(p.id)
+        if r is None:
+            if len(self.ids) == self.right.shape[0]:
+                self._grow()
+            r = len(self.ids)
+            self.ids.append(p.id)
+            self.profiles.append(p)
+            self.analyses.append(a)
+            self.terms.append(terms)
+            self.row[p.id] = r
+        else:
+            self.profiles[r], self.analyses[r], self.terms[r] = p, a, terms
+        self.right[r] = right
+        self.cluster_code[r] = self._cluster(p.cluster)
+        self.active[r] = True
+        return r
+
+    # ---- scoring ----------------------------------------------------------------------------
+
+    def _linear_row(self, r: int) -> np.ndarray:
+        n = len(self.ids)
+        scores = self.right[:n] @ self._left(self.right[r])
+        scores[~self.active[:n]] = -np.inf
+        scores[self.cluster_code[:n] == self.cluster_code[r]] = -np.inf
+        scores[r] = -np.inf
+        return scores
+
+    def _extras(self, r: int, o: int) -> float:
+        ns, nc = len(self.sectors), len(self.concepts)
+        a, b = self.right[r], self.right[o]
+        s1 = float(a[ns + 2 * nc:] @ b[ns + nc:ns + 2 * nc])  # A offers, B seeks
+        s2 = float(b[ns + 2 * nc:] @ a[ns + nc:ns + 2 * nc])  # B offers, A seeks
+        ta, tb = self.terms[r], self.terms[o]
+        if len(tb) < len(ta):
+            ta, tb = tb, ta
+        term_sim = sum(w * tb.get(t, 0.0) for t, w in ta.items())
+        return self.s.w_both_ways * min(s1, s2) + self.s.w_terms * term_sim
+
+    def _rank(self, r: int, candidates: Iterable[int], linear: np.ndarray | Callable[[int], float], k: int
+              ) -> list[tuple[float, int]]:
+        scored = []
+        for o in candidates:
+            base = linear[o] if isinstance(linear, np.ndarray) else linear(o)
+            if not np.isfinite(base):
+                continue
+            scored.append((float(base) + self._extras(r, o), o))
+        scored.sort(key=lambda x: (-x[0], self.ids[x[1]]))
+        return scored[:k]
+
+    def _top_rows(self, r: int, k: int, linear: np.ndarray | None = None) -> list[tuple[float, int]]:
+        linear = self._linear_row(r) if linear is None else linear
+        finite = int(np.isfinite(linear).sum())
+        want = min(max(self.s.candidates, 4 * k), finite)
+        if want <= 0:
+            return []
+        cand = np.argpartition(-linear, want - 1)[:want]
+        return self._rank(r, cand, linear, k)
+
+    def score_pair(self, a_id: str, b_id: str) -> Suggestion | None:
+        ra, rb = self.row.get(a_id), self.row.get(b_id)
+        if ra is None or rb is None or ra == rb or not (self.active[ra] and self.active[rb]):
+            return None
+        if self.cluster_code[ra] == self.cluster_code[rb]:
+            return None
+        base = float(self._left(self.right[ra]) @ self.right[rb])
+        return self._suggestion(ra, rb, base + self._extras(ra, rb))
+
+    def top(self, org_id: str, k: int = 5) -> list[Suggestion]:
+        """The best k partners of an organisation (raises KeyError for an unknown one)."""
+        r = self.row[org_id]
+        if not self.active[r]:
+            raise KeyError(org_id)
+        cached = self.topk.get(org_id)
+        if cached is not None and k <= self.s.cached_k:
+            return cached[:k]
+        ranked = self._top_rows(r, max(k, self.s.cached_k))
+        result = [self._suggestion(r, o, s) for s, o in ranked]
+        self.topk[org_id] = result
+        return result[:k]
+
+    # ---- batch ------------------------------------------------------------------------------
+
+    def suggestions_for_all(self, k: int = 5, progress: Progress | None = None, chunk: int = 2000
+                            ) -> Iterator[tuple[str, list[Suggestion]]]:
+        """Every organisation's top k, with sparse top-n products in row chunks."""
+        from sparse_dot_topn import sp_matmul_topn
+
+        n = len(self.ids)
+        rows = np.flatnonzero(self.active[:n])
+        if len(rows) == 0:
+            return
+        right = sp.csr_matrix(self.right[:n])
+        left_all = np.vstack([self._left(self.right[r]) for r in range(n)]) if n else np.zeros((0, self.dim))
+        want = max(self.s.candidates, 4 * k)
+        done = 0
+        for start in range(0, len(rows), chunk):
+            block = rows[start:start + chunk]
+            left = sp.csr_matrix(left_all[block])
+            top = sp_matmul_topn(left, right.T.tocsr(), top_n=want + 1, sort=True, n_threads=2)
+            for i, r in enumerate(block):
+                lo, hi = top.indptr[i], top.indptr[i + 1]
+                cand, vals = top.indices[lo:hi], top.data[lo:hi]
+                keep = [(o, v) for o, v in zip(cand, vals, strict=True)
+                        if o != r and self.active[o] and self.cluster_code[o] != self.cluster_code[r]]
+                if len(keep) < k:  # too many near neighbours in the own cluster: score the whole row
+                    ranked = self._top_rows(r, max(k, self.s.cached_k))
+                else:
+                    base = dict(keep)
+                    ranked = self._rank(r, base, lambda o, base=base: base[o], max(k, self.s.cached_k))
+                result = [self._suggestion(r, o, s) for s, o in ranked]
+                self.topk[self.ids[r]] = result
+                yield self.ids[r], result[:k]
+            done += len(block)
+            if progress is not None:
+                progress(done, len(rows))
+
+    # ---- incremental ------------------------------------------------------------------------
+
+    def upsert(self, profile: OrgProfile) -> Update:
+        """Add or replace one organisation, keeping the fitted weights; report whose lists changed."""
+        before = {oid: [s.id for s in lst] for oid, lst in self.topk.items()}
+        r = self._put(profile, self._analyse(profile))
+        self.topk.pop(profile.id, None)
+        linear = self._linear_row(r)
+        own = self.top(profile.id, self.s.cached_k)
+        update = Update(profile.id, own[: self.s.cached_k])
+        for oid, ids in before.items():
+            o = self.row.get(oid)
+            if oid == profile.id or o is None or not self.active[o]:
+                continue
+            lst = self.topk[oid]
+            was_in = profile.id in ids
+            kth = lst[-1].score if len(lst) >= self.s.cached_k else -np.inf
+            could_enter = np.isfinite(linear[o]) and linear[o] + self.s.w_both_ways + self.s.w_terms > kth
+            if not was_in and not could_enter:
+                continue
+            self.topk.pop(oid)
+            fresh = self.top(oid, self.s.cached_k)
+            now_in = profile.id in {s.id for s in fresh}
+            if now_in and not was_in:
+                update.entered[oid] = fresh
+            elif was_in and not now_in:
+                update.left[oid] = fresh
+            elif now_in:
+                update.entered[oid] = fresh  # still there, with a new score
+        return update
+
+    def remove(self, org_id: str) -> Update:
+        r = self.row.get(org_id)
+        if r is None or not self.active[r]:
+            raise KeyError(org_id)
+        self.active[r] = False
+        self.topk.pop(org_id, None)
+        update = Update(org_id, [])
+        for oid, lst in list(self.topk.items()):
+            if org_id in {s.id for s in lst}:
+                self.topk.pop(oid)
+                update.left[oid] = self.top(oid, self.s.cached_k)
+        return update
+
+    # ---- reasons ----------------------------------------------------------------------------
+
+    def _suggestion(self, r: int, o: int, score: float) -> Suggestion:
+        return Suggestion(self.ids[o], float(score), tuple(self.reasons(r, o)))
+
+    def reasons(self, r: int, o: int) -> list[Reason]:
+        a, b = self.analyses[r], self.analyses[o]
+        assert a is not None and b is not None
+        ns, nc = len(self.sectors), len(self.concepts)
+        ra, rb = self.right[r], self.right[o]
+        cap_a, goal_a, prof_a = ra[ns + 2 * nc:], ra[ns + nc:ns + 2 * nc], ra[ns:ns + nc]
+        cap_b, goal_b, prof_b = rb[ns + 2 * nc:], rb[ns + nc:ns + 2 * nc], rb[ns:ns + nc]
+        found: dict[tuple[str, str], Reason] = {}
+
+        def add(concept: str, direction: str, weight: float, wa: list[str], wb: list[str]) -> None:
+            if weight <= 1e-6:
+                return
+            key = (concept, direction)
+            if key not in found or found[key].weight < weight:
+                found[key] = Reason(concept, self.lex.concepts[concept].kind, direction, weight,
+                                    _distinct(wa), _distinct(wb))
+
+        w_dir = self.s.w_recip * 0.5
+        for c in set(a.cap_hits) & set(b.goal_hits):
+            i = self.cidx.get(c)
+            if i is not None:
+                add(c, "a_offers_b_seeks", w_dir * float(cap_a[i] * goal_b[i]), a.cap_hits[c], b.goal_hits[c])
+        for c in set(b.cap_hits) & set(a.goal_hits):
+            i = self.cidx.get(c)
+            if i is not None:
+                add(c, "b_offers_a_seeks", w_dir * float(cap_b[i] * goal_a[i]), a.goal_hits[c], b.cap_hits[c])
+        hits_a = {**a.goal_hits, **a.cap_hits}
+        hits_b = {**b.goal_hits, **b.cap_hits}
+        for c in set(hits_a) & set(hits_b):
+            i = self.cidx.get(c)
+            if i is None or self.lex.concepts[c].kind == "cooperation":
+                continue
+            if (c, "a_offers_b_seeks") in found or (c, "b_offers_a_seeks") in found:
+                continue
+            add(c, "shared", self.s.w_profile * float(prof_a[i] * prof_b[i]) + 1e-5, hits_a[c], hits_b[c])
+        ranked = sorted(found.values(), key=lambda x: -x.weight)[: self.s.max_reasons]
+        if len(ranked) < self.s.max_reasons:
+            ta, tb = self.terms[r], self.terms[o]
+            shared = sorted(((ta[t] * tb[t], t) for t in set(ta) & set(tb)), reverse=True)
+            for w, t in shared[: self.s.max_reasons - len(ranked)]:
+                ranked.append(Reason(None, "term", "shared", self.s.w_terms * w,
+                                     (a.term_surface.get(t, t),), (b.term_surface.get(t, t),)))
+        return ranked
+
+
+def _distinct(words: list[str], limit: int = 3) -> tuple[str, ...]:
+    seen: dict[str, str] = {}
+    for w in words:
+        seen.setdefault(w.lower(), w)
+    return tuple(list(seen.values())[:limit])

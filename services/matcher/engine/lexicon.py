@@ -1,0 +1,228 @@
+"""The multilingual concept lexicon: loading the project's YAML data and finding concepts in text.
+
+Forms follow data/lexicon/README.md: whole words, `stem*` prefixes, `*part*` infixes for
+compounds, multi-word phrases, and CAPITAL acronyms. Text and forms are folded the same way
+(Latin script, lower case, no diacritics). Pure apart from reading the data files once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from services.matcher.engine.text import fold, is_acronym, lemma, strip_marks, tokens, transliterate
+
+logger = logging.getLogger(__name__)
+
+LANGUAGES: tuple[str, ...] = ("pl", "sr", "hr", "bs", "sl", "mk", "bg", "ru", "uk", "cs", "sk", "ro", "hu", "sq",
+                              "de", "en")
+KINDS = ("sector", "activity", "cooperation")
+DATA_DIR = Path(__file__).resolve().parent / "data" / "lexicon"
+
+
+@dataclass(frozen=True)
+class Concept:
+    id: str
+    kind: str
+    sector: str | None
+    related: tuple[str, ...]
+    labels: dict[str, str]
+
+    def label(self, lang: str) -> str:
+        if lang == "sr-Cyrl":
+            return latin_to_serbian_cyrillic(self.labels.get("sr") or self.labels.get("en") or self.id)
+        return self.labels.get(lang) or self.labels.get("en") or self.id
+
+
+@dataclass(frozen=True)
+class Hit:
+    concept: str
+    surface: str  # the words as written in the text
+
+
+@dataclass
+class _Pattern:
+    parts: tuple[tuple[str, str], ...]  # (mode, key) with mode in exact | prefix | infix | acronym
+    concept: str
+
+
+@dataclass
+class Lexicon:
+    concepts: dict[str, Concept]
+    exact: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    prefixes: dict[str, list[tuple[str, str]]] = field(default_factory=lambda: defaultdict(list))
+    infixes: list[tuple[str, str]] = field(default_factory=list)
+    acronyms: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    phrases: dict[str, list[_Pattern]] = field(default_factory=lambda: defaultdict(list))
+    phrase_prefixes: dict[str, list[_Pattern]] = field(default_factory=lambda: defaultdict(list))
+
+    def concept(self, concept_id: str) -> Concept:
+        return self.concepts[concept_id]
+
+    def sector_of(self, concept_id: str) -> str | None:
+        c = self.concepts[concept_id]
+        return c.id if c.kind == "sector" else c.sector
+
+    @property
+    def sectors(self) -> list[str]:
+        return sorted(c.id for c in self.concepts.values() if c.kind == "sector")
+
+    # ---- building --------------------------------------------------------------------------
+
+    def _add_form(self, form: str, concept: str) -> None:
+        words = form.split()
+        if not words:
+            return
+        parts = tuple(_part(w) for w in words)
+        if any(key == "" for _, key in parts):
+            return
+        if len(parts) == 1:
+            mode, key = parts[0]
+            if mode == "exact":
+                self.exact[key].add(concept)
+            elif mode == "prefix":
+                self.prefixes[key[:4]].append((key, concept))
+            elif mode == "infix":
+                self.infixes.append((key, concept))
+            else:
+                self.acronyms[key].add(concept)
+            return
+        pattern = _Pattern(parts, concept)
+        mode, key = parts[0]
+        if mode in ("exact", "acronym"):
+            self.phrases[key].append(pattern)
+        else:
+            self.phrase_prefixes[key[:4]].append(pattern)
+
+    # ---- matching --------------------------------------------------------------------------
+
+    def find(self, text: str, lang: str | None) -> list[Hit]:
+        """Every concept occurrence in the text, with the words that expressed it."""
+        words = tokens(text)
+        keys = [_keys(w, lang) for w in words]
+        hits: list[Hit] = []
+        for i, (word, k) in enumerate(zip(words, keys, strict=True)):
+            for concept in self._single(word, k):
+                hits.append(Hit(concept, word))
+            for pattern in self._phrase_candidates(k):
+                n = len(pattern.parts)
+                if i + n <= len(words) and all(_match(part, keys[i + j]) for j, part in enumerate(pattern.parts)):
+                    hits.append(Hit(pattern.concept, " ".join(words[i : i + n])))
+        return hits
+
+    def _single(self, word: str, k: tuple[str, str, str | None]) -> set[str]:
+        return _single_cached(self, k)
+
+    def _phrase_candidates(self, k: tuple[str, str, str | None]) -> Iterable[_Pattern]:
+        folded, lemmed, acro = k
+        seen: list[_Pattern] = []
+        for key in {folded, lemmed}:
+            seen.extend(self.phrases.get(key, ()))
+            seen.extend(self.phrase_prefixes.get(key[:4], ()))
+        if acro:
+            seen.extend(self.phrases.get(acro, ()))
+        return seen
+
+    def __hash__(self) -> int:
+        return id(self)
+
+
+def _part(word: str) -> tuple[str, str]:
+    raw = word.strip()
+    if raw.startswith("*") and raw.endswith("*") and len(raw) > 2:
+        return "infix", fold(raw.strip("*"))
+    if raw.endswith("*"):
+        return "prefix", fold(raw[:-1])
+    core = raw.replace("*", "")
+    if is_acronym(core) and core.replace("-", "").isalnum():
+        return "acronym", strip_marks(transliterate(core))
+    return "exact", fold(core)
+
+
+def _keys(word: str, lang: str | None) -> tuple[str, str, str | None]:
+    folded = fold(word)
+    lemmed = fold(lemma(word.lower(), lang))
+    acro = strip_marks(transliterate(word)) if is_acronym(word) else None
+    return folded, lemmed, acro
+
+
+def _match(part: tuple[str, str], k: tuple[str, str, str | None]) -> bool:
+    mode, key = part
+    folded, lemmed, acro = k
+    if mode == "exact":
+        return key in (folded, lemmed)
+    if mode == "prefix":
+        return folded.startswith(key) or lemmed.startswith(key)
+    if mode == "infix":
+        return key in folded
+    return acro == key
+
+
+@lru_cache(maxsize=400_000)
+def _single_cached(lex: Lexicon, k: tuple[str, str, str | None]) -> frozenset[str]:
+    folded, lemmed, acro = k
+    found: set[str] = set()
+    for key in (folded, lemmed):
+        found |= lex.exact.get(key, set())
+        for stem, concept in lex.prefixes.get(key[:4], ()):
+            if key.startswith(stem):
+                found.add(concept)
+    if len(folded) >= 8:
+        for part, concept in lex.infixes:
+            if part in folded:
+                found.add(concept)
+    if acro:
+        found |= lex.acronyms.get(acro, set())
+    return frozenset(found)
+
+
+def load_lexicon(paths: Iterable[Path] | None = None) -> Lexicon:
+    """Load every concept file (default: all YAML files of the project's lexicon folder)."""
+    files = sorted(paths) if paths is not None else sorted(DATA_DIR.glob("*.yaml"))
+    raw: list[dict[str, Any]] = []
+    for path in files:
+        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or []
+        if isinstance(loaded, dict):
+            loaded = loaded.get("concepts", [])
+        raw.extend(loaded)
+    concepts: dict[str, Concept] = {}
+    for entry in raw:
+        cid = entry["id"]
+        if cid in concepts:
+            raise ValueError(f"concept {cid} is defined twice")
+        concepts[cid] = Concept(id=cid, kind=entry.get("kind", "cooperation"), sector=entry.get("sector"),
+                                related=tuple(entry.get("related") or ()), labels=dict(entry.get("labels") or {}))
+    lex = Lexicon(concepts=concepts)
+    for entry in raw:
+        for lang_forms in (entry.get("forms") or {}).values():
+            for form in lang_forms or ():
+                lex._add_form(str(form), entry["id"])
+        for label in (entry.get("labels") or {}).values():  # a label is a form too
+            if label:
+                lex._add_form(str(label), entry["id"])
+    logger.info("lexicon loaded", extra={"concepts": len(concepts), "files": len(files)})
+    return lex
+
+
+_LAT_TO_SR_CYR = [("dž", "џ"), ("Dž", "Џ"), ("lj", "љ"), ("Lj", "Љ"), ("nj", "њ"), ("Nj", "Њ")]
+_LAT_SINGLE = str.maketrans({
+    "a": "а", "b": "б", "v": "в", "g": "г", "d": "д", "đ": "ђ", "e": "е", "ž": "ж", "z": "з", "i": "и", "j": "ј",
+    "k": "к", "l": "л", "m": "м", "n": "н", "o": "о", "p": "п", "r": "р", "s": "с", "t": "т", "ć": "ћ", "u": "у",
+    "f": "ф", "h": "х", "c": "ц", "č": "ч", "š": "ш",
+    "A": "А", "B": "Б", "V": "В", "G": "Г", "D": "Д", "Đ": "Ђ", "E": "Е", "Ž": "Ж", "Z": "З", "I": "И", "J": "Ј",
+    "K": "К", "L": "Л", "M": "М", "N": "Н", "O": "О", "P": "П", "R": "Р", "S": "С", "T": "Т", "Ć": "Ћ", "U": "У",
+    "F": "Ф", "H": "Х", "C": "Ц", "Č": "Ч", "Š": "Ш",
+})
+
+
+def latin_to_serbian_cyrillic(text: str) -> str:
+    for latin, cyr in _LAT_TO_SR_CYR:
+        text = text.replace(latin, cyr)
+    return text.translate(_LAT_SINGLE)

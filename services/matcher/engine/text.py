@@ -1,0 +1,68 @@
+"""Language-neutral text handling: normalisation, Cyrillic→Latin, folding, tokens and lemmas. Pure.
+
+Serbian Cyrillic and Serbian Latin meet here: both become the same folded Latin tokens.
+Lemmas come from simplemma (its data ships in the package) and are cached per (language, word).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+import simplemma
+
+# One Latin spelling for every Cyrillic letter our languages use; Serbian letters map to their
+# Serbian Latin counterparts, so "информационе" and "informacione" are the same word.
+_CYR = {
+    "а": "a", "б": "b", "в": "v", "г": "g", "д": "d", "ђ": "đ", "е": "e", "ж": "ž", "з": "z", "и": "i",
+    "ј": "j", "к": "k", "л": "l", "љ": "lj", "м": "m", "н": "n", "њ": "nj", "о": "o", "п": "p", "р": "r",
+    "с": "s", "т": "t", "ћ": "ć", "у": "u", "ф": "f", "х": "h", "ц": "c", "ч": "č", "џ": "dž", "ш": "š",
+    "щ": "šč", "ъ": "a", "ы": "y", "ь": "", "э": "e", "ю": "ju", "я": "ja", "й": "j", "ё": "e", "є": "je",
+    "ї": "ji", "і": "i", "ґ": "g", "ѓ": "gj", "ќ": "kj", "ѕ": "dz", "ў": "u",
+}
+_CYR_TABLE = str.maketrans({**_CYR, **{k.upper(): v.capitalize() for k, v in _CYR.items()}})
+# Letters that NFD does not decompose into a base letter and a mark.
+_FOLD_EXTRA = str.maketrans({"đ": "d", "ł": "l", "ß": "ss", "ø": "o", "æ": "ae", "œ": "oe", "ı": "i",
+                             "Đ": "D", "Ł": "L"})
+_TOKEN = re.compile(r"[^\W_]+(?:[-'’][^\W_]+)*", re.UNICODE)
+
+# simplemma's data names Serbo-Croatian (Serbian, Croatian, Bosnian, Montenegrin) "hbs".
+_LEMMA_LANG = {"sr": "hbs", "hr": "hbs", "bs": "hbs"}
+_SIMPLEMMA_LANGS = {"pl", "hbs", "sl", "mk", "bg", "ru", "uk", "cs", "sk", "ro", "hu", "sq", "de", "en"}
+
+
+def transliterate(text: str) -> str:
+    return text.translate(_CYR_TABLE)
+
+
+def strip_marks(text: str) -> str:
+    decomposed = unicodedata.normalize("NFD", text.translate(_FOLD_EXTRA))
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def fold(word: str) -> str:
+    """The matching key of a word: Latin script, lower case, no diacritics."""
+    return strip_marks(transliterate(word)).lower()
+
+
+def tokens(text: str) -> list[str]:
+    """Words as written (NFKC-normalised); hyphenated words stay whole and are split later."""
+    return _TOKEN.findall(unicodedata.normalize("NFKC", text))
+
+
+@lru_cache(maxsize=500_000)
+def lemma(word: str, lang: str | None) -> str:
+    """The lemma of a lower-cased word in its original script, or the word itself."""
+    code = _LEMMA_LANG.get(lang or "", lang or "")
+    if code not in _SIMPLEMMA_LANGS:
+        return word
+    try:
+        return simplemma.lemmatize(word, lang=code)
+    except ValueError:
+        return word
+
+
+def is_acronym(word: str) -> bool:
+    letters = [c for c in word if c.isalpha()]
+    return len(letters) >= 2 and all(c.isupper() for c in letters)
