@@ -17,6 +17,7 @@ SUBCOMMANDS: dict[str, str] = {
     "resync": "services.profiles.entrypoints.cli",
     "settings": "partnermatch.settings_cli",
     "topics": "partnermatch.topics_cli",
+    "up": "partnermatch.stack",
 }
 
 
