@@ -1,0 +1,85 @@
+"""`partnermatch match`: the contract the evaluation uses, and its errors for bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from partnermatch.cli import main
+from services.matcher import batch
+from services.matcher.engine import MatchEngine
+
+
+@pytest.fixture(autouse=True)
+def _small_lexicon(monkeypatch, mini_lexicon):
+    monkeypatch.setattr("services.matcher.engine.MatchEngine", lambda: MatchEngine(mini_lexicon))
+
+
+ORGS = [
+    {"id": "pl-soft", "name": "Soft", "cluster": "pl-ict", "country": "PL", "language": "pl",
+     "capabilities": "Tworzenie oprogramowania.", "goals": "Szukamy partnerów z rolnictwa.", "extra": [1, 2]},
+    {"id": "rs-fruit", "name": "Voćar", "cluster": "rs-agro", "country": "RS",
+     "capabilities": "Prerada voća, poljoprivreda.", "goals": "Tražimo softver."},
+    {"id": "rs-soft", "name": "Софтвер", "cluster": "rs-ict", "country": "RS", "language": "sr",
+     "capabilities": "Развој софтвера.", "goals": ""},
+]
+
+
+def _write(tmp_path, lines):
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_one_output_line_per_organisation_in_input_order_best_first(tmp_path):
+    src = _write(tmp_path, [json.dumps(o, ensure_ascii=False) for o in ORGS])
+    out = tmp_path / "out.jsonl"
+    assert main(["match", "--input", str(src), "--top", "2", "--output", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["id"] for r in rows] == ["pl-soft", "rs-fruit", "rs-soft"]
+    for row in rows:
+        assert len(row["suggestions"]) <= 2
+        scores = [s["score"] for s in row["suggestions"]]
+        assert scores == sorted(scores, reverse=True)
+        assert all(s["id"] != row["id"] for s in row["suggestions"])
+    assert rows[1]["suggestions"][0]["id"] == "pl-soft"
+    assert rows[1]["suggestions"][0]["reasons"], "every suggestion carries its reasons"
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        (['{"id": "a", "capabilities": "x"}', "{not json"], "line 2: not valid JSON"),
+        (['{"name": "no id"}'], "line 1: missing or empty \"id\""),
+        (['{"id": "a"}', '{"id": "a"}'], "line 2: duplicate id 'a' (first on line 1)"),
+        (['{"id": "a", "capabilities": ["x"]}'], "line 1: \"capabilities\" must be a string"),
+        (['["a", "b"]'], "line 1: expected a JSON object"),
+    ],
+)
+def test_a_malformed_line_is_a_clear_error_with_exit_code_2(tmp_path, capsys, lines, expected):
+    src = _write(tmp_path, lines)
+    out = tmp_path / "out.jsonl"
+    assert main(["match", "--input", str(src), "--top", "3", "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err
+    assert not out.exists(), "no half-written output"
+
+
+def test_a_missing_input_file_is_a_clear_error(tmp_path, capsys):
+    assert main(["match", "--input", str(tmp_path / "nope.jsonl"), "--top", "3", "--output", "-"]) == 2
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_input_that_is_not_utf8_is_a_clear_error(tmp_path, capsys):
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(b'{"id": "a", "capabilities": "\xff\xfe"}\n')
+    assert main(["match", "--input", str(src), "--top", "3", "--output", str(tmp_path / "o")]) == 2
+    assert "not UTF-8" in capsys.readouterr().err
+
+
+def test_reading_keeps_numeric_ids_and_ignores_extra_fields():
+    import io
+
+    profiles = batch.read_organisations(io.StringIO('{"id": 7, "capabilities": "x", "whatever": {}}\n'))
+    assert profiles[0].id == "7" and profiles[0].goals == ""

@@ -1,0 +1,127 @@
+"""The matching engine on a small lexicon: reciprocity, the never-self/never-own-cluster rules,
+reasons, and incremental updates agreeing with a full fit."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.matcher.engine import MatchEngine, OrgProfile, render_reason
+from services.matcher.engine.text import fold, tokens, transliterate
+
+P = OrgProfile
+
+
+def _orgs():
+    return [
+        P("pl-soft", "Soft PL", "pl-ict", "PL", "Tworzenie oprogramowania i usługi informatyczne.",
+          "Szukamy partnerów z rolnictwa i przetwórstwa żywności.", "pl"),
+        P("rs-fruit", "Voćar", "rs-agro", "RS", "Prerada voća, poljoprivreda, hladnjače.",
+          "Tražimo softver za praćenje proizvodnje.", "sr"),
+        P("rs-fruit-2", "Воћар 2", "rs-agro", "RS", "Прерада воћа и пољопривреда.", "Тражимо софтвер.", "sr"),
+        P("ru-chem", "Химия", "ru-chem", "RU", "Химическая промышленность, производство стекла.",
+          "Ищем партнёров в медицине.", "ru"),
+        P("pl-med", "Szpital", "pl-med", "PL", "Szpital i usługi medyczne.", "Szukamy dostawców chemii.", "pl"),
+        P("pl-soft-2", "Soft PL 2", "pl-ict", "PL", "Oprogramowanie dla rolnictwa.", "Szukamy rolników.", "pl"),
+    ]
+
+
+def test_serbian_cyrillic_and_latin_fold_to_the_same_words():
+    cyr = [fold(t) for t in tokens("Развој софтвера, информационе технологије, ђак, џеп, љубав, њива")]
+    lat = [fold(t) for t in tokens("Razvoj softvera, informacione tehnologije, đak, džep, ljubav, njiva")]
+    assert cyr == lat
+    assert transliterate("Шабац") == "Šabac"
+
+
+def test_serbian_cyrillic_and_latin_profiles_get_identical_concepts(engine):
+    engine.fit([P("a", cluster="x", capabilities="Развој софтвера и ИКТ услуге", goals="пољопривреда", language="sr"),
+                P("b", cluster="y", capabilities="Razvoj softvera i IKT usluge", goals="poljoprivreda", language="sr")])
+    a, b = engine.analyses[engine.row["a"]], engine.analyses[engine.row["b"]]
+    assert set(a.cap_hits) == set(b.cap_hits) == {"ict", "ict.software"}
+    assert (engine.right[engine.row["a"]] == engine.right[engine.row["b"]]).all()
+
+
+def test_acronyms_match_only_in_capitals(engine):
+    engine.fit([P("a", cluster="x", capabilities="Firma IT z Katowic", language="pl"),
+                P("b", cluster="y", capabilities="We like it when it works", language="en")])
+    assert "ict" in engine.analyses[engine.row["a"]].cap_hits
+    assert "ict" not in engine.analyses[engine.row["b"]].cap_hits
+
+
+def test_an_organisation_is_never_its_own_partner_nor_one_of_its_own_cluster(engine):
+    engine.fit(_orgs())
+    for org in _orgs():
+        partners = {s.id for s in engine.top(org.id, 10)}
+        assert org.id not in partners
+        same_cluster = {o.id for o in _orgs() if o.cluster == org.cluster}
+        assert not partners & same_cluster
+
+
+def test_offering_what_the_other_seeks_both_ways_beats_one_way(engine):
+    both = P("both", cluster="c1", capabilities="Oprogramowanie dla firm.", goals="Szukamy rolnictwa.", language="pl")
+    one_way = P("oneway", cluster="c2", capabilities="Oprogramowanie dla firm.", goals="Szukamy turystyki.",
+                language="pl")
+    seeker = P("seeker", cluster="c3", capabilities="Poljoprivreda i voće.", goals="Tražimo softver.", language="sr")
+    engine.fit([both, one_way, seeker])
+    ranked = [s.id for s in engine.top("seeker", 2)]
+    assert ranked == ["both", "oneway"]
+    assert engine.score_pair("seeker", "both").score > engine.score_pair("seeker", "oneway").score
+
+
+def test_scores_are_symmetric(engine):
+    engine.fit(_orgs())
+    assert engine.score_pair("pl-soft", "rs-fruit").score == pytest.approx(engine.score_pair("rs-fruit", "pl-soft").score)
+
+
+def test_reasons_say_who_offers_and_who_seeks_with_the_words_of_each_side(engine):
+    engine.fit(_orgs())
+    pair = engine.score_pair("pl-soft", "rs-fruit")
+    by_concept = {(r.concept, r.direction): r for r in pair.reasons}
+    software = by_concept[("ict.software", "a_offers_b_seeks")]
+    assert "oprogramowania" in [t.lower() for t in software.terms_a] and "softver" in software.terms_b
+    assert ("agrifood", "b_offers_a_seeks") in by_concept
+    assert render_reason(software, "pl", engine.lex).endswith("(tworzenie oprogramowania)")
+    assert render_reason(software, "sr-Cyrl", engine.lex).endswith("(развој софтвера)")
+    assert software.to_dict()["direction"] == "a_offers_b_seeks"
+
+
+def test_an_upsert_gives_the_same_lists_as_a_full_fit_with_the_same_weights(mini_lexicon):
+    orgs = _orgs()
+    full = MatchEngine(mini_lexicon)
+    full.fit(orgs)
+    incremental = MatchEngine(mini_lexicon)
+    incremental.fit(orgs[:-1])
+    incremental.idf, incremental.term_idf = full.idf, full.term_idf
+    for o in orgs[:-1]:  # same weights: re-put the existing rows with the full fit's weights
+        incremental.upsert(o)
+    update = incremental.upsert(orgs[-1])
+    for o in orgs:
+        assert [s.id for s in incremental.top(o.id, 3)] == [s.id for s in full.top(o.id, 3)]
+    assert [s.id for s in update.suggestions[:3]] == [s.id for s in full.top(orgs[-1].id, 3)]
+
+
+def test_an_upsert_reports_whose_lists_it_entered_and_a_removal_whose_it_left(engine):
+    engine.fit(_orgs()[:4])
+    for o in _orgs()[:4]:
+        engine.top(o.id, 5)
+    update = engine.upsert(_orgs()[5])  # a second software firm, wanted by the fruit growers
+    assert "rs-fruit" in update.entered
+    assert "pl-soft-2" in {s.id for s in engine.top("rs-fruit", 5)}
+    removal = engine.remove("pl-soft-2")
+    assert "rs-fruit" in removal.left
+    assert "pl-soft-2" not in {s.id for s in engine.top("rs-fruit", 5)}
+    with pytest.raises(KeyError):
+        engine.top("pl-soft-2", 5)
+
+
+def test_batch_top_k_agrees_with_one_by_one_top_k(engine):
+    engine.fit(_orgs())
+    batch = dict(engine.suggestions_for_all(3))
+    for o in _orgs():
+        engine.topk.clear()
+        assert [s.id for s in batch[o.id]] == [s.id for s in engine.top(o.id, 3)]
+
+
+def test_empty_goals_fall_back_to_capabilities(engine):
+    engine.fit([P("a", cluster="x", capabilities="Oprogramowanie", goals="", language="pl"),
+                P("b", cluster="y", capabilities="Softver i IKT", goals="", language="sr")])
+    assert engine.top("a", 1)[0].id == "b"
