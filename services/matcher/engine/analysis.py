@@ -7,8 +7,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from services.matcher.engine.lexicon import Lexicon
-from services.matcher.engine.text import fold, lemma, tokens
+from services.matcher.engine.lexicon import Lexicon, word_keys
+from services.matcher.engine.text import fold, tokens
 
 # Stop words per language come from stopwordsiso where it has the language; Serbian and Bosnian
 # share Croatian's list (the same language family, folded to the same Latin), and a short list
@@ -44,31 +44,25 @@ class Analysis:
     term_surface: dict[str, str] = field(default_factory=dict)
 
 
-def _hits(lex: Lexicon, text: str, lang: str | None) -> dict[str, list[str]]:
+def _side(lex: Lexicon, text: str, lang: str | None, surfaces: dict[str, str]
+          ) -> tuple[dict[str, list[str]], Counter[str]]:
+    words = tokens(text)
+    keys = [word_keys(w, lang) for w in words]
     found: dict[str, list[str]] = {}
-    for hit in lex.find(text, lang):
+    for hit in lex.find_in(words, keys):
         found.setdefault(hit.concept, []).append(hit.surface)
-    return found
-
-
-def _terms(text: str, lang: str | None, surfaces: dict[str, str]) -> Counter[str]:
     stop = stopwords(lang)
     counts: Counter[str] = Counter()
-    for word in tokens(text):
-        if len(word) < 3 or word.isdigit():
+    for word, (_folded, lemmed, _acro) in zip(words, keys, strict=True):
+        if len(lemmed) < 3 or lemmed in stop or any(ch.isdigit() for ch in lemmed):
             continue
-        key = fold(lemma(word.lower(), lang))
-        if len(key) < 3 or key in stop or any(ch.isdigit() for ch in key):
-            continue
-        counts[key] += 1
-        surfaces.setdefault(key, word)
-    return counts
+        counts[lemmed] += 1
+        surfaces.setdefault(lemmed, word)
+    return found, counts
 
 
 def analyse(lex: Lexicon, capabilities: str, goals: str, language: str | None) -> Analysis:
     result = Analysis(language=language)
-    result.cap_hits = _hits(lex, capabilities, language)
-    result.goal_hits = _hits(lex, goals, language)
-    result.cap_terms = _terms(capabilities, language, result.term_surface)
-    result.goal_terms = _terms(goals, language, result.term_surface)
+    result.cap_hits, result.cap_terms = _side(lex, capabilities, language, result.term_surface)
+    result.goal_hits, result.goal_terms = _side(lex, goals, language, result.term_surface)
     return result

@@ -120,6 +120,7 @@ class MatchEngine:
         self.dim = ns + 3 * nc
         self.idf = np.ones(nc, np.float32)
         self.term_idf: dict[str, float] = {}
+        self._term_col: dict[str, int] = {}
         self._reset(0)
 
     # ---- storage ----------------------------------------------------------------------------
@@ -135,14 +136,18 @@ class MatchEngine:
         self.analyses: list[Analysis | None] = []
         self.terms: list[dict[str, float]] = []
         self.topk: dict[str, list[Suggestion]] = {}
+        self._listed_in: dict[str, set[str]] = {}  # org -> orgs whose cached list holds it
+        self._words: sp.csr_matrix | None = None  # word vectors of the rows, built lazily
+        self._dirty: set[int] = set()  # rows whose words changed since
+        self._kth = np.full(max(capacity, 16), np.inf, np.float32)  # k-th cached score; inf: no list
 
     def _grow(self) -> None:
         cap = self.right.shape[0] * 2
         self.right = np.resize(self.right, (cap, self.dim))
         self.right[len(self.ids):] = 0
-        for name in ("cluster_code", "active"):
+        for name, fill in (("cluster_code", 0), ("active", False), ("_kth", np.inf)):
             old = getattr(self, name)
-            new = np.zeros(cap, old.dtype)
+            new = np.full(cap, fill, old.dtype)
             new[: len(old)] = old
             setattr(self, name, new)
 
@@ -221,6 +226,7 @@ class MatchEngine:
         self.idf = (np.log((1 + total) / (1 + df)) + 1).astype(np.float32)
         limit = max(2, self.s.max_term_df * total)
         self.term_idf = {t: math.log((1 + total) / (1 + n)) + 1 for t, n in term_df.items() if 2 <= n <= limit}
+        self._term_col = {t: i for i, t in enumerate(sorted(self.term_idf))}
         self._reset(len(items))
         for p, a in zip(items, analyses, strict=True):
             self._put(p, a)
@@ -244,6 +250,7 @@ class MatchEngine:
             self.row[p.id] = r
         else:
             self.profiles[r], self.analyses[r], self.terms[r] = p, a, terms
+            self._dirty.add(r)
         self.right[r] = right
         self.cluster_code[r] = self._cluster(p.cluster)
         self.active[r] = True
@@ -251,9 +258,29 @@ class MatchEngine:
 
     # ---- scoring ----------------------------------------------------------------------------
 
+    def _term_scores(self, r: int) -> np.ndarray:
+        """Word likeness of row r with every row: a sparse product with the word matrix built last,
+        plus plain dictionary products for the rows changed since (rebuilt when they pile up)."""
+        n = len(self.ids)
+        if self._words is None or len(self._dirty) > 2000:
+            self._words, self._dirty = self._term_matrix(), set()
+        out = np.zeros(n, np.float32)
+        built = self._words.shape[0]
+        x = self.terms[r]
+        if x:
+            cols = [self._term_col[t] for t in x if t in self._term_col]
+            if cols:
+                vec = sp.csr_matrix((np.array([x[t] for t in x if t in self._term_col], np.float32),
+                                     (np.zeros(len(cols), np.int64), np.array(cols))),
+                                    shape=(1, self._words.shape[1]))
+                out[:built] = (self._words @ vec.T).toarray().ravel()
+        for o in self._dirty | set(range(built, n)):
+            out[o] = _dot(x, self.terms[o])
+        return out
+
     def _linear_row(self, r: int) -> np.ndarray:
         n = len(self.ids)
-        scores = self.right[:n] @ self._left(self.right[r])
+        scores = self.right[:n] @ self._left(self.right[r]) + self.s.w_terms * self._term_scores(r)
         scores[~self.active[:n]] = -np.inf
         scores[self.cluster_code[:n] == self.cluster_code[r]] = -np.inf
         scores[r] = -np.inf
@@ -264,11 +291,7 @@ class MatchEngine:
         a, b = self.right[r], self.right[o]
         s1 = float(a[ns + 2 * nc:] @ b[ns + nc:ns + 2 * nc])  # A offers, B seeks
         s2 = float(b[ns + 2 * nc:] @ a[ns + nc:ns + 2 * nc])  # B offers, A seeks
-        ta, tb = self.terms[r], self.terms[o]
-        if len(tb) < len(ta):
-            ta, tb = tb, ta
-        term_sim = sum(w * tb.get(t, 0.0) for t, w in ta.items())
-        return self.s.w_both_ways * min(s1, s2) + self.s.w_terms * term_sim
+        return self.s.w_both_ways * min(s1, s2)
 
     def _rank(self, r: int, candidates: Iterable[int], linear: np.ndarray | Callable[[int], float], k: int
               ) -> list[tuple[float, int]]:
@@ -278,7 +301,7 @@ class MatchEngine:
             if not np.isfinite(base):
                 continue
             scored.append((float(base) + self._extras(r, o), o))
-        scored.sort(key=lambda x: (-x[0], self.ids[x[1]]))
+        scored.sort(key=lambda x: (-round(x[0], 6), self.ids[x[1]]))
         return scored[:k]
 
     def _top_rows(self, r: int, k: int, linear: np.ndarray | None = None) -> list[tuple[float, int]]:
@@ -296,7 +319,7 @@ class MatchEngine:
             return None
         if self.cluster_code[ra] == self.cluster_code[rb]:
             return None
-        base = float(self._left(self.right[ra]) @ self.right[rb])
+        base = float(self._left(self.right[ra]) @ self.right[rb]) + self.s.w_terms * _dot(self.terms[ra], self.terms[rb])
         return self._suggestion(ra, rb, base + self._extras(ra, rb))
 
     def top(self, org_id: str, k: int = 5) -> list[Suggestion]:
@@ -307,90 +330,133 @@ class MatchEngine:
         cached = self.topk.get(org_id)
         if cached is not None and k <= self.s.cached_k:
             return cached[:k]
-        ranked = self._top_rows(r, max(k, self.s.cached_k))
-        result = [self._suggestion(r, o, s) for s, o in ranked]
-        self.topk[org_id] = result
-        return result[:k]
+        if k > self.s.cached_k:
+            return [self._suggestion(r, o, sc) for sc, o in self._top_rows(r, k)]
+        return self._cache(org_id, self._top_rows(r, self.s.cached_k))[:k]
 
     # ---- batch ------------------------------------------------------------------------------
 
     def suggestions_for_all(self, k: int = 5, progress: Progress | None = None, chunk: int = 2000
                             ) -> Iterator[tuple[str, list[Suggestion]]]:
-        """Every organisation's top k, with sparse top-n products in row chunks."""
+        """Every organisation's top k. Candidates come from sparse top-n products of the linear part
+        in row chunks; their both-ways bonus and word likeness are computed for all pairs at once."""
         from sparse_dot_topn import sp_matmul_topn
 
         n = len(self.ids)
         rows = np.flatnonzero(self.active[:n])
         if len(rows) == 0:
             return
-        right = sp.csr_matrix(self.right[:n])
-        left_all = np.vstack([self._left(self.right[r]) for r in range(n)]) if n else np.zeros((0, self.dim))
+        ns, nc = len(self.sectors), len(self.concepts)
+        right = self.right[:n]
+        words = self._term_matrix()
+        self._words, self._dirty = words, set()
+        right_t = sp.hstack([sp.csr_matrix(right), words]).T.tocsr()
         want = max(self.s.candidates, 4 * k)
+        id_rank = np.empty(n, np.int64)
+        id_rank[np.argsort(np.array(self.ids, dtype=object))] = np.arange(n)
         done = 0
         for start in range(0, len(rows), chunk):
             block = rows[start:start + chunk]
-            left = sp.csr_matrix(left_all[block])
-            top = sp_matmul_topn(left, right.T.tocsr(), top_n=want + 1, sort=True, n_threads=2)
-            for i, r in enumerate(block):
-                lo, hi = top.indptr[i], top.indptr[i + 1]
-                cand, vals = top.indices[lo:hi], top.data[lo:hi]
-                keep = [(o, v) for o, v in zip(cand, vals, strict=True)
-                        if o != r and self.active[o] and self.cluster_code[o] != self.cluster_code[r]]
-                if len(keep) < k:  # too many near neighbours in the own cluster: score the whole row
-                    ranked = self._top_rows(r, max(k, self.s.cached_k))
+            left = sp.hstack([sp.csr_matrix(np.vstack([self._left(right[r]) for r in block])),
+                              self.s.w_terms * words[block]]).tocsr()
+            top = sp_matmul_topn(left, right_t, top_n=want + 1, sort=True, n_threads=2)
+            owner = np.repeat(block, np.diff(top.indptr))
+            cand, base = top.indices, top.data
+            ok = (cand != owner) & self.active[cand] & (self.cluster_code[cand] != self.cluster_code[owner])
+            owner, cand, base = owner[ok], cand[ok], base[ok]
+            s1 = np.einsum("ij,ij->i", right[owner, ns + 2 * nc:], right[cand, ns + nc:ns + 2 * nc])
+            s2 = np.einsum("ij,ij->i", right[cand, ns + 2 * nc:], right[owner, ns + nc:ns + 2 * nc])
+            total = base + self.s.w_both_ways * np.minimum(s1, s2)
+            order = np.lexsort((id_rank[cand], -np.round(total, 6), owner))
+            owner, cand, total = owner[order], cand[order], total[order]
+            bounds = np.searchsorted(owner, block, side="left"), np.searchsorted(owner, block, side="right")
+            for r, lo, hi in zip(block, *bounds, strict=True):
+                if hi - lo < k and hi - lo < int(self.active[:n].sum()) - 1:
+                    ranked = self._top_rows(r, k)  # the own cluster crowded the candidates out
                 else:
-                    base = dict(keep)
-                    ranked = self._rank(r, base, lambda o, base=base: base[o], max(k, self.s.cached_k))
-                result = [self._suggestion(r, o, s) for s, o in ranked]
-                self.topk[self.ids[r]] = result
-                yield self.ids[r], result[:k]
+                    ranked = [(float(total[j]), int(cand[j])) for j in range(lo, min(hi, lo + k))]
+                yield self.ids[r], [self._suggestion(r, o, sc) for sc, o in ranked]
             done += len(block)
             if progress is not None:
                 progress(done, len(rows))
 
+    def _term_matrix(self) -> sp.csr_matrix:
+        indptr, indices, data = [0], [], []
+        for tv in self.terms:
+            for t, w in tv.items():
+                col = self._term_col.get(t)
+                if col is not None:
+                    indices.append(col)
+                    data.append(w)
+            indptr.append(len(indices))
+        return sp.csr_matrix((np.array(data, np.float32), np.array(indices, np.int64), np.array(indptr)),
+                             shape=(len(self.terms), max(len(self._term_col), 1)))
+
     # ---- incremental ------------------------------------------------------------------------
 
     def upsert(self, profile: OrgProfile) -> Update:
-        """Add or replace one organisation, keeping the fitted weights; report whose lists changed."""
-        before = {oid: [s.id for s in lst] for oid, lst in self.topk.items()}
+        """Add or replace one organisation, keeping the fitted weights; report whose cached lists
+        it entered or left. Costs one product against the index plus work on the few lists touched."""
         r = self._put(profile, self._analyse(profile))
-        self.topk.pop(profile.id, None)
+        self._forget(profile.id)
         linear = self._linear_row(r)
-        own = self.top(profile.id, self.s.cached_k)
-        update = Update(profile.id, own[: self.s.cached_k])
-        for oid, ids in before.items():
-            o = self.row.get(oid)
-            if oid == profile.id or o is None or not self.active[o]:
+        own = self._cache(profile.id, self._top_rows(r, self.s.cached_k, linear))
+        update = Update(profile.id, own)
+        max_extra = self.s.w_both_ways + self.s.w_terms
+        n = len(self.ids)
+        reachable = np.flatnonzero(linear + max_extra > self._kth[:n])
+        touched = set(int(x) for x in reachable) | {self.row[o] for o in self._listed_in.get(profile.id, ())}
+        for o in sorted(touched):
+            oid = self.ids[o]
+            if o == r or oid not in self.topk or not self.active[o]:
                 continue
             lst = self.topk[oid]
-            was_in = profile.id in ids
-            kth = lst[-1].score if len(lst) >= self.s.cached_k else -np.inf
-            could_enter = np.isfinite(linear[o]) and linear[o] + self.s.w_both_ways + self.s.w_terms > kth
-            if not was_in and not could_enter:
-                continue
-            self.topk.pop(oid)
-            fresh = self.top(oid, self.s.cached_k)
-            now_in = profile.id in {s.id for s in fresh}
-            if now_in and not was_in:
-                update.entered[oid] = fresh
-            elif was_in and not now_in:
-                update.left[oid] = fresh
-            elif now_in:
-                update.entered[oid] = fresh  # still there, with a new score
+            was_in = any(s.id == profile.id for s in lst)
+            rest = [s for s in lst if s.id != profile.id]
+            score = float(linear[o]) + self._extras(o, r) if np.isfinite(linear[o]) else -np.inf
+            floor = rest[-1].score if len(rest) >= self.s.cached_k else -np.inf
+            if score > floor:
+                fresh = sorted([*rest, self._suggestion(o, r, score)], key=lambda s: (-s.score, s.id))
+                self._forget(oid)
+                self._cache(oid, [(s, self.row[s.id]) for s in fresh[: self.s.cached_k]])
+                update.entered[oid] = self.topk[oid]
+            elif was_in:
+                self._forget(oid)
+                update.left[oid] = self._cache(oid, self._top_rows(o, self.s.cached_k))
         return update
 
     def remove(self, org_id: str) -> Update:
+        """Take one organisation out; the lists it was in are recomputed and reported as left."""
         r = self.row.get(org_id)
         if r is None or not self.active[r]:
             raise KeyError(org_id)
         self.active[r] = False
-        self.topk.pop(org_id, None)
+        self._forget(org_id)
         update = Update(org_id, [])
-        for oid, lst in list(self.topk.items()):
-            if org_id in {s.id for s in lst}:
-                self.topk.pop(oid)
-                update.left[oid] = self.top(oid, self.s.cached_k)
+        for oid in sorted(self._listed_in.pop(org_id, set())):
+            o = self.row[oid]
+            if oid in self.topk and self.active[o]:
+                self._forget(oid)
+                update.left[oid] = self._cache(oid, self._top_rows(o, self.s.cached_k))
         return update
+
+    def _cache(self, org_id: str, ranked: list[tuple[float, int]] | list[tuple[Suggestion, int]]
+               ) -> list[Suggestion]:
+        r = self.row[org_id]
+        result = [sc if isinstance(sc, Suggestion) else self._suggestion(r, o, sc) for sc, o in ranked]
+        self.topk[org_id] = result
+        for s in result:
+            self._listed_in.setdefault(s.id, set()).add(org_id)
+        self._kth[r] = result[-1].score if len(result) >= self.s.cached_k else -np.inf
+        return result
+
+    def _forget(self, org_id: str) -> None:
+        old = self.topk.pop(org_id, None)
+        for s in old or ():
+            self._listed_in.get(s.id, set()).discard(org_id)
+        r = self.row.get(org_id)
+        if r is not None:
+            self._kth[r] = np.inf
 
     # ---- reasons ----------------------------------------------------------------------------
 
@@ -440,6 +506,12 @@ class MatchEngine:
                 ranked.append(Reason(None, "term", "shared", self.s.w_terms * w,
                                      (a.term_surface.get(t, t),), (b.term_surface.get(t, t),)))
         return ranked
+
+
+def _dot(a: dict[str, float], b: dict[str, float]) -> float:
+    if len(b) < len(a):
+        a, b = b, a
+    return sum(w * b.get(t, 0.0) for t, w in a.items())
 
 
 def _distinct(words: list[str], limit: int = 3) -> tuple[str, ...]:

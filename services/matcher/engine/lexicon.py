@@ -106,7 +106,9 @@ class Lexicon:
     def find(self, text: str, lang: str | None) -> list[Hit]:
         """Every concept occurrence in the text, with the words that expressed it."""
         words = tokens(text)
-        keys = [_keys(w, lang) for w in words]
+        return self.find_in(words, [word_keys(w, lang) for w in words])
+
+    def find_in(self, words: list[str], keys: list[tuple[str, str, str | None]]) -> list[Hit]:
         hits: list[Hit] = []
         for i, (word, k) in enumerate(zip(words, keys, strict=True)):
             for concept in self._single(word, k):
@@ -146,7 +148,9 @@ def _part(word: str) -> tuple[str, str]:
     return "exact", fold(core)
 
 
-def _keys(word: str, lang: str | None) -> tuple[str, str, str | None]:
+@lru_cache(maxsize=1_000_000)
+def word_keys(word: str, lang: str | None) -> tuple[str, str, str | None]:
+    """(folded word, folded lemma, acronym or None): what forms are matched against."""
     folded = fold(word)
     lemmed = fold(lemma(word.lower(), lang))
     acro = strip_marks(transliterate(word)) if is_acronym(word) else None

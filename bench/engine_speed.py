@@ -1,0 +1,169 @@
+"""Speed of `partnermatch match` against the plain baseline, on the same generated organisations,
+in one run, reported as a ratio (these machines are shared and noisy: absolute times mean little).
+
+Baseline: word TF-IDF (scikit-learn) + exact linear_kernel top-k in row chunks, own cluster excluded.
+Engine: the batch command's code path (read JSONL → analyse → fit → top-k with reasons → write JSONL).
+Also: peak memory of each (max RSS of its own process) and the engine's incremental update time
+(upsert of one organisation, p50/p95) with --incremental-n organisations indexed.
+
+Usage: python bench/engine_speed.py [--n 20000] [--incremental-n 100000] [--k 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SENTENCE = re.compile(r"(?<=[.!?;:])\s+|\n+")
+
+
+def fragments() -> dict[str, list[str]]:
+    """Sentences of real and realistic texts, by language: the seeds and the dev set."""
+    by_lang: dict[str, list[str]] = {}
+    seeds = ROOT.parent / "shared" / "seeds"
+    seed_lang = {"000": "pl", "001": "pl", "002": "sr", "003": "sq", "004": "ru"}
+    for path in sorted(seeds.glob("*.txt")) if seeds.is_dir() else []:
+        lang = seed_lang.get(path.name[:3], "en")
+        by_lang.setdefault(lang, []).extend(s.strip() for s in SENTENCE.split(path.read_text(encoding="utf-8")))
+    for path in sorted((ROOT / "tests" / "data" / "devset").glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                o = json.loads(line)
+                text = f"{o.get('capabilities', '')}\n{o.get('goals', '')}"
+                by_lang.setdefault(o.get("language") or "en", []).extend(s.strip() for s in SENTENCE.split(text))
+    return {lang: [s for s in sents if len(s) > 20] for lang, sents in by_lang.items() if sents}
+
+
+def generate(n: int, seed: int = 7) -> list[dict]:
+    rng = random.Random(seed)
+    pool = fragments()
+    langs = sorted(pool)
+    clusters = [f"cluster-{i:04d}" for i in range(max(20, n // 50))]
+    orgs = []
+    for i in range(n):
+        lang = rng.choice(langs)
+        sents = pool[lang]
+        caps = " ".join(rng.choice(sents) for _ in range(rng.randint(3, 9)))
+        goals = " ".join(rng.choice(sents) for _ in range(rng.randint(1, 4)))
+        orgs.append({"id": f"g{i:06d}", "name": f"Org {i}", "cluster": rng.choice(clusters), "country": "XX",
+                     "language": lang if rng.random() < 0.8 else None, "capabilities": caps, "goals": goals})
+    return orgs
+
+
+def run_baseline(path: str, k: int) -> None:
+    import numpy as np
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.metrics.pairwise import linear_kernel
+
+    orgs = [json.loads(line) for line in open(path, encoding="utf-8")]
+    matrix = TfidfVectorizer(sublinear_tf=True).fit_transform(f"{o['capabilities']}\n{o['goals']}" for o in orgs)
+    clusters = np.array([o["cluster"] for o in orgs])
+    out = []
+    for start in range(0, len(orgs), 1000):
+        sims = linear_kernel(matrix[start:start + 1000], matrix)
+        for i, row in enumerate(sims):
+            row[clusters == clusters[start + i]] = -np.inf
+            best = np.argpartition(-row, k)[:k]
+            best = best[np.argsort(-row[best])]
+            out.append({"id": orgs[start + i]["id"], "suggestions": [orgs[j]["id"] for j in best]})
+    with open(path + ".baseline.out", "w", encoding="utf-8") as f:
+        for row in out:
+            f.write(json.dumps(row) + "\n")
+
+
+def run_engine(path: str, k: int) -> None:
+    from services.matcher.batch import match_file
+
+    with open(path, encoding="utf-8") as src, open(path + ".engine.out", "w", encoding="utf-8") as dst:
+        match_file(src, dst, k)
+
+
+def run_incremental(n: int, updates: int) -> None:
+    from services.matcher.engine import MatchEngine, OrgProfile
+
+    orgs = generate(n, seed=11)
+    profiles = [OrgProfile(id=o["id"], cluster=o["cluster"], language=o["language"], capabilities=o["capabilities"],
+                           goals=o["goals"]) for o in orgs]
+    engine = MatchEngine()
+    t0 = time.perf_counter()
+    engine.fit(profiles)
+    fit_s = time.perf_counter() - t0
+    for p in profiles[:200]:  # lists that updates may enter or leave
+        engine.top(p.id, 5)
+    fresh = generate(updates, seed=99)
+    times = []
+    for o in fresh:
+        p = OrgProfile(id="new-" + o["id"], cluster=o["cluster"], language=o["language"],
+                       capabilities=o["capabilities"], goals=o["goals"])
+        t = time.perf_counter()
+        engine.upsert(p)
+        times.append(time.perf_counter() - t)
+    times.sort()
+    print(json.dumps({"fit_s": fit_s, "p50_ms": 1000 * statistics.median(times),
+                      "p95_ms": 1000 * times[int(0.95 * (len(times) - 1))], "updates": len(times)}))
+
+
+def child(mode: str, *args: str) -> tuple[float, float, str]:
+    """Run one measurement in a fresh process: wall time, its peak RSS in MiB, its last output line."""
+    t = time.perf_counter()
+    proc = subprocess.run([sys.executable, __file__, "--child", mode, *args], capture_output=True, text=True,
+                          check=True)
+    wall = time.perf_counter() - t
+    lines = proc.stdout.strip().splitlines()
+    rss = float(lines[-1])
+    return wall, rss, lines[-2] if len(lines) > 1 else ""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=20000)
+    parser.add_argument("--incremental-n", type=int, default=100000)
+    parser.add_argument("--updates", type=int, default=50)
+    parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        mode, rest = args.child[0], args.child[1:]
+        if mode == "baseline":
+            run_baseline(rest[0], int(rest[1]))
+        elif mode == "engine":
+            run_engine(rest[0], int(rest[1]))
+        else:
+            run_incremental(int(rest[0]), int(rest[1]))
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        return 0
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "orgs.jsonl")
+        orgs = generate(args.n)
+        with open(path, "w", encoding="utf-8") as f:
+            for o in orgs:
+                f.write(json.dumps(o, ensure_ascii=False) + "\n")
+        print(f"{args.n} generated organisations in {len({o['language'] for o in orgs})} languages, top {args.k}")
+        base_s, base_mb, _ = child("baseline", path, str(args.k))
+        eng_s, eng_mb, _ = child("engine", path, str(args.k))
+        print(f"baseline (word TF-IDF + linear_kernel, chunks): {base_s:8.1f} s  peak {base_mb:7.0f} MiB")
+        print(f"engine   (partnermatch match, with reasons):    {eng_s:8.1f} s  peak {eng_mb:7.0f} MiB")
+        print(f"ratio engine / baseline: {eng_s / base_s:.2f}  (bar: <= 1.00)")
+    if args.incremental_n:
+        _, inc_mb, line = child("incremental", str(args.incremental_n), str(args.updates))
+        stats = json.loads(line)
+        print(f"incremental, {args.incremental_n} indexed: fit {stats['fit_s']:.1f} s, upsert p50 "
+              f"{stats['p50_ms']:.1f} ms, p95 {stats['p95_ms']:.1f} ms over {stats['updates']} updates, "
+              f"peak {inc_mb:.0f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
