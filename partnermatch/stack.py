@@ -211,17 +211,23 @@ def _http_ok(url: str) -> bool:
 
 def service_specs(env: Mapping[str, str]) -> list[ServiceSpec]:
     """Every service process of the system, in start order, for the settings in `env`."""
+    from services.matcher.config import MATCHER_HOST, MATCHER_PORT
     from services.profiles.config import PROFILES_HOST, PROFILES_PORT
 
     py = sys.executable
     gunicorn = [py, "-m", "gunicorn", "--workers", "2", "--graceful-timeout", "5", "--access-logfile", "-"]
     profiles = f"{PROFILES_HOST.read(env)}:{PROFILES_PORT.read(env)}"
-    specs = [
+    matcher = f"{MATCHER_HOST.read(env)}:{MATCHER_PORT.read(env)}"
+    return [
         ServiceSpec("profiles", [*gunicorn, "--bind", profiles, "services.profiles.entrypoints.app:create_app()"],
                     ready_url=f"http://{profiles}/health"),
         ServiceSpec("relay", [py, "-m", "services.profiles.entrypoints.relay"]),
+        ServiceSpec("matcher", [py, "-m", "services.matcher.entrypoints.consumer"],
+                    env={"MATCHER_PROFILES_URL": f"http://{profiles}"}),
+        ServiceSpec("m-relay", [py, "-m", "services.matcher.entrypoints.relay"]),
+        ServiceSpec("review", [*gunicorn, "--bind", matcher, "services.matcher.entrypoints.web:create_app()"],
+                    ready_url=f"http://{matcher}/health", env={"MATCHER_PROFILES_URL": f"http://{profiles}"}),
     ]
-    return specs
 
 
 def _secret(state: Path, name: str) -> str:
@@ -369,11 +375,15 @@ def run(args: argparse.Namespace) -> int:
 def _banner(stack: Stack, demo: bool) -> str:
     from services.profiles.config import PROFILES_HOST, PROFILES_PORT
 
+    from services.matcher.config import MATCHER_HOST, MATCHER_PORT
+
     profiles = f"http://{PROFILES_HOST.read(stack.env)}:{PROFILES_PORT.read(stack.env)}"
+    review = f"http://{MATCHER_HOST.read(stack.env)}:{MATCHER_PORT.read(stack.env)}"
     lines = ["", "partnermatch is running. Ctrl-C stops every part.",
              f"  Redis         {stack.env['REDIS_URL']}  (AOF in {stack.state / 'redis'})",
              f"  Kafka         {stack.env['KAFKA_BOOTSTRAP_SERVERS']}",
              f"  profiles API  {profiles}  (OpenAPI: {profiles}/openapi.json)",
+             f"  coordinators  {review}/login  (review API: {review}/v1/suggestions, OpenAPI: {review}/openapi.json)",
              f"  settings      {stack.state / 'stack.env'} (admin token: PARTNERMATCH_ADMIN_TOKEN)"]
     if demo:
         from partnermatch.demo import DEMO_PASSWORD, load_demo

@@ -51,14 +51,21 @@ def _side(lex: Lexicon, text: str, lang: str | None, surfaces: dict[str, str]
     found: dict[str, list[str]] = {}
     for hit in lex.find_in(words, keys):
         found.setdefault(hit.concept, []).append(hit.surface)
-    stop = stopwords(lang)
     counts: Counter[str] = Counter()
-    for word, (_folded, lemmed, _acro) in zip(words, keys, strict=True):
-        if len(lemmed) < 3 or lemmed in stop or any(ch.isdigit() for ch in lemmed):
-            continue
-        counts[lemmed] += 1
-        surfaces.setdefault(lemmed, word)
+    for word, k in zip(words, keys, strict=True):
+        term = _term(k[1], lang)
+        if term is not None:
+            counts[term] += 1
+            surfaces.setdefault(term, word)
     return found, counts
+
+
+@lru_cache(maxsize=1_000_000)
+def _term(lemmed: str, lang: str | None) -> str | None:
+    """The word as a within-language feature, or None for stop words, numbers and scraps."""
+    if len(lemmed) < 3 or lemmed in stopwords(lang) or any(ch.isdigit() for ch in lemmed):
+        return None
+    return lemmed
 
 
 def analyse(lex: Lexicon, capabilities: str, goals: str, language: str | None) -> Analysis:

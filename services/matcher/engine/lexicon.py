@@ -123,14 +123,7 @@ class Lexicon:
         return _single_cached(self, k)
 
     def _phrase_candidates(self, k: tuple[str, str, str | None]) -> Iterable[_Pattern]:
-        folded, lemmed, acro = k
-        seen: list[_Pattern] = []
-        for key in {folded, lemmed}:
-            seen.extend(self.phrases.get(key, ()))
-            seen.extend(self.phrase_prefixes.get(key[:4], ()))
-        if acro:
-            seen.extend(self.phrases.get(acro, ()))
-        return seen
+        return _phrases_cached(self, k)
 
     def __hash__(self) -> int:
         return id(self)
@@ -167,6 +160,18 @@ def _match(part: tuple[str, str], k: tuple[str, str, str | None]) -> bool:
     if mode == "infix":
         return key in folded
     return acro == key
+
+
+@lru_cache(maxsize=400_000)
+def _phrases_cached(lex: Lexicon, k: tuple[str, str, str | None]) -> tuple[_Pattern, ...]:
+    folded, lemmed, acro = k
+    seen: list[_Pattern] = []
+    for key in {folded, lemmed}:
+        seen.extend(lex.phrases.get(key, ()))
+        seen.extend(lex.phrase_prefixes.get(key[:4], ()))
+    if acro:
+        seen.extend(lex.phrases.get(acro, ()))
+    return tuple(seen)
 
 
 @lru_cache(maxsize=400_000)
