@@ -59,6 +59,7 @@ class Lexicon:
     exact: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     prefixes: dict[str, list[tuple[str, str]]] = field(default_factory=lambda: defaultdict(list))
     infixes: list[tuple[str, str]] = field(default_factory=list)
+    short_prefixes: list[tuple[str, str]] = field(default_factory=list)  # stems under 4 letters
     acronyms: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     phrases: dict[str, list[_Pattern]] = field(default_factory=lambda: defaultdict(list))
     phrase_prefixes: dict[str, list[_Pattern]] = field(default_factory=lambda: defaultdict(list))
@@ -87,6 +88,8 @@ class Lexicon:
             mode, key = parts[0]
             if mode == "exact":
                 self.exact[key].add(concept)
+            elif mode == "prefix" and len(key) < 4:
+                self.short_prefixes.append((key, concept))
             elif mode == "prefix":
                 self.prefixes[key[:4]].append((key, concept))
             elif mode == "infix":
@@ -181,6 +184,9 @@ def _single_cached(lex: Lexicon, k: tuple[str, str, str | None]) -> frozenset[st
     for key in (folded, lemmed):
         found |= lex.exact.get(key, set())
         for stem, concept in lex.prefixes.get(key[:4], ()):
+            if key.startswith(stem):
+                found.add(concept)
+        for stem, concept in lex.short_prefixes:
             if key.startswith(stem):
                 found.add(concept)
     if len(folded) >= 8:

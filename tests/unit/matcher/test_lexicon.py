@@ -1,0 +1,65 @@
+"""The project's own lexicon: complete in all 16 languages, consistent, and mapping real phrasing."""
+
+from __future__ import annotations
+
+import pytest
+
+from partnermatch.languages import PROFILE_LANGUAGES
+from services.matcher.engine import load_lexicon
+from services.matcher.engine.lexicon import KINDS
+
+
+@pytest.fixture(scope="module")
+def lexicon():
+    return load_lexicon()
+
+
+def test_every_concept_has_a_label_in_every_one_of_the_16_languages(lexicon):
+    missing = {c.id: sorted(set(PROFILE_LANGUAGES) - {k for k, v in c.labels.items() if v})
+               for c in lexicon.concepts.values()}
+    assert not {k: v for k, v in missing.items() if v}
+
+
+def test_kinds_sectors_and_related_sectors_are_consistent(lexicon):
+    sectors = {c.id for c in lexicon.concepts.values() if c.kind == "sector"}
+    assert len(sectors) >= 13
+    for c in lexicon.concepts.values():
+        assert c.kind in KINDS, c.id
+        if c.kind == "activity":
+            assert c.sector in sectors, c.id
+        for r in c.related:
+            assert r in sectors, (c.id, r)
+            assert c.id in lexicon.concepts[r].related, f"{c.id} → {r} is not symmetric"
+
+
+SENTENCES = {
+    "pl": ("Nasza firma zajmuje się tworzeniem oprogramowania dla szkół.", {"ict", "education"}),
+    "sr": ("Kompanija se bavi razvojem softvera i preradom voća.", {"ict", "agrifood"}),
+    "hr": ("Tvrtka proizvodi namještaj od masivnog drva.", {"wood"}),
+    "bs": ("Klaster okuplja firme iz metaloprerađivačke industrije i livnice.", {"metal"}),
+    "sl": ("Podjetje se ukvarja s turizmom in gostinstvom.", {"tourism"}),
+    "mk": ("Компанијата развива софтвер за болници.", {"ict", "health"}),
+    "bg": ("Фирмата произвежда пластмасови опаковки и стъкло.", {"chemistry"}),
+    "ru": ("Образовательный кластер химии и стекла ищет промышленных партнёров.", {"education", "chemistry"}),
+    "uk": ("Компанія займається логістикою та складськими послугами.", {"logistics"}),
+    "cs": ("Firma se zabývá stavebnictvím a výstavbou infrastruktury.", {"construction"}),
+    "sk": ("Spoločnosť vyrába textil a odevy.", {"textiles"}),
+    "ro": ("Compania dezvoltă proiecte de energie regenerabilă și fotovoltaice.", {"energy"}),
+    "hu": ("A cég szoftverfejlesztéssel és informatikai tanácsadással foglalkozik.", {"ict"}),
+    "sq": ("Kompania merret me turizëm dhe hoteleri në bregdet.", {"tourism"}),
+    "de": ("Wir sind ein Zulieferer der Automobilindustrie mit Schweißtechnik.", {"metal"}),
+    "en": ("We design furniture and run a sawmill.", {"wood"}),
+}
+
+
+@pytest.mark.parametrize("lang", sorted(SENTENCES))
+def test_a_sentence_in_each_language_maps_to_its_sectors(lexicon, lang):
+    text, expected = SENTENCES[lang]
+    found = {lexicon.sector_of(h.concept) for h in lexicon.find(text, lang)}
+    assert expected <= found, f"{lang}: expected {expected}, found {found}"
+
+
+def test_serbian_cyrillic_and_latin_map_to_the_same_concepts(lexicon):
+    cyr = {h.concept for h in lexicon.find("Развој софтвера и информационе технологије за пољопривреду.", "sr")}
+    lat = {h.concept for h in lexicon.find("Razvoj softvera i informacione tehnologije za poljoprivredu.", "sr")}
+    assert cyr == lat and {"ict", "agrifood"} <= cyr
