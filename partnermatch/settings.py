@@ -86,7 +86,8 @@ def all_settings() -> dict[str, Setting]:
     """Every declared setting, after importing each service's config module."""
     import importlib
 
-    for module in ("services.profiles.config", "services.matcher.config", "services.notifier.config"):
+    for module in ("services.profiles.config", "services.matcher.config", "services.matcher.batch",
+                   "services.notifier.config"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

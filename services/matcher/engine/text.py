@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import lru_cache
-
 import simplemma
 
 # One Latin spelling for every Cyrillic letter our languages use; Serbian letters map to their
@@ -51,16 +49,37 @@ def tokens(text: str) -> list[str]:
     return _TOKEN.findall(unicodedata.normalize("NFKC", text))
 
 
-@lru_cache(maxsize=500_000)
+# Lemmas already looked up, by "language code\tword". Loading a language's dictionary costs
+# seconds (Polish: 3.7 million forms), so callers may persist this between runs (see batch.py).
+_LEMMAS: dict[str, str] = {}
+
+
 def lemma(word: str, lang: str | None) -> str:
     """The lemma of a lower-cased word in its original script, or the word itself."""
     code = _LEMMA_LANG.get(lang or "", lang or "")
     if code not in _SIMPLEMMA_LANGS:
         return word
-    try:
-        return simplemma.lemmatize(word, lang=code)
-    except ValueError:
-        return word
+    key = f"{code}\t{word}"
+    found = _LEMMAS.get(key)
+    if found is None:
+        try:
+            found = simplemma.lemmatize(word, lang=code)
+        except ValueError:
+            found = word
+        _LEMMAS[key] = found
+    return found
+
+
+def known_lemmas() -> dict[str, str]:
+    """Every lemma looked up so far (to keep for the next run)."""
+    return dict(_LEMMAS)
+
+
+def add_known_lemmas(lemmas: dict[str, str]) -> None:
+    _LEMMAS.update(lemmas)
+
+
+SIMPLEMMA_VERSION = getattr(simplemma, "__version__", "unknown")
 
 
 def is_acronym(word: str) -> bool:
