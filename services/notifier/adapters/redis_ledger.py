@@ -1,0 +1,427 @@
+"""The delivery ledger in Redis (keys under `notifier:`): approved matches, one delivery per
+(match, recipient), the due-time sorted set that drives retries, claims with leases, and the
+suppression list of unsubscribed addresses. Every claim and transition is one Lua script, so it
+is atomic and fenced by the claim token of the worker that holds it. Does I/O (Redis).
+
+Keys:
+    notifier:match:<pair_id>              hash: state, event_id, payload (JSON), attempts, claim, …
+    notifier:match:<pair_id>:deliveries   set of delivery ids
+    notifier:delivery:<id>                hash: state, pair_id, org_id, partner_id, side, recipient,
+                                          attempts, claim, message_id, reason, error, sent_at, …
+    notifier:due                          zset "m:<pair_id>" | "d:<id>" → when it is due (epoch s)
+    notifier:inflight                     zset of claimed members → when they were claimed
+    notifier:uncertain                    zset of delivery ids left in `sending` by a dead worker
+    notifier:suppressed                   hash recipient key → JSON {at, org_id}
+    notifier:stats                        hash of counters since the ledger began
+
+No email address is stored: deliveries name their recipient by `domain.recipient_key` and the
+notifier asks the profiles service for the address when it sends.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from services.notifier import domain
+
+PREFIX = "notifier:"
+
+_CLAIM = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then redis.call('ZREM', KEYS[2], ARGV[1]) return 0 end
+local due = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if not due or tonumber(due) > tonumber(ARGV[2]) then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[1])
+if not string.find(',' .. ARGV[5] .. ',', ',' .. state .. ',', 1, true) then return 0 end
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[1], 'state', ARGV[4], 'claim', ARGV[3],
+           'claimed_at', ARGV[2], 'updated_at', ARGV[2])
+return redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+"""
+
+# KEYS: record, due, inflight, stats, uncertain
+# ARGV: member, token, to_state, from_csv, now, due_at, counter, uncertain_id, field, value, …
+_TRANSITION = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state or not string.find(',' .. ARGV[4] .. ',', ',' .. state .. ',', 1, true) then
+  return 0
+end
+if ARGV[2] ~= '' and redis.call('HGET', KEYS[1], 'claim') ~= ARGV[2] then return 0 end
+local to = ARGV[3]
+redis.call('HSET', KEYS[1], 'state', to, 'updated_at', ARGV[5])
+for i = 9, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if to == 'claimed' or to == 'sending' or to == 'expanding' then
+  redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
+else
+  redis.call('ZREM', KEYS[3], ARGV[1])
+end
+if ARGV[6] ~= '' then
+  redis.call('ZADD', KEYS[2], ARGV[6], ARGV[1])
+else
+  redis.call('ZREM', KEYS[2], ARGV[1])
+end
+if ARGV[8] ~= '' then
+  if to == 'uncertain' then
+    redis.call('ZADD', KEYS[5], ARGV[5], ARGV[8])
+  else
+    redis.call('ZREM', KEYS[5], ARGV[8])
+  end
+end
+if ARGV[7] ~= '' then redis.call('HINCRBY', KEYS[4], ARGV[7], 1) end
+return 1
+"""
+
+# A claim older than the lease belongs to a worker that died (or hangs). Nothing was handed to
+# SMTP while `claimed`/`expanding`: back to pending. In `sending` nobody knows: `uncertain`.
+# KEYS: record, due, inflight, stats, uncertain ; ARGV: member, now, cutoff, uncertain_id
+_RECOVER = """
+local claimed_at = redis.call('ZSCORE', KEYS[3], ARGV[1])
+if not claimed_at or tonumber(claimed_at) > tonumber(ARGV[3]) then return false end
+redis.call('ZREM', KEYS[3], ARGV[1])
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'claimed' or state == 'expanding' then
+  redis.call('HSET', KEYS[1], 'state', 'pending', 'claim', '', 'updated_at', ARGV[2])
+  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+  redis.call('HINCRBY', KEYS[4], 'claims_recovered', 1)
+  return 'pending'
+elseif state == 'sending' then
+  redis.call('HSET', KEYS[1], 'state', 'uncertain', 'updated_at', ARGV[2],
+             'error', 'the worker stopped while handing the message to SMTP; '
+               .. 'not resent automatically')
+  redis.call('ZADD', KEYS[5], ARGV[2], ARGV[4])
+  redis.call('HINCRBY', KEYS[4], 'deliveries_uncertain', 1)
+  return 'uncertain'
+end
+return state or false
+"""
+
+_RECORD_MATCH = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'pending', 'pair_id', ARGV[1], 'event_id', ARGV[2],
+           'payload', ARGV[3], 'recorded_at', ARGV[4], 'updated_at', ARGV[4], 'attempts', 0)
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
+redis.call('HINCRBY', KEYS[3], 'matches_recorded', 1)
+return 1
+"""
+
+# KEYS: match, due, inflight, stats, match_deliveries, delivery1, delivery2, …
+# ARGV: member, token, now, final_state, reason, pair_id, then 7 per delivery:
+#       id, state, org_id, partner_id, side, recipient, reason
+_EXPAND = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'expanding'
+   or redis.call('HGET', KEYS[1], 'claim') ~= ARGV[2] then
+  return -1
+end
+local created = 0
+for i = 6, #KEYS do
+  local base = 7 + (i - 6) * 7
+  local id = ARGV[base]
+  if redis.call('EXISTS', KEYS[i]) == 0 then
+    local state = ARGV[base + 1]
+    redis.call('HSET', KEYS[i], 'id', id, 'pair_id', ARGV[6], 'state', state,
+               'org_id', ARGV[base + 2], 'partner_id', ARGV[base + 3],
+               'side', ARGV[base + 4], 'recipient', ARGV[base + 5], 'reason', ARGV[base + 6],
+               'attempts', 0, 'created_at', ARGV[3], 'updated_at', ARGV[3])
+    if state == 'pending' then redis.call('ZADD', KEYS[2], ARGV[3], 'd:' .. id) end
+    if state == 'skipped' then redis.call('HINCRBY', KEYS[4], 'deliveries_skipped', 1) end
+    redis.call('HINCRBY', KEYS[4], 'deliveries_created', 1)
+    created = created + 1
+  end
+  redis.call('SADD', KEYS[5], id)
+end
+redis.call('HSET', KEYS[1], 'state', ARGV[4], 'reason', ARGV[5], 'expanded_at', ARGV[3],
+           'updated_at', ARGV[3], 'claim', '')
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HINCRBY', KEYS[4], 'matches_' .. ARGV[4], 1)
+return created
+"""
+
+_SUPPRESS = """
+local added = redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+if added == 1 then redis.call('HINCRBY', KEYS[2], 'unsubscribes', 1) end
+return added
+"""
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    id: str
+    org_id: str
+    partner_id: str
+    side: str  # "a" or "b": which organisation of the pair the recipient belongs to
+    recipient: str  # domain.recipient_key of the address
+    state: str = domain.PENDING
+    reason: str = ""
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    return str(value)
+
+
+def _hash(raw: Mapping[Any, Any]) -> dict[str, str]:
+    return {_text(k): _text(v) for k, v in raw.items()}
+
+
+def _num(value: float) -> str:
+    return repr(round(float(value), 6))
+
+
+class RedisDeliveryLedger:
+    def __init__(self, client: redis.Redis, prefix: str = PREFIX) -> None:
+        self.r = client
+        self.prefix = prefix
+        self.due_key = prefix + "due"
+        self.inflight_key = prefix + "inflight"
+        self.uncertain_key = prefix + "uncertain"
+        self.suppressed_key = prefix + "suppressed"
+        self.stats_key = prefix + "stats"
+        self._claim = client.register_script(_CLAIM)
+        self._transition = client.register_script(_TRANSITION)
+        self._recover = client.register_script(_RECOVER)
+        self._record_match = client.register_script(_RECORD_MATCH)
+        self._expand = client.register_script(_EXPAND)
+        self._suppress = client.register_script(_SUPPRESS)
+
+    # ---- keys ---------------------------------------------------------------------------------
+
+    def match_key(self, pair_id: str) -> str:
+        return f"{self.prefix}match:{pair_id}"
+
+    def delivery_key(self, delivery_id: str) -> str:
+        return f"{self.prefix}delivery:{delivery_id}"
+
+    def _record_key(self, member: str) -> str:
+        kind, _, ident = member.partition(":")
+        return self.match_key(ident) if kind == "m" else self.delivery_key(ident)
+
+    @staticmethod
+    def match_member(pair_id: str) -> str:
+        return f"m:{pair_id}"
+
+    @staticmethod
+    def delivery_member(delivery_id: str) -> str:
+        return f"d:{delivery_id}"
+
+    # ---- the consumer's side ------------------------------------------------------------------
+
+    def record_match(
+        self, pair_id: str, event_id: str, payload: Mapping[str, Any], now: float
+    ) -> bool:
+        """Remember an approved match to be sent, once; True if it is new (replays return False)."""
+        created = self._record_match(
+            keys=[self.match_key(pair_id), self.due_key, self.stats_key],
+            args=[
+                pair_id,
+                event_id,
+                json.dumps(payload, ensure_ascii=False, sort_keys=True),
+                _num(now),
+                self.match_member(pair_id),
+            ],
+        )
+        return bool(created)
+
+    # ---- the worker's side --------------------------------------------------------------------
+
+    def due(self, now: float, limit: int = 50) -> list[str]:
+        return [
+            _text(m)
+            for m in self.r.zrangebyscore(self.due_key, "-inf", _num(now), start=0, num=limit)
+        ]
+
+    def next_due_at(self) -> float | None:
+        first = self.r.zrange(self.due_key, 0, 0, withscores=True)
+        return float(first[0][1]) if first else None
+
+    def claim(self, member: str, token: str, now: float) -> int:
+        """Take a due match or delivery for this worker; the attempt number, or 0 if someone else
+        has it, it is not due, or it is already final."""
+        if member.startswith("m:"):
+            to, allowed = domain.MATCH_EXPANDING, domain.MATCH_TRANSITIONS[domain.MATCH_EXPANDING]
+        else:
+            to, allowed = domain.CLAIMED, domain.TRANSITIONS[domain.CLAIMED]
+        return int(
+            self._claim(
+                keys=[self._record_key(member), self.due_key, self.inflight_key],
+                args=[member, _num(now), token, to, ",".join(allowed)],
+            )
+        )
+
+    def match(self, pair_id: str) -> dict[str, Any] | None:
+        raw = _hash(self.r.hgetall(self.match_key(pair_id)))
+        if not raw:
+            return None
+        record: dict[str, Any] = dict(raw)
+        record["payload"] = json.loads(raw.get("payload") or "{}")
+        return record
+
+    def delivery(self, delivery_id: str) -> dict[str, str] | None:
+        raw = _hash(self.r.hgetall(self.delivery_key(delivery_id)))
+        return raw or None
+
+    def deliveries_of(self, pair_id: str) -> list[dict[str, str]]:
+        ids = sorted(_text(i) for i in self.r.smembers(self.match_key(pair_id) + ":deliveries"))
+        found = [self.delivery(i) for i in ids]
+        return [d for d in found if d is not None]
+
+    def expand(
+        self,
+        pair_id: str,
+        token: str,
+        now: float,
+        deliveries: Sequence[NewDelivery],
+        final_state: str = domain.MATCH_EXPANDED,
+        reason: str = "",
+    ) -> int:
+        """Turn a claimed match into its deliveries, atomically; existing deliveries are kept as
+        they are, so expanding twice creates nothing twice. -1 if the claim was lost."""
+        keys = [
+            self.match_key(pair_id),
+            self.due_key,
+            self.inflight_key,
+            self.stats_key,
+            self.match_key(pair_id) + ":deliveries",
+        ]
+        args: list[str] = [
+            self.match_member(pair_id),
+            token,
+            _num(now),
+            final_state,
+            reason,
+            pair_id,
+        ]
+        for d in deliveries:
+            keys.append(self.delivery_key(d.id))
+            args += [d.id, d.state, d.org_id, d.partner_id, d.side, d.recipient, d.reason]
+        return int(self._expand(keys=keys, args=args))
+
+    def transition(
+        self,
+        member: str,
+        token: str,
+        to: str,
+        now: float,
+        *,
+        due_at: float | None = None,
+        counter: str = "",
+        fields: Mapping[str, Any] | None = None,
+        allowed_from: Iterable[str] | None = None,
+    ) -> bool:
+        """Move a claimed record to `to` if it is in a state `to` may be reached from (the table in
+        `domain`) and this worker's claim still holds it (empty token: no claim check)."""
+        is_match = member.startswith("m:")
+        table = domain.MATCH_TRANSITIONS if is_match else domain.TRANSITIONS
+        sources = tuple(allowed_from) if allowed_from is not None else table[to]
+        args: list[str] = [
+            member,
+            token,
+            to,
+            ",".join(sources),
+            _num(now),
+            "" if due_at is None else _num(due_at),
+            counter,
+            "" if is_match else member.partition(":")[2],
+        ]
+        for key, value in (fields or {}).items():
+            args += [key, "" if value is None else str(value)]
+        done = self._transition(
+            keys=[
+                self._record_key(member),
+                self.due_key,
+                self.inflight_key,
+                self.stats_key,
+                self.uncertain_key,
+            ],
+            args=args,
+        )
+        return bool(done)
+
+    def recover_stale(self, now: float, lease_s: float, limit: int = 100) -> list[tuple[str, str]]:
+        """Claims older than the lease: what became of each ((member, new state))."""
+        cutoff = now - lease_s
+        stale = [
+            _text(m)
+            for m in self.r.zrangebyscore(
+                self.inflight_key, "-inf", _num(cutoff), start=0, num=limit
+            )
+        ]
+        outcome = []
+        for member in stale:
+            result = self._recover(
+                keys=[
+                    self._record_key(member),
+                    self.due_key,
+                    self.inflight_key,
+                    self.stats_key,
+                    self.uncertain_key,
+                ],
+                args=[
+                    member,
+                    _num(now),
+                    _num(cutoff),
+                    "" if member.startswith("m:") else member.partition(":")[2],
+                ],
+            )
+            if result:
+                outcome.append((member, _text(result)))
+        return outcome
+
+    # ---- operators ----------------------------------------------------------------------------
+
+    def uncertain(self, limit: int = 1000) -> list[dict[str, str]]:
+        ids = [_text(i) for i in self.r.zrange(self.uncertain_key, 0, limit - 1)]
+        return [d for d in (self.delivery(i) for i in ids) if d is not None]
+
+    def release(self, delivery_id: str, now: float) -> bool:
+        """An operator checked that an uncertain delivery did not arrive: send it again."""
+        return self.transition(
+            self.delivery_member(delivery_id),
+            "",
+            domain.PENDING,
+            now,
+            due_at=now,
+            counter="deliveries_released",
+            allowed_from=(domain.UNCERTAIN,),
+            fields={"claim": "", "error": "released by an operator"},
+        )
+
+    def counts(self) -> dict[str, int]:
+        stats = {k: int(v) for k, v in _hash(self.r.hgetall(self.stats_key)).items()}
+        pipe = self.r.pipeline(transaction=False)
+        pipe.zcard(self.due_key)
+        pipe.zcard(self.inflight_key)
+        pipe.zcard(self.uncertain_key)
+        pipe.hlen(self.suppressed_key)
+        due, inflight, uncertain, suppressed = pipe.execute()
+        stats.update(
+            backlog=int(due),
+            inflight=int(inflight),
+            uncertain_now=int(uncertain),
+            suppressed=int(suppressed),
+        )
+        return stats
+
+    # ---- suppressions -------------------------------------------------------------------------
+
+    def suppress(self, email: str, org_id: str, now_iso: str) -> bool:
+        """Unsubscribe an address from partnership emails; True the first time."""
+        entry = json.dumps({"at": now_iso, "org_id": org_id})
+        return bool(
+            self._suppress(
+                keys=[self.suppressed_key, self.stats_key],
+                args=[domain.recipient_key(email), entry],
+            )
+        )
+
+    def is_suppressed(self, email: str) -> bool:
+        return bool(self.r.hexists(self.suppressed_key, domain.recipient_key(email)))
+
+    def ping(self) -> bool:
+        return bool(self.r.ping())

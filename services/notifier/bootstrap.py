@@ -1,0 +1,42 @@
+"""The one place where the notifier's real adapters are built; tests pass their own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+from services.notifier.adapters.profiles_client import ProfilesClient
+from services.notifier.adapters.redis_ledger import RedisDeliveryLedger
+from services.notifier.adapters.smtp_mailer import SmtpMailer
+from services.notifier.config import NotifierSettings
+from services.notifier.tokens import UnsubscribeTokens
+
+
+@dataclass
+class NotifierDeps:
+    ledger: RedisDeliveryLedger
+    profiles: ProfilesClient
+    mailer: SmtpMailer
+    tokens: UnsubscribeTokens
+
+
+def build_deps(settings: NotifierSettings) -> NotifierDeps:
+    settings.require_secret_key()
+    # redis-py connects lazily, on the first command: nothing happens at import or here.
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=10, health_check_interval=30)
+    return NotifierDeps(
+        ledger=RedisDeliveryLedger(client),
+        profiles=ProfilesClient(
+            settings.profiles_url, settings.service_token, settings.profiles_timeout_s
+        ),
+        mailer=SmtpMailer(
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.smtp_timeout_s,
+            settings.smtp_user,
+            settings.smtp_password,
+            settings.smtp_starttls,
+        ),
+        tokens=UnsubscribeTokens(settings.secret_key or ""),
+    )

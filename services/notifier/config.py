@@ -1,0 +1,245 @@
+"""Settings of the notifier: its consumer and delivery workers, its unsubscribe page and the local
+mail sink. Read from the environment; no I/O."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.headerregistry import Address, HeaderRegistry
+from pathlib import Path
+
+from partnermatch.settings import (
+    KAFKA_BOOTSTRAP_SERVERS,
+    REDIS_URL,
+    SERVICE_TOKEN,
+    STATE_DIR,
+    SettingError,
+    setting,
+)
+
+NOTIFIER_REDIS_URL = setting(
+    "NOTIFIER_REDIS_URL",
+    None,
+    "Redis of the notifier: its delivery ledger and suppressions (default: REDIS_URL)",
+)
+NOTIFIER_GROUP = setting(
+    "NOTIFIER_GROUP", "notifier", "Kafka consumer group of the notifier consumers"
+)
+NOTIFIER_PROFILES_URL = setting(
+    "NOTIFIER_PROFILES_URL",
+    "http://127.0.0.1:8081",
+    "Profiles service the notifier reads organisations, contacts and coordinators from, when it "
+    "sends",
+)
+NOTIFIER_PROFILES_TIMEOUT_S = setting(
+    "NOTIFIER_PROFILES_TIMEOUT_S", "10", "Timeout of one call to the profiles service (seconds)"
+)
+NOTIFIER_HOST = setting(
+    "NOTIFIER_HOST",
+    "127.0.0.1",
+    "Address the notifier's unsubscribe page listens on (`partnermatch up`)",
+)
+NOTIFIER_PORT = setting(
+    "NOTIFIER_PORT", "8083", "Port of the notifier's unsubscribe page (`partnermatch up`)"
+)
+NOTIFIER_PUBLIC_URL = setting(
+    "NOTIFIER_PUBLIC_URL",
+    "http://127.0.0.1:8083",
+    "Public base URL of the notifier's web app; unsubscribe links in emails start with it",
+)
+NOTIFIER_SECRET_KEY = setting(
+    "NOTIFIER_SECRET_KEY",
+    None,
+    "Secret signing the one-click unsubscribe links. `partnermatch up` generates one",
+    secret=True,
+)
+NOTIFIER_SMTP_HOST = setting(
+    "NOTIFIER_SMTP_HOST", "127.0.0.1", "SMTP server the notifier sends through"
+)
+NOTIFIER_SMTP_PORT = setting(
+    "NOTIFIER_SMTP_PORT", "2525", "Port of the SMTP server (2525: the local mail sink)"
+)
+NOTIFIER_SMTP_USER = setting("NOTIFIER_SMTP_USER", None, "SMTP user name; no login when empty")
+NOTIFIER_SMTP_PASSWORD = setting("NOTIFIER_SMTP_PASSWORD", None, "SMTP password", secret=True)
+NOTIFIER_SMTP_STARTTLS = setting(
+    "NOTIFIER_SMTP_STARTTLS",
+    "false",
+    "Upgrade the SMTP connection with STARTTLS (`true` for a real relay)",
+)
+NOTIFIER_SMTP_TIMEOUT_S = setting(
+    "NOTIFIER_SMTP_TIMEOUT_S", "30", "Timeout of each SMTP step (seconds)"
+)
+NOTIFIER_FROM = setting(
+    "NOTIFIER_FROM",
+    "partnermatch <noreply@partnermatch.localhost>",
+    "Sender of partnership emails; its domain also names the Message-IDs",
+)
+NOTIFIER_RETRY_BASE_S = setting(
+    "NOTIFIER_RETRY_BASE_S",
+    "60",
+    "First wait before retrying a temporary failure (SMTP 4xx, timeout, profiles down); doubles "
+    "each "
+    "attempt, with jitter",
+)
+NOTIFIER_RETRY_MAX_S = setting(
+    "NOTIFIER_RETRY_MAX_S", "3600", "Longest wait between two attempts (seconds)"
+)
+NOTIFIER_MAX_ATTEMPTS = setting(
+    "NOTIFIER_MAX_ATTEMPTS", "12", "Attempts of one delivery before it is recorded as failed"
+)
+NOTIFIER_CLAIM_LEASE_S = setting(
+    "NOTIFIER_CLAIM_LEASE_S",
+    "300",
+    "A delivery claimed longer ago than this belongs to a crashed worker: back to pending if "
+    "nothing was "
+    "handed to SMTP yet, else `uncertain` (never resent automatically). Keep it well above "
+    "NOTIFIER_SMTP_TIMEOUT_S",
+)
+NOTIFIER_SEND_THREADS = setting(
+    "NOTIFIER_SEND_THREADS", "2", "Delivery worker threads per notifier process"
+)
+NOTIFIER_POLL_MS = setting(
+    "NOTIFIER_POLL_MS",
+    "500",
+    "How often an idle delivery worker looks for due deliveries (milliseconds)",
+)
+NOTIFIER_STATS_INTERVAL_S = setting(
+    "NOTIFIER_STATS_INTERVAL_S",
+    "60",
+    "How often the notifier logs its delivery counts and rates (seconds)",
+)
+NOTIFIER_TEST_CRASH_AFTER_SEND = setting(
+    "NOTIFIER_TEST_CRASH_AFTER_SEND",
+    None,
+    "FOR TESTS ONLY, never set in deployment: `before_ledger` or `after_ledger` makes the "
+    "consumer send an "
+    "approved match's emails before its Kafka commit and exit hard right after the first SMTP "
+    "accept",
+)
+MAILSINK_HOST = setting(
+    "MAILSINK_HOST", "127.0.0.1", "Address the local mail sink listens on (`partnermatch up`)"
+)
+MAILSINK_PORT = setting("MAILSINK_PORT", "2525", "Port of the local mail sink (`partnermatch up`)")
+MAILSINK_DIR = setting(
+    "MAILSINK_DIR",
+    None,
+    "Folder where the local mail sink writes each message as an .eml file "
+    "(default: PARTNERMATCH_STATE_DIR/mail)",
+)
+
+CRASH_MODES = ("before_ledger", "after_ledger")
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def parse_sender(value: str) -> Address:
+    """The one configured sender address, checked once at start-up."""
+    try:
+        header = HeaderRegistry()("From", value)
+        addresses = header.addresses
+    except (ValueError, TypeError, IndexError) as exc:
+        raise SettingError(f"NOTIFIER_FROM is not an address: {exc}") from None
+    if len(addresses) != 1 or not addresses[0].domain or header.defects:
+        raise SettingError(
+            f"NOTIFIER_FROM must be exactly one address with a domain, got {value!r}"
+        )
+    return addresses[0]
+
+
+@dataclass(frozen=True)
+class NotifierSettings:
+    redis_url: str
+    kafka_bootstrap: str
+    profiles_url: str = "http://127.0.0.1:8081"
+    service_token: str | None = None
+    secret_key: str | None = None
+    public_url: str = "http://127.0.0.1:8083"
+    sender: str = "partnermatch <noreply@partnermatch.localhost>"
+    group_id: str = "notifier"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 2525
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_timeout_s: float = 30.0
+    profiles_timeout_s: float = 10.0
+    retry_base_s: float = 60.0
+    retry_max_s: float = 3600.0
+    max_attempts: int = 12
+    claim_lease_s: float = 300.0
+    send_threads: int = 2
+    poll_ms: int = 500
+    stats_interval_s: float = 60.0
+    test_crash_after_send: str | None = None
+
+    def __post_init__(self) -> None:
+        parse_sender(self.sender)
+        if self.test_crash_after_send not in (None, *CRASH_MODES):
+            raise SettingError(f"NOTIFIER_TEST_CRASH_AFTER_SEND must be one of {CRASH_MODES}")
+        if self.max_attempts < 1 or self.send_threads < 1:
+            raise SettingError("NOTIFIER_MAX_ATTEMPTS and NOTIFIER_SEND_THREADS must be at least 1")
+
+    @property
+    def sender_address(self) -> Address:
+        return parse_sender(self.sender)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> NotifierSettings:
+        env = os.environ if env is None else env
+        return cls(
+            redis_url=NOTIFIER_REDIS_URL.read(env) or REDIS_URL.read(env) or "",
+            kafka_bootstrap=KAFKA_BOOTSTRAP_SERVERS.read(env) or "",
+            profiles_url=(NOTIFIER_PROFILES_URL.read(env) or "").rstrip("/"),
+            service_token=SERVICE_TOKEN.read(env),
+            secret_key=NOTIFIER_SECRET_KEY.read(env),
+            public_url=(NOTIFIER_PUBLIC_URL.read(env) or "").rstrip("/"),
+            sender=NOTIFIER_FROM.read(env) or "",
+            group_id=NOTIFIER_GROUP.read(env) or "notifier",
+            smtp_host=NOTIFIER_SMTP_HOST.read(env) or "127.0.0.1",
+            smtp_port=NOTIFIER_SMTP_PORT.read_int(env),
+            smtp_user=NOTIFIER_SMTP_USER.read(env),
+            smtp_password=NOTIFIER_SMTP_PASSWORD.read(env),
+            smtp_starttls=_flag(NOTIFIER_SMTP_STARTTLS.read(env)),
+            smtp_timeout_s=NOTIFIER_SMTP_TIMEOUT_S.read_float(env),
+            profiles_timeout_s=NOTIFIER_PROFILES_TIMEOUT_S.read_float(env),
+            retry_base_s=NOTIFIER_RETRY_BASE_S.read_float(env),
+            retry_max_s=NOTIFIER_RETRY_MAX_S.read_float(env),
+            max_attempts=NOTIFIER_MAX_ATTEMPTS.read_int(env),
+            claim_lease_s=NOTIFIER_CLAIM_LEASE_S.read_float(env),
+            send_threads=NOTIFIER_SEND_THREADS.read_int(env),
+            poll_ms=NOTIFIER_POLL_MS.read_int(env),
+            stats_interval_s=NOTIFIER_STATS_INTERVAL_S.read_float(env),
+            test_crash_after_send=NOTIFIER_TEST_CRASH_AFTER_SEND.read(env),
+        )
+
+    def require_secret_key(self) -> None:
+        """Unsubscribe links can be neither made nor checked without it; say so at start-up."""
+        if not self.secret_key:
+            raise SettingError("NOTIFIER_SECRET_KEY must be set (`partnermatch up` generates one)")
+
+    def require_service_token(self) -> None:
+        """Contacts cannot be read without it; say so at start-up."""
+        if not self.service_token:
+            raise SettingError(
+                "PARTNERMATCH_SERVICE_TOKEN must be set (`partnermatch up` generates one)"
+            )
+
+
+@dataclass(frozen=True)
+class MailSinkSettings:
+    host: str
+    port: int
+    folder: Path
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> MailSinkSettings:
+        env = os.environ if env is None else env
+        folder = MAILSINK_DIR.read(env) or str(Path(STATE_DIR.read(env) or ".state") / "mail")
+        return cls(
+            host=MAILSINK_HOST.read(env) or "127.0.0.1",
+            port=MAILSINK_PORT.read_int(env),
+            folder=Path(folder),
+        )

@@ -1,0 +1,130 @@
+"""The rules of the delivery ledger: states and their transitions, delivery and message ids,
+retry delays, and what an SMTP reply means. Pure, no I/O.
+
+A match is recorded once per pair (`pending`), then expanded at send time into one delivery per
+(pair, recipient). A delivery moves:
+
+    pending ──claim──▶ claimed ──(RCPT accepted, DATA next)──▶ sending ──250──▶ sent
+                         │                                         │
+                         ├─▶ retry(at) ─(due)─▶ claimed …          ├─▶ retry(at)  (4xx, timeout)
+                         ├─▶ failed   (5xx, bad address, attempts) ├─▶ failed     (5xx)
+                         └─▶ skipped  (no consent, unsubscribed,   └─▶ uncertain  (worker died,
+                                       organisation deleted)                       no reply to DATA)
+
+`claimed` means nothing has been handed to SMTP yet, so a crashed worker's claim goes back to
+pending. `sending` means the message body may have reached the SMTP server; if its worker dies
+there, nobody can know whether the server accepted it, so it becomes `uncertain` and is never
+resent by itself (an operator decides).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+
+# ---- states -----------------------------------------------------------------------------------
+
+PENDING = "pending"
+CLAIMED = "claimed"
+SENDING = "sending"
+SENT = "sent"
+RETRY = "retry"
+FAILED = "failed"
+SKIPPED = "skipped"
+UNCERTAIN = "uncertain"
+
+# A match (one per approved pair) before it is turned into deliveries.
+MATCH_PENDING = "pending"
+MATCH_EXPANDING = "expanding"
+MATCH_EXPANDED = "expanded"
+MATCH_RETRY = "retry"
+MATCH_SKIPPED = "skipped"
+
+DELIVERY_STATES = (PENDING, CLAIMED, SENDING, SENT, RETRY, FAILED, SKIPPED, UNCERTAIN)
+FINAL_STATES = frozenset({SENT, FAILED, SKIPPED, UNCERTAIN})
+
+# to-state → the states it may be reached from. The Redis ledger enforces exactly this table.
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    CLAIMED: (PENDING, RETRY),
+    SENDING: (CLAIMED,),
+    SENT: (SENDING, UNCERTAIN),  # the SMTP server's 250 is the truth, even after a lease ran out
+    RETRY: (CLAIMED, SENDING),
+    FAILED: (CLAIMED, SENDING),
+    SKIPPED: (CLAIMED,),
+    UNCERTAIN: (SENDING,),
+    PENDING: (CLAIMED, UNCERTAIN),  # a stale claim, or an operator releasing an uncertain one
+}
+MATCH_TRANSITIONS: dict[str, tuple[str, ...]] = {
+    MATCH_EXPANDING: (MATCH_PENDING, MATCH_RETRY),
+    MATCH_EXPANDED: (MATCH_EXPANDING,),
+    MATCH_RETRY: (MATCH_EXPANDING,),
+    MATCH_SKIPPED: (MATCH_EXPANDING,),
+    MATCH_PENDING: (MATCH_EXPANDING,),  # a stale claim: expansion is idempotent, safe to redo
+}
+
+
+def may_move(state: str | None, to: str) -> bool:
+    return state in TRANSITIONS.get(to, ())
+
+
+# ---- why a delivery is skipped or failed ------------------------------------------------------
+
+NO_CONSENT = "no_consent"
+UNSUBSCRIBED = "unsubscribed"
+ORGANISATION_DELETED = "organisation_deleted"
+PARTNER_DELETED = "partner_deleted"
+CONTACT_REMOVED = "contact_removed"
+INVALID_ADDRESS = "invalid_address"
+UNSAFE_HEADER = "unsafe_header"
+ATTEMPTS_EXHAUSTED = "attempts_exhausted"
+
+
+# ---- ids --------------------------------------------------------------------------------------
+
+
+def recipient_key(email: str) -> str:
+    """A stable, non-reversible-at-a-glance key of an address (the ledger stores no addresses)."""
+    return hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()[:32]
+
+
+def delivery_id(pair_id: str, email: str) -> str:
+    """One delivery per (match, recipient): the same inputs always give the same id."""
+    return hashlib.sha256(f"{pair_id}\n{recipient_key(email)}".encode()).hexdigest()[:32]
+
+
+def message_id(delivery: str, domain: str) -> str:
+    """Deterministic, so a resend (by an operator) is recognisably the same message."""
+    return f"<partnermatch.{delivery}@{domain}>"
+
+
+# ---- retries ----------------------------------------------------------------------------------
+
+
+def retry_delay(
+    attempt: int, base_s: float, max_s: float, rng: random.Random | None = None
+) -> float:
+    """Exponential backoff with jitter: half of the capped delay is fixed, the other half random,
+    so retries of many deliveries spread out but never come sooner than half the schedule."""
+    ceiling = min(max_s, base_s * 2 ** max(0, min(attempt - 1, 30)))
+    return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
+
+
+# ---- SMTP replies -----------------------------------------------------------------------------
+
+TEMPORARY = "temporary"
+PERMANENT = "permanent"
+
+
+@dataclass(frozen=True)
+class SmtpOutcome:
+    kind: str  # temporary | permanent
+    code: int | None
+    detail: str
+
+
+def classify_smtp_code(code: int | None) -> str:
+    """4xx (and no reply at all: timeouts, refused connections) is worth retrying; 5xx is not."""
+    if code is not None and 500 <= code <= 599:
+        return PERMANENT
+    return TEMPORARY

@@ -1,0 +1,151 @@
+"""The notifier process: `python -m services.notifier.entrypoints.consumer`.
+
+Its consumer thread reads `match-decisions` in the group `notifier`: decode → record the approved
+match in the ledger (durable) → commit; undecodable messages go to `match-decisions.dlq`. Its
+delivery worker threads, in the same process, send what is due and wake as soon as something is
+recorded. SIGTERM and SIGINT stop both cleanly. Does I/O (Kafka, Redis, HTTP, SMTP).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import threading
+
+from partnermatch import events
+from partnermatch.logs import configure_logging
+from partnermatch.messaging import HandlerFailed, KafkaPublisher, Record, run_consumer
+from partnermatch.topics import MATCH_DECISIONS
+from services.notifier.bootstrap import NotifierDeps, build_deps
+from services.notifier.config import NotifierSettings
+from services.notifier.services import DecisionRecorder, DeliveryStats, DeliveryWorker
+
+logger = logging.getLogger(__name__)
+
+
+def poison(record: Record) -> str | None:
+    try:
+        events.decode(record.value)
+    except events.UndecodableEvent as exc:
+        return str(exc)
+    return None
+
+
+class Notifier:
+    """The consumer and its delivery workers, as one unit that starts and stops together."""
+
+    def __init__(
+        self,
+        settings: NotifierSettings,
+        deps: NotifierDeps | None = None,
+        topic: str = MATCH_DECISIONS,
+    ) -> None:
+        self.settings = settings
+        self.deps = deps or build_deps(settings)
+        self.topic = topic
+        self.stop = threading.Event()
+        self.wake = threading.Event()
+        self.stats = DeliveryStats()
+        self.recorder = DecisionRecorder(self.deps.ledger, on_recorded=self._recorded)
+        self.workers = [
+            DeliveryWorker(
+                ledger=self.deps.ledger,
+                profiles=self.deps.profiles,
+                mailer=self.deps.mailer,
+                tokens=self.deps.tokens,
+                settings=settings,
+                name=f"{os.getpid()}-w{i}",
+                stats=self.stats,
+            )
+            for i in range(settings.send_threads)
+        ]
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def _sends_inline(self) -> bool:
+        # Test-only: send before the offset is committed, so a crash lands between the two.
+        return self.settings.test_crash_after_send is not None
+
+    def _recorded(self) -> None:
+        if self._sends_inline:
+            self.workers[0].drain()
+        else:
+            self.wake.set()
+
+    def handle(self, record: Record) -> None:
+        self.recorder.handle(events.decode(record.value))
+
+    def run(self) -> None:
+        """Blocks until `stop` is set (or the consumer fails)."""
+        if self._sends_inline:
+            logger.warning(
+                "NOTIFIER_TEST_CRASH_AFTER_SEND is set: this process will exit after its first "
+                "accepted email. It is for tests only"
+            )
+        else:
+            self._threads = [
+                threading.Thread(
+                    target=w.run,
+                    args=(self.stop, self.wake),
+                    kwargs={"report": i == 0},
+                    name=f"delivery-{i}",
+                    daemon=True,
+                )
+                for i, w in enumerate(self.workers)
+            ]
+            for thread in self._threads:
+                thread.start()
+        publisher = KafkaPublisher(self.settings.kafka_bootstrap, client_id="notifier-dlq")
+        try:
+            run_consumer(
+                bootstrap=self.settings.kafka_bootstrap,
+                topics=[self.topic],
+                group_id=self.settings.group_id,
+                client_id="notifier",
+                handle=self.handle,
+                is_poison=poison,
+                publisher=publisher,
+                stop=self.stop,
+            )
+        except HandlerFailed:
+            logger.info("stopped while a message was being retried; it will be read again")
+        finally:
+            self.stop.set()
+            self.wake.set()
+            for thread in self._threads:
+                thread.join(self.settings.smtp_timeout_s * 4 + 5)
+            publisher.close()
+            if self.workers:
+                self.workers[0].report()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m services.notifier.entrypoints.consumer")
+    parser.add_argument(
+        "--topic", default=MATCH_DECISIONS, help="topic of match decisions (tests use their own)"
+    )
+    args = parser.parse_args(argv)
+    configure_logging(os.environ)
+    settings = NotifierSettings.from_env()
+    settings.require_secret_key()
+    settings.require_service_token()
+    notifier = Notifier(settings, topic=args.topic)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: notifier.stop.set())
+    logger.info(
+        "notifier starting",
+        extra={
+            "topic": args.topic,
+            "group": settings.group_id,
+            "profiles": settings.profiles_url,
+            "smtp": f"{settings.smtp_host}:{settings.smtp_port}",
+            "send_threads": settings.send_threads,
+        },
+    )
+    notifier.run()
+
+
+if __name__ == "__main__":
+    main()

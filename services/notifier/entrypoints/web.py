@@ -1,0 +1,104 @@
+"""The notifier's web app: RFC 8058 one-click unsubscribe, and a health probe.
+
+POST /unsubscribe/<token> unsubscribes without a login (mail clients send it by themselves);
+GET shows a page with a button that POSTs and changes nothing, so link scanners that follow
+links cannot unsubscribe anyone.
+Run by gunicorn as 'services.notifier.entrypoints.web:create_app()'.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+
+from partnermatch.logs import configure_logging
+from services.notifier.config import NotifierSettings
+from services.notifier.render import EMAIL_LANGUAGES, PAGE_STYLE, render_page
+
+logger = logging.getLogger(__name__)
+
+_STYLE_HASH = base64.b64encode(hashlib.sha256(PAGE_STYLE.encode()).digest()).decode()
+CSP = (
+    f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; form-action 'self'; "
+    "frame-ancestors 'none'; "
+    "base-uri 'none'"
+)
+
+
+def create_app(settings: NotifierSettings | None = None, deps: Any = None) -> Flask:
+    if settings is None:
+        configure_logging(os.environ)
+        settings = NotifierSettings.from_env()
+    if deps is None:
+        from services.notifier.bootstrap import build_deps
+
+        deps = build_deps(settings)
+    app = Flask("partnermatch.notifier", static_folder=None)
+    app.config.update(PM_SETTINGS=settings, MAX_CONTENT_LENGTH=16 * 1024)
+    ledger, tokens = deps.ledger, deps.tokens
+
+    def page(kind: str, language: str | None, status: int, email: str = "") -> Response:
+        body = render_page(kind, language, email=email, action=request.path)
+        return Response(body, status=status, mimetype="text/html")
+
+    def reader_language() -> str | None:
+        return request.accept_languages.best_match(EMAIL_LANGUAGES)
+
+    @app.before_request
+    def _limit_body() -> Response | None:
+        # The one-click body is 26 bytes. MAX_CONTENT_LENGTH alone acts only when a body is read.
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        if request.content_length is not None and request.content_length > limit:
+            return Response("Request body too large.\n", status=413, mimetype="text/plain")
+        return None
+
+    @app.after_request
+    def _security_headers(response: Response) -> Response:
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        # The token in the URL must not leak to other sites through the Referer header.
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.get("/unsubscribe/<token>")
+    def confirm(token: str) -> Response:
+        found = tokens.verify(token)
+        if found is None:
+            return page("invalid", reader_language(), 400)
+        return page("confirm", found.language, 200, found.email)
+
+    @app.post("/unsubscribe/<token>")
+    def unsubscribe(token: str) -> Response:
+        # RFC 8058: the body is "List-Unsubscribe=One-Click"; the signed token alone decides.
+        found = tokens.verify(token)
+        if found is None:
+            return page("invalid", reader_language(), 400)
+        if ledger.suppress(found.email, found.org_id, datetime.now(UTC).isoformat()):
+            logger.info("contact unsubscribed", extra={"org": found.org_id})
+        return page("done", found.language, 200, found.email)
+
+    @app.get("/health")
+    def health():  # type: ignore[no-untyped-def]
+        try:
+            ledger.ping()
+        except Exception as exc:  # noqa: BLE001 - report, don't crash the probe
+            return jsonify(status="unavailable", error=str(exc)), 503
+        return jsonify(status="ok")
+
+    @app.errorhandler(404)
+    def not_found(_exc: Exception) -> Response:
+        return page("invalid", reader_language(), 404)
+
+    @app.errorhandler(405)
+    def not_allowed(_exc: Exception) -> Response:
+        return page("invalid", reader_language(), 405)
+
+    return app

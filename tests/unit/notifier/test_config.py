@@ -1,0 +1,70 @@
+"""The notifier's settings: working local defaults, secrets marked secret, bad values named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from partnermatch.settings import SettingError, all_settings
+from services.notifier.config import MailSinkSettings, NotifierSettings
+
+
+def test_defaults_work_for_a_local_run():
+    s = NotifierSettings.from_env({"REDIS_URL": "redis://127.0.0.1:1/0"})
+    assert s.redis_url == "redis://127.0.0.1:1/0"
+    assert s.profiles_url == "http://127.0.0.1:8081"
+    assert s.public_url == "http://127.0.0.1:8083"
+    assert (s.smtp_host, s.smtp_port, s.smtp_starttls) == ("127.0.0.1", 2525, False)
+    assert s.group_id == "notifier"
+    assert s.sender_address.domain == "partnermatch.localhost"
+    assert s.test_crash_after_send is None
+
+
+def test_the_notifiers_own_redis_wins_over_the_shared_one():
+    s = NotifierSettings.from_env(
+        {"REDIS_URL": "redis://a:1/0", "NOTIFIER_REDIS_URL": "redis://b:2/0"}
+    )
+    assert s.redis_url == "redis://b:2/0"
+
+
+def test_a_bad_sender_is_named_at_start_up():
+    for bad in ["not an address", "a@example.org, b@example.org", "nobody@"]:
+        with pytest.raises(SettingError, match="NOTIFIER_FROM"):
+            NotifierSettings.from_env({"NOTIFIER_FROM": bad})
+
+
+def test_a_bad_number_or_crash_mode_is_named():
+    with pytest.raises(SettingError, match="NOTIFIER_SMTP_PORT"):
+        NotifierSettings.from_env({"NOTIFIER_SMTP_PORT": "smtp"})
+    with pytest.raises(SettingError, match="NOTIFIER_TEST_CRASH_AFTER_SEND"):
+        NotifierSettings.from_env({"NOTIFIER_TEST_CRASH_AFTER_SEND": "sometimes"})
+
+
+def test_missing_secrets_are_named():
+    s = NotifierSettings.from_env({})
+    with pytest.raises(SettingError, match="NOTIFIER_SECRET_KEY"):
+        s.require_secret_key()
+    with pytest.raises(SettingError, match="PARTNERMATCH_SERVICE_TOKEN"):
+        s.require_service_token()
+
+
+def test_starttls_reads_the_usual_spellings_of_true():
+    assert NotifierSettings.from_env({"NOTIFIER_SMTP_STARTTLS": "true"}).smtp_starttls
+    assert NotifierSettings.from_env({"NOTIFIER_SMTP_STARTTLS": "1"}).smtp_starttls
+    assert not NotifierSettings.from_env({"NOTIFIER_SMTP_STARTTLS": "no"}).smtp_starttls
+
+
+def test_secrets_are_declared_secret_and_the_test_switch_says_it_is_for_tests():
+    declared = all_settings()
+    assert declared["NOTIFIER_SECRET_KEY"].secret and declared["NOTIFIER_SMTP_PASSWORD"].secret
+    assert declared["NOTIFIER_SECRET_KEY"].default is None
+    assert "TESTS ONLY" in declared["NOTIFIER_TEST_CRASH_AFTER_SEND"].help
+    ours = [s for n, s in declared.items() if n.startswith(("NOTIFIER_", "MAILSINK_"))]
+    assert all(s.help for s in ours)
+
+
+def test_the_mail_sink_writes_under_the_state_folder_by_default():
+    s = MailSinkSettings.from_env({"PARTNERMATCH_STATE_DIR": "/tmp/pm-state"})
+    assert s.folder == Path("/tmp/pm-state/mail") and s.port == 2525
+    assert MailSinkSettings.from_env({"MAILSINK_DIR": "/x"}).folder == Path("/x")

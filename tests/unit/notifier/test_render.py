@@ -1,0 +1,226 @@
+"""What the partnership email says, in which language; profile texts cannot break its HTML."""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import pytest
+
+from services.notifier import render
+from services.notifier.render import (
+    Coordinator,
+    PartnerProfile,
+    PartnershipEmail,
+    email_language,
+    reasons_for_side,
+    render_page,
+    render_partnership_email,
+)
+
+PARTNER = PartnerProfile(
+    name="Śląski Klaster ICT",
+    country="PL",
+    cluster="Silesia ICT cluster",
+    language="pl",
+    capabilities="Tworzymy oprogramowanie dla rolnictwa.\nSzkolenia dla 40 firm.",
+    goals="Szukamy partnerów z Serbii.",
+    website="https://klaster.example.pl",
+)
+
+
+def email(**over) -> PartnershipEmail:
+    values = dict(
+        recipient_name="Jelena Petrović",
+        organisation_name="Klaster IKT Novi Sad",
+        partner=PARTNER,
+        unsubscribe_url="http://127.0.0.1:8083/unsubscribe/tok",
+        they_offer_you_seek=("rolnictwo",),
+        you_offer_they_seek=("softver",),
+        shared=("obuka",),
+        coordinators=(Coordinator("Anna Nowak", "anna@example.pl", "Silesia ICT cluster"),),
+    )
+    values.update(over)
+    return PartnershipEmail(**values)
+
+
+SUBJECT_START = {
+    "en": "Approved partnership",
+    "pl": "Zatwierdzone partnerstwo",
+    "sr": "Odobreno partnerstvo",
+    "sr-Cyrl": "Одобрено партнерство",
+    "sq": "Partneritet i miratuar",
+    "ru": "Партнёрство одобрено",
+}
+
+
+def test_every_language_has_every_text_of_the_english_table():
+    for lang, table in render.TEXTS.items():
+        assert set(table) == set(render.TEXTS["en"]), lang
+        for key, value in table.items():
+            assert set(re.findall(r"\{(\w+)\}", value)) == set(
+                re.findall(r"\{(\w+)\}", render.TEXTS["en"][key])
+            ), (lang, key)
+
+
+@pytest.mark.parametrize("lang", list(SUBJECT_START))
+def test_email_is_written_in_the_contacts_language(lang):
+    out = render_partnership_email(email(), lang)
+    assert out.language == lang
+    assert out.subject == f"{SUBJECT_START[lang]}: Śląski Klaster ICT"
+    table = render.TEXTS[lang]
+    assert table["why"] in out.text and table["approved_by"] in out.text
+    assert f'<html lang="{lang}">' in out.html
+
+
+def test_serbian_cyrillic_email_is_in_cyrillic_script_and_latin_serbian_is_not():
+    cyr = render_partnership_email(email(), "sr-Cyrl")
+    latin = render_partnership_email(email(), "sr")
+    assert "Поштовани/а Jelena Petrović," in cyr.text
+    assert "Координатори оба кластера одобрили су партнерство" in cyr.text
+    assert "Poštovani/a Jelena Petrović," in latin.text
+    # Every fixed word of the Cyrillic table is Cyrillic (names and the product stay as written).
+    for key, value in render.TEXTS["sr-Cyrl"].items():
+        fixed = re.sub(r"\{\w+\}|partnermatch", "", value)
+        assert not re.search(r"[A-Za-zčćđšžČĆĐŠŽ]", fixed), (key, value)
+    assert (
+        "љ" in render.latin_to_serbian_cyrillic("ljubav")
+        and render.latin_to_serbian_cyrillic("Džep") == "Џеп"
+    )
+
+
+@pytest.mark.parametrize("requested", ["de", "hr", "uk", None, "", "xx", "EN"])
+def test_other_languages_fall_back_to_english(requested):
+    out = render_partnership_email(email(), requested)
+    assert out.language == "en"
+    assert out.subject.startswith("Approved partnership")
+
+
+def test_serbian_cyrillic_is_recognised_however_it_is_spelled():
+    assert email_language("sr-Cyrl") == "sr-Cyrl"
+    assert email_language("sr-cyrl") == "sr-Cyrl"
+    assert email_language("sr") == "sr"
+
+
+def test_partner_texts_are_escaped_in_html_and_verbatim_in_plain_text():
+    hostile = PartnerProfile(
+        name='Evil <img src=x onerror="alert(1)"> & Co',
+        country="RS",
+        cluster="<b>cluster</b>",
+        language="sr",
+        capabilities="<script>alert('x')</script>\nline two & more",
+        goals='"quoted" <i>goal</i>',
+        website="javascript:alert(1)",
+    )
+    out = render_partnership_email(
+        email(partner=hostile, recipient_name="<Bob>", they_offer_you_seek=("<u>x</u>",)), "en"
+    )
+    assert "<script>" not in out.html and "<img" not in out.html and "<i>" not in out.html
+    assert "<b>cluster" not in out.html and "<u>" not in out.html and "<Bob>" not in out.html
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;<br>" in out.html
+    assert "Evil &lt;img src=x onerror=&quot;alert(1)&quot;&gt; &amp; Co" in out.html
+    assert "javascript:" not in out.html, "only http(s) websites become links"
+    assert "<script>alert('x')</script>" in out.text, (
+        "the plain text part shows the text as written"
+    )
+
+
+def test_partner_texts_stay_in_their_original_language_with_a_lang_attribute():
+    out = render_partnership_email(email(), "sq")
+    assert "Tworzymy oprogramowanie dla rolnictwa." in out.text
+    assert '<p lang="pl">Tworzymy oprogramowanie dla rolnictwa.<br>' in out.html
+    assert "Çfarë ofron (teksti origjinal)" in out.text
+
+
+def test_coordinators_name_and_email_are_in_the_email():
+    out = render_partnership_email(email(), "pl")
+    assert "Anna Nowak <anna@example.pl> (Silesia ICT cluster)" in out.text
+    assert 'href="mailto:anna@example.pl"' in out.html
+
+
+def test_unsubscribe_link_is_in_both_parts():
+    out = render_partnership_email(email(), "ru")
+    assert "Отписаться от писем о партнёрствах: http://127.0.0.1:8083/unsubscribe/tok" in out.text
+    assert '<a href="http://127.0.0.1:8083/unsubscribe/tok">' in out.html
+
+
+def test_names_with_line_breaks_become_one_line_in_the_subject():
+    out = render_partnership_email(
+        email(partner=PartnerProfile("ACME\r\nBcc: evil@example.org", "RS", "c", "sr", "x", "y")),
+        "en",
+    )
+    assert "\n" not in out.subject and "\r" not in out.subject
+    assert out.subject == "Approved partnership: ACME Bcc: evil@example.org"
+
+
+def test_reasons_are_grouped_from_the_readers_side_with_the_partners_words_first():
+    reasons = [
+        {
+            "concept": None,
+            "kind": "term",
+            "direction": "a_offers_b_seeks",
+            "weight": 0.4,
+            "terms_a": ["oprogramowanie"],
+            "terms_b": ["softver"],
+        },
+        {
+            "concept": None,
+            "kind": "term",
+            "direction": "b_offers_a_seeks",
+            "weight": 0.6,
+            "terms_a": ["rolnictwo"],
+            "terms_b": ["poljoprivreda"],
+        },
+        {
+            "concept": None,
+            "kind": "term",
+            "direction": "shared",
+            "weight": 0.1,
+            "terms_a": ["ai"],
+            "terms_b": ["ai"],
+        },
+    ]
+    partner_offers, own_offers, shared = reasons_for_side(reasons, "a", "en")
+    assert partner_offers == ("poljoprivreda ↔ rolnictwo",)
+    assert own_offers == ("softver ↔ oprogramowanie",)
+    assert shared == ("ai ↔ ai",)
+    partner_offers_b, own_offers_b, _ = reasons_for_side(reasons, "b", "en")
+    assert partner_offers_b == ("oprogramowanie ↔ softver",)
+    assert own_offers_b == ("rolnictwo ↔ poljoprivreda",)
+
+
+def test_reason_words_are_not_transliterated_for_a_cyrillic_reader():
+    lines = reasons_for_side(
+        [
+            {
+                "concept": None,
+                "kind": "term",
+                "direction": "shared",
+                "weight": 1,
+                "terms_a": ["rolnictwo"],
+                "terms_b": ["poljoprivreda"],
+            }
+        ],
+        "a",
+        "sr-Cyrl",
+    )
+    assert lines[2] == ("poljoprivreda ↔ rolnictwo",)
+
+
+def test_reason_falls_back_to_concept_and_terms_when_the_matchers_renderer_is_missing(monkeypatch):
+    monkeypatch.setitem(sys.modules, "services.matcher.engine", None)  # any import of it fails
+    monkeypatch.setitem(sys.modules, "services.matcher.engine.render", None)
+    line = render.describe_reason(
+        {"concept": "agri.farming", "terms_a": ["rolnictwo"], "terms_b": ["farm"]}, "pl"
+    )
+    assert line == "rolnictwo ↔ farm (agri.farming)"
+    assert render.describe_reason({"concept": "agri.farming"}, "pl") == "agri.farming"
+
+
+def test_unsubscribe_pages_escape_the_address_and_post_to_the_same_link():
+    page = render_page("confirm", "pl", email='a"<b>@example.org', action="/unsubscribe/abc")
+    assert "a&quot;&lt;b&gt;@example.org" in page
+    assert '<form method="post" action="/unsubscribe/abc">' in page
+    assert "Wypisz się" in page
+    assert "<form" not in render_page("done", "sr-Cyrl", email="x@example.org")
+    assert "Одјављени сте" in render_page("done", "sr-Cyrl", email="x@example.org")

@@ -1,0 +1,92 @@
+"""The unsubscribe page: POST unsubscribes without a login, GET changes nothing, forgery: 400."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.notifier.adapters.redis_ledger import RedisDeliveryLedger
+from services.notifier.config import NotifierSettings
+from services.notifier.entrypoints.web import create_app
+from services.notifier.tokens import UnsubscribeTokens
+
+KEY = "web-test-secret"
+
+
+class Deps:
+    def __init__(self, ledger):
+        self.ledger = ledger
+        self.tokens = UnsubscribeTokens(KEY)
+
+
+@pytest.fixture
+def ledger(redis_client):
+    return RedisDeliveryLedger(redis_client)
+
+
+@pytest.fixture
+def client(ledger):
+    settings = NotifierSettings(redis_url="unused", kafka_bootstrap="unused", secret_key=KEY)
+    return create_app(settings, Deps(ledger)).test_client()
+
+
+def link(email="jelena@example.rs", lang="sr-Cyrl"):
+    return "/unsubscribe/" + UnsubscribeTokens(KEY).sign(email, "org_b", lang)
+
+
+def test_get_shows_a_button_in_the_contacts_language_and_changes_nothing(client, ledger):
+    url = link()
+    r = client.get(url)
+    assert r.status_code == 200
+    page = r.get_data(as_text=True)
+    assert f'<form method="post" action="{url}">' in page
+    assert "Одјави ме" in page and "jelena@example.rs" in page
+    assert not ledger.is_suppressed("jelena@example.rs")
+
+
+def test_one_click_post_unsubscribes_without_a_login(client, ledger):
+    r = client.post(
+        link(), data="List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded"
+    )
+    assert r.status_code == 200
+    assert "Одјављени сте" in r.get_data(as_text=True)
+    assert ledger.is_suppressed("jelena@example.rs")
+
+
+def test_posting_twice_is_harmless(client, ledger):
+    assert client.post(link(lang="en")).status_code == 200
+    assert client.post(link(lang="en")).status_code == 200
+    assert ledger.counts()["unsubscribes"] == 1
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_a_forged_or_damaged_link_gets_400_and_unsubscribes_nobody(client, ledger, method):
+    forged = "/unsubscribe/" + UnsubscribeTokens("attacker key").sign(
+        "victim@example.org", "org_b", "en"
+    )
+    for url in (forged, link()[:-3], "/unsubscribe/garbage"):
+        r = getattr(client, method)(url, headers={"Accept-Language": "pl"})
+        assert r.status_code == 400
+        assert "Ten link jest nieprawidłowy" in r.get_data(as_text=True)
+    assert ledger.counts().get("unsubscribes", 0) == 0
+
+
+def test_pages_carry_security_headers_and_never_leak_the_link_in_a_referer(client):
+    r = client.get(link())
+    assert r.headers["Referrer-Policy"] == "no-referrer"
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+    assert r.headers["X-Frame-Options"] == "DENY"
+    assert "default-src 'none'" in r.headers["Content-Security-Policy"]
+    assert "form-action 'self'" in r.headers["Content-Security-Policy"]
+    assert r.headers["Cache-Control"] == "no-store"
+    assert r.mimetype == "text/html"
+
+
+def test_health_answers_ok_when_redis_answers(client):
+    r = client.get("/health")
+    assert r.status_code == 200 and r.json == {"status": "ok"}
+
+
+def test_an_oversized_body_is_refused(client, ledger):
+    r = client.post(link(), data="x" * 20_000, content_type="application/x-www-form-urlencoded")
+    assert r.status_code == 413
+    assert not ledger.is_suppressed("jelena@example.rs")
