@@ -74,10 +74,10 @@ class Update:
 
 @dataclass(frozen=True)
 class EngineSettings:
-    w_sector: float = 0.45  # shared sector, related sectors counting `related_weight`
-    w_profile: float = 0.20  # whole-profile concept likeness
-    w_recip: float = 0.25  # offer→seek, both ways (linear part)
-    w_both_ways: float = 0.15  # bonus: the weaker of the two directions
+    w_sector: float = 0.65  # shared sector, related sectors counting `related_weight`
+    w_profile: float = 0.15  # whole-profile concept likeness
+    w_recip: float = 0.12  # offer→seek, both ways (linear part)
+    w_both_ways: float = 0.08  # bonus: the weaker of the two directions
     w_terms: float = 0.10  # within-language words (same-language texts only share them)
     related_weight: float = 0.35
     rollup: float = 0.5  # an activity also counts for its sector
