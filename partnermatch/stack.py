@@ -212,21 +212,28 @@ def _http_ok(url: str) -> bool:
 def service_specs(env: Mapping[str, str]) -> list[ServiceSpec]:
     """Every service process of the system, in start order, for the settings in `env`."""
     from services.matcher.config import MATCHER_HOST, MATCHER_PORT
+    from services.notifier.config import NOTIFIER_HOST, NOTIFIER_PORT
     from services.profiles.config import PROFILES_HOST, PROFILES_PORT
 
     py = sys.executable
     gunicorn = [py, "-m", "gunicorn", "--workers", "2", "--graceful-timeout", "5", "--access-logfile", "-"]
     profiles = f"{PROFILES_HOST.read(env)}:{PROFILES_PORT.read(env)}"
     matcher = f"{MATCHER_HOST.read(env)}:{MATCHER_PORT.read(env)}"
+    notifier = f"{NOTIFIER_HOST.read(env)}:{NOTIFIER_PORT.read(env)}"
+    to_profiles = {"MATCHER_PROFILES_URL": f"http://{profiles}", "NOTIFIER_PROFILES_URL": f"http://{profiles}",
+                   "NOTIFIER_PUBLIC_URL": env.get("NOTIFIER_PUBLIC_URL") or f"http://{notifier}"}
     return [
         ServiceSpec("profiles", [*gunicorn, "--bind", profiles, "services.profiles.entrypoints.app:create_app()"],
                     ready_url=f"http://{profiles}/health"),
         ServiceSpec("relay", [py, "-m", "services.profiles.entrypoints.relay"]),
-        ServiceSpec("matcher", [py, "-m", "services.matcher.entrypoints.consumer"],
-                    env={"MATCHER_PROFILES_URL": f"http://{profiles}"}),
+        ServiceSpec("matcher", [py, "-m", "services.matcher.entrypoints.consumer"], env=to_profiles),
         ServiceSpec("m-relay", [py, "-m", "services.matcher.entrypoints.relay"]),
         ServiceSpec("review", [*gunicorn, "--bind", matcher, "services.matcher.entrypoints.web:create_app()"],
-                    ready_url=f"http://{matcher}/health", env={"MATCHER_PROFILES_URL": f"http://{profiles}"}),
+                    ready_url=f"http://{matcher}/health", env=to_profiles),
+        ServiceSpec("mailsink", [py, "-m", "services.notifier.entrypoints.mailsink"]),
+        ServiceSpec("unsub", [*gunicorn, "--bind", notifier, "services.notifier.entrypoints.web:create_app()"],
+                    ready_url=f"http://{notifier}/health", env=to_profiles),
+        ServiceSpec("notifier", [py, "-m", "services.notifier.entrypoints.consumer"], env=to_profiles),
     ]
 
 
@@ -384,6 +391,7 @@ def _banner(stack: Stack, demo: bool) -> str:
              f"  Kafka         {stack.env['KAFKA_BOOTSTRAP_SERVERS']}",
              f"  profiles API  {profiles}  (OpenAPI: {profiles}/openapi.json)",
              f"  coordinators  {review}/login  (review API: {review}/v1/suggestions, OpenAPI: {review}/openapi.json)",
+             f"  emails        {stack.state / 'mail'}/*.eml  (the local SMTP sink keeps every message there)",
              f"  settings      {stack.state / 'stack.env'} (admin token: PARTNERMATCH_ADMIN_TOKEN)"]
     if demo:
         from partnermatch.demo import DEMO_PASSWORD, load_demo

@@ -305,7 +305,7 @@ def describe_reason(reason: Mapping[str, Any], language: str) -> str:
     renderer is missing or cannot read the reason."""
     try:
         from services.matcher.engine import render as matcher_render
-    except ImportError:
+    except Exception:  # noqa: BLE001 - missing, or broken mid-deploy: the email still goes out
         return _fallback_reason(reason)
     try:
         lang = language
