@@ -1,0 +1,154 @@
+"""The whole system as people use it, as real processes on loopback: profiles under gunicorn, its
+relay, the matcher, the review page, the notifier, the broker, redis-server and the SMTP sink.
+
+Register two organisations in two languages → a suggestion for both coordinators → both approve →
+every consenting contact gets exactly one email in their language → the unsubscribe link works →
+replaying match-decisions sends nothing more."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from partnermatch import events
+from partnermatch.messaging import KafkaPublisher, read_partitions
+from partnermatch.stack import Stack, free_port
+from partnermatch.topics import MATCH_DECISIONS
+from tests.helpers import wait_until
+
+pytestmark = pytest.mark.e2e
+PASSWORD = "coordinator password e2e"
+
+
+def call(method: str, url: str, body=None, token: str | None = None, form: dict | None = None):
+    data = json.dumps(body).encode() if body is not None else None
+    if form is not None:
+        data = urllib.parse.urlencode(form).encode()
+    req = urllib.request.Request(url, data=data, method=method)
+    req.add_header("Content-Type", "application/x-www-form-urlencoded" if form is not None else "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            raw = resp.read()
+            return resp.status, (json.loads(raw) if raw and resp.headers.get_content_type() == "application/json"
+                                 else raw.decode("utf-8", "replace"))
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode("utf-8", "replace")
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory):
+    state = tmp_path_factory.mktemp("stack")
+    ports = {name: str(free_port()) for name in ("PROFILES_PORT", "MATCHER_PORT", "NOTIFIER_PORT", "MAILSINK_PORT")}
+    env = {**os.environ, **ports, "NOTIFIER_SMTP_PORT": ports["MAILSINK_PORT"],
+           "MAILSINK_DIR": str(state / "mail"), "MATCHER_MIN_SCORE": "0.01", "NOTIFIER_POLL_MS": "100",
+           "LOG_LEVEL": "WARNING"}
+    stack = Stack(state, env=env, echo=False).start()
+    stack.urls = {"profiles": f"http://127.0.0.1:{ports['PROFILES_PORT']}",
+                  "review": f"http://127.0.0.1:{ports['MATCHER_PORT']}"}
+    stack.mail = state / "mail"
+    yield stack
+    stack.stop()
+
+
+def _mails(folder: Path) -> list[email.message.EmailMessage]:
+    return [email.message_from_bytes(p.read_bytes(), policy=email.policy.default) for p in sorted(folder.glob("*.eml"))]
+
+
+def test_register_suggest_approve_email_unsubscribe_and_replay(system):
+    profiles, review = system.urls["profiles"], system.urls["review"]
+    admin = system.env["PARTNERMATCH_ADMIN_TOKEN"]
+    for cluster, country, coordinator, lang in (("pl-silesia-ict", "PL", "anna", "pl"),
+                                                ("rs-zlatibor-agro", "RS", "marko", "sr-Cyrl")):
+        assert call("POST", f"{profiles}/v1/clusters", {"id": cluster, "name": cluster, "country": country},
+                    admin)[0] == 201
+        assert call("POST", f"{profiles}/v1/clusters/{cluster}/coordinators", {
+            "username": coordinator, "password": PASSWORD, "name": coordinator.title(),
+            "email": f"{coordinator}@coordinators.example.org", "language": lang}, admin)[0] == 201
+    status, pl = call("POST", f"{profiles}/v1/organisations", {
+        "name": "Soft Śląsk", "cluster_id": "pl-silesia-ict", "country": "PL", "language": "pl",
+        "capabilities": "Tworzymy oprogramowanie i aplikacje mobilne dla przemysłu i rolnictwa.",
+        "goals": "Szukamy partnerów z branży rolno-spożywczej: sadowników i przetwórców owoców.",
+        "contacts": [{"name": "Ewa Zielińska", "email": "ewa@soft.example.pl", "language": "pl", "consent": True},
+                     {"name": "Jan Kowalski", "email": "jan@soft.example.pl", "language": "pl", "consent": False}]})
+    assert status == 201
+    status, rs = call("POST", f"{profiles}/v1/organisations", {
+        "name": "Воћарска задруга Ариље", "cluster_id": "rs-zlatibor-agro", "country": "RS", "language": "sr",
+        "capabilities": "Прерада воћа, хладњаче и производња сокова; 300 произвођача малине.",
+        "goals": "Тражимо софтвер и апликације за праћење производње и порекла воћа.",
+        "contacts": [{"name": "Јелена Петровић", "email": "jelena@arilje.example.rs", "language": "sr-Cyrl",
+                      "consent": True},
+                     {"name": "Besnik Krasniqi", "email": "besnik@arilje.example.rs", "language": "sq",
+                      "consent": True}]})
+    assert status == 201
+    pair_id = events.pair_id(pl["organisation"]["id"], rs["organisation"]["id"])
+
+    tokens = {}
+    for who in ("anna", "marko"):
+        status, session = call("POST", f"{profiles}/v1/auth/login", {"username": who, "password": PASSWORD})
+        assert status == 200
+        tokens[who] = session["token"]
+
+    def pending_for(who: str) -> list:
+        status, items = call("GET", f"{review}/v1/suggestions?lang=pl", token=tokens[who])
+        return [s for s in items if s["pair_id"] == pair_id] if status == 200 else []
+
+    suggestion = wait_until(lambda: pending_for("anna"), timeout=60, message="the suggestion for anna")[0]
+    assert suggestion["reasons"] and suggestion["partner"]["name"] == "Воћарска задруга Ариље"
+    assert wait_until(lambda: pending_for("marko"), timeout=10, message="the suggestion for marko")
+
+    for who in ("anna", "marko"):
+        status, after = call("POST", f"{review}/v1/suggestions/{pair_id}/decision", {"decision": "approve"},
+                             tokens[who])
+        assert status == 200
+    assert after["state"] == "approved"
+
+    mails = wait_until(lambda: (m := _mails(system.mail)) and len(m) >= 3 and m, timeout=60,
+                       message="three emails")
+    by_rcpt = {str(m["To"].addresses[0].addr_spec): m for m in mails}
+    assert sorted(by_rcpt) == ["besnik@arilje.example.rs", "ewa@soft.example.pl", "jelena@arilje.example.rs"]
+    assert "jan@soft.example.pl" not in by_rcpt, "no consent, no email"
+    jelena = by_rcpt["jelena@arilje.example.rs"].get_body(("plain",)).get_content()
+    assert "Soft Śląsk" in jelena and any("\u0400" <= ch <= "\u04ff" for ch in jelena)
+    ewa = by_rcpt["ewa@soft.example.pl"]
+    assert "Воћарска задруга Ариље" in ewa.get_body(("plain",)).get_content()
+    assert ewa["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+    link = ewa["List-Unsubscribe"].strip("<>")
+    status, page = call("GET", link)
+    assert status == 200 and "<form" in page
+    status, _ = call("POST", link, form={"List-Unsubscribe": "One-Click"})
+    assert status == 200
+
+    # replay: the same approval once more on match-decisions
+    bootstrap = system.env["KAFKA_BOOTSTRAP_SERVERS"]
+    approved = [r for r in read_partitions(bootstrap, MATCH_DECISIONS, idle_timeout_s=1.5)]
+    assert len(approved) == 1
+    publisher = KafkaPublisher(bootstrap, "e2e-replay")
+    try:
+        publisher.publish(MATCH_DECISIONS, approved[0].key or pair_id, approved[0].value)
+    finally:
+        publisher.close()
+
+    def replay_consumed() -> bool:
+        """The notifier group's committed offsets cover both approvals (an offset fetch, no join)."""
+        from kafka import KafkaConsumer, TopicPartition
+
+        probe = KafkaConsumer(bootstrap_servers=bootstrap, group_id="notifier", enable_auto_commit=False)
+        try:
+            parts = probe.partitions_for_topic(MATCH_DECISIONS) or set()
+            return sum(probe.committed(TopicPartition(MATCH_DECISIONS, p)) or 0 for p in parts) >= 2
+        finally:
+            probe.close(autocommit=False)
+
+    wait_until(replay_consumed, timeout=30, message="the notifier consumed the replayed approval")
+    assert len(_mails(system.mail)) == 3, "a replay sends nothing more"
