@@ -11,7 +11,7 @@ help:
 	@echo "make test           set up, then run every test (unit, contract, integration, e2e, browser)"
 	@echo "make test-fast      unit and contract tests only"
 	@echo "make bench-quality  matching quality on the labelled dev set: plain TF-IDF vs the engine"
-	@echo "make bench          speed of the engine against the plain baseline, as a ratio"
+	@echo "make bench          batch speed against the plain baseline (ratio), and the matcher's event path"
 	@echo "make lint           ruff"
 
 $(STAMP): pyproject.toml
@@ -45,6 +45,7 @@ bench-quality: setup
 
 bench: setup
 	$(BIN)/python bench/engine_speed.py
+	$(BIN)/python bench/event_path.py
 
 clean:
 	rm -rf $(VENV) .state .pytest_cache test-artifacts *.egg-info
