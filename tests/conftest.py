@@ -1,11 +1,12 @@
-"""Shared fixtures: a real redis-server and a real Kafka-protocol broker per test session,
-started by the same code as `partnermatch up` (partnermatch.stack). KAFKA_BOOTSTRAP_SERVERS
-points the tests at a real Apache Kafka instead."""
+"""Shared fixtures: a real redis-server and a real Kafka-protocol broker per test session, started
+by the same code as `partnermatch up` (partnermatch.stack). KAFKA_BOOTSTRAP_SERVERS points the
+tests at a real Apache Kafka instead of starting Tansu."""
 
 from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
@@ -14,14 +15,17 @@ from partnermatch.stack import RedisServer, TansuBroker
 
 
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory):
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server (AOF on) for the session; its log is in the session's tmp folder."""
+    folder = tmp_path_factory.mktemp("redis")
+    server = RedisServer(folder / "data", log_file=folder / "redis.log")
     yield server
     server.stop()
 
 
 @pytest.fixture
-def redis_client(redis_server):
+def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    """A client on an empty database: flushed before each test."""
     client = redis.Redis.from_url(redis_server.url)
     client.flushdb()
     yield client
@@ -29,17 +33,20 @@ def redis_client(redis_server):
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap():
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The session's broker (Tansu, in memory), or KAFKA_BOOTSTRAP_SERVERS when set.
+    Topics outlive tests: name them with `unique_name`."""
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if external:
         yield external
         return
-    broker = TansuBroker()
+    broker = TansuBroker(log_file=tmp_path_factory.mktemp("kafka") / "kafka.log")
     yield broker.bootstrap
     broker.stop()
 
 
 @pytest.fixture
-def unique_name():
-    """Random topic / group names keep tests apart on one broker."""
+def unique_name() -> Callable[..., str]:
+    """`unique_name("profiles")` -> "profiles-3f9a0c1b2d": random topic / group / key prefixes keep
+    tests apart on one broker and one Redis."""
     return lambda prefix="t": f"{prefix}-{uuid.uuid4().hex[:10]}"

@@ -1,4 +1,4 @@
-"""Test helpers shared by every test folder."""
+"""Test helpers shared by every test folder. No I/O of their own."""
 
 from __future__ import annotations
 
@@ -9,12 +9,19 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.05,
-               message: str = "condition") -> T:
-    """Poll until `predicate()` is truthy and return its value; fail with `message` after `timeout`."""
+def wait_until(
+    predicate: Callable[[], T],
+    timeout: float = 10.0,
+    interval: float = 0.05,
+    message: str = "condition",
+) -> T:
+    """Poll until `predicate()` is truthy and return its value; fail with `message` after `timeout`.
+
+    An exception from `predicate` counts as "not yet"; the last one is named in the failure.
+    """
     deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
     while True:
+        last_error: Exception | None = None
         try:
             value = predicate()
             if value:
@@ -22,6 +29,6 @@ def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: floa
         except Exception as exc:  # noqa: BLE001 - keep polling, report the last one
             last_error = exc
         if time.monotonic() >= deadline:
-            detail = f" (last error: {last_error!r})" if last_error else ""
+            detail = f" (last error: {last_error!r})" if last_error is not None else ""
             raise AssertionError(f"timed out after {timeout} s waiting for {message}{detail}")
         time.sleep(interval)

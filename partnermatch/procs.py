@@ -1,0 +1,252 @@
+"""Child processes of the local stack: each in its own process group, its output relayed line by
+line as `HH:MM:SS name | line`, with a readiness check and a stop that leaves nothing behind.
+Does I/O (processes, sockets, files)."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TextIO
+
+SETTLE_S = 1.0  # a process without a readiness check counts as started once it lived this long
+TAIL_LINES = 12
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+_write_lock = threading.Lock()
+_live: set[ServiceProcess] = set()
+
+
+class StackError(RuntimeError):
+    """A part of the stack failed; the first line of the message names the part."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free right now on `host` (another process may still take it before we bind)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def http_ready(url: str, timeout: float = 1.0) -> Callable[[], bool]:
+    """A readiness check: GET `url` answers 200."""
+
+    def check() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as resp:
+                return resp.status == 200
+        except urllib.error.HTTPError as exc:
+            exc.close()
+            return False
+
+    return check
+
+
+def _death_signal_prefix() -> list[str]:
+    # If the launcher is killed outright (SIGKILL, OOM), the kernel sends SIGTERM to each direct
+    # child, so no broker or redis outlives a crashed test run. The signal follows the *thread*
+    # that forked, so it is only set for children started from the main thread.
+    if threading.current_thread() is not threading.main_thread():
+        return []
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
+
+
+class ServiceProcess:
+    """One child process of the stack, started at construction.
+
+    `ready` is polled by `wait_ready` (exceptions count as "not yet"); without it the process is
+    ready once it has lived `SETTLE_S` seconds. Lines go to an in-memory tail (for error messages),
+    to `log_file` when given, and to stderr when `echo` is true.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        ready: Callable[[], bool] | None = None,
+        *,
+        cwd: str | Path | None = None,
+        echo: bool = True,
+        log_file: str | Path | None = None,
+    ) -> None:
+        self.name = name
+        self.argv = [str(a) for a in argv]
+        self.ready = ready
+        self.echo = echo
+        self.log_file = Path(log_file) if log_file is not None else None
+        self.tail: deque[str] = deque(maxlen=200)
+        self._log: TextIO | None = None
+        if self.log_file is not None:
+            self.log_file.parent.mkdir(parents=True, exist_ok=True)
+            self._log = self.log_file.open("w", encoding="utf-8")
+        try:
+            self.proc = subprocess.Popen(
+                [*_death_signal_prefix(), *self.argv],
+                env=dict(env) if env is not None else None,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                bufsize=1,
+            )
+        except OSError as exc:
+            if self._log is not None:
+                self._log.close()
+            raise StackError(f"{name} could not be started ({self.argv[0]}): {exc}") from None
+        self.started_at = time.monotonic()
+        _live.add(self)
+        self._reader = threading.Thread(target=self._relay, name=f"relay-{name}", daemon=True)
+        self._reader.start()
+
+    # ---- output ---------------------------------------------------------------------------
+
+    def _relay(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            line = _ANSI.sub("", raw.rstrip("\n"))
+            self.tail.append(line)
+            if self._log is not None:
+                with contextlib.suppress(ValueError):  # closed by stop() while a grandchild talks
+                    self._log.write(line + "\n")
+                    self._log.flush()
+            if self.echo:
+                stamp = time.strftime("%H:%M:%S")
+                with _write_lock:
+                    sys.stderr.write(f"{stamp} {self.name:<9} | {line}\n")
+                    sys.stderr.flush()
+
+    def log_tail(self, lines: int = TAIL_LINES) -> str:
+        if not self.alive:
+            self._reader.join(1.0)  # the last lines of a process that just died
+        return "\n".join(f"    {line}" for line in list(self.tail)[-lines:])
+
+    def describe_failure(self, what: str) -> str:
+        """`name what`, then the end of its log: the one message a person needs."""
+        where = f" (full log: {self.log_file})" if self.log_file is not None else ""
+        tail = self.log_tail()
+        body = (
+            f"; last lines of its log{where}:\n{tail}" if tail else f"; it printed nothing{where}"
+        )
+        return f"{self.name} {what}{body}"
+
+    # ---- state ----------------------------------------------------------------------------
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.poll()
+
+    def failure(self) -> str | None:
+        """A message naming this process if it has exited, else None."""
+        code = self.proc.poll()
+        if code is None:
+            return None
+        return self.describe_failure(f"exited with code {code}")
+
+    def wait_ready(self, timeout: float, cancel: threading.Event | None = None) -> None:
+        """Block until the readiness check passes; on early exit, timeout or cancel: stop the
+        process and raise StackError naming it."""
+        deadline = time.monotonic() + timeout
+        settle_until = self.started_at + SETTLE_S
+        last_error: BaseException | None = None
+        while True:
+            if cancel is not None and cancel.is_set():
+                self.stop()
+                raise StackError(f"{self.name}: start interrupted")
+            code = self.proc.poll()
+            if code is not None:
+                self.stop()  # first: a grandchild holding the output pipe would delay the tail
+                raise StackError(
+                    self.describe_failure(f"exited with code {code} before it was ready")
+                )
+            if self.ready is None:
+                if time.monotonic() >= settle_until:
+                    return
+            else:
+                try:
+                    # Still alive afterwards: the answer came from this process, not from
+                    # another server that already held the port this one failed to bind.
+                    if self.ready() and self.proc.poll() is None:
+                        return
+                    last_error = None
+                except Exception as exc:  # noqa: BLE001 - not ready yet; kept for the message
+                    last_error = exc
+            if time.monotonic() >= deadline:
+                check = f" (last check: {last_error!r})" if last_error is not None else ""
+                self.stop()
+                raise StackError(self.describe_failure(f"was not ready after {timeout:g} s{check}"))
+            time.sleep(0.05)
+
+    # ---- stopping -------------------------------------------------------------------------
+
+    def terminate(self) -> None:
+        """SIGTERM to the whole process group (e.g. gunicorn and its workers)."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM the group, wait up to `timeout`, then SIGKILL whatever is left of it."""
+        self.terminate()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(5)
+        # Grandchildren that outlived the leader still hold its group id.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self._reader.join(2.0)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        if self._log is not None:
+            self._log.close()
+        _live.discard(self)
+
+    def __repr__(self) -> str:
+        state = "running" if self.alive else f"exited {self.returncode}"
+        return f"<ServiceProcess {self.name} pid={self.pid} {state}>"
+
+
+def stop_all(processes: Iterable[ServiceProcess], timeout: float = 10.0) -> None:
+    """Stop several processes at once: SIGTERM to all, one shared grace period, then SIGKILL."""
+    procs = list(processes)
+    for p in procs:
+        p.terminate()
+    deadline = time.monotonic() + timeout
+    for p in procs:
+        p.stop(max(0.0, deadline - time.monotonic()))
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    # A launcher that dies of an uncaught exception must not leave redis or a broker behind.
+    stop_all(list(_live), timeout=5.0)
