@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from services.matcher.engine.lexicon import Lexicon, latin_to_serbian_cyrillic, load_lexicon
+from services.matcher.engine.lexicon import Lexicon, load_lexicon
 
 
 @lru_cache(maxsize=1)
@@ -29,11 +29,12 @@ def render_reason(reason: Any, lang: str = "en", lexicon: Lexicon | None = None)
     lex = lexicon or default_lexicon()
     words_a = ", ".join(data.get("terms_a") or [])
     words_b = ", ".join(data.get("terms_b") or [])
-    words = " ↔ ".join(w for w in (words_a, words_b) if w)
+    if words_a and words_a.lower() == words_b.lower():
+        words = words_a  # the same word on both sides is shown once
+    else:
+        words = " ↔ ".join(w for w in (words_a, words_b) if w)
     concept = data.get("concept")
     if concept and concept in lex.concepts:
         label = lex.concepts[concept].label(lang)
         return f"{words} ({label})" if words else label
-    if lang == "sr-Cyrl":
-        return latin_to_serbian_cyrillic(words)
-    return words
+    return words  # the organisations' own words stay in their own script
