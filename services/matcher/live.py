@@ -52,7 +52,11 @@ class LiveMatcher:
 
     def load(self) -> int:
         """Rebuild the in-memory index from the profiles applied so far."""
+        from services.matcher.engine.text import preload_lemmatizers
+
         started = time.monotonic()
+        preload_lemmatizers()
+        logger.info("dictionaries loaded", extra={"seconds": round(time.monotonic() - started, 2)})
         profiles = list(self.state.all_profiles())
         self.clusters = {p["org_id"]: p["cluster_id"] for p in profiles}
 

@@ -70,6 +70,16 @@ def lemma(word: str, lang: str | None) -> str:
     return found
 
 
+def preload_lemmatizers(languages: tuple[str, ...] = ("pl", "sr", "sl", "mk", "bg", "ru", "uk", "cs", "sk", "ro",
+                                                      "hu", "sq", "de", "en")) -> None:
+    """Load every language's dictionary now (seconds each) rather than on the first profile in
+    that language, so a long-running matcher answers its first events as fast as the rest."""
+    for lang in languages:
+        code = _LEMMA_LANG.get(lang, lang)
+        if code in _SIMPLEMMA_LANGS:
+            simplemma.lemmatize("a", lang=code)
+
+
 def known_lemmas() -> dict[str, str]:
     """Every lemma looked up so far (to keep for the next run)."""
     return dict(_LEMMAS)

@@ -98,12 +98,21 @@ def _topic_events(bootstrap, topic):
     return [events.decode(r.value) for r in read_partitions(bootstrap, topic, idle_timeout_s=1.5)]
 
 
+def _consumer_live(bootstrap, names, state):
+    """A marker event applied means the consumer has joined its group and is reading."""
+    marker = events.new_event(events.PROFILE_DELETED, {"org_id": "warm-up", "revision": 1, "cluster_id": "none"},
+                              "test")
+    _send(bootstrap, names["profiles"], marker)
+    wait_until(lambda: state.applied_revision("warm-up") == 1, timeout=20, message="the consumer reading")
+
+
 def test_complementary_profiles_in_two_languages_become_one_pending_suggestion_with_reasons(
     running, state, names, kafka_bootstrap
 ):
+    _consumer_live(kafka_bootstrap, names, state)
     _send(kafka_bootstrap, names["profiles"], _upsert(*PL_SOFT[:1], 1, *PL_SOFT[1:]), _upsert(*RS_FRUIT[:1], 1, *RS_FRUIT[1:]))
     pair_id = events.pair_id("pl-soft", "rs-fruit")
-    pair = wait_until(lambda: state.get_pair(pair_id), timeout=15, message="a suggestion for the pair")
+    pair = wait_until(lambda: state.get_pair(pair_id), timeout=5, message="a suggestion within 5 seconds")
     assert pair["state"] == "pending" and pair["reasons"]
     assert pair_id in state.pending_ids_of_cluster("pl-silesia-ict")
     assert pair_id in state.pending_ids_of_cluster("rs-vojvodina-agro")
