@@ -34,9 +34,25 @@ class StackError(RuntimeError):
     """A part of the stack failed; the first line of the message names the part."""
 
 
+# Listening ports are picked below Linux's ephemeral range (32768-60999): the kernel hands those
+# out to outgoing connections (every Kafka client makes several), which could take a port between
+# the moment we pick it and the moment a server binds it.
+_PORT_RANGE = (20000, 32000)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free right now on `host` (another process may still take it before we bind)."""
-    with socket.socket() as s:
+    """A TCP port free right now on `host`, outside the range outgoing connections use."""
+    import random
+
+    for _ in range(200):
+        port = random.randint(*_PORT_RANGE)
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # a crowded machine: let the kernel choose
         s.bind((host, 0))
         return int(s.getsockname()[1])
 
