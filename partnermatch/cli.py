@@ -13,6 +13,7 @@ import sys
 # name -> module that defines add_parser(subparsers) setting `func` on its parser
 SUBCOMMANDS: dict[str, str] = {
     "match": "services.matcher.batch",
+    "lemmas": "services.matcher.lemmas_cli",
     "events": "partnermatch.events_cli",
     "resync": "services.profiles.entrypoints.cli",
     "settings": "partnermatch.settings_cli",

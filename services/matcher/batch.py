@@ -16,10 +16,10 @@ from partnermatch.settings import setting
 
 logger = logging.getLogger(__name__)
 TEXT_FIELDS = ("name", "cluster", "country", "language", "capabilities", "goals")
-LEMMA_CACHE = setting(
-    "PARTNERMATCH_LEMMA_CACHE", "~/.cache/partnermatch",
-    "Folder where `partnermatch match` keeps the lemmas it looked up, so the next run need not load "
-    "simplemma's dictionaries again (empty: no cache)")
+LEMMA_INDEX = setting(
+    "PARTNERMATCH_LEMMA_INDEX", "~/.cache/partnermatch/lemmas",
+    "Folder for the lemma index the matcher builds from simplemma's dictionaries once per "
+    "installation (`partnermatch lemmas`); empty: rebuild it in memory at every start")
 
 
 class InputError(ValueError):
@@ -72,60 +72,12 @@ def read_organisations(stream: IO[str]) -> list[Any]:
     return profiles
 
 
-def _lemma_cache_file(cache_dir: str | None) -> Any:
-    from pathlib import Path
-
-    from services.matcher.engine.text import SIMPLEMMA_VERSION
-
-    if not cache_dir:
-        return None
-    return Path(cache_dir).expanduser() / f"lemmas-simplemma-{SIMPLEMMA_VERSION}.json.gz"
-
-
-def load_lemma_cache(cache_dir: str | None) -> int:
-    import gzip
-
-    from services.matcher.engine.text import add_known_lemmas
-
-    path = _lemma_cache_file(cache_dir)
-    if path is None or not path.is_file():
-        return 0
-    try:
-        with gzip.open(path, "rt", encoding="utf-8") as f:
-            lemmas = json.load(f)
-    except (OSError, ValueError, EOFError):
-        logger.warning("lemma cache unreadable; starting without it", extra={"path": str(path)})
-        return 0
-    add_known_lemmas(lemmas)
-    return len(lemmas)
-
-
-def save_lemma_cache(cache_dir: str | None) -> None:
-    import gzip
-    import os
-
-    from services.matcher.engine.text import known_lemmas
-
-    path = _lemma_cache_file(cache_dir)
-    if path is None:
-        return
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=3) as f:
-            json.dump(known_lemmas(), f, ensure_ascii=False)
-        os.replace(tmp, path)
-    except OSError as exc:  # a cache is a convenience: never fail the run for it
-        logger.warning("could not save the lemma cache", extra={"path": str(path), "error": str(exc)})
-
-
-def match_file(src: IO[str], dst: IO[str], top: int, lemma_cache: str | None = None) -> int:
+def match_file(src: IO[str], dst: IO[str], top: int, lemma_index: str | None = None) -> int:
     from services.matcher.engine import MatchEngine
+    from services.matcher.engine.text import use_lemma_index
 
     started = time.monotonic()
-    cached = load_lemma_cache(lemma_cache)
-    if cached:
-        logger.info("lemma cache loaded", extra={"lemmas": cached})
+    use_lemma_index(lemma_index)
     profiles = read_organisations(src)
     logger.info("read organisations", extra={"count": len(profiles)})
     engine = MatchEngine()
@@ -142,7 +94,6 @@ def match_file(src: IO[str], dst: IO[str], top: int, lemma_cache: str | None = N
         suggestions = results.get(p.id, [])
         dst.write(json.dumps({"id": p.id, "suggestions": [s.to_dict() for s in suggestions]},
                              ensure_ascii=False) + "\n")
-    save_lemma_cache(lemma_cache)
     logger.info("done", extra={"organisations": len(profiles), "seconds": round(time.monotonic() - started, 2)})
     return len(profiles)
 
@@ -155,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     configure_logging(os.environ)
-    cache = LEMMA_CACHE.read(os.environ)
+    cache = LEMMA_INDEX.read(os.environ)
     if args.top < 1:
         print("partnermatch match: --top must be at least 1", file=sys.stderr)
         return 2

@@ -56,7 +56,7 @@ class LiveMatcher:
 
         started = time.monotonic()
         preload_lemmatizers()
-        logger.info("dictionaries loaded", extra={"seconds": round(time.monotonic() - started, 2)})
+        logger.info("lemma indexes open", extra={"seconds": round(time.monotonic() - started, 2)})
         profiles = list(self.state.all_profiles())
         self.clusters = {p["org_id"]: p["cluster_id"] for p in profiles}
 

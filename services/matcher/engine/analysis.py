@@ -3,11 +3,12 @@ that expressed them, and within-language term counts. Pure."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from services.matcher.engine.lexicon import Lexicon, word_keys
+from services.matcher.engine.lexicon import Lexicon
 from services.matcher.engine.text import fold, tokens
 
 # Stop words per language come from stopwordsiso where it has the language; Serbian and Bosnian
@@ -47,25 +48,25 @@ class Analysis:
 def _side(lex: Lexicon, text: str, lang: str | None, surfaces: dict[str, str]
           ) -> tuple[dict[str, list[str]], Counter[str]]:
     words = tokens(text)
-    keys = [word_keys(w, lang) for w in words]
+    infos = [lex.token(w, lang) for w in words]
     found: dict[str, list[str]] = {}
-    for hit in lex.find_in(words, keys):
-        found.setdefault(hit.concept, []).append(hit.surface)
-    counts: Counter[str] = Counter()
-    for word, k in zip(words, keys, strict=True):
-        term = _term(k[1], lang)
-        if term is not None:
-            counts[term] += 1
-            surfaces.setdefault(term, word)
-    return found, counts
+    for concept, surface in lex.concepts_in(words, infos):
+        if concept in found:
+            found[concept].append(surface)
+        else:
+            found[concept] = [surface]
+    stop = stopwords(lang)
+    terms = []
+    for word, info in zip(words, infos, strict=True):
+        term = info.keys[1]
+        if len(term) >= 3 and term not in stop and not _HAS_DIGIT(term):
+            terms.append(term)
+            if term not in surfaces:
+                surfaces[term] = word
+    return found, Counter(terms)
 
 
-@lru_cache(maxsize=1_000_000)
-def _term(lemmed: str, lang: str | None) -> str | None:
-    """The word as a within-language feature, or None for stop words, numbers and scraps."""
-    if len(lemmed) < 3 or lemmed in stopwords(lang) or any(ch.isdigit() for ch in lemmed):
-        return None
-    return lemmed
+_HAS_DIGIT = re.compile(r"\d").search
 
 
 def analyse(lex: Lexicon, capabilities: str, goals: str, language: str | None) -> Analysis:

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +50,20 @@ class Hit:
 class _Pattern:
     parts: tuple[tuple[str, str], ...]  # (mode, key) with mode in exact | prefix | infix | acronym
     concept: str
+    rest: tuple[tuple[str, str], ...] = ()  # the parts after the first
+
+    def __post_init__(self) -> None:
+        self.rest = self.parts[1:]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    keys: tuple[str, str, str | None]  # folded word, folded lemma, acronym or None
+    singles: tuple[str, ...]  # concepts the word expresses on its own
+    phrases: tuple[_Pattern, ...]  # multi-word forms whose first word is this one
+
+
+_TOKEN_CACHE_MAX = 2_000_000
 
 
 @dataclass
@@ -63,6 +76,7 @@ class Lexicon:
     acronyms: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     phrases: dict[str, list[_Pattern]] = field(default_factory=lambda: defaultdict(list))
     phrase_prefixes: dict[str, list[_Pattern]] = field(default_factory=lambda: defaultdict(list))
+    _tokens: dict[tuple[str, str | None], TokenInfo] = field(default_factory=dict, repr=False)
 
     def concept(self, concept_id: str) -> Concept:
         return self.concepts[concept_id]
@@ -78,6 +92,7 @@ class Lexicon:
     # ---- building --------------------------------------------------------------------------
 
     def _add_form(self, form: str, concept: str) -> None:
+        self._tokens.clear()
         words = form.split()
         if not words:
             return
@@ -109,24 +124,72 @@ class Lexicon:
     def find(self, text: str, lang: str | None) -> list[Hit]:
         """Every concept occurrence in the text, with the words that expressed it."""
         words = tokens(text)
-        return self.find_in(words, [word_keys(w, lang) for w in words])
+        return self.find_in(words, [self.token(w, lang) for w in words])
 
-    def find_in(self, words: list[str], keys: list[tuple[str, str, str | None]]) -> list[Hit]:
-        hits: list[Hit] = []
-        for i, (word, k) in enumerate(zip(words, keys, strict=True)):
-            for concept in self._single(word, k):
-                hits.append(Hit(concept, word))
-            for pattern in self._phrase_candidates(k):
-                n = len(pattern.parts)
-                if i + n <= len(words) and all(_match(part, keys[i + j]) for j, part in enumerate(pattern.parts)):
-                    hits.append(Hit(pattern.concept, " ".join(words[i : i + n])))
-        return hits
+    def find_in(self, words: list[str], infos: list[TokenInfo]) -> list[Hit]:
+        return [Hit(c, surface) for c, surface in self.concepts_in(words, infos)]
 
-    def _single(self, word: str, k: tuple[str, str, str | None]) -> set[str]:
-        return _single_cached(self, k)
+    def concepts_in(self, words: list[str], infos: list[TokenInfo]) -> Iterator[tuple[str, str]]:
+        """(concept, the words as written) for every concept occurrence, in text order."""
+        n = len(words)
+        for i, info in enumerate(infos):
+            for concept in info.singles:
+                yield concept, words[i]
+            for pattern in info.phrases:  # the first part already matches this word
+                end = i + len(pattern.parts)
+                if end > n:
+                    continue
+                j = i + 1
+                for part in pattern.rest:
+                    if not _match(part, infos[j].keys):
+                        break
+                    j += 1
+                else:
+                    yield pattern.concept, " ".join(words[i:end])
 
-    def _phrase_candidates(self, k: tuple[str, str, str | None]) -> Iterable[_Pattern]:
-        return _phrases_cached(self, k)
+    def token(self, word: str, lang: str | None) -> TokenInfo:
+        """What the lexicon makes of one word as written: its matching keys, the concepts it
+        expresses alone, the phrases it may start. Computed once per (word, language)."""
+        cache = self._tokens
+        info = cache.get((word, lang))
+        if info is None:
+            if len(cache) >= _TOKEN_CACHE_MAX:
+                cache.clear()
+            keys = word_keys(word, lang)
+            info = TokenInfo(keys, tuple(sorted(self._singles(keys))),
+                             tuple(p for p in self._phrase_candidates(keys) if _match(p.parts[0], keys)))
+            cache[(word, lang)] = info
+        return info
+
+    def _singles(self, k: tuple[str, str, str | None]) -> set[str]:
+        folded, lemmed, acro = k
+        found: set[str] = set()
+        for key in {folded, lemmed}:
+            found |= self.exact.get(key, set())
+            for stem, concept in self.prefixes.get(key[:4], ()):
+                if key.startswith(stem):
+                    found.add(concept)
+            for stem, concept in self.short_prefixes:
+                if key.startswith(stem):
+                    found.add(concept)
+        if len(folded) >= 8:
+            for part, concept in self.infixes:
+                if part in folded:
+                    found.add(concept)
+        if acro:
+            found |= self.acronyms.get(acro, set())
+        return found
+
+    def _phrase_candidates(self, k: tuple[str, str, str | None]) -> list[_Pattern]:
+        folded, lemmed, acro = k
+        seen: list[_Pattern] = []
+        for key in {folded, lemmed}:
+            seen.extend(self.phrases.get(key, ()))
+            seen.extend(self.phrase_prefixes.get(key[:4], ()))
+        if acro:
+            seen.extend(self.phrases.get(acro, ()))
+        unique = {id(p): p for p in seen}
+        return list(unique.values())
 
     def __hash__(self) -> int:
         return id(self)
@@ -144,7 +207,6 @@ def _part(word: str) -> tuple[str, str]:
     return "exact", fold(core)
 
 
-@lru_cache(maxsize=1_000_000)
 def word_keys(word: str, lang: str | None) -> tuple[str, str, str | None]:
     """(folded word, folded lemma, acronym or None): what forms are matched against."""
     folded = fold(word)
@@ -163,39 +225,6 @@ def _match(part: tuple[str, str], k: tuple[str, str, str | None]) -> bool:
     if mode == "infix":
         return key in folded
     return acro == key
-
-
-@lru_cache(maxsize=400_000)
-def _phrases_cached(lex: Lexicon, k: tuple[str, str, str | None]) -> tuple[_Pattern, ...]:
-    folded, lemmed, acro = k
-    seen: list[_Pattern] = []
-    for key in {folded, lemmed}:
-        seen.extend(lex.phrases.get(key, ()))
-        seen.extend(lex.phrase_prefixes.get(key[:4], ()))
-    if acro:
-        seen.extend(lex.phrases.get(acro, ()))
-    return tuple(seen)
-
-
-@lru_cache(maxsize=400_000)
-def _single_cached(lex: Lexicon, k: tuple[str, str, str | None]) -> frozenset[str]:
-    folded, lemmed, acro = k
-    found: set[str] = set()
-    for key in (folded, lemmed):
-        found |= lex.exact.get(key, set())
-        for stem, concept in lex.prefixes.get(key[:4], ()):
-            if key.startswith(stem):
-                found.add(concept)
-        for stem, concept in lex.short_prefixes:
-            if key.startswith(stem):
-                found.add(concept)
-    if len(folded) >= 8:
-        for part, concept in lex.infixes:
-            if part in folded:
-                found.add(concept)
-    if acro:
-        found |= lex.acronyms.get(acro, set())
-    return frozenset(found)
 
 
 def load_lexicon(paths: Iterable[Path] | None = None) -> Lexicon:

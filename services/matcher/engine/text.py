@@ -1,14 +1,15 @@
 """Language-neutral text handling: normalisation, Cyrillic→Latin, folding, tokens and lemmas. Pure.
 
 Serbian Cyrillic and Serbian Latin meet here: both become the same folded Latin tokens.
-Lemmas come from simplemma (its data ships in the package) and are cached per (language, word).
+Lemmas come from simplemma's dictionaries (shipped in its package) through lemmas.py.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-import simplemma
+
+from services.matcher.engine.lemmas import CODES, LemmaIndex
 
 # One Latin spelling for every Cyrillic letter our languages use; Serbian letters map to their
 # Serbian Latin counterparts, so "информационе" and "informacione" are the same word.
@@ -27,7 +28,8 @@ _TOKEN = re.compile(r"[^\W_]+(?:[-'’][^\W_]+)*", re.UNICODE)
 
 # simplemma's data names Serbo-Croatian (Serbian, Croatian, Bosnian, Montenegrin) "hbs".
 _LEMMA_LANG = {"sr": "hbs", "hr": "hbs", "bs": "hbs"}
-_SIMPLEMMA_LANGS = {"pl", "hbs", "sl", "mk", "bg", "ru", "uk", "cs", "sk", "ro", "hu", "sq", "de", "en"}
+# Where built lemma indexes are kept unless the caller says otherwise (PARTNERMATCH_LEMMA_INDEX).
+DEFAULT_LEMMA_INDEX = "~/.cache/partnermatch/lemmas"
 
 
 def transliterate(text: str) -> str:
@@ -49,47 +51,37 @@ def tokens(text: str) -> list[str]:
     return _TOKEN.findall(unicodedata.normalize("NFKC", text))
 
 
-# Lemmas already looked up, by "language code\tword". Loading a language's dictionary costs
-# seconds (Polish: 3.7 million forms), so callers may persist this between runs (see batch.py).
-_LEMMAS: dict[str, str] = {}
+# Lemmas already looked up in this process, by (simplemma language code, word).
+_LEMMAS: dict[tuple[str, str], str] = {}
+_INDEX = LemmaIndex(DEFAULT_LEMMA_INDEX)
+
+
+def use_lemma_index(folder: str | None) -> None:
+    """Where the lemma index lives (see lemmas.py); None or "" keeps it in memory only."""
+    global _INDEX
+    _INDEX = LemmaIndex(folder or None)
+    _LEMMAS.clear()
 
 
 def lemma(word: str, lang: str | None) -> str:
     """The lemma of a lower-cased word in its original script, or the word itself."""
     code = _LEMMA_LANG.get(lang or "", lang or "")
-    if code not in _SIMPLEMMA_LANGS:
+    if code not in CODES:
         return word
-    key = f"{code}\t{word}"
+    key = (code, word)
     found = _LEMMAS.get(key)
     if found is None:
-        try:
-            found = simplemma.lemmatize(word, lang=code)
-        except ValueError:
-            found = word
+        found = _INDEX.lemma(word, code) or word
+        if len(_LEMMAS) >= 2_000_000:
+            _LEMMAS.clear()
         _LEMMAS[key] = found
     return found
 
 
-def preload_lemmatizers(languages: tuple[str, ...] = ("pl", "sr", "sl", "mk", "bg", "ru", "uk", "cs", "sk", "ro",
-                                                      "hu", "sq", "de", "en")) -> None:
-    """Load every language's dictionary now (seconds each) rather than on the first profile in
-    that language, so a long-running matcher answers its first events as fast as the rest."""
-    for lang in languages:
-        code = _LEMMA_LANG.get(lang, lang)
-        if code in _SIMPLEMMA_LANGS:
-            simplemma.lemmatize("a", lang=code)
-
-
-def known_lemmas() -> dict[str, str]:
-    """Every lemma looked up so far (to keep for the next run)."""
-    return dict(_LEMMAS)
-
-
-def add_known_lemmas(lemmas: dict[str, str]) -> None:
-    _LEMMAS.update(lemmas)
-
-
-SIMPLEMMA_VERSION = getattr(simplemma, "__version__", "unknown")
+def preload_lemmatizers() -> dict[str, float]:
+    """Open (or build, once per installation) every language's lemma index now rather than on
+    the first profile in that language; seconds per language."""
+    return _INDEX.build_all()
 
 
 def is_acronym(word: str) -> bool:

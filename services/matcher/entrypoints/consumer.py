@@ -32,8 +32,11 @@ def poison(record: Record) -> str | None:
 
 
 def build_live_matcher(settings: MatcherSettings) -> LiveMatcher:
+    from services.matcher.batch import LEMMA_INDEX
     from services.matcher.engine import MatchEngine
+    from services.matcher.engine.text import use_lemma_index
 
+    use_lemma_index(LEMMA_INDEX.read(os.environ))
     state = build_deps(settings).state
     return LiveMatcher(state, MatchEngine(), top_k=settings.top_k, min_score=settings.min_score,
                        max_pending_per_org=settings.max_pending_per_org)
