@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -34,6 +35,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--input", required=True, help="input .jsonl file, or - for standard input")
     parser.add_argument("--output", required=True, help="output .jsonl file, or - for standard output")
     parser.add_argument("--top", type=int, default=5, help="partners per organisation (default 5)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes that analyse the texts (default: the CPUs, at most 4)")
     parser.set_defaults(func=run)
 
 
@@ -72,7 +75,8 @@ def read_organisations(stream: IO[str]) -> list[Any]:
     return profiles
 
 
-def match_file(src: IO[str], dst: IO[str], top: int, lemma_index: str | None = None) -> int:
+def match_file(src: IO[str], dst: IO[str], top: int, lemma_index: str | None = None,
+               workers: int | None = None) -> int:
     from services.matcher.engine import MatchEngine
     from services.matcher.engine.text import use_lemma_index
 
@@ -88,7 +92,9 @@ def match_file(src: IO[str], dst: IO[str], top: int, lemma_index: str | None = N
             logger.info(stage, extra={"done": done, "total": total, "per_s": round(rate, 1)})
         return report
 
-    engine.fit(profiles, progress=progress("analysed"))
+    if workers is None:
+        workers = min(os.cpu_count() or 1, 4) if len(profiles) >= 4000 else 1
+    engine.fit(profiles, progress=progress("analysed"), workers=workers)
     results = dict(_all(engine, top, progress("matched")))
     for p in profiles:
         suggestions = results.get(p.id, [])
@@ -103,12 +109,13 @@ def _all(engine: Any, top: int, progress: Any) -> Iterator[tuple[str, list[Any]]
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
-
     configure_logging(os.environ)
     cache = LEMMA_INDEX.read(os.environ)
     if args.top < 1:
         print("partnermatch match: --top must be at least 1", file=sys.stderr)
+        return 2
+    if args.workers is not None and args.workers < 1:
+        print("partnermatch match: --workers must be at least 1", file=sys.stderr)
         return 2
     try:
         src = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8")  # noqa: SIM115
@@ -120,11 +127,11 @@ def run(args: argparse.Namespace) -> int:
             try:
                 profiles_out: IO[str]
                 if args.output == "-":
-                    match_file(src, sys.stdout, args.top, cache)
+                    match_file(src, sys.stdout, args.top, cache, args.workers)
                 else:
                     tmp = args.output + ".partial"
                     with open(tmp, "w", encoding="utf-8") as profiles_out:
-                        match_file(src, profiles_out, args.top, cache)
+                        match_file(src, profiles_out, args.top, cache, args.workers)
                     os.replace(tmp, args.output)
             except UnicodeDecodeError as exc:
                 print(f"partnermatch match: {args.input} is not UTF-8 text ({exc.reason} at byte {exc.start})",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import multiprocessing as mp
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -106,6 +107,7 @@ class MatchEngine:
         self.sectors = self.lex.sectors
         self.sidx = {s: i for i, s in enumerate(self.sectors)}
         kinds = dict(self.s.kind_weight)
+        self._kinds = {c: self.lex.concepts[c].kind for c in self.concepts}
         self.kind_w = np.array([kinds.get(self.lex.concepts[c].kind, 1.0) for c in self.concepts], np.float32)
         self.concept_sector = np.array([self.sidx.get(self.lex.sector_of(c) or "", -1) for c in self.concepts])
         rel = np.eye(len(self.sectors), dtype=np.float32)
@@ -135,6 +137,7 @@ class MatchEngine:
         self.profiles: list[OrgProfile | None] = []
         self.analyses: list[Analysis | None] = []
         self.terms: list[dict[str, float]] = []
+        self._ev: list[_Evidence | None] = []  # per row, built when its reasons are first needed
         self.topk: dict[str, list[Suggestion]] = {}
         self._listed_in: dict[str, set[str]] = {}  # org -> orgs whose cached list holds it
         self._words: sp.csr_matrix | None = None  # word vectors of the rows, built lazily
@@ -165,6 +168,22 @@ class MatchEngine:
     def _analyse(self, p: OrgProfile) -> Analysis:
         lang = p.language or detect_language(f"{p.capabilities}\n{p.goals}")
         return analyse(self.lex, p.capabilities or "", p.goals or "", lang)
+
+    def _analyse_all(self, items: list[OrgProfile], workers: int, chunk: int = 1000
+                     ) -> Iterator[list[Analysis]]:
+        """Analyses in input order, a chunk at a time."""
+        chunks = [items[i:i + chunk] for i in range(0, len(items), chunk)]
+        if workers <= 1 or len(chunks) < 2 or "fork" not in mp.get_all_start_methods():
+            for part in chunks:
+                yield [self._analyse(p) for p in part]
+            return
+        global _FORKED
+        _FORKED = self
+        try:
+            with mp.get_context("fork").Pool(workers) as pool:
+                yield from pool.imap(_analyse_chunk, chunks)
+        finally:
+            _FORKED = None
 
     def _concept_vec(self, hits: dict[str, list[str]]) -> np.ndarray:
         v = np.zeros(len(self.concepts), np.float32)
@@ -202,19 +221,22 @@ class MatchEngine:
 
     # ---- fitting ----------------------------------------------------------------------------
 
-    def fit(self, profiles: Iterable[OrgProfile], progress: Progress | None = None) -> None:
-        """Analyse every profile, learn the weights of concepts and words, index them all."""
+    def fit(self, profiles: Iterable[OrgProfile], progress: Progress | None = None, workers: int = 1
+            ) -> None:
+        """Analyse every profile, learn the weights of concepts and words, index them all.
+        `workers` > 1 analyses in that many forked processes (only where forking is safe: a
+        process without other threads, such as the batch command)."""
         items = list(profiles)
         seen: set[str] = set()
         for p in items:
             if p.id in seen:
                 raise ValueError(f"organisation {p.id} appears twice")
             seen.add(p.id)
-        analyses = []
-        for n, p in enumerate(items, 1):
-            analyses.append(self._analyse(p))
-            if progress is not None and (n % 2000 == 0 or n == len(items)):
-                progress(n, len(items))
+        analyses: list[Analysis] = []
+        for batch in self._analyse_all(items, workers):
+            analyses.extend(batch)
+            if progress is not None:
+                progress(len(analyses), len(items))
         total = max(len(items), 1)
         df = np.zeros(len(self.concepts), np.float32)
         term_df: Counter[str] = Counter()
@@ -247,9 +269,11 @@ class MatchEngine:
             self.profiles.append(p)
             self.analyses.append(a)
             self.terms.append(terms)
+            self._ev.append(None)
             self.row[p.id] = r
         else:
             self.profiles[r], self.analyses[r], self.terms[r] = p, a, terms
+            self._ev[r] = None
             self._dirty.add(r)
         self.right[r] = right
         self.cluster_code[r] = self._cluster(p.cluster)
@@ -463,49 +487,76 @@ class MatchEngine:
     def _suggestion(self, r: int, o: int, score: float) -> Suggestion:
         return Suggestion(self.ids[o], float(score), tuple(self.reasons(r, o)))
 
+    def _evidence(self, r: int) -> _Evidence:
+        """Row r's concepts with their weights and the words that expressed them (kept per row)."""
+        ev = self._ev[r]
+        if ev is None:
+            a = self.analyses[r]
+            assert a is not None
+            ns, nc = len(self.sectors), len(self.concepts)
+            row = self.right[r]
+            cap, goal, prof = row[ns + 2 * nc:], row[ns + nc:ns + 2 * nc], row[ns:ns + nc]
+            weights = {}
+            for c in a.cap_hits.keys() | a.goal_hits.keys():
+                i = self.cidx.get(c)
+                if i is not None:
+                    weights[c] = (float(cap[i]), float(goal[i]), float(prof[i]))
+            cap_words = {c: _distinct(w) for c, w in a.cap_hits.items()}
+            goal_words = {c: _distinct(w) for c, w in a.goal_hits.items()}
+            ev = self._ev[r] = _Evidence(weights, cap_words, goal_words, {**goal_words, **cap_words})
+        return ev
+
     def reasons(self, r: int, o: int) -> list[Reason]:
-        a, b = self.analyses[r], self.analyses[o]
-        assert a is not None and b is not None
-        ns, nc = len(self.sectors), len(self.concepts)
-        ra, rb = self.right[r], self.right[o]
-        cap_a, goal_a, prof_a = ra[ns + 2 * nc:], ra[ns + nc:ns + 2 * nc], ra[ns:ns + nc]
-        cap_b, goal_b, prof_b = rb[ns + 2 * nc:], rb[ns + nc:ns + 2 * nc], rb[ns:ns + nc]
-        found: dict[tuple[str, str], Reason] = {}
-
-        def add(concept: str, direction: str, weight: float, wa: list[str], wb: list[str]) -> None:
-            if weight <= 1e-6:
-                return
-            key = (concept, direction)
-            if key not in found or found[key].weight < weight:
-                found[key] = Reason(concept, self.lex.concepts[concept].kind, direction, weight,
-                                    _distinct(wa), _distinct(wb))
-
-        w_dir = self.s.w_recip * 0.5
-        for c in set(a.cap_hits) & set(b.goal_hits):
-            i = self.cidx.get(c)
-            if i is not None:
-                add(c, "a_offers_b_seeks", w_dir * float(cap_a[i] * goal_b[i]), a.cap_hits[c], b.goal_hits[c])
-        for c in set(b.cap_hits) & set(a.goal_hits):
-            i = self.cidx.get(c)
-            if i is not None:
-                add(c, "b_offers_a_seeks", w_dir * float(cap_b[i] * goal_a[i]), a.goal_hits[c], b.cap_hits[c])
-        hits_a = {**a.goal_hits, **a.cap_hits}
-        hits_b = {**b.goal_hits, **b.cap_hits}
-        for c in set(hits_a) & set(hits_b):
-            i = self.cidx.get(c)
-            if i is None or self.lex.concepts[c].kind == "cooperation":
-                continue
-            if (c, "a_offers_b_seeks") in found or (c, "b_offers_a_seeks") in found:
-                continue
-            add(c, "shared", self.s.w_profile * float(prof_a[i] * prof_b[i]) + 1e-5, hits_a[c], hits_b[c])
-        ranked = sorted(found.values(), key=lambda x: -x.weight)[: self.s.max_reasons]
+        ea, eb = self._evidence(r), self._evidence(o)
+        found: list[tuple[float, str, str]] = []  # (weight, concept, direction)
+        w_dir, w_prof = self.s.w_recip * 0.5, self.s.w_profile
+        kinds = self._kinds
+        for c in ea.weights.keys() & eb.weights.keys():
+            (cap_a, goal_a, prof_a), (cap_b, goal_b, prof_b) = ea.weights[c], eb.weights[c]
+            directed = False
+            if c in ea.cap_words and c in eb.goal_words and (w := w_dir * cap_a * goal_b) > 1e-6:
+                found.append((w, c, "a_offers_b_seeks"))
+                directed = True
+            if c in eb.cap_words and c in ea.goal_words and (w := w_dir * cap_b * goal_a) > 1e-6:
+                found.append((w, c, "b_offers_a_seeks"))
+                directed = True
+            if not directed and kinds[c] != "cooperation":
+                found.append((w_prof * prof_a * prof_b + 1e-5, c, "shared"))
+        found.sort(key=lambda x: (-x[0], x[1], x[2]))
+        ranked = []
+        for w, c, direction in found[: self.s.max_reasons]:
+            if direction == "a_offers_b_seeks":
+                words = ea.cap_words[c], eb.goal_words[c]
+            elif direction == "b_offers_a_seeks":
+                words = ea.goal_words[c], eb.cap_words[c]
+            else:
+                words = ea.words[c], eb.words[c]
+            ranked.append(Reason(c, kinds[c], direction, w, *words))
         if len(ranked) < self.s.max_reasons:
+            a, b = self.analyses[r], self.analyses[o]
+            assert a is not None and b is not None
             ta, tb = self.terms[r], self.terms[o]
-            shared = sorted(((ta[t] * tb[t], t) for t in set(ta) & set(tb)), reverse=True)
+            shared = sorted(((ta[t] * tb[t], t) for t in ta.keys() & tb.keys()), reverse=True)
             for w, t in shared[: self.s.max_reasons - len(ranked)]:
                 ranked.append(Reason(None, "term", "shared", self.s.w_terms * w,
                                      (a.term_surface.get(t, t),), (b.term_surface.get(t, t),)))
         return ranked
+
+
+@dataclass(frozen=True)
+class _Evidence:
+    weights: dict[str, tuple[float, float, float]]  # concept -> (capabilities, goals, profile)
+    cap_words: dict[str, tuple[str, ...]]
+    goal_words: dict[str, tuple[str, ...]]
+    words: dict[str, tuple[str, ...]]
+
+
+_FORKED: MatchEngine | None = None  # the engine a forked analysis worker inherited
+
+
+def _analyse_chunk(part: list[OrgProfile]) -> list[Analysis]:
+    assert _FORKED is not None
+    return [_FORKED._analyse(p) for p in part]
 
 
 def _dot(a: dict[str, float], b: dict[str, float]) -> float:
