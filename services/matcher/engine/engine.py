@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import multiprocessing as mp
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -173,7 +174,7 @@ class MatchEngine:
                      ) -> Iterator[list[Analysis]]:
         """Analyses in input order, a chunk at a time."""
         chunks = [items[i:i + chunk] for i in range(0, len(items), chunk)]
-        if workers <= 1 or len(chunks) < 2 or "fork" not in mp.get_all_start_methods():
+        if workers <= 1 or len(chunks) < 2 or not _can_fork():
             for part in chunks:
                 yield [self._analyse(p) for p in part]
             return
@@ -224,8 +225,8 @@ class MatchEngine:
     def fit(self, profiles: Iterable[OrgProfile], progress: Progress | None = None, workers: int = 1
             ) -> None:
         """Analyse every profile, learn the weights of concepts and words, index them all.
-        `workers` > 1 analyses in that many forked processes (only where forking is safe: a
-        process without other threads, such as the batch command)."""
+        `workers` > 1 analyses in that many forked processes where forking is safe (no other
+        thread running, as in the batch command); elsewhere it analyses in this process."""
         items = list(profiles)
         seen: set[str] = set()
         for p in items:
@@ -549,6 +550,11 @@ class _Evidence:
     cap_words: dict[str, tuple[str, ...]]
     goal_words: dict[str, tuple[str, ...]]
     words: dict[str, tuple[str, ...]]
+
+
+def _can_fork() -> bool:
+    """Forking copies only the calling thread: unsafe once other threads hold locks."""
+    return "fork" in mp.get_all_start_methods() and threading.active_count() == 1
 
 
 _FORKED: MatchEngine | None = None  # the engine a forked analysis worker inherited

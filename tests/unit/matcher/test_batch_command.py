@@ -83,3 +83,9 @@ def test_reading_keeps_numeric_ids_and_ignores_extra_fields():
 
     profiles = batch.read_organisations(io.StringIO('{"id": 7, "capabilities": "x", "whatever": {}}\n'))
     assert profiles[0].id == "7" and profiles[0].goals == ""
+
+
+def test_workers_below_one_is_a_clear_error(tmp_path, capsys):
+    src = _write(tmp_path, [json.dumps(ORGS[0])])
+    assert main(["match", "--input", str(src), "--top", "2", "--output", str(tmp_path / "o"), "--workers", "0"]) == 2
+    assert "--workers must be at least 1" in capsys.readouterr().err

@@ -3,6 +3,8 @@ reasons, and incremental updates agreeing with a full fit."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from services.matcher.engine import MatchEngine, OrgProfile, render_reason
@@ -125,3 +127,26 @@ def test_empty_goals_fall_back_to_capabilities(engine):
     engine.fit([P("a", cluster="x", capabilities="Oprogramowanie", goals="", language="pl"),
                 P("b", cluster="y", capabilities="Softver i IKT", goals="", language="sr")])
     assert engine.top("a", 1)[0].id == "b"
+
+
+def test_analysis_in_worker_processes_equals_analysis_in_this_one(mini_lexicon):
+    items = _orgs() * 3
+    items = [P(f"{p.id}-{i}", p.name, p.cluster, p.country, p.capabilities, p.goals, p.language)
+             for i, p in enumerate(items)]
+    if threading.active_count() > 1:
+        pytest.skip("other threads are running in this test process: the engine will not fork")
+    engine = MatchEngine(mini_lexicon)
+    serial = [a for part in engine._analyse_all(items, workers=1, chunk=4) for a in part]
+    forked = [a for part in engine._analyse_all(items, workers=2, chunk=4) for a in part]
+    assert forked == serial
+    assert any(a.cap_hits for a in forked)
+
+
+def test_a_fit_with_workers_ranks_like_a_fit_without(mini_lexicon):
+    items = [P(f"{p.id}-{i}", p.name, f"{p.cluster}-{i % 2}", p.country, p.capabilities, p.goals, p.language)
+             for i, p in enumerate(_orgs() * 400)]  # 2,400 profiles: three chunks of 1,000
+    one, two = MatchEngine(mini_lexicon), MatchEngine(mini_lexicon)
+    one.fit(items)
+    two.fit(items, workers=2)
+    for org in ("pl-soft-0", "rs-fruit-1", "ru-chem-3"):
+        assert [(s.id, s.score) for s in two.top(org, 5)] == [(s.id, s.score) for s in one.top(org, 5)]
