@@ -20,8 +20,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import redis  # noqa: E402
-
 from engine_speed import generate  # noqa: E402
+
 from partnermatch import events  # noqa: E402
 from partnermatch.stack import RedisServer  # noqa: E402
 from services.matcher.adapters.redis_state import PROFILE, PROFILES, REVISIONS, RedisMatcherState  # noqa: E402

@@ -339,7 +339,7 @@ def service_specs(env: Mapping[str, str]) -> list[ServiceSpec]:
     """Every service process of the system, in start order, for the settings in `env` (which holds
     REDIS_URL, KAFKA_BOOTSTRAP_SERVERS and the generated secrets). A new service registers here."""
     from services.matcher.config import MATCHER_HOST, MATCHER_PORT
-    from services.notifier.config import MailSinkSettings, NOTIFIER_HOST, NOTIFIER_PORT
+    from services.notifier.config import NOTIFIER_HOST, NOTIFIER_PORT, MailSinkSettings
     from services.profiles.config import PROFILES_HOST, PROFILES_PORT
 
     py = sys.executable

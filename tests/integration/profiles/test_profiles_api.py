@@ -7,6 +7,7 @@ import json
 import pytest
 
 from partnermatch import events
+
 OUTBOX = "profiles:outbox"
 
 from .conftest import SERVICE, profile

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from marshmallow import ValidationError
 
 from partnermatch.languages import PROFILE_LANGUAGES, READER_LANGUAGES
-from services.profiles.domain import SECTORS, can_edit_org, can_read_private, Principal
+from services.profiles.domain import SECTORS, Principal, can_edit_org, can_read_private
 from services.profiles.schemas import OrganisationCreateSchema, OrganisationUpdateSchema
 
 # Letters of the scripts our users write in, plus punctuation and whitespace inside texts.
