@@ -7,6 +7,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import repeat
+from operator import itemgetter
 
 from services.matcher.engine.lexicon import Lexicon
 from services.matcher.engine.text import fold, tokens
@@ -45,25 +47,44 @@ class Analysis:
     term_surface: dict[str, str] = field(default_factory=dict)
 
 
-def _side(lex: Lexicon, text: str, lang: str | None, surfaces: dict[str, str]
-          ) -> tuple[dict[str, list[str]], Counter[str]]:
+def _side(lex: Lexicon, text: str, lang: str | None
+          ) -> tuple[dict[str, list[str]], Counter[str], dict[str, str]]:
+    """Concepts with the words that expressed them, term counts, and the first word written for
+    each term. The per-word work is cached; the loops over words run in C (map, zip, compress)."""
     words = tokens(text)
-    infos = [lex.token(w, lang) for w in words]
+    cache = lex.analysed
+    entries = list(map(cache.get, zip(words, repeat(lang))))
+    if None in entries:
+        for i in [i for i, e in enumerate(entries) if e is None]:
+            entry = cache.get((words[i], lang))
+            if entry is None:
+                if len(cache) >= 2_000_000:
+                    lex.forget_words()
+                info = lex.token(words[i], lang)
+                entry = cache[(words[i], lang)] = (info, _term(info.keys[1], lang))
+            entries[i] = entry
+    infos = list(map(_FIRST, entries))
     found: dict[str, list[str]] = {}
     for concept, surface in lex.concepts_in(words, infos):
         if concept in found:
             found[concept].append(surface)
         else:
             found[concept] = [surface]
-    stop = stopwords(lang)
-    terms = []
-    for word, info in zip(words, infos, strict=True):
-        term = info.keys[1]
-        if len(term) >= 3 and term not in stop and not _HAS_DIGIT(term):
-            terms.append(term)
-            if term not in surfaces:
-                surfaces[term] = word
-    return found, Counter(terms)
+    terms = list(map(_SECOND, entries))
+    surfaces = dict(zip(reversed(terms), reversed(words), strict=True))  # the first word wins
+    surfaces.pop(None, None)  # type: ignore[call-overload]
+    counts = Counter(filter(None, terms))
+    return found, counts, surfaces
+
+
+_FIRST, _SECOND = itemgetter(0), itemgetter(1)
+
+
+def _term(lemmed: str, lang: str | None) -> str | None:
+    """The word as a within-language feature, or None for stop words, numbers and scraps."""
+    if len(lemmed) < 3 or lemmed in stopwords(lang) or _HAS_DIGIT(lemmed):
+        return None
+    return lemmed
 
 
 _HAS_DIGIT = re.compile(r"\d").search
@@ -71,6 +92,7 @@ _HAS_DIGIT = re.compile(r"\d").search
 
 def analyse(lex: Lexicon, capabilities: str, goals: str, language: str | None) -> Analysis:
     result = Analysis(language=language)
-    result.cap_hits, result.cap_terms = _side(lex, capabilities, language, result.term_surface)
-    result.goal_hits, result.goal_terms = _side(lex, goals, language, result.term_surface)
+    result.cap_hits, result.cap_terms, cap_words = _side(lex, capabilities, language)
+    result.goal_hits, result.goal_terms, goal_words = _side(lex, goals, language)
+    result.term_surface = {**goal_words, **cap_words}  # a capability's wording first
     return result

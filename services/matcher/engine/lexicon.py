@@ -11,6 +11,8 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import compress
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +52,6 @@ class Hit:
 class _Pattern:
     parts: tuple[tuple[str, str], ...]  # (mode, key) with mode in exact | prefix | infix | acronym
     concept: str
-    rest: tuple[tuple[str, str], ...] = ()  # the parts after the first
-
-    def __post_init__(self) -> None:
-        self.rest = self.parts[1:]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +59,14 @@ class TokenInfo:
     keys: tuple[str, str, str | None]  # folded word, folded lemma, acronym or None
     singles: tuple[str, ...]  # concepts the word expresses on its own
     phrases: tuple[_Pattern, ...]  # multi-word forms whose first word is this one
+    hot: bool = False  # singles or phrases: worth a look when scanning a text
+
+
+_HOT = attrgetter("hot")
 
 
 _TOKEN_CACHE_MAX = 2_000_000
+_GRAM = 5  # infix parts are indexed by their first five letters
 
 
 @dataclass
@@ -72,11 +75,15 @@ class Lexicon:
     exact: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     prefixes: dict[str, list[tuple[str, str]]] = field(default_factory=lambda: defaultdict(list))
     infixes: list[tuple[str, str]] = field(default_factory=list)
+    infix_grams: dict[str, list[tuple[str, str]]] = field(default_factory=lambda: defaultdict(list))
     short_prefixes: list[tuple[str, str]] = field(default_factory=list)  # stems under 4 letters
     acronyms: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     phrases: dict[str, list[_Pattern]] = field(default_factory=lambda: defaultdict(list))
     phrase_prefixes: dict[str, list[_Pattern]] = field(default_factory=lambda: defaultdict(list))
     _tokens: dict[tuple[str, str | None], TokenInfo] = field(default_factory=dict, repr=False)
+    _pairs: dict[tuple[int, int], tuple[_Pattern, ...]] = field(default_factory=dict, repr=False)
+    # for analysis.py: (word, language) -> (TokenInfo, the word's term or None)
+    analysed: dict[tuple[str, str | None], tuple[TokenInfo, str | None]] = field(default_factory=dict, repr=False)
 
     def concept(self, concept_id: str) -> Concept:
         return self.concepts[concept_id]
@@ -92,7 +99,7 @@ class Lexicon:
     # ---- building --------------------------------------------------------------------------
 
     def _add_form(self, form: str, concept: str) -> None:
-        self._tokens.clear()
+        self.forget_words()
         words = form.split()
         if not words:
             return
@@ -107,6 +114,8 @@ class Lexicon:
                 self.short_prefixes.append((key, concept))
             elif mode == "prefix":
                 self.prefixes[key[:4]].append((key, concept))
+            elif mode == "infix" and len(key) >= _GRAM:
+                self.infix_grams[key[:_GRAM]].append((key, concept))
             elif mode == "infix":
                 self.infixes.append((key, concept))
             else:
@@ -132,20 +141,38 @@ class Lexicon:
     def concepts_in(self, words: list[str], infos: list[TokenInfo]) -> Iterator[tuple[str, str]]:
         """(concept, the words as written) for every concept occurrence, in text order."""
         n = len(words)
-        for i, info in enumerate(infos):
+        pairs = self._pairs
+        for i in compress(range(n), map(_HOT, infos)):  # only words that start something
+            info = infos[i]
             for concept in info.singles:
                 yield concept, words[i]
-            for pattern in info.phrases:  # the first part already matches this word
+            if not info.phrases or i + 1 == n:
+                continue
+            nxt = infos[i + 1]
+            key = (id(info), id(nxt))
+            started = pairs.get(key)
+            if started is None:  # the phrases whose first two words these are (cached per pair)
+                if len(pairs) >= _TOKEN_CACHE_MAX:
+                    pairs.clear()
+                started = pairs[key] = tuple(p for p in info.phrases if _match(p.parts[1], nxt.keys))
+            for pattern in started:
                 end = i + len(pattern.parts)
                 if end > n:
                     continue
-                j = i + 1
-                for part in pattern.rest:
+                j = i + 2
+                for part in pattern.parts[2:]:
                     if not _match(part, infos[j].keys):
                         break
                     j += 1
                 else:
                     yield pattern.concept, " ".join(words[i:end])
+
+    def forget_words(self) -> None:
+        """Drop every per-word cache together: the pair cache is keyed by the identity of
+        TokenInfo objects, which must not outlive it."""
+        self._tokens.clear()
+        self._pairs.clear()
+        self.analysed.clear()
 
     def token(self, word: str, lang: str | None) -> TokenInfo:
         """What the lexicon makes of one word as written: its matching keys, the concepts it
@@ -154,10 +181,11 @@ class Lexicon:
         info = cache.get((word, lang))
         if info is None:
             if len(cache) >= _TOKEN_CACHE_MAX:
-                cache.clear()
+                self.forget_words()
             keys = word_keys(word, lang)
-            info = TokenInfo(keys, tuple(sorted(self._singles(keys))),
-                             tuple(p for p in self._phrase_candidates(keys) if _match(p.parts[0], keys)))
+            singles = tuple(sorted(self._singles(keys)))
+            phrases = tuple(p for p in self._phrase_candidates(keys) if _match(p.parts[0], keys))
+            info = TokenInfo(keys, singles, phrases, bool(singles or phrases))
             cache[(word, lang)] = info
         return info
 
@@ -172,7 +200,12 @@ class Lexicon:
             for stem, concept in self.short_prefixes:
                 if key.startswith(stem):
                     found.add(concept)
-        if len(folded) >= 8:
+        if len(folded) >= 8:  # compounds: look up every 5-letter window, then the few short parts
+            grams = self.infix_grams
+            for i in range(len(folded) - _GRAM + 1):
+                for part, concept in grams.get(folded[i:i + _GRAM], ()):
+                    if folded.startswith(part, i):
+                        found.add(concept)
             for part, concept in self.infixes:
                 if part in folded:
                     found.add(concept)
