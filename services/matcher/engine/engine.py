@@ -95,6 +95,11 @@ def _l2(v: np.ndarray) -> np.ndarray:
     return v / n if n > 0 else v
 
 
+def _l2_rows(m: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(m, axis=1, keepdims=True)
+    return np.divide(m, norms, out=np.zeros_like(m), where=norms > 0)
+
+
 def _tf(count: float) -> float:
     return 1.0 + math.log(count) if count > 0 else 0.0
 
@@ -117,6 +122,17 @@ class MatchEngine:
                 if r in self.sidx:
                     rel[self.sidx[s], self.sidx[r]] = rel[self.sidx[r], self.sidx[s]] = self.s.related_weight
         self.related = rel
+        nc0 = len(self.concepts)
+        roll = sp.lil_matrix((nc0, nc0), dtype=np.float32)  # a concept counts for itself, an activity
+        to_sector = sp.lil_matrix((nc0, len(self.sectors)), dtype=np.float32)  # also for its sector
+        for i, c in enumerate(self.concepts):
+            roll[i, i] = 1.0
+            parent = self.lex.concepts[c].sector
+            if parent in self.cidx:
+                roll[i, self.cidx[parent]] += self.s.rollup
+            if self.concept_sector[i] >= 0:
+                to_sector[i, self.concept_sector[i]] = 1.0
+        self._rollup, self._to_sector = roll.tocsr(), to_sector.tocsr()
         nc, ns = len(self.concepts), len(self.sectors)
         # right-hand vector layout: [sector | profile | goals | capabilities]
         self._blocks = (ns, nc, nc, nc)
@@ -209,10 +225,46 @@ class MatchEngine:
             if i is not None and self.concept_sector[i] >= 0:
                 sector[self.concept_sector[i]] += _tf(n) * self.idf[i]
         right = np.concatenate([_l2(sector), _l2(prof), _l2(goal), _l2(cap)]).astype(np.float32)
+        return right, self._term_vec(a)
+
+    def _term_vec(self, a: Analysis) -> dict[str, float]:
         terms = a.cap_terms + a.goal_terms
-        tv = {t: _tf(n) * self.term_idf[t] for t, n in terms.items() if t in self.term_idf}
+        idf = self.term_idf
+        tv = {t: _tf(n) * idf[t] for t, n in terms.items() if t in idf}
         norm = math.sqrt(sum(x * x for x in tv.values())) or 1.0
-        return right, {t: x / norm for t, x in tv.items()}
+        return {t: x / norm for t, x in tv.items()}
+
+    def _vectors_many(self, analyses: list[Analysis]) -> np.ndarray:
+        """The right-hand vectors of many analyses at once (what _vectors gives one by one)."""
+        n, nc = len(analyses), len(self.concepts)
+
+        def tf_counts(side: str) -> sp.csr_matrix:
+            rows, cols, vals = [], [], []
+            for r, a in enumerate(analyses):
+                for c, words in getattr(a, side).items():
+                    i = self.cidx.get(c)
+                    if i is not None:
+                        rows.append(r)
+                        cols.append(i)
+                        vals.append(len(words))
+            m = sp.csr_matrix((np.array(vals, np.float32), (np.array(rows, np.int64), np.array(cols, np.int64))),
+                              shape=(n, nc))
+            return m
+
+        def tf(m: sp.csr_matrix) -> sp.csr_matrix:
+            m = m.copy()
+            m.data = (1.0 + np.log(m.data)).astype(np.float32)
+            return m
+
+        c_cap, c_goal = tf_counts("cap_hits"), tf_counts("goal_hits")
+        weight = self.idf * self.kind_w
+        cap = np.asarray((tf(c_cap) @ self._rollup).todense()) * weight
+        goal = np.asarray((tf(c_goal) @ self._rollup).todense()) * weight
+        no_goal = np.array([not a.goal_hits for a in analyses], bool)
+        goal[no_goal] = 0.5 * cap[no_goal]
+        prof = cap + goal
+        sector = np.asarray((tf(c_cap + c_goal).multiply(self.idf[None, :]).tocsr() @ self._to_sector).todense())
+        return np.hstack([_l2_rows(sector), _l2_rows(prof), _l2_rows(goal), _l2_rows(cap)]).astype(np.float32)
 
     def _left(self, right: np.ndarray) -> np.ndarray:
         ns, nc = len(self.sectors), len(self.concepts)
@@ -251,16 +303,18 @@ class MatchEngine:
         self.term_idf = {t: math.log((1 + total) / (1 + n)) + 1 for t, n in term_df.items() if 2 <= n <= limit}
         self._term_col = {t: i for i, t in enumerate(sorted(self.term_idf))}
         self._reset(len(items))
-        for p, a in zip(items, analyses, strict=True):
-            self._put(p, a)
+        for start in range(0, len(items), 5000):
+            part = analyses[start:start + 5000]
+            for p, a, right in zip(items[start:start + 5000], part, self._vectors_many(part), strict=True):
+                self._put(p, a, (right, self._term_vec(a)))
         logger.info("index fitted", extra={"profiles": len(items), "terms": len(self.term_idf)})
 
     def refit(self) -> None:
         """Rebuild weights from the current profiles (after many incremental changes)."""
         self.fit([p for p in self.profiles if p is not None])
 
-    def _put(self, p: OrgProfile, a: Analysis) -> int:
-        right, terms = self._vectors(a)
+    def _put(self, p: OrgProfile, a: Analysis, vectors: tuple[np.ndarray, dict[str, float]] | None = None) -> int:
+        right, terms = vectors if vectors is not None else self._vectors(a)
         r = self.row.get(p.id)
         if r is None:
             if len(self.ids) == self.right.shape[0]:

@@ -3,12 +3,16 @@ reasons, and incremental updates agreeing with a full fit."""
 
 from __future__ import annotations
 
-import threading
+import subprocess
+import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from services.matcher.engine import MatchEngine, OrgProfile, render_reason
 from services.matcher.engine.text import fold, tokens, transliterate
+from tests.unit.matcher.conftest import MINI
 
 P = OrgProfile
 
@@ -71,7 +75,8 @@ def test_offering_what_the_other_seeks_both_ways_beats_one_way(engine):
 
 def test_scores_are_symmetric(engine):
     engine.fit(_orgs())
-    assert engine.score_pair("pl-soft", "rs-fruit").score == pytest.approx(engine.score_pair("rs-fruit", "pl-soft").score)
+    there, back = engine.score_pair("pl-soft", "rs-fruit"), engine.score_pair("rs-fruit", "pl-soft")
+    assert there.score == pytest.approx(back.score)
 
 
 def test_reasons_say_who_offers_and_who_seeks_with_the_words_of_each_side(engine):
@@ -129,17 +134,31 @@ def test_empty_goals_fall_back_to_capabilities(engine):
     assert engine.top("a", 1)[0].id == "b"
 
 
-def test_analysis_in_worker_processes_equals_analysis_in_this_one(mini_lexicon):
-    items = _orgs() * 3
-    items = [P(f"{p.id}-{i}", p.name, p.cluster, p.country, p.capabilities, p.goals, p.language)
-             for i, p in enumerate(items)]
-    if threading.active_count() > 1:
-        pytest.skip("other threads are running in this test process: the engine will not fork")
-    engine = MatchEngine(mini_lexicon)
-    serial = [a for part in engine._analyse_all(items, workers=1, chunk=4) for a in part]
-    forked = [a for part in engine._analyse_all(items, workers=2, chunk=4) for a in part]
-    assert forked == serial
-    assert any(a.cap_hits for a in forked)
+_FORK_CHECK = """
+import sys
+from services.matcher.engine import MatchEngine
+from services.matcher.engine.engine import _can_fork
+from services.matcher.engine.lexicon import load_lexicon
+from tests.unit.matcher.test_engine import _orgs, P
+assert _can_fork(), "a fresh process without threads must be allowed to fork"
+items = [P(f"{p.id}-{i}", p.name, p.cluster, p.country, p.capabilities, p.goals, p.language)
+         for i, p in enumerate(_orgs() * 3)]
+engine = MatchEngine(load_lexicon([sys.argv[1]]))
+serial = [a for part in engine._analyse_all(items, workers=1, chunk=4) for a in part]
+forked = [a for part in engine._analyse_all(items, workers=2, chunk=4) for a in part]
+assert forked == serial, "forked analyses differ"
+assert any(a.cap_hits for a in forked)
+print("same", len(forked))
+"""
+
+
+def test_analysis_in_worker_processes_equals_analysis_in_this_one():
+    # In a fresh interpreter: this test process may run other threads, where the engine never forks.
+    root = Path(__file__).resolve().parents[3]
+    done = subprocess.run([sys.executable, "-c", _FORK_CHECK, str(MINI)], cwd=root, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "same 18"
 
 
 def test_a_fit_with_workers_ranks_like_a_fit_without(mini_lexicon):
@@ -150,3 +169,12 @@ def test_a_fit_with_workers_ranks_like_a_fit_without(mini_lexicon):
     two.fit(items, workers=2)
     for org in ("pl-soft-0", "rs-fruit-1", "ru-chem-3"):
         assert [(s.id, s.score) for s in two.top(org, 5)] == [(s.id, s.score) for s in one.top(org, 5)]
+
+
+def test_vectors_built_for_many_profiles_at_once_equal_those_built_one_by_one(engine):
+    engine.fit(_orgs())
+    analyses = [a for a in engine.analyses if a is not None]
+    many = engine._vectors_many(analyses)
+    one_by_one = np.vstack([engine._vectors(a)[0] for a in analyses])
+    assert np.allclose(many, one_by_one, atol=1e-6)
+    assert np.count_nonzero(many) > len(analyses)  # not all zeros
