@@ -14,7 +14,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -39,8 +39,7 @@ class OrgProfile:
     language: str | None = None
 
 
-@dataclass(frozen=True)
-class Reason:
+class Reason(NamedTuple):  # a tuple: millions are made in a batch run
     concept: str | None
     kind: str  # sector | activity | cooperation | term
     direction: str  # a_offers_b_seeks | b_offers_a_seeks | shared
@@ -563,30 +562,30 @@ class MatchEngine:
 
     def reasons(self, r: int, o: int) -> list[Reason]:
         ea, eb = self._evidence(r), self._evidence(o)
-        found: list[tuple[float, str, str]] = []  # (weight, concept, direction)
+        found: list[tuple[float, str, str]] = []  # (-weight, concept, direction)
         w_dir, w_prof = self.s.w_recip * 0.5, self.s.w_profile
         kinds = self._kinds
         for c in ea.weights.keys() & eb.weights.keys():
             (cap_a, goal_a, prof_a), (cap_b, goal_b, prof_b) = ea.weights[c], eb.weights[c]
             directed = False
             if c in ea.cap_words and c in eb.goal_words and (w := w_dir * cap_a * goal_b) > 1e-6:
-                found.append((w, c, "a_offers_b_seeks"))
+                found.append((-w, c, "a_offers_b_seeks"))
                 directed = True
             if c in eb.cap_words and c in ea.goal_words and (w := w_dir * cap_b * goal_a) > 1e-6:
-                found.append((w, c, "b_offers_a_seeks"))
+                found.append((-w, c, "b_offers_a_seeks"))
                 directed = True
             if not directed and kinds[c] != "cooperation":
-                found.append((w_prof * prof_a * prof_b + 1e-5, c, "shared"))
-        found.sort(key=lambda x: (-x[0], x[1], x[2]))
+                found.append((-(w_prof * prof_a * prof_b + 1e-5), c, "shared"))
+        found.sort()
         ranked = []
-        for w, c, direction in found[: self.s.max_reasons]:
+        for neg_w, c, direction in found[: self.s.max_reasons]:
             if direction == "a_offers_b_seeks":
                 words = ea.cap_words[c], eb.goal_words[c]
             elif direction == "b_offers_a_seeks":
                 words = ea.goal_words[c], eb.cap_words[c]
             else:
                 words = ea.words[c], eb.words[c]
-            ranked.append(Reason(c, kinds[c], direction, w, *words))
+            ranked.append(Reason(c, kinds[c], direction, -neg_w, *words))
         if len(ranked) < self.s.max_reasons:
             a, b = self.analyses[r], self.analyses[o]
             assert a is not None and b is not None
