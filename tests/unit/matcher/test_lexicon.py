@@ -63,3 +63,23 @@ def test_serbian_cyrillic_and_latin_map_to_the_same_concepts(lexicon):
     cyr = {h.concept for h in lexicon.find("Развој софтвера и информационе технологије за пољопривреду.", "sr")}
     lat = {h.concept for h in lexicon.find("Razvoj softvera i informacione tehnologije za poljoprivredu.", "sr")}
     assert cyr == lat and {"ict", "agrifood"} <= cyr
+
+
+def test_no_common_function_word_of_any_language_names_a_sector_or_activity(lexicon):
+    """Stop words of all 16 languages (stopwordsiso, ours for mk and sq) must not map to a sector
+    or activity: a stem like `škol*` would make Russian "сколько" (how many) an education word."""
+    import stopwordsiso
+
+    from services.matcher.engine.analysis import stopwords
+
+    words: set[str] = set()
+    for lang in PROFILE_LANGUAGES:
+        words |= set(stopwordsiso.stopwords(lang)) if stopwordsiso.has_lang(lang) else set()
+        words |= set(stopwords(lang))
+    assert len(words) > 3000
+    wrong = {}
+    for word in sorted(words - {"design"}):  # Czech's list has the loanword "design": it is design
+        hits = [c for c in lexicon.token(word, None).singles if lexicon.concepts[c].kind != "cooperation"]
+        if hits:
+            wrong[word] = hits
+    assert not wrong
