@@ -260,12 +260,17 @@ def _match(part: tuple[str, str], k: tuple[str, str, str | None]) -> bool:
     return acro == key
 
 
+# libyaml's parser where PyYAML was built with it (the wheels are): the pure-Python one takes
+# seconds over the lexicon, at every start of the matcher. Both load plain data only.
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_lexicon(paths: Iterable[Path] | None = None) -> Lexicon:
     """Load every concept file (default: all YAML files of the project's lexicon folder)."""
     files = sorted(paths) if paths is not None else sorted(DATA_DIR.glob("*.yaml"))
     raw: list[dict[str, Any]] = []
     for path in files:
-        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or []
+        loaded = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_SafeLoader) or []
         if isinstance(loaded, dict):
             loaded = loaded.get("concepts", [])
         raw.extend(loaded)
