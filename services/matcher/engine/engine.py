@@ -113,6 +113,7 @@ class MatchEngine:
         self.sidx = {s: i for i, s in enumerate(self.sectors)}
         kinds = dict(self.s.kind_weight)
         self._kinds = {c: self.lex.concepts[c].kind for c in self.concepts}
+        self._is_coop = np.array([self._kinds[c] == "cooperation" for c in self.concepts], bool)
         self.kind_w = np.array([kinds.get(self.lex.concepts[c].kind, 1.0) for c in self.concepts], np.float32)
         self.concept_sector = np.array([self.sidx.get(self.lex.sector_of(c) or "", -1) for c in self.concepts])
         rel = np.eye(len(self.sectors), dtype=np.float32)
@@ -237,25 +238,12 @@ class MatchEngine:
         """The right-hand vectors of many analyses at once (what _vectors gives one by one)."""
         n, nc = len(analyses), len(self.concepts)
 
-        def tf_counts(side: str) -> sp.csr_matrix:
-            rows, cols, vals = [], [], []
-            for r, a in enumerate(analyses):
-                for c, words in getattr(a, side).items():
-                    i = self.cidx.get(c)
-                    if i is not None:
-                        rows.append(r)
-                        cols.append(i)
-                        vals.append(len(words))
-            m = sp.csr_matrix((np.array(vals, np.float32), (np.array(rows, np.int64), np.array(cols, np.int64))),
-                              shape=(n, nc))
-            return m
-
         def tf(m: sp.csr_matrix) -> sp.csr_matrix:
             m = m.copy()
             m.data = (1.0 + np.log(m.data)).astype(np.float32)
             return m
 
-        c_cap, c_goal = tf_counts("cap_hits"), tf_counts("goal_hits")
+        c_cap, c_goal = self._concept_counts(analyses, "cap_hits"), self._concept_counts(analyses, "goal_hits")
         weight = self.idf * self.kind_w
         cap = np.asarray((tf(c_cap) @ self._rollup).todense()) * weight
         goal = np.asarray((tf(c_goal) @ self._rollup).todense()) * weight
@@ -264,6 +252,22 @@ class MatchEngine:
         prof = cap + goal
         sector = np.asarray((tf(c_cap + c_goal).multiply(self.idf[None, :]).tocsr() @ self._to_sector).todense())
         return np.hstack([_l2_rows(sector), _l2_rows(prof), _l2_rows(goal), _l2_rows(cap)]).astype(np.float32)
+
+    def _concept_counts(self, analyses: list[Analysis | None], side: str) -> sp.csr_matrix:
+        """How many words named each concept on one side ("cap_hits", "goal_hits"), one row each."""
+        indptr, cols, vals = [0], [], []
+        cidx = self.cidx
+        for a in analyses:
+            for c, words in (getattr(a, side).items() if a is not None else ()):
+                i = cidx.get(c)
+                if i is not None:
+                    cols.append(i)
+                    vals.append(len(words))
+            indptr.append(len(cols))
+        m = sp.csr_matrix((np.array(vals, np.float32), np.array(cols, np.int64), np.array(indptr, np.int64)),
+                          shape=(len(analyses), len(self.concepts)))
+        m.sort_indices()  # products then add in concept order, whatever order the text named them
+        return m
 
     def _left(self, right: np.ndarray) -> np.ndarray:
         ns, nc = len(self.sectors), len(self.concepts)
@@ -432,6 +436,8 @@ class MatchEngine:
         want = max(self.s.candidates, 4 * k)
         id_rank = np.empty(n, np.int64)
         id_rank[np.argsort(np.array(self.ids, dtype=object))] = np.arange(n)
+        n_active = len(rows)
+        hits = self._hit_matrices()
         done = 0
         for start in range(0, len(rows), chunk):
             block = rows[start:start + chunk]
@@ -448,17 +454,22 @@ class MatchEngine:
             order = np.lexsort((id_rank[cand], -np.round(total, 6), owner))
             owner, cand, total = owner[order], cand[order], total[order]
             bounds = np.searchsorted(owner, block, side="left"), np.searchsorted(owner, block, side="right")
+            chosen: list[list[tuple[float, int]]] = []
             for r, lo, hi in zip(block, *bounds, strict=True):
-                if hi - lo < k and hi - lo < int(self.active[:n].sum()) - 1:
-                    ranked = self._top_rows(r, k)  # the own cluster crowded the candidates out
+                if hi - lo < k and hi - lo < n_active - 1:
+                    chosen.append(self._top_rows(r, k))  # the own cluster crowded the candidates out
                 else:
-                    ranked = [(float(total[j]), int(cand[j])) for j in range(lo, min(hi, lo + k))]
-                yield self.ids[r], [self._suggestion(r, o, sc) for sc, o in ranked]
+                    chosen.append(list(zip(total[lo:min(hi, lo + k)].tolist(), cand[lo:min(hi, lo + k)].tolist())))
+            pair_owner = np.repeat(block, [len(c) for c in chosen])
+            pair_cand = np.array([o for c in chosen for _, o in c], np.int64)
+            reasons = iter(self._reasons_many(pair_owner, pair_cand, hits))
+            for r, ranked in zip(block, chosen, strict=True):
+                yield self.ids[r], [Suggestion(self.ids[o], float(sc), tuple(next(reasons))) for sc, o in ranked]
             done += len(block)
             if progress is not None:
                 progress(done, len(rows))
 
-    def _term_matrix(self) -> sp.csr_matrix:
+    def _term_matrix(self, dtype: type = np.float32) -> sp.csr_matrix:
         indptr, indices, data = [0], [], []
         for tv in self.terms:
             for t, w in tv.items():
@@ -467,7 +478,7 @@ class MatchEngine:
                     indices.append(col)
                     data.append(w)
             indptr.append(len(indices))
-        return sp.csr_matrix((np.array(data, np.float32), np.array(indices, np.int64), np.array(indptr)),
+        return sp.csr_matrix((np.array(data, dtype), np.array(indices, np.int64), np.array(indptr)),
                              shape=(len(self.terms), max(len(self._term_col), 1)))
 
     # ---- incremental ------------------------------------------------------------------------
@@ -560,6 +571,102 @@ class MatchEngine:
             ev = self._ev[r] = _Evidence(weights, cap_words, goal_words, {**goal_words, **cap_words})
         return ev
 
+    def _hit_matrices(self) -> tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix, sp.csr_matrix]:
+        """Per row, the concepts its capabilities name, its goals name, and either (1/0), and its
+        word weights in float64 (the values of self.terms): what _reasons_many reads."""
+        cap = (self._concept_counts(self.analyses, "cap_hits") > 0).astype(np.int8)
+        goal = (self._concept_counts(self.analyses, "goal_hits") > 0).astype(np.int8)
+        return cap.tocsr(), goal.tocsr(), ((cap + goal) > 0).astype(np.int8).tocsr(), self._term_matrix(np.float64)
+
+    def _reasons_many(self, owner: np.ndarray, cand: np.ndarray,
+                      hits: tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix, sp.csr_matrix]) -> list[list[Reason]]:
+        """reasons(owner[i], cand[i]) for many pairs: the same reasons, weights and order, with the
+        weights of all pairs taken from sparse products rather than one dictionary walk per pair."""
+        h_cap, h_goal, h_any, words = hits
+        ns, nc = len(self.sectors), len(self.concepts)
+        right = self.right[: len(self.ids)]
+        prof, goal, cap = right[:, ns:ns + nc], right[:, ns + nc:ns + 2 * nc], right[:, ns + 2 * nc:]
+        w_dir, w_prof, top = self.s.w_recip * 0.5, self.s.w_profile, self.s.max_reasons
+        out: list[list[Reason]] = [[] for _ in range(len(owner))]
+        if len(owner) == 0:
+            return out
+
+        def both(a_rows: np.ndarray, a: sp.csr_matrix, b_rows: np.ndarray, b: sp.csr_matrix
+                 ) -> tuple[np.ndarray, np.ndarray]:  # (pair, concept) where both rows have a 1
+            m = a[a_rows].multiply(b[b_rows]).tocoo()
+            return m.row.astype(np.int64), m.col.astype(np.int64)
+
+        f64 = np.float64
+        p0, c0 = both(owner, h_cap, cand, h_goal)  # the owner offers, the candidate seeks
+        w0 = w_dir * cap[owner[p0], c0].astype(f64) * goal[cand[p0], c0].astype(f64)
+        p1, c1 = both(cand, h_cap, owner, h_goal)  # the candidate offers, the owner seeks
+        w1 = w_dir * cap[cand[p1], c1].astype(f64) * goal[owner[p1], c1].astype(f64)
+        k0, k1 = w0 > 1e-6, w1 > 1e-6
+        p2, c2 = both(owner, h_any, cand, h_any)  # named by both, in no direction
+        directed = np.zeros(len(owner) * nc, bool)
+        directed[p0[k0] * nc + c0[k0]] = directed[p1[k1] * nc + c1[k1]] = True
+        k2 = ~directed[p2 * nc + c2] & ~self._is_coop[c2]
+        p2, c2 = p2[k2], c2[k2]
+        w2 = w_prof * prof[owner[p2], c2].astype(f64) * prof[cand[p2], c2].astype(f64) + 1e-5
+        pair = np.concatenate([p0[k0], p1[k1], p2])
+        concept = np.concatenate([c0[k0], c1[k1], c2])
+        direction = np.concatenate([np.zeros(k0.sum(), np.int8), np.ones(k1.sum(), np.int8),
+                                    np.full(len(p2), 2, np.int8)])
+        weight = np.concatenate([w0[k0], w1[k1], w2])
+        order = np.lexsort((direction, concept, -weight, pair))  # as reasons(): by weight, concept, direction
+        pair, concept, direction, weight = pair[order], concept[order], direction[order], weight[order]
+        keep = np.arange(len(pair)) - np.searchsorted(pair, pair, side="left") < top
+        pair, concept, direction, weight = pair[keep], concept[keep], direction[keep], weight[keep]
+
+        analyses, names, kinds = self.analyses, self.concepts, self._kinds
+        seen: dict[tuple[int, str, bool], tuple[str, ...]] = {}
+
+        def said(row: int, c: str, goals: bool | None) -> tuple[str, ...]:
+            """The words row's capabilities (goals False), goals (True) or either (None, capabilities
+            first) named concept c with."""
+            a = analyses[row]
+            assert a is not None
+            if goals is None:
+                goals = c not in a.cap_hits
+            key = (row, c, goals)
+            got = seen.get(key)
+            if got is None:
+                got = seen[key] = _distinct((a.goal_hits if goals else a.cap_hits)[c])
+            return got
+
+        owners, cands = owner.tolist(), cand.tolist()
+        for p, i, d, w in zip(pair.tolist(), concept.tolist(), direction.tolist(), weight.tolist(), strict=True):
+            c, r, o = names[i], owners[p], cands[p]
+            if d == 0:
+                out[p].append(Reason(c, kinds[c], "a_offers_b_seeks", w, said(r, c, False), said(o, c, True)))
+            elif d == 1:
+                out[p].append(Reason(c, kinds[c], "b_offers_a_seeks", w, said(r, c, True), said(o, c, False)))
+            else:
+                out[p].append(Reason(c, kinds[c], "shared", w, said(r, c, None), said(o, c, None)))
+
+        short = np.flatnonzero(np.bincount(pair, minlength=len(owner)) < top)  # room for shared words
+        if len(short) and words.shape[1]:
+            m = words[owner[short]].multiply(words[cand[short]]).tocoo()
+            q, col, val = short[m.row], m.col.astype(np.int64), m.data
+            order = np.lexsort((-col, -val, q))  # as reasons(): by weight, then the word, both descending
+            q, col, val = q[order], col[order], val[order]
+            room = top - np.bincount(pair, minlength=len(owner))
+            keep = np.arange(len(q)) - np.searchsorted(q, q, side="left") < room[q]
+            term_names = self._term_names()
+            for p, j, w in zip(q[keep].tolist(), col[keep].tolist(), val[keep].tolist(), strict=True):
+                a, b = analyses[owners[p]], analyses[cands[p]]
+                assert a is not None and b is not None
+                t = term_names[j]
+                out[p].append(Reason(None, "term", "shared", self.s.w_terms * w,
+                                     (a.term_surface.get(t, t),), (b.term_surface.get(t, t),)))
+        return out
+
+    def _term_names(self) -> list[str]:
+        names = [""] * len(self._term_col)
+        for t, i in self._term_col.items():
+            names[i] = t
+        return names
+
     def reasons(self, r: int, o: int) -> list[Reason]:
         ea, eb = self._evidence(r), self._evidence(o)
         found: list[tuple[float, str, str]] = []  # (-weight, concept, direction)
@@ -625,6 +732,8 @@ def _dot(a: dict[str, float], b: dict[str, float]) -> float:
 
 
 def _distinct(words: list[str], limit: int = 3) -> tuple[str, ...]:
+    if len(words) == 1:
+        return (words[0],)
     seen: dict[str, str] = {}
     for w in words:
         seen.setdefault(w.lower(), w)

@@ -125,7 +125,9 @@ def test_batch_top_k_agrees_with_one_by_one_top_k(engine):
     batch = dict(engine.suggestions_for_all(3))
     for o in _orgs():
         engine.topk.clear()
-        assert [s.id for s in batch[o.id]] == [s.id for s in engine.top(o.id, 3)]
+        one_by_one = engine.top(o.id, 3)
+        assert [s.id for s in batch[o.id]] == [s.id for s in one_by_one]
+        assert [s.reasons for s in batch[o.id]] == [s.reasons for s in one_by_one]
 
 
 def test_empty_goals_fall_back_to_capabilities(engine):
@@ -178,3 +180,24 @@ def test_vectors_built_for_many_profiles_at_once_equal_those_built_one_by_one(en
     one_by_one = np.vstack([engine._vectors(a)[0] for a in analyses])
     assert np.allclose(many, one_by_one, atol=1e-6)
     assert np.count_nonzero(many) > len(analyses)  # not all zeros
+
+
+def test_reasons_built_in_bulk_equal_reasons_built_pair_by_pair():
+    # The batch builds reasons for all its pairs at once; the live path builds them one pair at a
+    # time. On the dev set (real lexicon, 16 languages), every ordered pair must get the same list.
+    from services.matcher.batch import read_organisations
+
+    root = Path(__file__).resolve().parents[3] / "tests" / "data" / "devset"
+    profiles = [p for path in sorted(root.glob("*.jsonl")) for p in read_organisations(path.open(encoding="utf-8"))]
+    engine = MatchEngine()
+    engine.fit(profiles)
+    n = len(engine.ids)
+    owner, cand = np.repeat(np.arange(n), n), np.tile(np.arange(n), n)
+    owner, cand = owner[owner != cand], cand[owner != cand]
+    bulk = engine._reasons_many(owner, cand, engine._hit_matrices())
+    kinds = set()
+    for r, o, got in zip(owner.tolist(), cand.tolist(), bulk, strict=True):
+        assert got == engine.reasons(r, o), (engine.ids[r], engine.ids[o])
+        kinds.update(x.direction for x in got)
+    assert kinds == {"a_offers_b_seeks", "b_offers_a_seeks", "shared"}
+    assert any(x.kind == "term" for got in bulk for x in got)
