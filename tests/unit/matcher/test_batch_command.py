@@ -89,3 +89,20 @@ def test_workers_below_one_is_a_clear_error(tmp_path, capsys):
     src = _write(tmp_path, [json.dumps(ORGS[0])])
     assert main(["match", "--input", str(src), "--top", "2", "--output", str(tmp_path / "o"), "--workers", "0"]) == 2
     assert "--workers must be at least 1" in capsys.readouterr().err
+
+
+def test_output_lines_are_exactly_what_json_dumps_writes():
+    from services.matcher.engine.engine import Reason, Suggestion
+
+    reason = Reason(None, "term", "shared", 1 / 3, ('quote " and \\ backslash',), ("ćirilica", "кириллица"))
+    cases = [("plain", []),
+             ("id \u2028 with a line separator", [Suggestion("b", 0.12345678, (reason,)),
+                                                  Suggestion("c", 2.0, ())]),
+             ("x", [Suggestion("y", 1e-7, (Reason("ict.software", "activity", "a_offers_b_seeks", 0.5,
+                                                    ("software",), ("softver",)),))])]
+    line = batch.LineWriter()
+    for org_id, suggestions in cases:
+        expected = json.dumps({"id": org_id, "suggestions": [s.to_dict() for s in suggestions]},
+                              ensure_ascii=False) + "\n"
+        assert line(org_id, suggestions) == expected
+        assert line(org_id, suggestions) == expected  # again, from the strings it keeps
