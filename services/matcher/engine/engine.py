@@ -219,7 +219,8 @@ class MatchEngine:
         goal = self._concept_vec(a.goal_hits) if a.goal_hits else 0.5 * cap
         prof = cap + goal
         sector = np.zeros(len(self.sectors), np.float32)
-        both = Counter({c: len(w) for c, w in a.cap_hits.items()}) + Counter({c: len(w) for c, w in a.goal_hits.items()})
+        both = Counter({c: len(w) for c, w in a.cap_hits.items()})
+        both.update({c: len(w) for c, w in a.goal_hits.items()})
         for c, n in both.items():
             i = self.cidx.get(c)
             if i is not None and self.concept_sector[i] >= 0:
@@ -236,7 +237,6 @@ class MatchEngine:
 
     def _vectors_many(self, analyses: list[Analysis]) -> np.ndarray:
         """The right-hand vectors of many analyses at once (what _vectors gives one by one)."""
-        n, nc = len(analyses), len(self.concepts)
 
         def tf(m: sp.csr_matrix) -> sp.csr_matrix:
             m = m.copy()
@@ -401,7 +401,8 @@ class MatchEngine:
             return None
         if self.cluster_code[ra] == self.cluster_code[rb]:
             return None
-        base = float(self._left(self.right[ra]) @ self.right[rb]) + self.s.w_terms * _dot(self.terms[ra], self.terms[rb])
+        base = (float(self._left(self.right[ra]) @ self.right[rb])
+                + self.s.w_terms * _dot(self.terms[ra], self.terms[rb]))
         return self._suggestion(ra, rb, base + self._extras(ra, rb))
 
     def top(self, org_id: str, k: int = 5) -> list[Suggestion]:
@@ -459,7 +460,8 @@ class MatchEngine:
                 if hi - lo < k and hi - lo < n_active - 1:
                     chosen.append(self._top_rows(r, k))  # the own cluster crowded the candidates out
                 else:
-                    chosen.append(list(zip(total[lo:min(hi, lo + k)].tolist(), cand[lo:min(hi, lo + k)].tolist())))
+                    end = min(hi, lo + k)
+                    chosen.append(list(zip(total[lo:end].tolist(), cand[lo:end].tolist(), strict=True)))
             pair_owner = np.repeat(block, [len(c) for c in chosen])
             pair_cand = np.array([o for c in chosen for _, o in c], np.int64)
             reasons = iter(self._reasons_many(pair_owner, pair_cand, hits))
