@@ -448,6 +448,7 @@ class MatchEngine:
         id_rank[np.argsort(np.array(self.ids, dtype=object))] = np.arange(n)
         n_active = len(rows)
         hits = self._hit_matrices()
+        offers, seeks = sp.csr_matrix(right[:, ns + 2 * nc:]), sp.csr_matrix(right[:, ns + nc:ns + 2 * nc])
         done = 0
         for start in range(0, len(rows), chunk):
             block = rows[start:start + chunk]
@@ -458,8 +459,8 @@ class MatchEngine:
             cand, base = top.indices, top.data
             ok = (cand != owner) & self.active[cand] & (self.cluster_code[cand] != self.cluster_code[owner])
             owner, cand, base = owner[ok], cand[ok], base[ok]
-            s1 = np.einsum("ij,ij->i", right[owner, ns + 2 * nc:], right[cand, ns + nc:ns + 2 * nc])
-            s2 = np.einsum("ij,ij->i", right[cand, ns + 2 * nc:], right[owner, ns + nc:ns + 2 * nc])
+            s1 = _row_dots(offers, owner, seeks, cand)
+            s2 = _row_dots(offers, cand, seeks, owner)
             total = base + self.s.w_both_ways * np.minimum(s1, s2)
             order = np.lexsort((id_rank[cand], -np.round(total, 6), owner))
             owner, cand, total = owner[order], cand[order], total[order]
@@ -734,6 +735,11 @@ _FORKED: MatchEngine | None = None  # the engine a forked analysis worker inheri
 def _analyse_chunk(part: list[OrgProfile]) -> list[Analysis]:
     assert _FORKED is not None
     return [_FORKED._analyse(p) for p in part]
+
+
+def _row_dots(a: sp.csr_matrix, a_rows: np.ndarray, b: sp.csr_matrix, b_rows: np.ndarray) -> np.ndarray:
+    """a[a_rows[i]] · b[b_rows[i]] for every i, from the few non-zeros of each row."""
+    return np.asarray(a[a_rows].multiply(b[b_rows]).sum(axis=1), dtype=np.float32).ravel()
 
 
 def _dot(a: dict[str, float], b: dict[str, float]) -> float:
