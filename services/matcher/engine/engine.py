@@ -428,10 +428,15 @@ class MatchEngine:
 
     # ---- batch ------------------------------------------------------------------------------
 
-    def suggestions_for_all(self, k: int = 5, progress: Progress | None = None, chunk: int = 2000
-                            ) -> Iterator[tuple[str, list[Suggestion]]]:
+    def suggestions_for_all(self, k: int = 5, progress: Progress | None = None, chunk: int = 2000,
+                            floor_quantile: float = 0.05) -> Iterator[tuple[str, list[Suggestion]]]:
         """Every organisation's top k. Candidates come from sparse top-n products of the linear part
-        in row chunks; their both-ways bonus and word likeness are computed for all pairs at once."""
+        in row chunks; their both-ways bonus and word likeness are computed for all pairs at once.
+
+        From the second chunk on, the product skips scores below a floor learned from the chunks
+        before (the `floor_quantile` of their rows' last candidate scores), which spares it sorting
+        out the long tail. A row whose result the floor could have changed is computed again without it, so
+        the lists are those of a run without the floor."""
         from sparse_dot_topn import sp_matmul_topn
 
         n = len(self.ids)
@@ -443,28 +448,60 @@ class MatchEngine:
         words = self._term_matrix()
         self._words, self._dirty = words, set()
         right_t = sp.hstack([sp.csr_matrix(right), words]).T.tocsr()
-        want = max(self.s.candidates, 4 * k)
+        want = max(self.s.candidates, 4 * k) + 1  # + 1: the organisation itself is usually among them
         id_rank = np.empty(n, np.int64)
         id_rank[np.argsort(np.array(self.ids, dtype=object))] = np.arange(n)
         n_active = len(rows)
         hits = self._hit_matrices()
         offers, seeks = sp.csr_matrix(right[:, ns + 2 * nc:]), sp.csr_matrix(right[:, ns + nc:ns + 2 * nc])
-        done = 0
-        for start in range(0, len(rows), chunk):
-            block = rows[start:start + chunk]
+        last_scores: list[np.ndarray] = []  # per row of the chunks so far, its last candidate's score
+
+        def candidates(block: np.ndarray, floor: float | None
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+            """(owner, candidate, total) sorted by owner then best first, and each row's count of raw
+            candidates (before the own cluster is taken out)."""
             left = sp.hstack([sp.csr_matrix(np.vstack([self._left(right[r]) for r in block])),
                               self.s.w_terms * words[block]]).tocsr()
-            top = sp_matmul_topn(left, right_t, top_n=want + 1, sort=True, n_threads=2)
-            owner = np.repeat(block, np.diff(top.indptr))
+            top = sp_matmul_topn(left, right_t, top_n=want, sort=True, n_threads=2, threshold=floor)
+            counts = np.diff(top.indptr)
+            full = counts == want
+            last_scores.append(top.data[top.indptr[1:][full] - 1])
+            owner = np.repeat(block, counts)
             cand, base = top.indices, top.data
             ok = (cand != owner) & self.active[cand] & (self.cluster_code[cand] != self.cluster_code[owner])
             owner, cand, base = owner[ok], cand[ok], base[ok]
-            s1 = _row_dots(offers, owner, seeks, cand)
-            s2 = _row_dots(offers, cand, seeks, owner)
-            total = base + self.s.w_both_ways * np.minimum(s1, s2)
+            total = base + self.s.w_both_ways * np.minimum(_row_dots(offers, owner, seeks, cand),
+                                                           _row_dots(offers, cand, seeks, owner))
             order = np.lexsort((id_rank[cand], -np.round(total, 6), owner))
-            owner, cand, total = owner[order], cand[order], total[order]
-            bounds = np.searchsorted(owner, block, side="left"), np.searchsorted(owner, block, side="right")
+            return owner[order], cand[order], total[order], counts
+
+        def kth(owner: np.ndarray, total: np.ndarray, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            lo, hi = np.searchsorted(owner, block, side="left"), np.searchsorted(owner, block, side="right")
+            kth_total = np.where(hi - lo >= k, total[np.minimum(lo + k - 1, max(len(total) - 1, 0))], -np.inf)
+            return np.stack([lo, hi]), kth_total
+
+        done = 0
+        for start in range(0, len(rows), chunk):
+            block = rows[start:start + chunk]
+            seen = np.concatenate(last_scores) if last_scores else np.zeros(0, np.float32)
+            floor = float(np.quantile(seen, floor_quantile)) if len(seen) else None
+            owner, cand, total, counts = candidates(block, floor)
+            bounds, kth_total = kth(owner, total, block)
+            if floor is not None:
+                # A row with fewer candidates than asked for lost some to the floor; one below the
+                # floor could still have made its top k (by the both-ways bonus) unless the k-th
+                # total clears the floor by more than that bonus can add.
+                unsure = (counts < want) & ~(kth_total > floor + self.s.w_both_ways)
+                if unsure.any():
+                    again = block[unsure]
+                    logger.debug("rows computed again without the floor", extra={"rows": len(again), "floor": floor})
+                    o2, c2, t2, _ = candidates(again, None)
+                    keep = ~np.isin(owner, again)
+                    owner, cand, total = (np.concatenate([owner[keep], o2]), np.concatenate([cand[keep], c2]),
+                                          np.concatenate([total[keep], t2]))
+                    order = np.lexsort((id_rank[cand], -np.round(total, 6), owner))
+                    owner, cand, total = owner[order], cand[order], total[order]
+                    bounds, kth_total = kth(owner, total, block)
             chosen: list[list[tuple[float, int]]] = []
             for r, lo, hi in zip(block, *bounds, strict=True):
                 if hi - lo < k and hi - lo < n_active - 1:

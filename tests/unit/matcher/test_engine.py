@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.matcher.engine import MatchEngine, OrgProfile, render_reason
+from services.matcher.engine import EngineSettings, MatchEngine, OrgProfile, render_reason
 from services.matcher.engine.text import fold, tokens, transliterate
 from tests.unit.matcher.conftest import MINI
 
@@ -201,3 +201,21 @@ def test_reasons_built_in_bulk_equal_reasons_built_pair_by_pair():
         kinds.update(x.direction for x in got)
     assert kinds == {"a_offers_b_seeks", "b_offers_a_seeks", "shared"}
     assert any(x.kind == "term" for got in bulk for x in got)
+
+
+def test_the_score_floor_of_later_chunks_changes_no_list():
+    # From its second chunk on, the batch skips scores under a floor learned from the chunks
+    # before; rows it could have changed are computed again. Small chunks make most rows pass
+    # through a floor; one chunk of everything has none.
+    from services.matcher.batch import read_organisations
+
+    root = Path(__file__).resolve().parents[3] / "tests" / "data" / "devset"
+    profiles = [p for path in sorted(root.glob("*.jsonl")) for p in read_organisations(path.open(encoding="utf-8"))]
+    # A large both-ways bonus: a candidate under the floor may then overtake one above it.
+    engine = MatchEngine(settings=EngineSettings(w_both_ways=0.8))
+    engine.fit(profiles)
+    whole = dict(engine.suggestions_for_all(5, chunk=len(profiles)))
+    for chunk, quantile in ((16, 0.05), (50, 0.05), (16, 0.5), (16, 0.95), (16, 1.0), (50, 1.0)):
+        parts = dict(engine.suggestions_for_all(5, chunk=chunk, floor_quantile=quantile))
+        assert {o: [(s.id, s.score, s.reasons) for s in lst] for o, lst in parts.items()} == \
+               {o: [(s.id, s.score, s.reasons) for s in lst] for o, lst in whole.items()}
