@@ -126,6 +126,7 @@ class LineWriter:
 
     def __init__(self) -> None:
         self._strings: dict[Any, str] = {}
+        self._heads: dict[tuple[Any, ...], str] = {}  # a reason's opening, by (concept, kind, direction)
 
     def _enc(self, value: Any) -> str:
         got = self._strings.get(value)
@@ -135,14 +136,17 @@ class LineWriter:
         return got
 
     def __call__(self, org_id: str, suggestions: list[Any]) -> str:
-        enc = self._enc
+        enc, heads = self._enc, self._heads
         out = []
         for s in suggestions:
-            reasons = ", ".join(
-                f'{{"concept": {enc(r.concept)}, "kind": {enc(r.kind)}, "direction": {enc(r.direction)}, '
-                f'"weight": {round(r.weight, 4)!r}, "terms_a": {enc(r.terms_a)}, "terms_b": {enc(r.terms_b)}}}'
-                for r in s.reasons)
-            out.append(f'{{"id": {enc(s.id)}, "score": {round(s.score, 4)!r}, "reasons": [{reasons}]}}')
+            reasons = []
+            for r in s.reasons:  # (concept, kind, direction, weight, terms_a, terms_b)
+                head = heads.get(r[:3])
+                if head is None:
+                    head = heads[r[:3]] = (f'{{"concept": {enc(r[0])}, "kind": {enc(r[1])}, '
+                                           f'"direction": {enc(r[2])}, "weight": ')
+                reasons.append(f'{head}{round(r[3], 4)!r}, "terms_a": {enc(r[4])}, "terms_b": {enc(r[5])}}}')
+            out.append(f'{{"id": {enc(s.id)}, "score": {round(s.score, 4)!r}, "reasons": [{", ".join(reasons)}]}}')
         return f'{{"id": {enc(org_id)}, "suggestions": [{", ".join(out)}]}}\n'
 
 

@@ -445,14 +445,15 @@ class MatchEngine:
             return
         ns, nc = len(self.sectors), len(self.concepts)
         right = self.right[:n]
-        words = self._term_matrix()
+        words64 = self._term_matrix(np.float64)  # exact weights for the reasons, float32 for the product
+        words = words64.astype(np.float32)
         self._words, self._dirty = words, set()
         right_t = sp.hstack([sp.csr_matrix(right), words]).T.tocsr()
         want = max(self.s.candidates, 4 * k) + 1  # + 1: the organisation itself is usually among them
         id_rank = np.empty(n, np.int64)
         id_rank[np.argsort(np.array(self.ids, dtype=object))] = np.arange(n)
         n_active = len(rows)
-        hits = self._hit_matrices()
+        hits = self._hit_matrices(words64)
         offers, seeks = sp.csr_matrix(right[:, ns + 2 * nc:]), sp.csr_matrix(right[:, ns + nc:ns + 2 * nc])
         last_scores: list[np.ndarray] = []  # per row of the chunks so far, its last candidate's score
 
@@ -620,12 +621,14 @@ class MatchEngine:
             ev = self._ev[r] = _Evidence(weights, cap_words, goal_words, {**goal_words, **cap_words})
         return ev
 
-    def _hit_matrices(self) -> tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix, sp.csr_matrix]:
+    def _hit_matrices(self, words64: sp.csr_matrix | None = None
+                      ) -> tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix, sp.csr_matrix]:
         """Per row, the concepts its capabilities name, its goals name, and either (1/0), and its
         word weights in float64 (the values of self.terms): what _reasons_many reads."""
         cap = (self._concept_counts(self.analyses, "cap_hits") > 0).astype(np.int8)
         goal = (self._concept_counts(self.analyses, "goal_hits") > 0).astype(np.int8)
-        return cap.tocsr(), goal.tocsr(), ((cap + goal) > 0).astype(np.int8).tocsr(), self._term_matrix(np.float64)
+        words64 = self._term_matrix(np.float64) if words64 is None else words64
+        return cap.tocsr(), goal.tocsr(), ((cap + goal) > 0).astype(np.int8).tocsr(), words64
 
     def _reasons_many(self, owner: np.ndarray, cand: np.ndarray,
                       hits: tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix, sp.csr_matrix]) -> list[list[Reason]]:
