@@ -7,8 +7,11 @@ import argparse
 import gc
 import json
 import logging
+import multiprocessing as mp
 import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,7 +41,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--output", required=True, help="output .jsonl file, or - for standard output")
     parser.add_argument("--top", type=int, default=5, help="partners per organisation (default 5)")
     parser.add_argument("--workers", type=int, default=None,
-                        help="processes that analyse the texts (default: the CPUs, at most 4)")
+                        help="processes that analyse and match (default: the CPUs, at most 4, "
+                             "from 4,000 organisations on)")
     parser.set_defaults(func=run)
 
 
@@ -80,6 +84,7 @@ def read_organisations(stream: IO[str]) -> list[Any]:
 def match_file(src: IO[str], dst: IO[str], top: int, lemma_index: str | None = None,
                workers: int | None = None) -> int:
     from services.matcher.engine import MatchEngine
+    from services.matcher.engine.engine import can_fork
     from services.matcher.engine.text import use_lemma_index
 
     started = time.monotonic()
@@ -98,10 +103,11 @@ def match_file(src: IO[str], dst: IO[str], top: int, lemma_index: str | None = N
         workers = min(os.cpu_count() or 1, 4) if len(profiles) >= 4000 else 1
     with rare_collections():
         engine.fit(profiles, progress=progress("analysed"), workers=workers)
-        results = dict(_all(engine, top, progress("matched")))
-        line = LineWriter()
-        for p in profiles:
-            dst.write(line(p.id, results.get(p.id, [])))
+        parts = min(workers, len(profiles)) if can_fork() else 1
+        if parts > 1:
+            _match_in_parts(engine, profiles, top, dst, parts, progress("matched"))
+        else:
+            _write_part(engine, profiles, 0, len(profiles), top, dst, progress("matched"), threads=2)
     logger.info("done", extra={"organisations": len(profiles), "seconds": round(time.monotonic() - started, 2)})
     return len(profiles)
 
@@ -150,8 +156,51 @@ class LineWriter:
         return f'{{"id": {enc(org_id)}, "suggestions": [{", ".join(out)}]}}\n'
 
 
-def _all(engine: Any, top: int, progress: Any) -> Iterator[tuple[str, list[Any]]]:
-    yield from engine.suggestions_for_all(top, progress=progress)
+def _write_part(engine: Any, profiles: list[Any], lo: int, hi: int, top: int, dst: IO[str], progress: Any,
+                threads: int) -> None:
+    """The output lines of profiles[lo:hi] (the engine's rows lo..hi-1, fitted in input order)."""
+    import numpy as np
+
+    line = LineWriter()
+    results = engine.suggestions_for_all(top, progress=progress, rows=np.arange(lo, hi), threads=threads)
+    for p, (org_id, suggestions) in zip(profiles[lo:hi], results, strict=True):
+        assert org_id == p.id
+        dst.write(line(org_id, suggestions))
+
+
+def _match_in_parts(engine: Any, profiles: list[Any], top: int, dst: IO[str], parts: int, progress: Any) -> None:
+    """Match and write in `parts` processes at once: this one takes the first part and writes it
+    straight out, forked children write the others to temporary files, appended in order. Each
+    part's reasons and lines are made where its product ran, so nothing is sent back and forth."""
+    n = len(profiles)
+    bounds = [n * i // parts for i in range(parts + 1)]
+    with tempfile.TemporaryDirectory(prefix="partnermatch-match-") as tmp:
+        files = [os.path.join(tmp, f"part-{i}.jsonl") for i in range(parts)]
+        gc.freeze()  # a collection in a child would copy the parent's memory page by page
+        try:
+            children = [mp.get_context("fork").Process(
+                target=_child_part, args=(engine, profiles, bounds[i], bounds[i + 1], top, files[i]),
+                name=f"partnermatch-match-{i}") for i in range(1, parts)]
+            for child in children:
+                child.start()
+            try:
+                _write_part(engine, profiles, bounds[0], bounds[1], top, dst, progress, threads=1)
+            finally:
+                for child in children:
+                    child.join()
+        finally:
+            gc.unfreeze()
+        failed = [c.name for c in children if c.exitcode != 0]
+        if failed:
+            raise RuntimeError(f"matching failed in {', '.join(failed)} (its error is logged above)")
+        for path in files[1:]:
+            with open(path, encoding="utf-8") as part:
+                shutil.copyfileobj(part, dst)
+
+
+def _child_part(engine: Any, profiles: list[Any], lo: int, hi: int, top: int, path: str) -> None:
+    with open(path, "w", encoding="utf-8") as out:
+        _write_part(engine, profiles, lo, hi, top, out, None, threads=1)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -191,7 +191,7 @@ class MatchEngine:
                      ) -> Iterator[list[Analysis]]:
         """Analyses in input order, a chunk at a time."""
         chunks = [items[i:i + chunk] for i in range(0, len(items), chunk)]
-        if workers <= 1 or len(chunks) < 2 or not _can_fork():
+        if workers <= 1 or len(chunks) < 2 or not can_fork():
             for part in chunks:
                 yield [self._analyse(p) for p in part]
             return
@@ -429,18 +429,23 @@ class MatchEngine:
     # ---- batch ------------------------------------------------------------------------------
 
     def suggestions_for_all(self, k: int = 5, progress: Progress | None = None, chunk: int = 2000,
-                            floor_quantile: float = 0.05) -> Iterator[tuple[str, list[Suggestion]]]:
+                            floor_quantile: float = 0.05, rows: np.ndarray | None = None, threads: int = 2
+                            ) -> Iterator[tuple[str, list[Suggestion]]]:
         """Every organisation's top k. Candidates come from sparse top-n products of the linear part
         in row chunks; their both-ways bonus and word likeness are computed for all pairs at once.
 
         From the second chunk on, the product skips scores below a floor learned from the chunks
         before (the `floor_quantile` of their rows' last candidate scores), which spares it sorting
         out the long tail. A row whose result the floor could have changed is computed again without it, so
-        the lists are those of a run without the floor."""
+        the lists are those of a run without the floor.
+
+        `rows` limits the work to those row numbers (of active organisations), in that order: a
+        process can take one part of the index. `threads` is passed to the product (1: none)."""
         from sparse_dot_topn import sp_matmul_topn
 
         n = len(self.ids)
-        rows = np.flatnonzero(self.active[:n])
+        n_active = int(self.active[:n].sum())
+        rows = np.flatnonzero(self.active[:n]) if rows is None else np.asarray(rows, np.int64)
         if len(rows) == 0:
             return
         ns, nc = len(self.sectors), len(self.concepts)
@@ -452,7 +457,6 @@ class MatchEngine:
         want = max(self.s.candidates, 4 * k) + 1  # + 1: the organisation itself is usually among them
         id_rank = np.empty(n, np.int64)
         id_rank[np.argsort(np.array(self.ids, dtype=object))] = np.arange(n)
-        n_active = len(rows)
         hits = self._hit_matrices(words64)
         offers, seeks = sp.csr_matrix(right[:, ns + 2 * nc:]), sp.csr_matrix(right[:, ns + nc:ns + 2 * nc])
         last_scores: list[np.ndarray] = []  # per row of the chunks so far, its last candidate's score
@@ -463,7 +467,7 @@ class MatchEngine:
             candidates (before the own cluster is taken out)."""
             left = sp.hstack([sp.csr_matrix(np.vstack([self._left(right[r]) for r in block])),
                               self.s.w_terms * words[block]]).tocsr()
-            top = sp_matmul_topn(left, right_t, top_n=want, sort=True, n_threads=2, threshold=floor)
+            top = sp_matmul_topn(left, right_t, top_n=want, sort=True, n_threads=threads, threshold=floor)
             counts = np.diff(top.indptr)
             full = counts == want
             last_scores.append(top.data[top.indptr[1:][full] - 1])
@@ -764,7 +768,7 @@ class _Evidence:
     words: dict[str, tuple[str, ...]]
 
 
-def _can_fork() -> bool:
+def can_fork() -> bool:
     """Forking copies only the calling thread: unsafe once other threads hold locks."""
     return "fork" in mp.get_all_start_methods() and threading.active_count() == 1
 

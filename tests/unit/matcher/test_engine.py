@@ -139,10 +139,10 @@ def test_empty_goals_fall_back_to_capabilities(engine):
 _FORK_CHECK = """
 import sys
 from services.matcher.engine import MatchEngine
-from services.matcher.engine.engine import _can_fork
+from services.matcher.engine.engine import can_fork
 from services.matcher.engine.lexicon import load_lexicon
 from tests.unit.matcher.test_engine import _orgs, P
-assert _can_fork(), "a fresh process without threads must be allowed to fork"
+assert can_fork(), "a fresh process without threads must be allowed to fork"
 items = [P(f"{p.id}-{i}", p.name, p.cluster, p.country, p.capabilities, p.goals, p.language)
          for i, p in enumerate(_orgs() * 3)]
 engine = MatchEngine(load_lexicon([sys.argv[1]]))
