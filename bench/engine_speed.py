@@ -123,15 +123,16 @@ def run_incremental(n: int, updates: int) -> None:
                       "p95_ms": 1000 * times[int(0.95 * (len(times) - 1))], "updates": len(times)}))
 
 
-def child(mode: str, *args: str) -> tuple[float, float, str]:
-    """Run one measurement in a fresh process: wall time, its peak RSS in MiB, its last output line."""
+def child(mode: str, *args: str) -> tuple[float, float, str, float]:
+    """Run one measurement in a fresh process: wall time, its peak RSS in MiB, its last output line,
+    and the peak RSS of the largest process it forked (0 if none)."""
     t = time.perf_counter()
     proc = subprocess.run([sys.executable, __file__, "--child", mode, *args], capture_output=True, text=True,
                           check=True)
     wall = time.perf_counter() - t
     lines = proc.stdout.strip().splitlines()
-    rss = float(lines[-1])
-    return wall, rss, lines[-2] if len(lines) > 1 else ""
+    rss, forked = (float(x) for x in lines[-1].split())
+    return wall, rss, lines[-2] if len(lines) > 1 else "", forked
 
 
 def main() -> int:
@@ -152,7 +153,8 @@ def main() -> int:
             run_lemma_index(rest[0])
         else:
             run_incremental(int(rest[0]), int(rest[1]))
-        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+              resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
         return 0
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -165,19 +167,20 @@ def main() -> int:
         # The lemma index is built once per installation (`partnermatch lemmas`, part of `make
         # setup`); building it here, in a fresh folder, is reported on its own line.
         index = str(Path(tmp) / "lemma-index")
-        build_s, build_mb, _ = child("lemmas", index)
-        base_s, base_mb, _ = child("baseline", path, str(args.k))
-        eng_s, eng_mb, _ = child("engine", path, str(args.k), index)
-        base2_s, base2_mb, _ = child("baseline", path, str(args.k))
+        build_s, build_mb, _, _ = child("lemmas", index)
+        base_s, base_mb, _, _ = child("baseline", path, str(args.k))
+        eng_s, eng_mb, _, eng_forked_mb = child("engine", path, str(args.k), index)
+        base2_s, base2_mb, _, _ = child("baseline", path, str(args.k))
         base_s = min(base_s, base2_s)
         print(f"baseline (word TF-IDF + linear_kernel, chunks; best of 2): {base_s:8.1f} s  peak "
               f"{max(base_mb, base2_mb):7.0f} MiB")
-        print(f"engine (`partnermatch match` code path):                 {eng_s:8.1f} s  peak {eng_mb:7.0f} MiB")
+        print(f"engine (`partnermatch match` code path):                 {eng_s:8.1f} s  peak {eng_mb:7.0f} MiB"
+              f" (its largest forked worker: {eng_forked_mb:.0f} MiB, pages shared with it counted in both)")
         print(f"ratio engine / baseline: {eng_s / base_s:.2f}  (bar: <= 1.00)")
         print(f"once per installation: lemma index of 14 languages built in {build_s:.1f} s "
               f"(peak {build_mb:.0f} MiB)")
     if args.incremental_n:
-        _, inc_mb, line = child("incremental", str(args.incremental_n), str(args.updates))
+        _, inc_mb, line, _ = child("incremental", str(args.incremental_n), str(args.updates))
         stats = json.loads(line)
         print(f"incremental, {args.incremental_n} indexed: fit {stats['fit_s']:.1f} s, upsert p50 "
               f"{stats['p50_ms']:.1f} ms, p95 {stats['p95_ms']:.1f} ms over {stats['updates']} updates, "

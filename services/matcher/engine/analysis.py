@@ -7,7 +7,6 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import repeat
 from operator import itemgetter
 
 from services.matcher.engine.lexicon import Lexicon
@@ -47,22 +46,25 @@ class Analysis:
     term_surface: dict[str, str] = field(default_factory=dict)
 
 
-def _side(lex: Lexicon, text: str, lang: str | None
+def _side(lex: Lexicon, text: str, lang: str | None, retry: bool = True
           ) -> tuple[dict[str, list[str]], Counter[str], dict[str, str]]:
     """Concepts with the words that expressed them, term counts, and the first word written for
     each term. The per-word work is cached; the loops over words run in C (map, zip, compress)."""
     words = tokens(text)
-    cache = lex.analysed
-    entries = list(map(cache.get, zip(words, repeat(lang))))
+    cache = lex.analysed.get(lang)
+    if cache is None:
+        cache = lex.analysed[lang] = {}
+    entries = list(map(cache.get, words))
     if None in entries:
+        generation = lex.generation
         for i in [i for i, e in enumerate(entries) if e is None]:
-            entry = cache.get((words[i], lang))
+            entry = cache.get(words[i])
             if entry is None:
-                if len(cache) >= 2_000_000:
-                    lex.forget_words()
                 info = lex.token(words[i], lang)
-                entry = cache[(words[i], lang)] = (info, _term(info.keys[1], lang))
+                entry = cache[words[i]] = (info, _term(info.keys[1], lang))
             entries[i] = entry
+        if lex.generation != generation and retry:  # the caches were dropped midway (grown too big):
+            return _side(lex, text, lang, retry=False)  # redo, so no word holds a TokenInfo they forgot
     infos = list(map(_FIRST, entries))
     found: dict[str, list[str]] = {}
     for concept, surface in lex.concepts_in(words, infos):

@@ -161,6 +161,7 @@ class MatchEngine:
         self._words: sp.csr_matrix | None = None  # word vectors of the rows, built lazily
         self._dirty: set[int] = set()  # rows whose words changed since
         self._kth = np.full(max(capacity, 16), np.inf, np.float32)  # k-th cached score; inf: no list
+        self._fitted: tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix] | None = None
 
     def _grow(self) -> None:
         cap = self.right.shape[0] * 2
@@ -244,15 +245,44 @@ class MatchEngine:
         norm = math.sqrt(sum(x * x for x in tv.values())) or 1.0
         return {t: x / norm for t, x in tv.items()}
 
-    def _vectors_many(self, analyses: list[Analysis]) -> np.ndarray:
-        """The right-hand vectors of many analyses at once (what _vectors gives one by one)."""
+    def _term_vectors(self, analyses: list[Analysis]) -> sp.csr_matrix:
+        """What _term_vec gives one by one, for many analyses at once: one float64 row each, over
+        the columns of self._term_col."""
+        col = self._term_col
+        indptr, cols, counts = [0], [], []
+        for a in analyses:
+            for side in (a.cap_terms, a.goal_terms):
+                for t, n in side.items():
+                    j = col.get(t)
+                    if j is not None:
+                        cols.append(j)
+                        counts.append(n)
+            indptr.append(len(cols))
+        m = sp.csr_matrix((np.array(counts, np.float64), np.array(cols, np.int64), np.array(indptr, np.int64)),
+                          shape=(len(analyses), max(len(col), 1)))
+        m.sum_duplicates()  # a word of both texts: its counts add up, as in cap_terms + goal_terms
+        idf = np.zeros(m.shape[1])
+        for t, j in col.items():
+            idf[j] = self.term_idf[t]
+        m.data = (1.0 + np.log(m.data)) * idf[m.indices]
+        norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+        norms[norms == 0] = 1.0
+        m.data /= np.repeat(norms, np.diff(m.indptr))
+        return m
+
+    def _vectors_many(self, analyses: list[Analysis],
+                      counts: tuple[sp.csr_matrix, sp.csr_matrix] | None = None) -> np.ndarray:
+        """The right-hand vectors of many analyses at once (what _vectors gives one by one);
+        `counts`: their concept counts (capabilities, goals) when already made."""
 
         def tf(m: sp.csr_matrix) -> sp.csr_matrix:
             m = m.copy()
             m.data = (1.0 + np.log(m.data)).astype(np.float32)
             return m
 
-        c_cap, c_goal = self._concept_counts(analyses, "cap_hits"), self._concept_counts(analyses, "goal_hits")
+        if counts is None:
+            counts = self._concept_counts(analyses, "cap_hits"), self._concept_counts(analyses, "goal_hits")
+        c_cap, c_goal = counts
         weight = self.idf * self.kind_w
         cap = np.asarray((tf(c_cap) @ self._rollup).todense()) * weight
         goal = np.asarray((tf(c_goal) @ self._rollup).todense()) * weight
@@ -303,22 +333,28 @@ class MatchEngine:
             if progress is not None:
                 progress(len(analyses), len(items))
         total = max(len(items), 1)
-        df = np.zeros(len(self.concepts), np.float32)
+        c_cap, c_goal = self._concept_counts(analyses, "cap_hits"), self._concept_counts(analyses, "goal_hits")
+        df = np.asarray(((c_cap + c_goal) > 0).sum(axis=0), dtype=np.float32).ravel()
         term_df: Counter[str] = Counter()
         for a in analyses:
-            for c in set(a.cap_hits) | set(a.goal_hits):
-                if c in self.cidx:
-                    df[self.cidx[c]] += 1
-            term_df.update(set(a.cap_terms) | set(a.goal_terms))
+            term_df.update(a.cap_terms.keys() | a.goal_terms.keys())
         self.idf = (np.log((1 + total) / (1 + df)) + 1).astype(np.float32)
         limit = max(2, self.s.max_term_df * total)
         self.term_idf = {t: math.log((1 + total) / (1 + n)) + 1 for t, n in term_df.items() if 2 <= n <= limit}
         self._term_col = {t: i for i, t in enumerate(sorted(self.term_idf))}
         self._reset(len(items))
+        words64 = self._term_vectors(analyses)
+        names = self._term_names()
         for start in range(0, len(items), 5000):
-            part = analyses[start:start + 5000]
-            for p, a, right in zip(items[start:start + 5000], part, self._vectors_many(part), strict=True):
-                self._put(p, a, (right, self._term_vec(a)))
+            end = min(start + 5000, len(items))
+            vectors = self._vectors_many(analyses[start:end], (c_cap[start:end], c_goal[start:end]))
+            for r, right in zip(range(start, end), vectors, strict=True):
+                lo, hi = words64.indptr[r], words64.indptr[r + 1]
+                terms = dict(zip(map(names.__getitem__, words64.indices[lo:hi].tolist()),
+                                 words64.data[lo:hi].tolist(), strict=True))
+                self._put(items[r], analyses[r], (right, terms))
+        # kept for the batch while no row changes (_put drops them)
+        self._fitted = (words64, (c_cap > 0).astype(np.int8).tocsr(), (c_goal > 0).astype(np.int8).tocsr())
         logger.info("index fitted", extra={"profiles": len(items), "terms": len(self.term_idf)})
 
     def refit(self) -> None:
@@ -327,6 +363,8 @@ class MatchEngine:
 
     def _put(self, p: OrgProfile, a: Analysis, vectors: tuple[np.ndarray, dict[str, float]] | None = None) -> int:
         right, terms = vectors if vectors is not None else self._vectors(a)
+        if vectors is None:
+            self._fitted = None
         r = self.row.get(p.id)
         if r is None:
             if len(self.ids) == self.right.shape[0]:
@@ -450,14 +488,15 @@ class MatchEngine:
             return
         ns, nc = len(self.sectors), len(self.concepts)
         right = self.right[:n]
-        words64 = self._term_matrix(np.float64)  # exact weights for the reasons, float32 for the product
-        words = words64.astype(np.float32)
+        fitted = self._fitted  # the word matrix and concept hits of fit(), unless rows changed since
+        words64 = fitted[0] if fitted is not None else self._term_matrix(np.float64)
+        words = words64.astype(np.float32)  # exact weights for the reasons, float32 for the product
         self._words, self._dirty = words, set()
         right_t = sp.hstack([sp.csr_matrix(right), words]).T.tocsr()
         want = max(self.s.candidates, 4 * k) + 1  # + 1: the organisation itself is usually among them
         id_rank = np.empty(n, np.int64)
         id_rank[np.argsort(np.array(self.ids, dtype=object))] = np.arange(n)
-        hits = self._hit_matrices(words64)
+        hits = self._hit_matrices(words64, fitted[1:] if fitted is not None else None)
         offers, seeks = sp.csr_matrix(right[:, ns + 2 * nc:]), sp.csr_matrix(right[:, ns + nc:ns + 2 * nc])
         last_scores: list[np.ndarray] = []  # per row of the chunks so far, its last candidate's score
 
@@ -625,12 +664,16 @@ class MatchEngine:
             ev = self._ev[r] = _Evidence(weights, cap_words, goal_words, {**goal_words, **cap_words})
         return ev
 
-    def _hit_matrices(self, words64: sp.csr_matrix | None = None
+    def _hit_matrices(self, words64: sp.csr_matrix | None = None,
+                      made: tuple[sp.csr_matrix, sp.csr_matrix] | None = None
                       ) -> tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix, sp.csr_matrix]:
         """Per row, the concepts its capabilities name, its goals name, and either (1/0), and its
         word weights in float64 (the values of self.terms): what _reasons_many reads."""
-        cap = (self._concept_counts(self.analyses, "cap_hits") > 0).astype(np.int8)
-        goal = (self._concept_counts(self.analyses, "goal_hits") > 0).astype(np.int8)
+        if made is not None:
+            cap, goal = made
+        else:
+            cap = (self._concept_counts(self.analyses, "cap_hits") > 0).astype(np.int8)
+            goal = (self._concept_counts(self.analyses, "goal_hits") > 0).astype(np.int8)
         words64 = self._term_matrix(np.float64) if words64 is None else words64
         return cap.tocsr(), goal.tocsr(), ((cap + goal) > 0).astype(np.int8).tocsr(), words64
 

@@ -82,8 +82,9 @@ class Lexicon:
     phrase_prefixes: dict[str, list[_Pattern]] = field(default_factory=lambda: defaultdict(list))
     _tokens: dict[tuple[str, str | None], TokenInfo] = field(default_factory=dict, repr=False)
     _pairs: dict[tuple[int, int], tuple[_Pattern, ...]] = field(default_factory=dict, repr=False)
-    # for analysis.py: (word, language) -> (TokenInfo, the word's term or None)
-    analysed: dict[tuple[str, str | None], tuple[TokenInfo, str | None]] = field(default_factory=dict, repr=False)
+    generation: int = 0  # counts forget_words()
+    # per language, per word as written: (TokenInfo, term) — analysis.py's cache, dropped with the others
+    analysed: dict[str | None, dict[str, tuple[TokenInfo, str | None]]] = field(default_factory=dict, repr=False)
 
     def concept(self, concept_id: str) -> Concept:
         return self.concepts[concept_id]
@@ -173,6 +174,7 @@ class Lexicon:
         self._tokens.clear()
         self._pairs.clear()
         self.analysed.clear()
+        self.generation += 1
 
     def token(self, word: str, lang: str | None) -> TokenInfo:
         """What the lexicon makes of one word as written: its matching keys, the concepts it

@@ -219,3 +219,14 @@ def test_the_score_floor_of_later_chunks_changes_no_list():
         parts = dict(engine.suggestions_for_all(5, chunk=chunk, floor_quantile=quantile))
         assert {o: [(s.id, s.score, s.reasons) for s in lst] for o, lst in parts.items()} == \
                {o: [(s.id, s.score, s.reasons) for s in lst] for o, lst in whole.items()}
+
+
+def test_word_vectors_of_a_fit_equal_those_built_one_by_one(engine):
+    engine.fit(_orgs() * 1 + [P(f"x{i}", cluster=f"c{i}", capabilities="Oprogramowanie dla rolnictwa i szpitali.",
+                                goals="Szukamy partnerów: oprogramowanie, rolnictwo.", language="pl")
+                              for i in range(3)])
+    assert any(engine.terms)
+    for r, a in enumerate(engine.analyses):
+        one = engine._term_vec(a)
+        assert engine.terms[r].keys() == one.keys()
+        assert all(abs(engine.terms[r][t] - w) < 1e-12 for t, w in one.items())
