@@ -15,6 +15,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -248,21 +249,20 @@ class MatchEngine:
     def _term_vectors(self, analyses: list[Analysis]) -> sp.csr_matrix:
         """What _term_vec gives one by one, for many analyses at once: one float64 row each, over
         the columns of self._term_col."""
-        col = self._term_col
-        indptr, cols, counts = [0], [], []
+        get = self._term_col.get
+        lengths, cols, counts = [], [], []
         for a in analyses:
             for side in (a.cap_terms, a.goal_terms):
-                for t, n in side.items():
-                    j = col.get(t)
-                    if j is not None:
-                        cols.append(j)
-                        counts.append(n)
-            indptr.append(len(cols))
-        m = sp.csr_matrix((np.array(counts, np.float64), np.array(cols, np.int64), np.array(indptr, np.int64)),
-                          shape=(len(analyses), max(len(col), 1)))
+                cols.extend(map(get, side, repeat(-1)))  # -1: a word too rare or too common to count
+                counts.extend(side.values())
+            lengths.append(len(a.cap_terms) + len(a.goal_terms))
+        row = np.repeat(np.arange(len(analyses)), lengths)
+        col, count = np.array(cols, np.int64), np.array(counts, np.float64)
+        keep = col >= 0
+        m = sp.csr_matrix((count[keep], (row[keep], col[keep])), shape=(len(analyses), max(len(self._term_col), 1)))
         m.sum_duplicates()  # a word of both texts: its counts add up, as in cap_terms + goal_terms
         idf = np.zeros(m.shape[1])
-        for t, j in col.items():
+        for t, j in self._term_col.items():
             idf[j] = self.term_idf[t]
         m.data = (1.0 + np.log(m.data)) * idf[m.indices]
         norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
@@ -297,11 +297,10 @@ class MatchEngine:
         indptr, cols, vals = [0], [], []
         cidx = self.cidx
         for a in analyses:
-            for c, words in (getattr(a, side).items() if a is not None else ()):
-                i = cidx.get(c)
-                if i is not None:
-                    cols.append(i)
-                    vals.append(len(words))
+            if a is not None:
+                hits = getattr(a, side)
+                cols.extend(map(cidx.__getitem__, hits))  # every concept found is one of the lexicon's
+                vals.extend(map(len, hits.values()))
             indptr.append(len(cols))
         m = sp.csr_matrix((np.array(vals, np.float32), np.array(cols, np.int64), np.array(indptr, np.int64)),
                           shape=(len(analyses), len(self.concepts)))
@@ -472,10 +471,10 @@ class MatchEngine:
         """Every organisation's top k. Candidates come from sparse top-n products of the linear part
         in row chunks; their both-ways bonus and word likeness are computed for all pairs at once.
 
-        From the second chunk on, the product skips scores below a floor learned from the chunks
+        After a small first block, the product skips scores below a floor learned from the blocks
         before (the `floor_quantile` of their rows' last candidate scores), which spares it sorting
-        out the long tail. A row whose result the floor could have changed is computed again without it, so
-        the lists are those of a run without the floor.
+        out the long tail. A row whose result the floor could have changed is computed again
+        without it, so the lists are those of a run without the floor.
 
         `rows` limits the work to those row numbers (of active organisations), in that order: a
         process can take one part of the index. `threads` is passed to the product (1: none)."""
@@ -525,8 +524,10 @@ class MatchEngine:
             return np.stack([lo, hi]), kth_total
 
         done = 0
-        for start in range(0, len(rows), chunk):
-            block = rows[start:start + chunk]
+        first = min(chunk, max(64, chunk // 10))  # a small first block: it runs without a floor
+        starts = [0, *range(first, len(rows), chunk)] if len(rows) > first else [0]
+        for start, end in zip(starts, [*starts[1:], len(rows)], strict=True):
+            block = rows[start:end]
             seen = np.concatenate(last_scores) if last_scores else np.zeros(0, np.float32)
             floor = float(np.quantile(seen, floor_quantile)) if len(seen) else None
             owner, cand, total, counts = candidates(block, floor)
