@@ -119,6 +119,10 @@ class MatchEngine:
         kinds = dict(self.s.kind_weight)
         self._kinds = {c: self.lex.concepts[c].kind for c in self.concepts}
         self._is_coop = np.array([self._kinds[c] == "cooperation" for c in self.concepts], bool)
+        # Whole-profile likeness leaves the cooperation vocabulary out: every cluster text speaks of
+        # innovation, projects and SMEs, so two profiles alike in it are alike in nothing. (It still
+        # counts in what one side offers and the other seeks.)
+        self._in_profile = np.where(self._is_coop, 0.0, 1.0).astype(np.float32)
         # What a reason weighs: a sector, the product of the two sides' sector-block weights times
         # w_sector (what it adds to the score); any other concept, that of their capability and
         # goal weights times half w_recip, or profile weights times w_profile (shared).
@@ -239,7 +243,7 @@ class MatchEngine:
     def _vectors(self, a: Analysis) -> tuple[np.ndarray, dict[str, float]]:
         cap = self._concept_vec(a.cap_hits)
         goal = self._concept_vec(a.goal_hits) if a.goal_hits else 0.5 * cap
-        prof = cap + goal
+        prof = (cap + goal) * self._in_profile
         sector = np.zeros(len(self.sectors), np.float32)
         both = Counter({c: len(w) for c, w in a.cap_hits.items()})
         both.update({c: len(w) for c, w in a.goal_hits.items()})
@@ -299,7 +303,7 @@ class MatchEngine:
         goal = np.asarray((tf(c_goal) @ self._rollup).todense()) * weight
         no_goal = np.array([not a.goal_hits for a in analyses], bool)
         goal[no_goal] = 0.5 * cap[no_goal]
-        prof = cap + goal
+        prof = (cap + goal) * self._in_profile
         sector = np.asarray((tf(c_cap + c_goal).multiply(self.idf[None, :]).tocsr() @ self._to_sector).todense())
         return np.hstack([_l2_rows(sector), _l2_rows(prof), _l2_rows(goal), _l2_rows(cap)]).astype(np.float32)
 
