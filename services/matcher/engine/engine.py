@@ -359,14 +359,14 @@ class MatchEngine:
         self._reset(len(items))
         words64 = self._term_vectors(analyses)
         names = self._term_names()
+        row_terms = list(map(names.__getitem__, words64.indices.tolist()))
+        row_weights, bounds = words64.data.tolist(), words64.indptr.tolist()
         for start in range(0, len(items), 5000):
             end = min(start + 5000, len(items))
             vectors = self._vectors_many(analyses[start:end], (c_cap[start:end], c_goal[start:end]))
             for r, right in zip(range(start, end), vectors, strict=True):
-                lo, hi = words64.indptr[r], words64.indptr[r + 1]
-                terms = dict(zip(map(names.__getitem__, words64.indices[lo:hi].tolist()),
-                                 words64.data[lo:hi].tolist(), strict=True))
-                self._put(items[r], analyses[r], (right, terms))
+                lo, hi = bounds[r], bounds[r + 1]
+                self._put(items[r], analyses[r], (right, dict(zip(row_terms[lo:hi], row_weights[lo:hi]))))
         # kept for the batch while no row changes (_put drops them)
         self._fitted = (words64, (c_cap > 0).astype(np.int8).tocsr(), (c_goal > 0).astype(np.int8).tocsr())
         logger.info("index fitted", extra={"profiles": len(items), "terms": len(self.term_idf)})
