@@ -873,5 +873,9 @@ def _distinct(words: list[str], limit: int = 3) -> tuple[str, ...]:
         return (words[0],)
     seen: dict[str, str] = {}
     for w in words:
-        seen.setdefault(w.lower(), w)
-    return tuple(list(seen.values())[:limit])
+        key = w.lower()
+        if key not in seen:
+            seen[key] = w
+            if len(seen) == limit:
+                break
+    return tuple(seen.values())
