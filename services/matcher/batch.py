@@ -142,17 +142,19 @@ class LineWriter:
         return got
 
     def __call__(self, org_id: str, suggestions: list[Any]) -> str:
-        enc, heads = self._enc, self._heads
+        enc, known, heads = self._enc, self._strings.get, self._heads
         out = []
         for s in suggestions:
             reasons = []
-            for r in s.reasons:  # (concept, kind, direction, weight, terms_a, terms_b)
-                head = heads.get(r[:3])
+            for concept, kind, direction, weight, terms_a, terms_b in s.reasons:
+                head = heads.get((concept, kind, direction))
                 if head is None:
-                    head = heads[r[:3]] = (f'{{"concept": {enc(r[0])}, "kind": {enc(r[1])}, '
-                                           f'"direction": {enc(r[2])}, "weight": ')
-                reasons.append(f'{head}{round(r[3], 4)!r}, "terms_a": {enc(r[4])}, "terms_b": {enc(r[5])}}}')
-            out.append(f'{{"id": {enc(s.id)}, "score": {round(s.score, 4)!r}, "reasons": [{", ".join(reasons)}]}}')
+                    head = heads[(concept, kind, direction)] = (
+                        f'{{"concept": {enc(concept)}, "kind": {enc(kind)}, "direction": {enc(direction)}, "weight": ')
+                reasons.append(f'{head}{round(weight, 4)!r}, "terms_a": {known(terms_a) or enc(terms_a)}, '
+                               f'"terms_b": {known(terms_b) or enc(terms_b)}}}')
+            out.append(f'{{"id": {known(s.id) or enc(s.id)}, "score": {round(s.score, 4)!r}, '
+                       f'"reasons": [{", ".join(reasons)}]}}')
         return f'{{"id": {enc(org_id)}, "suggestions": [{", ".join(out)}]}}\n'
 
 
