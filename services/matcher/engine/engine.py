@@ -369,7 +369,7 @@ class MatchEngine:
             vectors = self._vectors_many(analyses[start:end], (c_cap[start:end], c_goal[start:end]))
             for r, right in zip(range(start, end), vectors, strict=True):
                 lo, hi = bounds[r], bounds[r + 1]
-                self._put(items[r], analyses[r], (right, dict(zip(row_terms[lo:hi], row_weights[lo:hi]))))
+                self._put(items[r], analyses[r], (right, dict(zip(row_terms[lo:hi], row_weights[lo:hi], strict=True))))
         # kept for the batch while no row changes (_put drops them)
         self._fitted = (words64, (c_cap > 0).astype(np.int8).tocsr(), (c_goal > 0).astype(np.int8).tocsr())
         logger.info("index fitted", extra={"profiles": len(items), "terms": len(self.term_idf)})
@@ -753,30 +753,27 @@ class MatchEngine:
         pair, concept, direction, weight = pair[keep], concept[keep], direction[keep], weight[keep]
 
         analyses, names, kinds = self.analyses, self.concepts, self._kinds
-        seen: dict[tuple[int, str, bool], tuple[str, ...]] = {}
-
-        def said(row: int, c: str, goals: bool | None) -> tuple[str, ...]:
-            """The words row's capabilities (goals False), goals (True) or either (None, capabilities
-            first) named concept c with."""
-            a = analyses[row]
+        # Which side's words each reason quotes (0: capabilities, 1: goals): as directed, or for a
+        # shared concept the capabilities where they name it. One key per (row, concept, side).
+        rows_a, rows_b = owner[pair], cand[pair]
+        in_cap_a = np.asarray(h_cap[rows_a, concept]).ravel() > 0
+        in_cap_b = np.asarray(h_cap[rows_b, concept]).ravel() > 0
+        side_a = np.where(direction == 2, ~in_cap_a, direction == 1).astype(np.int64)
+        side_b = np.where(direction == 2, ~in_cap_b, direction == 0).astype(np.int64)
+        keys, where = np.unique(np.concatenate([(rows_a * nc + concept) * 2 + side_a,
+                                                (rows_b * nc + concept) * 2 + side_b]), return_inverse=True)
+        quoted = []
+        for key in keys.tolist():
+            a = analyses[key // (2 * nc)]
             assert a is not None
-            if goals is None:
-                goals = c not in a.cap_hits
-            key = (row, c, goals)
-            got = seen.get(key)
-            if got is None:
-                got = seen[key] = _distinct((a.goal_hits if goals else a.cap_hits)[c])
-            return got
-
-        owners, cands = owner.tolist(), cand.tolist()
-        for p, i, d, w in zip(pair.tolist(), concept.tolist(), direction.tolist(), weight.tolist(), strict=True):
-            c, r, o = names[i], owners[p], cands[p]
-            if d == 0:
-                out[p].append(Reason(c, kinds[c], "a_offers_b_seeks", w, said(r, c, False), said(o, c, True)))
-            elif d == 1:
-                out[p].append(Reason(c, kinds[c], "b_offers_a_seeks", w, said(r, c, True), said(o, c, False)))
-            else:
-                out[p].append(Reason(c, kinds[c], "shared", w, said(r, c, None), said(o, c, None)))
+            quoted.append(_distinct((a.goal_hits if key % 2 else a.cap_hits)[names[(key // 2) % nc]]))
+        half = len(pair)
+        words_a = map(quoted.__getitem__, where[:half].tolist())
+        words_b = map(quoted.__getitem__, where[half:].tolist())
+        directions = ("a_offers_b_seeks", "b_offers_a_seeks", "shared")
+        for p, c, d, w, ta, tb in zip(pair.tolist(), map(names.__getitem__, concept.tolist()), direction.tolist(),
+                                      weight.tolist(), words_a, words_b, strict=True):
+            out[p].append(Reason(c, kinds[c], directions[d], w, ta, tb))
 
         short = np.flatnonzero(np.bincount(pair, minlength=len(owner)) < top)  # room for shared words
         if len(short) and words.shape[1]:
@@ -786,7 +783,7 @@ class MatchEngine:
             q, col, val = q[order], col[order], val[order]
             room = top - np.bincount(pair, minlength=len(owner))
             keep = np.arange(len(q)) - np.searchsorted(q, q, side="left") < room[q]
-            term_names = self._term_names()
+            term_names, owners, cands = self._term_names(), owner.tolist(), cand.tolist()
             for p, j, w in zip(q[keep].tolist(), col[keep].tolist(), val[keep].tolist(), strict=True):
                 a, b = analyses[owners[p]], analyses[cands[p]]
                 assert a is not None and b is not None
