@@ -4,6 +4,7 @@ evaluation uses). Reads and writes files; the matching itself is the pure engine
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import logging
@@ -14,7 +15,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import IO, Any
 
 from partnermatch.logs import configure_logging
@@ -30,6 +30,10 @@ LEMMA_INDEX = setting(
 
 class InputError(ValueError):
     """A line of the input that cannot be used; the message names the line and the problem."""
+
+
+class MatchingError(RuntimeError):
+    """A worker process failed; nothing was written to the output file."""
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -105,14 +109,15 @@ def match_file(src: IO[str], dst: IO[str], top: int, lemma_index: str | None = N
         engine.fit(profiles, progress=progress("analysed"), workers=workers)
         parts = min(workers, len(profiles)) if can_fork() else 1
         if parts > 1:
-            _match_in_parts(engine, profiles, top, dst, parts, progress("matched"))
+            _match_in_parts(engine, profiles, top, dst, parts, progress(f"matched (part 1 of {parts}, "
+                                                                       "the others alongside)"))
         else:
             _write_part(engine, profiles, 0, len(profiles), top, dst, progress("matched"), threads=2)
     logger.info("done", extra={"organisations": len(profiles), "seconds": round(time.monotonic() - started, 2)})
     return len(profiles)
 
 
-@contextmanager
+@contextlib.contextmanager
 def rare_collections() -> Iterator[None]:
     """A batch run makes millions of small objects and keeps nearly all of them until the end, so
     CPython's cycle collector, which runs every 700 new objects, mostly rescans live data: about
@@ -194,7 +199,7 @@ def _match_in_parts(engine: Any, profiles: list[Any], top: int, dst: IO[str], pa
             gc.unfreeze()
         failed = [c.name for c in children if c.exitcode != 0]
         if failed:
-            raise RuntimeError(f"matching failed in {', '.join(failed)} (its error is logged above)")
+            raise MatchingError(f"matching failed in {', '.join(failed)} (its error is printed above)")
         for path in files[1:]:
             with open(path, encoding="utf-8") as part:
                 shutil.copyfileobj(part, dst)
@@ -227,9 +232,14 @@ def run(args: argparse.Namespace) -> int:
                     match_file(src, sys.stdout, args.top, cache, args.workers)
                 else:
                     tmp = args.output + ".partial"
-                    with open(tmp, "w", encoding="utf-8") as profiles_out:
-                        match_file(src, profiles_out, args.top, cache, args.workers)
-                    os.replace(tmp, args.output)
+                    try:
+                        with open(tmp, "w", encoding="utf-8") as profiles_out:
+                            match_file(src, profiles_out, args.top, cache, args.workers)
+                        os.replace(tmp, args.output)
+                    except BaseException:
+                        with contextlib.suppress(OSError):
+                            os.unlink(tmp)  # no half-written file left beside the output
+                        raise
             except UnicodeDecodeError as exc:
                 print(f"partnermatch match: {args.input} is not UTF-8 text ({exc.reason} at byte {exc.start})",
                       file=sys.stderr)
@@ -237,6 +247,9 @@ def run(args: argparse.Namespace) -> int:
     except InputError as exc:
         print(f"partnermatch match: {args.input}: {exc}", file=sys.stderr)
         return 2
+    except MatchingError as exc:
+        print(f"partnermatch match: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"partnermatch match: cannot write {args.output}: {exc.strerror}", file=sys.stderr)
         return 2

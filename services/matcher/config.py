@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from partnermatch.settings import KAFKA_BOOTSTRAP_SERVERS, REDIS_URL, setting
 
 MATCHER_REDIS_URL = setting("MATCHER_REDIS_URL", None, "Redis of the matcher (default: REDIS_URL)")
-MATCHER_HOST = setting("MATCHER_HOST", "127.0.0.1", "Address the matcher's review API and page listen on (`partnermatch up`)")
+MATCHER_HOST = setting("MATCHER_HOST", "127.0.0.1",
+                       "Address the matcher's review API and page listen on (`partnermatch up`)")
 MATCHER_PORT = setting("MATCHER_PORT", "8082", "Port of the matcher's review API and page (`partnermatch up`)")
 MATCHER_TOP_K = setting("MATCHER_TOP_K", "5", "Partners suggested per organisation")
 MATCHER_MIN_SCORE = setting("MATCHER_MIN_SCORE", "0.05", "Pairs scoring below this are never suggested")
@@ -21,7 +22,8 @@ MATCHER_PROFILES_URL = setting(
     "MATCHER_PROFILES_URL", "http://127.0.0.1:8081", "Profiles service the matcher asks to check coordinator logins"
 )
 MATCHER_SECRET_KEY = setting(
-    "MATCHER_SECRET_KEY", None, "Secret signing the coordinator page's session cookies. `partnermatch up` generates one",
+    "MATCHER_SECRET_KEY", None,
+    "Secret signing the coordinator page's session cookies. `partnermatch up` generates one",
     secret=True,
 )
 MATCHER_COOKIE_SECURE = setting(

@@ -189,7 +189,8 @@ class RedisMatcherState:
         for org in (w.org_a, w.org_b):
             pipe.zadd(PENDING_BY_ORG + org, {w.pair_id: record["score"]})
         payload = {k: record[k] for k in ("pair_id", "org_a", "org_b", "cluster_a", "cluster_b", "score", "reasons")}
-        self.outbox.add(pipe, events.new_event(events.MATCH_SUGGESTED, payload, PRODUCER), self.matches_topic, w.pair_id)
+        self.outbox.add(pipe, events.new_event(events.MATCH_SUGGESTED, payload, PRODUCER), self.matches_topic,
+                        w.pair_id)
 
     def _withdraw(self, pipe: redis.client.Pipeline, old: dict[str, Any], reason: str, now: int) -> None:
         record = {**old, "state": "withdrawn", "updated_ms": now, "withdrawn_reason": reason}

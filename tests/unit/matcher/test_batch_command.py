@@ -64,6 +64,7 @@ def test_a_malformed_line_is_a_clear_error_with_exit_code_2(tmp_path, capsys, li
     err = capsys.readouterr().err
     assert expected in err and "Traceback" not in err
     assert not out.exists(), "no half-written output"
+    assert not (tmp_path / "out.jsonl.partial").exists()
 
 
 def test_a_missing_input_file_is_a_clear_error(tmp_path, capsys):
@@ -133,3 +134,34 @@ def test_matching_in_two_processes_writes_the_same_file_as_one(tmp_path):
     assert outputs[0] == outputs[1]
     lines = outputs[0].splitlines()
     assert len(lines) == 204 and all(json.loads(line)["suggestions"] for line in lines)
+
+
+_FAILING_CHILD = """
+import sys
+from partnermatch.cli import main
+from services.matcher import batch
+
+def broken(*args):
+    raise MemoryError("simulated")
+
+batch._child_part = broken  # the forked child inherits it
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_failed_worker_process_is_a_clear_error_and_leaves_no_output(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    src = _write(tmp_path, [json.dumps(o, ensure_ascii=False) for o in ORGS])
+    out = tmp_path / "out.jsonl"
+    done = subprocess.run([sys.executable, "-c", _FAILING_CHILD, "match", "--input", str(src), "--output", str(out),
+                           "--top", "2", "--workers", "2"],
+                          cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "partnermatch match: matching failed in partnermatch-match-1" in done.stderr
+    assert not out.exists() and not (tmp_path / "out.jsonl.partial").exists()
