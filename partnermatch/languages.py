@@ -41,13 +41,35 @@ def _get_identifier():  # type: ignore[no-untyped-def]
         return _identifier
 
 
+# Languages whose confusion costs nothing here: the same lemma dictionary and stop words.
+_SAME = {"sr": "hbs", "hr": "hbs", "bs": "hbs"}
+
+
 def detect_language(text: str, default: str = "en") -> str:
-    """The most likely of the 16 profile languages; `default` when there is nothing to judge."""
-    sample = text[:600]  # enough for a confident guess; the cost grows with the length
+    """The most likely of the 16 profile languages; `default` when there is nothing to judge.
+
+    The cost grows with the length read, so it reads 300 characters, and 600 when the best two
+    candidates are close (on the dev set, the one text 300 characters got wrong, Czech taken for
+    Slovak, had the smallest lead of all: 9 against 16 and more for the right ones)."""
+    sample = text[:600]
     if len(_LETTERS.findall(sample, 0, 200)) < 3 and len(_LETTERS.findall(sample)) < 3:
         return default
-    lang, _score = _get_identifier().classify(sample)
+    identifier = _get_identifier()
+    ranked = identifier.rank(sample[:300])
+    if len(sample) > 300 and _lead(ranked) < 40.0:
+        ranked = identifier.rank(sample)
+    lang = ranked[0][0]
     return lang if lang in PROFILE_LANGUAGES else default
+
+
+def _lead(ranked: list[tuple[str, float]]) -> float:
+    """How far the best language's log-probability is ahead of the next one that is not the same
+    for matching."""
+    best = _SAME.get(ranked[0][0], ranked[0][0])
+    for lang, score in ranked[1:]:
+        if _SAME.get(lang, lang) != best:
+            return float(ranked[0][1] - score)
+    return float("inf")
 
 
 def is_cyrillic(text: str) -> bool:
