@@ -245,7 +245,7 @@ def _handle_with_retry(
         try:
             handle(record)
             return
-        except Exception:
+        except Exception as exc:
             attempt += 1
             delay = min(max_backoff_s, 0.2 * 2 ** min(attempt, 10)) * random.uniform(0.5, 1.0)
             logger.exception(
@@ -254,7 +254,8 @@ def _handle_with_retry(
                        "attempt": attempt, "retry_in_s": round(delay, 2)},
             )
             if stop.wait(delay):
-                raise HandlerFailed(f"stopped while retrying {record.topic}/{record.partition}@{record.offset}")
+                raise HandlerFailed(
+                    f"stopped while retrying {record.topic}/{record.partition}@{record.offset}") from exc
 
 
 def _dead_letter(publisher: KafkaPublisher, record: Record, error: str) -> None:

@@ -102,7 +102,8 @@ class RedisProfileStore:
         for member, _score in self.r.zscan_iter(ORGS):
             yield member.decode()
 
-    def create_org(self, org: dict[str, Any], token_digest: str, principal: dict[str, Any], envelope: events.Envelope) -> None:
+    def create_org(self, org: dict[str, Any], token_digest: str, principal: dict[str, Any],
+                   envelope: events.Envelope) -> None:
         """Profile, its credential, its indexes and its event: all or nothing."""
         key = ORG + org["id"]
         with self.r.pipeline(transaction=True) as pipe:

@@ -110,7 +110,8 @@ def test_complementary_profiles_in_two_languages_become_one_pending_suggestion_w
     running, state, names, kafka_bootstrap
 ):
     _consumer_live(kafka_bootstrap, names, state)
-    _send(kafka_bootstrap, names["profiles"], _upsert(*PL_SOFT[:1], 1, *PL_SOFT[1:]), _upsert(*RS_FRUIT[:1], 1, *RS_FRUIT[1:]))
+    _send(kafka_bootstrap, names["profiles"], _upsert(*PL_SOFT[:1], 1, *PL_SOFT[1:]),
+          _upsert(*RS_FRUIT[:1], 1, *RS_FRUIT[1:]))
     pair_id = events.pair_id("pl-soft", "rs-fruit")
     pair = wait_until(lambda: state.get_pair(pair_id), timeout=5, message="a suggestion within 5 seconds")
     assert pair["state"] == "pending" and pair["reasons"]

@@ -29,7 +29,8 @@ def _outbox_events(state):
 
 
 def _suggest(state, revision=1, **kw):
-    return state.apply(ProfileChange("org_a", revision, {"org_id": "org_a", "revision": revision}, upserts=[_pair(**kw)]))
+    return state.apply(ProfileChange("org_a", revision, {"org_id": "org_a", "revision": revision},
+                                     upserts=[_pair(**kw)]))
 
 
 def test_applying_the_same_revision_twice_writes_nothing_the_second_time(state):

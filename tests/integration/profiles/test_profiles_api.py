@@ -8,9 +8,9 @@ import pytest
 
 from partnermatch import events
 
-OUTBOX = "profiles:outbox"
-
 from .conftest import SERVICE, profile
+
+OUTBOX = "profiles:outbox"
 
 pytestmark = pytest.mark.integration
 
@@ -84,7 +84,8 @@ def test_an_organisation_cannot_edit_delete_or_read_contacts_of_another(client, 
     cluster()
     mine, my_auth = _register(client)
     theirs, _ = _register(client, name="Other")
-    assert client.patch(f"/v1/organisations/{theirs['id']}", json={"name": "Hijacked"}, headers=my_auth).status_code == 403
+    hijack = client.patch(f"/v1/organisations/{theirs['id']}", json={"name": "Hijacked"}, headers=my_auth)
+    assert hijack.status_code == 403
     assert client.delete(f"/v1/organisations/{theirs['id']}", headers=my_auth).status_code == 403
     assert client.get(f"/v1/organisations/{theirs['id']}/contacts", headers=my_auth).status_code == 403
     assert "contacts" not in client.get(f"/v1/organisations/{theirs['id']}", headers=my_auth).json
@@ -96,7 +97,8 @@ def test_an_organisation_cannot_move_itself_to_another_cluster_but_the_admin_can
     cluster()
     cluster("pl-silesia-ict", "PL")
     org, auth = _register(client)
-    assert client.patch(f"/v1/organisations/{org['id']}", json={"cluster_id": "pl-silesia-ict"}, headers=auth).status_code == 403
+    moved = client.patch(f"/v1/organisations/{org['id']}", json={"cluster_id": "pl-silesia-ict"}, headers=auth)
+    assert moved.status_code == 403
     r = client.patch(f"/v1/organisations/{org['id']}", json={"cluster_id": "pl-silesia-ict"}, headers=admin)
     assert r.status_code == 200 and r.json["cluster_id"] == "pl-silesia-ict"
     assert client.get("/v1/organisations?cluster_id=pl-silesia-ict").json[0]["id"] == org["id"]

@@ -105,13 +105,15 @@ def test_killing_the_relay_while_profiles_are_written_publishes_each_acknowledge
     finally:
         relay.terminate()
         relay.wait(10)
-    published = collections.Counter((e.payload["org_id"], e.payload["revision"]) for e in _events_on(kafka_bootstrap, topic))
+    published = collections.Counter((e.payload["org_id"], e.payload["revision"])
+                                    for e in _events_on(kafka_bootstrap, topic))
     assert kills >= 4
     assert sorted(published) == sorted(acknowledged), "every acknowledged write is on the topic, nothing else"
     assert set(published.values()) == {1}, f"duplicates: {[k for k, n in published.items() if n > 1]}"
 
 
-def test_writes_made_while_the_broker_is_down_are_published_once_it_is_back(store, redis_client, kafka_bootstrap, topic):
+def test_writes_made_while_the_broker_is_down_are_published_once_it_is_back(store, redis_client, kafka_bootstrap,
+                                                                             topic):
     from partnermatch.messaging import KafkaPublisher
     from partnermatch.outbox import OutboxRelay
 
