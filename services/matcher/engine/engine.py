@@ -446,7 +446,9 @@ class MatchEngine:
             base = linear[o] if isinstance(linear, np.ndarray) else linear(o)
             if not np.isfinite(base):
                 continue
-            scored.append((float(base) + self._extras(r, o), o))
+            score = float(base) + self._extras(r, o)
+            if score > 0:  # nothing in common is no suggestion (and would have no reason to show)
+                scored.append((score, o))
         scored.sort(key=lambda x: (-round(x[0], 6), self.ids[x[1]]))
         return scored[:k]
 
@@ -539,7 +541,9 @@ class MatchEngine:
 
         def kth(owner: np.ndarray, total: np.ndarray, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             lo, hi = np.searchsorted(owner, block, side="left"), np.searchsorted(owner, block, side="right")
-            kth_total = np.where(hi - lo >= k, total[np.minimum(lo + k - 1, max(len(total) - 1, 0))], -np.inf)
+            if len(total) == 0:  # no candidate for any row of the block
+                return np.stack([lo, hi]), np.full(len(block), -np.inf)
+            kth_total = np.where(hi - lo >= k, total[np.minimum(lo + k - 1, len(total) - 1)], -np.inf)
             return np.stack([lo, hi]), kth_total
 
         done = 0
@@ -617,7 +621,7 @@ class MatchEngine:
             rest = [s for s in lst if s.id != profile.id]
             score = float(linear[o]) + self._extras(o, r) if np.isfinite(linear[o]) else -np.inf
             floor = rest[-1].score if len(rest) >= self.s.cached_k else -np.inf
-            if score > floor:
+            if score > floor and score > 0:
                 fresh = sorted([*rest, self._suggestion(o, r, score)], key=lambda s: (-s.score, s.id))
                 self._forget(oid)
                 self._cache(oid, [(s, self.row[s.id]) for s in fresh[: self.s.cached_k]])
@@ -756,8 +760,7 @@ class MatchEngine:
         # Which side's words each reason quotes (0: capabilities, 1: goals): as directed, or for a
         # shared concept the capabilities where they name it. One key per (row, concept, side).
         rows_a, rows_b = owner[pair], cand[pair]
-        in_cap_a = np.asarray(h_cap[rows_a, concept]).ravel() > 0
-        in_cap_b = np.asarray(h_cap[rows_b, concept]).ravel() > 0
+        in_cap_a, in_cap_b = _entries(h_cap, rows_a, concept) > 0, _entries(h_cap, rows_b, concept) > 0
         side_a = np.where(direction == 2, ~in_cap_a, direction == 1).astype(np.int64)
         side_b = np.where(direction == 2, ~in_cap_b, direction == 0).astype(np.int64)
         keys, where = np.unique(np.concatenate([(rows_a * nc + concept) * 2 + side_a,
@@ -855,6 +858,13 @@ _FORKED: MatchEngine | None = None  # the engine a forked analysis worker inheri
 def _analyse_chunk(part: list[OrgProfile]) -> list[Analysis]:
     assert _FORKED is not None
     return [_FORKED._analyse(p) for p in part]
+
+
+def _entries(m: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """m[rows[i], cols[i]] for every i, as a flat array (also when there are none)."""
+    if len(rows) == 0:
+        return np.zeros(0, m.dtype)
+    return np.asarray(m[rows, cols]).ravel()
 
 
 def _row_dots(a: sp.csr_matrix, a_rows: np.ndarray, b: sp.csr_matrix, b_rows: np.ndarray) -> np.ndarray:

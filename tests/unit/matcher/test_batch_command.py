@@ -165,3 +165,26 @@ def test_a_failed_worker_process_is_a_clear_error_and_leaves_no_output(tmp_path)
     assert done.returncode == 1, done.stderr[-2000:]
     assert "partnermatch match: matching failed in partnermatch-match-1" in done.stderr
     assert not out.exists() and not (tmp_path / "out.jsonl.partial").exists()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_edge_inputs_give_one_line_each_and_only_suggestions_with_reasons(tmp_path, workers):
+    cases = {
+        "empty": [],
+        "one": [{"id": "a", "cluster": "x", "capabilities": "Tworzenie oprogramowania."}],
+        "one cluster": [{"id": "a", "cluster": "x", "capabilities": "Tworzenie oprogramowania."},
+                        {"id": "b", "cluster": "x", "capabilities": "Razvoj softvera."}],
+        "no text": [{"id": "a", "cluster": "x"}, {"id": "b", "cluster": "y", "capabilities": "", "goals": ""},
+                    {"id": 'c"q', "cluster": "z", "capabilities": "Tworzenie oprogramowania."}],
+    }
+    for name, orgs in cases.items():
+        src = _write(tmp_path, [json.dumps(o) for o in orgs]) if orgs else tmp_path / "in.jsonl"
+        if not orgs:
+            src.write_text("", encoding="utf-8")
+        out = tmp_path / "out.jsonl"
+        assert main(["match", "--input", str(src), "--top", "10", "--output", str(out), "--workers", workers]) == 0
+        rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+        assert [r["id"] for r in rows] == [o["id"] for o in orgs], name
+        for row in rows:
+            assert all(s["score"] > 0 and s["reasons"] for s in row["suggestions"]), (name, row)
+    assert rows[0]["suggestions"] == [] and rows[1]["suggestions"] == []  # nothing in common with anyone
