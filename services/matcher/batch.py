@@ -11,8 +11,10 @@ import logging
 import multiprocessing as mp
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from typing import IO, Any
@@ -86,7 +88,7 @@ def read_organisations(stream: IO[str]) -> list[Any]:
 
 
 def match_file(src: IO[str], dst: IO[str], top: int, lemma_index: str | None = None,
-               workers: int | None = None) -> int:
+               workers: int | None = None, scratch: str | None = None) -> int:
     from services.matcher.engine import MatchEngine
     from services.matcher.engine.engine import can_fork
     from services.matcher.engine.text import use_lemma_index
@@ -110,7 +112,7 @@ def match_file(src: IO[str], dst: IO[str], top: int, lemma_index: str | None = N
         parts = min(workers, len(profiles)) if can_fork() else 1
         if parts > 1:
             _match_in_parts(engine, profiles, top, dst, parts, progress(f"matched (part 1 of {parts}, "
-                                                                       "the others alongside)"))
+                                                                       "the others alongside)"), scratch)
         else:
             _write_part(engine, profiles, 0, len(profiles), top, dst, progress("matched"), threads=2)
     logger.info("done", extra={"organisations": len(profiles), "seconds": round(time.monotonic() - started, 2)})
@@ -175,28 +177,36 @@ def _write_part(engine: Any, profiles: list[Any], lo: int, hi: int, top: int, ds
         dst.write(line(org_id, suggestions))
 
 
-def _match_in_parts(engine: Any, profiles: list[Any], top: int, dst: IO[str], parts: int, progress: Any) -> None:
+def _match_in_parts(engine: Any, profiles: list[Any], top: int, dst: IO[str], parts: int, progress: Any,
+                    scratch: str | None = None) -> None:
     """Match and write in `parts` processes at once: this one takes the first part and writes it
-    straight out, forked children write the others to temporary files, appended in order. Each
-    part's reasons and lines are made where its product ran, so nothing is sent back and forth."""
+    straight out, forked children write the others to temporary files (in `scratch`, by default
+    the system's temporary folder), appended in order. Each part's reasons and lines are made
+    where its product ran, so nothing is sent back and forth. If this process fails or is
+    stopped, the children are stopped too and their files removed."""
+    from services.matcher.engine.engine import frozen_objects
+
     n = len(profiles)
     bounds = [n * i // parts for i in range(parts + 1)]
-    with tempfile.TemporaryDirectory(prefix="partnermatch-match-") as tmp:
+    children: list[Any] = []
+    with tempfile.TemporaryDirectory(prefix="partnermatch-match-", dir=scratch) as tmp:
         files = [os.path.join(tmp, f"part-{i}.jsonl") for i in range(parts)]
-        gc.freeze()  # a collection in a child would copy the parent's memory page by page
-        try:
-            children = [mp.get_context("fork").Process(
-                target=_child_part, args=(engine, profiles, bounds[i], bounds[i + 1], top, files[i]),
-                name=f"partnermatch-match-{i}") for i in range(1, parts)]
-            for child in children:
-                child.start()
+        with frozen_objects():  # a collection in a child would copy the parent's memory page by page
             try:
+                for i in range(1, parts):
+                    child = mp.get_context("fork").Process(
+                        target=_child_part, args=(engine, profiles, bounds[i], bounds[i + 1], top, files[i]),
+                        name=f"partnermatch-match-{i}")
+                    child.start()
+                    children.append(child)
                 _write_part(engine, profiles, bounds[0], bounds[1], top, dst, progress, threads=1)
+            except BaseException:
+                for child in children:
+                    child.terminate()
+                raise
             finally:
                 for child in children:
                     child.join()
-        finally:
-            gc.unfreeze()
         failed = [c.name for c in children if c.exitcode != 0]
         if failed:
             raise MatchingError(f"matching failed in {', '.join(failed)} (its error is printed above)")
@@ -210,8 +220,14 @@ def _child_part(engine: Any, profiles: list[Any], lo: int, hi: int, top: int, pa
         _write_part(engine, profiles, lo, hi, top, out, None, threads=1)
 
 
+def _stop_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)  # unwinds like Ctrl-C: workers stopped, temporary files removed
+
+
 def run(args: argparse.Namespace) -> int:
     configure_logging(os.environ)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop_on_sigterm)
     cache = LEMMA_INDEX.read(os.environ)
     if args.top < 1:
         print("partnermatch match: --top must be at least 1", file=sys.stderr)
@@ -234,7 +250,8 @@ def run(args: argparse.Namespace) -> int:
                     tmp = args.output + ".partial"
                     try:
                         with open(tmp, "w", encoding="utf-8") as profiles_out:
-                            match_file(src, profiles_out, args.top, cache, args.workers)
+                            match_file(src, profiles_out, args.top, cache, args.workers,
+                                       scratch=os.path.dirname(os.path.abspath(args.output)))
                         os.replace(tmp, args.output)
                     except BaseException:
                         with contextlib.suppress(OSError):

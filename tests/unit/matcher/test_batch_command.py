@@ -188,3 +188,39 @@ def test_edge_inputs_give_one_line_each_and_only_suggestions_with_reasons(tmp_pa
         for row in rows:
             assert all(s["score"] > 0 and s["reasons"] for s in row["suggestions"]), (name, row)
     assert rows[0]["suggestions"] == [] and rows[1]["suggestions"] == []  # nothing in common with anyone
+
+
+_FAILING_PARENT = """
+import sys
+from partnermatch.cli import main
+from services.matcher import batch
+
+real = batch._write_part
+
+def broken(*args, **kwargs):
+    if kwargs.get("progress") is not None or (len(args) > 6 and args[6] is not None):
+        raise OSError(28, "No space left on device")  # this process's own part
+    return real(*args, **kwargs)
+
+batch._write_part = broken
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_failure_in_this_process_stops_the_workers_and_leaves_nothing_behind(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    src = _write(tmp_path, [json.dumps(o, ensure_ascii=False) for o in ORGS])
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    done = subprocess.run([sys.executable, "-c", _FAILING_PARENT, "match", "--input", str(src),
+                           "--output", str(out_dir / "out.jsonl"), "--top", "2", "--workers", "2"],
+                          cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "No space left on device" in done.stderr
+    assert list(out_dir.iterdir()) == []  # no output, no .partial, no workers' temporary folder
