@@ -138,6 +138,14 @@ class MatchEngine:
         self._mult_prof = np.where(is_sector, self.s.w_sector, self.s.w_profile).astype(np.float64)
         self.kind_w = np.array([kinds.get(self.lex.concepts[c].kind, 1.0) for c in self.concepts], np.float32)
         self.concept_sector = np.array([self.sidx.get(self.lex.sector_of(c) or "", -1) for c in self.concepts])
+        # A sector is evidenced by its own words and by those of its activities: the column of the
+        # sector concept each concept counts for (-1: none), and the same as a 0/1 matrix.
+        self._sector_concept_of = np.array([self.cidx[self.sectors[s]] if s >= 0 else -1
+                                            for s in self.concept_sector], np.int64)
+        self._sector_of_id = {c: int(j) for c, j in zip(self.concepts, self._sector_concept_of, strict=True) if j >= 0}
+        has = np.flatnonzero(self._sector_concept_of >= 0)
+        self._to_sector_concept = sp.csr_matrix(
+            (np.ones(len(has), np.int8), (has, self._sector_concept_of[has])), shape=(len(self.concepts),) * 2)
         rel = np.eye(len(self.sectors), dtype=np.float32)
         for s in self.sectors:
             for r in self.lex.concepts[s].related:
@@ -515,6 +523,7 @@ class MatchEngine:
         id_rank[np.argsort(np.array(self.ids, dtype=object))] = np.arange(n)
         hits = self._hit_matrices(words64, fitted[1:] if fitted is not None else None)
         columns = self._reason_columns()
+        quotes: dict[int, tuple[str, ...]] = {}  # the words reasons quote, by (row, concept, side)
         offers, seeks = sp.csr_matrix(right[:, ns + 2 * nc:]), sp.csr_matrix(right[:, ns + nc:ns + 2 * nc])
         last_scores: list[np.ndarray] = []  # per row of the chunks so far, its last candidate's score
 
@@ -577,7 +586,7 @@ class MatchEngine:
                     chosen.append(list(zip(total[lo:end].tolist(), cand[lo:end].tolist(), strict=True)))
             pair_owner = np.repeat(block, [len(c) for c in chosen])
             pair_cand = np.array([o for c in chosen for _, o in c], np.int64)
-            reasons = iter(self._reasons_many(pair_owner, pair_cand, hits, columns))
+            reasons = iter(self._reasons_many(pair_owner, pair_cand, hits, columns, quotes))
             for r, ranked in zip(block, chosen, strict=True):
                 yield self.ids[r], [Suggestion(self.ids[o], float(sc), tuple(next(reasons))) for sc, o in ranked]
             done += len(block)
@@ -676,17 +685,35 @@ class MatchEngine:
             ns, nc = len(self.sectors), len(self.concepts)
             row = self.right[r]
             cap, goal, prof = row[ns + 2 * nc:], row[ns + nc:ns + 2 * nc], row[ns:ns + nc]
+            cap_words: dict[str, tuple[str, ...]] = {}
+            goal_words: dict[str, tuple[str, ...]] = {}
+            for hits, said in ((a.cap_hits, cap_words), (a.goal_hits, goal_words)):
+                for c in hits:
+                    i = self.cidx.get(c)
+                    if i is None:
+                        continue
+                    if self._sector_col[i] < 0:
+                        said[c] = self._said(hits, i)
+                    j = self._sector_concept_of[i]
+                    if j >= 0 and self.concepts[j] not in said:
+                        said[self.concepts[j]] = self._said(hits, j)
             weights = {}
-            for c in a.cap_hits.keys() | a.goal_hits.keys():
-                i = self.cidx.get(c)
-                if i is not None and self._sector_col[i] >= 0:
+            for c in cap_words.keys() | goal_words.keys():
+                i = self.cidx[c]
+                if self._sector_col[i] >= 0:
                     weights[c] = (float(row[self._sector_col[i]]),) * 3
-                elif i is not None:
+                else:
                     weights[c] = (float(cap[i]), float(goal[i]), float(prof[i]))
-            cap_words = {c: _distinct(w) for c, w in a.cap_hits.items()}
-            goal_words = {c: _distinct(w) for c, w in a.goal_hits.items()}
             ev = self._ev[r] = _Evidence(weights, cap_words, goal_words, {**goal_words, **cap_words})
         return ev
+
+    def _said(self, hits: dict[str, list[str]], i: int) -> tuple[str, ...]:
+        """The words one side of a profile named concept column i with: for a sector, those of
+        the sector and of all its activities, in the order the text first named them."""
+        if self._sector_col[i] < 0:
+            return _distinct(hits[self.concepts[i]])
+        of = self._sector_of_id
+        return _distinct_of(w for c, words in hits.items() if of.get(c) == i for w in words)
 
     def _hit_matrices(self, words64: sp.csr_matrix | None = None,
                       made: tuple[sp.csr_matrix, sp.csr_matrix] | None = None
@@ -699,7 +726,10 @@ class MatchEngine:
             cap = (self._concept_counts(self.analyses, "cap_hits") > 0).astype(np.int8)
             goal = (self._concept_counts(self.analyses, "goal_hits") > 0).astype(np.int8)
         words64 = self._term_matrix(np.float64) if words64 is None else words64
-        return cap.tocsr(), goal.tocsr(), ((cap + goal) > 0).astype(np.int8).tocsr(), words64
+        # a sector counts as named wherever one of its activities is
+        cap = ((cap + cap @ self._to_sector_concept) > 0).astype(np.int8).tocsr()
+        goal = ((goal + goal @ self._to_sector_concept) > 0).astype(np.int8).tocsr()
+        return cap, goal, ((cap + goal) > 0).astype(np.int8).tocsr(), words64
 
     def _reason_columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per row and concept, the capability, goal and profile weights reasons read: the sector
@@ -716,12 +746,14 @@ class MatchEngine:
 
     def _reasons_many(self, owner: np.ndarray, cand: np.ndarray,
                       hits: tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix, sp.csr_matrix],
-                      columns: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> list[list[Reason]]:
+                      columns: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+                      quotes: dict[int, tuple[str, ...]] | None = None) -> list[list[Reason]]:
         """reasons(owner[i], cand[i]) for many pairs: the same reasons, weights and order, with the
         weights of all pairs taken from sparse products rather than one dictionary walk per pair."""
         if len(owner) > 50_000:  # pairs are independent: in slices, to bound the per-pair arrays
             return [reasons for i in range(0, len(owner), 50_000)
-                    for reasons in self._reasons_many(owner[i:i + 50_000], cand[i:i + 50_000], hits, columns)]
+                    for reasons in self._reasons_many(owner[i:i + 50_000], cand[i:i + 50_000], hits, columns,
+                                                      quotes)]
         h_cap, h_goal, h_any, words = hits
         nc = len(self.concepts)
         cap, goal, prof = columns if columns is not None else self._reason_columns()
@@ -767,10 +799,14 @@ class MatchEngine:
         keys, where = np.unique(np.concatenate([(rows_a * nc + concept) * 2 + side_a,
                                                 (rows_b * nc + concept) * 2 + side_b]), return_inverse=True)
         quoted = []
+        quotes = {} if quotes is None else quotes  # the caller may keep them from block to block
         for key in keys.tolist():
-            a = analyses[key // (2 * nc)]
-            assert a is not None
-            quoted.append(_distinct((a.goal_hits if key % 2 else a.cap_hits)[names[(key // 2) % nc]]))
+            got = quotes.get(key)
+            if got is None:
+                a = analyses[key // (2 * nc)]
+                assert a is not None
+                got = quotes[key] = self._said(a.goal_hits if key % 2 else a.cap_hits, (key // 2) % nc)
+            quoted.append(got)
         half = len(pair)
         words_a = map(quoted.__getitem__, where[:half].tolist())
         words_b = map(quoted.__getitem__, where[half:].tolist())
@@ -893,6 +929,18 @@ def _dot(a: dict[str, float], b: dict[str, float]) -> float:
     if len(b) < len(a):
         a, b = b, a
     return sum(w * b.get(t, 0.0) for t, w in a.items())
+
+
+def _distinct_of(words: Iterable[str], limit: int = 3) -> tuple[str, ...]:
+    """_distinct of words produced one by one, taking no more of them than it needs."""
+    seen: dict[str, str] = {}
+    for w in words:
+        key = w.lower()
+        if key not in seen:
+            seen[key] = w
+            if len(seen) == limit:
+                break
+    return tuple(seen.values())
 
 
 def _distinct(words: list[str], limit: int = 3) -> tuple[str, ...]:
