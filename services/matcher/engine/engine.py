@@ -1,8 +1,9 @@
 """The cross-lingual matching index: fit once, then add, replace or remove one organisation at a time.
 
 Scores are symmetric and two-sided: what A offers against what B seeks and the reverse,
-plus shared sector (with related sectors counting partly) and whole-profile likeness, then a
-within-language term signal and a both-ways bonus on the best candidates. Pure (no I/O).
+plus shared sector (related sectors can count partly: `related_weight`, 0 by default) and
+whole-profile likeness of activities, then a within-language term signal and a both-ways bonus
+on the best candidates. Pure (no I/O).
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class Update:
 
 @dataclass(frozen=True)
 class EngineSettings:
-    w_sector: float = 0.65  # shared sector, related sectors counting `related_weight`
+    w_sector: float = 0.65  # shared sector
     w_profile: float = 0.15  # whole-profile concept likeness
     w_recip: float = 0.12  # offer→seek, both ways (linear part)
     w_both_ways: float = 0.08  # bonus: the weaker of the two directions
