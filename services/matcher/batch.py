@@ -190,7 +190,7 @@ def _match_in_parts(engine: Any, profiles: list[Any], top: int, dst: IO[str], pa
     bounds = [n * i // parts for i in range(parts + 1)]
     children: list[Any] = []
     with tempfile.TemporaryDirectory(prefix="partnermatch-match-", dir=scratch) as tmp:
-        files = [os.path.join(tmp, f"part-{i}.jsonl") for i in range(parts)]
+        files = {i: os.path.join(tmp, f"part-{i}.jsonl") for i in range(1, parts)}  # this process writes part 0
         with frozen_objects():  # a collection in a child would copy the parent's memory page by page
             try:
                 for i in range(1, parts):
@@ -210,7 +210,7 @@ def _match_in_parts(engine: Any, profiles: list[Any], top: int, dst: IO[str], pa
         failed = [c.name for c in children if c.exitcode != 0]
         if failed:
             raise MatchingError(f"matching failed in {', '.join(failed)} (its error is printed above)")
-        for path in files[1:]:
+        for path in files.values():
             with open(path, encoding="utf-8") as part:
                 shutil.copyfileobj(part, dst)
 

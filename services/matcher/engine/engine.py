@@ -544,8 +544,13 @@ class MatchEngine:
             owner, cand, base = owner[ok], cand[ok], base[ok]
             total = base + self.s.w_both_ways * np.minimum(_row_dots(offers, owner, seeks, cand),
                                                            _row_dots(offers, cand, seeks, owner))
+            return (*by_rank(owner, cand, total), counts)
+
+        def by_rank(owner: np.ndarray, cand: np.ndarray, total: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            """By owner, then best total first, then candidate id."""
             order = np.lexsort((id_rank[cand], -np.round(total, 6), owner))
-            return owner[order], cand[order], total[order], counts
+            return owner[order], cand[order], total[order]
 
         def kth(owner: np.ndarray, total: np.ndarray, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             lo, hi = np.searchsorted(owner, block, side="left"), np.searchsorted(owner, block, side="right")
@@ -573,18 +578,16 @@ class MatchEngine:
                     logger.debug("rows computed again without the floor", extra={"rows": len(again), "floor": floor})
                     o2, c2, t2, _ = candidates(again, None)
                     keep = ~np.isin(owner, again)
-                    owner, cand, total = (np.concatenate([owner[keep], o2]), np.concatenate([cand[keep], c2]),
-                                          np.concatenate([total[keep], t2]))
-                    order = np.lexsort((id_rank[cand], -np.round(total, 6), owner))
-                    owner, cand, total = owner[order], cand[order], total[order]
+                    owner, cand, total = by_rank(np.concatenate([owner[keep], o2]), np.concatenate([cand[keep], c2]),
+                                                np.concatenate([total[keep], t2]))
                     bounds, kth_total = kth(owner, total, block)
             chosen: list[list[tuple[float, int]]] = []
             for r, lo, hi in zip(block, *bounds, strict=True):
                 if hi - lo < k and hi - lo < n_active - 1:
                     chosen.append(self._top_rows(r, k))  # the own cluster crowded the candidates out
                 else:
-                    end = min(hi, lo + k)
-                    chosen.append(list(zip(total[lo:end].tolist(), cand[lo:end].tolist(), strict=True)))
+                    stop = min(hi, lo + k)
+                    chosen.append(list(zip(total[lo:stop].tolist(), cand[lo:stop].tolist(), strict=True)))
             pair_owner = np.repeat(block, [len(c) for c in chosen])
             pair_cand = np.array([o for c in chosen for _, o in c], np.int64)
             reasons = iter(self._reasons_many(pair_owner, pair_cand, hits, columns, quotes))
@@ -714,7 +717,7 @@ class MatchEngine:
         if self._sector_col[i] < 0:
             return _distinct(hits[self.concepts[i]])
         of = self._sector_of_id
-        return _distinct_of(w for c, words in hits.items() if of.get(c) == i for w in words)
+        return _distinct(w for c, words in hits.items() if of.get(c) == i for w in words)
 
     def _hit_matrices(self, words64: sp.csr_matrix | None = None,
                       made: tuple[sp.csr_matrix, sp.csr_matrix] | None = None
@@ -932,20 +935,10 @@ def _dot(a: dict[str, float], b: dict[str, float]) -> float:
     return sum(w * b.get(t, 0.0) for t, w in a.items())
 
 
-def _distinct_of(words: Iterable[str], limit: int = 3) -> tuple[str, ...]:
-    """_distinct of words produced one by one, taking no more of them than it needs."""
-    seen: dict[str, str] = {}
-    for w in words:
-        key = w.lower()
-        if key not in seen:
-            seen[key] = w
-            if len(seen) == limit:
-                break
-    return tuple(seen.values())
-
-
-def _distinct(words: list[str], limit: int = 3) -> tuple[str, ...]:
-    if len(words) == 1:
+def _distinct(words: Iterable[str], limit: int = 3) -> tuple[str, ...]:
+    """The first `limit` words that differ other than in case, as first written; an iterable is
+    read no further than needed."""
+    if isinstance(words, list) and len(words) == 1:
         return (words[0],)
     seen: dict[str, str] = {}
     for w in words:
