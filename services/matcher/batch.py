@@ -114,7 +114,7 @@ def match_file(src: IO[str], dst: IO[str], top: int, lemma_index: str | None = N
             _match_in_parts(engine, profiles, top, dst, parts, progress(f"matched (part 1 of {parts}, "
                                                                        "the others alongside)"), scratch)
         else:
-            _write_part(engine, profiles, 0, len(profiles), top, dst, progress("matched"), threads=2)
+            _write_part(engine, profiles, 0, len(profiles), top, dst, progress("matched"))
     logger.info("done", extra={"organisations": len(profiles), "seconds": round(time.monotonic() - started, 2)})
     return len(profiles)
 
@@ -165,13 +165,13 @@ class LineWriter:
         return f'{{"id": {enc(org_id)}, "suggestions": [{", ".join(out)}]}}\n'
 
 
-def _write_part(engine: Any, profiles: list[Any], lo: int, hi: int, top: int, dst: IO[str], progress: Any,
-                threads: int) -> None:
+def _write_part(engine: Any, profiles: list[Any], lo: int, hi: int, top: int, dst: IO[str], progress: Any
+                ) -> None:
     """The output lines of profiles[lo:hi] (the engine's rows lo..hi-1, fitted in input order)."""
     import numpy as np
 
     line = LineWriter()
-    results = engine.suggestions_for_all(top, progress=progress, rows=np.arange(lo, hi), threads=threads)
+    results = engine.suggestions_for_all(top, progress=progress, rows=np.arange(lo, hi))
     for p, (org_id, suggestions) in zip(profiles[lo:hi], results, strict=True):
         assert org_id == p.id
         dst.write(line(org_id, suggestions))
@@ -185,7 +185,9 @@ def _match_in_parts(engine: Any, profiles: list[Any], top: int, dst: IO[str], pa
     where its product ran, so nothing is sent back and forth. If this process fails or is
     stopped, the children are stopped too and their files removed."""
     from services.matcher.engine.engine import frozen_objects
+    from services.matcher.engine.topn import kernel
 
+    kernel()  # compiled (or loaded) once here, not in every child
     n = len(profiles)
     bounds = [n * i // parts for i in range(parts + 1)]
     children: list[Any] = []
@@ -199,7 +201,7 @@ def _match_in_parts(engine: Any, profiles: list[Any], top: int, dst: IO[str], pa
                         name=f"partnermatch-match-{i}")
                     child.start()
                     children.append(child)
-                _write_part(engine, profiles, bounds[0], bounds[1], top, dst, progress, threads=1)
+                _write_part(engine, profiles, bounds[0], bounds[1], top, dst, progress)
             except BaseException:
                 for child in children:
                     child.terminate()
@@ -217,7 +219,7 @@ def _match_in_parts(engine: Any, profiles: list[Any], top: int, dst: IO[str], pa
 
 def _child_part(engine: Any, profiles: list[Any], lo: int, hi: int, top: int, path: str) -> None:
     with open(path, "w", encoding="utf-8") as out:
-        _write_part(engine, profiles, lo, hi, top, out, None, threads=1)
+        _write_part(engine, profiles, lo, hi, top, out, None)
 
 
 def _stop_on_sigterm(signum: int, frame: Any) -> None:

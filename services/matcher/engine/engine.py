@@ -493,22 +493,16 @@ class MatchEngine:
     # ---- batch ------------------------------------------------------------------------------
 
     def suggestions_for_all(self, k: int = 5, progress: Progress | None = None, chunk: int = 2000,
-                            floor_quantile: float = 0.05, rows: np.ndarray | None = None, threads: int = 2
-                            ) -> Iterator[tuple[str, list[Suggestion]]]:
-        """Every organisation's top k. Candidates come from sparse top-n products of the linear part
-        in row chunks; their both-ways bonus and word likeness are computed for all pairs at once.
-
-        After a small first block, the product skips scores below a floor learned from the blocks
-        before (the `floor_quantile` of their rows' last candidate scores), which spares it sorting
-        out the long tail. A row whose result the floor could have changed is computed again
-        without it, so the lists are those of a run without the floor.
+                            rows: np.ndarray | None = None) -> Iterator[tuple[str, list[Suggestion]]]:
+        """Every organisation's top k, as top() would give them. The best candidates by the linear
+        part come from a compiled product (topn.py) in row chunks; their both-ways bonus is
+        computed for all pairs of a chunk at once, and so are the reasons of those kept.
 
         `rows` limits the work to those row numbers (of active organisations), in that order: a
-        process can take one part of the index. `threads` is passed to the product (1: none)."""
-        from sparse_dot_topn import sp_matmul_topn
+        process can take one part of the index."""
+        from .topn import CandidateProduct
 
         n = len(self.ids)
-        n_active = int(self.active[:n].sum())
         rows = np.flatnonzero(self.active[:n]) if rows is None else np.asarray(rows, np.int64)
         if len(rows) == 0:
             return
@@ -518,84 +512,37 @@ class MatchEngine:
         words64 = fitted[0] if fitted is not None else self._term_matrix(np.float64)
         words = words64.astype(np.float32)  # exact weights for the reasons, float32 for the product
         self._words, self._dirty = words, set()
-        right_t = sp.hstack([sp.csr_matrix(right), words]).T.tocsr()
-        want = max(self.s.candidates, 4 * k) + 1  # + 1: the organisation itself is usually among them
+        product = CandidateProduct(sp.hstack([sp.csr_matrix(right), words]).tocsr(), self.cluster_code,
+                                   self.active, max(self.s.candidates, 4 * k))
         id_rank = np.empty(n, np.int64)
         id_rank[np.argsort(np.array(self.ids, dtype=object))] = np.arange(n)
         hits = self._hit_matrices(words64, fitted[1:] if fitted is not None else None)
         columns = self._reason_columns()
         quotes: dict[int, tuple[str, ...]] = {}  # the words reasons quote, by (row, concept, side)
         offers, seeks = sp.csr_matrix(right[:, ns + 2 * nc:]), sp.csr_matrix(right[:, ns + nc:ns + 2 * nc])
-        last_scores: list[np.ndarray] = []  # per row of the chunks so far, its last candidate's score
-
-        def candidates(block: np.ndarray, floor: float | None
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-            """(owner, candidate, total) sorted by owner then best first, and each row's count of raw
-            candidates (before the own cluster is taken out)."""
+        for start in range(0, len(rows), chunk):
+            block = rows[start:start + chunk]
             left = sp.hstack([sp.csr_matrix(np.vstack([self._left(right[r]) for r in block])),
-                              self.s.w_terms * words[block]]).tocsr()
-            top = sp_matmul_topn(left, right_t, top_n=want, sort=True, n_threads=threads, threshold=floor)
-            counts = np.diff(top.indptr)
-            full = counts == want
-            last_scores.append(top.data[top.indptr[1:][full] - 1])
-            owner = np.repeat(block, counts)
-            cand, base = top.indices, top.data
-            ok = (cand != owner) & self.active[cand] & (self.cluster_code[cand] != self.cluster_code[owner])
-            owner, cand, base = owner[ok], cand[ok], base[ok]
+                              self.s.w_terms * words[block]])
+            slot, cand, base = product.best(block, left)  # slot: the owner's place in the block
+            owner = block[slot]
             total = base + self.s.w_both_ways * np.minimum(_row_dots(offers, owner, seeks, cand),
                                                            _row_dots(offers, cand, seeks, owner))
-            return (*by_rank(owner, cand, total), counts)
-
-        def by_rank(owner: np.ndarray, cand: np.ndarray, total: np.ndarray
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            """By owner, then best total first, then candidate id."""
-            order = np.lexsort((id_rank[cand], -np.round(total, 6), owner))
-            return owner[order], cand[order], total[order]
-
-        def kth(owner: np.ndarray, total: np.ndarray, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            lo, hi = np.searchsorted(owner, block, side="left"), np.searchsorted(owner, block, side="right")
-            if len(total) == 0:  # no candidate for any row of the block
-                return np.stack([lo, hi]), np.full(len(block), -np.inf)
-            kth_total = np.where(hi - lo >= k, total[np.minimum(lo + k - 1, len(total) - 1)], -np.inf)
-            return np.stack([lo, hi]), kth_total
-
-        done = 0
-        first = min(chunk, max(64, chunk // 10))  # a small first block: it runs without a floor
-        starts = [0, *range(first, len(rows), chunk)] if len(rows) > first else [0]
-        for start, end in zip(starts, [*starts[1:], len(rows)], strict=True):
-            block = rows[start:end]
-            seen = np.concatenate(last_scores) if last_scores else np.zeros(0, np.float32)
-            floor = float(np.quantile(seen, floor_quantile)) if len(seen) else None
-            owner, cand, total, counts = candidates(block, floor)
-            bounds, kth_total = kth(owner, total, block)
-            if floor is not None:
-                # A row with fewer candidates than asked for lost some to the floor; one below the
-                # floor could still have made its top k (by the both-ways bonus) unless the k-th
-                # total clears the floor by more than that bonus can add.
-                unsure = (counts < want) & ~(kth_total > floor + self.s.w_both_ways + 1e-6)
-                if unsure.any():
-                    again = block[unsure]
-                    logger.debug("rows computed again without the floor", extra={"rows": len(again), "floor": floor})
-                    o2, c2, t2, _ = candidates(again, None)
-                    keep = ~np.isin(owner, again)
-                    owner, cand, total = by_rank(np.concatenate([owner[keep], o2]), np.concatenate([cand[keep], c2]),
-                                                np.concatenate([total[keep], t2]))
-                    bounds, kth_total = kth(owner, total, block)
-            chosen: list[list[tuple[float, int]]] = []
-            for r, lo, hi in zip(block, *bounds, strict=True):
-                if hi - lo < k and hi - lo < n_active - 1:
-                    chosen.append(self._top_rows(r, k))  # the own cluster crowded the candidates out
-                else:
-                    stop = min(hi, lo + k)
-                    chosen.append(list(zip(total[lo:stop].tolist(), cand[lo:stop].tolist(), strict=True)))
-            pair_owner = np.repeat(block, [len(c) for c in chosen])
-            pair_cand = np.array([o for c in chosen for _, o in c], np.int64)
-            reasons = iter(self._reasons_many(pair_owner, pair_cand, hits, columns, quotes))
-            for r, ranked in zip(block, chosen, strict=True):
-                yield self.ids[r], [Suggestion(self.ids[o], float(sc), tuple(next(reasons))) for sc, o in ranked]
-            done += len(block)
+            # by owner, then best total first, then candidate id (as _rank sorts); k of each owner
+            order = np.lexsort((id_rank[cand], -np.round(total, 6), slot))
+            slot, cand, total = slot[order], cand[order], total[order]
+            keep = np.arange(len(slot)) - np.searchsorted(slot, slot) < k
+            slot, cand, total = slot[keep], cand[keep], total[keep]
+            reasons = self._reasons_many(block[slot], cand, hits, columns, quotes)
+            ends = np.searchsorted(slot, np.arange(len(block)), side="right").tolist()
+            ids, scores, cands = self.ids, total.tolist(), cand.tolist()
+            lo = 0
+            for r, hi in zip(block.tolist(), ends, strict=True):
+                yield ids[r], [Suggestion(ids[o], sc, tuple(why))
+                               for o, sc, why in zip(cands[lo:hi], scores[lo:hi], reasons[lo:hi], strict=True)]
+                lo = hi
             if progress is not None:
-                progress(done, len(rows))
+                progress(start + len(block), len(rows))
 
     def _term_matrix(self, dtype: type = np.float32) -> sp.csr_matrix:
         indptr, indices, data = [0], [], []

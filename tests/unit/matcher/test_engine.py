@@ -203,22 +203,27 @@ def test_reasons_built_in_bulk_equal_reasons_built_pair_by_pair():
     assert any(x.kind == "term" for got in bulk for x in got)
 
 
-def test_the_score_floor_of_later_chunks_changes_no_list():
-    # From its second chunk on, the batch skips scores under a floor learned from the chunks
-    # before; rows it could have changed are computed again. Small chunks make most rows pass
-    # through a floor; one chunk of everything has none.
+def test_batch_lists_are_those_of_top_whatever_the_chunks():
+    # The batch takes its candidates from the compiled product (topn.py), one chunk of rows at a
+    # time; top() ranks one row with numpy. On the whole dev set, with a both-ways bonus large
+    # enough to reorder candidates, both give the same partners in the same order with the same
+    # reasons, and chunks of 7 rows give what one chunk of everything gives.
     from services.matcher.batch import read_organisations
 
     root = Path(__file__).resolve().parents[3] / "tests" / "data" / "devset"
     profiles = [p for path in sorted(root.glob("*.jsonl")) for p in read_organisations(path.open(encoding="utf-8"))]
-    # A large both-ways bonus: a candidate under the floor may then overtake one above it.
     engine = MatchEngine(settings=EngineSettings(w_both_ways=0.8))
     engine.fit(profiles)
     whole = dict(engine.suggestions_for_all(5, chunk=len(profiles)))
-    for chunk, quantile in ((16, 0.05), (50, 0.05), (16, 0.5), (16, 0.95), (16, 1.0), (50, 1.0)):
-        parts = dict(engine.suggestions_for_all(5, chunk=chunk, floor_quantile=quantile))
-        assert {o: [(s.id, s.score, s.reasons) for s in lst] for o, lst in parts.items()} == \
-               {o: [(s.id, s.score, s.reasons) for s in lst] for o, lst in whole.items()}
+    small = dict(engine.suggestions_for_all(5, chunk=7))
+    assert list(small) == list(whole) == [p.id for p in profiles]
+    assert {o: [(s.id, s.score, s.reasons) for s in lst] for o, lst in small.items()} == \
+           {o: [(s.id, s.score, s.reasons) for s in lst] for o, lst in whole.items()}
+    for p in profiles:
+        one = engine.top(p.id, 5)
+        assert [(s.id, s.reasons) for s in whole[p.id]] == [(s.id, s.reasons) for s in one], p.id
+        assert [s.score for s in whole[p.id]] == pytest.approx([s.score for s in one], abs=1e-5)
+    assert sum(len(lst) for lst in whole.values()) == 5 * len(profiles)
 
 
 def test_word_vectors_of_a_fit_equal_those_built_one_by_one(engine):

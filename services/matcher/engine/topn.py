@@ -1,0 +1,153 @@
+"""The candidate product of the batch: for each organisation of a block, its linear score against
+every other one and the best few of them, in one compiled loop (numba).
+
+Scores are left · right over the feature columns. Columns that most organisations have (the
+sectors, the commonest concepts) are held as dense rows and added with vector instructions; the
+rest are added from a sparse matrix, one entry at a time. A heap keeps the `want` best scores of
+eligible partners while the row is scanned, so the long tail is never sorted. Nothing here
+depends on which block a row is computed in: a row's result is the same whatever the chunking or
+the number of processes.
+
+The loop is compiled on first use and cached on disk beside this file (or in the user's cache
+folder where that is read-only, or in NUMBA_CACHE_DIR); `partnermatch lemmas` compiles it once
+per installation."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+logger = logging.getLogger(__name__)
+DENSE_SHARE = 0.1  # a column in more than this share of the rows is added densely
+MAX_DENSE = 256  # at most this many dense columns (memory: 4 bytes per column and row)
+
+
+@functools.cache
+def kernel() -> Any:
+    """The compiled loop (compiled, or loaded from numba's cache, on the first call)."""
+    import numba
+
+    started = time.monotonic()
+    sig = ("void(float32[:, ::1], float32[:, ::1], int64[::1], int64[::1], float32[::1], int64[::1], "
+           "int64[::1], float32[::1], int64[::1], int64[::1], boolean[::1], int64, float32[::1], "
+           "int64[:, ::1], float32[:, ::1], int64[::1])")
+    try:
+        compiled = numba.njit(sig, cache=True, nogil=True)(_best_of_rows)
+    except RuntimeError as exc:  # no writable cache folder: compile for this process only
+        logger.warning("numba cannot cache the candidate kernel; compiling it for this run",
+                       extra={"error": str(exc)})
+        compiled = numba.njit(sig, nogil=True)(_best_of_rows)
+    logger.debug("candidate kernel ready", extra={"seconds": round(time.monotonic() - started, 2)})
+    return compiled
+
+
+def _best_of_rows(left_dense, dense_t, l_ptr, l_idx, l_val, r_ptr, r_idx, r_val,
+                  rows, cluster, active, want, acc, out_idx, out_val, counts):
+    """For each left row i (organisation rows[i]): acc = its scores against every organisation;
+    out_idx[i, :counts[i]] and out_val[i, :counts[i]] = the `want` best with a score above 0, best
+    first, leaving out itself, its own cluster and inactive rows. Equal scores keep the lower row."""
+    n = acc.shape[0]
+    heap_v = np.empty(want, np.float32)
+    heap_i = np.empty(want, np.int64)
+    for i in range(left_dense.shape[0]):
+        acc[:] = 0.0
+        for d in range(left_dense.shape[1]):
+            w = left_dense[i, d]
+            if w != 0.0:
+                col = dense_t[d]
+                for c in range(n):
+                    acc[c] += w * col[c]
+        for p in range(l_ptr[i], l_ptr[i + 1]):
+            w = l_val[p]
+            f = l_idx[p]
+            for q in range(r_ptr[f], r_ptr[f + 1]):
+                acc[r_idx[q]] += w * r_val[q]
+        me, own = rows[i], cluster[rows[i]]
+        bar = np.float32(0.0)  # a candidate must beat this: 0, then the worst kept once `want` are kept
+        size = 0
+        for c in range(n):
+            v = acc[c]
+            if v <= bar or c == me or cluster[c] == own or not active[c]:
+                continue
+            if size < want:  # a min-heap of the best so far: push
+                j = size
+                size += 1
+                while j > 0:
+                    up = (j - 1) >> 1
+                    if heap_v[up] < v or (heap_v[up] == v and heap_i[up] > c):
+                        break
+                    heap_v[j], heap_i[j] = heap_v[up], heap_i[up]
+                    j = up
+                heap_v[j], heap_i[j] = v, c
+                if size == want:
+                    bar = heap_v[0]
+            else:  # replace the worst kept, sift it down
+                j = 0
+                while True:
+                    lo = 2 * j + 1
+                    if lo >= size:
+                        break
+                    m = lo
+                    if lo + 1 < size and (heap_v[lo + 1] < heap_v[lo]
+                                          or (heap_v[lo + 1] == heap_v[lo] and heap_i[lo + 1] > heap_i[lo])):
+                        m = lo + 1
+                    if heap_v[m] >= v:  # a later row with an equal score stays out
+                        break
+                    heap_v[j], heap_i[j] = heap_v[m], heap_i[m]
+                    j = m
+                heap_v[j], heap_i[j] = v, c
+                bar = heap_v[0]
+        by_row = np.argsort(heap_i[:size])  # best first; equal scores by row (a stable sort of those)
+        order = by_row[np.argsort(-heap_v[:size][by_row], kind="mergesort")]
+        for t in range(size):
+            out_idx[i, t] = heap_i[order[t]]
+            out_val[i, t] = heap_v[order[t]]
+        counts[i] = size
+
+
+class CandidateProduct:
+    """left · right for blocks of organisations against all of them (right: one row per
+    organisation, its feature columns), keeping each row's `want` best eligible partners."""
+
+    def __init__(self, right: sp.csr_matrix, cluster: np.ndarray, active: np.ndarray, want: int) -> None:
+        n, features = right.shape
+        df = np.bincount(right.indices, minlength=features)
+        by_df = np.argsort(-df, kind="stable")[:MAX_DENSE]
+        self.dense_cols = np.sort(by_df[df[by_df] > DENSE_SHARE * n])
+        is_dense = np.zeros(features, bool)
+        is_dense[self.dense_cols] = True
+        self.sparse_cols = np.flatnonzero(~is_dense)
+        self.dense_t = np.ascontiguousarray(right[:, self.dense_cols].toarray().T, np.float32)
+        self.sparse_t = _int64(right[:, self.sparse_cols].T.tocsr().astype(np.float32))
+        self.cluster = np.ascontiguousarray(cluster[:n], np.int64)
+        self.active = np.ascontiguousarray(active[:n], np.bool_)
+        self.want = int(want)
+        self.acc = np.zeros(n, np.float32)
+
+    def best(self, rows: np.ndarray, left: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For the organisations `rows` with left vectors `left` (one row each): (i, candidate,
+        score) of their best partners, where rows[i] is the owner: by i, best first."""
+        rows = np.ascontiguousarray(rows, np.int64)
+        left = left.tocsr()
+        dense = np.ascontiguousarray(left[:, self.dense_cols].toarray(), np.float32)
+        sparse = _int64(left[:, self.sparse_cols].tocsr().astype(np.float32))
+        out_idx = np.zeros((len(rows), self.want), np.int64)
+        out_val = np.zeros((len(rows), self.want), np.float32)
+        counts = np.zeros(len(rows), np.int64)
+        kernel()(dense, self.dense_t, sparse.indptr, sparse.indices, sparse.data, self.sparse_t.indptr,
+                 self.sparse_t.indices, self.sparse_t.data, rows, self.cluster, self.active, self.want,
+                 self.acc, out_idx, out_val, counts)
+        kept = np.arange(self.want) < counts[:, None]
+        return np.repeat(np.arange(len(rows)), counts), out_idx[kept], out_val[kept]
+
+
+def _int64(m: sp.csr_matrix) -> sp.csr_matrix:
+    m.indptr = np.ascontiguousarray(m.indptr, np.int64)
+    m.indices = np.ascontiguousarray(m.indices, np.int64)
+    m.data = np.ascontiguousarray(m.data, np.float32)
+    return m
