@@ -26,8 +26,9 @@ logger = logging.getLogger(__name__)
 TEXT_FIELDS = ("name", "cluster", "country", "language", "capabilities", "goals")
 LEMMA_INDEX = setting(
     "PARTNERMATCH_LEMMA_INDEX", "~/.cache/partnermatch/lemmas",
-    "Folder for the lemma index the matcher builds from simplemma's dictionaries once per "
-    "installation (`partnermatch lemmas`); empty: rebuild it in memory at every start")
+    "Folder for what the matcher builds once per installation (`partnermatch lemmas`): the lemma "
+    "index from simplemma's dictionaries and a decoded copy of the language detection model; "
+    "empty: rebuild both in memory at every start")
 
 
 class InputError(ValueError):

@@ -25,3 +25,30 @@ def test_every_dev_set_profile_is_detected_in_its_language():
 def test_too_little_text_gives_the_default():
     assert detect_language("", default="pl") == "pl"
     assert detect_language("12 345 — 2026", default="de") == "de"
+
+
+def test_the_kept_copy_of_the_model_detects_as_the_shipped_one(tmp_path, monkeypatch, caplog):
+    from partnermatch import languages
+
+    texts = [f"{o['capabilities']}\n{o['goals']}" for path in sorted(DEVSET.glob("*.jsonl"))
+             for o in map(json.loads, path.read_text(encoding="utf-8").splitlines()[:20])]
+    monkeypatch.setattr(languages, "_identifier", None)
+    monkeypatch.setattr(languages, "_cache_folder", None)
+    shipped = [languages._get_identifier().rank(t[:600])[:3] for t in texts]
+
+    languages.use_model_cache(tmp_path)
+    monkeypatch.setattr(languages, "_identifier", None)
+    languages.preload_model()  # decodes and writes the copy
+    (copy,) = tmp_path.glob("py3langid-*.pickle")
+    assert copy.stat().st_mode & 0o444 == 0o444  # readable by whoever runs the service
+    monkeypatch.setattr(languages, "_identifier", None)
+    assert [languages._get_identifier().rank(t[:600])[:3] for t in texts] == shipped  # read from the copy
+
+    copy.write_bytes(b"not a pickle")  # a damaged copy is decoded and written again
+    monkeypatch.setattr(languages, "_identifier", None)
+    with caplog.at_level("WARNING"):
+        assert [languages._get_identifier().rank(t[:600])[:3] for t in texts] == shipped
+    assert "unreadable" in caplog.text
+    monkeypatch.setattr(languages, "_identifier", None)
+    assert [languages._get_identifier().rank(t[:600])[:3] for t in texts] == shipped
+    assert copy.stat().st_size > 1_000_000

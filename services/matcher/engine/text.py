@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from partnermatch.languages import use_model_cache
 from services.matcher.engine.lemmas import CODES, LemmaIndex
 
 # One Latin spelling for every Cyrillic letter our languages use; Serbian letters map to their
@@ -57,10 +58,12 @@ _INDEX = LemmaIndex(DEFAULT_LEMMA_INDEX)
 
 
 def use_lemma_index(folder: str | None) -> None:
-    """Where the lemma index lives (see lemmas.py); None or "" keeps it in memory only."""
+    """Where the lemma index lives (see lemmas.py), and the decoded copy of the language detection
+    model (partnermatch.languages); None or "" keeps both in memory only."""
     global _INDEX
     _INDEX = LemmaIndex(folder or None)
     _LEMMAS.clear()
+    use_model_cache(folder or None)
 
 
 def lemma(word: str, lang: str | None) -> str:
