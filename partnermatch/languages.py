@@ -7,19 +7,14 @@ decoded copy of it where use_model_cache says).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.metadata
-import logging
-import os
-import pickle
 import re
-import tempfile
 import threading
 import unicodedata
 from pathlib import Path
 
-logger = logging.getLogger(__name__)
+from partnermatch import cachefile
 
 # The 16 languages of profiles, in ISO 639-1.
 PROFILE_LANGUAGES: tuple[str, ...] = (
@@ -69,28 +64,10 @@ def _cached_identifier(folder: Path):  # type: ignore[no-untyped-def]
     name holds py3langid's version and our languages, so an upgrade or a change writes a new copy."""
     tag = hashlib.sha256(",".join(PROFILE_LANGUAGES).encode()).hexdigest()[:12]
     path = folder / f"py3langid-{importlib.metadata.version('py3langid')}-{tag}.pickle"
-    try:
-        with open(path, "rb") as f:
-            return pickle.load(f)
-    except FileNotFoundError:
-        pass
-    except Exception as exc:  # a damaged or foreign copy: decode and write it again
-        logger.warning("language model copy unreadable; decoding it again", extra={"path": str(path),
-                                                                                   "error": repr(exc)})
-    ident = _decoded_identifier()
-    written = None
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=path.name, delete=False) as tmp:
-            written = tmp.name
-            pickle.dump(ident, tmp, protocol=pickle.HIGHEST_PROTOCOL)
-        os.chmod(written, 0o644)  # readable by the service's user where an installer wrote it
-        os.replace(written, path)
-    except OSError as exc:
-        if written is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(written)
-        logger.warning("cannot keep a copy of the language model", extra={"path": str(path), "error": str(exc)})
+    ident = cachefile.read(path)
+    if ident is None:
+        ident = _decoded_identifier()
+        cachefile.write(path, ident)
     return ident
 
 

@@ -27,8 +27,8 @@ TEXT_FIELDS = ("name", "cluster", "country", "language", "capabilities", "goals"
 LEMMA_INDEX = setting(
     "PARTNERMATCH_LEMMA_INDEX", "~/.cache/partnermatch/lemmas",
     "Folder for what the matcher builds once per installation (`partnermatch lemmas`): the lemma "
-    "index from simplemma's dictionaries and a decoded copy of the language detection model; "
-    "empty: rebuild both in memory at every start")
+    "index from simplemma's dictionaries, and copies of the decoded language detection model and "
+    "of the compiled lexicon; empty: make them all in memory at every start")
 
 
 class InputError(ValueError):

@@ -1,6 +1,7 @@
-"""`partnermatch lemmas`: build the lemma index from simplemma's dictionaries, keep a decoded copy of
-the language detection model beside it and compile the batch's candidate product now (once per
-installation), so the first `partnermatch match` or matcher start does not pay for them."""
+"""`partnermatch lemmas`: build the lemma index from simplemma's dictionaries, keep decoded copies of
+the language detection model and of the compiled lexicon beside it, and compile the batch's
+candidate product, now (once per installation), so no `partnermatch match` or matcher start pays
+for them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 
 from partnermatch.logs import configure_logging
 
@@ -17,33 +19,39 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "lemmas", help="build the lemma index for every language and compile the batch's product "
                        "(once per installation)",
         description="Decode simplemma's dictionary of every supported language into the lemma index "
-                    "under PARTNERMATCH_LEMMA_INDEX (languages already built are only opened), keep a "
-                    "decoded copy of the language detection model there, and compile the batch's "
-                    "candidate product into numba's cache.")
+                    "under PARTNERMATCH_LEMMA_INDEX (languages already built are only opened), keep "
+                    "copies of the decoded language detection model and of the compiled lexicon "
+                    "there, and compile the batch's candidate product into numba's cache.")
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from partnermatch.languages import preload_model, use_model_cache
-    from services.matcher.batch import LEMMA_INDEX
-    from services.matcher.engine.lemmas import LemmaIndex
+def build(folder: str, report: Callable[[str, float], None]) -> None:
+    """Build, or open where already built, everything kept under `folder`, and compile the batch's
+    product: report(what, seconds) after each step."""
+    from partnermatch.languages import preload_model
+    from services.matcher.engine.lexicon import load_lexicon
+    from services.matcher.engine.text import preload_lemmatizers, use_lemma_index
     from services.matcher.engine.topn import kernel
+
+    use_lemma_index(folder)  # the folder of the lemma index and of the kept copies below
+    started = time.monotonic()
+    for code, seconds in preload_lemmatizers().items():
+        report(f"lemmas ({code})", seconds)
+    report(f"lemma index in {folder}", time.monotonic() - started)
+    for what, step in (("language model copy", preload_model), ("compiled lexicon", load_lexicon),
+                       ("candidate product (numba)", kernel)):
+        started = time.monotonic()
+        step()
+        report(what, time.monotonic() - started)
+
+
+def run(args: argparse.Namespace) -> int:
+    from services.matcher.batch import LEMMA_INDEX
 
     configure_logging(os.environ)
     folder = LEMMA_INDEX.read(os.environ)
     if not folder:
         print("partnermatch lemmas: PARTNERMATCH_LEMMA_INDEX is empty; nothing to build", file=sys.stderr)
         return 2
-    index = LemmaIndex(folder)
-    started = time.monotonic()
-    for code, seconds in index.build_all().items():
-        print(f"{code:4} {seconds:6.2f} s", file=sys.stderr)
-    print(f"lemma index ready in {index.folder} ({time.monotonic() - started:.1f} s)", file=sys.stderr)
-    started = time.monotonic()
-    use_model_cache(folder)
-    preload_model()
-    print(f"language model copy ready ({time.monotonic() - started:.1f} s)", file=sys.stderr)
-    started = time.monotonic()
-    kernel()
-    print(f"candidate product compiled ({time.monotonic() - started:.1f} s)", file=sys.stderr)
+    build(folder, lambda what, seconds: print(f"{what}: ready ({seconds:.1f} s)", file=sys.stderr))
     return 0

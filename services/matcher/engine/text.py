@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from pathlib import Path
 
 from partnermatch.languages import use_model_cache
 from services.matcher.engine.lemmas import CODES, LemmaIndex
@@ -55,15 +56,24 @@ def tokens(text: str) -> list[str]:
 # Lemmas already looked up in this process, by (simplemma language code, word).
 _LEMMAS: dict[tuple[str, str], str] = {}
 _INDEX = LemmaIndex(DEFAULT_LEMMA_INDEX)
+_CACHE: Path | None = Path(DEFAULT_LEMMA_INDEX).expanduser()
 
 
 def use_lemma_index(folder: str | None) -> None:
-    """Where the lemma index lives (see lemmas.py), and the decoded copy of the language detection
-    model (partnermatch.languages); None or "" keeps both in memory only."""
-    global _INDEX
+    """Where the lemma index lives (see lemmas.py), and the copies of the language detection model
+    (partnermatch.languages) and of the compiled lexicon (lexicon.py); None or "" keeps them all in
+    memory only."""
+    global _INDEX, _CACHE
     _INDEX = LemmaIndex(folder or None)
+    _CACHE = Path(folder).expanduser() if folder else None
     _LEMMAS.clear()
-    use_model_cache(folder or None)
+    use_model_cache(_CACHE)
+
+
+def cache_folder() -> Path | None:
+    """The folder of use_lemma_index (by default ~/.cache/partnermatch/lemmas), where what is built
+    once per installation is kept; None: keep nothing."""
+    return _CACHE
 
 
 def lemma(word: str, lang: str | None) -> str:

@@ -83,3 +83,39 @@ def test_no_common_function_word_of_any_language_names_a_sector_or_activity(lexi
         if hits:
             wrong[word] = hits
     assert not wrong
+
+
+def test_the_kept_compiled_lexicon_finds_what_a_fresh_compile_finds(tmp_path, monkeypatch, caplog):
+    from services.matcher.engine import lexicon as lexicon_module
+    from services.matcher.engine import text
+
+    texts = {"pl": "Produkcja mebli z drewna, tartak i obróbka CNC; szukamy partnerów IT.",
+             "sr": "Прерада воћа и производња сокова, хладњаче и HACCP.",
+             "de": "Wir entwickeln Software für Krankenhäuser und Medizintechnik.",
+             "sq": "Turizëm rural dhe agroturizëm, prodhim vere."}
+    monkeypatch.setattr(text, "_CACHE", None)
+    fresh = load_lexicon()  # nothing kept: compiled
+    monkeypatch.setattr(text, "_CACHE", tmp_path)
+    load_lexicon()  # compiled and kept
+    (copy,) = tmp_path.glob("lexicon-*.pickle")
+    kept = load_lexicon()  # read from the copy
+    assert kept is not fresh
+    for lang, t in texts.items():
+        assert kept.find(t, lang) == fresh.find(t, lang) != []
+
+    copy.write_bytes(b"\x80\x05 damaged")
+    with caplog.at_level("WARNING"):
+        assert load_lexicon().find(texts["pl"], "pl") == fresh.find(texts["pl"], "pl")
+    assert "unreadable" in caplog.text
+    assert load_lexicon().find(texts["de"], "de") == fresh.find(texts["de"], "de")
+
+    # A changed lexicon file is a new copy, never the old one.
+    changed = tmp_path / "data"
+    changed.mkdir()
+    for f in lexicon_module.DATA_DIR.glob("*.yaml"):
+        (changed / f.name).write_bytes(f.read_bytes())
+    monkeypatch.setattr(lexicon_module, "DATA_DIR", changed)
+    first = sorted(changed.glob("*.yaml"))[0]
+    first.write_text(first.read_text(encoding="utf-8") + "\n# a comment changes the file\n", encoding="utf-8")
+    load_lexicon()
+    assert len(list(tmp_path.glob("lexicon-*.pickle"))) == 2
