@@ -6,6 +6,7 @@ Lemmas come from simplemma's dictionaries (shipped in its package) through lemma
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 from pathlib import Path
@@ -30,8 +31,10 @@ _TOKEN = re.compile(r"[^\W_]+(?:[-'’][^\W_]+)*", re.UNICODE)
 
 # simplemma's data names Serbo-Croatian (Serbian, Croatian, Bosnian, Montenegrin) "hbs".
 _LEMMA_LANG = {"sr": "hbs", "hr": "hbs", "bs": "hbs"}
-# Where built lemma indexes are kept unless the caller says otherwise (PARTNERMATCH_LEMMA_INDEX).
-DEFAULT_LEMMA_INDEX = "~/.cache/partnermatch/lemmas"
+# Where what is built once per installation is kept unless the caller says otherwise: the
+# PARTNERMATCH_LEMMA_INDEX setting (declared in batch.py), read here as well so that a process
+# which only renders labels (review pages, the notifier's emails) finds the installation's copies.
+DEFAULT_LEMMA_INDEX = os.environ.get("PARTNERMATCH_LEMMA_INDEX", "~/.cache/partnermatch/lemmas")
 
 
 def transliterate(text: str) -> str:
@@ -55,8 +58,8 @@ def tokens(text: str) -> list[str]:
 
 # Lemmas already looked up in this process, by (simplemma language code, word).
 _LEMMAS: dict[tuple[str, str], str] = {}
-_INDEX = LemmaIndex(DEFAULT_LEMMA_INDEX)
-_CACHE: Path | None = Path(DEFAULT_LEMMA_INDEX).expanduser()
+_INDEX = LemmaIndex(DEFAULT_LEMMA_INDEX or None)
+_CACHE: Path | None = Path(DEFAULT_LEMMA_INDEX).expanduser() if DEFAULT_LEMMA_INDEX else None
 
 
 def use_lemma_index(folder: str | None) -> None:
