@@ -221,7 +221,7 @@ class Lexicon:
     def _phrase_candidates(self, k: tuple[str, str, str | None]) -> list[_Pattern]:
         folded, lemmed, acro = k
         seen: list[_Pattern] = []
-        for key in {folded, lemmed}:
+        for key in (folded,) if lemmed == folded else (folded, lemmed):  # not a set: its order varies by run
             seen.extend(self.phrases.get(key, ()))
             seen.extend(self.phrase_prefixes.get(key[:4], ()))
         if acro:
