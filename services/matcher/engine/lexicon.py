@@ -314,7 +314,7 @@ def _compile(files: list[Path]) -> Lexicon:
         for label in (entry.get("labels") or {}).values():  # a label is a form too
             if label:
                 lex._add_form(str(label), entry["id"])
-    lex.forget_words()
+    lex.forget_words()  # nothing looked up while compiling goes into a kept copy
     logger.info("lexicon compiled", extra={"concepts": len(concepts), "files": len(files)})
     return lex
 
