@@ -2,7 +2,8 @@
 
 Forms follow data/lexicon/README.md: whole words, `stem*` prefixes, `*part*` infixes for
 compounds, multi-word phrases, and CAPITAL acronyms. Text and forms are folded the same way
-(Latin script, lower case, no diacritics). Pure apart from reading the data files once.
+(Latin script, lower case, no diacritics). Pure apart from reading the data files once (and
+reading or writing the compiled copy kept beside the lemma index, see load_lexicon).
 """
 
 from __future__ import annotations
