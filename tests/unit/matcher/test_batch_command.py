@@ -135,7 +135,7 @@ def test_matching_in_two_processes_writes_the_same_file_as_one(tmp_path):
         outputs.append(out.read_text(encoding="utf-8"))
     assert outputs[0] == outputs[1]
     lines = outputs[0].splitlines()
-    assert len(lines) == 268 and all(json.loads(line)["suggestions"] for line in lines)
+    assert len(lines) == 332 and all(json.loads(line)["suggestions"] for line in lines)
 
 
 _FAILING_CHILD = """
