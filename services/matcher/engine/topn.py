@@ -42,7 +42,12 @@ def kernel() -> Any:
         logger.warning("numba cannot cache the candidate kernel; compiling it for this run",
                        extra={"error": str(exc)})
         compiled = numba.njit(sig, nogil=True)(_best_of_rows)
-    logger.debug("candidate kernel ready", extra={"seconds": round(time.monotonic() - started, 2)})
+    seconds = round(time.monotonic() - started, 2)
+    if seconds > 1.0:  # compiled, not read from the cache: say why this run paused
+        logger.info("candidate kernel compiled (once; `partnermatch lemmas` does it at installation)",
+                    extra={"seconds": seconds})
+    else:
+        logger.debug("candidate kernel ready", extra={"seconds": seconds})
     return compiled
 
 
