@@ -518,10 +518,10 @@ class MatchEngine:
         words64 = fitted[0] if fitted is not None else self._term_matrix(np.float64)
         words = words64.astype(np.float32)  # exact weights for the reasons, float32 for the product
         self._words, self._dirty = words, set()
-        product = CandidateProduct(sp.hstack([sp.csr_matrix(right), words]).tocsr(), self.cluster_code,
-                                   self.active, max(self.s.candidates, 4 * k))
         id_rank = np.empty(n, np.int64)
         id_rank[np.argsort(np.array(self.ids, dtype=object))] = np.arange(n)
+        product = CandidateProduct(sp.hstack([sp.csr_matrix(right), words]).tocsr(), self.cluster_code,
+                                   self.active, max(self.s.candidates, 4 * k, 1), rank=id_rank)
         hits = self._hit_matrices(words64, fitted[1:] if fitted is not None else None)
         columns = self._reason_columns()
         quotes: dict[int, tuple[str, ...]] = {}  # the words reasons quote, by (row, concept, side)

@@ -34,11 +34,11 @@ def kernel() -> Any:
 
     started = time.monotonic()
     sig = ("void(float32[:, ::1], float32[:, ::1], int64[::1], int64[::1], float32[::1], int64[::1], "
-           "int64[::1], float32[::1], int64[::1], int64[::1], boolean[::1], int64, float32[::1], "
+           "int64[::1], float32[::1], int64[::1], int64[::1], boolean[::1], int64[::1], int64, float32[::1], "
            "int64[:, ::1], float32[:, ::1], int64[::1])")
     try:
         compiled = numba.njit(sig, cache=True, nogil=True)(_best_of_rows)
-    except RuntimeError as exc:  # no writable cache folder: compile for this process only
+    except (RuntimeError, OSError) as exc:  # no usable cache folder: compile for this process only
         logger.warning("numba cannot cache the candidate kernel; compiling it for this run",
                        extra={"error": str(exc)})
         compiled = numba.njit(sig, nogil=True)(_best_of_rows)
@@ -52,13 +52,15 @@ def kernel() -> Any:
 
 
 def _best_of_rows(left_dense, dense_t, l_ptr, l_idx, l_val, r_ptr, r_idx, r_val,
-                  rows, cluster, active, want, acc, out_idx, out_val, counts):
+                  rows, cluster, active, rank, want, acc, out_idx, out_val, counts):
     """For each left row i (organisation rows[i]): acc = its scores against every organisation;
     out_idx[i, :counts[i]] and out_val[i, :counts[i]] = the `want` best with a score above 0, best
-    first, leaving out itself, its own cluster and inactive rows. Equal scores keep the lower row."""
+    first, leaving out itself, its own cluster and inactive rows. Of equal scores, the lower
+    `rank` (the order of the ids) comes first, so the result does not depend on the input order."""
     n = acc.shape[0]
-    heap_v = np.empty(want, np.float32)
+    heap_v = np.empty(want, np.float32)  # a min-heap of the best so far: its root is the worst kept
     heap_i = np.empty(want, np.int64)
+    heap_r = np.empty(want, np.int64)
     for i in range(left_dense.shape[0]):
         acc[:] = 0.0
         for d in range(left_dense.shape[1]):
@@ -73,25 +75,24 @@ def _best_of_rows(left_dense, dense_t, l_ptr, l_idx, l_val, r_ptr, r_idx, r_val,
             for q in range(r_ptr[f], r_ptr[f + 1]):
                 acc[r_idx[q]] += w * r_val[q]
         me, own = rows[i], cluster[rows[i]]
-        bar = np.float32(0.0)  # a candidate must beat this: 0, then the worst kept once `want` are kept
         size = 0
         for c in range(n):
             v = acc[c]
-            if v <= bar or c == me or cluster[c] == own or not active[c]:
+            if v <= 0.0 or c == me or cluster[c] == own or not active[c]:
                 continue
-            if size < want:  # a min-heap of the best so far: push
+            r = rank[c]
+            if size == want and (v < heap_v[0] or (v == heap_v[0] and r > heap_r[0])):
+                continue  # no better than the worst kept
+            if size < want:  # push: sift up while it is worse than its parent
                 j = size
                 size += 1
                 while j > 0:
                     up = (j - 1) >> 1
-                    if heap_v[up] < v or (heap_v[up] == v and heap_i[up] > c):
+                    if not (v < heap_v[up] or (v == heap_v[up] and r > heap_r[up])):
                         break
-                    heap_v[j], heap_i[j] = heap_v[up], heap_i[up]
+                    heap_v[j], heap_i[j], heap_r[j] = heap_v[up], heap_i[up], heap_r[up]
                     j = up
-                heap_v[j], heap_i[j] = v, c
-                if size == want:
-                    bar = heap_v[0]
-            else:  # replace the worst kept, sift it down
+            else:  # replace the worst kept: sift down while a child is worse
                 j = 0
                 while True:
                     lo = 2 * j + 1
@@ -99,16 +100,15 @@ def _best_of_rows(left_dense, dense_t, l_ptr, l_idx, l_val, r_ptr, r_idx, r_val,
                         break
                     m = lo
                     if lo + 1 < size and (heap_v[lo + 1] < heap_v[lo]
-                                          or (heap_v[lo + 1] == heap_v[lo] and heap_i[lo + 1] > heap_i[lo])):
+                                          or (heap_v[lo + 1] == heap_v[lo] and heap_r[lo + 1] > heap_r[lo])):
                         m = lo + 1
-                    if heap_v[m] >= v:  # a later row with an equal score stays out
+                    if v < heap_v[m] or (v == heap_v[m] and r > heap_r[m]):
                         break
-                    heap_v[j], heap_i[j] = heap_v[m], heap_i[m]
+                    heap_v[j], heap_i[j], heap_r[j] = heap_v[m], heap_i[m], heap_r[m]
                     j = m
-                heap_v[j], heap_i[j] = v, c
-                bar = heap_v[0]
-        by_row = np.argsort(heap_i[:size])  # best first; equal scores by row (a stable sort of those)
-        order = by_row[np.argsort(-heap_v[:size][by_row], kind="mergesort")]
+            heap_v[j], heap_i[j], heap_r[j] = v, c, r
+        by_rank = np.argsort(heap_r[:size])  # best first, equal scores by rank: a stable sort of those
+        order = by_rank[np.argsort(-heap_v[:size][by_rank], kind="mergesort")]
         for t in range(size):
             out_idx[i, t] = heap_i[order[t]]
             out_val[i, t] = heap_v[order[t]]
@@ -117,9 +117,13 @@ def _best_of_rows(left_dense, dense_t, l_ptr, l_idx, l_val, r_ptr, r_idx, r_val,
 
 class CandidateProduct:
     """left · right for blocks of organisations against all of them (right: one row per
-    organisation, its feature columns), keeping each row's `want` best eligible partners."""
+    organisation, its feature columns), keeping each row's `want` best eligible partners; equal
+    scores in the order of `rank` (by default the rows')."""
 
-    def __init__(self, right: sp.csr_matrix, cluster: np.ndarray, active: np.ndarray, want: int) -> None:
+    def __init__(self, right: sp.csr_matrix, cluster: np.ndarray, active: np.ndarray, want: int,
+                 rank: np.ndarray | None = None) -> None:
+        if want < 1:
+            raise ValueError(f"want must be at least 1, got {want}")
         n, features = right.shape
         df = np.bincount(right.indices, minlength=features)
         by_df = np.argsort(-df, kind="stable")[:MAX_DENSE]
@@ -129,24 +133,26 @@ class CandidateProduct:
         self.sparse_cols = np.flatnonzero(~is_dense)
         self.dense_t = np.ascontiguousarray(right[:, self.dense_cols].toarray().T, np.float32)
         self.sparse_t = _int64(right[:, self.sparse_cols].T.tocsr().astype(np.float32))
-        self.cluster = np.ascontiguousarray(cluster[:n], np.int64)
-        self.active = np.ascontiguousarray(active[:n], np.bool_)
+        # copies: the kernel's signature takes writable arrays, and they must not change under it
+        self.cluster = np.array(cluster[:n], np.int64)
+        self.active = np.array(active[:n], np.bool_)
+        self.rank = np.arange(n, dtype=np.int64) if rank is None else np.array(rank[:n], np.int64)
         self.want = int(want)
-        self.acc = np.zeros(n, np.float32)
 
     def best(self, rows: np.ndarray, left: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For the organisations `rows` with left vectors `left` (one row each): (i, candidate,
         score) of their best partners, where rows[i] is the owner: by i, best first."""
-        rows = np.ascontiguousarray(rows, np.int64)
+        rows = np.array(rows, np.int64)
         left = left.tocsr()
         dense = np.ascontiguousarray(left[:, self.dense_cols].toarray(), np.float32)
         sparse = _int64(left[:, self.sparse_cols].tocsr().astype(np.float32))
         out_idx = np.zeros((len(rows), self.want), np.int64)
         out_val = np.zeros((len(rows), self.want), np.float32)
         counts = np.zeros(len(rows), np.int64)
+        acc = np.zeros(len(self.cluster), np.float32)  # per call: calls from two threads do not share it
         kernel()(dense, self.dense_t, sparse.indptr, sparse.indices, sparse.data, self.sparse_t.indptr,
-                 self.sparse_t.indices, self.sparse_t.data, rows, self.cluster, self.active, self.want,
-                 self.acc, out_idx, out_val, counts)
+                 self.sparse_t.indices, self.sparse_t.data, rows, self.cluster, self.active, self.rank, self.want,
+                 acc, out_idx, out_val, counts)
         kept = np.arange(self.want) < counts[:, None]
         return np.repeat(np.arange(len(rows)), counts), out_idx[kept], out_val[kept]
 

@@ -235,3 +235,19 @@ def test_word_vectors_of_a_fit_equal_those_built_one_by_one(engine):
         one = engine._term_vec(a)
         assert engine.terms[r].keys() == one.keys()
         assert all(abs(engine.terms[r][t] - w) < 1e-12 for t, w in one.items())
+
+
+def test_equal_scores_beyond_the_candidates_do_not_depend_on_the_input_order():
+    # 80 identical profiles tie for one seeker's 60 candidate places: which of them it gets, and in
+    # which order, follows their ids, not the order of the input.
+    seeker = P("seeker", cluster="s", capabilities="Oprogramowanie i chmura.", goals="Szukamy oprogramowania.",
+               language="pl")
+    twins = [P(f"t{i:02d}", cluster=f"c{i}", capabilities="Oprogramowanie.", goals="", language="pl")
+             for i in range(80)]
+    lists = []
+    for order in (twins, twins[::-1], twins[40:] + twins[:40]):
+        engine = MatchEngine()
+        engine.fit([seeker, *order])
+        lists.append([(s.id, s.score) for s in dict(engine.suggestions_for_all(5))["seeker"]])
+    assert lists[0] == lists[1] == lists[2]
+    assert [i for i, _ in lists[0]] == ["t00", "t01", "t02", "t03", "t04"]
