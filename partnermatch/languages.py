@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import os
 import re
 import threading
 import unicodedata
@@ -33,12 +34,17 @@ NATIVE_NAMES: dict[str, str] = {
 _lock = threading.Lock()
 _LETTERS = re.compile(r"[^\W\d_]")
 _identifier = None
-_cache_folder: Path | None = None
+# The folder for what is built once per installation (the lemma index, the kept copies): the
+# PARTNERMATCH_LEMMA_INDEX setting, read here so that every process uses it, the profiles service
+# included; like every setting, empty means the default.
+DEFAULT_CACHE_FOLDER = "~/.cache/partnermatch/lemmas"
+CACHE_FOLDER = os.environ.get("PARTNERMATCH_LEMMA_INDEX") or DEFAULT_CACHE_FOLDER
+_cache_folder: Path | None = Path(CACHE_FOLDER).expanduser()
 
 
 def use_model_cache(folder: str | Path | None) -> None:
-    """Keep the decoded detection model in `folder` (None: decode it at every start). py3langid
-    ships it LZMA-compressed: decoding takes about half a second, reading our copy a tenth."""
+    """Keep the decoded detection model in `folder` (None: decode it at every start; by default
+    CACHE_FOLDER). py3langid ships it LZMA-compressed: decoding takes about half a second."""
     global _cache_folder
     _cache_folder = Path(folder).expanduser() if folder else None
 

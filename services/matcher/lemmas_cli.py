@@ -49,9 +49,6 @@ def run(args: argparse.Namespace) -> int:
     from services.matcher.batch import LEMMA_INDEX
 
     configure_logging(os.environ)
-    folder = LEMMA_INDEX.read(os.environ)
-    if not folder:
-        print("partnermatch lemmas: PARTNERMATCH_LEMMA_INDEX is empty; nothing to build", file=sys.stderr)
-        return 2
+    folder = str(LEMMA_INDEX.read(os.environ))  # never empty: empty means the default
     build(folder, lambda what, seconds: print(f"{what}: ready ({seconds:.1f} s)", file=sys.stderr))
     return 0

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from partnermatch.languages import PROFILE_LANGUAGES, detect_language
 
 DEVSET = Path(__file__).resolve().parents[1] / "data" / "devset"
@@ -42,7 +44,9 @@ def test_the_kept_copy_of_the_model_detects_as_the_shipped_one(tmp_path, monkeyp
     (copy,) = tmp_path.glob("py3langid-*.pickle")
     assert copy.stat().st_mode & 0o444 == 0o444  # readable by whoever runs the service
     monkeypatch.setattr(languages, "_identifier", None)
-    assert [languages._get_identifier().rank(t[:600])[:3] for t in texts] == shipped  # read from the copy
+    with monkeypatch.context() as m:
+        m.setattr(languages, "_decoded_identifier", lambda: pytest.fail("decoded although a copy is kept"))
+        assert [languages._get_identifier().rank(t[:600])[:3] for t in texts] == shipped  # read from the copy
 
     copy.write_bytes(b"not a pickle")  # a damaged copy is decoded and written again
     monkeypatch.setattr(languages, "_identifier", None)

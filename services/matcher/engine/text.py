@@ -6,12 +6,11 @@ Lemmas come from simplemma's dictionaries (shipped in its package) through lemma
 
 from __future__ import annotations
 
-import os
 import re
 import unicodedata
 from pathlib import Path
 
-from partnermatch.languages import use_model_cache
+from partnermatch.languages import CACHE_FOLDER, use_model_cache
 from services.matcher.engine.lemmas import CODES, LemmaIndex
 
 # One Latin spelling for every Cyrillic letter our languages use; Serbian letters map to their
@@ -31,10 +30,7 @@ _TOKEN = re.compile(r"[^\W_]+(?:[-'’][^\W_]+)*", re.UNICODE)
 
 # simplemma's data names Serbo-Croatian (Serbian, Croatian, Bosnian, Montenegrin) "hbs".
 _LEMMA_LANG = {"sr": "hbs", "hr": "hbs", "bs": "hbs"}
-# Where what is built once per installation is kept unless the caller says otherwise: the
-# PARTNERMATCH_LEMMA_INDEX setting (declared in batch.py), read here as well so that a process
-# which only renders labels (review pages, the notifier's emails) finds the installation's copies.
-DEFAULT_LEMMA_INDEX = os.environ.get("PARTNERMATCH_LEMMA_INDEX", "~/.cache/partnermatch/lemmas")
+DEFAULT_LEMMA_INDEX = CACHE_FOLDER  # where what is built once per installation is kept, by default
 
 
 def transliterate(text: str) -> str:
@@ -58,8 +54,8 @@ def tokens(text: str) -> list[str]:
 
 # Lemmas already looked up in this process, by (simplemma language code, word).
 _LEMMAS: dict[tuple[str, str], str] = {}
-_INDEX = LemmaIndex(DEFAULT_LEMMA_INDEX or None)
-_CACHE: Path | None = Path(DEFAULT_LEMMA_INDEX).expanduser() if DEFAULT_LEMMA_INDEX else None
+_INDEX = LemmaIndex(DEFAULT_LEMMA_INDEX)
+_CACHE: Path | None = Path(DEFAULT_LEMMA_INDEX).expanduser()
 
 
 def use_lemma_index(folder: str | None) -> None:
@@ -74,7 +70,7 @@ def use_lemma_index(folder: str | None) -> None:
 
 
 def cache_folder() -> Path | None:
-    """The folder of use_lemma_index (by default ~/.cache/partnermatch/lemmas), where what is built
+    """The folder of use_lemma_index (by default PARTNERMATCH_LEMMA_INDEX's), where what is built
     once per installation is kept; None: keep nothing."""
     return _CACHE
 
