@@ -199,6 +199,7 @@ def main() -> int:
         print(f"once per installation (`partnermatch lemmas`): lemma index of {built_info['languages']} "
               f"languages, kept copies and compiled product in {build_s:.1f} s (compiling: "
               f"{built_info['compile_s']:.1f} s; peak {build_mb:.0f} MiB)")
+        os.environ.pop("NUMBA_CACHE_DIR")  # its folder goes with the temporary one
     if args.incremental_n:
         _, inc_mb, line, _ = child("incremental", str(args.incremental_n), str(args.updates))
         stats = json.loads(line)
