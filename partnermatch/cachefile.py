@@ -1,6 +1,7 @@
-"""Pickled copies of things that are slow to build and never change for an installation (the
-decoded language model, the compiled lexicon), kept in a folder of our own. Loading a pickle runs
-code: the folder must be writable only by those who install and run partnermatch."""
+"""The folder for what is built once per installation (the lemma index, see the matcher's
+lemmas.py), and pickled copies kept there of things that are slow to build and never change for
+an installation (the decoded language model, the compiled lexicon). Loading a pickle runs code:
+the folder must be writable only by those who install and run partnermatch."""
 
 from __future__ import annotations
 
@@ -13,6 +14,21 @@ from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger(__name__)
+DEFAULT_FOLDER = "~/.cache/partnermatch/lemmas"
+# The PARTNERMATCH_LEMMA_INDEX setting, read here so that every process uses the same folder, the
+# profiles service included; like every setting, empty means the default.
+_folder: Path | None = Path(os.environ.get("PARTNERMATCH_LEMMA_INDEX") or DEFAULT_FOLDER).expanduser()
+
+
+def folder() -> Path | None:
+    """The folder in use; None: keep nothing, build everything in memory."""
+    return _folder
+
+
+def use_folder(path: str | Path | None) -> None:
+    """Use `path` from now on (None or "": keep nothing)."""
+    global _folder
+    _folder = Path(path).expanduser() if path else None
 
 
 def read(path: Path) -> Any | None:

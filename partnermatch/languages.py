@@ -2,14 +2,13 @@
 
 Detection uses py3langid (its model ships inside the package: nothing is downloaded),
 restricted to the languages we support. Pure apart from loading that model once (and keeping a
-decoded copy of it where use_model_cache says).
+decoded copy of it in cachefile.folder()).
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import os
 import re
 import threading
 import unicodedata
@@ -34,26 +33,16 @@ NATIVE_NAMES: dict[str, str] = {
 _lock = threading.Lock()
 _LETTERS = re.compile(r"[^\W\d_]")
 _identifier = None
-# The folder for what is built once per installation (the lemma index, the kept copies): the
-# PARTNERMATCH_LEMMA_INDEX setting, read here so that every process uses it, the profiles service
-# included; like every setting, empty means the default.
-DEFAULT_CACHE_FOLDER = "~/.cache/partnermatch/lemmas"
-CACHE_FOLDER = os.environ.get("PARTNERMATCH_LEMMA_INDEX") or DEFAULT_CACHE_FOLDER
-_cache_folder: Path | None = Path(CACHE_FOLDER).expanduser()
-
-
-def use_model_cache(folder: str | Path | None) -> None:
-    """Keep the decoded detection model in `folder` (None: decode it at every start; by default
-    CACHE_FOLDER). py3langid ships it LZMA-compressed: decoding takes about half a second."""
-    global _cache_folder
-    _cache_folder = Path(folder).expanduser() if folder else None
 
 
 def _get_identifier():  # type: ignore[no-untyped-def]
+    """py3langid ships its model LZMA-compressed: decoding takes about half a second, so a decoded
+    copy is kept in cachefile.folder() where there is one."""
     global _identifier
     with _lock:
         if _identifier is None:
-            _identifier = _cached_identifier(_cache_folder) if _cache_folder is not None else _decoded_identifier()
+            folder = cachefile.folder()
+            _identifier = _cached_identifier(folder) if folder is not None else _decoded_identifier()
         return _identifier
 
 

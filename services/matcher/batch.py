@@ -19,14 +19,14 @@ import time
 from collections.abc import Iterator
 from typing import IO, Any
 
-from partnermatch.languages import DEFAULT_CACHE_FOLDER
+from partnermatch.cachefile import DEFAULT_FOLDER
 from partnermatch.logs import configure_logging
 from partnermatch.settings import setting
 
 logger = logging.getLogger(__name__)
 TEXT_FIELDS = ("name", "cluster", "country", "language", "capabilities", "goals")
 LEMMA_INDEX = setting(
-    "PARTNERMATCH_LEMMA_INDEX", DEFAULT_CACHE_FOLDER,
+    "PARTNERMATCH_LEMMA_INDEX", DEFAULT_FOLDER,
     "Folder for what the matcher builds once per installation (`partnermatch lemmas`): the lemma "
     "index from simplemma's dictionaries, and copies of the decoded language detection model and "
     "of the compiled lexicon. Every service reads it")

@@ -30,15 +30,15 @@ def test_too_little_text_gives_the_default():
 
 
 def test_the_kept_copy_of_the_model_detects_as_the_shipped_one(tmp_path, monkeypatch, caplog):
-    from partnermatch import languages
+    from partnermatch import cachefile, languages
 
     texts = [f"{o['capabilities']}\n{o['goals']}" for path in sorted(DEVSET.glob("*.jsonl"))
              for o in map(json.loads, path.read_text(encoding="utf-8").splitlines()[:20])]
     monkeypatch.setattr(languages, "_identifier", None)
-    monkeypatch.setattr(languages, "_cache_folder", None)
+    monkeypatch.setattr(cachefile, "_folder", None)
     shipped = [languages._get_identifier().rank(t[:600])[:3] for t in texts]
 
-    languages.use_model_cache(tmp_path)
+    cachefile.use_folder(tmp_path)
     monkeypatch.setattr(languages, "_identifier", None)
     languages.preload_model()  # decodes and writes the copy
     (copy,) = tmp_path.glob("py3langid-*.pickle")

@@ -22,7 +22,7 @@ import yaml
 
 from partnermatch import cachefile
 from services.matcher.engine import text as text_module
-from services.matcher.engine.text import cache_folder, fold, is_acronym, lemma, strip_marks, tokens, transliterate
+from services.matcher.engine.text import fold, is_acronym, lemma, strip_marks, tokens, transliterate
 
 logger = logging.getLogger(__name__)
 
@@ -273,24 +273,24 @@ _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 def load_lexicon(paths: Iterable[Path] | None = None) -> Lexicon:
     """Load every concept file (default: all YAML files of the project's lexicon folder). The
-    project's lexicon is kept compiled in text.cache_folder(), under a name that changes with its
+    project's lexicon is kept compiled in cachefile.folder(), under a name that changes with its
     files and with the code that compiles it: reading that copy takes a fraction of compiling."""
-    if paths is None:
-        files = sorted(DATA_DIR.glob("*.yaml"))
-        folder = cache_folder()
-        if folder is not None:
-            digest = hashlib.sha256()
-            for source in (*files, Path(__file__), Path(text_module.__file__)):
-                digest.update(source.name.encode() + b"\0" + source.read_bytes())
-            path = folder / f"lexicon-{digest.hexdigest()[:16]}.pickle"
-            lex = cachefile.read(path)
-            if not isinstance(lex, Lexicon):
-                lex = _compile(files)
-                cachefile.write(path, lex)
-            logger.info("lexicon loaded", extra={"concepts": len(lex.concepts), "files": len(files)})
-            return lex
+    if paths is not None:
+        return _compile(sorted(paths))
+    files = sorted(DATA_DIR.glob("*.yaml"))
+    folder = cachefile.folder()
+    if folder is None:
         return _compile(files)
-    return _compile(sorted(paths))
+    digest = hashlib.sha256()
+    for source in (*files, Path(__file__), Path(text_module.__file__)):
+        digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    path = folder / f"lexicon-{digest.hexdigest()[:16]}.pickle"
+    lex = cachefile.read(path)
+    if not isinstance(lex, Lexicon):
+        lex = _compile(files)
+        cachefile.write(path, lex)
+    logger.info("lexicon loaded", extra={"concepts": len(lex.concepts), "files": len(files)})
+    return lex
 
 
 def _compile(files: list[Path]) -> Lexicon:

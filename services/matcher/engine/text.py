@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from pathlib import Path
 
-from partnermatch.languages import CACHE_FOLDER, use_model_cache
+from partnermatch import cachefile
 from services.matcher.engine.lemmas import CODES, LemmaIndex
 
 # One Latin spelling for every Cyrillic letter our languages use; Serbian letters map to their
@@ -30,7 +29,6 @@ _TOKEN = re.compile(r"[^\W_]+(?:[-'’][^\W_]+)*", re.UNICODE)
 
 # simplemma's data names Serbo-Croatian (Serbian, Croatian, Bosnian, Montenegrin) "hbs".
 _LEMMA_LANG = {"sr": "hbs", "hr": "hbs", "bs": "hbs"}
-DEFAULT_LEMMA_INDEX = CACHE_FOLDER  # where what is built once per installation is kept, by default
 
 
 def transliterate(text: str) -> str:
@@ -54,25 +52,17 @@ def tokens(text: str) -> list[str]:
 
 # Lemmas already looked up in this process, by (simplemma language code, word).
 _LEMMAS: dict[tuple[str, str], str] = {}
-_INDEX = LemmaIndex(DEFAULT_LEMMA_INDEX)
-_CACHE: Path | None = Path(DEFAULT_LEMMA_INDEX).expanduser()
+_INDEX = LemmaIndex(cachefile.folder())
 
 
 def use_lemma_index(folder: str | None) -> None:
     """Where the lemma index lives (see lemmas.py), and the copies of the language detection model
     (partnermatch.languages) and of the compiled lexicon (lexicon.py); None or "" keeps them all in
     memory only."""
-    global _INDEX, _CACHE
+    global _INDEX
     _INDEX = LemmaIndex(folder or None)
-    _CACHE = Path(folder).expanduser() if folder else None
     _LEMMAS.clear()
-    use_model_cache(_CACHE)
-
-
-def cache_folder() -> Path | None:
-    """The folder of use_lemma_index (by default PARTNERMATCH_LEMMA_INDEX's), where what is built
-    once per installation is kept; None: keep nothing."""
-    return _CACHE
+    cachefile.use_folder(folder)
 
 
 def lemma(word: str, lang: str | None) -> str:

@@ -86,16 +86,16 @@ def test_no_common_function_word_of_any_language_names_a_sector_or_activity(lexi
 
 
 def test_the_kept_compiled_lexicon_finds_what_a_fresh_compile_finds(tmp_path, monkeypatch, caplog):
+    from partnermatch import cachefile
     from services.matcher.engine import lexicon as lexicon_module
-    from services.matcher.engine import text
 
     texts = {"pl": "Produkcja mebli z drewna, tartak i obróbka CNC; szukamy partnerów IT.",
              "sr": "Прерада воћа и производња сокова, хладњаче и HACCP.",
              "de": "Wir entwickeln Software für Krankenhäuser und Medizintechnik.",
              "sq": "Turizëm rural dhe agroturizëm, prodhim vere."}
-    monkeypatch.setattr(text, "_CACHE", None)
+    monkeypatch.setattr(cachefile, "_folder", None)
     fresh = load_lexicon()  # nothing kept: compiled
-    monkeypatch.setattr(text, "_CACHE", tmp_path)
+    monkeypatch.setattr(cachefile, "_folder", tmp_path)
     load_lexicon()  # compiled and kept
     (copy,) = tmp_path.glob("lexicon-*.pickle")
 
@@ -105,7 +105,7 @@ def test_the_kept_compiled_lexicon_finds_what_a_fresh_compile_finds(tmp_path, mo
     monkeypatch.setattr(lexicon_module, "_compile", no_compiling)
     kept = load_lexicon()  # read from the copy, or the stub above fails
     monkeypatch.undo()
-    monkeypatch.setattr(text, "_CACHE", tmp_path)
+    monkeypatch.setattr(cachefile, "_folder", tmp_path)
     for lang, t in texts.items():
         assert kept.find(t, lang) == fresh.find(t, lang) != []
 
