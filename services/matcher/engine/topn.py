@@ -8,9 +8,9 @@ eligible partners while the row is scanned, so the long tail is never sorted. No
 depends on which block a row is computed in: a row's result is the same whatever the chunking or
 the number of processes.
 
-The loop is compiled on first use and cached on disk beside this file (or in the user's cache
-folder where that is read-only, or in NUMBA_CACHE_DIR); `partnermatch lemmas` compiles it once
-per installation."""
+The loop is compiled on first use and cached on disk: in NUMBA_CACHE_DIR if set, else beside
+this file, else (where that is read-only) in the user's cache folder. `partnermatch lemmas`
+compiles it once per installation."""
 
 from __future__ import annotations
 
