@@ -42,6 +42,11 @@ class OrgProfile:
     capabilities: str = ""
     goals: str = ""
     language: str | None = None
+    # Optional structured needs, chosen from lists: sector or activity ids of the lexicon, and
+    # ISO 3166-1 alpha-2 codes. Strong evidence where given; the texts are read either way.
+    offers: tuple[str, ...] = ()
+    seeks: tuple[str, ...] = ()
+    seeks_countries: tuple[str, ...] = ()
 
 
 class Reason(NamedTuple):  # a tuple: millions are made in a batch run

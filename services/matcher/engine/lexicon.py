@@ -1,6 +1,6 @@
 """The multilingual concept lexicon: loading the project's YAML data and finding concepts in text.
 
-Forms follow data/lexicon/README.md: whole words, `stem*` prefixes, `*part*` infixes for
+Forms follow partnermatch/lexicon/README.md: whole words, `stem*` prefixes, `*part*` infixes for
 compounds, multi-word phrases, and CAPITAL acronyms. Text and forms are folded the same way
 (Latin script, lower case, no diacritics). Pure apart from reading the data files once (and
 reading or writing the compiled copy kept beside the lemma index, see load_lexicon).
@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+import partnermatch
 from partnermatch import cachefile
 from services.matcher.engine import text as text_module
 from services.matcher.engine.text import fold, is_acronym, lemma, strip_marks, tokens, transliterate
@@ -29,7 +30,7 @@ logger = logging.getLogger(__name__)
 LANGUAGES: tuple[str, ...] = ("pl", "sr", "hr", "bs", "sl", "mk", "bg", "ru", "uk", "cs", "sk", "ro", "hu", "sq",
                               "de", "en")
 KINDS = ("sector", "activity", "cooperation")
-DATA_DIR = Path(__file__).resolve().parent / "data" / "lexicon"
+DATA_DIR = Path(partnermatch.__file__).resolve().parent / "lexicon"
 
 
 @dataclass(frozen=True)
