@@ -45,6 +45,15 @@ class ProfileUpsertedV1(Schema):
     updated_at = fields.AwareDateTime(required=True, format="iso")
 
 
+class ProfileUpsertedV2(ProfileUpsertedV1):
+    """v1 plus the optional structured needs: lexicon ids (sectors, activities) the organisation
+    offers and seeks, and ISO 3166-1 alpha-2 codes of the countries it wants partners from."""
+
+    offers = fields.List(fields.String(), load_default=list)
+    seeks = fields.List(fields.String(), load_default=list)
+    seeks_countries = fields.List(fields.String(), load_default=list)
+
+
 class ProfileDeletedV1(Schema):
     org_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
     revision = fields.Integer(required=True, validate=validate.Range(min=1))
@@ -94,13 +103,16 @@ class MatchDecidedV1(PairFields):
 
 PAYLOADS: dict[tuple[str, int], type[Schema]] = {
     (PROFILE_UPSERTED, 1): ProfileUpsertedV1,
+    (PROFILE_UPSERTED, 2): ProfileUpsertedV2,
     (PROFILE_DELETED, 1): ProfileDeletedV1,
     (MATCH_SUGGESTED, 1): MatchSuggestedV1,
     (MATCH_WITHDRAWN, 1): MatchWithdrawnV1,
     (MATCH_APPROVED, 1): MatchDecidedV1,
     (MATCH_REJECTED, 1): MatchDecidedV1,
 }
-CURRENT_VERSION: dict[str, int] = {event_type: 1 for event_type, _ in PAYLOADS}
+# Producers write the newest version; decode reads every version listed above. A v1
+# `profile.upserted` has no structured needs: readers take a missing list as an empty one.
+CURRENT_VERSION: dict[str, int] = {event_type: 1 for event_type, _ in PAYLOADS} | {PROFILE_UPSERTED: 2}
 
 
 class EnvelopeSchema(Schema):

@@ -109,3 +109,21 @@ def is_cyrillic(text: str) -> bool:
         return False
     cyr = sum(1 for ch in letters if "CYRILLIC" in unicodedata.name(ch, ""))
     return cyr * 2 > len(letters)
+
+
+# Serbian Latin to Cyrillic, letter for letter; the digraphs dž, lj, nj are one Cyrillic letter each.
+_SR_DIGRAPHS = (("DŽ", "Џ"), ("Dž", "Џ"), ("dž", "џ"), ("LJ", "Љ"), ("Lj", "Љ"), ("lj", "љ"),
+                ("NJ", "Њ"), ("Nj", "Њ"), ("nj", "њ"))
+_SR_LETTERS = str.maketrans(dict(zip(
+    "abvgdđežzijklmnoprstćufhcčšABVGDĐEŽZIJKLMNOPRSTĆUFHCČŠ",
+    "абвгдђежзијклмнопрстћуфхцчшАБВГДЂЕЖЗИЈКЛМНОПРСТЋУФХЦЧШ",
+    strict=True,
+)))
+
+
+def latin_to_serbian_cyrillic(text: str) -> str:
+    """Serbian written in Latin script, in Cyrillic (what a reader of "sr-Cyrl" gets). Letters that
+    Serbian does not use (q, w, x, y) stay as they are."""
+    for latin, cyrillic in _SR_DIGRAPHS:
+        text = text.replace(latin, cyrillic)
+    return text.translate(_SR_LETTERS)

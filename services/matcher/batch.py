@@ -10,6 +10,7 @@ import json
 import logging
 import multiprocessing as mp
 import os
+import re
 import shutil
 import signal
 import sys
@@ -19,12 +20,14 @@ import time
 from collections.abc import Iterator
 from typing import IO, Any
 
+from partnermatch import vocabulary
 from partnermatch.cachefile import DEFAULT_FOLDER
 from partnermatch.logs import configure_logging
 from partnermatch.settings import setting
 
 logger = logging.getLogger(__name__)
 TEXT_FIELDS = ("name", "cluster", "country", "language", "capabilities", "goals")
+NEED_FIELDS = ("offers", "seeks", "seeks_countries")  # optional lists of lexicon ids / ISO codes
 LEMMA_INDEX = setting(
     "PARTNERMATCH_LEMMA_INDEX", DEFAULT_FOLDER,
     "Folder for what the matcher builds once per installation (`partnermatch lemmas`): the lemma "
@@ -44,7 +47,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "match", help="suggest partners for every organisation of a JSON-lines file",
         description="One JSON organisation per line in (id, name, cluster, country, language optional, "
-                    "capabilities, goals); one line per organisation out: its best partners with reasons.")
+                    "capabilities, goals; optional lists offers, seeks, seeks_countries); one line per "
+                    "organisation out: its best partners with reasons.")
     parser.add_argument("--input", required=True, help="input .jsonl file, or - for standard input")
     parser.add_argument("--output", required=True, help="output .jsonl file, or - for standard output")
     parser.add_argument("--top", type=int, default=5, help="partners per organisation (default 5)")
@@ -59,6 +63,7 @@ def read_organisations(stream: IO[str]) -> list[Any]:
 
     seen: dict[str, int] = {}
     profiles = []
+    given: dict[str, set[str]] = {"needs": set(), "countries": set()}
     for number, line in enumerate(stream, 1):
         if not line.strip():
             continue
@@ -82,11 +87,43 @@ def read_organisations(stream: IO[str]) -> list[Any]:
             if value is not None and not isinstance(value, str):
                 raise InputError(f"line {number}: \"{name}\" must be a string, got {type(value).__name__}")
             values[name] = value
+        needs = {name: _need_list(doc.get(name), name, number) for name in NEED_FIELDS}
+        given["needs"].update(needs["offers"], needs["seeks"])
+        given["countries"].update(needs["seeks_countries"])
         profiles.append(OrgProfile(
             id=org_id, name=values["name"] or "", cluster=values["cluster"] or f"(no cluster) {org_id}",
             country=values["country"] or "", language=(values["language"] or None),
-            capabilities=values["capabilities"] or "", goals=values["goals"] or ""))
+            capabilities=values["capabilities"] or "", goals=values["goals"] or "", **needs))
+    _warn_unknown(given["needs"], given["countries"])
     return profiles
+
+
+def _need_list(value: Any, name: str, number: int) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise InputError(f"line {number}: \"{name}\" must be a list of strings, got {type(value).__name__}")
+    for item in value:
+        if not isinstance(item, str):
+            raise InputError(f"line {number}: \"{name}\" must be a list of strings, has "
+                             f"{json.dumps(item, ensure_ascii=False)[:40]} ({type(item).__name__})")
+    return tuple(dict.fromkeys(value))
+
+
+_COUNTRY_CODE = re.compile(r"[A-Z]{2}")
+
+
+def _warn_unknown(needs: set[str], countries: set[str]) -> None:
+    """One warning for the whole file: unknown ids are kept (the engine ignores what it does not
+    know), but a typo should not pass unseen. The vocabulary is read only if some line has needs."""
+    if not needs and not countries:
+        return
+    codes = vocabulary.country_codes()  # while the lexicon has no countries: any two capitals
+    unknown = sorted(needs - vocabulary.need_ids()) + sorted(
+        c for c in countries if (c not in codes if codes else not _COUNTRY_CODE.fullmatch(c)))
+    if unknown:
+        logger.warning("unknown ids in offers, seeks or seeks_countries: kept, but nothing matches on them",
+                       extra={"count": len(unknown), "ids": unknown[:20]})
 
 
 def match_file(src: IO[str], dst: IO[str], top: int, lemma_index: str | None = None,

@@ -31,11 +31,15 @@ def flip_reason(reason: dict[str, Any]) -> dict[str, Any]:
 
 
 def profile_from_payload(payload: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """The engine's profile of a `profile.upserted` payload, v1 or v2 (a v1 one has no structured
+    needs), or of a profile stored as applied."""
     from services.matcher.engine import OrgProfile
 
     return OrgProfile(id=payload["org_id"], name=payload.get("name", ""), cluster=payload["cluster_id"],
                       country=payload.get("country", ""), language=payload.get("language"),
-                      capabilities=payload.get("capabilities", ""), goals=payload.get("goals", ""))
+                      capabilities=payload.get("capabilities", ""), goals=payload.get("goals", ""),
+                      offers=tuple(payload.get("offers") or ()), seeks=tuple(payload.get("seeks") or ()),
+                      seeks_countries=tuple(payload.get("seeks_countries") or ()))
 
 
 class LiveMatcher:

@@ -88,14 +88,19 @@ def contact_id(org_id: str, email: str) -> str:
     return hashlib.sha256(f"{org_id}\n{email.strip().lower()}".encode()).hexdigest()[:16]
 
 
+# Structured needs: lexicon ids it offers and seeks, and countries it wants partners from. Public,
+# like the texts they summarise; profiles stored before they existed have none.
+NEED_FIELDS = ("offers", "seeks", "seeks_countries")
+MAX_NEEDS = 10
+
 PUBLIC_FIELDS = (
     "id", "name", "cluster_id", "country", "language", "language_detected", "capabilities", "goals",
-    "sectors", "website", "created_at", "updated_at", "revision",
+    "sectors", *NEED_FIELDS, "website", "created_at", "updated_at", "revision",
 )
 
 
 def public_view(org: dict[str, Any]) -> dict[str, Any]:
-    return {k: org.get(k) for k in PUBLIC_FIELDS}
+    return {k: list(org.get(k) or []) if k in NEED_FIELDS else org.get(k) for k in PUBLIC_FIELDS}
 
 
 def private_view(org: dict[str, Any]) -> dict[str, Any]:
@@ -117,6 +122,7 @@ def event_payload(org: dict[str, Any]) -> dict[str, Any]:
         "capabilities": org["capabilities"],
         "goals": org["goals"],
         "sectors": list(org.get("sectors", [])),
+        **{name: list(org.get(name) or []) for name in NEED_FIELDS},
         "website": org.get("website"),
         "updated_at": org["updated_at"],
     }

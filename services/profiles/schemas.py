@@ -9,8 +9,9 @@ import re
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from partnermatch import vocabulary
 from partnermatch.languages import PROFILE_LANGUAGES, READER_LANGUAGES
-from services.profiles.domain import CLUSTER_ID, COUNTRIES, SECTORS, USERNAME
+from services.profiles.domain import CLUSTER_ID, COUNTRIES, MAX_NEEDS, SECTORS, USERNAME
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _LINE_BREAK = re.compile(r"[\r\n\u2028\u2029\x85]")
@@ -44,6 +45,34 @@ def country_check(value: str) -> None:
         raise ValidationError("Unknown country: use an ISO 3166-1 alpha-2 code such as PL, RS, AL.")
 
 
+def need_check(value: str) -> None:
+    if value not in vocabulary.need_ids():
+        raise ValidationError(f"Unknown sector or activity: {value!r}. The ids are listed by GET /v1/vocabulary.")
+
+
+def sought_country_check(value: str) -> None:
+    if value not in COUNTRIES and value not in vocabulary.country_codes():
+        raise ValidationError(f"Unknown country: {value!r}. Use an ISO 3166-1 alpha-2 code such as PL, RS, AL.")
+
+
+class UniqueList(fields.List):
+    """A list whose repeated items count once (first one kept), before its length is checked."""
+
+    def _deserialize(self, value, attr, data, **kwargs):  # type: ignore[no-untyped-def]
+        return list(dict.fromkeys(super()._deserialize(value, attr, data, **kwargs)))
+
+
+def _needs(description: str, example: list[str]) -> UniqueList:
+    return UniqueList(fields.String(validate=need_check), validate=validate.Length(max=MAX_NEEDS),
+                      metadata={"description": description, "example": example})
+
+
+def _sought_countries() -> UniqueList:
+    return UniqueList(fields.String(validate=sought_country_check), validate=validate.Length(max=MAX_NEEDS),
+                      metadata={"description": "Countries it wants partners from (ISO 3166-1 alpha-2; "
+                                               "at most 10, repeats count once)", "example": ["PL", "DE"]})
+
+
 class ContactSchema(Schema):
     id = fields.String(dump_only=True)
     name = fields.String(required=True, validate=[validate.Length(min=1, max=200), line_check])
@@ -68,6 +97,11 @@ class OrganisationBase(Schema):
         fields.String(validate=validate.OneOf(SECTORS, error="Unknown sector: use one of {choices}.")),
         validate=validate.Length(max=5),
     )
+    offers = _needs("Sectors or activities it offers: ids of GET /v1/vocabulary (at most 10, repeats count once)",
+                    ["ict.software", "ict"])
+    seeks = _needs("Sectors or activities it seeks: ids of GET /v1/vocabulary (at most 10, repeats count once)",
+                   ["agrifood", "logistics.cold_chain"])
+    seeks_countries = _sought_countries()
     website = fields.URL(schemes={"http", "https"}, allow_none=True, validate=validate.Length(max=500))
     contacts = fields.List(fields.Nested(ContactSchema), validate=validate.Length(max=20))
 
@@ -103,6 +137,9 @@ class OrganisationPublicSchema(Schema):
     capabilities = fields.String()
     goals = fields.String()
     sectors = fields.List(fields.String())
+    offers = fields.List(fields.String())
+    seeks = fields.List(fields.String())
+    seeks_countries = fields.List(fields.String())
     website = fields.String(allow_none=True)
     created_at = fields.String()
     updated_at = fields.String()
@@ -116,6 +153,32 @@ class OrganisationPrivateSchema(OrganisationPublicSchema):
 class RegisteredSchema(Schema):
     organisation = fields.Nested(OrganisationPrivateSchema)
     token = fields.String(metadata={"description": "The organisation's bearer token; shown only once"})
+
+
+class VocabularyQuerySchema(Schema):
+    lang = fields.String(
+        load_default="en",
+        validate=validate.OneOf(READER_LANGUAGES, error="Unknown language: use one of {choices}."),
+        metadata={"description": "Language of the labels"},
+    )
+
+
+class NeedTermSchema(Schema):
+    id = fields.String(metadata={"example": "logistics.cold_chain"})
+    label = fields.String(metadata={"example": "cold chain and refrigerated logistics"})
+    sector = fields.String(metadata={"description": "Activities only: the sector they belong to",
+                                     "example": "logistics"})
+
+
+class CountryTermSchema(Schema):
+    code = fields.String(metadata={"description": "ISO 3166-1 alpha-2", "example": "RS"})
+    label = fields.String()
+
+
+class VocabularySchema(Schema):
+    sectors = fields.List(fields.Nested(NeedTermSchema), metadata={"description": "Sorted by label"})
+    activities = fields.List(fields.Nested(NeedTermSchema), metadata={"description": "Sorted by label"})
+    countries = fields.List(fields.Nested(CountryTermSchema), metadata={"description": "Sorted by label"})
 
 
 class OrganisationQuerySchema(Schema):

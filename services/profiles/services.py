@@ -123,6 +123,7 @@ def register_org(store: RedisProfileStore, data: dict[str, Any]) -> tuple[dict[s
         "capabilities": data["capabilities"],
         "goals": data["goals"],
         "sectors": list(data.get("sectors") or []),
+        **{name: list(data.get(name) or []) for name in domain.NEED_FIELDS},
         "website": data.get("website"),
         "contacts": _with_contact_ids(org_id, data.get("contacts") or []),
         "created_at": now,
@@ -153,6 +154,8 @@ def update_org(store: RedisProfileStore, who: domain.Principal, org_id: str, dat
             new["contacts"] = _with_contact_ids(org_id, data["contacts"])
         new["language"], new["language_detected"] = _language(data, old)
         new["sectors"] = list(new.get("sectors") or [])
+        for name in domain.NEED_FIELDS:
+            new[name] = list(new.get(name) or [])
         new["revision"] = old["revision"] + 1
         new["updated_at"] = _now()
         return new, events.new_event(events.PROFILE_UPSERTED, domain.event_payload(new), PRODUCER)

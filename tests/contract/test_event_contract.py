@@ -22,6 +22,14 @@ EXAMPLES = {
         "capabilities": "Развој софтвера, обука програмера.", "goals": "Partneri u poljoprivredi.",
         "sectors": ["ict"], "website": "https://example.org", "updated_at": "2026-11-23T09:30:00+00:00",
     },
+    ("profile.upserted", 2): {
+        "org_id": "org_00aa11bb22cc33dd", "revision": 4, "cluster_id": "rs-vojvodina-ict",
+        "name": "Кластер ИКТ Војводина", "country": "RS", "language": "sr", "language_detected": False,
+        "capabilities": "Развој софтвера, обука програмера.", "goals": "Partneri u poljoprivredi.",
+        "sectors": ["ict"], "offers": ["ict.software", "ict"], "seeks": ["agrifood", "logistics.cold_chain"],
+        "seeks_countries": ["PL", "DE"], "website": "https://example.org",
+        "updated_at": "2026-11-23T09:30:00+00:00",
+    },
     ("profile.deleted", 1): {"org_id": "org_00aa11bb22cc33dd", "revision": 4, "cluster_id": "rs-vojvodina-ict"},
     ("match.suggested", 1): {
         "pair_id": "org_a~org_b", "org_a": "org_a", "org_b": "org_b", "cluster_a": "pl-silesia-ict",
@@ -82,6 +90,30 @@ def test_golden_bytes_decode_to_the_example(event_type, version):
     assert {k: decoded.payload[k] for k in example} == example
 
 
+def test_profiles_are_published_as_profile_upserted_v2():
+    payload = dict(EXAMPLES[("profile.upserted", 2)])
+    assert events.new_event(events.PROFILE_UPSERTED, payload, "p").version == 2
+    del payload["offers"], payload["seeks"], payload["seeks_countries"]
+    assert events.new_event(events.PROFILE_UPSERTED, payload, "p").version == 2, "the needs are optional"
+
+
+def test_a_v1_profile_still_decodes_and_has_no_needs():
+    decoded = events.decode(_golden_path("profile.upserted", 1).read_bytes())
+    assert decoded.version == 1
+    assert not {"offers", "seeks", "seeks_countries"} & set(decoded.payload)
+    loaded = events.ProfileUpsertedV2().load(decoded.payload)
+    assert loaded["offers"] == loaded["seeks"] == loaded["seeks_countries"] == []
+
+
+@pytest.mark.parametrize("field", ["offers", "seeks", "seeks_countries"])
+def test_a_v2_profile_whose_needs_are_not_lists_of_strings_is_undecodable(field):
+    doc = json.loads(_golden_path("profile.upserted", 2).read_bytes())
+    for bad in ("ict", [1], None):
+        doc["payload"][field] = bad
+        with pytest.raises(events.UndecodableEvent):
+            events.decode(json.dumps(doc).encode())
+
+
 def test_consumers_ignore_fields_they_do_not_know():
     doc = json.loads(_golden_path("profile.deleted", 1).read_bytes())
     doc["shiny_new_field"] = 1
@@ -113,8 +145,9 @@ def test_producers_cannot_build_an_event_with_a_bad_payload():
                                                   "email": "someone@example.org"}, "p")
 
 
-def test_profile_event_payload_has_no_field_for_contact_emails():
-    fields = set(events.ProfileUpsertedV1().fields)
+@pytest.mark.parametrize("schema", [events.ProfileUpsertedV1, events.ProfileUpsertedV2])
+def test_profile_event_payload_has_no_field_for_contact_emails(schema):
+    fields = set(schema().fields)
     assert not {f for f in fields if "email" in f or "contact" in f}
 
 

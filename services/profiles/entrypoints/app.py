@@ -13,6 +13,7 @@ from flask import Flask, g, jsonify, request
 from flask.views import MethodView
 from flask_smorest import Api, Blueprint, abort
 
+from partnermatch import vocabulary
 from partnermatch.logs import configure_logging
 from services.profiles import domain, services
 from services.profiles.adapters.redis_store import Conflict, NotFound
@@ -33,6 +34,8 @@ from services.profiles.schemas import (
     PrincipalSchema,
     RegisteredSchema,
     SessionSchema,
+    VocabularyQuerySchema,
+    VocabularySchema,
 )
 
 logger = logging.getLogger(__name__)
@@ -41,6 +44,8 @@ clusters = Blueprint("clusters", __name__, url_prefix="/v1/clusters", descriptio
 orgs = Blueprint("organisations", __name__, url_prefix="/v1/organisations", description="Organisation profiles")
 auth = Blueprint("auth", __name__, url_prefix="/v1/auth", description="Logins and tokens")
 coordinators = Blueprint("coordinators", __name__, url_prefix="/v1/coordinators", description="Coordinators")
+vocab = Blueprint("vocabulary", __name__, url_prefix="/v1/vocabulary",
+                  description="What structured needs are chosen from, labelled for forms")
 
 
 def _deps() -> ProfilesDeps:
@@ -268,6 +273,23 @@ class OrganisationContacts(MethodView):
         return {"org_id": org_id, "name": org["name"], "contacts": org.get("contacts", [])}
 
 
+# ---- vocabulary -------------------------------------------------------------------------------
+
+
+@vocab.route("")
+class Vocabulary(MethodView):
+    @vocab.arguments(VocabularyQuerySchema, location="query")
+    @vocab.response(200, VocabularySchema)
+    def get(self, query):
+        """What structured needs are chosen from, labelled in `lang` (public).
+
+        The ids of `sectors` and `activities` are what `offers` and `seeks` take; the codes of
+        `countries` are what `seeks_countries` takes."""
+        # The same for everyone until the next deployment: browsers and proxies may keep it.
+        return (vocabulary.vocabulary(query["lang"], fallback_countries=domain.COUNTRIES), 200,
+                {"Cache-Control": "public, max-age=3600"})
+
+
 # ---- the app ----------------------------------------------------------------------------------
 
 
@@ -291,6 +313,7 @@ def create_app(settings: ProfilesSettings | None = None, deps: ProfilesDeps | No
     )
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.extensions["partnermatch.profiles"] = deps or build_deps(settings)
+    vocabulary.get_vocabulary()  # read once now, not in the first request that names a need
 
     @app.before_request
     def _check_body():  # type: ignore[no-untyped-def]
@@ -324,5 +347,6 @@ def create_app(settings: ProfilesSettings | None = None, deps: ProfilesDeps | No
     api.register_blueprint(orgs)
     api.register_blueprint(auth)
     api.register_blueprint(coordinators)
+    api.register_blueprint(vocab)
 
     return app

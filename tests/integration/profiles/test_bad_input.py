@@ -31,6 +31,12 @@ def _post(client, body, **kw):
         ({"goals": ""}, "goals"),
         ({"website": "javascript:alert(1)"}, "website"),
         ({"sectors": ["rocket-science"]}, "sectors"),
+        ({"offers": ["rocket-science"]}, "offers"),
+        ({"offers": "ict"}, "offers"),
+        ({"seeks": ["ict", "coop.rnd"]}, "seeks"),
+        ({"seeks": ["ict"] * 3 + [f"x{i}" for i in range(11)]}, "seeks"),
+        ({"seeks_countries": ["Serbia"]}, "seeks_countries"),
+        ({"seeks_countries": [None]}, "seeks_countries"),
         ({"unexpected": "field"}, "unexpected"),
         ({"cluster_id": "no-such-cluster"}, "cluster_id"),
         ({"name": "Line one\nBcc: victim@example.org"}, "name"),
@@ -44,6 +50,23 @@ def test_each_bad_field_is_named_in_a_422(client, cluster, change, field):
     r = _post(client, profile(**change))
     assert r.status_code == 422, r.json
     assert field in r.json["errors"]["json"]
+
+
+def test_an_unknown_need_is_a_422_naming_the_field_and_the_value(client, cluster):
+    cluster()
+    r = _post(client, profile(offers=["ict", "rocket-science"], seeks_countries=["PL", "Atlantis"]))
+    assert r.status_code == 422
+    errors = r.json["errors"]["json"]
+    assert "'rocket-science'" in errors["offers"]["1"][0] and "'Atlantis'" in errors["seeks_countries"]["1"][0]
+
+
+def test_eleven_different_needs_are_a_422_but_repeats_count_once(client, cluster):
+    cluster()
+    vocab = client.get("/v1/vocabulary").json
+    ids = [a["id"] for a in vocab["activities"]]
+    assert _post(client, profile(seeks=ids[:10] + ids[:5])).status_code == 201
+    r = _post(client, profile(seeks=ids[:11]))
+    assert r.status_code == 422 and "seeks" in r.json["errors"]["json"]
 
 
 @pytest.mark.parametrize("missing", ["name", "cluster_id", "country", "capabilities", "goals"])
@@ -112,7 +135,7 @@ json_values = st.recursive(
 @given(
     overrides=st.dictionaries(
         st.sampled_from(["name", "cluster_id", "country", "language", "capabilities", "goals", "sectors",
-                         "website", "contacts", "extra"]),
+                         "offers", "seeks", "seeks_countries", "website", "contacts", "extra"]),
         json_values,
         max_size=4,
     )

@@ -166,3 +166,103 @@ def test_openapi_document_is_served_from_the_same_schemas(client):
     assert "/v1/organisations" in spec["paths"]
     create = spec["components"]["schemas"]["OrganisationCreate"]
     assert {"name", "cluster_id", "country", "capabilities", "goals"} <= set(create["required"])
+
+
+# ---- structured needs and the vocabulary -------------------------------------------------------
+
+NEEDS = {"offers": ["ict.software", "ict"], "seeks": ["agrifood", "logistics.cold_chain"],
+         "seeks_countries": ["PL", "DE"]}
+
+
+def test_structured_needs_are_stored_shown_publicly_and_published(client, cluster, redis_client):
+    cluster()
+    org, _ = _register(client, **{**NEEDS, "seeks": ["agrifood", "logistics.cold_chain", "agrifood"]})
+    assert {k: org[k] for k in NEEDS} == NEEDS, "repeats count once"
+    public = client.get(f"/v1/organisations/{org['id']}").json
+    assert {k: public[k] for k in NEEDS} == NEEDS
+    assert {k: client.get("/v1/organisations").json[0][k] for k in NEEDS} == NEEDS
+    [event] = _outbox(redis_client)
+    assert event.version == 2 and {k: event.payload[k] for k in NEEDS} == NEEDS
+
+
+def test_a_profile_without_needs_has_empty_lists_everywhere(client, cluster, redis_client):
+    cluster()
+    org, _ = _register(client)
+    assert org["offers"] == org["seeks"] == org["seeks_countries"] == []
+    [event] = _outbox(redis_client)
+    assert event.payload["offers"] == event.payload["seeks"] == event.payload["seeks_countries"] == []
+
+
+def test_editing_needs_changes_only_them_and_an_empty_list_clears(client, cluster, redis_client):
+    cluster()
+    org, auth = _register(client, **NEEDS)
+    r = client.patch(f"/v1/organisations/{org['id']}", json={"seeks": ["metal"], "offers": []}, headers=auth)
+    assert r.status_code == 200, r.json
+    assert (r.json["offers"], r.json["seeks"], r.json["seeks_countries"]) == ([], ["metal"], ["PL", "DE"])
+    r = client.patch(f"/v1/organisations/{org['id']}", json={"goals": "Nowe cele."}, headers=auth)
+    assert r.json["seeks"] == ["metal"] and r.json["seeks_countries"] == ["PL", "DE"]
+    last = _outbox(redis_client)[-1]
+    assert (last.payload["revision"], last.payload["seeks"], last.payload["offers"]) == (3, ["metal"], [])
+
+
+def test_a_profile_stored_before_needs_existed_reads_and_publishes_empty_lists(client, cluster, store,
+                                                                                redis_client):
+    cluster()
+    org, auth = _register(client)
+    old = store.get_org(org["id"])
+    for name in NEEDS:
+        del old[name]
+    redis_client.set(f"profiles:org:{org['id']}", json.dumps(old, ensure_ascii=False))
+    assert client.get(f"/v1/organisations/{org['id']}").json["seeks"] == []
+    r = client.patch(f"/v1/organisations/{org['id']}", json={"name": "Renamed"}, headers=auth)
+    assert r.status_code == 200 and r.json["offers"] == []
+    assert _outbox(redis_client)[-1].payload["seeks_countries"] == []
+
+
+def test_the_vocabulary_lists_needs_and_countries_labelled_in_the_readers_language(client):
+    from partnermatch.languages import latin_to_serbian_cyrillic
+
+    r = client.get("/v1/vocabulary?lang=sr-Cyrl")
+    assert r.status_code == 200 and r.headers["Cache-Control"] == "public, max-age=3600"
+    assert set(r.json) == {"sectors", "activities", "countries"}
+    latin = {s["id"]: s["label"] for s in client.get("/v1/vocabulary?lang=sr").json["sectors"]}
+    assert {s["id"]: s["label"] for s in r.json["sectors"]} == {
+        i: latin_to_serbian_cyrillic(label) for i, label in latin.items()}
+    cold = next(a for a in r.json["activities"] if a["id"] == "logistics.cold_chain")
+    assert cold["sector"] == "logistics" and cold["label"]
+    assert {"RS", "PL"} <= {c["code"] for c in r.json["countries"]}
+    english = client.get("/v1/vocabulary").json
+    assert english["sectors"] != r.json["sectors"], "English is the default"
+    ids = {s["id"] for s in english["sectors"]} | {a["id"] for a in english["activities"]}
+    assert set(NEEDS["offers"] + NEEDS["seeks"]) <= ids
+
+
+def test_the_vocabulary_refuses_an_unknown_language_with_a_422(client):
+    r = client.get("/v1/vocabulary?lang=klingon")
+    assert r.status_code == 422 and "lang" in r.json["errors"]["query"]
+
+
+def test_every_id_and_code_the_vocabulary_lists_is_accepted(client, cluster):
+    cluster()
+    vocab = client.get("/v1/vocabulary?lang=pl").json
+    ids = [s["id"] for s in vocab["sectors"]] + [a["id"] for a in vocab["activities"]]
+    codes = [c["code"] for c in vocab["countries"]]
+    org, auth = _register(client)
+    for start in range(0, max(len(ids), len(codes)), 10):
+        change = {"offers": ids[start:start + 10], "seeks_countries": codes[start:start + 10]}
+        r = client.patch(f"/v1/organisations/{org['id']}", json=change, headers=auth)
+        assert r.status_code == 200, r.json
+
+
+def test_openapi_documents_the_needs_and_the_vocabulary(client):
+    spec = client.get("/openapi.json").json
+    create = spec["components"]["schemas"]["OrganisationCreate"]["properties"]
+    assert {"offers", "seeks", "seeks_countries"} <= set(create)
+    assert create["offers"]["maxItems"] == 10
+    public = spec["components"]["schemas"]["OrganisationPublic"]["properties"]
+    assert {"offers", "seeks", "seeks_countries"} <= set(public)
+    get = spec["paths"]["/v1/vocabulary"]["get"]
+    assert get["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Vocabulary"}
+    [lang] = get["parameters"]
+    assert lang["name"] == "lang" and lang["schema"]["default"] == "en" and "sr-Cyrl" in lang["schema"]["enum"]

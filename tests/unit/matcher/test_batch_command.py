@@ -55,6 +55,11 @@ def test_one_output_line_per_organisation_in_input_order_best_first(tmp_path):
         (['{"id": "a"}', '{"id": "a"}'], "line 2: duplicate id 'a' (first on line 1)"),
         (['{"id": "a", "capabilities": ["x"]}'], "line 1: \"capabilities\" must be a string"),
         (['["a", "b"]'], "line 1: expected a JSON object"),
+        (['{"id": "a"}', '{"id": "b", "offers": "ict"}'], "line 2: \"offers\" must be a list of strings, got str"),
+        (['{"id": "a", "seeks": {"ict": 1}}'], "line 1: \"seeks\" must be a list of strings, got dict"),
+        (['{"id": "a", "seeks": ["ict", 7]}'], "line 1: \"seeks\" must be a list of strings, has 7 (int)"),
+        (['{"id": "a", "seeks_countries": ["PL", null]}'],
+         "line 1: \"seeks_countries\" must be a list of strings, has null (NoneType)"),
     ],
 )
 def test_a_malformed_line_is_a_clear_error_with_exit_code_2(tmp_path, capsys, lines, expected):
@@ -84,6 +89,50 @@ def test_reading_keeps_numeric_ids_and_ignores_extra_fields():
 
     profiles = batch.read_organisations(io.StringIO('{"id": 7, "capabilities": "x", "whatever": {}}\n'))
     assert profiles[0].id == "7" and profiles[0].goals == ""
+
+
+def test_reading_takes_the_optional_needs_as_tuples_and_repeats_once():
+    import io
+
+    lines = [json.dumps({"id": "a", "offers": ["ict.software", "ict", "ict.software"], "seeks": ["agrifood"],
+                         "seeks_countries": ["PL", "DE"]}),
+             json.dumps({"id": "b", "offers": None, "seeks": []})]
+    a, b = batch.read_organisations(io.StringIO("\n".join(lines)))
+    assert (a.offers, a.seeks, a.seeks_countries) == (("ict.software", "ict"), ("agrifood",), ("PL", "DE"))
+    assert (b.offers, b.seeks, b.seeks_countries) == ((), (), ())
+
+
+def test_unknown_needs_are_kept_with_one_warning_for_the_whole_file(caplog):
+    import io
+    import logging
+
+    lines = [json.dumps({"id": str(i), "offers": ["ict", "rocket-science"], "seeks": ["agrifod"],
+                         "seeks_countries": ["PL", "Poland"]}) for i in range(3)]
+    with caplog.at_level(logging.WARNING, logger=batch.__name__):
+        profiles = batch.read_organisations(io.StringIO("\n".join(lines)))
+    assert [p.offers for p in profiles] == [("ict", "rocket-science")] * 3
+    assert profiles[0].seeks == ("agrifod",) and profiles[0].seeks_countries == ("PL", "Poland")
+    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.ids == ["agrifod", "rocket-science", "Poland"] and warning.count == 3
+
+
+def test_known_needs_give_no_warning(caplog):
+    import io
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger=batch.__name__):
+        batch.read_organisations(io.StringIO(json.dumps({"id": "a", "offers": ["ict.software"],
+                                                         "seeks": ["logistics.cold_chain"],
+                                                         "seeks_countries": ["RS"]})))
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_needs_in_the_input_reach_the_output_run(tmp_path):
+    orgs = [{**o, "offers": ["ict.software"], "seeks": ["agrifood"], "seeks_countries": ["RS"]} for o in ORGS]
+    src = _write(tmp_path, [json.dumps(o, ensure_ascii=False) for o in orgs])
+    out = tmp_path / "out.jsonl"
+    assert main(["match", "--input", str(src), "--top", "2", "--output", str(out)]) == 0
+    assert [json.loads(line)["id"] for line in out.read_text(encoding="utf-8").splitlines()] == [o["id"] for o in ORGS]
 
 
 def test_workers_below_one_is_a_clear_error(tmp_path, capsys):

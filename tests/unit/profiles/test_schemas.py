@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from marshmallow import ValidationError
 
 from partnermatch.languages import PROFILE_LANGUAGES, READER_LANGUAGES
-from services.profiles.domain import SECTORS, Principal, can_edit_org, can_read_private
+from partnermatch.vocabulary import need_ids
+from services.profiles.domain import COUNTRIES, SECTORS, Principal, can_edit_org, can_read_private
 from services.profiles.schemas import OrganisationCreateSchema, OrganisationUpdateSchema
 
 # Letters of the scripts our users write in, plus punctuation and whitespace inside texts.
@@ -30,6 +31,9 @@ valid_profile = st.fixed_dictionaries(
     optional={
         "language": st.sampled_from(PROFILE_LANGUAGES),
         "sectors": st.lists(st.sampled_from(SECTORS), max_size=5),
+        "offers": st.lists(st.sampled_from(sorted(need_ids())), max_size=10),
+        "seeks": st.lists(st.sampled_from(sorted(need_ids())), max_size=10),
+        "seeks_countries": st.lists(st.sampled_from(sorted(COUNTRIES)), max_size=10),
         "contacts": st.lists(
             st.fixed_dictionaries({
                 "name": line,
@@ -49,6 +53,8 @@ def test_a_valid_profile_loads_unchanged_in_any_script(body):
     loaded = OrganisationCreateSchema().load(body)
     for key in ("name", "capabilities", "goals", "cluster_id", "country"):
         assert loaded[key] == body[key]
+    for key in ("offers", "seeks", "seeks_countries"):
+        assert loaded.get(key) == (list(dict.fromkeys(body[key])) if key in body else None)
 
 
 json_values = st.recursive(
@@ -91,3 +97,67 @@ def test_only_the_organisation_itself_or_the_admin_may_edit_it():
     assert not can_edit_org(None, "org_1")
     assert can_read_private(Principal("service"), org) and not can_read_private(None, org)
     assert not can_read_private(Principal("coordinator", cluster_id="c"), org)
+
+
+# ---- structured needs ---------------------------------------------------------------------------
+
+MINIMAL = {"name": "N", "cluster_id": "rs-ict", "country": "RS", "capabilities": "c", "goals": "g"}
+
+
+def test_needs_are_optional_and_absent_when_not_given():
+    loaded = OrganisationCreateSchema().load(MINIMAL)
+    assert not {"offers", "seeks", "seeks_countries"} & set(loaded)
+
+
+def test_needs_load_in_their_order_with_repeats_counted_once():
+    loaded = OrganisationCreateSchema().load({
+        **MINIMAL, "offers": ["ict.software", "ict", "ict.software"], "seeks": ["agrifood", "logistics.cold_chain"],
+        "seeks_countries": ["PL", "DE", "PL"]})
+    assert loaded["offers"] == ["ict.software", "ict"]
+    assert loaded["seeks"] == ["agrifood", "logistics.cold_chain"]
+    assert loaded["seeks_countries"] == ["PL", "DE"]
+
+
+@pytest.mark.parametrize(("field", "bad"), [("offers", "rocket-science"), ("seeks", "coop.rnd"),
+                                            ("seeks", "ICT"), ("seeks_countries", "Serbia"),
+                                            ("seeks_countries", "rs")])
+def test_an_unknown_need_is_an_error_naming_the_field_and_the_value(field, bad):
+    good = {"offers": "ict", "seeks": "agrifood", "seeks_countries": "PL"}[field]
+    with pytest.raises(ValidationError) as err:
+        OrganisationUpdateSchema().load({field: [good, bad]})
+    assert list(err.value.messages) == [field]
+    assert list(err.value.messages[field]) == [1]  # the position of the bad item
+    assert repr(bad) in err.value.messages[field][1][0]
+
+
+def test_cooperation_vocabulary_is_not_a_need_only_sectors_and_activities_are():
+    assert {"ict", "ict.software", "agrifood", "logistics.cold_chain"} <= need_ids()
+    assert not {i for i in need_ids() if i.startswith("coop.")}
+
+
+@pytest.mark.parametrize("field", ["offers", "seeks", "seeks_countries"])
+def test_at_most_ten_different_needs_but_repeats_do_not_count(field):
+    pool = sorted(need_ids()) if field != "seeks_countries" else sorted(COUNTRIES)
+    OrganisationUpdateSchema().load({field: pool[:10] + pool[:10]})
+    with pytest.raises(ValidationError) as err:
+        OrganisationUpdateSchema().load({field: pool[:11]})
+    assert field in err.value.messages
+
+
+@pytest.mark.parametrize("bad", ["ict", None, [1], [["ict"]], {"a": "ict"}])
+def test_needs_must_be_lists_of_strings(bad):
+    for field in ("offers", "seeks", "seeks_countries"):
+        with pytest.raises(ValidationError) as err:
+            OrganisationUpdateSchema().load({field: bad})
+        assert field in err.value.messages
+
+
+def test_an_empty_list_clears_the_needs_on_an_update():
+    assert OrganisationUpdateSchema().load({"offers": [], "seeks": [], "seeks_countries": []}) == {
+        "offers": [], "seeks": [], "seeks_countries": []}
+
+
+def test_the_sectors_a_profile_names_are_the_lexicons():
+    from partnermatch.vocabulary import get_vocabulary
+
+    assert set(SECTORS) == set(get_vocabulary().sectors)

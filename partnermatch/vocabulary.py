@@ -1,0 +1,136 @@
+"""The lexicon's sectors, activities and countries with their labels: what structured needs are
+chosen from (profile forms, validation, the batch's warnings). Pure apart from reading
+partnermatch/lexicon/*.yaml once.
+"""
+
+from __future__ import annotations
+
+import threading
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from partnermatch.languages import READER_LANGUAGES, latin_to_serbian_cyrillic
+
+LEXICON_DIR = Path(__file__).resolve().parent / "lexicon"
+# libyaml's parser where PyYAML was built with it (the wheels are): the pure-Python one takes
+# seconds over the lexicon. Both load plain data only.
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@dataclass(frozen=True)
+class Term:
+    """A sector, an activity (of `sector`) or a country (`code`, ISO 3166-1 alpha-2)."""
+
+    id: str
+    kind: str
+    labels: Mapping[str, str]
+    sector: str | None = None
+    code: str | None = None
+
+    def label(self, lang: str) -> str:
+        """The label in a reader language; Serbian Cyrillic is the Serbian (Latin) label transliterated."""
+        if lang == "sr-Cyrl" and self.labels.get("sr"):
+            return latin_to_serbian_cyrillic(self.labels["sr"])
+        return self.labels.get(lang) or self.labels.get("en") or self.code or self.id
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    sectors: Mapping[str, Term]  # by id
+    activities: Mapping[str, Term]  # by id
+    countries: Mapping[str, Term]  # by ISO code; empty while the lexicon has no countries
+
+    def need_ids(self) -> frozenset[str]:
+        return frozenset(self.sectors) | frozenset(self.activities)
+
+    def country_codes(self) -> frozenset[str]:
+        return frozenset(self.countries)
+
+
+def load_vocabulary(paths: Iterable[Path]) -> Vocabulary:
+    """Sectors, activities and countries of the given concept files (other kinds are skipped)."""
+    sectors: dict[str, Term] = {}
+    activities: dict[str, Term] = {}
+    countries: dict[str, Term] = {}
+    for path in sorted(paths):
+        loaded = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_SafeLoader) or []
+        if isinstance(loaded, dict):
+            loaded = loaded.get("concepts", [])
+        for entry in loaded:
+            term = _term(entry)
+            if term is None:
+                continue
+            if term.code is not None:
+                countries[term.code] = term
+            else:
+                (sectors if term.kind == "sector" else activities)[term.id] = term
+    return Vocabulary(sectors=sectors, activities=activities, countries=countries)
+
+
+def _term(entry: Any) -> Term | None:
+    if not isinstance(entry, dict) or "id" not in entry:
+        return None
+    kind = entry.get("kind")
+    labels = {str(k): str(v) for k, v in (entry.get("labels") or {}).items() if v}
+    if kind in ("sector", "activity"):
+        return Term(id=str(entry["id"]), kind=kind, labels=labels,
+                    sector=str(entry["sector"]) if kind == "activity" and entry.get("sector") else None)
+    if kind == "country" and entry.get("country"):
+        code = str(entry["country"]).upper()
+        return Term(id=str(entry["id"]), kind=kind, labels=labels, code=code)
+    return None
+
+
+_lock = threading.Lock()
+_loaded: Vocabulary | None = None
+
+
+def get_vocabulary() -> Vocabulary:
+    """The project's vocabulary, read from partnermatch/lexicon/ on first use."""
+    global _loaded
+    with _lock:
+        if _loaded is None:
+            _loaded = load_vocabulary(LEXICON_DIR.glob("*.yaml"))
+        return _loaded
+
+
+def need_ids() -> frozenset[str]:
+    """The ids an organisation may offer or seek: every sector and activity of the lexicon."""
+    return get_vocabulary().need_ids()
+
+
+def country_codes() -> frozenset[str]:
+    """ISO codes of the lexicon's countries; empty while it has none (callers use their own list)."""
+    return get_vocabulary().country_codes()
+
+
+def _sort_key(label: str) -> str:
+    """Alphabetical enough for a form in any of our scripts: case and diacritics do not count."""
+    decomposed = unicodedata.normalize("NFD", label.casefold())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def vocabulary(lang: str = "en", fallback_countries: Iterable[str] = ()) -> dict[str, list[dict[str, str]]]:
+    """What a form offers, labelled in `lang` (one of READER_LANGUAGES) and sorted by label:
+    `sectors` [{id, label}], `activities` [{id, label, sector}], `countries` [{code, label}].
+    While the lexicon has no countries, `countries` lists `fallback_countries` labelled by code."""
+    if lang not in READER_LANGUAGES:
+        raise ValueError(f"unknown reader language {lang!r}")
+    vocab = get_vocabulary()
+
+    def ordered(items: list[dict[str, str]]) -> list[dict[str, str]]:
+        return sorted(items, key=lambda item: (_sort_key(item["label"]), item.get("id") or item["code"]))
+
+    sectors = [{"id": t.id, "label": t.label(lang)} for t in vocab.sectors.values()]
+    activities = [{"id": t.id, "label": t.label(lang), **({"sector": t.sector} if t.sector else {})}
+                  for t in vocab.activities.values()]
+    if vocab.countries:
+        countries = [{"code": code, "label": t.label(lang)} for code, t in vocab.countries.items()]
+    else:
+        countries = [{"code": code, "label": code} for code in set(fallback_countries)]
+    return {"sectors": ordered(sectors), "activities": ordered(activities), "countries": ordered(countries)}
