@@ -1,12 +1,20 @@
-"""Matching quality on the labelled dev set: plain word TF-IDF against the engine, side by side.
+"""Matching quality on the labelled sets: plain word TF-IDF against the engine, side by side.
 
+On the dev set (tests/data/devset, organisations as clusters describe them):
 P@5 same-sector: share of the top-5 slots filled by an organisation of the same sector.
 P@5 related: same sector or a related one (tests/data/devset/sectors.json).
 Cross-language: share of the same-sector hits written in another language than the query's.
-Both systems follow the same rules: never the organisation itself, never its own cluster.
 The dev set is split in two halves (by id parity) so a change tuned on one can be checked on the other.
 
-Usage: python bench/quality.py [--devset DIR] [--k 5]
+On the seekers (tests/data/seekers, organisations that state what they need), with the
+candidates of both sets together:
+P@5 sought: share of the top-5 slots filled by an organisation of a sector the seeker seeks
+(for those seeking another sector than their own, and for the peer seekers);
+country wish met: share of the top-5 slots, of the seekers that ask for partners from certain
+countries, filled by an organisation from one of them.
+Both systems follow the same rules: never the organisation itself, never its own cluster.
+
+Usage: python bench/quality.py [--devset DIR] [--seekers DIR] [--k 5]
 """
 
 from __future__ import annotations
@@ -24,14 +32,19 @@ from sklearn.metrics.pairwise import linear_kernel
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from services.matcher.engine import MatchEngine, OrgProfile  # noqa: E402
+from services.matcher.engine import EngineSettings, MatchEngine, OrgProfile  # noqa: E402
+
+
+def read_jsonl(folder: Path) -> list[dict]:
+    orgs = []
+    for path in sorted(folder.glob("*.jsonl")):
+        orgs += [{**json.loads(line), "_file": path.stem}
+                 for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return orgs
 
 
 def load(devset: Path) -> tuple[list[dict], dict[str, set[str]]]:
-    orgs = []
-    for path in sorted(devset.glob("*.jsonl")):
-        orgs += [{**json.loads(line), "_file": path.stem}
-                 for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    orgs = read_jsonl(devset)
     sectors = json.loads((devset / "sectors.json").read_text(encoding="utf-8"))
     related = {s: set(rs) | {s} for s, rs in sectors["related"].items()}
     return orgs, related
@@ -51,8 +64,9 @@ def baseline_top(orgs: list[dict], k: int) -> dict[str, list[str]]:
     return result
 
 
-def engine_top(orgs: list[dict], k: int, with_language: bool) -> dict[str, list[str]]:
-    engine = MatchEngine()
+def engine_top(orgs: list[dict], k: int, with_language: bool, settings: EngineSettings | None = None
+               ) -> dict[str, list[str]]:
+    engine = MatchEngine(settings=settings)
     engine.fit([OrgProfile(id=o["id"], name=o.get("name", ""), cluster=o["cluster"], country=o.get("country", ""),
                            language=o.get("language") if with_language else None,
                            capabilities=o.get("capabilities", ""), goals=o.get("goals", "")) for o in orgs])
@@ -80,9 +94,32 @@ def measure(orgs: list[dict], related: dict[str, set[str]], tops: dict[str, list
             "cross_language": cross / max(hits, 1)}
 
 
+def measure_seekers(orgs: list[dict], tops: dict[str, list[str]], k: int, subset: set[str] | None = None
+                    ) -> dict[str, float]:
+    """Sought-sector P@k of the seekers among `orgs` (those with a `seeks` label), apart for those
+    seeking another sector and for peer seekers, and the share of slots meeting a country wish."""
+    by_id = {o["id"]: o for o in orgs}
+    hits = {"other": [0, 0], "peers": [0, 0], "country": [0, 0]}
+    for o in orgs:
+        if "seeks" not in o or (subset is not None and o["id"] not in subset):
+            continue
+        partners = [by_id[p] for p in tops.get(o["id"], [])[:k]]
+        group = hits["peers" if o["sector"] in o["seeks"] else "other"]
+        group[0] += sum(p["sector"] in o["seeks"] for p in partners)
+        group[1] += k
+        if o.get("seeks_countries"):
+            hits["country"][0] += sum(p.get("country") in o["seeks_countries"] for p in partners)
+            hits["country"][1] += k
+    every = hits["other"][0] + hits["peers"][0], hits["other"][1] + hits["peers"][1]
+    return {"p5_sought": every[0] / max(every[1], 1), "p5_sought_other": hits["other"][0] / max(hits["other"][1], 1),
+            "p5_sought_peers": hits["peers"][0] / max(hits["peers"][1], 1),
+            "country_met": hits["country"][0] / max(hits["country"][1], 1)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devset", default=str(ROOT / "tests" / "data" / "devset"))
+    parser.add_argument("--seekers", default=str(ROOT / "tests" / "data" / "seekers"))
     parser.add_argument("--k", type=int, default=5)
     args = parser.parse_args()
     orgs, related = load(Path(args.devset))
@@ -121,6 +158,27 @@ def main() -> int:
             m = measure(orgs, related, systems[name], args.k, ids)
             cells.append(f"{name} {m['p5_same']:.3f} / {m['p5_related']:.3f}")
         print(f"  {part:<20} {len(ids):>4} organisations   " + "   ".join(cells))
+
+    seekers = read_jsonl(Path(args.seekers))
+    both = orgs + seekers
+    print(f"\nseekers: {len(seekers)} organisations that state what they need; candidates: both sets "
+          f"({len(both)} organisations)")
+    header = (f"{'system':<28} {'P@5 sought':>10} {'other sector':>13} {'peers':>7} {'country wish met':>17}   "
+              f"{'P@5 same (dev set)':>18}")
+    print(header)
+    print("-" * len(header))
+    for name, top in (("plain word TF-IDF", baseline_top), ("engine", None)):
+        tops = top(both, args.k) if top is not None else engine_top(both, args.k, with_language=True)
+        m = measure_seekers(both, tops, args.k)
+        dev = measure(both, related, tops, args.k, {o["id"] for o in orgs})
+        print(f"{name:<28} {m['p5_sought']:>10.3f} {m['p5_sought_other']:>13.3f} {m['p5_sought_peers']:>7.3f} "
+              f"{m['country_met']:>17.3f}   {dev['p5_same']:>18.3f}")
+        for part in sorted({o["_file"] for o in seekers}):
+            ids = {o["id"] for o in seekers if o["_file"] == part}
+            m = measure_seekers(both, tops, args.k, ids)
+            print(f"  {part:<26} {m['p5_sought']:>10.3f} {m['p5_sought_other']:>13.3f} {m['p5_sought_peers']:>7.3f} "
+                  f"{m['country_met']:>17.3f}")
+    print("(P@5 same (dev set): the dev set's organisations, with the seekers among the candidates)")
     return 0
 
 

@@ -21,12 +21,19 @@ PUBLIC_PROFILE_FIELDS = ("org_id", "name", "cluster_id", "country", "language", 
                          "website")
 
 Renderer = Callable[[dict[str, Any], str], str]
+NeedRenderer = Callable[[dict[str, Any], str, str, str], str]
 
 
 def _default_renderer() -> Renderer:
     from services.matcher.engine import render_reason
 
     return render_reason
+
+
+def _need_renderer() -> NeedRenderer:
+    from services.matcher.engine.render import render_need
+
+    return render_need
 
 
 def orient_reason(reason: dict[str, Any], own_is_a: bool) -> dict[str, Any]:
@@ -44,9 +51,13 @@ def orient_reason(reason: dict[str, Any], own_is_a: bool) -> dict[str, Any]:
 
 
 def pair_view(pair: dict[str, Any], profiles: dict[str, dict[str, Any]], cluster_id: str, lang: str,
-              render: Renderer) -> dict[str, Any]:
+              render: Renderer, render_need: NeedRenderer | None = None) -> dict[str, Any]:
+    """The pair from the coordinator's side. The first reason, when it is a need met, reads as a
+    sentence ("<own> seeks <label> — <partner> offers it (words)")."""
     own_is_a = pair["cluster_a"] == cluster_id
     own_id, partner_id = (pair["org_a"], pair["org_b"]) if own_is_a else (pair["org_b"], pair["org_a"])
+    names = {who: (profiles.get(org) or {}).get("name") or org
+             for who, org in (("own", own_id), ("partner", partner_id))}
     reasons = []
     for reason in pair.get("reasons", []):
         oriented = orient_reason(reason, own_is_a)
@@ -55,7 +66,13 @@ def pair_view(pair: dict[str, Any], profiles: dict[str, dict[str, Any]], cluster
                   "direction": {"own_offers": "a_offers_b_seeks", "partner_offers": "b_offers_a_seeks"}.get(
                       oriented["side"], "shared")}
         try:
-            text = render(as_own, lang)
+            if not reasons and render_need is not None and oriented["side"] != "shared":
+                seeker, provider = ("own", "partner") if oriented["side"] == "partner_offers" else ("partner", "own")
+                words = {"own": oriented["own_terms"], "partner": oriented["partner_terms"]}
+                text = render_need({**reason, "terms_a": words[seeker], "terms_b": words[provider]}, lang,
+                                   names[seeker], names[provider])
+            else:
+                text = render(as_own, lang)
         except Exception:  # noqa: BLE001 - a label missing must not hide the suggestion
             logger.warning("could not render a reason", exc_info=True, extra={"pair_id": pair["pair_id"]})
             text = " ↔ ".join(filter(None, [", ".join(oriented["own_terms"]), ", ".join(oriented["partner_terms"])]))
@@ -84,15 +101,24 @@ def pair_view(pair: dict[str, Any], profiles: dict[str, dict[str, Any]], cluster
 
 
 class ReviewService:
-    def __init__(self, state: RedisMatcherState, render: Renderer | None = None) -> None:
+    def __init__(self, state: RedisMatcherState, render: Renderer | None = None,
+                 render_need: NeedRenderer | None = None) -> None:
         self.state = state
         self._render = render
+        self._render_need = render_need
+        self._real_renderers = render is None  # a test's fake renderer gets no need sentences
 
     @property
     def render(self) -> Renderer:
         if self._render is None:
             self._render = _default_renderer()
         return self._render
+
+    @property
+    def render_need(self) -> NeedRenderer | None:
+        if self._render_need is None and self._real_renderers:
+            self._render_need = _need_renderer()
+        return self._render_need
 
     def list_for_cluster(self, cluster_id: str, *, state: str = "pending", sort: str = "score",
                          country: str | None = None, language: str | None = None, min_score: float | None = None,
@@ -118,14 +144,14 @@ class ReviewService:
             pairs.sort(key=lambda p: p["score"], reverse=True)
         total = len(pairs)
         page = pairs[offset : offset + limit]
-        return [pair_view(p, profiles, cluster_id, lang, self.render) for p in page], total
+        return [pair_view(p, profiles, cluster_id, lang, self.render, self.render_need) for p in page], total
 
     def read(self, cluster_id: str, pair_id: str, lang: str = "en") -> dict[str, Any] | None:
         pair = self.state.get_pair(pair_id)
         if pair is None or cluster_id not in (pair["cluster_a"], pair["cluster_b"]) or pair["state"] == "withdrawn":
             return None
         profiles = self.state.get_profiles([pair["org_a"], pair["org_b"]])
-        return pair_view(pair, profiles, cluster_id, lang, self.render)
+        return pair_view(pair, profiles, cluster_id, lang, self.render, self.render_need)
 
     def decide(self, cluster_id: str, coordinator: str, pair_id: str, decision: str,
                reason_code: str | None = None, reason_text: str | None = None) -> dict[str, Any]:

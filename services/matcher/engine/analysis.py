@@ -1,15 +1,18 @@
-"""Turning one organisation's texts into language-neutral evidence: concept hits with the words
-that expressed them, and within-language term counts. Pure."""
+"""Turning one organisation's texts into language-neutral evidence: what it offers and what it
+seeks (concepts with the words that expressed them), the countries it wants partners from, and
+within-language term counts. Pure."""
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from operator import itemgetter
 
-from services.matcher.engine.lexicon import Lexicon
+from services.matcher.engine.lexicon import SCORED, Lexicon
 from services.matcher.engine.text import fold, tokens
 
 # Stop words per language come from stopwordsiso where it has the language; Serbian and Bosnian
@@ -38,45 +41,116 @@ def stopwords(lang: str | None) -> frozenset[str]:
 
 @dataclass
 class Analysis:
+    """One organisation's texts read as offers and needs. `offer_hits`: what it offers (sentences of
+    its capabilities that ask for nothing, and those of its goals that say "we offer"); `seek_hits`:
+    what it seeks (every sentence that asks, the rest of its goals, and its structured needs), each
+    concept with the words that named it; `wishes`: the countries it wants partners from, with the
+    words; `cap_terms`/`goal_terms`: word counts of each text as written."""
+
     language: str | None
-    cap_hits: dict[str, list[str]] = field(default_factory=dict)
-    goal_hits: dict[str, list[str]] = field(default_factory=dict)
+    offer_hits: dict[str, list[str]] = field(default_factory=dict)
+    seek_hits: dict[str, list[str]] = field(default_factory=dict)
+    wishes: dict[str, list[str]] = field(default_factory=dict)
+    asked: set[str] = field(default_factory=set)  # needs a request stated (a cue, or structured)
     cap_terms: Counter[str] = field(default_factory=Counter)
     goal_terms: Counter[str] = field(default_factory=Counter)
     term_surface: dict[str, str] = field(default_factory=dict)
 
 
-def _side(lex: Lexicon, text: str, lang: str | None, retry: bool = True
-          ) -> tuple[dict[str, list[str]], Counter[str], dict[str, str]]:
-    """Concepts with the words that expressed them, term counts, and the first word written for
-    each term. The per-word work is cached; the loops over words run in C (map, zip, compress)."""
-    words = tokens(text)
+# A text is read sentence by sentence: whether a sentence asks for something decides whether the
+# concepts it names are offered or sought. A line ending in ":" introduces what follows it in its
+# paragraph ("Szukamy:" and a list), so they are read as one.
+_PARAGRAPHS = re.compile(r"\n[ \t\r]*\n")
+_SENTENCES = re.compile(r"(?<=[.!?;])\s+|\s*\n\s*")
+
+SEEK, OFFER, NEGATION, CONTRAST = "cue.seek", "cue.offer", "cue.negation", "cue.contrast"
+
+
+def units(text: str) -> list[str]:
+    """The text's sentences, a line ending in ":" joined with the lines after it in its paragraph."""
+    out: list[str] = []
+    for paragraph in _PARAGRAPHS.split(text):
+        group: list[str] = []
+        for sentence in _SENTENCES.split(paragraph):
+            if not sentence or sentence.isspace():
+                continue
+            if sentence.rstrip().endswith(":"):
+                if group:
+                    out.append(" ".join(group))
+                group = [sentence]
+            elif group:
+                group.append(sentence)
+            else:
+                out.append(sentence)
+        if group:
+            out.append(" ".join(group))
+    return out
+
+
+@dataclass
+class _Unit:
+    hits: list[tuple[int, str, str]] = field(default_factory=list)  # (word index, concept, words as written)
+    asks: bool = False  # a request cue
+    offers: bool = False  # an offer cue
+    negations: list[int] = field(default_factory=list)  # where negation cues start
+    contrasts: list[int] = field(default_factory=list)  # where contrast cues start
+    end: int = 0  # the index after its last word
+    negated: list[tuple[int, int]] = field(default_factory=list)  # spans a negation covers
+
+
+def _read(lex: Lexicon, text: str, lang: str | None, retry: bool = True
+          ) -> tuple[list[_Unit], Counter[str], dict[str, str]]:
+    """The sentences that name a concept or a cue, with those; the text's term counts; and the
+    first word written for each term. The words of all sentences are looked up in one pass (the
+    per-word work is cached; the loops over words run in C: map, zip, compress)."""
     cache = lex.analysed.get(lang)
     if cache is None:
         cache = lex.analysed[lang] = {}
+    generation = lex.generation
+    words: list[str] = []
+    ends: list[int] = []
+    for sentence in units(text):
+        words.extend(tokens(sentence))
+        ends.append(len(words))
     entries = list(map(cache.get, words))
     if None in entries:
-        generation = lex.generation
         for i in [i for i, e in enumerate(entries) if e is None]:
             entry = cache.get(words[i])
             if entry is None:
                 info = lex.token(words[i], lang)
                 entry = cache[words[i]] = (info, _term(info.keys[1], lang))
             entries[i] = entry
-        if lex.generation != generation and retry:  # the caches were dropped midway (grown too big):
-            return _side(lex, text, lang, retry=False)  # redo, so no word holds a TokenInfo they forgot
-    infos = list(map(_FIRST, entries))
-    found: dict[str, list[str]] = {}
-    for concept, surface in lex.concepts_in(words, infos):
-        if concept in found:
-            found[concept].append(surface)
-        else:
-            found[concept] = [surface]
+    if lex.generation != generation and retry:  # the caches were dropped midway (grown too big):
+        return _read(lex, text, lang, retry=False)  # redo, so no word holds a TokenInfo they forgot
+    found: dict[int, _Unit] = {}
+    concepts = lex.concepts
+    for i, concept, surface in lex.concepts_at(words, list(map(_FIRST, entries))):
+        u = bisect_right(ends, i)
+        unit = found.get(u)
+        if unit is None:
+            unit = found[u] = _Unit(end=ends[u])
+        if concepts[concept].kind != "cue":
+            unit.hits.append((i, concept, surface))
+        elif concept == SEEK:
+            unit.asks = True
+        elif concept == OFFER:
+            unit.offers = True
+        elif concept == NEGATION:
+            unit.negations.append(i)
+        elif concept == CONTRAST:
+            unit.contrasts.append(i)
+    for unit in found.values():
+        for start in unit.negations:
+            stop = min((c for c in unit.contrasts if c > start), default=unit.end)
+            unit.negated.append((start, stop))
     terms = list(map(_SECOND, entries))
     surfaces = dict(zip(reversed(terms), reversed(words), strict=True))  # the first word wins
     surfaces.pop(None, None)  # type: ignore[call-overload]
-    counts = Counter(filter(None, terms))
-    return found, counts, surfaces
+    return [found[u] for u in sorted(found)], Counter(filter(None, terms)), surfaces
+
+
+def _inside(i: int, spans: list[tuple[int, int]]) -> bool:
+    return any(a <= i < b for a, b in spans)
 
 
 _FIRST, _SECOND = itemgetter(0), itemgetter(1)
@@ -92,9 +166,43 @@ def _term(lemmed: str, lang: str | None) -> str | None:
 _HAS_DIGIT = re.compile(r"\d").search
 
 
-def analyse(lex: Lexicon, capabilities: str, goals: str, language: str | None) -> Analysis:
+def analyse(lex: Lexicon, capabilities: str, goals: str, language: str | None, offers: Iterable[str] = (),
+            seeks: Iterable[str] = (), seeks_countries: Iterable[str] = ()) -> Analysis:
+    """Read both texts sentence by sentence. A sentence that asks (a request cue: "szukamy",
+    "тражимо", "we are looking for", ...) adds what it names to the needs, except what a negation
+    covers ("not ..., but ..."), and the countries it names to the wishes. Other sentences of the
+    capabilities are offers; other sentences of the goals are needs, unless they say "we offer".
+    Structured needs (lexicon ids, country codes) count as if named twice, in the profile's language."""
     result = Analysis(language=language)
-    result.cap_hits, result.cap_terms, cap_words = _side(lex, capabilities, language)
-    result.goal_hits, result.goal_terms, goal_words = _side(lex, goals, language)
+    cap_units, result.cap_terms, cap_words = _read(lex, capabilities, language)
+    goal_units, result.goal_terms, goal_words = _read(lex, goals, language)
     result.term_surface = {**goal_words, **cap_words}  # a capability's wording first
+    concepts = lex.concepts
+    for read, in_goals in ((cap_units, False), (goal_units, True)):
+        for unit in read:
+            seeking = unit.asks or (in_goals and not unit.offers)
+            for i, concept, surface in unit.hits:
+                kind = concepts[concept].kind
+                if unit.asks and unit.negated and _inside(i, unit.negated):
+                    continue  # "we are not looking for more software firms, but ..."
+                if kind in ("country", "region"):
+                    if seeking:
+                        for code in concepts[concept].countries:
+                            result.wishes.setdefault(code, []).append(surface)
+                    continue
+                side = result.seek_hits if seeking else result.offer_hits
+                side.setdefault(concept, []).append(surface)
+                if unit.asks:
+                    result.asked.add(concept)
+    for ids, side in ((offers, result.offer_hits), (seeks, result.seek_hits)):
+        for concept in ids:
+            if concept in concepts and concepts[concept].kind in SCORED:
+                label = concepts[concept].label(language or "en")
+                side.setdefault(concept, []).extend((label, label))
+                if side is result.seek_hits:
+                    result.asked.add(concept)
+    for code in seeks_countries:
+        name = f"country.{code}"
+        label = concepts[name].label(language or "en") if name in concepts else code
+        result.wishes.setdefault(code, []).extend((label, label))
     return result

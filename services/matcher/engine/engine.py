@@ -14,6 +14,7 @@ import logging
 import math
 import multiprocessing as mp
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -23,10 +24,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.feature_extraction.text import TfidfTransformer
 
 from partnermatch.languages import detect_language
 from services.matcher.engine.analysis import Analysis, analyse
-from services.matcher.engine.lexicon import Lexicon, load_lexicon
+from services.matcher.engine.lexicon import SCORED, Lexicon, load_lexicon
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +89,20 @@ class Update:
 class EngineSettings:
     w_sector: float = 0.65  # shared sector
     w_profile: float = 0.15  # whole-profile concept likeness
-    w_recip: float = 0.12  # offer→seek, both ways (linear part)
+    # What the organisation seeks against what the candidate offers (its needs met), and the
+    # reverse (it meets the candidate's needs): concept by concept, and sector by sector (what
+    # the candidate does, read mostly from its capabilities, against the sectors sought).
+    # On the dev set and the seekers (tuned on seekers_a only), a sector need met above shared
+    # sector (0.8) filled the seekers' lists with what they seek (0.76) and took peers from those
+    # of the dev set that also state needs (same sector 0.77); at 0.6, 0.62 and 0.84. The
+    # candidate's sector meeting the other's need (w_give_sector) lowered both.
+    w_need: float = 0.25
+    w_give: float = 0.04
+    w_need_sector: float = 0.65
+    w_give_sector: float = 0.0
+    # A candidate in a country the organisation asked for, and the reverse.
+    w_country: float = 0.15
+    w_country_give: float = 0.03
     w_both_ways: float = 0.08  # bonus: the weaker of the two directions
     w_terms: float = 0.10  # within-language words (same-language texts only share them)
     # How much a related sector counts as a shared one. The dev set says not at all: at 0.35,
@@ -101,6 +116,14 @@ class EngineSettings:
     # 0.970 / 0.681; at 0.3, 0.984 / 0.688; at 0, 0.990 / 0.691. Not 0: a text whose capabilities
     # name no sector still has one.
     goal_sector_weight: float = 0.3
+    # How much a need counts toward the sought sectors when no request states it (a goals sentence
+    # without "we seek ..."), against 1 when one does: such goals often say what the organisation
+    # does or wants for itself rather than whom it seeks.
+    implicit_need_weight: float = 0.25
+    # A need for the organisation's own sector counts less by its share of that sector: a request
+    # often names its own products ("we seek distributors for our cheese"), and peers are found
+    # by likeness anyway.
+    own_sector_discount: float = 1.0
     # A sector counts in the sector block only: in the profile, capability and goal blocks too, it
     # would add little (dev set: P@5 0.948 with it, 0.952 without) and a quarter of the work of
     # the batch's sparse product, whose densest columns it made.
@@ -109,6 +132,12 @@ class EngineSettings:
     candidates: int = 60
     cached_k: int = 10
     max_reasons: int = 5
+    # A need met that adds at least this to the score is named first among the reasons.
+    need_first_min: float = 0.02
+    # The weights are learnt again from the whole index once this many changes (upserts and
+    # removals), and at least this share of the index, have happened since they were last learnt.
+    reweigh_min_changes: int = 200
+    reweigh_share: float = 0.2
 
 
 def _l2(v: np.ndarray) -> np.ndarray:
@@ -121,6 +150,16 @@ def _l2_rows(m: np.ndarray) -> np.ndarray:
     return np.divide(m, norms, out=np.zeros_like(m), where=norms > 0)
 
 
+def _other_sectors(sought: np.ndarray, is_: np.ndarray, discount: float) -> np.ndarray:
+    """Sought sectors (unit rows) less the organisation's own: each is kept in the share it is
+    not the organisation's (`is_`, unit rows), and the rest counts in full where it was at least
+    half of the need (a request naming its own products besides what it seeks), in proportion
+    where less (a need mostly for peers, who are found by likeness anyway)."""
+    other = sought * np.maximum(0.0, 1.0 - discount * is_)
+    norms = np.linalg.norm(other, axis=1, keepdims=True)
+    return other / np.maximum(norms, 0.5)
+
+
 def _tf(count: float) -> float:
     return 1.0 + math.log(count) if count > 0 else 0.0
 
@@ -129,7 +168,8 @@ class MatchEngine:
     def __init__(self, lexicon: Lexicon | None = None, settings: EngineSettings | None = None) -> None:
         self.lex = lexicon or load_lexicon()
         self.s = settings or EngineSettings()
-        self.concepts = sorted(self.lex.concepts)
+        # the concepts scored (countries and cues are read by the analysis, not scored as features)
+        self.concepts = sorted(c for c, concept in self.lex.concepts.items() if concept.kind in SCORED)
         self.cidx = {c: i for i, c in enumerate(self.concepts)}
         self.sectors = self.lex.sectors
         self.sidx = {s: i for i, s in enumerate(self.sectors)}
@@ -140,13 +180,16 @@ class MatchEngine:
         # innovation, projects and SMEs, so two profiles alike in it are alike in nothing. (It still
         # counts in what one side offers and the other seeks.)
         self._in_profile = np.where(self._is_coop, 0.0, 1.0).astype(np.float32)
-        # What a reason weighs: a sector, the product of the two sides' sector-block weights times
-        # w_sector (what it adds to the score); any other concept, that of their capability and
-        # goal weights times half w_recip, or profile weights times w_profile (shared).
+        # What a reason weighs is what it adds to the score: for a sector, the product of the two
+        # sides' sector weights (offered: the sector block; sought: the sought-sector block) times
+        # w_need_sector or w_give_sector, or times w_sector when shared; for any other concept, that
+        # of their offer and seek weights times w_need or w_give, or of profile weights times
+        # w_profile (shared).
         self._sector_col = np.array([self.sidx[c] if self._kinds[c] == "sector" and c in self.sidx else -1
                                      for c in self.concepts], np.int64)
         is_sector = self._sector_col >= 0
-        self._mult_dir = np.where(is_sector, self.s.w_sector, self.s.w_recip * 0.5).astype(np.float64)
+        self._mult_need = np.where(is_sector, self.s.w_need_sector, self.s.w_need).astype(np.float64)
+        self._mult_give = np.where(is_sector, self.s.w_give_sector, self.s.w_give).astype(np.float64)
         self._mult_prof = np.where(is_sector, self.s.w_sector, self.s.w_profile).astype(np.float64)
         self.kind_w = np.array([kinds.get(self.lex.concepts[c].kind, 1.0) for c in self.concepts], np.float32)
         self.concept_sector = np.array([self.sidx.get(self.lex.sector_of(c) or "", -1) for c in self.concepts])
@@ -176,12 +219,38 @@ class MatchEngine:
                 to_sector[i, self.concept_sector[i]] = 1.0
         self._rollup, self._to_sector = roll.tocsr(), to_sector.tocsr()
         nc, ns = len(self.concepts), len(self.sectors)
-        # right-hand vector layout: [sector | profile | goals | capabilities]
-        self._blocks = (ns, nc, nc, nc)
-        self.dim = ns + 3 * nc
+        self.countries = sorted({code for c in self.lex.concepts.values() if c.kind == "country"
+                                 for code in c.countries})
+        self.country_idx = {code: i for i, code in enumerate(self.countries)}
+        nk = len(self.countries)
+        # Right-hand vector layout: [sector | profile | seeks | offers | sought sectors | country |
+        # countries wished]. A score is left(A) · right(B), where left(A) puts A's blocks against the
+        # blocks of B they meet (_LEFT): a linear map, so one product per row gives A's list and one
+        # with its transpose gives every list B would enter.
+        sizes = {"sector": ns, "profile": nc, "seeks": nc, "offers": nc, "seek_sector": ns, "country": nk, "wish": nk}
+        self.block: dict[str, slice] = {}
+        at = 0
+        for name, size in sizes.items():
+            self.block[name] = slice(at, at + size)
+            at += size
+        self.dim = at
+        s = self.s
+        # (block of B met, block of A, weight, matrix applied to A's block or None)
+        self._left_map: tuple[tuple[str, str, float, np.ndarray | None], ...] = (
+            ("sector", "sector", s.w_sector, self.related),
+            ("profile", "profile", s.w_profile, None),
+            ("offers", "seeks", s.w_need, None),
+            ("seeks", "offers", s.w_give, None),
+            ("sector", "seek_sector", s.w_need_sector, None),
+            ("seek_sector", "sector", s.w_give_sector, None),
+            ("country", "wish", s.w_country, None),
+            ("wish", "country", s.w_country_give, None),
+        )
         self.idf = np.ones(nc, np.float32)
         self.term_idf: dict[str, float] = {}
         self._term_col: dict[str, int] = {}
+        self._words_tfidf = TfidfTransformer(sublinear_tf=True, smooth_idf=True)
+        self._changes = 0  # upserts and removals since the weights were learnt
         self._reset(0)
 
     # ---- storage ----------------------------------------------------------------------------
@@ -227,7 +296,7 @@ class MatchEngine:
 
     def _analyse(self, p: OrgProfile) -> Analysis:
         lang = p.language or detect_language(f"{p.capabilities}\n{p.goals}")
-        return analyse(self.lex, p.capabilities or "", p.goals or "", lang)
+        return analyse(self.lex, p.capabilities or "", p.goals or "", lang, p.offers, p.seeks, p.seeks_countries)
 
     def _analyse_all(self, items: list[OrgProfile], workers: int, chunk: int = 1000
                      ) -> Iterator[list[Analysis]]:
@@ -261,18 +330,40 @@ class MatchEngine:
                 v[self.cidx[sector]] += self.s.rollup * _tf(len(words))
         return v * self.idf * self.kind_w
 
-    def _vectors(self, a: Analysis) -> tuple[np.ndarray, dict[str, float]]:
-        cap = self._concept_vec(a.cap_hits)
-        goal = self._concept_vec(a.goal_hits) if a.goal_hits else 0.5 * cap
+    def _vectors(self, a: Analysis, country: str) -> tuple[np.ndarray, dict[str, float]]:
+        cap = self._concept_vec(a.offer_hits)
+        goal = self._concept_vec(a.seek_hits) if a.seek_hits else 0.5 * cap
         prof = (cap + goal) * self._in_profile
         sector = np.zeros(len(self.sectors), np.float32)
-        for hits, share in ((a.cap_hits, 1.0), (a.goal_hits, self.s.goal_sector_weight)):
+        sought = np.zeros(len(self.sectors), np.float32)
+        for hits, share in ((a.offer_hits, 1.0), (a.seek_hits, self.s.goal_sector_weight)):
             for c, words in hits.items():
                 i = self.cidx.get(c)
                 if i is not None and self.concept_sector[i] >= 0:
-                    sector[self.concept_sector[i]] += share * _tf(len(words)) * self.idf[i]
-        right = np.concatenate([_l2(sector), _l2(prof), _l2(goal), _l2(cap)]).astype(np.float32)
+                    weight = _tf(len(words)) * self.idf[i]
+                    sector[self.concept_sector[i]] += share * weight
+                    if hits is a.seek_hits:
+                        stated_here = 1.0 if c in a.asked else self.s.implicit_need_weight
+                        sought[self.concept_sector[i]] += weight * stated_here
+        stated = any(self.concept_sector[self.cidx[c]] >= 0 for c in a.asked if c in self.cidx)
+        strength = 1.0 if stated else self.s.implicit_need_weight
+        is_ = _l2(sector)
+        sought = strength * _other_sectors(_l2(sought)[None, :], is_[None, :], self.s.own_sector_discount)[0]
+        right = np.concatenate([is_, _l2(prof), _l2(goal), _l2(cap), sought,
+                                *self._country_blocks(country, a)]).astype(np.float32)
         return right, self._term_vec(a)
+
+    def _country_blocks(self, country: str, a: Analysis) -> tuple[np.ndarray, np.ndarray]:
+        """Where the organisation is (one-hot) and the countries it asked for (1 each; its own
+        country is no wish: "Polish partners" in a Polish text is about itself)."""
+        here = np.zeros(len(self.countries), np.float32)
+        wish = np.zeros(len(self.countries), np.float32)
+        if country in self.country_idx:
+            here[self.country_idx[country]] = 1.0
+        for code in a.wishes:
+            if code != country and code in self.country_idx:
+                wish[self.country_idx[code]] = 1.0
+        return here, wish
 
     def _term_vec(self, a: Analysis) -> dict[str, float]:
         terms = a.cap_terms + a.goal_terms
@@ -281,9 +372,8 @@ class MatchEngine:
         norm = math.sqrt(sum(x * x for x in tv.values())) or 1.0
         return {t: x / norm for t, x in tv.items()}
 
-    def _term_vectors(self, analyses: list[Analysis]) -> sp.csr_matrix:
-        """What _term_vec gives one by one, for many analyses at once: one float64 row each, over
-        the columns of self._term_col."""
+    def _term_counts(self, analyses: list[Analysis]) -> sp.csr_matrix:
+        """Word counts of both texts, one row each, over the columns of self._term_col."""
         get = self._term_col.get
         lengths, cols, counts = [], [], []
         for a in analyses:
@@ -296,19 +386,20 @@ class MatchEngine:
         keep = col >= 0
         m = sp.csr_matrix((count[keep], (row[keep], col[keep])), shape=(len(analyses), max(len(self._term_col), 1)))
         m.sum_duplicates()  # a word of both texts: its counts add up, as in cap_terms + goal_terms
-        idf = np.zeros(m.shape[1])
-        for t, j in self._term_col.items():
-            idf[j] = self.term_idf[t]
-        m.data = (1.0 + np.log(m.data)) * idf[m.indices]
-        norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
-        norms[norms == 0] = 1.0
-        m.data /= np.repeat(norms, np.diff(m.indptr))
         return m
 
-    def _vectors_many(self, analyses: list[Analysis],
+    def _term_vectors(self, analyses: list[Analysis], counts: sp.csr_matrix | None = None) -> sp.csr_matrix:
+        """What _term_vec gives one by one, for many analyses at once: scikit-learn's sublinear
+        TF-IDF, L2-normalised, one float64 row each over the columns of self._term_col."""
+        counts = self._term_counts(analyses) if counts is None else counts
+        if not self.term_idf:
+            return sp.csr_matrix(counts.shape, dtype=np.float64)
+        return self._words_tfidf.transform(counts).tocsr()
+
+    def _vectors_many(self, analyses: list[Analysis], countries: list[str],
                       counts: tuple[sp.csr_matrix, sp.csr_matrix] | None = None) -> np.ndarray:
         """The right-hand vectors of many analyses at once (what _vectors gives one by one);
-        `counts`: their concept counts (capabilities, goals) when already made."""
+        `counts`: their concept counts (offers, seeks) when already made."""
 
         def tf(m: sp.csr_matrix) -> sp.csr_matrix:
             m = m.copy()
@@ -316,20 +407,42 @@ class MatchEngine:
             return m
 
         if counts is None:
-            counts = self._concept_counts(analyses, "cap_hits"), self._concept_counts(analyses, "goal_hits")
+            counts = self._concept_counts(analyses, "offer_hits"), self._concept_counts(analyses, "seek_hits")
         c_cap, c_goal = counts
         weight = self.idf * self.kind_w
         cap = np.asarray((tf(c_cap) @ self._rollup).todense()) * weight
         goal = np.asarray((tf(c_goal) @ self._rollup).todense()) * weight
-        no_goal = np.array([not a.goal_hits for a in analyses], bool)
+        no_goal = np.array([not a.seek_hits for a in analyses], bool)
         goal[no_goal] = 0.5 * cap[no_goal]
         prof = (cap + goal) * self._in_profile
         said = tf(c_cap) + self.s.goal_sector_weight * tf(c_goal)
         sector = np.asarray((said.multiply(self.idf[None, :]).tocsr() @ self._to_sector).todense())
-        return np.hstack([_l2_rows(sector), _l2_rows(prof), _l2_rows(goal), _l2_rows(cap)]).astype(np.float32)
+        need = tf(c_goal)
+        asked = self._asked(analyses)
+        need = self.s.implicit_need_weight * need + (1.0 - self.s.implicit_need_weight) * need.multiply(asked).tocsr()
+        sought = np.asarray((need.multiply(self.idf[None, :]).tocsr() @ self._to_sector).todense())
+        stated = np.asarray((asked @ self._to_sector).sum(axis=1)).ravel() > 0
+        strength = np.where(stated, 1.0, self.s.implicit_need_weight).astype(np.float32)[:, None]
+        places = [self._country_blocks(country, a) for a, country in zip(analyses, countries, strict=True)]
+        here = np.array([p[0] for p in places], np.float32).reshape(len(analyses), len(self.countries))
+        wish = np.array([p[1] for p in places], np.float32).reshape(len(analyses), len(self.countries))
+        is_ = _l2_rows(sector)
+        sought = strength * _other_sectors(_l2_rows(sought), is_, self.s.own_sector_discount)
+        return np.hstack([is_, _l2_rows(prof), _l2_rows(goal), _l2_rows(cap), sought,
+                          here, wish]).astype(np.float32)
+
+    def _asked(self, analyses: list[Analysis]) -> sp.csr_matrix:
+        """Per row, 1 for each concept a request states as a need (a cue or structured)."""
+        rows, cols = [], []
+        for r, a in enumerate(analyses):
+            for c in a.asked:
+                if c in self.cidx:
+                    rows.append(r)
+                    cols.append(self.cidx[c])
+        return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(analyses), len(self.concepts)))
 
     def _concept_counts(self, analyses: list[Analysis | None], side: str) -> sp.csr_matrix:
-        """How many words named each concept on one side ("cap_hits", "goal_hits"), one row each."""
+        """How many words named each concept on one side ("offer_hits", "seek_hits"), one row each."""
         indptr, cols, vals = [0], [], []
         cidx = self.cidx
         for a in analyses:
@@ -344,10 +457,20 @@ class MatchEngine:
         return m
 
     def _left(self, right: np.ndarray) -> np.ndarray:
-        ns, nc = len(self.sectors), len(self.concepts)
-        sec, prof, goal, cap = right[:ns], right[ns:ns + nc], right[ns + nc:ns + 2 * nc], right[ns + 2 * nc:]
-        return np.concatenate([self.s.w_sector * (self.related @ sec), self.s.w_profile * prof,
-                               self.s.w_recip * 0.5 * cap, self.s.w_recip * 0.5 * goal]).astype(np.float32)
+        """A's blocks placed against the blocks of B they meet: a candidate B scores left · right(B)."""
+        left = np.zeros(self.dim, np.float32)
+        for met, own, weight, matrix in self._left_map:
+            part = right[self.block[own]]
+            left[self.block[met]] += weight * (matrix @ part if matrix is not None else part)
+        return left
+
+    def _left_t(self, right: np.ndarray) -> np.ndarray:
+        """The transpose of _left: right(A) · _left_t(right(B)) is the score of B in A's list."""
+        out = np.zeros(self.dim, np.float32)
+        for met, own, weight, matrix in self._left_map:
+            part = right[self.block[met]]
+            out[self.block[own]] += weight * (matrix.T @ part if matrix is not None else part)
+        return out
 
     # ---- fitting ----------------------------------------------------------------------------
 
@@ -367,37 +490,68 @@ class MatchEngine:
             analyses.extend(batch)
             if progress is not None:
                 progress(len(analyses), len(items))
+        self._index(items, analyses)
+
+    def _index(self, items: list[OrgProfile], analyses: list[Analysis]) -> None:
+        """Learn the weights of concepts and words from these analyses, and index them all anew."""
         total = max(len(items), 1)
-        c_cap, c_goal = self._concept_counts(analyses, "cap_hits"), self._concept_counts(analyses, "goal_hits")
-        df = np.asarray(((c_cap + c_goal) > 0).sum(axis=0), dtype=np.float32).ravel()
+        c_cap, c_goal = self._concept_counts(analyses, "offer_hits"), self._concept_counts(analyses, "seek_hits")
+        # scikit-learn's smoothed IDF, over the organisations that name each concept
+        if analyses:
+            self.idf = TfidfTransformer(smooth_idf=True).fit((c_cap + c_goal) > 0).idf_.astype(np.float32)
+        else:
+            self.idf = np.ones(len(self.concepts), np.float32)
         term_df: Counter[str] = Counter()
         for a in analyses:
             term_df.update(a.cap_terms.keys() | a.goal_terms.keys())
-        self.idf = (np.log((1 + total) / (1 + df)) + 1).astype(np.float32)
         limit = max(2, self.s.max_term_df * total)
-        self.term_idf = {t: math.log((1 + total) / (1 + n)) + 1 for t, n in term_df.items() if 2 <= n <= limit}
-        self._term_col = {t: i for i, t in enumerate(sorted(self.term_idf))}
+        kept = sorted(t for t, n in term_df.items() if 2 <= n <= limit)  # words two share, and not too common
+        self._term_col = {t: i for i, t in enumerate(kept)}
         self._reset(len(items))
-        words64 = self._term_vectors(analyses)
+        counts = self._term_counts(analyses)
+        self._words_tfidf = TfidfTransformer(sublinear_tf=True, smooth_idf=True)
+        if counts.shape[0] and kept:
+            self._words_tfidf.fit(counts)
+            self.term_idf = dict(zip(kept, self._words_tfidf.idf_.tolist(), strict=True))
+        else:
+            self.term_idf = {}
+        words64 = self._term_vectors(analyses, counts)
         names = self._term_names()
         row_terms = list(map(names.__getitem__, words64.indices.tolist()))
         row_weights, bounds = words64.data.tolist(), words64.indptr.tolist()
         for start in range(0, len(items), 5000):
             end = min(start + 5000, len(items))
-            vectors = self._vectors_many(analyses[start:end], (c_cap[start:end], c_goal[start:end]))
+            vectors = self._vectors_many(analyses[start:end], [p.country for p in items[start:end]],
+                                         (c_cap[start:end], c_goal[start:end]))
             for r, right in zip(range(start, end), vectors, strict=True):
                 lo, hi = bounds[r], bounds[r + 1]
                 self._put(items[r], analyses[r], (right, dict(zip(row_terms[lo:hi], row_weights[lo:hi], strict=True))))
         # kept for the batch while no row changes (_put drops them)
         self._fitted = (words64, (c_cap > 0).astype(np.int8).tocsr(), (c_goal > 0).astype(np.int8).tocsr())
+        self._changes = 0
         logger.info("index fitted", extra={"profiles": len(items), "terms": len(self.term_idf)})
 
-    def refit(self) -> None:
-        """Rebuild weights from the current profiles (after many incremental changes)."""
-        self.fit([p for p in self.profiles if p is not None])
+    def reweigh(self) -> None:
+        """Learn the weights again from the organisations indexed now, without analysing their
+        texts again (the analyses are kept): the weights follow the corpus as profiles arrive.
+        Cached lists are dropped, as after fit(); they are made again when asked for."""
+        started = time.perf_counter()
+        rows = [r for r in range(len(self.ids)) if self.active[r]]
+        items = [self.profiles[r] for r in rows]
+        analyses = [self.analyses[r] for r in rows]
+        self._index([p for p in items if p is not None], [a for a in analyses if a is not None])
+        logger.info("index weights learnt again", extra={
+            "profiles": len(rows), "seconds": round(time.perf_counter() - started, 2)})
+
+    def _changed(self) -> None:
+        """Count one change; once a share of the index has changed since the weights were learnt,
+        learn them again (its cost, linear in the index, is so spread over many events)."""
+        self._changes += 1
+        if self._changes >= max(self.s.reweigh_min_changes, self.s.reweigh_share * len(self)):
+            self.reweigh()
 
     def _put(self, p: OrgProfile, a: Analysis, vectors: tuple[np.ndarray, dict[str, float]] | None = None) -> int:
-        right, terms = vectors if vectors is not None else self._vectors(a)
+        right, terms = vectors if vectors is not None else self._vectors(a, p.country)
         if vectors is None:
             self._fitted = None
         r = self.row.get(p.id)
@@ -442,19 +596,30 @@ class MatchEngine:
             out[o] = _dot(x, self.terms[o])
         return out
 
-    def _linear_row(self, r: int) -> np.ndarray:
+    def _linear_row(self, r: int, terms: np.ndarray | None = None) -> np.ndarray:
+        """The linear part of every row's score in r's list (-inf where it may not be suggested)."""
         n = len(self.ids)
-        scores = self.right[:n] @ self._left(self.right[r]) + self.s.w_terms * self._term_scores(r)
+        terms = self._term_scores(r) if terms is None else terms
+        return self._allowed(r, self.right[:n] @ self._left(self.right[r]) + self.s.w_terms * terms)
+
+    def _linear_col(self, r: int, terms: np.ndarray) -> np.ndarray:
+        """The linear part of r's score in every row's list (the scores are not symmetric: what
+        each seeks differs)."""
+        n = len(self.ids)
+        return self._allowed(r, self.right[:n] @ self._left_t(self.right[r]) + self.s.w_terms * terms)
+
+    def _allowed(self, r: int, scores: np.ndarray) -> np.ndarray:
+        n = len(self.ids)
         scores[~self.active[:n]] = -np.inf
         scores[self.cluster_code[:n] == self.cluster_code[r]] = -np.inf
         scores[r] = -np.inf
         return scores
 
     def _extras(self, r: int, o: int) -> float:
-        ns, nc = len(self.sectors), len(self.concepts)
         a, b = self.right[r], self.right[o]
-        s1 = float(a[ns + 2 * nc:] @ b[ns + nc:ns + 2 * nc])  # A offers, B seeks
-        s2 = float(b[ns + 2 * nc:] @ a[ns + nc:ns + 2 * nc])  # B offers, A seeks
+        offers, seeks = self.block["offers"], self.block["seeks"]
+        s1 = float(a[offers] @ b[seeks])  # A offers, B seeks
+        s2 = float(b[offers] @ a[seeks])  # B offers, A seeks
         return self.s.w_both_ways * min(s1, s2)
 
     def _rank(self, r: int, candidates: Iterable[int], linear: np.ndarray | Callable[[int], float], k: int
@@ -517,7 +682,6 @@ class MatchEngine:
         rows = np.flatnonzero(self.active[:n]) if rows is None else np.asarray(rows, np.int64)
         if len(rows) == 0:
             return
-        ns, nc = len(self.sectors), len(self.concepts)
         right = self.right[:n]
         fitted = self._fitted  # the word matrix and concept hits of fit(), unless rows changed since
         words64 = fitted[0] if fitted is not None else self._term_matrix(np.float64)
@@ -530,7 +694,7 @@ class MatchEngine:
         hits = self._hit_matrices(words64, fitted[1:] if fitted is not None else None)
         columns = self._reason_columns()
         quotes: dict[int, tuple[str, ...]] = {}  # the words reasons quote, by (row, concept, side)
-        offers, seeks = sp.csr_matrix(right[:, ns + 2 * nc:]), sp.csr_matrix(right[:, ns + nc:ns + 2 * nc])
+        offers, seeks = sp.csr_matrix(right[:, self.block["offers"]]), sp.csr_matrix(right[:, self.block["seeks"]])
         for start in range(0, len(rows), chunk):
             block = rows[start:start + chunk]
             left = sp.hstack([sp.csr_matrix(np.vstack([self._left(right[r]) for r in block])),
@@ -572,10 +736,12 @@ class MatchEngine:
     def upsert(self, profile: OrgProfile) -> Update:
         """Add or replace one organisation, keeping the fitted weights; report whose cached lists
         it entered or left. Costs one product against the index plus work on the few lists touched."""
+        self._changed()
         r = self._put(profile, self._analyse(profile))
         self._forget(profile.id)
-        linear = self._linear_row(r)
-        own = self._cache(profile.id, self._top_rows(r, self.s.cached_k, linear))
+        terms = self._term_scores(r)
+        own = self._cache(profile.id, self._top_rows(r, self.s.cached_k, self._linear_row(r, terms)))
+        linear = self._linear_col(r, terms)  # r's score in each other row's list
         update = Update(profile.id, own)
         max_extra = self.s.w_both_ways + self.s.w_terms
         n = len(self.ids)
@@ -602,6 +768,8 @@ class MatchEngine:
 
     def remove(self, org_id: str) -> Update:
         """Take one organisation out; the lists it was in are recomputed and reported as left."""
+        if org_id in self.row:
+            self._changed()
         r = self.row.get(org_id)
         if r is None or not self.active[r]:
             raise KeyError(org_id)
@@ -644,12 +812,12 @@ class MatchEngine:
         if ev is None:
             a = self.analyses[r]
             assert a is not None
-            ns, nc = len(self.sectors), len(self.concepts)
             row = self.right[r]
-            cap, goal, prof = row[ns + 2 * nc:], row[ns + nc:ns + 2 * nc], row[ns:ns + nc]
+            cap, goal, prof = row[self.block["offers"]], row[self.block["seeks"]], row[self.block["profile"]]
+            sought = row[self.block["seek_sector"]]
             cap_words: dict[str, tuple[str, ...]] = {}
             goal_words: dict[str, tuple[str, ...]] = {}
-            for hits, said in ((a.cap_hits, cap_words), (a.goal_hits, goal_words)):
+            for hits, said in ((a.offer_hits, cap_words), (a.seek_hits, goal_words)):
                 for c in hits:
                     i = self.cidx.get(c)
                     if i is None:
@@ -663,11 +831,18 @@ class MatchEngine:
             for c in cap_words.keys() | goal_words.keys():
                 i = self.cidx[c]
                 if self._sector_col[i] >= 0:
-                    weights[c] = (float(row[self._sector_col[i]]),) * 3
+                    is_ = float(row[self._sector_col[i]])
+                    weights[c] = (is_, float(sought[self._sector_col[i]]), is_)
                 else:
                     weights[c] = (float(cap[i]), float(goal[i]), float(prof[i]))
-            ev = self._ev[r] = _Evidence(weights, cap_words, goal_words, {**goal_words, **cap_words})
+            wishes = {code: _distinct(words) for code, words in a.wishes.items()}
+            ev = self._ev[r] = _Evidence(weights, cap_words, goal_words, {**goal_words, **cap_words}, wishes)
         return ev
+
+    def _country_of(self, r: int) -> str | None:
+        """Row r's country, when it is one the lexicon knows (and so one a wish can name)."""
+        p = self.profiles[r]
+        return p.country if p is not None and p.country in self.country_idx else None
 
     def _said(self, hits: dict[str, list[str]], i: int) -> tuple[str, ...]:
         """The words one side of a profile named concept column i with: for a sector, those of
@@ -685,8 +860,8 @@ class MatchEngine:
         if made is not None:
             cap, goal = made
         else:
-            cap = (self._concept_counts(self.analyses, "cap_hits") > 0).astype(np.int8)
-            goal = (self._concept_counts(self.analyses, "goal_hits") > 0).astype(np.int8)
+            cap = (self._concept_counts(self.analyses, "offer_hits") > 0).astype(np.int8)
+            goal = (self._concept_counts(self.analyses, "seek_hits") > 0).astype(np.int8)
         words64 = self._term_matrix(np.float64) if words64 is None else words64
         # a sector counts as named wherever one of its activities is
         cap = ((cap + cap @ self._to_sector_concept) > 0).astype(np.int8).tocsr()
@@ -694,15 +869,15 @@ class MatchEngine:
         return cap, goal, ((cap + goal) > 0).astype(np.int8).tocsr(), words64
 
     def _reason_columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per row and concept, the capability, goal and profile weights reasons read: the sector
-        block's weight for a sector (in all three), the blocks' own weights for other concepts."""
-        ns, nc = len(self.sectors), len(self.concepts)
+        """Per row and concept, the offer, seek and profile weights reasons read: for a sector, the
+        sector block's weight (offered, profile) and the sought-sector block's (sought); the
+        blocks' own weights for other concepts."""
         right = self.right[: len(self.ids)]
         sector_cols = np.flatnonzero(self._sector_col >= 0)
         views = []
-        for start in (ns + 2 * nc, ns + nc, ns):  # capabilities, goals, profile
-            view = right[:, start:start + nc].copy()
-            view[:, sector_cols] = right[:, self._sector_col[sector_cols]]
+        for block, sectors in (("offers", "sector"), ("seeks", "seek_sector"), ("profile", "sector")):
+            view = right[:, self.block[block]].copy()
+            view[:, sector_cols] = right[:, self.block[sectors]][:, self._sector_col[sector_cols]]
             views.append(view)
         return views[0], views[1], views[2]
 
@@ -719,7 +894,7 @@ class MatchEngine:
         h_cap, h_goal, h_any, words = hits
         nc = len(self.concepts)
         cap, goal, prof = columns if columns is not None else self._reason_columns()
-        w_dir, w_prof, top = self._mult_dir, self._mult_prof, self.s.max_reasons
+        w_need, w_give, w_prof, top = self._mult_need, self._mult_give, self._mult_prof, self.s.max_reasons
         out: list[list[Reason]] = [[] for _ in range(len(owner))]
         if len(owner) == 0:
             return out
@@ -731,9 +906,9 @@ class MatchEngine:
 
         f64 = np.float64
         p0, c0 = both(owner, h_cap, cand, h_goal)  # the owner offers, the candidate seeks
-        w0 = w_dir[c0] * cap[owner[p0], c0].astype(f64) * goal[cand[p0], c0].astype(f64)
+        w0 = w_give[c0] * cap[owner[p0], c0].astype(f64) * goal[cand[p0], c0].astype(f64)
         p1, c1 = both(cand, h_cap, owner, h_goal)  # the candidate offers, the owner seeks
-        w1 = w_dir[c1] * cap[cand[p1], c1].astype(f64) * goal[owner[p1], c1].astype(f64)
+        w1 = w_need[c1] * cap[cand[p1], c1].astype(f64) * goal[owner[p1], c1].astype(f64)
         k0, k1 = w0 > 1e-6, w1 > 1e-6
         p2, c2 = both(owner, h_any, cand, h_any)  # named by both, in no direction
         directed = np.zeros(len(owner) * nc, bool)
@@ -741,33 +916,63 @@ class MatchEngine:
         k2 = ~directed[p2 * nc + c2] & ~self._is_coop[c2]
         p2, c2 = p2[k2], c2[k2]
         w2 = w_prof[c2] * prof[owner[p2], c2].astype(f64) * prof[cand[p2], c2].astype(f64) + 1e-5
-        pair = np.concatenate([p0[k0], p1[k1], p2])
-        concept = np.concatenate([c0[k0], c1[k1], c2])
+        # countries: the candidate is where the owner asked for (a need met), or the reverse;
+        # their concept numbers follow the scored concepts' (nc + the country's place)
+        wish, here = self.block["wish"], self.block["country"]
+        right = self.right
+        k_of = np.full(len(owner), -1, np.int64)
+        k_of_owner = np.full(len(owner), -1, np.int64)
+        has_b, has_a = right[cand, here].max(axis=1, initial=0) > 0, right[owner, here].max(axis=1, initial=0) > 0
+        if has_b.any():
+            k_of[has_b] = right[cand[has_b], here].argmax(axis=1)
+        if has_a.any():
+            k_of_owner[has_a] = right[owner[has_a], here].argmax(axis=1)
+        p3 = np.flatnonzero(has_b & (k_of != k_of_owner))
+        p3 = p3[right[owner[p3], wish.start + k_of[p3]] > 0]
+        p4 = np.flatnonzero(has_a & (k_of != k_of_owner))
+        p4 = p4[right[cand[p4], wish.start + k_of_owner[p4]] > 0]
+        pair = np.concatenate([p0[k0], p1[k1], p2, p3, p4])
+        concept = np.concatenate([c0[k0], c1[k1], c2, nc + k_of[p3], nc + k_of_owner[p4]])
         direction = np.concatenate([np.zeros(k0.sum(), np.int8), np.ones(k1.sum(), np.int8),
-                                    np.full(len(p2), 2, np.int8)])
-        weight = np.concatenate([w0[k0], w1[k1], w2])
-        order = np.lexsort((direction, concept, -weight, pair))  # as reasons(): by weight, concept, direction
+                                    np.full(len(p2), 2, np.int8), np.ones(len(p3), np.int8),
+                                    np.zeros(len(p4), np.int8)])
+        weight = np.concatenate([w0[k0], w1[k1], w2, np.full(len(p3), self.s.w_country),
+                                 np.full(len(p4), self.s.w_country_give)])
+        later = (direction != 1) | (weight < self.s.need_first_min)  # a need met comes first
+        # as reasons(): needs met first, then by weight, concept, direction
+        order = np.lexsort((direction, concept, -weight, later, pair))
         pair, concept, direction, weight = pair[order], concept[order], direction[order], weight[order]
         keep = np.arange(len(pair)) - np.searchsorted(pair, pair, side="left") < top
         pair, concept, direction, weight = pair[keep], concept[keep], direction[keep], weight[keep]
 
-        analyses, names, kinds = self.analyses, self.concepts, self._kinds
-        # Which side's words each reason quotes (0: capabilities, 1: goals): as directed, or for a
-        # shared concept the capabilities where they name it. One key per (row, concept, side).
+        analyses, kinds = self.analyses, self._kinds
+        names = [*self.concepts, *(f"country.{code}" for code in self.countries)]
+        width = len(names)
+        # Which side's words each reason quotes (0: offers, 1: seeks): as directed, or for a
+        # shared concept the offers where they name them. One key per (row, concept, side). A
+        # country is quoted from the side that asked for it only (side 1), the other says nothing.
         rows_a, rows_b = owner[pair], cand[pair]
-        in_cap_a, in_cap_b = _entries(h_cap, rows_a, concept) > 0, _entries(h_cap, rows_b, concept) > 0
+        scored = concept < nc
+        in_cap_a, in_cap_b = np.zeros(len(pair), bool), np.zeros(len(pair), bool)
+        in_cap_a[scored] = _entries(h_cap, rows_a[scored], concept[scored]) > 0
+        in_cap_b[scored] = _entries(h_cap, rows_b[scored], concept[scored]) > 0
         side_a = np.where(direction == 2, ~in_cap_a, direction == 1).astype(np.int64)
         side_b = np.where(direction == 2, ~in_cap_b, direction == 0).astype(np.int64)
-        keys, where = np.unique(np.concatenate([(rows_a * nc + concept) * 2 + side_a,
-                                                (rows_b * nc + concept) * 2 + side_b]), return_inverse=True)
+        keys, where = np.unique(np.concatenate([(rows_a * width + concept) * 2 + side_a,
+                                                (rows_b * width + concept) * 2 + side_b]), return_inverse=True)
         quoted = []
         quotes = {} if quotes is None else quotes  # the caller may keep them from block to block
         for key in keys.tolist():
             got = quotes.get(key)
             if got is None:
-                a = analyses[key // (2 * nc)]
+                a = analyses[key // (2 * width)]
                 assert a is not None
-                got = quotes[key] = self._said(a.goal_hits if key % 2 else a.cap_hits, (key // 2) % nc)
+                col = (key // 2) % width
+                if col >= nc:
+                    got = _distinct(a.wishes.get(self.countries[col - nc], ())) if key % 2 else ()
+                else:
+                    got = self._said(a.seek_hits if key % 2 else a.offer_hits, col)
+                quotes[key] = got
             quoted.append(got)
         half = len(pair)
         words_a = map(quoted.__getitem__, where[:half].tolist())
@@ -775,7 +980,7 @@ class MatchEngine:
         directions = ("a_offers_b_seeks", "b_offers_a_seeks", "shared")
         for p, c, d, w, ta, tb in zip(pair.tolist(), map(names.__getitem__, concept.tolist()), direction.tolist(),
                                       weight.tolist(), words_a, words_b, strict=True):
-            out[p].append(Reason(c, kinds[c], directions[d], w, ta, tb))
+            out[p].append(Reason(c, kinds.get(c, "country"), directions[d], w, ta, tb))
 
         short = np.flatnonzero(np.bincount(pair, minlength=len(owner)) < top)  # room for shared words
         if len(short) and words.shape[1]:
@@ -802,24 +1007,35 @@ class MatchEngine:
 
     def reasons(self, r: int, o: int) -> list[Reason]:
         ea, eb = self._evidence(r), self._evidence(o)
-        found: list[tuple[float, str, str]] = []  # (-weight, concept, direction)
+        found: list[tuple[bool, float, str, str]] = []  # (not a need met, -weight, concept, direction)
         kinds = self._kinds
+        first = self.s.need_first_min
         for c in ea.weights.keys() & eb.weights.keys():
             (cap_a, goal_a, prof_a), (cap_b, goal_b, prof_b) = ea.weights[c], eb.weights[c]
             i = self.cidx[c]
-            w_dir, w_prof = float(self._mult_dir[i]), float(self._mult_prof[i])
+            w_need, w_give, w_prof = float(self._mult_need[i]), float(self._mult_give[i]), float(self._mult_prof[i])
             directed = False
-            if c in ea.cap_words and c in eb.goal_words and (w := w_dir * cap_a * goal_b) > 1e-6:
-                found.append((-w, c, "a_offers_b_seeks"))
+            if c in ea.cap_words and c in eb.goal_words and (w := w_give * cap_a * goal_b) > 1e-6:
+                found.append((True, -w, c, "a_offers_b_seeks"))
                 directed = True
-            if c in eb.cap_words and c in ea.goal_words and (w := w_dir * cap_b * goal_a) > 1e-6:
-                found.append((-w, c, "b_offers_a_seeks"))
+            if c in eb.cap_words and c in ea.goal_words and (w := w_need * cap_b * goal_a) > 1e-6:
+                found.append((w < first, -w, c, "b_offers_a_seeks"))
                 directed = True
             if not directed and kinds[c] != "cooperation":
-                found.append((-(w_prof * prof_a * prof_b + 1e-5), c, "shared"))
+                found.append((True, -(w_prof * prof_a * prof_b + 1e-5), c, "shared"))
+        here_a, here_b = self._country_of(r), self._country_of(o)
+        if here_b and here_b != here_a and here_b in ea.wishes:
+            found.append((self.s.w_country < first, -self.s.w_country, f"country.{here_b}", "b_offers_a_seeks"))
+        if here_a and here_a != here_b and here_a in eb.wishes:
+            found.append((True, -self.s.w_country_give, f"country.{here_a}", "a_offers_b_seeks"))
         found.sort()
         ranked = []
-        for neg_w, c, direction in found[: self.s.max_reasons]:
+        for _, neg_w, c, direction in found[: self.s.max_reasons]:
+            if c.startswith("country."):
+                code = c.removeprefix("country.")
+                words = (ea.wishes[code], ()) if direction == "b_offers_a_seeks" else ((), eb.wishes[code])
+                ranked.append(Reason(c, "country", direction, -neg_w, *words))
+                continue
             if direction == "a_offers_b_seeks":
                 words = ea.cap_words[c], eb.goal_words[c]
             elif direction == "b_offers_a_seeks":
@@ -844,6 +1060,7 @@ class _Evidence:
     cap_words: dict[str, tuple[str, ...]]
     goal_words: dict[str, tuple[str, ...]]
     words: dict[str, tuple[str, ...]]
+    wishes: dict[str, tuple[str, ...]]  # country code -> the words that asked for it
 
 
 @contextlib.contextmanager

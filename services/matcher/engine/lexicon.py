@@ -22,6 +22,7 @@ import yaml
 
 import partnermatch
 from partnermatch import cachefile
+from partnermatch.languages import latin_to_serbian_cyrillic
 from services.matcher.engine import text as text_module
 from services.matcher.engine.text import fold, is_acronym, lemma, strip_marks, tokens, transliterate
 
@@ -29,7 +30,10 @@ logger = logging.getLogger(__name__)
 
 LANGUAGES: tuple[str, ...] = ("pl", "sr", "hr", "bs", "sl", "mk", "bg", "ru", "uk", "cs", "sk", "ro", "hu", "sq",
                               "de", "en")
-KINDS = ("sector", "activity", "cooperation")
+# What the matcher scores (SCORED), where an organisation is or wants partners from (country and
+# region, which lists its countries), and the cue words that say a sentence asks, offers, negates.
+SCORED = ("sector", "activity", "cooperation")
+KINDS = (*SCORED, "country", "region", "cue")
 DATA_DIR = Path(partnermatch.__file__).resolve().parent / "lexicon"
 
 
@@ -40,6 +44,7 @@ class Concept:
     sector: str | None
     related: tuple[str, ...]
     labels: dict[str, str]
+    countries: tuple[str, ...] = ()  # a country's code, or a region's member countries
 
     def label(self, lang: str) -> str:
         if lang == "sr-Cyrl":
@@ -146,12 +151,17 @@ class Lexicon:
 
     def concepts_in(self, words: list[str], infos: list[TokenInfo]) -> Iterator[tuple[str, str]]:
         """(concept, the words as written) for every concept occurrence, in text order."""
+        for _, concept, surface in self.concepts_at(words, infos):
+            yield concept, surface
+
+    def concepts_at(self, words: list[str], infos: list[TokenInfo]) -> Iterator[tuple[int, str, str]]:
+        """(index of its first word, concept, the words as written) for every concept occurrence."""
         n = len(words)
         pairs = self._pairs
         for i in compress(range(n), map(_HOT, infos)):  # only words that start something
             info = infos[i]
             for concept in info.singles:
-                yield concept, words[i]
+                yield i, concept, words[i]
             if not info.phrases or i + 1 == n:
                 continue
             nxt = infos[i + 1]
@@ -171,7 +181,7 @@ class Lexicon:
                         break
                     j += 1
                 else:
-                    yield pattern.concept, " ".join(words[i:end])
+                    yield i, pattern.concept, " ".join(words[i:end])
 
     def forget_words(self) -> None:
         """Drop every per-word cache together: the pair cache is keyed by the identity of
@@ -306,33 +316,21 @@ def _compile(files: list[Path]) -> Lexicon:
         cid = entry["id"]
         if cid in concepts:
             raise ValueError(f"concept {cid} is defined twice")
-        concepts[cid] = Concept(id=cid, kind=entry.get("kind", "cooperation"), sector=entry.get("sector"),
-                                related=tuple(entry.get("related") or ()), labels=dict(entry.get("labels") or {}))
+        kind = entry.get("kind", "cooperation")
+        if kind not in KINDS:
+            raise ValueError(f"concept {cid}: unknown kind {kind!r}")
+        countries = (entry["country"],) if kind == "country" else tuple(entry.get("countries") or ())
+        concepts[cid] = Concept(id=cid, kind=kind, sector=entry.get("sector"),
+                                related=tuple(entry.get("related") or ()), labels=dict(entry.get("labels") or {}),
+                                countries=countries)
     lex = Lexicon(concepts=concepts)
     for entry in raw:
         for lang_forms in (entry.get("forms") or {}).values():
             for form in lang_forms or ():
                 lex._add_form(str(form), entry["id"])
-        for label in (entry.get("labels") or {}).values():  # a label is a form too
-            if label:
+        for label in (entry.get("labels") or {}).values():  # a label is a form too (not a cue's)
+            if label and entry.get("kind") != "cue":
                 lex._add_form(str(label), entry["id"])
     lex.forget_words()  # nothing looked up while compiling goes into a kept copy
     logger.info("lexicon compiled", extra={"concepts": len(concepts), "files": len(files)})
     return lex
-
-
-_LAT_TO_SR_CYR = [("dž", "џ"), ("Dž", "Џ"), ("lj", "љ"), ("Lj", "Љ"), ("nj", "њ"), ("Nj", "Њ")]
-_LAT_SINGLE = str.maketrans({
-    "a": "а", "b": "б", "v": "в", "g": "г", "d": "д", "đ": "ђ", "e": "е", "ž": "ж", "z": "з", "i": "и", "j": "ј",
-    "k": "к", "l": "л", "m": "м", "n": "н", "o": "о", "p": "п", "r": "р", "s": "с", "t": "т", "ć": "ћ", "u": "у",
-    "f": "ф", "h": "х", "c": "ц", "č": "ч", "š": "ш",
-    "A": "А", "B": "Б", "V": "В", "G": "Г", "D": "Д", "Đ": "Ђ", "E": "Е", "Ž": "Ж", "Z": "З", "I": "И", "J": "Ј",
-    "K": "К", "L": "Л", "M": "М", "N": "Н", "O": "О", "P": "П", "R": "Р", "S": "С", "T": "Т", "Ć": "Ћ", "U": "У",
-    "F": "Ф", "H": "Х", "C": "Ц", "Č": "Ч", "Š": "Ш",
-})
-
-
-def latin_to_serbian_cyrillic(text: str) -> str:
-    for latin, cyr in _LAT_TO_SR_CYR:
-        text = text.replace(latin, cyr)
-    return text.translate(_LAT_SINGLE)

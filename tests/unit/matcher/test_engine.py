@@ -42,15 +42,15 @@ def test_serbian_cyrillic_and_latin_profiles_get_identical_concepts(engine):
     engine.fit([P("a", cluster="x", capabilities="Развој софтвера и ИКТ услуге", goals="пољопривреда", language="sr"),
                 P("b", cluster="y", capabilities="Razvoj softvera i IKT usluge", goals="poljoprivreda", language="sr")])
     a, b = engine.analyses[engine.row["a"]], engine.analyses[engine.row["b"]]
-    assert set(a.cap_hits) == set(b.cap_hits) == {"ict", "ict.software"}
+    assert set(a.offer_hits) == set(b.offer_hits) == {"ict", "ict.software"}
     assert (engine.right[engine.row["a"]] == engine.right[engine.row["b"]]).all()
 
 
 def test_acronyms_match_only_in_capitals(engine):
     engine.fit([P("a", cluster="x", capabilities="Firma IT z Katowic", language="pl"),
                 P("b", cluster="y", capabilities="We like it when it works", language="en")])
-    assert "ict" in engine.analyses[engine.row["a"]].cap_hits
-    assert "ict" not in engine.analyses[engine.row["b"]].cap_hits
+    assert "ict" in engine.analyses[engine.row["a"]].offer_hits
+    assert "ict" not in engine.analyses[engine.row["b"]].offer_hits
 
 
 def test_an_organisation_is_never_its_own_partner_nor_one_of_its_own_cluster(engine):
@@ -73,10 +73,15 @@ def test_offering_what_the_other_seeks_both_ways_beats_one_way(engine):
     assert engine.score_pair("seeker", "both").score > engine.score_pair("seeker", "oneway").score
 
 
-def test_scores_are_symmetric(engine):
-    engine.fit(_orgs())
-    there, back = engine.score_pair("pl-soft", "rs-fruit"), engine.score_pair("rs-fruit", "pl-soft")
-    assert there.score == pytest.approx(back.score)
+def test_a_score_is_read_from_the_side_whose_need_it_meets(engine):
+    # the software house seeks agriculture and the farm offers it; the farm seeks tourism, which
+    # the software house does not offer: the farm ranks higher in the software house's list
+    soft = P("soft", cluster="c1", capabilities="Oprogramowanie dla firm.", goals="Szukamy rolnictwa.", language="pl")
+    farm = P("farm", cluster="c2", capabilities="Poljoprivreda i voće.", goals="Tražimo turizam.", language="sr")
+    engine.fit([soft, farm])
+    there, back = engine.score_pair("soft", "farm"), engine.score_pair("farm", "soft")
+    assert there.score > back.score
+    assert there.reasons[0].direction == "b_offers_a_seeks"
 
 
 def test_reasons_say_who_offers_and_who_seeks_with_the_words_of_each_side(engine):
@@ -149,7 +154,7 @@ engine = MatchEngine(load_lexicon([sys.argv[1]]))
 serial = [a for part in engine._analyse_all(items, workers=1, chunk=4) for a in part]
 forked = [a for part in engine._analyse_all(items, workers=2, chunk=4) for a in part]
 assert forked == serial, "forked analyses differ"
-assert any(a.cap_hits for a in forked)
+assert any(a.offer_hits for a in forked)
 print("same", len(forked))
 """
 
@@ -176,8 +181,9 @@ def test_a_fit_with_workers_ranks_like_a_fit_without(mini_lexicon):
 def test_vectors_built_for_many_profiles_at_once_equal_those_built_one_by_one(engine):
     engine.fit(_orgs())
     analyses = [a for a in engine.analyses if a is not None]
-    many = engine._vectors_many(analyses)
-    one_by_one = np.vstack([engine._vectors(a)[0] for a in analyses])
+    countries = [p.country for p in engine.profiles if p is not None]
+    many = engine._vectors_many(analyses, countries)
+    one_by_one = np.vstack([engine._vectors(a, c)[0] for a, c in zip(analyses, countries, strict=True)])
     assert np.allclose(many, one_by_one, atol=1e-6)
     assert np.count_nonzero(many) > len(analyses)  # not all zeros
 

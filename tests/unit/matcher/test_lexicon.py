@@ -79,7 +79,8 @@ def test_no_common_function_word_of_any_language_names_a_sector_or_activity(lexi
     assert len(words) > 3000
     wrong = {}
     for word in sorted(words - {"design"}):  # Czech's list has the loanword "design": it is design
-        hits = [c for c in lexicon.token(word, None).singles if lexicon.concepts[c].kind != "cooperation"]
+        hits = [c for c in lexicon.token(word, None).singles
+                if lexicon.concepts[c].kind in ("sector", "activity", "country", "region")]
         if hits:
             wrong[word] = hits
     assert not wrong
