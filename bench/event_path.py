@@ -69,6 +69,9 @@ def main() -> int:
                 live.handle(env)
                 times.append(time.perf_counter() - t)
             times.sort()
+            t = time.perf_counter()
+            live.engine.reweigh()  # what the index does once a fifth of it has changed
+            reweigh_s = time.perf_counter() - t
             refit = []
             profiles = [profile_from_payload(p) for p in state.all_profiles()]
             for o in fresh[args.events:]:
@@ -86,6 +89,8 @@ def main() -> int:
                   f"over {len(times)} events")
             print(f"re-fitting the whole index per event:      p50 {r50:.1f} ms over {len(refit)} events")
             print(f"ratio incremental / refit (p50): {p50 / r50:.4f}")
+            print(f"weights learnt again from the kept analyses (once per {live.engine.s.reweigh_share:.0%} of the "
+                  f"index changed): {reweigh_s:.1f} s")
         finally:
             server.stop()
     return 0

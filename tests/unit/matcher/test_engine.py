@@ -257,3 +257,22 @@ def test_equal_scores_beyond_the_candidates_do_not_depend_on_the_input_order():
         lists.append([(s.id, s.score) for s in dict(engine.suggestions_for_all(5))["seeker"]])
     assert lists[0] == lists[1] == lists[2]
     assert [i for i, _ in lists[0]] == ["t00", "t01", "t02", "t03", "t04"]
+
+
+def test_the_weights_are_learnt_again_as_profiles_arrive(mini_lexicon):
+    settings = EngineSettings(reweigh_min_changes=5, reweigh_share=0.2)
+    engine = MatchEngine(mini_lexicon, settings)
+    engine.fit(_orgs())
+    software = engine.cidx["ict.software"]
+    before = float(engine.idf[software])
+    arrivals = [P(f"new-{i}", cluster=f"n{i}", capabilities="Tworzenie oprogramowania.", language="pl")
+                for i in range(6)]
+    for org in arrivals:
+        engine.upsert(org)
+    # the fifth change learnt the weights again from the ten organisations indexed then
+    assert engine.idf[software] < before
+    fresh = MatchEngine(mini_lexicon, settings)
+    fresh.fit([*_orgs(), *arrivals[:4]])
+    assert np.allclose(engine.idf, fresh.idf)
+    assert engine.term_idf == fresh.term_idf
+    assert [s.id for s in engine.top("new-5", 3)]  # the index still answers, the last one included

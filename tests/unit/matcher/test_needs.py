@@ -1,0 +1,199 @@
+"""Needs first, on the project's real lexicon: request cues per language, negation, country wishes,
+structured needs, and reasons that name the need met in the direction the texts support."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from services.matcher.engine import MatchEngine, OrgProfile
+from services.matcher.engine.analysis import analyse
+from services.matcher.engine.render import render_need
+
+ROOT = Path(__file__).resolve().parents[3]
+
+# A software house that ends its capabilities with a request for agri-food partners, in every
+# language (Serbian in both scripts): the request is a need, the rest an offer.
+SEEKING_AGRIFOOD = {
+    "pl": "Tworzymy oprogramowanie dla firm. Szukamy partnerów z rolnictwa i przetwórstwa żywności.",
+    "sr": "Razvijamo softver za preduzeća. Tražimo partnere iz poljoprivrede i prehrambene industrije.",
+    "sr-Cyrl": "Развијамо софтвер за предузећа. Тражимо партнере из пољопривреде и прехрамбене индустрије.",
+    "hr": "Razvijamo softver za tvrtke. Tražimo partnere iz poljoprivrede i prehrambene industrije.",
+    "bs": "Razvijamo softver za firme. Tražimo partnere iz poljoprivrede i prehrambene industrije.",
+    "sl": "Razvijamo programsko opremo za podjetja. Iščemo partnerje iz kmetijstva in živilske industrije.",
+    "mk": "Развиваме софтвер за компании. Бараме партнери од земјоделството и прехранбената индустрија.",
+    "bg": "Разработваме софтуер за фирми. Търсим партньори от селското стопанство и хранителната промишленост.",
+    "ru": "Разрабатываем программное обеспечение для предприятий. Ищем партнёров из сельского хозяйства "
+          "и пищевой промышленности.",
+    "uk": "Розробляємо програмне забезпечення для підприємств. Шукаємо партнерів із сільського господарства "
+          "та харчової промисловості.",
+    "cs": "Vyvíjíme software pro firmy. Hledáme partnery ze zemědělství a potravinářského průmyslu.",
+    "sk": "Vyvíjame softvér pre firmy. Hľadáme partnerov z poľnohospodárstva a potravinárskeho priemyslu.",
+    "ro": "Dezvoltăm software pentru companii. Căutăm parteneri din agricultură și industria alimentară.",
+    "hu": "Szoftvereket fejlesztünk vállalatoknak. Partnereket keresünk a mezőgazdaság és az élelmiszeripar "
+          "területéről.",
+    "sq": "Zhvillojmë softuer për kompani. Kërkojmë partnerë nga bujqësia dhe industria ushqimore.",
+    "de": "Wir entwickeln Software für Unternehmen. Wir suchen Partner aus der Landwirtschaft und der "
+          "Lebensmittelindustrie.",
+    "en": "We develop software for companies. We are looking for partners in agriculture and food processing.",
+}
+
+
+@pytest.fixture(scope="module")
+def lexicon():
+    from services.matcher.engine import load_lexicon
+
+    return load_lexicon()
+
+
+def _sectors(lexicon, hits) -> set[str]:
+    return {lexicon.sector_of(c) for c in hits if lexicon.sector_of(c)}
+
+
+@pytest.mark.parametrize("lang", sorted(SEEKING_AGRIFOOD))
+def test_a_request_at_the_end_of_the_capabilities_is_read_as_a_need(lexicon, lang):
+    a = analyse(lexicon, SEEKING_AGRIFOOD[lang], "", lang.split("-")[0])
+    assert "agrifood" in _sectors(lexicon, a.seek_hits), a.seek_hits
+    assert "agrifood" in _sectors(lexicon, a.asked)
+    assert "ict" in _sectors(lexicon, a.offer_hits), a.offer_hits
+    assert "ict" not in _sectors(lexicon, a.seek_hits)
+    assert "agrifood" not in _sectors(lexicon, a.offer_hits)
+
+
+def test_serbian_cyrillic_and_latin_requests_give_the_same_needs(lexicon):
+    latin = analyse(lexicon, SEEKING_AGRIFOOD["sr"], "", "sr")
+    cyrillic = analyse(lexicon, SEEKING_AGRIFOOD["sr-Cyrl"], "", "sr")
+    assert set(latin.seek_hits) == set(cyrillic.seek_hits)
+    assert set(latin.offer_hits) == set(cyrillic.offer_hits)
+    assert latin.asked == cyrillic.asked
+
+
+def test_a_goals_sentence_that_says_we_offer_is_an_offer(lexicon):
+    a = analyse(lexicon, "", "Oferujemy tworzenie oprogramowania. Szukamy producentów żywności.", "pl")
+    assert "ict" in _sectors(lexicon, a.offer_hits)
+    assert "agrifood" in _sectors(lexicon, a.seek_hits)
+
+
+@pytest.mark.parametrize(("lang", "text"), [
+    ("en", "We are not looking for more software firms, but for farms and food processors."),
+    ("pl", "Nie szukamy kolejnych firm informatycznych, ale gospodarstw rolnych i przetwórni żywności."),
+    ("sr", "Ne tražimo nove softverske firme, već poljoprivredna gazdinstva i prerađivače hrane."),
+])
+def test_what_a_request_negates_is_no_need(lexicon, lang, text):
+    a = analyse(lexicon, "", text, lang)
+    assert "agrifood" in _sectors(lexicon, a.seek_hits)
+    assert "ict" not in _sectors(lexicon, a.seek_hits)
+
+
+@pytest.mark.parametrize(("lang", "goals", "countries"), [
+    ("pl", "Szukamy dystrybutorów w Niemczech i Austrii.", {"DE", "AT"}),
+    ("sr", "Тражимо партнере из Словеније и Хрватске.", {"SI", "HR"}),
+    ("sr", "Tražimo partnere iz Slovenije i Hrvatske.", {"SI", "HR"}),
+    ("en", "We are looking for partners from the Western Balkans.", {"RS", "BA", "ME", "MK", "AL", "XK"}),
+    ("de", "Wir suchen Vertriebspartner in Polen.", {"PL"}),
+    ("ru", "Ищем партнёров из Сербии.", {"RS"}),
+])
+def test_a_country_in_a_request_is_a_wish(lexicon, lang, goals, countries):
+    a = analyse(lexicon, "", goals, lang)
+    assert countries <= set(a.wishes), a.wishes
+
+
+def test_a_country_the_capabilities_only_mention_is_no_wish(lexicon):
+    a = analyse(lexicon, "Eksportujemy meble do Niemiec i Francji od 1995 roku.", "", "pl")
+    assert not a.wishes
+
+
+def _engine(orgs):
+    engine = MatchEngine()
+    engine.fit(orgs)
+    return engine
+
+
+P = OrgProfile
+SOFT = P("soft", "Banat Soft", "rs-ict", "RS",
+         "Razvijamo softver i mobilne aplikacije, obuka IT kadrova.",
+         "Tražimo partnere iz poljoprivrede i prehrambene industrije za digitalizaciju.", "sr")
+PEERS = [P(f"ict-{i}", f"Software {i}", f"c-ict-{i}", "PL", "Tworzenie oprogramowania, aplikacje mobilne, "
+           "usługi IT i chmura obliczeniowa.", "Rozwój firm informatycznych.", "pl") for i in range(4)]
+FARMS = [P(f"agro-{i}", f"Agro {i}", f"c-agro-{i}", "SK", "Poľnohospodárstvo, pestovanie ovocia a zeleniny, "
+           "výroba mliečnych výrobkov.", "", "sk") for i in range(3)]
+
+
+def test_organisations_that_offer_what_one_seeks_come_first_with_the_need_as_first_reason():
+    engine = _engine([SOFT, *PEERS, *FARMS])
+    top = engine.top("soft", 5)
+    assert {s.id for s in top[:3]} == {f.id for f in FARMS}
+    first = top[0].reasons[0]
+    assert first.direction == "b_offers_a_seeks"
+    assert engine.lex.sector_of(first.concept) == "agrifood"
+    line = render_need(first.to_dict(), "en", "Banat Soft", "Agro 0")
+    assert line.startswith("Banat Soft seeks ") and "— Agro 0 offers it" in line
+
+
+def test_an_organisation_that_seeks_nothing_in_particular_still_gets_its_peers():
+    quiet = P("quiet", "Quiet Soft", "rs-ict", "RS", "Razvijamo softver i mobilne aplikacije.", "", "sr")
+    engine = _engine([quiet, *PEERS, *FARMS])
+    assert {s.id for s in engine.top("quiet", 4)} == {p.id for p in PEERS}
+
+
+def test_structured_needs_count_without_any_words_for_them():
+    plain = P("plain", "Plain Soft", "rs-ict", "RS", "Razvijamo softver i mobilne aplikacije.", "", "sr",
+              seeks=("agrifood",), seeks_countries=("SK",))
+    engine = _engine([plain, *PEERS, *FARMS])
+    top = engine.top("plain", 5)
+    assert {s.id for s in top[:3]} == {f.id for f in FARMS}
+    concepts = {r.concept for r in top[0].reasons if r.direction == "b_offers_a_seeks"}
+    assert "country.SK" in concepts
+    assert any(engine.lex.sector_of(c) == "agrifood" for c in concepts if not c.startswith("country."))
+
+
+def test_a_country_wish_brings_partners_from_there_first_among_equals():
+    seeker = P("seeker", "Seeker", "pl-x", "PL", "Produkujemy sery i jogurty.",
+               "Szukamy firm transportowych z chłodniami w Niemczech.", "pl")
+    carriers = [P(f"log-{c}", f"Carrier {c}", f"c-log-{c}", c, "Freight transport, cold chain logistics and "
+                  "warehousing.", "", "en") for c in ("CZ", "DE", "HU")]
+    engine = _engine([seeker, *carriers])
+    top = engine.top("seeker", 3)
+    assert top[0].id == "log-DE"
+    assert any(r.concept == "country.DE" and r.direction == "b_offers_a_seeks" for r in top[0].reasons)
+
+
+def _seekers_and_devset():
+    orgs = []
+    for folder in ("devset", "seekers"):
+        for path in sorted((ROOT / "tests" / "data" / folder).glob("*.jsonl")):
+            orgs += [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [P(o["id"], o.get("name", ""), o["cluster"], o.get("country", ""), o.get("capabilities", ""),
+              o.get("goals", ""), o.get("language")) for o in orgs]
+
+
+def test_no_reason_claims_a_direction_the_texts_do_not_support():
+    engine = _engine(_seekers_and_devset())
+    lex = engine.lex
+    checked = 0
+    for org_id, suggestions in engine.suggestions_for_all(5):
+        a = engine.analyses[engine.row[org_id]]
+        for s in suggestions:
+            b = engine.analyses[engine.row[s.id]]
+            for r in s.reasons:
+                if r.kind == "country":
+                    code = r.concept.removeprefix("country.")
+                    if r.direction == "b_offers_a_seeks":
+                        assert code in a.wishes and engine.profiles[engine.row[s.id]].country == code
+                    else:
+                        assert code in b.wishes and engine.profiles[engine.row[org_id]].country == code
+                    checked += 1
+                    continue
+                if r.direction == "shared":
+                    continue
+                seeker, provider = (a, b) if r.direction == "b_offers_a_seeks" else (b, a)
+
+                def names(hits, concept):
+                    return concept in hits or any(lex.sector_of(c) == concept for c in hits)
+
+                assert names(seeker.seek_hits, r.concept), (org_id, s.id, r)
+                assert names(provider.offer_hits, r.concept), (org_id, s.id, r)
+                checked += 1
+    assert checked > 1000
