@@ -271,8 +271,9 @@ class MatchEngine:
         self.topk: dict[str, list[Suggestion]] = {}
         self._listed_in: dict[str, set[str]] = {}  # org -> orgs whose cached list holds it
         self._words: sp.csr_matrix | None = None  # word vectors of the rows, built lazily
+        self._words_by_term: sp.csc_matrix | None = None  # the same, column-major
         self._dirty: set[int] = set()  # rows whose words changed since
-        self._sparse_right: sp.csr_matrix | None = None  # the rows' vectors as built last, sparse
+        self._sparse_right: sp.csc_matrix | None = None  # the rows' vectors as built last, sparse
         self._right_dirty: set[int] = set()  # rows whose vectors changed since
         self._kth = np.full(max(capacity, 16), np.inf, np.float32)  # k-th cached score; inf: no list
         self._fitted: tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix] | None = None
@@ -582,36 +583,40 @@ class MatchEngine:
     # ---- scoring ----------------------------------------------------------------------------
 
     def _term_scores(self, r: int) -> np.ndarray:
-        """Word likeness of row r with every row: a sparse product with the word matrix built last,
-        plus plain dictionary products for the rows changed since (rebuilt when they pile up)."""
+        """Word likeness of row r with every row: from the columns of r's words in the word matrix
+        built last (column-major, so only those words' rows are read), plus plain dictionary
+        products for the rows changed since (rebuilt when they pile up)."""
         n = len(self.ids)
         if self._words is None or len(self._dirty) > 2000:
             self._words, self._dirty = self._term_matrix(), set()
+            self._words_by_term = None
+        if self._words_by_term is None:
+            self._words_by_term = self._words.tocsc()
         out = np.zeros(n, np.float32)
         built = self._words.shape[0]
         x = self.terms[r]
         if x:
             cols = [self._term_col[t] for t in x if t in self._term_col]
             if cols:
-                vec = sp.csr_matrix((np.array([x[t] for t in x if t in self._term_col], np.float32),
-                                     (np.zeros(len(cols), np.int64), np.array(cols))),
-                                    shape=(1, self._words.shape[1]))
-                out[:built] = (self._words @ vec.T).toarray().ravel()
+                weights = np.array([x[t] for t in x if t in self._term_col], np.float32)
+                out[:built] = self._words_by_term[:, cols] @ weights
         for o in self._dirty | set(range(built, n)):
             out[o] = _dot(x, self.terms[o])
         return out
 
     def _products(self, lefts: np.ndarray) -> np.ndarray:
-        """Every row's vector times each column of `lefts`: a sparse product with the vectors as
-        built last (most of a row's columns are zero), plus dense ones for the rows changed since
-        (rebuilt when they pile up)."""
+        """Every row's vector times each column of `lefts`: from the vectors as built last, held
+        sparse and column-major, only the columns `lefts` use are read (most of a row's columns
+        are zero, and a left vector names few of them); plus dense products for the rows changed
+        since (rebuilt when they pile up)."""
         n = len(self.ids)
         if (self._sparse_right is None
                 or len(self._right_dirty) + n - self._sparse_right.shape[0] > 2000):
-            self._sparse_right, self._right_dirty = sp.csr_matrix(self.right[:n]), set()
+            self._sparse_right, self._right_dirty = sp.csc_matrix(self.right[:n]), set()
         built = self._sparse_right.shape[0]
         out = np.empty((n, lefts.shape[1]), np.float32)
-        out[:built] = self._sparse_right @ lefts
+        used = np.flatnonzero(np.any(lefts != 0, axis=1))
+        out[:built] = self._sparse_right[:, used] @ lefts[used]
         changed = sorted(self._right_dirty | set(range(built, n)))
         if changed:
             out[changed] = self.right[changed] @ lefts
@@ -707,7 +712,7 @@ class MatchEngine:
         fitted = self._fitted  # the word matrix and concept hits of fit(), unless rows changed since
         words64 = fitted[0] if fitted is not None else self._term_matrix(np.float64)
         words = words64.astype(np.float32)  # exact weights for the reasons, float32 for the product
-        self._words, self._dirty = words, set()
+        self._words, self._dirty, self._words_by_term = words, set(), None
         self._sparse_right, self._right_dirty = None, set()
         id_rank = np.empty(n, np.int64)
         id_rank[np.argsort(np.array(self.ids, dtype=object))] = np.arange(n)
