@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import accumulate
 from operator import itemgetter
 
 from services.matcher.engine.lexicon import SCORED, Lexicon
@@ -88,30 +89,52 @@ def units(text: str) -> list[str]:
 
 
 @dataclass
-class _Unit:
-    hits: list[tuple[int, str, str]] = field(default_factory=list)  # (word index, concept, words as written)
+class _Cues:
+    """The cues of one sentence that has some."""
+
+    end: int  # the index after its last word
     asks: bool = False  # a request cue
     offers: bool = False  # an offer cue
     negations: list[int] = field(default_factory=list)  # where negation cues start
     contrasts: list[int] = field(default_factory=list)  # where contrast cues start
-    end: int = 0  # the index after its last word
-    negated: list[tuple[int, int]] = field(default_factory=list)  # spans a negation covers
+
+    def negated(self) -> list[tuple[int, int]]:
+        """The word spans its negations cover: each to the next contrast word, or the end."""
+        return [(start, min((c for c in self.contrasts if c > start), default=self.end))
+                for start in self.negations]
+
+
+@dataclass
+class _Read:
+    """One text: its concept occurrences (word index, concept, words as written) in text order,
+    where each sentence ends, and the cues of the sentences that have some (by sentence)."""
+
+    hits: list[tuple[int, str, str]]
+    ends: list[int]
+    cues: dict[int, _Cues]
+    by_concept: dict[str, list[str]]  # the words of each concept, for a text without cues
+
+
+@lru_cache(maxsize=8)
+def _kinds(lex: Lexicon) -> dict[str, str]:
+    return {c.id: c.kind for c in lex.concepts.values()}
+
+
+@lru_cache(maxsize=8)
+def _places(lex: Lexicon) -> frozenset[str]:
+    return frozenset(c.id for c in lex.concepts.values() if c.kind in ("country", "region"))
 
 
 def _read(lex: Lexicon, text: str, lang: str | None, retry: bool = True
-          ) -> tuple[list[_Unit], Counter[str], dict[str, str]]:
-    """The sentences that name a concept or a cue, with those; the text's term counts; and the
-    first word written for each term. The words of all sentences are looked up in one pass (the
-    per-word work is cached; the loops over words run in C: map, zip, compress)."""
+          ) -> tuple[_Read, Counter[str], dict[str, str]]:
+    """The text's concepts and cues by sentence, its term counts, and the first word written for
+    each term. The words of all sentences are looked up in one pass (the per-word work is cached;
+    the loops over words run in C: map, zip, compress)."""
     cache = lex.analysed.get(lang)
     if cache is None:
         cache = lex.analysed[lang] = {}
     generation = lex.generation
-    words: list[str] = []
-    ends: list[int] = []
-    for sentence in units(text):
-        words.extend(tokens(sentence))
-        ends.append(len(words))
+    words = tokens(text)  # the same words as those of its sentences, one after the other
     entries = list(map(cache.get, words))
     if None in entries:
         for i in [i for i, e in enumerate(entries) if e is None]:
@@ -122,16 +145,31 @@ def _read(lex: Lexicon, text: str, lang: str | None, retry: bool = True
             entries[i] = entry
     if lex.generation != generation and retry:  # the caches were dropped midway (grown too big):
         return _read(lex, text, lang, retry=False)  # redo, so no word holds a TokenInfo they forgot
-    found: dict[int, _Unit] = {}
-    concepts = lex.concepts
-    for i, concept, surface in lex.concepts_at(words, list(map(_FIRST, entries))):
+    kinds = _kinds(lex)
+    hits: list[tuple[int, str, str]] = []
+    by_concept: dict[str, list[str]] = {}
+    cues: dict[int, _Cues] = {}
+    ends: list[int] = []  # where each sentence ends: found only for a text with cues
+    for found in lex.concepts_at(words, list(map(_FIRST, entries))):
+        concept = found[1]
+        if kinds[concept] != "cue":
+            hits.append(found)
+            said = by_concept.get(concept)
+            if said is None:
+                by_concept[concept] = [found[2]]
+            else:
+                said.append(found[2])
+            continue
+        if not ends:
+            ends = list(accumulate(len(tokens(sentence)) for sentence in units(text)))
+            if not ends or ends[-1] != len(words):  # cannot happen (split at spaces): one sentence then
+                ends = [len(words)]
+        i = found[0]
         u = bisect_right(ends, i)
-        unit = found.get(u)
+        unit = cues.get(u)
         if unit is None:
-            unit = found[u] = _Unit(end=ends[u])
-        if concepts[concept].kind != "cue":
-            unit.hits.append((i, concept, surface))
-        elif concept == SEEK:
+            unit = cues[u] = _Cues(end=ends[u])
+        if concept == SEEK:
             unit.asks = True
         elif concept == OFFER:
             unit.offers = True
@@ -139,14 +177,10 @@ def _read(lex: Lexicon, text: str, lang: str | None, retry: bool = True
             unit.negations.append(i)
         elif concept == CONTRAST:
             unit.contrasts.append(i)
-    for unit in found.values():
-        for start in unit.negations:
-            stop = min((c for c in unit.contrasts if c > start), default=unit.end)
-            unit.negated.append((start, stop))
     terms = list(map(_SECOND, entries))
     surfaces = dict(zip(reversed(terms), reversed(words), strict=True))  # the first word wins
     surfaces.pop(None, None)  # type: ignore[call-overload]
-    return [found[u] for u in sorted(found)], Counter(filter(None, terms)), surfaces
+    return _Read(hits, ends, cues, by_concept), Counter(filter(None, terms)), surfaces
 
 
 def _inside(i: int, spans: list[tuple[int, int]]) -> bool:
@@ -174,26 +208,46 @@ def analyse(lex: Lexicon, capabilities: str, goals: str, language: str | None, o
     capabilities are offers; other sentences of the goals are needs, unless they say "we offer".
     Structured needs (lexicon ids, country codes) count as if named twice, in the profile's language."""
     result = Analysis(language=language)
-    cap_units, result.cap_terms, cap_words = _read(lex, capabilities, language)
-    goal_units, result.goal_terms, goal_words = _read(lex, goals, language)
+    cap_read, result.cap_terms, cap_words = _read(lex, capabilities, language)
+    goal_read, result.goal_terms, goal_words = _read(lex, goals, language)
     result.term_surface = {**goal_words, **cap_words}  # a capability's wording first
-    concepts = lex.concepts
-    for read, in_goals in ((cap_units, False), (goal_units, True)):
-        for unit in read:
-            seeking = unit.asks or (in_goals and not unit.offers)
-            for i, concept, surface in unit.hits:
-                kind = concepts[concept].kind
-                if unit.asks and unit.negated and _inside(i, unit.negated):
-                    continue  # "we are not looking for more software firms, but ..."
-                if kind in ("country", "region"):
-                    if seeking:
+    concepts, kinds, places = lex.concepts, _kinds(lex), _places(lex)
+    plain = _Cues(end=0)  # a sentence without cues
+    for read, in_goals in ((cap_read, False), (goal_read, True)):
+        if not read.cues:  # the common case: the whole text is offers (capabilities) or needs (goals)
+            side = result.seek_hits if in_goals else result.offer_hits
+            for concept, said in read.by_concept.items():
+                if concept in places:
+                    if in_goals:
                         for code in concepts[concept].countries:
-                            result.wishes.setdefault(code, []).append(surface)
+                            result.wishes.setdefault(code, []).extend(said)
                     continue
-                side = result.seek_hits if seeking else result.offer_hits
-                side.setdefault(concept, []).append(surface)
-                if unit.asks:
-                    result.asked.add(concept)
+                known = side.get(concept)
+                if known is None:
+                    side[concept] = said
+                else:
+                    known.extend(said)
+            continue
+        negated: dict[int, list[tuple[int, int]]] = {u: cues.negated() for u, cues in read.cues.items()}
+        for i, concept, surface in read.hits:
+            unit = read.cues.get(bisect_right(read.ends, i), plain) if read.cues else plain
+            if unit.asks and unit.negations and _inside(i, negated[bisect_right(read.ends, i)]):
+                continue  # "we are not looking for more software firms, but ..."
+            seeking = unit.asks or (in_goals and not unit.offers)
+            kind = kinds[concept]
+            if kind == "country" or kind == "region":
+                if seeking:
+                    for code in concepts[concept].countries:
+                        result.wishes.setdefault(code, []).append(surface)
+                continue
+            side = result.seek_hits if seeking else result.offer_hits
+            found = side.get(concept)
+            if found is None:
+                side[concept] = [surface]
+            else:
+                found.append(surface)
+            if unit.asks:
+                result.asked.add(concept)
     for ids, side in ((offers, result.offer_hits), (seeks, result.seek_hits)):
         for concept in ids:
             if concept in concepts and concepts[concept].kind in SCORED:

@@ -865,6 +865,14 @@ class MatchEngine:
             ev = self._ev[r] = _Evidence(weights, cap_words, goal_words, {**goal_words, **cap_words}, wishes)
         return ev
 
+    def _country_places(self) -> np.ndarray:
+        """Per row, the place of its country among self.countries (-1: none the lexicon knows)."""
+        n = len(self.ids)
+        here = self.right[:n, self.block["country"]]
+        if here.shape[1] == 0:
+            return np.full(n, -1, np.int64)
+        return np.where(here.any(axis=1), here.argmax(axis=1), -1).astype(np.int64)
+
     def _country_of(self, r: int) -> str | None:
         """Row r's country, when it is one the lexicon knows (and so one a wish can name)."""
         p = self.profiles[r]
@@ -944,18 +952,12 @@ class MatchEngine:
         w2 = w_prof[c2] * prof[owner[p2], c2].astype(f64) * prof[cand[p2], c2].astype(f64) + 1e-5
         # countries: the candidate is where the owner asked for (a need met), or the reverse;
         # their concept numbers follow the scored concepts' (nc + the country's place)
-        wish, here = self.block["wish"], self.block["country"]
-        right = self.right
-        k_of = np.full(len(owner), -1, np.int64)
-        k_of_owner = np.full(len(owner), -1, np.int64)
-        has_b, has_a = right[cand, here].max(axis=1, initial=0) > 0, right[owner, here].max(axis=1, initial=0) > 0
-        if has_b.any():
-            k_of[has_b] = right[cand[has_b], here].argmax(axis=1)
-        if has_a.any():
-            k_of_owner[has_a] = right[owner[has_a], here].argmax(axis=1)
-        p3 = np.flatnonzero(has_b & (k_of != k_of_owner))
+        wish, right = self.block["wish"], self.right
+        place = self._country_places()
+        k_of, k_of_owner = place[cand], place[owner]
+        p3 = np.flatnonzero((k_of >= 0) & (k_of != k_of_owner))
         p3 = p3[right[owner[p3], wish.start + k_of[p3]] > 0]
-        p4 = np.flatnonzero(has_a & (k_of != k_of_owner))
+        p4 = np.flatnonzero((k_of_owner >= 0) & (k_of != k_of_owner))
         p4 = p4[right[cand[p4], wish.start + k_of_owner[p4]] > 0]
         pair = np.concatenate([p0[k0], p1[k1], p2, p3, p4])
         concept = np.concatenate([c0[k0], c1[k1], c2, nc + k_of[p3], nc + k_of_owner[p4]])
