@@ -112,7 +112,8 @@ class _Read:
     hits: list[tuple[int, str, str]]
     ends: list[int]
     cues: dict[int, _Cues]
-    by_concept: dict[str, list[str]]  # the words of each concept, for a text without cues
+    by_concept: dict[str, list[str]]  # the words of each concept but places, for a text without cues
+    places: list[tuple[str, str]]  # (country or region, the words), for a text without cues
 
 
 @lru_cache(maxsize=8)
@@ -120,9 +121,6 @@ def _kinds(lex: Lexicon) -> dict[str, str]:
     return {c.id: c.kind for c in lex.concepts.values()}
 
 
-@lru_cache(maxsize=8)
-def _places(lex: Lexicon) -> frozenset[str]:
-    return frozenset(c.id for c in lex.concepts.values() if c.kind in ("country", "region"))
 
 
 def _read(lex: Lexicon, text: str, lang: str | None, retry: bool = True
@@ -148,12 +146,17 @@ def _read(lex: Lexicon, text: str, lang: str | None, retry: bool = True
     kinds = _kinds(lex)
     hits: list[tuple[int, str, str]] = []
     by_concept: dict[str, list[str]] = {}
+    places: list[tuple[str, str]] = []
     cues: dict[int, _Cues] = {}
     ends: list[int] = []  # where each sentence ends: found only for a text with cues
     for found in lex.concepts_at(words, list(map(_FIRST, entries))):
         concept = found[1]
-        if kinds[concept] != "cue":
+        kind = kinds[concept]
+        if kind != "cue":
             hits.append(found)
+            if kind == "country" or kind == "region":
+                places.append((concept, found[2]))
+                continue
             said = by_concept.get(concept)
             if said is None:
                 by_concept[concept] = [found[2]]
@@ -180,7 +183,7 @@ def _read(lex: Lexicon, text: str, lang: str | None, retry: bool = True
     terms = list(map(_SECOND, entries))
     surfaces = dict(zip(reversed(terms), reversed(words), strict=True))  # the first word wins
     surfaces.pop(None, None)  # type: ignore[call-overload]
-    return _Read(hits, ends, cues, by_concept), Counter(filter(None, terms)), surfaces
+    return _Read(hits, ends, cues, by_concept, places), Counter(filter(None, terms)), surfaces
 
 
 def _inside(i: int, spans: list[tuple[int, int]]) -> bool:
@@ -211,17 +214,22 @@ def analyse(lex: Lexicon, capabilities: str, goals: str, language: str | None, o
     cap_read, result.cap_terms, cap_words = _read(lex, capabilities, language)
     goal_read, result.goal_terms, goal_words = _read(lex, goals, language)
     result.term_surface = {**goal_words, **cap_words}  # a capability's wording first
-    concepts, kinds, places = lex.concepts, _kinds(lex), _places(lex)
+    concepts, kinds = lex.concepts, _kinds(lex)
     plain = _Cues(end=0)  # a sentence without cues
     for read, in_goals in ((cap_read, False), (goal_read, True)):
         if not read.cues:  # the common case: the whole text is offers (capabilities) or needs (goals)
+            if in_goals:
+                for concept, surface in read.places:
+                    for code in concepts[concept].countries:
+                        result.wishes.setdefault(code, []).append(surface)
+                if not result.seek_hits:
+                    result.seek_hits = read.by_concept
+                    continue
+            elif not result.offer_hits:
+                result.offer_hits = read.by_concept
+                continue
             side = result.seek_hits if in_goals else result.offer_hits
             for concept, said in read.by_concept.items():
-                if concept in places:
-                    if in_goals:
-                        for code in concepts[concept].countries:
-                            result.wishes.setdefault(code, []).extend(said)
-                    continue
                 known = side.get(concept)
                 if known is None:
                     side[concept] = said

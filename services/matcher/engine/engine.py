@@ -24,7 +24,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import TfidfTransformer
 
 from partnermatch.languages import detect_language
 from services.matcher.engine.analysis import Analysis, analyse
@@ -254,7 +253,7 @@ class MatchEngine:
         self.idf = np.ones(nc, np.float32)
         self.term_idf: dict[str, float] = {}
         self._term_col: dict[str, int] = {}
-        self._words_tfidf = TfidfTransformer(sublinear_tf=True, smooth_idf=True)
+        self._words_tfidf: Any = None  # scikit-learn's TfidfTransformer of the words, once fitted
         self._changes = 0  # upserts and removals since the weights were learnt
         self._reset(0)
 
@@ -322,7 +321,9 @@ class MatchEngine:
         try:
             with frozen_objects(), ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
                 # a worker that dies (killed, out of memory) raises BrokenProcessPool here
-                yield from pool.map(_analyse_chunk, chunks[1:])
+                analysed = pool.map(_analyse_chunk, chunks[1:])  # every chunk is handed out now
+                _tfidf_transformer()  # what fit() needs next, imported while this process waits
+                yield from analysed
         finally:
             _FORKED = None
 
@@ -472,6 +473,14 @@ class MatchEngine:
             left[self.block[met]] += weight * (matrix @ part if matrix is not None else part)
         return left
 
+    def _left_rows(self, rows: np.ndarray) -> np.ndarray:
+        """_left of many right-hand vectors at once (one per row of `rows`)."""
+        left = np.zeros((rows.shape[0], self.dim), np.float32)
+        for met, own, weight, matrix in self._left_map:
+            part = rows[:, self.block[own]]
+            left[:, self.block[met]] += weight * (part @ matrix.T if matrix is not None else part)
+        return left
+
     def _left_t(self, right: np.ndarray) -> np.ndarray:
         """The transpose of _left: right(A) · _left_t(right(B)) is the score of B in A's list."""
         out = np.zeros(self.dim, np.float32)
@@ -502,11 +511,12 @@ class MatchEngine:
 
     def _index(self, items: list[OrgProfile], analyses: list[Analysis]) -> None:
         """Learn the weights of concepts and words from these analyses, and index them all anew."""
+        tfidf = _tfidf_transformer()
         total = max(len(items), 1)
         c_cap, c_goal = self._concept_counts(analyses, "offer_hits"), self._concept_counts(analyses, "seek_hits")
         # scikit-learn's smoothed IDF, over the organisations that name each concept
         if analyses:
-            self.idf = TfidfTransformer(smooth_idf=True).fit((c_cap + c_goal) > 0).idf_.astype(np.float32)
+            self.idf = tfidf(smooth_idf=True).fit((c_cap + c_goal) > 0).idf_.astype(np.float32)
         else:
             self.idf = np.ones(len(self.concepts), np.float32)
         term_df: Counter[str] = Counter()
@@ -517,7 +527,7 @@ class MatchEngine:
         self._term_col = {t: i for i, t in enumerate(kept)}
         self._reset(len(items))
         counts = self._term_counts(analyses)
-        self._words_tfidf = TfidfTransformer(sublinear_tf=True, smooth_idf=True)
+        self._words_tfidf = tfidf(sublinear_tf=True, smooth_idf=True)
         if counts.shape[0] and kept:
             self._words_tfidf.fit(counts)
             self.term_idf = dict(zip(kept, self._words_tfidf.idf_.tolist(), strict=True))
@@ -727,7 +737,7 @@ class MatchEngine:
         offers, seeks = sp.csr_matrix(right[:, self.block["offers"]]), sp.csr_matrix(right[:, self.block["seeks"]])
         for start in range(0, len(rows), chunk):
             block = rows[start:start + chunk]
-            left = sp.hstack([sp.csr_matrix(np.vstack([self._left(right[r]) for r in block])),
+            left = sp.hstack([sp.csr_matrix(self._left_rows(right[block])),
                               self.s.w_terms * words[block]])
             slot, cand, base = product.best(block, left)  # slot: the owner's place in the block
             owner = block[slot]
@@ -1108,6 +1118,14 @@ def frozen_objects() -> Iterator[None]:
         yield
     finally:
         gc.unfreeze()
+
+
+def _tfidf_transformer() -> Any:
+    """scikit-learn's TfidfTransformer, imported on first use: importing scikit-learn takes most of a
+    second, which a batch run spends while its analysis workers are busy rather than at start."""
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    return TfidfTransformer
 
 
 def can_fork() -> bool:
