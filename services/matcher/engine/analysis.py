@@ -121,8 +121,6 @@ def _kinds(lex: Lexicon) -> dict[str, str]:
     return {c.id: c.kind for c in lex.concepts.values()}
 
 
-
-
 def _read(lex: Lexicon, text: str, lang: str | None, retry: bool = True
           ) -> tuple[_Read, Counter[str], dict[str, str]]:
     """The text's concepts and cues by sentence, its term counts, and the first word written for
