@@ -891,6 +891,16 @@ class MatchEngine:
         p = self.profiles[r]
         return p.country if p is not None and p.country in self.country_idx else None
 
+    def _sector_words(self, hits: dict[str, list[str]]) -> dict[int, tuple[str, ...]]:
+        """What _said gives for each sector column one side of a profile names, from one pass."""
+        of = self._sector_of_id
+        found: dict[int, list[str]] = {}
+        for c, words in hits.items():
+            j = of.get(c)
+            if j is not None:
+                found.setdefault(j, []).extend(words)
+        return {j: _distinct(words) for j, words in found.items()}
+
     def _said(self, hits: dict[str, list[str]], i: int) -> tuple[str, ...]:
         """The words one side of a profile named concept column i with: for a sector, those of
         the sector and of all its activities, in the order the text first named them."""
@@ -1011,6 +1021,11 @@ class MatchEngine:
                 col = (key // 2) % width
                 if col >= nc:
                     got = _distinct(a.wishes.get(self.countries[col - nc], ())) if key % 2 else ()
+                elif self._sector_col[col] >= 0:  # every sector of this side at once: one pass
+                    base = key - col * 2
+                    for sector, said in self._sector_words(a.seek_hits if key % 2 else a.offer_hits).items():
+                        quotes[base + sector * 2] = said
+                    got = quotes.get(key, ())
                 else:
                     got = self._said(a.seek_hits if key % 2 else a.offer_hits, col)
                 quotes[key] = got
