@@ -121,11 +121,13 @@ def _kinds(lex: Lexicon) -> dict[str, str]:
     return {c.id: c.kind for c in lex.concepts.values()}
 
 
-def _read(lex: Lexicon, text: str, lang: str | None, retry: bool = True
+def _read(lex: Lexicon, text: str, lang: str | None, in_goals: bool = False, retry: bool = True
           ) -> tuple[_Read, Counter[str], dict[str, str]]:
     """The text's concepts and cues by sentence, its term counts, and the first word written for
     each term. The words of all sentences are looked up in one pass (the per-word work is cached;
-    the loops over words run in C: map, zip, compress)."""
+    the loops over words run in C: map, zip, compress). Cues are kept only where they change
+    something: a request anywhere, or an offer in the goals (negations and contrasts matter only
+    in a sentence that asks); a text without those is read as a whole."""
     cache = lex.analysed.get(lang)
     if cache is None:
         cache = lex.analysed[lang] = {}
@@ -140,32 +142,34 @@ def _read(lex: Lexicon, text: str, lang: str | None, retry: bool = True
                 entry = cache[words[i]] = (info, _term(info.keys[1], lang))
             entries[i] = entry
     if lex.generation != generation and retry:  # the caches were dropped midway (grown too big):
-        return _read(lex, text, lang, retry=False)  # redo, so no word holds a TokenInfo they forgot
+        return _read(lex, text, lang, in_goals, retry=False)  # redo, so no word holds a stale TokenInfo
     kinds = _kinds(lex)
     hits: list[tuple[int, str, str]] = []
     by_concept: dict[str, list[str]] = {}
     places: list[tuple[str, str]] = []
-    cues: dict[int, _Cues] = {}
-    ends: list[int] = []  # where each sentence ends: found only for a text with cues
+    cue_hits: list[tuple[int, str, str]] = []
     for found in lex.concepts_at(words, list(map(_FIRST, entries))):
         concept = found[1]
         kind = kinds[concept]
-        if kind != "cue":
-            hits.append(found)
-            if kind == "country" or kind == "region":
-                places.append((concept, found[2]))
-                continue
-            said = by_concept.get(concept)
-            if said is None:
-                by_concept[concept] = [found[2]]
-            else:
-                said.append(found[2])
+        if kind == "cue":
+            cue_hits.append(found)
             continue
-        if not ends:
-            ends = list(accumulate(len(tokens(sentence)) for sentence in units(text)))
-            if not ends or ends[-1] != len(words):  # cannot happen (split at spaces): one sentence then
-                ends = [len(words)]
-        i = found[0]
+        hits.append(found)
+        if kind == "country" or kind == "region":
+            places.append((concept, found[2]))
+            continue
+        said = by_concept.get(concept)
+        if said is None:
+            by_concept[concept] = [found[2]]
+        else:
+            said.append(found[2])
+    cues: dict[int, _Cues] = {}
+    ends: list[int] = []  # where each sentence ends: found only for a text whose cues matter
+    if any(c == SEEK or (in_goals and c == OFFER) for _, c, _ in cue_hits):
+        ends = list(accumulate(len(tokens(sentence)) for sentence in units(text)))
+        if not ends or ends[-1] != len(words):  # cannot happen (split at spaces): one sentence then
+            ends = [len(words)]
+    for i, concept, _ in cue_hits if ends else ():
         u = bisect_right(ends, i)
         unit = cues.get(u)
         if unit is None:
@@ -210,7 +214,7 @@ def analyse(lex: Lexicon, capabilities: str, goals: str, language: str | None, o
     Structured needs (lexicon ids, country codes) count as if named twice, in the profile's language."""
     result = Analysis(language=language)
     cap_read, result.cap_terms, cap_words = _read(lex, capabilities, language)
-    goal_read, result.goal_terms, goal_words = _read(lex, goals, language)
+    goal_read, result.goal_terms, goal_words = _read(lex, goals, language, in_goals=True)
     result.term_surface = {**goal_words, **cap_words}  # a capability's wording first
     concepts, kinds = lex.concepts, _kinds(lex)
     plain = _Cues(end=0)  # a sentence without cues
