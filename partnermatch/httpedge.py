@@ -1,0 +1,171 @@
+"""The HTTP edge every service's Flask app shares: request bodies read whole or refused with a 413,
+and JSON parsed with limits on nesting and number size, so hostile input gets a 4xx, never a 500.
+
+`harden(app)` installs both. I/O: only the request body being read.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from itertools import accumulate
+from typing import Any
+
+from flask import Flask, Response, current_app, jsonify, request
+from flask.json.provider import DefaultJSONProvider
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.http import HTTP_STATUS_CODES
+
+MAX_DEPTH = 32
+MAX_NUMBER_DIGITS = 100
+# An oversized body is read and thrown away up to this much, so the client, which may still be
+# sending, reads the 413 instead of a connection reset; a larger one gets the reset.
+DISCARD_BYTES = 16 * 1024 * 1024
+DISCARD_SECONDS = 5.0
+
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+class JsonTooComplex(ValueError):
+    """A JSON text nested too deeply, or with a number too long or out of range; says which."""
+
+
+def nesting_depth(text: str) -> int:
+    """How deeply arrays and objects nest in `text` (0 for a scalar), found without parsing it.
+
+    Brackets inside strings do not count; in broken JSON the answer may be too high, never too low
+    for the part a parser would read."""
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    return max(accumulate(map(_STEP.__getitem__, brackets), initial=0))
+
+
+def _digits(literal: str) -> int:
+    return sum(ch.isdigit() for ch in literal)
+
+
+def loads(text: str | bytes, *, max_depth: int = MAX_DEPTH, max_digits: int = MAX_NUMBER_DIGITS) -> Any:
+    """`json.loads` for untrusted input: refuses nesting deeper than `max_depth`, number literals
+    with more than `max_digits` digits, numbers out of a float's range, and NaN / Infinity (which
+    are not JSON) with JsonTooComplex. Bytes must be UTF-8 (RFC 8259); other errors as json.loads."""
+    if isinstance(text, bytes | bytearray):
+        text = bytes(text).decode("utf-8")
+    # Depth cannot exceed the number of opening brackets: most bodies need no scan.
+    if text.count("[") + text.count("{") > max_depth and nesting_depth(text) > max_depth:
+        raise JsonTooComplex(f"nested deeper than {max_depth} levels")
+
+    def parse_int(literal: str) -> int:
+        # Checked before int(): Python refuses more than 4,300 digits with a ValueError of its own,
+        # and converting a long literal takes time quadratic in its length.
+        if len(literal) > max_digits and _digits(literal) > max_digits:
+            raise JsonTooComplex(f"a number has more than {max_digits} digits")
+        return int(literal)
+
+    def parse_float(literal: str) -> float:
+        if len(literal) > max_digits and _digits(literal) > max_digits:
+            raise JsonTooComplex(f"a number has more than {max_digits} digits")
+        value = float(literal)
+        if not math.isfinite(value):
+            raise JsonTooComplex(f"the number {literal} is out of range")
+        return value
+
+    def parse_constant(name: str) -> Any:
+        raise JsonTooComplex(f"{name} is not a JSON value")
+
+    try:
+        return json.loads(text, parse_int=parse_int, parse_float=parse_float, parse_constant=parse_constant)
+    except RecursionError:  # not reached after the depth check; kept so no input can make a 500
+        raise JsonTooComplex(f"nested deeper than {max_depth} levels") from None
+
+
+class LimitedJSONProvider(DefaultJSONProvider):
+    """Flask's JSON provider, reading with `loads` above (so `request.get_json()` is safe too)."""
+
+    max_depth = MAX_DEPTH
+    max_number_digits = MAX_NUMBER_DIGITS
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return loads(s, max_depth=self.max_depth, max_digits=self.max_number_digits)
+
+
+def error(status: int, message: str | None = None, errors: dict[str, Any] | None = None) -> Response:
+    """An error in the shape flask-smorest gives every error of the APIs: code, status, and a
+    message and/or errors by location (`{"json": [...]}` or `{"json": {field: [...]}}`)."""
+    payload: dict[str, Any] = {"code": status, "status": HTTP_STATUS_CODES.get(status, "Error")}
+    if message is not None:
+        payload["message"] = message
+    if errors is not None:
+        payload["errors"] = errors
+    response = jsonify(payload)
+    response.status_code = status
+    return response
+
+
+def _has_body() -> bool:
+    return request.content_length is not None or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+
+
+def _discard_body() -> None:
+    """Read and drop what is left of the body, within DISCARD_BYTES and (checked between reads)
+    DISCARD_SECONDS.
+
+    Reads the server's stream directly: werkzeug's own stream stops at the limit (or refuses to
+    start), and a server that closes a socket with unread data makes the kernel reset it."""
+    declared = request.content_length
+    if declared is not None and declared > DISCARD_BYTES:
+        return  # it would be reset after all: don't spend the worker's time on it
+    stream = request.environ["wsgi.input"]
+    left = DISCARD_BYTES if declared is None else declared
+    give_up_at = time.monotonic() + DISCARD_SECONDS
+    while left > 0 and time.monotonic() < give_up_at:
+        chunk = stream.read(min(65536, left))
+        if not chunk:
+            return
+        left -= len(chunk)
+
+
+def _too_large(limit: int) -> Response:
+    _discard_body()
+    return error(413, message=f"Request body larger than {limit} bytes.")
+
+
+def _read_body() -> Response | None:
+    """Before every view: the body is read whole (at most MAX_CONTENT_LENGTH) or answered with a
+    413; a JSON body must parse within the limits or is answered with a 400."""
+    if not _has_body():
+        return None
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is not None and request.content_length > limit:
+        return _too_large(limit)
+    try:
+        body = request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        return _too_large(limit)
+    # A chunked body (no Content-Length) is cut at the limit without a word: one byte more tells.
+    if request.content_length is None and len(body) >= limit and request.environ["wsgi.input"].read(1):
+        return _too_large(limit)
+    if body and request.is_json:
+        # flask-smorest's parser (webargs) reads the body again with plain json.loads: what passes
+        # here is safe for it. Other invalid JSON is left to it, so it keeps its own answer.
+        try:
+            current_app.json.loads(body)
+        except JsonTooComplex as exc:
+            return error(400, errors={"json": [f"Invalid JSON body: {exc}."]})
+        except ValueError:
+            pass
+    return None
+
+
+def harden(app: Flask, *, max_depth: int = MAX_DEPTH, max_number_digits: int = MAX_NUMBER_DIGITS) -> None:
+    """Install the edge on `app`: call it right after `app.config` holds MAX_CONTENT_LENGTH and
+    before other `before_request` functions are registered, so it runs first."""
+    if not app.config.get("MAX_CONTENT_LENGTH"):
+        raise ValueError("harden() needs MAX_CONTENT_LENGTH in app.config")
+    provider = LimitedJSONProvider(app)
+    provider.max_depth = max_depth
+    provider.max_number_digits = max_number_digits
+    app.json = provider
+    app.before_request(_read_body)

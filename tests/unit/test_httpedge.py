@@ -1,0 +1,212 @@
+"""The shared HTTP edge: JSON parsed with limits on nesting and numbers, bodies read whole or
+answered with a 413 after being read and thrown away."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+
+import pytest
+from flask import Flask, jsonify, request
+from hypothesis import given
+from hypothesis import strategies as st
+
+from partnermatch import httpedge
+from partnermatch.httpedge import JsonTooComplex, harden, loads, nesting_depth
+
+
+def nested_arrays(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def nested_objects(depth: int) -> str:
+    return '{"a":' * depth + "1" + "}" * depth
+
+
+# ---- loads ------------------------------------------------------------------------------------
+
+
+def test_ordinary_json_reads_as_json_loads_reads_it():
+    text = json.dumps({"name": "Кластер ИКТ «Нови Сад»", "n": [1, -2, 3.5, 1e300, 2**300], "ok": True,
+                       "none": None, "text": 'brackets [{ and "quotes" in a string'}, ensure_ascii=False)
+    assert loads(text) == json.loads(text)
+    assert loads(text.encode()) == json.loads(text)
+
+
+@given(st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4),
+    max_leaves=30,
+))
+def test_any_json_within_the_limits_reads_as_json_loads_reads_it(value):
+    text = json.dumps(value)
+    assert loads(text) == json.loads(text)
+
+
+def test_thirty_two_levels_are_read_thirty_three_are_refused():
+    assert loads(nested_arrays(32)) == json.loads(nested_arrays(32))
+    assert loads(nested_objects(32)) == json.loads(nested_objects(32))
+    for text in (nested_arrays(33), nested_objects(33)):
+        with pytest.raises(JsonTooComplex, match="nested deeper than 32 levels"):
+            loads(text)
+
+
+@pytest.mark.parametrize("text", [nested_arrays(10_000), nested_objects(10_000), "[" * 100_000,
+                                  '{"a": ' + nested_arrays(5_000) + "}"])
+def test_ten_thousand_levels_are_refused_without_a_recursion_error(text):
+    with pytest.raises(JsonTooComplex, match="nested deeper"):
+        loads(text)
+
+
+def test_brackets_inside_strings_do_not_count():
+    text = json.dumps(["[" * 1000, "{" * 1000, '\\"[[[', "]]]"])
+    assert nesting_depth(text) == 1
+    assert loads(text) == json.loads(text)
+
+
+def test_the_depth_limit_can_be_changed():
+    assert loads(nested_arrays(3), max_depth=3) == [[[]]]
+    with pytest.raises(JsonTooComplex, match="nested deeper than 2 levels"):
+        loads(nested_arrays(3), max_depth=2)
+
+
+def test_a_recursion_error_becomes_the_same_refusal(monkeypatch):
+    monkeypatch.setattr(httpedge, "nesting_depth", lambda text: 0)
+    with pytest.raises(JsonTooComplex, match="nested deeper"):
+        loads(nested_arrays(100_000))
+
+
+@pytest.mark.parametrize("literal", ["9" * 101, "-" + "9" * 101, "9" * 5_000, "0." + "1" * 100,
+                                     "1" * 60 + "e" + "1" * 41, "1" * 5_000 + ".5"])
+def test_a_number_with_more_than_a_hundred_digits_is_refused(literal):
+    with pytest.raises(JsonTooComplex, match="more than 100 digits"):
+        loads(f'{{"n": {literal}}}')
+
+
+def test_a_hundred_digits_are_read():
+    assert loads("9" * 100) == int("9" * 100)
+    assert loads("-0." + "1" * 98) == float("-0." + "1" * 98)
+
+
+@pytest.mark.parametrize("literal", ["1e999", "-1e999", "9" * 90 + "e300", "1.5E+400"])
+def test_a_number_beyond_a_floats_range_is_refused(literal):
+    with pytest.raises(JsonTooComplex, match="out of range"):
+        loads(f"[{literal}]")
+
+
+def test_a_number_too_small_for_a_float_reads_as_zero():
+    assert loads("1e-999") == 0.0
+    assert math.isfinite(loads("1e308"))
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_refused_anywhere(constant):
+    for text in (constant, f"[1, {constant}]", f'{{"a": {{"b": {constant}}}}}'):
+        with pytest.raises(JsonTooComplex, match=f"{constant} is not a JSON value"):
+            loads(text)
+
+
+def test_bytes_must_be_utf8():
+    with pytest.raises(UnicodeDecodeError):
+        loads('{"a": "ж"}'.encode("utf-16"))
+
+
+def test_invalid_json_raises_as_json_loads_does():
+    with pytest.raises(json.JSONDecodeError):
+        loads('{"a": ')
+
+
+# ---- harden -----------------------------------------------------------------------------------
+
+
+LIMIT = 1000
+
+
+@pytest.fixture
+def app():
+    app = Flask("edge-test")
+    app.config["MAX_CONTENT_LENGTH"] = LIMIT
+    harden(app)
+
+    @app.post("/echo")
+    def echo():  # type: ignore[no-untyped-def]
+        return jsonify(got=request.get_json(), length=len(request.get_data()))
+
+    @app.post("/raw")
+    def raw():  # type: ignore[no-untyped-def]
+        return jsonify(length=len(request.get_data()))
+
+    return app
+
+
+def test_a_json_body_within_the_limits_reaches_the_view(app):
+    r = app.test_client().post("/echo", json={"a": [1, 2.5, "ж"]})
+    assert r.status_code == 200 and r.json["got"] == {"a": [1, 2.5, "ж"]}
+
+
+@pytest.mark.parametrize(("body", "problem"), [
+    (nested_arrays(300), "nested deeper than 32 levels"),
+    ('{"n": ' + "1" * 500 + "}", "a number has more than 100 digits"),
+    ('{"n": 1e999}', "the number 1e999 is out of range"),
+    ('{"n": NaN}', "NaN is not a JSON value"),
+])
+def test_a_json_body_beyond_the_limits_is_a_400_naming_the_problem(app, body, problem):
+    r = app.test_client().post("/echo", data=body, content_type="application/json")
+    assert r.status_code == 400
+    assert r.json == {"code": 400, "status": "Bad Request", "errors": {"json": [f"Invalid JSON body: {problem}."]}}
+
+
+def test_a_body_that_is_not_json_is_not_parsed(app):
+    r = app.test_client().post("/raw", data=nested_arrays(300), content_type="text/plain")
+    assert r.status_code == 200 and r.json["length"] == 600
+
+
+def test_request_get_json_reads_with_the_limits(app):
+    app.config["MAX_CONTENT_LENGTH"] = 100_000
+
+    @app.post("/json-anyway")
+    def json_anyway():  # type: ignore[no-untyped-def]
+        return jsonify(got=request.get_json(force=True))
+
+    r = app.test_client().post("/json-anyway", data=nested_arrays(300), content_type="text/plain")
+    assert r.status_code == 400
+
+
+def _post_stream(app, stream, headers, **environ):
+    return app.test_client().post("/raw", input_stream=stream, headers={"Content-Type": "application/json", **headers},
+                                  environ_overrides=environ)
+
+
+def test_a_body_over_the_limit_is_a_413_and_read_to_its_end(app):
+    body = io.BytesIO(b" " * 50_000)
+    r = _post_stream(app, body, {"Content-Length": "50000"})
+    assert r.status_code == 413
+    assert r.json == {"code": 413, "status": "Request Entity Too Large",
+                      "message": f"Request body larger than {LIMIT} bytes."}
+    assert body.tell() == 50_000  # read, so the server can close the socket without a reset
+
+
+def test_a_chunked_body_over_the_limit_is_a_413_and_read_to_its_end(app):
+    body = io.BytesIO(b" " * 50_000)
+    r = _post_stream(app, body, {"Transfer-Encoding": "chunked"}, **{"wsgi.input_terminated": True})
+    assert r.status_code == 413 and r.json["code"] == 413
+    assert body.tell() == 50_000
+
+
+def test_a_chunked_body_exactly_at_the_limit_is_read(app):
+    r = _post_stream(app, io.BytesIO(b" " * LIMIT), {"Transfer-Encoding": "chunked"},
+                     **{"wsgi.input_terminated": True})
+    assert r.status_code == 200 and r.json["length"] == LIMIT
+
+
+def test_a_body_too_large_to_throw_away_is_not_read_at_all(app, monkeypatch):
+    monkeypatch.setattr(httpedge, "DISCARD_BYTES", 10_000)
+    body = io.BytesIO(b" " * 50_000)
+    r = _post_stream(app, body, {"Content-Length": "50000"})
+    assert r.status_code == 413 and body.tell() == 0
+
+
+def test_harden_needs_a_body_limit():
+    with pytest.raises(ValueError, match="MAX_CONTENT_LENGTH"):
+        harden(Flask("no-limit"))
