@@ -14,6 +14,7 @@ from flask.views import MethodView
 from flask_smorest import Api, Blueprint, abort
 
 from partnermatch import vocabulary
+from partnermatch.httpedge import harden
 from partnermatch.logs import configure_logging
 from services.profiles import domain, services
 from services.profiles.adapters.redis_store import Conflict, NotFound
@@ -311,15 +312,15 @@ def create_app(settings: ProfilesSettings | None = None, deps: ProfilesDeps | No
             "security": [{"bearer": []}, {}],
         },
     )
+    harden(app)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.extensions["partnermatch.profiles"] = deps or build_deps(settings)
     vocabulary.get_vocabulary()  # read once now, not in the first request that names a need
 
     @app.before_request
     def _check_body():  # type: ignore[no-untyped-def]
+        # After harden()'s check: the body is within MAX_CONTENT_LENGTH and already read.
         if request.method in ("POST", "PUT", "PATCH"):
-            if request.content_length is not None and request.content_length > settings.max_request_bytes:
-                abort(413, message=f"Request body larger than {settings.max_request_bytes} bytes.")
             body = request.get_data(cache=True)
             if body and not request.is_json:
                 abort(415, message="Send JSON with Content-Type: application/json.")
