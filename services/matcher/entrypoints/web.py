@@ -11,6 +11,7 @@ import secrets
 from flask import Flask, jsonify
 from flask_smorest import Api
 
+from partnermatch.httpedge import harden
 from partnermatch.logs import configure_logging
 from services.matcher.bootstrap import MatcherDeps, build_deps
 from services.matcher.config import MatcherSettings
@@ -43,6 +44,7 @@ def create_app(settings: MatcherSettings | None = None, deps: MatcherDeps | None
         API_SPEC_OPTIONS={"components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
                           "security": [{"bearer": []}]},
     )
+    harden(app)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.extensions["partnermatch.matcher"] = deps or build_deps(settings)
 
