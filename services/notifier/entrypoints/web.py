@@ -17,6 +17,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
+from partnermatch.httpedge import harden
 from partnermatch.logs import configure_logging
 from services.notifier.config import NotifierSettings
 from services.notifier.render import EMAIL_LANGUAGES, PAGE_STYLE, render_page
@@ -40,7 +41,9 @@ def create_app(settings: NotifierSettings | None = None, deps: Any = None) -> Fl
 
         deps = build_deps(settings)
     app = Flask("partnermatch.notifier", static_folder=None)
+    # The one-click body is 26 bytes.
     app.config.update(PM_SETTINGS=settings, MAX_CONTENT_LENGTH=16 * 1024)
+    harden(app)
     ledger, tokens = deps.ledger, deps.tokens
 
     def page(kind: str, language: str | None, status: int, email: str = "") -> Response:
@@ -49,14 +52,6 @@ def create_app(settings: NotifierSettings | None = None, deps: Any = None) -> Fl
 
     def reader_language() -> str | None:
         return request.accept_languages.best_match(EMAIL_LANGUAGES)
-
-    @app.before_request
-    def _limit_body() -> Response | None:
-        # The one-click body is 26 bytes. MAX_CONTENT_LENGTH alone acts only when a body is read.
-        limit = app.config["MAX_CONTENT_LENGTH"]
-        if request.content_length is not None and request.content_length > limit:
-            return Response("Request body too large.\n", status=413, mimetype="text/plain")
-        return None
 
     @app.after_request
     def _security_headers(response: Response) -> Response:
