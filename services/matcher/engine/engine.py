@@ -1,9 +1,11 @@
 """The cross-lingual matching index: fit once, then add, replace or remove one organisation at a time.
 
-Scores are symmetric and two-sided: what A offers against what B seeks and the reverse,
-plus shared sector (related sectors can count partly: `related_weight`, 0 by default) and
-whole-profile likeness of activities, then a within-language term signal and a both-ways bonus
-on the best candidates. Pure (no I/O).
+Needs first: B's score in A's list is how well B offers what A seeks (the sectors and activities
+A's requests name, and the countries A asked for), then what A offers that B seeks, shared sector
+(related sectors can count partly: `related_weight`, 0 by default) and whole-profile likeness of
+activities, a within-language term signal, and a both-ways bonus on the best candidates. So a
+score is not symmetric: A's need met is not B's. Concept and word weights are scikit-learn's
+TF-IDF, learnt again as the index changes (reweigh). Pure (no I/O).
 """
 
 from __future__ import annotations
