@@ -65,6 +65,7 @@ _PARAGRAPHS = re.compile(r"\n[ \t\r]*\n")
 _SENTENCES = re.compile(r"(?<=[.!?;])\s+|\s*\n\s*")
 
 SEEK, OFFER, NEGATION, CONTRAST = "cue.seek", "cue.offer", "cue.negation", "cue.contrast"
+_NEGATED_VERB = 2  # a negation's own request verb follows it within this many words
 
 
 def units(text: str) -> list[str]:
@@ -97,11 +98,17 @@ class _Cues:
     offers: bool = False  # an offer cue
     negations: list[int] = field(default_factory=list)  # where negation cues start
     contrasts: list[int] = field(default_factory=list)  # where contrast cues start
+    requests: list[int] = field(default_factory=list)  # where request cues start
 
     def negated(self) -> list[tuple[int, int]]:
-        """The word spans its negations cover: each to the next contrast word, or the end."""
-        return [(start, min((c for c in self.contrasts if c > start), default=self.end))
-                for start in self.negations]
+        """The word spans its negations cover: each to the next contrast word, or to a request
+        that starts anew ("nie szukamy firm IT, szukamy gospodarstw"; a request within the
+        negation's own words, as in "nie szukamy", does not end it), or to the end."""
+        spans = []
+        for start in self.negations:
+            stops = [c for c in self.contrasts if c > start] + [r for r in self.requests if r > start + _NEGATED_VERB]
+            spans.append((start, min(stops, default=self.end)))
+        return spans
 
 
 @dataclass
@@ -176,6 +183,7 @@ def _read(lex: Lexicon, text: str, lang: str | None, in_goals: bool = False, ret
             unit = cues[u] = _Cues(end=ends[u])
         if concept == SEEK:
             unit.asks = True
+            unit.requests.append(i)
         elif concept == OFFER:
             unit.offers = True
         elif concept == NEGATION:

@@ -80,6 +80,7 @@ def test_a_goals_sentence_that_says_we_offer_is_an_offer(lexicon):
     ("en", "We are not looking for more software firms, but for farms and food processors."),
     ("pl", "Nie szukamy kolejnych firm informatycznych, ale gospodarstw rolnych i przetwórni żywności."),
     ("sr", "Ne tražimo nove softverske firme, već poljoprivredna gazdinstva i prerađivače hrane."),
+    ("pl", "Nie szukamy kolejnych firm informatycznych, szukamy gospodarstw rolnych i przetwórni żywności."),
 ])
 def test_what_a_request_negates_is_no_need(lexicon, lang, text):
     a = analyse(lexicon, "", text, lang)
