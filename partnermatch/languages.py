@@ -12,6 +12,7 @@ import importlib.metadata
 import re
 import threading
 import unicodedata
+from collections.abc import Mapping
 from pathlib import Path
 
 from partnermatch import cachefile
@@ -127,3 +128,11 @@ def latin_to_serbian_cyrillic(text: str) -> str:
     for latin, cyrillic in _SR_DIGRAPHS:
         text = text.replace(latin, cyrillic)
     return text.translate(_SR_LETTERS)
+
+
+def label_in(labels: Mapping[str, str], lang: str, default: str) -> str:
+    """A label of a lexicon entry in a reader language: Serbian Cyrillic is the Serbian (Latin)
+    label transliterated; a language without one falls back to English, then to `default`."""
+    if lang == "sr-Cyrl" and labels.get("sr"):
+        return latin_to_serbian_cyrillic(labels["sr"])
+    return labels.get(lang) or labels.get("en") or default

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from partnermatch.languages import READER_LANGUAGES, latin_to_serbian_cyrillic
+from partnermatch.languages import READER_LANGUAGES, label_in
 
 LEXICON_DIR = Path(__file__).resolve().parent / "lexicon"
 # libyaml's parser where PyYAML was built with it (the wheels are): the pure-Python one takes
@@ -34,9 +34,7 @@ class Term:
 
     def label(self, lang: str) -> str:
         """The label in a reader language; Serbian Cyrillic is the Serbian (Latin) label transliterated."""
-        if lang == "sr-Cyrl" and self.labels.get("sr"):
-            return latin_to_serbian_cyrillic(self.labels["sr"])
-        return self.labels.get(lang) or self.labels.get("en") or self.code or self.id
+        return label_in(self.labels, lang, self.code or self.id)
 
 
 @dataclass(frozen=True)

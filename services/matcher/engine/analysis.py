@@ -248,8 +248,9 @@ def analyse(lex: Lexicon, capabilities: str, goals: str, language: str | None, o
             continue
         negated: dict[int, list[tuple[int, int]]] = {u: cues.negated() for u, cues in read.cues.items()}
         for i, concept, surface in read.hits:
-            unit = read.cues.get(bisect_right(read.ends, i), plain) if read.cues else plain
-            if unit.asks and unit.negations and _inside(i, negated[bisect_right(read.ends, i)]):
+            u = bisect_right(read.ends, i)
+            unit = read.cues.get(u, plain)
+            if unit.asks and unit.negations and _inside(i, negated[u]):
                 continue  # "we are not looking for more software firms, but ..."
             seeking = unit.asks or (in_goals and not unit.offers)
             kind = kinds[concept]

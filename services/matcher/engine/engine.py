@@ -231,8 +231,8 @@ class MatchEngine:
         nk = len(self.countries)
         # Right-hand vector layout: [sector | profile | seeks | offers | sought sectors | country |
         # countries wished]. A score is left(A) · right(B), where left(A) puts A's blocks against the
-        # blocks of B they meet (_LEFT): a linear map, so one product per row gives A's list and one
-        # with its transpose gives every list B would enter.
+        # blocks of B they meet (_left_map): a linear map, so one product per row gives A's list and
+        # one with its transpose gives every list B would enter.
         sizes = {"sector": ns, "profile": nc, "seeks": nc, "offers": nc, "seek_sector": ns, "country": nk, "wish": nk}
         self.block: dict[str, slice] = {}
         at = 0
@@ -469,11 +469,7 @@ class MatchEngine:
 
     def _left(self, right: np.ndarray) -> np.ndarray:
         """A's blocks placed against the blocks of B they meet: a candidate B scores left · right(B)."""
-        left = np.zeros(self.dim, np.float32)
-        for met, own, weight, matrix in self._left_map:
-            part = right[self.block[own]]
-            left[self.block[met]] += weight * (matrix @ part if matrix is not None else part)
-        return left
+        return self._left_rows(right[None, :])[0]
 
     def _left_rows(self, rows: np.ndarray) -> np.ndarray:
         """_left of many right-hand vectors at once (one per row of `rows`)."""
@@ -556,12 +552,11 @@ class MatchEngine:
         texts again (the analyses are kept): the weights follow the corpus as profiles arrive.
         Cached lists are dropped, as after fit(); they are made again when asked for."""
         started = time.perf_counter()
-        rows = [r for r in range(len(self.ids)) if self.active[r]]
-        items = [self.profiles[r] for r in rows]
-        analyses = [self.analyses[r] for r in rows]
-        self._index([p for p in items if p is not None], [a for a in analyses if a is not None])
+        kept = [(p, a) for p, a, on in zip(self.profiles, self.analyses, self.active, strict=False)
+                if on and p is not None and a is not None]
+        self._index([p for p, _ in kept], [a for _, a in kept])
         logger.info("index weights learnt again", extra={
-            "profiles": len(rows), "seconds": round(time.perf_counter() - started, 2)})
+            "profiles": len(kept), "seconds": round(time.perf_counter() - started, 2)})
 
     def _changed(self) -> None:
         """Count one change; once a share of the index has changed since the weights were learnt,
@@ -637,10 +632,10 @@ class MatchEngine:
             out[changed] = self.right[changed] @ lefts
         return out
 
-    def _linear_row(self, r: int, terms: np.ndarray | None = None) -> np.ndarray:
+    def _linear_row(self, r: int) -> np.ndarray:
         """The linear part of every row's score in r's list (-inf where it may not be suggested)."""
-        terms = self._term_scores(r) if terms is None else terms
-        return self._allowed(r, self._products(self._left(self.right[r])[:, None])[:, 0] + self.s.w_terms * terms)
+        scores = self._products(self._left(self.right[r])[:, None])[:, 0]
+        return self._allowed(r, scores + self.s.w_terms * self._term_scores(r))
 
     def _linear_both(self, r: int) -> tuple[np.ndarray, np.ndarray]:
         """The linear part of every row's score in r's list, and of r's score in every row's list

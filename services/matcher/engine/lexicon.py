@@ -22,7 +22,7 @@ import yaml
 
 import partnermatch
 from partnermatch import cachefile
-from partnermatch.languages import latin_to_serbian_cyrillic
+from partnermatch.languages import label_in
 from services.matcher.engine import text as text_module
 from services.matcher.engine.text import fold, is_acronym, lemma, strip_marks, tokens, transliterate
 
@@ -47,9 +47,7 @@ class Concept:
     countries: tuple[str, ...] = ()  # a country's code, or a region's member countries
 
     def label(self, lang: str) -> str:
-        if lang == "sr-Cyrl":
-            return latin_to_serbian_cyrillic(self.labels.get("sr") or self.labels.get("en") or self.id)
-        return self.labels.get(lang) or self.labels.get("en") or self.id
+        return label_in(self.labels, lang, self.id)
 
 
 @dataclass(frozen=True)

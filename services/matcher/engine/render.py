@@ -23,13 +23,17 @@ def concept_labels(concept_id: str, lexicon: Lexicon | None = None) -> dict[str,
     return labels
 
 
+def _terms(data: dict[str, Any]) -> tuple[str, str]:
+    """The words each side of a reason used, as one string each."""
+    return ", ".join(data.get("terms_a") or []), ", ".join(data.get("terms_b") or [])
+
+
 def render_reason(reason: Any, lang: str = "en", lexicon: Lexicon | None = None) -> str:
     """One line: the words of both sides, and the concept's name in the reader's language,
     e.g. for a Polish reader "informatyka ↔ informacione tehnologije (technologie informacyjne)"."""
     data = reason if isinstance(reason, dict) else reason.to_dict()
     lex = lexicon or default_lexicon()
-    words_a = ", ".join(data.get("terms_a") or [])
-    words_b = ", ".join(data.get("terms_b") or [])
+    words_a, words_b = _terms(data)
     if words_a and words_a.lower() == words_b.lower():
         words = words_a  # the same word on both sides is shown once
     else:
@@ -91,5 +95,5 @@ def render_need(reason: Any, lang: str, seeker: str, provider: str, lexicon: Lex
         tuple(latin_to_serbian_cyrillic(t) for t in _NEED["sr"]) if lang == "sr-Cyrl" else _NEED["en"])
     template = templates[1] if data.get("kind") == "country" else templates[0]
     sentence = template.format(seeker=seeker, label=label, provider=provider)
-    words = " ↔ ".join(w for w in (", ".join(data.get("terms_a") or []), ", ".join(data.get("terms_b") or [])) if w)
+    words = " ↔ ".join(w for w in _terms(data) if w)
     return f"{sentence} ({words})" if words else sentence
