@@ -1,0 +1,170 @@
+"""Interface text in the reader's language: gettext catalogues (Babel) for pages and emails.
+
+Catalogues are `partnermatch/locale/<lang>/LC_MESSAGES/<domain>.po`, one domain per reader
+group, with the English source text as msgid; `<domain>.pot` beside them lists what is to be
+translated (`pybabel extract -F babel.cfg`). They are read from the `.po` files when first
+needed (no compiled `.mo` files to build or ship). Serbian Cyrillic is the Serbian (Latin)
+catalogue transliterated, so the two scripts never drift apart. Reads files once, then pure.
+"""
+
+from __future__ import annotations
+
+import functools
+import gettext as _gettext
+import io
+import re
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from partnermatch.languages import NATIVE_NAMES, READER_LANGUAGES, latin_to_serbian_cyrillic
+
+LOCALE_DIR = Path(__file__).with_name("locale")
+DOMAINS: tuple[str, ...] = ("coordinators", "organisations", "emails")
+DEFAULT = "en"
+SOURCE = "en"  # the language of the msgids: it needs no catalogue
+COOKIE = "pm_lang"
+
+# Placeholders, markup and addresses stay as they are when a Serbian text changes script.
+_KEEP = re.compile(r"%\([^)]*\)[sd]|%[sd]|\{[^}]*\}|<[^>]*>|&[#\w]+;|https?://\S+")
+
+
+def to_cyrillic(text: str) -> str:
+    """Serbian Latin text in Cyrillic, leaving placeholders, tags, entities and URLs alone."""
+    out, last = [], 0
+    for match in _KEEP.finditer(text):
+        out.append(latin_to_serbian_cyrillic(text[last:match.start()]))
+        out.append(match.group())
+        last = match.end()
+    out.append(latin_to_serbian_cyrillic(text[last:]))
+    return "".join(out)
+
+
+def catalogue_path(lang: str, domain: str) -> Path:
+    return LOCALE_DIR / lang / "LC_MESSAGES" / f"{domain}.po"
+
+
+def read_catalogue(lang: str, domain: str):  # type: ignore[no-untyped-def]
+    """The Babel catalogue of a language and domain, or None where there is no file."""
+    from babel.messages.pofile import read_po
+
+    path = catalogue_path(lang, domain)
+    if not path.exists():
+        return None
+    with path.open("rb") as fh:
+        return read_po(fh, locale=lang.replace("-", "_"), domain=domain)
+
+
+@functools.cache
+def translations(lang: str, domain: str) -> _gettext.NullTranslations:
+    """gettext translations for a reader language (any of READER_LANGUAGES) and a domain.
+    A missing message, or a language without a catalogue, falls back to the English source."""
+    from babel.messages.mofile import write_mo
+    from babel.support import Translations
+
+    if domain not in DOMAINS:
+        raise ValueError(f"unknown message domain {domain!r}")
+    source = "sr" if lang == "sr-Cyrl" else lang
+    if lang not in READER_LANGUAGES or source == SOURCE:
+        return _gettext.NullTranslations()
+    catalogue = read_catalogue(source, domain)
+    if catalogue is None:
+        return _gettext.NullTranslations()
+    for message in catalogue:
+        if lang == "sr-Cyrl" and message.id:
+            if isinstance(message.string, str):
+                message.string = to_cyrillic(message.string)
+            else:
+                message.string = tuple(to_cyrillic(s) for s in message.string)
+    buf = io.BytesIO()
+    write_mo(buf, catalogue, use_fuzzy=False)  # a fuzzy message is not a translation yet
+    buf.seek(0)
+    return Translations(fp=buf, domain=domain)
+
+
+def gettext(lang: str, domain: str, message: str, **values: Any) -> str:
+    """`message` in `lang`, with `%(name)s` placeholders filled from `values`."""
+    text = translations(lang, domain).gettext(message)
+    return text % values if values else text
+
+
+def ngettext(lang: str, domain: str, singular: str, plural: str, n: int, **values: Any) -> str:
+    text = translations(lang, domain).ngettext(singular, plural, n)
+    return text % {"num": n, **values}
+
+
+def untranslated(domain: str, languages: Iterable[str] = READER_LANGUAGES) -> dict[str, list[str]]:
+    """For each language, the msgids of the domain's template that its catalogue does not
+    translate (missing, empty or fuzzy). What a test asserts is empty."""
+    from babel.messages.pofile import read_po
+
+    with (LOCALE_DIR / f"{domain}.pot").open("rb") as fh:
+        wanted = [m.id for m in read_po(fh) if m.id]
+    gaps: dict[str, list[str]] = {}
+    for lang in languages:
+        if lang in (SOURCE, "sr-Cyrl"):
+            continue
+        catalogue = read_catalogue(lang, domain)
+        done = {} if catalogue is None else {
+            m.id: m for m in catalogue
+            if m.id and not m.fuzzy and all(m.string if isinstance(m.string, tuple) else (m.string,))
+        }
+        missing = [str(mid) for mid in wanted if mid not in done]
+        if missing:
+            gaps[lang] = missing
+    return gaps
+
+
+def install(env: Any, domain: str, current_language: Callable[[], str]) -> None:
+    """Give a Jinja environment `{% trans %}`, `_()`, `gettext()` and `ngettext()` in the language
+    `current_language()` names at render time (for a Flask app: one read from `flask.g`)."""
+    env.add_extension("jinja2.ext.i18n")
+    env.install_gettext_callables(
+        gettext=lambda message: translations(current_language(), domain).gettext(message),
+        ngettext=lambda singular, plural, n: translations(current_language(), domain).ngettext(
+            singular, plural, n),
+        newstyle=True,
+    )
+
+
+def _primary(tag: str) -> str:
+    """A BCP 47 tag as one of READER_LANGUAGES, or "" ("sr-Latn-RS" → "sr", "sr-Cyrl" →
+    "sr-Cyrl"; plain "sr" is Latin, as a profile's language "sr" is)."""
+    parts = tag.replace("_", "-").split("-")
+    lang = parts[0].lower()
+    if lang == "sr" and any(p.lower() == "cyrl" for p in parts[1:]):
+        return "sr-Cyrl"
+    return lang if lang in READER_LANGUAGES else ""
+
+
+def negotiate(asked: str | None = None, remembered: str | None = None,
+              accept: Iterable[tuple[str, float]] = ()) -> str:
+    """The reader language of a page: the one asked for now (a switcher link's `?lang=`), else the
+    one remembered (a cookie), else the browser's best (Accept-Language, as (tag, quality) pairs),
+    else English."""
+    for choice in (asked, remembered):
+        if choice in READER_LANGUAGES:
+            return choice
+    for tag, quality in sorted(accept, key=lambda item: -item[1]):
+        if quality > 0 and (lang := _primary(tag)):
+            return lang
+    return DEFAULT
+
+
+def switcher(current: str) -> list[dict[str, Any]]:
+    """The entries of a language switcher: code, native name, whether it is the current one."""
+    return [{"code": code, "name": NATIVE_NAMES[code], "current": code == current}
+            for code in READER_LANGUAGES]
+
+
+def page_language(request: Any) -> str:
+    """The reader language of a Flask/werkzeug request (`?lang=`, the cookie, Accept-Language)."""
+    return negotiate(request.args.get("lang"), request.cookies.get(COOKIE),
+                     request.accept_languages)
+
+
+def remember(response: Any, request: Any, lang: str) -> None:
+    """Keep a language chosen with `?lang=` for the next visits (a year, this site only)."""
+    if request.args.get("lang") == lang and request.cookies.get(COOKIE) != lang:
+        response.set_cookie(COOKIE, lang, max_age=365 * 24 * 3600, samesite="Lax", httponly=True,
+                            secure=request.is_secure)
