@@ -88,6 +88,33 @@ def contact_id(org_id: str, email: str) -> str:
     return hashlib.sha256(f"{org_id}\n{email.strip().lower()}".encode()).hexdigest()[:16]
 
 
+# A contact person answers two questions: partnership emails (`consent`) and sharing their contact
+# with approved partners (`share_contact`). Each answer is kept with its time and the version of
+# the wording it answered. A new version whenever a text changes: the sentences of the pages
+# (organisations.pot: "I agree to receive…", "I agree that approved partners…") and the API's
+# field descriptions (schemas.ContactSchema).
+CONSENT_WORDING = "2026-12-v1"
+SHARE_CONTACT_WORDING = "2026-12-v1"
+_CONSENTS = (("consent", CONSENT_WORDING), ("share_contact", SHARE_CONTACT_WORDING))
+
+
+def stamp_consents(contacts: list[dict[str, Any]], previous: list[dict[str, Any]], now: str) -> list[dict[str, Any]]:
+    """`contacts` (with ids) with `<answer>_at` and `<answer>_wording` for both answers: those of
+    the same person in `previous` while the answer is unchanged, else `now` and today's wording."""
+    before = {c.get("id"): c for c in previous}
+    stamped = []
+    for contact in contacts:
+        contact = {**contact, "share_contact": bool(contact.get("share_contact", False))}
+        old = before.get(contact["id"]) or {}
+        for answer, wording in _CONSENTS:
+            if old.get(f"{answer}_at") and bool(old.get(answer, False)) == contact[answer]:
+                contact[f"{answer}_at"], contact[f"{answer}_wording"] = old[f"{answer}_at"], old[f"{answer}_wording"]
+            else:
+                contact[f"{answer}_at"], contact[f"{answer}_wording"] = now, wording
+        stamped.append(contact)
+    return stamped
+
+
 # Structured needs: lexicon ids it offers and seeks, and countries it wants partners from. Public,
 # like the texts they summarise; profiles stored before they existed have none.
 NEED_FIELDS = ("offers", "seeks", "seeks_countries")
@@ -105,7 +132,8 @@ def public_view(org: dict[str, Any]) -> dict[str, Any]:
 
 def private_view(org: dict[str, Any]) -> dict[str, Any]:
     view = public_view(org)
-    view["contacts"] = [dict(c) for c in org.get("contacts", [])]
+    # Contacts stored before `share_contact` existed never agreed to share.
+    view["contacts"] = [{"share_contact": False, **c} for c in org.get("contacts", [])]
     return view
 
 

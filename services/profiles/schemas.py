@@ -81,7 +81,21 @@ class ContactSchema(Schema):
         required=True,
         validate=validate.OneOf(READER_LANGUAGES, error="Unknown language: use one of {choices}."),
     )
-    consent = fields.Boolean(required=True, metadata={"description": "Agrees to receive partnership emails"})
+    consent = fields.Boolean(required=True, metadata={
+        "description": "Agrees to receive emails about partnerships suggested to and approved for the organisation"})
+    share_contact = fields.Boolean(load_default=False, metadata={
+        "description": "Agrees that the organisation's approved partners see this person's name, email and "
+                       "language (default false; a contact list sent without it withdraws that agreement)"})
+    consent_at = fields.String(dump_only=True, metadata={
+        "description": "When the current `consent` answer was given (UTC ISO 8601; set by the server)"})
+    consent_wording = fields.String(dump_only=True, metadata={
+        "description": "Version of the wording the `consent` answer was given to (set by the server)",
+        "example": "2026-12-v1"})
+    share_contact_at = fields.String(dump_only=True, metadata={
+        "description": "When the current `share_contact` answer was given (UTC ISO 8601; set by the server)"})
+    share_contact_wording = fields.String(dump_only=True, metadata={
+        "description": "Version of the wording the `share_contact` answer was given to (set by the server)",
+        "example": "2026-12-v1"})
 
 
 class OrganisationBase(Schema):

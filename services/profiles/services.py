@@ -92,8 +92,11 @@ def authenticate(store: RedisProfileStore, token: str, admin_token: str | None,
 # ---- organisations ---------------------------------------------------------------------------
 
 
-def _with_contact_ids(org_id: str, contacts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{**c, "id": domain.contact_id(org_id, c["email"])} for c in contacts]
+def _contacts(org_id: str, contacts: list[dict[str, Any]], previous: list[dict[str, Any]],
+              now: str) -> list[dict[str, Any]]:
+    """Contacts as stored: with their ids, and each consent with its time and wording version."""
+    with_ids = [{**c, "id": domain.contact_id(org_id, c["email"])} for c in contacts]
+    return domain.stamp_consents(with_ids, previous, now)
 
 
 def _language(data: dict[str, Any], old: dict[str, Any] | None) -> tuple[str, bool]:
@@ -125,7 +128,7 @@ def register_org(store: RedisProfileStore, data: dict[str, Any]) -> tuple[dict[s
         "sectors": list(data.get("sectors") or []),
         **{name: list(data.get(name) or []) for name in domain.NEED_FIELDS},
         "website": data.get("website"),
-        "contacts": _with_contact_ids(org_id, data.get("contacts") or []),
+        "contacts": _contacts(org_id, data.get("contacts") or [], [], now),
         "created_at": now,
         "updated_at": now,
         "created_ms": int(time.time() * 1000),
@@ -149,15 +152,16 @@ def update_org(store: RedisProfileStore, who: domain.Principal, org_id: str, dat
         raise UnknownCluster(data["cluster_id"])
 
     def change(old: dict[str, Any]) -> tuple[dict[str, Any], events.Envelope]:
+        now = _now()
         new = {**old, **{k: v for k, v in data.items() if k != "contacts"}}
         if "contacts" in data:
-            new["contacts"] = _with_contact_ids(org_id, data["contacts"])
+            new["contacts"] = _contacts(org_id, data["contacts"], old.get("contacts") or [], now)
         new["language"], new["language_detected"] = _language(data, old)
         new["sectors"] = list(new.get("sectors") or [])
         for name in domain.NEED_FIELDS:
             new[name] = list(new.get(name) or [])
         new["revision"] = old["revision"] + 1
-        new["updated_at"] = _now()
+        new["updated_at"] = now
         return new, events.new_event(events.PROFILE_UPSERTED, domain.event_payload(new), PRODUCER)
 
     org = store.change_org(org_id, change)

@@ -266,3 +266,31 @@ def test_openapi_documents_the_needs_and_the_vocabulary(client):
         "$ref": "#/components/schemas/Vocabulary"}
     [lang] = get["parameters"]
     assert lang["name"] == "lang" and lang["schema"]["default"] == "en" and "sr-Cyrl" in lang["schema"]["enum"]
+
+
+def test_each_consent_is_stored_with_its_time_and_wording_and_kept_while_unchanged(client, cluster):
+    cluster()
+    contacts = [{"name": "Jelena", "email": "jelena@example.rs", "language": "sr", "consent": True,
+                 "share_contact": True},
+                {"name": "Marko", "email": "marko@example.rs", "language": "sr", "consent": False}]
+    org, auth = _register(client, contacts=contacts)
+    jelena, marko = org["contacts"]
+    assert jelena["share_contact"] is True and marko["share_contact"] is False
+    for c in (jelena, marko):
+        assert c["consent_at"] and c["share_contact_at"] and c["consent_wording"] and c["share_contact_wording"]
+    contacts[1]["share_contact"] = True
+    r = client.patch(f"/v1/organisations/{org['id']}", json={"contacts": contacts}, headers=auth)
+    assert r.status_code == 200, r.json
+    jelena2, marko2 = r.json["contacts"]
+    assert jelena2 == jelena
+    assert marko2["consent_at"] == marko["consent_at"] and marko2["share_contact_at"] > marko["share_contact_at"]
+    read = client.get(f"/v1/organisations/{org['id']}/contacts", headers={"Authorization": f"Bearer {SERVICE}"})
+    assert [c["share_contact"] for c in read.json["contacts"]] == [True, True]
+
+
+def test_the_consent_stamps_are_set_by_the_server_only(client, cluster):
+    cluster()
+    contact = {"name": "Jelena", "email": "jelena@example.rs", "language": "sr", "consent": True,
+               "consent_at": "2020-01-01T00:00:00+00:00"}
+    r = client.post("/v1/organisations", json=profile(contacts=[contact]))
+    assert r.status_code == 422 and "consent_at" in json.dumps(r.json)
