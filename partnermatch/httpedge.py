@@ -1,22 +1,27 @@
 """The HTTP edge every service's Flask app shares: request bodies read whole or refused with a 413,
-and JSON parsed with limits on nesting and number size, so hostile input gets a 4xx, never a 500.
+JSON parsed with limits on nesting and number size, so hostile input gets a 4xx, never a 500, and
+a store that cannot be reached answered with a 503 and Retry-After, never a 500.
 
-`harden(app)` installs both. I/O: only the request body being read.
+`harden(app)` installs all three. I/O: only the request body being read.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import time
 from itertools import accumulate
 from typing import Any
 
+import redis
 from flask import Flask, Response, current_app, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import HTTP_STATUS_CODES
+
+logger = logging.getLogger(__name__)
 
 MAX_DEPTH = 32
 MAX_NUMBER_DIGITS = 100
@@ -24,6 +29,9 @@ MAX_NUMBER_DIGITS = 100
 # sending, reads the 413 instead of a connection reset; a larger one gets the reset.
 DISCARD_BYTES = 16 * 1024 * 1024
 DISCARD_SECONDS = 5.0
+# How long a client is asked to wait when the store is unreachable: a restarted redis-server is
+# back within a few seconds (partnermatch up restarts it; so does any orchestrator).
+RETRY_AFTER_SECONDS = 5
 
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
@@ -159,6 +167,16 @@ def _read_body() -> Response | None:
     return None
 
 
+def _store_unreachable(exc: Exception) -> Response:
+    """A request that needed Redis while it was down or not answering. Writes are one MULTI/EXEC
+    each, so none is left half-done; the client retries."""
+    logger.warning("store unreachable: answered 503", extra={"path": request.path, "error": type(exc).__name__})
+    response = error(503, message="The service cannot reach its data store right now; try again in "
+                                  f"{RETRY_AFTER_SECONDS} seconds.")
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
 def harden(app: Flask, *, max_depth: int = MAX_DEPTH, max_number_digits: int = MAX_NUMBER_DIGITS) -> None:
     """Install the edge on `app`: call it right after `app.config` holds MAX_CONTENT_LENGTH and
     before other `before_request` functions are registered, so it runs first."""
@@ -169,3 +187,6 @@ def harden(app: Flask, *, max_depth: int = MAX_DEPTH, max_number_digits: int = M
     provider.max_number_digits = max_number_digits
     app.json = provider
     app.before_request(_read_body)
+    # BusyLoadingError (a restarted redis-server still reading its data) is a ConnectionError.
+    app.register_error_handler(redis.exceptions.ConnectionError, _store_unreachable)
+    app.register_error_handler(redis.exceptions.TimeoutError, _store_unreachable)

@@ -8,6 +8,7 @@ import json
 import math
 
 import pytest
+import redis
 from flask import Flask, jsonify, request
 from hypothesis import given
 from hypothesis import strategies as st
@@ -210,3 +211,38 @@ def test_a_body_too_large_to_throw_away_is_not_read_at_all(app, monkeypatch):
 def test_harden_needs_a_body_limit():
     with pytest.raises(ValueError, match="MAX_CONTENT_LENGTH"):
         harden(Flask("no-limit"))
+
+
+# ---- a store that cannot be reached -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("failure", [redis.exceptions.ConnectionError("Connection refused"),
+                                     redis.exceptions.TimeoutError("Timeout reading from socket"),
+                                     redis.exceptions.BusyLoadingError("Redis is loading the dataset")])
+def test_a_request_that_cannot_reach_redis_gets_a_503_with_retry_after_not_a_500(failure):
+    app = Flask("edge-store")
+    app.config["MAX_CONTENT_LENGTH"] = 1024
+    harden(app)
+
+    @app.post("/things")
+    def things():
+        raise failure
+
+    response = app.test_client().post("/things", json={"name": "x"})
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == str(httpedge.RETRY_AFTER_SECONDS)
+    body = response.get_json()
+    assert body["code"] == 503 and "try again" in body["message"]
+    assert "refused" not in body["message"] and "socket" not in body["message"]  # no internals shown
+
+
+def test_other_errors_are_not_taken_for_an_unreachable_store():
+    app = Flask("edge-other")
+    app.config["MAX_CONTENT_LENGTH"] = 1024
+    harden(app)
+
+    @app.get("/bug")
+    def bug():
+        raise redis.exceptions.ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value")
+
+    assert app.test_client().get("/bug").status_code == 500
