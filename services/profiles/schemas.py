@@ -6,10 +6,12 @@ Event schemas live in `partnermatch.events`; these change for different reasons.
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from partnermatch import vocabulary
+from partnermatch.display import neutralise
 from partnermatch.languages import PROFILE_LANGUAGES, READER_LANGUAGES
 from services.profiles.domain import CLUSTER_ID, COUNTRIES, MAX_NEEDS, SECTORS, USERNAME
 
@@ -38,6 +40,20 @@ def line_check(value: str) -> None:
     text_check(value)
     if _LINE_BREAK.search(value):
         raise ValidationError("Must be a single line.")
+
+
+class ShownTextSchema(Schema):
+    """A schema whose text is shown to people (names, descriptions, what organisations offer and
+    seek): bidirectional controls and invisible characters are removed before validation, so no
+    page or email ever shows text laid out differently from what it says. Secrets are never shown
+    and are kept as typed."""
+
+    @pre_load
+    def _neutralise(self, data: Any, **_kwargs: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        return {key: neutralise(value) if isinstance(value, str) and key != "password" else value
+                for key, value in data.items()}
 
 
 def country_check(value: str) -> None:
@@ -73,7 +89,7 @@ def _sought_countries() -> UniqueList:
                                                "at most 10, repeats count once)", "example": ["PL", "DE"]})
 
 
-class ContactSchema(Schema):
+class ContactSchema(ShownTextSchema):
     id = fields.String(dump_only=True)
     name = fields.String(required=True, validate=[validate.Length(min=1, max=200), line_check])
     email = fields.Email(required=True, validate=validate.Length(max=254))
@@ -98,7 +114,7 @@ class ContactSchema(Schema):
         "example": "2026-12-v1"})
 
 
-class OrganisationBase(Schema):
+class OrganisationBase(ShownTextSchema):
     name = fields.String(validate=[validate.Length(min=1, max=200), line_check])
     country = fields.String(validate=country_check, metadata={"example": "RS"})
     language = fields.String(
@@ -205,7 +221,7 @@ class ContactsSchema(Schema):
     contacts = fields.List(fields.Nested(ContactSchema))
 
 
-class ClusterCreateSchema(Schema):
+class ClusterCreateSchema(ShownTextSchema):
     id = fields.String(required=True, validate=validate.Regexp(CLUSTER_ID, error="Use 3-64 of a-z, 0-9 and -."))
     name = fields.String(required=True, validate=[validate.Length(min=1, max=200), line_check])
     country = fields.String(required=True, validate=country_check)
@@ -220,7 +236,7 @@ class ClusterSchema(Schema):
     created_at = fields.String()
 
 
-class CoordinatorCreateSchema(Schema):
+class CoordinatorCreateSchema(ShownTextSchema):
     username = fields.String(
         required=True, validate=validate.Regexp(USERNAME, error="Use 3-63 of a-z, 0-9, '.', '_' and '-'.")
     )

@@ -10,7 +10,7 @@ from marshmallow import ValidationError
 from partnermatch.languages import PROFILE_LANGUAGES, READER_LANGUAGES
 from partnermatch.vocabulary import need_ids
 from services.profiles.domain import COUNTRIES, SECTORS, Principal, can_edit_org, can_read_private
-from services.profiles.schemas import OrganisationCreateSchema, OrganisationUpdateSchema
+from services.profiles.schemas import CoordinatorCreateSchema, OrganisationCreateSchema, OrganisationUpdateSchema
 
 # Letters of the scripts our users write in, plus punctuation and whitespace inside texts.
 SCRIPTS = st.characters(
@@ -161,3 +161,37 @@ def test_the_sectors_a_profile_names_are_the_lexicons():
     from partnermatch.vocabulary import get_vocabulary
 
     assert set(SECTORS) == set(get_vocabulary().sectors)
+
+
+# ---- text shown to people has no hidden layout characters -----------------------------------
+
+RLO, PDF, LRI, PDI, ZWSP, SHY = "\u202e", "\u202c", "\u2066", "\u2069", "\u200b", "\u00ad"
+
+
+def test_bidi_overrides_and_invisible_characters_are_removed_from_everything_shown():
+    body = {
+        "name": f"Klaster {RLO}TCI{PDF} Beograd{ZWSP}",
+        "cluster_id": "rs-beograd-ict", "country": "RS",
+        "capabilities": f"Razvoj{SHY} softvera {LRI}i obuka{PDI}.",
+        "goals": "Tražimo partnere\u200e iz poljoprivrede.",
+        "contacts": [{"name": f"Ana{RLO} Jović", "email": "ana@example.rs", "language": "sr", "consent": True}],
+    }
+    loaded = OrganisationCreateSchema().load(body)
+    assert loaded["name"] == "Klaster TCI Beograd"
+    assert loaded["capabilities"] == "Razvoj softvera i obuka."
+    assert loaded["goals"] == "Tražimo partnere iz poljoprivrede."
+    assert loaded["contacts"][0]["name"] == "Ana Jović"
+    assert OrganisationUpdateSchema().load({"name": f"{RLO}Nova"})["name"] == "Nova"
+
+
+def test_a_name_made_only_of_invisible_characters_is_blank():
+    with pytest.raises(ValidationError) as err:
+        OrganisationUpdateSchema().load({"name": f"{ZWSP}{RLO}{PDF}"})
+    assert "name" in err.value.messages
+
+
+def test_a_coordinators_password_is_kept_exactly_as_typed():
+    loaded = CoordinatorCreateSchema().load({"username": "ana.j", "password": f"tajna{SHY}lozinka{RLO}1",
+                                             "name": f"Ana{RLO}", "email": "ana@example.rs"})
+    assert loaded["password"] == f"tajna{SHY}lozinka{RLO}1"
+    assert loaded["name"] == "Ana"
