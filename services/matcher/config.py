@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from partnermatch.settings import KAFKA_BOOTSTRAP_SERVERS, REDIS_URL, setting
+from partnermatch.settings import KAFKA_BOOTSTRAP_SERVERS, REDIS_URL, SERVICE_TOKEN, setting
 
 MATCHER_REDIS_URL = setting("MATCHER_REDIS_URL", None, "Redis of the matcher (default: REDIS_URL)")
 MATCHER_HOST = setting("MATCHER_HOST", "127.0.0.1",
@@ -42,6 +42,9 @@ class MatcherSettings:
     profiles_url: str = "http://127.0.0.1:8081"
     secret_key: str | None = None
     cookie_secure: bool = False
+    # The profiles service reads an organisation's partnerships with it. Checked here, not through
+    # profiles' whoami: profiles is the caller, and asking it back would tie up its workers twice.
+    service_token: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> MatcherSettings:
@@ -56,4 +59,5 @@ class MatcherSettings:
             profiles_url=(MATCHER_PROFILES_URL.read(env) or "").rstrip("/"),
             secret_key=MATCHER_SECRET_KEY.read(env),
             cookie_secure=(MATCHER_COOKIE_SECURE.read(env) or "").lower() in ("1", "true", "yes"),
+            service_token=SERVICE_TOKEN.read(env),
         )

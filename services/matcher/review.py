@@ -50,16 +50,13 @@ def orient_reason(reason: dict[str, Any], own_is_a: bool) -> dict[str, Any]:
     return {**reason, "side": side, "own_terms": own_terms, "partner_terms": partner_terms}
 
 
-def pair_view(pair: dict[str, Any], profiles: dict[str, dict[str, Any]], cluster_id: str, lang: str,
-              render: Renderer, render_need: NeedRenderer | None = None) -> dict[str, Any]:
-    """The pair from the coordinator's side. The first reason, when it is a need met, reads as a
-    sentence ("<own> seeks <label> — <partner> offers it (words)")."""
-    own_is_a = pair["cluster_a"] == cluster_id
-    own_id, partner_id = (pair["org_a"], pair["org_b"]) if own_is_a else (pair["org_b"], pair["org_a"])
-    names = {who: (profiles.get(org) or {}).get("name") or org
-             for who, org in (("own", own_id), ("partner", partner_id))}
-    reasons = []
-    for reason in pair.get("reasons", []):
+def render_reasons(pair: dict[str, Any], own_is_a: bool, names: dict[str, str], lang: str, render: Renderer,
+                   render_need: NeedRenderer | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    """The pair's reasons read from one side (`names` holds the "own" and "partner" names). The
+    first reason, when it is a need met, reads as a sentence ("<own> seeks <label> — <partner>
+    offers it (words)")."""
+    reasons: list[dict[str, Any]] = []
+    for reason in pair.get("reasons", [])[:limit]:
         oriented = orient_reason(reason, own_is_a)
         # render from the reader's side: their organisation plays "a"
         as_own = {**reason, "terms_a": oriented["own_terms"], "terms_b": oriented["partner_terms"],
@@ -79,6 +76,17 @@ def pair_view(pair: dict[str, Any], profiles: dict[str, dict[str, Any]], cluster
         reasons.append({"text": text, "side": oriented["side"], "concept": reason.get("concept"),
                         "kind": reason.get("kind"), "weight": reason.get("weight"),
                         "own_terms": oriented["own_terms"], "partner_terms": oriented["partner_terms"]})
+    return reasons
+
+
+def pair_view(pair: dict[str, Any], profiles: dict[str, dict[str, Any]], cluster_id: str, lang: str,
+              render: Renderer, render_need: NeedRenderer | None = None) -> dict[str, Any]:
+    """The pair from the coordinator's side, its reasons rendered in `lang`."""
+    own_is_a = pair["cluster_a"] == cluster_id
+    own_id, partner_id = (pair["org_a"], pair["org_b"]) if own_is_a else (pair["org_b"], pair["org_a"])
+    names = {who: (profiles.get(org) or {}).get("name") or org
+             for who, org in (("own", own_id), ("partner", partner_id))}
+    reasons = render_reasons(pair, own_is_a, names, lang, render, render_need)
 
     def public(org_id: str) -> dict[str, Any]:
         found = profiles.get(org_id)
@@ -98,6 +106,66 @@ def pair_view(pair: dict[str, Any], profiles: dict[str, dict[str, Any]], cluster
         "decisions": list(pair.get("decisions", {}).values()),
         "my_decision": pair.get("decisions", {}).get(cluster_id),
     }
+
+
+# A pair as its organisations see it: whether coordinators are still deciding, or what they
+# decided together. Which cluster decided what, and why, stays between the coordinators.
+WAITING = "waiting"
+ORG_STATES: tuple[str, ...] = (WAITING, "approved", "rejected")
+
+
+def state_for_organisation(pair: dict[str, Any]) -> str | None:
+    """`waiting` while a decision is missing (also after one cluster approved), `approved` once
+    both clusters approved, `rejected` once either rejected; None for a pair not to be shown
+    (withdrawn, or a state this code does not know)."""
+    state = pair.get("state")
+    if state == "pending":
+        return WAITING
+    if state == "rejected":
+        return "rejected"
+    if state == "approved":
+        decisions = pair.get("decisions") or {}
+        # Approval is what opens contacts to the partner: record and decisions must agree.
+        both = all((decisions.get(cluster) or {}).get("decision") == "approve"
+                   for cluster in (pair["cluster_a"], pair["cluster_b"]))
+        return "approved" if both else None
+    return None
+
+
+def partnership_view(pair: dict[str, Any], profiles: dict[str, dict[str, Any]], org_id: str, lang: str,
+                     render: Renderer, render_need: NeedRenderer | None = None) -> dict[str, Any] | None:
+    """The pair from one organisation's side: its partner, the state as the organisation sees it
+    and the first reason in `lang`; None when the organisation is not in the pair or must not see
+    it. No decision, coordinator or rejection reason is in it."""
+    if org_id not in (pair["org_a"], pair["org_b"]):
+        return None
+    state = state_for_organisation(pair)
+    if state is None:
+        return None
+    own_is_a = pair["org_a"] == org_id
+    partner_id, partner_cluster = (pair["org_b"], pair["cluster_b"]) if own_is_a else (pair["org_a"], pair["cluster_a"])
+    partner = profiles.get(partner_id)
+    names = {"own": (profiles.get(org_id) or {}).get("name") or org_id,
+             "partner": (partner or {}).get("name") or partner_id}
+    first = render_reasons(pair, own_is_a, names, lang, render, render_need, limit=1)
+    return {
+        "pair_id": pair["pair_id"],
+        "state": state,
+        "score": pair["score"],
+        "suggested_ms": pair["created_ms"],
+        "decided_ms": None if state == WAITING else pair.get("decided_ms"),
+        "partner": {"org_id": partner_id, "name": (partner or {}).get("name"), "cluster_id": partner_cluster,
+                    "country": (partner or {}).get("country")},
+        "reason": first[0]["text"] if first else None,
+    }
+
+
+def order_partnerships(views: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Waiting ones first, best score first; then decided ones, latest first."""
+    waiting = sorted((v for v in views if v["state"] == WAITING), key=lambda v: (-v["score"], v["pair_id"]))
+    decided = sorted((v for v in views if v["state"] != WAITING),
+                     key=lambda v: (-(v["decided_ms"] or v["suggested_ms"]), v["pair_id"]))
+    return waiting + decided
 
 
 class ReviewService:
@@ -153,6 +221,13 @@ class ReviewService:
         profiles = self.state.get_profiles([pair["org_a"], pair["org_b"]])
         return pair_view(pair, profiles, cluster_id, lang, self.render, self.render_need)
 
+    def partnerships_of_org(self, org_id: str, lang: str = "en") -> list[dict[str, Any]]:
+        """Every pair involving the organisation, as it sees them (see `partnership_view`)."""
+        pairs = self.state.get_pairs(self.state.pair_ids_of_org(org_id))
+        profiles = self.state.get_profiles({o for p in pairs for o in (p["org_a"], p["org_b"])} | {org_id})
+        views = (partnership_view(p, profiles, org_id, lang, self.render, self.render_need) for p in pairs)
+        return order_partnerships([v for v in views if v is not None])
+
     def decide(self, cluster_id: str, coordinator: str, pair_id: str, decision: str,
                reason_code: str | None = None, reason_text: str | None = None) -> dict[str, Any]:
         pair = self.state.decide(pair_id, cluster_id, coordinator, decision, reason_code, reason_text)
@@ -161,4 +236,5 @@ class ReviewService:
         return pair
 
 
-__all__ = ["DecisionRefused", "REJECTION_REASONS", "ReviewService", "STATES", "orient_reason", "pair_view"]
+__all__ = ["DecisionRefused", "ORG_STATES", "REJECTION_REASONS", "ReviewService", "STATES", "order_partnerships",
+           "orient_reason", "pair_view", "partnership_view", "render_reasons", "state_for_organisation"]

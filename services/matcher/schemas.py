@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from partnermatch.languages import PROFILE_LANGUAGES, READER_LANGUAGES
-from services.matcher.review import REJECTION_REASONS, STATES
+from services.matcher.review import ORG_STATES, REJECTION_REASONS, STATES
 
 
 class SuggestionQuerySchema(Schema):
@@ -75,3 +75,22 @@ class SuggestionSchema(Schema):
     reasons = fields.List(fields.Nested(ReasonViewSchema))
     decisions = fields.List(fields.Nested(DecisionViewSchema))
     my_decision = fields.Nested(DecisionViewSchema, allow_none=True)
+
+
+class PartnerSchema(Schema):
+    org_id = fields.String()
+    name = fields.String(allow_none=True, metadata={"description": "null once the partner has deleted its profile"})
+    cluster_id = fields.String()
+    country = fields.String(allow_none=True)
+
+
+class PartnershipSchema(Schema):
+    pair_id = fields.String()
+    state = fields.String(metadata={
+        "description": "As the organisation sees it: waiting (for coordinators), approved (by both), rejected",
+        "enum": list(ORG_STATES)})
+    score = fields.Float()
+    suggested_ms = fields.Integer(metadata={"description": "When the pair was suggested (ms since the epoch, UTC)"})
+    decided_ms = fields.Integer(allow_none=True, metadata={"description": "When it was approved or rejected"})
+    partner = fields.Nested(PartnerSchema)
+    reason = fields.String(allow_none=True, metadata={"description": "The first reason, rendered in `lang`"})

@@ -28,6 +28,9 @@ DECIDED = P + "decided"  # set of pair ids approved or rejected: never suggested
 PENDING_BY_CLUSTER = P + "pending:cluster:"  # cluster -> zset pair id by score
 PENDING_BY_ORG = P + "pending:org:"  # org -> zset pair id by score
 HISTORY = P + "history:cluster:"  # cluster -> zset pair id by decision time
+HISTORY_BY_ORG = P + "history:org:"  # org -> zset pair id by decision time
+# Set once every pair decided before HISTORY_BY_ORG existed has been indexed there too.
+HISTORY_BY_ORG_BUILT = P + "history:org:built"
 PRODUCER = "matcher"
 
 
@@ -126,6 +129,29 @@ class RedisMatcherState:
 
     def history_ids_of_cluster(self, cluster_id: str) -> list[str]:
         return [m.decode() for m in self.r.zrevrange(HISTORY + cluster_id, 0, -1)]
+
+    def pair_ids_of_org(self, org_id: str) -> list[str]:
+        """Every pair of the organisation that is pending or decided (withdrawn ones are not kept
+        in an index): pending by score, then decided, latest first."""
+        self._build_history_by_org()
+        pending = [m.decode() for m in self.r.zrevrange(PENDING_BY_ORG + org_id, 0, -1)]
+        decided = [m.decode() for m in self.r.zrevrange(HISTORY_BY_ORG + org_id, 0, -1)]
+        return list(dict.fromkeys(pending + decided))
+
+    def _build_history_by_org(self, batch: int = 500) -> None:
+        """Index pairs decided before the per-organisation history existed, once. Idempotent, so
+        two processes doing it at the same time, or a decision meanwhile, change nothing."""
+        if self.r.exists(HISTORY_BY_ORG_BUILT):
+            return
+        ids = [m.decode() for m in self.r.sscan_iter(DECIDED, count=batch)]
+        for start in range(0, len(ids), batch):
+            with self.r.pipeline(transaction=False) as pipe:
+                for pair in self.get_pairs(ids[start : start + batch]):
+                    when = pair.get("decided_ms") or pair.get("updated_ms") or 0
+                    for org in (pair["org_a"], pair["org_b"]):
+                        pipe.zadd(HISTORY_BY_ORG + org, {pair["pair_id"]: when})
+                pipe.execute()
+        self.r.set(HISTORY_BY_ORG_BUILT, 1)
 
     # ---- applying a profile event -----------------------------------------------------------
 
@@ -246,6 +272,8 @@ class RedisMatcherState:
                 pipe.sadd(DECIDED, pair_id)
                 for cluster in (pair["cluster_a"], pair["cluster_b"]):
                     pipe.zadd(HISTORY + cluster, {pair_id: now})
+                for org in (pair["org_a"], pair["org_b"]):
+                    pipe.zadd(HISTORY_BY_ORG + org, {pair_id: now})
                 payload = {k: pair[k] for k in ("pair_id", "org_a", "org_b", "cluster_a", "cluster_b", "score",
                                                  "reasons")}
                 payload["decisions"] = list(pair["decisions"].values())

@@ -1,4 +1,5 @@
-"""The matcher's HTTP side: the review API and the coordinators' web page, in one Flask app.
+"""The matcher's HTTP side: the review API, the coordinators' web page and the partnerships API for
+the other services, in one Flask app.
 
 Run by gunicorn as 'services.matcher.entrypoints.web:create_app()'.
 """
@@ -17,6 +18,7 @@ from services.matcher.bootstrap import MatcherDeps, build_deps
 from services.matcher.config import MatcherSettings
 from services.matcher.entrypoints.api import api
 from services.matcher.entrypoints.pages import pages
+from services.matcher.entrypoints.partnerships import partnerships
 
 CSP = ("default-src 'self'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
@@ -65,6 +67,8 @@ def create_app(settings: MatcherSettings | None = None, deps: MatcherDeps | None
             return jsonify(status="unavailable", error=str(exc)), 503
         return jsonify(status="ok")
 
-    Api(app).register_blueprint(api)
+    smorest = Api(app)
+    smorest.register_blueprint(api)
+    smorest.register_blueprint(partnerships)
     app.register_blueprint(pages)
     return app

@@ -17,6 +17,7 @@ from services.profiles.config import ProfilesSettings
 from services.profiles.entrypoints.app import create_app as create_profiles_app
 
 ADMIN = "matcher-test-admin-token"
+SERVICE = "matcher-test-service-token"
 PASSWORD = "coordinator password 1"
 CLUSTERS = {"pl-silesia-ict": ("PL", "anna"), "rs-vojvodina-ict": ("RS", "marko"), "al-tirana-creative": ("AL", "besa")}
 
@@ -37,7 +38,7 @@ class ServerThread:
 def profiles(redis_client, redis_server):
     """The real profiles service over HTTP, with three clusters and a coordinator in each."""
     settings = ProfilesSettings(redis_url=redis_server.url, kafka_bootstrap="unused:9092", admin_token=ADMIN,
-                                service_token="matcher-test-service-token")
+                                service_token=SERVICE)
     app = create_profiles_app(settings, ProfilesDeps(store=RedisProfileStore(redis_client)))
     client = app.test_client()
     admin = {"Authorization": f"Bearer {ADMIN}"}
@@ -61,7 +62,7 @@ def matcher_state(redis_client):
 @pytest.fixture
 def matcher_app(profiles, matcher_state, redis_server):
     settings = MatcherSettings(redis_url=redis_server.url, kafka_bootstrap="unused:9092",
-                               profiles_url=profiles.url, secret_key="matcher-test-secret")
+                               profiles_url=profiles.url, secret_key="matcher-test-secret", service_token=SERVICE)
     deps = MatcherDeps(state=matcher_state, review=ReviewService(matcher_state),
                        auth=ProfilesAuthClient(profiles.url, cache_ttl_s=0))
     app = create_matcher_app(settings, deps)
