@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import redis
 
+from partnermatch.smtp import SmtpMailer
 from services.notifier.adapters.profiles_client import ProfilesClient
 from services.notifier.adapters.redis_ledger import RedisDeliveryLedger
-from services.notifier.adapters.smtp_mailer import SmtpMailer
 from services.notifier.config import NotifierSettings
 from services.notifier.tokens import UnsubscribeTokens
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.headerregistry import Address, HeaderRegistry
+from email.headerregistry import Address
 from pathlib import Path
 
 from partnermatch.settings import (
@@ -17,6 +17,15 @@ from partnermatch.settings import (
     SettingError,
     setting,
 )
+from partnermatch.smtp import MAIL_FROM as NOTIFIER_FROM
+from partnermatch.smtp import SMTP_HOST as NOTIFIER_SMTP_HOST
+from partnermatch.smtp import SMTP_PASSWORD as NOTIFIER_SMTP_PASSWORD
+from partnermatch.smtp import SMTP_PORT as NOTIFIER_SMTP_PORT
+from partnermatch.smtp import SMTP_STARTTLS as NOTIFIER_SMTP_STARTTLS
+from partnermatch.smtp import SMTP_TIMEOUT_S as NOTIFIER_SMTP_TIMEOUT_S
+from partnermatch.smtp import SMTP_USER as NOTIFIER_SMTP_USER
+from partnermatch.smtp import flag as _flag
+from partnermatch.smtp import parse_sender as parse_sender
 
 NOTIFIER_REDIS_URL = setting(
     "NOTIFIER_REDIS_URL",
@@ -53,27 +62,6 @@ NOTIFIER_SECRET_KEY = setting(
     None,
     "Secret signing the one-click unsubscribe links. `partnermatch up` generates one",
     secret=True,
-)
-NOTIFIER_SMTP_HOST = setting(
-    "NOTIFIER_SMTP_HOST", "127.0.0.1", "SMTP server the notifier sends through"
-)
-NOTIFIER_SMTP_PORT = setting(
-    "NOTIFIER_SMTP_PORT", "2525", "Port of the SMTP server (2525: the local mail sink)"
-)
-NOTIFIER_SMTP_USER = setting("NOTIFIER_SMTP_USER", None, "SMTP user name; no login when empty")
-NOTIFIER_SMTP_PASSWORD = setting("NOTIFIER_SMTP_PASSWORD", None, "SMTP password", secret=True)
-NOTIFIER_SMTP_STARTTLS = setting(
-    "NOTIFIER_SMTP_STARTTLS",
-    "false",
-    "Upgrade the SMTP connection with STARTTLS (`true` for a real relay)",
-)
-NOTIFIER_SMTP_TIMEOUT_S = setting(
-    "NOTIFIER_SMTP_TIMEOUT_S", "30", "Timeout of each SMTP step (seconds)"
-)
-NOTIFIER_FROM = setting(
-    "NOTIFIER_FROM",
-    "partnermatch <noreply@partnermatch.localhost>",
-    "Sender of partnership emails; its domain also names the Message-IDs",
 )
 NOTIFIER_RETRY_BASE_S = setting(
     "NOTIFIER_RETRY_BASE_S",
@@ -129,24 +117,6 @@ MAILSINK_DIR = setting(
 )
 
 CRASH_MODES = ("before_ledger", "after_ledger")
-
-
-def _flag(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def parse_sender(value: str) -> Address:
-    """The one configured sender address, checked once at start-up."""
-    try:
-        header = HeaderRegistry()("From", value)
-        addresses = header.addresses
-    except (ValueError, TypeError, IndexError) as exc:
-        raise SettingError(f"NOTIFIER_FROM is not an address: {exc}") from None
-    if len(addresses) != 1 or not addresses[0].domain or header.defects:
-        raise SettingError(
-            f"NOTIFIER_FROM must be exactly one address with a domain, got {value!r}"
-        )
-    return addresses[0]
 
 
 @dataclass(frozen=True)

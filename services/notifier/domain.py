@@ -23,6 +23,11 @@ import hashlib
 import random
 from dataclasses import dataclass
 
+# What an SMTP reply means is shared with every service that sends mail.
+from partnermatch.mail import PERMANENT as PERMANENT
+from partnermatch.mail import TEMPORARY as TEMPORARY
+from partnermatch.mail import classify_smtp_code as classify_smtp_code
+
 # ---- states -----------------------------------------------------------------------------------
 
 PENDING = "pending"
@@ -110,10 +115,7 @@ def retry_delay(
     return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
 
 
-# ---- SMTP replies -----------------------------------------------------------------------------
-
-TEMPORARY = "temporary"
-PERMANENT = "permanent"
+# ---- SMTP replies (their classification: partnermatch.mail) ----------------------------------
 
 
 @dataclass(frozen=True)
@@ -121,10 +123,3 @@ class SmtpOutcome:
     kind: str  # temporary | permanent
     code: int | None
     detail: str
-
-
-def classify_smtp_code(code: int | None) -> str:
-    """4xx (and no reply at all: timeouts, refused connections) is worth retrying; 5xx is not."""
-    if code is not None and 500 <= code <= 599:
-        return PERMANENT
-    return TEMPORARY

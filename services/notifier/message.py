@@ -1,120 +1,25 @@
 """Builds the email itself: headers only from checked values (addresses through
-`email.headerregistry.Address`, names reduced to one printable line), plain text and HTML parts,
-RFC 8058 one-click unsubscribe headers, a deterministic Message-ID. Pure, no I/O."""
+`email.headerregistry.Address`, names reduced to one printable line, see `partnermatch.mail`), plain
+text and HTML parts, RFC 8058 one-click unsubscribe headers, a deterministic Message-ID. Pure, no I/O."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from email.errors import MessageError
-from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.policy import EmailPolicy
 from email.policy import default as default_policy
-from email.utils import format_datetime, formataddr
-from typing import Any
+from email.utils import format_datetime
 
+# Re-exported: the notifier's code and tests read them from here.
+from partnermatch.mail import InvalidAddress as InvalidAddress
+from partnermatch.mail import UnsafeHeader as UnsafeHeader
+from partnermatch.mail import one_line, refuse_line_breaks, wire_bytes
+from partnermatch.mail import safe_address as safe_address
 from services.notifier.render import RenderedEmail
 
-MAX_NAME_CHARS = 200
-MAX_DISPLAY_NAME_BYTES = 240  # encoded as one word, the To: line stays short
 _URL = re.compile(r"^https?://[!#$%&'()*+,\-./0-9:;=?@A-Z\[\]_a-z~]+$")
-_VERBATIM_HEADERS = frozenset({"list-unsubscribe", "list-unsubscribe-post"})
-_ADDRESS_HEADERS = frozenset({"from", "to", "reply-to"})
-
-
-class UnsafeHeader(ValueError):
-    """A value that cannot be put in a header safely; the delivery is failed, not retried."""
-
-
-class InvalidAddress(UnsafeHeader):
-    """An address that is not exactly one plain, valid address."""
-
-
-class WirePolicy(EmailPolicy):
-    """`email.policy.SMTP` with two repairs for what goes on the wire:
-
-    - List-Unsubscribe stays one plain line: folding a long URL turns it into an RFC 2047
-      encoded word, which mail clients do not read as a link (its value is checked to be a
-      plain ASCII URL before it is set);
-    - non-ASCII subjects and display names are encoded by the older `email.header` encoder:
-      the default folder of Python 3.11 drops the space between two folded encoded words
-      ("Кластер ИКТ Нови Сад" arrives as "Кластер ИКТНови Сад"), and names are kept in one
-      encoded word each.
-    """
-
-    def _repaired(self, name: str, value: Any) -> str | None:
-        lname = name.lower()
-        if lname in _VERBATIM_HEADERS:
-            return f"{name}: {value}{self.linesep}"
-        if self.utf8:
-            return None
-        if lname == "subject" and not str(value).isascii():
-            encoded = Header(str(value), "utf-8", header_name=name).encode(linesep=self.linesep)
-            return f"{name}: {encoded}{self.linesep}"
-        addresses = getattr(value, "addresses", None)
-        if (
-            lname in _ADDRESS_HEADERS
-            and addresses
-            and not all(a.display_name.isascii() for a in addresses)
-        ):
-            parts = [self._address(a) for a in addresses]
-            return f"{name}: {(',' + self.linesep + ' ').join(parts)}{self.linesep}"
-        return None
-
-    @staticmethod
-    def _address(address: Address) -> str:
-        # One encoded word per name: decoders disagree about the space between two encoded words
-        # inside a name (Python's parser keeps it, mail clients drop it). Names are short enough
-        # (see `safe_address`) for the line to stay far below SMTP's 998 characters.
-        if address.display_name.isascii():
-            return formataddr((address.display_name, address.addr_spec))
-        return formataddr((address.display_name, address.addr_spec), charset="utf-8")
-
-    def fold(self, name: str, value: Any) -> str:  # type: ignore[override]
-        repaired = self._repaired(name, value)
-        return repaired if repaired is not None else super().fold(name, value)
-
-    def fold_binary(self, name: str, value: Any) -> bytes:  # type: ignore[override]
-        repaired = self._repaired(name, value)
-        if repaired is not None:
-            return repaired.encode("ascii")
-        return super().fold_binary(name, value)
-
-
-WIRE_POLICY = WirePolicy(linesep="\r\n")
-
-
-def one_line(value: str, limit: int = MAX_NAME_CHARS) -> str:
-    """Text from a profile made safe for a header: one printable line (CR, LF and every other
-    control or separator character becomes a space), and no RFC 2047 encoded word: the email
-    package decodes `=?utf-8?q?…=0D=0A…?=` when a header is set, which would bring the line
-    break back."""
-    cleaned = "".join(ch if ch.isprintable() else " " for ch in value or "")
-    return " ".join(cleaned.replace("=?", "= ?").split())[:limit]
-
-
-def _display_name(name: str) -> str:
-    cleaned = one_line(name)
-    while len(cleaned.encode("utf-8")) > MAX_DISPLAY_NAME_BYTES:
-        cleaned = cleaned[:-1]
-    return cleaned.strip()
-
-
-def safe_address(name: str | None, email: str) -> Address:
-    """An Address from untrusted parts; raises InvalidAddress rather than guessing."""
-    addr = (email or "").strip()
-    if not addr or len(addr) > 254 or any(not ch.isprintable() or ch.isspace() for ch in addr):
-        raise InvalidAddress("address is empty, too long or contains spaces or control characters")
-    try:
-        parsed = Address(display_name=_display_name(name or ""), addr_spec=addr)
-    except (ValueError, IndexError, TypeError, MessageError) as exc:  # defects are ValueErrors
-        raise InvalidAddress(f"not a single valid address: {exc}") from None
-    if not parsed.domain or "." not in parsed.domain.strip("."):
-        raise InvalidAddress("address has no usable domain")
-    return parsed
 
 
 def build_message(
@@ -146,38 +51,6 @@ def build_message(
     msg.add_alternative(rendered.html, subtype="html", cte="quoted-printable")
     # After the parts: set_content drops Content-* headers.
     msg["Content-Language"] = rendered.language
-    _refuse_line_breaks(msg)
+    refuse_line_breaks(msg)
     wire_bytes(msg)  # fails here, before any SMTP, if serialising would add a header
     return msg
-
-
-def _refuse_line_breaks(msg: EmailMessage) -> None:
-    """No header's value, as the email package understood it, contains a line break."""
-    for name, value in msg.items():
-        addresses = getattr(value, "addresses", ())
-        parts = [
-            str(value),
-            *(a.display_name for a in addresses),
-            *(a.addr_spec for a in addresses),
-        ]
-        if any("\r" in part or "\n" in part for part in parts):
-            raise UnsafeHeader(f"the {name} header would contain a line break")
-
-
-def _header_names(data: bytes) -> list[str]:
-    head = data.split(b"\r\n\r\n", 1)[0]
-    return [
-        line.split(b":", 1)[0].decode("ascii", "replace").lower()
-        for line in head.split(b"\r\n")
-        if line and line[:1] not in (b" ", b"\t")
-    ]
-
-
-def wire_bytes(msg: EmailMessage, utf8: bool = False) -> bytes:
-    """The message as it goes over SMTP (CRLF line ends; UTF-8 headers only with SMTPUTF8).
-    The last check before anything is sent: the bytes carry exactly the headers that were set,
-    whatever the serialiser did with their values."""
-    data = msg.as_bytes(policy=WIRE_POLICY.clone(utf8=utf8))
-    if _header_names(data) != [name.lower() for name in msg.keys()]:
-        raise UnsafeHeader("serialising the message would change its headers")
-    return data

@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from partnermatch import events
+from partnermatch.smtp import ClaimLost, SmtpFailure, SmtpOutcomeUnknown
 from services.notifier import domain
 from services.notifier.adapters.profiles_client import ProfilesUnavailable
 from services.notifier.adapters.redis_ledger import NewDelivery, RedisDeliveryLedger
-from services.notifier.adapters.smtp_mailer import ClaimLost, SmtpFailure, SmtpOutcomeUnknown
 from services.notifier.config import NotifierSettings
 from services.notifier.message import InvalidAddress, UnsafeHeader, build_message, safe_address
 from services.notifier.render import (

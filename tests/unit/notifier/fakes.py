@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from partnermatch.smtp import ClaimLost
 from services.notifier.adapters.profiles_client import ProfilesUnavailable
-from services.notifier.adapters.smtp_mailer import ClaimLost
 
 
 @dataclass

@@ -8,9 +8,9 @@ import random
 import pytest
 
 from partnermatch import events
+from partnermatch.smtp import SmtpFailure, SmtpOutcomeUnknown
 from services.notifier import domain
 from services.notifier.adapters.redis_ledger import RedisDeliveryLedger
-from services.notifier.adapters.smtp_mailer import SmtpFailure, SmtpOutcomeUnknown
 from services.notifier.config import NotifierSettings
 from services.notifier.services import DecisionRecorder, DeliveryWorker
 from services.notifier.tokens import UnsubscribeTokens

@@ -1,4 +1,6 @@
-"""Sends one message over SMTP and says exactly how far it got. Does I/O (network).
+"""Sends one message over SMTP and says exactly how far it got; the settings of the SMTP server
+every service sends through (the notifier's partnership emails, the profiles' sign-in links).
+Does I/O (network).
 
 The conversation is driven step by step (MAIL, RCPT, then DATA by hand) because the steps mean
 different things for "exactly once": until the message body has been sent, a failure is safely
@@ -9,16 +11,91 @@ retryable; once the body is out and no final reply came, nobody knows whether th
 from __future__ import annotations
 
 import logging
+import os
 import re
 import smtplib
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from email.headerregistry import Address, HeaderRegistry
 from email.message import EmailMessage
 
-from services.notifier.domain import PERMANENT, classify_smtp_code
-from services.notifier.message import wire_bytes
+from partnermatch.mail import PERMANENT, classify_smtp_code, wire_bytes
+from partnermatch.settings import SettingError, setting
 
 logger = logging.getLogger(__name__)
+
+# The names keep the NOTIFIER_ prefix they were introduced with: one SMTP server for all mail.
+SMTP_HOST = setting("NOTIFIER_SMTP_HOST", "127.0.0.1",
+                    "SMTP server partnermatch sends through: partnership emails and sign-in links")
+SMTP_PORT = setting("NOTIFIER_SMTP_PORT", "2525", "Port of the SMTP server (2525: the local mail sink)")
+SMTP_USER = setting("NOTIFIER_SMTP_USER", None, "SMTP user name; no login when empty")
+SMTP_PASSWORD = setting("NOTIFIER_SMTP_PASSWORD", None, "SMTP password", secret=True)
+SMTP_STARTTLS = setting(
+    "NOTIFIER_SMTP_STARTTLS",
+    "false",
+    "Upgrade the SMTP connection with STARTTLS (`true` for a real relay)",
+)
+SMTP_TIMEOUT_S = setting("NOTIFIER_SMTP_TIMEOUT_S", "30", "Timeout of each SMTP step (seconds)")
+MAIL_FROM = setting(
+    "NOTIFIER_FROM",
+    "partnermatch <noreply@partnermatch.localhost>",
+    "Sender of partnership emails and sign-in links; its domain also names the Message-IDs",
+)
+
+
+def flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def parse_sender(value: str) -> Address:
+    """The one configured sender address, checked once at start-up."""
+    try:
+        header = HeaderRegistry()("From", value)
+        addresses = header.addresses
+    except (ValueError, TypeError, IndexError) as exc:
+        raise SettingError(f"NOTIFIER_FROM is not an address: {exc}") from None
+    if len(addresses) != 1 or not addresses[0].domain or header.defects:
+        raise SettingError(
+            f"NOTIFIER_FROM must be exactly one address with a domain, got {value!r}"
+        )
+    return addresses[0]
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """Where and as whom mail is sent."""
+
+    host: str = "127.0.0.1"
+    port: int = 2525
+    user: str | None = None
+    password: str | None = None
+    starttls: bool = False
+    timeout_s: float = 30.0
+    sender: str = "partnermatch <noreply@partnermatch.localhost>"
+
+    def __post_init__(self) -> None:
+        parse_sender(self.sender)
+
+    @property
+    def sender_address(self) -> Address:
+        return parse_sender(self.sender)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> SmtpSettings:
+        env = os.environ if env is None else env
+        return cls(
+            host=SMTP_HOST.read(env) or "127.0.0.1",
+            port=SMTP_PORT.read_int(env),
+            user=SMTP_USER.read(env),
+            password=SMTP_PASSWORD.read(env),
+            starttls=flag(SMTP_STARTTLS.read(env)),
+            timeout_s=SMTP_TIMEOUT_S.read_float(env),
+            sender=MAIL_FROM.read(env) or "",
+        )
+
+    def mailer(self) -> SmtpMailer:
+        return SmtpMailer(self.host, self.port, self.timeout_s, self.user, self.password, self.starttls)
 
 
 class SmtpFailure(Exception):
@@ -160,3 +237,11 @@ class SmtpMailer:
         if code != 250:
             raise _refused(code, reply, "end of DATA")
         on_accepted(reply.decode("utf-8", "replace")[:300])
+
+    def send_one(self, msg: EmailMessage, sender: str, recipient: str) -> str:
+        """Send `msg` to one recipient where nothing needs recording between the steps (a sign-in
+        link: the person asks again if it does not arrive). Returns the server's reply; raises
+        SmtpFailure or SmtpOutcomeUnknown."""
+        replies: list[str] = []
+        self.send(msg, sender, recipient, before_data=lambda: True, on_accepted=replies.append)
+        return replies[0]
