@@ -1,11 +1,13 @@
 """Child processes of the local stack: each in its own process group, its output relayed line by
-line as `HH:MM:SS name | line`, with a readiness check and a stop that leaves nothing behind.
-Does I/O (processes, sockets, files)."""
+line as `HH:MM:SS name | line` and appended to its log, with a readiness check and a stop that
+leaves nothing behind; and their supervision (restarts with backoff, giving up on a part that
+keeps dying). Does I/O (processes, sockets, files)."""
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import os
 import re
 import shutil
@@ -19,6 +21,7 @@ import urllib.error
 import urllib.request
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -26,6 +29,7 @@ SETTLE_S = 1.0  # a process without a readiness check counts as started once it 
 TAIL_LINES = 12
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
+logger = logging.getLogger(__name__)
 _write_lock = threading.Lock()
 _live: set[ServiceProcess] = set()
 
@@ -81,6 +85,19 @@ def _death_signal_prefix() -> list[str]:
     return [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
 
 
+def describe_exit(returncode: int | None) -> str | None:
+    """Words for a Popen return code: a negative one is the signal that ended the process."""
+    if returncode is None:
+        return None
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"was killed by {name}"
+    return f"exited with code {returncode}"
+
+
 class ServiceProcess:
     """One child process of the stack, started at construction.
 
@@ -108,8 +125,9 @@ class ServiceProcess:
         self.tail: deque[str] = deque(maxlen=200)
         self._log: TextIO | None = None
         if self.log_file is not None:
+            # Appended: the lines of a run that died are what an operator reads after a restart.
             self.log_file.parent.mkdir(parents=True, exist_ok=True)
-            self._log = self.log_file.open("w", encoding="utf-8")
+            self._log = self.log_file.open("a", encoding="utf-8")
         try:
             self.proc = subprocess.Popen(
                 [*_death_signal_prefix(), *self.argv],
@@ -129,6 +147,10 @@ class ServiceProcess:
                 self._log.close()
             raise StackError(f"{name} could not be started ({self.argv[0]}): {exc}") from None
         self.started_at = time.monotonic()
+        if self._log is not None:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            self._log.write(f"---- {stamp} {name} started, pid {self.proc.pid}\n")
+            self._log.flush()
         _live.add(self)
         self._reader = threading.Thread(target=self._relay, name=f"relay-{name}", daemon=True)
         self._reader.start()
@@ -178,12 +200,14 @@ class ServiceProcess:
     def returncode(self) -> int | None:
         return self.proc.poll()
 
+    def exit_text(self) -> str | None:
+        """How the process ended ("exited with code 3", "was killed by SIGKILL"), None if running."""
+        return describe_exit(self.proc.poll())
+
     def failure(self) -> str | None:
         """A message naming this process if it has exited, else None."""
-        code = self.proc.poll()
-        if code is None:
-            return None
-        return self.describe_failure(f"exited with code {code}")
+        what = self.exit_text()
+        return None if what is None else self.describe_failure(what)
 
     def wait_ready(self, timeout: float, cancel: threading.Event | None = None) -> None:
         """Block until the readiness check passes; on early exit, timeout or cancel: stop the
@@ -250,6 +274,163 @@ class ServiceProcess:
     def __repr__(self) -> str:
         state = "running" if self.alive else f"exited {self.returncode}"
         return f"<ServiceProcess {self.name} pid={self.pid} {state}>"
+
+
+# ---- supervision ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """When a part that died is started again, and when it is given up on.
+
+    The n-th restart in a row waits `first_delay_s * factor**(n-1)`, at most `max_delay_s`; a run
+    of `stable_after_s` starts the count afresh. `give_up_after` deaths within `window_s` mean the
+    part cannot run (a broken config, a port someone else holds): restarting it more only hides
+    that.
+    """
+
+    first_delay_s: float = 0.5
+    factor: float = 2.0
+    max_delay_s: float = 30.0
+    give_up_after: int = 5
+    window_s: float = 60.0
+    stable_after_s: float = 30.0
+
+
+class RestartTracker:
+    """The deaths of one part and what they call for. Pure: the caller passes the clock."""
+
+    def __init__(self, policy: RestartPolicy) -> None:
+        self.policy = policy
+        self.deaths: deque[float] = deque()
+        self.in_a_row = 0
+        self.restarts = 0
+
+    def died(self, now: float, ran_for_s: float) -> float | None:
+        """Record a death; the delay before the next start, or None: give up."""
+        policy = self.policy
+        self.deaths.append(now)
+        while self.deaths and self.deaths[0] <= now - policy.window_s:
+            self.deaths.popleft()
+        if len(self.deaths) >= policy.give_up_after:
+            return None
+        self.in_a_row = 1 if ran_for_s >= policy.stable_after_s else self.in_a_row + 1
+        self.restarts += 1
+        return min(policy.max_delay_s, policy.first_delay_s * policy.factor ** (self.in_a_row - 1))
+
+
+class Part:
+    """A supervised child: its current process and how to start a new one. `critical`: the stack
+    cannot serve without it (redis, the broker), so giving up on it ends the stack."""
+
+    def __init__(
+        self,
+        name: str,
+        process: ServiceProcess,
+        spawn: Callable[[], ServiceProcess],
+        *,
+        critical: bool = False,
+        policy: RestartPolicy | None = None,
+    ) -> None:
+        self.name = name
+        self.process = process
+        self.spawn = spawn
+        self.critical = critical
+        self.tracker = RestartTracker(policy or RestartPolicy())
+        self.restart_at: float | None = None  # set while dead and waiting for its restart
+        self.died_at: float | None = None
+        self.back_since: float | None = None  # restarted, readiness not yet seen
+        self.given_up = False
+
+
+class Supervisor:
+    """Restarts parts that die, with backoff, and logs each step; call `tick()` every few tenths of
+    a second from the thread that started the stack (children then die with it, see
+    `_death_signal_prefix`). `tick` returns a message when a critical part was given up on."""
+
+    def __init__(self, parts: Sequence[Part], clock: Callable[[], float] = time.monotonic) -> None:
+        self.parts = list(parts)
+        self.clock = clock
+
+    def tick(self) -> str | None:
+        fatal = None
+        for part in self.parts:
+            problem = self._tick_part(part)
+            fatal = fatal or problem
+        return fatal
+
+    def _tick_part(self, part: Part) -> str | None:
+        if part.given_up:
+            return None
+        now = self.clock()
+        if part.restart_at is None:
+            if part.process.alive:
+                self._note_ready(part, now)
+                return None
+            return self._died(part, now)
+        if now < part.restart_at:
+            return None
+        part.restart_at = None
+        try:
+            part.process = part.spawn()
+        except StackError as exc:
+            logger.error("could not restart a part", extra={"part": part.name, "error": str(exc)})
+            return self._died(part, now)
+        part.back_since = now
+        logger.warning(
+            "part restarted",
+            extra={"part": part.name, "pid": part.process.pid, "restarts": part.tracker.restarts},
+        )
+        return None
+
+    def _died(self, part: Part, now: float) -> str | None:
+        dead = part.process
+        ran_for = now - dead.started_at
+        how = dead.exit_text() or "could not be started"
+        tail = dead.log_tail(5)
+        dead.stop(timeout=2.0)  # what is left of its process group, e.g. gunicorn workers
+        part.back_since = None
+        part.died_at = now
+        delay = part.tracker.died(now, ran_for)
+        if delay is None:
+            part.given_up = True
+            policy = part.tracker.policy
+            message = (
+                f"{part.name} {how}; it died {policy.give_up_after} times within "
+                f"{policy.window_s:g} s, so it is not restarted any more"
+                + (f"; last lines of its log ({dead.log_file}):\n{tail}" if tail else "")
+            )
+            logger.error(
+                "part given up",
+                extra={"part": part.name, "how": how, "deaths": policy.give_up_after,
+                       "window_s": policy.window_s, "critical": part.critical},
+            )
+            return message if part.critical else None
+        part.restart_at = now + delay
+        logger.warning(
+            "part died; restarting it",
+            extra={"part": part.name, "how": how, "ran_s": round(ran_for, 1),
+                   "restart": part.tracker.restarts, "in_s": round(delay, 2)},
+        )
+        return None
+
+    def _note_ready(self, part: Part, now: float) -> None:
+        if part.back_since is None:
+            return
+        ready = part.process.ready
+        try:
+            if ready is None:
+                serving = now - part.process.started_at >= SETTLE_S
+            else:
+                serving = bool(ready())
+        except Exception:  # noqa: BLE001 - not ready yet
+            serving = False
+        if serving:
+            logger.warning(
+                "part serves again",
+                extra={"part": part.name, "after_death_s": round(now - (part.died_at or now), 2)},
+            )
+            part.back_since = None
 
 
 def stop_all(processes: Iterable[ServiceProcess], timeout: float = 10.0) -> None:

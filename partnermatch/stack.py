@@ -2,7 +2,9 @@
 started and stopped as one. Used by `partnermatch up` and by the tests, so both run the same parts.
 
 If a part fails to start, everything already started is stopped and the error names the part
-with the end of its log. Does I/O (processes, sockets, files).
+with the end of its log. Once running, a part that dies is restarted with backoff while the others
+keep serving; `up` ends only when redis or the broker cannot come back. Does I/O (processes,
+sockets, files).
 """
 
 from __future__ import annotations
@@ -23,10 +25,20 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from partnermatch.procs import ServiceProcess, StackError, free_port, http_ready, stop_all
+from partnermatch.procs import (
+    Part,
+    RestartPolicy,
+    ServiceProcess,
+    StackError,
+    Supervisor,
+    free_port,
+    http_ready,
+    stop_all,
+)
 
 __all__ = [
     "RedisServer",
+    "RestartPolicy",
     "ServiceProcess",
     "ServiceSpec",
     "Stack",
@@ -45,6 +57,7 @@ logger = logging.getLogger(__name__)
 _PORT_TAKEN = re.compile(r"addr\w*\W*(already\W*)?in\W*use", re.IGNORECASE)
 _PORT_ATTEMPTS = 3
 SETTLE_TIMEOUT_S = 10.0
+SUPERVISE_EVERY_S = 0.2
 
 
 def find_tansu() -> str:
@@ -131,9 +144,16 @@ class RedisServer:
             return process
 
         started = time.monotonic()
+        self._start = start
         self.port, self.process = _start_on_port(port, start, timeout, cancel)
         self.ready_after_s = time.monotonic() - started
         self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def respawn(self) -> ServiceProcess:
+        """Start redis-server again on the same port and folder (the AOF brings the data back);
+        returns at once, without waiting for it to serve."""
+        self.process = self._start(self.port)
+        return self.process
 
     @property
     def pid(self) -> int:
@@ -235,9 +255,16 @@ class TansuBroker:
             )
 
         started = time.monotonic()
+        self._start = start
         self.port, self.process = _start_on_port(port, start, timeout, cancel)
         self.ready_after_s = time.monotonic() - started
         self.bootstrap = f"127.0.0.1:{self.port}"
+
+    def respawn(self) -> ServiceProcess:
+        """Start the broker again on the same port; returns at once. In memory, it comes back
+        empty: the services notice and refill it (see `partnermatch.broker`)."""
+        self.process = self._start(self.port)
+        return self.process
 
     @property
     def pid(self) -> int:
@@ -411,7 +438,8 @@ class Stack:
     services, each waited for; stopped in reverse. A context manager.
 
     `specs` is a list of ServiceSpec or a function of the stack's environment returning one
-    (default: `service_specs`). Each part's output goes to `<state>/logs/<part>.log` too.
+    (default: `service_specs`). Each part's output is appended to `<state>/logs/<part>.log` too.
+    Once started, `supervise()` restarts parts that die (see `partnermatch.procs.Supervisor`).
     """
 
     def __init__(
@@ -423,6 +451,7 @@ class Stack:
         echo: bool = True,
         topics: Mapping[str, int] | None = None,
         kafka_timeout: float = 15.0,
+        restart_policy: RestartPolicy | None = None,
     ) -> None:
         self.state = Path(state_dir).resolve()
         self.base_env = dict(os.environ if env is None else env)
@@ -436,6 +465,8 @@ class Stack:
         self.services: list[ServiceProcess] = []
         self.started_specs: list[ServiceSpec] = []
         self.env: dict[str, str] = {}
+        self.restart_policy = restart_policy
+        self.supervisor: Supervisor | None = None
         self._cancel = threading.Event()
 
     def cancel(self) -> None:
@@ -483,14 +514,7 @@ class Stack:
             for spec in specs:
                 self._check_cancel()
                 logger.info("starting service", extra={"service": spec.name})
-                part = ServiceProcess(
-                    spec.name,
-                    spec.argv,
-                    {**self.env, **spec.env},
-                    spec.readiness(),
-                    echo=self.echo,
-                    log_file=self._log(spec.name),
-                )
+                part = self._spawn(spec)
                 self.services.append(part)
                 self.started_specs.append(spec)
                 if part.ready is None:
@@ -499,10 +523,50 @@ class Stack:
                     part.wait_ready(spec.start_timeout, self._cancel)
             for part in settling:
                 part.wait_ready(SETTLE_TIMEOUT_S, self._cancel)
+            self.supervisor = Supervisor(self._parts())
             return self
         except BaseException:
             self.stop()
             raise
+
+    def _spawn(self, spec: ServiceSpec) -> ServiceProcess:
+        return ServiceProcess(
+            spec.name,
+            spec.argv,
+            {**self.env, **spec.env},
+            spec.readiness(),
+            echo=self.echo,
+            log_file=self._log(spec.name),
+        )
+
+    def _parts(self) -> list[Part]:
+        """What the supervisor watches: redis and the local broker (critical), then the services."""
+        policy = self.restart_policy
+        parts = [
+            Part(server.process.name, server.process, server.respawn, critical=True, policy=policy)
+            for server in (self.redis, self.broker)
+            if server is not None
+        ]
+
+        def respawner(index: int, spec: ServiceSpec) -> Callable[[], ServiceProcess]:
+            def respawn() -> ServiceProcess:
+                self.services[index] = self._spawn(spec)
+                return self.services[index]
+
+            return respawn
+
+        parts += [
+            Part(spec.name, process, respawner(i, spec), policy=policy)
+            for i, (spec, process) in enumerate(zip(self.started_specs, self.services, strict=True))
+        ]
+        return parts
+
+    def supervise(self) -> str | None:
+        """One round of supervision (see `Supervisor.tick`): parts that died are restarted with
+        backoff; returns a message when the stack cannot go on (redis or the broker given up)."""
+        if self.supervisor is None:
+            return None
+        return self.supervisor.tick()
 
     def _check_cancel(self) -> None:
         if self._cancel.is_set():
@@ -537,7 +601,8 @@ class Stack:
         _write_private(self.state / name, "".join(f"{k}={self.env[k]}\n" for k in shared))
 
     def processes(self) -> list[ServiceProcess]:
-        """Every running child process of the stack: services, then broker and redis."""
+        """Every child process of the stack (the current one of each part): services, then broker
+        and redis."""
         parts = list(self.services)
         parts += [x.process for x in (self.broker, self.redis) if x is not None]
         return parts
@@ -552,6 +617,7 @@ class Stack:
 
     def stop(self) -> None:
         """Services first (all at once), then the broker, then redis, so services can flush."""
+        self.supervisor = None
         stop_all(reversed(self.services))
         self.services = []
         if self.broker is not None:
@@ -605,10 +671,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"partnermatch up: {exc}", file=sys.stderr)
             return 130 if stop.is_set() else 1
         print(_banner(stack, demo=not args.no_demo), flush=True)
-        while not stop.wait(0.5):
-            problem = stack.check()
-            if problem is not None:
-                print(f"partnermatch up: {problem}\nstopping everything.", file=sys.stderr)
+        while not stop.wait(SUPERVISE_EVERY_S):
+            fatal = stack.supervise()
+            if fatal is not None:
+                print(f"partnermatch up: {fatal}\nstopping everything.", file=sys.stderr)
                 return 1
         return 0
     except Exception as exc:  # noqa: BLE001 - one clear message, then a clean stop

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import uuid
@@ -17,11 +18,13 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 from partnermatch.stack import (
     RedisServer,
+    RestartPolicy,
     ServiceSpec,
     Stack,
     StackError,
     ensure_topics,
     free_port,
+    http_ready,
     kafka_ready,
 )
 from tests.helpers import wait_until
@@ -354,3 +357,154 @@ def test_ctrl_c_while_partnermatch_up_waits_for_a_service_stops_everything_at_on
     assert "partnermatch up: sleeper: start interrupted" in err.read_text()
     assert not _running_with(service)
     assert not _running_with(str(tmp_path))
+
+
+# ---- supervision -------------------------------------------------------------------------------
+
+QUICK = RestartPolicy(first_delay_s=0.1, factor=2.0, max_delay_s=1.0, give_up_after=3, window_s=30.0)
+
+
+def _supervise_until(stack: Stack, predicate, timeout: float, message: str):
+    """Run the supervisor, as `partnermatch up` does, until `predicate()` holds."""
+    fatal: list[str] = []
+
+    def check():
+        problem = stack.supervise()
+        if problem is not None:
+            fatal.append(problem)
+        return fatal or predicate()
+
+    wait_until(check, timeout=timeout, interval=0.1, message=message)
+    return fatal[0] if fatal else None
+
+
+def _no_broker_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
+
+
+def test_a_service_killed_is_restarted_while_the_others_keep_serving_and_its_log_is_appended(
+    tmp_path, caplog
+):
+    port = free_port()
+    web = ServiceSpec(
+        "web",
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        ready_url=f"http://127.0.0.1:{port}/",
+    )
+    worker = ServiceSpec("worker", _python("print('working', flush=True); import time; time.sleep(60)"))
+    caplog.set_level("WARNING", logger="partnermatch.procs")
+
+    with Stack(tmp_path, env=_no_broker_env(), specs=[web, worker], topics={}, echo=False,
+               restart_policy=QUICK) as stack:
+        [old] = [p for p in stack.processes() if p.name == "worker"]
+        os.kill(old.pid, signal.SIGKILL)
+
+        def restarted():
+            [now] = [p for p in stack.processes() if p.name == "worker"]
+            assert http_ready(f"http://127.0.0.1:{port}/")(), "the web part stopped answering"
+            return now.pid != old.pid and now.alive
+
+        assert _supervise_until(stack, restarted, 10, "the worker to be restarted") is None
+        wait_until(lambda: (tmp_path / "logs" / "worker.log").read_text().count("working") == 2,
+                   timeout=5, message="the second run's line appended to the log")
+
+    log = (tmp_path / "logs" / "worker.log").read_text()
+    assert log.count("worker started, pid") == 2
+    died = [r for r in caplog.records if r.getMessage() == "part died; restarting it"]
+    assert [(r.part, r.how, r.restart) for r in died] == [("worker", "was killed by SIGKILL", 1)]
+
+
+def test_a_service_that_keeps_dying_is_given_up_with_its_last_words_and_the_stack_goes_on(
+    tmp_path, caplog
+):
+    first_run = tmp_path / "first-run-done"
+    # Runs the first time; every later start fails at once, as a broken deploy would.
+    flaky = _python(
+        "import pathlib, sys, time\n"
+        f"flag = pathlib.Path({str(first_run)!r})\n"
+        "if flag.exists():\n"
+        "    print('cannot open the database', flush=True); sys.exit(4)\n"
+        "flag.touch(); time.sleep(60)\n"
+    )
+    caplog.set_level("WARNING", logger="partnermatch.procs")
+
+    with Stack(tmp_path / "state", env=_no_broker_env(), specs=[ServiceSpec("flaky", flaky)],
+               topics={}, echo=False, restart_policy=QUICK) as stack:
+        [part] = [p for p in stack.supervisor.parts if p.name == "flaky"]
+        os.kill(part.process.pid, signal.SIGKILL)
+        fatal = _supervise_until(stack, lambda: part.given_up, 15, "the flaky part to be given up")
+        assert fatal is None, "a service given up does not end the stack"
+        assert _ping(stack.env["REDIS_URL"])
+        assert stack.supervise() is None
+
+    [given_up] = [r for r in caplog.records if r.getMessage() == "part given up"]
+    assert (given_up.part, given_up.how, given_up.deaths) == ("flaky", "exited with code 4", 3)
+
+
+def test_redis_killed_comes_back_on_its_port_with_its_data(tmp_path):
+    with Stack(tmp_path, env=_no_broker_env(), specs=[], topics={}, echo=False,
+               restart_policy=QUICK) as stack:
+        url = stack.env["REDIS_URL"]
+        client = redis.Redis.from_url(url)
+        client.set("profile:1", "Agro Novi Sad")
+        old = stack.redis.pid
+        os.kill(old, signal.SIGKILL)
+
+        def back():
+            return stack.redis.pid != old and stack.redis.process.ready()
+
+        assert _supervise_until(stack, back, 15, "redis to serve again") is None
+        assert client.get("profile:1") == b"Agro Novi Sad"
+        client.close()
+
+
+def test_a_broker_that_cannot_come_back_ends_the_stack_with_a_message_naming_it(tmp_path):
+    with Stack(tmp_path, env=_no_broker_env(), specs=[], topics={}, echo=False,
+               restart_policy=QUICK) as stack:
+        port = stack.broker.port
+        os.kill(stack.broker.pid, signal.SIGKILL)
+        wait_until(lambda: not stack.broker.process.alive, timeout=5, message="the broker to die")
+        with socket.socket() as squatter:  # someone else takes the broker's port meanwhile
+            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            squatter.bind(("127.0.0.1", port))
+            squatter.listen()
+            fatal = _supervise_until(stack, lambda: False, 20, "the broker to be given up")
+
+    assert fatal is not None and fatal.startswith("kafka ")
+    assert "it died 3 times within 30 s, so it is not restarted any more" in fatal
+
+
+def _pids_running_with(text: str) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            stat = _stat(int(entry.name))
+            if text in cmdline and stat is not None and stat[0] != "Z" and "setpriv" not in cmdline:
+                found.add(int(entry.name))
+    return found
+
+
+def test_partnermatch_up_restarts_a_service_killed_with_sigkill_and_says_so(tmp_path):
+    marker = f"sleeper-{uuid.uuid4().hex}"
+    up, out, err = _up(tmp_path, marker, "settles")
+    service = f"{marker}-service"
+    try:
+        wait_until(lambda: "partnermatch is running" in out.read_text() or up.poll() is not None,
+                   timeout=20, message="the banner")
+        [old] = wait_until(lambda: _pids_running_with(service), timeout=5, message="the service")
+        os.kill(old, signal.SIGKILL)
+        wait_until(lambda: _pids_running_with(service) - {old}, timeout=10,
+                   message="the service to be restarted")
+        assert up.poll() is None, err.read_text()
+        log = err.read_text()
+        assert re.search(r"part died; restarting it part=sleeper how=was killed by SIGKILL .*restart=1",
+                         log), log
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(20) == 0, err.read_text()
+    finally:
+        _kill(up)
+    assert not _running_with(service)
