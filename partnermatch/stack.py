@@ -383,6 +383,7 @@ def service_specs(env: Mapping[str, str]) -> list[ServiceSpec]:
             "profiles",
             [*gunicorn, "--bind", profiles, "services.profiles.entrypoints.app:create_app()"],
             ready_url=f"http://{profiles}/health",
+            env={"PROFILES_MATCHER_URL": review},
             address=f"http://{profiles}  (OpenAPI: http://{profiles}/openapi.json)",
         ),
         ServiceSpec("relay", [py, "-m", "services.profiles.entrypoints.relay"]),

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 
+from services.profiles.adapters.matcher_client import MatcherClient
 from services.profiles.adapters.redis_store import RedisProfileStore
 from services.profiles.config import ProfilesSettings
+
+
+def _no_matcher() -> MatcherClient:
+    # Deps built without one (tests of other things) answer "not available" rather than crash.
+    return MatcherClient(ProfilesSettings.matcher_url, service_token=None)
 
 
 @dataclass
 class ProfilesDeps:
     store: RedisProfileStore
+    matcher: MatcherClient = field(default_factory=_no_matcher)
 
 
 def build_deps(settings: ProfilesSettings) -> ProfilesDeps:
     # redis-py connects lazily, on the first command: nothing happens at import or here.
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=10, health_check_interval=30)
-    return ProfilesDeps(store=RedisProfileStore(client))
+    return ProfilesDeps(
+        store=RedisProfileStore(client),
+        matcher=MatcherClient(settings.matcher_url, settings.service_token, settings.matcher_timeout_s),
+    )

@@ -26,6 +26,14 @@ PROFILES_MAX_TEXT_CHARS = setting(
 PROFILES_SESSION_TTL_S = setting(
     "PROFILES_SESSION_TTL_S", "43200", "Lifetime of a coordinator's login token (seconds)"
 )
+PROFILES_MATCHER_URL = setting(
+    "PROFILES_MATCHER_URL", "http://127.0.0.1:8082",
+    "Matcher the profiles service reads an organisation's partnerships from (its \"my partnerships\" page)",
+)
+PROFILES_MATCHER_TIMEOUT_S = setting(
+    "PROFILES_MATCHER_TIMEOUT_S", "3",
+    "Timeout of one call to the matcher (seconds); past it the page says partnerships are not available now",
+)
 RELAY_BATCH_SIZE = setting("RELAY_BATCH_SIZE", "200", "Outbox entries the relay publishes per batch")
 RELAY_IDLE_SLEEP_MS = setting("RELAY_IDLE_SLEEP_MS", "100", "How long the relay waits when the outbox is empty")
 
@@ -41,6 +49,8 @@ class ProfilesSettings:
     session_ttl_s: int = 43200
     relay_batch_size: int = 200
     relay_idle_sleep_ms: int = 100
+    matcher_url: str = "http://127.0.0.1:8082"
+    matcher_timeout_s: float = 3.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ProfilesSettings:
@@ -55,4 +65,6 @@ class ProfilesSettings:
             session_ttl_s=PROFILES_SESSION_TTL_S.read_int(env),
             relay_batch_size=RELAY_BATCH_SIZE.read_int(env),
             relay_idle_sleep_ms=RELAY_IDLE_SLEEP_MS.read_int(env),
+            matcher_url=(PROFILES_MATCHER_URL.read(env) or "").rstrip("/"),
+            matcher_timeout_s=PROFILES_MATCHER_TIMEOUT_S.read_float(env),
         )

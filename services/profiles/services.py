@@ -1,11 +1,12 @@
-"""Use cases of the profiles service: register, edit, delete, authenticate. Pure logic over a store."""
+"""Use cases of the profiles service: register, edit, delete, authenticate, show an organisation its
+partnerships. Pure logic over a store (and, for partnerships, the matcher's client)."""
 
 from __future__ import annotations
 
 import logging
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -13,6 +14,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from partnermatch import events
 from partnermatch.languages import detect_language
 from services.profiles import domain
+from services.profiles.adapters.matcher_client import MatcherUnavailable
 from services.profiles.adapters.redis_store import Conflict, NotFound, RedisProfileStore
 
 logger = logging.getLogger(__name__)
@@ -198,7 +200,77 @@ def resync(store: RedisProfileStore) -> int:
     return count
 
 
+# ---- partnerships ----------------------------------------------------------------------------
+
+
+class PartnershipSource(Protocol):
+    """Where an organisation's pairs come from: the matcher (adapters.matcher_client), or a fake."""
+
+    def partnerships(self, org_id: str, lang: str = "en") -> list[dict[str, Any]]: ...
+
+
+SHARED_CONTACT_FIELDS = ("name", "email", "language")
+
+
+def _when(ms: Any) -> datetime | None:
+    return datetime.fromtimestamp(ms / 1000, UTC) if isinstance(ms, int | float) and ms > 0 else None
+
+
+def _shared_contacts(org: dict[str, Any]) -> list[dict[str, Any]]:
+    """The contact persons who agreed to be shown to approved partners, and only what they agreed to."""
+    return [{k: c.get(k) for k in SHARED_CONTACT_FIELDS} for c in org.get("contacts") or []
+            if c.get("share_contact") is True]
+
+
+def my_partnerships(store: RedisProfileStore, matcher_client: PartnershipSource, org_id: str,
+                    lang: str = "en") -> list[dict[str, Any]]:
+    """The organisation's partnerships for its own pages: the matcher's pairs (waiting, approved,
+    rejected; reasons in `lang`) with the partner as profiles knows it now. Only a partnership both
+    clusters approved shows the partner's website and the contacts who agreed to share theirs.
+
+    Raises MatcherUnavailable when the matcher cannot answer, NotFound when the organisation no
+    longer exists (a session outliving its organisation sees no partner's contacts)."""
+    if store.get_org(org_id) is None:
+        raise NotFound(org_id)
+    items = []
+    clusters: dict[str, dict[str, Any] | None] = {}
+    for raw in matcher_client.partnerships(org_id, lang):
+        try:
+            partner_id, state = str(raw["partner"]["org_id"]), raw["state"]
+            pair_id = str(raw["pair_id"])
+        except (KeyError, TypeError) as exc:
+            raise MatcherUnavailable(f"an item without {exc}") from None
+        if sorted(pair_id.split("~")) != sorted((org_id, partner_id)) or partner_id == org_id:
+            logger.warning("the matcher listed a pair of someone else; skipped",
+                           extra={"org_id": org_id, "pair_id": pair_id})
+            continue
+        partner = store.get_org(partner_id)
+        cluster_id = (partner or {}).get("cluster_id") or raw["partner"].get("cluster_id")
+        if cluster_id not in clusters:
+            clusters[cluster_id] = store.get_cluster(cluster_id) if cluster_id else None
+        approved = state == "approved" and partner is not None
+        items.append({
+            "pair_id": pair_id,
+            "state": state,
+            "score": raw.get("score"),
+            "suggested_at": _when(raw.get("suggested_ms")),
+            "decided_at": _when(raw.get("decided_ms")),
+            "reason": raw.get("reason"),
+            "partner": {
+                "org_id": partner_id,
+                "deleted": partner is None,
+                "name": partner["name"] if partner else None,
+                "country": partner.get("country") if partner else None,
+                "cluster_id": cluster_id,
+                "cluster_name": (clusters[cluster_id] or {}).get("name"),
+                "website": partner.get("website") if approved else None,
+                "contacts": _shared_contacts(partner) if approved else [],
+            },
+        })
+    return items
+
 __all__ = [
-    "Conflict", "Forbidden", "NotFound", "UnknownCluster", "authenticate", "create_cluster",
-    "create_coordinator", "delete_org", "login", "register_org", "resync", "update_org",
+    "Conflict", "Forbidden", "MatcherUnavailable", "NotFound", "PartnershipSource", "UnknownCluster", "authenticate",
+    "create_cluster", "create_coordinator", "delete_org", "login", "my_partnerships", "register_org", "resync",
+    "update_org",
 ]
