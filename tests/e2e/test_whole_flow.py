@@ -152,3 +152,59 @@ def test_register_suggest_approve_email_unsubscribe_and_replay(system):
 
     wait_until(replay_consumed, timeout=30, message="the notifier consumed the replayed approval")
     assert len(_mails(system.mail)) == 3, "a replay sends nothing more"
+
+
+def test_an_organisation_s_partnerships_reach_profiles_from_the_running_matcher_as_the_stack_wires_them(system):
+    """With the settings `partnermatch up` gives the profiles process, its use case reads the
+    running review app (gunicorn) with the generated service token: the pair waits without
+    contacts, then, approved by both coordinators, shows the partner's shared contact."""
+    from partnermatch.stack import service_specs
+    from services.profiles import services
+    from services.profiles.bootstrap import build_deps
+    from services.profiles.config import ProfilesSettings
+
+    profiles, review = system.urls["profiles"], system.urls["review"]
+    spec = next(s for s in service_specs(system.env) if s.name == "profiles")
+    deps = build_deps(ProfilesSettings.from_env({**system.env, **spec.env}))
+    admin = system.env["PARTNERMATCH_ADMIN_TOKEN"]
+    for cluster, country, coordinator in (("pl-krakow-ict", "PL", "zofia"), ("rs-sumadija-agro", "RS", "milan")):
+        assert call("POST", f"{profiles}/v1/clusters", {"id": cluster, "name": f"Klaster {cluster}",
+                                                        "country": country}, admin)[0] == 201
+        assert call("POST", f"{profiles}/v1/clusters/{cluster}/coordinators", {
+            "username": coordinator, "password": PASSWORD, "name": coordinator.title(),
+            "email": f"{coordinator}@coordinators.example.org", "language": "en"}, admin)[0] == 201
+    status, pl = call("POST", f"{profiles}/v1/organisations", {
+        "name": "Kod Krakowski", "cluster_id": "pl-krakow-ict", "country": "PL", "language": "pl",
+        "capabilities": "Tworzymy oprogramowanie do śledzenia produkcji owoców i aplikacje mobilne.",
+        "goals": "Szukamy sadowników i przetwórców owoców jako partnerów.",
+        "contacts": [{"name": "Ola Nowak", "email": "ola@kod.example.pl", "language": "pl", "consent": False,
+                      "share_contact": True}]})
+    assert status == 201
+    status, rs = call("POST", f"{profiles}/v1/organisations", {
+        "name": "Шумадијско воће", "cluster_id": "rs-sumadija-agro", "country": "RS", "language": "sr",
+        "capabilities": "Узгој и прерада воћа, хладњаче, сокови од јабуке и шљиве.",
+        "goals": "Тражимо софтвер за праћење производње воћа.",
+        "contacts": [{"name": "Милица Јовановић", "email": "milica@voce.example.rs", "language": "sr-Cyrl",
+                      "consent": False, "share_contact": True},
+                     {"name": "Петар Петровић", "email": "petar@voce.example.rs", "language": "sr",
+                      "consent": False}]})
+    assert status == 201
+    pl_id, rs_id = pl["organisation"]["id"], rs["organisation"]["id"]
+    pair_id = events.pair_id(pl_id, rs_id)
+
+    def ours() -> list:
+        return [p for p in services.my_partnerships(deps.store, deps.matcher, pl_id, "pl") if p["pair_id"] == pair_id]
+
+    [waiting] = wait_until(ours, timeout=60, message="the suggestion among the organisation's partnerships")
+    assert waiting["state"] == "waiting" and waiting["reason"]
+    assert waiting["partner"]["name"] == "Шумадијско воће" and waiting["partner"]["contacts"] == []
+
+    for who in ("zofia", "milan"):
+        status, session = call("POST", f"{profiles}/v1/auth/login", {"username": who, "password": PASSWORD})
+        assert status == 200
+        assert call("POST", f"{review}/v1/suggestions/{pair_id}/decision", {"decision": "approve"},
+                    session["token"])[0] == 200
+    [approved] = ours()
+    assert approved["state"] == "approved"
+    assert approved["partner"]["contacts"] == [
+        {"name": "Милица Јовановић", "email": "milica@voce.example.rs", "language": "sr-Cyrl"}]
