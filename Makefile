@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help setup setup-test run test test-fast lint bench bench-quality clean
+.PHONY: help setup setup-test run test test-fast lint bench bench-quality messages clean
 
 help:
 	@echo "make run            set up, then start the whole local stack with demo data"
@@ -13,6 +13,7 @@ help:
 	@echo "make bench-quality  matching quality on the labelled dev set: plain TF-IDF vs the engine"
 	@echo "make bench          batch speed against the plain baseline (ratio), and the matcher's event path"
 	@echo "make lint           ruff"
+	@echo "make messages       extract the UI texts into partnermatch/locale/*.pot and merge them into every catalogue"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +48,23 @@ bench-quality: setup
 bench: setup
 	$(BIN)/python bench/engine_speed.py
 	$(BIN)/python bench/event_path.py
+
+# Each message domain's sources (partnermatch.i18n.SOURCES) into <domain>.pot, then merged into the
+# catalogue of every language: new messages arrive empty, changed ones fuzzy, and the tests fail
+# until they are translated. `make messages MESSAGE_DOMAINS=emails` does one domain.
+LOCALE := partnermatch/locale
+MESSAGE_DOMAINS ?= $(shell $(BIN)/python -c 'from partnermatch import i18n; print(*i18n.DOMAINS)')
+
+messages: setup
+	@mkdir -p $(LOCALE); set -e; for domain in $(MESSAGE_DOMAINS); do \
+	  files=$$($(BIN)/python -c "from partnermatch import i18n; print(*i18n.source_files('$$domain'))"); \
+	  $(BIN)/pybabel -q extract -F babel.cfg -c Translators: --add-location=file --sort-by-file \
+	    --project=partnermatch --no-wrap -o $(LOCALE)/$$domain.pot $$files; \
+	  for lang in $$($(BIN)/python -c 'from partnermatch import i18n; print(*i18n.CATALOGUE_LANGUAGES)'); do \
+	    $(BIN)/pybabel -q update --init-missing --no-wrap -D $$domain -l $$lang -i $(LOCALE)/$$domain.pot -d $(LOCALE); \
+	  done; \
+	  echo "$$domain: $(LOCALE)/$$domain.pot and its catalogues updated"; \
+	done
 
 clean:
 	rm -rf $(VENV) .state .pytest_cache test-artifacts *.egg-info

@@ -17,16 +17,30 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from partnermatch.languages import NATIVE_NAMES, READER_LANGUAGES, latin_to_serbian_cyrillic
+from partnermatch.languages import NATIVE_NAMES, PROFILE_LANGUAGES, READER_LANGUAGES, latin_to_serbian_cyrillic
 
 LOCALE_DIR = Path(__file__).with_name("locale")
 DOMAINS: tuple[str, ...] = ("coordinators", "organisations", "emails")
 DEFAULT = "en"
 SOURCE = "en"  # the language of the msgids: it needs no catalogue
 COOKIE = "pm_lang"
+# The languages that have a catalogue file per domain (Serbian Cyrillic is derived from "sr").
+CATALOGUE_LANGUAGES: tuple[str, ...] = tuple(lang for lang in PROFILE_LANGUAGES if lang != SOURCE)
 
-# Placeholders, markup and addresses stay as they are when a Serbian text changes script.
-_KEEP = re.compile(r"%\([^)]*\)[sd]|%[sd]|\{[^}]*\}|<[^>]*>|&[#\w]+;|https?://\S+")
+# Where each domain's messages are written, relative to the repository root: what `make messages`
+# and the tests extract (with babel.cfg) into `<domain>.pot`.
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES: dict[str, tuple[str, ...]] = {
+    "coordinators": ("services/matcher/templates", "services/matcher/ui_text.py",
+                     "services/matcher/entrypoints/pages.py"),
+    "organisations": ("services/profiles",),
+    "emails": ("services/notifier/templates", "services/notifier/render.py"),
+}
+
+# Placeholders, markup, addresses and the product's name stay as they are when a Serbian text
+# changes script.
+_KEEP = re.compile(r"%\([^)]*\)[sd]|%[sd]|\{[^}]*\}|<[^>]*>|&[#\w]+;|https?://\S+|\bpartnermatch\b")
+_PLACEHOLDER = re.compile(r"%(?:\([^)]*\))?[sd%]")
 
 
 def to_cyrillic(text: str) -> str:
@@ -115,6 +129,62 @@ def untranslated(domain: str, languages: Iterable[str] = READER_LANGUAGES) -> di
     return gaps
 
 
+def placeholders(text: str) -> list[str]:
+    """The printf-style placeholders of a message, sorted (`%(name)s`, `%d`, `%%`)."""
+    return sorted(_PLACEHOLDER.findall(text))
+
+
+def placeholder_mismatches(domain: str, languages: Iterable[str] = READER_LANGUAGES) -> dict[str, list[str]]:
+    """For each language, the msgids whose translation has other placeholders than the msgid (one
+    would crash or lose a value when rendered). Fuzzy and empty translations are not checked: they
+    are not used."""
+    gaps: dict[str, list[str]] = {}
+    for lang in languages:
+        if lang in (SOURCE, "sr-Cyrl"):
+            continue
+        catalogue = read_catalogue(lang, domain)
+        for m in catalogue or ():
+            if not m.id or m.fuzzy:
+                continue
+            ids = m.id if isinstance(m.id, tuple) else (m.id,)
+            strings = m.string if isinstance(m.string, tuple) else (m.string,)
+            wanted = placeholders(ids[-1])
+            if any(s and placeholders(s) != wanted for s in strings):
+                gaps.setdefault(lang, []).append(str(ids[0]))
+    return gaps
+
+
+def source_files(domain: str) -> list[str]:
+    """The files a domain's messages are extracted from, relative to the repository root (the
+    folders of SOURCES walked: babel.cfg's patterns match paths from the root, so `pybabel extract`
+    is given files, not folders)."""
+    files: list[str] = []
+    for source in SOURCES[domain]:
+        path = ROOT / source
+        found = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        files += [str(p.relative_to(ROOT)) for p in found if "__pycache__" not in p.parts]
+    return files
+
+
+def extract(domain: str):  # type: ignore[no-untyped-def]
+    """The messages of a domain's sources as a Babel catalogue: what `make messages` writes to
+    `<domain>.pot` (babel.cfg says which extractor reads which file)."""
+    from babel.messages.catalog import Catalog
+    from babel.messages.extract import DEFAULT_KEYWORDS, check_and_call_extract_file
+    from babel.messages.frontend import parse_mapping_cfg
+
+    with (ROOT / "babel.cfg").open(encoding="utf-8") as fh:
+        method_map, options_map = parse_mapping_cfg(fh)
+    catalogue = Catalog(domain=domain)
+    for name in source_files(domain):
+        found = check_and_call_extract_file(str(ROOT / name), method_map, options_map, callback=None,
+                                            keywords=DEFAULT_KEYWORDS, comment_tags=("Translators:",),
+                                            strip_comment_tags=False, dirpath=str(ROOT))
+        for _filename, lineno, message, comments, context in found:
+            catalogue.add(message, None, [(name, lineno)], auto_comments=comments, context=context)
+    return catalogue
+
+
 def install(env: Any, domain: str, current_language: Callable[[], str]) -> None:
     """Give a Jinja environment `{% trans %}`, `_()`, `gettext()` and `ngettext()` in the language
     `current_language()` names at render time (for a Flask app: one read from `flask.g`)."""
@@ -127,9 +197,11 @@ def install(env: Any, domain: str, current_language: Callable[[], str]) -> None:
     )
 
 
-def _primary(tag: str) -> str:
+def reader_language(tag: str | None) -> str:
     """A BCP 47 tag as one of READER_LANGUAGES, or "" ("sr-Latn-RS" → "sr", "sr-Cyrl" →
-    "sr-Cyrl"; plain "sr" is Latin, as a profile's language "sr" is)."""
+    "sr-Cyrl", "PL" → "pl"; plain "sr" is Latin, as a profile's language "sr" is)."""
+    if not tag:
+        return ""
     parts = tag.replace("_", "-").split("-")
     lang = parts[0].lower()
     if lang == "sr" and any(p.lower() == "cyrl" for p in parts[1:]):
@@ -146,7 +218,7 @@ def negotiate(asked: str | None = None, remembered: str | None = None,
         if choice in READER_LANGUAGES:
             return choice
     for tag, quality in sorted(accept, key=lambda item: -item[1]):
-        if quality > 0 and (lang := _primary(tag)):
+        if quality > 0 and (lang := reader_language(tag)):
             return lang
     return DEFAULT
 
