@@ -1,8 +1,9 @@
 """The coordinators' web page: log in, review the queue, approve or reject, see decided history.
 
-Server-rendered HTML; every form carries a CSRF token bound to the session; the session cookie
-is HttpOnly and SameSite=Lax; logins are checked by the profiles service (passwords are hashed
-there, never stored here).
+Server-rendered HTML in the reader's language (the "coordinators" message catalogue: `?lang=`, a
+remembered choice, else the browser's); every form carries a CSRF token bound to the session; the
+session cookie is HttpOnly and SameSite=Lax; logins are checked by the profiles service
+(passwords are hashed there, never stored here).
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ import hmac
 import secrets
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask.blueprints import BlueprintSetupState
 
+from partnermatch import i18n
 from services.matcher.adapters.profiles_client import ProfilesUnavailable
 from services.matcher.review import REJECTION_REASONS, DecisionRefused
-from services.matcher.ui_text import UI_LANGUAGES, texts
+from services.matcher.ui_text import DOMAIN, REASON_LABELS, STATE_LABELS
 
 pages = Blueprint("pages", __name__, template_folder="../templates", static_folder="../static",
                   static_url_path="/static")
@@ -25,11 +28,31 @@ def _deps():  # type: ignore[no-untyped-def]
     return current_app.extensions["partnermatch.matcher"]
 
 
-def _lang() -> str:
-    wanted = request.args.get("lang")
-    if wanted in UI_LANGUAGES:
-        session["lang"] = wanted
-    return session.get("lang", "en")
+def _current_language() -> str:
+    return g.get("lang") or i18n.DEFAULT
+
+
+def _(message: str, **values: Any) -> str:
+    """A text of this page in the reader's language."""
+    return i18n.gettext(_current_language(), DOMAIN, message, **values)
+
+
+@pages.record_once
+def _install_messages(state: BlueprintSetupState) -> None:
+    i18n.install(state.app.jinja_env, DOMAIN, _current_language)
+
+
+@pages.before_app_request
+def _choose_language() -> None:
+    if request.blueprint == "pages":
+        g.lang = i18n.page_language(request)
+
+
+@pages.after_app_request
+def _remember_language(response):  # type: ignore[no-untyped-def]
+    if request.blueprint == "pages" and "lang" in g:
+        i18n.remember(response, request, g.lang)
+    return response
 
 
 def _csrf_token() -> str:
@@ -43,13 +66,14 @@ def _check_csrf() -> None:
     if request.method == "POST" and request.blueprint == "pages":
         sent = request.form.get("csrf", "")
         if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
-            abort(400, description="The form expired or was not sent from this page; reload and try again.")
+            abort(400, description=_("The form expired or was not sent from this page; reload and try again."))
 
 
 @pages.app_context_processor
 def _template_globals() -> dict[str, Any]:
-    lang = session.get("lang", "en")
-    return {"t": texts(lang), "lang": lang, "ui_languages": UI_LANGUAGES, "csrf_token": _csrf_token}
+    lang = _current_language()
+    return {"lang": lang, "languages": i18n.switcher(lang), "reason_labels": REASON_LABELS,
+            "state_labels": STATE_LABELS, "csrf_token": _csrf_token}
 
 
 def _coordinator() -> dict[str, Any] | None:
@@ -59,7 +83,7 @@ def _coordinator() -> dict[str, Any] | None:
     try:
         caller = _deps().auth.whoami(token)
     except ProfilesUnavailable:
-        abort(503, description="Cannot check your login right now; try again shortly.")
+        abort(503, description=_("Cannot check your login right now; try again shortly."))
     if caller is None or caller.role != "coordinator":
         session.pop("token", None)
         return None
@@ -73,7 +97,6 @@ def index():  # type: ignore[no-untyped-def]
 
 @pages.route("/login", methods=["GET", "POST"])
 def login():  # type: ignore[no-untyped-def]
-    lang = _lang()
     error = None
     if request.method == "POST":
         username = request.form.get("username", "")[:100]
@@ -81,26 +104,24 @@ def login():  # type: ignore[no-untyped-def]
         try:
             result = _deps().auth.login(username, password) if username and password else None
         except ProfilesUnavailable:
-            abort(503, description="Cannot check your login right now; try again shortly.")
+            abort(503, description=_("Cannot check your login right now; try again shortly."))
         if result is not None:
             csrf = session.get("csrf")
             session.clear()
-            session.update(token=result["token"], lang=lang, csrf=csrf or secrets.token_urlsafe(32))
+            session.update(token=result["token"], csrf=csrf or secrets.token_urlsafe(32))
             return redirect(url_for("pages.queue"))
-        error = texts(lang)["bad_login"]
+        error = _("Wrong username or password.")
     return render_template("login.html", error=error), (401 if error else 200)
 
 
 @pages.post("/logout")
 def logout():  # type: ignore[no-untyped-def]
-    lang = session.get("lang", "en")
     session.clear()
-    session["lang"] = lang
     return redirect(url_for("pages.login"))
 
 
 def _listing(state: str):  # type: ignore[no-untyped-def]
-    lang = _lang()
+    lang = _current_language()
     me = _coordinator()
     if me is None:
         return redirect(url_for("pages.login"))
@@ -117,7 +138,7 @@ def queue():  # type: ignore[no-untyped-def]
 
 @pages.get("/history")
 def history():  # type: ignore[no-untyped-def]
-    lang = _lang()
+    lang = _current_language()
     me = _coordinator()
     if me is None:
         return redirect(url_for("pages.login"))
@@ -132,7 +153,7 @@ def history():  # type: ignore[no-untyped-def]
 
 @pages.get("/pairs/<pair_id>")
 def pair(pair_id: str):  # type: ignore[no-untyped-def]
-    lang = _lang()
+    lang = _current_language()
     me = _coordinator()
     if me is None:
         return redirect(url_for("pages.login"))
@@ -147,18 +168,17 @@ def decide(pair_id: str):  # type: ignore[no-untyped-def]
     me = _coordinator()
     if me is None:
         return redirect(url_for("pages.login"))
-    t = texts(session.get("lang", "en"))
     decision = request.form.get("decision")
     reason_code = request.form.get("reason_code") or None
     reason_text = (request.form.get("reason_text") or "").strip()[:1000] or None
     if decision not in ("approve", "reject") or (decision == "reject" and reason_code not in REJECTION_REASONS):
-        abort(400, description="Choose approve, or reject with a reason.")
+        abort(400, description=_("Choose approve, or reject with a reason."))
     if _deps().review.read(me["cluster_id"], pair_id) is None:
         abort(404)
     try:
         _deps().review.decide(me["cluster_id"], me["username"] or "?", pair_id, decision,
                               reason_code if decision == "reject" else None, reason_text)
-        flash(t["saved"])
+        flash(_("Your decision is saved."))
     except DecisionRefused:
-        flash(t["already"])
+        flash(_("This suggestion was already decided."))
     return redirect(url_for("pages.queue"))

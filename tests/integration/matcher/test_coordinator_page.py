@@ -134,3 +134,63 @@ def test_a_coordinator_never_sees_another_clusters_pair_on_the_page(matcher_app,
     client.post("/login", data={"username": "besa", "password": PASSWORD, "csrf": csrf})
     assert client.get("/pairs/org_pl~org_rs").status_code == 404
     assert "org_pl~org_rs" not in client.get("/queue").get_data(as_text=True)
+
+
+def test_the_page_opens_in_the_browsers_language(matcher_app, two_pending):
+    client = matcher_app.test_client()
+    page = client.get("/login", headers={"Accept-Language": "de-DE,de;q=0.9,en;q=0.8"}).get_data(as_text=True)
+    assert '<html lang="de">' in page
+    assert "<title>Partnerschaftsvorschläge · partnermatch</title>" in page
+    assert "Benutzername" in page and "Passwort" in page and ">Anmelden</button>" in page
+    for accept, lang, username in (("sr-Latn-RS,sr;q=0.9", "sr", "Korisničko ime"),
+                                   ("sr-Cyrl-RS", "sr-Cyrl", "Корисничко име"),
+                                   ("uk,ru;q=0.8", "uk", "Ім’я користувача"),
+                                   ("fr-FR,fr;q=0.9", "en", "Username")):
+        page = client.get("/login", headers={"Accept-Language": accept}).get_data(as_text=True)
+        assert f'<html lang="{lang}">' in page and username in page, accept
+
+
+def test_the_switcher_offers_every_language_by_its_native_name_and_remembers_the_choice(matcher_app, two_pending):
+    client = matcher_app.test_client()
+    r = client.get("/login?lang=uk", headers={"Accept-Language": "de"})
+    page = r.get_data(as_text=True)
+    switcher = page.split('<nav class="langs"')[1].split("</nav>")[0]
+    assert 'aria-label="Мова"' in switcher
+    assert switcher.count('<a href="?lang=') == 17
+    for code, name in (("pl", "polski"), ("sr-Cyrl", "српски"), ("sq", "shqip"), ("de", "Deutsch"), ("en", "English")):
+        assert f'<a href="?lang={code}" lang="{code}" hreflang="{code}">{name}</a>' in switcher
+    assert '<a href="?lang=uk" lang="uk" hreflang="uk" aria-current="true">українська</a>' in switcher
+    cookie = next(c for c in r.headers.getlist("Set-Cookie") if c.startswith("pm_lang="))
+    assert cookie.startswith("pm_lang=uk;") and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+    page = client.get("/login", headers={"Accept-Language": "de"}).get_data(as_text=True)
+    assert '<html lang="uk">' in page and "Ім’я користувача" in page, "the choice outlives the page"
+
+
+def test_a_coordinator_reviews_and_decides_in_german_from_the_browsers_language(matcher_app, two_pending):
+    client = matcher_app.test_client()
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "de-CH,de;q=0.9"
+    csrf = _login(client)
+    queue = client.get("/queue").get_data(as_text=True)
+    assert "<h1>Offen</h1>" in queue
+    assert "Was Śląski Klaster ICT anbietet und Војвођанска воћарска задруга sucht" in queue
+    assert '<option value="different_markets">Andere Märkte</option>' in queue
+    assert ">Genehmigen</button>" in queue and ">Ablehnen</button>" in queue
+    r = client.post("/pairs/org_pl~org_rs/decide", data={"decision": "approve", "csrf": csrf}, follow_redirects=True)
+    page = r.get_data(as_text=True)
+    assert "Ihre Entscheidung ist gespeichert." in page
+    assert "wartet auf den anderen Cluster" in page
+    r = client.post("/pairs/org_pl~org_rs/decide", data={"decision": "approve", "csrf": csrf}, follow_redirects=True)
+    assert "Über diesen Vorschlag wurde bereits entschieden." in r.get_data(as_text=True)
+    pair = client.get("/pairs/org_pl~org_rs").get_data(as_text=True)
+    assert "Beide Profile" in pair and "Zurück zur Liste" in pair and "Land: PL" in pair
+
+
+def test_the_history_names_each_state_in_the_readers_language(matcher_app, two_pending):
+    client = matcher_app.test_client()
+    csrf = _login(client)
+    client.post("/pairs/org_al~org_pl/decide?lang=sq", data={"decision": "reject", "reason_code": "no_capacity",
+                                                             "csrf": csrf})
+    history = client.get("/history").get_data(as_text=True)
+    assert '<html lang="sq">' in history and "<h1>Të vendosura</h1>" in history
+    assert '<p class="state state-rejected">refuzuar</p>' in history
