@@ -228,12 +228,36 @@ class ReviewService:
         views = (partnership_view(p, profiles, org_id, lang, self.render, self.render_need) for p in pairs)
         return order_partnerships([v for v in views if v is not None])
 
+    def view(self, cluster_id: str, pair: dict[str, Any], lang: str = "en") -> dict[str, Any]:
+        """A pair already read (e.g. the one a decision returned) as `read` shows it."""
+        profiles = self.state.get_profiles([pair["org_a"], pair["org_b"]])
+        return pair_view(pair, profiles, cluster_id, lang, self.render, self.render_need)
+
     def decide(self, cluster_id: str, coordinator: str, pair_id: str, decision: str,
                reason_code: str | None = None, reason_text: str | None = None) -> dict[str, Any]:
-        pair = self.state.decide(pair_id, cluster_id, coordinator, decision, reason_code, reason_text)
+        """Record the cluster's decision and return the pair as it now is. Deciding again as the
+        cluster already did (a retry after a lost answer, a double click) is answered with the pair
+        as it is, with nothing recorded or published twice; a different decision is refused."""
+        try:
+            pair = self.state.decide(pair_id, cluster_id, coordinator, decision, reason_code, reason_text)
+        except DecisionRefused as refused:
+            if not _same_decision(refused.pair, cluster_id, decision, reason_code):
+                raise
+            logger.info("decision repeated: answered with the one recorded",
+                        extra={"pair_id": pair_id, "cluster_id": cluster_id, "decision": decision})
+            assert refused.pair is not None
+            return refused.pair
         logger.info("decision recorded", extra={"pair_id": pair_id, "cluster_id": cluster_id,
                                                  "decision": decision, "state": pair["state"]})
         return pair
+
+
+def _same_decision(pair: dict[str, Any] | None, cluster_id: str, decision: str, reason_code: str | None) -> bool:
+    """Whether the pair already holds this cluster's decision, with the same rejection reason."""
+    mine = (pair or {}).get("decisions", {}).get(cluster_id)
+    if mine is None or mine.get("decision") != decision or pair is None or pair["state"] == "withdrawn":
+        return False
+    return decision != "reject" or mine.get("reason_code") == reason_code
 
 
 __all__ = ["DecisionRefused", "ORG_STATES", "REJECTION_REASONS", "ReviewService", "STATES", "order_partnerships",

@@ -84,14 +84,14 @@ class Decision(MethodView):
         """Approve or reject for your cluster; both clusters approving approves the partnership,
         either rejecting rejects it."""
         caller = require_coordinator()
-        if deps().review.read(caller.cluster_id, pair_id) is None:
-            abort(404, message="No such suggestion for your cluster.")
         try:
-            deps().review.decide(caller.cluster_id, caller.username or "?", pair_id, data["decision"],
-                                 data.get("reason_code"), data.get("reason_text"))
+            pair = deps().review.decide(caller.cluster_id, caller.username or "?", pair_id, data["decision"],
+                                        data.get("reason_code"), data.get("reason_text"))
         except DecisionRefused as refused:
-            if refused.reason == "not_found":
+            if refused.reason == "not_found" or (refused.pair or {}).get("state") == "withdrawn":
                 abort(404, message="No such suggestion for your cluster.")
             abort(409, message={"not_pending": "This suggestion is already decided.",
-                                "already_decided": "Your cluster has already decided."}[refused.reason])
-        return deps().review.read(caller.cluster_id, pair_id)
+                                "already_decided": "Your cluster has already decided otherwise."}[refused.reason])
+        # Answered from the pair the decision returned: once saved, only reading the two
+        # profiles is left, and a store that fails there is a 503 the client may retry safely.
+        return deps().review.view(caller.cluster_id, pair)

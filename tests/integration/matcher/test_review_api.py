@@ -84,8 +84,6 @@ def test_both_coordinators_approving_publishes_one_match_approved(matcher_app, s
     client = matcher_app.test_client()
     first = client.post(f"/v1/suggestions/{PAIR}/decision", json={"decision": "approve"}, headers=login("anna"))
     assert first.status_code == 200 and first.json["state"] == "pending"
-    again = client.post(f"/v1/suggestions/{PAIR}/decision", json={"decision": "approve"}, headers=login("anna"))
-    assert again.status_code == 409
     second = client.post(f"/v1/suggestions/{PAIR}/decision", json={"decision": "approve"}, headers=login("marko"))
     assert second.status_code == 200 and second.json["state"] == "approved"
     decided = [events.decode(e.value) for e in matcher_state.outbox.head(100) if e.event_type == events.MATCH_APPROVED]
@@ -107,3 +105,35 @@ def test_filters_by_partner_country_language_and_score(matcher_app, suggested, l
     assert client.get("/v1/suggestions?country=AL", headers=headers).json == []
     assert client.get("/v1/suggestions?min_score=0.9", headers=headers).json == []
     assert client.get("/v1/suggestions?country=Serbia", headers=headers).status_code == 422
+
+
+def test_a_retried_decision_answers_as_the_first_did_and_records_nothing_twice(matcher_app, suggested, login,
+                                                                               matcher_state):
+    client = matcher_app.test_client()
+    first = client.post(f"/v1/suggestions/{PAIR}/decision", json={"decision": "approve"}, headers=login("anna"))
+    again = client.post(f"/v1/suggestions/{PAIR}/decision", json={"decision": "approve"}, headers=login("anna"))
+    assert first.status_code == again.status_code == 200
+    assert again.json["state"] == first.json["state"] == "pending"
+    assert again.json["decisions"] == first.json["decisions"]
+    client.post(f"/v1/suggestions/{PAIR}/decision", json={"decision": "approve"}, headers=login("marko"))
+    late = client.post(f"/v1/suggestions/{PAIR}/decision", json={"decision": "approve"}, headers=login("anna"))
+    assert late.status_code == 200 and late.json["state"] == "approved"  # the retry came after the other side
+    approved = [e for e in matcher_state.outbox.head(100) if e.event_type == events.MATCH_APPROVED]
+    assert len(approved) == 1
+
+
+def test_deciding_otherwise_after_a_decision_is_refused_with_409(matcher_app, suggested, login, matcher_state):
+    client = matcher_app.test_client()
+    client.post(f"/v1/suggestions/{PAIR}/decision", json={"decision": "approve"}, headers=login("anna"))
+    other = client.post(f"/v1/suggestions/{PAIR}/decision",
+                        json={"decision": "reject", "reason_code": "not_relevant"}, headers=login("anna"))
+    assert other.status_code == 409
+    assert matcher_state.get_pair(PAIR)["decisions"]["pl-silesia-ict"]["decision"] == "approve"
+    client.post(f"/v1/suggestions/{PAIR}/decision", json={"decision": "reject", "reason_code": "different_markets"},
+                headers=login("marko"))
+    same_words = client.post(f"/v1/suggestions/{PAIR}/decision",
+                             json={"decision": "reject", "reason_code": "not_relevant"}, headers=login("marko"))
+    assert same_words.status_code == 409  # rejected already, but for another reason
+    retried = client.post(f"/v1/suggestions/{PAIR}/decision",
+                          json={"decision": "reject", "reason_code": "different_markets"}, headers=login("marko"))
+    assert retried.status_code == 200 and retried.json["state"] == "rejected"
