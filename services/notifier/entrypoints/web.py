@@ -2,7 +2,7 @@
 
 POST /unsubscribe/<token> unsubscribes without a login (mail clients send it by themselves);
 GET shows a page with a button that POSTs and changes nothing, so link scanners that follow
-links cannot unsubscribe anyone.
+links cannot unsubscribe anyone. A page about a signed link is in the language of its email.
 Run by gunicorn as 'services.notifier.entrypoints.web:create_app()'.
 """
 
@@ -17,10 +17,11 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
+from partnermatch import i18n
 from partnermatch.httpedge import harden
 from partnermatch.logs import configure_logging
 from services.notifier.config import NotifierSettings
-from services.notifier.render import EMAIL_LANGUAGES, PAGE_STYLE, render_page
+from services.notifier.render import PAGE_STYLE, render_page
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +51,10 @@ def create_app(settings: NotifierSettings | None = None, deps: Any = None) -> Fl
         body = render_page(kind, language, email=email, action=request.path)
         return Response(body, status=status, mimetype="text/html")
 
-    def reader_language() -> str | None:
-        return request.accept_languages.best_match(EMAIL_LANGUAGES)
+    def reader_language() -> str:
+        """For a page without a signed link to say whose it is: the shared negotiation (`?lang=`,
+        the remembered choice, the browser's languages)."""
+        return i18n.page_language(request)
 
     @app.after_request
     def _security_headers(response: Response) -> Response:

@@ -7,11 +7,14 @@ import sys
 
 import pytest
 
+from partnermatch import i18n
+from partnermatch.languages import READER_LANGUAGES
 from services.notifier import render
 from services.notifier.render import (
     Coordinator,
     PartnerProfile,
     PartnershipEmail,
+    SharedContact,
     email_language,
     reasons_for_side,
     render_page,
@@ -49,18 +52,24 @@ SUBJECT_START = {
     "pl": "Zatwierdzone partnerstwo",
     "sr": "Odobreno partnerstvo",
     "sr-Cyrl": "Одобрено партнерство",
-    "sq": "Partneritet i miratuar",
+    "hr": "Odobreno partnerstvo",
+    "bs": "Odobreno partnerstvo",
+    "sl": "Odobreno partnerstvo",
+    "mk": "Одобрено партнерство",
+    "bg": "Одобрено партньорство",
     "ru": "Партнёрство одобрено",
+    "uk": "Партнерство схвалено",
+    "cs": "Schválené partnerství",
+    "sk": "Schválené partnerstvo",
+    "ro": "Parteneriat aprobat",
+    "hu": "Jóváhagyott partnerség",
+    "sq": "Partneritet i miratuar",
+    "de": "Genehmigte Partnerschaft",
 }
 
 
-def test_every_language_has_every_text_of_the_english_table():
-    for lang, table in render.TEXTS.items():
-        assert set(table) == set(render.TEXTS["en"]), lang
-        for key, value in table.items():
-            assert set(re.findall(r"\{(\w+)\}", value)) == set(
-                re.findall(r"\{(\w+)\}", render.TEXTS["en"][key])
-            ), (lang, key)
+def test_an_email_is_written_in_every_reader_language():
+    assert set(SUBJECT_START) == set(READER_LANGUAGES)
 
 
 @pytest.mark.parametrize("lang", list(SUBJECT_START))
@@ -68,9 +77,27 @@ def test_email_is_written_in_the_contacts_language(lang):
     out = render_partnership_email(email(), lang)
     assert out.language == lang
     assert out.subject == f"{SUBJECT_START[lang]}: Śląski Klaster ICT"
-    table = render.TEXTS[lang]
-    assert table["why"] in out.text and table["approved_by"] in out.text
+    for heading in ("Why this match", "Approved by"):
+        assert i18n.gettext(lang, "emails", heading) + "\n" in out.text
+        assert f">{i18n.gettext(lang, 'emails', heading)}<" in out.html
     assert f'<html lang="{lang}">' in out.html
+
+
+# A few words a reader of the language finds in the email, written without looking at the catalogue.
+KNOWN_WORDS = {
+    "pl": ("Koordynatorzy obu klastrów zatwierdzili partnerstwo", "Dlaczego to dopasowanie", "Wypisz się"),
+    "sq": ("Koordinatorët e të dy klasterëve miratuan", "Pse kjo përputhje", "Çregjistrohuni"),
+    "uk": ("Координатори обох кластерів схвалили партнерство", "Що пропонує", "Відписатися"),
+    "de": ("Die Koordinatoren beider Cluster haben eine Partnerschaft", "genehmigt", "abbestellen"),
+}
+
+
+@pytest.mark.parametrize("lang", list(KNOWN_WORDS))
+def test_a_partnership_email_is_really_in_the_readers_language(lang):
+    out = render_partnership_email(email(), lang)
+    for words in KNOWN_WORDS[lang]:
+        assert words in out.text and words in out.html, words
+    assert "The coordinators" not in out.text and "Unsubscribe" not in out.html
 
 
 def test_serbian_cyrillic_email_is_in_cyrillic_script_and_latin_serbian_is_not():
@@ -79,17 +106,18 @@ def test_serbian_cyrillic_email_is_in_cyrillic_script_and_latin_serbian_is_not()
     assert "Поштовани/а Jelena Petrović," in cyr.text
     assert "Координатори оба кластера одобрили су партнерство" in cyr.text
     assert "Poštovani/a Jelena Petrović," in latin.text
-    # Every fixed word of the Cyrillic table is Cyrillic (names and the product stay as written).
-    for key, value in render.TEXTS["sr-Cyrl"].items():
-        fixed = re.sub(r"\{\w+\}|partnermatch", "", value)
-        assert not re.search(r"[A-Za-zčćđšžČĆĐŠŽ]", fixed), (key, value)
-    assert (
-        "љ" in render.latin_to_serbian_cyrillic("ljubav")
-        and render.latin_to_serbian_cyrillic("Džep") == "Џеп"
-    )
+    assert "на платформи partnermatch." in cyr.text, "the product's name stays as written"
+    # The fixed words are Cyrillic: what is left in Latin script are the profiles' own words.
+    fixed = cyr.text
+    for own in ("Jelena Petrović", "Klaster IKT Novi Sad", "Śląski Klaster ICT", "Silesia ICT cluster",
+                "Anna Nowak", "Tworzymy oprogramowanie dla rolnictwa.", "Szkolenia dla 40 firm.",
+                "Szukamy partnerów z Serbii.", "rolnictwo", "softver", "obuka", "partnermatch",
+                "https://klaster.example.pl", "http://127.0.0.1:8083/unsubscribe/tok", "anna@example.pl", "PL"):
+        fixed = fixed.replace(own, "")
+    assert not re.search(r"[A-Za-zčćđšžČĆĐŠŽ]", fixed), fixed
 
 
-@pytest.mark.parametrize("requested", ["de", "hr", "uk", None, "", "xx", "EN"])
+@pytest.mark.parametrize("requested", ["fr", "it", None, "", "xx", "EN"])
 def test_other_languages_fall_back_to_english(requested):
     out = render_partnership_email(email(), requested)
     assert out.language == "en"
@@ -99,7 +127,51 @@ def test_other_languages_fall_back_to_english(requested):
 def test_serbian_cyrillic_is_recognised_however_it_is_spelled():
     assert email_language("sr-Cyrl") == "sr-Cyrl"
     assert email_language("sr-cyrl") == "sr-Cyrl"
+    assert email_language("sr_Cyrl") == "sr-Cyrl"
     assert email_language("sr") == "sr"
+
+
+def test_the_contacts_language_comes_first_then_the_organisations_then_english():
+    assert email_language("uk", "pl") == "uk"
+    assert email_language(None, "pl") == "pl"
+    assert email_language("", "hu") == "hu"
+    assert email_language("fr", "de") == "de"
+    assert email_language("fr", None) == "en"
+    assert email_language() == "en"
+
+
+def test_the_partners_shared_contacts_replace_the_advice_to_ask_a_coordinator():
+    shared = (SharedContact("Piotr Wiśniewski", "piotr@klaster.example.pl"),)
+    out = render_partnership_email(email(partner_contacts=shared), "pl")
+    assert "Jak skontaktować się z Śląski Klaster ICT" in out.text
+    assert "  Piotr Wiśniewski <piotr@klaster.example.pl>" in out.text
+    assert 'href="mailto:piotr@klaster.example.pl"' in out.html
+    assert "napisz do jednego z koordynatorów" not in out.text + out.html
+    assert "Anna Nowak <anna@example.pl>" in out.text, "the coordinators are still named"
+
+    without = render_partnership_email(email(), "pl")
+    assert "Jak skontaktować się" not in without.text + without.html
+    assert "napisz do jednego z koordynatorów" in without.text
+    assert "napisz do jednego z koordynatorów" in without.html
+
+
+def test_the_email_links_to_the_readers_partnerships_page_and_the_partners_website():
+    url = "https://partnermatch.example.org/partnerships"
+    out = render_partnership_email(email(partnerships_url=url), "uk")
+    assert f"Усі партнерства організації Klaster IKT Novi Sad: {url}" in out.text
+    assert f'<a href="{url}">Усі партнерства організації Klaster IKT Novi Sad</a>' in out.html
+    assert "Вебсайт: https://klaster.example.pl" in out.text
+    assert '<a href="https://klaster.example.pl">' in out.html
+    assert "партнерства організації" not in render_partnership_email(email(), "uk").text
+    hostile = render_partnership_email(email(partnerships_url="javascript:alert(1)"), "en")
+    assert "javascript:" not in hostile.html + hostile.text
+
+
+def test_shared_contacts_are_escaped_in_html_and_one_line_in_text():
+    shared = (SharedContact('Eve <script>"x"\r\nBcc: y', "eve@example.org"),)
+    out = render_partnership_email(email(partner_contacts=shared), "en")
+    assert "<script>" not in out.html and "Eve &lt;script&gt;&#34;x&#34; Bcc: y" in out.html
+    assert '  Eve <script>"x" Bcc: y <eve@example.org>' in out.text
 
 
 def test_partner_texts_are_escaped_in_html_and_verbatim_in_plain_text():
@@ -117,8 +189,8 @@ def test_partner_texts_are_escaped_in_html_and_verbatim_in_plain_text():
     )
     assert "<script>" not in out.html and "<img" not in out.html and "<i>" not in out.html
     assert "<b>cluster" not in out.html and "<u>" not in out.html and "<Bob>" not in out.html
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;<br>" in out.html
-    assert "Evil &lt;img src=x onerror=&quot;alert(1)&quot;&gt; &amp; Co" in out.html
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;<br>" in out.html
+    assert "Evil &lt;img src=x onerror=&#34;alert(1)&#34;&gt; &amp; Co" in out.html
     assert "javascript:" not in out.html, "only http(s) websites become links"
     assert "<script>alert('x')</script>" in out.text, (
         "the plain text part shows the text as written"
@@ -219,8 +291,24 @@ def test_reason_falls_back_to_concept_and_terms_when_the_matchers_renderer_is_mi
 
 def test_unsubscribe_pages_escape_the_address_and_post_to_the_same_link():
     page = render_page("confirm", "pl", email='a"<b>@example.org', action="/unsubscribe/abc")
-    assert "a&quot;&lt;b&gt;@example.org" in page
+    assert "a&#34;&lt;b&gt;@example.org" in page
     assert '<form method="post" action="/unsubscribe/abc">' in page
     assert "Wypisz się" in page
     assert "<form" not in render_page("done", "sr-Cyrl", email="x@example.org")
     assert "Одјављени сте" in render_page("done", "sr-Cyrl", email="x@example.org")
+
+
+@pytest.mark.parametrize("lang", [lang for lang in READER_LANGUAGES if lang != "en"])
+def test_every_unsubscribe_page_is_in_every_reader_language(lang):
+    for kind in render.PAGE_KINDS:
+        page = render_page(kind, lang, email="x@example.org", action="/unsubscribe/abc")
+        english = render_page(kind, "en", email="x@example.org", action="/unsubscribe/abc")
+        title = re.search(r"<h1>(.*)</h1>", page).group(1)
+        assert title != re.search(r"<h1>(.*)</h1>", english).group(1), (lang, kind)
+        assert f'<html lang="{lang}">' in page
+        assert ("x@example.org" in page) == (kind != "invalid")
+
+
+def test_an_unknown_page_is_a_programming_error():
+    with pytest.raises(ValueError):
+        render_page("welcome", "pl")

@@ -90,3 +90,18 @@ def test_an_oversized_body_is_refused(client, ledger):
     r = client.post(link(), data="x" * 20_000, content_type="application/x-www-form-urlencoded")
     assert r.status_code == 413
     assert not ledger.is_suppressed("jelena@example.rs")
+
+
+@pytest.mark.parametrize(
+    "accept, expected",
+    [("sr-Latn-RS,sr;q=0.9", "Ovaj link nije ispravan"), ("sr-Cyrl-RS", "Овај линк није исправан"),
+     ("uk-UA,uk;q=0.9,en;q=0.5", "Посилання недійсне"), ("fr-FR", "This link is not valid")],
+)
+def test_a_page_without_a_valid_link_is_in_the_browsers_language(client, accept, expected):
+    r = client.get("/unsubscribe/garbage", headers={"Accept-Language": accept})
+    assert r.status_code == 400 and expected in r.get_data(as_text=True)
+
+
+def test_a_page_about_a_signed_link_is_in_the_language_of_its_email(client):
+    r = client.get(link(lang="hu"), headers={"Accept-Language": "de"})
+    assert "Leiratkozás" in r.get_data(as_text=True) and '<html lang="hu">' in r.get_data(as_text=True)
