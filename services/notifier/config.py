@@ -41,6 +41,14 @@ NOTIFIER_PROFILES_URL = setting(
     "Profiles service the notifier reads organisations, contacts and coordinators from, when it "
     "sends",
 )
+NOTIFIER_PROFILES_PUBLIC_URL = setting(
+    "NOTIFIER_PROFILES_PUBLIC_URL",
+    None,
+    "Public base URL of the organisations' pages, as people reach them; the link to 'my "
+    "partnerships' in emails starts with it (default: PROFILES_PUBLIC_URL, else "
+    "http://127.0.0.1:8081)",
+)
+LOCAL_PROFILES_PUBLIC_URL = "http://127.0.0.1:8081"
 NOTIFIER_PROFILES_TIMEOUT_S = setting(
     "NOTIFIER_PROFILES_TIMEOUT_S", "10", "Timeout of one call to the profiles service (seconds)"
 )
@@ -127,6 +135,7 @@ class NotifierSettings:
     service_token: str | None = None
     secret_key: str | None = None
     public_url: str = "http://127.0.0.1:8083"
+    profiles_public_url: str = LOCAL_PROFILES_PUBLIC_URL
     sender: str = "partnermatch <noreply@partnermatch.localhost>"
     group_id: str = "notifier"
     smtp_host: str = "127.0.0.1"
@@ -166,6 +175,12 @@ class NotifierSettings:
             service_token=SERVICE_TOKEN.read(env),
             secret_key=NOTIFIER_SECRET_KEY.read(env),
             public_url=(NOTIFIER_PUBLIC_URL.read(env) or "").rstrip("/"),
+            # The profiles service's own setting, when only that one is set: one address, once.
+            profiles_public_url=(
+                NOTIFIER_PROFILES_PUBLIC_URL.read(env)
+                or env.get("PROFILES_PUBLIC_URL")
+                or LOCAL_PROFILES_PUBLIC_URL
+            ).rstrip("/"),
             sender=NOTIFIER_FROM.read(env) or "",
             group_id=NOTIFIER_GROUP.read(env) or "notifier",
             smtp_host=NOTIFIER_SMTP_HOST.read(env) or "127.0.0.1",

@@ -26,6 +26,7 @@ from services.notifier.render import (
     Coordinator,
     PartnerProfile,
     PartnershipEmail,
+    SharedContact,
     email_language,
     reasons_for_side,
     render_partnership_email,
@@ -136,6 +137,21 @@ class DeliveryStats:
             now = time.monotonic()
             elapsed, self._since = now - self._since, now
         return window, elapsed
+
+
+def _shared_contacts(contacts: list[dict[str, Any]]) -> tuple[SharedContact, ...]:
+    """The partner's contact persons who agreed to share their contact with approved partners
+    (`share_contact` exactly true: a missing or odd value is no consent), with a usable address."""
+    shared = []
+    for contact in contacts:
+        if contact.get("share_contact") is not True:
+            continue
+        try:
+            address = safe_address(str(contact.get("name") or ""), str(contact.get("email") or ""))
+        except InvalidAddress:
+            continue
+        shared.append(SharedContact(name=address.display_name, email=address.addr_spec))
+    return tuple(shared)
 
 
 class Skip(Exception):
@@ -486,7 +502,7 @@ class DeliveryWorker:
         if self.ledger.is_suppressed(address):
             raise Skip(domain.UNSUBSCRIBED)
 
-        language = email_language(contact.get("language"))
+        language = email_language(contact.get("language"), org.get("language"))
         recipient = safe_address(contact.get("name") or "", address)
         own_cluster = org.get("cluster_id")
         coordinators, reply_to = [], []
@@ -514,6 +530,7 @@ class DeliveryWorker:
         partner_offers, own_offers, shared = reasons_for_side(
             payload.get("reasons") or [], side or "a", language
         )
+        partner_contacts = _shared_contacts(view.contacts(partner_id) or [])
         token = self.tokens.sign(address, org_id, language)
         url = unsubscribe_url(self.settings.public_url, token)
         content = PartnershipEmail(
@@ -533,6 +550,8 @@ class DeliveryWorker:
             you_offer_they_seek=own_offers,
             shared=shared,
             coordinators=tuple(coordinators),
+            partner_contacts=partner_contacts,
+            partnerships_url=f"{self.settings.profiles_public_url}/partnerships",
         )
         rendered = render_partnership_email(content, language)
         msg = build_message(

@@ -172,7 +172,7 @@ def profiles(redis_client, redis_server):
         "Tražimo partnere iz poljoprivrede.",
         [
             person("Јелена Петровић", "jelena@vojvodina.example.rs", "sr-Cyrl"),
-            person("Milan Jovanović", "milan@vojvodina.example.rs", "sr"),
+            {**person("Milan Jovanović", "milan@vojvodina.example.rs", "sr"), "share_contact": True},
         ],
     )
     found.register(

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 
 SUBJECT_START = {  # what each contact reads, by address
     "anna.kowalska@silesia.example.pl": "Zatwierdzone partnerstwo: Кластер ИКТ Нови Сад",
-    "hans.mueller@silesia.example.pl": "Approved partnership: Кластер ИКТ Нови Сад",  # de → English
+    "hans.mueller@silesia.example.pl": "Genehmigte Partnerschaft: Кластер ИКТ Нови Сад",
     "jelena@vojvodina.example.rs": "Одобрено партнерство: Śląski Klaster ICT",
     "milan@vojvodina.example.rs": "Odobreno partnerstvo: Śląski Klaster ICT",
 }
@@ -94,6 +94,20 @@ def test_each_consenting_contact_gets_one_email_in_their_language_and_replays_se
         .get_content()
     )
     assert "oprogramowanie &lt;dla&gt; rolnictwa &amp; przemysłu." in html
+    anna = (
+        sink.messages_to("anna.kowalska@silesia.example.pl")[0]
+        .parsed()
+        .get_body(("plain",))
+        .get_content()
+    )
+    assert "Jak skontaktować się z Кластер ИКТ Нови Сад" in anna
+    assert "  Milan Jovanović <milan@vojvodina.example.rs>" in anna, "the partner's shared contact"
+    assert "jelena@vojvodina.example.rs" not in anna, "a contact that did not agree is not shared"
+    assert "napisz do jednego z koordynatorów" not in anna
+    assert "/partnerships" in anna
+    assert "обратите се једном од наведених координатора" in jelena, (
+        "the Polish side shares nobody: its partner is sent to a coordinator"
+    )
 
     dead = wait_until(
         lambda: [
