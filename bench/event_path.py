@@ -77,7 +77,7 @@ def main() -> int:
             for o in fresh[args.events:]:
                 o = {**o, "id": "refit-" + o["id"]}
                 t = time.perf_counter()
-                engine = MatchEngine(live.engine.lex)
+                engine = MatchEngine(live.engine.lexicon)
                 engine.fit([*profiles, profile_from_payload(payload(o))])
                 engine.top(o["id"], 5)
                 refit.append(time.perf_counter() - t)
@@ -89,7 +89,8 @@ def main() -> int:
                   f"over {len(times)} events")
             print(f"re-fitting the whole index per event:      p50 {r50:.1f} ms over {len(refit)} events")
             print(f"ratio incremental / refit (p50): {p50 / r50:.4f}")
-            print(f"weights learnt again from the kept analyses (once per {live.engine.s.reweigh_share:.0%} of the "
+            share = live.engine.settings.reweigh_share
+            print(f"weights learnt again from the kept analyses (once per {share:.0%} of the "
                   f"index changed): {reweigh_s:.1f} s")
         finally:
             server.stop()

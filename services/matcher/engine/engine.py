@@ -20,9 +20,8 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
 from itertools import repeat
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -30,120 +29,13 @@ import scipy.sparse as sp
 from partnermatch.languages import detect_language
 from services.matcher.engine.analysis import Analysis, analyse
 from services.matcher.engine.lexicon import SCORED, Lexicon, load_lexicon
+from services.matcher.engine.reasons import ReasonFinder
+from services.matcher.engine.settings import EngineSettings
+from services.matcher.engine.values import OrgProfile, Progress, Reason, Suggestion, Update
+
+__all__ = ["EngineSettings", "MatchEngine", "OrgProfile", "Progress", "Reason", "Suggestion", "Update"]
 
 logger = logging.getLogger(__name__)
-
-Progress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class OrgProfile:
-    id: str
-    name: str = ""
-    cluster: str = ""
-    country: str = ""
-    capabilities: str = ""
-    goals: str = ""
-    language: str | None = None
-    # Optional structured needs, chosen from lists: sector or activity ids of the lexicon, and
-    # ISO 3166-1 alpha-2 codes. Strong evidence where given; the texts are read either way.
-    offers: tuple[str, ...] = ()
-    seeks: tuple[str, ...] = ()
-    seeks_countries: tuple[str, ...] = ()
-
-
-class Reason(NamedTuple):  # a tuple: millions are made in a batch run
-    concept: str | None
-    kind: str  # sector | activity | cooperation | term
-    direction: str  # a_offers_b_seeks | b_offers_a_seeks | shared
-    weight: float
-    terms_a: tuple[str, ...]
-    terms_b: tuple[str, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"concept": self.concept, "kind": self.kind, "direction": self.direction,
-                "weight": round(self.weight, 4), "terms_a": list(self.terms_a), "terms_b": list(self.terms_b)}
-
-
-@dataclass(frozen=True)
-class Suggestion:
-    id: str
-    score: float
-    reasons: tuple[Reason, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "score": round(self.score, 4), "reasons": [r.to_dict() for r in self.reasons]}
-
-
-@dataclass
-class Update:
-    """What one upsert or removal changed: the organisation's own list, and the other
-    organisations whose cached lists it entered or left (with their new lists)."""
-
-    org_id: str
-    suggestions: list[Suggestion]
-    entered: dict[str, list[Suggestion]] = field(default_factory=dict)
-    left: dict[str, list[Suggestion]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class EngineSettings:
-    w_sector: float = 0.65  # shared sector
-    w_profile: float = 0.15  # whole-profile concept likeness
-    # What the organisation seeks against what the candidate offers (its needs met), and the
-    # reverse (it meets the candidate's needs): concept by concept, and sector by sector (what
-    # the candidate does, read mostly from its capabilities, against the sectors sought).
-    # A need met against likeness is the trade-off between the two quality bars: what seekers
-    # seek, and the same sector for the dev set, whose organisations also state needs (a third of
-    # them, other sectors than their own). Tuned on the dev set and seekers_a only (seekers_b held
-    # out): P@5 same sector / sought sector of those seeking another sector, at 0.45: 0.894 /
-    # 0.495; 0.55: 0.862 / 0.585; 0.65: 0.830 / 0.655; 0.8: 0.77 / 0.76. A peer slot kept in each
-    # list traded worse (0.035 of same sector for 0.1 of sought). The candidate's sector meeting
-    # the other's need (w_give_sector) lowered both.
-    w_need: float = 0.25
-    w_give: float = 0.04
-    w_need_sector: float = 0.55
-    w_give_sector: float = 0.0
-    # A candidate in a country the organisation asked for, and the reverse. Seekers_a's country
-    # wishes met in the top 5: 0.22 at 0.1, 0.48 at 0.3 (nothing else changed), 0.63 at 0.6 (at
-    # the cost of sought sectors and same sector: a country is no partner by itself).
-    w_country: float = 0.3
-    w_country_give: float = 0.03
-    w_both_ways: float = 0.08  # bonus: the weaker of the two directions
-    w_terms: float = 0.10  # within-language words (same-language texts only share them)
-    # How much a related sector counts as a shared one. The dev set says not at all: at 0.35,
-    # P@5 same sector was 0.952 and related 0.985; at 0 they are 0.965 and 0.986, better in each
-    # of its three parts, since related-sector partners were pushed above same-sector ones.
-    related_weight: float = 0.0
-    rollup: float = 0.5  # an activity also counts for its sector
-    # How much the goals count toward an organisation's own sector, against 1 for its capabilities:
-    # what it seeks is often another sector (a dairy seeking biogas partners, a paint maker seeking
-    # furniture makers). P@5 same sector, dev set / 64 profiles a helper wrote later: at 1.0,
-    # 0.970 / 0.681; at 0.3, 0.984 / 0.688; at 0, 0.990 / 0.691. Not 0: a text whose capabilities
-    # name no sector still has one.
-    goal_sector_weight: float = 0.3
-    # How much a need counts toward the sought sectors when no request states it (a goals sentence
-    # without "we seek ..."), against 1 when one does: such goals often say what the organisation
-    # does or wants for itself rather than whom it seeks.
-    implicit_need_weight: float = 0.25
-    # A need for the organisation's own sector counts less by its share of that sector: a request
-    # often names its own products ("we seek distributors for our cheese"), and peers are found
-    # by likeness anyway.
-    own_sector_discount: float = 1.0
-    # A sector counts in the sector block only: in the profile, capability and goal blocks too, it
-    # would add little (dev set: P@5 0.948 with it, 0.952 without) and a quarter of the work of
-    # the batch's sparse product, whose densest columns it made.
-    kind_weight: tuple[tuple[str, float], ...] = (("sector", 0.0), ("activity", 1.0), ("cooperation", 0.2))
-    max_term_df: float = 0.15  # words in more profiles than this share say nothing
-    candidates: int = 60
-    cached_k: int = 10
-    max_reasons: int = 5
-    # A need met that adds at least this to the score is named first among the reasons.
-    need_first_min: float = 0.02
-    # The weights are learnt again from the whole index once this many changes (upserts and
-    # removals), and at least this share of the index, have happened since they were last learnt.
-    reweigh_min_changes: int = 200
-    reweigh_share: float = 0.2
 
 
 def _l2(v: np.ndarray) -> np.ndarray:
@@ -172,62 +64,55 @@ def _tf(count: float) -> float:
 
 class MatchEngine:
     def __init__(self, lexicon: Lexicon | None = None, settings: EngineSettings | None = None) -> None:
-        self.lex = lexicon or load_lexicon()
-        self.s = settings or EngineSettings()
+        self.lexicon = lexicon or load_lexicon()
+        self.settings = settings or EngineSettings()
         # the concepts scored (countries and cues are read by the analysis, not scored as features)
-        self.concepts = sorted(c for c, concept in self.lex.concepts.items() if concept.kind in SCORED)
-        self.cidx = {c: i for i, c in enumerate(self.concepts)}
-        self.sectors = self.lex.sectors
+        self.concepts = sorted(c for c, concept in self.lexicon.concepts.items() if concept.kind in SCORED)
+        self.concept_index = {c: i for i, c in enumerate(self.concepts)}
+        self.sectors = self.lexicon.sectors
         self.sidx = {s: i for i, s in enumerate(self.sectors)}
-        kinds = dict(self.s.kind_weight)
-        self._kinds = {c: self.lex.concepts[c].kind for c in self.concepts}
-        self._is_coop = np.array([self._kinds[c] == "cooperation" for c in self.concepts], bool)
+        kinds = dict(self.settings.kind_weight)
+        self.kinds = {c: self.lexicon.concepts[c].kind for c in self.concepts}
+        self.is_cooperation = np.array([self.kinds[c] == "cooperation" for c in self.concepts], bool)
         # Whole-profile likeness leaves the cooperation vocabulary out: every cluster text speaks of
         # innovation, projects and SMEs, so two profiles alike in it are alike in nothing. (It still
         # counts in what one side offers and the other seeks.)
-        self._in_profile = np.where(self._is_coop, 0.0, 1.0).astype(np.float32)
-        # What a reason weighs is what it adds to the score: for a sector, the product of the two
-        # sides' sector weights (offered: the sector block; sought: the sought-sector block) times
-        # w_need_sector or w_give_sector, or times w_sector when shared; for any other concept, that
-        # of their offer and seek weights times w_need or w_give, or of profile weights times
-        # w_profile (shared).
-        self._sector_col = np.array([self.sidx[c] if self._kinds[c] == "sector" and c in self.sidx else -1
-                                     for c in self.concepts], np.int64)
-        is_sector = self._sector_col >= 0
-        self._mult_need = np.where(is_sector, self.s.w_need_sector, self.s.w_need).astype(np.float64)
-        self._mult_give = np.where(is_sector, self.s.w_give_sector, self.s.w_give).astype(np.float64)
-        self._mult_prof = np.where(is_sector, self.s.w_sector, self.s.w_profile).astype(np.float64)
-        self.kind_w = np.array([kinds.get(self.lex.concepts[c].kind, 1.0) for c in self.concepts], np.float32)
-        self.concept_sector = np.array([self.sidx.get(self.lex.sector_of(c) or "", -1) for c in self.concepts])
+        self._in_profile = np.where(self.is_cooperation, 0.0, 1.0).astype(np.float32)
+        # A sector concept's place among the sectors (-1: the concept is no sector)
+        self.sector_place = np.array([self.sidx[c] if self.kinds[c] == "sector" and c in self.sidx else -1
+                                      for c in self.concepts], np.int64)
+        self.kind_w = np.array([kinds.get(self.lexicon.concepts[c].kind, 1.0) for c in self.concepts], np.float32)
+        self.concept_sector = np.array([self.sidx.get(self.lexicon.sector_of(c) or "", -1) for c in self.concepts])
         # A sector is evidenced by its own words and by those of its activities: the column of the
         # sector concept each concept counts for (-1: none), and the same as a 0/1 matrix.
-        self._sector_concept_of = np.array([self.cidx[self.sectors[s]] if s >= 0 else -1
-                                            for s in self.concept_sector], np.int64)
-        self._sector_of_id = {c: int(j) for c, j in zip(self.concepts, self._sector_concept_of, strict=True) if j >= 0}
-        has = np.flatnonzero(self._sector_concept_of >= 0)
-        self._to_sector_concept = sp.csr_matrix(
-            (np.ones(len(has), np.int8), (has, self._sector_concept_of[has])), shape=(len(self.concepts),) * 2)
+        self.sector_concept_column = np.array([self.concept_index[self.sectors[s]] if s >= 0 else -1
+                                               for s in self.concept_sector], np.int64)
+        self.sector_concept_column_by_id = {c: int(j) for c, j in zip(self.concepts, self.sector_concept_column,
+                                                                      strict=True) if j >= 0}
+        has = np.flatnonzero(self.sector_concept_column >= 0)
+        self.to_sector_concept = sp.csr_matrix(
+            (np.ones(len(has), np.int8), (has, self.sector_concept_column[has])), shape=(len(self.concepts),) * 2)
         rel = np.eye(len(self.sectors), dtype=np.float32)
         for s in self.sectors:
-            for r in self.lex.concepts[s].related:
+            for r in self.lexicon.concepts[s].related:
                 if r in self.sidx:
-                    rel[self.sidx[s], self.sidx[r]] = rel[self.sidx[r], self.sidx[s]] = self.s.related_weight
+                    rel[self.sidx[s], self.sidx[r]] = rel[self.sidx[r], self.sidx[s]] = self.settings.related_weight
         self.related = rel
         nc0 = len(self.concepts)
         roll = sp.lil_matrix((nc0, nc0), dtype=np.float32)  # a concept counts for itself, an activity
         to_sector = sp.lil_matrix((nc0, len(self.sectors)), dtype=np.float32)  # also for its sector
         for i, c in enumerate(self.concepts):
             roll[i, i] = 1.0
-            parent = self.lex.concepts[c].sector
-            if parent in self.cidx:
-                roll[i, self.cidx[parent]] += self.s.rollup
+            parent = self.lexicon.concepts[c].sector
+            if parent in self.concept_index:
+                roll[i, self.concept_index[parent]] += self.settings.rollup
             if self.concept_sector[i] >= 0:
                 to_sector[i, self.concept_sector[i]] = 1.0
         self._rollup, self._to_sector = roll.tocsr(), to_sector.tocsr()
         nc, ns = len(self.concepts), len(self.sectors)
-        self.countries = sorted({code for c in self.lex.concepts.values() if c.kind == "country"
+        self.countries = sorted({code for c in self.lexicon.concepts.values() if c.kind == "country"
                                  for code in c.countries})
-        self.country_idx = {code: i for i, code in enumerate(self.countries)}
+        self.country_index = {code: i for i, code in enumerate(self.countries)}
         nk = len(self.countries)
         # Right-hand vector layout: [sector | profile | seeks | offers | sought sectors | country |
         # countries wished]. A score is left(A) · right(B), where left(A) puts A's blocks against the
@@ -240,7 +125,7 @@ class MatchEngine:
             self.block[name] = slice(at, at + size)
             at += size
         self.dim = at
-        s = self.s
+        s = self.settings
         # (block of B met, block of A, weight, matrix applied to A's block or None)
         self._left_map: tuple[tuple[str, str, float, np.ndarray | None], ...] = (
             ("sector", "sector", s.w_sector, self.related),
@@ -257,6 +142,7 @@ class MatchEngine:
         self._term_col: dict[str, int] = {}
         self._words_tfidf: Any = None  # scikit-learn's TfidfTransformer of the words, once fitted
         self._changes = 0  # upserts and removals since the weights were learnt
+        self.reason_finder = ReasonFinder(self, self)
         self._reset(0)
 
     # ---- storage ----------------------------------------------------------------------------
@@ -271,7 +157,7 @@ class MatchEngine:
         self.profiles: list[OrgProfile | None] = []
         self.analyses: list[Analysis | None] = []
         self.terms: list[dict[str, float]] = []
-        self._ev: list[_Evidence | None] = []  # per row, built when its reasons are first needed
+        self.reason_finder.forget_all()
         self.topk: dict[str, list[Suggestion]] = {}
         self._listed_in: dict[str, set[str]] = {}  # org -> orgs whose cached list holds it
         self._words: sp.csr_matrix | None = None  # word vectors of the rows, built lazily
@@ -305,7 +191,7 @@ class MatchEngine:
 
     def _analyse(self, p: OrgProfile) -> Analysis:
         lang = p.language or detect_language(f"{p.capabilities}\n{p.goals}")
-        return analyse(self.lex, p.capabilities or "", p.goals or "", lang, p.offers, p.seeks, p.seeks_countries)
+        return analyse(self.lexicon, p.capabilities or "", p.goals or "", lang, p.offers, p.seeks, p.seeks_countries)
 
     def _analyse_all(self, items: list[OrgProfile], workers: int, chunk: int = 1000
                      ) -> Iterator[list[Analysis]]:
@@ -332,13 +218,13 @@ class MatchEngine:
     def _concept_vec(self, hits: dict[str, list[str]]) -> np.ndarray:
         v = np.zeros(len(self.concepts), np.float32)
         for c, words in hits.items():
-            i = self.cidx.get(c)
+            i = self.concept_index.get(c)
             if i is None:
                 continue
             v[i] += _tf(len(words))
-            sector = self.lex.concepts[c].sector
-            if sector in self.cidx:
-                v[self.cidx[sector]] += self.s.rollup * _tf(len(words))
+            sector = self.lexicon.concepts[c].sector
+            if sector in self.concept_index:
+                v[self.concept_index[sector]] += self.settings.rollup * _tf(len(words))
         return v * self.idf * self.kind_w
 
     def _vectors(self, a: Analysis, country: str) -> tuple[np.ndarray, dict[str, float]]:
@@ -347,19 +233,19 @@ class MatchEngine:
         prof = (cap + goal) * self._in_profile
         sector = np.zeros(len(self.sectors), np.float32)
         sought = np.zeros(len(self.sectors), np.float32)
-        for hits, share in ((a.offer_hits, 1.0), (a.seek_hits, self.s.goal_sector_weight)):
+        for hits, share in ((a.offer_hits, 1.0), (a.seek_hits, self.settings.goal_sector_weight)):
             for c, words in hits.items():
-                i = self.cidx.get(c)
+                i = self.concept_index.get(c)
                 if i is not None and self.concept_sector[i] >= 0:
                     weight = _tf(len(words)) * self.idf[i]
                     sector[self.concept_sector[i]] += share * weight
                     if hits is a.seek_hits:
-                        stated_here = 1.0 if c in a.asked else self.s.implicit_need_weight
+                        stated_here = 1.0 if c in a.asked else self.settings.implicit_need_weight
                         sought[self.concept_sector[i]] += weight * stated_here
-        stated = any(self.concept_sector[self.cidx[c]] >= 0 for c in a.asked if c in self.cidx)
-        strength = 1.0 if stated else self.s.implicit_need_weight
+        stated = any(self.concept_sector[self.concept_index[c]] >= 0 for c in a.asked if c in self.concept_index)
+        strength = 1.0 if stated else self.settings.implicit_need_weight
         is_ = _l2(sector)
-        sought = strength * _other_sectors(_l2(sought)[None, :], is_[None, :], self.s.own_sector_discount)[0]
+        sought = strength * _other_sectors(_l2(sought)[None, :], is_[None, :], self.settings.own_sector_discount)[0]
         right = np.concatenate([is_, _l2(prof), _l2(goal), _l2(cap), sought,
                                 *self._country_blocks(country, a)]).astype(np.float32)
         return right, self._term_vec(a)
@@ -369,11 +255,11 @@ class MatchEngine:
         country is no wish: "Polish partners" in a Polish text is about itself)."""
         here = np.zeros(len(self.countries), np.float32)
         wish = np.zeros(len(self.countries), np.float32)
-        if country in self.country_idx:
-            here[self.country_idx[country]] = 1.0
+        if country in self.country_index:
+            here[self.country_index[country]] = 1.0
         for code in a.wishes:
-            if code != country and code in self.country_idx:
-                wish[self.country_idx[code]] = 1.0
+            if code != country and code in self.country_index:
+                wish[self.country_index[code]] = 1.0
         return here, wish
 
     def _term_vec(self, a: Analysis) -> dict[str, float]:
@@ -418,7 +304,7 @@ class MatchEngine:
             return m
 
         if counts is None:
-            counts = self._concept_counts(analyses, "offer_hits"), self._concept_counts(analyses, "seek_hits")
+            counts = self.concept_counts(analyses, "offer_hits"), self.concept_counts(analyses, "seek_hits")
         c_cap, c_goal = counts
         weight = self.idf * self.kind_w
         cap = np.asarray((tf(c_cap) @ self._rollup).todense()) * weight
@@ -426,19 +312,20 @@ class MatchEngine:
         no_goal = np.array([not a.seek_hits for a in analyses], bool)
         goal[no_goal] = 0.5 * cap[no_goal]
         prof = (cap + goal) * self._in_profile
-        said = tf(c_cap) + self.s.goal_sector_weight * tf(c_goal)
+        said = tf(c_cap) + self.settings.goal_sector_weight * tf(c_goal)
         sector = np.asarray((said.multiply(self.idf[None, :]).tocsr() @ self._to_sector).todense())
         need = tf(c_goal)
         asked = self._asked(analyses)
-        need = self.s.implicit_need_weight * need + (1.0 - self.s.implicit_need_weight) * need.multiply(asked).tocsr()
+        implicit = self.settings.implicit_need_weight
+        need = implicit * need + (1.0 - implicit) * need.multiply(asked).tocsr()
         sought = np.asarray((need.multiply(self.idf[None, :]).tocsr() @ self._to_sector).todense())
         stated = np.asarray((asked @ self._to_sector).sum(axis=1)).ravel() > 0
-        strength = np.where(stated, 1.0, self.s.implicit_need_weight).astype(np.float32)[:, None]
+        strength = np.where(stated, 1.0, self.settings.implicit_need_weight).astype(np.float32)[:, None]
         places = [self._country_blocks(country, a) for a, country in zip(analyses, countries, strict=True)]
         here = np.array([p[0] for p in places], np.float32).reshape(len(analyses), len(self.countries))
         wish = np.array([p[1] for p in places], np.float32).reshape(len(analyses), len(self.countries))
         is_ = _l2_rows(sector)
-        sought = strength * _other_sectors(_l2_rows(sought), is_, self.s.own_sector_discount)
+        sought = strength * _other_sectors(_l2_rows(sought), is_, self.settings.own_sector_discount)
         return np.hstack([is_, _l2_rows(prof), _l2_rows(goal), _l2_rows(cap), sought,
                           here, wish]).astype(np.float32)
 
@@ -447,15 +334,15 @@ class MatchEngine:
         rows, cols = [], []
         for r, a in enumerate(analyses):
             for c in a.asked:
-                if c in self.cidx:
+                if c in self.concept_index:
                     rows.append(r)
-                    cols.append(self.cidx[c])
+                    cols.append(self.concept_index[c])
         return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(analyses), len(self.concepts)))
 
-    def _concept_counts(self, analyses: list[Analysis | None], side: str) -> sp.csr_matrix:
+    def concept_counts(self, analyses: list[Analysis | None], side: str) -> sp.csr_matrix:
         """How many words named each concept on one side ("offer_hits", "seek_hits"), one row each."""
         indptr, cols, vals = [0], [], []
-        cidx = self.cidx
+        cidx = self.concept_index
         for a in analyses:
             if a is not None:
                 hits = getattr(a, side)
@@ -511,7 +398,7 @@ class MatchEngine:
         """Learn the weights of concepts and words from these analyses, and index them all anew."""
         tfidf = _tfidf_transformer()
         total = max(len(items), 1)
-        c_cap, c_goal = self._concept_counts(analyses, "offer_hits"), self._concept_counts(analyses, "seek_hits")
+        c_cap, c_goal = self.concept_counts(analyses, "offer_hits"), self.concept_counts(analyses, "seek_hits")
         # scikit-learn's smoothed IDF, over the organisations that name each concept
         if analyses:
             self.idf = tfidf(smooth_idf=True).fit((c_cap + c_goal) > 0).idf_.astype(np.float32)
@@ -520,7 +407,7 @@ class MatchEngine:
         term_df: Counter[str] = Counter()
         for a in analyses:
             term_df.update(a.cap_terms.keys() | a.goal_terms.keys())
-        limit = max(2, self.s.max_term_df * total)
+        limit = max(2, self.settings.max_term_df * total)
         kept = sorted(t for t, n in term_df.items() if 2 <= n <= limit)  # words two share, and not too common
         self._term_col = {t: i for i, t in enumerate(kept)}
         self._reset(len(items))
@@ -532,7 +419,7 @@ class MatchEngine:
         else:
             self.term_idf = {}
         words64 = self._term_vectors(analyses, counts)
-        names = self._term_names()
+        names = self.term_names()
         row_terms = list(map(names.__getitem__, words64.indices.tolist()))
         row_weights, bounds = words64.data.tolist(), words64.indptr.tolist()
         for start in range(0, len(items), 5000):
@@ -562,7 +449,7 @@ class MatchEngine:
         """Count one change; once a share of the index has changed since the weights were learnt,
         learn them again (its cost, linear in the index, is so spread over many events)."""
         self._changes += 1
-        if self._changes >= max(self.s.reweigh_min_changes, self.s.reweigh_share * len(self)):
+        if self._changes >= max(self.settings.reweigh_min_changes, self.settings.reweigh_share * len(self)):
             self.reweigh()
 
     def _put(self, p: OrgProfile, a: Analysis, vectors: tuple[np.ndarray, dict[str, float]] | None = None) -> int:
@@ -578,11 +465,10 @@ class MatchEngine:
             self.profiles.append(p)
             self.analyses.append(a)
             self.terms.append(terms)
-            self._ev.append(None)
             self.row[p.id] = r
         else:
             self.profiles[r], self.analyses[r], self.terms[r] = p, a, terms
-            self._ev[r] = None
+            self.reason_finder.forget(r)
             self._dirty.add(r)
             self._right_dirty.add(r)
         self.right[r] = right
@@ -598,7 +484,7 @@ class MatchEngine:
         products for the rows changed since (rebuilt when they pile up)."""
         n = len(self.ids)
         if self._words is None or len(self._dirty) > 2000:
-            self._words, self._dirty = self._term_matrix(), set()
+            self._words, self._dirty = self.term_matrix(), set()
             self._words_by_term = None
         if self._words_by_term is None:
             self._words_by_term = self._words.tocsc()
@@ -635,12 +521,12 @@ class MatchEngine:
     def _linear_row(self, r: int) -> np.ndarray:
         """The linear part of every row's score in r's list (-inf where it may not be suggested)."""
         scores = self._products(self._left(self.right[r])[:, None])[:, 0]
-        return self._allowed(r, scores + self.s.w_terms * self._term_scores(r))
+        return self._allowed(r, scores + self.settings.w_terms * self._term_scores(r))
 
     def _linear_both(self, r: int) -> tuple[np.ndarray, np.ndarray]:
         """The linear part of every row's score in r's list, and of r's score in every row's list
         (the scores are not symmetric: what each seeks differs), from one pass over the index."""
-        terms = self.s.w_terms * self._term_scores(r)
+        terms = self.settings.w_terms * self._term_scores(r)
         both = self._products(np.stack([self._left(self.right[r]), self._left_t(self.right[r])], axis=1))
         return self._allowed(r, both[:, 0] + terms), self._allowed(r, both[:, 1] + terms)
 
@@ -656,7 +542,7 @@ class MatchEngine:
         offers, seeks = self.block["offers"], self.block["seeks"]
         s1 = float(a[offers] @ b[seeks])  # A offers, B seeks
         s2 = float(b[offers] @ a[seeks])  # B offers, A seeks
-        return self.s.w_both_ways * min(s1, s2)
+        return self.settings.w_both_ways * min(s1, s2)
 
     def _rank(self, r: int, candidates: Iterable[int], linear: np.ndarray | Callable[[int], float], k: int
               ) -> list[tuple[float, int]]:
@@ -674,7 +560,7 @@ class MatchEngine:
     def _top_rows(self, r: int, k: int, linear: np.ndarray | None = None) -> list[tuple[float, int]]:
         linear = self._linear_row(r) if linear is None else linear
         finite = int(np.isfinite(linear).sum())
-        want = min(max(self.s.candidates, 4 * k), finite)
+        want = min(max(self.settings.candidates, 4 * k), finite)
         if want <= 0:
             return []
         cand = np.argpartition(-linear, want - 1)[:want]
@@ -687,8 +573,8 @@ class MatchEngine:
         if self.cluster_code[ra] == self.cluster_code[rb]:
             return None
         base = (float(self._left(self.right[ra]) @ self.right[rb])
-                + self.s.w_terms * _dot(self.terms[ra], self.terms[rb]))
-        return self._suggestion(ra, rb, base + self._extras(ra, rb))
+                + self.settings.w_terms * _dot(self.terms[ra], self.terms[rb]))
+        return self.reason_finder.suggestion(ra, rb, base + self._extras(ra, rb))
 
     def top(self, org_id: str, k: int = 5) -> list[Suggestion]:
         """The best k partners of an organisation (raises KeyError for an unknown one)."""
@@ -696,11 +582,11 @@ class MatchEngine:
         if not self.active[r]:
             raise KeyError(org_id)
         cached = self.topk.get(org_id)
-        if cached is not None and k <= self.s.cached_k:
+        if cached is not None and k <= self.settings.cached_k:
             return cached[:k]
-        if k > self.s.cached_k:
-            return [self._suggestion(r, o, sc) for sc, o in self._top_rows(r, k)]
-        return self._cache(org_id, self._top_rows(r, self.s.cached_k))[:k]
+        if k > self.settings.cached_k:
+            return [self.reason_finder.suggestion(r, o, sc) for sc, o in self._top_rows(r, k)]
+        return self._cache(org_id, self._top_rows(r, self.settings.cached_k))[:k]
 
     # ---- batch ------------------------------------------------------------------------------
 
@@ -720,32 +606,32 @@ class MatchEngine:
             return
         right = self.right[:n]
         fitted = self._fitted  # the word matrix and concept hits of fit(), unless rows changed since
-        words64 = fitted[0] if fitted is not None else self._term_matrix(np.float64)
+        words64 = fitted[0] if fitted is not None else self.term_matrix(np.float64)
         words = words64.astype(np.float32)  # exact weights for the reasons, float32 for the product
         self._words, self._dirty, self._words_by_term = words, set(), None
         self._sparse_right, self._right_dirty = None, set()
         id_rank = np.empty(n, np.int64)
         id_rank[np.argsort(np.array(self.ids, dtype=object))] = np.arange(n)
         product = CandidateProduct(sp.hstack([sp.csr_matrix(right), words]).tocsr(), self.cluster_code,
-                                   self.active, max(self.s.candidates, 4 * k, 1), rank=id_rank)
-        hits = self._hit_matrices(words64, fitted[1:] if fitted is not None else None)
-        columns = self._reason_columns()
+                                   self.active, max(self.settings.candidates, 4 * k, 1), rank=id_rank)
+        hits = self.reason_finder.hit_matrices(words64, fitted[1:] if fitted is not None else None)
+        columns = self.reason_finder.reason_columns()
         quotes: dict[int, tuple[str, ...]] = {}  # the words reasons quote, by (row, concept, side)
         offers, seeks = sp.csr_matrix(right[:, self.block["offers"]]), sp.csr_matrix(right[:, self.block["seeks"]])
         for start in range(0, len(rows), chunk):
             block = rows[start:start + chunk]
             left = sp.hstack([sp.csr_matrix(self._left_rows(right[block])),
-                              self.s.w_terms * words[block]])
+                              self.settings.w_terms * words[block]])
             slot, cand, base = product.best(block, left)  # slot: the owner's place in the block
             owner = block[slot]
-            total = base + self.s.w_both_ways * np.minimum(_row_dots(offers, owner, seeks, cand),
+            total = base + self.settings.w_both_ways * np.minimum(_row_dots(offers, owner, seeks, cand),
                                                            _row_dots(offers, cand, seeks, owner))
             # by owner, then best total first, then candidate id (as _rank sorts); k of each owner
             order = np.lexsort((id_rank[cand], -np.round(total, 6), slot))
             slot, cand, total = slot[order], cand[order], total[order]
             keep = np.arange(len(slot)) - np.searchsorted(slot, slot) < k
             slot, cand, total = slot[keep], cand[keep], total[keep]
-            reasons = self._reasons_many(block[slot], cand, hits, columns, quotes)
+            reasons = self.reason_finder.reasons_many(block[slot], cand, hits, columns, quotes)
             ends = np.searchsorted(slot, np.arange(len(block)), side="right").tolist()
             ids, scores, cands = self.ids, total.tolist(), cand.tolist()
             lo = 0
@@ -756,7 +642,7 @@ class MatchEngine:
             if progress is not None:
                 progress(start + len(block), len(rows))
 
-    def _term_matrix(self, dtype: type = np.float32) -> sp.csr_matrix:
+    def term_matrix(self, dtype: type = np.float32) -> sp.csr_matrix:
         indptr, indices, data = [0], [], []
         for tv in self.terms:
             for t, w in tv.items():
@@ -777,9 +663,9 @@ class MatchEngine:
         r = self._put(profile, self._analyse(profile))
         self._forget(profile.id)
         mine, linear = self._linear_both(r)  # r's list, and r's score in each other row's list
-        own = self._cache(profile.id, self._top_rows(r, self.s.cached_k, mine))
+        own = self._cache(profile.id, self._top_rows(r, self.settings.cached_k, mine))
         update = Update(profile.id, own)
-        max_extra = self.s.w_both_ways + self.s.w_terms
+        max_extra = self.settings.w_both_ways + self.settings.w_terms
         n = len(self.ids)
         reachable = np.flatnonzero(linear + max_extra > self._kth[:n])
         touched = set(int(x) for x in reachable) | {self.row[o] for o in self._listed_in.get(profile.id, ())}
@@ -791,15 +677,15 @@ class MatchEngine:
             was_in = any(s.id == profile.id for s in lst)
             rest = [s for s in lst if s.id != profile.id]
             score = float(linear[o]) + self._extras(o, r) if np.isfinite(linear[o]) else -np.inf
-            floor = rest[-1].score if len(rest) >= self.s.cached_k else -np.inf
+            floor = rest[-1].score if len(rest) >= self.settings.cached_k else -np.inf
             if score > floor and score > 0:
-                fresh = sorted([*rest, self._suggestion(o, r, score)], key=lambda s: (-s.score, s.id))
+                fresh = sorted([*rest, self.reason_finder.suggestion(o, r, score)], key=lambda s: (-s.score, s.id))
                 self._forget(oid)
-                self._cache(oid, [(s, self.row[s.id]) for s in fresh[: self.s.cached_k]])
+                self._cache(oid, [(s, self.row[s.id]) for s in fresh[: self.settings.cached_k]])
                 update.entered[oid] = self.topk[oid]
             elif was_in:
                 self._forget(oid)
-                update.left[oid] = self._cache(oid, self._top_rows(o, self.s.cached_k))
+                update.left[oid] = self._cache(oid, self._top_rows(o, self.settings.cached_k))
         return update
 
     def remove(self, org_id: str) -> Update:
@@ -816,17 +702,17 @@ class MatchEngine:
             o = self.row[oid]
             if oid in self.topk and self.active[o]:
                 self._forget(oid)
-                update.left[oid] = self._cache(oid, self._top_rows(o, self.s.cached_k))
+                update.left[oid] = self._cache(oid, self._top_rows(o, self.settings.cached_k))
         return update
 
     def _cache(self, org_id: str, ranked: list[tuple[float, int]] | list[tuple[Suggestion, int]]
                ) -> list[Suggestion]:
         r = self.row[org_id]
-        result = [sc if isinstance(sc, Suggestion) else self._suggestion(r, o, sc) for sc, o in ranked]
+        result = [sc if isinstance(sc, Suggestion) else self.reason_finder.suggestion(r, o, sc) for sc, o in ranked]
         self.topk[org_id] = result
         for s in result:
             self._listed_in.setdefault(s.id, set()).add(org_id)
-        self._kth[r] = result[-1].score if len(result) >= self.s.cached_k else -np.inf
+        self._kth[r] = result[-1].score if len(result) >= self.settings.cached_k else -np.inf
         return result
 
     def _forget(self, org_id: str) -> None:
@@ -839,282 +725,15 @@ class MatchEngine:
 
     # ---- reasons ----------------------------------------------------------------------------
 
-    def _suggestion(self, r: int, o: int, score: float) -> Suggestion:
-        return Suggestion(self.ids[o], float(score), tuple(self.reasons(r, o)))
+    def reasons(self, r: int, o: int) -> list[Reason]:
+        """Why row o is listed for row r."""
+        return self.reason_finder.reasons(r, o)
 
-    def _evidence(self, r: int) -> _Evidence:
-        """Row r's concepts with their weights and the words that expressed them (kept per row)."""
-        ev = self._ev[r]
-        if ev is None:
-            a = self.analyses[r]
-            assert a is not None
-            row = self.right[r]
-            cap, goal, prof = row[self.block["offers"]], row[self.block["seeks"]], row[self.block["profile"]]
-            sought = row[self.block["seek_sector"]]
-            cap_words: dict[str, tuple[str, ...]] = {}
-            goal_words: dict[str, tuple[str, ...]] = {}
-            for hits, said in ((a.offer_hits, cap_words), (a.seek_hits, goal_words)):
-                for c in hits:
-                    i = self.cidx.get(c)
-                    if i is None:
-                        continue
-                    if self._sector_col[i] < 0:
-                        said[c] = self._said(hits, i)
-                    j = self._sector_concept_of[i]
-                    if j >= 0 and self.concepts[j] not in said:
-                        said[self.concepts[j]] = self._said(hits, j)
-            weights = {}
-            for c in cap_words.keys() | goal_words.keys():
-                i = self.cidx[c]
-                if self._sector_col[i] >= 0:
-                    is_ = float(row[self._sector_col[i]])
-                    weights[c] = (is_, float(sought[self._sector_col[i]]), is_)
-                else:
-                    weights[c] = (float(cap[i]), float(goal[i]), float(prof[i]))
-            wishes = {code: _distinct(words) for code, words in a.wishes.items()}
-            ev = self._ev[r] = _Evidence(weights, cap_words, goal_words, {**goal_words, **cap_words}, wishes)
-        return ev
-
-    def _country_places(self) -> np.ndarray:
-        """Per row, the place of its country among self.countries (-1: none the lexicon knows)."""
-        n = len(self.ids)
-        here = self.right[:n, self.block["country"]]
-        if here.shape[1] == 0:
-            return np.full(n, -1, np.int64)
-        return np.where(here.any(axis=1), here.argmax(axis=1), -1).astype(np.int64)
-
-    def _country_of(self, r: int) -> str | None:
-        """Row r's country, when it is one the lexicon knows (and so one a wish can name)."""
-        p = self.profiles[r]
-        return p.country if p is not None and p.country in self.country_idx else None
-
-    def _sector_words(self, hits: dict[str, list[str]]) -> dict[int, tuple[str, ...]]:
-        """What _said gives for each sector column one side of a profile names, from one pass."""
-        of = self._sector_of_id
-        found: dict[int, list[str]] = {}
-        for c, words in hits.items():
-            j = of.get(c)
-            if j is not None:
-                found.setdefault(j, []).extend(words)
-        return {j: _distinct(words) for j, words in found.items()}
-
-    def _said(self, hits: dict[str, list[str]], i: int) -> tuple[str, ...]:
-        """The words one side of a profile named concept column i with: for a sector, those of
-        the sector and of all its activities, in the order the text first named them."""
-        if self._sector_col[i] < 0:
-            return _distinct(hits[self.concepts[i]])
-        of = self._sector_of_id
-        return _distinct(w for c, words in hits.items() if of.get(c) == i for w in words)
-
-    def _hit_matrices(self, words64: sp.csr_matrix | None = None,
-                      made: tuple[sp.csr_matrix, sp.csr_matrix] | None = None
-                      ) -> tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix, sp.csr_matrix]:
-        """Per row, the concepts its capabilities name, its goals name, and either (1/0), and its
-        word weights in float64 (the values of self.terms): what _reasons_many reads."""
-        if made is not None:
-            cap, goal = made
-        else:
-            cap = (self._concept_counts(self.analyses, "offer_hits") > 0).astype(np.int8)
-            goal = (self._concept_counts(self.analyses, "seek_hits") > 0).astype(np.int8)
-        words64 = self._term_matrix(np.float64) if words64 is None else words64
-        # a sector counts as named wherever one of its activities is
-        cap = ((cap + cap @ self._to_sector_concept) > 0).astype(np.int8).tocsr()
-        goal = ((goal + goal @ self._to_sector_concept) > 0).astype(np.int8).tocsr()
-        return cap, goal, ((cap + goal) > 0).astype(np.int8).tocsr(), words64
-
-    def _reason_columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per row and concept, the offer, seek and profile weights reasons read: for a sector, the
-        sector block's weight (offered, profile) and the sought-sector block's (sought); the
-        blocks' own weights for other concepts."""
-        right = self.right[: len(self.ids)]
-        sector_cols = np.flatnonzero(self._sector_col >= 0)
-        views = []
-        for block, sectors in (("offers", "sector"), ("seeks", "seek_sector"), ("profile", "sector")):
-            view = right[:, self.block[block]].copy()
-            view[:, sector_cols] = right[:, self.block[sectors]][:, self._sector_col[sector_cols]]
-            views.append(view)
-        return views[0], views[1], views[2]
-
-    def _reasons_many(self, owner: np.ndarray, cand: np.ndarray,
-                      hits: tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix, sp.csr_matrix],
-                      columns: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
-                      quotes: dict[int, tuple[str, ...]] | None = None) -> list[list[Reason]]:
-        """reasons(owner[i], cand[i]) for many pairs: the same reasons, weights and order, with the
-        weights of all pairs taken from sparse products rather than one dictionary walk per pair."""
-        if len(owner) > 50_000:  # pairs are independent: in slices, to bound the per-pair arrays
-            return [reasons for i in range(0, len(owner), 50_000)
-                    for reasons in self._reasons_many(owner[i:i + 50_000], cand[i:i + 50_000], hits, columns,
-                                                      quotes)]
-        h_cap, h_goal, h_any, words = hits
-        nc = len(self.concepts)
-        cap, goal, prof = columns if columns is not None else self._reason_columns()
-        w_need, w_give, w_prof, top = self._mult_need, self._mult_give, self._mult_prof, self.s.max_reasons
-        out: list[list[Reason]] = [[] for _ in range(len(owner))]
-        if len(owner) == 0:
-            return out
-
-        def both(a_rows: np.ndarray, a: sp.csr_matrix, b_rows: np.ndarray, b: sp.csr_matrix
-                 ) -> tuple[np.ndarray, np.ndarray]:  # (pair, concept) where both rows have a 1
-            m = a[a_rows].multiply(b[b_rows]).tocoo()
-            return m.row.astype(np.int64), m.col.astype(np.int64)
-
-        f64 = np.float64
-        p0, c0 = both(owner, h_cap, cand, h_goal)  # the owner offers, the candidate seeks
-        w0 = w_give[c0] * cap[owner[p0], c0].astype(f64) * goal[cand[p0], c0].astype(f64)
-        p1, c1 = both(cand, h_cap, owner, h_goal)  # the candidate offers, the owner seeks
-        w1 = w_need[c1] * cap[cand[p1], c1].astype(f64) * goal[owner[p1], c1].astype(f64)
-        k0, k1 = w0 > 1e-6, w1 > 1e-6
-        p2, c2 = both(owner, h_any, cand, h_any)  # named by both, in no direction
-        directed = np.zeros(len(owner) * nc, bool)
-        directed[p0[k0] * nc + c0[k0]] = directed[p1[k1] * nc + c1[k1]] = True
-        k2 = ~directed[p2 * nc + c2] & ~self._is_coop[c2]
-        p2, c2 = p2[k2], c2[k2]
-        w2 = w_prof[c2] * prof[owner[p2], c2].astype(f64) * prof[cand[p2], c2].astype(f64) + 1e-5
-        # countries: the candidate is where the owner asked for (a need met), or the reverse;
-        # their concept numbers follow the scored concepts' (nc + the country's place)
-        wish, right = self.block["wish"], self.right
-        place = self._country_places()
-        k_of, k_of_owner = place[cand], place[owner]
-        p3 = np.flatnonzero((k_of >= 0) & (k_of != k_of_owner))
-        p3 = p3[right[owner[p3], wish.start + k_of[p3]] > 0]
-        p4 = np.flatnonzero((k_of_owner >= 0) & (k_of != k_of_owner))
-        p4 = p4[right[cand[p4], wish.start + k_of_owner[p4]] > 0]
-        pair = np.concatenate([p0[k0], p1[k1], p2, p3, p4])
-        concept = np.concatenate([c0[k0], c1[k1], c2, nc + k_of[p3], nc + k_of_owner[p4]])
-        direction = np.concatenate([np.zeros(k0.sum(), np.int8), np.ones(k1.sum(), np.int8),
-                                    np.full(len(p2), 2, np.int8), np.ones(len(p3), np.int8),
-                                    np.zeros(len(p4), np.int8)])
-        weight = np.concatenate([w0[k0], w1[k1], w2, np.full(len(p3), self.s.w_country),
-                                 np.full(len(p4), self.s.w_country_give)])
-        later = (direction != 1) | (weight < self.s.need_first_min)  # a need met comes first
-        # as reasons(): needs met first, then by weight, concept, direction
-        order = np.lexsort((direction, concept, -weight, later, pair))
-        pair, concept, direction, weight = pair[order], concept[order], direction[order], weight[order]
-        keep = np.arange(len(pair)) - np.searchsorted(pair, pair, side="left") < top
-        pair, concept, direction, weight = pair[keep], concept[keep], direction[keep], weight[keep]
-
-        analyses, kinds = self.analyses, self._kinds
-        names = [*self.concepts, *(f"country.{code}" for code in self.countries)]
-        width = len(names)
-        # Which side's words each reason quotes (0: offers, 1: seeks): as directed, or for a
-        # shared concept the offers where they name them. One key per (row, concept, side). A
-        # country is quoted from the side that asked for it only (side 1), the other says nothing.
-        rows_a, rows_b = owner[pair], cand[pair]
-        scored = concept < nc
-        in_cap_a, in_cap_b = np.zeros(len(pair), bool), np.zeros(len(pair), bool)
-        in_cap_a[scored] = _entries(h_cap, rows_a[scored], concept[scored]) > 0
-        in_cap_b[scored] = _entries(h_cap, rows_b[scored], concept[scored]) > 0
-        side_a = np.where(direction == 2, ~in_cap_a, direction == 1).astype(np.int64)
-        side_b = np.where(direction == 2, ~in_cap_b, direction == 0).astype(np.int64)
-        keys, where = np.unique(np.concatenate([(rows_a * width + concept) * 2 + side_a,
-                                                (rows_b * width + concept) * 2 + side_b]), return_inverse=True)
-        quoted = []
-        quotes = {} if quotes is None else quotes  # the caller may keep them from block to block
-        for key in keys.tolist():
-            got = quotes.get(key)
-            if got is None:
-                a = analyses[key // (2 * width)]
-                assert a is not None
-                col = (key // 2) % width
-                if col >= nc:
-                    got = _distinct(a.wishes.get(self.countries[col - nc], ())) if key % 2 else ()
-                elif self._sector_col[col] >= 0:  # every sector of this side at once: one pass
-                    base = key - col * 2
-                    for sector, said in self._sector_words(a.seek_hits if key % 2 else a.offer_hits).items():
-                        quotes[base + sector * 2] = said
-                    got = quotes.get(key, ())
-                else:
-                    got = self._said(a.seek_hits if key % 2 else a.offer_hits, col)
-                quotes[key] = got
-            quoted.append(got)
-        half = len(pair)
-        words_a = map(quoted.__getitem__, where[:half].tolist())
-        words_b = map(quoted.__getitem__, where[half:].tolist())
-        directions = ("a_offers_b_seeks", "b_offers_a_seeks", "shared")
-        for p, c, d, w, ta, tb in zip(pair.tolist(), map(names.__getitem__, concept.tolist()), direction.tolist(),
-                                      weight.tolist(), words_a, words_b, strict=True):
-            out[p].append(Reason(c, kinds.get(c, "country"), directions[d], w, ta, tb))
-
-        short = np.flatnonzero(np.bincount(pair, minlength=len(owner)) < top)  # room for shared words
-        if len(short) and words.shape[1]:
-            m = words[owner[short]].multiply(words[cand[short]]).tocoo()
-            q, col, val = short[m.row], m.col.astype(np.int64), m.data
-            order = np.lexsort((-col, -val, q))  # as reasons(): by weight, then the word, both descending
-            q, col, val = q[order], col[order], val[order]
-            room = top - np.bincount(pair, minlength=len(owner))
-            keep = np.arange(len(q)) - np.searchsorted(q, q, side="left") < room[q]
-            term_names, owners, cands = self._term_names(), owner.tolist(), cand.tolist()
-            for p, j, w in zip(q[keep].tolist(), col[keep].tolist(), val[keep].tolist(), strict=True):
-                a, b = analyses[owners[p]], analyses[cands[p]]
-                assert a is not None and b is not None
-                t = term_names[j]
-                out[p].append(Reason(None, "term", "shared", self.s.w_terms * w,
-                                     (a.term_surface.get(t, t),), (b.term_surface.get(t, t),)))
-        return out
-
-    def _term_names(self) -> list[str]:
+    def term_names(self) -> list[str]:
         names = [""] * len(self._term_col)
         for t, i in self._term_col.items():
             names[i] = t
         return names
-
-    def reasons(self, r: int, o: int) -> list[Reason]:
-        ea, eb = self._evidence(r), self._evidence(o)
-        found: list[tuple[bool, float, str, str]] = []  # (not a need met, -weight, concept, direction)
-        kinds = self._kinds
-        first = self.s.need_first_min
-        for c in ea.weights.keys() & eb.weights.keys():
-            (cap_a, goal_a, prof_a), (cap_b, goal_b, prof_b) = ea.weights[c], eb.weights[c]
-            i = self.cidx[c]
-            w_need, w_give, w_prof = float(self._mult_need[i]), float(self._mult_give[i]), float(self._mult_prof[i])
-            directed = False
-            if c in ea.cap_words and c in eb.goal_words and (w := w_give * cap_a * goal_b) > 1e-6:
-                found.append((True, -w, c, "a_offers_b_seeks"))
-                directed = True
-            if c in eb.cap_words and c in ea.goal_words and (w := w_need * cap_b * goal_a) > 1e-6:
-                found.append((w < first, -w, c, "b_offers_a_seeks"))
-                directed = True
-            if not directed and kinds[c] != "cooperation":
-                found.append((True, -(w_prof * prof_a * prof_b + 1e-5), c, "shared"))
-        here_a, here_b = self._country_of(r), self._country_of(o)
-        if here_b and here_b != here_a and here_b in ea.wishes:
-            found.append((self.s.w_country < first, -self.s.w_country, f"country.{here_b}", "b_offers_a_seeks"))
-        if here_a and here_a != here_b and here_a in eb.wishes:
-            found.append((True, -self.s.w_country_give, f"country.{here_a}", "a_offers_b_seeks"))
-        found.sort()
-        ranked = []
-        for _, neg_w, c, direction in found[: self.s.max_reasons]:
-            if c.startswith("country."):
-                code = c.removeprefix("country.")
-                words = (ea.wishes[code], ()) if direction == "b_offers_a_seeks" else ((), eb.wishes[code])
-                ranked.append(Reason(c, "country", direction, -neg_w, *words))
-                continue
-            if direction == "a_offers_b_seeks":
-                words = ea.cap_words[c], eb.goal_words[c]
-            elif direction == "b_offers_a_seeks":
-                words = ea.goal_words[c], eb.cap_words[c]
-            else:
-                words = ea.words[c], eb.words[c]
-            ranked.append(Reason(c, kinds[c], direction, -neg_w, *words))
-        if len(ranked) < self.s.max_reasons:
-            a, b = self.analyses[r], self.analyses[o]
-            assert a is not None and b is not None
-            ta, tb = self.terms[r], self.terms[o]
-            shared = sorted(((ta[t] * tb[t], t) for t in ta.keys() & tb.keys()), reverse=True)
-            for w, t in shared[: self.s.max_reasons - len(ranked)]:
-                ranked.append(Reason(None, "term", "shared", self.s.w_terms * w,
-                                     (a.term_surface.get(t, t),), (b.term_surface.get(t, t),)))
-        return ranked
-
-
-@dataclass(frozen=True)
-class _Evidence:
-    weights: dict[str, tuple[float, float, float]]  # concept -> (capabilities, goals, profile)
-    cap_words: dict[str, tuple[str, ...]]
-    goal_words: dict[str, tuple[str, ...]]
-    words: dict[str, tuple[str, ...]]
-    wishes: dict[str, tuple[str, ...]]  # country code -> the words that asked for it
-
 
 @contextlib.contextmanager
 def frozen_objects() -> Iterator[None]:
@@ -1153,13 +772,6 @@ def _analyse_chunk(part: list[OrgProfile]) -> list[Analysis]:
     return [_FORKED._analyse(p) for p in part]
 
 
-def _entries(m: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """m[rows[i], cols[i]] for every i, as a flat array (also when there are none)."""
-    if len(rows) == 0:
-        return np.zeros(0, m.dtype)
-    return np.asarray(m[rows, cols]).ravel()
-
-
 def _row_dots(a: sp.csr_matrix, a_rows: np.ndarray, b: sp.csr_matrix, b_rows: np.ndarray) -> np.ndarray:
     """a[a_rows[i]] · b[b_rows[i]] for every i, from the few non-zeros of each row."""
     return np.asarray(a[a_rows].multiply(b[b_rows]).sum(axis=1), dtype=np.float32).ravel()
@@ -1171,16 +783,3 @@ def _dot(a: dict[str, float], b: dict[str, float]) -> float:
     return sum(w * b.get(t, 0.0) for t, w in a.items())
 
 
-def _distinct(words: Iterable[str], limit: int = 3) -> tuple[str, ...]:
-    """The first `limit` words that differ other than in case, as first written; an iterable is
-    read no further than needed."""
-    if isinstance(words, list) and len(words) == 1:
-        return (words[0],)
-    seen: dict[str, str] = {}
-    for w in words:
-        key = w.lower()
-        if key not in seen:
-            seen[key] = w
-            if len(seen) == limit:
-                break
-    return tuple(seen.values())

@@ -91,8 +91,8 @@ def test_reasons_say_who_offers_and_who_seeks_with_the_words_of_each_side(engine
     software = by_concept[("ict.software", "a_offers_b_seeks")]
     assert "oprogramowania" in [t.lower() for t in software.terms_a] and "softver" in software.terms_b
     assert ("agrifood", "b_offers_a_seeks") in by_concept
-    assert render_reason(software, "pl", engine.lex).endswith("(tworzenie oprogramowania)")
-    assert render_reason(software, "sr-Cyrl", engine.lex).endswith("(развој софтвера)")
+    assert render_reason(software, "pl", engine.lexicon).endswith("(tworzenie oprogramowania)")
+    assert render_reason(software, "sr-Cyrl", engine.lexicon).endswith("(развој софтвера)")
     assert software.to_dict()["direction"] == "a_offers_b_seeks"
 
 
@@ -200,7 +200,7 @@ def test_reasons_built_in_bulk_equal_reasons_built_pair_by_pair():
     n = len(engine.ids)
     owner, cand = np.repeat(np.arange(n), n), np.tile(np.arange(n), n)
     owner, cand = owner[owner != cand], cand[owner != cand]
-    bulk = engine._reasons_many(owner, cand, engine._hit_matrices())
+    bulk = engine.reason_finder.reasons_many(owner, cand, engine.reason_finder.hit_matrices())
     kinds = set()
     for r, o, got in zip(owner.tolist(), cand.tolist(), bulk, strict=True):
         assert got == engine.reasons(r, o), (engine.ids[r], engine.ids[o])
@@ -263,7 +263,7 @@ def test_the_weights_are_learnt_again_as_profiles_arrive(mini_lexicon):
     settings = EngineSettings(reweigh_min_changes=5, reweigh_share=0.2)
     engine = MatchEngine(mini_lexicon, settings)
     engine.fit(_orgs())
-    software = engine.cidx["ict.software"]
+    software = engine.concept_index["ict.software"]
     before = float(engine.idf[software])
     arrivals = [P(f"new-{i}", cluster=f"n{i}", capabilities="Tworzenie oprogramowania.", language="pl")
                 for i in range(6)]

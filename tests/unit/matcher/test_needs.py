@@ -128,7 +128,7 @@ def test_organisations_that_offer_what_one_seeks_come_first_with_the_need_as_fir
     assert {s.id for s in top[:3]} == {f.id for f in FARMS}
     first = top[0].reasons[0]
     assert first.direction == "b_offers_a_seeks"
-    assert engine.lex.sector_of(first.concept) == "agrifood"
+    assert engine.lexicon.sector_of(first.concept) == "agrifood"
     line = render_need(first.to_dict(), "en", "Banat Soft", "Agro 0")
     assert line.startswith("Banat Soft seeks ") and "— Agro 0 offers it" in line
 
@@ -147,7 +147,7 @@ def test_structured_needs_count_without_any_words_for_them():
     assert {s.id for s in top[:3]} == {f.id for f in FARMS}
     concepts = {r.concept for r in top[0].reasons if r.direction == "b_offers_a_seeks"}
     assert "country.SK" in concepts
-    assert any(engine.lex.sector_of(c) == "agrifood" for c in concepts if not c.startswith("country."))
+    assert any(engine.lexicon.sector_of(c) == "agrifood" for c in concepts if not c.startswith("country."))
 
 
 def test_a_country_wish_brings_partners_from_there_first_among_equals():
@@ -172,7 +172,7 @@ def _seekers_and_devset():
 
 def test_no_reason_claims_a_direction_the_texts_do_not_support():
     engine = _engine(_seekers_and_devset())
-    lex = engine.lex
+    lex = engine.lexicon
     checked = 0
     for org_id, suggestions in engine.suggestions_for_all(5):
         a = engine.analyses[engine.row[org_id]]

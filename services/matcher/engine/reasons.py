@@ -1,0 +1,362 @@
+"""The reason finder: why one organisation is listed for another, as the concepts that add most to
+the score (needs met first, then shared sectors and activities, countries asked for) and the words
+both texts share, each with the words each side wrote. One pair at a time (`reasons`, the live
+index) and many pairs at once (`reasons_many`, the batch) side by side: they give the same lists.
+Pure (no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from services.matcher.engine.values import Reason, Suggestion
+
+DIRECTIONS = ("a_offers_b_seeks", "b_offers_a_seeks", "shared")
+PAIRS_PER_SLICE = 50_000  # reasons_many works in slices of this many pairs, to bound its arrays
+
+# Per row: the concepts its capabilities name, its goals name, either (1/0), and its word weights
+HitMatrices = tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix, sp.csr_matrix]
+# Per row and concept: the offer, seek and profile weights reasons read
+ReasonColumns = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One row's concepts with their weights and the words that expressed them."""
+
+    weights: dict[str, tuple[float, float, float]]  # concept -> (capabilities, goals, profile)
+    offer_words: dict[str, tuple[str, ...]]
+    seek_words: dict[str, tuple[str, ...]]
+    words: dict[str, tuple[str, ...]]
+    wishes: dict[str, tuple[str, ...]]  # country code -> the words that asked for it
+
+
+class ReasonFinder:
+    """Reads the feature space (which concept is which, the vector layout) and the index (the rows'
+    vectors, analyses and word weights); keeps each row's evidence once it was first needed."""
+
+    def __init__(self, features: Any, index: Any) -> None:
+        self.features = features
+        self.index = index
+        self.settings = settings = features.settings
+        # What a reason weighs is what it adds to the score: for a sector, the product of the two
+        # sides' sector weights (offered: the sector block; sought: the sought-sector block) times
+        # w_need_sector or w_give_sector, or times w_sector when shared; for any other concept, that
+        # of their offer and seek weights times w_need or w_give, or of profile weights times
+        # w_profile (shared).
+        is_sector = features.sector_place >= 0
+        self.need_multiplier = np.where(is_sector, settings.w_need_sector, settings.w_need).astype(np.float64)
+        self.give_multiplier = np.where(is_sector, settings.w_give_sector, settings.w_give).astype(np.float64)
+        self.shared_multiplier = np.where(is_sector, settings.w_sector, settings.w_profile).astype(np.float64)
+        self._evidence: dict[int, Evidence] = {}
+
+    def forget(self, row: int) -> None:
+        """Row `row` changed: its evidence is gathered again when next needed."""
+        self._evidence.pop(row, None)
+
+    def forget_all(self) -> None:
+        self._evidence.clear()
+
+    def suggestion(self, r: int, o: int, score: float) -> Suggestion:
+        """Row o as a suggestion in row r's list, with its reasons."""
+        return Suggestion(self.index.ids[o], float(score), tuple(self.reasons(r, o)))
+
+    # ---- one pair ---------------------------------------------------------------------------
+
+    def reasons(self, r: int, o: int) -> list[Reason]:
+        """Why row o is listed for row r: at most max_reasons, needs met first, then by weight."""
+        ea, eb = self.evidence(r), self.evidence(o)
+        found: list[tuple[bool, float, str, str]] = []  # (not a need met, -weight, concept, direction)
+        kinds, settings = self.features.kinds, self.settings
+        first = settings.need_first_min
+        for c in ea.weights.keys() & eb.weights.keys():
+            (cap_a, goal_a, prof_a), (cap_b, goal_b, prof_b) = ea.weights[c], eb.weights[c]
+            i = self.features.concept_index[c]
+            w_need, w_give = float(self.need_multiplier[i]), float(self.give_multiplier[i])
+            w_prof = float(self.shared_multiplier[i])
+            directed = False
+            if c in ea.offer_words and c in eb.seek_words and (w := w_give * cap_a * goal_b) > 1e-6:
+                found.append((True, -w, c, "a_offers_b_seeks"))
+                directed = True
+            if c in eb.offer_words and c in ea.seek_words and (w := w_need * cap_b * goal_a) > 1e-6:
+                found.append((w < first, -w, c, "b_offers_a_seeks"))
+                directed = True
+            if not directed and kinds[c] != "cooperation":
+                found.append((True, -(w_prof * prof_a * prof_b + 1e-5), c, "shared"))
+        here_a, here_b = self.country_of(r), self.country_of(o)
+        if here_b and here_b != here_a and here_b in ea.wishes:
+            found.append((settings.w_country < first, -settings.w_country, f"country.{here_b}", "b_offers_a_seeks"))
+        if here_a and here_a != here_b and here_a in eb.wishes:
+            found.append((True, -settings.w_country_give, f"country.{here_a}", "a_offers_b_seeks"))
+        found.sort()
+        ranked = []
+        for _, neg_w, c, direction in found[: settings.max_reasons]:
+            if c.startswith("country."):
+                code = c.removeprefix("country.")
+                words = (ea.wishes[code], ()) if direction == "b_offers_a_seeks" else ((), eb.wishes[code])
+                ranked.append(Reason(c, "country", direction, -neg_w, *words))
+                continue
+            if direction == "a_offers_b_seeks":
+                words = ea.offer_words[c], eb.seek_words[c]
+            elif direction == "b_offers_a_seeks":
+                words = ea.seek_words[c], eb.offer_words[c]
+            else:
+                words = ea.words[c], eb.words[c]
+            ranked.append(Reason(c, kinds[c], direction, -neg_w, *words))
+        if len(ranked) < settings.max_reasons:
+            a, b = self.index.analyses[r], self.index.analyses[o]
+            assert a is not None and b is not None
+            ta, tb = self.index.terms[r], self.index.terms[o]
+            shared = sorted(((ta[t] * tb[t], t) for t in ta.keys() & tb.keys()), reverse=True)
+            for w, t in shared[: settings.max_reasons - len(ranked)]:
+                ranked.append(Reason(None, "term", "shared", settings.w_terms * w,
+                                     (a.term_surface.get(t, t),), (b.term_surface.get(t, t),)))
+        return ranked
+
+    def evidence(self, r: int) -> Evidence:
+        """Row r's concepts with their weights and the words that expressed them (kept per row)."""
+        found = self._evidence.get(r)
+        if found is None:
+            found = self._evidence[r] = self._gather_evidence(r)
+        return found
+
+    def _gather_evidence(self, r: int) -> Evidence:
+        features = self.features
+        a = self.index.analyses[r]
+        assert a is not None
+        row = self.index.right[r]
+        block, sector_place = features.block, features.sector_place
+        cap, goal, prof = row[block["offers"]], row[block["seeks"]], row[block["profile"]]
+        sectors, sought = row[block["sector"]], row[block["seek_sector"]]
+        offer_words: dict[str, tuple[str, ...]] = {}
+        seek_words: dict[str, tuple[str, ...]] = {}
+        for hits, said in ((a.offer_hits, offer_words), (a.seek_hits, seek_words)):
+            for c in hits:
+                i = features.concept_index.get(c)
+                if i is None:
+                    continue
+                if sector_place[i] < 0:
+                    said[c] = self.said(hits, i)
+                j = features.sector_concept_column[i]
+                if j >= 0 and features.concepts[j] not in said:
+                    said[features.concepts[j]] = self.said(hits, j)
+        weights = {}
+        for c in offer_words.keys() | seek_words.keys():
+            i = features.concept_index[c]
+            if sector_place[i] >= 0:
+                is_ = float(sectors[sector_place[i]])
+                weights[c] = (is_, float(sought[sector_place[i]]), is_)
+            else:
+                weights[c] = (float(cap[i]), float(goal[i]), float(prof[i]))
+        wishes = {code: _distinct(words) for code, words in a.wishes.items()}
+        return Evidence(weights, offer_words, seek_words, {**seek_words, **offer_words}, wishes)
+
+    def country_of(self, r: int) -> str | None:
+        """Row r's country, when it is one the lexicon knows (and so one a wish can name)."""
+        p = self.index.profiles[r]
+        return p.country if p is not None and p.country in self.features.country_index else None
+
+    def said(self, hits: dict[str, list[str]], i: int) -> tuple[str, ...]:
+        """The words one side of a profile named concept column i with: for a sector, those of
+        the sector and of all its activities, in the order the text first named them."""
+        if self.features.sector_place[i] < 0:
+            return _distinct(hits[self.features.concepts[i]])
+        of = self.features.sector_concept_column_by_id
+        return _distinct(w for c, words in hits.items() if of.get(c) == i for w in words)
+
+    # ---- many pairs -------------------------------------------------------------------------
+
+    def reasons_many(self, owner: np.ndarray, cand: np.ndarray, hits: HitMatrices,
+                     columns: ReasonColumns | None = None,
+                     quotes: dict[int, tuple[str, ...]] | None = None) -> list[list[Reason]]:
+        """reasons(owner[i], cand[i]) for many pairs: the same reasons, weights and order, with the
+        weights of all pairs taken from sparse products rather than one dictionary walk per pair.
+        `hits` and `columns`: from hit_matrices() and reason_columns(); `quotes`: the words quoted,
+        by (row, concept, side), which a caller may keep from one call to the next."""
+        if len(owner) > PAIRS_PER_SLICE:  # pairs are independent
+            return [reasons for i in range(0, len(owner), PAIRS_PER_SLICE)
+                    for reasons in self.reasons_many(owner[i:i + PAIRS_PER_SLICE], cand[i:i + PAIRS_PER_SLICE],
+                                                     hits, columns, quotes)]
+        features, settings = self.features, self.settings
+        h_cap, h_goal, h_any, words = hits
+        nc = len(features.concepts)
+        cap, goal, prof = columns if columns is not None else self.reason_columns()
+        w_need, w_give, w_prof = self.need_multiplier, self.give_multiplier, self.shared_multiplier
+        top = settings.max_reasons
+        out: list[list[Reason]] = [[] for _ in range(len(owner))]
+        if len(owner) == 0:
+            return out
+
+        def both(a_rows: np.ndarray, a: sp.csr_matrix, b_rows: np.ndarray, b: sp.csr_matrix
+                 ) -> tuple[np.ndarray, np.ndarray]:  # (pair, concept) where both rows have a 1
+            m = a[a_rows].multiply(b[b_rows]).tocoo()
+            return m.row.astype(np.int64), m.col.astype(np.int64)
+
+        f64 = np.float64
+        p0, c0 = both(owner, h_cap, cand, h_goal)  # the owner offers, the candidate seeks
+        w0 = w_give[c0] * cap[owner[p0], c0].astype(f64) * goal[cand[p0], c0].astype(f64)
+        p1, c1 = both(cand, h_cap, owner, h_goal)  # the candidate offers, the owner seeks
+        w1 = w_need[c1] * cap[cand[p1], c1].astype(f64) * goal[owner[p1], c1].astype(f64)
+        k0, k1 = w0 > 1e-6, w1 > 1e-6
+        p2, c2 = both(owner, h_any, cand, h_any)  # named by both, in no direction
+        directed = np.zeros(len(owner) * nc, bool)
+        directed[p0[k0] * nc + c0[k0]] = directed[p1[k1] * nc + c1[k1]] = True
+        k2 = ~directed[p2 * nc + c2] & ~features.is_cooperation[c2]
+        p2, c2 = p2[k2], c2[k2]
+        w2 = w_prof[c2] * prof[owner[p2], c2].astype(f64) * prof[cand[p2], c2].astype(f64) + 1e-5
+        # countries: the candidate is where the owner asked for (a need met), or the reverse;
+        # their concept numbers follow the scored concepts' (nc + the country's place)
+        wish, right = features.block["wish"], self.index.right
+        place = self.country_places()
+        k_of, k_of_owner = place[cand], place[owner]
+        p3 = np.flatnonzero((k_of >= 0) & (k_of != k_of_owner))
+        p3 = p3[right[owner[p3], wish.start + k_of[p3]] > 0]
+        p4 = np.flatnonzero((k_of_owner >= 0) & (k_of != k_of_owner))
+        p4 = p4[right[cand[p4], wish.start + k_of_owner[p4]] > 0]
+        pair = np.concatenate([p0[k0], p1[k1], p2, p3, p4])
+        concept = np.concatenate([c0[k0], c1[k1], c2, nc + k_of[p3], nc + k_of_owner[p4]])
+        direction = np.concatenate([np.zeros(k0.sum(), np.int8), np.ones(k1.sum(), np.int8),
+                                    np.full(len(p2), 2, np.int8), np.ones(len(p3), np.int8),
+                                    np.zeros(len(p4), np.int8)])
+        weight = np.concatenate([w0[k0], w1[k1], w2, np.full(len(p3), settings.w_country),
+                                 np.full(len(p4), settings.w_country_give)])
+        later = (direction != 1) | (weight < settings.need_first_min)  # a need met comes first
+        # as reasons(): needs met first, then by weight, concept, direction
+        order = np.lexsort((direction, concept, -weight, later, pair))
+        pair, concept, direction, weight = pair[order], concept[order], direction[order], weight[order]
+        keep = np.arange(len(pair)) - np.searchsorted(pair, pair, side="left") < top
+        pair, concept, direction, weight = pair[keep], concept[keep], direction[keep], weight[keep]
+
+        analyses, kinds = self.index.analyses, features.kinds
+        names = [*features.concepts, *(f"country.{code}" for code in features.countries)]
+        width = len(names)
+        # Which side's words each reason quotes (0: offers, 1: seeks): as directed, or for a
+        # shared concept the offers where they name them. One key per (row, concept, side). A
+        # country is quoted from the side that asked for it only (side 1), the other says nothing.
+        rows_a, rows_b = owner[pair], cand[pair]
+        scored = concept < nc
+        in_cap_a, in_cap_b = np.zeros(len(pair), bool), np.zeros(len(pair), bool)
+        in_cap_a[scored] = _entries(h_cap, rows_a[scored], concept[scored]) > 0
+        in_cap_b[scored] = _entries(h_cap, rows_b[scored], concept[scored]) > 0
+        side_a = np.where(direction == 2, ~in_cap_a, direction == 1).astype(np.int64)
+        side_b = np.where(direction == 2, ~in_cap_b, direction == 0).astype(np.int64)
+        keys, where = np.unique(np.concatenate([(rows_a * width + concept) * 2 + side_a,
+                                                (rows_b * width + concept) * 2 + side_b]), return_inverse=True)
+        quoted = []
+        quotes = {} if quotes is None else quotes
+        for key in keys.tolist():
+            got = quotes.get(key)
+            if got is None:
+                a = analyses[key // (2 * width)]
+                assert a is not None
+                col = (key // 2) % width
+                if col >= nc:
+                    got = _distinct(a.wishes.get(features.countries[col - nc], ())) if key % 2 else ()
+                elif features.sector_place[col] >= 0:  # every sector of this side at once: one pass
+                    base = key - col * 2
+                    for sector, said in self.sector_words(a.seek_hits if key % 2 else a.offer_hits).items():
+                        quotes[base + sector * 2] = said
+                    got = quotes.get(key, ())
+                else:
+                    got = self.said(a.seek_hits if key % 2 else a.offer_hits, col)
+                quotes[key] = got
+            quoted.append(got)
+        half = len(pair)
+        words_a = map(quoted.__getitem__, where[:half].tolist())
+        words_b = map(quoted.__getitem__, where[half:].tolist())
+        for p, c, d, w, ta, tb in zip(pair.tolist(), map(names.__getitem__, concept.tolist()), direction.tolist(),
+                                      weight.tolist(), words_a, words_b, strict=True):
+            out[p].append(Reason(c, kinds.get(c, "country"), DIRECTIONS[d], w, ta, tb))
+
+        short = np.flatnonzero(np.bincount(pair, minlength=len(owner)) < top)  # room for shared words
+        if len(short) and words.shape[1]:
+            m = words[owner[short]].multiply(words[cand[short]]).tocoo()
+            q, col, val = short[m.row], m.col.astype(np.int64), m.data
+            order = np.lexsort((-col, -val, q))  # as reasons(): by weight, then the word, both descending
+            q, col, val = q[order], col[order], val[order]
+            room = top - np.bincount(pair, minlength=len(owner))
+            keep = np.arange(len(q)) - np.searchsorted(q, q, side="left") < room[q]
+            term_names, owners, cands = features.term_names(), owner.tolist(), cand.tolist()
+            for p, j, w in zip(q[keep].tolist(), col[keep].tolist(), val[keep].tolist(), strict=True):
+                a, b = analyses[owners[p]], analyses[cands[p]]
+                assert a is not None and b is not None
+                t = term_names[j]
+                out[p].append(Reason(None, "term", "shared", settings.w_terms * w,
+                                     (a.term_surface.get(t, t),), (b.term_surface.get(t, t),)))
+        return out
+
+    def hit_matrices(self, words64: sp.csr_matrix | None = None,
+                     made: tuple[sp.csr_matrix, sp.csr_matrix] | None = None) -> HitMatrices:
+        """Per row, the concepts its capabilities name, its goals name, and either (1/0), and its
+        word weights in float64 (the values of the index's terms): what reasons_many reads.
+        `made`: the concept hits of the offers and seeks when already made (by a fit)."""
+        features = self.features
+        if made is not None:
+            cap, goal = made
+        else:
+            cap = (features.concept_counts(self.index.analyses, "offer_hits") > 0).astype(np.int8)
+            goal = (features.concept_counts(self.index.analyses, "seek_hits") > 0).astype(np.int8)
+        words64 = self.index.term_matrix(np.float64) if words64 is None else words64
+        # a sector counts as named wherever one of its activities is
+        cap = ((cap + cap @ features.to_sector_concept) > 0).astype(np.int8).tocsr()
+        goal = ((goal + goal @ features.to_sector_concept) > 0).astype(np.int8).tocsr()
+        return cap, goal, ((cap + goal) > 0).astype(np.int8).tocsr(), words64
+
+    def reason_columns(self) -> ReasonColumns:
+        """Per row and concept, the offer, seek and profile weights reasons read: for a sector, the
+        sector block's weight (offered, profile) and the sought-sector block's (sought); the
+        blocks' own weights for other concepts."""
+        block, sector_place = self.features.block, self.features.sector_place
+        right = self.index.right[: len(self.index.ids)]
+        sector_cols = np.flatnonzero(sector_place >= 0)
+        views = []
+        for own, sectors in (("offers", "sector"), ("seeks", "seek_sector"), ("profile", "sector")):
+            view = right[:, block[own]].copy()
+            view[:, sector_cols] = right[:, block[sectors]][:, sector_place[sector_cols]]
+            views.append(view)
+        return views[0], views[1], views[2]
+
+    def country_places(self) -> np.ndarray:
+        """Per row, the place of its country among the feature space's countries (-1: none the
+        lexicon knows)."""
+        n = len(self.index.ids)
+        here = self.index.right[:n, self.features.block["country"]]
+        if here.shape[1] == 0:
+            return np.full(n, -1, np.int64)
+        return np.where(here.any(axis=1), here.argmax(axis=1), -1).astype(np.int64)
+
+    def sector_words(self, hits: dict[str, list[str]]) -> dict[int, tuple[str, ...]]:
+        """What said() gives for each sector column one side of a profile names, from one pass."""
+        of = self.features.sector_concept_column_by_id
+        found: dict[int, list[str]] = {}
+        for c, words in hits.items():
+            j = of.get(c)
+            if j is not None:
+                found.setdefault(j, []).extend(words)
+        return {j: _distinct(words) for j, words in found.items()}
+
+
+def _entries(m: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """m[rows[i], cols[i]] for every i, as a flat array (also when there are none)."""
+    if len(rows) == 0:
+        return np.zeros(0, m.dtype)
+    return np.asarray(m[rows, cols]).ravel()
+
+
+def _distinct(words: Iterable[str], limit: int = 3) -> tuple[str, ...]:
+    """The first `limit` words that differ other than in case, as first written; an iterable is
+    read no further than needed."""
+    if isinstance(words, list) and len(words) == 1:
+        return (words[0],)
+    seen: dict[str, str] = {}
+    for w in words:
+        key = w.lower()
+        if key not in seen:
+            seen[key] = w
+            if len(seen) == limit:
+                break
+    return tuple(seen.values())
