@@ -2,7 +2,7 @@
 
 Catalogues are `partnermatch/locale/<lang>/LC_MESSAGES/<domain>.po`, one domain per reader
 group, with the English source text as msgid; `<domain>.pot` beside them lists what is to be
-translated (`pybabel extract -F babel.cfg`). They are read from the `.po` files when first
+translated (`make messages` extracts it from SOURCES). They are read from the `.po` files when first
 needed (no compiled `.mo` files to build or ship). Serbian Cyrillic is the Serbian (Latin)
 catalogue transliterated, so the two scripts never drift apart. Reads files once, then pure.
 """
