@@ -8,7 +8,9 @@ import redis
 
 from services.profiles.adapters.matcher_client import MatcherClient
 from services.profiles.adapters.redis_store import RedisProfileStore
+from services.profiles.adapters.signin_mailer import Background, SmtpSigninMailer
 from services.profiles.config import ProfilesSettings
+from services.profiles.services import SigninMailer
 
 
 def _no_matcher() -> MatcherClient:
@@ -20,6 +22,13 @@ def _no_matcher() -> MatcherClient:
 class ProfilesDeps:
     store: RedisProfileStore
     matcher: MatcherClient = field(default_factory=_no_matcher)
+    # None: the one of the settings (create_app fills it in), so tests of other things need none.
+    signin_mailer: SigninMailer | None = None
+    background: Background = field(default_factory=Background)
+
+
+def signin_mailer(settings: ProfilesSettings) -> SigninMailer:
+    return SmtpSigninMailer(settings.smtp, max(1, settings.signin_link_ttl_s // 60))
 
 
 def build_deps(settings: ProfilesSettings) -> ProfilesDeps:
@@ -28,4 +37,5 @@ def build_deps(settings: ProfilesSettings) -> ProfilesDeps:
     return ProfilesDeps(
         store=RedisProfileStore(client),
         matcher=MatcherClient(settings.matcher_url, settings.service_token, settings.matcher_timeout_s),
+        signin_mailer=signin_mailer(settings),
     )

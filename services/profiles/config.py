@@ -1,18 +1,21 @@
-"""Settings of the profiles service and its outbox relay, read from the environment. No I/O."""
+"""Settings of the profiles service (its API and the organisations' pages) and its outbox relay, read
+from the environment. No I/O."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from partnermatch.settings import (
     ADMIN_TOKEN,
     KAFKA_BOOTSTRAP_SERVERS,
     REDIS_URL,
     SERVICE_TOKEN,
+    SettingError,
     setting,
 )
+from partnermatch.smtp import SmtpSettings
 
 PROFILES_REDIS_URL = setting("PROFILES_REDIS_URL", None, "Redis of the profiles service (default: REDIS_URL)")
 PROFILES_HOST = setting("PROFILES_HOST", "127.0.0.1", "Address the profiles service listens on (`partnermatch up`)")
@@ -34,6 +37,31 @@ PROFILES_MATCHER_TIMEOUT_S = setting(
     "PROFILES_MATCHER_TIMEOUT_S", "3",
     "Timeout of one call to the matcher (seconds); past it the page says partnerships are not available now",
 )
+PROFILES_SECRET_KEY = setting(
+    "PROFILES_SECRET_KEY", None,
+    "Secret signing the organisations' page sessions, form tokens and sign-in links. `partnermatch up` generates "
+    "one; without it each process makes its own, which only one process can use",
+    secret=True,
+)
+PROFILES_PUBLIC_URL = setting(
+    "PROFILES_PUBLIC_URL", "http://127.0.0.1:8081",
+    "Public base URL of the organisations' pages: sign-in links start with it, and with https:// the page's "
+    "cookies are sent over HTTPS only",
+)
+PROFILES_SIGNIN_LINK_TTL_S = setting(
+    "PROFILES_SIGNIN_LINK_TTL_S", "1800", "How long an emailed sign-in link works (seconds); it works once"
+)
+PROFILES_PAGE_SESSION_TTL_S = setting(
+    "PROFILES_PAGE_SESSION_TTL_S", "28800", "How long an organisation stays signed in to its pages (seconds)"
+)
+PROFILES_REGISTER_RATE_LIMIT = setting(
+    "PROFILES_REGISTER_RATE_LIMIT", "10 per hour",
+    "Registrations through the page from one client address (Flask-Limiter notation, counted in Redis)",
+)
+PROFILES_SIGNIN_RATE_LIMIT = setting(
+    "PROFILES_SIGNIN_RATE_LIMIT", "5 per 15 minutes",
+    "Sign-in link requests from one client address, and for one email address (Flask-Limiter notation)",
+)
 RELAY_BATCH_SIZE = setting("RELAY_BATCH_SIZE", "200", "Outbox entries the relay publishes per batch")
 RELAY_IDLE_SLEEP_MS = setting("RELAY_IDLE_SLEEP_MS", "100", "How long the relay waits when the outbox is empty")
 
@@ -51,6 +79,29 @@ class ProfilesSettings:
     relay_idle_sleep_ms: int = 100
     matcher_url: str = "http://127.0.0.1:8082"
     matcher_timeout_s: float = 3.0
+    secret_key: str | None = None
+    public_url: str = "http://127.0.0.1:8081"
+    signin_link_ttl_s: int = 1800
+    page_session_ttl_s: int = 28800
+    register_rate_limit: str = "10 per hour"
+    signin_rate_limit: str = "5 per 15 minutes"
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+
+    def __post_init__(self) -> None:
+        from limits import parse_many
+
+        for name, value in (("PROFILES_REGISTER_RATE_LIMIT", self.register_rate_limit),
+                            ("PROFILES_SIGNIN_RATE_LIMIT", self.signin_rate_limit)):
+            try:
+                parse_many(value)
+            except ValueError:
+                raise SettingError(f"{name} must read like '5 per 15 minutes', got {value!r}") from None
+        if not self.public_url.startswith(("http://", "https://")):
+            raise SettingError(f"PROFILES_PUBLIC_URL must start with http:// or https://, got {self.public_url!r}")
+
+    @property
+    def cookie_secure(self) -> bool:
+        return self.public_url.startswith("https://")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ProfilesSettings:
@@ -67,4 +118,11 @@ class ProfilesSettings:
             relay_idle_sleep_ms=RELAY_IDLE_SLEEP_MS.read_int(env),
             matcher_url=(PROFILES_MATCHER_URL.read(env) or "").rstrip("/"),
             matcher_timeout_s=PROFILES_MATCHER_TIMEOUT_S.read_float(env),
+            secret_key=PROFILES_SECRET_KEY.read(env),
+            public_url=(PROFILES_PUBLIC_URL.read(env) or "").rstrip("/"),
+            signin_link_ttl_s=PROFILES_SIGNIN_LINK_TTL_S.read_int(env),
+            page_session_ttl_s=PROFILES_PAGE_SESSION_TTL_S.read_int(env),
+            register_rate_limit=PROFILES_REGISTER_RATE_LIMIT.read(env) or "",
+            signin_rate_limit=PROFILES_SIGNIN_RATE_LIMIT.read(env) or "",
+            smtp=SmtpSettings.from_env(env),
         )

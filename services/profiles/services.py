@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -16,6 +17,7 @@ from partnermatch.languages import detect_language
 from services.profiles import domain
 from services.profiles.adapters.matcher_client import MatcherUnavailable
 from services.profiles.adapters.redis_store import Conflict, NotFound, RedisProfileStore
+from services.profiles.signin import SigninLinks, new_session_id
 
 logger = logging.getLogger(__name__)
 PRODUCER = "profiles"
@@ -186,13 +188,15 @@ def delete_org(store: RedisProfileStore, who: domain.Principal, org_id: str) -> 
 
 def resync(store: RedisProfileStore) -> int:
     """Queue a fresh `profile.upserted` of every current profile (same revision: consumers skip it
-    if they have it), so an emptied broker is refilled from Redis, the source of truth."""
+    if they have it), so an emptied broker is refilled from Redis, the source of truth. Also puts
+    the contacts of profiles stored before sign-in links existed in the index they are found by."""
     count = 0
     for org_id in store.iter_org_ids():
         org = store.get_org(org_id)
         if org is None:  # deleted meanwhile
             continue
         store.enqueue(events.new_event(events.PROFILE_UPSERTED, domain.event_payload(org), PRODUCER), org_id)
+        store.index_contacts([org])  # profiles stored before sign-in links existed
         count += 1
         if count % 1000 == 0:
             logger.info("resync progress", extra={"queued": count})
@@ -269,8 +273,115 @@ def my_partnerships(store: RedisProfileStore, matcher_client: PartnershipSource,
         })
     return items
 
+
+# ---- the organisations' own pages: sign-in links, page sessions, their data ------------------
+
+
+class SigninMailer(Protocol):
+    """Sends a contact person the sign-in links asked for (adapters.signin_mailer, or a fake)."""
+
+    def send_signin(self, contact: dict[str, Any], links: list[tuple[str, str]]) -> None: ...
+
+
+def text_size_errors(data: dict[str, Any], limit: int) -> dict[str, list[str]]:
+    """Capabilities or goals longer than `limit` characters, by field (the API and the pages)."""
+    return {k: [f"Longer than {limit} characters."] for k in ("capabilities", "goals")
+            if len(data.get(k) or "") > limit}
+
+
+def _contact_by_email(org: dict[str, Any], email: str) -> dict[str, Any] | None:
+    wanted = email.strip().lower()
+    return next((c for c in org.get("contacts") or [] if c.get("email", "").strip().lower() == wanted), None)
+
+
+def request_signin(store: RedisProfileStore, links: SigninLinks, mailer: SigninMailer, email: str,
+                   link_url: Callable[[str, str], str]) -> int:
+    """Email `email` a single-use sign-in link for each organisation it is a contact person of;
+    `link_url(token, language)` makes a link's address. Returns how many links were sent: 0 for an
+    address nobody registered, which the caller must not reveal."""
+    sent: list[tuple[str, str]] = []
+    contact: dict[str, Any] | None = None
+    for org_id in store.orgs_of_contact(email) if email.strip() else []:
+        org = store.get_org(org_id)
+        found = _contact_by_email(org, email) if org else None
+        if org is None or found is None:
+            continue
+        contact = found
+        grant, token = links.new(org_id, found["id"])
+        store.save_signin(grant.nonce, {"org_id": org_id, "contact_id": found["id"]}, links.max_age_s)
+        sent.append((org["name"], link_url(token, found.get("language") or "en")))
+    if contact is None:
+        logger.info("sign-in link asked for an address of no contact person")
+        return 0
+    mailer.send_signin(contact, sent)
+    logger.info("sign-in links sent", extra={"links": len(sent)})
+    return len(sent)
+
+
+def signin_link_org(store: RedisProfileStore, links: SigninLinks, token: str) -> dict[str, Any] | None:
+    """The organisation a sign-in link opens, while the link is valid and unused (it stays unused)."""
+    grant = links.read(token)
+    stored = store.peek_signin(grant.nonce) if grant else None
+    if grant is None or stored is None or stored.get("org_id") != grant.org_id:
+        return None
+    return store.get_org(grant.org_id)
+
+
+def open_session(store: RedisProfileStore, org: dict[str, Any], contact_id: str | None, ttl_s: int) -> str:
+    """A new page session for `org`; returns its id (the only copy: Redis keeps its digest)."""
+    session_id, digest = new_session_id()
+    store.save_web_session(digest, {"org_id": org["id"], "contact_id": contact_id, "opened_at": _now()}, ttl_s)
+    logger.info("page session opened", extra={"org_id": org["id"]})
+    return session_id
+
+
+def use_signin_link(store: RedisProfileStore, links: SigninLinks, token: str,
+                    ttl_s: int) -> tuple[str, dict[str, Any]] | None:
+    """Use a sign-in link up and open a page session: (session id, organisation), or None when the
+    link is forged, expired or used already, or its organisation is gone."""
+    grant = links.read(token)
+    stored = store.take_signin(grant.nonce) if grant else None
+    if grant is None or stored is None or stored.get("org_id") != grant.org_id:
+        return None
+    org = store.get_org(grant.org_id)
+    if org is None:
+        return None
+    return open_session(store, org, grant.contact_id, ttl_s), org
+
+
+def session_org(store: RedisProfileStore, session_id: str) -> dict[str, Any] | None:
+    """The organisation of a page session, or None (unknown, expired or signed out; or the
+    organisation is gone, which ends the session)."""
+    digest = domain.token_digest(session_id)
+    found = store.web_session(digest)
+    if found is None:
+        return None
+    org = store.get_org(found["org_id"])
+    if org is None:
+        store.delete_web_session(digest)
+    return org
+
+
+def close_session(store: RedisProfileStore, session_id: str) -> None:
+    store.delete_web_session(domain.token_digest(session_id))
+
+
+def export_org(store: RedisProfileStore, org_id: str) -> dict[str, Any]:
+    """Everything the profiles service stores about an organisation and its contact persons, for
+    the organisation to download (its credential's digest is a secret, not data about it)."""
+    org = store.get_org(org_id)
+    if org is None:
+        raise NotFound(org_id)
+    return {
+        "exported_at": _now(),
+        "organisation": {k: v for k, v in org.items() if k != "token_digest"},
+        "cluster": store.get_cluster(org["cluster_id"]),
+    }
+
+
 __all__ = [
-    "Conflict", "Forbidden", "MatcherUnavailable", "NotFound", "PartnershipSource", "UnknownCluster", "authenticate",
-    "create_cluster", "create_coordinator", "delete_org", "login", "my_partnerships", "register_org", "resync",
-    "update_org",
+    "Conflict", "Forbidden", "MatcherUnavailable", "NotFound", "PartnershipSource", "SigninMailer",
+    "UnknownCluster", "authenticate", "close_session", "create_cluster", "create_coordinator", "delete_org",
+    "export_org", "login", "my_partnerships", "open_session", "register_org", "request_signin", "resync",
+    "session_org", "signin_link_org", "text_size_errors", "update_org", "use_signin_link",
 ]

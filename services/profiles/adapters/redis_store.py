@@ -1,13 +1,16 @@
-"""Redis adapter of the profiles service: clusters, coordinators, organisations, tokens and the outbox.
+"""Redis adapter of the profiles service: clusters, coordinators, organisations, tokens, the outbox,
+and the organisations' sign-in links and page sessions.
 
 Every change of an organisation writes the profile and its outbox entry in one MULTI, so there
-is never a 2xx without a durable event, nor an event without a profile. Does I/O (Redis).
+is never a 2xx without a durable event, nor an event without a profile; the index of contact
+emails (who may ask for a sign-in link) changes in the same MULTI. Does I/O (Redis).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import redis
@@ -23,6 +26,19 @@ CLUSTER = P + "cluster:"
 CLUSTERS = P + "clusters"
 COORD = P + "coordinator:"
 TOKEN = P + "token:"  # token digest -> json principal
+CONTACT_EMAIL = P + "contact-email:"  # sha256 of a lower-case contact email -> set of org ids
+SIGNIN = P + "signin:"  # nonce of an unused sign-in link -> json {org_id, contact_id}
+WEB_SESSION = P + "web-session:"  # sha256 of a page session id -> json {org_id, contact_id}
+ORG_WEB_SESSIONS = P + "org-web-sessions:"  # org id -> set of its page sessions' digests
+
+
+def _email_key(email: str) -> str:
+    # Hashed: key names show up in monitoring and slow logs, addresses should not.
+    return CONTACT_EMAIL + hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()
+
+
+def _emails(org: dict[str, Any] | None) -> set[str]:
+    return {c["email"].strip().lower() for c in (org or {}).get("contacts") or [] if c.get("email")}
 
 
 class Conflict(Exception):
@@ -111,6 +127,8 @@ class RedisProfileStore:
             pipe.zadd(ORGS, {org["id"]: org["created_ms"]})
             pipe.sadd(CLUSTER + org["cluster_id"] + ":orgs", org["id"])
             pipe.set(TOKEN + token_digest, json.dumps(principal))
+            for email in _emails(org):
+                pipe.sadd(_email_key(email), org["id"])
             self.outbox.add(pipe, envelope, self.topic, org["id"])
             result = pipe.execute()
         if not result[0]:  # an id collision: astronomically unlikely, never silent
@@ -137,6 +155,7 @@ class RedisProfileStore:
                 pipe.zrem(ORGS, org_id)
                 pipe.srem(CLUSTER + old["cluster_id"] + ":orgs", org_id)
                 pipe.delete(TOKEN + old["token_digest"])
+                self._revoke_web_sessions(pipe, org_id)
             else:
                 pipe.set(key, json.dumps(new, ensure_ascii=False))
                 if new["cluster_id"] != old["cluster_id"]:
@@ -144,11 +163,67 @@ class RedisProfileStore:
                     pipe.sadd(CLUSTER + new["cluster_id"] + ":orgs", org_id)
                     pipe.set(TOKEN + new["token_digest"], json.dumps(
                         {"role": "organisation", "org_id": org_id, "cluster_id": new["cluster_id"]}))
+            for email in _emails(old) - _emails(new):
+                pipe.srem(_email_key(email), org_id)
+            for email in _emails(new) - _emails(old):
+                pipe.sadd(_email_key(email), org_id)
             self.outbox.add(pipe, envelope, self.topic, org_id)
             result["org"] = new
 
         self.r.transaction(txn, key)
         return result["org"]
+
+    def _revoke_web_sessions(self, pipe: redis.client.Pipeline, org_id: str) -> None:
+        # Read before MULTI: inside it the pipeline only queues. A session opened in between is
+        # refused anyway, as its organisation no longer exists.
+        digests = self.r.smembers(ORG_WEB_SESSIONS + org_id)
+        for digest in digests:
+            pipe.delete(WEB_SESSION + digest.decode())
+        pipe.delete(ORG_WEB_SESSIONS + org_id)
+
+    # ---- sign-in links and page sessions --------------------------------------------------------
+
+    def orgs_of_contact(self, email: str) -> list[str]:
+        """Ids of the organisations that have `email` as a contact person (case does not count)."""
+        return sorted(m.decode() for m in self.r.smembers(_email_key(email)))
+
+    def index_contacts(self, orgs: Iterable[dict[str, Any]]) -> None:
+        """Add organisations stored before the index of contact emails existed (idempotent)."""
+        with self.r.pipeline(transaction=False) as pipe:
+            for org in orgs:
+                for email in _emails(org):
+                    pipe.sadd(_email_key(email), org["id"])
+            pipe.execute()
+
+    def save_signin(self, nonce: str, grant: dict[str, Any], ttl_s: int) -> None:
+        self.r.set(SIGNIN + nonce, json.dumps(grant), ex=ttl_s, nx=True)
+
+    def peek_signin(self, nonce: str) -> dict[str, Any] | None:
+        raw = self.r.get(SIGNIN + nonce)
+        return json.loads(raw) if raw else None
+
+    def take_signin(self, nonce: str) -> dict[str, Any] | None:
+        """The grant of an unused link, which is used up by this call: of two concurrent calls, one
+        gets it (GETDEL is atomic)."""
+        raw = self.r.getdel(SIGNIN + nonce)
+        return json.loads(raw) if raw else None
+
+    def save_web_session(self, digest: str, session: dict[str, Any], ttl_s: int) -> None:
+        with self.r.pipeline(transaction=True) as pipe:
+            pipe.set(WEB_SESSION + digest, json.dumps(session), ex=ttl_s)
+            pipe.sadd(ORG_WEB_SESSIONS + session["org_id"], digest)
+            # The newest session lives longest: the set lives as long as it.
+            pipe.expire(ORG_WEB_SESSIONS + session["org_id"], ttl_s)
+            pipe.execute()
+
+    def web_session(self, digest: str) -> dict[str, Any] | None:
+        raw = self.r.get(WEB_SESSION + digest)
+        return json.loads(raw) if raw else None
+
+    def delete_web_session(self, digest: str) -> None:
+        raw = self.r.getdel(WEB_SESSION + digest)
+        if raw:
+            self.r.srem(ORG_WEB_SESSIONS + json.loads(raw)["org_id"], digest)
 
     def enqueue(self, envelope: events.Envelope, key: str) -> None:
         """An event with no state change (resync)."""

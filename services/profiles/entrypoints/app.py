@@ -1,25 +1,32 @@
-"""The profiles HTTP API: a Flask app factory with flask-smorest (validation + OpenAPI from one source).
+"""The profiles service's HTTP side: the JSON API (flask-smorest: validation + OpenAPI from one
+source) under /v1, and the organisations' own pages (entrypoints/pages.py), in one Flask app.
 
 Run by gunicorn as 'services.profiles.entrypoints.app:create_app()'.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import secrets
 from typing import Any
 
 from flask import Flask, g, jsonify, request
 from flask.views import MethodView
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_smorest import Api, Blueprint, abort
+from flask_wtf.csrf import CSRFProtect
 
-from partnermatch import vocabulary
+from partnermatch import i18n, vocabulary
 from partnermatch.httpedge import harden
 from partnermatch.logs import configure_logging
 from services.profiles import domain, services
 from services.profiles.adapters.redis_store import Conflict, NotFound
-from services.profiles.bootstrap import ProfilesDeps, build_deps
+from services.profiles.bootstrap import ProfilesDeps, build_deps, signin_mailer
 from services.profiles.config import ProfilesSettings
+from services.profiles.entrypoints.pages import pages
 from services.profiles.schemas import (
     ClusterCreateSchema,
     ClusterSchema,
@@ -38,6 +45,7 @@ from services.profiles.schemas import (
     VocabularyQuerySchema,
     VocabularySchema,
 )
+from services.profiles.signin import SigninLinks
 
 logger = logging.getLogger(__name__)
 
@@ -85,9 +93,7 @@ def _require(*roles: str) -> domain.Principal:
 
 
 def _check_text_sizes(data: dict[str, Any]) -> None:
-    limit = _settings().max_text_chars
-    too_long = {k: [f"Longer than {limit} characters."] for k in ("capabilities", "goals")
-                if len(data.get(k) or "") > limit}
+    too_long = services.text_size_errors(data, _settings().max_text_chars)
     if too_long:
         abort(422, errors={"json": too_long}, message="Validation failed.")
 
@@ -294,14 +300,29 @@ class Vocabulary(MethodView):
 # ---- the app ----------------------------------------------------------------------------------
 
 
+# Pages: no script at all, styles from our own file, forms only to ourselves, never in a frame.
+CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+       "base-uri 'none'")
+
+
 def create_app(settings: ProfilesSettings | None = None, deps: ProfilesDeps | None = None) -> Flask:
     if settings is None:
         configure_logging(os.environ)
         settings = ProfilesSettings.from_env()
+    if not settings.secret_key:
+        logger.warning("PROFILES_SECRET_KEY is not set: page sessions and sign-in links work in this process only")
     app = Flask("partnermatch.profiles", static_folder=None)
     app.config.update(
         PM_SETTINGS=settings,
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
+        SECRET_KEY=settings.secret_key or secrets.token_hex(32),
+        SESSION_COOKIE_NAME="pm_org_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.cookie_secure,
+        # Checked by the pages only (pages.py): the JSON API takes bearer tokens, not cookies.
+        WTF_CSRF_CHECK_DEFAULT=False,
+        WTF_CSRF_TIME_LIMIT=settings.page_session_ttl_s,
         API_TITLE="partnermatch profiles",
         API_VERSION="v1",
         OPENAPI_VERSION="3.0.3",
@@ -314,13 +335,20 @@ def create_app(settings: ProfilesSettings | None = None, deps: ProfilesDeps | No
     )
     harden(app)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
-    app.extensions["partnermatch.profiles"] = deps or build_deps(settings)
+    deps = deps or build_deps(settings)
+    if deps.signin_mailer is None:
+        deps.signin_mailer = signin_mailer(settings)
+    app.extensions["partnermatch.profiles"] = deps
+    app.extensions["partnermatch.profiles.signin"] = SigninLinks(app.config["SECRET_KEY"], settings.signin_link_ttl_s)
     vocabulary.get_vocabulary()  # read once now, not in the first request that names a need
+    i18n.install(app.jinja_env, "organisations", lambda: g.get("lang", i18n.DEFAULT))
+    CSRFProtect(app)
 
     @app.before_request
     def _check_body():  # type: ignore[no-untyped-def]
-        # After harden()'s check: the body is within MAX_CONTENT_LENGTH and already read.
-        if request.method in ("POST", "PUT", "PATCH"):
+        # After harden()'s check: the body is within MAX_CONTENT_LENGTH and already read. The pages
+        # take form posts; the API takes JSON only.
+        if request.method in ("POST", "PUT", "PATCH") and request.blueprint != "pages":
             body = request.get_data(cache=True)
             if body and not request.is_json:
                 abort(415, message="Send JSON with Content-Type: application/json.")
@@ -333,6 +361,9 @@ def create_app(settings: ProfilesSettings | None = None, deps: ProfilesDeps | No
     def _headers(response):  # type: ignore[no-untyped-def]
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Cache-Control", "no-store")
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
         return response
 
     @app.get("/health")
@@ -349,5 +380,26 @@ def create_app(settings: ProfilesSettings | None = None, deps: ProfilesDeps | No
     api.register_blueprint(auth)
     api.register_blueprint(coordinators)
     api.register_blueprint(vocab)
+    app.register_blueprint(pages)
+    _limit_pages(app, settings)
 
     return app
+
+
+def _limit_pages(app: Flask, settings: ProfilesSettings) -> None:
+    """Rate limits of the forms that cost us (a profile, an email), counted in Redis so every worker
+    shares them: registrations per client address; sign-in requests per client address and per
+    email address asked for (nobody's mailbox gets flooded, and a 429 says nothing about whether
+    the address is known)."""
+    limiter = Limiter(get_remote_address, app=app, storage_uri=settings.redis_url or "memory://",
+                      key_prefix="profiles:rate", strategy="fixed-window", headers_enabled=True)
+
+    def email_asked() -> str:
+        email = (request.form.get("email") or "").strip().lower()
+        return "email:" + hashlib.sha256(email.encode("utf-8")).hexdigest()
+
+    views = app.view_functions
+    views["pages.register"] = limiter.limit(settings.register_rate_limit, methods=["POST"])(views["pages.register"])
+    signin_view = limiter.limit(settings.signin_rate_limit, methods=["POST"])(views["pages.signin"])
+    views["pages.signin"] = limiter.limit(settings.signin_rate_limit, methods=["POST"], key_func=email_asked,
+                                          scope="signin-email")(signin_view)

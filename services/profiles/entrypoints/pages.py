@@ -1,0 +1,385 @@
+"""The organisations' own pages: start, register, sign in by an emailed link, edit the profile and
+contacts, download the data, delete, my partnerships. Server-rendered (Jinja) in the reader's
+language (the "organisations" catalogue).
+
+The forms are validated by the API's own schemas and use cases (services.register_org,
+update_org, delete_org): one set of rules. Every form post carries a CSRF token (Flask-WTF); a page
+session is a random id in the signed, HttpOnly cookie whose digest Redis keeps, so signing out ends
+it everywhere. Nothing personal is shown without a session.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import unicodedata
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_wtf.csrf import CSRFError
+from marshmallow import ValidationError
+
+from partnermatch import i18n, vocabulary
+from partnermatch.languages import NATIVE_NAMES, PROFILE_LANGUAGES, READER_LANGUAGES
+from services.profiles import domain, page_text, services
+from services.profiles.adapters.matcher_client import MatcherUnavailable
+from services.profiles.adapters.redis_store import NotFound
+from services.profiles.bootstrap import ProfilesDeps
+from services.profiles.config import ProfilesSettings
+from services.profiles.forms import OrgForm
+from services.profiles.schemas import OrganisationCreateSchema, OrganisationUpdateSchema
+from services.profiles.signin import SigninLinks
+
+logger = logging.getLogger(__name__)
+DOMAIN = page_text.DOMAIN
+
+pages = Blueprint("pages", __name__, template_folder="../templates", static_folder="../static",
+                  static_url_path="/static")
+
+
+def gettext(message: str, **values: Any) -> str:
+    """`message` in the page's language."""
+    return i18n.gettext(g.get("lang", i18n.DEFAULT), DOMAIN, message, **values)
+
+
+def _deps() -> ProfilesDeps:
+    return current_app.extensions["partnermatch.profiles"]
+
+
+def _settings() -> ProfilesSettings:
+    return current_app.config["PM_SETTINGS"]
+
+
+def _links() -> SigninLinks:
+    return current_app.extensions["partnermatch.profiles.signin"]
+
+
+# ---- every page -------------------------------------------------------------------------------
+
+
+@pages.before_request
+def _before() -> None:
+    g.lang = i18n.page_language(request)
+    current_app.extensions["csrf"].protect()  # form posts only; the JSON API has none
+
+
+@pages.after_request
+def _after(response: Response) -> Response:
+    i18n.remember(response, request, g.get("lang", i18n.DEFAULT))
+    response.vary.add("Accept-Language")
+    response.vary.add("Cookie")
+    return response
+
+
+def _signed_in_org() -> dict[str, Any] | None:
+    """The organisation of the page session, read once per request."""
+    if "org" not in g:
+        session_id = session.get("sid")
+        g.org = services.session_org(_deps().store, session_id) if isinstance(session_id, str) else None
+        if session_id and g.org is None:
+            session.pop("sid", None)
+    return g.org
+
+
+@pages.app_context_processor
+def _template_globals() -> dict[str, Any]:
+    if request.blueprint != "pages":
+        return {}
+    lang = g.get("lang", i18n.DEFAULT)
+    return {"lang": lang, "languages": i18n.switcher(lang), "me": _signed_in_org()}
+
+
+def signed_in(view: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        org = _signed_in_org()
+        if org is None:
+            flash(gettext("Please sign in first."))
+            return redirect(url_for("pages.signin"))
+        return view(org, *args, **kwargs)
+    return wrapper
+
+
+def _start_session(org: dict[str, Any], session_id: str) -> None:
+    # A fresh cookie: nothing of the anonymous session (its form token) carries over.
+    lang = g.get("lang")
+    session.clear()
+    session["sid"] = session_id
+    if lang:
+        session["lang"] = lang
+    g.org = org
+
+
+def _principal(org: dict[str, Any]) -> domain.Principal:
+    return domain.Principal(domain.ORGANISATION, org_id=org["id"], cluster_id=org["cluster_id"])
+
+
+# ---- errors -----------------------------------------------------------------------------------
+
+
+@pages.errorhandler(CSRFError)
+def _csrf_refused(exc: CSRFError) -> tuple[str, int]:
+    logger.info("form post refused: CSRF", extra={"path": request.path, "reason": exc.description})
+    # The form comes back as it was sent, with a fresh token: a stale page loses nothing typed.
+    expired = gettext("The form had expired. Check it and send it again.")
+    if request.endpoint == "pages.register":
+        return _org_form_page("pages.register", OrgForm.from_form(request.form), {}, expired, 400)
+    org = _signed_in_org() if request.endpoint == "pages.profile" else None
+    if org is not None:
+        form = OrgForm.from_form(request.form, org.get("contacts") or [])
+        form.cluster_id = org["cluster_id"]
+        return _org_form_page("pages.profile", form, {}, expired, 400, org)
+    return _message_page(gettext("The form had expired"),
+                         gettext("Go back, reload the page and send the form again."), 400)
+
+
+@pages.errorhandler(429)
+def _too_many(exc: Exception) -> tuple[str, int]:
+    text = gettext("Too many attempts from here. Wait a few minutes and try again.")
+    if request.endpoint == "pages.register":
+        return _org_form_page("pages.register", OrgForm.from_form(request.form), {}, text, 429)
+    if request.endpoint == "pages.signin":
+        return render_template("signin.html", email=request.form.get("email", "")[:254], error=text), 429
+    return _message_page(gettext("Too many attempts"), text, 429)
+
+
+def _message_page(title: str, text: str, status: int) -> tuple[str, int]:
+    return render_template("message.html", title=title, text=text), status
+
+
+# ---- start, register --------------------------------------------------------------------------
+
+
+@pages.get("/")
+def start() -> Any:
+    return render_template("start.html")
+
+
+def _form_language() -> str:
+    """The default language of a new contact person: the page's."""
+    return g.get("lang", i18n.DEFAULT)
+
+
+def _choices() -> dict[str, Any]:
+    """What the organisation form offers, labelled in the page's language."""
+    lang = g.get("lang", i18n.DEFAULT)
+    vocab = vocabulary.vocabulary(lang, fallback_countries=domain.COUNTRIES)
+    by_sector: dict[str, list[dict[str, str]]] = {}
+    for activity in vocab["activities"]:
+        by_sector.setdefault(activity.get("sector", ""), []).append(activity)
+    return {
+        "clusters": sorted(_deps().store.list_clusters(), key=lambda c: c["name"].casefold()),
+        "countries": country_choices(lang),
+        "sectors": vocab["sectors"],
+        "activities": by_sector,
+        "sought_countries": vocab["countries"],
+        "profile_languages": [(code, NATIVE_NAMES[code]) for code in PROFILE_LANGUAGES],
+        "reader_languages": [(code, NATIVE_NAMES[code]) for code in READER_LANGUAGES],
+        "max_text": _settings().max_text_chars,
+    }
+
+
+@functools.cache
+def country_choices(lang: str) -> list[tuple[str, str]]:
+    """Every country an organisation may be in, labelled in `lang`: the lexicon's label where it
+    has one (the same words as the sought countries), CLDR's (Babel) otherwise."""
+    from babel import Locale
+
+    lexicon = {c["code"]: c["label"] for c in vocabulary.vocabulary(lang)["countries"]}
+    locale = Locale.parse({"sr": "sr_Latn", "sr-Cyrl": "sr_Cyrl"}.get(lang, lang))
+    labelled = [(code, lexicon.get(code) or locale.territories.get(code) or code) for code in domain.COUNTRIES]
+    return sorted(labelled, key=lambda item: _sort_key(item[1]))
+
+
+def _sort_key(label: str) -> str:
+    decomposed = unicodedata.normalize("NFD", label.casefold())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def _org_form_page(endpoint: str, form: OrgForm, errors: dict[str, list[str]], summary: str | None,
+                   status: int, org: dict[str, Any] | None = None) -> tuple[str, int]:
+    template = "register.html" if endpoint == "pages.register" else "profile.html"
+    return render_template(template, form=form, errors=errors, summary=summary, org=org, **_choices()), status
+
+
+def _validate(form: OrgForm, editing: bool) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """The API body of a posted form and its errors in the page's language, by form field."""
+    body, rows = form.to_api(editing)
+    schema = OrganisationUpdateSchema() if editing else OrganisationCreateSchema()
+    try:
+        data = schema.load(body)
+        messages: dict[str, Any] = services.text_size_errors(data, _settings().max_text_chars)
+    except ValidationError as exc:
+        data, messages = {}, dict(exc.messages)  # type: ignore[arg-type]
+    errors = page_text.page_errors(messages, gettext, rows)
+    if not body["contacts"] and "contacts" not in errors:
+        errors["contacts"] = [gettext(page_text.NEED_A_CONTACT)]
+    return data, dict(sorted(errors.items(), key=lambda item: _FORM_ORDER.get(item[0].split("-")[0], 99)))
+
+
+# The order of the form, so the summary of errors reads from top to bottom.
+_FORM_ORDER = {name: i for i, name in enumerate((
+    "name", "cluster_id", "country", "language", "capabilities", "goals", "website", "sectors", "offers", "seeks",
+    "seeks_countries", "contacts"))}
+
+
+def _errors_summary(errors: dict[str, list[str]]) -> str | None:
+    return gettext("Please correct the marked fields.") if errors else None
+
+
+@pages.route("/register", methods=["GET", "POST"])
+def register() -> Any:
+    if request.method == "GET":
+        return _org_form_page("pages.register", OrgForm.blank(_form_language()), {}, None, 200)
+    form = OrgForm.from_form(request.form)
+    if "add_contact" in request.form:
+        return _org_form_page("pages.register", form.with_another_contact(_form_language()), {}, None, 200)
+    data, errors = _validate(form, editing=False)
+    if not errors:
+        try:
+            org, _token = services.register_org(_deps().store, data)
+        except services.UnknownCluster:
+            errors = {"cluster_id": [gettext(page_text.NO_SUCH_CLUSTER)]}
+    if errors:
+        return _org_form_page("pages.register", form, errors, _errors_summary(errors), 422)
+    # Whoever registers owns the profile: the same as the API, which answers with its token.
+    _start_session(org, services.open_session(_deps().store, org, None, _settings().page_session_ttl_s))
+    flash(gettext("Your organisation is registered. Partner suggestions reach its coordinators within minutes."))
+    return redirect(url_for("pages.profile"))
+
+
+# ---- sign in, sign out ------------------------------------------------------------------------
+
+
+def _link_url(token: str, language: str) -> str:
+    """A sign-in link's address: the configured public URL, never the request's Host header."""
+    query = urlencode({"lang": language}) if language in READER_LANGUAGES else ""
+    return f"{_settings().public_url}/signin/{token}" + (f"?{query}" if query else "")
+
+
+@pages.route("/signin", methods=["GET", "POST"])
+def signin() -> Any:
+    if request.method == "GET":
+        return render_template("signin.html", email="", error=None)
+    email = (request.form.get("email") or "").strip()[:254]
+    if "@" not in email:
+        return render_template("signin.html", email=email,
+                               error=gettext("Enter an email address such as %(example)s.",
+                                             example="name@example.org")), 422
+    deps, links, link_url = _deps(), _links(), _link_url
+    mailer = deps.signin_mailer
+    assert mailer is not None  # create_app provides one
+    # Looked up and sent after the answer: it is the same, and as fast, for any address.
+    deps.background.submit(lambda: services.request_signin(deps.store, links, mailer, email, link_url))
+    return render_template("signin_sent.html", email=email,
+                           minutes=max(1, _settings().signin_link_ttl_s // 60))
+
+
+@pages.route("/signin/<token>", methods=["GET", "POST"])
+def signin_link(token: str) -> Any:
+    # Opening the link only asks to confirm: mail scanners that follow links do not use it up.
+    if request.method == "GET":
+        org = services.signin_link_org(_deps().store, _links(), token)
+        if org is None:
+            return _link_refused()
+        return render_template("signin_link.html", org=org, token=token)
+    opened = services.use_signin_link(_deps().store, _links(), token, _settings().page_session_ttl_s)
+    if opened is None:
+        return _link_refused()
+    session_id, org = opened
+    _start_session(org, session_id)
+    flash(gettext("You are signed in."))
+    return redirect(url_for("pages.profile"))
+
+
+def _link_refused() -> tuple[str, int]:
+    return _message_page(gettext("This link does not work any more"),
+                         gettext("Sign-in links work once and for a short time. Ask for a new one."), 410)
+
+
+@pages.post("/signout")
+def signout() -> Any:
+    session_id = session.get("sid")
+    if isinstance(session_id, str):
+        services.close_session(_deps().store, session_id)
+    session.clear()
+    flash(gettext("You are signed out."))
+    return redirect(url_for("pages.start"))
+
+
+# ---- the signed-in pages ----------------------------------------------------------------------
+
+
+@pages.route("/profile", methods=["GET", "POST"])
+@signed_in
+def profile(org: dict[str, Any]) -> Any:
+    if request.method == "GET":
+        return _org_form_page("pages.profile", OrgForm.from_org(org), {}, None, 200, org)
+    form = OrgForm.from_form(request.form, org.get("contacts") or [])
+    form.cluster_id = org["cluster_id"]
+    if "add_contact" in request.form:
+        return _org_form_page("pages.profile", form.with_another_contact(_form_language()), {}, None, 200, org)
+    data, errors = _validate(form, editing=True)
+    if errors:
+        return _org_form_page("pages.profile", form, errors, _errors_summary(errors), 422, org)
+    try:
+        services.update_org(_deps().store, _principal(org), org["id"], data)
+    except NotFound:
+        session.clear()
+        return redirect(url_for("pages.start"))
+    flash(gettext("Saved."))
+    return redirect(url_for("pages.profile"))
+
+
+@pages.get("/profile/data")
+@signed_in
+def download(org: dict[str, Any]) -> Response:
+    exported = services.export_org(_deps().store, org["id"])
+    body = json.dumps(exported, ensure_ascii=False, indent=2, sort_keys=True)
+    return Response(body, mimetype="application/json", headers={
+        "Content-Disposition": f'attachment; filename="partnermatch-{org["id"]}.json"'})
+
+
+@pages.route("/profile/delete", methods=["GET", "POST"])
+@signed_in
+def delete(org: dict[str, Any]) -> Any:
+    if request.method == "GET":
+        return render_template("delete.html", org=org, error=None)
+    if request.form.get("confirm") != "yes":
+        return render_template("delete.html", org=org,
+                               error=gettext("Tick the box to confirm that the organisation is to be deleted.")), 422
+    try:
+        services.delete_org(_deps().store, _principal(org), org["id"])
+    except NotFound:
+        pass
+    session.clear()  # its page sessions are gone with it (the store revokes them)
+    flash(gettext("%(name)s and its contact persons are deleted.", name=org["name"]))
+    return redirect(url_for("pages.start"))
+
+
+@pages.get("/partnerships")
+@signed_in
+def partnerships(org: dict[str, Any]) -> Any:
+    try:
+        items = services.my_partnerships(_deps().store, _deps().matcher, org["id"], g.lang)
+        unavailable = False
+    except MatcherUnavailable:
+        items, unavailable = [], True
+    except NotFound:
+        abort(404)
+    return render_template("partnerships.html", partnerships=items, unavailable=unavailable)

@@ -1,0 +1,372 @@
+"""The organisations' pages over plain HTTP (Flask's test client against real Redis and a real SMTP
+server): one set of rules with the API, sign-in links, sessions, and the protections."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from urllib.parse import urlsplit
+
+import pytest
+
+from partnermatch import events
+from services.profiles.domain import CONSENT_WORDING, SHARE_CONTACT_WORDING
+
+from ..conftest import SERVICE
+from .conftest import PUBLIC_URL, csrf_of, mails_to, register, registration, signin_link
+
+pytestmark = pytest.mark.integration
+
+JELENA = "jelena@banat.example.rs"
+
+
+def _path(link: str) -> str:
+    parts = urlsplit(link)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def _ask_link(client, email: str, lang: str = "sr-Cyrl"):
+    csrf = csrf_of(client.get(f"/signin?lang={lang}").get_data(as_text=True))
+    return client.post("/signin", data={"email": email, "csrf_token": csrf})
+
+
+def _sign_in(client, sink, email: str = JELENA):
+    assert _ask_link(client, email).status_code == 200
+    path = _path(signin_link(sink, email))
+    page = client.get(path)
+    assert page.status_code == 200
+    return client.post(path, data={"csrf_token": csrf_of(page.get_data(as_text=True))})
+
+
+def _client_at(app, address: str):
+    """A browser at another client address."""
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    return client
+
+
+def _stored_org(redis_client):
+    [key] = [k for k in redis_client.keys("profiles:org:*")]
+    return json.loads(redis_client.get(key))
+
+
+# ---- language -----------------------------------------------------------------------------------
+
+
+def test_the_start_page_opens_in_the_browsers_language_and_remembers_a_choice(app):
+    client = app.test_client()
+    page = client.get("/", headers={"Accept-Language": "sq-AL,sq;q=0.9,en;q=0.5"})
+    assert page.status_code == 200 and 'lang="sq"' in page.get_data(as_text=True)
+    assert "Regjistroni organizatën" in page.get_data(as_text=True)
+    chosen = client.get("/?lang=pl", headers={"Accept-Language": "sq"})
+    assert "pm_lang=pl" in chosen.headers["Set-Cookie"]
+    assert "Zarejestruj organizację" in client.get("/", headers={"Accept-Language": "sq"}).get_data(as_text=True)
+    assert "Региструјте" in client.get("/?lang=sr-Cyrl").get_data(as_text=True)
+
+
+# ---- register -----------------------------------------------------------------------------------
+
+
+def test_registering_opens_a_session_and_stores_each_consent_with_its_time_and_wording(app, redis_client):
+    client = app.test_client()
+    answer = register(client)
+    assert answer.status_code == 302 and answer.headers["Location"].endswith("/profile")
+    org = _stored_org(redis_client)
+    [contact] = org["contacts"]
+    assert org["name"] == "Софтверска кућа Банат" and org["offers"] == ["ict.software"]
+    assert org["seeks"] == ["agrifood"] and org["seeks_countries"] == ["PL"] and org["language"] == "sr"
+    assert contact["consent"] is True and contact["share_contact"] is True and contact["language"] == "sr-Cyrl"
+    assert contact["consent_wording"] == CONSENT_WORDING and contact["share_contact_wording"] == SHARE_CONTACT_WORDING
+    assert contact["consent_at"] and contact["share_contact_at"]
+    profile = client.get("/profile")
+    assert profile.status_code == 200 and JELENA in profile.get_data(as_text=True)
+    [event] = [events.decode(d[b"value"]) for _i, d in redis_client.xrange("profiles:outbox")]
+    assert event.event_type == events.PROFILE_UPSERTED and JELENA not in json.dumps(event.to_dict())
+
+
+def test_a_refused_registration_says_what_is_wrong_in_the_pages_language_and_keeps_everything_typed(app, redis_client):
+    client = app.test_client()
+    answer = register(client, lang="pl", goals="", **{"contacts-0-email": "jelena-at-banat", "website": "banat"})
+    html = answer.get_data(as_text=True)
+    assert answer.status_code == 422
+    assert "Uzupełnij to pole." in html  # goals
+    assert "Podaj adres e-mail, np. name@example.org." in html
+    assert "Podaj pełny adres strony, np. https://example.org." in html
+    typed = ("Софтверска кућа Банат", "Развој софтвера и мобилних апликација", "jelena-at-banat", "Јелена Петровић")
+    assert all(text in html for text in typed)
+    assert 'value="ict.software" checked' in html and 'value="PL" checked' in html
+    assert redis_client.keys("profiles:org:*") == []
+
+
+def test_the_page_and_the_api_refuse_the_same_input(app):
+    client = app.test_client()
+    too_many = [f"{s}" for s in ("ict", "energy", "health", "tourism", "wood", "metal")]
+    answer = register(client, lang="en", sectors=too_many)
+    assert answer.status_code == 422 and "Choose at most 5." in answer.get_data(as_text=True)
+    body = {"name": "X", "cluster_id": "rs-vojvodina-ict", "country": "RS", "capabilities": "a", "goals": "b",
+            "sectors": too_many}
+    api = client.post("/v1/organisations", json=body)
+    assert api.status_code == 422 and "sectors" in api.json["errors"]["json"]
+
+
+def test_a_registration_needs_a_contact_person_to_sign_in_with(app):
+    answer = register(app.test_client(), lang="de", **{"contacts-0-name": "", "contacts-0-email": ""})
+    html = answer.get_data(as_text=True)
+    assert answer.status_code == 422 and "Fügen Sie mindestens eine Kontaktperson hinzu" in html
+
+
+def test_adding_a_contact_row_keeps_what_was_typed(app):
+    client = app.test_client()
+    csrf = csrf_of(client.get("/register").get_data(as_text=True))
+    page = client.post("/register", data={**registration(), "csrf_token": csrf, "add_contact": "1"})
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and 'name="contacts-1-email"' in html and "Јелена Петровић" in html
+
+
+# ---- CSRF, cookies, headers ---------------------------------------------------------------------
+
+
+def test_a_form_post_without_its_token_is_refused_and_changes_nothing(app, redis_client, sink):
+    client = app.test_client()
+    for path, form in (("/register", registration()), ("/signin", {"email": JELENA})):
+        assert client.post(path, data=form).status_code == 400
+        assert client.post(path, data={**form, "csrf_token": "forged"}).status_code == 400
+    assert redis_client.keys("profiles:org:*") == [] and sink.messages == []
+    assert register(client).status_code == 302
+    for path in ("/profile", "/profile/delete", "/signout"):
+        assert client.post(path, data={"confirm": "yes", "name": "Changed"}).status_code == 400
+    org = _stored_org(redis_client)
+    assert org["name"] == "Софтверска кућа Банат" and client.get("/profile").status_code == 200
+
+
+def test_a_stale_registration_form_comes_back_with_everything_typed(app):
+    client = app.test_client()
+    answer = client.post("/register?lang=pl", data={**registration(), "csrf_token": "expired"})
+    html = answer.get_data(as_text=True)
+    assert answer.status_code == 400 and "Formularz wygasł" in html and "Софтверска кућа Банат" in html
+
+
+def test_the_json_api_needs_no_form_token_and_gets_no_cookie(app):
+    client = app.test_client()
+    r = client.post("/v1/organisations", json={"name": "X", "cluster_id": "rs-vojvodina-ict", "country": "RS",
+                                                "capabilities": "Software.", "goals": "Partners."})
+    assert r.status_code == 201 and "Set-Cookie" not in r.headers
+    assert client.post("/v1/organisations", data={"name": "X"}).status_code == 415
+
+
+def test_pages_send_a_content_security_policy_without_inline_code_and_hardened_cookies(app, make_app):
+    client = app.test_client()
+    page = client.get("/register")
+    csp = page.headers["Content-Security-Policy"]
+    assert "unsafe-inline" not in csp and "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
+    assert page.headers["X-Frame-Options"] == "DENY" and page.headers["Referrer-Policy"] == "same-origin"
+    assert "<script" not in page.get_data(as_text=True) and " style=" not in page.get_data(as_text=True)
+    cookie = register(client).headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
+    secure = make_app(public_url="https://orgs.partnermatch.example").test_client()
+    cookie = register(secure).headers["Set-Cookie"]
+    assert "Secure" in cookie and "HttpOnly" in cookie
+
+
+# ---- sign in ------------------------------------------------------------------------------------
+
+
+def test_a_known_and_an_unknown_address_get_the_same_answer_and_only_the_known_one_a_mail(app, sink):
+    register(app.test_client())
+    known, unknown = _ask_link(app.test_client(), JELENA), _ask_link(app.test_client(), "nobody@banat.example.rs")
+    assert known.status_code == unknown.status_code == 200
+    assert known.get_data(as_text=True).replace(JELENA, "@") == \
+        unknown.get_data(as_text=True).replace("nobody@banat.example.rs", "@")
+    assert len(mails_to(sink, JELENA)) == 1 and mails_to(sink, "nobody@banat.example.rs") == []
+
+
+def test_the_signin_mail_is_in_the_contacts_language_and_links_to_the_public_address(app, sink):
+    register(app.test_client())
+    client = app.test_client()
+    # Asked through another Host header: the link still points to the configured public address.
+    csrf = csrf_of(client.get("/signin", base_url="http://evil.example").get_data(as_text=True))
+    answer = client.post("/signin", data={"email": JELENA.upper(), "csrf_token": csrf}, base_url="http://evil.example")
+    assert answer.status_code == 200
+    [mail] = mails_to(sink, JELENA)
+    body = mail.get_body(("plain",)).get_content()
+    assert mail["Content-Language"] == "sr-Cyrl" and "Поштовани/а Јелена Петровић" in body
+    assert "Ваш линк за пријаву" in str(mail["Subject"])
+    link = signin_link(sink, JELENA)
+    assert link.startswith(f"{PUBLIC_URL}/signin/") and "evil.example" not in body and link.endswith("?lang=sr-Cyrl")
+
+
+def test_a_signin_link_opens_a_session_once_and_never_again(app, sink):
+    register(app.test_client())
+    client = app.test_client()
+    assert _ask_link(client, JELENA).status_code == 200
+    path = _path(signin_link(sink, JELENA))
+    for _ in range(2):  # opening it (a mail scanner, a second look) does not use it up
+        page = client.get(path)
+        assert page.status_code == 200 and "Софтверска кућа Банат" in page.get_data(as_text=True)
+    csrf = csrf_of(page.get_data(as_text=True))
+    assert client.post(path, data={"csrf_token": csrf}).headers["Location"].endswith("/profile")
+    assert JELENA in client.get("/profile").get_data(as_text=True)
+    other = app.test_client()
+    assert other.get(path).status_code == 410
+    csrf = csrf_of(other.get("/signin").get_data(as_text=True))
+    assert other.post(path, data={"csrf_token": csrf}).status_code == 410
+    assert other.get("/profile").status_code == 302
+
+
+def test_a_signin_link_expires(make_app, sink):
+    app = make_app(signin_link_ttl_s=1)
+    register(app.test_client())
+    client = app.test_client()
+    _ask_link(client, JELENA)
+    path = _path(signin_link(sink, JELENA))
+    time.sleep(2.2)  # the link's own clock: nothing to poll for
+    page = client.get(path)
+    assert page.status_code == 410
+    csrf = csrf_of(client.get("/signin").get_data(as_text=True))
+    assert client.post(path, data={"csrf_token": csrf}).status_code == 410
+
+
+def test_a_forged_or_damaged_link_opens_nothing(app, sink):
+    register(app.test_client())
+    client = app.test_client()
+    _ask_link(client, JELENA)
+    path = _path(signin_link(sink, JELENA)).split("?")[0]
+    for bad in (path[:-3] + "abc", "/signin/" + "x" * 40, "/signin/" + "y" * 2000):
+        assert client.get(bad).status_code == 410
+    assert client.get(path).status_code == 200
+
+
+def test_signing_out_ends_the_session_on_the_server_too(app, sink):
+    register(app.test_client())
+    client = app.test_client()
+    assert _sign_in(client, sink).status_code == 302
+    stolen = client.get_cookie("pm_org_session").value
+    page = client.get("/profile")
+    assert page.status_code == 200
+    assert client.post("/signout", data={"csrf_token": csrf_of(page.get_data(as_text=True))}).status_code == 302
+    replay = app.test_client()
+    replay.set_cookie("pm_org_session", stolen)
+    assert replay.get("/profile").status_code == 302
+    assert replay.get("/profile/data").status_code == 302
+
+
+# ---- signed in ----------------------------------------------------------------------------------
+
+
+def test_editing_the_profile_uses_the_apis_rules_and_keeps_unchanged_consents(app, redis_client):
+    client = app.test_client()
+    register(client)
+    before = _stored_org(redis_client)["contacts"][0]
+    form = registration(goals="Tražimo partnere iz Poljske.", **{
+        "contacts-0-id": before["id"], "contacts-0-share_contact": None,
+        "contacts-1-name": "Marko Marković", "contacts-1-email": "marko@banat.example.rs",
+        "contacts-1-language": "sr", "contacts-1-consent": "yes"})
+    form.pop("cluster_id")
+    csrf = csrf_of(client.get("/profile").get_data(as_text=True))
+    bad = client.post("/profile", data={**form, "contacts-1-email": "marko", "csrf_token": csrf})
+    assert bad.status_code == 422 and "Tražimo partnere iz Poljske." in bad.get_data(as_text=True)
+    assert client.post("/profile", data={**form, "csrf_token": csrf}).status_code == 302
+    org = _stored_org(redis_client)
+    jelena, marko = org["contacts"]
+    assert org["goals"] == "Tražimo partnere iz Poljske." and org["revision"] == 2
+    assert jelena["consent_at"] == before["consent_at"] and jelena["share_contact"] is False
+    assert jelena["share_contact_at"] >= before["share_contact_at"] and marko["share_contact"] is False
+
+
+def test_my_data_is_everything_stored_about_the_organisation_but_its_credential(app, redis_client):
+    client = app.test_client()
+    register(client)
+    download = client.get("/profile/data")
+    assert download.status_code == 200 and "attachment" in download.headers["Content-Disposition"]
+    exported = json.loads(download.get_data(as_text=True))
+    stored = _stored_org(redis_client)
+    stored.pop("token_digest")
+    assert exported["organisation"] == stored and exported["cluster"]["id"] == "rs-vojvodina-ict"
+    assert "token_digest" not in download.get_data(as_text=True)
+
+
+def test_deleting_needs_a_confirmation_then_erases_the_organisation_and_its_sessions(app, redis_client):
+    client = app.test_client()
+    register(client)
+    org_id = _stored_org(redis_client)["id"]
+    page = client.get("/profile/delete")
+    csrf = csrf_of(page.get_data(as_text=True))
+    assert client.post("/profile/delete", data={"csrf_token": csrf}).status_code == 422
+    assert redis_client.exists(f"profiles:org:{org_id}")
+    assert client.post("/profile/delete", data={"csrf_token": csrf, "confirm": "yes"}).status_code == 302
+    assert client.get(f"/v1/organisations/{org_id}").status_code == 404
+    assert client.get("/profile").status_code == 302
+    assert redis_client.keys("profiles:web-session:*") == []
+    deleted = [events.decode(d[b"value"]) for _i, d in redis_client.xrange("profiles:outbox")][-1]
+    assert deleted.event_type == events.PROFILE_DELETED
+
+
+def test_my_partnerships_needs_a_session_and_says_when_the_matcher_cannot_answer(app):
+    client = app.test_client()
+    assert client.get("/partnerships").status_code == 302
+    register(client, lang="en")
+    page = client.get("/partnerships")
+    assert page.status_code == 200 and "cannot be shown right now" in page.get_data(as_text=True)
+
+
+def test_no_page_shows_contact_data_without_a_session(app, redis_client):
+    register(app.test_client())
+    org_id = _stored_org(redis_client)["id"]
+    anonymous = app.test_client()
+    for path in ("/", "/register", "/signin", "/profile", "/profile/data", "/profile/delete", "/partnerships",
+                 "/signin/nonsense", f"/v1/organisations/{org_id}", "/v1/organisations"):
+        answer = anonymous.get(path)
+        assert answer.status_code in (200, 302, 410), path
+        assert JELENA not in answer.get_data(as_text=True) and "Јелена" not in answer.get_data(as_text=True), path
+    assert anonymous.get(f"/v1/organisations/{org_id}/contacts").status_code == 401
+    service = {"Authorization": f"Bearer {SERVICE}"}
+    assert anonymous.get(f"/v1/organisations/{org_id}/contacts", headers=service).status_code == 200
+
+
+# ---- rate limits --------------------------------------------------------------------------------
+
+
+def test_registrations_from_one_address_are_limited(make_app, redis_client):
+    app = make_app(register_rate_limit="2 per minute")
+    client = app.test_client()
+    for i in range(2):
+        assert register(client, **{"contacts-0-email": f"c{i}@banat.example.rs"}).status_code == 302
+    limited = register(client, lang="pl", **{"contacts-0-email": "c9@banat.example.rs"})
+    assert limited.status_code == 429 and "Zbyt wiele prób" in limited.get_data(as_text=True)
+    assert "Софтверска кућа Банат" in limited.get_data(as_text=True)  # the form comes back as typed
+    elsewhere = _client_at(app, "192.0.2.7")
+    assert register(elsewhere, **{"contacts-0-email": "c8@banat.example.rs"}).status_code == 302
+    assert len(redis_client.keys("profiles:org:*")) == 3
+
+
+def test_signin_requests_are_limited_per_client_and_per_address_known_or_not(make_app, sink):
+    app = make_app(signin_rate_limit="2 per minute")
+    register(app.test_client())
+    for i, address in enumerate((JELENA, "nobody@banat.example.rs")):
+        for n in range(2):
+            client = _client_at(app, f"192.0.2.{10 * i + n}")
+            assert _ask_link(client, address).status_code == 200
+        third = _client_at(app, f"192.0.2.{10 * i + 5}")
+        assert _ask_link(third, address).status_code == 429  # another client, the same address
+    same_client = _client_at(app, "192.0.2.99")
+    answers = [_ask_link(same_client, f"other{n}@banat.example.rs").status_code for n in range(3)]
+    assert answers == [200, 200, 429]
+    assert len(mails_to(sink, JELENA)) == 2
+
+
+def test_the_rate_limits_leave_the_api_alone(make_app):
+    app = make_app(register_rate_limit="1 per minute")
+    client = app.test_client()
+    body = {"name": "X", "cluster_id": "rs-vojvodina-ict", "country": "RS", "capabilities": "a", "goals": "b"}
+    assert all(client.post("/v1/organisations", json=body).status_code == 201 for _ in range(3))
+
+
+def test_a_contact_of_two_organisations_gets_one_mail_with_both_links(app, sink):
+    register(app.test_client())
+    register(app.test_client(), name="Друга фирма")
+    _ask_link(app.test_client(), JELENA)
+    [mail] = mails_to(sink, JELENA)
+    body = mail.get_body(("plain",)).get_content()
+    assert "Софтверска кућа Банат" in body and "Друга фирма" in body
+    assert len(re.findall(r"/signin/\S+", body)) == 2
