@@ -180,7 +180,8 @@ def test_a_coordinator_reviews_and_decides_in_german_from_the_browsers_language(
     page = r.get_data(as_text=True)
     assert "Ihre Entscheidung ist gespeichert." in page
     assert "wartet auf den anderen Cluster" in page
-    r = client.post("/pairs/org_pl~org_rs/decide", data={"decision": "approve", "csrf": csrf}, follow_redirects=True)
+    r = client.post("/pairs/org_pl~org_rs/decide", data={"decision": "reject", "reason_code": "other", "csrf": csrf},
+                    follow_redirects=True)  # another decision than the one recorded: refused
     assert "Über diesen Vorschlag wurde bereits entschieden." in r.get_data(as_text=True)
     pair = client.get("/pairs/org_pl~org_rs").get_data(as_text=True)
     assert "Beide Profile" in pair and "Zurück zur Liste" in pair and "Land: PL" in pair
