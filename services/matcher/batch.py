@@ -129,8 +129,8 @@ def _warn_unknown(needs: set[str], countries: set[str]) -> None:
 def match_file(src: IO[str], dst: IO[str], top: int, lemma_index: str | None = None,
                workers: int | None = None, scratch: str | None = None) -> int:
     from services.matcher.engine import MatchEngine
-    from services.matcher.engine.engine import can_fork
     from services.matcher.engine.text import use_lemma_index
+    from services.matcher.engine.workers import can_fork
 
     started = time.monotonic()
     use_lemma_index(lemma_index)
@@ -223,8 +223,8 @@ def _match_in_parts(engine: Any, profiles: list[Any], top: int, dst: IO[str], pa
     the system's temporary folder), appended in order. Each part's reasons and lines are made
     where its product ran, so nothing is sent back and forth. If this process fails or is
     stopped, the children are stopped too and their files removed."""
-    from services.matcher.engine.engine import frozen_objects
     from services.matcher.engine.topn import kernel
+    from services.matcher.engine.workers import frozen_objects
 
     kernel()  # compiled (or loaded) once here, not in every child
     n = len(profiles)

@@ -10,125 +10,38 @@ TF-IDF, learnt again as the index changes (reweigh). Pure (no I/O).
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import logging
-import math
-import multiprocessing as mp
-import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from itertools import repeat
-from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from partnermatch.languages import detect_language
-from services.matcher.engine.analysis import Analysis, analyse
-from services.matcher.engine.lexicon import SCORED, Lexicon, load_lexicon
+from services.matcher.engine.analysis import Analysis
+from services.matcher.engine.features import FeatureSpace, tfidf_transformer
+from services.matcher.engine.lexicon import Lexicon, load_lexicon
 from services.matcher.engine.reasons import ReasonFinder
 from services.matcher.engine.settings import EngineSettings
 from services.matcher.engine.values import OrgProfile, Progress, Reason, Suggestion, Update
+from services.matcher.engine.workers import analyse_all
 
 __all__ = ["EngineSettings", "MatchEngine", "OrgProfile", "Progress", "Reason", "Suggestion", "Update"]
 
 logger = logging.getLogger(__name__)
 
 
-def _l2(v: np.ndarray) -> np.ndarray:
-    n = float(np.linalg.norm(v))
-    return v / n if n > 0 else v
-
-
-def _l2_rows(m: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(m, axis=1, keepdims=True)
-    return np.divide(m, norms, out=np.zeros_like(m), where=norms > 0)
-
-
-def _other_sectors(sought: np.ndarray, is_: np.ndarray, discount: float) -> np.ndarray:
-    """Sought sectors (unit rows) less the organisation's own: each is kept in the share it is
-    not the organisation's (`is_`, unit rows), and the rest counts in full where it was at least
-    half of the need (a request naming its own products besides what it seeks), in proportion
-    where less (a need mostly for peers, who are found by likeness anyway)."""
-    other = sought * np.maximum(0.0, 1.0 - discount * is_)
-    norms = np.linalg.norm(other, axis=1, keepdims=True)
-    return other / np.maximum(norms, 0.5)
-
-
-def _tf(count: float) -> float:
-    return 1.0 + math.log(count) if count > 0 else 0.0
-
-
 class MatchEngine:
     def __init__(self, lexicon: Lexicon | None = None, settings: EngineSettings | None = None) -> None:
-        self.lexicon = lexicon or load_lexicon()
-        self.settings = settings or EngineSettings()
-        # the concepts scored (countries and cues are read by the analysis, not scored as features)
-        self.concepts = sorted(c for c, concept in self.lexicon.concepts.items() if concept.kind in SCORED)
-        self.concept_index = {c: i for i, c in enumerate(self.concepts)}
-        self.sectors = self.lexicon.sectors
-        self.sidx = {s: i for i, s in enumerate(self.sectors)}
-        kinds = dict(self.settings.kind_weight)
-        self.kinds = {c: self.lexicon.concepts[c].kind for c in self.concepts}
-        self.is_cooperation = np.array([self.kinds[c] == "cooperation" for c in self.concepts], bool)
-        # Whole-profile likeness leaves the cooperation vocabulary out: every cluster text speaks of
-        # innovation, projects and SMEs, so two profiles alike in it are alike in nothing. (It still
-        # counts in what one side offers and the other seeks.)
-        self._in_profile = np.where(self.is_cooperation, 0.0, 1.0).astype(np.float32)
-        # A sector concept's place among the sectors (-1: the concept is no sector)
-        self.sector_place = np.array([self.sidx[c] if self.kinds[c] == "sector" and c in self.sidx else -1
-                                      for c in self.concepts], np.int64)
-        self.kind_w = np.array([kinds.get(self.lexicon.concepts[c].kind, 1.0) for c in self.concepts], np.float32)
-        self.concept_sector = np.array([self.sidx.get(self.lexicon.sector_of(c) or "", -1) for c in self.concepts])
-        # A sector is evidenced by its own words and by those of its activities: the column of the
-        # sector concept each concept counts for (-1: none), and the same as a 0/1 matrix.
-        self.sector_concept_column = np.array([self.concept_index[self.sectors[s]] if s >= 0 else -1
-                                               for s in self.concept_sector], np.int64)
-        self.sector_concept_column_by_id = {c: int(j) for c, j in zip(self.concepts, self.sector_concept_column,
-                                                                      strict=True) if j >= 0}
-        has = np.flatnonzero(self.sector_concept_column >= 0)
-        self.to_sector_concept = sp.csr_matrix(
-            (np.ones(len(has), np.int8), (has, self.sector_concept_column[has])), shape=(len(self.concepts),) * 2)
-        rel = np.eye(len(self.sectors), dtype=np.float32)
-        for s in self.sectors:
-            for r in self.lexicon.concepts[s].related:
-                if r in self.sidx:
-                    rel[self.sidx[s], self.sidx[r]] = rel[self.sidx[r], self.sidx[s]] = self.settings.related_weight
-        self.related = rel
-        nc0 = len(self.concepts)
-        roll = sp.lil_matrix((nc0, nc0), dtype=np.float32)  # a concept counts for itself, an activity
-        to_sector = sp.lil_matrix((nc0, len(self.sectors)), dtype=np.float32)  # also for its sector
-        for i, c in enumerate(self.concepts):
-            roll[i, i] = 1.0
-            parent = self.lexicon.concepts[c].sector
-            if parent in self.concept_index:
-                roll[i, self.concept_index[parent]] += self.settings.rollup
-            if self.concept_sector[i] >= 0:
-                to_sector[i, self.concept_sector[i]] = 1.0
-        self._rollup, self._to_sector = roll.tocsr(), to_sector.tocsr()
-        nc, ns = len(self.concepts), len(self.sectors)
-        self.countries = sorted({code for c in self.lexicon.concepts.values() if c.kind == "country"
-                                 for code in c.countries})
-        self.country_index = {code: i for i, code in enumerate(self.countries)}
-        nk = len(self.countries)
-        # Right-hand vector layout: [sector | profile | seeks | offers | sought sectors | country |
-        # countries wished]. A score is left(A) · right(B), where left(A) puts A's blocks against the
-        # blocks of B they meet (_left_map): a linear map, so one product per row gives A's list and
-        # one with its transpose gives every list B would enter.
-        sizes = {"sector": ns, "profile": nc, "seeks": nc, "offers": nc, "seek_sector": ns, "country": nk, "wish": nk}
-        self.block: dict[str, slice] = {}
-        at = 0
-        for name, size in sizes.items():
-            self.block[name] = slice(at, at + size)
-            at += size
-        self.dim = at
+        self.features = features = FeatureSpace(lexicon or load_lexicon(), settings or EngineSettings())
+        self.lexicon, self.settings = features.lexicon, features.settings
+        self.block, self.dim = features.block, features.dim
+        # A score is left(A) · right(B), where left(A) puts A's blocks against the blocks of B they
+        # meet (_left_map): a linear map, so one product per row gives A's list and one with its
+        # transpose gives every list B would enter.
         s = self.settings
         # (block of B met, block of A, weight, matrix applied to A's block or None)
         self._left_map: tuple[tuple[str, str, float, np.ndarray | None], ...] = (
-            ("sector", "sector", s.w_sector, self.related),
+            ("sector", "sector", s.w_sector, features.related),
             ("profile", "profile", s.w_profile, None),
             ("offers", "seeks", s.w_need, None),
             ("seeks", "offers", s.w_give, None),
@@ -137,12 +50,8 @@ class MatchEngine:
             ("country", "wish", s.w_country, None),
             ("wish", "country", s.w_country_give, None),
         )
-        self.idf = np.ones(nc, np.float32)
-        self.term_idf: dict[str, float] = {}
-        self._term_col: dict[str, int] = {}
-        self._words_tfidf: Any = None  # scikit-learn's TfidfTransformer of the words, once fitted
         self._changes = 0  # upserts and removals since the weights were learnt
-        self.reason_finder = ReasonFinder(self, self)
+        self.reason_finder = ReasonFinder(features, self)
         self._reset(0)
 
     # ---- storage ----------------------------------------------------------------------------
@@ -187,172 +96,23 @@ class MatchEngine:
     def __contains__(self, org_id: str) -> bool:
         return org_id in self.row
 
-    # ---- features ---------------------------------------------------------------------------
+    @property
+    def idf(self) -> np.ndarray:
+        """The concepts' weights (the feature space's)."""
+        return self.features.idf
 
-    def _analyse(self, p: OrgProfile) -> Analysis:
-        lang = p.language or detect_language(f"{p.capabilities}\n{p.goals}")
-        return analyse(self.lexicon, p.capabilities or "", p.goals or "", lang, p.offers, p.seeks, p.seeks_countries)
+    @idf.setter
+    def idf(self, weights: np.ndarray) -> None:
+        self.features.idf = weights
 
-    def _analyse_all(self, items: list[OrgProfile], workers: int, chunk: int = 1000
-                     ) -> Iterator[list[Analysis]]:
-        """Analyses in input order, a chunk at a time."""
-        chunks = [items[i:i + chunk] for i in range(0, len(items), chunk)]
-        if workers <= 1 or len(chunks) < 2 or not can_fork():
-            for part in chunks:
-                yield [self._analyse(p) for p in part]
-            return
-        # The first chunk is analysed here: the workers then inherit the per-word caches it filled,
-        # rather than each looking up the most common words again.
-        yield [self._analyse(p) for p in chunks[0]]
-        global _FORKED
-        _FORKED = self
-        try:
-            with frozen_objects(), ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
-                # a worker that dies (killed, out of memory) raises BrokenProcessPool here
-                analysed = pool.map(_analyse_chunk, chunks[1:])  # every chunk is handed out now
-                _tfidf_transformer()  # what fit() needs next, imported while this process waits
-                yield from analysed
-        finally:
-            _FORKED = None
+    @property
+    def term_idf(self) -> dict[str, float]:
+        """The words' weights (the feature space's)."""
+        return self.features.term_idf
 
-    def _concept_vec(self, hits: dict[str, list[str]]) -> np.ndarray:
-        v = np.zeros(len(self.concepts), np.float32)
-        for c, words in hits.items():
-            i = self.concept_index.get(c)
-            if i is None:
-                continue
-            v[i] += _tf(len(words))
-            sector = self.lexicon.concepts[c].sector
-            if sector in self.concept_index:
-                v[self.concept_index[sector]] += self.settings.rollup * _tf(len(words))
-        return v * self.idf * self.kind_w
-
-    def _vectors(self, a: Analysis, country: str) -> tuple[np.ndarray, dict[str, float]]:
-        cap = self._concept_vec(a.offer_hits)
-        goal = self._concept_vec(a.seek_hits) if a.seek_hits else 0.5 * cap
-        prof = (cap + goal) * self._in_profile
-        sector = np.zeros(len(self.sectors), np.float32)
-        sought = np.zeros(len(self.sectors), np.float32)
-        for hits, share in ((a.offer_hits, 1.0), (a.seek_hits, self.settings.goal_sector_weight)):
-            for c, words in hits.items():
-                i = self.concept_index.get(c)
-                if i is not None and self.concept_sector[i] >= 0:
-                    weight = _tf(len(words)) * self.idf[i]
-                    sector[self.concept_sector[i]] += share * weight
-                    if hits is a.seek_hits:
-                        stated_here = 1.0 if c in a.asked else self.settings.implicit_need_weight
-                        sought[self.concept_sector[i]] += weight * stated_here
-        stated = any(self.concept_sector[self.concept_index[c]] >= 0 for c in a.asked if c in self.concept_index)
-        strength = 1.0 if stated else self.settings.implicit_need_weight
-        is_ = _l2(sector)
-        sought = strength * _other_sectors(_l2(sought)[None, :], is_[None, :], self.settings.own_sector_discount)[0]
-        right = np.concatenate([is_, _l2(prof), _l2(goal), _l2(cap), sought,
-                                *self._country_blocks(country, a)]).astype(np.float32)
-        return right, self._term_vec(a)
-
-    def _country_blocks(self, country: str, a: Analysis) -> tuple[np.ndarray, np.ndarray]:
-        """Where the organisation is (one-hot) and the countries it asked for (1 each; its own
-        country is no wish: "Polish partners" in a Polish text is about itself)."""
-        here = np.zeros(len(self.countries), np.float32)
-        wish = np.zeros(len(self.countries), np.float32)
-        if country in self.country_index:
-            here[self.country_index[country]] = 1.0
-        for code in a.wishes:
-            if code != country and code in self.country_index:
-                wish[self.country_index[code]] = 1.0
-        return here, wish
-
-    def _term_vec(self, a: Analysis) -> dict[str, float]:
-        terms = a.cap_terms + a.goal_terms
-        idf = self.term_idf
-        tv = {t: _tf(n) * idf[t] for t, n in terms.items() if t in idf}
-        norm = math.sqrt(sum(x * x for x in tv.values())) or 1.0
-        return {t: x / norm for t, x in tv.items()}
-
-    def _term_counts(self, analyses: list[Analysis]) -> sp.csr_matrix:
-        """Word counts of both texts, one row each, over the columns of self._term_col."""
-        get = self._term_col.get
-        lengths, cols, counts = [], [], []
-        for a in analyses:
-            for side in (a.cap_terms, a.goal_terms):
-                cols.extend(map(get, side, repeat(-1)))  # -1: a word too rare or too common to count
-                counts.extend(side.values())
-            lengths.append(len(a.cap_terms) + len(a.goal_terms))
-        row = np.repeat(np.arange(len(analyses)), lengths)
-        col, count = np.array(cols, np.int64), np.array(counts, np.float64)
-        keep = col >= 0
-        m = sp.csr_matrix((count[keep], (row[keep], col[keep])), shape=(len(analyses), max(len(self._term_col), 1)))
-        m.sum_duplicates()  # a word of both texts: its counts add up, as in cap_terms + goal_terms
-        return m
-
-    def _term_vectors(self, analyses: list[Analysis], counts: sp.csr_matrix | None = None) -> sp.csr_matrix:
-        """What _term_vec gives one by one, for many analyses at once: scikit-learn's sublinear
-        TF-IDF, L2-normalised, one float64 row each over the columns of self._term_col."""
-        counts = self._term_counts(analyses) if counts is None else counts
-        if not self.term_idf:
-            return sp.csr_matrix(counts.shape, dtype=np.float64)
-        return self._words_tfidf.transform(counts).tocsr()
-
-    def _vectors_many(self, analyses: list[Analysis], countries: list[str],
-                      counts: tuple[sp.csr_matrix, sp.csr_matrix] | None = None) -> np.ndarray:
-        """The right-hand vectors of many analyses at once (what _vectors gives one by one);
-        `counts`: their concept counts (offers, seeks) when already made."""
-
-        def tf(m: sp.csr_matrix) -> sp.csr_matrix:
-            m = m.copy()
-            m.data = (1.0 + np.log(m.data)).astype(np.float32)
-            return m
-
-        if counts is None:
-            counts = self.concept_counts(analyses, "offer_hits"), self.concept_counts(analyses, "seek_hits")
-        c_cap, c_goal = counts
-        weight = self.idf * self.kind_w
-        cap = np.asarray((tf(c_cap) @ self._rollup).todense()) * weight
-        goal = np.asarray((tf(c_goal) @ self._rollup).todense()) * weight
-        no_goal = np.array([not a.seek_hits for a in analyses], bool)
-        goal[no_goal] = 0.5 * cap[no_goal]
-        prof = (cap + goal) * self._in_profile
-        said = tf(c_cap) + self.settings.goal_sector_weight * tf(c_goal)
-        sector = np.asarray((said.multiply(self.idf[None, :]).tocsr() @ self._to_sector).todense())
-        need = tf(c_goal)
-        asked = self._asked(analyses)
-        implicit = self.settings.implicit_need_weight
-        need = implicit * need + (1.0 - implicit) * need.multiply(asked).tocsr()
-        sought = np.asarray((need.multiply(self.idf[None, :]).tocsr() @ self._to_sector).todense())
-        stated = np.asarray((asked @ self._to_sector).sum(axis=1)).ravel() > 0
-        strength = np.where(stated, 1.0, self.settings.implicit_need_weight).astype(np.float32)[:, None]
-        places = [self._country_blocks(country, a) for a, country in zip(analyses, countries, strict=True)]
-        here = np.array([p[0] for p in places], np.float32).reshape(len(analyses), len(self.countries))
-        wish = np.array([p[1] for p in places], np.float32).reshape(len(analyses), len(self.countries))
-        is_ = _l2_rows(sector)
-        sought = strength * _other_sectors(_l2_rows(sought), is_, self.settings.own_sector_discount)
-        return np.hstack([is_, _l2_rows(prof), _l2_rows(goal), _l2_rows(cap), sought,
-                          here, wish]).astype(np.float32)
-
-    def _asked(self, analyses: list[Analysis]) -> sp.csr_matrix:
-        """Per row, 1 for each concept a request states as a need (a cue or structured)."""
-        rows, cols = [], []
-        for r, a in enumerate(analyses):
-            for c in a.asked:
-                if c in self.concept_index:
-                    rows.append(r)
-                    cols.append(self.concept_index[c])
-        return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(analyses), len(self.concepts)))
-
-    def concept_counts(self, analyses: list[Analysis | None], side: str) -> sp.csr_matrix:
-        """How many words named each concept on one side ("offer_hits", "seek_hits"), one row each."""
-        indptr, cols, vals = [0], [], []
-        cidx = self.concept_index
-        for a in analyses:
-            if a is not None:
-                hits = getattr(a, side)
-                cols.extend(map(cidx.__getitem__, hits))  # every concept found is one of the lexicon's
-                vals.extend(map(len, hits.values()))
-            indptr.append(len(cols))
-        m = sp.csr_matrix((np.array(vals, np.float32), np.array(cols, np.int64), np.array(indptr, np.int64)),
-                          shape=(len(analyses), len(self.concepts)))
-        m.sort_indices()  # products then add in concept order, whatever order the text named them
-        return m
+    @term_idf.setter
+    def term_idf(self, weights: dict[str, float]) -> None:
+        self.features.term_idf = weights
 
     def _left(self, right: np.ndarray) -> np.ndarray:
         """A's blocks placed against the blocks of B they meet: a candidate B scores left · right(B)."""
@@ -388,7 +148,7 @@ class MatchEngine:
                 raise ValueError(f"organisation {p.id} appears twice")
             seen.add(p.id)
         analyses: list[Analysis] = []
-        for batch in self._analyse_all(items, workers):
+        for batch in analyse_all(self.features.analyse, items, workers, while_waiting=tfidf_transformer):
             analyses.extend(batch)
             if progress is not None:
                 progress(len(analyses), len(items))
@@ -396,35 +156,14 @@ class MatchEngine:
 
     def _index(self, items: list[OrgProfile], analyses: list[Analysis]) -> None:
         """Learn the weights of concepts and words from these analyses, and index them all anew."""
-        tfidf = _tfidf_transformer()
-        total = max(len(items), 1)
-        c_cap, c_goal = self.concept_counts(analyses, "offer_hits"), self.concept_counts(analyses, "seek_hits")
-        # scikit-learn's smoothed IDF, over the organisations that name each concept
-        if analyses:
-            self.idf = tfidf(smooth_idf=True).fit((c_cap + c_goal) > 0).idf_.astype(np.float32)
-        else:
-            self.idf = np.ones(len(self.concepts), np.float32)
-        term_df: Counter[str] = Counter()
-        for a in analyses:
-            term_df.update(a.cap_terms.keys() | a.goal_terms.keys())
-        limit = max(2, self.settings.max_term_df * total)
-        kept = sorted(t for t, n in term_df.items() if 2 <= n <= limit)  # words two share, and not too common
-        self._term_col = {t: i for i, t in enumerate(kept)}
+        (c_cap, c_goal), words64 = self.features.learn_weights(analyses)
         self._reset(len(items))
-        counts = self._term_counts(analyses)
-        self._words_tfidf = tfidf(sublinear_tf=True, smooth_idf=True)
-        if counts.shape[0] and kept:
-            self._words_tfidf.fit(counts)
-            self.term_idf = dict(zip(kept, self._words_tfidf.idf_.tolist(), strict=True))
-        else:
-            self.term_idf = {}
-        words64 = self._term_vectors(analyses, counts)
-        names = self.term_names()
+        names = self.features.term_names()
         row_terms = list(map(names.__getitem__, words64.indices.tolist()))
         row_weights, bounds = words64.data.tolist(), words64.indptr.tolist()
         for start in range(0, len(items), 5000):
             end = min(start + 5000, len(items))
-            vectors = self._vectors_many(analyses[start:end], [p.country for p in items[start:end]],
+            vectors = self.features.vectors_many(analyses[start:end], [p.country for p in items[start:end]],
                                          (c_cap[start:end], c_goal[start:end]))
             for r, right in zip(range(start, end), vectors, strict=True):
                 lo, hi = bounds[r], bounds[r + 1]
@@ -432,7 +171,7 @@ class MatchEngine:
         # kept for the batch while no row changes (_put drops them)
         self._fitted = (words64, (c_cap > 0).astype(np.int8).tocsr(), (c_goal > 0).astype(np.int8).tocsr())
         self._changes = 0
-        logger.info("index fitted", extra={"profiles": len(items), "terms": len(self.term_idf)})
+        logger.info("index fitted", extra={"profiles": len(items), "terms": len(self.features.term_idf)})
 
     def reweigh(self) -> None:
         """Learn the weights again from the organisations indexed now, without analysing their
@@ -453,7 +192,7 @@ class MatchEngine:
             self.reweigh()
 
     def _put(self, p: OrgProfile, a: Analysis, vectors: tuple[np.ndarray, dict[str, float]] | None = None) -> int:
-        right, terms = vectors if vectors is not None else self._vectors(a, p.country)
+        right, terms = vectors if vectors is not None else self.features.vectors(a, p.country)
         if vectors is None:
             self._fitted = None
         r = self.row.get(p.id)
@@ -492,9 +231,9 @@ class MatchEngine:
         built = self._words.shape[0]
         x = self.terms[r]
         if x:
-            cols = [self._term_col[t] for t in x if t in self._term_col]
+            cols = [self.features.term_column[t] for t in x if t in self.features.term_column]
             if cols:
-                weights = np.array([x[t] for t in x if t in self._term_col], np.float32)
+                weights = np.array([x[t] for t in x if t in self.features.term_column], np.float32)
                 out[:built] = self._words_by_term[:, cols] @ weights
         for o in self._dirty | set(range(built, n)):
             out[o] = _dot(x, self.terms[o])
@@ -646,13 +385,13 @@ class MatchEngine:
         indptr, indices, data = [0], [], []
         for tv in self.terms:
             for t, w in tv.items():
-                col = self._term_col.get(t)
+                col = self.features.term_column.get(t)
                 if col is not None:
                     indices.append(col)
                     data.append(w)
             indptr.append(len(indices))
         return sp.csr_matrix((np.array(data, dtype), np.array(indices, np.int64), np.array(indptr)),
-                             shape=(len(self.terms), max(len(self._term_col), 1)))
+                             shape=(len(self.terms), max(len(self.features.term_column), 1)))
 
     # ---- incremental ------------------------------------------------------------------------
 
@@ -660,7 +399,7 @@ class MatchEngine:
         """Add or replace one organisation, keeping the fitted weights; report whose cached lists
         it entered or left. Costs one product against the index plus work on the few lists touched."""
         self._changed()
-        r = self._put(profile, self._analyse(profile))
+        r = self._put(profile, self.features.analyse(profile))
         self._forget(profile.id)
         mine, linear = self._linear_both(r)  # r's list, and r's score in each other row's list
         own = self._cache(profile.id, self._top_rows(r, self.settings.cached_k, mine))
@@ -729,47 +468,7 @@ class MatchEngine:
         """Why row o is listed for row r."""
         return self.reason_finder.reasons(r, o)
 
-    def term_names(self) -> list[str]:
-        names = [""] * len(self._term_col)
-        for t, i in self._term_col.items():
-            names[i] = t
-        return names
 
-@contextlib.contextmanager
-def frozen_objects() -> Iterator[None]:
-    """Out of the cycle collector's sight while forked workers live: a collection in a worker would
-    write to every object it scans and so copy the parent's memory, page by page (measured: two
-    analysis workers took 6.8 s where one process took 4.2 s; frozen, 3.4 s). Leaves alone a
-    caller that froze its objects itself."""
-    if gc.get_freeze_count():
-        yield
-        return
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
-
-
-def _tfidf_transformer() -> Any:
-    """scikit-learn's TfidfTransformer, imported on first use: importing scikit-learn takes most of a
-    second, which a batch run spends while its analysis workers are busy rather than at start."""
-    from sklearn.feature_extraction.text import TfidfTransformer
-
-    return TfidfTransformer
-
-
-def can_fork() -> bool:
-    """Forking copies only the calling thread: unsafe once other threads hold locks."""
-    return "fork" in mp.get_all_start_methods() and threading.active_count() == 1
-
-
-_FORKED: MatchEngine | None = None  # the engine a forked analysis worker inherited
-
-
-def _analyse_chunk(part: list[OrgProfile]) -> list[Analysis]:
-    assert _FORKED is not None
-    return [_FORKED._analyse(p) for p in part]
 
 
 def _row_dots(a: sp.csr_matrix, a_rows: np.ndarray, b: sp.csr_matrix, b_rows: np.ndarray) -> np.ndarray:

@@ -144,15 +144,15 @@ def test_empty_goals_fall_back_to_capabilities(engine):
 _FORK_CHECK = """
 import sys
 from services.matcher.engine import MatchEngine
-from services.matcher.engine.engine import can_fork
 from services.matcher.engine.lexicon import load_lexicon
+from services.matcher.engine.workers import analyse_all, can_fork
 from tests.unit.matcher.test_engine import _orgs, P
 assert can_fork(), "a fresh process without threads must be allowed to fork"
 items = [P(f"{p.id}-{i}", p.name, p.cluster, p.country, p.capabilities, p.goals, p.language)
          for i, p in enumerate(_orgs() * 3)]
 engine = MatchEngine(load_lexicon([sys.argv[1]]))
-serial = [a for part in engine._analyse_all(items, workers=1, chunk=4) for a in part]
-forked = [a for part in engine._analyse_all(items, workers=2, chunk=4) for a in part]
+serial = [a for part in analyse_all(engine.features.analyse, items, workers=1, chunk=4) for a in part]
+forked = [a for part in analyse_all(engine.features.analyse, items, workers=2, chunk=4) for a in part]
 assert forked == serial, "forked analyses differ"
 assert any(a.offer_hits for a in forked)
 print("same", len(forked))
@@ -182,8 +182,8 @@ def test_vectors_built_for_many_profiles_at_once_equal_those_built_one_by_one(en
     engine.fit(_orgs())
     analyses = [a for a in engine.analyses if a is not None]
     countries = [p.country for p in engine.profiles if p is not None]
-    many = engine._vectors_many(analyses, countries)
-    one_by_one = np.vstack([engine._vectors(a, c)[0] for a, c in zip(analyses, countries, strict=True)])
+    many = engine.features.vectors_many(analyses, countries)
+    one_by_one = np.vstack([engine.features.vectors(a, c)[0] for a, c in zip(analyses, countries, strict=True)])
     assert np.allclose(many, one_by_one, atol=1e-6)
     assert np.count_nonzero(many) > len(analyses)  # not all zeros
 
@@ -238,7 +238,7 @@ def test_word_vectors_of_a_fit_equal_those_built_one_by_one(engine):
                               for i in range(3)])
     assert any(engine.terms)
     for r, a in enumerate(engine.analyses):
-        one = engine._term_vec(a)
+        one = engine.features.term_vector(a)
         assert engine.terms[r].keys() == one.keys()
         assert all(abs(engine.terms[r][t] - w) < 1e-12 for t, w in one.items())
 
@@ -263,7 +263,7 @@ def test_the_weights_are_learnt_again_as_profiles_arrive(mini_lexicon):
     settings = EngineSettings(reweigh_min_changes=5, reweigh_share=0.2)
     engine = MatchEngine(mini_lexicon, settings)
     engine.fit(_orgs())
-    software = engine.concept_index["ict.software"]
+    software = engine.features.concept_index["ict.software"]
     before = float(engine.idf[software])
     arrivals = [P(f"new-{i}", cluster=f"n{i}", capabilities="Tworzenie oprogramowania.", language="pl")
                 for i in range(6)]

@@ -1,0 +1,315 @@
+"""The feature space: which concepts, sectors and countries are scored, the layout of an
+organisation's vector, the concept and word weights (scikit-learn's TF-IDF, learnt from the
+organisations indexed), and an analysis turned into its vector and word weights, one at a time
+(`vectors`, `term_vector`) or many at once (`vectors_many`, `term_vectors`) side by side: they give
+the same numbers. Pure (no I/O)."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from itertools import repeat
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from partnermatch.languages import detect_language
+from services.matcher.engine.analysis import Analysis, analyse
+from services.matcher.engine.lexicon import SCORED, Lexicon
+from services.matcher.engine.settings import EngineSettings
+from services.matcher.engine.values import OrgProfile
+
+# Per row, how many words named each concept: in the capabilities (offers) and in the goals (seeks)
+ConceptCounts = tuple[sp.csr_matrix, sp.csr_matrix]
+
+
+def tfidf_transformer() -> Any:
+    """scikit-learn's TfidfTransformer, imported on first use: importing scikit-learn takes most of a
+    second, which a batch run spends while its analysis workers are busy rather than at start."""
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    return TfidfTransformer
+
+
+class FeatureSpace:
+    def __init__(self, lexicon: Lexicon, settings: EngineSettings) -> None:
+        self.lexicon = lexicon
+        self.settings = settings
+        # the concepts scored (countries and cues are read by the analysis, not scored as features)
+        self.concepts = sorted(c for c, concept in lexicon.concepts.items() if concept.kind in SCORED)
+        self.concept_index = {c: i for i, c in enumerate(self.concepts)}
+        self.sectors = lexicon.sectors
+        self.sector_index = {s: i for i, s in enumerate(self.sectors)}
+        self.kinds = {c: lexicon.concepts[c].kind for c in self.concepts}
+        self.is_cooperation = np.array([self.kinds[c] == "cooperation" for c in self.concepts], bool)
+        # Whole-profile likeness leaves the cooperation vocabulary out: every cluster text speaks of
+        # innovation, projects and SMEs, so two profiles alike in it are alike in nothing. (It still
+        # counts in what one side offers and the other seeks.)
+        self.in_profile = np.where(self.is_cooperation, 0.0, 1.0).astype(np.float32)
+        # A sector concept's place among the sectors (-1: the concept is no sector)
+        self.sector_place = np.array([self.sector_index[c] if self.kinds[c] == "sector" and c in self.sector_index
+                                      else -1 for c in self.concepts], np.int64)
+        weight_of_kind = dict(settings.kind_weight)
+        self.kind_weight = np.array([weight_of_kind.get(lexicon.concepts[c].kind, 1.0) for c in self.concepts],
+                                    np.float32)
+        # The place among the sectors of the sector each concept is or belongs to (-1: none)
+        self.concept_sector = np.array([self.sector_index.get(lexicon.sector_of(c) or "", -1)
+                                        for c in self.concepts])
+        # A sector is evidenced by its own words and by those of its activities: the column of the
+        # sector concept each concept counts for (-1: none), and the same as a 0/1 matrix.
+        self.sector_concept_column = np.array([self.concept_index[self.sectors[s]] if s >= 0 else -1
+                                               for s in self.concept_sector], np.int64)
+        self.sector_concept_column_by_id = {c: int(j) for c, j in zip(self.concepts, self.sector_concept_column,
+                                                                      strict=True) if j >= 0}
+        has = np.flatnonzero(self.sector_concept_column >= 0)
+        self.to_sector_concept = sp.csr_matrix(
+            (np.ones(len(has), np.int8), (has, self.sector_concept_column[has])), shape=(len(self.concepts),) * 2)
+        related = np.eye(len(self.sectors), dtype=np.float32)
+        for s in self.sectors:
+            for r in lexicon.concepts[s].related:
+                if r in self.sector_index:
+                    i, j = self.sector_index[s], self.sector_index[r]
+                    related[i, j] = related[j, i] = settings.related_weight
+        self.related = related
+        nc, ns = len(self.concepts), len(self.sectors)
+        rollup = sp.lil_matrix((nc, nc), dtype=np.float32)  # a concept counts for itself, an activity
+        to_sector = sp.lil_matrix((nc, ns), dtype=np.float32)  # also for its sector
+        for i, c in enumerate(self.concepts):
+            rollup[i, i] = 1.0
+            parent = lexicon.concepts[c].sector
+            if parent in self.concept_index:
+                rollup[i, self.concept_index[parent]] += settings.rollup
+            if self.concept_sector[i] >= 0:
+                to_sector[i, self.concept_sector[i]] = 1.0
+        self.rollup, self.to_sector = rollup.tocsr(), to_sector.tocsr()
+        self.countries = sorted({code for c in lexicon.concepts.values() if c.kind == "country"
+                                 for code in c.countries})
+        self.country_index = {code: i for i, code in enumerate(self.countries)}
+        nk = len(self.countries)
+        # An organisation's vector ("right-hand": B's in A's list), block by block: [sector | profile |
+        # seeks | offers | sought sectors | country | countries wished].
+        sizes = {"sector": ns, "profile": nc, "seeks": nc, "offers": nc, "seek_sector": ns, "country": nk, "wish": nk}
+        self.block: dict[str, slice] = {}
+        at = 0
+        for name, size in sizes.items():
+            self.block[name] = slice(at, at + size)
+            at += size
+        self.dim = at
+        # learnt from the organisations indexed (learn_weights)
+        self.idf = np.ones(nc, np.float32)
+        self.term_idf: dict[str, float] = {}
+        self.term_column: dict[str, int] = {}
+        self._word_tfidf: Any = None  # scikit-learn's TfidfTransformer of the words, once fitted
+
+    def analyse(self, profile: OrgProfile) -> Analysis:
+        language = profile.language or detect_language(f"{profile.capabilities}\n{profile.goals}")
+        return analyse(self.lexicon, profile.capabilities or "", profile.goals or "", language, profile.offers,
+                       profile.seeks, profile.seeks_countries)
+
+    # ---- weights ----------------------------------------------------------------------------
+
+    def learn_weights(self, analyses: list[Analysis]) -> tuple[ConceptCounts, sp.csr_matrix]:
+        """Learn the weights of concepts and words from these analyses. Returns what the index is
+        then built from: their concept counts (offers, seeks) and word vectors (term_vectors)."""
+        tfidf = tfidf_transformer()
+        total = max(len(analyses), 1)
+        offer_counts = self.concept_counts(analyses, "offer_hits")
+        seek_counts = self.concept_counts(analyses, "seek_hits")
+        # scikit-learn's smoothed IDF, over the organisations that name each concept
+        if analyses:
+            self.idf = tfidf(smooth_idf=True).fit((offer_counts + seek_counts) > 0).idf_.astype(np.float32)
+        else:
+            self.idf = np.ones(len(self.concepts), np.float32)
+        term_df: Counter[str] = Counter()
+        for a in analyses:
+            term_df.update(a.cap_terms.keys() | a.goal_terms.keys())
+        limit = max(2, self.settings.max_term_df * total)
+        kept = sorted(t for t, n in term_df.items() if 2 <= n <= limit)  # words two share, and not too common
+        self.term_column = {t: i for i, t in enumerate(kept)}
+        counts = self.term_counts(analyses)
+        self._word_tfidf = tfidf(sublinear_tf=True, smooth_idf=True)
+        if counts.shape[0] and kept:
+            self._word_tfidf.fit(counts)
+            self.term_idf = dict(zip(kept, self._word_tfidf.idf_.tolist(), strict=True))
+        else:
+            self.term_idf = {}
+        return (offer_counts, seek_counts), self.term_vectors(analyses, counts)
+
+    def term_names(self) -> list[str]:
+        """The word of each column of term_column."""
+        names = [""] * len(self.term_column)
+        for t, i in self.term_column.items():
+            names[i] = t
+        return names
+
+    # ---- one organisation -------------------------------------------------------------------
+
+    def vectors(self, a: Analysis, country: str) -> tuple[np.ndarray, dict[str, float]]:
+        """An organisation's vector and its word weights (term_vector)."""
+        settings = self.settings
+        cap = self._concept_vector(a.offer_hits)
+        goal = self._concept_vector(a.seek_hits) if a.seek_hits else 0.5 * cap
+        prof = (cap + goal) * self.in_profile
+        sector = np.zeros(len(self.sectors), np.float32)
+        sought = np.zeros(len(self.sectors), np.float32)
+        for hits, share in ((a.offer_hits, 1.0), (a.seek_hits, settings.goal_sector_weight)):
+            for c, words in hits.items():
+                i = self.concept_index.get(c)
+                if i is not None and self.concept_sector[i] >= 0:
+                    weight = _tf(len(words)) * self.idf[i]
+                    sector[self.concept_sector[i]] += share * weight
+                    if hits is a.seek_hits:
+                        stated_here = 1.0 if c in a.asked else settings.implicit_need_weight
+                        sought[self.concept_sector[i]] += weight * stated_here
+        stated = any(self.concept_sector[self.concept_index[c]] >= 0 for c in a.asked if c in self.concept_index)
+        strength = 1.0 if stated else settings.implicit_need_weight
+        is_ = _l2(sector)
+        sought = strength * _other_sectors(_l2(sought)[None, :], is_[None, :], settings.own_sector_discount)[0]
+        right = np.concatenate([is_, _l2(prof), _l2(goal), _l2(cap), sought,
+                                *self._country_blocks(country, a)]).astype(np.float32)
+        return right, self.term_vector(a)
+
+    def _concept_vector(self, hits: dict[str, list[str]]) -> np.ndarray:
+        v = np.zeros(len(self.concepts), np.float32)
+        for c, words in hits.items():
+            i = self.concept_index.get(c)
+            if i is None:
+                continue
+            v[i] += _tf(len(words))
+            sector = self.lexicon.concepts[c].sector
+            if sector in self.concept_index:
+                v[self.concept_index[sector]] += self.settings.rollup * _tf(len(words))
+        return v * self.idf * self.kind_weight
+
+    def term_vector(self, a: Analysis) -> dict[str, float]:
+        """An organisation's word weights: sublinear TF-IDF of both texts' words, L2-normalised."""
+        terms = a.cap_terms + a.goal_terms
+        idf = self.term_idf
+        tv = {t: _tf(n) * idf[t] for t, n in terms.items() if t in idf}
+        norm = math.sqrt(sum(x * x for x in tv.values())) or 1.0
+        return {t: x / norm for t, x in tv.items()}
+
+    # ---- many organisations -----------------------------------------------------------------
+
+    def vectors_many(self, analyses: list[Analysis], countries: list[str],
+                     counts: ConceptCounts | None = None) -> np.ndarray:
+        """The vectors of many analyses at once (what vectors() gives one by one), one row each;
+        `counts`: their concept counts (offers, seeks) when already made."""
+
+        def tf(m: sp.csr_matrix) -> sp.csr_matrix:
+            m = m.copy()
+            m.data = (1.0 + np.log(m.data)).astype(np.float32)
+            return m
+
+        settings = self.settings
+        if counts is None:
+            counts = self.concept_counts(analyses, "offer_hits"), self.concept_counts(analyses, "seek_hits")
+        c_cap, c_goal = counts
+        weight = self.idf * self.kind_weight
+        cap = np.asarray((tf(c_cap) @ self.rollup).todense()) * weight
+        goal = np.asarray((tf(c_goal) @ self.rollup).todense()) * weight
+        no_goal = np.array([not a.seek_hits for a in analyses], bool)
+        goal[no_goal] = 0.5 * cap[no_goal]
+        prof = (cap + goal) * self.in_profile
+        said = tf(c_cap) + settings.goal_sector_weight * tf(c_goal)
+        sector = np.asarray((said.multiply(self.idf[None, :]).tocsr() @ self.to_sector).todense())
+        need = tf(c_goal)
+        asked = self._asked(analyses)
+        implicit = settings.implicit_need_weight
+        need = implicit * need + (1.0 - implicit) * need.multiply(asked).tocsr()
+        sought = np.asarray((need.multiply(self.idf[None, :]).tocsr() @ self.to_sector).todense())
+        stated = np.asarray((asked @ self.to_sector).sum(axis=1)).ravel() > 0
+        strength = np.where(stated, 1.0, implicit).astype(np.float32)[:, None]
+        places = [self._country_blocks(country, a) for a, country in zip(analyses, countries, strict=True)]
+        here = np.array([p[0] for p in places], np.float32).reshape(len(analyses), len(self.countries))
+        wish = np.array([p[1] for p in places], np.float32).reshape(len(analyses), len(self.countries))
+        is_ = _l2_rows(sector)
+        sought = strength * _other_sectors(_l2_rows(sought), is_, settings.own_sector_discount)
+        return np.hstack([is_, _l2_rows(prof), _l2_rows(goal), _l2_rows(cap), sought,
+                          here, wish]).astype(np.float32)
+
+    def term_vectors(self, analyses: list[Analysis], counts: sp.csr_matrix | None = None) -> sp.csr_matrix:
+        """What term_vector gives one by one, for many analyses at once: scikit-learn's sublinear
+        TF-IDF, L2-normalised, one float64 row each over the columns of term_column."""
+        counts = self.term_counts(analyses) if counts is None else counts
+        if not self.term_idf:
+            return sp.csr_matrix(counts.shape, dtype=np.float64)
+        return self._word_tfidf.transform(counts).tocsr()
+
+    def term_counts(self, analyses: list[Analysis]) -> sp.csr_matrix:
+        """Word counts of both texts, one row each, over the columns of term_column."""
+        get = self.term_column.get
+        lengths, cols, counts = [], [], []
+        for a in analyses:
+            for side in (a.cap_terms, a.goal_terms):
+                cols.extend(map(get, side, repeat(-1)))  # -1: a word too rare or too common to count
+                counts.extend(side.values())
+            lengths.append(len(a.cap_terms) + len(a.goal_terms))
+        row = np.repeat(np.arange(len(analyses)), lengths)
+        col, count = np.array(cols, np.int64), np.array(counts, np.float64)
+        keep = col >= 0
+        m = sp.csr_matrix((count[keep], (row[keep], col[keep])), shape=(len(analyses), max(len(self.term_column), 1)))
+        m.sum_duplicates()  # a word of both texts: its counts add up, as in cap_terms + goal_terms
+        return m
+
+    def concept_counts(self, analyses: list[Analysis | None], side: str) -> sp.csr_matrix:
+        """How many words named each concept on one side ("offer_hits", "seek_hits"), one row each."""
+        indptr, cols, vals = [0], [], []
+        column = self.concept_index
+        for a in analyses:
+            if a is not None:
+                hits = getattr(a, side)
+                cols.extend(map(column.__getitem__, hits))  # every concept found is one of the lexicon's
+                vals.extend(map(len, hits.values()))
+            indptr.append(len(cols))
+        m = sp.csr_matrix((np.array(vals, np.float32), np.array(cols, np.int64), np.array(indptr, np.int64)),
+                          shape=(len(analyses), len(self.concepts)))
+        m.sort_indices()  # products then add in concept order, whatever order the text named them
+        return m
+
+    def _asked(self, analyses: list[Analysis]) -> sp.csr_matrix:
+        """Per row, 1 for each concept a request states as a need (a cue or structured)."""
+        rows, cols = [], []
+        for r, a in enumerate(analyses):
+            for c in a.asked:
+                if c in self.concept_index:
+                    rows.append(r)
+                    cols.append(self.concept_index[c])
+        return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(analyses), len(self.concepts)))
+
+    def _country_blocks(self, country: str, a: Analysis) -> tuple[np.ndarray, np.ndarray]:
+        """Where the organisation is (one-hot) and the countries it asked for (1 each; its own
+        country is no wish: "Polish partners" in a Polish text is about itself)."""
+        here = np.zeros(len(self.countries), np.float32)
+        wish = np.zeros(len(self.countries), np.float32)
+        if country in self.country_index:
+            here[self.country_index[country]] = 1.0
+        for code in a.wishes:
+            if code != country and code in self.country_index:
+                wish[self.country_index[code]] = 1.0
+        return here, wish
+
+
+def _tf(count: float) -> float:
+    return 1.0 + math.log(count) if count > 0 else 0.0
+
+
+def _l2(v: np.ndarray) -> np.ndarray:
+    n = float(np.linalg.norm(v))
+    return v / n if n > 0 else v
+
+
+def _l2_rows(m: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(m, axis=1, keepdims=True)
+    return np.divide(m, norms, out=np.zeros_like(m), where=norms > 0)
+
+
+def _other_sectors(sought: np.ndarray, is_: np.ndarray, discount: float) -> np.ndarray:
+    """Sought sectors (unit rows) less the organisation's own: each is kept in the share it is
+    not the organisation's (`is_`, unit rows), and the rest counts in full where it was at least
+    half of the need (a request naming its own products besides what it seeks), in proportion
+    where less (a need mostly for peers, who are found by likeness anyway)."""
+    other = sought * np.maximum(0.0, 1.0 - discount * is_)
+    norms = np.linalg.norm(other, axis=1, keepdims=True)
+    return other / np.maximum(norms, 0.5)
