@@ -266,10 +266,10 @@ def register() -> Any:
 # ---- sign in, sign out ------------------------------------------------------------------------
 
 
-def _link_url(token: str, language: str) -> str:
+def _link_url(public_url: str, token: str, language: str) -> str:
     """A sign-in link's address: the configured public URL, never the request's Host header."""
     query = urlencode({"lang": language}) if language in READER_LANGUAGES else ""
-    return f"{_settings().public_url}/signin/{token}" + (f"?{query}" if query else "")
+    return f"{public_url}/signin/{token}" + (f"?{query}" if query else "")
 
 
 @pages.route("/signin", methods=["GET", "POST"])
@@ -281,11 +281,13 @@ def signin() -> Any:
         return render_template("signin.html", email=email,
                                error=gettext("Enter an email address such as %(example)s.",
                                              example="name@example.org")), 422
-    deps, links, link_url = _deps(), _links(), _link_url
+    # Looked up and sent after the answer, outside this request: it is the same, and as fast, for
+    # any address. The work takes everything it needs along.
+    deps, links, public_url = _deps(), _links(), _settings().public_url
     mailer = deps.signin_mailer
     assert mailer is not None  # create_app provides one
-    # Looked up and sent after the answer: it is the same, and as fast, for any address.
-    deps.background.submit(lambda: services.request_signin(deps.store, links, mailer, email, link_url))
+    deps.background.submit(lambda: services.request_signin(
+        deps.store, links, mailer, email, functools.partial(_link_url, public_url)))
     return render_template("signin_sent.html", email=email,
                            minutes=max(1, _settings().signin_link_ttl_s // 60))
 

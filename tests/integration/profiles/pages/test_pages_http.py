@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from partnermatch import events
+from services.profiles.adapters.signin_mailer import Background
 from services.profiles.domain import CONSENT_WORDING, SHARE_CONTACT_WORDING
 
 from ..conftest import SERVICE
@@ -179,6 +180,13 @@ def test_a_known_and_an_unknown_address_get_the_same_answer_and_only_the_known_o
     assert known.get_data(as_text=True).replace(JELENA, "@") == \
         unknown.get_data(as_text=True).replace("nobody@banat.example.rs", "@")
     assert len(mails_to(sink, JELENA)) == 1 and mails_to(sink, "nobody@banat.example.rs") == []
+
+
+def test_the_signin_mail_is_sent_after_the_answer_outside_the_request(make_app, sink):
+    app = make_app(background=Background())
+    register(app.test_client())
+    assert _ask_link(app.test_client(), JELENA).status_code == 200
+    assert signin_link(sink, JELENA).startswith(f"{PUBLIC_URL}/signin/")
 
 
 def test_the_signin_mail_is_in_the_contacts_language_and_links_to_the_public_address(app, sink):
