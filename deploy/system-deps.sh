@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the local stack and the tests need, only those missing.
-# Usage: deploy/system-deps.sh [run|test]   (test also needs a browser for the page tests)
+# Usage: deploy/system-deps.sh [run|test]   (test also needs a browser for the page tests, and
+# axe-core, the accessibility checker they inject into every page, from the npm registry)
 set -euo pipefail
+mode="${1:-run}"
 want=(redis-server)
-[ "${1:-run}" = test ] && want+=(chromium)
+[ "$mode" = test ] && want+=(chromium npm)
 
 missing=()
 command -v python3 >/dev/null || missing+=(python3)
@@ -12,16 +14,27 @@ for pkg in "${want[@]}"; do
   case "$pkg" in
     redis-server) command -v redis-server >/dev/null || missing+=(redis-server) ;;
     chromium) [ -x /usr/bin/chromium ] || missing+=(chromium) ;;
+    npm) command -v npm >/dev/null || missing+=(npm) ;;
   esac
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
 
-echo "installing Debian packages: ${missing[*]}"
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then
-  command -v sudo >/dev/null || { echo "need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
-  sudo=sudo
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${missing[*]}"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+    sudo=sudo
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+# tests/integration/profiles/pages/test_pages_browser.py reads it from here (AXE_CORE_JS overrides).
+if [ "$mode" = test ]; then
+  cache="$(cd "$(dirname "$0")/.." && pwd)/.cache/npm"
+  if [ ! -f "$cache/node_modules/axe-core/axe.min.js" ]; then
+    echo "installing axe-core into $cache"
+    npm install --prefix "$cache" --no-audit --no-fund --silent axe-core@4 >/dev/null
+  fi
+fi
