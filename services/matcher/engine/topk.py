@@ -1,0 +1,200 @@
+"""The best partners of each organisation: one list at a time from the index's linear scores
+(`best_rows`, for top() and the live index) and every list at once from the compiled candidate
+product of topn.py (`suggestions_for_all`, the batch) side by side: they give the same lists. The
+lists of the live index are cached, with who is listed where and each list's k-th score, so an
+upsert or removal finds the few lists it enters or leaves. Pure (no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+import numpy as np
+import scipy.sparse as sp
+
+from services.matcher.engine.index import Index
+from services.matcher.engine.reasons import ReasonFinder
+from services.matcher.engine.settings import EngineSettings
+from services.matcher.engine.values import Progress, Suggestion, Update
+
+
+class TopKCache:
+    def __init__(self, index: Index, reason_finder: ReasonFinder, settings: EngineSettings) -> None:
+        self.index = index
+        self.reason_finder = reason_finder
+        self.settings = settings
+        self.reset(0)
+
+    def reset(self, capacity: int) -> None:
+        """No list cached, with room for `capacity` rows."""
+        self.lists: dict[str, list[Suggestion]] = {}
+        self.listed_in: dict[str, set[str]] = {}  # org -> orgs whose cached list holds it
+        self.kth_score = np.full(max(capacity, 16), np.inf, np.float32)  # per row; inf: no list
+
+    def make_room(self, capacity: int) -> None:
+        """Room for as many rows as the index holds."""
+        if len(self.kth_score) < capacity:
+            grown = np.full(capacity, np.inf, np.float32)
+            grown[: len(self.kth_score)] = self.kth_score
+            self.kth_score = grown
+
+    # ---- one list ---------------------------------------------------------------------------
+
+    def top(self, org_id: str, k: int) -> list[Suggestion]:
+        """The best k partners of an organisation (raises KeyError for an unknown one)."""
+        index, cached_k = self.index, self.settings.cached_k
+        r = index.row[org_id]
+        if not index.active[r]:
+            raise KeyError(org_id)
+        cached = self.lists.get(org_id)
+        if cached is not None and k <= cached_k:
+            return cached[:k]
+        if k > cached_k:
+            return [self.reason_finder.suggestion(r, o, sc) for sc, o in self.best_rows(r, k)]
+        return self._cache(org_id, self.best_rows(r, cached_k))[:k]
+
+    def best_rows(self, r: int, k: int, linear: np.ndarray | None = None) -> list[tuple[float, int]]:
+        """(score, row) of row r's best k partners, best first; `linear`: index.linear_row(r) when
+        already made."""
+        linear = self.index.linear_row(r) if linear is None else linear
+        finite = int(np.isfinite(linear).sum())
+        want = min(max(self.settings.candidates, 4 * k), finite)
+        if want <= 0:
+            return []
+        cand = np.argpartition(-linear, want - 1)[:want]
+        return self._rank(r, cand, linear, k)
+
+    def _rank(self, r: int, candidates: Iterable[int], linear: np.ndarray | Callable[[int], float], k: int
+              ) -> list[tuple[float, int]]:
+        index = self.index
+        scored = []
+        for o in candidates:
+            base = linear[o] if isinstance(linear, np.ndarray) else linear(o)
+            if not np.isfinite(base):
+                continue
+            score = float(base) + index.both_ways_bonus(r, o)
+            if score > 0:  # nothing in common is no suggestion (and would have no reason to show)
+                scored.append((score, o))
+        scored.sort(key=lambda x: (-round(x[0], 6), index.ids[x[1]]))
+        return scored[:k]
+
+    # ---- every list -------------------------------------------------------------------------
+
+    def suggestions_for_all(self, k: int = 5, progress: Progress | None = None, chunk: int = 2000,
+                            rows: np.ndarray | None = None) -> Iterator[tuple[str, list[Suggestion]]]:
+        """Every organisation's top k, as top() would give them. The best candidates by the linear
+        part come from a compiled product (topn.py) in row chunks; their both-ways bonus is
+        computed for all pairs of a chunk at once, and so are the reasons of those kept.
+
+        `rows` limits the work to those row numbers (of active organisations), in that order: a
+        process can take one part of the index."""
+        from .topn import CandidateProduct
+
+        index, settings, finder = self.index, self.settings, self.reason_finder
+        n = len(index.ids)
+        rows = np.flatnonzero(index.active[:n]) if rows is None else np.asarray(rows, np.int64)
+        if len(rows) == 0:
+            return
+        right = index.right[:n]
+        fitted = index.fitted  # the word matrix and concept hits of fit(), unless rows changed since
+        words64 = fitted[0] if fitted is not None else index.term_matrix(np.float64)
+        words = words64.astype(np.float32)  # exact weights for the reasons, float32 for the product
+        index.use_word_matrix(words)
+        id_rank = np.empty(n, np.int64)
+        id_rank[np.argsort(np.array(index.ids, dtype=object))] = np.arange(n)
+        product = CandidateProduct(sp.hstack([sp.csr_matrix(right), words]).tocsr(), index.cluster_code,
+                                   index.active, max(settings.candidates, 4 * k, 1), rank=id_rank)
+        hits = finder.hit_matrices(words64, fitted[1:] if fitted is not None else None)
+        columns = finder.reason_columns()
+        quotes: dict[int, tuple[str, ...]] = {}  # the words reasons quote, by (row, concept, side)
+        block_of = index.features.block
+        offers, seeks = sp.csr_matrix(right[:, block_of["offers"]]), sp.csr_matrix(right[:, block_of["seeks"]])
+        for start in range(0, len(rows), chunk):
+            block = rows[start:start + chunk]
+            left = sp.hstack([sp.csr_matrix(index.left_rows(right[block])), settings.w_terms * words[block]])
+            slot, cand, base = product.best(block, left)  # slot: the owner's place in the block
+            owner = block[slot]
+            total = base + settings.w_both_ways * np.minimum(_row_dots(offers, owner, seeks, cand),
+                                                             _row_dots(offers, cand, seeks, owner))
+            # by owner, then best total first, then candidate id (as _rank sorts); k of each owner
+            order = np.lexsort((id_rank[cand], -np.round(total, 6), slot))
+            slot, cand, total = slot[order], cand[order], total[order]
+            keep = np.arange(len(slot)) - np.searchsorted(slot, slot) < k
+            slot, cand, total = slot[keep], cand[keep], total[keep]
+            reasons = finder.reasons_many(block[slot], cand, hits, columns, quotes)
+            ends = np.searchsorted(slot, np.arange(len(block)), side="right").tolist()
+            ids, scores, cands = index.ids, total.tolist(), cand.tolist()
+            lo = 0
+            for r, hi in zip(block.tolist(), ends, strict=True):
+                yield ids[r], [Suggestion(ids[o], sc, tuple(why))
+                               for o, sc, why in zip(cands[lo:hi], scores[lo:hi], reasons[lo:hi], strict=True)]
+                lo = hi
+            if progress is not None:
+                progress(start + len(block), len(rows))
+
+    # ---- the cache as the index changes -----------------------------------------------------
+
+    def after_upsert(self, org_id: str, r: int) -> Update:
+        """Row r (organisation org_id) was added or replaced: its own list, and the cached lists it
+        entered or left. Costs one product against the index plus work on the few lists touched."""
+        index, settings = self.index, self.settings
+        self._forget(org_id)
+        mine, linear = index.linear_both(r)  # r's list, and r's score in each other row's list
+        own = self._cache(org_id, self.best_rows(r, settings.cached_k, mine))
+        update = Update(org_id, own)
+        max_extra = settings.w_both_ways + settings.w_terms
+        n = len(index.ids)
+        reachable = np.flatnonzero(linear + max_extra > self.kth_score[:n])
+        touched = set(int(x) for x in reachable) | {index.row[o] for o in self.listed_in.get(org_id, ())}
+        for o in sorted(touched):
+            oid = index.ids[o]
+            if o == r or oid not in self.lists or not index.active[o]:
+                continue
+            lst = self.lists[oid]
+            was_in = any(s.id == org_id for s in lst)
+            rest = [s for s in lst if s.id != org_id]
+            score = float(linear[o]) + index.both_ways_bonus(o, r) if np.isfinite(linear[o]) else -np.inf
+            floor = rest[-1].score if len(rest) >= settings.cached_k else -np.inf
+            if score > floor and score > 0:
+                fresh = sorted([*rest, self.reason_finder.suggestion(o, r, score)], key=lambda s: (-s.score, s.id))
+                self._forget(oid)
+                self._cache(oid, [(s, index.row[s.id]) for s in fresh[: settings.cached_k]])
+                update.entered[oid] = self.lists[oid]
+            elif was_in:
+                self._forget(oid)
+                update.left[oid] = self._cache(oid, self.best_rows(o, settings.cached_k))
+        return update
+
+    def after_remove(self, org_id: str) -> Update:
+        """The organisation was made inactive: the lists it was in are made again, reported as left."""
+        index = self.index
+        self._forget(org_id)
+        update = Update(org_id, [])
+        for oid in sorted(self.listed_in.pop(org_id, set())):
+            o = index.row[oid]
+            if oid in self.lists and index.active[o]:
+                self._forget(oid)
+                update.left[oid] = self._cache(oid, self.best_rows(o, self.settings.cached_k))
+        return update
+
+    def _cache(self, org_id: str, ranked: list[tuple[float, int]] | list[tuple[Suggestion, int]]
+               ) -> list[Suggestion]:
+        r = self.index.row[org_id]
+        result = [sc if isinstance(sc, Suggestion) else self.reason_finder.suggestion(r, o, sc) for sc, o in ranked]
+        self.lists[org_id] = result
+        for s in result:
+            self.listed_in.setdefault(s.id, set()).add(org_id)
+        self.kth_score[r] = result[-1].score if len(result) >= self.settings.cached_k else -np.inf
+        return result
+
+    def _forget(self, org_id: str) -> None:
+        old = self.lists.pop(org_id, None)
+        for s in old or ():
+            self.listed_in.get(s.id, set()).discard(org_id)
+        r = self.index.row.get(org_id)
+        if r is not None:
+            self.kth_score[r] = np.inf
+
+
+def _row_dots(a: sp.csr_matrix, a_rows: np.ndarray, b: sp.csr_matrix, b_rows: np.ndarray) -> np.ndarray:
+    """a[a_rows[i]] · b[b_rows[i]] for every i, from the few non-zeros of each row."""
+    return np.asarray(a[a_rows].multiply(b[b_rows]).sum(axis=1), dtype=np.float32).ravel()
