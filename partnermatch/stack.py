@@ -376,15 +376,21 @@ def service_specs(env: Mapping[str, str]) -> list[ServiceSpec]:
     notifier = f"{NOTIFIER_HOST.read(env)}:{NOTIFIER_PORT.read(env)}"
     review = f"http://{matcher}"
     sink = MailSinkSettings.from_env(env)
+    pages = (env.get("PROFILES_PUBLIC_URL") or f"http://{profiles}").rstrip("/")
     to_profiles = {"MATCHER_PROFILES_URL": f"http://{profiles}", "NOTIFIER_PROFILES_URL": f"http://{profiles}",
-                   "NOTIFIER_PUBLIC_URL": env.get("NOTIFIER_PUBLIC_URL") or f"http://{notifier}"}
+                   "NOTIFIER_PUBLIC_URL": env.get("NOTIFIER_PUBLIC_URL") or f"http://{notifier}",
+                   "PROFILES_PUBLIC_URL": pages}
+    # Partnership emails and sign-in links go through one SMTP server: the local sink unless set.
+    to_mail = {"NOTIFIER_SMTP_HOST": env.get("NOTIFIER_SMTP_HOST") or sink.host,
+               "NOTIFIER_SMTP_PORT": env.get("NOTIFIER_SMTP_PORT") or str(sink.port)}
     return [
         ServiceSpec(
             "profiles",
             [*gunicorn, "--bind", profiles, "services.profiles.entrypoints.app:create_app()"],
             ready_url=f"http://{profiles}/health",
-            env={"PROFILES_MATCHER_URL": review},
-            address=f"http://{profiles}  (OpenAPI: http://{profiles}/openapi.json)",
+            env={"PROFILES_MATCHER_URL": review, "PROFILES_PUBLIC_URL": pages, **to_mail},
+            address=f"{pages}/  (organisations' pages: register, sign in; "
+            f"API: http://{profiles}/v1, OpenAPI: http://{profiles}/openapi.json)",
         ),
         ServiceSpec("relay", [py, "-m", "services.profiles.entrypoints.relay"]),
         ServiceSpec("matcher", [py, "-m", "services.matcher.entrypoints.consumer"], env=to_profiles),
@@ -409,7 +415,7 @@ def service_specs(env: Mapping[str, str]) -> list[ServiceSpec]:
             env=to_profiles,
             address=f"http://{notifier}  (one-click unsubscribe links)",
         ),
-        ServiceSpec("notifier", [py, "-m", "services.notifier.entrypoints.consumer"], env=to_profiles),
+        ServiceSpec("notifier", [py, "-m", "services.notifier.entrypoints.consumer"], env={**to_profiles, **to_mail}),
     ]
 
 
@@ -588,6 +594,7 @@ class Stack:
             "MATCHER_SECRET_KEY": base.get("MATCHER_SECRET_KEY") or _secret(self.state, "matcher"),
             "NOTIFIER_SECRET_KEY": base.get("NOTIFIER_SECRET_KEY")
             or _secret(self.state, "notifier"),
+            "PROFILES_SECRET_KEY": base.get("PROFILES_SECRET_KEY") or _secret(self.state, "profiles"),
             "PYTHONUNBUFFERED": "1",
         }
 
