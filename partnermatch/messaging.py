@@ -13,11 +13,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
 from partnermatch.topics import dlq
+
+if TYPE_CHECKING:
+    from partnermatch.broker import BrokerWatch
 
 logger = logging.getLogger(__name__)
 
@@ -183,6 +187,7 @@ def run_consumer(
     max_backoff_s: float = 30.0,
     poll_timeout_ms: int = 500,
     on_idle: Callable[[], None] | None = None,
+    watch: BrokerWatch | None = None,
 ) -> None:
     """The consume loop every service uses.
 
@@ -190,6 +195,12 @@ def run_consumer(
     goes to the DLQ); otherwise `handle(record)` runs until it succeeds, with exponential
     backoff and jitter between attempts. Offsets are committed only after the handler returned,
     that is after its effect is durable.
+
+    With a `watch`, a broker that lost its state is noticed (see `partnermatch.broker`): the
+    batch in hand is dropped and the consumer reads its partitions again from the beginning of
+    the refilled topics (handlers are idempotent, so reading twice is safe; skipping is not).
+    The member stays in its group: a new member could wait out a former one the broker still
+    counts on.
     """
     consumer = KafkaConsumer(
         *topics,
@@ -202,10 +213,25 @@ def run_consumer(
         heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
         max_poll_records=200,
     )
-    logger.info("consumer started", extra={"group": group_id, "topics": ",".join(topics)})
+    epoch = _current_epoch(watch)
+    logger.info("consumer started", extra={"group": group_id, "topics": ",".join(topics), "epoch": epoch})
     try:
         while not stop.is_set():
             batch = consumer.poll(timeout_ms=poll_timeout_ms)
+            current = _current_epoch(watch)
+            if current is not None and epoch is not None and current != epoch:
+                assigned = list(consumer.assignment())
+                logger.error(
+                    "the broker lost its state under this consumer: reading its partitions again "
+                    "from the beginning of the refilled topics",
+                    extra={"group": group_id, "epoch": current, "last_epoch": epoch,
+                           "partitions": len(assigned), "dropped": sum(len(m) for m in batch.values())})
+                if assigned:
+                    consumer.seek_to_beginning(*assigned)
+                publisher.reset()  # its metadata describes topics that are gone
+                epoch = current
+                continue
+            epoch = current or epoch
             if not batch:
                 if on_idle is not None:
                     on_idle()
@@ -223,18 +249,36 @@ def run_consumer(
                 if stop.is_set():
                     break
                 # commit what this partition has fully processed
-                last = messages[-1].offset if not stop.is_set() else None
-                if last is not None:
-                    _commit(consumer, tp, last + 1)
+                if not _commit(consumer, tp, messages[-1].offset + 1) and watch is not None:
+                    watch.invalidate()
     finally:
         consumer.close(autocommit=False)
         logger.info("consumer stopped", extra={"group": group_id})
 
 
-def _commit(consumer: KafkaConsumer, tp: TopicPartition, next_offset: int) -> None:
+def _current_epoch(watch: BrokerWatch | None) -> str | None:
+    """The broker's epoch, or None when there is no watch or the broker cannot tell right now."""
+    if watch is None:
+        return None
+    try:
+        return watch.epoch()
+    except Exception:  # noqa: BLE001 - the broker is away (the watch logs it); asked again later
+        return None
+
+
+def _commit(consumer: KafkaConsumer, tp: TopicPartition, next_offset: int) -> bool:
+    """Commit; False when the group refused it (a rebalance, or a broker that restarted and knows
+    this member no more): the records are then read again, which idempotent handlers allow."""
     from kafka.structs import OffsetAndMetadata
 
-    consumer.commit({tp: OffsetAndMetadata(next_offset, "", -1)})
+    try:
+        consumer.commit({tp: OffsetAndMetadata(next_offset, "", -1)})
+        return True
+    except KafkaError as exc:
+        logger.warning("commit refused; these records will be read again",
+                       extra={"topic": tp.topic, "partition": tp.partition, "offset": next_offset,
+                              "error": repr(exc)})
+        return False
 
 
 def _handle_with_retry(

@@ -15,11 +15,15 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import redis
 
 from partnermatch import events
 from partnermatch.messaging import KafkaPublisher, Outgoing, Record
+
+if TYPE_CHECKING:
+    from partnermatch.broker import BrokerWatch
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +61,7 @@ class Outbox:
         self.stream = prefix + "outbox"
         self.offsets_key = prefix + "relay:offsets"  # "topic:partition" -> first offset of the last batch
         self.lock_key = prefix + "relay:lock"
+        self.epoch_key = prefix + "relay:broker-epoch"  # the broker epoch this service last refilled
 
     def add(self, pipe: redis.client.Pipeline | redis.Redis, envelope: events.Envelope, topic: str, key: str) -> None:
         """Queue an event; call it on the pipeline of the state change it belongs to."""
@@ -91,6 +96,18 @@ class Outbox:
                 found[int(partition)] = int(offset)
         return found
 
+    def filled_epoch(self) -> str | None:
+        raw = self.r.get(self.epoch_key)
+        return raw.decode() if raw else None
+
+    def mark_filled(self, epoch: str) -> None:
+        """The service's state is queued for the broker of `epoch`; the offsets of the last batch
+        pointed into a log that is gone."""
+        with self.r.pipeline(transaction=True) as pipe:
+            pipe.set(self.epoch_key, epoch)
+            pipe.delete(self.offsets_key)
+            pipe.execute()
+
     def acquire_lock(self, owner: str, ttl_ms: int = LOCK_TTL_MS) -> bool:
         """One relay publishes at a time; the lease is renewed on every loop."""
         return bool(self.r.eval(_LEASE, 1, self.lock_key, owner, ttl_ms))
@@ -103,8 +120,15 @@ Reader = Callable[[str, dict[int, int]], Iterable[Record]]
 
 
 class OutboxRelay:
+    """Publishes the outbox in order. With a `watch` (see `partnermatch.broker`) it also follows the
+    broker's epoch: on an epoch its service has not filled yet (a broker that lost its state, or
+    the first start), it calls `refill`, which queues the service's whole current state from
+    Redis in the outbox, then records the epoch as filled. Consumers are idempotent, so a state
+    published twice changes nothing."""
+
     def __init__(self, outbox: Outbox, publisher: KafkaPublisher, read_topic: Reader, name: str,
-                 batch_size: int = 200, idle_sleep_s: float = 0.1) -> None:
+                 batch_size: int = 200, idle_sleep_s: float = 0.1, *,
+                 watch: BrokerWatch | None = None, refill: Callable[[], int] | None = None) -> None:
         self.outbox = outbox
         self.publisher = publisher
         self.read_topic = read_topic
@@ -114,6 +138,9 @@ class OutboxRelay:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
         self.needs_reconcile = True  # after a start we cannot know how the last batch ended
         self.published = 0
+        self.watch = watch
+        self.refill = refill
+        self._filled: str | None = None
 
     def _already_on_topic(self, entries: list[OutboxEntry]) -> set[str]:
         wanted = {e.event_id for e in entries}
@@ -126,8 +153,32 @@ class OutboxRelay:
                         found.add(event_id)
         return found
 
+    def follow_broker(self) -> None:
+        """Refill the broker if its epoch is one this service has not filled yet."""
+        if self.watch is None:
+            return
+        epoch = self.watch.epoch()
+        if epoch == self._filled:
+            return
+        filled = self.outbox.filled_epoch()
+        if filled != epoch:
+            logger.error(
+                "broker epoch not filled by this service yet: re-publishing its state from Redis",
+                extra={"relay": self.name, "epoch": epoch, "filled_epoch": filled})
+            self.publisher.reset()  # its metadata may describe topics that are gone
+            queued = self.refill() if self.refill is not None else 0
+            self.outbox.mark_filled(epoch)
+            logger.warning("state queued for the broker", extra={
+                "relay": self.name, "epoch": epoch, "queued": queued, "outbox": self.outbox.size()})
+        self._filled = epoch
+
     def step(self) -> int:
         """Publish one batch; returns how many entries left the outbox."""
+        try:
+            self.follow_broker()
+        except Exception:
+            self.needs_reconcile = True
+            raise
         if self.needs_reconcile:
             head = self.outbox.head(max(self.batch_size, RECONCILE_WINDOW))
             if head:
@@ -149,6 +200,8 @@ class OutboxRelay:
         except Exception:
             self.needs_reconcile = True
             self.publisher.reset()
+            if self.watch is not None:
+                self.watch.invalidate()  # a failed send may mean the broker restarted
             raise
         first: dict[tuple[str, int], int] = {}
         for d in delivered:
@@ -201,12 +254,17 @@ class OutboxRelay:
 
 
 def kafka_relay(outbox: Outbox, bootstrap: str, name: str, batch_size: int = 200,
-                idle_sleep_s: float = 0.1) -> OutboxRelay:
-    """A relay wired to a real broker."""
+                idle_sleep_s: float = 0.1, refill: Callable[[], int] | None = None,
+                send_timeout_s: float = 30.0) -> OutboxRelay:
+    """A relay wired to a real broker. With `refill`, it follows the broker's epoch and refills a
+    broker that lost its state (see `OutboxRelay`)."""
+    from partnermatch.broker import BrokerWatch
     from partnermatch.messaging import read_partitions
 
     def read_topic(topic: str, start: dict[int, int]) -> Iterable[Record]:
         return read_partitions(bootstrap, topic, start=start, idle_timeout_s=1.0)
 
-    return OutboxRelay(outbox, KafkaPublisher(bootstrap, client_id=f"{name}-relay"), read_topic, name,
-                       batch_size, idle_sleep_s)
+    watch = BrokerWatch(bootstrap, name=f"{name}-relay") if refill is not None else None
+    publisher = KafkaPublisher(bootstrap, client_id=f"{name}-relay", send_timeout_s=send_timeout_s)
+    return OutboxRelay(outbox, publisher, read_topic, name, batch_size, idle_sleep_s,
+                       watch=watch, refill=refill)

@@ -280,52 +280,14 @@ class TansuBroker:
         self.stop()
 
 
-def ensure_topics(bootstrap: str, topics: Mapping[str, int], timeout: float = 15.0) -> None:
-    """Create the missing topics with their final partition counts (idempotent: topics that exist,
-    or that another process creates at the same time, are fine). Raises StackError."""
-    from kafka import KafkaAdminClient
-    from kafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+def ensure_topics(
+    bootstrap: str, topics: Mapping[str, int], timeout: float = 15.0
+) -> dict[str, int]:
+    """Create the missing topics with their declared partition counts and return the counts the
+    broker reports; a topic with another count raises (see `partnermatch.broker.ensure_topics`)."""
+    from partnermatch import broker
 
-    ms = int(timeout * 1000)
-    try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap.split(","),
-            client_id="partnermatch-topics",
-            request_timeout_ms=ms,
-            bootstrap_timeout_ms=ms,
-        )
-    except KafkaError as exc:
-        raise StackError(f"kafka at {bootstrap} is not reachable: {exc!r}") from None
-    try:
-        existing = set(admin.list_topics())
-        # replication_factor -1: the broker's default (1 on Tansu, the cluster's on real Kafka).
-        missing = {
-            name: {"num_partitions": n, "replication_factor": -1}
-            for name, n in topics.items()
-            if name not in existing
-        }
-        if missing:
-            result = admin.create_topics(missing, timeout_ms=ms, raise_errors=False)
-            for topic in result["topics"]:
-                error = for_code(topic["error_code"])
-                if topic["error_code"] and error is not TopicAlreadyExistsError:
-                    raise StackError(
-                        f"kafka at {bootstrap}: could not create topic {topic['name']}: "
-                        f"{topic.get('error_message') or error.__name__}"
-                    )
-        admin.wait_for_topics(list(topics), timeout_ms=ms)
-        for described in admin.describe_topics(list(topics)):
-            have, want = len(described["partitions"]), topics[described["name"]]
-            if have != want:
-                logger.warning(
-                    "topic has another partition count than declared; the declared one "
-                    "needs a fresh topic (Tansu cannot add partitions)",
-                    extra={"topic": described["name"], "partitions": have, "declared": want},
-                )
-    except KafkaError as exc:
-        raise StackError(f"kafka at {bootstrap}: could not create topics: {exc!r}") from None
-    finally:
-        admin.close()
+    return broker.ensure_topics(bootstrap, topics, timeout)
 
 
 # ---- the services ------------------------------------------------------------------------------
@@ -509,11 +471,13 @@ class Stack:
                 )
                 self.bootstrap = self.broker.bootstrap
             self._check_cancel()
-            ensure_topics(
-                self.bootstrap,
-                ALL_TOPICS if self.topics is None else self.topics,
-                timeout=self.kafka_timeout,
-            )
+            if self.topics is None:
+                # The declared topics and the epoch marker, so the services start on a known epoch.
+                from partnermatch import broker
+
+                broker.prepare(self.bootstrap, ALL_TOPICS, timeout=self.kafka_timeout)
+            else:
+                ensure_topics(self.bootstrap, self.topics, timeout=self.kafka_timeout)
             self.env = self._service_env()
             self._write_env_file(STACK_ENV_FILE)
             specs = list(self.specs(self.env) if callable(self.specs) else self.specs)

@@ -5,6 +5,8 @@ from __future__ import annotations
 PROFILES = "profiles"
 MATCHES = "matches"
 MATCH_DECISIONS = "match-decisions"
+# One partition whose first record is the broker's epoch (see partnermatch.broker).
+EPOCH = "partnermatch.epoch"
 
 
 def dlq(topic: str) -> str:
@@ -21,3 +23,6 @@ ALL_TOPICS: dict[str, int] = {
     dlq(MATCHES): 1,
     dlq(MATCH_DECISIONS): 1,
 }
+
+# Kept for ever: losing the marker to retention would look like a broker that lost its state.
+TOPIC_CONFIGS: dict[str, dict[str, str]] = {EPOCH: {"retention.ms": "-1"}}

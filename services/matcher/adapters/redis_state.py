@@ -235,6 +235,21 @@ class RedisMatcherState:
 
     # ---- decisions --------------------------------------------------------------------------
 
+    def requeue_decisions(self, batch: int = 500) -> int:
+        """Queue the event of every decided pair again, oldest decision first, for a broker that lost
+        its topics: the approvals whose emails were never recorded reach the notifier, whose
+        ledger keeps one email per match and recipient however often it reads one."""
+        ids = [m.decode() for m in self.r.sscan_iter(DECIDED, count=batch)]
+        pairs = [p for start in range(0, len(ids), batch) for p in self.get_pairs(ids[start : start + batch])
+                 if p["state"] in ("approved", "rejected")]
+        pairs.sort(key=lambda p: p.get("decided_ms") or p.get("updated_ms") or 0)
+        for start in range(0, len(pairs), batch):
+            with self.r.pipeline(transaction=True) as pipe:
+                for pair in pairs[start : start + batch]:
+                    self.outbox.add(pipe, _decision_event(pair), self.decisions_topic, pair["pair_id"])
+                pipe.execute()
+        return len(pairs)
+
     def decide(self, pair_id: str, cluster_id: str, coordinator: str, decision: str,
                reason_code: str | None = None, reason_text: str | None = None) -> dict[str, Any]:
         """Record one cluster's decision. Both approve → approved; either rejects → rejected.
@@ -274,14 +289,18 @@ class RedisMatcherState:
                     pipe.zadd(HISTORY + cluster, {pair_id: now})
                 for org in (pair["org_a"], pair["org_b"]):
                     pipe.zadd(HISTORY_BY_ORG + org, {pair_id: now})
-                payload = {k: pair[k] for k in ("pair_id", "org_a", "org_b", "cluster_a", "cluster_b", "score",
-                                                 "reasons")}
-                payload["decisions"] = list(pair["decisions"].values())
-                event_type = events.MATCH_APPROVED if final == "approved" else events.MATCH_REJECTED
-                self.outbox.add(pipe, events.new_event(event_type, payload, PRODUCER), self.decisions_topic, pair_id)
+                self.outbox.add(pipe, _decision_event(pair), self.decisions_topic, pair_id)
             pair["updated_ms"] = now
             pipe.set(key, json.dumps(pair, ensure_ascii=False))
             result["pair"] = pair
 
         self.r.transaction(txn, key)
         return result["pair"]
+
+
+def _decision_event(pair: dict[str, Any]) -> events.Envelope:
+    """`match.approved` or `match.rejected` of a decided pair, with both clusters' decisions."""
+    payload = {k: pair[k] for k in ("pair_id", "org_a", "org_b", "cluster_a", "cluster_b", "score", "reasons")}
+    payload["decisions"] = list(pair["decisions"].values())
+    event_type = events.MATCH_APPROVED if pair["state"] == "approved" else events.MATCH_REJECTED
+    return events.new_event(event_type, payload, PRODUCER)

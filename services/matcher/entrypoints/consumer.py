@@ -13,6 +13,7 @@ import signal
 import threading
 
 from partnermatch import events
+from partnermatch.broker import BrokerWatch
 from partnermatch.logs import configure_logging
 from partnermatch.messaging import KafkaPublisher, Record, run_consumer
 from partnermatch.topics import PROFILES
@@ -55,7 +56,8 @@ def main() -> None:
         run_consumer(
             bootstrap=settings.kafka_bootstrap, topics=[PROFILES], group_id=settings.group_id,
             client_id="matcher", handle=lambda record: live.handle(events.decode(record.value)),
-            is_poison=poison, publisher=publisher, stop=stop)
+            is_poison=poison, publisher=publisher, stop=stop,
+            watch=BrokerWatch(settings.kafka_bootstrap, name="matcher"))
     finally:
         publisher.close()
 

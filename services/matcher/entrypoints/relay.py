@@ -1,7 +1,9 @@
 """The matcher's outbox relay: `python -m services.matcher.entrypoints.relay`.
 
 Publishes suggestions (`matches`) and decisions (`match-decisions`) from the matcher's Redis
-outbox to Kafka, exactly once (see `partnermatch.outbox`). Does I/O (Redis, Kafka).
+outbox to Kafka, exactly once (see `partnermatch.outbox`); a broker that lost its topics gets
+every decision again, so approvals whose emails were never recorded reach the notifier.
+Does I/O (Redis, Kafka).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ def main() -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    kafka_relay(build_deps(settings).state.outbox, settings.kafka_bootstrap, "matcher").run(stop)
+    state = build_deps(settings).state
+    kafka_relay(state.outbox, settings.kafka_bootstrap, "matcher", refill=state.requeue_decisions).run(stop)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import signal
 import threading
 
 from partnermatch import events
+from partnermatch.broker import BrokerWatch
 from partnermatch.logs import configure_logging
 from partnermatch.messaging import HandlerFailed, KafkaPublisher, Record, run_consumer
 from partnermatch.topics import MATCH_DECISIONS
@@ -41,8 +42,10 @@ class Notifier:
         settings: NotifierSettings,
         deps: NotifierDeps | None = None,
         topic: str = MATCH_DECISIONS,
+        watch: BrokerWatch | None = None,
     ) -> None:
         self.settings = settings
+        self.watch = watch
         self.deps = deps or build_deps(settings)
         self.topic = topic
         self.stop = threading.Event()
@@ -108,6 +111,7 @@ class Notifier:
                 is_poison=poison,
                 publisher=publisher,
                 stop=self.stop,
+                watch=self.watch,
             )
         except HandlerFailed:
             logger.info("stopped while a message was being retried; it will be read again")
@@ -131,7 +135,8 @@ def main(argv: list[str] | None = None) -> None:
     settings = NotifierSettings.from_env()
     settings.require_secret_key()
     settings.require_service_token()
-    notifier = Notifier(settings, topic=args.topic)
+    watch = BrokerWatch(settings.kafka_bootstrap, name="notifier") if args.topic == MATCH_DECISIONS else None
+    notifier = Notifier(settings, topic=args.topic, watch=watch)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: notifier.stop.set())
     logger.info(

@@ -1,7 +1,8 @@
 """The profiles outbox relay process: `python -m services.profiles.entrypoints.relay`.
 
 Publishes every profile change from the Redis outbox to the `profiles` topic, exactly once
-(see `partnermatch.outbox`). Does I/O (Redis, Kafka).
+(see `partnermatch.outbox`); a broker that lost its topics gets every current profile again.
+Does I/O (Redis, Kafka).
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from services.profiles.config import ProfilesSettings
 
 
 def build_relay(settings: ProfilesSettings) -> OutboxRelay:
+    """The relay, refilling a broker that lost its topics with every current profile (resync)."""
+    from services.profiles.services import resync
+
     store = build_deps(settings).store
     return kafka_relay(store.outbox, settings.kafka_bootstrap, "profiles", settings.relay_batch_size,
-                       settings.relay_idle_sleep_ms / 1000)
+                       settings.relay_idle_sleep_ms / 1000, refill=lambda: resync(store))
 
 
 def main() -> None:

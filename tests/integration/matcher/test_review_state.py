@@ -115,3 +115,23 @@ def test_withdrawing_a_pending_pair_publishes_match_withdrawn(state):
     assert state.get_pair("org_a~org_b")["state"] == "withdrawn"
     assert _outbox_events(state)[-1].event_type == events.MATCH_WITHDRAWN
     assert state.get_profile("org_a") is None
+
+
+def test_every_decision_is_queued_again_for_a_broker_that_lost_its_topics(state):
+    _suggest(state)
+    state.apply(ProfileChange("org_c", 1, {"org_id": "org_c", "revision": 1},
+                              upserts=[_pair(org_a="org_c", org_b="org_d")]))
+    state.decide("org_a~org_b", "pl-silesia-ict", "anna", "approve")
+    state.decide("org_a~org_b", "rs-vojvodina-ict", "marko", "approve")
+    state.decide("org_c~org_d", "pl-silesia-ict", "anna", "reject", "not_relevant")
+    first = [e for e in _outbox_events(state) if e.event_type in (events.MATCH_APPROVED, events.MATCH_REJECTED)]
+    state.outbox.mark_published([e.entry_id for e in state.outbox.head(1000)], {})
+
+    assert state.requeue_decisions() == 2
+
+    again = sorted(_outbox_events(state), key=lambda e: e.payload["pair_id"])
+    assert [(e.event_type, e.payload["pair_id"]) for e in again] == [
+        (events.MATCH_APPROVED, "org_a~org_b"), (events.MATCH_REJECTED, "org_c~org_d")]
+    first.sort(key=lambda e: e.payload["pair_id"])
+    assert [e.payload for e in again] == [e.payload for e in first], "the same decisions, both clusters' words"
+    assert {e.event_id for e in again}.isdisjoint(e.event_id for e in first)
