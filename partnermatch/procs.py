@@ -403,7 +403,9 @@ class Supervisor:
             logger.error(
                 "part given up",
                 extra={"part": part.name, "how": how, "deaths": policy.give_up_after,
-                       "window_s": policy.window_s, "critical": part.critical},
+                       "window_s": policy.window_s, "critical": part.critical,
+                       "log": str(dead.log_file),
+                       "last_lines": " | ".join(line.strip() for line in tail.splitlines()[-3:])},
             )
             return message if part.critical else None
         part.restart_at = now + delay

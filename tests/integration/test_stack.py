@@ -439,6 +439,7 @@ def test_a_service_that_keeps_dying_is_given_up_with_its_last_words_and_the_stac
 
     [given_up] = [r for r in caplog.records if r.getMessage() == "part given up"]
     assert (given_up.part, given_up.how, given_up.deaths) == ("flaky", "exited with code 4", 3)
+    assert given_up.last_lines.endswith("cannot open the database")
 
 
 def test_redis_killed_comes_back_on_its_port_with_its_data(tmp_path):
