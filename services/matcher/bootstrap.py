@@ -22,4 +22,5 @@ class MatcherDeps:
 def build_deps(settings: MatcherSettings) -> MatcherDeps:
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=10, health_check_interval=30)
     state = RedisMatcherState(client)
-    return MatcherDeps(state=state, review=ReviewService(state), auth=ProfilesAuthClient(settings.profiles_url))
+    auth = ProfilesAuthClient(settings.profiles_url, service_token=settings.service_token)
+    return MatcherDeps(state=state, review=ReviewService(state), auth=auth)

@@ -26,6 +26,11 @@ MATCHER_SECRET_KEY = setting(
     "Secret signing the coordinator page's session cookies. `partnermatch up` generates one",
     secret=True,
 )
+MATCHER_LOGIN_RATE_LIMIT = setting(
+    "MATCHER_LOGIN_RATE_LIMIT", "10 per 15 minutes",
+    "Failed logins on the coordinators' page allowed from one client address (Flask-Limiter notation, counted in "
+    "Redis); profiles limits failures per account as well",
+)
 MATCHER_COOKIE_SECURE = setting(
     "MATCHER_COOKIE_SECURE", "false", "Send the page's cookies over HTTPS only (`true` in deployment behind TLS)"
 )
@@ -42,6 +47,7 @@ class MatcherSettings:
     profiles_url: str = "http://127.0.0.1:8081"
     secret_key: str | None = None
     cookie_secure: bool = False
+    login_rate_limit: str = "10 per 15 minutes"
     # The profiles service reads an organisation's partnerships with it. Checked here, not through
     # profiles' whoami: profiles is the caller, and asking it back would tie up its workers twice.
     service_token: str | None = None
@@ -59,5 +65,6 @@ class MatcherSettings:
             profiles_url=(MATCHER_PROFILES_URL.read(env) or "").rstrip("/"),
             secret_key=MATCHER_SECRET_KEY.read(env),
             cookie_secure=(MATCHER_COOKIE_SECURE.read(env) or "").lower() in ("1", "true", "yes"),
+            login_rate_limit=MATCHER_LOGIN_RATE_LIMIT.read(env) or "",
             service_token=SERVICE_TOKEN.read(env),
         )

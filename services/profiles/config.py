@@ -62,6 +62,11 @@ PROFILES_SIGNIN_RATE_LIMIT = setting(
     "PROFILES_SIGNIN_RATE_LIMIT", "5 per 15 minutes",
     "Sign-in link requests from one client address, and for one email address (Flask-Limiter notation)",
 )
+PROFILES_LOGIN_RATE_LIMIT = setting(
+    "PROFILES_LOGIN_RATE_LIMIT", "10 per 15 minutes",
+    "Failed coordinator logins allowed per account, and per client address calling the API directly; past "
+    "it even the right password waits (Flask-Limiter notation, counted in Redis)",
+)
 RELAY_BATCH_SIZE = setting("RELAY_BATCH_SIZE", "200", "Outbox entries the relay publishes per batch")
 RELAY_IDLE_SLEEP_MS = setting("RELAY_IDLE_SLEEP_MS", "100", "How long the relay waits when the outbox is empty")
 
@@ -85,13 +90,15 @@ class ProfilesSettings:
     page_session_ttl_s: int = 28800
     register_rate_limit: str = "10 per hour"
     signin_rate_limit: str = "5 per 15 minutes"
+    login_rate_limit: str = "10 per 15 minutes"
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
 
     def __post_init__(self) -> None:
         from limits import parse_many
 
         for name, value in (("PROFILES_REGISTER_RATE_LIMIT", self.register_rate_limit),
-                            ("PROFILES_SIGNIN_RATE_LIMIT", self.signin_rate_limit)):
+                            ("PROFILES_SIGNIN_RATE_LIMIT", self.signin_rate_limit),
+                            ("PROFILES_LOGIN_RATE_LIMIT", self.login_rate_limit)):
             try:
                 parse_many(value)
             except ValueError:
@@ -124,5 +131,6 @@ class ProfilesSettings:
             page_session_ttl_s=PROFILES_PAGE_SESSION_TTL_S.read_int(env),
             register_rate_limit=PROFILES_REGISTER_RATE_LIMIT.read(env) or "",
             signin_rate_limit=PROFILES_SIGNIN_RATE_LIMIT.read(env) or "",
+            login_rate_limit=PROFILES_LOGIN_RATE_LIMIT.read(env) or "",
             smtp=SmtpSettings.from_env(env),
         )

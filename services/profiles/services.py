@@ -79,6 +79,17 @@ def login(store: RedisProfileStore, username: str, password: str, ttl_s: int) ->
             "username": username, "expires_in": ttl_s}
 
 
+def logout(store: RedisProfileStore, token: str) -> bool:
+    """Revoke a coordinator's login token at once (it would otherwise work until it expires).
+    False when it is not a login token or was not live."""
+    if not token.startswith(domain.SESSION_TOKEN_PREFIX):
+        return False
+    revoked = store.delete_token(domain.token_digest(token))
+    if revoked:
+        logger.info("coordinator logged out")
+    return revoked
+
+
 def authenticate(store: RedisProfileStore, token: str, admin_token: str | None,
                  service_token: str | None) -> domain.Principal | None:
     if domain.same_secret(token, admin_token):

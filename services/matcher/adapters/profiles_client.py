@@ -18,6 +18,14 @@ class ProfilesUnavailable(Exception):
     pass
 
 
+class LoginThrottled(Exception):
+    """Profiles refuses logins to this account for now (too many failures); retry after some seconds."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(f"retry after {retry_after_s} s")
+        self.retry_after_s = retry_after_s
+
+
 @dataclass(frozen=True)
 class Caller:
     role: str
@@ -27,8 +35,12 @@ class Caller:
 
 
 class ProfilesAuthClient:
-    def __init__(self, base_url: str, timeout_s: float = 5.0, cache_ttl_s: float = 30.0) -> None:
+    def __init__(self, base_url: str, timeout_s: float = 5.0, cache_ttl_s: float = 30.0,
+                 service_token: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        # Logins are sent with it, so profiles counts failures per account only and leaves
+        # counting per visitor address to the page, which sees the addresses.
+        self.service_token = service_token
         self.timeout_s = timeout_s
         self.cache_ttl_s = cache_ttl_s
         self._cache: dict[str, tuple[float, Caller | None]] = {}
@@ -36,6 +48,11 @@ class ProfilesAuthClient:
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None,
               token: str | None = None) -> tuple[int, dict[str, Any]]:
+        status, payload, _headers = self._call_with_headers(method, path, body, token)
+        return status, payload
+
+    def _call_with_headers(self, method: str, path: str, body: dict[str, Any] | None = None,
+                           token: str | None = None) -> tuple[int, dict[str, Any], Any]:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.base_url + path, data=data, method=method)
         req.add_header("Accept", "application/json")
@@ -45,13 +62,13 @@ class ProfilesAuthClient:
             req.add_header("Authorization", f"Bearer {token}")
         try:
             with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
-                return resp.status, json.loads(resp.read() or b"{}")
+                return resp.status, json.loads(resp.read() or b"{}"), resp.headers
         except urllib.error.HTTPError as exc:
             try:
                 payload = json.loads(exc.read() or b"{}")
             except ValueError:
                 payload = {}
-            return exc.code, payload
+            return exc.code, payload, exc.headers
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
             raise ProfilesUnavailable(str(exc)) from exc
 
@@ -76,9 +93,29 @@ class ProfilesAuthClient:
         return caller
 
     def login(self, username: str, password: str) -> dict[str, Any] | None:
-        status, body = self._call("POST", "/v1/auth/login", {"username": username, "password": password})
+        """The session profiles gives (token, expires_in, ...), or None for a wrong login.
+        Raises LoginThrottled while the account has failed too often, ProfilesUnavailable else."""
+        status, body, headers = self._call_with_headers(
+            "POST", "/v1/auth/login", {"username": username, "password": password}, token=self.service_token)
         if status == 200:
             return body
         if status in (401, 422):
             return None
+        if status == 429:
+            try:
+                retry_after = int((headers or {}).get("Retry-After", "60"))
+            except ValueError:
+                retry_after = 60
+            raise LoginThrottled(retry_after)
         raise ProfilesUnavailable(f"login answered {status}")
+
+    def logout(self, token: str) -> None:
+        """Revoke a coordinator's login token at profiles, and forget what was cached about it."""
+        self.forget(token)
+        status, _ = self._call("POST", "/v1/auth/logout", token=token)
+        if status not in (204, 401):  # 401: it had expired or was revoked already
+            raise ProfilesUnavailable(f"logout answered {status}")
+
+    def forget(self, token: str) -> None:
+        with self._lock:
+            self._cache.pop(token, None)

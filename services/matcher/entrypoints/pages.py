@@ -2,13 +2,16 @@
 
 Server-rendered HTML in the reader's language (the "coordinators" message catalogue: `?lang=`, a
 remembered choice, else the browser's); every form carries a CSRF token bound to the session; the
-session cookie is HttpOnly and SameSite=Lax; logins are checked by the profiles service
-(passwords are hashed there, never stored here).
+session cookie is HttpOnly and SameSite=Lax and holds only random values: the coordinator's login
+token is kept in Redis (adapters/page_sessions.py) and revoked at logout. Logins are checked by
+the profiles service (passwords are hashed there, never stored here); failed ones are limited per
+client address here and per account there.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 from typing import Any
 
@@ -16,9 +19,12 @@ from flask import Blueprint, abort, current_app, flash, g, redirect, render_temp
 from flask.blueprints import BlueprintSetupState
 
 from partnermatch import i18n
-from services.matcher.adapters.profiles_client import ProfilesUnavailable
+from services.matcher.adapters.page_sessions import PageSessions
+from services.matcher.adapters.profiles_client import LoginThrottled, ProfilesUnavailable
 from services.matcher.review import REJECTION_REASONS, DecisionRefused
 from services.matcher.ui_text import DOMAIN, REASON_LABELS, STATE_LABELS
+
+logger = logging.getLogger(__name__)
 
 pages = Blueprint("pages", __name__, template_folder="../templates", static_folder="../static",
                   static_url_path="/static")
@@ -26,6 +32,13 @@ pages = Blueprint("pages", __name__, template_folder="../templates", static_fold
 
 def _deps():  # type: ignore[no-untyped-def]
     return current_app.extensions["partnermatch.matcher"]
+
+
+def _sessions() -> PageSessions:
+    found = current_app.extensions.get("partnermatch.page_sessions")
+    if found is None:
+        found = current_app.extensions["partnermatch.page_sessions"] = PageSessions(_deps().state.r)
+    return found
 
 
 def _current_language() -> str:
@@ -77,7 +90,7 @@ def _template_globals() -> dict[str, Any]:
 
 
 def _coordinator() -> dict[str, Any] | None:
-    token = session.get("token")
+    token = _sessions().token(session.get("sid"))
     if not token:
         return None
     try:
@@ -85,7 +98,7 @@ def _coordinator() -> dict[str, Any] | None:
     except ProfilesUnavailable:
         abort(503, description=_("Cannot check your login right now; try again shortly."))
     if caller is None or caller.role != "coordinator":
-        session.pop("token", None)
+        _sessions().close(session.pop("sid", None))
         return None
     return {"username": caller.username, "cluster_id": caller.cluster_id}
 
@@ -105,18 +118,46 @@ def login():  # type: ignore[no-untyped-def]
             result = _deps().auth.login(username, password) if username and password else None
         except ProfilesUnavailable:
             abort(503, description=_("Cannot check your login right now; try again shortly."))
+        except LoginThrottled as throttled:
+            return _too_many_logins(throttled.retry_after_s)
         if result is not None:
             csrf = session.get("csrf")
             session.clear()
-            session.update(token=result["token"], csrf=csrf or secrets.token_urlsafe(32))
+            sid = _sessions().open(result["token"], int(result.get("expires_in") or 3600))
+            session.update(sid=sid, csrf=csrf or secrets.token_urlsafe(32))
             return redirect(url_for("pages.queue"))
         error = _("Wrong username or password.")
     return render_template("login.html", error=error), (401 if error else 200)
 
 
+def _too_many_logins(retry_after_s: int):  # type: ignore[no-untyped-def]
+    minutes = max(1, -(-retry_after_s // 60))
+    error = _("Too many failed logins. Try again in %(minutes)s minutes.", minutes=minutes)
+    response = current_app.make_response((render_template("login.html", error=error), 429))
+    response.headers["Retry-After"] = str(retry_after_s)
+    return response
+
+
+@pages.errorhandler(429)
+def _login_rate_limited(exc):  # type: ignore[no-untyped-def]
+    """Too many failed logins from this address (Flask-Limiter): the login page, saying how long."""
+    limit = getattr(exc, "limit", None)
+    window = limit.limit.get_expiry() if limit is not None else 900
+    return _too_many_logins(int(window))
+
+
 @pages.post("/logout")
 def logout():  # type: ignore[no-untyped-def]
+    """Ends the page session and revokes the login token it held, so neither the old cookie nor
+    the token opens anything any more."""
+    token = _sessions().close(session.get("sid"))
     session.clear()
+    if token:
+        try:
+            _deps().auth.logout(token)
+        except ProfilesUnavailable:
+            # The page session is gone already; the token expires on its own at profiles.
+            logger.warning("logout: profiles unreachable, the login token was not revoked there")
     return redirect(url_for("pages.login"))
 
 

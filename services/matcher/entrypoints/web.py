@@ -10,6 +10,8 @@ import os
 import secrets
 
 from flask import Flask, jsonify
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_smorest import Api
 
 from partnermatch.httpedge import harden
@@ -71,4 +73,15 @@ def create_app(settings: MatcherSettings | None = None, deps: MatcherDeps | None
     smorest.register_blueprint(api)
     smorest.register_blueprint(partnerships)
     app.register_blueprint(pages)
+    _limit_logins(app, settings)
     return app
+
+
+def _limit_logins(app: Flask, settings: MatcherSettings) -> None:
+    """Failed logins on the page, counted per client address in Redis (every worker shares them);
+    past the limit even the right password waits. Profiles counts failures per account."""
+    limiter = Limiter(get_remote_address, app=app, storage_uri=settings.redis_url or "memory://",
+                      key_prefix="matcher:rate", strategy="fixed-window", headers_enabled=True)
+    app.view_functions["pages.login"] = limiter.limit(
+        settings.login_rate_limit, methods=["POST"], scope="page-login",
+        deduct_when=lambda response: response.status_code == 401)(app.view_functions["pages.login"])

@@ -91,6 +91,9 @@ class RedisProfileStore:
     def save_token(self, digest: str, principal: dict[str, Any], ttl_s: int | None = None) -> None:
         self.r.set(TOKEN + digest, json.dumps(principal), ex=ttl_s)
 
+    def delete_token(self, digest: str) -> bool:
+        return bool(self.r.delete(TOKEN + digest))
+
     def principal_for(self, digest: str) -> dict[str, Any] | None:
         raw = self.r.get(TOKEN + digest)
         return json.loads(raw) if raw else None

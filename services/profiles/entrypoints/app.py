@@ -176,12 +176,27 @@ class CoordinatorByName(MethodView):
 class Login(MethodView):
     @auth.arguments(LoginSchema)
     @auth.response(200, SessionSchema)
+    @auth.alt_response(401, description="Wrong username or password")
+    @auth.alt_response(429, description="Too many failed logins for this account or from this address; "
+                                        "see Retry-After (PROFILES_LOGIN_RATE_LIMIT)")
     def post(self, data):
         """A coordinator logs in with username and password and gets a bearer token."""
         session = services.login(_deps().store, data["username"], data["password"], _settings().session_ttl_s)
         if session is None:
             abort(401, message="Wrong username or password.")
         return session
+
+
+@auth.route("/logout")
+class Logout(MethodView):
+    @auth.response(204)
+    @auth.alt_response(401, description="No bearer token, or an unknown or expired one")
+    def post(self):
+        """A coordinator's login token is revoked at once (the coordinators' page calls this when
+        they log out). Organisation and service tokens are not login tokens: 204, nothing revoked."""
+        header = request.headers.get("Authorization", "")
+        _require(domain.COORDINATOR, domain.ADMIN, domain.SERVICE, domain.ORGANISATION)
+        services.logout(_deps().store, header.partition(" ")[2].strip())
 
 
 @auth.route("/whoami")
@@ -381,18 +396,19 @@ def create_app(settings: ProfilesSettings | None = None, deps: ProfilesDeps | No
     api.register_blueprint(coordinators)
     api.register_blueprint(vocab)
     app.register_blueprint(pages)
-    _limit_pages(app, settings)
+    limiter = Limiter(get_remote_address, app=app, storage_uri=settings.redis_url or "memory://",
+                      key_prefix="profiles:rate", strategy="fixed-window", headers_enabled=True)
+    _limit_pages(app, settings, limiter)
+    _limit_logins(app, settings, limiter)
 
     return app
 
 
-def _limit_pages(app: Flask, settings: ProfilesSettings) -> None:
+def _limit_pages(app: Flask, settings: ProfilesSettings, limiter: Limiter) -> None:
     """Rate limits of the forms that cost us (a profile, an email), counted in Redis so every worker
     shares them: registrations per client address; sign-in requests per client address and per
     email address asked for (nobody's mailbox gets flooded, and a 429 says nothing about whether
     the address is known)."""
-    limiter = Limiter(get_remote_address, app=app, storage_uri=settings.redis_url or "memory://",
-                      key_prefix="profiles:rate", strategy="fixed-window", headers_enabled=True)
 
     def email_asked() -> str:
         email = (request.form.get("email") or "").strip().lower()
@@ -403,3 +419,28 @@ def _limit_pages(app: Flask, settings: ProfilesSettings) -> None:
     signin_view = limiter.limit(settings.signin_rate_limit, methods=["POST"])(views["pages.signin"])
     views["pages.signin"] = limiter.limit(settings.signin_rate_limit, methods=["POST"], key_func=email_asked,
                                           scope="signin-email")(signin_view)
+
+
+def _limit_logins(app: Flask, settings: ProfilesSettings, limiter: Limiter) -> None:
+    """Coordinator logins: failures are counted per account and per client address, and past the
+    limit every attempt waits, the right password too, so guessing costs an attacker time and
+    ties up no worker in password hashing. The coordinators' page calls with the service token:
+    it counts its visitors' addresses itself (one address here would be all of them)."""
+
+    def account() -> str:
+        body = request.get_json(silent=True)
+        name = body.get("username") if isinstance(body, dict) else None
+        return "account:" + hashlib.sha256(str(name or "").strip().lower().encode("utf-8")).hexdigest()
+
+    def from_the_page() -> bool:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and domain.same_secret(token.strip(), settings.service_token)
+
+    def failed(response: Any) -> bool:
+        return response.status_code == 401
+
+    views = app.view_functions
+    per_address = limiter.limit(settings.login_rate_limit, methods=["POST"], scope="login-address",
+                                deduct_when=failed, exempt_when=from_the_page)(views["auth.Login"])
+    views["auth.Login"] = limiter.limit(settings.login_rate_limit, methods=["POST"], key_func=account,
+                                        scope="login-account", deduct_when=failed)(per_address)

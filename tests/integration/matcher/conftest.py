@@ -64,7 +64,7 @@ def matcher_app(profiles, matcher_state, redis_server):
     settings = MatcherSettings(redis_url=redis_server.url, kafka_bootstrap="unused:9092",
                                profiles_url=profiles.url, secret_key="matcher-test-secret", service_token=SERVICE)
     deps = MatcherDeps(state=matcher_state, review=ReviewService(matcher_state),
-                       auth=ProfilesAuthClient(profiles.url, cache_ttl_s=0))
+                       auth=ProfilesAuthClient(profiles.url, cache_ttl_s=0, service_token=SERVICE))
     app = create_matcher_app(settings, deps)
     app.config["TESTING"] = True
     return app
