@@ -35,7 +35,7 @@ def build_deps(settings: ProfilesSettings) -> ProfilesDeps:
     # redis-py connects lazily, on the first command: nothing happens at import or here.
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=10, health_check_interval=30)
     return ProfilesDeps(
-        store=RedisProfileStore(client),
+        store=RedisProfileStore(client, org_token_ttl_s=settings.org_token_ttl_s),
         matcher=MatcherClient(settings.matcher_url, settings.service_token, settings.matcher_timeout_s),
         signin_mailer=signin_mailer(settings),
     )

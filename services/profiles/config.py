@@ -62,6 +62,10 @@ PROFILES_SIGNIN_RATE_LIMIT = setting(
     "PROFILES_SIGNIN_RATE_LIMIT", "5 per 15 minutes",
     "Sign-in link requests from one client address, and for one email address (Flask-Limiter notation)",
 )
+PROFILES_ORG_TOKEN_TTL_S = setting(
+    "PROFILES_ORG_TOKEN_TTL_S", "31536000",
+    "Lifetime of an organisation's API token (seconds; a year); POST /v1/organisations/<id>/token issues a new one",
+)
 PROFILES_LOGIN_RATE_LIMIT = setting(
     "PROFILES_LOGIN_RATE_LIMIT", "10 per 15 minutes",
     "Failed coordinator logins allowed per account, and per client address calling the API directly; past "
@@ -91,6 +95,7 @@ class ProfilesSettings:
     register_rate_limit: str = "10 per hour"
     signin_rate_limit: str = "5 per 15 minutes"
     login_rate_limit: str = "10 per 15 minutes"
+    org_token_ttl_s: int = 31536000
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
 
     def __post_init__(self) -> None:
@@ -132,5 +137,6 @@ class ProfilesSettings:
             register_rate_limit=PROFILES_REGISTER_RATE_LIMIT.read(env) or "",
             signin_rate_limit=PROFILES_SIGNIN_RATE_LIMIT.read(env) or "",
             login_rate_limit=PROFILES_LOGIN_RATE_LIMIT.read(env) or "",
+            org_token_ttl_s=PROFILES_ORG_TOKEN_TTL_S.read_int(env),
             smtp=SmtpSettings.from_env(env),
         )

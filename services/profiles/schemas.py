@@ -183,6 +183,12 @@ class OrganisationPrivateSchema(OrganisationPublicSchema):
 class RegisteredSchema(Schema):
     organisation = fields.Nested(OrganisationPrivateSchema)
     token = fields.String(metadata={"description": "The organisation's bearer token; shown only once"})
+    expires_in = fields.Integer(metadata={"description": "Seconds the token works (PROFILES_ORG_TOKEN_TTL_S)"})
+
+
+class OrganisationTokenSchema(Schema):
+    token = fields.String(metadata={"description": "The organisation's new bearer token; shown only once"})
+    expires_in = fields.Integer(metadata={"description": "Seconds it works, unless rotated or revoked sooner"})
 
 
 class VocabularyQuerySchema(Schema):

@@ -197,6 +197,26 @@ def delete_org(store: RedisProfileStore, who: domain.Principal, org_id: str) -> 
     logger.info("organisation deleted", extra={"org_id": org_id})
 
 
+def rotate_org_token(store: RedisProfileStore, who: domain.Principal, org_id: str) -> dict[str, Any]:
+    """A new API token for the organisation (the organisation itself or the admin asks); the old one
+    stops working at once. The new token is shown this once."""
+    if not domain.can_edit_org(who, org_id):
+        raise Forbidden(org_id)
+    token = domain.new_secret(domain.ORG_TOKEN_PREFIX)
+    store.replace_org_token(org_id, domain.token_digest(token))
+    logger.info("organisation token rotated", extra={"org_id": org_id, "by": who.role})
+    return {"token": token, "expires_in": store.org_token_ttl_s}
+
+
+def revoke_org_token(store: RedisProfileStore, who: domain.Principal, org_id: str) -> None:
+    """The organisation's API token stops working, with no new one (its pages still sign in by
+    emailed link; the organisation or the admin can issue a new token)."""
+    if not domain.can_edit_org(who, org_id):
+        raise Forbidden(org_id)
+    store.replace_org_token(org_id, None)
+    logger.info("organisation token revoked", extra={"org_id": org_id, "by": who.role})
+
+
 def resync(store: RedisProfileStore) -> int:
     """Queue a fresh `profile.upserted` of every current profile (same revision: consumers skip it
     if they have it), so an emptied broker is refilled from Redis, the source of truth. Also puts
@@ -393,6 +413,7 @@ def export_org(store: RedisProfileStore, org_id: str) -> dict[str, Any]:
 __all__ = [
     "Conflict", "Forbidden", "MatcherUnavailable", "NotFound", "PartnershipSource", "SigninMailer",
     "UnknownCluster", "authenticate", "close_session", "create_cluster", "create_coordinator", "delete_org",
-    "export_org", "login", "my_partnerships", "open_session", "register_org", "request_signin", "resync",
-    "session_org", "signin_link_org", "text_size_errors", "update_org", "use_signin_link",
+    "export_org", "login", "logout", "my_partnerships", "open_session", "register_org", "request_signin", "resync",
+    "revoke_org_token", "rotate_org_token", "session_org", "signin_link_org", "text_size_errors", "update_org",
+    "use_signin_link",
 ]

@@ -49,11 +49,16 @@ class NotFound(Exception):
     pass
 
 
+# How long an organisation's API token works unless rotated sooner (PROFILES_ORG_TOKEN_TTL_S).
+ORG_TOKEN_TTL_S = 365 * 24 * 3600
+
+
 class RedisProfileStore:
-    def __init__(self, client: redis.Redis, topic: str = PROFILES) -> None:
+    def __init__(self, client: redis.Redis, topic: str = PROFILES, org_token_ttl_s: int = ORG_TOKEN_TTL_S) -> None:
         self.r = client
         self.topic = topic
         self.outbox = Outbox(client, P)
+        self.org_token_ttl_s = org_token_ttl_s
 
     # ---- clusters and coordinators ----------------------------------------------------------
 
@@ -95,8 +100,43 @@ class RedisProfileStore:
         return bool(self.r.delete(TOKEN + digest))
 
     def principal_for(self, digest: str) -> dict[str, Any] | None:
-        raw = self.r.get(TOKEN + digest)
-        return json.loads(raw) if raw else None
+        """The principal of a live token. An organisation's token issued before tokens expired gets
+        its lifetime from now on first use (EXPIRE NX leaves one that has a lifetime alone)."""
+        with self.r.pipeline(transaction=False) as pipe:
+            pipe.get(TOKEN + digest)
+            pipe.ttl(TOKEN + digest)
+            raw, ttl = pipe.execute()
+        if not raw:
+            return None
+        principal = json.loads(raw)
+        if ttl == -1 and principal.get("role") == "organisation":
+            self.r.expire(TOKEN + digest, self.org_token_ttl_s, nx=True)
+        return principal
+
+    def replace_org_token(self, org_id: str, digest: str | None) -> dict[str, Any]:
+        """The organisation's API token replaced by the one of `digest` (None: none at all), the old
+        one revoked in the same transaction; the organisation as stored now."""
+        key = ORG + org_id
+        result: dict[str, Any] = {}
+
+        def txn(pipe: redis.client.Pipeline) -> None:
+            raw = pipe.get(key)
+            if raw is None:
+                raise NotFound(org_id)
+            org = json.loads(raw)
+            old = org.get("token_digest")
+            org["token_digest"] = digest
+            pipe.multi()
+            if old:
+                pipe.delete(TOKEN + old)
+            if digest is not None:
+                pipe.set(TOKEN + digest, json.dumps({"role": "organisation", "org_id": org_id,
+                                                     "cluster_id": org["cluster_id"]}), ex=self.org_token_ttl_s)
+            pipe.set(key, json.dumps(org, ensure_ascii=False))
+            result["org"] = org
+
+        self.r.transaction(txn, key)
+        return result["org"]
 
     # ---- organisations ----------------------------------------------------------------------
 
@@ -129,7 +169,7 @@ class RedisProfileStore:
             pipe.set(key, json.dumps(org, ensure_ascii=False), nx=True)
             pipe.zadd(ORGS, {org["id"]: org["created_ms"]})
             pipe.sadd(CLUSTER + org["cluster_id"] + ":orgs", org["id"])
-            pipe.set(TOKEN + token_digest, json.dumps(principal))
+            pipe.set(TOKEN + token_digest, json.dumps(principal), ex=self.org_token_ttl_s)
             for email in _emails(org):
                 pipe.sadd(_email_key(email), org["id"])
             self.outbox.add(pipe, envelope, self.topic, org["id"])
@@ -157,15 +197,18 @@ class RedisProfileStore:
                 pipe.delete(key)
                 pipe.zrem(ORGS, org_id)
                 pipe.srem(CLUSTER + old["cluster_id"] + ":orgs", org_id)
-                pipe.delete(TOKEN + old["token_digest"])
+                if old.get("token_digest"):
+                    pipe.delete(TOKEN + old["token_digest"])
                 self._revoke_web_sessions(pipe, org_id)
             else:
                 pipe.set(key, json.dumps(new, ensure_ascii=False))
                 if new["cluster_id"] != old["cluster_id"]:
                     pipe.srem(CLUSTER + old["cluster_id"] + ":orgs", org_id)
                     pipe.sadd(CLUSTER + new["cluster_id"] + ":orgs", org_id)
-                    pipe.set(TOKEN + new["token_digest"], json.dumps(
-                        {"role": "organisation", "org_id": org_id, "cluster_id": new["cluster_id"]}))
+                    if new.get("token_digest"):  # the same token, in its new cluster, same lifetime
+                        pipe.set(TOKEN + new["token_digest"], json.dumps(
+                            {"role": "organisation", "org_id": org_id, "cluster_id": new["cluster_id"]}),
+                            keepttl=True, xx=True)  # xx: an expired token stays expired
             for email in _emails(old) - _emails(new):
                 pipe.srem(_email_key(email), org_id)
             for email in _emails(new) - _emails(old):

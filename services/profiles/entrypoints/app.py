@@ -38,6 +38,7 @@ from services.profiles.schemas import (
     OrganisationPrivateSchema,
     OrganisationPublicSchema,
     OrganisationQuerySchema,
+    OrganisationTokenSchema,
     OrganisationUpdateSchema,
     PrincipalSchema,
     RegisteredSchema,
@@ -236,7 +237,8 @@ class Organisations(MethodView):
             org, token = services.register_org(_deps().store, data)
         except services.UnknownCluster:
             abort(422, errors={"json": {"cluster_id": ["No such cluster."]}}, message="Validation failed.")
-        return {"organisation": domain.private_view(org), "token": token}
+        return {"organisation": domain.private_view(org), "token": token,
+                "expires_in": _deps().store.org_token_ttl_s}
 
 
 @orgs.route("/<org_id>")
@@ -275,6 +277,39 @@ class OrganisationById(MethodView):
             services.delete_org(_deps().store, who, org_id)
         except services.Forbidden:
             abort(403, message="You may only delete your own organisation.")
+        except NotFound:
+            abort(404, message="No such organisation.")
+
+
+@orgs.route("/<org_id>/token")
+class OrganisationToken(MethodView):
+    @orgs.response(200, OrganisationTokenSchema)
+    @orgs.alt_response(401, description="No bearer token, or an unknown or expired one")
+    @orgs.alt_response(403, description="Another organisation's token")
+    @orgs.alt_response(404, description="No such organisation")
+    def post(self, org_id):
+        """Issue a new API token (the organisation itself or the admin); the old one stops working at
+        once. Shown this once."""
+        who = _require(domain.ADMIN, domain.ORGANISATION)
+        try:
+            return services.rotate_org_token(_deps().store, who, org_id)
+        except services.Forbidden:
+            abort(403, message="You may only rotate your own organisation's token.")
+        except NotFound:
+            abort(404, message="No such organisation.")
+
+    @orgs.response(204)
+    @orgs.alt_response(401, description="No bearer token, or an unknown or expired one")
+    @orgs.alt_response(403, description="Another organisation's token")
+    @orgs.alt_response(404, description="No such organisation")
+    def delete(self, org_id):
+        """Revoke the organisation's API token with no new one (the admin, e.g. after a leak, or the
+        organisation itself). Its pages still sign in by emailed link."""
+        who = _require(domain.ADMIN, domain.ORGANISATION)
+        try:
+            services.revoke_org_token(_deps().store, who, org_id)
+        except services.Forbidden:
+            abort(403, message="You may only revoke your own organisation's token.")
         except NotFound:
             abort(404, message="No such organisation.")
 
