@@ -12,6 +12,7 @@ import logging
 import math
 import re
 import time
+from collections.abc import Callable
 from itertools import accumulate
 from typing import Any
 
@@ -190,3 +191,19 @@ def harden(app: Flask, *, max_depth: int = MAX_DEPTH, max_number_digits: int = M
     # BusyLoadingError (a restarted redis-server still reading its data) is a ConnectionError.
     app.register_error_handler(redis.exceptions.ConnectionError, _store_unreachable)
     app.register_error_handler(redis.exceptions.TimeoutError, _store_unreachable)
+
+
+def health(app: Flask, ping: Callable[[], Any]) -> None:
+    """GET /health: 200 {"status": "ok"} when `ping()` (the service's store) answers, else 503
+    {"status": "unavailable"}. Why is logged, never answered: the probe is public, and an error text
+    tells a stranger how the service is built."""
+
+    def probe() -> tuple[Response, int]:
+        try:
+            ping()
+        except Exception as exc:  # noqa: BLE001 - report, don't crash the probe
+            logger.warning("health: store unavailable", extra={"error": f"{type(exc).__name__}: {exc}"})
+            return jsonify(status="unavailable"), 503
+        return jsonify(status="ok"), 200
+
+    app.add_url_rule("/health", "health", probe, methods=["GET"])

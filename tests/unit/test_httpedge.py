@@ -246,3 +246,28 @@ def test_other_errors_are_not_taken_for_an_unreachable_store():
         raise redis.exceptions.ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value")
 
     assert app.test_client().get("/bug").status_code == 500
+
+
+# ---- the health probe -------------------------------------------------------------------------
+
+
+def test_health_says_ok_when_the_store_answers_and_unavailable_without_why_when_not():
+    from partnermatch.httpedge import health
+
+    state = {"up": True}
+
+    def ping():
+        if not state["up"]:
+            raise redis.exceptions.ConnectionError("Error 111 connecting to 10.0.0.5:6379. Connection refused.")
+        return True
+
+    app = Flask("edge-health")
+    app.config["MAX_CONTENT_LENGTH"] = 1024
+    harden(app)
+    health(app, ping)
+    client = app.test_client()
+    assert client.get("/health").get_json() == {"status": "ok"}
+    state["up"] = False
+    down = client.get("/health")
+    assert down.status_code == 503 and down.get_json() == {"status": "unavailable"}
+    assert b"10.0.0.5" not in down.data and b"refused" not in down.data

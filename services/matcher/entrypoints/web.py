@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 import secrets
 
-from flask import Flask, jsonify
+from flask import Flask
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_smorest import Api
 
-from partnermatch.httpedge import harden
+from partnermatch.httpedge import harden, health
 from partnermatch.logs import configure_logging
 from services.matcher.bootstrap import MatcherDeps, build_deps
 from services.matcher.config import MatcherSettings
@@ -61,13 +61,7 @@ def create_app(settings: MatcherSettings | None = None, deps: MatcherDeps | None
         response.headers.setdefault("Cache-Control", "no-store")
         return response
 
-    @app.get("/health")
-    def health():  # type: ignore[no-untyped-def]
-        try:
-            app.extensions["partnermatch.matcher"].state.r.ping()
-        except Exception as exc:  # noqa: BLE001 - report, don't crash the probe
-            return jsonify(status="unavailable", error=str(exc)), 503
-        return jsonify(status="ok")
+    health(app, lambda: app.extensions["partnermatch.matcher"].state.r.ping())
 
     smorest = Api(app)
     smorest.register_blueprint(api)

@@ -15,10 +15,10 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, request
 
 from partnermatch import i18n
-from partnermatch.httpedge import harden
+from partnermatch.httpedge import harden, health
 from partnermatch.logs import configure_logging
 from services.notifier.config import NotifierSettings
 from services.notifier.render import PAGE_STYLE, render_page
@@ -83,13 +83,7 @@ def create_app(settings: NotifierSettings | None = None, deps: Any = None) -> Fl
             logger.info("contact unsubscribed", extra={"org": found.org_id})
         return page("done", found.language, 200, found.email)
 
-    @app.get("/health")
-    def health():  # type: ignore[no-untyped-def]
-        try:
-            ledger.ping()
-        except Exception as exc:  # noqa: BLE001 - report, don't crash the probe
-            return jsonify(status="unavailable", error=str(exc)), 503
-        return jsonify(status="ok")
+    health(app, lambda: ledger.ping())
 
     @app.errorhandler(404)
     def not_found(_exc: Exception) -> Response:

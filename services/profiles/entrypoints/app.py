@@ -12,7 +12,7 @@ import os
 import secrets
 from typing import Any
 
-from flask import Flask, g, jsonify, request
+from flask import Flask, g, request
 from flask.views import MethodView
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -20,7 +20,7 @@ from flask_smorest import Api, Blueprint, abort
 from flask_wtf.csrf import CSRFProtect
 
 from partnermatch import i18n, vocabulary
-from partnermatch.httpedge import harden
+from partnermatch.httpedge import harden, health
 from partnermatch.logs import configure_logging
 from services.profiles import domain, services
 from services.profiles.adapters.redis_store import Conflict, NotFound
@@ -416,13 +416,7 @@ def create_app(settings: ProfilesSettings | None = None, deps: ProfilesDeps | No
         response.headers.setdefault("Referrer-Policy", "same-origin")
         return response
 
-    @app.get("/health")
-    def health():  # type: ignore[no-untyped-def]
-        try:
-            app.extensions["partnermatch.profiles"].store.r.ping()
-        except Exception as exc:  # noqa: BLE001 - report, don't crash the probe
-            return jsonify(status="unavailable", error=str(exc)), 503
-        return jsonify(status="ok")
+    health(app, lambda: app.extensions["partnermatch.profiles"].store.r.ping())
 
     api = Api(app)
     api.register_blueprint(clusters)
