@@ -509,3 +509,30 @@ def test_partnermatch_up_restarts_a_service_killed_with_sigkill_and_says_so(tmp_
     finally:
         _kill(up)
     assert not _running_with(service)
+
+
+def test_partnermatch_up_exits_1_naming_the_broker_when_it_cannot_come_back(tmp_path):
+    marker = f"sleeper-{uuid.uuid4().hex}"
+    up, out, err = _up(tmp_path, marker, "settles")
+    try:
+        wait_until(lambda: "partnermatch is running" in out.read_text() or up.poll() is not None,
+                   timeout=20, message="the banner")
+        port = int(re.search(r"kafka +127\.0\.0\.1:(\d+)", out.read_text()).group(1))
+        [broker] = _pids_running_with(f"tcp://127.0.0.1:{port}")
+        with socket.socket() as squatter:  # someone else takes the broker's port meanwhile
+            os.kill(broker, signal.SIGKILL)
+            wait_until(lambda: _stat(broker) is None or _stat(broker)[0] == "Z", timeout=5,
+                       message="the broker to die")
+            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            squatter.bind(("127.0.0.1", port))
+            squatter.listen()
+            assert up.wait(40) == 1, err.read_text()
+    finally:
+        _kill(up)
+
+    log = err.read_text()
+    assert re.search(r"^partnermatch up: kafka exited with code \d+; it died 5 times within 60 s, so it is not "
+                     r"restarted any more", log, re.MULTILINE), log
+    assert "stopping everything." in log
+    assert not _running_with(f"{marker}-service")
+    assert not _running_with(str(tmp_path))
