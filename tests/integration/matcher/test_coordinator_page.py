@@ -195,3 +195,13 @@ def test_the_history_names_each_state_in_the_readers_language(matcher_app, two_p
     history = client.get("/history").get_data(as_text=True)
     assert '<html lang="sq">' in history and "<h1>Të vendosura</h1>" in history
     assert '<p class="state state-rejected">refuzuar</p>' in history
+
+
+def test_no_rejection_reason_is_chosen_for_the_coordinator(matcher_app, two_pending):
+    client = matcher_app.test_client()
+    _login(client)
+    html = client.get("/queue").get_data(as_text=True)
+    select = html.split('<select name="reason_code" required>')[1].split("</select>")[0]
+    first = select.split("<option")[1]
+    assert 'value=""' in first and "selected" in first and "disabled" in first
+    assert select.count("selected") == 1
