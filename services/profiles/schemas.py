@@ -274,6 +274,7 @@ class SessionSchema(Schema):
     cluster_id = fields.String()
     username = fields.String()
     expires_in = fields.Integer()
+    language = fields.String(metadata={"description": "The coordinator's preferred language (their pages open in it)"})
 
 
 class PrincipalSchema(Schema):

@@ -76,7 +76,7 @@ def login(store: RedisProfileStore, username: str, password: str, ttl_s: int) ->
     principal = domain.Principal(domain.COORDINATOR, cluster_id=coordinator["cluster_id"], username=username)
     store.save_token(domain.token_digest(token), principal.to_dict(), ttl_s=ttl_s)
     return {"token": token, "role": domain.COORDINATOR, "cluster_id": coordinator["cluster_id"],
-            "username": username, "expires_in": ttl_s}
+            "username": username, "expires_in": ttl_s, "language": coordinator.get("language", "en")}
 
 
 def logout(store: RedisProfileStore, token: str) -> bool:
@@ -218,8 +218,9 @@ def revoke_org_token(store: RedisProfileStore, who: domain.Principal, org_id: st
 
 
 def resync(store: RedisProfileStore) -> int:
-    """Queue a fresh `profile.upserted` of every current profile (same revision: consumers skip it
-    if they have it), so an emptied broker is refilled from Redis, the source of truth. Also puts
+    """Queue a fresh `profile.upserted` of every current profile and a `profile.deleted` of every
+    deleted one (same revisions: consumers skip what they have), so an emptied broker is refilled
+    from Redis, the source of truth. Returns the number of current profiles queued. Also puts
     the contacts of profiles stored before sign-in links existed in the index they are found by."""
     count = 0
     for org_id in store.iter_org_ids():
@@ -231,7 +232,11 @@ def resync(store: RedisProfileStore) -> int:
         count += 1
         if count % 1000 == 0:
             logger.info("resync progress", extra={"queued": count})
-    logger.info("resync queued", extra={"queued": count})
+    deleted = 0
+    for payload in store.iter_deletions():  # a deletion the lost broker held must still arrive
+        store.enqueue(events.new_event(events.PROFILE_DELETED, payload, PRODUCER), payload["org_id"])
+        deleted += 1
+    logger.info("resync queued", extra={"queued": count, "deletions": deleted})
     return count
 
 

@@ -125,7 +125,13 @@ def login():  # type: ignore[no-untyped-def]
             session.clear()
             sid = _sessions().open(result["token"], int(result.get("expires_in") or 3600))
             session.update(sid=sid, csrf=csrf or secrets.token_urlsafe(32))
-            return redirect(url_for("pages.queue"))
+            response = redirect(url_for("pages.queue"))
+            preferred = result.get("language")
+            if preferred in i18n.READER_LANGUAGES and i18n.COOKIE not in request.cookies:
+                # Pages open in the coordinator's stored language from now on, unless one was chosen.
+                response.set_cookie(i18n.COOKIE, preferred, max_age=365 * 24 * 3600, samesite="Lax", httponly=True,
+                                    secure=request.is_secure)
+            return response
         error = _("Wrong username or password.")
     return render_template("login.html", error=error), (401 if error else 200)
 

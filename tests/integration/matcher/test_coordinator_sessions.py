@@ -9,7 +9,7 @@ import zlib
 
 import pytest
 
-from .conftest import PASSWORD
+from .conftest import ADMIN, PASSWORD
 
 pytestmark = pytest.mark.integration
 
@@ -80,3 +80,18 @@ def test_an_account_guessed_at_from_many_addresses_is_throttled_at_profiles(matc
     refused = _login(client, "marko", PASSWORD, addr="192.0.2.200")
     assert refused.status_code == 429 and "Too many failed logins" in refused.get_data(as_text=True)
     assert _login(matcher_app.test_client(), "anna", PASSWORD, addr="192.0.2.201").status_code == 302
+
+
+def test_the_page_opens_in_the_coordinators_stored_language_after_login_unless_one_was_chosen(matcher_app, profiles):
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    assert profiles.client.post("/v1/clusters/pl-silesia-ict/coordinators", headers=admin, json={
+        "username": "kasia", "password": PASSWORD, "name": "Kasia", "email": "kasia@example.org",
+        "language": "pl"}).status_code == 201
+    client = matcher_app.test_client()
+    assert _login(client, "kasia").status_code == 302
+    queue = client.get("/queue", headers={"Accept-Language": "en"})
+    assert '<html lang="pl"' in queue.get_data(as_text=True)
+    chosen = matcher_app.test_client()
+    chosen.get("/login?lang=de")
+    assert _login(chosen, "kasia").status_code == 302
+    assert '<html lang="de"' in chosen.get("/queue").get_data(as_text=True)
