@@ -26,6 +26,9 @@ CLUSTER = P + "cluster:"
 CLUSTERS = P + "clusters"
 COORD = P + "coordinator:"
 TOKEN = P + "token:"  # token digest -> json principal
+# org id -> the payload of its deletion (id, revision, cluster; nothing personal), so a resync can
+# publish deletions again for a broker that lost them.
+DELETED = P + "deleted"
 CONTACT_EMAIL = P + "contact-email:"  # sha256 of a lower-case contact email -> set of org ids
 SIGNIN = P + "signin:"  # nonce of an unused sign-in link -> json {org_id, contact_id}
 WEB_SESSION = P + "web-session:"  # sha256 of a page session id -> json {org_id, contact_id}
@@ -157,6 +160,11 @@ class RedisProfileStore:
         raws = self.r.mget([ORG + i for i in ids]) if ids else []
         return [json.loads(r) for r in raws if r]
 
+    def iter_deletions(self) -> Iterator[dict[str, Any]]:
+        """The payload of every deletion (`profile.deleted`), for a resync."""
+        for _org_id, raw in self.r.hscan_iter(DELETED):
+            yield json.loads(raw)
+
     def iter_org_ids(self) -> Iterator[str]:
         for member, _score in self.r.zscan_iter(ORGS):
             yield member.decode()
@@ -196,6 +204,7 @@ class RedisProfileStore:
             if new is None:
                 pipe.delete(key)
                 pipe.zrem(ORGS, org_id)
+                pipe.hset(DELETED, org_id, json.dumps(envelope.payload))
                 pipe.srem(CLUSTER + old["cluster_id"] + ":orgs", org_id)
                 if old.get("token_digest"):
                     pipe.delete(TOKEN + old["token_digest"])

@@ -133,3 +133,17 @@ def test_writes_made_while_the_broker_is_down_are_published_once_it_is_back(stor
     published = [e.payload["org_id"] for e in _events_on(kafka_bootstrap, topic)]
     assert sorted(published) == sorted(orgs)
     relay.publisher.close()
+
+
+def test_a_resync_queues_every_current_profile_and_every_deletion_again(store):
+    kept, _ = services.register_org(store, _profile(1))
+    gone, _ = services.register_org(store, _profile(2))
+    services.delete_org(store, Principal("admin"), gone["id"])
+    store.outbox.mark_published([e.entry_id for e in store.outbox.head(100)], {})
+
+    assert services.resync(store) == 1
+
+    queued = [events.decode(e.value) for e in store.outbox.head(100)]
+    assert [(e.event_type, e.payload["org_id"], e.payload["revision"]) for e in queued] == [
+        (events.PROFILE_UPSERTED, kept["id"], 1), (events.PROFILE_DELETED, gone["id"], 2)]
+    assert set(queued[1].payload) == {"org_id", "revision", "cluster_id"}, "nothing personal is kept"
