@@ -5,8 +5,12 @@ Does I/O (SMTP, a thread pool).
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
+import random
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -37,19 +41,36 @@ class SmtpSigninMailer:
 
 
 class Background:
-    """Runs work after the answer is sent: a small thread pool, made on first use, so it belongs to
-    the process that uses it (gunicorn forks workers after creating nothing here)."""
+    """Runs work after the answer is sent, at a random moment within `jitter_s`: the work of a known
+    address (a mail rendered and sent) then slows no particular later request, so timing the next
+    answer tells nothing either. One timer thread keeps the waiting work (waiting holds no worker)
+    and hands it to a small thread pool when due. Both are made on first use, so they belong to the
+    process that uses them (gunicorn forks its workers before any is made)."""
 
-    def __init__(self, workers: int = 2) -> None:
+    def __init__(self, workers: int = 2, jitter_s: tuple[float, float] = (0.2, 1.5)) -> None:
         self.workers = workers
+        self.jitter_s = jitter_s
         self._pool: ThreadPoolExecutor | None = None
-        self._lock = threading.Lock()
+        self._due: list[tuple[float, int, Callable[[], Any]]] = []
+        self._seq = itertools.count()
+        self._wake = threading.Condition()
 
     def submit(self, work: Callable[[], Any]) -> None:
-        with self._lock:
+        with self._wake:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="profiles-background")
-            self._pool.submit(self._run, work)
+                threading.Thread(target=self._timer, name="profiles-background-timer", daemon=True).start()
+            heapq.heappush(self._due, (time.monotonic() + random.uniform(*self.jitter_s), next(self._seq), work))
+            self._wake.notify()
+
+    def _timer(self) -> None:
+        while True:
+            with self._wake:
+                while not self._due or self._due[0][0] > time.monotonic():
+                    self._wake.wait(self._due[0][0] - time.monotonic() if self._due else None)
+                _at, _n, work = heapq.heappop(self._due)
+                assert self._pool is not None
+                self._pool.submit(self._run, work)
 
     @staticmethod
     def _run(work: Callable[[], Any]) -> None:

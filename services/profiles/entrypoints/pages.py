@@ -25,6 +25,7 @@ from flask import (
     current_app,
     flash,
     g,
+    make_response,
     redirect,
     render_template,
     request,
@@ -281,15 +282,16 @@ def signin() -> Any:
         return render_template("signin.html", email=email,
                                error=gettext("Enter an email address such as %(example)s.",
                                              example="name@example.org")), 422
-    # Looked up and sent after the answer, outside this request: it is the same, and as fast, for
-    # any address. The work takes everything it needs along.
+    # Looked up and sent once the answer is out, outside this request: the answer is the same, and
+    # as fast, for any address. The work takes everything it needs along.
     deps, links, public_url = _deps(), _links(), _settings().public_url
     mailer = deps.signin_mailer
     assert mailer is not None  # create_app provides one
-    deps.background.submit(lambda: services.request_signin(
-        deps.store, links, mailer, email, functools.partial(_link_url, public_url)))
-    return render_template("signin_sent.html", email=email,
-                           minutes=max(1, _settings().signin_link_ttl_s // 60))
+    response = make_response(render_template("signin_sent.html", email=email,
+                                             minutes=max(1, _settings().signin_link_ttl_s // 60)))
+    response.call_on_close(lambda: deps.background.submit(lambda: services.request_signin(
+        deps.store, links, mailer, email, functools.partial(_link_url, public_url))))
+    return response
 
 
 @pages.route("/signin/<token>", methods=["GET", "POST"])
