@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
+from services.matcher.engine.features import FeatureSpace
+from services.matcher.engine.index import Index
 from services.matcher.engine.values import Reason, Suggestion
 
 DIRECTIONS = ("a_offers_b_seeks", "b_offers_a_seeks", "shared")
@@ -39,7 +40,7 @@ class ReasonFinder:
     """Reads the feature space (which concept is which, the vector layout) and the index (the rows'
     vectors, analyses and word weights); keeps each row's evidence once it was first needed."""
 
-    def __init__(self, features: Any, index: Any) -> None:
+    def __init__(self, features: FeatureSpace, index: Index) -> None:
         self.features = features
         self.index = index
         self.settings = settings = features.settings
