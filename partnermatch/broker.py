@@ -96,15 +96,20 @@ def ensure_topics(
             missing = {n: p for n, p in topics.items() if n not in have}
             if missing:
                 _create(admin, missing, ms, bootstrap)
-                admin.wait_for_topics(list(missing), timeout_ms=ms)
+                try:
+                    admin.wait_for_topics(list(missing), timeout_ms=ms)
+                except KafkaError:
+                    if not repair:
+                        raise
                 have = partition_counts(admin, list(topics))
             wrong = {n: have[n] for n in topics if n in have and have[n][0] != topics[n]}
             if not wrong:
-                counts = {n: have[n][0] for n in topics if n in have}
-                absent = [n for n in topics if n not in counts]
-                if absent:
+                absent = [n for n in topics if n not in have]
+                if not absent:
+                    return {n: have[n][0] for n in topics}
+                if not repair:
                     raise BrokerError(f"kafka at {bootstrap}: topics not visible after creation: {absent}")
-                return counts
+                continue  # another process repairing at the same time deleted what ours collided with
             if not repair:
                 raise TopicMismatch(
                     f"kafka at {bootstrap}: partition counts differ from the declared ones: "

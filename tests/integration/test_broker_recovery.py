@@ -5,6 +5,8 @@ a relay refills the broker once per epoch."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 
@@ -129,3 +131,32 @@ def test_a_relay_refills_each_new_epoch_once_and_publishes_what_the_refill_queue
         assert _counts(broker.bootstrap) == {**ALL_TOPICS, EPOCH: 1}
     finally:
         publisher.close()
+
+
+def test_processes_that_notice_the_loss_at_once_agree_on_one_epoch_and_the_declared_topics(broker):
+    _, first = prepare(broker.bootstrap)
+    _restart_empty(broker)
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
+    try:
+        producer.send(PROFILES, value=b"lost").get(timeout=10)  # auto-created with 4 partitions
+    finally:
+        producer.close()
+
+    seen: dict[str, str] = {}
+    errors: list[BaseException] = []
+
+    def notice(name: str) -> None:
+        try:
+            seen[name] = BrokerWatch(broker.bootstrap, name=name).epoch()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    watchers = [threading.Thread(target=notice, args=(f"process-{i}",)) for i in range(4)]
+    for thread in watchers:
+        thread.start()
+    for thread in watchers:
+        thread.join(60)
+
+    assert not errors
+    assert len(seen) == 4 and len(set(seen.values())) == 1 and first not in seen.values()
+    assert _counts(broker.bootstrap) == {**ALL_TOPICS, EPOCH: 1}
