@@ -254,8 +254,7 @@ class OutboxRelay:
 
 
 def kafka_relay(outbox: Outbox, bootstrap: str, name: str, batch_size: int = 200,
-                idle_sleep_s: float = 0.1, refill: Callable[[], int] | None = None,
-                send_timeout_s: float = 30.0) -> OutboxRelay:
+                idle_sleep_s: float = 0.1, refill: Callable[[], int] | None = None) -> OutboxRelay:
     """A relay wired to a real broker. With `refill`, it follows the broker's epoch and refills a
     broker that lost its state (see `OutboxRelay`)."""
     from partnermatch.broker import BrokerWatch
@@ -265,6 +264,6 @@ def kafka_relay(outbox: Outbox, bootstrap: str, name: str, batch_size: int = 200
         return read_partitions(bootstrap, topic, start=start, idle_timeout_s=1.0)
 
     watch = BrokerWatch(bootstrap, name=f"{name}-relay") if refill is not None else None
-    publisher = KafkaPublisher(bootstrap, client_id=f"{name}-relay", send_timeout_s=send_timeout_s)
+    publisher = KafkaPublisher(bootstrap, client_id=f"{name}-relay")
     return OutboxRelay(outbox, publisher, read_topic, name, batch_size, idle_sleep_s,
                        watch=watch, refill=refill)
