@@ -250,8 +250,9 @@ class CoordinatorCreateSchema(ShownTextSchema):
     name = fields.String(required=True, validate=[validate.Length(min=1, max=200), line_check])
     email = fields.Email(required=True)
     language = fields.String(
-        load_default="en",
+        load_default=None, allow_none=True,
         validate=validate.OneOf(READER_LANGUAGES, error="Unknown language: use one of {choices}."),
+        metadata={"description": "The coordinator's preferred language; without it their pages follow the browser"},
     )
 
 
@@ -274,7 +275,8 @@ class SessionSchema(Schema):
     cluster_id = fields.String()
     username = fields.String()
     expires_in = fields.Integer()
-    language = fields.String(metadata={"description": "The coordinator's preferred language (their pages open in it)"})
+    language = fields.String(allow_none=True,
+                             metadata={"description": "The coordinator's preferred language (their pages open in it)"})
 
 
 class PrincipalSchema(Schema):

@@ -56,7 +56,7 @@ def create_coordinator(store: RedisProfileStore, cluster_id: str, data: dict[str
         "cluster_id": cluster_id,
         "name": data["name"],
         "email": data["email"],
-        "language": data.get("language", "en"),
+        "language": data.get("language"),  # None: no stated preference
         "password_hash": _hasher.hash(data["password"]),
     }
     store.create_coordinator(coordinator)
@@ -76,7 +76,7 @@ def login(store: RedisProfileStore, username: str, password: str, ttl_s: int) ->
     principal = domain.Principal(domain.COORDINATOR, cluster_id=coordinator["cluster_id"], username=username)
     store.save_token(domain.token_digest(token), principal.to_dict(), ttl_s=ttl_s)
     return {"token": token, "role": domain.COORDINATOR, "cluster_id": coordinator["cluster_id"],
-            "username": username, "expires_in": ttl_s, "language": coordinator.get("language", "en")}
+            "username": username, "expires_in": ttl_s, "language": coordinator.get("language")}
 
 
 def logout(store: RedisProfileStore, token: str) -> bool:

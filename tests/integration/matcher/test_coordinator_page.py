@@ -168,7 +168,7 @@ def test_the_switcher_offers_every_language_by_its_native_name_and_remembers_the
 
 
 def test_a_coordinator_reviews_and_decides_in_german_from_the_browsers_language(matcher_app, two_pending):
-    client = matcher_app.test_client()
+    client = matcher_app.test_client()  # anna stated no language: her pages follow the browser
     client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "de-CH,de;q=0.9"
     csrf = _login(client)
     queue = client.get("/queue").get_data(as_text=True)
