@@ -124,38 +124,38 @@ class _Read:
 
 
 @lru_cache(maxsize=8)
-def _kinds(lex: Lexicon) -> dict[str, str]:
-    return {c.id: c.kind for c in lex.concepts.values()}
+def _kinds(lexicon: Lexicon) -> dict[str, str]:
+    return {c.id: c.kind for c in lexicon.concepts.values()}
 
 
-def _read(lex: Lexicon, text: str, lang: str | None, in_goals: bool = False, retry: bool = True
+def _read(lexicon: Lexicon, text: str, lang: str | None, in_goals: bool = False, retry: bool = True
           ) -> tuple[_Read, Counter[str], dict[str, str]]:
     """The text's concepts and cues by sentence, its term counts, and the first word written for
     each term. The words of all sentences are looked up in one pass (the per-word work is cached;
     the loops over words run in C: map, zip, compress). Cues are kept only where they change
     something: a request anywhere, or an offer in the goals (negations and contrasts matter only
     in a sentence that asks); a text without those is read as a whole."""
-    cache = lex.analysed.get(lang)
+    cache = lexicon.analysed.get(lang)
     if cache is None:
-        cache = lex.analysed[lang] = {}
-    generation = lex.generation
+        cache = lexicon.analysed[lang] = {}
+    generation = lexicon.generation
     words = tokens(text)  # the same words as those of its sentences, one after the other
     entries = list(map(cache.get, words))
     if None in entries:
         for i in [i for i, e in enumerate(entries) if e is None]:
             entry = cache.get(words[i])
             if entry is None:
-                info = lex.token(words[i], lang)
+                info = lexicon.token(words[i], lang)
                 entry = cache[words[i]] = (info, _term(info.keys[1], lang))
             entries[i] = entry
-    if lex.generation != generation and retry:  # the caches were dropped midway (grown too big):
-        return _read(lex, text, lang, in_goals, retry=False)  # redo, so no word holds a stale TokenInfo
-    kinds = _kinds(lex)
+    if lexicon.generation != generation and retry:  # the caches were dropped midway (grown too big):
+        return _read(lexicon, text, lang, in_goals, retry=False)  # redo, so no word holds a stale TokenInfo
+    kinds = _kinds(lexicon)
     hits: list[tuple[int, str, str]] = []
     by_concept: dict[str, list[str]] = {}
     places: list[tuple[str, str]] = []
     cue_hits: list[tuple[int, str, str]] = []
-    for found in lex.concepts_at(words, list(map(_FIRST, entries))):
+    for found in lexicon.concepts_at(words, list(map(_FIRST, entries))):
         concept = found[1]
         kind = kinds[concept]
         if kind == "cue":
@@ -213,7 +213,7 @@ def _term(lemmed: str, lang: str | None) -> str | None:
 _HAS_DIGIT = re.compile(r"\d").search
 
 
-def analyse(lex: Lexicon, capabilities: str, goals: str, language: str | None, offers: Iterable[str] = (),
+def analyse(lexicon: Lexicon, capabilities: str, goals: str, language: str | None, offers: Iterable[str] = (),
             seeks: Iterable[str] = (), seeks_countries: Iterable[str] = ()) -> Analysis:
     """Read both texts sentence by sentence. A sentence that asks (a request cue: "szukamy",
     "тражимо", "we are looking for", ...) adds what it names to the needs, except what a negation
@@ -221,10 +221,10 @@ def analyse(lex: Lexicon, capabilities: str, goals: str, language: str | None, o
     capabilities are offers; other sentences of the goals are needs, unless they say "we offer".
     Structured needs (lexicon ids, country codes) count as if named twice, in the profile's language."""
     result = Analysis(language=language)
-    cap_read, result.cap_terms, cap_words = _read(lex, capabilities, language)
-    goal_read, result.goal_terms, goal_words = _read(lex, goals, language, in_goals=True)
+    cap_read, result.cap_terms, cap_words = _read(lexicon, capabilities, language)
+    goal_read, result.goal_terms, goal_words = _read(lexicon, goals, language, in_goals=True)
     result.term_surface = {**goal_words, **cap_words}  # a capability's wording first
-    concepts, kinds = lex.concepts, _kinds(lex)
+    concepts, kinds = lexicon.concepts, _kinds(lexicon)
     plain = _Cues(end=0)  # a sentence without cues
     for read, in_goals in ((cap_read, False), (goal_read, True)):
         if not read.cues:  # the common case: the whole text is offers (capabilities) or needs (goals)

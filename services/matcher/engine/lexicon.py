@@ -294,12 +294,12 @@ def load_lexicon(paths: Iterable[Path] | None = None) -> Lexicon:
     for source in (*files, Path(__file__), Path(text_module.__file__)):
         digest.update(source.name.encode() + b"\0" + source.read_bytes())
     path = folder / f"lexicon-{digest.hexdigest()[:16]}.pickle"
-    lex = cachefile.read(path)
-    if not isinstance(lex, Lexicon):
-        lex = _compile(files)
-        cachefile.write(path, lex)
-    logger.info("lexicon loaded", extra={"concepts": len(lex.concepts), "files": len(files)})
-    return lex
+    lexicon = cachefile.read(path)
+    if not isinstance(lexicon, Lexicon):
+        lexicon = _compile(files)
+        cachefile.write(path, lexicon)
+    logger.info("lexicon loaded", extra={"concepts": len(lexicon.concepts), "files": len(files)})
+    return lexicon
 
 
 def _compile(files: list[Path]) -> Lexicon:
@@ -321,14 +321,14 @@ def _compile(files: list[Path]) -> Lexicon:
         concepts[cid] = Concept(id=cid, kind=kind, sector=entry.get("sector"),
                                 related=tuple(entry.get("related") or ()), labels=dict(entry.get("labels") or {}),
                                 countries=countries)
-    lex = Lexicon(concepts=concepts)
+    lexicon = Lexicon(concepts=concepts)
     for entry in raw:
         for lang_forms in (entry.get("forms") or {}).values():
             for form in lang_forms or ():
-                lex._add_form(str(form), entry["id"])
+                lexicon._add_form(str(form), entry["id"])
         for label in (entry.get("labels") or {}).values():  # a label is a form too (not a cue's)
             if label and entry.get("kind") != "cue":
-                lex._add_form(str(label), entry["id"])
-    lex.forget_words()  # nothing looked up while compiling goes into a kept copy
+                lexicon._add_form(str(label), entry["id"])
+    lexicon.forget_words()  # nothing looked up while compiling goes into a kept copy
     logger.info("lexicon compiled", extra={"concepts": len(concepts), "files": len(files)})
-    return lex
+    return lexicon

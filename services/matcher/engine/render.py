@@ -16,8 +16,8 @@ def default_lexicon() -> Lexicon:
 
 def concept_labels(concept_id: str, lexicon: Lexicon | None = None) -> dict[str, str]:
     """Every label of a concept, by language (with `sr-Cyrl` derived from Serbian Latin)."""
-    lex = lexicon or default_lexicon()
-    concept = lex.concepts[concept_id]
+    lexicon = lexicon or default_lexicon()
+    concept = lexicon.concepts[concept_id]
     labels = dict(concept.labels)
     labels["sr-Cyrl"] = concept.label("sr-Cyrl")
     return labels
@@ -32,15 +32,15 @@ def render_reason(reason: Any, lang: str = "en", lexicon: Lexicon | None = None)
     """One line: the words of both sides, and the concept's name in the reader's language,
     e.g. for a Polish reader "informatyka ↔ informacione tehnologije (technologie informacyjne)"."""
     data = reason if isinstance(reason, dict) else reason.to_dict()
-    lex = lexicon or default_lexicon()
+    lexicon = lexicon or default_lexicon()
     words_a, words_b = _terms(data)
     if words_a and words_a.lower() == words_b.lower():
         words = words_a  # the same word on both sides is shown once
     else:
         words = " ↔ ".join(w for w in (words_a, words_b) if w)
     concept = data.get("concept")
-    if concept and concept in lex.concepts:
-        label = lex.concepts[concept].label(lang)
+    if concept and concept in lexicon.concepts:
+        label = lexicon.concepts[concept].label(lang)
         return f"{words} ({label})" if words else label
     return words  # the organisations' own words stay in their own script
 
@@ -88,9 +88,9 @@ def render_need(reason: Any, lang: str, seeker: str, provider: str, lexicon: Lex
     "Banat Soft seeks agriculture and food — Voćar offers it (rolnictwa ↔ poljoprivreda)". The
     reason is oriented so that `terms_a` are the seeker's words and `terms_b` the provider's."""
     data = reason if isinstance(reason, dict) else reason.to_dict()
-    lex = lexicon or default_lexicon()
+    lexicon = lexicon or default_lexicon()
     concept = data.get("concept")
-    label = lex.concepts[concept].label(lang) if concept in lex.concepts else (concept or "")
+    label = lexicon.concepts[concept].label(lang) if concept in lexicon.concepts else (concept or "")
     templates = _NEED.get(lang) or (
         tuple(latin_to_serbian_cyrillic(t) for t in _NEED["sr"]) if lang == "sr-Cyrl" else _NEED["en"])
     template = templates[1] if data.get("kind") == "country" else templates[0]
