@@ -164,9 +164,9 @@ class FeatureSpace:
                         sought[self.concept_sector[i]] += weight * stated_here
         stated = any(self.concept_sector[self.concept_index[c]] >= 0 for c in a.asked if c in self.concept_index)
         strength = 1.0 if stated else settings.implicit_need_weight
-        is_ = _l2(sector)
-        sought = strength * _other_sectors(_l2(sought)[None, :], is_[None, :], settings.own_sector_discount)[0]
-        right = np.concatenate([is_, _l2(prof), _l2(goal), _l2(cap), sought,
+        own_sectors = _l2(sector)
+        sought = strength * _other_sectors(_l2(sought)[None, :], own_sectors[None, :], settings.own_sector_discount)[0]
+        right = np.concatenate([own_sectors, _l2(prof), _l2(goal), _l2(cap), sought,
                                 *self._country_blocks(country, a)]).astype(np.float32)
         return right, self.term_vector(a)
 
@@ -186,9 +186,9 @@ class FeatureSpace:
         """An organisation's word weights: sublinear TF-IDF of both texts' words, L2-normalised."""
         terms = a.cap_terms + a.goal_terms
         idf = self.term_idf
-        tv = {t: _tf(n) * idf[t] for t, n in terms.items() if t in idf}
-        norm = math.sqrt(sum(x * x for x in tv.values())) or 1.0
-        return {t: x / norm for t, x in tv.items()}
+        weights = {t: _tf(n) * idf[t] for t, n in terms.items() if t in idf}
+        norm = math.sqrt(sum(x * x for x in weights.values())) or 1.0
+        return {t: x / norm for t, x in weights.items()}
 
     # ---- many organisations -----------------------------------------------------------------
 
@@ -205,16 +205,16 @@ class FeatureSpace:
         settings = self.settings
         if counts is None:
             counts = self.concept_counts(analyses, "offer_hits"), self.concept_counts(analyses, "seek_hits")
-        c_cap, c_goal = counts
+        offer_counts, seek_counts = counts
         weight = self.idf * self.kind_weight
-        cap = np.asarray((tf(c_cap) @ self.rollup).todense()) * weight
-        goal = np.asarray((tf(c_goal) @ self.rollup).todense()) * weight
+        cap = np.asarray((tf(offer_counts) @ self.rollup).todense()) * weight
+        goal = np.asarray((tf(seek_counts) @ self.rollup).todense()) * weight
         no_goal = np.array([not a.seek_hits for a in analyses], bool)
         goal[no_goal] = 0.5 * cap[no_goal]
         prof = (cap + goal) * self.in_profile
-        said = tf(c_cap) + settings.goal_sector_weight * tf(c_goal)
+        said = tf(offer_counts) + settings.goal_sector_weight * tf(seek_counts)
         sector = np.asarray((said.multiply(self.idf[None, :]).tocsr() @ self.to_sector).todense())
-        need = tf(c_goal)
+        need = tf(seek_counts)
         asked = self._asked(analyses)
         implicit = settings.implicit_need_weight
         need = implicit * need + (1.0 - implicit) * need.multiply(asked).tocsr()
@@ -224,9 +224,9 @@ class FeatureSpace:
         places = [self._country_blocks(country, a) for a, country in zip(analyses, countries, strict=True)]
         here = np.array([p[0] for p in places], np.float32).reshape(len(analyses), len(self.countries))
         wish = np.array([p[1] for p in places], np.float32).reshape(len(analyses), len(self.countries))
-        is_ = _l2_rows(sector)
-        sought = strength * _other_sectors(_l2_rows(sought), is_, settings.own_sector_discount)
-        return np.hstack([is_, _l2_rows(prof), _l2_rows(goal), _l2_rows(cap), sought,
+        own_sectors = _l2_rows(sector)
+        sought = strength * _other_sectors(_l2_rows(sought), own_sectors, settings.own_sector_discount)
+        return np.hstack([own_sectors, _l2_rows(prof), _l2_rows(goal), _l2_rows(cap), sought,
                           here, wish]).astype(np.float32)
 
     def term_vectors(self, analyses: list[Analysis], counts: sp.csr_matrix | None = None) -> sp.csr_matrix:
@@ -305,11 +305,11 @@ def _l2_rows(m: np.ndarray) -> np.ndarray:
     return np.divide(m, norms, out=np.zeros_like(m), where=norms > 0)
 
 
-def _other_sectors(sought: np.ndarray, is_: np.ndarray, discount: float) -> np.ndarray:
+def _other_sectors(sought: np.ndarray, own_sectors: np.ndarray, discount: float) -> np.ndarray:
     """Sought sectors (unit rows) less the organisation's own: each is kept in the share it is
-    not the organisation's (`is_`, unit rows), and the rest counts in full where it was at least
+    not the organisation's (`own_sectors`, unit rows), and the rest counts in full where it was at least
     half of the need (a request naming its own products besides what it seeks), in proportion
     where less (a need mostly for peers, who are found by likeness anyway)."""
-    other = sought * np.maximum(0.0, 1.0 - discount * is_)
+    other = sought * np.maximum(0.0, 1.0 - discount * own_sectors)
     norms = np.linalg.norm(other, axis=1, keepdims=True)
     return other / np.maximum(norms, 0.5)

@@ -104,8 +104,8 @@ class Index:
         """Every row's word weights, one row each over the feature space's term columns."""
         term_column = self.features.term_column
         indptr, indices, data = [0], [], []
-        for tv in self.terms:
-            for t, w in tv.items():
+        for weights in self.terms:
+            for t, w in weights.items():
                 col = term_column.get(t)
                 if col is not None:
                     indices.append(col)

@@ -70,43 +70,46 @@ class ReasonFinder:
 
     def reasons(self, r: int, o: int) -> list[Reason]:
         """Why row o is listed for row r: at most max_reasons, needs met first, then by weight."""
-        ea, eb = self.evidence(r), self.evidence(o)
+        evidence_a, evidence_b = self.evidence(r), self.evidence(o)
         found: list[tuple[bool, float, str, str]] = []  # (not a need met, -weight, concept, direction)
         kinds, settings = self.features.kinds, self.settings
         first = settings.need_first_min
-        for c in ea.weights.keys() & eb.weights.keys():
-            (cap_a, goal_a, prof_a), (cap_b, goal_b, prof_b) = ea.weights[c], eb.weights[c]
+        for c in evidence_a.weights.keys() & evidence_b.weights.keys():
+            (cap_a, goal_a, prof_a), (cap_b, goal_b, prof_b) = evidence_a.weights[c], evidence_b.weights[c]
             i = self.features.concept_index[c]
             w_need, w_give = float(self.need_multiplier[i]), float(self.give_multiplier[i])
             w_prof = float(self.shared_multiplier[i])
             directed = False
-            if c in ea.offer_words and c in eb.seek_words and (w := w_give * cap_a * goal_b) > 1e-6:
+            if c in evidence_a.offer_words and c in evidence_b.seek_words and (w := w_give * cap_a * goal_b) > 1e-6:
                 found.append((True, -w, c, "a_offers_b_seeks"))
                 directed = True
-            if c in eb.offer_words and c in ea.seek_words and (w := w_need * cap_b * goal_a) > 1e-6:
+            if c in evidence_b.offer_words and c in evidence_a.seek_words and (w := w_need * cap_b * goal_a) > 1e-6:
                 found.append((w < first, -w, c, "b_offers_a_seeks"))
                 directed = True
             if not directed and kinds[c] != "cooperation":
                 found.append((True, -(w_prof * prof_a * prof_b + 1e-5), c, "shared"))
         here_a, here_b = self.country_of(r), self.country_of(o)
-        if here_b and here_b != here_a and here_b in ea.wishes:
+        if here_b and here_b != here_a and here_b in evidence_a.wishes:
             found.append((settings.w_country < first, -settings.w_country, f"country.{here_b}", "b_offers_a_seeks"))
-        if here_a and here_a != here_b and here_a in eb.wishes:
+        if here_a and here_a != here_b and here_a in evidence_b.wishes:
             found.append((True, -settings.w_country_give, f"country.{here_a}", "a_offers_b_seeks"))
         found.sort()
         ranked = []
         for _, neg_w, c, direction in found[: settings.max_reasons]:
             if c.startswith("country."):
                 code = c.removeprefix("country.")
-                words = (ea.wishes[code], ()) if direction == "b_offers_a_seeks" else ((), eb.wishes[code])
+                if direction == "b_offers_a_seeks":
+                    words = evidence_a.wishes[code], ()
+                else:
+                    words = (), evidence_b.wishes[code]
                 ranked.append(Reason(c, "country", direction, -neg_w, *words))
                 continue
             if direction == "a_offers_b_seeks":
-                words = ea.offer_words[c], eb.seek_words[c]
+                words = evidence_a.offer_words[c], evidence_b.seek_words[c]
             elif direction == "b_offers_a_seeks":
-                words = ea.seek_words[c], eb.offer_words[c]
+                words = evidence_a.seek_words[c], evidence_b.offer_words[c]
             else:
-                words = ea.words[c], eb.words[c]
+                words = evidence_a.words[c], evidence_b.words[c]
             ranked.append(Reason(c, kinds[c], direction, -neg_w, *words))
         if len(ranked) < settings.max_reasons:
             a, b = self.index.analyses[r], self.index.analyses[o]
@@ -149,8 +152,8 @@ class ReasonFinder:
         for c in offer_words.keys() | seek_words.keys():
             i = features.concept_index[c]
             if sector_place[i] >= 0:
-                is_ = float(sectors[sector_place[i]])
-                weights[c] = (is_, float(sought[sector_place[i]]), is_)
+                own_sector = float(sectors[sector_place[i]])
+                weights[c] = (own_sector, float(sought[sector_place[i]]), own_sector)
             else:
                 weights[c] = (float(cap[i]), float(goal[i]), float(prof[i]))
         wishes = {code: _distinct(words) for code, words in a.wishes.items()}
