@@ -188,6 +188,20 @@ def test_vectors_built_for_many_profiles_at_once_equal_those_built_one_by_one(en
     assert np.count_nonzero(many) > len(analyses)  # not all zeros
 
 
+def test_the_transposed_linear_map_gives_a_row_its_score_in_every_other_list(engine):
+    # An upsert scores the new row in every other row's list with one product against
+    # left_transposed(its vector) instead of one left() per row: both must give the same numbers.
+    engine.fit(_orgs())
+    index = engine.index
+    rows = range(len(index.ids))
+    for r in rows:
+        transposed = index.left_transposed(index.right[r])
+        for o in rows:
+            assert float(index.right[o] @ transposed) == pytest.approx(
+                float(index.left(index.right[o]) @ index.right[r]), abs=1e-6)
+    assert any(float(index.left(index.right[o]) @ index.right[r]) > 0 for r in rows for o in rows if r != o)
+
+
 def test_reasons_built_in_bulk_equal_reasons_built_pair_by_pair():
     # The batch builds reasons for all its pairs at once; the live path builds them one pair at a
     # time. On the dev set (real lexicon, 16 languages), every ordered pair must get the same list.
