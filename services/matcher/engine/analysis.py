@@ -13,6 +13,7 @@ from functools import lru_cache
 from itertools import accumulate
 from operator import itemgetter
 
+from partnermatch.languages import is_cyrillic
 from services.matcher.engine.lexicon import SCORED, Lexicon
 from services.matcher.engine.text import fold, tokens
 
@@ -219,7 +220,8 @@ def analyse(lexicon: Lexicon, capabilities: str, goals: str, language: str | Non
     "тражимо", "we are looking for", ...) adds what it names to the needs, except what a negation
     covers ("not ..., but ..."), and the countries it names to the wishes. Other sentences of the
     capabilities are offers; other sentences of the goals are needs, unless they say "we offer".
-    Structured needs (lexicon ids, country codes) count as if named twice, in the profile's language."""
+    Structured needs (lexicon ids, country codes) count as if named twice, in the profile's language
+    and the script of its texts."""
     result = Analysis(language=language)
     cap_read, result.cap_terms, cap_words = _read(lexicon, capabilities, language)
     goal_read, result.goal_terms, goal_words = _read(lexicon, goals, language, in_goals=True)
@@ -267,15 +269,21 @@ def analyse(lexicon: Lexicon, capabilities: str, goals: str, language: str | Non
                 found.append(surface)
             if unit.asks:
                 result.asked.add(concept)
+    # Their labels stand for the organisation's own words in reasons, so they are written in its
+    # script too: Serbian texts in Cyrillic get the Cyrillic labels.
+    offers, seeks, seeks_countries = tuple(offers), tuple(seeks), tuple(seeks_countries)
+    labels_in = language or "en"
+    if language == "sr" and (offers or seeks or seeks_countries) and is_cyrillic(f"{capabilities} {goals}"):
+        labels_in = "sr-Cyrl"
     for ids, side in ((offers, result.offer_hits), (seeks, result.seek_hits)):
         for concept in ids:
             if concept in concepts and concepts[concept].kind in SCORED:
-                label = concepts[concept].label(language or "en")
+                label = concepts[concept].label(labels_in)
                 side.setdefault(concept, []).extend((label, label))
                 if side is result.seek_hits:
                     result.asked.add(concept)
     for code in seeks_countries:
         name = f"country.{code}"
-        label = concepts[name].label(language or "en") if name in concepts else code
+        label = concepts[name].label(labels_in) if name in concepts else code
         result.wishes.setdefault(code, []).extend((label, label))
     return result

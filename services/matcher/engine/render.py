@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from partnermatch.languages import latin_to_serbian_cyrillic
+from partnermatch.i18n import to_cyrillic
 from services.matcher.engine.lexicon import Lexicon, load_lexicon
 
 
@@ -92,7 +92,7 @@ def render_need(reason: Any, lang: str, seeker: str, provider: str, lexicon: Lex
     concept = data.get("concept")
     label = lexicon.concepts[concept].label(lang) if concept in lexicon.concepts else (concept or "")
     templates = _NEED.get(lang) or (
-        tuple(latin_to_serbian_cyrillic(t) for t in _NEED["sr"]) if lang == "sr-Cyrl" else _NEED["en"])
+        tuple(to_cyrillic(t) for t in _NEED["sr"]) if lang == "sr-Cyrl" else _NEED["en"])
     template = templates[1] if data.get("kind") == "country" else templates[0]
     sentence = template.format(seeker=seeker, label=label, provider=provider)
     words = " ↔ ".join(w for w in _terms(data) if w)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from partnermatch.languages import READER_LANGUAGES, is_cyrillic
 from services.matcher.engine import MatchEngine, OrgProfile
 from services.matcher.engine.analysis import analyse
 from services.matcher.engine.render import render_need
@@ -68,6 +69,18 @@ def test_serbian_cyrillic_and_latin_requests_give_the_same_needs(lexicon):
     assert set(latin.seek_hits) == set(cyrillic.seek_hits)
     assert set(latin.offer_hits) == set(cyrillic.offer_hits)
     assert latin.asked == cyrillic.asked
+
+
+def test_structured_needs_stand_in_the_script_the_organisation_writes(lexicon):
+    """Their labels are the organisation's words in reasons: a Serbian profile written in Cyrillic
+    gets Cyrillic ones (seen on 'my partnerships' as "агро-прехрамбеног, poljoprivreda i ...")."""
+    needs = {"offers": ("ict.software",), "seeks": ("agrifood",), "seeks_countries": ("PL",)}
+    cyrillic = analyse(lexicon, SEEKING_AGRIFOOD["sr-Cyrl"], "", "sr", **needs)
+    latin = analyse(lexicon, SEEKING_AGRIFOOD["sr"], "", "sr", **needs)
+    assert "пољопривреда и прехрамбена индустрија" in cyrillic.seek_hits["agrifood"]
+    assert "Пољска" in cyrillic.wishes["PL"] and "развој софтвера" in cyrillic.offer_hits["ict.software"]
+    assert "poljoprivreda i prehrambena industrija" in latin.seek_hits["agrifood"] and "Poljska" in latin.wishes["PL"]
+    assert {c: len(w) for c, w in cyrillic.seek_hits.items()} == {c: len(w) for c, w in latin.seek_hits.items()}
 
 
 def test_a_goals_sentence_that_says_we_offer_is_an_offer(lexicon):
@@ -131,6 +144,19 @@ def test_organisations_that_offer_what_one_seeks_come_first_with_the_need_as_fir
     assert engine.lexicon.sector_of(first.concept) == "agrifood"
     line = render_need(first.to_dict(), "en", "Banat Soft", "Agro 0")
     assert line.startswith("Banat Soft seeks ") and "— Agro 0 offers it" in line
+
+
+@pytest.mark.parametrize("lang", READER_LANGUAGES)
+@pytest.mark.parametrize("kind, concept", [("sector", "agrifood"), ("country", "country.PL")])
+def test_a_need_met_reads_as_a_sentence_in_every_reader_language(lang, kind, concept):
+    """Serbian Cyrillic too: its sentence is the Serbian one transliterated, placeholders kept (they
+    were transliterated with it, so every Cyrillic reader got the bare words instead)."""
+    reason = {"concept": concept, "kind": kind, "terms_a": ["агро-прехрамбеног"], "terms_b": ["mleko"]}
+    line = render_need(reason, lang, "ДатаПоље", "Mleczarnia Podlaska")
+    assert line.startswith("ДатаПоље ") and "Mleczarnia Podlaska" in line
+    assert line.endswith("(агро-прехрамбеног ↔ mleko)") and "{" not in line
+    if lang == "sr-Cyrl":
+        assert line.startswith("ДатаПоље тражи") and is_cyrillic(line.replace("Mleczarnia Podlaska", ""))
 
 
 def test_an_organisation_that_seeks_nothing_in_particular_still_gets_its_peers():
