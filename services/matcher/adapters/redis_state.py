@@ -203,11 +203,14 @@ class RedisMatcherState:
                      and old["reasons"] == w.reasons)
         if unchanged:
             return
+        still_pending = old is not None and old["state"] == "pending"
+        # A re-scored pending pair keeps the decisions already given: any profile event can shift a
+        # pair's score, and a coordinator's acknowledged approval must not silently vanish.
         record = {
             "pair_id": w.pair_id, "org_a": w.org_a, "org_b": w.org_b, "cluster_a": w.cluster_a,
             "cluster_b": w.cluster_b, "score": round(float(w.score), 6), "reasons": w.reasons, "state": "pending",
-            "created_ms": old["created_ms"] if old and old["state"] == "pending" else now,
-            "updated_ms": now, "decisions": {},
+            "created_ms": old["created_ms"] if still_pending else now,
+            "updated_ms": now, "decisions": old.get("decisions", {}) if still_pending else {},
         }
         pipe.set(PAIR + w.pair_id, json.dumps(record, ensure_ascii=False))
         for cluster in (w.cluster_a, w.cluster_b):

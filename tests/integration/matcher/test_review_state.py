@@ -73,6 +73,18 @@ def test_a_cluster_cannot_decide_twice_nor_decide_for_a_pair_outside_it(state):
     assert foreign.value.reason == "not_found"
 
 
+def test_an_approval_survives_a_new_score_of_the_pending_pair(state):
+    """Found by the fault suite: a profile event re-scored a pair between the two approvals, the
+    first was dropped, and the pair stayed pending although both coordinators were told 'recorded'."""
+    _suggest(state)
+    assert state.decide("org_a~org_b", "pl-silesia-ict", "anna", "approve")["state"] == "pending"
+    assert _suggest(state, revision=2, score=0.7) is True
+    assert state.get_pair("org_a~org_b")["score"] == 0.7
+    assert state.decide("org_a~org_b", "rs-vojvodina-ict", "marko", "approve")["state"] == "approved"
+    decided = [e for e in _outbox_events(state) if e.event_type == events.MATCH_APPROVED]
+    assert len(decided) == 1 and {d["coordinator"] for d in decided[0].payload["decisions"]} == {"anna", "marko"}
+
+
 def test_a_decided_pair_is_never_suggested_again_even_after_profile_edits(state):
     _suggest(state)
     state.decide("org_a~org_b", "rs-vojvodina-ict", "marko", "reject")
