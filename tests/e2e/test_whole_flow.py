@@ -7,61 +7,17 @@ replaying match-decisions sends nothing more."""
 
 from __future__ import annotations
 
-import email
-import email.policy
-import json
-import os
-import urllib.error
-import urllib.parse
-import urllib.request
-from pathlib import Path
-
 import pytest
 
 from partnermatch import events
 from partnermatch.messaging import KafkaPublisher, read_partitions
-from partnermatch.stack import Stack, free_port
 from partnermatch.topics import MATCH_DECISIONS
 from tests.helpers import wait_until
 
+from .conftest import call, mails
+
 pytestmark = pytest.mark.e2e
 PASSWORD = "coordinator password e2e"
-
-
-def call(method: str, url: str, body=None, token: str | None = None, form: dict | None = None):
-    data = json.dumps(body).encode() if body is not None else None
-    if form is not None:
-        data = urllib.parse.urlencode(form).encode()
-    req = urllib.request.Request(url, data=data, method=method)
-    req.add_header("Content-Type", "application/x-www-form-urlencoded" if form is not None else "application/json")
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            raw = resp.read()
-            return resp.status, (json.loads(raw) if raw and resp.headers.get_content_type() == "application/json"
-                                 else raw.decode("utf-8", "replace"))
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode("utf-8", "replace")
-
-
-@pytest.fixture(scope="module")
-def system(tmp_path_factory):
-    state = tmp_path_factory.mktemp("stack")
-    ports = {name: str(free_port()) for name in ("PROFILES_PORT", "MATCHER_PORT", "NOTIFIER_PORT", "MAILSINK_PORT")}
-    env = {**os.environ, **ports, "NOTIFIER_SMTP_PORT": ports["MAILSINK_PORT"],
-           "MAILSINK_DIR": str(state / "mail"), "MATCHER_MIN_SCORE": "0.01", "NOTIFIER_POLL_MS": "100",
-           "LOG_LEVEL": "WARNING"}
-    stack = Stack(state, env=env, echo=False).start()
-    stack.urls = {"profiles": f"http://127.0.0.1:{ports['PROFILES_PORT']}",
-                  "review": f"http://127.0.0.1:{ports['MATCHER_PORT']}"}
-    stack.mail = state / "mail"
-    yield stack
-    stack.stop()
-
-
-def _mails(folder: Path) -> list[email.message.EmailMessage]:
-    return [email.message_from_bytes(p.read_bytes(), policy=email.policy.default) for p in sorted(folder.glob("*.eml"))]
 
 
 def test_register_suggest_approve_email_unsubscribe_and_replay(system):
@@ -112,9 +68,9 @@ def test_register_suggest_approve_email_unsubscribe_and_replay(system):
         assert status == 200
     assert after["state"] == "approved"
 
-    mails = wait_until(lambda: (m := _mails(system.mail)) and len(m) >= 3 and m, timeout=60,
-                       message="three emails")
-    by_rcpt = {str(m["To"].addresses[0].addr_spec): m for m in mails}
+    received = wait_until(lambda: (m := mails(system.mail)) and len(m) >= 3 and m, timeout=60,
+                          message="three emails")
+    by_rcpt = {str(m["To"].addresses[0].addr_spec): m for m in received}
     assert sorted(by_rcpt) == ["besnik@arilje.example.rs", "ewa@soft.example.pl", "jelena@arilje.example.rs"]
     assert "jan@soft.example.pl" not in by_rcpt, "no consent, no email"
     jelena = by_rcpt["jelena@arilje.example.rs"].get_body(("plain",)).get_content()
@@ -151,7 +107,7 @@ def test_register_suggest_approve_email_unsubscribe_and_replay(system):
             probe.close(autocommit=False)
 
     wait_until(replay_consumed, timeout=30, message="the notifier consumed the replayed approval")
-    assert len(_mails(system.mail)) == 3, "a replay sends nothing more"
+    assert len(mails(system.mail)) == 3, "a replay sends nothing more"
 
 
 def test_an_organisation_s_partnerships_reach_profiles_from_the_running_matcher_as_the_stack_wires_them(system):

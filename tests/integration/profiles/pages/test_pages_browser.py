@@ -6,8 +6,6 @@ kept as a screenshot in test-artifacts/."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import threading
 from pathlib import Path
 from typing import Any
@@ -18,36 +16,13 @@ from werkzeug.serving import make_server
 from services.profiles.adapters.redis_store import RedisProfileStore
 from services.profiles.bootstrap import ProfilesDeps
 from services.profiles.entrypoints.app import create_app
+from tests.browser import check, chromium, phone
 from tests.helpers import wait_until
 
 from ..conftest import ADMIN
 from .conftest import CLUSTERS, mails_to, signin_link
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
-
-ROOT = Path(__file__).resolve().parents[4]
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-AXE = Path(os.environ.get("AXE_CORE_JS", ROOT / ".cache/npm/node_modules/axe-core/axe.min.js"))
-WIDTH = 390
-
-# Everything a finger or a keyboard reaches, with the box it can be hit in (a checkbox: its label).
-_TAP_TARGETS = """() => {
-  const small = [];
-  for (const el of document.querySelectorAll('a[href], button, input:not([type=hidden]), select, textarea, summary')) {
-    if (el.classList.contains('skip')) continue;  // off screen until focused
-    let box = el.getBoundingClientRect();
-    if (box.width === 0 && box.height === 0) continue;  // inside a closed <details>
-    if (el.type === 'checkbox') box = (el.closest('label') || el).getBoundingClientRect();
-    const name = el.id || el.name || el.textContent.trim().slice(0, 30);
-    if (box.width < 44 || box.height < 44) small.push(`${el.tagName} ${name}: ${box.width}x${box.height}`);
-  }
-  return small;
-}"""
-_AXE_RUN = """async () => (await axe.run(document, {resultTypes: ['violations']})).violations
-  .filter(v => v.impact === 'serious' || v.impact === 'critical')
-  .map(v => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', ')}`)"""
-
 
 class _Served:
     """The app on a loopback port, its public URL that port (sign-in links point at it)."""
@@ -106,37 +81,8 @@ def served(pages_settings, redis_client, sink):
 
 @pytest.fixture
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not AXE.is_file():
-        pytest.skip(f"axe-core is not installed at {AXE}: make setup-test installs it")
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
-def _phone(browser):
-    context = browser.new_context(viewport={"width": WIDTH, "height": 844}, accept_downloads=True)
-    page = context.new_page()
-    refused: list[str] = []
-    page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
-    page.csp_refusals = refused  # type: ignore[attr-defined]
-    return page
-
-
-def check(page, name: str) -> None:
-    """The page at 390 px: a screenshot, no sideways scrolling, tap targets, axe-core."""
-    page.screenshot(path=str(ARTIFACTS / f"org-{name}.png"), full_page=True)
-    assert page.evaluate("document.documentElement.scrollWidth") <= WIDTH, f"{name} scrolls sideways"
-    assert page.evaluate(_TAP_TARGETS) == [], f"{name}: tap targets under 44 px"
-    page.evaluate(AXE.read_text(encoding="utf-8"))
-    assert page.evaluate(_AXE_RUN) == [], f"{name}: axe-core"
-    assert page.csp_refusals == [], f"{name}: the Content-Security-Policy refused something"
+    with chromium() as launched:
+        yield launched
 
 
 def _fill_registration(page, name: str, email: str, contact_language: str, caps: str, goals: str) -> None:
@@ -167,7 +113,7 @@ def test_an_organisation_registers_signs_in_by_mail_edits_downloads_and_deletes_
     served, browser, sink, redis_client
 ):
     email = "jelena@banat.example.rs"
-    page = _phone(browser)
+    page = phone(browser)
     page.goto(f"{served.url}/?lang=sr-Cyrl")
     assert "Пронађите партнере" in page.content()
     check(page, "start-sr-Cyrl")
@@ -252,7 +198,7 @@ def test_an_organisation_registers_signs_in_by_mail_edits_downloads_and_deletes_
 def test_registering_and_signing_in_work_in_albanian_and_polish(served, browser, sink, lang, name, caps, goals,
                                                                  heading):
     email = f"kontakt-{lang}@media.example.rs"
-    page = _phone(browser)
+    page = phone(browser)
     page.goto(f"{served.url}/?lang={lang}")
     assert heading in page.content()
     check(page, f"start-{lang}")
@@ -272,7 +218,7 @@ def test_registering_and_signing_in_work_in_albanian_and_polish(served, browser,
 
 
 def test_the_pages_work_with_the_keyboard_alone_and_show_where_the_focus_is(served, browser, sink):
-    page = _phone(browser)
+    page = phone(browser)
     page.goto(f"{served.url}/?lang=en")
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.className") == "skip"
