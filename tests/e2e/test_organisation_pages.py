@@ -139,6 +139,7 @@ def test_an_organisation_registers_in_serbian_cyrillic_meets_its_approved_partne
     pair_id = waiting.get_attribute("data-pair")
     assert partner_id in pair_id.split("~")
     assert "Mleczarnia Podlaska" in waiting.inner_text() and "Чека координаторе" in waiting.inner_text()
+    assert waiting.locator(".meta").inner_text() == "Пољска · Podlaski Klaster Spożywczy"
     assert KATARZYNA not in page.content(), "no partner's contact before both coordinators approve"
     reason = waiting.locator(".reason").inner_text()
     assert " тражи: " in reason and " нуди " in reason, reason  # the need met, as a Cyrillic sentence

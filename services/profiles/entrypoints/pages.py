@@ -386,4 +386,5 @@ def partnerships(org: dict[str, Any]) -> Any:
         items, unavailable = [], True
     except NotFound:
         abort(404)
-    return render_template("partnerships.html", partnerships=items, unavailable=unavailable)
+    return render_template("partnerships.html", partnerships=items, unavailable=unavailable,
+                           countries=dict(country_choices(g.lang)))

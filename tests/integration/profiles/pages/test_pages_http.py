@@ -326,6 +326,29 @@ def test_my_partnerships_needs_a_session_and_says_when_the_matcher_cannot_answer
     assert page.status_code == 200 and "cannot be shown right now" in page.get_data(as_text=True)
 
 
+class _Waiting:
+    """The matcher's answer: one pair with `partner_id`, waiting for the coordinators."""
+
+    def __init__(self, partner_id: str) -> None:
+        self.partner_id = partner_id
+
+    def partnerships(self, org_id: str, lang: str = "en") -> list[dict]:
+        return [{"pair_id": "~".join(sorted((org_id, self.partner_id))), "state": "waiting", "reason": None,
+                 "partner": {"org_id": self.partner_id, "cluster_id": "pl-silesia-ict"}}]
+
+
+def test_my_partnerships_names_the_partner_s_country_in_the_page_s_language(app):
+    client = app.test_client()
+    register(client)
+    partner = client.post("/v1/organisations", json={
+        "name": "Mleczarnia Podlaska", "cluster_id": "pl-silesia-ict", "country": "PL", "capabilities": "Sery.",
+        "goals": "Oprogramowanie."})
+    app.extensions["partnermatch.profiles"].matcher = _Waiting(partner.json["organisation"]["id"])
+    meta = re.search(r'<p class="meta">([^<]*)</p>', client.get("/partnerships?lang=sr-Cyrl").get_data(as_text=True))
+    assert meta and meta[1] == "Пољска · Śląski Klaster ICT"  # not the code "PL"
+    assert "Polska ·" in client.get("/partnerships?lang=pl").get_data(as_text=True)
+
+
 def test_no_page_shows_contact_data_without_a_session(app, redis_client):
     register(app.test_client())
     org_id = _stored_org(redis_client)["id"]
