@@ -90,8 +90,8 @@ def pair_view(pair: dict[str, Any], profiles: dict[str, dict[str, Any]], cluster
 
     def public(org_id: str) -> dict[str, Any]:
         found = profiles.get(org_id)
-        if found is None:
-            return {"org_id": org_id, "name": None}
+        if found is None:  # deleted since: the page says so instead of a name
+            return {"org_id": org_id, "name": None, "deleted": True}
         return {k: found.get(k) for k in PUBLIC_PROFILE_FIELDS}
 
     return {

@@ -17,6 +17,7 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask.blueprints import BlueprintSetupState
+from werkzeug.exceptions import HTTPException
 
 from partnermatch import i18n
 from services.matcher.adapters.page_sessions import PageSessions
@@ -144,6 +145,25 @@ def _too_many_logins(retry_after_s: int):  # type: ignore[no-untyped-def]
     return response
 
 
+@pages.errorhandler(HTTPException)
+def _error_page(exc: HTTPException):  # type: ignore[no-untyped-def]
+    """Errors of the page are pages in the reader's language, never the API's JSON."""
+    if exc.code == 429:
+        return _login_rate_limited(exc)
+    titles = {400: _("This request could not be handled."),
+              404: _("This suggestion or page does not exist, or not any more."),
+              503: _("Not available right now.")}
+    title = titles.get(exc.code or 500, _("Something went wrong."))
+    text = exc.description if exc.description and exc.description != type(exc).description else None
+    me = None
+    if exc.code != 503:
+        try:
+            me = _coordinator()
+        except HTTPException:
+            me = None
+    return render_template("error.html", title=title, text=text, me=me), exc.code or 500
+
+
 @pages.errorhandler(429)
 def _login_rate_limited(exc):  # type: ignore[no-untyped-def]
     """Too many failed logins from this address (Flask-Limiter): the login page, saying how long."""
@@ -221,7 +241,9 @@ def decide(pair_id: str):  # type: ignore[no-untyped-def]
     if decision not in ("approve", "reject") or (decision == "reject" and reason_code not in REJECTION_REASONS):
         abort(400, description=_("Choose approve, or reject with a reason."))
     if _deps().review.read(me["cluster_id"], pair_id) is None:
-        abort(404)
+        # withdrawn (an organisation changed or was deleted) or never ours: say so where they were
+        flash(_("This suggestion is no longer waiting for a decision: an organisation changed or was deleted."))
+        return redirect(url_for("pages.queue"))
     try:
         _deps().review.decide(me["cluster_id"], me["username"] or "?", pair_id, decision,
                               reason_code if decision == "reject" else None, reason_text)

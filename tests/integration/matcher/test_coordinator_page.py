@@ -205,3 +205,34 @@ def test_no_rejection_reason_is_chosen_for_the_coordinator(matcher_app, two_pend
     first = select.split("<option")[1]
     assert 'value=""' in first and "selected" in first and "disabled" in first
     assert select.count("selected") == 1
+
+
+def test_errors_of_the_page_are_pages_in_the_readers_language_never_json(matcher_app, two_pending):
+    client = matcher_app.test_client()
+    _login(client)
+    missing = client.get("/pairs/org_pl~org_nowhere?lang=pl")
+    assert missing.status_code == 404 and missing.mimetype == "text/html"
+    assert "nie istnieje" in missing.get_data(as_text=True)
+    refused = client.post("/pairs/org_pl~org_rs/decide", data={"decision": "approve"})  # no CSRF token
+    assert refused.status_code == 400 and refused.mimetype == "text/html"
+    assert "reload" in refused.get_data(as_text=True) or "odśwież" in refused.get_data(as_text=True)
+
+
+def test_deciding_a_pair_withdrawn_meanwhile_says_so_on_the_queue(matcher_app, two_pending, matcher_state):
+    client = matcher_app.test_client()
+    csrf = _login(client)
+    matcher_state.apply(ProfileChange("org_rs", 2, None, withdrawals=[("org_pl~org_rs", "profile deleted")]))
+    r = client.post("/pairs/org_pl~org_rs/decide", data={"decision": "approve", "csrf": csrf}, follow_redirects=True)
+    assert r.status_code == 200 and r.mimetype == "text/html"
+    assert "no longer waiting for a decision" in r.get_data(as_text=True)
+    assert "pl-silesia-ict" not in matcher_state.get_pair("org_pl~org_rs").get("decisions", {})
+
+
+def test_a_deleted_organisation_shows_as_such_in_the_history(matcher_app, two_pending, matcher_state):
+    client = matcher_app.test_client()
+    csrf = _login(client)
+    client.post("/pairs/org_al~org_pl/decide", data={"decision": "reject", "reason_code": "no_capacity",
+                                                     "csrf": csrf})
+    matcher_state.apply(ProfileChange("org_al", 2, None))
+    history = client.get("/history?lang=en").get_data(as_text=True)
+    assert "None" not in history and "deleted organisation" in history
