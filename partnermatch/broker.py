@@ -18,12 +18,16 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from partnermatch.procs import StackError
 from partnermatch.topics import ALL_TOPICS, EPOCH, TOPIC_CONFIGS
+
+if TYPE_CHECKING:
+    from partnermatch.metrics import PartitionOffsets
 
 logger = logging.getLogger(__name__)
 
@@ -271,3 +275,72 @@ class BrokerWatch:
         _, current = prepare(self.bootstrap, self.topics, self.timeout * 3, repair=True)
         logger.warning("topics recreated; new broker epoch", extra={"who": self.name, "epoch": current})
         return current
+
+
+def group_offsets(bootstrap: str, group: str, topics: list[str], timeout: float = 2.0) -> list[PartitionOffsets]:
+    """Where consumer `group` is on each partition of `topics`: committed, first and end offsets
+    (for the lag metric; a scrape calls it, hence the short timeout).
+
+    The end is the high watermark of a fetch, not the answer to "latest": Tansu answers that with
+    the base offset of the last record batch plus one, too low when the batch holds several."""
+    from kafka.admin import OffsetSpec
+
+    from partnermatch.metrics import PartitionOffsets
+
+    admin = _admin(bootstrap, timeout, "partnermatch-metrics")
+    try:
+        counts = partition_counts(admin, topics)
+        tps = [TopicPartition(topic, p) for topic, (n, _) in sorted(counts.items()) for p in range(n)]
+        if not tps:
+            return []
+        committed = admin.list_group_offsets({group: None}).get(group, {})
+        ms = int(timeout * 1000)
+        first = admin.list_partition_offsets({tp: OffsetSpec.EARLIEST for tp in tps}, timeout_ms=ms)
+        latest = admin.list_partition_offsets({tp: OffsetSpec.LATEST for tp in tps}, timeout_ms=ms)
+    finally:
+        admin.close()
+    starts = {tp: first[tp].offset for tp in tps}
+    answered = {tp: latest[tp].offset for tp in tps}
+    ends = _high_watermarks(bootstrap, {tp: max(starts[tp], answered[tp] - 1) for tp in tps
+                                        if answered[tp] > starts[tp]}, timeout)
+    offsets = []
+    for tp in tps:
+        mark = committed.get(tp)
+        offsets.append(PartitionOffsets(
+            topic=tp.topic, partition=tp.partition,
+            committed=mark.offset if mark is not None and mark.offset >= 0 else None,
+            start=starts[tp], end=max(ends.get(tp, answered[tp]), answered[tp])))
+    return offsets
+
+
+def _high_watermarks(
+    bootstrap: str, positions: Mapping[TopicPartition, int], timeout: float
+) -> dict[TopicPartition, int]:
+    """The high watermark of each partition, from one fetch at `positions`; partitions the broker
+    did not answer for within `timeout` are left out."""
+    if not positions:
+        return {}
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap.split(","),
+        client_id="partnermatch-metrics",
+        group_id=None,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=50,
+        max_partition_fetch_bytes=64 * 1024,
+        request_timeout_ms=max(int(timeout * 1000), 1000),
+    )
+    try:
+        consumer.assign(list(positions))
+        for tp, offset in positions.items():
+            consumer.seek(tp, offset)
+        marks: dict[TopicPartition, int] = {}
+        deadline = time.monotonic() + timeout
+        while len(marks) < len(positions) and time.monotonic() < deadline:
+            consumer.poll(timeout_ms=100)
+            for tp in positions:
+                mark = consumer.highwater(tp)
+                if mark is not None:
+                    marks[tp] = mark
+        return marks
+    finally:
+        consumer.close()

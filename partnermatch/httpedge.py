@@ -2,7 +2,8 @@
 JSON parsed with limits on nesting and number size, so hostile input gets a 4xx, never a 500, and
 a store that cannot be reached answered with a 503 and Retry-After, never a 500.
 
-`harden(app)` installs all three. I/O: only the request body being read.
+`harden(app)` installs all three, and counts and times every request (partnermatch.metrics; each
+app adds GET /metrics with `metrics.expose`). I/O: only the request body being read.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from flask import Flask, Response, current_app, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import HTTP_STATUS_CODES
+
+from partnermatch import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -187,6 +190,7 @@ def harden(app: Flask, *, max_depth: int = MAX_DEPTH, max_number_digits: int = M
     provider.max_depth = max_depth
     provider.max_number_digits = max_number_digits
     app.json = provider
+    metrics.instrument(app)  # first: a request refused below is counted and timed too
     app.before_request(_read_body)
     # BusyLoadingError (a restarted redis-server still reading its data) is a ConnectionError.
     app.register_error_handler(redis.exceptions.ConnectionError, _store_unreachable)

@@ -87,7 +87,7 @@ def all_settings() -> dict[str, Setting]:
     import importlib
 
     for module in ("services.profiles.config", "services.matcher.config", "services.matcher.batch",
-                   "services.notifier.config"):
+                   "services.notifier.config", "partnermatch.metrics"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from partnermatch.procs import (
     Part,
@@ -35,6 +36,9 @@ from partnermatch.procs import (
     http_ready,
     stop_all,
 )
+
+if TYPE_CHECKING:
+    from partnermatch.metrics import PartState
 
 __all__ = [
     "RedisServer",
@@ -305,6 +309,7 @@ class ServiceSpec:
     ready: Callable[[], bool] | None = None
     start_timeout: float = 60.0
     address: str | None = None
+    metrics_url: str | None = None
 
     def readiness(self) -> Callable[[], bool] | None:
         if self.ready is not None:
@@ -338,6 +343,13 @@ def service_specs(env: Mapping[str, str]) -> list[ServiceSpec]:
     notifier = f"{NOTIFIER_HOST.read(env)}:{NOTIFIER_PORT.read(env)}"
     review = f"http://{matcher}"
     sink = MailSinkSettings.from_env(env)
+    state = env.get("PARTNERMATCH_STATE_DIR")
+
+    def metrics_dir(name: str) -> dict[str, str]:
+        # One folder per gunicorn app, where its workers write their HTTP metrics (emptied at each
+        # start by Stack). Only for a stack with a state folder: others run without multiprocess mode.
+        return {"PROMETHEUS_MULTIPROC_DIR": str(Path(state) / "metrics" / name)} if state else {}
+
     pages = (env.get("PROFILES_PUBLIC_URL") or f"http://{profiles}").rstrip("/")
     to_profiles = {"MATCHER_PROFILES_URL": f"http://{profiles}", "NOTIFIER_PROFILES_URL": f"http://{profiles}",
                    "NOTIFIER_PUBLIC_URL": env.get("NOTIFIER_PUBLIC_URL") or f"http://{notifier}",
@@ -350,9 +362,11 @@ def service_specs(env: Mapping[str, str]) -> list[ServiceSpec]:
             "profiles",
             [*gunicorn, "--bind", profiles, "services.profiles.entrypoints.app:create_app()"],
             ready_url=f"http://{profiles}/health",
-            env={"PROFILES_MATCHER_URL": review, "PROFILES_PUBLIC_URL": pages, **to_mail},
+            env={"PROFILES_MATCHER_URL": review, "PROFILES_PUBLIC_URL": pages, **to_mail,
+                 **metrics_dir("profiles")},
             address=f"{pages}/  (organisations' pages: register, sign in; "
             f"API: http://{profiles}/v1, OpenAPI: http://{profiles}/openapi.json)",
+            metrics_url=f"http://{profiles}/metrics",
         ),
         ServiceSpec("relay", [py, "-m", "services.profiles.entrypoints.relay"]),
         ServiceSpec("matcher", [py, "-m", "services.matcher.entrypoints.consumer"], env=to_profiles),
@@ -361,9 +375,10 @@ def service_specs(env: Mapping[str, str]) -> list[ServiceSpec]:
             "review",
             [*gunicorn, "--bind", matcher, "services.matcher.entrypoints.web:create_app()"],
             ready_url=f"{review}/health",
-            env=to_profiles,
+            env={**to_profiles, **metrics_dir("review")},
             address=f"{review}/login  (coordinators' page; review API: {review}/v1/suggestions, "
             f"OpenAPI: {review}/openapi.json)",
+            metrics_url=f"{review}/metrics",
         ),
         ServiceSpec(
             "mailsink",
@@ -374,8 +389,9 @@ def service_specs(env: Mapping[str, str]) -> list[ServiceSpec]:
             "unsub",
             [*gunicorn, "--bind", notifier, "services.notifier.entrypoints.web:create_app()"],
             ready_url=f"http://{notifier}/health",
-            env=to_profiles,
+            env={**to_profiles, **metrics_dir("unsub")},
             address=f"http://{notifier}  (one-click unsubscribe links)",
+            metrics_url=f"http://{notifier}/metrics",
         ),
         ServiceSpec("notifier", [py, "-m", "services.notifier.entrypoints.consumer"], env={**to_profiles, **to_mail}),
     ]
@@ -501,6 +517,12 @@ class Stack:
             raise
 
     def _spawn(self, spec: ServiceSpec) -> ServiceProcess:
+        metrics_dir = spec.env.get("PROMETHEUS_MULTIPROC_DIR")
+        if metrics_dir:
+            # prometheus-client's multiprocess mode wants it empty at each start (its files are
+            # named by worker pid); a restarted app's counters start at 0, as Prometheus expects.
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            Path(metrics_dir).mkdir(parents=True, exist_ok=True)
         return ServiceProcess(
             spec.name,
             spec.argv,
@@ -531,6 +553,16 @@ class Stack:
             for i, (spec, process) in enumerate(zip(self.started_specs, self.services, strict=True))
         ]
         return parts
+
+    def part_states(self) -> list[PartState]:
+        """Each supervised part's restarts and whether it runs, for the launcher's metrics."""
+        from partnermatch.metrics import PartState
+
+        supervisor = self.supervisor
+        if supervisor is None:
+            return []
+        return [PartState(part.name, part.tracker.restarts, part.process.alive, part.given_up)
+                for part in supervisor.parts]
 
     def supervise(self) -> str | None:
         """One round of supervision (see `Supervisor.tick`): parts that died are restarted with
@@ -636,13 +668,15 @@ def run(args: argparse.Namespace) -> int:
         stack.cancel()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    metrics_server = None
     try:
         try:
             stack.start()
         except StackError as exc:
             print(f"partnermatch up: {exc}", file=sys.stderr)
             return 130 if stop.is_set() else 1
-        print(_banner(stack, demo=not args.no_demo), flush=True)
+        metrics_server = _serve_restarts(stack)
+        print(_banner(stack, demo=not args.no_demo, metrics_server=metrics_server), flush=True)
         while not stop.wait(SUPERVISE_EVERY_S):
             fatal = stack.supervise()
             if fatal is not None:
@@ -654,12 +688,26 @@ def run(args: argparse.Namespace) -> int:
         return 1
     finally:
         print("stopping…", file=sys.stderr, flush=True)
+        if metrics_server is not None:
+            metrics_server.shutdown()
         stack.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
 
-def _banner(stack: Stack, demo: bool) -> str:
+def _serve_restarts(stack: Stack) -> Any:
+    """The restarts of the parts, served by this launcher: it is the one process that outlives
+    every part, so the count is there while the part that keeps dying is not (a web app reading a
+    file would be down exactly when it matters)."""
+    from partnermatch.metrics import UP_METRICS_PORT, RestartsCollector, serve_launcher_metrics
+
+    port = UP_METRICS_PORT.read_int(stack.base_env)
+    if port == 0:
+        return None
+    return serve_launcher_metrics(port, RestartsCollector(stack.part_states))
+
+
+def _banner(stack: Stack, demo: bool, metrics_server: Any = None) -> str:
     lines = [
         "",
         "partnermatch is running. Ctrl-C stops every part.",
@@ -668,6 +716,11 @@ def _banner(stack: Stack, demo: bool) -> str:
         + ("  (Tansu, in memory)" if stack.broker is not None else "  (external)"),
     ]
     lines += [f"  {spec.name:<13} {spec.address}" for spec in stack.started_specs if spec.address]
+    scraped = [spec.metrics_url for spec in stack.started_specs if spec.metrics_url]
+    if metrics_server is not None:
+        scraped.append(f"http://127.0.0.1:{metrics_server.server_port}/metrics (restarts)")
+    if scraped:
+        lines.append(f"  {'metrics':<13} " + ", ".join(scraped))
     lines += [
         f"  {'logs':<13} {stack.state / 'logs'}",
         f"  {'settings':<13} {stack.state / 'stack.env'} (admin token: PARTNERMATCH_ADMIN_TOKEN)",

@@ -67,3 +67,11 @@ def test_dockerfile_copies_only_paths_that_exist():
         if line.startswith("COPY") and "--from" not in line:
             for src in line.split()[1:-1]:
                 assert (ROOT / src).exists(), f"Dockerfile copies missing {src}"
+
+
+def test_every_gunicorn_app_keeps_its_workers_metrics_in_a_folder_emptied_at_each_start():
+    for name, svc in _our_services(_compose()).items():
+        if svc["command"][0] == "gunicorn":
+            folder = svc["environment"].get("PROMETHEUS_MULTIPROC_DIR")
+            assert folder and folder in svc.get("tmpfs", []), f"{name}: PROMETHEUS_MULTIPROC_DIR on a tmpfs"
+            assert svc["environment"].get("PARTNERMATCH_METRICS_ALLOW"), f"{name}: who may read /metrics"

@@ -14,8 +14,10 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_smorest import Api
 
+from partnermatch import metrics
 from partnermatch.httpedge import harden, health
 from partnermatch.logs import configure_logging
+from partnermatch.topics import PROFILES
 from services.matcher.bootstrap import MatcherDeps, build_deps
 from services.matcher.config import MatcherSettings
 from services.matcher.entrypoints.api import api
@@ -62,6 +64,7 @@ def create_app(settings: MatcherSettings | None = None, deps: MatcherDeps | None
         return response
 
     health(app, lambda: app.extensions["partnermatch.matcher"].state.r.ping())
+    _expose_metrics(app, settings)
 
     smorest = Api(app)
     smorest.register_blueprint(api)
@@ -69,6 +72,18 @@ def create_app(settings: MatcherSettings | None = None, deps: MatcherDeps | None
     app.register_blueprint(pages)
     _limit_logins(app, settings)
     return app
+
+
+def _expose_metrics(app: Flask, settings: MatcherSettings) -> None:
+    """GET /metrics: requests, the matcher's outbox and its consumers' lag on `profiles` (this app
+    reports for the consumer processes, which serve no HTTP)."""
+    outbox = app.extensions["partnermatch.matcher"].state.outbox
+    scrape = metrics.short_timeout_copy(outbox.r)
+    metrics.expose(app, [
+        metrics.OutboxDepthCollector({"matcher": lambda: scrape.xlen(outbox.stream)}),
+        metrics.ConsumerLagCollector(settings.group_id,
+                                     metrics.lag_reader(settings.kafka_bootstrap, settings.group_id, [PROFILES])),
+    ])
 
 
 def _limit_logins(app: Flask, settings: MatcherSettings) -> None:

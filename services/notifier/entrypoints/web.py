@@ -17,9 +17,11 @@ from typing import Any
 
 from flask import Flask, Response, request
 
-from partnermatch import i18n
+from partnermatch import i18n, metrics
 from partnermatch.httpedge import harden, health
 from partnermatch.logs import configure_logging
+from partnermatch.topics import MATCH_DECISIONS
+from services.notifier.adapters.redis_ledger import RedisDeliveryLedger
 from services.notifier.config import NotifierSettings
 from services.notifier.render import PAGE_STYLE, render_page
 
@@ -84,6 +86,14 @@ def create_app(settings: NotifierSettings | None = None, deps: Any = None) -> Fl
         return page("done", found.language, 200, found.email)
 
     health(app, lambda: ledger.ping())
+    # The consumer processes serve no HTTP: this app reports their lag and the ledger they keep.
+    scrape = (RedisDeliveryLedger(metrics.short_timeout_copy(ledger.r), ledger.prefix)
+              if isinstance(ledger, RedisDeliveryLedger) else ledger)
+    metrics.expose(app, [
+        metrics.DeliveryStatesCollector(scrape.counts),
+        metrics.ConsumerLagCollector(
+            settings.group_id, metrics.lag_reader(settings.kafka_bootstrap, settings.group_id, [MATCH_DECISIONS])),
+    ])
 
     @app.errorhandler(404)
     def not_found(_exc: Exception) -> Response:

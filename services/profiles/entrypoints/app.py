@@ -19,7 +19,7 @@ from flask_limiter.util import get_remote_address
 from flask_smorest import Api, Blueprint, abort
 from flask_wtf.csrf import CSRFProtect
 
-from partnermatch import i18n, vocabulary
+from partnermatch import i18n, metrics, vocabulary
 from partnermatch.httpedge import harden, health
 from partnermatch.logs import configure_logging
 from services.profiles import domain, services
@@ -417,6 +417,9 @@ def create_app(settings: ProfilesSettings | None = None, deps: ProfilesDeps | No
         return response
 
     health(app, lambda: app.extensions["partnermatch.profiles"].store.r.ping())
+    outbox = deps.store.outbox
+    scrape = metrics.short_timeout_copy(outbox.r)
+    metrics.expose(app, [metrics.OutboxDepthCollector({"profiles": lambda: scrape.xlen(outbox.stream)})])
 
     api = Api(app)
     api.register_blueprint(clusters)
