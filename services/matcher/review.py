@@ -17,6 +17,8 @@ logger = logging.getLogger(__name__)
 
 REJECTION_REASONS: tuple[str, ...] = ("not_relevant", "already_partners", "different_markets", "no_capacity", "other")
 STATES: tuple[str, ...] = ("pending", "approved", "rejected")
+DECIDED_STATES: tuple[str, ...] = ("approved", "rejected")
+QUERY_STATES: tuple[str, ...] = (*STATES, "decided")  # what a listing may ask for: "decided" is both
 PUBLIC_PROFILE_FIELDS = ("org_id", "name", "cluster_id", "country", "language", "capabilities", "goals", "sectors",
                          "website")
 
@@ -190,10 +192,14 @@ class ReviewService:
 
     def list_for_cluster(self, cluster_id: str, *, state: str = "pending", sort: str = "score",
                          country: str | None = None, language: str | None = None, min_score: float | None = None,
+                         max_score: float | None = None, q: str | None = None,
                          lang: str = "en", offset: int = 0, limit: int = 20) -> tuple[list[dict[str, Any]], int]:
+        """One page of the cluster's suggestions in a state, filtered and sorted, and how many there
+        are in all: the one query of the API and the page."""
         ids = (self.state.pending_ids_of_cluster(cluster_id) if state == "pending"
                else self.state.history_ids_of_cluster(cluster_id))
-        pairs = [p for p in self.state.get_pairs(ids) if p["state"] == state]
+        wanted_states = DECIDED_STATES if state == "decided" else (state,)
+        pairs = [p for p in self.state.get_pairs(ids) if p["state"] in wanted_states]
         profiles = self.state.get_profiles({o for p in pairs for o in (p["org_a"], p["org_b"])})
 
         def partner(p: dict[str, Any]) -> dict[str, Any]:
@@ -206,6 +212,12 @@ class ReviewService:
             pairs = [p for p in pairs if partner(p).get("language") == language]
         if min_score is not None:
             pairs = [p for p in pairs if p["score"] >= min_score]
+        if max_score is not None:
+            pairs = [p for p in pairs if p["score"] <= max_score]
+        if q and q.strip():
+            wanted = _searchable(q)
+            pairs = [p for p in pairs if any(wanted in _searchable((profiles.get(o) or {}).get("name") or "")
+                                             for o in (p["org_a"], p["org_b"]))]
         if sort == "date":
             pairs.sort(key=lambda p: p.get("decided_ms") or p["created_ms"], reverse=True)
         else:
@@ -250,6 +262,14 @@ class ReviewService:
         logger.info("decision recorded", extra={"pair_id": pair_id, "cluster_id": cluster_id,
                                                  "decision": decision, "state": pair["state"]})
         return pair
+
+
+def _searchable(text: str) -> str:
+    """A name as searched: lower case, accents off, Cyrillic as Latin (the matcher's own folding),
+    so "kosice" finds "Košice" and "novi sad" finds "Нови Сад"."""
+    from services.matcher.engine.text import fold
+
+    return " ".join(fold(word) for word in text.split())
 
 
 def _same_decision(pair: dict[str, Any] | None, cluster_id: str, decision: str, reason_code: str | None) -> bool:

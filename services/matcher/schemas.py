@@ -5,15 +5,19 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from partnermatch.languages import PROFILE_LANGUAGES, READER_LANGUAGES
-from services.matcher.review import ORG_STATES, REJECTION_REASONS, STATES
+from services.matcher.review import ORG_STATES, QUERY_STATES, REJECTION_REASONS
 
 
 class SuggestionQuerySchema(Schema):
-    state = fields.String(load_default="pending", validate=validate.OneOf(STATES))
+    state = fields.String(load_default="pending", validate=validate.OneOf(QUERY_STATES),
+                          metadata={"description": "pending, approved, rejected, or decided (both)"})
     sort = fields.String(load_default="score", validate=validate.OneOf(["score", "date"]))
     country = fields.String(validate=validate.Regexp(r"^[A-Z]{2}$", error="Use an ISO 3166-1 alpha-2 code."))
     language = fields.String(validate=validate.OneOf(PROFILE_LANGUAGES))
     min_score = fields.Float(validate=validate.Range(min=0, max=10))
+    max_score = fields.Float(validate=validate.Range(min=0, max=10))
+    q = fields.String(validate=validate.Length(max=100),
+                      metadata={"description": "Part of either organisation's name (any case, accents or not)"})
     lang = fields.String(load_default="en", validate=validate.OneOf(READER_LANGUAGES),
                          metadata={"description": "Language the reasons are rendered in"})
 

@@ -81,7 +81,7 @@ def test_every_reader_language_renders_every_message_with_its_values(domain):
 
 
 # Words that are the same in English and some languages ("Cluster" in German, "Web" in Czech…).
-_SAME_IN_SOME_LANGUAGES = {"Cluster", "Website", "Password", "Language", "Score", "Approved by"}
+_SAME_IN_SOME_LANGUAGES = {"Cluster", "Website", "Password", "Language", "Score", "Approved by", "Name"}
 
 
 # ---- the module: catalogues ---------------------------------------------------------------------

@@ -53,11 +53,12 @@ class Suggestions(MethodView):
     @api.paginate()
     def get(self, query: dict[str, Any], pagination_parameters):  # type: ignore[no-untyped-def]
         """Suggestions involving your cluster: pending by default; sort by score or date; filter by
-        the partner's country or language, or a minimum score."""
+        the partner's country or language, a score range, or part of a name (`q`)."""
         caller = require_coordinator()
         items, total = deps().review.list_for_cluster(
             caller.cluster_id, state=query["state"], sort=query["sort"], country=query.get("country"),
-            language=query.get("language"), min_score=query.get("min_score"), lang=query["lang"],
+            language=query.get("language"), min_score=query.get("min_score"), max_score=query.get("max_score"),
+            q=query.get("q"), lang=query["lang"],
             offset=pagination_parameters.first_item, limit=pagination_parameters.page_size)
         pagination_parameters.item_count = total
         return items

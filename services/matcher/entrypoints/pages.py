@@ -17,12 +17,15 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask.blueprints import BlueprintSetupState
+from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from partnermatch import i18n
+from partnermatch.languages import PROFILE_LANGUAGES
 from services.matcher.adapters.page_sessions import PageSessions
 from services.matcher.adapters.profiles_client import LoginThrottled, ProfilesUnavailable
 from services.matcher.review import REJECTION_REASONS, DecisionRefused
+from services.matcher.schemas import SuggestionQuerySchema
 from services.matcher.ui_text import DOMAIN, REASON_LABELS, STATE_LABELS
 
 logger = logging.getLogger(__name__)
@@ -187,15 +190,48 @@ def logout():  # type: ignore[no-untyped-def]
     return redirect(url_for("pages.login"))
 
 
-def _listing(state: str):  # type: ignore[no-untyped-def]
+PAGE_SIZE = 20
+
+
+def _query(default_state: str) -> dict[str, Any]:
+    """The listing's filters from the address (the API's own query model, so a view can be
+    bookmarked and the API asked the same); a value it refuses is left out rather than failing."""
+    wanted = {k: v for k, v in request.args.items() if k in _QUERY_FIELDS and v.strip()}
+    wanted.setdefault("state", default_state)
+    wanted.setdefault("sort", "score" if wanted["state"] == "pending" else "date")
+    schema = SuggestionQuerySchema()
+    try:
+        query = schema.load(wanted)
+    except ValidationError as invalid:
+        query = schema.load({k: v for k, v in wanted.items() if k not in invalid.messages})
+    query.pop("lang", None)
+    return query
+
+
+_QUERY_FIELDS = ("state", "sort", "country", "language", "min_score", "max_score", "q")
+
+
+def _listing(default_state: str):  # type: ignore[no-untyped-def]
     lang = _current_language()
     me = _coordinator()
     if me is None:
         return redirect(url_for("pages.login"))
-    items, total = _deps().review.list_for_cluster(me["cluster_id"], state=state, sort="score" if state == "pending"
-                                                   else "date", lang=lang, limit=50)
-    return render_template("queue.html", items=items, total=total, me=me, state=state,
-                           reasons=REJECTION_REASONS)
+    query = _query(default_state)
+    try:
+        page = max(1, int(request.args.get("page", "1")))
+    except ValueError:
+        page = 1
+    items, total = _deps().review.list_for_cluster(me["cluster_id"], lang=lang, offset=(page - 1) * PAGE_SIZE,
+                                                   limit=PAGE_SIZE, **query)
+    pages_count = max(1, -(-total // PAGE_SIZE))
+    if page > pages_count:
+        page = pages_count
+        items, total = _deps().review.list_for_cluster(me["cluster_id"], lang=lang,
+                                                       offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE, **query)
+    kept = {k: v for k, v in request.args.items() if k in _QUERY_FIELDS and v.strip()}
+    return render_template("queue.html", items=items, total=total, me=me, state=query["state"], query=query,
+                           page=page, pages=pages_count, kept=kept, reasons=REJECTION_REASONS,
+                           endpoint=request.endpoint, languages_of_profiles=PROFILE_LANGUAGES)
 
 
 @pages.get("/queue")
@@ -205,17 +241,7 @@ def queue():  # type: ignore[no-untyped-def]
 
 @pages.get("/history")
 def history():  # type: ignore[no-untyped-def]
-    lang = _current_language()
-    me = _coordinator()
-    if me is None:
-        return redirect(url_for("pages.login"))
-    decided = []
-    for state in ("approved", "rejected"):
-        items, _ = _deps().review.list_for_cluster(me["cluster_id"], state=state, sort="date", lang=lang, limit=100)
-        decided += items
-    decided.sort(key=lambda v: v.get("decided_ms") or 0, reverse=True)
-    return render_template("queue.html", items=decided, total=len(decided), me=me, state="decided",
-                           reasons=REJECTION_REASONS)
+    return _listing("decided")
 
 
 @pages.get("/pairs/<pair_id>")

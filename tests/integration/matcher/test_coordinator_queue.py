@@ -1,0 +1,99 @@
+"""The coordinators' whole queue: a total, pages, filters and search, as bookmarkable query
+parameters shared with the API."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from services.matcher.adapters.redis_state import PairWrite, ProfileChange
+
+from .conftest import PASSWORD
+
+pytestmark = pytest.mark.integration
+
+OWN = "org_pl"
+COUNTRIES = ("RS", "AL", "ME", "RO", "HU")
+
+
+def _org(state, org_id, cluster, country, lang, name):
+    state.apply(ProfileChange(org_id, 1, {"org_id": org_id, "name": name, "cluster_id": cluster, "country": country,
+                                          "language": lang, "capabilities": "Usługi IT.", "goals": "Partnerzy.",
+                                          "sectors": [], "website": None}))
+
+
+@pytest.fixture
+def many_pending(matcher_state):
+    """45 suggestions for the Polish cluster, with partners in five countries; one of them
+    written in Cyrillic."""
+    _org(matcher_state, OWN, "pl-silesia-ict", "PL", "pl", "Śląski Klaster ICT")
+    reason = {"concept": "ict.software", "kind": "activity", "direction": "shared", "weight": 0.3,
+              "terms_a": ["oprogramowanie"], "terms_b": ["softver"]}
+    for i in range(45):
+        other = f"org_{i:03d}"
+        country = COUNTRIES[i % len(COUNTRIES)]
+        name = "Војвођанска воћарска задруга" if i == 7 else f"Partner {i:03d} {country}"
+        _org(matcher_state, other, f"cluster-{country.lower()}", country, "sr" if i == 7 else "en", name)
+        org_a, org_b = sorted((OWN, other))
+        clusters = ("pl-silesia-ict", f"cluster-{country.lower()}") if org_a == OWN else (
+            f"cluster-{country.lower()}", "pl-silesia-ict")
+        matcher_state.apply(ProfileChange(f"seed-{other}", 1, None, upserts=[PairWrite(
+            f"{org_a}~{org_b}", org_a, org_b, *clusters, round(0.9 - i * 0.01, 2), [reason])]))
+    return 45
+
+
+def _login(client):
+    page = client.get("/login")
+    csrf = page.get_data(as_text=True).split('name="csrf" value="')[1].split('"')[0]
+    assert client.post("/login", data={"username": "anna", "password": PASSWORD, "csrf": csrf}).status_code == 302
+
+
+def _pairs(html: str) -> list[str]:
+    return [chunk.split('"')[0] for chunk in html.split('data-pair="')[1:]]
+
+
+def test_the_whole_queue_pages_through_every_suggestion_with_a_total(matcher_app, many_pending):
+    client = matcher_app.test_client()
+    _login(client)
+    first = client.get("/queue?lang=en").get_data(as_text=True)
+    assert "Suggestions found: 45" in first and "Page 1 of 3" in first
+    seen = []
+    for page in (1, 2, 3):
+        html = client.get(f"/queue?page={page}").get_data(as_text=True)
+        seen += _pairs(html)
+    assert len(seen) == len(set(seen)) == many_pending
+    assert _pairs(client.get("/queue?page=99").get_data(as_text=True)) == _pairs(
+        client.get("/queue?page=3").get_data(as_text=True))  # past the end: the last page
+
+
+def test_filters_and_search_are_query_parameters_kept_across_pages(matcher_app, many_pending):
+    client = matcher_app.test_client()
+    _login(client)
+    serbian = client.get("/queue?country=RS&lang=en").get_data(as_text=True)
+    assert "Suggestions found: 9" in serbian and len(_pairs(serbian)) == 9
+    metas = [m.split("</p>")[0] for m in serbian.split("<p class=\"meta\">")[1:]]
+    assert metas and all(m.strip().startswith("RS ·") for m in metas), metas[:3]
+    found = client.get("/queue?q=vojvod").get_data(as_text=True)  # Latin, no accents, finds Cyrillic
+    assert len(_pairs(found)) == 1 and "Војвођанска" in found
+    ranged = client.get("/queue?min_score=0.8&max_score=0.85&lang=en").get_data(as_text=True)
+    assert "Suggestions found: 6" in ranged
+    by_date = client.get("/queue?sort=date&country=HU&lang=en").get_data(as_text=True)
+    assert "Suggestions found: 9" in by_date
+    paged = client.get("/queue?min_score=0.1&lang=en").get_data(as_text=True)
+    assert "page=2&amp;min_score=0.1" in paged or "min_score=0.1&amp;page=2" in paged  # filters kept on the pager
+
+
+def test_a_filter_value_that_makes_no_sense_is_ignored_not_an_error(matcher_app, many_pending):
+    client = matcher_app.test_client()
+    _login(client)
+    r = client.get("/queue?min_score=lots&country=Serbia&page=x&lang=en")
+    assert r.status_code == 200 and "Suggestions found: 45" in r.get_data(as_text=True)
+
+
+def test_the_api_answers_the_same_query_with_the_same_total(matcher_app, many_pending, login):
+    headers = login("anna")
+    r = matcher_app.test_client().get("/v1/suggestions?q=partner&country=ME&page_size=5", headers=headers)
+    assert r.status_code == 200 and len(r.json) == 5
+    assert json.loads(r.headers["X-Pagination"])["total"] == 8  # 9 in ME, one of them named in Cyrillic
+    assert all(s["partner"]["country"] == "ME" for s in r.json)
