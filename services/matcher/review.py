@@ -107,6 +107,7 @@ def pair_view(pair: dict[str, Any], profiles: dict[str, dict[str, Any]], cluster
         "reasons": reasons,
         "decisions": list(pair.get("decisions", {}).values()),
         "my_decision": pair.get("decisions", {}).get(cluster_id),
+        "clusters": {"own": cluster_id, "partner": pair["cluster_b"] if own_is_a else pair["cluster_a"]},
     }
 
 

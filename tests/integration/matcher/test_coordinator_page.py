@@ -236,3 +236,23 @@ def test_a_deleted_organisation_shows_as_such_in_the_history(matcher_app, two_pe
     matcher_state.apply(ProfileChange("org_al", 2, None))
     history = client.get("/history?lang=en").get_data(as_text=True)
     assert "None" not in history and "deleted organisation" in history
+
+
+def test_each_card_shows_both_clusters_decisions_with_who_when_reason_and_comment(matcher_app, two_pending):
+    anna = matcher_app.test_client()
+    csrf = _login(anna)
+    before = anna.get("/pairs/org_al~org_pl?lang=en").get_data(as_text=True)
+    assert "al-tirana-creative has not decided yet." in before and "pl-silesia-ict has not decided yet." in before
+    anna.post("/pairs/org_al~org_pl/decide", data={"decision": "approve", "csrf": csrf})
+    besa = matcher_app.test_client()
+    page = besa.get("/login")
+    token = page.get_data(as_text=True).split('name="csrf" value="')[1].split('"')[0]
+    besa.post("/login", data={"username": "besa", "password": PASSWORD, "csrf": token})
+    seen_by_besa = besa.get("/queue?lang=en").get_data(as_text=True)
+    assert "pl-silesia-ict approved (anna, " in seen_by_besa  # the other side's approval, before deciding
+    besa.post("/pairs/org_al~org_pl/decide", data={"decision": "reject", "reason_code": "no_capacity",
+                                                   "reason_text": "Full until June", "csrf": token})
+    seen_by_anna = anna.get("/history?lang=pl").get_data(as_text=True)
+    assert "al-tirana-creative odrzucił (besa, " in seen_by_anna and "Obecnie brak możliwości" in seen_by_anna
+    assert "<q>Full until June</q>" in seen_by_anna
+    assert "pl-silesia-ict zatwierdził (anna, " in seen_by_anna
