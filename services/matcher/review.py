@@ -264,6 +264,14 @@ class ReviewService:
                                                  "decision": decision, "state": pair["state"]})
         return pair
 
+    def withdraw_approval(self, cluster_id: str, coordinator: str, pair_id: str) -> dict[str, Any]:
+        """The cluster's approval taken back while the other cluster has not decided; raises
+        DecisionRefused when there is none to take back or the pair is decided."""
+        pair = self.state.withdraw_approval(pair_id, cluster_id)
+        logger.info("approval withdrawn", extra={"pair_id": pair_id, "cluster_id": cluster_id,
+                                                  "coordinator": coordinator})
+        return pair
+
 
 def _searchable(text: str) -> str:
     """A name as searched: lower case, accents off, Cyrillic as Latin (the matcher's own folding),

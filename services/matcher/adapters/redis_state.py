@@ -300,6 +300,33 @@ class RedisMatcherState:
         self.r.transaction(txn, key)
         return result["pair"]
 
+    def withdraw_approval(self, pair_id: str, cluster_id: str) -> dict[str, Any]:
+        """Take back the cluster's approval while the pair still waits for the other cluster (once
+        the other side decides, the pair is final and nothing can be taken back)."""
+        key = PAIR + pair_id
+        result: dict[str, Any] = {}
+
+        def txn(pipe: redis.client.Pipeline) -> None:
+            raw = pipe.get(key)
+            if raw is None:
+                raise DecisionRefused("not_found")
+            pair = json.loads(raw)
+            if cluster_id not in (pair["cluster_a"], pair["cluster_b"]):
+                raise DecisionRefused("not_found")
+            if pair["state"] != "pending":
+                raise DecisionRefused("not_pending", pair)
+            mine = pair["decisions"].get(cluster_id)
+            if mine is None or mine.get("decision") != "approve":
+                raise DecisionRefused("nothing_to_withdraw", pair)
+            del pair["decisions"][cluster_id]
+            pair["updated_ms"] = _now_ms()
+            pipe.multi()
+            pipe.set(key, json.dumps(pair, ensure_ascii=False))
+            result["pair"] = pair
+
+        self.r.transaction(txn, key)
+        return result["pair"]
+
 
 def _decision_event(pair: dict[str, Any]) -> events.Envelope:
     """`match.approved` or `match.rejected` of a decided pair, with both clusters' decisions."""

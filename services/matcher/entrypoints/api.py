@@ -96,3 +96,19 @@ class Decision(MethodView):
         # Answered from the pair the decision returned: once saved, only reading the two
         # profiles is left, and a store that fails there is a 503 the client may retry safely.
         return deps().review.view(caller.cluster_id, pair)
+
+    @api.response(200, SuggestionSchema)
+    @api.alt_response(404, description="No such suggestion for your cluster")
+    @api.alt_response(409, description="Nothing to withdraw: your cluster has not approved, or the other has decided")
+    def delete(self, pair_id: str):
+        """Withdraw your cluster's approval while the other cluster has not decided yet."""
+        caller = require_coordinator()
+        try:
+            pair = deps().review.withdraw_approval(caller.cluster_id, caller.username or "?", pair_id)
+        except DecisionRefused as refused:
+            if refused.reason == "not_found" or (refused.pair or {}).get("state") == "withdrawn":
+                abort(404, message="No such suggestion for your cluster.")
+            refusals = {"not_pending": "This suggestion is already decided.",
+                        "nothing_to_withdraw": "Your cluster has not approved this suggestion."}
+            abort(409, message=refusals[refused.reason])
+        return deps().review.view(caller.cluster_id, pair)

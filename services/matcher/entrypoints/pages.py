@@ -148,6 +148,19 @@ def _too_many_logins(retry_after_s: int):  # type: ignore[no-untyped-def]
     return response
 
 
+@pages.post("/pairs/<pair_id>/withdraw")
+def withdraw(pair_id: str):  # type: ignore[no-untyped-def]
+    me = _coordinator()
+    if me is None:
+        return redirect(url_for("pages.login"))
+    try:
+        _deps().review.withdraw_approval(me["cluster_id"], me["username"] or "?", pair_id)
+        flash(_("Your approval is withdrawn."))
+    except DecisionRefused:
+        flash(_("This approval can no longer be withdrawn: the other cluster has decided."))
+    return redirect(url_for("pages.queue"))
+
+
 @pages.errorhandler(HTTPException)
 def _error_page(exc: HTTPException):  # type: ignore[no-untyped-def]
     """Errors of the page are pages in the reader's language, never the API's JSON."""

@@ -256,3 +256,16 @@ def test_each_card_shows_both_clusters_decisions_with_who_when_reason_and_commen
     assert "al-tirana-creative odrzucił (besa, " in seen_by_anna and "Obecnie brak możliwości" in seen_by_anna
     assert "<q>Full until June</q>" in seen_by_anna
     assert "pl-silesia-ict zatwierdził (anna, " in seen_by_anna
+
+
+def test_a_coordinator_withdraws_an_approval_on_the_page(matcher_app, two_pending, matcher_state):
+    client = matcher_app.test_client()
+    csrf = _login(client)
+    client.post("/pairs/org_pl~org_rs/decide", data={"decision": "approve", "csrf": csrf})
+    card = client.get("/queue?lang=en").get_data(as_text=True)
+    assert "Withdraw my approval" in card
+    done = client.post("/pairs/org_pl~org_rs/withdraw", data={"csrf": csrf}, follow_redirects=True)
+    assert "Your approval is withdrawn." in done.get_data(as_text=True)
+    assert matcher_state.get_pair("org_pl~org_rs")["decisions"] == {}
+    again = client.post("/pairs/org_pl~org_rs/withdraw", data={"csrf": csrf}, follow_redirects=True)
+    assert "can no longer be withdrawn" in again.get_data(as_text=True)

@@ -137,3 +137,19 @@ def test_deciding_otherwise_after_a_decision_is_refused_with_409(matcher_app, su
     retried = client.post(f"/v1/suggestions/{PAIR}/decision",
                           json={"decision": "reject", "reason_code": "different_markets"}, headers=login("marko"))
     assert retried.status_code == 200 and retried.json["state"] == "rejected"
+
+
+def test_an_approval_can_be_withdrawn_until_the_other_cluster_decides(matcher_app, suggested, login, matcher_state):
+    client = matcher_app.test_client()
+    url = f"/v1/suggestions/{PAIR}/decision"
+    assert client.delete(url, headers=login("anna")).status_code == 409  # nothing approved yet
+    client.post(url, json={"decision": "approve"}, headers=login("anna"))
+    withdrawn = client.delete(url, headers=login("anna"))
+    assert withdrawn.status_code == 200 and withdrawn.json["state"] == "pending"
+    assert matcher_state.get_pair(PAIR)["decisions"] == {}
+    client.post(url, json={"decision": "approve"}, headers=login("anna"))
+    client.post(url, json={"decision": "approve"}, headers=login("marko"))
+    assert client.delete(url, headers=login("anna")).status_code == 409  # both approved: final
+    assert matcher_state.get_pair(PAIR)["state"] == "approved"
+    assert len([e for e in matcher_state.outbox.head(100) if e.event_type == events.MATCH_APPROVED]) == 1
+    assert client.delete(url, headers=login("besa")).status_code == 404
