@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from services.matcher.adapters.redis_state import DecisionRefused, RedisMatcherState
+from services.matcher.analytics import ClusterFigures, figures
 
 logger = logging.getLogger(__name__)
 
@@ -263,6 +264,11 @@ class ReviewService:
         logger.info("decision recorded", extra={"pair_id": pair_id, "cluster_id": cluster_id,
                                                  "decision": decision, "state": pair["state"]})
         return pair
+
+    def analytics(self, cluster_id: str, now_ms: int, weeks: int = 12) -> ClusterFigures:
+        """The cluster's review figures, from every pair still pending or decided."""
+        ids = self.state.pending_ids_of_cluster(cluster_id) + self.state.history_ids_of_cluster(cluster_id)
+        return figures(self.state.get_pairs(list(dict.fromkeys(ids))), now_ms, weeks)
 
     def withdraw_approval(self, cluster_id: str, coordinator: str, pair_id: str) -> dict[str, Any]:
         """The cluster's approval taken back while the other cluster has not decided; raises

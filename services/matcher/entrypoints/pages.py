@@ -13,9 +13,22 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
+import time
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.blueprints import BlueprintSetupState
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
@@ -24,6 +37,7 @@ from partnermatch import i18n
 from partnermatch.languages import PROFILE_LANGUAGES
 from services.matcher.adapters.page_sessions import PageSessions
 from services.matcher.adapters.profiles_client import LoginThrottled, ProfilesUnavailable
+from services.matcher.analytics import ClusterFigures, listing_csv
 from services.matcher.review import REJECTION_REASONS, DecisionRefused
 from services.matcher.schemas import SuggestionQuerySchema
 from services.matcher.ui_text import DOMAIN, REASON_LABELS, STATE_LABELS
@@ -255,6 +269,44 @@ def queue():  # type: ignore[no-untyped-def]
 @pages.get("/history")
 def history():  # type: ignore[no-untyped-def]
     return _listing("decided")
+
+
+@pages.get("/export.csv")
+def export_csv():  # type: ignore[no-untyped-def]
+    """The listing's pairs as CSV, with the listing's own filters (?state=decided for the history)."""
+    me = _coordinator()
+    if me is None:
+        return redirect(url_for("pages.login"))
+    query = _query(request.args.get("state") or "pending")
+    items, _total = _deps().review.list_for_cluster(me["cluster_id"], lang=_current_language(), offset=0,
+                                                    limit=1_000_000, **query)
+    name = f"partnermatch-{me['cluster_id']}-{query['state']}.csv"
+    return Response(listing_csv(items), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@pages.get("/analytics")
+def analytics():  # type: ignore[no-untyped-def]
+    me = _coordinator()
+    if me is None:
+        return redirect(url_for("pages.login"))
+    found = _deps().review.analytics(me["cluster_id"], int(time.time() * 1000))
+    return render_template("analytics.html", me=me, figures=found, chart=_week_chart(found))
+
+
+def _week_chart(found: ClusterFigures) -> dict[str, Any]:
+    """Bars of a server-drawn SVG: per week, suggested, approved and rejected side by side."""
+    top = max([1] + [max(w.suggested, w.approved, w.rejected) for w in found.weeks])
+    height, bar, gap = 120, 8, 10
+    bars = []
+    for i, week in enumerate(found.weeks):
+        x = i * (3 * bar + gap)
+        for j, (kind, value) in enumerate((("suggested", week.suggested), ("approved", week.approved),
+                                           ("rejected", week.rejected))):
+            h = round(height * value / top)
+            bars.append({"x": x + j * bar, "y": height - h, "h": h, "kind": kind, "value": value,
+                         "week": week.start})
+    return {"bars": bars, "width": len(found.weeks) * (3 * bar + gap), "height": height, "top": top}
 
 
 @pages.get("/pairs/<pair_id>")

@@ -97,3 +97,24 @@ def test_the_api_answers_the_same_query_with_the_same_total(matcher_app, many_pe
     assert r.status_code == 200 and len(r.json) == 5
     assert json.loads(r.headers["X-Pagination"])["total"] == 8  # 9 in ME, one of them named in Cyrillic
     assert all(s["partner"]["country"] == "ME" for s in r.json)
+
+
+def test_the_figures_and_the_csv_match_the_decisions_made(matcher_app, many_pending):
+    client = matcher_app.test_client()
+    page = client.get("/login")
+    csrf = page.get_data(as_text=True).split('name="csrf" value="')[1].split('"')[0]
+    client.post("/login", data={"username": "anna", "password": PASSWORD, "csrf": csrf})
+    pending = _pairs(client.get("/queue").get_data(as_text=True))
+    for pid in pending[:3]:
+        client.post(f"/pairs/{pid}/decide", data={"decision": "reject", "reason_code": "different_markets",
+                                                  "reason_text": "Nie nasz rynek", "csrf": csrf})
+    figures = client.get("/analytics?lang=en").get_data(as_text=True)
+    assert "<th scope=\"row\">Suggestions made</th><td>45</td>" in figures
+    assert "<th scope=\"row\">rejected</th><td>3</td>" in figures and "Different markets</th><td>3</td>" in figures
+    assert "<svg" in figures and figures.count("<rect") == 36
+    exported = client.get("/export.csv?state=rejected")
+    assert exported.mimetype == "text/csv" and "attachment" in exported.headers["Content-Disposition"]
+    rows = exported.get_data(as_text=True).strip().splitlines()
+    assert len(rows) == 4 and all("different_markets" in r and "Nie nasz rynek" in r for r in rows[1:])
+    queue_csv = client.get("/export.csv?state=pending&country=RS").get_data(as_text=True).strip().splitlines()
+    assert len(queue_csv) - 1 == len(_pairs(client.get("/queue?country=RS").get_data(as_text=True)))
