@@ -39,7 +39,7 @@ SOURCES: dict[str, tuple[str, ...]] = {
 
 # Placeholders, markup, addresses and the product's name stay as they are when a Serbian text
 # changes script.
-_KEEP = re.compile(r"%\([^)]*\)[sd]|%[sd]|\{[^}]*\}|<[^>]*>|&[#\w]+;|https?://\S+|\bpartnermatch\b")
+_KEEP = re.compile(r"%\([^)]*\)[sd]|%[sd]|\{[^}]*\}|<[^>]*>|&[#\w]+;|https?://\S+|\bpartnermatch\b|\b(?:CSV|JSON|PDF)\b")
 _PLACEHOLDER = re.compile(r"%(?:\([^)]*\))?[sd%]")
 
 

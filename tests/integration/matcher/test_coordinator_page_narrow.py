@@ -72,6 +72,10 @@ def test_the_coordinators_page_does_not_scroll_sideways_on_a_phone(matcher_app, 
                 page.screenshot(path=str(ARTIFACTS / "coordinator-pair-390.png"), full_page=True)
                 page.click("#nav-history")
                 widths["history"] = page.evaluate("document.documentElement.scrollWidth")
+                page.click("#nav-analytics")
+                page.wait_for_selector("figure.chart svg")
+                widths["figures"] = page.evaluate("document.documentElement.scrollWidth")
+                page.screenshot(path=str(ARTIFACTS / "coordinator-figures-390.png"), full_page=True)
             finally:
                 browser.close()
     finally:
