@@ -194,7 +194,7 @@ class ReviewService:
 
     def list_for_cluster(self, cluster_id: str, *, state: str = "pending", sort: str = "score",
                          country: str | None = None, language: str | None = None, min_score: float | None = None,
-                         max_score: float | None = None, q: str | None = None,
+                         max_score: float | None = None, q: str | None = None, sector: str | None = None,
                          lang: str = "en", offset: int = 0, limit: int = 20) -> tuple[list[dict[str, Any]], int]:
         """One page of the cluster's suggestions in a state, filtered and sorted, and how many there
         are in all: the one query of the API and the page."""
@@ -216,6 +216,8 @@ class ReviewService:
             pairs = [p for p in pairs if p["score"] >= min_score]
         if max_score is not None:
             pairs = [p for p in pairs if p["score"] <= max_score]
+        if sector:
+            pairs = [p for p in pairs if _states_sector(partner(p), sector)]
         if q and q.strip():
             wanted = _searchable(q)
             pairs = [p for p in pairs if any(wanted in _searchable((profiles.get(o) or {}).get("name") or "")
@@ -277,6 +279,13 @@ class ReviewService:
         logger.info("approval withdrawn", extra={"pair_id": pair_id, "cluster_id": cluster_id,
                                                   "coordinator": coordinator})
         return pair
+
+
+def _states_sector(profile: dict[str, Any], sector: str) -> bool:
+    """Whether a profile states the sector: among its sectors, or as the sector of something it
+    offers ("agrifood.dairy" is agrifood)."""
+    stated = list(profile.get("sectors") or []) + list(profile.get("offers") or [])
+    return any(item == sector or item.startswith(sector + ".") for item in stated)
 
 
 def _searchable(text: str) -> str:

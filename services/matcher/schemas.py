@@ -16,6 +16,9 @@ class SuggestionQuerySchema(Schema):
     language = fields.String(validate=validate.OneOf(PROFILE_LANGUAGES))
     min_score = fields.Float(validate=validate.Range(min=0, max=10))
     max_score = fields.Float(validate=validate.Range(min=0, max=10))
+    sector = fields.String(validate=validate.Regexp(r"^[a-z_]{2,40}$", error="Not a sector id."),
+                           metadata={"description": "A sector id of the vocabulary; the partner states it among its "
+                                                    "sectors or offers"})
     q = fields.String(validate=validate.Length(max=100),
                       metadata={"description": "Part of either organisation's name (any case, accents or not)"})
     lang = fields.String(load_default="en", validate=validate.OneOf(READER_LANGUAGES),

@@ -58,7 +58,7 @@ class Suggestions(MethodView):
         items, total = deps().review.list_for_cluster(
             caller.cluster_id, state=query["state"], sort=query["sort"], country=query.get("country"),
             language=query.get("language"), min_score=query.get("min_score"), max_score=query.get("max_score"),
-            q=query.get("q"), lang=query["lang"],
+            q=query.get("q"), sector=query.get("sector"), lang=query["lang"],
             offset=pagination_parameters.first_item, limit=pagination_parameters.page_size)
         pagination_parameters.item_count = total
         return items

@@ -33,7 +33,7 @@ from flask.blueprints import BlueprintSetupState
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from partnermatch import i18n
+from partnermatch import i18n, vocabulary
 from partnermatch.languages import PROFILE_LANGUAGES
 from services.matcher.adapters.page_sessions import PageSessions
 from services.matcher.adapters.profiles_client import LoginThrottled, ProfilesUnavailable
@@ -235,7 +235,7 @@ def _query(default_state: str) -> dict[str, Any]:
     return query
 
 
-_QUERY_FIELDS = ("state", "sort", "country", "language", "min_score", "max_score", "q")
+_QUERY_FIELDS = ("state", "sort", "country", "language", "sector", "min_score", "max_score", "q")
 
 
 def _listing(default_state: str):  # type: ignore[no-untyped-def]
@@ -258,7 +258,8 @@ def _listing(default_state: str):  # type: ignore[no-untyped-def]
     kept = {k: v for k, v in request.args.items() if k in _QUERY_FIELDS and v.strip()}
     return render_template("queue.html", items=items, total=total, me=me, state=query["state"], query=query,
                            page=page, pages=pages_count, kept=kept, reasons=REJECTION_REASONS,
-                           endpoint=request.endpoint, languages_of_profiles=PROFILE_LANGUAGES)
+                           endpoint=request.endpoint, languages_of_profiles=PROFILE_LANGUAGES,
+                           sectors=vocabulary.vocabulary(lang)["sectors"])
 
 
 @pages.get("/queue")

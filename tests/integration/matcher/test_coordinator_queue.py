@@ -17,10 +17,10 @@ OWN = "org_pl"
 COUNTRIES = ("RS", "AL", "ME", "RO", "HU")
 
 
-def _org(state, org_id, cluster, country, lang, name):
+def _org(state, org_id, cluster, country, lang, name, sectors=(), offers=()):
     state.apply(ProfileChange(org_id, 1, {"org_id": org_id, "name": name, "cluster_id": cluster, "country": country,
                                           "language": lang, "capabilities": "Usługi IT.", "goals": "Partnerzy.",
-                                          "sectors": [], "website": None}))
+                                          "sectors": sectors, "offers": offers, "website": None}))
 
 
 @pytest.fixture
@@ -34,7 +34,8 @@ def many_pending(matcher_state):
         other = f"org_{i:03d}"
         country = COUNTRIES[i % len(COUNTRIES)]
         name = "Војвођанска воћарска задруга" if i == 7 else f"Partner {i:03d} {country}"
-        _org(matcher_state, other, f"cluster-{country.lower()}", country, "sr" if i == 7 else "en", name)
+        _org(matcher_state, other, f"cluster-{country.lower()}", country, "sr" if i == 7 else "en", name,
+             sectors=["agrifood"] if i % 10 == 0 else [], offers=["agrifood.dairy"] if i == 13 else [])
         org_a, org_b = sorted((OWN, other))
         clusters = ("pl-silesia-ict", f"cluster-{country.lower()}") if org_a == OWN else (
             f"cluster-{country.lower()}", "pl-silesia-ict")
@@ -118,3 +119,13 @@ def test_the_figures_and_the_csv_match_the_decisions_made(matcher_app, many_pend
     assert len(rows) == 4 and all("different_markets" in r and "Nie nasz rynek" in r for r in rows[1:])
     queue_csv = client.get("/export.csv?state=pending&country=RS").get_data(as_text=True).strip().splitlines()
     assert len(queue_csv) - 1 == len(_pairs(client.get("/queue?country=RS").get_data(as_text=True)))
+
+
+def test_the_queue_filters_by_the_sector_a_partner_states(matcher_app, many_pending, login):
+    client = matcher_app.test_client()
+    _login(client)
+    food = client.get("/queue?sector=agrifood&lang=en").get_data(as_text=True)
+    assert "Suggestions found: 6" in food  # 0, 10, 20, 30, 40 state the sector; 13 offers a dairy activity
+    assert sorted(_pairs(food)) == sorted(f"org_{i:03d}~org_pl" for i in (0, 10, 13, 20, 30, 40))
+    r = matcher_app.test_client().get("/v1/suggestions?sector=agrifood", headers=login("anna"))
+    assert json.loads(r.headers["X-Pagination"])["total"] == 6
