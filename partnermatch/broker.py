@@ -174,6 +174,10 @@ def _first_record(bootstrap: str, timeout: float) -> str | None:
             for records in consumer.poll(timeout_ms=200).values():
                 for record in records:
                     return (record.value or b"").decode("utf-8", "replace") or None
+        # Nothing read in time. Only an empty marker topic means the state was lost: a slow read
+        # of one that holds the marker must not set off a repair (which may delete topics).
+        if consumer.end_offsets([tp]).get(tp, 0) > 0:
+            raise BrokerError(f"kafka at {bootstrap}: the epoch marker exists but was not read in time")
         return None
     finally:
         consumer.close()
