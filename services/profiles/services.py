@@ -380,9 +380,15 @@ def use_signin_link(store: RedisProfileStore, links: SigninLinks, token: str,
     if grant is None or stored is None or stored.get("org_id") != grant.org_id:
         return None
     org = store.get_org(grant.org_id)
-    if org is None:
+    if org is None or not _still_a_contact(org, grant.contact_id):
         return None
     return open_session(store, org, grant.contact_id, ttl_s), org
+
+
+def _still_a_contact(org: dict[str, Any], contact_id: str | None) -> bool:
+    """Whether the contact person a session or link was given to is still one of the organisation's
+    (a session opened at registration names none)."""
+    return contact_id is None or any(c.get("id") == contact_id for c in org.get("contacts") or [])
 
 
 def session_org(store: RedisProfileStore, session_id: str) -> dict[str, Any] | None:
@@ -393,8 +399,9 @@ def session_org(store: RedisProfileStore, session_id: str) -> dict[str, Any] | N
     if found is None:
         return None
     org = store.get_org(found["org_id"])
-    if org is None:
-        store.delete_web_session(digest)
+    if org is None or not _still_a_contact(org, found.get("contact_id")):
+        store.delete_web_session(digest)  # the organisation is gone, or this person was removed from it
+        return None
     return org
 
 

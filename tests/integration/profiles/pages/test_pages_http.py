@@ -409,3 +409,25 @@ def test_a_contact_of_two_organisations_gets_one_mail_with_both_links(app, sink)
     body = mail.get_body(("plain",)).get_content()
     assert "Софтверска кућа Банат" in body and "Друга фирма" in body
     assert len(re.findall(r"/signin/\S+", body)) == 2
+
+
+def test_a_contact_person_removed_from_the_organisation_loses_their_session_and_links(app, sink, redis_client):
+    marko = "marko@banat.example.rs"
+    register(app.test_client(), **{"contacts-1-name": "Marko Marković", "contacts-1-email": marko,
+                                   "contacts-1-language": "sr", "contacts-1-consent": "yes"})
+    markos_browser = app.test_client()
+    assert _sign_in(markos_browser, sink, marko).status_code == 302
+    assert markos_browser.get("/profile").status_code == 200
+    spare = app.test_client()
+    assert _ask_link(spare, marko).status_code == 200
+    unused_link = _path(signin_link(sink, marko))
+    org = _stored_org(redis_client)
+    jelena = {k: org["contacts"][0][k] for k in ("name", "email", "language", "consent", "share_contact")}
+    from ..conftest import ADMIN
+    r = app.test_client().patch(f"/v1/organisations/{org['id']}", json={"contacts": [jelena]},
+                                headers={"Authorization": f"Bearer {ADMIN}"})
+    assert r.status_code == 200 and len(r.json["contacts"]) == 1
+    assert markos_browser.get("/profile").status_code == 302  # signed out: no longer theirs
+    page = spare.get(unused_link)
+    confirmed = spare.post(unused_link, data={"csrf_token": csrf_of(page.get_data(as_text=True))})
+    assert confirmed.status_code != 302 and spare.get("/profile").status_code == 302
