@@ -92,15 +92,18 @@ def _iso(ms: int | None) -> str:
 
 
 def _cell(value: Any) -> str:
-    """A CSV cell that a spreadsheet will not run as a formula (names come from the public)."""
+    """A CSV cell that a spreadsheet will not run as a formula (names come from the public): one
+    starting, after any spaces, with a formula character gets a leading apostrophe."""
     text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    return "'" + text if text.lstrip(" ")[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def listing_csv(views: Sequence[dict[str, Any]]) -> str:
     """The pairs as the page lists them (pair views), one row each, both sides' decisions."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    # Every cell quoted: a spreadsheet splitting at ";" (many European locales) cannot then cut a
+    # cell into pieces that start with "=".
+    writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_ALL)
     writer.writerow(CSV_COLUMNS)
     for view in views:
         decisions = {d["cluster_id"]: d for d in view.get("decisions", [])}

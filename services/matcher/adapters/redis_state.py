@@ -200,7 +200,8 @@ class RedisMatcherState:
 
     def _suggest(self, pipe: redis.client.Pipeline, w: PairWrite, old: dict[str, Any] | None, now: int) -> None:
         unchanged = (old is not None and old["state"] == "pending" and abs(old["score"] - w.score) < 1e-6
-                     and old["reasons"] == w.reasons)
+                     and old["reasons"] == w.reasons
+                     and (old["cluster_a"], old["cluster_b"]) == (w.cluster_a, w.cluster_b))
         if unchanged:
             return
         still_pending = old is not None and old["state"] == "pending"
@@ -210,9 +211,14 @@ class RedisMatcherState:
             "pair_id": w.pair_id, "org_a": w.org_a, "org_b": w.org_b, "cluster_a": w.cluster_a,
             "cluster_b": w.cluster_b, "score": round(float(w.score), 6), "reasons": w.reasons, "state": "pending",
             "created_ms": old["created_ms"] if still_pending else now,
-            "updated_ms": now, "decisions": old.get("decisions", {}) if still_pending else {},
+            "updated_ms": now, "decisions": {  # only the clusters of the pair as it now is
+                cluster: decision for cluster, decision in old.get("decisions", {}).items()
+                if cluster in (w.cluster_a, w.cluster_b)} if still_pending else {},
         }
         pipe.set(PAIR + w.pair_id, json.dumps(record, ensure_ascii=False))
+        if old is not None:  # an organisation moved: the cluster it left no longer lists the pair
+            for cluster in {old["cluster_a"], old["cluster_b"]} - {w.cluster_a, w.cluster_b}:
+                pipe.zrem(PENDING_BY_CLUSTER + cluster, w.pair_id)
         for cluster in (w.cluster_a, w.cluster_b):
             pipe.zadd(PENDING_BY_CLUSTER + cluster, {w.pair_id: record["score"]})
         for org in (w.org_a, w.org_b):

@@ -139,10 +139,9 @@ def login():  # type: ignore[no-untyped-def]
         except LoginThrottled as throttled:
             return _too_many_logins(throttled.retry_after_s)
         if result is not None:
-            csrf = session.get("csrf")
             session.clear()
             sid = _sessions().open(result["token"], int(result.get("expires_in") or 3600))
-            session.update(sid=sid, csrf=csrf or secrets.token_urlsafe(32))
+            session.update(sid=sid, csrf=secrets.token_urlsafe(32))  # a new form token with the new session
             response = redirect(url_for("pages.queue"))
             preferred = result.get("language")
             if preferred in i18n.READER_LANGUAGES and i18n.COOKIE not in request.cookies:
@@ -170,8 +169,14 @@ def withdraw(pair_id: str):  # type: ignore[no-untyped-def]
     try:
         _deps().review.withdraw_approval(me["cluster_id"], me["username"] or "?", pair_id)
         flash(_("Your approval is withdrawn."))
-    except DecisionRefused:
-        flash(_("This approval can no longer be withdrawn: the other cluster has decided."))
+    except DecisionRefused as refused:
+        state = (refused.pair or {}).get("state")
+        if refused.reason == "not_pending" and state in ("approved", "rejected"):
+            flash(_("This approval can no longer be withdrawn: the other cluster has decided."))
+        elif refused.reason == "nothing_to_withdraw":
+            flash(_("There is no approval of yours to withdraw."))
+        else:  # the pair is gone
+            flash(_("This suggestion is no longer waiting for a decision: an organisation changed or was deleted."))
     return redirect(url_for("pages.queue"))
 
 

@@ -91,12 +91,18 @@ def test_a_coordinator_logs_in_approves_one_match_and_rejects_another_in_a_real_
     assert cookies["pm_session"]["httpOnly"] is True and cookies["pm_session"]["sameSite"] == "Lax"
 
 
+def _csrf(html: str) -> str:
+    return html.split('name="csrf" value="')[1].split('"')[0]
+
+
 def _login(client):
-    page = client.get("/login")
-    csrf = page.get_data(as_text=True).split('name="csrf" value="')[1].split('"')[0]
+    """Log anna in; the form token of her new session (a login issues a new one)."""
+    csrf = _csrf(client.get("/login").get_data(as_text=True))
     r = client.post("/login", data={"username": "anna", "password": PASSWORD, "csrf": csrf})
     assert r.status_code == 302
-    return csrf
+    after = _csrf(client.get("/queue").get_data(as_text=True))
+    assert after != csrf
+    return after
 
 
 def test_a_form_post_without_the_csrf_token_is_refused(matcher_app, two_pending, matcher_state):
@@ -245,10 +251,10 @@ def test_each_card_shows_both_clusters_decisions_with_who_when_reason_and_commen
     assert "al-tirana-creative has not decided yet." in before and "pl-silesia-ict has not decided yet." in before
     anna.post("/pairs/org_al~org_pl/decide", data={"decision": "approve", "csrf": csrf})
     besa = matcher_app.test_client()
-    page = besa.get("/login")
-    token = page.get_data(as_text=True).split('name="csrf" value="')[1].split('"')[0]
+    token = _csrf(besa.get("/login").get_data(as_text=True))
     besa.post("/login", data={"username": "besa", "password": PASSWORD, "csrf": token})
     seen_by_besa = besa.get("/queue?lang=en").get_data(as_text=True)
+    token = _csrf(seen_by_besa)
     assert "pl-silesia-ict approved (anna, " in seen_by_besa  # the other side's approval, before deciding
     besa.post("/pairs/org_al~org_pl/decide", data={"decision": "reject", "reason_code": "no_capacity",
                                                    "reason_text": "Full until June", "csrf": token})
@@ -268,4 +274,7 @@ def test_a_coordinator_withdraws_an_approval_on_the_page(matcher_app, two_pendin
     assert "Your approval is withdrawn." in done.get_data(as_text=True)
     assert matcher_state.get_pair("org_pl~org_rs")["decisions"] == {}
     again = client.post("/pairs/org_pl~org_rs/withdraw", data={"csrf": csrf}, follow_redirects=True)
-    assert "can no longer be withdrawn" in again.get_data(as_text=True)
+    assert "There is no approval of yours to withdraw." in again.get_data(as_text=True)
+    client.post("/pairs/org_pl~org_rs/decide", data={"decision": "reject", "reason_code": "other", "csrf": csrf})
+    final = client.post("/pairs/org_pl~org_rs/withdraw", data={"csrf": csrf}, follow_redirects=True)
+    assert "can no longer be withdrawn: the other cluster has decided" in final.get_data(as_text=True)

@@ -105,7 +105,9 @@ def test_the_figures_and_the_csv_match_the_decisions_made(matcher_app, many_pend
     page = client.get("/login")
     csrf = page.get_data(as_text=True).split('name="csrf" value="')[1].split('"')[0]
     client.post("/login", data={"username": "anna", "password": PASSWORD, "csrf": csrf})
-    pending = _pairs(client.get("/queue").get_data(as_text=True))
+    queue = client.get("/queue").get_data(as_text=True)
+    pending = _pairs(queue)
+    csrf = queue.split('name="csrf" value="')[1].split('"')[0]  # the new session's form token
     for pid in pending[:3]:
         client.post(f"/pairs/{pid}/decide", data={"decision": "reject", "reason_code": "different_markets",
                                                   "reason_text": "Nie nasz rynek", "csrf": csrf})

@@ -18,8 +18,8 @@ def state(redis_client):
     return RedisMatcherState(redis_client)
 
 
-def _pair(score=0.5, org_a="org_a", org_b="org_b") -> PairWrite:
-    return PairWrite(events.pair_id(org_a, org_b), org_a, org_b, "pl-silesia-ict", "rs-vojvodina-ict", score,
+def _pair(score=0.5, org_a="org_a", org_b="org_b", cluster_a="pl-silesia-ict") -> PairWrite:
+    return PairWrite(events.pair_id(org_a, org_b), org_a, org_b, cluster_a, "rs-vojvodina-ict", score,
                      [{"concept": "ict.software", "kind": "activity", "direction": "a_offers_b_seeks", "weight": 0.3,
                        "terms_a": ["oprogramowanie"], "terms_b": ["softver"]}])
 
@@ -83,6 +83,17 @@ def test_an_approval_survives_a_new_score_of_the_pending_pair(state):
     assert state.decide("org_a~org_b", "rs-vojvodina-ict", "marko", "approve")["state"] == "approved"
     decided = [e for e in _outbox_events(state) if e.event_type == events.MATCH_APPROVED]
     assert len(decided) == 1 and {d["coordinator"] for d in decided[0].payload["decisions"]} == {"anna", "marko"}
+
+
+def test_a_new_score_keeps_no_decision_of_a_cluster_the_pair_left(state):
+    """An organisation moved to another cluster: the old cluster's approval is not the new one's."""
+    _suggest(state)
+    state.decide("org_a~org_b", "pl-silesia-ict", "anna", "approve")
+    _suggest(state, revision=2, cluster_a="pl-krakow-ict")
+    pair = state.get_pair("org_a~org_b")
+    assert pair["state"] == "pending" and pair["decisions"] == {} and pair["cluster_a"] == "pl-krakow-ict"
+    assert state.pending_ids_of_cluster("pl-silesia-ict") == []
+    assert state.pending_ids_of_cluster("pl-krakow-ict") == ["org_a~org_b"]
 
 
 def test_a_decided_pair_is_never_suggested_again_even_after_profile_edits(state):

@@ -56,3 +56,10 @@ def test_the_csv_has_both_sides_decisions_and_never_a_formula():
     assert row["partner_name"] == "'=HYPERLINK(\"x\")"
     assert row["own_decision"] == "approve" and row["partner_decision"] == "reject"
     assert row["partner_reason"] == "no_capacity" and row["partner_comment"] == "Pun kapacitet, javite se u junu"
+
+
+def test_every_csv_cell_is_quoted_so_a_semicolon_locale_cannot_split_out_a_formula():
+    text = listing_csv([view("org_pl~org_rs", "Acme;=1+1", []), view("org_pl~org_xx", "  =cmd", [])])
+    line = text.splitlines()[1]
+    assert '"Acme;=1+1"' in line
+    assert "\"'  =cmd\"" in text.splitlines()[2]
