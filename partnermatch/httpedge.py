@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import HTTP_STATUS_CODES
 
 from partnermatch import metrics
+from partnermatch.settings import TRUSTED_PROXIES
 
 logger = logging.getLogger(__name__)
 
@@ -181,11 +183,20 @@ def _store_unreachable(exc: Exception) -> Response:
     return response
 
 
-def harden(app: Flask, *, max_depth: int = MAX_DEPTH, max_number_digits: int = MAX_NUMBER_DIGITS) -> None:
+def harden(app: Flask, *, max_depth: int = MAX_DEPTH, max_number_digits: int = MAX_NUMBER_DIGITS,
+           trusted_proxies: int | None = None) -> None:
     """Install the edge on `app`: call it right after `app.config` holds MAX_CONTENT_LENGTH and
-    before other `before_request` functions are registered, so it runs first."""
+    before other `before_request` functions are registered, so it runs first. With
+    `trusted_proxies` (default: PARTNERMATCH_TRUSTED_PROXIES) reverse proxies in front, the client's
+    address and scheme are read from their X-Forwarded-For/-Proto headers, so rate limits count
+    visitors rather than the proxy."""
     if not app.config.get("MAX_CONTENT_LENGTH"):
         raise ValueError("harden() needs MAX_CONTENT_LENGTH in app.config")
+    hops = TRUSTED_PROXIES.read_int(os.environ) if trusted_proxies is None else trusted_proxies
+    if hops > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     provider = LimitedJSONProvider(app)
     provider.max_depth = max_depth
     provider.max_number_digits = max_number_digits

@@ -82,6 +82,13 @@ STATE_DIR = setting(
 )
 
 
+TRUSTED_PROXIES = setting(
+    "PARTNERMATCH_TRUSTED_PROXIES", "0",
+    "How many reverse proxies stand in front of each web app and set X-Forwarded-For/-Proto: the client "
+    "address (for rate limits) and https are then read from them. 0 trusts none (a client could forge them)",
+)
+
+
 def all_settings() -> dict[str, Setting]:
     """Every declared setting, after importing each service's config module."""
     import importlib

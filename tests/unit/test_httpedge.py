@@ -271,3 +271,35 @@ def test_health_says_ok_when_the_store_answers_and_unavailable_without_why_when_
     down = client.get("/health")
     assert down.status_code == 503 and down.get_json() == {"status": "unavailable"}
     assert b"10.0.0.5" not in down.data and b"refused" not in down.data
+
+
+# ---- behind reverse proxies ----------------------------------------------------------------------
+
+
+def _address_app(**harden_kwargs):
+    app = Flask("edge-proxy")
+    app.config["MAX_CONTENT_LENGTH"] = 1024
+    harden(app, **harden_kwargs)
+
+    @app.get("/who")
+    def who():
+        return jsonify(address=request.remote_addr, secure=request.is_secure)
+
+    return app.test_client()
+
+
+def test_behind_a_trusted_proxy_the_client_address_and_https_come_from_its_headers():
+    client = _address_app(trusted_proxies=1)
+    seen = client.get("/who", headers={"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"},
+                      environ_base={"REMOTE_ADDR": "10.0.0.2"}).get_json()
+    assert seen == {"address": "203.0.113.7", "secure": True}
+    forged = client.get("/who", headers={"X-Forwarded-For": "1.2.3.4, 203.0.113.7"},
+                        environ_base={"REMOTE_ADDR": "10.0.0.2"}).get_json()
+    assert forged["address"] == "203.0.113.7"  # only the hop the proxy added is believed
+
+
+def test_without_trusted_proxies_forwarded_headers_are_ignored():
+    client = _address_app(trusted_proxies=0)
+    seen = client.get("/who", headers={"X-Forwarded-For": "203.0.113.7"},
+                      environ_base={"REMOTE_ADDR": "198.51.100.1"}).get_json()
+    assert seen["address"] == "198.51.100.1"
