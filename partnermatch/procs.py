@@ -375,7 +375,7 @@ class Supervisor:
             part.process = part.spawn()
         except StackError as exc:
             logger.error("could not restart a part", extra={"part": part.name, "error": str(exc)})
-            return self._died(part, now)
+            return self._died(part, now, failed_start=True)
         part.back_since = now
         logger.warning(
             "part restarted",
@@ -383,10 +383,12 @@ class Supervisor:
         )
         return None
 
-    def _died(self, part: Part, now: float) -> str | None:
+    def _died(self, part: Part, now: float, failed_start: bool = False) -> str | None:
+        """A part ended (or, with `failed_start`, its new process could not even start: the
+        process at hand is then the old one, whose end was counted already)."""
         dead = part.process
-        ran_for = now - dead.started_at
-        how = dead.exit_text() or "could not be started"
+        ran_for = 0.0 if failed_start else now - dead.started_at
+        how = "could not be started" if failed_start else (dead.exit_text() or "could not be started")
         tail = dead.log_tail(5)
         dead.stop(timeout=2.0)  # what is left of its process group, e.g. gunicorn workers
         part.back_since = None

@@ -34,3 +34,48 @@ def test_a_part_that_dies_five_times_within_the_window_is_given_up():
 def test_deaths_spread_wider_than_the_window_never_give_up():
     tracker = RestartTracker(POLICY)
     assert all(tracker.died(now=t * 20.0, ran_for_s=1.0) is not None for t in range(20))
+
+
+# ---- the supervisor, when a restart itself fails -------------------------------------------------
+
+
+class DeadProcess:
+    """A process that ended after running since `started_at`."""
+
+    pid = 4242
+    alive = False
+    ready = None
+    log_file = "/dev/null"
+
+    def __init__(self, started_at: float) -> None:
+        self.started_at = started_at
+
+    def exit_text(self) -> str:
+        return "was killed by SIGKILL"
+
+    def log_tail(self, _lines: int) -> str:
+        return ""
+
+    def stop(self, timeout: float) -> None:
+        pass
+
+
+def test_a_restart_that_cannot_start_backs_off_instead_of_counting_as_a_long_run():
+    from partnermatch.procs import Part, Supervisor
+    from partnermatch.stack import StackError
+
+    now = {"t": 1000.0}
+
+    def cannot_start():
+        raise StackError("port taken")
+
+    part = Part("relay", DeadProcess(started_at=0.0), cannot_start, policy=POLICY)  # ran 1000 s, then died
+    supervisor = Supervisor([part], clock=lambda: now["t"])
+    supervisor.tick()
+    assert part.restart_at == 1000.5  # a long run before: the first delay
+    now["t"] = 1000.5
+    supervisor.tick()  # the restart fails: a death after 0 s, not after the old process's 1000 s
+    assert part.restart_at == 1000.5 + 1.0
+    now["t"] = 1001.5
+    supervisor.tick()
+    assert part.restart_at == 1001.5 + 2.0
