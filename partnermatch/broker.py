@@ -18,16 +18,13 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from partnermatch.procs import StackError
 from partnermatch.topics import ALL_TOPICS, EPOCH, TOPIC_CONFIGS
-
-if TYPE_CHECKING:
-    from partnermatch.metrics import PartitionOffsets
 
 logger = logging.getLogger(__name__)
 
@@ -281,6 +278,23 @@ class BrokerWatch:
         return current
 
 
+@dataclass(frozen=True)
+class PartitionOffsets:
+    """Where a group is on one partition: its committed offset (None: it has committed none, so it
+    starts at `start`) and the partition's first and next offsets."""
+
+    topic: str
+    partition: int
+    committed: int | None
+    start: int
+    end: int
+
+    @property
+    def lag(self) -> int:
+        position = self.start if self.committed is None else max(self.committed, self.start)
+        return max(0, self.end - position)
+
+
 def group_offsets(bootstrap: str, group: str, topics: list[str], timeout: float = 2.0) -> list[PartitionOffsets]:
     """Where consumer `group` is on each partition of `topics`: committed, first and end offsets
     (for the lag metric; a scrape calls it, hence the short timeout).
@@ -288,8 +302,6 @@ def group_offsets(bootstrap: str, group: str, topics: list[str], timeout: float 
     The end is the high watermark of a fetch, not the answer to "latest": Tansu answers that with
     the base offset of the last record batch plus one, too low when the batch holds several."""
     from kafka.admin import OffsetSpec
-
-    from partnermatch.metrics import PartitionOffsets
 
     admin = _admin(bootstrap, timeout, "partnermatch-metrics")
     try:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, abort, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -26,6 +26,9 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from partnermatch.settings import SettingError, setting
+
+if TYPE_CHECKING:  # the broker adapter's value; importing it at run time would load kafka here
+    from partnermatch.broker import PartitionOffsets
 
 logger = logging.getLogger(__name__)
 
@@ -230,23 +233,6 @@ class OutboxDepthCollector(Collector):
             family.add_metric([name], value)
         yield family
         yield _answered(self.source, "outbox depth")
-
-
-@dataclass(frozen=True)
-class PartitionOffsets:
-    """Where a group is on one partition: its committed offset (None: it has committed none, so it
-    starts at `start`) and the partition's first and next offsets."""
-
-    topic: str
-    partition: int
-    committed: int | None
-    start: int
-    end: int
-
-    @property
-    def lag(self) -> int:
-        position = self.start if self.committed is None else max(self.committed, self.start)
-        return max(0, self.end - position)
 
 
 class ConsumerLagCollector(Collector):

@@ -13,12 +13,12 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from partnermatch import metrics
+from partnermatch.broker import PartitionOffsets
 from partnermatch.httpedge import harden
 from partnermatch.metrics import (
     ConsumerLagCollector,
     DeliveryStatesCollector,
     OutboxDepthCollector,
-    PartitionOffsets,
     PartState,
     RestartsCollector,
     deliveries_by_state,
