@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -518,13 +519,22 @@ def test_partnermatch_up_exits_1_naming_the_broker_when_it_cannot_come_back(tmp_
         wait_until(lambda: "partnermatch is running" in out.read_text() or up.poll() is not None,
                    timeout=20, message="the banner")
         port = int(re.search(r"kafka +127\.0\.0\.1:(\d+)", out.read_text()).group(1))
-        [broker] = _pids_running_with(f"tcp://127.0.0.1:{port}")
         with socket.socket() as squatter:  # someone else takes the broker's port meanwhile
-            os.kill(broker, signal.SIGKILL)
-            wait_until(lambda: _stat(broker) is None or _stat(broker)[0] == "Z", timeout=5,
-                       message="the broker to die")
             squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            squatter.bind(("127.0.0.1", port))
+            deadline = time.monotonic() + 20
+            while True:
+                # On a busy machine the supervisor may restart the broker (after 0.5 s) before the
+                # port is taken: then that one is killed too, and the port tried again.
+                for broker in _pids_running_with(f"tcp://127.0.0.1:{port}"):
+                    os.kill(broker, signal.SIGKILL)
+                    wait_until(lambda pid=broker: _stat(pid) is None or _stat(pid)[0] == "Z", timeout=5,
+                               message="the broker to die")
+                try:
+                    squatter.bind(("127.0.0.1", port))
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
             squatter.listen()
             assert up.wait(40) == 1, err.read_text()
     finally:
