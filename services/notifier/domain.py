@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import dataclass
 
 # What an SMTP reply means is shared with every service that sends mail.
 from partnermatch.mail import PERMANENT as PERMANENT
@@ -46,7 +45,6 @@ MATCH_EXPANDED = "expanded"
 MATCH_RETRY = "retry"
 MATCH_SKIPPED = "skipped"
 
-DELIVERY_STATES = (PENDING, CLAIMED, SENDING, SENT, RETRY, FAILED, SKIPPED, UNCERTAIN)
 FINAL_STATES = frozenset({SENT, FAILED, SKIPPED, UNCERTAIN})
 
 # to-state → the states it may be reached from. The Redis ledger enforces exactly this table.
@@ -113,13 +111,3 @@ def retry_delay(
     so retries of many deliveries spread out but never come sooner than half the schedule."""
     ceiling = min(max_s, base_s * 2 ** max(0, min(attempt - 1, 30)))
     return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
-
-
-# ---- SMTP replies (their classification: partnermatch.mail) ----------------------------------
-
-
-@dataclass(frozen=True)
-class SmtpOutcome:
-    kind: str  # temporary | permanent
-    code: int | None
-    detail: str
