@@ -166,16 +166,21 @@ def _first_record(bootstrap: str, timeout: float) -> str | None:
         tp = TopicPartition(EPOCH, 0)
         consumer.assign([tp])
         consumer.seek(tp, 0)
-        deadline = time.monotonic() + min(timeout, 1.5)
-        while time.monotonic() < deadline:
-            for records in consumer.poll(timeout_ms=200).values():
-                for record in records:
-                    return (record.value or b"").decode("utf-8", "replace") or None
-        # Nothing read in time. Only an empty marker topic means the state was lost: a slow read
-        # of one that holds the marker must not set off a repair (which may delete topics).
-        if consumer.end_offsets([tp]).get(tp, 0) > 0:
-            raise BrokerError(f"kafka at {bootstrap}: the epoch marker exists but was not read in time")
-        return None
+        started = time.monotonic()
+        deadline = started + min(timeout, 1.5)
+        while True:
+            while time.monotonic() < deadline:
+                for records in consumer.poll(timeout_ms=200).values():
+                    for record in records:
+                        return (record.value or b"").decode("utf-8", "replace") or None
+            # Nothing read yet. Only an empty marker topic means the state was lost: a slow read of
+            # one that holds the marker (a busy broker, another process repairing) must not set off
+            # a repair, which may delete topics. Such a read gets the whole timeout, then fails.
+            if consumer.end_offsets([tp]).get(tp, 0) == 0:
+                return None
+            if deadline >= started + timeout:
+                raise BrokerError(f"kafka at {bootstrap}: the epoch marker exists but was not read in time")
+            deadline = started + timeout
     finally:
         consumer.close()
 
