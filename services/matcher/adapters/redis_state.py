@@ -267,14 +267,7 @@ class RedisMatcherState:
         result: dict[str, Any] = {}
 
         def txn(pipe: redis.client.Pipeline) -> None:
-            raw = pipe.get(key)
-            if raw is None:
-                raise DecisionRefused("not_found")
-            pair = json.loads(raw)
-            if cluster_id not in (pair["cluster_a"], pair["cluster_b"]):
-                raise DecisionRefused("not_found")
-            if pair["state"] != "pending":
-                raise DecisionRefused("not_pending", pair)
+            pair = _pending_pair(pipe, key, cluster_id)
             if cluster_id in pair["decisions"]:
                 raise DecisionRefused("already_decided", pair)
             now = _now_ms()
@@ -313,14 +306,7 @@ class RedisMatcherState:
         result: dict[str, Any] = {}
 
         def txn(pipe: redis.client.Pipeline) -> None:
-            raw = pipe.get(key)
-            if raw is None:
-                raise DecisionRefused("not_found")
-            pair = json.loads(raw)
-            if cluster_id not in (pair["cluster_a"], pair["cluster_b"]):
-                raise DecisionRefused("not_found")
-            if pair["state"] != "pending":
-                raise DecisionRefused("not_pending", pair)
+            pair = _pending_pair(pipe, key, cluster_id)
             mine = pair["decisions"].get(cluster_id)
             if mine is None or mine.get("decision") != "approve":
                 raise DecisionRefused("nothing_to_withdraw", pair)
@@ -332,6 +318,20 @@ class RedisMatcherState:
 
         self.r.transaction(txn, key)
         return result["pair"]
+
+
+def _pending_pair(pipe: redis.client.Pipeline, key: str, cluster_id: str) -> dict[str, Any]:
+    """The pair at `key` (read under WATCH) when it involves the cluster and still waits; else
+    DecisionRefused: not_found (missing or not the cluster's) or not_pending (with the pair)."""
+    raw = pipe.get(key)
+    if raw is None:
+        raise DecisionRefused("not_found")
+    pair = json.loads(raw)
+    if cluster_id not in (pair["cluster_a"], pair["cluster_b"]):
+        raise DecisionRefused("not_found")
+    if pair["state"] != "pending":
+        raise DecisionRefused("not_pending", pair)
+    return pair
 
 
 def _decision_event(pair: dict[str, Any]) -> events.Envelope:
