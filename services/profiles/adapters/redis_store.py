@@ -35,6 +35,11 @@ WEB_SESSION = P + "web-session:"  # sha256 of a page session id -> json {org_id,
 ORG_WEB_SESSIONS = P + "org-web-sessions:"  # org id -> set of its page sessions' digests
 
 
+def _org_principal(org_id: str, cluster_id: str) -> str:
+    """What an organisation's token stands for, as stored under TOKEN."""
+    return json.dumps({"role": "organisation", "org_id": org_id, "cluster_id": cluster_id})
+
+
 def _email_key(email: str) -> str:
     # Hashed: key names show up in monitoring and slow logs, addresses should not.
     return CONTACT_EMAIL + hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()
@@ -133,8 +138,7 @@ class RedisProfileStore:
             if old:
                 pipe.delete(TOKEN + old)
             if digest is not None:
-                pipe.set(TOKEN + digest, json.dumps({"role": "organisation", "org_id": org_id,
-                                                     "cluster_id": org["cluster_id"]}), ex=self.org_token_ttl_s)
+                pipe.set(TOKEN + digest, _org_principal(org_id, org["cluster_id"]), ex=self.org_token_ttl_s)
             pipe.set(key, json.dumps(org, ensure_ascii=False))
             result["org"] = org
 
@@ -215,9 +219,8 @@ class RedisProfileStore:
                     pipe.srem(CLUSTER + old["cluster_id"] + ":orgs", org_id)
                     pipe.sadd(CLUSTER + new["cluster_id"] + ":orgs", org_id)
                     if new.get("token_digest"):  # the same token, in its new cluster, same lifetime
-                        pipe.set(TOKEN + new["token_digest"], json.dumps(
-                            {"role": "organisation", "org_id": org_id, "cluster_id": new["cluster_id"]}),
-                            keepttl=True, xx=True)  # xx: an expired token stays expired
+                        pipe.set(TOKEN + new["token_digest"], _org_principal(org_id, new["cluster_id"]),
+                                 keepttl=True, xx=True)  # xx: an expired token stays expired
             for email in _emails(old) - _emails(new):
                 pipe.srem(_email_key(email), org_id)
             for email in _emails(new) - _emails(old):
