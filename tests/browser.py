@@ -72,7 +72,8 @@ def check(page: Any, name: str) -> None:
     targets, axe-core."""
     page.screenshot(path=str(ARTIFACTS / f"org-{name}.png"), full_page=True)
     assert page.evaluate("document.documentElement.scrollWidth") <= WIDTH, f"{name} scrolls sideways"
-    assert page.evaluate(_TAP_TARGETS) == [], f"{name}: tap targets under 44 px"
+    small = page.evaluate(_TAP_TARGETS)
+    assert small == [], f"{name}: tap targets under 44 px: {small}"
     page.evaluate(AXE.read_text(encoding="utf-8"))
     assert page.evaluate(_AXE_RUN) == [], f"{name}: axe-core"
     assert page.csp_refusals == [], f"{name}: the Content-Security-Policy refused something"
