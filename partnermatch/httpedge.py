@@ -8,6 +8,7 @@ app adds GET /metrics with `metrics.expose`). I/O: only the request body being r
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -222,3 +223,25 @@ def health(app: Flask, ping: Callable[[], Any]) -> None:
         return jsonify(status="ok"), 200
 
     app.add_url_rule("/health", "health", probe, methods=["GET"])
+
+
+def guard(blueprint: Any, check: Callable[[], Any], refusals: dict[int, str]) -> Callable[[Callable[..., Any]], Any]:
+    """Declarative access to a flask-smorest view: `check()` runs before the view and either
+    returns who is calling, handed to the view as `caller=`, or aborts with one of `refusals`
+    (status → what it means), each documented in the OpenAPI document as an error response.
+
+    Put it under the blueprint's `arguments`/`response` decorators: a malformed request is still a
+    422 whoever sends it, as it was when each view called its check by hand."""
+    from flask_smorest.error_handler import ErrorSchema
+
+    def decorate(view: Callable[..., Any]) -> Any:
+        @functools.wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            return view(*args, caller=check(), **kwargs)
+
+        documented: Any = guarded
+        for status, meaning in sorted(refusals.items(), reverse=True):
+            documented = blueprint.alt_response(status, schema=ErrorSchema, description=meaning)(documented)
+        return documented
+
+    return decorate

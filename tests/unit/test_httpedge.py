@@ -303,3 +303,57 @@ def test_without_trusted_proxies_forwarded_headers_are_ignored():
     seen = client.get("/who", headers={"X-Forwarded-For": "203.0.113.7"},
                       environ_base={"REMOTE_ADDR": "198.51.100.1"}).get_json()
     assert seen["address"] == "198.51.100.1"
+
+
+# ---- guard ------------------------------------------------------------------------------------
+
+
+def _guarded_app():
+    from flask.views import MethodView
+    from flask_smorest import Api, Blueprint, abort
+    from marshmallow import Schema, fields
+
+    class Query(Schema):
+        n = fields.Integer(required=True)
+
+    def members_only():
+        token = request.headers.get("Authorization", "")
+        if not token:
+            abort(401, message="Who are you?")
+        if token != "Bearer member":
+            abort(403, message="Members only.")
+        return {"name": "member"}
+
+    blp = Blueprint("things", __name__, url_prefix="/things")
+    members = httpedge.guard(blp, members_only, {401: "No token", 403: "Not a member"})
+
+    @blp.route("/<thing>")
+    class Thing(MethodView):
+        @blp.arguments(Query, location="query")
+        @blp.response(200)
+        @members
+        def get(self, query, thing, caller):
+            return {"thing": thing, "n": query["n"], "caller": caller["name"]}
+
+    app = Flask(__name__)
+    app.config.update(API_TITLE="t", API_VERSION="1", OPENAPI_VERSION="3.0.2", OPENAPI_URL_PREFIX="/",
+                      OPENAPI_JSON_PATH="openapi.json")
+    Api(app).register_blueprint(blp)
+    return app
+
+
+def test_a_guarded_view_gets_who_is_calling_and_refuses_the_others_with_the_checks_status():
+    client = _guarded_app().test_client()
+    ok = client.get("/things/x?n=2", headers={"Authorization": "Bearer member"})
+    assert ok.status_code == 200 and ok.json == {"thing": "x", "n": 2, "caller": "member"}
+    assert client.get("/things/x?n=2").status_code == 401
+    assert client.get("/things/x?n=2", headers={"Authorization": "Bearer stranger"}).status_code == 403
+    # A malformed request is a 422 whoever sends it: arguments are read before the check.
+    assert client.get("/things/x?n=two").status_code == 422
+
+
+def test_a_guarded_views_refusals_are_in_its_openapi_document():
+    spec = _guarded_app().test_client().get("/openapi.json").json
+    responses = spec["paths"]["/things/{thing}"]["get"]["responses"]
+    assert responses["401"]["description"] == "No token" and responses["403"]["description"] == "Not a member"
+    assert "200" in responses and "422" in responses

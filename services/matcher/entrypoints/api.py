@@ -11,7 +11,9 @@ from typing import Any
 from flask import current_app, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
+from flask_smorest.error_handler import ErrorSchema
 
+from partnermatch.httpedge import guard
 from services.matcher.adapters.profiles_client import Caller, ProfilesUnavailable
 from services.matcher.bootstrap import MatcherDeps
 from services.matcher.review import DecisionRefused
@@ -46,15 +48,30 @@ def require_coordinator() -> Caller:
     return caller
 
 
+coordinators_only = guard(api, require_coordinator, {
+    401: "No bearer token, or an unknown or expired one",
+    403: "A token, but not a cluster coordinator's",
+    503: "The token cannot be checked right now (profiles unreachable)",
+})
+NOT_FOUND = "No such suggestion for your cluster."
+
+
+def _refuse(refused: DecisionRefused, conflicts: dict[str, str]) -> None:
+    """A refused decision or withdrawal as HTTP: a pair that is gone is not found; the rest conflict."""
+    if refused.reason == "not_found" or (refused.pair or {}).get("state") == "withdrawn":
+        abort(404, message=NOT_FOUND)
+    abort(409, message=conflicts[refused.reason])
+
+
 @api.route("")
 class Suggestions(MethodView):
     @api.arguments(SuggestionQuerySchema, location="query")
     @api.response(200, SuggestionSchema(many=True))
     @api.paginate()
-    def get(self, query: dict[str, Any], pagination_parameters):  # type: ignore[no-untyped-def]
+    @coordinators_only
+    def get(self, query: dict[str, Any], pagination_parameters, caller: Caller):  # type: ignore[no-untyped-def]
         """Suggestions involving your cluster: pending by default; sort by score or date; filter by
         the partner's country or language, a score range, or part of a name (`q`)."""
-        caller = require_coordinator()
         items, total = deps().review.list_for_cluster(
             caller.cluster_id, state=query["state"], sort=query["sort"], country=query.get("country"),
             language=query.get("language"), min_score=query.get("min_score"), max_score=query.get("max_score"),
@@ -68,12 +85,13 @@ class Suggestions(MethodView):
 class SuggestionById(MethodView):
     @api.arguments(LangQuerySchema, location="query")
     @api.response(200, SuggestionSchema)
-    def get(self, query: dict[str, Any], pair_id: str):
+    @api.alt_response(404, schema=ErrorSchema, description="No such suggestion for your cluster")
+    @coordinators_only
+    def get(self, query: dict[str, Any], pair_id: str, caller: Caller):
         """One suggestion with both profiles and the reasons rendered in `lang`."""
-        caller = require_coordinator()
         view = deps().review.read(caller.cluster_id, pair_id, query["lang"])
         if view is None:
-            abort(404, message="No such suggestion for your cluster.")
+            abort(404, message=NOT_FOUND)
         return view
 
 
@@ -81,34 +99,33 @@ class SuggestionById(MethodView):
 class Decision(MethodView):
     @api.arguments(DecisionSchema)
     @api.response(200, SuggestionSchema)
-    def post(self, data: dict[str, Any], pair_id: str):
+    @api.alt_response(404, schema=ErrorSchema, description="No such suggestion for your cluster")
+    @api.alt_response(409, schema=ErrorSchema,
+                      description="Already decided, or your cluster has already decided otherwise")
+    @coordinators_only
+    def post(self, data: dict[str, Any], pair_id: str, caller: Caller):
         """Approve or reject for your cluster; both clusters approving approves the partnership,
         either rejecting rejects it."""
-        caller = require_coordinator()
         try:
             pair = deps().review.decide(caller.cluster_id, caller.username or "?", pair_id, data["decision"],
                                         data.get("reason_code"), data.get("reason_text"))
         except DecisionRefused as refused:
-            if refused.reason == "not_found" or (refused.pair or {}).get("state") == "withdrawn":
-                abort(404, message="No such suggestion for your cluster.")
-            abort(409, message={"not_pending": "This suggestion is already decided.",
-                                "already_decided": "Your cluster has already decided otherwise."}[refused.reason])
+            _refuse(refused, {"not_pending": "This suggestion is already decided.",
+                              "already_decided": "Your cluster has already decided otherwise."})
         # Answered from the pair the decision returned: once saved, only reading the two
         # profiles is left, and a store that fails there is a 503 the client may retry safely.
         return deps().review.view(caller.cluster_id, pair)
 
     @api.response(200, SuggestionSchema)
-    @api.alt_response(404, description="No such suggestion for your cluster")
-    @api.alt_response(409, description="Nothing to withdraw: your cluster has not approved, or the other has decided")
-    def delete(self, pair_id: str):
+    @api.alt_response(404, schema=ErrorSchema, description="No such suggestion for your cluster")
+    @api.alt_response(409, schema=ErrorSchema,
+                      description="Nothing to withdraw: your cluster has not approved, or the other has decided")
+    @coordinators_only
+    def delete(self, pair_id: str, caller: Caller):
         """Withdraw your cluster's approval while the other cluster has not decided yet."""
-        caller = require_coordinator()
         try:
             pair = deps().review.withdraw_approval(caller.cluster_id, caller.username or "?", pair_id)
         except DecisionRefused as refused:
-            if refused.reason == "not_found" or (refused.pair or {}).get("state") == "withdrawn":
-                abort(404, message="No such suggestion for your cluster.")
-            refusals = {"not_pending": "This suggestion is already decided.",
-                        "nothing_to_withdraw": "Your cluster has not approved this suggestion."}
-            abort(409, message=refusals[refused.reason])
+            _refuse(refused, {"not_pending": "This suggestion is already decided.",
+                              "nothing_to_withdraw": "Your cluster has not approved this suggestion."})
         return deps().review.view(caller.cluster_id, pair)

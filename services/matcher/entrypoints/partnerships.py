@@ -14,8 +14,8 @@ from typing import Any
 from flask import current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
-from flask_smorest.error_handler import ErrorSchema
 
+from partnermatch.httpedge import guard
 from services.matcher.entrypoints.api import caller_from_token, deps
 from services.matcher.schemas import LangQuerySchema, PartnershipSchema
 
@@ -25,14 +25,14 @@ partnerships = Blueprint("partnerships", __name__, url_prefix="/v1/organisations
                          description="An organisation's partnerships, for the other partnermatch services")
 
 
-def require_service() -> None:
+def require_service() -> str:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         abort(401, message="This needs the service token as a bearer token.")
     expected = current_app.config["PM_SETTINGS"].service_token
     if expected and hmac.compare_digest(token.encode("utf-8"), expected.encode("utf-8")):
-        return
+        return "service"
     caller = caller_from_token(token)
     if caller is None:
         abort(401, message="Unknown or expired token.")
@@ -43,20 +43,23 @@ def require_service() -> None:
     abort(403, message="Only the partnermatch services read an organisation's partnerships.")
 
 
+services_only = guard(partnerships, require_service, {
+    401: "No bearer token, or one nobody knows",
+    403: "A token, but not the service token",
+    503: "The token cannot be checked right now (profiles unreachable), or the matcher has another service "
+         "token than profiles",
+})
+
+
 @partnerships.route("/<org_id>/partnerships")
 class OrganisationPartnerships(MethodView):
     @partnerships.arguments(LangQuerySchema, location="query")
     @partnerships.response(200, PartnershipSchema(many=True))
-    @partnerships.alt_response(401, schema=ErrorSchema, description="No bearer token, or one nobody knows")
-    @partnerships.alt_response(403, schema=ErrorSchema, description="A token, but not the service token")
-    @partnerships.alt_response(503, schema=ErrorSchema,
-                               description="The token cannot be checked right now (profiles unreachable), or "
-                                           "the matcher has another service token than profiles")
-    def get(self, query: dict[str, Any], org_id: str):
+    @services_only
+    def get(self, query: dict[str, Any], org_id: str, caller: str):
         """An organisation's partnerships, as it sees them (service token only).
 
         Every pair involving the organisation: waiting ones first (best score first), then
         approved and rejected ones (latest first), each with its partner and its first reason
         rendered in `lang`. An organisation the matcher does not know has none."""
-        require_service()
         return deps().review.partnerships_of_org(org_id, query["lang"])

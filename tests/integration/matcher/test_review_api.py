@@ -153,3 +153,12 @@ def test_an_approval_can_be_withdrawn_until_the_other_cluster_decides(matcher_ap
     assert matcher_state.get_pair(PAIR)["state"] == "approved"
     assert len([e for e in matcher_state.outbox.head(100) if e.event_type == events.MATCH_APPROVED]) == 1
     assert client.delete(url, headers=login("besa")).status_code == 404
+
+
+def test_every_api_operation_documents_who_it_refuses(matcher_app):
+    spec = matcher_app.test_client().get("/openapi.json").json
+    operations = [(path, method, op) for path, ops in spec["paths"].items() if path.startswith("/v1/")
+                  for method, op in ops.items() if method in ("get", "post", "delete", "patch", "put")]
+    assert len(operations) >= 5
+    for path, method, op in operations:
+        assert {"401", "403", "503"} <= set(op["responses"]), (method, path)
