@@ -1,0 +1,159 @@
+"""The matcher's index at scale: N generated organisations fitted in one process, with the fit time,
+the process's peak and resident memory, the bytes per organisation of each structure the index
+keeps, and the event path's engine time (one upsert, then the lists of every organisation it
+touched, as the live matcher asks for them: p50/p95).
+
+Each structure is measured where it lives: arrays and sparse matrices exactly (their buffers),
+per-organisation Python containers (lists, dictionaries) from an even sample of their entries,
+scaled to all of them (objects the sampled entries share, such as words, are counted once per
+sample). Usage: python bench/memory_scale.py [--n 1000000] [--events 200] [--workers 2]
+(--n 20000 runs in about a minute.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import resource
+import statistics
+import sys
+import time
+import types
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import numpy as np  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
+from engine_speed import generate  # noqa: E402
+
+from services.matcher.engine import MatchEngine, OrgProfile  # noqa: E402
+
+SAMPLE = 2000  # entries of a per-organisation container measured, evenly spaced
+MIB = 2**20
+_NOT_DATA = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType)
+
+
+def resident_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / MIB
+
+
+def peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def deep_size(obj: Any, seen: set[int]) -> int:
+    """Bytes of obj and everything it refers to not in `seen` (which it extends): arrays by
+    their buffers, Python objects by sys.getsizeof."""
+    total, stack = 0, [obj]
+    while stack:
+        o = stack.pop()
+        if id(o) in seen or isinstance(o, _NOT_DATA):
+            continue
+        seen.add(id(o))
+        if isinstance(o, np.ndarray):
+            total += 112 + (o.nbytes if o.flags.owndata else 0)
+            if o.base is not None:
+                stack.append(o.base)
+        elif sp.issparse(o):
+            total += sum(deep_size(getattr(o, a), seen) for a in ("data", "indices", "indptr") if hasattr(o, a))
+        else:
+            total += sys.getsizeof(o)
+            stack.extend(gc.get_referents(o))
+    return total
+
+
+def structure_bytes(value: Any, n: int) -> tuple[int, str]:
+    """(bytes, how measured) of one attribute of a part of the engine."""
+    if isinstance(value, (list, dict)) and len(value) >= max(n // 2, 1) and len(value) > SAMPLE:
+        entries = list(value.items()) if isinstance(value, dict) else value
+        step = len(entries) / SAMPLE
+        seen: set[int] = set()
+        sampled = sum(deep_size(entries[int(i * step)], seen) for i in range(SAMPLE))
+        return sys.getsizeof(value) + int(sampled * len(entries) / SAMPLE), "sampled"
+    if isinstance(value, tuple) and value and all(sp.issparse(v) for v in value):
+        return sum(deep_size(v, set()) for v in value), "exact"
+    return deep_size(value, set()), "exact"
+
+
+def footprint(engine: MatchEngine) -> list[tuple[str, int, str]]:
+    """(part.attribute, bytes, how measured) of every attribute of the index's parts, largest first."""
+    n = len(engine.index.ids)
+    rows = []
+    for part_name, part in (("index", engine.index), ("top_lists", engine.top_lists),
+                            ("reason_finder", engine.reason_finder), ("features", engine.features)):
+        for name, value in vars(part).items():
+            if isinstance(value, (MatchEngine, type(engine.index), type(engine.features), type(engine.reason_finder),
+                                  type(engine.settings), type(engine.lexicon))):
+                continue  # another part, or what every part shares
+            size, how = structure_bytes(value, n)
+            rows.append((f"{part_name}.{name}", size, how))
+    return sorted(rows, key=lambda r: -r[1])
+
+
+def profile(o: dict, prefix: str = "") -> OrgProfile:
+    return OrgProfile(id=prefix + o["id"], name=o["name"], cluster=o["cluster"], country=o["country"],
+                      language=o["language"], capabilities=o["capabilities"], goals=o["goals"])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--events", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=2, help="analysis processes of the fit (forked)")
+    parser.add_argument("--top-k", type=int, default=5)
+    args = parser.parse_args()
+
+    engine = MatchEngine()
+    engine.features.analyse(profile(generate(1, seed=3)[0]))  # the lexicon and lemma indexes, loaded
+    started = resident_mib()
+    profiles = [profile(o) for o in generate(args.n, seed=11)]
+    inputs = resident_mib()
+    print(f"{args.n} generated organisations; resident {started:.0f} MiB with the lexicon loaded, "
+          f"{inputs:.0f} MiB with the "
+          f"input profiles ({(inputs - started) * MIB / args.n:.0f} bytes each, the caller's)")
+    t = time.perf_counter()
+    engine.fit(profiles, workers=args.workers)
+    fit_s = time.perf_counter() - t
+    after_fit = resident_mib()
+    print(f"fit: {fit_s:.1f} s ({args.workers} analysis processes); peak {peak_mib():.0f} MiB, resident "
+          f"{after_fit:.0f} MiB after it")
+    del profiles
+    gc.collect()
+    held = resident_mib()
+    print(f"resident with the input profiles dropped: {held:.0f} MiB ({(held - started) * MIB / args.n:.0f} "
+          f"bytes per organisation above the start)")
+
+    # the event path: an upsert, then the list of every organisation it touched (the live matcher
+    # writes those); first the lists a running matcher has cached
+    for p in engine.ids[: 2000]:
+        engine.top(p, args.top_k)
+    fresh = generate(args.events, seed=99)
+    times = []
+    for o in fresh:
+        t = time.perf_counter()
+        update = engine.upsert(profile(o, "new-"))
+        for who in {update.org_id, *update.entered, *update.left}:
+            engine.top(who, args.top_k)
+        times.append(time.perf_counter() - t)
+    times.sort()
+    p50, p95 = 1000 * statistics.median(times), 1000 * times[int(0.95 * (len(times) - 1))]
+    print(f"event path (engine: upsert and the lists it touched), {len(engine)} indexed: p50 {p50:.1f} ms, "
+          f"p95 {p95:.1f} ms over {len(times)} events")
+
+    rows = footprint(engine)
+    total = sum(size for _, size, _ in rows)
+    print(f"structures of the index: {total / MIB:.0f} MiB, {total / len(engine):.0f} bytes per organisation")
+    for name, size, how in rows:
+        if size >= 0.001 * total:
+            print(f"  {name:40s} {size / MIB:9.1f} MiB {size / len(engine):8.1f} B/org  ({how})")
+    print(f"peak {peak_mib():.0f} MiB, resident {resident_mib():.0f} MiB at the end")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
