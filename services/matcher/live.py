@@ -83,26 +83,40 @@ class LiveMatcher:
         org_id, revision = payload["org_id"], int(payload["revision"])
         if revision <= self.state.applied_revision(org_id):
             return False
+        return self.apply(self.plan(envelope, self.index(envelope)))
+
+    # The three steps of a profile event, apart for matchers that share the work (table.py): each
+    # indexes every event, and only the owner of the event's partition plans and applies it.
+
+    def index(self, envelope: events.Envelope) -> set[str]:
+        """Put a profile event into the in-memory index only: the organisations whose lists it
+        changed, its own one included unless it was deleted."""
+        payload = envelope.payload
+        org_id = payload["org_id"]
         if envelope.event_type == events.PROFILE_UPSERTED:
             self.clusters[org_id] = payload["cluster_id"]
             update = self.engine.upsert(profile_from_payload(payload))
-            affected = {org_id} | _ids(getattr(update, "entered", ())) | _ids(getattr(update, "left", ()))
-            profile: dict[str, Any] | None = {k: v for k, v in payload.items()}
-            gone: set[str] = set()
-        else:
-            if org_id in self.clusters:
-                update = self.engine.remove(org_id) if self._indexed(org_id) else None
-                affected = (_ids(getattr(update, "entered", ())) | _ids(getattr(update, "left", ()))) - {org_id}
-            else:
-                affected = set()
-            profile = None
-            gone = {org_id}
-        change = self._plan(org_id, revision, profile, affected, gone)
+            return {org_id} | _ids(getattr(update, "entered", ())) | _ids(getattr(update, "left", ()))
+        if org_id not in self.clusters:
+            return set()
+        update = self.engine.remove(org_id) if self._indexed(org_id) else None
+        self.clusters.pop(org_id)
+        return (_ids(getattr(update, "entered", ())) | _ids(getattr(update, "left", ()))) - {org_id}
+
+    def plan(self, envelope: events.Envelope, affected: set[str]) -> ProfileChange:
+        """The change a profile event already in the index makes: its profile, and the pairs of the
+        lists of `affected` as the index now holds them."""
+        payload = envelope.payload
+        org_id, revision = payload["org_id"], int(payload["revision"])
+        if envelope.event_type == events.PROFILE_UPSERTED:
+            return self._plan(org_id, revision, dict(payload), affected, set())
+        return self._plan(org_id, revision, None, affected, {org_id})
+
+    def apply(self, change: ProfileChange) -> bool:
+        """Write the change durably, once: False when its revision was applied before."""
         applied = self.state.apply(change)
-        if envelope.event_type == events.PROFILE_DELETED:
-            self.clusters.pop(org_id, None)
         logger.info("profile event applied", extra={
-            "org_id": org_id, "revision": revision, "event": envelope.event_type,
+            "org_id": change.org_id, "revision": change.revision, "deleted": change.profile is None,
             "suggested": len(change.upserts), "withdrawn": len(change.withdrawals), "applied": applied})
         return applied
 
