@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help setup setup-test run test test-fast lint bench bench-quality messages clean
+.PHONY: help setup setup-test run test test-fast lint bench bench-quality bench-write messages clean
 
 help:
 	@echo "make run            set up, then start the whole local stack with demo data"
@@ -12,6 +12,7 @@ help:
 	@echo "make test-fast      unit and contract tests only"
 	@echo "make bench-quality  matching quality on the labelled dev set: plain TF-IDF vs the engine"
 	@echo "make bench          batch speed against the plain baseline (ratio), and the matcher's event path"
+	@echo "make bench-write    durable writes per second of the profiles API next to a trivial Flask app (wrk)"
 	@echo "make lint           ruff"
 	@echo "make messages       extract the UI texts into partnermatch/locale/*.pot and merge them into every catalogue"
 
@@ -48,6 +49,10 @@ bench-quality: setup
 bench: setup
 	$(BIN)/python bench/engine_speed.py
 	$(BIN)/python bench/event_path.py
+
+bench-write: setup
+	bash deploy/system-deps.sh bench
+	$(BIN)/python bench/write_path.py
 
 # Each message domain's sources (partnermatch.i18n.SOURCES) into <domain>.pot, then merged into the
 # catalogue of every language: new messages arrive empty, changed ones fuzzy, and the tests fail

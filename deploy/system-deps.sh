@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the local stack and the tests need, only those missing.
-# Usage: deploy/system-deps.sh [run|test]   (test also needs a browser for the page tests, and
-# axe-core, the accessibility checker they inject into every page, from the npm registry)
+# Usage: deploy/system-deps.sh [run|test|bench]   (test also needs a browser for the page tests, and
+# axe-core, the accessibility checker they inject into every page, from the npm registry; bench
+# needs wrk, the load generator of bench/write_path.py)
 set -euo pipefail
 mode="${1:-run}"
 want=(redis-server)
 [ "$mode" = test ] && want+=(chromium npm)
+[ "$mode" = bench ] && want+=(wrk)
 
 missing=()
 command -v python3 >/dev/null || missing+=(python3)
@@ -15,6 +17,7 @@ for pkg in "${want[@]}"; do
     redis-server) command -v redis-server >/dev/null || missing+=(redis-server) ;;
     chromium) [ -x /usr/bin/chromium ] || missing+=(chromium) ;;
     npm) command -v npm >/dev/null || missing+=(npm) ;;
+    wrk) command -v wrk >/dev/null || missing+=(wrk) ;;
   esac
 done
 

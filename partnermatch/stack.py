@@ -51,6 +51,7 @@ __all__ = [
     "ensure_topics",
     "find_tansu",
     "free_port",
+    "gunicorn_argv",
     "http_ready",
     "kafka_ready",
     "service_specs",
@@ -329,6 +330,12 @@ def _gunicorn_control_socket_off() -> list[str]:
     return ["--no-control-socket"] if major >= 27 else []
 
 
+def gunicorn_argv() -> list[str]:
+    """gunicorn as the stack runs every web app (the options of deploy/ and docker-compose.yml);
+    the caller adds --bind and the app."""
+    return [sys.executable, "-m", "gunicorn", *_GUNICORN_OPTIONS, *_gunicorn_control_socket_off()]
+
+
 def service_specs(env: Mapping[str, str]) -> list[ServiceSpec]:
     """Every service process of the system, in start order, for the settings in `env` (which holds
     REDIS_URL, KAFKA_BOOTSTRAP_SERVERS and the generated secrets). A new service registers here."""
@@ -337,7 +344,7 @@ def service_specs(env: Mapping[str, str]) -> list[ServiceSpec]:
     from services.profiles.config import PROFILES_HOST, PROFILES_PORT
 
     py = sys.executable
-    gunicorn = [py, "-m", "gunicorn", *_GUNICORN_OPTIONS, *_gunicorn_control_socket_off()]
+    gunicorn = gunicorn_argv()
     profiles = f"{PROFILES_HOST.read(env)}:{PROFILES_PORT.read(env)}"
     matcher = f"{MATCHER_HOST.read(env)}:{MATCHER_PORT.read(env)}"
     notifier = f"{NOTIFIER_HOST.read(env)}:{NOTIFIER_PORT.read(env)}"

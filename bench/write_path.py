@@ -1,0 +1,297 @@
+"""The profiles API's write path, measured: durable writes per second (registrations, and PATCHes
+with each organisation's own token) driven by wrk on loopback, next to a trivial Flask app under
+the same gunicorn, in one run: the API alone, with its relay publishing, and with the whole stack
+running. Then every acknowledged write is looked for on the `profiles` topic.
+
+The stack is the one `partnermatch up` runs (partnermatch.stack, same gunicorn options as deploy/);
+"alone" pauses (SIGSTOP) the relay and the consumers, which resume for the later rounds.
+Usage: python bench/write_path.py [--duration 10] [--connections 16] [--mix both|patch|register]
+Needs wrk (Debian's package; `make bench-write` installs it). Does I/O (processes, sockets).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent))
+sys.path.insert(0, str(BENCH))
+
+from flask import Flask, request  # noqa: E402
+
+CONSUMERS = ("relay", "matcher", "m-relay", "notifier")
+
+
+def trivial_app() -> Flask:
+    """What a write costs with no work at all: the same routes and bodies, JSON in and out."""
+    app = Flask("trivial")
+
+    @app.get("/health")
+    def health():  # type: ignore[no-untyped-def]
+        return {"status": "ok"}
+
+    @app.post("/v1/organisations")
+    def register():  # type: ignore[no-untyped-def]
+        body = request.get_json()
+        return {"organisation": {"id": "x", "name": body["name"]}, "token": "t"}, 201
+
+    @app.patch("/v1/organisations/<org_id>")
+    def edit(org_id: str):  # type: ignore[no-untyped-def]
+        return {"id": org_id, **request.get_json()}, 200
+
+    return app
+
+
+@dataclass
+class Round:
+    what: str
+    acked: int
+    refused: int
+    errors: int
+    duration_s: float
+    p50_ms: float
+    p99_ms: float
+    wrk_cores: float  # CPU the load generator itself used, in cores
+
+    @property
+    def per_s(self) -> float:
+        return self.acked / self.duration_s
+
+
+def call(method: str, url: str, body: dict | None = None, token: str | None = None) -> dict:
+    req = urllib.request.Request(url, data=json.dumps(body).encode() if body is not None else None, method=method)
+    req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+def write_load(folder: Path, api: str, admin: str, orgs: int) -> int:
+    """Two clusters, `orgs` organisations registered (their tokens in orgs.txt) and the bodies wrk
+    sends; returns the writes made here."""
+    from engine_speed import generate
+
+    from partnermatch.languages import PROFILE_LANGUAGES
+
+    clusters = ["bench-north", "bench-south"]
+    for cluster in clusters:
+        call("POST", f"{api}/v1/clusters", {"id": cluster, "name": cluster, "country": "RS"}, admin)
+    texts = generate(max(orgs, 200), seed=11)
+    rng = random.Random(3)
+
+    def registration(i: int, text: dict) -> dict:
+        body = {"name": f"Bench organisation {i}", "cluster_id": clusters[i % 2], "country": "RS",
+                "capabilities": text["capabilities"], "goals": text["goals"],
+                "contacts": [{"name": f"Contact {i}", "email": f"contact{i}@bench.example.org",
+                              "language": "en", "consent": True}]}
+        if text["language"] in PROFILE_LANGUAGES:
+            body["language"] = text["language"]
+        return body
+
+    with (folder / "orgs.txt").open("w") as out:
+        for i in range(orgs):
+            made = call("POST", f"{api}/v1/organisations", registration(i, texts[i]))
+            out.write(f"{made['organisation']['id']} {made['token']}\n")
+    with (folder / "register.jsonl").open("w") as out:
+        for i, text in enumerate(texts[:200]):
+            out.write(json.dumps(registration(orgs + i, text), ensure_ascii=False) + "\n")
+    with (folder / "patch.jsonl").open("w") as out:
+        for text in texts[:200]:
+            out.write(json.dumps({"goals": text["goals"] + f" ({rng.randrange(10**6)})"}, ensure_ascii=False) + "\n")
+    return orgs
+
+
+def run_wrk(what: str, url: str, folder: Path, args: argparse.Namespace) -> Round:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run(
+        ["wrk", "-t", str(args.threads), "-c", str(args.connections), "-d", f"{args.duration}s",
+         "--timeout", "10s", "-s", str(BENCH / "write_path.lua"), url, "--", str(folder), args.mix],
+        capture_output=True, text=True, check=True).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    found = re.search(r"^WRK_RESULT (.*)$", out, re.MULTILINE)
+    if found is None:
+        raise SystemExit(f"wrk said no result:\n{out}")
+    r = json.loads(found.group(1))
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    errors = r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["timeouts"]
+    result = Round(what, r["acked"], r["refused"], errors, r["duration_s"], r["p50_ms"], r["p99_ms"],
+                   cpu / r["duration_s"])
+    print(f"  {what}: {result.per_s:,.0f} writes/s", flush=True)
+    return result
+
+
+@contextmanager
+def sampled(folder: str | None, pids: dict[str, int], duration_s: int) -> Iterator[None]:
+    """py-spy records each process (with its children: gunicorn's workers) while the block runs."""
+    if folder is None:
+        yield
+        return
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    spies = [subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--subprocesses", "--format", "raw",
+                               "--rate", "200", "--duration", str(duration_s), "--nonblocking",
+                               "--output", str(Path(folder) / f"{name}.txt")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for name, pid in pids.items()]
+    try:
+        yield
+    finally:
+        for spy in spies:
+            spy.wait(timeout=duration_s + 30)
+
+
+def wait_for(what: str, done: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if done():
+            return True
+        time.sleep(0.2)
+    print(f"  (not within {timeout:.0f} s: {what})", flush=True)
+    return False
+
+
+def committed_revisions(client) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """Each organisation's revision in the profiles store: its writes so far (no deletions here)."""
+    from services.profiles.adapters.redis_store import ORG, ORGS
+
+    ids = [m.decode() for m in client.zrange(ORGS, 0, -1)]
+    found: dict[str, int] = {}
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start:start + 1000]
+        for org_id, raw in zip(chunk, client.mget([ORG + i for i in chunk]), strict=True):
+            if raw:
+                found[org_id] = json.loads(raw)["revision"]
+    return found
+
+
+def published_revisions(bootstrap: str) -> set[tuple[str, int]]:
+    from partnermatch import events
+    from partnermatch.messaging import read_partitions
+    from partnermatch.topics import PROFILES
+
+    seen = set()
+    for record in read_partitions(bootstrap, PROFILES, idle_timeout_s=3.0):
+        envelope = events.decode(record.value)
+        seen.add((envelope.payload["org_id"], envelope.payload["revision"]))
+    return seen
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds of load per round")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--orgs", type=int, default=200, help="organisations the PATCHes go to")
+    parser.add_argument("--mix", choices=("both", "patch", "register"), default="both",
+                        help="registrations and PATCHes in turn, or only one of them")
+    parser.add_argument("--catch-up-s", type=float, default=120,
+                        help="how long the matcher may take to read what the earlier rounds wrote")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="sample the API's gunicorn and the relay with py-spy in the API + relay round; "
+                             "collapsed stacks into DIR")
+    parser.add_argument("--without-matcher", action="store_true", help="leave out the whole-stack round")
+    parser.add_argument("--keep", metavar="DIR", help="run in DIR and keep its logs (default: a temporary folder)")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is missing: apt-get install -y wrk (or make bench-write)")
+    if args.profile and shutil.which("py-spy") is None:
+        raise SystemExit("py-spy is missing: pip install py-spy")
+
+    import redis
+
+    from partnermatch.procs import ServiceProcess, free_port, http_ready
+    from partnermatch.stack import Stack, gunicorn_argv
+    from services.matcher.adapters.redis_state import REVISIONS
+
+    with tempfile.TemporaryDirectory() as tmp:
+        state = Path(args.keep or tmp).resolve()
+        state.mkdir(parents=True, exist_ok=True)
+        ports = {name: str(free_port()) for name in ("PROFILES_PORT", "MATCHER_PORT", "NOTIFIER_PORT", "MAILSINK_PORT")}
+        env = {**os.environ, **ports, "NOTIFIER_SMTP_PORT": ports["MAILSINK_PORT"],
+               "MAILSINK_DIR": str(state / "mail"), "PARTNERMATCH_UP_METRICS_PORT": "0"}
+        trivial_addr = f"127.0.0.1:{free_port()}"
+        trivial = ServiceProcess(
+            "trivial", [*gunicorn_argv(), "--pythonpath", str(BENCH), "--bind", trivial_addr,
+                        "write_path:trivial_app()"],
+            env, http_ready(f"http://{trivial_addr}/health"), echo=False, log_file=state / "logs" / "trivial.log")
+        print(f"starting the stack in {state} ...", flush=True)
+        stack = Stack(state / "stack", env=env, echo=False)
+        try:
+            trivial.wait_ready(30)
+            stack.start()
+            api = f"http://127.0.0.1:{ports['PROFILES_PORT']}"
+            client = redis.Redis.from_url(stack.env["REDIS_URL"])
+            outbox = "profiles:outbox"
+            setup_writes = write_load(state, api, stack.env["PARTNERMATCH_ADMIN_TOKEN"], args.orgs)
+            pids = {spec.name: proc.pid for spec, proc in zip(stack.started_specs, stack.services, strict=True)}
+
+            def signal_parts(names: tuple[str, ...], sig: signal.Signals) -> None:
+                for name in names:
+                    os.kill(pids[name], sig)
+
+            wait_for("the relay published the set-up", lambda: client.xlen(outbox) == 0, 60)
+            print(f"{args.connections} connections, {args.duration} s a round, mix {args.mix}, "
+                  f"wrk with {args.threads} threads, {os.cpu_count()} cores:", flush=True)
+            signal_parts(CONSUMERS, signal.SIGSTOP)
+            rounds = [run_wrk("trivial Flask app, same gunicorn", f"http://{trivial_addr}", state, args),
+                      run_wrk("API alone (relay, matcher paused)", api, state, args)]
+            signal_parts(("relay",), signal.SIGCONT)
+            wait_for("the relay emptied the outbox", lambda: client.xlen(outbox) == 0, 120)
+            with sampled(args.profile, {"profiles": pids["profiles"], "relay": pids["relay"]}, args.duration):
+                rounds.append(run_wrk("API + relay publishing (matcher paused)", api, state, args))
+            signal_parts(CONSUMERS, signal.SIGCONT)
+
+            def matcher_caught_up() -> bool:
+                applied = {k.decode(): int(v) for k, v in client.hgetall(REVISIONS).items()}
+                return all(applied.get(org, 0) >= rev for org, rev in committed_revisions(client).items())
+
+            if not args.without_matcher:
+                wait_for("the matcher read every profile", matcher_caught_up, args.catch_up_s)
+                rounds.append(run_wrk("whole stack (matcher scoring)", api, state, args))
+            wait_for("the relay emptied the outbox", lambda: client.xlen(outbox) == 0, 120)
+            committed = committed_revisions(client)
+            published = published_revisions(stack.env["KAFKA_BOOTSTRAP_SERVERS"])
+        finally:
+            stack.stop()
+            trivial.stop()
+
+    acked = setup_writes + sum(r.acked for r in rounds[1:])
+    writes = {(org, rev) for org, last in committed.items() for rev in range(1, last + 1)}
+    missing = writes - published
+    base = rounds[0].per_s
+    print()
+    print(f"{'round':<42} {'writes/s':>9} {'x trivial':>9} {'p50 ms':>7} {'p99 ms':>7} {'refused':>8} "
+          f"{'errors':>6} {'wrk cores':>9}")
+    for r in rounds:
+        print(f"{r.what:<42} {r.per_s:>9,.0f} {r.per_s / base:>9.2f} {r.p50_ms:>7.1f} {r.p99_ms:>7.1f} "
+              f"{r.refused:>8} {r.errors:>6} {r.wrk_cores:>9.2f}")
+    print()
+    print(f"writes acknowledged: {acked}; in Redis: {len(writes)}; on the profiles topic: "
+          f"{len(writes & published)}; missing: {len(missing)}")
+    if missing:
+        print(f"NOT PUBLISHED, e.g. {sorted(missing)[:5]}")
+        return 1
+    if acked > len(writes):
+        print("MORE WRITES ACKNOWLEDGED THAN STORED")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
