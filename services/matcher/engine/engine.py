@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -160,6 +160,22 @@ class MatchEngine:
         if index.cluster_code[ra] == index.cluster_code[rb]:
             return None
         return self.reason_finder.suggestion(ra, rb, index.linear_score(ra, rb) + index.both_ways_bonus(ra, rb))
+
+    def reason_vectors(self, org_id: str, candidate_ids: Sequence[str]) -> np.ndarray:
+        """How each candidate earns the linear part of its score in the organisation's list, feature
+        by feature (left(A) times right(B), element by element), L2-normalised: one row per
+        candidate, zeros for one not indexed or removed. Two candidates with alike rows are listed
+        for the same reasons (what they offer against its needs, the sector they share with it...).
+        Raises KeyError for an organisation not indexed."""
+        index = self.index
+        left = index.left(index.right[index.row[org_id]])
+        rows = np.zeros((len(candidate_ids), len(left)), np.float32)
+        for i, candidate in enumerate(candidate_ids):
+            o = index.row.get(candidate)
+            if o is not None and index.active[o]:
+                rows[i] = left * index.right[o]
+        norms = np.linalg.norm(rows, axis=1, keepdims=True)
+        return np.divide(rows, norms, out=np.zeros_like(rows), where=norms > 0)
 
     def reasons(self, r: int, o: int) -> list[Reason]:
         """Why row o is listed for row r."""
