@@ -18,6 +18,7 @@ import redis
 from partnermatch import events
 from partnermatch.outbox import Outbox
 from partnermatch.topics import MATCH_DECISIONS, MATCHES
+from services.matcher.feedback import dislikes_in
 
 P = "matcher:"
 REVISIONS = P + "revisions"  # org id -> last applied revision (upserts and deletes)
@@ -31,6 +32,11 @@ HISTORY = P + "history:cluster:"  # cluster -> zset pair id by decision time
 HISTORY_BY_ORG = P + "history:org:"  # org -> zset pair id by decision time
 # Set once every pair decided before HISTORY_BY_ORG existed has been indexed there too.
 HISTORY_BY_ORG_BUILT = P + "history:org:built"
+# org -> set of partners its cluster's coordinator rejected for a teaching reason (feedback.py)
+DISLIKES = P + "dislikes:org:"
+# Set once every pair decided before DISLIKES existed has been indexed there too.
+DISLIKES_BUILT = P + "dislikes:built"
+LESSONS = P + "lessons"  # pair ids whose rejection has been applied to the lists (once)
 PRODUCER = "matcher"
 
 
@@ -177,20 +183,47 @@ class RedisMatcherState:
             else:
                 pipe.set(PROFILE + change.org_id, json.dumps(change.profile, ensure_ascii=False))
                 pipe.sadd(PROFILES, change.org_id)
-            for pair_id, reason in change.withdrawals:
-                old = existing.get(pair_id)
-                if old is None or old["state"] != "pending":
-                    continue
-                self._withdraw(pipe, old, reason, now)
-            for w in change.upserts:
-                old = existing.get(w.pair_id)
-                if old is not None and old["state"] != "pending" and old["state"] != "withdrawn":
-                    continue  # decided pairs are never suggested again
-                self._suggest(pipe, w, old, now)
+            self._write_pairs(pipe, existing, change.upserts, change.withdrawals, now)
             applied["done"] = True
 
         self.r.transaction(txn, REVISIONS)
         return applied["done"]
+
+    def lesson_applied(self, rejected_pair_id: str) -> bool:
+        return bool(self.r.sismember(LESSONS, rejected_pair_id))
+
+    def apply_lesson(self, rejected_pair_id: str, upserts: list[PairWrite], withdrawals: list[tuple[str, str]]
+                     ) -> bool:
+        """The lists planned again after a rejection, applied once and atomically: False (nothing
+        written) when this rejection's were already. A pair decided in the meantime stays as it is."""
+        pair_ids = [w.pair_id for w in upserts] + [pid for pid, _ in withdrawals]
+        applied: dict[str, bool] = {}
+
+        def txn(pipe: redis.client.Pipeline) -> None:
+            if pipe.sismember(LESSONS, rejected_pair_id):
+                applied["done"] = False
+                return
+            existing = {p["pair_id"]: p for p in self._read_pairs(pipe, pair_ids)}
+            pipe.multi()
+            pipe.sadd(LESSONS, rejected_pair_id)
+            self._write_pairs(pipe, existing, upserts, withdrawals, _now_ms())
+            applied["done"] = True
+
+        self.r.transaction(txn, LESSONS, *[PAIR + i for i in pair_ids])
+        return applied["done"]
+
+    def _write_pairs(self, pipe: redis.client.Pipeline, existing: dict[str, dict[str, Any]],
+                     upserts: list[PairWrite], withdrawals: list[tuple[str, str]], now: int) -> None:
+        for pair_id, reason in withdrawals:
+            old = existing.get(pair_id)
+            if old is None or old["state"] != "pending":
+                continue
+            self._withdraw(pipe, old, reason, now)
+        for w in upserts:
+            old = existing.get(w.pair_id)
+            if old is not None and old["state"] != "pending" and old["state"] != "withdrawn":
+                continue  # decided pairs are never suggested again
+            self._suggest(pipe, w, old, now)
 
     def _read_pairs(self, pipe: redis.client.Pipeline, pair_ids: list[str]) -> list[dict[str, Any]]:
         if not pair_ids:
@@ -242,6 +275,35 @@ class RedisMatcherState:
         for org in (pair["org_a"], pair["org_b"]):
             pipe.zrem(PENDING_BY_ORG + org, pair["pair_id"])
 
+    # ---- what rejections taught --------------------------------------------------------------
+
+    def dislikes_of(self, org_ids: Iterable[str]) -> dict[str, list[str]]:
+        """The partners each organisation's coordinator rejected for a teaching reason, sorted; only
+        organisations that have some."""
+        ids = list(dict.fromkeys(org_ids))
+        if not ids:
+            return {}
+        with self.r.pipeline(transaction=False) as pipe:
+            for org in ids:
+                pipe.smembers(DISLIKES + org)
+            found = pipe.execute()
+        return {org: sorted(m.decode() for m in members) for org, members in zip(ids, found, strict=True) if members}
+
+    def build_dislikes(self, batch: int = 500) -> None:
+        """Index the teaching rejections of pairs decided before DISLIKES existed, once. Idempotent
+        (sets), so a decision meanwhile or two processes at once change nothing."""
+        if self.r.exists(DISLIKES_BUILT):
+            return
+        ids = [m.decode() for m in self.r.sscan_iter(DECIDED, count=batch)]
+        for start in range(0, len(ids), batch):
+            with self.r.pipeline(transaction=False) as pipe:
+                for pair in self.get_pairs(ids[start : start + batch]):
+                    if pair["state"] == "rejected":
+                        for org, partner in dislikes_in(pair, pair["decisions"].values()):
+                            pipe.sadd(DISLIKES + org, partner)
+                pipe.execute()
+        self.r.set(DISLIKES_BUILT, 1)
+
     # ---- decisions --------------------------------------------------------------------------
 
     def requeue_decisions(self, batch: int = 500) -> int:
@@ -291,6 +353,8 @@ class RedisMatcherState:
                     pipe.zadd(HISTORY + cluster, {pair_id: now})
                 for org in (pair["org_a"], pair["org_b"]):
                     pipe.zadd(HISTORY_BY_ORG + org, {pair_id: now})
+                for org, partner in dislikes_in(pair, pair["decisions"].values()):
+                    pipe.sadd(DISLIKES + org, partner)
                 self.outbox.add(pipe, _decision_event(pair), self.decisions_topic, pair_id)
             pair["updated_ms"] = now
             pipe.set(key, json.dumps(pair, ensure_ascii=False))
