@@ -400,7 +400,9 @@ def service_specs(env: Mapping[str, str]) -> list[ServiceSpec]:
             address=f"http://{notifier}  (one-click unsubscribe links)",
             metrics_url=f"http://{notifier}/metrics",
         ),
-        ServiceSpec("notifier", [py, "-m", "services.notifier.entrypoints.consumer"], env={**to_profiles, **to_mail}),
+        ServiceSpec("notifier", [py, "-m", "services.notifier.entrypoints.consumer"],
+                    env={**to_profiles, **to_mail,
+                         "NOTIFIER_REVIEW_PUBLIC_URL": env.get("NOTIFIER_REVIEW_PUBLIC_URL") or review}),
     ]
 
 

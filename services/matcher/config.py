@@ -17,6 +17,12 @@ MATCHER_MIN_SCORE = setting("MATCHER_MIN_SCORE", "0.05", "Pairs scoring below th
 MATCHER_MAX_PENDING_PER_ORG = setting(
     "MATCHER_MAX_PENDING_PER_ORG", "8", "At most this many pending suggestions involve one organisation (the best)"
 )
+MATCHER_FEEDBACK_STRENGTH = setting(
+    "MATCHER_FEEDBACK_STRENGTH", "0.5",
+    "How much a partner rejected as not relevant lowers the organisation's candidates that resemble it for the same "
+    "reasons: a look-alike's score is multiplied by 1 - this (0: rejections teach nothing, 1: a perfect look-alike "
+    "is never suggested)",
+)
 MATCHER_GROUP = setting("MATCHER_GROUP", "matcher", "Kafka consumer group of the matcher consumers")
 MATCHER_PROFILES_URL = setting(
     "MATCHER_PROFILES_URL", "http://127.0.0.1:8081", "Profiles service the matcher asks to check coordinator logins"
@@ -43,6 +49,7 @@ class MatcherSettings:
     top_k: int = 5
     min_score: float = 0.05
     max_pending_per_org: int = 8
+    feedback_strength: float = 0.5
     group_id: str = "matcher"
     profiles_url: str = "http://127.0.0.1:8081"
     secret_key: str | None = None
@@ -61,6 +68,7 @@ class MatcherSettings:
             top_k=MATCHER_TOP_K.read_int(env),
             min_score=MATCHER_MIN_SCORE.read_float(env),
             max_pending_per_org=MATCHER_MAX_PENDING_PER_ORG.read_int(env),
+            feedback_strength=MATCHER_FEEDBACK_STRENGTH.read_float(env),
             group_id=MATCHER_GROUP.read(env) or "matcher",
             profiles_url=(MATCHER_PROFILES_URL.read(env) or "").rstrip("/"),
             secret_key=MATCHER_SECRET_KEY.read(env),

@@ -14,8 +14,13 @@ from typing import Any
 
 from partnermatch import events
 from services.matcher.adapters.redis_state import PairWrite, ProfileChange, RedisMatcherState
+from services.matcher.feedback import dislikes_in, rerank
 
 logger = logging.getLogger(__name__)
+
+# Where rejections lower some candidates, a list is chosen from this many times top_k of the
+# engine's best, so the candidates the lowered ones give way to are among them.
+WIDER_LIST = 4
 
 FLIP = {"a_offers_b_seeks": "b_offers_a_seeks", "b_offers_a_seeks": "a_offers_b_seeks"}
 
@@ -44,12 +49,13 @@ def profile_from_payload(payload: dict[str, Any]):  # type: ignore[no-untyped-de
 
 class LiveMatcher:
     def __init__(self, state: RedisMatcherState, engine: Any, top_k: int = 5, min_score: float = 0.05,
-                 max_pending_per_org: int = 8) -> None:
+                 max_pending_per_org: int = 8, feedback_strength: float = 0.5) -> None:
         self.state = state
         self.engine = engine
         self.top_k = top_k
         self.min_score = min_score
         self.max_pending = max_pending_per_org
+        self.feedback_strength = feedback_strength
         self.clusters: dict[str, str] = {}
 
     # ---- start-up -------------------------------------------------------------------------
@@ -61,6 +67,7 @@ class LiveMatcher:
         started = time.monotonic()
         preload_lemmatizers()
         logger.info("lemma indexes open", extra={"seconds": round(time.monotonic() - started, 2)})
+        self.state.build_dislikes()
         profiles = list(self.state.all_profiles())
         self.clusters = {p["org_id"]: p["cluster_id"] for p in profiles}
 
@@ -120,6 +127,29 @@ class LiveMatcher:
             "suggested": len(change.upserts), "withdrawn": len(change.withdrawals), "applied": applied})
         return applied
 
+    def handle_decision(self, envelope: events.Envelope) -> bool:
+        """Apply what a rejection teaches: the organisation whose coordinator rejected its partner as
+        not relevant (recorded with the decision) gets its list planned again at once, and so do the
+        partners of its pending pairs, which may lose it. Once per rejection: False when it was
+        applied already (a replay) or teaches nothing."""
+        if envelope.event_type != events.MATCH_REJECTED:
+            return False
+        pair_id = envelope.payload["pair_id"]
+        dislikers = {org for org, _ in dislikes_in(envelope.payload, envelope.payload.get("decisions", []))}
+        present = {org for org in dislikers if org in self.clusters and self._indexed(org)}
+        if not present or self.state.lesson_applied(pair_id):
+            return False
+        affected = set(present)
+        for org in present:
+            affected |= {_other(pid, org) for pid in self.state.pending_of_org(org)}
+        affected = {org for org in affected if org in self.clusters}
+        upserts, withdrawals = self._pair_changes(affected, set())
+        applied = self.state.apply_lesson(pair_id, upserts, withdrawals)
+        logger.info("rejection applied to the lists", extra={
+            "pair_id": pair_id, "orgs": ",".join(sorted(present)), "suggested": len(upserts),
+            "withdrawn": len(withdrawals), "applied": applied})
+        return applied
+
     def _indexed(self, org_id: str) -> bool:
         try:
             self.engine.top(org_id, 1)
@@ -129,6 +159,12 @@ class LiveMatcher:
 
     def _plan(self, org_id: str, revision: int, profile: dict[str, Any] | None, affected: set[str],
               gone: set[str]) -> ProfileChange:
+        upserts, withdrawals = self._pair_changes(affected, gone)
+        return ProfileChange(org_id, revision, profile, upserts=upserts, withdrawals=withdrawals)
+
+    def _pair_changes(self, affected: set[str], gone: set[str]) -> tuple[list[PairWrite], list[tuple[str, str]]]:
+        """The pairs to suggest and to withdraw (with why) for the lists of `affected` as they now
+        are, the organisations in `gone` deleted."""
         wanted: dict[str, PairWrite] = {}
         tops: dict[str, set[str]] = {}
         for who in sorted(affected - gone):
@@ -163,7 +199,7 @@ class LiveMatcher:
                     withdrawals[pid] = "no_longer_matching"
 
         upserts = self._cap(wanted, pending, withdrawals)
-        return ProfileChange(org_id, revision, profile, upserts=upserts, withdrawals=sorted(withdrawals.items()))
+        return upserts, sorted(withdrawals.items())
 
     def _cap(self, wanted: dict[str, PairWrite], pending: dict[str, dict[str, float]],
              withdrawals: dict[str, str]) -> list[PairWrite]:
@@ -176,7 +212,8 @@ class LiveMatcher:
                 known = pending.get(org)
                 if known is None:
                     known = self.state.pending_of_org(org)
-                load[org] = {p: s for p, s in known.items() if p not in withdrawals}
+                # a pending pair planned again counts with its new score (rejections may have lowered it)
+                load[org] = {p: wanted[p].score if p in wanted else s for p, s in known.items() if p not in withdrawals}
             return load[org]
 
         for w in sorted(wanted.values(), key=lambda w: -w.score):
@@ -199,7 +236,17 @@ class LiveMatcher:
         return list(chosen.values())
 
     def _top(self, org_id: str) -> list[Any]:
-        return [s for s in self.engine.top(org_id, self.top_k) if s.score >= self.min_score]
+        """The organisation's best partners; where rejections bear on its list (its own, or its
+        candidates'), chosen from a wider list of the engine's with their scores lowered."""
+        listed = self.engine.top(org_id, self.top_k)
+        if self.feedback_strength > 0 and listed:
+            asked = {org_id, *(s.id for s in listed)}
+            dislikes = self.state.dislikes_of(asked)
+            if dislikes:
+                wider = self.engine.top(org_id, WIDER_LIST * self.top_k)
+                dislikes.update(self.state.dislikes_of(s.id for s in wider if s.id not in asked))
+                listed = rerank(self.engine, org_id, wider, dislikes, self.feedback_strength)[: self.top_k]
+        return [s for s in listed if s.score >= self.min_score]
 
     def _top_ids(self, org_id: str, cache: dict[str, set[str]]) -> set[str]:
         if org_id not in cache:

@@ -49,6 +49,19 @@ NOTIFIER_PROFILES_PUBLIC_URL = setting(
     "http://127.0.0.1:8081)",
 )
 LOCAL_PROFILES_PUBLIC_URL = "http://127.0.0.1:8081"
+NOTIFIER_REVIEW_PUBLIC_URL = setting(
+    "NOTIFIER_REVIEW_PUBLIC_URL",
+    "http://127.0.0.1:8082",
+    "Public base URL of the coordinators' page, as coordinators reach it; the links in their "
+    "digests and decision notices start with it",
+)
+NOTIFIER_DIGEST_INTERVAL_S = setting(
+    "NOTIFIER_DIGEST_INTERVAL_S",
+    "86400",
+    "Period of the coordinators' digest of new suggestions (seconds; periods start at multiples "
+    "of it since the epoch, so a day starts at midnight UTC): at most one digest per cluster and "
+    "period, and only when new suggestions wait",
+)
 NOTIFIER_PROFILES_TIMEOUT_S = setting(
     "NOTIFIER_PROFILES_TIMEOUT_S", "10", "Timeout of one call to the profiles service (seconds)"
 )
@@ -136,6 +149,8 @@ class NotifierSettings:
     secret_key: str | None = None
     public_url: str = "http://127.0.0.1:8083"
     profiles_public_url: str = LOCAL_PROFILES_PUBLIC_URL
+    review_public_url: str = "http://127.0.0.1:8082"
+    digest_interval_s: float = 86400.0
     sender: str = "partnermatch <noreply@partnermatch.localhost>"
     group_id: str = "notifier"
     smtp_host: str = "127.0.0.1"
@@ -158,6 +173,8 @@ class NotifierSettings:
         parse_sender(self.sender)
         if self.test_crash_after_send not in (None, *CRASH_MODES):
             raise SettingError(f"NOTIFIER_TEST_CRASH_AFTER_SEND must be one of {CRASH_MODES}")
+        if self.digest_interval_s < 1:
+            raise SettingError("NOTIFIER_DIGEST_INTERVAL_S must be at least 1")
         if self.max_attempts < 1 or self.send_threads < 1:
             raise SettingError("NOTIFIER_MAX_ATTEMPTS and NOTIFIER_SEND_THREADS must be at least 1")
 
@@ -181,6 +198,8 @@ class NotifierSettings:
                 or env.get("PROFILES_PUBLIC_URL")
                 or LOCAL_PROFILES_PUBLIC_URL
             ).rstrip("/"),
+            review_public_url=(NOTIFIER_REVIEW_PUBLIC_URL.read(env) or "").rstrip("/"),
+            digest_interval_s=NOTIFIER_DIGEST_INTERVAL_S.read_float(env),
             sender=NOTIFIER_FROM.read(env) or "",
             group_id=NOTIFIER_GROUP.read(env) or "notifier",
             smtp_host=NOTIFIER_SMTP_HOST.read(env) or "127.0.0.1",

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import random
+from datetime import datetime
+from typing import Any
 
 # What an SMTP reply means is shared with every service that sends mail.
 from partnermatch.mail import PERMANENT as PERMANENT
@@ -111,3 +113,61 @@ def retry_delay(
     so retries of many deliveries spread out but never come sooner than half the schedule."""
     ceiling = min(max_s, base_s * 2 ** max(0, min(attempt - 1, 30)))
     return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
+
+
+# ---- coordinators' notices --------------------------------------------------------------------
+# Besides partnership emails to contact persons, coordinators get two kinds of notice, each a
+# record of the same ledger (keyed by its notice id instead of a pair id) expanded at send time
+# into one delivery per coordinator of the cluster: a digest of new suggestions waiting for the
+# cluster, and word that the other cluster decided a pair theirs had approved.
+
+PARTNERSHIP = "partnership"
+DIGEST = "digest"
+DECISIONS = "decisions"
+COORDINATOR_KINDS = (DIGEST, DECISIONS)
+COORDINATOR_REMOVED = "coordinator_removed"
+CLUSTER_DELETED = "cluster_deleted"
+
+
+def digest_period(now: float, interval_s: float) -> int:
+    """The period `now` falls in: periods are aligned to the epoch, so a day's period starts at
+    midnight UTC. A digest names its period, which makes it once-only."""
+    return int(now // interval_s)
+
+
+def digest_id(cluster_id: str, period: int) -> str:
+    return f"digest:{cluster_id}:{period}"
+
+
+def decided_notice_id(pair_id: str, cluster_id: str) -> str:
+    return f"decided:{pair_id}:{cluster_id}"
+
+
+def other_side_decisions(
+    event_type: str, decisions: list[dict[str, Any]]
+) -> list[tuple[str, dict[str, Any]]]:
+    """Who is to hear that the other side decided: (cluster that had approved, the decision that
+    made the pair final), for each cluster whose approval came strictly before that decision.
+    The final decision is the rejection of a rejected pair, the later approval of an approved one;
+    decisions taken at the same instant tell nobody anything new."""
+    wanted = "approve" if event_type == "match.approved" else "reject"
+    timed = [(when, d) for d in decisions if (when := _decided_at(d)) is not None]
+    finals = [(when, d) for when, d in timed if d.get("decision") == wanted]
+    if not finals:
+        return []
+    final_at, final = max(finals, key=lambda item: item[0])
+    return [
+        (str(d["cluster_id"]), final)
+        for when, d in timed
+        if d.get("decision") == "approve"
+        and d.get("cluster_id")
+        and d.get("cluster_id") != final.get("cluster_id")
+        and when < final_at
+    ]
+
+
+def _decided_at(decision: dict[str, Any]) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(decision.get("decided_at") or ""))
+    except ValueError:
+        return None

@@ -224,12 +224,83 @@ def render_partnership_email(email: PartnershipEmail, language: str | None) -> R
         "website": _safe_url(email.partner.website),
         "partnerships_url": _safe_url(email.partnerships_url),
     }
-    subject = _render("partnership_subject.txt", lang, **values).strip()
+    return _rendered("partnership", lang, **values)
+
+
+# ---- coordinators' notices --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DigestEmail:
+    """The digest of new suggestions waiting for one cluster, to one of its coordinators."""
+
+    recipient_name: str
+    cluster: str
+    new_suggestions: int
+    queue_url: str
+    unsubscribe_url: str
+
+
+@dataclass(frozen=True)
+class DecisionNotice:
+    """To a coordinator whose cluster approved a pair: what the other cluster then decided."""
+
+    recipient_name: str
+    cluster: str
+    other_cluster: str
+    organisation_name: str  # the pair's organisation of the reader's cluster
+    partner_name: str
+    approved: bool
+    reason_code: str | None
+    pair_url: str
+    unsubscribe_url: str
+
+
+def rejection_reason_label(code: str | None, language: str) -> str:
+    """A rejection reason as the coordinators' page labels it, in `language`: one label per reason,
+    in the coordinators' catalogue, for page and email alike ("" for no or an unknown code)."""
+    from services.matcher.ui_text import DOMAIN as COORDINATORS
+    from services.matcher.ui_text import REASON_LABELS
+
+    msgid = REASON_LABELS.get(code or "")
+    return i18n.gettext(language, COORDINATORS, msgid) if msgid else ""
+
+
+def _rendered(template: str, lang: str, **values: Any) -> RenderedEmail:
+    """`<template>_subject.txt`, `<template>.txt` and `<template>.html` in `lang`."""
+    subject = _render(f"{template}_subject.txt", lang, **values).strip()
     return RenderedEmail(
         language=lang,
         subject=subject,
-        text=_render("partnership.txt", lang, subject=subject, **values),
-        html=_render("partnership.html", lang, subject=subject, **values),
+        text=_render(f"{template}.txt", lang, subject=subject, **values),
+        html=_render(f"{template}.html", lang, subject=subject, **values),
+    )
+
+
+def render_digest_email(email: DigestEmail, language: str | None) -> RenderedEmail:
+    return _rendered(
+        "digest",
+        email_language(language),
+        email=email,
+        name=_one_line(email.recipient_name),
+        cluster=_one_line(email.cluster),
+        queue_url=_safe_url(email.queue_url),
+    )
+
+
+def render_decision_notice(notice: DecisionNotice, language: str | None) -> RenderedEmail:
+    lang = email_language(language)
+    return _rendered(
+        "decision",
+        lang,
+        email=notice,
+        name=_one_line(notice.recipient_name),
+        cluster=_one_line(notice.cluster),
+        other=_one_line(notice.other_cluster),
+        org=_one_line(notice.organisation_name),
+        partner=_one_line(notice.partner_name),
+        reason=rejection_reason_label(notice.reason_code, lang) if not notice.approved else "",
+        pair_url=_safe_url(notice.pair_url),
     )
 
 
@@ -242,10 +313,16 @@ PAGE_STYLE = (
 PAGE_KINDS = ("confirm", "done", "invalid")
 
 
-def render_page(kind: str, language: str | None, email: str = "", action: str = "") -> str:
+ALL_COORDINATOR_NOTICES = "all"
+
+
+def render_page(kind: str, language: str | None, email: str = "", action: str = "",
+                topic: str = "partnership") -> str:
     """One of the unsubscribe pages: `confirm` (a button that POSTs to `action`), `done` or
-    `invalid`."""
+    `invalid`. `topic` is what the link unsubscribes from: partnership emails, a coordinator's
+    `digest` or `decisions` (whose confirmation also offers every coordinators' email), or `all`
+    of those."""
     if kind not in PAGE_KINDS:
         raise ValueError(f"unknown unsubscribe page {kind!r}")
     return _render("unsubscribe.html", email_language(language), kind=kind, address=email, action=action,
-                   style=Markup(PAGE_STYLE))
+                   topic=topic, style=Markup(PAGE_STYLE))

@@ -1,5 +1,6 @@
-"""The notifier's use cases: record approved matches (the consumer's side) and turn each into one
-email per (match, recipient), sent exactly once (the delivery worker's side). All I/O goes through
+"""The notifier's use cases: record approved matches and coordinators' notices (the consumer's side)
+and turn each into one email per (match or notice, recipient), sent exactly once (the delivery
+worker's side), and make each cluster's digest of new suggestions once per period. All I/O goes through
 the adapters it is given: the ledger, the profiles client, the mailer."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import os
 import random
 import threading
 import time
+import urllib.parse
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -24,11 +26,15 @@ from services.notifier.config import NotifierSettings
 from services.notifier.message import InvalidAddress, UnsafeHeader, build_message, safe_address
 from services.notifier.render import (
     Coordinator,
+    DecisionNotice,
+    DigestEmail,
     PartnerProfile,
     PartnershipEmail,
     SharedContact,
     email_language,
     reasons_for_side,
+    render_decision_notice,
+    render_digest_email,
     render_partnership_email,
 )
 from services.notifier.tokens import UnsubscribeTokens, unsubscribe_url
@@ -46,8 +52,10 @@ def _iso(ts: float) -> str:
 
 
 class DecisionRecorder:
-    """Handles one decoded `match-decisions` event. Approved: the match is recorded in the ledger
-    (durable once this returns, so the offset may be committed); a replay records nothing."""
+    """Handles one decoded event of `match-decisions` or `matches`. Approved: the match is recorded
+    in the ledger (durable once this returns, so the offset may be committed); a replay records
+    nothing. A decided pair one cluster had approved before the other decided: a notice to that
+    cluster's coordinators. Suggested and withdrawn pairs: what the coordinators' digests count."""
 
     def __init__(
         self,
@@ -62,27 +70,68 @@ class DecisionRecorder:
 
     def handle(self, envelope: events.Envelope) -> str:
         payload = envelope.payload
-        if envelope.event_type == events.MATCH_REJECTED:
-            logger.info("rejected match: nothing to send", extra={"pair": payload.get("pair_id")})
-            outcome = "ignored"
-        elif envelope.event_type != events.MATCH_APPROVED:
+        if envelope.event_type == events.MATCH_SUGGESTED:
+            self.ledger.note_suggested(
+                payload["pair_id"], (payload["cluster_a"], payload["cluster_b"]), self.clock()
+            )
+            outcome = "suggested"
+        elif envelope.event_type == events.MATCH_WITHDRAWN:
+            self.ledger.note_gone(
+                payload["pair_id"], (payload["cluster_a"], payload["cluster_b"]), decided=False
+            )
+            outcome = "withdrawn"
+        elif envelope.event_type not in (events.MATCH_APPROVED, events.MATCH_REJECTED):
             logger.info(
                 "event of no interest to the notifier", extra={"event_type": envelope.event_type}
             )
             outcome = "ignored"
         else:
-            new = self.ledger.record_match(
-                payload["pair_id"], envelope.event_id, payload, self.clock()
+            self.ledger.note_gone(
+                payload["pair_id"], (payload["cluster_a"], payload["cluster_b"]), decided=True
             )
-            outcome = "recorded" if new else "duplicate"
-            logger.info(
-                "approved match recorded" if new else "approved match seen before: nothing to do",
-                extra={"pair": payload["pair_id"], "event_id": envelope.event_id},
-            )
-            if new and self.on_recorded is not None:
-                self.on_recorded()
+            self._record_decision_notices(envelope)
+            outcome = self._record_match(envelope)
         self.counts[outcome] += 1
         return outcome
+
+    def _record_match(self, envelope: events.Envelope) -> str:
+        payload = envelope.payload
+        if envelope.event_type == events.MATCH_REJECTED:
+            logger.info("rejected match: nothing to send", extra={"pair": payload.get("pair_id")})
+            return "ignored"
+        new = self.ledger.record_match(payload["pair_id"], envelope.event_id, payload, self.clock())
+        logger.info(
+            "approved match recorded" if new else "approved match seen before: nothing to do",
+            extra={"pair": payload["pair_id"], "event_id": envelope.event_id},
+        )
+        if new and self.on_recorded is not None:
+            self.on_recorded()
+        return "recorded" if new else "duplicate"
+
+    def _record_decision_notices(self, envelope: events.Envelope) -> None:
+        payload = envelope.payload
+        pair_id = payload["pair_id"]
+        for cluster_id, final in domain.other_side_decisions(
+            envelope.event_type, payload.get("decisions") or []
+        ):
+            notice = {
+                "kind": domain.DECISIONS,
+                "cluster_id": cluster_id,
+                **{k: payload[k] for k in ("pair_id", "org_a", "org_b", "cluster_a", "cluster_b")},
+                "decision": final.get("decision"),
+                "decided_by_cluster": final.get("cluster_id"),
+                "reason_code": final.get("reason_code"),
+            }
+            notice_id = domain.decided_notice_id(pair_id, cluster_id)
+            new = self.ledger.record_match(notice_id, envelope.event_id, notice, self.clock())
+            self.counts["notices" if new else "notices_seen"] += 1
+            if new:
+                logger.info(
+                    "the other side decided a pair this cluster approved: notice recorded",
+                    extra={"pair": pair_id, "cluster": cluster_id, "decision": notice["decision"]},
+                )
+                if self.on_recorded is not None:
+                    self.on_recorded()
 
 
 # ---- the worker's side ------------------------------------------------------------------------
@@ -109,6 +158,9 @@ class ProfilesView:
 
     def coordinator(self, username: str) -> dict[str, Any] | None:
         return self._get("coordinator", username)
+
+    def cluster_coordinators(self, cluster_id: str) -> list[dict[str, Any]] | None:
+        return self._get("cluster_coordinators", cluster_id)
 
     def cluster_name(self, cluster_id: str) -> str:
         if not cluster_id:
@@ -200,6 +252,7 @@ class DeliveryWorker:
         if now - self._last_recovery >= 1.0:
             self._last_recovery = now
             self.recover(now)
+            self.take_digests(now)
         view = ProfilesView(self.profiles)
         handled = 0
         for member in self.ledger.due(now, limit):
@@ -291,12 +344,30 @@ class DeliveryWorker:
                     "stale claim returned to pending", extra={"member": member, "state": state}
                 )
 
-    # ---- matches ------------------------------------------------------------------------------
+    def take_digests(self, now: float) -> int:
+        """Record the digest of every cluster whose period has turned and for which new suggestions
+        wait (the ledger makes each cluster's digest of a period once, whoever asks)."""
+        interval = self.settings.digest_interval_s
+        period = domain.digest_period(now, interval)
+        made = 0
+        for cluster_id in self.ledger.clusters_with_new_suggestions():
+            count = self.ledger.take_digest(cluster_id, period, period * interval, now)
+            if count:
+                made += 1
+                logger.info(
+                    "digest of new suggestions recorded",
+                    extra={"cluster": cluster_id, "period": period, "new": count},
+                )
+        return made
+
+    # ---- matches and coordinators' notices ----------------------------------------------------
 
     def _expand(self, pair_id: str, token: str, attempt: int, view: ProfilesView) -> None:
-        member = self.ledger.match_member(pair_id)
         match = self.ledger.match(pair_id)
         payload = (match or {}).get("payload") or {}
+        if payload.get("kind") in domain.COORDINATOR_KINDS:
+            self._expand_notice(pair_id, payload, token, attempt, view)
+            return
         sides = {
             "a": (payload.get("org_a"), payload.get("org_b")),
             "b": (payload.get("org_b"), payload.get("org_a")),
@@ -307,23 +378,7 @@ class DeliveryWorker:
                 side: view.contacts(sides[side][0]) if orgs[side] else None for side in sides
             }
         except ProfilesUnavailable as exc:
-            delay = domain.retry_delay(
-                attempt, self.settings.retry_base_s, self.settings.retry_max_s, self.rng
-            )
-            now = self.clock()
-            self.ledger.transition(
-                member,
-                token,
-                domain.MATCH_RETRY,
-                now,
-                due_at=now + delay,
-                counter="matches_retried",
-                fields={"error": str(exc)[:500]},
-            )
-            logger.warning(
-                "profiles unavailable; match will be expanded later",
-                extra={"pair": pair_id, "retry_in_s": round(delay, 1), "error": str(exc)},
-            )
+            self._expand_later(pair_id, token, attempt, exc)
             return
         deleted = sorted(
             sides[side][0] for side in sides if orgs[side] is None or contacts[side] is None
@@ -361,6 +416,73 @@ class DeliveryWorker:
                 "new": created,
                 "deleted": ",".join(deleted),
             },
+        )
+
+    def _expand_later(
+        self, pair_id: str, token: str, attempt: int, exc: ProfilesUnavailable
+    ) -> None:
+        delay = domain.retry_delay(
+            attempt, self.settings.retry_base_s, self.settings.retry_max_s, self.rng
+        )
+        now = self.clock()
+        self.ledger.transition(
+            self.ledger.match_member(pair_id),
+            token,
+            domain.MATCH_RETRY,
+            now,
+            due_at=now + delay,
+            counter="matches_retried",
+            fields={"error": str(exc)[:500]},
+        )
+        logger.warning(
+            "profiles unavailable; match will be expanded later",
+            extra={"pair": pair_id, "retry_in_s": round(delay, 1), "error": str(exc)},
+        )
+
+    def _expand_notice(
+        self,
+        notice_id: str,
+        payload: Mapping[str, Any],
+        token: str,
+        attempt: int,
+        view: ProfilesView,
+    ) -> None:
+        """A coordinators' notice becomes one delivery per coordinator of its cluster (an address
+        shared by two coordinators gets one)."""
+        cluster_id = str(payload.get("cluster_id") or "")
+        try:
+            coordinators = view.cluster_coordinators(cluster_id)
+        except ProfilesUnavailable as exc:
+            self._expand_later(notice_id, token, attempt, exc)
+            return
+        deliveries = {}
+        for coordinator in coordinators or []:
+            address = coordinator.get("email")
+            if not isinstance(address, str) or "@" not in address:
+                continue
+            delivery = domain.delivery_id(notice_id, address)
+            deliveries[delivery] = NewDelivery(
+                id=delivery,
+                org_id=cluster_id,
+                partner_id="",
+                side="coordinator",
+                recipient=domain.recipient_key(address),
+            )
+        final, reason = (
+            (domain.MATCH_EXPANDED, "")
+            if coordinators is not None
+            else (domain.MATCH_SKIPPED, domain.CLUSTER_DELETED)
+        )
+        created = self.ledger.expand(
+            notice_id, token, self.clock(), list(deliveries.values()), final, reason
+        )
+        if created < 0:
+            logger.warning("lost the claim on a notice while expanding it", extra={"notice": notice_id})
+            return
+        logger.info(
+            "coordinators' notice expanded",
+            extra={"notice": notice_id, "deliveries": len(deliveries), "new": created,
+                   "reason": reason},
         )
 
     # ---- deliveries ---------------------------------------------------------------------------
@@ -471,6 +593,8 @@ class DeliveryWorker:
         view: ProfilesView,
     ) -> tuple[Any, str, str]:
         """The message for one delivery, from what profiles says now; Skip if it must not go."""
+        if payload.get("kind") in domain.COORDINATOR_KINDS:
+            return self._prepare_for_coordinator(delivery_id, delivery, payload, view)
         org_id, partner_id, side = (
             delivery.get("org_id", ""),
             delivery.get("partner_id", ""),
@@ -559,6 +683,89 @@ class DeliveryWorker:
             sender=self.sender,
             recipient=recipient,
             reply_to=reply_to,
+            message_id=domain.message_id(delivery_id, self.sender.domain),
+            unsubscribe_url=url,
+            delivery_id=delivery_id,
+        )
+        return msg, recipient.addr_spec, rendered.language
+
+    def _prepare_for_coordinator(
+        self,
+        delivery_id: str,
+        delivery: Mapping[str, str],
+        payload: Mapping[str, Any],
+        view: ProfilesView,
+    ) -> tuple[Any, str, str]:
+        """A digest or decision notice to one coordinator of the cluster, found again by address;
+        Skip if they left the cluster or unsubscribed from this kind."""
+        kind = str(payload["kind"])
+        cluster_id = str(payload.get("cluster_id") or "")
+        coordinators = view.cluster_coordinators(cluster_id)
+        if coordinators is None:
+            raise Skip(domain.CLUSTER_DELETED)
+        coordinator = next(
+            (
+                c
+                for c in coordinators
+                if isinstance(c.get("email"), str)
+                and domain.recipient_key(c["email"]) == delivery.get("recipient")
+            ),
+            None,
+        )
+        if coordinator is None:
+            raise Skip(domain.COORDINATOR_REMOVED)
+        address = coordinator["email"].strip()
+        if self.ledger.is_suppressed(address, kind):
+            raise Skip(domain.UNSUBSCRIBED)
+        language = email_language(coordinator.get("language"))
+        recipient = safe_address(str(coordinator.get("name") or ""), address)
+        url = unsubscribe_url(
+            self.settings.public_url, self.tokens.sign(address, cluster_id, language, kind)
+        )
+        name = str(coordinator.get("name") or coordinator.get("username") or "")
+        if kind == domain.DIGEST:
+            rendered = render_digest_email(
+                DigestEmail(
+                    recipient_name=name,
+                    cluster=view.cluster_name(cluster_id),
+                    new_suggestions=int(payload.get("new_suggestions") or 0),
+                    queue_url=f"{self.settings.review_public_url}/queue",
+                    unsubscribe_url=url,
+                ),
+                language,
+            )
+        else:
+            own_is_a = payload.get("cluster_a") == cluster_id
+            own_id, partner_id = (
+                (payload.get("org_a"), payload.get("org_b"))
+                if own_is_a
+                else (payload.get("org_b"), payload.get("org_a"))
+            )
+            own, partner = view.organisation(str(own_id)), view.organisation(str(partner_id))
+            if own is None:
+                raise Skip(domain.ORGANISATION_DELETED)
+            if partner is None:
+                raise Skip(domain.PARTNER_DELETED)
+            pair = urllib.parse.quote(str(payload.get("pair_id") or ""), safe="")
+            rendered = render_decision_notice(
+                DecisionNotice(
+                    recipient_name=name,
+                    cluster=view.cluster_name(cluster_id),
+                    other_cluster=view.cluster_name(str(payload.get("decided_by_cluster") or "")),
+                    organisation_name=str(own.get("name") or ""),
+                    partner_name=str(partner.get("name") or ""),
+                    approved=payload.get("decision") == "approve",
+                    reason_code=payload.get("reason_code"),
+                    pair_url=f"{self.settings.review_public_url}/pairs/{pair}",
+                    unsubscribe_url=url,
+                ),
+                language,
+            )
+        msg = build_message(
+            rendered=rendered,
+            sender=self.sender,
+            recipient=recipient,
+            reply_to=[],
             message_id=domain.message_id(delivery_id, self.sender.domain),
             unsubscribe_url=url,
             delivery_id=delivery_id,

@@ -1,11 +1,14 @@
-"""Signed one-click unsubscribe tokens: they carry a contact's address, organisation and language,
-so the unsubscribe page needs no login and no lookup. Pure, no I/O."""
+"""Signed one-click unsubscribe tokens: they carry an address, its organisation (or a coordinator's
+cluster), the language and the kind of email it unsubscribes from, so the unsubscribe page needs no
+login and no lookup. Pure, no I/O."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from itsdangerous import BadSignature, URLSafeSerializer
+
+from services.notifier.domain import COORDINATOR_KINDS, PARTNERSHIP
 
 SALT = "partnermatch.notifier.unsubscribe.v1"
 
@@ -15,6 +18,7 @@ class UnsubscribeRequest:
     email: str
     org_id: str
     language: str
+    kind: str = PARTNERSHIP  # tokens made before coordinators' notices carry no kind
 
 
 class UnsubscribeTokens:
@@ -25,8 +29,11 @@ class UnsubscribeTokens:
             raise ValueError("an unsubscribe token needs a secret key")
         self._serializer = URLSafeSerializer(secret_key, salt=SALT)
 
-    def sign(self, email: str, org_id: str, language: str) -> str:
-        return str(self._serializer.dumps({"e": email.strip().lower(), "o": org_id, "l": language}))
+    def sign(self, email: str, org_id: str, language: str, kind: str = PARTNERSHIP) -> str:
+        data = {"e": email.strip().lower(), "o": org_id, "l": language}
+        if kind != PARTNERSHIP:
+            data["k"] = kind
+        return str(self._serializer.dumps(data))
 
     def verify(self, token: str) -> UnsubscribeRequest | None:
         """The request a token carries, or None for anything forged, damaged or malformed."""
@@ -41,14 +48,16 @@ class UnsubscribeTokens:
         if not isinstance(data, dict):
             return None
         email, org_id, language = data.get("e"), data.get("o"), data.get("l")
+        kind = data.get("k", PARTNERSHIP)
         if not (
             isinstance(email, str)
             and "@" in email
             and isinstance(org_id, str)
             and isinstance(language, str)
+            and kind in (PARTNERSHIP, *COORDINATOR_KINDS)
         ):
             return None
-        return UnsubscribeRequest(email=email, org_id=org_id, language=language)
+        return UnsubscribeRequest(email=email, org_id=org_id, language=language, kind=kind)
 
 
 def unsubscribe_url(public_url: str, token: str) -> str:

@@ -1,8 +1,9 @@
 """The matcher consumer process: `python -m services.matcher.entrypoints.consumer`.
 
-Rebuilds the index from its own Redis state, then consumes `profiles` in a consumer group:
-decode → apply (durable in Redis, with the suggestion events in the outbox) → commit.
-Undecodable messages go to `profiles.dlq`. Does I/O (Redis, Kafka).
+Rebuilds the index from its own Redis state, then consumes `profiles` and `match-decisions` in a
+consumer group: decode → apply (durable in Redis, with the suggestion events in the outbox) →
+commit. A profile event changes the index and the lists it touches; a rejection plans again the
+lists of the organisation it teaches. Undecodable messages go to `<topic>.dlq`. Does I/O (Redis, Kafka).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from partnermatch import events
 from partnermatch.broker import BrokerWatch
 from partnermatch.logs import configure_logging
 from partnermatch.messaging import KafkaPublisher, Record, run_consumer
-from partnermatch.topics import PROFILES
+from partnermatch.topics import MATCH_DECISIONS, PROFILES
 from services.matcher.bootstrap import build_deps
 from services.matcher.config import MatcherSettings
 from services.matcher.live import LiveMatcher
@@ -32,6 +33,14 @@ def poison(record: Record) -> str | None:
     return None
 
 
+def handle_record(live: LiveMatcher, record: Record) -> bool:
+    """One record of either topic, to its handler by event type (topic names differ in tests)."""
+    envelope = events.decode(record.value)
+    if envelope.event_type in (events.MATCH_APPROVED, events.MATCH_REJECTED):
+        return live.handle_decision(envelope)
+    return live.handle(envelope)
+
+
 def build_live_matcher(settings: MatcherSettings) -> LiveMatcher:
     from services.matcher.batch import LEMMA_INDEX
     from services.matcher.engine import MatchEngine
@@ -40,7 +49,7 @@ def build_live_matcher(settings: MatcherSettings) -> LiveMatcher:
     use_lemma_index(LEMMA_INDEX.read(os.environ))
     state = build_deps(settings).state
     return LiveMatcher(state, MatchEngine(), top_k=settings.top_k, min_score=settings.min_score,
-                       max_pending_per_org=settings.max_pending_per_org)
+                       max_pending_per_org=settings.max_pending_per_org, feedback_strength=settings.feedback_strength)
 
 
 def main() -> None:
@@ -54,8 +63,8 @@ def main() -> None:
     publisher = KafkaPublisher(settings.kafka_bootstrap, client_id="matcher-dlq")
     try:
         run_consumer(
-            bootstrap=settings.kafka_bootstrap, topics=[PROFILES], group_id=settings.group_id,
-            client_id="matcher", handle=lambda record: live.handle(events.decode(record.value)),
+            bootstrap=settings.kafka_bootstrap, topics=[PROFILES, MATCH_DECISIONS], group_id=settings.group_id,
+            client_id="matcher", handle=lambda record: handle_record(live, record),
             is_poison=poison, publisher=publisher, stop=stop,
             watch=BrokerWatch(settings.kafka_bootstrap, name="matcher"))
     finally:

@@ -23,8 +23,9 @@ class ProfilesClient:
         self.service_token = service_token
         self.timeout_s = timeout_s
 
-    def _get(self, path: str) -> dict[str, Any] | None:
-        """The JSON body, or None when the thing does not exist (404)."""
+    def _get(self, path: str, shape: type = dict) -> Any:
+        """The JSON body (an object, or a list when `shape` says so), or None when the thing does
+        not exist (404)."""
         req = urllib.request.Request(self.base_url + path, method="GET")
         req.add_header("Accept", "application/json")
         if self.service_token:
@@ -44,8 +45,8 @@ class ProfilesClient:
             raise ProfilesUnavailable(f"GET {path} answered {exc.code}") from None
         except (urllib.error.URLError, TimeoutError, OSError, ValueError) as exc:
             raise ProfilesUnavailable(f"GET {path}: {exc}") from None
-        if not isinstance(body, dict):
-            raise ProfilesUnavailable(f"GET {path}: not a JSON object")
+        if not isinstance(body, shape):
+            raise ProfilesUnavailable(f"GET {path}: not a JSON {shape.__name__}")
         return body
 
     @staticmethod
@@ -67,3 +68,11 @@ class ProfilesClient:
 
     def cluster(self, cluster_id: str) -> dict[str, Any] | None:
         return self._get(f"/v1/clusters/{self._seg(cluster_id)}")
+
+    def cluster_coordinators(self, cluster_id: str) -> list[dict[str, Any]] | None:
+        """The coordinators of a cluster (username, name, email, language); None if the cluster is
+        gone."""
+        body = self._get(f"/v1/clusters/{self._seg(cluster_id)}/coordinators", shape=list)
+        if body is None:
+            return None
+        return [c for c in body if isinstance(c, dict)]

@@ -11,8 +11,19 @@ Keys:
     notifier:due                          zset "m:<pair_id>" | "d:<id>" → when it is due (epoch s)
     notifier:inflight                     zset of claimed members → when they were claimed
     notifier:uncertain                    zset of delivery ids left in `sending` by a dead worker
-    notifier:suppressed                   hash recipient key → JSON {at, org_id}
+    notifier:suppressed                   hash recipient key → JSON {at, org_id}; a coordinator's
+                                          unsubscribe from one kind of notice is "<kind>:<key>"
     notifier:stats                        hash of counters since the ledger began
+
+A coordinators' notice is a record like a match, under its notice id (`domain.digest_id`,
+`domain.decided_notice_id`) with `kind` in its payload, expanded into one delivery per
+coordinator. What the digests count:
+    notifier:digest:pairs                 hash pair id → its clusters (space-separated), pending pairs
+    notifier:digest:new:<cluster>         hash pair id → when first seen, not yet in a digest
+    notifier:digest:clusters              set of clusters with pairs not yet in a digest
+    notifier:digest:periods               hash cluster → the last period a digest was made for
+    notifier:digest:closed                set of decided pairs: a late or replayed suggestion of
+                                          one is not new
 
 No email address is stored: deliveries name their recipient by `domain.recipient_key` and the
 notifier asks the profiles service for the address when it sends.
@@ -142,6 +153,68 @@ redis.call('HINCRBY', KEYS[4], 'matches_' .. ARGV[4], 1)
 return created
 """
 
+# KEYS: pairs, closed, clusters ; ARGV: pair_id, clusters (space-separated slugs), now, new-hash prefix
+_NOTE_SUGGESTED = """
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 0 end
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if old == ARGV[2] then return 0 end
+local before, now = {}, {}
+for c in string.gmatch(old or '', '%S+') do before[c] = true end
+for c in string.gmatch(ARGV[2], '%S+') do now[c] = true end
+for c, _ in pairs(before) do
+  if not now[c] then redis.call('HDEL', ARGV[4] .. c, ARGV[1]) end
+end
+local added = 0
+for c, _ in pairs(now) do
+  if not before[c] then
+    redis.call('HSETNX', ARGV[4] .. c, ARGV[1], ARGV[3])
+    redis.call('SADD', KEYS[3], c)
+    added = added + 1
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return added
+"""
+
+# A pair that no longer waits (withdrawn, or decided: then closed for good).
+# KEYS: pairs, closed ; ARGV: pair_id, "1" to close, clusters (space-separated), new-hash prefix
+_NOTE_GONE = """
+local known = (redis.call('HGET', KEYS[1], ARGV[1]) or '') .. ' ' .. ARGV[3]
+for c in string.gmatch(known, '%S+') do redis.call('HDEL', ARGV[4] .. c, ARGV[1]) end
+redis.call('HDEL', KEYS[1], ARGV[1])
+if ARGV[2] == '1' then redis.call('SADD', KEYS[2], ARGV[1]) end
+return 1
+"""
+
+# One digest per cluster and period, of the pairs first seen before the period began: made once
+# (the period is remembered in the same script), so crashes and many workers never make two.
+# KEYS: new, periods, notice, due, stats, clusters
+# ARGV: cluster, period, period_start, now, notice id
+_TAKE_DIGEST = """
+local last = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '-1')
+if last >= tonumber(ARGV[2]) then return 0 end
+local entries = redis.call('HGETALL', KEYS[1])
+local ready = {}
+for i = 1, #entries, 2 do
+  if tonumber(entries[i + 1]) < tonumber(ARGV[3]) then table.insert(ready, entries[i]) end
+end
+if #ready == 0 then
+  if #entries == 0 then redis.call('SREM', KEYS[6], ARGV[1]) end
+  return 0
+end
+for _, id in ipairs(ready) do redis.call('HDEL', KEYS[1], id) end
+if redis.call('HLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[6], ARGV[1]) end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+local payload = cjson.encode({kind = 'digest', cluster_id = ARGV[1], period = ARGV[2],
+                              new_suggestions = #ready})
+redis.call('HSET', KEYS[3], 'state', 'pending', 'pair_id', ARGV[5], 'event_id', '',
+           'payload', payload, 'recorded_at', ARGV[4], 'updated_at', ARGV[4], 'attempts', 0)
+redis.call('ZADD', KEYS[4], ARGV[4], 'm:' .. ARGV[5])
+redis.call('HINCRBY', KEYS[5], 'digests_recorded', 1)
+return #ready
+"""
+
 _SUPPRESS = """
 local added = redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
 if added == 1 then redis.call('HINCRBY', KEYS[2], 'unsubscribes', 1) end
@@ -170,6 +243,11 @@ def _hash(raw: Mapping[Any, Any]) -> dict[str, str]:
     return {_text(k): _text(v) for k, v in raw.items()}
 
 
+def _suppression(email: str, kind: str) -> str:
+    key = domain.recipient_key(email)
+    return key if kind == domain.PARTNERSHIP else f"{kind}:{key}"
+
+
 def _num(value: float) -> str:
     return repr(round(float(value), 6))
 
@@ -189,6 +267,14 @@ class RedisDeliveryLedger:
         self._record_match = client.register_script(_RECORD_MATCH)
         self._expand = client.register_script(_EXPAND)
         self._suppress = client.register_script(_SUPPRESS)
+        self._note_suggested = client.register_script(_NOTE_SUGGESTED)
+        self._note_gone = client.register_script(_NOTE_GONE)
+        self._take_digest = client.register_script(_TAKE_DIGEST)
+        self.digest_pairs_key = prefix + "digest:pairs"
+        self.digest_new_prefix = prefix + "digest:new:"
+        self.digest_clusters_key = prefix + "digest:clusters"
+        self.digest_periods_key = prefix + "digest:periods"
+        self.digest_closed_key = prefix + "digest:closed"
 
     # ---- keys ---------------------------------------------------------------------------------
 
@@ -410,18 +496,63 @@ class RedisDeliveryLedger:
 
     # ---- suppressions -------------------------------------------------------------------------
 
-    def suppress(self, email: str, org_id: str, now_iso: str) -> bool:
-        """Unsubscribe an address from partnership emails; True the first time."""
+    def suppress(
+        self, email: str, org_id: str, now_iso: str, kinds: Iterable[str] = (domain.PARTNERSHIP,)
+    ) -> bool:
+        """Unsubscribe an address from the given kinds of email (partnership emails unless told);
+        True the first time for any of them."""
         entry = json.dumps({"at": now_iso, "org_id": org_id})
-        return bool(
+        added = [
             self._suppress(
                 keys=[self.suppressed_key, self.stats_key],
-                args=[domain.recipient_key(email), entry],
+                args=[_suppression(email, kind), entry],
+            )
+            for kind in kinds
+        ]
+        return any(added)
+
+    def is_suppressed(self, email: str, kind: str = domain.PARTNERSHIP) -> bool:
+        return bool(self.r.hexists(self.suppressed_key, _suppression(email, kind)))
+
+    # ---- what the coordinators' digests count ---------------------------------------------------
+
+    def note_suggested(self, pair_id: str, clusters: Iterable[str], now: float) -> int:
+        """A pair waits for its clusters: new to each cluster that did not have it waiting (how
+        many). A re-scored pair, a replay, or a pair already decided is not new."""
+        return int(
+            self._note_suggested(
+                keys=[self.digest_pairs_key, self.digest_closed_key, self.digest_clusters_key],
+                args=[pair_id, " ".join(sorted(set(clusters))), _num(now), self.digest_new_prefix],
             )
         )
 
-    def is_suppressed(self, email: str) -> bool:
-        return bool(self.r.hexists(self.suppressed_key, domain.recipient_key(email)))
+    def note_gone(self, pair_id: str, clusters: Iterable[str], decided: bool) -> None:
+        """A pair no longer waits: withdrawn, or decided (then never new again)."""
+        self._note_gone(
+            keys=[self.digest_pairs_key, self.digest_closed_key],
+            args=[pair_id, "1" if decided else "", " ".join(clusters), self.digest_new_prefix],
+        )
+
+    def clusters_with_new_suggestions(self) -> list[str]:
+        return sorted(_text(c) for c in self.r.smembers(self.digest_clusters_key))
+
+    def take_digest(self, cluster_id: str, period: int, period_start: float, now: float) -> int:
+        """Record the cluster's digest of `period` for sending, once: the pairs first seen before
+        the period began and not yet in a digest (how many; 0 when none, or already made)."""
+        notice = domain.digest_id(cluster_id, period)
+        return int(
+            self._take_digest(
+                keys=[
+                    self.digest_new_prefix + cluster_id,
+                    self.digest_periods_key,
+                    self.match_key(notice),
+                    self.due_key,
+                    self.stats_key,
+                    self.digest_clusters_key,
+                ],
+                args=[cluster_id, str(period), _num(period_start), _num(now), notice],
+            )
+        )
 
     def ping(self) -> bool:
         return bool(self.r.ping())

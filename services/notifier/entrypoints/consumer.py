@@ -1,9 +1,10 @@
 """The notifier process: `python -m services.notifier.entrypoints.consumer`.
 
-Its consumer thread reads `match-decisions` in the group `notifier`: decode → record the approved
-match in the ledger (durable) → commit; undecodable messages go to `match-decisions.dlq`. Its
-delivery worker threads, in the same process, send what is due and wake as soon as something is
-recorded. SIGTERM and SIGINT stop both cleanly. Does I/O (Kafka, Redis, HTTP, SMTP).
+Its consumer thread reads `match-decisions` and `matches` in the group `notifier`: decode → record
+the approved match, a coordinators' notice, or what a digest counts in the ledger (durable) →
+commit; undecodable messages go to the topic's `.dlq`. Its delivery worker threads, in the same
+process, make each cluster's digest once a period, send what is due and wake as soon as something
+is recorded. SIGTERM and SIGINT stop both cleanly. Does I/O (Kafka, Redis, HTTP, SMTP).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from partnermatch import events
 from partnermatch.broker import BrokerWatch
 from partnermatch.logs import configure_logging
 from partnermatch.messaging import HandlerFailed, KafkaPublisher, Record, run_consumer
-from partnermatch.topics import MATCH_DECISIONS
+from partnermatch.topics import MATCH_DECISIONS, MATCHES
 from services.notifier.bootstrap import NotifierDeps, build_deps
 from services.notifier.config import NotifierSettings
 from services.notifier.services import DecisionRecorder, DeliveryStats, DeliveryWorker
@@ -43,11 +44,14 @@ class Notifier:
         deps: NotifierDeps | None = None,
         topic: str = MATCH_DECISIONS,
         watch: BrokerWatch | None = None,
+        matches_topic: str | None = None,
     ) -> None:
         self.settings = settings
         self.watch = watch
         self.deps = deps or build_deps(settings)
         self.topic = topic
+        # Suggestions and withdrawals, for the coordinators' digests (None: no digests counted).
+        self.matches_topic = matches_topic
         self.stop = threading.Event()
         self.wake = threading.Event()
         self.stats = DeliveryStats()
@@ -104,7 +108,7 @@ class Notifier:
         try:
             run_consumer(
                 bootstrap=self.settings.kafka_bootstrap,
-                topics=[self.topic],
+                topics=[self.topic, *([self.matches_topic] if self.matches_topic else [])],
                 group_id=self.settings.group_id,
                 client_id="notifier",
                 handle=self.handle,
@@ -130,19 +134,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--topic", default=MATCH_DECISIONS, help="topic of match decisions (tests use their own)"
     )
+    parser.add_argument(
+        "--matches-topic",
+        default=None,
+        help="topic of suggestions for the digests (default: `matches` with the decisions' own "
+        "topic, none with a test's)",
+    )
     args = parser.parse_args(argv)
     configure_logging(os.environ)
     settings = NotifierSettings.from_env()
     settings.require_secret_key()
     settings.require_service_token()
     watch = BrokerWatch(settings.kafka_bootstrap, name="notifier") if args.topic == MATCH_DECISIONS else None
-    notifier = Notifier(settings, topic=args.topic, watch=watch)
+    matches_topic = args.matches_topic or (MATCHES if args.topic == MATCH_DECISIONS else None)
+    notifier = Notifier(settings, topic=args.topic, watch=watch, matches_topic=matches_topic)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: notifier.stop.set())
     logger.info(
         "notifier starting",
         extra={
             "topic": args.topic,
+            "matches_topic": matches_topic,
+            "digest_interval_s": settings.digest_interval_s,
             "group": settings.group_id,
             "profiles": settings.profiles_url,
             "smtp": f"{settings.smtp_host}:{settings.smtp_port}",

@@ -1,4 +1,5 @@
-"""The notifier's web app: RFC 8058 one-click unsubscribe, and a health probe.
+"""The notifier's web app: RFC 8058 one-click unsubscribe (contacts from partnership emails,
+coordinators from their digest, their decision notices or both), and a health probe.
 
 POST /unsubscribe/<token> unsubscribes without a login (mail clients send it by themselves);
 GET shows a page with a button that POSTs and changes nothing, so link scanners that follow
@@ -20,10 +21,11 @@ from flask import Flask, Response, request
 from partnermatch import i18n, metrics
 from partnermatch.httpedge import harden, health
 from partnermatch.logs import configure_logging
-from partnermatch.topics import MATCH_DECISIONS
+from partnermatch.topics import MATCH_DECISIONS, MATCHES
 from services.notifier.adapters.redis_ledger import RedisDeliveryLedger
 from services.notifier.config import NotifierSettings
-from services.notifier.render import PAGE_STYLE, render_page
+from services.notifier.domain import COORDINATOR_KINDS, PARTNERSHIP
+from services.notifier.render import ALL_COORDINATOR_NOTICES, PAGE_STYLE, render_page
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +51,10 @@ def create_app(settings: NotifierSettings | None = None, deps: Any = None) -> Fl
     harden(app)
     ledger, tokens = deps.ledger, deps.tokens
 
-    def page(kind: str, language: str | None, status: int, email: str = "") -> Response:
-        body = render_page(kind, language, email=email, action=request.path)
+    def page(
+        kind: str, language: str | None, status: int, email: str = "", topic: str = PARTNERSHIP
+    ) -> Response:
+        body = render_page(kind, language, email=email, action=request.path, topic=topic)
         return Response(body, status=status, mimetype="text/html")
 
     def reader_language() -> str:
@@ -73,7 +77,7 @@ def create_app(settings: NotifierSettings | None = None, deps: Any = None) -> Fl
         found = tokens.verify(token)
         if found is None:
             return page("invalid", reader_language(), 400)
-        return page("confirm", found.language, 200, found.email)
+        return page("confirm", found.language, 200, found.email, found.kind)
 
     @app.post("/unsubscribe/<token>")
     def unsubscribe(token: str) -> Response:
@@ -81,9 +85,15 @@ def create_app(settings: NotifierSettings | None = None, deps: Any = None) -> Fl
         found = tokens.verify(token)
         if found is None:
             return page("invalid", reader_language(), 400)
-        if ledger.suppress(found.email, found.org_id, datetime.now(UTC).isoformat()):
-            logger.info("contact unsubscribed", extra={"org": found.org_id})
-        return page("done", found.language, 200, found.email)
+        # A coordinator's link unsubscribes from its kind of notice, or (the page's second button)
+        # from every kind of coordinators' email.
+        every = found.kind in COORDINATOR_KINDS and request.args.get("scope") == "all"
+        kinds = COORDINATOR_KINDS if every else (found.kind,)
+        if ledger.suppress(found.email, found.org_id, datetime.now(UTC).isoformat(), kinds):
+            logger.info(
+                "unsubscribed", extra={"org": found.org_id, "kinds": ",".join(kinds)}
+            )
+        return page("done", found.language, 200, found.email, ALL_COORDINATOR_NOTICES if every else found.kind)
 
     health(app, lambda: ledger.ping())
     # The consumer processes serve no HTTP: this app reports their lag and the ledger they keep.
@@ -92,7 +102,8 @@ def create_app(settings: NotifierSettings | None = None, deps: Any = None) -> Fl
     metrics.expose(app, [
         metrics.DeliveryStatesCollector(scrape.counts),
         metrics.ConsumerLagCollector(
-            settings.group_id, metrics.lag_reader(settings.kafka_bootstrap, settings.group_id, [MATCH_DECISIONS])),
+            settings.group_id,
+            metrics.lag_reader(settings.kafka_bootstrap, settings.group_id, [MATCH_DECISIONS, MATCHES])),
     ])
 
     @app.errorhandler(404)

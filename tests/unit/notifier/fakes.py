@@ -40,6 +40,12 @@ class FakeProfiles:
         self._check()
         return self.clusters.get(cluster_id)
 
+    def cluster_coordinators(self, cluster_id: str) -> list[dict[str, Any]] | None:
+        self._check()
+        if cluster_id not in self.clusters:
+            return None
+        return [c for c in self.coordinators.values() if c.get("cluster_id") == cluster_id]
+
 
 @dataclass
 class FakeMailer:
@@ -96,7 +102,12 @@ def decided_payload(
     cluster_a: str = "pl-silesia-ict",
     cluster_b: str = "rs-vojvodina-ict",
     reasons: list[dict[str, Any]] | None = None,
+    b_decided_at: str = "2026-11-23T09:30:00+00:00",
+    b_decision: str = "approve",
+    b_reason_code: str | None = None,
 ):
+    """A decided pair's payload: cluster a approved at 09:30, cluster b decided at `b_decided_at`
+    (by default the same instant, so neither coordinator is told of the other's decision)."""
     return {
         "pair_id": f"{min(org_a, org_b)}~{max(org_a, org_b)}",
         "org_a": org_a,
@@ -136,10 +147,10 @@ def decided_payload(
             {
                 "cluster_id": cluster_b,
                 "coordinator": "marko",
-                "decision": "approve",
-                "reason_code": None,
-                "reason_text": None,
-                "decided_at": "2026-11-23T09:31:00+00:00",
+                "decision": b_decision,
+                "reason_code": b_reason_code,
+                "reason_text": "Free text stays on the coordinators' page" if b_reason_code else None,
+                "decided_at": b_decided_at,
             },
         ],
     }
