@@ -19,6 +19,7 @@ import statistics
 import sys
 import time
 import types
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +68,9 @@ def deep_size(obj: Any, seen: set[int]) -> int:
     return total
 
 
-def structure_bytes(value: Any, n: int) -> tuple[int, str]:
-    """(bytes, how measured) of one attribute of a part of the engine."""
+def structure_bytes(value: Any, n: int, seen: set[int]) -> tuple[int, str]:
+    """(bytes, how measured) of one attribute of a part of the engine; `seen`: what was counted
+    already (a buffer two attributes share counts once)."""
     if isinstance(value, (list, dict)) and len(value) >= max(n // 2, 1) and len(value) > SAMPLE:
         entries = list(value.items()) if isinstance(value, dict) else value
         step = len(entries) / SAMPLE
@@ -76,21 +78,23 @@ def structure_bytes(value: Any, n: int) -> tuple[int, str]:
         sampled = sum(deep_size(entries[int(i * step)], seen) for i in range(SAMPLE))
         return sys.getsizeof(value) + int(sampled * len(entries) / SAMPLE), "sampled"
     if isinstance(value, tuple) and value and all(sp.issparse(v) for v in value):
-        return sum(deep_size(v, set()) for v in value), "exact"
-    return deep_size(value, set()), "exact"
+        return sum(deep_size(v, seen) for v in value), "exact"
+    return deep_size(value, seen), "exact"
 
 
 def footprint(engine: MatchEngine) -> list[tuple[str, int, str]]:
     """(part.attribute, bytes, how measured) of every attribute of the index's parts, largest first."""
     n = len(engine.index.ids)
-    rows = []
+    rows, seen = [], set()
     for part_name, part in (("index", engine.index), ("top_lists", engine.top_lists),
                             ("reason_finder", engine.reason_finder), ("features", engine.features)):
         for name, value in vars(part).items():
             if isinstance(value, (MatchEngine, type(engine.index), type(engine.features), type(engine.reason_finder),
                                   type(engine.settings), type(engine.lexicon))):
                 continue  # another part, or what every part shares
-            size, how = structure_bytes(value, n)
+            if isinstance(value, Sequence) and not isinstance(value, (list, tuple, str)):
+                continue  # a view, made of other attributes
+            size, how = structure_bytes(value, n, seen)
             rows.append((f"{part_name}.{name}", size, how))
     return sorted(rows, key=lambda r: -r[1])
 

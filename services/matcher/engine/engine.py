@@ -20,12 +20,14 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
+import scipy.sparse as sp
 
 from services.matcher.engine.analysis import Analysis
 from services.matcher.engine.features import FeatureSpace, tfidf_transformer
 from services.matcher.engine.index import Index
 from services.matcher.engine.lexicon import Lexicon, load_lexicon
 from services.matcher.engine.reasons import ReasonFinder
+from services.matcher.engine.rows import SparseRows
 from services.matcher.engine.settings import EngineSettings
 from services.matcher.engine.topk import TopKCache
 from services.matcher.engine.values import OrgProfile, Progress, Reason, Suggestion, Update
@@ -83,16 +85,15 @@ class MatchEngine:
         """Learn the weights of concepts and words from these analyses, and index them all anew."""
         (offer_counts, seek_counts), words64 = self.features.learn_weights(analyses)
         self._reset(len(items))
-        names = self.features.term_names()
-        row_terms = list(map(names.__getitem__, words64.indices.tolist()))
-        row_weights, bounds = words64.data.tolist(), words64.indptr.tolist()
+        blocks = []
         for start in range(0, len(items), ROWS_PER_VECTOR_BLOCK):
             end = min(start + ROWS_PER_VECTOR_BLOCK, len(items))
-            vectors = self.features.vectors_many(analyses[start:end], [p.country for p in items[start:end]],
-                                                 (offer_counts[start:end], seek_counts[start:end]))
-            for r, right in zip(range(start, end), vectors, strict=True):
-                lo, hi = bounds[r], bounds[r + 1]
-                self._put(items[r], analyses[r], right, dict(zip(row_terms[lo:hi], row_weights[lo:hi], strict=True)))
+            blocks.append(sp.csr_matrix(self.features.vectors_many(
+                analyses[start:end], [p.country for p in items[start:end]],
+                (offer_counts[start:end], seek_counts[start:end]))))
+        vectors = sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, self.features.dim), dtype=np.float32)
+        self.index.load(items, analyses, vectors, words64)
+        self.top_lists.make_room(self.index.capacity)
         # kept for the batch while no row changes (upsert drops them)
         self.index.fitted = (words64, (offer_counts > 0).astype(np.int8).tocsr(),
                              (seek_counts > 0).astype(np.int8).tocsr())
@@ -198,7 +199,8 @@ class MatchEngine:
         return self.index.row
 
     @property
-    def profiles(self) -> list[OrgProfile | None]:
+    def profiles(self) -> Sequence[OrgProfile]:
+        """Each row's organisation as the index keeps it (id, cluster, country: no texts)."""
         return self.index.profiles
 
     @property
@@ -206,11 +208,13 @@ class MatchEngine:
         return self.index.analyses
 
     @property
-    def terms(self) -> list[dict[str, float]]:
+    def terms(self) -> Sequence[dict[str, float]]:
+        """Each row's word weights, made when asked for."""
         return self.index.terms
 
     @property
-    def right(self) -> np.ndarray:
+    def right(self) -> SparseRows:
+        """The rows' vectors; right[r] is row r's, dense."""
         return self.index.right
 
     @property

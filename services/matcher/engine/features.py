@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Iterable
 from itertools import repeat
 from typing import Any
 
@@ -100,6 +101,7 @@ class FeatureSpace:
         self.idf = np.ones(nc, np.float32)
         self.term_idf: dict[str, float] = {}
         self.term_column: dict[str, int] = {}
+        self._term_names: list[str] | None = None  # the word of each column, once asked for
         self._word_tfidf: Any = None  # scikit-learn's TfidfTransformer of the words, once fitted
 
     def analyse(self, profile: OrgProfile) -> Analysis:
@@ -127,6 +129,7 @@ class FeatureSpace:
         limit = max(2, self.settings.max_term_df * total)
         kept = sorted(t for t, n in term_df.items() if 2 <= n <= limit)  # words two share, and not too common
         self.term_column = {t: i for i, t in enumerate(kept)}
+        self._term_names = kept
         counts = self.term_counts(analyses)
         self._word_tfidf = tfidf(sublinear_tf=True, smooth_idf=True)
         if counts.shape[0] and kept:
@@ -136,12 +139,21 @@ class FeatureSpace:
             self.term_idf = {}
         return (offer_counts, seek_counts), self.term_vectors(analyses, counts)
 
+    def term_columns(self, words: Iterable[str]) -> np.ndarray:
+        """The term columns of these words; a word with a weight but no column (weights set from
+        another index) is given the next one."""
+        column = self.term_column
+        for t in words:
+            if t not in column:
+                column[t] = len(column)
+                self._term_names = None
+        return np.array([column[t] for t in words], np.int32)
+
     def term_names(self) -> list[str]:
-        """The word of each column of term_column."""
-        names = [""] * len(self.term_column)
-        for t, i in self.term_column.items():
-            names[i] = t
-        return names
+        """The word of each column of term_column (made once per learning of the weights)."""
+        if self._term_names is None:
+            self._term_names = sorted(self.term_column, key=self.term_column.__getitem__)
+        return self._term_names
 
     # ---- one organisation -------------------------------------------------------------------
 

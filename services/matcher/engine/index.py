@@ -6,15 +6,18 @@ and one with its transpose (`left_transposed`) gives every list B would enter. P
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import scipy.sparse as sp
 
 from services.matcher.engine.analysis import Analysis
 from services.matcher.engine.features import FeatureSpace
+from services.matcher.engine.rows import SparseRows
 from services.matcher.engine.values import OrgProfile
 
-# Rows changed since the sparse copies were built that are still scored from the dense rows and
-# the word dictionaries; beyond this many the copies are built again.
+# Rows changed since the vectors and word weights were last merged into one matrix each, scored
+# apart; beyond this many they are merged again.
 REBUILD_AFTER = 2000
 
 # What fit() made for all rows, kept for the batch while no row changes: the word vectors (float64)
@@ -43,25 +46,42 @@ class Index:
 
     def reset(self, capacity: int) -> None:
         """Empty, with room for `capacity` rows."""
+        size = max(capacity, 16)
         self.ids: list[str] = []
         self.row: dict[str, int] = {}
-        self.right = np.zeros((max(capacity, 16), self.features.dim), np.float32)
-        self.cluster_code = np.zeros(max(capacity, 16), np.int64)
-        self.active = np.zeros(max(capacity, 16), bool)
+        self.right = SparseRows(self.features.dim, np.float32)  # the rows' vectors
+        self.words = SparseRows(max(len(self.features.term_column), 1), np.float64)  # their word weights
+        self.cluster_code = np.zeros(size, np.int32)
+        self.country_code = np.zeros(size, np.int32)
+        self.active = np.zeros(size, bool)
         self.clusters: dict[str, int] = {}
-        self.profiles: list[OrgProfile | None] = []
+        self.countries: dict[str, int] = {}
+        self._cluster_names: list[str] = []
+        self._country_names: list[str] = []
         self.analyses: list[Analysis | None] = []
-        self.terms: list[dict[str, float]] = []
-        self._word_matrix: sp.csr_matrix | None = None  # word vectors of the rows, built lazily
-        self._word_matrix_by_term: sp.csc_matrix | None = None  # the same, column-major
-        self._rows_with_new_words: set[int] = set()  # rows whose words changed since
-        self._sparse_right: sp.csc_matrix | None = None  # the rows' vectors as built last, sparse
-        self._rows_with_new_vectors: set[int] = set()  # rows whose vectors changed since
+        self.profiles = _Profiles(self)
+        self.terms = _Terms(self)
+        # column-major float32 copies of the vectors and word weights as merged last (the base
+        # of each), built when first needed: (the base they copy, the copy)
+        self._right_by_column: tuple[sp.csr_matrix, sp.csc_matrix] | None = None
+        self._words_by_term: tuple[sp.csr_matrix, sp.csc_matrix] | None = None
         self.fitted: FittedMatrices | None = None
 
     @property
     def capacity(self) -> int:
-        return self.right.shape[0]
+        return len(self.active)
+
+    def load(self, items: list[OrgProfile], analyses: list[Analysis], vectors: sp.csr_matrix,
+             words: sp.csr_matrix) -> None:
+        """Every row anew: the organisations, their analyses, vectors (one row each) and word weights."""
+        self.reset(len(items))
+        self.ids = [p.id for p in items]
+        self.row = {org_id: r for r, org_id in enumerate(self.ids)}
+        self.analyses = list(analyses)
+        self.right.load(vectors)
+        self.words.load(words)
+        for r, p in enumerate(items):
+            self._place(r, p)
 
     def put(self, p: OrgProfile, a: Analysis, right: np.ndarray, terms: dict[str, float]) -> int:
         """Add an organisation, or replace the row of one indexed already; returns its row."""
@@ -71,26 +91,35 @@ class Index:
                 self._grow()
             r = len(self.ids)
             self.ids.append(p.id)
-            self.profiles.append(p)
             self.analyses.append(a)
-            self.terms.append(terms)
             self.row[p.id] = r
         else:
-            self.profiles[r], self.analyses[r], self.terms[r] = p, a, terms
-            self._rows_with_new_words.add(r)
-            self._rows_with_new_vectors.add(r)
-        self.right[r] = right
-        self.cluster_code[r] = self.clusters.setdefault(p.cluster, len(self.clusters))
-        self.active[r] = True
+            self.analyses[r] = a
+        self.right.set_dense(r, right)
+        columns = self.features.term_columns(terms)
+        if len(self.features.term_column) > self.words.width:
+            self.words.widen(len(self.features.term_column))
+        self.words.set(r, columns, np.array(list(terms.values()), np.float64))
+        self._place(r, p)
         return r
+
+    def _place(self, r: int, p: OrgProfile) -> None:
+        """Row r's cluster and country, and that it is active."""
+        self.cluster_code[r] = _code(self.clusters, self._cluster_names, p.cluster)
+        self.country_code[r] = _code(self.countries, self._country_names, p.country)
+        self.active[r] = True
+
+    def cluster(self, r: int) -> str:
+        return self._cluster_names[self.cluster_code[r]]
+
+    def country(self, r: int) -> str:
+        return self._country_names[self.country_code[r]]
 
     def _grow(self) -> None:
         capacity = self.capacity * 2
-        self.right = np.resize(self.right, (capacity, self.features.dim))
-        self.right[len(self.ids):] = 0
-        for name, fill in (("cluster_code", 0), ("active", False)):
+        for name in ("cluster_code", "country_code", "active"):
             old = getattr(self, name)
-            new = np.full(capacity, fill, old.dtype)
+            new = np.zeros(capacity, old.dtype)
             new[: len(old)] = old
             setattr(self, name, new)
 
@@ -102,23 +131,7 @@ class Index:
 
     def term_matrix(self, dtype: type = np.float32) -> sp.csr_matrix:
         """Every row's word weights, one row each over the feature space's term columns."""
-        term_column = self.features.term_column
-        indptr, indices, data = [0], [], []
-        for weights in self.terms:
-            for t, w in weights.items():
-                col = term_column.get(t)
-                if col is not None:
-                    indices.append(col)
-                    data.append(w)
-            indptr.append(len(indices))
-        return sp.csr_matrix((np.array(data, dtype), np.array(indices, np.int64), np.array(indptr)),
-                             shape=(len(self.terms), max(len(term_column), 1)))
-
-    def use_word_matrix(self, words: sp.csr_matrix) -> None:
-        """Score from this word matrix of all rows (the batch's), and build the sparse copy of the
-        vectors again when next needed."""
-        self._word_matrix, self._rows_with_new_words, self._word_matrix_by_term = words, set(), None
-        self._sparse_right, self._rows_with_new_vectors = None, set()
+        return self.words.merge().astype(dtype)
 
     # ---- the linear map ---------------------------------------------------------------------
 
@@ -180,45 +193,88 @@ class Index:
         return self.settings.w_both_ways * min(s1, s2)
 
     def _term_scores(self, r: int) -> np.ndarray:
-        """Word likeness of row r with every row: from the columns of r's words in the word matrix
-        built last (column-major, so only those words' rows are read), plus plain dictionary
-        products for the rows changed since (rebuilt when they pile up)."""
-        n = len(self.ids)
-        if self._word_matrix is None or len(self._rows_with_new_words) > REBUILD_AFTER:
-            self._word_matrix, self._rows_with_new_words = self.term_matrix(), set()
-            self._word_matrix_by_term = None
-        if self._word_matrix_by_term is None:
-            self._word_matrix_by_term = self._word_matrix.tocsc()
-        out = np.zeros(n, np.float32)
-        built = self._word_matrix.shape[0]
-        x = self.terms[r]
-        if x:
-            term_column = self.features.term_column
-            cols = [term_column[t] for t in x if t in term_column]
-            if cols:
-                weights = np.array([x[t] for t in x if t in term_column], np.float32)
-                out[:built] = self._word_matrix_by_term[:, cols] @ weights
-        for o in self._rows_with_new_words | set(range(built, n)):
-            out[o] = _dot(x, self.terms[o])
+        """Word likeness of row r with every row: from the columns of r's words in the word weights
+        as merged last (column-major, so only those words' rows are read), plus products with the
+        rows changed since (merged when they pile up)."""
+        words = self.words
+        if len(words.changed) > REBUILD_AFTER:
+            words.merge()
+        if self._words_by_term is None or self._words_by_term[0] is not words.base:
+            self._words_by_term = words.base, words.base.astype(np.float32).tocsc()
+        by_term = self._words_by_term[1]
+        out = np.zeros(len(self.ids), np.float32)
+        columns, weights = words.get(r)
+        if len(columns):
+            out[: by_term.shape[0]] = by_term[:, columns] @ weights.astype(np.float32)
+        if words.changed:
+            rows, changed = words.changed_matrix()
+            mine = np.zeros(words.width)
+            mine[columns] = weights
+            out[rows] = changed @ mine
         return out
 
     def _products(self, lefts: np.ndarray) -> np.ndarray:
-        """Every row's vector times each column of `lefts`: from the vectors as built last, held
-        sparse and column-major, only the columns `lefts` use are read (most of a row's columns
-        are zero, and a left vector names few of them); plus dense products for the rows changed
-        since (rebuilt when they pile up)."""
-        n = len(self.ids)
-        if (self._sparse_right is None
-                or len(self._rows_with_new_vectors) + n - self._sparse_right.shape[0] > REBUILD_AFTER):
-            self._sparse_right, self._rows_with_new_vectors = sp.csc_matrix(self.right[:n]), set()
-        built = self._sparse_right.shape[0]
-        out = np.empty((n, lefts.shape[1]), np.float32)
+        """Every row's vector times each column of `lefts`: from the vectors as merged last, held
+        column-major, only the columns `lefts` use are read (most of a row's columns are zero, and
+        a left vector names few of them); plus products with the rows changed since (merged when
+        they pile up)."""
+        right = self.right
+        if len(right.changed) > REBUILD_AFTER:
+            right.merge()
+        if self._right_by_column is None or self._right_by_column[0] is not right.base:
+            self._right_by_column = right.base, right.base.tocsc()
+        by_column = self._right_by_column[1]
+        out = np.empty((len(self.ids), lefts.shape[1]), np.float32)
         used = np.flatnonzero(np.any(lefts != 0, axis=1))
-        out[:built] = self._sparse_right[:, used] @ lefts[used]
-        changed = sorted(self._rows_with_new_vectors | set(range(built, n)))
-        if changed:
-            out[changed] = self.right[changed] @ lefts
+        out[: by_column.shape[0]] = by_column[:, used] @ lefts[used]
+        if right.changed:
+            rows, changed = right.changed_matrix()
+            out[rows] = changed @ lefts
         return out
+
+
+class _Profiles(Sequence[OrgProfile]):
+    """Each row's organisation as the index keeps it: its id, cluster and country (the texts are
+    read once, into the analysis)."""
+
+    def __init__(self, index: Index) -> None:
+        self.index = index
+
+    def __len__(self) -> int:
+        return len(self.index.ids)
+
+    def __getitem__(self, r):  # type: ignore[no-untyped-def, override]
+        index = self.index
+        if isinstance(r, slice):
+            return [self[i] for i in range(len(self))[r]]
+        return OrgProfile(id=index.ids[r], cluster=index.cluster(r), country=index.country(r))
+
+
+class _Terms(Sequence[dict[str, float]]):
+    """Each row's word weights as a dictionary, made when asked for."""
+
+    def __init__(self, index: Index) -> None:
+        self.index = index
+
+    def __len__(self) -> int:
+        return len(self.index.ids)
+
+    def __getitem__(self, r):  # type: ignore[no-untyped-def, override]
+        if isinstance(r, slice):
+            return [self[i] for i in range(len(self))[r]]
+        if not -len(self) <= r < len(self):
+            raise IndexError(r)
+        columns, weights = self.index.words.get(r % len(self))
+        names = self.index.features.term_names()
+        return dict(zip(map(names.__getitem__, columns.tolist()), weights.tolist(), strict=True))
+
+
+def _code(codes: dict[str, int], names: list[str], name: str) -> int:
+    code = codes.get(name)
+    if code is None:
+        code = codes[name] = len(names)
+        names.append(name)
+    return code
 
 
 def _dot(a: dict[str, float], b: dict[str, float]) -> float:

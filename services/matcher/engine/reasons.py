@@ -18,6 +18,7 @@ from services.matcher.engine.values import Reason, Suggestion
 
 DIRECTIONS = ("a_offers_b_seeks", "b_offers_a_seeks", "shared")
 PAIRS_PER_SLICE = 50_000  # reasons_many works in slices of this many pairs, to bound its arrays
+EVIDENCE_KEPT = 10_000  # the evidence of this many rows, the latest gathered, is kept (5 KB each)
 
 # Per row: the concepts its capabilities name, its goals name, either (1/0), and its word weights
 HitMatrices = tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix, sp.csr_matrix]
@@ -34,11 +35,12 @@ class Evidence:
     seek_words: dict[str, tuple[str, ...]]
     words: dict[str, tuple[str, ...]]
     wishes: dict[str, tuple[str, ...]]  # country code -> the words that asked for it
+    term_surface: dict[str, str]  # a word as the index counts it -> as the text wrote it
 
 
 class ReasonFinder:
     """Reads the feature space (which concept is which, the vector layout) and the index (the rows'
-    vectors, analyses and word weights); keeps each row's evidence once it was first needed."""
+    vectors, analyses and word weights); keeps the evidence of the rows it needed last."""
 
     def __init__(self, features: FeatureSpace, index: Index) -> None:
         self.features = features
@@ -112,19 +114,21 @@ class ReasonFinder:
                 words = evidence_a.words[c], evidence_b.words[c]
             ranked.append(Reason(c, kinds[c], direction, -neg_w, *words))
         if len(ranked) < settings.max_reasons:
-            a, b = self.index.analyses[r], self.index.analyses[o]
-            assert a is not None and b is not None
+            a, b = evidence_a.term_surface, evidence_b.term_surface
             ta, tb = self.index.terms[r], self.index.terms[o]
             shared = sorted(((ta[t] * tb[t], t) for t in ta.keys() & tb.keys()), reverse=True)
             for w, t in shared[: settings.max_reasons - len(ranked)]:
                 ranked.append(Reason(None, "term", "shared", settings.w_terms * w,
-                                     (a.term_surface.get(t, t),), (b.term_surface.get(t, t),)))
+                                     (a.get(t, t),), (b.get(t, t),)))
         return ranked
 
     def evidence(self, r: int) -> Evidence:
-        """Row r's concepts with their weights and the words that expressed them (kept per row)."""
+        """Row r's concepts with their weights and the words that expressed them (kept for the
+        EVIDENCE_KEPT rows gathered last)."""
         found = self._evidence.get(r)
         if found is None:
+            if len(self._evidence) >= EVIDENCE_KEPT:
+                del self._evidence[next(iter(self._evidence))]
             found = self._evidence[r] = self._gather_evidence(r)
         return found
 
@@ -157,12 +161,12 @@ class ReasonFinder:
             else:
                 weights[c] = (float(cap[i]), float(goal[i]), float(prof[i]))
         wishes = {code: _distinct(words) for code, words in a.wishes.items()}
-        return Evidence(weights, offer_words, seek_words, {**seek_words, **offer_words}, wishes)
+        return Evidence(weights, offer_words, seek_words, {**seek_words, **offer_words}, wishes, a.term_surface)
 
     def country_of(self, r: int) -> str | None:
         """Row r's country, when it is one the lexicon knows (and so one a wish can name)."""
-        p = self.index.profiles[r]
-        return p.country if p is not None and p.country in self.features.country_index else None
+        country = self.index.country(r)
+        return country if country in self.features.country_index else None
 
     def said(self, hits: dict[str, list[str]], i: int) -> tuple[str, ...]:
         """The words one side of a profile named concept column i with: for a sector, those of
@@ -214,13 +218,13 @@ class ReasonFinder:
         w2 = w_prof[c2] * prof[owner[p2], c2].astype(f64) * prof[cand[p2], c2].astype(f64) + 1e-5
         # countries: the candidate is where the owner asked for (a need met), or the reverse;
         # their concept numbers follow the scored concepts' (nc + the country's place)
-        wish, right = features.block["wish"], self.index.right
+        wish, right = features.block["wish"], self.index.right.merge()
         place = self.country_places()
         k_of, k_of_owner = place[cand], place[owner]
         p3 = np.flatnonzero((k_of >= 0) & (k_of != k_of_owner))
-        p3 = p3[right[owner[p3], wish.start + k_of[p3]] > 0]
+        p3 = p3[_entries(right, owner[p3], wish.start + k_of[p3]) > 0]
         p4 = np.flatnonzero((k_of_owner >= 0) & (k_of != k_of_owner))
-        p4 = p4[right[cand[p4], wish.start + k_of_owner[p4]] > 0]
+        p4 = p4[_entries(right, cand[p4], wish.start + k_of_owner[p4]) > 0]
         pair = np.concatenate([p0[k0], p1[k1], p2, p3, p4])
         concept = np.concatenate([c0[k0], c1[k1], c2, nc + k_of[p3], nc + k_of_owner[p4]])
         direction = np.concatenate([np.zeros(k0.sum(), np.int8), np.ones(k1.sum(), np.int8),
@@ -315,7 +319,7 @@ class ReasonFinder:
         sector block's weight (offered, profile) and the sought-sector block's (sought); the
         blocks' own weights for other concepts."""
         block, sector_place = self.features.block, self.features.sector_place
-        right = self.index.right[: len(self.index.ids)]
+        right = self.index.right.merge().toarray()
         sector_cols = np.flatnonzero(sector_place >= 0)
         views = []
         for own, sectors in (("offers", "sector"), ("seeks", "seek_sector"), ("profile", "sector")):
@@ -328,10 +332,10 @@ class ReasonFinder:
         """Per row, the place of its country among the feature space's countries (-1: none the
         lexicon knows)."""
         n = len(self.index.ids)
-        here = self.index.right[:n, self.features.block["country"]]
+        here = self.index.right.merge()[:, self.features.block["country"]].tocsr()
         if here.shape[1] == 0:
             return np.full(n, -1, np.int64)
-        return np.where(here.any(axis=1), here.argmax(axis=1), -1).astype(np.int64)
+        return np.where(np.diff(here.indptr) > 0, np.asarray(here.argmax(axis=1)).ravel(), -1).astype(np.int64)
 
     def sector_words(self, hits: dict[str, list[str]]) -> dict[int, tuple[str, ...]]:
         """What said() gives for each sector column one side of a profile names, from one pass."""

@@ -94,23 +94,22 @@ class TopKCache:
         rows = np.flatnonzero(index.active[:n]) if rows is None else np.asarray(rows, np.int64)
         if len(rows) == 0:
             return
-        right = index.right[:n]
+        right = index.right.merge()
         fitted = index.fitted  # the word matrix and concept hits of fit(), unless rows changed since
         words64 = fitted[0] if fitted is not None else index.term_matrix(np.float64)
         words = words64.astype(np.float32)  # exact weights for the reasons, float32 for the product
-        index.use_word_matrix(words)
         id_rank = np.empty(n, np.int64)
         id_rank[np.argsort(np.array(index.ids, dtype=object))] = np.arange(n)
-        product = CandidateProduct(sp.hstack([sp.csr_matrix(right), words]).tocsr(), index.cluster_code,
+        product = CandidateProduct(sp.hstack([right, words]).tocsr(), index.cluster_code,
                                    index.active, max(settings.candidates, 4 * k, 1), rank=id_rank)
         hits = finder.hit_matrices(words64, fitted[1:] if fitted is not None else None)
         columns = finder.reason_columns()
         quotes: dict[int, tuple[str, ...]] = {}  # the words reasons quote, by (row, concept, side)
         block_of = index.features.block
-        offers, seeks = sp.csr_matrix(right[:, block_of["offers"]]), sp.csr_matrix(right[:, block_of["seeks"]])
+        offers, seeks = right[:, block_of["offers"]].tocsr(), right[:, block_of["seeks"]].tocsr()
         for start in range(0, len(rows), chunk):
             block = rows[start:start + chunk]
-            left = sp.hstack([sp.csr_matrix(index.left_rows(right[block])), settings.w_terms * words[block]])
+            left = sp.hstack([sp.csr_matrix(index.left_rows(right[block].toarray())), settings.w_terms * words[block]])
             slot, cand, base = product.best(block, left)  # slot: the owner's place in the block
             owner = block[slot]
             total = base + settings.w_both_ways * np.minimum(_row_dots(offers, owner, seeks, cand),
