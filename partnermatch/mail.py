@@ -46,7 +46,10 @@ class WirePolicy(EmailPolicy):
     - non-ASCII subjects and display names are encoded by the older `email.header` encoder:
       the default folder of Python 3.11 drops the space between two folded encoded words
       ("Кластер ИКТ Нови Сад" arrives as "Кластер ИКТНови Сад"), and names are kept in one
-      encoded word each.
+      encoded word each;
+    - every address header is written one address per line by `formataddr`, ASCII names too:
+      the default folder drops the quotes of a long ASCII name it wraps, so a name such as
+      "… Bcc: x@evil.example …" turned the To header into a group of other addresses.
     """
 
     def _repaired(self, name: str, value: Any) -> str | None:
@@ -59,11 +62,7 @@ class WirePolicy(EmailPolicy):
             encoded = Header(str(value), "utf-8", header_name=name).encode(linesep=self.linesep)
             return f"{name}: {encoded}{self.linesep}"
         addresses = getattr(value, "addresses", None)
-        if (
-            lname in _ADDRESS_HEADERS
-            and addresses
-            and not all(a.display_name.isascii() for a in addresses)
-        ):
+        if lname in _ADDRESS_HEADERS and addresses:
             parts = [self._address(a) for a in addresses]
             return f"{name}: {(',' + self.linesep + ' ').join(parts)}{self.linesep}"
         return None
@@ -74,14 +73,16 @@ class WirePolicy(EmailPolicy):
         # inside a name (Python's parser keeps it, mail clients drop it). Names are short enough
         # (see `safe_address`) for the line to stay far below SMTP's 998 characters.
         if address.display_name.isascii():
+            if "=?" in address.display_name:  # readers decode it even inside quotes
+                raise UnsafeHeader("an address's name holds an encoded word")
             return formataddr((address.display_name, address.addr_spec))
         return formataddr((address.display_name, address.addr_spec), charset="utf-8")
 
-    def fold(self, name: str, value: Any) -> str:  # type: ignore[override]
+    def fold(self, name: str, value: Any) -> str:
         repaired = self._repaired(name, value)
         return repaired if repaired is not None else super().fold(name, value)
 
-    def fold_binary(self, name: str, value: Any) -> bytes:  # type: ignore[override]
+    def fold_binary(self, name: str, value: Any) -> bytes:
         repaired = self._repaired(name, value)
         if repaired is not None:
             return repaired.encode("ascii")

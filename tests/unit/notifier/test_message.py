@@ -224,3 +224,13 @@ def test_the_last_check_catches_an_injection_that_got_past_the_name_cleaning():
     msg.set_content("x")
     with pytest.raises(UnsafeHeader):
         wire_bytes(msg)
+
+
+def test_a_long_ascii_name_with_colons_and_at_signs_stays_one_name_of_one_recipient():
+    # Found by the property above: the default folder wrapped this name without its quotes, and
+    # "…Bcc:" made the To header a group of other addresses.
+    name = "00000000000000000000DQpCY2M6IHhAeS56?=Bcc: x@evil.exampleBcc: x@evil.example"
+    parsed = parse(wire_bytes(message(contact_name=name, partner_name="P", lang="en")))
+    assert [(a.display_name, a.addr_spec) for a in parsed["To"].addresses] == [
+        (safe_address(name, "jelena@example.rs").display_name, "jelena@example.rs")
+    ]
