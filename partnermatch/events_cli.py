@@ -24,7 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     tail.set_defaults(func=run_tail)
 
 
-def _line(record, raw: bool) -> str:  # type: ignore[no-untyped-def]
+def _line(record, raw: bool) -> str:
     where = f"{record.topic}/{record.partition}@{record.offset}"
     if raw:
         return f"{where} key={record.key} {(record.value or b'').decode('utf-8', 'replace')}"

@@ -58,7 +58,7 @@ def catalogue_path(lang: str, domain: str) -> Path:
     return LOCALE_DIR / lang / "LC_MESSAGES" / f"{domain}.po"
 
 
-def read_catalogue(lang: str, domain: str):  # type: ignore[no-untyped-def]
+def read_catalogue(lang: str, domain: str):
     """The Babel catalogue of a language and domain, or None where there is no file."""
     from babel.messages.pofile import read_po
 
@@ -166,7 +166,7 @@ def source_files(domain: str) -> list[str]:
     return files
 
 
-def extract(domain: str):  # type: ignore[no-untyped-def]
+def extract(domain: str):
     """The messages of a domain's sources as a Babel catalogue: what `make messages` writes to
     `<domain>.pot` (babel.cfg says which extractor reads which file)."""
     from babel.messages.catalog import Catalog

@@ -36,7 +36,7 @@ _LETTERS = re.compile(r"[^\W\d_]")
 _identifier = None
 
 
-def _get_identifier():  # type: ignore[no-untyped-def]
+def _get_identifier():
     """py3langid ships its model LZMA-compressed: decoding takes about half a second, so a decoded
     copy is kept in cachefile.folder() where there is one."""
     global _identifier
@@ -47,7 +47,7 @@ def _get_identifier():  # type: ignore[no-untyped-def]
         return _identifier
 
 
-def _decoded_identifier():  # type: ignore[no-untyped-def]
+def _decoded_identifier():
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
     ident = LanguageIdentifier.from_model_file(MODEL_FILE)
@@ -55,7 +55,7 @@ def _decoded_identifier():  # type: ignore[no-untyped-def]
     return ident
 
 
-def _cached_identifier(folder: Path):  # type: ignore[no-untyped-def]
+def _cached_identifier(folder: Path):
     """The identifier from our copy in `folder`, written there first if missing or unreadable. The
     name holds py3langid's version and our languages, so an upgrade or a change writes a new copy."""
     tag = hashlib.sha256(",".join(PROFILE_LANGUAGES).encode()).hexdigest()[:12]

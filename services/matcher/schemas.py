@@ -35,7 +35,7 @@ class DecisionSchema(Schema):
     reason_text = fields.String(validate=validate.Length(max=1000), allow_none=True)
 
     @validates_schema
-    def _reject_needs_a_reason(self, data, **kwargs):  # type: ignore[no-untyped-def]
+    def _reject_needs_a_reason(self, data, **kwargs):
         if data["decision"] == "reject" and not data.get("reason_code"):
             raise ValidationError("A rejection needs a reason code.", "reason_code")
 

@@ -6,7 +6,7 @@ organisation or a refused post becomes the form again, with nothing typed lost. 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -16,11 +16,11 @@ LIST_FIELDS = ("sectors", "offers", "seeks", "seeks_countries")
 
 
 class FormData(Protocol):
-    """What werkzeug's request.form offers."""
+    """What werkzeug's request.form offers (a MultiDict of str)."""
 
-    def get(self, key: str, default: Any = None) -> Any: ...
+    def get(self, key: str) -> str | None: ...
 
-    def getlist(self, key: str) -> list[Any]: ...
+    def getlist(self, key: str) -> list[str]: ...
 
     def keys(self) -> Any: ...
 
@@ -73,7 +73,7 @@ class OrgForm:
         )
 
     @classmethod
-    def from_form(cls, form: FormData, stored: list[Mapping[str, Any]] = ()) -> OrgForm:  # type: ignore[assignment]
+    def from_form(cls, form: FormData, stored: Sequence[Mapping[str, Any]] = ()) -> OrgForm:
         """The form as posted. `stored`: the organisation's contacts, so rows keep showing their answers."""
         by_id = {c.get("id"): c for c in stored}
         rows: dict[int, dict[str, str]] = {}
@@ -89,10 +89,10 @@ class OrgForm:
                 consent="consent" in row, share_contact="share_contact" in row, remove="remove" in row,
                 id=row.get("id", "") if row.get("id") in by_id else "", stored=by_id.get(row.get("id"), {}),
             ))
-        text = {name: str(form.get(name) or "") for name in
-                ("name", "cluster_id", "country", "language", "capabilities", "goals", "website")}
-        lists = {name: [str(v) for v in form.getlist(name)][:100] for name in LIST_FIELDS}
-        return cls(**text, **lists, contacts=contacts)
+        fields: dict[str, Any] = {name: str(form.get(name) or "") for name in
+                                  ("name", "cluster_id", "country", "language", "capabilities", "goals", "website")}
+        fields |= {name: [str(v) for v in form.getlist(name)][:100] for name in LIST_FIELDS}
+        return cls(**fields, contacts=contacts)
 
     def with_another_contact(self, language: str) -> OrgForm:
         if len(self.contacts) >= MAX_CONTACT_ROWS:

@@ -74,7 +74,7 @@ def sought_country_check(value: str) -> None:
 class UniqueList(fields.List):
     """A list whose repeated items count once (first one kept), before its length is checked."""
 
-    def _deserialize(self, value, attr, data, **kwargs):  # type: ignore[no-untyped-def]
+    def _deserialize(self, value, attr, data, **kwargs):
         return list(dict.fromkeys(super()._deserialize(value, attr, data, **kwargs)))
 
 
@@ -136,7 +136,7 @@ class OrganisationBase(ShownTextSchema):
     contacts = fields.List(fields.Nested(ContactSchema), validate=validate.Length(max=20))
 
     @validates_schema
-    def _unique_contact_emails(self, data, **kwargs):  # type: ignore[no-untyped-def]
+    def _unique_contact_emails(self, data, **kwargs):
         emails = [c["email"].lower() for c in data.get("contacts") or []]
         if len(emails) != len(set(emails)):
             raise ValidationError("Each contact needs its own email address.", "contacts")

@@ -193,7 +193,7 @@ def _read(lexicon: Lexicon, text: str, lang: str | None, in_goals: bool = False,
             unit.contrasts.append(i)
     terms = list(map(_SECOND, entries))
     surfaces = dict(zip(reversed(terms), reversed(words), strict=True))  # the first word wins
-    surfaces.pop(None, None)  # type: ignore[call-overload]
+    surfaces.pop(None, None)
     return _Read(hits, ends, cues, by_concept, places), Counter(filter(None, terms)), surfaces
 
 

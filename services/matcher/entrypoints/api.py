@@ -69,7 +69,7 @@ class Suggestions(MethodView):
     @api.response(200, SuggestionSchema(many=True))
     @api.paginate()
     @coordinators_only
-    def get(self, query: dict[str, Any], pagination_parameters, caller: Caller):  # type: ignore[no-untyped-def]
+    def get(self, query: dict[str, Any], pagination_parameters, caller: Caller):
         """Suggestions involving your cluster: pending by default; sort by score or date; filter by
         the partner's country or language, a score range, or part of a name (`q`)."""
         items, total = deps().review.list_for_cluster(

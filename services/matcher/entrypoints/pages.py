@@ -48,7 +48,7 @@ pages = Blueprint("pages", __name__, template_folder="../templates", static_fold
                   static_url_path="/static")
 
 
-def _deps():  # type: ignore[no-untyped-def]
+def _deps():
     return current_app.extensions["partnermatch.matcher"]
 
 
@@ -80,7 +80,7 @@ def _choose_language() -> None:
 
 
 @pages.after_app_request
-def _remember_language(response):  # type: ignore[no-untyped-def]
+def _remember_language(response):
     if request.blueprint == "pages" and "lang" in g:
         i18n.remember(response, request, g.lang)
     return response
@@ -122,12 +122,12 @@ def _coordinator() -> dict[str, Any] | None:
 
 
 @pages.get("/")
-def index():  # type: ignore[no-untyped-def]
+def index():
     return redirect(url_for("pages.queue"))
 
 
 @pages.route("/login", methods=["GET", "POST"])
-def login():  # type: ignore[no-untyped-def]
+def login():
     error = None
     if request.method == "POST":
         username = request.form.get("username", "")[:100]
@@ -153,7 +153,7 @@ def login():  # type: ignore[no-untyped-def]
     return render_template("login.html", error=error), (401 if error else 200)
 
 
-def _too_many_logins(retry_after_s: int):  # type: ignore[no-untyped-def]
+def _too_many_logins(retry_after_s: int):
     minutes = max(1, -(-retry_after_s // 60))
     error = _("Too many failed logins. Try again in %(minutes)s minutes.", minutes=minutes)
     response = current_app.make_response((render_template("login.html", error=error), 429))
@@ -162,7 +162,7 @@ def _too_many_logins(retry_after_s: int):  # type: ignore[no-untyped-def]
 
 
 @pages.post("/pairs/<pair_id>/withdraw")
-def withdraw(pair_id: str):  # type: ignore[no-untyped-def]
+def withdraw(pair_id: str):
     me = _coordinator()
     if me is None:
         return redirect(url_for("pages.login"))
@@ -181,7 +181,7 @@ def withdraw(pair_id: str):  # type: ignore[no-untyped-def]
 
 
 @pages.errorhandler(HTTPException)
-def _error_page(exc: HTTPException):  # type: ignore[no-untyped-def]
+def _error_page(exc: HTTPException):
     """Errors of the page are pages in the reader's language, never the API's JSON."""
     if exc.code == 429:
         return _login_rate_limited(exc)
@@ -200,7 +200,7 @@ def _error_page(exc: HTTPException):  # type: ignore[no-untyped-def]
 
 
 @pages.errorhandler(429)
-def _login_rate_limited(exc):  # type: ignore[no-untyped-def]
+def _login_rate_limited(exc):
     """Too many failed logins from this address (Flask-Limiter): the login page, saying how long."""
     limit = getattr(exc, "limit", None)
     window = limit.limit.get_expiry() if limit is not None else 900
@@ -208,7 +208,7 @@ def _login_rate_limited(exc):  # type: ignore[no-untyped-def]
 
 
 @pages.post("/logout")
-def logout():  # type: ignore[no-untyped-def]
+def logout():
     """Ends the page session and revokes the login token it held, so neither the old cookie nor
     the token opens anything any more."""
     token = _sessions().close(session.get("sid"))
@@ -243,7 +243,7 @@ def _query(default_state: str) -> dict[str, Any]:
 _QUERY_FIELDS = ("state", "sort", "country", "language", "sector", "min_score", "max_score", "q")
 
 
-def _listing(default_state: str):  # type: ignore[no-untyped-def]
+def _listing(default_state: str):
     lang = _current_language()
     me = _coordinator()
     if me is None:
@@ -268,17 +268,17 @@ def _listing(default_state: str):  # type: ignore[no-untyped-def]
 
 
 @pages.get("/queue")
-def queue():  # type: ignore[no-untyped-def]
+def queue():
     return _listing("pending")
 
 
 @pages.get("/history")
-def history():  # type: ignore[no-untyped-def]
+def history():
     return _listing("decided")
 
 
 @pages.get("/export.csv")
-def export_csv():  # type: ignore[no-untyped-def]
+def export_csv():
     """The listing's pairs as CSV, with the listing's own filters (?state=decided for the history)."""
     me = _coordinator()
     if me is None:
@@ -292,7 +292,7 @@ def export_csv():  # type: ignore[no-untyped-def]
 
 
 @pages.get("/analytics")
-def analytics():  # type: ignore[no-untyped-def]
+def analytics():
     me = _coordinator()
     if me is None:
         return redirect(url_for("pages.login"))
@@ -316,7 +316,7 @@ def _week_chart(found: ClusterFigures) -> dict[str, Any]:
 
 
 @pages.get("/pairs/<pair_id>")
-def pair(pair_id: str):  # type: ignore[no-untyped-def]
+def pair(pair_id: str):
     lang = _current_language()
     me = _coordinator()
     if me is None:
@@ -328,7 +328,7 @@ def pair(pair_id: str):  # type: ignore[no-untyped-def]
 
 
 @pages.post("/pairs/<pair_id>/decide")
-def decide(pair_id: str):  # type: ignore[no-untyped-def]
+def decide(pair_id: str):
     me = _coordinator()
     if me is None:
         return redirect(url_for("pages.login"))

@@ -55,7 +55,7 @@ def create_app(settings: MatcherSettings | None = None, deps: MatcherDeps | None
     app.extensions["partnermatch.matcher"] = deps or build_deps(settings)
 
     @app.after_request
-    def _security_headers(response):  # type: ignore[no-untyped-def]
+    def _security_headers(response):
         response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")

@@ -30,7 +30,7 @@ class ReceivedMessage:
     received_at: float
 
     def parsed(self) -> EmailMessage:
-        return email.message_from_bytes(self.data, policy=default_policy)  # type: ignore[return-value]
+        return email.message_from_bytes(self.data, policy=default_policy)
 
 
 @dataclass
