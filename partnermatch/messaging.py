@@ -146,12 +146,7 @@ def read_partitions(
         consumer_timeout_ms=int(idle_timeout_s * 1000),
     )
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        deadline = time.monotonic() + 10
-        while not partitions and time.monotonic() < deadline:
-            time.sleep(0.2)
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        tps = _topic_partitions(consumer, topic, timeout_s=10)
         consumer.assign(tps)
         for tp in tps:
             consumer.seek(tp, (start or {}).get(tp.partition, 0))
@@ -168,6 +163,83 @@ def read_partitions(
                 continue
     finally:
         consumer.close()
+
+
+def committed_offsets(bootstrap: str, group_id: str, topic: str, timeout_s: float = 10.0) -> dict[int, int]:
+    """Where consumer group `group_id` has committed on each partition of `topic` (partitions with
+    no commit are left out). Joins no group."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=group_id, enable_auto_commit=False,
+                             request_timeout_ms=int(timeout_s * 1000) + 1000)
+    try:
+        offsets = {}
+        for tp in _topic_partitions(consumer, topic, timeout_s):
+            committed = consumer.committed(tp)
+            if committed is not None and committed >= 0:
+                offsets[tp.partition] = committed
+        return offsets
+    finally:
+        consumer.close(autocommit=False)
+
+
+def _topic_partitions(consumer: KafkaConsumer, topic: str, timeout_s: float) -> list[TopicPartition]:
+    partitions = consumer.partitions_for_topic(topic) or set()
+    deadline = time.monotonic() + timeout_s
+    while not partitions and time.monotonic() < deadline:
+        time.sleep(0.2)
+        partitions = consumer.partitions_for_topic(topic) or set()
+    return [TopicPartition(topic, p) for p in sorted(partitions)]
+
+
+class TableReader:
+    """Reads a whole topic as a table, the way Kafka Streams keeps a global table: every partition,
+    no group, from `start` (partition -> offset, default the beginning), following it until told
+    to stop. `apply(record)` runs for each record in partition order and must be idempotent; an
+    error in it is retried with backoff, as run_consumer retries a handler.
+
+    With a `watch`, a broker that lost its state makes the reader start again from the beginning
+    of the refilled topic, as run_consumer does (reading twice is safe; skipping is not)."""
+
+    def __init__(self, bootstrap: str, topic: str, apply: Callable[[Record], None], *, client_id: str,
+                 start: dict[int, int] | None = None, watch: BrokerWatch | None = None,
+                 max_backoff_s: float = 30.0, poll_timeout_ms: int = 200) -> None:
+        self.bootstrap, self.topic, self.apply, self.client_id = bootstrap, topic, apply, client_id
+        self.start = dict(start or {})
+        self.watch = watch
+        self.max_backoff_s = max_backoff_s
+        self.poll_timeout_ms = poll_timeout_ms
+
+    def run(self, stop: threading.Event) -> None:
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.bootstrap.split(","), client_id=self.client_id, group_id=None,
+            enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=500)
+        try:
+            tps = _topic_partitions(consumer, self.topic, timeout_s=30.0)
+            if not tps:
+                raise KafkaError(f"topic {self.topic} has no partitions")
+            consumer.assign(tps)
+            for tp in tps:
+                consumer.seek(tp, self.start.get(tp.partition, 0))
+            epoch = _current_epoch(self.watch)
+            start = ",".join(f"{p}:{o}" for p, o in sorted(self.start.items()))
+            logger.info("table reader started", extra={"topic": self.topic, "partitions": len(tps), "from": start})
+            while not stop.is_set():
+                batch = consumer.poll(timeout_ms=self.poll_timeout_ms)
+                current = _current_epoch(self.watch)
+                if current is not None and epoch is not None and current != epoch:
+                    logger.error("the broker lost its state under this table reader: reading the refilled "
+                                 "topic from the beginning", extra={"topic": self.topic, "epoch": current})
+                    consumer.seek_to_beginning(*tps)
+                    epoch = current
+                    continue
+                epoch = current or epoch
+                for messages in batch.values():
+                    for msg in messages:
+                        _handle_with_retry(self.apply, _record(msg), stop, self.max_backoff_s)
+                        if stop.is_set():
+                            return
+        finally:
+            consumer.close(autocommit=False)
+            logger.info("table reader stopped", extra={"topic": self.topic})
 
 
 class HandlerFailed(Exception):
