@@ -6,14 +6,15 @@ does not involve the coordinator's cluster is answered as if it did not exist.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NoReturn
 
 from flask import current_app, g, request
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import Blueprint
 from flask_smorest.error_handler import ErrorSchema
 
-from partnermatch.httpedge import guard
+from partnermatch.httpedge import abort, guard
 from services.matcher.adapters.profiles_client import Caller, ProfilesUnavailable
 from services.matcher.bootstrap import MatcherDeps
 from services.matcher.review import DecisionRefused
@@ -34,7 +35,15 @@ def caller_from_token(token: str) -> Caller | None:
         abort(503, message="Cannot check your login right now; try again shortly.")
 
 
-def require_coordinator() -> Caller:
+@dataclass(frozen=True)
+class Coordinator:
+    """A caller checked to be a coordinator: of one cluster, with a name."""
+
+    cluster_id: str
+    username: str
+
+
+def require_coordinator() -> Coordinator:
     if "caller" not in g:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -45,7 +54,7 @@ def require_coordinator() -> Caller:
         abort(401, message="Unknown or expired token.")
     if caller.role != "coordinator" or not caller.cluster_id:
         abort(403, message="Only cluster coordinators review suggestions.")
-    return caller
+    return Coordinator(caller.cluster_id, caller.username or "?")
 
 
 coordinators_only = guard(api, require_coordinator, {
@@ -56,7 +65,7 @@ coordinators_only = guard(api, require_coordinator, {
 NOT_FOUND = "No such suggestion for your cluster."
 
 
-def _refuse(refused: DecisionRefused, conflicts: dict[str, str]) -> None:
+def _refuse(refused: DecisionRefused, conflicts: dict[str, str]) -> NoReturn:
     """A refused decision or withdrawal as HTTP: a pair that is gone is not found; the rest conflict."""
     if refused.reason == "not_found" or (refused.pair or {}).get("state") == "withdrawn":
         abort(404, message=NOT_FOUND)
@@ -69,7 +78,7 @@ class Suggestions(MethodView):
     @api.response(200, SuggestionSchema(many=True))
     @api.paginate()
     @coordinators_only
-    def get(self, query: dict[str, Any], pagination_parameters, caller: Caller):
+    def get(self, query: dict[str, Any], pagination_parameters, caller: Coordinator):
         """Suggestions involving your cluster: pending by default; sort by score or date; filter by
         the partner's country or language, a score range, or part of a name (`q`)."""
         items, total = deps().review.list_for_cluster(
@@ -87,7 +96,7 @@ class SuggestionById(MethodView):
     @api.response(200, SuggestionSchema)
     @api.alt_response(404, schema=ErrorSchema, description="No such suggestion for your cluster")
     @coordinators_only
-    def get(self, query: dict[str, Any], pair_id: str, caller: Caller):
+    def get(self, query: dict[str, Any], pair_id: str, caller: Coordinator):
         """One suggestion with both profiles and the reasons rendered in `lang`."""
         view = deps().review.read(caller.cluster_id, pair_id, query["lang"])
         if view is None:
@@ -103,11 +112,11 @@ class Decision(MethodView):
     @api.alt_response(409, schema=ErrorSchema,
                       description="Already decided, or your cluster has already decided otherwise")
     @coordinators_only
-    def post(self, data: dict[str, Any], pair_id: str, caller: Caller):
+    def post(self, data: dict[str, Any], pair_id: str, caller: Coordinator):
         """Approve or reject for your cluster; both clusters approving approves the partnership,
         either rejecting rejects it."""
         try:
-            pair = deps().review.decide(caller.cluster_id, caller.username or "?", pair_id, data["decision"],
+            pair = deps().review.decide(caller.cluster_id, caller.username, pair_id, data["decision"],
                                         data.get("reason_code"), data.get("reason_text"))
         except DecisionRefused as refused:
             _refuse(refused, {"not_pending": "This suggestion is already decided.",
@@ -121,10 +130,10 @@ class Decision(MethodView):
     @api.alt_response(409, schema=ErrorSchema,
                       description="Nothing to withdraw: your cluster has not approved, or the other has decided")
     @coordinators_only
-    def delete(self, pair_id: str, caller: Caller):
+    def delete(self, pair_id: str, caller: Coordinator):
         """Withdraw your cluster's approval while the other cluster has not decided yet."""
         try:
-            pair = deps().review.withdraw_approval(caller.cluster_id, caller.username or "?", pair_id)
+            pair = deps().review.withdraw_approval(caller.cluster_id, caller.username, pair_id)
         except DecisionRefused as refused:
             _refuse(refused, {"not_pending": "This suggestion is already decided.",
                               "nothing_to_withdraw": "Your cluster has not approved this suggestion."})

@@ -13,9 +13,9 @@ from typing import Any
 
 from flask import current_app, request
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import Blueprint
 
-from partnermatch.httpedge import guard
+from partnermatch.httpedge import abort, guard
 from services.matcher.entrypoints.api import caller_from_token, deps
 from services.matcher.schemas import LangQuerySchema, PartnershipSchema
 
