@@ -123,7 +123,9 @@ class DecisionRecorder:
                 "reason_code": final.get("reason_code"),
             }
             notice_id = domain.decided_notice_id(pair_id, cluster_id)
-            new = self.ledger.record_match(notice_id, envelope.event_id, notice, self.clock())
+            new = self.ledger.record_match(
+                notice_id, envelope.event_id, notice, self.clock(), counter="notices_recorded"
+            )
             self.counts["notices" if new else "notices_seen"] += 1
             if new:
                 logger.info(

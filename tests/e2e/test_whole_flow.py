@@ -68,10 +68,13 @@ def test_register_suggest_approve_email_unsubscribe_and_replay(system):
         assert status == 200
     assert after["state"] == "approved"
 
-    received = wait_until(lambda: (m := mails(system.mail)) and len(m) >= 3 and m, timeout=60,
-                          message="three emails")
+    received = wait_until(lambda: (m := mails(system.mail)) and len(m) >= 4 and m, timeout=60,
+                          message="four emails")
     by_rcpt = {str(m["To"].addresses[0].addr_spec): m for m in received}
-    assert sorted(by_rcpt) == ["besnik@arilje.example.rs", "ewa@soft.example.pl", "jelena@arilje.example.rs"]
+    assert sorted(by_rcpt) == ["anna@coordinators.example.org", "besnik@arilje.example.rs", "ewa@soft.example.pl",
+                               "jelena@arilje.example.rs"], "the contacts, and anna: marko approved after her"
+    notice = by_rcpt["anna@coordinators.example.org"]
+    assert str(notice["Subject"]) == "Zatwierdzone przez rs-zlatibor-agro: Soft Śląsk – Воћарска задруга Ариље"
     assert "jan@soft.example.pl" not in by_rcpt, "no consent, no email"
     jelena = by_rcpt["jelena@arilje.example.rs"].get_body(("plain",)).get_content()
     assert "Soft Śląsk" in jelena and any("\u0400" <= ch <= "\u04ff" for ch in jelena)
@@ -107,7 +110,7 @@ def test_register_suggest_approve_email_unsubscribe_and_replay(system):
             probe.close(autocommit=False)
 
     wait_until(replay_consumed, timeout=30, message="the notifier consumed the replayed approval")
-    assert len(mails(system.mail)) == 3, "a replay sends nothing more"
+    assert len(mails(system.mail)) == 4, "a replay sends nothing more"
 
 
 def test_an_organisation_s_partnerships_reach_profiles_from_the_running_matcher_as_the_stack_wires_them(system):

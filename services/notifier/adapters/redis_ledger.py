@@ -116,7 +116,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'pending', 'pair_id', ARGV[1], 'event_id', ARGV[2],
            'payload', ARGV[3], 'recorded_at', ARGV[4], 'updated_at', ARGV[4], 'attempts', 0)
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
-redis.call('HINCRBY', KEYS[3], 'matches_recorded', 1)
+redis.call('HINCRBY', KEYS[3], ARGV[6], 1)
 return 1
 """
 
@@ -299,9 +299,15 @@ class RedisDeliveryLedger:
     # ---- the consumer's side ------------------------------------------------------------------
 
     def record_match(
-        self, pair_id: str, event_id: str, payload: Mapping[str, Any], now: float
+        self,
+        pair_id: str,
+        event_id: str,
+        payload: Mapping[str, Any],
+        now: float,
+        counter: str = "matches_recorded",
     ) -> bool:
-        """Remember an approved match to be sent, once; True if it is new (replays return False)."""
+        """Remember an approved match (or, under its notice id, a coordinators' notice) to be sent,
+        once; True if it is new (replays return False)."""
         created = self._record_match(
             keys=[self.match_key(pair_id), self.due_key, self.stats_key],
             args=[
@@ -310,6 +316,7 @@ class RedisDeliveryLedger:
                 json.dumps(payload, ensure_ascii=False, sort_keys=True),
                 _num(now),
                 self.match_member(pair_id),
+                counter,
             ],
         )
         return bool(created)

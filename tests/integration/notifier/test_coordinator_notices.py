@@ -11,6 +11,7 @@ import time
 import pytest
 
 from partnermatch import events
+from partnermatch.messaging import read_partitions
 from partnermatch.stack import ensure_topics
 from partnermatch.topics import dlq
 from services.notifier.bootstrap import build_deps
@@ -82,7 +83,7 @@ def plain(received):
 
 
 def test_the_digest_email_arrives_once_in_the_mail_sink_for_each_coordinator_in_their_language(
-    running, profiles, polish_coordinator, sink, publisher, topics
+    running, profiles, polish_coordinator, sink, publisher, topics, kafka_bootstrap
 ):
     _, matches = topics
     waiting = approval(profiles, "silesia", "vojvodina")
@@ -103,6 +104,9 @@ def test_the_digest_email_arrives_once_in_the_mail_sink_for_each_coordinator_in_
     [anna] = sink.messages_to(ANNA)
     assert str(anna.parsed()["Subject"]) == "New partner suggestions for Cluster pl-silesia-ict"
     assert sink.messages_to(BESA) == [], "Tirana's pair was withdrawn before its digest"
+    dead = wait_until(lambda: read_partitions(kafka_bootstrap, dlq(matches), idle_timeout_s=0.5),
+                      timeout=10, message="the undecodable message in the DLQ")
+    assert [r.value for r in dead] == [b"{not json"]
 
     # The same suggestion again (a re-score, a replay), later periods, and a whole new consumer
     # group reading both topics from the beginning: nothing more is sent.
@@ -115,6 +119,7 @@ def test_the_digest_email_arrives_once_in_the_mail_sink_for_each_coordinator_in_
     assert len(sink.messages_to(MARKO)) == 1
     assert len(sink.messages) == 3
     assert notifier.deps.ledger.counts()["digests_recorded"] == 2, "one per cluster"
+    assert "matches_recorded" not in notifier.deps.ledger.counts()
 
 
 def test_a_coordinator_whose_cluster_approved_hears_once_that_the_other_cluster_rejected(

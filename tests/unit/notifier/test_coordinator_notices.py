@@ -167,7 +167,8 @@ def test_a_rejection_tells_the_coordinators_who_approved_once_with_the_reason_in
     assert piotr["Content-Language"] == "en", "no stored language: English"
     assert "Reason: Different markets" in body(piotr)
     assert anna["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    assert world.ledger.counts()["matches_recorded"] == 1
+    assert world.ledger.counts()["notices_recorded"] == 1
+    assert "matches_recorded" not in world.ledger.counts(), "a notice is not an approved match"
 
 
 def test_an_approval_after_ours_tells_our_coordinators_and_not_the_ones_who_approved_last(world):
