@@ -56,6 +56,8 @@ auth = Blueprint("auth", __name__, url_prefix="/v1/auth", description="Logins an
 coordinators = Blueprint("coordinators", __name__, url_prefix="/v1/coordinators", description="Coordinators")
 vocab = Blueprint("vocabulary", __name__, url_prefix="/v1/vocabulary",
                   description="What structured needs are chosen from, labelled for forms")
+# Request schemas are given as instances: given a class, webargs builds a schema (copying each of
+# its fields) for every request, which cost a write more than validating it.
 
 
 def _deps() -> ProfilesDeps:
@@ -109,7 +111,7 @@ class Clusters(MethodView):
         """List clusters (public)."""
         return _deps().store.list_clusters()
 
-    @clusters.arguments(ClusterCreateSchema)
+    @clusters.arguments(ClusterCreateSchema())
     @clusters.response(201, ClusterSchema)
     def post(self, data):
         """Create a cluster (admin)."""
@@ -143,7 +145,7 @@ class ClusterCoordinators(MethodView):
             abort(404, message="No such cluster.")
         return _deps().store.cluster_coordinators(cluster_id)
 
-    @clusters.arguments(CoordinatorCreateSchema)
+    @clusters.arguments(CoordinatorCreateSchema())
     @clusters.response(201, CoordinatorSchema)
     def post(self, data, cluster_id):
         """Issue a coordinator credential for a cluster (admin)."""
@@ -175,7 +177,7 @@ class CoordinatorByName(MethodView):
 
 @auth.route("/login")
 class Login(MethodView):
-    @auth.arguments(LoginSchema)
+    @auth.arguments(LoginSchema())
     @auth.response(200, SessionSchema)
     @auth.alt_response(401, description="Wrong username or password")
     @auth.alt_response(429, description="Too many failed logins for this account or from this address; "
@@ -216,7 +218,7 @@ class WhoAmI(MethodView):
 
 @orgs.route("")
 class Organisations(MethodView):
-    @orgs.arguments(OrganisationQuerySchema, location="query")
+    @orgs.arguments(OrganisationQuerySchema(), location="query")
     @orgs.response(200, OrganisationPublicSchema(many=True))
     @orgs.paginate()
     def get(self, query, pagination_parameters):
@@ -228,7 +230,7 @@ class Organisations(MethodView):
         page = store.list_orgs(pagination_parameters.first_item, pagination_parameters.page_size, cluster_id)
         return [domain.private_view(o) if domain.can_read_private(who, o) else domain.public_view(o) for o in page]
 
-    @orgs.arguments(OrganisationCreateSchema)
+    @orgs.arguments(OrganisationCreateSchema())
     @orgs.response(201, RegisteredSchema)
     def post(self, data):
         """Register an organisation; the answer carries its own token (shown once)."""
@@ -252,7 +254,7 @@ class OrganisationById(MethodView):
         who = _caller()
         return domain.private_view(org) if domain.can_read_private(who, org) else domain.public_view(org)
 
-    @orgs.arguments(OrganisationUpdateSchema)
+    @orgs.arguments(OrganisationUpdateSchema())
     @orgs.response(200, OrganisationPrivateSchema)
     def patch(self, data, org_id):
         """Edit a profile (the organisation itself or the admin); only the fields given change."""
@@ -335,7 +337,7 @@ class OrganisationContacts(MethodView):
 
 @vocab.route("")
 class Vocabulary(MethodView):
-    @vocab.arguments(VocabularyQuerySchema, location="query")
+    @vocab.arguments(VocabularyQuerySchema(), location="query")
     @vocab.response(200, VocabularySchema)
     def get(self, query):
         """What structured needs are chosen from, labelled in `lang` (public).
