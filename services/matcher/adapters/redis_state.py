@@ -95,6 +95,15 @@ class RedisMatcherState:
         raw = self.r.hget(REVISIONS, org_id)
         return int(raw) if raw else 0
 
+    def applied_revisions(self, org_ids: Iterable[str] | None = None) -> dict[str, int]:
+        """The last applied revision of each of `org_ids` that has one (default: of every
+        organisation, deleted ones included)."""
+        if org_ids is None:
+            return {k.decode(): int(v) for k, v in self.r.hscan_iter(REVISIONS, count=1000)}
+        ids = list(org_ids)
+        raws = self.r.hmget(REVISIONS, ids) if ids else []
+        return {i: int(raw) for i, raw in zip(ids, raws, strict=True) if raw}
+
     def get_profile(self, org_id: str) -> dict[str, Any] | None:
         raw = self.r.get(PROFILE + org_id)
         return json.loads(raw) if raw else None

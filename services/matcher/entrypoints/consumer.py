@@ -1,9 +1,11 @@
 """The matcher consumer process: `python -m services.matcher.entrypoints.consumer`.
 
-Rebuilds the index from its own Redis state, then consumes `profiles` and `match-decisions` in a
-consumer group: decode → apply (durable in Redis, with the suggestion events in the outbox) →
-commit. A profile event changes the index and the lists it touches; a rejection plans again the
-lists of the organisation it teaches. Undecodable messages go to `<topic>.dlq`. Does I/O (Redis, Kafka).
+Rebuilds the index from its own Redis state and keeps it whole by reading `profiles` as a table
+(services/matcher/table.py: any number of these processes share the work). Then consumes
+`profiles` and `match-decisions` in a consumer group: decode → apply (durable in Redis, with the
+suggestion events in the outbox) → commit. A profile event changes the index and the lists it
+touches; a rejection plans again the lists of the organisation it teaches. Undecodable messages go
+to `<topic>.dlq`. Does I/O (Redis, Kafka).
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ import threading
 from partnermatch import events
 from partnermatch.broker import BrokerWatch
 from partnermatch.logs import configure_logging
-from partnermatch.messaging import KafkaPublisher, Record, run_consumer
+from partnermatch.messaging import KafkaPublisher, Record
 from partnermatch.topics import MATCH_DECISIONS, PROFILES
 from services.matcher.bootstrap import build_deps
 from services.matcher.config import MatcherSettings
 from services.matcher.live import LiveMatcher
+from services.matcher.table import run_matcher
 
 logger = logging.getLogger(__name__)
 
@@ -59,14 +62,14 @@ def main() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     live = build_live_matcher(settings)
-    live.load()
     publisher = KafkaPublisher(settings.kafka_bootstrap, client_id="matcher-dlq")
     try:
-        run_consumer(
-            bootstrap=settings.kafka_bootstrap, topics=[PROFILES, MATCH_DECISIONS], group_id=settings.group_id,
-            client_id="matcher", handle=lambda record: handle_record(live, record),
+        run_matcher(
+            live, bootstrap=settings.kafka_bootstrap, profiles_topic=PROFILES, topics=[PROFILES, MATCH_DECISIONS],
+            group_id=settings.group_id, client_id="matcher",
+            handle_other=lambda record: handle_record(live, record),
             is_poison=poison, publisher=publisher, stop=stop,
-            watch=BrokerWatch(settings.kafka_bootstrap, name="matcher"))
+            watch=lambda name: BrokerWatch(settings.kafka_bootstrap, name=name))
     finally:
         publisher.close()
 
