@@ -24,6 +24,9 @@ class _Handler(BaseHTTPRequestHandler):
         "/v1/coordinators/anna": (401, {"message": "Unknown token"}),
         "/v1/clusters/weird": (200, ["not", "an", "object"]),
         "/v1/organisations/a%2Fb": (200, {"id": "a/b"}),
+        "/v1/clusters/pl-ict/coordinators": (200, [{"username": "anna", "language": "pl"}, "junk"]),
+        "/v1/clusters/gone/coordinators": (404, {"message": "No such cluster."}),
+        "/v1/clusters/odd/coordinators": (200, {"coordinators": []}),
     }
 
     def do_GET(self) -> None:  # noqa: N802 - the http.server API
@@ -63,6 +66,11 @@ def test_a_deleted_organisation_is_none(client):
     assert client.contacts("gone") is None
 
 
+def test_a_clusters_coordinators_are_a_list_and_a_deleted_cluster_is_none(client):
+    assert client.cluster_coordinators("pl-ict") == [{"username": "anna", "language": "pl"}]
+    assert client.cluster_coordinators("gone") is None
+
+
 def test_ids_are_quoted_into_the_path(client):
     assert client.organisation("a/b") == {"id": "a/b"}
 
@@ -73,6 +81,7 @@ def test_ids_are_quoted_into_the_path(client):
         lambda c: c.organisation("broken"),
         lambda c: c.coordinator("anna"),
         lambda c: c.cluster("weird"),
+        lambda c: c.cluster_coordinators("odd"),
     ],
 )
 def test_errors_refusals_and_odd_answers_mean_try_later(client, call):
