@@ -147,7 +147,7 @@ def match_file(src: IO[str], dst: IO[str], top: int, lemma_index: str | None = N
     if workers is None:
         workers = min(os.cpu_count() or 1, 4) if len(profiles) >= 4000 else 1
     with rare_collections():
-        engine.fit(profiles, progress=progress("analysed"), workers=workers)
+        engine.fit(profiles, progress=progress("analysed"), workers=workers, keep_analyses=True)
         parts = min(workers, len(profiles)) if can_fork() else 1
         if parts > 1:
             _match_in_parts(engine, profiles, top, dst, parts, progress(f"matched (part 1 of {parts}, "

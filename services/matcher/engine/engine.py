@@ -22,8 +22,8 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from services.matcher.engine.analysis import Analysis
-from services.matcher.engine.features import FeatureSpace, tfidf_transformer
+from services.matcher.engine.analysis import Analysis, pack
+from services.matcher.engine.features import FeatureSpace, Readings, tfidf_transformer
 from services.matcher.engine.index import Index
 from services.matcher.engine.lexicon import Lexicon, load_lexicon
 from services.matcher.engine.reasons import ReasonFinder
@@ -51,23 +51,29 @@ class MatchEngine:
 
     # ---- fitting ----------------------------------------------------------------------------
 
-    def fit(self, profiles: Iterable[OrgProfile], progress: Progress | None = None, workers: int = 1
-            ) -> None:
+    def fit(self, profiles: Iterable[OrgProfile], progress: Progress | None = None, workers: int = 1,
+            keep_analyses: bool = False) -> None:
         """Analyse every profile, learn the weights of concepts and words, index them all.
         `workers` > 1 analyses in that many forked processes where forking is safe (no other
-        thread running, as in the batch command); elsewhere it analyses in this process."""
+        thread running, as in the batch command); elsewhere it analyses in this process. The
+        analyses are kept packed (a tenth of their memory; reasons unpack the few they need)
+        unless `keep_analyses`: the batch, which reasons about every row at once, keeps them whole."""
         items = list(profiles)
         seen: set[str] = set()
         for p in items:
             if p.id in seen:
                 raise ValueError(f"organisation {p.id} appears twice")
             seen.add(p.id)
-        analyses: list[Analysis] = []
+        stored: list[Analysis | bytes] = []
+        parts: list[Readings] = []
+        word_id: dict[str, int] = {}
         for batch in analyse_all(self.features.analyse, items, workers, while_waiting=tfidf_transformer):
-            analyses.extend(batch)
+            done = len(stored)
+            parts.append(self.features.read(batch, [p.country for p in items[done:done + len(batch)]], word_id))
+            stored.extend(batch if keep_analyses else map(pack, batch))
             if progress is not None:
-                progress(len(analyses), len(items))
-        self._index_anew(items, analyses)
+                progress(len(stored), len(items))
+        self._index_anew(items, stored, self._stack(parts, word_id))
 
     def reweigh(self) -> None:
         """Learn the weights again from the organisations indexed now, without analysing their
@@ -75,28 +81,34 @@ class MatchEngine:
         Cached lists are dropped, as after fit(); they are made again when asked for."""
         started = time.perf_counter()
         index = self.index
-        kept = [(p, a) for p, a, on in zip(index.profiles, index.analyses, index.active, strict=False)
-                if on and p is not None and a is not None]
-        self._index_anew([p for p, _ in kept], [a for _, a in kept])
+        rows = np.flatnonzero(index.active[: len(index.ids)]).tolist()
+        parts: list[Readings] = []
+        word_id: dict[str, int] = {}
+        for start in range(0, len(rows), ROWS_PER_VECTOR_BLOCK):
+            block = rows[start:start + ROWS_PER_VECTOR_BLOCK]
+            parts.append(self.features.read([index.analyses[r] for r in block], [index.country(r) for r in block],
+                                            word_id))
+        self._index_anew([index.profiles[r] for r in rows], [index.stored[r] for r in rows],
+                         self._stack(parts, word_id))
         logger.info("index weights learnt again", extra={
-            "profiles": len(kept), "seconds": round(time.perf_counter() - started, 2)})
+            "profiles": len(rows), "seconds": round(time.perf_counter() - started, 2)})
 
-    def _index_anew(self, items: list[OrgProfile], analyses: list[Analysis]) -> None:
-        """Learn the weights of concepts and words from these analyses, and index them all anew."""
-        (offer_counts, seek_counts), words64 = self.features.learn_weights(analyses)
+    def _stack(self, parts: list[Readings], word_id: dict[str, int]) -> Readings:
+        return Readings.stack(parts, word_id, len(self.features.concepts), len(self.features.countries))
+
+    def _index_anew(self, items: list[OrgProfile], analyses: list[Analysis | bytes], readings: Readings) -> None:
+        """Learn the weights of concepts and words from these readings, and index them all anew."""
+        words64 = self.features.learn_weights(readings)
         self._reset(len(items))
-        blocks = []
-        for start in range(0, len(items), ROWS_PER_VECTOR_BLOCK):
-            end = min(start + ROWS_PER_VECTOR_BLOCK, len(items))
-            blocks.append(sp.csr_matrix(self.features.vectors_many(
-                analyses[start:end], [p.country for p in items[start:end]],
-                (offer_counts[start:end], seek_counts[start:end]))))
+        n, step = len(items), ROWS_PER_VECTOR_BLOCK
+        blocks = [sp.csr_matrix(self.features.vectors_of(readings, start, min(start + step, n)))
+                  for start in range(0, n, step)]
         vectors = sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, self.features.dim), dtype=np.float32)
         self.index.load(items, analyses, vectors, words64)
         self.top_lists.make_room(self.index.capacity)
         # kept for the batch while no row changes (upsert drops them)
-        self.index.fitted = (words64, (offer_counts > 0).astype(np.int8).tocsr(),
-                             (seek_counts > 0).astype(np.int8).tocsr())
+        self.index.fitted = (words64, (readings.offer_counts > 0).astype(np.int8).tocsr(),
+                             (readings.seek_counts > 0).astype(np.int8).tocsr())
         self._changes = 0
         logger.info("index fitted", extra={"profiles": len(items), "terms": len(self.features.term_idf)})
 
@@ -204,7 +216,8 @@ class MatchEngine:
         return self.index.profiles
 
     @property
-    def analyses(self) -> list[Analysis | None]:
+    def analyses(self) -> Sequence[Analysis]:
+        """Each row's analysis (unpacked when asked for)."""
         return self.index.analyses
 
     @property

@@ -7,9 +7,8 @@ the same numbers. Pure (no I/O)."""
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Iterable
-from itertools import repeat
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,8 +20,47 @@ from services.matcher.engine.lexicon import SCORED, Lexicon
 from services.matcher.engine.settings import EngineSettings
 from services.matcher.engine.values import OrgProfile
 
-# Per row, how many words named each concept: in the capabilities (offers) and in the goals (seeks)
-ConceptCounts = tuple[sp.csr_matrix, sp.csr_matrix]
+
+@dataclass
+class Readings:
+    """What the weights and the vectors are made from, for many analyses, one row each: how many
+    words named each concept in the offers and in the seeks, the concepts a request states
+    (1/0), whether the goals seek nothing, where each organisation is and the countries it
+    wished (1/0, by the feature space's countries), and how often each word was used (columns:
+    `word_id`, every word any of them used). Some bytes per organisation where its analysis
+    takes kilobytes."""
+
+    offer_counts: sp.csr_matrix
+    seek_counts: sp.csr_matrix
+    asked: sp.csr_matrix
+    no_goal: np.ndarray
+    here: sp.csr_matrix
+    wish: sp.csr_matrix
+    word_counts: sp.csr_matrix
+    word_id: dict[str, int]
+
+    @property
+    def rows(self) -> int:
+        return self.offer_counts.shape[0]
+
+    @property
+    def words(self) -> list[str]:
+        """The word of each column of word_counts."""
+        return sorted(self.word_id, key=self.word_id.__getitem__)
+
+    @staticmethod
+    def stack(parts: list[Readings], word_id: dict[str, int], concepts: int, countries: int) -> Readings:
+        """The rows of these readings (read with the same word_id), one after the other."""
+        def rows(name: str, width: int) -> sp.csr_matrix:
+            blocks = [getattr(p, name) for p in parts]
+            if name == "word_counts":  # words met later widen the matrices read before
+                blocks = [sp.csr_matrix((b.data, b.indices, b.indptr), shape=(b.shape[0], width)) for b in blocks]
+            return sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, width), dtype=np.float32)
+
+        width = max(len(word_id), 1)
+        return Readings(rows("offer_counts", concepts), rows("seek_counts", concepts), rows("asked", concepts),
+                        np.concatenate([p.no_goal for p in parts]) if parts else np.zeros(0, bool),
+                        rows("here", countries), rows("wish", countries), rows("word_counts", width), word_id)
 
 
 def tfidf_transformer() -> Any:
@@ -111,33 +149,41 @@ class FeatureSpace:
 
     # ---- weights ----------------------------------------------------------------------------
 
-    def learn_weights(self, analyses: list[Analysis]) -> tuple[ConceptCounts, sp.csr_matrix]:
-        """Learn the weights of concepts and words from these analyses. Returns what the index is
-        then built from: their concept counts (offers, seeks) and word vectors (term_vectors)."""
+    def learn_weights(self, readings: Readings) -> sp.csr_matrix:
+        """Learn the weights of concepts and words from these readings (of every organisation
+        indexed). Returns their word vectors: scikit-learn's sublinear TF-IDF, L2-normalised, one
+        float64 row each over the columns of term_column (what term_vector gives one by one)."""
         tfidf = tfidf_transformer()
-        total = max(len(analyses), 1)
-        offer_counts = self.concept_counts(analyses, "offer_hits")
-        seek_counts = self.concept_counts(analyses, "seek_hits")
+        total = max(readings.rows, 1)
         # scikit-learn's smoothed IDF, over the organisations that name each concept
-        if analyses:
-            self.idf = tfidf(smooth_idf=True).fit((offer_counts + seek_counts) > 0).idf_.astype(np.float32)
+        if readings.rows:
+            named = (readings.offer_counts + readings.seek_counts) > 0
+            self.idf = tfidf(smooth_idf=True).fit(named).idf_.astype(np.float32)
         else:
             self.idf = np.ones(len(self.concepts), np.float32)
-        term_df: Counter[str] = Counter()
-        for a in analyses:
-            term_df.update(a.cap_terms.keys() | a.goal_terms.keys())
+        word_counts, words = readings.word_counts, readings.words
+        df = np.bincount(word_counts.indices, minlength=len(words))
         limit = max(2, self.settings.max_term_df * total)
-        kept = sorted(t for t, n in term_df.items() if 2 <= n <= limit)  # words two share, and not too common
+        # words two share, and not too common
+        kept = sorted(words[i] for i in np.flatnonzero((df >= 2) & (df <= limit)).tolist())
         self.term_column = {t: i for i, t in enumerate(kept)}
         self._term_names = kept
-        counts = self.term_counts(analyses)
+        column = np.full(word_counts.shape[1], -1, np.int64)
+        for t, i in self.term_column.items():
+            column[readings.word_id[t]] = i
+        m = word_counts.tocoo()
+        col = column[m.col]
+        keep = col >= 0
+        counts = sp.csr_matrix((m.data[keep].astype(np.float64), (m.row[keep], col[keep])),
+                               shape=(readings.rows, max(len(kept), 1)))
+        counts.sum_duplicates()
         self._word_tfidf = tfidf(sublinear_tf=True, smooth_idf=True)
         if counts.shape[0] and kept:
             self._word_tfidf.fit(counts)
             self.term_idf = dict(zip(kept, self._word_tfidf.idf_.tolist(), strict=True))
-        else:
-            self.term_idf = {}
-        return (offer_counts, seek_counts), self.term_vectors(analyses, counts)
+            return self._word_tfidf.transform(counts).tocsr()
+        self.term_idf = {}
+        return sp.csr_matrix(counts.shape, dtype=np.float64)
 
     def term_columns(self, words: Iterable[str]) -> np.ndarray:
         """The term columns of these words; a word with a weight but no column (weights set from
@@ -204,10 +250,32 @@ class FeatureSpace:
 
     # ---- many organisations -----------------------------------------------------------------
 
-    def vectors_many(self, analyses: list[Analysis], countries: list[str],
-                     counts: ConceptCounts | None = None) -> np.ndarray:
-        """The vectors of many analyses at once (what vectors() gives one by one), one row each;
-        `counts`: their concept counts (offers, seeks) when already made."""
+    def vectors_many(self, analyses: list[Analysis], countries: list[str]) -> np.ndarray:
+        """The vectors of many analyses at once (what vectors() gives one by one), one row each."""
+        return self.vectors_of(self.read(analyses, countries, {}), 0, len(analyses))
+
+    def read(self, analyses: list[Analysis], countries: list[str], word_id: dict[str, int]) -> Readings:
+        """What the weights and vectors are made from, for these analyses (one row each); `word_id`:
+        the number of each word seen so far, extended with those seen first here."""
+        lengths, ids, counts = [], [], []
+        for a in analyses:
+            for side in (a.cap_terms, a.goal_terms):
+                ids.extend(word_id.setdefault(t, len(word_id)) for t in side)
+                counts.extend(side.values())
+            lengths.append(len(a.cap_terms) + len(a.goal_terms))
+        rows = np.repeat(np.arange(len(analyses)), lengths)
+        word_counts = sp.csr_matrix((np.array(counts, np.float32), (rows, np.array(ids, np.int64))),
+                                    shape=(len(analyses), max(len(word_id), 1)))
+        word_counts.sum_duplicates()  # a word of both texts: its counts add up, as in cap_terms + goal_terms
+        places = [self._country_blocks(country, a) for a, country in zip(analyses, countries, strict=True)]
+        here = np.array([p[0] for p in places], np.float32).reshape(len(analyses), len(self.countries))
+        wish = np.array([p[1] for p in places], np.float32).reshape(len(analyses), len(self.countries))
+        return Readings(self.concept_counts(analyses, "offer_hits"), self.concept_counts(analyses, "seek_hits"),
+                        self._asked(analyses), np.array([not a.seek_hits for a in analyses], bool),
+                        sp.csr_matrix(here), sp.csr_matrix(wish), word_counts, word_id)
+
+    def vectors_of(self, readings: Readings, start: int, end: int) -> np.ndarray:
+        """The vectors of rows start..end-1 of these readings, one row each."""
 
         def tf(m: sp.csr_matrix) -> sp.csr_matrix:
             m = m.copy()
@@ -215,55 +283,26 @@ class FeatureSpace:
             return m
 
         settings = self.settings
-        if counts is None:
-            counts = self.concept_counts(analyses, "offer_hits"), self.concept_counts(analyses, "seek_hits")
-        offer_counts, seek_counts = counts
+        offer_counts, seek_counts = readings.offer_counts[start:end], readings.seek_counts[start:end]
         weight = self.idf * self.kind_weight
         cap = np.asarray((tf(offer_counts) @ self.rollup).todense()) * weight
         goal = np.asarray((tf(seek_counts) @ self.rollup).todense()) * weight
-        no_goal = np.array([not a.seek_hits for a in analyses], bool)
+        no_goal = readings.no_goal[start:end]
         goal[no_goal] = 0.5 * cap[no_goal]
         prof = (cap + goal) * self.in_profile
         said = tf(offer_counts) + settings.goal_sector_weight * tf(seek_counts)
         sector = np.asarray((said.multiply(self.idf[None, :]).tocsr() @ self.to_sector).todense())
         need = tf(seek_counts)
-        asked = self._asked(analyses)
+        asked = readings.asked[start:end]
         implicit = settings.implicit_need_weight
         need = implicit * need + (1.0 - implicit) * need.multiply(asked).tocsr()
         sought = np.asarray((need.multiply(self.idf[None, :]).tocsr() @ self.to_sector).todense())
         stated = np.asarray((asked @ self.to_sector).sum(axis=1)).ravel() > 0
         strength = np.where(stated, 1.0, implicit).astype(np.float32)[:, None]
-        places = [self._country_blocks(country, a) for a, country in zip(analyses, countries, strict=True)]
-        here = np.array([p[0] for p in places], np.float32).reshape(len(analyses), len(self.countries))
-        wish = np.array([p[1] for p in places], np.float32).reshape(len(analyses), len(self.countries))
         own_sectors = _l2_rows(sector)
         sought = strength * _other_sectors(_l2_rows(sought), own_sectors, settings.own_sector_discount)
         return np.hstack([own_sectors, _l2_rows(prof), _l2_rows(goal), _l2_rows(cap), sought,
-                          here, wish]).astype(np.float32)
-
-    def term_vectors(self, analyses: list[Analysis], counts: sp.csr_matrix | None = None) -> sp.csr_matrix:
-        """What term_vector gives one by one, for many analyses at once: scikit-learn's sublinear
-        TF-IDF, L2-normalised, one float64 row each over the columns of term_column."""
-        counts = self.term_counts(analyses) if counts is None else counts
-        if not self.term_idf:
-            return sp.csr_matrix(counts.shape, dtype=np.float64)
-        return self._word_tfidf.transform(counts).tocsr()
-
-    def term_counts(self, analyses: list[Analysis]) -> sp.csr_matrix:
-        """Word counts of both texts, one row each, over the columns of term_column."""
-        get = self.term_column.get
-        lengths, cols, counts = [], [], []
-        for a in analyses:
-            for side in (a.cap_terms, a.goal_terms):
-                cols.extend(map(get, side, repeat(-1)))  # -1: a word too rare or too common to count
-                counts.extend(side.values())
-            lengths.append(len(a.cap_terms) + len(a.goal_terms))
-        row = np.repeat(np.arange(len(analyses)), lengths)
-        col, count = np.array(cols, np.int64), np.array(counts, np.float64)
-        keep = col >= 0
-        m = sp.csr_matrix((count[keep], (row[keep], col[keep])), shape=(len(analyses), max(len(self.term_column), 1)))
-        m.sum_duplicates()  # a word of both texts: its counts add up, as in cap_terms + goal_terms
-        return m
+                          readings.here[start:end].toarray(), readings.wish[start:end].toarray()]).astype(np.float32)
 
     def concept_counts(self, analyses: list[Analysis | None], side: str) -> sp.csr_matrix:
         """How many words named each concept on one side ("offer_hits", "seek_hits"), one row each."""

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from services.matcher.engine.analysis import Analysis
+from services.matcher.engine.analysis import Analysis, pack, unpack
 from services.matcher.engine.features import FeatureSpace
 from services.matcher.engine.rows import SparseRows
 from services.matcher.engine.values import OrgProfile
@@ -58,7 +58,8 @@ class Index:
         self.countries: dict[str, int] = {}
         self._cluster_names: list[str] = []
         self._country_names: list[str] = []
-        self.analyses: list[Analysis | None] = []
+        self.stored: list[Analysis | bytes] = []  # each row's analysis, packed or as it is
+        self.analyses = _Analyses(self)
         self.profiles = _Profiles(self)
         self.terms = _Terms(self)
         # column-major float32 copies of the vectors and word weights as merged last (the base
@@ -71,13 +72,14 @@ class Index:
     def capacity(self) -> int:
         return len(self.active)
 
-    def load(self, items: list[OrgProfile], analyses: list[Analysis], vectors: sp.csr_matrix,
+    def load(self, items: list[OrgProfile], analyses: list[Analysis | bytes], vectors: sp.csr_matrix,
              words: sp.csr_matrix) -> None:
-        """Every row anew: the organisations, their analyses, vectors (one row each) and word weights."""
+        """Every row anew: the organisations, their analyses (packed or not), vectors (one row each)
+        and word weights."""
         self.reset(len(items))
         self.ids = [p.id for p in items]
         self.row = {org_id: r for r, org_id in enumerate(self.ids)}
-        self.analyses = list(analyses)
+        self.stored = list(analyses)
         self.right.load(vectors)
         self.words.load(words)
         for r, p in enumerate(items):
@@ -91,10 +93,10 @@ class Index:
                 self._grow()
             r = len(self.ids)
             self.ids.append(p.id)
-            self.analyses.append(a)
+            self.stored.append(pack(a))
             self.row[p.id] = r
         else:
-            self.analyses[r] = a
+            self.stored[r] = pack(a)
         self.right.set_dense(r, right)
         columns = self.features.term_columns(terms)
         if len(self.features.term_column) > self.words.width:
@@ -231,6 +233,22 @@ class Index:
             rows, changed = right.changed_matrix()
             out[rows] = changed @ lefts
         return out
+
+
+class _Analyses(Sequence[Analysis]):
+    """Each row's analysis, unpacked when asked for."""
+
+    def __init__(self, index: Index) -> None:
+        self.index = index
+
+    def __len__(self) -> int:
+        return len(self.index.stored)
+
+    def __getitem__(self, r):  # type: ignore[no-untyped-def, override]
+        if isinstance(r, slice):
+            return [self[i] for i in range(len(self))[r]]
+        found = self.index.stored[r]
+        return unpack(found) if isinstance(found, bytes) else found
 
 
 class _Profiles(Sequence[OrgProfile]):
