@@ -136,8 +136,13 @@ class ClusterById(MethodView):
 @clusters.route("/<cluster_id>/coordinators")
 class ClusterCoordinators(MethodView):
     @clusters.response(200, CoordinatorSchema(many=True))
+    @clusters.alt_response(401, description="No bearer token, or an unknown or expired one")
+    @clusters.alt_response(403, description="An organisation's token, or a coordinator of another cluster")
+    @clusters.alt_response(404, description="No such cluster")
     def get(self, cluster_id):
-        """List a cluster's coordinators (admin, services, or a coordinator of that cluster)."""
+        """List a cluster's coordinators with their address and language (admin, services, or a
+        coordinator of that cluster). The notifier reads it to email each of them the cluster's
+        digest and decision notices."""
         who = _require(domain.ADMIN, domain.SERVICE, domain.COORDINATOR)
         if who.role == domain.COORDINATOR and who.cluster_id != cluster_id:
             abort(403, message="Not your cluster.")
