@@ -300,3 +300,15 @@ def test_a_contacts_link_ignores_the_scope_and_a_token_of_an_unknown_kind_is_ref
     assert world.ledger.is_suppressed("a@example.pl")
     assert not world.ledger.is_suppressed("a@example.pl", domain.DIGEST)
     assert tokens.verify(tokens.sign("a@example.pl", "org_a", "pl", "everything")) is None
+
+
+def test_a_pair_whose_organisation_moved_cluster_waits_for_its_new_cluster_only(world):
+    day = world.clock.now // DAY
+    world.suggest("org_a", "org_c", SILESIA, TIRANA)
+    world.suggest("org_a", "org_c", SILESIA, VOJVODINA)  # org_c moved to Vojvodina
+    world.pass_at((day + 1) * DAY + 5)
+    assert sorted(r for r, _ in world.mailer.sent) == [
+        "anna@example.org", "marko@example.org", "piotr@example.org"]
+    assert ": 1." in body(sent_to(world, "anna@example.org")[0]), "still one pair for Silesia"
+    assert world.ledger.counts()["digests_recorded"] == 2, "none for Tirana, which the pair left"
+    assert world.ledger.clusters_with_new_suggestions() == []
