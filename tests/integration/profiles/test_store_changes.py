@@ -1,0 +1,56 @@
+"""The profiles store's read-modify-write against a real redis-server: a change computed from a
+record that another writer changed meanwhile is never stored; it is computed again from the new
+record, and every stored revision has its event in the outbox."""
+
+from __future__ import annotations
+
+import pytest
+
+from partnermatch import events
+from services.profiles import domain, services
+from services.profiles.adapters.redis_store import NotFound
+from services.profiles.services import PRODUCER
+from tests.integration.profiles.conftest import profile
+
+
+def _renamed(old, name):
+    new = {**old, "name": name, "revision": old["revision"] + 1}
+    return new, events.new_event(events.PROFILE_UPSERTED, domain.event_payload(new), PRODUCER)
+
+
+def test_a_change_that_lost_a_race_is_computed_again_from_the_winners_record(client, cluster, store):
+    cluster()
+    org_id = client.post("/v1/organisations", json=profile()).json["organisation"]["id"]
+    admin = domain.Principal(domain.ADMIN)
+    seen = []
+
+    def change(old):
+        seen.append(old["revision"])
+        if len(seen) == 1:  # another writer stores its change between our read and our write
+            services.update_org(store, admin, org_id, {"goals": "Tražimo partnere iz logistike."})
+        return _renamed(old, "Кластер ИКТ Војводина")
+
+    stored = store.change_org(org_id, change)
+
+    assert seen == [1, 2]
+    org = store.get_org(org_id)
+    assert org == stored
+    assert (org["name"], org["goals"], org["revision"]) == (
+        "Кластер ИКТ Војводина", "Tražimo partnere iz logistike.", 3)
+    queued = [events.decode(entry.value).payload for entry in store.outbox.head(10)]
+    assert [(p["revision"], p["name"]) for p in queued] == [
+        (1, "Кластер ИКТ Нови Сад"), (2, "Кластер ИКТ Нови Сад"), (3, "Кластер ИКТ Војводина")]
+
+
+def test_a_deleted_organisation_is_not_brought_back_by_a_change_read_before(client, cluster, store):
+    cluster()
+    org_id = client.post("/v1/organisations", json=profile()).json["organisation"]["id"]
+
+    def change(old):
+        services.delete_org(store, domain.Principal(domain.ADMIN), org_id)
+        return _renamed(old, "too late")
+
+    with pytest.raises(NotFound):
+        store.change_org(org_id, change)
+    assert store.get_org(org_id) is None
+    assert [entry.event_type for entry in store.outbox.head(10)] == [events.PROFILE_UPSERTED, events.PROFILE_DELETED]
