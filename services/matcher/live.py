@@ -150,6 +150,11 @@ class LiveMatcher:
             "withdrawn": len(withdrawals), "applied": applied})
         return applied
 
+    def plan_lists(self, orgs: set[str]) -> tuple[list[PairWrite], list[tuple[str, str]]]:
+        """The pairs to suggest and to withdraw when the lists of these organisations (those in the
+        index) are planned again as the index now holds them."""
+        return self._pair_changes({org for org in orgs if org in self.clusters}, set())
+
     def _indexed(self, org_id: str) -> bool:
         try:
             self.engine.top(org_id, 1)

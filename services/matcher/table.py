@@ -108,6 +108,7 @@ class SharedIndex:
         applied_before = self.live.state.applied_revision(org_id)
         if revision <= applied_before:
             self._planned(org_id, applied_before)
+            self._plan_awaiting(org_id)  # this matcher may replace one that stopped before doing it
             return False
         with self.indexed:
             if not self.indexed.wait_for(lambda: self.revisions.get(org_id, 0) >= revision, timeout=self.wait_s):
@@ -117,9 +118,24 @@ class SharedIndex:
             _, changed = self.unplanned.get(org_id, (revision, set()))
             # lists changed by events indexed since may name organisations deleted meanwhile
             change = self.live.plan(envelope, {org for org in changed if org in self.live.clusters})
+        change.known_partners_only = True
         applied = self.live.apply(change)
         self._planned(org_id, revision)
+        self._plan_awaiting(org_id)
         return applied
+
+    def _plan_awaiting(self, org_id: str) -> None:
+        """Plan again the lists that wanted this organisation before its profile was applied (they
+        left it out then, see the state's AWAITING); after its event is applied, or found applied."""
+        waiting = self.live.state.awaiting(org_id)
+        if not waiting:
+            return
+        with self.lock:
+            upserts, withdrawals = self.live.plan_lists(waiting)
+        self.live.state.apply_pairs(upserts, withdrawals)
+        self.live.state.forget_awaiting(org_id, waiting)
+        logger.info("lists that waited for a partner planned", extra={
+            "org_id": org_id, "orgs": len(waiting), "suggested": len(upserts), "withdrawn": len(withdrawals)})
 
     def _planned(self, org_id: str, revision: int) -> None:
         with self.lock:

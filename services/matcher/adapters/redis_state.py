@@ -37,6 +37,9 @@ DISLIKES = P + "dislikes:org:"
 # Set once every pair decided before DISLIKES existed has been indexed there too.
 DISLIKES_BUILT = P + "dislikes:built"
 LESSONS = P + "lessons"  # pair ids whose rejection has been applied to the lists (once)
+# org id -> organisations whose lists want it as a partner before its profile is applied here: one
+# matcher's index can be ahead of what the owners of other partitions have applied (table.py)
+AWAITING = P + "awaiting:"
 PRODUCER = "matcher"
 
 
@@ -71,6 +74,9 @@ class ProfileChange:
     profile: dict[str, Any] | None  # None: deleted
     upserts: list[PairWrite] = field(default_factory=list)
     withdrawals: list[tuple[str, str]] = field(default_factory=list)  # (pair id, reason)
+    # Write only the pairs between organisations with a profile here; the others wait (AWAITING).
+    # Set by matchers sharing the work, whose index may be ahead of what is applied (table.py).
+    known_partners_only: bool = False
 
 
 def _now_ms() -> int:
@@ -183,6 +189,8 @@ class RedisMatcherState:
             if pair_ids:  # a coordinator's decision on one of them in the meantime restarts this
                 pipe.watch(REVISIONS, *[PAIR + i for i in pair_ids])
             existing = {p["pair_id"]: p for p in self._read_pairs(pipe, pair_ids)}
+            unknown = (self._unknown_orgs(pipe, change.upserts, known=change.org_id if change.profile else None)
+                       if change.known_partners_only else set())
             now = _now_ms()
             pipe.multi()
             pipe.hset(REVISIONS, change.org_id, change.revision)
@@ -192,11 +200,58 @@ class RedisMatcherState:
             else:
                 pipe.set(PROFILE + change.org_id, json.dumps(change.profile, ensure_ascii=False))
                 pipe.sadd(PROFILES, change.org_id)
-            self._write_pairs(pipe, existing, change.upserts, change.withdrawals, now)
+            self._write_known_pairs(pipe, existing, change.upserts, change.withdrawals, unknown, now)
             applied["done"] = True
 
         self.r.transaction(txn, REVISIONS)
         return applied["done"]
+
+    def apply_pairs(self, upserts: list[PairWrite], withdrawals: list[tuple[str, str]]) -> None:
+        """Suggest and withdraw pairs outside a profile event (the lists that waited for a partner,
+        planned again), atomically; a decided pair stays as it is, and a pair with an organisation
+        still unknown waits again."""
+        pair_ids = [w.pair_id for w in upserts] + [pid for pid, _ in withdrawals]
+        if not pair_ids:
+            return
+
+        def txn(pipe: redis.client.Pipeline) -> None:
+            existing = {p["pair_id"]: p for p in self._read_pairs(pipe, pair_ids)}
+            unknown = self._unknown_orgs(pipe, upserts)
+            pipe.multi()
+            self._write_known_pairs(pipe, existing, upserts, withdrawals, unknown, _now_ms())
+
+        self.r.transaction(txn, REVISIONS, *[PAIR + i for i in pair_ids])
+
+    def awaiting(self, org_id: str) -> set[str]:
+        """The organisations whose lists wanted this one as a partner before its profile was here."""
+        return {m.decode() for m in self.r.smembers(AWAITING + org_id)}
+
+    def forget_awaiting(self, org_id: str, orgs: Iterable[str]) -> None:
+        members = list(orgs)
+        if members:
+            self.r.srem(AWAITING + org_id, *members)
+
+    def _unknown_orgs(self, pipe: redis.client.Pipeline, upserts: list[PairWrite], known: str | None = None
+                      ) -> set[str]:
+        """The organisations of `upserts` with no profile applied, but `known`. Read under the WATCH
+        of REVISIONS, which every profile change writes, so the answer holds until EXEC."""
+        orgs = sorted({org for w in upserts for org in (w.org_a, w.org_b)} - {known})
+        if not orgs:
+            return set()
+        flags = pipe.smismember(PROFILES, orgs)
+        return {org for org, present in zip(orgs, flags, strict=True) if not present}
+
+    def _write_known_pairs(self, pipe: redis.client.Pipeline, existing: dict[str, dict[str, Any]],
+                           upserts: list[PairWrite], withdrawals: list[tuple[str, str]], unknown: set[str],
+                           now: int) -> None:
+        """Write the pairs between known organisations; each unknown one remembers who wanted it, so
+        those lists are planned again once its profile is applied (a pair never names a partner
+        the coordinators' pages cannot show)."""
+        for w in upserts:
+            for org in {w.org_a, w.org_b} & unknown:
+                pipe.sadd(AWAITING + org, *({w.org_a, w.org_b} - {org}))
+        known = [w for w in upserts if not {w.org_a, w.org_b} & unknown]
+        self._write_pairs(pipe, existing, known, withdrawals, now)
 
     def lesson_applied(self, rejected_pair_id: str) -> bool:
         return bool(self.r.sismember(LESSONS, rejected_pair_id))
