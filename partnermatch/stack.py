@@ -336,9 +336,10 @@ def gunicorn_argv() -> list[str]:
     return [sys.executable, "-m", "gunicorn", *_GUNICORN_OPTIONS, *_gunicorn_control_socket_off()]
 
 
-def service_specs(env: Mapping[str, str]) -> list[ServiceSpec]:
+def service_specs(env: Mapping[str, str], matchers: int = 1) -> list[ServiceSpec]:
     """Every service process of the system, in start order, for the settings in `env` (which holds
-    REDIS_URL, KAFKA_BOOTSTRAP_SERVERS and the generated secrets). A new service registers here."""
+    REDIS_URL, KAFKA_BOOTSTRAP_SERVERS and the generated secrets). A new service registers here.
+    `matchers` consumers share the matching in one group (matcher-1, matcher-2, ... when more than one)."""
     from services.matcher.config import MATCHER_HOST, MATCHER_PORT
     from services.notifier.config import NOTIFIER_HOST, NOTIFIER_PORT, MailSinkSettings
     from services.profiles.config import PROFILES_HOST, PROFILES_PORT
@@ -376,7 +377,8 @@ def service_specs(env: Mapping[str, str]) -> list[ServiceSpec]:
             metrics_url=f"http://{profiles}/metrics",
         ),
         ServiceSpec("relay", [py, "-m", "services.profiles.entrypoints.relay"]),
-        ServiceSpec("matcher", [py, "-m", "services.matcher.entrypoints.consumer"], env=to_profiles),
+        *[ServiceSpec(name, [py, "-m", "services.matcher.entrypoints.consumer"], env=to_profiles)
+          for name in (["matcher"] if matchers == 1 else [f"matcher-{i}" for i in range(1, matchers + 1)])],
         ServiceSpec("m-relay", [py, "-m", "services.matcher.entrypoints.relay"]),
         ServiceSpec(
             "review",
@@ -660,7 +662,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--state-dir", help="folder for data and logs (default: PARTNERMATCH_STATE_DIR or .state)"
     )
+    from partnermatch.topics import ALL_TOPICS, PROFILES
+
+    parser.add_argument(
+        "--matchers", type=_positive, default=1, metavar="N",
+        help="run N matcher consumers in one group, each with the whole index (default 1; more than "
+        f"the {ALL_TOPICS[PROFILES]} partitions of 'profiles' wait as standbys)",
+    )
     parser.set_defaults(func=run)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("at least 1")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -669,7 +685,8 @@ def run(args: argparse.Namespace) -> int:
 
     configure_logging(os.environ)
     state = args.state_dir or STATE_DIR.read(os.environ) or ".state"
-    stack = Stack(state)
+    matchers = args.matchers
+    stack = Stack(state, specs=lambda env: service_specs(env, matchers=matchers))
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:

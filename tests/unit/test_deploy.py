@@ -75,3 +75,15 @@ def test_every_gunicorn_app_keeps_its_workers_metrics_in_a_folder_emptied_at_eac
             folder = svc["environment"].get("PROMETHEUS_MULTIPROC_DIR")
             assert folder and folder in svc.get("tmpfs", []), f"{name}: PROMETHEUS_MULTIPROC_DIR on a tmpfs"
             assert svc["environment"].get("PARTNERMATCH_METRICS_ALLOW"), f"{name}: who may read /metrics"
+
+
+def test_the_matcher_consumer_can_be_scaled_like_the_launchers_matchers_option():
+    # `docker compose up --scale matcher=N` is `partnermatch up --matchers N`: the same command in
+    # one consumer group, which needs no fixed container name or published port.
+    from partnermatch.stack import service_specs
+
+    matcher = _our_services(_compose())["matcher"]
+    assert "container_name" not in matcher and "ports" not in matcher
+    launched = [s for s in service_specs({}, matchers=2) if s.name.startswith("matcher-")]
+    assert [s.name for s in launched] == ["matcher-1", "matcher-2"]
+    assert all(s.argv[1:] == matcher["command"][1:] for s in launched)
