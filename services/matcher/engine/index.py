@@ -194,6 +194,13 @@ class Index:
         s2 = float(b[offers] @ a[seeks])  # B offers, A seeks
         return self.settings.w_both_ways * min(s1, s2)
 
+    def both_ways_bonuses(self, r: int, rows: list[int]) -> list[float]:
+        """both_ways_bonus(r, o) for each o of `rows`, their vectors made dense at once."""
+        a, others = self.right[r], self.right[np.array(rows, np.int64)]
+        offers, seeks = self.features.block["offers"], self.features.block["seeks"]
+        a_offers, a_seeks, weight = a[offers], a[seeks], self.settings.w_both_ways
+        return [weight * min(float(a_offers @ b[seeks]), float(b[offers] @ a_seeks)) for b in others]
+
     def _term_scores(self, r: int) -> np.ndarray:
         """Word likeness of row r with every row: from the columns of r's words in the word weights
         as merged last (column-major, so only those words' rows are read), plus products with the

@@ -18,7 +18,7 @@ from services.matcher.engine.values import Reason, Suggestion
 
 DIRECTIONS = ("a_offers_b_seeks", "b_offers_a_seeks", "shared")
 PAIRS_PER_SLICE = 50_000  # reasons_many works in slices of this many pairs, to bound its arrays
-EVIDENCE_KEPT = 10_000  # the evidence of this many rows, the latest gathered, is kept (5 KB each)
+EVIDENCE_KEPT = 2000  # the evidence of this many rows, the latest gathered, is kept (some 12 KB each)
 
 # Per row: the concepts its capabilities name, its goals name, either (1/0), and its word weights
 HitMatrices = tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix, sp.csr_matrix]

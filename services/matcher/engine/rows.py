@@ -22,6 +22,7 @@ class SparseRows:
         self.changed: dict[int, Row] = {}
         self.count = matrix.shape[0]
         self._changed_matrix: tuple[list[int], sp.csr_matrix] | None = None
+        self._appended: list[int] = []  # rows set for the first time since _changed_matrix was made
 
     def __len__(self) -> int:
         return self.count
@@ -35,15 +36,18 @@ class SparseRows:
         self.width = width
         self.base = sp.csr_matrix((self.base.data, self.base.indices, self.base.indptr),
                                   shape=(self.base.shape[0], width))
-        self._changed_matrix = None
+        self._changed_matrix, self._appended = None, []
 
     def set(self, r: int, columns: np.ndarray, values: np.ndarray) -> None:
         """Set row r (r == len(self) appends one)."""
         if r > self.count:
             raise IndexError(r)
         self.count = max(self.count, r + 1)
+        if r in self.changed:
+            self._changed_matrix, self._appended = None, []
+        elif self._changed_matrix is not None:
+            self._appended.append(r)
         self.changed[r] = (np.asarray(columns, np.int32), np.asarray(values, self.dtype))
-        self._changed_matrix = None
 
     def set_dense(self, r: int, vector: np.ndarray) -> None:
         columns = np.flatnonzero(vector)
@@ -71,24 +75,36 @@ class SparseRows:
             return self[rows][..., columns]
         if isinstance(key, (int, np.integer)):
             return self.dense(int(key))
-        rows = np.arange(self.count)[key]
+        rows = range(self.count)[key] if isinstance(key, slice) else np.asarray(key, np.int64).tolist()
         out = np.zeros((len(rows), self.width), self.dtype)
-        for i, r in enumerate(rows.tolist()):
+        for i, r in enumerate(rows):
             columns, values = self.get(r)
             out[i, columns] = values
         return out
 
     def changed_matrix(self) -> tuple[list[int], sp.csr_matrix]:
-        """The rows set since the base was built (sorted) and those rows as one matrix."""
+        """The rows set since the base was built and those rows as one matrix (kept, and extended
+        by the rows set for the first time since)."""
         if self._changed_matrix is None:
-            rows = sorted(self.changed)
-            parts = [self.changed[r] for r in rows]
-            indptr = np.zeros(len(rows) + 1, np.int64)
-            indptr[1:] = np.cumsum([len(c) for c, _ in parts])
-            columns = np.concatenate([c for c, _ in parts]) if parts else np.zeros(0, np.int32)
-            values = np.concatenate([v for _, v in parts]) if parts else np.zeros(0, self.dtype)
-            self._changed_matrix = rows, sp.csr_matrix((values, columns, indptr), shape=(len(rows), self.width))
+            self._changed_matrix, self._appended = self._stack(sorted(self.changed), None), []
+        elif self._appended:
+            self._changed_matrix, self._appended = self._stack(self._appended, self._changed_matrix), []
         return self._changed_matrix
+
+    def _stack(self, rows: list[int], before: tuple[list[int], sp.csr_matrix] | None
+               ) -> tuple[list[int], sp.csr_matrix]:
+        parts = [self.changed[r] for r in rows]
+        if before is not None:
+            rows = before[0] + rows
+            parts.insert(0, (before[1].indices, before[1].data))
+        lengths = [len(c) for c, _ in parts]
+        if before is not None:
+            lengths[:1] = np.diff(before[1].indptr).tolist()
+        indptr = np.zeros(len(rows) + 1, np.int64)
+        indptr[1:] = np.cumsum(lengths)
+        columns = np.concatenate([c for c, _ in parts]) if parts else np.zeros(0, np.int32)
+        values = np.concatenate([v for _, v in parts]) if parts else np.zeros(0, self.dtype)
+        return rows, sp.csr_matrix((values, columns, indptr), shape=(len(rows), self.width))
 
     def merge(self) -> sp.csr_matrix:
         """Every row in one matrix again (the base); returns it."""

@@ -66,12 +66,15 @@ class TopKCache:
     def _rank(self, r: int, candidates: Iterable[int], linear: np.ndarray | Callable[[int], float], k: int
               ) -> list[tuple[float, int]]:
         index = self.index
-        scored = []
+        finite = []
         for o in candidates:
             base = linear[o] if isinstance(linear, np.ndarray) else linear(o)
-            if not np.isfinite(base):
-                continue
-            score = float(base) + index.both_ways_bonus(r, o)
+            if np.isfinite(base):
+                finite.append((float(base), int(o)))
+        bonuses = index.both_ways_bonuses(r, [o for _, o in finite])
+        scored = []
+        for (base, o), bonus in zip(finite, bonuses, strict=True):
+            score = base + bonus
             if score > 0:  # nothing in common is no suggestion (and would have no reason to show)
                 scored.append((score, o))
         scored.sort(key=lambda x: (-round(x[0], 6), index.ids[x[1]]))
