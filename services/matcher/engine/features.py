@@ -63,6 +63,9 @@ class Readings:
                         rows("here", countries), rows("wish", countries), rows("word_counts", width), word_id)
 
 
+ROWS_PER_COUNT_BLOCK = 50_000  # learn_weights selects the words counted this many rows at a time
+
+
 def tfidf_transformer() -> Any:
     """scikit-learn's TfidfTransformer, imported on first use: importing scikit-learn takes most of a
     second, which a batch run spends while its analysis workers are busy rather than at start."""
@@ -168,15 +171,20 @@ class FeatureSpace:
         kept = sorted(words[i] for i in np.flatnonzero((df >= 2) & (df <= limit)).tolist())
         self.term_column = {t: i for i, t in enumerate(kept)}
         self._term_names = kept
-        column = np.full(word_counts.shape[1], -1, np.int64)
+        column = np.full(word_counts.shape[1], -1, np.int32)
         for t, i in self.term_column.items():
             column[readings.word_id[t]] = i
-        m = word_counts.tocoo()
-        col = column[m.col]
-        keep = col >= 0
-        counts = sp.csr_matrix((m.data[keep].astype(np.float64), (m.row[keep], col[keep])),
-                               shape=(readings.rows, max(len(kept), 1)))
-        counts.sum_duplicates()
+        blocks = []
+        for start in range(0, readings.rows, ROWS_PER_COUNT_BLOCK):  # in blocks: a million rows' copies at once
+            m = word_counts[start:start + ROWS_PER_COUNT_BLOCK].tocoo()  # would take gigabytes
+            col = column[m.col]
+            keep = col >= 0
+            block = sp.csr_matrix((m.data[keep].astype(np.float64), (m.row[keep], col[keep])),
+                                  shape=(m.shape[0], max(len(kept), 1)))
+            block.sum_duplicates()
+            blocks.append(block)
+        counts = (sp.vstack(blocks, format="csr") if len(blocks) > 1 else blocks[0] if blocks
+                  else sp.csr_matrix((0, max(len(kept), 1)), dtype=np.float64))
         self._word_tfidf = tfidf(sublinear_tf=True, smooth_idf=True)
         if counts.shape[0] and kept:
             self._word_tfidf.fit(counts)

@@ -1,7 +1,9 @@
-"""Sparse rows that change one at a time (the index's vectors and word weights) against a dense
-matrix changed the same way."""
+"""The index's memory: sparse rows that change one at a time (its vectors and word weights)
+against a dense matrix changed the same way, and the words weighed in row blocks."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -30,3 +32,22 @@ def test_rows_set_replaced_merged_and_multiplied_as_a_dense_matrix_would_be():
     assert np.array_equal(rows[[3, 1]], dense[[3, 1]])
     rows.widen(15)
     assert rows.merge().shape == (len(rows), 15)
+
+
+def test_words_selected_in_row_blocks_weigh_as_when_selected_at_once(monkeypatch, mini_lexicon):
+    # learn_weights picks the counted words out of every word met a block of rows at a time (a
+    # million rows' copies at once would take gigabytes): the weights must not depend on it.
+    from services.matcher.engine import EngineSettings, MatchEngine, features
+    from tests.unit.matcher.test_engine import _orgs
+
+    orgs = [replace(p, id=f"{p.id}-{i}", cluster=f"{p.cluster}-{i % 3}") for i, p in enumerate(_orgs() * 3)]
+    settings = EngineSettings(max_term_df=0.9)  # the copies share every word
+    at_once = MatchEngine(mini_lexicon, settings)
+    at_once.fit(orgs)
+    monkeypatch.setattr(features, "ROWS_PER_COUNT_BLOCK", 4)
+    in_blocks = MatchEngine(mini_lexicon, settings)
+    in_blocks.fit(orgs)
+    assert at_once.term_idf and in_blocks.term_idf == at_once.term_idf
+    assert (in_blocks.index.words.base != at_once.index.words.base).nnz == 0
+    first = orgs[0].id
+    assert [(s.id, s.score) for s in in_blocks.top(first, 5)] == [(s.id, s.score) for s in at_once.top(first, 5)]
