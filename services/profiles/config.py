@@ -72,7 +72,9 @@ PROFILES_LOGIN_RATE_LIMIT = setting(
     "it even the right password waits (Flask-Limiter notation, counted in Redis)",
 )
 RELAY_BATCH_SIZE = setting("RELAY_BATCH_SIZE", "200", "Outbox entries the relay publishes per batch")
-RELAY_IDLE_SLEEP_MS = setting("RELAY_IDLE_SLEEP_MS", "100", "How long the relay waits when the outbox is empty")
+RELAY_IDLE_SLEEP_MS = setting("RELAY_IDLE_SLEEP_MS", "100",
+                              "How long the relay waits after publishing all the outbox held (less than a batch), "
+                              "so that the next batch gathers more")
 
 
 @dataclass(frozen=True)
