@@ -143,6 +143,8 @@ class Envelope:
     version: int = 1
     event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     occurred_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # True when new_event validated the payload: encode then does not validate it a second time.
+    payload_checked: bool = field(default=False, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -158,10 +160,12 @@ class Envelope:
 def new_event(event_type: str, payload: dict[str, Any], producer: str) -> Envelope:
     """Build the current version of an event, validating its payload now (fail at the source)."""
     version = CURRENT_VERSION[event_type]
-    errors = _schema(PAYLOADS[(event_type, version)]).validate(_jsonable(payload))
+    jsonable = _jsonable(payload)
+    errors = _schema(PAYLOADS[(event_type, version)]).validate(jsonable)
     if errors:
         raise ValidationError(errors)
-    return Envelope(event_type=event_type, payload=_jsonable(payload), producer=producer, version=version)
+    return Envelope(event_type=event_type, payload=jsonable, producer=producer, version=version,
+                    payload_checked=True)
 
 
 def encode(envelope: Envelope) -> bytes:
@@ -169,9 +173,10 @@ def encode(envelope: Envelope) -> bytes:
     errors = _schema(EnvelopeSchema).validate(doc)
     if errors:
         raise ValidationError(errors)
-    payload_errors = _schema(PAYLOADS[(envelope.event_type, envelope.version)]).validate(doc["payload"])
-    if payload_errors:
-        raise ValidationError({"payload": payload_errors})
+    if not envelope.payload_checked:
+        payload_errors = _schema(PAYLOADS[(envelope.event_type, envelope.version)]).validate(doc["payload"])
+        if payload_errors:
+            raise ValidationError({"payload": payload_errors})
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
 
 

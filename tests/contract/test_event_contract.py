@@ -145,6 +145,14 @@ def test_producers_cannot_build_an_event_with_a_bad_payload():
                                                   "email": "someone@example.org"}, "p")
 
 
+def test_an_envelope_built_by_hand_with_a_bad_payload_is_never_encoded():
+    # new_event checks the payload once; an envelope that did not come from it is checked by encode
+    payload = {"org_id": "o", "revision": 1, "cluster_id": "c", "email": "someone@example.org"}
+    envelope = events.Envelope(event_type=events.PROFILE_DELETED, producer="p", payload=payload)
+    with pytest.raises(ValidationError):
+        events.encode(envelope)
+
+
 @pytest.mark.parametrize("schema", [events.ProfileUpsertedV1, events.ProfileUpsertedV2])
 def test_profile_event_payload_has_no_field_for_contact_emails(schema):
     fields = set(schema().fields)
