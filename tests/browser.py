@@ -70,6 +70,7 @@ def phone(browser: Any) -> Any:
 def check(page: Any, name: str) -> None:
     """An organisation's page at 390 px: a screenshot (org-<name>.png), no sideways scrolling, tap
     targets, axe-core."""
+    page.wait_for_load_state("load")  # with its stylesheet: measured before it, a page is wider
     page.screenshot(path=str(ARTIFACTS / f"org-{name}.png"), full_page=True)
     assert page.evaluate("document.documentElement.scrollWidth") <= WIDTH, f"{name} scrolls sideways"
     small = page.evaluate(_TAP_TARGETS)

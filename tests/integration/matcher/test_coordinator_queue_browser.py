@@ -38,6 +38,7 @@ def hundred_and_twenty(matcher_state):
 
 
 def _fits_and_passes_axe(page, name: str) -> None:
+    page.wait_for_load_state("load")  # with its stylesheet: measured before it, a page is wider
     page.screenshot(path=str(ARTIFACTS / f"coordinator-{name}-390.png"), full_page=True)
     assert page.evaluate("document.documentElement.scrollWidth") <= WIDTH, f"{name} scrolls sideways"
     page.evaluate(AXE.read_text(encoding="utf-8"))
