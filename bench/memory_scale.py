@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import resource
 import statistics
 import sys
@@ -72,11 +73,13 @@ def structure_bytes(value: Any, n: int, seen: set[int]) -> tuple[int, str]:
     """(bytes, how measured) of one attribute of a part of the engine; `seen`: what was counted
     already (a buffer two attributes share counts once)."""
     if isinstance(value, (list, dict)) and len(value) >= max(n // 2, 1) and len(value) > SAMPLE:
-        entries = list(value.items()) if isinstance(value, dict) else value
-        step = len(entries) / SAMPLE
-        seen: set[int] = set()
-        sampled = sum(deep_size(entries[int(i * step)], seen) for i in range(SAMPLE))
-        return sys.getsizeof(value) + int(sampled * len(entries) / SAMPLE), "sampled"
+        step = len(value) // SAMPLE
+        entries = itertools.islice(value.items() if isinstance(value, dict) else value, 0, None, step)
+        sample: set[int] = set()
+        picked = itertools.islice(entries, SAMPLE)  # a dictionary's entries: its keys and values
+        sampled = sum(deep_size(key, sample) + deep_size(item, sample) for key, item in picked) if isinstance(
+            value, dict) else sum(deep_size(entry, sample) for entry in picked)
+        return sys.getsizeof(value) + int(sampled * len(value) / SAMPLE), "sampled"
     if isinstance(value, tuple) and value and all(sp.issparse(v) for v in value):
         return sum(deep_size(v, seen) for v in value), "exact"
     return deep_size(value, seen), "exact"
@@ -124,8 +127,10 @@ def main() -> int:
     engine.fit(profiles, workers=args.workers)
     fit_s = time.perf_counter() - t
     after_fit = resident_mib()
-    print(f"fit: {fit_s:.1f} s ({args.workers} analysis processes); peak {peak_mib():.0f} MiB, resident "
-          f"{after_fit:.0f} MiB after it")
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"fit: {fit_s:.1f} s ({args.workers} analysis processes, the largest forked one peaking at "
+          f"{children:.0f} MiB, pages shared with this one counted in both); peak {peak_mib():.0f} MiB, "
+          f"resident {after_fit:.0f} MiB after it")
     del profiles
     gc.collect()
     held = resident_mib()
