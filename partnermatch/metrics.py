@@ -267,7 +267,7 @@ class ConsumerLagCollector(Collector):
         yield _answered(self.source, f"lag of {self.group}")
 
 
-# The ledger's counters (notifier:stats) that say how many deliveries reached a final state; each
+# The ledger's counters ({notifier}:stats) that say how many deliveries reached a final state; each
 # delivery reaches one of them at most once, uncertain aside (an operator may release it).
 _FINAL_COUNTERS = {"sent": "deliveries_sent", "failed": "deliveries_failed", "skipped": "deliveries_skipped"}
 

@@ -18,6 +18,7 @@ import secrets
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -123,6 +124,7 @@ class RedisServer:
         log_file: str | Path | None = None,
         timeout: float = 30.0,
         cancel: threading.Event | None = None,
+        extra_options: Mapping[str, str] | None = None,
     ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
@@ -142,6 +144,7 @@ class RedisServer:
                 "save": "",  # no RDB snapshots: the AOF is the durable copy
                 "loglevel": "warning",
                 "logfile": "",  # stdout, relayed by ServiceProcess
+                **(extra_options or {}),
             }
             argv = [binary, *(arg for k, v in options.items() for arg in (f"--{k}", v))]
             process = ServiceProcess("redis", argv, echo=echo, log_file=log_file)
@@ -168,6 +171,57 @@ class RedisServer:
         self.process.stop()
 
     def __enter__(self) -> RedisServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class RedisClusterServers:
+    """A Redis Cluster of `nodes` redis-servers on loopback (primaries only, AOF on, the 16384
+    slots spread by `redis-cli --cluster create`), ready when every node says cluster_state:ok.
+    `url` is `redis+cluster://host:port,...`, which `partnermatch.redis_client.connect` (and
+    flask-limiter's storage) take."""
+
+    def __init__(self, state_dir: str | Path, nodes: int = 3, *, log_file: str | Path | None = None,
+                 timeout: float = 60.0) -> None:
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            raise StackError("redis-cli is not installed: apt-get install -y redis-tools")
+        root = Path(state_dir).resolve()
+        self.servers: list[RedisServer] = []
+        try:
+            for n in range(nodes):
+                folder = root / f"node-{n}"
+                self.servers.append(RedisServer(
+                    folder, log_file=log_file, timeout=timeout,
+                    extra_options={"cluster-enabled": "yes",
+                                   "cluster-config-file": str(folder / "nodes.conf"),
+                                   "cluster-node-timeout": "5000"}))
+            addresses = [f"127.0.0.1:{s.port}" for s in self.servers]
+            subprocess.run([cli, "--cluster", "create", *addresses, "--cluster-replicas", "0",
+                            "--cluster-yes"], check=True, capture_output=True, timeout=timeout)
+            deadline = time.monotonic() + timeout
+            while not all(self._state_ok(cli, s.port) for s in self.servers):
+                if time.monotonic() > deadline:
+                    raise StackError(f"redis cluster on {addresses} not ok after {timeout} s")
+                time.sleep(0.1)
+        except BaseException:
+            self.stop()
+            raise
+        self.url = "redis+cluster://" + ",".join(addresses)
+
+    @staticmethod
+    def _state_ok(cli: str, port: int) -> bool:
+        info = subprocess.run([cli, "-p", str(port), "cluster", "info"], capture_output=True,
+                              text=True, timeout=5).stdout
+        return "cluster_state:ok" in info
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+    def __enter__(self) -> RedisClusterServers:
         return self
 
     def __exit__(self, *exc: object) -> None:

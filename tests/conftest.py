@@ -1,5 +1,6 @@
-"""Shared fixtures: a real redis-server and a real Kafka-protocol broker per test session, started
-by the same code as `partnermatch up` (partnermatch.stack). KAFKA_BOOTSTRAP_SERVERS points the
+"""Shared fixtures: a real redis-server (and, for the stores that run on Redis Cluster, a real
+three-node cluster) and a real Kafka-protocol broker per test session, started by the same code as
+`partnermatch up` (partnermatch.stack). KAFKA_BOOTSTRAP_SERVERS points the
 tests at a real Apache Kafka instead of starting Tansu."""
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
-from partnermatch.stack import RedisServer, TansuBroker
+from partnermatch.redis_client import connect
+from partnermatch.stack import RedisClusterServers, RedisServer, TansuBroker
 
 
 @pytest.fixture(scope="session")
@@ -28,6 +30,24 @@ def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
     """A client on an empty database: flushed before each test."""
     client = redis.Redis.from_url(redis_server.url)
     client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterServers]:
+    """Three redis-servers on loopback as one Redis Cluster (primaries only), for the session."""
+    folder = tmp_path_factory.mktemp("redis-cluster")
+    cluster = RedisClusterServers(folder / "data", nodes=3, log_file=folder / "redis.log")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def redis_cluster_client(redis_cluster: RedisClusterServers) -> Iterator[redis.RedisCluster]:
+    """A cluster client on an empty cluster: every node flushed before each test."""
+    client = connect(redis_cluster.url)
+    client.flushdb(target_nodes=redis.RedisCluster.PRIMARIES)
     yield client
     client.close()
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import redis
-
+from partnermatch.redis_client import connect
 from partnermatch.smtp import SmtpMailer
 from services.notifier.adapters.profiles_client import ProfilesClient
 from services.notifier.adapters.redis_ledger import RedisDeliveryLedger
@@ -23,10 +22,14 @@ class NotifierDeps:
 
 def build_deps(settings: NotifierSettings) -> NotifierDeps:
     settings.require_secret_key()
-    # redis-py connects lazily, on the first command: nothing happens at import or here.
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=10, health_check_interval=30)
+    # redis-py connects on the first command (a cluster client reads the slot map here): nothing
+    # happens at import.
+    client = connect(settings.redis_url, socket_timeout=10, health_check_interval=30)
+    ledger = RedisDeliveryLedger(client)
+    # Before any process of this notifier writes: keys from before the hash tag (once).
+    ledger.adopt_untagged_keys()
     return NotifierDeps(
-        ledger=RedisDeliveryLedger(client),
+        ledger=ledger,
         profiles=ProfilesClient(
             settings.profiles_url, settings.service_token, settings.profiles_timeout_s
         ),

@@ -221,15 +221,15 @@ def _sent(up: Up) -> Counter:
     """(pair id, recipient) -> emails in the mail sink (the pair from the notifier's ledger)."""
     found: Counter = Counter()
     for mail in _mails(up):
-        pair_id = up.redis.hget(f"notifier:delivery:{mail['X-Partnermatch-Delivery']}", "pair_id")
+        pair_id = up.redis.hget(f"{{notifier}}:delivery:{mail['X-Partnermatch-Delivery']}", "pair_id")
         found[(pair_id.decode() if pair_id else None, str(mail["To"].addresses[0].addr_spec))] += 1
     return found
 
 
 def _settled(up: Up, pair_id: str) -> bool:
     """The notifier recorded the match and every delivery of it reached an end state."""
-    ids = up.redis.smembers(f"notifier:match:{pair_id}:deliveries")
-    states = [up.redis.hget(f"notifier:delivery:{i.decode()}", "state") for i in ids]
+    ids = up.redis.smembers(f"{{notifier}}:match:{pair_id}:deliveries")
+    states = [up.redis.hget(f"{{notifier}}:delivery:{i.decode()}", "state") for i in ids]
     return bool(states) and all(s in (b"sent", b"skipped", b"failed") for s in states)
 
 
@@ -310,4 +310,4 @@ def test_kill_9_of_a_part_under_load_loses_and_doubles_nothing(stack, fault_tabl
     log = up.log()
     assert re.search(rf"part died; restarting it part={re.escape(part)} how=was killed by SIGKILL", log)
     assert "part given up" not in log and up.proc.poll() is None, "no part given up on, up still runs"
-    assert up.redis.zcard("notifier:uncertain") == 0, "no delivery left for an operator to decide"
+    assert up.redis.zcard("{notifier}:uncertain") == 0, "no delivery left for an operator to decide"

@@ -267,8 +267,8 @@ def test_a_broker_that_restarts_empty_is_refilled_without_a_manual_step(up):
     assert counts == ALL_TOPICS, "the topics come back with their declared partitions and DLQs"
 
     # exactly once: the ledger recorded the match once, with one delivery per recipient
-    assert up.redis.hget("notifier:stats", "matches_recorded") == b"1"
-    assert int(up.redis.hget("notifier:stats", "deliveries_created")) == len(expected)
+    assert up.redis.hget("{notifier}:stats", "matches_recorded") == b"1"
+    assert int(up.redis.hget("{notifier}:stats", "deliveries_created")) == len(expected)
     recipients = sorted(str(m["To"].addresses[0].addr_spec) for m in _mails(up))
     assert recipients == expected, "one email per consenting contact of the pair and anna's notice, none twice"
     log = up.log()

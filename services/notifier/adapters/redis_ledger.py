@@ -1,9 +1,15 @@
-"""The delivery ledger in Redis (keys under `notifier:`): approved matches, one delivery per
+"""The delivery ledger in Redis (keys under `{notifier}:`): approved matches, one delivery per
 (match, recipient), the due-time sorted set that drives retries, claims with leases, and the
 suppression list of unsubscribed addresses. Every claim and transition is one Lua script, so it
 is atomic and fenced by the claim token of the worker that holds it. Does I/O (Redis).
 
-Keys:
+Every key shares the hash tag `{notifier}`, so on Redis Cluster all of them live in one slot and
+each script may touch any of them: every claim and transition moves its record and the global due
+and in-flight sets together. The ledger grows with approved matches and deliveries, not with
+organisations, so one node holds it (see `bench/redis_memory.py`). Keys written before the tag
+(`notifier:…`) are moved once by `adopt_untagged_keys`.
+
+Keys (`notifier:` below stands for `{notifier}:`):
     notifier:match:<pair_id>              hash: state, event_id, payload (JSON), attempts, claim, …
     notifier:match:<pair_id>:deliveries   set of delivery ids
     notifier:delivery:<id>                hash: state, pair_id, org_id, partner_id, side, recipient,
@@ -40,7 +46,8 @@ import redis
 
 from services.notifier import domain
 
-PREFIX = "notifier:"
+PREFIX = "{notifier}:"
+UNTAGGED_PREFIX = "notifier:"  # where the ledger lived before its keys had a hash tag
 
 _CLAIM = """
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -560,6 +567,26 @@ class RedisDeliveryLedger:
                 args=[cluster_id, str(period), _num(period_start), _num(now), notice],
             )
         )
+
+    def adopt_untagged_keys(self, untagged_prefix: str = UNTAGGED_PREFIX) -> int:
+        """Move the keys the ledger wrote before they had a hash tag to their tagged names (how
+        many), once: a marker key remembers it is done. Every notifier process calls it before it
+        writes (bootstrap), so no tagged key exists yet beside an untagged one; a key another
+        process moved meanwhile is skipped. Values hold no key names, so renaming is the whole
+        migration. Single node only: there was no cluster before the tag."""
+        done_key = self.prefix + "untagged-keys-adopted"
+        if self.r.exists(done_key):
+            return 0
+        moved = 0
+        for raw in self.r.scan_iter(match=untagged_prefix + "*", count=1000):
+            old = _text(raw)
+            try:
+                moved += int(self.r.renamenx(old, self.prefix + old[len(untagged_prefix):]))
+            except redis.ResponseError as exc:
+                if "no such key" not in str(exc).lower():
+                    raise
+        self.r.set(done_key, _num(moved))
+        return moved
 
     def ping(self) -> bool:
         return bool(self.r.ping())

@@ -1,0 +1,64 @@
+"""The ledger's keys: the notifier built from a `redis+cluster://` URL keeps its ledger on a real
+three-node Redis Cluster, and a ledger written before the keys had a hash tag is moved to the
+tagged names once, on one redis-server, with nothing lost."""
+
+from __future__ import annotations
+
+import redis
+
+from services.notifier import domain
+from services.notifier.adapters.redis_ledger import NewDelivery, RedisDeliveryLedger
+from services.notifier.bootstrap import build_deps
+from services.notifier.config import NotifierSettings
+
+NOW = 1_800_000_000.0
+
+
+def delivery(email: str) -> NewDelivery:
+    return NewDelivery(id=domain.delivery_id("a~b", email), org_id="a", partner_id="b", side="a",
+                       recipient=domain.recipient_key(email))
+
+
+def send_one(ledger: RedisDeliveryLedger) -> str:
+    assert ledger.record_match("a~b", "ev-1", {"pair_id": "a~b"}, NOW)
+    assert ledger.claim("m:a~b", "t0", NOW) == 1
+    assert ledger.expand("a~b", "t0", NOW, [delivery("jelena@example.rs")]) == 1
+    [member] = ledger.due(NOW)
+    assert ledger.claim(member, "t1", NOW) == 1
+    assert ledger.transition(member, "t1", domain.SENDING, NOW)
+    assert ledger.transition(member, "t1", domain.SENT, NOW)
+    assert ledger.suppress("marko@example.rs", "b", "2026-01-01T00:00:00+00:00")
+    assert ledger.note_suggested("c~d", ["pl-silesia-ict"], NOW) == 1
+    return member
+
+
+def test_the_notifier_keeps_its_ledger_on_a_redis_cluster(redis_cluster, redis_cluster_client):
+    settings = NotifierSettings(redis_url=redis_cluster.url, kafka_bootstrap="unused:9092",
+                                secret_key="k")
+    ledger = build_deps(settings).ledger
+    assert isinstance(ledger.r, redis.RedisCluster)
+    member = send_one(ledger)
+    assert ledger.take_digest("pl-silesia-ict", 1, NOW + 1, NOW + 2) == 1
+    assert ledger.delivery(member[2:])["state"] == domain.SENT
+    assert ledger.is_suppressed("marko@example.rs")
+    counts = ledger.counts()
+    assert counts["unsubscribes"] == 1 and counts["backlog"] == 1, "the digest is due"
+    slots = {redis_cluster_client.keyslot(k) for k in redis_cluster_client.scan_iter("*")}
+    assert slots == {redis_cluster_client.keyslot(ledger.due_key)}, "one slot: scripts may touch any"
+
+
+def test_a_ledger_from_before_the_hash_tag_is_moved_once_with_nothing_lost(redis_client):
+    untagged = RedisDeliveryLedger(redis_client, prefix="notifier:")
+    member = send_one(untagged)
+    before = {k: redis_client.dump(k) for k in redis_client.scan_iter("notifier:*")}
+    ledger = RedisDeliveryLedger(redis_client)
+    assert ledger.adopt_untagged_keys() == len(before)
+    assert list(redis_client.scan_iter("notifier:*")) == []
+    for key, dump in before.items():
+        assert redis_client.dump(ledger.prefix + key.decode()[len("notifier:"):]) == dump
+    assert ledger.delivery(member[2:])["state"] == domain.SENT
+    assert ledger.is_suppressed("marko@example.rs")
+    assert ledger.clusters_with_new_suggestions() == ["pl-silesia-ict"]
+
+    untagged.suppress("late@example.rs", "b", "2026-01-01T00:00:00+00:00")
+    assert ledger.adopt_untagged_keys() == 0, "once: a marker says it is done"
