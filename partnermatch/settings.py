@@ -80,6 +80,11 @@ ADMIN_TOKEN = setting(
 STATE_DIR = setting(
     "PARTNERMATCH_STATE_DIR", ".state", "Folder of the local stack's data (Redis AOF, logs, generated secrets)"
 )
+UP_MATCHERS = setting(
+    "PARTNERMATCH_MATCHERS", "1",
+    "Matcher consumers `partnermatch up` runs in one group, each with the whole index (`--matchers`); more than "
+    "the partitions of `profiles` wait as standbys",
+)
 
 
 TRUSTED_PROXIES = setting(

@@ -390,15 +390,18 @@ def gunicorn_argv() -> list[str]:
     return [sys.executable, "-m", "gunicorn", *_GUNICORN_OPTIONS, *_gunicorn_control_socket_off()]
 
 
-def service_specs(env: Mapping[str, str], matchers: int = 1) -> list[ServiceSpec]:
+def service_specs(env: Mapping[str, str]) -> list[ServiceSpec]:
     """Every service process of the system, in start order, for the settings in `env` (which holds
     REDIS_URL, KAFKA_BOOTSTRAP_SERVERS and the generated secrets). A new service registers here.
-    `matchers` consumers share the matching in one group (matcher-1, matcher-2, ... when more than one)."""
+    PARTNERMATCH_MATCHERS consumers share the matching in one group (matcher-1, matcher-2, ... when
+    more than one)."""
+    from partnermatch.settings import UP_MATCHERS
     from services.matcher.config import MATCHER_HOST, MATCHER_PORT
     from services.notifier.config import NOTIFIER_HOST, NOTIFIER_PORT, MailSinkSettings
     from services.profiles.config import PROFILES_HOST, PROFILES_PORT
 
     py = sys.executable
+    matchers = max(1, UP_MATCHERS.read_int(env))
     gunicorn = gunicorn_argv()
     profiles = f"{PROFILES_HOST.read(env)}:{PROFILES_PORT.read(env)}"
     matcher = f"{MATCHER_HOST.read(env)}:{MATCHER_PORT.read(env)}"
@@ -719,9 +722,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     from partnermatch.topics import ALL_TOPICS, PROFILES
 
     parser.add_argument(
-        "--matchers", type=_positive, default=1, metavar="N",
-        help="run N matcher consumers in one group, each with the whole index (default 1; more than "
-        f"the {ALL_TOPICS[PROFILES]} partitions of 'profiles' wait as standbys)",
+        "--matchers", type=_positive, metavar="N",
+        help="run N matcher consumers in one group, each with the whole index (default: "
+        f"PARTNERMATCH_MATCHERS or 1; more than the {ALL_TOPICS[PROFILES]} partitions of 'profiles' wait as standbys)",
     )
     parser.set_defaults(func=run)
 
@@ -735,12 +738,14 @@ def _positive(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from partnermatch.logs import configure_logging
-    from partnermatch.settings import STATE_DIR
+    from partnermatch.settings import STATE_DIR, UP_MATCHERS
 
     configure_logging(os.environ)
     state = args.state_dir or STATE_DIR.read(os.environ) or ".state"
-    matchers = args.matchers
-    stack = Stack(state, specs=lambda env: service_specs(env, matchers=matchers))
+    env = dict(os.environ)
+    if args.matchers is not None:
+        env[UP_MATCHERS.name] = str(args.matchers)
+    stack = Stack(state, env=env)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:

@@ -84,6 +84,6 @@ def test_the_matcher_consumer_can_be_scaled_like_the_launchers_matchers_option()
 
     matcher = _our_services(_compose())["matcher"]
     assert "container_name" not in matcher and "ports" not in matcher
-    launched = [s for s in service_specs({}, matchers=2) if s.name.startswith("matcher-")]
+    launched = [s for s in service_specs({"PARTNERMATCH_MATCHERS": "2"}) if s.name.startswith("matcher-")]
     assert [s.name for s in launched] == ["matcher-1", "matcher-2"]
     assert all(s.argv[1:] == matcher["command"][1:] for s in launched)
