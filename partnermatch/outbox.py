@@ -4,6 +4,10 @@ A service adds an outbox entry inside the same MULTI as its state change (`Outbo
 `OutboxRelay` publishes entries in order and only then deletes them. After a crash or a failed
 send it first looks on the topic for events it may already have published (from where its last
 batch started), so every entry is published exactly once. Does I/O (Redis, and Kafka via callables).
+
+On Redis Cluster a MULTI or script touches one slot only: the outbox's keys and the state keys
+written in the same MULTI must share a hash tag, so the prefix carries it (e.g. "{profiles}:");
+an outbox on a cluster client refuses a prefix without one.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import redis
 
 from partnermatch import events
 from partnermatch.messaging import KafkaPublisher, Outgoing, Record
+from partnermatch.redis_client import has_hash_tag
 
 if TYPE_CHECKING:
     from partnermatch.broker import BrokerWatch
@@ -56,7 +61,10 @@ class OutboxEntry:
 class Outbox:
     """The outbox of one service, under its own key prefix (e.g. "profiles:")."""
 
-    def __init__(self, client: redis.Redis, prefix: str) -> None:
+    def __init__(self, client: redis.Redis | redis.RedisCluster, prefix: str) -> None:
+        if isinstance(client, redis.RedisCluster) and not has_hash_tag(prefix):
+            raise ValueError(f"outbox prefix {prefix!r} on Redis Cluster: its keys and the state "
+                             "written with them need one hash tag, e.g. '{profiles}:'")
         self.r = client
         self.stream = prefix + "outbox"
         self.offsets_key = prefix + "relay:offsets"  # "topic:partition" -> first offset of the last batch

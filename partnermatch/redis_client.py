@@ -17,6 +17,13 @@ def is_cluster_url(url: str) -> bool:
     return url.startswith(CLUSTER_SCHEME)
 
 
+def has_hash_tag(prefix: str) -> bool:
+    """Whether keys made by appending to `prefix` share one hash tag, so Redis Cluster keeps them
+    in one slot (the first `{…}` with something inside decides the slot)."""
+    start = prefix.find("{")
+    return start >= 0 and prefix.find("}", start + 1) > start + 1
+
+
 def connect(url: str, **options: Any) -> redis.Redis | RedisCluster:
     """A client for `url`; `options` are redis-py connection options (socket_timeout, …)."""
     if not is_cluster_url(url):
