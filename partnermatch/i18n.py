@@ -32,7 +32,7 @@ CATALOGUE_LANGUAGES: tuple[str, ...] = tuple(lang for lang in PROFILE_LANGUAGES 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES: dict[str, tuple[str, ...]] = {
     "coordinators": ("services/matcher/templates", "services/matcher/ui_text.py",
-                     "services/matcher/entrypoints/pages.py"),
+                     "services/matcher/entrypoints/pages.py", "partnermatch/reasons.py"),
     "organisations": ("services/profiles",),
     "emails": ("services/notifier/templates", "services/notifier/render.py"),
 }

@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 import unicodedata
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ class Vocabulary:
     sectors: Mapping[str, Term]  # by id
     activities: Mapping[str, Term]  # by id
     countries: Mapping[str, Term]  # by ISO code; empty while the lexicon has no countries
+    labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # every concept's, by id
 
     def need_ids(self) -> frozenset[str]:
         return frozenset(self.sectors) | frozenset(self.activities)
@@ -51,15 +52,19 @@ class Vocabulary:
 
 
 def load_vocabulary(paths: Iterable[Path]) -> Vocabulary:
-    """Sectors, activities and countries of the given concept files (other kinds are skipped)."""
+    """Sectors, activities and countries of the given concept files (other kinds are skipped), and
+    the labels of every concept (what a reason of any kind is read with)."""
     sectors: dict[str, Term] = {}
     activities: dict[str, Term] = {}
     countries: dict[str, Term] = {}
+    labels: dict[str, Mapping[str, str]] = {}
     for path in sorted(paths):
         loaded = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_SafeLoader) or []
         if isinstance(loaded, dict):
             loaded = loaded.get("concepts", [])
         for entry in loaded:
+            if isinstance(entry, dict) and "id" in entry:
+                labels[str(entry["id"])] = _labels(entry)
             term = _term(entry)
             if term is None:
                 continue
@@ -67,14 +72,18 @@ def load_vocabulary(paths: Iterable[Path]) -> Vocabulary:
                 countries[term.code] = term
             else:
                 (sectors if term.kind == "sector" else activities)[term.id] = term
-    return Vocabulary(sectors=sectors, activities=activities, countries=countries)
+    return Vocabulary(sectors=sectors, activities=activities, countries=countries, labels=labels)
+
+
+def _labels(entry: dict[str, Any]) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (entry.get("labels") or {}).items() if v}
 
 
 def _term(entry: Any) -> Term | None:
     if not isinstance(entry, dict) or "id" not in entry:
         return None
     kind = entry.get("kind")
-    labels = {str(k): str(v) for k, v in (entry.get("labels") or {}).items() if v}
+    labels = _labels(entry)
     if kind in ("sector", "activity"):
         return Term(id=str(entry["id"]), kind=kind, labels=labels,
                     sector=str(entry["sector"]) if kind == "activity" and entry.get("sector") else None)
@@ -95,6 +104,12 @@ def get_vocabulary() -> Vocabulary:
         if _loaded is None:
             _loaded = load_vocabulary(LEXICON_DIR.glob("*.yaml"))
         return _loaded
+
+
+def concept_labels(concept_id: str) -> Mapping[str, str] | None:
+    """A concept's labels by language, None for an id the lexicon does not have (a
+    partnermatch.reasons.ConceptLabels)."""
+    return get_vocabulary().labels.get(concept_id)
 
 
 def need_ids() -> frozenset[str]:

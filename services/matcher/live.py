@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from partnermatch import events
+from partnermatch.reasons import Reason
 from services.matcher.adapters.redis_state import PairWrite, ProfileChange, RedisMatcherState
 from services.matcher.feedback import dislikes_in, rerank
 
@@ -22,17 +23,9 @@ logger = logging.getLogger(__name__)
 # engine's best, so the candidates the lowered ones give way to are among them.
 WIDER_LIST = 4
 
-FLIP = {"a_offers_b_seeks": "b_offers_a_seeks", "b_offers_a_seeks": "a_offers_b_seeks"}
-
 
 def reason_dict(reason: Any) -> dict[str, Any]:
     return dict(reason) if isinstance(reason, dict) else reason.to_dict()
-
-
-def flip_reason(reason: dict[str, Any]) -> dict[str, Any]:
-    """The same reason seen from the other organisation: offers and seeks swap, and so do the terms."""
-    return {**reason, "direction": FLIP.get(reason.get("direction", ""), reason.get("direction")),
-            "terms_a": reason.get("terms_b", []), "terms_b": reason.get("terms_a", [])}
 
 
 def profile_from_payload(payload: dict[str, Any]):  # type: ignore[no-untyped-def]
@@ -177,10 +170,10 @@ class LiveMatcher:
             for s in self._top(who):
                 tops[who].add(s.id)
                 pid = events.pair_id(who, s.id)
-                reasons = [reason_dict(r) for r in s.reasons]
                 org_a, org_b = sorted((who, s.id))
-                if org_a != who:
-                    reasons = [flip_reason(r) for r in reasons]
+                # the engine wrote them for `who` as "a"; the pair is stored with org_a first
+                side = "a" if org_a == who else "b"
+                reasons = [Reason.from_dict(reason_dict(r)).seen_from(side).to_dict() for r in s.reasons]
                 if pid not in wanted or wanted[pid].score < s.score:
                     wanted[pid] = PairWrite(pid, org_a, org_b, self.clusters[org_a], self.clusters[org_b],
                                             float(s.score), reasons)

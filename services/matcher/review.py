@@ -11,12 +11,12 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from partnermatch.reasons import REJECTION_REASONS, SHARED, Reason
 from services.matcher.adapters.redis_state import DecisionRefused, RedisMatcherState
 from services.matcher.analytics import ClusterFigures, figures
 
 logger = logging.getLogger(__name__)
 
-REJECTION_REASONS: tuple[str, ...] = ("not_relevant", "already_partners", "different_markets", "no_capacity", "other")
 STATES: tuple[str, ...] = ("pending", "approved", "rejected")
 DECIDED_STATES: tuple[str, ...] = ("approved", "rejected")
 QUERY_STATES: tuple[str, ...] = (*STATES, "decided")  # what a listing may ask for: "decided" is both
@@ -39,46 +39,26 @@ def _need_renderer() -> NeedRenderer:
     return render_need
 
 
-def orient_reason(reason: dict[str, Any], own_is_a: bool) -> dict[str, Any]:
-    """The reason as seen from one side: `own_offers`, `partner_offers` or `shared`."""
-    direction = reason.get("direction", "shared")
-    if direction == "a_offers_b_seeks":
-        side = "own_offers" if own_is_a else "partner_offers"
-    elif direction == "b_offers_a_seeks":
-        side = "partner_offers" if own_is_a else "own_offers"
-    else:
-        side = "shared"
-    own_terms, partner_terms = (reason.get("terms_a", []), reason.get("terms_b", [])) if own_is_a else (
-        reason.get("terms_b", []), reason.get("terms_a", []))
-    return {**reason, "side": side, "own_terms": own_terms, "partner_terms": partner_terms}
-
-
 def render_reasons(pair: dict[str, Any], own_is_a: bool, names: dict[str, str], lang: str, render: Renderer,
                    render_need: NeedRenderer | None = None, limit: int | None = None) -> list[dict[str, Any]]:
     """The pair's reasons read from one side (`names` holds the "own" and "partner" names). The
     first reason, when it is a need met, reads as a sentence ("<own> seeks <label> — <partner>
     offers it (words)")."""
     reasons: list[dict[str, Any]] = []
-    for reason in pair.get("reasons", [])[:limit]:
-        oriented = orient_reason(reason, own_is_a)
-        # render from the reader's side: their organisation plays "a"
-        as_own = {**reason, "terms_a": oriented["own_terms"], "terms_b": oriented["partner_terms"],
-                  "direction": {"own_offers": "a_offers_b_seeks", "partner_offers": "b_offers_a_seeks"}.get(
-                      oriented["side"], "shared")}
+    for wire in pair.get("reasons", [])[:limit]:
+        reason = Reason.from_dict(wire).seen_from("a" if own_is_a else "b")  # the reader's side is "a"
         try:
-            if not reasons and render_need is not None and oriented["side"] != "shared":
-                seeker, provider = ("own", "partner") if oriented["side"] == "partner_offers" else ("partner", "own")
-                words = {"own": oriented["own_terms"], "partner": oriented["partner_terms"]}
-                text = render_need({**reason, "terms_a": words[seeker], "terms_b": words[provider]}, lang,
-                                   names[seeker], names[provider])
+            if not reasons and render_need is not None and reason.side != SHARED:
+                seeker, provider, need = reason.as_need()
+                text = render_need(need.to_dict(), lang, names[seeker], names[provider])
             else:
-                text = render(as_own, lang)
+                text = render(reason.to_dict(), lang)
         except Exception:  # noqa: BLE001 - a label missing must not hide the suggestion
             logger.warning("could not render a reason", exc_info=True, extra={"pair_id": pair["pair_id"]})
-            text = " ↔ ".join(filter(None, [", ".join(oriented["own_terms"]), ", ".join(oriented["partner_terms"])]))
-        reasons.append({"text": text, "side": oriented["side"], "concept": reason.get("concept"),
-                        "kind": reason.get("kind"), "weight": reason.get("weight"),
-                        "own_terms": oriented["own_terms"], "partner_terms": oriented["partner_terms"]})
+            text = " ↔ ".join(filter(None, [", ".join(reason.terms_a), ", ".join(reason.terms_b)]))
+        reasons.append({"text": text, "side": reason.side, "concept": reason.concept, "kind": reason.kind,
+                        "weight": reason.weight, "own_terms": list(reason.terms_a),
+                        "partner_terms": list(reason.terms_b)})
     return reasons
 
 
@@ -305,4 +285,4 @@ def _same_decision(pair: dict[str, Any] | None, cluster_id: str, decision: str, 
 
 
 __all__ = ["DecisionRefused", "ORG_STATES", "REJECTION_REASONS", "ReviewService", "STATES", "order_partnerships",
-           "orient_reason", "pair_view", "partnership_view", "render_reasons", "state_for_organisation"]
+           "pair_view", "partnership_view", "render_reasons", "state_for_organisation"]

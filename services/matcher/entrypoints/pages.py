@@ -35,12 +35,13 @@ from werkzeug.exceptions import HTTPException
 
 from partnermatch import i18n, vocabulary
 from partnermatch.languages import PROFILE_LANGUAGES
+from partnermatch.reasons import REJECTION_LABELS
 from services.matcher.adapters.page_sessions import PageSessions
 from services.matcher.adapters.profiles_client import LoginThrottled, ProfilesUnavailable
 from services.matcher.analytics import ClusterFigures, listing_csv
 from services.matcher.review import REJECTION_REASONS, DecisionRefused
 from services.matcher.schemas import SuggestionQuerySchema
-from services.matcher.ui_text import DOMAIN, REASON_LABELS, STATE_LABELS
+from services.matcher.ui_text import DOMAIN, STATE_LABELS
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ def _check_csrf() -> None:
 @pages.app_context_processor
 def _template_globals() -> dict[str, Any]:
     lang = _current_language()
-    return {"lang": lang, "languages": i18n.switcher(lang), "reason_labels": REASON_LABELS,
+    return {"lang": lang, "languages": i18n.switcher(lang), "reason_labels": REJECTION_LABELS,
             "state_labels": STATE_LABELS, "csrf_token": _csrf_token}
 
 
