@@ -44,6 +44,7 @@ from typing import Any
 
 import redis
 
+from partnermatch.redis_client import adopt_untagged_keys
 from services.notifier import domain
 
 PREFIX = "{notifier}:"
@@ -568,25 +569,10 @@ class RedisDeliveryLedger:
             )
         )
 
-    def adopt_untagged_keys(self, untagged_prefix: str = UNTAGGED_PREFIX) -> int:
-        """Move the keys the ledger wrote before they had a hash tag to their tagged names (how
-        many), once: a marker key remembers it is done. Every notifier process calls it before it
-        writes (bootstrap), so no tagged key exists yet beside an untagged one; a key another
-        process moved meanwhile is skipped. Values hold no key names, so renaming is the whole
-        migration. Single node only: there was no cluster before the tag."""
-        done_key = self.prefix + "untagged-keys-adopted"
-        if self.r.exists(done_key):
-            return 0
-        moved = 0
-        for raw in self.r.scan_iter(match=untagged_prefix + "*", count=1000):
-            old = _text(raw)
-            try:
-                moved += int(self.r.renamenx(old, self.prefix + old[len(untagged_prefix):]))
-            except redis.ResponseError as exc:
-                if "no such key" not in str(exc).lower():
-                    raise
-        self.r.set(done_key, _num(moved))
-        return moved
+    def adopt_untagged_keys(self) -> int:
+        """Move the keys the ledger wrote before they had a hash tag (`notifier:…`) to their tagged
+        names, once (how many); see `partnermatch.redis_client.adopt_untagged_keys`."""
+        return adopt_untagged_keys(self.r, UNTAGGED_PREFIX, self.prefix)
 
     def ping(self) -> bool:
         return bool(self.r.ping())

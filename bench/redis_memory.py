@@ -1,0 +1,160 @@
+"""Redis memory per organisation and per pending suggestion (issue 17), through the services' own
+code: the profiles use case registers N generated organisations (profile, token, indexes, outbox
+entry); the live matcher indexes them and handles one upsert of each, which writes its pending
+suggestions; the notifier's recorder reads the matcher's suggestion events, as its consumer does,
+and counts them for the digests.
+
+Every key is measured with MEMORY USAGE (SAMPLES 0: all of a collection) and grouped by its name
+with the ids taken out; INFO used_memory before and after each service is printed beside the sum,
+as a check. An outbox is counted apart: its relay empties it within a second. One redis-server
+(started here, as `partnermatch up` does), one database per service.
+Usage: python bench/redis_memory.py [--orgs 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import redis  # noqa: E402
+from engine_speed import generate  # noqa: E402
+
+from partnermatch import events  # noqa: E402
+from partnermatch.stack import RedisServer  # noqa: E402
+from services.matcher.adapters.redis_state import RedisMatcherState  # noqa: E402
+from services.matcher.engine import MatchEngine  # noqa: E402
+from services.matcher.live import LiveMatcher  # noqa: E402
+from services.notifier.adapters.redis_ledger import RedisDeliveryLedger  # noqa: E402
+from services.notifier.services import DecisionRecorder  # noqa: E402
+from services.profiles import services as profiles  # noqa: E402
+from services.profiles.adapters.redis_store import RedisProfileStore  # noqa: E402
+
+PROFILES_DB, MATCHER_DB, NOTIFIER_DB = 0, 1, 2
+_ID_PART = re.compile(r"^(?=.*\d)[^:]+$|^[^:]{24,}$")  # a segment with a digit, or a long digest
+
+
+def key_class(key: bytes) -> str:
+    return ":".join("<id>" if _ID_PART.match(part) else part for part in key.decode().split(":"))
+
+
+def measure(client: redis.Redis) -> dict[str, tuple[int, int]]:
+    """Key class -> (keys, bytes) of every key of the client's database."""
+    found: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for key in client.scan_iter(count=1000):
+        entry = found[key_class(key)]
+        entry[0] += 1
+        entry[1] += int(client.memory_usage(key, samples=0) or 0)
+    return {name: (n, size) for name, (n, size) in found.items()}
+
+
+def used_memory(client: redis.Redis) -> int:
+    return int(client.info("memory")["used_memory"])
+
+
+def report(title: str, classes: dict[str, tuple[int, int]], per: dict[str, int], delta: int) -> None:
+    print(f"\n{title} (INFO used_memory grew by {delta / 1e6:.2f} MB)")
+    for name, (n, size) in sorted(classes.items(), key=lambda item: -item[1][1]):
+        print(f"  {name:<44} {n:>8} keys {size / 1e6:>9.2f} MB")
+    for what, count in per.items():
+        total = sum(size for name, (_n, size) in classes.items() if not name.endswith("outbox"))
+        print(f"  per {what}: {total / max(count, 1):,.0f} bytes (outbox aside; {count} of them)")
+
+
+def outbox_bytes(classes: dict[str, tuple[int, int]]) -> int:
+    return sum(size for name, (_n, size) in classes.items() if name.endswith("outbox"))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orgs", type=int, default=2000)
+    parser.add_argument("--top-k", type=int, default=5, help="suggestions kept per organisation")
+    args = parser.parse_args()
+    generated = generate(args.orgs, seed=17)
+    with tempfile.TemporaryDirectory() as tmp:
+        server = RedisServer(Path(tmp) / "redis")
+        try:
+            url = f"redis://127.0.0.1:{server.port}/"
+            profiles_r, matcher_r, notifier_r = (redis.Redis.from_url(url + str(db))
+                                                 for db in (PROFILES_DB, MATCHER_DB, NOTIFIER_DB))
+
+            before = used_memory(profiles_r)
+            store = RedisProfileStore(profiles_r)
+            t = time.perf_counter()
+            for cluster in sorted({o["cluster"] for o in generated}):
+                profiles.create_cluster(store, {"id": cluster, "name": f"Cluster {cluster}",
+                                                "country": "XX"})
+            payloads = []
+            for i, o in enumerate(generated):
+                org, _token = profiles.register_org(store, {
+                    "name": o["name"], "cluster_id": o["cluster"], "country": "RS",
+                    "language": o["language"], "capabilities": o["capabilities"], "goals": o["goals"],
+                    "sectors": ["ict"], "website": f"https://org{i}.example.org",
+                    "contacts": [{"name": f"Contact {i}", "email": f"contact{i}@org{i}.example.org",
+                                  "consent": True, "share_contact": i % 2 == 0}],
+                })
+                payloads.append(org)
+            print(f"{args.orgs} organisations registered in {time.perf_counter() - t:.1f} s")
+            classes = measure(profiles_r)
+            report("profiles", classes, {"organisation": args.orgs}, used_memory(profiles_r) - before)
+            print(f"  outbox (until its relay publishes): {outbox_bytes(classes) / args.orgs:,.0f} "
+                  "bytes per organisation")
+
+            before = used_memory(matcher_r)
+            state = RedisMatcherState(matcher_r)
+            live = LiveMatcher(state, MatchEngine(), top_k=args.top_k, min_score=0.05)
+            live.load()
+            events_out = [events.decode(d[b"value"]) for _i, d in profiles_r.xrange(store.outbox.stream)]
+            t = time.perf_counter()
+            for envelope in events_out:
+                live.handle(envelope)
+            print(f"\nthe live matcher handled {len(events_out)} upserts in {time.perf_counter() - t:.1f} s")
+            states: Counter[str] = Counter()
+            state_bytes: Counter[str] = Counter()
+            for key in matcher_r.scan_iter("matcher:pair:*", count=1000):
+                pair_state = json.loads(matcher_r.get(key))["state"]
+                states[pair_state] += 1
+                state_bytes[pair_state] += int(matcher_r.memory_usage(key, samples=0) or 0)
+            pending = states["pending"]
+            classes = measure(matcher_r)
+            per_org = sum(size for name, (_n, size) in classes.items()
+                          if name.startswith(("matcher:profile", "matcher:revisions")))
+            lists = sum(size for name, (_n, size) in classes.items() if name.startswith("matcher:pending"))
+            report("matcher", classes, {}, used_memory(matcher_r) - before)
+            print(f"  pairs by state: {dict(states)}")
+            print(f"  per organisation (applied profile, revision, set): {per_org / args.orgs:,.0f} bytes")
+            print(f"  per pending suggestion (its record, its places in two clusters' and two "
+                  f"organisations' lists): {(state_bytes['pending'] + lists) / max(pending, 1):,.0f} bytes")
+            for pair_state in sorted(set(states) - {"pending"}):
+                print(f"  per {pair_state} pair (its record, kept): "
+                      f"{state_bytes[pair_state] / states[pair_state]:,.0f} bytes")
+            print(f"  outbox (until its relay publishes): "
+                  f"{outbox_bytes(classes) / max(sum(states.values()), 1):,.0f} bytes per pair")
+
+            before = used_memory(notifier_r)
+            recorder = DecisionRecorder(RedisDeliveryLedger(notifier_r))
+            for _i, d in matcher_r.xrange(state.outbox.stream):
+                recorder.handle(events.decode(d[b"value"]))
+            classes = measure(notifier_r)
+            report("notifier (digest counts of pending pairs)", classes,
+                   {"pending suggestion": pending}, used_memory(notifier_r) - before)
+
+            total = used_memory(profiles_r)
+            print(f"\nwhole server: used_memory {total / 1e6:.1f} MB for {args.orgs} organisations "
+                  f"and {pending} pending suggestions, outboxes included")
+        finally:
+            server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
