@@ -12,7 +12,7 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
 
@@ -126,7 +126,7 @@ class EnvelopeSchema(Schema):
 
 
 @functools.cache
-def _schema(schema: type[Schema], unknown: str = RAISE) -> Schema:
+def _schema(schema: type[Schema], unknown: Literal["exclude", "include", "raise"] = RAISE) -> Schema:
     """One instance per schema and policy, reused: building one copies every field, which cost more
     than the validation itself on every event (marshmallow schemas keep no state between loads)."""
     return schema(unknown=unknown)

@@ -111,7 +111,7 @@ def retry_delay(
 ) -> float:
     """Exponential backoff with jitter: half of the capped delay is fixed, the other half random,
     so retries of many deliveries spread out but never come sooner than half the schedule."""
-    ceiling = min(max_s, base_s * 2 ** max(0, min(attempt - 1, 30)))
+    ceiling = min(max_s, base_s * 2.0 ** max(0, min(attempt - 1, 30)))
     return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
 
 
