@@ -3,8 +3,8 @@
 The words are the "emails" message catalogue (partnermatch.i18n: 16 languages, Serbian Cyrillic
 derived from Serbian Latin), laid out by the Jinja templates in services/notifier/templates/;
 every value that comes from a profile is escaped in HTML and left in its original language.
-Pure apart from reading the templates and catalogues once (the matcher's reason renderer is
-imported lazily and reads its own lexicon).
+Pure apart from reading the templates, catalogues and the lexicon's concept labels once; how a
+reason reads is partnermatch.reasons.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from partnermatch import i18n
+from partnermatch import i18n, vocabulary
+from partnermatch.reasons import OWN_OFFERS, PARTNER_OFFERS, REJECTION_DOMAIN, REJECTION_LABELS, SHARED, Reason
 
 DOMAIN = "emails"
 DEFAULT_LANGUAGE = i18n.DEFAULT
@@ -96,44 +97,25 @@ class RenderedEmail:
 MAX_REASONS_PER_GROUP = 8
 
 
-def _fallback_reason(reason: Mapping[str, Any]) -> str:
-    words = " ↔ ".join(
-        w
-        for w in (", ".join(reason.get("terms_a") or []), ", ".join(reason.get("terms_b") or []))
-        if w
-    )
-    concept = reason.get("concept")
-    if concept and words:
-        return f"{words} ({concept})"
-    return str(concept or words)
+def _fallback_reason(reason: Reason) -> str:
+    words = " ↔ ".join(w for w in (", ".join(reason.terms_a), ", ".join(reason.terms_b)) if w)
+    if reason.concept and words:
+        return f"{words} ({reason.concept})"
+    return str(reason.concept or words)
 
 
-def _known_concept(matcher_render: Any, concept: Any) -> bool:
-    if not concept:
-        return False
+def _line(reason: Reason, language: str) -> str:
     try:
-        return concept in matcher_render.default_lexicon().concepts
-    except Exception:  # noqa: BLE001 - no lexicon to ask: treat as unknown
-        return False
+        line = reason.render(language, vocabulary.concept_labels)
+    except Exception:  # noqa: BLE001 - a reason we cannot phrase (no labels to read) is still worth showing
+        return _fallback_reason(reason)
+    return line or _fallback_reason(reason)
 
 
 def describe_reason(reason: Mapping[str, Any], language: str) -> str:
-    """One reason as a line in `language`, by the matcher's renderer; concept id and terms if that
-    renderer is missing or cannot read the reason."""
-    try:
-        from services.matcher.engine import render as matcher_render
-    except Exception:  # noqa: BLE001 - missing, or broken mid-deploy: the email still goes out
-        return _fallback_reason(reason)
-    try:
-        lang = language
-        if language == "sr-Cyrl" and not _known_concept(matcher_render, reason.get("concept")):
-            # Without a concept the renderer would transliterate the raw terms, and those are the
-            # organisations' own words, often not Serbian: keep them as written.
-            lang = "sr"
-        line = matcher_render.render_reason(dict(reason), lang)
-    except Exception:  # noqa: BLE001 - a reason we cannot phrase is still worth showing
-        return _fallback_reason(reason)
-    return line or _fallback_reason(reason)
+    """One reason (as on the wire) as a line in `language`; concept id and terms if the concepts'
+    labels cannot be read or the reason reads as nothing."""
+    return _line(Reason.from_dict(reason), language)
 
 
 def reasons_for_side(
@@ -142,28 +124,14 @@ def reasons_for_side(
     """The event's reasons seen by organisation `side` ("a" or "b"): what the partner offers that
     it seeks, what it offers that the partner seeks, and shared interests; strongest first, with
     the partner's words before the reader's own."""
-    partner_offers = "b_offers_a_seeks" if side == "a" else "a_offers_b_seeks"
-    own_offers = "a_offers_b_seeks" if side == "a" else "b_offers_a_seeks"
-    groups: dict[str, list[str]] = {"partner": [], "own": [], "shared": []}
-    for reason in sorted(reasons, key=lambda r: -float(r.get("weight") or 0)):
-        oriented = dict(reason)
-        if side == "a":
-            oriented["terms_a"], oriented["terms_b"] = (
-                reason.get("terms_b") or [],
-                reason.get("terms_a") or [],
-            )
-        direction = reason.get("direction")
-        group = (
-            "partner"
-            if direction == partner_offers
-            else "own"
-            if direction == own_offers
-            else "shared"
-        )
-        line = describe_reason(oriented, language).strip()
-        if line and line not in groups[group] and len(groups[group]) < MAX_REASONS_PER_GROUP:
-            groups[group].append(line)
-    return tuple(groups["partner"]), tuple(groups["own"]), tuple(groups["shared"])
+    groups: dict[str, list[str]] = {PARTNER_OFFERS: [], OWN_OFFERS: [], SHARED: []}
+    for wire in sorted(reasons, key=lambda r: -float(r.get("weight") or 0)):
+        reason = Reason.from_dict(wire).seen_from(side)
+        group = groups[reason.side]
+        line = _line(reason.flipped(), language).strip()  # flipped: the partner's words first
+        if line and line not in group and len(group) < MAX_REASONS_PER_GROUP:
+            group.append(line)
+    return tuple(groups[PARTNER_OFFERS]), tuple(groups[OWN_OFFERS]), tuple(groups[SHARED])
 
 
 # ---- the email --------------------------------------------------------------------------------
@@ -259,11 +227,8 @@ class DecisionNotice:
 def rejection_reason_label(code: str | None, language: str) -> str:
     """A rejection reason as the coordinators' page labels it, in `language`: one label per reason,
     in the coordinators' catalogue, for page and email alike ("" for no or an unknown code)."""
-    from services.matcher.ui_text import DOMAIN as COORDINATORS
-    from services.matcher.ui_text import REASON_LABELS
-
-    msgid = REASON_LABELS.get(code or "")
-    return i18n.gettext(language, COORDINATORS, msgid) if msgid else ""
+    msgid = REJECTION_LABELS.get(code or "")
+    return i18n.gettext(language, REJECTION_DOMAIN, msgid) if msgid else ""
 
 
 def _rendered(template: str, lang: str, **values: Any) -> RenderedEmail:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import sys
 
 import pytest
 
@@ -279,9 +278,11 @@ def test_reason_words_are_not_transliterated_for_a_cyrillic_reader():
     assert lines[2] == ("poljoprivreda ↔ rolnictwo",)
 
 
-def test_reason_falls_back_to_concept_and_terms_when_the_matchers_renderer_is_missing(monkeypatch):
-    monkeypatch.setitem(sys.modules, "services.matcher.engine", None)  # any import of it fails
-    monkeypatch.setitem(sys.modules, "services.matcher.engine.render", None)
+def test_reason_falls_back_to_concept_and_terms_when_the_concept_labels_cannot_be_read(monkeypatch):
+    def unreadable(concept_id):
+        raise OSError("lexicon missing")
+
+    monkeypatch.setattr(render.vocabulary, "concept_labels", unreadable)
     line = render.describe_reason(
         {"concept": "agri.farming", "terms_a": ["rolnictwo"], "terms_b": ["farm"]}, "pl"
     )
