@@ -231,8 +231,8 @@ class MatchEngine:
         return self.index.right
 
     @property
-    def topk(self) -> dict[str, list[Suggestion]]:
-        """The cached lists, by organisation."""
+    def topk(self) -> dict[str, list[tuple[float, int]]]:
+        """The cached lists, by organisation: (score, row), best first."""
         return self.top_lists.lists
 
     @property

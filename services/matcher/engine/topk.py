@@ -16,6 +16,8 @@ from services.matcher.engine.reasons import ReasonFinder
 from services.matcher.engine.settings import EngineSettings
 from services.matcher.engine.values import Progress, Suggestion, Update
 
+LISTS_MADE_KEPT = 2000  # the lists asked for last are kept with their reasons
+
 
 class TopKCache:
     def __init__(self, index: Index, reason_finder: ReasonFinder, settings: EngineSettings) -> None:
@@ -26,7 +28,10 @@ class TopKCache:
 
     def reset(self, capacity: int) -> None:
         """No list cached, with room for `capacity` rows."""
-        self.lists: dict[str, list[Suggestion]] = {}
+        # (score, row) of each cached list, best first; a list's reasons are made when it is asked
+        # for (a list with them takes some 13 KB, without them 1 KB) and kept for the lists asked last
+        self.lists: dict[str, list[tuple[float, int]]] = {}
+        self._made: dict[str, list[Suggestion]] = {}
         self.listed_in: dict[str, set[str]] = {}  # org -> orgs whose cached list holds it
         self.kth_score = np.full(max(capacity, 16), np.inf, np.float32)  # per row; inf: no list
 
@@ -45,12 +50,17 @@ class TopKCache:
         r = index.row[org_id]
         if not index.active[r]:
             raise KeyError(org_id)
-        cached = self.lists.get(org_id)
-        if cached is not None and k <= cached_k:
-            return cached[:k]
         if k > cached_k:
             return [self.reason_finder.suggestion(r, o, sc) for sc, o in self.best_rows(r, k)]
-        return self._cache(org_id, self.best_rows(r, cached_k))[:k]
+        ranked = self.lists.get(org_id)
+        if ranked is None:
+            ranked = self._cache(org_id, self.best_rows(r, cached_k))
+        made = self._made.get(org_id)
+        if made is None or len(made) < min(k, len(ranked)):
+            if len(self._made) >= LISTS_MADE_KEPT:
+                del self._made[next(iter(self._made))]
+            made = self._made[org_id] = [self.reason_finder.suggestion(r, o, sc) for sc, o in ranked[:k]]
+        return made[:k]
 
     def best_rows(self, r: int, k: int, linear: np.ndarray | None = None) -> list[tuple[float, int]]:
         """(score, row) of row r's best k partners, best first; `linear`: index.linear_row(r) when
@@ -141,8 +151,8 @@ class TopKCache:
         index, settings = self.index, self.settings
         self._forget(org_id)
         mine, linear = index.linear_both(r)  # r's list, and r's score in each other row's list
-        own = self._cache(org_id, self.best_rows(r, settings.cached_k, mine))
-        update = Update(org_id, own)
+        self._cache(org_id, self.best_rows(r, settings.cached_k, mine))
+        update = Update(org_id, self.top(org_id, settings.cached_k))
         max_extra = settings.w_both_ways + settings.w_terms
         n = len(index.ids)
         reachable = np.flatnonzero(linear + max_extra > self.kth_score[:n])
@@ -151,19 +161,20 @@ class TopKCache:
             oid = index.ids[o]
             if o == r or oid not in self.lists or not index.active[o]:
                 continue
-            lst = self.lists[oid]
-            was_in = any(s.id == org_id for s in lst)
-            rest = [s for s in lst if s.id != org_id]
+            ranked = self.lists[oid]
+            was_in = any(row == r for _, row in ranked)
+            rest = [(sc, row) for sc, row in ranked if row != r]
             score = float(linear[o]) + index.both_ways_bonus(o, r) if np.isfinite(linear[o]) else -np.inf
-            floor = rest[-1].score if len(rest) >= settings.cached_k else -np.inf
+            floor = rest[-1][0] if len(rest) >= settings.cached_k else -np.inf
             if score > floor and score > 0:
-                fresh = sorted([*rest, self.reason_finder.suggestion(o, r, score)], key=lambda s: (-s.score, s.id))
+                fresh = sorted([*rest, (score, r)], key=lambda x: (-x[0], index.ids[x[1]]))
                 self._forget(oid)
-                self._cache(oid, [(s, index.row[s.id]) for s in fresh[: settings.cached_k]])
-                update.entered[oid] = self.lists[oid]
+                self._cache(oid, fresh[: settings.cached_k])
+                update.entered.add(oid)
             elif was_in:
                 self._forget(oid)
-                update.left[oid] = self._cache(oid, self.best_rows(o, settings.cached_k))
+                self._cache(oid, self.best_rows(o, settings.cached_k))
+                update.left.add(oid)
         return update
 
     def after_remove(self, org_id: str) -> Update:
@@ -175,23 +186,25 @@ class TopKCache:
             o = index.row[oid]
             if oid in self.lists and index.active[o]:
                 self._forget(oid)
-                update.left[oid] = self._cache(oid, self.best_rows(o, self.settings.cached_k))
+                self._cache(oid, self.best_rows(o, self.settings.cached_k))
+                update.left.add(oid)
         return update
 
-    def _cache(self, org_id: str, ranked: list[tuple[float, int]] | list[tuple[Suggestion, int]]
-               ) -> list[Suggestion]:
-        r = self.index.row[org_id]
-        result = [sc if isinstance(sc, Suggestion) else self.reason_finder.suggestion(r, o, sc) for sc, o in ranked]
-        self.lists[org_id] = result
-        for s in result:
-            self.listed_in.setdefault(s.id, set()).add(org_id)
-        self.kth_score[r] = result[-1].score if len(result) >= self.settings.cached_k else -np.inf
-        return result
+    def _cache(self, org_id: str, ranked: list[tuple[float, int]]) -> list[tuple[float, int]]:
+        index = self.index
+        r = index.row[org_id]
+        self.lists[org_id] = ranked
+        self._made.pop(org_id, None)
+        for _, o in ranked:
+            self.listed_in.setdefault(index.ids[o], set()).add(org_id)
+        self.kth_score[r] = ranked[-1][0] if len(ranked) >= self.settings.cached_k else -np.inf
+        return ranked
 
     def _forget(self, org_id: str) -> None:
         old = self.lists.pop(org_id, None)
-        for s in old or ():
-            self.listed_in.get(s.id, set()).discard(org_id)
+        self._made.pop(org_id, None)
+        for _, o in old or ():
+            self.listed_in.get(self.index.ids[o], set()).discard(org_id)
         r = self.index.row.get(org_id)
         if r is not None:
             self.kth_score[r] = np.inf

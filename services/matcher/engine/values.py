@@ -52,9 +52,9 @@ class Suggestion:
 @dataclass
 class Update:
     """What one upsert or removal changed: the organisation's own list, and the other
-    organisations whose cached lists it entered or left (with their new lists)."""
+    organisations whose cached lists it entered or left (their new lists: top())."""
 
     org_id: str
     suggestions: list[Suggestion]
-    entered: dict[str, list[Suggestion]] = field(default_factory=dict)
-    left: dict[str, list[Suggestion]] = field(default_factory=dict)
+    entered: set[str] = field(default_factory=set)
+    left: set[str] = field(default_factory=set)
