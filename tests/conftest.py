@@ -52,6 +52,20 @@ def redis_cluster_client(redis_cluster: RedisClusterServers) -> Iterator[redis.R
     client.close()
 
 
+@pytest.fixture(params=["redis-server", "redis-cluster"])
+def store_client(request: pytest.FixtureRequest, redis_server: RedisServer
+                 ) -> Iterator[redis.Redis | redis.RedisCluster]:
+    """For a store's tests that must hold on one redis-server and on a Redis Cluster alike: each
+    test runs twice, on an empty database of either. A test module can make it its `redis_client`."""
+    if request.param == "redis-cluster":
+        yield request.getfixturevalue("redis_cluster_client")
+        return
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushdb()
+    yield client
+    client.close()
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The session's broker (Tansu, in memory), or KAFKA_BOOTSTRAP_SERVERS when set.

@@ -6,8 +6,6 @@ from __future__ import annotations
 import pytest
 
 
-@pytest.fixture(params=["redis-server", "redis-cluster"])
-def redis_client(request, redis_client):
-    if request.param == "redis-cluster":
-        return request.getfixturevalue("redis_cluster_client")
-    return redis_client
+@pytest.fixture
+def redis_client(store_client):
+    return store_client
