@@ -8,6 +8,11 @@ serialises two matchers writing one pair. Does I/O (Kafka, Redis).
 Not yet shared: the weights. Each matcher learns them from the profiles it holds when it starts
 and again after many changes (the engine's reweigh), so matchers started at different times can
 score one pair a little differently until the weights follow one corpus (issue 17 item 2).
+
+A gap left open: two matchers planning one organisation's list at the same moment, each with an
+index that lacks the other's newest event, can leave that list as neither index now has it, until
+the list changes again. Closing it takes the apply checking, under its WATCH, that the index held
+every event applied so far (applied offsets per partition in the state), and planning again if not.
 """
 
 from __future__ import annotations
