@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from partnermatch.languages import NATIVE_NAMES, PROFILE_LANGUAGES, READER_LANGUAGES, latin_to_serbian_cyrillic
+from partnermatch.languages import NATIVE_NAMES, PROFILE_LANGUAGES, READER_LANGUAGES, to_cyrillic
 
 LOCALE_DIR = Path(__file__).with_name("locale")
 DOMAINS: tuple[str, ...] = ("coordinators", "organisations", "emails")
@@ -37,21 +37,7 @@ SOURCES: dict[str, tuple[str, ...]] = {
     "emails": ("services/notifier/templates", "services/notifier/render.py"),
 }
 
-# Placeholders, markup, addresses and the product's name stay as they are when a Serbian text
-# changes script.
-_KEEP = re.compile(r"%\([^)]*\)[sd]|%[sd]|\{[^}]*\}|<[^>]*>|&[#\w]+;|https?://\S+|\bpartnermatch\b|\b(?:CSV|JSON|PDF)\b")
 _PLACEHOLDER = re.compile(r"%(?:\([^)]*\))?[sd%]")
-
-
-def to_cyrillic(text: str) -> str:
-    """Serbian Latin text in Cyrillic, leaving placeholders, tags, entities and URLs alone."""
-    out, last = [], 0
-    for match in _KEEP.finditer(text):
-        out.append(latin_to_serbian_cyrillic(text[last:match.start()]))
-        out.append(match.group())
-        last = match.end()
-    out.append(latin_to_serbian_cyrillic(text[last:]))
-    return "".join(out)
 
 
 def catalogue_path(lang: str, domain: str) -> Path:

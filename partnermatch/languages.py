@@ -113,6 +113,8 @@ def is_cyrillic(text: str) -> bool:
 
 
 # Serbian Latin to Cyrillic, letter for letter; the digraphs dž, lj, nj are one Cyrillic letter each.
+# The one way the house writes Serbian Cyrillic for a reader (catalogues, labels, reasons); the
+# matcher's engine/text.py folds any Cyrillic to Latin, the other way, to match words.
 _SR_DIGRAPHS = (("DŽ", "Џ"), ("Dž", "Џ"), ("dž", "џ"), ("LJ", "Љ"), ("Lj", "Љ"), ("lj", "љ"),
                 ("NJ", "Њ"), ("Nj", "Њ"), ("nj", "њ"))
 _SR_LETTERS = str.maketrans(dict(zip(
@@ -128,6 +130,22 @@ def latin_to_serbian_cyrillic(text: str) -> str:
     for latin, cyrillic in _SR_DIGRAPHS:
         text = text.replace(latin, cyrillic)
     return text.translate(_SR_LETTERS)
+
+
+# Placeholders, markup, addresses and the product's name stay as they are when a Serbian text
+# changes script.
+_KEEP = re.compile(r"%\([^)]*\)[sd]|%[sd]|\{[^}]*\}|<[^>]*>|&[#\w]+;|https?://\S+|\bpartnermatch\b|\b(?:CSV|JSON|PDF)\b")
+
+
+def to_cyrillic(text: str) -> str:
+    """Serbian Latin text in Cyrillic, leaving placeholders, tags, entities and URLs alone."""
+    out, last = [], 0
+    for match in _KEEP.finditer(text):
+        out.append(latin_to_serbian_cyrillic(text[last:match.start()]))
+        out.append(match.group())
+        last = match.end()
+    out.append(latin_to_serbian_cyrillic(text[last:]))
+    return "".join(out)
 
 
 def label_in(labels: Mapping[str, str], lang: str, default: str) -> str:

@@ -16,8 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from partnermatch.i18n import to_cyrillic
-from partnermatch.languages import label_in
+from partnermatch.languages import label_in, to_cyrillic
 
 A_OFFERS = "a_offers_b_seeks"
 B_OFFERS = "b_offers_a_seeks"
