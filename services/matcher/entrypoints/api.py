@@ -74,7 +74,7 @@ def _refuse(refused: DecisionRefused, conflicts: dict[str, str]) -> NoReturn:
 
 @api.route("")
 class Suggestions(MethodView):
-    @api.arguments(SuggestionQuerySchema, location="query")
+    @api.arguments(SuggestionQuerySchema(), location="query")
     @api.response(200, SuggestionSchema(many=True))
     @api.paginate()
     @coordinators_only
@@ -92,7 +92,7 @@ class Suggestions(MethodView):
 
 @api.route("/<pair_id>")
 class SuggestionById(MethodView):
-    @api.arguments(LangQuerySchema, location="query")
+    @api.arguments(LangQuerySchema(), location="query")
     @api.response(200, SuggestionSchema)
     @api.alt_response(404, schema=ErrorSchema, description="No such suggestion for your cluster")
     @coordinators_only
@@ -106,7 +106,7 @@ class SuggestionById(MethodView):
 
 @api.route("/<pair_id>/decision")
 class Decision(MethodView):
-    @api.arguments(DecisionSchema)
+    @api.arguments(DecisionSchema())
     @api.response(200, SuggestionSchema)
     @api.alt_response(404, schema=ErrorSchema, description="No such suggestion for your cluster")
     @api.alt_response(409, schema=ErrorSchema,

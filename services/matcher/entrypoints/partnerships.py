@@ -53,7 +53,7 @@ services_only = guard(partnerships, require_service, {
 
 @partnerships.route("/<org_id>/partnerships")
 class OrganisationPartnerships(MethodView):
-    @partnerships.arguments(LangQuerySchema, location="query")
+    @partnerships.arguments(LangQuerySchema(), location="query")
     @partnerships.response(200, PartnershipSchema(many=True))
     @services_only
     def get(self, query: dict[str, Any], org_id: str, caller: str):
