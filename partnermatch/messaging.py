@@ -114,7 +114,7 @@ class KafkaPublisher:
                 self._producer = None
 
 
-def _record(msg) -> Record:  # type: ignore[no-untyped-def]
+def _record(msg) -> Record:
     return Record(
         topic=msg.topic,
         partition=msg.partition,
