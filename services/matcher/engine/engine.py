@@ -31,7 +31,7 @@ from services.matcher.engine.rows import SparseRows
 from services.matcher.engine.settings import EngineSettings
 from services.matcher.engine.topk import TopKCache
 from services.matcher.engine.values import OrgProfile, Progress, Reason, Suggestion, Update
-from services.matcher.engine.workers import analyse_all
+from services.matcher.engine.workers import analyse_all, release_freed_memory
 
 __all__ = ["EngineSettings", "MatchEngine", "OrgProfile", "Progress", "Reason", "Suggestion", "Update"]
 
@@ -74,6 +74,7 @@ class MatchEngine:
             if progress is not None:
                 progress(len(stored), len(items))
         self._index_anew(items, stored, self._stack(parts, word_id))
+        release_freed_memory()
 
     def reweigh(self) -> None:
         """Learn the weights again from the organisations indexed now, without analysing their
@@ -90,11 +91,15 @@ class MatchEngine:
                                             word_id))
         self._index_anew([index.profiles[r] for r in rows], [index.stored[r] for r in rows],
                          self._stack(parts, word_id))
+        release_freed_memory()
         logger.info("index weights learnt again", extra={
             "profiles": len(rows), "seconds": round(time.perf_counter() - started, 2)})
 
     def _stack(self, parts: list[Readings], word_id: dict[str, int]) -> Readings:
-        return Readings.stack(parts, word_id, len(self.features.concepts), len(self.features.countries))
+        """The parts' rows in one Readings; the parts are emptied (their copies freed)."""
+        stacked = Readings.stack(parts, word_id, len(self.features.concepts), len(self.features.countries))
+        parts.clear()
+        return stacked
 
     def _index_anew(self, items: list[OrgProfile], analyses: list[Analysis | bytes], readings: Readings) -> None:
         """Learn the weights of concepts and words from these readings, and index them all anew."""
