@@ -1,29 +1,35 @@
-"""The Kafka adapter: the only module that imports `kafka`. It moves bytes; callers encode/decode.
+"""The Kafka adapter: the only module that imports `kafka`. Producers move bytes (callers encode).
 
 Producers are created lazily (after gunicorn forks, never at import). Consumers follow one
-loop: poll → decode → handle (retried with backoff, never swallowed) → commit; a message that
-cannot be decoded goes to `<topic>.dlq` with its origin and the consumer moves on.
+loop: poll → decode (once, here) → the handler the consumer's table has for the event type
+(retried with backoff, never swallowed) → commit; a message that cannot be decoded goes to
+`<topic>.dlq` with its origin and the consumer moves on.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
+from partnermatch import events
 from partnermatch.topics import dlq
 
 if TYPE_CHECKING:
     from partnermatch.broker import BrokerWatch
 
 logger = logging.getLogger(__name__)
+
+# A consumer's table: event type -> what to do with a decoded event of that type.
+EventHandlers = Mapping[str, Callable[[events.Envelope], object]]
 
 SESSION_TIMEOUT_MS = 6000  # the broker minimum on real Kafka; a join takes half of it on Tansu
 HEARTBEAT_INTERVAL_MS = 1000
@@ -234,7 +240,9 @@ class TableReader:
                 epoch = current or epoch
                 for messages in batch.values():
                     for msg in messages:
-                        _handle_with_retry(self.apply, _record(msg), stop, self.max_backoff_s)
+                        record = _record(msg)
+                        _handle_with_retry(functools.partial(self.apply, record), record, stop,
+                                           self.max_backoff_s)
                         if stop.is_set():
                             return
         finally:
@@ -252,8 +260,9 @@ def run_consumer(
     topics: Sequence[str],
     group_id: str,
     client_id: str,
-    handle: Callable[[Record], None],
-    is_poison: Callable[[Record], str | None],
+    handlers: EventHandlers | None = None,
+    handle: Callable[[Record], object] | None = None,
+    is_poison: Callable[[Record], str | None] | None = None,
     publisher: KafkaPublisher,
     stop: threading.Event,
     max_backoff_s: float = 30.0,
@@ -263,10 +272,14 @@ def run_consumer(
 ) -> None:
     """The consume loop every service uses.
 
-    `is_poison(record)` returns an error text for a message that can never be processed (it
-    goes to the DLQ); otherwise `handle(record)` runs until it succeeds, with exponential
-    backoff and jitter between attempts. Offsets are committed only after the handler returned,
-    that is after its effect is durable.
+    Each record is decoded once (`events.decode`); one that can never be processed goes to the
+    DLQ. The decoded envelope goes to `handlers[event_type]`, which runs until it succeeds, with
+    exponential backoff and jitter between attempts; an event type the table lacks is skipped
+    (and committed). Offsets are committed only after the handler returned, that is after its
+    effect is durable.
+
+    The record-level form, `handle(record)` with `is_poison(record)` returning an error text for
+    the DLQ, instead of `handlers`, is kept for the tests that still drive the loop that way.
 
     With a `watch`, a broker that lost its state is noticed (see `partnermatch.broker`): the
     batch in hand is dropped and the consumer reads its partitions again from the beginning of
@@ -285,6 +298,15 @@ def run_consumer(
         heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
         max_poll_records=200,
     )
+    consume: Callable[[Record], None]
+    if handlers is not None and handle is None and is_poison is None:
+        consume = functools.partial(_consume_event, handlers=handlers, publisher=publisher, stop=stop,
+                                    max_backoff_s=max_backoff_s)
+    elif handlers is None and handle is not None and is_poison is not None:
+        consume = functools.partial(_consume_record, handle=handle, is_poison=is_poison, publisher=publisher,
+                                    stop=stop, max_backoff_s=max_backoff_s)
+    else:
+        raise TypeError("run_consumer takes either handlers, or handle with is_poison")
     epoch = _current_epoch(watch)
     logger.info("consumer started", extra={"group": group_id, "topics": ",".join(topics), "epoch": epoch})
     try:
@@ -310,12 +332,7 @@ def run_consumer(
                 continue
             for tp, messages in batch.items():
                 for msg in messages:
-                    record = _record(msg)
-                    problem = is_poison(record)
-                    if problem is not None:
-                        _dead_letter(publisher, record, problem)
-                    else:
-                        _handle_with_retry(handle, record, stop, max_backoff_s)
+                    consume(_record(msg))
                     if stop.is_set():
                         break
                 if stop.is_set():
@@ -353,13 +370,38 @@ def _commit(consumer: KafkaConsumer, tp: TopicPartition, next_offset: int) -> bo
         return False
 
 
+def _consume_event(record: Record, *, handlers: EventHandlers, publisher: KafkaPublisher,
+                   stop: threading.Event, max_backoff_s: float) -> None:
+    try:
+        envelope = events.decode(record.value)
+    except events.UndecodableEvent as exc:
+        _dead_letter(publisher, record, str(exc))
+        return
+    handler = handlers.get(envelope.event_type)
+    if handler is None:
+        logger.info("event of no interest to this consumer",
+                    extra={"topic": record.topic, "offset": record.offset, "event_type": envelope.event_type})
+        return
+    _handle_with_retry(functools.partial(handler, envelope), record, stop, max_backoff_s)
+
+
+def _consume_record(record: Record, *, handle: Callable[[Record], object], is_poison: Callable[[Record], str | None],
+                    publisher: KafkaPublisher, stop: threading.Event, max_backoff_s: float) -> None:
+    problem = is_poison(record)
+    if problem is not None:
+        _dead_letter(publisher, record, problem)
+    else:
+        _handle_with_retry(functools.partial(handle, record), record, stop, max_backoff_s)
+
+
 def _handle_with_retry(
-    handle: Callable[[Record], None], record: Record, stop: threading.Event, max_backoff_s: float
+    handle: Callable[[], object], record: Record, stop: threading.Event, max_backoff_s: float
 ) -> None:
+    """Run `handle` (the work on `record`) until it succeeds, or raise HandlerFailed when stopped."""
     attempt = 0
     while True:
         try:
-            handle(record)
+            handle()
             return
         except Exception as exc:
             attempt += 1

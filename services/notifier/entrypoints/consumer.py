@@ -18,21 +18,13 @@ import threading
 from partnermatch import events
 from partnermatch.broker import BrokerWatch
 from partnermatch.logs import configure_logging
-from partnermatch.messaging import HandlerFailed, KafkaPublisher, Record, run_consumer
+from partnermatch.messaging import EventHandlers, HandlerFailed, KafkaPublisher, run_consumer
 from partnermatch.topics import MATCH_DECISIONS, MATCHES
 from services.notifier.bootstrap import NotifierDeps, build_deps
 from services.notifier.config import NotifierSettings
 from services.notifier.services import DecisionRecorder, DeliveryStats, DeliveryWorker
 
 logger = logging.getLogger(__name__)
-
-
-def poison(record: Record) -> str | None:
-    try:
-        events.decode(record.value)
-    except events.UndecodableEvent as exc:
-        return str(exc)
-    return None
 
 
 class Notifier:
@@ -81,8 +73,15 @@ class Notifier:
         else:
             self.wake.set()
 
-    def handle(self, record: Record) -> None:
-        self.recorder.handle(events.decode(record.value))
+    @property
+    def handlers(self) -> EventHandlers:
+        """What the consumer does with each event type; others are skipped."""
+        return {
+            events.MATCH_SUGGESTED: self.recorder.handle,
+            events.MATCH_WITHDRAWN: self.recorder.handle,
+            events.MATCH_APPROVED: self.recorder.handle,
+            events.MATCH_REJECTED: self.recorder.handle,
+        }
 
     def run(self) -> None:
         """Blocks until `stop` is set (or the consumer fails)."""
@@ -111,8 +110,7 @@ class Notifier:
                 topics=[self.topic, *([self.matches_topic] if self.matches_topic else [])],
                 group_id=self.settings.group_id,
                 client_id="notifier",
-                handle=self.handle,
-                is_poison=poison,
+                handlers=self.handlers,
                 publisher=publisher,
                 stop=self.stop,
                 watch=self.watch,
