@@ -17,7 +17,7 @@ import smtplib
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from email.headerregistry import Address, HeaderRegistry
+from email.headerregistry import Address, AddressHeader, HeaderRegistry
 from email.message import EmailMessage
 
 from partnermatch.mail import PERMANENT, classify_smtp_code, wire_bytes
@@ -52,7 +52,7 @@ def parse_sender(value: str) -> Address:
     """The one configured sender address, checked once at start-up."""
     try:
         header = HeaderRegistry()("From", value)
-        addresses = header.addresses
+        addresses = header.addresses if isinstance(header, AddressHeader) else ()
     except (ValueError, TypeError, IndexError) as exc:
         raise SettingError(f"NOTIFIER_FROM is not an address: {exc}") from None
     if len(addresses) != 1 or not addresses[0].domain or header.defects:

@@ -28,7 +28,7 @@ def reason_dict(reason: Any) -> dict[str, Any]:
     return dict(reason) if isinstance(reason, dict) else reason.to_dict()
 
 
-def profile_from_payload(payload: dict[str, Any]):  # type: ignore[no-untyped-def]
+def profile_from_payload(payload: dict[str, Any]):
     """The engine's profile of a `profile.upserted` payload, v1 or v2 (a v1 one has no structured
     needs), or of a profile stored as applied."""
     from services.matcher.engine import OrgProfile

@@ -370,9 +370,10 @@ class DeliveryWorker:
         if payload.get("kind") in domain.COORDINATOR_KINDS:
             self._expand_notice(pair_id, payload, token, attempt, view)
             return
+        # The ledger keeps a match.decided event's payload, validated: both organisations are in it.
         sides = {
-            "a": (payload.get("org_a"), payload.get("org_b")),
-            "b": (payload.get("org_b"), payload.get("org_a")),
+            "a": (str(payload["org_a"]), str(payload["org_b"])),
+            "b": (str(payload["org_b"]), str(payload["org_a"])),
         }
         try:
             orgs = {side: view.organisation(own) for side, (own, _) in sides.items()}

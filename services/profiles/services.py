@@ -303,8 +303,8 @@ def my_partnerships(store: RedisProfileStore, matcher_client: PartnershipSource,
                 "country": partner.get("country") if partner else None,
                 "cluster_id": cluster_id,
                 "cluster_name": (clusters[cluster_id] or {}).get("name"),
-                "website": partner.get("website") if approved else None,
-                "contacts": _shared_contacts(partner) if approved else [],
+                "website": partner.get("website") if approved and partner is not None else None,
+                "contacts": _shared_contacts(partner) if approved and partner is not None else [],
             },
         })
     return items

@@ -307,9 +307,9 @@ class RedisMatcherState:
         record = {
             "pair_id": w.pair_id, "org_a": w.org_a, "org_b": w.org_b, "cluster_a": w.cluster_a,
             "cluster_b": w.cluster_b, "score": round(float(w.score), 6), "reasons": w.reasons, "state": "pending",
-            "created_ms": old["created_ms"] if still_pending else now,
+            "created_ms": old["created_ms"] if still_pending and old else now,
             "updated_ms": now, "decisions": {  # only the clusters of the pair as it now is
-                cluster: decision for cluster, decision in old.get("decisions", {}).items()
+                cluster: decision for cluster, decision in (old or {}).get("decisions", {}).items()
                 if cluster in (w.cluster_a, w.cluster_b)} if still_pending else {},
         }
         pipe.set(PAIR + w.pair_id, json.dumps(record, ensure_ascii=False))

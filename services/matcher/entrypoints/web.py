@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from typing import Any
 
 from flask import Flask
 from flask_limiter import Limiter
@@ -91,6 +92,7 @@ def _limit_logins(app: Flask, settings: MatcherSettings) -> None:
     past the limit even the right password waits. Profiles counts failures per account."""
     limiter = Limiter(get_remote_address, app=app, storage_uri=settings.redis_url or "memory://",
                       key_prefix="matcher:rate", strategy="fixed-window", headers_enabled=True)
-    app.view_functions["pages.login"] = limiter.limit(
+    views: dict[str, Any] = app.view_functions
+    views["pages.login"] = limiter.limit(
         settings.login_rate_limit, methods=["POST"], scope="page-login",
-        deduct_when=lambda response: response.status_code == 401)(app.view_functions["pages.login"])
+        deduct_when=lambda response: response.status_code == 401)(views["pages.login"])

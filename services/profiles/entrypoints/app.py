@@ -16,11 +16,11 @@ from flask import Flask, g, request
 from flask.views import MethodView
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from flask_smorest import Api, Blueprint, abort
+from flask_smorest import Api, Blueprint
 from flask_wtf.csrf import CSRFProtect
 
 from partnermatch import i18n, metrics, vocabulary
-from partnermatch.httpedge import harden, health
+from partnermatch.httpedge import abort, harden, health
 from partnermatch.logs import configure_logging
 from services.profiles import domain, services
 from services.profiles.adapters.redis_store import Conflict, NotFound
@@ -402,7 +402,7 @@ def create_app(settings: ProfilesSettings | None = None, deps: ProfilesDeps | No
     CSRFProtect(app)
 
     @app.before_request
-    def _check_body():  # type: ignore[no-untyped-def]
+    def _check_body():
         # After harden()'s check: the body is within MAX_CONTENT_LENGTH and already read. The pages
         # take form posts; the API takes JSON only.
         if request.method in ("POST", "PUT", "PATCH") and request.blueprint != "pages":
@@ -415,7 +415,7 @@ def create_app(settings: ProfilesSettings | None = None, deps: ProfilesDeps | No
                 abort(400, message=f"Body is not valid UTF-8 (byte {exc.start}).")
 
     @app.after_request
-    def _headers(response):  # type: ignore[no-untyped-def]
+    def _headers(response):
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Cache-Control", "no-store")
         response.headers.setdefault("Content-Security-Policy", CSP)
@@ -453,7 +453,7 @@ def _limit_pages(app: Flask, settings: ProfilesSettings, limiter: Limiter) -> No
         email = (request.form.get("email") or "").strip().lower()
         return "email:" + hashlib.sha256(email.encode("utf-8")).hexdigest()
 
-    views = app.view_functions
+    views: dict[str, Any] = app.view_functions  # each view wrapped by its rate limit
     views["pages.register"] = limiter.limit(settings.register_rate_limit, methods=["POST"])(views["pages.register"])
     signin_view = limiter.limit(settings.signin_rate_limit, methods=["POST"])(views["pages.signin"])
     views["pages.signin"] = limiter.limit(settings.signin_rate_limit, methods=["POST"], key_func=email_asked,
@@ -478,7 +478,7 @@ def _limit_logins(app: Flask, settings: ProfilesSettings, limiter: Limiter) -> N
     def failed(response: Any) -> bool:
         return response.status_code == 401
 
-    views = app.view_functions
+    views: dict[str, Any] = app.view_functions  # each view wrapped by its rate limit
     per_address = limiter.limit(settings.login_rate_limit, methods=["POST"], scope="login-address",
                                 deduct_when=failed, exempt_when=from_the_page)(views["auth.Login"])
     views["auth.Login"] = limiter.limit(settings.login_rate_limit, methods=["POST"], key_func=account,
