@@ -17,13 +17,14 @@ every event applied so far (applied offsets per partition in the state), and pla
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable
 
 from partnermatch import events
 from partnermatch.broker import BrokerWatch
-from partnermatch.messaging import KafkaPublisher, Record, TableReader, committed_offsets, run_consumer
+from partnermatch.messaging import EventHandlers, KafkaPublisher, Record, TableReader, committed_offsets, run_consumer
 from services.matcher.live import LiveMatcher
 
 logger = logging.getLogger(__name__)
@@ -96,9 +97,19 @@ class SharedIndex:
 
     # ---- the owner's side -------------------------------------------------------------------
 
+    def handlers(self, others: EventHandlers) -> EventHandlers:
+        """The table of the group's consumer: a profile event is planned and applied here (handle_owned);
+        the handlers of the other event types run under the lock, since they may read the index too."""
+        return {event_type: functools.partial(self._locked, handler) for event_type, handler in others.items()} \
+            | dict.fromkeys(PROFILE_EVENTS, self.handle_owned)
+
+    def _locked(self, handler: Callable[[events.Envelope], object], envelope: events.Envelope) -> object:
+        with self.lock:
+            return handler(envelope)
+
     def handle(self, record: Record, otherwise: Callable[[Record], object]) -> bool:
-        """One record the group gave this matcher: a profile event is planned and applied here; any
-        other goes to `otherwise`, under the lock, since it may read the index too."""
+        """The record-level form of `handlers`, for the tests' matchers that still use it: a profile
+        event is planned and applied here; any other goes to `otherwise`, under the lock."""
         envelope = events.decode(record.value)
         if envelope.event_type in PROFILE_EVENTS:
             return self.handle_owned(envelope)
@@ -149,10 +160,14 @@ class SharedIndex:
 
 
 def run_matcher(live: LiveMatcher, *, bootstrap: str, profiles_topic: str, topics: list[str], group_id: str,
-                client_id: str, handle_other: Callable[[Record], object],
-                is_poison: Callable[[Record], str | None], publisher: KafkaPublisher, stop: threading.Event,
-                watch: Callable[[str], BrokerWatch] | None = None) -> None:
+                client_id: str, handlers: EventHandlers | None = None,
+                handle_other: Callable[[Record], object] | None = None,
+                is_poison: Callable[[Record], str | None] | None = None, publisher: KafkaPublisher,
+                stop: threading.Event, watch: Callable[[str], BrokerWatch] | None = None) -> None:
     """One matcher of the group: the table reader in a thread, the group's consumer in this one.
+
+    `handlers` is the table for the events other than profiles' (see SharedIndex.handlers); the
+    record-level form (`handle_other` with `is_poison`) is kept for the tests' matchers.
 
     The table starts where the group has committed: every event before those offsets is applied
     in the state the index is rebuilt from, so the offsets are read first and the state after.
@@ -173,9 +188,14 @@ def run_matcher(live: LiveMatcher, *, bootstrap: str, profiles_topic: str, topic
     thread = threading.Thread(target=read_table, name="profiles-table", daemon=True)
     thread.start()
     try:
-        run_consumer(bootstrap=bootstrap, topics=topics, group_id=group_id, client_id=client_id,
-                     handle=lambda record: shared.handle(record, handle_other), is_poison=is_poison,
-                     publisher=publisher, stop=stop, watch=watch(client_id) if watch else None)
+        if handle_other is None:
+            run_consumer(bootstrap=bootstrap, topics=topics, group_id=group_id, client_id=client_id,
+                         handlers=shared.handlers(handlers or {}), publisher=publisher, stop=stop,
+                         watch=watch(client_id) if watch else None)
+        else:
+            run_consumer(bootstrap=bootstrap, topics=topics, group_id=group_id, client_id=client_id,
+                         handle=functools.partial(shared.handle, otherwise=handle_other), is_poison=is_poison,
+                         publisher=publisher, stop=stop, watch=watch(client_id) if watch else None)
     finally:
         stop.set()
         thread.join(15)

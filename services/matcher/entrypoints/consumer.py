@@ -18,7 +18,7 @@ import threading
 from partnermatch import events
 from partnermatch.broker import BrokerWatch
 from partnermatch.logs import configure_logging
-from partnermatch.messaging import KafkaPublisher, Record
+from partnermatch.messaging import EventHandlers, KafkaPublisher, Record
 from partnermatch.topics import MATCH_DECISIONS, PROFILES
 from services.matcher.bootstrap import build_deps
 from services.matcher.config import MatcherSettings
@@ -27,6 +27,14 @@ from services.matcher.table import run_matcher
 
 logger = logging.getLogger(__name__)
 
+
+def decision_handlers(live: LiveMatcher) -> EventHandlers:
+    """The matcher's table for the events other than profiles' (those go through the shared index,
+    services/matcher/table.py); event types in neither are skipped."""
+    return {events.MATCH_APPROVED: live.handle_decision, events.MATCH_REJECTED: live.handle_decision}
+
+
+# The record-level form of the table, for the tests that drive run_consumer with handle + is_poison.
 
 def poison(record: Record) -> str | None:
     try:
@@ -39,9 +47,7 @@ def poison(record: Record) -> str | None:
 def handle_record(live: LiveMatcher, record: Record) -> bool:
     """One record of either topic, to its handler by event type (topic names differ in tests)."""
     envelope = events.decode(record.value)
-    if envelope.event_type in (events.MATCH_APPROVED, events.MATCH_REJECTED):
-        return live.handle_decision(envelope)
-    return live.handle(envelope)
+    return bool(decision_handlers(live).get(envelope.event_type, live.handle)(envelope))
 
 
 def build_live_matcher(settings: MatcherSettings) -> LiveMatcher:
@@ -67,8 +73,7 @@ def main() -> None:
         run_matcher(
             live, bootstrap=settings.kafka_bootstrap, profiles_topic=PROFILES, topics=[PROFILES, MATCH_DECISIONS],
             group_id=settings.group_id, client_id="matcher",
-            handle_other=lambda record: handle_record(live, record),
-            is_poison=poison, publisher=publisher, stop=stop,
+            handlers=decision_handlers(live), publisher=publisher, stop=stop,
             watch=lambda name: BrokerWatch(settings.kafka_bootstrap, name=name))
     finally:
         publisher.close()

@@ -141,3 +141,20 @@ def test_lists_that_waited_for_an_organisation_are_planned_once_it_is_applied_ev
     shared.live.state.waiting["a"] = {"z"}  # left by a matcher that stopped after applying
     assert shared.handle_owned(event) is False
     assert shared.live.replanned[-1] == {"z"}
+
+
+def test_the_consumers_table_sends_profile_events_to_the_owner_and_runs_the_others_under_the_lock(shared):
+    seen: list[tuple[str, bool]] = []
+
+    def decision(envelope: events.Envelope) -> bool:
+        seen.append((envelope.event_type, shared.lock.locked()))
+        return True
+
+    table = shared.handlers({events.MATCH_REJECTED: decision})
+    assert set(table) == {events.PROFILE_UPSERTED, events.PROFILE_DELETED, events.MATCH_REJECTED}
+    event = _event("a", 1)
+    shared.index_record(_record(event))
+    assert table[events.PROFILE_UPSERTED](event) is True and shared.live.state.revisions["a"] == 1
+    rejected = events.Envelope(events.MATCH_REJECTED, {}, "test")
+    assert table[events.MATCH_REJECTED](rejected) is True
+    assert seen == [(events.MATCH_REJECTED, True)] and not shared.lock.locked()
