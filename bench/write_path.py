@@ -283,7 +283,7 @@ def main() -> int:
             stack.start()
             api = f"http://127.0.0.1:{ports['PROFILES_PORT']}"
             client = redis.Redis.from_url(stack.env["REDIS_URL"])
-            outbox = "profiles:outbox"
+            outbox = "{profiles}:outbox"
             setup_writes = write_load(state, api, stack.env["PARTNERMATCH_ADMIN_TOKEN"], args.orgs)
             pids = {spec.name: proc.pid for spec, proc in zip(stack.started_specs, stack.services, strict=True)}
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import redis
-
+from partnermatch.redis_client import connect
 from services.profiles.adapters.matcher_client import MatcherClient
 from services.profiles.adapters.redis_store import RedisProfileStore
 from services.profiles.adapters.signin_mailer import Background, SmtpSigninMailer
@@ -32,10 +31,13 @@ def signin_mailer(settings: ProfilesSettings) -> SigninMailer:
 
 
 def build_deps(settings: ProfilesSettings) -> ProfilesDeps:
-    # redis-py connects lazily, on the first command: nothing happens at import or here.
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=10, health_check_interval=30)
+    # redis-py connects on the first command (a cluster client reads the slot map here): nothing
+    # happens at import.
+    client = connect(settings.redis_url, socket_timeout=10, health_check_interval=30)
+    store = RedisProfileStore(client, org_token_ttl_s=settings.org_token_ttl_s)
+    store.adopt_untagged_keys()  # before any process of this service writes: keys from before the tag
     return ProfilesDeps(
-        store=RedisProfileStore(client, org_token_ttl_s=settings.org_token_ttl_s),
+        store=store,
         matcher=MatcherClient(settings.matcher_url, settings.service_token, settings.matcher_timeout_s),
         signin_mailer=signin_mailer(settings),
     )

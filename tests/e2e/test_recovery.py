@@ -226,7 +226,7 @@ def test_a_broker_that_restarts_empty_is_refilled_without_a_manual_step(up):
                                    {"name": "Arilje Fruit and Juice"}, up.env["PARTNERMATCH_ADMIN_TOKEN"])
             assert status == 200, changed
             revision = changed["revision"]
-            wait_until(lambda: up.redis.xlen("profiles:outbox") == 0, timeout=20, message="the change published")
+            wait_until(lambda: up.redis.xlen("{profiles}:outbox") == 0, timeout=20, message="the change published")
 
             # Changes in flight: written while the broker dies and comes back, each acknowledged.
             latest: dict[str, int] = {}

@@ -119,7 +119,7 @@ def test_the_outbox_depth_counts_writes_the_stopped_relay_has_not_published(star
             "name": f"Organizacija {i}", "cluster_id": "rs-vojvodina-ict", "country": "RS", "language": "sr",
             "capabilities": f"Razvoj softvera {i}", "goals": f"Tražimo partnere {i}", "sectors": ["ict"],
         }, {}) == 201
-    depth = redis_client.xlen("profiles:outbox")
+    depth = redis_client.xlen("{profiles}:outbox")
     assert depth >= 3  # one event per registration, nothing takes them out
     samples = scrape(base)
     assert sample(samples, "partnermatch_outbox_depth", outbox="profiles") == depth

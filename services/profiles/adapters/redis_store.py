@@ -4,6 +4,11 @@ and the organisations' sign-in links and page sessions.
 Every change of an organisation writes the profile and its outbox entry in one MULTI, so there
 is never a 2xx without a durable event, nor an event without a profile; the index of contact
 emails (who may ask for a sign-in link) changes in the same MULTI. Does I/O (Redis).
+
+Every key shares the hash tag `{profiles}`: a registration writes the organisation with the
+global list of organisations, its cluster's set, its token, the contact index and the outbox,
+so on Redis Cluster the whole store is one slot (one node; see bench/redis_memory.py).
+Keys written before the tag (`profiles:…`) are moved once by `adopt_untagged_keys`.
 """
 
 from __future__ import annotations
@@ -17,9 +22,11 @@ import redis
 
 from partnermatch import events
 from partnermatch.outbox import Outbox
+from partnermatch.redis_client import adopt_untagged_keys
 from partnermatch.topics import PROFILES
 
-P = "profiles:"
+P = "{profiles}:"  # one hash tag: on Redis Cluster every key is in one slot (see below)
+UNTAGGED_PREFIX = "profiles:"  # where the keys were before they had a hash tag
 ORG = P + "org:"
 ORGS = P + "orgs"  # zset: org id by creation time (stable paging)
 CLUSTER = P + "cluster:"
@@ -62,6 +69,7 @@ while i <= #ARGV do
 end
 return 1
 """
+_COLLECTOR = redis.Redis()  # never sends a command: it gathers the ones a change queues
 # Changes of one organisation that lost the race to another this often are refused (a 409), not retried on.
 CHANGE_ATTEMPTS = 50
 
@@ -221,7 +229,9 @@ class RedisProfileStore:
                 raise NotFound(org_id)
             old = json.loads(raw)
             new, envelope = change(old)
-            with self.r.pipeline(transaction=True) as pipe:  # only collects the commands, never executed
+            # Only collects the commands, never executed: a pipeline of a client that never
+            # connects (a cluster client's pipeline keeps no command_stack).
+            with _COLLECTOR.pipeline(transaction=True) as pipe:
                 self._queue_change(pipe, org_id, old, new, envelope)
                 commands = [arg for args, _options in pipe.command_stack for arg in (len(args), *args)]
             if self._apply_if_unchanged(keys=[key], args=[raw, *commands]):
@@ -304,6 +314,11 @@ class RedisProfileStore:
         raw = self.r.getdel(WEB_SESSION + digest)
         if raw:
             self.r.srem(ORG_WEB_SESSIONS + json.loads(raw)["org_id"], digest)
+
+    def adopt_untagged_keys(self) -> int:
+        """Move the keys written before they had a hash tag (`profiles:…`) to their tagged names,
+        once (how many); see `partnermatch.redis_client.adopt_untagged_keys`."""
+        return adopt_untagged_keys(self.r, UNTAGGED_PREFIX, P)
 
     def enqueue(self, envelope: events.Envelope, key: str) -> None:
         """An event with no state change (resync)."""

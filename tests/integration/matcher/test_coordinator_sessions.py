@@ -53,9 +53,9 @@ def test_logout_ends_the_session_and_revokes_the_token_so_an_old_cookie_opens_no
     client = matcher_app.test_client()
     _login(client)
     old_cookie = _session_cookie(client)
-    tokens_before = set(redis_client.scan_iter("profiles:token:*"))
+    tokens_before = set(redis_client.scan_iter("{profiles}:token:*"))
     assert client.post("/logout", data={"csrf": _decoded(old_cookie)["csrf"]}).status_code == 302
-    assert set(redis_client.scan_iter("profiles:token:*")) < tokens_before  # revoked at profiles
+    assert set(redis_client.scan_iter("{profiles}:token:*")) < tokens_before  # revoked at profiles
     assert not list(redis_client.scan_iter("matcher:page-session:*"))
     thief = matcher_app.test_client()
     thief.set_cookie("pm_session", old_cookie)

@@ -11,6 +11,12 @@ from .conftest import profile
 
 pytestmark = pytest.mark.integration
 
+@pytest.fixture
+def redis_client(store_client):
+    """These tests run on one redis-server and on a three-node Redis Cluster."""
+    return store_client
+
+
 
 @pytest.fixture
 def registered(client, cluster):

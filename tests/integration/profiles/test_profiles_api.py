@@ -10,9 +10,15 @@ from partnermatch import events
 
 from .conftest import SERVICE, profile
 
-OUTBOX = "profiles:outbox"
+OUTBOX = "{profiles}:outbox"
 
 pytestmark = pytest.mark.integration
+
+@pytest.fixture
+def redis_client(store_client):
+    """These tests run on one redis-server and on a three-node Redis Cluster."""
+    return store_client
+
 
 
 def _outbox(redis_client):
@@ -212,7 +218,7 @@ def test_a_profile_stored_before_needs_existed_reads_and_publishes_empty_lists(c
     old = store.get_org(org["id"])
     for name in NEEDS:
         del old[name]
-    redis_client.set(f"profiles:org:{org['id']}", json.dumps(old, ensure_ascii=False))
+    redis_client.set(f"{{profiles}}:org:{org['id']}", json.dumps(old, ensure_ascii=False))
     assert client.get(f"/v1/organisations/{org['id']}").json["seeks"] == []
     r = client.patch(f"/v1/organisations/{org['id']}", json={"name": "Renamed"}, headers=auth)
     assert r.status_code == 200 and r.json["offers"] == []

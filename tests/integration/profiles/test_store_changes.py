@@ -13,6 +13,13 @@ from services.profiles.services import PRODUCER
 from tests.integration.profiles.conftest import profile
 
 
+@pytest.fixture
+def redis_client(store_client):
+    """These tests run on one redis-server and on a three-node Redis Cluster."""
+    return store_client
+
+
+
 def _renamed(old, name):
     new = {**old, "name": name, "revision": old["revision"] + 1}
     return new, events.new_event(events.PROFILE_UPSERTED, domain.event_payload(new), PRODUCER)

@@ -160,9 +160,9 @@ def test_an_organisation_registers_signs_in_by_mail_edits_downloads_and_deletes_
     page.click("#save")
     page.wait_for_selector(".flash")
     assert page.inner_text(".flash") == "Сачувано."
-    org_id = next(iter(k.decode().rsplit(":", 1)[1] for k in redis_client.keys("profiles:org:*")
+    org_id = next(iter(k.decode().rsplit(":", 1)[1] for k in redis_client.keys("{profiles}:org:*")
                        if json.loads(redis_client.get(k))["name"] == "Софтверска кућа Банат"))
-    stored = json.loads(redis_client.get(f"profiles:org:{org_id}"))
+    stored = json.loads(redis_client.get(f"{{profiles}}:org:{org_id}"))
     assert stored["goals"] == "Тражимо партнере из Пољске за заједнички пројекат." and stored["seeks"] == ["agrifood"]
 
     page.click("#nav-partnerships")

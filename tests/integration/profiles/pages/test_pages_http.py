@@ -49,7 +49,7 @@ def _client_at(app, address: str):
 
 
 def _stored_org(redis_client):
-    [key] = [k for k in redis_client.keys("profiles:org:*")]
+    [key] = [k for k in redis_client.keys("{profiles}:org:*")]
     return json.loads(redis_client.get(key))
 
 
@@ -83,7 +83,7 @@ def test_registering_opens_a_session_and_stores_each_consent_with_its_time_and_w
     assert contact["consent_at"] and contact["share_contact_at"]
     profile = client.get("/profile")
     assert profile.status_code == 200 and JELENA in profile.get_data(as_text=True)
-    [event] = [events.decode(d[b"value"]) for _i, d in redis_client.xrange("profiles:outbox")]
+    [event] = [events.decode(d[b"value"]) for _i, d in redis_client.xrange("{profiles}:outbox")]
     assert event.event_type == events.PROFILE_UPSERTED and JELENA not in json.dumps(event.to_dict())
 
 
@@ -98,7 +98,7 @@ def test_a_refused_registration_says_what_is_wrong_in_the_pages_language_and_kee
     typed = ("Софтверска кућа Банат", "Развој софтвера и мобилних апликација", "jelena-at-banat", "Јелена Петровић")
     assert all(text in html for text in typed)
     assert 'value="ict.software" checked' in html and 'value="PL" checked' in html
-    assert redis_client.keys("profiles:org:*") == []
+    assert redis_client.keys("{profiles}:org:*") == []
 
 
 def test_the_page_and_the_api_refuse_the_same_input(app):
@@ -134,7 +134,7 @@ def test_a_form_post_without_its_token_is_refused_and_changes_nothing(app, redis
     for path, form in (("/register", registration()), ("/signin", {"email": JELENA})):
         assert client.post(path, data=form).status_code == 400
         assert client.post(path, data={**form, "csrf_token": "forged"}).status_code == 400
-    assert redis_client.keys("profiles:org:*") == [] and sink.messages == []
+    assert redis_client.keys("{profiles}:org:*") == [] and sink.messages == []
     assert register(client).status_code == 302
     for path in ("/profile", "/profile/delete", "/signout"):
         assert client.post(path, data={"confirm": "yes", "name": "Changed"}).status_code == 400
@@ -309,12 +309,12 @@ def test_deleting_needs_a_confirmation_then_erases_the_organisation_and_its_sess
     page = client.get("/profile/delete")
     csrf = csrf_of(page.get_data(as_text=True))
     assert client.post("/profile/delete", data={"csrf_token": csrf}).status_code == 422
-    assert redis_client.exists(f"profiles:org:{org_id}")
+    assert redis_client.exists(f"{{profiles}}:org:{org_id}")
     assert client.post("/profile/delete", data={"csrf_token": csrf, "confirm": "yes"}).status_code == 302
     assert client.get(f"/v1/organisations/{org_id}").status_code == 404
     assert client.get("/profile").status_code == 302
-    assert redis_client.keys("profiles:web-session:*") == []
-    deleted = [events.decode(d[b"value"]) for _i, d in redis_client.xrange("profiles:outbox")][-1]
+    assert redis_client.keys("{profiles}:web-session:*") == []
+    deleted = [events.decode(d[b"value"]) for _i, d in redis_client.xrange("{profiles}:outbox")][-1]
     assert deleted.event_type == events.PROFILE_DELETED
 
 
@@ -376,7 +376,7 @@ def test_registrations_from_one_address_are_limited(make_app, redis_client):
     assert "Софтверска кућа Банат" in limited.get_data(as_text=True)  # the form comes back as typed
     elsewhere = _client_at(app, "192.0.2.7")
     assert register(elsewhere, **{"contacts-0-email": "c8@banat.example.rs"}).status_code == 302
-    assert len(redis_client.keys("profiles:org:*")) == 3
+    assert len(redis_client.keys("{profiles}:org:*")) == 3
 
 
 def test_signin_requests_are_limited_per_client_and_per_address_known_or_not(make_app, sink):
