@@ -260,9 +260,7 @@ def run_consumer(
     topics: Sequence[str],
     group_id: str,
     client_id: str,
-    handlers: EventHandlers | None = None,
-    handle: Callable[[Record], object] | None = None,
-    is_poison: Callable[[Record], str | None] | None = None,
+    handlers: EventHandlers,
     publisher: KafkaPublisher,
     stop: threading.Event,
     max_backoff_s: float = 30.0,
@@ -277,9 +275,6 @@ def run_consumer(
     exponential backoff and jitter between attempts; an event type the table lacks is skipped
     (and committed). Offsets are committed only after the handler returned, that is after its
     effect is durable.
-
-    The record-level form, `handle(record)` with `is_poison(record)` returning an error text for
-    the DLQ, instead of `handlers`, is kept for the tests that still drive the loop that way.
 
     With a `watch`, a broker that lost its state is noticed (see `partnermatch.broker`): the
     batch in hand is dropped and the consumer reads its partitions again from the beginning of
@@ -298,15 +293,8 @@ def run_consumer(
         heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
         max_poll_records=200,
     )
-    consume: Callable[[Record], None]
-    if handlers is not None and handle is None and is_poison is None:
-        consume = functools.partial(_consume_event, handlers=handlers, publisher=publisher, stop=stop,
-                                    max_backoff_s=max_backoff_s)
-    elif handlers is None and handle is not None and is_poison is not None:
-        consume = functools.partial(_consume_record, handle=handle, is_poison=is_poison, publisher=publisher,
-                                    stop=stop, max_backoff_s=max_backoff_s)
-    else:
-        raise TypeError("run_consumer takes either handlers, or handle with is_poison")
+    consume = functools.partial(_consume_event, handlers=handlers, publisher=publisher, stop=stop,
+                                max_backoff_s=max_backoff_s)
     epoch = _current_epoch(watch)
     logger.info("consumer started", extra={"group": group_id, "topics": ",".join(topics), "epoch": epoch})
     try:
@@ -383,15 +371,6 @@ def _consume_event(record: Record, *, handlers: EventHandlers, publisher: KafkaP
                     extra={"topic": record.topic, "offset": record.offset, "event_type": envelope.event_type})
         return
     _handle_with_retry(functools.partial(handler, envelope), record, stop, max_backoff_s)
-
-
-def _consume_record(record: Record, *, handle: Callable[[Record], object], is_poison: Callable[[Record], str | None],
-                    publisher: KafkaPublisher, stop: threading.Event, max_backoff_s: float) -> None:
-    problem = is_poison(record)
-    if problem is not None:
-        _dead_letter(publisher, record, problem)
-    else:
-        _handle_with_retry(functools.partial(handle, record), record, stop, max_backoff_s)
 
 
 def _handle_with_retry(

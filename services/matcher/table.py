@@ -107,15 +107,6 @@ class SharedIndex:
         with self.lock:
             return handler(envelope)
 
-    def handle(self, record: Record, otherwise: Callable[[Record], object]) -> bool:
-        """The record-level form of `handlers`, for the tests' matchers that still use it: a profile
-        event is planned and applied here; any other goes to `otherwise`, under the lock."""
-        envelope = events.decode(record.value)
-        if envelope.event_type in PROFILE_EVENTS:
-            return self.handle_owned(envelope)
-        with self.lock:
-            return bool(otherwise(record))
-
     def handle_owned(self, envelope: events.Envelope) -> bool:
         """Plan and apply an owned profile event once the index holds it; False when it was applied
         before (a replay, or a takeover reading what the former owner did not commit) or when a
@@ -160,14 +151,11 @@ class SharedIndex:
 
 
 def run_matcher(live: LiveMatcher, *, bootstrap: str, profiles_topic: str, topics: list[str], group_id: str,
-                client_id: str, handlers: EventHandlers | None = None,
-                handle_other: Callable[[Record], object] | None = None,
-                is_poison: Callable[[Record], str | None] | None = None, publisher: KafkaPublisher,
+                client_id: str, handlers: EventHandlers, publisher: KafkaPublisher,
                 stop: threading.Event, watch: Callable[[str], BrokerWatch] | None = None) -> None:
     """One matcher of the group: the table reader in a thread, the group's consumer in this one.
 
-    `handlers` is the table for the events other than profiles' (see SharedIndex.handlers); the
-    record-level form (`handle_other` with `is_poison`) is kept for the tests' matchers.
+    `handlers` is the table for the events other than profiles' (see SharedIndex.handlers).
 
     The table starts where the group has committed: every event before those offsets is applied
     in the state the index is rebuilt from, so the offsets are read first and the state after.
@@ -188,14 +176,9 @@ def run_matcher(live: LiveMatcher, *, bootstrap: str, profiles_topic: str, topic
     thread = threading.Thread(target=read_table, name="profiles-table", daemon=True)
     thread.start()
     try:
-        if handle_other is None:
-            run_consumer(bootstrap=bootstrap, topics=topics, group_id=group_id, client_id=client_id,
-                         handlers=shared.handlers(handlers or {}), publisher=publisher, stop=stop,
-                         watch=watch(client_id) if watch else None)
-        else:
-            run_consumer(bootstrap=bootstrap, topics=topics, group_id=group_id, client_id=client_id,
-                         handle=functools.partial(shared.handle, otherwise=handle_other), is_poison=is_poison,
-                         publisher=publisher, stop=stop, watch=watch(client_id) if watch else None)
+        run_consumer(bootstrap=bootstrap, topics=topics, group_id=group_id, client_id=client_id,
+                     handlers=shared.handlers(handlers), publisher=publisher, stop=stop,
+                     watch=watch(client_id) if watch else None)
     finally:
         stop.set()
         thread.join(15)

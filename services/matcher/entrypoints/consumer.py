@@ -18,7 +18,7 @@ import threading
 from partnermatch import events
 from partnermatch.broker import BrokerWatch
 from partnermatch.logs import configure_logging
-from partnermatch.messaging import EventHandlers, KafkaPublisher, Record
+from partnermatch.messaging import EventHandlers, KafkaPublisher
 from partnermatch.topics import MATCH_DECISIONS, PROFILES
 from services.matcher.bootstrap import build_deps
 from services.matcher.config import MatcherSettings
@@ -32,22 +32,6 @@ def decision_handlers(live: LiveMatcher) -> EventHandlers:
     """The matcher's table for the events other than profiles' (those go through the shared index,
     services/matcher/table.py); event types in neither are skipped."""
     return {events.MATCH_APPROVED: live.handle_decision, events.MATCH_REJECTED: live.handle_decision}
-
-
-# The record-level form of the table, for the tests that drive run_consumer with handle + is_poison.
-
-def poison(record: Record) -> str | None:
-    try:
-        events.decode(record.value)
-    except events.UndecodableEvent as exc:
-        return str(exc)
-    return None
-
-
-def handle_record(live: LiveMatcher, record: Record) -> bool:
-    """One record of either topic, to its handler by event type (topic names differ in tests)."""
-    envelope = events.decode(record.value)
-    return bool(decision_handlers(live).get(envelope.event_type, live.handle)(envelope))
 
 
 def build_live_matcher(settings: MatcherSettings) -> LiveMatcher:

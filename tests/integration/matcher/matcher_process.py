@@ -12,7 +12,7 @@ import threading
 from partnermatch.logs import configure_logging
 from partnermatch.messaging import KafkaPublisher
 from services.matcher.config import MatcherSettings
-from services.matcher.entrypoints.consumer import build_live_matcher, poison
+from services.matcher.entrypoints.consumer import build_live_matcher
 from services.matcher.table import run_matcher
 
 # High enough that no organisation's cap decides which pairs stay: then the suggestions do not
@@ -32,7 +32,7 @@ def main() -> None:
     publisher = KafkaPublisher(bootstrap, client_id="matcher-dlq")
     try:
         run_matcher(live, bootstrap=bootstrap, profiles_topic=topic, topics=[topic], group_id=group,
-                    client_id="matcher", handle_other=lambda record: False, is_poison=poison,
+                    client_id="matcher", handlers={},
                     publisher=publisher, stop=stop)
     finally:
         publisher.close()

@@ -16,7 +16,6 @@ from partnermatch.outbox import kafka_relay
 from partnermatch.stack import ensure_topics
 from services.matcher.adapters.redis_state import RedisMatcherState
 from services.matcher.engine import MatchEngine, load_lexicon
-from services.matcher.entrypoints.consumer import poison
 from services.matcher.live import LiveMatcher
 from tests.helpers import wait_until
 
@@ -50,7 +49,7 @@ class Running:
         self.threads = [
             threading.Thread(target=run_consumer, daemon=True, kwargs=dict(
                 bootstrap=bootstrap, topics=[names["profiles"]], group_id=names["group"], client_id="t",
-                handle=lambda rec: self.live.handle(events.decode(rec.value)), is_poison=poison,
+                handlers={events.PROFILE_UPSERTED: self.live.handle, events.PROFILE_DELETED: self.live.handle},
                 publisher=self.publisher, stop=self.stop)),
             threading.Thread(target=self.relay.run, args=(self.stop,), daemon=True),
         ]

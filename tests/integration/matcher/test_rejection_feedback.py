@@ -17,7 +17,7 @@ from partnermatch.outbox import kafka_relay
 from partnermatch.stack import ensure_topics
 from services.matcher.adapters.redis_state import LESSONS, RedisMatcherState
 from services.matcher.engine import MatchEngine, load_lexicon
-from services.matcher.entrypoints.consumer import handle_record, poison
+from services.matcher.entrypoints.consumer import decision_handlers
 from services.matcher.live import LiveMatcher
 from tests.helpers import wait_until
 
@@ -71,7 +71,8 @@ def running(kafka_bootstrap, matcher_state, names):
     threads = [
         threading.Thread(target=run_consumer, daemon=True, kwargs=dict(
             bootstrap=kafka_bootstrap, topics=[names["profiles"], names["decisions"]], group_id=names["group"],
-            client_id="t", handle=lambda record: handle_record(live, record), is_poison=poison,
+            client_id="t", handlers={events.PROFILE_UPSERTED: live.handle, events.PROFILE_DELETED: live.handle,
+                                     **decision_handlers(live)},
             publisher=publisher, stop=stop)),
         threading.Thread(target=relay.run, args=(stop,), daemon=True),
     ]
