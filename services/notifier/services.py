@@ -208,6 +208,12 @@ def _shared_contacts(contacts: list[dict[str, Any]]) -> tuple[SharedContact, ...
     return tuple(shared)
 
 
+def _by_recipient(people: list[dict[str, Any]], recipient: Any) -> dict[str, Any] | None:
+    """The contact or coordinator a delivery was made for, found again by its address's key."""
+    return next((p for p in people if isinstance(p.get("email"), str)
+                 and domain.recipient_key(p["email"]) == recipient), None)
+
+
 class Skip(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -612,15 +618,7 @@ class DeliveryWorker:
         contacts = view.contacts(org_id)
         if contacts is None:
             raise Skip(domain.ORGANISATION_DELETED)
-        contact = next(
-            (
-                c
-                for c in contacts
-                if isinstance(c.get("email"), str)
-                and domain.recipient_key(c["email"]) == delivery.get("recipient")
-            ),
-            None,
-        )
+        contact = _by_recipient(contacts, delivery.get("recipient"))
         if contact is None:
             raise Skip(domain.CONTACT_REMOVED)
         if contact.get("consent") is not True:
@@ -706,15 +704,7 @@ class DeliveryWorker:
         coordinators = view.cluster_coordinators(cluster_id)
         if coordinators is None:
             raise Skip(domain.CLUSTER_DELETED)
-        coordinator = next(
-            (
-                c
-                for c in coordinators
-                if isinstance(c.get("email"), str)
-                and domain.recipient_key(c["email"]) == delivery.get("recipient")
-            ),
-            None,
-        )
+        coordinator = _by_recipient(coordinators, delivery.get("recipient"))
         if coordinator is None:
             raise Skip(domain.COORDINATOR_REMOVED)
         address = coordinator["email"].strip()
