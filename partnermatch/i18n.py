@@ -19,6 +19,11 @@ from typing import Any
 
 from partnermatch.languages import NATIVE_NAMES, PROFILE_LANGUAGES, READER_LANGUAGES, to_cyrillic
 
+
+def N_(message: str) -> str:
+    """Marks a msgid for extraction (`make messages`) without translating it here."""
+    return message
+
 LOCALE_DIR = Path(__file__).with_name("locale")
 DOMAINS: tuple[str, ...] = ("coordinators", "organisations", "emails")
 DEFAULT = "en"

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from partnermatch.i18n import N_
 from partnermatch.languages import label_in, to_cyrillic
 
 A_OFFERS = "a_offers_b_seeks"
@@ -152,11 +153,6 @@ _NEED["sr-Cyrl"] = (to_cyrillic(_NEED["sr"][0]), to_cyrillic(_NEED["sr"][1]))
 
 # The catalogue the labels are translated in: the coordinators' page's, for page and email alike.
 REJECTION_DOMAIN = "coordinators"
-
-
-def N_(message: str) -> str:
-    """Marks a msgid for extraction (`make messages`) without translating it here."""
-    return message
 
 
 REJECTION_LABELS: dict[str, str] = {

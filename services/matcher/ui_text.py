@@ -4,12 +4,9 @@ catalogue, translated when the page is rendered. Pure."""
 
 from __future__ import annotations
 
+from partnermatch.i18n import N_
+
 DOMAIN = "coordinators"
-
-
-def N_(message: str) -> str:
-    """Marks a msgid for extraction (`make messages`) without translating it here."""
-    return message
 
 
 STATE_LABELS: dict[str, str] = {

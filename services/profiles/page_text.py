@@ -9,12 +9,9 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from partnermatch.i18n import N_
+
 DOMAIN = "organisations"
-
-
-def N_(message: str) -> str:
-    """Marks a msgid for extraction without translating it here."""
-    return message
 
 
 FILL_IN = N_("Please fill this in.")

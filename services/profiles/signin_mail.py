@@ -16,16 +16,12 @@ from typing import Any
 import jinja2
 
 from partnermatch import i18n
+from partnermatch.i18n import N_
 from partnermatch.languages import READER_LANGUAGES
 from partnermatch.mail import one_line, refuse_line_breaks, safe_address, wire_bytes
 
 DOMAIN = "organisations"
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "email"
-
-
-def N_(message: str) -> str:
-    """Marks a msgid for extraction without translating it here."""
-    return message
 
 
 SUBJECT = N_("Your sign-in link to partnermatch")
