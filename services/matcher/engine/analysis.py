@@ -9,11 +9,12 @@ import re
 import zlib
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import accumulate
 from operator import itemgetter
+from typing import Any
 
 from partnermatch.languages import is_cyrillic
 from services.matcher.engine.lexicon import SCORED, Lexicon
@@ -217,7 +218,8 @@ def _inside(i: int, spans: list[tuple[int, int]]) -> bool:
     return any(a <= i < b for a, b in spans)
 
 
-_FIRST, _SECOND = itemgetter(0), itemgetter(1)
+_FIRST: Callable[[Any], Any] = itemgetter(0)
+_SECOND: Callable[[Any], Any] = itemgetter(1)
 
 
 def _term(lemmed: str, lang: str | None) -> str | None:

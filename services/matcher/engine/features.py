@@ -7,7 +7,7 @@ the same numbers. Pure (no I/O)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -265,7 +265,9 @@ class FeatureSpace:
     def read(self, analyses: list[Analysis], countries: list[str], word_id: dict[str, int]) -> Readings:
         """What the weights and vectors are made from, for these analyses (one row each); `word_id`:
         the number of each word seen so far, extended with those seen first here."""
-        lengths, ids, counts = [], [], []
+        lengths: list[int] = []
+        ids: list[int] = []
+        counts: list[int] = []
         for a in analyses:
             for side in (a.cap_terms, a.goal_terms):
                 ids.extend(word_id.setdefault(t, len(word_id)) for t in side)
@@ -312,9 +314,11 @@ class FeatureSpace:
         return np.hstack([own_sectors, _l2_rows(prof), _l2_rows(goal), _l2_rows(cap), sought,
                           readings.here[start:end].toarray(), readings.wish[start:end].toarray()]).astype(np.float32)
 
-    def concept_counts(self, analyses: list[Analysis | None], side: str) -> sp.csr_matrix:
+    def concept_counts(self, analyses: Sequence[Analysis | None], side: str) -> sp.csr_matrix:
         """How many words named each concept on one side ("offer_hits", "seek_hits"), one row each."""
-        indptr, cols, vals = [0], [], []
+        indptr: list[int] = [0]
+        cols: list[int] = []
+        vals: list[float] = []
         column = self.concept_index
         for a in analyses:
             if a is not None:

@@ -246,15 +246,15 @@ class _Analyses(Sequence[Analysis]):
     """Each row's analysis, unpacked when asked for."""
 
     def __init__(self, index: Index) -> None:
-        self.index = index
+        self._index = index  # not `index`: Sequence.index finds a value
 
     def __len__(self) -> int:
-        return len(self.index.stored)
+        return len(self._index.stored)
 
-    def __getitem__(self, r):  # type: ignore[no-untyped-def, override]
+    def __getitem__(self, r):
         if isinstance(r, slice):
             return [self[i] for i in range(len(self))[r]]
-        found = self.index.stored[r]
+        found = self._index.stored[r]
         return unpack(found) if isinstance(found, bytes) else found
 
 
@@ -263,13 +263,13 @@ class _Profiles(Sequence[OrgProfile]):
     read once, into the analysis)."""
 
     def __init__(self, index: Index) -> None:
-        self.index = index
+        self._index = index  # not `index`: Sequence.index finds a value
 
     def __len__(self) -> int:
-        return len(self.index.ids)
+        return len(self._index.ids)
 
-    def __getitem__(self, r):  # type: ignore[no-untyped-def, override]
-        index = self.index
+    def __getitem__(self, r):
+        index = self._index
         if isinstance(r, slice):
             return [self[i] for i in range(len(self))[r]]
         return OrgProfile(id=index.ids[r], cluster=index.cluster(r), country=index.country(r))
@@ -279,18 +279,18 @@ class _Terms(Sequence[dict[str, float]]):
     """Each row's word weights as a dictionary, made when asked for."""
 
     def __init__(self, index: Index) -> None:
-        self.index = index
+        self._index = index  # not `index`: Sequence.index finds a value
 
     def __len__(self) -> int:
-        return len(self.index.ids)
+        return len(self._index.ids)
 
-    def __getitem__(self, r):  # type: ignore[no-untyped-def, override]
+    def __getitem__(self, r):
         if isinstance(r, slice):
             return [self[i] for i in range(len(self))[r]]
         if not -len(self) <= r < len(self):
             raise IndexError(r)
-        columns, weights = self.index.words.get(r % len(self))
-        names = self.index.features.term_names()
+        columns, weights = self._index.words.get(r % len(self))
+        names = self._index.features.term_names()
         return dict(zip(map(names.__getitem__, columns.tolist()), weights.tolist(), strict=True))
 
 

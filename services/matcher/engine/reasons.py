@@ -98,6 +98,7 @@ class ReasonFinder:
         found.sort()
         ranked = []
         for _, neg_w, c, direction in found[: settings.max_reasons]:
+            words: tuple[tuple[str, ...], tuple[str, ...]]
             if c.startswith("country."):
                 code = c.removeprefix("country.")
                 if direction == "b_offers_a_seeks":

@@ -63,7 +63,7 @@ class SparseRows:
         return self.base.indices[lo:hi], self.base.data[lo:hi]
 
     def dense(self, r: int) -> np.ndarray:
-        out = np.zeros(self.width, self.dtype)
+        out: np.ndarray = np.zeros(self.width, self.dtype)
         columns, values = self.get(r)
         out[columns] = values
         return out
@@ -76,7 +76,7 @@ class SparseRows:
         if isinstance(key, (int, np.integer)):
             return self.dense(int(key))
         rows = range(self.count)[key] if isinstance(key, slice) else np.asarray(key, np.int64).tolist()
-        out = np.zeros((len(rows), self.width), self.dtype)
+        out: np.ndarray = np.zeros((len(rows), self.width), self.dtype)
         for i, r in enumerate(rows):
             columns, values = self.get(r)
             out[i, columns] = values
