@@ -120,15 +120,15 @@ def main() -> int:
             print(f"\nthe live matcher handled {len(events_out)} upserts in {time.perf_counter() - t:.1f} s")
             states: Counter[str] = Counter()
             state_bytes: Counter[str] = Counter()
-            for key in matcher_r.scan_iter("matcher:pair:*", count=1000):
+            for key in matcher_r.scan_iter("{matcher}:pair:*", count=1000):
                 pair_state = json.loads(matcher_r.get(key))["state"]
                 states[pair_state] += 1
                 state_bytes[pair_state] += int(matcher_r.memory_usage(key, samples=0) or 0)
             pending = states["pending"]
             classes = measure(matcher_r)
             per_org = sum(size for name, (_n, size) in classes.items()
-                          if name.startswith(("matcher:profile", "matcher:revisions")))
-            lists = sum(size for name, (_n, size) in classes.items() if name.startswith("matcher:pending"))
+                          if name.startswith(("{matcher}:profile", "{matcher}:revisions")))
+            lists = sum(size for name, (_n, size) in classes.items() if name.startswith("{matcher}:pending"))
             report("matcher", classes, {}, used_memory(matcher_r) - before)
             print(f"  pairs by state: {dict(states)}")
             print(f"  per organisation (applied profile, revision, set): {per_org / args.orgs:,.0f} bytes")

@@ -213,7 +213,7 @@ def _applied_by_matcher(up: Up) -> Counter:
 
 
 def _revision(up: Up, org_id: str) -> int:
-    raw = up.redis.hget("matcher:revisions", org_id)
+    raw = up.redis.hget("{matcher}:revisions", org_id)
     return int(raw) if raw else 0
 
 

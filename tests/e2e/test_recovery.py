@@ -143,7 +143,7 @@ def _keep_renaming(up: Up, orgs: list[str], latest: dict[str, int], writes: int 
 
 
 def _applied_revision(up: Up, org_id: str) -> int:
-    raw = up.redis.hget("matcher:revisions", org_id)
+    raw = up.redis.hget("{matcher}:revisions", org_id)
     return int(raw) if raw else 0
 
 
@@ -216,7 +216,7 @@ def test_a_broker_that_restarts_empty_is_refilled_without_a_manual_step(up):
         for who in ("anna", "marko"):
             assert call("POST", f"{up.review}/v1/suggestions/{pair_id}/decision", {"decision": "approve"},
                         tokens[who])[0] == 200
-        wait_until(lambda: up.redis.xlen("matcher:outbox") == 0, timeout=20, message="the approval published")
+        wait_until(lambda: up.redis.xlen("{matcher}:outbox") == 0, timeout=20, message="the approval published")
 
         # The matcher is frozen: an acknowledged profile change lives only on the broker.
         matcher = up.pid_of("services.matcher.entrypoints.consumer")

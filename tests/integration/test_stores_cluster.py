@@ -7,6 +7,9 @@ from __future__ import annotations
 import redis
 
 from partnermatch import events
+from services.matcher.adapters.redis_state import PairWrite, ProfileChange
+from services.matcher.bootstrap import build_deps as matcher_deps
+from services.matcher.config import MatcherSettings
 from services.profiles import services
 from services.profiles.bootstrap import build_deps as profiles_deps
 from services.profiles.config import ProfilesSettings
@@ -45,12 +48,35 @@ def test_the_profiles_store_runs_on_a_redis_cluster(redis_cluster, redis_cluster
     assert len(_one_slot(redis_cluster_client)) == 1
 
 
+def _pair(a: str, b: str) -> PairWrite:
+    return PairWrite(pair_id=f"{a}~{b}", org_a=a, org_b=b, cluster_a="c1", cluster_b="c2", score=0.5,
+                     reasons=[])
+
+
+def test_the_matchers_state_runs_on_a_redis_cluster(redis_cluster, redis_cluster_client):
+    state = matcher_deps(MatcherSettings(redis_url=redis_cluster.url, kafka_bootstrap="unused:9092")).state
+    assert isinstance(state.r, redis.RedisCluster)
+    assert state.apply(ProfileChange("a", 1, {"org_id": "a", "cluster_id": "c1"}))
+    assert state.apply(ProfileChange("b", 1, {"org_id": "b", "cluster_id": "c2"}, upserts=[_pair("a", "b")],
+                                     known_partners_only=True))
+    assert not state.apply(ProfileChange("b", 1, {"org_id": "b", "cluster_id": "c2"})), "applied once"
+    assert state.pending_ids_of_cluster("c1") == ["a~b"]
+    state.decide("a~b", "c1", "anna", "approve")
+    assert state.decide("a~b", "c2", "marko", "approve")["state"] == "approved"
+    assert state.pair_ids_of_org("a") == ["a~b"]
+    assert [e.event_type for e in _outbox_events(state.r, state.outbox.stream)] == [
+        events.MATCH_SUGGESTED, events.MATCH_APPROVED]
+    assert len(_one_slot(redis_cluster_client)) == 1
+
+
 def test_a_state_from_before_the_hash_tags_is_moved_once(redis_client):
-    untagged = {"profiles:org:x": "1"}
+    untagged = {"profiles:org:x": "1", "matcher:pair:a~b": "2", "matcher:page-session:d": "token"}
     for key, value in untagged.items():
         redis_client.set(key, value)
     url = redis_client.connection_pool.connection_kwargs
     redis_url = f"redis://{url['host']}:{url['port']}/{url.get('db', 0)}"
     profiles_deps(ProfilesSettings(redis_url=redis_url, kafka_bootstrap="u", admin_token="a", service_token="s"))
-    assert redis_client.get("{profiles}:org:x") == b"1"
-    assert not redis_client.exists("profiles:org:x")
+    matcher_deps(MatcherSettings(redis_url=redis_url, kafka_bootstrap="u"))
+    assert redis_client.get("{profiles}:org:x") == b"1" and redis_client.get("{matcher}:pair:a~b") == b"2"
+    assert redis_client.get("matcher:page-session:d") == b"token", "page sessions stay where they are"
+    assert not redis_client.exists("profiles:org:x", "matcher:pair:a~b")

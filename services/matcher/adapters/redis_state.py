@@ -3,6 +3,12 @@
 Every change a profile event causes (profile, pairs, events) is written in one MULTI guarded by
 WATCH, and so is every coordinator decision: a pair leaves `pending` exactly once and emits
 exactly one event. Does I/O (Redis).
+
+Every key shares the hash tag `{matcher}`: a profile event's MULTI writes the global revisions,
+pairs with many partners and their clusters' and organisations' lists, and the outbox, so on
+Redis Cluster the whole state is one slot (one node; see bench/redis_memory.py). Keys written
+before the tag (`matcher:…`) are moved once by `adopt_untagged_keys`; page sessions
+(adapters/page_sessions.py) are single keys and stay where they are.
 """
 
 from __future__ import annotations
@@ -17,10 +23,13 @@ import redis
 
 from partnermatch import events
 from partnermatch.outbox import Outbox
+from partnermatch.redis_client import adopt_untagged_keys
 from partnermatch.topics import MATCH_DECISIONS, MATCHES
+from services.matcher.adapters.page_sessions import PAGE_SESSION
 from services.matcher.feedback import dislikes_in
 
-P = "matcher:"
+P = "{matcher}:"  # one hash tag: on Redis Cluster every key is in one slot (see the top)
+UNTAGGED_PREFIX = "matcher:"  # where the keys were before they had a hash tag
 REVISIONS = P + "revisions"  # org id -> last applied revision (upserts and deletes)
 PROFILE = P + "profile:"  # org id -> the profile payload the index holds
 PROFILES = P + "profiles"  # set of org ids with a current profile
@@ -94,6 +103,11 @@ class RedisMatcherState:
         self.outbox = Outbox(client, P)
         self.matches_topic = matches_topic
         self.decisions_topic = decisions_topic
+
+    def adopt_untagged_keys(self) -> int:
+        """Move the keys written before they had a hash tag (`matcher:…`, page sessions aside)
+        to their tagged names, once (how many); see `partnermatch.redis_client`."""
+        return adopt_untagged_keys(self.r, UNTAGGED_PREFIX, P, keep=(PAGE_SESSION,))
 
     # ---- profiles ---------------------------------------------------------------------------
 
@@ -292,7 +306,8 @@ class RedisMatcherState:
     def _read_pairs(self, pipe: redis.client.Pipeline, pair_ids: list[str]) -> list[dict[str, Any]]:
         if not pair_ids:
             return []
-        raws = pipe.mget([PAIR + i for i in pair_ids])
+        # MGET by name: a cluster pipeline refuses mget(), even for keys of one slot.
+        raws = pipe.execute_command("MGET", *[PAIR + i for i in pair_ids])
         return [json.loads(r) for r in raws if r]
 
     def _suggest(self, pipe: redis.client.Pipeline, w: PairWrite, old: dict[str, Any] | None, now: int) -> None:

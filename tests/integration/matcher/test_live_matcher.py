@@ -144,7 +144,7 @@ def test_a_rejected_pair_never_comes_back_after_an_edit_and_replaying_changes_no
     assert pair_id not in state.pending_ids_of_cluster("pl-silesia-ict")
 
     wait_until(lambda: state.outbox.size() == 0, timeout=15, message="outbox drained")
-    before_pairs = {k: redis_client.get(k) for k in redis_client.scan_iter("matcher:pair:*")}
+    before_pairs = {k: redis_client.get(k) for k in redis_client.scan_iter("{matcher}:pair:*")}
     before_events = len(_topic_events(kafka_bootstrap, names["matches"])) + len(
         _topic_events(kafka_bootstrap, names["decisions"]))
     # the whole topic once more, then deletions of unknown organisations as markers on every
@@ -154,7 +154,7 @@ def test_a_rejected_pair_never_comes_back_after_an_edit_and_replaying_changes_no
     _send(kafka_bootstrap, names["profiles"], *first, edit, *markers)
     wait_until(lambda: all(state.applied_revision(f"marker-{i}") == 1 for i in range(30)), timeout=15,
                message="the replay handled")
-    after_pairs = {k: redis_client.get(k) for k in redis_client.scan_iter("matcher:pair:*")}
+    after_pairs = {k: redis_client.get(k) for k in redis_client.scan_iter("{matcher}:pair:*")}
     assert after_pairs == before_pairs
     assert state.outbox.size() == 0
     after_events = len(_topic_events(kafka_bootstrap, names["matches"])) + len(

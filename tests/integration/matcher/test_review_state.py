@@ -14,8 +14,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def state(redis_client):
-    return RedisMatcherState(redis_client)
+def state(store_client):
+    """On one redis-server and on a three-node Redis Cluster."""
+    return RedisMatcherState(store_client)
 
 
 def _pair(score=0.5, org_a="org_a", org_b="org_b", cluster_a="pl-silesia-ict") -> PairWrite:
