@@ -6,10 +6,12 @@ Run by gunicorn as 'services.profiles.entrypoints.app:create_app()'.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, g, request
@@ -20,7 +22,7 @@ from flask_smorest import Api, Blueprint
 from flask_wtf.csrf import CSRFProtect
 
 from partnermatch import i18n, metrics, vocabulary
-from partnermatch.httpedge import abort, harden, health
+from partnermatch.httpedge import abort, guard, harden, health
 from partnermatch.logs import configure_logging
 from services.profiles import domain, services
 from services.profiles.adapters.redis_store import Conflict, NotFound
@@ -95,6 +97,16 @@ def _require(*roles: str) -> domain.Principal:
     return who
 
 
+UNAUTHORISED = "No bearer token, or an unknown or expired one"
+
+
+def _only(blueprint: Blueprint, *roles: str, forbidden: str | None = None) -> Callable[..., Any]:
+    """Declared access (httpedge.guard): the view runs for a caller of one of `roles`, handed to it
+    as `caller`; anyone else gets a 401 (no or an unknown token) or a 403, both documented."""
+    return guard(blueprint, functools.partial(_require, *roles),
+                 {401: UNAUTHORISED, 403: forbidden or f"A token of another role (this is for: {', '.join(roles)})"})
+
+
 def _check_text_sizes(data: dict[str, Any]) -> None:
     too_long = services.text_size_errors(data, _settings().max_text_chars)
     if too_long:
@@ -113,9 +125,9 @@ class Clusters(MethodView):
 
     @clusters.arguments(ClusterCreateSchema())
     @clusters.response(201, ClusterSchema)
-    def post(self, data):
+    @_only(clusters, domain.ADMIN)
+    def post(self, data, caller):
         """Create a cluster (admin)."""
-        _require(domain.ADMIN)
         try:
             return services.create_cluster(_deps().store, data)
         except Conflict:
@@ -136,15 +148,14 @@ class ClusterById(MethodView):
 @clusters.route("/<cluster_id>/coordinators")
 class ClusterCoordinators(MethodView):
     @clusters.response(200, CoordinatorSchema(many=True))
-    @clusters.alt_response(401, description="No bearer token, or an unknown or expired one")
-    @clusters.alt_response(403, description="An organisation's token, or a coordinator of another cluster")
     @clusters.alt_response(404, description="No such cluster")
-    def get(self, cluster_id):
+    @_only(clusters, domain.ADMIN, domain.SERVICE, domain.COORDINATOR,
+           forbidden="An organisation's token, or a coordinator of another cluster")
+    def get(self, cluster_id, caller):
         """List a cluster's coordinators with their address and language (admin, services, or a
         coordinator of that cluster). The notifier reads it to email each of them the cluster's
         digest and decision notices."""
-        who = _require(domain.ADMIN, domain.SERVICE, domain.COORDINATOR)
-        if who.role == domain.COORDINATOR and who.cluster_id != cluster_id:
+        if caller.role == domain.COORDINATOR and caller.cluster_id != cluster_id:
             abort(403, message="Not your cluster.")
         if _deps().store.get_cluster(cluster_id) is None:
             abort(404, message="No such cluster.")
@@ -152,9 +163,11 @@ class ClusterCoordinators(MethodView):
 
     @clusters.arguments(CoordinatorCreateSchema())
     @clusters.response(201, CoordinatorSchema)
-    def post(self, data, cluster_id):
+    @clusters.alt_response(404, description="No such cluster")
+    @clusters.alt_response(409, description="The username is taken")
+    @_only(clusters, domain.ADMIN)
+    def post(self, data, cluster_id, caller):
         """Issue a coordinator credential for a cluster (admin)."""
-        _require(domain.ADMIN)
         try:
             return services.create_coordinator(_deps().store, cluster_id, data)
         except services.UnknownCluster:
@@ -166,10 +179,12 @@ class ClusterCoordinators(MethodView):
 @coordinators.route("/<username>")
 class CoordinatorByName(MethodView):
     @coordinators.response(200, CoordinatorSchema)
-    def get(self, username):
+    @coordinators.alt_response(404, description="No such coordinator")
+    @_only(coordinators, domain.ADMIN, domain.SERVICE, domain.COORDINATOR,
+           forbidden="An organisation's token, or another coordinator's")
+    def get(self, username, caller):
         """A coordinator's contact (admin, services, or the coordinator)."""
-        who = _require(domain.ADMIN, domain.SERVICE, domain.COORDINATOR)
-        if who.role == domain.COORDINATOR and who.username != username:
+        if caller.role == domain.COORDINATOR and caller.username != username:
             abort(403, message="Not you.")
         found = _deps().store.get_coordinator(username)
         if found is None:
@@ -198,12 +213,11 @@ class Login(MethodView):
 @auth.route("/logout")
 class Logout(MethodView):
     @auth.response(204)
-    @auth.alt_response(401, description="No bearer token, or an unknown or expired one")
-    def post(self):
+    @_only(auth, domain.COORDINATOR, domain.ADMIN, domain.SERVICE, domain.ORGANISATION)
+    def post(self, caller):
         """A coordinator's login token is revoked at once (the coordinators' page calls this when
         they log out). Organisation and service tokens are not login tokens: 204, nothing revoked."""
         header = request.headers.get("Authorization", "")
-        _require(domain.COORDINATOR, domain.ADMIN, domain.SERVICE, domain.ORGANISATION)
         services.logout(_deps().store, header.partition(" ")[2].strip())
 
 
@@ -261,14 +275,15 @@ class OrganisationById(MethodView):
 
     @orgs.arguments(OrganisationUpdateSchema())
     @orgs.response(200, OrganisationPrivateSchema)
-    def patch(self, data, org_id):
+    @orgs.alt_response(404, description="No such organisation")
+    @_only(orgs, domain.ADMIN, domain.ORGANISATION, forbidden="Another organisation's token, or another role's")
+    def patch(self, data, org_id, caller):
         """Edit a profile (the organisation itself or the admin); only the fields given change."""
-        who = _require(domain.ADMIN, domain.ORGANISATION)
         _check_text_sizes(data)
         if not data:
             abort(422, errors={"json": {"_schema": ["Nothing to change."]}}, message="Validation failed.")
         try:
-            return domain.private_view(services.update_org(_deps().store, who, org_id, data))
+            return domain.private_view(services.update_org(_deps().store, caller, org_id, data))
         except services.Forbidden:
             abort(403, message="You may only edit your own organisation.")
         except NotFound:
@@ -277,11 +292,12 @@ class OrganisationById(MethodView):
             abort(422, errors={"json": {"cluster_id": ["No such cluster."]}}, message="Validation failed.")
 
     @orgs.response(204)
-    def delete(self, org_id):
+    @orgs.alt_response(404, description="No such organisation")
+    @_only(orgs, domain.ADMIN, domain.ORGANISATION, forbidden="Another organisation's token, or another role's")
+    def delete(self, org_id, caller):
         """Delete a profile and everything personal in it (the organisation itself or the admin)."""
-        who = _require(domain.ADMIN, domain.ORGANISATION)
         try:
-            services.delete_org(_deps().store, who, org_id)
+            services.delete_org(_deps().store, caller, org_id)
         except services.Forbidden:
             abort(403, message="You may only delete your own organisation.")
         except NotFound:
@@ -291,30 +307,26 @@ class OrganisationById(MethodView):
 @orgs.route("/<org_id>/token")
 class OrganisationToken(MethodView):
     @orgs.response(200, OrganisationTokenSchema)
-    @orgs.alt_response(401, description="No bearer token, or an unknown or expired one")
-    @orgs.alt_response(403, description="Another organisation's token")
     @orgs.alt_response(404, description="No such organisation")
-    def post(self, org_id):
+    @_only(orgs, domain.ADMIN, domain.ORGANISATION, forbidden="Another organisation's token")
+    def post(self, org_id, caller):
         """Issue a new API token (the organisation itself or the admin); the old one stops working at
         once. Shown this once."""
-        who = _require(domain.ADMIN, domain.ORGANISATION)
         try:
-            return services.rotate_org_token(_deps().store, who, org_id)
+            return services.rotate_org_token(_deps().store, caller, org_id)
         except services.Forbidden:
             abort(403, message="You may only rotate your own organisation's token.")
         except NotFound:
             abort(404, message="No such organisation.")
 
     @orgs.response(204)
-    @orgs.alt_response(401, description="No bearer token, or an unknown or expired one")
-    @orgs.alt_response(403, description="Another organisation's token")
     @orgs.alt_response(404, description="No such organisation")
-    def delete(self, org_id):
+    @_only(orgs, domain.ADMIN, domain.ORGANISATION, forbidden="Another organisation's token")
+    def delete(self, org_id, caller):
         """Revoke the organisation's API token with no new one (the admin, e.g. after a leak, or the
         organisation itself). Its pages still sign in by emailed link."""
-        who = _require(domain.ADMIN, domain.ORGANISATION)
         try:
-            services.revoke_org_token(_deps().store, who, org_id)
+            services.revoke_org_token(_deps().store, caller, org_id)
         except services.Forbidden:
             abort(403, message="You may only revoke your own organisation's token.")
         except NotFound:
@@ -324,15 +336,17 @@ class OrganisationToken(MethodView):
 @orgs.route("/<org_id>/contacts")
 class OrganisationContacts(MethodView):
     @orgs.response(200, ContactsSchema)
-    def get(self, org_id):
+    @orgs.alt_response(404, description="No such organisation")
+    @_only(orgs, domain.ADMIN, domain.SERVICE, domain.ORGANISATION,
+           forbidden="Another organisation's token, or a coordinator's")
+    def get(self, org_id, caller):
         """Contact persons (the organisation itself, the admin, services such as the notifier)."""
-        who = _require(domain.ADMIN, domain.SERVICE, domain.ORGANISATION)
         org = _deps().store.get_org(org_id)
         if org is None:
-            if who.role == domain.ORGANISATION and who.org_id != org_id:
+            if caller.role == domain.ORGANISATION and caller.org_id != org_id:
                 abort(403, message="Not your organisation.")
             abort(404, message="No such organisation.")
-        if not domain.can_read_private(who, org):
+        if not domain.can_read_private(caller, org):
             abort(403, message="Not your organisation.")
         return {"org_id": org_id, "name": org["name"], "contacts": org.get("contacts", [])}
 

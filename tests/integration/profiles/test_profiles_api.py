@@ -300,3 +300,15 @@ def test_the_consent_stamps_are_set_by_the_server_only(client, cluster):
                "consent_at": "2020-01-01T00:00:00+00:00"}
     r = client.post("/v1/organisations", json=profile(contacts=[contact]))
     assert r.status_code == 422 and "consent_at" in json.dumps(r.json)
+
+
+
+def test_every_operation_that_needs_a_token_documents_its_401_and_403(client):
+    spec = client.get("/openapi.json").json
+    needs_a_token = [("/v1/clusters", "post"), ("/v1/clusters/{cluster_id}/coordinators", "get"),
+                     ("/v1/clusters/{cluster_id}/coordinators", "post"), ("/v1/coordinators/{username}", "get"),
+                     ("/v1/auth/logout", "post"), ("/v1/organisations/{org_id}", "patch"),
+                     ("/v1/organisations/{org_id}", "delete"), ("/v1/organisations/{org_id}/token", "post"),
+                     ("/v1/organisations/{org_id}/token", "delete"), ("/v1/organisations/{org_id}/contacts", "get")]
+    for path, method in needs_a_token:
+        assert {"401", "403"} <= set(spec["paths"][path][method]["responses"]), (method, path)
