@@ -84,30 +84,45 @@ def main() -> int:
         server = RedisServer(Path(tmp) / "redis")
         try:
             url = f"redis://127.0.0.1:{server.port}/"
-            profiles_r, matcher_r, notifier_r = (redis.Redis.from_url(url + str(db))
-                                                 for db in (PROFILES_DB, MATCHER_DB, NOTIFIER_DB))
+            profiles_r, matcher_r, notifier_r = (
+                redis.Redis.from_url(url + str(db)) for db in (PROFILES_DB, MATCHER_DB, NOTIFIER_DB)
+            )
 
             before = used_memory(profiles_r)
             store = RedisProfileStore(profiles_r)
             t = time.perf_counter()
             for cluster in sorted({o["cluster"] for o in generated}):
-                profiles.create_cluster(store, {"id": cluster, "name": f"Cluster {cluster}",
-                                                "country": "XX"})
+                profiles.create_cluster(store, {"id": cluster, "name": f"Cluster {cluster}", "country": "XX"})
             payloads = []
             for i, o in enumerate(generated):
-                org, _token = profiles.register_org(store, {
-                    "name": o["name"], "cluster_id": o["cluster"], "country": "RS",
-                    "language": o["language"], "capabilities": o["capabilities"], "goals": o["goals"],
-                    "sectors": ["ict"], "website": f"https://org{i}.example.org",
-                    "contacts": [{"name": f"Contact {i}", "email": f"contact{i}@org{i}.example.org",
-                                  "consent": True, "share_contact": i % 2 == 0}],
-                })
+                org, _token = profiles.register_org(
+                    store,
+                    {
+                        "name": o["name"],
+                        "cluster_id": o["cluster"],
+                        "country": "RS",
+                        "language": o["language"],
+                        "capabilities": o["capabilities"],
+                        "goals": o["goals"],
+                        "sectors": ["ict"],
+                        "website": f"https://org{i}.example.org",
+                        "contacts": [
+                            {
+                                "name": f"Contact {i}",
+                                "email": f"contact{i}@org{i}.example.org",
+                                "consent": True,
+                                "share_contact": i % 2 == 0,
+                            }
+                        ],
+                    },
+                )
                 payloads.append(org)
             print(f"{args.orgs} organisations registered in {time.perf_counter() - t:.1f} s")
             classes = measure(profiles_r)
             report("profiles", classes, {"organisation": args.orgs}, used_memory(profiles_r) - before)
-            print(f"  outbox (until its relay publishes): {outbox_bytes(classes) / args.orgs:,.0f} "
-                  "bytes per organisation")
+            print(
+                f"  outbox (until its relay publishes): {outbox_bytes(classes) / args.orgs:,.0f} bytes per organisation"
+            )
 
             before = used_memory(matcher_r)
             state = RedisMatcherState(matcher_r)
@@ -126,31 +141,46 @@ def main() -> int:
                 state_bytes[pair_state] += int(matcher_r.memory_usage(key, samples=0) or 0)
             pending = states["pending"]
             classes = measure(matcher_r)
-            per_org = sum(size for name, (_n, size) in classes.items()
-                          if name.startswith(("{matcher}:profile", "{matcher}:revisions")))
+            per_org = sum(
+                size
+                for name, (_n, size) in classes.items()
+                if name.startswith(("{matcher}:profile", "{matcher}:revisions"))
+            )
             lists = sum(size for name, (_n, size) in classes.items() if name.startswith("{matcher}:pending"))
             report("matcher", classes, {}, used_memory(matcher_r) - before)
             print(f"  pairs by state: {dict(states)}")
             print(f"  per organisation (applied profile, revision, set): {per_org / args.orgs:,.0f} bytes")
-            print(f"  per pending suggestion (its record, its places in two clusters' and two "
-                  f"organisations' lists): {(state_bytes['pending'] + lists) / max(pending, 1):,.0f} bytes")
+            print(
+                f"  per pending suggestion (its record, its places in two clusters' and two "
+                f"organisations' lists): {(state_bytes['pending'] + lists) / max(pending, 1):,.0f} bytes"
+            )
             for pair_state in sorted(set(states) - {"pending"}):
-                print(f"  per {pair_state} pair (its record, kept): "
-                      f"{state_bytes[pair_state] / states[pair_state]:,.0f} bytes")
-            print(f"  outbox (until its relay publishes): "
-                  f"{outbox_bytes(classes) / max(sum(states.values()), 1):,.0f} bytes per pair")
+                print(
+                    f"  per {pair_state} pair (its record, kept): "
+                    f"{state_bytes[pair_state] / states[pair_state]:,.0f} bytes"
+                )
+            print(
+                f"  outbox (until its relay publishes): "
+                f"{outbox_bytes(classes) / max(sum(states.values()), 1):,.0f} bytes per pair"
+            )
 
             before = used_memory(notifier_r)
             recorder = DecisionRecorder(RedisDeliveryLedger(notifier_r))
             for _i, d in matcher_r.xrange(state.outbox.stream):
                 recorder.handle(events.decode(d[b"value"]))
             classes = measure(notifier_r)
-            report("notifier (digest counts of pending pairs)", classes,
-                   {"pending suggestion": pending}, used_memory(notifier_r) - before)
+            report(
+                "notifier (digest counts of pending pairs)",
+                classes,
+                {"pending suggestion": pending},
+                used_memory(notifier_r) - before,
+            )
 
             total = used_memory(profiles_r)
-            print(f"\nwhole server: used_memory {total / 1e6:.1f} MB for {args.orgs} organisations "
-                  f"and {pending} pending suggestions, outboxes included")
+            print(
+                f"\nwhole server: used_memory {total / 1e6:.1f} MB for {args.orgs} organisations "
+                f"and {pending} pending suggestions, outboxes included"
+            )
         finally:
             server.stop()
     return 0

@@ -24,8 +24,9 @@ def has_hash_tag(prefix: str) -> bool:
     return start >= 0 and prefix.find("}", start + 1) > start + 1
 
 
-def adopt_untagged_keys(client: redis.Redis | RedisCluster, untagged_prefix: str, tagged_prefix: str,
-                        keep: tuple[str, ...] = ()) -> int:
+def adopt_untagged_keys(
+    client: redis.Redis | RedisCluster, untagged_prefix: str, tagged_prefix: str, keep: tuple[str, ...] = ()
+) -> int:
     """Move a service's keys from before they had a hash tag (`untagged_prefix…`) to the same names
     under `tagged_prefix`, but those starting with a prefix in `keep` (how many moved), once: a
     marker key remembers it is done. Call it in every process of the service before it writes,
@@ -41,7 +42,7 @@ def adopt_untagged_keys(client: redis.Redis | RedisCluster, untagged_prefix: str
         if old.startswith(keep):
             continue
         try:
-            moved += int(client.renamenx(old, tagged_prefix + old[len(untagged_prefix):]))
+            moved += int(client.renamenx(old, tagged_prefix + old[len(untagged_prefix) :]))
         except redis.ResponseError as exc:
             if "no such key" not in str(exc).lower():
                 raise
@@ -53,7 +54,7 @@ def connect(url: str, **options: Any) -> redis.Redis | RedisCluster:
     """A client for `url`; `options` are redis-py connection options (socket_timeout, …)."""
     if not is_cluster_url(url):
         return redis.Redis.from_url(url, **options)
-    hosts = url[len(CLUSTER_SCHEME):].partition("/")[0]
+    hosts = url[len(CLUSTER_SCHEME) :].partition("/")[0]
     nodes = []
     for address in hosts.split(","):
         host, _, port = address.strip().rpartition(":")

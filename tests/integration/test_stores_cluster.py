@@ -25,16 +25,27 @@ def _one_slot(client: redis.RedisCluster) -> set[int]:
 
 
 def test_the_profiles_store_runs_on_a_redis_cluster(redis_cluster, redis_cluster_client):
-    settings = ProfilesSettings(redis_url=redis_cluster.url, kafka_bootstrap="unused:9092",
-                                admin_token="a", service_token="s")
+    settings = ProfilesSettings(
+        redis_url=redis_cluster.url, kafka_bootstrap="unused:9092", admin_token="a", service_token="s"
+    )
     store = profiles_deps(settings).store
     assert isinstance(store.r, redis.RedisCluster)
-    services.create_cluster(store, {"id": "rs-vojvodina-ict", "name": "ICT Vojvodina", "country": "RS",
-                                    "description": ""})
-    org, token = services.register_org(store, {
-        "name": "Organizacija", "cluster_id": "rs-vojvodina-ict", "country": "RS", "language": "sr",
-        "capabilities": "Razvoj softvera", "goals": "Tražimo partnere", "sectors": ["ict"],
-        "contacts": [{"name": "Jelena", "email": "jelena@example.rs", "consent": True}]})
+    services.create_cluster(
+        store, {"id": "rs-vojvodina-ict", "name": "ICT Vojvodina", "country": "RS", "description": ""}
+    )
+    org, token = services.register_org(
+        store,
+        {
+            "name": "Organizacija",
+            "cluster_id": "rs-vojvodina-ict",
+            "country": "RS",
+            "language": "sr",
+            "capabilities": "Razvoj softvera",
+            "goals": "Tražimo partnere",
+            "sectors": ["ict"],
+            "contacts": [{"name": "Jelena", "email": "jelena@example.rs", "consent": True}],
+        },
+    )
     admin = Principal("admin")
     services.update_org(store, admin, org["id"], {"goals": "Novi ciljevi"})
     assert store.get_org(org["id"])["goals"] == "Novi ciljevi", "the change script ran its commands"
@@ -44,28 +55,33 @@ def test_the_profiles_store_runs_on_a_redis_cluster(redis_cluster, redis_cluster
     services.delete_org(store, admin, org["id"])
     assert store.get_org(org["id"]) is None and store.web_session("digest") is None
     assert [(e.event_type, e.payload["revision"]) for e in _outbox_events(store.r, store.outbox.stream)] == [
-        (events.PROFILE_UPSERTED, 1), (events.PROFILE_UPSERTED, 2), (events.PROFILE_DELETED, 3)]
+        (events.PROFILE_UPSERTED, 1),
+        (events.PROFILE_UPSERTED, 2),
+        (events.PROFILE_DELETED, 3),
+    ]
     assert len(_one_slot(redis_cluster_client)) == 1
 
 
 def _pair(a: str, b: str) -> PairWrite:
-    return PairWrite(pair_id=f"{a}~{b}", org_a=a, org_b=b, cluster_a="c1", cluster_b="c2", score=0.5,
-                     reasons=[])
+    return PairWrite(pair_id=f"{a}~{b}", org_a=a, org_b=b, cluster_a="c1", cluster_b="c2", score=0.5, reasons=[])
 
 
 def test_the_matchers_state_runs_on_a_redis_cluster(redis_cluster, redis_cluster_client):
     state = matcher_deps(MatcherSettings(redis_url=redis_cluster.url, kafka_bootstrap="unused:9092")).state
     assert isinstance(state.r, redis.RedisCluster)
     assert state.apply(ProfileChange("a", 1, {"org_id": "a", "cluster_id": "c1"}))
-    assert state.apply(ProfileChange("b", 1, {"org_id": "b", "cluster_id": "c2"}, upserts=[_pair("a", "b")],
-                                     known_partners_only=True))
+    assert state.apply(
+        ProfileChange("b", 1, {"org_id": "b", "cluster_id": "c2"}, upserts=[_pair("a", "b")], known_partners_only=True)
+    )
     assert not state.apply(ProfileChange("b", 1, {"org_id": "b", "cluster_id": "c2"})), "applied once"
     assert state.pending_ids_of_cluster("c1") == ["a~b"]
     state.decide("a~b", "c1", "anna", "approve")
     assert state.decide("a~b", "c2", "marko", "approve")["state"] == "approved"
     assert state.pair_ids_of_org("a") == ["a~b"]
     assert [e.event_type for e in _outbox_events(state.r, state.outbox.stream)] == [
-        events.MATCH_SUGGESTED, events.MATCH_APPROVED]
+        events.MATCH_SUGGESTED,
+        events.MATCH_APPROVED,
+    ]
     assert len(_one_slot(redis_cluster_client)) == 1
 
 

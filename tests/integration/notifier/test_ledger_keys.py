@@ -15,8 +15,9 @@ NOW = 1_800_000_000.0
 
 
 def delivery(email: str) -> NewDelivery:
-    return NewDelivery(id=domain.delivery_id("a~b", email), org_id="a", partner_id="b", side="a",
-                       recipient=domain.recipient_key(email))
+    return NewDelivery(
+        id=domain.delivery_id("a~b", email), org_id="a", partner_id="b", side="a", recipient=domain.recipient_key(email)
+    )
 
 
 def send_one(ledger: RedisDeliveryLedger) -> str:
@@ -33,8 +34,7 @@ def send_one(ledger: RedisDeliveryLedger) -> str:
 
 
 def test_the_notifier_keeps_its_ledger_on_a_redis_cluster(redis_cluster, redis_cluster_client):
-    settings = NotifierSettings(redis_url=redis_cluster.url, kafka_bootstrap="unused:9092",
-                                secret_key="k")
+    settings = NotifierSettings(redis_url=redis_cluster.url, kafka_bootstrap="unused:9092", secret_key="k")
     ledger = build_deps(settings).ledger
     assert isinstance(ledger.r, redis.RedisCluster)
     member = send_one(ledger)
@@ -55,7 +55,7 @@ def test_a_ledger_from_before_the_hash_tag_is_moved_once_with_nothing_lost(redis
     assert ledger.adopt_untagged_keys() == len(before)
     assert list(redis_client.scan_iter("notifier:*")) == []
     for key, dump in before.items():
-        assert redis_client.dump(ledger.prefix + key.decode()[len("notifier:"):]) == dump
+        assert redis_client.dump(ledger.prefix + key.decode()[len("notifier:") :]) == dump
     assert ledger.delivery(member[2:])["state"] == domain.SENT
     assert ledger.is_suppressed("marko@example.rs")
     assert ledger.clusters_with_new_suggestions() == ["pl-silesia-ict"]
