@@ -13,7 +13,7 @@ help:
 	@echo "make bench-quality  matching quality on the labelled dev set: plain TF-IDF vs the engine"
 	@echo "make bench          batch speed against the plain baseline (ratio), and the matcher's event path"
 	@echo "make bench-write    durable writes per second of the profiles API next to a trivial Flask app (wrk)"
-	@echo "make lint           ruff"
+	@echo "make lint           ruff (checks and formatting) and mypy"
 	@echo "make messages       extract the UI texts into partnermatch/locale/*.pot and merge them into every catalogue"
 
 $(STAMP): pyproject.toml
@@ -42,6 +42,8 @@ test-fast: setup
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 bench-quality: setup
 	$(BIN)/python bench/quality.py

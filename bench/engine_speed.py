@@ -63,8 +63,17 @@ def generate(n: int, seed: int = 7) -> list[dict]:
         sents = pool[lang]
         caps = " ".join(rng.choice(sents) for _ in range(rng.randint(3, 9)))
         goals = " ".join(rng.choice(sents) for _ in range(rng.randint(1, 4)))
-        orgs.append({"id": f"g{i:06d}", "name": f"Org {i}", "cluster": rng.choice(clusters), "country": "XX",
-                     "language": lang if rng.random() < 0.8 else None, "capabilities": caps, "goals": goals})
+        orgs.append(
+            {
+                "id": f"g{i:06d}",
+                "name": f"Org {i}",
+                "cluster": rng.choice(clusters),
+                "country": "XX",
+                "language": lang if rng.random() < 0.8 else None,
+                "capabilities": caps,
+                "goals": goals,
+            }
+        )
     return orgs
 
 
@@ -73,12 +82,13 @@ def run_baseline(path: str, k: int) -> None:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.metrics.pairwise import linear_kernel
 
-    orgs = [json.loads(line) for line in open(path, encoding="utf-8")]
+    with open(path, encoding="utf-8") as lines:
+        orgs = [json.loads(line) for line in lines]
     matrix = TfidfVectorizer(sublinear_tf=True).fit_transform(f"{o['capabilities']}\n{o['goals']}" for o in orgs)
     clusters = np.array([o["cluster"] for o in orgs])
     out = []
     for start in range(0, len(orgs), 1000):
-        sims = linear_kernel(matrix[start:start + 1000], matrix)
+        sims = linear_kernel(matrix[start : start + 1000], matrix)
         for i, row in enumerate(sims):
             row[clusters == clusters[start + i]] = -np.inf
             best = np.argpartition(-row, k)[:k]
@@ -101,16 +111,26 @@ def run_lemma_index(index: str) -> None:
 
     spent: dict[str, float] = {}
     build(index, spent.__setitem__)  # what `partnermatch lemmas` does; numba's cache: see main()
-    print(json.dumps({"languages": sum(what.startswith("lemmas (") for what in spent),
-                      "compile_s": spent["candidate product (numba)"]}))
+    print(
+        json.dumps(
+            {
+                "languages": sum(what.startswith("lemmas (") for what in spent),
+                "compile_s": spent["candidate product (numba)"],
+            }
+        )
+    )
 
 
 def run_incremental(n: int, updates: int) -> None:
     from services.matcher.engine import MatchEngine, OrgProfile
 
     orgs = generate(n, seed=11)
-    profiles = [OrgProfile(id=o["id"], cluster=o["cluster"], language=o["language"], capabilities=o["capabilities"],
-                           goals=o["goals"]) for o in orgs]
+    profiles = [
+        OrgProfile(
+            id=o["id"], cluster=o["cluster"], language=o["language"], capabilities=o["capabilities"], goals=o["goals"]
+        )
+        for o in orgs
+    ]
     engine = MatchEngine()
     t0 = time.perf_counter()
     engine.fit(profiles)
@@ -120,22 +140,36 @@ def run_incremental(n: int, updates: int) -> None:
     fresh = generate(updates, seed=99)
     times = []
     for o in fresh:
-        p = OrgProfile(id="new-" + o["id"], cluster=o["cluster"], language=o["language"],
-                       capabilities=o["capabilities"], goals=o["goals"])
+        p = OrgProfile(
+            id="new-" + o["id"],
+            cluster=o["cluster"],
+            language=o["language"],
+            capabilities=o["capabilities"],
+            goals=o["goals"],
+        )
         t = time.perf_counter()
         engine.upsert(p)
         times.append(time.perf_counter() - t)
     times.sort()
-    print(json.dumps({"fit_s": fit_s, "p50_ms": 1000 * statistics.median(times),
-                      "p95_ms": 1000 * times[int(0.95 * (len(times) - 1))], "updates": len(times)}))
+    print(
+        json.dumps(
+            {
+                "fit_s": fit_s,
+                "p50_ms": 1000 * statistics.median(times),
+                "p95_ms": 1000 * times[int(0.95 * (len(times) - 1))],
+                "updates": len(times),
+            }
+        )
+    )
 
 
 def child(mode: str, *args: str) -> tuple[float, float, str, float]:
     """Run one measurement in a fresh process: wall time, its peak RSS in MiB, its last output line,
     and the peak RSS of the largest process it forked (0 if none)."""
     t = time.perf_counter()
-    proc = subprocess.run([sys.executable, __file__, "--child", mode, *args], capture_output=True, text=True,
-                          check=True)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", mode, *args], capture_output=True, text=True, check=True
+    )
     wall = time.perf_counter() - t
     lines = proc.stdout.strip().splitlines()
     rss, forked = (float(x) for x in lines[-1].split())
@@ -160,8 +194,10 @@ def main() -> int:
             run_lemma_index(rest[0])
         else:
             run_incremental(int(rest[0]), int(rest[1]))
-        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-              resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+        print(
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        )
         return 0
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -189,23 +225,31 @@ def main() -> int:
         def both(name: str) -> str:
             return ", ".join(f"{r[0]:.1f}" for r in runs[name])
 
-        print(f"baseline (word TF-IDF + linear_kernel, chunks; best of {both('baseline')}): {base_s:6.1f} s  "
-              f"peak {base_mb:5.0f} MiB")
-        print(f"engine (`partnermatch match` code path; best of {both('engine')}):      {eng_s:6.1f} s  "
-              f"peak {eng_mb:5.0f} MiB (its largest forked worker: {eng_forked_mb:.0f} MiB, pages shared "
-              f"with it counted in both)")
+        print(
+            f"baseline (word TF-IDF + linear_kernel, chunks; best of {both('baseline')}): {base_s:6.1f} s  "
+            f"peak {base_mb:5.0f} MiB"
+        )
+        print(
+            f"engine (`partnermatch match` code path; best of {both('engine')}):      {eng_s:6.1f} s  "
+            f"peak {eng_mb:5.0f} MiB (its largest forked worker: {eng_forked_mb:.0f} MiB, pages shared "
+            f"with it counted in both)"
+        )
         print(f"ratio engine / baseline: {eng_s / base_s:.2f}  (bar: <= 1.00)")
         built_info = json.loads(built)
-        print(f"once per installation (`partnermatch lemmas`): lemma index of {built_info['languages']} "
-              f"languages, kept copies and compiled product in {build_s:.1f} s (compiling: "
-              f"{built_info['compile_s']:.1f} s; peak {build_mb:.0f} MiB)")
+        print(
+            f"once per installation (`partnermatch lemmas`): lemma index of {built_info['languages']} "
+            f"languages, kept copies and compiled product in {build_s:.1f} s (compiling: "
+            f"{built_info['compile_s']:.1f} s; peak {build_mb:.0f} MiB)"
+        )
         os.environ.pop("NUMBA_CACHE_DIR")  # its folder goes with the temporary one
     if args.incremental_n:
         _, inc_mb, line, _ = child("incremental", str(args.incremental_n), str(args.updates))
         stats = json.loads(line)
-        print(f"incremental, {args.incremental_n} indexed: fit {stats['fit_s']:.1f} s, upsert p50 "
-              f"{stats['p50_ms']:.1f} ms, p95 {stats['p95_ms']:.1f} ms over {stats['updates']} updates, "
-              f"peak {inc_mb:.0f} MiB")
+        print(
+            f"incremental, {args.incremental_n} indexed: fit {stats['fit_s']:.1f} s, upsert p50 "
+            f"{stats['p50_ms']:.1f} ms, p95 {stats['p95_ms']:.1f} ms over {stats['updates']} updates, "
+            f"peak {inc_mb:.0f} MiB"
+        )
     return 0
 
 

@@ -30,9 +30,19 @@ from services.matcher.live import LiveMatcher, profile_from_payload  # noqa: E40
 
 
 def payload(o: dict, revision: int = 1) -> dict:
-    return {"org_id": o["id"], "revision": revision, "cluster_id": o["cluster"], "name": o["name"],
-            "country": "XX", "language": o["language"] or "en", "capabilities": o["capabilities"],
-            "goals": o["goals"], "sectors": [], "website": None, "updated_at": datetime.now(UTC).isoformat()}
+    return {
+        "org_id": o["id"],
+        "revision": revision,
+        "cluster_id": o["cluster"],
+        "name": o["name"],
+        "country": "XX",
+        "language": o["language"] or "en",
+        "capabilities": o["capabilities"],
+        "goals": o["goals"],
+        "sectors": [],
+        "website": None,
+        "updated_at": datetime.now(UTC).isoformat(),
+    }
 
 
 def main() -> int:
@@ -74,7 +84,7 @@ def main() -> int:
             reweigh_s = time.perf_counter() - t
             refit = []
             profiles = [profile_from_payload(p) for p in state.all_profiles()]
-            for o in fresh[args.events:]:
+            for o in fresh[args.events :]:
                 o = {**o, "id": "refit-" + o["id"]}
                 t = time.perf_counter()
                 engine = MatchEngine(live.engine.lexicon)
@@ -85,13 +95,17 @@ def main() -> int:
             p95 = 1000 * times[int(0.95 * (len(times) - 1))]
             r50 = 1000 * statistics.median(refit)
             print(f"{args.n} organisations indexed (index rebuilt from Redis in {load_s:.1f} s)")
-            print(f"event → suggestions in Redis, incremental: p50 {p50:.1f} ms, p95 {p95:.1f} ms "
-                  f"over {len(times)} events")
+            print(
+                f"event → suggestions in Redis, incremental: p50 {p50:.1f} ms, p95 {p95:.1f} ms "
+                f"over {len(times)} events"
+            )
             print(f"re-fitting the whole index per event:      p50 {r50:.1f} ms over {len(refit)} events")
             print(f"ratio incremental / refit (p50): {p50 / r50:.4f}")
             share = live.engine.settings.reweigh_share
-            print(f"weights learnt again from the kept analyses (once per {share:.0%} of the "
-                  f"index changed): {reweigh_s:.1f} s")
+            print(
+                f"weights learnt again from the kept analyses (once per {share:.0%} of the "
+                f"index changed): {reweigh_s:.1f} s"
+            )
         finally:
             server.stop()
     return 0

@@ -41,8 +41,12 @@ def publish(bootstrap: str, envelopes: list[events.Envelope]) -> None:
     publisher = KafkaPublisher(bootstrap, "bench-producer")
     try:
         for start in range(0, len(envelopes), 500):
-            publisher.publish_batch([Outgoing(topics.PROFILES, e.payload["org_id"], events.encode(e))
-                                     for e in envelopes[start : start + 500]])
+            publisher.publish_batch(
+                [
+                    Outgoing(topics.PROFILES, e.payload["org_id"], events.encode(e))
+                    for e in envelopes[start : start + 500]
+                ]
+            )
     finally:
         publisher.close()
 
@@ -76,12 +80,25 @@ def run(n_matchers: int, orgs: list[dict], updates: list[events.Envelope], folde
                 pipe.sadd(PROFILES, o["id"])
                 pipe.hset(REVISIONS, o["id"], 1)
             pipe.execute()
-        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap, "REDIS_URL": server.url,
-               "MATCHER_GROUP": "bench-matcher", "LOG_LEVEL": "INFO", "LOG_FORMAT": "json"}
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap,
+            "REDIS_URL": server.url,
+            "MATCHER_GROUP": "bench-matcher",
+            "LOG_LEVEL": "INFO",
+            "LOG_FORMAT": "json",
+        }
         logs = [folder / f"matcher-{i}.log" for i in range(n_matchers)]
-        for log in logs:
-            processes.append(subprocess.Popen([sys.executable, "-m", "services.matcher.entrypoints.consumer"],
-                                              cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT))
+        processes.extend(
+            subprocess.Popen(
+                [sys.executable, "-m", "services.matcher.entrypoints.consumer"],
+                cwd=ROOT,
+                env=env,
+                stdout=log.open("w"),
+                stderr=subprocess.STDOUT,
+            )
+            for log in logs
+        )
         deadline = time.monotonic() + 600
         while not all('"consumer started"' in log.read_text() for log in logs):
             if time.monotonic() > deadline:
@@ -95,8 +112,13 @@ def run(n_matchers: int, orgs: list[dict], updates: list[events.Envelope], folde
         done = wait_applied(state, last, timeout=600)
         seconds = done - started
         cpu = [round(cpu_seconds(p.pid) - before, 1) for p, before in zip(processes, cpu_before, strict=True)]
-        return {"matchers": n_matchers, "events": len(updates), "seconds": round(seconds, 2),
-                "per_s": round(len(updates) / seconds, 1), "cpu_s": cpu}
+        return {
+            "matchers": n_matchers,
+            "events": len(updates),
+            "seconds": round(seconds, 2),
+            "per_s": round(len(updates) / seconds, 1),
+            "cpu_s": cpu,
+        }
     finally:
         for p in processes:
             p.terminate()
@@ -122,15 +144,25 @@ def main() -> int:
     for _ in range(args.events):  # an organisation takes another's texts: its lists change
         o, other = rng.choice(orgs), rng.choice(orgs)
         revision[o["id"]] += 1
-        updates.append(events.new_event(events.PROFILE_UPSERTED, payload(
-            {**o, "capabilities": other["capabilities"], "goals": other["goals"]}, revision[o["id"]]), "bench"))
-    print(f"{args.orgs} organisations indexed, {args.events} updates, {os.cpu_count()} cores, "
-          f"{topics.ALL_TOPICS[topics.PROFILES]} partitions of {topics.PROFILES}")
+        updates.append(
+            events.new_event(
+                events.PROFILE_UPSERTED,
+                payload({**o, "capabilities": other["capabilities"], "goals": other["goals"]}, revision[o["id"]]),
+                "bench",
+            )
+        )
+    print(
+        f"{args.orgs} organisations indexed, {args.events} updates, {os.cpu_count()} cores, "
+        f"{topics.ALL_TOPICS[topics.PROFILES]} partitions of {topics.PROFILES}"
+    )
     for n in args.matchers:
         with tempfile.TemporaryDirectory() as tmp:
             result = run(n, orgs, updates, Path(tmp))
-        print(f"matchers={result['matchers']}: {result['events']} events in {result['seconds']} s = "
-              f"{result['per_s']} events/s; CPU seconds of each matcher meanwhile: {result['cpu_s']}", flush=True)
+        print(
+            f"matchers={result['matchers']}: {result['events']} events in {result['seconds']} s = "
+            f"{result['per_s']} events/s; CPU seconds of each matcher meanwhile: {result['cpu_s']}",
+            flush=True,
+        )
     return 0
 
 

@@ -78,8 +78,11 @@ def structure_bytes(value: Any, n: int, seen: set[int]) -> tuple[int, str]:
         entries = itertools.islice(value.items() if isinstance(value, dict) else value, 0, None, step)
         sample: set[int] = set()
         picked = itertools.islice(entries, SAMPLE)  # a dictionary's entries: its keys and values
-        sampled = sum(deep_size(key, sample) + deep_size(item, sample) for key, item in picked) if isinstance(
-            value, dict) else sum(deep_size(entry, sample) for entry in picked)
+        sampled = (
+            sum(deep_size(key, sample) + deep_size(item, sample) for key, item in picked)
+            if isinstance(value, dict)
+            else sum(deep_size(entry, sample) for entry in picked)
+        )
         return sys.getsizeof(value) + int(sampled * len(value) / SAMPLE), "sampled"
     if isinstance(value, tuple) and value and all(sp.issparse(v) for v in value):
         return sum(deep_size(v, seen) for v in value), "exact"
@@ -90,11 +93,24 @@ def footprint(engine: MatchEngine) -> list[tuple[str, int, str]]:
     """(part.attribute, bytes, how measured) of every attribute of the index's parts, largest first."""
     n = len(engine.index.ids)
     rows, seen = [], set()
-    for part_name, part in (("index", engine.index), ("top_lists", engine.top_lists),
-                            ("reason_finder", engine.reason_finder), ("features", engine.features)):
+    for part_name, part in (
+        ("index", engine.index),
+        ("top_lists", engine.top_lists),
+        ("reason_finder", engine.reason_finder),
+        ("features", engine.features),
+    ):
         for name, value in vars(part).items():
-            if isinstance(value, (MatchEngine, type(engine.index), type(engine.features), type(engine.reason_finder),
-                                  type(engine.settings), type(engine.lexicon))):
+            if isinstance(
+                value,
+                (
+                    MatchEngine,
+                    type(engine.index),
+                    type(engine.features),
+                    type(engine.reason_finder),
+                    type(engine.settings),
+                    type(engine.lexicon),
+                ),
+            ):
                 continue  # another part, or what every part shares
             if isinstance(value, Sequence) and not isinstance(value, (list, tuple, str)):
                 continue  # a view, made of other attributes
@@ -104,8 +120,15 @@ def footprint(engine: MatchEngine) -> list[tuple[str, int, str]]:
 
 
 def profile(o: dict, prefix: str = "") -> OrgProfile:
-    return OrgProfile(id=prefix + o["id"], name=o["name"], cluster=o["cluster"], country=o["country"],
-                      language=o["language"], capabilities=o["capabilities"], goals=o["goals"])
+    return OrgProfile(
+        id=prefix + o["id"],
+        name=o["name"],
+        cluster=o["cluster"],
+        country=o["country"],
+        language=o["language"],
+        capabilities=o["capabilities"],
+        goals=o["goals"],
+    )
 
 
 def main() -> int:
@@ -121,27 +144,33 @@ def main() -> int:
     started = resident_mib()
     profiles = [profile(o) for o in generate(args.n, seed=11)]
     inputs = resident_mib()
-    print(f"{args.n} generated organisations; resident {started:.0f} MiB with the lexicon loaded, "
-          f"{inputs:.0f} MiB with the "
-          f"input profiles ({(inputs - started) * MIB / args.n:.0f} bytes each, the caller's)")
+    print(
+        f"{args.n} generated organisations; resident {started:.0f} MiB with the lexicon loaded, "
+        f"{inputs:.0f} MiB with the "
+        f"input profiles ({(inputs - started) * MIB / args.n:.0f} bytes each, the caller's)"
+    )
     t = time.perf_counter()
     engine.fit(profiles, workers=args.workers)
     fit_s = time.perf_counter() - t
     after_fit = resident_mib()
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"fit: {fit_s:.1f} s ({args.workers} analysis processes, the largest forked one peaking at "
-          f"{children:.0f} MiB, pages shared with this one counted in both); peak {peak_mib():.0f} MiB, "
-          f"resident {after_fit:.0f} MiB after it")
+    print(
+        f"fit: {fit_s:.1f} s ({args.workers} analysis processes, the largest forked one peaking at "
+        f"{children:.0f} MiB, pages shared with this one counted in both); peak {peak_mib():.0f} MiB, "
+        f"resident {after_fit:.0f} MiB after it"
+    )
     del profiles
     gc.collect()
     release_freed_memory()  # what the caller's profiles took, given back as the live matcher could
     held = resident_mib()
-    print(f"resident with the input profiles dropped: {held:.0f} MiB ({(held - started) * MIB / args.n:.0f} "
-          f"bytes per organisation above the start)")
+    print(
+        f"resident with the input profiles dropped: {held:.0f} MiB ({(held - started) * MIB / args.n:.0f} "
+        f"bytes per organisation above the start)"
+    )
 
     # the event path: an upsert, then the list of every organisation it touched (the live matcher
     # writes those); first the lists a running matcher has cached
-    for p in engine.ids[: 2000]:
+    for p in engine.ids[:2000]:
         engine.top(p, args.top_k)
     fresh = generate(args.events, seed=99)
     times = []
@@ -153,8 +182,10 @@ def main() -> int:
         times.append(time.perf_counter() - t)
     times.sort()
     p50, p95 = 1000 * statistics.median(times), 1000 * times[int(0.95 * (len(times) - 1))]
-    print(f"event path (engine: upsert and the lists it touched), {len(engine)} indexed: p50 {p50:.1f} ms, "
-          f"p95 {p95:.1f} ms over {len(times)} events")
+    print(
+        f"event path (engine: upsert and the lists it touched), {len(engine)} indexed: p50 {p50:.1f} ms, "
+        f"p95 {p95:.1f} ms over {len(times)} events"
+    )
 
     rows = footprint(engine)
     total = sum(size for _, size, _ in rows)

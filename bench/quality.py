@@ -38,8 +38,11 @@ from services.matcher.engine import EngineSettings, MatchEngine, OrgProfile  # n
 def read_jsonl(folder: Path) -> list[dict]:
     orgs = []
     for path in sorted(folder.glob("*.jsonl")):
-        orgs += [{**json.loads(line), "_file": path.stem}
-                 for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        orgs += [
+            {**json.loads(line), "_file": path.stem}
+            for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
     return orgs
 
 
@@ -64,17 +67,30 @@ def baseline_top(orgs: list[dict], k: int) -> dict[str, list[str]]:
     return result
 
 
-def engine_top(orgs: list[dict], k: int, with_language: bool, settings: EngineSettings | None = None
-               ) -> dict[str, list[str]]:
+def engine_top(
+    orgs: list[dict], k: int, with_language: bool, settings: EngineSettings | None = None
+) -> dict[str, list[str]]:
     engine = MatchEngine(settings=settings)
-    engine.fit([OrgProfile(id=o["id"], name=o.get("name", ""), cluster=o["cluster"], country=o.get("country", ""),
-                           language=o.get("language") if with_language else None,
-                           capabilities=o.get("capabilities", ""), goals=o.get("goals", "")) for o in orgs])
+    engine.fit(
+        [
+            OrgProfile(
+                id=o["id"],
+                name=o.get("name", ""),
+                cluster=o["cluster"],
+                country=o.get("country", ""),
+                language=o.get("language") if with_language else None,
+                capabilities=o.get("capabilities", ""),
+                goals=o.get("goals", ""),
+            )
+            for o in orgs
+        ]
+    )
     return {oid: [s.id for s in sugg] for oid, sugg in engine.suggestions_for_all(k)}
 
 
-def measure(orgs: list[dict], related: dict[str, set[str]], tops: dict[str, list[str]], k: int,
-            subset: set[str] | None = None) -> dict[str, float]:
+def measure(
+    orgs: list[dict], related: dict[str, set[str]], tops: dict[str, list[str]], k: int, subset: set[str] | None = None
+) -> dict[str, float]:
     by_id = {o["id"]: o for o in orgs}
     same = rel = hits = cross = slots = 0
     for oid, partners in tops.items():
@@ -90,12 +106,12 @@ def measure(orgs: list[dict], related: dict[str, set[str]], tops: dict[str, list
                 cross += other.get("language") != me.get("language")
             if other["sector"] in related.get(me["sector"], {me["sector"]}):
                 rel += 1
-    return {"p5_same": same / max(slots, 1), "p5_related": rel / max(slots, 1),
-            "cross_language": cross / max(hits, 1)}
+    return {"p5_same": same / max(slots, 1), "p5_related": rel / max(slots, 1), "cross_language": cross / max(hits, 1)}
 
 
-def measure_seekers(orgs: list[dict], tops: dict[str, list[str]], k: int, subset: set[str] | None = None
-                    ) -> dict[str, float]:
+def measure_seekers(
+    orgs: list[dict], tops: dict[str, list[str]], k: int, subset: set[str] | None = None
+) -> dict[str, float]:
     """Sought-sector P@k of the seekers among `orgs` (those with a `seeks` label), apart for those
     seeking another sector and for peer seekers, and the share of slots meeting a country wish."""
     by_id = {o["id"]: o for o in orgs}
@@ -111,9 +127,12 @@ def measure_seekers(orgs: list[dict], tops: dict[str, list[str]], k: int, subset
             hits["country"][0] += sum(p.get("country") in o["seeks_countries"] for p in partners)
             hits["country"][1] += k
     every = hits["other"][0] + hits["peers"][0], hits["other"][1] + hits["peers"][1]
-    return {"p5_sought": every[0] / max(every[1], 1), "p5_sought_other": hits["other"][0] / max(hits["other"][1], 1),
-            "p5_sought_peers": hits["peers"][0] / max(hits["peers"][1], 1),
-            "country_met": hits["country"][0] / max(hits["country"][1], 1)}
+    return {
+        "p5_sought": every[0] / max(every[1], 1),
+        "p5_sought_other": hits["other"][0] / max(hits["other"][1], 1),
+        "p5_sought_peers": hits["peers"][0] / max(hits["peers"][1], 1),
+        "country_met": hits["country"][0] / max(hits["country"][1], 1),
+    }
 
 
 def main() -> int:
@@ -124,10 +143,14 @@ def main() -> int:
     args = parser.parse_args()
     orgs, related = load(Path(args.devset))
     languages = sorted({o.get("language") for o in orgs})
-    print(f"dev set: {len(orgs)} organisations, {len(languages)} languages ({', '.join(languages)}), "
-          f"{len({o['sector'] for o in orgs})} sectors, {len({o['cluster'] for o in orgs})} clusters")
-    halves = {"even": {o["id"] for i, o in enumerate(orgs) if i % 2 == 0},
-              "odd": {o["id"] for i, o in enumerate(orgs) if i % 2 == 1}}
+    print(
+        f"dev set: {len(orgs)} organisations, {len(languages)} languages ({', '.join(languages)}), "
+        f"{len({o['sector'] for o in orgs})} sectors, {len({o['cluster'] for o in orgs})} clusters"
+    )
+    halves = {
+        "even": {o["id"] for i, o in enumerate(orgs) if i % 2 == 0},
+        "odd": {o["id"] for i, o in enumerate(orgs) if i % 2 == 1},
+    }
     systems = {}
     started = time.perf_counter()
     systems["plain word TF-IDF"] = baseline_top(orgs, args.k)
@@ -143,8 +166,10 @@ def main() -> int:
         allm = measure(orgs, related, tops, args.k)
         even = measure(orgs, related, tops, args.k, halves["even"])
         odd = measure(orgs, related, tops, args.k, halves["odd"])
-        print(f"{name:<28} {allm['p5_same']:>9.3f} {allm['p5_related']:>12.3f} {allm['cross_language']:>11.3f}   "
-              f"{even['p5_same']:>9.3f} {odd['p5_same']:>9.3f}")
+        print(
+            f"{name:<28} {allm['p5_same']:>9.3f} {allm['p5_related']:>12.3f} {allm['cross_language']:>11.3f}   "
+            f"{even['p5_same']:>9.3f} {odd['p5_same']:>9.3f}"
+        )
     print(f"(same-sector P@5 per half; time: baseline {t_base:.2f} s, engine {t_engine:.2f} s)")
     # By file of the dev set: parts written by people who had not seen the engine's lexicon are
     # the fairer estimate of texts we will never see.
@@ -161,23 +186,31 @@ def main() -> int:
 
     seekers = read_jsonl(Path(args.seekers))
     both = orgs + seekers
-    print(f"\nseekers: {len(seekers)} organisations that state what they need; candidates: both sets "
-          f"({len(both)} organisations)")
-    header = (f"{'system':<28} {'P@5 sought':>10} {'other sector':>13} {'peers':>7} {'country wish met':>17}   "
-              f"{'P@5 same (dev set)':>18}")
+    print(
+        f"\nseekers: {len(seekers)} organisations that state what they need; candidates: both sets "
+        f"({len(both)} organisations)"
+    )
+    header = (
+        f"{'system':<28} {'P@5 sought':>10} {'other sector':>13} {'peers':>7} {'country wish met':>17}   "
+        f"{'P@5 same (dev set)':>18}"
+    )
     print(header)
     print("-" * len(header))
     for name, top in (("plain word TF-IDF", baseline_top), ("engine", None)):
         tops = top(both, args.k) if top is not None else engine_top(both, args.k, with_language=True)
         m = measure_seekers(both, tops, args.k)
         dev = measure(both, related, tops, args.k, {o["id"] for o in orgs})
-        print(f"{name:<28} {m['p5_sought']:>10.3f} {m['p5_sought_other']:>13.3f} {m['p5_sought_peers']:>7.3f} "
-              f"{m['country_met']:>17.3f}   {dev['p5_same']:>18.3f}")
+        print(
+            f"{name:<28} {m['p5_sought']:>10.3f} {m['p5_sought_other']:>13.3f} {m['p5_sought_peers']:>7.3f} "
+            f"{m['country_met']:>17.3f}   {dev['p5_same']:>18.3f}"
+        )
         for part in sorted({o["_file"] for o in seekers}):
             ids = {o["id"] for o in seekers if o["_file"] == part}
             m = measure_seekers(both, tops, args.k, ids)
-            print(f"  {part:<26} {m['p5_sought']:>10.3f} {m['p5_sought_other']:>13.3f} {m['p5_sought_peers']:>7.3f} "
-                  f"{m['country_met']:>17.3f}")
+            print(
+                f"  {part:<26} {m['p5_sought']:>10.3f} {m['p5_sought_other']:>13.3f} {m['p5_sought_peers']:>7.3f} "
+                f"{m['country_met']:>17.3f}"
+            )
     print("(P@5 same (dev set): the dev set's organisations, with the seekers among the candidates)")
     return 0
 

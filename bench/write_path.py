@@ -98,10 +98,16 @@ def write_load(folder: Path, api: str, admin: str, orgs: int) -> int:
     rng = random.Random(3)
 
     def registration(i: int, text: dict) -> dict:
-        body = {"name": f"Bench organisation {i}", "cluster_id": clusters[i % 2], "country": "RS",
-                "capabilities": text["capabilities"], "goals": text["goals"],
-                "contacts": [{"name": f"Contact {i}", "email": f"contact{i}@bench.example.org",
-                              "language": "en", "consent": True}]}
+        body = {
+            "name": f"Bench organisation {i}",
+            "cluster_id": clusters[i % 2],
+            "country": "RS",
+            "capabilities": text["capabilities"],
+            "goals": text["goals"],
+            "contacts": [
+                {"name": f"Contact {i}", "email": f"contact{i}@bench.example.org", "language": "en", "consent": True}
+            ],
+        }
         if text["language"] in PROFILE_LANGUAGES:
             body["language"] = text["language"]
         return body
@@ -124,7 +130,7 @@ def with_workers(argv: list[str], workers: int | None) -> list[str]:
     if workers is None:
         return argv
     at = argv.index("--workers")
-    return [*argv[:at + 1], str(workers), *argv[at + 2:]]
+    return [*argv[: at + 1], str(workers), *argv[at + 2 :]]
 
 
 def _tree(pid: int) -> set[int]:
@@ -158,9 +164,27 @@ def run_wrk(what: str, url: str, folder: Path, args: argparse.Namespace, serving
     served_before = cpu_seconds(serving)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
-        ["wrk", "-t", str(args.threads), "-c", str(args.connections), "-d", f"{args.duration}s",
-         "--timeout", "10s", "-s", str(BENCH / "write_path.lua"), url, "--", str(folder), args.mix],
-        capture_output=True, text=True, check=True).stdout
+        [
+            "wrk",
+            "-t",
+            str(args.threads),
+            "-c",
+            str(args.connections),
+            "-d",
+            f"{args.duration}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(BENCH / "write_path.lua"),
+            url,
+            "--",
+            str(folder),
+            args.mix,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     served = cpu_seconds(serving) - served_before
     found = re.search(r"^WRK_RESULT (.*)$", out, re.MULTILINE)
@@ -169,8 +193,17 @@ def run_wrk(what: str, url: str, folder: Path, args: argparse.Namespace, serving
     r = json.loads(found.group(1))
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     errors = r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["timeouts"]
-    result = Round(what, r["acked"], r["refused"], errors, r["duration_s"], r["p50_ms"], r["p99_ms"],
-                   cpu / r["duration_s"], 1000 * served / max(r["acked"], 1))
+    result = Round(
+        what,
+        r["acked"],
+        r["refused"],
+        errors,
+        r["duration_s"],
+        r["p50_ms"],
+        r["p99_ms"],
+        cpu / r["duration_s"],
+        1000 * served / max(r["acked"], 1),
+    )
     print(f"  {what}: {result.per_s:,.0f} writes/s, {result.cpu_ms:.2f} CPU ms a write", flush=True)
     return result
 
@@ -182,11 +215,29 @@ def sampled(folder: str | None, pids: dict[str, int], duration_s: int) -> Iterat
         yield
         return
     Path(folder).mkdir(parents=True, exist_ok=True)
-    spies = [subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--subprocesses", "--format", "raw",
-                               "--rate", "200", "--duration", str(duration_s), "--nonblocking",
-                               "--output", str(Path(folder) / f"{name}.txt")],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-             for name, pid in pids.items()]
+    spies = [
+        subprocess.Popen(
+            [
+                "py-spy",
+                "record",
+                "--pid",
+                str(pid),
+                "--subprocesses",
+                "--format",
+                "raw",
+                "--rate",
+                "200",
+                "--duration",
+                str(duration_s),
+                "--nonblocking",
+                "--output",
+                str(Path(folder) / f"{name}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name, pid in pids.items()
+    ]
     try:
         yield
     finally:
@@ -211,7 +262,7 @@ def committed_revisions(client) -> dict[str, int]:  # type: ignore[no-untyped-de
     ids = [m.decode() for m in client.zrange(ORGS, 0, -1)]
     found: dict[str, int] = {}
     for start in range(0, len(ids), 1000):
-        chunk = ids[start:start + 1000]
+        chunk = ids[start : start + 1000]
         for org_id, raw in zip(chunk, client.mget([ORG + i for i in chunk]), strict=True):
             if raw:
                 found[org_id] = json.loads(raw)["revision"]
@@ -236,17 +287,32 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--orgs", type=int, default=200, help="organisations the PATCHes go to")
-    parser.add_argument("--mix", choices=("both", "patch", "register"), default="both",
-                        help="registrations and PATCHes in turn, or only one of them")
-    parser.add_argument("--catch-up-s", type=float, default=120,
-                        help="how long the matcher may take to read what the earlier rounds wrote")
-    parser.add_argument("--profile", metavar="DIR",
-                        help="sample the API's gunicorn and the relay with py-spy in the API + relay round; "
-                             "collapsed stacks into DIR")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="run the rounds without the matcher this many times, in turn, and keep the best of each")
-    parser.add_argument("--workers", type=int,
-                        help="gunicorn workers of both apps (default: the stack's, as deployed), to try another")
+    parser.add_argument(
+        "--mix",
+        choices=("both", "patch", "register"),
+        default="both",
+        help="registrations and PATCHes in turn, or only one of them",
+    )
+    parser.add_argument(
+        "--catch-up-s",
+        type=float,
+        default=120,
+        help="how long the matcher may take to read what the earlier rounds wrote",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="sample the API's gunicorn and the relay with py-spy in the API + relay round; collapsed stacks into DIR",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run the rounds without the matcher this many times, in turn, and keep the best of each",
+    )
+    parser.add_argument(
+        "--workers", type=int, help="gunicorn workers of both apps (default: the stack's, as deployed), to try another"
+    )
     parser.add_argument("--without-matcher", action="store_true", help="leave out the whole-stack round")
     parser.add_argument("--keep", metavar="DIR", help="run in DIR and keep its logs (default: a temporary folder)")
     args = parser.parse_args()
@@ -265,17 +331,36 @@ def main() -> int:
         state = Path(args.keep or tmp).resolve()
         state.mkdir(parents=True, exist_ok=True)
         ports = {name: str(free_port()) for name in ("PROFILES_PORT", "MATCHER_PORT", "NOTIFIER_PORT", "MAILSINK_PORT")}
-        env = {**os.environ, **ports, "NOTIFIER_SMTP_PORT": ports["MAILSINK_PORT"],
-               "MAILSINK_DIR": str(state / "mail"), "PARTNERMATCH_UP_METRICS_PORT": "0"}
+        env = {
+            **os.environ,
+            **ports,
+            "NOTIFIER_SMTP_PORT": ports["MAILSINK_PORT"],
+            "MAILSINK_DIR": str(state / "mail"),
+            "PARTNERMATCH_UP_METRICS_PORT": "0",
+        }
         trivial_addr = f"127.0.0.1:{free_port()}"
         trivial = ServiceProcess(
-            "trivial", [*with_workers(gunicorn_argv(), args.workers), "--pythonpath", str(BENCH),
-                        "--bind", trivial_addr, "write_path:trivial_app()"],
-            env, http_ready(f"http://{trivial_addr}/health"), echo=False, log_file=state / "logs" / "trivial.log")
+            "trivial",
+            [
+                *with_workers(gunicorn_argv(), args.workers),
+                "--pythonpath",
+                str(BENCH),
+                "--bind",
+                trivial_addr,
+                "write_path:trivial_app()",
+            ],
+            env,
+            http_ready(f"http://{trivial_addr}/health"),
+            echo=False,
+            log_file=state / "logs" / "trivial.log",
+        )
         print(f"starting the stack in {state} ...", flush=True)
+
         def specs(env: dict[str, str]) -> list[ServiceSpec]:
-            return [replace(spec, argv=with_workers(spec.argv, args.workers)) if spec.name == "profiles" else spec
-                    for spec in service_specs(env)]
+            return [
+                replace(spec, argv=with_workers(spec.argv, args.workers)) if spec.name == "profiles" else spec
+                for spec in service_specs(env)
+            ]
 
         stack = Stack(state / "stack", env=env, specs=specs, echo=False)
         try:
@@ -292,8 +377,11 @@ def main() -> int:
                     os.kill(pids[name], sig)
 
             wait_for("the relay published the set-up", lambda: client.xlen(outbox) == 0, 60)
-            print(f"{args.connections} connections, {args.duration} s a round, mix {args.mix}, "
-                  f"wrk with {args.threads} threads, {os.cpu_count()} cores:", flush=True)
+            print(
+                f"{args.connections} connections, {args.duration} s a round, mix {args.mix}, "
+                f"wrk with {args.threads} threads, {os.cpu_count()} cores:",
+                flush=True,
+            )
             signal_parts(CONSUMERS, signal.SIGSTOP)
             # What a write costs in each round: the web app's processes, then Redis, the relay and the
             # broker it publishes to, then everything.
@@ -305,19 +393,24 @@ def main() -> int:
                 if attempt:
                     signal_parts(("relay",), signal.SIGSTOP)
                 for what, url, serving in (
-                        ("trivial Flask app, same gunicorn", f"http://{trivial_addr}", [trivial.pid]),
-                        ("API alone (relay, matcher paused)", api, alone)):
+                    ("trivial Flask app, same gunicorn", f"http://{trivial_addr}", [trivial.pid]),
+                    ("API alone (relay, matcher paused)", api, alone),
+                ):
                     tries.setdefault(what, []).append(run_wrk(what, url, state, args, serving))
                 signal_parts(("relay",), signal.SIGCONT)
                 wait_for("the relay emptied the outbox", lambda: client.xlen(outbox) == 0, 120)
                 what = "API + relay publishing (matcher paused)"
-                with sampled(args.profile if attempt == 0 else None,
-                             {"profiles": pids["profiles"], "relay": pids["relay"]}, args.duration):
+                with sampled(
+                    args.profile if attempt == 0 else None,
+                    {"profiles": pids["profiles"], "relay": pids["relay"]},
+                    args.duration,
+                ):
                     tries.setdefault(what, []).append(run_wrk(what, api, state, args, with_relay))
             # The best of each: other work on the machine only ever slows a round down.
             rounds = [max(found, key=lambda r: r.per_s) for found in tries.values()]
             acked_in_rounds = sum(r.acked for found in tries.values() for r in found) - sum(
-                r.acked for r in tries["trivial Flask app, same gunicorn"])
+                r.acked for r in tries["trivial Flask app, same gunicorn"]
+            )
             signal_parts(CONSUMERS, signal.SIGCONT)
 
             def matcher_caught_up() -> bool:
@@ -339,17 +432,25 @@ def main() -> int:
     missing = writes - published
     base = rounds[0]
     print()
-    print(f"{'round':<42} {'writes/s':>9} {'x trivial':>9} {'CPU ms':>7} {'x trivial':>9} {'p50 ms':>7} "
-          f"{'p99 ms':>7} {'refused':>8} {'errors':>6} {'wrk cores':>9}")
+    print(
+        f"{'round':<42} {'writes/s':>9} {'x trivial':>9} {'CPU ms':>7} {'x trivial':>9} {'p50 ms':>7} "
+        f"{'p99 ms':>7} {'refused':>8} {'errors':>6} {'wrk cores':>9}"
+    )
     for r in rounds:
-        print(f"{r.what:<42} {r.per_s:>9,.0f} {r.per_s / base.per_s:>9.2f} {r.cpu_ms:>7.2f} "
-              f"{base.cpu_ms / r.cpu_ms:>9.2f} {r.p50_ms:>7.1f} {r.p99_ms:>7.1f} {r.refused:>8} {r.errors:>6} "
-              f"{r.wrk_cores:>9.2f}")
-    print("(CPU ms: CPU time of the serving processes per acknowledged write; its 'x trivial' is the rate the "
-          "round would reach against the trivial app's on cores of its own, undisturbed by other work)")
+        print(
+            f"{r.what:<42} {r.per_s:>9,.0f} {r.per_s / base.per_s:>9.2f} {r.cpu_ms:>7.2f} "
+            f"{base.cpu_ms / r.cpu_ms:>9.2f} {r.p50_ms:>7.1f} {r.p99_ms:>7.1f} {r.refused:>8} {r.errors:>6} "
+            f"{r.wrk_cores:>9.2f}"
+        )
+    print(
+        "(CPU ms: CPU time of the serving processes per acknowledged write; its 'x trivial' is the rate the "
+        "round would reach against the trivial app's on cores of its own, undisturbed by other work)"
+    )
     print()
-    print(f"writes acknowledged: {acked}; in Redis: {len(writes)}; on the profiles topic: "
-          f"{len(writes & published)}; missing: {len(missing)}")
+    print(
+        f"writes acknowledged: {acked}; in Redis: {len(writes)}; on the profiles topic: "
+        f"{len(writes & published)}; missing: {len(missing)}"
+    )
     if missing:
         print(f"NOT PUBLISHED, e.g. {sorted(missing)[:5]}")
         return 1

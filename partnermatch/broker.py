@@ -125,12 +125,11 @@ def ensure_topics(
                     extra={"topic": name, "partitions": count, "declared": topics[name]},
                 )
             admin.delete_topics(
-                [uuid.UUID(topic_id) for _, topic_id in wrong.values()], timeout_ms=ms,
+                [uuid.UUID(topic_id) for _, topic_id in wrong.values()],
+                timeout_ms=ms,
                 raise_errors=False,
             )
-        raise BrokerError(
-            f"kafka at {bootstrap}: topics kept coming back with other partition counts"
-        )
+        raise BrokerError(f"kafka at {bootstrap}: topics kept coming back with other partition counts")
     except KafkaError as exc:
         raise BrokerError(f"kafka at {bootstrap}: could not create topics: {exc!r}") from None
     finally:
@@ -206,8 +205,9 @@ def write_epoch(bootstrap: str, timeout: float = 10.0) -> str:
     return epoch
 
 
-def prepare(bootstrap: str, topics: Mapping[str, int] = ALL_TOPICS, timeout: float = 15.0,
-            *, repair: bool = False) -> tuple[dict[str, int], str]:
+def prepare(
+    bootstrap: str, topics: Mapping[str, int] = ALL_TOPICS, timeout: float = 15.0, *, repair: bool = False
+) -> tuple[dict[str, int], str]:
     """The declared topics (see `ensure_topics`), then the epoch marker if there is none yet:
     (partition counts, epoch)."""
     counts = ensure_topics(bootstrap, {**topics, EPOCH: 1}, timeout, repair=repair)
@@ -225,8 +225,14 @@ class BrokerWatch:
     the one their state was last published to or read from. Thread-safe.
     """
 
-    def __init__(self, bootstrap: str, name: str, topics: Mapping[str, int] = ALL_TOPICS,
-                 every_s: float = 2.0, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        name: str,
+        topics: Mapping[str, int] = ALL_TOPICS,
+        every_s: float = 2.0,
+        timeout: float = 5.0,
+    ) -> None:
         self.bootstrap = bootstrap
         self.name = name
         self.topics = dict(topics)
@@ -254,17 +260,20 @@ class BrokerWatch:
                 current = self._ask()
             except Exception as exc:  # noqa: BLE001 - logged once per outage, asked again later
                 if not self._failing:
-                    logger.warning("cannot read the broker's epoch; asking again",
-                                   extra={"who": self.name, "error": repr(exc),
-                                          "every_s": self.every_s})
+                    logger.warning(
+                        "cannot read the broker's epoch; asking again",
+                        extra={"who": self.name, "error": repr(exc), "every_s": self.every_s},
+                    )
                 self._failing = True
                 if self._epoch is None:
                     raise BrokerError(f"kafka at {self.bootstrap}: epoch unknown: {exc!r}") from None
                 return self._epoch
             self._failing = False
             if self._epoch is not None and current != self._epoch:
-                logger.error("the broker's epoch changed: it lost its state and was refilled",
-                             extra={"who": self.name, "epoch": current, "last_epoch": self._epoch})
+                logger.error(
+                    "the broker's epoch changed: it lost its state and was refilled",
+                    extra={"who": self.name, "epoch": current, "last_epoch": self._epoch},
+                )
             self._epoch = current
             return current
 
@@ -316,21 +325,27 @@ def group_offsets(bootstrap: str, group: str, topics: list[str], timeout: float 
             return []
         committed = admin.list_group_offsets({group: None}).get(group, {})
         ms = int(timeout * 1000)
-        first = admin.list_partition_offsets({tp: OffsetSpec.EARLIEST for tp in tps}, timeout_ms=ms)
-        latest = admin.list_partition_offsets({tp: OffsetSpec.LATEST for tp in tps}, timeout_ms=ms)
+        first = admin.list_partition_offsets(dict.fromkeys(tps, OffsetSpec.EARLIEST), timeout_ms=ms)
+        latest = admin.list_partition_offsets(dict.fromkeys(tps, OffsetSpec.LATEST), timeout_ms=ms)
     finally:
         admin.close()
     starts = {tp: first[tp].offset for tp in tps}
     answered = {tp: latest[tp].offset for tp in tps}
-    ends = _high_watermarks(bootstrap, {tp: max(starts[tp], answered[tp] - 1) for tp in tps
-                                        if answered[tp] > starts[tp]}, timeout)
+    ends = _high_watermarks(
+        bootstrap, {tp: max(starts[tp], answered[tp] - 1) for tp in tps if answered[tp] > starts[tp]}, timeout
+    )
     offsets = []
     for tp in tps:
         mark = committed.get(tp)
-        offsets.append(PartitionOffsets(
-            topic=tp.topic, partition=tp.partition,
-            committed=mark.offset if mark is not None and mark.offset >= 0 else None,
-            start=starts[tp], end=max(ends.get(tp, answered[tp]), answered[tp])))
+        offsets.append(
+            PartitionOffsets(
+                topic=tp.topic,
+                partition=tp.partition,
+                committed=mark.offset if mark is not None and mark.offset >= 0 else None,
+                start=starts[tp],
+                end=max(ends.get(tp, answered[tp]), answered[tp]),
+            )
+        )
     return offsets
 
 

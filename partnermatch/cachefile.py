@@ -54,8 +54,9 @@ def write(path: Path, obj: Any) -> None:
         for stale in path.parent.glob(f"{path.name}.*.partial"):
             with contextlib.suppress(OSError):
                 stale.unlink()
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f"{path.name}.", suffix=".partial",
-                                         delete=False) as tmp:
+        with tempfile.NamedTemporaryFile(
+            dir=path.parent, prefix=f"{path.name}.", suffix=".partial", delete=False
+        ) as tmp:
             written = tmp.name
             pickle.dump(obj, tmp, protocol=pickle.HIGHEST_PROTOCOL)
         os.chmod(written, 0o644)

@@ -45,8 +45,9 @@ class _Api:
         self.token = token
 
     def call(self, method: str, path: str, body: Any = None, auth: bool = True) -> tuple[int, Any]:
-        req = urllib.request.Request(self.base_url + path, method=method,
-                                     data=json.dumps(body).encode() if body is not None else None)
+        req = urllib.request.Request(
+            self.base_url + path, method=method, data=json.dumps(body).encode() if body is not None else None
+        )
         req.add_header("Content-Type", "application/json")
         if auth:
             req.add_header("Authorization", f"Bearer {self.token}")
@@ -61,13 +62,15 @@ def load_demo(profiles_url: str, admin_token: str) -> DemoSummary:
     api = _Api(profiles_url, admin_token)
     coordinators = []
     for cluster in demo_clusters():
-        status, body = api.call("POST", "/v1/clusters", {k: cluster[k] for k in ("id", "name", "country",
-                                                                                 "description")})
+        status, body = api.call(
+            "POST", "/v1/clusters", {k: cluster[k] for k in ("id", "name", "country", "description")}
+        )
         if status not in (201, 409):
             raise RuntimeError(f"creating cluster {cluster['id']} failed: {status} {body}")
         for coordinator in cluster["coordinators"]:
-            status, body = api.call("POST", f"/v1/clusters/{cluster['id']}/coordinators",
-                                    {**coordinator, "password": DEMO_PASSWORD})
+            status, body = api.call(
+                "POST", f"/v1/clusters/{cluster['id']}/coordinators", {**coordinator, "password": DEMO_PASSWORD}
+            )
             if status not in (201, 409):
                 raise RuntimeError(f"creating coordinator {coordinator['username']} failed: {status} {body}")
             coordinators.append((coordinator["username"], cluster["id"], coordinator["language"]))
@@ -89,5 +92,9 @@ def load_demo(profiles_url: str, admin_token: str) -> DemoSummary:
             raise RuntimeError(f"registering {org['name']!r} failed: {status} {body}")
         created += 1
     logger.info("demo data loaded", extra={"organisations_created": created, "organisations": len(orgs)})
-    return DemoSummary(clusters=len(demo_clusters()), coordinators=coordinators, organisations=len(orgs),
-                       languages=len({o.get("language") for o in orgs}))
+    return DemoSummary(
+        clusters=len(demo_clusters()),
+        coordinators=coordinators,
+        organisations=len(orgs),
+        languages=len({o.get("language") for o in orgs}),
+    )

@@ -14,8 +14,9 @@ import re
 # LRM, RLM, ALM; the embeddings and overrides LRE..RLO with PDF; the isolates LRI..PDI; zero-width
 # space, word joiner, invisible operators, byte order mark / zero-width no-break space, soft hyphen,
 # Mongolian vowel separator, and the deprecated format controls.
-_INVISIBLE = re.compile("[\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069\u200b\u2060-\u2064\u206a-\u206f"
-                        "\ufeff\u00ad\u180e]")
+_INVISIBLE = re.compile(
+    "[\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069\u200b\u2060-\u2064\u206a-\u206f\ufeff\u00ad\u180e]"
+)
 
 
 def neutralise(text: str) -> str:

@@ -164,8 +164,7 @@ def new_event(event_type: str, payload: dict[str, Any], producer: str) -> Envelo
     errors = _schema(PAYLOADS[(event_type, version)]).validate(jsonable)
     if errors:
         raise ValidationError(errors)
-    return Envelope(event_type=event_type, payload=jsonable, producer=producer, version=version,
-                    payload_checked=True)
+    return Envelope(event_type=event_type, payload=jsonable, producer=producer, version=version, payload_checked=True)
 
 
 def encode(envelope: Envelope) -> bytes:

@@ -44,8 +44,13 @@ def run_tail(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
-        for record in read_partitions(KAFKA_BOOTSTRAP_SERVERS.read(env) or "", args.topic,
-                                      follow=not args.no_follow, idle_timeout_s=1.0, stop=stop):
+        for record in read_partitions(
+            KAFKA_BOOTSTRAP_SERVERS.read(env) or "",
+            args.topic,
+            follow=not args.no_follow,
+            idle_timeout_s=1.0,
+            stop=stop,
+        ):
             print(_line(record, args.raw), flush=True)
     except KeyboardInterrupt:
         pass

@@ -178,14 +178,20 @@ def _store_unreachable(exc: Exception) -> Response:
     """A request that needed Redis while it was down or not answering. Writes are one MULTI/EXEC
     each, so none is left half-done; the client retries."""
     logger.warning("store unreachable: answered 503", extra={"path": request.path, "error": type(exc).__name__})
-    response = error(503, message="The service cannot reach its data store right now; try again in "
-                                  f"{RETRY_AFTER_SECONDS} seconds.")
+    response = error(
+        503, message=f"The service cannot reach its data store right now; try again in {RETRY_AFTER_SECONDS} seconds."
+    )
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
 
 
-def harden(app: Flask, *, max_depth: int = MAX_DEPTH, max_number_digits: int = MAX_NUMBER_DIGITS,
-           trusted_proxies: int | None = None) -> None:
+def harden(
+    app: Flask,
+    *,
+    max_depth: int = MAX_DEPTH,
+    max_number_digits: int = MAX_NUMBER_DIGITS,
+    trusted_proxies: int | None = None,
+) -> None:
     """Install the edge on `app`: call it right after `app.config` holds MAX_CONTENT_LENGTH and
     before other `before_request` functions are registered, so it runs first. With
     `trusted_proxies` (default: PARTNERMATCH_TRUSTED_PROXIES) reverse proxies in front, the client's

@@ -24,6 +24,7 @@ def N_(message: str) -> str:
     """Marks a msgid for extraction (`make messages`) without translating it here."""
     return message
 
+
 LOCALE_DIR = Path(__file__).with_name("locale")
 DOMAINS: tuple[str, ...] = ("coordinators", "organisations", "emails")
 DEFAULT = "en"
@@ -36,8 +37,12 @@ CATALOGUE_LANGUAGES: tuple[str, ...] = tuple(lang for lang in PROFILE_LANGUAGES 
 # and the tests extract (with babel.cfg) into `<domain>.pot`.
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES: dict[str, tuple[str, ...]] = {
-    "coordinators": ("services/matcher/templates", "services/matcher/ui_text.py",
-                     "services/matcher/entrypoints/pages.py", "partnermatch/reasons.py"),
+    "coordinators": (
+        "services/matcher/templates",
+        "services/matcher/ui_text.py",
+        "services/matcher/entrypoints/pages.py",
+        "partnermatch/reasons.py",
+    ),
     "organisations": ("services/profiles",),
     "emails": ("services/notifier/templates", "services/notifier/render.py"),
 }
@@ -110,10 +115,15 @@ def untranslated(domain: str, languages: Iterable[str] = READER_LANGUAGES) -> di
         if lang in (SOURCE, "sr-Cyrl"):
             continue
         catalogue = read_catalogue(lang, domain)
-        done = {} if catalogue is None else {
-            m.id: m for m in catalogue
-            if m.id and not m.fuzzy and all(m.string if isinstance(m.string, tuple) else (m.string,))
-        }
+        done = (
+            {}
+            if catalogue is None
+            else {
+                m.id: m
+                for m in catalogue
+                if m.id and not m.fuzzy and all(m.string if isinstance(m.string, tuple) else (m.string,))
+            }
+        )
         missing = [str(mid) for mid in wanted if mid not in done]
         if missing:
             gaps[lang] = missing
@@ -168,9 +178,16 @@ def extract(domain: str):
         method_map, options_map = parse_mapping_cfg(fh)
     catalogue = Catalog(domain=domain)
     for name in source_files(domain):
-        found = check_and_call_extract_file(str(ROOT / name), method_map, options_map, callback=None,
-                                            keywords=DEFAULT_KEYWORDS, comment_tags=("Translators:",),
-                                            strip_comment_tags=False, dirpath=str(ROOT))
+        found = check_and_call_extract_file(
+            str(ROOT / name),
+            method_map,
+            options_map,
+            callback=None,
+            keywords=DEFAULT_KEYWORDS,
+            comment_tags=("Translators:",),
+            strip_comment_tags=False,
+            dirpath=str(ROOT),
+        )
         for _filename, lineno, message, comments, context in found:
             catalogue.add(message, None, [(name, lineno)], auto_comments=comments, context=context)
     return catalogue
@@ -182,8 +199,7 @@ def install(env: Any, domain: str, current_language: Callable[[], str]) -> None:
     env.add_extension("jinja2.ext.i18n")
     env.install_gettext_callables(
         gettext=lambda message: translations(current_language(), domain).gettext(message),
-        ngettext=lambda singular, plural, n: translations(current_language(), domain).ngettext(
-            singular, plural, n),
+        ngettext=lambda singular, plural, n: translations(current_language(), domain).ngettext(singular, plural, n),
         newstyle=True,
     )
 
@@ -200,8 +216,7 @@ def reader_language(tag: str | None) -> str:
     return lang if lang in READER_LANGUAGES else ""
 
 
-def negotiate(asked: str | None = None, remembered: str | None = None,
-              accept: Iterable[tuple[str, float]] = ()) -> str:
+def negotiate(asked: str | None = None, remembered: str | None = None, accept: Iterable[tuple[str, float]] = ()) -> str:
     """The reader language of a page: the one asked for now (a switcher link's `?lang=`), else the
     one remembered (a cookie), else the browser's best (Accept-Language, as (tag, quality) pairs),
     else English."""
@@ -216,18 +231,17 @@ def negotiate(asked: str | None = None, remembered: str | None = None,
 
 def switcher(current: str) -> list[dict[str, Any]]:
     """The entries of a language switcher: code, native name, whether it is the current one."""
-    return [{"code": code, "name": NATIVE_NAMES[code], "current": code == current}
-            for code in READER_LANGUAGES]
+    return [{"code": code, "name": NATIVE_NAMES[code], "current": code == current} for code in READER_LANGUAGES]
 
 
 def page_language(request: Any) -> str:
     """The reader language of a Flask/werkzeug request (`?lang=`, the cookie, Accept-Language)."""
-    return negotiate(request.args.get("lang"), request.cookies.get(COOKIE),
-                     request.accept_languages)
+    return negotiate(request.args.get("lang"), request.cookies.get(COOKIE), request.accept_languages)
 
 
 def remember(response: Any, request: Any, lang: str) -> None:
     """Keep a language chosen with `?lang=` for the next visits (a year, this site only)."""
     if request.args.get("lang") == lang and request.cookies.get(COOKIE) != lang:
-        response.set_cookie(COOKIE, lang, max_age=365 * 24 * 3600, samesite="Lax", httponly=True,
-                            secure=request.is_secure)
+        response.set_cookie(
+            COOKIE, lang, max_age=365 * 24 * 3600, samesite="Lax", httponly=True, secure=request.is_secure
+        )

@@ -19,16 +19,44 @@ from partnermatch import cachefile
 
 # The 16 languages of profiles, in ISO 639-1.
 PROFILE_LANGUAGES: tuple[str, ...] = (
-    "pl", "sr", "hr", "bs", "sl", "mk", "bg", "ru", "uk", "cs", "sk", "ro", "hu", "sq", "de", "en",
+    "pl",
+    "sr",
+    "hr",
+    "bs",
+    "sl",
+    "mk",
+    "bg",
+    "ru",
+    "uk",
+    "cs",
+    "sk",
+    "ro",
+    "hu",
+    "sq",
+    "de",
+    "en",
 )
 # A reader may ask for Serbian in Cyrillic explicitly; plain "sr" means Latin script.
 READER_LANGUAGES: tuple[str, ...] = PROFILE_LANGUAGES + ("sr-Cyrl",)
 
 NATIVE_NAMES: dict[str, str] = {
-    "pl": "polski", "sr": "srpski", "sr-Cyrl": "српски", "hr": "hrvatski", "bs": "bosanski",
-    "sl": "slovenščina", "mk": "македонски", "bg": "български", "ru": "русский",
-    "uk": "українська", "cs": "čeština", "sk": "slovenčina", "ro": "română", "hu": "magyar",
-    "sq": "shqip", "de": "Deutsch", "en": "English",
+    "pl": "polski",
+    "sr": "srpski",
+    "sr-Cyrl": "српски",
+    "hr": "hrvatski",
+    "bs": "bosanski",
+    "sl": "slovenščina",
+    "mk": "македонски",
+    "bg": "български",
+    "ru": "русский",
+    "uk": "українська",
+    "cs": "čeština",
+    "sk": "slovenčina",
+    "ro": "română",
+    "hu": "magyar",
+    "sq": "shqip",
+    "de": "Deutsch",
+    "en": "English",
 }
 
 _lock = threading.Lock()
@@ -115,13 +143,26 @@ def is_cyrillic(text: str) -> bool:
 # Serbian Latin to Cyrillic, letter for letter; the digraphs dž, lj, nj are one Cyrillic letter each.
 # The one way the house writes Serbian Cyrillic for a reader (catalogues, labels, reasons); the
 # matcher's engine/text.py folds any Cyrillic to Latin, the other way, to match words.
-_SR_DIGRAPHS = (("DŽ", "Џ"), ("Dž", "Џ"), ("dž", "џ"), ("LJ", "Љ"), ("Lj", "Љ"), ("lj", "љ"),
-                ("NJ", "Њ"), ("Nj", "Њ"), ("nj", "њ"))
-_SR_LETTERS = str.maketrans(dict(zip(
-    "abvgdđežzijklmnoprstćufhcčšABVGDĐEŽZIJKLMNOPRSTĆUFHCČŠ",
-    "абвгдђежзијклмнопрстћуфхцчшАБВГДЂЕЖЗИЈКЛМНОПРСТЋУФХЦЧШ",
-    strict=True,
-)))
+_SR_DIGRAPHS = (
+    ("DŽ", "Џ"),
+    ("Dž", "Џ"),
+    ("dž", "џ"),
+    ("LJ", "Љ"),
+    ("Lj", "Љ"),
+    ("lj", "љ"),
+    ("NJ", "Њ"),
+    ("Nj", "Њ"),
+    ("nj", "њ"),
+)
+_SR_LETTERS = str.maketrans(
+    dict(
+        zip(
+            "abvgdđežzijklmnoprstćufhcčšABVGDĐEŽZIJKLMNOPRSTĆUFHCČŠ",
+            "абвгдђежзијклмнопрстћуфхцчшАБВГДЂЕЖЗИЈКЛМНОПРСТЋУФХЦЧШ",
+            strict=True,
+        )
+    )
+)
 
 
 def latin_to_serbian_cyrillic(text: str) -> str:
@@ -134,14 +175,16 @@ def latin_to_serbian_cyrillic(text: str) -> str:
 
 # Placeholders, markup, addresses and the product's name stay as they are when a Serbian text
 # changes script.
-_KEEP = re.compile(r"%\([^)]*\)[sd]|%[sd]|\{[^}]*\}|<[^>]*>|&[#\w]+;|https?://\S+|\bpartnermatch\b|\b(?:CSV|JSON|PDF)\b")
+_KEEP = re.compile(
+    r"%\([^)]*\)[sd]|%[sd]|\{[^}]*\}|<[^>]*>|&[#\w]+;|https?://\S+|\bpartnermatch\b|\b(?:CSV|JSON|PDF)\b"
+)
 
 
 def to_cyrillic(text: str) -> str:
     """Serbian Latin text in Cyrillic, leaving placeholders, tags, entities and URLs alone."""
     out, last = [], 0
     for match in _KEEP.finditer(text):
-        out.append(latin_to_serbian_cyrillic(text[last:match.start()]))
+        out.append(latin_to_serbian_cyrillic(text[last : match.start()]))
         out.append(match.group())
         last = match.end()
     out.append(latin_to_serbian_cyrillic(text[last:]))

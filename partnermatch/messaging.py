@@ -93,8 +93,7 @@ class KafkaPublisher:
         """Send all, then wait for every acknowledgement; raises if any one failed."""
         producer = self._get()
         futures = [
-            producer.send(m.topic, key=m.key.encode("utf-8"), value=m.value, headers=list(m.headers))
-            for m in messages
+            producer.send(m.topic, key=m.key.encode("utf-8"), value=m.value, headers=list(m.headers)) for m in messages
         ]
         producer.flush(timeout=self._timeout)
         delivered = []
@@ -174,8 +173,12 @@ def read_partitions(
 def committed_offsets(bootstrap: str, group_id: str, topic: str, timeout_s: float = 10.0) -> dict[int, int]:
     """Where consumer group `group_id` has committed on each partition of `topic` (partitions with
     no commit are left out). Joins no group."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=group_id, enable_auto_commit=False,
-                             request_timeout_ms=int(timeout_s * 1000) + 1000)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap.split(","),
+        group_id=group_id,
+        enable_auto_commit=False,
+        request_timeout_ms=int(timeout_s * 1000) + 1000,
+    )
     try:
         offsets = {}
         for tp in _topic_partitions(consumer, topic, timeout_s):
@@ -205,9 +208,18 @@ class TableReader:
     With a `watch`, a broker that lost its state makes the reader start again from the beginning
     of the refilled topic, as run_consumer does (reading twice is safe; skipping is not)."""
 
-    def __init__(self, bootstrap: str, topic: str, apply: Callable[[Record], None], *, client_id: str,
-                 start: dict[int, int] | None = None, watch: BrokerWatch | None = None,
-                 max_backoff_s: float = 30.0, poll_timeout_ms: int = 200) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        apply: Callable[[Record], None],
+        *,
+        client_id: str,
+        start: dict[int, int] | None = None,
+        watch: BrokerWatch | None = None,
+        max_backoff_s: float = 30.0,
+        poll_timeout_ms: int = 200,
+    ) -> None:
         self.bootstrap, self.topic, self.apply, self.client_id = bootstrap, topic, apply, client_id
         self.start = dict(start or {})
         self.watch = watch
@@ -216,8 +228,13 @@ class TableReader:
 
     def run(self, stop: threading.Event) -> None:
         consumer = KafkaConsumer(
-            bootstrap_servers=self.bootstrap.split(","), client_id=self.client_id, group_id=None,
-            enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=500)
+            bootstrap_servers=self.bootstrap.split(","),
+            client_id=self.client_id,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=500,
+        )
         try:
             tps = _topic_partitions(consumer, self.topic, timeout_s=30.0)
             if not tps:
@@ -232,8 +249,11 @@ class TableReader:
                 batch = consumer.poll(timeout_ms=self.poll_timeout_ms)
                 current = _current_epoch(self.watch)
                 if current is not None and epoch is not None and current != epoch:
-                    logger.error("the broker lost its state under this table reader: reading the refilled "
-                                 "topic from the beginning", extra={"topic": self.topic, "epoch": current})
+                    logger.error(
+                        "the broker lost its state under this table reader: reading the refilled "
+                        "topic from the beginning",
+                        extra={"topic": self.topic, "epoch": current},
+                    )
                     consumer.seek_to_beginning(*tps)
                     epoch = current
                     continue
@@ -241,8 +261,7 @@ class TableReader:
                 for messages in batch.values():
                     for msg in messages:
                         record = _record(msg)
-                        _handle_with_retry(functools.partial(self.apply, record), record, stop,
-                                           self.max_backoff_s)
+                        _handle_with_retry(functools.partial(self.apply, record), record, stop, self.max_backoff_s)
                         if stop.is_set():
                             return
         finally:
@@ -293,8 +312,9 @@ def run_consumer(
         heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
         max_poll_records=200,
     )
-    consume = functools.partial(_consume_event, handlers=handlers, publisher=publisher, stop=stop,
-                                max_backoff_s=max_backoff_s)
+    consume = functools.partial(
+        _consume_event, handlers=handlers, publisher=publisher, stop=stop, max_backoff_s=max_backoff_s
+    )
     epoch = _current_epoch(watch)
     logger.info("consumer started", extra={"group": group_id, "topics": ",".join(topics), "epoch": epoch})
     try:
@@ -306,8 +326,14 @@ def run_consumer(
                 logger.error(
                     "the broker lost its state under this consumer: reading its partitions again "
                     "from the beginning of the refilled topics",
-                    extra={"group": group_id, "epoch": current, "last_epoch": epoch,
-                           "partitions": len(assigned), "dropped": sum(len(m) for m in batch.values())})
+                    extra={
+                        "group": group_id,
+                        "epoch": current,
+                        "last_epoch": epoch,
+                        "partitions": len(assigned),
+                        "dropped": sum(len(m) for m in batch.values()),
+                    },
+                )
                 if assigned:
                     consumer.seek_to_beginning(*assigned)
                 publisher.reset()  # its metadata describes topics that are gone
@@ -352,14 +378,16 @@ def _commit(consumer: KafkaConsumer, tp: TopicPartition, next_offset: int) -> bo
         consumer.commit({tp: OffsetAndMetadata(next_offset, "", -1)})
         return True
     except KafkaError as exc:
-        logger.warning("commit refused; these records will be read again",
-                       extra={"topic": tp.topic, "partition": tp.partition, "offset": next_offset,
-                              "error": repr(exc)})
+        logger.warning(
+            "commit refused; these records will be read again",
+            extra={"topic": tp.topic, "partition": tp.partition, "offset": next_offset, "error": repr(exc)},
+        )
         return False
 
 
-def _consume_event(record: Record, *, handlers: EventHandlers, publisher: KafkaPublisher,
-                   stop: threading.Event, max_backoff_s: float) -> None:
+def _consume_event(
+    record: Record, *, handlers: EventHandlers, publisher: KafkaPublisher, stop: threading.Event, max_backoff_s: float
+) -> None:
     try:
         envelope = events.decode(record.value)
     except events.UndecodableEvent as exc:
@@ -367,8 +395,10 @@ def _consume_event(record: Record, *, handlers: EventHandlers, publisher: KafkaP
         return
     handler = handlers.get(envelope.event_type)
     if handler is None:
-        logger.info("event of no interest to this consumer",
-                    extra={"topic": record.topic, "offset": record.offset, "event_type": envelope.event_type})
+        logger.info(
+            "event of no interest to this consumer",
+            extra={"topic": record.topic, "offset": record.offset, "event_type": envelope.event_type},
+        )
         return
     _handle_with_retry(functools.partial(handler, envelope), record, stop, max_backoff_s)
 
@@ -387,12 +417,18 @@ def _handle_with_retry(
             delay = min(max_backoff_s, 0.2 * 2 ** min(attempt, 10)) * random.uniform(0.5, 1.0)
             logger.exception(
                 "handler failed; will retry",
-                extra={"topic": record.topic, "partition": record.partition, "offset": record.offset,
-                       "attempt": attempt, "retry_in_s": round(delay, 2)},
+                extra={
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                    "attempt": attempt,
+                    "retry_in_s": round(delay, 2),
+                },
             )
             if stop.wait(delay):
                 raise HandlerFailed(
-                    f"stopped while retrying {record.topic}/{record.partition}@{record.offset}") from exc
+                    f"stopped while retrying {record.topic}/{record.partition}@{record.offset}"
+                ) from exc
 
 
 def _dead_letter(publisher: KafkaPublisher, record: Record, error: str) -> None:

@@ -33,17 +33,20 @@ if TYPE_CHECKING:  # the broker adapter's value; importing it at run time would 
 logger = logging.getLogger(__name__)
 
 METRICS_ALLOW = setting(
-    "PARTNERMATCH_METRICS_ALLOW", "127.0.0.0/8,::1",
+    "PARTNERMATCH_METRICS_ALLOW",
+    "127.0.0.0/8,::1",
     "Client networks (comma-separated CIDR) that may read GET /metrics of the web apps; others get a 404. "
     "In deployment: the network Prometheus scrapes from, never a public one",
 )
 MULTIPROC_DIR = setting(
-    "PROMETHEUS_MULTIPROC_DIR", None,
+    "PROMETHEUS_MULTIPROC_DIR",
+    None,
     "Folder where each gunicorn worker writes its HTTP metrics, so /metrics adds up all workers; empty it "
     "before the app starts (`partnermatch up` keeps one per app under PARTNERMATCH_STATE_DIR/metrics)",
 )
 UP_METRICS_PORT = setting(
-    "PARTNERMATCH_UP_METRICS_PORT", "8089",
+    "PARTNERMATCH_UP_METRICS_PORT",
+    "8089",
     "Port on 127.0.0.1 where `partnermatch up` serves the restarts of its parts (GET /metrics); 0: not served",
 )
 
@@ -55,13 +58,16 @@ _STARTED = "partnermatch.metrics.started"
 
 _HTTP = CollectorRegistry(auto_describe=True)
 REQUESTS = Counter(
-    "partnermatch_http_requests", "HTTP requests answered, by method, route template and status",
-    ["method", "route", "status"], registry=_HTTP,
+    "partnermatch_http_requests",
+    "HTTP requests answered, by method, route template and status",
+    ["method", "route", "status"],
+    registry=_HTTP,
 )
 LATENCY = Histogram(
     "partnermatch_http_request_duration_seconds",
     "Time from the request's arrival in the app to its answer, by method, route template and status",
-    ["method", "route", "status"], registry=_HTTP,
+    ["method", "route", "status"],
+    registry=_HTTP,
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 
@@ -187,8 +193,11 @@ def expose(app: Flask, collectors: Sequence[Collector] = (), allow: Sequence[Net
 
 
 def _source_up(source: str, up: bool) -> GaugeMetricFamily:
-    family = GaugeMetricFamily("partnermatch_metrics_source_up",
-                               "1 when the source of these metrics answered this scrape, else 0", labels=["source"])
+    family = GaugeMetricFamily(
+        "partnermatch_metrics_source_up",
+        "1 when the source of these metrics answered this scrape, else 0",
+        labels=["source"],
+    )
     family.add_metric([source], 1.0 if up else 0.0)
     return family
 
@@ -199,8 +208,10 @@ _failing: set[str] = set()
 def _failed(source: str, what: str, exc: Exception) -> GaugeMetricFamily:
     # Logged when it starts failing, not at every scrape while it is down.
     if what not in _failing:
-        logger.warning("metrics: a source does not answer",
-                       extra={"source": source, "what": what, "error": f"{type(exc).__name__}: {exc}"})
+        logger.warning(
+            "metrics: a source does not answer",
+            extra={"source": source, "what": what, "error": f"{type(exc).__name__}: {exc}"},
+        )
     _failing.add(what)
     return _source_up(source, False)
 
@@ -226,9 +237,11 @@ class OutboxDepthCollector(Collector):
         except Exception as exc:  # noqa: BLE001 - a scrape reports the failure, never raises
             yield _failed(self.source, "outbox depth", exc)
             return
-        family = GaugeMetricFamily("partnermatch_outbox_depth",
-                                   "Events in a service's outbox in Redis, not yet published to Kafka",
-                                   labels=["outbox"])
+        family = GaugeMetricFamily(
+            "partnermatch_outbox_depth",
+            "Events in a service's outbox in Redis, not yet published to Kafka",
+            labels=["outbox"],
+        )
         for name, value in sorted(values.items()):
             family.add_metric([name], value)
         yield family
@@ -252,12 +265,19 @@ class ConsumerLagCollector(Collector):
             yield _failed(self.source, f"lag of {self.group}", exc)
             return
         labels = ["group", "topic", "partition"]
-        lag = GaugeMetricFamily("partnermatch_consumer_lag",
-                                "Records on a partition the consumer group has not committed yet", labels=labels)
-        committed = GaugeMetricFamily("partnermatch_consumer_committed_offset",
-                                      "The consumer group's committed offset (-1: none yet)", labels=labels)
-        end = GaugeMetricFamily("partnermatch_topic_end_offset",
-                                "The offset the next record of the partition gets", labels=labels)
+        lag = GaugeMetricFamily(
+            "partnermatch_consumer_lag",
+            "Records on a partition the consumer group has not committed yet",
+            labels=labels,
+        )
+        committed = GaugeMetricFamily(
+            "partnermatch_consumer_committed_offset",
+            "The consumer group's committed offset (-1: none yet)",
+            labels=labels,
+        )
+        end = GaugeMetricFamily(
+            "partnermatch_topic_end_offset", "The offset the next record of the partition gets", labels=labels
+        )
         for p in sorted(offsets, key=lambda p: (p.topic, p.partition)):
             values = [self.group, p.topic, str(p.partition)]
             lag.add_metric(values, p.lag)
@@ -295,19 +315,27 @@ class DeliveryStatesCollector(Collector):
         except Exception as exc:  # noqa: BLE001 - a scrape reports the failure, never raises
             yield _failed(self.source, "delivery ledger", exc)
             return
-        deliveries = GaugeMetricFamily("partnermatch_notifier_deliveries",
-                                       "Deliveries (one email to one recipient) by state", labels=["state"])
+        deliveries = GaugeMetricFamily(
+            "partnermatch_notifier_deliveries", "Deliveries (one email to one recipient) by state", labels=["state"]
+        )
         for state, value in deliveries_by_state(counts).items():
             deliveries.add_metric([state], value)
         yield deliveries
-        yield GaugeMetricFamily("partnermatch_notifier_due",
-                                "Matches and deliveries waiting for a worker (new or retrying)",
-                                value=int(counts.get("backlog", 0)))
-        yield GaugeMetricFamily("partnermatch_notifier_in_flight",
-                                "Matches and deliveries a worker holds right now", value=int(counts.get("inflight", 0)))
-        yield GaugeMetricFamily("partnermatch_notifier_suppressed_addresses",
-                                "Addresses that unsubscribed from partnership emails",
-                                value=int(counts.get("suppressed", 0)))
+        yield GaugeMetricFamily(
+            "partnermatch_notifier_due",
+            "Matches and deliveries waiting for a worker (new or retrying)",
+            value=int(counts.get("backlog", 0)),
+        )
+        yield GaugeMetricFamily(
+            "partnermatch_notifier_in_flight",
+            "Matches and deliveries a worker holds right now",
+            value=int(counts.get("inflight", 0)),
+        )
+        yield GaugeMetricFamily(
+            "partnermatch_notifier_suppressed_addresses",
+            "Addresses that unsubscribed from partnership emails",
+            value=int(counts.get("suppressed", 0)),
+        )
         yield _answered(self.source, "delivery ledger")
 
 
@@ -327,12 +355,17 @@ class RestartsCollector(Collector):
         self.parts = parts
 
     def collect(self) -> Iterator[Metric]:
-        restarts = CounterMetricFamily("partnermatch_part_restarts",
-                                       "Times the supervisor of `partnermatch up` restarted a part after it died",
-                                       labels=["part"])
+        restarts = CounterMetricFamily(
+            "partnermatch_part_restarts",
+            "Times the supervisor of `partnermatch up` restarted a part after it died",
+            labels=["part"],
+        )
         running = GaugeMetricFamily("partnermatch_part_running", "1 while the part's process runs", labels=["part"])
-        given_up = GaugeMetricFamily("partnermatch_part_given_up",
-                                     "1 when the part died too often and is not restarted any more", labels=["part"])
+        given_up = GaugeMetricFamily(
+            "partnermatch_part_given_up",
+            "1 when the part died too often and is not restarted any more",
+            labels=["part"],
+        )
         for part in self.parts():
             restarts.add_metric([part.name], part.restarts)
             running.add_metric([part.name], 1.0 if part.running else 0.0)
@@ -350,8 +383,10 @@ def serve_launcher_metrics(port: int, collector: Collector) -> Any:
     try:
         server, _thread = start_http_server(port, addr="127.0.0.1", registry=registry)
     except OSError as exc:
-        logger.warning("the launcher's metrics are not served: port taken",
-                       extra={"port": port, "error": str(exc), "setting": UP_METRICS_PORT.name})
+        logger.warning(
+            "the launcher's metrics are not served: port taken",
+            extra={"port": port, "error": str(exc), "setting": UP_METRICS_PORT.name},
+        )
         return None
     return server
 
@@ -369,8 +404,9 @@ def short_timeout_copy(client: Any, timeout_s: float = 1.0) -> Any:
     return redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs))
 
 
-def lag_reader(bootstrap: str, group: str, topics: Sequence[str], timeout_s: float = 2.0
-               ) -> Callable[[], Sequence[PartitionOffsets]]:
+def lag_reader(
+    bootstrap: str, group: str, topics: Sequence[str], timeout_s: float = 2.0
+) -> Callable[[], Sequence[PartitionOffsets]]:
     """For ConsumerLagCollector: the group's offsets on `topics`, read from the broker."""
 
     def read() -> Sequence[PartitionOffsets]:

@@ -63,8 +63,10 @@ class Outbox:
 
     def __init__(self, client: redis.Redis | redis.RedisCluster, prefix: str) -> None:
         if isinstance(client, redis.RedisCluster) and not has_hash_tag(prefix):
-            raise ValueError(f"outbox prefix {prefix!r} on Redis Cluster: its keys and the state "
-                             "written with them need one hash tag, e.g. '{profiles}:'")
+            raise ValueError(
+                f"outbox prefix {prefix!r} on Redis Cluster: its keys and the state "
+                "written with them need one hash tag, e.g. '{profiles}:'"
+            )
         self.r = client
         self.stream = prefix + "outbox"
         self.offsets_key = prefix + "relay:offsets"  # "topic:partition" -> first offset of the last batch
@@ -73,15 +75,27 @@ class Outbox:
 
     def add(self, pipe: redis.client.Pipeline | redis.Redis, envelope: events.Envelope, topic: str, key: str) -> None:
         """Queue an event; call it on the pipeline of the state change it belongs to."""
-        pipe.xadd(self.stream, {
-            "topic": topic, "key": key, "event_id": envelope.event_id,
-            "event_type": envelope.event_type, "value": events.encode(envelope),
-        })
+        pipe.xadd(
+            self.stream,
+            {
+                "topic": topic,
+                "key": key,
+                "event_id": envelope.event_id,
+                "event_type": envelope.event_type,
+                "value": events.encode(envelope),
+            },
+        )
 
     def head(self, count: int) -> list[OutboxEntry]:
         return [
-            OutboxEntry(entry_id=entry_id.decode(), topic=d[b"topic"].decode(), key=d[b"key"].decode(),
-                        event_id=d[b"event_id"].decode(), event_type=d[b"event_type"].decode(), value=d[b"value"])
+            OutboxEntry(
+                entry_id=entry_id.decode(),
+                topic=d[b"topic"].decode(),
+                key=d[b"key"].decode(),
+                event_id=d[b"event_id"].decode(),
+                event_type=d[b"event_type"].decode(),
+                value=d[b"value"],
+            )
             for entry_id, d in self.r.xrange(self.stream, count=count)
         ]
 
@@ -134,9 +148,18 @@ class OutboxRelay:
     Redis in the outbox, then records the epoch as filled. Consumers are idempotent, so a state
     published twice changes nothing."""
 
-    def __init__(self, outbox: Outbox, publisher: KafkaPublisher, read_topic: Reader, name: str,
-                 batch_size: int = 200, idle_sleep_s: float = 0.1, *,
-                 watch: BrokerWatch | None = None, refill: Callable[[], int] | None = None) -> None:
+    def __init__(
+        self,
+        outbox: Outbox,
+        publisher: KafkaPublisher,
+        read_topic: Reader,
+        name: str,
+        batch_size: int = 200,
+        idle_sleep_s: float = 0.1,
+        *,
+        watch: BrokerWatch | None = None,
+        refill: Callable[[], int] | None = None,
+    ) -> None:
         self.outbox = outbox
         self.publisher = publisher
         self.read_topic = read_topic
@@ -172,12 +195,15 @@ class OutboxRelay:
         if filled != epoch:
             logger.error(
                 "broker epoch not filled by this service yet: re-publishing its state from Redis",
-                extra={"relay": self.name, "epoch": epoch, "filled_epoch": filled})
+                extra={"relay": self.name, "epoch": epoch, "filled_epoch": filled},
+            )
             self.publisher.reset()  # its metadata may describe topics that are gone
             queued = self.refill() if self.refill is not None else 0
             self.outbox.mark_filled(epoch)
-            logger.warning("state queued for the broker", extra={
-                "relay": self.name, "epoch": epoch, "queued": queued, "outbox": self.outbox.size()})
+            logger.warning(
+                "state queued for the broker",
+                extra={"relay": self.name, "epoch": epoch, "queued": queued, "outbox": self.outbox.size()},
+            )
         self._filled = epoch
 
     def step(self) -> int:
@@ -193,18 +219,26 @@ class OutboxRelay:
                 done = self._already_on_topic(head)
                 if done:
                     self.outbox.mark_published([e.entry_id for e in head if e.event_id in done], {})
-                    logger.warning("outbox entries were already on Kafka; not sending them twice",
-                                   extra={"relay": self.name, "count": len(done)})
+                    logger.warning(
+                        "outbox entries were already on Kafka; not sending them twice",
+                        extra={"relay": self.name, "count": len(done)},
+                    )
             self.needs_reconcile = False
         entries = self.outbox.head(self.batch_size)
         if not entries:
             return 0
         try:
-            delivered = self.publisher.publish_batch([
-                Outgoing(e.topic, e.key, e.value,
-                         (("event_id", e.event_id.encode()), ("event_type", e.event_type.encode())))
-                for e in entries
-            ])
+            delivered = self.publisher.publish_batch(
+                [
+                    Outgoing(
+                        e.topic,
+                        e.key,
+                        e.value,
+                        (("event_id", e.event_id.encode()), ("event_type", e.event_type.encode())),
+                    )
+                    for e in entries
+                ]
+            )
         except Exception:
             self.needs_reconcile = True
             self.publisher.reset()
@@ -238,17 +272,24 @@ class OutboxRelay:
                     moved = self.step()
                     backoff = 0.5
                 except Exception as exc:  # noqa: BLE001 - retried with backoff and logged, never dropped
-                    logger.warning("relay step failed; retrying",
-                                   extra={"relay": self.name, "error": repr(exc), "retry_in_s": backoff})
+                    logger.warning(
+                        "relay step failed; retrying",
+                        extra={"relay": self.name, "error": repr(exc), "retry_in_s": backoff},
+                    )
                     stop.wait(backoff)
                     backoff = min(backoff * 2, 10.0)
                     continue
                 now = time.monotonic()
                 if now - last_report >= 10 and self.published != reported:
-                    logger.info("relay progress", extra={
-                        "relay": self.name, "published": self.published,
-                        "per_s": round((self.published - reported) / (now - last_report), 1),
-                        "outbox": self.outbox.size()})
+                    logger.info(
+                        "relay progress",
+                        extra={
+                            "relay": self.name,
+                            "published": self.published,
+                            "per_s": round((self.published - reported) / (now - last_report), 1),
+                            "outbox": self.outbox.size(),
+                        },
+                    )
                     last_report, reported = now, self.published
                 if moved < self.batch_size:
                     # All there was is published: let the next batch gather instead of publishing
@@ -264,8 +305,14 @@ class OutboxRelay:
             logger.info("relay stopped", extra={"relay": self.name, "published": self.published})
 
 
-def kafka_relay(outbox: Outbox, bootstrap: str, name: str, batch_size: int = 200,
-                idle_sleep_s: float = 0.1, refill: Callable[[], int] | None = None) -> OutboxRelay:
+def kafka_relay(
+    outbox: Outbox,
+    bootstrap: str,
+    name: str,
+    batch_size: int = 200,
+    idle_sleep_s: float = 0.1,
+    refill: Callable[[], int] | None = None,
+) -> OutboxRelay:
     """A relay wired to a real broker. With `refill`, it follows the broker's epoch and refills a
     broker that lost its state (see `OutboxRelay`)."""
     from partnermatch.broker import BrokerWatch
@@ -276,5 +323,4 @@ def kafka_relay(outbox: Outbox, bootstrap: str, name: str, batch_size: int = 200
 
     watch = BrokerWatch(bootstrap, name=f"{name}-relay") if refill is not None else None
     publisher = KafkaPublisher(bootstrap, client_id=f"{name}-relay")
-    return OutboxRelay(outbox, publisher, read_topic, name, batch_size, idle_sleep_s,
-                       watch=watch, refill=refill)
+    return OutboxRelay(outbox, publisher, read_topic, name, batch_size, idle_sleep_s, watch=watch, refill=refill)

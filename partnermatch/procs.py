@@ -181,9 +181,7 @@ class ServiceProcess:
         """`name what`, then the end of its log: the one message a person needs."""
         where = f" (full log: {self.log_file})" if self.log_file is not None else ""
         tail = self.log_tail()
-        body = (
-            f"; last lines of its log{where}:\n{tail}" if tail else f"; it printed nothing{where}"
-        )
+        body = f"; last lines of its log{where}:\n{tail}" if tail else f"; it printed nothing{where}"
         return f"{self.name} {what}{body}"
 
     # ---- state ----------------------------------------------------------------------------
@@ -222,9 +220,7 @@ class ServiceProcess:
             code = self.proc.poll()
             if code is not None:
                 self.stop()  # first: a grandchild holding the output pipe would delay the tail
-                raise StackError(
-                    self.describe_failure(f"exited with code {code} before it was ready")
-                )
+                raise StackError(self.describe_failure(f"exited with code {code} before it was ready"))
             if self.ready is None:
                 if time.monotonic() >= settle_until:
                     return
@@ -404,17 +400,27 @@ class Supervisor:
             )
             logger.error(
                 "part given up",
-                extra={"part": part.name, "how": how, "deaths": policy.give_up_after,
-                       "window_s": policy.window_s, "critical": part.critical,
-                       "log": str(dead.log_file),
-                       "last_lines": " | ".join(line.strip() for line in tail.splitlines()[-3:])},
+                extra={
+                    "part": part.name,
+                    "how": how,
+                    "deaths": policy.give_up_after,
+                    "window_s": policy.window_s,
+                    "critical": part.critical,
+                    "log": str(dead.log_file),
+                    "last_lines": " | ".join(line.strip() for line in tail.splitlines()[-3:]),
+                },
             )
             return message if part.critical else None
         part.restart_at = now + delay
         logger.warning(
             "part died; restarting it",
-            extra={"part": part.name, "how": how, "ran_s": round(ran_for, 1),
-                   "restart": part.tracker.restarts, "in_s": round(delay, 2)},
+            extra={
+                "part": part.name,
+                "how": how,
+                "ran_s": round(ran_for, 1),
+                "restart": part.tracker.restarts,
+                "in_s": round(delay, 2),
+            },
         )
         return None
 

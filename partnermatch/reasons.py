@@ -47,19 +47,32 @@ class Reason:
 
     @classmethod
     def from_dict(cls, wire: Mapping[str, Any]) -> Reason:
-        return cls(concept=wire.get("concept"), kind=wire.get("kind"), direction=wire.get("direction", SHARED),
-                   weight=wire.get("weight", 0.0), terms_a=tuple(wire.get("terms_a") or ()),
-                   terms_b=tuple(wire.get("terms_b") or ()),
-                   others=tuple((key, value) for key, value in wire.items() if key not in _WIRE_KEYS))
+        return cls(
+            concept=wire.get("concept"),
+            kind=wire.get("kind"),
+            direction=wire.get("direction", SHARED),
+            weight=wire.get("weight", 0.0),
+            terms_a=tuple(wire.get("terms_a") or ()),
+            terms_b=tuple(wire.get("terms_b") or ()),
+            others=tuple((key, value) for key, value in wire.items() if key not in _WIRE_KEYS),
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"concept": self.concept, "kind": self.kind, "direction": self.direction, "weight": self.weight,
-                "terms_a": list(self.terms_a), "terms_b": list(self.terms_b), **dict(self.others)}
+        return {
+            "concept": self.concept,
+            "kind": self.kind,
+            "direction": self.direction,
+            "weight": self.weight,
+            "terms_a": list(self.terms_a),
+            "terms_b": list(self.terms_b),
+            **dict(self.others),
+        }
 
     def flipped(self) -> Reason:
         """The same reason seen from the other organisation: offers and seeks swap, and so do the words."""
-        return replace(self, direction=_OTHER_WAY.get(self.direction, self.direction),
-                       terms_a=self.terms_b, terms_b=self.terms_a)
+        return replace(
+            self, direction=_OTHER_WAY.get(self.direction, self.direction), terms_a=self.terms_b, terms_b=self.terms_a
+        )
 
     def seen_from(self, side: str) -> Reason:
         """The reason with organisation `side` ("a" or "b" of the pair it was written for) as "a"."""
@@ -113,38 +126,70 @@ class Reason:
 # "<seeker> seeks <label> — <provider> offers it", and for a country "<seeker> seeks partners from
 # <country> — <provider> is there", in every reader language.
 _NEED: dict[str, tuple[str, str]] = {
-    "en": ("{seeker} seeks {label} — {provider} offers it",
-           "{seeker} seeks partners from {label} — {provider} is there"),
-    "pl": ("{seeker} szuka: {label} — {provider} to oferuje",
-           "{seeker} szuka partnerów z kraju: {label} — {provider} ma tam siedzibę"),
-    "sr": ("{seeker} traži: {label} — {provider} to nudi",
-           "{seeker} traži partnere iz zemlje: {label} — {provider} je odatle"),
-    "hr": ("{seeker} traži: {label} — {provider} to nudi",
-           "{seeker} traži partnere iz zemlje: {label} — {provider} je odande"),
-    "bs": ("{seeker} traži: {label} — {provider} to nudi",
-           "{seeker} traži partnere iz zemlje: {label} — {provider} je odatle"),
-    "sl": ("{seeker} išče: {label} — {provider} to ponuja",
-           "{seeker} išče partnerje iz države: {label} — {provider} je od tam"),
-    "mk": ("{seeker} бара: {label} — {provider} го нуди тоа",
-           "{seeker} бара партнери од земјата: {label} — {provider} е оттаму"),
-    "bg": ("{seeker} търси: {label} — {provider} го предлага",
-           "{seeker} търси партньори от страната: {label} — {provider} е оттам"),
-    "ru": ("{seeker} ищет: {label} — {provider} это предлагает",
-           "{seeker} ищет партнёров из страны: {label} — {provider} находится там"),
-    "uk": ("{seeker} шукає: {label} — {provider} це пропонує",
-           "{seeker} шукає партнерів із країни: {label} — {provider} звідти"),
-    "cs": ("{seeker} hledá: {label} — {provider} to nabízí",
-           "{seeker} hledá partnery ze země: {label} — {provider} odtud pochází"),
-    "sk": ("{seeker} hľadá: {label} — {provider} to ponúka",
-           "{seeker} hľadá partnerov z krajiny: {label} — {provider} odtiaľ pochádza"),
-    "ro": ("{seeker} caută: {label} — {provider} oferă acest lucru",
-           "{seeker} caută parteneri din țara: {label} — {provider} este de acolo"),
-    "hu": ("{seeker} keresi: {label} — {provider} ezt kínálja",
-           "{seeker} partnert keres innen: {label} — {provider} onnan való"),
-    "sq": ("{seeker} kërkon: {label} — {provider} e ofron",
-           "{seeker} kërkon partnerë nga vendi: {label} — {provider} është prej andej"),
-    "de": ("{seeker} sucht: {label} — {provider} bietet das an",
-           "{seeker} sucht Partner aus dem Land: {label} — {provider} ist dort ansässig"),
+    "en": (
+        "{seeker} seeks {label} — {provider} offers it",
+        "{seeker} seeks partners from {label} — {provider} is there",
+    ),
+    "pl": (
+        "{seeker} szuka: {label} — {provider} to oferuje",
+        "{seeker} szuka partnerów z kraju: {label} — {provider} ma tam siedzibę",
+    ),
+    "sr": (
+        "{seeker} traži: {label} — {provider} to nudi",
+        "{seeker} traži partnere iz zemlje: {label} — {provider} je odatle",
+    ),
+    "hr": (
+        "{seeker} traži: {label} — {provider} to nudi",
+        "{seeker} traži partnere iz zemlje: {label} — {provider} je odande",
+    ),
+    "bs": (
+        "{seeker} traži: {label} — {provider} to nudi",
+        "{seeker} traži partnere iz zemlje: {label} — {provider} je odatle",
+    ),
+    "sl": (
+        "{seeker} išče: {label} — {provider} to ponuja",
+        "{seeker} išče partnerje iz države: {label} — {provider} je od tam",
+    ),
+    "mk": (
+        "{seeker} бара: {label} — {provider} го нуди тоа",
+        "{seeker} бара партнери од земјата: {label} — {provider} е оттаму",
+    ),
+    "bg": (
+        "{seeker} търси: {label} — {provider} го предлага",
+        "{seeker} търси партньори от страната: {label} — {provider} е оттам",
+    ),
+    "ru": (
+        "{seeker} ищет: {label} — {provider} это предлагает",
+        "{seeker} ищет партнёров из страны: {label} — {provider} находится там",
+    ),
+    "uk": (
+        "{seeker} шукає: {label} — {provider} це пропонує",
+        "{seeker} шукає партнерів із країни: {label} — {provider} звідти",
+    ),
+    "cs": (
+        "{seeker} hledá: {label} — {provider} to nabízí",
+        "{seeker} hledá partnery ze země: {label} — {provider} odtud pochází",
+    ),
+    "sk": (
+        "{seeker} hľadá: {label} — {provider} to ponúka",
+        "{seeker} hľadá partnerov z krajiny: {label} — {provider} odtiaľ pochádza",
+    ),
+    "ro": (
+        "{seeker} caută: {label} — {provider} oferă acest lucru",
+        "{seeker} caută parteneri din țara: {label} — {provider} este de acolo",
+    ),
+    "hu": (
+        "{seeker} keresi: {label} — {provider} ezt kínálja",
+        "{seeker} partnert keres innen: {label} — {provider} onnan való",
+    ),
+    "sq": (
+        "{seeker} kërkon: {label} — {provider} e ofron",
+        "{seeker} kërkon partnerë nga vendi: {label} — {provider} është prej andej",
+    ),
+    "de": (
+        "{seeker} sucht: {label} — {provider} bietet das an",
+        "{seeker} sucht Partner aus dem Land: {label} — {provider} ist dort ansässig",
+    ),
 }
 _NEED["sr-Cyrl"] = (to_cyrillic(_NEED["sr"][0]), to_cyrillic(_NEED["sr"][1]))
 

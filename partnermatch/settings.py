@@ -81,14 +81,16 @@ STATE_DIR = setting(
     "PARTNERMATCH_STATE_DIR", ".state", "Folder of the local stack's data (Redis AOF, logs, generated secrets)"
 )
 UP_MATCHERS = setting(
-    "PARTNERMATCH_MATCHERS", "1",
+    "PARTNERMATCH_MATCHERS",
+    "1",
     "Matcher consumers `partnermatch up` runs in one group, each with the whole index (`--matchers`); more than "
     "the partitions of `profiles` wait as standbys",
 )
 
 
 TRUSTED_PROXIES = setting(
-    "PARTNERMATCH_TRUSTED_PROXIES", "0",
+    "PARTNERMATCH_TRUSTED_PROXIES",
+    "0",
     "How many reverse proxies stand in front of each web app and set X-Forwarded-For/-Proto: the client "
     "address (for rate limits) and https are then read from them. 0 trusts none (a client could forge them)",
 )
@@ -98,8 +100,13 @@ def all_settings() -> dict[str, Setting]:
     """Every declared setting, after importing each service's config module."""
     import importlib
 
-    for module in ("services.profiles.config", "services.matcher.config", "services.matcher.batch",
-                   "services.notifier.config", "partnermatch.metrics"):
+    for module in (
+        "services.profiles.config",
+        "services.matcher.config",
+        "services.matcher.batch",
+        "services.notifier.config",
+        "partnermatch.metrics",
+    ):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -26,8 +26,9 @@ from partnermatch.settings import SettingError, setting
 logger = logging.getLogger(__name__)
 
 # The names keep the NOTIFIER_ prefix they were introduced with: one SMTP server for all mail.
-SMTP_HOST = setting("NOTIFIER_SMTP_HOST", "127.0.0.1",
-                    "SMTP server partnermatch sends through: partnership emails and sign-in links")
+SMTP_HOST = setting(
+    "NOTIFIER_SMTP_HOST", "127.0.0.1", "SMTP server partnermatch sends through: partnership emails and sign-in links"
+)
 SMTP_PORT = setting("NOTIFIER_SMTP_PORT", "2525", "Port of the SMTP server (2525: the local mail sink)")
 SMTP_USER = setting("NOTIFIER_SMTP_USER", None, "SMTP user name; no login when empty")
 SMTP_PASSWORD = setting("NOTIFIER_SMTP_PASSWORD", None, "SMTP password", secret=True)
@@ -56,9 +57,7 @@ def parse_sender(value: str) -> Address:
     except (ValueError, TypeError, IndexError) as exc:
         raise SettingError(f"NOTIFIER_FROM is not an address: {exc}") from None
     if len(addresses) != 1 or not addresses[0].domain or header.defects:
-        raise SettingError(
-            f"NOTIFIER_FROM must be exactly one address with a domain, got {value!r}"
-        )
+        raise SettingError(f"NOTIFIER_FROM must be exactly one address with a domain, got {value!r}")
     return addresses[0]
 
 
@@ -163,13 +162,9 @@ class SmtpMailer:
         """Send `msg` to one recipient. `on_accepted(reply)` runs the moment the server answers 250
         to the body, before anything else (even QUIT), so the caller can record it first."""
         try:
-            smtp = smtplib.SMTP(
-                self.host, self.port, local_hostname=self.local_hostname, timeout=self.timeout_s
-            )
+            smtp = smtplib.SMTP(self.host, self.port, local_hostname=self.local_hostname, timeout=self.timeout_s)
         except (OSError, smtplib.SMTPException) as exc:
-            raise SmtpFailure(
-                "temporary", getattr(exc, "smtp_code", None), f"connect: {exc}"
-            ) from None
+            raise SmtpFailure("temporary", getattr(exc, "smtp_code", None), f"connect: {exc}") from None
         try:
             self._converse(smtp, msg, sender, recipient, before_data, on_accepted)
         finally:
@@ -231,9 +226,7 @@ class SmtpMailer:
             smtp.send(body)
             code, reply = smtp.getreply()
         except (TimeoutError, OSError, smtplib.SMTPException) as exc:
-            raise SmtpOutcomeUnknown(
-                f"no reply to the message body: {type(exc).__name__}: {exc}"
-            ) from None
+            raise SmtpOutcomeUnknown(f"no reply to the message body: {type(exc).__name__}: {exc}") from None
         if code != 250:
             raise _refused(code, reply, "end of DATA")
         on_accepted(reply.decode("utf-8", "replace")[:300])

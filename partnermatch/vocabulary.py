@@ -85,8 +85,12 @@ def _term(entry: Any) -> Term | None:
     kind = entry.get("kind")
     labels = _labels(entry)
     if kind in ("sector", "activity"):
-        return Term(id=str(entry["id"]), kind=kind, labels=labels,
-                    sector=str(entry["sector"]) if kind == "activity" and entry.get("sector") else None)
+        return Term(
+            id=str(entry["id"]),
+            kind=kind,
+            labels=labels,
+            sector=str(entry["sector"]) if kind == "activity" and entry.get("sector") else None,
+        )
     if kind == "country" and entry.get("country"):
         code = str(entry["country"]).upper()
         return Term(id=str(entry["id"]), kind=kind, labels=labels, code=code)
@@ -140,8 +144,10 @@ def vocabulary(lang: str = "en", fallback_countries: Iterable[str] = ()) -> dict
         return sorted(items, key=lambda item: (_sort_key(item["label"]), item.get("id") or item["code"]))
 
     sectors = [{"id": t.id, "label": t.label(lang)} for t in vocab.sectors.values()]
-    activities = [{"id": t.id, "label": t.label(lang), **({"sector": t.sector} if t.sector else {})}
-                  for t in vocab.activities.values()]
+    activities = [
+        {"id": t.id, "label": t.label(lang), **({"sector": t.sector} if t.sector else {})}
+        for t in vocab.activities.values()
+    ]
     if vocab.countries:
         countries = [{"code": code, "label": t.label(lang)} for code, t in vocab.countries.items()]
     else:

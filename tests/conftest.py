@@ -53,8 +53,9 @@ def redis_cluster_client(redis_cluster: RedisClusterServers) -> Iterator[redis.R
 
 
 @pytest.fixture(params=["redis-server", "redis-cluster"])
-def store_client(request: pytest.FixtureRequest, redis_server: RedisServer
-                 ) -> Iterator[redis.Redis | redis.RedisCluster]:
+def store_client(
+    request: pytest.FixtureRequest, redis_server: RedisServer
+) -> Iterator[redis.Redis | redis.RedisCluster]:
     """For a store's tests that must hold on one redis-server and on a Redis Cluster alike: each
     test runs twice, on an empty database of either. A test module can make it its `redis_client`."""
     if request.param == "redis-cluster":

@@ -47,8 +47,10 @@ def figures(pairs: Iterable[dict[str, Any]], now_ms: int, weeks: int = 12) -> Cl
     reasons: Counter[str] = Counter()
     waits: list[float] = []
     first_week = _monday(now_ms) - timedelta(weeks=weeks - 1)
-    by_week = {first_week + timedelta(weeks=i): Week((first_week + timedelta(weeks=i)).date().isoformat())
-               for i in range(weeks)}
+    by_week = {
+        first_week + timedelta(weeks=i): Week((first_week + timedelta(weeks=i)).date().isoformat())
+        for i in range(weeks)
+    }
     for pair in pairs:
         state = pair.get("state")
         if state not in ("pending", "approved", "rejected"):
@@ -81,10 +83,26 @@ def figures(pairs: Iterable[dict[str, Any]], now_ms: int, weeks: int = 12) -> Cl
     return out
 
 
-CSV_COLUMNS = ("pair_id", "state", "score", "own_org", "partner_org", "partner_name", "partner_country",
-               "partner_cluster", "suggested_at", "decided_at", "own_decision", "own_coordinator",
-               "own_reason", "own_comment", "partner_decision", "partner_coordinator", "partner_reason",
-               "partner_comment")
+CSV_COLUMNS = (
+    "pair_id",
+    "state",
+    "score",
+    "own_org",
+    "partner_org",
+    "partner_name",
+    "partner_country",
+    "partner_cluster",
+    "suggested_at",
+    "decided_at",
+    "own_decision",
+    "own_coordinator",
+    "own_reason",
+    "own_comment",
+    "partner_decision",
+    "partner_coordinator",
+    "partner_reason",
+    "partner_comment",
+)
 
 
 def _iso(ms: int | None) -> str:
@@ -109,11 +127,29 @@ def listing_csv(views: Sequence[dict[str, Any]]) -> str:
         decisions = {d["cluster_id"]: d for d in view.get("decisions", [])}
         own = decisions.get(view["clusters"]["own"], {})
         partner = decisions.get(view["clusters"]["partner"], {})
-        writer.writerow([_cell(v) for v in (
-            view["pair_id"], view["state"], f"{view['score']:.3f}", view["own"]["org_id"], view["partner"]["org_id"],
-            view["partner"].get("name") or "", view["partner"].get("country") or "",
-            view["clusters"]["partner"], _iso(view.get("created_ms")), _iso(view.get("decided_ms")),
-            own.get("decision", ""), own.get("coordinator", ""), own.get("reason_code") or "",
-            own.get("reason_text") or "", partner.get("decision", ""), partner.get("coordinator", ""),
-            partner.get("reason_code") or "", partner.get("reason_text") or "")])
+        writer.writerow(
+            [
+                _cell(v)
+                for v in (
+                    view["pair_id"],
+                    view["state"],
+                    f"{view['score']:.3f}",
+                    view["own"]["org_id"],
+                    view["partner"]["org_id"],
+                    view["partner"].get("name") or "",
+                    view["partner"].get("country") or "",
+                    view["clusters"]["partner"],
+                    _iso(view.get("created_ms")),
+                    _iso(view.get("decided_ms")),
+                    own.get("decision", ""),
+                    own.get("coordinator", ""),
+                    own.get("reason_code") or "",
+                    own.get("reason_text") or "",
+                    partner.get("decision", ""),
+                    partner.get("coordinator", ""),
+                    partner.get("reason_code") or "",
+                    partner.get("reason_text") or "",
+                )
+            ]
+        )
     return buffer.getvalue()

@@ -29,10 +29,12 @@ logger = logging.getLogger(__name__)
 TEXT_FIELDS = ("name", "cluster", "country", "language", "capabilities", "goals")
 NEED_FIELDS = ("offers", "seeks", "seeks_countries")  # optional lists of lexicon ids / ISO codes
 LEMMA_INDEX = setting(
-    "PARTNERMATCH_LEMMA_INDEX", DEFAULT_FOLDER,
+    "PARTNERMATCH_LEMMA_INDEX",
+    DEFAULT_FOLDER,
     "Folder for what the matcher builds once per installation (`partnermatch lemmas`): the lemma "
     "index from simplemma's dictionaries, and copies of the decoded language detection model and "
-    "of the compiled lexicon. Every service reads it")
+    "of the compiled lexicon. Every service reads it",
+)
 
 
 class InputError(ValueError):
@@ -45,16 +47,21 @@ class MatchingError(RuntimeError):
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "match", help="suggest partners for every organisation of a JSON-lines file",
+        "match",
+        help="suggest partners for every organisation of a JSON-lines file",
         description="One JSON organisation per line in (id, name, cluster, country, language optional, "
-                    "capabilities, goals; optional lists offers, seeks, seeks_countries); one line per "
-                    "organisation out: its best partners with reasons.")
+        "capabilities, goals; optional lists offers, seeks, seeks_countries); one line per "
+        "organisation out: its best partners with reasons.",
+    )
     parser.add_argument("--input", required=True, help="input .jsonl file, or - for standard input")
     parser.add_argument("--output", required=True, help="output .jsonl file, or - for standard output")
     parser.add_argument("--top", type=int, default=5, help="partners per organisation (default 5)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="processes that analyse and match (default: the CPUs, at most 4, "
-                             "from 4,000 organisations on)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes that analyse and match (default: the CPUs, at most 4, from 4,000 organisations on)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -77,7 +84,7 @@ def read_organisations(stream: IO[str]) -> list[Any]:
         if isinstance(org_id, int) and not isinstance(org_id, bool):
             org_id = str(org_id)
         if not isinstance(org_id, str) or not org_id.strip():
-            raise InputError(f"line {number}: missing or empty \"id\" (a string)")
+            raise InputError(f'line {number}: missing or empty "id" (a string)')
         if org_id in seen:
             raise InputError(f"line {number}: duplicate id {org_id!r} (first on line {seen[org_id]})")
         seen[org_id] = number
@@ -85,15 +92,23 @@ def read_organisations(stream: IO[str]) -> list[Any]:
         for name in TEXT_FIELDS:
             value = doc.get(name)
             if value is not None and not isinstance(value, str):
-                raise InputError(f"line {number}: \"{name}\" must be a string, got {type(value).__name__}")
+                raise InputError(f'line {number}: "{name}" must be a string, got {type(value).__name__}')
             values[name] = value
         needs = {name: _need_list(doc.get(name), name, number) for name in NEED_FIELDS}
         given["needs"].update(needs["offers"], needs["seeks"])
         given["countries"].update(needs["seeks_countries"])
-        profiles.append(OrgProfile(
-            id=org_id, name=values["name"] or "", cluster=values["cluster"] or f"(no cluster) {org_id}",
-            country=values["country"] or "", language=(values["language"] or None),
-            capabilities=values["capabilities"] or "", goals=values["goals"] or "", **needs))
+        profiles.append(
+            OrgProfile(
+                id=org_id,
+                name=values["name"] or "",
+                cluster=values["cluster"] or f"(no cluster) {org_id}",
+                country=values["country"] or "",
+                language=(values["language"] or None),
+                capabilities=values["capabilities"] or "",
+                goals=values["goals"] or "",
+                **needs,
+            )
+        )
     _warn_unknown(given["needs"], given["countries"])
     return profiles
 
@@ -102,11 +117,13 @@ def _need_list(value: Any, name: str, number: int) -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
-        raise InputError(f"line {number}: \"{name}\" must be a list of strings, got {type(value).__name__}")
+        raise InputError(f'line {number}: "{name}" must be a list of strings, got {type(value).__name__}')
     for item in value:
         if not isinstance(item, str):
-            raise InputError(f"line {number}: \"{name}\" must be a list of strings, has "
-                             f"{json.dumps(item, ensure_ascii=False)[:40]} ({type(item).__name__})")
+            raise InputError(
+                f'line {number}: "{name}" must be a list of strings, has '
+                f"{json.dumps(item, ensure_ascii=False)[:40]} ({type(item).__name__})"
+            )
     return tuple(dict.fromkeys(value))
 
 
@@ -120,14 +137,23 @@ def _warn_unknown(needs: set[str], countries: set[str]) -> None:
         return
     codes = vocabulary.country_codes()  # while the lexicon has no countries: any two capitals
     unknown = sorted(needs - vocabulary.need_ids()) + sorted(
-        c for c in countries if (c not in codes if codes else not _COUNTRY_CODE.fullmatch(c)))
+        c for c in countries if (c not in codes if codes else not _COUNTRY_CODE.fullmatch(c))
+    )
     if unknown:
-        logger.warning("unknown ids in offers, seeks or seeks_countries: kept, but nothing matches on them",
-                       extra={"count": len(unknown), "ids": unknown[:20]})
+        logger.warning(
+            "unknown ids in offers, seeks or seeks_countries: kept, but nothing matches on them",
+            extra={"count": len(unknown), "ids": unknown[:20]},
+        )
 
 
-def match_file(src: IO[str], dst: IO[str], top: int, lemma_index: str | None = None,
-               workers: int | None = None, scratch: str | None = None) -> int:
+def match_file(
+    src: IO[str],
+    dst: IO[str],
+    top: int,
+    lemma_index: str | None = None,
+    workers: int | None = None,
+    scratch: str | None = None,
+) -> int:
     from services.matcher.engine import MatchEngine
     from services.matcher.engine.text import use_lemma_index
     from services.matcher.engine.workers import can_fork
@@ -142,6 +168,7 @@ def match_file(src: IO[str], dst: IO[str], top: int, lemma_index: str | None = N
         def report(done: int, total: int) -> None:
             rate = done / max(time.monotonic() - started, 1e-6)
             logger.info(stage, extra={"done": done, "total": total, "per_s": round(rate, 1)})
+
         return report
 
     if workers is None:
@@ -150,8 +177,15 @@ def match_file(src: IO[str], dst: IO[str], top: int, lemma_index: str | None = N
         engine.fit(profiles, progress=progress("analysed"), workers=workers, keep_analyses=True)
         parts = min(workers, len(profiles)) if can_fork() else 1
         if parts > 1:
-            _match_in_parts(engine, profiles, top, dst, parts, progress(f"matched (part 1 of {parts}, "
-                                                                       "the others alongside)"), scratch)
+            _match_in_parts(
+                engine,
+                profiles,
+                top,
+                dst,
+                parts,
+                progress(f"matched (part 1 of {parts}, the others alongside)"),
+                scratch,
+            )
         else:
             _write_part(engine, profiles, 0, len(profiles), top, dst, progress("matched"))
     logger.info("done", extra={"organisations": len(profiles), "seconds": round(time.monotonic() - started, 2)})
@@ -183,8 +217,9 @@ class LineWriter:
     def _enc(self, value: Any) -> str:
         got = self._strings.get(value)
         if got is None:
-            got = self._strings[value] = json.dumps(list(value) if isinstance(value, tuple) else value,
-                                                    ensure_ascii=False)
+            got = self._strings[value] = json.dumps(
+                list(value) if isinstance(value, tuple) else value, ensure_ascii=False
+            )
         return got
 
     def __call__(self, org_id: str, suggestions: list[Any]) -> str:
@@ -196,16 +231,20 @@ class LineWriter:
                 head = heads.get((concept, kind, direction))
                 if head is None:
                     head = heads[(concept, kind, direction)] = (
-                        f'{{"concept": {enc(concept)}, "kind": {enc(kind)}, "direction": {enc(direction)}, "weight": ')
-                reasons.append(f'{head}{round(weight, 4)!r}, "terms_a": {known(terms_a) or enc(terms_a)}, '
-                               f'"terms_b": {known(terms_b) or enc(terms_b)}}}')
-            out.append(f'{{"id": {known(s.id) or enc(s.id)}, "score": {round(s.score, 4)!r}, '
-                       f'"reasons": [{", ".join(reasons)}]}}')
+                        f'{{"concept": {enc(concept)}, "kind": {enc(kind)}, "direction": {enc(direction)}, "weight": '
+                    )
+                reasons.append(
+                    f'{head}{round(weight, 4)!r}, "terms_a": {known(terms_a) or enc(terms_a)}, '
+                    f'"terms_b": {known(terms_b) or enc(terms_b)}}}'
+                )
+            out.append(
+                f'{{"id": {known(s.id) or enc(s.id)}, "score": {round(s.score, 4)!r}, '
+                f'"reasons": [{", ".join(reasons)}]}}'
+            )
         return f'{{"id": {enc(org_id)}, "suggestions": [{", ".join(out)}]}}\n'
 
 
-def _write_part(engine: Any, profiles: list[Any], lo: int, hi: int, top: int, dst: IO[str], progress: Any
-                ) -> None:
+def _write_part(engine: Any, profiles: list[Any], lo: int, hi: int, top: int, dst: IO[str], progress: Any) -> None:
     """The output lines of profiles[lo:hi] (the engine's rows lo..hi-1, fitted in input order)."""
     import numpy as np
 
@@ -216,8 +255,9 @@ def _write_part(engine: Any, profiles: list[Any], lo: int, hi: int, top: int, ds
         dst.write(line(org_id, suggestions))
 
 
-def _match_in_parts(engine: Any, profiles: list[Any], top: int, dst: IO[str], parts: int, progress: Any,
-                    scratch: str | None = None) -> None:
+def _match_in_parts(
+    engine: Any, profiles: list[Any], top: int, dst: IO[str], parts: int, progress: Any, scratch: str | None = None
+) -> None:
     """Match and write in `parts` processes at once: this one takes the first part and writes it
     straight out, forked children write the others to temporary files (in `scratch`, by default
     the system's temporary folder), appended in order. Each part's reasons and lines are made
@@ -236,8 +276,10 @@ def _match_in_parts(engine: Any, profiles: list[Any], top: int, dst: IO[str], pa
             try:
                 for i in range(1, parts):
                     child = mp.get_context("fork").Process(
-                        target=_child_part, args=(engine, profiles, bounds[i], bounds[i + 1], top, files[i]),
-                        name=f"partnermatch-match-{i}")
+                        target=_child_part,
+                        args=(engine, profiles, bounds[i], bounds[i + 1], top, files[i]),
+                        name=f"partnermatch-match-{i}",
+                    )
                     child.start()
                     children.append(child)
                 _write_part(engine, profiles, bounds[0], bounds[1], top, dst, progress)
@@ -304,16 +346,24 @@ def run(args: argparse.Namespace) -> int:
                     tmp = args.output + ".partial"
                     try:
                         with open(tmp, "w", encoding="utf-8") as profiles_out:
-                            match_file(src, profiles_out, args.top, cache, args.workers,
-                                       scratch=os.path.dirname(os.path.abspath(args.output)))
+                            match_file(
+                                src,
+                                profiles_out,
+                                args.top,
+                                cache,
+                                args.workers,
+                                scratch=os.path.dirname(os.path.abspath(args.output)),
+                            )
                         os.replace(tmp, args.output)
                     except BaseException:
                         with contextlib.suppress(OSError):
                             os.unlink(tmp)  # no half-written file left beside the output
                         raise
             except UnicodeDecodeError as exc:
-                print(f"partnermatch match: {args.input} is not UTF-8 text ({exc.reason} at byte {exc.start})",
-                      file=sys.stderr)
+                print(
+                    f"partnermatch match: {args.input} is not UTF-8 text ({exc.reason} at byte {exc.start})",
+                    file=sys.stderr,
+                )
                 return 2
     except InputError as exc:
         print(f"partnermatch match: {args.input}: {exc}", file=sys.stderr)

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from partnermatch.settings import KAFKA_BOOTSTRAP_SERVERS, REDIS_URL, SERVICE_TOKEN, setting
 
 MATCHER_REDIS_URL = setting("MATCHER_REDIS_URL", None, "Redis of the matcher (default: REDIS_URL)")
-MATCHER_HOST = setting("MATCHER_HOST", "127.0.0.1",
-                       "Address the matcher's review API and page listen on (`partnermatch up`)")
+MATCHER_HOST = setting(
+    "MATCHER_HOST", "127.0.0.1", "Address the matcher's review API and page listen on (`partnermatch up`)"
+)
 MATCHER_PORT = setting("MATCHER_PORT", "8082", "Port of the matcher's review API and page (`partnermatch up`)")
 MATCHER_TOP_K = setting("MATCHER_TOP_K", "5", "Partners suggested per organisation")
 MATCHER_MIN_SCORE = setting("MATCHER_MIN_SCORE", "0.05", "Pairs scoring below this are never suggested")
@@ -18,7 +19,8 @@ MATCHER_MAX_PENDING_PER_ORG = setting(
     "MATCHER_MAX_PENDING_PER_ORG", "8", "At most this many pending suggestions involve one organisation (the best)"
 )
 MATCHER_FEEDBACK_STRENGTH = setting(
-    "MATCHER_FEEDBACK_STRENGTH", "0.5",
+    "MATCHER_FEEDBACK_STRENGTH",
+    "0.5",
     "How much a partner rejected as not relevant lowers the organisation's candidates that resemble it for the same "
     "reasons: a look-alike's score is multiplied by 1 - this (0: rejections teach nothing, 1: a perfect look-alike "
     "is never suggested)",
@@ -28,12 +30,14 @@ MATCHER_PROFILES_URL = setting(
     "MATCHER_PROFILES_URL", "http://127.0.0.1:8081", "Profiles service the matcher asks to check coordinator logins"
 )
 MATCHER_SECRET_KEY = setting(
-    "MATCHER_SECRET_KEY", None,
+    "MATCHER_SECRET_KEY",
+    None,
     "Secret signing the coordinator page's session cookies. `partnermatch up` generates one",
     secret=True,
 )
 MATCHER_LOGIN_RATE_LIMIT = setting(
-    "MATCHER_LOGIN_RATE_LIMIT", "10 per 15 minutes",
+    "MATCHER_LOGIN_RATE_LIMIT",
+    "10 per 15 minutes",
     "Failed logins on the coordinators' page allowed from one client address (Flask-Limiter notation, counted in "
     "Redis); profiles limits failures per account as well",
 )

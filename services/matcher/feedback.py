@@ -26,13 +26,16 @@ def dislikes_in(pair: Mapping[str, Any], decisions: Iterable[Mapping[str, Any]])
     """(organisation, partner it does not want) for each cluster of the pair whose coordinator
     rejected it for a teaching reason; `decisions` as the pair record or a decision event holds them."""
     side = {pair["cluster_a"]: (pair["org_a"], pair["org_b"]), pair["cluster_b"]: (pair["org_b"], pair["org_a"])}
-    return [side[d["cluster_id"]] for d in decisions
-            if d.get("decision") == "reject" and d.get("reason_code") in TEACHING_REASONS
-            and d.get("cluster_id") in side]
+    return [
+        side[d["cluster_id"]]
+        for d in decisions
+        if d.get("decision") == "reject" and d.get("reason_code") in TEACHING_REASONS and d.get("cluster_id") in side
+    ]
 
 
-def rerank(engine: ReasonVectors, org_id: str, suggestions: list[Any], dislikes: Mapping[str, list[str]],
-           strength: float) -> list[Any]:
+def rerank(
+    engine: ReasonVectors, org_id: str, suggestions: list[Any], dislikes: Mapping[str, list[str]], strength: float
+) -> list[Any]:
     """The organisation's suggestions with their scores lowered by the rejections that bear on each
     pair, best first. A pair is lowered both by the partners the organisation rejected that the
     candidate resembles (in the organisation's list) and by those the candidate rejected that the

@@ -16,12 +16,13 @@ from partnermatch.logs import configure_logging
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "lemmas", help="build the lemma index for every language and compile the batch's product "
-                       "(once per installation)",
+        "lemmas",
+        help="build the lemma index for every language and compile the batch's product (once per installation)",
         description="Decode simplemma's dictionary of every supported language into the lemma index "
-                    "under PARTNERMATCH_LEMMA_INDEX (languages already built are only opened), keep "
-                    "copies of the decoded language detection model and of the compiled lexicon "
-                    "there, and compile the batch's candidate product into numba's cache.")
+        "under PARTNERMATCH_LEMMA_INDEX (languages already built are only opened), keep "
+        "copies of the decoded language detection model and of the compiled lexicon "
+        "there, and compile the batch's candidate product into numba's cache.",
+    )
     parser.set_defaults(func=run)
 
 
@@ -38,8 +39,11 @@ def build(folder: str, report: Callable[[str, float], None]) -> None:
     for code, seconds in preload_lemmatizers().items():
         report(f"lemmas ({code})", seconds)
     report(f"lemma index in {folder}", time.monotonic() - started)
-    for what, step in (("language model copy", preload_model), ("compiled lexicon", load_lexicon),
-                       ("candidate product (numba)", kernel)):
+    for what, step in (
+        ("language model copy", preload_model),
+        ("compiled lexicon", load_lexicon),
+        ("candidate product (numba)", kernel),
+    ):
         started = time.monotonic()
         step()
         report(what, time.monotonic() - started)

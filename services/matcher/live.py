@@ -33,16 +33,30 @@ def profile_from_payload(payload: dict[str, Any]):
     needs), or of a profile stored as applied."""
     from services.matcher.engine import OrgProfile
 
-    return OrgProfile(id=payload["org_id"], name=payload.get("name", ""), cluster=payload["cluster_id"],
-                      country=payload.get("country", ""), language=payload.get("language"),
-                      capabilities=payload.get("capabilities", ""), goals=payload.get("goals", ""),
-                      offers=tuple(payload.get("offers") or ()), seeks=tuple(payload.get("seeks") or ()),
-                      seeks_countries=tuple(payload.get("seeks_countries") or ()))
+    return OrgProfile(
+        id=payload["org_id"],
+        name=payload.get("name", ""),
+        cluster=payload["cluster_id"],
+        country=payload.get("country", ""),
+        language=payload.get("language"),
+        capabilities=payload.get("capabilities", ""),
+        goals=payload.get("goals", ""),
+        offers=tuple(payload.get("offers") or ()),
+        seeks=tuple(payload.get("seeks") or ()),
+        seeks_countries=tuple(payload.get("seeks_countries") or ()),
+    )
 
 
 class LiveMatcher:
-    def __init__(self, state: RedisMatcherState, engine: Any, top_k: int = 5, min_score: float = 0.05,
-                 max_pending_per_org: int = 8, feedback_strength: float = 0.5) -> None:
+    def __init__(
+        self,
+        state: RedisMatcherState,
+        engine: Any,
+        top_k: int = 5,
+        min_score: float = 0.05,
+        max_pending_per_org: int = 8,
+        feedback_strength: float = 0.5,
+    ) -> None:
         self.state = state
         self.engine = engine
         self.top_k = top_k
@@ -69,8 +83,7 @@ class LiveMatcher:
             logger.info("index rebuild", extra={"done": done, "total": total, "per_s": round(rate)})
 
         self.engine.fit([profile_from_payload(p) for p in profiles], progress=progress)
-        logger.info("index ready", extra={"profiles": len(profiles),
-                                          "seconds": round(time.monotonic() - started, 2)})
+        logger.info("index ready", extra={"profiles": len(profiles), "seconds": round(time.monotonic() - started, 2)})
         return len(profiles)
 
     # ---- one event ------------------------------------------------------------------------
@@ -115,9 +128,17 @@ class LiveMatcher:
     def apply(self, change: ProfileChange) -> bool:
         """Write the change durably, once: False when its revision was applied before."""
         applied = self.state.apply(change)
-        logger.info("profile event applied", extra={
-            "org_id": change.org_id, "revision": change.revision, "deleted": change.profile is None,
-            "suggested": len(change.upserts), "withdrawn": len(change.withdrawals), "applied": applied})
+        logger.info(
+            "profile event applied",
+            extra={
+                "org_id": change.org_id,
+                "revision": change.revision,
+                "deleted": change.profile is None,
+                "suggested": len(change.upserts),
+                "withdrawn": len(change.withdrawals),
+                "applied": applied,
+            },
+        )
         return applied
 
     def handle_decision(self, envelope: events.Envelope) -> bool:
@@ -138,9 +159,16 @@ class LiveMatcher:
         affected = {org for org in affected if org in self.clusters}
         upserts, withdrawals = self._pair_changes(affected, set())
         applied = self.state.apply_lesson(pair_id, upserts, withdrawals)
-        logger.info("rejection applied to the lists", extra={
-            "pair_id": pair_id, "orgs": ",".join(sorted(present)), "suggested": len(upserts),
-            "withdrawn": len(withdrawals), "applied": applied})
+        logger.info(
+            "rejection applied to the lists",
+            extra={
+                "pair_id": pair_id,
+                "orgs": ",".join(sorted(present)),
+                "suggested": len(upserts),
+                "withdrawn": len(withdrawals),
+                "applied": applied,
+            },
+        )
         return applied
 
     def plan_lists(self, orgs: set[str]) -> tuple[list[PairWrite], list[tuple[str, str]]]:
@@ -155,8 +183,9 @@ class LiveMatcher:
             return False
         return True
 
-    def _plan(self, org_id: str, revision: int, profile: dict[str, Any] | None, affected: set[str],
-              gone: set[str]) -> ProfileChange:
+    def _plan(
+        self, org_id: str, revision: int, profile: dict[str, Any] | None, affected: set[str], gone: set[str]
+    ) -> ProfileChange:
         upserts, withdrawals = self._pair_changes(affected, gone)
         return ProfileChange(org_id, revision, profile, upserts=upserts, withdrawals=withdrawals)
 
@@ -175,8 +204,9 @@ class LiveMatcher:
                 side = "a" if org_a == who else "b"
                 reasons = [Reason.from_dict(reason_dict(r)).seen_from(side).to_dict() for r in s.reasons]
                 if pid not in wanted or wanted[pid].score < s.score:
-                    wanted[pid] = PairWrite(pid, org_a, org_b, self.clusters[org_a], self.clusters[org_b],
-                                            float(s.score), reasons)
+                    wanted[pid] = PairWrite(
+                        pid, org_a, org_b, self.clusters[org_a], self.clusters[org_b], float(s.score), reasons
+                    )
         for pid in self.state.decided(wanted):
             del wanted[pid]
 
@@ -199,8 +229,9 @@ class LiveMatcher:
         upserts = self._cap(wanted, pending, withdrawals)
         return upserts, sorted(withdrawals.items())
 
-    def _cap(self, wanted: dict[str, PairWrite], pending: dict[str, dict[str, float]],
-             withdrawals: dict[str, str]) -> list[PairWrite]:
+    def _cap(
+        self, wanted: dict[str, PairWrite], pending: dict[str, dict[str, float]], withdrawals: dict[str, str]
+    ) -> list[PairWrite]:
         """No organisation gets more than `max_pending` pending pairs: the best ones stay."""
         chosen: dict[str, PairWrite] = {}
         load: dict[str, dict[str, float]] = {}

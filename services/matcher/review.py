@@ -20,8 +20,17 @@ logger = logging.getLogger(__name__)
 STATES: tuple[str, ...] = ("pending", "approved", "rejected")
 DECIDED_STATES: tuple[str, ...] = ("approved", "rejected")
 QUERY_STATES: tuple[str, ...] = (*STATES, "decided")  # what a listing may ask for: "decided" is both
-PUBLIC_PROFILE_FIELDS = ("org_id", "name", "cluster_id", "country", "language", "capabilities", "goals", "sectors",
-                         "website")
+PUBLIC_PROFILE_FIELDS = (
+    "org_id",
+    "name",
+    "cluster_id",
+    "country",
+    "language",
+    "capabilities",
+    "goals",
+    "sectors",
+    "website",
+)
 
 Renderer = Callable[[dict[str, Any], str], str]
 NeedRenderer = Callable[[dict[str, Any], str, str, str], str]
@@ -39,8 +48,15 @@ def _need_renderer() -> NeedRenderer:
     return render_need
 
 
-def render_reasons(pair: dict[str, Any], own_is_a: bool, names: dict[str, str], lang: str, render: Renderer,
-                   render_need: NeedRenderer | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+def render_reasons(
+    pair: dict[str, Any],
+    own_is_a: bool,
+    names: dict[str, str],
+    lang: str,
+    render: Renderer,
+    render_need: NeedRenderer | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
     """The pair's reasons read from one side (`names` holds the "own" and "partner" names). The
     first reason, when it is a need met, reads as a sentence ("<own> seeks <label> — <partner>
     offers it (words)")."""
@@ -56,19 +72,34 @@ def render_reasons(pair: dict[str, Any], own_is_a: bool, names: dict[str, str], 
         except Exception:  # noqa: BLE001 - a label missing must not hide the suggestion
             logger.warning("could not render a reason", exc_info=True, extra={"pair_id": pair["pair_id"]})
             text = " ↔ ".join(filter(None, [", ".join(reason.terms_a), ", ".join(reason.terms_b)]))
-        reasons.append({"text": text, "side": reason.side, "concept": reason.concept, "kind": reason.kind,
-                        "weight": reason.weight, "own_terms": list(reason.terms_a),
-                        "partner_terms": list(reason.terms_b)})
+        reasons.append(
+            {
+                "text": text,
+                "side": reason.side,
+                "concept": reason.concept,
+                "kind": reason.kind,
+                "weight": reason.weight,
+                "own_terms": list(reason.terms_a),
+                "partner_terms": list(reason.terms_b),
+            }
+        )
     return reasons
 
 
-def pair_view(pair: dict[str, Any], profiles: dict[str, dict[str, Any]], cluster_id: str, lang: str,
-              render: Renderer, render_need: NeedRenderer | None = None) -> dict[str, Any]:
+def pair_view(
+    pair: dict[str, Any],
+    profiles: dict[str, dict[str, Any]],
+    cluster_id: str,
+    lang: str,
+    render: Renderer,
+    render_need: NeedRenderer | None = None,
+) -> dict[str, Any]:
     """The pair from the coordinator's side, its reasons rendered in `lang`."""
     own_is_a = pair["cluster_a"] == cluster_id
     own_id, partner_id = (pair["org_a"], pair["org_b"]) if own_is_a else (pair["org_b"], pair["org_a"])
-    names = {who: (profiles.get(org) or {}).get("name") or org
-             for who, org in (("own", own_id), ("partner", partner_id))}
+    names = {
+        who: (profiles.get(org) or {}).get("name") or org for who, org in (("own", own_id), ("partner", partner_id))
+    }
     reasons = render_reasons(pair, own_is_a, names, lang, render, render_need)
 
     def public(org_id: str) -> dict[str, Any]:
@@ -110,14 +141,22 @@ def state_for_organisation(pair: dict[str, Any]) -> str | None:
     if state == "approved":
         decisions = pair.get("decisions") or {}
         # Approval is what opens contacts to the partner: record and decisions must agree.
-        both = all((decisions.get(cluster) or {}).get("decision") == "approve"
-                   for cluster in (pair["cluster_a"], pair["cluster_b"]))
+        both = all(
+            (decisions.get(cluster) or {}).get("decision") == "approve"
+            for cluster in (pair["cluster_a"], pair["cluster_b"])
+        )
         return "approved" if both else None
     return None
 
 
-def partnership_view(pair: dict[str, Any], profiles: dict[str, dict[str, Any]], org_id: str, lang: str,
-                     render: Renderer, render_need: NeedRenderer | None = None) -> dict[str, Any] | None:
+def partnership_view(
+    pair: dict[str, Any],
+    profiles: dict[str, dict[str, Any]],
+    org_id: str,
+    lang: str,
+    render: Renderer,
+    render_need: NeedRenderer | None = None,
+) -> dict[str, Any] | None:
     """The pair from one organisation's side: its partner, the state as the organisation sees it
     and the first reason in `lang`; None when the organisation is not in the pair or must not see
     it. No decision, coordinator or rejection reason is in it."""
@@ -129,8 +168,10 @@ def partnership_view(pair: dict[str, Any], profiles: dict[str, dict[str, Any]], 
     own_is_a = pair["org_a"] == org_id
     partner_id, partner_cluster = (pair["org_b"], pair["cluster_b"]) if own_is_a else (pair["org_a"], pair["cluster_a"])
     partner = profiles.get(partner_id)
-    names = {"own": (profiles.get(org_id) or {}).get("name") or org_id,
-             "partner": (partner or {}).get("name") or partner_id}
+    names = {
+        "own": (profiles.get(org_id) or {}).get("name") or org_id,
+        "partner": (partner or {}).get("name") or partner_id,
+    }
     first = render_reasons(pair, own_is_a, names, lang, render, render_need, limit=1)
     return {
         "pair_id": pair["pair_id"],
@@ -138,8 +179,12 @@ def partnership_view(pair: dict[str, Any], profiles: dict[str, dict[str, Any]], 
         "score": pair["score"],
         "suggested_ms": pair["created_ms"],
         "decided_ms": None if state == WAITING else pair.get("decided_ms"),
-        "partner": {"org_id": partner_id, "name": (partner or {}).get("name"), "cluster_id": partner_cluster,
-                    "country": (partner or {}).get("country")},
+        "partner": {
+            "org_id": partner_id,
+            "name": (partner or {}).get("name"),
+            "cluster_id": partner_cluster,
+            "country": (partner or {}).get("country"),
+        },
         "reason": first[0]["text"] if first else None,
     }
 
@@ -147,14 +192,17 @@ def partnership_view(pair: dict[str, Any], profiles: dict[str, dict[str, Any]], 
 def order_partnerships(views: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Waiting ones first, best score first; then decided ones, latest first."""
     waiting = sorted((v for v in views if v["state"] == WAITING), key=lambda v: (-v["score"], v["pair_id"]))
-    decided = sorted((v for v in views if v["state"] != WAITING),
-                     key=lambda v: (-(v["decided_ms"] or v["suggested_ms"]), v["pair_id"]))
+    decided = sorted(
+        (v for v in views if v["state"] != WAITING),
+        key=lambda v: (-(v["decided_ms"] or v["suggested_ms"]), v["pair_id"]),
+    )
     return waiting + decided
 
 
 class ReviewService:
-    def __init__(self, state: RedisMatcherState, render: Renderer | None = None,
-                 render_need: NeedRenderer | None = None) -> None:
+    def __init__(
+        self, state: RedisMatcherState, render: Renderer | None = None, render_need: NeedRenderer | None = None
+    ) -> None:
         self.state = state
         self._render = render
         self._render_need = render_need
@@ -172,14 +220,29 @@ class ReviewService:
             self._render_need = _need_renderer()
         return self._render_need
 
-    def list_for_cluster(self, cluster_id: str, *, state: str = "pending", sort: str = "score",
-                         country: str | None = None, language: str | None = None, min_score: float | None = None,
-                         max_score: float | None = None, q: str | None = None, sector: str | None = None,
-                         lang: str = "en", offset: int = 0, limit: int = 20) -> tuple[list[dict[str, Any]], int]:
+    def list_for_cluster(
+        self,
+        cluster_id: str,
+        *,
+        state: str = "pending",
+        sort: str = "score",
+        country: str | None = None,
+        language: str | None = None,
+        min_score: float | None = None,
+        max_score: float | None = None,
+        q: str | None = None,
+        sector: str | None = None,
+        lang: str = "en",
+        offset: int = 0,
+        limit: int = 20,
+    ) -> tuple[list[dict[str, Any]], int]:
         """One page of the cluster's suggestions in a state, filtered and sorted, and how many there
         are in all: the one query of the API and the page."""
-        ids = (self.state.pending_ids_of_cluster(cluster_id) if state == "pending"
-               else self.state.history_ids_of_cluster(cluster_id))
+        ids = (
+            self.state.pending_ids_of_cluster(cluster_id)
+            if state == "pending"
+            else self.state.history_ids_of_cluster(cluster_id)
+        )
         wanted_states = DECIDED_STATES if state == "decided" else (state,)
         pairs = [p for p in self.state.get_pairs(ids) if p["state"] in wanted_states]
         profiles = self.state.get_profiles({o for p in pairs for o in (p["org_a"], p["org_b"])})
@@ -200,8 +263,13 @@ class ReviewService:
             pairs = [p for p in pairs if _states_sector(partner(p), sector)]
         if q and q.strip():
             wanted = _searchable(q)
-            pairs = [p for p in pairs if any(wanted in _searchable((profiles.get(o) or {}).get("name") or "")
-                                             for o in (p["org_a"], p["org_b"]))]
+            pairs = [
+                p
+                for p in pairs
+                if any(
+                    wanted in _searchable((profiles.get(o) or {}).get("name") or "") for o in (p["org_a"], p["org_b"])
+                )
+            ]
         if sort == "date":
             pairs.sort(key=lambda p: p.get("decided_ms") or p["created_ms"], reverse=True)
         else:
@@ -229,8 +297,15 @@ class ReviewService:
         profiles = self.state.get_profiles([pair["org_a"], pair["org_b"]])
         return pair_view(pair, profiles, cluster_id, lang, self.render, self.render_need)
 
-    def decide(self, cluster_id: str, coordinator: str, pair_id: str, decision: str,
-               reason_code: str | None = None, reason_text: str | None = None) -> dict[str, Any]:
+    def decide(
+        self,
+        cluster_id: str,
+        coordinator: str,
+        pair_id: str,
+        decision: str,
+        reason_code: str | None = None,
+        reason_text: str | None = None,
+    ) -> dict[str, Any]:
         """Record the cluster's decision and return the pair as it now is. Deciding again as the
         cluster already did (a retry after a lost answer, a double click) is answered with the pair
         as it is, with nothing recorded or published twice; a different decision is refused."""
@@ -239,12 +314,16 @@ class ReviewService:
         except DecisionRefused as refused:
             if not _same_decision(refused.pair, cluster_id, decision, reason_code):
                 raise
-            logger.info("decision repeated: answered with the one recorded",
-                        extra={"pair_id": pair_id, "cluster_id": cluster_id, "decision": decision})
+            logger.info(
+                "decision repeated: answered with the one recorded",
+                extra={"pair_id": pair_id, "cluster_id": cluster_id, "decision": decision},
+            )
             assert refused.pair is not None
             return refused.pair
-        logger.info("decision recorded", extra={"pair_id": pair_id, "cluster_id": cluster_id,
-                                                 "decision": decision, "state": pair["state"]})
+        logger.info(
+            "decision recorded",
+            extra={"pair_id": pair_id, "cluster_id": cluster_id, "decision": decision, "state": pair["state"]},
+        )
         return pair
 
     def analytics(self, cluster_id: str, now_ms: int, weeks: int = 12) -> ClusterFigures:
@@ -256,8 +335,9 @@ class ReviewService:
         """The cluster's approval taken back while the other cluster has not decided; raises
         DecisionRefused when there is none to take back or the pair is decided."""
         pair = self.state.withdraw_approval(pair_id, cluster_id)
-        logger.info("approval withdrawn", extra={"pair_id": pair_id, "cluster_id": cluster_id,
-                                                  "coordinator": coordinator})
+        logger.info(
+            "approval withdrawn", extra={"pair_id": pair_id, "cluster_id": cluster_id, "coordinator": coordinator}
+        )
         return pair
 
 
@@ -284,5 +364,15 @@ def _same_decision(pair: dict[str, Any] | None, cluster_id: str, decision: str, 
     return decision != "reject" or mine.get("reason_code") == reason_code
 
 
-__all__ = ["DecisionRefused", "ORG_STATES", "REJECTION_REASONS", "ReviewService", "STATES", "order_partnerships",
-           "pair_view", "partnership_view", "render_reasons", "state_for_organisation"]
+__all__ = [
+    "DecisionRefused",
+    "ORG_STATES",
+    "REJECTION_REASONS",
+    "ReviewService",
+    "STATES",
+    "order_partnerships",
+    "pair_view",
+    "partnership_view",
+    "render_reasons",
+    "state_for_organisation",
+]

@@ -9,20 +9,29 @@ from services.matcher.review import ORG_STATES, QUERY_STATES, REJECTION_REASONS
 
 
 class SuggestionQuerySchema(Schema):
-    state = fields.String(load_default="pending", validate=validate.OneOf(QUERY_STATES),
-                          metadata={"description": "pending, approved, rejected, or decided (both)"})
+    state = fields.String(
+        load_default="pending",
+        validate=validate.OneOf(QUERY_STATES),
+        metadata={"description": "pending, approved, rejected, or decided (both)"},
+    )
     sort = fields.String(load_default="score", validate=validate.OneOf(["score", "date"]))
     country = fields.String(validate=validate.Regexp(r"^[A-Z]{2}$", error="Use an ISO 3166-1 alpha-2 code."))
     language = fields.String(validate=validate.OneOf(PROFILE_LANGUAGES))
     min_score = fields.Float(validate=validate.Range(min=0, max=10))
     max_score = fields.Float(validate=validate.Range(min=0, max=10))
-    sector = fields.String(validate=validate.Regexp(r"^[a-z_]{2,40}$", error="Not a sector id."),
-                           metadata={"description": "A sector id of the vocabulary; the partner states it among its "
-                                                    "sectors or offers"})
-    q = fields.String(validate=validate.Length(max=100),
-                      metadata={"description": "Part of either organisation's name (any case, accents or not)"})
-    lang = fields.String(load_default="en", validate=validate.OneOf(READER_LANGUAGES),
-                         metadata={"description": "Language the reasons are rendered in"})
+    sector = fields.String(
+        validate=validate.Regexp(r"^[a-z_]{2,40}$", error="Not a sector id."),
+        metadata={"description": "A sector id of the vocabulary; the partner states it among its sectors or offers"},
+    )
+    q = fields.String(
+        validate=validate.Length(max=100),
+        metadata={"description": "Part of either organisation's name (any case, accents or not)"},
+    )
+    lang = fields.String(
+        load_default="en",
+        validate=validate.OneOf(READER_LANGUAGES),
+        metadata={"description": "Language the reasons are rendered in"},
+    )
 
 
 class LangQuerySchema(Schema):
@@ -93,9 +102,12 @@ class PartnerSchema(Schema):
 
 class PartnershipSchema(Schema):
     pair_id = fields.String()
-    state = fields.String(metadata={
-        "description": "As the organisation sees it: waiting (for coordinators), approved (by both), rejected",
-        "enum": list(ORG_STATES)})
+    state = fields.String(
+        metadata={
+            "description": "As the organisation sees it: waiting (for coordinators), approved (by both), rejected",
+            "enum": list(ORG_STATES),
+        }
+    )
     score = fields.Float()
     suggested_ms = fields.Integer(metadata={"description": "When the pair was suggested (ms since the epoch, UTC)"})
     decided_ms = fields.Integer(allow_none=True, metadata={"description": "When it was approved or rejected"})

@@ -100,8 +100,9 @@ class SharedIndex:
     def handlers(self, others: EventHandlers) -> EventHandlers:
         """The table of the group's consumer: a profile event is planned and applied here (handle_owned);
         the handlers of the other event types run under the lock, since they may read the index too."""
-        return {event_type: functools.partial(self._locked, handler) for event_type, handler in others.items()} \
-            | dict.fromkeys(PROFILE_EVENTS, self.handle_owned)
+        return {
+            event_type: functools.partial(self._locked, handler) for event_type, handler in others.items()
+        } | dict.fromkeys(PROFILE_EVENTS, self.handle_owned)
 
     def _locked(self, handler: Callable[[events.Envelope], object], envelope: events.Envelope) -> object:
         with self.lock:
@@ -141,8 +142,10 @@ class SharedIndex:
             upserts, withdrawals = self.live.plan_lists(waiting)
         self.live.state.apply_pairs(upserts, withdrawals)
         self.live.state.forget_awaiting(org_id, waiting)
-        logger.info("lists that waited for a partner planned", extra={
-            "org_id": org_id, "orgs": len(waiting), "suggested": len(upserts), "withdrawn": len(withdrawals)})
+        logger.info(
+            "lists that waited for a partner planned",
+            extra={"org_id": org_id, "orgs": len(waiting), "suggested": len(upserts), "withdrawn": len(withdrawals)},
+        )
 
     def _planned(self, org_id: str, revision: int) -> None:
         with self.lock:
@@ -150,9 +153,19 @@ class SharedIndex:
                 del self.unplanned[org_id]
 
 
-def run_matcher(live: LiveMatcher, *, bootstrap: str, profiles_topic: str, topics: list[str], group_id: str,
-                client_id: str, handlers: EventHandlers, publisher: KafkaPublisher,
-                stop: threading.Event, watch: Callable[[str], BrokerWatch] | None = None) -> None:
+def run_matcher(
+    live: LiveMatcher,
+    *,
+    bootstrap: str,
+    profiles_topic: str,
+    topics: list[str],
+    group_id: str,
+    client_id: str,
+    handlers: EventHandlers,
+    publisher: KafkaPublisher,
+    stop: threading.Event,
+    watch: Callable[[str], BrokerWatch] | None = None,
+) -> None:
     """One matcher of the group: the table reader in a thread, the group's consumer in this one.
 
     `handlers` is the table for the events other than profiles' (see SharedIndex.handlers).
@@ -163,8 +176,14 @@ def run_matcher(live: LiveMatcher, *, bootstrap: str, profiles_topic: str, topic
     start = committed_offsets(bootstrap, group_id, profiles_topic)
     shared = SharedIndex(live)
     shared.load()
-    reader = TableReader(bootstrap, profiles_topic, shared.index_record, client_id=f"{client_id}-table",
-                         start=start, watch=watch(f"{client_id}-table") if watch else None)
+    reader = TableReader(
+        bootstrap,
+        profiles_topic,
+        shared.index_record,
+        client_id=f"{client_id}-table",
+        start=start,
+        watch=watch(f"{client_id}-table") if watch else None,
+    )
 
     def read_table() -> None:
         try:
@@ -176,10 +195,16 @@ def run_matcher(live: LiveMatcher, *, bootstrap: str, profiles_topic: str, topic
     thread = threading.Thread(target=read_table, name="profiles-table", daemon=True)
     thread.start()
     try:
-        run_consumer(bootstrap=bootstrap, topics=topics, group_id=group_id, client_id=client_id,
-                     handlers=shared.handlers(handlers), publisher=publisher, stop=stop,
-                     watch=watch(client_id) if watch else None)
+        run_consumer(
+            bootstrap=bootstrap,
+            topics=topics,
+            group_id=group_id,
+            client_id=client_id,
+            handlers=shared.handlers(handlers),
+            publisher=publisher,
+            stop=stop,
+            watch=watch(client_id) if watch else None,
+        )
     finally:
         stop.set()
         thread.join(15)
-

@@ -30,9 +30,7 @@ def build_deps(settings: NotifierSettings) -> NotifierDeps:
     ledger.adopt_untagged_keys()
     return NotifierDeps(
         ledger=ledger,
-        profiles=ProfilesClient(
-            settings.profiles_url, settings.service_token, settings.profiles_timeout_s
-        ),
+        profiles=ProfilesClient(settings.profiles_url, settings.service_token, settings.profiles_timeout_s),
         mailer=SmtpMailer(
             settings.smtp_host,
             settings.smtp_port,

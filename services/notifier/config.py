@@ -32,14 +32,11 @@ NOTIFIER_REDIS_URL = setting(
     None,
     "Redis of the notifier: its delivery ledger and suppressions (default: REDIS_URL)",
 )
-NOTIFIER_GROUP = setting(
-    "NOTIFIER_GROUP", "notifier", "Kafka consumer group of the notifier consumers"
-)
+NOTIFIER_GROUP = setting("NOTIFIER_GROUP", "notifier", "Kafka consumer group of the notifier consumers")
 NOTIFIER_PROFILES_URL = setting(
     "NOTIFIER_PROFILES_URL",
     "http://127.0.0.1:8081",
-    "Profiles service the notifier reads organisations, contacts and coordinators from, when it "
-    "sends",
+    "Profiles service the notifier reads organisations, contacts and coordinators from, when it sends",
 )
 NOTIFIER_PROFILES_PUBLIC_URL = setting(
     "NOTIFIER_PROFILES_PUBLIC_URL",
@@ -70,9 +67,7 @@ NOTIFIER_HOST = setting(
     "127.0.0.1",
     "Address the notifier's unsubscribe page listens on (`partnermatch up`)",
 )
-NOTIFIER_PORT = setting(
-    "NOTIFIER_PORT", "8083", "Port of the notifier's unsubscribe page (`partnermatch up`)"
-)
+NOTIFIER_PORT = setting("NOTIFIER_PORT", "8083", "Port of the notifier's unsubscribe page (`partnermatch up`)")
 NOTIFIER_PUBLIC_URL = setting(
     "NOTIFIER_PUBLIC_URL",
     "http://127.0.0.1:8083",
@@ -91,9 +86,7 @@ NOTIFIER_RETRY_BASE_S = setting(
     "each "
     "attempt, with jitter",
 )
-NOTIFIER_RETRY_MAX_S = setting(
-    "NOTIFIER_RETRY_MAX_S", "3600", "Longest wait between two attempts (seconds)"
-)
+NOTIFIER_RETRY_MAX_S = setting("NOTIFIER_RETRY_MAX_S", "3600", "Longest wait between two attempts (seconds)")
 NOTIFIER_MAX_ATTEMPTS = setting(
     "NOTIFIER_MAX_ATTEMPTS", "12", "Attempts of one delivery before it is recorded as failed"
 )
@@ -105,9 +98,7 @@ NOTIFIER_CLAIM_LEASE_S = setting(
     "handed to SMTP yet, else `uncertain` (never resent automatically). Keep it well above "
     "NOTIFIER_SMTP_TIMEOUT_S",
 )
-NOTIFIER_SEND_THREADS = setting(
-    "NOTIFIER_SEND_THREADS", "2", "Delivery worker threads per notifier process"
-)
+NOTIFIER_SEND_THREADS = setting("NOTIFIER_SEND_THREADS", "2", "Delivery worker threads per notifier process")
 NOTIFIER_POLL_MS = setting(
     "NOTIFIER_POLL_MS",
     "500",
@@ -126,15 +117,12 @@ NOTIFIER_TEST_CRASH_AFTER_SEND = setting(
     "approved match's emails before its Kafka commit and exit hard right after the first SMTP "
     "accept",
 )
-MAILSINK_HOST = setting(
-    "MAILSINK_HOST", "127.0.0.1", "Address the local mail sink listens on (`partnermatch up`)"
-)
+MAILSINK_HOST = setting("MAILSINK_HOST", "127.0.0.1", "Address the local mail sink listens on (`partnermatch up`)")
 MAILSINK_PORT = setting("MAILSINK_PORT", "2525", "Port of the local mail sink (`partnermatch up`)")
 MAILSINK_DIR = setting(
     "MAILSINK_DIR",
     None,
-    "Folder where the local mail sink writes each message as an .eml file "
-    "(default: PARTNERMATCH_STATE_DIR/mail)",
+    "Folder where the local mail sink writes each message as an .eml file (default: PARTNERMATCH_STATE_DIR/mail)",
 )
 
 CRASH_MODES = ("before_ledger", "after_ledger")
@@ -194,9 +182,7 @@ class NotifierSettings:
             public_url=(NOTIFIER_PUBLIC_URL.read(env) or "").rstrip("/"),
             # The profiles service's own setting, when only that one is set: one address, once.
             profiles_public_url=(
-                NOTIFIER_PROFILES_PUBLIC_URL.read(env)
-                or env.get("PROFILES_PUBLIC_URL")
-                or LOCAL_PROFILES_PUBLIC_URL
+                NOTIFIER_PROFILES_PUBLIC_URL.read(env) or env.get("PROFILES_PUBLIC_URL") or LOCAL_PROFILES_PUBLIC_URL
             ).rstrip("/"),
             review_public_url=(NOTIFIER_REVIEW_PUBLIC_URL.read(env) or "").rstrip("/"),
             digest_interval_s=NOTIFIER_DIGEST_INTERVAL_S.read_float(env),
@@ -227,9 +213,7 @@ class NotifierSettings:
     def require_service_token(self) -> None:
         """Contacts cannot be read without it; say so at start-up."""
         if not self.service_token:
-            raise SettingError(
-                "PARTNERMATCH_SERVICE_TOKEN must be set (`partnermatch up` generates one)"
-            )
+            raise SettingError("PARTNERMATCH_SERVICE_TOKEN must be set (`partnermatch up` generates one)")
 
 
 @dataclass(frozen=True)

@@ -106,9 +106,7 @@ def message_id(delivery: str, domain: str) -> str:
 # ---- retries ----------------------------------------------------------------------------------
 
 
-def retry_delay(
-    attempt: int, base_s: float, max_s: float, rng: random.Random | None = None
-) -> float:
+def retry_delay(attempt: int, base_s: float, max_s: float, rng: random.Random | None = None) -> float:
     """Exponential backoff with jitter: half of the capped delay is fixed, the other half random,
     so retries of many deliveries spread out but never come sooner than half the schedule."""
     ceiling = min(max_s, base_s * 2.0 ** max(0, min(attempt - 1, 30)))
@@ -143,9 +141,7 @@ def decided_notice_id(pair_id: str, cluster_id: str) -> str:
     return f"decided:{pair_id}:{cluster_id}"
 
 
-def other_side_decisions(
-    event_type: str, decisions: list[dict[str, Any]]
-) -> list[tuple[str, dict[str, Any]]]:
+def other_side_decisions(event_type: str, decisions: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
     """Who is to hear that the other side decided: (cluster that had approved, the decision that
     made the pair final), for each cluster whose approval came strictly before that decision.
     The final decision is the rejection of a rejected pair, the later approval of an approved one;

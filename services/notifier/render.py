@@ -281,13 +281,19 @@ PAGE_KINDS = ("confirm", "done", "invalid")
 ALL_COORDINATOR_NOTICES = "all"
 
 
-def render_page(kind: str, language: str | None, email: str = "", action: str = "",
-                topic: str = "partnership") -> str:
+def render_page(kind: str, language: str | None, email: str = "", action: str = "", topic: str = "partnership") -> str:
     """One of the unsubscribe pages: `confirm` (a button that POSTs to `action`), `done` or
     `invalid`. `topic` is what the link unsubscribes from: partnership emails, a coordinator's
     `digest` or `decisions` (whose confirmation also offers every coordinators' email), or `all`
     of those."""
     if kind not in PAGE_KINDS:
         raise ValueError(f"unknown unsubscribe page {kind!r}")
-    return _render("unsubscribe.html", email_language(language), kind=kind, address=email, action=action,
-                   topic=topic, style=Markup(PAGE_STYLE))
+    return _render(
+        "unsubscribe.html",
+        email_language(language),
+        kind=kind,
+        address=email,
+        action=action,
+        topic=topic,
+        style=Markup(PAGE_STYLE),
+    )

@@ -71,24 +71,16 @@ class DecisionRecorder:
     def handle(self, envelope: events.Envelope) -> str:
         payload = envelope.payload
         if envelope.event_type == events.MATCH_SUGGESTED:
-            self.ledger.note_suggested(
-                payload["pair_id"], (payload["cluster_a"], payload["cluster_b"]), self.clock()
-            )
+            self.ledger.note_suggested(payload["pair_id"], (payload["cluster_a"], payload["cluster_b"]), self.clock())
             outcome = "suggested"
         elif envelope.event_type == events.MATCH_WITHDRAWN:
-            self.ledger.note_gone(
-                payload["pair_id"], (payload["cluster_a"], payload["cluster_b"]), decided=False
-            )
+            self.ledger.note_gone(payload["pair_id"], (payload["cluster_a"], payload["cluster_b"]), decided=False)
             outcome = "withdrawn"
         elif envelope.event_type not in (events.MATCH_APPROVED, events.MATCH_REJECTED):
-            logger.info(
-                "event of no interest to the notifier", extra={"event_type": envelope.event_type}
-            )
+            logger.info("event of no interest to the notifier", extra={"event_type": envelope.event_type})
             outcome = "ignored"
         else:
-            self.ledger.note_gone(
-                payload["pair_id"], (payload["cluster_a"], payload["cluster_b"]), decided=True
-            )
+            self.ledger.note_gone(payload["pair_id"], (payload["cluster_a"], payload["cluster_b"]), decided=True)
             self._record_decision_notices(envelope)
             outcome = self._record_match(envelope)
         self.counts[outcome] += 1
@@ -111,9 +103,7 @@ class DecisionRecorder:
     def _record_decision_notices(self, envelope: events.Envelope) -> None:
         payload = envelope.payload
         pair_id = payload["pair_id"]
-        for cluster_id, final in domain.other_side_decisions(
-            envelope.event_type, payload.get("decisions") or []
-        ):
+        for cluster_id, final in domain.other_side_decisions(envelope.event_type, payload.get("decisions") or []):
             notice = {
                 "kind": domain.DECISIONS,
                 "cluster_id": cluster_id,
@@ -210,8 +200,9 @@ def _shared_contacts(contacts: list[dict[str, Any]]) -> tuple[SharedContact, ...
 
 def _by_recipient(people: list[dict[str, Any]], recipient: Any) -> dict[str, Any] | None:
     """The contact or coordinator a delivery was made for, found again by its address's key."""
-    return next((p for p in people if isinstance(p.get("email"), str)
-                 and domain.recipient_key(p["email"]) == recipient), None)
+    return next(
+        (p for p in people if isinstance(p.get("email"), str) and domain.recipient_key(p["email"]) == recipient), None
+    )
 
 
 class Skip(Exception):
@@ -301,9 +292,7 @@ class DeliveryWorker:
             except Exception:
                 failures += 1
                 handled = 0
-                logger.exception(
-                    "delivery worker pass failed; will retry", extra={"worker": self.name}
-                )
+                logger.exception("delivery worker pass failed; will retry", extra={"worker": self.name})
                 if stop.wait(min(30.0, 0.5 * 2 ** min(failures, 6))):
                     break
             if report and time.monotonic() - last_report >= self.settings.stats_interval_s:
@@ -325,10 +314,7 @@ class DeliveryWorker:
             "delivery stats",
             extra={
                 "window_s": round(elapsed),
-                **{
-                    k: window.get(k, 0)
-                    for k in ("sent", "retried", "failed", "skipped", "uncertain")
-                },
+                **{k: window.get(k, 0) for k in ("sent", "retried", "failed", "skipped", "uncertain")},
                 "sent_per_min": round(window.get("sent", 0) / minutes, 2),
                 "backlog": ledger.get("backlog"),
                 "inflight": ledger.get("inflight"),
@@ -348,9 +334,7 @@ class DeliveryWorker:
                     extra={"delivery": member.partition(":")[2]},
                 )
             else:
-                logger.info(
-                    "stale claim returned to pending", extra={"member": member, "state": state}
-                )
+                logger.info("stale claim returned to pending", extra={"member": member, "state": state})
 
     def take_digests(self, now: float) -> int:
         """Record the digest of every cluster whose period has turned and for which new suggestions
@@ -383,15 +367,11 @@ class DeliveryWorker:
         }
         try:
             orgs = {side: view.organisation(own) for side, (own, _) in sides.items()}
-            contacts = {
-                side: view.contacts(sides[side][0]) if orgs[side] else None for side in sides
-            }
+            contacts = {side: view.contacts(sides[side][0]) if orgs[side] else None for side in sides}
         except ProfilesUnavailable as exc:
             self._expand_later(pair_id, token, attempt, exc)
             return
-        deleted = sorted(
-            sides[side][0] for side in sides if orgs[side] is None or contacts[side] is None
-        )
+        deleted = sorted(sides[side][0] for side in sides if orgs[side] is None or contacts[side] is None)
         deliveries = []
         for side, (own, partner) in sides.items():
             for contact in contacts[side] or []:
@@ -416,9 +396,7 @@ class DeliveryWorker:
             logger.warning("lost the claim on a match while expanding it", extra={"pair": pair_id})
             return
         logger.info(
-            "approved match expanded"
-            if not deleted
-            else "approved match skipped: organisation deleted",
+            "approved match expanded" if not deleted else "approved match skipped: organisation deleted",
             extra={
                 "pair": pair_id,
                 "deliveries": len(deliveries),
@@ -427,12 +405,8 @@ class DeliveryWorker:
             },
         )
 
-    def _expand_later(
-        self, pair_id: str, token: str, attempt: int, exc: ProfilesUnavailable
-    ) -> None:
-        delay = domain.retry_delay(
-            attempt, self.settings.retry_base_s, self.settings.retry_max_s, self.rng
-        )
+    def _expand_later(self, pair_id: str, token: str, attempt: int, exc: ProfilesUnavailable) -> None:
+        delay = domain.retry_delay(attempt, self.settings.retry_base_s, self.settings.retry_max_s, self.rng)
         now = self.clock()
         self.ledger.transition(
             self.ledger.match_member(pair_id),
@@ -478,20 +452,15 @@ class DeliveryWorker:
                 recipient=domain.recipient_key(address),
             )
         final, reason = (
-            (domain.MATCH_EXPANDED, "")
-            if coordinators is not None
-            else (domain.MATCH_SKIPPED, domain.CLUSTER_DELETED)
+            (domain.MATCH_EXPANDED, "") if coordinators is not None else (domain.MATCH_SKIPPED, domain.CLUSTER_DELETED)
         )
-        created = self.ledger.expand(
-            notice_id, token, self.clock(), list(deliveries.values()), final, reason
-        )
+        created = self.ledger.expand(notice_id, token, self.clock(), list(deliveries.values()), final, reason)
         if created < 0:
             logger.warning("lost the claim on a notice while expanding it", extra={"notice": notice_id})
             return
         logger.info(
             "coordinators' notice expanded",
-            extra={"notice": notice_id, "deliveries": len(deliveries), "new": created,
-                   "reason": reason},
+            extra={"notice": notice_id, "deliveries": len(deliveries), "new": created, "reason": reason},
         )
 
     # ---- deliveries ---------------------------------------------------------------------------
@@ -507,9 +476,7 @@ class DeliveryWorker:
             "attempt": attempt,
         }
         try:
-            msg, recipient, language = self._prepare(
-                delivery_id, delivery, match.get("payload") or {}, view
-            )
+            msg, recipient, language = self._prepare(delivery_id, delivery, match.get("payload") or {}, view)
         except Skip as skip:
             self.ledger.transition(
                 member,
@@ -523,9 +490,7 @@ class DeliveryWorker:
             logger.info("delivery skipped", extra={**log, "reason": skip.reason})
             return
         except UnsafeHeader as exc:
-            reason = (
-                domain.INVALID_ADDRESS if isinstance(exc, InvalidAddress) else domain.UNSAFE_HEADER
-            )
+            reason = domain.INVALID_ADDRESS if isinstance(exc, InvalidAddress) else domain.UNSAFE_HEADER
             self._failed(member, token, reason, str(exc), log)
             return
         except ProfilesUnavailable as exc:
@@ -560,9 +525,7 @@ class DeliveryWorker:
             if self.settings.test_crash_after_send == "after_ledger":
                 self._crash(CRASH_EXIT_CODE)
             if not recorded:
-                logger.error(
-                    "SMTP accepted a message but the ledger no longer held its claim", extra=log
-                )
+                logger.error("SMTP accepted a message but the ledger no longer held its claim", extra=log)
 
         try:
             self.mailer.send(msg, self.sender.addr_spec, recipient, before_data, on_accepted)
@@ -586,8 +549,7 @@ class DeliveryWorker:
             )
             self.stats.add("uncertain")
             logger.warning(
-                "the SMTP server may or may not have taken the message; marked uncertain, not "
-                "resent",
+                "the SMTP server may or may not have taken the message; marked uncertain, not resent",
                 extra={**log, "error": str(exc)},
             )
             return
@@ -652,9 +614,7 @@ class DeliveryWorker:
             if cluster_id == own_cluster:
                 reply_to.append(address_of_coordinator)
 
-        partner_offers, own_offers, shared = reasons_for_side(
-            payload.get("reasons") or [], side or "a", language
-        )
+        partner_offers, own_offers, shared = reasons_for_side(payload.get("reasons") or [], side or "a", language)
         partner_contacts = _shared_contacts(view.contacts(partner_id) or [])
         token = self.tokens.sign(address, org_id, language)
         url = unsubscribe_url(self.settings.public_url, token)
@@ -712,9 +672,7 @@ class DeliveryWorker:
             raise Skip(domain.UNSUBSCRIBED)
         language = email_language(coordinator.get("language"))
         recipient = safe_address(str(coordinator.get("name") or ""), address)
-        url = unsubscribe_url(
-            self.settings.public_url, self.tokens.sign(address, cluster_id, language, kind)
-        )
+        url = unsubscribe_url(self.settings.public_url, self.tokens.sign(address, cluster_id, language, kind))
         name = str(coordinator.get("name") or coordinator.get("username") or "")
         if kind == domain.DIGEST:
             rendered = render_digest_email(
@@ -767,15 +725,11 @@ class DeliveryWorker:
 
     # ---- outcomes -----------------------------------------------------------------------------
 
-    def _temporary(
-        self, member: str, token: str, attempt: int, detail: str, log: Mapping[str, Any]
-    ) -> None:
+    def _temporary(self, member: str, token: str, attempt: int, detail: str, log: Mapping[str, Any]) -> None:
         if attempt >= self.settings.max_attempts:
             self._failed(member, token, domain.ATTEMPTS_EXHAUSTED, detail, log)
             return
-        delay = domain.retry_delay(
-            attempt, self.settings.retry_base_s, self.settings.retry_max_s, self.rng
-        )
+        delay = domain.retry_delay(attempt, self.settings.retry_base_s, self.settings.retry_max_s, self.rng)
         now = self.clock()
         moved = self.ledger.transition(
             member,
@@ -793,9 +747,7 @@ class DeliveryWorker:
             extra={**log, "retry_in_s": round(delay, 2), "error": detail},
         )
 
-    def _failed(
-        self, member: str, token: str, reason: str, detail: str, log: Mapping[str, Any]
-    ) -> None:
+    def _failed(self, member: str, token: str, reason: str, detail: str, log: Mapping[str, Any]) -> None:
         moved = self.ledger.transition(
             member,
             token,

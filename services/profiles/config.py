@@ -26,25 +26,27 @@ PROFILES_MAX_REQUEST_BYTES = setting(
 PROFILES_MAX_TEXT_CHARS = setting(
     "PROFILES_MAX_TEXT_CHARS", "50000", "Longest capabilities or goals text accepted (characters)"
 )
-PROFILES_SESSION_TTL_S = setting(
-    "PROFILES_SESSION_TTL_S", "43200", "Lifetime of a coordinator's login token (seconds)"
-)
+PROFILES_SESSION_TTL_S = setting("PROFILES_SESSION_TTL_S", "43200", "Lifetime of a coordinator's login token (seconds)")
 PROFILES_MATCHER_URL = setting(
-    "PROFILES_MATCHER_URL", "http://127.0.0.1:8082",
-    "Matcher the profiles service reads an organisation's partnerships from (its \"my partnerships\" page)",
+    "PROFILES_MATCHER_URL",
+    "http://127.0.0.1:8082",
+    'Matcher the profiles service reads an organisation\'s partnerships from (its "my partnerships" page)',
 )
 PROFILES_MATCHER_TIMEOUT_S = setting(
-    "PROFILES_MATCHER_TIMEOUT_S", "3",
+    "PROFILES_MATCHER_TIMEOUT_S",
+    "3",
     "Timeout of one call to the matcher (seconds); past it the page says partnerships are not available now",
 )
 PROFILES_SECRET_KEY = setting(
-    "PROFILES_SECRET_KEY", None,
+    "PROFILES_SECRET_KEY",
+    None,
     "Secret signing the organisations' page sessions, form tokens and sign-in links. `partnermatch up` generates "
     "one; without it each process makes its own, which only one process can use",
     secret=True,
 )
 PROFILES_PUBLIC_URL = setting(
-    "PROFILES_PUBLIC_URL", "http://127.0.0.1:8081",
+    "PROFILES_PUBLIC_URL",
+    "http://127.0.0.1:8081",
     "Public base URL of the organisations' pages: sign-in links start with it, and with https:// the page's "
     "cookies are sent over HTTPS only",
 )
@@ -55,26 +57,33 @@ PROFILES_PAGE_SESSION_TTL_S = setting(
     "PROFILES_PAGE_SESSION_TTL_S", "28800", "How long an organisation stays signed in to its pages (seconds)"
 )
 PROFILES_REGISTER_RATE_LIMIT = setting(
-    "PROFILES_REGISTER_RATE_LIMIT", "10 per hour",
+    "PROFILES_REGISTER_RATE_LIMIT",
+    "10 per hour",
     "Registrations through the page from one client address (Flask-Limiter notation, counted in Redis)",
 )
 PROFILES_SIGNIN_RATE_LIMIT = setting(
-    "PROFILES_SIGNIN_RATE_LIMIT", "5 per 15 minutes",
+    "PROFILES_SIGNIN_RATE_LIMIT",
+    "5 per 15 minutes",
     "Sign-in link requests from one client address, and for one email address (Flask-Limiter notation)",
 )
 PROFILES_ORG_TOKEN_TTL_S = setting(
-    "PROFILES_ORG_TOKEN_TTL_S", "31536000",
+    "PROFILES_ORG_TOKEN_TTL_S",
+    "31536000",
     "Lifetime of an organisation's API token (seconds; a year); POST /v1/organisations/<id>/token issues a new one",
 )
 PROFILES_LOGIN_RATE_LIMIT = setting(
-    "PROFILES_LOGIN_RATE_LIMIT", "10 per 15 minutes",
+    "PROFILES_LOGIN_RATE_LIMIT",
+    "10 per 15 minutes",
     "Failed coordinator logins allowed per account, and per client address calling the API directly; past "
     "it even the right password waits (Flask-Limiter notation, counted in Redis)",
 )
 RELAY_BATCH_SIZE = setting("RELAY_BATCH_SIZE", "200", "Outbox entries the relay publishes per batch")
-RELAY_IDLE_SLEEP_MS = setting("RELAY_IDLE_SLEEP_MS", "100",
-                              "How long the relay waits after publishing all the outbox held (less than a batch), "
-                              "so that the next batch gathers more")
+RELAY_IDLE_SLEEP_MS = setting(
+    "RELAY_IDLE_SLEEP_MS",
+    "100",
+    "How long the relay waits after publishing all the outbox held (less than a batch), "
+    "so that the next batch gathers more",
+)
 
 
 @dataclass(frozen=True)
@@ -103,9 +112,11 @@ class ProfilesSettings:
     def __post_init__(self) -> None:
         from limits import parse_many
 
-        for name, value in (("PROFILES_REGISTER_RATE_LIMIT", self.register_rate_limit),
-                            ("PROFILES_SIGNIN_RATE_LIMIT", self.signin_rate_limit),
-                            ("PROFILES_LOGIN_RATE_LIMIT", self.login_rate_limit)):
+        for name, value in (
+            ("PROFILES_REGISTER_RATE_LIMIT", self.register_rate_limit),
+            ("PROFILES_SIGNIN_RATE_LIMIT", self.signin_rate_limit),
+            ("PROFILES_LOGIN_RATE_LIMIT", self.login_rate_limit),
+        ):
             try:
                 parse_many(value)
             except ValueError:

@@ -10,8 +10,19 @@ from dataclasses import dataclass
 from typing import Any
 
 SECTORS: tuple[str, ...] = (
-    "ict", "education", "creative", "agrifood", "metal", "wood", "energy",
-    "health", "tourism", "chemistry", "textiles", "logistics", "construction",
+    "ict",
+    "education",
+    "creative",
+    "agrifood",
+    "metal",
+    "wood",
+    "energy",
+    "health",
+    "tourism",
+    "chemistry",
+    "textiles",
+    "logistics",
+    "construction",
 )
 
 # ISO 3166-1 alpha-2 codes, plus XK (Kosovo), which clusters of the region use.
@@ -24,7 +35,7 @@ COUNTRIES: frozenset[str] = frozenset(
     MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW
     PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF
     TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA
-    ZM ZW XK""".split()
+    ZM ZW XK""".split()  # noqa: SIM905 (a block of codes reads better than a list of strings)
 )
 
 CLUSTER_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$")
@@ -121,8 +132,20 @@ NEED_FIELDS = ("offers", "seeks", "seeks_countries")
 MAX_NEEDS = 10
 
 PUBLIC_FIELDS = (
-    "id", "name", "cluster_id", "country", "language", "language_detected", "capabilities", "goals",
-    "sectors", *NEED_FIELDS, "website", "created_at", "updated_at", "revision",
+    "id",
+    "name",
+    "cluster_id",
+    "country",
+    "language",
+    "language_detected",
+    "capabilities",
+    "goals",
+    "sectors",
+    *NEED_FIELDS,
+    "website",
+    "created_at",
+    "updated_at",
+    "revision",
 )
 
 

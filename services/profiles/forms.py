@@ -61,15 +61,28 @@ class OrgForm:
 
     @classmethod
     def from_org(cls, org: Mapping[str, Any]) -> OrgForm:
-        contacts = [ContactRow(name=c.get("name", ""), email=c.get("email", ""), language=c.get("language", ""),
-                               consent=bool(c.get("consent")), share_contact=bool(c.get("share_contact")),
-                               id=c.get("id", ""), stored=c)
-                    for c in org.get("contacts") or []]
+        contacts = [
+            ContactRow(
+                name=c.get("name", ""),
+                email=c.get("email", ""),
+                language=c.get("language", ""),
+                consent=bool(c.get("consent")),
+                share_contact=bool(c.get("share_contact")),
+                id=c.get("id", ""),
+                stored=c,
+            )
+            for c in org.get("contacts") or []
+        ]
         return cls(
-            name=org.get("name") or "", cluster_id=org.get("cluster_id") or "", country=org.get("country") or "",
+            name=org.get("name") or "",
+            cluster_id=org.get("cluster_id") or "",
+            country=org.get("country") or "",
             language="" if org.get("language_detected") else org.get("language") or "",
-            capabilities=org.get("capabilities") or "", goals=org.get("goals") or "", website=org.get("website") or "",
-            **{name: list(org.get(name) or []) for name in LIST_FIELDS}, contacts=contacts,
+            capabilities=org.get("capabilities") or "",
+            goals=org.get("goals") or "",
+            website=org.get("website") or "",
+            **{name: list(org.get(name) or []) for name in LIST_FIELDS},
+            contacts=contacts,
         )
 
     @classmethod
@@ -84,13 +97,22 @@ class OrgForm:
         contacts = []
         for index in sorted(rows):
             row = rows[index]
-            contacts.append(ContactRow(
-                name=row.get("name", ""), email=row.get("email", ""), language=row.get("language", ""),
-                consent="consent" in row, share_contact="share_contact" in row, remove="remove" in row,
-                id=row.get("id", "") if row.get("id") in by_id else "", stored=by_id.get(row.get("id"), {}),
-            ))
-        fields: dict[str, Any] = {name: str(form.get(name) or "") for name in
-                                  ("name", "cluster_id", "country", "language", "capabilities", "goals", "website")}
+            contacts.append(
+                ContactRow(
+                    name=row.get("name", ""),
+                    email=row.get("email", ""),
+                    language=row.get("language", ""),
+                    consent="consent" in row,
+                    share_contact="share_contact" in row,
+                    remove="remove" in row,
+                    id=row.get("id", "") if row.get("id") in by_id else "",
+                    stored=by_id.get(row.get("id"), {}),
+                )
+            )
+        fields: dict[str, Any] = {
+            name: str(form.get(name) or "")
+            for name in ("name", "cluster_id", "country", "language", "capabilities", "goals", "website")
+        }
         fields |= {name: [str(v) for v in form.getlist(name)][:100] for name in LIST_FIELDS}
         return cls(**fields, contacts=contacts)
 

@@ -45,8 +45,10 @@ _PATTERNS: list[tuple[re.Pattern[str], Callable[[str, re.Match[str]], tuple[str,
     (re.compile(r"^Unknown sector: "), lambda f, m: (N_("Choose from the list."), {})),
     (re.compile(r"^Unknown sector or activity: "), lambda f, m: (N_("Choose from the list."), {})),
     (re.compile(r"^Unknown country: '"), lambda f, m: (N_("Choose from the list."), {})),
-    (re.compile(r"^Length must be between (\d+) and (\d+)\.$"),
-     lambda f, m: (N_("Between %(min)s and %(max)s characters."), {"min": m[1], "max": m[2]})),
+    (
+        re.compile(r"^Length must be between (\d+) and (\d+)\.$"),
+        lambda f, m: (N_("Between %(min)s and %(max)s characters."), {"min": m[1], "max": m[2]}),
+    ),
     (re.compile(r"^Longer than maximum length (\d+)\.$"), lambda f, m: _too_long(f, m[1])),
     (re.compile(r"^Longer than (\d+) characters\.$"), lambda f, m: (N_("At most %(max)s characters."), {"max": m[1]})),
 ]
@@ -77,8 +79,9 @@ def page_message(field: str, message: str, translate: Callable[..., str]) -> str
     return translate(CHECK)
 
 
-def page_errors(messages: Mapping[str, Any], translate: Callable[..., str],
-                contact_rows: list[int] | None = None) -> dict[str, list[str]]:
+def page_errors(
+    messages: Mapping[str, Any], translate: Callable[..., str], contact_rows: list[int] | None = None
+) -> dict[str, list[str]]:
     """marshmallow's error messages of an organisation, by form field: `name`, `sectors`,
     `contacts-<row>-email` (the i-th contact sent is the form's row `contact_rows[i]`), `contacts`."""
     rows = contact_rows or []

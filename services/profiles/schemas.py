@@ -52,8 +52,10 @@ class ShownTextSchema(Schema):
     def _neutralise(self, data: Any, **_kwargs: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        return {key: neutralise(value) if isinstance(value, str) and key != "password" else value
-                for key, value in data.items()}
+        return {
+            key: neutralise(value) if isinstance(value, str) and key != "password" else value
+            for key, value in data.items()
+        }
 
 
 def country_check(value: str) -> None:
@@ -79,14 +81,22 @@ class UniqueList(fields.List):
 
 
 def _needs(description: str, example: list[str]) -> UniqueList:
-    return UniqueList(fields.String(validate=need_check), validate=validate.Length(max=MAX_NEEDS),
-                      metadata={"description": description, "example": example})
+    return UniqueList(
+        fields.String(validate=need_check),
+        validate=validate.Length(max=MAX_NEEDS),
+        metadata={"description": description, "example": example},
+    )
 
 
 def _sought_countries() -> UniqueList:
-    return UniqueList(fields.String(validate=sought_country_check), validate=validate.Length(max=MAX_NEEDS),
-                      metadata={"description": "Countries it wants partners from (ISO 3166-1 alpha-2; "
-                                               "at most 10, repeats count once)", "example": ["PL", "DE"]})
+    return UniqueList(
+        fields.String(validate=sought_country_check),
+        validate=validate.Length(max=MAX_NEEDS),
+        metadata={
+            "description": "Countries it wants partners from (ISO 3166-1 alpha-2; at most 10, repeats count once)",
+            "example": ["PL", "DE"],
+        },
+    )
 
 
 class ContactSchema(ShownTextSchema):
@@ -97,21 +107,41 @@ class ContactSchema(ShownTextSchema):
         required=True,
         validate=validate.OneOf(READER_LANGUAGES, error="Unknown language: use one of {choices}."),
     )
-    consent = fields.Boolean(required=True, metadata={
-        "description": "Agrees to receive emails about partnerships suggested to and approved for the organisation"})
-    share_contact = fields.Boolean(load_default=False, metadata={
-        "description": "Agrees that the organisation's approved partners see this person's name, email and "
-                       "language (default false; a contact list sent without it withdraws that agreement)"})
-    consent_at = fields.String(dump_only=True, metadata={
-        "description": "When the current `consent` answer was given (UTC ISO 8601; set by the server)"})
-    consent_wording = fields.String(dump_only=True, metadata={
-        "description": "Version of the wording the `consent` answer was given to (set by the server)",
-        "example": "2026-12-v1"})
-    share_contact_at = fields.String(dump_only=True, metadata={
-        "description": "When the current `share_contact` answer was given (UTC ISO 8601; set by the server)"})
-    share_contact_wording = fields.String(dump_only=True, metadata={
-        "description": "Version of the wording the `share_contact` answer was given to (set by the server)",
-        "example": "2026-12-v1"})
+    consent = fields.Boolean(
+        required=True,
+        metadata={
+            "description": "Agrees to receive emails about partnerships suggested to and approved for the organisation"
+        },
+    )
+    share_contact = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "Agrees that the organisation's approved partners see this person's name, email and "
+            "language (default false; a contact list sent without it withdraws that agreement)"
+        },
+    )
+    consent_at = fields.String(
+        dump_only=True,
+        metadata={"description": "When the current `consent` answer was given (UTC ISO 8601; set by the server)"},
+    )
+    consent_wording = fields.String(
+        dump_only=True,
+        metadata={
+            "description": "Version of the wording the `consent` answer was given to (set by the server)",
+            "example": "2026-12-v1",
+        },
+    )
+    share_contact_at = fields.String(
+        dump_only=True,
+        metadata={"description": "When the current `share_contact` answer was given (UTC ISO 8601; set by the server)"},
+    )
+    share_contact_wording = fields.String(
+        dump_only=True,
+        metadata={
+            "description": "Version of the wording the `share_contact` answer was given to (set by the server)",
+            "example": "2026-12-v1",
+        },
+    )
 
 
 class OrganisationBase(ShownTextSchema):
@@ -127,10 +157,14 @@ class OrganisationBase(ShownTextSchema):
         fields.String(validate=validate.OneOf(SECTORS, error="Unknown sector: use one of {choices}.")),
         validate=validate.Length(max=5),
     )
-    offers = _needs("Sectors or activities it offers: ids of GET /v1/vocabulary (at most 10, repeats count once)",
-                    ["ict.software", "ict"])
-    seeks = _needs("Sectors or activities it seeks: ids of GET /v1/vocabulary (at most 10, repeats count once)",
-                   ["agrifood", "logistics.cold_chain"])
+    offers = _needs(
+        "Sectors or activities it offers: ids of GET /v1/vocabulary (at most 10, repeats count once)",
+        ["ict.software", "ict"],
+    )
+    seeks = _needs(
+        "Sectors or activities it seeks: ids of GET /v1/vocabulary (at most 10, repeats count once)",
+        ["agrifood", "logistics.cold_chain"],
+    )
     seeks_countries = _sought_countries()
     website = fields.URL(schemes={"http", "https"}, allow_none=True, validate=validate.Length(max=500))
     contacts = fields.List(fields.Nested(ContactSchema), validate=validate.Length(max=20))
@@ -202,8 +236,9 @@ class VocabularyQuerySchema(Schema):
 class NeedTermSchema(Schema):
     id = fields.String(metadata={"example": "logistics.cold_chain"})
     label = fields.String(metadata={"example": "cold chain and refrigerated logistics"})
-    sector = fields.String(metadata={"description": "Activities only: the sector they belong to",
-                                     "example": "logistics"})
+    sector = fields.String(
+        metadata={"description": "Activities only: the sector they belong to", "example": "logistics"}
+    )
 
 
 class CountryTermSchema(Schema):
@@ -250,7 +285,8 @@ class CoordinatorCreateSchema(ShownTextSchema):
     name = fields.String(required=True, validate=[validate.Length(min=1, max=200), line_check])
     email = fields.Email(required=True)
     language = fields.String(
-        load_default=None, allow_none=True,
+        load_default=None,
+        allow_none=True,
         validate=validate.OneOf(READER_LANGUAGES, error="Unknown language: use one of {choices}."),
         metadata={"description": "The coordinator's preferred language; without it their pages follow the browser"},
     )
@@ -275,8 +311,9 @@ class SessionSchema(Schema):
     cluster_id = fields.String()
     username = fields.String()
     expires_in = fields.Integer()
-    language = fields.String(allow_none=True,
-                             metadata={"description": "The coordinator's preferred language (their pages open in it)"})
+    language = fields.String(
+        allow_none=True, metadata={"description": "The coordinator's preferred language (their pages open in it)"}
+    )
 
 
 class PrincipalSchema(Schema):

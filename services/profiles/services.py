@@ -75,8 +75,14 @@ def login(store: RedisProfileStore, username: str, password: str, ttl_s: int) ->
     token = domain.new_secret(domain.SESSION_TOKEN_PREFIX)
     principal = domain.Principal(domain.COORDINATOR, cluster_id=coordinator["cluster_id"], username=username)
     store.save_token(domain.token_digest(token), principal.to_dict(), ttl_s=ttl_s)
-    return {"token": token, "role": domain.COORDINATOR, "cluster_id": coordinator["cluster_id"],
-            "username": username, "expires_in": ttl_s, "language": coordinator.get("language")}
+    return {
+        "token": token,
+        "role": domain.COORDINATOR,
+        "cluster_id": coordinator["cluster_id"],
+        "username": username,
+        "expires_in": ttl_s,
+        "language": coordinator.get("language"),
+    }
 
 
 def logout(store: RedisProfileStore, token: str) -> bool:
@@ -90,8 +96,9 @@ def logout(store: RedisProfileStore, token: str) -> bool:
     return revoked
 
 
-def authenticate(store: RedisProfileStore, token: str, admin_token: str | None,
-                 service_token: str | None) -> domain.Principal | None:
+def authenticate(
+    store: RedisProfileStore, token: str, admin_token: str | None, service_token: str | None
+) -> domain.Principal | None:
     if domain.same_secret(token, admin_token):
         return domain.Principal(domain.ADMIN)
     if domain.same_secret(token, service_token):
@@ -107,8 +114,9 @@ def authenticate(store: RedisProfileStore, token: str, admin_token: str | None,
 # ---- organisations ---------------------------------------------------------------------------
 
 
-def _contacts(org_id: str, contacts: list[dict[str, Any]], previous: list[dict[str, Any]],
-              now: str) -> list[dict[str, Any]]:
+def _contacts(
+    org_id: str, contacts: list[dict[str, Any]], previous: list[dict[str, Any]], now: str
+) -> list[dict[str, Any]]:
     """Contacts as stored: with their ids, and each consent with its time and wording version."""
     with_ids = [{**c, "id": domain.contact_id(org_id, c["email"])} for c in contacts]
     return domain.stamp_consents(with_ids, previous, now)
@@ -153,8 +161,10 @@ def register_org(store: RedisProfileStore, data: dict[str, Any]) -> tuple[dict[s
     envelope = events.new_event(events.PROFILE_UPSERTED, domain.event_payload(org), PRODUCER)
     principal = domain.Principal(domain.ORGANISATION, org_id=org_id, cluster_id=org["cluster_id"])
     store.create_org(org, digest, principal.to_dict(), envelope)
-    logger.info("organisation registered", extra={"org_id": org_id, "cluster_id": org["cluster_id"],
-                                                   "language": language, "event_id": envelope.event_id})
+    logger.info(
+        "organisation registered",
+        extra={"org_id": org_id, "cluster_id": org["cluster_id"], "language": language, "event_id": envelope.event_id},
+    )
     return org, token
 
 
@@ -258,12 +268,16 @@ def _when(ms: Any) -> datetime | None:
 
 def _shared_contacts(org: dict[str, Any]) -> list[dict[str, Any]]:
     """The contact persons who agreed to be shown to approved partners, and only what they agreed to."""
-    return [{k: c.get(k) for k in SHARED_CONTACT_FIELDS} for c in org.get("contacts") or []
-            if c.get("share_contact") is True]
+    return [
+        {k: c.get(k) for k in SHARED_CONTACT_FIELDS}
+        for c in org.get("contacts") or []
+        if c.get("share_contact") is True
+    ]
 
 
-def my_partnerships(store: RedisProfileStore, matcher_client: PartnershipSource, org_id: str,
-                    lang: str = "en") -> list[dict[str, Any]]:
+def my_partnerships(
+    store: RedisProfileStore, matcher_client: PartnershipSource, org_id: str, lang: str = "en"
+) -> list[dict[str, Any]]:
     """The organisation's partnerships for its own pages: the matcher's pairs (waiting, approved,
     rejected; reasons in `lang`) with the partner as profiles knows it now. Only a partnership both
     clusters approved shows the partner's website and the contacts who agreed to share theirs.
@@ -281,32 +295,35 @@ def my_partnerships(store: RedisProfileStore, matcher_client: PartnershipSource,
         except (KeyError, TypeError) as exc:
             raise MatcherUnavailable(f"an item without {exc}") from None
         if sorted(pair_id.split("~")) != sorted((org_id, partner_id)) or partner_id == org_id:
-            logger.warning("the matcher listed a pair of someone else; skipped",
-                           extra={"org_id": org_id, "pair_id": pair_id})
+            logger.warning(
+                "the matcher listed a pair of someone else; skipped", extra={"org_id": org_id, "pair_id": pair_id}
+            )
             continue
         partner = store.get_org(partner_id)
         cluster_id = (partner or {}).get("cluster_id") or raw["partner"].get("cluster_id")
         if cluster_id not in clusters:
             clusters[cluster_id] = store.get_cluster(cluster_id) if cluster_id else None
         approved = state == "approved" and partner is not None
-        items.append({
-            "pair_id": pair_id,
-            "state": state,
-            "score": raw.get("score"),
-            "suggested_at": _when(raw.get("suggested_ms")),
-            "decided_at": _when(raw.get("decided_ms")),
-            "reason": raw.get("reason"),
-            "partner": {
-                "org_id": partner_id,
-                "deleted": partner is None,
-                "name": partner["name"] if partner else None,
-                "country": partner.get("country") if partner else None,
-                "cluster_id": cluster_id,
-                "cluster_name": (clusters[cluster_id] or {}).get("name"),
-                "website": partner.get("website") if approved and partner is not None else None,
-                "contacts": _shared_contacts(partner) if approved and partner is not None else [],
-            },
-        })
+        items.append(
+            {
+                "pair_id": pair_id,
+                "state": state,
+                "score": raw.get("score"),
+                "suggested_at": _when(raw.get("suggested_ms")),
+                "decided_at": _when(raw.get("decided_ms")),
+                "reason": raw.get("reason"),
+                "partner": {
+                    "org_id": partner_id,
+                    "deleted": partner is None,
+                    "name": partner["name"] if partner else None,
+                    "country": partner.get("country") if partner else None,
+                    "cluster_id": cluster_id,
+                    "cluster_name": (clusters[cluster_id] or {}).get("name"),
+                    "website": partner.get("website") if approved and partner is not None else None,
+                    "contacts": _shared_contacts(partner) if approved and partner is not None else [],
+                },
+            }
+        )
     return items
 
 
@@ -321,8 +338,9 @@ class SigninMailer(Protocol):
 
 def text_size_errors(data: dict[str, Any], limit: int) -> dict[str, list[str]]:
     """Capabilities or goals longer than `limit` characters, by field (the API and the pages)."""
-    return {k: [f"Longer than {limit} characters."] for k in ("capabilities", "goals")
-            if len(data.get(k) or "") > limit}
+    return {
+        k: [f"Longer than {limit} characters."] for k in ("capabilities", "goals") if len(data.get(k) or "") > limit
+    }
 
 
 def _contact_by_email(org: dict[str, Any], email: str) -> dict[str, Any] | None:
@@ -330,8 +348,9 @@ def _contact_by_email(org: dict[str, Any], email: str) -> dict[str, Any] | None:
     return next((c for c in org.get("contacts") or [] if c.get("email", "").strip().lower() == wanted), None)
 
 
-def request_signin(store: RedisProfileStore, links: SigninLinks, mailer: SigninMailer, email: str,
-                   link_url: Callable[[str, str], str]) -> int:
+def request_signin(
+    store: RedisProfileStore, links: SigninLinks, mailer: SigninMailer, email: str, link_url: Callable[[str, str], str]
+) -> int:
     """Email `email` a single-use sign-in link for each organisation it is a contact person of;
     `link_url(token, language)` makes a link's address. Returns how many links were sent: 0 for an
     address nobody registered, which the caller must not reveal."""
@@ -371,8 +390,9 @@ def open_session(store: RedisProfileStore, org: dict[str, Any], contact_id: str 
     return session_id
 
 
-def use_signin_link(store: RedisProfileStore, links: SigninLinks, token: str,
-                    ttl_s: int) -> tuple[str, dict[str, Any]] | None:
+def use_signin_link(
+    store: RedisProfileStore, links: SigninLinks, token: str, ttl_s: int
+) -> tuple[str, dict[str, Any]] | None:
     """Use a sign-in link up and open a page session: (session id, organisation), or None when the
     link is forged, expired or used already, or its organisation is gone."""
     grant = links.read(token)
@@ -423,9 +443,31 @@ def export_org(store: RedisProfileStore, org_id: str) -> dict[str, Any]:
 
 
 __all__ = [
-    "Conflict", "Forbidden", "MatcherUnavailable", "NotFound", "PartnershipSource", "SigninMailer",
-    "UnknownCluster", "authenticate", "close_session", "create_cluster", "create_coordinator", "delete_org",
-    "export_org", "login", "logout", "my_partnerships", "open_session", "register_org", "request_signin", "resync",
-    "revoke_org_token", "rotate_org_token", "session_org", "signin_link_org", "text_size_errors", "update_org",
+    "Conflict",
+    "Forbidden",
+    "MatcherUnavailable",
+    "NotFound",
+    "PartnershipSource",
+    "SigninMailer",
+    "UnknownCluster",
+    "authenticate",
+    "close_session",
+    "create_cluster",
+    "create_coordinator",
+    "delete_org",
+    "export_org",
+    "login",
+    "logout",
+    "my_partnerships",
+    "open_session",
+    "register_org",
+    "request_signin",
+    "resync",
+    "revoke_org_token",
+    "rotate_org_token",
+    "session_org",
+    "signin_link_org",
+    "text_size_errors",
+    "update_org",
     "use_signin_link",
 ]

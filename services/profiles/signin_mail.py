@@ -26,8 +26,12 @@ TEMPLATES = Path(__file__).resolve().parent / "templates" / "email"
 
 SUBJECT = N_("Your sign-in link to partnermatch")
 _language: contextvars.ContextVar[str] = contextvars.ContextVar("signin_mail_language", default="en")
-_env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=False, keep_trailing_newline=True,
-                          undefined=jinja2.StrictUndefined)
+_env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(TEMPLATES),
+    autoescape=False,
+    keep_trailing_newline=True,
+    undefined=jinja2.StrictUndefined,
+)
 i18n.install(_env, DOMAIN, _language.get)
 
 
@@ -43,8 +47,9 @@ def render_signin(lang: str, name: str, links: list[tuple[str, str]], minutes: i
     return subject, text
 
 
-def build_signin_message(contact: dict[str, Any], links: list[tuple[str, str]], minutes: int,
-                         sender: Address) -> EmailMessage:
+def build_signin_message(
+    contact: dict[str, Any], links: list[tuple[str, str]], minutes: int, sender: Address
+) -> EmailMessage:
     """The email to one contact person; raises partnermatch.mail.UnsafeHeader (InvalidAddress) for
     an address that cannot be written safely."""
     lang = contact.get("language") or "en"

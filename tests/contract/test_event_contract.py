@@ -17,46 +17,107 @@ FIXED_ID = "6f1c1a52-3c1e-4b38-9d55-0a7f6c2f9b10"
 
 EXAMPLES = {
     ("profile.upserted", 1): {
-        "org_id": "org_00aa11bb22cc33dd", "revision": 3, "cluster_id": "rs-vojvodina-ict",
-        "name": "Кластер ИКТ Војводина", "country": "RS", "language": "sr", "language_detected": False,
-        "capabilities": "Развој софтвера, обука програмера.", "goals": "Partneri u poljoprivredi.",
-        "sectors": ["ict"], "website": "https://example.org", "updated_at": "2026-11-23T09:30:00+00:00",
+        "org_id": "org_00aa11bb22cc33dd",
+        "revision": 3,
+        "cluster_id": "rs-vojvodina-ict",
+        "name": "Кластер ИКТ Војводина",
+        "country": "RS",
+        "language": "sr",
+        "language_detected": False,
+        "capabilities": "Развој софтвера, обука програмера.",
+        "goals": "Partneri u poljoprivredi.",
+        "sectors": ["ict"],
+        "website": "https://example.org",
+        "updated_at": "2026-11-23T09:30:00+00:00",
     },
     ("profile.upserted", 2): {
-        "org_id": "org_00aa11bb22cc33dd", "revision": 4, "cluster_id": "rs-vojvodina-ict",
-        "name": "Кластер ИКТ Војводина", "country": "RS", "language": "sr", "language_detected": False,
-        "capabilities": "Развој софтвера, обука програмера.", "goals": "Partneri u poljoprivredi.",
-        "sectors": ["ict"], "offers": ["ict.software", "ict"], "seeks": ["agrifood", "logistics.cold_chain"],
-        "seeks_countries": ["PL", "DE"], "website": "https://example.org",
+        "org_id": "org_00aa11bb22cc33dd",
+        "revision": 4,
+        "cluster_id": "rs-vojvodina-ict",
+        "name": "Кластер ИКТ Војводина",
+        "country": "RS",
+        "language": "sr",
+        "language_detected": False,
+        "capabilities": "Развој софтвера, обука програмера.",
+        "goals": "Partneri u poljoprivredi.",
+        "sectors": ["ict"],
+        "offers": ["ict.software", "ict"],
+        "seeks": ["agrifood", "logistics.cold_chain"],
+        "seeks_countries": ["PL", "DE"],
+        "website": "https://example.org",
         "updated_at": "2026-11-23T09:30:00+00:00",
     },
     ("profile.deleted", 1): {"org_id": "org_00aa11bb22cc33dd", "revision": 4, "cluster_id": "rs-vojvodina-ict"},
     ("match.suggested", 1): {
-        "pair_id": "org_a~org_b", "org_a": "org_a", "org_b": "org_b", "cluster_a": "pl-silesia-ict",
-        "cluster_b": "rs-vojvodina-ict", "score": 0.71,
-        "reasons": [{"concept": "ict.software", "kind": "activity", "direction": "a_offers_b_seeks",
-                     "weight": 0.4, "terms_a": ["oprogramowania"], "terms_b": ["softvera"]}],
+        "pair_id": "org_a~org_b",
+        "org_a": "org_a",
+        "org_b": "org_b",
+        "cluster_a": "pl-silesia-ict",
+        "cluster_b": "rs-vojvodina-ict",
+        "score": 0.71,
+        "reasons": [
+            {
+                "concept": "ict.software",
+                "kind": "activity",
+                "direction": "a_offers_b_seeks",
+                "weight": 0.4,
+                "terms_a": ["oprogramowania"],
+                "terms_b": ["softvera"],
+            }
+        ],
     },
     ("match.withdrawn", 1): {
-        "pair_id": "org_a~org_b", "org_a": "org_a", "org_b": "org_b", "cluster_a": "pl-silesia-ict",
-        "cluster_b": "rs-vojvodina-ict", "reason": "score_dropped",
+        "pair_id": "org_a~org_b",
+        "org_a": "org_a",
+        "org_b": "org_b",
+        "cluster_a": "pl-silesia-ict",
+        "cluster_b": "rs-vojvodina-ict",
+        "reason": "score_dropped",
     },
     ("match.approved", 1): {
-        "pair_id": "org_a~org_b", "org_a": "org_a", "org_b": "org_b", "cluster_a": "pl-silesia-ict",
-        "cluster_b": "rs-vojvodina-ict", "score": 0.71, "reasons": [],
+        "pair_id": "org_a~org_b",
+        "org_a": "org_a",
+        "org_b": "org_b",
+        "cluster_a": "pl-silesia-ict",
+        "cluster_b": "rs-vojvodina-ict",
+        "score": 0.71,
+        "reasons": [],
         "decisions": [
-            {"cluster_id": "pl-silesia-ict", "coordinator": "anna", "decision": "approve",
-             "reason_code": None, "reason_text": None, "decided_at": "2026-11-23T09:30:00+00:00"},
-            {"cluster_id": "rs-vojvodina-ict", "coordinator": "marko", "decision": "approve",
-             "reason_code": None, "reason_text": None, "decided_at": "2026-11-23T09:31:00+00:00"},
+            {
+                "cluster_id": "pl-silesia-ict",
+                "coordinator": "anna",
+                "decision": "approve",
+                "reason_code": None,
+                "reason_text": None,
+                "decided_at": "2026-11-23T09:30:00+00:00",
+            },
+            {
+                "cluster_id": "rs-vojvodina-ict",
+                "coordinator": "marko",
+                "decision": "approve",
+                "reason_code": None,
+                "reason_text": None,
+                "decided_at": "2026-11-23T09:31:00+00:00",
+            },
         ],
     },
     ("match.rejected", 1): {
-        "pair_id": "org_a~org_b", "org_a": "org_a", "org_b": "org_b", "cluster_a": "pl-silesia-ict",
-        "cluster_b": "rs-vojvodina-ict", "score": 0.71, "reasons": [],
+        "pair_id": "org_a~org_b",
+        "org_a": "org_a",
+        "org_b": "org_b",
+        "cluster_a": "pl-silesia-ict",
+        "cluster_b": "rs-vojvodina-ict",
+        "score": 0.71,
+        "reasons": [],
         "decisions": [
-            {"cluster_id": "pl-silesia-ict", "coordinator": "anna", "decision": "reject",
-             "reason_code": "not_relevant", "reason_text": "Różne rynki", "decided_at": "2026-11-23T09:30:00+00:00"},
+            {
+                "cluster_id": "pl-silesia-ict",
+                "coordinator": "anna",
+                "decision": "reject",
+                "reason_code": "not_relevant",
+                "reason_text": "Różne rynki",
+                "decided_at": "2026-11-23T09:30:00+00:00",
+            },
         ],
     },
 }
@@ -74,9 +135,14 @@ def test_every_event_type_and_version_has_an_example_and_a_golden_file():
 
 @pytest.mark.parametrize(("event_type", "version"), sorted(EXAMPLES))
 def test_encoding_an_example_gives_exactly_the_golden_bytes(event_type, version):
-    envelope = events.Envelope(event_type=event_type, payload=EXAMPLES[(event_type, version)],
-                               producer="contract-test", version=version, event_id=FIXED_ID,
-                               occurred_at=FIXED_TIME)
+    envelope = events.Envelope(
+        event_type=event_type,
+        payload=EXAMPLES[(event_type, version)],
+        producer="contract-test",
+        version=version,
+        event_id=FIXED_ID,
+        occurred_at=FIXED_TIME,
+    )
     expected = _golden_path(event_type, version).read_bytes().strip()
     assert events.encode(envelope) == expected
 
@@ -125,12 +191,34 @@ def test_consumers_ignore_fields_they_do_not_know():
 
 @pytest.mark.parametrize(
     "raw",
-    [b"", b"not json", b"[1,2]", b"\xff\xfe", None,
-     b'{"event_id":"x","event_type":"profile.deleted","version":1}',
-     json.dumps({"event_id": FIXED_ID, "event_type": "profile.exploded", "version": 1,
-                 "occurred_at": "2026-11-23T09:30:00+00:00", "producer": "p", "payload": {}}).encode(),
-     json.dumps({"event_id": FIXED_ID, "event_type": "profile.deleted", "version": 1,
-                 "occurred_at": "2026-11-23T09:30:00+00:00", "producer": "p", "payload": {"org_id": "o"}}).encode()],
+    [
+        b"",
+        b"not json",
+        b"[1,2]",
+        b"\xff\xfe",
+        None,
+        b'{"event_id":"x","event_type":"profile.deleted","version":1}',
+        json.dumps(
+            {
+                "event_id": FIXED_ID,
+                "event_type": "profile.exploded",
+                "version": 1,
+                "occurred_at": "2026-11-23T09:30:00+00:00",
+                "producer": "p",
+                "payload": {},
+            }
+        ).encode(),
+        json.dumps(
+            {
+                "event_id": FIXED_ID,
+                "event_type": "profile.deleted",
+                "version": 1,
+                "occurred_at": "2026-11-23T09:30:00+00:00",
+                "producer": "p",
+                "payload": {"org_id": "o"},
+            }
+        ).encode(),
+    ],
 )
 def test_undecodable_messages_raise_undecodable_event(raw):
     with pytest.raises(events.UndecodableEvent):
@@ -141,8 +229,11 @@ def test_producers_cannot_build_an_event_with_a_bad_payload():
     with pytest.raises(ValidationError):
         events.new_event(events.PROFILE_DELETED, {"org_id": "o", "revision": 0, "cluster_id": "c"}, "p")
     with pytest.raises(ValidationError):
-        events.new_event(events.PROFILE_DELETED, {"org_id": "o", "revision": 1, "cluster_id": "c",
-                                                  "email": "someone@example.org"}, "p")
+        events.new_event(
+            events.PROFILE_DELETED,
+            {"org_id": "o", "revision": 1, "cluster_id": "c", "email": "someone@example.org"},
+            "p",
+        )
 
 
 def test_an_envelope_built_by_hand_with_a_bad_payload_is_never_encoded():

@@ -29,8 +29,11 @@ def call(method: str, url: str, body=None, token: str | None = None, form: dict 
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             raw = resp.read()
-            return resp.status, (json.loads(raw) if raw and resp.headers.get_content_type() == "application/json"
-                                 else raw.decode("utf-8", "replace"))
+            return resp.status, (
+                json.loads(raw)
+                if raw and resp.headers.get_content_type() == "application/json"
+                else raw.decode("utf-8", "replace")
+            )
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode("utf-8", "replace")
 
@@ -50,12 +53,21 @@ def stack_env() -> dict[str, str]:
 def system(tmp_path_factory, stack_env):
     state = tmp_path_factory.mktemp("stack")
     ports = {name: str(free_port()) for name in ("PROFILES_PORT", "MATCHER_PORT", "NOTIFIER_PORT", "MAILSINK_PORT")}
-    env = {**os.environ, **ports, "NOTIFIER_SMTP_PORT": ports["MAILSINK_PORT"],
-           "MAILSINK_DIR": str(state / "mail"), "MATCHER_MIN_SCORE": "0.01", "NOTIFIER_POLL_MS": "100",
-           "LOG_LEVEL": "WARNING", **stack_env}
+    env = {
+        **os.environ,
+        **ports,
+        "NOTIFIER_SMTP_PORT": ports["MAILSINK_PORT"],
+        "MAILSINK_DIR": str(state / "mail"),
+        "MATCHER_MIN_SCORE": "0.01",
+        "NOTIFIER_POLL_MS": "100",
+        "LOG_LEVEL": "WARNING",
+        **stack_env,
+    }
     stack = Stack(state, env=env, echo=False).start()
-    stack.urls = {"profiles": f"http://127.0.0.1:{ports['PROFILES_PORT']}",
-                  "review": f"http://127.0.0.1:{ports['MATCHER_PORT']}"}
+    stack.urls = {
+        "profiles": f"http://127.0.0.1:{ports['PROFILES_PORT']}",
+        "review": f"http://127.0.0.1:{ports['MATCHER_PORT']}",
+    }
     stack.mail = state / "mail"
     yield stack
     stack.stop()

@@ -63,13 +63,27 @@ def test_an_organisation_registers_in_serbian_cyrillic_meets_its_approved_partne
     profiles, review = system.urls["profiles"], system.urls["review"]
     admin = system.env["PARTNERMATCH_ADMIN_TOKEN"]
     for cluster, name, country, coordinator, lang in (
-            (ICT, "ИКТ кластер Војводине", "RS", "dragana", "sr-Cyrl"),
-            (FOOD, "Podlaski Klaster Spożywczy", "PL", "tomasz", "pl")):
-        assert call("POST", f"{profiles}/v1/clusters", {"id": cluster, "name": name, "country": country},
-                    admin)[0] == 201
-        assert call("POST", f"{profiles}/v1/clusters/{cluster}/coordinators", {
-            "username": coordinator, "password": PASSWORD, "name": coordinator.title(),
-            "email": f"{coordinator}@coordinators.example.org", "language": lang}, admin)[0] == 201
+        (ICT, "ИКТ кластер Војводине", "RS", "dragana", "sr-Cyrl"),
+        (FOOD, "Podlaski Klaster Spożywczy", "PL", "tomasz", "pl"),
+    ):
+        assert (
+            call("POST", f"{profiles}/v1/clusters", {"id": cluster, "name": name, "country": country}, admin)[0] == 201
+        )
+        assert (
+            call(
+                "POST",
+                f"{profiles}/v1/clusters/{cluster}/coordinators",
+                {
+                    "username": coordinator,
+                    "password": PASSWORD,
+                    "name": coordinator.title(),
+                    "email": f"{coordinator}@coordinators.example.org",
+                    "language": lang,
+                },
+                admin,
+            )[0]
+            == 201
+        )
 
     # register organisation A through the page, in Serbian Cyrillic
     page = phone(browser)
@@ -79,11 +93,17 @@ def test_an_organisation_registers_in_serbian_cyrillic_meets_its_approved_partne
     page.fill("#name", "ДатаПоље д.о.о.")
     page.select_option("#cluster_id", ICT)
     page.select_option("#country", "RS")
-    page.fill("#capabilities", "Развијамо софтвер по мери, веб и мобилне апликације и системе за праћење "
-                               "производње и следљивост. Тим од 25 програмера, искуство са IoT сензорима "
-                               "и повезивањем са ERP системима.")
-    page.fill("#goals", "Тражимо партнере из агро-прехрамбеног сектора: млекаре, прерађиваче воћа и поврћа "
-                        "и задруге којима треба дигитализација производње, за заједничке пројекте.")
+    page.fill(
+        "#capabilities",
+        "Развијамо софтвер по мери, веб и мобилне апликације и системе за праћење "
+        "производње и следљивост. Тим од 25 програмера, искуство са IoT сензорима "
+        "и повезивањем са ERP системима.",
+    )
+    page.fill(
+        "#goals",
+        "Тражимо партнере из агро-прехрамбеног сектора: млекаре, прерађиваче воћа и поврћа "
+        "и задруге којима треба дигитализација производње, за заједничке пројекте.",
+    )
     page.locator("#seeks details").filter(has=page.locator("input[value=agrifood]")).locator("summary").click()
     page.check("#seeks input[value=agrifood]")
     page.fill("#contacts-0-name", "Марија Станковић")
@@ -117,15 +137,30 @@ def test_an_organisation_registers_in_serbian_cyrillic_meets_its_approved_partne
     assert page.input_value("#website") == "https://datapolje.example.rs"
 
     # organisation B, in another cluster, through the API
-    status, created = call("POST", f"{profiles}/v1/organisations", {
-        "name": "Mleczarnia Podlaska", "cluster_id": FOOD, "country": "PL", "language": "pl",
-        "capabilities": "Przetwarzamy mleko od 1200 rolników: sery dojrzewające, jogurty i masło; mamy własne "
-                        "laboratorium jakości i chłodnie.",
-        "goals": "Szukamy firmy informatycznej, która wdroży oprogramowanie do śledzenia produkcji i "
-                 "identyfikowalności partii mleka od rolnika do sklepu.",
-        "website": "https://mleczarnia.example.pl",
-        "contacts": [{"name": "Katarzyna Wiśniewska", "email": KATARZYNA, "language": "pl", "consent": True,
-                      "share_contact": True}]})
+    status, created = call(
+        "POST",
+        f"{profiles}/v1/organisations",
+        {
+            "name": "Mleczarnia Podlaska",
+            "cluster_id": FOOD,
+            "country": "PL",
+            "language": "pl",
+            "capabilities": "Przetwarzamy mleko od 1200 rolników: sery dojrzewające, jogurty i masło; mamy własne "
+            "laboratorium jakości i chłodnie.",
+            "goals": "Szukamy firmy informatycznej, która wdroży oprogramowanie do śledzenia produkcji i "
+            "identyfikowalności partii mleka od rolnika do sklepu.",
+            "website": "https://mleczarnia.example.pl",
+            "contacts": [
+                {
+                    "name": "Katarzyna Wiśniewska",
+                    "email": KATARZYNA,
+                    "language": "pl",
+                    "consent": True,
+                    "share_contact": True,
+                }
+            ],
+        },
+    )
     assert status == 201
     partner_id = created["organisation"]["id"]
 
@@ -134,8 +169,9 @@ def test_an_organisation_registers_in_serbian_cyrillic_meets_its_approved_partne
         found = page.locator(f"article.partnership.state-{state}")
         return found if found.count() == 1 else None
 
-    waiting = wait_until(lambda: partnership("waiting"), timeout=60, interval=0.5,
-                         message="the suggestion on 'my partnerships'")
+    waiting = wait_until(
+        lambda: partnership("waiting"), timeout=60, interval=0.5, message="the suggestion on 'my partnerships'"
+    )
     pair_id = waiting.get_attribute("data-pair")
     assert partner_id in pair_id.split("~")
     assert "Mleczarnia Podlaska" in waiting.inner_text() and "Чека координаторе" in waiting.inner_text()
@@ -149,11 +185,17 @@ def test_an_organisation_registers_in_serbian_cyrillic_meets_its_approved_partne
     for who in ("dragana", "tomasz"):
         status, session = call("POST", f"{profiles}/v1/auth/login", {"username": who, "password": PASSWORD})
         assert status == 200
-        assert call("POST", f"{review}/v1/suggestions/{pair_id}/decision", {"decision": "approve"},
-                    session["token"])[0] == 200
+        assert (
+            call("POST", f"{review}/v1/suggestions/{pair_id}/decision", {"decision": "approve"}, session["token"])[0]
+            == 200
+        )
 
-    approved = wait_until(lambda: partnership("approved"), timeout=20, interval=0.5,
-                          message="the approved partnership on 'my partnerships'")
+    approved = wait_until(
+        lambda: partnership("approved"),
+        timeout=20,
+        interval=0.5,
+        message="the approved partnership on 'my partnerships'",
+    )
     shown = approved.inner_text()
     assert "Mleczarnia Podlaska" in shown and "Одобрили координатори оба кластера" in shown
     assert "Katarzyna Wiśniewska" in shown
@@ -162,8 +204,11 @@ def test_an_organisation_registers_in_serbian_cyrillic_meets_its_approved_partne
     check(page, "e2e-partnerships-approved-sr-Cyrl")
 
     # the partnership email names the partner's shared contact and links to "my partnerships"
-    told = wait_until(lambda: [m for m in _mails_to(system, MARIJA) if "Mleczarnia Podlaska" in _text(m)],
-                      timeout=30, message="the partnership email to A's contact")
+    told = wait_until(
+        lambda: [m for m in _mails_to(system, MARIJA) if "Mleczarnia Podlaska" in _text(m)],
+        timeout=30,
+        message="the partnership email to A's contact",
+    )
     assert KATARZYNA in _text(told[0]) and f"{profiles}/partnerships" in _text(told[0])
 
     # download my data
@@ -176,7 +221,11 @@ def test_an_organisation_registers_in_serbian_cyrillic_meets_its_approved_partne
     assert organisation["goals"].endswith("млекаре из Пољске.") and organisation["id"] in pair_id.split("~")
     [contact] = organisation["contacts"]
     assert (contact["name"], contact["email"], contact["consent"], contact["share_contact"]) == (
-        "Марија Станковић", MARIJA, True, True)
+        "Марија Станковић",
+        MARIJA,
+        True,
+        True,
+    )
 
     # delete, after the confirmation
     page.click("#delete")
@@ -191,7 +240,10 @@ def test_an_organisation_registers_in_serbian_cyrillic_meets_its_approved_partne
     # the address no longer signs in: the same neutral answer as for an address never registered, no mail
     mails_before = len(_mails_to(system, MARIJA))
     assert _ask_for_link(page, profiles, MARIJA) == _ask_for_link(page, profiles, NOBODY)
-    wait_until(lambda: _no_contact_answers(system) >= 2, timeout=20,
-               message="both sign-in requests handled as addresses of nobody")
+    wait_until(
+        lambda: _no_contact_answers(system) >= 2,
+        timeout=20,
+        message="both sign-in requests handled as addresses of nobody",
+    )
     assert len(_mails_to(system, MARIJA)) == mails_before
     assert _mails_to(system, NOBODY) == []

@@ -23,28 +23,67 @@ PASSWORD = "coordinator password e2e"
 def test_register_suggest_approve_email_unsubscribe_and_replay(system):
     profiles, review = system.urls["profiles"], system.urls["review"]
     admin = system.env["PARTNERMATCH_ADMIN_TOKEN"]
-    for cluster, country, coordinator, lang in (("pl-silesia-ict", "PL", "anna", "pl"),
-                                                ("rs-zlatibor-agro", "RS", "marko", "sr-Cyrl")):
-        assert call("POST", f"{profiles}/v1/clusters", {"id": cluster, "name": cluster, "country": country},
-                    admin)[0] == 201
-        assert call("POST", f"{profiles}/v1/clusters/{cluster}/coordinators", {
-            "username": coordinator, "password": PASSWORD, "name": coordinator.title(),
-            "email": f"{coordinator}@coordinators.example.org", "language": lang}, admin)[0] == 201
-    status, pl = call("POST", f"{profiles}/v1/organisations", {
-        "name": "Soft Śląsk", "cluster_id": "pl-silesia-ict", "country": "PL", "language": "pl",
-        "capabilities": "Tworzymy oprogramowanie i aplikacje mobilne dla przemysłu i rolnictwa.",
-        "goals": "Szukamy partnerów z branży rolno-spożywczej: sadowników i przetwórców owoców.",
-        "contacts": [{"name": "Ewa Zielińska", "email": "ewa@soft.example.pl", "language": "pl", "consent": True},
-                     {"name": "Jan Kowalski", "email": "jan@soft.example.pl", "language": "pl", "consent": False}]})
+    for cluster, country, coordinator, lang in (
+        ("pl-silesia-ict", "PL", "anna", "pl"),
+        ("rs-zlatibor-agro", "RS", "marko", "sr-Cyrl"),
+    ):
+        assert (
+            call("POST", f"{profiles}/v1/clusters", {"id": cluster, "name": cluster, "country": country}, admin)[0]
+            == 201
+        )
+        assert (
+            call(
+                "POST",
+                f"{profiles}/v1/clusters/{cluster}/coordinators",
+                {
+                    "username": coordinator,
+                    "password": PASSWORD,
+                    "name": coordinator.title(),
+                    "email": f"{coordinator}@coordinators.example.org",
+                    "language": lang,
+                },
+                admin,
+            )[0]
+            == 201
+        )
+    status, pl = call(
+        "POST",
+        f"{profiles}/v1/organisations",
+        {
+            "name": "Soft Śląsk",
+            "cluster_id": "pl-silesia-ict",
+            "country": "PL",
+            "language": "pl",
+            "capabilities": "Tworzymy oprogramowanie i aplikacje mobilne dla przemysłu i rolnictwa.",
+            "goals": "Szukamy partnerów z branży rolno-spożywczej: sadowników i przetwórców owoców.",
+            "contacts": [
+                {"name": "Ewa Zielińska", "email": "ewa@soft.example.pl", "language": "pl", "consent": True},
+                {"name": "Jan Kowalski", "email": "jan@soft.example.pl", "language": "pl", "consent": False},
+            ],
+        },
+    )
     assert status == 201
-    status, rs = call("POST", f"{profiles}/v1/organisations", {
-        "name": "Воћарска задруга Ариље", "cluster_id": "rs-zlatibor-agro", "country": "RS", "language": "sr",
-        "capabilities": "Прерада воћа, хладњаче и производња сокова; 300 произвођача малине.",
-        "goals": "Тражимо софтвер и апликације за праћење производње и порекла воћа.",
-        "contacts": [{"name": "Јелена Петровић", "email": "jelena@arilje.example.rs", "language": "sr-Cyrl",
-                      "consent": True},
-                     {"name": "Besnik Krasniqi", "email": "besnik@arilje.example.rs", "language": "sq",
-                      "consent": True}]})
+    status, rs = call(
+        "POST",
+        f"{profiles}/v1/organisations",
+        {
+            "name": "Воћарска задруга Ариље",
+            "cluster_id": "rs-zlatibor-agro",
+            "country": "RS",
+            "language": "sr",
+            "capabilities": "Прерада воћа, хладњаче и производња сокова; 300 произвођача малине.",
+            "goals": "Тражимо софтвер и апликације за праћење производње и порекла воћа.",
+            "contacts": [
+                {
+                    "name": "Јелена Петровић",
+                    "email": "jelena@arilje.example.rs",
+                    "language": "sr-Cyrl",
+                    "consent": True,
+                },
+                {"name": "Besnik Krasniqi", "email": "besnik@arilje.example.rs", "language": "sq", "consent": True},
+            ],
+        },
+    )
     assert status == 201
     pair_id = events.pair_id(pl["organisation"]["id"], rs["organisation"]["id"])
 
@@ -63,16 +102,20 @@ def test_register_suggest_approve_email_unsubscribe_and_replay(system):
     assert wait_until(lambda: pending_for("marko"), timeout=10, message="the suggestion for marko")
 
     for who in ("anna", "marko"):
-        status, after = call("POST", f"{review}/v1/suggestions/{pair_id}/decision", {"decision": "approve"},
-                             tokens[who])
+        status, after = call(
+            "POST", f"{review}/v1/suggestions/{pair_id}/decision", {"decision": "approve"}, tokens[who]
+        )
         assert status == 200
     assert after["state"] == "approved"
 
-    received = wait_until(lambda: (m := mails(system.mail)) and len(m) >= 4 and m, timeout=60,
-                          message="four emails")
+    received = wait_until(lambda: (m := mails(system.mail)) and len(m) >= 4 and m, timeout=60, message="four emails")
     by_rcpt = {str(m["To"].addresses[0].addr_spec): m for m in received}
-    assert sorted(by_rcpt) == ["anna@coordinators.example.org", "besnik@arilje.example.rs", "ewa@soft.example.pl",
-                               "jelena@arilje.example.rs"], "the contacts, and anna: marko approved after her"
+    assert sorted(by_rcpt) == [
+        "anna@coordinators.example.org",
+        "besnik@arilje.example.rs",
+        "ewa@soft.example.pl",
+        "jelena@arilje.example.rs",
+    ], "the contacts, and anna: marko approved after her"
     notice = by_rcpt["anna@coordinators.example.org"]
     assert str(notice["Subject"]) == "Zatwierdzone przez rs-zlatibor-agro: Soft Śląsk – Воћарска задруга Ариље"
     assert "jan@soft.example.pl" not in by_rcpt, "no consent, no email"
@@ -90,7 +133,7 @@ def test_register_suggest_approve_email_unsubscribe_and_replay(system):
 
     # replay: the same approval once more on match-decisions
     bootstrap = system.env["KAFKA_BOOTSTRAP_SERVERS"]
-    approved = [r for r in read_partitions(bootstrap, MATCH_DECISIONS, idle_timeout_s=1.5)]
+    approved = list(read_partitions(bootstrap, MATCH_DECISIONS, idle_timeout_s=1.5))
     assert len(approved) == 1
     publisher = KafkaPublisher(bootstrap, "e2e-replay")
     try:
@@ -127,26 +170,74 @@ def test_an_organisation_s_partnerships_reach_profiles_from_the_running_matcher_
     deps = build_deps(ProfilesSettings.from_env({**system.env, **spec.env}))
     admin = system.env["PARTNERMATCH_ADMIN_TOKEN"]
     for cluster, country, coordinator in (("pl-krakow-ict", "PL", "zofia"), ("rs-sumadija-agro", "RS", "milan")):
-        assert call("POST", f"{profiles}/v1/clusters", {"id": cluster, "name": f"Klaster {cluster}",
-                                                        "country": country}, admin)[0] == 201
-        assert call("POST", f"{profiles}/v1/clusters/{cluster}/coordinators", {
-            "username": coordinator, "password": PASSWORD, "name": coordinator.title(),
-            "email": f"{coordinator}@coordinators.example.org", "language": "en"}, admin)[0] == 201
-    status, pl = call("POST", f"{profiles}/v1/organisations", {
-        "name": "Kod Krakowski", "cluster_id": "pl-krakow-ict", "country": "PL", "language": "pl",
-        "capabilities": "Tworzymy oprogramowanie do śledzenia produkcji owoców i aplikacje mobilne.",
-        "goals": "Szukamy sadowników i przetwórców owoców jako partnerów.",
-        "contacts": [{"name": "Ola Nowak", "email": "ola@kod.example.pl", "language": "pl", "consent": False,
-                      "share_contact": True}]})
+        assert (
+            call(
+                "POST",
+                f"{profiles}/v1/clusters",
+                {"id": cluster, "name": f"Klaster {cluster}", "country": country},
+                admin,
+            )[0]
+            == 201
+        )
+        assert (
+            call(
+                "POST",
+                f"{profiles}/v1/clusters/{cluster}/coordinators",
+                {
+                    "username": coordinator,
+                    "password": PASSWORD,
+                    "name": coordinator.title(),
+                    "email": f"{coordinator}@coordinators.example.org",
+                    "language": "en",
+                },
+                admin,
+            )[0]
+            == 201
+        )
+    status, pl = call(
+        "POST",
+        f"{profiles}/v1/organisations",
+        {
+            "name": "Kod Krakowski",
+            "cluster_id": "pl-krakow-ict",
+            "country": "PL",
+            "language": "pl",
+            "capabilities": "Tworzymy oprogramowanie do śledzenia produkcji owoców i aplikacje mobilne.",
+            "goals": "Szukamy sadowników i przetwórców owoców jako partnerów.",
+            "contacts": [
+                {
+                    "name": "Ola Nowak",
+                    "email": "ola@kod.example.pl",
+                    "language": "pl",
+                    "consent": False,
+                    "share_contact": True,
+                }
+            ],
+        },
+    )
     assert status == 201
-    status, rs = call("POST", f"{profiles}/v1/organisations", {
-        "name": "Шумадијско воће", "cluster_id": "rs-sumadija-agro", "country": "RS", "language": "sr",
-        "capabilities": "Узгој и прерада воћа, хладњаче, сокови од јабуке и шљиве.",
-        "goals": "Тражимо софтвер за праћење производње воћа.",
-        "contacts": [{"name": "Милица Јовановић", "email": "milica@voce.example.rs", "language": "sr-Cyrl",
-                      "consent": False, "share_contact": True},
-                     {"name": "Петар Петровић", "email": "petar@voce.example.rs", "language": "sr",
-                      "consent": False}]})
+    status, rs = call(
+        "POST",
+        f"{profiles}/v1/organisations",
+        {
+            "name": "Шумадијско воће",
+            "cluster_id": "rs-sumadija-agro",
+            "country": "RS",
+            "language": "sr",
+            "capabilities": "Узгој и прерада воћа, хладњаче, сокови од јабуке и шљиве.",
+            "goals": "Тражимо софтвер за праћење производње воћа.",
+            "contacts": [
+                {
+                    "name": "Милица Јовановић",
+                    "email": "milica@voce.example.rs",
+                    "language": "sr-Cyrl",
+                    "consent": False,
+                    "share_contact": True,
+                },
+                {"name": "Петар Петровић", "email": "petar@voce.example.rs", "language": "sr", "consent": False},
+            ],
+        },
+    )
     assert status == 201
     pl_id, rs_id = pl["organisation"]["id"], rs["organisation"]["id"]
     pair_id = events.pair_id(pl_id, rs_id)
@@ -161,9 +252,12 @@ def test_an_organisation_s_partnerships_reach_profiles_from_the_running_matcher_
     for who in ("zofia", "milan"):
         status, session = call("POST", f"{profiles}/v1/auth/login", {"username": who, "password": PASSWORD})
         assert status == 200
-        assert call("POST", f"{review}/v1/suggestions/{pair_id}/decision", {"decision": "approve"},
-                    session["token"])[0] == 200
+        assert (
+            call("POST", f"{review}/v1/suggestions/{pair_id}/decision", {"decision": "approve"}, session["token"])[0]
+            == 200
+        )
     [approved] = ours()
     assert approved["state"] == "approved"
     assert approved["partner"]["contacts"] == [
-        {"name": "Милица Јовановић", "email": "milica@voce.example.rs", "language": "sr-Cyrl"}]
+        {"name": "Милица Јовановић", "email": "milica@voce.example.rs", "language": "sr-Cyrl"}
+    ]

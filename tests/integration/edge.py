@@ -85,13 +85,20 @@ def send_whole_body(
 
     A connection reset surfaces as ConnectionResetError / BrokenPipeError, failing the test."""
     where = urllib.parse.urlsplit(url)
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {where.netloc}", f"Content-Type: {content_type}",
-             "Connection: close", *(f"{k}: {v}" for k, v in (headers or {}).items())]
+    lines = [
+        f"{method} {path} HTTP/1.1",
+        f"Host: {where.netloc}",
+        f"Content-Type: {content_type}",
+        "Connection: close",
+        *(f"{k}: {v}" for k, v in (headers or {}).items()),
+    ]
     if chunked:
         lines.append("Transfer-Encoding: chunked")
         step = 64 * 1024
-        payload = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + step]), body[i:i + step])
-                           for i in range(0, len(body), step)) + b"0\r\n\r\n"
+        payload = (
+            b"".join(b"%x\r\n%s\r\n" % (len(body[i : i + step]), body[i : i + step]) for i in range(0, len(body), step))
+            + b"0\r\n\r\n"
+        )
     else:
         lines.append(f"Content-Length: {len(body)}")
         payload = body
@@ -116,8 +123,15 @@ def gunicorn_service(name: str, env: Mapping[str, str], log_file: Path | None = 
     port = str(free_port())
     settings = {**os.environ, "LOG_LEVEL": "WARNING", **env, _PORT_VARIABLE[name]: port}
     spec = next(s for s in service_specs(settings) if s.name == name)
-    process = ServiceProcess(name, spec.argv, env={**settings, **spec.env, **env}, ready=spec.readiness(), cwd=ROOT,
-                             echo=False, log_file=log_file)
+    process = ServiceProcess(
+        name,
+        spec.argv,
+        env={**settings, **spec.env, **env},
+        ready=spec.readiness(),
+        cwd=ROOT,
+        echo=False,
+        log_file=log_file,
+    )
     try:
         process.wait_ready(spec.start_timeout)
         yield f"http://127.0.0.1:{port}"

@@ -50,9 +50,7 @@ def _ensure(monkeypatch, tmp_path, capsys, bootstrap: str) -> tuple[int, str, st
     return code, out, err
 
 
-def test_topics_ensure_creates_every_topic_and_reports_the_counts_the_broker_has(
-    broker, monkeypatch, tmp_path, capsys
-):
+def test_topics_ensure_creates_every_topic_and_reports_the_counts_the_broker_has(broker, monkeypatch, tmp_path, capsys):
     code, out, err = _ensure(monkeypatch, tmp_path, capsys, broker.bootstrap)
 
     assert code == 0, err
@@ -61,9 +59,7 @@ def test_topics_ensure_creates_every_topic_and_reports_the_counts_the_broker_has
     assert _counts(broker.bootstrap) == {**ALL_TOPICS, EPOCH: 1}
 
 
-def test_topics_ensure_refuses_a_topic_with_another_partition_count_loudly(
-    broker, monkeypatch, tmp_path, capsys
-):
+def test_topics_ensure_refuses_a_topic_with_another_partition_count_loudly(broker, monkeypatch, tmp_path, capsys):
     admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, client_id="test-mismatch")
     try:
         admin.create_topics({PROFILES: {"num_partitions": 4, "replication_factor": -1}})
@@ -101,9 +97,7 @@ def test_the_watch_notices_a_broker_that_restarted_empty_and_recreates_the_decla
     assert BrokerWatch(broker.bootstrap, name="another").epoch() == second
 
 
-def test_a_relay_refills_each_new_epoch_once_and_publishes_what_the_refill_queued(
-    broker, redis_client, unique_name
-):
+def test_a_relay_refills_each_new_epoch_once_and_publishes_what_the_refill_queued(broker, redis_client, unique_name):
     outbox = Outbox(redis_client, unique_name("svc") + ":")
     refills = []
 
@@ -111,8 +105,9 @@ def test_a_relay_refills_each_new_epoch_once_and_publishes_what_the_refill_queue
         refills.append(1)
         from partnermatch import events
 
-        envelope = events.new_event(events.PROFILE_DELETED, {"org_id": "org-1", "revision": 2,
-                                                              "cluster_id": "c"}, "test")
+        envelope = events.new_event(
+            events.PROFILE_DELETED, {"org_id": "org-1", "revision": 2, "cluster_id": "c"}, "test"
+        )
         outbox.add(redis_client, envelope, PROFILES, "org-1")
         return 1
 

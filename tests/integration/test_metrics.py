@@ -40,8 +40,9 @@ def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
 
 
 def _post(url: str, payload: dict, headers: dict[str, str]) -> int:
-    request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
-                                     headers={"Content-Type": "application/json", **headers})
+    request = urllib.request.Request(
+        url, data=json.dumps(payload).encode(), method="POST", headers={"Content-Type": "application/json", **headers}
+    )
     with urllib.request.urlopen(request, timeout=15) as response:
         return response.status
 
@@ -50,8 +51,11 @@ def scrape(base: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """Every sample of GET /metrics: (name, sorted labels) -> value."""
     status, text = _get(base + "/metrics")
     assert status == 200, text
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def sample(samples: dict, name: str, **labels: str) -> float:
@@ -61,11 +65,16 @@ def sample(samples: dict, name: str, **labels: str) -> float:
 @pytest.fixture
 def service_env(redis_server, kafka_bootstrap, tmp_path) -> dict[str, str]:
     """As `partnermatch up` gives it: a state folder (so each app gets its multiprocess folder)."""
-    return {"REDIS_URL": redis_server.url, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-            "PARTNERMATCH_STATE_DIR": str(tmp_path / "state"), "PARTNERMATCH_ADMIN_TOKEN": ADMIN,
-            "PARTNERMATCH_SERVICE_TOKEN": "metrics-test-service-token-0123456789",
-            "NOTIFIER_SECRET_KEY": "metrics-test-notifier-secret", "MATCHER_SECRET_KEY": "metrics-test-matcher",
-            "PROFILES_SECRET_KEY": "metrics-test-profiles"}
+    return {
+        "REDIS_URL": redis_server.url,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "PARTNERMATCH_STATE_DIR": str(tmp_path / "state"),
+        "PARTNERMATCH_ADMIN_TOKEN": ADMIN,
+        "PARTNERMATCH_SERVICE_TOKEN": "metrics-test-service-token-0123456789",
+        "NOTIFIER_SECRET_KEY": "metrics-test-notifier-secret",
+        "MATCHER_SECRET_KEY": "metrics-test-matcher",
+        "PROFILES_SECRET_KEY": "metrics-test-profiles",
+    }
 
 
 @pytest.fixture
@@ -95,8 +104,9 @@ def test_each_web_app_counts_the_requests_of_all_its_workers(start, redis_client
     assert sample(after, "partnermatch_http_request_duration_seconds_bucket", le="+Inf", **labels) == before + 12
     # A 404 is counted under one label value, not one series per path asked for.
     assert _get(base + "/no/such/page-4711")[0] == 404
-    unmatched = sample(scrape(base), "partnermatch_http_requests_total",
-                       method="GET", route="<unmatched>", status="404")
+    unmatched = sample(
+        scrape(base), "partnermatch_http_requests_total", method="GET", route="<unmatched>", status="404"
+    )
     assert unmatched >= 1
     assert not any("4711" in str(key) for key in scrape(base))
 
@@ -112,13 +122,26 @@ def test_the_outbox_depth_counts_writes_the_stopped_relay_has_not_published(star
     base = start("profiles")
     admin = {"Authorization": f"Bearer {ADMIN}"}
     assert sample(scrape(base), "partnermatch_outbox_depth", outbox="profiles") == 0
-    assert _post(base + "/v1/clusters", {"id": "rs-vojvodina-ict", "name": "ICT Vojvodina", "country": "RS"},
-                 admin) == 201
+    assert (
+        _post(base + "/v1/clusters", {"id": "rs-vojvodina-ict", "name": "ICT Vojvodina", "country": "RS"}, admin) == 201
+    )
     for i in range(3):
-        assert _post(base + "/v1/organisations", {
-            "name": f"Organizacija {i}", "cluster_id": "rs-vojvodina-ict", "country": "RS", "language": "sr",
-            "capabilities": f"Razvoj softvera {i}", "goals": f"Tražimo partnere {i}", "sectors": ["ict"],
-        }, {}) == 201
+        assert (
+            _post(
+                base + "/v1/organisations",
+                {
+                    "name": f"Organizacija {i}",
+                    "cluster_id": "rs-vojvodina-ict",
+                    "country": "RS",
+                    "language": "sr",
+                    "capabilities": f"Razvoj softvera {i}",
+                    "goals": f"Tražimo partnere {i}",
+                    "sectors": ["ict"],
+                },
+                {},
+            )
+            == 201
+        )
     depth = redis_client.xlen("{profiles}:outbox")
     assert depth >= 3  # one event per registration, nothing takes them out
     samples = scrape(base)
@@ -154,16 +177,22 @@ def test_the_lag_of_a_group_is_the_records_it_has_not_committed_on_each_partitio
     _commit(kafka_bootstrap, group, {TopicPartition(topic, 0): 2})
     offsets = {p.partition: p for p in broker.group_offsets(kafka_bootstrap, group, [topic])}
     assert {p: (o.committed, o.end, o.lag) for p, o in offsets.items()} == {
-        0: (2, 5, 3), 1: (None, 3, 3), 2: (None, 0, 0)}
+        0: (2, 5, 3),
+        1: (None, 3, 3),
+        2: (None, 0, 0),
+    }
     families = {f.name: f for f in ConsumerLagCollector(group, lag_reader(kafka_bootstrap, group, [topic])).collect()}
     lags = {s.labels["partition"]: s.value for s in families["partnermatch_consumer_lag"].samples}
     assert lags == {"0": 3, "1": 3, "2": 0}
 
 
-@pytest.mark.parametrize(("name", "group_variable", "topic"), [
-    ("review", "MATCHER_GROUP", PROFILES), ("unsub", "NOTIFIER_GROUP", MATCH_DECISIONS)])
-def test_the_web_app_shows_the_lag_of_its_services_consumer_group(start, kafka_bootstrap, unique_name,
-                                                                  name, group_variable, topic):
+@pytest.mark.parametrize(
+    ("name", "group_variable", "topic"),
+    [("review", "MATCHER_GROUP", PROFILES), ("unsub", "NOTIFIER_GROUP", MATCH_DECISIONS)],
+)
+def test_the_web_app_shows_the_lag_of_its_services_consumer_group(
+    start, kafka_bootstrap, unique_name, name, group_variable, topic
+):
     ensure_topics(kafka_bootstrap, {topic: ALL_TOPICS[topic]})
     group = unique_name("group")
     base = start(name, **{group_variable: group})
@@ -184,8 +213,9 @@ def test_the_launcher_counts_the_restarts_of_a_part_and_empties_its_metrics_fold
     folder = tmp_path / "metrics" / "sleeper"
     folder.mkdir(parents=True)
     (folder / "counter_4711.db").write_bytes(b"left by a run that died")
-    sleeper = ServiceSpec("sleeper", [sys.executable, "-c", "import time; time.sleep(60)"],
-                          env={"PROMETHEUS_MULTIPROC_DIR": str(folder)})
+    sleeper = ServiceSpec(
+        "sleeper", [sys.executable, "-c", "import time; time.sleep(60)"], env={"PROMETHEUS_MULTIPROC_DIR": str(folder)}
+    )
     env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
     quick = RestartPolicy(first_delay_s=0.1, max_delay_s=0.2, give_up_after=3, window_s=30.0)
     with Stack(tmp_path / "state", env=env, specs=[sleeper], topics={}, echo=False, restart_policy=quick) as stack:
@@ -193,8 +223,12 @@ def test_the_launcher_counts_the_restarts_of_a_part_and_empties_its_metrics_fold
         collector = RestartsCollector(stack.part_states)
 
         def restarts() -> dict[str, float]:
-            return {s.labels["part"]: s.value for family in collector.collect() for s in family.samples
-                    if s.name == "partnermatch_part_restarts_total"}
+            return {
+                s.labels["part"]: s.value
+                for family in collector.collect()
+                for s in family.samples
+                if s.name == "partnermatch_part_restarts_total"
+            }
 
         assert restarts() == {"redis": 0, "kafka": 0, "sleeper": 0}
         [part] = [p for p in stack.supervisor.parts if p.name == "sleeper"]
@@ -208,7 +242,11 @@ def test_the_launcher_counts_the_restarts_of_a_part_and_empties_its_metrics_fold
 
         wait_until(restarted, timeout=15, interval=0.1, message="the sleeper to be restarted")
         assert restarts()["sleeper"] == 1
-        running = {s.labels["part"]: s.value for family in collector.collect() for s in family.samples
-                   if s.name == "partnermatch_part_running"}
+        running = {
+            s.labels["part"]: s.value
+            for family in collector.collect()
+            for s in family.samples
+            if s.name == "partnermatch_part_running"
+        }
         assert running["sleeper"] == 1
         assert list(folder.iterdir()) == []

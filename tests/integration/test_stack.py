@@ -108,9 +108,7 @@ def test_data_written_survives_a_restart_on_the_same_folder(tmp_path):
     with RedisServer(tmp_path) as second:
         client = redis.Redis.from_url(second.url)
         assert client.get("profile:1") == b"Agro Novi Sad"
-        assert [fields for _id, fields in client.xrange("outbox")] == [
-            {b"event": b"profile.upserted"}
-        ]
+        assert [fields for _id, fields in client.xrange("outbox")] == [{b"event": b"profile.upserted"}]
         client.close()
 
 
@@ -122,9 +120,7 @@ def test_redis_refuses_a_port_that_is_taken_with_its_own_words(redis_server, tmp
     assert any("in use" in line.lower() for line in log)
 
 
-def test_a_port_taken_after_it_was_chosen_is_traded_for_another(
-    redis_server, tmp_path, monkeypatch
-):
+def test_a_port_taken_after_it_was_chosen_is_traded_for_another(redis_server, tmp_path, monkeypatch):
     ports = iter([redis_server.port, free_port()])
     monkeypatch.setattr("partnermatch.stack.free_port", lambda: next(ports))
 
@@ -136,9 +132,7 @@ def test_a_port_taken_after_it_was_chosen_is_traded_for_another(
 # ---- the broker --------------------------------------------------------------------------------
 
 
-def test_ensure_topics_is_idempotent_and_creates_the_declared_partition_counts(
-    kafka_bootstrap, unique_name
-):
+def test_ensure_topics_is_idempotent_and_creates_the_declared_partition_counts(kafka_bootstrap, unique_name):
     wide, narrow = unique_name("wide"), unique_name("narrow")
     ensure_topics(kafka_bootstrap, {wide: 3})
     ensure_topics(kafka_bootstrap, {wide: 3, narrow: 1})
@@ -156,9 +150,7 @@ def test_the_broker_takes_an_idempotent_produce_and_a_group_reads_it_back_with_k
 ):
     topic = unique_name("roundtrip")
     ensure_topics(kafka_bootstrap, {topic: 3})
-    producer = KafkaProducer(
-        bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=True, linger_ms=0
-    )
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=True, linger_ms=0)
     try:
         metadata = producer.send(
             topic,
@@ -179,9 +171,7 @@ def test_the_broker_takes_an_idempotent_produce_and_a_group_reads_it_back_with_k
         heartbeat_interval_ms=1000,
     )
     try:
-        batch = wait_until(
-            lambda: consumer.poll(timeout_ms=500), timeout=20, message="the record to arrive"
-        )
+        batch = wait_until(lambda: consumer.poll(timeout_ms=500), timeout=20, message="the record to arrive")
         [record] = [r for records in batch.values() for r in records]
         consumer.commit()
     finally:
@@ -383,9 +373,7 @@ def _no_broker_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
 
 
-def test_a_service_killed_is_restarted_while_the_others_keep_serving_and_its_log_is_appended(
-    tmp_path, caplog
-):
+def test_a_service_killed_is_restarted_while_the_others_keep_serving_and_its_log_is_appended(tmp_path, caplog):
     port = free_port()
     web = ServiceSpec(
         "web",
@@ -395,8 +383,9 @@ def test_a_service_killed_is_restarted_while_the_others_keep_serving_and_its_log
     worker = ServiceSpec("worker", _python("print('working', flush=True); import time; time.sleep(60)"))
     caplog.set_level("WARNING", logger="partnermatch.procs")
 
-    with Stack(tmp_path, env=_no_broker_env(), specs=[web, worker], topics={}, echo=False,
-               restart_policy=QUICK) as stack:
+    with Stack(
+        tmp_path, env=_no_broker_env(), specs=[web, worker], topics={}, echo=False, restart_policy=QUICK
+    ) as stack:
         [old] = [p for p in stack.processes() if p.name == "worker"]
         os.kill(old.pid, signal.SIGKILL)
 
@@ -406,8 +395,11 @@ def test_a_service_killed_is_restarted_while_the_others_keep_serving_and_its_log
             return now.pid != old.pid and now.alive
 
         assert _supervise_until(stack, restarted, 10, "the worker to be restarted") is None
-        wait_until(lambda: (tmp_path / "logs" / "worker.log").read_text().count("working") == 2,
-                   timeout=5, message="the second run's line appended to the log")
+        wait_until(
+            lambda: (tmp_path / "logs" / "worker.log").read_text().count("working") == 2,
+            timeout=5,
+            message="the second run's line appended to the log",
+        )
 
     log = (tmp_path / "logs" / "worker.log").read_text()
     assert log.count("worker started, pid") == 2
@@ -415,9 +407,7 @@ def test_a_service_killed_is_restarted_while_the_others_keep_serving_and_its_log
     assert [(r.part, r.how, r.restart) for r in died] == [("worker", "was killed by SIGKILL", 1)]
 
 
-def test_a_service_that_keeps_dying_is_given_up_with_its_last_words_and_the_stack_goes_on(
-    tmp_path, caplog
-):
+def test_a_service_that_keeps_dying_is_given_up_with_its_last_words_and_the_stack_goes_on(tmp_path, caplog):
     first_run = tmp_path / "first-run-done"
     # Runs the first time; every later start fails at once, as a broken deploy would.
     flaky = _python(
@@ -429,8 +419,14 @@ def test_a_service_that_keeps_dying_is_given_up_with_its_last_words_and_the_stac
     )
     caplog.set_level("WARNING", logger="partnermatch.procs")
 
-    with Stack(tmp_path / "state", env=_no_broker_env(), specs=[ServiceSpec("flaky", flaky)],
-               topics={}, echo=False, restart_policy=QUICK) as stack:
+    with Stack(
+        tmp_path / "state",
+        env=_no_broker_env(),
+        specs=[ServiceSpec("flaky", flaky)],
+        topics={},
+        echo=False,
+        restart_policy=QUICK,
+    ) as stack:
         [part] = [p for p in stack.supervisor.parts if p.name == "flaky"]
         os.kill(part.process.pid, signal.SIGKILL)
         fatal = _supervise_until(stack, lambda: part.given_up, 15, "the flaky part to be given up")
@@ -444,8 +440,7 @@ def test_a_service_that_keeps_dying_is_given_up_with_its_last_words_and_the_stac
 
 
 def test_redis_killed_comes_back_on_its_port_with_its_data(tmp_path):
-    with Stack(tmp_path, env=_no_broker_env(), specs=[], topics={}, echo=False,
-               restart_policy=QUICK) as stack:
+    with Stack(tmp_path, env=_no_broker_env(), specs=[], topics={}, echo=False, restart_policy=QUICK) as stack:
         url = stack.env["REDIS_URL"]
         client = redis.Redis.from_url(url)
         client.set("profile:1", "Agro Novi Sad")
@@ -461,8 +456,7 @@ def test_redis_killed_comes_back_on_its_port_with_its_data(tmp_path):
 
 
 def test_a_broker_that_cannot_come_back_ends_the_stack_with_a_message_naming_it(tmp_path):
-    with Stack(tmp_path, env=_no_broker_env(), specs=[], topics={}, echo=False,
-               restart_policy=QUICK) as stack:
+    with Stack(tmp_path, env=_no_broker_env(), specs=[], topics={}, echo=False, restart_policy=QUICK) as stack:
         port = stack.broker.port
         os.kill(stack.broker.pid, signal.SIGKILL)
         wait_until(lambda: not stack.broker.process.alive, timeout=5, message="the broker to die")
@@ -495,16 +489,17 @@ def test_partnermatch_up_restarts_a_service_killed_with_sigkill_and_says_so(tmp_
     up, out, err = _up(tmp_path, marker, "settles")
     service = f"{marker}-service"
     try:
-        wait_until(lambda: "partnermatch is running" in out.read_text() or up.poll() is not None,
-                   timeout=20, message="the banner")
+        wait_until(
+            lambda: "partnermatch is running" in out.read_text() or up.poll() is not None,
+            timeout=20,
+            message="the banner",
+        )
         [old] = wait_until(lambda: _pids_running_with(service), timeout=5, message="the service")
         os.kill(old, signal.SIGKILL)
-        wait_until(lambda: _pids_running_with(service) - {old}, timeout=10,
-                   message="the service to be restarted")
+        wait_until(lambda: _pids_running_with(service) - {old}, timeout=10, message="the service to be restarted")
         assert up.poll() is None, err.read_text()
         log = err.read_text()
-        assert re.search(r"part died; restarting it part=sleeper how=was killed by SIGKILL .*restart=1",
-                         log), log
+        assert re.search(r"part died; restarting it part=sleeper how=was killed by SIGKILL .*restart=1", log), log
         up.send_signal(signal.SIGTERM)
         assert up.wait(20) == 0, err.read_text()
     finally:
@@ -516,8 +511,11 @@ def test_partnermatch_up_exits_1_naming_the_broker_when_it_cannot_come_back(tmp_
     marker = f"sleeper-{uuid.uuid4().hex}"
     up, out, err = _up(tmp_path, marker, "settles")
     try:
-        wait_until(lambda: "partnermatch is running" in out.read_text() or up.poll() is not None,
-                   timeout=20, message="the banner")
+        wait_until(
+            lambda: "partnermatch is running" in out.read_text() or up.poll() is not None,
+            timeout=20,
+            message="the banner",
+        )
         port = int(re.search(r"kafka +127\.0\.0\.1:(\d+)", out.read_text()).group(1))
         with socket.socket() as squatter:  # someone else takes the broker's port meanwhile
             squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -527,8 +525,11 @@ def test_partnermatch_up_exits_1_naming_the_broker_when_it_cannot_come_back(tmp_
                 # port is taken: then that one is killed too, and the port tried again.
                 for broker in _pids_running_with(f"tcp://127.0.0.1:{port}"):
                     os.kill(broker, signal.SIGKILL)
-                    wait_until(lambda pid=broker: _stat(pid) is None or _stat(pid)[0] == "Z", timeout=5,
-                               message="the broker to die")
+                    wait_until(
+                        lambda pid=broker: _stat(pid) is None or _stat(pid)[0] == "Z",
+                        timeout=5,
+                        message="the broker to die",
+                    )
                 try:
                     squatter.bind(("127.0.0.1", port))
                     break
@@ -541,8 +542,12 @@ def test_partnermatch_up_exits_1_naming_the_broker_when_it_cannot_come_back(tmp_
         _kill(up)
 
     log = err.read_text()
-    assert re.search(r"^partnermatch up: kafka exited with code \d+; it died 5 times within 60 s, so it is not "
-                     r"restarted any more", log, re.MULTILINE), log
+    assert re.search(
+        r"^partnermatch up: kafka exited with code \d+; it died 5 times within 60 s, so it is not "
+        r"restarted any more",
+        log,
+        re.MULTILINE,
+    ), log
     assert "stopping everything." in log
     assert not _running_with(f"{marker}-service")
     assert not _running_with(str(tmp_path))

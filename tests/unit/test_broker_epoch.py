@@ -26,7 +26,7 @@ class SilentConsumer:
         return {}
 
     def end_offsets(self, partitions):
-        return {tp: self.end for tp in partitions}
+        return dict.fromkeys(partitions, self.end)
 
     def close(self):
         pass

@@ -29,17 +29,27 @@ def nested_objects(depth: int) -> str:
 
 
 def test_ordinary_json_reads_as_json_loads_reads_it():
-    text = json.dumps({"name": "Кластер ИКТ «Нови Сад»", "n": [1, -2, 3.5, 1e300, 2**300], "ok": True,
-                       "none": None, "text": 'brackets [{ and "quotes" in a string'}, ensure_ascii=False)
+    text = json.dumps(
+        {
+            "name": "Кластер ИКТ «Нови Сад»",
+            "n": [1, -2, 3.5, 1e300, 2**300],
+            "ok": True,
+            "none": None,
+            "text": 'brackets [{ and "quotes" in a string',
+        },
+        ensure_ascii=False,
+    )
     assert loads(text) == json.loads(text)
     assert loads(text.encode()) == json.loads(text)
 
 
-@given(st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4),
-    max_leaves=30,
-))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+        lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4),
+        max_leaves=30,
+    )
+)
 def test_any_json_within_the_limits_reads_as_json_loads_reads_it(value):
     text = json.dumps(value)
     assert loads(text) == json.loads(text)
@@ -53,8 +63,9 @@ def test_thirty_two_levels_are_read_thirty_three_are_refused():
             loads(text)
 
 
-@pytest.mark.parametrize("text", [nested_arrays(10_000), nested_objects(10_000), "[" * 100_000,
-                                  '{"a": ' + nested_arrays(5_000) + "}"])
+@pytest.mark.parametrize(
+    "text", [nested_arrays(10_000), nested_objects(10_000), "[" * 100_000, '{"a": ' + nested_arrays(5_000) + "}"]
+)
 def test_ten_thousand_levels_are_refused_without_a_recursion_error(text):
     with pytest.raises(JsonTooComplex, match="nested deeper"):
         loads(text)
@@ -78,8 +89,10 @@ def test_a_recursion_error_becomes_the_same_refusal(monkeypatch):
         loads(nested_arrays(100_000))
 
 
-@pytest.mark.parametrize("literal", ["9" * 101, "-" + "9" * 101, "9" * 5_000, "0." + "1" * 100,
-                                     "1" * 60 + "e" + "1" * 41, "1" * 5_000 + ".5"])
+@pytest.mark.parametrize(
+    "literal",
+    ["9" * 101, "-" + "9" * 101, "9" * 5_000, "0." + "1" * 100, "1" * 60 + "e" + "1" * 41, "1" * 5_000 + ".5"],
+)
 def test_a_number_with_more_than_a_hundred_digits_is_refused(literal):
     with pytest.raises(JsonTooComplex, match="more than 100 digits"):
         loads(f'{{"n": {literal}}}')
@@ -146,12 +159,15 @@ def test_a_json_body_within_the_limits_reaches_the_view(app):
     assert r.status_code == 200 and r.json["got"] == {"a": [1, 2.5, "ж"]}
 
 
-@pytest.mark.parametrize(("body", "problem"), [
-    (nested_arrays(300), "nested deeper than 32 levels"),
-    ('{"n": ' + "1" * 500 + "}", "a number has more than 100 digits"),
-    ('{"n": 1e999}', "the number 1e999 is out of range"),
-    ('{"n": NaN}', "NaN is not a JSON value"),
-])
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (nested_arrays(300), "nested deeper than 32 levels"),
+        ('{"n": ' + "1" * 500 + "}", "a number has more than 100 digits"),
+        ('{"n": 1e999}', "the number 1e999 is out of range"),
+        ('{"n": NaN}', "NaN is not a JSON value"),
+    ],
+)
 def test_a_json_body_beyond_the_limits_is_a_400_naming_the_problem(app, body, problem):
     r = app.test_client().post("/echo", data=body, content_type="application/json")
     assert r.status_code == 400
@@ -175,16 +191,20 @@ def test_request_get_json_reads_with_the_limits(app):
 
 
 def _post_stream(app, stream, headers, **environ):
-    return app.test_client().post("/raw", input_stream=stream, headers={"Content-Type": "application/json", **headers},
-                                  environ_overrides=environ)
+    return app.test_client().post(
+        "/raw", input_stream=stream, headers={"Content-Type": "application/json", **headers}, environ_overrides=environ
+    )
 
 
 def test_a_body_over_the_limit_is_a_413_and_read_to_its_end(app):
     body = io.BytesIO(b" " * 50_000)
     r = _post_stream(app, body, {"Content-Length": "50000"})
     assert r.status_code == 413
-    assert r.json == {"code": 413, "status": "Request Entity Too Large",
-                      "message": f"Request body larger than {LIMIT} bytes."}
+    assert r.json == {
+        "code": 413,
+        "status": "Request Entity Too Large",
+        "message": f"Request body larger than {LIMIT} bytes.",
+    }
     assert body.tell() == 50_000  # read, so the server can close the socket without a reset
 
 
@@ -196,8 +216,7 @@ def test_a_chunked_body_over_the_limit_is_a_413_and_read_to_its_end(app):
 
 
 def test_a_chunked_body_exactly_at_the_limit_is_read(app):
-    r = _post_stream(app, io.BytesIO(b" " * LIMIT), {"Transfer-Encoding": "chunked"},
-                     **{"wsgi.input_terminated": True})
+    r = _post_stream(app, io.BytesIO(b" " * LIMIT), {"Transfer-Encoding": "chunked"}, **{"wsgi.input_terminated": True})
     assert r.status_code == 200 and r.json["length"] == LIMIT
 
 
@@ -216,9 +235,14 @@ def test_harden_needs_a_body_limit():
 # ---- a store that cannot be reached -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("failure", [redis.exceptions.ConnectionError("Connection refused"),
-                                     redis.exceptions.TimeoutError("Timeout reading from socket"),
-                                     redis.exceptions.BusyLoadingError("Redis is loading the dataset")])
+@pytest.mark.parametrize(
+    "failure",
+    [
+        redis.exceptions.ConnectionError("Connection refused"),
+        redis.exceptions.TimeoutError("Timeout reading from socket"),
+        redis.exceptions.BusyLoadingError("Redis is loading the dataset"),
+    ],
+)
 def test_a_request_that_cannot_reach_redis_gets_a_503_with_retry_after_not_a_500(failure):
     app = Flask("edge-store")
     app.config["MAX_CONTENT_LENGTH"] = 1024
@@ -290,18 +314,23 @@ def _address_app(**harden_kwargs):
 
 def test_behind_a_trusted_proxy_the_client_address_and_https_come_from_its_headers():
     client = _address_app(trusted_proxies=1)
-    seen = client.get("/who", headers={"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"},
-                      environ_base={"REMOTE_ADDR": "10.0.0.2"}).get_json()
+    seen = client.get(
+        "/who",
+        headers={"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"},
+        environ_base={"REMOTE_ADDR": "10.0.0.2"},
+    ).get_json()
     assert seen == {"address": "203.0.113.7", "secure": True}
-    forged = client.get("/who", headers={"X-Forwarded-For": "1.2.3.4, 203.0.113.7"},
-                        environ_base={"REMOTE_ADDR": "10.0.0.2"}).get_json()
+    forged = client.get(
+        "/who", headers={"X-Forwarded-For": "1.2.3.4, 203.0.113.7"}, environ_base={"REMOTE_ADDR": "10.0.0.2"}
+    ).get_json()
     assert forged["address"] == "203.0.113.7"  # only the hop the proxy added is believed
 
 
 def test_without_trusted_proxies_forwarded_headers_are_ignored():
     client = _address_app(trusted_proxies=0)
-    seen = client.get("/who", headers={"X-Forwarded-For": "203.0.113.7"},
-                      environ_base={"REMOTE_ADDR": "198.51.100.1"}).get_json()
+    seen = client.get(
+        "/who", headers={"X-Forwarded-For": "203.0.113.7"}, environ_base={"REMOTE_ADDR": "198.51.100.1"}
+    ).get_json()
     assert seen["address"] == "198.51.100.1"
 
 
@@ -336,8 +365,13 @@ def _guarded_app():
             return {"thing": thing, "n": query["n"], "caller": caller["name"]}
 
     app = Flask(__name__)
-    app.config.update(API_TITLE="t", API_VERSION="1", OPENAPI_VERSION="3.0.2", OPENAPI_URL_PREFIX="/",
-                      OPENAPI_JSON_PATH="openapi.json")
+    app.config.update(
+        API_TITLE="t",
+        API_VERSION="1",
+        OPENAPI_VERSION="3.0.2",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+    )
     Api(app).register_blueprint(blp)
     return app
 

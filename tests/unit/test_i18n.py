@@ -123,10 +123,14 @@ def test_a_language_without_a_catalogue_lacks_every_message_and_reads_english(sc
 
 
 def test_a_broken_placeholder_is_found(scratch_locale):
-    scratch_locale([("Dear %(name)s,", "Dzień dobry %(imie)s,", False),
-                    ("About %(partner)s", "O organizacji", False),
-                    ("Approved: %(partner)s", "Zatwierdzone: %(partner)s", False),
-                    ("Hello,", "Cześć %(name)s,", True)])  # fuzzy: never used, not checked
+    scratch_locale(
+        [
+            ("Dear %(name)s,", "Dzień dobry %(imie)s,", False),
+            ("About %(partner)s", "O organizacji", False),
+            ("Approved: %(partner)s", "Zatwierdzone: %(partner)s", False),
+            ("Hello,", "Cześć %(name)s,", True),
+        ]
+    )  # fuzzy: never used, not checked
     assert i18n.placeholder_mismatches("emails", ["pl"]) == {"pl": ["Dear %(name)s,", "About %(partner)s"]}
 
 
@@ -139,7 +143,8 @@ def test_unknown_domains_and_languages(scratch_locale):
 def test_serbian_cyrillic_keeps_placeholders_markup_addresses_and_the_product_name():
     text = 'Poštovani/a %(name)s, <a href="https://primer.rs/odjava">odjava</a> &amp; partnermatch {x} lj nj dž'
     assert i18n.to_cyrillic(text) == (
-        'Поштовани/а %(name)s, <a href="https://primer.rs/odjava">одјава</a> &amp; partnermatch {x} љ њ џ')
+        'Поштовани/а %(name)s, <a href="https://primer.rs/odjava">одјава</a> &amp; partnermatch {x} љ њ џ'
+    )
 
 
 def test_placeholders_are_compared_as_a_sorted_list():
@@ -147,11 +152,24 @@ def test_placeholders_are_compared_as_a_sorted_list():
     assert i18n.placeholders("%(a)s %(a)s") != i18n.placeholders("%(a)s")
 
 
-@pytest.mark.parametrize("tag, lang", [
-    ("sr-Latn-RS", "sr"), ("sr", "sr"), ("sr-RS", "sr"), ("sr-Cyrl", "sr-Cyrl"), ("sr_Cyrl_RS", "sr-Cyrl"),
-    ("SR-cyrl", "sr-Cyrl"), ("PL", "pl"), ("de-AT", "de"), ("uk-UA", "uk"), ("fr", ""), ("", ""), (None, ""),
-    ("*", ""),
-])
+@pytest.mark.parametrize(
+    "tag, lang",
+    [
+        ("sr-Latn-RS", "sr"),
+        ("sr", "sr"),
+        ("sr-RS", "sr"),
+        ("sr-Cyrl", "sr-Cyrl"),
+        ("sr_Cyrl_RS", "sr-Cyrl"),
+        ("SR-cyrl", "sr-Cyrl"),
+        ("PL", "pl"),
+        ("de-AT", "de"),
+        ("uk-UA", "uk"),
+        ("fr", ""),
+        ("", ""),
+        (None, ""),
+        ("*", ""),
+    ],
+)
 def test_a_language_tag_as_a_reader_language(tag, lang):
     assert i18n.reader_language(tag) == lang
 
@@ -159,18 +177,21 @@ def test_a_language_tag_as_a_reader_language(tag, lang):
 # ---- the module: negotiation --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("asked, remembered, accept, expected", [
-    (None, None, [("sr-Latn-RS", 1.0), ("en", 0.5)], "sr"),
-    (None, None, [("sr-Cyrl", 1.0)], "sr-Cyrl"),
-    (None, None, [("fr-FR", 1.0), ("de", 0.8), ("pl", 0.9)], "pl"),
-    (None, None, [("pl", 0.0), ("hu", 0.2)], "hu"),
-    (None, None, [("fr", 1.0)], "en"),
-    (None, None, [], "en"),
-    (None, "uk", [("de", 1.0)], "uk"),
-    ("sq", "uk", [("de", 1.0)], "sq"),
-    ("xx", "uk", [("de", 1.0)], "uk"),
-    ("xx", "yy", [("de", 1.0)], "de"),
-])
+@pytest.mark.parametrize(
+    "asked, remembered, accept, expected",
+    [
+        (None, None, [("sr-Latn-RS", 1.0), ("en", 0.5)], "sr"),
+        (None, None, [("sr-Cyrl", 1.0)], "sr-Cyrl"),
+        (None, None, [("fr-FR", 1.0), ("de", 0.8), ("pl", 0.9)], "pl"),
+        (None, None, [("pl", 0.0), ("hu", 0.2)], "hu"),
+        (None, None, [("fr", 1.0)], "en"),
+        (None, None, [], "en"),
+        (None, "uk", [("de", 1.0)], "uk"),
+        ("sq", "uk", [("de", 1.0)], "sq"),
+        ("xx", "uk", [("de", 1.0)], "uk"),
+        ("xx", "yy", [("de", 1.0)], "de"),
+    ],
+)
 def test_the_asked_language_wins_then_the_remembered_one_then_the_browsers(asked, remembered, accept, expected):
     assert i18n.negotiate(asked, remembered, accept) == expected
 
@@ -227,8 +248,9 @@ def test_jinja_templates_translate_with_the_current_language_and_escape_values()
     current = {"lang": "pl"}
     env = Environment(autoescape=True)
     i18n.install(env, "emails", lambda: current["lang"])
-    template = env.from_string('{{ _("Approved partnership: %(partner)s", partner=name) }}|'
-                               '{% trans %}Unsubscribe{% endtrans %}')
+    template = env.from_string(
+        '{{ _("Approved partnership: %(partner)s", partner=name) }}|{% trans %}Unsubscribe{% endtrans %}'
+    )
     assert template.render(name="<b>A&B</b>") == "Zatwierdzone partnerstwo: &lt;b&gt;A&amp;B&lt;/b&gt;|Wypisz się"
     current["lang"] = "sr-Cyrl"
     assert template.render(name="ACME") == "Одобрено партнерство: ACME|Одјави ме"

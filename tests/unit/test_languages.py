@@ -15,12 +15,19 @@ SAME = {"sr": "hbs", "hr": "hbs", "bs": "hbs"}
 
 
 def test_every_dev_set_profile_is_detected_in_its_language():
-    orgs = [json.loads(line) for path in sorted(DEVSET.glob("*.jsonl"))
-            for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    orgs = [
+        json.loads(line)
+        for path in sorted(DEVSET.glob("*.jsonl"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
     assert len({o["language"] for o in orgs}) == len(PROFILE_LANGUAGES)
-    wrong = [(o["id"], o["language"], got) for o in orgs
-             if SAME.get(got := detect_language(f"{o['capabilities']}\n{o['goals']}"), got)
-             != SAME.get(o["language"], o["language"])]
+    wrong = [
+        (o["id"], o["language"], got)
+        for o in orgs
+        if SAME.get(got := detect_language(f"{o['capabilities']}\n{o['goals']}"), got)
+        != SAME.get(o["language"], o["language"])
+    ]
     assert wrong == []
 
 
@@ -32,8 +39,11 @@ def test_too_little_text_gives_the_default():
 def test_the_kept_copy_of_the_model_detects_as_the_shipped_one(tmp_path, monkeypatch, caplog):
     from partnermatch import cachefile, languages
 
-    texts = [f"{o['capabilities']}\n{o['goals']}" for path in sorted(DEVSET.glob("*.jsonl"))
-             for o in map(json.loads, path.read_text(encoding="utf-8").splitlines()[:20])]
+    texts = [
+        f"{o['capabilities']}\n{o['goals']}"
+        for path in sorted(DEVSET.glob("*.jsonl"))
+        for o in map(json.loads, path.read_text(encoding="utf-8").splitlines()[:20])
+    ]
     monkeypatch.setattr(languages, "_identifier", None)
     monkeypatch.setattr(cachefile, "_folder", None)
     shipped = [languages._get_identifier().rank(t[:600])[:3] for t in texts]

@@ -32,8 +32,11 @@ from partnermatch.settings import SettingError
 
 def samples_of(*collectors) -> dict:
     text = generate_latest(registry_for_scrape(collectors)).decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def value(samples: dict, name: str, **labels: str) -> float | None:
@@ -68,8 +71,11 @@ def requests_counted(client, **labels: str) -> float:
 def samples_of_app(client) -> dict:
     r = client.get("/metrics")
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/plain; version=")
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(r.get_data(as_text=True)) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(r.get_data(as_text=True))
+        for s in family.samples
+    }
 
 
 def test_requests_are_counted_by_route_template_never_by_path(app):
@@ -105,8 +111,10 @@ def test_unknown_paths_and_made_up_methods_share_one_label_value_each(app):
 def test_scrapes_are_not_counted_as_requests(app):
     client = app.test_client()
     samples_of_app(client)
-    assert value(samples_of_app(client), "partnermatch_http_requests_total",
-                 method="GET", route="/metrics", status="200") is None
+    assert (
+        value(samples_of_app(client), "partnermatch_http_requests_total", method="GET", route="/metrics", status="200")
+        is None
+    )
 
 
 def test_the_app_reports_its_collectors_with_the_requests(app):
@@ -155,22 +163,29 @@ def test_a_source_that_does_not_answer_is_reported_down_and_logged_once(caplog):
 
 
 def test_every_source_is_one_family_in_the_exposition():
-    text = generate_latest(registry_for_scrape([
-        OutboxDepthCollector({"matcher": lambda: 1}),
-        ConsumerLagCollector("matcher", lambda: []),
-    ])).decode()
+    text = generate_latest(
+        registry_for_scrape(
+            [
+                OutboxDepthCollector({"matcher": lambda: 1}),
+                ConsumerLagCollector("matcher", list),
+            ]
+        )
+    ).decode()
     assert text.count("# TYPE partnermatch_metrics_source_up gauge") == 1
     assert 'source="redis"' in text and 'source="kafka"' in text
 
 
-@pytest.mark.parametrize(("committed", "start", "end", "lag"), [
-    (None, 0, 10, 10),   # nothing committed: the group reads from the start
-    (4, 0, 10, 6),
-    (10, 0, 10, 0),
-    (2, 5, 10, 5),       # records before the start are gone; they are not waiting
-    (None, 7, 7, 0),
-    (12, 0, 10, 0),      # a refilled broker: the end fell below the commit
-])
+@pytest.mark.parametrize(
+    ("committed", "start", "end", "lag"),
+    [
+        (None, 0, 10, 10),  # nothing committed: the group reads from the start
+        (4, 0, 10, 6),
+        (10, 0, 10, 0),
+        (2, 5, 10, 5),  # records before the start are gone; they are not waiting
+        (None, 7, 7, 0),
+        (12, 0, 10, 0),  # a refilled broker: the end fell below the commit
+    ],
+)
 def test_the_lag_of_a_partition(committed, start, end, lag):
     assert PartitionOffsets("profiles", 0, committed, start, end).lag == lag
 
@@ -180,8 +195,9 @@ def test_the_lag_collector_labels_group_topic_and_partition():
     samples = samples_of(ConsumerLagCollector("matcher", read))
     assert value(samples, "partnermatch_consumer_lag", group="matcher", topic="profiles", partition="0") == 4
     assert value(samples, "partnermatch_consumer_lag", group="matcher", topic="profiles", partition="1") == 3
-    assert value(samples, "partnermatch_consumer_committed_offset",
-                 group="matcher", topic="profiles", partition="1") == -1
+    assert (
+        value(samples, "partnermatch_consumer_committed_offset", group="matcher", topic="profiles", partition="1") == -1
+    )
     assert value(samples, "partnermatch_topic_end_offset", group="matcher", topic="profiles", partition="0") == 9
 
 
@@ -194,9 +210,19 @@ def test_a_broker_that_does_not_answer_gives_no_lag_and_kafka_down():
     assert not any(name == "partnermatch_consumer_lag" for name, _ in samples)
 
 
-LEDGER_COUNTS = {"deliveries_created": 20, "deliveries_sent": 11, "deliveries_failed": 1, "deliveries_skipped": 3,
-                 "deliveries_uncertain": 2, "deliveries_retried": 4, "matches_recorded": 9,
-                 "backlog": 5, "inflight": 1, "uncertain_now": 1, "suppressed": 2}
+LEDGER_COUNTS = {
+    "deliveries_created": 20,
+    "deliveries_sent": 11,
+    "deliveries_failed": 1,
+    "deliveries_skipped": 3,
+    "deliveries_uncertain": 2,
+    "deliveries_retried": 4,
+    "matches_recorded": 9,
+    "backlog": 5,
+    "inflight": 1,
+    "uncertain_now": 1,
+    "suppressed": 2,
+}
 
 
 def test_deliveries_by_state_from_the_ledgers_counters():
@@ -214,8 +240,11 @@ def test_the_delivery_collector_reports_states_queue_and_unsubscribes():
 
 
 def test_restarts_of_each_part_of_the_stack():
-    parts = [PartState("redis", 0, True, False), PartState("relay", 3, False, False),
-             PartState("notifier", 5, False, True)]
+    parts = [
+        PartState("redis", 0, True, False),
+        PartState("relay", 3, False, False),
+        PartState("notifier", 5, False, True),
+    ]
     samples = samples_of(RestartsCollector(lambda: parts))
     assert value(samples, "partnermatch_part_restarts_total", part="relay") == 3
     assert value(samples, "partnermatch_part_running", part="relay") == 0
@@ -233,7 +262,7 @@ def test_the_launcher_serves_restarts_on_loopback_and_runs_on_without_a_free_por
         with socket.socket() as taken:
             taken.bind(("127.0.0.1", 0))
             taken.listen()
-            assert serve_launcher_metrics(taken.getsockname()[1], RestartsCollector(lambda: [])) is None
+            assert serve_launcher_metrics(taken.getsockname()[1], RestartsCollector(list)) is None
     finally:
         server.shutdown()
         server.server_close()

@@ -39,11 +39,25 @@ def test_seen_from_the_other_side_twice_is_the_reason_itself(wire):
 
 
 def test_seen_from_b_swaps_offers_and_seeks_and_the_words():
-    reason = Reason.from_dict({"concept": "ict.software", "kind": "activity", "direction": "a_offers_b_seeks",
-                               "weight": 0.4, "terms_a": ["oprogramowania"], "terms_b": ["softvera"]})
+    reason = Reason.from_dict(
+        {
+            "concept": "ict.software",
+            "kind": "activity",
+            "direction": "a_offers_b_seeks",
+            "weight": 0.4,
+            "terms_a": ["oprogramowania"],
+            "terms_b": ["softvera"],
+        }
+    )
     from_b = reason.seen_from("b")
-    assert from_b.to_dict() == {"concept": "ict.software", "kind": "activity", "direction": "b_offers_a_seeks",
-                                "weight": 0.4, "terms_a": ["softvera"], "terms_b": ["oprogramowania"]}
+    assert from_b.to_dict() == {
+        "concept": "ict.software",
+        "kind": "activity",
+        "direction": "b_offers_a_seeks",
+        "weight": 0.4,
+        "terms_a": ["softvera"],
+        "terms_b": ["oprogramowania"],
+    }
     assert (reason.side, from_b.side) == (OWN_OFFERS, PARTNER_OFFERS)
     shared = Reason(concept="coop.rd", kind="cooperation", direction=SHARED, terms_a=("x",), terms_b=("y",))
     assert shared.seen_from("b").direction == SHARED and shared.seen_from("b").side == SHARED
@@ -52,31 +66,54 @@ def test_seen_from_b_swaps_offers_and_seeks_and_the_words():
 
 
 def test_keys_the_wire_adds_are_kept():
-    wire = {"concept": None, "kind": "term", "direction": "shared", "weight": 1, "terms_a": [], "terms_b": [],
-            "note": "kept"}
+    wire = {
+        "concept": None,
+        "kind": "term",
+        "direction": "shared",
+        "weight": 1,
+        "terms_a": [],
+        "terms_b": [],
+        "note": "kept",
+    }
     assert Reason.from_dict(wire).seen_from("b").to_dict() == wire
 
 
 def test_a_reason_reads_with_the_concepts_label_in_the_readers_language():
-    reason = Reason(concept="agrifood", kind="sector", direction="a_offers_b_seeks", weight=0.5,
-                    terms_a=("rolnictwo",), terms_b=("poljoprivreda",))
+    reason = Reason(
+        concept="agrifood",
+        kind="sector",
+        direction="a_offers_b_seeks",
+        weight=0.5,
+        terms_a=("rolnictwo",),
+        terms_b=("poljoprivreda",),
+    )
     labels = vocabulary.concept_labels
     assert reason.render("pl", labels) == "rolnictwo ↔ poljoprivreda (rolnictwo i przetwórstwo spożywcze)"
     assert reason.render("sr-Cyrl", labels).endswith("(пољопривреда и прехрамбена индустрија)")
     assert Reason(concept="agrifood", terms_a=("Farm",), terms_b=("farm",)).render("en", labels) == (
-        "Farm (agriculture and food processing)")
+        "Farm (agriculture and food processing)"
+    )
     # an unknown concept: the organisations' words only, as written, whatever the reader's script
-    assert Reason(concept="no.such", terms_a=("rolnictwo",), terms_b=("poljoprivreda",)).render(
-        "sr-Cyrl", labels) == "rolnictwo ↔ poljoprivreda"
+    assert (
+        Reason(concept="no.such", terms_a=("rolnictwo",), terms_b=("poljoprivreda",)).render("sr-Cyrl", labels)
+        == "rolnictwo ↔ poljoprivreda"
+    )
 
 
 def test_a_need_met_reads_as_who_seeks_what_from_whom():
-    reason = Reason(concept="agrifood", kind="sector", direction="b_offers_a_seeks", weight=0.5,
-                    terms_a=("rolnictwo",), terms_b=("poljoprivreda",))
+    reason = Reason(
+        concept="agrifood",
+        kind="sector",
+        direction="b_offers_a_seeks",
+        weight=0.5,
+        terms_a=("rolnictwo",),
+        terms_b=("poljoprivreda",),
+    )
     seeker, provider, need = reason.as_need()
     assert (seeker, provider) == ("own", "partner")
     assert need.render_need("en", "Mleczarnia", "Voćar", vocabulary.concept_labels) == (
-        "Mleczarnia seeks agriculture and food processing — Voćar offers it (rolnictwo ↔ poljoprivreda)")
+        "Mleczarnia seeks agriculture and food processing — Voćar offers it (rolnictwo ↔ poljoprivreda)"
+    )
     seeker, provider, need = reason.flipped().as_need()
     assert (seeker, provider, need.terms_a) == ("partner", "own", ("rolnictwo",))  # the seeker's words
     assert need.render_need("sr-Cyrl", "А", "Б", vocabulary.concept_labels).startswith("А тражи: ")
@@ -98,11 +135,18 @@ def test_the_notifier_imports_nothing_of_the_matcher():
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom):
                 names = [node.module or ""]
-            elif isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) in (
-                    "import_module", "__import__") and node.args and isinstance(node.args[0], ast.Constant):
+            elif (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "id", getattr(node.func, "attr", "")) in ("import_module", "__import__")
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
                 names = [str(node.args[0].value)]
             else:
                 continue
-            offending += [f"{path.relative_to(ROOT)}:{node.lineno} {name}" for name in names
-                          if name == "services.matcher" or name.startswith("services.matcher.")]
+            offending += [
+                f"{path.relative_to(ROOT)}:{node.lineno} {name}"
+                for name in names
+                if name == "services.matcher" or name.startswith("services.matcher.")
+            ]
     assert offending == []

@@ -5,7 +5,11 @@ from __future__ import annotations
 from partnermatch.procs import RestartPolicy, RestartTracker
 
 POLICY = RestartPolicy(
-    first_delay_s=0.5, factor=2.0, max_delay_s=4.0, give_up_after=5, window_s=60.0,
+    first_delay_s=0.5,
+    factor=2.0,
+    max_delay_s=4.0,
+    give_up_after=5,
+    window_s=60.0,
     stable_after_s=30.0,
 )
 

@@ -81,7 +81,9 @@ def test_without_countries_in_the_lexicon_the_form_lists_the_callers_codes(tmp_p
     monkeypatch.setattr(vocabulary, "_loaded", vocabulary.load_vocabulary(tmp_path.glob("*.yaml")))
     assert vocabulary.country_codes() == frozenset()
     assert vocabulary.vocabulary("pl", fallback_countries=["RS", "PL"])["countries"] == [
-        {"code": "PL", "label": "PL"}, {"code": "RS", "label": "RS"}]
+        {"code": "PL", "label": "PL"},
+        {"code": "RS", "label": "RS"},
+    ]
     assert vocabulary.vocabulary("pl")["countries"] == []
     assert vocabulary.vocabulary("pl")["sectors"] == [{"id": "food", "label": "żywność"}]
 
@@ -90,4 +92,3 @@ def test_serbian_latin_becomes_cyrillic_digraphs_included():
     assert latin_to_serbian_cyrillic("Džep, LJUBAV i Njegoš") == "Џеп, ЉУБАВ и Његош"
     assert latin_to_serbian_cyrillic("ćevap đak čaša žica šuma") == "ћевап ђак чаша жица шума"
     assert latin_to_serbian_cyrillic("IoT 4.0 (x, w)") == "ИоТ 4.0 (x, w)"
-

@@ -35,8 +35,9 @@ class Caller:
 
 
 class ProfilesAuthClient:
-    def __init__(self, base_url: str, timeout_s: float = 5.0, cache_ttl_s: float = 30.0,
-                 service_token: str | None = None) -> None:
+    def __init__(
+        self, base_url: str, timeout_s: float = 5.0, cache_ttl_s: float = 30.0, service_token: str | None = None
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         # Logins are sent with it, so profiles counts failures per account only and leaves
         # counting per visitor address to the page, which sees the addresses.
@@ -46,13 +47,15 @@ class ProfilesAuthClient:
         self._cache: dict[str, tuple[float, Caller | None]] = {}
         self._lock = threading.Lock()
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None,
-              token: str | None = None) -> tuple[int, dict[str, Any]]:
+    def _call(
+        self, method: str, path: str, body: dict[str, Any] | None = None, token: str | None = None
+    ) -> tuple[int, dict[str, Any]]:
         status, payload, _headers = self._call_with_headers(method, path, body, token)
         return status, payload
 
-    def _call_with_headers(self, method: str, path: str, body: dict[str, Any] | None = None,
-                           token: str | None = None) -> tuple[int, dict[str, Any], Any]:
+    def _call_with_headers(
+        self, method: str, path: str, body: dict[str, Any] | None = None, token: str | None = None
+    ) -> tuple[int, dict[str, Any], Any]:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.base_url + path, data=data, method=method)
         req.add_header("Accept", "application/json")
@@ -96,7 +99,8 @@ class ProfilesAuthClient:
         """The session profiles gives (token, expires_in, ...), or None for a wrong login.
         Raises LoginThrottled while the account has failed too often, ProfilesUnavailable else."""
         status, body, headers = self._call_with_headers(
-            "POST", "/v1/auth/login", {"username": username, "password": password}, token=self.service_token)
+            "POST", "/v1/auth/login", {"username": username, "password": password}, token=self.service_token
+        )
         if status == 200:
             return body
         if status in (401, 422):

@@ -97,8 +97,9 @@ def _iso(ms: int) -> str:
 
 
 class RedisMatcherState:
-    def __init__(self, client: redis.Redis, matches_topic: str = MATCHES,
-                 decisions_topic: str = MATCH_DECISIONS) -> None:
+    def __init__(
+        self, client: redis.Redis, matches_topic: str = MATCHES, decisions_topic: str = MATCH_DECISIONS
+    ) -> None:
         self.r = client
         self.outbox = Outbox(client, P)
         self.matches_topic = matches_topic
@@ -203,8 +204,11 @@ class RedisMatcherState:
             if pair_ids:  # a coordinator's decision on one of them in the meantime restarts this
                 pipe.watch(REVISIONS, *[PAIR + i for i in pair_ids])
             existing = {p["pair_id"]: p for p in self._read_pairs(pipe, pair_ids)}
-            unknown = (self._unknown_orgs(pipe, change.upserts, known=change.org_id if change.profile else None)
-                       if change.known_partners_only else set())
+            unknown = (
+                self._unknown_orgs(pipe, change.upserts, known=change.org_id if change.profile else None)
+                if change.known_partners_only
+                else set()
+            )
             now = _now_ms()
             pipe.multi()
             pipe.hset(REVISIONS, change.org_id, change.revision)
@@ -245,8 +249,9 @@ class RedisMatcherState:
         if members:
             self.r.srem(AWAITING + org_id, *members)
 
-    def _unknown_orgs(self, pipe: redis.client.Pipeline, upserts: list[PairWrite], known: str | None = None
-                      ) -> set[str]:
+    def _unknown_orgs(
+        self, pipe: redis.client.Pipeline, upserts: list[PairWrite], known: str | None = None
+    ) -> set[str]:
         """The organisations of `upserts` with no profile applied, but `known`. Read under the WATCH
         of REVISIONS, which every profile change writes, so the answer holds until EXEC."""
         orgs = sorted({org for w in upserts for org in (w.org_a, w.org_b)} - {known})
@@ -255,9 +260,15 @@ class RedisMatcherState:
         flags = pipe.smismember(PROFILES, orgs)
         return {org for org, present in zip(orgs, flags, strict=True) if not present}
 
-    def _write_known_pairs(self, pipe: redis.client.Pipeline, existing: dict[str, dict[str, Any]],
-                           upserts: list[PairWrite], withdrawals: list[tuple[str, str]], unknown: set[str],
-                           now: int) -> None:
+    def _write_known_pairs(
+        self,
+        pipe: redis.client.Pipeline,
+        existing: dict[str, dict[str, Any]],
+        upserts: list[PairWrite],
+        withdrawals: list[tuple[str, str]],
+        unknown: set[str],
+        now: int,
+    ) -> None:
         """Write the pairs between known organisations; each unknown one remembers who wanted it, so
         those lists are planned again once its profile is applied (a pair never names a partner
         the coordinators' pages cannot show)."""
@@ -270,8 +281,7 @@ class RedisMatcherState:
     def lesson_applied(self, rejected_pair_id: str) -> bool:
         return bool(self.r.sismember(LESSONS, rejected_pair_id))
 
-    def apply_lesson(self, rejected_pair_id: str, upserts: list[PairWrite], withdrawals: list[tuple[str, str]]
-                     ) -> bool:
+    def apply_lesson(self, rejected_pair_id: str, upserts: list[PairWrite], withdrawals: list[tuple[str, str]]) -> bool:
         """The lists planned again after a rejection, applied once and atomically: False (nothing
         written) when this rejection's were already. A pair decided in the meantime stays as it is."""
         pair_ids = [w.pair_id for w in upserts] + [pid for pid, _ in withdrawals]
@@ -290,8 +300,14 @@ class RedisMatcherState:
         self.r.transaction(txn, LESSONS, *[PAIR + i for i in pair_ids])
         return applied["done"]
 
-    def _write_pairs(self, pipe: redis.client.Pipeline, existing: dict[str, dict[str, Any]],
-                     upserts: list[PairWrite], withdrawals: list[tuple[str, str]], now: int) -> None:
+    def _write_pairs(
+        self,
+        pipe: redis.client.Pipeline,
+        existing: dict[str, dict[str, Any]],
+        upserts: list[PairWrite],
+        withdrawals: list[tuple[str, str]],
+        now: int,
+    ) -> None:
         for pair_id, reason in withdrawals:
             old = existing.get(pair_id)
             if old is None or old["state"] != "pending":
@@ -311,21 +327,36 @@ class RedisMatcherState:
         return [json.loads(r) for r in raws if r]
 
     def _suggest(self, pipe: redis.client.Pipeline, w: PairWrite, old: dict[str, Any] | None, now: int) -> None:
-        unchanged = (old is not None and old["state"] == "pending" and abs(old["score"] - w.score) < 1e-6
-                     and old["reasons"] == w.reasons
-                     and (old["cluster_a"], old["cluster_b"]) == (w.cluster_a, w.cluster_b))
+        unchanged = (
+            old is not None
+            and old["state"] == "pending"
+            and abs(old["score"] - w.score) < 1e-6
+            and old["reasons"] == w.reasons
+            and (old["cluster_a"], old["cluster_b"]) == (w.cluster_a, w.cluster_b)
+        )
         if unchanged:
             return
         still_pending = old is not None and old["state"] == "pending"
         # A re-scored pending pair keeps the decisions already given: any profile event can shift a
         # pair's score, and a coordinator's acknowledged approval must not silently vanish.
         record = {
-            "pair_id": w.pair_id, "org_a": w.org_a, "org_b": w.org_b, "cluster_a": w.cluster_a,
-            "cluster_b": w.cluster_b, "score": round(float(w.score), 6), "reasons": w.reasons, "state": "pending",
+            "pair_id": w.pair_id,
+            "org_a": w.org_a,
+            "org_b": w.org_b,
+            "cluster_a": w.cluster_a,
+            "cluster_b": w.cluster_b,
+            "score": round(float(w.score), 6),
+            "reasons": w.reasons,
+            "state": "pending",
             "created_ms": old["created_ms"] if still_pending and old else now,
-            "updated_ms": now, "decisions": {  # only the clusters of the pair as it now is
-                cluster: decision for cluster, decision in (old or {}).get("decisions", {}).items()
-                if cluster in (w.cluster_a, w.cluster_b)} if still_pending else {},
+            "updated_ms": now,
+            "decisions": {  # only the clusters of the pair as it now is
+                cluster: decision
+                for cluster, decision in (old or {}).get("decisions", {}).items()
+                if cluster in (w.cluster_a, w.cluster_b)
+            }
+            if still_pending
+            else {},
         }
         pipe.set(PAIR + w.pair_id, json.dumps(record, ensure_ascii=False))
         if old is not None:  # an organisation moved: the cluster it left no longer lists the pair
@@ -336,8 +367,9 @@ class RedisMatcherState:
         for org in (w.org_a, w.org_b):
             pipe.zadd(PENDING_BY_ORG + org, {w.pair_id: record["score"]})
         payload = {k: record[k] for k in ("pair_id", "org_a", "org_b", "cluster_a", "cluster_b", "score", "reasons")}
-        self.outbox.add(pipe, events.new_event(events.MATCH_SUGGESTED, payload, PRODUCER), self.matches_topic,
-                        w.pair_id)
+        self.outbox.add(
+            pipe, events.new_event(events.MATCH_SUGGESTED, payload, PRODUCER), self.matches_topic, w.pair_id
+        )
 
     def _withdraw(self, pipe: redis.client.Pipeline, old: dict[str, Any], reason: str, now: int) -> None:
         record = {**old, "state": "withdrawn", "updated_ms": now, "withdrawn_reason": reason}
@@ -345,8 +377,9 @@ class RedisMatcherState:
         self._unindex_pending(pipe, old)
         payload = {k: old[k] for k in ("pair_id", "org_a", "org_b", "cluster_a", "cluster_b")}
         payload["reason"] = reason
-        self.outbox.add(pipe, events.new_event(events.MATCH_WITHDRAWN, payload, PRODUCER),
-                        self.matches_topic, old["pair_id"])
+        self.outbox.add(
+            pipe, events.new_event(events.MATCH_WITHDRAWN, payload, PRODUCER), self.matches_topic, old["pair_id"]
+        )
 
     def _unindex_pending(self, pipe: redis.client.Pipeline, pair: dict[str, Any]) -> None:
         for cluster in (pair["cluster_a"], pair["cluster_b"]):
@@ -390,8 +423,12 @@ class RedisMatcherState:
         its topics: the approvals whose emails were never recorded reach the notifier, whose
         ledger keeps one email per match and recipient however often it reads one."""
         ids = [m.decode() for m in self.r.sscan_iter(DECIDED, count=batch)]
-        pairs = [p for start in range(0, len(ids), batch) for p in self.get_pairs(ids[start : start + batch])
-                 if p["state"] in ("approved", "rejected")]
+        pairs = [
+            p
+            for start in range(0, len(ids), batch)
+            for p in self.get_pairs(ids[start : start + batch])
+            if p["state"] in ("approved", "rejected")
+        ]
         pairs.sort(key=lambda p: p.get("decided_ms") or p.get("updated_ms") or 0)
         for start in range(0, len(pairs), batch):
             with self.r.pipeline(transaction=True) as pipe:
@@ -400,8 +437,15 @@ class RedisMatcherState:
                 pipe.execute()
         return len(pairs)
 
-    def decide(self, pair_id: str, cluster_id: str, coordinator: str, decision: str,
-               reason_code: str | None = None, reason_text: str | None = None) -> dict[str, Any]:
+    def decide(
+        self,
+        pair_id: str,
+        cluster_id: str,
+        coordinator: str,
+        decision: str,
+        reason_code: str | None = None,
+        reason_text: str | None = None,
+    ) -> dict[str, Any]:
         """Record one cluster's decision. Both approve → approved; either rejects → rejected.
         A pair reaches a final state once, with exactly one event, however many decide at once."""
         key = PAIR + pair_id
@@ -413,14 +457,20 @@ class RedisMatcherState:
                 raise DecisionRefused("already_decided", pair)
             now = _now_ms()
             pair["decisions"][cluster_id] = {
-                "cluster_id": cluster_id, "coordinator": coordinator, "decision": decision,
-                "reason_code": reason_code, "reason_text": reason_text, "decided_at": _iso(now),
+                "cluster_id": cluster_id,
+                "coordinator": coordinator,
+                "decision": decision,
+                "reason_code": reason_code,
+                "reason_text": reason_text,
+                "decided_at": _iso(now),
             }
             final = None
             if decision == "reject":
                 final = "rejected"
-            elif all(pair["decisions"].get(c, {}).get("decision") == "approve"
-                     for c in (pair["cluster_a"], pair["cluster_b"])):
+            elif all(
+                pair["decisions"].get(c, {}).get("decision") == "approve"
+                for c in (pair["cluster_a"], pair["cluster_b"])
+            ):
                 final = "approved"
             pipe.multi()
             if final is not None:

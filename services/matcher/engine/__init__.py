@@ -17,6 +17,14 @@ from services.matcher.engine.lexicon import Lexicon, load_lexicon
 from services.matcher.engine.render import concept_labels, render_reason
 
 __all__ = [
-    "EngineSettings", "Lexicon", "MatchEngine", "OrgProfile", "Reason", "Suggestion", "Update",
-    "concept_labels", "load_lexicon", "render_reason",
+    "EngineSettings",
+    "Lexicon",
+    "MatchEngine",
+    "OrgProfile",
+    "Reason",
+    "Suggestion",
+    "Update",
+    "concept_labels",
+    "load_lexicon",
+    "render_reason",
 ]

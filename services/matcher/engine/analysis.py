@@ -25,9 +25,9 @@ from services.matcher.engine.text import fold, tokens
 # of our own covers Macedonian and Albanian, which it lacks.
 _OWN_STOPWORDS = {
     "mk": "и во на за од со се да е што не ги го ја ние вие тие кој која кое како но или до по при меѓу "
-          "преку исто така овој оваа ова тој таа тоа нивните нашите",
+    "преку исто така овој оваа ова тој таа тоа нивните нашите",
     "sq": "dhe të në e i me për nga një që është janë si por ose në të kjo ky këto këta ai ajo ata ato ne "
-          "ju tyre tij saj edhe më mbi nën pas para gjatë",
+    "ju tyre tij saj edhe më mbi nën pas para gjatë",
 }
 
 
@@ -65,15 +65,30 @@ class Analysis:
 def pack(a: Analysis) -> bytes:
     """An analysis in a tenth of its memory (some 1.6 KB where the objects take 14 KB); unpack()
     gives it back equal."""
-    return zlib.compress(marshal.dumps((a.language, a.offer_hits, a.seek_hits, a.wishes, sorted(a.asked),
-                                        dict(a.cap_terms), dict(a.goal_terms), a.term_surface)), 1)
+    return zlib.compress(
+        marshal.dumps(
+            (
+                a.language,
+                a.offer_hits,
+                a.seek_hits,
+                a.wishes,
+                sorted(a.asked),
+                dict(a.cap_terms),
+                dict(a.goal_terms),
+                a.term_surface,
+            )
+        ),
+        1,
+    )
 
 
 def unpack(packed: bytes) -> Analysis:
     language, offer_hits, seek_hits, wishes, asked, cap_terms, goal_terms, term_surface = marshal.loads(
-        zlib.decompress(packed))
-    return Analysis(language, offer_hits, seek_hits, wishes, set(asked), Counter(cap_terms), Counter(goal_terms),
-                    term_surface)
+        zlib.decompress(packed)
+    )
+    return Analysis(
+        language, offer_hits, seek_hits, wishes, set(asked), Counter(cap_terms), Counter(goal_terms), term_surface
+    )
 
 
 # A text is read sentence by sentence: whether a sentence asks for something decides whether the
@@ -146,8 +161,9 @@ def _kinds(lexicon: Lexicon) -> dict[str, str]:
     return {c.id: c.kind for c in lexicon.concepts.values()}
 
 
-def _read(lexicon: Lexicon, text: str, lang: str | None, in_goals: bool = False, retry: bool = True
-          ) -> tuple[_Read, Counter[str], dict[str, str]]:
+def _read(
+    lexicon: Lexicon, text: str, lang: str | None, in_goals: bool = False, retry: bool = True
+) -> tuple[_Read, Counter[str], dict[str, str]]:
     """The text's concepts and cues by sentence, its term counts, and the first word written for
     each term. The words of all sentences are looked up in one pass (the per-word work is cached;
     the loops over words run in C: map, zip, compress). Cues are kept only where they change
@@ -232,8 +248,15 @@ def _term(lemmed: str, lang: str | None) -> str | None:
 _HAS_DIGIT = re.compile(r"\d").search
 
 
-def analyse(lexicon: Lexicon, capabilities: str, goals: str, language: str | None, offers: Iterable[str] = (),
-            seeks: Iterable[str] = (), seeks_countries: Iterable[str] = ()) -> Analysis:
+def analyse(
+    lexicon: Lexicon,
+    capabilities: str,
+    goals: str,
+    language: str | None,
+    offers: Iterable[str] = (),
+    seeks: Iterable[str] = (),
+    seeks_countries: Iterable[str] = (),
+) -> Analysis:
     """Read both texts sentence by sentence. A sentence that asks (a request cue: "szukamy",
     "тражимо", "we are looking for", ...) adds what it names to the needs, except what a negation
     covers ("not ..., but ..."), and the countries it names to the wishes. Other sentences of the

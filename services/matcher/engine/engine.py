@@ -51,8 +51,13 @@ class MatchEngine:
 
     # ---- fitting ----------------------------------------------------------------------------
 
-    def fit(self, profiles: Iterable[OrgProfile], progress: Progress | None = None, workers: int = 1,
-            keep_analyses: bool = False) -> None:
+    def fit(
+        self,
+        profiles: Iterable[OrgProfile],
+        progress: Progress | None = None,
+        workers: int = 1,
+        keep_analyses: bool = False,
+    ) -> None:
         """Analyse every profile, learn the weights of concepts and words, index them all.
         `workers` > 1 analyses in that many forked processes where forking is safe (no other
         thread running, as in the batch command); elsewhere it analyses in this process. The
@@ -69,7 +74,7 @@ class MatchEngine:
         word_id: dict[str, int] = {}
         for batch in analyse_all(self.features.analyse, items, workers, while_waiting=tfidf_transformer):
             done = len(stored)
-            parts.append(self.features.read(batch, [p.country for p in items[done:done + len(batch)]], word_id))
+            parts.append(self.features.read(batch, [p.country for p in items[done : done + len(batch)]], word_id))
             stored.extend(batch if keep_analyses else map(pack, batch))
             if progress is not None:
                 progress(len(stored), len(items))
@@ -86,14 +91,18 @@ class MatchEngine:
         parts: list[Readings] = []
         word_id: dict[str, int] = {}
         for start in range(0, len(rows), ROWS_PER_VECTOR_BLOCK):
-            block = rows[start:start + ROWS_PER_VECTOR_BLOCK]
-            parts.append(self.features.read([index.analyses[r] for r in block], [index.country(r) for r in block],
-                                            word_id))
-        self._index_anew([index.profiles[r] for r in rows], [index.stored[r] for r in rows],
-                         self._stack(parts, word_id))
+            block = rows[start : start + ROWS_PER_VECTOR_BLOCK]
+            parts.append(
+                self.features.read([index.analyses[r] for r in block], [index.country(r) for r in block], word_id)
+            )
+        self._index_anew(
+            [index.profiles[r] for r in rows], [index.stored[r] for r in rows], self._stack(parts, word_id)
+        )
         release_freed_memory()
-        logger.info("index weights learnt again", extra={
-            "profiles": len(rows), "seconds": round(time.perf_counter() - started, 2)})
+        logger.info(
+            "index weights learnt again",
+            extra={"profiles": len(rows), "seconds": round(time.perf_counter() - started, 2)},
+        )
 
     def _stack(self, parts: list[Readings], word_id: dict[str, int]) -> Readings:
         """The parts' rows in one Readings; the parts are emptied (their copies freed)."""
@@ -106,14 +115,19 @@ class MatchEngine:
         words64 = self.features.learn_weights(readings)
         self._reset(len(items))
         n, step = len(items), ROWS_PER_VECTOR_BLOCK
-        blocks = [sp.csr_matrix(self.features.vectors_of(readings, start, min(start + step, n)))
-                  for start in range(0, n, step)]
+        blocks = [
+            sp.csr_matrix(self.features.vectors_of(readings, start, min(start + step, n)))
+            for start in range(0, n, step)
+        ]
         vectors = sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, self.features.dim), dtype=np.float32)
         self.index.load(items, analyses, vectors, words64)
         self.top_lists.make_room(self.index.capacity)
         # kept for the batch while no row changes (upsert drops them)
-        self.index.fitted = (words64, (readings.offer_counts > 0).astype(np.int8).tocsr(),
-                             (readings.seek_counts > 0).astype(np.int8).tocsr())
+        self.index.fitted = (
+            words64,
+            (readings.offer_counts > 0).astype(np.int8).tocsr(),
+            (readings.seek_counts > 0).astype(np.int8).tocsr(),
+        )
         self._changes = 0
         logger.info("index fitted", extra={"profiles": len(items), "terms": len(self.features.term_idf)})
 
@@ -163,8 +177,9 @@ class MatchEngine:
         """The best k partners of an organisation (raises KeyError for an unknown one)."""
         return self.top_lists.top(org_id, k)
 
-    def suggestions_for_all(self, k: int = 5, progress: Progress | None = None, chunk: int = 2000,
-                            rows: np.ndarray | None = None) -> Iterator[tuple[str, list[Suggestion]]]:
+    def suggestions_for_all(
+        self, k: int = 5, progress: Progress | None = None, chunk: int = 2000, rows: np.ndarray | None = None
+    ) -> Iterator[tuple[str, list[Suggestion]]]:
         """Every organisation's top k, as top() would give them (see TopKCache.suggestions_for_all);
         `rows` limits the work to those row numbers, in that order."""
         return self.top_lists.suggestions_for_all(k, progress, chunk, rows)

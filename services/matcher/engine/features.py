@@ -51,6 +51,7 @@ class Readings:
     @staticmethod
     def stack(parts: list[Readings], word_id: dict[str, int], concepts: int, countries: int) -> Readings:
         """The rows of these readings (read with the same word_id), one after the other."""
+
         def rows(name: str, width: int) -> sp.csr_matrix:
             blocks = [getattr(p, name) for p in parts]
             if name == "word_counts":  # words met later widen the matrices read before
@@ -58,9 +59,16 @@ class Readings:
             return sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, width), dtype=np.float32)
 
         width = max(len(word_id), 1)
-        return Readings(rows("offer_counts", concepts), rows("seek_counts", concepts), rows("asked", concepts),
-                        np.concatenate([p.no_goal for p in parts]) if parts else np.zeros(0, bool),
-                        rows("here", countries), rows("wish", countries), rows("word_counts", width), word_id)
+        return Readings(
+            rows("offer_counts", concepts),
+            rows("seek_counts", concepts),
+            rows("asked", concepts),
+            np.concatenate([p.no_goal for p in parts]) if parts else np.zeros(0, bool),
+            rows("here", countries),
+            rows("wish", countries),
+            rows("word_counts", width),
+            word_id,
+        )
 
 
 ROWS_PER_COUNT_BLOCK = 50_000  # learn_weights selects the words counted this many rows at a time
@@ -90,23 +98,31 @@ class FeatureSpace:
         # counts in what one side offers and the other seeks.)
         self.in_profile = np.where(self.is_cooperation, 0.0, 1.0).astype(np.float32)
         # A sector concept's place among the sectors (-1: the concept is no sector)
-        self.sector_place = np.array([self.sector_index[c] if self.kinds[c] == "sector" and c in self.sector_index
-                                      else -1 for c in self.concepts], np.int64)
+        self.sector_place = np.array(
+            [
+                self.sector_index[c] if self.kinds[c] == "sector" and c in self.sector_index else -1
+                for c in self.concepts
+            ],
+            np.int64,
+        )
         weight_of_kind = dict(settings.kind_weight)
-        self.kind_weight = np.array([weight_of_kind.get(lexicon.concepts[c].kind, 1.0) for c in self.concepts],
-                                    np.float32)
+        self.kind_weight = np.array(
+            [weight_of_kind.get(lexicon.concepts[c].kind, 1.0) for c in self.concepts], np.float32
+        )
         # The place among the sectors of the sector each concept is or belongs to (-1: none)
-        self.concept_sector = np.array([self.sector_index.get(lexicon.sector_of(c) or "", -1)
-                                        for c in self.concepts])
+        self.concept_sector = np.array([self.sector_index.get(lexicon.sector_of(c) or "", -1) for c in self.concepts])
         # A sector is evidenced by its own words and by those of its activities: the column of the
         # sector concept each concept counts for (-1: none), and the same as a 0/1 matrix.
-        self.sector_concept_column = np.array([self.concept_index[self.sectors[s]] if s >= 0 else -1
-                                               for s in self.concept_sector], np.int64)
-        self.sector_concept_column_by_id = {c: int(j) for c, j in zip(self.concepts, self.sector_concept_column,
-                                                                      strict=True) if j >= 0}
+        self.sector_concept_column = np.array(
+            [self.concept_index[self.sectors[s]] if s >= 0 else -1 for s in self.concept_sector], np.int64
+        )
+        self.sector_concept_column_by_id = {
+            c: int(j) for c, j in zip(self.concepts, self.sector_concept_column, strict=True) if j >= 0
+        }
         has = np.flatnonzero(self.sector_concept_column >= 0)
         self.to_sector_concept = sp.csr_matrix(
-            (np.ones(len(has), np.int8), (has, self.sector_concept_column[has])), shape=(len(self.concepts),) * 2)
+            (np.ones(len(has), np.int8), (has, self.sector_concept_column[has])), shape=(len(self.concepts),) * 2
+        )
         related = np.eye(len(self.sectors), dtype=np.float32)
         for s in self.sectors:
             for r in lexicon.concepts[s].related:
@@ -125,8 +141,9 @@ class FeatureSpace:
             if self.concept_sector[i] >= 0:
                 to_sector[i, self.concept_sector[i]] = 1.0
         self.rollup, self.to_sector = rollup.tocsr(), to_sector.tocsr()
-        self.countries = sorted({code for c in lexicon.concepts.values() if c.kind == "country"
-                                 for code in c.countries})
+        self.countries = sorted(
+            {code for c in lexicon.concepts.values() if c.kind == "country" for code in c.countries}
+        )
         self.country_index = {code: i for i, code in enumerate(self.countries)}
         nk = len(self.countries)
         # An organisation's vector ("right-hand": B's in A's list), block by block: [sector | profile |
@@ -147,8 +164,15 @@ class FeatureSpace:
 
     def analyse(self, profile: OrgProfile) -> Analysis:
         language = profile.language or detect_language(f"{profile.capabilities}\n{profile.goals}")
-        return analyse(self.lexicon, profile.capabilities or "", profile.goals or "", language, profile.offers,
-                       profile.seeks, profile.seeks_countries)
+        return analyse(
+            self.lexicon,
+            profile.capabilities or "",
+            profile.goals or "",
+            language,
+            profile.offers,
+            profile.seeks,
+            profile.seeks_countries,
+        )
 
     # ---- weights ----------------------------------------------------------------------------
 
@@ -176,15 +200,21 @@ class FeatureSpace:
             column[readings.word_id[t]] = i
         blocks = []
         for start in range(0, readings.rows, ROWS_PER_COUNT_BLOCK):  # in blocks: a million rows' copies at once
-            m = word_counts[start:start + ROWS_PER_COUNT_BLOCK].tocoo()  # would take gigabytes
+            m = word_counts[start : start + ROWS_PER_COUNT_BLOCK].tocoo()  # would take gigabytes
             col = column[m.col]
             keep = col >= 0
-            block = sp.csr_matrix((m.data[keep].astype(np.float64), (m.row[keep], col[keep])),
-                                  shape=(m.shape[0], max(len(kept), 1)))
+            block = sp.csr_matrix(
+                (m.data[keep].astype(np.float64), (m.row[keep], col[keep])), shape=(m.shape[0], max(len(kept), 1))
+            )
             block.sum_duplicates()
             blocks.append(block)
-        counts = (sp.vstack(blocks, format="csr") if len(blocks) > 1 else blocks[0] if blocks
-                  else sp.csr_matrix((0, max(len(kept), 1)), dtype=np.float64))
+        counts = (
+            sp.vstack(blocks, format="csr")
+            if len(blocks) > 1
+            else blocks[0]
+            if blocks
+            else sp.csr_matrix((0, max(len(kept), 1)), dtype=np.float64)
+        )
         self._word_tfidf = tfidf(sublinear_tf=True, smooth_idf=True)
         if counts.shape[0] and kept:
             self._word_tfidf.fit(counts)
@@ -232,8 +262,9 @@ class FeatureSpace:
         strength = 1.0 if stated else settings.implicit_need_weight
         own_sectors = _l2(sector)
         sought = strength * _other_sectors(_l2(sought)[None, :], own_sectors[None, :], settings.own_sector_discount)[0]
-        right = np.concatenate([own_sectors, _l2(prof), _l2(goal), _l2(cap), sought,
-                                *self._country_blocks(country, a)]).astype(np.float32)
+        right = np.concatenate(
+            [own_sectors, _l2(prof), _l2(goal), _l2(cap), sought, *self._country_blocks(country, a)]
+        ).astype(np.float32)
         return right, self.term_vector(a)
 
     def _concept_vector(self, hits: dict[str, list[str]]) -> np.ndarray:
@@ -274,15 +305,23 @@ class FeatureSpace:
                 counts.extend(side.values())
             lengths.append(len(a.cap_terms) + len(a.goal_terms))
         rows = np.repeat(np.arange(len(analyses)), lengths)
-        word_counts = sp.csr_matrix((np.array(counts, np.float32), (rows, np.array(ids, np.int64))),
-                                    shape=(len(analyses), max(len(word_id), 1)))
+        word_counts = sp.csr_matrix(
+            (np.array(counts, np.float32), (rows, np.array(ids, np.int64))), shape=(len(analyses), max(len(word_id), 1))
+        )
         word_counts.sum_duplicates()  # a word of both texts: its counts add up, as in cap_terms + goal_terms
         places = [self._country_blocks(country, a) for a, country in zip(analyses, countries, strict=True)]
         here = np.array([p[0] for p in places], np.float32).reshape(len(analyses), len(self.countries))
         wish = np.array([p[1] for p in places], np.float32).reshape(len(analyses), len(self.countries))
-        return Readings(self.concept_counts(analyses, "offer_hits"), self.concept_counts(analyses, "seek_hits"),
-                        self._asked(analyses), np.array([not a.seek_hits for a in analyses], bool),
-                        sp.csr_matrix(here), sp.csr_matrix(wish), word_counts, word_id)
+        return Readings(
+            self.concept_counts(analyses, "offer_hits"),
+            self.concept_counts(analyses, "seek_hits"),
+            self._asked(analyses),
+            np.array([not a.seek_hits for a in analyses], bool),
+            sp.csr_matrix(here),
+            sp.csr_matrix(wish),
+            word_counts,
+            word_id,
+        )
 
     def vectors_of(self, readings: Readings, start: int, end: int) -> np.ndarray:
         """The vectors of rows start..end-1 of these readings, one row each."""
@@ -311,8 +350,17 @@ class FeatureSpace:
         strength = np.where(stated, 1.0, implicit).astype(np.float32)[:, None]
         own_sectors = _l2_rows(sector)
         sought = strength * _other_sectors(_l2_rows(sought), own_sectors, settings.own_sector_discount)
-        return np.hstack([own_sectors, _l2_rows(prof), _l2_rows(goal), _l2_rows(cap), sought,
-                          readings.here[start:end].toarray(), readings.wish[start:end].toarray()]).astype(np.float32)
+        return np.hstack(
+            [
+                own_sectors,
+                _l2_rows(prof),
+                _l2_rows(goal),
+                _l2_rows(cap),
+                sought,
+                readings.here[start:end].toarray(),
+                readings.wish[start:end].toarray(),
+            ]
+        ).astype(np.float32)
 
     def concept_counts(self, analyses: Sequence[Analysis | None], side: str) -> sp.csr_matrix:
         """How many words named each concept on one side ("offer_hits", "seek_hits"), one row each."""
@@ -326,8 +374,10 @@ class FeatureSpace:
                 cols.extend(map(column.__getitem__, hits))  # every concept found is one of the lexicon's
                 vals.extend(map(len, hits.values()))
             indptr.append(len(cols))
-        m = sp.csr_matrix((np.array(vals, np.float32), np.array(cols, np.int64), np.array(indptr, np.int64)),
-                          shape=(len(analyses), len(self.concepts)))
+        m = sp.csr_matrix(
+            (np.array(vals, np.float32), np.array(cols, np.int64), np.array(indptr, np.int64)),
+            shape=(len(analyses), len(self.concepts)),
+        )
         m.sort_indices()  # products then add in concept order, whatever order the text named them
         return m
 

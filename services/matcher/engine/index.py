@@ -72,8 +72,9 @@ class Index:
     def capacity(self) -> int:
         return len(self.active)
 
-    def load(self, items: list[OrgProfile], analyses: list[Analysis | bytes], vectors: sp.csr_matrix,
-             words: sp.csr_matrix) -> None:
+    def load(
+        self, items: list[OrgProfile], analyses: list[Analysis | bytes], vectors: sp.csr_matrix, words: sp.csr_matrix
+    ) -> None:
         """Every row anew: the organisations, their analyses (packed or not), vectors (one row each)
         and word weights."""
         self.reset(len(items))
@@ -163,8 +164,9 @@ class Index:
 
     def linear_score(self, r: int, o: int) -> float:
         """The linear part of row o's score in row r's list."""
-        return (float(self.left(self.right[r]) @ self.right[o])
-                + self.settings.w_terms * _dot(self.terms[r], self.terms[o]))
+        return float(self.left(self.right[r]) @ self.right[o]) + self.settings.w_terms * _dot(
+            self.terms[r], self.terms[o]
+        )
 
     def linear_row(self, r: int) -> np.ndarray:
         """The linear part of every row's score in r's list (-inf where it may not be suggested)."""

@@ -62,8 +62,7 @@ class _Table:
         forms = _decode(code)
         lemma_no: dict[str, int] = {}
         hashes = np.fromiter((_hash(f) for f in forms), np.uint64, count=len(forms))
-        vals = np.fromiter((lemma_no.setdefault(v, len(lemma_no)) for v in forms.values()), np.uint32,
-                           count=len(forms))
+        vals = np.fromiter((lemma_no.setdefault(v, len(lemma_no)) for v in forms.values()), np.uint32, count=len(forms))
         order = np.argsort(hashes, kind="stable")
         return cls(hashes[order], vals[order], list(lemma_no))
 
@@ -126,14 +125,18 @@ class LemmaIndex:
                 logger.warning("lemma index unreadable; rebuilding", extra={"path": str(place), "error": str(exc)})
         started = time.monotonic()
         table = _Table.build(code)
-        logger.info("lemma index built", extra={"language": code, "forms": len(table.keys),
-                                                "seconds": round(time.monotonic() - started, 2)})
+        logger.info(
+            "lemma index built",
+            extra={"language": code, "forms": len(table.keys), "seconds": round(time.monotonic() - started, 2)},
+        )
         if place is not None:
             try:
                 table.save(place)
             except OSError as exc:
-                logger.warning("could not save the lemma index; it is kept in memory",
-                               extra={"path": str(place), "error": str(exc)})
+                logger.warning(
+                    "could not save the lemma index; it is kept in memory",
+                    extra={"path": str(place), "error": str(exc)},
+                )
         return table
 
     def lemma(self, word: str, code: str) -> str | None:

@@ -28,8 +28,24 @@ from services.matcher.engine.text import fold, is_acronym, lemma, strip_marks, t
 
 logger = logging.getLogger(__name__)
 
-LANGUAGES: tuple[str, ...] = ("pl", "sr", "hr", "bs", "sl", "mk", "bg", "ru", "uk", "cs", "sk", "ro", "hu", "sq",
-                              "de", "en")
+LANGUAGES: tuple[str, ...] = (
+    "pl",
+    "sr",
+    "hr",
+    "bs",
+    "sl",
+    "mk",
+    "bg",
+    "ru",
+    "uk",
+    "cs",
+    "sk",
+    "ro",
+    "hu",
+    "sq",
+    "de",
+    "en",
+)
 # What the matcher scores (SCORED), where an organisation is or wants partners from (country and
 # region, which lists its countries), and the cue words that say a sentence asks, offers, negates.
 SCORED = ("sector", "activity", "cooperation")
@@ -218,7 +234,7 @@ class Lexicon:
         if len(folded) >= 8:  # compounds: look up every 5-letter window, then the few short parts
             grams = self.infix_grams
             for i in range(len(folded) - _GRAM + 1):
-                for part, concept in grams.get(folded[i:i + _GRAM], ()):
+                for part, concept in grams.get(folded[i : i + _GRAM], ()):
                     if folded.startswith(part, i):
                         found.add(concept)
             for part, concept in self.infixes:
@@ -318,9 +334,14 @@ def _compile(files: list[Path]) -> Lexicon:
         if kind not in KINDS:
             raise ValueError(f"concept {cid}: unknown kind {kind!r}")
         countries = (entry["country"],) if kind == "country" else tuple(entry.get("countries") or ())
-        concepts[cid] = Concept(id=cid, kind=kind, sector=entry.get("sector"),
-                                related=tuple(entry.get("related") or ()), labels=dict(entry.get("labels") or {}),
-                                countries=countries)
+        concepts[cid] = Concept(
+            id=cid,
+            kind=kind,
+            sector=entry.get("sector"),
+            related=tuple(entry.get("related") or ()),
+            labels=dict(entry.get("labels") or {}),
+            countries=countries,
+        )
     lexicon = Lexicon(concepts=concepts)
     for entry in raw:
         for lang_forms in (entry.get("forms") or {}).values():

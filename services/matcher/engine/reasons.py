@@ -119,8 +119,7 @@ class ReasonFinder:
             ta, tb = self.index.terms[r], self.index.terms[o]
             shared = sorted(((ta[t] * tb[t], t) for t in ta.keys() & tb.keys()), reverse=True)
             for w, t in shared[: settings.max_reasons - len(ranked)]:
-                ranked.append(Reason(None, "term", "shared", settings.w_terms * w,
-                                     (a.get(t, t),), (b.get(t, t),)))
+                ranked.append(Reason(None, "term", "shared", settings.w_terms * w, (a.get(t, t),), (b.get(t, t),)))
         return ranked
 
     def evidence(self, r: int) -> Evidence:
@@ -179,17 +178,26 @@ class ReasonFinder:
 
     # ---- many pairs -------------------------------------------------------------------------
 
-    def reasons_many(self, owner: np.ndarray, cand: np.ndarray, hits: HitMatrices,
-                     columns: ReasonColumns | None = None,
-                     quotes: dict[int, tuple[str, ...]] | None = None) -> list[list[Reason]]:
+    def reasons_many(
+        self,
+        owner: np.ndarray,
+        cand: np.ndarray,
+        hits: HitMatrices,
+        columns: ReasonColumns | None = None,
+        quotes: dict[int, tuple[str, ...]] | None = None,
+    ) -> list[list[Reason]]:
         """reasons(owner[i], cand[i]) for many pairs: the same reasons, weights and order, with the
         weights of all pairs taken from sparse products rather than one dictionary walk per pair.
         `hits` and `columns`: from hit_matrices() and reason_columns(); `quotes`: the words quoted,
         by (row, concept, side), which a caller may keep from one call to the next."""
         if len(owner) > PAIRS_PER_SLICE:  # pairs are independent
-            return [reasons for i in range(0, len(owner), PAIRS_PER_SLICE)
-                    for reasons in self.reasons_many(owner[i:i + PAIRS_PER_SLICE], cand[i:i + PAIRS_PER_SLICE],
-                                                     hits, columns, quotes)]
+            return [
+                reasons
+                for i in range(0, len(owner), PAIRS_PER_SLICE)
+                for reasons in self.reasons_many(
+                    owner[i : i + PAIRS_PER_SLICE], cand[i : i + PAIRS_PER_SLICE], hits, columns, quotes
+                )
+            ]
         features, settings = self.features, self.settings
         h_cap, h_goal, h_any, words = hits
         nc = len(features.concepts)
@@ -200,8 +208,9 @@ class ReasonFinder:
         if len(owner) == 0:
             return out
 
-        def both(a_rows: np.ndarray, a: sp.csr_matrix, b_rows: np.ndarray, b: sp.csr_matrix
-                 ) -> tuple[np.ndarray, np.ndarray]:  # (pair, concept) where both rows have a 1
+        def both(
+            a_rows: np.ndarray, a: sp.csr_matrix, b_rows: np.ndarray, b: sp.csr_matrix
+        ) -> tuple[np.ndarray, np.ndarray]:  # (pair, concept) where both rows have a 1
             m = a[a_rows].multiply(b[b_rows]).tocoo()
             return m.row.astype(np.int64), m.col.astype(np.int64)
 
@@ -228,11 +237,18 @@ class ReasonFinder:
         p4 = p4[_entries(right, cand[p4], wish.start + k_of_owner[p4]) > 0]
         pair = np.concatenate([p0[k0], p1[k1], p2, p3, p4])
         concept = np.concatenate([c0[k0], c1[k1], c2, nc + k_of[p3], nc + k_of_owner[p4]])
-        direction = np.concatenate([np.zeros(k0.sum(), np.int8), np.ones(k1.sum(), np.int8),
-                                    np.full(len(p2), 2, np.int8), np.ones(len(p3), np.int8),
-                                    np.zeros(len(p4), np.int8)])
-        weight = np.concatenate([w0[k0], w1[k1], w2, np.full(len(p3), settings.w_country),
-                                 np.full(len(p4), settings.w_country_give)])
+        direction = np.concatenate(
+            [
+                np.zeros(k0.sum(), np.int8),
+                np.ones(k1.sum(), np.int8),
+                np.full(len(p2), 2, np.int8),
+                np.ones(len(p3), np.int8),
+                np.zeros(len(p4), np.int8),
+            ]
+        )
+        weight = np.concatenate(
+            [w0[k0], w1[k1], w2, np.full(len(p3), settings.w_country), np.full(len(p4), settings.w_country_give)]
+        )
         later = (direction != 1) | (weight < settings.need_first_min)  # a need met comes first
         # as reasons(): needs met first, then by weight, concept, direction
         order = np.lexsort((direction, concept, -weight, later, pair))
@@ -253,8 +269,10 @@ class ReasonFinder:
         in_cap_b[scored] = _entries(h_cap, rows_b[scored], concept[scored]) > 0
         side_a = np.where(direction == 2, ~in_cap_a, direction == 1).astype(np.int64)
         side_b = np.where(direction == 2, ~in_cap_b, direction == 0).astype(np.int64)
-        keys, where = np.unique(np.concatenate([(rows_a * width + concept) * 2 + side_a,
-                                                (rows_b * width + concept) * 2 + side_b]), return_inverse=True)
+        keys, where = np.unique(
+            np.concatenate([(rows_a * width + concept) * 2 + side_a, (rows_b * width + concept) * 2 + side_b]),
+            return_inverse=True,
+        )
         quoted = []
         quotes = {} if quotes is None else quotes
         for key in keys.tolist():
@@ -277,8 +295,15 @@ class ReasonFinder:
         half = len(pair)
         words_a = map(quoted.__getitem__, where[:half].tolist())
         words_b = map(quoted.__getitem__, where[half:].tolist())
-        for p, c, d, w, ta, tb in zip(pair.tolist(), map(names.__getitem__, concept.tolist()), direction.tolist(),
-                                      weight.tolist(), words_a, words_b, strict=True):
+        for p, c, d, w, ta, tb in zip(
+            pair.tolist(),
+            map(names.__getitem__, concept.tolist()),
+            direction.tolist(),
+            weight.tolist(),
+            words_a,
+            words_b,
+            strict=True,
+        ):
             out[p].append(Reason(c, kinds.get(c, "country"), DIRECTIONS[d], w, ta, tb))
 
         short = np.flatnonzero(np.bincount(pair, minlength=len(owner)) < top)  # room for shared words
@@ -294,12 +319,21 @@ class ReasonFinder:
                 a, b = analyses[owners[p]], analyses[cands[p]]
                 assert a is not None and b is not None
                 t = term_names[j]
-                out[p].append(Reason(None, "term", "shared", settings.w_terms * w,
-                                     (a.term_surface.get(t, t),), (b.term_surface.get(t, t),)))
+                out[p].append(
+                    Reason(
+                        None,
+                        "term",
+                        "shared",
+                        settings.w_terms * w,
+                        (a.term_surface.get(t, t),),
+                        (b.term_surface.get(t, t),),
+                    )
+                )
         return out
 
-    def hit_matrices(self, words64: sp.csr_matrix | None = None,
-                     made: tuple[sp.csr_matrix, sp.csr_matrix] | None = None) -> HitMatrices:
+    def hit_matrices(
+        self, words64: sp.csr_matrix | None = None, made: tuple[sp.csr_matrix, sp.csr_matrix] | None = None
+    ) -> HitMatrices:
         """Per row, the concepts its capabilities name, its goals name, and either (1/0), and its
         word weights in float64 (the values of the index's terms): what reasons_many reads.
         `made`: the concept hits of the offers and seeks when already made (by a fit)."""

@@ -27,6 +27,7 @@ def concept_labels(concept_id: str, lexicon: Lexicon | None = None) -> dict[str,
 
 def labels_of(lexicon: Lexicon) -> ConceptLabels:
     """The lexicon's concept labels, as partnermatch.reasons reads them."""
+
     def labels(concept_id: str) -> Mapping[str, str] | None:
         concept = lexicon.concepts.get(concept_id)
         return concept.labels if concept is not None else None

@@ -34,8 +34,9 @@ class SparseRows:
     def widen(self, width: int) -> None:
         """Room for more columns (the rows are unchanged)."""
         self.width = width
-        self.base = sp.csr_matrix((self.base.data, self.base.indices, self.base.indptr),
-                                  shape=(self.base.shape[0], width))
+        self.base = sp.csr_matrix(
+            (self.base.data, self.base.indices, self.base.indptr), shape=(self.base.shape[0], width)
+        )
         self._changed_matrix, self._appended = None, []
 
     def set(self, r: int, columns: np.ndarray, values: np.ndarray) -> None:
@@ -91,8 +92,9 @@ class SparseRows:
             self._changed_matrix, self._appended = self._stack(self._appended, self._changed_matrix), []
         return self._changed_matrix
 
-    def _stack(self, rows: list[int], before: tuple[list[int], sp.csr_matrix] | None
-               ) -> tuple[list[int], sp.csr_matrix]:
+    def _stack(
+        self, rows: list[int], before: tuple[list[int], sp.csr_matrix] | None
+    ) -> tuple[list[int], sp.csr_matrix]:
         parts = [self.changed[r] for r in rows]
         if before is not None:
             rows = before[0] + rows
@@ -131,7 +133,7 @@ class SparseRows:
         indices[target], data[target] = base.indices[source], base.data[source]
         for r in changed.tolist():
             columns, values = self.changed[r]
-            indices[indptr[r]:indptr[r + 1]], data[indptr[r]:indptr[r + 1]] = columns, values
+            indices[indptr[r] : indptr[r + 1]], data[indptr[r] : indptr[r + 1]] = columns, values
         self.load(sp.csr_matrix((data, indices, indptr), shape=(self.count, self.width)))
         return self.base
 

@@ -15,16 +15,59 @@ from services.matcher.engine.lemmas import CODES, LemmaIndex
 # One Latin spelling for every Cyrillic letter our languages use; Serbian letters map to their
 # Serbian Latin counterparts, so "информационе" and "informacione" are the same word.
 _CYR = {
-    "а": "a", "б": "b", "в": "v", "г": "g", "д": "d", "ђ": "đ", "е": "e", "ж": "ž", "з": "z", "и": "i",
-    "ј": "j", "к": "k", "л": "l", "љ": "lj", "м": "m", "н": "n", "њ": "nj", "о": "o", "п": "p", "р": "r",
-    "с": "s", "т": "t", "ћ": "ć", "у": "u", "ф": "f", "х": "h", "ц": "c", "ч": "č", "џ": "dž", "ш": "š",
-    "щ": "šč", "ъ": "a", "ы": "y", "ь": "", "э": "e", "ю": "ju", "я": "ja", "й": "j", "ё": "e", "є": "je",
-    "ї": "ji", "і": "i", "ґ": "g", "ѓ": "gj", "ќ": "kj", "ѕ": "dz", "ў": "u",
+    "а": "a",
+    "б": "b",
+    "в": "v",
+    "г": "g",
+    "д": "d",
+    "ђ": "đ",
+    "е": "e",
+    "ж": "ž",
+    "з": "z",
+    "и": "i",
+    "ј": "j",
+    "к": "k",
+    "л": "l",
+    "љ": "lj",
+    "м": "m",
+    "н": "n",
+    "њ": "nj",
+    "о": "o",
+    "п": "p",
+    "р": "r",
+    "с": "s",
+    "т": "t",
+    "ћ": "ć",
+    "у": "u",
+    "ф": "f",
+    "х": "h",
+    "ц": "c",
+    "ч": "č",
+    "џ": "dž",
+    "ш": "š",
+    "щ": "šč",
+    "ъ": "a",
+    "ы": "y",
+    "ь": "",
+    "э": "e",
+    "ю": "ju",
+    "я": "ja",
+    "й": "j",
+    "ё": "e",
+    "є": "je",
+    "ї": "ji",
+    "і": "i",
+    "ґ": "g",
+    "ѓ": "gj",
+    "ќ": "kj",
+    "ѕ": "dz",
+    "ў": "u",
 }
 _CYR_TABLE = str.maketrans({**_CYR, **{k.upper(): v.capitalize() for k, v in _CYR.items()}})
 # Letters that NFD does not decompose into a base letter and a mark.
-_FOLD_EXTRA = str.maketrans({"đ": "d", "ł": "l", "ß": "ss", "ø": "o", "æ": "ae", "œ": "oe", "ı": "i",
-                             "Đ": "D", "Ł": "L"})
+_FOLD_EXTRA = str.maketrans(
+    {"đ": "d", "ł": "l", "ß": "ss", "ø": "o", "æ": "ae", "œ": "oe", "ı": "i", "Đ": "D", "Ł": "L"}
+)
 _TOKEN = re.compile(r"[^\W_]+(?:[-'’][^\W_]+)*", re.UNICODE)
 
 # simplemma's data names Serbo-Croatian (Serbian, Croatian, Bosnian, Montenegrin) "hbs".

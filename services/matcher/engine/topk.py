@@ -73,8 +73,9 @@ class TopKCache:
         cand = np.argpartition(-linear, want - 1)[:want]
         return self._rank(r, cand, linear, k)
 
-    def _rank(self, r: int, candidates: Iterable[int], linear: np.ndarray | Callable[[int], float], k: int
-              ) -> list[tuple[float, int]]:
+    def _rank(
+        self, r: int, candidates: Iterable[int], linear: np.ndarray | Callable[[int], float], k: int
+    ) -> list[tuple[float, int]]:
         index = self.index
         finite = []
         for o in candidates:
@@ -92,8 +93,9 @@ class TopKCache:
 
     # ---- every list -------------------------------------------------------------------------
 
-    def suggestions_for_all(self, k: int = 5, progress: Progress | None = None, chunk: int = 2000,
-                            rows: np.ndarray | None = None) -> Iterator[tuple[str, list[Suggestion]]]:
+    def suggestions_for_all(
+        self, k: int = 5, progress: Progress | None = None, chunk: int = 2000, rows: np.ndarray | None = None
+    ) -> Iterator[tuple[str, list[Suggestion]]]:
         """Every organisation's top k, as top() would give them. The best candidates by the linear
         part come from a compiled product (topn.py) in row chunks; their both-ways bonus is
         computed for all pairs of a chunk at once, and so are the reasons of those kept.
@@ -113,20 +115,26 @@ class TopKCache:
         words = words64.astype(np.float32)  # exact weights for the reasons, float32 for the product
         id_rank = np.empty(n, np.int64)
         id_rank[np.argsort(np.array(index.ids, dtype=object))] = np.arange(n)
-        product = CandidateProduct(sp.hstack([right, words]).tocsr(), index.cluster_code,
-                                   index.active, max(settings.candidates, 4 * k, 1), rank=id_rank)
+        product = CandidateProduct(
+            sp.hstack([right, words]).tocsr(),
+            index.cluster_code,
+            index.active,
+            max(settings.candidates, 4 * k, 1),
+            rank=id_rank,
+        )
         hits = finder.hit_matrices(words64, fitted[1:] if fitted is not None else None)
         columns = finder.reason_columns()
         quotes: dict[int, tuple[str, ...]] = {}  # the words reasons quote, by (row, concept, side)
         block_of = index.features.block
         offers, seeks = right[:, block_of["offers"]].tocsr(), right[:, block_of["seeks"]].tocsr()
         for start in range(0, len(rows), chunk):
-            block = rows[start:start + chunk]
+            block = rows[start : start + chunk]
             left = sp.hstack([sp.csr_matrix(index.left_rows(right[block].toarray())), settings.w_terms * words[block]])
             slot, cand, base = product.best(block, left)  # slot: the owner's place in the block
             owner = block[slot]
-            total = base + settings.w_both_ways * np.minimum(_row_dots(offers, owner, seeks, cand),
-                                                             _row_dots(offers, cand, seeks, owner))
+            total = base + settings.w_both_ways * np.minimum(
+                _row_dots(offers, owner, seeks, cand), _row_dots(offers, cand, seeks, owner)
+            )
             # by owner, then best total first, then candidate id (as _rank sorts); k of each owner
             order = np.lexsort((id_rank[cand], -np.round(total, 6), slot))
             slot, cand, total = slot[order], cand[order], total[order]
@@ -137,8 +145,13 @@ class TopKCache:
             ids, scores, cands = index.ids, total.tolist(), cand.tolist()
             lo = 0
             for r, hi in zip(block.tolist(), ends, strict=True):
-                yield ids[r], [Suggestion(ids[o], sc, tuple(why))
-                               for o, sc, why in zip(cands[lo:hi], scores[lo:hi], reasons[lo:hi], strict=True)]
+                yield (
+                    ids[r],
+                    [
+                        Suggestion(ids[o], sc, tuple(why))
+                        for o, sc, why in zip(cands[lo:hi], scores[lo:hi], reasons[lo:hi], strict=True)
+                    ],
+                )
                 lo = hi
             if progress is not None:
                 progress(start + len(block), len(rows))
@@ -156,7 +169,7 @@ class TopKCache:
         max_extra = settings.w_both_ways + settings.w_terms
         n = len(index.ids)
         reachable = np.flatnonzero(linear + max_extra > self.kth_score[:n])
-        touched = set(int(x) for x in reachable) | {index.row[o] for o in self.listed_in.get(org_id, ())}
+        touched = {int(x) for x in reachable} | {index.row[o] for o in self.listed_in.get(org_id, ())}
         for o in sorted(touched):
             oid = index.ids[o]
             if o == r or oid not in self.lists or not index.active[o]:

@@ -33,26 +33,46 @@ def kernel() -> Any:
     import numba
 
     started = time.monotonic()
-    sig = ("void(float32[:, ::1], float32[:, ::1], int64[::1], int64[::1], float32[::1], int64[::1], "
-           "int64[::1], float32[::1], int64[::1], int64[::1], boolean[::1], int64[::1], int64, float32[::1], "
-           "int64[:, ::1], float32[:, ::1], int64[::1])")
+    sig = (
+        "void(float32[:, ::1], float32[:, ::1], int64[::1], int64[::1], float32[::1], int64[::1], "
+        "int64[::1], float32[::1], int64[::1], int64[::1], boolean[::1], int64[::1], int64, float32[::1], "
+        "int64[:, ::1], float32[:, ::1], int64[::1])"
+    )
     try:
         compiled = numba.njit(sig, cache=True, nogil=True)(_best_of_rows)
     except (RuntimeError, OSError) as exc:  # no usable cache folder: compile for this process only
-        logger.warning("numba cannot cache the candidate kernel; compiling it for this run",
-                       extra={"error": str(exc)})
+        logger.warning("numba cannot cache the candidate kernel; compiling it for this run", extra={"error": str(exc)})
         compiled = numba.njit(sig, nogil=True)(_best_of_rows)
     seconds = round(time.monotonic() - started, 2)
     if seconds > 1.0:  # compiled, not read from the cache: say why this run paused
-        logger.info("candidate kernel compiled (once; `partnermatch lemmas` does it at installation)",
-                    extra={"seconds": seconds})
+        logger.info(
+            "candidate kernel compiled (once; `partnermatch lemmas` does it at installation)",
+            extra={"seconds": seconds},
+        )
     else:
         logger.debug("candidate kernel ready", extra={"seconds": seconds})
     return compiled
 
 
-def _best_of_rows(left_dense, dense_t, l_ptr, l_idx, l_val, r_ptr, r_idx, r_val,
-                  rows, cluster, active, rank, want, acc, out_idx, out_val, counts):
+def _best_of_rows(
+    left_dense,
+    dense_t,
+    l_ptr,
+    l_idx,
+    l_val,
+    r_ptr,
+    r_idx,
+    r_val,
+    rows,
+    cluster,
+    active,
+    rank,
+    want,
+    acc,
+    out_idx,
+    out_val,
+    counts,
+):
     """For each left row i (organisation rows[i]): acc = its scores against every organisation;
     out_idx[i, :counts[i]] and out_val[i, :counts[i]] = the `want` best with a score above 0, best
     first, leaving out itself, its own cluster and inactive rows. Of equal scores, the lower
@@ -99,8 +119,9 @@ def _best_of_rows(left_dense, dense_t, l_ptr, l_idx, l_val, r_ptr, r_idx, r_val,
                     if lo >= size:
                         break
                     m = lo
-                    if lo + 1 < size and (heap_v[lo + 1] < heap_v[lo]
-                                          or (heap_v[lo + 1] == heap_v[lo] and heap_r[lo + 1] > heap_r[lo])):
+                    if lo + 1 < size and (
+                        heap_v[lo + 1] < heap_v[lo] or (heap_v[lo + 1] == heap_v[lo] and heap_r[lo + 1] > heap_r[lo])
+                    ):
                         m = lo + 1
                     if v < heap_v[m] or (v == heap_v[m] and r > heap_r[m]):
                         break
@@ -120,8 +141,9 @@ class CandidateProduct:
     organisation, its feature columns), keeping each row's `want` best eligible partners; equal
     scores in the order of `rank` (by default the rows')."""
 
-    def __init__(self, right: sp.csr_matrix, cluster: np.ndarray, active: np.ndarray, want: int,
-                 rank: np.ndarray | None = None) -> None:
+    def __init__(
+        self, right: sp.csr_matrix, cluster: np.ndarray, active: np.ndarray, want: int, rank: np.ndarray | None = None
+    ) -> None:
         if want < 1:
             raise ValueError(f"want must be at least 1, got {want}")
         n, features = right.shape
@@ -150,9 +172,25 @@ class CandidateProduct:
         out_val = np.zeros((len(rows), self.want), np.float32)
         counts = np.zeros(len(rows), np.int64)
         acc = np.zeros(len(self.cluster), np.float32)  # per call: calls from two threads do not share it
-        kernel()(dense, self.dense_t, sparse.indptr, sparse.indices, sparse.data, self.sparse_t.indptr,
-                 self.sparse_t.indices, self.sparse_t.data, rows, self.cluster, self.active, self.rank, self.want,
-                 acc, out_idx, out_val, counts)
+        kernel()(
+            dense,
+            self.dense_t,
+            sparse.indptr,
+            sparse.indices,
+            sparse.data,
+            self.sparse_t.indptr,
+            self.sparse_t.indices,
+            self.sparse_t.data,
+            rows,
+            self.cluster,
+            self.active,
+            self.rank,
+            self.want,
+            acc,
+            out_idx,
+            out_val,
+            counts,
+        )
         kept = np.arange(self.want) < counts[:, None]
         return np.repeat(np.arange(len(rows)), counts), out_idx[kept], out_val[kept]
 

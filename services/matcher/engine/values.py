@@ -35,8 +35,14 @@ class Reason(NamedTuple):  # a tuple: millions are made in a batch run
     terms_b: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"concept": self.concept, "kind": self.kind, "direction": self.direction,
-                "weight": round(self.weight, 4), "terms_a": list(self.terms_a), "terms_b": list(self.terms_b)}
+        return {
+            "concept": self.concept,
+            "kind": self.kind,
+            "direction": self.direction,
+            "weight": round(self.weight, 4),
+            "terms_a": list(self.terms_a),
+            "terms_b": list(self.terms_b),
+        }
 
 
 @dataclass(frozen=True)

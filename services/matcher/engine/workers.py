@@ -53,12 +53,17 @@ def release_freed_memory() -> None:
         trim(0)
 
 
-def analyse_all(analyse: Analyse, items: list[OrgProfile], workers: int, chunk: int = 1000,
-                while_waiting: Callable[[], object] | None = None) -> Iterator[list[Analysis]]:
+def analyse_all(
+    analyse: Analyse,
+    items: list[OrgProfile],
+    workers: int,
+    chunk: int = 1000,
+    while_waiting: Callable[[], object] | None = None,
+) -> Iterator[list[Analysis]]:
     """analyse(p) of every item in input order, a chunk at a time: in `workers` forked processes
     where forking is safe, else in this one. `while_waiting` runs here once the workers have
     their chunks (what comes next, prepared meanwhile)."""
-    chunks = [items[i:i + chunk] for i in range(0, len(items), chunk)]
+    chunks = [items[i : i + chunk] for i in range(0, len(items), chunk)]
     if workers <= 1 or len(chunks) < 2 or not can_fork():
         for part in chunks:
             yield [analyse(p) for p in part]

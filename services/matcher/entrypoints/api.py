@@ -20,8 +20,12 @@ from services.matcher.bootstrap import MatcherDeps
 from services.matcher.review import DecisionRefused
 from services.matcher.schemas import DecisionSchema, LangQuerySchema, SuggestionQuerySchema, SuggestionSchema
 
-api = Blueprint("suggestions", __name__, url_prefix="/v1/suggestions",
-                description="Suggested partnerships, reviewed by the coordinators of both clusters")
+api = Blueprint(
+    "suggestions",
+    __name__,
+    url_prefix="/v1/suggestions",
+    description="Suggested partnerships, reviewed by the coordinators of both clusters",
+)
 
 
 def deps() -> MatcherDeps:
@@ -57,11 +61,15 @@ def require_coordinator() -> Coordinator:
     return Coordinator(caller.cluster_id, caller.username or "?")
 
 
-coordinators_only = guard(api, require_coordinator, {
-    401: "No bearer token, or an unknown or expired one",
-    403: "A token, but not a cluster coordinator's",
-    503: "The token cannot be checked right now (profiles unreachable)",
-})
+coordinators_only = guard(
+    api,
+    require_coordinator,
+    {
+        401: "No bearer token, or an unknown or expired one",
+        403: "A token, but not a cluster coordinator's",
+        503: "The token cannot be checked right now (profiles unreachable)",
+    },
+)
 NOT_FOUND = "No such suggestion for your cluster."
 
 
@@ -82,10 +90,19 @@ class Suggestions(MethodView):
         """Suggestions involving your cluster: pending by default; sort by score or date; filter by
         the partner's country or language, a score range, or part of a name (`q`)."""
         items, total = deps().review.list_for_cluster(
-            caller.cluster_id, state=query["state"], sort=query["sort"], country=query.get("country"),
-            language=query.get("language"), min_score=query.get("min_score"), max_score=query.get("max_score"),
-            q=query.get("q"), sector=query.get("sector"), lang=query["lang"],
-            offset=pagination_parameters.first_item, limit=pagination_parameters.page_size)
+            caller.cluster_id,
+            state=query["state"],
+            sort=query["sort"],
+            country=query.get("country"),
+            language=query.get("language"),
+            min_score=query.get("min_score"),
+            max_score=query.get("max_score"),
+            q=query.get("q"),
+            sector=query.get("sector"),
+            lang=query["lang"],
+            offset=pagination_parameters.first_item,
+            limit=pagination_parameters.page_size,
+        )
         pagination_parameters.item_count = total
         return items
 
@@ -109,32 +126,52 @@ class Decision(MethodView):
     @api.arguments(DecisionSchema())
     @api.response(200, SuggestionSchema)
     @api.alt_response(404, schema=ErrorSchema, description="No such suggestion for your cluster")
-    @api.alt_response(409, schema=ErrorSchema,
-                      description="Already decided, or your cluster has already decided otherwise")
+    @api.alt_response(
+        409, schema=ErrorSchema, description="Already decided, or your cluster has already decided otherwise"
+    )
     @coordinators_only
     def post(self, data: dict[str, Any], pair_id: str, caller: Coordinator):
         """Approve or reject for your cluster; both clusters approving approves the partnership,
         either rejecting rejects it."""
         try:
-            pair = deps().review.decide(caller.cluster_id, caller.username, pair_id, data["decision"],
-                                        data.get("reason_code"), data.get("reason_text"))
+            pair = deps().review.decide(
+                caller.cluster_id,
+                caller.username,
+                pair_id,
+                data["decision"],
+                data.get("reason_code"),
+                data.get("reason_text"),
+            )
         except DecisionRefused as refused:
-            _refuse(refused, {"not_pending": "This suggestion is already decided.",
-                              "already_decided": "Your cluster has already decided otherwise."})
+            _refuse(
+                refused,
+                {
+                    "not_pending": "This suggestion is already decided.",
+                    "already_decided": "Your cluster has already decided otherwise.",
+                },
+            )
         # Answered from the pair the decision returned: once saved, only reading the two
         # profiles is left, and a store that fails there is a 503 the client may retry safely.
         return deps().review.view(caller.cluster_id, pair)
 
     @api.response(200, SuggestionSchema)
     @api.alt_response(404, schema=ErrorSchema, description="No such suggestion for your cluster")
-    @api.alt_response(409, schema=ErrorSchema,
-                      description="Nothing to withdraw: your cluster has not approved, or the other has decided")
+    @api.alt_response(
+        409,
+        schema=ErrorSchema,
+        description="Nothing to withdraw: your cluster has not approved, or the other has decided",
+    )
     @coordinators_only
     def delete(self, pair_id: str, caller: Coordinator):
         """Withdraw your cluster's approval while the other cluster has not decided yet."""
         try:
             pair = deps().review.withdraw_approval(caller.cluster_id, caller.username, pair_id)
         except DecisionRefused as refused:
-            _refuse(refused, {"not_pending": "This suggestion is already decided.",
-                              "nothing_to_withdraw": "Your cluster has not approved this suggestion."})
+            _refuse(
+                refused,
+                {
+                    "not_pending": "This suggestion is already decided.",
+                    "nothing_to_withdraw": "Your cluster has not approved this suggestion.",
+                },
+            )
         return deps().review.view(caller.cluster_id, pair)

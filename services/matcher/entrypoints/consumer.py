@@ -41,8 +41,14 @@ def build_live_matcher(settings: MatcherSettings) -> LiveMatcher:
 
     use_lemma_index(LEMMA_INDEX.read(os.environ))
     state = build_deps(settings).state
-    return LiveMatcher(state, MatchEngine(), top_k=settings.top_k, min_score=settings.min_score,
-                       max_pending_per_org=settings.max_pending_per_org, feedback_strength=settings.feedback_strength)
+    return LiveMatcher(
+        state,
+        MatchEngine(),
+        top_k=settings.top_k,
+        min_score=settings.min_score,
+        max_pending_per_org=settings.max_pending_per_org,
+        feedback_strength=settings.feedback_strength,
+    )
 
 
 def main() -> None:
@@ -55,10 +61,17 @@ def main() -> None:
     publisher = KafkaPublisher(settings.kafka_bootstrap, client_id="matcher-dlq")
     try:
         run_matcher(
-            live, bootstrap=settings.kafka_bootstrap, profiles_topic=PROFILES, topics=[PROFILES, MATCH_DECISIONS],
-            group_id=settings.group_id, client_id="matcher",
-            handlers=decision_handlers(live), publisher=publisher, stop=stop,
-            watch=lambda name: BrokerWatch(settings.kafka_bootstrap, name=name))
+            live,
+            bootstrap=settings.kafka_bootstrap,
+            profiles_topic=PROFILES,
+            topics=[PROFILES, MATCH_DECISIONS],
+            group_id=settings.group_id,
+            client_id="matcher",
+            handlers=decision_handlers(live),
+            publisher=publisher,
+            stop=stop,
+            watch=lambda name: BrokerWatch(settings.kafka_bootstrap, name=name),
+        )
     finally:
         publisher.close()
 

@@ -45,8 +45,9 @@ from services.matcher.ui_text import DOMAIN, STATE_LABELS
 
 logger = logging.getLogger(__name__)
 
-pages = Blueprint("pages", __name__, template_folder="../templates", static_folder="../static",
-                  static_url_path="/static")
+pages = Blueprint(
+    "pages", __name__, template_folder="../templates", static_folder="../static", static_url_path="/static"
+)
 
 
 def _deps():
@@ -104,8 +105,13 @@ def _check_csrf() -> None:
 @pages.app_context_processor
 def _template_globals() -> dict[str, Any]:
     lang = _current_language()
-    return {"lang": lang, "languages": i18n.switcher(lang), "reason_labels": REJECTION_LABELS,
-            "state_labels": STATE_LABELS, "csrf_token": _csrf_token}
+    return {
+        "lang": lang,
+        "languages": i18n.switcher(lang),
+        "reason_labels": REJECTION_LABELS,
+        "state_labels": STATE_LABELS,
+        "csrf_token": _csrf_token,
+    }
 
 
 def _coordinator() -> dict[str, Any] | None:
@@ -147,8 +153,14 @@ def login():
             preferred = result.get("language")
             if preferred in i18n.READER_LANGUAGES and i18n.COOKIE not in request.cookies:
                 # Pages open in the coordinator's stored language from now on, unless one was chosen.
-                response.set_cookie(i18n.COOKIE, preferred, max_age=365 * 24 * 3600, samesite="Lax", httponly=True,
-                                    secure=request.is_secure)
+                response.set_cookie(
+                    i18n.COOKIE,
+                    preferred,
+                    max_age=365 * 24 * 3600,
+                    samesite="Lax",
+                    httponly=True,
+                    secure=request.is_secure,
+                )
             return response
         error = _("Wrong username or password.")
     return render_template("login.html", error=error), (401 if error else 200)
@@ -186,9 +198,11 @@ def _error_page(exc: HTTPException):
     """Errors of the page are pages in the reader's language, never the API's JSON."""
     if exc.code == 429:
         return _login_rate_limited(exc)
-    titles = {400: _("This request could not be handled."),
-              404: _("This suggestion or page does not exist, or not any more."),
-              503: _("Not available right now.")}
+    titles = {
+        400: _("This request could not be handled."),
+        404: _("This suggestion or page does not exist, or not any more."),
+        503: _("Not available right now."),
+    }
     title = titles.get(exc.code or 500, _("Something went wrong."))
     text = exc.description if exc.description and exc.description != type(exc).description else None
     me = None
@@ -254,18 +268,31 @@ def _listing(default_state: str):
         page = max(1, int(request.args.get("page", "1")))
     except ValueError:
         page = 1
-    items, total = _deps().review.list_for_cluster(me["cluster_id"], lang=lang, offset=(page - 1) * PAGE_SIZE,
-                                                   limit=PAGE_SIZE, **query)
+    items, total = _deps().review.list_for_cluster(
+        me["cluster_id"], lang=lang, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE, **query
+    )
     pages_count = max(1, -(-total // PAGE_SIZE))
     if page > pages_count:
         page = pages_count
-        items, total = _deps().review.list_for_cluster(me["cluster_id"], lang=lang,
-                                                       offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE, **query)
+        items, total = _deps().review.list_for_cluster(
+            me["cluster_id"], lang=lang, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE, **query
+        )
     kept = {k: v for k, v in request.args.items() if k in _QUERY_FIELDS and v.strip()}
-    return render_template("queue.html", items=items, total=total, me=me, state=query["state"], query=query,
-                           page=page, pages=pages_count, kept=kept, reasons=REJECTION_REASONS,
-                           endpoint=request.endpoint, languages_of_profiles=PROFILE_LANGUAGES,
-                           sectors=vocabulary.vocabulary(lang)["sectors"])
+    return render_template(
+        "queue.html",
+        items=items,
+        total=total,
+        me=me,
+        state=query["state"],
+        query=query,
+        page=page,
+        pages=pages_count,
+        kept=kept,
+        reasons=REJECTION_REASONS,
+        endpoint=request.endpoint,
+        languages_of_profiles=PROFILE_LANGUAGES,
+        sectors=vocabulary.vocabulary(lang)["sectors"],
+    )
 
 
 @pages.get("/queue")
@@ -285,11 +312,13 @@ def export_csv():
     if me is None:
         return redirect(url_for("pages.login"))
     query = _query(request.args.get("state") or "pending")
-    items, _total = _deps().review.list_for_cluster(me["cluster_id"], lang=_current_language(), offset=0,
-                                                    limit=1_000_000, **query)
+    items, _total = _deps().review.list_for_cluster(
+        me["cluster_id"], lang=_current_language(), offset=0, limit=1_000_000, **query
+    )
     name = f"partnermatch-{me['cluster_id']}-{query['state']}.csv"
-    return Response(listing_csv(items), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return Response(
+        listing_csv(items), mimetype="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
 
 
 @pages.get("/analytics")
@@ -308,11 +337,11 @@ def _week_chart(found: ClusterFigures) -> dict[str, Any]:
     bars = []
     for i, week in enumerate(found.weeks):
         x = i * (3 * bar + gap)
-        for j, (kind, value) in enumerate((("suggested", week.suggested), ("approved", week.approved),
-                                           ("rejected", week.rejected))):
+        for j, (kind, value) in enumerate(
+            (("suggested", week.suggested), ("approved", week.approved), ("rejected", week.rejected))
+        ):
             h = round(height * value / top)
-            bars.append({"x": x + j * bar, "y": height - h, "h": h, "kind": kind, "value": value,
-                         "week": week.start})
+            bars.append({"x": x + j * bar, "y": height - h, "h": h, "kind": kind, "value": value, "week": week.start})
     return {"bars": bars, "width": len(found.weeks) * (3 * bar + gap), "height": height, "top": top}
 
 
@@ -343,8 +372,14 @@ def decide(pair_id: str):
         flash(_("This suggestion is no longer waiting for a decision: an organisation changed or was deleted."))
         return redirect(url_for("pages.queue"))
     try:
-        _deps().review.decide(me["cluster_id"], me["username"] or "?", pair_id, decision,
-                              reason_code if decision == "reject" else None, reason_text)
+        _deps().review.decide(
+            me["cluster_id"],
+            me["username"] or "?",
+            pair_id,
+            decision,
+            reason_code if decision == "reject" else None,
+            reason_text,
+        )
         flash(_("Your decision is saved."))
     except DecisionRefused:
         flash(_("This suggestion was already decided."))

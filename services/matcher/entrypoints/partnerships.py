@@ -21,8 +21,12 @@ from services.matcher.schemas import LangQuerySchema, PartnershipSchema
 
 logger = logging.getLogger(__name__)
 
-partnerships = Blueprint("partnerships", __name__, url_prefix="/v1/organisations",
-                         description="An organisation's partnerships, for the other partnermatch services")
+partnerships = Blueprint(
+    "partnerships",
+    __name__,
+    url_prefix="/v1/organisations",
+    description="An organisation's partnerships, for the other partnermatch services",
+)
 
 
 def require_service() -> str:
@@ -43,12 +47,16 @@ def require_service() -> str:
     abort(403, message="Only the partnermatch services read an organisation's partnerships.")
 
 
-services_only = guard(partnerships, require_service, {
-    401: "No bearer token, or one nobody knows",
-    403: "A token, but not the service token",
-    503: "The token cannot be checked right now (profiles unreachable), or the matcher has another service "
-         "token than profiles",
-})
+services_only = guard(
+    partnerships,
+    require_service,
+    {
+        401: "No bearer token, or one nobody knows",
+        403: "A token, but not the service token",
+        503: "The token cannot be checked right now (profiles unreachable), or the matcher has another service "
+        "token than profiles",
+    },
+)
 
 
 @partnerships.route("/<org_id>/partnerships")

@@ -25,8 +25,10 @@ from services.matcher.entrypoints.api import api
 from services.matcher.entrypoints.pages import pages
 from services.matcher.entrypoints.partnerships import partnerships
 
-CSP = ("default-src 'self'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
-       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+CSP = (
+    "default-src 'self'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
 
 
 def create_app(settings: MatcherSettings | None = None, deps: MatcherDeps | None = None) -> Flask:
@@ -48,8 +50,10 @@ def create_app(settings: MatcherSettings | None = None, deps: MatcherDeps | None
         OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
-        API_SPEC_OPTIONS={"components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
-                          "security": [{"bearer": []}]},
+        API_SPEC_OPTIONS={
+            "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+            "security": [{"bearer": []}],
+        },
     )
     harden(app)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
@@ -80,19 +84,32 @@ def _expose_metrics(app: Flask, settings: MatcherSettings) -> None:
     reports for the consumer processes, which serve no HTTP)."""
     outbox = app.extensions["partnermatch.matcher"].state.outbox
     scrape = metrics.short_timeout_copy(outbox.r)
-    metrics.expose(app, [
-        metrics.OutboxDepthCollector({"matcher": lambda: scrape.xlen(outbox.stream)}),
-        metrics.ConsumerLagCollector(settings.group_id,
-                                     metrics.lag_reader(settings.kafka_bootstrap, settings.group_id, [PROFILES])),
-    ])
+    metrics.expose(
+        app,
+        [
+            metrics.OutboxDepthCollector({"matcher": lambda: scrape.xlen(outbox.stream)}),
+            metrics.ConsumerLagCollector(
+                settings.group_id, metrics.lag_reader(settings.kafka_bootstrap, settings.group_id, [PROFILES])
+            ),
+        ],
+    )
 
 
 def _limit_logins(app: Flask, settings: MatcherSettings) -> None:
     """Failed logins on the page, counted per client address in Redis (every worker shares them);
     past the limit even the right password waits. Profiles counts failures per account."""
-    limiter = Limiter(get_remote_address, app=app, storage_uri=settings.redis_url or "memory://",
-                      key_prefix="matcher:rate", strategy="fixed-window", headers_enabled=True)
+    limiter = Limiter(
+        get_remote_address,
+        app=app,
+        storage_uri=settings.redis_url or "memory://",
+        key_prefix="matcher:rate",
+        strategy="fixed-window",
+        headers_enabled=True,
+    )
     views: dict[str, Any] = app.view_functions
     views["pages.login"] = limiter.limit(
-        settings.login_rate_limit, methods=["POST"], scope="page-login",
-        deduct_when=lambda response: response.status_code == 401)(views["pages.login"])
+        settings.login_rate_limit,
+        methods=["POST"],
+        scope="page-login",
+        deduct_when=lambda response: response.status_code == 401,
+    )(views["pages.login"])

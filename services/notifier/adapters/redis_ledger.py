@@ -332,10 +332,7 @@ class RedisDeliveryLedger:
     # ---- the worker's side --------------------------------------------------------------------
 
     def due(self, now: float, limit: int = 50) -> list[str]:
-        return [
-            _text(m)
-            for m in self.r.zrangebyscore(self.due_key, "-inf", _num(now), start=0, num=limit)
-        ]
+        return [_text(m) for m in self.r.zrangebyscore(self.due_key, "-inf", _num(now), start=0, num=limit)]
 
     def next_due_at(self) -> float | None:
         first = self.r.zrange(self.due_key, 0, 0, withscores=True)
@@ -447,12 +444,7 @@ class RedisDeliveryLedger:
     def recover_stale(self, now: float, lease_s: float, limit: int = 100) -> list[tuple[str, str]]:
         """Claims older than the lease: what became of each ((member, new state))."""
         cutoff = now - lease_s
-        stale = [
-            _text(m)
-            for m in self.r.zrangebyscore(
-                self.inflight_key, "-inf", _num(cutoff), start=0, num=limit
-            )
-        ]
+        stale = [_text(m) for m in self.r.zrangebyscore(self.inflight_key, "-inf", _num(cutoff), start=0, num=limit)]
         outcome = []
         for member in stale:
             result = self._recover(
@@ -511,9 +503,7 @@ class RedisDeliveryLedger:
 
     # ---- suppressions -------------------------------------------------------------------------
 
-    def suppress(
-        self, email: str, org_id: str, now_iso: str, kinds: Iterable[str] = (domain.PARTNERSHIP,)
-    ) -> bool:
+    def suppress(self, email: str, org_id: str, now_iso: str, kinds: Iterable[str] = (domain.PARTNERSHIP,)) -> bool:
         """Unsubscribe an address from the given kinds of email (partnership emails unless told);
         True the first time for any of them."""
         entry = json.dumps({"at": now_iso, "org_id": org_id})

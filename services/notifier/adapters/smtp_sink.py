@@ -45,20 +45,14 @@ class Fault:
     hits: list[float] = field(default_factory=list)
 
     def matches(self, stage: str, rcpt: str) -> bool:
-        return (
-            self.times > 0
-            and self.stage == stage
-            and (self.rcpt is None or self.rcpt.lower() == rcpt.lower())
-        )
+        return self.times > 0 and self.stage == stage and (self.rcpt is None or self.rcpt.lower() == rcpt.lower())
 
 
 class _Handler:
     def __init__(self, sink: SmtpSink) -> None:
         self.sink = sink
 
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
-    ) -> str:
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]) -> str:
         fault = self.sink._take_fault("rcpt", address)
         if fault is not None:
             return f"{fault.code} {fault.text}"

@@ -129,9 +129,7 @@ class Notifier:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m services.notifier.entrypoints.consumer")
-    parser.add_argument(
-        "--topic", default=MATCH_DECISIONS, help="topic of match decisions (tests use their own)"
-    )
+    parser.add_argument("--topic", default=MATCH_DECISIONS, help="topic of match decisions (tests use their own)")
     parser.add_argument(
         "--matches-topic",
         default=None,

@@ -31,9 +31,7 @@ logger = logging.getLogger(__name__)
 
 _STYLE_HASH = base64.b64encode(hashlib.sha256(PAGE_STYLE.encode()).digest()).decode()
 CSP = (
-    f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; form-action 'self'; "
-    "frame-ancestors 'none'; "
-    "base-uri 'none'"
+    f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 
 
@@ -51,9 +49,7 @@ def create_app(settings: NotifierSettings | None = None, deps: Any = None) -> Fl
     harden(app)
     ledger, tokens = deps.ledger, deps.tokens
 
-    def page(
-        kind: str, language: str | None, status: int, email: str = "", topic: str = PARTNERSHIP
-    ) -> Response:
+    def page(kind: str, language: str | None, status: int, email: str = "", topic: str = PARTNERSHIP) -> Response:
         body = render_page(kind, language, email=email, action=request.path, topic=topic)
         return Response(body, status=status, mimetype="text/html")
 
@@ -90,21 +86,26 @@ def create_app(settings: NotifierSettings | None = None, deps: Any = None) -> Fl
         every = found.kind in COORDINATOR_KINDS and request.args.get("scope") == "all"
         kinds = COORDINATOR_KINDS if every else (found.kind,)
         if ledger.suppress(found.email, found.org_id, datetime.now(UTC).isoformat(), kinds):
-            logger.info(
-                "unsubscribed", extra={"org": found.org_id, "kinds": ",".join(kinds)}
-            )
+            logger.info("unsubscribed", extra={"org": found.org_id, "kinds": ",".join(kinds)})
         return page("done", found.language, 200, found.email, ALL_COORDINATOR_NOTICES if every else found.kind)
 
     health(app, lambda: ledger.ping())
     # The consumer processes serve no HTTP: this app reports their lag and the ledger they keep.
-    scrape = (RedisDeliveryLedger(metrics.short_timeout_copy(ledger.r), ledger.prefix)
-              if isinstance(ledger, RedisDeliveryLedger) else ledger)
-    metrics.expose(app, [
-        metrics.DeliveryStatesCollector(scrape.counts),
-        metrics.ConsumerLagCollector(
-            settings.group_id,
-            metrics.lag_reader(settings.kafka_bootstrap, settings.group_id, [MATCH_DECISIONS, MATCHES])),
-    ])
+    scrape = (
+        RedisDeliveryLedger(metrics.short_timeout_copy(ledger.r), ledger.prefix)
+        if isinstance(ledger, RedisDeliveryLedger)
+        else ledger
+    )
+    metrics.expose(
+        app,
+        [
+            metrics.DeliveryStatesCollector(scrape.counts),
+            metrics.ConsumerLagCollector(
+                settings.group_id,
+                metrics.lag_reader(settings.kafka_bootstrap, settings.group_id, [MATCH_DECISIONS, MATCHES]),
+            ),
+        ],
+    )
 
     @app.errorhandler(404)
     def not_found(_exc: Exception) -> Response:

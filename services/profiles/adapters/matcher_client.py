@@ -28,8 +28,9 @@ class MatcherClient:
     def partnerships(self, org_id: str, lang: str = "en") -> list[dict[str, Any]]:
         """The matcher's items for `org_id` (GET /v1/organisations/<org_id>/partnerships), reasons
         rendered in `lang`. Raises MatcherUnavailable."""
-        path = (f"/v1/organisations/{urllib.parse.quote(org_id, safe='')}/partnerships?"
-                + urllib.parse.urlencode({"lang": lang}))
+        path = f"/v1/organisations/{urllib.parse.quote(org_id, safe='')}/partnerships?" + urllib.parse.urlencode(
+            {"lang": lang}
+        )
         body = self._get(path)
         if not isinstance(body, list) or not all(isinstance(item, dict) for item in body):
             raise MatcherUnavailable(f"GET {path}: not a JSON list of objects")
@@ -48,8 +49,10 @@ class MatcherClient:
         except urllib.error.HTTPError as exc:
             exc.close()
             if exc.code in (401, 403):
-                logger.error("the matcher refused the service token; check PARTNERMATCH_SERVICE_TOKEN",
-                             extra={"status": exc.code, "path": path})
+                logger.error(
+                    "the matcher refused the service token; check PARTNERMATCH_SERVICE_TOKEN",
+                    extra={"status": exc.code, "path": path},
+                )
             raise MatcherUnavailable(f"GET {path} answered {exc.code}") from None
         except (urllib.error.URLError, http.client.HTTPException, TimeoutError, OSError, ValueError) as exc:
             raise MatcherUnavailable(f"GET {path}: {exc}") from None

@@ -199,8 +199,9 @@ class RedisProfileStore:
         for member, _score in self.r.zscan_iter(ORGS):
             yield member.decode()
 
-    def create_org(self, org: dict[str, Any], token_digest: str, principal: dict[str, Any],
-                   envelope: events.Envelope) -> None:
+    def create_org(
+        self, org: dict[str, Any], token_digest: str, principal: dict[str, Any], envelope: events.Envelope
+    ) -> None:
         """Profile, its credential, its indexes and its event: all or nothing."""
         key = ORG + org["id"]
         with self.r.pipeline(transaction=True) as pipe:
@@ -238,8 +239,14 @@ class RedisProfileStore:
                 return new
         raise Conflict(f"organisation {org_id} changed under us {CHANGE_ATTEMPTS} times")
 
-    def _queue_change(self, pipe: redis.client.Pipeline, org_id: str, old: dict[str, Any],
-                      new: dict[str, Any] | None, envelope: events.Envelope) -> None:
+    def _queue_change(
+        self,
+        pipe: redis.client.Pipeline,
+        org_id: str,
+        old: dict[str, Any],
+        new: dict[str, Any] | None,
+        envelope: events.Envelope,
+    ) -> None:
         key = ORG + org_id
         if new is None:
             pipe.delete(key)
@@ -255,8 +262,9 @@ class RedisProfileStore:
                 pipe.srem(CLUSTER + old["cluster_id"] + ":orgs", org_id)
                 pipe.sadd(CLUSTER + new["cluster_id"] + ":orgs", org_id)
                 if new.get("token_digest"):  # the same token, in its new cluster, same lifetime
-                    pipe.set(TOKEN + new["token_digest"], _org_principal(org_id, new["cluster_id"]),
-                             keepttl=True, xx=True)  # xx: an expired token stays expired
+                    pipe.set(
+                        TOKEN + new["token_digest"], _org_principal(org_id, new["cluster_id"]), keepttl=True, xx=True
+                    )  # xx: an expired token stays expired
         for email in _emails(old) - _emails(new):
             pipe.srem(_email_key(email), org_id)
         for email in _emails(new) - _emails(old):

@@ -56,8 +56,12 @@ clusters = Blueprint("clusters", __name__, url_prefix="/v1/clusters", descriptio
 orgs = Blueprint("organisations", __name__, url_prefix="/v1/organisations", description="Organisation profiles")
 auth = Blueprint("auth", __name__, url_prefix="/v1/auth", description="Logins and tokens")
 coordinators = Blueprint("coordinators", __name__, url_prefix="/v1/coordinators", description="Coordinators")
-vocab = Blueprint("vocabulary", __name__, url_prefix="/v1/vocabulary",
-                  description="What structured needs are chosen from, labelled for forms")
+vocab = Blueprint(
+    "vocabulary",
+    __name__,
+    url_prefix="/v1/vocabulary",
+    description="What structured needs are chosen from, labelled for forms",
+)
 # Request schemas are given as instances: given a class, webargs builds a schema (copying each of
 # its fields) for every request, which cost a write more than validating it.
 
@@ -103,8 +107,11 @@ UNAUTHORISED = "No bearer token, or an unknown or expired one"
 def _only(blueprint: Blueprint, *roles: str, forbidden: str | None = None) -> Callable[..., Any]:
     """Declared access (httpedge.guard): the view runs for a caller of one of `roles`, handed to it
     as `caller`; anyone else gets a 401 (no or an unknown token) or a 403, both documented."""
-    return guard(blueprint, functools.partial(_require, *roles),
-                 {401: UNAUTHORISED, 403: forbidden or f"A token of another role (this is for: {', '.join(roles)})"})
+    return guard(
+        blueprint,
+        functools.partial(_require, *roles),
+        {401: UNAUTHORISED, 403: forbidden or f"A token of another role (this is for: {', '.join(roles)})"},
+    )
 
 
 def _check_text_sizes(data: dict[str, Any]) -> None:
@@ -149,8 +156,13 @@ class ClusterById(MethodView):
 class ClusterCoordinators(MethodView):
     @clusters.response(200, CoordinatorSchema(many=True))
     @clusters.alt_response(404, description="No such cluster")
-    @_only(clusters, domain.ADMIN, domain.SERVICE, domain.COORDINATOR,
-           forbidden="An organisation's token, or a coordinator of another cluster")
+    @_only(
+        clusters,
+        domain.ADMIN,
+        domain.SERVICE,
+        domain.COORDINATOR,
+        forbidden="An organisation's token, or a coordinator of another cluster",
+    )
     def get(self, cluster_id, caller):
         """List a cluster's coordinators with their address and language (admin, services, or a
         coordinator of that cluster). The notifier reads it to email each of them the cluster's
@@ -180,8 +192,13 @@ class ClusterCoordinators(MethodView):
 class CoordinatorByName(MethodView):
     @coordinators.response(200, CoordinatorSchema)
     @coordinators.alt_response(404, description="No such coordinator")
-    @_only(coordinators, domain.ADMIN, domain.SERVICE, domain.COORDINATOR,
-           forbidden="An organisation's token, or another coordinator's")
+    @_only(
+        coordinators,
+        domain.ADMIN,
+        domain.SERVICE,
+        domain.COORDINATOR,
+        forbidden="An organisation's token, or another coordinator's",
+    )
     def get(self, username, caller):
         """A coordinator's contact (admin, services, or the coordinator)."""
         if caller.role == domain.COORDINATOR and caller.username != username:
@@ -200,8 +217,11 @@ class Login(MethodView):
     @auth.arguments(LoginSchema())
     @auth.response(200, SessionSchema)
     @auth.alt_response(401, description="Wrong username or password")
-    @auth.alt_response(429, description="Too many failed logins for this account or from this address; "
-                                        "see Retry-After (PROFILES_LOGIN_RATE_LIMIT)")
+    @auth.alt_response(
+        429,
+        description="Too many failed logins for this account or from this address; "
+        "see Retry-After (PROFILES_LOGIN_RATE_LIMIT)",
+    )
     def post(self, data):
         """A coordinator logs in with username and password and gets a bearer token."""
         session = services.login(_deps().store, data["username"], data["password"], _settings().session_ttl_s)
@@ -258,8 +278,7 @@ class Organisations(MethodView):
             org, token = services.register_org(_deps().store, data)
         except services.UnknownCluster:
             abort(422, errors={"json": {"cluster_id": ["No such cluster."]}}, message="Validation failed.")
-        return {"organisation": domain.private_view(org), "token": token,
-                "expires_in": _deps().store.org_token_ttl_s}
+        return {"organisation": domain.private_view(org), "token": token, "expires_in": _deps().store.org_token_ttl_s}
 
 
 @orgs.route("/<org_id>")
@@ -337,8 +356,13 @@ class OrganisationToken(MethodView):
 class OrganisationContacts(MethodView):
     @orgs.response(200, ContactsSchema)
     @orgs.alt_response(404, description="No such organisation")
-    @_only(orgs, domain.ADMIN, domain.SERVICE, domain.ORGANISATION,
-           forbidden="Another organisation's token, or a coordinator's")
+    @_only(
+        orgs,
+        domain.ADMIN,
+        domain.SERVICE,
+        domain.ORGANISATION,
+        forbidden="Another organisation's token, or a coordinator's",
+    )
     def get(self, org_id, caller):
         """Contact persons (the organisation itself, the admin, services such as the notifier)."""
         org = _deps().store.get_org(org_id)
@@ -364,16 +388,20 @@ class Vocabulary(MethodView):
         The ids of `sectors` and `activities` are what `offers` and `seeks` take; the codes of
         `countries` are what `seeks_countries` takes."""
         # The same for everyone until the next deployment: browsers and proxies may keep it.
-        return (vocabulary.vocabulary(query["lang"], fallback_countries=domain.COUNTRIES), 200,
-                {"Cache-Control": "public, max-age=3600"})
+        return (
+            vocabulary.vocabulary(query["lang"], fallback_countries=domain.COUNTRIES),
+            200,
+            {"Cache-Control": "public, max-age=3600"},
+        )
 
 
 # ---- the app ----------------------------------------------------------------------------------
 
 
 # Pages: no script at all, styles from our own file, forms only to ourselves, never in a frame.
-CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; "
-       "base-uri 'none'")
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
 
 
 def create_app(settings: ProfilesSettings | None = None, deps: ProfilesDeps | None = None) -> Flask:
@@ -449,8 +477,14 @@ def create_app(settings: ProfilesSettings | None = None, deps: ProfilesDeps | No
     api.register_blueprint(coordinators)
     api.register_blueprint(vocab)
     app.register_blueprint(pages)
-    limiter = Limiter(get_remote_address, app=app, storage_uri=settings.redis_url or "memory://",
-                      key_prefix="profiles:rate", strategy="fixed-window", headers_enabled=True)
+    limiter = Limiter(
+        get_remote_address,
+        app=app,
+        storage_uri=settings.redis_url or "memory://",
+        key_prefix="profiles:rate",
+        strategy="fixed-window",
+        headers_enabled=True,
+    )
     _limit_pages(app, settings, limiter)
     _limit_logins(app, settings, limiter)
 
@@ -470,8 +504,9 @@ def _limit_pages(app: Flask, settings: ProfilesSettings, limiter: Limiter) -> No
     views: dict[str, Any] = app.view_functions  # each view wrapped by its rate limit
     views["pages.register"] = limiter.limit(settings.register_rate_limit, methods=["POST"])(views["pages.register"])
     signin_view = limiter.limit(settings.signin_rate_limit, methods=["POST"])(views["pages.signin"])
-    views["pages.signin"] = limiter.limit(settings.signin_rate_limit, methods=["POST"], key_func=email_asked,
-                                          scope="signin-email")(signin_view)
+    views["pages.signin"] = limiter.limit(
+        settings.signin_rate_limit, methods=["POST"], key_func=email_asked, scope="signin-email"
+    )(signin_view)
 
 
 def _limit_logins(app: Flask, settings: ProfilesSettings, limiter: Limiter) -> None:
@@ -493,7 +528,13 @@ def _limit_logins(app: Flask, settings: ProfilesSettings, limiter: Limiter) -> N
         return response.status_code == 401
 
     views: dict[str, Any] = app.view_functions  # each view wrapped by its rate limit
-    per_address = limiter.limit(settings.login_rate_limit, methods=["POST"], scope="login-address",
-                                deduct_when=failed, exempt_when=from_the_page)(views["auth.Login"])
-    views["auth.Login"] = limiter.limit(settings.login_rate_limit, methods=["POST"], key_func=account,
-                                        scope="login-account", deduct_when=failed)(per_address)
+    per_address = limiter.limit(
+        settings.login_rate_limit,
+        methods=["POST"],
+        scope="login-address",
+        deduct_when=failed,
+        exempt_when=from_the_page,
+    )(views["auth.Login"])
+    views["auth.Login"] = limiter.limit(
+        settings.login_rate_limit, methods=["POST"], key_func=account, scope="login-account", deduct_when=failed
+    )(per_address)

@@ -49,8 +49,9 @@ from services.profiles.signin import SigninLinks
 logger = logging.getLogger(__name__)
 DOMAIN = page_text.DOMAIN
 
-pages = Blueprint("pages", __name__, template_folder="../templates", static_folder="../static",
-                  static_url_path="/static")
+pages = Blueprint(
+    "pages", __name__, template_folder="../templates", static_folder="../static", static_url_path="/static"
+)
 
 
 def gettext(message: str, **values: Any) -> str:
@@ -113,6 +114,7 @@ def signed_in(view: Callable[..., Any]) -> Callable[..., Any]:
             flash(gettext("Please sign in first."))
             return redirect(url_for("pages.signin"))
         return view(org, *args, **kwargs)
+
     return wrapper
 
 
@@ -145,8 +147,9 @@ def _csrf_refused(exc: CSRFError) -> tuple[str, int]:
         form = OrgForm.from_form(request.form, org.get("contacts") or [])
         form.cluster_id = org["cluster_id"]
         return _org_form_page("pages.profile", form, {}, expired, 400, org)
-    return _message_page(gettext("The form had expired"),
-                         gettext("Go back, reload the page and send the form again."), 400)
+    return _message_page(
+        gettext("The form had expired"), gettext("Go back, reload the page and send the form again."), 400
+    )
 
 
 @pages.errorhandler(429)
@@ -212,8 +215,14 @@ def _sort_key(label: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
-def _org_form_page(endpoint: str, form: OrgForm, errors: dict[str, list[str]], summary: str | None,
-                   status: int, org: dict[str, Any] | None = None) -> tuple[str, int]:
+def _org_form_page(
+    endpoint: str,
+    form: OrgForm,
+    errors: dict[str, list[str]],
+    summary: str | None,
+    status: int,
+    org: dict[str, Any] | None = None,
+) -> tuple[str, int]:
     template = "register.html" if endpoint == "pages.register" else "profile.html"
     return render_template(template, form=form, errors=errors, summary=summary, org=org, **_choices()), status
 
@@ -234,9 +243,25 @@ def _validate(form: OrgForm, editing: bool) -> tuple[dict[str, Any], dict[str, l
 
 
 # The order of the form, so the summary of errors reads from top to bottom.
-_FORM_ORDER = {name: i for i, name in enumerate((
-    "name", "cluster_id", "country", "language", "capabilities", "goals", "website", "sectors", "offers", "seeks",
-    "seeks_countries", "contacts"))}
+_FORM_ORDER = {
+    name: i
+    for i, name in enumerate(
+        (
+            "name",
+            "cluster_id",
+            "country",
+            "language",
+            "capabilities",
+            "goals",
+            "website",
+            "sectors",
+            "offers",
+            "seeks",
+            "seeks_countries",
+            "contacts",
+        )
+    )
+}
 
 
 def _errors_summary(errors: dict[str, list[str]]) -> str | None:
@@ -279,18 +304,24 @@ def signin() -> Any:
         return render_template("signin.html", email="", error=None)
     email = (request.form.get("email") or "").strip()[:254]
     if "@" not in email:
-        return render_template("signin.html", email=email,
-                               error=gettext("Enter an email address such as %(example)s.",
-                                             example="name@example.org")), 422
+        return render_template(
+            "signin.html",
+            email=email,
+            error=gettext("Enter an email address such as %(example)s.", example="name@example.org"),
+        ), 422
     # Looked up and sent once the answer is out, outside this request: the answer is the same, and
     # as fast, for any address. The work takes everything it needs along.
     deps, links, public_url = _deps(), _links(), _settings().public_url
     mailer = deps.signin_mailer
     assert mailer is not None  # create_app provides one
-    response = make_response(render_template("signin_sent.html", email=email,
-                                             minutes=max(1, _settings().signin_link_ttl_s // 60)))
-    response.call_on_close(lambda: deps.background.submit(lambda: services.request_signin(
-        deps.store, links, mailer, email, functools.partial(_link_url, public_url))))
+    response = make_response(
+        render_template("signin_sent.html", email=email, minutes=max(1, _settings().signin_link_ttl_s // 60))
+    )
+    response.call_on_close(
+        lambda: deps.background.submit(
+            lambda: services.request_signin(deps.store, links, mailer, email, functools.partial(_link_url, public_url))
+        )
+    )
     return response
 
 
@@ -312,8 +343,11 @@ def signin_link(token: str) -> Any:
 
 
 def _link_refused() -> tuple[str, int]:
-    return _message_page(gettext("This link does not work any more"),
-                         gettext("Sign-in links work once and for a short time. Ask for a new one."), 410)
+    return _message_page(
+        gettext("This link does not work any more"),
+        gettext("Sign-in links work once and for a short time. Ask for a new one."),
+        410,
+    )
 
 
 @pages.post("/signout")
@@ -355,8 +389,11 @@ def profile(org: dict[str, Any]) -> Any:
 def download(org: dict[str, Any]) -> Response:
     exported = services.export_org(_deps().store, org["id"])
     body = json.dumps(exported, ensure_ascii=False, indent=2, sort_keys=True)
-    return Response(body, mimetype="application/json", headers={
-        "Content-Disposition": f'attachment; filename="partnermatch-{org["id"]}.json"'})
+    return Response(
+        body,
+        mimetype="application/json",
+        headers={"Content-Disposition": f'attachment; filename="partnermatch-{org["id"]}.json"'},
+    )
 
 
 @pages.route("/profile/delete", methods=["GET", "POST"])
@@ -365,8 +402,9 @@ def delete(org: dict[str, Any]) -> Any:
     if request.method == "GET":
         return render_template("delete.html", org=org, error=None)
     if request.form.get("confirm") != "yes":
-        return render_template("delete.html", org=org,
-                               error=gettext("Tick the box to confirm that the organisation is to be deleted.")), 422
+        return render_template(
+            "delete.html", org=org, error=gettext("Tick the box to confirm that the organisation is to be deleted.")
+        ), 422
     try:
         services.delete_org(_deps().store, _principal(org), org["id"])
     except NotFound:
@@ -386,5 +424,6 @@ def partnerships(org: dict[str, Any]) -> Any:
         items, unavailable = [], True
     except NotFound:
         abort(404)
-    return render_template("partnerships.html", partnerships=items, unavailable=unavailable,
-                           countries=dict(country_choices(g.lang)))
+    return render_template(
+        "partnerships.html", partnerships=items, unavailable=unavailable, countries=dict(country_choices(g.lang))
+    )

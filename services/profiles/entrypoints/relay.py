@@ -22,8 +22,14 @@ def build_relay(settings: ProfilesSettings) -> OutboxRelay:
     from services.profiles.services import resync
 
     store = build_deps(settings).store
-    return kafka_relay(store.outbox, settings.kafka_bootstrap, "profiles", settings.relay_batch_size,
-                       settings.relay_idle_sleep_ms / 1000, refill=lambda: resync(store))
+    return kafka_relay(
+        store.outbox,
+        settings.kafka_bootstrap,
+        "profiles",
+        settings.relay_batch_size,
+        settings.relay_idle_sleep_ms / 1000,
+        refill=lambda: resync(store),
+    )
 
 
 def main() -> None:

@@ -35,13 +35,13 @@ PASSWORD = "fuzz coordinator password"
 EXAMPLES = int(os.environ.get("PARTNERMATCH_FUZZ_EXAMPLES", "20"))
 
 
-def _sender(operation, mode: GenerationMode, headers_to_try: Iterable[dict[str, str]], examples: int,
-            found: list[str]):  # type: ignore[no-untyped-def]
+def _sender(operation, mode: GenerationMode, headers_to_try: Iterable[dict[str, str]], examples: int, found: list[str]):  # type: ignore[no-untyped-def]
     """A hypothesis test sending cases of one operation in one mode, noting every 5xx in `found`."""
 
     @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=examples, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck)
+    )
     def send(case):  # type: ignore[no-untyped-def]
         for headers in headers_to_try:
             try:
@@ -50,8 +50,10 @@ def _sender(operation, mode: GenerationMode, headers_to_try: Iterable[dict[str, 
                 found.append(f"{case.method} {case.formatted_path} {mode.value} 500: raised {exc!r:.200}")
                 continue
             if response.status_code >= 500:
-                found.append(f"{case.method} {case.formatted_path} {mode.value} {response.status_code}: "
-                             f"body={case.body!r:.200} query={case.query!r:.100} -> {response.text[:200]}")
+                found.append(
+                    f"{case.method} {case.formatted_path} {mode.value} {response.status_code}: "
+                    f"body={case.body!r:.200} query={case.query!r:.100} -> {response.text[:200]}"
+                )
 
     return send
 
@@ -73,16 +75,32 @@ def server_errors(app, headers_to_try: Iterable[dict[str, str]], examples: int =
 
 @pytest.fixture
 def profiles_app(redis_client, redis_server):
-    config = ProfilesSettings(redis_url=redis_server.url, kafka_bootstrap="unused:9092", admin_token=ADMIN,
-                              service_token=SERVICE, login_rate_limit="100000 per minute",
-                              register_rate_limit="100000 per minute", signin_rate_limit="100000 per minute")
+    config = ProfilesSettings(
+        redis_url=redis_server.url,
+        kafka_bootstrap="unused:9092",
+        admin_token=ADMIN,
+        service_token=SERVICE,
+        login_rate_limit="100000 per minute",
+        register_rate_limit="100000 per minute",
+        signin_rate_limit="100000 per minute",
+    )
     app = create_profiles_app(config, ProfilesDeps(store=RedisProfileStore(redis_client)))
     admin = {"Authorization": f"Bearer {ADMIN}"}
     client = app.test_client()
-    assert client.post("/v1/clusters", headers=admin,
-                       json={"id": "rs-vojvodina-ict", "name": "ICT", "country": "RS"}).status_code == 201
-    assert client.post("/v1/clusters/rs-vojvodina-ict/coordinators", headers=admin, json={
-        "username": "marko", "password": PASSWORD, "name": "Marko", "email": "marko@example.rs"}).status_code == 201
+    assert (
+        client.post(
+            "/v1/clusters", headers=admin, json={"id": "rs-vojvodina-ict", "name": "ICT", "country": "RS"}
+        ).status_code
+        == 201
+    )
+    assert (
+        client.post(
+            "/v1/clusters/rs-vojvodina-ict/coordinators",
+            headers=admin,
+            json={"username": "marko", "password": PASSWORD, "name": "Marko", "email": "marko@example.rs"},
+        ).status_code
+        == 201
+    )
     return app
 
 
@@ -93,16 +111,29 @@ def test_no_request_to_the_profiles_api_gets_a_5xx(profiles_app):
 def test_no_request_to_the_matcher_api_gets_a_5xx(profiles_app, redis_client, redis_server):
     profiles = ServerThread(profiles_app)
     try:
-        token = profiles_app.test_client().post("/v1/auth/login", json={
-            "username": "marko", "password": PASSWORD}).json["token"]
+        token = (
+            profiles_app.test_client()
+            .post("/v1/auth/login", json={"username": "marko", "password": PASSWORD})
+            .json["token"]
+        )
         state = RedisMatcherState(redis_client)
-        settings_ = MatcherSettings(redis_url=redis_server.url, kafka_bootstrap="unused:9092",
-                                    profiles_url=profiles.url, secret_key="fuzz", service_token=SERVICE,
-                                    login_rate_limit="100000 per minute")
-        app = create_matcher_app(settings_, MatcherDeps(state=state, review=ReviewService(state),
-                                                        auth=ProfilesAuthClient(profiles.url, service_token=SERVICE)))
-        assert server_errors(app, ({}, {"Authorization": f"Bearer {token}"},
-                                   {"Authorization": f"Bearer {SERVICE}"})) == []
+        settings_ = MatcherSettings(
+            redis_url=redis_server.url,
+            kafka_bootstrap="unused:9092",
+            profiles_url=profiles.url,
+            secret_key="fuzz",
+            service_token=SERVICE,
+            login_rate_limit="100000 per minute",
+        )
+        app = create_matcher_app(
+            settings_,
+            MatcherDeps(
+                state=state, review=ReviewService(state), auth=ProfilesAuthClient(profiles.url, service_token=SERVICE)
+            ),
+        )
+        assert (
+            server_errors(app, ({}, {"Authorization": f"Bearer {token}"}, {"Authorization": f"Bearer {SERVICE}"})) == []
+        )
     finally:
         profiles.stop()
 
@@ -127,8 +158,13 @@ def test_the_fuzzer_does_report_a_server_error():
             return {"inverse": 1 / (query["n"] % 7)}  # 500 for a multiple of 7
 
     app = Flask("fuzz-self-test")
-    app.config.update(API_TITLE="t", API_VERSION="1", OPENAPI_VERSION="3.0.3", OPENAPI_URL_PREFIX="/",
-                      OPENAPI_JSON_PATH="openapi.json")
+    app.config.update(
+        API_TITLE="t",
+        API_VERSION="1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+    )
     Api(app).register_blueprint(blp)
     found = server_errors(app, ({},), examples=50)
     assert found and all(" 500: " in f and f.startswith("GET /things") for f in found)

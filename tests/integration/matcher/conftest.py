@@ -37,17 +37,32 @@ class ServerThread:
 @pytest.fixture
 def profiles(redis_client, redis_server):
     """The real profiles service over HTTP, with three clusters and a coordinator in each."""
-    settings = ProfilesSettings(redis_url=redis_server.url, kafka_bootstrap="unused:9092", admin_token=ADMIN,
-                                service_token=SERVICE)
+    settings = ProfilesSettings(
+        redis_url=redis_server.url, kafka_bootstrap="unused:9092", admin_token=ADMIN, service_token=SERVICE
+    )
     app = create_profiles_app(settings, ProfilesDeps(store=RedisProfileStore(redis_client)))
     client = app.test_client()
     admin = {"Authorization": f"Bearer {ADMIN}"}
     for cluster_id, (country, coordinator) in CLUSTERS.items():
-        assert client.post("/v1/clusters", headers=admin,
-                           json={"id": cluster_id, "name": cluster_id, "country": country}).status_code == 201
-        assert client.post(f"/v1/clusters/{cluster_id}/coordinators", headers=admin, json={
-            "username": coordinator, "password": PASSWORD, "name": coordinator.title(),
-            "email": f"{coordinator}@example.org"}).status_code == 201  # no stated language
+        assert (
+            client.post(
+                "/v1/clusters", headers=admin, json={"id": cluster_id, "name": cluster_id, "country": country}
+            ).status_code
+            == 201
+        )
+        assert (
+            client.post(
+                f"/v1/clusters/{cluster_id}/coordinators",
+                headers=admin,
+                json={
+                    "username": coordinator,
+                    "password": PASSWORD,
+                    "name": coordinator.title(),
+                    "email": f"{coordinator}@example.org",
+                },
+            ).status_code
+            == 201
+        )  # no stated language
     server = ServerThread(app)
     server.client = client
     yield server
@@ -61,10 +76,18 @@ def matcher_state(redis_client):
 
 @pytest.fixture
 def matcher_app(profiles, matcher_state, redis_server):
-    settings = MatcherSettings(redis_url=redis_server.url, kafka_bootstrap="unused:9092",
-                               profiles_url=profiles.url, secret_key="matcher-test-secret", service_token=SERVICE)
-    deps = MatcherDeps(state=matcher_state, review=ReviewService(matcher_state),
-                       auth=ProfilesAuthClient(profiles.url, cache_ttl_s=0, service_token=SERVICE))
+    settings = MatcherSettings(
+        redis_url=redis_server.url,
+        kafka_bootstrap="unused:9092",
+        profiles_url=profiles.url,
+        secret_key="matcher-test-secret",
+        service_token=SERVICE,
+    )
+    deps = MatcherDeps(
+        state=matcher_state,
+        review=ReviewService(matcher_state),
+        auth=ProfilesAuthClient(profiles.url, cache_ttl_s=0, service_token=SERVICE),
+    )
     app = create_matcher_app(settings, deps)
     app.config["TESTING"] = True
     return app
@@ -76,4 +99,5 @@ def login(profiles):
         r = profiles.client.post("/v1/auth/login", json={"username": username, "password": PASSWORD})
         assert r.status_code == 200
         return {"Authorization": f"Bearer {r.json['token']}"}
+
     return do

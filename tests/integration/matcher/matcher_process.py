@@ -26,14 +26,23 @@ def main() -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    settings = MatcherSettings(redis_url=redis_url, kafka_bootstrap=bootstrap, group_id=group,
-                               max_pending_per_org=MAX_PENDING)
+    settings = MatcherSettings(
+        redis_url=redis_url, kafka_bootstrap=bootstrap, group_id=group, max_pending_per_org=MAX_PENDING
+    )
     live = build_live_matcher(settings)
     publisher = KafkaPublisher(bootstrap, client_id="matcher-dlq")
     try:
-        run_matcher(live, bootstrap=bootstrap, profiles_topic=topic, topics=[topic], group_id=group,
-                    client_id="matcher", handlers={},
-                    publisher=publisher, stop=stop)
+        run_matcher(
+            live,
+            bootstrap=bootstrap,
+            profiles_topic=topic,
+            topics=[topic],
+            group_id=group,
+            client_id="matcher",
+            handlers={},
+            publisher=publisher,
+            stop=stop,
+        )
     finally:
         publisher.close()
 

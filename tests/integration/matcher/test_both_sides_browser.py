@@ -19,9 +19,23 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 
 def _org(state, org_id, cluster, country, lang, name):
-    state.apply(ProfileChange(org_id, 1, {"org_id": org_id, "name": name, "cluster_id": cluster, "country": country,
-                                          "language": lang, "capabilities": "Tworzenie oprogramowania.",
-                                          "goals": "Partnerzy z rolnictwa.", "sectors": [], "website": None}))
+    state.apply(
+        ProfileChange(
+            org_id,
+            1,
+            {
+                "org_id": org_id,
+                "name": name,
+                "cluster_id": cluster,
+                "country": country,
+                "language": lang,
+                "capabilities": "Tworzenie oprogramowania.",
+                "goals": "Partnerzy z rolnictwa.",
+                "sectors": [],
+                "website": None,
+            },
+        )
+    )
 
 
 @pytest.fixture
@@ -30,13 +44,47 @@ def two_pairs(matcher_state):
     _org(matcher_state, "org_pl", "pl-silesia-ict", "PL", "pl", "Śląski Klaster ICT")
     _org(matcher_state, "org_al", "al-tirana-creative", "AL", "sq", "Qendra Kreative Tirana")
     _org(matcher_state, "org_rs", "rs-vojvodina-ict", "RS", "sr", "Војвођанска воћарска задруга")
-    reason = {"concept": "ict.software", "kind": "activity", "weight": 0.4, "terms_a": ["oprogramowania"],
-              "terms_b": ["softuer"]}
-    matcher_state.apply(ProfileChange("seed", 1, None, upserts=[
-        PairWrite("org_al~org_pl", "org_al", "org_pl", "al-tirana-creative", "pl-silesia-ict", 0.6,
-                  [{**reason, "direction": "b_offers_a_seeks", "terms_a": ["softuer"], "terms_b": ["oprogramowania"]}]),
-        PairWrite("org_pl~org_rs", "org_pl", "org_rs", "pl-silesia-ict", "rs-vojvodina-ict", 0.7,
-                  [{**reason, "direction": "a_offers_b_seeks"}])]))
+    reason = {
+        "concept": "ict.software",
+        "kind": "activity",
+        "weight": 0.4,
+        "terms_a": ["oprogramowania"],
+        "terms_b": ["softuer"],
+    }
+    matcher_state.apply(
+        ProfileChange(
+            "seed",
+            1,
+            None,
+            upserts=[
+                PairWrite(
+                    "org_al~org_pl",
+                    "org_al",
+                    "org_pl",
+                    "al-tirana-creative",
+                    "pl-silesia-ict",
+                    0.6,
+                    [
+                        {
+                            **reason,
+                            "direction": "b_offers_a_seeks",
+                            "terms_a": ["softuer"],
+                            "terms_b": ["oprogramowania"],
+                        }
+                    ],
+                ),
+                PairWrite(
+                    "org_pl~org_rs",
+                    "org_pl",
+                    "org_rs",
+                    "pl-silesia-ict",
+                    "rs-vojvodina-ict",
+                    0.7,
+                    [{**reason, "direction": "a_offers_b_seeks"}],
+                ),
+            ],
+        )
+    )
 
 
 def _sign_in(page, url: str, username: str, lang: str) -> None:
@@ -53,7 +101,8 @@ def _approve(page, pair_id: str) -> None:
 
 
 def test_each_side_sees_the_others_approval_and_rejection_and_the_figures_and_csv_agree(
-        matcher_app, two_pairs, matcher_state):
+    matcher_app, two_pairs, matcher_state
+):
     served = ServerThread(matcher_app)
     try:
         with chromium() as browser:
@@ -88,13 +137,17 @@ def test_each_side_sees_the_others_approval_and_rejection_and_the_figures_and_cs
             seen_by_anna = anna.locator("article[data-pair='org_al~org_pl']").inner_text()
             assert "al-tirana-creative odrzucił (besa, " in seen_by_anna and "Obecnie brak możliwości" in seen_by_anna
             assert "Full until June" in seen_by_anna and "pl-silesia-ict zatwierdził (anna, " in seen_by_anna
-            assert "rs-vojvodina-ict zatwierdził (marko, " in anna.locator(
-                "article[data-pair='org_pl~org_rs']").inner_text()
+            assert (
+                "rs-vojvodina-ict zatwierdził (marko, "
+                in anna.locator("article[data-pair='org_pl~org_rs']").inner_text()
+            )
             check(anna, "coordinator-history-pl")
 
             anna.goto(f"{served.url}/analytics?lang=en")
-            figures = {row.locator("th").inner_text(): row.locator("td").inner_text()
-                       for row in anna.locator("table.figures tr").all()}
+            figures = {
+                row.locator("th").inner_text(): row.locator("td").inner_text()
+                for row in anna.locator("table.figures tr").all()
+            }
             check(anna, "coordinator-figures-decided")
             with anna.expect_download() as download:
                 anna.click("text=Download the history (CSV)")
@@ -106,9 +159,16 @@ def test_each_side_sees_the_others_approval_and_rejection_and_the_figures_and_cs
     assert figures["Acceptance rate"] == "50%"
     rows = {row["pair_id"]: row for row in exported}
     assert set(rows) == {"org_al~org_pl", "org_pl~org_rs"}
-    assert (rows["org_al~org_pl"]["state"], rows["org_al~org_pl"]["own_decision"],
-            rows["org_al~org_pl"]["partner_decision"], rows["org_al~org_pl"]["partner_coordinator"],
-            rows["org_al~org_pl"]["partner_reason"], rows["org_al~org_pl"]["partner_comment"]) == (
-        "rejected", "approve", "reject", "besa", "no_capacity", "Full until June")
-    assert (rows["org_pl~org_rs"]["state"], rows["org_pl~org_rs"]["own_coordinator"],
-            rows["org_pl~org_rs"]["partner_coordinator"]) == ("approved", "anna", "marko")
+    assert (
+        rows["org_al~org_pl"]["state"],
+        rows["org_al~org_pl"]["own_decision"],
+        rows["org_al~org_pl"]["partner_decision"],
+        rows["org_al~org_pl"]["partner_coordinator"],
+        rows["org_al~org_pl"]["partner_reason"],
+        rows["org_al~org_pl"]["partner_comment"],
+    ) == ("rejected", "approve", "reject", "besa", "no_capacity", "Full until June")
+    assert (
+        rows["org_pl~org_rs"]["state"],
+        rows["org_pl~org_rs"]["own_coordinator"],
+        rows["org_pl~org_rs"]["partner_coordinator"],
+    ) == ("approved", "anna", "marko")

@@ -18,28 +18,94 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 def _org(state, org_id, cluster, country, lang, name, caps, goals):
-    state.apply(ProfileChange(org_id, 1, {"org_id": org_id, "name": name, "cluster_id": cluster, "country": country,
-                                          "language": lang, "capabilities": caps, "goals": goals, "sectors": [],
-                                          "website": None}))
+    state.apply(
+        ProfileChange(
+            org_id,
+            1,
+            {
+                "org_id": org_id,
+                "name": name,
+                "cluster_id": cluster,
+                "country": country,
+                "language": lang,
+                "capabilities": caps,
+                "goals": goals,
+                "sectors": [],
+                "website": None,
+            },
+        )
+    )
 
 
 @pytest.fixture
 def two_pending(matcher_state):
-    _org(matcher_state, "org_pl", "pl-silesia-ict", "PL", "pl", "Śląski Klaster ICT",
-         "Tworzenie oprogramowania, chmura, szkolenia informatyczne.", "Partnerzy z rolnictwa.")
-    _org(matcher_state, "org_rs", "rs-vojvodina-ict", "RS", "sr", "Војвођанска воћарска задруга",
-         "Прерада воћа и поврћа.", "Тражимо софтвер за праћење производње.")
-    _org(matcher_state, "org_al", "al-tirana-creative", "AL", "sq", "Qendra Kreative Tirana",
-         "Dizajn grafik dhe video.", "Partnerë për lojëra digjitale.")
-    reason = {"concept": "ict.software", "kind": "activity", "direction": "a_offers_b_seeks", "weight": 0.4,
-              "terms_a": ["oprogramowania"], "terms_b": ["софтвер"]}
+    _org(
+        matcher_state,
+        "org_pl",
+        "pl-silesia-ict",
+        "PL",
+        "pl",
+        "Śląski Klaster ICT",
+        "Tworzenie oprogramowania, chmura, szkolenia informatyczne.",
+        "Partnerzy z rolnictwa.",
+    )
+    _org(
+        matcher_state,
+        "org_rs",
+        "rs-vojvodina-ict",
+        "RS",
+        "sr",
+        "Војвођанска воћарска задруга",
+        "Прерада воћа и поврћа.",
+        "Тражимо софтвер за праћење производње.",
+    )
+    _org(
+        matcher_state,
+        "org_al",
+        "al-tirana-creative",
+        "AL",
+        "sq",
+        "Qendra Kreative Tirana",
+        "Dizajn grafik dhe video.",
+        "Partnerë për lojëra digjitale.",
+    )
+    reason = {
+        "concept": "ict.software",
+        "kind": "activity",
+        "direction": "a_offers_b_seeks",
+        "weight": 0.4,
+        "terms_a": ["oprogramowania"],
+        "terms_b": ["софтвер"],
+    }
     for other, cluster, score in (("org_rs", "rs-vojvodina-ict", 0.7), ("org_al", "al-tirana-creative", 0.4)):
         org_a, org_b = sorted(("org_pl", other))
-        matcher_state.apply(ProfileChange(f"seed-{other}", 1, None, upserts=[PairWrite(
-            f"{org_a}~{org_b}", org_a, org_b, "pl-silesia-ict" if org_a == "org_pl" else cluster,
-            cluster if org_a == "org_pl" else "pl-silesia-ict", score,
-            [reason if org_a == "org_pl" else {**reason, "direction": "b_offers_a_seeks",
-                                                "terms_a": reason["terms_b"], "terms_b": reason["terms_a"]}])]))
+        matcher_state.apply(
+            ProfileChange(
+                f"seed-{other}",
+                1,
+                None,
+                upserts=[
+                    PairWrite(
+                        f"{org_a}~{org_b}",
+                        org_a,
+                        org_b,
+                        "pl-silesia-ict" if org_a == "org_pl" else cluster,
+                        cluster if org_a == "org_pl" else "pl-silesia-ict",
+                        score,
+                        [
+                            reason
+                            if org_a == "org_pl"
+                            else {
+                                **reason,
+                                "direction": "b_offers_a_seeks",
+                                "terms_a": reason["terms_b"],
+                                "terms_b": reason["terms_a"],
+                            }
+                        ],
+                    )
+                ],
+            )
+        )
 
 
 @pytest.fixture
@@ -56,9 +122,18 @@ def test_a_coordinator_logs_in_approves_one_match_and_rejects_another_in_a_real_
     sync_api = pytest.importorskip("playwright.sync_api")
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
         try:
             page = browser.new_page()
             page.goto(f"{served.url}/login?lang=pl")
@@ -148,10 +223,12 @@ def test_the_page_opens_in_the_browsers_language(matcher_app, two_pending):
     assert '<html lang="de">' in page
     assert "<title>Partnerschaftsvorschläge · partnermatch</title>" in page
     assert "Benutzername" in page and "Passwort" in page and ">Anmelden</button>" in page
-    for accept, lang, username in (("sr-Latn-RS,sr;q=0.9", "sr", "Korisničko ime"),
-                                   ("sr-Cyrl-RS", "sr-Cyrl", "Корисничко име"),
-                                   ("uk,ru;q=0.8", "uk", "Ім’я користувача"),
-                                   ("fr-FR,fr;q=0.9", "en", "Username")):
+    for accept, lang, username in (
+        ("sr-Latn-RS,sr;q=0.9", "sr", "Korisničko ime"),
+        ("sr-Cyrl-RS", "sr-Cyrl", "Корисничко име"),
+        ("uk,ru;q=0.8", "uk", "Ім’я користувача"),
+        ("fr-FR,fr;q=0.9", "en", "Username"),
+    ):
         page = client.get("/login", headers={"Accept-Language": accept}).get_data(as_text=True)
         assert f'<html lang="{lang}">' in page and username in page, accept
 
@@ -186,8 +263,11 @@ def test_a_coordinator_reviews_and_decides_in_german_from_the_browsers_language(
     page = r.get_data(as_text=True)
     assert "Ihre Entscheidung ist gespeichert." in page
     assert "wartet auf den anderen Cluster" in page
-    r = client.post("/pairs/org_pl~org_rs/decide", data={"decision": "reject", "reason_code": "other", "csrf": csrf},
-                    follow_redirects=True)  # another decision than the one recorded: refused
+    r = client.post(
+        "/pairs/org_pl~org_rs/decide",
+        data={"decision": "reject", "reason_code": "other", "csrf": csrf},
+        follow_redirects=True,
+    )  # another decision than the one recorded: refused
     assert "Über diesen Vorschlag wurde bereits entschieden." in r.get_data(as_text=True)
     pair = client.get("/pairs/org_pl~org_rs").get_data(as_text=True)
     assert "Beide Profile" in pair and "Zurück zur Liste" in pair and "Land: PL" in pair
@@ -196,8 +276,9 @@ def test_a_coordinator_reviews_and_decides_in_german_from_the_browsers_language(
 def test_the_history_names_each_state_in_the_readers_language(matcher_app, two_pending):
     client = matcher_app.test_client()
     csrf = _login(client)
-    client.post("/pairs/org_al~org_pl/decide?lang=sq", data={"decision": "reject", "reason_code": "no_capacity",
-                                                             "csrf": csrf})
+    client.post(
+        "/pairs/org_al~org_pl/decide?lang=sq", data={"decision": "reject", "reason_code": "no_capacity", "csrf": csrf}
+    )
     history = client.get("/history").get_data(as_text=True)
     assert '<html lang="sq">' in history and "<h1>Të vendosura</h1>" in history
     assert '<p class="state state-rejected">refuzuar</p>' in history
@@ -237,8 +318,7 @@ def test_deciding_a_pair_withdrawn_meanwhile_says_so_on_the_queue(matcher_app, t
 def test_a_deleted_organisation_shows_as_such_in_the_history(matcher_app, two_pending, matcher_state):
     client = matcher_app.test_client()
     csrf = _login(client)
-    client.post("/pairs/org_al~org_pl/decide", data={"decision": "reject", "reason_code": "no_capacity",
-                                                     "csrf": csrf})
+    client.post("/pairs/org_al~org_pl/decide", data={"decision": "reject", "reason_code": "no_capacity", "csrf": csrf})
     matcher_state.apply(ProfileChange("org_al", 2, None))
     history = client.get("/history?lang=en").get_data(as_text=True)
     assert "None" not in history and "deleted organisation" in history
@@ -256,8 +336,10 @@ def test_each_card_shows_both_clusters_decisions_with_who_when_reason_and_commen
     seen_by_besa = besa.get("/queue?lang=en").get_data(as_text=True)
     token = _csrf(seen_by_besa)
     assert "pl-silesia-ict approved (anna, " in seen_by_besa  # the other side's approval, before deciding
-    besa.post("/pairs/org_al~org_pl/decide", data={"decision": "reject", "reason_code": "no_capacity",
-                                                   "reason_text": "Full until June", "csrf": token})
+    besa.post(
+        "/pairs/org_al~org_pl/decide",
+        data={"decision": "reject", "reason_code": "no_capacity", "reason_text": "Full until June", "csrf": token},
+    )
     seen_by_anna = anna.get("/history?lang=pl").get_data(as_text=True)
     assert "al-tirana-creative odrzucił (besa, " in seen_by_anna and "Obecnie brak możliwości" in seen_by_anna
     assert "<q>Full until June</q>" in seen_by_anna

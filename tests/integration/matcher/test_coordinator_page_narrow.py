@@ -26,24 +26,65 @@ _OUTSIDE_CARDS = """() => [...document.querySelectorAll('article.pair')].flatMap
 
 
 def _org(state, org_id, cluster, country, lang, name, caps, goals):
-    state.apply(ProfileChange(org_id, 1, {"org_id": org_id, "name": name, "cluster_id": cluster, "country": country,
-                                          "language": lang, "capabilities": caps, "goals": goals, "sectors": [],
-                                          "website": None}))
+    state.apply(
+        ProfileChange(
+            org_id,
+            1,
+            {
+                "org_id": org_id,
+                "name": name,
+                "cluster_id": cluster,
+                "country": country,
+                "language": lang,
+                "capabilities": caps,
+                "goals": goals,
+                "sectors": [],
+                "website": None,
+            },
+        )
+    )
 
 
 @pytest.fixture
 def long_pending(matcher_state):
-    _org(matcher_state, "org_pl", "pl-silesia-ict", "PL", "pl", "Śląskie Stowarzyszenie Producentów Oprogramowania "
-         "Rolniczego i Spożywczego", "Tworzenie oprogramowania dla gospodarstw, chmura, szkolenia informatyczne.",
-         "Partnerzy z rolnictwa i przetwórstwa spożywczego.")
-    _org(matcher_state, "org_rs", "rs-vojvodina-ict", "RS", "sr", "Војвођанска воћарска и повртарска задруга "
-         "произвођача органске хране", "Прерада воћа и поврћа, хладњаче, органска производња.",
-         "Тражимо софтвер за праћење производње и следљивост.")
-    reason = {"concept": "ict.software", "kind": "activity", "direction": "a_offers_b_seeks", "weight": 0.4,
-              "terms_a": ["oprogramowania", "informatycznych-rozwiązań-dla-przetwórstwa"],
-              "terms_b": ["софтвер", "праћење-производње-и-следљивост"]}
-    matcher_state.apply(ProfileChange("seed", 1, None, upserts=[PairWrite(
-        "org_pl~org_rs", "org_pl", "org_rs", "pl-silesia-ict", "rs-vojvodina-ict", 0.7, [reason])]))
+    _org(
+        matcher_state,
+        "org_pl",
+        "pl-silesia-ict",
+        "PL",
+        "pl",
+        "Śląskie Stowarzyszenie Producentów Oprogramowania Rolniczego i Spożywczego",
+        "Tworzenie oprogramowania dla gospodarstw, chmura, szkolenia informatyczne.",
+        "Partnerzy z rolnictwa i przetwórstwa spożywczego.",
+    )
+    _org(
+        matcher_state,
+        "org_rs",
+        "rs-vojvodina-ict",
+        "RS",
+        "sr",
+        "Војвођанска воћарска и повртарска задруга произвођача органске хране",
+        "Прерада воћа и поврћа, хладњаче, органска производња.",
+        "Тражимо софтвер за праћење производње и следљивост.",
+    )
+    reason = {
+        "concept": "ict.software",
+        "kind": "activity",
+        "direction": "a_offers_b_seeks",
+        "weight": 0.4,
+        "terms_a": ["oprogramowania", "informatycznych-rozwiązań-dla-przetwórstwa"],
+        "terms_b": ["софтвер", "праћење-производње-и-следљивост"],
+    }
+    matcher_state.apply(
+        ProfileChange(
+            "seed",
+            1,
+            None,
+            upserts=[
+                PairWrite("org_pl~org_rs", "org_pl", "org_rs", "pl-silesia-ict", "rs-vojvodina-ict", 0.7, [reason])
+            ],
+        )
+    )
 
 
 def test_the_coordinators_page_does_not_scroll_sideways_on_a_phone(matcher_app, long_pending):
@@ -52,9 +93,18 @@ def test_the_coordinators_page_does_not_scroll_sideways_on_a_phone(matcher_app, 
     served = ServerThread(matcher_app)
     try:
         with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run"])
+            browser = p.chromium.launch(
+                executable_path=CHROMIUM,
+                headless=True,
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--no-first-run",
+                ],
+            )
             try:
                 page = browser.new_page(viewport={"width": WIDTH, "height": 844})
                 page.goto(f"{served.url}/login?lang=sr-Cyrl")

@@ -18,9 +18,24 @@ COUNTRIES = ("RS", "AL", "ME", "RO", "HU")
 
 
 def _org(state, org_id, cluster, country, lang, name, sectors=(), offers=()):
-    state.apply(ProfileChange(org_id, 1, {"org_id": org_id, "name": name, "cluster_id": cluster, "country": country,
-                                          "language": lang, "capabilities": "Usługi IT.", "goals": "Partnerzy.",
-                                          "sectors": sectors, "offers": offers, "website": None}))
+    state.apply(
+        ProfileChange(
+            org_id,
+            1,
+            {
+                "org_id": org_id,
+                "name": name,
+                "cluster_id": cluster,
+                "country": country,
+                "language": lang,
+                "capabilities": "Usługi IT.",
+                "goals": "Partnerzy.",
+                "sectors": sectors,
+                "offers": offers,
+                "website": None,
+            },
+        )
+    )
 
 
 @pytest.fixture
@@ -28,19 +43,42 @@ def many_pending(matcher_state):
     """45 suggestions for the Polish cluster, with partners in five countries; one of them
     written in Cyrillic."""
     _org(matcher_state, OWN, "pl-silesia-ict", "PL", "pl", "Śląski Klaster ICT")
-    reason = {"concept": "ict.software", "kind": "activity", "direction": "shared", "weight": 0.3,
-              "terms_a": ["oprogramowanie"], "terms_b": ["softver"]}
+    reason = {
+        "concept": "ict.software",
+        "kind": "activity",
+        "direction": "shared",
+        "weight": 0.3,
+        "terms_a": ["oprogramowanie"],
+        "terms_b": ["softver"],
+    }
     for i in range(45):
         other = f"org_{i:03d}"
         country = COUNTRIES[i % len(COUNTRIES)]
         name = "Војвођанска воћарска задруга" if i == 7 else f"Partner {i:03d} {country}"
-        _org(matcher_state, other, f"cluster-{country.lower()}", country, "sr" if i == 7 else "en", name,
-             sectors=["agrifood"] if i % 10 == 0 else [], offers=["agrifood.dairy"] if i == 13 else [])
+        _org(
+            matcher_state,
+            other,
+            f"cluster-{country.lower()}",
+            country,
+            "sr" if i == 7 else "en",
+            name,
+            sectors=["agrifood"] if i % 10 == 0 else [],
+            offers=["agrifood.dairy"] if i == 13 else [],
+        )
         org_a, org_b = sorted((OWN, other))
-        clusters = ("pl-silesia-ict", f"cluster-{country.lower()}") if org_a == OWN else (
-            f"cluster-{country.lower()}", "pl-silesia-ict")
-        matcher_state.apply(ProfileChange(f"seed-{other}", 1, None, upserts=[PairWrite(
-            f"{org_a}~{org_b}", org_a, org_b, *clusters, round(0.9 - i * 0.01, 2), [reason])]))
+        clusters = (
+            ("pl-silesia-ict", f"cluster-{country.lower()}")
+            if org_a == OWN
+            else (f"cluster-{country.lower()}", "pl-silesia-ict")
+        )
+        matcher_state.apply(
+            ProfileChange(
+                f"seed-{other}",
+                1,
+                None,
+                upserts=[PairWrite(f"{org_a}~{org_b}", org_a, org_b, *clusters, round(0.9 - i * 0.01, 2), [reason])],
+            )
+        )
     return 45
 
 
@@ -65,7 +103,8 @@ def test_the_whole_queue_pages_through_every_suggestion_with_a_total(matcher_app
         seen += _pairs(html)
     assert len(seen) == len(set(seen)) == many_pending
     assert _pairs(client.get("/queue?page=99").get_data(as_text=True)) == _pairs(
-        client.get("/queue?page=3").get_data(as_text=True))  # past the end: the last page
+        client.get("/queue?page=3").get_data(as_text=True)
+    )  # past the end: the last page
 
 
 def test_filters_and_search_are_query_parameters_kept_across_pages(matcher_app, many_pending):
@@ -73,7 +112,7 @@ def test_filters_and_search_are_query_parameters_kept_across_pages(matcher_app, 
     _login(client)
     serbian = client.get("/queue?country=RS&lang=en").get_data(as_text=True)
     assert "Suggestions found: 9" in serbian and len(_pairs(serbian)) == 9
-    metas = [m.split("</p>")[0] for m in serbian.split("<p class=\"meta\">")[1:]]
+    metas = [m.split("</p>")[0] for m in serbian.split('<p class="meta">')[1:]]
     assert metas and all(m.strip().startswith("RS ·") for m in metas), metas[:3]
     found = client.get("/queue?q=vojvod").get_data(as_text=True)  # Latin, no accents, finds Cyrillic
     assert len(_pairs(found)) == 1 and "Војвођанска" in found
@@ -109,11 +148,18 @@ def test_the_figures_and_the_csv_match_the_decisions_made(matcher_app, many_pend
     pending = _pairs(queue)
     csrf = queue.split('name="csrf" value="')[1].split('"')[0]  # the new session's form token
     for pid in pending[:3]:
-        client.post(f"/pairs/{pid}/decide", data={"decision": "reject", "reason_code": "different_markets",
-                                                  "reason_text": "Nie nasz rynek", "csrf": csrf})
+        client.post(
+            f"/pairs/{pid}/decide",
+            data={
+                "decision": "reject",
+                "reason_code": "different_markets",
+                "reason_text": "Nie nasz rynek",
+                "csrf": csrf,
+            },
+        )
     figures = client.get("/analytics?lang=en").get_data(as_text=True)
-    assert "<th scope=\"row\">Suggestions made</th><td>45</td>" in figures
-    assert "<th scope=\"row\">rejected</th><td>3</td>" in figures and "Different markets</th><td>3</td>" in figures
+    assert '<th scope="row">Suggestions made</th><td>45</td>' in figures
+    assert '<th scope="row">rejected</th><td>3</td>' in figures and "Different markets</th><td>3</td>" in figures
     assert "<svg" in figures and figures.count("<rect") == 36
     exported = client.get("/export.csv?state=rejected")
     assert exported.mimetype == "text/csv" and "attachment" in exported.headers["Content-Disposition"]

@@ -18,23 +18,56 @@ COUNTRIES = ("RS", "AL", "ME", "RO", "HU", "BG")
 @pytest.fixture
 def hundred_and_twenty(matcher_state):
     def org(org_id, cluster, country, lang, name):
-        matcher_state.apply(ProfileChange(org_id, 1, {
-            "org_id": org_id, "name": name, "cluster_id": cluster, "country": country, "language": lang,
-            "capabilities": "Usługi IT.", "goals": "Partnerzy.", "sectors": [], "website": None}))
+        matcher_state.apply(
+            ProfileChange(
+                org_id,
+                1,
+                {
+                    "org_id": org_id,
+                    "name": name,
+                    "cluster_id": cluster,
+                    "country": country,
+                    "language": lang,
+                    "capabilities": "Usługi IT.",
+                    "goals": "Partnerzy.",
+                    "sectors": [],
+                    "website": None,
+                },
+            )
+        )
 
     org("org_pl", "pl-silesia-ict", "PL", "pl", "Śląski Klaster ICT")
-    reason = {"concept": "ict.software", "kind": "activity", "direction": "a_offers_b_seeks", "weight": 0.3,
-              "terms_a": ["oprogramowanie"], "terms_b": ["softver"]}
+    reason = {
+        "concept": "ict.software",
+        "kind": "activity",
+        "direction": "a_offers_b_seeks",
+        "weight": 0.3,
+        "terms_a": ["oprogramowanie"],
+        "terms_b": ["softver"],
+    }
     for i in range(120):
         other, country = f"org_{i:03d}", COUNTRIES[i % len(COUNTRIES)]
         name = "Војвођанска воћарска задруга" if i == 77 else f"Partner {i:03d} {country}"
         org(other, f"cluster-{country.lower()}", country, "sr" if i == 77 else "en", name)
         a, b = sorted(("org_pl", other))
-        clusters = ("pl-silesia-ict", f"cluster-{country.lower()}") if a == "org_pl" else (
-            f"cluster-{country.lower()}", "pl-silesia-ict")
+        clusters = (
+            ("pl-silesia-ict", f"cluster-{country.lower()}")
+            if a == "org_pl"
+            else (f"cluster-{country.lower()}", "pl-silesia-ict")
+        )
         direction = "a_offers_b_seeks" if a == "org_pl" else "b_offers_a_seeks"
-        matcher_state.apply(ProfileChange(f"seed-{other}", 1, None, upserts=[PairWrite(
-            f"{a}~{b}", a, b, *clusters, round(0.95 - i * 0.005, 3), [{**reason, "direction": direction}])]))
+        matcher_state.apply(
+            ProfileChange(
+                f"seed-{other}",
+                1,
+                None,
+                upserts=[
+                    PairWrite(
+                        f"{a}~{b}", a, b, *clusters, round(0.95 - i * 0.005, 3), [{**reason, "direction": direction}]
+                    )
+                ],
+            )
+        )
 
 
 def _fits_and_passes_axe(page, name: str) -> None:
@@ -46,7 +79,8 @@ def _fits_and_passes_axe(page, name: str) -> None:
 
 
 def test_a_coordinator_pages_through_120_suggestions_filters_by_country_and_searches_a_name(
-        matcher_app, hundred_and_twenty):
+    matcher_app, hundred_and_twenty
+):
     served = ServerThread(matcher_app)
     try:
         with chromium() as browser:

@@ -21,8 +21,11 @@ def _csrf(client, **environ):
 
 def _login(client, username="anna", password=PASSWORD, addr="127.0.0.1"):
     environ = {"REMOTE_ADDR": addr}
-    return client.post("/login", data={"username": username, "password": password, "csrf": _csrf(client, **environ)},
-                       environ_base=environ)
+    return client.post(
+        "/login",
+        data={"username": username, "password": password, "csrf": _csrf(client, **environ)},
+        environ_base=environ,
+    )
 
 
 def _session_cookie(client) -> str:
@@ -48,8 +51,9 @@ def test_the_session_cookie_holds_no_login_token(matcher_app, redis_client):
     assert client.get("/queue").status_code == 200
 
 
-def test_logout_ends_the_session_and_revokes_the_token_so_an_old_cookie_opens_nothing(matcher_app, profiles,
-                                                                                         redis_client):
+def test_logout_ends_the_session_and_revokes_the_token_so_an_old_cookie_opens_nothing(
+    matcher_app, profiles, redis_client
+):
     client = matcher_app.test_client()
     _login(client)
     old_cookie = _session_cookie(client)
@@ -84,9 +88,20 @@ def test_an_account_guessed_at_from_many_addresses_is_throttled_at_profiles(matc
 
 def test_the_page_opens_in_the_coordinators_stored_language_after_login_unless_one_was_chosen(matcher_app, profiles):
     admin = {"Authorization": f"Bearer {ADMIN}"}
-    assert profiles.client.post("/v1/clusters/pl-silesia-ict/coordinators", headers=admin, json={
-        "username": "kasia", "password": PASSWORD, "name": "Kasia", "email": "kasia@example.org",
-        "language": "pl"}).status_code == 201
+    assert (
+        profiles.client.post(
+            "/v1/clusters/pl-silesia-ict/coordinators",
+            headers=admin,
+            json={
+                "username": "kasia",
+                "password": PASSWORD,
+                "name": "Kasia",
+                "email": "kasia@example.org",
+                "language": "pl",
+            },
+        ).status_code
+        == 201
+    )
     client = matcher_app.test_client()
     assert _login(client, "kasia").status_code == 302
     queue = client.get("/queue", headers={"Accept-Language": "en"})

@@ -14,8 +14,11 @@ pytestmark = pytest.mark.integration
 
 def _suggest(state, org_a, org_b, revision=1):
     pair_id = f"{org_a}~{org_b}"
-    state.apply(ProfileChange(org_a, revision, {"org_id": org_a}, upserts=[
-        PairWrite(pair_id, org_a, org_b, "c-a", "c-b", 0.5, [])]))
+    state.apply(
+        ProfileChange(
+            org_a, revision, {"org_id": org_a}, upserts=[PairWrite(pair_id, org_a, org_b, "c-a", "c-b", 0.5, [])]
+        )
+    )
     return pair_id
 
 

@@ -32,15 +32,54 @@ FORM_POSTS = ["/login", f"/pairs/{PAIR}/decide", "/logout"]
 
 
 def seed_pair(state: RedisMatcherState) -> None:
-    for org, cluster, country, lang in (("org_pl", "pl-silesia-ict", "PL", "pl"),
-                                        ("org_rs", "rs-vojvodina-ict", "RS", "sr")):
-        state.apply(ProfileChange(org, 1, {"org_id": org, "name": org.upper(), "cluster_id": cluster,
-                                           "country": country, "language": lang, "capabilities": "Softver.",
-                                           "goals": "—", "sectors": [], "website": None}))
-    state.apply(ProfileChange("org_pl", 2, state.get_profile("org_pl"), upserts=[PairWrite(
-        PAIR, "org_pl", "org_rs", "pl-silesia-ict", "rs-vojvodina-ict", 0.62,
-        [{"concept": "ict.software", "kind": "activity", "direction": "a_offers_b_seeks", "weight": 0.4,
-          "terms_a": ["oprogramowania"], "terms_b": ["softver"]}])]))
+    for org, cluster, country, lang in (
+        ("org_pl", "pl-silesia-ict", "PL", "pl"),
+        ("org_rs", "rs-vojvodina-ict", "RS", "sr"),
+    ):
+        state.apply(
+            ProfileChange(
+                org,
+                1,
+                {
+                    "org_id": org,
+                    "name": org.upper(),
+                    "cluster_id": cluster,
+                    "country": country,
+                    "language": lang,
+                    "capabilities": "Softver.",
+                    "goals": "—",
+                    "sectors": [],
+                    "website": None,
+                },
+            )
+        )
+    state.apply(
+        ProfileChange(
+            "org_pl",
+            2,
+            state.get_profile("org_pl"),
+            upserts=[
+                PairWrite(
+                    PAIR,
+                    "org_pl",
+                    "org_rs",
+                    "pl-silesia-ict",
+                    "rs-vojvodina-ict",
+                    0.62,
+                    [
+                        {
+                            "concept": "ict.software",
+                            "kind": "activity",
+                            "direction": "a_offers_b_seeks",
+                            "weight": 0.4,
+                            "terms_a": ["oprogramowania"],
+                            "terms_b": ["softver"],
+                        }
+                    ],
+                )
+            ],
+        )
+    )
 
 
 @pytest.fixture
@@ -69,8 +108,11 @@ def test_hostile_json_to_the_pages_form_posts_is_a_400(matcher_app, path, case):
 def test_a_5_mb_body_is_a_413_in_json(matcher_app, path):
     r = matcher_app.test_client().post(path, data={"reason_text": "x" * FIVE_MB})
     assert r.status_code == 413
-    assert r.json == {"code": 413, "status": "Request Entity Too Large",
-                      "message": "Request body larger than 65536 bytes."}
+    assert r.json == {
+        "code": 413,
+        "status": "Request Entity Too Large",
+        "message": "Request body larger than 65536 bytes.",
+    }
 
 
 def test_a_normal_decision_still_works(matcher_app, suggested, login, matcher_state):
@@ -93,19 +135,40 @@ def served(redis_server, tmp_path_factory):
     seed_pair(RedisMatcherState(matcher_redis))
     logs = tmp_path_factory.mktemp("matcher-gunicorn")
     admin = {"Authorization": f"Bearer {ADMIN}"}
-    with gunicorn_service("profiles", {"PROFILES_REDIS_URL": profiles_db, "PARTNERMATCH_ADMIN_TOKEN": ADMIN,
-                                       "PARTNERMATCH_SERVICE_TOKEN": "matcher-edge-service-token"},
-                          log_file=logs / "profiles.log") as profiles:
+    with gunicorn_service(
+        "profiles",
+        {
+            "PROFILES_REDIS_URL": profiles_db,
+            "PARTNERMATCH_ADMIN_TOKEN": ADMIN,
+            "PARTNERMATCH_SERVICE_TOKEN": "matcher-edge-service-token",
+        },
+        log_file=logs / "profiles.log",
+    ) as profiles:
         for cluster_id, (country, coordinator) in CLUSTERS.items():
             cluster = {"id": cluster_id, "name": cluster_id, "country": country}
             assert send_whole_body(profiles, "/v1/clusters", json.dumps(cluster).encode(), headers=admin).status == 201
-            person = {"username": coordinator, "password": PASSWORD, "name": coordinator.title(),
-                      "email": f"{coordinator}@example.org", "language": "en"}
-            assert send_whole_body(profiles, f"/v1/clusters/{cluster_id}/coordinators", json.dumps(person).encode(),
-                                   headers=admin).status == 201
-        with gunicorn_service("review", {"MATCHER_REDIS_URL": matcher_db, "MATCHER_PROFILES_URL": profiles,
-                                         "MATCHER_SECRET_KEY": "matcher-edge-secret"},
-                              log_file=logs / "review.log") as review:
+            person = {
+                "username": coordinator,
+                "password": PASSWORD,
+                "name": coordinator.title(),
+                "email": f"{coordinator}@example.org",
+                "language": "en",
+            }
+            assert (
+                send_whole_body(
+                    profiles, f"/v1/clusters/{cluster_id}/coordinators", json.dumps(person).encode(), headers=admin
+                ).status
+                == 201
+            )
+        with gunicorn_service(
+            "review",
+            {
+                "MATCHER_REDIS_URL": matcher_db,
+                "MATCHER_PROFILES_URL": profiles,
+                "MATCHER_SECRET_KEY": "matcher-edge-secret",
+            },
+            log_file=logs / "review.log",
+        ) as review:
             yield {"profiles": profiles, "review": review, "state": RedisMatcherState(matcher_redis)}
 
 
@@ -113,8 +176,9 @@ def served(redis_server, tmp_path_factory):
 @pytest.mark.parametrize("path", [DECISION, *FORM_POSTS])
 def test_a_5_mb_body_sent_whole_is_answered_413_not_reset(served, path, chunked):
     form = urllib.parse.urlencode({"decision": "reject", "reason_text": "x" * FIVE_MB}).encode()
-    answer = send_whole_body(served["review"], path, form, chunked=chunked,
-                             content_type="application/x-www-form-urlencoded")
+    answer = send_whole_body(
+        served["review"], path, form, chunked=chunked, content_type="application/x-www-form-urlencoded"
+    )
     assert answer.status == 413
     assert answer.json["message"] == "Request body larger than 65536 bytes."
 
@@ -138,7 +202,12 @@ def test_a_coordinator_still_logs_in_on_the_page_and_decides_over_the_api(served
 
     credentials = json.dumps({"username": "marko", "password": PASSWORD}).encode()
     token = send_whole_body(served["profiles"], "/v1/auth/login", credentials).json["token"]
-    answer = send_whole_body(review, DECISION, json.dumps({"decision": "approve"}).encode(), chunked=True,
-                             headers={"Authorization": f"Bearer {token}"})
+    answer = send_whole_body(
+        review,
+        DECISION,
+        json.dumps({"decision": "approve"}).encode(),
+        chunked=True,
+        headers={"Authorization": f"Bearer {token}"},
+    )
     assert answer.status == 200, answer.body
     assert served["state"].get_pair(PAIR)["decisions"]["rs-vojvodina-ict"]["decision"] == "approve"

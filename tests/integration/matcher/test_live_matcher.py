@@ -24,16 +24,39 @@ MINI = Path(__file__).resolve().parents[2] / "unit" / "matcher" / "mini_lexicon.
 
 
 def _upsert(org_id, revision, cluster, lang, caps, goals):
-    return events.new_event(events.PROFILE_UPSERTED, {
-        "org_id": org_id, "revision": revision, "cluster_id": cluster, "name": org_id, "country": "PL",
-        "language": lang, "capabilities": caps, "goals": goals, "sectors": [], "website": None,
-        "updated_at": datetime.now(UTC)}, "test")
+    return events.new_event(
+        events.PROFILE_UPSERTED,
+        {
+            "org_id": org_id,
+            "revision": revision,
+            "cluster_id": cluster,
+            "name": org_id,
+            "country": "PL",
+            "language": lang,
+            "capabilities": caps,
+            "goals": goals,
+            "sectors": [],
+            "website": None,
+            "updated_at": datetime.now(UTC),
+        },
+        "test",
+    )
 
 
-PL_SOFT = ("pl-soft", "pl-silesia-ict", "pl", "Tworzenie oprogramowania i usługi informatyczne.",
-           "Szukamy partnerów z rolnictwa i przetwórstwa żywności.")
-RS_FRUIT = ("rs-fruit", "rs-vojvodina-agro", "sr", "Прерада воћа и пољопривреда, хладњаче.",
-            "Тражимо софтвер за праћење производње.")
+PL_SOFT = (
+    "pl-soft",
+    "pl-silesia-ict",
+    "pl",
+    "Tworzenie oprogramowania i usługi informatyczne.",
+    "Szukamy partnerów z rolnictwa i przetwórstwa żywności.",
+)
+RS_FRUIT = (
+    "rs-fruit",
+    "rs-vojvodina-agro",
+    "sr",
+    "Прерада воћа и пољопривреда, хладњаче.",
+    "Тражимо софтвер за праћење производње.",
+)
 
 
 class Running:
@@ -47,10 +70,19 @@ class Running:
         self.publisher = KafkaPublisher(bootstrap, "test-dlq")
         self.relay = kafka_relay(state.outbox, bootstrap, "test-matcher")
         self.threads = [
-            threading.Thread(target=run_consumer, daemon=True, kwargs=dict(
-                bootstrap=bootstrap, topics=[names["profiles"]], group_id=names["group"], client_id="t",
-                handlers={events.PROFILE_UPSERTED: self.live.handle, events.PROFILE_DELETED: self.live.handle},
-                publisher=self.publisher, stop=self.stop)),
+            threading.Thread(
+                target=run_consumer,
+                daemon=True,
+                kwargs={
+                    "bootstrap": bootstrap,
+                    "topics": [names["profiles"]],
+                    "group_id": names["group"],
+                    "client_id": "t",
+                    "handlers": {events.PROFILE_UPSERTED: self.live.handle, events.PROFILE_DELETED: self.live.handle},
+                    "publisher": self.publisher,
+                    "stop": self.stop,
+                },
+            ),
             threading.Thread(target=self.relay.run, args=(self.stop,), daemon=True),
         ]
         for t in self.threads:
@@ -65,10 +97,16 @@ class Running:
 
 @pytest.fixture
 def names(unique_name, kafka_bootstrap):
-    n = {"profiles": unique_name("profiles"), "matches": unique_name("matches"),
-         "decisions": unique_name("decisions"), "group": unique_name("matcher")}
-    ensure_topics(kafka_bootstrap, {n["profiles"]: 3, n["matches"]: 3, n["decisions"]: 3,
-                                    events.__name__ and f"{n['profiles']}.dlq": 1})
+    n = {
+        "profiles": unique_name("profiles"),
+        "matches": unique_name("matches"),
+        "decisions": unique_name("decisions"),
+        "group": unique_name("matcher"),
+    }
+    ensure_topics(
+        kafka_bootstrap,
+        {n["profiles"]: 3, n["matches"]: 3, n["decisions"]: 3, events.__name__ and f"{n['profiles']}.dlq": 1},
+    )
     return n
 
 
@@ -99,8 +137,9 @@ def _topic_events(bootstrap, topic):
 
 def _consumer_live(bootstrap, names, state):
     """A marker event applied means the consumer has joined its group and is reading."""
-    marker = events.new_event(events.PROFILE_DELETED, {"org_id": "warm-up", "revision": 1, "cluster_id": "none"},
-                              "test")
+    marker = events.new_event(
+        events.PROFILE_DELETED, {"org_id": "warm-up", "revision": 1, "cluster_id": "none"}, "test"
+    )
     _send(bootstrap, names["profiles"], marker)
     wait_until(lambda: state.applied_revision("warm-up") == 1, timeout=20, message="the consumer reading")
 
@@ -109,8 +148,12 @@ def test_complementary_profiles_in_two_languages_become_one_pending_suggestion_w
     running, state, names, kafka_bootstrap
 ):
     _consumer_live(kafka_bootstrap, names, state)
-    _send(kafka_bootstrap, names["profiles"], _upsert(*PL_SOFT[:1], 1, *PL_SOFT[1:]),
-          _upsert(*RS_FRUIT[:1], 1, *RS_FRUIT[1:]))
+    _send(
+        kafka_bootstrap,
+        names["profiles"],
+        _upsert(*PL_SOFT[:1], 1, *PL_SOFT[1:]),
+        _upsert(*RS_FRUIT[:1], 1, *RS_FRUIT[1:]),
+    )
     pair_id = events.pair_id("pl-soft", "rs-fruit")
     pair = wait_until(lambda: state.get_pair(pair_id), timeout=5, message="a suggestion within 5 seconds")
     assert pair["state"] == "pending" and pair["reasons"]
@@ -122,7 +165,7 @@ def test_complementary_profiles_in_two_languages_become_one_pending_suggestion_w
     state.decide(pair_id, "pl-silesia-ict", "anna", "approve")
     state.decide(pair_id, "rs-vojvodina-agro", "marko", "approve")
     wait_until(lambda: state.outbox.size() == 0, timeout=15, message="the matcher outbox drained")
-    decided = [e for e in _topic_events(kafka_bootstrap, names["decisions"])]
+    decided = list(_topic_events(kafka_bootstrap, names["decisions"]))
     assert [e.event_type for e in decided] == [events.MATCH_APPROVED]
     assert decided[0].payload["pair_id"] == pair_id
     suggested = [e for e in _topic_events(kafka_bootstrap, names["matches"]) if e.event_type == events.MATCH_SUGGESTED]
@@ -146,19 +189,26 @@ def test_a_rejected_pair_never_comes_back_after_an_edit_and_replaying_changes_no
     wait_until(lambda: state.outbox.size() == 0, timeout=15, message="outbox drained")
     before_pairs = {k: redis_client.get(k) for k in redis_client.scan_iter("{matcher}:pair:*")}
     before_events = len(_topic_events(kafka_bootstrap, names["matches"])) + len(
-        _topic_events(kafka_bootstrap, names["decisions"]))
+        _topic_events(kafka_bootstrap, names["decisions"])
+    )
     # the whole topic once more, then deletions of unknown organisations as markers on every
     # partition: once they are applied, everything replayed before them has been handled
-    markers = [events.new_event(events.PROFILE_DELETED, {"org_id": f"marker-{i}", "revision": 1,
-                                                          "cluster_id": "none"}, "test") for i in range(30)]
+    markers = [
+        events.new_event(events.PROFILE_DELETED, {"org_id": f"marker-{i}", "revision": 1, "cluster_id": "none"}, "test")
+        for i in range(30)
+    ]
     _send(kafka_bootstrap, names["profiles"], *first, edit, *markers)
-    wait_until(lambda: all(state.applied_revision(f"marker-{i}") == 1 for i in range(30)), timeout=15,
-               message="the replay handled")
+    wait_until(
+        lambda: all(state.applied_revision(f"marker-{i}") == 1 for i in range(30)),
+        timeout=15,
+        message="the replay handled",
+    )
     after_pairs = {k: redis_client.get(k) for k in redis_client.scan_iter("{matcher}:pair:*")}
     assert after_pairs == before_pairs
     assert state.outbox.size() == 0
     after_events = len(_topic_events(kafka_bootstrap, names["matches"])) + len(
-        _topic_events(kafka_bootstrap, names["decisions"]))
+        _topic_events(kafka_bootstrap, names["decisions"])
+    )
     assert after_events == before_events
 
 

@@ -20,24 +20,65 @@ PATH = "/v1/organisations/org_pl/partnerships"
 
 
 def _profile(state, org, cluster, country, lang, revision=1):
-    state.apply(ProfileChange(org, revision, {
-        "org_id": org, "name": org.upper(), "cluster_id": cluster, "country": country, "language": lang,
-        "capabilities": "—", "goals": "—", "sectors": [], "website": None}))
+    state.apply(
+        ProfileChange(
+            org,
+            revision,
+            {
+                "org_id": org,
+                "name": org.upper(),
+                "cluster_id": cluster,
+                "country": country,
+                "language": lang,
+                "capabilities": "—",
+                "goals": "—",
+                "sectors": [],
+                "website": None,
+            },
+        )
+    )
 
 
 def _suggest(state, org_a, org_b, cluster_a, cluster_b, score, revision):
-    state.apply(ProfileChange(org_a, revision, state.get_profile(org_a), upserts=[PairWrite(
-        f"{org_a}~{org_b}", org_a, org_b, cluster_a, cluster_b, score,
-        [{"concept": "ict.software", "kind": "activity", "direction": "a_offers_b_seeks", "weight": 0.4,
-          "terms_a": ["oprogramowanie"], "terms_b": ["softver"]}])]))
+    state.apply(
+        ProfileChange(
+            org_a,
+            revision,
+            state.get_profile(org_a),
+            upserts=[
+                PairWrite(
+                    f"{org_a}~{org_b}",
+                    org_a,
+                    org_b,
+                    cluster_a,
+                    cluster_b,
+                    score,
+                    [
+                        {
+                            "concept": "ict.software",
+                            "kind": "activity",
+                            "direction": "a_offers_b_seeks",
+                            "weight": 0.4,
+                            "terms_a": ["oprogramowanie"],
+                            "terms_b": ["softver"],
+                        }
+                    ],
+                )
+            ],
+        )
+    )
 
 
 @pytest.fixture
 def suggested(matcher_state):
     """org_pl with a pair towards org_rs (0.62) and one towards org_al (0.41); org_rs~org_zz
     involves neither."""
-    for org, cluster, country, lang in (("org_pl", PL, "PL", "pl"), ("org_rs", RS, "RS", "sr"),
-                                        ("org_al", AL, "AL", "sq"), ("org_zz", AL, "AL", "sq")):
+    for org, cluster, country, lang in (
+        ("org_pl", PL, "PL", "pl"),
+        ("org_rs", RS, "RS", "sr"),
+        ("org_al", AL, "AL", "sq"),
+        ("org_zz", AL, "AL", "sq"),
+    ):
         _profile(matcher_state, org, cluster, country, lang)
     _suggest(matcher_state, "org_pl", "org_rs", PL, RS, 0.62, 2)
     _suggest(matcher_state, "org_al", "org_pl", AL, PL, 0.41, 2)
@@ -62,25 +103,36 @@ def test_a_coordinator_gets_a_403(matcher_app, suggested, login):
 
 
 def test_the_organisation_itself_gets_a_403(matcher_app, profiles, suggested):
-    reg = profiles.client.post("/v1/organisations", json={
-        "name": "Firma", "cluster_id": PL, "country": "PL", "language": "pl",
-        "capabilities": "Oprogramowanie", "goals": "Partnerzy"})
+    reg = profiles.client.post(
+        "/v1/organisations",
+        json={
+            "name": "Firma",
+            "cluster_id": PL,
+            "country": "PL",
+            "language": "pl",
+            "capabilities": "Oprogramowanie",
+            "goals": "Partnerzy",
+        },
+    )
     org_id = reg.json["organisation"]["id"]
-    r = _get(matcher_app, f"/v1/organisations/{org_id}/partnerships",
-             headers={"Authorization": f"Bearer {reg.json['token']}"})
+    r = _get(
+        matcher_app,
+        f"/v1/organisations/{org_id}/partnerships",
+        headers={"Authorization": f"Bearer {reg.json['token']}"},
+    )
     assert r.status_code == 403
 
 
-def test_the_service_token_is_checked_by_the_matcher_itself_even_with_profiles_down(matcher_app, profiles,
-                                                                                     suggested):
+def test_the_service_token_is_checked_by_the_matcher_itself_even_with_profiles_down(matcher_app, profiles, suggested):
     profiles.stop()
     r = _get(matcher_app)
     assert r.status_code == 200 and len(r.json) == 2
 
 
 def test_a_service_token_only_profiles_knows_is_a_503_not_a_pass(matcher_app, suggested):
-    matcher_app.config["PM_SETTINGS"] = dataclasses.replace(matcher_app.config["PM_SETTINGS"],
-                                                            service_token="another-token")
+    matcher_app.config["PM_SETTINGS"] = dataclasses.replace(
+        matcher_app.config["PM_SETTINGS"], service_token="another-token"
+    )
     assert _get(matcher_app).status_code == 503
 
 
@@ -126,8 +178,11 @@ def test_one_approval_still_waits_both_approve_and_it_is_approved(matcher_app, s
 
 
 def test_a_rejection_shows_as_rejected_without_what_the_coordinator_wrote(matcher_app, suggested, login):
-    r = matcher_app.test_client().post("/v1/suggestions/org_pl~org_rs/decision", headers=login("marko"), json={
-        "decision": "reject", "reason_code": "no_capacity", "reason_text": "Secret note: they owe us money"})
+    r = matcher_app.test_client().post(
+        "/v1/suggestions/org_pl~org_rs/decision",
+        headers=login("marko"),
+        json={"decision": "reject", "reason_code": "no_capacity", "reason_text": "Secret note: they owe us money"},
+    )
     assert r.status_code == 200 and r.json["state"] == "rejected"
     body = _get(matcher_app)
     rejected = next(p for p in body.json if p["pair_id"] == "org_pl~org_rs")
@@ -142,8 +197,9 @@ def test_a_withdrawn_pair_disappears(matcher_app, matcher_state, suggested):
     assert [p["pair_id"] for p in _get(matcher_app).json] == ["org_pl~org_rs"]
 
 
-def test_a_partner_that_deleted_its_profile_keeps_the_decided_pair_without_a_name(matcher_app, matcher_state,
-                                                                                   suggested):
+def test_a_partner_that_deleted_its_profile_keeps_the_decided_pair_without_a_name(
+    matcher_app, matcher_state, suggested
+):
     matcher_state.decide("org_pl~org_rs", PL, "anna", "approve")
     matcher_state.decide("org_pl~org_rs", RS, "marko", "approve")
     matcher_state.apply(ProfileChange("org_rs", 3, None))
@@ -152,14 +208,17 @@ def test_a_partner_that_deleted_its_profile_keeps_the_decided_pair_without_a_nam
     assert item["partner"] == {"org_id": "org_rs", "name": None, "cluster_id": RS, "country": None}
 
 
-def test_pairs_decided_before_the_per_organisation_history_existed_are_found(matcher_app, matcher_state,
-                                                                               redis_client, suggested):
+def test_pairs_decided_before_the_per_organisation_history_existed_are_found(
+    matcher_app, matcher_state, redis_client, suggested
+):
     matcher_state.decide("org_pl~org_rs", PL, "anna", "approve")
     matcher_state.decide("org_pl~org_rs", RS, "marko", "approve")
     matcher_state.decide("org_al~org_pl", AL, "besa", "reject", "not_relevant")
     # as a matcher before this index left its Redis
-    redis_client.delete(redis_state.HISTORY_BY_ORG_BUILT,
-                        *[redis_state.HISTORY_BY_ORG + o for o in ("org_pl", "org_rs", "org_al", "org_zz")])
+    redis_client.delete(
+        redis_state.HISTORY_BY_ORG_BUILT,
+        *[redis_state.HISTORY_BY_ORG + o for o in ("org_pl", "org_rs", "org_al", "org_zz")],
+    )
     states = {p["pair_id"]: p["state"] for p in _get(matcher_app).json}
     assert states == {"org_pl~org_rs": "approved", "org_al~org_pl": "rejected"}
     assert redis_client.exists(redis_state.HISTORY_BY_ORG_BUILT)

@@ -26,31 +26,67 @@ pytestmark = pytest.mark.integration
 SEEKER = "seeker"  # a dairy in pl-silesia-ict seeking software and cold-chain logistics
 FAMILIES = {"ict.software": "soft", "logistics.cold_chain": "cold"}
 PARTNER_CLUSTERS = ("rs-vojvodina-ict", "al-tirana-creative")
-EXTRAS = ("tourism.hotels", "creative.design", "health.medical_devices", "wood.furniture_manufacturing",
-          "education.vet", "metal.machining_cnc")
+EXTRAS = (
+    "tourism.hotels",
+    "creative.design",
+    "health.medical_devices",
+    "wood.furniture_manufacturing",
+    "education.vet",
+    "metal.machining_cnc",
+)
 
 
 def _profile(org_id, cluster, offers, seeks, text):
-    return events.new_event(events.PROFILE_UPSERTED, {
-        "org_id": org_id, "revision": 1, "cluster_id": cluster, "name": org_id, "country": "PL", "language": "en",
-        "capabilities": text, "goals": "", "sectors": [], "website": None, "offers": list(offers),
-        "seeks": list(seeks), "seeks_countries": [], "updated_at": datetime.now(UTC)}, "test")
+    return events.new_event(
+        events.PROFILE_UPSERTED,
+        {
+            "org_id": org_id,
+            "revision": 1,
+            "cluster_id": cluster,
+            "name": org_id,
+            "country": "PL",
+            "language": "en",
+            "capabilities": text,
+            "goals": "",
+            "sectors": [],
+            "website": None,
+            "offers": list(offers),
+            "seeks": list(seeks),
+            "seeks_countries": [],
+            "updated_at": datetime.now(UTC),
+        },
+        "test",
+    )
 
 
 def _profiles():
     seeker = _profile(SEEKER, "pl-silesia-ict", ["agrifood.dairy"], list(FAMILIES), "Dairy cooperative.")
-    others = [_profile(f"{prefix}-{j}", PARTNER_CLUSTERS[j % 2], [offer, EXTRAS[j % len(EXTRAS)]], [],
-                       "We work with partners abroad.")
-              for offer, prefix in FAMILIES.items() for j in range(6)]
+    others = [
+        _profile(
+            f"{prefix}-{j}",
+            PARTNER_CLUSTERS[j % 2],
+            [offer, EXTRAS[j % len(EXTRAS)]],
+            [],
+            "We work with partners abroad.",
+        )
+        for offer, prefix in FAMILIES.items()
+        for j in range(6)
+    ]
     return [seeker, *others]
 
 
 @pytest.fixture
 def names(unique_name, kafka_bootstrap):
-    n = {"profiles": unique_name("profiles"), "matches": unique_name("matches"),
-         "decisions": unique_name("decisions"), "group": unique_name("matcher")}
-    ensure_topics(kafka_bootstrap, {n["profiles"]: 3, n["matches"]: 3, n["decisions"]: 3,
-                                    f"{n['profiles']}.dlq": 1, f"{n['decisions']}.dlq": 1})
+    n = {
+        "profiles": unique_name("profiles"),
+        "matches": unique_name("matches"),
+        "decisions": unique_name("decisions"),
+        "group": unique_name("matcher"),
+    }
+    ensure_topics(
+        kafka_bootstrap,
+        {n["profiles"]: 3, n["matches"]: 3, n["decisions"]: 3, f"{n['profiles']}.dlq": 1, f"{n['decisions']}.dlq": 1},
+    )
     return n
 
 
@@ -69,11 +105,23 @@ def running(kafka_bootstrap, matcher_state, names):
     publisher = KafkaPublisher(kafka_bootstrap, "test-dlq")
     relay = kafka_relay(matcher_state.outbox, kafka_bootstrap, "test-matcher")
     threads = [
-        threading.Thread(target=run_consumer, daemon=True, kwargs=dict(
-            bootstrap=kafka_bootstrap, topics=[names["profiles"], names["decisions"]], group_id=names["group"],
-            client_id="t", handlers={events.PROFILE_UPSERTED: live.handle, events.PROFILE_DELETED: live.handle,
-                                     **decision_handlers(live)},
-            publisher=publisher, stop=stop)),
+        threading.Thread(
+            target=run_consumer,
+            daemon=True,
+            kwargs={
+                "bootstrap": kafka_bootstrap,
+                "topics": [names["profiles"], names["decisions"]],
+                "group_id": names["group"],
+                "client_id": "t",
+                "handlers": {
+                    events.PROFILE_UPSERTED: live.handle,
+                    events.PROFILE_DELETED: live.handle,
+                    **decision_handlers(live),
+                },
+                "publisher": publisher,
+                "stop": stop,
+            },
+        ),
         threading.Thread(target=relay.run, args=(stop,), daemon=True),
     ]
     for t in threads:
@@ -114,21 +162,29 @@ def test_a_not_relevant_rejection_through_the_review_api_changes_the_organisatio
 ):
     profiles = _profiles()
     _send(kafka_bootstrap, names["profiles"], profiles)
-    wait_until(lambda: all(matcher_state.applied_revision(e.payload["org_id"]) == 1 for e in profiles),
-               timeout=30, message="every profile applied")
+    wait_until(
+        lambda: all(matcher_state.applied_revision(e.payload["org_id"]) == 1 for e in profiles),
+        timeout=30,
+        message="every profile applied",
+    )
     wait_until(lambda: matcher_state.outbox.size() == 0, timeout=15, message="the suggestions published")
     before = _suggested_to_seeker(matcher_state)
     assert len(before) >= 3
     leading = max(FAMILIES.values(), key=lambda prefix: _family_share(before[:3], prefix))
     share_before = _family_share(before, leading)
     rejected = next(p for p in before if p.startswith(leading + "-"))
-    r = matcher_app.test_client().post(f"/v1/suggestions/{events.pair_id(SEEKER, rejected)}/decision",
-                                       json={"decision": "reject", "reason_code": "not_relevant"},
-                                       headers=login("anna"))
+    r = matcher_app.test_client().post(
+        f"/v1/suggestions/{events.pair_id(SEEKER, rejected)}/decision",
+        json={"decision": "reject", "reason_code": "not_relevant"},
+        headers=login("anna"),
+    )
     assert r.status_code == 200 and r.json["state"] == "rejected"
     # the decision reaches Kafka through the outbox, the consumer reads it back and plans again
-    wait_until(lambda: redis_client.sismember(LESSONS, events.pair_id(SEEKER, rejected)), timeout=30,
-               message="the rejection applied to the lists")
+    wait_until(
+        lambda: redis_client.sismember(LESSONS, events.pair_id(SEEKER, rejected)),
+        timeout=30,
+        message="the rejection applied to the lists",
+    )
     after = _suggested_to_seeker(matcher_state)
     assert rejected not in after
     new = set(after) - set(before)
@@ -137,10 +193,8 @@ def test_a_not_relevant_rejection_through_the_review_api_changes_the_organisatio
     assert all(not p.startswith(leading + "-") for p in new)  # what replaced them is of the other family
 
     wait_until(lambda: matcher_state.outbox.size() == 0, timeout=15, message="the new suggestions published")
-    published = [events.decode(r.value) for r in read_partitions(kafka_bootstrap, names["matches"],
-                                                                  idle_timeout_s=1.5)]
+    published = [events.decode(r.value) for r in read_partitions(kafka_bootstrap, names["matches"], idle_timeout_s=1.5)]
     suggested = {e.payload["pair_id"] for e in published if e.event_type == events.MATCH_SUGGESTED}
     assert {events.pair_id(SEEKER, p) for p in new} <= suggested
-    decided = [events.decode(r.value) for r in read_partitions(kafka_bootstrap, names["decisions"],
-                                                                idle_timeout_s=1.5)]
+    decided = [events.decode(r.value) for r in read_partitions(kafka_bootstrap, names["decisions"], idle_timeout_s=1.5)]
     assert [e.event_type for e in decided] == [events.MATCH_REJECTED]

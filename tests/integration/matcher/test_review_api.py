@@ -19,13 +19,50 @@ def suggested(matcher_state):
         ("org_pl", "pl-silesia-ict", "PL", "pl", "Tworzenie oprogramowania i szkolenia informatyczne."),
         ("org_rs", "rs-vojvodina-ict", "RS", "sr", "Prerada voća i povrća; tražimo softver za praćenje."),
     ):
-        matcher_state.apply(ProfileChange(org, 1, {"org_id": org, "name": org.upper(), "cluster_id": cluster,
-                                                   "country": country, "language": lang, "capabilities": caps,
-                                                   "goals": "—", "sectors": [], "website": None}))
-    matcher_state.apply(ProfileChange("org_pl", 2, matcher_state.get_profile("org_pl"), upserts=[PairWrite(
-        PAIR, "org_pl", "org_rs", "pl-silesia-ict", "rs-vojvodina-ict", 0.62,
-        [{"concept": "ict.software", "kind": "activity", "direction": "a_offers_b_seeks", "weight": 0.4,
-          "terms_a": ["oprogramowania"], "terms_b": ["softver"]}])]))
+        matcher_state.apply(
+            ProfileChange(
+                org,
+                1,
+                {
+                    "org_id": org,
+                    "name": org.upper(),
+                    "cluster_id": cluster,
+                    "country": country,
+                    "language": lang,
+                    "capabilities": caps,
+                    "goals": "—",
+                    "sectors": [],
+                    "website": None,
+                },
+            )
+        )
+    matcher_state.apply(
+        ProfileChange(
+            "org_pl",
+            2,
+            matcher_state.get_profile("org_pl"),
+            upserts=[
+                PairWrite(
+                    PAIR,
+                    "org_pl",
+                    "org_rs",
+                    "pl-silesia-ict",
+                    "rs-vojvodina-ict",
+                    0.62,
+                    [
+                        {
+                            "concept": "ict.software",
+                            "kind": "activity",
+                            "direction": "a_offers_b_seeks",
+                            "weight": 0.4,
+                            "terms_a": ["oprogramowania"],
+                            "terms_b": ["softver"],
+                        }
+                    ],
+                )
+            ],
+        )
+    )
     return PAIR
 
 
@@ -44,17 +81,26 @@ def test_every_endpoint_refuses_anonymous_callers(matcher_app, suggested, method
 
 @pytest.mark.parametrize(("method", "path", "body"), ENDPOINTS)
 def test_every_endpoint_refuses_an_organisation_token(matcher_app, profiles, suggested, method, path, body):
-    reg = profiles.client.post("/v1/organisations", json={
-        "name": "Firma", "cluster_id": "pl-silesia-ict", "country": "PL", "language": "pl",
-        "capabilities": "Oprogramowanie", "goals": "Partnerzy"})
+    reg = profiles.client.post(
+        "/v1/organisations",
+        json={
+            "name": "Firma",
+            "cluster_id": "pl-silesia-ict",
+            "country": "PL",
+            "language": "pl",
+            "capabilities": "Oprogramowanie",
+            "goals": "Partnerzy",
+        },
+    )
     headers = {"Authorization": f"Bearer {reg.json['token']}"}
     r = getattr(matcher_app.test_client(), method)(path, json=body, headers=headers)
     assert r.status_code == 403
 
 
 @pytest.mark.parametrize(("method", "path", "body"), ENDPOINTS)
-def test_a_foreign_coordinator_can_neither_see_nor_decide_the_pair(matcher_app, suggested, login, matcher_state,
-                                                                   method, path, body):
+def test_a_foreign_coordinator_can_neither_see_nor_decide_the_pair(
+    matcher_app, suggested, login, matcher_state, method, path, body
+):
     r = getattr(matcher_app.test_client(), method)(path, json=body, headers=login("besa"))
     if path == "/v1/suggestions":
         assert r.status_code == 200 and r.json == []
@@ -93,8 +139,9 @@ def test_both_coordinators_approving_publishes_one_match_approved(matcher_app, s
 
 
 def test_a_rejection_without_a_reason_code_is_a_422(matcher_app, suggested, login):
-    r = matcher_app.test_client().post(f"/v1/suggestions/{PAIR}/decision", json={"decision": "reject"},
-                                       headers=login("marko"))
+    r = matcher_app.test_client().post(
+        f"/v1/suggestions/{PAIR}/decision", json={"decision": "reject"}, headers=login("marko")
+    )
     assert r.status_code == 422 and "reason_code" in r.json["errors"]["json"]
 
 
@@ -107,8 +154,9 @@ def test_filters_by_partner_country_language_and_score(matcher_app, suggested, l
     assert client.get("/v1/suggestions?country=Serbia", headers=headers).status_code == 422
 
 
-def test_a_retried_decision_answers_as_the_first_did_and_records_nothing_twice(matcher_app, suggested, login,
-                                                                               matcher_state):
+def test_a_retried_decision_answers_as_the_first_did_and_records_nothing_twice(
+    matcher_app, suggested, login, matcher_state
+):
     client = matcher_app.test_client()
     first = client.post(f"/v1/suggestions/{PAIR}/decision", json={"decision": "approve"}, headers=login("anna"))
     again = client.post(f"/v1/suggestions/{PAIR}/decision", json={"decision": "approve"}, headers=login("anna"))
@@ -125,17 +173,29 @@ def test_a_retried_decision_answers_as_the_first_did_and_records_nothing_twice(m
 def test_deciding_otherwise_after_a_decision_is_refused_with_409(matcher_app, suggested, login, matcher_state):
     client = matcher_app.test_client()
     client.post(f"/v1/suggestions/{PAIR}/decision", json={"decision": "approve"}, headers=login("anna"))
-    other = client.post(f"/v1/suggestions/{PAIR}/decision",
-                        json={"decision": "reject", "reason_code": "not_relevant"}, headers=login("anna"))
+    other = client.post(
+        f"/v1/suggestions/{PAIR}/decision",
+        json={"decision": "reject", "reason_code": "not_relevant"},
+        headers=login("anna"),
+    )
     assert other.status_code == 409
     assert matcher_state.get_pair(PAIR)["decisions"]["pl-silesia-ict"]["decision"] == "approve"
-    client.post(f"/v1/suggestions/{PAIR}/decision", json={"decision": "reject", "reason_code": "different_markets"},
-                headers=login("marko"))
-    same_words = client.post(f"/v1/suggestions/{PAIR}/decision",
-                             json={"decision": "reject", "reason_code": "not_relevant"}, headers=login("marko"))
+    client.post(
+        f"/v1/suggestions/{PAIR}/decision",
+        json={"decision": "reject", "reason_code": "different_markets"},
+        headers=login("marko"),
+    )
+    same_words = client.post(
+        f"/v1/suggestions/{PAIR}/decision",
+        json={"decision": "reject", "reason_code": "not_relevant"},
+        headers=login("marko"),
+    )
     assert same_words.status_code == 409  # rejected already, but for another reason
-    retried = client.post(f"/v1/suggestions/{PAIR}/decision",
-                          json={"decision": "reject", "reason_code": "different_markets"}, headers=login("marko"))
+    retried = client.post(
+        f"/v1/suggestions/{PAIR}/decision",
+        json={"decision": "reject", "reason_code": "different_markets"},
+        headers=login("marko"),
+    )
     assert retried.status_code == 200 and retried.json["state"] == "rejected"
 
 
@@ -157,8 +217,13 @@ def test_an_approval_can_be_withdrawn_until_the_other_cluster_decides(matcher_ap
 
 def test_every_api_operation_documents_who_it_refuses(matcher_app):
     spec = matcher_app.test_client().get("/openapi.json").json
-    operations = [(path, method, op) for path, ops in spec["paths"].items() if path.startswith("/v1/")
-                  for method, op in ops.items() if method in ("get", "post", "delete", "patch", "put")]
+    operations = [
+        (path, method, op)
+        for path, ops in spec["paths"].items()
+        if path.startswith("/v1/")
+        for method, op in ops.items()
+        if method in ("get", "post", "delete", "patch", "put")
+    ]
     assert len(operations) >= 5
     for path, method, op in operations:
         assert {"401", "403", "503"} <= set(op["responses"]), (method, path)

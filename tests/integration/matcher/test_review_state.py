@@ -20,9 +20,24 @@ def state(store_client):
 
 
 def _pair(score=0.5, org_a="org_a", org_b="org_b", cluster_a="pl-silesia-ict") -> PairWrite:
-    return PairWrite(events.pair_id(org_a, org_b), org_a, org_b, cluster_a, "rs-vojvodina-ict", score,
-                     [{"concept": "ict.software", "kind": "activity", "direction": "a_offers_b_seeks", "weight": 0.3,
-                       "terms_a": ["oprogramowanie"], "terms_b": ["softver"]}])
+    return PairWrite(
+        events.pair_id(org_a, org_b),
+        org_a,
+        org_b,
+        cluster_a,
+        "rs-vojvodina-ict",
+        score,
+        [
+            {
+                "concept": "ict.software",
+                "kind": "activity",
+                "direction": "a_offers_b_seeks",
+                "weight": 0.3,
+                "terms_a": ["oprogramowanie"],
+                "terms_b": ["softver"],
+            }
+        ],
+    )
 
 
 def _outbox_events(state):
@@ -30,8 +45,9 @@ def _outbox_events(state):
 
 
 def _suggest(state, revision=1, **kw):
-    return state.apply(ProfileChange("org_a", revision, {"org_id": "org_a", "revision": revision},
-                                     upserts=[_pair(**kw)]))
+    return state.apply(
+        ProfileChange("org_a", revision, {"org_id": "org_a", "revision": revision}, upserts=[_pair(**kw)])
+    )
 
 
 def test_applying_the_same_revision_twice_writes_nothing_the_second_time(state):
@@ -143,8 +159,9 @@ def test_withdrawing_a_pending_pair_publishes_match_withdrawn(state):
 
 def test_every_decision_is_queued_again_for_a_broker_that_lost_its_topics(state):
     _suggest(state)
-    state.apply(ProfileChange("org_c", 1, {"org_id": "org_c", "revision": 1},
-                              upserts=[_pair(org_a="org_c", org_b="org_d")]))
+    state.apply(
+        ProfileChange("org_c", 1, {"org_id": "org_c", "revision": 1}, upserts=[_pair(org_a="org_c", org_b="org_d")])
+    )
     state.decide("org_a~org_b", "pl-silesia-ict", "anna", "approve")
     state.decide("org_a~org_b", "rs-vojvodina-ict", "marko", "approve")
     state.decide("org_c~org_d", "pl-silesia-ict", "anna", "reject", "not_relevant")
@@ -155,7 +172,9 @@ def test_every_decision_is_queued_again_for_a_broker_that_lost_its_topics(state)
 
     again = sorted(_outbox_events(state), key=lambda e: e.payload["pair_id"])
     assert [(e.event_type, e.payload["pair_id"]) for e in again] == [
-        (events.MATCH_APPROVED, "org_a~org_b"), (events.MATCH_REJECTED, "org_c~org_d")]
+        (events.MATCH_APPROVED, "org_a~org_b"),
+        (events.MATCH_REJECTED, "org_c~org_d"),
+    ]
     first.sort(key=lambda e: e.payload["pair_id"])
     assert [e.payload for e in again] == [e.payload for e in first], "the same decisions, both clusters' words"
     assert {e.event_id for e in again}.isdisjoint(e.event_id for e in first)

@@ -40,10 +40,23 @@ def _organisations() -> list[dict]:
 
 
 def _event(org: dict, revision: int, text_of: dict) -> events.Envelope:
-    return events.new_event(events.PROFILE_UPSERTED, {
-        "org_id": org["id"], "revision": revision, "cluster_id": org["cluster"], "name": org["name"],
-        "country": org["country"], "language": text_of.get("language"), "capabilities": text_of["capabilities"],
-        "goals": text_of["goals"], "sectors": [], "website": None, "updated_at": "2026-01-01T00:00:00+00:00"}, "test")
+    return events.new_event(
+        events.PROFILE_UPSERTED,
+        {
+            "org_id": org["id"],
+            "revision": revision,
+            "cluster_id": org["cluster"],
+            "name": org["name"],
+            "country": org["country"],
+            "language": text_of.get("language"),
+            "capabilities": text_of["capabilities"],
+            "goals": text_of["goals"],
+            "sectors": [],
+            "website": None,
+            "updated_at": "2026-01-01T00:00:00+00:00",
+        },
+        "test",
+    )
 
 
 def _timeline(orgs: list[dict]) -> list[events.Envelope]:
@@ -51,8 +64,10 @@ def _timeline(orgs: list[dict]) -> list[events.Envelope]:
     so most lists change; the deleted ones leave at the end."""
     first = [_event(o, 1, o) for o in orgs]
     second = [_event(o, 2, orgs[(i + 1) % len(orgs)]) for i, o in enumerate(orgs)]
-    gone = [events.new_event(events.PROFILE_DELETED, {"org_id": o["id"], "revision": 3, "cluster_id": o["cluster"]},
-                             "test") for o in orgs[::10]]
+    gone = [
+        events.new_event(events.PROFILE_DELETED, {"org_id": o["id"], "revision": 3, "cluster_id": o["cluster"]}, "test")
+        for o in orgs[::10]
+    ]
     return first + second + gone
 
 
@@ -60,9 +75,15 @@ class MatcherProcess:
     def __init__(self, args: list[str], log: Path) -> None:
         self.log = log
         self._out = log.open("w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "tests.integration.matcher.matcher_process", *args],
-                                     cwd=ROOT, stdin=subprocess.DEVNULL, stdout=self._out, stderr=subprocess.STDOUT,
-                                     env={**_env(), "LOG_FORMAT": "json"}, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.integration.matcher.matcher_process", *args],
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            env={**_env(), "LOG_FORMAT": "json"},
+            start_new_session=True,
+        )
 
     def lines(self) -> list[dict]:
         out = []
@@ -131,8 +152,11 @@ def _publish(bootstrap: str, topic: str, timeline: list[events.Envelope], per_se
 
 
 def _applied_by(process: MatcherProcess) -> Counter:
-    return Counter((line["org_id"], line["revision"]) for line in process.lines()
-                   if line.get("msg") == "profile event applied" and line.get("applied"))
+    return Counter(
+        (line["org_id"], line["revision"])
+        for line in process.lines()
+        if line.get("msg") == "profile event applied" and line.get("applied")
+    )
 
 
 def test_two_matchers_in_one_group_suggest_what_one_would_and_a_killed_ones_partitions_go_to_the_survivor(
@@ -141,15 +165,16 @@ def test_two_matchers_in_one_group_suggest_what_one_would_and_a_killed_ones_part
     orgs = _organisations()
     clusters = {o["cluster"] for o in orgs}
     timeline = _timeline(orgs)
-    registrations, later = timeline[: len(orgs)], timeline[len(orgs):]
+    registrations, later = timeline[: len(orgs)], timeline[len(orgs) :]
 
     # One matcher, the way it has always worked (one process, every event in topic order), on a
     # database of its own; it goes through the same events alongside the group.
     reference_url = redis_server.url.rsplit("/", 1)[0] + f"/{REFERENCE_DB}"
     reference_client = redis.Redis.from_url(reference_url)
     reference_client.flushdb()
-    single = build_live_matcher(MatcherSettings(redis_url=reference_url,
-                                                kafka_bootstrap="unused:9092", max_pending_per_org=MAX_PENDING))
+    single = build_live_matcher(
+        MatcherSettings(redis_url=reference_url, kafka_bootstrap="unused:9092", max_pending_per_org=MAX_PENDING)
+    )
     single.load()
 
     def one_matcher_after(envelopes: list[events.Envelope]) -> dict[str, float]:
@@ -165,8 +190,11 @@ def test_two_matchers_in_one_group_suggest_what_one_would_and_a_killed_ones_part
     try:
         # Both start from the same (empty) state, so both learn the same weights; see the note in
         # services/matcher/table.py.
-        wait_until(lambda: all(m.said("table reader started") for m in matchers), timeout=60,
-                   message="both matchers reading the table")
+        wait_until(
+            lambda: all(m.said("table reader started") for m in matchers),
+            timeout=60,
+            message="both matchers reading the table",
+        )
         _publish(kafka_bootstrap, topic, registrations)
         wait_until(lambda: _applied(state, registrations), timeout=60, message="every registration applied")
         expected = one_matcher_after(registrations)
@@ -177,9 +205,14 @@ def test_two_matchers_in_one_group_suggest_what_one_would_and_a_killed_ones_part
         load.start()
         # both own partitions (one that joined late got its share at the rebalance) and the second
         # revisions are being applied
-        wait_until(lambda: all(_applied_by(m) for m in matchers)
-                   and sum(_applied_by(m).total() for m in matchers) >= len(orgs) + 10, timeout=30,
-                   message="both matchers applying the second revisions")
+        wait_until(
+            lambda: (
+                all(_applied_by(m) for m in matchers)
+                and sum(_applied_by(m).total() for m in matchers) >= len(orgs) + 10
+            ),
+            timeout=30,
+            message="both matchers applying the second revisions",
+        )
         killed, survivor = matchers[1], matchers[0]
         killed.kill()
         seen_before_kill = len(survivor.lines())
@@ -193,8 +226,11 @@ def test_two_matchers_in_one_group_suggest_what_one_would_and_a_killed_ones_part
         assert set(applied) <= {(e.payload["org_id"], e.payload["revision"]) for e in timeline}
         assert max(applied.values()) == 1, "no event applied twice"
         # an organisation's events all go to one partition: one the killed matcher owned
-        taken_over = {line["org_id"] for line in survivor.lines()[seen_before_kill:]
-                      if line.get("msg") == "profile event applied" and line.get("applied")}
+        taken_over = {
+            line["org_id"]
+            for line in survivor.lines()[seen_before_kill:]
+            if line.get("msg") == "profile event applied" and line.get("applied")
+        }
         assert taken_over & {org for org, _ in _applied_by(killed)}, "the survivor took the killed one's partitions"
     finally:
         for m in matchers:

@@ -40,9 +40,7 @@ class ServerThread:
     def __init__(self, app: Any) -> None:
         self.server = make_server("127.0.0.1", 0, app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
     def stop(self) -> None:
@@ -102,9 +100,7 @@ class Profiles:
         return org
 
     def delete(self, key: str) -> None:
-        r = self.client.delete(
-            f"/v1/organisations/{self.orgs[key].id}", headers={"Authorization": f"Bearer {ADMIN}"}
-        )
+        r = self.client.delete(f"/v1/organisations/{self.orgs[key].id}", headers={"Authorization": f"Bearer {ADMIN}"})
         assert r.status_code == 204
 
 
@@ -200,25 +196,25 @@ def sink():
 @pytest.fixture
 def notifier_settings(redis_server, profiles, sink) -> Callable[..., NotifierSettings]:
     def make(**over: Any) -> NotifierSettings:
-        values: dict[str, Any] = dict(
-            redis_url=redis_server.url,
-            kafka_bootstrap="unused:9092",
-            profiles_url=profiles.url,
-            service_token=SERVICE,
-            secret_key=SECRET,
-            public_url="http://127.0.0.1:8083",
-            sender="partnermatch <noreply@partnermatch.example.org>",
-            smtp_port=sink.port,
-            smtp_timeout_s=5,
-            profiles_timeout_s=5,
-            retry_base_s=0.2,
-            retry_max_s=1.0,
-            max_attempts=5,
-            claim_lease_s=30,
-            send_threads=2,
-            poll_ms=50,
-            stats_interval_s=3600,
-        )
+        values: dict[str, Any] = {
+            "redis_url": redis_server.url,
+            "kafka_bootstrap": "unused:9092",
+            "profiles_url": profiles.url,
+            "service_token": SERVICE,
+            "secret_key": SECRET,
+            "public_url": "http://127.0.0.1:8083",
+            "sender": "partnermatch <noreply@partnermatch.example.org>",
+            "smtp_port": sink.port,
+            "smtp_timeout_s": 5,
+            "profiles_timeout_s": 5,
+            "retry_base_s": 0.2,
+            "retry_max_s": 1.0,
+            "max_attempts": 5,
+            "claim_lease_s": 30,
+            "send_threads": 2,
+            "poll_ms": 50,
+            "stats_interval_s": 3600,
+        }
         values.update(over)
         return NotifierSettings(**values)
 

@@ -39,8 +39,13 @@ def polish_coordinator(profiles):
     r = profiles.client.post(
         "/v1/clusters/pl-silesia-ict/coordinators",
         headers={"Authorization": f"Bearer {ADMIN}"},
-        json={"username": "ola", "password": "coordinator password 2", "name": "Ola Zielińska",
-              "email": OLA, "language": "pl"},
+        json={
+            "username": "ola",
+            "password": "coordinator password 2",
+            "name": "Ola Zielińska",
+            "email": OLA,
+            "language": "pl",
+        },
     )
     assert r.status_code == 201, r.json
 
@@ -94,8 +99,11 @@ def test_the_digest_email_arrives_once_in_the_mail_sink_for_each_coordinator_in_
     publisher.publish(matches, waiting["pair_id"], b"{not json")
     notifier = running()
 
-    wait_until(lambda: all(sink.messages_to(a) for a in (ANNA, OLA, MARKO)), timeout=30,
-               message="a digest for each coordinator of both clusters")
+    wait_until(
+        lambda: all(sink.messages_to(a) for a in (ANNA, OLA, MARKO)),
+        timeout=30,
+        message="a digest for each coordinator of both clusters",
+    )
     [ola] = sink.messages_to(OLA)
     assert str(ola.parsed()["Subject"]) == "Nowe propozycje partnerów dla Cluster pl-silesia-ict"
     assert "od ostatniego zestawienia: 1." in plain(ola), "the withdrawn pair no longer waits"
@@ -104,16 +112,18 @@ def test_the_digest_email_arrives_once_in_the_mail_sink_for_each_coordinator_in_
     [anna] = sink.messages_to(ANNA)
     assert str(anna.parsed()["Subject"]) == "New partner suggestions for Cluster pl-silesia-ict"
     assert sink.messages_to(BESA) == [], "Tirana's pair was withdrawn before its digest"
-    dead = wait_until(lambda: read_partitions(kafka_bootstrap, dlq(matches), idle_timeout_s=0.5),
-                      timeout=10, message="the undecodable message in the DLQ")
+    dead = wait_until(
+        lambda: read_partitions(kafka_bootstrap, dlq(matches), idle_timeout_s=0.5),
+        timeout=10,
+        message="the undecodable message in the DLQ",
+    )
     assert [r.value for r in dead] == [b"{not json"]
 
     # The same suggestion again (a re-score, a replay), later periods, and a whole new consumer
     # group reading both topics from the beginning: nothing more is sent.
     publisher.publish(matches, waiting["pair_id"], suggested(waiting))
     again = running()
-    wait_until(lambda: again.recorder.counts["suggested"] >= 3, timeout=20,
-               message="the second group to catch up")
+    wait_until(lambda: again.recorder.counts["suggested"] >= 3, timeout=20, message="the second group to catch up")
     time.sleep(2 * DIGEST_S + 1.5)
     assert len(sink.messages_to(OLA)) == 1 and len(sink.messages_to(ANNA)) == 1
     assert len(sink.messages_to(MARKO)) == 1
@@ -129,16 +139,23 @@ def test_a_coordinator_whose_cluster_approved_hears_once_that_the_other_cluster_
     payload = approval(profiles, "silesia", "vojvodina")
     silesia = next(d for d in payload["decisions"] if d["cluster_id"] == "pl-silesia-ict")
     other = next(d for d in payload["decisions"] if d["cluster_id"] != "pl-silesia-ict")
-    other |= {"decision": "reject", "reason_code": "not_relevant", "reason_text": "Za daleko",
-              "decided_at": "2026-11-23T09:45:00+00:00"}
+    other |= {
+        "decision": "reject",
+        "reason_code": "not_relevant",
+        "reason_text": "Za daleko",
+        "decided_at": "2026-11-23T09:45:00+00:00",
+    }
     assert silesia["decided_at"] < other["decided_at"]
     rejected = events.encode(events.new_event(events.MATCH_REJECTED, payload, "notifier-tests"))
     publisher.publish(decisions, payload["pair_id"], rejected)
     publisher.publish(decisions, payload["pair_id"], rejected)  # a producer's retry
     notifier = running()
 
-    wait_until(lambda: sink.messages_to(OLA) and sink.messages_to(ANNA), timeout=20,
-               message="the Silesian coordinators' notices")
+    wait_until(
+        lambda: sink.messages_to(OLA) and sink.messages_to(ANNA),
+        timeout=20,
+        message="the Silesian coordinators' notices",
+    )
     wait_until(lambda: notifier.recorder.counts["notices_seen"] == 1, timeout=10)
     [ola] = sink.messages_to(OLA)
     text = plain(ola)

@@ -108,9 +108,7 @@ def test_killed_between_smtp_accept_and_kafka_commit_a_restarted_notifier_sends_
         tmp_path / "first.log",
     )
     try:
-        wait_until(
-            lambda: first.exited() is not None, timeout=30, message="the first process to crash"
-        )
+        wait_until(lambda: first.exited() is not None, timeout=30, message="the first process to crash")
     finally:
         first.stop()
     assert first.proc.returncode == CRASH_EXIT_CODE, first.output()
@@ -118,12 +116,10 @@ def test_killed_between_smtp_accept_and_kafka_commit_a_restarted_notifier_sends_
     [crashed_for] = accepted.rcpt_tos
     ledger = RedisDeliveryLedger(redis_client)
     crashed = domain.delivery_id(payload["pair_id"], crashed_for)
-    assert ledger.delivery(crashed)["state"] == domain.SENDING, (
-        "died after SMTP, before the ledger write"
+    assert ledger.delivery(crashed)["state"] == domain.SENDING, "died after SMTP, before the ledger write"
+    assert committed_offset(kafka_bootstrap, process_env["NOTIFIER_GROUP"], decisions_topic) is None, (
+        "died before the Kafka commit"
     )
-    assert (
-        committed_offset(kafka_bootstrap, process_env["NOTIFIER_GROUP"], decisions_topic) is None
-    ), "died before the Kafka commit"
 
     second = NotifierProcess(process_env, decisions_topic, tmp_path / "second.log")
     try:
@@ -133,26 +129,19 @@ def test_killed_between_smtp_accept_and_kafka_commit_a_restarted_notifier_sends_
             message="the restarted process to read the event again",
         )
         others = [r for r in recipients if r != crashed_for]
-        wait_until(
-            lambda: all(sink.messages_to(r) for r in others), timeout=20, message="the other emails"
-        )
+        wait_until(lambda: all(sink.messages_to(r) for r in others), timeout=20, message="the other emails")
         wait_until(
             lambda: ledger.delivery(crashed)["state"] == domain.UNCERTAIN,
             timeout=10,
             message="the dead worker's delivery to be marked uncertain",
         )
         wait_until(
-            lambda: (
-                committed_offset(kafka_bootstrap, process_env["NOTIFIER_GROUP"], decisions_topic)
-                == 1
-            ),
+            lambda: committed_offset(kafka_bootstrap, process_env["NOTIFIER_GROUP"], decisions_topic) == 1,
             timeout=10,
             message="the restarted process to commit",
         )
         assert ledger.due(ledger.r.time()[0] + 3600) == [], "nothing is left to send"
     finally:
         assert second.stop() == 0, second.output()
-    assert sorted(r for m in sink.messages for r in m.rcpt_tos) == sorted(recipients), (
-        "one email each"
-    )
+    assert sorted(r for m in sink.messages for r in m.rcpt_tos) == sorted(recipients), "one email each"
     assert "is now uncertain; it is NOT resent" in second.output()

@@ -20,9 +20,7 @@ def one_each(sink, addresses, pair_id=None):
     """Exactly one email to each address (about `pair_id`, if given)."""
 
     def about(message, address):
-        return pair_id is None or message.parsed()["X-Partnermatch-Delivery"] == domain.delivery_id(
-            pair_id, address
-        )
+        return pair_id is None or message.parsed()["X-Partnermatch-Delivery"] == domain.delivery_id(pair_id, address)
 
     return all(len([m for m in sink.messages_to(a) if about(m, a)]) == 1 for a in addresses)
 
@@ -34,27 +32,21 @@ def test_a_451_from_the_smtp_server_is_retried_and_then_delivered_once(direct, p
     record(recorder, approval(profiles, "silesia", "vojvodina"))
     worker.drain()
     assert sink.messages_to(jelena) == []
-    delivery = worker.ledger.delivery(
-        domain.delivery_id(approval(profiles, "silesia", "vojvodina")["pair_id"], jelena)
-    )
+    delivery = worker.ledger.delivery(domain.delivery_id(approval(profiles, "silesia", "vojvodina")["pair_id"], jelena))
     assert delivery["state"] == domain.RETRY and "451" in delivery["error"]
     wait_until(
         lambda: worker.run_once() is not None and sink.messages_to(jelena),
         timeout=10,
         message="the retried email",
     )
-    assert len(fault.hits) == 2 and fault.hits[1] - fault.hits[0] >= 0.1, (
-        "backed off between attempts"
-    )
+    assert len(fault.hits) == 2 and fault.hits[1] - fault.hits[0] >= 0.1, "backed off between attempts"
     worker.drain()
     assert len(sink.messages_to(jelena)) == 1
     delivery = worker.ledger.delivery(delivery["id"])
     assert delivery["state"] == domain.SENT and delivery["attempts"] == "3"
 
 
-def test_a_550_is_recorded_failed_not_retried_and_does_not_hold_back_another_recipient(
-    direct, profiles, sink
-):
+def test_a_550_is_recorded_failed_not_retried_and_does_not_hold_back_another_recipient(direct, profiles, sink):
     recorder, worker = direct(retry_base_s=0.05)
     milan, jelena = "milan@vojvodina.example.rs", "jelena@vojvodina.example.rs"
     fault = sink.fail(550, "No such mailbox", stage="rcpt", rcpt=milan, times=100)
@@ -63,11 +55,7 @@ def test_a_550_is_recorded_failed_not_retried_and_does_not_hold_back_another_rec
     wait_until(lambda: worker.run_once() is not None and sink.messages_to(jelena), timeout=10)
     worker.drain()
     failed = worker.ledger.delivery(domain.delivery_id(payload["pair_id"], milan))
-    assert (
-        failed["state"] == domain.FAILED
-        and failed["reason"] == "smtp_refused"
-        and "550" in failed["error"]
-    )
+    assert failed["state"] == domain.FAILED and failed["reason"] == "smtp_refused" and "550" in failed["error"]
     assert worker.ledger.due(worker.clock() + 3600) == [], "nothing left to retry"
     assert len(fault.hits) == 1
     assert sink.messages_to(milan) == []
@@ -114,9 +102,7 @@ def test_the_unsubscribe_link_suppresses_on_post_not_on_get_and_a_later_match_sk
 
         forged = link[:-4] + ("AAAA" if not link.endswith("AAAA") else "BBBB")
         with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(
-                urllib.request.Request(forged, data=b"", method="POST"), timeout=5
-            )
+            urllib.request.urlopen(urllib.request.Request(forged, data=b"", method="POST"), timeout=5)
         assert refused.value.code == 400
         refused.value.close()
 
@@ -144,14 +130,10 @@ def test_a_deleted_organisation_gets_nothing_and_neither_does_its_partner(direct
     assert sink.messages == []
     match = worker.ledger.match(payload["pair_id"])
     assert match["state"] == domain.MATCH_SKIPPED
-    assert {d["reason"] for d in worker.ledger.deliveries_of(payload["pair_id"])} == {
-        domain.PARTNER_DELETED
-    }
+    assert {d["reason"] for d in worker.ledger.deliveries_of(payload["pair_id"])} == {domain.PARTNER_DELETED}
 
 
-def test_an_unreachable_smtp_server_is_retried_and_the_email_goes_out_once_it_is_back(
-    direct, profiles, sink
-):
+def test_an_unreachable_smtp_server_is_retried_and_the_email_goes_out_once_it_is_back(direct, profiles, sink):
     port = sink.port
     sink.stop()
     recorder, worker = direct(smtp_port=port)

@@ -28,8 +28,11 @@ EMAIL = "jelena@vojvodina.example.rs"
 ONE_CLICK = b"List-Unsubscribe=One-Click"
 TOO_LARGE = {"code": 413, "status": "Request Entity Too Large", "message": "Request body larger than 16384 bytes."}
 # 10,000 levels take 20,000 bytes: over this service's limit, so the limit answers first.
-WITHIN_THE_LIMIT = {**HOSTILE_JSON, "arrays nested 10,000 deep": ("[" * 5_000 + "]" * 5_000, "nested deeper than 32"),
-                    "objects nested 10,000 deep": ('{"a":' * 2_500 + "1" + "}" * 2_500, "nested deeper than 32")}
+WITHIN_THE_LIMIT = {
+    **HOSTILE_JSON,
+    "arrays nested 10,000 deep": ("[" * 5_000 + "]" * 5_000, "nested deeper than 32"),
+    "objects nested 10,000 deep": ('{"a":' * 2_500 + "1" + "}" * 2_500, "nested deeper than 32"),
+}
 
 
 def unsubscribe_path() -> str:
@@ -86,8 +89,9 @@ def served(redis_server, tmp_path_factory):
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 def test_a_5_mb_body_sent_whole_is_answered_413_not_reset(served, chunked):
     base, ledger = served
-    answer = send_whole_body(base, unsubscribe_path(), b"x" * FIVE_MB, chunked=chunked,
-                             content_type="application/x-www-form-urlencoded")
+    answer = send_whole_body(
+        base, unsubscribe_path(), b"x" * FIVE_MB, chunked=chunked, content_type="application/x-www-form-urlencoded"
+    )
     assert answer.status == 413 and answer.json == TOO_LARGE
     assert not ledger.is_suppressed(EMAIL)
 
@@ -103,7 +107,8 @@ def test_hostile_json_over_a_real_socket_is_a_400(served):
 def test_the_one_click_unsubscribe_still_works_over_the_same_server(served):
     base, ledger = served
     for chunked in (False, True):
-        answer = send_whole_body(base, unsubscribe_path(), ONE_CLICK, chunked=chunked,
-                                 content_type="application/x-www-form-urlencoded")
+        answer = send_whole_body(
+            base, unsubscribe_path(), ONE_CLICK, chunked=chunked, content_type="application/x-www-form-urlencoded"
+        )
         assert answer.status == 200 and answer.headers.get_content_type() == "text/html"
     assert ledger.is_suppressed(EMAIL)

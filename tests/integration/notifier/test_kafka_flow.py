@@ -41,9 +41,7 @@ def running(kafka_bootstrap, notifier_settings, decisions_topic, unique_name):
     started = []
 
     def start(**over):
-        settings = notifier_settings(
-            kafka_bootstrap=kafka_bootstrap, group_id=unique_name("notifier"), **over
-        )
+        settings = notifier_settings(kafka_bootstrap=kafka_bootstrap, group_id=unique_name("notifier"), **over)
         started.append(Running(settings, decisions_topic))
         return started[-1].notifier
 
@@ -58,15 +56,11 @@ def test_each_consenting_contact_gets_one_email_in_their_language_and_replays_se
     payload = approval(profiles, "silesia", "vojvodina")
     event = approved_event(payload)
     publisher.publish(decisions_topic, payload["pair_id"], b"{not json")
-    publisher.publish(
-        decisions_topic, payload["pair_id"], approved_event(payload, "match.rejected")
-    )
+    publisher.publish(decisions_topic, payload["pair_id"], approved_event(payload, "match.rejected"))
     publisher.publish(decisions_topic, payload["pair_id"], event)
     notifier = running()
 
-    wait_until(
-        lambda: all(sink.messages_to(a) for a in SUBJECT_START), timeout=20, message="four emails"
-    )
+    wait_until(lambda: all(sink.messages_to(a) for a in SUBJECT_START), timeout=20, message="four emails")
     wait_until(lambda: notifier.deps.ledger.counts().get("deliveries_skipped") == 1, timeout=5)
     assert sink.messages_to("piotr.nowak@silesia.example.pl") == [], "no consent, no email"
     for address, subject in SUBJECT_START.items():
@@ -77,29 +71,12 @@ def test_each_consenting_contact_gets_one_email_in_their_language_and_replays_se
         assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         assert msg["Message-ID"].endswith("@partnermatch.example.org>")
         assert msg.get_body(("html",)) is not None and msg.get_body(("plain",)) is not None
-    jelena = (
-        sink.messages_to("jelena@vojvodina.example.rs")[0]
-        .parsed()
-        .get_body(("plain",))
-        .get_content()
-    )
-    assert "Tworzymy oprogramowanie <dla> rolnictwa & przemysłu." in jelena, (
-        "partner text as written"
-    )
+    jelena = sink.messages_to("jelena@vojvodina.example.rs")[0].parsed().get_body(("plain",)).get_content()
+    assert "Tworzymy oprogramowanie <dla> rolnictwa & przemysłu." in jelena, "partner text as written"
     assert "Anna Nowak <anna@coordinators.example.org>" in jelena
-    html = (
-        sink.messages_to("jelena@vojvodina.example.rs")[0]
-        .parsed()
-        .get_body(("html",))
-        .get_content()
-    )
+    html = sink.messages_to("jelena@vojvodina.example.rs")[0].parsed().get_body(("html",)).get_content()
     assert "oprogramowanie &lt;dla&gt; rolnictwa &amp; przemysłu." in html
-    anna = (
-        sink.messages_to("anna.kowalska@silesia.example.pl")[0]
-        .parsed()
-        .get_body(("plain",))
-        .get_content()
-    )
+    anna = sink.messages_to("anna.kowalska@silesia.example.pl")[0].parsed().get_body(("plain",)).get_content()
     assert "Jak skontaktować się z Кластер ИКТ Нови Сад" in anna
     assert "  Milan Jovanović <milan@vojvodina.example.rs>" in anna, "the partner's shared contact"
     assert "jelena@vojvodina.example.rs" not in anna, "a contact that did not agree is not shared"
@@ -110,9 +87,7 @@ def test_each_consenting_contact_gets_one_email_in_their_language_and_replays_se
     )
 
     dead = wait_until(
-        lambda: [
-            r for r in read_partitions(kafka_bootstrap, dlq(decisions_topic), idle_timeout_s=0.5)
-        ],
+        lambda: list(read_partitions(kafka_bootstrap, dlq(decisions_topic), idle_timeout_s=0.5)),
         timeout=10,
         message="the undecodable message in the DLQ",
     )

@@ -33,9 +33,7 @@ def test_the_mail_sink_writes_each_message_to_a_file_and_logs_it(tmp_path):
             cwd=Path(__file__).resolve().parents[3],
         )
         try:
-            wait_until(
-                lambda: "mail sink listening" in log.read_text(), timeout=15, message="the sink"
-            )
+            wait_until(lambda: "mail sink listening" in log.read_text(), timeout=15, message="the sink")
             with smtplib.SMTP("127.0.0.1", port, timeout=5) as smtp:
                 smtp.sendmail(
                     "a@example.org",

@@ -24,9 +24,7 @@ class HangUpServer(socketserver.ThreadingTCPServer):
         self.hang_up_at = hang_up_at
         self.bodies_received = 0
         super().__init__(("127.0.0.1", 0), _Conversation)
-        self.thread = threading.Thread(
-            target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
     @property

@@ -18,9 +18,14 @@ def store(redis_client):
 
 @pytest.fixture
 def settings(redis_server):
-    return ProfilesSettings(redis_url=redis_server.url, kafka_bootstrap="unused:9092",
-                            admin_token=ADMIN, service_token=SERVICE, max_request_bytes=200_000,
-                            max_text_chars=20_000)
+    return ProfilesSettings(
+        redis_url=redis_server.url,
+        kafka_bootstrap="unused:9092",
+        admin_token=ADMIN,
+        service_token=SERVICE,
+        max_request_bytes=200_000,
+        max_text_chars=20_000,
+    )
 
 
 @pytest.fixture
@@ -37,10 +42,12 @@ def admin():
 @pytest.fixture
 def cluster(client, admin):
     def make(cluster_id="rs-vojvodina-ict", country="RS"):
-        r = client.post("/v1/clusters", json={"id": cluster_id, "name": f"Cluster {cluster_id}", "country": country},
-                        headers=admin)
+        r = client.post(
+            "/v1/clusters", json={"id": cluster_id, "name": f"Cluster {cluster_id}", "country": country}, headers=admin
+        )
         assert r.status_code == 201, r.json
         return cluster_id
+
     return make
 
 

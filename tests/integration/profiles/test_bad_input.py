@@ -14,8 +14,11 @@ pytestmark = pytest.mark.integration
 
 
 def _post(client, body, **kw):
-    return client.post("/v1/organisations", data=body if isinstance(body, bytes) else json.dumps(body),
-                       content_type=kw.get("content_type", "application/json"))
+    return client.post(
+        "/v1/organisations",
+        data=body if isinstance(body, bytes) else json.dumps(body),
+        content_type=kw.get("content_type", "application/json"),
+    )
 
 
 @pytest.mark.parametrize(
@@ -134,8 +137,23 @@ json_values = st.recursive(
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     overrides=st.dictionaries(
-        st.sampled_from(["name", "cluster_id", "country", "language", "capabilities", "goals", "sectors",
-                         "offers", "seeks", "seeks_countries", "website", "contacts", "extra"]),
+        st.sampled_from(
+            [
+                "name",
+                "cluster_id",
+                "country",
+                "language",
+                "capabilities",
+                "goals",
+                "sectors",
+                "offers",
+                "seeks",
+                "seeks_countries",
+                "website",
+                "contacts",
+                "extra",
+            ]
+        ),
         json_values,
         max_size=4,
     )

@@ -11,9 +11,17 @@ pytestmark = pytest.mark.integration
 
 
 def _coordinator(client, admin, cluster_id, username, language):
-    r = client.post(f"/v1/clusters/{cluster_id}/coordinators", headers=admin, json={
-        "username": username, "password": "correct horse battery", "name": username.title(),
-        "email": f"{username}@example.org", "language": language})
+    r = client.post(
+        f"/v1/clusters/{cluster_id}/coordinators",
+        headers=admin,
+        json={
+            "username": username,
+            "password": "correct horse battery",
+            "name": username.title(),
+            "email": f"{username}@example.org",
+            "language": language,
+        },
+    )
     assert r.status_code == 201, r.json
 
 
@@ -26,10 +34,20 @@ def test_the_service_token_reads_every_coordinator_of_a_cluster_with_address_and
     r = client.get("/v1/clusters/rs-vojvodina-ict/coordinators", headers={"Authorization": f"Bearer {SERVICE}"})
     assert r.status_code == 200
     assert r.json == [
-        {"username": "jelena", "cluster_id": "rs-vojvodina-ict", "name": "Jelena", "email": "jelena@example.org",
-         "language": "sr"},
-        {"username": "marko", "cluster_id": "rs-vojvodina-ict", "name": "Marko", "email": "marko@example.org",
-         "language": "sr-Cyrl"},
+        {
+            "username": "jelena",
+            "cluster_id": "rs-vojvodina-ict",
+            "name": "Jelena",
+            "email": "jelena@example.org",
+            "language": "sr",
+        },
+        {
+            "username": "marko",
+            "cluster_id": "rs-vojvodina-ict",
+            "name": "Marko",
+            "email": "marko@example.org",
+            "language": "sr-Cyrl",
+        },
     ]
     documented = client.get("/openapi.json").json["paths"]["/v1/clusters/{cluster_id}/coordinators"]["get"]
     assert {"200", "401", "403", "404"} <= set(documented["responses"])

@@ -39,8 +39,10 @@ def test_hostile_json_is_a_400_for_signed_in_callers_too(client, cluster, admin,
     registered = client.post("/v1/organisations", json=profile())
     org_id, token = registered.json["organisation"]["id"], registered.json["token"]
     body, words = HOSTILE_JSON[case]
-    for path, method, headers in ((f"/v1/organisations/{org_id}", client.patch, {"Authorization": f"Bearer {token}"}),
-                                  ("/v1/clusters", client.post, admin)):
+    for path, method, headers in (
+        (f"/v1/organisations/{org_id}", client.patch, {"Authorization": f"Bearer {token}"}),
+        ("/v1/clusters", client.post, admin),
+    ):
         r = method(path, data=body, content_type="application/json", headers=headers)
         assert_refused_as_invalid_json(r.status_code, r.json, words)
 
@@ -57,16 +59,30 @@ def test_a_5_mb_body_is_a_413_in_json(client, cluster):
     cluster()
     r = client.post("/v1/organisations", json=profile(capabilities="x" * FIVE_MB))
     assert r.status_code == 413
-    assert r.json == {"code": 413, "status": "Request Entity Too Large",
-                      "message": "Request body larger than 200000 bytes."}
+    assert r.json == {
+        "code": 413,
+        "status": "Request Entity Too Large",
+        "message": "Request body larger than 200000 bytes.",
+    }
 
 
 def test_normal_registration_and_login_still_work(client, cluster, admin):
     cluster()
     assert client.post("/v1/organisations", json=profile()).status_code == 201
-    assert client.post("/v1/clusters/rs-vojvodina-ict/coordinators", headers=admin, json={
-        "username": "marko", "password": PASSWORD, "name": "Marko", "email": "marko@example.org",
-        "language": "sr"}).status_code == 201
+    assert (
+        client.post(
+            "/v1/clusters/rs-vojvodina-ict/coordinators",
+            headers=admin,
+            json={
+                "username": "marko",
+                "password": PASSWORD,
+                "name": "Marko",
+                "email": "marko@example.org",
+                "language": "sr",
+            },
+        ).status_code
+        == 201
+    )
     r = client.post("/v1/auth/login", json={"username": "marko", "password": PASSWORD})
     assert r.status_code == 200 and r.json["token"]
 

@@ -16,16 +16,28 @@ PASSWORD = "correct horse battery"
 def marko(client, cluster, admin):
     cluster()
     for username in ("marko", "jelena"):
-        r = client.post("/v1/clusters/rs-vojvodina-ict/coordinators", headers=admin, json={
-            "username": username, "password": PASSWORD, "name": username.title(),
-            "email": f"{username}@example.rs", "language": "sr"})
+        r = client.post(
+            "/v1/clusters/rs-vojvodina-ict/coordinators",
+            headers=admin,
+            json={
+                "username": username,
+                "password": PASSWORD,
+                "name": username.title(),
+                "email": f"{username}@example.rs",
+                "language": "sr",
+            },
+        )
         assert r.status_code == 201
     return "marko"
 
 
 def login(client, username, password, **headers):
-    return client.post("/v1/auth/login", json={"username": username, "password": password}, headers=headers,
-                       environ_base={"REMOTE_ADDR": headers.pop("addr", "127.0.0.1")})
+    return client.post(
+        "/v1/auth/login",
+        json={"username": username, "password": password},
+        headers=headers,
+        environ_base={"REMOTE_ADDR": headers.pop("addr", "127.0.0.1")},
+    )
 
 
 def test_after_ten_wrong_passwords_even_the_right_one_waits(client, marko):

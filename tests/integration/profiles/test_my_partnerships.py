@@ -45,10 +45,18 @@ def matcher_state(redis_client):
 @pytest.fixture
 def matcher(profiles_server, matcher_state, redis_server):
     """The real matcher app over HTTP, with the same service token as profiles."""
-    settings = MatcherSettings(redis_url=redis_server.url, kafka_bootstrap="unused:9092",
-                               profiles_url=profiles_server.url, secret_key="test", service_token=SERVICE)
-    deps = MatcherDeps(state=matcher_state, review=ReviewService(matcher_state),
-                       auth=ProfilesAuthClient(profiles_server.url, cache_ttl_s=0))
+    settings = MatcherSettings(
+        redis_url=redis_server.url,
+        kafka_bootstrap="unused:9092",
+        profiles_url=profiles_server.url,
+        secret_key="test",
+        service_token=SERVICE,
+    )
+    deps = MatcherDeps(
+        state=matcher_state,
+        review=ReviewService(matcher_state),
+        auth=ProfilesAuthClient(profiles_server.url, cache_ttl_s=0),
+    )
     server = ServerThread(create_matcher_app(settings, deps))
     yield server
     server.stop()
@@ -60,26 +68,89 @@ def pair(client, cluster, matcher_state):
     pending pair; the Serbian one has a contact who shares and one who does not."""
     cluster(PL, "PL")
     cluster(RS, "RS")
-    pl = client.post("/v1/organisations", json=profile(
-        PL, name="Softwarownia", country="PL", language="pl", website="https://softwarownia.example.pl",
-        contacts=[{"name": "Anna Nowak", "email": "anna@example.pl", "language": "pl", "consent": True,
-                   "share_contact": True}])).json["organisation"]
-    rs = client.post("/v1/organisations", json=profile(
-        RS, name="Voćar", contacts=[
-            {"name": "Јелена Петровић", "email": "jelena@example.rs", "language": "sr-Cyrl", "consent": True,
-             "share_contact": True},
-            {"name": "Marko Marković", "email": "marko@example.rs", "language": "sr", "consent": True}],
-    )).json["organisation"]
+    pl = client.post(
+        "/v1/organisations",
+        json=profile(
+            PL,
+            name="Softwarownia",
+            country="PL",
+            language="pl",
+            website="https://softwarownia.example.pl",
+            contacts=[
+                {
+                    "name": "Anna Nowak",
+                    "email": "anna@example.pl",
+                    "language": "pl",
+                    "consent": True,
+                    "share_contact": True,
+                }
+            ],
+        ),
+    ).json["organisation"]
+    rs = client.post(
+        "/v1/organisations",
+        json=profile(
+            RS,
+            name="Voćar",
+            contacts=[
+                {
+                    "name": "Јелена Петровић",
+                    "email": "jelena@example.rs",
+                    "language": "sr-Cyrl",
+                    "consent": True,
+                    "share_contact": True,
+                },
+                {"name": "Marko Marković", "email": "marko@example.rs", "language": "sr", "consent": True},
+            ],
+        ),
+    ).json["organisation"]
     for org in (pl, rs):
-        matcher_state.apply(ProfileChange(org["id"], 1, {
-            "org_id": org["id"], "name": org["name"], "cluster_id": org["cluster_id"], "country": org["country"],
-            "language": org["language"], "capabilities": "—", "goals": "—", "sectors": [], "website": None}))
+        matcher_state.apply(
+            ProfileChange(
+                org["id"],
+                1,
+                {
+                    "org_id": org["id"],
+                    "name": org["name"],
+                    "cluster_id": org["cluster_id"],
+                    "country": org["country"],
+                    "language": org["language"],
+                    "capabilities": "—",
+                    "goals": "—",
+                    "sectors": [],
+                    "website": None,
+                },
+            )
+        )
     a, b = sorted((pl, rs), key=lambda o: o["id"])
     pair_id = f"{a['id']}~{b['id']}"
-    matcher_state.apply(ProfileChange(a["id"], 2, matcher_state.get_profile(a["id"]), upserts=[PairWrite(
-        pair_id, a["id"], b["id"], a["cluster_id"], b["cluster_id"], 0.62,
-        [{"concept": "ict.software", "kind": "activity", "direction": "a_offers_b_seeks", "weight": 0.4,
-          "terms_a": ["oprogramowanie"], "terms_b": ["softver"]}])]))
+    matcher_state.apply(
+        ProfileChange(
+            a["id"],
+            2,
+            matcher_state.get_profile(a["id"]),
+            upserts=[
+                PairWrite(
+                    pair_id,
+                    a["id"],
+                    b["id"],
+                    a["cluster_id"],
+                    b["cluster_id"],
+                    0.62,
+                    [
+                        {
+                            "concept": "ict.software",
+                            "kind": "activity",
+                            "direction": "a_offers_b_seeks",
+                            "weight": 0.4,
+                            "terms_a": ["oprogramowanie"],
+                            "terms_b": ["softver"],
+                        }
+                    ],
+                )
+            ],
+        )
+    )
     return {"pl": pl, "rs": rs, "pair_id": pair_id}
 
 
@@ -92,8 +163,7 @@ def test_a_waiting_partnership_comes_from_the_matcher_without_any_contact(store,
     assert item["partner"]["contacts"] == [] and item["partner"]["website"] is None
 
 
-def test_once_both_approve_each_side_sees_the_other_s_shared_contacts_and_website(store, matcher, matcher_state,
-                                                                                  pair):
+def test_once_both_approve_each_side_sees_the_other_s_shared_contacts_and_website(store, matcher, matcher_state, pair):
     matcher_state.decide(pair["pair_id"], PL, "anna", "approve")
     client = MatcherClient(matcher.url, SERVICE)
     [half] = services.my_partnerships(store, client, pair["pl"]["id"], "pl")
@@ -103,21 +173,22 @@ def test_once_both_approve_each_side_sees_the_other_s_shared_contacts_and_websit
     assert pl_view["state"] == "approved" and pl_view["decided_at"] is not None
     assert pl_view["partner"]["website"] == "https://ikt.example.rs"
     assert pl_view["partner"]["contacts"] == [
-        {"name": "Јелена Петровић", "email": "jelena@example.rs", "language": "sr-Cyrl"}]
+        {"name": "Јелена Петровић", "email": "jelena@example.rs", "language": "sr-Cyrl"}
+    ]
     [rs_view] = services.my_partnerships(store, client, pair["rs"]["id"], "sr-Cyrl")
     assert rs_view["partner"]["contacts"] == [{"name": "Anna Nowak", "email": "anna@example.pl", "language": "pl"}]
 
 
-def test_a_rejected_partnership_shows_no_contact_and_nothing_the_coordinator_wrote(store, matcher, matcher_state,
-                                                                                   pair):
+def test_a_rejected_partnership_shows_no_contact_and_nothing_the_coordinator_wrote(store, matcher, matcher_state, pair):
     matcher_state.decide(pair["pair_id"], RS, "marko", "reject", "no_capacity", "Internal: not now")
     [item] = services.my_partnerships(store, MatcherClient(matcher.url, SERVICE), pair["pl"]["id"], "en")
     assert item["state"] == "rejected" and item["partner"]["contacts"] == []
     assert "Internal" not in repr(item) and "no_capacity" not in repr(item)
 
 
-def test_a_partner_deleted_after_approval_shows_as_deleted_without_contacts(client, store, matcher, matcher_state,
-                                                                            pair):
+def test_a_partner_deleted_after_approval_shows_as_deleted_without_contacts(
+    client, store, matcher, matcher_state, pair
+):
     matcher_state.decide(pair["pair_id"], PL, "anna", "approve")
     matcher_state.decide(pair["pair_id"], RS, "marko", "approve")
     admin = {"Authorization": f"Bearer {ADMIN}"}

@@ -11,11 +11,11 @@ from .conftest import profile
 
 pytestmark = pytest.mark.integration
 
+
 @pytest.fixture
 def redis_client(store_client):
     """These tests run on one redis-server and on a three-node Redis Cluster."""
     return store_client
-
 
 
 @pytest.fixture
@@ -80,12 +80,15 @@ def test_nobody_else_rotates_or_revokes_an_organisations_token(client, registere
     assert client.get(f"/v1/organisations/{org_id}/contacts", headers=bearer(token)).status_code == 200
 
 
-def test_moving_an_organisation_to_another_cluster_keeps_its_tokens_lifetime(client, cluster, registered, admin,
-                                                                           redis_client):
+def test_moving_an_organisation_to_another_cluster_keeps_its_tokens_lifetime(
+    client, cluster, registered, admin, redis_client
+):
     org_id, token, _ = registered
     cluster("pl-silesia-ict", "PL")
     redis_client.expire(TOKEN + token_digest(token), 1000)
-    assert client.patch(f"/v1/organisations/{org_id}", json={"cluster_id": "pl-silesia-ict"},
-                        headers=admin).status_code == 200
+    assert (
+        client.patch(f"/v1/organisations/{org_id}", json={"cluster_id": "pl-silesia-ict"}, headers=admin).status_code
+        == 200
+    )
     assert 0 < redis_client.ttl(TOKEN + token_digest(token)) <= 1000
     assert client.get("/v1/auth/whoami", headers=bearer(token)).json["cluster_id"] == "pl-silesia-ict"

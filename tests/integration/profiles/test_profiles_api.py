@@ -14,11 +14,11 @@ OUTBOX = "{profiles}:outbox"
 
 pytestmark = pytest.mark.integration
 
+
 @pytest.fixture
 def redis_client(store_client):
     """These tests run on one redis-server and on a three-node Redis Cluster."""
     return store_client
-
 
 
 def _outbox(redis_client):
@@ -61,7 +61,11 @@ def test_registering_gives_201_a_token_and_one_outbox_event_without_contact_emai
     assert event.payload["org_id"] == org["id"] and event.payload["revision"] == 1
     assert "jelena@example.rs" not in json.dumps(event.to_dict(), ensure_ascii=False)
     assert client.get("/v1/auth/whoami", headers=auth).json == {
-        "role": "organisation", "org_id": org["id"], "cluster_id": "rs-vojvodina-ict", "username": None}
+        "role": "organisation",
+        "org_id": org["id"],
+        "cluster_id": "rs-vojvodina-ict",
+        "username": None,
+    }
 
 
 def test_anonymous_readers_see_the_public_profile_but_never_contacts(client, cluster):
@@ -119,7 +123,10 @@ def test_deleting_removes_the_profile_revokes_its_token_and_publishes_a_deletion
     assert client.get("/v1/auth/whoami", headers=auth).status_code == 401
     last = _outbox(redis_client)[-1]
     assert last.event_type == events.PROFILE_DELETED and last.payload == {
-        "org_id": org["id"], "revision": 2, "cluster_id": "rs-vojvodina-ict"}
+        "org_id": org["id"],
+        "revision": 2,
+        "cluster_id": "rs-vojvodina-ict",
+    }
 
 
 def test_listing_pages_through_every_profile_once(client, cluster):
@@ -136,8 +143,10 @@ def test_listing_pages_through_every_profile_once(client, cluster):
 
 def test_language_is_detected_when_not_given(client, cluster):
     cluster()
-    body = profile(capabilities="Firma zajmuje się tworzeniem oprogramowania dla przemysłu i szkoleniami.",
-                   goals="Szukamy partnerów w branży rolno-spożywczej w Serbii i Albanii.")
+    body = profile(
+        capabilities="Firma zajmuje się tworzeniem oprogramowania dla przemysłu i szkoleniami.",
+        goals="Szukamy partnerów w branży rolno-spożywczej w Serbii i Albanii.",
+    )
     del body["language"]
     r = client.post("/v1/organisations", json=body)
     assert r.status_code == 201
@@ -147,9 +156,17 @@ def test_language_is_detected_when_not_given(client, cluster):
 def test_admin_creates_clusters_and_coordinators_who_log_in(client, admin, cluster):
     cluster()
     assert client.post("/v1/clusters", json={"id": "x-y-z", "name": "N", "country": "PL"}).status_code == 401
-    r = client.post("/v1/clusters/rs-vojvodina-ict/coordinators", headers=admin, json={
-        "username": "marko", "password": "correct horse battery", "name": "Marko Marković",
-        "email": "marko@example.rs", "language": "sr"})
+    r = client.post(
+        "/v1/clusters/rs-vojvodina-ict/coordinators",
+        headers=admin,
+        json={
+            "username": "marko",
+            "password": "correct horse battery",
+            "name": "Marko Marković",
+            "email": "marko@example.rs",
+            "language": "sr",
+        },
+    )
     assert r.status_code == 201 and "password" not in r.json and "password_hash" not in r.json
     assert client.post("/v1/auth/login", json={"username": "marko", "password": "wrong password!"}).status_code == 401
     assert client.post("/v1/auth/login", json={"username": "nobody", "password": "wrong password!"}).status_code == 401
@@ -176,8 +193,11 @@ def test_openapi_document_is_served_from_the_same_schemas(client):
 
 # ---- structured needs and the vocabulary -------------------------------------------------------
 
-NEEDS = {"offers": ["ict.software", "ict"], "seeks": ["agrifood", "logistics.cold_chain"],
-         "seeks_countries": ["PL", "DE"]}
+NEEDS = {
+    "offers": ["ict.software", "ict"],
+    "seeks": ["agrifood", "logistics.cold_chain"],
+    "seeks_countries": ["PL", "DE"],
+}
 
 
 def test_structured_needs_are_stored_shown_publicly_and_published(client, cluster, redis_client):
@@ -211,8 +231,7 @@ def test_editing_needs_changes_only_them_and_an_empty_list_clears(client, cluste
     assert (last.payload["revision"], last.payload["seeks"], last.payload["offers"]) == (3, ["metal"], [])
 
 
-def test_a_profile_stored_before_needs_existed_reads_and_publishes_empty_lists(client, cluster, store,
-                                                                                redis_client):
+def test_a_profile_stored_before_needs_existed_reads_and_publishes_empty_lists(client, cluster, store, redis_client):
     cluster()
     org, auth = _register(client)
     old = store.get_org(org["id"])
@@ -233,7 +252,8 @@ def test_the_vocabulary_lists_needs_and_countries_labelled_in_the_readers_langua
     assert set(r.json) == {"sectors", "activities", "countries"}
     latin = {s["id"]: s["label"] for s in client.get("/v1/vocabulary?lang=sr").json["sectors"]}
     assert {s["id"]: s["label"] for s in r.json["sectors"]} == {
-        i: latin_to_serbian_cyrillic(label) for i, label in latin.items()}
+        i: latin_to_serbian_cyrillic(label) for i, label in latin.items()
+    }
     cold = next(a for a in r.json["activities"] if a["id"] == "logistics.cold_chain")
     assert cold["sector"] == "logistics" and cold["label"]
     assert {"RS", "PL"} <= {c["code"] for c in r.json["countries"]}
@@ -255,7 +275,7 @@ def test_every_id_and_code_the_vocabulary_lists_is_accepted(client, cluster):
     codes = [c["code"] for c in vocab["countries"]]
     org, auth = _register(client)
     for start in range(0, max(len(ids), len(codes)), 10):
-        change = {"offers": ids[start:start + 10], "seeks_countries": codes[start:start + 10]}
+        change = {"offers": ids[start : start + 10], "seeks_countries": codes[start : start + 10]}
         r = client.patch(f"/v1/organisations/{org['id']}", json=change, headers=auth)
         assert r.status_code == 200, r.json
 
@@ -269,16 +289,18 @@ def test_openapi_documents_the_needs_and_the_vocabulary(client):
     assert {"offers", "seeks", "seeks_countries"} <= set(public)
     get = spec["paths"]["/v1/vocabulary"]["get"]
     assert get["responses"]["200"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/Vocabulary"}
+        "$ref": "#/components/schemas/Vocabulary"
+    }
     [lang] = get["parameters"]
     assert lang["name"] == "lang" and lang["schema"]["default"] == "en" and "sr-Cyrl" in lang["schema"]["enum"]
 
 
 def test_each_consent_is_stored_with_its_time_and_wording_and_kept_while_unchanged(client, cluster):
     cluster()
-    contacts = [{"name": "Jelena", "email": "jelena@example.rs", "language": "sr", "consent": True,
-                 "share_contact": True},
-                {"name": "Marko", "email": "marko@example.rs", "language": "sr", "consent": False}]
+    contacts = [
+        {"name": "Jelena", "email": "jelena@example.rs", "language": "sr", "consent": True, "share_contact": True},
+        {"name": "Marko", "email": "marko@example.rs", "language": "sr", "consent": False},
+    ]
     org, auth = _register(client, contacts=contacts)
     jelena, marko = org["contacts"]
     assert jelena["share_contact"] is True and marko["share_contact"] is False
@@ -296,19 +318,30 @@ def test_each_consent_is_stored_with_its_time_and_wording_and_kept_while_unchang
 
 def test_the_consent_stamps_are_set_by_the_server_only(client, cluster):
     cluster()
-    contact = {"name": "Jelena", "email": "jelena@example.rs", "language": "sr", "consent": True,
-               "consent_at": "2020-01-01T00:00:00+00:00"}
+    contact = {
+        "name": "Jelena",
+        "email": "jelena@example.rs",
+        "language": "sr",
+        "consent": True,
+        "consent_at": "2020-01-01T00:00:00+00:00",
+    }
     r = client.post("/v1/organisations", json=profile(contacts=[contact]))
     assert r.status_code == 422 and "consent_at" in json.dumps(r.json)
 
 
-
 def test_every_operation_that_needs_a_token_documents_its_401_and_403(client):
     spec = client.get("/openapi.json").json
-    needs_a_token = [("/v1/clusters", "post"), ("/v1/clusters/{cluster_id}/coordinators", "get"),
-                     ("/v1/clusters/{cluster_id}/coordinators", "post"), ("/v1/coordinators/{username}", "get"),
-                     ("/v1/auth/logout", "post"), ("/v1/organisations/{org_id}", "patch"),
-                     ("/v1/organisations/{org_id}", "delete"), ("/v1/organisations/{org_id}/token", "post"),
-                     ("/v1/organisations/{org_id}/token", "delete"), ("/v1/organisations/{org_id}/contacts", "get")]
+    needs_a_token = [
+        ("/v1/clusters", "post"),
+        ("/v1/clusters/{cluster_id}/coordinators", "get"),
+        ("/v1/clusters/{cluster_id}/coordinators", "post"),
+        ("/v1/coordinators/{username}", "get"),
+        ("/v1/auth/logout", "post"),
+        ("/v1/organisations/{org_id}", "patch"),
+        ("/v1/organisations/{org_id}", "delete"),
+        ("/v1/organisations/{org_id}/token", "post"),
+        ("/v1/organisations/{org_id}/token", "delete"),
+        ("/v1/organisations/{org_id}/contacts", "get"),
+    ]
     for path, method in needs_a_token:
         assert {"401", "403"} <= set(spec["paths"][path][method]["responses"]), (method, path)

@@ -26,8 +26,15 @@ pytestmark = pytest.mark.integration
 
 
 def _profile(i: int) -> dict:
-    return {"name": f"Organizacija {i}", "cluster_id": "rs-vojvodina-ict", "country": "RS", "language": "sr",
-            "capabilities": f"Развој софтвера {i}", "goals": f"Tražimo partnere {i}", "sectors": ["ict"]}
+    return {
+        "name": f"Organizacija {i}",
+        "cluster_id": "rs-vojvodina-ict",
+        "country": "RS",
+        "language": "sr",
+        "capabilities": f"Развој софтвера {i}",
+        "goals": f"Tražimo partnere {i}",
+        "sectors": ["ict"],
+    }
 
 
 @pytest.fixture
@@ -49,8 +56,14 @@ def _events_on(bootstrap: str, topic: str) -> list[events.Envelope]:
 
 
 def _relay_process(redis_url: str, bootstrap: str) -> subprocess.Popen:
-    env = {**os.environ, "REDIS_URL": redis_url, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "RELAY_BATCH_SIZE": "3",
-           "RELAY_IDLE_SLEEP_MS": "20", "LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "RELAY_BATCH_SIZE": "3",
+        "RELAY_IDLE_SLEEP_MS": "20",
+        "LOG_LEVEL": "WARNING",
+    }
     return subprocess.Popen([sys.executable, "-m", "services.profiles.entrypoints.relay"], env=env)
 
 
@@ -69,7 +82,10 @@ def test_the_relay_publishes_every_outbox_entry_in_order_then_empties_the_outbox
         worker.join(10)
     got = _events_on(kafka_bootstrap, topic)
     assert [(e.event_type, e.payload["revision"]) for e in got] == [
-        (events.PROFILE_UPSERTED, 1), (events.PROFILE_UPSERTED, 2), (events.PROFILE_DELETED, 3)]
+        (events.PROFILE_UPSERTED, 1),
+        (events.PROFILE_UPSERTED, 2),
+        (events.PROFILE_DELETED, 3),
+    ]
     assert got[1].payload["goals"] == "Нови циљеви"
 
 
@@ -105,15 +121,17 @@ def test_killing_the_relay_while_profiles_are_written_publishes_each_acknowledge
     finally:
         relay.terminate()
         relay.wait(10)
-    published = collections.Counter((e.payload["org_id"], e.payload["revision"])
-                                    for e in _events_on(kafka_bootstrap, topic))
+    published = collections.Counter(
+        (e.payload["org_id"], e.payload["revision"]) for e in _events_on(kafka_bootstrap, topic)
+    )
     assert kills >= 4
     assert sorted(published) == sorted(acknowledged), "every acknowledged write is on the topic, nothing else"
     assert set(published.values()) == {1}, f"duplicates: {[k for k, n in published.items() if n > 1]}"
 
 
-def test_writes_made_while_the_broker_is_down_are_published_once_it_is_back(store, redis_client, kafka_bootstrap,
-                                                                             topic):
+def test_writes_made_while_the_broker_is_down_are_published_once_it_is_back(
+    store, redis_client, kafka_bootstrap, topic
+):
     from partnermatch.messaging import KafkaPublisher
     from partnermatch.outbox import OutboxRelay
 
@@ -145,5 +163,7 @@ def test_a_resync_queues_every_current_profile_and_every_deletion_again(store):
 
     queued = [events.decode(e.value) for e in store.outbox.head(100)]
     assert [(e.event_type, e.payload["org_id"], e.payload["revision"]) for e in queued] == [
-        (events.PROFILE_UPSERTED, kept["id"], 1), (events.PROFILE_DELETED, gone["id"], 2)]
+        (events.PROFILE_UPSERTED, kept["id"], 1),
+        (events.PROFILE_DELETED, gone["id"], 2),
+    ]
     assert set(queued[1].payload) == {"org_id", "revision", "cluster_id"}, "nothing personal is kept"

@@ -19,7 +19,6 @@ def redis_client(store_client):
     return store_client
 
 
-
 def _renamed(old, name):
     new = {**old, "name": name, "revision": old["revision"] + 1}
     return new, events.new_event(events.PROFILE_UPSERTED, domain.event_payload(new), PRODUCER)
@@ -43,10 +42,16 @@ def test_a_change_that_lost_a_race_is_computed_again_from_the_winners_record(cli
     org = store.get_org(org_id)
     assert org == stored
     assert (org["name"], org["goals"], org["revision"]) == (
-        "Кластер ИКТ Војводина", "Tražimo partnere iz logistike.", 3)
+        "Кластер ИКТ Војводина",
+        "Tražimo partnere iz logistike.",
+        3,
+    )
     queued = [events.decode(entry.value).payload for entry in store.outbox.head(10)]
     assert [(p["revision"], p["name"]) for p in queued] == [
-        (1, "Кластер ИКТ Нови Сад"), (2, "Кластер ИКТ Нови Сад"), (3, "Кластер ИКТ Војводина")]
+        (1, "Кластер ИКТ Нови Сад"),
+        (2, "Кластер ИКТ Нови Сад"),
+        (3, "Кластер ИКТ Војводина"),
+    ]
 
 
 def test_a_deleted_organisation_is_not_brought_back_by_a_change_read_before(client, cluster, store):

@@ -26,19 +26,29 @@ def _closed_port() -> int:
 @pytest.fixture
 def unreachable_client():
     url = f"redis://127.0.0.1:{_closed_port()}/0"
-    settings = ProfilesSettings(redis_url=url, kafka_bootstrap="unused:9092", admin_token=ADMIN,
-                                service_token=SERVICE, max_request_bytes=200_000, max_text_chars=20_000)
+    settings = ProfilesSettings(
+        redis_url=url,
+        kafka_bootstrap="unused:9092",
+        admin_token=ADMIN,
+        service_token=SERVICE,
+        max_request_bytes=200_000,
+        max_text_chars=20_000,
+    )
     store = RedisProfileStore(redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1))
     return create_app(settings, ProfilesDeps(store=store)).test_client()
 
 
-@pytest.mark.parametrize("method, path, body", [
-    ("post", "/v1/organisations", profile()),
-    ("get", "/v1/organisations/org_0123456789abcdef", None),
-    ("get", "/v1/clusters", None),
-])
-def test_requests_needing_the_store_get_503_with_retry_after_while_redis_is_down(unreachable_client, method, path,
-                                                                                 body):
+@pytest.mark.parametrize(
+    "method, path, body",
+    [
+        ("post", "/v1/organisations", profile()),
+        ("get", "/v1/organisations/org_0123456789abcdef", None),
+        ("get", "/v1/clusters", None),
+    ],
+)
+def test_requests_needing_the_store_get_503_with_retry_after_while_redis_is_down(
+    unreachable_client, method, path, body
+):
     response = getattr(unreachable_client, method)(path, json=body)
     assert response.status_code == 503
     assert int(response.headers["Retry-After"]) > 0

@@ -12,8 +12,12 @@ NOW = 1_780_000_000_000  # a Thursday
 
 
 def pair(state, created_days_ago, decided_days_ago=None, reason=None):
-    p = {"pair_id": f"p{created_days_ago}{state}", "state": state, "created_ms": NOW - created_days_ago * DAY,
-         "decisions": {}}
+    p = {
+        "pair_id": f"p{created_days_ago}{state}",
+        "state": state,
+        "created_ms": NOW - created_days_ago * DAY,
+        "decisions": {},
+    }
     if decided_days_ago is not None:
         p["decided_ms"] = NOW - decided_days_ago * DAY
     if reason:
@@ -22,9 +26,15 @@ def pair(state, created_days_ago, decided_days_ago=None, reason=None):
 
 
 def test_figures_count_states_reasons_rate_and_median_wait():
-    pairs = [pair("pending", 1), pair("approved", 10, 8), pair("approved", 20, 10),
-             pair("rejected", 5, 4, "no_capacity"), pair("rejected", 30, 29, "not_relevant"),
-             pair("rejected", 3, 0, "not_relevant"), pair("withdrawn", 2)]
+    pairs = [
+        pair("pending", 1),
+        pair("approved", 10, 8),
+        pair("approved", 20, 10),
+        pair("rejected", 5, 4, "no_capacity"),
+        pair("rejected", 30, 29, "not_relevant"),
+        pair("rejected", 3, 0, "not_relevant"),
+        pair("withdrawn", 2),
+    ]
     found = figures(pairs, NOW)
     assert (found.suggested, found.pending, found.approved, found.rejected) == (6, 1, 2, 3)
     assert found.rejected_by_reason == {"not_relevant": 2, "no_capacity": 1}
@@ -41,19 +51,34 @@ def test_figures_before_any_decision_have_no_rate_and_no_median():
 
 
 def view(pair_id, partner_name, decisions):
-    return {"pair_id": pair_id, "state": "rejected", "score": 0.5, "created_ms": NOW, "decided_ms": NOW + DAY,
-            "own": {"org_id": "org_pl", "name": "Śląski Klaster"}, "clusters": {"own": "pl", "partner": "rs"},
-            "partner": {"org_id": "org_rs", "name": partner_name, "country": "RS"}, "decisions": decisions}
+    return {
+        "pair_id": pair_id,
+        "state": "rejected",
+        "score": 0.5,
+        "created_ms": NOW,
+        "decided_ms": NOW + DAY,
+        "own": {"org_id": "org_pl", "name": "Śląski Klaster"},
+        "clusters": {"own": "pl", "partner": "rs"},
+        "partner": {"org_id": "org_rs", "name": partner_name, "country": "RS"},
+        "decisions": decisions,
+    }
 
 
 def test_the_csv_has_both_sides_decisions_and_never_a_formula():
-    decisions = [{"cluster_id": "pl", "decision": "approve", "coordinator": "anna"},
-                 {"cluster_id": "rs", "decision": "reject", "coordinator": "marko", "reason_code": "no_capacity",
-                  "reason_text": "Pun kapacitet, javite se u junu"}]
+    decisions = [
+        {"cluster_id": "pl", "decision": "approve", "coordinator": "anna"},
+        {
+            "cluster_id": "rs",
+            "decision": "reject",
+            "coordinator": "marko",
+            "reason_code": "no_capacity",
+            "reason_text": "Pun kapacitet, javite se u junu",
+        },
+    ]
     rows = list(csv.reader(io.StringIO(listing_csv([view("org_pl~org_rs", '=HYPERLINK("x")', decisions)]))))
     assert tuple(rows[0]) == CSV_COLUMNS
     row = dict(zip(rows[0], rows[1], strict=True))
-    assert row["partner_name"] == "'=HYPERLINK(\"x\")"
+    assert row["partner_name"] == '\'=HYPERLINK("x")'
     assert row["own_decision"] == "approve" and row["partner_decision"] == "reject"
     assert row["partner_reason"] == "no_capacity" and row["partner_comment"] == "Pun kapacitet, javite se u junu"
 
@@ -62,4 +87,4 @@ def test_every_csv_cell_is_quoted_so_a_semicolon_locale_cannot_split_out_a_formu
     text = listing_csv([view("org_pl~org_rs", "Acme;=1+1", []), view("org_pl~org_xx", "  =cmd", [])])
     line = text.splitlines()[1]
     assert '"Acme;=1+1"' in line
-    assert "\"'  =cmd\"" in text.splitlines()[2]
+    assert '"\'  =cmd"' in text.splitlines()[2]

@@ -17,12 +17,33 @@ def _small_lexicon(monkeypatch, mini_lexicon):
 
 
 ORGS = [
-    {"id": "pl-soft", "name": "Soft", "cluster": "pl-ict", "country": "PL", "language": "pl",
-     "capabilities": "Tworzenie oprogramowania.", "goals": "Szukamy partnerów z rolnictwa.", "extra": [1, 2]},
-    {"id": "rs-fruit", "name": "Voćar", "cluster": "rs-agro", "country": "RS",
-     "capabilities": "Prerada voća, poljoprivreda.", "goals": "Tražimo softver."},
-    {"id": "rs-soft", "name": "Софтвер", "cluster": "rs-ict", "country": "RS", "language": "sr",
-     "capabilities": "Развој софтвера.", "goals": ""},
+    {
+        "id": "pl-soft",
+        "name": "Soft",
+        "cluster": "pl-ict",
+        "country": "PL",
+        "language": "pl",
+        "capabilities": "Tworzenie oprogramowania.",
+        "goals": "Szukamy partnerów z rolnictwa.",
+        "extra": [1, 2],
+    },
+    {
+        "id": "rs-fruit",
+        "name": "Voćar",
+        "cluster": "rs-agro",
+        "country": "RS",
+        "capabilities": "Prerada voća, poljoprivreda.",
+        "goals": "Tražimo softver.",
+    },
+    {
+        "id": "rs-soft",
+        "name": "Софтвер",
+        "cluster": "rs-ict",
+        "country": "RS",
+        "language": "sr",
+        "capabilities": "Развој софтвера.",
+        "goals": "",
+    },
 ]
 
 
@@ -51,15 +72,17 @@ def test_one_output_line_per_organisation_in_input_order_best_first(tmp_path):
     ("lines", "expected"),
     [
         (['{"id": "a", "capabilities": "x"}', "{not json"], "line 2: not valid JSON"),
-        (['{"name": "no id"}'], "line 1: missing or empty \"id\""),
+        (['{"name": "no id"}'], 'line 1: missing or empty "id"'),
         (['{"id": "a"}', '{"id": "a"}'], "line 2: duplicate id 'a' (first on line 1)"),
-        (['{"id": "a", "capabilities": ["x"]}'], "line 1: \"capabilities\" must be a string"),
+        (['{"id": "a", "capabilities": ["x"]}'], 'line 1: "capabilities" must be a string'),
         (['["a", "b"]'], "line 1: expected a JSON object"),
-        (['{"id": "a"}', '{"id": "b", "offers": "ict"}'], "line 2: \"offers\" must be a list of strings, got str"),
-        (['{"id": "a", "seeks": {"ict": 1}}'], "line 1: \"seeks\" must be a list of strings, got dict"),
-        (['{"id": "a", "seeks": ["ict", 7]}'], "line 1: \"seeks\" must be a list of strings, has 7 (int)"),
-        (['{"id": "a", "seeks_countries": ["PL", null]}'],
-         "line 1: \"seeks_countries\" must be a list of strings, has null (NoneType)"),
+        (['{"id": "a"}', '{"id": "b", "offers": "ict"}'], 'line 2: "offers" must be a list of strings, got str'),
+        (['{"id": "a", "seeks": {"ict": 1}}'], 'line 1: "seeks" must be a list of strings, got dict'),
+        (['{"id": "a", "seeks": ["ict", 7]}'], 'line 1: "seeks" must be a list of strings, has 7 (int)'),
+        (
+            ['{"id": "a", "seeks_countries": ["PL", null]}'],
+            'line 1: "seeks_countries" must be a list of strings, has null (NoneType)',
+        ),
     ],
 )
 def test_a_malformed_line_is_a_clear_error_with_exit_code_2(tmp_path, capsys, lines, expected):
@@ -94,9 +117,17 @@ def test_reading_keeps_numeric_ids_and_ignores_extra_fields():
 def test_reading_takes_the_optional_needs_as_tuples_and_repeats_once():
     import io
 
-    lines = [json.dumps({"id": "a", "offers": ["ict.software", "ict", "ict.software"], "seeks": ["agrifood"],
-                         "seeks_countries": ["PL", "DE"]}),
-             json.dumps({"id": "b", "offers": None, "seeks": []})]
+    lines = [
+        json.dumps(
+            {
+                "id": "a",
+                "offers": ["ict.software", "ict", "ict.software"],
+                "seeks": ["agrifood"],
+                "seeks_countries": ["PL", "DE"],
+            }
+        ),
+        json.dumps({"id": "b", "offers": None, "seeks": []}),
+    ]
     a, b = batch.read_organisations(io.StringIO("\n".join(lines)))
     assert (a.offers, a.seeks, a.seeks_countries) == (("ict.software", "ict"), ("agrifood",), ("PL", "DE"))
     assert (b.offers, b.seeks, b.seeks_countries) == ((), (), ())
@@ -106,8 +137,17 @@ def test_unknown_needs_are_kept_with_one_warning_for_the_whole_file(caplog):
     import io
     import logging
 
-    lines = [json.dumps({"id": str(i), "offers": ["ict", "rocket-science"], "seeks": ["agrifod"],
-                         "seeks_countries": ["PL", "Poland"]}) for i in range(3)]
+    lines = [
+        json.dumps(
+            {
+                "id": str(i),
+                "offers": ["ict", "rocket-science"],
+                "seeks": ["agrifod"],
+                "seeks_countries": ["PL", "Poland"],
+            }
+        )
+        for i in range(3)
+    ]
     with caplog.at_level(logging.WARNING, logger=batch.__name__):
         profiles = batch.read_organisations(io.StringIO("\n".join(lines)))
     assert [p.offers for p in profiles] == [("ict", "rocket-science")] * 3
@@ -121,9 +161,18 @@ def test_known_needs_give_no_warning(caplog):
     import logging
 
     with caplog.at_level(logging.WARNING, logger=batch.__name__):
-        batch.read_organisations(io.StringIO(json.dumps({"id": "a", "offers": ["ict.software"],
-                                                         "seeks": ["logistics.cold_chain"],
-                                                         "seeks_countries": ["RS"]})))
+        batch.read_organisations(
+            io.StringIO(
+                json.dumps(
+                    {
+                        "id": "a",
+                        "offers": ["ict.software"],
+                        "seeks": ["logistics.cold_chain"],
+                        "seeks_countries": ["RS"],
+                    }
+                )
+            )
+        )
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
@@ -145,15 +194,25 @@ def test_output_lines_are_exactly_what_json_dumps_writes():
     from services.matcher.engine.engine import Reason, Suggestion
 
     reason = Reason(None, "term", "shared", 1 / 3, ('quote " and \\ backslash',), ("ćirilica", "кириллица"))
-    cases = [("plain", []),
-             ("id \u2028 with a line separator", [Suggestion("b", 0.12345678, (reason,)),
-                                                  Suggestion("c", 2.0, ())]),
-             ("x", [Suggestion("y", 1e-7, (Reason("ict.software", "activity", "a_offers_b_seeks", 0.5,
-                                                    ("software",), ("softver",)),))])]
+    cases = [
+        ("plain", []),
+        ("id \u2028 with a line separator", [Suggestion("b", 0.12345678, (reason,)), Suggestion("c", 2.0, ())]),
+        (
+            "x",
+            [
+                Suggestion(
+                    "y",
+                    1e-7,
+                    (Reason("ict.software", "activity", "a_offers_b_seeks", 0.5, ("software",), ("softver",)),),
+                )
+            ],
+        ),
+    ]
     line = batch.LineWriter()
     for org_id, suggestions in cases:
-        expected = json.dumps({"id": org_id, "suggestions": [s.to_dict() for s in suggestions]},
-                              ensure_ascii=False) + "\n"
+        expected = (
+            json.dumps({"id": org_id, "suggestions": [s.to_dict() for s in suggestions]}, ensure_ascii=False) + "\n"
+        )
         assert line(org_id, suggestions) == expected
         assert line(org_id, suggestions) == expected  # again, from the strings it keeps
 
@@ -169,17 +228,34 @@ def test_matching_in_two_processes_writes_the_same_file_as_one(tmp_path):
 
     root = Path(__file__).resolve().parents[3]
     src = tmp_path / "dev.jsonl"
-    src.write_text("".join(p.read_text(encoding="utf-8") for p in sorted((root / "tests/data/devset").glob("*.jsonl"))),
-                   encoding="utf-8")
+    src.write_text(
+        "".join(p.read_text(encoding="utf-8") for p in sorted((root / "tests/data/devset").glob("*.jsonl"))),
+        encoding="utf-8",
+    )
     outputs = []
     for workers, seed in (("1", "1"), ("2", "2")):
         out = tmp_path / f"out-{workers}.jsonl"
-        done = subprocess.run([sys.executable, "-c", "import sys; from partnermatch.cli import main; "
-                               "sys.exit(main(sys.argv[1:]))", "match", "--input", str(src), "--output", str(out),
-                               "--top", "5", "--workers", workers],
-                              cwd=root, env={**os.environ, "PYTHONPATH": str(root), "PYTHONHASHSEED": seed},
-                              capture_output=True, text=True,
-                              timeout=300)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                ("import sys; from partnermatch.cli import main; sys.exit(main(sys.argv[1:]))"),
+                "match",
+                "--input",
+                str(src),
+                "--output",
+                str(out),
+                "--top",
+                "5",
+                "--workers",
+                workers,
+            ],
+            cwd=root,
+            env={**os.environ, "PYTHONPATH": str(root), "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         outputs.append(out.read_text(encoding="utf-8"))
     assert outputs[0] == outputs[1]
@@ -209,10 +285,27 @@ def test_a_failed_worker_process_is_a_clear_error_and_leaves_no_output(tmp_path)
     root = Path(__file__).resolve().parents[3]
     src = _write(tmp_path, [json.dumps(o, ensure_ascii=False) for o in ORGS])
     out = tmp_path / "out.jsonl"
-    done = subprocess.run([sys.executable, "-c", _FAILING_CHILD, "match", "--input", str(src), "--output", str(out),
-                           "--top", "2", "--workers", "2"],
-                          cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _FAILING_CHILD,
+            "match",
+            "--input",
+            str(src),
+            "--output",
+            str(out),
+            "--top",
+            "2",
+            "--workers",
+            "2",
+        ],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 1, done.stderr[-2000:]
     assert "partnermatch match: matching failed in partnermatch-match-1" in done.stderr
     assert not out.exists() and not (tmp_path / "out.jsonl.partial").exists()
@@ -223,10 +316,15 @@ def test_edge_inputs_give_one_line_each_and_only_suggestions_with_reasons(tmp_pa
     cases = {
         "empty": [],
         "one": [{"id": "a", "cluster": "x", "capabilities": "Tworzenie oprogramowania."}],
-        "one cluster": [{"id": "a", "cluster": "x", "capabilities": "Tworzenie oprogramowania."},
-                        {"id": "b", "cluster": "x", "capabilities": "Razvoj softvera."}],
-        "no text": [{"id": "a", "cluster": "x"}, {"id": "b", "cluster": "y", "capabilities": "", "goals": ""},
-                    {"id": 'c"q', "cluster": "z", "capabilities": "Tworzenie oprogramowania."}],
+        "one cluster": [
+            {"id": "a", "cluster": "x", "capabilities": "Tworzenie oprogramowania."},
+            {"id": "b", "cluster": "x", "capabilities": "Razvoj softvera."},
+        ],
+        "no text": [
+            {"id": "a", "cluster": "x"},
+            {"id": "b", "cluster": "y", "capabilities": "", "goals": ""},
+            {"id": 'c"q', "cluster": "z", "capabilities": "Tworzenie oprogramowania."},
+        ],
     }
     for name, orgs in cases.items():
         src = _write(tmp_path, [json.dumps(o) for o in orgs]) if orgs else tmp_path / "in.jsonl"
@@ -268,10 +366,27 @@ def test_a_failure_in_this_process_stops_the_workers_and_leaves_nothing_behind(t
     src = _write(tmp_path, [json.dumps(o, ensure_ascii=False) for o in ORGS])
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    done = subprocess.run([sys.executable, "-c", _FAILING_PARENT, "match", "--input", str(src),
-                           "--output", str(out_dir / "out.jsonl"), "--top", "2", "--workers", "2"],
-                          cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _FAILING_PARENT,
+            "match",
+            "--input",
+            str(src),
+            "--output",
+            str(out_dir / "out.jsonl"),
+            "--top",
+            "2",
+            "--workers",
+            "2",
+        ],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 2, done.stderr[-2000:]
     assert "No space left on device" in done.stderr
     assert list(out_dir.iterdir()) == []  # no output, no .partial, no workers' temporary folder

@@ -19,13 +19,34 @@ P = OrgProfile
 
 def _orgs():
     return [
-        P("pl-soft", "Soft PL", "pl-ict", "PL", "Tworzenie oprogramowania i usługi informatyczne.",
-          "Szukamy partnerów z rolnictwa i przetwórstwa żywności.", "pl"),
-        P("rs-fruit", "Voćar", "rs-agro", "RS", "Prerada voća, poljoprivreda, hladnjače.",
-          "Tražimo softver za praćenje proizvodnje.", "sr"),
+        P(
+            "pl-soft",
+            "Soft PL",
+            "pl-ict",
+            "PL",
+            "Tworzenie oprogramowania i usługi informatyczne.",
+            "Szukamy partnerów z rolnictwa i przetwórstwa żywności.",
+            "pl",
+        ),
+        P(
+            "rs-fruit",
+            "Voćar",
+            "rs-agro",
+            "RS",
+            "Prerada voća, poljoprivreda, hladnjače.",
+            "Tražimo softver za praćenje proizvodnje.",
+            "sr",
+        ),
         P("rs-fruit-2", "Воћар 2", "rs-agro", "RS", "Прерада воћа и пољопривреда.", "Тражимо софтвер.", "sr"),
-        P("ru-chem", "Химия", "ru-chem", "RU", "Химическая промышленность, производство стекла.",
-          "Ищем партнёров в медицине.", "ru"),
+        P(
+            "ru-chem",
+            "Химия",
+            "ru-chem",
+            "RU",
+            "Химическая промышленность, производство стекла.",
+            "Ищем партнёров в медицине.",
+            "ru",
+        ),
         P("pl-med", "Szpital", "pl-med", "PL", "Szpital i usługi medyczne.", "Szukamy dostawców chemii.", "pl"),
         P("pl-soft-2", "Soft PL 2", "pl-ict", "PL", "Oprogramowanie dla rolnictwa.", "Szukamy rolników.", "pl"),
     ]
@@ -39,16 +60,24 @@ def test_serbian_cyrillic_and_latin_fold_to_the_same_words():
 
 
 def test_serbian_cyrillic_and_latin_profiles_get_identical_concepts(engine):
-    engine.fit([P("a", cluster="x", capabilities="Развој софтвера и ИКТ услуге", goals="пољопривреда", language="sr"),
-                P("b", cluster="y", capabilities="Razvoj softvera i IKT usluge", goals="poljoprivreda", language="sr")])
+    engine.fit(
+        [
+            P("a", cluster="x", capabilities="Развој софтвера и ИКТ услуге", goals="пољопривреда", language="sr"),
+            P("b", cluster="y", capabilities="Razvoj softvera i IKT usluge", goals="poljoprivreda", language="sr"),
+        ]
+    )
     a, b = engine.analyses[engine.row["a"]], engine.analyses[engine.row["b"]]
     assert set(a.offer_hits) == set(b.offer_hits) == {"ict", "ict.software"}
     assert (engine.right[engine.row["a"]] == engine.right[engine.row["b"]]).all()
 
 
 def test_acronyms_match_only_in_capitals(engine):
-    engine.fit([P("a", cluster="x", capabilities="Firma IT z Katowic", language="pl"),
-                P("b", cluster="y", capabilities="We like it when it works", language="en")])
+    engine.fit(
+        [
+            P("a", cluster="x", capabilities="Firma IT z Katowic", language="pl"),
+            P("b", cluster="y", capabilities="We like it when it works", language="en"),
+        ]
+    )
     assert "ict" in engine.analyses[engine.row["a"]].offer_hits
     assert "ict" not in engine.analyses[engine.row["b"]].offer_hits
 
@@ -64,8 +93,9 @@ def test_an_organisation_is_never_its_own_partner_nor_one_of_its_own_cluster(eng
 
 def test_offering_what_the_other_seeks_both_ways_beats_one_way(engine):
     both = P("both", cluster="c1", capabilities="Oprogramowanie dla firm.", goals="Szukamy rolnictwa.", language="pl")
-    one_way = P("oneway", cluster="c2", capabilities="Oprogramowanie dla firm.", goals="Szukamy turystyki.",
-                language="pl")
+    one_way = P(
+        "oneway", cluster="c2", capabilities="Oprogramowanie dla firm.", goals="Szukamy turystyki.", language="pl"
+    )
     seeker = P("seeker", cluster="c3", capabilities="Poljoprivreda i voće.", goals="Tražimo softver.", language="sr")
     engine.fit([both, one_way, seeker])
     ranked = [s.id for s in engine.top("seeker", 2)]
@@ -136,8 +166,12 @@ def test_batch_top_k_agrees_with_one_by_one_top_k(engine):
 
 
 def test_empty_goals_fall_back_to_capabilities(engine):
-    engine.fit([P("a", cluster="x", capabilities="Oprogramowanie", goals="", language="pl"),
-                P("b", cluster="y", capabilities="Softver i IKT", goals="", language="sr")])
+    engine.fit(
+        [
+            P("a", cluster="x", capabilities="Oprogramowanie", goals="", language="pl"),
+            P("b", cluster="y", capabilities="Softver i IKT", goals="", language="sr"),
+        ]
+    )
     assert engine.top("a", 1)[0].id == "b"
 
 
@@ -162,15 +196,18 @@ print("same", len(forked))
 def test_analysis_in_worker_processes_equals_analysis_in_this_one():
     # In a fresh interpreter: this test process may run other threads, where the engine never forks.
     root = Path(__file__).resolve().parents[3]
-    done = subprocess.run([sys.executable, "-c", _FORK_CHECK, str(MINI)], cwd=root, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", _FORK_CHECK, str(MINI)], cwd=root, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "same 18"
 
 
 def test_a_fit_with_workers_ranks_like_a_fit_without(mini_lexicon):
-    items = [P(f"{p.id}-{i}", p.name, f"{p.cluster}-{i % 2}", p.country, p.capabilities, p.goals, p.language)
-             for i, p in enumerate(_orgs() * 400)]  # 2,400 profiles: three chunks of 1,000
+    items = [
+        P(f"{p.id}-{i}", p.name, f"{p.cluster}-{i % 2}", p.country, p.capabilities, p.goals, p.language)
+        for i, p in enumerate(_orgs() * 400)
+    ]  # 2,400 profiles: three chunks of 1,000
     one, two = MatchEngine(mini_lexicon), MatchEngine(mini_lexicon)
     one.fit(items)
     two.fit(items, workers=2)
@@ -198,7 +235,8 @@ def test_the_transposed_linear_map_gives_a_row_its_score_in_every_other_list(eng
         transposed = index.left_transposed(index.right[r])
         for o in rows:
             assert float(index.right[o] @ transposed) == pytest.approx(
-                float(index.left(index.right[o]) @ index.right[r]), abs=1e-6)
+                float(index.left(index.right[o]) @ index.right[r]), abs=1e-6
+            )
     assert any(float(index.left(index.right[o]) @ index.right[r]) > 0 for r in rows for o in rows if r != o)
 
 
@@ -237,8 +275,9 @@ def test_batch_lists_are_those_of_top_whatever_the_chunks():
     whole = dict(engine.suggestions_for_all(5, chunk=len(profiles)))
     small = dict(engine.suggestions_for_all(5, chunk=7))
     assert list(small) == list(whole) == [p.id for p in profiles]
-    assert {o: [(s.id, s.score, s.reasons) for s in lst] for o, lst in small.items()} == \
-           {o: [(s.id, s.score, s.reasons) for s in lst] for o, lst in whole.items()}
+    assert {o: [(s.id, s.score, s.reasons) for s in lst] for o, lst in small.items()} == {
+        o: [(s.id, s.score, s.reasons) for s in lst] for o, lst in whole.items()
+    }
     for p in profiles:
         one = engine.top(p.id, 5)
         assert [(s.id, s.reasons) for s in whole[p.id]] == [(s.id, s.reasons) for s in one], p.id
@@ -247,9 +286,19 @@ def test_batch_lists_are_those_of_top_whatever_the_chunks():
 
 
 def test_word_vectors_of_a_fit_equal_those_built_one_by_one(engine):
-    engine.fit(_orgs() * 1 + [P(f"x{i}", cluster=f"c{i}", capabilities="Oprogramowanie dla rolnictwa i szpitali.",
-                                goals="Szukamy partnerów: oprogramowanie, rolnictwo.", language="pl")
-                              for i in range(3)])
+    engine.fit(
+        _orgs() * 1
+        + [
+            P(
+                f"x{i}",
+                cluster=f"c{i}",
+                capabilities="Oprogramowanie dla rolnictwa i szpitali.",
+                goals="Szukamy partnerów: oprogramowanie, rolnictwo.",
+                language="pl",
+            )
+            for i in range(3)
+        ]
+    )
     assert any(engine.terms)
     for r, a in enumerate(engine.analyses):
         one = engine.features.term_vector(a)
@@ -260,10 +309,12 @@ def test_word_vectors_of_a_fit_equal_those_built_one_by_one(engine):
 def test_equal_scores_beyond_the_candidates_do_not_depend_on_the_input_order():
     # 80 identical profiles tie for one seeker's 60 candidate places: which of them it gets, and in
     # which order, follows their ids, not the order of the input.
-    seeker = P("seeker", cluster="s", capabilities="Oprogramowanie i chmura.", goals="Szukamy oprogramowania.",
-               language="pl")
-    twins = [P(f"t{i:02d}", cluster=f"c{i}", capabilities="Oprogramowanie.", goals="", language="pl")
-             for i in range(80)]
+    seeker = P(
+        "seeker", cluster="s", capabilities="Oprogramowanie i chmura.", goals="Szukamy oprogramowania.", language="pl"
+    )
+    twins = [
+        P(f"t{i:02d}", cluster=f"c{i}", capabilities="Oprogramowanie.", goals="", language="pl") for i in range(80)
+    ]
     lists = []
     for order in (twins, twins[::-1], twins[40:] + twins[:40]):
         engine = MatchEngine()
@@ -279,8 +330,9 @@ def test_the_weights_are_learnt_again_as_profiles_arrive(mini_lexicon):
     engine.fit(_orgs())
     software = engine.features.concept_index["ict.software"]
     before = float(engine.idf[software])
-    arrivals = [P(f"new-{i}", cluster=f"n{i}", capabilities="Tworzenie oprogramowania.", language="pl")
-                for i in range(6)]
+    arrivals = [
+        P(f"new-{i}", cluster=f"n{i}", capabilities="Tworzenie oprogramowania.", language="pl") for i in range(6)
+    ]
     for org in arrivals:
         engine.upsert(org)
     # the fifth change learnt the weights again from the ten organisations indexed then

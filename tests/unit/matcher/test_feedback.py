@@ -18,8 +18,18 @@ from services.matcher.live import LiveMatcher, profile_from_payload
 
 SOUGHT = ("ict.software", "logistics.cold_chain", "energy.solar")  # one family offers each
 # What the candidates offer besides: nothing the seekers seek, and once their own sector (they make cheese)
-NOISE = ("tourism.hotels", "tourism.rural", "creative.design", "health.medical_devices", "construction.architecture",
-         "metal.machining_cnc", "wood.furniture_manufacturing", "education.vet", "creative.music", "agrifood.honey")
+NOISE = (
+    "tourism.hotels",
+    "tourism.rural",
+    "creative.design",
+    "health.medical_devices",
+    "construction.architecture",
+    "metal.machining_cnc",
+    "wood.furniture_manufacturing",
+    "education.vet",
+    "creative.music",
+    "agrifood.honey",
+)
 TOP_K = 5
 
 
@@ -40,8 +50,11 @@ class FakeState:
         return {p for p in pair_ids if self.pairs.get(p, {}).get("state") in ("approved", "rejected")}
 
     def pending_of_org(self, org_id):
-        return {p: r["score"] for p, r in self.pairs.items()
-                if r["state"] == "pending" and org_id in (r["org_a"], r["org_b"])}
+        return {
+            p: r["score"]
+            for p, r in self.pairs.items()
+            if r["state"] == "pending" and org_id in (r["org_a"], r["org_b"])
+        }
 
     def dislikes_of(self, org_ids):
         return {o: sorted(self.dislikes[o]) for o in org_ids if self.dislikes.get(o)}
@@ -72,8 +85,15 @@ class FakeState:
             old = self.pairs.get(w.pair_id)
             if old is not None and old["state"] in ("approved", "rejected"):
                 continue
-            record = {"pair_id": w.pair_id, "org_a": w.org_a, "org_b": w.org_b, "cluster_a": w.cluster_a,
-                      "cluster_b": w.cluster_b, "score": round(w.score, 6), "state": "pending"}
+            record = {
+                "pair_id": w.pair_id,
+                "org_a": w.org_a,
+                "org_b": w.org_b,
+                "cluster_a": w.cluster_a,
+                "cluster_b": w.cluster_b,
+                "score": round(w.score, 6),
+                "state": "pending",
+            }
             if old != record:
                 self.pairs[w.pair_id] = record
                 self.writes += 1
@@ -81,21 +101,46 @@ class FakeState:
     def reject(self, pair_id, cluster_id, reason_code):
         """A coordinator's rejection, as RedisMatcherState.decide records it; returns its event."""
         pair = self.pairs[pair_id]
-        decision = {"cluster_id": cluster_id, "coordinator": "anna", "decision": "reject", "reason_code": reason_code,
-                    "reason_text": None, "decided_at": "2026-12-05T01:00:00+00:00"}
+        decision = {
+            "cluster_id": cluster_id,
+            "coordinator": "anna",
+            "decision": "reject",
+            "reason_code": reason_code,
+            "reason_text": None,
+            "decided_at": "2026-12-05T01:00:00+00:00",
+        }
         pair.update(state="rejected", decisions={cluster_id: decision})
         for org, partner in dislikes_in(pair, [decision]):
             self.dislikes.setdefault(org, set()).add(partner)
-        payload = {**{k: pair[k] for k in ("pair_id", "org_a", "org_b", "cluster_a", "cluster_b", "score")},
-                   "reasons": [], "decisions": [decision]}
+        payload = {
+            **{k: pair[k] for k in ("pair_id", "org_a", "org_b", "cluster_a", "cluster_b", "score")},
+            "reasons": [],
+            "decisions": [decision],
+        }
         return events.new_event(events.MATCH_REJECTED, payload, "matcher")
 
 
 def _upsert(org_id, cluster, offers, seeks, text):
-    return events.new_event(events.PROFILE_UPSERTED, {
-        "org_id": org_id, "revision": 1, "cluster_id": cluster, "name": org_id, "country": "PL", "language": "en",
-        "capabilities": text, "goals": "", "sectors": [], "website": None, "offers": list(offers),
-        "seeks": list(seeks), "seeks_countries": [], "updated_at": datetime.now(UTC)}, "test")
+    return events.new_event(
+        events.PROFILE_UPSERTED,
+        {
+            "org_id": org_id,
+            "revision": 1,
+            "cluster_id": cluster,
+            "name": org_id,
+            "country": "PL",
+            "language": "en",
+            "capabilities": text,
+            "goals": "",
+            "sectors": [],
+            "website": None,
+            "offers": list(offers),
+            "seeks": list(seeks),
+            "seeks_countries": [],
+            "updated_at": datetime.now(UTC),
+        },
+        "test",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -111,22 +156,31 @@ def world(lexicon):
     state = FakeState()
     live = LiveMatcher(state, MatchEngine(lexicon), top_k=TOP_K, min_score=0.0, max_pending_per_org=8)
     family = {}
-    profiles = [_upsert(f"seeker-{i}", "c-seekers", ["agrifood.dairy"], SOUGHT, "Dairy cooperative.")
-                for i in range(4)]
+    profiles = [_upsert(f"seeker-{i}", "c-seekers", ["agrifood.dairy"], SOUGHT, "Dairy cooperative.") for i in range(4)]
     for f, offer in enumerate(SOUGHT):
         for j in range(15):
             org_id = f"fam{f}-{j:02d}"
             family[org_id] = offer
-            profiles.append(_upsert(org_id, f"c-{j % 3}", [offer, *rng.sample(NOISE, rng.randint(1, 2))], [],
-                                    "We work with partners abroad."))
+            profiles.append(
+                _upsert(
+                    org_id,
+                    f"c-{j % 3}",
+                    [offer, *rng.sample(NOISE, rng.randint(1, 2))],
+                    [],
+                    "We work with partners abroad.",
+                )
+            )
     for envelope in profiles:
         assert live.handle(envelope)
     return state, live, family
 
 
 def _pending_partners(state, org_id):
-    return {next(o for o in (r["org_a"], r["org_b"]) if o != org_id)
-            for r in state.pairs.values() if r["state"] == "pending" and org_id in (r["org_a"], r["org_b"])}
+    return {
+        next(o for o in (r["org_a"], r["org_b"]) if o != org_id)
+        for r in state.pairs.values()
+        if r["state"] == "pending" and org_id in (r["org_a"], r["org_b"])
+    }
 
 
 def _top_ids(live, org_id):
@@ -167,8 +221,9 @@ def test_rejecting_the_top_look_alikes_as_not_relevant_lowers_their_family_in_th
 
     writes = state.writes
     for candidate in rejected:  # a replay of the decisions
-        assert not live.handle_decision(state.reject(events.pair_id("seeker-0", candidate), "c-seekers",
-                                                     "not_relevant"))
+        assert not live.handle_decision(
+            state.reject(events.pair_id("seeker-0", candidate), "c-seekers", "not_relevant")
+        )
     assert state.writes == writes and _top_ids(live, "seeker-0") == after
 
 
@@ -180,8 +235,10 @@ def test_a_rejection_for_another_reason_teaches_nothing_and_already_partners_nev
     assert not live.handle_decision(state.reject(pair_id, "c-seekers", "already_partners"))
     assert _top_ids(live, "seeker-1") == before  # nothing lowered (the decided pair is out of the suggestions)
 
-    for envelope in (_upsert("seeker-1", "c-seekers", ["agrifood.dairy"], SOUGHT, "Dairy cooperative, cheese."),
-                     _upsert(partner, "c-0", [family[partner], "tourism.hotels"], [], "We work with partners.")):
+    for envelope in (
+        _upsert("seeker-1", "c-seekers", ["agrifood.dairy"], SOUGHT, "Dairy cooperative, cheese."),
+        _upsert(partner, "c-0", [family[partner], "tourism.hotels"], [], "We work with partners."),
+    ):
         envelope.payload["revision"] = 2
         assert live.handle(envelope)
     assert state.pairs[pair_id]["state"] == "rejected"
@@ -191,10 +248,12 @@ def test_a_rejection_for_another_reason_teaches_nothing_and_already_partners_nev
 def test_a_candidate_that_rejected_an_organisation_lowers_its_look_alikes_in_both_lists(lexicon):
     """A pair is suggested when it leads either list, so the lowering applies from both sides."""
     engine = MatchEngine(lexicon)
-    orgs = [_upsert("a", "c-a", ["agrifood.dairy"], ["ict.software"], "Dairy."),
-            _upsert("a2", "c-a", ["agrifood.dairy"], ["ict.software"], "Dairy farm."),
-            _upsert("b", "c-b", ["ict.software"], [], "Software."),
-            _upsert("b2", "c-b", ["ict.software"], [], "Software house.")]
+    orgs = [
+        _upsert("a", "c-a", ["agrifood.dairy"], ["ict.software"], "Dairy."),
+        _upsert("a2", "c-a", ["agrifood.dairy"], ["ict.software"], "Dairy farm."),
+        _upsert("b", "c-b", ["ict.software"], [], "Software."),
+        _upsert("b2", "c-b", ["ict.software"], [], "Software house."),
+    ]
     engine.fit([profile_from_payload(e.payload) for e in orgs])
     b_list = engine.top("b", 5)
     plain = {s.id: s.score for s in b_list}

@@ -15,8 +15,9 @@ def lexicon():
 
 
 def test_every_concept_has_a_label_in_every_one_of_the_16_languages(lexicon):
-    missing = {c.id: sorted(set(PROFILE_LANGUAGES) - {k for k, v in c.labels.items() if v})
-               for c in lexicon.concepts.values()}
+    missing = {
+        c.id: sorted(set(PROFILE_LANGUAGES) - {k for k, v in c.labels.items() if v}) for c in lexicon.concepts.values()
+    }
     assert not {k: v for k, v in missing.items() if v}
 
 
@@ -79,8 +80,11 @@ def test_no_common_function_word_of_any_language_names_a_sector_or_activity(lexi
     assert len(words) > 3000
     wrong = {}
     for word in sorted(words - {"design"}):  # Czech's list has the loanword "design": it is design
-        hits = [c for c in lexicon.token(word, None).singles
-                if lexicon.concepts[c].kind in ("sector", "activity", "country", "region")]
+        hits = [
+            c
+            for c in lexicon.token(word, None).singles
+            if lexicon.concepts[c].kind in ("sector", "activity", "country", "region")
+        ]
         if hits:
             wrong[word] = hits
     assert not wrong
@@ -90,10 +94,12 @@ def test_the_kept_compiled_lexicon_finds_what_a_fresh_compile_finds(tmp_path, mo
     from partnermatch import cachefile
     from services.matcher.engine import lexicon as lexicon_module
 
-    texts = {"pl": "Produkcja mebli z drewna, tartak i obróbka CNC; szukamy partnerów IT.",
-             "sr": "Прерада воћа и производња сокова, хладњаче и HACCP.",
-             "de": "Wir entwickeln Software für Krankenhäuser und Medizintechnik.",
-             "sq": "Turizëm rural dhe agroturizëm, prodhim vere."}
+    texts = {
+        "pl": "Produkcja mebli z drewna, tartak i obróbka CNC; szukamy partnerów IT.",
+        "sr": "Прерада воћа и производња сокова, хладњаче и HACCP.",
+        "de": "Wir entwickeln Software für Krankenhäuser und Medizintechnik.",
+        "sq": "Turizëm rural dhe agroturizëm, prodhim vere.",
+    }
     monkeypatch.setattr(cachefile, "_folder", None)
     fresh = load_lexicon()  # nothing kept: compiled
     monkeypatch.setattr(cachefile, "_folder", tmp_path)

@@ -10,16 +10,29 @@ from partnermatch import events
 from services.matcher.live import LiveMatcher, profile_from_payload
 
 V1 = {
-    "org_id": "org_1", "revision": 1, "cluster_id": "rs-ict", "name": "Softver", "country": "RS", "language": "sr",
-    "capabilities": "Razvoj softvera.", "goals": "Partneri u poljoprivredi.", "sectors": ["ict"],
-    "website": None, "updated_at": "2026-11-23T09:30:00+00:00",
+    "org_id": "org_1",
+    "revision": 1,
+    "cluster_id": "rs-ict",
+    "name": "Softver",
+    "country": "RS",
+    "language": "sr",
+    "capabilities": "Razvoj softvera.",
+    "goals": "Partneri u poljoprivredi.",
+    "sectors": ["ict"],
+    "website": None,
+    "updated_at": "2026-11-23T09:30:00+00:00",
 }
 NEEDS = {"offers": ["ict.software"], "seeks": ["agrifood", "logistics.cold_chain"], "seeks_countries": ["PL", "DE"]}
 
 
 def _through_the_wire(payload, version):
-    envelope = events.Envelope(event_type=events.PROFILE_UPSERTED, payload=payload, producer="test",
-                               version=version, occurred_at=datetime(2026, 11, 23, tzinfo=UTC))
+    envelope = events.Envelope(
+        event_type=events.PROFILE_UPSERTED,
+        payload=payload,
+        producer="test",
+        version=version,
+        occurred_at=datetime(2026, 11, 23, tzinfo=UTC),
+    )
     return events.decode(events.encode(envelope))
 
 

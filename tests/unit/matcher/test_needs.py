@@ -27,17 +27,17 @@ SEEKING_AGRIFOOD = {
     "mk": "Развиваме софтвер за компании. Бараме партнери од земјоделството и прехранбената индустрија.",
     "bg": "Разработваме софтуер за фирми. Търсим партньори от селското стопанство и хранителната промишленост.",
     "ru": "Разрабатываем программное обеспечение для предприятий. Ищем партнёров из сельского хозяйства "
-          "и пищевой промышленности.",
+    "и пищевой промышленности.",
     "uk": "Розробляємо програмне забезпечення для підприємств. Шукаємо партнерів із сільського господарства "
-          "та харчової промисловості.",
+    "та харчової промисловості.",
     "cs": "Vyvíjíme software pro firmy. Hledáme partnery ze zemědělství a potravinářského průmyslu.",
     "sk": "Vyvíjame softvér pre firmy. Hľadáme partnerov z poľnohospodárstva a potravinárskeho priemyslu.",
     "ro": "Dezvoltăm software pentru companii. Căutăm parteneri din agricultură și industria alimentară.",
     "hu": "Szoftvereket fejlesztünk vállalatoknak. Partnereket keresünk a mezőgazdaság és az élelmiszeripar "
-          "területéről.",
+    "területéről.",
     "sq": "Zhvillojmë softuer për kompani. Kërkojmë partnerë nga bujqësia dhe industria ushqimore.",
     "de": "Wir entwickeln Software für Unternehmen. Wir suchen Partner aus der Landwirtschaft und der "
-          "Lebensmittelindustrie.",
+    "Lebensmittelindustrie.",
     "en": "We develop software for companies. We are looking for partners in agriculture and food processing.",
 }
 
@@ -89,26 +89,32 @@ def test_a_goals_sentence_that_says_we_offer_is_an_offer(lexicon):
     assert "agrifood" in _sectors(lexicon, a.seek_hits)
 
 
-@pytest.mark.parametrize(("lang", "text"), [
-    ("en", "We are not looking for more software firms, but for farms and food processors."),
-    ("pl", "Nie szukamy kolejnych firm informatycznych, ale gospodarstw rolnych i przetwórni żywności."),
-    ("sr", "Ne tražimo nove softverske firme, već poljoprivredna gazdinstva i prerađivače hrane."),
-    ("pl", "Nie szukamy kolejnych firm informatycznych, szukamy gospodarstw rolnych i przetwórni żywności."),
-])
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("en", "We are not looking for more software firms, but for farms and food processors."),
+        ("pl", "Nie szukamy kolejnych firm informatycznych, ale gospodarstw rolnych i przetwórni żywności."),
+        ("sr", "Ne tražimo nove softverske firme, već poljoprivredna gazdinstva i prerađivače hrane."),
+        ("pl", "Nie szukamy kolejnych firm informatycznych, szukamy gospodarstw rolnych i przetwórni żywności."),
+    ],
+)
 def test_what_a_request_negates_is_no_need(lexicon, lang, text):
     a = analyse(lexicon, "", text, lang)
     assert "agrifood" in _sectors(lexicon, a.seek_hits)
     assert "ict" not in _sectors(lexicon, a.seek_hits)
 
 
-@pytest.mark.parametrize(("lang", "goals", "countries"), [
-    ("pl", "Szukamy dystrybutorów w Niemczech i Austrii.", {"DE", "AT"}),
-    ("sr", "Тражимо партнере из Словеније и Хрватске.", {"SI", "HR"}),
-    ("sr", "Tražimo partnere iz Slovenije i Hrvatske.", {"SI", "HR"}),
-    ("en", "We are looking for partners from the Western Balkans.", {"RS", "BA", "ME", "MK", "AL", "XK"}),
-    ("de", "Wir suchen Vertriebspartner in Polen.", {"PL"}),
-    ("ru", "Ищем партнёров из Сербии.", {"RS"}),
-])
+@pytest.mark.parametrize(
+    ("lang", "goals", "countries"),
+    [
+        ("pl", "Szukamy dystrybutorów w Niemczech i Austrii.", {"DE", "AT"}),
+        ("sr", "Тражимо партнере из Словеније и Хрватске.", {"SI", "HR"}),
+        ("sr", "Tražimo partnere iz Slovenije i Hrvatske.", {"SI", "HR"}),
+        ("en", "We are looking for partners from the Western Balkans.", {"RS", "BA", "ME", "MK", "AL", "XK"}),
+        ("de", "Wir suchen Vertriebspartner in Polen.", {"PL"}),
+        ("ru", "Ищем партнёров из Сербии.", {"RS"}),
+    ],
+)
 def test_a_country_in_a_request_is_a_wish(lexicon, lang, goals, countries):
     a = analyse(lexicon, "", goals, lang)
     assert countries <= set(a.wishes), a.wishes
@@ -126,13 +132,39 @@ def _engine(orgs):
 
 
 P = OrgProfile
-SOFT = P("soft", "Banat Soft", "rs-ict", "RS",
-         "Razvijamo softver i mobilne aplikacije, obuka IT kadrova.",
-         "Tražimo partnere iz poljoprivrede i prehrambene industrije za digitalizaciju.", "sr")
-PEERS = [P(f"ict-{i}", f"Software {i}", f"c-ict-{i}", "PL", "Tworzenie oprogramowania, aplikacje mobilne, "
-           "usługi IT i chmura obliczeniowa.", "Rozwój firm informatycznych.", "pl") for i in range(4)]
-FARMS = [P(f"agro-{i}", f"Agro {i}", f"c-agro-{i}", "SK", "Poľnohospodárstvo, pestovanie ovocia a zeleniny, "
-           "výroba mliečnych výrobkov.", "", "sk") for i in range(3)]
+SOFT = P(
+    "soft",
+    "Banat Soft",
+    "rs-ict",
+    "RS",
+    "Razvijamo softver i mobilne aplikacije, obuka IT kadrova.",
+    "Tražimo partnere iz poljoprivrede i prehrambene industrije za digitalizaciju.",
+    "sr",
+)
+PEERS = [
+    P(
+        f"ict-{i}",
+        f"Software {i}",
+        f"c-ict-{i}",
+        "PL",
+        "Tworzenie oprogramowania, aplikacje mobilne, usługi IT i chmura obliczeniowa.",
+        "Rozwój firm informatycznych.",
+        "pl",
+    )
+    for i in range(4)
+]
+FARMS = [
+    P(
+        f"agro-{i}",
+        f"Agro {i}",
+        f"c-agro-{i}",
+        "SK",
+        "Poľnohospodárstvo, pestovanie ovocia a zeleniny, výroba mliečnych výrobkov.",
+        "",
+        "sk",
+    )
+    for i in range(3)
+]
 
 
 def test_organisations_that_offer_what_one_seeks_come_first_with_the_need_as_first_reason():
@@ -166,8 +198,17 @@ def test_an_organisation_that_seeks_nothing_in_particular_still_gets_its_peers()
 
 
 def test_structured_needs_count_without_any_words_for_them():
-    plain = P("plain", "Plain Soft", "rs-ict", "RS", "Razvijamo softver i mobilne aplikacije.", "", "sr",
-              seeks=("agrifood",), seeks_countries=("SK",))
+    plain = P(
+        "plain",
+        "Plain Soft",
+        "rs-ict",
+        "RS",
+        "Razvijamo softver i mobilne aplikacije.",
+        "",
+        "sr",
+        seeks=("agrifood",),
+        seeks_countries=("SK",),
+    )
     engine = _engine([plain, *PEERS, *FARMS])
     top = engine.top("plain", 5)
     assert {s.id for s in top[:3]} == {f.id for f in FARMS}
@@ -177,10 +218,27 @@ def test_structured_needs_count_without_any_words_for_them():
 
 
 def test_a_country_wish_brings_partners_from_there_first_among_equals():
-    seeker = P("seeker", "Seeker", "pl-x", "PL", "Produkujemy sery i jogurty.",
-               "Szukamy firm transportowych z chłodniami w Niemczech.", "pl")
-    carriers = [P(f"log-{c}", f"Carrier {c}", f"c-log-{c}", c, "Freight transport, cold chain logistics and "
-                  "warehousing.", "", "en") for c in ("CZ", "DE", "HU")]
+    seeker = P(
+        "seeker",
+        "Seeker",
+        "pl-x",
+        "PL",
+        "Produkujemy sery i jogurty.",
+        "Szukamy firm transportowych z chłodniami w Niemczech.",
+        "pl",
+    )
+    carriers = [
+        P(
+            f"log-{c}",
+            f"Carrier {c}",
+            f"c-log-{c}",
+            c,
+            "Freight transport, cold chain logistics and warehousing.",
+            "",
+            "en",
+        )
+        for c in ("CZ", "DE", "HU")
+    ]
     engine = _engine([seeker, *carriers])
     top = engine.top("seeker", 3)
     assert top[0].id == "log-DE"
@@ -192,8 +250,18 @@ def _seekers_and_devset():
     for folder in ("devset", "seekers"):
         for path in sorted((ROOT / "tests" / "data" / folder).glob("*.jsonl")):
             orgs += [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [P(o["id"], o.get("name", ""), o["cluster"], o.get("country", ""), o.get("capabilities", ""),
-              o.get("goals", ""), o.get("language")) for o in orgs]
+    return [
+        P(
+            o["id"],
+            o.get("name", ""),
+            o["cluster"],
+            o.get("country", ""),
+            o.get("capabilities", ""),
+            o.get("goals", ""),
+            o.get("language"),
+        )
+        for o in orgs
+    ]
 
 
 def test_no_reason_claims_a_direction_the_texts_do_not_support():

@@ -13,19 +13,45 @@ PL, RS = "pl-silesia-ict", "rs-vojvodina-ict"
 
 
 def _decision(cluster: str, decision: str, reason_code: str | None = None, reason_text: str | None = None) -> dict:
-    return {"cluster_id": cluster, "coordinator": f"coordinator-of-{cluster}", "decision": decision,
-            "reason_code": reason_code, "reason_text": reason_text, "decided_at": "2026-01-02T03:04:05.000+00:00"}
+    return {
+        "cluster_id": cluster,
+        "coordinator": f"coordinator-of-{cluster}",
+        "decision": decision,
+        "reason_code": reason_code,
+        "reason_text": reason_text,
+        "decided_at": "2026-01-02T03:04:05.000+00:00",
+    }
 
 
 def _pair(state: str = "pending", decisions: dict | None = None, **over) -> dict:
     pair = {
-        "pair_id": "org_pl~org_rs", "org_a": "org_pl", "org_b": "org_rs", "cluster_a": PL, "cluster_b": RS,
-        "score": 0.62, "state": state, "created_ms": 1_000, "updated_ms": 2_000, "decisions": decisions or {},
+        "pair_id": "org_pl~org_rs",
+        "org_a": "org_pl",
+        "org_b": "org_rs",
+        "cluster_a": PL,
+        "cluster_b": RS,
+        "score": 0.62,
+        "state": state,
+        "created_ms": 1_000,
+        "updated_ms": 2_000,
+        "decisions": decisions or {},
         "reasons": [
-            {"concept": "ict.software", "kind": "activity", "direction": "a_offers_b_seeks", "weight": 0.4,
-             "terms_a": ["oprogramowanie"], "terms_b": ["softver"]},
-            {"concept": "agrifood", "kind": "sector", "direction": "shared", "weight": 0.2,
-             "terms_a": ["żywność"], "terms_b": ["hrana"]},
+            {
+                "concept": "ict.software",
+                "kind": "activity",
+                "direction": "a_offers_b_seeks",
+                "weight": 0.4,
+                "terms_a": ["oprogramowanie"],
+                "terms_b": ["softver"],
+            },
+            {
+                "concept": "agrifood",
+                "kind": "sector",
+                "direction": "shared",
+                "weight": 0.2,
+                "terms_a": ["żywność"],
+                "terms_b": ["hrana"],
+            },
         ],
     }
     if state in ("approved", "rejected"):
@@ -97,8 +123,10 @@ def test_a_waiting_pair_has_no_decision_time_and_a_decided_one_has_it():
 
 
 def test_nothing_of_the_coordinators_decisions_reaches_the_organisation():
-    decisions = {PL: _decision(PL, "approve", reason_text="internal: good fit"),
-                 RS: _decision(RS, "reject", "no_capacity", "internal: their director is difficult")}
+    decisions = {
+        PL: _decision(PL, "approve", reason_text="internal: good fit"),
+        RS: _decision(RS, "reject", "no_capacity", "internal: their director is difficult"),
+    }
     view = partnership_view(_pair("rejected", decisions), PROFILES, "org_pl", "en", _words)
     assert view["state"] == "rejected"
     text = json.dumps(view, ensure_ascii=False)
@@ -108,8 +136,13 @@ def test_nothing_of_the_coordinators_decisions_reaches_the_organisation():
 
 
 def test_a_deleted_partner_is_named_by_nobody_and_its_id_stays():
-    view = partnership_view(_pair("approved", {PL: _decision(PL, "approve"), RS: _decision(RS, "approve")}),
-                            {"org_pl": PROFILES["org_pl"]}, "org_pl", "en", _words)
+    view = partnership_view(
+        _pair("approved", {PL: _decision(PL, "approve"), RS: _decision(RS, "approve")}),
+        {"org_pl": PROFILES["org_pl"]},
+        "org_pl",
+        "en",
+        _words,
+    )
     assert view["partner"] == {"org_id": "org_rs", "name": None, "cluster_id": RS, "country": None}
     assert view["reason"]
 

@@ -75,10 +75,23 @@ class FakeLive:
 
 
 def _event(org_id: str, revision: int) -> events.Envelope:
-    return events.new_event(events.PROFILE_UPSERTED, {
-        "org_id": org_id, "revision": revision, "cluster_id": "c-1", "name": org_id, "country": "PL",
-        "language": "pl", "capabilities": "x", "goals": "y", "sectors": [], "website": None,
-        "updated_at": "2026-01-01T00:00:00+00:00"}, "test")
+    return events.new_event(
+        events.PROFILE_UPSERTED,
+        {
+            "org_id": org_id,
+            "revision": revision,
+            "cluster_id": "c-1",
+            "name": org_id,
+            "country": "PL",
+            "language": "pl",
+            "capabilities": "x",
+            "goals": "y",
+            "sectors": [],
+            "website": None,
+            "updated_at": "2026-01-01T00:00:00+00:00",
+        },
+        "test",
+    )
 
 
 def _record(envelope: events.Envelope) -> Record:

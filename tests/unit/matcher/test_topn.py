@@ -7,13 +7,21 @@ import scipy.sparse as sp
 from services.matcher.engine import topn
 
 
-def _expected(left: np.ndarray, right: np.ndarray, rows: np.ndarray, cluster: np.ndarray, active: np.ndarray,
-              rank: np.ndarray, want: int) -> list[list[tuple[int, float]]]:
+def _expected(
+    left: np.ndarray,
+    right: np.ndarray,
+    rows: np.ndarray,
+    cluster: np.ndarray,
+    active: np.ndarray,
+    rank: np.ndarray,
+    want: int,
+) -> list[list[tuple[int, float]]]:
     out = []
     scores = left.astype(np.float64) @ right.T.astype(np.float64)
     for i, r in enumerate(rows):
-        ok = [c for c in range(right.shape[0])
-              if c != r and cluster[c] != cluster[r] and active[c] and scores[i, c] > 0]
+        ok = [
+            c for c in range(right.shape[0]) if c != r and cluster[c] != cluster[r] and active[c] and scores[i, c] > 0
+        ]
         ok.sort(key=lambda c: (-scores[i, c], rank[c]))  # equal scores: the lower rank first
         out.append([(c, scores[i, c]) for c in ok[:want]])
     return out
@@ -39,8 +47,9 @@ def test_best_candidates_equal_a_plain_computation(seed, want, monkeypatch):
     product = topn.CandidateProduct(sp.csr_matrix(right), cluster, active, want, rank=rank)
     assert 0 < len(product.dense_cols) < features
     slot, cand, score = product.best(rows, sp.csr_matrix(left))
-    got = [[(int(c), float(s)) for c, s in zip(cand[slot == i], score[slot == i], strict=True)]
-           for i in range(len(rows))]
+    got = [
+        [(int(c), float(s)) for c, s in zip(cand[slot == i], score[slot == i], strict=True)] for i in range(len(rows))
+    ]
     expected = _expected(left, right, rows, cluster, active, rank, want)
     assert [[c for c, _ in g] for g in got] == [[c for c, _ in e] for e in expected]
     assert [s for g in got for _, s in g] == pytest.approx([s for e in expected for _, s in e], rel=1e-6)

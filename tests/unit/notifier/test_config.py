@@ -22,9 +22,7 @@ def test_defaults_work_for_a_local_run():
 
 
 def test_the_notifiers_own_redis_wins_over_the_shared_one():
-    s = NotifierSettings.from_env(
-        {"REDIS_URL": "redis://a:1/0", "NOTIFIER_REDIS_URL": "redis://b:2/0"}
-    )
+    s = NotifierSettings.from_env({"REDIS_URL": "redis://a:1/0", "NOTIFIER_REDIS_URL": "redis://b:2/0"})
     assert s.redis_url == "redis://b:2/0"
 
 

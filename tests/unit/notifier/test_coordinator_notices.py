@@ -127,8 +127,14 @@ def body(msg):
 
 
 def decision(cluster, verdict, at):
-    return {"cluster_id": cluster, "coordinator": "x", "decision": verdict, "decided_at": at,
-            "reason_code": None, "reason_text": None}
+    return {
+        "cluster_id": cluster,
+        "coordinator": "x",
+        "decision": verdict,
+        "decided_at": at,
+        "reason_code": None,
+        "reason_text": None,
+    }
 
 
 def test_the_cluster_that_approved_first_hears_of_the_others_approval_or_rejection():
@@ -142,8 +148,10 @@ def test_the_cluster_that_approved_first_hears_of_the_others_approval_or_rejecti
 def test_nobody_hears_of_a_rejection_nobody_had_approved_nor_of_decisions_taken_at_one_instant():
     alone = decision("b", "reject", "2026-11-23T09:31:00+00:00")
     assert domain.other_side_decisions(events.MATCH_REJECTED, [alone]) == []
-    same = [decision("a", "approve", "2026-11-23T09:30:00+00:00"),
-            decision("b", "approve", "2026-11-23T09:30:00+00:00")]
+    same = [
+        decision("a", "approve", "2026-11-23T09:30:00+00:00"),
+        decision("b", "approve", "2026-11-23T09:30:00+00:00"),
+    ]
     assert domain.other_side_decisions(events.MATCH_APPROVED, same) == []
 
 
@@ -179,14 +187,20 @@ def test_an_approval_after_ours_tells_our_coordinators_and_not_the_ones_who_appr
     [anna] = sent_to(world, "anna@example.org")
     assert str(anna["Subject"]) == "Zatwierdzone przez Klaster IKT Vojvodina: Śląski Klaster – Klaster IKT"
     assert sorted(r for r, _ in world.mailer.sent) == [
-        "a@example.pl", "anna@example.org", "b@example.rs", "piotr@example.org"]
+        "a@example.pl",
+        "anna@example.org",
+        "b@example.rs",
+        "piotr@example.org",
+    ]
 
 
 def test_a_coordinator_who_left_the_cluster_or_unsubscribed_from_decisions_is_skipped(world):
     del world.profiles.coordinators["piotr"]
     world.ledger.suppress("anna@example.org", SILESIA, "2026-11-23T00:00:00+00:00", (domain.DECISIONS,))
-    world.publish(events.MATCH_REJECTED, decided_payload(b_decided_at="2026-11-23T10:00:00+00:00",
-                                                         b_decision="reject", b_reason_code="other"))
+    world.publish(
+        events.MATCH_REJECTED,
+        decided_payload(b_decided_at="2026-11-23T10:00:00+00:00", b_decision="reject", b_reason_code="other"),
+    )
     world.worker().drain()
     assert world.mailer.sent == []
     assert world.ledger.counts()["deliveries_skipped"] == 1, "anna: unsubscribed"
@@ -203,8 +217,9 @@ def test_a_digest_goes_once_per_period_to_each_coordinator_of_a_cluster_with_new
     assert world.mailer.sent == [], "the day's suggestions wait for the day to end"
 
     world.pass_at((day + 1) * DAY + 5)
-    assert sorted(r for r, _ in world.mailer.sent) == [
-        "anna@example.org", "marko@example.org", "piotr@example.org"], "Tirana has no coordinator"
+    assert sorted(r for r, _ in world.mailer.sent) == ["anna@example.org", "marko@example.org", "piotr@example.org"], (
+        "Tirana has no coordinator"
+    )
     [anna] = sent_to(world, "anna@example.org")
     assert str(anna["Subject"]) == "Nowe propozycje partnerów dla Śląski Klaster ICT"
     assert ": 2." in body(anna) and "https://review.example/queue" in body(anna)
@@ -223,8 +238,17 @@ def test_a_withdrawn_or_decided_suggestion_no_longer_waits_and_a_new_one_waits_f
     day = world.clock.now // DAY
     world.suggest("org_a", "org_b", SILESIA, VOJVODINA)
     world.suggest("org_a", "org_c", SILESIA, TIRANA)
-    world.publish(events.MATCH_WITHDRAWN, {"pair_id": "org_a~org_c", "org_a": "org_a", "org_b": "org_c",
-                                           "cluster_a": SILESIA, "cluster_b": TIRANA, "reason": "rescored"})
+    world.publish(
+        events.MATCH_WITHDRAWN,
+        {
+            "pair_id": "org_a~org_c",
+            "org_a": "org_a",
+            "org_b": "org_c",
+            "cluster_a": SILESIA,
+            "cluster_b": TIRANA,
+            "reason": "rescored",
+        },
+    )
     world.publish(events.MATCH_REJECTED, decided_payload(b_decision="reject", b_reason_code="other"))
     world.suggest("org_a", "org_b", SILESIA, VOJVODINA)  # late, after its decision: not new
     world.pass_at((day + 1) * DAY + 5)
@@ -244,8 +268,10 @@ def test_a_coordinator_unsubscribed_from_the_digest_still_hears_of_decisions(wor
     world.suggest("org_a", "org_c", SILESIA, TIRANA)
     world.pass_at((day + 1) * DAY + 5)
     assert [r for r, _ in world.mailer.sent] == ["piotr@example.org"]
-    world.publish(events.MATCH_REJECTED, decided_payload(b_decided_at="2026-11-23T10:00:00+00:00",
-                                                         b_decision="reject", b_reason_code="other"))
+    world.publish(
+        events.MATCH_REJECTED,
+        decided_payload(b_decided_at="2026-11-23T10:00:00+00:00", b_decision="reject", b_reason_code="other"),
+    )
     world.worker().drain()
     assert len(sent_to(world, "anna@example.org")) == 1
 
@@ -288,8 +314,9 @@ def test_a_digest_link_unsubscribes_from_digests_only_and_its_page_offers_every_
 
 def test_the_second_button_unsubscribes_a_coordinator_from_both_kinds(web, world):
     link = "/unsubscribe/" + UnsubscribeTokens(KEY).sign("anna@example.org", SILESIA, "pl", domain.DECISIONS)
-    r = web.post(link + "?scope=all", data="List-Unsubscribe=One-Click",
-                 content_type="application/x-www-form-urlencoded")
+    r = web.post(
+        link + "?scope=all", data="List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded"
+    )
     assert r.status_code == 200
     assert all(world.ledger.is_suppressed("anna@example.org", kind) for kind in domain.COORDINATOR_KINDS)
 
@@ -307,8 +334,7 @@ def test_a_pair_whose_organisation_moved_cluster_waits_for_its_new_cluster_only(
     world.suggest("org_a", "org_c", SILESIA, TIRANA)
     world.suggest("org_a", "org_c", SILESIA, VOJVODINA)  # org_c moved to Vojvodina
     world.pass_at((day + 1) * DAY + 5)
-    assert sorted(r for r, _ in world.mailer.sent) == [
-        "anna@example.org", "marko@example.org", "piotr@example.org"]
+    assert sorted(r for r, _ in world.mailer.sent) == ["anna@example.org", "marko@example.org", "piotr@example.org"]
     assert ": 1." in body(sent_to(world, "anna@example.org")[0]), "still one pair for Silesia"
     assert world.ledger.counts()["digests_recorded"] == 2, "none for Tirana, which the pair left"
     assert world.ledger.clusters_with_new_suggestions() == []

@@ -8,9 +8,7 @@ from services.notifier import domain
 
 
 def test_a_delivery_id_is_the_same_for_the_same_match_and_recipient_whatever_the_case():
-    assert domain.delivery_id("a~b", "Jelena@Example.RS ") == domain.delivery_id(
-        "a~b", "jelena@example.rs"
-    )
+    assert domain.delivery_id("a~b", "Jelena@Example.RS ") == domain.delivery_id("a~b", "jelena@example.rs")
     assert domain.delivery_id("a~b", "x@example.org") != domain.delivery_id("a~c", "x@example.org")
     assert domain.delivery_id("a~b", "x@example.org") != domain.delivery_id("a~b", "y@example.org")
 
@@ -21,10 +19,7 @@ def test_the_recipient_key_does_not_contain_the_address():
 
 
 def test_message_id_is_deterministic_and_well_formed():
-    assert (
-        domain.message_id("abc", "partnermatch.example")
-        == "<partnermatch.abc@partnermatch.example>"
-    )
+    assert domain.message_id("abc", "partnermatch.example") == "<partnermatch.abc@partnermatch.example>"
 
 
 def test_retry_delay_grows_exponentially_with_jitter_and_is_capped():

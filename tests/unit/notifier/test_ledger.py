@@ -78,9 +78,7 @@ def test_a_transition_needs_the_claim_of_the_worker_that_holds_it(ledger):
     ledger.claim(member, "mine", NOW)
     assert not ledger.transition(member, "someone-else", domain.SENDING, NOW)
     assert ledger.transition(member, "mine", domain.SENDING, NOW)
-    assert not ledger.transition(member, "mine", domain.SKIPPED, NOW), (
-        "sending cannot be skipped any more"
-    )
+    assert not ledger.transition(member, "mine", domain.SKIPPED, NOW), "sending cannot be skipped any more"
     assert ledger.transition(member, "mine", domain.SENT, NOW, counter="deliveries_sent")
     assert not ledger.transition(member, "mine", domain.SENT, NOW), "sent once"
     assert ledger.counts()["deliveries_sent"] == 1

@@ -81,9 +81,7 @@ def test_message_has_a_plain_text_and_an_html_part_in_the_readers_language():
 
 def test_one_click_unsubscribe_headers_are_plain_lines_a_mail_client_can_read():
     raw = wire_bytes(message())
-    assert f"\r\nList-Unsubscribe: <{URL}>\r\n".encode() in raw, (
-        "a folded or encoded URL is not clickable"
-    )
+    assert f"\r\nList-Unsubscribe: <{URL}>\r\n".encode() in raw, "a folded or encoded URL is not clickable"
     assert b"\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" in raw
     parsed = parse(raw)
     assert parsed["List-Unsubscribe"] == f"<{URL}>"
@@ -105,15 +103,11 @@ def test_message_id_is_the_same_for_the_same_match_and_recipient():
 
 def test_display_name_with_line_breaks_cannot_inject_a_header():
     evil = "Eve\r\nBcc: attacker@evil.example\r\nX-Injected: yes"
-    parsed = parse(
-        wire_bytes(message(contact_name=evil, partner_name="ACME\nBcc: attacker2@evil.example"))
-    )
+    parsed = parse(wire_bytes(message(contact_name=evil, partner_name="ACME\nBcc: attacker2@evil.example")))
     assert parsed["Bcc"] is None and parsed["X-Injected"] is None
     assert {k.lower() for k in parsed.keys()} == EXPECTED_HEADERS
     assert [a.addr_spec for a in parsed["To"].addresses] == ["jelena@example.rs"]
-    assert (
-        parsed["To"].addresses[0].display_name == "Eve Bcc: attacker@evil.example X-Injected: yes"
-    )
+    assert parsed["To"].addresses[0].display_name == "Eve Bcc: attacker@evil.example X-Injected: yes"
 
 
 def test_address_with_a_line_break_or_a_second_address_is_refused():
@@ -186,17 +180,12 @@ def test_no_name_whatever_its_characters_adds_or_breaks_a_header(name, partner):
     assert {k.lower() for k in parsed.keys()} == EXPECTED_HEADERS
     assert [a.addr_spec for a in parsed["To"].addresses] == ["jelena@example.rs"]
     assert parsed["List-Unsubscribe"] == f"<{URL}>"
-    assert (
-        parsed["To"].addresses[0].display_name
-        == safe_address(name, "jelena@example.rs").display_name
-    )
+    assert parsed["To"].addresses[0].display_name == safe_address(name, "jelena@example.rs").display_name
     assert str(parsed["Subject"]).endswith(one_line(partner or "P")[-20:])
 
 
 def test_unsubscribe_url_must_be_a_plain_http_url():
-    content = PartnershipEmail(
-        "n", "o", PartnerProfile("p", "PL", "c", "pl", "x", "y"), unsubscribe_url=URL
-    )
+    content = PartnershipEmail("n", "o", PartnerProfile("p", "PL", "c", "pl", "x", "y"), unsubscribe_url=URL)
     rendered = render_partnership_email(content, "en")
     for bad in ["javascript:alert(1)", "http://x/\r\nBcc: a@b.c", "http://x/ space"]:
         with pytest.raises(ValueError):
@@ -218,9 +207,7 @@ def test_the_last_check_catches_an_injection_that_got_past_the_name_cleaning():
     from services.notifier.message import UnsafeHeader
 
     msg = EmailMessage(policy=default_policy)
-    msg["To"] = Address(
-        display_name="=?utf-8?q?a=0D=0ABcc:_x@evil.example?=", addr_spec="a@example.org"
-    )
+    msg["To"] = Address(display_name="=?utf-8?q?a=0D=0ABcc:_x@evil.example?=", addr_spec="a@example.org")
     msg.set_content("x")
     with pytest.raises(UnsafeHeader):
         wire_bytes(msg)

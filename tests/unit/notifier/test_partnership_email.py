@@ -26,21 +26,40 @@ def send(redis_client):
         profiles = FakeProfiles(
             orgs={"org_a": org_a, "org_b": org_b},
             coordinators={
-                "anna": {"username": "anna", "cluster_id": "pl-silesia-ict", "name": "Anna Nowak",
-                         "email": "anna@example.org"},
-                "marko": {"username": "marko", "cluster_id": "rs-vojvodina-ict", "name": "Marko Marković",
-                          "email": "marko@example.org"},
+                "anna": {
+                    "username": "anna",
+                    "cluster_id": "pl-silesia-ict",
+                    "name": "Anna Nowak",
+                    "email": "anna@example.org",
+                },
+                "marko": {
+                    "username": "marko",
+                    "cluster_id": "rs-vojvodina-ict",
+                    "name": "Marko Marković",
+                    "email": "marko@example.org",
+                },
             },
             clusters={"pl-silesia-ict": {"name": "Silesia ICT"}, "rs-vojvodina-ict": {"name": "Vojvodina ICT"}},
         )
         ledger, mailer = RedisDeliveryLedger(redis_client), FakeMailer()
         envelope = events.new_event(events.MATCH_APPROVED, decided_payload(), "test")
         DecisionRecorder(ledger).handle(events.decode(events.encode(envelope)))
-        values = {"redis_url": "unused", "kafka_bootstrap": "unused", "secret_key": "k",
-                  "public_url": "https://n.example", **settings}
-        DeliveryWorker(ledger=ledger, profiles=profiles, mailer=mailer, tokens=UnsubscribeTokens("k"),
-                       settings=NotifierSettings(**values), name="w").drain()
-        return {recipient: msg for recipient, msg in mailer.sent}
+        values = {
+            "redis_url": "unused",
+            "kafka_bootstrap": "unused",
+            "secret_key": "k",
+            "public_url": "https://n.example",
+            **settings,
+        }
+        DeliveryWorker(
+            ledger=ledger,
+            profiles=profiles,
+            mailer=mailer,
+            tokens=UnsubscribeTokens("k"),
+            settings=NotifierSettings(**values),
+            name="w",
+        ).drain()
+        return dict(mailer.sent)
 
     return run
 
@@ -50,17 +69,30 @@ def body(msg) -> str:
 
 
 def test_the_email_names_the_partners_contacts_who_agreed_to_share_and_nobody_else(send):
-    polish = org("org_a", "pl-silesia-ict", "Śląski Klaster", "pl", [
-        contact("Anna Kowalska", "anna.k@example.pl", "pl"),
-        sharing("Piotr Wiśniewski", "piotr@example.pl", "pl"),  # shares, receives no emails
-        sharing("Ola Nowak", "ola@example.pl", "pl", share=False, consent=True),
-        sharing("Truthy Not True", "truthy@example.pl", "pl", share="yes"),
-        sharing("Broken Address", "not an address", "pl"),
-    ], website="https://slask.example.pl")
-    serbian = org("org_b", "rs-vojvodina-ict", "Klaster IKT", "sr", [
-        contact("Јелена", "jelena@example.rs", "sr-Cyrl"),
-        contact("Milan", "milan@example.rs", "sr"),  # an old contact: no share_contact at all
-    ])
+    polish = org(
+        "org_a",
+        "pl-silesia-ict",
+        "Śląski Klaster",
+        "pl",
+        [
+            contact("Anna Kowalska", "anna.k@example.pl", "pl"),
+            sharing("Piotr Wiśniewski", "piotr@example.pl", "pl"),  # shares, receives no emails
+            sharing("Ola Nowak", "ola@example.pl", "pl", share=False, consent=True),
+            sharing("Truthy Not True", "truthy@example.pl", "pl", share="yes"),
+            sharing("Broken Address", "not an address", "pl"),
+        ],
+        website="https://slask.example.pl",
+    )
+    serbian = org(
+        "org_b",
+        "rs-vojvodina-ict",
+        "Klaster IKT",
+        "sr",
+        [
+            contact("Јелена", "jelena@example.rs", "sr-Cyrl"),
+            contact("Milan", "milan@example.rs", "sr"),  # an old contact: no share_contact at all
+        ],
+    )
     sent = send(polish, serbian, profiles_public_url="https://orgs.example.org")
     assert sorted(sent) == ["anna.k@example.pl", "jelena@example.rs", "milan@example.rs", "ola@example.pl"]
 
@@ -84,17 +116,23 @@ def test_the_email_names_the_partners_contacts_who_agreed_to_share_and_nobody_el
 
 
 def test_the_partnerships_link_defaults_to_the_local_organisations_pages(send):
-    sent = send(org("org_a", "pl-silesia-ict", "Śląski Klaster", "pl", [contact("Anna", "anna.k@example.pl", "pl")]),
-                org("org_b", "rs-vojvodina-ict", "Klaster IKT", "sr", []))
+    sent = send(
+        org("org_a", "pl-silesia-ict", "Śląski Klaster", "pl", [contact("Anna", "anna.k@example.pl", "pl")]),
+        org("org_b", "rs-vojvodina-ict", "Klaster IKT", "sr", []),
+    )
     assert "http://127.0.0.1:8081/partnerships" in body(sent["anna.k@example.pl"])
 
 
 def test_a_contact_without_a_language_of_ours_reads_the_organisations_language(send):
-    contacts = [contact("Hans", "hans@example.de", "de"),
-                {**contact("Ivan", "ivan@example.ua", "uk"), "language": None},
-                contact("Jean", "jean@example.fr", "fr")]
-    sent = send(org("org_a", "pl-silesia-ict", "Śląski Klaster", "pl", contacts),
-                org("org_b", "rs-vojvodina-ict", "Klaster IKT", "sr", []))
+    contacts = [
+        contact("Hans", "hans@example.de", "de"),
+        {**contact("Ivan", "ivan@example.ua", "uk"), "language": None},
+        contact("Jean", "jean@example.fr", "fr"),
+    ]
+    sent = send(
+        org("org_a", "pl-silesia-ict", "Śląski Klaster", "pl", contacts),
+        org("org_b", "rs-vojvodina-ict", "Klaster IKT", "sr", []),
+    )
     assert str(sent["hans@example.de"]["Subject"]) == "Genehmigte Partnerschaft: Klaster IKT"
     assert sent["hans@example.de"]["Content-Language"] == "de"
     assert str(sent["ivan@example.ua"]["Subject"]) == "Zatwierdzone partnerstwo: Klaster IKT"

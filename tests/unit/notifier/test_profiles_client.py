@@ -47,9 +47,7 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def client():
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield ProfilesClient(f"http://127.0.0.1:{server.server_address[1]}/", "svc", timeout_s=2)
     server.shutdown()

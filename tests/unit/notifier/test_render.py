@@ -32,16 +32,16 @@ PARTNER = PartnerProfile(
 
 
 def email(**over) -> PartnershipEmail:
-    values = dict(
-        recipient_name="Jelena Petrović",
-        organisation_name="Klaster IKT Novi Sad",
-        partner=PARTNER,
-        unsubscribe_url="http://127.0.0.1:8083/unsubscribe/tok",
-        they_offer_you_seek=("rolnictwo",),
-        you_offer_they_seek=("softver",),
-        shared=("obuka",),
-        coordinators=(Coordinator("Anna Nowak", "anna@example.pl", "Silesia ICT cluster"),),
-    )
+    values = {
+        "recipient_name": "Jelena Petrović",
+        "organisation_name": "Klaster IKT Novi Sad",
+        "partner": PARTNER,
+        "unsubscribe_url": "http://127.0.0.1:8083/unsubscribe/tok",
+        "they_offer_you_seek": ("rolnictwo",),
+        "you_offer_they_seek": ("softver",),
+        "shared": ("obuka",),
+        "coordinators": (Coordinator("Anna Nowak", "anna@example.pl", "Silesia ICT cluster"),),
+    }
     values.update(over)
     return PartnershipEmail(**values)
 
@@ -108,10 +108,24 @@ def test_serbian_cyrillic_email_is_in_cyrillic_script_and_latin_serbian_is_not()
     assert "на платформи partnermatch." in cyr.text, "the product's name stays as written"
     # The fixed words are Cyrillic: what is left in Latin script are the profiles' own words.
     fixed = cyr.text
-    for own in ("Jelena Petrović", "Klaster IKT Novi Sad", "Śląski Klaster ICT", "Silesia ICT cluster",
-                "Anna Nowak", "Tworzymy oprogramowanie dla rolnictwa.", "Szkolenia dla 40 firm.",
-                "Szukamy partnerów z Serbii.", "rolnictwo", "softver", "obuka", "partnermatch",
-                "https://klaster.example.pl", "http://127.0.0.1:8083/unsubscribe/tok", "anna@example.pl", "PL"):
+    for own in (
+        "Jelena Petrović",
+        "Klaster IKT Novi Sad",
+        "Śląski Klaster ICT",
+        "Silesia ICT cluster",
+        "Anna Nowak",
+        "Tworzymy oprogramowanie dla rolnictwa.",
+        "Szkolenia dla 40 firm.",
+        "Szukamy partnerów z Serbii.",
+        "rolnictwo",
+        "softver",
+        "obuka",
+        "partnermatch",
+        "https://klaster.example.pl",
+        "http://127.0.0.1:8083/unsubscribe/tok",
+        "anna@example.pl",
+        "PL",
+    ):
         fixed = fixed.replace(own, "")
     assert not re.search(r"[A-Za-zčćđšžČĆĐŠŽ]", fixed), fixed
 
@@ -191,9 +205,7 @@ def test_partner_texts_are_escaped_in_html_and_verbatim_in_plain_text():
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;<br>" in out.html
     assert "Evil &lt;img src=x onerror=&#34;alert(1)&#34;&gt; &amp; Co" in out.html
     assert "javascript:" not in out.html, "only http(s) websites become links"
-    assert "<script>alert('x')</script>" in out.text, (
-        "the plain text part shows the text as written"
-    )
+    assert "<script>alert('x')</script>" in out.text, "the plain text part shows the text as written"
 
 
 def test_partner_texts_stay_in_their_original_language_with_a_lang_attribute():
@@ -283,9 +295,7 @@ def test_reason_falls_back_to_concept_and_terms_when_the_concept_labels_cannot_b
         raise OSError("lexicon missing")
 
     monkeypatch.setattr(render.vocabulary, "concept_labels", unreadable)
-    line = render.describe_reason(
-        {"concept": "agri.farming", "terms_a": ["rolnictwo"], "terms_b": ["farm"]}, "pl"
-    )
+    line = render.describe_reason({"concept": "agri.farming", "terms_a": ["rolnictwo"], "terms_b": ["farm"]}, "pl")
     assert line == "rolnictwo ↔ farm (agri.farming)"
     assert render.describe_reason({"concept": "agri.farming"}, "pl") == "agri.farming"
 

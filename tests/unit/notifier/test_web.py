@@ -44,9 +44,7 @@ def test_get_shows_a_button_in_the_contacts_language_and_changes_nothing(client,
 
 
 def test_one_click_post_unsubscribes_without_a_login(client, ledger):
-    r = client.post(
-        link(), data="List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded"
-    )
+    r = client.post(link(), data="List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded")
     assert r.status_code == 200
     assert "Одјављени сте" in r.get_data(as_text=True)
     assert ledger.is_suppressed("jelena@example.rs")
@@ -60,9 +58,7 @@ def test_posting_twice_is_harmless(client, ledger):
 
 @pytest.mark.parametrize("method", ["get", "post"])
 def test_a_forged_or_damaged_link_gets_400_and_unsubscribes_nobody(client, ledger, method):
-    forged = "/unsubscribe/" + UnsubscribeTokens("attacker key").sign(
-        "victim@example.org", "org_b", "en"
-    )
+    forged = "/unsubscribe/" + UnsubscribeTokens("attacker key").sign("victim@example.org", "org_b", "en")
     for url in (forged, link()[:-3], "/unsubscribe/garbage"):
         r = getattr(client, method)(url, headers={"Accept-Language": "pl"})
         assert r.status_code == 400
@@ -94,8 +90,12 @@ def test_an_oversized_body_is_refused(client, ledger):
 
 @pytest.mark.parametrize(
     "accept, expected",
-    [("sr-Latn-RS,sr;q=0.9", "Ovaj link nije ispravan"), ("sr-Cyrl-RS", "Овај линк није исправан"),
-     ("uk-UA,uk;q=0.9,en;q=0.5", "Посилання недійсне"), ("fr-FR", "This link is not valid")],
+    [
+        ("sr-Latn-RS,sr;q=0.9", "Ovaj link nije ispravan"),
+        ("sr-Cyrl-RS", "Овај линк није исправан"),
+        ("uk-UA,uk;q=0.9,en;q=0.5", "Посилання недійсне"),
+        ("fr-FR", "This link is not valid"),
+    ],
 )
 def test_a_page_without_a_valid_link_is_in_the_browsers_language(client, accept, expected):
     r = client.get("/unsubscribe/garbage", headers={"Accept-Language": accept})

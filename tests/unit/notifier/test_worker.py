@@ -81,16 +81,16 @@ def world(redis_client):
     mailer = FakeMailer()
 
     def make_worker(**settings_over):
-        values = dict(
-            redis_url="unused",
-            kafka_bootstrap="unused",
-            retry_base_s=10,
-            retry_max_s=100,
-            max_attempts=3,
-            claim_lease_s=30,
-            secret_key="k",
-            public_url="https://n.example",
-        )
+        values = {
+            "redis_url": "unused",
+            "kafka_bootstrap": "unused",
+            "retry_base_s": 10,
+            "retry_max_s": 100,
+            "max_attempts": 3,
+            "claim_lease_s": 30,
+            "secret_key": "k",
+            "public_url": "https://n.example",
+        }
         values.update(settings_over)
         return DeliveryWorker(
             ledger=ledger,
@@ -121,15 +121,11 @@ def world(redis_client):
 
 def approve(world, payload=None):
     envelope = events.new_event(events.MATCH_APPROVED, payload or decided_payload(), "test")
-    return DecisionRecorder(world.ledger, clock=world.clock).handle(
-        events.decode(events.encode(envelope))
-    )
+    return DecisionRecorder(world.ledger, clock=world.clock).handle(events.decode(events.encode(envelope)))
 
 
 def states(world):
-    return {
-        d["recipient"]: (d["state"], d.get("reason", "")) for d in world.ledger.deliveries_of(PAIR)
-    }
+    return {d["recipient"]: (d["state"], d.get("reason", "")) for d in world.ledger.deliveries_of(PAIR)}
 
 
 def key(email):
@@ -142,9 +138,7 @@ def test_every_consenting_contact_of_both_organisations_gets_one_email_about_the
     assert sorted(r for r, _ in world.mailer.sent) == ["anna.k@example.pl", "jelena@example.rs"]
     [polish] = world.mailer.to("anna.k@example.pl")
     assert str(polish["Subject"]) == "Zatwierdzone partnerstwo: Klaster IKT"
-    assert polish["Reply-To"].addresses[0].addr_spec == "anna@example.org", (
-        "the reader's own coordinator"
-    )
+    assert polish["Reply-To"].addresses[0].addr_spec == "anna@example.org", "the reader's own coordinator"
     [serbian] = world.mailer.to("jelena@example.rs")
     assert str(serbian["Subject"]) == "Одобрено партнерство: Śląski Klaster"
     body = serbian.get_body(("plain",)).get_content()
@@ -189,9 +183,7 @@ def test_a_deleted_organisation_gets_nothing_and_its_partner_gets_nothing_about_
     world.worker.drain()
     assert world.mailer.sent == []
     match = world.ledger.match(PAIR)
-    assert (
-        match["state"] == domain.MATCH_SKIPPED and match["reason"] == "organisation_deleted:org_b"
-    )
+    assert match["state"] == domain.MATCH_SKIPPED and match["reason"] == "organisation_deleted:org_b"
     assert states(world)[key("anna.k@example.pl")] == (domain.SKIPPED, domain.PARTNER_DELETED)
 
 
@@ -239,9 +231,7 @@ def test_a_permanent_smtp_failure_is_recorded_and_not_retried(world):
     world.clock.now += 10_000
     world.worker.drain()
     failed = [d for d in world.ledger.deliveries_of(PAIR) if d["state"] == domain.FAILED]
-    assert (
-        len(failed) == 1 and failed[0]["reason"] == "smtp_refused" and "550" in failed[0]["error"]
-    )
+    assert len(failed) == 1 and failed[0]["reason"] == "smtp_refused" and "550" in failed[0]["error"]
     assert len(world.mailer.sent) == 1, "the other recipient still got theirs"
 
 
@@ -269,9 +259,7 @@ def test_no_reply_to_the_message_body_is_uncertain_and_never_resent(world):
     assert world.mailer.sent == []
 
 
-@pytest.mark.parametrize(
-    "mode, final", [("before_ledger", domain.UNCERTAIN), ("after_ledger", domain.SENT)]
-)
+@pytest.mark.parametrize("mode, final", [("before_ledger", domain.UNCERTAIN), ("after_ledger", domain.SENT)])
 def test_a_crash_right_after_the_smtp_accept_never_leads_to_a_second_email(world, mode, final):
     approve(world)
     with pytest.raises(Crashed):
@@ -304,9 +292,7 @@ def test_a_worker_that_lost_its_claim_does_not_send(world):
 
 
 def test_an_address_that_cannot_be_put_in_a_header_fails_the_delivery(world):
-    world.profiles.orgs["org_b"]["contacts"][0]["email"] = (
-        "jelena@example.rs\r\nBcc: x@evil.example"
-    )
+    world.profiles.orgs["org_b"]["contacts"][0]["email"] = "jelena@example.rs\r\nBcc: x@evil.example"
     approve(world)
     world.worker.drain()
     failed = [d for d in world.ledger.deliveries_of(PAIR) if d["state"] == domain.FAILED]

@@ -20,6 +20,7 @@ def test_work_runs_once_each_within_the_jitter_and_never_at_once():
         def run():
             with lock:
                 done.append((n, time.monotonic() - started))
+
         return run
 
     for n in range(20):

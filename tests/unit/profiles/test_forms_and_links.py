@@ -15,11 +15,31 @@ class _Form(dict):
 
 
 STORED = {
-    "id": "org_1", "name": "Klaster", "cluster_id": "rs-ict", "country": "RS", "language": "sr",
-    "language_detected": False, "capabilities": "Softver.", "goals": "Partneri.", "website": None,
-    "sectors": ["ict"], "offers": [], "seeks": ["agrifood"], "seeks_countries": ["PL"],
-    "contacts": [{"id": "c1", "name": "Jelena", "email": "j@example.rs", "language": "sr", "consent": True,
-                  "share_contact": False, "consent_at": "2026-12-01T10:00:00+00:00", "consent_wording": "2026-12-v1"}],
+    "id": "org_1",
+    "name": "Klaster",
+    "cluster_id": "rs-ict",
+    "country": "RS",
+    "language": "sr",
+    "language_detected": False,
+    "capabilities": "Softver.",
+    "goals": "Partneri.",
+    "website": None,
+    "sectors": ["ict"],
+    "offers": [],
+    "seeks": ["agrifood"],
+    "seeks_countries": ["PL"],
+    "contacts": [
+        {
+            "id": "c1",
+            "name": "Jelena",
+            "email": "j@example.rs",
+            "language": "sr",
+            "consent": True,
+            "share_contact": False,
+            "consent_at": "2026-12-01T10:00:00+00:00",
+            "consent_wording": "2026-12-v1",
+        }
+    ],
 }
 
 
@@ -34,7 +54,12 @@ def test_an_edit_sends_every_list_and_the_website_so_clearing_them_clears_them()
     body, _ = form.to_api(editing=True)
     assert body["sectors"] == [] and body["seeks"] == [] and body["website"] is None
     assert "cluster_id" not in body and body["contacts"][0] == {
-        "name": "Jelena", "email": "j@example.rs", "language": "sr", "consent": True, "share_contact": False}
+        "name": "Jelena",
+        "email": "j@example.rs",
+        "language": "sr",
+        "consent": True,
+        "share_contact": False,
+    }
 
 
 def test_a_detected_language_stays_detected_and_a_chosen_one_is_sent():
@@ -43,11 +68,24 @@ def test_a_detected_language_stays_detected_and_a_chosen_one_is_sent():
 
 
 def test_a_posted_form_keeps_its_rows_their_answers_and_only_ids_of_stored_contacts():
-    form = OrgForm.from_form(_Form({
-        "name": " Klaster ", "sectors": ["ict", "energy"], "contacts-0-id": "c1", "contacts-0-name": "Jelena",
-        "contacts-0-email": " j@example.rs ", "contacts-0-consent": "yes", "contacts-1-id": "forged",
-        "contacts-1-name": "Marko", "contacts-1-email": "m@example.rs", "contacts-1-remove": "yes",
-        "contacts-99-name": "ignored"}), STORED["contacts"])
+    form = OrgForm.from_form(
+        _Form(
+            {
+                "name": " Klaster ",
+                "sectors": ["ict", "energy"],
+                "contacts-0-id": "c1",
+                "contacts-0-name": "Jelena",
+                "contacts-0-email": " j@example.rs ",
+                "contacts-0-consent": "yes",
+                "contacts-1-id": "forged",
+                "contacts-1-name": "Marko",
+                "contacts-1-email": "m@example.rs",
+                "contacts-1-remove": "yes",
+                "contacts-99-name": "ignored",
+            }
+        ),
+        STORED["contacts"],
+    )
     assert [c.id for c in form.contacts] == ["c1", ""] and form.contacts[0].stored["consent_wording"] == "2026-12-v1"
     body, rows = form.to_api(editing=False)
     assert body["name"] == "Klaster" and body["sectors"] == ["ict", "energy"] and rows == [0]

@@ -40,17 +40,32 @@ class FakeMatcher:
 
 
 def _contact(name: str, email: str, share: bool | None, consent: bool = True) -> dict[str, Any]:
-    contact = {"id": email[:8], "name": name, "email": email, "language": "sr-Cyrl", "consent": consent,
-               "consent_at": "2026-12-01T00:00:00+00:00", "consent_wording": "2026-12-v1"}
+    contact = {
+        "id": email[:8],
+        "name": name,
+        "email": email,
+        "language": "sr-Cyrl",
+        "consent": consent,
+        "consent_at": "2026-12-01T00:00:00+00:00",
+        "consent_wording": "2026-12-v1",
+    }
     if share is not None:
-        contact.update(share_contact=share, share_contact_at="2026-12-01T00:00:00+00:00",
-                       share_contact_wording="2026-12-v1")
+        contact.update(
+            share_contact=share, share_contact_at="2026-12-01T00:00:00+00:00", share_contact_wording="2026-12-v1"
+        )
     return contact
 
 
 def _org(org_id: str, cluster_id: str, contacts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    return {"id": org_id, "name": f"Name of {org_id}", "cluster_id": cluster_id, "country": "RS",
-            "website": f"https://{org_id}.example.org", "contacts": contacts or [], "token_digest": "secret"}
+    return {
+        "id": org_id,
+        "name": f"Name of {org_id}",
+        "cluster_id": cluster_id,
+        "country": "RS",
+        "website": f"https://{org_id}.example.org",
+        "contacts": contacts or [],
+        "token_digest": "secret",
+    }
 
 
 PARTNER_CONTACTS = [
@@ -68,11 +83,20 @@ def _store(partner_exists: bool = True) -> FakeStore:
 
 
 def _item(state: str, pair_id: str = f"{OWN}~{PARTNER}", partner_id: str = PARTNER, **over) -> dict[str, Any]:
-    item = {"pair_id": pair_id, "state": state, "score": 0.62, "suggested_ms": 1_767_225_600_000,
-            "decided_ms": None if state == "waiting" else 1_767_312_000_000,
-            "partner": {"org_id": partner_id, "name": "Name in the matcher", "cluster_id": "rs-vojvodina-ict",
-                        "country": "RS"},
-            "reason": "Name of org_partner seeks software — Name of org_own offers it (softver ↔ oprogramowanie)"}
+    item = {
+        "pair_id": pair_id,
+        "state": state,
+        "score": 0.62,
+        "suggested_ms": 1_767_225_600_000,
+        "decided_ms": None if state == "waiting" else 1_767_312_000_000,
+        "partner": {
+            "org_id": partner_id,
+            "name": "Name in the matcher",
+            "cluster_id": "rs-vojvodina-ict",
+            "country": "RS",
+        },
+        "reason": "Name of org_partner seeks software — Name of org_own offers it (softver ↔ oprogramowanie)",
+    }
     item.update(over)
     return item
 
@@ -96,9 +120,15 @@ def test_a_partnership_not_approved_by_both_shows_no_contact_and_no_website(stat
 def test_the_partner_is_shown_as_profiles_knows_it_now_with_its_cluster_name():
     [item] = services.my_partnerships(_store(), FakeMatcher([_item("waiting")]), OWN, "en")
     assert item["partner"] | {"contacts": None} == {
-        "org_id": PARTNER, "deleted": False, "name": "Name of org_partner", "country": "RS",
-        "cluster_id": "rs-vojvodina-ict", "cluster_name": "ICT Cluster of Vojvodina", "website": None,
-        "contacts": None}
+        "org_id": PARTNER,
+        "deleted": False,
+        "name": "Name of org_partner",
+        "country": "RS",
+        "cluster_id": "rs-vojvodina-ict",
+        "cluster_name": "ICT Cluster of Vojvodina",
+        "website": None,
+        "contacts": None,
+    }
 
 
 def test_a_deleted_partner_keeps_the_partnership_without_name_website_or_contacts():

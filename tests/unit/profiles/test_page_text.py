@@ -65,41 +65,86 @@ def _schema_messages(body: dict) -> dict:
 
 
 BAD = {
-    "name": "two\nlines", "cluster_id": "Not A Cluster", "country": "ZZ", "language": "xx",
-    "capabilities": "   ", "sectors": ["ict", "nope", "energy", "health", "wood", "metal"],
-    "offers": ["nope"], "seeks_countries": ["ZZ"], "website": "banat",
-    "contacts": [{"name": "", "email": "x", "language": "xx", "consent": True},
-                 {"name": "A", "email": "a@example.org", "language": "sr", "consent": True},
-                 {"name": "B", "email": "A@example.org", "language": "sr", "consent": True}],
+    "name": "two\nlines",
+    "cluster_id": "Not A Cluster",
+    "country": "ZZ",
+    "language": "xx",
+    "capabilities": "   ",
+    "sectors": ["ict", "nope", "energy", "health", "wood", "metal"],
+    "offers": ["nope"],
+    "seeks_countries": ["ZZ"],
+    "website": "banat",
+    "contacts": [
+        {"name": "", "email": "x", "language": "xx", "consent": True},
+        {"name": "A", "email": "a@example.org", "language": "sr", "consent": True},
+        {"name": "B", "email": "A@example.org", "language": "sr", "consent": True},
+    ],
 }
 
 
 @pytest.mark.parametrize("lang", ["sq", "pl", "sr-Cyrl", "uk"])
 def test_every_message_the_schemas_give_reaches_the_page_translated(lang):
-    english = {text for texts in page_text.page_errors(_schema_messages(BAD), lambda m, **v: m % v if v else m,
-                                                      [0, 1, 2]).values() for text in texts}
-    translated = page_text.page_errors(_schema_messages(BAD),
-                                       lambda m, **v: i18n.gettext(lang, DOMAIN, m, **v), [0, 1, 2])
-    fields = {"name", "cluster_id", "country", "language", "capabilities", "goals", "sectors", "offers",
-              "seeks_countries", "website", "contacts-0-name", "contacts-0-email", "contacts-0-language"}
+    english = {
+        text
+        for texts in page_text.page_errors(_schema_messages(BAD), lambda m, **v: m % v if v else m, [0, 1, 2]).values()
+        for text in texts
+    }
+    translated = page_text.page_errors(
+        _schema_messages(BAD), lambda m, **v: i18n.gettext(lang, DOMAIN, m, **v), [0, 1, 2]
+    )
+    fields = {
+        "name",
+        "cluster_id",
+        "country",
+        "language",
+        "capabilities",
+        "goals",
+        "sectors",
+        "offers",
+        "seeks_countries",
+        "website",
+        "contacts-0-name",
+        "contacts-0-email",
+        "contacts-0-language",
+    }
     assert fields <= set(translated)
     assert not english & {text for texts in translated.values() for text in texts}
     assert page_text.CHECK not in english, "a schema message the page does not know"
 
 
 def test_the_schemas_own_rule_on_duplicate_emails_reaches_the_contacts_list():
-    body = {**{k: v for k, v in BAD.items() if k != "contacts"}, "name": "Ok", "cluster_id": "rs-ict",
-            "country": "RS", "capabilities": "a", "goals": "b", "sectors": ["ict"], "offers": ["ict"],
-            "seeks_countries": ["PL"], "website": "https://ok.example", "language": "sr",
-            "contacts": BAD["contacts"][1:]}
+    body = {
+        **{k: v for k, v in BAD.items() if k != "contacts"},
+        "name": "Ok",
+        "cluster_id": "rs-ict",
+        "country": "RS",
+        "capabilities": "a",
+        "goals": "b",
+        "sectors": ["ict"],
+        "offers": ["ict"],
+        "seeks_countries": ["PL"],
+        "website": "https://ok.example",
+        "language": "sr",
+        "contacts": BAD["contacts"][1:],
+    }
     errors = page_text.page_errors(_schema_messages(body), lambda m, **v: m, [3, 4])
-    assert errors == {"contacts": [page_text.page_message("contacts", "Each contact needs its own email address.",
-                                                           lambda m, **v: m)]}
+    assert errors == {
+        "contacts": [page_text.page_message("contacts", "Each contact needs its own email address.", lambda m, **v: m)]
+    }
 
 
 def test_errors_of_contacts_go_back_to_the_row_they_were_typed_in():
-    form = OrgForm.from_form(_Form({"contacts-0-name": "", "contacts-0-email": "",
-                                    "contacts-3-name": "Ana", "contacts-3-email": "bad", "contacts-3-language": "sr"}))
+    form = OrgForm.from_form(
+        _Form(
+            {
+                "contacts-0-name": "",
+                "contacts-0-email": "",
+                "contacts-3-name": "Ana",
+                "contacts-3-email": "bad",
+                "contacts-3-language": "sr",
+            }
+        )
+    )
     body, rows = form.to_api(editing=False)
     assert len(body["contacts"]) == 1 and rows == [1]
     errors = page_text.page_errors(_schema_messages(body), lambda m, **v: m % v if v else m, rows)

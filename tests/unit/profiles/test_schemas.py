@@ -35,12 +35,14 @@ valid_profile = st.fixed_dictionaries(
         "seeks": st.lists(st.sampled_from(sorted(need_ids())), max_size=10),
         "seeks_countries": st.lists(st.sampled_from(sorted(COUNTRIES)), max_size=10),
         "contacts": st.lists(
-            st.fixed_dictionaries({
-                "name": line,
-                "email": st.emails(),
-                "language": st.sampled_from(READER_LANGUAGES),
-                "consent": st.booleans(),
-            }),
+            st.fixed_dictionaries(
+                {
+                    "name": line,
+                    "email": st.emails(),
+                    "language": st.sampled_from(READER_LANGUAGES),
+                    "consent": st.booleans(),
+                }
+            ),
             max_size=3,
             unique_by=lambda c: c["email"].lower(),
         ),
@@ -110,17 +112,29 @@ def test_needs_are_optional_and_absent_when_not_given():
 
 
 def test_needs_load_in_their_order_with_repeats_counted_once():
-    loaded = OrganisationCreateSchema().load({
-        **MINIMAL, "offers": ["ict.software", "ict", "ict.software"], "seeks": ["agrifood", "logistics.cold_chain"],
-        "seeks_countries": ["PL", "DE", "PL"]})
+    loaded = OrganisationCreateSchema().load(
+        {
+            **MINIMAL,
+            "offers": ["ict.software", "ict", "ict.software"],
+            "seeks": ["agrifood", "logistics.cold_chain"],
+            "seeks_countries": ["PL", "DE", "PL"],
+        }
+    )
     assert loaded["offers"] == ["ict.software", "ict"]
     assert loaded["seeks"] == ["agrifood", "logistics.cold_chain"]
     assert loaded["seeks_countries"] == ["PL", "DE"]
 
 
-@pytest.mark.parametrize(("field", "bad"), [("offers", "rocket-science"), ("seeks", "coop.rnd"),
-                                            ("seeks", "ICT"), ("seeks_countries", "Serbia"),
-                                            ("seeks_countries", "rs")])
+@pytest.mark.parametrize(
+    ("field", "bad"),
+    [
+        ("offers", "rocket-science"),
+        ("seeks", "coop.rnd"),
+        ("seeks", "ICT"),
+        ("seeks_countries", "Serbia"),
+        ("seeks_countries", "rs"),
+    ],
+)
 def test_an_unknown_need_is_an_error_naming_the_field_and_the_value(field, bad):
     good = {"offers": "ict", "seeks": "agrifood", "seeks_countries": "PL"}[field]
     with pytest.raises(ValidationError) as err:
@@ -154,7 +168,10 @@ def test_needs_must_be_lists_of_strings(bad):
 
 def test_an_empty_list_clears_the_needs_on_an_update():
     assert OrganisationUpdateSchema().load({"offers": [], "seeks": [], "seeks_countries": []}) == {
-        "offers": [], "seeks": [], "seeks_countries": []}
+        "offers": [],
+        "seeks": [],
+        "seeks_countries": [],
+    }
 
 
 def test_the_sectors_a_profile_names_are_the_lexicons():
@@ -171,7 +188,8 @@ RLO, PDF, LRI, PDI, ZWSP, SHY = "\u202e", "\u202c", "\u2066", "\u2069", "\u200b"
 def test_bidi_overrides_and_invisible_characters_are_removed_from_everything_shown():
     body = {
         "name": f"Klaster {RLO}TCI{PDF} Beograd{ZWSP}",
-        "cluster_id": "rs-beograd-ict", "country": "RS",
+        "cluster_id": "rs-beograd-ict",
+        "country": "RS",
         "capabilities": f"Razvoj{SHY} softvera {LRI}i obuka{PDI}.",
         "goals": "Tražimo partnere\u200e iz poljoprivrede.",
         "contacts": [{"name": f"Ana{RLO} Jović", "email": "ana@example.rs", "language": "sr", "consent": True}],
@@ -191,7 +209,8 @@ def test_a_name_made_only_of_invisible_characters_is_blank():
 
 
 def test_a_coordinators_password_is_kept_exactly_as_typed():
-    loaded = CoordinatorCreateSchema().load({"username": "ana.j", "password": f"tajna{SHY}lozinka{RLO}1",
-                                             "name": f"Ana{RLO}", "email": "ana@example.rs"})
+    loaded = CoordinatorCreateSchema().load(
+        {"username": "ana.j", "password": f"tajna{SHY}lozinka{RLO}1", "name": f"Ana{RLO}", "email": "ana@example.rs"}
+    )
     assert loaded["password"] == f"tajna{SHY}lozinka{RLO}1"
     assert loaded["name"] == "Ana"

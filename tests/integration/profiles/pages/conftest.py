@@ -22,8 +22,11 @@ from ..conftest import ADMIN, SERVICE
 
 SECRET = "pages-test-secret-key-0123456789abcdef"
 PUBLIC_URL = "http://pages.partnermatch.test"
-CLUSTERS = {"rs-vojvodina-ict": ("Klaster IKT Vojvodina", "RS"), "pl-silesia-ict": ("Śląski Klaster ICT", "PL"),
-            "al-tirana-creative": ("Klasteri Krijues Tirana", "AL")}
+CLUSTERS = {
+    "rs-vojvodina-ict": ("Klaster IKT Vojvodina", "RS"),
+    "pl-silesia-ict": ("Śląski Klaster ICT", "PL"),
+    "al-tirana-creative": ("Klasteri Krijues Tirana", "AL"),
+}
 
 
 class InlineBackground:
@@ -42,13 +45,18 @@ def sink() -> Iterator[SmtpSink]:
 @pytest.fixture
 def pages_settings(redis_server, sink) -> Callable[..., ProfilesSettings]:
     def make(**over: Any) -> ProfilesSettings:
-        values: dict[str, Any] = dict(
-            redis_url=redis_server.url, kafka_bootstrap="unused:9092", admin_token=ADMIN, service_token=SERVICE,
-            secret_key=SECRET, public_url=PUBLIC_URL,
-            smtp=SmtpSettings(port=sink.port, timeout_s=5, sender="partnermatch <noreply@partnermatch.test>"),
-        )
+        values: dict[str, Any] = {
+            "redis_url": redis_server.url,
+            "kafka_bootstrap": "unused:9092",
+            "admin_token": ADMIN,
+            "service_token": SERVICE,
+            "secret_key": SECRET,
+            "public_url": PUBLIC_URL,
+            "smtp": SmtpSettings(port=sink.port, timeout_s=5, sender="partnermatch <noreply@partnermatch.test>"),
+        }
         values.update(over)
         return ProfilesSettings(**values)
+
     return make
 
 
@@ -56,6 +64,7 @@ def pages_settings(redis_server, sink) -> Callable[..., ProfilesSettings]:
 def make_app(pages_settings, redis_client):
     """`make_app(**settings)`: the profiles app with its pages, three clusters in Redis. Sign-in
     mail is sent inline unless `background=` says otherwise."""
+
     def make(background: Any = None, **over: Any):
         deps = ProfilesDeps(store=RedisProfileStore(redis_client))
         deps.background = background or InlineBackground()
@@ -63,9 +72,16 @@ def make_app(pages_settings, redis_client):
         api = app.test_client()
         for cluster_id, (name, country) in CLUSTERS.items():
             if api.get(f"/v1/clusters/{cluster_id}").status_code == 404:
-                assert api.post("/v1/clusters", json={"id": cluster_id, "name": name, "country": country},
-                                headers={"Authorization": f"Bearer {ADMIN}"}).status_code == 201
+                assert (
+                    api.post(
+                        "/v1/clusters",
+                        json={"id": cluster_id, "name": name, "country": country},
+                        headers={"Authorization": f"Bearer {ADMIN}"},
+                    ).status_code
+                    == 201
+                )
         return app
+
     return make
 
 
@@ -88,13 +104,21 @@ def csrf_of(html: str) -> str:
 def registration(**over: Any) -> dict[str, Any]:
     """A complete registration form as a browser posts it."""
     form: dict[str, Any] = {
-        "name": "Софтверска кућа Банат", "cluster_id": "rs-vojvodina-ict", "country": "RS", "language": "sr",
+        "name": "Софтверска кућа Банат",
+        "cluster_id": "rs-vojvodina-ict",
+        "country": "RS",
+        "language": "sr",
         "capabilities": "Развој софтвера и мобилних апликација, обука ИТ кадрова.",
         "goals": "Тражимо партнере из пољопривреде и прехрамбене индустрије за дигитализацију.",
-        "website": "https://banat.example.rs", "offers": ["ict.software"], "seeks": ["agrifood"],
+        "website": "https://banat.example.rs",
+        "offers": ["ict.software"],
+        "seeks": ["agrifood"],
         "seeks_countries": ["PL"],
-        "contacts-0-name": "Јелена Петровић", "contacts-0-email": "jelena@banat.example.rs",
-        "contacts-0-language": "sr-Cyrl", "contacts-0-consent": "yes", "contacts-0-share_contact": "yes",
+        "contacts-0-name": "Јелена Петровић",
+        "contacts-0-email": "jelena@banat.example.rs",
+        "contacts-0-language": "sr-Cyrl",
+        "contacts-0-consent": "yes",
+        "contacts-0-share_contact": "yes",
     }
     form.update(over)
     return {k: v for k, v in form.items() if v is not None}

@@ -24,6 +24,7 @@ from .conftest import CLUSTERS, mails_to, signin_link
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
+
 class _Served:
     """The app on a loopback port, its public URL that port (sign-in links point at it)."""
 
@@ -48,10 +49,17 @@ class _Partnerships:
         self.partner_id = ""
 
     def partnerships(self, org_id: str, lang: str = "en") -> list[dict[str, Any]]:
-        return [{"pair_id": "~".join(sorted((org_id, self.partner_id))), "state": "approved", "score": 0.71,
-                 "suggested_ms": 1_796_000_000_000, "decided_ms": 1_796_100_000_000,
-                 "reason": "Śląski Klaster ICT — oprogramowanie ↔ софтвер",
-                 "partner": {"org_id": self.partner_id, "cluster_id": "pl-silesia-ict"}}]
+        return [
+            {
+                "pair_id": "~".join(sorted((org_id, self.partner_id))),
+                "state": "approved",
+                "score": 0.71,
+                "suggested_ms": 1_796_000_000_000,
+                "decided_ms": 1_796_100_000_000,
+                "reason": "Śląski Klaster ICT — oprogramowanie ↔ софтвер",
+                "partner": {"org_id": self.partner_id, "cluster_id": "pl-silesia-ict"},
+            }
+        ]
 
 
 @pytest.fixture
@@ -67,12 +75,27 @@ def served(pages_settings, redis_client, sink):
     admin = {"Authorization": f"Bearer {ADMIN}"}
     for cluster_id, (name, country) in CLUSTERS.items():
         api.post("/v1/clusters", json={"id": cluster_id, "name": name, "country": country}, headers=admin)
-    partner = api.post("/v1/organisations", json={
-        "name": "Śląski Dom Oprogramowania", "cluster_id": "pl-silesia-ict", "country": "PL", "language": "pl",
-        "capabilities": "Oprogramowanie dla rolnictwa.", "goals": "Szukamy partnerów w Serbii.",
-        "website": "https://oprogramowanie.example.pl",
-        "contacts": [{"name": "Anna Nowak", "email": "anna@oprogramowanie.example.pl", "language": "pl",
-                      "consent": True, "share_contact": True}]})
+    partner = api.post(
+        "/v1/organisations",
+        json={
+            "name": "Śląski Dom Oprogramowania",
+            "cluster_id": "pl-silesia-ict",
+            "country": "PL",
+            "language": "pl",
+            "capabilities": "Oprogramowanie dla rolnictwa.",
+            "goals": "Szukamy partnerów w Serbii.",
+            "website": "https://oprogramowanie.example.pl",
+            "contacts": [
+                {
+                    "name": "Anna Nowak",
+                    "email": "anna@oprogramowanie.example.pl",
+                    "language": "pl",
+                    "consent": True,
+                    "share_contact": True,
+                }
+            ],
+        },
+    )
     assert partner.status_code == 201
     matcher.partner_id = partner.json["organisation"]["id"]
     yield running
@@ -121,8 +144,9 @@ def test_an_organisation_registers_signs_in_by_mail_edits_downloads_and_deletes_
     page.wait_for_selector("#register")
     check(page, "register-sr-Cyrl")
 
-    _fill_registration(page, "Софтверска кућа Банат", email, "sr-Cyrl",
-                       "Развој софтвера и мобилних апликација, обука ИТ кадрова.", "")
+    _fill_registration(
+        page, "Софтверска кућа Банат", email, "sr-Cyrl", "Развој софтвера и мобилних апликација, обука ИТ кадрова.", ""
+    )
     page.check("input[name=contacts-0-share_contact]")
     agrifood = page.locator("#seeks details").filter(has=page.locator("input[value=agrifood]"))
     agrifood.locator("summary").click()
@@ -160,8 +184,13 @@ def test_an_organisation_registers_signs_in_by_mail_edits_downloads_and_deletes_
     page.click("#save")
     page.wait_for_selector(".flash")
     assert page.inner_text(".flash") == "Сачувано."
-    org_id = next(iter(k.decode().rsplit(":", 1)[1] for k in redis_client.keys("{profiles}:org:*")
-                       if json.loads(redis_client.get(k))["name"] == "Софтверска кућа Банат"))
+    org_id = next(
+        iter(
+            k.decode().rsplit(":", 1)[1]
+            for k in redis_client.keys("{profiles}:org:*")
+            if json.loads(redis_client.get(k))["name"] == "Софтверска кућа Банат"
+        )
+    )
     stored = json.loads(redis_client.get(f"{{profiles}}:org:{org_id}"))
     assert stored["goals"] == "Тражимо партнере из Пољске за заједнички пројекат." and stored["seeks"] == ["agrifood"]
 
@@ -189,14 +218,28 @@ def test_an_organisation_registers_signs_in_by_mail_edits_downloads_and_deletes_
     page.wait_for_selector("#send-link")  # signed out: the session went with the organisation
 
 
-@pytest.mark.parametrize("lang, name, caps, goals, heading", [
-    ("sq", "Qendra Kreative Vojvodina", "Dizajn grafik dhe prodhim video.", "Kërkojmë partnerë në Shqipëri.",
-     "Gjeni partnerë"),
-    ("pl", "Wojwodiński Dom Mediów", "Produkcja wideo i grafika.", "Szukamy partnerów w Polsce.",
-     "Znajdź partnerów"),
-])
-def test_registering_and_signing_in_work_in_albanian_and_polish(served, browser, sink, lang, name, caps, goals,
-                                                                 heading):
+@pytest.mark.parametrize(
+    "lang, name, caps, goals, heading",
+    [
+        (
+            "sq",
+            "Qendra Kreative Vojvodina",
+            "Dizajn grafik dhe prodhim video.",
+            "Kërkojmë partnerë në Shqipëri.",
+            "Gjeni partnerë",
+        ),
+        (
+            "pl",
+            "Wojwodiński Dom Mediów",
+            "Produkcja wideo i grafika.",
+            "Szukamy partnerów w Polsce.",
+            "Znajdź partnerów",
+        ),
+    ],
+)
+def test_registering_and_signing_in_work_in_albanian_and_polish(
+    served, browser, sink, lang, name, caps, goals, heading
+):
     email = f"kontakt-{lang}@media.example.rs"
     page = phone(browser)
     page.goto(f"{served.url}/?lang={lang}")
@@ -226,8 +269,10 @@ def test_the_pages_work_with_the_keyboard_alone_and_show_where_the_focus_is(serv
     while not focused or focused[-1][0] != "start-signin":  # brand, language, register, sign in
         assert len(focused) < 6, focused
         page.keyboard.press("Tab")
-        focused.append(page.evaluate("""() => { const e = document.activeElement, s = getComputedStyle(e);
-            return [e.id || e.textContent.trim(), s.outlineStyle, parseFloat(s.outlineWidth)]; }"""))
+        focused.append(
+            page.evaluate("""() => { const e = document.activeElement, s = getComputedStyle(e);
+            return [e.id || e.textContent.trim(), s.outlineStyle, parseFloat(s.outlineWidth)]; }""")
+        )
     assert all(style != "none" and width >= 2 for _name, style, width in focused), focused
     page.keyboard.press("Enter")
     page.wait_for_selector("#email")

@@ -49,7 +49,7 @@ def _client_at(app, address: str):
 
 
 def _stored_org(redis_client):
-    [key] = [k for k in redis_client.keys("{profiles}:org:*")]
+    [key] = list(redis_client.keys("{profiles}:org:*"))
     return json.loads(redis_client.get(key))
 
 
@@ -106,8 +106,14 @@ def test_the_page_and_the_api_refuse_the_same_input(app):
     too_many = [f"{s}" for s in ("ict", "energy", "health", "tourism", "wood", "metal")]
     answer = register(client, lang="en", sectors=too_many)
     assert answer.status_code == 422 and "Choose at most 5." in answer.get_data(as_text=True)
-    body = {"name": "X", "cluster_id": "rs-vojvodina-ict", "country": "RS", "capabilities": "a", "goals": "b",
-            "sectors": too_many}
+    body = {
+        "name": "X",
+        "cluster_id": "rs-vojvodina-ict",
+        "country": "RS",
+        "capabilities": "a",
+        "goals": "b",
+        "sectors": too_many,
+    }
     api = client.post("/v1/organisations", json=body)
     assert api.status_code == 422 and "sectors" in api.json["errors"]["json"]
 
@@ -151,8 +157,16 @@ def test_a_stale_registration_form_comes_back_with_everything_typed(app):
 
 def test_the_json_api_needs_no_form_token_and_gets_no_cookie(app):
     client = app.test_client()
-    r = client.post("/v1/organisations", json={"name": "X", "cluster_id": "rs-vojvodina-ict", "country": "RS",
-                                                "capabilities": "Software.", "goals": "Partners."})
+    r = client.post(
+        "/v1/organisations",
+        json={
+            "name": "X",
+            "cluster_id": "rs-vojvodina-ict",
+            "country": "RS",
+            "capabilities": "Software.",
+            "goals": "Partners.",
+        },
+    )
     assert r.status_code == 201 and "Set-Cookie" not in r.headers
     assert client.post("/v1/organisations", data={"name": "X"}).status_code == 415
 
@@ -178,8 +192,9 @@ def test_a_known_and_an_unknown_address_get_the_same_answer_and_only_the_known_o
     register(app.test_client())
     known, unknown = _ask_link(app.test_client(), JELENA), _ask_link(app.test_client(), "nobody@banat.example.rs")
     assert known.status_code == unknown.status_code == 200
-    assert known.get_data(as_text=True).replace(JELENA, "@") == \
-        unknown.get_data(as_text=True).replace("nobody@banat.example.rs", "@")
+    assert known.get_data(as_text=True).replace(JELENA, "@") == unknown.get_data(as_text=True).replace(
+        "nobody@banat.example.rs", "@"
+    )
     assert len(mails_to(sink, JELENA)) == 1 and mails_to(sink, "nobody@banat.example.rs") == []
 
 
@@ -201,8 +216,9 @@ def test_the_signin_mail_is_in_the_contacts_language_and_links_to_the_public_add
     client = app.test_client()
     # Asked through another Host header: the link still points to the configured public address.
     csrf = csrf_of(client.get("/signin", base_url="http://evil.example").get_data(as_text=True))
-    answer = client.post("/signin", data={"email": JELENA.upper(), "csrf_token": csrf}, base_url="http://evil.example",
-                         buffered=True)
+    answer = client.post(
+        "/signin", data={"email": JELENA.upper(), "csrf_token": csrf}, base_url="http://evil.example", buffered=True
+    )
     assert answer.status_code == 200
     [mail] = mails_to(sink, JELENA)
     body = mail.get_body(("plain",)).get_content()
@@ -274,10 +290,17 @@ def test_editing_the_profile_uses_the_apis_rules_and_keeps_unchanged_consents(ap
     client = app.test_client()
     register(client)
     before = _stored_org(redis_client)["contacts"][0]
-    form = registration(goals="Tražimo partnere iz Poljske.", **{
-        "contacts-0-id": before["id"], "contacts-0-share_contact": None,
-        "contacts-1-name": "Marko Marković", "contacts-1-email": "marko@banat.example.rs",
-        "contacts-1-language": "sr", "contacts-1-consent": "yes"})
+    form = registration(
+        goals="Tražimo partnere iz Poljske.",
+        **{
+            "contacts-0-id": before["id"],
+            "contacts-0-share_contact": None,
+            "contacts-1-name": "Marko Marković",
+            "contacts-1-email": "marko@banat.example.rs",
+            "contacts-1-language": "sr",
+            "contacts-1-consent": "yes",
+        },
+    )
     form.pop("cluster_id")
     csrf = csrf_of(client.get("/profile").get_data(as_text=True))
     bad = client.post("/profile", data={**form, "contacts-1-email": "marko", "csrf_token": csrf})
@@ -333,16 +356,29 @@ class _Waiting:
         self.partner_id = partner_id
 
     def partnerships(self, org_id: str, lang: str = "en") -> list[dict]:
-        return [{"pair_id": "~".join(sorted((org_id, self.partner_id))), "state": "waiting", "reason": None,
-                 "partner": {"org_id": self.partner_id, "cluster_id": "pl-silesia-ict"}}]
+        return [
+            {
+                "pair_id": "~".join(sorted((org_id, self.partner_id))),
+                "state": "waiting",
+                "reason": None,
+                "partner": {"org_id": self.partner_id, "cluster_id": "pl-silesia-ict"},
+            }
+        ]
 
 
 def test_my_partnerships_names_the_partner_s_country_in_the_page_s_language(app):
     client = app.test_client()
     register(client)
-    partner = client.post("/v1/organisations", json={
-        "name": "Mleczarnia Podlaska", "cluster_id": "pl-silesia-ict", "country": "PL", "capabilities": "Sery.",
-        "goals": "Oprogramowanie."})
+    partner = client.post(
+        "/v1/organisations",
+        json={
+            "name": "Mleczarnia Podlaska",
+            "cluster_id": "pl-silesia-ict",
+            "country": "PL",
+            "capabilities": "Sery.",
+            "goals": "Oprogramowanie.",
+        },
+    )
     app.extensions["partnermatch.profiles"].matcher = _Waiting(partner.json["organisation"]["id"])
     meta = re.search(r'<p class="meta">([^<]*)</p>', client.get("/partnerships?lang=sr-Cyrl").get_data(as_text=True))
     assert meta and meta[1] == "Пољска · Śląski Klaster ICT"  # not the code "PL"
@@ -353,8 +389,18 @@ def test_no_page_shows_contact_data_without_a_session(app, redis_client):
     register(app.test_client())
     org_id = _stored_org(redis_client)["id"]
     anonymous = app.test_client()
-    for path in ("/", "/register", "/signin", "/profile", "/profile/data", "/profile/delete", "/partnerships",
-                 "/signin/nonsense", f"/v1/organisations/{org_id}", "/v1/organisations"):
+    for path in (
+        "/",
+        "/register",
+        "/signin",
+        "/profile",
+        "/profile/data",
+        "/profile/delete",
+        "/partnerships",
+        "/signin/nonsense",
+        f"/v1/organisations/{org_id}",
+        "/v1/organisations",
+    ):
         answer = anonymous.get(path)
         assert answer.status_code in (200, 302, 410), path
         assert JELENA not in answer.get_data(as_text=True) and "Јелена" not in answer.get_data(as_text=True), path
@@ -413,8 +459,15 @@ def test_a_contact_of_two_organisations_gets_one_mail_with_both_links(app, sink)
 
 def test_a_contact_person_removed_from_the_organisation_loses_their_session_and_links(app, sink, redis_client):
     marko = "marko@banat.example.rs"
-    register(app.test_client(), **{"contacts-1-name": "Marko Marković", "contacts-1-email": marko,
-                                   "contacts-1-language": "sr", "contacts-1-consent": "yes"})
+    register(
+        app.test_client(),
+        **{
+            "contacts-1-name": "Marko Marković",
+            "contacts-1-email": marko,
+            "contacts-1-language": "sr",
+            "contacts-1-consent": "yes",
+        },
+    )
     markos_browser = app.test_client()
     assert _sign_in(markos_browser, sink, marko).status_code == 302
     assert markos_browser.get("/profile").status_code == 200
@@ -424,8 +477,10 @@ def test_a_contact_person_removed_from_the_organisation_loses_their_session_and_
     org = _stored_org(redis_client)
     jelena = {k: org["contacts"][0][k] for k in ("name", "email", "language", "consent", "share_contact")}
     from ..conftest import ADMIN
-    r = app.test_client().patch(f"/v1/organisations/{org['id']}", json={"contacts": [jelena]},
-                                headers={"Authorization": f"Bearer {ADMIN}"})
+
+    r = app.test_client().patch(
+        f"/v1/organisations/{org['id']}", json={"contacts": [jelena]}, headers={"Authorization": f"Bearer {ADMIN}"}
+    )
     assert r.status_code == 200 and len(r.json["contacts"]) == 1
     assert markos_browser.get("/profile").status_code == 302  # signed out: no longer theirs
     page = spare.get(unused_link)
