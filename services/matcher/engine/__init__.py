@@ -14,7 +14,7 @@ from services.matcher.engine.engine import (
     Update,
 )
 from services.matcher.engine.lexicon import Lexicon, load_lexicon
-from services.matcher.engine.render import concept_labels, render_reason
+from services.matcher.engine.render import render_reason
 
 __all__ = [
     "EngineSettings",
@@ -24,7 +24,6 @@ __all__ = [
     "Reason",
     "Suggestion",
     "Update",
-    "concept_labels",
     "load_lexicon",
     "render_reason",
 ]

@@ -16,15 +16,6 @@ def default_lexicon() -> Lexicon:
     return load_lexicon()
 
 
-def concept_labels(concept_id: str, lexicon: Lexicon | None = None) -> dict[str, str]:
-    """Every label of a concept, by language (with `sr-Cyrl` derived from Serbian Latin)."""
-    lexicon = lexicon or default_lexicon()
-    concept = lexicon.concepts[concept_id]
-    labels = dict(concept.labels)
-    labels["sr-Cyrl"] = concept.label("sr-Cyrl")
-    return labels
-
-
 def labels_of(lexicon: Lexicon) -> ConceptLabels:
     """The lexicon's concept labels, as partnermatch.reasons reads them."""
 
