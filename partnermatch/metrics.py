@@ -396,7 +396,11 @@ def short_timeout_copy(client: Any, timeout_s: float = 1.0) -> Any:
     collectors: a scrape must answer within the scraper's timeout, and the services' own clients
     wait 10 s. A client of another kind (a test's fake) is returned as it is."""
     import redis
+    from redis.cluster import ClusterNode, RedisCluster
 
+    if isinstance(client, RedisCluster):  # the same nodes (partnermatch.redis_client.connect)
+        nodes = [ClusterNode(node.host, node.port) for node in client.get_nodes()]
+        return RedisCluster(startup_nodes=nodes, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
     if not isinstance(client, redis.Redis):
         return client
     pool = client.connection_pool

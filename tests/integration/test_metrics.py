@@ -250,3 +250,18 @@ def test_the_launcher_counts_the_restarts_of_a_part_and_empties_its_metrics_fold
         }
         assert running["sleeper"] == 1
         assert list(folder.iterdir()) == []
+
+
+def test_collectors_read_a_redis_cluster_with_a_short_timeout(redis_cluster_client):
+    from redis.cluster import RedisCluster
+
+    from partnermatch.metrics import short_timeout_copy
+
+    copy = short_timeout_copy(redis_cluster_client, timeout_s=0.5)
+    assert isinstance(copy, RedisCluster) and copy is not redis_cluster_client
+    assert {(n.host, n.port) for n in copy.get_nodes()} == {(n.host, n.port) for n in redis_cluster_client.get_nodes()}
+    redis_cluster_client.set("{outbox}:probe", "1")
+    assert copy.get("{outbox}:probe") == b"1"
+    timeouts = {n.redis_connection.connection_pool.connection_kwargs["socket_timeout"] for n in copy.get_nodes()}
+    assert timeouts == {0.5}
+    copy.close()
