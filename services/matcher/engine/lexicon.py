@@ -22,30 +22,13 @@ import yaml
 
 import partnermatch
 from partnermatch import cachefile
-from partnermatch.languages import label_in
+from partnermatch.languages import PROFILE_LANGUAGES, label_in
 from services.matcher.engine import text as text_module
 from services.matcher.engine.text import fold, is_acronym, lemma, strip_marks, tokens, transliterate
 
 logger = logging.getLogger(__name__)
 
-LANGUAGES: tuple[str, ...] = (
-    "pl",
-    "sr",
-    "hr",
-    "bs",
-    "sl",
-    "mk",
-    "bg",
-    "ru",
-    "uk",
-    "cs",
-    "sk",
-    "ro",
-    "hu",
-    "sq",
-    "de",
-    "en",
-)
+LANGUAGES: tuple[str, ...] = PROFILE_LANGUAGES
 # What the matcher scores (SCORED), where an organisation is or wants partners from (country and
 # region, which lists its countries), and the cue words that say a sentence asks, offers, negates.
 SCORED = ("sector", "activity", "cooperation")
