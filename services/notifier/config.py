@@ -109,14 +109,6 @@ NOTIFIER_STATS_INTERVAL_S = setting(
     "60",
     "How often the notifier logs its delivery counts and rates (seconds)",
 )
-NOTIFIER_TEST_CRASH_AFTER_SEND = setting(
-    "NOTIFIER_TEST_CRASH_AFTER_SEND",
-    None,
-    "FOR TESTS ONLY, never set in deployment: `before_ledger` or `after_ledger` makes the "
-    "consumer send an "
-    "approved match's emails before its Kafka commit and exit hard right after the first SMTP "
-    "accept",
-)
 MAILSINK_HOST = setting("MAILSINK_HOST", "127.0.0.1", "Address the local mail sink listens on (`partnermatch up`)")
 MAILSINK_PORT = setting("MAILSINK_PORT", "2525", "Port of the local mail sink (`partnermatch up`)")
 MAILSINK_DIR = setting(
@@ -124,8 +116,6 @@ MAILSINK_DIR = setting(
     None,
     "Folder where the local mail sink writes each message as an .eml file (default: PARTNERMATCH_STATE_DIR/mail)",
 )
-
-CRASH_MODES = ("before_ledger", "after_ledger")
 
 
 @dataclass(frozen=True)
@@ -155,12 +145,9 @@ class NotifierSettings:
     send_threads: int = 2
     poll_ms: int = 500
     stats_interval_s: float = 60.0
-    test_crash_after_send: str | None = None
 
     def __post_init__(self) -> None:
         parse_sender(self.sender)
-        if self.test_crash_after_send not in (None, *CRASH_MODES):
-            raise SettingError(f"NOTIFIER_TEST_CRASH_AFTER_SEND must be one of {CRASH_MODES}")
         if self.digest_interval_s < 1:
             raise SettingError("NOTIFIER_DIGEST_INTERVAL_S must be at least 1")
         if self.max_attempts < 1 or self.send_threads < 1:
@@ -202,7 +189,6 @@ class NotifierSettings:
             send_threads=NOTIFIER_SEND_THREADS.read_int(env),
             poll_ms=NOTIFIER_POLL_MS.read_int(env),
             stats_interval_s=NOTIFIER_STATS_INTERVAL_S.read_float(env),
-            test_crash_after_send=NOTIFIER_TEST_CRASH_AFTER_SEND.read(env),
         )
 
     def require_secret_key(self) -> None:

@@ -41,8 +41,6 @@ from services.notifier.tokens import UnsubscribeTokens, unsubscribe_url
 
 logger = logging.getLogger(__name__)
 
-CRASH_EXIT_CODE = 70
-
 
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat()
@@ -227,7 +225,6 @@ class DeliveryWorker:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         stats: DeliveryStats | None = None,
-        crash: Callable[[int], None] = os._exit,
     ) -> None:
         self.ledger = ledger
         self.profiles = profiles
@@ -239,7 +236,6 @@ class DeliveryWorker:
         self.rng = rng or random.Random()
         self.stats = stats or DeliveryStats()
         self.sender = settings.sender_address
-        self._crash = crash
         self._last_recovery = 0.0
         self._stop: threading.Event | None = None
 
@@ -506,8 +502,6 @@ class DeliveryWorker:
 
         def on_accepted(reply: str) -> None:
             # The SMTP server has the message: record that before anything else.
-            if self.settings.test_crash_after_send == "before_ledger":
-                self._crash(CRASH_EXIT_CODE)
             recorded = self.ledger.transition(
                 member,
                 token,
@@ -522,8 +516,6 @@ class DeliveryWorker:
                     "error": "",
                 },
             )
-            if self.settings.test_crash_after_send == "after_ledger":
-                self._crash(CRASH_EXIT_CODE)
             if not recorded:
                 logger.error("SMTP accepted a message but the ledger no longer held its claim", extra=log)
 

@@ -47,7 +47,7 @@ class Notifier:
         self.stop = threading.Event()
         self.wake = threading.Event()
         self.stats = DeliveryStats()
-        self.recorder = DecisionRecorder(self.deps.ledger, on_recorded=self._recorded)
+        self.recorder = DecisionRecorder(self.deps.ledger, on_recorded=self.wake.set)
         self.workers = [
             DeliveryWorker(
                 ledger=self.deps.ledger,
@@ -63,17 +63,6 @@ class Notifier:
         self._threads: list[threading.Thread] = []
 
     @property
-    def _sends_inline(self) -> bool:
-        # Test-only: send before the offset is committed, so a crash lands between the two.
-        return self.settings.test_crash_after_send is not None
-
-    def _recorded(self) -> None:
-        if self._sends_inline:
-            self.workers[0].drain()
-        else:
-            self.wake.set()
-
-    @property
     def handlers(self) -> EventHandlers:
         """What the consumer does with each event type; others are skipped."""
         return {
@@ -85,24 +74,18 @@ class Notifier:
 
     def run(self) -> None:
         """Blocks until `stop` is set (or the consumer fails)."""
-        if self._sends_inline:
-            logger.warning(
-                "NOTIFIER_TEST_CRASH_AFTER_SEND is set: this process will exit after its first "
-                "accepted email. It is for tests only"
+        self._threads = [
+            threading.Thread(
+                target=w.run,
+                args=(self.stop, self.wake),
+                kwargs={"report": i == 0},
+                name=f"delivery-{i}",
+                daemon=True,
             )
-        else:
-            self._threads = [
-                threading.Thread(
-                    target=w.run,
-                    args=(self.stop, self.wake),
-                    kwargs={"report": i == 0},
-                    name=f"delivery-{i}",
-                    daemon=True,
-                )
-                for i, w in enumerate(self.workers)
-            ]
-            for thread in self._threads:
-                thread.start()
+            for i, w in enumerate(self.workers)
+        ]
+        for thread in self._threads:
+            thread.start()
         publisher = KafkaPublisher(self.settings.kafka_bootstrap, client_id="notifier-dlq")
         try:
             run_consumer(

@@ -1,5 +1,6 @@
-"""The notifier process dies right after the SMTP server accepted an email and before its Kafka
-offset was committed; a new process replays the event. No one gets a second email."""
+"""The notifier process dies right after the SMTP server accepted an email, before or after its
+ledger recorded the send, and before its Kafka offset was committed; a new process replays the
+event. No one gets a second email, and no one misses one."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from kafka import KafkaConsumer, TopicPartition
 
 from services.notifier import domain
 from services.notifier.adapters.redis_ledger import RedisDeliveryLedger
-from services.notifier.services import CRASH_EXIT_CODE
 from tests.helpers import wait_until
 from tests.integration.notifier.conftest import SECRET, SERVICE, approval, approved_event
+from tests.integration.notifier.crashing_notifier import CRASH_EXIT_CODE
 
 pytestmark = pytest.mark.integration
 
@@ -24,13 +25,21 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 class NotifierProcess:
-    """`python -m services.notifier.entrypoints.consumer` with its output in a file."""
+    """`python -m <module> --topic <topic> <args>` with its output in a file: the notifier's entry
+    point, or the test's that crashes it."""
 
-    def __init__(self, env: dict[str, str], topic: str, log: Path) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        topic: str,
+        log: Path,
+        module: str = "services.notifier.entrypoints.consumer",
+        args: tuple[str, ...] = (),
+    ) -> None:
         self.log = log
         self._out = log.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services.notifier.entrypoints.consumer", "--topic", topic],
+            [sys.executable, "-m", module, "--topic", topic, *args],
             env=env,
             cwd=ROOT,
             stdin=subprocess.DEVNULL,
@@ -90,8 +99,25 @@ def process_env(redis_server, kafka_bootstrap, profiles, sink, unique_name):
     }
 
 
+@pytest.mark.parametrize(
+    "crash_point, left_as, final",
+    [
+        ("before_ledger", domain.SENDING, domain.UNCERTAIN),
+        ("after_ledger", domain.SENT, domain.SENT),
+    ],
+)
 def test_killed_between_smtp_accept_and_kafka_commit_a_restarted_notifier_sends_no_second_email(
-    process_env, profiles, sink, publisher, decisions_topic, kafka_bootstrap, redis_client, tmp_path
+    crash_point,
+    left_as,
+    final,
+    process_env,
+    profiles,
+    sink,
+    publisher,
+    decisions_topic,
+    kafka_bootstrap,
+    redis_client,
+    tmp_path,
 ):
     payload = approval(profiles, "vojvodina", "tirana")
     recipients = [
@@ -103,9 +129,11 @@ def test_killed_between_smtp_accept_and_kafka_commit_a_restarted_notifier_sends_
     publisher.publish(decisions_topic, payload["pair_id"], approved_event(payload))
 
     first = NotifierProcess(
-        {**process_env, "NOTIFIER_TEST_CRASH_AFTER_SEND": "before_ledger"},
+        process_env,
         decisions_topic,
         tmp_path / "first.log",
+        module="tests.integration.notifier.crashing_notifier",
+        args=("--crash-point", crash_point),
     )
     try:
         wait_until(lambda: first.exited() is not None, timeout=30, message="the first process to crash")
@@ -116,7 +144,7 @@ def test_killed_between_smtp_accept_and_kafka_commit_a_restarted_notifier_sends_
     [crashed_for] = accepted.rcpt_tos
     ledger = RedisDeliveryLedger(redis_client)
     crashed = domain.delivery_id(payload["pair_id"], crashed_for)
-    assert ledger.delivery(crashed)["state"] == domain.SENDING, "died after SMTP, before the ledger write"
+    assert ledger.delivery(crashed)["state"] == left_as, f"died after SMTP, {crash_point.replace('_', ' the ')} write"
     assert committed_offset(kafka_bootstrap, process_env["NOTIFIER_GROUP"], decisions_topic) is None, (
         "died before the Kafka commit"
     )
@@ -131,9 +159,9 @@ def test_killed_between_smtp_accept_and_kafka_commit_a_restarted_notifier_sends_
         others = [r for r in recipients if r != crashed_for]
         wait_until(lambda: all(sink.messages_to(r) for r in others), timeout=20, message="the other emails")
         wait_until(
-            lambda: ledger.delivery(crashed)["state"] == domain.UNCERTAIN,
+            lambda: ledger.delivery(crashed)["state"] == final,
             timeout=10,
-            message="the dead worker's delivery to be marked uncertain",
+            message=f"the dead worker's delivery to be {final}",
         )
         wait_until(
             lambda: committed_offset(kafka_bootstrap, process_env["NOTIFIER_GROUP"], decisions_topic) == 1,
@@ -144,4 +172,5 @@ def test_killed_between_smtp_accept_and_kafka_commit_a_restarted_notifier_sends_
     finally:
         assert second.stop() == 0, second.output()
     assert sorted(r for m in sink.messages for r in m.rcpt_tos) == sorted(recipients), "one email each"
-    assert "is now uncertain; it is NOT resent" in second.output()
+    if final == domain.UNCERTAIN:
+        assert "is now uncertain; it is NOT resent" in second.output()

@@ -1,9 +1,11 @@
-"""Fakes of the notifier's outside world: the profiles service and the SMTP server."""
+"""Fakes of the notifier's outside world: the profiles service and the SMTP server; and a mailer
+that dies right after a message was accepted (the integration tests wrap the real one with it)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from partnermatch.smtp import ClaimLost
 from services.notifier.adapters.profiles_client import ProfilesUnavailable
@@ -68,6 +70,37 @@ class FakeMailer:
 
     def to(self, address: str) -> list[Any]:
         return [m for r, m in self.sent if r == address]
+
+
+CRASH_POINTS = ("before_ledger", "after_ledger")
+
+
+class MailerThatDiesAfterAccept:
+    """Wraps a mailer: the moment the server has accepted a message, `die()` ends the worker,
+    before the ledger records the send (`before_ledger`) or right after (`after_ledger`). Stands
+    for a process killed at the worst moment; the production code knows nothing of it."""
+
+    def __init__(self, mailer: Any, crash_point: str, die: Callable[[], NoReturn]) -> None:
+        if crash_point not in CRASH_POINTS:
+            raise ValueError(f"crash_point is one of {CRASH_POINTS}")
+        self.mailer = mailer
+        self.crash_point = crash_point
+        self.die = die
+
+    def send(
+        self,
+        msg: Any,
+        sender: str,
+        recipient: str,
+        before_data: Callable[[], bool],
+        on_accepted: Callable[[str], None],
+    ) -> None:
+        def accepted_then_die(reply: str) -> None:
+            if self.crash_point == "after_ledger":
+                on_accepted(reply)
+            self.die()
+
+        self.mailer.send(msg, sender, recipient, before_data, accepted_then_die)
 
 
 def org(

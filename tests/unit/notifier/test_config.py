@@ -18,7 +18,6 @@ def test_defaults_work_for_a_local_run():
     assert (s.smtp_host, s.smtp_port, s.smtp_starttls) == ("127.0.0.1", 2525, False)
     assert s.group_id == "notifier"
     assert s.sender_address.domain == "partnermatch.localhost"
-    assert s.test_crash_after_send is None
 
 
 def test_the_notifiers_own_redis_wins_over_the_shared_one():
@@ -32,11 +31,9 @@ def test_a_bad_sender_is_named_at_start_up():
             NotifierSettings.from_env({"NOTIFIER_FROM": bad})
 
 
-def test_a_bad_number_or_crash_mode_is_named():
+def test_a_bad_number_is_named():
     with pytest.raises(SettingError, match="NOTIFIER_SMTP_PORT"):
         NotifierSettings.from_env({"NOTIFIER_SMTP_PORT": "smtp"})
-    with pytest.raises(SettingError, match="NOTIFIER_TEST_CRASH_AFTER_SEND"):
-        NotifierSettings.from_env({"NOTIFIER_TEST_CRASH_AFTER_SEND": "sometimes"})
 
 
 def test_missing_secrets_are_named():
@@ -53,11 +50,11 @@ def test_starttls_reads_the_usual_spellings_of_true():
     assert not NotifierSettings.from_env({"NOTIFIER_SMTP_STARTTLS": "no"}).smtp_starttls
 
 
-def test_secrets_are_declared_secret_and_the_test_switch_says_it_is_for_tests():
+def test_secrets_are_declared_secret_and_no_setting_is_for_tests_only():
     declared = all_settings()
     assert declared["NOTIFIER_SECRET_KEY"].secret and declared["NOTIFIER_SMTP_PASSWORD"].secret
     assert declared["NOTIFIER_SECRET_KEY"].default is None
-    assert "TESTS ONLY" in declared["NOTIFIER_TEST_CRASH_AFTER_SEND"].help
+    assert not [name for name, s in declared.items() if "_TEST_" in name or "TESTS ONLY" in s.help.upper()]
     ours = [s for n, s in declared.items() if n.startswith(("NOTIFIER_", "MAILSINK_"))]
     assert all(s.help for s in ours)
 

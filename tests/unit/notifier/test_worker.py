@@ -4,6 +4,7 @@ real ledger: who gets an email, who is skipped and why, what is retried, what is
 from __future__ import annotations
 
 import random
+from typing import NoReturn
 
 import pytest
 
@@ -14,7 +15,14 @@ from services.notifier.adapters.redis_ledger import RedisDeliveryLedger
 from services.notifier.config import NotifierSettings
 from services.notifier.services import DecisionRecorder, DeliveryWorker
 from services.notifier.tokens import UnsubscribeTokens
-from tests.unit.notifier.fakes import FakeMailer, FakeProfiles, contact, decided_payload, org
+from tests.unit.notifier.fakes import (
+    FakeMailer,
+    FakeProfiles,
+    MailerThatDiesAfterAccept,
+    contact,
+    decided_payload,
+    org,
+)
 
 PAIR = "org_a~org_b"
 
@@ -31,7 +39,7 @@ class Crashed(BaseException):
     """Stands in for os._exit: nothing after it runs."""
 
 
-def crash(_code: int) -> None:
+def crash() -> NoReturn:
     raise Crashed
 
 
@@ -80,7 +88,7 @@ def world(redis_client):
     ledger = RedisDeliveryLedger(redis_client)
     mailer = FakeMailer()
 
-    def make_worker(**settings_over):
+    def make_worker(mailer=mailer, **settings_over):
         values = {
             "redis_url": "unused",
             "kafka_bootstrap": "unused",
@@ -101,7 +109,6 @@ def world(redis_client):
             name="w",
             clock=clock,
             rng=random.Random(1),
-            crash=crash,
         )
 
     class World:
@@ -259,11 +266,11 @@ def test_no_reply_to_the_message_body_is_uncertain_and_never_resent(world):
     assert world.mailer.sent == []
 
 
-@pytest.mark.parametrize("mode, final", [("before_ledger", domain.UNCERTAIN), ("after_ledger", domain.SENT)])
-def test_a_crash_right_after_the_smtp_accept_never_leads_to_a_second_email(world, mode, final):
+@pytest.mark.parametrize("crash_point, final", [("before_ledger", domain.UNCERTAIN), ("after_ledger", domain.SENT)])
+def test_a_crash_right_after_the_smtp_accept_never_leads_to_a_second_email(world, crash_point, final):
     approve(world)
     with pytest.raises(Crashed):
-        world.make_worker(test_crash_after_send=mode).drain()
+        world.make_worker(MailerThatDiesAfterAccept(world.mailer, crash_point, crash)).drain()
     assert len(world.mailer.sent) == 1
     first = world.mailer.sent[0][0]
     # a new process: the match is replayed, the lease of the dead worker runs out
