@@ -29,9 +29,9 @@ import redis  # noqa: E402
 from engine_speed import generate  # noqa: E402
 from event_path import payload  # noqa: E402
 
+from launcher.servers import RedisServer, TansuBroker  # noqa: E402
 from partnermatch import broker, events, topics  # noqa: E402
 from partnermatch.messaging import KafkaPublisher, Outgoing  # noqa: E402
-from partnermatch.stack import RedisServer, TansuBroker  # noqa: E402
 from services.matcher.adapters.redis_state import PROFILE, PROFILES, REVISIONS, RedisMatcherState  # noqa: E402
 
 SETTLE_S = 8  # a member joins its group in half the session timeout; the second one's join rebalances

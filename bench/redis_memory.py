@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 import redis  # noqa: E402
 from engine_speed import generate  # noqa: E402
 
+from launcher.servers import RedisServer  # noqa: E402
 from partnermatch import events  # noqa: E402
-from partnermatch.stack import RedisServer  # noqa: E402
 from services.matcher.adapters.redis_state import RedisMatcherState  # noqa: E402
 from services.matcher.engine import MatchEngine  # noqa: E402
 from services.matcher.live import LiveMatcher  # noqa: E402

@@ -3,7 +3,7 @@ with each organisation's own token) driven by wrk on loopback, next to a trivial
 the same gunicorn, in one run: the API alone, with its relay publishing, and with the whole stack
 running. Then every acknowledged write is looked for on the `profiles` topic.
 
-The stack is the one `partnermatch up` runs (partnermatch.stack, same gunicorn options as deploy/);
+The stack is the one `partnermatch up` runs (launcher.stack, same gunicorn options as deploy/);
 "alone" pauses (SIGSTOP) the relay and the consumers, which resume for the later rounds.
 Usage: python bench/write_path.py [--duration 10] [--connections 16] [--mix both|patch|register]
 Needs wrk (Debian's package; `make bench-write` installs it). Does I/O (processes, sockets).
@@ -35,7 +35,7 @@ sys.path.insert(0, str(BENCH))
 
 from flask import Flask, request  # noqa: E402
 
-CONSUMERS = ("relay", "matcher", "m-relay", "notifier")
+CONSUMERS = ("relay", "matcher", "matcher-relay", "notifier")
 
 
 def trivial_app() -> Flask:
@@ -323,8 +323,8 @@ def main() -> int:
 
     import redis
 
-    from partnermatch.procs import ServiceProcess, free_port, http_ready
-    from partnermatch.stack import ServiceSpec, Stack, gunicorn_argv, service_specs
+    from launcher.procs import ServiceProcess, free_port, http_ready
+    from launcher.stack import ServiceSpec, Stack, gunicorn_argv, service_specs
     from services.matcher.adapters.redis_state import REVISIONS
 
     with tempfile.TemporaryDirectory() as tmp:

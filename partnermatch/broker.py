@@ -1,6 +1,6 @@
-"""The broker's topics and its epoch: the declared topics created (and checked) with their partition
-counts, the epoch marker, and a watch that tells a process when the broker it talks to lost its
-state. The admin side of the Kafka adapter; does I/O (Kafka).
+"""The broker's readiness, its topics and its epoch: the declared topics created (and checked) with
+their partition counts, the epoch marker, and a watch that tells a process when the broker it talks
+to lost its state. The admin side of the Kafka adapter; does I/O (Kafka).
 
 The epoch is the first record of the one-partition topic `partnermatch.epoch`, a random id
 written once the declared topics exist with their partition counts. A broker that lost its
@@ -14,6 +14,7 @@ by id and created again with the declared count; they only held what is re-publi
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 import uuid
@@ -23,7 +24,6 @@ from dataclasses import dataclass
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
-from partnermatch.procs import StackError
 from partnermatch.topics import ALL_TOPICS, EPOCH, TOPIC_CONFIGS
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 _REPAIR_ROUNDS = 10
 
 
-class BrokerError(StackError):
+class BrokerError(RuntimeError):
     """The broker cannot be reached or refused a topic operation; the message says which."""
 
 
@@ -50,6 +50,18 @@ def _admin(bootstrap: str, timeout: float, client_id: str) -> KafkaAdminClient:
         )
     except KafkaError as exc:
         raise BrokerError(f"kafka at {bootstrap} is not reachable: {exc!r}") from None
+
+
+def kafka_ready(bootstrap: str, timeout: float = 2.0) -> bool:
+    """True when a Kafka client can fetch cluster metadata from `bootstrap`."""
+    host, _, port = bootstrap.split(",")[0].strip().rpartition(":")
+    socket.create_connection((host, int(port)), timeout=timeout).close()  # fast "not yet"
+    admin = _admin(bootstrap, timeout, "partnermatch-ready")
+    try:
+        admin.list_topics()
+        return True
+    finally:
+        admin.close()
 
 
 def partition_counts(admin: KafkaAdminClient, names: list[str]) -> dict[str, tuple[int, str]]:

@@ -80,12 +80,6 @@ ADMIN_TOKEN = setting(
 STATE_DIR = setting(
     "PARTNERMATCH_STATE_DIR", ".state", "Folder of the local stack's data (Redis AOF, logs, generated secrets)"
 )
-UP_MATCHERS = setting(
-    "PARTNERMATCH_MATCHERS",
-    "1",
-    "Matcher consumers `partnermatch up` runs in one group, each with the whole index (`--matchers`); more than "
-    "the partitions of `profiles` wait as standbys",
-)
 
 
 TRUSTED_PROXIES = setting(
@@ -94,25 +88,6 @@ TRUSTED_PROXIES = setting(
     "How many reverse proxies stand in front of each web app and set X-Forwarded-For/-Proto: the client "
     "address (for rate limits) and https are then read from them. 0 trusts none (a client could forge them)",
 )
-
-
-def all_settings() -> dict[str, Setting]:
-    """Every declared setting, after importing each service's config module."""
-    import importlib
-
-    for module in (
-        "services.profiles.config",
-        "services.matcher.config",
-        "services.matcher.batch",
-        "services.notifier.config",
-        "partnermatch.metrics",
-    ):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-    return dict(REGISTRY)
 
 
 STACK_ENV_FILE = "stack.env"
@@ -134,12 +109,3 @@ def load_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
                 merged[name.strip()] = value.strip()
     merged.update(env)
     return merged
-
-
-def markdown_table() -> str:
-    """The README's table of settings, generated from the declarations."""
-    rows = ["| variable | default | meaning |", "|---|---|---|"]
-    for s in sorted(all_settings().values(), key=lambda s: s.name):
-        default = "(secret, no default)" if s.secret else ("" if s.default is None else f"`{s.default}`")
-        rows.append(f"| `{s.name}` | {default} | {s.help} |")
-    return "\n".join(rows)

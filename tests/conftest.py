@@ -1,6 +1,6 @@
 """Shared fixtures: a real redis-server (and, for the stores that run on Redis Cluster, a real
 three-node cluster) and a real Kafka-protocol broker per test session, started by the same code as
-`partnermatch up` (partnermatch.stack). KAFKA_BOOTSTRAP_SERVERS points the
+`partnermatch up` (launcher.servers). KAFKA_BOOTSTRAP_SERVERS points the
 tests at a real Apache Kafka instead of starting Tansu."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
+from launcher.servers import RedisClusterServers, RedisServer, TansuBroker
 from partnermatch.redis_client import connect
-from partnermatch.stack import RedisClusterServers, RedisServer, TansuBroker
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""The whole system as real processes on loopback (partnermatch.stack, as `partnermatch up` runs it),
+"""The whole system as real processes on loopback (launcher.stack, as `partnermatch up` runs it),
 one per test module, and the helpers the end-to-end tests share: a JSON/form HTTP call and the
 mail sink's files read as emails."""
 
@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from partnermatch.stack import Stack, free_port
+from launcher.procs import free_port
+from launcher.stack import Stack
 
 
 def call(method: str, url: str, body=None, token: str | None = None, form: dict | None = None):

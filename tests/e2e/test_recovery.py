@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from launcher.procs import free_port
 from partnermatch.broker import partition_counts
-from partnermatch.stack import free_port
 from partnermatch.topics import ALL_TOPICS
 from tests.helpers import wait_until
 
@@ -66,7 +66,7 @@ class Up:
         self.err = state / "up.err"
         with (state / "up.out").open("w") as out, self.err.open("w") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "partnermatch.cli", "up", "--no-demo", "--state-dir", str(state / "stack")],
+                [sys.executable, "-m", "launcher.cli", "up", "--no-demo", "--state-dir", str(state / "stack")],
                 cwd=state,
                 env=env,
                 stdout=out,

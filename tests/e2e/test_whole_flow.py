@@ -160,7 +160,7 @@ def test_an_organisation_s_partnerships_reach_profiles_from_the_running_matcher_
     """With the settings `partnermatch up` gives the profiles process, its use case reads the
     running review app (gunicorn) with the generated service token: the pair waits without
     contacts, then, approved by both coordinators, shows the partner's shared contact."""
-    from partnermatch.stack import service_specs
+    from launcher.stack import service_specs
     from services.profiles import services
     from services.profiles.bootstrap import build_deps
     from services.profiles.config import ProfilesSettings

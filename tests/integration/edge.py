@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from partnermatch.stack import ServiceProcess, free_port, service_specs
+from launcher.procs import ServiceProcess, free_port
+from launcher.stack import service_specs
 
 ROOT = Path(__file__).resolve().parents[2]
 FIVE_MB = 5 * 1024 * 1024
@@ -113,12 +114,12 @@ def send_whole_body(
     return Answer(response.status, response.headers, response.read())
 
 
-_PORT_VARIABLE = {"profiles": "PROFILES_PORT", "review": "MATCHER_PORT", "unsub": "NOTIFIER_PORT"}
+_PORT_VARIABLE = {"profiles": "PROFILES_PORT", "review": "MATCHER_PORT", "unsubscribe": "NOTIFIER_PORT"}
 
 
 @contextlib.contextmanager
 def gunicorn_service(name: str, env: Mapping[str, str], log_file: Path | None = None) -> Iterator[str]:
-    """The stack's service `name` ("profiles", "review" or "unsub") under gunicorn on a free port,
+    """The stack's service `name` ("profiles", "review" or "unsubscribe") under gunicorn on a free port,
     with `env` over the process environment; yields its base URL, stops it afterwards."""
     port = str(free_port())
     settings = {**os.environ, "LOG_LEVEL": "WARNING", **env, _PORT_VARIABLE[name]: port}

@@ -10,11 +10,12 @@ import threading
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 
-from partnermatch import cli
+from launcher import cli
+from launcher.procs import free_port
+from launcher.servers import TansuBroker
 from partnermatch.broker import BrokerWatch, partition_counts, prepare, read_epoch
 from partnermatch.messaging import KafkaPublisher
 from partnermatch.outbox import Outbox, OutboxRelay
-from partnermatch.stack import TansuBroker, free_port
 from partnermatch.topics import ALL_TOPICS, EPOCH, PROFILES, dlq
 
 pytestmark = pytest.mark.integration

@@ -17,10 +17,11 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 from prometheus_client.parser import text_string_to_metric_families
 
+from launcher.procs import RestartPolicy
+from launcher.stack import ServiceSpec, Stack
 from partnermatch import broker
+from partnermatch.broker import ensure_topics
 from partnermatch.metrics import ConsumerLagCollector, RestartsCollector, lag_reader
-from partnermatch.procs import RestartPolicy
-from partnermatch.stack import ServiceSpec, Stack, ensure_topics
 from partnermatch.topics import ALL_TOPICS, MATCH_DECISIONS, PROFILES
 from tests.helpers import wait_until
 from tests.integration.edge import gunicorn_service
@@ -91,7 +92,7 @@ def start(service_env, tmp_path) -> Iterator[Callable[..., str]]:
         context.__exit__(None, None, None)
 
 
-@pytest.mark.parametrize("name", ["profiles", "review", "unsub"])
+@pytest.mark.parametrize("name", ["profiles", "review", "unsubscribe"])
 def test_each_web_app_counts_the_requests_of_all_its_workers(start, redis_client, name):
     base = start(name)
     labels = {"method": "GET", "route": "/health", "status": "200"}
@@ -188,7 +189,7 @@ def test_the_lag_of_a_group_is_the_records_it_has_not_committed_on_each_partitio
 
 @pytest.mark.parametrize(
     ("name", "group_variable", "topic"),
-    [("review", "MATCHER_GROUP", PROFILES), ("unsub", "NOTIFIER_GROUP", MATCH_DECISIONS)],
+    [("review", "MATCHER_GROUP", PROFILES), ("unsubscribe", "NOTIFIER_GROUP", MATCH_DECISIONS)],
 )
 def test_the_web_app_shows_the_lag_of_its_services_consumer_group(
     start, kafka_bootstrap, unique_name, name, group_variable, topic

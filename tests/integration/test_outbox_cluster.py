@@ -9,9 +9,9 @@ import threading
 import pytest
 
 from partnermatch import events
+from partnermatch.broker import ensure_topics
 from partnermatch.messaging import read_partitions
 from partnermatch.outbox import Outbox, kafka_relay
-from partnermatch.stack import ensure_topics
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.integration

@@ -17,17 +17,10 @@ import pytest
 import redis
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
-from partnermatch.stack import (
-    RedisServer,
-    RestartPolicy,
-    ServiceSpec,
-    Stack,
-    StackError,
-    ensure_topics,
-    free_port,
-    http_ready,
-    kafka_ready,
-)
+from launcher.procs import RestartPolicy, StackError, free_port, http_ready
+from launcher.servers import RedisServer
+from launcher.stack import ServiceSpec, Stack
+from partnermatch.broker import ensure_topics, kafka_ready
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.integration
@@ -122,7 +115,7 @@ def test_redis_refuses_a_port_that_is_taken_with_its_own_words(redis_server, tmp
 
 def test_a_port_taken_after_it_was_chosen_is_traded_for_another(redis_server, tmp_path, monkeypatch):
     ports = iter([redis_server.port, free_port()])
-    monkeypatch.setattr("partnermatch.stack.free_port", lambda: next(ports))
+    monkeypatch.setattr("launcher.servers.free_port", lambda: next(ports))
 
     with RedisServer(tmp_path) as server:
         assert server.port != redis_server.port
@@ -268,7 +261,7 @@ def test_a_running_stack_relays_service_lines_and_its_shutdown_leaves_no_process
 
 UP_WITH_A_FAKE_SERVICE = """
 import sys
-from partnermatch import cli, stack
+from launcher import cli, stack
 marker, state, mode = sys.argv[1:]
 stack.service_specs = lambda env: [
     stack.ServiceSpec(
@@ -381,7 +374,7 @@ def test_a_service_killed_is_restarted_while_the_others_keep_serving_and_its_log
         ready_url=f"http://127.0.0.1:{port}/",
     )
     worker = ServiceSpec("worker", _python("print('working', flush=True); import time; time.sleep(60)"))
-    caplog.set_level("WARNING", logger="partnermatch.procs")
+    caplog.set_level("WARNING", logger="launcher.procs")
 
     with Stack(
         tmp_path, env=_no_broker_env(), specs=[web, worker], topics={}, echo=False, restart_policy=QUICK
@@ -417,7 +410,7 @@ def test_a_service_that_keeps_dying_is_given_up_with_its_last_words_and_the_stac
         "    print('cannot open the database', flush=True); sys.exit(4)\n"
         "flag.touch(); time.sleep(60)\n"
     )
-    caplog.set_level("WARNING", logger="partnermatch.procs")
+    caplog.set_level("WARNING", logger="launcher.procs")
 
     with Stack(
         tmp_path / "state",

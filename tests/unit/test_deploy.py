@@ -10,8 +10,9 @@ from pathlib import Path
 
 import yaml
 
-from partnermatch.cli import SUBCOMMANDS
-from partnermatch.settings import all_settings
+from launcher.cli import SUBCOMMANDS
+from launcher.settings_table import all_settings
+from launcher.stack import ServiceSpec, service_specs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,13 +78,40 @@ def test_every_gunicorn_app_keeps_its_workers_metrics_in_a_folder_emptied_at_eac
             assert svc["environment"].get("PARTNERMATCH_METRICS_ALLOW"), f"{name}: who may read /metrics"
 
 
+# What the local launcher runs in place of a part of the deployment: the mail sink for Mailpit.
+LOCAL_STAND_INS = {"mailsink": "mailpit"}
+
+
+def _launched(env: dict[str, str] | None = None) -> dict[str, ServiceSpec]:
+    return {spec.name: spec for spec in service_specs(env or {})}
+
+
+def test_the_launcher_and_the_compose_file_name_the_same_processes():
+    # `partnermatch up` runs redis and the broker itself, then what the services declare; the
+    # compose file also runs `topics ensure` once, which `up` does before the services start.
+    compose = set(_compose()["services"])
+    launched = {LOCAL_STAND_INS.get(name, name) for name in _launched()} | {"redis", "kafka"}
+    assert launched == compose - {"topics"}
+
+
+def test_each_process_runs_the_same_command_in_the_launcher_and_the_compose_file():
+    launched = _launched()
+    for name, svc in _our_services(_compose()).items():
+        if name == "topics":
+            continue
+        argv, command = launched[name].argv, svc["command"]
+        if command[0] == "gunicorn":
+            assert "gunicorn" in argv and argv[-1] == command[-1], name
+            assert argv[argv.index("--bind") + 1].rpartition(":")[2] == command[2].rpartition(":")[2], name
+        else:
+            assert argv[1:] == command[1:], name
+
+
 def test_the_matcher_consumer_can_be_scaled_like_the_launchers_matchers_option():
     # `docker compose up --scale matcher=N` is `partnermatch up --matchers N`: the same command in
     # one consumer group, which needs no fixed container name or published port.
-    from partnermatch.stack import service_specs
-
     matcher = _our_services(_compose())["matcher"]
     assert "container_name" not in matcher and "ports" not in matcher
-    launched = [s for s in service_specs({"PARTNERMATCH_MATCHERS": "2"}) if s.name.startswith("matcher-")]
-    assert [s.name for s in launched] == ["matcher-1", "matcher-2"]
-    assert all(s.argv[1:] == matcher["command"][1:] for s in launched)
+    launched = [s for s in _launched({"PARTNERMATCH_MATCHERS": "2"}).values() if s.name.startswith("matcher-")]
+    assert [s.name for s in launched if s.name != "matcher-relay"] == ["matcher-1", "matcher-2"]
+    assert all(s.argv[1:] == matcher["command"][1:] for s in launched if s.name != "matcher-relay")

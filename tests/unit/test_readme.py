@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from partnermatch.cli import SUBCOMMANDS
-from partnermatch.settings import all_settings, markdown_table
+from launcher.cli import SUBCOMMANDS
+from launcher.settings_table import all_settings, markdown_table
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from partnermatch.procs import RestartPolicy, RestartTracker
+from launcher.procs import RestartPolicy, RestartTracker
 
 POLICY = RestartPolicy(
     first_delay_s=0.5,
@@ -65,8 +65,7 @@ class DeadProcess:
 
 
 def test_a_restart_that_cannot_start_backs_off_instead_of_counting_as_a_long_run():
-    from partnermatch.procs import Part, Supervisor
-    from partnermatch.stack import StackError
+    from launcher.procs import Part, StackError, Supervisor
 
     now = {"t": 1000.0}
 

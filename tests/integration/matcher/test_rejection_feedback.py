@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 import pytest
 
 from partnermatch import events
+from partnermatch.broker import ensure_topics
 from partnermatch.messaging import KafkaPublisher, read_partitions, run_consumer
 from partnermatch.outbox import kafka_relay
-from partnermatch.stack import ensure_topics
 from services.matcher.adapters.redis_state import LESSONS, RedisMatcherState
 from services.matcher.engine import MatchEngine, load_lexicon
 from services.matcher.entrypoints.consumer import decision_handlers

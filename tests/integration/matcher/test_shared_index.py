@@ -19,8 +19,8 @@ import pytest
 import redis
 
 from partnermatch import events
+from partnermatch.broker import ensure_topics
 from partnermatch.messaging import KafkaPublisher
-from partnermatch.stack import ensure_topics
 from services.matcher.adapters.redis_state import RedisMatcherState
 from services.matcher.config import MatcherSettings
 from services.matcher.entrypoints.consumer import build_live_matcher

@@ -12,8 +12,8 @@ import pytest
 from werkzeug.serving import make_server
 
 from partnermatch import events
+from partnermatch.broker import ensure_topics
 from partnermatch.messaging import KafkaPublisher
-from partnermatch.stack import ensure_topics
 from partnermatch.topics import dlq
 from services.notifier.adapters.smtp_sink import SmtpSink
 from services.notifier.bootstrap import build_deps

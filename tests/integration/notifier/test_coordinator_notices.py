@@ -11,8 +11,8 @@ import time
 import pytest
 
 from partnermatch import events
+from partnermatch.broker import ensure_topics
 from partnermatch.messaging import read_partitions
-from partnermatch.stack import ensure_topics
 from partnermatch.topics import dlq
 from services.notifier.bootstrap import build_deps
 from services.notifier.entrypoints.consumer import Notifier

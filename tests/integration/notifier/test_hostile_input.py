@@ -82,7 +82,9 @@ def served(redis_server, tmp_path_factory):
     client = redis.Redis.from_url(url)
     client.flushdb()
     log = tmp_path_factory.mktemp("unsub-gunicorn") / "unsub.log"
-    with gunicorn_service("unsub", {"NOTIFIER_REDIS_URL": url, "NOTIFIER_SECRET_KEY": SECRET}, log_file=log) as base:
+    with gunicorn_service(
+        "unsubscribe", {"NOTIFIER_REDIS_URL": url, "NOTIFIER_SECRET_KEY": SECRET}, log_file=log
+    ) as base:
         yield base, RedisDeliveryLedger(client)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from partnermatch.stack import free_port
+from launcher.procs import free_port
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.integration

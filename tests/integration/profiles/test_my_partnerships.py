@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from partnermatch.procs import free_port
+from launcher.procs import free_port
 from services.matcher.adapters.profiles_client import ProfilesAuthClient
 from services.matcher.adapters.redis_state import PairWrite, ProfileChange, RedisMatcherState
 from services.matcher.bootstrap import MatcherDeps

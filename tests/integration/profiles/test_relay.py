@@ -14,9 +14,9 @@ import time
 import pytest
 
 from partnermatch import events
+from partnermatch.broker import ensure_topics
 from partnermatch.messaging import read_partitions
 from partnermatch.outbox import kafka_relay
-from partnermatch.stack import ensure_topics
 from services.profiles import services
 from services.profiles.adapters.redis_store import RedisProfileStore
 from services.profiles.domain import Principal

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from partnermatch.cli import main
+from launcher.cli import main
 from services.matcher import batch
 from services.matcher.engine import MatchEngine
 
@@ -239,7 +239,7 @@ def test_matching_in_two_processes_writes_the_same_file_as_one(tmp_path):
             [
                 sys.executable,
                 "-c",
-                ("import sys; from partnermatch.cli import main; sys.exit(main(sys.argv[1:]))"),
+                ("import sys; from launcher.cli import main; sys.exit(main(sys.argv[1:]))"),
                 "match",
                 "--input",
                 str(src),
@@ -265,7 +265,7 @@ def test_matching_in_two_processes_writes_the_same_file_as_one(tmp_path):
 
 _FAILING_CHILD = """
 import sys
-from partnermatch.cli import main
+from launcher.cli import main
 from services.matcher import batch
 
 def broken(*args):
@@ -341,7 +341,7 @@ def test_edge_inputs_give_one_line_each_and_only_suggestions_with_reasons(tmp_pa
 
 _FAILING_PARENT = """
 import sys
-from partnermatch.cli import main
+from launcher.cli import main
 from services.matcher import batch
 
 real = batch._write_part

@@ -1,4 +1,5 @@
-"""The `partnermatch` console script: one entry point for people, subcommands per concern.
+"""The `partnermatch` console script: one entry point for people, subcommands per concern. It stands
+above the services (it names their commands), so it lives with the launcher.
 
 Each subcommand lives with the code it drives and registers itself through `add_parser`;
 modules are imported lazily so `partnermatch --help` stays fast and nothing connects at import.
@@ -16,9 +17,9 @@ SUBCOMMANDS: dict[str, str] = {
     "lemmas": "services.matcher.lemmas_cli",
     "events": "partnermatch.events_cli",
     "resync": "services.profiles.entrypoints.cli",
-    "settings": "partnermatch.settings_cli",
+    "settings": "launcher.settings_table",
     "topics": "partnermatch.topics_cli",
-    "up": "partnermatch.stack",
+    "up": "launcher.up",
 }
 
 

@@ -28,7 +28,7 @@ class DemoSummary:
 
 
 def _data(name: str) -> str:
-    return resources.files("partnermatch").joinpath("demo_data", name).read_text(encoding="utf-8")
+    return resources.files("launcher").joinpath("demo_data", name).read_text(encoding="utf-8")
 
 
 def demo_clusters() -> list[dict[str, Any]]:
