@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from partnermatch.settings import SettingError, all_settings
+from launcher.settings_table import all_settings
+from partnermatch.settings import SettingError
 from services.notifier.config import MailSinkSettings, NotifierSettings
 
 
