@@ -25,6 +25,18 @@ MATCHER_FEEDBACK_STRENGTH = setting(
     "reasons: a look-alike's score is multiplied by 1 - this (0: rejections teach nothing, 1: a perfect look-alike "
     "is never suggested)",
 )
+MATCHER_REWEIGH_QUIET_S = setting(
+    "MATCHER_REWEIGH_QUIET_S",
+    "5",
+    "Seconds without a profile event after which a matcher learns its weights again from the profiles it holds, "
+    "if any changed (so every matcher ends with the same weights when writes pause); it also does once a fifth of "
+    "them changed",
+)
+MATCHER_REWEIGH_EVERY_S = setting(
+    "MATCHER_REWEIGH_EVERY_S",
+    "600",
+    "While profiles keep changing without a pause, a matcher learns its weights again at least this often (seconds)",
+)
 MATCHER_GROUP = setting("MATCHER_GROUP", "matcher", "Kafka consumer group of the matcher consumers")
 MATCHER_PROFILES_URL = setting(
     "MATCHER_PROFILES_URL", "http://127.0.0.1:8081", "Profiles service the matcher asks to check coordinator logins"
@@ -54,6 +66,8 @@ class MatcherSettings:
     min_score: float = 0.05
     max_pending_per_org: int = 8
     feedback_strength: float = 0.5
+    reweigh_quiet_s: float = 5.0
+    reweigh_every_s: float = 600.0
     group_id: str = "matcher"
     profiles_url: str = "http://127.0.0.1:8081"
     secret_key: str | None = None
@@ -73,6 +87,8 @@ class MatcherSettings:
             min_score=MATCHER_MIN_SCORE.read_float(env),
             max_pending_per_org=MATCHER_MAX_PENDING_PER_ORG.read_int(env),
             feedback_strength=MATCHER_FEEDBACK_STRENGTH.read_float(env),
+            reweigh_quiet_s=MATCHER_REWEIGH_QUIET_S.read_float(env),
+            reweigh_every_s=MATCHER_REWEIGH_EVERY_S.read_float(env),
             group_id=MATCHER_GROUP.read(env) or "matcher",
             profiles_url=(MATCHER_PROFILES_URL.read(env) or "").rstrip("/"),
             secret_key=MATCHER_SECRET_KEY.read(env),

@@ -5,9 +5,14 @@ Streams) into its own in-memory index, and plans and writes only the events of t
 its group assigns it. Kafka decides who owns what; pair ids are deterministic and Redis's WATCH
 serialises two matchers writing one pair. Does I/O (Kafka, Redis).
 
-Not yet shared: the weights. Each matcher learns them from the profiles it holds when it starts
-and again after many changes (the engine's reweigh), so matchers started at different times can
-score one pair a little differently until the weights follow one corpus (issue 17 item 2).
+The weights follow the table, the same in every matcher: each learns them again in a thread of its
+own (refresh_weights: the engine's reweigh holds the lock only to take the rows, catch up and
+swap) once a share of its index has changed (the engine's reweigh_due), after writes pause (the
+table quiet for `reweigh_quiet_s`) and at least every `reweigh_every_s` while it changes. Weights
+depend only on the organisations indexed, so whenever writes pause every matcher learns the same
+ones, whenever it started. After a refresh each matcher plans every list again with them, one at a
+time under the lock; a pair whose plan is unchanged is not written, so the N matchers doing it
+write each change once, and the suggestions end as one matcher's with those weights would.
 
 A gap left open: two matchers planning one organisation's list at the same moment, each with an
 index that lacks the other's newest event, can leave that list as neither index now has it, until
@@ -20,7 +25,10 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Protocol, runtime_checkable
 
 from partnermatch import events
 from partnermatch.broker import BrokerWatch
@@ -30,6 +38,21 @@ from services.matcher.live import LiveMatcher
 logger = logging.getLogger(__name__)
 
 PROFILE_EVENTS = (events.PROFILE_UPSERTED, events.PROFILE_DELETED)
+
+
+@runtime_checkable
+class Reweighing(Protocol):
+    """What a shared index asks of its engine to keep the weights following the table
+    (services/matcher/engine: MatchEngine)."""
+
+    @property
+    def changes_since_learnt(self) -> int: ...
+
+    def reweigh_due(self) -> bool: ...
+
+    def reweigh(self, hold: AbstractContextManager[object] | None = None) -> None: ...
+
+    def weights_digest(self) -> str: ...
 
 
 class TableBehind(Exception):
@@ -46,15 +69,25 @@ class SharedIndex:
     with the revision check of the state, so a replay or a takeover writes nothing twice.
     """
 
-    def __init__(self, live: LiveMatcher, wait_s: float = 10.0, forget_every: int = 1000) -> None:
+    def __init__(
+        self,
+        live: LiveMatcher,
+        wait_s: float = 10.0,
+        forget_every: int = 1000,
+        reweigh_quiet_s: float = 5.0,
+        reweigh_every_s: float = 600.0,
+    ) -> None:
         self.live = live
         self.wait_s = wait_s
         self.forget_every = forget_every
+        self.reweigh_quiet_s = reweigh_quiet_s
+        self.reweigh_every_s = reweigh_every_s
         self.lock = threading.Lock()  # the engine and the maps below: the table and the consumer share them
         self.indexed = threading.Condition(self.lock)
         self.revisions: dict[str, int] = {}  # org id -> revision the index holds (deleted ones too)
         self.unplanned: dict[str, tuple[int, set[str]]] = {}  # org id -> (revision, lists changed since planned)
         self._since_forget = 0
+        self._last_indexed = self._learnt_at = time.monotonic()
 
     def load(self) -> int:
         """Rebuild the index from the state. The revisions are read before the profiles, so each is at
@@ -76,6 +109,7 @@ class SharedIndex:
             if revision <= self.revisions.get(org_id, 0):
                 return
             changed = self.live.index(envelope)
+            self._last_indexed = time.monotonic()
             self.revisions[org_id] = revision
             self.unplanned[org_id] = (revision, self.unplanned.get(org_id, (0, set()))[1] | changed)
             self.indexed.notify_all()
@@ -94,6 +128,70 @@ class SharedIndex:
             for org, revision in applied.items():
                 if org in self.unplanned and self.unplanned[org][0] <= revision:
                     del self.unplanned[org]
+
+    # ---- the weights -------------------------------------------------------------------------
+
+    def keep_weights_fresh(self, stop: threading.Event, check_s: float = 0.5) -> None:
+        """Learn the weights again whenever they are due (weights_due), until told to stop; runs in
+        a thread of its own beside the table reader and the group's consumer."""
+        while not stop.wait(check_s):
+            if self.weights_due():
+                self.refresh_weights(stop)
+
+    def weights_due(self) -> bool:
+        """The index changed since the weights were learnt, and a share of it has (the engine's
+        reweigh_due), or the table has been quiet for reweigh_quiet_s, or they are reweigh_every_s
+        old: the last keeps them following a table that never pauses."""
+        now = time.monotonic()
+        with self.lock:
+            engine = self._engine()
+            if not engine.changes_since_learnt:
+                return False
+            return (
+                engine.reweigh_due()
+                or now - self._last_indexed >= self.reweigh_quiet_s
+                or now - self._learnt_at >= self.reweigh_every_s
+            )
+
+    def refresh_weights(self, stop: threading.Event | None = None) -> None:
+        """Learn the weights again from the index (beside the event path: the lock is held only
+        to take the rows, catch up and swap), then plan every list again with them, one list per
+        hold of the lock. Stops between two lists when told to; the lists not planned then keep
+        their suggestions until an event plans them."""
+        self._engine().reweigh(hold=self.lock)
+        self._learnt_at = time.monotonic()
+        started = time.monotonic()
+        with self.lock:
+            orgs = sorted(self.live.clusters)
+            weights = self._engine().weights_digest()
+        suggested = withdrawn = planned = 0
+        for org_id in orgs:
+            if stop is not None and stop.is_set():
+                break
+            with self.lock:
+                # written under the lock too: no event of this matcher plans this list meanwhile
+                # and writes it before this older plan lands
+                upserts, withdrawals = self.live.plan_lists({org_id})
+                self.live.state.apply_pairs(upserts, withdrawals)
+            planned += 1
+            suggested, withdrawn = suggested + len(upserts), withdrawn + len(withdrawals)
+        logger.info(
+            "lists planned again with the new weights",
+            extra={
+                "orgs": planned,
+                "of": len(orgs),
+                "suggested": suggested,
+                "withdrawn": withdrawn,
+                "weights": weights,
+                "seconds": round(time.monotonic() - started, 2),
+            },
+        )
+
+    def _engine(self) -> Reweighing:
+        engine = self.live.engine
+        if not isinstance(engine, Reweighing):
+            raise TypeError(f"{type(engine).__name__} cannot learn its weights again beside the event path")
+        return engine
 
     # ---- the owner's side -------------------------------------------------------------------
 
@@ -165,8 +263,11 @@ def run_matcher(
     publisher: KafkaPublisher,
     stop: threading.Event,
     watch: Callable[[str], BrokerWatch] | None = None,
+    reweigh_quiet_s: float = 5.0,
+    reweigh_every_s: float = 600.0,
 ) -> None:
-    """One matcher of the group: the table reader in a thread, the group's consumer in this one.
+    """One matcher of the group: the table reader and the weights' refresher in threads, the
+    group's consumer in this one.
 
     `handlers` is the table for the events other than profiles' (see SharedIndex.handlers).
 
@@ -174,7 +275,7 @@ def run_matcher(
     in the state the index is rebuilt from, so the offsets are read first and the state after.
     """
     start = committed_offsets(bootstrap, group_id, profiles_topic)
-    shared = SharedIndex(live)
+    shared = SharedIndex(live, reweigh_quiet_s=reweigh_quiet_s, reweigh_every_s=reweigh_every_s)
     shared.load()
     reader = TableReader(
         bootstrap,
@@ -192,8 +293,17 @@ def run_matcher(
             logger.exception("the table reader failed: stopping this matcher, to be started again")
             stop.set()
 
+    def refresh_weights() -> None:
+        try:
+            shared.keep_weights_fresh(stop)
+        except Exception:
+            logger.exception("the weights' refresher failed: stopping this matcher, to be started again")
+            stop.set()
+
     thread = threading.Thread(target=read_table, name="profiles-table", daemon=True)
     thread.start()
+    refresher = threading.Thread(target=refresh_weights, name="weights", daemon=True)
+    refresher.start()
     try:
         run_consumer(
             bootstrap=bootstrap,
@@ -208,3 +318,4 @@ def run_matcher(
     finally:
         stop.set()
         thread.join(15)
+        refresher.join(15)

@@ -5,7 +5,8 @@ A's requests name, and the countries A asked for), then what A offers that B see
 (related sectors can count partly: `related_weight`, 0 by default) and whole-profile likeness of
 activities, a within-language term signal, and a both-ways bonus on the best candidates. So a
 score is not symmetric: A's need met is not B's. Concept and word weights are scikit-learn's
-TF-IDF, learnt again as the index changes (reweigh).
+TF-IDF, learnt again as the index changes (reweigh, which may run beside the event path: it holds
+the caller's lock only to take the rows, catch up and swap).
 
 MatchEngine is a façade over four parts, each owning its state: the feature space (features.py:
 layout, weights, vectors), the index (index.py: rows, linear scores), the top-K cache (topk.py:
@@ -15,14 +16,16 @@ analyse in forked processes (workers.py).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
 import scipy.sparse as sp
 
-from services.matcher.engine.analysis import Analysis, pack
+from services.matcher.engine.analysis import Analysis, pack, unpack
 from services.matcher.engine.features import FeatureSpace, Readings, tfidf_transformer
 from services.matcher.engine.index import Index
 from services.matcher.engine.lexicon import Lexicon, load_lexicon
@@ -38,6 +41,15 @@ __all__ = ["EngineSettings", "MatchEngine", "OrgProfile", "Progress", "Reason", 
 logger = logging.getLogger(__name__)
 
 ROWS_PER_VECTOR_BLOCK = 5000  # fit() makes the vectors this many rows at a time
+# A reweigh catches up with the changes made while it learnt in rounds without the caller's lock,
+# until at most this many are left: those it applies under the lock, with the swap. Each is one
+# vector made (well under a millisecond), so the event path waits little for the swap.
+CATCH_UP_UNDER_LOCK = 20
+CATCH_UP_ROUNDS = 5  # then the rest under the lock, however many (events faster than vectors)
+
+# The rows a reweigh learns from, taken under the caller's lock: id, analysis as stored, cluster,
+# country, in row order
+RowsTaken = tuple[list[str], list[Analysis | bytes], list[str], list[str]]
 
 
 class MatchEngine:
@@ -48,6 +60,7 @@ class MatchEngine:
         self.reason_finder = ReasonFinder(self.features, self.index)
         self.top_lists = TopKCache(self.index, self.reason_finder, self.settings)
         self._changes = 0  # upserts and removals since the weights were learnt
+        self._journal: set[str] | None = None  # while a reweigh learns: the organisations changed since
 
     # ---- fitting ----------------------------------------------------------------------------
 
@@ -81,28 +94,132 @@ class MatchEngine:
         self._index_anew(items, stored, self._stack(parts, word_id))
         release_freed_memory()
 
-    def reweigh(self) -> None:
+    def reweigh(self, hold: AbstractContextManager[object] | None = None) -> None:
         """Learn the weights again from the organisations indexed now, without analysing their
-        texts again (the analyses are kept): the weights follow the corpus as profiles arrive.
-        Cached lists are dropped, as after fit(); they are made again when asked for."""
+        texts again (the analyses are kept), and index them anew in the order of their ids: the
+        weights follow the corpus as profiles arrive, and two indexes of one corpus are alike row by
+        row. Cached lists are dropped, as after fit(); they are made again when asked for.
+
+        `hold` guards this engine against the caller's other threads (its lock; none by default).
+        It is held only to take the rows, to catch up and to swap: the learning runs without it,
+        while the engine answers and changes with the weights it had. The organisations changed
+        meanwhile are then indexed again with the new weights, the last few under `hold` with the
+        swap; their weights are the ones learnt without them, as for any upsert."""
         started = time.perf_counter()
-        index = self.index
-        rows = np.flatnonzero(index.active[: len(index.ids)]).tolist()
-        parts: list[Readings] = []
-        word_id: dict[str, int] = {}
-        for start in range(0, len(rows), ROWS_PER_VECTOR_BLOCK):
-            block = rows[start : start + ROWS_PER_VECTOR_BLOCK]
-            parts.append(
-                self.features.read([index.analyses[r] for r in block], [index.country(r) for r in block], word_id)
-            )
-        self._index_anew(
-            [index.profiles[r] for r in rows], [index.stored[r] for r in rows], self._stack(parts, word_id)
-        )
+        guard = hold if hold is not None else nullcontext()
+        with guard:
+            if self._journal is not None:
+                raise RuntimeError("the weights are being learnt again already")
+            taken = self._take_rows()
+            self._journal = set()
+        try:
+            fresh = self._learnt_from(taken)
+            caught_up = 0
+            for round_ in range(CATCH_UP_ROUNDS + 1):
+                with guard:
+                    changed, self._journal = self._journal, set()
+                    if len(changed) <= CATCH_UP_UNDER_LOCK or round_ == CATCH_UP_ROUNDS:
+                        fresh._catch_up(self._rows_now(changed))
+                        self._adopt(fresh, caught_up + len(changed))
+                        break
+                    rows_now = self._rows_now(changed)
+                fresh._catch_up(rows_now)
+                caught_up += len(changed)
+        finally:
+            with guard:
+                self._journal = None
         release_freed_memory()
         logger.info(
             "index weights learnt again",
-            extra={"profiles": len(rows), "seconds": round(time.perf_counter() - started, 2)},
+            extra={
+                "profiles": len(taken[0]),
+                "caught_up": self._changes,
+                "weights": self.weights_digest(),
+                "seconds": round(time.perf_counter() - started, 2),
+            },
         )
+
+    def reweigh_due(self) -> bool:
+        """Whether enough has changed since the weights were learnt to learn them again: at least
+        reweigh_min_changes upserts and removals, and reweigh_share of the index."""
+        return self._changes >= max(self.settings.reweigh_min_changes, self.settings.reweigh_share * len(self))
+
+    @property
+    def changes_since_learnt(self) -> int:
+        """Upserts and removals since the weights were last learnt (fit or reweigh)."""
+        return self._changes
+
+    def weights_digest(self) -> str:
+        """A short fingerprint of the concept and word weights: equal for indexes that learnt them
+        from the same organisations."""
+        digest = hashlib.sha256(np.ascontiguousarray(self.features.idf, np.float32).tobytes())
+        for word, weight in sorted(self.term_idf.items()):
+            digest.update(f"{word}\t{weight!r}\n".encode())
+        return digest.hexdigest()[:16]
+
+    def _take_rows(self) -> RowsTaken:
+        """The active rows as the reweigh learns from them (references: a row replaced later gets a
+        new analysis object, it does not change the one taken)."""
+        index = self.index
+        rows = np.flatnonzero(index.active[: len(index.ids)]).tolist()
+        return (
+            [index.ids[r] for r in rows],
+            [index.stored[r] for r in rows],
+            [index.cluster(r) for r in rows],
+            [index.country(r) for r in rows],
+        )
+
+    def _learnt_from(self, taken: RowsTaken) -> MatchEngine:
+        """A new engine of these rows, in the order of their ids, with the weights they give."""
+        ids, stored, clusters, countries = taken
+        order = sorted(range(len(ids)), key=ids.__getitem__)
+        fresh = MatchEngine(self.lexicon, self.settings)
+        parts: list[Readings] = []
+        word_id: dict[str, int] = {}
+        for start in range(0, len(order), ROWS_PER_VECTOR_BLOCK):
+            block = order[start : start + ROWS_PER_VECTOR_BLOCK]
+            parts.append(
+                fresh.features.read([_analysis(stored[i]) for i in block], [countries[i] for i in block], word_id)
+            )
+        fresh._index_anew(
+            [OrgProfile(id=ids[i], cluster=clusters[i], country=countries[i]) for i in order],
+            [stored[i] for i in order],
+            fresh._stack(parts, word_id),
+        )
+        return fresh
+
+    def _rows_now(self, org_ids: set[str]) -> list[tuple[str, OrgProfile | None, Analysis | bytes | None]]:
+        """These organisations as this index holds them now: (id, profile, analysis as stored), or
+        (id, None, None) for one removed."""
+        index = self.index
+        found: list[tuple[str, OrgProfile | None, Analysis | bytes | None]] = []
+        for org_id in sorted(org_ids):
+            r = index.row.get(org_id)
+            if r is None or not index.active[r]:
+                found.append((org_id, None, None))
+            else:
+                found.append((org_id, index.profiles[r], index.stored[r]))
+        return found
+
+    def _catch_up(self, rows: list[tuple[str, OrgProfile | None, Analysis | bytes | None]]) -> None:
+        """Index these rows of another index (_rows_now) with this one's weights; no list is cached
+        here yet, so none is updated."""
+        for org_id, profile, stored in rows:
+            self.index.fitted = None
+            if profile is None or stored is None:
+                r = self.index.row.get(org_id)
+                if r is not None:
+                    self.index.active[r] = False
+                continue
+            analysis = _analysis(stored)
+            right, terms = self.features.vectors(analysis, profile.country)
+            self._put(profile, analysis, right, terms)
+
+    def _adopt(self, fresh: MatchEngine, changes: int) -> None:
+        """Take the parts of `fresh` as this engine's (the weights, the index, no list cached)."""
+        self.features, self.index = fresh.features, fresh.index
+        self.reason_finder, self.top_lists = fresh.reason_finder, fresh.top_lists
+        self._changes = changes
 
     def _stack(self, parts: list[Readings], word_id: dict[str, int]) -> Readings:
         """The parts' rows in one Readings; the parts are emptied (their copies freed)."""
@@ -142,19 +259,19 @@ class MatchEngine:
         self.top_lists.make_room(self.index.capacity)
         return r
 
-    def _changed(self) -> None:
-        """Count one change; once a share of the index has changed since the weights were learnt,
-        learn them again (its cost, linear in the index, is so spread over many events)."""
+    def _changed(self, org_id: str) -> None:
+        """Count one change since the weights were learnt (see reweigh_due); while a reweigh learns,
+        remember whose, to catch up with it."""
         self._changes += 1
-        if self._changes >= max(self.settings.reweigh_min_changes, self.settings.reweigh_share * len(self)):
-            self.reweigh()
+        if self._journal is not None:
+            self._journal.add(org_id)
 
     # ---- incremental ------------------------------------------------------------------------
 
     def upsert(self, profile: OrgProfile) -> Update:
         """Add or replace one organisation, keeping the fitted weights; report whose cached lists
         it entered or left. Costs one product against the index plus work on the few lists touched."""
-        self._changed()
+        self._changed(profile.id)
         analysis = self.features.analyse(profile)
         right, terms = self.features.vectors(analysis, profile.country)
         self.index.fitted = None
@@ -164,7 +281,7 @@ class MatchEngine:
     def remove(self, org_id: str) -> Update:
         """Take one organisation out; the lists it was in are recomputed and reported as left."""
         if org_id in self.index:
-            self._changed()
+            self._changed(org_id)
         r = self.index.row.get(org_id)
         if r is None or not self.index.active[r]:
             raise KeyError(org_id)
@@ -272,3 +389,7 @@ class MatchEngine:
     @term_idf.setter
     def term_idf(self, weights: dict[str, float]) -> None:
         self.features.term_idf = weights
+
+
+def _analysis(stored: Analysis | bytes) -> Analysis:
+    return unpack(stored) if isinstance(stored, bytes) else stored

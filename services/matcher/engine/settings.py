@@ -59,7 +59,8 @@ class EngineSettings:
     max_reasons: int = 5
     # A need met that adds at least this to the score is named first among the reasons.
     need_first_min: float = 0.02
-    # The weights are learnt again from the whole index once this many changes (upserts and
+    # The weights are due to be learnt again from the whole index (reweigh_due; the matcher's table
+    # does it beside the event path, services/matcher/table.py) once this many changes (upserts and
     # removals), and at least this share of the index, have happened since they were last learnt.
     reweigh_min_changes: int = 200
     reweigh_share: float = 0.2

@@ -71,6 +71,8 @@ def main() -> None:
             publisher=publisher,
             stop=stop,
             watch=lambda name: BrokerWatch(settings.kafka_bootstrap, name=name),
+            reweigh_quiet_s=settings.reweigh_quiet_s,
+            reweigh_every_s=settings.reweigh_every_s,
         )
     finally:
         publisher.close()

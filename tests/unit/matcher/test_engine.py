@@ -324,7 +324,7 @@ def test_equal_scores_beyond_the_candidates_do_not_depend_on_the_input_order():
     assert [i for i, _ in lists[0]] == ["t00", "t01", "t02", "t03", "t04"]
 
 
-def test_the_weights_are_learnt_again_as_profiles_arrive(mini_lexicon):
+def test_the_weights_are_due_to_be_learnt_again_as_profiles_arrive(mini_lexicon):
     settings = EngineSettings(reweigh_min_changes=5, reweigh_share=0.2)
     engine = MatchEngine(mini_lexicon, settings)
     engine.fit(_orgs())
@@ -333,12 +333,19 @@ def test_the_weights_are_learnt_again_as_profiles_arrive(mini_lexicon):
     arrivals = [
         P(f"new-{i}", cluster=f"n{i}", capabilities="Tworzenie oprogramowania.", language="pl") for i in range(6)
     ]
+    due = []
     for org in arrivals:
         engine.upsert(org)
-    # the fifth change learnt the weights again from the ten organisations indexed then
+        due.append(engine.reweigh_due())
+    # five changes, and a fifth of the index: due from the fifth arrival on (the shared index's
+    # refresher learns them then, beside the event path); an upsert alone keeps the weights
+    assert due == [False, False, False, False, True, True]
+    assert engine.idf[software] == before
+    engine.reweigh()
     assert engine.idf[software] < before
+    assert not engine.reweigh_due() and engine.changes_since_learnt == 0
     fresh = MatchEngine(mini_lexicon, settings)
-    fresh.fit([*_orgs(), *arrivals[:4]])
+    fresh.fit([*_orgs(), *arrivals])
     assert np.allclose(engine.idf, fresh.idf)
     assert engine.term_idf == fresh.term_idf
     assert [s.id for s in engine.top("new-5", 3)]  # the index still answers, the last one included

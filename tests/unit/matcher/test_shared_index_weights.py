@@ -1,0 +1,108 @@
+"""The shared index's weights with a fake engine and state: due once a share changed, once the table
+has been quiet, or once they are old, and never when nothing changed; a refresh learns them under
+the index's lock only as the engine asks it to, then plans every list again, one at a time."""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import AbstractContextManager
+
+from services.matcher.table import SharedIndex
+from tests.unit.matcher.test_shared_index import FakeLive, _event, _record
+
+
+class FakeEngine:
+    def __init__(self) -> None:
+        self.changes_since_learnt = 0
+        self.due = False
+        self.lock: threading.Lock | None = None
+
+    def reweigh_due(self) -> bool:
+        return self.due
+
+    def reweigh(self, hold: AbstractContextManager[object] | None = None) -> None:
+        assert hold is self.lock
+        assert self.lock is not None and self.lock.acquire(timeout=1)
+        self.lock.release()
+        self.changes_since_learnt, self.due = 0, False
+
+    def weights_digest(self) -> str:
+        return "digest"
+
+
+class LiveWithEngine(FakeLive):
+    def __init__(self) -> None:
+        super().__init__()
+        self.engine = FakeEngine()
+
+    def index(self, envelope):
+        self.engine.changes_since_learnt += 1
+        return super().index(envelope)
+
+
+def _shared(**kwargs) -> SharedIndex:
+    live = LiveWithEngine()
+    shared = SharedIndex(live, **kwargs)  # type: ignore[arg-type]
+    live.engine.lock = shared.lock
+    return shared
+
+
+def test_weights_are_due_after_a_share_changed_or_a_quiet_table_or_a_long_while_and_never_unchanged():
+    shared = _shared(reweigh_quiet_s=60, reweigh_every_s=3600)
+    engine = shared.live.engine
+    assert not shared.weights_due()
+    shared.index_record(_record(_event("org-1", 1)))
+    assert not shared.weights_due()  # changed, but just now
+    engine.due = True
+    assert shared.weights_due()
+
+    quiet = _shared(reweigh_quiet_s=0.05, reweigh_every_s=3600)
+    quiet.index_record(_record(_event("org-1", 1)))
+    time.sleep(0.1)
+    assert quiet.weights_due()
+
+    old = _shared(reweigh_quiet_s=60, reweigh_every_s=0.05)
+    time.sleep(0.1)
+    assert not old.weights_due()  # old, but nothing changed
+    old.index_record(_record(_event("org-1", 1)))
+    assert old.weights_due()
+
+
+def test_a_refresh_learns_the_weights_and_plans_every_list_again_one_at_a_time():
+    shared = _shared()
+    live = shared.live
+    for org in ("org-b", "org-a", "org-c"):
+        shared.index_record(_record(_event(org, 1)))
+    shared.refresh_weights()
+    assert live.engine.changes_since_learnt == 0
+    assert live.replanned == [{"org-a"}, {"org-b"}, {"org-c"}]
+    assert len(live.state.pair_writes) == 3
+    assert not shared.weights_due()
+
+
+def test_a_refresh_told_to_stop_plans_no_more_lists():
+    shared = _shared()
+    for org in ("org-a", "org-b"):
+        shared.index_record(_record(_event(org, 1)))
+    stop = threading.Event()
+    stop.set()
+    shared.refresh_weights(stop)
+    assert shared.live.replanned == []
+
+
+def test_the_refresher_learns_the_weights_once_the_table_is_quiet():
+    shared = _shared(reweigh_quiet_s=0.05)
+    shared.index_record(_record(_event("org-a", 1)))
+    stop = threading.Event()
+    thread = threading.Thread(target=shared.keep_weights_fresh, args=(stop, 0.01))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 5
+        while shared.live.replanned != [{"org-a"}] and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        thread.join(5)
+    assert shared.live.replanned == [{"org-a"}]
+    assert shared.live.engine.changes_since_learnt == 0
