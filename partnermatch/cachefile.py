@@ -15,13 +15,22 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 DEFAULT_FOLDER = "~/.cache/partnermatch/lemmas"
-# The PARTNERMATCH_LEMMA_INDEX setting, read here so that every process uses the same folder, the
-# profiles service included; like every setting, empty means the default.
-_folder: Path | None = Path(os.environ.get("PARTNERMATCH_LEMMA_INDEX") or DEFAULT_FOLDER).expanduser()
+
+
+class _Unchosen:
+    """No folder chosen yet: the environment is read at the first use, never at import."""
+
+
+_folder: Path | None | _Unchosen = _Unchosen()
 
 
 def folder() -> Path | None:
-    """The folder in use; None: keep nothing, build everything in memory."""
+    """The folder in use; None: keep nothing, build everything in memory. Unless chosen with
+    `use_folder`, the PARTNERMATCH_LEMMA_INDEX setting, read here so that every process uses the
+    same folder, the profiles service included; like every setting, empty means the default."""
+    global _folder
+    if isinstance(_folder, _Unchosen):
+        _folder = Path(os.environ.get("PARTNERMATCH_LEMMA_INDEX") or DEFAULT_FOLDER).expanduser()
     return _folder
 
 
