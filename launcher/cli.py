@@ -1,8 +1,10 @@
 """The `partnermatch` console script: one entry point for people, subcommands per concern. It stands
 above the services (it names their commands), so it lives with the launcher.
 
-Each subcommand lives with the code it drives and registers itself through `add_parser`;
-modules are imported lazily so `partnermatch --help` stays fast and nothing connects at import.
+Each subcommand lives with the code it drives and registers itself through `add_parser`. Only the
+module of the command given is imported (all of them for `--help`), so `partnermatch topics ensure`
+in deployment loads the Kafka adapter's command and nothing of the local launcher; nothing
+connects at import.
 """
 
 from __future__ import annotations
@@ -23,20 +25,23 @@ SUBCOMMANDS: dict[str, str] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of `command` alone when it is one of ours, else of every command (for help, or to
+    name the choices in an error)."""
     parser = argparse.ArgumentParser(
         prog="partnermatch",
         description="Find partners for organisations across clusters, countries and languages.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    for module_name in SUBCOMMANDS.values():
-        importlib.import_module(module_name).add_parser(subparsers)
+    for name in [command] if command in SUBCOMMANDS else SUBCOMMANDS:
+        importlib.import_module(SUBCOMMANDS[name]).add_parser(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     code = args.func(args)
     return int(code or 0)
