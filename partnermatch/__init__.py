@@ -1,1 +1,2 @@
-"""partnermatch: shared code of the services (event contract, Kafka adapter, settings, logging, CLI)."""
+"""partnermatch: the shared package of the services (event contract, Kafka adapter, settings, logging,
+HTTP edge); the ground floor, importing no service."""
