@@ -246,7 +246,10 @@ class MatchEngine:
             (readings.seek_counts > 0).astype(np.int8).tocsr(),
         )
         self._changes = 0
-        logger.info("index fitted", extra={"profiles": len(items), "terms": len(self.features.term_idf)})
+        logger.info(
+            "index fitted",
+            extra={"profiles": len(items), "terms": len(self.features.term_idf), "weights": self.weights_digest()},
+        )
 
     def _reset(self, capacity: int) -> None:
         self.index.reset(capacity)

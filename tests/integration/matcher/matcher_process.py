@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+from dataclasses import replace
 
 from partnermatch.logs import configure_logging
 from partnermatch.messaging import KafkaPublisher
@@ -26,8 +27,12 @@ def main() -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    settings = MatcherSettings(
-        redis_url=redis_url, kafka_bootstrap=bootstrap, group_id=group, max_pending_per_org=MAX_PENDING
+    settings = replace(
+        MatcherSettings.from_env(),  # the weights' refresh as the test sets it
+        redis_url=redis_url,
+        kafka_bootstrap=bootstrap,
+        group_id=group,
+        max_pending_per_org=MAX_PENDING,
     )
     live = build_live_matcher(settings)
     publisher = KafkaPublisher(bootstrap, client_id="matcher-dlq")
@@ -42,6 +47,8 @@ def main() -> None:
             handlers={},
             publisher=publisher,
             stop=stop,
+            reweigh_quiet_s=settings.reweigh_quiet_s,
+            reweigh_every_s=settings.reweigh_every_s,
         )
     finally:
         publisher.close()
