@@ -1,0 +1,434 @@
+"""The matcher's rules, pure (no I/O): a pair's lifecycle (suggested, scored again, withdrawn, decided
+by the coordinators of its two clusters) with the events each step causes, and the plan of a change
+of the lists (which pairs to suggest, which to withdraw) from the engine's lists and a snapshot of
+the pending pairs. The repository (adapters/redis_state.py) reads the snapshots and saves the steps.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from partnermatch import events
+from partnermatch.reasons import Reason
+from services.matcher.feedback import dislikes_in
+
+PairRecord = dict[str, Any]  # a pair as stored and shown: ids, clusters, score, reasons, state, decisions
+
+PENDING = "pending"
+APPROVED = "approved"
+REJECTED = "rejected"
+WITHDRAWN = "withdrawn"
+DECIDED_STATES = (APPROVED, REJECTED)
+
+# Why a pending pair is withdrawn.
+ORGANISATION_DELETED = "organisation_deleted"
+NO_LONGER_MATCHING = "no_longer_matching"
+DISPLACED = "displaced_by_better_match"
+
+
+class DecisionRefused(Exception):
+    """The pair is not pending any more, or this cluster has already decided."""
+
+    def __init__(self, reason: str, pair: PairRecord | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.pair = pair
+
+
+@dataclass
+class PairWrite:
+    """A pair to create or refresh (pending), with its score and reasons from org_a's side."""
+
+    pair_id: str
+    org_a: str
+    org_b: str
+    cluster_a: str
+    cluster_b: str
+    score: float
+    reasons: list[dict[str, Any]]
+
+
+@dataclass
+class ProfileChange:
+    """Everything one profile event changes, applied atomically."""
+
+    org_id: str
+    revision: int
+    profile: dict[str, Any] | None  # None: deleted
+    upserts: list[PairWrite] = field(default_factory=list)
+    withdrawals: list[tuple[str, str]] = field(default_factory=list)  # (pair id, reason)
+    # Write only the pairs between organisations with a profile here; the others wait (awaiting).
+    # Set by matchers sharing the work, whose index may be ahead of what is applied (table.py).
+    known_partners_only: bool = False
+
+
+@dataclass(frozen=True)
+class PairEvent:
+    """An event a step of a pair causes, keyed by the pair; the repository puts it in the outbox."""
+
+    event_type: str
+    pair_id: str
+    payload: dict[str, Any]
+
+
+# What a step did to a pair, which tells the repository which of its lists to change:
+# suggested (pending, listed by score), withdrawn (listed no more), decided (into the history),
+# noted (a cluster's decision recorded or taken back, the pair still pending).
+Step = Literal["suggested", "withdrawn", "decided", "noted"]
+
+
+@dataclass(frozen=True)
+class PairSaved:
+    """A pair as one step leaves it, with the event it causes."""
+
+    step: Step
+    record: PairRecord
+    event: PairEvent | None = None
+    left_clusters: tuple[str, ...] = ()  # clusters that listed the pair and no longer do
+    dislikes: tuple[tuple[str, str], ...] = ()  # (organisation, partner it rejected as not relevant)
+
+
+def iso(ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}+00:00"
+
+
+# ---- suggesting and withdrawing ---------------------------------------------------------------
+
+PAIR_FIELDS = ("pair_id", "org_a", "org_b", "cluster_a", "cluster_b")
+
+
+def suggest(old: PairRecord | None, write: PairWrite, now: int) -> PairSaved | None:
+    """The pair suggested, or suggested again with a new score or reasons; None when nothing changes
+    (the same suggestion pending, or a decided pair: never suggested again). A pending pair keeps
+    the decisions already given by the clusters it still has: any profile event can shift a pair's
+    score, and a coordinator's acknowledged approval must not silently vanish."""
+    if old is not None and old["state"] not in (PENDING, WITHDRAWN):
+        return None
+    still_pending = old is not None and old["state"] == PENDING
+    if still_pending and old is not None and _same_suggestion(old, write):
+        return None
+    record: PairRecord = {
+        "pair_id": write.pair_id,
+        "org_a": write.org_a,
+        "org_b": write.org_b,
+        "cluster_a": write.cluster_a,
+        "cluster_b": write.cluster_b,
+        "score": round(float(write.score), 6),
+        "reasons": write.reasons,
+        "state": PENDING,
+        "created_ms": old["created_ms"] if still_pending and old else now,
+        "updated_ms": now,
+        "decisions": {
+            cluster: decision
+            for cluster, decision in (old or {}).get("decisions", {}).items()
+            if cluster in (write.cluster_a, write.cluster_b)
+        }
+        if still_pending
+        else {},
+    }
+    left = sorted({old["cluster_a"], old["cluster_b"]} - {write.cluster_a, write.cluster_b}) if old else []
+    payload = {k: record[k] for k in (*PAIR_FIELDS, "score", "reasons")}
+    event = PairEvent(events.MATCH_SUGGESTED, write.pair_id, payload)
+    return PairSaved("suggested", record, event, left_clusters=tuple(left))
+
+
+def _same_suggestion(old: PairRecord, write: PairWrite) -> bool:
+    return (
+        abs(old["score"] - write.score) < 1e-6
+        and old["reasons"] == write.reasons
+        and (old["cluster_a"], old["cluster_b"]) == (write.cluster_a, write.cluster_b)
+    )
+
+
+def withdraw(old: PairRecord | None, reason: str, now: int) -> PairSaved | None:
+    """A pending pair withdrawn (why: `reason`); None for a pair that is not pending."""
+    if old is None or old["state"] != PENDING:
+        return None
+    record = {**old, "state": WITHDRAWN, "updated_ms": now, "withdrawn_reason": reason}
+    payload = {k: old[k] for k in PAIR_FIELDS}
+    payload["reason"] = reason
+    return PairSaved("withdrawn", record, PairEvent(events.MATCH_WITHDRAWN, old["pair_id"], payload))
+
+
+def pair_steps(
+    existing: Mapping[str, PairRecord], upserts: Iterable[PairWrite], withdrawals: Iterable[tuple[str, str]], now: int
+) -> list[PairSaved]:
+    """What suggesting `upserts` and withdrawing `withdrawals` does to the pairs as they are
+    (`existing`, by id), withdrawals first; each step judged against the pair as it was read."""
+    steps = [withdraw(existing.get(pair_id), reason, now) for pair_id, reason in withdrawals]
+    steps += [suggest(existing.get(w.pair_id), w, now) for w in upserts]
+    return [s for s in steps if s is not None]
+
+
+def between_known(upserts: Iterable[PairWrite], unknown: set[str]) -> tuple[list[PairWrite], dict[str, set[str]]]:
+    """The pairs between organisations with a profile (none of them in `unknown`), and for each
+    unknown one the organisations whose lists wanted it: they are planned again once its profile
+    is there, so a pair never names a partner the coordinators' pages cannot show."""
+    known: list[PairWrite] = []
+    awaiting: dict[str, set[str]] = {}
+    for w in upserts:
+        orgs = {w.org_a, w.org_b}
+        for org in orgs & unknown:
+            awaiting.setdefault(org, set()).update(orgs - {org})
+        if not orgs & unknown:
+            known.append(w)
+    return known, awaiting
+
+
+# ---- deciding ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ballot:
+    """One cluster's decision on a pair, as its coordinator gave it."""
+
+    cluster_id: str
+    coordinator: str
+    decision: str  # "approve" or "reject"
+    reason_code: str | None = None
+    reason_text: str | None = None
+
+
+@dataclass(frozen=True)
+class Decided:
+    """The answer to a ballot: the pair as it now is, and what to save (None: the cluster had given
+    this very decision before, a retry after a lost answer or a double click, so nothing changes)."""
+
+    pair: PairRecord
+    saved: PairSaved | None
+
+    @property
+    def repeated(self) -> bool:
+        return self.saved is None
+
+
+def refusal(pair: PairRecord | None, cluster_id: str) -> DecisionRefused | None:
+    """Why the cluster cannot decide the pair now, or None: not_found (missing, or not the
+    cluster's), not_pending (with the pair), already_decided (with the pair)."""
+    if pair is None or cluster_id not in (pair["cluster_a"], pair["cluster_b"]):
+        return DecisionRefused("not_found")
+    if pair["state"] != PENDING:
+        return DecisionRefused("not_pending", pair)
+    if cluster_id in pair["decisions"]:
+        return DecisionRefused("already_decided", pair)
+    return None
+
+
+def holds(pair: PairRecord | None, ballot: Ballot) -> bool:
+    """Whether the pair already holds this ballot's decision, with the same rejection reason."""
+    if pair is None or pair["state"] == WITHDRAWN:
+        return False
+    mine = pair.get("decisions", {}).get(ballot.cluster_id)
+    if mine is None or mine.get("decision") != ballot.decision:
+        return False
+    return ballot.decision != "reject" or mine.get("reason_code") == ballot.reason_code
+
+
+def decide(pair: PairRecord | None, ballot: Ballot, now: int) -> Decided:
+    """The ballot answered once: recorded, or found already given (repeated), or DecisionRefused."""
+    refused = refusal(pair, ballot.cluster_id)
+    if refused is not None:
+        if refused.pair is not None and holds(refused.pair, ballot):
+            return Decided(refused.pair, None)
+        raise refused
+    assert pair is not None  # refusal() said not_found otherwise
+    saved = record_decision(pair, ballot, now)
+    return Decided(saved.record, saved)
+
+
+def record_decision(pair: PairRecord, ballot: Ballot, now: int) -> PairSaved:
+    """The ballot added to a pair the cluster may decide (see `refusal`). Both clusters approving
+    approves the pair, either rejecting rejects it: then it is decided, once, with its event."""
+    decisions = dict(pair["decisions"])
+    decisions[ballot.cluster_id] = {
+        "cluster_id": ballot.cluster_id,
+        "coordinator": ballot.coordinator,
+        "decision": ballot.decision,
+        "reason_code": ballot.reason_code,
+        "reason_text": ballot.reason_text,
+        "decided_at": iso(now),
+    }
+    record = {**pair, "decisions": decisions}
+    final = None
+    if ballot.decision == "reject":
+        final = REJECTED
+    elif all(decisions.get(c, {}).get("decision") == "approve" for c in (pair["cluster_a"], pair["cluster_b"])):
+        final = APPROVED
+    if final is None:
+        record["updated_ms"] = now
+        return PairSaved("noted", record)
+    record["state"] = final
+    record["decided_ms"] = now
+    record["updated_ms"] = now
+    dislikes = tuple(dislikes_in(record, decisions.values()))
+    return PairSaved("decided", record, decision_event(record), dislikes=dislikes)
+
+
+def decision_event(pair: PairRecord) -> PairEvent:
+    """`match.approved` or `match.rejected` of a decided pair, with both clusters' decisions."""
+    payload = {k: pair[k] for k in (*PAIR_FIELDS, "score", "reasons")}
+    payload["decisions"] = list(pair["decisions"].values())
+    event_type = events.MATCH_APPROVED if pair["state"] == APPROVED else events.MATCH_REJECTED
+    return PairEvent(event_type, pair["pair_id"], payload)
+
+
+def withdraw_approval(pair: PairRecord | None, cluster_id: str, now: int) -> PairSaved:
+    """The cluster's approval taken back while the pair still waits for the other cluster (once the
+    other side decides, the pair is final and nothing can be taken back)."""
+    refused = refusal(pair, cluster_id)
+    if refused is not None and refused.reason != "already_decided":
+        raise refused
+    assert pair is not None
+    mine = pair["decisions"].get(cluster_id)
+    if mine is None or mine.get("decision") != "approve":
+        raise DecisionRefused("nothing_to_withdraw", pair)
+    decisions = {cluster: d for cluster, d in pair["decisions"].items() if cluster != cluster_id}
+    return PairSaved("noted", {**pair, "decisions": decisions, "updated_ms": now})
+
+
+# ---- planning the lists -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A partner in an organisation's list: its score and reasons, read from the list's owner ("a")."""
+
+    id: str
+    score: float
+    reasons: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class PlanSnapshot:
+    """What a plan reads of the stored pairs: each organisation's pending pairs with their scores
+    (for every organisation it asked about; none pending is an empty map), and which pairs were
+    decided."""
+
+    pending: Mapping[str, Mapping[str, float]]
+    decided: frozenset[str]
+
+
+@dataclass
+class ListsPlan:
+    """The pairs to suggest, and those to withdraw with why, after some lists changed."""
+
+    upserts: list[PairWrite]
+    withdrawals: list[tuple[str, str]]
+
+
+def wanted_pairs(lists: Mapping[str, Sequence[Candidate]], clusters: Mapping[str, str]) -> dict[str, PairWrite]:
+    """The pairs the lists want (each list's partners, in the lists' order), stored with org_a
+    first; a pair in two lists keeps its best score."""
+    wanted: dict[str, PairWrite] = {}
+    for who in sorted(lists):
+        for candidate in lists[who]:
+            pair_id = events.pair_id(who, candidate.id)
+            org_a, org_b = sorted((who, candidate.id))
+            side = "a" if org_a == who else "b"  # the candidate's reasons are `who`'s: "a" there
+            if pair_id not in wanted or wanted[pair_id].score < candidate.score:
+                reasons = [Reason.from_dict(r).seen_from(side).to_dict() for r in candidate.reasons]
+                wanted[pair_id] = PairWrite(
+                    pair_id, org_a, org_b, clusters[org_a], clusters[org_b], float(candidate.score), reasons
+                )
+    return wanted
+
+
+def snapshot_orgs(affected: set[str], gone: set[str], wanted: Iterable[PairWrite]) -> set[str]:
+    """The organisations whose pending pairs a plan reads: those whose lists changed or that are
+    gone, and both sides of every pair wanted (the limit of pending pairs holds for each)."""
+    return affected | gone | {org for w in wanted for org in (w.org_a, w.org_b)}
+
+
+def partners_to_check(
+    affected: set[str], gone: set[str], wanted: Mapping[str, PairWrite], snapshot: PlanSnapshot
+) -> set[str]:
+    """The partners whose own lists decide whether a pending pair of a changed list stays: a pair
+    no list wants any more is withdrawn once neither side's list holds the other."""
+    wanted_now = set(wanted) - snapshot.decided
+    return {
+        other_of(pair_id, who)
+        for who in affected - gone
+        for pair_id in snapshot.pending.get(who, {})
+        if pair_id not in wanted_now and other_of(pair_id, who) not in gone
+    }
+
+
+def plan_lists(
+    wanted: Mapping[str, PairWrite],
+    listed: Mapping[str, set[str]],
+    snapshot: PlanSnapshot,
+    affected: set[str],
+    gone: set[str],
+    max_pending: int,
+) -> ListsPlan:
+    """The pairs to suggest and to withdraw (with why) for the lists of `affected` as they now are
+    (they want `wanted`: see `wanted_pairs`), the organisations in `gone` deleted. `listed` holds
+    the partners in the list of each organisation of `affected` and of each one `partners_to_check`
+    names (none for one not indexed)."""
+    wanted = {pair_id: w for pair_id, w in wanted.items() if pair_id not in snapshot.decided}
+    withdrawals: dict[str, str] = {}
+    for who in sorted(affected | gone):
+        for pair_id in snapshot.pending.get(who, {}):
+            if who in gone:
+                withdrawals[pair_id] = ORGANISATION_DELETED
+                continue
+            if pair_id in wanted:
+                continue
+            other = other_of(pair_id, who)
+            if other in gone:
+                withdrawals[pair_id] = ORGANISATION_DELETED
+            elif who not in listed.get(other, set()):
+                withdrawals[pair_id] = NO_LONGER_MATCHING
+
+    upserts = cap_pending(wanted, snapshot.pending, withdrawals, max_pending)
+    return ListsPlan(upserts, sorted(withdrawals.items()))
+
+
+def cap_pending(
+    wanted: Mapping[str, PairWrite],
+    pending: Mapping[str, Mapping[str, float]],
+    withdrawals: dict[str, str],
+    max_pending: int,
+) -> list[PairWrite]:
+    """The wanted pairs to suggest so that no organisation has more than `max_pending` pending: the
+    best ones stay, and a weaker pending pair gives way (added to `withdrawals`)."""
+    chosen: dict[str, PairWrite] = {}
+    load: dict[str, dict[str, float]] = {}
+
+    def current(org: str) -> dict[str, float]:
+        if org not in load:
+            # a pending pair planned again counts with its new score (rejections may have lowered it)
+            load[org] = {
+                p: wanted[p].score if p in wanted else s
+                for p, s in pending.get(org, {}).items()
+                if p not in withdrawals
+            }
+        return load[org]
+
+    for w in sorted(wanted.values(), key=lambda w: -w.score):
+        fits = True
+        for org in (w.org_a, w.org_b):
+            mine = current(org)
+            if w.pair_id in mine or len(mine) < max_pending:
+                continue
+            weakest = min(mine, key=lambda p: mine[p])
+            if mine[weakest] < w.score and weakest not in chosen:
+                withdrawals[weakest] = DISPLACED
+                for o in weakest.split("~"):
+                    current(o).pop(weakest, None)
+            else:
+                fits = False
+        if fits:
+            chosen[w.pair_id] = w
+            for org in (w.org_a, w.org_b):
+                current(org)[w.pair_id] = w.score
+    return list(chosen.values())
+
+
+def other_of(pair_id: str, org_id: str) -> str:
+    """The pair's other organisation."""
+    first, _, second = pair_id.partition("~")
+    return second if first == org_id else first

@@ -1,0 +1,221 @@
+"""The matcher's rules, pure: a pair's lifecycle with the events each step causes, the coordinators'
+decisions answered once, and the plan of the lists (limits of pending pairs, withdrawals)."""
+
+from __future__ import annotations
+
+import pytest
+
+from partnermatch import events
+from services.matcher import domain
+from services.matcher.domain import Ballot, Candidate, DecisionRefused, PairWrite, PlanSnapshot
+
+REASON = {
+    "concept": "ict.software",
+    "kind": "activity",
+    "direction": "a_offers_b_seeks",
+    "weight": 0.3,
+    "terms_a": ["oprogramowanie"],
+    "terms_b": ["softver"],
+}
+
+
+def _write(score=0.5, cluster_a="c-pl", cluster_b="c-rs", org_a="org_a", org_b="org_b") -> PairWrite:
+    return PairWrite(events.pair_id(org_a, org_b), org_a, org_b, cluster_a, cluster_b, score, [REASON])
+
+
+def _pending(score=0.5, **kw):
+    saved = domain.suggest(None, _write(score, **kw), now=100)
+    assert saved is not None
+    return saved.record
+
+
+# ---- suggesting and withdrawing -----------------------------------------------------------------
+
+
+def test_a_new_pair_is_suggested_pending_with_its_event():
+    saved = domain.suggest(None, _write(0.4321234), now=100)
+    assert saved is not None and saved.step == "suggested"
+    assert saved.record["state"] == "pending" and saved.record["score"] == 0.432123
+    assert (saved.record["created_ms"], saved.record["updated_ms"], saved.record["decisions"]) == (100, 100, {})
+    assert saved.event is not None and saved.event.event_type == events.MATCH_SUGGESTED
+    assert saved.event.pair_id == "org_a~org_b"
+    assert saved.event.payload == {
+        "pair_id": "org_a~org_b",
+        "org_a": "org_a",
+        "org_b": "org_b",
+        "cluster_a": "c-pl",
+        "cluster_b": "c-rs",
+        "score": 0.432123,
+        "reasons": [REASON],
+    }
+
+
+def test_the_same_suggestion_again_changes_nothing_and_a_new_score_keeps_the_approvals_given():
+    pair = _pending()
+    assert domain.suggest(pair, _write(0.5 + 1e-8), now=200) is None
+    noted = domain.record_decision(pair, Ballot("c-pl", "anna", "approve"), now=150).record
+    again = domain.suggest(noted, _write(0.7), now=200)
+    assert again is not None and again.event is not None
+    assert again.record["score"] == 0.7 and again.record["created_ms"] == 100 and again.record["updated_ms"] == 200
+    assert set(again.record["decisions"]) == {"c-pl"}
+
+
+def test_an_organisation_that_moved_leaves_its_old_clusters_list_and_decision_behind():
+    noted = domain.record_decision(_pending(), Ballot("c-pl", "anna", "approve"), now=150).record
+    moved = domain.suggest(noted, _write(cluster_a="c-krakow"), now=200)
+    assert moved is not None
+    assert moved.left_clusters == ("c-pl",) and moved.record["decisions"] == {}
+
+
+def test_a_decided_pair_is_never_suggested_again_and_a_withdrawn_one_starts_afresh():
+    rejected = domain.record_decision(_pending(), Ballot("c-rs", "marko", "reject", "not_relevant"), now=150).record
+    assert domain.suggest(rejected, _write(0.9), now=200) is None
+    withdrawn = domain.withdraw(_pending(), domain.NO_LONGER_MATCHING, now=150)
+    assert withdrawn is not None
+    back = domain.suggest(withdrawn.record, _write(), now=300)
+    assert back is not None and back.record["created_ms"] == 300 and back.record["state"] == "pending"
+
+
+def test_only_a_pending_pair_is_withdrawn_and_its_event_says_why():
+    saved = domain.withdraw(_pending(), domain.ORGANISATION_DELETED, now=200)
+    assert saved is not None and saved.step == "withdrawn"
+    assert saved.record["state"] == "withdrawn" and saved.record["withdrawn_reason"] == "organisation_deleted"
+    assert saved.event is not None and saved.event.event_type == events.MATCH_WITHDRAWN
+    assert saved.event.payload["reason"] == "organisation_deleted"
+    assert domain.withdraw(saved.record, domain.NO_LONGER_MATCHING, now=300) is None
+    assert domain.withdraw(None, domain.NO_LONGER_MATCHING, now=300) is None
+
+
+def test_steps_are_judged_against_the_pairs_as_read_withdrawals_first():
+    pair = _pending()
+    other = _write(org_b="org_c")
+    steps = domain.pair_steps({pair["pair_id"]: pair}, [other], [(pair["pair_id"], domain.DISPLACED)], now=200)
+    assert [(s.step, s.record["pair_id"]) for s in steps] == [
+        ("withdrawn", "org_a~org_b"),
+        ("suggested", "org_a~org_c"),
+    ]
+
+
+def test_pairs_with_an_organisation_not_applied_yet_wait_for_it():
+    known, awaiting = domain.between_known([_write(), _write(org_b="org_x")], unknown={"org_x"})
+    assert [w.pair_id for w in known] == ["org_a~org_b"]
+    assert awaiting == {"org_x": {"org_a"}}
+
+
+# ---- deciding -----------------------------------------------------------------------------------
+
+
+def test_both_clusters_approving_approves_the_pair_with_one_event_holding_both_decisions():
+    first = domain.decide(_pending(), Ballot("c-pl", "anna", "approve"), now=200)
+    assert first.saved is not None and first.saved.step == "noted" and first.saved.event is None
+    assert first.pair["state"] == "pending" and first.pair["decisions"]["c-pl"]["decided_at"].startswith("1970-")
+    second = domain.decide(first.pair, Ballot("c-rs", "marko", "approve"), now=300)
+    assert second.saved is not None and second.saved.step == "decided"
+    assert second.pair["state"] == "approved" and second.pair["decided_ms"] == 300
+    assert second.saved.event is not None and second.saved.event.event_type == events.MATCH_APPROVED
+    assert {d["coordinator"] for d in second.saved.event.payload["decisions"]} == {"anna", "marko"}
+
+
+def test_one_rejection_rejects_and_only_a_not_relevant_one_teaches():
+    taught = domain.decide(_pending(), Ballot("c-rs", "marko", "reject", "not_relevant", "Druga tržišta"), now=200)
+    assert taught.pair["state"] == "rejected" and taught.saved is not None
+    assert taught.saved.event is not None and taught.saved.event.event_type == events.MATCH_REJECTED
+    assert taught.saved.dislikes == (("org_b", "org_a"),)
+    partners = domain.decide(_pending(), Ballot("c-rs", "marko", "reject", "already_partners"), now=200)
+    assert partners.saved is not None and partners.saved.dislikes == ()
+
+
+def test_a_decision_given_again_is_answered_with_the_pair_and_nothing_to_save():
+    approved = domain.decide(_pending(), Ballot("c-pl", "anna", "approve"), now=200).pair
+    again = domain.decide(approved, Ballot("c-pl", "ana", "approve"), now=300)
+    assert again.repeated and again.pair is approved
+    rejected = domain.decide(approved, Ballot("c-rs", "marko", "reject", "no_capacity"), now=300).pair
+    late = domain.decide(rejected, Ballot("c-rs", "marko", "reject", "no_capacity"), now=400)
+    assert late.repeated and late.pair["state"] == "rejected"
+
+
+def test_a_different_decision_is_refused_and_so_is_a_pair_gone_or_not_the_clusters():
+    approved = domain.decide(_pending(), Ballot("c-pl", "anna", "approve"), now=200).pair
+    with pytest.raises(DecisionRefused) as otherwise:
+        domain.decide(approved, Ballot("c-pl", "anna", "reject", "not_relevant"), now=300)
+    assert otherwise.value.reason == "already_decided" and otherwise.value.pair is approved
+    rejected = domain.decide(approved, Ballot("c-rs", "marko", "reject", "not_relevant"), now=300).pair
+    with pytest.raises(DecisionRefused) as decided:
+        domain.decide(rejected, Ballot("c-rs", "marko", "reject", "already_partners"), now=400)
+    assert decided.value.reason == "not_pending"
+    for pair, cluster in ((None, "c-pl"), (_pending(), "c-al")):
+        with pytest.raises(DecisionRefused) as missing:
+            domain.decide(pair, Ballot(cluster, "besa", "approve"), now=400)
+        assert missing.value.reason == "not_found" and missing.value.pair is None
+
+
+def test_a_withdrawn_pair_holds_no_decision_to_answer_with():
+    noted = domain.decide(_pending(), Ballot("c-pl", "anna", "approve"), now=200).pair
+    withdrawn = domain.withdraw(noted, domain.NO_LONGER_MATCHING, now=300)
+    assert withdrawn is not None
+    with pytest.raises(DecisionRefused) as refused:
+        domain.decide(withdrawn.record, Ballot("c-pl", "anna", "approve"), now=400)
+    assert refused.value.reason == "not_pending" and refused.value.pair == withdrawn.record
+
+
+def test_an_approval_is_taken_back_only_while_the_other_cluster_has_not_decided():
+    noted = domain.decide(_pending(), Ballot("c-pl", "anna", "approve"), now=200).pair
+    back = domain.withdraw_approval(noted, "c-pl", now=300)
+    assert back.step == "noted" and back.record["decisions"] == {} and back.record["updated_ms"] == 300
+    with pytest.raises(DecisionRefused) as nothing:
+        domain.withdraw_approval(back.record, "c-pl", now=400)
+    assert nothing.value.reason == "nothing_to_withdraw"
+    approved = domain.decide(noted, Ballot("c-rs", "marko", "approve"), now=400).pair
+    with pytest.raises(DecisionRefused) as final:
+        domain.withdraw_approval(approved, "c-pl", now=500)
+    assert final.value.reason == "not_pending"
+
+
+# ---- planning the lists -------------------------------------------------------------------------
+
+CLUSTERS = {"a": "c-1", "b": "c-2", "c": "c-2", "d": "c-3", "e": "c-3"}
+
+
+def _plan(lists, pending=None, decided=(), listed=None, affected=None, gone=frozenset(), max_pending=8):
+    candidates = {who: [Candidate(p, s) for p, s in found] for who, found in lists.items()}
+    wanted = domain.wanted_pairs(candidates, CLUSTERS)
+    snapshot = PlanSnapshot(pending or {}, frozenset(decided))
+    heard = {who: {c.id for c in found} for who, found in candidates.items()} | (listed or {})
+    affected = set(lists) if affected is None else affected
+    return domain.plan_lists(wanted, heard, snapshot, affected, set(gone), max_pending)
+
+
+def test_a_pair_in_two_lists_is_stored_once_with_org_a_first_and_its_best_score():
+    reason = {**REASON, "direction": "a_offers_b_seeks"}
+    lists = {"b": [Candidate("a", 0.4, (reason,))], "a": [Candidate("b", 0.3)]}
+    [w] = domain.wanted_pairs(lists, CLUSTERS).values()
+    assert (w.pair_id, w.org_a, w.cluster_a, w.score) == ("a~b", "a", "c-1", 0.4)
+    assert w.reasons[0]["direction"] == "b_offers_a_seeks"  # b's reasons, read from a's side
+
+
+def test_decided_pairs_are_not_suggested_again():
+    plan = _plan({"a": [("b", 0.5), ("c", 0.4)]}, decided={"a~b"})
+    assert [w.pair_id for w in plan.upserts] == ["a~c"]
+
+
+def test_no_organisation_gets_more_pending_pairs_than_the_limit_and_the_weakest_gives_way():
+    pending = {"a": {"a~d": 0.2, "a~e": 0.6}}
+    plan = _plan({"a": [("b", 0.5), ("c", 0.4)]}, pending=pending, listed={"d": {"a"}, "e": {"a"}}, max_pending=2)
+    assert [w.pair_id for w in plan.upserts] == ["a~b"]
+    assert plan.withdrawals == [("a~d", domain.DISPLACED)]
+
+
+def test_a_pending_pair_neither_list_holds_is_withdrawn_and_one_the_partner_still_lists_stays():
+    pending = {"a": {"a~d": 0.3, "a~e": 0.3}}
+    plan = _plan({"a": [("b", 0.5)]}, pending=pending, listed={"d": {"a"}, "e": set()})
+    assert plan.withdrawals == [("a~e", domain.NO_LONGER_MATCHING)]
+    snapshot = PlanSnapshot(pending, frozenset())
+    wanted = domain.wanted_pairs({"a": [Candidate("b", 0.5)]}, CLUSTERS)
+    assert domain.partners_to_check({"a"}, set(), wanted, snapshot) == {"d", "e"}
+
+
+def test_a_deleted_organisations_pending_pairs_are_all_withdrawn():
+    pending = {"d": {"a~d": 0.3, "d~b": 0.2}, "a": {"a~d": 0.3}}
+    plan = _plan({"a": [("b", 0.5)]}, pending=pending, affected={"a"}, gone={"d"})
+    assert plan.withdrawals == [("a~d", domain.ORGANISATION_DELETED), ("d~b", domain.ORGANISATION_DELETED)]
+    assert [w.pair_id for w in plan.upserts] == ["a~b"]
