@@ -19,13 +19,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence, Sized
 from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
 import scipy.sparse as sp
 
-from services.matcher.engine.analysis import Analysis, pack, unpack
+from services.matcher.engine.analysis import Analysis, unpack
 from services.matcher.engine.features import FeatureSpace, Readings, tfidf_transformer
 from services.matcher.engine.index import Index
 from services.matcher.engine.lexicon import Lexicon, load_lexicon
@@ -34,7 +34,7 @@ from services.matcher.engine.rows import SparseRows
 from services.matcher.engine.settings import EngineSettings
 from services.matcher.engine.topk import TopKCache
 from services.matcher.engine.values import OrgProfile, Progress, Reason, Suggestion, Update
-from services.matcher.engine.workers import analyse_all, release_freed_memory
+from services.matcher.engine.workers import read_all, release_freed_memory
 
 __all__ = ["EngineSettings", "MatchEngine", "OrgProfile", "Progress", "Reason", "Suggestion", "Update"]
 
@@ -75,22 +75,21 @@ class MatchEngine:
         `workers` > 1 analyses in that many forked processes where forking is safe (no other
         thread running, as in the batch command); elsewhere it analyses in this process. The
         analyses are kept packed (a tenth of their memory; reasons unpack the few they need)
-        unless `keep_analyses`: the batch, which reasons about every row at once, keeps them whole."""
-        items = list(profiles)
-        seen: set[str] = set()
-        for p in items:
-            if p.id in seen:
-                raise ValueError(f"organisation {p.id} appears twice")
-            seen.add(p.id)
+        unless `keep_analyses`: the batch, which reasons about every row at once, keeps them whole.
+        `profiles` are read as the analysis needs them: an iterator is never held whole."""
+        total = len(profiles) if isinstance(profiles, Sized) else None  # read as they come: no copy
+        items: list[OrgProfile] = []  # id, cluster and country: the index keeps no texts
         stored: list[Analysis | bytes] = []
         parts: list[Readings] = []
         word_id: dict[str, int] = {}
-        for batch in analyse_all(self.features.analyse, items, workers, while_waiting=tfidf_transformer):
-            done = len(stored)
-            parts.append(self.features.read(batch, [p.country for p in items[done : done + len(batch)]], word_id))
-            stored.extend(batch if keep_analyses else map(pack, batch))
+        for kept, analysed, readings in read_all(
+            self.features, profiles, workers, word_id, keep_analyses, while_waiting=tfidf_transformer
+        ):
+            items.extend(kept)
+            stored.extend(analysed)
+            parts.append(readings)
             if progress is not None:
-                progress(len(stored), len(items))
+                progress(len(stored), len(stored) if total is None else total)
         self._index_anew(items, stored, self._stack(parts, word_id))
         release_freed_memory()
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -47,6 +47,21 @@ class Readings:
     def words(self) -> list[str]:
         """The word of each column of word_counts."""
         return sorted(self.word_id, key=self.word_id.__getitem__)
+
+    def renumbered(self, word_id: dict[str, int]) -> Readings:
+        """These readings with their words numbered by `word_id` (extended with the words it lacks,
+        in the order they were first met here), each row's words in that order: what reading them
+        with `word_id` would give (a worker reads its chunk with a numbering of its own)."""
+        number = np.array([word_id.setdefault(w, len(word_id)) for w in self.words], np.int64)
+        counts = self.word_counts
+        width = max(len(word_id), 1)
+        index_type = np.int32 if width < 2**31 and counts.nnz < 2**31 else np.int64
+        renumbered = sp.csr_matrix(
+            (counts.data, number[counts.indices].astype(index_type), counts.indptr.astype(index_type)),
+            shape=(counts.shape[0], width),
+        )
+        renumbered.sort_indices()
+        return replace(self, word_counts=renumbered, word_id=word_id)
 
     @staticmethod
     def stack(parts: list[Readings], word_id: dict[str, int], concepts: int, countries: int) -> Readings:

@@ -4,21 +4,30 @@ giving memory freed after a fit back to the system. Starts processes; no other I
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import ctypes.util
 import gc
+import itertools
 import multiprocessing as mp
 import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any, TypeVar
 
-from services.matcher.engine.analysis import Analysis
+from services.matcher.engine.analysis import Analysis, pack
+from services.matcher.engine.features import FeatureSpace, Readings
 from services.matcher.engine.values import OrgProfile
 
 Analyse = Callable[[OrgProfile], Analysis]
+T = TypeVar("T")
 
-_FORKED_ANALYSE: Analyse | None = None  # what a forked analysis worker inherited
+# Chunks handed to each worker or done and not yet taken: enough to keep the workers busy while
+# this process takes a chunk's results, few enough that they do not pile up
+CHUNKS_IN_FLIGHT = 3
+
+_FORKED_WORK: Callable[[list[OrgProfile]], Any] | None = None  # what a forked worker inherited
 
 
 def can_fork() -> bool:
@@ -55,35 +64,104 @@ def release_freed_memory() -> None:
 
 def analyse_all(
     analyse: Analyse,
-    items: list[OrgProfile],
+    items: Iterable[OrgProfile],
     workers: int,
     chunk: int = 1000,
     while_waiting: Callable[[], object] | None = None,
 ) -> Iterator[list[Analysis]]:
     """analyse(p) of every item in input order, a chunk at a time: in `workers` forked processes
     where forking is safe, else in this one. `while_waiting` runs here once the workers have
-    their chunks (what comes next, prepared meanwhile)."""
-    chunks = [items[i : i + chunk] for i in range(0, len(items), chunk)]
-    if workers <= 1 or len(chunks) < 2 or not can_fork():
-        for part in chunks:
-            yield [analyse(p) for p in part]
+    their first chunks (what comes next, prepared meanwhile)."""
+    for _, analysed in map_chunks(lambda part: [analyse(p) for p in part], items, workers, chunk, while_waiting):
+        yield analysed
+
+
+def read_all(
+    features: FeatureSpace,
+    profiles: Iterable[OrgProfile],
+    workers: int,
+    word_id: dict[str, int],
+    keep_analyses: bool = False,
+    chunk: int = 1000,
+    while_waiting: Callable[[], object] | None = None,
+) -> Iterator[tuple[list[OrgProfile], list[Analysis | bytes], Readings]]:
+    """Every profile analysed and read, a chunk at a time in input order, as fit() keeps them: the
+    organisations as the index keeps them (id, cluster, country), their analyses (packed unless
+    `keep_analyses`) and their readings, numbered by `word_id` (which it extends). The workers pack
+    and read their own chunks, so this process never holds more than a few chunks' analyses
+    unpacked (at a million organisations they took gigabytes while they waited here to be
+    packed). Raises ValueError for an organisation given twice."""
+
+    def digest(part: list[OrgProfile]) -> tuple[list[Analysis | bytes], Readings]:
+        analyses = [features.analyse(p) for p in part]
+        readings = features.read(analyses, [p.country for p in part], {})
+        return (list(analyses) if keep_analyses else [pack(a) for a in analyses]), readings
+
+    seen: set[str] = set()
+    for part, (stored, readings) in map_chunks(digest, profiles, workers, chunk, while_waiting):
+        kept = []
+        for p in part:
+            if p.id in seen:
+                raise ValueError(f"organisation {p.id} appears twice")
+            seen.add(p.id)
+            kept.append(OrgProfile(id=p.id, cluster=p.cluster, country=p.country))
+        yield kept, stored, readings.renumbered(word_id)
+
+
+def map_chunks(
+    work: Callable[[list[OrgProfile]], T],
+    items: Iterable[OrgProfile],
+    workers: int,
+    chunk: int,
+    while_waiting: Callable[[], object] | None = None,
+) -> Iterator[tuple[list[OrgProfile], T]]:
+    """(chunk, work(chunk)) for the items' chunks in input order, read from `items` as they are
+    needed: in `workers` forked processes where forking is safe, else in this one. At most
+    CHUNKS_IN_FLIGHT chunks per worker are handed out or done and not yet taken, so neither the
+    input nor the results pile up here."""
+    chunks = _chunks(items, chunk)
+    first, second = next(chunks, None), next(chunks, None)
+    if first is None:
         return
-    # The first chunk is analysed here: the workers then inherit the per-word caches it filled,
+    # The first chunk is done here: the workers then inherit the per-word caches it filled,
     # rather than each looking up the most common words again.
-    yield [analyse(p) for p in chunks[0]]
-    global _FORKED_ANALYSE
-    _FORKED_ANALYSE = analyse
+    yield first, work(first)
+    if second is None:
+        return
+    if workers <= 1 or not can_fork():
+        for part in itertools.chain([second], chunks):
+            yield part, work(part)
+        return
+    global _FORKED_WORK
+    _FORKED_WORK = work
+    pending: collections.deque[tuple[list[OrgProfile], Future[T]]] = collections.deque()
     try:
         with frozen_objects(), ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
-            # a worker that dies (killed, out of memory) raises BrokenProcessPool here
-            analysed = pool.map(_analyse_chunk, chunks[1:])  # every chunk is handed out now
+            for part in itertools.chain([second], chunks):
+                pending.append((part, pool.submit(_work_chunk, part)))
+                if len(pending) >= CHUNKS_IN_FLIGHT * workers:
+                    if while_waiting is not None:
+                        while_waiting()
+                        while_waiting = None
+                    done, future = pending.popleft()
+                    yield done, future.result()  # a worker that dies raises BrokenProcessPool here
             if while_waiting is not None:
                 while_waiting()
-            yield from analysed
+            while pending:
+                done, future = pending.popleft()
+                yield done, future.result()
     finally:
-        _FORKED_ANALYSE = None
+        for _, future in pending:
+            future.cancel()
+        _FORKED_WORK = None
 
 
-def _analyse_chunk(part: list[OrgProfile]) -> list[Analysis]:
-    assert _FORKED_ANALYSE is not None
-    return [_FORKED_ANALYSE(p) for p in part]
+def _chunks(items: Iterable[OrgProfile], size: int) -> Iterator[list[OrgProfile]]:
+    it = iter(items)
+    while part := list(itertools.islice(it, size)):
+        yield part
+
+
+def _work_chunk(part: list[OrgProfile]) -> Any:
+    assert _FORKED_WORK is not None
+    return _FORKED_WORK(part)
