@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 
+import launcher.metrics
 import launcher.stack
 import partnermatch.metrics
 import services.matcher.batch
@@ -22,6 +23,7 @@ DECLARING = (
     services.notifier.config,
     partnermatch.metrics,
     launcher.stack,
+    launcher.metrics,
 )
 
 

@@ -31,7 +31,7 @@ from services.notifier import processes as notifier
 from services.profiles import processes as profiles
 
 if TYPE_CHECKING:
-    from partnermatch.metrics import PartState
+    from launcher.metrics import PartState
 
 logger = logging.getLogger(__name__)
 
@@ -301,7 +301,7 @@ class Stack:
 
     def part_states(self) -> list[PartState]:
         """Each supervised part's restarts and whether it runs, for the launcher's metrics."""
-        from partnermatch.metrics import PartState
+        from launcher.metrics import PartState
 
         supervisor = self.supervisor
         if supervisor is None:

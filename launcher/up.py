@@ -88,7 +88,7 @@ def _serve_restarts(stack: Stack) -> Any:
     """The restarts of the parts, served by this launcher: it is the one process that outlives
     every part, so the count is there while the part that keeps dying is not (a web app reading a
     file would be down exactly when it matters)."""
-    from partnermatch.metrics import UP_METRICS_PORT, RestartsCollector, serve_launcher_metrics
+    from launcher.metrics import UP_METRICS_PORT, RestartsCollector, serve_launcher_metrics
 
     port = UP_METRICS_PORT.read_int(stack.base_env)
     if port == 0:

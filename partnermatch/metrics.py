@@ -1,6 +1,6 @@
 """Prometheus metrics of every service (prometheus-client): HTTP requests by route and status,
 recorded by the shared HTTP edge, and collectors that read the state an operator watches (outbox
-depth, consumer lag, deliveries by state, restarts of the local stack's parts) when scraped.
+depth, consumer lag, deliveries by state) when scraped.
 
 GET /metrics answers only clients in PARTNERMATCH_METRICS_ALLOW (loopback by default), others get a
 404. Under gunicorn with PROMETHEUS_MULTIPROC_DIR set, every worker writes its counts there and
@@ -15,13 +15,12 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, abort, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
@@ -43,11 +42,6 @@ MULTIPROC_DIR = setting(
     None,
     "Folder where each gunicorn worker writes its HTTP metrics, so /metrics adds up all workers; empty it "
     "before the app starts (`partnermatch up` keeps one per app under PARTNERMATCH_STATE_DIR/metrics)",
-)
-UP_METRICS_PORT = setting(
-    "PARTNERMATCH_UP_METRICS_PORT",
-    "8089",
-    "Port on 127.0.0.1 where `partnermatch up` serves the restarts of its parts (GET /metrics); 0: not served",
 )
 
 # ---- HTTP requests, recorded by the edge -----------------------------------------------------
@@ -337,58 +331,6 @@ class DeliveryStatesCollector(Collector):
             value=int(counts.get("suppressed", 0)),
         )
         yield _answered(self.source, "delivery ledger")
-
-
-@dataclass(frozen=True)
-class PartState:
-    name: str
-    restarts: int
-    running: bool
-    given_up: bool
-
-
-class RestartsCollector(Collector):
-    """The parts of `partnermatch up`: restarts, whether each runs, and whether it was given up.
-    `parts` reads the supervisor's current view."""
-
-    def __init__(self, parts: Callable[[], Sequence[PartState]]) -> None:
-        self.parts = parts
-
-    def collect(self) -> Iterator[Metric]:
-        restarts = CounterMetricFamily(
-            "partnermatch_part_restarts",
-            "Times the supervisor of `partnermatch up` restarted a part after it died",
-            labels=["part"],
-        )
-        running = GaugeMetricFamily("partnermatch_part_running", "1 while the part's process runs", labels=["part"])
-        given_up = GaugeMetricFamily(
-            "partnermatch_part_given_up",
-            "1 when the part died too often and is not restarted any more",
-            labels=["part"],
-        )
-        for part in self.parts():
-            restarts.add_metric([part.name], part.restarts)
-            running.add_metric([part.name], 1.0 if part.running else 0.0)
-            given_up.add_metric([part.name], 1.0 if part.given_up else 0.0)
-        yield from (restarts, running, given_up)
-
-
-def serve_launcher_metrics(port: int, collector: Collector) -> Any:
-    """GET http://127.0.0.1:`port`/metrics from a thread of the launcher; returns the server (call
-    `shutdown()` on it), or None when the port is taken (the stack runs without it)."""
-    from prometheus_client import start_http_server
-
-    registry = CollectorRegistry()
-    registry.register(collector)
-    try:
-        server, _thread = start_http_server(port, addr="127.0.0.1", registry=registry)
-    except OSError as exc:
-        logger.warning(
-            "the launcher's metrics are not served: port taken",
-            extra={"port": port, "error": str(exc), "setting": UP_METRICS_PORT.name},
-        )
-        return None
-    return server
 
 
 def short_timeout_copy(client: Any, timeout_s: float = 1.0) -> Any:

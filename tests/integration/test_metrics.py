@@ -17,11 +17,12 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 from prometheus_client.parser import text_string_to_metric_families
 
+from launcher.metrics import RestartsCollector
 from launcher.procs import RestartPolicy
 from launcher.stack import ServiceSpec, Stack
 from partnermatch import broker
 from partnermatch.broker import ensure_topics
-from partnermatch.metrics import ConsumerLagCollector, RestartsCollector, lag_reader
+from partnermatch.metrics import ConsumerLagCollector, lag_reader
 from partnermatch.topics import ALL_TOPICS, MATCH_DECISIONS, PROFILES
 from tests.helpers import wait_until
 from tests.integration.edge import gunicorn_service

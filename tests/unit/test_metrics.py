@@ -12,6 +12,7 @@ from flask import Flask
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from launcher.metrics import PartState, RestartsCollector, serve_launcher_metrics
 from partnermatch import metrics
 from partnermatch.broker import PartitionOffsets
 from partnermatch.httpedge import harden
@@ -19,13 +20,10 @@ from partnermatch.metrics import (
     ConsumerLagCollector,
     DeliveryStatesCollector,
     OutboxDepthCollector,
-    PartState,
-    RestartsCollector,
     deliveries_by_state,
     is_allowed,
     parse_networks,
     registry_for_scrape,
-    serve_launcher_metrics,
 )
 from partnermatch.settings import SettingError
 
