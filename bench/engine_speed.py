@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,28 +54,29 @@ def fragments() -> dict[str, list[str]]:
 
 
 def generate(n: int, seed: int = 7) -> list[dict]:
+    return list(generated(n, seed))
+
+
+def generated(n: int, seed: int = 7) -> Iterator[dict]:
+    """generate(n, seed)'s organisations one at a time, for a caller that never holds them all."""
     rng = random.Random(seed)
     pool = fragments()
     langs = sorted(pool)
     clusters = [f"cluster-{i:04d}" for i in range(max(20, n // 50))]
-    orgs = []
     for i in range(n):
         lang = rng.choice(langs)
         sents = pool[lang]
         caps = " ".join(rng.choice(sents) for _ in range(rng.randint(3, 9)))
         goals = " ".join(rng.choice(sents) for _ in range(rng.randint(1, 4)))
-        orgs.append(
-            {
-                "id": f"g{i:06d}",
-                "name": f"Org {i}",
-                "cluster": rng.choice(clusters),
-                "country": "XX",
-                "language": lang if rng.random() < 0.8 else None,
-                "capabilities": caps,
-                "goals": goals,
-            }
-        )
-    return orgs
+        yield {
+            "id": f"g{i:06d}",
+            "name": f"Org {i}",
+            "cluster": rng.choice(clusters),
+            "country": "XX",
+            "language": lang if rng.random() < 0.8 else None,
+            "capabilities": caps,
+            "goals": goals,
+        }
 
 
 def run_baseline(path: str, k: int) -> None:

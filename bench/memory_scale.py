@@ -1,4 +1,5 @@
-"""The matcher's index at scale: N generated organisations fitted in one process, with the fit time,
+"""The matcher's index at scale: N generated organisations fitted in one process (streamed into the
+fit, as the live matcher streams them from Redis), with the fit time,
 the process's peak and resident memory, the bytes per organisation of each structure the index
 keeps, and the event path's engine time (one upsert, then the lists of every organisation it
 touched, as the live matcher asks for them: p50/p95).
@@ -30,7 +31,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
-from engine_speed import generate  # noqa: E402
+from engine_speed import generate, generated  # noqa: E402
 
 from services.matcher.engine import MatchEngine, OrgProfile  # noqa: E402
 from services.matcher.engine.workers import release_freed_memory  # noqa: E402
@@ -142,30 +143,22 @@ def main() -> int:
     engine = MatchEngine()
     engine.features.analyse(profile(generate(1, seed=3)[0]))  # the lexicon and lemma indexes, loaded
     started = resident_mib()
-    profiles = [profile(o) for o in generate(args.n, seed=11)]
-    inputs = resident_mib()
     print(
-        f"{args.n} generated organisations; resident {started:.0f} MiB with the lexicon loaded, "
-        f"{inputs:.0f} MiB with the "
-        f"input profiles ({(inputs - started) * MIB / args.n:.0f} bytes each, the caller's)"
+        f"{args.n} generated organisations, streamed into the fit as the live matcher streams them "
+        f"from Redis; resident {started:.0f} MiB with the lexicon loaded"
     )
     t = time.perf_counter()
-    engine.fit(profiles, workers=args.workers)
+    engine.fit((profile(o) for o in generated(args.n, seed=11)), workers=args.workers)
     fit_s = time.perf_counter() - t
-    after_fit = resident_mib()
+    gc.collect()
+    release_freed_memory()
+    held = resident_mib()
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(
         f"fit: {fit_s:.1f} s ({args.workers} analysis processes, the largest forked one peaking at "
         f"{children:.0f} MiB, pages shared with this one counted in both); peak {peak_mib():.0f} MiB, "
-        f"resident {after_fit:.0f} MiB after it"
-    )
-    del profiles
-    gc.collect()
-    release_freed_memory()  # what the caller's profiles took, given back as the live matcher could
-    held = resident_mib()
-    print(
-        f"resident with the input profiles dropped: {held:.0f} MiB ({(held - started) * MIB / args.n:.0f} "
-        f"bytes per organisation above the start)"
+        f"resident {held:.0f} MiB after it ({(held - started) * MIB / args.n:.0f} bytes per organisation "
+        f"above the start)"
     )
 
     # the event path: an upsert, then the list of every organisation it touched (the live matcher
