@@ -3,19 +3,27 @@
 The engine holds every current profile in memory; Redis holds the truth (profiles as applied,
 pairs and their review state). On start the index is rebuilt from Redis, so a restart resumes
 where it stopped, and a replayed event (same or older revision) changes nothing.
+
+The use cases of profile events and rejections: the engine's lists and one snapshot of the pairs
+are read here, the plan is the domain's (domain.py), the repository saves it. The engine and the
+repository are Protocols below.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from partnermatch import events
-from partnermatch.reasons import Reason
-from services.matcher.adapters.redis_state import PairWrite, ProfileChange, RedisMatcherState
-from services.matcher.feedback import dislikes_in, rerank
+from services.matcher import domain
+from services.matcher.domain import Candidate, PairWrite, PlanSnapshot, ProfileChange
+from services.matcher.feedback import ReasonVectors, dislikes_in, rerank
+
+if TYPE_CHECKING:
+    from services.matcher.engine import OrgProfile
+    from services.matcher.engine.values import Progress, Suggestion, Update
 
 logger = logging.getLogger(__name__)
 
@@ -24,11 +32,54 @@ logger = logging.getLogger(__name__)
 WIDER_LIST = 4
 
 
+class Engine(ReasonVectors, Protocol):
+    """What the live matcher asks of the engine (services/matcher/engine: MatchEngine)."""
+
+    def fit(self, profiles: Iterable[OrgProfile], progress: Progress | None = None) -> None: ...
+
+    def upsert(self, profile: OrgProfile) -> Update: ...
+
+    def remove(self, org_id: str) -> Update: ...
+
+    def top(self, org_id: str, k: int = 5) -> list[Suggestion]: ...
+
+
+class MatcherRepository(Protocol):
+    """What the live matcher (and the matchers sharing its work, table.py) read and save of the
+    matcher's state (adapters/redis_state.py: RedisMatcherState)."""
+
+    def applied_revision(self, org_id: str) -> int: ...
+
+    def applied_revisions(self, org_ids: Iterable[str] | None = None) -> dict[str, int]: ...
+
+    def all_profiles(self) -> Iterable[dict[str, Any]]: ...
+
+    def snapshot(self, org_ids: Iterable[str], pair_ids: Iterable[str]) -> PlanSnapshot: ...
+
+    def dislikes_of(self, org_ids: Iterable[str]) -> dict[str, list[str]]: ...
+
+    def build_dislikes(self) -> None: ...
+
+    def apply(self, change: ProfileChange) -> bool: ...
+
+    def apply_pairs(self, upserts: list[PairWrite], withdrawals: list[tuple[str, str]]) -> None: ...
+
+    def awaiting(self, org_id: str) -> set[str]: ...
+
+    def forget_awaiting(self, org_id: str, orgs: Iterable[str]) -> None: ...
+
+    def lesson_applied(self, rejected_pair_id: str) -> bool: ...
+
+    def apply_lesson(
+        self, rejected_pair_id: str, upserts: list[PairWrite], withdrawals: list[tuple[str, str]]
+    ) -> bool: ...
+
+
 def reason_dict(reason: Any) -> dict[str, Any]:
     return dict(reason) if isinstance(reason, dict) else reason.to_dict()
 
 
-def profile_from_payload(payload: dict[str, Any]):
+def profile_from_payload(payload: Mapping[str, Any]) -> OrgProfile:
     """The engine's profile of a `profile.upserted` payload, v1 or v2 (a v1 one has no structured
     needs), or of a profile stored as applied."""
     from services.matcher.engine import OrgProfile
@@ -50,8 +101,8 @@ def profile_from_payload(payload: dict[str, Any]):
 class LiveMatcher:
     def __init__(
         self,
-        state: RedisMatcherState,
-        engine: Any,
+        state: MatcherRepository,
+        engine: Engine,
         top_k: int = 5,
         min_score: float = 0.05,
         max_pending_per_org: int = 8,
@@ -109,12 +160,15 @@ class LiveMatcher:
         if envelope.event_type == events.PROFILE_UPSERTED:
             self.clusters[org_id] = payload["cluster_id"]
             update = self.engine.upsert(profile_from_payload(payload))
-            return {org_id} | _ids(getattr(update, "entered", ())) | _ids(getattr(update, "left", ()))
+            return {org_id, *update.entered, *update.left}
         if org_id not in self.clusters:
             return set()
-        update = self.engine.remove(org_id) if self._indexed(org_id) else None
+        changed = set()
+        if self._indexed(org_id):
+            update = self.engine.remove(org_id)
+            changed = {*update.entered, *update.left}
         self.clusters.pop(org_id)
-        return (_ids(getattr(update, "entered", ())) | _ids(getattr(update, "left", ()))) - {org_id}
+        return changed - {org_id}
 
     def plan(self, envelope: events.Envelope, affected: set[str]) -> ProfileChange:
         """The change a profile event already in the index makes: its profile, and the pairs of the
@@ -153,9 +207,8 @@ class LiveMatcher:
         present = {org for org in dislikers if org in self.clusters and self._indexed(org)}
         if not present or self.state.lesson_applied(pair_id):
             return False
-        affected = set(present)
-        for org in present:
-            affected |= {_other(pid, org) for pid in self.state.pending_of_org(org)}
+        pending = self.state.snapshot(sorted(present), ()).pending
+        affected = present | {domain.other_of(pid, org) for org in present for pid in pending.get(org, {})}
         affected = {org for org in affected if org in self.clusters}
         upserts, withdrawals = self._pair_changes(affected, set())
         applied = self.state.apply_lesson(pair_id, upserts, withdrawals)
@@ -191,107 +244,60 @@ class LiveMatcher:
 
     def _pair_changes(self, affected: set[str], gone: set[str]) -> tuple[list[PairWrite], list[tuple[str, str]]]:
         """The pairs to suggest and to withdraw (with why) for the lists of `affected` as they now
-        are, the organisations in `gone` deleted."""
-        wanted: dict[str, PairWrite] = {}
-        tops: dict[str, set[str]] = {}
-        for who in sorted(affected - gone):
-            tops[who] = set()
-            for s in self._top(who):
-                tops[who].add(s.id)
-                pid = events.pair_id(who, s.id)
-                org_a, org_b = sorted((who, s.id))
-                # the engine wrote them for `who` as "a"; the pair is stored with org_a first
-                side = "a" if org_a == who else "b"
-                reasons = [Reason.from_dict(reason_dict(r)).seen_from(side).to_dict() for r in s.reasons]
-                if pid not in wanted or wanted[pid].score < s.score:
-                    wanted[pid] = PairWrite(
-                        pid, org_a, org_b, self.clusters[org_a], self.clusters[org_b], float(s.score), reasons
-                    )
-        for pid in self.state.decided(wanted):
-            del wanted[pid]
+        are, the organisations in `gone` deleted: the engine's lists, then one snapshot of the pairs
+        they touch, then the lists of the partners that decide whether a pending pair stays; the
+        rules are the domain's."""
+        lists = self._lists(sorted(affected - gone))
+        wanted = domain.wanted_pairs(lists, self.clusters)
+        snapshot = self.state.snapshot(sorted(domain.snapshot_orgs(affected, gone, wanted.values())), list(wanted))
+        partners = domain.partners_to_check(affected, gone, wanted, snapshot) - lists.keys()
+        listed = {org: {c.id for c in candidates} for org, candidates in lists.items()}
+        listed |= {org: {c.id for c in candidates} for org, candidates in self._lists(sorted(partners), True).items()}
+        plan = domain.plan_lists(wanted, listed, snapshot, affected, gone, self.max_pending)
+        return plan.upserts, plan.withdrawals
 
-        withdrawals: dict[str, str] = {}
-        pending: dict[str, dict[str, float]] = {}
-        for who in sorted(affected | gone):
-            pending[who] = self.state.pending_of_org(who)
-            for pid in pending[who]:
-                if who in gone:
-                    withdrawals[pid] = "organisation_deleted"
-                    continue
-                if pid in wanted:
-                    continue
-                other = _other(pid, who)
-                if other in gone:
-                    withdrawals[pid] = "organisation_deleted"
-                elif who not in self._top_ids(other, tops):
-                    withdrawals[pid] = "no_longer_matching"
-
-        upserts = self._cap(wanted, pending, withdrawals)
-        return upserts, sorted(withdrawals.items())
-
-    def _cap(
-        self, wanted: dict[str, PairWrite], pending: dict[str, dict[str, float]], withdrawals: dict[str, str]
-    ) -> list[PairWrite]:
-        """No organisation gets more than `max_pending` pending pairs: the best ones stay."""
-        chosen: dict[str, PairWrite] = {}
-        load: dict[str, dict[str, float]] = {}
-
-        def current(org: str) -> dict[str, float]:
-            if org not in load:
-                known = pending.get(org)
-                if known is None:
-                    known = self.state.pending_of_org(org)
-                # a pending pair planned again counts with its new score (rejections may have lowered it)
-                load[org] = {p: wanted[p].score if p in wanted else s for p, s in known.items() if p not in withdrawals}
-            return load[org]
-
-        for w in sorted(wanted.values(), key=lambda w: -w.score):
-            fits = True
-            for org in (w.org_a, w.org_b):
-                mine = current(org)
-                if w.pair_id in mine or len(mine) < self.max_pending:
-                    continue
-                weakest = min(mine, key=lambda p: mine[p])
-                if mine[weakest] < w.score and weakest not in chosen:
-                    withdrawals[weakest] = "displaced_by_better_match"
-                    for o in weakest.split("~"):
-                        current(o).pop(weakest, None)
-                else:
-                    fits = False
-            if fits:
-                chosen[w.pair_id] = w
-                for org in (w.org_a, w.org_b):
-                    current(org)[w.pair_id] = w.score
-        return list(chosen.values())
-
-    def _top(self, org_id: str) -> list[Any]:
-        """The organisation's best partners; where rejections bear on its list (its own, or its
-        candidates'), chosen from a wider list of the engine's with their scores lowered."""
-        listed = self.engine.top(org_id, self.top_k)
-        if self.feedback_strength > 0 and listed:
-            asked = {org_id, *(s.id for s in listed)}
-            dislikes = self.state.dislikes_of(asked)
-            if dislikes:
-                wider = self.engine.top(org_id, WIDER_LIST * self.top_k)
-                dislikes.update(self.state.dislikes_of(s.id for s in wider if s.id not in asked))
-                listed = rerank(self.engine, org_id, wider, dislikes, self.feedback_strength)[: self.top_k]
-        return [s for s in listed if s.score >= self.min_score]
-
-    def _top_ids(self, org_id: str, cache: dict[str, set[str]]) -> set[str]:
-        if org_id not in cache:
+    def _lists(self, orgs: Sequence[str], unknown_ok: bool = False) -> dict[str, list[Candidate]]:
+        """Each organisation's best partners; where rejections bear on a list (its owner's, or its
+        candidates'), chosen from a wider list of the engine's with their scores lowered. One not in
+        the index raises KeyError, or has none when `unknown_ok`."""
+        listed: dict[str, list[Suggestion]] = {}
+        for org in orgs:
             try:
-                cache[org_id] = {s.id for s in self._top(org_id)}
+                listed[org] = self.engine.top(org, self.top_k)
             except KeyError:
-                cache[org_id] = set()
-        return cache[org_id]
+                if not unknown_ok:
+                    raise
+                listed[org] = []
+        if self.feedback_strength > 0:
+            listed |= self._lowered(listed)
+        return {
+            org: [
+                Candidate(s.id, float(s.score), tuple(reason_dict(r) for r in s.reasons))
+                for s in found
+                if s.score >= self.min_score
+            ]
+            for org, found in listed.items()
+        }
 
+    def _lowered(self, listed: Mapping[str, list[Suggestion]]) -> dict[str, list[Suggestion]]:
+        """The lists on which rejections bear, chosen again from the engine's wider lists with their
+        scores lowered (feedback.rerank): what was rejected is read for all of them at once."""
+        asked = {org: {org, *(s.id for s in found)} for org, found in listed.items() if found}
+        if not asked:
+            return {}
+        seen = set().union(*asked.values())
+        dislikes = self.state.dislikes_of(sorted(seen))
+        bearing = [org for org, ids in asked.items() if ids & dislikes.keys()]
+        if not bearing:
+            return {}
+        wider = {org: self.engine.top(org, WIDER_LIST * self.top_k) for org in bearing}
+        more = {s.id for org in bearing for s in wider[org]} - seen
+        if more:
+            dislikes.update(self.state.dislikes_of(sorted(more)))
+        return {
+            org: rerank(self.engine, org, wider[org], dislikes, self.feedback_strength)[: self.top_k] for org in bearing
+        }
 
-def _ids(value: Iterable[Any] | dict[str, Any]) -> set[str]:
-    if isinstance(value, dict):
-        return set(value)
-    return {v if isinstance(v, str) else getattr(v, "id", v) for v in value}
-
-
-def _other(pair_id: str, org_id: str) -> str:
-    first, _, second = pair_id.partition("~")
-    return second if first == org_id else first
+    def _top(self, org_id: str) -> list[Candidate]:
+        """The organisation's list as the next plan would read it."""
+        return self._lists([org_id])[org_id]

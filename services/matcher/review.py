@@ -2,18 +2,21 @@
 
 Pairs are shown from the coordinator's side: `own` is the organisation of their cluster,
 `partner` the other one, and each reason says who offers and who seeks. Logic over the state
-adapter; no HTTP here.
+repository (a Protocol below; adapters/redis_state.py); the rules are the domain's. No HTTP here.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
+import time
+from collections.abc import Callable, Iterable, Iterator
+from types import TracebackType
+from typing import Any, Protocol
 
 from partnermatch.reasons import REJECTION_REASONS, SHARED, Reason
-from services.matcher.adapters.redis_state import DecisionRefused, RedisMatcherState
+from services.matcher import domain
 from services.matcher.analytics import ClusterFigures, figures
+from services.matcher.domain import Ballot, DecisionRefused, PairRecord, PairSaved
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +34,44 @@ PUBLIC_PROFILE_FIELDS = (
     "sectors",
     "website",
 )
+
+
+class HeldPair(Protocol):
+    """A pair read for update: `save` queues a step, written when the `with` block ends."""
+
+    pair: PairRecord | None
+    written: bool
+
+    def save(self, step: PairSaved | None) -> None: ...
+
+    def __enter__(self) -> HeldPair: ...
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+
+class ReviewRepository(Protocol):
+    """What the review reads and saves of the matcher's state (adapters/redis_state.py)."""
+
+    def get_pair(self, pair_id: str) -> PairRecord | None: ...
+
+    def get_pairs(self, pair_ids: Iterable[str]) -> list[PairRecord]: ...
+
+    def get_profiles(self, org_ids: Iterable[str]) -> dict[str, dict[str, Any]]: ...
+
+    def pending_ids_of_cluster(self, cluster_id: str) -> list[str]: ...
+
+    def history_ids_of_cluster(self, cluster_id: str) -> list[str]: ...
+
+    def pair_ids_of_org(self, org_id: str) -> list[str]: ...
+
+    def pair_for_update(self, pair_id: str) -> Iterator[HeldPair]: ...
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
 
 Renderer = Callable[[dict[str, Any], str], str]
 NeedRenderer = Callable[[dict[str, Any], str, str, str], str]
@@ -201,7 +242,7 @@ def order_partnerships(views: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 class ReviewService:
     def __init__(
-        self, state: RedisMatcherState, render: Renderer | None = None, render_need: NeedRenderer | None = None
+        self, state: ReviewRepository, render: Renderer | None = None, render_need: NeedRenderer | None = None
     ) -> None:
         self.state = state
         self._render = render
@@ -308,23 +349,29 @@ class ReviewService:
     ) -> dict[str, Any]:
         """Record the cluster's decision and return the pair as it now is. Deciding again as the
         cluster already did (a retry after a lost answer, a double click) is answered with the pair
-        as it is, with nothing recorded or published twice; a different decision is refused."""
-        try:
-            pair = self.state.decide(pair_id, cluster_id, coordinator, decision, reason_code, reason_text)
-        except DecisionRefused as refused:
-            if not _same_decision(refused.pair, cluster_id, decision, reason_code):
-                raise
+        as it is, with nothing recorded or published twice; a different decision is refused
+        (DecisionRefused). Answered from one read of the pair (domain.decide)."""
+        ballot = Ballot(cluster_id, coordinator, decision, reason_code, reason_text)
+        for held in self.state.pair_for_update(pair_id):
+            with held:
+                decided = domain.decide(held.pair, ballot, now_ms())
+                held.save(decided.saved)
+        if decided.repeated:
             logger.info(
                 "decision repeated: answered with the one recorded",
                 extra={"pair_id": pair_id, "cluster_id": cluster_id, "decision": decision},
             )
-            assert refused.pair is not None
-            return refused.pair
-        logger.info(
-            "decision recorded",
-            extra={"pair_id": pair_id, "cluster_id": cluster_id, "decision": decision, "state": pair["state"]},
-        )
-        return pair
+        else:
+            logger.info(
+                "decision recorded",
+                extra={
+                    "pair_id": pair_id,
+                    "cluster_id": cluster_id,
+                    "decision": decision,
+                    "state": decided.pair["state"],
+                },
+            )
+        return decided.pair
 
     def analytics(self, cluster_id: str, now_ms: int, weeks: int = 12) -> ClusterFigures:
         """The cluster's review figures, from every pair still pending or decided."""
@@ -334,11 +381,14 @@ class ReviewService:
     def withdraw_approval(self, cluster_id: str, coordinator: str, pair_id: str) -> dict[str, Any]:
         """The cluster's approval taken back while the other cluster has not decided; raises
         DecisionRefused when there is none to take back or the pair is decided."""
-        pair = self.state.withdraw_approval(pair_id, cluster_id)
+        for held in self.state.pair_for_update(pair_id):
+            with held:
+                saved = domain.withdraw_approval(held.pair, cluster_id, now_ms())
+                held.save(saved)
         logger.info(
             "approval withdrawn", extra={"pair_id": pair_id, "cluster_id": cluster_id, "coordinator": coordinator}
         )
-        return pair
+        return saved.record
 
 
 def _states_sector(profile: dict[str, Any], sector: str) -> bool:
@@ -354,14 +404,6 @@ def _searchable(text: str) -> str:
     from services.matcher.engine.text import fold
 
     return " ".join(fold(word) for word in text.split())
-
-
-def _same_decision(pair: dict[str, Any] | None, cluster_id: str, decision: str, reason_code: str | None) -> bool:
-    """Whether the pair already holds this cluster's decision, with the same rejection reason."""
-    mine = (pair or {}).get("decisions", {}).get(cluster_id)
-    if mine is None or mine.get("decision") != decision or pair is None or pair["state"] == "withdrawn":
-        return False
-    return decision != "reject" or mine.get("reason_code") == reason_code
 
 
 __all__ = [

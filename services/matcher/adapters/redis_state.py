@@ -1,8 +1,10 @@
 """The matcher's own Redis state: applied profiles, suggested pairs, their review state, the outbox.
 
-Every change a profile event causes (profile, pairs, events) is written in one MULTI guarded by
-WATCH, and so is every coordinator decision: a pair leaves `pending` exactly once and emits
-exactly one event. Does I/O (Redis).
+A repository: it reads what the rules (services/matcher/domain.py) need (a snapshot of the pending
+pairs, a pair held for update) and saves the steps they return. Every change a profile event
+causes (profile, pairs, events) is written in one MULTI guarded by WATCH, and so is every
+coordinator decision: a pair leaves `pending` exactly once and emits exactly one event. Does I/O
+(Redis).
 
 Every key shares the hash tag `{matcher}`: a profile event's MULTI writes the global revisions,
 pairs with many partners and their clusters' and organisations' lists, and the outbox, so on
@@ -15,8 +17,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from types import TracebackType
 from typing import Any
 
 import redis
@@ -25,7 +27,17 @@ from partnermatch import events
 from partnermatch.outbox import Outbox
 from partnermatch.redis_client import adopt_untagged_keys
 from partnermatch.topics import MATCH_DECISIONS, MATCHES
+from services.matcher import domain
 from services.matcher.adapters.page_sessions import PAGE_SESSION
+from services.matcher.domain import (
+    Ballot,
+    DecisionRefused,
+    PairRecord,
+    PairSaved,
+    PairWrite,
+    PlanSnapshot,
+    ProfileChange,
+)
 from services.matcher.feedback import dislikes_in
 
 P = "{matcher}:"  # one hash tag: on Redis Cluster every key is in one slot (see the top)
@@ -50,50 +62,49 @@ LESSONS = P + "lessons"  # pair ids whose rejection has been applied to the list
 # matcher's index can be ahead of what the owners of other partitions have applied (table.py)
 AWAITING = P + "awaiting:"
 PRODUCER = "matcher"
-
-
-class DecisionRefused(Exception):
-    """The pair is not pending any more, or this cluster has already decided."""
-
-    def __init__(self, reason: str, pair: dict[str, Any] | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.pair = pair
-
-
-@dataclass
-class PairWrite:
-    """A pair to create or refresh (pending), with its score and reasons from org_a's side."""
-
-    pair_id: str
-    org_a: str
-    org_b: str
-    cluster_a: str
-    cluster_b: str
-    score: float
-    reasons: list[dict[str, Any]]
-
-
-@dataclass
-class ProfileChange:
-    """Everything one profile event changes, applied atomically."""
-
-    org_id: str
-    revision: int
-    profile: dict[str, Any] | None  # None: deleted
-    upserts: list[PairWrite] = field(default_factory=list)
-    withdrawals: list[tuple[str, str]] = field(default_factory=list)  # (pair id, reason)
-    # Write only the pairs between organisations with a profile here; the others wait (AWAITING).
-    # Set by matchers sharing the work, whose index may be ahead of what is applied (table.py).
-    known_partners_only: bool = False
+# What callers import from here: the domain's values they write and the refusal they catch too.
+__all__ = ["DecisionRefused", "HeldPair", "PairWrite", "ProfileChange", "RedisMatcherState"]
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _iso(ms: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}+00:00"
+class HeldPair:
+    """One attempt at changing a pair (see `RedisMatcherState.pair_for_update`): `pair` as read under
+    WATCH (None: there is none), `save` the steps to write. Leaving the `with` block writes them in
+    one MULTI/EXEC, unless the pair changed meanwhile: then `written` stays False and the loop of
+    attempts reads it again."""
+
+    def __init__(self, state: RedisMatcherState, pipe: redis.client.Pipeline, pair: PairRecord | None) -> None:
+        self.pair = pair
+        self.written = False
+        self._state = state
+        self._pipe = pipe
+        self._steps: list[PairSaved] = []
+
+    def save(self, step: PairSaved | None) -> None:
+        if step is not None:
+            self._steps.append(step)
+
+    def __enter__(self) -> HeldPair:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is not None:
+            self._pipe.reset()  # the WATCH ends here: nothing is written
+            return
+        if self._steps:
+            try:
+                self._pipe.multi()
+                for step in self._steps:
+                    self._state.save(self._pipe, step)
+                self._pipe.execute()
+            except redis.WatchError:
+                return
+        self.written = True
 
 
 class RedisMatcherState:
@@ -150,12 +161,22 @@ class RedisMatcherState:
         raws = self.r.mget([PAIR + i for i in ids]) if ids else []
         return [json.loads(r) for r in raws if r]
 
-    def decided(self, pair_ids: Iterable[str]) -> set[str]:
-        ids = list(pair_ids)
-        if not ids:
-            return set()
-        flags = self.r.smismember(DECIDED, ids)
-        return {i for i, f in zip(ids, flags, strict=True) if f}
+    def snapshot(self, org_ids: Iterable[str], pair_ids: Iterable[str]) -> PlanSnapshot:
+        """The pending pairs of each organisation (by score, lowest first) and which of `pair_ids`
+        were decided: what a plan of the lists reads, in one round trip."""
+        orgs, ids = list(dict.fromkeys(org_ids)), list(pair_ids)
+        with self.r.pipeline(transaction=False) as pipe:
+            for org in orgs:
+                pipe.zrange(PENDING_BY_ORG + org, 0, -1, withscores=True)
+            if ids:
+                pipe.smismember(DECIDED, ids)
+            replies = pipe.execute()
+        pending = {
+            org: {m.decode(): score for m, score in reply}
+            for org, reply in zip(orgs, replies[: len(orgs)], strict=True)
+        }
+        flags = replies[len(orgs)] if ids else []
+        return PlanSnapshot(pending, frozenset(i for i, flag in zip(ids, flags, strict=True) if flag))
 
     def pending_of_org(self, org_id: str) -> dict[str, float]:
         return {m.decode(): s for m, s in self.r.zrange(PENDING_BY_ORG + org_id, 0, -1, withscores=True)}
@@ -203,7 +224,7 @@ class RedisMatcherState:
             pair_ids = [w.pair_id for w in change.upserts] + [pid for pid, _ in change.withdrawals]
             if pair_ids:  # a coordinator's decision on one of them in the meantime restarts this
                 pipe.watch(REVISIONS, *[PAIR + i for i in pair_ids])
-            existing = {p["pair_id"]: p for p in self._read_pairs(pipe, pair_ids)}
+            existing = self._read_pairs(pipe, pair_ids)
             unknown = (
                 self._unknown_orgs(pipe, change.upserts, known=change.org_id if change.profile else None)
                 if change.known_partners_only
@@ -218,7 +239,7 @@ class RedisMatcherState:
             else:
                 pipe.set(PROFILE + change.org_id, json.dumps(change.profile, ensure_ascii=False))
                 pipe.sadd(PROFILES, change.org_id)
-            self._write_known_pairs(pipe, existing, change.upserts, change.withdrawals, unknown, now)
+            self._save_known_pairs(pipe, existing, change.upserts, change.withdrawals, unknown, now)
             applied["done"] = True
 
         self.r.transaction(txn, REVISIONS)
@@ -233,10 +254,10 @@ class RedisMatcherState:
             return
 
         def txn(pipe: redis.client.Pipeline) -> None:
-            existing = {p["pair_id"]: p for p in self._read_pairs(pipe, pair_ids)}
+            existing = self._read_pairs(pipe, pair_ids)
             unknown = self._unknown_orgs(pipe, upserts)
             pipe.multi()
-            self._write_known_pairs(pipe, existing, upserts, withdrawals, unknown, _now_ms())
+            self._save_known_pairs(pipe, existing, upserts, withdrawals, unknown, _now_ms())
 
         self.r.transaction(txn, REVISIONS, *[PAIR + i for i in pair_ids])
 
@@ -260,23 +281,22 @@ class RedisMatcherState:
         flags = pipe.smismember(PROFILES, orgs)
         return {org for org, present in zip(orgs, flags, strict=True) if not present}
 
-    def _write_known_pairs(
+    def _save_known_pairs(
         self,
         pipe: redis.client.Pipeline,
-        existing: dict[str, dict[str, Any]],
+        existing: dict[str, PairRecord],
         upserts: list[PairWrite],
         withdrawals: list[tuple[str, str]],
         unknown: set[str],
         now: int,
     ) -> None:
-        """Write the pairs between known organisations; each unknown one remembers who wanted it, so
-        those lists are planned again once its profile is applied (a pair never names a partner
-        the coordinators' pages cannot show)."""
-        for w in upserts:
-            for org in {w.org_a, w.org_b} & unknown:
-                pipe.sadd(AWAITING + org, *({w.org_a, w.org_b} - {org}))
-        known = [w for w in upserts if not {w.org_a, w.org_b} & unknown]
-        self._write_pairs(pipe, existing, known, withdrawals, now)
+        """Save the pairs between known organisations; each unknown one remembers who wanted it, so
+        those lists are planned again once its profile is applied."""
+        known, awaiting = domain.between_known(upserts, unknown)
+        for org, wanting in awaiting.items():
+            pipe.sadd(AWAITING + org, *wanting)
+        for step in domain.pair_steps(existing, known, withdrawals, now):
+            self.save(pipe, step)
 
     def lesson_applied(self, rejected_pair_id: str) -> bool:
         return bool(self.r.sismember(LESSONS, rejected_pair_id))
@@ -291,97 +311,55 @@ class RedisMatcherState:
             if pipe.sismember(LESSONS, rejected_pair_id):
                 applied["done"] = False
                 return
-            existing = {p["pair_id"]: p for p in self._read_pairs(pipe, pair_ids)}
+            existing = self._read_pairs(pipe, pair_ids)
             pipe.multi()
             pipe.sadd(LESSONS, rejected_pair_id)
-            self._write_pairs(pipe, existing, upserts, withdrawals, _now_ms())
+            for step in domain.pair_steps(existing, upserts, withdrawals, _now_ms()):
+                self.save(pipe, step)
             applied["done"] = True
 
         self.r.transaction(txn, LESSONS, *[PAIR + i for i in pair_ids])
         return applied["done"]
 
-    def _write_pairs(
-        self,
-        pipe: redis.client.Pipeline,
-        existing: dict[str, dict[str, Any]],
-        upserts: list[PairWrite],
-        withdrawals: list[tuple[str, str]],
-        now: int,
-    ) -> None:
-        for pair_id, reason in withdrawals:
-            old = existing.get(pair_id)
-            if old is None or old["state"] != "pending":
-                continue
-            self._withdraw(pipe, old, reason, now)
-        for w in upserts:
-            old = existing.get(w.pair_id)
-            if old is not None and old["state"] != "pending" and old["state"] != "withdrawn":
-                continue  # decided pairs are never suggested again
-            self._suggest(pipe, w, old, now)
-
-    def _read_pairs(self, pipe: redis.client.Pipeline, pair_ids: list[str]) -> list[dict[str, Any]]:
+    def _read_pairs(self, pipe: redis.client.Pipeline, pair_ids: list[str]) -> dict[str, PairRecord]:
         if not pair_ids:
-            return []
+            return {}
         # MGET by name: a cluster pipeline refuses mget(), even for keys of one slot.
         raws = pipe.execute_command("MGET", *[PAIR + i for i in pair_ids])
-        return [json.loads(r) for r in raws if r]
+        return {pair["pair_id"]: pair for pair in (json.loads(r) for r in raws if r)}
 
-    def _suggest(self, pipe: redis.client.Pipeline, w: PairWrite, old: dict[str, Any] | None, now: int) -> None:
-        unchanged = (
-            old is not None
-            and old["state"] == "pending"
-            and abs(old["score"] - w.score) < 1e-6
-            and old["reasons"] == w.reasons
-            and (old["cluster_a"], old["cluster_b"]) == (w.cluster_a, w.cluster_b)
-        )
-        if unchanged:
-            return
-        still_pending = old is not None and old["state"] == "pending"
-        # A re-scored pending pair keeps the decisions already given: any profile event can shift a
-        # pair's score, and a coordinator's acknowledged approval must not silently vanish.
-        record = {
-            "pair_id": w.pair_id,
-            "org_a": w.org_a,
-            "org_b": w.org_b,
-            "cluster_a": w.cluster_a,
-            "cluster_b": w.cluster_b,
-            "score": round(float(w.score), 6),
-            "reasons": w.reasons,
-            "state": "pending",
-            "created_ms": old["created_ms"] if still_pending and old else now,
-            "updated_ms": now,
-            "decisions": {  # only the clusters of the pair as it now is
-                cluster: decision
-                for cluster, decision in (old or {}).get("decisions", {}).items()
-                if cluster in (w.cluster_a, w.cluster_b)
-            }
-            if still_pending
-            else {},
-        }
-        pipe.set(PAIR + w.pair_id, json.dumps(record, ensure_ascii=False))
-        if old is not None:  # an organisation moved: the cluster it left no longer lists the pair
-            for cluster in {old["cluster_a"], old["cluster_b"]} - {w.cluster_a, w.cluster_b}:
-                pipe.zrem(PENDING_BY_CLUSTER + cluster, w.pair_id)
-        for cluster in (w.cluster_a, w.cluster_b):
-            pipe.zadd(PENDING_BY_CLUSTER + cluster, {w.pair_id: record["score"]})
-        for org in (w.org_a, w.org_b):
-            pipe.zadd(PENDING_BY_ORG + org, {w.pair_id: record["score"]})
-        payload = {k: record[k] for k in ("pair_id", "org_a", "org_b", "cluster_a", "cluster_b", "score", "reasons")}
-        self.outbox.add(
-            pipe, events.new_event(events.MATCH_SUGGESTED, payload, PRODUCER), self.matches_topic, w.pair_id
-        )
+    def save(self, pipe: redis.client.Pipeline, step: PairSaved) -> None:
+        """Queue the writes of one step of a pair on a transaction's pipeline: the record, the lists
+        that hold it (pending ones by score, decided ones by decision time), and its event."""
+        pair = step.record
+        pair_id = pair["pair_id"]
+        pipe.set(PAIR + pair_id, json.dumps(pair, ensure_ascii=False))
+        if step.step == "suggested":
+            for cluster in step.left_clusters:
+                pipe.zrem(PENDING_BY_CLUSTER + cluster, pair_id)
+            for cluster in (pair["cluster_a"], pair["cluster_b"]):
+                pipe.zadd(PENDING_BY_CLUSTER + cluster, {pair_id: pair["score"]})
+            for org in (pair["org_a"], pair["org_b"]):
+                pipe.zadd(PENDING_BY_ORG + org, {pair_id: pair["score"]})
+        elif step.step in ("withdrawn", "decided"):
+            self._unindex_pending(pipe, pair)
+        if step.step == "decided":
+            pipe.sadd(DECIDED, pair_id)
+            for cluster in (pair["cluster_a"], pair["cluster_b"]):
+                pipe.zadd(HISTORY + cluster, {pair_id: pair["decided_ms"]})
+            for org in (pair["org_a"], pair["org_b"]):
+                pipe.zadd(HISTORY_BY_ORG + org, {pair_id: pair["decided_ms"]})
+            for org, partner in step.dislikes:
+                pipe.sadd(DISLIKES + org, partner)
+        if step.event is not None:
+            self._queue(pipe, step.event)
 
-    def _withdraw(self, pipe: redis.client.Pipeline, old: dict[str, Any], reason: str, now: int) -> None:
-        record = {**old, "state": "withdrawn", "updated_ms": now, "withdrawn_reason": reason}
-        pipe.set(PAIR + old["pair_id"], json.dumps(record, ensure_ascii=False))
-        self._unindex_pending(pipe, old)
-        payload = {k: old[k] for k in ("pair_id", "org_a", "org_b", "cluster_a", "cluster_b")}
-        payload["reason"] = reason
-        self.outbox.add(
-            pipe, events.new_event(events.MATCH_WITHDRAWN, payload, PRODUCER), self.matches_topic, old["pair_id"]
-        )
+    def _queue(self, pipe: redis.client.Pipeline, event: domain.PairEvent) -> None:
+        decided = event.event_type in (events.MATCH_APPROVED, events.MATCH_REJECTED)
+        topic = self.decisions_topic if decided else self.matches_topic
+        self.outbox.add(pipe, events.new_event(event.event_type, event.payload, PRODUCER), topic, event.pair_id)
 
-    def _unindex_pending(self, pipe: redis.client.Pipeline, pair: dict[str, Any]) -> None:
+    def _unindex_pending(self, pipe: redis.client.Pipeline, pair: PairRecord) -> None:
         for cluster in (pair["cluster_a"], pair["cluster_b"]):
             pipe.zrem(PENDING_BY_CLUSTER + cluster, pair["pair_id"])
         for org in (pair["org_a"], pair["org_b"]):
@@ -433,9 +411,28 @@ class RedisMatcherState:
         for start in range(0, len(pairs), batch):
             with self.r.pipeline(transaction=True) as pipe:
                 for pair in pairs[start : start + batch]:
-                    self.outbox.add(pipe, _decision_event(pair), self.decisions_topic, pair["pair_id"])
+                    self._queue(pipe, domain.decision_event(pair))
                 pipe.execute()
         return len(pairs)
+
+    def pair_for_update(self, pair_id: str) -> Iterator[HeldPair]:
+        """Attempts at changing one pair, each a `HeldPair` to use as a context: the pair is read
+        under WATCH, and what is saved in the block is written at its end in one MULTI/EXEC. A write
+        by anyone else in between starts another attempt; an exception in the block writes nothing.
+
+            for held in state.pair_for_update(pair_id):
+                with held:
+                    held.save(domain.withdraw(held.pair, "why", now))
+        """
+        key = PAIR + pair_id
+        with self.r.pipeline(transaction=True) as pipe:
+            while True:
+                pipe.watch(key)
+                raw = pipe.get(key)
+                held = HeldPair(self, pipe, json.loads(raw) if raw else None)
+                yield held
+                if held.written:
+                    return
 
     def decide(
         self,
@@ -445,91 +442,17 @@ class RedisMatcherState:
         decision: str,
         reason_code: str | None = None,
         reason_text: str | None = None,
-    ) -> dict[str, Any]:
-        """Record one cluster's decision. Both approve → approved; either rejects → rejected.
-        A pair reaches a final state once, with exactly one event, however many decide at once."""
-        key = PAIR + pair_id
-        result: dict[str, Any] = {}
-
-        def txn(pipe: redis.client.Pipeline) -> None:
-            pair = _pending_pair(pipe, key, cluster_id)
-            if cluster_id in pair["decisions"]:
-                raise DecisionRefused("already_decided", pair)
-            now = _now_ms()
-            pair["decisions"][cluster_id] = {
-                "cluster_id": cluster_id,
-                "coordinator": coordinator,
-                "decision": decision,
-                "reason_code": reason_code,
-                "reason_text": reason_text,
-                "decided_at": _iso(now),
-            }
-            final = None
-            if decision == "reject":
-                final = "rejected"
-            elif all(
-                pair["decisions"].get(c, {}).get("decision") == "approve"
-                for c in (pair["cluster_a"], pair["cluster_b"])
-            ):
-                final = "approved"
-            pipe.multi()
-            if final is not None:
-                pair["state"] = final
-                pair["decided_ms"] = now
-                self._unindex_pending(pipe, pair)
-                pipe.sadd(DECIDED, pair_id)
-                for cluster in (pair["cluster_a"], pair["cluster_b"]):
-                    pipe.zadd(HISTORY + cluster, {pair_id: now})
-                for org in (pair["org_a"], pair["org_b"]):
-                    pipe.zadd(HISTORY_BY_ORG + org, {pair_id: now})
-                for org, partner in dislikes_in(pair, pair["decisions"].values()):
-                    pipe.sadd(DISLIKES + org, partner)
-                self.outbox.add(pipe, _decision_event(pair), self.decisions_topic, pair_id)
-            pair["updated_ms"] = now
-            pipe.set(key, json.dumps(pair, ensure_ascii=False))
-            result["pair"] = pair
-
-        self.r.transaction(txn, key)
-        return result["pair"]
-
-    def withdraw_approval(self, pair_id: str, cluster_id: str) -> dict[str, Any]:
-        """Take back the cluster's approval while the pair still waits for the other cluster (once
-        the other side decides, the pair is final and nothing can be taken back)."""
-        key = PAIR + pair_id
-        result: dict[str, Any] = {}
-
-        def txn(pipe: redis.client.Pipeline) -> None:
-            pair = _pending_pair(pipe, key, cluster_id)
-            mine = pair["decisions"].get(cluster_id)
-            if mine is None or mine.get("decision") != "approve":
-                raise DecisionRefused("nothing_to_withdraw", pair)
-            del pair["decisions"][cluster_id]
-            pair["updated_ms"] = _now_ms()
-            pipe.multi()
-            pipe.set(key, json.dumps(pair, ensure_ascii=False))
-            result["pair"] = pair
-
-        self.r.transaction(txn, key)
-        return result["pair"]
-
-
-def _pending_pair(pipe: redis.client.Pipeline, key: str, cluster_id: str) -> dict[str, Any]:
-    """The pair at `key` (read under WATCH) when it involves the cluster and still waits; else
-    DecisionRefused: not_found (missing or not the cluster's) or not_pending (with the pair)."""
-    raw = pipe.get(key)
-    if raw is None:
-        raise DecisionRefused("not_found")
-    pair = json.loads(raw)
-    if cluster_id not in (pair["cluster_a"], pair["cluster_b"]):
-        raise DecisionRefused("not_found")
-    if pair["state"] != "pending":
-        raise DecisionRefused("not_pending", pair)
-    return pair
-
-
-def _decision_event(pair: dict[str, Any]) -> events.Envelope:
-    """`match.approved` or `match.rejected` of a decided pair, with both clusters' decisions."""
-    payload = {k: pair[k] for k in ("pair_id", "org_a", "org_b", "cluster_a", "cluster_b", "score", "reasons")}
-    payload["decisions"] = list(pair["decisions"].values())
-    event_type = events.MATCH_APPROVED if pair["state"] == "approved" else events.MATCH_REJECTED
-    return events.new_event(event_type, payload, PRODUCER)
+    ) -> PairRecord:
+        """Record one cluster's decision (domain.record_decision) and return the pair, or refuse it
+        (DecisionRefused), a repeat too: the review's use case answers repeats (domain.decide). A
+        pair reaches a final state once, with exactly one event, however many decide at once."""
+        ballot = Ballot(cluster_id, coordinator, decision, reason_code, reason_text)
+        for held in self.pair_for_update(pair_id):
+            with held:
+                refused = domain.refusal(held.pair, cluster_id)
+                if refused is not None:
+                    raise refused
+                assert held.pair is not None
+                saved = domain.record_decision(held.pair, ballot, _now_ms())
+                held.save(saved)
+        return saved.record

@@ -367,10 +367,6 @@ def decide(pair_id: str):
     reason_text = (request.form.get("reason_text") or "").strip()[:1000] or None
     if decision not in ("approve", "reject") or (decision == "reject" and reason_code not in REJECTION_REASONS):
         abort(400, description=_("Choose approve, or reject with a reason."))
-    if _deps().review.read(me["cluster_id"], pair_id) is None:
-        # withdrawn (an organisation changed or was deleted) or never ours: say so where they were
-        flash(_("This suggestion is no longer waiting for a decision: an organisation changed or was deleted."))
-        return redirect(url_for("pages.queue"))
     try:
         _deps().review.decide(
             me["cluster_id"],
@@ -381,6 +377,10 @@ def decide(pair_id: str):
             reason_text,
         )
         flash(_("Your decision is saved."))
-    except DecisionRefused:
-        flash(_("This suggestion was already decided."))
+    except DecisionRefused as refused:
+        if refused.reason == "not_found" or (refused.pair or {}).get("state") == "withdrawn":
+            # withdrawn (an organisation changed or was deleted) or never ours: say so where they were
+            flash(_("This suggestion is no longer waiting for a decision: an organisation changed or was deleted."))
+        else:
+            flash(_("This suggestion was already decided."))
     return redirect(url_for("pages.queue"))

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import pytest
 
 from partnermatch import events
+from services.matcher.domain import PlanSnapshot
 from services.matcher.engine import MatchEngine, load_lexicon
 from services.matcher.feedback import dislikes_in, rerank
 from services.matcher.live import LiveMatcher, profile_from_payload
@@ -55,6 +56,9 @@ class FakeState:
             for p, r in self.pairs.items()
             if r["state"] == "pending" and org_id in (r["org_a"], r["org_b"])
         }
+
+    def snapshot(self, org_ids, pair_ids):
+        return PlanSnapshot({o: self.pending_of_org(o) for o in org_ids}, frozenset(self.decided(pair_ids)))
 
     def dislikes_of(self, org_ids):
         return {o: sorted(self.dislikes[o]) for o in org_ids if self.dislikes.get(o)}

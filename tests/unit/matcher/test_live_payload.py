@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 
 from partnermatch import events
+from services.matcher.domain import PlanSnapshot
 from services.matcher.live import LiveMatcher, profile_from_payload
 
 V1 = {
@@ -62,6 +63,9 @@ class _FakeState:
 
     def pending_of_org(self, org_id):
         return {}
+
+    def snapshot(self, org_ids, pair_ids):
+        return PlanSnapshot({o: self.pending_of_org(o) for o in org_ids}, frozenset(self.decided(pair_ids)))
 
     def apply(self, change):
         self.changes.append(change)
