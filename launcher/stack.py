@@ -18,20 +18,17 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from launcher.metrics import PartState
 from launcher.procs import Part, RestartPolicy, ServiceProcess, StackError, Supervisor, http_ready, stop_all
 from launcher.servers import RedisServer, TansuBroker
 from partnermatch.broker import BrokerError, ensure_topics, prepare
 from partnermatch.processes import Process
-from partnermatch.settings import STACK_ENV_FILE, STATE_DIR, setting
+from partnermatch.settings import ADMIN_TOKEN, SERVICE_TOKEN, STACK_ENV_FILE, STATE_DIR, setting
 from partnermatch.topics import ALL_TOPICS
 from services.matcher import processes as matcher
 from services.notifier import processes as notifier
 from services.profiles import processes as profiles
-
-if TYPE_CHECKING:
-    from launcher.metrics import PartState
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +64,7 @@ class ServiceSpec:
     url: str | None = None
     address: str | None = None
     metrics_url: str | None = None
+    secrets: tuple[str, ...] = ()
 
     def readiness(self) -> Callable[[], bool] | None:
         if self.ready is not None:
@@ -109,7 +107,7 @@ def _address_of(process: Process, part: str) -> str:
 
 def service_specs(env: Mapping[str, str]) -> list[ServiceSpec]:
     """Every process the services declare, in start order, for the settings in `env` (which holds
-    REDIS_URL, KAFKA_BOOTSTRAP_SERVERS and the generated secrets). A variable a process `uses` is
+    REDIS_URL, KAFKA_BOOTSTRAP_SERVERS and the shared tokens). A variable a process `uses` is
     given the address of the process it names, unless `env` sets it. A process that scales runs
     PARTNERMATCH_MATCHERS times in one group (matcher-1, matcher-2, ... when more than one)."""
     declared = [process for declare in SERVICES for process in declare(env)]
@@ -138,6 +136,7 @@ def service_specs(env: Mapping[str, str]) -> list[ServiceSpec]:
                 url=process.url,
                 address=process.address,
                 metrics_url=process.metrics_url,
+                secrets=process.secrets,
             )
             for name in names
         ]
@@ -229,8 +228,9 @@ class Stack:
             self._check_cancel()
             self._prepare_topics(self.bootstrap)
             self.env = self._service_env()
-            self._write_env_file(STACK_ENV_FILE)
             specs = list(self.specs(self.env) if callable(self.specs) else self.specs)
+            self.env.update(self._generated_secrets(specs))
+            self._write_env_file(STACK_ENV_FILE)
             settling: list[ServiceProcess] = []
             for spec in specs:
                 self._check_cancel()
@@ -301,8 +301,6 @@ class Stack:
 
     def part_states(self) -> list[PartState]:
         """Each supervised part's restarts and whether it runs, for the launcher's metrics."""
-        from launcher.metrics import PartState
-
         supervisor = self.supervisor
         if supervisor is None:
             return []
@@ -329,13 +327,16 @@ class Stack:
             "REDIS_URL": self.redis.url,
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
             STATE_DIR.name: str(self.state),
-            "PARTNERMATCH_ADMIN_TOKEN": base.get("PARTNERMATCH_ADMIN_TOKEN") or _secret(self.state, "admin"),
-            "PARTNERMATCH_SERVICE_TOKEN": base.get("PARTNERMATCH_SERVICE_TOKEN") or _secret(self.state, "service"),
-            "MATCHER_SECRET_KEY": base.get("MATCHER_SECRET_KEY") or _secret(self.state, "matcher"),
-            "NOTIFIER_SECRET_KEY": base.get("NOTIFIER_SECRET_KEY") or _secret(self.state, "notifier"),
-            "PROFILES_SECRET_KEY": base.get("PROFILES_SECRET_KEY") or _secret(self.state, "profiles"),
+            ADMIN_TOKEN.name: base.get(ADMIN_TOKEN.name) or _secret(self.state, "admin"),
+            SERVICE_TOKEN.name: base.get(SERVICE_TOKEN.name) or _secret(self.state, "service"),
             "PYTHONUNBUFFERED": "1",
         }
+
+    def _generated_secrets(self, specs: Sequence[ServiceSpec]) -> dict[str, str]:
+        """The secrets the processes declare, from the environment or made once and kept under the
+        state folder, so a restarted stack keeps its sessions and links valid."""
+        names = {name for spec in specs for name in spec.secrets}
+        return {name: self.base_env.get(name) or _secret(self.state, name.lower()) for name in sorted(names)}
 
     def _write_env_file(self, name: str) -> None:
         shared = (

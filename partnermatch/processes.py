@@ -30,7 +30,9 @@ class Process:
     """One process of a service. `name` is the same in the launcher's table and in the compose
     file. `env` adds to the environment the launcher gives every process; a variable in `uses` is
     given the address of that process unless the environment sets it. `address` tells a person
-    where to go; `scales`: several may run at once (they share the work in one consumer group)."""
+    where to go; `scales`: several may run at once (they share the work in one consumer group).
+    `secrets` names the variables holding the service's own secrets, which a local launcher makes
+    (and keeps) when the environment does not set them."""
 
     name: str
     module: str | None = None
@@ -40,6 +42,7 @@ class Process:
     uses: Mapping[str, Address] = field(default_factory=dict)
     address: str | None = None
     scales: bool = False
+    secrets: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if (self.module is None) == (self.app is None):

@@ -14,6 +14,7 @@ from services.notifier.config import (
     NOTIFIER_PROFILES_URL,
     NOTIFIER_PUBLIC_URL,
     NOTIFIER_REVIEW_PUBLIC_URL,
+    NOTIFIER_SECRET_KEY,
     MailSinkSettings,
 )
 
@@ -24,6 +25,7 @@ PROFILES_PUBLIC_URL = "PROFILES_PUBLIC_URL"
 def processes(env: Mapping[str, str]) -> list[Process]:
     sink = MailSinkSettings.from_env(env)
     bind = f"{NOTIFIER_HOST.read(env)}:{NOTIFIER_PORT.read(env)}"
+    secrets = (NOTIFIER_SECRET_KEY.name,)
     links = {
         NOTIFIER_PROFILES_URL.name: Address("profiles"),
         NOTIFIER_PUBLIC_URL.name: Address("unsubscribe"),
@@ -42,6 +44,7 @@ def processes(env: Mapping[str, str]) -> list[Process]:
             bind=bind,
             uses=links,
             address=f"http://{bind}  (one-click unsubscribe links)",
+            secrets=secrets,
         ),
         Process(
             "notifier",
@@ -52,5 +55,6 @@ def processes(env: Mapping[str, str]) -> list[Process]:
                 SMTP_HOST.name: Address("mailsink", "host"),
                 SMTP_PORT.name: Address("mailsink", "port"),
             },
+            secrets=secrets,
         ),
     ]

@@ -7,12 +7,19 @@ from collections.abc import Mapping
 
 from partnermatch.processes import Address, Process
 from partnermatch.smtp import SMTP_HOST, SMTP_PORT
-from services.profiles.config import PROFILES_HOST, PROFILES_MATCHER_URL, PROFILES_PORT, PROFILES_PUBLIC_URL
+from services.profiles.config import (
+    PROFILES_HOST,
+    PROFILES_MATCHER_URL,
+    PROFILES_PORT,
+    PROFILES_PUBLIC_URL,
+    PROFILES_SECRET_KEY,
+)
 
 
 def processes(env: Mapping[str, str]) -> list[Process]:
     bind = f"{PROFILES_HOST.read(env)}:{PROFILES_PORT.read(env)}"
     pages = (env.get(PROFILES_PUBLIC_URL.name) or f"http://{bind}").rstrip("/")
+    secrets = (PROFILES_SECRET_KEY.name,)
     return [
         Process(
             "profiles",
@@ -27,6 +34,7 @@ def processes(env: Mapping[str, str]) -> list[Process]:
             },
             address=f"{pages}/  (organisations' pages: register, sign in; "
             f"API: http://{bind}/v1, OpenAPI: http://{bind}/openapi.json)",
+            secrets=secrets,
         ),
-        Process("relay", module="services.profiles.entrypoints.relay"),
+        Process("relay", module="services.profiles.entrypoints.relay", secrets=secrets),
     ]
