@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from partnermatch.languages import READER_LANGUAGES
 from services.matcher.adapters.redis_state import PairWrite, ProfileChange
 
 from .conftest import PASSWORD, ServerThread
@@ -22,6 +23,20 @@ _OUTSIDE_CARDS = """() => [...document.querySelectorAll('article.pair')].flatMap
   const edge = card.getBoundingClientRect().right;
   return [...card.querySelectorAll('*')].filter(e => e.getBoundingClientRect().right > edge + 0.5)
     .map(e => e.tagName + ' ' + e.textContent.trim().slice(0, 40));
+})"""
+
+# the words of the matched elements that the layout split over two lines
+_WORDS_BROKEN = """(selector) => [...document.querySelectorAll(selector)].flatMap(cell => {
+  const text = cell.firstChild;
+  if (!text || text.nodeType !== Node.TEXT_NODE) return [];
+  const found = [];
+  for (const m of text.data.matchAll(/\\S+/g)) {
+    const range = document.createRange();
+    range.setStart(text, m.index);
+    range.setEnd(text, m.index + m[0].length);
+    if (range.getClientRects().length > 1) found.push(m[0]);
+  }
+  return found;
 })"""
 
 
@@ -108,6 +123,7 @@ def test_the_coordinators_page_does_not_scroll_sideways_on_a_phone(matcher_app, 
             try:
                 page = browser.new_page(viewport={"width": WIDTH, "height": 844})
                 page.goto(f"{served.url}/login?lang=sr-Cyrl")
+                broken: dict[str, list[str]] = {}
                 widths = {"login": page.evaluate("document.documentElement.scrollWidth")}
                 page.fill("input[name=username]", "anna")
                 page.fill("input[name=password]", PASSWORD)
@@ -131,9 +147,17 @@ def test_the_coordinators_page_does_not_scroll_sideways_on_a_phone(matcher_app, 
                 page.wait_for_load_state("load")
                 widths["figures"] = page.evaluate("document.documentElement.scrollWidth")
                 page.screenshot(path=str(ARTIFACTS / "coordinator-figures-390.png"), full_page=True)
+                # the week table's headers break between words, never inside one: in every
+                # language the page reads, its columns fit 390 px
+                for lang in READER_LANGUAGES:
+                    page.goto(f"{served.url}/analytics?lang={lang}")
+                    page.wait_for_load_state("load")
+                    widths[f"figures {lang}"] = page.evaluate("document.documentElement.scrollWidth")
+                    broken[lang] = page.evaluate(_WORDS_BROKEN, "table.weeks th")
             finally:
                 browser.close()
     finally:
         served.stop()
     assert all(width <= WIDTH for width in widths.values()), widths
+    assert {lang: words for lang, words in broken.items() if words} == {}, "words split over two lines"
     assert outside == []
