@@ -99,10 +99,15 @@ def _argv(process: Process) -> list[str]:
 
 
 def _address_of(process: Process, part: str) -> str:
-    if process.bind is None:
-        raise ValueError(f"{process.name} listens nowhere: no address to give")
-    host, _, port = process.bind.rpartition(":")
-    return {"url": f"http://{process.bind}", "host": host, "port": port}[part]
+    """The `part` of `process`'s address that another process uses: its base URL (a web app), or
+    the host or the port it listens on."""
+    address = process.url if part == "url" else process.bind
+    if address is None:
+        raise ValueError(f"{process.name} has no {part} to give")
+    if part == "url":
+        return address
+    host, _, port = address.rpartition(":")
+    return host if part == "host" else port
 
 
 def service_specs(env: Mapping[str, str]) -> list[ServiceSpec]:

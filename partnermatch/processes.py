@@ -52,14 +52,14 @@ class Process:
 
     @property
     def url(self) -> str | None:
-        """Base URL of a process that listens (`bind`), else None."""
-        return f"http://{self.bind}" if self.bind else None
+        """Base URL of a web app, else None."""
+        return f"http://{self.bind}" if self.app else None
 
     @property
     def health_url(self) -> str | None:
         """Where a web app answers 200 once it serves."""
-        return f"{self.url}{HEALTH_PATH}" if self.app else None
+        return f"{self.url}{HEALTH_PATH}" if self.url else None
 
     @property
     def metrics_url(self) -> str | None:
-        return f"{self.url}{METRICS_PATH}" if self.app else None
+        return f"{self.url}{METRICS_PATH}" if self.url else None
