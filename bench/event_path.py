@@ -5,12 +5,13 @@ the reweigh holds the lock the events need only to take the rows, catch up and s
 
 Uses a real redis-server (started here) and the live matcher's own code; no Kafka (the broker adds
 the same constant to both). Usage:
-python bench/event_path.py [--n 10000] [--events 50] [--refits 3] [--during-reweigh 2000]
+python bench/event_path.py [--n 10000] [--events 50] [--refits 3] [--during-reweigh 2000] [--replan 1000]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import tempfile
@@ -31,6 +32,7 @@ from partnermatch import events  # noqa: E402
 from services.matcher.adapters.redis_state import PROFILE, PROFILES, REVISIONS, RedisMatcherState  # noqa: E402
 from services.matcher.engine import MatchEngine  # noqa: E402
 from services.matcher.live import LiveMatcher, profile_from_payload  # noqa: E402
+from services.matcher.table import SharedIndex  # noqa: E402
 
 
 def payload(o: dict, revision: int = 1) -> dict:
@@ -76,6 +78,33 @@ def events_during_reweigh(live: LiveMatcher, orgs: list[dict]) -> tuple[list[flo
     return sorted(times), took[0]
 
 
+def events_during_replanning(live: LiveMatcher, orgs: list[dict], lists: int) -> tuple[list[float], int, float]:
+    """Events handled one after another under the shared index's lock while a thread plans lists
+    again as it does after a refresh (one list per hold of the lock); the time of each event, how
+    many lists were planned and how long they took."""
+    shared = SharedIndex(live, reweigh_quiet_s=math.inf, reweigh_every_s=math.inf)  # no refresh cuts it short
+    planned: list[tuple[int, float]] = []
+
+    def replan() -> None:
+        t = time.perf_counter()
+        count = shared.replan_lists(sorted(live.clusters)[:lists])
+        planned.append((count, time.perf_counter() - t))
+
+    thread = threading.Thread(target=replan)
+    thread.start()
+    times = []
+    for o in orgs:
+        if not thread.is_alive():
+            break
+        env = events.new_event(events.PROFILE_UPSERTED, payload({**o, "id": "replan-" + o["id"]}), "bench")
+        t = time.perf_counter()
+        with shared.lock:
+            live.handle(env)
+        times.append(time.perf_counter() - t)
+    thread.join()
+    return sorted(times), *planned[0]
+
+
 def _ms(times: list[float], quantile: float) -> float:
     return 1000 * times[int(quantile * (len(times) - 1))] if times else float("nan")
 
@@ -88,6 +117,7 @@ def main() -> int:
     parser.add_argument(
         "--during-reweigh", type=int, default=2000, help="at most this many events while the weights are learnt again"
     )
+    parser.add_argument("--replan", type=int, default=1000, help="lists planned again after the reweigh, timed")
     args = parser.parse_args()
     import json
 
@@ -108,7 +138,7 @@ def main() -> int:
             t = time.perf_counter()
             live.load()
             load_s = time.perf_counter() - t
-            fresh = generate(args.events + args.refits + args.during_reweigh, seed=77)
+            fresh = generate(args.events + args.refits + 2 * args.during_reweigh, seed=77)
             times = []
             for o in fresh[: args.events]:
                 o = {**o, "id": "new-" + o["id"]}
@@ -120,7 +150,11 @@ def main() -> int:
             t = time.perf_counter()
             live.engine.reweigh()  # alone: what the index does once a fifth of it has changed
             reweigh_s = time.perf_counter() - t
-            during, background_s = events_during_reweigh(live, fresh[args.events + args.refits :])
+            during_from = args.events + args.refits
+            during, background_s = events_during_reweigh(live, fresh[during_from : during_from + args.during_reweigh])
+            replanning, replanned, replan_s = events_during_replanning(
+                live, fresh[during_from + args.during_reweigh :], args.replan
+            )
             refit = []
             profiles = [profile_from_payload(p) for p in state.all_profiles()]
             for o in fresh[args.events : args.events + args.refits]:
@@ -149,6 +183,14 @@ def main() -> int:
                 f"event → suggestions in Redis while they are learnt again beside the events "
                 f"({background_s:.1f} s): p50 {_ms(during, 0.5):.1f} ms, p95 {_ms(during, 0.95):.1f} ms, "
                 f"max {_ms(during, 1.0):.1f} ms over {len(during)} events"
+            )
+            print(
+                f"lists planned again after it, one per hold of the lock: {replanned / replan_s:.0f} per s "
+                f"({replanned} in {replan_s:.1f} s; all {args.n:,}: about {args.n * replan_s / replanned:.0f} s)"
+            )
+            print(
+                f"event → suggestions in Redis meanwhile: p50 {_ms(replanning, 0.5):.1f} ms, "
+                f"p95 {_ms(replanning, 0.95):.1f} ms, max {_ms(replanning, 1.0):.1f} ms over {len(replanning)} events"
             )
         finally:
             server.stop()

@@ -38,6 +38,7 @@ from services.matcher.live import LiveMatcher
 logger = logging.getLogger(__name__)
 
 PROFILE_EVENTS = (events.PROFILE_UPSERTED, events.PROFILE_DELETED)
+REPLAN_CHECK_EVERY = 100  # lists planned again after a refresh between two looks at whether another is due
 
 
 @runtime_checkable
@@ -155,18 +156,26 @@ class SharedIndex:
 
     def refresh_weights(self, stop: threading.Event | None = None) -> None:
         """Learn the weights again from the index (beside the event path: the lock is held only
-        to take the rows, catch up and swap), then plan every list again with them, one list per
-        hold of the lock. Stops between two lists when told to; the lists not planned then keep
-        their suggestions until an event plans them."""
+        to take the rows, catch up and swap), then plan every list again with them."""
         self._engine().reweigh(hold=self.lock)
         self._learnt_at = time.monotonic()
-        started = time.monotonic()
         with self.lock:
             orgs = sorted(self.live.clusters)
+        self.replan_lists(orgs, stop)
+
+    def replan_lists(self, orgs: list[str], stop: threading.Event | None = None) -> int:
+        """Plan these organisations' lists again as the index holds them now, one list per hold of
+        the lock; how many were. Stops between two lists when told to, or when the weights are due
+        again (the next refresh plans every list with those); the lists not planned keep their
+        suggestions until an event or a refresh plans them."""
+        started = time.monotonic()
+        with self.lock:
             weights = self._engine().weights_digest()
         suggested = withdrawn = planned = 0
         for org_id in orgs:
             if stop is not None and stop.is_set():
+                break
+            if planned and planned % REPLAN_CHECK_EVERY == 0 and self.weights_due():
                 break
             with self.lock:
                 # written under the lock too: no event of this matcher plans this list meanwhile
@@ -186,6 +195,7 @@ class SharedIndex:
                 "seconds": round(time.monotonic() - started, 2),
             },
         )
+        return planned
 
     def _engine(self) -> Reweighing:
         engine = self.live.engine

@@ -8,6 +8,7 @@ import threading
 import time
 from contextlib import AbstractContextManager
 
+from services.matcher import table
 from services.matcher.table import SharedIndex
 from tests.unit.matcher.test_shared_index import FakeLive, _event, _record
 
@@ -106,3 +107,21 @@ def test_the_refresher_learns_the_weights_once_the_table_is_quiet():
         thread.join(5)
     assert shared.live.replanned == [{"org-a"}]
     assert shared.live.engine.changes_since_learnt == 0
+
+
+def test_planning_the_lists_again_stops_when_the_weights_are_due_again(monkeypatch):
+    monkeypatch.setattr(table, "REPLAN_CHECK_EVERY", 2)
+    shared = _shared()
+    live = shared.live
+    for org in ("org-a", "org-b", "org-c", "org-d"):
+        shared.index_record(_record(_event(org, 1)))
+    plan_lists = live.plan_lists
+
+    def then_due(orgs):
+        live.engine.due = True  # a fifth of the index changed meanwhile
+        return plan_lists(orgs)
+
+    live.plan_lists = then_due
+    # looks after the second list: the lists left wait for the next refresh
+    assert shared.replan_lists(["org-a", "org-b", "org-c", "org-d"]) == 2
+    assert live.replanned == [{"org-a"}, {"org-b"}]
