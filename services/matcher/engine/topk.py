@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from services.matcher.engine.index import Index
 from services.matcher.engine.reasons import ReasonFinder
 from services.matcher.engine.settings import EngineSettings
-from services.matcher.engine.values import Progress, Suggestion, Update
+from services.matcher.engine.values import Progress, Reason, Suggestion, Update
 
 LISTS_MADE_KEPT = 2000  # the lists asked for last are kept with their reasons
 
@@ -32,6 +32,8 @@ class TopKCache:
         # for (a list with them takes some 13 KB, without them 1 KB) and kept for the lists asked last
         self.lists: dict[str, list[tuple[float, int]]] = {}
         self._made: dict[str, list[Suggestion]] = {}
+        # the reasons of the partners of lists made again since they were last asked for, by partner
+        self._reusable: dict[str, dict[str, tuple[Reason, ...]]] = {}
         self.listed_in: dict[str, set[str]] = {}  # org -> orgs whose cached list holds it
         self.kth_score = np.full(max(capacity, 16), np.inf, np.float32)  # per row; inf: no list
 
@@ -59,7 +61,14 @@ class TopKCache:
         if made is None or len(made) < min(k, len(ranked)):
             if len(self._made) >= LISTS_MADE_KEPT:
                 del self._made[next(iter(self._made))]
-            made = self._made[org_id] = [self.reason_finder.suggestion(r, o, sc) for sc, o in ranked[:k]]
+            reusable = self._reusable.pop(org_id, {})
+            if made:
+                reusable.update((s.id, s.reasons) for s in made)
+            ids, finder = index.ids, self.reason_finder
+            made = self._made[org_id] = [
+                Suggestion(ids[o], float(sc), reusable[ids[o]]) if ids[o] in reusable else finder.suggestion(r, o, sc)
+                for sc, o in ranked[:k]
+            ]
         return made[:k]
 
     def best_rows(self, r: int, k: int, linear: np.ndarray | None = None) -> list[tuple[float, int]]:
@@ -165,7 +174,7 @@ class TopKCache:
         self._forget(org_id)
         mine, linear = index.linear_both(r)  # r's list, and r's score in each other row's list
         self._cache(org_id, self.best_rows(r, settings.cached_k, mine))
-        update = Update(org_id, self.top(org_id, settings.cached_k))
+        update = Update(org_id, lambda: self.top(org_id, settings.cached_k))
         max_extra = settings.w_both_ways + settings.w_terms
         n = len(index.ids)
         reachable = np.flatnonzero(linear + max_extra > self.kth_score[:n])
@@ -181,12 +190,10 @@ class TopKCache:
             floor = rest[-1][0] if len(rest) >= settings.cached_k else -np.inf
             if score > floor and score > 0:
                 fresh = sorted([*rest, (score, r)], key=lambda x: (-x[0], index.ids[x[1]]))
-                self._forget(oid)
-                self._cache(oid, fresh[: settings.cached_k])
+                self._recache(oid, fresh[: settings.cached_k], org_id)
                 update.entered.add(oid)
             elif was_in:
-                self._forget(oid)
-                self._cache(oid, self.best_rows(o, settings.cached_k))
+                self._recache(oid, self.best_rows(o, settings.cached_k), org_id)
                 update.left.add(oid)
         return update
 
@@ -194,7 +201,7 @@ class TopKCache:
         """The organisation was made inactive: the lists it was in are made again, reported as left."""
         index = self.index
         self._forget(org_id)
-        update = Update(org_id, [])
+        update = Update(org_id)
         for oid in sorted(self.listed_in.pop(org_id, set())):
             o = index.row[oid]
             if oid in self.lists and index.active[o]:
@@ -213,9 +220,24 @@ class TopKCache:
         self.kth_score[r] = ranked[-1][0] if len(ranked) >= self.settings.cached_k else -np.inf
         return ranked
 
+    def _recache(self, org_id: str, ranked: list[tuple[float, int]], changed: str) -> None:
+        """A new list for org_id after organisation `changed` entered or left it: the reasons made
+        for its other partners stay true (neither side changed) and are used again when it is made."""
+        known = self._reusable.get(org_id, {})
+        known.update((s.id, s.reasons) for s in self._made.get(org_id, ()))
+        self._forget(org_id)
+        self._cache(org_id, ranked)
+        ids = self.index.ids
+        kept = {ids[o]: known[ids[o]] for _, o in ranked if ids[o] in known and ids[o] != changed}
+        if kept:
+            if len(self._reusable) >= LISTS_MADE_KEPT:
+                del self._reusable[next(iter(self._reusable))]
+            self._reusable[org_id] = kept
+
     def _forget(self, org_id: str) -> None:
         old = self.lists.pop(org_id, None)
         self._made.pop(org_id, None)
+        self._reusable.pop(org_id, None)
         for _, o in old or ():
             self.listed_in.get(self.index.ids[o], set()).discard(org_id)
         r = self.index.row.get(org_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, NamedTuple
 
 Progress = Callable[[int, int], None]
@@ -57,10 +58,16 @@ class Suggestion:
 
 @dataclass
 class Update:
-    """What one upsert or removal changed: the organisation's own list, and the other
-    organisations whose cached lists it entered or left (their new lists: top())."""
+    """What one upsert or removal changed: the organisation's own list (made with its reasons when
+    first read, from the index as it is then: a caller that writes other lengths of it pays for
+    none), and the other organisations whose cached lists it entered or left (their new lists:
+    top())."""
 
     org_id: str
-    suggestions: list[Suggestion]
+    make_suggestions: Callable[[], list[Suggestion]] = field(default=list, repr=False)
     entered: set[str] = field(default_factory=set)
     left: set[str] = field(default_factory=set)
+
+    @cached_property
+    def suggestions(self) -> list[Suggestion]:
+        return self.make_suggestions()
