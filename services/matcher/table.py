@@ -38,7 +38,7 @@ from services.matcher.live import LiveMatcher
 logger = logging.getLogger(__name__)
 
 PROFILE_EVENTS = (events.PROFILE_UPSERTED, events.PROFILE_DELETED)
-REPLAN_CHECK_EVERY = 100  # lists planned again after a refresh between two looks at whether another is due
+REPLAN_CHECK_EVERY = 100  # lists planned again after a refresh between two looks at whether a fifth changed
 
 
 @runtime_checkable
@@ -165,9 +165,12 @@ class SharedIndex:
 
     def replan_lists(self, orgs: list[str], stop: threading.Event | None = None) -> int:
         """Plan these organisations' lists again as the index holds them now, one list per hold of
-        the lock; how many were. Stops between two lists when told to, or when the weights are due
-        again (the next refresh plans every list with those); the lists not planned keep their
-        suggestions until an event or a refresh plans them."""
+        the lock; how many were. Besides the suggestions, this caches every list again (a swap drops
+        them), so an event again finds every list it enters or leaves. Stops between two lists when
+        told to, or when a fifth of the index has changed since the weights were learnt (the next
+        refresh plans every list with the new ones; a pause or the age of the weights waits for the
+        pass to end); the lists not planned keep their suggestions until an event or a refresh
+        plans them."""
         started = time.monotonic()
         with self.lock:
             weights = self._engine().weights_digest()
@@ -175,7 +178,7 @@ class SharedIndex:
         for org_id in orgs:
             if stop is not None and stop.is_set():
                 break
-            if planned and planned % REPLAN_CHECK_EVERY == 0 and self.weights_due():
+            if planned and planned % REPLAN_CHECK_EVERY == 0 and self._fifth_changed():
                 break
             with self.lock:
                 # written under the lock too: no event of this matcher plans this list meanwhile
@@ -196,6 +199,10 @@ class SharedIndex:
             },
         )
         return planned
+
+    def _fifth_changed(self) -> bool:
+        with self.lock:
+            return self._engine().reweigh_due()
 
     def _engine(self) -> Reweighing:
         engine = self.live.engine

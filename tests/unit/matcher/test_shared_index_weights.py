@@ -109,12 +109,15 @@ def test_the_refresher_learns_the_weights_once_the_table_is_quiet():
     assert shared.live.engine.changes_since_learnt == 0
 
 
-def test_planning_the_lists_again_stops_when_the_weights_are_due_again(monkeypatch):
+def test_planning_the_lists_again_stops_when_a_fifth_of_the_index_changed_but_not_for_a_pause(monkeypatch):
     monkeypatch.setattr(table, "REPLAN_CHECK_EVERY", 2)
-    shared = _shared()
+    shared = _shared(reweigh_quiet_s=0, reweigh_every_s=0)
     live = shared.live
     for org in ("org-a", "org-b", "org-c", "org-d"):
         shared.index_record(_record(_event(org, 1)))
+    assert shared.weights_due()  # a pause, and old weights: the pass goes on all the same
+    assert shared.replan_lists(["org-a", "org-b", "org-c", "org-d"]) == 4
+    live.replanned.clear()
     plan_lists = live.plan_lists
 
     def then_due(orgs):
