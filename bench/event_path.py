@@ -51,11 +51,29 @@ def payload(o: dict, revision: int = 1) -> dict:
     }
 
 
-def events_during_reweigh(live: LiveMatcher, orgs: list[dict]) -> tuple[list[float], float]:
+class HeldLock:
+    """A lock that remembers how long each hold by the reweigh's thread lasted."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reweigh_holds: list[float] = []
+        self._since = 0.0
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+        self._since = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        if threading.current_thread().name == "reweigh":
+            self.reweigh_holds.append(time.perf_counter() - self._since)
+        self._lock.release()
+
+
+def events_during_reweigh(live: LiveMatcher, orgs: list[dict]) -> tuple[list[float], float, list[float]]:
     """Events handled one after another, each under the lock the reweigh holds (as the shared index
     does), while a thread learns the weights again; the time of each, waiting for the lock included,
-    and how long the reweigh took."""
-    lock = threading.Lock()
+    how long the reweigh took and how long each of its holds of the lock lasted."""
+    lock = HeldLock()
     took: list[float] = []
 
     def reweigh() -> None:
@@ -63,7 +81,7 @@ def events_during_reweigh(live: LiveMatcher, orgs: list[dict]) -> tuple[list[flo
         live.engine.reweigh(hold=lock)
         took.append(time.perf_counter() - t)
 
-    thread = threading.Thread(target=reweigh)
+    thread = threading.Thread(target=reweigh, name="reweigh")
     thread.start()
     times = []
     for o in orgs:
@@ -75,7 +93,7 @@ def events_during_reweigh(live: LiveMatcher, orgs: list[dict]) -> tuple[list[flo
             live.handle(env)
         times.append(time.perf_counter() - t)
     thread.join()
-    return sorted(times), took[0]
+    return sorted(times), took[0], lock.reweigh_holds
 
 
 def events_during_replanning(live: LiveMatcher, orgs: list[dict], lists: int) -> tuple[list[float], int, float]:
@@ -151,7 +169,9 @@ def main() -> int:
             live.engine.reweigh()  # alone: what the index does once a fifth of it has changed
             reweigh_s = time.perf_counter() - t
             during_from = args.events + args.refits
-            during, background_s = events_during_reweigh(live, fresh[during_from : during_from + args.during_reweigh])
+            during, background_s, holds = events_during_reweigh(
+                live, fresh[during_from : during_from + args.during_reweigh]
+            )
             replanning, replanned, replan_s = events_during_replanning(
                 live, fresh[during_from + args.during_reweigh :], args.replan
             )
@@ -183,6 +203,10 @@ def main() -> int:
                 f"event → suggestions in Redis while they are learnt again beside the events "
                 f"({background_s:.1f} s): p50 {_ms(during, 0.5):.1f} ms, p95 {_ms(during, 0.95):.1f} ms, "
                 f"max {_ms(during, 1.0):.1f} ms over {len(during)} events"
+            )
+            print(
+                f"the reweigh held the events' lock {len(holds)} times, longest {1000 * max(holds):.1f} ms, "
+                f"{1000 * sum(holds):.1f} ms in all"
             )
             print(
                 f"lists planned again after it, one per hold of the lock: {replanned / replan_s:.0f} per s "
