@@ -1,0 +1,532 @@
+"""POST → suggestion visible to a coordinator, through the real stack (issue 17 item 4): the time
+from a write being acknowledged by the profiles API until a coordinator's review API shows a
+pending suggestion involving the organisation as written, under a bounded rate of writes.
+
+The stack is the one `partnermatch up` runs (launcher.stack). First --n generated
+organisations in many clusters are registered through the API (the matcher indexes and plans them
+live) and every cluster gets a coordinator; once the matcher has read them all, registrations of
+new organisations and PATCHes of existing ones alternate at --rate writes per second for
+--duration seconds, each with texts of the seekers' dev set (organisations stating needs that
+others offer), so each should be suggested a partner in another cluster.
+
+What "visible" means here: the bench follows the `matches` topic, and for each `match.suggested`
+involving a written organisation it asks the review API (GET /v1/suggestions/<pair_id>, with a
+token of the organisation's cluster's coordinator) until the answer is a pending suggestion
+showing the organisation as written (a new organisation's id; a PATCH's marker in its goals).
+That answer's arrival is the time measured: an upper bound, since the matcher's outbox relay
+publishes the suggestion after it is readable. Nothing is asked while the matcher's Redis shows
+the write not applied yet or the pair last written before the write was sent (that peek only
+spares calls that cannot succeed).
+Beside it, per write: when its event reached the `profiles` topic (the profiles relay), when the
+matcher wrote the pair (the pair's updated_ms in the matcher's Redis) and when `match.suggested`
+reached the bench (the matcher's relay). --profile DIR samples the parts with py-spy meanwhile.
+Usage: python bench/post_visible.py [--n 10000] [--rate 50] [--duration 60]
+Does I/O (processes, sockets).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import itertools
+import json
+import os
+import queue
+import random
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(BENCH))
+
+from engine_speed import generate  # noqa: E402
+from write_path import call, cpu_seconds, sampled, wait_for  # noqa: E402
+
+if TYPE_CHECKING:
+    import redis
+
+COUNTRIES = ("RS", "HR", "BA", "SI", "MK", "BG", "PL", "CZ", "SK", "RO", "HU", "AL", "DE", "UA", "AT", "IT")
+PASSWORD = "bench-coordinator-2026"
+MATCHER_OUTBOX = "{matcher}:outbox"
+PROFILED = ("profiles", "relay", "matcher", "matcher-relay", "review")  # sampled with --profile
+
+
+@dataclass
+class Write:
+    index: int
+    kind: str  # "register" or "patch"
+    body: dict
+    cluster: str
+    org_id: str | None = None  # a registration's id is known once acknowledged
+    token: str | None = None  # a PATCH's organisation token
+    marker: str | None = None  # in a PATCH's goals: the review API shows the organisation as written
+    revision: int = 1
+    sent: float = 0.0
+    acked: float | None = None
+    published: float | None = None  # its profile event on the `profiles` topic
+    suggested: float | None = None  # the match.suggested that led to the confirmation, at the bench
+    written: float | None = None  # the pair's updated_ms in the matcher's Redis
+    visible: float | None = None  # the review API answered with the suggestion
+    asked: int = 0  # calls to the review API about it
+    candidates: list[tuple[str, float]] = field(default_factory=list)  # (pair id, when announced) to ask about
+    queued: bool = False  # waiting for a confirmer, or with one
+
+
+def seeker_texts() -> list[dict]:
+    """Texts of organisations that state needs (tests/data/seekers), those with goals."""
+    texts = []
+    for path in sorted((ROOT / "tests" / "data" / "seekers").glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            o = json.loads(line)
+            if line.strip() and o["goals"].strip():
+                texts.append({k: o[k] for k in ("capabilities", "goals", "language")})
+    return texts
+
+
+def registration(name: str, cluster: str, country: str, text: dict, email: str) -> dict:
+    from partnermatch.languages import PROFILE_LANGUAGES
+
+    body = {
+        "name": name,
+        "cluster_id": cluster,
+        "country": country,
+        "capabilities": text["capabilities"],
+        "goals": text["goals"],
+        "contacts": [{"name": name, "email": email, "language": "en", "consent": True}],
+    }
+    if text.get("language") in PROFILE_LANGUAGES:
+        body["language"] = text["language"]
+    return body
+
+
+def preload(
+    api: str, admin: str, n: int, threads: int
+) -> tuple[dict[str, str], dict[str, str], dict[str, tuple[str, str]]]:
+    """Clusters, a coordinator of each and n generated organisations, registered through the API;
+    returns each cluster's coordinator's token, each cluster's country, and each organisation's
+    cluster and token."""
+    orgs = generate(n, seed=17)
+    clusters = sorted({o["cluster"] for o in orgs})
+    countries = {c: COUNTRIES[i % len(COUNTRIES)] for i, c in enumerate(clusters)}
+
+    def cluster_with_coordinator(cluster: str) -> tuple[str, str]:
+        call("POST", f"{api}/v1/clusters", {"id": cluster, "name": cluster, "country": countries[cluster]}, admin)
+        username = f"coord-{cluster}"
+        coordinator = {
+            "username": username,
+            "password": PASSWORD,
+            "name": username,
+            "email": f"{username}@bench.example.org",
+        }
+        call("POST", f"{api}/v1/clusters/{cluster}/coordinators", coordinator, admin)
+        return cluster, call("POST", f"{api}/v1/auth/login", {"username": username, "password": PASSWORD})["token"]
+
+    def register(o: dict) -> tuple[str, tuple[str, str]]:
+        body = registration(o["name"], o["cluster"], countries[o["cluster"]], o, f"{o['id']}@bench.example.org")
+        made = call("POST", f"{api}/v1/organisations", body)
+        return made["organisation"]["id"], (o["cluster"], made["token"])
+
+    with ThreadPoolExecutor(threads) as pool:
+        coordinators = dict(pool.map(cluster_with_coordinator, clusters))
+        started = time.monotonic()
+        registered = dict(pool.map(register, orgs))
+    print(
+        f"  {n} organisations in {len(clusters)} clusters registered in {time.monotonic() - started:.0f} s", flush=True
+    )
+    return coordinators, countries, registered
+
+
+def plan_writes(
+    count: int,
+    countries: dict[str, str],
+    targets: list[tuple[str, tuple[str, str]]],
+    texts: list[dict],
+    mix: str,
+    rng: random.Random,
+) -> list[Write]:
+    """Registrations and PATCHes in turn, or only one kind; each PATCH to an organisation taken from
+    `targets` (organisation id, (cluster, token)), so none is written twice."""
+    kinds = {"both": ("register", "patch"), "register": ("register",), "patch": ("patch",)}[mix]
+    writes = []
+    for i, kind in zip(range(count), itertools.cycle(kinds), strict=False):
+        text = texts[i % len(texts)]
+        if kind == "patch" and targets:
+            org_id, (cluster, token) = targets.pop()
+            marker = f"bench-{uuid.uuid4().hex[:12]}"
+            body = {"capabilities": text["capabilities"], "goals": f"{text['goals']} ({marker})"}
+            writes.append(Write(i, kind, body, cluster, org_id, token, marker, revision=2))
+        else:
+            cluster = rng.choice(sorted(countries))
+            body = registration(
+                f"Seeker {i} {uuid.uuid4().hex[:8]}", cluster, countries[cluster], text, f"s{i}@bench.example.org"
+            )
+            writes.append(Write(i, "register", body, cluster))
+    return writes
+
+
+class Tracker:
+    """The writes in flight and the suggestions announced for each organisation; the topics'
+    readers, the senders and the confirmers share it (under its lock). A write waits in the queue
+    at most once: one confirmer asks about its suggestions one at a time, newest first."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.by_org: dict[str, Write] = {}
+        self.suggested: dict[str, list[tuple[str, float]]] = {}  # org id -> (pair id, when announced)
+        self.to_confirm: queue.Queue[Write] = queue.Queue()
+
+    def _offer(self, w: Write, pairs: list[tuple[str, float]]) -> None:
+        """Under the lock: suggestions to ask about for a write."""
+        if w.visible is not None or not pairs:
+            return
+        w.candidates.extend(pairs)
+        if not w.queued:
+            w.queued = True
+            self.to_confirm.put(w)
+
+    def acknowledged(self, w: Write, org_id: str, at: float) -> None:
+        """A write acknowledged; suggestions announced since it was sent (a registration's id is
+        only known now) are asked about too."""
+        with self.lock:
+            w.org_id, w.acked = org_id, at
+            self.by_org[org_id] = w
+            self._offer(w, [(pair, when) for pair, when in self.suggested.get(org_id, []) if when >= w.sent])
+
+    def next_candidate(self, w: Write) -> tuple[str, float] | None:
+        """The newest suggestion of a write not asked about yet; None (and out of the queue) when
+        it is visible or none is left."""
+        with self.lock:
+            if w.visible is None and w.candidates:
+                return w.candidates.pop()
+            w.queued = False
+            return None
+
+    def on_profile_event(self, org_id: str, revision: int, at: float) -> None:
+        with self.lock:
+            w = self.by_org.get(org_id)
+            if w is not None and w.revision == revision and w.published is None:
+                w.published = at
+
+    def on_suggested(self, pair_id: str, orgs: tuple[str, str], at: float) -> None:
+        with self.lock:
+            for org in orgs:
+                self.suggested.setdefault(org, []).append((pair_id, at))
+                w = self.by_org.get(org)
+                if w is not None and w.acked is not None:
+                    self._offer(w, [(pair_id, at)])
+
+
+def follow_topics(bootstrap: str, tracker: Tracker, stop: threading.Event) -> list[threading.Thread]:
+    """Readers of `profiles` and `matches` from their current ends, feeding the tracker."""
+    from partnermatch import events
+    from partnermatch.messaging import Record, TableReader, read_partitions
+    from partnermatch.topics import MATCHES, PROFILES
+
+    def on_profiles(record: Record) -> None:
+        envelope = events.decode(record.value)
+        if envelope.event_type == events.PROFILE_UPSERTED:
+            tracker.on_profile_event(envelope.payload["org_id"], int(envelope.payload["revision"]), time.time())
+
+    def on_matches(record: Record) -> None:
+        envelope = events.decode(record.value)
+        if envelope.event_type == events.MATCH_SUGGESTED:
+            p = envelope.payload
+            tracker.on_suggested(p["pair_id"], (p["org_a"], p["org_b"]), time.time())
+
+    threads = []
+    for topic, apply in ((PROFILES, on_profiles), (MATCHES, on_matches)):
+        ends: dict[int, int] = {}
+        for record in read_partitions(bootstrap, topic, idle_timeout_s=2.0):
+            ends[record.partition] = record.offset + 1
+        reader = TableReader(bootstrap, topic, apply, client_id=f"bench-{topic}", start=ends)
+        thread = threading.Thread(target=reader.run, args=(stop,), name=f"follow-{topic}", daemon=True)
+        thread.start()
+        threads.append(thread)
+    return threads
+
+
+def confirm(review: str, coordinators: dict[str, str], tracker: Tracker, redis_url: str, stop: threading.Event) -> None:
+    """Ask the review API, as the coordinator of the written organisation's cluster, for each
+    suggestion the matches topic announced, until one shows the organisation as written."""
+    import redis
+
+    from services.matcher.adapters.redis_state import PAIR, REVISIONS
+
+    store = redis.Redis.from_url(redis_url)
+    host, _, port = review.removeprefix("http://").partition(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    while not stop.is_set():
+        try:
+            w = tracker.to_confirm.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        while not stop.is_set() and (candidate := tracker.next_candidate(w)) is not None:
+            pair_id, suggested = candidate
+            raw, applied = store.pipeline(transaction=False).get(PAIR + pair_id).hget(REVISIONS, w.org_id).execute()
+            if raw is None or json.loads(raw)["updated_ms"] / 1000 < w.sent or int(applied or 0) < w.revision:
+                continue  # the matcher has not applied the write yet: no need to ask
+            w.asked += 1
+            try:
+                conn.request(
+                    "GET", f"/v1/suggestions/{pair_id}", headers={"Authorization": f"Bearer {coordinators[w.cluster]}"}
+                )
+                response = conn.getresponse()
+                body = response.read()
+            except (OSError, http.client.HTTPException):
+                conn.close()  # reconnects at the next request
+                continue
+            at = time.time()
+            if response.status != 200:
+                continue
+            view = json.loads(body)
+            org_view = next((p for p in (view["own"], view["partner"]) if p["org_id"] == w.org_id), None)
+            as_written = org_view is not None and (w.marker is None or w.marker in (org_view.get("goals") or ""))
+            if view["state"] == "pending" and as_written:
+                with tracker.lock:
+                    w.visible, w.suggested, w.written = at, suggested, json.loads(raw)["updated_ms"] / 1000
+
+
+def send_writes(api: str, writes: list[Write], rate: float, tracker: Tracker, senders: int) -> float:
+    """Each write at its slot of the schedule (open loop: a slow answer delays no later write
+    unless every sender is busy); returns when the schedule started (time.time())."""
+    host, _, port = api.removeprefix("http://").partition(":")
+    started = time.time() + 0.5
+    counter = itertools.count()
+    counter_lock = threading.Lock()
+
+    def sender() -> None:
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        while True:
+            with counter_lock:
+                i = next(counter)
+            if i >= len(writes):
+                return
+            w = writes[i]
+            time.sleep(max(0.0, started + i / rate - time.time()))
+            w.sent = time.time()
+            if w.kind == "patch":
+                method, path, token = "PATCH", f"/v1/organisations/{w.org_id}", w.token
+            else:
+                method, path, token = "POST", "/v1/organisations", None
+            headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+            try:
+                conn.request(method, path, json.dumps(w.body).encode(), headers)
+                response = conn.getresponse()
+                answer = json.loads(response.read())
+            except (OSError, http.client.HTTPException, ValueError):
+                conn.close()
+                conn = http.client.HTTPConnection(host, int(port), timeout=30)
+                continue
+            if response.status in (200, 201):
+                org_id = answer["organisation"]["id"] if w.kind == "register" else answer["id"]
+                tracker.acknowledged(w, org_id, time.time())
+
+    threads = [threading.Thread(target=sender, name=f"sender-{i}") for i in range(senders)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return started
+
+
+def applied_writes(client: redis.Redis, writes: list[Write]) -> int:
+    """How many acknowledged writes the matcher has applied (its revision of the organisation)."""
+    from services.matcher.adapters.redis_state import REVISIONS
+
+    acked = [w for w in writes if w.acked is not None]
+    revisions = client.hmget(REVISIONS, [w.org_id for w in acked]) if acked else []
+    return sum(1 for w, rev in zip(acked, revisions, strict=True) if rev is not None and int(rev) >= w.revision)
+
+
+def percentile(ms: list[float], share: float) -> float:
+    """The nearest-rank percentile of sorted values."""
+    return ms[min(len(ms) - 1, round(share * (len(ms) - 1)))]
+
+
+def quantiles(seconds: list[float], never: int = 0) -> str:
+    """p50/p95/max of latencies in seconds; `never` more that did not happen count as infinitely late."""
+    if not seconds and not never:
+        return "none"
+    ms = sorted(1000 * v for v in seconds) + [float("inf")] * never
+
+    def shown(value: float) -> str:
+        return f"{value:7.0f} ms" if value != float("inf") else "  not seen"
+
+    return f"p50 {shown(percentile(ms, 0.5))}   p95 {shown(percentile(ms, 0.95))}   max {shown(ms[-1])}   (n={len(ms)})"
+
+
+def report(writes: list[Write], started: float, last_ack: float, grace_s: float) -> float:
+    """Prints what was measured; returns the p95 of ack → visible over every acknowledged write
+    (infinite when more than a twentieth were never seen)."""
+    acked = [w for w in writes if w.acked is not None]
+    seen = [w for w in acked if w.visible is not None]
+    span = max(last_ack - started, 1e-9)
+    print()
+    print(
+        f"writes sent {sum(1 for w in writes if w.sent)}, acknowledged {len(acked)}, seen by a coordinator "
+        f"{len(seen)}, not seen within {grace_s:.0f} s after the last {len(acked) - len(seen)}"
+    )
+    print(f"achieved write rate: {len(acked) / span:.1f} acknowledged writes/s over {span:.1f} s")
+    print(f"calls to the review API: {sum(w.asked for w in writes)}")
+    print()
+    print("ack → visible to the coordinator (the review API answered GET /v1/suggestions/<pair> with it), every")
+    print("acknowledged write, those never seen counted as later than all:")
+    for kind in ("register", "patch", None):
+        label = {"register": "registrations", "patch": "PATCHes", None: "all writes"}[kind]
+        chosen = [w for w in acked if kind is None or w.kind == kind]
+        visible = [w.visible - w.acked for w in chosen if w.visible is not None]  # type: ignore[operator]
+        print(f"  {label:<14} {quantiles(visible, len(chosen) - len(visible))}")
+    print("where the time goes, for the writes seen (each step from the ack):")
+    steps = (
+        ("write acknowledged (sent → ack)", [w.acked - w.sent for w in acked]),  # type: ignore[operator]
+        ("on the profiles topic (relay)", [w.published - w.acked for w in seen if w.published]),  # type: ignore[operator]
+        ("pair written by the matcher", [w.written - w.acked for w in seen if w.written]),  # type: ignore[operator]
+        ("match.suggested at the bench", [w.suggested - w.acked for w in seen if w.suggested]),  # type: ignore[operator]
+        ("review API answered", [w.visible - w.acked for w in seen]),  # type: ignore[operator]
+    )
+    for label, values in steps:
+        print(f"  {label:<34} {quantiles(values)}")
+    ms = sorted(w.visible - w.acked for w in seen) + [float("inf")] * (len(acked) - len(seen))  # type: ignore[operator]
+    return percentile(ms, 0.95) if ms else float("inf")
+
+
+def cpu_report(cpu: dict[str, float], seconds: float) -> None:
+    print(f"CPU from the first write until the last was seen or given up ({seconds:.0f} s), in cores:")
+    print("  " + ", ".join(f"{name} {used / seconds:.2f}" for name, used in sorted(cpu.items(), key=lambda kv: -kv[1])))
+
+
+def run_phase(
+    rate: float,
+    writes: list[Write],
+    api: str,
+    tracker: Tracker,
+    client: redis.Redis,
+    parts: dict[str, int],
+    args: argparse.Namespace,
+) -> float:
+    """Send the writes at `rate`, wait for them to be seen (or --grace-s), print what was measured;
+    returns the p95 of ack → visible."""
+    cpu_before = {name: cpu_seconds([pid]) for name, pid in parts.items()}
+    print(
+        f"\n{len(writes)} writes ({args.mix}) at {rate:g}/s for {args.duration:g} s, "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores ...",
+        flush=True,
+    )
+    started = time.monotonic()
+    profile = str(Path(args.profile) / f"rate-{rate:g}") if args.profile else None
+    with sampled(profile, {name: pid for name, pid in parts.items() if name in PROFILED}, round(args.duration) + 10):
+        schedule_start = send_writes(api, writes, rate, tracker, args.senders)
+        wait_for(
+            "every acknowledged write seen",
+            lambda: all(w.visible is not None for w in writes if w.acked is not None),
+            args.grace_s,
+        )
+        busy_seconds = time.monotonic() - started
+        applied = applied_writes(client, writes)
+        cpu = {name: cpu_seconds([pid]) - cpu_before[name] for name, pid in parts.items()}
+    last_ack = max((w.acked for w in writes if w.acked), default=schedule_start)
+    p95 = report(writes, schedule_start, last_ack, args.grace_s)
+    cpu_report(cpu, busy_seconds)
+    print(
+        f"the matcher applied {applied} of the {sum(1 for w in writes if w.acked)} writes in those "
+        f"{busy_seconds:.0f} s: {applied / busy_seconds:.1f} a second",
+        flush=True,
+    )
+    return p95
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=10000, help="organisations registered before the writes")
+    parser.add_argument(
+        "--rate", type=float, nargs="+", default=[50], help="writes per second; several: one phase each, in turn"
+    )
+    parser.add_argument("--duration", type=float, default=60, help="seconds of writes (of each phase)")
+    parser.add_argument(
+        "--grace-s", type=float, default=60, help="how long after the last write to wait for suggestions still to come"
+    )
+    parser.add_argument("--mix", choices=("both", "patch", "register"), default="both")
+    parser.add_argument("--senders", type=int, default=8, help="threads sending the writes")
+    parser.add_argument("--confirmers", type=int, default=4, help="threads asking the review API")
+    parser.add_argument(
+        "--catch-up-s", type=float, default=1800, help="how long the matcher may take to read the preload"
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="sample the API, both relays, the matcher and the review API with py-spy while writing; stacks into DIR",
+    )
+    parser.add_argument("--keep", metavar="DIR", help="run in DIR and keep its logs (default: a temporary folder)")
+    args = parser.parse_args()
+
+    import redis
+
+    from launcher.procs import free_port
+    from launcher.stack import Stack
+    from services.matcher.adapters.redis_state import REVISIONS
+
+    texts = seeker_texts()
+    with tempfile.TemporaryDirectory() as tmp:
+        state = Path(args.keep or tmp).resolve()
+        ports = {name: str(free_port()) for name in ("PROFILES_PORT", "MATCHER_PORT", "NOTIFIER_PORT", "MAILSINK_PORT")}
+        env = {
+            **os.environ,
+            **ports,
+            "NOTIFIER_SMTP_PORT": ports["MAILSINK_PORT"],
+            "MAILSINK_DIR": str(state / "mail"),
+            "PARTNERMATCH_UP_METRICS_PORT": "0",
+        }
+        print(f"starting the stack in {state} ...", flush=True)
+        stack = Stack(state / "stack", env=env, echo=False)
+        stop = threading.Event()
+        try:
+            stack.start()
+            api = f"http://127.0.0.1:{ports['PROFILES_PORT']}"
+            review = f"http://127.0.0.1:{ports['MATCHER_PORT']}"
+            client = redis.Redis.from_url(stack.env["REDIS_URL"])
+            coordinators, countries, orgs = preload(api, stack.env["PARTNERMATCH_ADMIN_TOKEN"], args.n, 8)
+
+            def matcher_caught_up() -> bool:  # every organisation applied once, every suggestion published
+                return client.hlen(REVISIONS) >= len(orgs) and client.xlen(MATCHER_OUTBOX) == 0
+
+            started = time.monotonic()
+            if not wait_for("the matcher read the preload", matcher_caught_up, args.catch_up_s):
+                return 1
+            print(f"  the matcher read them and published its suggestions in {time.monotonic() - started:.0f} s")
+            rng = random.Random(5)
+            targets = sorted(orgs.items())
+            rng.shuffle(targets)
+            tracker = Tracker()
+            follow_topics(stack.env["KAFKA_BOOTSTRAP_SERVERS"], tracker, stop)
+            for _ in range(args.confirmers):
+                threading.Thread(
+                    target=confirm, args=(review, coordinators, tracker, stack.env["REDIS_URL"], stop), daemon=True
+                ).start()
+            parts = {spec.name: proc.pid for spec, proc in zip(stack.started_specs, stack.services, strict=True)}
+            parts["redis"] = stack.redis.pid  # type: ignore[union-attr]
+            if stack.broker is not None:
+                parts["kafka"] = stack.broker.pid
+            p95s = []
+            for rate in args.rate:
+                writes = plan_writes(round(rate * args.duration), countries, targets, texts, args.mix, rng)
+                p95s.append(run_phase(rate, writes, api, tracker, client, parts, args))
+        finally:
+            stop.set()
+            stack.stop()
+    print(f"load average of the machine (1, 5, 15 min) at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    met = all(p95 < 2.0 for p95 in p95s)
+    print(f"p95 of ack → visible under 2 s at every rate: {'yes' if met else 'NO'}")
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
