@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help setup setup-test run test test-fast lint bench bench-quality bench-write messages clean
+.PHONY: help setup setup-test run test test-fast lint bench bench-quality bench-write bench-visible messages clean
 
 help:
 	@echo "make run            set up, then start the whole local stack with demo data"
@@ -13,6 +13,7 @@ help:
 	@echo "make bench-quality  matching quality on the labelled dev set: plain TF-IDF vs the engine"
 	@echo "make bench          batch speed against the plain baseline (ratio), and the matcher's event path"
 	@echo "make bench-write    durable writes per second of the profiles API next to a trivial Flask app (wrk)"
+	@echo "make bench-visible  POST -> suggestion visible to a coordinator (p50/p95) at 50 writes/s, 10,000 organisations"
 	@echo "make lint           ruff (checks and formatting) and mypy"
 	@echo "make messages       extract the UI texts into partnermatch/locale/*.pot and merge them into every catalogue"
 
@@ -55,6 +56,9 @@ bench: setup
 bench-write: setup
 	bash deploy/system-deps.sh bench
 	$(BIN)/python bench/write_path.py
+
+bench-visible: setup
+	$(BIN)/python bench/post_visible.py
 
 # Each message domain's sources (partnermatch.i18n.SOURCES) into <domain>.pot, then merged into the
 # catalogue of every language: new messages arrive empty, changed ones fuzzy, and the tests fail
