@@ -48,7 +48,7 @@ ROWS_PER_VECTOR_BLOCK = 5000  # fit() makes the vectors this many rows at a time
 # indexed), so the event path waits little for the swap.
 CATCH_UP_UNDER_LOCK = 4
 CATCH_UP_ROUNDS = 5  # then the rest under the lock, however many (events faster than vectors)
-ROWS_PER_READ_BESIDE_EVENTS = 1000  # reweigh reads the kept analyses this many rows at a time
+ROWS_PER_READ_BESIDE_EVENTS = 1000  # reweigh reads the kept analyses and makes vectors this many rows at a time
 
 # The rows a reweigh learns from, taken under the caller's lock: id, analysis as stored, cluster,
 # country, in row order
@@ -176,8 +176,8 @@ class MatchEngine:
 
         Beside the event path, so read in small blocks with the cyclic collector paused: unpacking
         makes millions of short-lived containers, and each full collection they set off walks the
-        whole heap holding the GIL (events stalled up to 0.7 s at 10,000 indexed; small blocks keep
-        each numeric step short too)."""
+        whole heap holding the GIL (events stalled up to 0.7 s at 10,000 indexed); small blocks keep
+        each numeric step short too, reading as making the vectors."""
         ids, stored, clusters, countries = taken
         order = sorted(range(len(ids)), key=ids.__getitem__)
         fresh = MatchEngine(self.lexicon, self.settings)
@@ -198,6 +198,7 @@ class MatchEngine:
             [OrgProfile(id=ids[i], cluster=clusters[i], country=countries[i]) for i in order],
             [stored[i] for i in order],
             fresh._stack(parts, word_id),
+            step=ROWS_PER_READ_BESIDE_EVENTS,
         )
         return fresh
 
@@ -240,11 +241,18 @@ class MatchEngine:
         parts.clear()
         return stacked
 
-    def _index_anew(self, items: list[OrgProfile], analyses: list[Analysis | bytes], readings: Readings) -> None:
-        """Learn the weights of concepts and words from these readings, and index them all anew."""
+    def _index_anew(
+        self,
+        items: list[OrgProfile],
+        analyses: list[Analysis | bytes],
+        readings: Readings,
+        step: int = ROWS_PER_VECTOR_BLOCK,
+    ) -> None:
+        """Learn the weights of concepts and words from these readings, and index them all anew,
+        making the vectors `step` rows at a time."""
         words64 = self.features.learn_weights(readings)
         self._reset(len(items))
-        n, step = len(items), ROWS_PER_VECTOR_BLOCK
+        n = len(items)
         blocks = [
             sp.csr_matrix(self.features.vectors_of(readings, start, min(start + step, n)))
             for start in range(0, n, step)
