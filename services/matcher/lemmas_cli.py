@@ -28,11 +28,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def build(folder: str, report: Callable[[str, float], None]) -> None:
     """Build, or open where already built, everything kept under `folder`, and compile the batch's
-    product: report(what, seconds) after each step."""
+    product and the event path's loops: report(what, seconds) after each step."""
     from partnermatch.languages import preload_model
     from services.matcher.engine.lexicon import load_lexicon
     from services.matcher.engine.text import preload_lemmatizers, use_lemma_index
-    from services.matcher.engine.topn import kernel
+    from services.matcher.engine.topn import event_kernels, kernel
 
     use_lemma_index(folder)  # the folder of the lemma index and of the kept copies below
     started = time.monotonic()
@@ -43,6 +43,7 @@ def build(folder: str, report: Callable[[str, float], None]) -> None:
         ("language model copy", preload_model),
         ("compiled lexicon", load_lexicon),
         ("candidate product (numba)", kernel),
+        ("event path loops (numba)", event_kernels),
     ):
         started = time.monotonic()
         step()

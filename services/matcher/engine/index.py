@@ -14,6 +14,7 @@ import scipy.sparse as sp
 from services.matcher.engine.analysis import Analysis, pack, unpack
 from services.matcher.engine.features import FeatureSpace
 from services.matcher.engine.rows import SparseRows
+from services.matcher.engine.topn import column_products
 from services.matcher.engine.values import OrgProfile
 
 # Rows changed since the vectors and word weights were last merged into one matrix each, scored
@@ -211,12 +212,19 @@ class Index:
         if len(words.changed) > REBUILD_AFTER:
             words.merge()
         if self._words_by_term is None or self._words_by_term[0] is not words.base:
-            self._words_by_term = words.base, words.base.astype(np.float32).tocsc()
+            self._words_by_term = words.base, _by_column(words.base)
         by_term = self._words_by_term[1]
         out = np.zeros(len(self.ids), np.float32)
         columns, weights = words.get(r)
         if len(columns):
-            out[: by_term.shape[0]] = by_term[:, columns] @ weights.astype(np.float32)
+            column_products()(
+                by_term.indptr,
+                by_term.indices,
+                by_term.data,
+                columns.astype(np.int64),
+                weights.astype(np.float32).reshape(-1, 1),
+                out.reshape(-1, 1),
+            )
         if words.changed:
             rows, changed = words.changed_matrix()
             mine = np.zeros(words.width)
@@ -233,11 +241,12 @@ class Index:
         if len(right.changed) > REBUILD_AFTER:
             right.merge()
         if self._right_by_column is None or self._right_by_column[0] is not right.base:
-            self._right_by_column = right.base, right.base.tocsc()
+            self._right_by_column = right.base, _by_column(right.base)
         by_column = self._right_by_column[1]
-        out = np.empty((len(self.ids), lefts.shape[1]), np.float32)
+        out = np.zeros((len(self.ids), lefts.shape[1]), np.float32)
         used = np.flatnonzero(np.any(lefts != 0, axis=1))
-        out[: by_column.shape[0]] = by_column[:, used] @ lefts[used]
+        weights = np.ascontiguousarray(lefts[used], np.float32)
+        column_products()(by_column.indptr, by_column.indices, by_column.data, used, weights, out)
         if right.changed:
             rows, changed = right.changed_matrix()
             out[rows] = changed @ lefts
@@ -294,6 +303,14 @@ class _Terms(Sequence[dict[str, float]]):
         columns, weights = self._index.words.get(r % len(self))
         names = self._index.features.term_names()
         return dict(zip(map(names.__getitem__, columns.tolist()), weights.tolist(), strict=True))
+
+
+def _by_column(m: sp.csr_matrix) -> sp.csc_matrix:
+    """A column-major float32 copy with 32-bit indices, as the compiled product reads it."""
+    by_column = m.astype(np.float32, copy=False).tocsc()
+    by_column.indptr = by_column.indptr.astype(np.int32, copy=False)
+    by_column.indices = by_column.indices.astype(np.int32, copy=False)
+    return by_column
 
 
 def _code(codes: dict[str, int], names: list[str], name: str) -> int:

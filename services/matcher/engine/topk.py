@@ -14,6 +14,7 @@ import scipy.sparse as sp
 from services.matcher.engine.index import Index
 from services.matcher.engine.reasons import ReasonFinder
 from services.matcher.engine.settings import EngineSettings
+from services.matcher.engine.topn import CandidateProduct, kth_largest
 from services.matcher.engine.values import Progress, Reason, Suggestion, Update
 
 LISTS_MADE_KEPT = 2000  # the lists asked for last are kept with their reasons
@@ -74,12 +75,13 @@ class TopKCache:
     def best_rows(self, r: int, k: int, linear: np.ndarray | None = None) -> list[tuple[float, int]]:
         """(score, row) of row r's best k partners, best first; `linear`: index.linear_row(r) when
         already made."""
-        linear = self.index.linear_row(r) if linear is None else linear
-        finite = int(np.isfinite(linear).sum())
-        want = min(max(self.settings.candidates, 4 * k), finite)
-        if want <= 0:
+        linear = np.ascontiguousarray(self.index.linear_row(r) if linear is None else linear, np.float32)
+        # the candidates: the best `want` by the linear part, and any equal to the last of them (so
+        # which of equal ones are kept does not depend on the order of the rows), or all there are
+        floor = kth_largest()(linear, max(self.settings.candidates, 4 * k))
+        cand = np.flatnonzero(linear >= floor) if np.isfinite(floor) else np.flatnonzero(np.isfinite(linear))
+        if len(cand) == 0:
             return []
-        cand = np.argpartition(-linear, want - 1)[:want]
         return self._rank(r, cand, linear, k)
 
     def _rank(
@@ -111,8 +113,6 @@ class TopKCache:
 
         `rows` limits the work to those row numbers (of active organisations), in that order: a
         process can take one part of the index."""
-        from .topn import CandidateProduct
-
         index, settings, finder = self.index, self.settings, self.reason_finder
         n = len(index.ids)
         rows = np.flatnonzero(index.active[:n]) if rows is None else np.asarray(rows, np.int64)

@@ -1,5 +1,7 @@
 """The candidate product of the batch: for each organisation of a block, its linear score against
-every other one and the best few of them, in one compiled loop (numba).
+every other one and the best few of them, in one compiled loop (numba); and the event path's two
+loops (the product of one organisation's left vectors with the columns they use, and the score
+its candidates must reach).
 
 Scores are left · right over the feature columns. Columns that most organisations have (the
 sectors, the commonest concepts) are held as dense rows and added with vector instructions; the
@@ -8,7 +10,7 @@ eligible partners while the row is scanned, so the long tail is never sorted. No
 depends on which block a row is computed in: a row's result is the same whatever the chunking or
 the number of processes.
 
-The loop is compiled on first use and cached on disk: in NUMBA_CACHE_DIR if set, else beside
+The loops are compiled on first use and cached on disk: in NUMBA_CACHE_DIR if set, else beside
 this file, else (where that is read-only) in the user's cache folder. `partnermatch lemmas`
 compiles it once per installation."""
 
@@ -30,28 +32,101 @@ MAX_DENSE = 256  # at most this many dense columns (memory: 4 bytes per column a
 @functools.cache
 def kernel() -> Any:
     """The compiled loop (compiled, or loaded from numba's cache, on the first call)."""
-    import numba
-
-    started = time.monotonic()
     sig = (
         "void(float32[:, ::1], float32[:, ::1], int64[::1], int64[::1], float32[::1], int64[::1], "
         "int64[::1], float32[::1], int64[::1], int64[::1], boolean[::1], int64[::1], int64, float32[::1], "
         "int64[:, ::1], float32[:, ::1], int64[::1])"
     )
+    return _compiled(_best_of_rows, sig, "candidate kernel")
+
+
+@functools.cache
+def column_products() -> Any:
+    """The event path's product (compiled, or loaded from numba's cache, on the first call)."""
+    sig = "void(int32[::1], int32[::1], float32[::1], int64[::1], float32[:, ::1], float32[:, ::1])"
+    return _compiled(_column_products, sig, "event path product")
+
+
+@functools.cache
+def kth_largest() -> Any:
+    """The event path's choice of candidates (compiled, or loaded from numba's cache, on the first call)."""
+    return _compiled(_kth_largest, "float32(float32[::1], int64)", "event path choice")
+
+
+def event_kernels() -> tuple[Any, Any]:
+    """Both loops of the event path, compiled (or loaded)."""
+    return column_products(), kth_largest()
+
+
+def _compiled(function: Any, sig: str, what: str) -> Any:
+    import numba
+
+    started = time.monotonic()
     try:
-        compiled = numba.njit(sig, cache=True, nogil=True)(_best_of_rows)
+        compiled = numba.njit(sig, cache=True, nogil=True)(function)
     except (RuntimeError, OSError) as exc:  # no usable cache folder: compile for this process only
-        logger.warning("numba cannot cache the candidate kernel; compiling it for this run", extra={"error": str(exc)})
-        compiled = numba.njit(sig, nogil=True)(_best_of_rows)
+        logger.warning(f"numba cannot cache the {what}; compiling it for this run", extra={"error": str(exc)})
+        compiled = numba.njit(sig, nogil=True)(function)
     seconds = round(time.monotonic() - started, 2)
     if seconds > 1.0:  # compiled, not read from the cache: say why this run paused
         logger.info(
-            "candidate kernel compiled (once; `partnermatch lemmas` does it at installation)",
-            extra={"seconds": seconds},
+            f"{what} compiled (once; `partnermatch lemmas` does it at installation)", extra={"seconds": seconds}
         )
     else:
-        logger.debug("candidate kernel ready", extra={"seconds": seconds})
+        logger.debug(f"{what} ready", extra={"seconds": seconds})
     return compiled
+
+
+def _column_products(indptr, indices, data, columns, lefts, out):
+    """out[i] += m[i, columns[c]] * lefts[c] for every c, for a column-major matrix m (indptr,
+    indices, data): only the columns named are read, in the order named, each adding its entries
+    in row order (as scipy's product of the same columns adds them, so the sums are the same)."""
+    width = lefts.shape[1]
+    for c in range(columns.shape[0]):
+        j = columns[c]
+        for q in range(indptr[j], indptr[j + 1]):
+            i = indices[q]
+            v = data[q]
+            for w in range(width):
+                out[i, w] += v * lefts[c, w]
+
+
+def _kth_largest(values, k):
+    """The k-th largest finite value (equal values counted apart); -inf where fewer are finite.
+    One pass with a min-heap of the k largest so far: most values are below its root at once."""
+    heap = np.empty(k, np.float32)
+    size = 0
+    for t in range(values.shape[0]):
+        v = values[t]
+        if v == np.inf or v == -np.inf or v != v:
+            continue
+        if size < k:  # push: sift up while smaller than the parent
+            j = size
+            size += 1
+            while j > 0:
+                up = (j - 1) >> 1
+                if heap[up] <= v:
+                    break
+                heap[j] = heap[up]
+                j = up
+            heap[j] = v
+        elif v > heap[0]:  # replace the root: sift down while a child is smaller
+            j = 0
+            while True:
+                lo = 2 * j + 1
+                if lo >= size:
+                    break
+                m = lo
+                if lo + 1 < size and heap[lo + 1] < heap[lo]:
+                    m = lo + 1
+                if v <= heap[m]:
+                    break
+                heap[j] = heap[m]
+                j = m
+            heap[j] = v
+    if size < k:
+        return np.float32(-np.inf)
+    return heap[0]
 
 
 def _best_of_rows(
