@@ -6,7 +6,7 @@ upsert or removal finds the few lists it enters or leaves. Pure (no I/O)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import scipy.sparse as sp
@@ -84,19 +84,15 @@ class TopKCache:
             return []
         return self._rank(r, cand, linear, k)
 
-    def _rank(
-        self, r: int, candidates: Iterable[int], linear: np.ndarray | Callable[[int], float], k: int
-    ) -> list[tuple[float, int]]:
+    def _rank(self, r: int, candidates: np.ndarray, linear: np.ndarray, k: int) -> list[tuple[float, int]]:
         index = self.index
-        finite = []
-        for o in candidates:
-            base = linear[o] if isinstance(linear, np.ndarray) else linear(o)
-            if np.isfinite(base):
-                finite.append((float(base), int(o)))
-        bonuses = index.both_ways_bonuses(r, [o for _, o in finite])
+        base = linear[candidates]
+        finite = np.isfinite(base)
+        rows = candidates[finite].tolist()
+        bonuses = index.both_ways_bonuses(r, rows)
         scored = []
-        for (base, o), bonus in zip(finite, bonuses, strict=True):
-            score = base + bonus
+        for linear_part, o, bonus in zip(base[finite].tolist(), rows, bonuses, strict=True):
+            score = linear_part + bonus
             if score > 0:  # nothing in common is no suggestion (and would have no reason to show)
                 scored.append((score, o))
         scored.sort(key=lambda x: (-round(x[0], 6), index.ids[x[1]]))
@@ -179,14 +175,16 @@ class TopKCache:
         n = len(index.ids)
         reachable = np.flatnonzero(linear + max_extra > self.kth_score[:n])
         touched = {int(x) for x in reachable} | {index.row[o] for o in self.listed_in.get(org_id, ())}
-        for o in sorted(touched):
+        cached = [o for o in sorted(touched) if o != r and index.ids[o] in self.lists and index.active[o]]
+        scored = [o for o in cached if np.isfinite(linear[o])]
+        # the bonus is symmetric: r's with each of them, their rows made dense at once
+        bonus = dict(zip(scored, index.both_ways_bonuses(r, scored), strict=True))
+        for o in cached:
             oid = index.ids[o]
-            if o == r or oid not in self.lists or not index.active[o]:
-                continue
             ranked = self.lists[oid]
             was_in = any(row == r for _, row in ranked)
             rest = [(sc, row) for sc, row in ranked if row != r]
-            score = float(linear[o]) + index.both_ways_bonus(o, r) if np.isfinite(linear[o]) else -np.inf
+            score = float(linear[o]) + bonus[o] if o in bonus else -np.inf
             floor = rest[-1][0] if len(rest) >= settings.cached_k else -np.inf
             if score > floor and score > 0:
                 fresh = sorted([*rest, (score, r)], key=lambda x: (-x[0], index.ids[x[1]]))
