@@ -86,7 +86,7 @@ class Readings:
         )
 
 
-ROWS_PER_COUNT_BLOCK = 50_000  # learn_weights selects the words counted this many rows at a time
+ROWS_PER_COUNT_BLOCK = 50_000  # learn_weights selects the words kept this many rows at a time
 
 
 def tfidf_transformer() -> Any:
@@ -193,8 +193,9 @@ class FeatureSpace:
 
     def learn_weights(self, readings: Readings) -> sp.csr_matrix:
         """Learn the weights of concepts and words from these readings (of every organisation
-        indexed). Returns their word vectors: scikit-learn's sublinear TF-IDF, L2-normalised, one
-        float64 row each over the columns of term_column (what term_vector gives one by one)."""
+        indexed), taking their word counts (the readings keep none after). Returns their word
+        vectors: scikit-learn's sublinear TF-IDF, L2-normalised, one float64 row each over the
+        columns of term_column (what term_vector gives one by one)."""
         tfidf = tfidf_transformer()
         total = max(readings.rows, 1)
         # scikit-learn's smoothed IDF, over the organisations that name each concept
@@ -204,6 +205,9 @@ class FeatureSpace:
         else:
             self.idf = np.ones(len(self.concepts), np.float32)
         word_counts, words = readings.word_counts, readings.words
+        # the counts of every word are needed no further: freed now, before the vectors are made
+        # (at a million organisations they take half a gigabyte)
+        readings.word_counts = sp.csr_matrix((readings.rows, 1), dtype=np.float32)
         df = np.bincount(word_counts.indices, minlength=len(words))
         limit = max(2, self.settings.max_term_df * total)
         # words two share, and not too common
@@ -213,28 +217,13 @@ class FeatureSpace:
         column = np.full(word_counts.shape[1], -1, np.int32)
         for t, i in self.term_column.items():
             column[readings.word_id[t]] = i
-        blocks = []
-        for start in range(0, readings.rows, ROWS_PER_COUNT_BLOCK):  # in blocks: a million rows' copies at once
-            m = word_counts[start : start + ROWS_PER_COUNT_BLOCK].tocoo()  # would take gigabytes
-            col = column[m.col]
-            keep = col >= 0
-            block = sp.csr_matrix(
-                (m.data[keep].astype(np.float64), (m.row[keep], col[keep])), shape=(m.shape[0], max(len(kept), 1))
-            )
-            block.sum_duplicates()
-            blocks.append(block)
-        counts = (
-            sp.vstack(blocks, format="csr")
-            if len(blocks) > 1
-            else blocks[0]
-            if blocks
-            else sp.csr_matrix((0, max(len(kept), 1)), dtype=np.float64)
-        )
+        counts = _kept_counts(word_counts, column, max(len(kept), 1))
+        del word_counts, words, column
         self._word_tfidf = tfidf(sublinear_tf=True, smooth_idf=True)
         if counts.shape[0] and kept:
             self._word_tfidf.fit(counts)
             self.term_idf = dict(zip(kept, self._word_tfidf.idf_.tolist(), strict=True))
-            return self._word_tfidf.transform(counts).tocsr()
+            return sp.csr_matrix(self._word_tfidf.transform(counts, copy=False))  # in place: no second copy
         self.term_idf = {}
         return sp.csr_matrix(counts.shape, dtype=np.float64)
 
@@ -377,6 +366,14 @@ class FeatureSpace:
             ]
         ).astype(np.float32)
 
+    def vectors_stacked(self, readings: Readings, rows: int, step: int) -> sp.csr_matrix:
+        """The vectors of the first `rows` rows of these readings as one sparse matrix, made `step`
+        rows at a time (a block's dense rows, then its sparse copy; the blocks are freed here)."""
+        blocks = [
+            sp.csr_matrix(self.vectors_of(readings, start, min(start + step, rows))) for start in range(0, rows, step)
+        ]
+        return sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, self.dim), dtype=np.float32)
+
     def concept_counts(self, analyses: Sequence[Analysis | None], side: str) -> sp.csr_matrix:
         """How many words named each concept on one side ("offer_hits", "seek_hits"), one row each."""
         indptr: list[int] = [0]
@@ -417,6 +414,33 @@ class FeatureSpace:
             if code != country and code in self.country_index:
                 wish[self.country_index[code]] = 1.0
         return here, wish
+
+
+def _kept_counts(word_counts: sp.csr_matrix, column: np.ndarray, width: int) -> sp.csr_matrix:
+    """The counts of the words kept, in float64, each row's in the order of their new columns:
+    `column` gives each word's new column (-1: dropped). Made into arrays allocated once, a block
+    of rows at a time: at a million organisations a copy of the counts takes most of a gigabyte."""
+    rows, indptr = word_counts.shape[0], word_counts.indptr
+    kept_per_row = np.zeros(rows, np.int64)
+    for start in range(0, rows, ROWS_PER_COUNT_BLOCK):
+        end = min(start + ROWS_PER_COUNT_BLOCK, rows)
+        keep = column[word_counts.indices[indptr[start] : indptr[end]]] >= 0
+        kept_before = np.zeros(len(keep) + 1, np.int64)
+        np.cumsum(keep, out=kept_before[1:])
+        kept_per_row[start:end] = np.diff(kept_before[indptr[start : end + 1] - indptr[start]])
+    new_indptr = np.zeros(rows + 1, np.int64)
+    np.cumsum(kept_per_row, out=new_indptr[1:])
+    data = np.empty(new_indptr[-1], np.float64)
+    indices = np.empty(new_indptr[-1], np.int32)
+    for start in range(0, rows, ROWS_PER_COUNT_BLOCK):
+        end = min(start + ROWS_PER_COUNT_BLOCK, rows)
+        col = column[word_counts.indices[indptr[start] : indptr[end]]]
+        keep = col >= 0
+        data[new_indptr[start] : new_indptr[end]] = word_counts.data[indptr[start] : indptr[end]][keep]
+        indices[new_indptr[start] : new_indptr[end]] = col[keep]
+    counts = sp.csr_matrix((data, indices, new_indptr), shape=(rows, width))
+    counts.sort_indices()
+    return counts
 
 
 def _tf(count: float) -> float:

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 Progress = Callable[[int, int], None]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a fit keeps one per organisation (id, cluster, country)
 class OrgProfile:
     id: str
     name: str = ""
