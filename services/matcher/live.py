@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from partnermatch import events
@@ -126,16 +126,21 @@ class LiveMatcher:
         preload_lemmatizers()
         logger.info("lemma indexes open", extra={"seconds": round(time.monotonic() - started, 2)})
         self.state.build_dislikes()
-        profiles = list(self.state.all_profiles())
-        self.clusters = {p["org_id"]: p["cluster_id"] for p in profiles}
+        self.clusters = {}
+
+        def profiles() -> Iterator[OrgProfile]:  # read as the fit takes them: never all held at once
+            for p in self.state.all_profiles():
+                self.clusters[p["org_id"]] = p["cluster_id"]
+                yield profile_from_payload(p)
 
         def progress(done: int, total: int) -> None:
             rate = done / max(time.monotonic() - started, 1e-6)
-            logger.info("index rebuild", extra={"done": done, "total": total, "per_s": round(rate)})
+            logger.info("index rebuild", extra={"done": done, "per_s": round(rate)})
 
-        self.engine.fit([profile_from_payload(p) for p in profiles], progress=progress)
-        logger.info("index ready", extra={"profiles": len(profiles), "seconds": round(time.monotonic() - started, 2)})
-        return len(profiles)
+        self.engine.fit(profiles(), progress=progress)
+        count = len(self.clusters)
+        logger.info("index ready", extra={"profiles": count, "seconds": round(time.monotonic() - started, 2)})
+        return count
 
     # ---- one event ------------------------------------------------------------------------
 
