@@ -12,7 +12,11 @@ table quiet for `reweigh_quiet_s`) and at least every `reweigh_every_s` while it
 depend only on the organisations indexed, so whenever writes pause every matcher learns the same
 ones, whenever it started. After a refresh each matcher plans every list again with them, one at a
 time under the lock; a pair whose plan is unchanged is not written, so the N matchers doing it
-write each change once, and the suggestions end as one matcher's with those weights would.
+write each change once, and the suggestions end as one matcher's with those weights would. Until
+its list is planned again, a pending suggestion keeps the score and reasons it was written with;
+while two matchers' weights differ, the last to plan a list wins, and the pass after the last
+refresh settles it. Each matcher plans every list, not only its partitions' (nothing here knows
+which organisations those hold), so that pass is N times one matcher's work.
 
 A gap left open: two matchers planning one organisation's list at the same moment, each with an
 index that lacks the other's newest event, can leave that list as neither index now has it, until
