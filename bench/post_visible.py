@@ -455,7 +455,9 @@ def main() -> int:
         "--grace-s", type=float, default=60, help="how long after the last write to wait for suggestions still to come"
     )
     parser.add_argument("--mix", choices=("both", "patch", "register"), default="both")
-    parser.add_argument("--senders", type=int, default=8, help="threads sending the writes")
+    parser.add_argument(
+        "--senders", type=int, default=32, help="threads sending the writes (open loop: enough to keep the rate)"
+    )
     parser.add_argument("--confirmers", type=int, default=4, help="threads asking the review API")
     parser.add_argument(
         "--catch-up-s", type=float, default=1800, help="how long the matcher may take to read the preload"
