@@ -128,3 +128,35 @@ def test_planning_the_lists_again_stops_when_a_fifth_of_the_index_changed_but_no
     # looks after the second list: the lists left wait for the next refresh
     assert shared.replan_lists(["org-a", "org-b", "org-c", "org-d"]) == 2
     assert live.replanned == [{"org-a"}, {"org-b"}]
+
+
+def test_planning_the_lists_again_yields_to_profile_events_and_runs_at_full_speed_once_quiet(monkeypatch):
+    shared = _shared(reweigh_quiet_s=60)
+    live = shared.live
+    for org in ("org-a", "org-b", "org-c"):
+        shared.index_record(_record(_event(org, 1)))
+    plan_lists = live.plan_lists
+
+    def slow(orgs):
+        done = time.monotonic() + 0.02  # the work of one list
+        while time.monotonic() < done:
+            pass
+        return plan_lists(orgs)
+
+    live.plan_lists = slow
+    rests: list[float] = []
+    monkeypatch.setattr(table.time, "sleep", rests.append)
+    assert shared.replan_lists(["org-a", "org-b", "org-c"]) == 3
+    # events flowing (one indexed just now): after each list it rests three times its work
+    assert len(rests) == 3 and all(rest >= table.REPLAN_REST * 0.02 for rest in rests)
+
+    rests.clear()
+    shared._last_indexed -= 120  # the table has been quiet for two minutes ...
+    shared.handle_owned(_event("org-a", 1))  # ... but the consumer is still planning its events
+    assert shared.replan_lists(["org-a", "org-b", "org-c"]) == 3
+    assert len(rests) == 3
+
+    rests.clear()
+    shared._last_owned -= 120  # both quiet
+    assert shared.replan_lists(["org-a", "org-b", "org-c"]) == 3
+    assert rests == []
