@@ -21,6 +21,7 @@ from partnermatch.logs import configure_logging
 from partnermatch.topics import PROFILES
 from services.matcher.bootstrap import MatcherDeps, build_deps
 from services.matcher.config import MatcherSettings
+from services.matcher.engine.render import default_lexicon
 from services.matcher.entrypoints.api import api
 from services.matcher.entrypoints.pages import pages
 from services.matcher.entrypoints.partnerships import partnerships
@@ -57,6 +58,10 @@ def create_app(settings: MatcherSettings | None = None, deps: MatcherDeps | None
     )
     harden(app)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    if deps is None:
+        # the reasons' renderer and its lexicon load with the worker, not on a coordinator's first
+        # request (seconds on a busy machine: the slow tail of bench/post_visible.py)
+        default_lexicon()
     app.extensions["partnermatch.matcher"] = deps or build_deps(settings)
 
     @app.after_request
