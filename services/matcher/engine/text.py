@@ -95,7 +95,14 @@ def tokens(text: str) -> list[str]:
 
 # Lemmas already looked up in this process, by (simplemma language code, word).
 _LEMMAS: dict[tuple[str, str], str] = {}
-_INDEX = LemmaIndex(cachefile.folder())
+_INDEX: LemmaIndex | None = None  # opened at the first lemma (the folder is read then, not at import)
+
+
+def _lemma_index() -> LemmaIndex:
+    global _INDEX
+    if _INDEX is None:
+        _INDEX = LemmaIndex(cachefile.folder())
+    return _INDEX
 
 
 def use_lemma_index(folder: str | None) -> None:
@@ -116,7 +123,7 @@ def lemma(word: str, lang: str | None) -> str:
     key = (code, word)
     found = _LEMMAS.get(key)
     if found is None:
-        found = _INDEX.lemma(word, code) or word
+        found = _lemma_index().lemma(word, code) or word
         if len(_LEMMAS) >= 2_000_000:
             _LEMMAS.clear()
         _LEMMAS[key] = found
@@ -126,7 +133,7 @@ def lemma(word: str, lang: str | None) -> str:
 def preload_lemmatizers() -> dict[str, float]:
     """Open (or build, once per installation) every language's lemma index now rather than on
     the first profile in that language; seconds per language."""
-    return _INDEX.build_all()
+    return _lemma_index().build_all()
 
 
 def is_acronym(word: str) -> bool:
