@@ -6,7 +6,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from services.matcher.adapters.profiles_client import ProfilesAuthClient
-from services.matcher.adapters.redis_state import RedisMatcherState
+from services.matcher.adapters.redis_state import ProfileChange, RedisMatcherState
 from services.matcher.bootstrap import MatcherDeps
 from services.matcher.config import MatcherSettings
 from services.matcher.entrypoints.web import create_app as create_matcher_app
@@ -101,3 +101,19 @@ def login(profiles):
         return {"Authorization": f"Bearer {r.json['token']}"}
 
     return do
+
+
+def seed_profile(state, org_id, cluster, country, lang, name, *, caps, goals, **fields):
+    """An organisation's profile applied to the matcher's state (revision 1), as its consumer would."""
+    profile = {
+        "org_id": org_id,
+        "name": name,
+        "cluster_id": cluster,
+        "country": country,
+        "language": lang,
+        "capabilities": caps,
+        "goals": goals,
+        "sectors": [],
+        "website": None,
+    }
+    state.apply(ProfileChange(org_id, 1, profile | fields))

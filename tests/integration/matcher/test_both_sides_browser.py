@@ -13,28 +13,14 @@ import pytest
 from services.matcher.adapters.redis_state import PairWrite, ProfileChange
 from tests.browser import check, chromium, phone
 
-from .conftest import PASSWORD, ServerThread
+from .conftest import PASSWORD, ServerThread, seed_profile
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 
 def _org(state, org_id, cluster, country, lang, name):
-    state.apply(
-        ProfileChange(
-            org_id,
-            1,
-            {
-                "org_id": org_id,
-                "name": name,
-                "cluster_id": cluster,
-                "country": country,
-                "language": lang,
-                "capabilities": "Tworzenie oprogramowania.",
-                "goals": "Partnerzy z rolnictwa.",
-                "sectors": [],
-                "website": None,
-            },
-        )
+    seed_profile(
+        state, org_id, cluster, country, lang, name, caps="Tworzenie oprogramowania.", goals="Partnerzy z rolnictwa."
     )
 
 

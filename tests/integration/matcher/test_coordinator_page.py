@@ -10,7 +10,7 @@ import pytest
 
 from services.matcher.adapters.redis_state import PairWrite, ProfileChange
 
-from .conftest import PASSWORD, ServerThread
+from .conftest import PASSWORD, ServerThread, seed_profile
 
 pytestmark = pytest.mark.integration
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
@@ -18,23 +18,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 def _org(state, org_id, cluster, country, lang, name, caps, goals):
-    state.apply(
-        ProfileChange(
-            org_id,
-            1,
-            {
-                "org_id": org_id,
-                "name": name,
-                "cluster_id": cluster,
-                "country": country,
-                "language": lang,
-                "capabilities": caps,
-                "goals": goals,
-                "sectors": [],
-                "website": None,
-            },
-        )
-    )
+    seed_profile(state, org_id, cluster, country, lang, name, caps=caps, goals=goals)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from partnermatch.languages import READER_LANGUAGES
 from services.matcher.adapters.redis_state import PairWrite, ProfileChange
 
-from .conftest import PASSWORD, ServerThread
+from .conftest import PASSWORD, ServerThread, seed_profile
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
@@ -41,23 +41,7 @@ _WORDS_BROKEN = """(selector) => [...document.querySelectorAll(selector)].flatMa
 
 
 def _org(state, org_id, cluster, country, lang, name, caps, goals):
-    state.apply(
-        ProfileChange(
-            org_id,
-            1,
-            {
-                "org_id": org_id,
-                "name": name,
-                "cluster_id": cluster,
-                "country": country,
-                "language": lang,
-                "capabilities": caps,
-                "goals": goals,
-                "sectors": [],
-                "website": None,
-            },
-        )
-    )
+    seed_profile(state, org_id, cluster, country, lang, name, caps=caps, goals=goals)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 
 from services.matcher.adapters.redis_state import PairWrite, ProfileChange
 
-from .conftest import PASSWORD
+from .conftest import PASSWORD, seed_profile
 
 pytestmark = pytest.mark.integration
 
@@ -18,23 +18,17 @@ COUNTRIES = ("RS", "AL", "ME", "RO", "HU")
 
 
 def _org(state, org_id, cluster, country, lang, name, sectors=(), offers=()):
-    state.apply(
-        ProfileChange(
-            org_id,
-            1,
-            {
-                "org_id": org_id,
-                "name": name,
-                "cluster_id": cluster,
-                "country": country,
-                "language": lang,
-                "capabilities": "Usługi IT.",
-                "goals": "Partnerzy.",
-                "sectors": sectors,
-                "offers": offers,
-                "website": None,
-            },
-        )
+    seed_profile(
+        state,
+        org_id,
+        cluster,
+        country,
+        lang,
+        name,
+        caps="Usługi IT.",
+        goals="Partnerzy.",
+        sectors=sectors,
+        offers=offers,
     )
 
 
