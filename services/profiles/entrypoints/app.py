@@ -29,6 +29,7 @@ from services.profiles.adapters.redis_store import Conflict, NotFound
 from services.profiles.bootstrap import ProfilesDeps, build_deps, signin_mailer
 from services.profiles.config import ProfilesSettings
 from services.profiles.entrypoints.pages import pages
+from services.profiles.entrypoints.write_routes import WriteRoutes, registered_answer
 from services.profiles.schemas import (
     ClusterCreateSchema,
     ClusterSchema,
@@ -63,7 +64,12 @@ vocab = Blueprint(
     description="What structured needs are chosen from, labelled for forms",
 )
 # Request schemas are given as instances: given a class, webargs builds a schema (copying each of
-# its fields) for every request, which cost a write more than validating it.
+# its fields) for every request, which cost a write more than validating it. The write routes'
+# schemas are shared with write_routes.WriteRoutes, which answers those routes' valid requests.
+REGISTRATION = OrganisationCreateSchema()
+REGISTERED = RegisteredSchema()
+EDIT = OrganisationUpdateSchema()
+PRIVATE_PROFILE = OrganisationPrivateSchema()
 
 
 def _deps() -> ProfilesDeps:
@@ -269,8 +275,8 @@ class Organisations(MethodView):
         page = store.list_orgs(pagination_parameters.first_item, pagination_parameters.page_size, cluster_id)
         return [domain.private_view(o) if domain.can_read_private(who, o) else domain.public_view(o) for o in page]
 
-    @orgs.arguments(OrganisationCreateSchema())
-    @orgs.response(201, RegisteredSchema)
+    @orgs.arguments(REGISTRATION)
+    @orgs.response(201, REGISTERED)
     def post(self, data):
         """Register an organisation; the answer carries its own token (shown once)."""
         _check_text_sizes(data)
@@ -278,12 +284,12 @@ class Organisations(MethodView):
             org, token = services.register_org(_deps().store, data)
         except services.UnknownCluster:
             abort(422, errors={"json": {"cluster_id": ["No such cluster."]}}, message="Validation failed.")
-        return {"organisation": domain.private_view(org), "token": token, "expires_in": _deps().store.org_token_ttl_s}
+        return registered_answer(_deps().store, org, token)
 
 
 @orgs.route("/<org_id>")
 class OrganisationById(MethodView):
-    @orgs.response(200, OrganisationPrivateSchema)
+    @orgs.response(200, PRIVATE_PROFILE)
     def get(self, org_id):
         """Read a profile: public fields for anyone, contacts for the organisation itself."""
         org = _deps().store.get_org(org_id)
@@ -292,8 +298,8 @@ class OrganisationById(MethodView):
         who = _caller()
         return domain.private_view(org) if domain.can_read_private(who, org) else domain.public_view(org)
 
-    @orgs.arguments(OrganisationUpdateSchema())
-    @orgs.response(200, OrganisationPrivateSchema)
+    @orgs.arguments(EDIT)
+    @orgs.response(200, PRIVATE_PROFILE)
     @orgs.alt_response(404, description="No such organisation")
     @_only(orgs, domain.ADMIN, domain.ORGANISATION, forbidden="Another organisation's token, or another role's")
     def patch(self, data, org_id, caller):
@@ -456,14 +462,7 @@ def create_app(settings: ProfilesSettings | None = None, deps: ProfilesDeps | No
             except UnicodeDecodeError as exc:
                 abort(400, message=f"Body is not valid UTF-8 (byte {exc.start}).")
 
-    @app.after_request
-    def _headers(response):
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Cache-Control", "no-store")
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        return response
+    app.after_request(_security_headers)
 
     health(app, lambda: app.extensions["partnermatch.profiles"].store.r.ping())
     outbox = deps.store.outbox
@@ -488,7 +487,23 @@ def create_app(settings: ProfilesSettings | None = None, deps: ProfilesDeps | No
     _limit_pages(app, settings, limiter)
     _limit_logins(app, settings, limiter)
 
+    def answer(body: Any, status: int) -> Any:
+        """The response the views give a body their schema dumped (jsonify, then the hooks' headers)."""
+        response = app.json.response(body)
+        response.status_code = status
+        return _security_headers(response)
+
+    app.wsgi_app = WriteRoutes(app, app.wsgi_app, REGISTRATION, REGISTERED, EDIT, PRIVATE_PROFILE, answer)  # type: ignore[method-assign]
     return app
+
+
+def _security_headers(response: Any) -> Any:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Cache-Control", "no-store")
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    return response
 
 
 def _limit_pages(app: Flask, settings: ProfilesSettings, limiter: Limiter) -> None:

@@ -1,0 +1,171 @@
+"""The API's two write routes, POST /v1/organisations and PATCH /v1/organisations/<org_id>, answered
+in front of Flask when nothing is refused: a write that validates is answered here with the same
+schemas, the same use cases and the same response as the views in app.py give; anything else (a
+body that is not plain JSON within the limits, a field error, no or a wrong token, an unknown
+cluster or organisation) goes on to the Flask app unchanged, which answers it as it always has.
+
+Why: Flask's request context, the hooks every request runs (the edge's body checks, the rate
+limiter, the session, CSRF) and flask-smorest's and webargs' wrappers cost a durable write more CPU
+than its validation and its Redis transaction together (bench/write_path.py). The views stay what
+the OpenAPI document describes; this answers their successful requests sooner.
+No I/O of its own: the request body, and the store through the use cases.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import sys
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from flask import Flask
+from marshmallow import Schema, ValidationError
+
+from partnermatch import httpedge, metrics
+from services.profiles import domain, services
+from services.profiles.adapters.redis_store import NotFound
+from services.profiles.bootstrap import ProfilesDeps
+from services.profiles.config import ProfilesSettings
+
+REGISTER_ROUTE = "/v1/organisations"
+EDIT_ROUTE = "/v1/organisations/<org_id>"  # the rule's template, as the metrics label it
+_ORG_PATH = re.compile(r"/v1/organisations/([A-Za-z0-9_-]{1,100})")
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class Refused(Exception):
+    """Not for this path to answer: the Flask app answers the request instead."""
+
+
+def _json_body(environ: dict[str, Any], max_bytes: int) -> tuple[bytes, dict[str, Any]]:
+    """The body, read whole, and the JSON object in it; Refused unless it is one, sent as
+    application/json with a Content-Length within the limit, valid UTF-8 within the edge's limits."""
+    content_type = environ.get("CONTENT_TYPE", "")
+    if content_type.partition(";")[0].strip().lower() != "application/json":
+        raise Refused
+    if environ.get("HTTP_TRANSFER_ENCODING"):
+        raise Refused
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or "")
+    except ValueError:
+        raise Refused from None
+    if not 0 < length <= max_bytes:
+        raise Refused
+    body = environ["wsgi.input"].read(length)
+    # From here on the Flask app reads the body from this copy, whatever happens.
+    environ["wsgi.input"] = io.BytesIO(body)
+    if len(body) != length:
+        raise Refused
+    try:
+        data = httpedge.loads(body)
+    except ValueError:  # not UTF-8, not JSON, or beyond the edge's limits
+        raise Refused from None
+    if not isinstance(data, dict):
+        raise Refused
+    return body, data
+
+
+def _valid(schema: Schema, data: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return schema.load(data)
+    except ValidationError:
+        raise Refused from None
+
+
+class WriteRoutes:
+    """WSGI middleware: the two write routes' successful requests, answered as the views would;
+    every other request, and every refused one, passed on to `app_wsgi` (the Flask app)."""
+
+    def __init__(
+        self,
+        app: Flask,
+        app_wsgi: WSGIApp,
+        registration: Schema,
+        registered: Schema,
+        edit: Schema,
+        edited: Schema,
+        answer: Callable[[Any, int], Any],
+    ) -> None:
+        self.app = app
+        self.app_wsgi = app_wsgi
+        self.registration, self.registered = registration, registered
+        self.edit, self.edited = edit, edited
+        self.answer = answer  # (dumped body, status) -> the response the views' app would give
+
+    def _deps(self) -> ProfilesDeps:
+        return self.app.extensions["partnermatch.profiles"]
+
+    def _settings(self) -> ProfilesSettings:
+        return self.app.config["PM_SETTINGS"]
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD")
+        path = environ.get("PATH_INFO", "")
+        if method == "POST" and path == REGISTER_ROUTE:
+            route, handle = REGISTER_ROUTE, self._register
+        elif method == "PATCH" and (found := _ORG_PATH.fullmatch(path)):
+            org_id = found.group(1)
+            route, handle = EDIT_ROUTE, lambda data: self._edit(environ, org_id, data)
+        else:
+            return self.app_wsgi(environ, start_response)
+        started = time.perf_counter()
+        try:
+            _body, data = _json_body(environ, self.app.config["MAX_CONTENT_LENGTH"])
+            body, status = handle(data)
+        except Refused:
+            return self.app_wsgi(environ, start_response)
+        except Exception:  # noqa: BLE001 - answered by Flask's error handlers, as a view's would be
+            return self._flask_answers_error(environ, start_response)
+        response = self.answer(body, status)
+        labels = (method, route, str(status))
+        metrics.REQUESTS.labels(*labels).inc()
+        metrics.LATENCY.labels(*labels).observe(time.perf_counter() - started)
+        return response(environ, start_response)
+
+    def _flask_answers_error(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """Flask's answer to the exception being handled, as if the view had raised it: its error
+        handlers (a store out of reach is a 503) and its hooks. Not passed on: a write may have
+        been made."""
+        with self.app.request_context(environ):
+            self.app.preprocess_request()  # the hooks that start the timer and read the body
+            try:
+                answer = self.app.handle_user_exception(sys.exc_info()[1])  # type: ignore[arg-type]
+            except Exception as unhandled:  # noqa: BLE001 - no handler: Flask's 500, logged
+                answer = self.app.handle_exception(unhandled)
+            return self.app.finalize_request(answer)(environ, start_response)
+
+    def _register(self, data: dict[str, Any]) -> tuple[Any, int]:
+        data = _valid(self.registration, data)
+        if services.text_size_errors(data, self._settings().max_text_chars):
+            raise Refused
+        store = self._deps().store
+        try:
+            org, token = services.register_org(store, data)
+        except services.UnknownCluster:
+            raise Refused from None
+        return self.registered.dump(registered_answer(store, org, token)), 201
+
+    def _edit(self, environ: dict[str, Any], org_id: str, data: dict[str, Any]) -> tuple[Any, int]:
+        data = _valid(self.edit, data)
+        scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Refused
+        settings, store = self._settings(), self._deps().store
+        caller = services.authenticate(store, token.strip(), settings.admin_token, settings.service_token)
+        if caller is None or caller.role not in (domain.ADMIN, domain.ORGANISATION):
+            raise Refused
+        if not data or services.text_size_errors(data, settings.max_text_chars):
+            raise Refused
+        try:
+            org = services.update_org(store, caller, org_id, data)
+        except (services.Forbidden, NotFound, services.UnknownCluster):
+            raise Refused from None
+        return self.edited.dump(domain.private_view(org)), 200
+
+
+def registered_answer(store: Any, org: dict[str, Any], token: str) -> dict[str, Any]:
+    """What a registration answers (before RegisteredSchema dumps it): the profile, its token once."""
+    return {"organisation": domain.private_view(org), "token": token, "expires_in": store.org_token_ttl_s}

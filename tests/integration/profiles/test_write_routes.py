@@ -1,0 +1,106 @@
+"""The write routes' valid requests are answered in front of Flask (entrypoints/write_routes.py):
+the same status, headers and body as the views give, and everything refused still answered by
+the views."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.integration.profiles.conftest import profile
+
+# A JSON type other than application/json: valid for the views, never taken by the fast path.
+VIEWS_ONLY = "application/merge-patch+json"
+
+
+@pytest.fixture
+def served(client):
+    """Which requests to the organisations' routes reached the Flask app behind the write routes."""
+    write_routes = client.application.wsgi_app
+    inner = write_routes.app_wsgi
+    reached: list[str] = []
+
+    def counting(environ, start_response):
+        if environ["PATH_INFO"].startswith("/v1/organisations"):
+            reached.append(f"{environ['REQUEST_METHOD']} {environ['PATH_INFO']}")
+        return inner(environ, start_response)
+
+    write_routes.app_wsgi = counting
+    return reached
+
+
+def _shape(response):
+    headers = {k: v for k, v in response.headers.items() if k != "Content-Length"}
+    return response.status_code, headers
+
+
+def _without_volatile(value):
+    volatile = {"id", "token", "created_at", "updated_at", "consent_at", "share_contact_at"}
+    if isinstance(value, dict):
+        return {k: ("…" if k in volatile else _without_volatile(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_volatile(v) for v in value]
+    return value
+
+
+def test_a_registration_answered_in_front_equals_the_views(client, cluster, served):
+    cluster()
+    body = json.dumps(profile())
+    fast = client.post("/v1/organisations", data=body, content_type="application/json")
+    assert served == []
+    slow = client.post("/v1/organisations", data=body, content_type=VIEWS_ONLY)
+    assert served == ["POST /v1/organisations"]
+    assert fast.status_code == 201
+    assert _shape(fast) == _shape(slow)
+    assert _without_volatile(fast.json) == _without_volatile(slow.json)
+    assert list(fast.json) == list(slow.json)  # the same keys in the same order
+    assert fast.json["organisation"]["revision"] == 1
+
+
+def test_an_edit_answered_in_front_equals_the_views(client, cluster, served):
+    cluster()
+    made = client.post("/v1/organisations", json=profile()).json
+    org_id, auth = made["organisation"]["id"], {"Authorization": f"Bearer {made['token']}"}
+    change = {"goals": "Tražimo partnere iz logistike.", "name": "Klaster IKT"}
+    fast = client.patch(f"/v1/organisations/{org_id}", json=change, headers=auth)
+    assert served == []
+    slow = client.patch(f"/v1/organisations/{org_id}", data=json.dumps(change), content_type=VIEWS_ONLY, headers=auth)
+    assert served == [f"PATCH /v1/organisations/{org_id}"]
+    assert (fast.status_code, fast.json["revision"], slow.json["revision"]) == (200, 2, 3)
+    assert _shape(fast) == _shape(slow)
+    assert fast.get_data() == slow.get_data().replace(b'"revision":3', b'"revision":2').replace(
+        slow.json["updated_at"].encode(), fast.json["updated_at"].encode()
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status"),
+    [
+        ({"goals": "x", "unknown": 1}, "own", 422),  # a field error
+        ({}, "own", 422),  # nothing to change
+        ({"goals": "x"}, None, 401),  # no token
+        ({"goals": "x"}, "other", 403),  # another organisation's token
+        ({"cluster_id": "rs-vojvodina-ict"}, "own", 403),  # only an admin moves an organisation
+    ],
+)
+def test_refused_edits_are_answered_by_the_views(client, cluster, served, body, headers, status):
+    cluster()
+    mine = client.post("/v1/organisations", json=profile()).json
+    other = client.post("/v1/organisations", json=profile(name="Another")).json
+    tokens = {"own": mine["token"], "other": other["token"]}
+    auth = {"Authorization": f"Bearer {tokens[headers]}"} if headers else {}
+    answer = client.patch(f"/v1/organisations/{mine['organisation']['id']}", json=body, headers=auth)
+    assert answer.status_code == status, answer.json
+    assert served == [f"PATCH /v1/organisations/{mine['organisation']['id']}"]
+    assert answer.json["code"] == status
+
+
+def test_refused_registrations_are_answered_by_the_views(client, cluster, served):
+    cluster()
+    unknown_cluster = client.post("/v1/organisations", json=profile(cluster_id="no-such-cluster"))
+    assert unknown_cluster.status_code == 422
+    assert unknown_cluster.json["errors"] == {"json": {"cluster_id": ["No such cluster."]}}
+    not_json = client.post("/v1/organisations", data="{", content_type="application/json")
+    assert not_json.status_code == 400
+    assert served == ["POST /v1/organisations", "POST /v1/organisations"]
