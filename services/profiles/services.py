@@ -16,7 +16,7 @@ from partnermatch import events
 from partnermatch.languages import detect_language
 from services.profiles import domain
 from services.profiles.adapters.matcher_client import MatcherUnavailable
-from services.profiles.adapters.redis_store import Conflict, NotFound, RedisProfileStore
+from services.profiles.adapters.redis_store import Conflict, MissingCluster, NotFound, RedisProfileStore
 from services.profiles.signin import SigninLinks, new_session_id
 
 logger = logging.getLogger(__name__)
@@ -99,16 +99,32 @@ def logout(store: RedisProfileStore, token: str) -> bool:
 def authenticate(
     store: RedisProfileStore, token: str, admin_token: str | None, service_token: str | None
 ) -> domain.Principal | None:
+    return _authenticated(store, token, admin_token, service_token, None)[0]
+
+
+def authenticate_for_change(
+    store: RedisProfileStore, token: str, admin_token: str | None, service_token: str | None, org_id: str
+) -> tuple[domain.Principal | None, bytes | None]:
+    """authenticate(), and for an organisation's token the record of `org_id` as stored, read in
+    the same round trip (update_org's `stored`; None: not read)."""
+    return _authenticated(store, token, admin_token, service_token, org_id)
+
+
+def _authenticated(
+    store: RedisProfileStore, token: str, admin_token: str | None, service_token: str | None, org_id: str | None
+) -> tuple[domain.Principal | None, bytes | None]:
     if domain.same_secret(token, admin_token):
-        return domain.Principal(domain.ADMIN)
+        return domain.Principal(domain.ADMIN), None
     if domain.same_secret(token, service_token):
-        return domain.Principal(domain.SERVICE)
+        return domain.Principal(domain.SERVICE), None
     if not token.startswith((domain.ORG_TOKEN_PREFIX, domain.SESSION_TOKEN_PREFIX)):
-        return None
-    found = store.principal_for(domain.token_digest(token))
-    if found is None:
-        return None
-    return domain.Principal(**found)
+        return None, None
+    digest = domain.token_digest(token)
+    if org_id is None:
+        found, stored = store.principal_for(digest), None
+    else:
+        found, stored = store.principal_and_org(digest, org_id)
+    return (domain.Principal(**found) if found is not None else None), stored
 
 
 # ---- organisations ---------------------------------------------------------------------------
@@ -132,8 +148,6 @@ def _language(data: dict[str, Any], old: dict[str, Any] | None) -> tuple[str, bo
 
 
 def register_org(store: RedisProfileStore, data: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    if store.get_cluster(data["cluster_id"]) is None:
-        raise UnknownCluster(data["cluster_id"])
     org_id = domain.new_org_id()
     token = domain.new_secret(domain.ORG_TOKEN_PREFIX)
     digest = domain.token_digest(token)
@@ -160,7 +174,10 @@ def register_org(store: RedisProfileStore, data: dict[str, Any]) -> tuple[dict[s
     }
     envelope = events.new_event(events.PROFILE_UPSERTED, domain.event_payload(org), PRODUCER)
     principal = domain.Principal(domain.ORGANISATION, org_id=org_id, cluster_id=org["cluster_id"])
-    store.create_org(org, digest, principal.to_dict(), envelope)
+    try:
+        store.create_org(org, digest, principal.to_dict(), envelope)
+    except MissingCluster:
+        raise UnknownCluster(data["cluster_id"]) from None
     logger.info(
         "organisation registered",
         extra={"org_id": org_id, "cluster_id": org["cluster_id"], "language": language, "event_id": envelope.event_id},
@@ -168,7 +185,10 @@ def register_org(store: RedisProfileStore, data: dict[str, Any]) -> tuple[dict[s
     return org, token
 
 
-def update_org(store: RedisProfileStore, who: domain.Principal, org_id: str, data: dict[str, Any]) -> dict[str, Any]:
+def update_org(
+    store: RedisProfileStore, who: domain.Principal, org_id: str, data: dict[str, Any], stored: bytes | None = None
+) -> dict[str, Any]:
+    """`stored`: the organisation's record as just read (authenticate_for_change), if it was."""
     if not domain.can_edit_org(who, org_id):
         raise Forbidden(org_id)
     if "cluster_id" in data and who.role != domain.ADMIN:
@@ -189,7 +209,7 @@ def update_org(store: RedisProfileStore, who: domain.Principal, org_id: str, dat
         new["updated_at"] = now
         return new, events.new_event(events.PROFILE_UPSERTED, domain.event_payload(new), PRODUCER)
 
-    org = store.change_org(org_id, change)
+    org = store.change_org(org_id, change, stored)
     assert org is not None
     logger.info("organisation updated", extra={"org_id": org_id, "revision": org["revision"]})
     return org

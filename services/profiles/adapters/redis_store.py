@@ -56,12 +56,10 @@ def _emails(org: dict[str, Any] | None) -> set[str]:
     return {c["email"].strip().lower() for c in (org or {}).get("contacts") or [] if c.get("email")}
 
 
-# A change computed from a record read earlier, applied only if the record still holds what was
-# read: the change's commands, queued on a pipeline as for a MULTI, run here atomically or not at
-# all. One round trip where WATCH, GET and MULTI/EXEC took three; a write waits on Redis once less.
-_APPLY_IF_UNCHANGED = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-local i = 2
+# The commands a change queued on a pipeline, as for a MULTI, run by a script atomically or not at
+# all: ARGV from `first` on holds each command as its length and its words.
+_APPLY = """
+local i = {first}
 while i <= #ARGV do
   local n = tonumber(ARGV[i])
   redis.call(unpack(ARGV, i + 1, i + n))
@@ -69,7 +67,26 @@ while i <= #ARGV do
 end
 return 1
 """
+# A change computed from a record read earlier, applied only if the record still holds what was
+# read (ARGV[1]). One round trip where WATCH, GET and MULTI/EXEC took three.
+_APPLY_IF_UNCHANGED = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+""" + _APPLY.format(first=2)
+# A new organisation, stored only if its cluster (KEYS[1]) exists and its id (KEYS[2]) is free: one
+# round trip where reading the cluster and then a MULTI took two; -1 says no such cluster.
+_CREATE_IN_CLUSTER = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+""" + _APPLY.format(first=1)
 _COLLECTOR = redis.Redis()  # never sends a command: it gathers the ones a change queues
+
+
+def _queued(pipe: redis.client.Pipeline) -> list[Any]:
+    """The commands queued on a pipeline of _COLLECTOR, as the scripts above take them. The pipeline
+    only collects: its client never connects (a cluster client's pipeline keeps no command_stack)."""
+    return [arg for args, _options in pipe.command_stack for arg in (len(args), *args)]
+
+
 # Changes of one organisation that lost the race to another this often are refused (a 409), not retried on.
 CHANGE_ATTEMPTS = 50
 
@@ -80,6 +97,10 @@ class Conflict(Exception):
 
 class NotFound(Exception):
     pass
+
+
+class MissingCluster(Exception):
+    """The cluster an organisation was to be stored in does not exist."""
 
 
 # How long an organisation's API token works unless rotated sooner (PROFILES_ORG_TOKEN_TTL_S).
@@ -93,6 +114,7 @@ class RedisProfileStore:
         self.outbox = Outbox(client, P)
         self.org_token_ttl_s = org_token_ttl_s
         self._apply_if_unchanged = client.register_script(_APPLY_IF_UNCHANGED)
+        self._create_in_cluster = client.register_script(_CREATE_IN_CLUSTER)
 
     # ---- clusters and coordinators ----------------------------------------------------------
 
@@ -140,6 +162,19 @@ class RedisProfileStore:
             pipe.get(TOKEN + digest)
             pipe.ttl(TOKEN + digest)
             raw, ttl = pipe.execute()
+        return self._principal(digest, raw, ttl)
+
+    def principal_and_org(self, digest: str, org_id: str) -> tuple[dict[str, Any] | None, bytes | None]:
+        """principal_for(digest), and the organisation's record as stored (for change_org's
+        `stored`), read in one round trip."""
+        with self.r.pipeline(transaction=False) as pipe:
+            pipe.get(TOKEN + digest)
+            pipe.ttl(TOKEN + digest)
+            pipe.get(ORG + org_id)
+            raw, ttl, stored = pipe.execute()
+        return self._principal(digest, raw, ttl), stored
+
+    def _principal(self, digest: str, raw: bytes | None, ttl: int) -> dict[str, Any] | None:
         if not raw:
             return None
         principal = json.loads(raw)
@@ -202,39 +237,43 @@ class RedisProfileStore:
     def create_org(
         self, org: dict[str, Any], token_digest: str, principal: dict[str, Any], envelope: events.Envelope
     ) -> None:
-        """Profile, its credential, its indexes and its event: all or nothing."""
+        """Profile, its credential, its indexes and its event: all or nothing, and only in a cluster
+        that exists (MissingCluster)."""
         key = ORG + org["id"]
-        with self.r.pipeline(transaction=True) as pipe:
-            pipe.set(key, json.dumps(org, ensure_ascii=False), nx=True)
+        with _COLLECTOR.pipeline(transaction=True) as pipe:
+            pipe.set(key, json.dumps(org, ensure_ascii=False))
             pipe.zadd(ORGS, {org["id"]: org["created_ms"]})
             pipe.sadd(CLUSTER + org["cluster_id"] + ":orgs", org["id"])
             pipe.set(TOKEN + token_digest, json.dumps(principal), ex=self.org_token_ttl_s)
             for email in _emails(org):
                 pipe.sadd(_email_key(email), org["id"])
             self.outbox.add(pipe, envelope, self.topic, org["id"])
-            result = pipe.execute()
-        if not result[0]:  # an id collision: astronomically unlikely, never silent
+            commands = _queued(pipe)
+        created = self._create_in_cluster(keys=[CLUSTER + org["cluster_id"], key], args=commands)
+        if created == -1:
+            raise MissingCluster(org["cluster_id"])
+        if not created:  # an id collision: astronomically unlikely, never silent
             raise Conflict(f"organisation {org['id']} exists")
 
     def change_org(
         self,
         org_id: str,
         change: Callable[[dict[str, Any]], tuple[dict[str, Any] | None, events.Envelope]],
+        stored: bytes | None = None,
     ) -> dict[str, Any] | None:
         """Read-modify-write: `change(old)` returns the new org (None = delete) and its event, which are
-        stored together only if nobody changed the org meanwhile; else it is read and changed again."""
+        stored together only if nobody changed the org meanwhile; else it is read and changed again.
+        `stored`: the record as just read (principal_and_org), which saves the first read."""
         key = ORG + org_id
         for _attempt in range(CHANGE_ATTEMPTS):
-            raw = self.r.get(key)
+            raw, stored = stored or self.r.get(key), None
             if raw is None:
                 raise NotFound(org_id)
             old = json.loads(raw)
             new, envelope = change(old)
-            # Only collects the commands, never executed: a pipeline of a client that never
-            # connects (a cluster client's pipeline keeps no command_stack).
             with _COLLECTOR.pipeline(transaction=True) as pipe:
                 self._queue_change(pipe, org_id, old, new, envelope)
-                commands = [arg for args, _options in pipe.command_stack for arg in (len(args), *args)]
+                commands = _queued(pipe)
             if self._apply_if_unchanged(keys=[key], args=[raw, *commands]):
                 return new
         raise Conflict(f"organisation {org_id} changed under us {CHANGE_ATTEMPTS} times")

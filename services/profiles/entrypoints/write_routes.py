@@ -154,13 +154,15 @@ class WriteRoutes:
         if scheme.lower() != "bearer" or not token.strip():
             raise Refused
         settings, store = self._settings(), self._deps().store
-        caller = services.authenticate(store, token.strip(), settings.admin_token, settings.service_token)
+        caller, stored = services.authenticate_for_change(
+            store, token.strip(), settings.admin_token, settings.service_token, org_id
+        )
         if caller is None or caller.role not in (domain.ADMIN, domain.ORGANISATION):
             raise Refused
         if not data or services.text_size_errors(data, settings.max_text_chars):
             raise Refused
         try:
-            org = services.update_org(store, caller, org_id, data)
+            org = services.update_org(store, caller, org_id, data, stored)
         except (services.Forbidden, NotFound, services.UnknownCluster):
             raise Refused from None
         return self.edited.dump(domain.private_view(org)), 200

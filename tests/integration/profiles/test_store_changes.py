@@ -66,3 +66,24 @@ def test_a_deleted_organisation_is_not_brought_back_by_a_change_read_before(clie
         store.change_org(org_id, change)
     assert store.get_org(org_id) is None
     assert [entry.event_type for entry in store.outbox.head(10)] == [events.PROFILE_UPSERTED, events.PROFILE_DELETED]
+
+
+def test_an_organisation_of_a_missing_cluster_leaves_nothing_behind(client, cluster, store, redis_client):
+    cluster()
+    answer = client.post("/v1/organisations", json=profile(cluster_id="no-such-cluster"))
+    assert answer.status_code == 422
+    assert answer.json["errors"] == {"json": {"cluster_id": ["No such cluster."]}}
+    assert store.count_orgs() == 0
+    assert store.outbox.size() == 0
+
+
+def test_an_edit_read_with_its_token_is_stored_once_and_raced_edits_still_win(client, cluster, store):
+    cluster()
+    made = client.post("/v1/organisations", json=profile()).json
+    org_id, token = made["organisation"]["id"], made["token"]
+    who, stored = services.authenticate_for_change(store, token, None, None, org_id)
+    assert who == domain.Principal(domain.ORGANISATION, org_id=org_id, cluster_id="rs-vojvodina-ict")
+    services.update_org(store, domain.Principal(domain.ADMIN), org_id, {"name": "Changed meanwhile"})
+    org = services.update_org(store, who, org_id, {"goals": "Tražimo partnere iz logistike."}, stored)
+    assert (org["name"], org["goals"], org["revision"]) == ("Changed meanwhile", "Tražimo partnere iz logistike.", 3)
+    assert [events.decode(e.value).payload["revision"] for e in store.outbox.head(10)] == [1, 2, 3]
