@@ -257,14 +257,27 @@ class LiveMatcher:
         snapshot = self.state.snapshot(sorted(domain.snapshot_orgs(affected, gone, wanted.values())), list(wanted))
         partners = domain.partners_to_check(affected, gone, wanted, snapshot) - lists.keys()
         listed = {org: {c.id for c in candidates} for org, candidates in lists.items()}
-        listed |= {org: {c.id for c in candidates} for org, candidates in self._lists(sorted(partners), True).items()}
+        listed |= self._partner_ids(sorted(partners))
         plan = domain.plan_lists(wanted, listed, snapshot, affected, gone, self.max_pending)
         return plan.upserts, plan.withdrawals
 
-    def _lists(self, orgs: Sequence[str], unknown_ok: bool = False) -> dict[str, list[Candidate]]:
-        """Each organisation's best partners; where rejections bear on a list (its owner's, or its
-        candidates'), chosen from a wider list of the engine's with their scores lowered. One not in
-        the index raises KeyError, or has none when `unknown_ok`."""
+    def _lists(self, orgs: Sequence[str]) -> dict[str, list[Candidate]]:
+        """Each organisation's best partners with their reasons (see `_suggested`); one not in the
+        index raises KeyError."""
+        return {
+            org: [Candidate(s.id, float(s.score), tuple(reason_dict(r) for r in s.reasons)) for s in found]
+            for org, found in self._suggested(orgs).items()
+        }
+
+    def _partner_ids(self, orgs: Sequence[str]) -> dict[str, set[str]]:
+        """Who is in each organisation's list, as `_lists` would have it (none for one not in the
+        index): all a plan asks of a partner's list, so its reasons are not copied."""
+        return {org: {s.id for s in found} for org, found in self._suggested(orgs, unknown_ok=True).items()}
+
+    def _suggested(self, orgs: Sequence[str], unknown_ok: bool = False) -> dict[str, list[Suggestion]]:
+        """Each organisation's best partners scoring at least min_score; where rejections bear on a
+        list (its owner's, or its candidates'), chosen from a wider list of the engine's with their
+        scores lowered. One not in the index raises KeyError, or has none when `unknown_ok`."""
         listed: dict[str, list[Suggestion]] = {}
         for org in orgs:
             try:
@@ -275,14 +288,7 @@ class LiveMatcher:
                 listed[org] = []
         if self.feedback_strength > 0:
             listed |= self._lowered(listed)
-        return {
-            org: [
-                Candidate(s.id, float(s.score), tuple(reason_dict(r) for r in s.reasons))
-                for s in found
-                if s.score >= self.min_score
-            ]
-            for org, found in listed.items()
-        }
+        return {org: [s for s in found if s.score >= self.min_score] for org, found in listed.items()}
 
     def _lowered(self, listed: Mapping[str, list[Suggestion]]) -> dict[str, list[Suggestion]]:
         """The lists on which rejections bear, chosen again from the engine's wider lists with their

@@ -10,6 +10,7 @@ from partnermatch import events
 from services.matcher.adapters.redis_state import PairWrite, ProfileChange
 from services.matcher.bootstrap import build_deps as matcher_deps
 from services.matcher.config import MatcherSettings
+from services.matcher.domain import PlanSnapshot
 from services.profiles import services
 from services.profiles.bootstrap import build_deps as profiles_deps
 from services.profiles.config import ProfilesSettings
@@ -78,6 +79,8 @@ def test_the_matchers_state_runs_on_a_redis_cluster(redis_cluster, redis_cluster
     state.decide("a~b", "c1", "anna", "approve")
     assert state.decide("a~b", "c2", "marko", "approve")["state"] == "approved"
     assert state.pair_ids_of_org("a") == ["a~b"]
+    assert state.snapshot(["a", "b"], ["a~b", "a~c"]) == PlanSnapshot({"a": {}, "b": {}}, frozenset({"a~b"}))
+    assert state.dislikes_of(["a", "b"]) == {}
     assert [e.event_type for e in _outbox_events(state.r, state.outbox.stream)] == [
         events.MATCH_SUGGESTED,
         events.MATCH_APPROVED,

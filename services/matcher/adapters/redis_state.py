@@ -62,6 +62,30 @@ LESSONS = P + "lessons"  # pair ids whose rejection has been applied to the list
 # matcher's index can be ahead of what the owners of other partitions have applied (table.py)
 AWAITING = P + "awaiting:"
 PRODUCER = "matcher"
+
+# The reads a plan makes, each in one command however many organisations it names (a pipeline of
+# one command per organisation cost the event path more than its other Redis work): the pending
+# pairs of each organisation (KEYS but the last) with their scores, and which of the pairs in ARGV
+# are decided (the last KEY); and the members of each set in KEYS.
+_PENDING_AND_DECIDED = """
+local found = {}
+for i = 1, #KEYS - 1 do
+  found[i] = redis.call('ZRANGE', KEYS[i], 0, -1, 'WITHSCORES')
+end
+if #ARGV > 0 then
+  found[#KEYS] = redis.call('SMISMEMBER', KEYS[#KEYS], unpack(ARGV))
+else
+  found[#KEYS] = {}
+end
+return found
+"""
+_MEMBERS = """
+local found = {}
+for i = 1, #KEYS do
+  found[i] = redis.call('SMEMBERS', KEYS[i])
+end
+return found
+"""
 # What callers import from here: the domain's values they write and the refusal they catch too.
 __all__ = ["DecisionRefused", "HeldPair", "PairWrite", "ProfileChange", "RedisMatcherState"]
 
@@ -115,6 +139,8 @@ class RedisMatcherState:
         self.outbox = Outbox(client, P)
         self.matches_topic = matches_topic
         self.decisions_topic = decisions_topic
+        self._pending_and_decided = client.register_script(_PENDING_AND_DECIDED)
+        self._members = client.register_script(_MEMBERS)
 
     def adopt_untagged_keys(self) -> int:
         """Move the keys written before they had a hash tag (`matcher:…`, page sessions aside)
@@ -165,17 +191,12 @@ class RedisMatcherState:
         """The pending pairs of each organisation (by score, lowest first) and which of `pair_ids`
         were decided: what a plan of the lists reads, in one round trip."""
         orgs, ids = list(dict.fromkeys(org_ids)), list(pair_ids)
-        with self.r.pipeline(transaction=False) as pipe:
-            for org in orgs:
-                pipe.zrange(PENDING_BY_ORG + org, 0, -1, withscores=True)
-            if ids:
-                pipe.smismember(DECIDED, ids)
-            replies = pipe.execute()
+        replies = self._pending_and_decided(keys=[*(PENDING_BY_ORG + org for org in orgs), DECIDED], args=ids)
         pending = {
-            org: {m.decode(): score for m, score in reply}
+            org: {reply[i].decode(): float(reply[i + 1]) for i in range(0, len(reply), 2)}
             for org, reply in zip(orgs, replies[: len(orgs)], strict=True)
         }
-        flags = replies[len(orgs)] if ids else []
+        flags = replies[len(orgs)]
         return PlanSnapshot(pending, frozenset(i for i, flag in zip(ids, flags, strict=True) if flag))
 
     def pending_of_org(self, org_id: str) -> dict[str, float]:
@@ -373,10 +394,7 @@ class RedisMatcherState:
         ids = list(dict.fromkeys(org_ids))
         if not ids:
             return {}
-        with self.r.pipeline(transaction=False) as pipe:
-            for org in ids:
-                pipe.smembers(DISLIKES + org)
-            found = pipe.execute()
+        found = self._members(keys=[DISLIKES + org for org in ids])
         return {org: sorted(m.decode() for m in members) for org, members in zip(ids, found, strict=True) if members}
 
     def build_dislikes(self, batch: int = 500) -> None:
