@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from services.matcher.engine.analysis import Analysis, pack, unpack
 from services.matcher.engine.features import FeatureSpace
 from services.matcher.engine.rows import SparseRows
-from services.matcher.engine.topn import column_products
+from services.matcher.engine.topn import ColumnBlocks, row_products
 from services.matcher.engine.values import OrgProfile
 
 # Rows changed since the vectors and word weights were last merged into one matrix each, scored
@@ -65,8 +65,8 @@ class Index:
         self.terms = _Terms(self)
         # column-major float32 copies of the vectors and word weights as merged last (the base
         # of each), built when first needed: (the base they copy, the copy)
-        self._right_by_column: tuple[sp.csr_matrix, sp.csc_matrix] | None = None
-        self._words_by_term: tuple[sp.csr_matrix, sp.csc_matrix] | None = None
+        self._right_by_column: tuple[sp.csr_matrix, ColumnBlocks] | None = None
+        self._words_by_term: tuple[sp.csr_matrix, ColumnBlocks] | None = None
         self.fitted: FittedMatrices | None = None
 
     @property
@@ -171,15 +171,22 @@ class Index:
 
     def linear_row(self, r: int) -> np.ndarray:
         """The linear part of every row's score in r's list (-inf where it may not be suggested)."""
-        scores = self._products(self.left(self.right[r])[:, None])[:, 0]
+        scores = self._products(self.left(self.right[r])[:, None])[0]
         return self.allowed(r, scores + self.settings.w_terms * self._term_scores(r))
 
-    def linear_both(self, r: int) -> tuple[np.ndarray, np.ndarray]:
+    def linear_both(self, r: int, listing: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The linear part of every row's score in r's list, and of r's score in every row's list
-        (the scores are not symmetric: what each seeks differs), from one pass over the index."""
+        (the scores are not symmetric: what each seeks differs), from one pass over the index.
+        `listing`: the only rows whose lists matter (in order), when they are few; r's score in
+        the others' lists is then -inf, and each of theirs is read from its row alone."""
         terms = self.settings.w_terms * self._term_scores(r)
-        both = self._products(np.stack([self.left(self.right[r]), self.left_transposed(self.right[r])], axis=1))
-        return self.allowed(r, both[:, 0] + terms), self.allowed(r, both[:, 1] + terms)
+        left, left_t = self.left(self.right[r]), self.left_transposed(self.right[r])
+        if listing is None:
+            both = self._products(np.stack([left, left_t], axis=1))
+            return self.allowed(r, both[0] + terms), self.allowed(r, both[1] + terms)
+        theirs = np.full(len(self.ids), -np.inf, np.float32)
+        theirs[listing] = self._row_products(listing, left_t) + terms[listing]
+        return self.allowed(r, self._products(left[:, None])[0] + terms), self.allowed(r, theirs)
 
     def allowed(self, r: int, scores: np.ndarray) -> np.ndarray:
         """`scores` of r's candidates, -inf for itself, its own cluster and inactive rows."""
@@ -212,45 +219,58 @@ class Index:
         if len(words.changed) > REBUILD_AFTER:
             words.merge()
         if self._words_by_term is None or self._words_by_term[0] is not words.base:
-            self._words_by_term = words.base, _by_column(words.base)
-        by_term = self._words_by_term[1]
-        out = np.zeros(len(self.ids), np.float32)
+            self._words_by_term = words.base, ColumnBlocks(words.base)
+        out = np.zeros((1, len(self.ids)), np.float32)
         columns, weights = words.get(r)
         if len(columns):
-            column_products()(
-                by_term.indptr,
-                by_term.indices,
-                by_term.data,
-                columns.astype(np.int64),
-                weights.astype(np.float32).reshape(-1, 1),
-                out.reshape(-1, 1),
+            self._words_by_term[1].add_products(
+                columns.astype(np.int64), weights.astype(np.float32).reshape(-1, 1), out
             )
         if words.changed:
-            rows, changed = words.changed_matrix()
-            mine = np.zeros(words.width)
-            mine[columns] = weights
-            out[rows] = changed @ mine
-        return out
+            mine = np.zeros((words.width, 1))
+            mine[columns, 0] = weights
+            words.apart.products(mine, out)
+        return out[0]
 
     def _products(self, lefts: np.ndarray) -> np.ndarray:
-        """Every row's vector times each column of `lefts`: from the vectors as merged last, held
-        column-major, only the columns `lefts` use are read (most of a row's columns are zero, and
-        a left vector names few of them); plus products with the rows changed since (merged when
-        they pile up)."""
+        """Every row's vector times each column of `lefts`, one row of the result per column: from
+        the vectors as merged last, held column-major, only the columns `lefts` use are read (most
+        of a row's columns are zero, and a left vector names few of them); plus products with the
+        rows changed since (merged when they pile up)."""
+        right = self._merged_right()
+        out = np.zeros((lefts.shape[1], len(self.ids)), np.float32)
+        used = np.flatnonzero(np.any(lefts != 0, axis=1))
+        self._by_column().add_products(used, np.ascontiguousarray(lefts[used], np.float32), out)
+        if right.changed:
+            right.apart.products(np.ascontiguousarray(lefts, np.float32), out)
+        return out
+
+    def _row_products(self, rows: np.ndarray, left: np.ndarray) -> np.ndarray:
+        """Each of `rows`' vectors times `left`, as _products gives them (each row adds its entries
+        in the order of its columns), reading only those rows."""
+        right = self._merged_right()
+        out = np.zeros((1, len(self.ids)), np.float32)
+        base = right.base
+        kept = rows[rows < base.shape[0]]
+        lefts = np.ascontiguousarray(left[:, None], np.float32)
+        if len(kept):
+            scratch = np.zeros(1, np.float32)
+            row_products()(base.indptr, base.indices, base.data, kept, kept, lefts, scratch, out)
+        if right.changed:
+            right.apart.products(lefts, out)
+        return out[0][rows]
+
+    def _merged_right(self) -> SparseRows:
         right = self.right
         if len(right.changed) > REBUILD_AFTER:
             right.merge()
+        return right
+
+    def _by_column(self) -> ColumnBlocks:
+        right = self.right
         if self._right_by_column is None or self._right_by_column[0] is not right.base:
-            self._right_by_column = right.base, _by_column(right.base)
-        by_column = self._right_by_column[1]
-        out = np.zeros((len(self.ids), lefts.shape[1]), np.float32)
-        used = np.flatnonzero(np.any(lefts != 0, axis=1))
-        weights = np.ascontiguousarray(lefts[used], np.float32)
-        column_products()(by_column.indptr, by_column.indices, by_column.data, used, weights, out)
-        if right.changed:
-            rows, changed = right.changed_matrix()
-            out[rows] = changed @ lefts
-        return out
+            self._right_by_column = right.base, ColumnBlocks(right.base)
+        return self._right_by_column[1]
 
 
 class _Analyses(Sequence[Analysis]):
@@ -303,14 +323,6 @@ class _Terms(Sequence[dict[str, float]]):
         columns, weights = self._index.words.get(r % len(self))
         names = self._index.features.term_names()
         return dict(zip(map(names.__getitem__, columns.tolist()), weights.tolist(), strict=True))
-
-
-def _by_column(m: sp.csr_matrix) -> sp.csc_matrix:
-    """A column-major float32 copy with 32-bit indices, as the compiled product reads it."""
-    by_column = m.astype(np.float32, copy=False).tocsc()
-    by_column.indptr = by_column.indptr.astype(np.int32, copy=False)
-    by_column.indices = by_column.indices.astype(np.int32, copy=False)
-    return by_column
 
 
 def _code(codes: dict[str, int], names: list[str], name: str) -> int:

@@ -1,5 +1,6 @@
 """Rows of a sparse matrix that change one at a time: most rows in one CSR matrix built at once
-(`base`), the rows set since held apart (`changed`) until they are merged in. A row is its
+(`base`), the rows set since held apart (`changed`, and one after another in `apart` for the
+event path's product) until they are merged in. A row is its
 columns and values in the order they were given, so a product over one row adds in that order.
 Memory: 4 bytes per column index plus the value's size, per non-zero. Pure."""
 
@@ -7,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+
+from services.matcher.engine.topn import row_products
 
 Row = tuple[np.ndarray, np.ndarray]  # (columns, values)
 
@@ -21,8 +24,7 @@ class SparseRows:
         self.base = _compact(matrix, self.dtype)
         self.changed: dict[int, Row] = {}
         self.count = matrix.shape[0]
-        self._changed_matrix: tuple[list[int], sp.csr_matrix] | None = None
-        self._appended: list[int] = []  # rows set for the first time since _changed_matrix was made
+        self.apart = ChangedRows(self.dtype)
 
     def __len__(self) -> int:
         return self.count
@@ -37,18 +39,14 @@ class SparseRows:
         self.base = sp.csr_matrix(
             (self.base.data, self.base.indices, self.base.indptr), shape=(self.base.shape[0], width)
         )
-        self._changed_matrix, self._appended = None, []
 
     def set(self, r: int, columns: np.ndarray, values: np.ndarray) -> None:
         """Set row r (r == len(self) appends one)."""
         if r > self.count:
             raise IndexError(r)
         self.count = max(self.count, r + 1)
-        if r in self.changed:
-            self._changed_matrix, self._appended = None, []
-        elif self._changed_matrix is not None:
-            self._appended.append(r)
-        self.changed[r] = (np.asarray(columns, np.int32), np.asarray(values, self.dtype))
+        row = self.changed[r] = (np.asarray(columns, np.int32), np.asarray(values, self.dtype))
+        self.apart.set(r, *row)
 
     def set_dense(self, r: int, vector: np.ndarray) -> None:
         columns = np.flatnonzero(vector)
@@ -83,31 +81,6 @@ class SparseRows:
             out[i, columns] = values
         return out
 
-    def changed_matrix(self) -> tuple[list[int], sp.csr_matrix]:
-        """The rows set since the base was built and those rows as one matrix (kept, and extended
-        by the rows set for the first time since)."""
-        if self._changed_matrix is None:
-            self._changed_matrix, self._appended = self._stack(sorted(self.changed), None), []
-        elif self._appended:
-            self._changed_matrix, self._appended = self._stack(self._appended, self._changed_matrix), []
-        return self._changed_matrix
-
-    def _stack(
-        self, rows: list[int], before: tuple[list[int], sp.csr_matrix] | None
-    ) -> tuple[list[int], sp.csr_matrix]:
-        parts = [self.changed[r] for r in rows]
-        if before is not None:
-            rows = before[0] + rows
-            parts.insert(0, (before[1].indices, before[1].data))
-        lengths = [len(c) for c, _ in parts]
-        if before is not None:
-            lengths[:1] = np.diff(before[1].indptr).tolist()
-        indptr = np.zeros(len(rows) + 1, np.int64)
-        indptr[1:] = np.cumsum(lengths)
-        columns = np.concatenate([c for c, _ in parts]) if parts else np.zeros(0, np.int32)
-        values = np.concatenate([v for _, v in parts]) if parts else np.zeros(0, self.dtype)
-        return rows, sp.csr_matrix((values, columns, indptr), shape=(len(rows), self.width))
-
     def merge(self) -> sp.csr_matrix:
         """Every row in one matrix again (the base); returns it."""
         if not self.changed and self.base.shape[0] == self.count:
@@ -136,6 +109,68 @@ class SparseRows:
             indices[indptr[r] : indptr[r + 1]], data[indptr[r] : indptr[r + 1]] = columns, values
         self.load(sp.csr_matrix((data, indices, indptr), shape=(self.count, self.width)))
         return self.base
+
+
+class ChangedRows:
+    """The rows set since the base was built, one after another in growing arrays (CSR's indptr,
+    indices and data), so setting one copies only that row. A row set again is appended and its
+    earlier copy left unread (`slot`: where each row's latest copy is) until the earlier copies
+    are as many as the rows, when the latest ones are copied together again."""
+
+    def __init__(self, dtype: type) -> None:
+        self.indptr = np.zeros(1, np.int64)
+        self.indices = np.zeros(0, np.int32)
+        self.data: np.ndarray = np.zeros(0, dtype)
+        self.slot: dict[int, int] = {}
+        self._row_of = np.zeros(0, np.int64)  # per copy, its row
+        self._latest = np.zeros(0, bool)  # per copy, whether it is its row's latest
+        self._copies = 0  # rows appended, their earlier copies included
+
+    def set(self, r: int, columns: np.ndarray, values: np.ndarray) -> None:
+        earlier = self.slot.get(r)
+        if earlier is not None:
+            self._latest[earlier] = False
+            if self._copies >= 2 * len(self.slot) + 16:
+                self._copy_latest()
+        at, copies = int(self.indptr[self._copies]), self._copies
+        end = at + len(columns)
+        if copies + 1 > len(self._row_of):
+            self._row_of, self._latest = _grown(self._row_of, copies + 1), _grown(self._latest, copies + 1)
+            self.indptr = _grown(self.indptr, len(self._row_of) + 1)
+        if end > len(self.indices):
+            self.indices, self.data = _grown(self.indices, end), _grown(self.data, end)
+        self.indices[at:end], self.data[at:end] = columns, values
+        self.indptr[copies + 1] = end
+        self._row_of[copies], self._latest[copies] = r, True
+        self.slot[r] = copies
+        self._copies += 1
+
+    def _copy_latest(self) -> None:
+        """Only each row's latest copy kept, in the order they were set."""
+        kept = np.flatnonzero(self._latest[: self._copies])
+        lengths = self.indptr[kept + 1] - self.indptr[kept]
+        entries = np.concatenate([np.arange(self.indptr[s], self.indptr[s + 1]) for s in kept.tolist()] or [[]])
+        entries = entries.astype(np.int64)
+        self.indices[: len(entries)], self.data[: len(entries)] = self.indices[entries], self.data[entries]
+        self.indptr[1 : len(kept) + 1] = np.cumsum(lengths)
+        self._row_of[: len(kept)], self._latest[: len(kept)] = self._row_of[kept], True
+        self._latest[len(kept) : self._copies] = False
+        self._copies = len(kept)
+        self.slot = {r: s for s, r in enumerate(self._row_of[: len(kept)].tolist())}
+
+    def products(self, lefts: np.ndarray, out: np.ndarray) -> None:
+        """out[w, r] = row r · lefts[:, w] for every row r set here (lefts: one row per column, of
+        this type): each sum from zero in the row's order, as scipy's product of these rows adds."""
+        slots = np.flatnonzero(self._latest[: self._copies])
+        scratch = np.zeros(lefts.shape[1], self.data.dtype)
+        row_products()(self.indptr, self.indices, self.data, slots, self._row_of[slots], lefts, scratch, out)
+
+
+def _grown(a: np.ndarray, size: int) -> np.ndarray:
+    """`a` with room for at least `size` entries (twice as many), the first ones kept (the rest zero)."""
+    grown = np.zeros(max(size, 2 * len(a)), a.dtype)
+    grown[: len(a)] = a
+    return grown
 
 
 def _compact(m: sp.csr_matrix, dtype: type) -> sp.csr_matrix:

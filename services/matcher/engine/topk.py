@@ -18,6 +18,9 @@ from services.matcher.engine.topn import CandidateProduct, kth_largest
 from services.matcher.engine.values import Progress, Reason, Suggestion, Update
 
 LISTS_MADE_KEPT = 2000  # the lists asked for last are kept with their reasons
+# An upsert scores the new organisation in the cached lists only, each read from its own row, while
+# they are at most this share of the index; beyond it, in every row at once (one column-major pass)
+LISTS_READ_APART = 1 / 16
 
 
 class TopKCache:
@@ -168,11 +171,14 @@ class TopKCache:
         entered or left. Costs one product against the index plus work on the few lists touched."""
         index, settings = self.index, self.settings
         self._forget(org_id)
-        mine, linear = index.linear_both(r)  # r's list, and r's score in each other row's list
+        n = len(index.ids)
+        listing = np.flatnonzero(self.kth_score[:n] < np.inf)  # the rows with a list cached
+        # r's list, and r's score in each other row's list: in every row's, or in those cached only
+        # when they are few (the only ones it can enter)
+        mine, linear = index.linear_both(r, listing if len(listing) <= n * LISTS_READ_APART else None)
         self._cache(org_id, self.best_rows(r, settings.cached_k, mine))
         update = Update(org_id, lambda: self.top(org_id, settings.cached_k))
         max_extra = settings.w_both_ways + settings.w_terms
-        n = len(index.ids)
         reachable = np.flatnonzero(linear + max_extra > self.kth_score[:n])
         touched = {int(x) for x in reachable} | {index.row[o] for o in self.listed_in.get(org_id, ())}
         cached = [o for o in sorted(touched) if o != r and index.ids[o] in self.lists and index.active[o]]

@@ -1,7 +1,7 @@
 """The candidate product of the batch: for each organisation of a block, its linear score against
-every other one and the best few of them, in one compiled loop (numba); and the event path's two
-loops (the product of one organisation's left vectors with the columns they use, and the score
-its candidates must reach).
+every other one and the best few of them, in one compiled loop (numba); and the event path's
+loops (the product of one organisation's left vectors with the columns they use, held as
+ColumnBlocks, and with the rows changed since, and the score its candidates must reach).
 
 Scores are left · right over the feature columns. Columns that most organisations have (the
 sectors, the commonest concepts) are held as dense rows and added with vector instructions; the
@@ -27,6 +27,7 @@ import scipy.sparse as sp
 logger = logging.getLogger(__name__)
 DENSE_SHARE = 0.1  # a column in more than this share of the rows is added densely
 MAX_DENSE = 256  # at most this many dense columns (memory: 4 bytes per column and row)
+ROWS_PER_COLUMN_BLOCK = 65536  # ColumnBlocks: a row's place in its block fits 16 bits
 
 
 @functools.cache
@@ -41,10 +42,21 @@ def kernel() -> Any:
 
 
 @functools.cache
-def column_products() -> Any:
-    """The event path's product (compiled, or loaded from numba's cache, on the first call)."""
-    sig = "void(int32[::1], int32[::1], float32[::1], int64[::1], float32[:, ::1], float32[:, ::1])"
-    return _compiled(_column_products, sig, "event path product")
+def block_products() -> Any:
+    """The event path's product with the index (compiled, or loaded from numba's cache, on the first call)."""
+    sig = "void(int64[:, ::1], uint16[::1], float32[::1], int64, int64[::1], float32[:, ::1], float32[:, ::1])"
+    return _compiled(_block_products, sig, "event path product")
+
+
+@functools.cache
+def row_products() -> Any:
+    """The event path's product with rows held apart (compiled, or loaded from numba's cache, on the first call)."""
+    sigs = [
+        f"void({p}[::1], int32[::1], {t}[::1], int64[::1], int64[::1], {t}[:, ::1], {t}[::1], float32[:, ::1])"
+        for p in ("int32", "int64")
+        for t in ("float32", "float64")
+    ]
+    return _compiled(_row_products, sigs, "event path product of changed rows")
 
 
 @functools.cache
@@ -53,12 +65,40 @@ def kth_largest() -> Any:
     return _compiled(_kth_largest, "float32(float32[::1], int64)", "event path choice")
 
 
-def event_kernels() -> tuple[Any, Any]:
-    """Both loops of the event path, compiled (or loaded)."""
-    return column_products(), kth_largest()
+def event_kernels() -> tuple[Any, Any, Any]:
+    """The loops of the event path, compiled (or loaded)."""
+    return block_products(), row_products(), kth_largest()
 
 
-def _compiled(function: Any, sig: str, what: str) -> Any:
+class ColumnBlocks:
+    """A sparse matrix held column-major for the event path's product (block_products): its rows
+    in blocks of ROWS_PER_COLUMN_BLOCK, each block by column, rows in order within a column. A
+    product with a few columns reads only theirs, and one block of the result at a time stays in
+    the cache; an entry takes 6 bytes (its row's place in the block in 16 bits, a float32 value)."""
+
+    def __init__(self, m: sp.csr_matrix) -> None:
+        n, width = m.shape
+        self.block_rows = ROWS_PER_COLUMN_BLOCK
+        blocks = range(0, n, self.block_rows)
+        self.shape = (n, width)
+        self.starts = np.zeros((len(blocks), width + 1), np.int64)  # block b, column j: its entries from starts[b, j]
+        self.offsets = np.empty(m.nnz, np.uint16)
+        self.data = np.empty(m.nnz, np.float32)
+        done = 0
+        for b, first in enumerate(blocks):
+            part = m[first : first + self.block_rows].tocsc()
+            self.starts[b] = done + part.indptr
+            self.offsets[done : done + part.nnz] = part.indices
+            self.data[done : done + part.nnz] = part.data
+            done += part.nnz
+
+    def add_products(self, columns: np.ndarray, lefts: np.ndarray, out: np.ndarray) -> None:
+        """out[w] += the matrix's columns `columns` times lefts[:, w] (lefts: one row per column
+        named; out: one row per column of lefts, one entry per row of the matrix)."""
+        block_products()(self.starts, self.offsets, self.data, self.block_rows, columns, lefts, out)
+
+
+def _compiled(function: Any, sig: str | list[str], what: str) -> Any:
     import numba
 
     started = time.monotonic()
@@ -77,18 +117,52 @@ def _compiled(function: Any, sig: str, what: str) -> Any:
     return compiled
 
 
-def _column_products(indptr, indices, data, columns, lefts, out):
-    """out[i] += m[i, columns[c]] * lefts[c] for every c, for a column-major matrix m (indptr,
-    indices, data): only the columns named are read, in the order named, each adding its entries
-    in row order (as scipy's product of the same columns adds them, so the sums are the same)."""
+def _block_products(starts, offsets, data, block_rows, columns, lefts, out):
+    """out[w, i] += m[i, columns[c]] * lefts[c, w] for every c and w, for a matrix m held as
+    ColumnBlocks (starts, offsets, data, block_rows): only the columns named are read, block of rows by block,
+    in the order named, each adding its entries in row order. So every row adds its columns in the
+    order named, as scipy's product of those columns adds them: the sums are the same, bit for bit.
+    Each block's part of `out` stays in the cache while its columns are added."""
     width = lefts.shape[1]
-    for c in range(columns.shape[0]):
-        j = columns[c]
-        for q in range(indptr[j], indptr[j + 1]):
-            i = indices[q]
+    for b in range(starts.shape[0]):
+        first = b * block_rows
+        for c in range(columns.shape[0]):
+            j = columns[c]
+            if width == 1:
+                l0 = lefts[c, 0]
+                for q in range(starts[b, j], starts[b, j + 1]):
+                    out[0, first + offsets[q]] += data[q] * l0
+            elif width == 2:  # the upsert's two products: both left vectors read once
+                l0, l1 = lefts[c, 0], lefts[c, 1]
+                for q in range(starts[b, j], starts[b, j + 1]):
+                    i = first + offsets[q]
+                    v = data[q]
+                    out[0, i] += v * l0
+                    out[1, i] += v * l1
+            else:
+                for q in range(starts[b, j], starts[b, j + 1]):
+                    i = first + offsets[q]
+                    v = data[q]
+                    for w in range(width):
+                        out[w, i] += v * lefts[c, w]
+
+
+def _row_products(indptr, indices, data, slots, rows, lefts, scratch, out):
+    """out[w, rows[t]] = (row slots[t] of the CSR matrix (indptr, indices, data)) · lefts[:, w]:
+    each sum from zero in the row's order, in the matrix's type (`scratch`, one per column of
+    `lefts`), as scipy's product of a CSR matrix with a dense one adds them."""
+    width = lefts.shape[1]
+    for t in range(slots.shape[0]):
+        s = slots[t]
+        for w in range(width):
+            scratch[w] = 0.0
+        for q in range(indptr[s], indptr[s + 1]):
             v = data[q]
+            j = indices[q]
             for w in range(width):
-                out[i, w] += v * lefts[c, w]
+                scratch[w] += v * lefts[j, w]
+        for w in range(width):
+            out[w, rows[t]] = scratch[w]
 
 
 def _kth_largest(values, k):

@@ -1,0 +1,79 @@
+"""The event path's products, held column-major in blocks of rows with the changed rows apart, give
+the numbers scipy gives for the same rows, bit for bit; and an upsert that scores the new
+organisation only in the cached lists (each read from its row) changes the lists as one that
+scores it in every row does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from services.matcher.engine import MatchEngine, topk, topn
+from services.matcher.engine.rows import SparseRows
+
+DEVSET = Path(__file__).resolve().parents[3] / "tests" / "data" / "devset"
+
+
+def _profiles():
+    from services.matcher.batch import read_organisations
+
+    return [p for path in sorted(DEVSET.glob("*.jsonl")) for p in read_organisations(path.open(encoding="utf-8"))]
+
+
+def _rows(rows: SparseRows, dtype: type) -> sp.csr_matrix:
+    """Every row as it is now (the base's, or its latest change), one CSR matrix."""
+    got = [rows.get(r) for r in range(len(rows))]
+    indptr = np.cumsum([0, *(len(c) for c, _ in got)])
+    return sp.csr_matrix(
+        (np.concatenate([v for _, v in got]).astype(dtype), np.concatenate([c for c, _ in got]), indptr),
+        shape=(len(rows), rows.width),
+    )
+
+
+def _scenario(engine: MatchEngine, profiles: list, check_products: bool) -> list:
+    """Fit most of the dev set, cache some lists, then upsert the rest, replace a few and remove
+    one: every update, list, score and reason seen."""
+    engine.fit(profiles[:250])
+    seen: list = []
+    for p in profiles[:40]:
+        engine.top(p.id, 5)
+    changes = [*profiles[250:], *profiles[5:12], *profiles[260:264]]  # new ones, then replacements
+    rng = np.random.default_rng(1)
+    for p in changes:
+        update = engine.upsert(p)
+        seen.append((p.id, sorted(update.entered), sorted(update.left)))
+        touched = sorted({update.org_id, *update.entered, *update.left})
+        seen.extend([(s.id, s.score, s.reasons) for s in engine.top(who, 5)] for who in touched)
+        if check_products:
+            index = engine.index
+            r = index.row[p.id]
+            lefts = np.stack([index.left(index.right[r]), rng.random(index.features.dim).astype(np.float32)], axis=1)
+            assert np.array_equal(index._products(lefts), (_rows(index.right, np.float32) @ lefts).T)
+            # the word likeness: the merged rows in float32 adding r's words in r's order (scipy's
+            # product of those columns), the changed ones in float64 in their own order, as before
+            columns, weights = index.words.get(r)
+            by_column = _rows(index.words, np.float32).tocsc()[:, columns]
+            expected = by_column @ weights.astype(np.float32)
+            mine = np.zeros(index.words.width)
+            mine[columns] = weights
+            changed = sorted(index.words.changed)
+            expected[changed] = _rows(index.words, np.float64)[changed] @ mine
+            assert np.array_equal(index._term_scores(r), expected)
+    update = engine.remove(profiles[3].id)
+    seen.append((sorted(update.entered), sorted(update.left)))
+    seen.extend([(s.id, s.score, s.reasons) for s in engine.top(p.id, 5)] for p in profiles[:40] if p != profiles[3])
+    return seen
+
+
+def test_lists_read_apart_and_products_in_small_blocks_change_nothing(monkeypatch):
+    profiles = _profiles()
+    monkeypatch.setattr(topn, "ROWS_PER_COLUMN_BLOCK", 64)  # several blocks of rows
+    monkeypatch.setattr(topk, "LISTS_READ_APART", 1.0)  # the cached lists always read row by row
+    apart = _scenario(MatchEngine(), profiles, check_products=True)
+    monkeypatch.undo()
+    monkeypatch.setattr(topk, "LISTS_READ_APART", -1.0)  # every row's list at once, one block
+    every_row = _scenario(MatchEngine(), profiles, check_products=False)
+    assert apart == every_row
+    assert any(entered for entered in (s[1] for s in apart if isinstance(s, tuple) and len(s) == 3))
