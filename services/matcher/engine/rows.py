@@ -149,8 +149,8 @@ class ChangedRows:
         """Only each row's latest copy kept, in the order they were set."""
         kept = np.flatnonzero(self._latest[: self._copies])
         lengths = self.indptr[kept + 1] - self.indptr[kept]
-        entries = np.concatenate([np.arange(self.indptr[s], self.indptr[s + 1]) for s in kept.tolist()] or [[]])
-        entries = entries.astype(np.int64)
+        spans = [np.arange(self.indptr[s], self.indptr[s + 1]) for s in kept.tolist()]
+        entries = np.concatenate(spans) if spans else np.zeros(0, np.int64)
         self.indices[: len(entries)], self.data[: len(entries)] = self.indices[entries], self.data[entries]
         self.indptr[1 : len(kept) + 1] = np.cumsum(lengths)
         self._row_of[: len(kept)], self._latest[: len(kept)] = self._row_of[kept], True
