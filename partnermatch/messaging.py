@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
+from kafka.partitioner.default import murmur2
 
 from partnermatch import events
 from partnermatch.topics import dlq
@@ -43,6 +44,20 @@ class Record:
     key: str | None
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...] = ()
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """The partitions a group's member holds, by topic, and how many partitions each topic has."""
+
+    held: Mapping[str, frozenset[int]]
+    partitions: Mapping[str, int]
+
+
+def key_partition(key: str, partitions: int) -> int:
+    """The partition our publishers send a record with this key to (the client's default
+    partitioner: murmur2 of the key, as Java's)."""
+    return (murmur2(key.encode("utf-8")) & 0x7FFFFFFF) % partitions
 
 
 @dataclass(frozen=True)
@@ -286,8 +301,10 @@ def run_consumer(
     poll_timeout_ms: int = 500,
     on_idle: Callable[[], None] | None = None,
     watch: BrokerWatch | None = None,
+    on_assignment: Callable[[Assignment], None] | None = None,
 ) -> None:
-    """The consume loop every service uses.
+    """The consume loop every service uses; `on_assignment` is told the partitions this member
+    holds whenever they change (a rebalance).
 
     Each record is decoded once (`events.decode`); one that can never be processed goes to the
     DLQ. The decoded envelope goes to `handlers[event_type]`, which runs until it succeeds, with
@@ -317,9 +334,13 @@ def run_consumer(
     )
     epoch = _current_epoch(watch)
     logger.info("consumer started", extra={"group": group_id, "topics": ",".join(topics), "epoch": epoch})
+    held: set[TopicPartition] | None = None
     try:
         while not stop.is_set():
             batch = consumer.poll(timeout_ms=poll_timeout_ms)
+            if on_assignment is not None and consumer.assignment() != held:
+                held = consumer.assignment()
+                on_assignment(_assignment(consumer, topics, held))
             current = _current_epoch(watch)
             if current is not None and epoch is not None and current != epoch:
                 assigned = list(consumer.assignment())
@@ -357,6 +378,13 @@ def run_consumer(
     finally:
         consumer.close(autocommit=False)
         logger.info("consumer stopped", extra={"group": group_id})
+
+
+def _assignment(consumer: KafkaConsumer, topics: Sequence[str], held: set[TopicPartition]) -> Assignment:
+    return Assignment(
+        {topic: frozenset(tp.partition for tp in held if tp.topic == topic) for topic in topics},
+        {topic: len(consumer.partitions_for_topic(topic) or ()) for topic in topics},
+    )
 
 
 def _current_epoch(watch: BrokerWatch | None) -> str | None:

@@ -10,13 +10,15 @@ own (refresh_weights: the engine's reweigh holds the lock only to take the rows,
 swap) once a share of its index has changed (the engine's reweigh_due), after writes pause (the
 table quiet for `reweigh_quiet_s`) and at least every `reweigh_every_s` while it changes. Weights
 depend only on the organisations indexed, so whenever writes pause every matcher learns the same
-ones, whenever it started. After a refresh each matcher plans every list again with them, one at a
-time under the lock; a pair whose plan is unchanged is not written, so the N matchers doing it
-write each change once, and the suggestions end as one matcher's with those weights would. Until
-its list is planned again, a pending suggestion keeps the score and reasons it was written with;
-while two matchers' weights differ, the last to plan a list wins, and the pass after the last
-refresh settles it. Each matcher plans every list, not only its partitions' (nothing here knows
-which organisations those hold), so that pass is N times one matcher's work.
+ones, whenever it started. After a refresh each matcher plans again with them the lists of the
+organisations of the partitions the group assigns it (the consumer says which on each rebalance;
+an organisation's partition is the table's, or its key's under the publishers' partitioner), one
+at a time under the lock: together the N matchers plan every list once, and the suggestions end as
+one matcher's with those weights would; a pair whose plan is unchanged is not written. Partitions
+taken over after a refresh have their lists planned again too, as their former owner may have
+stopped before. Until its list is planned again, a pending suggestion keeps the score and reasons
+it was written with; while two matchers' weights differ, the last to plan a list wins, and the pass
+after the last refresh settles it.
 
 A gap left open: two matchers planning one organisation's list at the same moment, each with an
 index that lacks the other's newest event, can leave that list as neither index now has it, until
@@ -36,7 +38,16 @@ from typing import Protocol, runtime_checkable
 
 from partnermatch import events
 from partnermatch.broker import BrokerWatch
-from partnermatch.messaging import EventHandlers, KafkaPublisher, Record, TableReader, committed_offsets, run_consumer
+from partnermatch.messaging import (
+    Assignment,
+    EventHandlers,
+    KafkaPublisher,
+    Record,
+    TableReader,
+    committed_offsets,
+    key_partition,
+    run_consumer,
+)
 from services.matcher.live import LiveMatcher
 
 logger = logging.getLogger(__name__)
@@ -86,8 +97,10 @@ class SharedIndex:
         forget_every: int = 1000,
         reweigh_quiet_s: float = 5.0,
         reweigh_every_s: float = 600.0,
+        topic: str = "profiles",
     ) -> None:
         self.live = live
+        self.topic = topic
         self.wait_s = wait_s
         self.forget_every = forget_every
         self.reweigh_quiet_s = reweigh_quiet_s
@@ -99,6 +112,14 @@ class SharedIndex:
         self._since_forget = 0
         self._last_indexed = self._learnt_at = time.monotonic()
         self._last_owned = 0.0  # when the group's consumer last handed this matcher a profile event
+        # The partitions of the table the group assigns this matcher (None: not told yet, so every
+        # list is its to plan again), how many there are, and each organisation's partition as
+        # the table gave it (others: where the publishers' partitioner sends their key).
+        self.held: frozenset[int] | None = None
+        self.partitions = 0
+        self.partition_of: dict[str, int] = {}
+        self._refreshed = False  # the weights were learnt again since start
+        self._gained: set[int] = set()  # partitions taken over since, whose lists wait to be planned again
 
     def load(self) -> int:
         """Rebuild the index from the state. The revisions are read before the profiles, so each is at
@@ -120,6 +141,7 @@ class SharedIndex:
             if revision <= self.revisions.get(org_id, 0):
                 return
             changed = self.live.index(envelope)
+            self.partition_of[org_id] = record.partition
             self._last_indexed = time.monotonic()
             self.revisions[org_id] = revision
             self.unplanned[org_id] = (revision, self.unplanned.get(org_id, (0, set()))[1] | changed)
@@ -144,10 +166,44 @@ class SharedIndex:
 
     def keep_weights_fresh(self, stop: threading.Event, check_s: float = 0.5) -> None:
         """Learn the weights again whenever they are due (weights_due), until told to stop; runs in
-        a thread of its own beside the table reader and the group's consumer."""
+        a thread of its own beside the table reader and the group's consumer. Between refreshes,
+        plans again the lists of the partitions this matcher took over since the last (their former
+        owner may have stopped before planning them with the weights both learnt)."""
         while not stop.wait(check_s):
             if self.weights_due():
                 self.refresh_weights(stop)
+            elif self._gained:
+                self.replan_taken_over(stop)
+
+    def note_assignment(self, assignment: Assignment) -> None:
+        """The group's consumer holds these partitions now (run_consumer's on_assignment)."""
+        held = assignment.held.get(self.topic, frozenset())
+        with self.lock:
+            self.partitions = assignment.partitions.get(self.topic, 0) or self.partitions
+            if self._refreshed and self.held is not None:
+                self._gained |= held - self.held
+            self.held = held
+        logger.info("partitions assigned", extra={"topic": self.topic, "held": ",".join(map(str, sorted(held)))})
+
+    def owned_lists(self, partitions: frozenset[int] | None = None) -> list[str]:
+        """The organisations indexed in these partitions (default: those this matcher holds; every
+        one before the group has said), whose lists this matcher plans again, in order."""
+        with self.lock:
+            chosen = self.held if partitions is None else partitions
+            if chosen is None or not self.partitions:
+                return sorted(self.live.clusters)
+            return sorted(org for org in self.live.clusters if self._partition(org) in chosen)
+
+    def _partition(self, org_id: str) -> int:
+        found = self.partition_of.get(org_id)
+        if found is None:
+            found = self.partition_of[org_id] = key_partition(org_id, self.partitions)
+        return found
+
+    def replan_taken_over(self, stop: threading.Event | None = None) -> int:
+        with self.lock:
+            gained, self._gained = frozenset(self._gained), set()
+        return self.replan_lists(self.owned_lists(gained), stop)
 
     def weights_due(self) -> bool:
         """The index changed since the weights were learnt, and a share of it has (the engine's
@@ -166,12 +222,15 @@ class SharedIndex:
 
     def refresh_weights(self, stop: threading.Event | None = None) -> None:
         """Learn the weights again from the index (beside the event path: the lock is held only
-        to take the rows, catch up and swap), then plan every list again with them."""
+        to take the rows, catch up and swap), then plan again with them the lists of the
+        partitions this matcher holds: each matcher those of its own, so together every list once
+        (the lists of partitions taken over meanwhile are planned once the pass ends)."""
         self._engine().reweigh(hold=self.lock)
         self._learnt_at = time.monotonic()
         with self.lock:
-            orgs = sorted(self.live.clusters)
-        self.replan_lists(orgs, stop)
+            self._refreshed = True
+            self._gained.clear()
+        self.replan_lists(self.owned_lists(), stop)
 
     def replan_lists(self, orgs: list[str], stop: threading.Event | None = None) -> int:
         """Plan these organisations' lists again as the index holds them now, one list per hold of
@@ -315,7 +374,7 @@ def run_matcher(
     in the state the index is rebuilt from, so the offsets are read first and the state after.
     """
     start = committed_offsets(bootstrap, group_id, profiles_topic)
-    shared = SharedIndex(live, reweigh_quiet_s=reweigh_quiet_s, reweigh_every_s=reweigh_every_s)
+    shared = SharedIndex(live, reweigh_quiet_s=reweigh_quiet_s, reweigh_every_s=reweigh_every_s, topic=profiles_topic)
     shared.load()
     reader = TableReader(
         bootstrap,
@@ -354,6 +413,7 @@ def run_matcher(
             publisher=publisher,
             stop=stop,
             watch=watch(client_id) if watch else None,
+            on_assignment=shared.note_assignment,
         )
     finally:
         stop.set()

@@ -20,7 +20,7 @@ import redis
 
 from partnermatch import events
 from partnermatch.broker import ensure_topics
-from partnermatch.messaging import KafkaPublisher
+from partnermatch.messaging import KafkaPublisher, Outgoing, key_partition
 from services.matcher.adapters.redis_state import RedisMatcherState
 from services.matcher.config import MatcherSettings
 from services.matcher.entrypoints.consumer import build_live_matcher
@@ -239,3 +239,18 @@ def test_two_matchers_in_one_group_suggest_what_one_would_and_a_killed_ones_part
         for m in matchers:
             m.stop()
         reference_client.flushdb()
+
+
+def test_an_organisations_partition_is_the_one_its_key_names_for_the_publishers(kafka_bootstrap, unique_name):
+    """A matcher plans again after a refresh the lists of its partitions' organisations, placing the
+    ones it has not read from the table by their key (SharedIndex.owned_lists)."""
+    topic = unique_name("profiles")
+    ensure_topics(kafka_bootstrap, {topic: PARTITIONS})
+    publisher = KafkaPublisher(kafka_bootstrap, "test-producer")
+    try:
+        keys = [org["id"] for org in _organisations()[:40]]
+        delivered = publisher.publish_batch([Outgoing(topic, key, b"{}") for key in keys])
+    finally:
+        publisher.close()
+    assert [d.partition for d in delivered] == [key_partition(key, PARTITIONS) for key in keys]
+    assert len({d.partition for d in delivered}) == PARTITIONS

@@ -8,6 +8,8 @@ import threading
 import time
 from contextlib import AbstractContextManager
 
+from partnermatch import events
+from partnermatch.messaging import Assignment, Record, key_partition
 from services.matcher import table
 from services.matcher.table import SharedIndex
 from tests.unit.matcher.test_shared_index import FakeLive, _event, _record
@@ -80,6 +82,52 @@ def test_a_refresh_learns_the_weights_and_plans_every_list_again_one_at_a_time()
     assert live.replanned == [{"org-a"}, {"org-b"}, {"org-c"}]
     assert len(live.state.pair_writes) == 3
     assert not shared.weights_due()
+
+
+def _assigned(*held: int, partitions: int = 3) -> Assignment:
+    return Assignment({"profiles": frozenset(held), "match-decisions": frozenset()}, {"profiles": partitions})
+
+
+def test_a_refresh_plans_again_only_the_lists_of_the_partitions_the_group_assigned_this_matcher():
+    shared = _shared()
+    live = shared.live
+    # two read from the table's partitions 0 and 2; one loaded at start, never read from the table,
+    # goes where the publishers' partitioner sends its key
+    shared.index_record(Record("profiles", 0, 0, "org-a", events.encode(_event("org-a", 1))))
+    shared.index_record(Record("profiles", 2, 0, "org-b", events.encode(_event("org-b", 1))))
+    loaded = next(f"org-{i}" for i in range(100) if key_partition(f"org-{i}", 3) == 1)
+    live.clusters[loaded] = "c-1"
+    shared.note_assignment(_assigned(0, 1))
+    shared.refresh_weights()
+    assert live.replanned == [{org} for org in sorted(("org-a", loaded))]
+
+    # another matcher stopped: its partition is taken over, and its lists planned again once
+    live.replanned.clear()
+    shared.note_assignment(_assigned(0, 1, 2))
+    shared.keep_weights_fresh(_stop_after(shared, lambda: bool(live.replanned)), check_s=0.01)
+    assert live.replanned == [{"org-b"}]
+
+
+def test_partitions_held_before_the_first_refresh_are_not_planned_again_when_taken_over():
+    shared = _shared()
+    shared.index_record(Record("profiles", 2, 0, "org-b", events.encode(_event("org-b", 1))))
+    shared.note_assignment(_assigned(0))
+    shared.note_assignment(_assigned(0, 2))
+    assert shared.owned_lists() == ["org-b"]
+    assert not shared._gained, "no list was planned with learnt weights yet: nothing to catch up"
+
+
+def _stop_after(shared: SharedIndex, done, timeout_s: float = 2.0) -> threading.Event:
+    stop = threading.Event()
+
+    def watch() -> None:
+        deadline = time.monotonic() + timeout_s
+        while not done() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        stop.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+    return stop
 
 
 def test_a_refresh_told_to_stop_plans_no_more_lists():
