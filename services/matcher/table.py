@@ -59,6 +59,12 @@ REPLAN_CHECK_EVERY = 100  # lists planned again after a refresh between two look
 # held the matcher to a third of its rate: bench/matchers.py, 2,000 indexed, 1,000 updates);
 # once the table is quiet it plans at full speed.
 REPLAN_REST = 3.0
+# A refresh because a share of the index changed comes at least this many times as long after the
+# last as that one took to learn: with a small index and many writes a share changes every few
+# seconds (2,000 organisations, 50 writes/s: a fifth in 8 s), and refreshing as often kept a
+# matcher learning weights and planning lists again much of its time. A pause in writes or the
+# age of the weights (reweigh_every_s) is not held back by it.
+REWEIGH_SPACING = 10.0
 
 
 @runtime_checkable
@@ -111,6 +117,7 @@ class SharedIndex:
         self.unplanned: dict[str, tuple[int, set[str]]] = {}  # org id -> (revision, lists changed since planned)
         self._since_forget = 0
         self._last_indexed = self._learnt_at = time.monotonic()
+        self._learning_s = 0.0  # how long the last refresh took to learn the weights
         self._last_owned = 0.0  # when the group's consumer last handed this matcher a profile event
         # The partitions of the table the group assigns this matcher (None: not told yet, so every
         # list is its to plan again), how many there are, and each organisation's partition as
@@ -207,26 +214,34 @@ class SharedIndex:
 
     def weights_due(self) -> bool:
         """The index changed since the weights were learnt, and a share of it has (the engine's
-        reweigh_due), or the table has been quiet for reweigh_quiet_s, or they are reweigh_every_s
-        old: the last keeps them following a table that never pauses."""
+        reweigh_due; spaced, see REWEIGH_SPACING), or the table has been quiet for
+        reweigh_quiet_s, or they are reweigh_every_s old: the last keeps them following a table
+        that never pauses."""
         now = time.monotonic()
         with self.lock:
             engine = self._engine()
             if not engine.changes_since_learnt:
                 return False
             return (
-                engine.reweigh_due()
+                self._share_due(now)
                 or now - self._last_indexed >= self.reweigh_quiet_s
                 or now - self._learnt_at >= self.reweigh_every_s
             )
+
+    def _share_due(self, now: float) -> bool:
+        """A share of the index changed since the weights were learnt, and the last refresh is
+        REWEIGH_SPACING times its learning behind; under the lock."""
+        return self._engine().reweigh_due() and now - self._learnt_at >= REWEIGH_SPACING * self._learning_s
 
     def refresh_weights(self, stop: threading.Event | None = None) -> None:
         """Learn the weights again from the index (beside the event path: the lock is held only
         to take the rows, catch up and swap), then plan again with them the lists of the
         partitions this matcher holds: each matcher those of its own, so together every list once
         (the lists of partitions taken over meanwhile are planned once the pass ends)."""
+        began = time.monotonic()
         self._engine().reweigh(hold=self.lock)
         self._learnt_at = time.monotonic()
+        self._learning_s = self._learnt_at - began
         with self.lock:
             self._refreshed = True
             self._gained.clear()
@@ -236,9 +251,9 @@ class SharedIndex:
         """Plan these organisations' lists again as the index holds them now, one list per hold of
         the lock; how many were. Besides the suggestions, this caches every list again (a swap drops
         them), so an event again finds every list it enters or leaves. Stops between two lists when
-        told to, or when a fifth of the index has changed since the weights were learnt (the next
-        refresh plans every list with the new ones; a pause or the age of the weights waits for the
-        pass to end); the lists not planned keep their suggestions until an event or a refresh
+        told to, or when a fifth of the index has changed since the weights were learnt and the next
+        refresh is due (it plans every list with the new ones; a pause or the age of the weights
+        waits for the pass to end); the lists not planned keep their suggestions until an event or a refresh
         plans them. While profile events flow the pass yields to them (REPLAN_REST)."""
         started = time.monotonic()
         with self.lock:
@@ -283,7 +298,7 @@ class SharedIndex:
 
     def _fifth_changed(self) -> bool:
         with self.lock:
-            return self._engine().reweigh_due()
+            return self._share_due(time.monotonic())
 
     def _engine(self) -> Reweighing:
         engine = self.live.engine

@@ -72,6 +72,33 @@ def test_weights_are_due_after_a_share_changed_or_a_quiet_table_or_a_long_while_
     assert old.weights_due()
 
 
+def test_a_refresh_for_a_changed_share_waits_ten_times_as_long_as_the_last_one_learnt_but_a_pause_does_not(
+    monkeypatch,
+):
+    shared = _shared(reweigh_quiet_s=60, reweigh_every_s=3600)
+    engine = shared.live.engine
+    reweigh = engine.reweigh
+
+    def learning_takes_a_while(hold=None):
+        time.sleep(0.02)
+        reweigh(hold)
+
+    engine.reweigh = learning_takes_a_while
+    shared.index_record(_record(_event("org-1", 1)))
+    shared.refresh_weights()
+    shared.index_record(_record(_event("org-2", 1)))
+    engine.due = True
+    assert not shared.weights_due(), "due by share, but the last refresh is not ten learnings behind"
+    time.sleep(table.REWEIGH_SPACING * 0.03)
+    assert shared.weights_due()
+
+    shared.refresh_weights()
+    shared.reweigh_quiet_s = 0.01
+    shared.index_record(_record(_event("org-3", 1)))
+    time.sleep(0.02)
+    assert shared.weights_due(), "a pause is not held back"
+
+
 def test_a_refresh_learns_the_weights_and_plans_every_list_again_one_at_a_time():
     shared = _shared()
     live = shared.live
