@@ -72,12 +72,26 @@ local found = {}
 for i = 1, #KEYS - 1 do
   found[i] = redis.call('ZRANGE', KEYS[i], 0, -1, 'WITHSCORES')
 end
-if #ARGV > 0 then
-  found[#KEYS] = redis.call('SMISMEMBER', KEYS[#KEYS], unpack(ARGV))
-else
-  found[#KEYS] = {}
+local decided = {}
+for i = 1, #ARGV do
+  decided[i] = redis.call('SISMEMBER', KEYS[#KEYS], ARGV[i])
 end
+found[#KEYS] = decided
 return found
+"""
+# What a write of pairs reads under its WATCH (see _read_watched): the applied revision of ARGV[1] in
+# KEYS[1] (REVISIONS), which organisations of ARGV[2..] have a profile (KEYS[2], PROFILES), and the
+# pairs (KEYS[3..]).
+_WATCHED_READS = """
+local known = {}
+for i = 2, #ARGV do
+  known[i - 1] = redis.call('SISMEMBER', KEYS[2], ARGV[i])
+end
+local pairs = {}
+for i = 3, #KEYS do
+  pairs[i - 2] = redis.call('GET', KEYS[i])
+end
+return {redis.call('HGET', KEYS[1], ARGV[1]), known, pairs}
 """
 _MEMBERS = """
 local found = {}
@@ -236,21 +250,16 @@ class RedisMatcherState:
     def apply(self, change: ProfileChange) -> bool:
         """Apply once: returns False (and writes nothing) if this revision was already applied."""
         applied: dict[str, bool] = {}
+        pair_ids = [w.pair_id for w in change.upserts] + [pid for pid, _ in change.withdrawals]
+        upserts_known = change.upserts if change.known_partners_only else []
 
         def txn(pipe: redis.client.Pipeline) -> None:
-            current = pipe.hget(REVISIONS, change.org_id)
+            current, existing, unknown = self._read_watched(
+                pipe, change.org_id, pair_ids, upserts_known, known=change.org_id if change.profile else None
+            )
             if current is not None and int(current) >= change.revision:
                 applied["done"] = False
                 return
-            pair_ids = [w.pair_id for w in change.upserts] + [pid for pid, _ in change.withdrawals]
-            if pair_ids:  # a coordinator's decision on one of them in the meantime restarts this
-                pipe.watch(REVISIONS, *[PAIR + i for i in pair_ids])
-            existing = self._read_pairs(pipe, pair_ids)
-            unknown = (
-                self._unknown_orgs(pipe, change.upserts, known=change.org_id if change.profile else None)
-                if change.known_partners_only
-                else set()
-            )
             now = _now_ms()
             pipe.multi()
             pipe.hset(REVISIONS, change.org_id, change.revision)
@@ -263,7 +272,9 @@ class RedisMatcherState:
             self._save_known_pairs(pipe, existing, change.upserts, change.withdrawals, unknown, now)
             applied["done"] = True
 
-        self.r.transaction(txn, REVISIONS)
+        # a coordinator's decision on one of the pairs in the meantime restarts this, as does
+        # another profile applied (REVISIONS), which may make a partner known
+        self.r.transaction(txn, REVISIONS, *[PAIR + i for i in pair_ids])
         return applied["done"]
 
     def apply_pairs(self, upserts: list[PairWrite], withdrawals: list[tuple[str, str]]) -> None:
@@ -275,8 +286,7 @@ class RedisMatcherState:
             return
 
         def txn(pipe: redis.client.Pipeline) -> None:
-            existing = self._read_pairs(pipe, pair_ids)
-            unknown = self._unknown_orgs(pipe, upserts)
+            _, existing, unknown = self._read_watched(pipe, "", pair_ids, upserts)
             pipe.multi()
             self._save_known_pairs(pipe, existing, upserts, withdrawals, unknown, _now_ms())
 
@@ -291,16 +301,24 @@ class RedisMatcherState:
         if members:
             self.r.srem(AWAITING + org_id, *members)
 
-    def _unknown_orgs(
-        self, pipe: redis.client.Pipeline, upserts: list[PairWrite], known: str | None = None
-    ) -> set[str]:
-        """The organisations of `upserts` with no profile applied, but `known`. Read under the WATCH
-        of REVISIONS, which every profile change writes, so the answer holds until EXEC."""
+    def _read_watched(
+        self,
+        pipe: redis.client.Pipeline,
+        org_id: str,
+        pair_ids: list[str],
+        upserts: list[PairWrite],
+        known: str | None = None,
+    ) -> tuple[bytes | None, dict[str, PairRecord], set[str]]:
+        """What a write of pairs reads under its WATCH (of REVISIONS, which every profile change
+        writes, and of the pairs), in one round trip: the organisation's applied revision, the pairs
+        by id, and the organisations of `upserts` with no profile applied, but `known`. Sent as EVAL
+        with the script's text: a script object on a pipeline makes its EXEC ask whether the server
+        has it first, one round trip more."""
         orgs = sorted({org for w in upserts for org in (w.org_a, w.org_b)} - {known})
-        if not orgs:
-            return set()
-        flags = pipe.smismember(PROFILES, orgs)
-        return {org for org, present in zip(orgs, flags, strict=True) if not present}
+        keys = [REVISIONS, PROFILES, *[PAIR + i for i in pair_ids]]
+        current, flags, raws = pipe.execute_command("EVAL", _WATCHED_READS, len(keys), *keys, org_id, *orgs)
+        existing = {pair["pair_id"]: pair for pair in (json.loads(r) for r in raws if r)}
+        return current, existing, {org for org, present in zip(orgs, flags, strict=True) if not present}
 
     def _save_known_pairs(
         self,
