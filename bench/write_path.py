@@ -69,6 +69,7 @@ class Round:
     p99_ms: float
     wrk_cores: float  # CPU the load generator itself used, in cores
     cpu_ms: float  # CPU the serving processes used per acknowledged write (ms)
+    parts_ms: dict[str, float]  # the same, by part (the web app, Redis, the relay, the broker, ...)
 
     @property
     def per_s(self) -> float:
@@ -159,9 +160,9 @@ def cpu_seconds(pids: Iterable[int]) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def run_wrk(what: str, url: str, folder: Path, args: argparse.Namespace, serving: list[int]) -> Round:
-    """One round of load; `serving` are the processes whose CPU a write costs."""
-    served_before = cpu_seconds(serving)
+def run_wrk(what: str, url: str, folder: Path, args: argparse.Namespace, serving: dict[str, int]) -> Round:
+    """One round of load; `serving` are the processes whose CPU a write costs, by name."""
+    served_before = {name: cpu_seconds([pid]) for name, pid in serving.items()}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
         [
@@ -186,7 +187,7 @@ def run_wrk(what: str, url: str, folder: Path, args: argparse.Namespace, serving
         check=True,
     ).stdout
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    served = cpu_seconds(serving) - served_before
+    served = {name: cpu_seconds([pid]) - served_before[name] for name, pid in serving.items()}
     found = re.search(r"^WRK_RESULT (.*)$", out, re.MULTILINE)
     if found is None:
         raise SystemExit(f"wrk said no result:\n{out}")
@@ -202,9 +203,11 @@ def run_wrk(what: str, url: str, folder: Path, args: argparse.Namespace, serving
         r["p50_ms"],
         r["p99_ms"],
         cpu / r["duration_s"],
-        1000 * served / max(r["acked"], 1),
+        1000 * sum(served.values()) / max(r["acked"], 1),
+        {name: 1000 * seconds / max(r["acked"], 1) for name, seconds in served.items()},
     )
-    print(f"  {what}: {result.per_s:,.0f} writes/s, {result.cpu_ms:.2f} CPU ms a write", flush=True)
+    parts = ", ".join(f"{name} {ms:.2f}" for name, ms in result.parts_ms.items())
+    print(f"  {what}: {result.per_s:,.0f} writes/s, {result.cpu_ms:.2f} CPU ms a write ({parts})", flush=True)
     return result
 
 
@@ -385,15 +388,19 @@ def main() -> int:
             signal_parts(CONSUMERS, signal.SIGSTOP)
             # What a write costs in each round: the web app's processes, then Redis, the relay and the
             # broker it publishes to, then everything.
-            alone = [pids["profiles"], stack.redis.pid]
-            with_relay = [*alone, pids["relay"], *([stack.broker.pid] if stack.broker else [])]
-            everything = [*pids.values(), stack.redis.pid, *([stack.broker.pid] if stack.broker else [])]
+            alone = {"api": pids["profiles"], "redis": stack.redis.pid}
+            broker = {"broker": stack.broker.pid} if stack.broker else {}
+            with_relay = {**alone, "relay": pids["relay"], **broker}
+            everything = {
+                **with_relay,
+                **{name: pid for name, pid in pids.items() if name not in ("profiles", "relay")},
+            }
             tries: dict[str, list[Round]] = {}
             for attempt in range(args.repeat):
                 if attempt:
                     signal_parts(("relay",), signal.SIGSTOP)
                 for what, url, serving in (
-                    ("trivial Flask app, same gunicorn", f"http://{trivial_addr}", [trivial.pid]),
+                    ("trivial Flask app, same gunicorn", f"http://{trivial_addr}", {"trivial": trivial.pid}),
                     ("API alone (relay, matcher paused)", api, alone),
                 ):
                     tries.setdefault(what, []).append(run_wrk(what, url, state, args, serving))
@@ -446,6 +453,9 @@ def main() -> int:
         "(CPU ms: CPU time of the serving processes per acknowledged write; its 'x trivial' is the rate the "
         "round would reach against the trivial app's on cores of its own, undisturbed by other work)"
     )
+    print("CPU ms a write by part:")
+    for r in rounds:
+        print(f"  {r.what}: " + ", ".join(f"{name} {ms:.2f}" for name, ms in r.parts_ms.items()))
     print()
     print(
         f"writes acknowledged: {acked}; in Redis: {len(writes)}; on the profiles topic: "
