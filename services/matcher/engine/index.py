@@ -209,7 +209,8 @@ class Index:
         a, others = self.right[r], self.right[np.array(rows, np.int64)]
         offers, seeks = self.features.block["offers"], self.features.block["seeks"]
         a_offers, a_seeks, weight = a[offers], a[seeks], self.settings.w_both_ways
-        return [weight * min(float(a_offers @ b[seeks]), float(b[offers] @ a_seeks)) for b in others]
+        pairs = zip(others[:, seeks], others[:, offers], strict=True)
+        return [weight * min(float(a_offers @ b_seeks), float(b_offers @ a_seeks)) for b_seeks, b_offers in pairs]
 
     def _term_scores(self, r: int) -> np.ndarray:
         """Word likeness of row r with every row: from the columns of r's words in the word weights

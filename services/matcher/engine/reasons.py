@@ -7,11 +7,11 @@ Pure (no I/O)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
+from services.matcher.engine.analysis import Analysis
 from services.matcher.engine.features import FeatureSpace
 from services.matcher.engine.index import Index
 from services.matcher.engine.values import Reason, Suggestion
@@ -26,16 +26,44 @@ HitMatrices = tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix, sp.csr_matrix]
 ReasonColumns = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
-@dataclass(frozen=True)
 class Evidence:
-    """One row's concepts with their weights and the words that expressed them."""
+    """One row's concepts with their weights, and the words that expressed them (found when a
+    reason first quotes them: a pair shares many concepts, its reasons quote at most a few)."""
 
-    weights: dict[str, tuple[float, float, float]]  # concept -> (capabilities, goals, profile)
-    offer_words: dict[str, tuple[str, ...]]
-    seek_words: dict[str, tuple[str, ...]]
-    words: dict[str, tuple[str, ...]]
-    wishes: dict[str, tuple[str, ...]]  # country code -> the words that asked for it
-    term_surface: dict[str, str]  # a word as the index counts it -> as the text wrote it
+    def __init__(
+        self,
+        finder: ReasonFinder,
+        analysis: Analysis,
+        weights: dict[str, tuple[float, float, float]],
+        offered: set[str],
+        sought: set[str],
+    ) -> None:
+        self.weights = weights  # concept -> (capabilities, goals, profile)
+        self.offered, self.sought = offered, sought  # the concepts each side of the text named
+        self.wishes = analysis.wishes  # country code -> the words that asked for it
+        self.term_surface = analysis.term_surface  # a word as the index counts it -> as the text wrote it
+        self._finder, self._analysis = finder, analysis
+        self._said: dict[tuple[str, bool], tuple[str, ...]] = {}
+
+    def offer_words(self, c: str) -> tuple[str, ...]:
+        return self._words(c, False)
+
+    def seek_words(self, c: str) -> tuple[str, ...]:
+        return self._words(c, True)
+
+    def words(self, c: str) -> tuple[str, ...]:
+        """The words of the offers that named concept c, else those of the needs."""
+        return self._words(c, c not in self.offered)
+
+    def wish_words(self, code: str) -> tuple[str, ...]:
+        return _distinct(self.wishes[code])
+
+    def _words(self, c: str, sought: bool) -> tuple[str, ...]:
+        found = self._said.get((c, sought))
+        if found is None:
+            hits = self._analysis.seek_hits if sought else self._analysis.offer_hits
+            found = self._said[c, sought] = self._finder.said(hits, self._finder.features.concept_index[c])
+        return found
 
 
 class ReasonFinder:
@@ -82,10 +110,10 @@ class ReasonFinder:
             w_need, w_give = float(self.need_multiplier[i]), float(self.give_multiplier[i])
             w_prof = float(self.shared_multiplier[i])
             directed = False
-            if c in evidence_a.offer_words and c in evidence_b.seek_words and (w := w_give * cap_a * goal_b) > 1e-6:
+            if c in evidence_a.offered and c in evidence_b.sought and (w := w_give * cap_a * goal_b) > 1e-6:
                 found.append((True, -w, c, "a_offers_b_seeks"))
                 directed = True
-            if c in evidence_b.offer_words and c in evidence_a.seek_words and (w := w_need * cap_b * goal_a) > 1e-6:
+            if c in evidence_b.offered and c in evidence_a.sought and (w := w_need * cap_b * goal_a) > 1e-6:
                 found.append((w < first, -w, c, "b_offers_a_seeks"))
                 directed = True
             if not directed and kinds[c] != "cooperation":
@@ -102,17 +130,17 @@ class ReasonFinder:
             if c.startswith("country."):
                 code = c.removeprefix("country.")
                 if direction == "b_offers_a_seeks":
-                    words = evidence_a.wishes[code], ()
+                    words = evidence_a.wish_words(code), ()
                 else:
-                    words = (), evidence_b.wishes[code]
+                    words = (), evidence_b.wish_words(code)
                 ranked.append(Reason(c, "country", direction, -neg_w, *words))
                 continue
             if direction == "a_offers_b_seeks":
-                words = evidence_a.offer_words[c], evidence_b.seek_words[c]
+                words = evidence_a.offer_words(c), evidence_b.seek_words(c)
             elif direction == "b_offers_a_seeks":
-                words = evidence_a.seek_words[c], evidence_b.offer_words[c]
+                words = evidence_a.seek_words(c), evidence_b.offer_words(c)
             else:
-                words = evidence_a.words[c], evidence_b.words[c]
+                words = evidence_a.words(c), evidence_b.words(c)
             ranked.append(Reason(c, kinds[c], direction, -neg_w, *words))
         if len(ranked) < settings.max_reasons:
             a, b = evidence_a.term_surface, evidence_b.term_surface
@@ -139,29 +167,29 @@ class ReasonFinder:
         row = self.index.right[r]
         block, sector_place = features.block, features.sector_place
         cap, goal, prof = row[block["offers"]], row[block["seeks"]], row[block["profile"]]
-        sectors, sought = row[block["sector"]], row[block["seek_sector"]]
-        offer_words: dict[str, tuple[str, ...]] = {}
-        seek_words: dict[str, tuple[str, ...]] = {}
-        for hits, said in ((a.offer_hits, offer_words), (a.seek_hits, seek_words)):
+        sectors, sought_sectors = row[block["sector"]], row[block["seek_sector"]]
+        # the concepts each side named: an activity, and the sector it belongs to
+        offered: set[str] = set()
+        sought: set[str] = set()
+        for hits, named in ((a.offer_hits, offered), (a.seek_hits, sought)):
             for c in hits:
                 i = features.concept_index.get(c)
                 if i is None:
                     continue
                 if sector_place[i] < 0:
-                    said[c] = self.said(hits, i)
+                    named.add(c)
                 j = features.sector_concept_column[i]
-                if j >= 0 and features.concepts[j] not in said:
-                    said[features.concepts[j]] = self.said(hits, j)
+                if j >= 0:
+                    named.add(features.concepts[j])
         weights = {}
-        for c in offer_words.keys() | seek_words.keys():
+        for c in offered | sought:
             i = features.concept_index[c]
             if sector_place[i] >= 0:
                 own_sector = float(sectors[sector_place[i]])
-                weights[c] = (own_sector, float(sought[sector_place[i]]), own_sector)
+                weights[c] = (own_sector, float(sought_sectors[sector_place[i]]), own_sector)
             else:
                 weights[c] = (float(cap[i]), float(goal[i]), float(prof[i]))
-        wishes = {code: _distinct(words) for code, words in a.wishes.items()}
-        return Evidence(weights, offer_words, seek_words, {**seek_words, **offer_words}, wishes, a.term_surface)
+        return Evidence(self, a, weights, offered, sought)
 
     def country_of(self, r: int) -> str | None:
         """Row r's country, when it is one the lexicon knows (and so one a wish can name)."""

@@ -76,8 +76,17 @@ class SparseRows:
             return self.dense(int(key))
         rows = range(self.count)[key] if isinstance(key, slice) else np.asarray(key, np.int64).tolist()
         out: np.ndarray = np.zeros((len(rows), self.width), self.dtype)
-        for i, r in enumerate(rows):
-            columns, values = self.get(r)
+        base = self.base
+        from_base = np.array([r not in self.changed and 0 <= r < base.shape[0] for r in rows], bool)
+        if from_base.any():  # the base's rows at once: each entry to its row's place and its column
+            at = np.flatnonzero(from_base)
+            picked = np.asarray(rows, np.int64)[at]
+            starts = base.indptr[picked].astype(np.int64)
+            lengths = base.indptr[picked + 1] - starts
+            entries = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths - starts, lengths)
+            out[np.repeat(at, lengths), base.indices[entries]] = base.data[entries]
+        for i in np.flatnonzero(~from_base).tolist():
+            columns, values = self.get(rows[i])
             out[i, columns] = values
         return out
 

@@ -21,6 +21,7 @@ LISTS_MADE_KEPT = 2000  # the lists asked for last are kept with their reasons
 # An upsert scores the new organisation in the cached lists only, each read from its own row, while
 # they are at most this share of the index; beyond it, in every row at once (one column-major pass)
 LISTS_READ_APART = 1 / 16
+BONUS_MARGIN = 1e-5  # beyond float32 rounding of the bonus's bound and the ranking's round(score, 6)
 
 
 class TopKCache:
@@ -91,10 +92,19 @@ class TopKCache:
         index = self.index
         base = linear[candidates]
         finite = np.isfinite(base)
-        rows = candidates[finite].tolist()
+        base, candidates = base[finite], candidates[finite]
+        if len(base) > k:
+            # the bonus is w_both_ways times at most 1 (the offers and needs blocks have norm 1): a
+            # candidate whose linear part falls short of the k-th one's by more cannot be among
+            # the k best (nor tie with them once rounded), so its bonus is not made
+            kth = float(np.partition(base, len(base) - k)[len(base) - k])
+            reach = kth - abs(self.settings.w_both_ways) - BONUS_MARGIN
+            within = base >= reach
+            base, candidates = base[within], candidates[within]
+        rows = candidates.tolist()
         bonuses = index.both_ways_bonuses(r, rows)
         scored = []
-        for linear_part, o, bonus in zip(base[finite].tolist(), rows, bonuses, strict=True):
+        for linear_part, o, bonus in zip(base.tolist(), rows, bonuses, strict=True):
             score = linear_part + bonus
             if score > 0:  # nothing in common is no suggestion (and would have no reason to show)
                 scored.append((score, o))

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from services.matcher.engine import MatchEngine, topk, topn
+from services.matcher.engine import EngineSettings, MatchEngine, topk, topn
 from services.matcher.engine.rows import SparseRows
 
 DEVSET = Path(__file__).resolve().parents[3] / "tests" / "data" / "devset"
@@ -77,3 +77,20 @@ def test_lists_read_apart_and_products_in_small_blocks_change_nothing(monkeypatc
     every_row = _scenario(MatchEngine(), profiles, check_products=False)
     assert apart == every_row
     assert any(entered for entered in (s[1] for s in apart if isinstance(s, tuple) and len(s) == 3))
+
+
+def test_candidates_too_far_behind_for_their_bonus_to_matter_are_left_out_of_the_ranking(monkeypatch):
+    # _rank makes the both-ways bonus only of the candidates that could reach the k best with the
+    # largest bonus there is; with a bonus large enough to reorder them, every list is the one
+    # ranking all candidates gives.
+    engine = MatchEngine(settings=EngineSettings(w_both_ways=0.8))
+    engine.fit(_profiles())
+    asked = []
+    bonuses = engine.index.both_ways_bonuses
+    monkeypatch.setattr(engine.index, "both_ways_bonuses", lambda r, rows: asked.append(len(rows)) or bonuses(r, rows))
+    cache = engine.top_lists
+    pruned = {(p, k): cache.best_rows(engine.row[p], k) for p in engine.ids for k in (1, 10)}
+    monkeypatch.setattr(topk, "BONUS_MARGIN", float("inf"))  # every candidate ranked
+    whole = {(p, k): cache.best_rows(engine.row[p], k) for p in engine.ids for k in (1, 10)}
+    assert pruned == whole
+    assert sum(asked[: len(pruned)]) < sum(asked[len(pruned) :])  # fewer bonuses made
