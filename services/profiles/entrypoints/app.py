@@ -408,6 +408,14 @@ class Vocabulary(MethodView):
 CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
+# Every answer carries these, unless it set its own.
+SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("Cache-Control", "no-store"),
+    ("Content-Security-Policy", CSP),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "same-origin"),
+)
 
 
 def create_app(settings: ProfilesSettings | None = None, deps: ProfilesDeps | None = None) -> Flask:
@@ -487,22 +495,15 @@ def create_app(settings: ProfilesSettings | None = None, deps: ProfilesDeps | No
     _limit_pages(app, settings, limiter)
     _limit_logins(app, settings, limiter)
 
-    def answer(body: Any, status: int) -> Any:
-        """The response the views give a body their schema dumped (jsonify, then the hooks' headers)."""
-        response = app.json.response(body)
-        response.status_code = status
-        return _security_headers(response)
-
-    app.wsgi_app = WriteRoutes(app, app.wsgi_app, REGISTRATION, REGISTERED, EDIT, PRIVATE_PROFILE, answer)  # type: ignore[method-assign]
+    app.wsgi_app = WriteRoutes(  # type: ignore[method-assign]
+        app, app.wsgi_app, REGISTRATION, REGISTERED, EDIT, PRIVATE_PROFILE, SECURITY_HEADERS
+    )
     return app
 
 
 def _security_headers(response: Any) -> Any:
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Cache-Control", "no-store")
-    response.headers.setdefault("Content-Security-Policy", CSP)
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
+    for name, value in SECURITY_HEADERS:
+        response.headers.setdefault(name, value)
     return response
 
 

@@ -17,11 +17,12 @@ import io
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from flask import Flask
 from marshmallow import Schema, ValidationError
+from werkzeug.http import HTTP_STATUS_CODES
 
 from partnermatch import httpedge, metrics
 from services.profiles import domain, services
@@ -87,13 +88,13 @@ class WriteRoutes:
         registered: Schema,
         edit: Schema,
         edited: Schema,
-        answer: Callable[[Any, int], Any],
+        headers: Sequence[tuple[str, str]],
     ) -> None:
         self.app = app
         self.app_wsgi = app_wsgi
         self.registration, self.registered = registration, registered
         self.edit, self.edited = edit, edited
-        self.answer = answer  # (dumped body, status) -> the response the views' app would give
+        self.headers = list(headers)  # what the app's hooks add to every answer
 
     def _deps(self) -> ProfilesDeps:
         return self.app.extensions["partnermatch.profiles"]
@@ -111,6 +112,8 @@ class WriteRoutes:
             route, handle = EDIT_ROUTE, lambda data: self._edit(environ, org_id, data)
         else:
             return self.app_wsgi(environ, start_response)
+        if self.app.debug:  # the views answer in their debug layout (indented JSON)
+            return self.app_wsgi(environ, start_response)
         started = time.perf_counter()
         try:
             _body, data = _json_body(environ, self.app.config["MAX_CONTENT_LENGTH"])
@@ -119,11 +122,15 @@ class WriteRoutes:
             return self.app_wsgi(environ, start_response)
         except Exception:  # noqa: BLE001 - answered by Flask's error handlers, as a view's would be
             return self._flask_answers_error(environ, start_response)
-        response = self.answer(body, status)
+        # As jsonify writes it (the app's JSON provider, compact, a newline at the end), with the
+        # headers a view's answer gets.
+        payload = (self.app.json.dumps(body, separators=(",", ":")) + "\n").encode("utf-8")
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(payload))), *self.headers]
         labels = (method, route, str(status))
         metrics.REQUESTS.labels(*labels).inc()
         metrics.LATENCY.labels(*labels).observe(time.perf_counter() - started)
-        return response(environ, start_response)
+        start_response(f"{status} {HTTP_STATUS_CODES[status].upper()}", headers)
+        return [payload]
 
     def _flask_answers_error(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         """Flask's answer to the exception being handled, as if the view had raised it: its error

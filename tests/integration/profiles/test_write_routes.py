@@ -31,8 +31,8 @@ def served(client):
 
 
 def _shape(response):
-    headers = {k: v for k, v in response.headers.items() if k != "Content-Length"}
-    return response.status_code, headers
+    headers = [(k, v) for k, v in response.headers.items() if k != "Content-Length"]
+    return response.status, headers
 
 
 def _without_volatile(value):
