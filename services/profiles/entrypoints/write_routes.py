@@ -24,7 +24,7 @@ from flask import Flask
 from marshmallow import Schema, ValidationError
 from werkzeug.http import HTTP_STATUS_CODES
 
-from partnermatch import httpedge, metrics
+from partnermatch import metrics
 from services.profiles import domain, services
 from services.profiles.adapters.redis_store import NotFound
 from services.profiles.bootstrap import ProfilesDeps
@@ -41,9 +41,9 @@ class Refused(Exception):
     """Not for this path to answer: the Flask app answers the request instead."""
 
 
-def _json_body(environ: dict[str, Any], max_bytes: int) -> tuple[bytes, dict[str, Any]]:
-    """The body, read whole, and the JSON object in it; Refused unless it is one, sent as
-    application/json with a Content-Length within the limit, valid UTF-8 within the edge's limits."""
+def _json_body(environ: dict[str, Any], app: Flask) -> dict[str, Any]:
+    """The JSON object of the body, read whole; Refused unless it is one, sent as application/json
+    with a Content-Length within the app's limit, valid UTF-8 within the edge's JSON limits."""
     content_type = environ.get("CONTENT_TYPE", "")
     if content_type.partition(";")[0].strip().lower() != "application/json":
         raise Refused
@@ -53,7 +53,7 @@ def _json_body(environ: dict[str, Any], max_bytes: int) -> tuple[bytes, dict[str
         length = int(environ.get("CONTENT_LENGTH") or "")
     except ValueError:
         raise Refused from None
-    if not 0 < length <= max_bytes:
+    if not 0 < length <= app.config["MAX_CONTENT_LENGTH"]:
         raise Refused
     body = environ["wsgi.input"].read(length)
     # From here on the Flask app reads the body from this copy, whatever happens.
@@ -61,12 +61,12 @@ def _json_body(environ: dict[str, Any], max_bytes: int) -> tuple[bytes, dict[str
     if len(body) != length:
         raise Refused
     try:
-        data = httpedge.loads(body)
-    except ValueError:  # not UTF-8, not JSON, or beyond the edge's limits
+        data = app.json.loads(body)  # httpedge's reader, with the limits the app was given
+    except ValueError:  # not UTF-8, not JSON, or beyond the limits
         raise Refused from None
     if not isinstance(data, dict):
         raise Refused
-    return body, data
+    return data
 
 
 def _valid(schema: Schema, data: dict[str, Any]) -> dict[str, Any]:
@@ -116,8 +116,7 @@ class WriteRoutes:
             return self.app_wsgi(environ, start_response)
         started = time.perf_counter()
         try:
-            _body, data = _json_body(environ, self.app.config["MAX_CONTENT_LENGTH"])
-            body, status = handle(data)
+            body, status = handle(_json_body(environ, self.app))
         except Refused:
             return self.app_wsgi(environ, start_response)
         except Exception:  # noqa: BLE001 - answered by Flask's error handlers, as a view's would be

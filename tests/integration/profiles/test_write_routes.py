@@ -104,3 +104,30 @@ def test_refused_registrations_are_answered_by_the_views(client, cluster, served
     not_json = client.post("/v1/organisations", data="{", content_type="application/json")
     assert not_json.status_code == 400
     assert served == ["POST /v1/organisations", "POST /v1/organisations"]
+
+
+def _counted(client):
+    """partnermatch_http_requests_total of the two write routes' successes, as GET /metrics says."""
+    counts = {}
+    for line in client.get("/metrics").get_data(as_text=True).splitlines():
+        for method, route, status in (
+            ("POST", "/v1/organisations", "201"),
+            ("PATCH", "/v1/organisations/<org_id>", "200"),
+        ):
+            if line.startswith(
+                f'partnermatch_http_requests_total{{method="{method}",route="{route}",status="{status}"}} '
+            ):
+                counts[method] = float(line.rpartition(" ")[2])
+    return counts
+
+
+def test_writes_answered_in_front_are_counted_under_their_routes(client, cluster, served):
+    cluster()
+    before = _counted(client)
+    made = client.post("/v1/organisations", json=profile()).json
+    auth = {"Authorization": f"Bearer {made['token']}"}
+    client.patch(f"/v1/organisations/{made['organisation']['id']}", json={"name": "Klaster"}, headers=auth)
+    assert served == []
+    after = _counted(client)
+    assert after["POST"] == before.get("POST", 0) + 1
+    assert after["PATCH"] == before.get("PATCH", 0) + 1
