@@ -180,21 +180,30 @@ class Index:
         `listing`: the only rows whose lists matter (in order), when they are few; r's score in
         the others' lists is then -inf, and each of theirs is read from its row alone."""
         terms = self.settings.w_terms * self._term_scores(r)
-        left, left_t = self.left(self.right[r]), self.left_transposed(self.right[r])
+        right = self.right[r]
+        left, left_t = self.left(right), self.left_transposed(right)
         if listing is None:
-            both = self._products(np.stack([left, left_t], axis=1))
-            return self.allowed(r, both[0] + terms), self.allowed(r, both[1] + terms)
-        theirs = np.full(len(self.ids), -np.inf, np.float32)
-        theirs[listing] = self._row_products(listing, left_t) + terms[listing]
-        return self.allowed(r, self._products(left[:, None])[0] + terms), self.allowed(r, theirs)
+            mine, theirs = self._products(np.stack([left, left_t], axis=1)) + terms
+        else:
+            mine = self._products(left[:, None])[0] + terms
+            theirs = np.full(len(self.ids), -np.inf, np.float32)
+            theirs[listing] = self._row_products(listing, left_t) + terms[listing]
+        barred = self._barred(r)
+        mine[barred] = theirs[barred] = -np.inf
+        return mine, theirs
 
     def allowed(self, r: int, scores: np.ndarray) -> np.ndarray:
         """`scores` of r's candidates, -inf for itself, its own cluster and inactive rows."""
-        n = len(self.ids)
-        scores[~self.active[:n]] = -np.inf
-        scores[self.cluster_code[:n] == self.cluster_code[r]] = -np.inf
-        scores[r] = -np.inf
+        scores[self._barred(r)] = -np.inf
         return scores
+
+    def _barred(self, r: int) -> np.ndarray:
+        """The rows that may not be in r's list, nor r in theirs: itself, its own cluster, inactive rows."""
+        n = len(self.ids)
+        barred = self.cluster_code[:n] == self.cluster_code[r]
+        barred |= ~self.active[:n]
+        barred[r] = True
+        return barred
 
     def both_ways_bonus(self, r: int, o: int) -> float:
         """The bonus of a pair where each offers what the other seeks: the weaker direction."""
@@ -205,12 +214,27 @@ class Index:
         return self.settings.w_both_ways * min(s1, s2)
 
     def both_ways_bonuses(self, r: int, rows: list[int]) -> list[float]:
-        """both_ways_bonus(r, o) for each o of `rows`, their vectors made dense at once."""
-        a, others = self.right[r], self.right[np.array(rows, np.int64)]
+        """both_ways_bonus(r, o) for each o of `rows`. Where the offers and needs of the two do not
+        meet both ways (no column where both have weight, one way or the other), one product adds
+        only zeros and the bonus is 0 (the blocks have no negative weight); only the other rows
+        are made dense, at once."""
+        a = self.right[r]
         offers, seeks = self.features.block["offers"], self.features.block["seeks"]
         a_offers, a_seeks, weight = a[offers], a[seeks], self.settings.w_both_ways
-        pairs = zip(others[:, seeks], others[:, offers], strict=True)
-        return [weight * min(float(a_offers @ b_seeks), float(b_offers @ a_seeks)) for b_seeks, b_offers in pairs]
+        met_seeks = np.zeros(self.features.dim, bool)  # B's needs A offers
+        met_seeks[seeks.start + np.flatnonzero(a_offers)] = True
+        met_offers = np.zeros(self.features.dim, bool)  # B's offers A needs
+        met_offers[offers.start + np.flatnonzero(a_seeks)] = True
+        places, columns, _ = self.right.entries(rows)
+        meets = np.bincount(places[met_seeks[columns]], minlength=len(rows)) > 0
+        meets &= np.bincount(places[met_offers[columns]], minlength=len(rows)) > 0
+        bonuses = [0.0] * len(rows)
+        both = np.flatnonzero(meets).tolist()
+        others = self.right[np.array([rows[i] for i in both], np.int64)]
+        pairs = zip(both, others[:, seeks], others[:, offers], strict=True)
+        for i, b_seeks, b_offers in pairs:
+            bonuses[i] = weight * min(float(a_offers @ b_seeks), float(b_offers @ a_seeks))
+        return bonuses
 
     def _term_scores(self, r: int) -> np.ndarray:
         """Word likeness of row r with every row: from the columns of r's words in the word weights

@@ -6,6 +6,8 @@ Memory: 4 bytes per column index plus the value's size, per non-zero. Pure."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -76,19 +78,27 @@ class SparseRows:
             return self.dense(int(key))
         rows = range(self.count)[key] if isinstance(key, slice) else np.asarray(key, np.int64).tolist()
         out: np.ndarray = np.zeros((len(rows), self.width), self.dtype)
+        places, columns, values = self.entries(rows)
+        out[places, columns] = values
+        return out
+
+    def entries(self, rows: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every entry of these rows: (its row's place in `rows`, its column, its value); the base's
+        rows are read at once, without a Python step each."""
         base = self.base
         from_base = np.array([r not in self.changed and 0 <= r < base.shape[0] for r in rows], bool)
-        if from_base.any():  # the base's rows at once: each entry to its row's place and its column
-            at = np.flatnonzero(from_base)
-            picked = np.asarray(rows, np.int64)[at]
-            starts = base.indptr[picked].astype(np.int64)
-            lengths = base.indptr[picked + 1] - starts
-            entries = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths - starts, lengths)
-            out[np.repeat(at, lengths), base.indices[entries]] = base.data[entries]
+        at = np.flatnonzero(from_base)
+        picked = np.asarray(rows, np.int64)[at]
+        starts = base.indptr[picked].astype(np.int64)
+        lengths = base.indptr[picked + 1] - starts
+        at_entry = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths - starts, lengths)
+        places, columns, values = [np.repeat(at, lengths)], [base.indices[at_entry]], [base.data[at_entry]]
         for i in np.flatnonzero(~from_base).tolist():
-            columns, values = self.get(rows[i])
-            out[i, columns] = values
-        return out
+            row_columns, row_values = self.get(rows[i])
+            places.append(np.full(len(row_columns), i, np.int64))
+            columns.append(row_columns)
+            values.append(row_values)
+        return np.concatenate(places), np.concatenate(columns), np.concatenate(values)
 
     def merge(self) -> sp.csr_matrix:
         """Every row in one matrix again (the base); returns it."""
