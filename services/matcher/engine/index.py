@@ -225,14 +225,17 @@ class Index:
         met_seeks[seeks.start + np.flatnonzero(a_offers)] = True
         met_offers = np.zeros(self.features.dim, bool)  # B's offers A needs
         met_offers[offers.start + np.flatnonzero(a_seeks)] = True
-        places, columns, _ = self.right.entries(rows)
+        places, columns, values = self.right.entries(rows)
         meets = np.bincount(places[met_seeks[columns]], minlength=len(rows)) > 0
         meets &= np.bincount(places[met_offers[columns]], minlength=len(rows)) > 0
         bonuses = [0.0] * len(rows)
-        both = np.flatnonzero(meets).tolist()
-        others = self.right[np.array([rows[i] for i in both], np.int64)]
-        pairs = zip(both, others[:, seeks], others[:, offers], strict=True)
-        for i, b_seeks, b_offers in pairs:
+        both = np.flatnonzero(meets)
+        # the needs and offers blocks of those rows, dense (the others stay zero)
+        dense: np.ndarray = np.zeros((len(rows), 2, len(a_offers)), self.right.dtype)
+        for side, block in enumerate((seeks, offers)):
+            inside = meets[places] & (columns >= block.start) & (columns < block.stop)
+            dense[places[inside], side, columns[inside] - block.start] = values[inside]
+        for i, (b_seeks, b_offers) in zip(both.tolist(), dense[both], strict=True):
             bonuses[i] = weight * min(float(a_offers @ b_seeks), float(b_offers @ a_seeks))
         return bonuses
 

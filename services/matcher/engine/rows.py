@@ -85,8 +85,9 @@ class SparseRows:
     def entries(self, rows: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every entry of these rows: (its row's place in `rows`, its column, its value); the base's
         rows are read at once, without a Python step each."""
-        base = self.base
-        from_base = np.array([r not in self.changed and 0 <= r < base.shape[0] for r in rows], bool)
+        base, changed = self.base, self.changed
+        merged = base.shape[0]
+        from_base = np.array([r not in changed and 0 <= r < merged for r in rows], bool)
         at = np.flatnonzero(from_base)
         picked = np.asarray(rows, np.int64)[at]
         starts = base.indptr[picked].astype(np.int64)
