@@ -199,9 +199,13 @@ def main() -> int:
     )
 
     # the event path: an upsert, then the list of every organisation it touched (the live matcher
-    # writes those); first the lists a running matcher has cached
+    # writes those); first the lists a running matcher has cached, and what this process loads at
+    # its first analyses (the stop words and lemmas of each language, the language model), which
+    # the forked fit loaded in its workers only: the live matcher fits in its own process
     for p in engine.ids[:2000]:
         engine.top(p, args.top_k)
+    for o in generate(300, seed=1):
+        engine.features.analyse(profile(o))
     fresh = generate(args.events, seed=99)
     times, cpu = [], []
     for o in fresh:

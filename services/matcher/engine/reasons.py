@@ -6,7 +6,7 @@ Pure (no I/O)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import scipy.sparse as sp
@@ -18,7 +18,7 @@ from services.matcher.engine.values import Reason, Suggestion
 
 DIRECTIONS = ("a_offers_b_seeks", "b_offers_a_seeks", "shared")
 PAIRS_PER_SLICE = 50_000  # reasons_many works in slices of this many pairs, to bound its arrays
-EVIDENCE_KEPT = 2000  # the evidence of this many rows, the latest gathered, is kept (some 12 KB each)
+EVIDENCE_KEPT = 2000  # the evidence of this many rows, the latest gathered, is kept
 
 # Per row: the concepts its capabilities name, its goals name, either (1/0), and its word weights
 HitMatrices = tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix, sp.csr_matrix]
@@ -28,11 +28,12 @@ ReasonColumns = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 class Evidence:
     """One row's concepts with their weights, and the words that expressed them (found when a
-    reason first quotes them: a pair shares many concepts, its reasons quote at most a few)."""
+    reason first quotes them: a pair shares many concepts, its reasons quote at most a few).
+    Keeps the analysis's hits, wishes and surface forms, not the rest of it."""
 
     def __init__(
         self,
-        finder: ReasonFinder,
+        said: Callable[[dict[str, list[str]], str], tuple[str, ...]],
         analysis: Analysis,
         weights: dict[str, tuple[float, float, float]],
         offered: set[str],
@@ -42,7 +43,8 @@ class Evidence:
         self.offered, self.sought = offered, sought  # the concepts each side of the text named
         self.wishes = analysis.wishes  # country code -> the words that asked for it
         self.term_surface = analysis.term_surface  # a word as the index counts it -> as the text wrote it
-        self._finder, self._analysis = finder, analysis
+        self._hits = analysis.offer_hits, analysis.seek_hits
+        self._said_by = said  # the words one side's hits named a concept with (ReasonFinder.said_concept)
         self._said: dict[tuple[str, bool], tuple[str, ...]] = {}
 
     def offer_words(self, c: str) -> tuple[str, ...]:
@@ -61,8 +63,7 @@ class Evidence:
     def _words(self, c: str, sought: bool) -> tuple[str, ...]:
         found = self._said.get((c, sought))
         if found is None:
-            hits = self._analysis.seek_hits if sought else self._analysis.offer_hits
-            found = self._said[c, sought] = self._finder.said(hits, self._finder.features.concept_index[c])
+            found = self._said[c, sought] = self._said_by(self._hits[sought], c)
         return found
 
 
@@ -189,12 +190,16 @@ class ReasonFinder:
                 weights[c] = (own_sector, float(sought_sectors[sector_place[i]]), own_sector)
             else:
                 weights[c] = (float(cap[i]), float(goal[i]), float(prof[i]))
-        return Evidence(self, a, weights, offered, sought)
+        return Evidence(self.said_concept, a, weights, offered, sought)
 
     def country_of(self, r: int) -> str | None:
         """Row r's country, when it is one the lexicon knows (and so one a wish can name)."""
         country = self.index.country(r)
         return country if country in self.features.country_index else None
+
+    def said_concept(self, hits: dict[str, list[str]], c: str) -> tuple[str, ...]:
+        """said() of concept c."""
+        return self.said(hits, self.features.concept_index[c])
 
     def said(self, hits: dict[str, list[str]], i: int) -> tuple[str, ...]:
         """The words one side of a profile named concept column i with: for a sector, those of
