@@ -20,6 +20,11 @@ from services.matcher.engine.values import OrgProfile
 # Rows changed since the vectors and word weights were last merged into one matrix each, scored
 # apart; beyond this many they are merged again.
 REBUILD_AFTER = 2000
+# The vectors held column-major for the event path's product (ColumnBlocks): in blocks of this many
+# rows (the block's part of the result stays in the first-level cache), the columns more than this
+# share of the rows have held dense (the sectors, the commonest concepts: 4 bytes a row each)
+ROWS_PER_BLOCK = 4096
+DENSE_COLUMN_SHARE = 0.3
 
 # What fit() made for all rows, kept for the batch while no row changes: the word vectors (float64)
 # and the concepts each row's offers and seeks name (1/0)
@@ -297,7 +302,7 @@ class Index:
     def _by_column(self) -> ColumnBlocks:
         right = self.right
         if self._right_by_column is None or self._right_by_column[0] is not right.base:
-            self._right_by_column = right.base, ColumnBlocks(right.base)
+            self._right_by_column = right.base, ColumnBlocks(right.base, ROWS_PER_BLOCK, DENSE_COLUMN_SHARE)
         return self._right_by_column[1]
 
 

@@ -27,7 +27,7 @@ import scipy.sparse as sp
 logger = logging.getLogger(__name__)
 DENSE_SHARE = 0.1  # a column in more than this share of the rows is added densely
 MAX_DENSE = 256  # at most this many dense columns (memory: 4 bytes per column and row)
-ROWS_PER_COLUMN_BLOCK = 65536  # ColumnBlocks: a row's place in its block fits 16 bits
+ROWS_PER_COLUMN_BLOCK = 65536  # ColumnBlocks by default: the most a row's place in its block (16 bits) allows
 
 
 @functools.cache
@@ -44,7 +44,10 @@ def kernel() -> Any:
 @functools.cache
 def block_products() -> Any:
     """The event path's product with the index (compiled, or loaded from numba's cache, on the first call)."""
-    sig = "void(int64[:, ::1], uint16[::1], float32[::1], int64, int64[::1], float32[:, ::1], float32[:, ::1])"
+    sig = (
+        "void(int64[:, ::1], uint16[::1], float32[::1], int64, int64[::1], float32[:, ::1], int64[::1], "
+        "float32[:, ::1], float32[:, ::1])"
+    )
     return _compiled(_block_products, sig, "event path product")
 
 
@@ -72,30 +75,47 @@ def event_kernels() -> tuple[Any, Any, Any]:
 
 class ColumnBlocks:
     """A sparse matrix held column-major for the event path's product (block_products): its rows
-    in blocks of ROWS_PER_COLUMN_BLOCK, each block by column, rows in order within a column. A
-    product with a few columns reads only theirs, and one block of the result at a time stays in
-    the cache; an entry takes 6 bytes (its row's place in the block in 16 bits, a float32 value)."""
+    in blocks (`block_rows` of them, at most ROWS_PER_COLUMN_BLOCK), each block by column, rows in
+    order within a column. A product with a few columns reads only theirs, and one block of the
+    result at a time stays in the cache; an entry takes 6 bytes (its row's place in the block in
+    16 bits, a float32 value). With `dense_share`, the columns that more than that share of the
+    rows have are held dense instead (4 bytes a row each), added with vector instructions."""
 
-    def __init__(self, m: sp.csr_matrix) -> None:
+    def __init__(
+        self, m: sp.csr_matrix, block_rows: int = ROWS_PER_COLUMN_BLOCK, dense_share: float | None = None
+    ) -> None:
         n, width = m.shape
-        self.block_rows = ROWS_PER_COLUMN_BLOCK
+        self.block_rows = min(block_rows, ROWS_PER_COLUMN_BLOCK)
         blocks = range(0, n, self.block_rows)
         self.shape = (n, width)
+        df = np.bincount(m.indices, minlength=width)
+        dense_columns = np.flatnonzero(df > dense_share * n) if dense_share is not None else np.zeros(0, np.int64)
+        self.dense_of = np.full(width, -1, np.int64)  # per column, its row in `dense` (-1: held sparse)
+        self.dense_of[dense_columns] = np.arange(len(dense_columns))
+        self.dense = np.ascontiguousarray(m[:, dense_columns].toarray().T, np.float32)  # one row per dense column
+        kept = int(df[self.dense_of < 0].sum())
         self.starts = np.zeros((len(blocks), width + 1), np.int64)  # block b, column j: its entries from starts[b, j]
-        self.offsets = np.empty(m.nnz, np.uint16)
-        self.data = np.empty(m.nnz, np.float32)
+        self.offsets = np.empty(kept, np.uint16)
+        self.data = np.empty(kept, np.float32)
         done = 0
         for b, first in enumerate(blocks):
             part = m[first : first + self.block_rows].tocsc()
-            self.starts[b] = done + part.indptr
-            self.offsets[done : done + part.nnz] = part.indices
-            self.data[done : done + part.nnz] = part.data
-            done += part.nnz
+            lengths = np.diff(part.indptr)
+            lengths[dense_columns] = 0
+            sparse = np.repeat(self.dense_of < 0, np.diff(part.indptr))
+            self.starts[b, 1:] = np.cumsum(lengths)
+            self.starts[b] += done
+            count = int(lengths.sum())
+            self.offsets[done : done + count] = part.indices[sparse]
+            self.data[done : done + count] = part.data[sparse]
+            done += count
 
     def add_products(self, columns: np.ndarray, lefts: np.ndarray, out: np.ndarray) -> None:
         """out[w] += the matrix's columns `columns` times lefts[:, w] (lefts: one row per column
         named; out: one row per column of lefts, one entry per row of the matrix)."""
-        block_products()(self.starts, self.offsets, self.data, self.block_rows, columns, lefts, out)
+        block_products()(
+            self.starts, self.offsets, self.data, self.block_rows, self.dense_of, self.dense, columns, lefts, out
+        )
 
 
 def _compiled(function: Any, sig: str | list[str], what: str) -> Any:
@@ -117,18 +137,26 @@ def _compiled(function: Any, sig: str | list[str], what: str) -> Any:
     return compiled
 
 
-def _block_products(starts, offsets, data, block_rows, columns, lefts, out):
+def _block_products(starts, offsets, data, block_rows, dense_of, dense, columns, lefts, out):
     """out[w, i] += m[i, columns[c]] * lefts[c, w] for every c and w, for a matrix m held as
-    ColumnBlocks (starts, offsets, data, block_rows): only the columns named are read, block of rows by block,
-    in the order named, each adding its entries in row order. So every row adds its columns in the
-    order named, as scipy's product of those columns adds them: the sums are the same, bit for bit.
-    Each block's part of `out` stays in the cache while its columns are added."""
-    width = lefts.shape[1]
+    ColumnBlocks: only the columns named are read, block of rows by block, in the order named, a
+    sparse one adding its entries in row order, a dense one every row's (a row without the column
+    adds 0, which changes no sum). So every row adds its columns in the order named, as scipy's
+    product of those columns adds them: the sums are the same, bit for bit. Each block's part of
+    `out` stays in the cache while its columns are added."""
+    width, n = lefts.shape[1], out.shape[1]
     for b in range(starts.shape[0]):
         first = b * block_rows
+        last = min(first + block_rows, n)
         for c in range(columns.shape[0]):
             j = columns[c]
-            if width == 1:
+            d = dense_of[j]
+            if d >= 0:
+                for w in range(width):
+                    part, column, weight = out[w, first:last], dense[d, first:last], lefts[c, w]
+                    for i in range(last - first):
+                        part[i] += column[i] * weight
+            elif width == 1:
                 l0 = lefts[c, 0]
                 for q in range(starts[b, j], starts[b, j + 1]):
                     out[0, first + offsets[q]] += data[q] * l0

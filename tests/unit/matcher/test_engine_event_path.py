@@ -1,5 +1,5 @@
-"""The event path's products, held column-major in blocks of rows with the changed rows apart, give
-the numbers scipy gives for the same rows, bit for bit; and an upsert that scores the new
+"""The event path's products, held column-major in blocks of rows (the commonest columns dense) with
+the changed rows apart, give the numbers scipy gives for the same rows, bit for bit; and an upsert that scores the new
 organisation only in the cached lists (each read from its row) changes the lists as one that
 scores it in every row does."""
 
@@ -51,6 +51,7 @@ def _scenario(engine: MatchEngine, profiles: list, check_products: bool) -> list
             r = index.row[p.id]
             lefts = np.stack([index.left(index.right[r]), rng.random(index.features.dim).astype(np.float32)], axis=1)
             assert np.array_equal(index._products(lefts), (_rows(index.right, np.float32) @ lefts).T)
+            assert len(index._by_column().dense)  # the sectors most rows have, held dense
             # the word likeness: the merged rows in float32 adding r's words in r's order (scipy's
             # product of those columns), the changed ones in float64 in their own order, as before
             columns, weights = index.words.get(r)
