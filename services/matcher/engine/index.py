@@ -251,14 +251,10 @@ class Index:
         words = self.words
         if len(words.changed) > REBUILD_AFTER:
             words.merge()
-        if self._words_by_term is None or self._words_by_term[0] is not words.base:
-            self._words_by_term = words.base, ColumnBlocks(words.base)
         out = np.zeros((1, len(self.ids)), np.float32)
         columns, weights = words.get(r)
         if len(columns):
-            self._words_by_term[1].add_products(
-                columns.astype(np.int64), weights.astype(np.float32).reshape(-1, 1), out
-            )
+            self._by_term().add_products(columns.astype(np.int64), weights.astype(np.float32).reshape(-1, 1), out)
         if words.changed:
             mine = np.zeros((words.width, 1))
             mine[columns, 0] = weights
@@ -304,6 +300,17 @@ class Index:
         if self._right_by_column is None or self._right_by_column[0] is not right.base:
             self._right_by_column = right.base, ColumnBlocks(right.base, ROWS_PER_BLOCK, DENSE_COLUMN_SHARE)
         return self._right_by_column[1]
+
+    def _by_term(self) -> ColumnBlocks:
+        words = self.words
+        if self._words_by_term is None or self._words_by_term[0] is not words.base:
+            self._words_by_term = words.base, ColumnBlocks(words.base)
+        return self._words_by_term[1]
+
+    def prepare_products(self) -> None:
+        """Make the column-major copies the event path's products read now, not at the next event."""
+        self._by_column()
+        self._by_term()
 
 
 class _Analyses(Sequence[Analysis]):
