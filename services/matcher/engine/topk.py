@@ -93,14 +93,8 @@ class TopKCache:
         base = linear[candidates]
         finite = np.isfinite(base)
         base, candidates = base[finite], candidates[finite]
-        if len(base) > k:
-            # the bonus is w_both_ways times at most 1 (the offers and needs blocks have norm 1): a
-            # candidate whose linear part falls short of the k-th one's by more cannot be among
-            # the k best (nor tie with them once rounded), so its bonus is not made
-            kth = float(np.partition(base, len(base) - k)[len(base) - k])
-            reach = kth - abs(self.settings.w_both_ways) - BONUS_MARGIN
-            within = base >= reach
-            base, candidates = base[within], candidates[within]
+        worth = self._may_rank(base, k)
+        base, candidates = base[worth], candidates[worth]
         rows = candidates.tolist()
         bonuses = index.both_ways_bonuses(r, rows)
         scored = []
@@ -110,6 +104,25 @@ class TopKCache:
                 scored.append((score, o))
         scored.sort(key=lambda x: (-round(x[0], 6), index.ids[x[1]]))
         return scored[:k]
+
+    def _may_rank(self, base: np.ndarray, k: int) -> np.ndarray:
+        """Which candidates, by their linear part `base`, may be among the k best once their
+        both-ways bonus is added (theirs is not made for the others)."""
+        settings = self.settings
+        worth = np.ones(len(base), bool)
+        if settings.w_give > 0 or settings.w_need > 0:
+            # the linear part adds w_give·(A's offers · B's needs) and w_need·(A's needs · B's
+            # offers) to terms none of which is negative: where it is 0, one of the two products
+            # is, so the bonus (the smaller of them) is 0 too, and a score of 0 is no suggestion.
+            # The first 60 candidates of an organisation with few in common can be every row.
+            worth = base > 0
+        if worth.sum() > k:
+            # the bonus is w_both_ways times at most 1 (the offers and needs blocks have norm 1): a
+            # candidate whose linear part falls short of the k-th one's by more cannot be among
+            # the k best (nor tie with them once rounded)
+            kth = float(np.partition(base[worth], int(worth.sum()) - k)[int(worth.sum()) - k])
+            worth &= base >= kth - abs(settings.w_both_ways) - BONUS_MARGIN
+        return worth
 
     # ---- every list -------------------------------------------------------------------------
 

@@ -82,8 +82,8 @@ def test_lists_read_apart_and_products_in_small_blocks_change_nothing(monkeypatc
 
 def test_candidates_too_far_behind_for_their_bonus_to_matter_are_left_out_of_the_ranking(monkeypatch):
     # _rank makes the both-ways bonus only of the candidates that could reach the k best with the
-    # largest bonus there is; with a bonus large enough to reorder them, every list is the one
-    # ranking all candidates gives.
+    # largest bonus there is, and have something in common; with a bonus large enough to reorder
+    # them, every list is the one ranking all candidates gives.
     engine = MatchEngine(settings=EngineSettings(w_both_ways=0.8))
     engine.fit(_profiles())
     asked = []
@@ -91,7 +91,7 @@ def test_candidates_too_far_behind_for_their_bonus_to_matter_are_left_out_of_the
     monkeypatch.setattr(engine.index, "both_ways_bonuses", lambda r, rows: asked.append(len(rows)) or bonuses(r, rows))
     cache = engine.top_lists
     pruned = {(p, k): cache.best_rows(engine.row[p], k) for p in engine.ids for k in (1, 10)}
-    monkeypatch.setattr(topk, "BONUS_MARGIN", float("inf"))  # every candidate ranked
+    monkeypatch.setattr(topk.TopKCache, "_may_rank", lambda self, base, k: np.ones(len(base), bool))  # all ranked
     whole = {(p, k): cache.best_rows(engine.row[p], k) for p in engine.ids for k in (1, 10)}
     assert pruned == whole
     assert sum(asked[: len(pruned)]) < sum(asked[len(pruned) :])  # fewer bonuses made
