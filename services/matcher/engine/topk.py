@@ -6,6 +6,7 @@ upsert or removal finds the few lists it enters or leaves. Pure (no I/O)."""
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator
 
 import numpy as np
@@ -22,6 +23,7 @@ LISTS_MADE_KEPT = 2000  # the lists asked for last are kept with their reasons
 # they are at most this share of the index; beyond it, in every row at once (one column-major pass)
 LISTS_READ_APART = 1 / 16
 BONUS_MARGIN = 1e-5  # beyond float32 rounding of the bonus's bound and the ranking's round(score, 6)
+RANKED_MARGIN = 2e-6  # beyond what rounding a score to 6 decimals moves it (5e-7), both ways
 
 
 class TopKCache:
@@ -95,15 +97,19 @@ class TopKCache:
         base, candidates = base[finite], candidates[finite]
         worth = self._may_rank(base, k)
         base, candidates = base[worth], candidates[worth]
-        rows = candidates.tolist()
-        bonuses = index.both_ways_bonuses(r, rows)
-        scored = []
-        for linear_part, o, bonus in zip(base.tolist(), rows, bonuses, strict=True):
-            score = linear_part + bonus
-            if score > 0:  # nothing in common is no suggestion (and would have no reason to show)
-                scored.append((score, o))
-        scored.sort(key=lambda x: (-round(x[0], 6), index.ids[x[1]]))
-        return scored[:k]
+        scores = base.astype(np.float64) + np.array(index.both_ways_bonuses(r, candidates.tolist()), np.float64)
+        positive = scores > 0  # nothing in common is no suggestion (and would have no reason to show)
+        scores, candidates = scores[positive], candidates[positive]
+        if len(scores) > k:
+            # ranked by score rounded to 6 decimals, then id: one more than 1e-6 behind the k-th
+            # score is behind k others once rounded (many can tie with the k-th: all are kept)
+            kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+            near = scores >= kth - RANKED_MARGIN
+            scores, candidates = scores[near], candidates[near]
+        ids = index.ids
+        return heapq.nsmallest(
+            k, zip(scores.tolist(), candidates.tolist(), strict=True), key=lambda x: (-round(x[0], 6), ids[x[1]])
+        )
 
     def _may_rank(self, base: np.ndarray, k: int) -> np.ndarray:
         """Which candidates, by their linear part `base`, may be among the k best once their
