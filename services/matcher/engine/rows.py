@@ -86,10 +86,14 @@ class SparseRows:
         """Every entry of these rows: (its row's place in `rows`, its column, its value); the base's
         rows are read at once, without a Python step each."""
         base, changed = self.base, self.changed
-        merged = base.shape[0]
-        from_base = np.array([r not in changed and 0 <= r < merged for r in rows], bool)
+        asked = np.asarray(rows, np.int64)
+        from_base = (asked >= 0) & (asked < base.shape[0])
+        if changed and len(asked) > len(changed):  # many rows: test them against the changed ones at once
+            from_base &= ~np.isin(asked, np.fromiter(changed, np.int64, len(changed)))
+        elif changed:
+            from_base &= np.array([r not in changed for r in asked.tolist()], bool)
         at = np.flatnonzero(from_base)
-        picked = np.asarray(rows, np.int64)[at]
+        picked = asked[at]
         starts = base.indptr[picked].astype(np.int64)
         lengths = base.indptr[picked + 1] - starts
         at_entry = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths - starts, lengths)
