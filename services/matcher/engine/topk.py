@@ -106,10 +106,18 @@ class TopKCache:
             kth = np.partition(scores, len(scores) - k)[len(scores) - k]
             near = scores >= kth - RANKED_MARGIN
             scores, candidates = scores[near], candidates[near]
+        # each distinct score rounded once; then by rounded score, best first, and by id within one
+        values, which = np.unique(scores, return_inverse=True)
+        rounded = np.array([-round(v, 6) for v in values.tolist()])[which.ravel()]
         ids = index.ids
-        return heapq.nsmallest(
-            k, zip(scores.tolist(), candidates.tolist(), strict=True), key=lambda x: (-round(x[0], 6), ids[x[1]])
-        )
+        ranked: list[tuple[float, int]] = []
+        for level in np.unique(rounded).tolist():
+            at = np.flatnonzero(rounded == level)
+            score_of = dict(zip(candidates[at].tolist(), scores[at].tolist(), strict=True))
+            ranked += [(score_of[o], o) for o in heapq.nsmallest(k - len(ranked), score_of, key=ids.__getitem__)]
+            if len(ranked) == k:
+                break
+        return ranked
 
     def _may_rank(self, base: np.ndarray, k: int) -> np.ndarray:
         """Which candidates, by their linear part `base`, may be among the k best once their
