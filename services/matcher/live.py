@@ -37,6 +37,8 @@ class Engine(ReasonVectors, Protocol):
 
     def fit(self, profiles: Iterable[OrgProfile], progress: Progress | None = None) -> None: ...
 
+    def prepare_events(self) -> None: ...
+
     def upsert(self, profile: OrgProfile) -> Update: ...
 
     def remove(self, org_id: str) -> Update: ...
@@ -138,6 +140,7 @@ class LiveMatcher:
             logger.info("index rebuild", extra={"done": done, "per_s": round(rate)})
 
         self.engine.fit(profiles(), progress=progress)
+        self.engine.prepare_events()
         count = len(self.clusters)
         logger.info("index ready", extra={"profiles": count, "seconds": round(time.monotonic() - started, 2)})
         return count

@@ -34,6 +34,7 @@ from services.matcher.engine.reasons import ReasonFinder
 from services.matcher.engine.rows import SparseRows
 from services.matcher.engine.settings import EngineSettings
 from services.matcher.engine.topk import TopKCache
+from services.matcher.engine.topn import event_kernels
 from services.matcher.engine.values import OrgProfile, Progress, Reason, Suggestion, Update
 from services.matcher.engine.workers import read_all, release_freed_memory
 
@@ -155,6 +156,12 @@ class MatchEngine:
                 "seconds": round(time.perf_counter() - started, 2),
             },
         )
+
+    def prepare_events(self) -> None:
+        """Load the event path's compiled loops and make the index's column copies now, so the first
+        profile event after a start does not wait for them (about a second at 100,000 indexed)."""
+        event_kernels()
+        self.index.prepare_products()
 
     def reweigh_due(self) -> bool:
         """Whether enough has changed since the weights were learnt to learn them again: at least

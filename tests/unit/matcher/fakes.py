@@ -184,6 +184,9 @@ class FakeEngine:
         for profile in profiles:
             self.lists.setdefault(profile.id, [])
 
+    def prepare_events(self) -> None:  # nothing compiled or copied to make ready
+        return None
+
     def upsert(self, profile: Any) -> Changed:
         self.lists.setdefault(profile.id, [])
         return Changed(entered={o for o, found in self.lists.items() if any(p == profile.id for p, _ in found)})

@@ -95,3 +95,22 @@ def test_candidates_too_far_behind_for_their_bonus_to_matter_are_left_out_of_the
     whole = {(p, k): cache.best_rows(engine.row[p], k) for p in engine.ids for k in (1, 10)}
     assert pruned == whole
     assert sum(asked[: len(pruned)]) < sum(asked[len(pruned) :])  # fewer bonuses made
+
+
+def test_prepare_events_makes_the_column_copies_before_the_first_event_and_changes_no_list():
+    profiles = _profiles()
+    prepared, lazy = MatchEngine(), MatchEngine()
+    prepared.fit(profiles[:250])
+    lazy.fit(profiles[:250])
+    assert prepared.index._right_by_column is None  # a fit leaves them to the first event
+    prepared.prepare_events()
+    assert prepared.index._right_by_column is not None and prepared.index._words_by_term is not None
+    for p in profiles[250:270]:
+        assert sorted(prepared.upsert(p).entered) == sorted(lazy.upsert(p).entered)
+        assert [(s.id, s.score) for s in prepared.top(p.id, 5)] == [(s.id, s.score) for s in lazy.top(p.id, 5)]
+
+
+def test_prepare_events_on_an_empty_index():
+    engine = MatchEngine()
+    engine.fit([])
+    engine.prepare_events()
