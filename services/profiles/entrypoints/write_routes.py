@@ -7,7 +7,9 @@ cluster or organisation) goes on to the Flask app unchanged, which answers it as
 Why: Flask's request context, the hooks every request runs (the edge's body checks, the rate
 limiter, the session, CSRF) and flask-smorest's and webargs' wrappers cost a durable write more CPU
 than its validation and its Redis transaction together (bench/write_path.py). The views stay what
-the OpenAPI document describes; this answers their successful requests sooner.
+the OpenAPI document describes; this answers their successful requests sooner. The Flask app's
+request hooks do not run for the writes answered here: a hook added there must be weighed for these
+routes too (tests/integration/profiles/test_write_routes.py lists the hooks this was checked against).
 No I/O of its own: the request body, and the store through the use cases.
 """
 
