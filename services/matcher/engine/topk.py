@@ -130,11 +130,12 @@ class TopKCache:
             # is, so the bonus (the smaller of them) is 0 too, and a score of 0 is no suggestion.
             # The first 60 candidates of an organisation with few in common can be every row.
             worth = base > 0
-        if worth.sum() > k:
+        count = int(worth.sum())
+        if count > k:
             # the bonus is w_both_ways times at most 1 (the offers and needs blocks have norm 1): a
             # candidate whose linear part falls short of the k-th one's by more cannot be among
             # the k best (nor tie with them once rounded)
-            kth = float(np.partition(base[worth], int(worth.sum()) - k)[int(worth.sum()) - k])
+            kth = float(np.partition(base[worth], count - k)[count - k])
             worth &= base >= kth - abs(settings.w_both_ways) - BONUS_MARGIN
         return worth
 
