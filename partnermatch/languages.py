@@ -1,8 +1,9 @@
 """The languages partnermatch works in, their names, and detection of a text's language.
 
-Detection uses py3langid (its model ships inside the package: nothing is downloaded),
-restricted to the languages we support. Pure apart from loading that model once (and keeping a
-decoded copy of it in cachefile.folder()).
+Detection uses py3langid's model (it ships inside the package: nothing is downloaded),
+restricted to the languages we support, read by a walk of its automaton done with numpy (see
+Detector). Pure apart from loading that model once (and keeping a decoded copy of it in
+cachefile.folder()).
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ import re
 import threading
 import unicodedata
 from collections.abc import Mapping
+from operator import itemgetter
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from partnermatch import cachefile
 
@@ -61,12 +66,79 @@ NATIVE_NAMES: dict[str, str] = {
 
 _lock = threading.Lock()
 _LETTERS = re.compile(r"[^\W\d_]")
-_identifier = None
+_identifier: Detector | None = None
+_NO_FEATURES = float(np.finfo(np.float32).min)  # py3langid's score of a text none of whose n-grams it knows
 
 
-def _get_identifier():
-    """py3langid ships its model LZMA-compressed: decoding takes about half a second, so a decoded
-    copy is kept in cachefile.folder() where there is one."""
+class Detector:
+    """py3langid's ranking of languages (LanguageIdentifier.rank, its model restricted to ours),
+    score for score, without its walk of the automaton in Python (most of a detection's time).
+
+    The model finds its byte n-grams with a deterministic automaton whose states are the nodes of
+    a trie of depth `window`: the state after a byte is the longest suffix of the text read so far
+    that is a node, so it is the state reached from the start over the last `window` bytes alone.
+    Every byte's state is then found at once, `window` steps of numpy over the whole text. Each
+    n-gram's count is added in the order the n-grams first occur, as py3langid adds them: the
+    scores are its own (tests/unit/test_languages.py compares the two)."""
+
+    def __init__(self, identifier: Any) -> None:
+        self.next_state = np.frombuffer(identifier.tk_nextmove, dtype=np.uint32).copy()
+        self.row_of_state = np.asarray(identifier._rowbase, dtype=np.int64)
+        self.feature_of_state = np.asarray(identifier.tk_output, dtype=np.int64)
+        self.feature_scores = identifier.nb_ptc
+        self.class_scores = identifier.nb_pc
+        self.classes = list(identifier.nb_classes)
+        self.alias_pairs = list(identifier._alias_pairs)  # columns of one language: the first keeps the best
+        self.window = self._trie_depth()
+
+    def _trie_depth(self) -> int:
+        """The longest shortest path from the start to a state: the depth of the trie (breadth first)."""
+        seen = np.zeros(len(self.row_of_state), dtype=bool)
+        seen[0] = True
+        frontier, depth = np.zeros(1, dtype=np.int64), 0
+        every_byte = np.arange(256, dtype=np.int64)
+        while True:
+            reached = np.unique(self.next_state[(self.row_of_state[frontier][:, None] + every_byte).ravel()])
+            reached = reached[~seen[reached]]
+            if not len(reached):
+                return depth
+            seen[reached] = True
+            frontier, depth = reached.astype(np.int64), depth + 1
+
+    def states(self, data: bytes) -> np.ndarray:
+        """The automaton's state after each byte of `data`."""
+        text = np.frombuffer(data, dtype=np.uint8)
+        n = len(text)
+        state = np.zeros(n, dtype=np.uint32)
+        for back in range(min(self.window, n) - 1, -1, -1):  # the byte `back` places before each one
+            state[back:] = self.next_state[self.row_of_state[state[back:]] + text[: n - back]]
+        return state
+
+    def rank(self, text: str) -> list[tuple[str, float]]:
+        """Every language with its score (a log-probability), best first, as py3langid ranks them."""
+        if text.isupper():
+            text = text.lower()
+        data = unicodedata.normalize("NFC", text).encode("utf-8", errors="surrogatepass")
+        features = self.feature_of_state[self.states(data)]
+        features = features[features >= 0]
+        if len(features):
+            ids, first, counts = np.unique(features, return_index=True, return_counts=True)
+            order = np.argsort(first, kind="stable")
+            scores = np.log1p(counts[order].astype(np.float32)) @ self.feature_scores[ids[order]] + self.class_scores
+        else:
+            scores = np.full(len(self.classes), _NO_FEATURES, dtype=np.float32)
+        for kept, alias in self.alias_pairs:
+            scores[kept] = max(scores[kept], scores[alias])
+            scores[alias] = _NO_FEATURES
+        merged: dict[str, float] = {}
+        for lang, score in zip(self.classes, scores.tolist(), strict=True):
+            merged.setdefault(lang, score)
+        return sorted(merged.items(), key=itemgetter(1), reverse=True)
+
+
+def _get_identifier() -> Detector:
+    """py3langid ships its model LZMA-compressed: decoding it and finding its depth take about a
+    second, so a decoded copy is kept in cachefile.folder() where there is one."""
     global _identifier
     with _lock:
         if _identifier is None:
@@ -75,7 +147,8 @@ def _get_identifier():
         return _identifier
 
 
-def _decoded_identifier():
+def _py3langid_identifier() -> Any:
+    """py3langid's own identifier of our languages (the tests compare the Detector with it)."""
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
     ident = LanguageIdentifier.from_model_file(MODEL_FILE)
@@ -83,13 +156,18 @@ def _decoded_identifier():
     return ident
 
 
-def _cached_identifier(folder: Path):
-    """The identifier from our copy in `folder`, written there first if missing or unreadable. The
-    name holds py3langid's version and our languages, so an upgrade or a change writes a new copy."""
+def _decoded_identifier() -> Detector:
+    return Detector(_py3langid_identifier())
+
+
+def _cached_identifier(folder: Path) -> Detector:
+    """The detector from our copy in `folder`, written there first if missing or unreadable. The
+    name holds py3langid's version and our languages, so an upgrade or a change writes a new copy
+    (and "detector": older copies held py3langid's identifier)."""
     tag = hashlib.sha256(",".join(PROFILE_LANGUAGES).encode()).hexdigest()[:12]
-    path = folder / f"py3langid-{importlib.metadata.version('py3langid')}-{tag}.pickle"
+    path = folder / f"py3langid-{importlib.metadata.version('py3langid')}-{tag}-detector.pickle"
     ident = cachefile.read(path)
-    if ident is None:
+    if not isinstance(ident, Detector):
         ident = _decoded_identifier()
         cachefile.write(path, ident)
     return ident

@@ -66,3 +66,25 @@ def test_the_kept_copy_of_the_model_detects_as_the_shipped_one(tmp_path, monkeyp
     monkeypatch.setattr(languages, "_identifier", None)
     assert [languages._get_identifier().rank(t[:600])[:3] for t in texts] == shipped
     assert copy.stat().st_size > 1_000_000
+
+
+def test_the_detector_ranks_every_language_with_py3langids_own_scores():
+    import random
+
+    from partnermatch import languages
+
+    rng = random.Random(7)
+    texts = [
+        f"{o['capabilities']}\n{o['goals']}"
+        for path in sorted(DEVSET.glob("*.jsonl"))
+        for o in map(json.loads, path.read_text(encoding="utf-8").splitlines())
+    ]
+    alphabet = [chr(c) for c in range(32, 0x530)] + list("ąćęłńóśźżčšžđćăâîșțëçüöäßőű—–“”„«» \n\t")
+    odd = ["", "a", "ab", "abcde", "ABCDEF GHI", "ŠTO JE OVO", "Ω", "12 345", "ǅ ǈ ǋ", "e\u0301te\u0301"]
+    odd += ["".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 80))) for _ in range(500)]
+    shipped = languages._py3langid_identifier()
+    detector = languages.Detector(shipped)
+    assert detector.window == 6  # the trie's depth: a state is found from the last six bytes
+    for text in texts + odd:
+        for sample in (text[:300], text[:600], text[:5]):
+            assert detector.rank(sample) == shipped.rank(sample), sample
