@@ -1,0 +1,150 @@
+"""The event contract's quick check: whatever it accepts, marshmallow accepts; whatever marshmallow
+refuses, producers are still refused with marshmallow's own errors."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from partnermatch import events
+from tests.contract.test_event_contract import EXAMPLES
+
+SCHEMAS = sorted(events.PAYLOADS.items())
+ENVELOPE = {
+    "event_id": "6f1c1a52-3c1e-4b38-9d55-0a7f6c2f9b10",
+    "event_type": "profile.deleted",
+    "version": 1,
+    "occurred_at": "2026-11-23T09:30:00+00:00",
+    "producer": "p",
+    "payload": {},
+}
+
+# Values of every JSON type and their near misses: what a producer's bug or a hostile document holds.
+odd_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**60), max_value=2**60),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=70),
+    st.sampled_from(
+        [
+            "",
+            "2026-11-23T09:30:00+00:00",
+            "2026-11-23T09:30:00",
+            "2026-11-23 09:30:00Z",
+            "2026-13-23T09:30:00+00:00",
+            "20261123T093000+0100",
+            "6F1C1A52-3C1E-4B38-9D55-0A7F6C2F9B10",
+            "6f1c1a523c1e4b389d550a7f6c2f9b10",
+            "{6f1c1a52-3c1e-4b38-9d55-0a7f6c2f9b10}",
+            "approve",
+            "reject",
+            "profile.deleted",
+            "Profile.Deleted",
+            "1",
+            "1.5",
+            "NaN",
+        ]
+    ),
+    st.lists(st.one_of(st.text(max_size=5), st.integers(), st.none()), max_size=12),
+    st.dictionaries(st.text(max_size=8), st.integers(), max_size=3),
+)
+
+
+def _mutated(document: dict[str, Any], draw: st.DrawFn, names: list[str]) -> dict[str, Any]:
+    """`document` with a few fields (of `names`, or new ones) set to odd values or left out, nested
+    documents included."""
+    doc = copy.deepcopy(document)
+    for _ in range(draw(st.integers(min_value=1, max_value=3))):
+        name = draw(st.sampled_from([*names, "unknown_field"]))
+        action = draw(st.sampled_from(["set", "drop", "nested"]))
+        if action == "drop":
+            doc.pop(name, None)
+        elif action == "nested" and isinstance(doc.get(name), list) and doc[name] and isinstance(doc[name][0], dict):
+            inner = doc[name][0]
+            key = draw(st.sampled_from([*inner, "unknown_field"]))
+            if draw(st.booleans()):
+                inner[key] = draw(odd_values)
+            else:
+                inner.pop(key, None)
+        else:
+            doc[name] = draw(odd_values)
+    return doc
+
+
+@st.composite
+def payloads(draw: st.DrawFn) -> tuple[tuple[str, int], type[Schema], dict[str, Any]]:
+    (key, schema) = draw(st.sampled_from(SCHEMAS))
+    return key, schema, _mutated(EXAMPLES[key], draw, list(schema().fields))
+
+
+@st.composite
+def envelopes(draw: st.DrawFn) -> dict[str, Any]:
+    return _mutated(ENVELOPE, draw, list(ENVELOPE))
+
+
+@pytest.mark.parametrize(("key", "schema"), SCHEMAS)
+def test_every_example_payload_passes_the_quick_check(key, schema):
+    assert events.quick_check(schema) is not None
+    assert events.quick_check(schema)(EXAMPLES[key]) is True
+    assert events.quick_check(events.EnvelopeSchema)({**ENVELOPE, "payload": EXAMPLES[key]}) is True
+
+
+@settings(max_examples=3000, deadline=None)
+@given(payloads())
+def test_a_payload_the_quick_check_accepts_is_valid_and_errors_are_marshmallows(case):
+    _key, schema, payload = case
+    marshmallows = schema().validate(payload)
+    if events.quick_check(schema)(payload):
+        assert marshmallows == {}
+    assert events.validation_errors(schema, payload) == marshmallows
+
+
+@settings(max_examples=2000, deadline=None)
+@given(envelopes())
+def test_an_envelope_the_quick_check_accepts_is_valid(envelope):
+    if events.quick_check(events.EnvelopeSchema)(envelope):
+        assert events.EnvelopeSchema().validate(envelope) == {}
+    assert events.validation_errors(events.EnvelopeSchema, envelope) == events.EnvelopeSchema().validate(envelope)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(payloads())
+def test_new_event_refuses_what_marshmallow_refuses_with_its_errors(case):
+    (event_type, version), schema, payload = case
+    if events.CURRENT_VERSION[event_type] != version:
+        return
+    marshmallows = schema().validate(payload)
+    if marshmallows:
+        with pytest.raises(ValidationError) as refused:
+            events.new_event(event_type, payload, "p")
+        assert refused.value.messages == marshmallows
+    else:
+        assert events.new_event(event_type, payload, "p").payload == payload
+
+
+def test_a_schema_with_what_the_quick_check_does_not_know_gets_none():
+    class WithHook(Schema):
+        name = fields.String()
+
+        @validates_schema
+        def _never(self, data, **kwargs):
+            raise ValidationError("no")
+
+    class WithOtherValidator(Schema):
+        name = fields.String(validate=validate.ContainsOnly(["a"]))
+
+    class WithOtherKey(Schema):
+        name = fields.String(data_key="Name")
+
+    class WithEmail(Schema):
+        email = fields.Email()
+
+    for schema in (WithHook, WithOtherValidator, WithOtherKey, WithEmail):
+        assert events.quick_check(schema) is None
+        assert events.validation_errors(schema, {"name": "b", "email": "x"}) != {}
