@@ -235,12 +235,13 @@ class Index:
         meets &= np.bincount(places[met_offers[columns]], minlength=len(rows)) > 0
         bonuses = [0.0] * len(rows)
         both = np.flatnonzero(meets)
-        # the needs and offers blocks of those rows, dense (the others stay zero)
-        dense: np.ndarray = np.zeros((len(rows), 2, len(a_offers)), self.right.dtype)
+        # the needs and offers blocks of those rows only, dense: one per row of `both`
+        at_both = np.cumsum(meets) - 1
+        dense: np.ndarray = np.zeros((len(both), 2, len(a_offers)), self.right.dtype)
         for side, block in enumerate((seeks, offers)):
             inside = meets[places] & (columns >= block.start) & (columns < block.stop)
-            dense[places[inside], side, columns[inside] - block.start] = values[inside]
-        for i, (b_seeks, b_offers) in zip(both.tolist(), dense[both], strict=True):
+            dense[at_both[places[inside]], side, columns[inside] - block.start] = values[inside]
+        for i, (b_seeks, b_offers) in zip(both.tolist(), dense, strict=True):
             bonuses[i] = weight * min(float(a_offers @ b_seeks), float(b_offers @ a_seeks))
         return bonuses
 
@@ -275,19 +276,20 @@ class Index:
         return out
 
     def _row_products(self, rows: np.ndarray, left: np.ndarray) -> np.ndarray:
-        """Each of `rows`' vectors times `left`, as _products gives them (each row adds its entries
-        in the order of its columns), reading only those rows."""
+        """Each of `rows`' vectors (rows: ascending) times `left`, as _products gives them (each row
+        adds its entries in the order of its columns), reading only those rows: a changed one
+        from its latest copy apart."""
         right = self._merged_right()
-        out = np.zeros((1, len(self.ids)), np.float32)
+        out = np.zeros((1, len(rows)), np.float32)
         base = right.base
-        kept = rows[rows < base.shape[0]]
+        at = np.flatnonzero(rows < base.shape[0])
         lefts = np.ascontiguousarray(left[:, None], np.float32)
-        if len(kept):
+        if len(at):
             scratch = np.zeros(1, np.float32)
-            row_products()(base.indptr, base.indices, base.data, kept, kept, lefts, scratch, out)
+            row_products()(base.indptr, base.indices, base.data, rows[at], at, lefts, scratch, out)
         if right.changed:
-            right.apart.products(lefts, out)
-        return out[0][rows]
+            right.apart.products_of(rows, lefts, out)
+        return out[0]
 
     def _merged_right(self) -> SparseRows:
         right = self.right

@@ -84,6 +84,17 @@ class ReasonFinder:
         self.need_multiplier = np.where(is_sector, settings.w_need_sector, settings.w_need).astype(np.float64)
         self.give_multiplier = np.where(is_sector, settings.w_give_sector, settings.w_give).astype(np.float64)
         self.shared_multiplier = np.where(is_sector, settings.w_sector, settings.w_profile).astype(np.float64)
+        # the same per concept, as `reasons` reads them: (need, give, shared)
+        self._multipliers = {
+            c: (need, give, shared)
+            for c, need, give, shared in zip(
+                features.concepts,
+                self.need_multiplier.tolist(),
+                self.give_multiplier.tolist(),
+                self.shared_multiplier.tolist(),
+                strict=True,
+            )
+        }
         self._evidence: dict[int, Evidence] = {}
 
     def forget(self, row: int) -> None:
@@ -103,13 +114,11 @@ class ReasonFinder:
         """Why row o is listed for row r: at most max_reasons, needs met first, then by weight."""
         evidence_a, evidence_b = self.evidence(r), self.evidence(o)
         found: list[tuple[bool, float, str, str]] = []  # (not a need met, -weight, concept, direction)
-        kinds, settings = self.features.kinds, self.settings
+        kinds, settings, multipliers = self.features.kinds, self.settings, self._multipliers
         first = settings.need_first_min
         for c in evidence_a.weights.keys() & evidence_b.weights.keys():
             (cap_a, goal_a, prof_a), (cap_b, goal_b, prof_b) = evidence_a.weights[c], evidence_b.weights[c]
-            i = self.features.concept_index[c]
-            w_need, w_give = float(self.need_multiplier[i]), float(self.give_multiplier[i])
-            w_prof = float(self.shared_multiplier[i])
+            w_need, w_give, w_prof = multipliers[c]
             directed = False
             if c in evidence_a.offered and c in evidence_b.sought and (w := w_give * cap_a * goal_b) > 1e-6:
                 found.append((True, -w, c, "a_offers_b_seeks"))
@@ -145,11 +154,20 @@ class ReasonFinder:
             ranked.append(Reason(c, kinds[c], direction, -neg_w, *words))
         if len(ranked) < settings.max_reasons:
             a, b = evidence_a.term_surface, evidence_b.term_surface
-            ta, tb = self.index.terms[r], self.index.terms[o]
-            shared = sorted(((ta[t] * tb[t], t) for t in ta.keys() & tb.keys()), reverse=True)
-            for w, t in shared[: settings.max_reasons - len(ranked)]:
+            for w, t in self.shared_words(r, o)[: settings.max_reasons - len(ranked)]:
                 ranked.append(Reason(None, "term", "shared", settings.w_terms * w, (a.get(t, t),), (b.get(t, t),)))
         return ranked
+
+    def shared_words(self, r: int, o: int) -> list[tuple[float, str]]:
+        """(weight in r times weight in o, word) of the words rows r and o share, largest first
+        (and by the word, last first): from the two rows' word columns, no dictionary made."""
+        words = self.index.words
+        columns_r, weights_r = words.get(r)
+        columns_o, weights_o = words.get(o)
+        common, at_r, at_o = np.intersect1d(columns_r, columns_o, assume_unique=True, return_indices=True)
+        names = self.features.term_names()
+        products = (weights_r[at_r] * weights_o[at_o]).tolist()
+        return sorted(zip(products, map(names.__getitem__, common.tolist()), strict=True), reverse=True)
 
     def evidence(self, r: int) -> Evidence:
         """Row r's concepts with their weights and the words that expressed them (kept for the

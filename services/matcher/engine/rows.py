@@ -189,6 +189,15 @@ class ChangedRows:
         scratch = np.zeros(lefts.shape[1], self.data.dtype)
         row_products()(self.indptr, self.indices, self.data, slots, self._row_of[slots], lefts, scratch, out)
 
+    def products_of(self, rows: np.ndarray, lefts: np.ndarray, out: np.ndarray) -> None:
+        """products() of those of `rows` (ascending) set here only: out[w, i] = rows[i] · lefts[:, w]."""
+        slots = np.flatnonzero(self._latest[: self._copies])
+        set_rows = self._row_of[slots]
+        at = np.searchsorted(rows, set_rows).clip(max=max(len(rows) - 1, 0))
+        asked = rows[at] == set_rows if len(rows) else np.zeros(len(slots), bool)
+        scratch = np.zeros(lefts.shape[1], self.data.dtype)
+        row_products()(self.indptr, self.indices, self.data, slots[asked], at[asked], lefts, scratch, out)
+
 
 def _grown(a: np.ndarray, size: int) -> np.ndarray:
     """`a` with room for at least `size` entries (twice as many), the first ones kept (the rest zero)."""

@@ -218,20 +218,25 @@ class TopKCache:
         update = Update(org_id, lambda: self.top(org_id, settings.cached_k))
         max_extra = settings.w_both_ways + settings.w_terms
         reachable = np.flatnonzero(linear + max_extra > self.kth_score[:n])
-        touched = {int(x) for x in reachable} | {index.row[o] for o in self.listed_in.get(org_id, ())}
-        cached = [o for o in sorted(touched) if o != r and index.ids[o] in self.lists and index.active[o]]
+        holding = set(self.listed_in.get(org_id, ()))  # the lists that held r (listed_in is kept with them)
+        touched = {int(x) for x in reachable} | {index.row[o] for o in holding}
+        ids, lists, active = index.ids, self.lists, index.active
+        cached = [o for o in sorted(touched) if o != r and ids[o] in lists and active[o]]
         scored = [o for o in cached if np.isfinite(linear[o])]
         # the bonus is symmetric: r's with each of them, their rows made dense at once
-        bonus = dict(zip(scored, index.both_ways_bonuses(r, scored), strict=True))
+        score_of = {
+            o: base + bonus
+            for o, base, bonus in zip(scored, linear[scored].tolist(), index.both_ways_bonuses(r, scored), strict=True)
+        }
         for o in cached:
-            oid = index.ids[o]
-            ranked = self.lists[oid]
-            was_in = any(row == r for _, row in ranked)
-            rest = [(sc, row) for sc, row in ranked if row != r]
-            score = float(linear[o]) + bonus[o] if o in bonus else -np.inf
+            oid = ids[o]
+            ranked = lists[oid]
+            was_in = oid in holding
+            rest = [(sc, row) for sc, row in ranked if row != r] if was_in else ranked
+            score = score_of.get(o, -np.inf)
             floor = rest[-1][0] if len(rest) >= settings.cached_k else -np.inf
             if score > floor and score > 0:
-                fresh = sorted([*rest, (score, r)], key=lambda x: (-x[0], index.ids[x[1]]))
+                fresh = sorted([*rest, (score, r)], key=lambda x: (-x[0], ids[x[1]]))
                 self._recache(oid, fresh[: settings.cached_k], org_id)
                 update.entered.add(oid)
             elif was_in:
