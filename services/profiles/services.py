@@ -138,12 +138,18 @@ def _contacts(
     return domain.stamp_consents(with_ids, previous, now)
 
 
+_DETECTED_FROM = ("capabilities", "goals")
+
+
 def _language(data: dict[str, Any], old: dict[str, Any] | None) -> tuple[str, bool]:
     if data.get("language"):
         return data["language"], False
-    if old is not None and not old.get("language_detected") and not ({"capabilities", "goals"} & data.keys()):
+    if old is not None and not old.get("language_detected") and not (set(_DETECTED_FROM) & data.keys()):
         return old["language"], False
     merged = {**(old or {}), **data}
+    if old is not None and old.get("language_detected") and all(merged[k] == old[k] for k in _DETECTED_FROM):
+        # Detected from these very texts: detecting again gives the same (a page's edit sends them all).
+        return old["language"], True
     return detect_language(merged["capabilities"] + "\n" + merged["goals"]), True
 
 

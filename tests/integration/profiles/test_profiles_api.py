@@ -153,6 +153,35 @@ def test_language_is_detected_when_not_given(client, cluster):
     assert r.json["organisation"]["language"] == "pl" and r.json["organisation"]["language_detected"] is True
 
 
+def test_a_detected_language_is_detected_again_only_when_its_texts_change(client, cluster, monkeypatch):
+    from services.profiles import services
+
+    cluster()
+    body = profile(
+        capabilities="Firma zajmuje się tworzeniem oprogramowania dla przemysłu i szkoleniami.",
+        goals="Szukamy partnerów w branży rolno-spożywczej w Serbii i Albanii.",
+    )
+    del body["language"]
+    made = client.post("/v1/organisations", json=body).json
+    url, auth = f"/v1/organisations/{made['organisation']['id']}", {"Authorization": f"Bearer {made['token']}"}
+    detected = []
+    real = services.detect_language
+    monkeypatch.setattr(services, "detect_language", lambda text: detected.append(text) or real(text))
+    same_texts = {"goals": body["goals"], "capabilities": body["capabilities"], "website": "https://a.example.pl"}
+    for change in ({"website": "https://b.example.pl"}, same_texts):
+        r = client.patch(url, json=change, headers=auth)
+        assert (r.status_code, r.json["language"], r.json["language_detected"]) == (200, "pl", True)
+    assert detected == []
+    english = {
+        "capabilities": "The company builds software for industry and runs training courses.",
+        "goals": "We seek partners in food processing in Serbia and Albania.",
+    }
+    r = client.patch(url, json=english, headers=auth)
+    assert (r.json["language"], r.json["language_detected"], len(detected)) == ("en", True, 1)
+    r = client.patch(url, json={"language": "pl"}, headers=auth)  # stated: kept whatever the texts say
+    assert (r.json["language"], r.json["language_detected"], len(detected)) == ("pl", False, 1)
+
+
 def test_admin_creates_clusters_and_coordinators_who_log_in(client, admin, cluster):
     cluster()
     assert client.post("/v1/clusters", json={"id": "x-y-z", "name": "N", "country": "PL"}).status_code == 401
