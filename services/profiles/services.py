@@ -13,7 +13,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from partnermatch import events
-from partnermatch.languages import detect_language
+from partnermatch.languages import detect_language, same_detection
 from services.profiles import domain
 from services.profiles.adapters.matcher_client import MatcherUnavailable
 from services.profiles.adapters.redis_store import Conflict, MissingCluster, NotFound, RedisProfileStore
@@ -138,19 +138,22 @@ def _contacts(
     return domain.stamp_consents(with_ids, previous, now)
 
 
-_DETECTED_FROM = ("capabilities", "goals")
+def _detected_from(org: dict[str, Any]) -> str:
+    return org["capabilities"] + "\n" + org["goals"]
 
 
 def _language(data: dict[str, Any], old: dict[str, Any] | None) -> tuple[str, bool]:
     if data.get("language"):
         return data["language"], False
-    if old is not None and not old.get("language_detected") and not (set(_DETECTED_FROM) & data.keys()):
+    if old is not None and not old.get("language_detected") and not ({"capabilities", "goals"} & data.keys()):
         return old["language"], False
-    merged = {**(old or {}), **data}
-    if old is not None and old.get("language_detected") and all(merged[k] == old[k] for k in _DETECTED_FROM):
-        # Detected from these very texts: detecting again gives the same (a page's edit sends them all).
+    text = _detected_from({**(old or {}), **data})
+    if old is not None and old.get("language_detected") and same_detection(text, _detected_from(old)):
+        # Detected from the same text, as far as detection reads: it would give the same again. So
+        # it is when the texts are unchanged (a page's edit sends them all), or only changed beyond
+        # what detection reads (the goals, after long capabilities).
         return old["language"], True
-    return detect_language(merged["capabilities"] + "\n" + merged["goals"]), True
+    return detect_language(text), True
 
 
 def register_org(store: RedisProfileStore, data: dict[str, Any]) -> tuple[dict[str, Any], str]:

@@ -88,3 +88,14 @@ def test_the_detector_ranks_every_language_with_py3langids_own_scores():
     for text in texts + odd:
         for sample in (text[:300], text[:600], text[:5]):
             assert detector.rank(sample) == shipped.rank(sample), sample
+
+
+def test_texts_alike_as_far_as_detection_reads_are_detected_alike():
+    from partnermatch.languages import DETECTION_CHARS, same_detection
+
+    polish = "Firma zajmuje się tworzeniem oprogramowania dla przemysłu i szkoleniami. " * 9
+    assert len(polish) > DETECTION_CHARS
+    english_after = polish + "\nWe seek partners in food processing in Serbia and Albania. " * 20
+    assert same_detection(polish, english_after)
+    assert detect_language(polish) == detect_language(english_after) == "pl"
+    assert not same_detection("Szukamy partnerów.", "We seek partners.")

@@ -182,6 +182,27 @@ def test_a_detected_language_is_detected_again_only_when_its_texts_change(client
     assert (r.json["language"], r.json["language_detected"], len(detected)) == ("pl", False, 1)
 
 
+def test_goals_changed_beyond_what_detection_reads_keep_the_detected_language(client, cluster, monkeypatch):
+    from partnermatch.languages import DETECTION_CHARS
+    from services.profiles import services
+
+    cluster()
+    long_capabilities = "Firma zajmuje się tworzeniem oprogramowania dla przemysłu i szkoleniami. " * 9
+    assert len(long_capabilities) > DETECTION_CHARS
+    body = profile(capabilities=long_capabilities, goals="Szukamy partnerów w branży rolno-spożywczej.")
+    del body["language"]
+    made = client.post("/v1/organisations", json=body).json
+    url, auth = f"/v1/organisations/{made['organisation']['id']}", {"Authorization": f"Bearer {made['token']}"}
+    detected = []
+    real = services.detect_language
+    monkeypatch.setattr(services, "detect_language", lambda text: detected.append(text) or real(text))
+    r = client.patch(url, json={"goals": "We seek partners in food processing."}, headers=auth)
+    assert (r.json["language"], r.json["language_detected"], detected) == ("pl", True, [])
+    assert real(f"{long_capabilities}\nWe seek partners in food processing.") == "pl"  # what detecting gives
+    r = client.patch(url, json={"capabilities": "We build software for industry."}, headers=auth)
+    assert (r.json["language"], len(detected)) == ("en", 1)
+
+
 def test_admin_creates_clusters_and_coordinators_who_log_in(client, admin, cluster):
     cluster()
     assert client.post("/v1/clusters", json={"id": "x-y-z", "name": "N", "country": "PL"}).status_code == 401
