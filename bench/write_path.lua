@@ -28,6 +28,9 @@ function init(args)
   patches = lines(folder .. "/patch.jsonl")
   -- threads start at different organisations (a prime apart), so two rarely edit the same one at once
   n = tid * 101
+  -- the PATCH bodies have their own count: with the mix "both" n is odd at every PATCH, and the
+  -- bodies alternate in kind (bench/write_path.py, --patches mixed)
+  p = tid * 101
   acked, refused = 0, 0
 end
 
@@ -40,8 +43,9 @@ function request()
                       registrations[n % #registrations + 1])
   end
   local org = orgs[n % #orgs + 1]
+  p = p + 1
   return wrk.format("PATCH", org[1], {["Content-Type"] = "application/json", ["Authorization"] = org[2]},
-                    patches[n % #patches + 1])
+                    patches[p % #patches + 1])
 end
 
 function response(status, headers, body)

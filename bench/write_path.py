@@ -3,9 +3,17 @@ with each organisation's own token) driven by wrk on loopback, next to a trivial
 the same gunicorn, in one run: the API alone, with its relay publishing, and with the whole stack
 running. Then every acknowledged write is looked for on the `profiles` topic.
 
+The writes: registrations (the bench's generated profiles in 16 languages, most stating their
+language, the others detected) and PATCHes, in turn (--mix). What the PATCHes change (--patches):
+"texts" (every one edits the goals, so the language is detected again each time: the most work a
+PATCH makes), or "mixed" (the default): every other one edits the goals, the others change the
+website or the contact persons and leave the texts as they are, so their language is not detected
+again. We have no traffic to copy yet; half is our assumption, and both are reported.
+
 The stack is the one `partnermatch up` runs (launcher.stack, same gunicorn options as deploy/);
 "alone" pauses (SIGSTOP) the relay and the consumers, which resume for the later rounds.
 Usage: python bench/write_path.py [--duration 10] [--connections 16] [--mix both|patch|register]
+       [--patches mixed|texts]
 Needs wrk (Debian's package; `make bench-write` installs it). Does I/O (processes, sockets).
 """
 
@@ -85,7 +93,18 @@ def call(method: str, url: str, body: dict | None = None, token: str | None = No
         return json.loads(resp.read())
 
 
-def write_load(folder: Path, api: str, admin: str, orgs: int) -> int:
+def patch_body(i: int, text: dict, patches: str, rng: random.Random) -> dict:
+    """The i-th PATCH body: its goals edited, or (every other one in the "mixed" PATCHes) its
+    website or its contact persons changed, the texts left as they are."""
+    if patches == "texts" or i % 2 == 0:
+        return {"goals": text["goals"] + f" ({rng.randrange(10**6)})"}
+    if i % 4 == 1:
+        return {"website": f"https://bench{rng.randrange(10**6)}.example.org"}
+    contact = {"name": f"Contact {i}", "email": f"patch{i}@bench.example.org", "language": "en"}
+    return {"contacts": [{**contact, "consent": True, "share_contact": rng.random() < 0.5}]}
+
+
+def write_load(folder: Path, api: str, admin: str, orgs: int, patches: str) -> int:
     """Two clusters, `orgs` organisations registered (their tokens in orgs.txt) and the bodies wrk
     sends; returns the writes made here."""
     from engine_speed import generate
@@ -121,8 +140,8 @@ def write_load(folder: Path, api: str, admin: str, orgs: int) -> int:
         for i, text in enumerate(texts[:200]):
             out.write(json.dumps(registration(orgs + i, text), ensure_ascii=False) + "\n")
     with (folder / "patch.jsonl").open("w") as out:
-        for text in texts[:200]:
-            out.write(json.dumps({"goals": text["goals"] + f" ({rng.randrange(10**6)})"}, ensure_ascii=False) + "\n")
+        for i, text in enumerate(texts[:200]):
+            out.write(json.dumps(patch_body(i, text, patches, rng), ensure_ascii=False) + "\n")
     return orgs
 
 
@@ -297,6 +316,13 @@ def main() -> int:
         help="registrations and PATCHes in turn, or only one of them",
     )
     parser.add_argument(
+        "--patches",
+        choices=("mixed", "texts"),
+        default="mixed",
+        help="what the PATCHes change: every other one the goals, the others the website or contacts "
+        "(mixed), or every one the goals (texts)",
+    )
+    parser.add_argument(
         "--catch-up-s",
         type=float,
         default=120,
@@ -372,7 +398,7 @@ def main() -> int:
             api = f"http://127.0.0.1:{ports['PROFILES_PORT']}"
             client = redis.Redis.from_url(stack.env["REDIS_URL"])
             outbox = "{profiles}:outbox"
-            setup_writes = write_load(state, api, stack.env["PARTNERMATCH_ADMIN_TOKEN"], args.orgs)
+            setup_writes = write_load(state, api, stack.env["PARTNERMATCH_ADMIN_TOKEN"], args.orgs, args.patches)
             pids = {spec.name: proc.pid for spec, proc in zip(stack.started_specs, stack.services, strict=True)}
 
             def signal_parts(names: tuple[str, ...], sig: signal.Signals) -> None:
@@ -381,7 +407,7 @@ def main() -> int:
 
             wait_for("the relay published the set-up", lambda: client.xlen(outbox) == 0, 60)
             print(
-                f"{args.connections} connections, {args.duration} s a round, mix {args.mix}, "
+                f"{args.connections} connections, {args.duration} s a round, mix {args.mix}, PATCHes {args.patches}, "
                 f"wrk with {args.threads} threads, {os.cpu_count()} cores:",
                 flush=True,
             )
