@@ -303,7 +303,7 @@ class MatchEngine:
 
     def _put(self, p: OrgProfile, a: Analysis, right: np.ndarray, terms: dict[str, float]) -> int:
         r = self.index.put(p, a, right, terms)
-        self.reason_finder.forget(r)
+        self.reason_finder.forget(r, a)
         self.top_lists.make_room(self.index.capacity)
         return r
 

@@ -95,14 +95,29 @@ class ReasonFinder:
                 strict=True,
             )
         }
+        # per concept as evidence reads it: whether it is a sector, the sector it belongs to (None:
+        # none), and where its (capabilities, goals, profile) weights are in a row's vector
+        block, place = features.block, features.sector_place.tolist()
+        self._concept_facts: dict[str, tuple[bool, str | None, tuple[int, int, int]]] = {}
+        for i, (c, j) in enumerate(zip(features.concepts, features.sector_concept_column.tolist(), strict=True)):
+            if place[i] >= 0:
+                at = (block["sector"].start + place[i], block["seek_sector"].start + place[i])
+                columns = (at[0], at[1], at[0])
+            else:
+                columns = (block["offers"].start + i, block["seeks"].start + i, block["profile"].start + i)
+            self._concept_facts[c] = (place[i] >= 0, features.concepts[j] if j >= 0 else None, columns)
         self._evidence: dict[int, Evidence] = {}
+        self._latest: tuple[int, Analysis] | None = None  # the row changed last, with its analysis as made
 
-    def forget(self, row: int) -> None:
-        """Row `row` changed: its evidence is gathered again when next needed."""
+    def forget(self, row: int, analysis: Analysis | None = None) -> None:
+        """Row `row` changed: its evidence is gathered again when next needed, from `analysis` (its
+        new one, as made: not unpacked again) when given and no other row changed since."""
         self._evidence.pop(row, None)
+        self._latest = (row, analysis) if analysis is not None else None
 
     def forget_all(self) -> None:
         self._evidence.clear()
+        self._latest = None
 
     def suggestion(self, r: int, o: int, score: float) -> Suggestion:
         """Row o as a suggestion in row r's list, with its reasons."""
@@ -180,34 +195,27 @@ class ReasonFinder:
         return found
 
     def _gather_evidence(self, r: int) -> Evidence:
-        features = self.features
-        a = self.index.analyses[r]
+        a = self._latest[1] if self._latest is not None and self._latest[0] == r else self.index.analyses[r]
         assert a is not None
-        row = self.index.right[r]
-        block, sector_place = features.block, features.sector_place
-        cap, goal, prof = row[block["offers"]], row[block["seeks"]], row[block["profile"]]
-        sectors, sought_sectors = row[block["sector"]], row[block["seek_sector"]]
+        columns, values = self.index.right.get(r)
+        value_of = dict(zip(columns.tolist(), values.tolist(), strict=True))  # the row's non-zeros
+        facts = self._concept_facts
         # the concepts each side named: an activity, and the sector it belongs to
         offered: set[str] = set()
         sought: set[str] = set()
         for hits, named in ((a.offer_hits, offered), (a.seek_hits, sought)):
             for c in hits:
-                i = features.concept_index.get(c)
-                if i is None:
+                known = facts.get(c)
+                if known is None:
                     continue
-                if sector_place[i] < 0:
+                if not known[0]:
                     named.add(c)
-                j = features.sector_concept_column[i]
-                if j >= 0:
-                    named.add(features.concepts[j])
+                if known[1] is not None:
+                    named.add(known[1])
         weights = {}
         for c in offered | sought:
-            i = features.concept_index[c]
-            if sector_place[i] >= 0:
-                own_sector = float(sectors[sector_place[i]])
-                weights[c] = (own_sector, float(sought_sectors[sector_place[i]]), own_sector)
-            else:
-                weights[c] = (float(cap[i]), float(goal[i]), float(prof[i]))
+            cap, goal, prof = facts[c][2]
+            weights[c] = (value_of.get(cap, 0.0), value_of.get(goal, 0.0), value_of.get(prof, 0.0))
         return Evidence(self.said_concept, a, weights, offered, sought)
 
     def country_of(self, r: int) -> str | None:
