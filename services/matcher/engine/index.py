@@ -187,14 +187,17 @@ class Index:
         terms = self.settings.w_terms * self._term_scores(r)
         right = self.right[r]
         left, left_t = self.left(right), self.left_transposed(right)
+        barred = self._barred(r)
         if listing is None:
             mine, theirs = self._products(np.stack([left, left_t], axis=1)) + terms
+            theirs[barred] = -np.inf
         else:
             mine = self._products(left[:, None])[0] + terms
             theirs = np.full(len(self.ids), -np.inf, np.float32)
-            theirs[listing] = self._row_products(listing, left_t) + terms[listing]
-        barred = self._barred(r)
-        mine[barred] = theirs[barred] = -np.inf
+            listed = self._row_products(listing, left_t) + terms[listing]
+            listed[barred[listing]] = -np.inf
+            theirs[listing] = listed
+        mine[barred] = -np.inf
         return mine, theirs
 
     def allowed(self, r: int, scores: np.ndarray) -> np.ndarray:

@@ -6,7 +6,6 @@ upsert or removal finds the few lists it enters or leaves. Pure (no I/O)."""
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterator
 
 import numpy as np
@@ -106,18 +105,10 @@ class TopKCache:
             kth = np.partition(scores, len(scores) - k)[len(scores) - k]
             near = scores >= kth - RANKED_MARGIN
             scores, candidates = scores[near], candidates[near]
-        # each distinct score rounded once; then by rounded score, best first, and by id within one
-        values, which = np.unique(scores, return_inverse=True)
-        rounded = np.array([-round(v, 6) for v in values.tolist()])[which.ravel()]
-        ids = index.ids
-        ranked: list[tuple[float, int]] = []
-        for level in np.unique(rounded).tolist():
-            at = np.flatnonzero(rounded == level)
-            score_of = dict(zip(candidates[at].tolist(), scores[at].tolist(), strict=True))
-            ranked += [(score_of[o], o) for o in heapq.nsmallest(k - len(ranked), score_of, key=ids.__getitem__)]
-            if len(ranked) == k:
-                break
-        return ranked
+        # by score rounded to 6 decimals, best first, then by id (ids differ: nothing else is compared)
+        found, rows = scores.tolist(), candidates.tolist()
+        ordered = sorted(zip([-round(v, 6) for v in found], map(index.ids.__getitem__, rows), found, rows, strict=True))
+        return [(score, o) for _, _, score, o in ordered[:k]]
 
     def _may_rank(self, base: np.ndarray, k: int) -> np.ndarray:
         """Which candidates, by their linear part `base`, may be among the k best once their
@@ -213,11 +204,16 @@ class TopKCache:
         listing = np.flatnonzero(self.kth_score[:n] < np.inf)  # the rows with a list cached
         # r's list, and r's score in each other row's list: in every row's, or in those cached only
         # when they are few (the only ones it can enter)
-        mine, linear = index.linear_both(r, listing if len(listing) <= n * LISTS_READ_APART else None)
+        read_apart = len(listing) <= n * LISTS_READ_APART
+        mine, linear = index.linear_both(r, listing if read_apart else None)
         self._cache(org_id, self.best_rows(r, settings.cached_k, mine))
         update = Update(org_id, lambda: self.top(org_id, settings.cached_k))
         max_extra = settings.w_both_ways + settings.w_terms
-        reachable = np.flatnonzero(linear + max_extra > self.kth_score[:n])
+        kth = self.kth_score[:n]
+        if read_apart:  # r's score is in the cached lists only (-inf elsewhere): read there
+            reachable = listing[linear[listing] + max_extra > kth[listing]]
+        else:
+            reachable = np.flatnonzero(linear + max_extra > kth)
         holding = set(self.listed_in.get(org_id, ()))  # the lists that held r (listed_in is kept with them)
         touched = {int(x) for x in reachable} | {index.row[o] for o in holding}
         ids, lists, active = index.ids, self.lists, index.active
