@@ -1,0 +1,48 @@
+"""The live index's reasons, read the quick way, are the ones the plain way gives: the shared words
+from the two rows' word columns as from their word dictionaries, and a row's evidence gathered
+from the analysis an upsert made as from the analysis the index keeps packed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from services.matcher.engine import MatchEngine
+
+DEVSET = Path(__file__).resolve().parents[3] / "tests" / "data" / "devset"
+
+
+def _profiles():
+    from services.matcher.batch import read_organisations
+
+    return [p for path in sorted(DEVSET.glob("*.jsonl")) for p in read_organisations(path.open(encoding="utf-8"))]
+
+
+def test_shared_words_from_the_word_columns_are_those_of_the_word_dictionaries():
+    profiles = _profiles()
+    engine = MatchEngine()
+    engine.fit(profiles[:250])
+    for p in profiles[250:260]:
+        engine.upsert(p)  # rows changed since the fit are read from apart
+    finder, terms = engine.reason_finder, engine.index.terms
+    some = 0
+    for r in range(0, len(engine.ids), 7):
+        for o in range(3, len(engine.ids), 11):
+            a, b = terms[r], terms[o]
+            expected = sorted(((a[t] * b[t], t) for t in a.keys() & b.keys()), reverse=True)
+            assert finder.shared_words(r, o) == expected
+            some += bool(expected)
+    assert some > 100
+
+
+def test_evidence_of_the_row_just_put_is_that_of_its_stored_analysis():
+    profiles = _profiles()
+    engine = MatchEngine()
+    engine.fit(profiles[:250])
+    finder = engine.reason_finder
+    for p in profiles[250:262]:
+        engine.upsert(p)
+        r = engine.row[p.id]
+        partners = [engine.row[s.id] for s in engine.top(p.id, 10)]
+        from_made = [finder.reasons(r, o) for o in partners] + [finder.reasons(o, r) for o in partners]
+        finder.forget(r)  # gathered again from the packed analysis
+        assert [finder.reasons(r, o) for o in partners] + [finder.reasons(o, r) for o in partners] == from_made
