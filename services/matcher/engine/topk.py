@@ -6,6 +6,7 @@ upsert or removal finds the few lists it enters or leaves. Pure (no I/O)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import numpy as np
@@ -218,11 +219,20 @@ class TopKCache:
         touched = {int(x) for x in reachable} | {index.row[o] for o in holding}
         ids, lists, active = index.ids, self.lists, index.active
         cached = [o for o in sorted(touched) if o != r and ids[o] in lists and active[o]]
-        scored = [o for o in cached if np.isfinite(linear[o])]
-        # the bonus is symmetric: r's with each of them, their rows made dense at once
+        # r's score in each list it may be in: the bonus (symmetric: r's with each of them, their
+        # rows made dense at once) of those it held, and of those it may enter with the largest
+        # bonus there is (see _may_rank); in the others r stays out whatever its bonus
+        bound, k = abs(settings.w_both_ways) + BONUS_MARGIN, settings.cached_k
+        scored, bases = [], []
+        for o, base in zip(cached, linear[cached].tolist(), strict=True):
+            if not math.isfinite(base):
+                continue
+            if ids[o] not in holding and len(lists[ids[o]]) >= k and base + bound <= lists[ids[o]][-1][0]:
+                continue
+            scored.append(o)
+            bases.append(base)
         score_of = {
-            o: base + bonus
-            for o, base, bonus in zip(scored, linear[scored].tolist(), index.both_ways_bonuses(r, scored), strict=True)
+            o: base + bonus for o, base, bonus in zip(scored, bases, index.both_ways_bonuses(r, scored), strict=True)
         }
         for o in cached:
             oid = ids[o]
@@ -266,11 +276,14 @@ class TopKCache:
     def _recache(self, org_id: str, ranked: list[tuple[float, int]], changed: str) -> None:
         """A new list for org_id after organisation `changed` entered or left it: the reasons made
         for its other partners stay true (neither side changed) and are used again when it is made."""
-        known = self._reusable.get(org_id, {})
+        known = self._reusable.pop(org_id, {})
         known.update((s.id, s.reasons) for s in self._made.get(org_id, ()))
-        self._forget(org_id)
-        self._cache(org_id, ranked)
         ids = self.index.ids
+        staying = {o for _, o in ranked}
+        for _, o in self.lists.pop(org_id, ()):  # _forget, for the partners that left it only
+            if o not in staying:
+                self.listed_in.get(ids[o], set()).discard(org_id)
+        self._cache(org_id, ranked)
         kept = {ids[o]: known[ids[o]] for _, o in ranked if ids[o] in known and ids[o] != changed}
         if kept:
             if len(self._reusable) >= LISTS_MADE_KEPT:
