@@ -32,6 +32,17 @@ logger = logging.getLogger(__name__)
 # A consumer's table: event type -> what to do with a decoded event of that type.
 EventHandlers = Mapping[str, Callable[[events.Envelope], object]]
 
+
+@dataclass(frozen=True)
+class BatchHandler:
+    """What a consumer does with runs of events of these types, instead of one at a time: each run is
+    the consecutive events of one partition in one poll, in order, handed over together (and
+    retried together: the handler must be idempotent, as every handler is)."""
+
+    event_types: frozenset[str]
+    handle: Callable[[list[events.Envelope]], object]
+
+
 SESSION_TIMEOUT_MS = 6000  # the broker minimum on real Kafka; a join takes half of it on Tansu
 HEARTBEAT_INTERVAL_MS = 1000
 
@@ -302,9 +313,12 @@ def run_consumer(
     on_idle: Callable[[], None] | None = None,
     watch: BrokerWatch | None = None,
     on_assignment: Callable[[Assignment], None] | None = None,
+    batch: BatchHandler | None = None,
 ) -> None:
     """The consume loop every service uses; `on_assignment` is told the partitions this member
-    holds whenever they change (a rebalance).
+    holds whenever they change (a rebalance); the events of `batch`'s types go to it in runs (a
+    consumer that is behind works on many at once), the others to `handlers` one by one, in the
+    order of their partition.
 
     Each record is decoded once (`events.decode`); one that can never be processed goes to the
     DLQ. The decoded envelope goes to `handlers[event_type]`, which runs until it succeeds, with
@@ -330,14 +344,14 @@ def run_consumer(
         max_poll_records=200,
     )
     consume = functools.partial(
-        _consume_event, handlers=handlers, publisher=publisher, stop=stop, max_backoff_s=max_backoff_s
+        _consume_partition, handlers=handlers, batch=batch, publisher=publisher, stop=stop, max_backoff_s=max_backoff_s
     )
     epoch = _current_epoch(watch)
     logger.info("consumer started", extra={"group": group_id, "topics": ",".join(topics), "epoch": epoch})
     held: set[TopicPartition] | None = None
     try:
         while not stop.is_set():
-            batch = consumer.poll(timeout_ms=poll_timeout_ms)
+            polled = consumer.poll(timeout_ms=poll_timeout_ms)
             if on_assignment is not None and consumer.assignment() != held:
                 held = consumer.assignment()
                 on_assignment(_assignment(consumer, topics, held))
@@ -352,7 +366,7 @@ def run_consumer(
                         "epoch": current,
                         "last_epoch": epoch,
                         "partitions": len(assigned),
-                        "dropped": sum(len(m) for m in batch.values()),
+                        "dropped": sum(len(m) for m in polled.values()),
                     },
                 )
                 if assigned:
@@ -361,15 +375,12 @@ def run_consumer(
                 epoch = current
                 continue
             epoch = current or epoch
-            if not batch:
+            if not polled:
                 if on_idle is not None:
                     on_idle()
                 continue
-            for tp, messages in batch.items():
-                for msg in messages:
-                    consume(_record(msg))
-                    if stop.is_set():
-                        break
+            for tp, messages in polled.items():
+                consume([_record(msg) for msg in messages])
                 if stop.is_set():
                     break
                 # commit what this partition has fully processed
@@ -413,14 +424,46 @@ def _commit(consumer: KafkaConsumer, tp: TopicPartition, next_offset: int) -> bo
         return False
 
 
-def _consume_event(
-    record: Record, *, handlers: EventHandlers, publisher: KafkaPublisher, stop: threading.Event, max_backoff_s: float
+def _consume_partition(
+    records: list[Record],
+    *,
+    handlers: EventHandlers,
+    batch: BatchHandler | None,
+    publisher: KafkaPublisher,
+    stop: threading.Event,
+    max_backoff_s: float,
 ) -> None:
-    try:
-        envelope = events.decode(record.value)
-    except events.UndecodableEvent as exc:
-        _dead_letter(publisher, record, str(exc))
-        return
+    """One partition's records of a poll, in order: runs of `batch`'s event types to it, the others
+    one by one (`_consume_event`). Returns early when told to stop."""
+    run: list[tuple[Record, events.Envelope]] = []
+
+    def hand_over() -> None:
+        if run and batch is not None:
+            envelopes = [envelope for _, envelope in run]
+            _handle_with_retry(functools.partial(batch.handle, envelopes), run[-1][0], stop, max_backoff_s)
+            run.clear()
+
+    for record in records:
+        try:
+            envelope = events.decode(record.value)
+        except events.UndecodableEvent as exc:
+            _dead_letter(publisher, record, str(exc))
+            continue
+        if batch is not None and envelope.event_type in batch.event_types:
+            run.append((record, envelope))
+            continue
+        hand_over()
+        if stop.is_set():
+            return
+        _consume_event(record, envelope, handlers=handlers, stop=stop, max_backoff_s=max_backoff_s)
+        if stop.is_set():
+            return
+    hand_over()
+
+
+def _consume_event(
+    record: Record, envelope: events.Envelope, *, handlers: EventHandlers, stop: threading.Event, max_backoff_s: float
+) -> None:
     handler = handlers.get(envelope.event_type)
     if handler is None:
         logger.info(

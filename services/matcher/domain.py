@@ -65,6 +65,27 @@ class ProfileChange:
     known_partners_only: bool = False
 
 
+@dataclass
+class ProfilesChange:
+    """Everything a run of profile events changes, applied atomically: each organisation's latest
+    profile (None: deleted) at its revision, and the pairs of the lists they changed, planned
+    once. An organisation whose revision (or a later one) was applied before is left as it is."""
+
+    profiles: dict[str, tuple[int, dict[str, Any] | None]]  # org id -> (revision, profile or None)
+    upserts: list[PairWrite] = field(default_factory=list)
+    withdrawals: list[tuple[str, str]] = field(default_factory=list)  # (pair id, reason)
+    known_partners_only: bool = False  # as ProfileChange's
+
+    @classmethod
+    def of(cls, change: ProfileChange) -> ProfilesChange:
+        return cls(
+            {change.org_id: (change.revision, change.profile)},
+            change.upserts,
+            change.withdrawals,
+            change.known_partners_only,
+        )
+
+
 @dataclass(frozen=True)
 class PairEvent:
     """An event a step of a pair causes, keyed by the pair; the repository puts it in the outbox."""
@@ -298,7 +319,7 @@ class Candidate:
 
     id: str
     score: float
-    reasons: tuple[Mapping[str, Any], ...] = ()
+    reasons: tuple[Any, ...] = ()  # as the wire has them, or values with to_dict() (the engine's)
 
 
 @dataclass(frozen=True)
@@ -319,21 +340,53 @@ class ListsPlan:
     withdrawals: list[tuple[str, str]]
 
 
-def wanted_pairs(lists: Mapping[str, Sequence[Candidate]], clusters: Mapping[str, str]) -> dict[str, PairWrite]:
+def wanted_pairs(
+    lists: Mapping[str, Sequence[Candidate]], clusters: Mapping[str, str], with_reasons: bool = True
+) -> dict[str, PairWrite]:
     """The pairs the lists want (each list's partners, in the lists' order), stored with org_a
-    first; a pair in two lists keeps its best score."""
+    first; a pair in two lists keeps its best score (the first list's on a tie), with that list's
+    reasons. Without `with_reasons` they have none yet: a plan needs only the scores, and
+    `add_reasons` gives them to the pairs it writes."""
     wanted: dict[str, PairWrite] = {}
+    for pair_id, (who, candidate) in _best_listings(lists).items():
+        org_a, org_b = sorted((who, candidate.id))
+        reasons = _reasons_for_pair(who, candidate) if with_reasons else []
+        wanted[pair_id] = PairWrite(
+            pair_id, org_a, org_b, clusters[org_a], clusters[org_b], float(candidate.score), reasons
+        )
+    return wanted
+
+
+def add_reasons(writes: Iterable[PairWrite], lists: Mapping[str, Sequence[Candidate]]) -> None:
+    """Give pairs `wanted_pairs` made without reasons the reasons of the list they came from."""
+    best = _best_listings(lists)
+    for write in writes:
+        write.reasons = _reasons_for_pair(*best[write.pair_id])
+
+
+def _best_listings(lists: Mapping[str, Sequence[Candidate]]) -> dict[str, tuple[str, Candidate]]:
+    """For each pair the lists want, the list that scores it best (the first in order on a tie)
+    and the partner there."""
+    best: dict[str, tuple[str, Candidate]] = {}
     for who in sorted(lists):
         for candidate in lists[who]:
             pair_id = events.pair_id(who, candidate.id)
-            org_a, org_b = sorted((who, candidate.id))
-            side = "a" if org_a == who else "b"  # the candidate's reasons are `who`'s: "a" there
-            if pair_id not in wanted or wanted[pair_id].score < candidate.score:
-                reasons = [Reason.from_dict(r).seen_from(side).to_dict() for r in candidate.reasons]
-                wanted[pair_id] = PairWrite(
-                    pair_id, org_a, org_b, clusters[org_a], clusters[org_b], float(candidate.score), reasons
-                )
-    return wanted
+            if pair_id not in best or best[pair_id][1].score < candidate.score:
+                best[pair_id] = (who, candidate)
+    return best
+
+
+def _reasons_for_pair(who: str, candidate: Candidate) -> list[dict[str, Any]]:
+    """The reasons of `who`'s list (its owner "a" there) as the pair stores them, read from the
+    pair's org_a (Reason.seen_from); the engine's own where `who` is org_a (its to_dict() is the
+    wire form already)."""
+    side = "a" if who < candidate.id else "b"
+    return [
+        r.to_dict()
+        if side == "a" and not isinstance(r, Mapping)
+        else Reason.from_dict(r if isinstance(r, Mapping) else r.to_dict()).seen_from(side).to_dict()
+        for r in candidate.reasons
+    ]
 
 
 def snapshot_orgs(affected: set[str], gone: set[str], wanted: Iterable[PairWrite]) -> set[str]:

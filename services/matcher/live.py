@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from partnermatch import events
 from services.matcher import domain
-from services.matcher.domain import Candidate, PairWrite, PlanSnapshot, ProfileChange
+from services.matcher.domain import Candidate, PairWrite, PlanSnapshot, ProfileChange, ProfilesChange
 from services.matcher.feedback import ReasonVectors, dislikes_in, rerank
 
 if TYPE_CHECKING:
@@ -64,9 +64,11 @@ class MatcherRepository(Protocol):
 
     def apply(self, change: ProfileChange) -> bool: ...
 
+    def apply_profiles(self, change: ProfilesChange) -> set[str]: ...
+
     def apply_pairs(self, upserts: list[PairWrite], withdrawals: list[tuple[str, str]]) -> None: ...
 
-    def awaiting(self, org_id: str) -> set[str]: ...
+    def awaiting(self, org_ids: Iterable[str]) -> dict[str, set[str]]: ...
 
     def forget_awaiting(self, org_id: str, orgs: Iterable[str]) -> None: ...
 
@@ -75,10 +77,6 @@ class MatcherRepository(Protocol):
     def apply_lesson(
         self, rejected_pair_id: str, upserts: list[PairWrite], withdrawals: list[tuple[str, str]]
     ) -> bool: ...
-
-
-def reason_dict(reason: Any) -> dict[str, Any]:
-    return dict(reason) if isinstance(reason, dict) else reason.to_dict()
 
 
 def profile_from_payload(payload: Mapping[str, Any]) -> OrgProfile:
@@ -203,6 +201,38 @@ class LiveMatcher:
         )
         return applied
 
+    def plan_profiles(self, envelopes: Sequence[events.Envelope], affected: set[str]) -> ProfilesChange:
+        """The change a run of profile events already in the index makes, one event per organisation
+        (its latest): their profiles, and the pairs of the lists of `affected` as the index now
+        holds them, planned once for all (a list two events changed is planned once)."""
+        profiles: dict[str, tuple[int, dict[str, Any] | None]] = {}
+        for envelope in envelopes:
+            payload = envelope.payload
+            deleted = envelope.event_type == events.PROFILE_DELETED
+            profiles[payload["org_id"]] = (int(payload["revision"]), None if deleted else dict(payload))
+        gone = {org for org, (_, profile) in profiles.items() if profile is None}
+        upserts, withdrawals = self._pair_changes(affected - gone, gone)
+        return ProfilesChange(profiles, upserts, withdrawals)
+
+    def apply_profiles(self, change: ProfilesChange) -> set[str]:
+        """Write the change durably, in one transaction: the organisations whose events were applied
+        now (an event whose revision was applied before changes nothing)."""
+        applied = self.state.apply_profiles(change)
+        for org_id, (revision, profile) in change.profiles.items():
+            logger.info(
+                "profile event applied",
+                extra={
+                    "org_id": org_id,
+                    "revision": revision,
+                    "deleted": profile is None,
+                    "run": len(change.profiles),  # the pairs below are the whole run's
+                    "suggested": len(change.upserts),
+                    "withdrawn": len(change.withdrawals),
+                    "applied": org_id in applied,
+                },
+            )
+        return applied
+
     def handle_decision(self, envelope: events.Envelope) -> bool:
         """Apply what a rejection teaches: the organisation whose coordinator rejected its partner as
         not relevant (recorded with the decision) gets its list planned again at once, and so do the
@@ -256,19 +286,20 @@ class LiveMatcher:
         they touch, then the lists of the partners that decide whether a pending pair stays; the
         rules are the domain's."""
         lists = self._lists(sorted(affected - gone))
-        wanted = domain.wanted_pairs(lists, self.clusters)
+        wanted = domain.wanted_pairs(lists, self.clusters, with_reasons=False)
         snapshot = self.state.snapshot(sorted(domain.snapshot_orgs(affected, gone, wanted.values())), list(wanted))
         partners = domain.partners_to_check(affected, gone, wanted, snapshot) - lists.keys()
         listed = {org: {c.id for c in candidates} for org, candidates in lists.items()}
         listed |= self._partner_ids(sorted(partners))
         plan = domain.plan_lists(wanted, listed, snapshot, affected, gone, self.max_pending)
+        domain.add_reasons(plan.upserts, lists)
         return plan.upserts, plan.withdrawals
 
     def _lists(self, orgs: Sequence[str]) -> dict[str, list[Candidate]]:
         """Each organisation's best partners with their reasons (see `_suggested`); one not in the
         index raises KeyError."""
         return {
-            org: [Candidate(s.id, float(s.score), tuple(reason_dict(r) for r in s.reasons)) for s in found]
+            org: [Candidate(s.id, float(s.score), tuple(s.reasons)) for s in found]
             for org, found in self._suggested(orgs).items()
         }
 

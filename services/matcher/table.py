@@ -32,7 +32,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
@@ -40,6 +40,7 @@ from partnermatch import events
 from partnermatch.broker import BrokerWatch
 from partnermatch.messaging import (
     Assignment,
+    BatchHandler,
     EventHandlers,
     KafkaPublisher,
     Record,
@@ -318,49 +319,82 @@ class SharedIndex:
             return handler(envelope)
 
     def handle_owned(self, envelope: events.Envelope) -> bool:
-        """Plan and apply an owned profile event once the index holds it; False when it was applied
+        """Plan and apply one owned profile event (see handle_owned_run); False when it was applied
         before (a replay, or a takeover reading what the former owner did not commit) or when a
         later revision of the organisation is indexed already (that event plans for both)."""
+        return envelope.payload["org_id"] in self.handle_owned_run([envelope])
+
+    def handle_owned_run(self, envelopes: Sequence[events.Envelope]) -> set[str]:
+        """Plan and apply a run of owned profile events (the consumer's batch: one partition's, in
+        order) once the index holds them: the lists they changed planned once, together, and applied
+        in one transaction with the revision check of the state, so a replay or a takeover writes
+        nothing twice. Of an organisation's events only the latest counts, and one whose organisation
+        has a later revision indexed already is left to that event (it plans for both). Returns the
+        organisations whose events were applied now."""
         self._last_owned = time.monotonic()
-        org_id, revision = envelope.payload["org_id"], int(envelope.payload["revision"])
-        applied_before = self.live.state.applied_revision(org_id)
-        if revision <= applied_before:
-            self._planned(org_id, applied_before)
-            self._plan_awaiting(org_id)  # this matcher may replace one that stopped before doing it
-            return False
-        with self.indexed:
-            if not self.indexed.wait_for(lambda: self.revisions.get(org_id, 0) >= revision, timeout=self.wait_s):
-                raise TableBehind(f"{org_id} revision {revision} is not in the index after {self.wait_s} s")
-            if self.revisions[org_id] > revision:
-                return False
-            _, changed = self.unplanned.get(org_id, (revision, set()))
-            # lists changed by events indexed since may name organisations deleted meanwhile
-            change = self.live.plan(envelope, {org for org in changed if org in self.live.clusters})
-        change.known_partners_only = True
-        applied = self.live.apply(change)
-        self._planned(org_id, revision)
-        self._plan_awaiting(org_id)
+        latest: dict[str, events.Envelope] = {}
+        for envelope in envelopes:
+            org_id = envelope.payload["org_id"]
+            if org_id not in latest or _revision(envelope) > _revision(latest[org_id]):
+                latest[org_id] = envelope
+        applied_before = self.live.state.applied_revisions(sorted(latest))
+        replayed = {org: applied_before[org] for org, e in latest.items() if _revision(e) <= applied_before.get(org, 0)}
+        for org, revision in replayed.items():
+            self._planned(org, revision)
+        wanted = {org: _revision(e) for org, e in latest.items() if org not in replayed}
+        applied: set[str] = set()
+        if wanted:
+            with self.indexed:
+                if not self.indexed.wait_for(
+                    lambda: all(self.revisions.get(org, 0) >= revision for org, revision in wanted.items()),
+                    timeout=self.wait_s,
+                ):
+                    behind = sorted(org for org, revision in wanted.items() if self.revisions.get(org, 0) < revision)
+                    raise TableBehind(f"{', '.join(behind)}: not in the index at their revisions after {self.wait_s} s")
+                current = [latest[org] for org in sorted(wanted) if self.revisions[org] == wanted[org]]
+                changed = set().union(*(self.unplanned.get(e.payload["org_id"], (0, set()))[1] for e in current))
+                # lists changed by events indexed since may name organisations deleted meanwhile
+                affected = {org for org in changed if org in self.live.clusters}
+                change = self.live.plan_profiles(current, affected) if current else None
+            if change is not None:
+                change.known_partners_only = True
+                applied = self.live.apply_profiles(change)
+                for envelope in current:
+                    self._planned(envelope.payload["org_id"], _revision(envelope))
+        # a replay too: this matcher may replace one that stopped before planning them
+        self._plan_awaiting(sorted(applied | replayed.keys()))
         return applied
 
-    def _plan_awaiting(self, org_id: str) -> None:
-        """Plan again the lists that wanted this organisation before its profile was applied (they
-        left it out then, see the state's AWAITING); after its event is applied, or found applied."""
-        waiting = self.live.state.awaiting(org_id)
+    def _plan_awaiting(self, org_ids: Sequence[str]) -> None:
+        """Plan again the lists that wanted these organisations before their profiles were applied
+        (they left them out then, see the state's AWAITING); after their events are applied, or found
+        applied."""
+        waiting = self.live.state.awaiting(org_ids)
         if not waiting:
             return
         with self.lock:
-            upserts, withdrawals = self.live.plan_lists(waiting)
+            upserts, withdrawals = self.live.plan_lists(set().union(*waiting.values()))
         self.live.state.apply_pairs(upserts, withdrawals)
-        self.live.state.forget_awaiting(org_id, waiting)
+        for org_id, orgs in waiting.items():
+            self.live.state.forget_awaiting(org_id, orgs)
         logger.info(
             "lists that waited for a partner planned",
-            extra={"org_id": org_id, "orgs": len(waiting), "suggested": len(upserts), "withdrawn": len(withdrawals)},
+            extra={
+                "org_ids": ",".join(sorted(waiting)),
+                "orgs": len(set().union(*waiting.values())),
+                "suggested": len(upserts),
+                "withdrawn": len(withdrawals),
+            },
         )
 
     def _planned(self, org_id: str, revision: int) -> None:
         with self.lock:
             if org_id in self.unplanned and self.unplanned[org_id][0] <= revision:
                 del self.unplanned[org_id]
+
+
+def _revision(envelope: events.Envelope) -> int:
+    return int(envelope.payload["revision"])
 
 
 def run_matcher(
@@ -427,6 +461,7 @@ def run_matcher(
             stop=stop,
             watch=watch(client_id) if watch else None,
             on_assignment=shared.note_assignment,
+            batch=BatchHandler(frozenset(PROFILE_EVENTS), shared.handle_owned_run),
         )
     finally:
         stop.set()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -37,6 +37,7 @@ from services.matcher.domain import (
     PairWrite,
     PlanSnapshot,
     ProfileChange,
+    ProfilesChange,
 )
 from services.matcher.feedback import dislikes_in
 
@@ -79,19 +80,24 @@ end
 found[#KEYS] = decided
 return found
 """
-# What a write of pairs reads under its WATCH (see _read_watched): the applied revision of ARGV[1] in
-# KEYS[1] (REVISIONS), which organisations of ARGV[2..] have a profile (KEYS[2], PROFILES), and the
-# pairs (KEYS[3..]).
+# What a write of pairs reads under its WATCH (see _read_watched): the applied revisions in KEYS[1]
+# (REVISIONS) of the ARGV[1] organisations that follow it, which organisations of the rest of ARGV
+# have a profile (KEYS[2], PROFILES), and the pairs (KEYS[3..]).
 _WATCHED_READS = """
+local count = tonumber(ARGV[1])
+local revisions = {}
+for i = 1, count do
+  revisions[i] = redis.call('HGET', KEYS[1], ARGV[1 + i])
+end
 local known = {}
-for i = 2, #ARGV do
-  known[i - 1] = redis.call('SISMEMBER', KEYS[2], ARGV[i])
+for i = count + 2, #ARGV do
+  known[#known + 1] = redis.call('SISMEMBER', KEYS[2], ARGV[i])
 end
 local pairs = {}
 for i = 3, #KEYS do
   pairs[i - 2] = redis.call('GET', KEYS[i])
 end
-return {redis.call('HGET', KEYS[1], ARGV[1]), known, pairs}
+return {revisions, known, pairs}
 """
 _MEMBERS = """
 local found = {}
@@ -101,7 +107,7 @@ end
 return found
 """
 # What callers import from here: the domain's values they write and the refusal they catch too.
-__all__ = ["DecisionRefused", "HeldPair", "PairWrite", "ProfileChange", "RedisMatcherState"]
+__all__ = ["DecisionRefused", "HeldPair", "PairWrite", "ProfileChange", "ProfilesChange", "RedisMatcherState"]
 
 
 def _now_ms() -> int:
@@ -249,33 +255,46 @@ class RedisMatcherState:
 
     def apply(self, change: ProfileChange) -> bool:
         """Apply once: returns False (and writes nothing) if this revision was already applied."""
-        applied: dict[str, bool] = {}
+        return bool(self.apply_profiles(ProfilesChange.of(change)))
+
+    def apply_profiles(self, change: ProfilesChange) -> set[str]:
+        """Apply a run of profile events in one transaction: each organisation's profile once, and
+        the pairs if any was new; the organisations applied now (none: each had this revision or a
+        later one applied before, and nothing is written)."""
+        applied: set[str] = set()
         pair_ids = [w.pair_id for w in change.upserts] + [pid for pid, _ in change.withdrawals]
         upserts_known = change.upserts if change.known_partners_only else []
+        orgs = sorted(change.profiles)
+        present = {org for org in orgs if change.profiles[org][1] is not None}
 
         def txn(pipe: redis.client.Pipeline) -> None:
-            current, existing, unknown = self._read_watched(
-                pipe, change.org_id, pair_ids, upserts_known, known=change.org_id if change.profile else None
-            )
-            if current is not None and int(current) >= change.revision:
-                applied["done"] = False
+            applied.clear()
+            currents, existing, unknown = self._read_watched(pipe, orgs, pair_ids, upserts_known, known=present)
+            fresh = [
+                org
+                for org, current in zip(orgs, currents, strict=True)
+                if current is None or int(current) < change.profiles[org][0]
+            ]
+            if not fresh:
                 return
             now = _now_ms()
             pipe.multi()
-            pipe.hset(REVISIONS, change.org_id, change.revision)
-            if change.profile is None:
-                pipe.delete(PROFILE + change.org_id)
-                pipe.srem(PROFILES, change.org_id)
-            else:
-                pipe.set(PROFILE + change.org_id, json.dumps(change.profile, ensure_ascii=False))
-                pipe.sadd(PROFILES, change.org_id)
+            for org in fresh:
+                revision, profile = change.profiles[org]
+                pipe.hset(REVISIONS, org, revision)
+                if profile is None:
+                    pipe.delete(PROFILE + org)
+                    pipe.srem(PROFILES, org)
+                else:
+                    pipe.set(PROFILE + org, json.dumps(profile, ensure_ascii=False))
+                    pipe.sadd(PROFILES, org)
             self._save_known_pairs(pipe, existing, change.upserts, change.withdrawals, unknown, now)
-            applied["done"] = True
+            applied.update(fresh)
 
         # a coordinator's decision on one of the pairs in the meantime restarts this, as does
         # another profile applied (REVISIONS), which may make a partner known
         self.r.transaction(txn, REVISIONS, *[PAIR + i for i in pair_ids])
-        return applied["done"]
+        return applied
 
     def apply_pairs(self, upserts: list[PairWrite], withdrawals: list[tuple[str, str]]) -> None:
         """Suggest and withdraw pairs outside a profile event (the lists that waited for a partner,
@@ -286,15 +305,20 @@ class RedisMatcherState:
             return
 
         def txn(pipe: redis.client.Pipeline) -> None:
-            _, existing, unknown = self._read_watched(pipe, "", pair_ids, upserts)
+            _, existing, unknown = self._read_watched(pipe, [], pair_ids, upserts)
             pipe.multi()
             self._save_known_pairs(pipe, existing, upserts, withdrawals, unknown, _now_ms())
 
         self.r.transaction(txn, REVISIONS, *[PAIR + i for i in pair_ids])
 
-    def awaiting(self, org_id: str) -> set[str]:
-        """The organisations whose lists wanted this one as a partner before its profile was here."""
-        return {m.decode() for m in self.r.smembers(AWAITING + org_id)}
+    def awaiting(self, org_ids: Iterable[str]) -> dict[str, set[str]]:
+        """For each of these organisations that has some, the organisations whose lists wanted it as
+        a partner before its profile was here (one round trip)."""
+        ids = list(dict.fromkeys(org_ids))
+        if not ids:
+            return {}
+        found = self._members(keys=[AWAITING + org for org in ids])
+        return {org: {m.decode() for m in members} for org, members in zip(ids, found, strict=True) if members}
 
     def forget_awaiting(self, org_id: str, orgs: Iterable[str]) -> None:
         members = list(orgs)
@@ -304,21 +328,23 @@ class RedisMatcherState:
     def _read_watched(
         self,
         pipe: redis.client.Pipeline,
-        org_id: str,
+        org_ids: list[str],
         pair_ids: list[str],
         upserts: list[PairWrite],
-        known: str | None = None,
-    ) -> tuple[bytes | None, dict[str, PairRecord], set[str]]:
+        known: Collection[str] = (),
+    ) -> tuple[list[bytes | None], dict[str, PairRecord], set[str]]:
         """What a write of pairs reads under its WATCH (of REVISIONS, which every profile change
-        writes, and of the pairs), in one round trip: the organisation's applied revision, the pairs
-        by id, and the organisations of `upserts` with no profile applied, but `known`. Sent as EVAL
-        with the script's text: a script object on a pipeline makes its EXEC ask whether the server
-        has it first, one round trip more."""
-        orgs = sorted({org for w in upserts for org in (w.org_a, w.org_b)} - {known})
+        writes, and of the pairs), in one round trip: the applied revision of each of `org_ids`, the
+        pairs by id, and the organisations of `upserts` with no profile applied, but those `known`.
+        Sent as EVAL with the script's text: a script object on a pipeline makes its EXEC ask
+        whether the server has it first, one round trip more."""
+        orgs = sorted({org for w in upserts for org in (w.org_a, w.org_b)}.difference(known))
         keys = [REVISIONS, PROFILES, *[PAIR + i for i in pair_ids]]
-        current, flags, raws = pipe.execute_command("EVAL", _WATCHED_READS, len(keys), *keys, org_id, *orgs)
+        currents, flags, raws = pipe.execute_command(
+            "EVAL", _WATCHED_READS, len(keys), *keys, len(org_ids), *org_ids, *orgs
+        )
         existing = {pair["pair_id"]: pair for pair in (json.loads(r) for r in raws if r)}
-        return current, existing, {org for org, present in zip(orgs, flags, strict=True) if not present}
+        return currents, existing, {org for org, present in zip(orgs, flags, strict=True) if not present}
 
     def _save_known_pairs(
         self,

@@ -8,7 +8,13 @@ import threading
 import pytest
 
 from partnermatch import events
-from services.matcher.adapters.redis_state import DecisionRefused, PairWrite, ProfileChange, RedisMatcherState
+from services.matcher.adapters.redis_state import (
+    DecisionRefused,
+    PairWrite,
+    ProfileChange,
+    ProfilesChange,
+    RedisMatcherState,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -178,3 +184,21 @@ def test_every_decision_is_queued_again_for_a_broker_that_lost_its_topics(state)
     first.sort(key=lambda e: e.payload["pair_id"])
     assert [e.payload for e in again] == [e.payload for e in first], "the same decisions, both clusters' words"
     assert {e.event_id for e in again}.isdisjoint(e.event_id for e in first)
+
+
+def test_a_run_of_profile_events_applies_each_new_revision_once_with_the_pairs_planned_for_all(state):
+    assert state.apply(ProfileChange("org_b", 2, {"org_id": "org_b", "revision": 2}))
+    run = ProfilesChange(
+        {"org_a": (1, {"org_id": "org_a", "revision": 1}), "org_b": (2, {"org_id": "org_b", "revision": 2})},
+        upserts=[_pair()],
+    )
+    assert state.apply_profiles(run) == {"org_a"}  # org_b's revision was applied before
+    assert state.applied_revisions(["org_a", "org_b"]) == {"org_a": 1, "org_b": 2}
+    assert state.get_profile("org_a") == {"org_id": "org_a", "revision": 1}
+    assert [e.event_type for e in _outbox_events(state)] == [events.MATCH_SUGGESTED]
+    assert state.apply_profiles(run) == set(), "a replay of the whole run writes nothing"
+    assert len(_outbox_events(state)) == 1
+
+    gone = ProfilesChange({"org_a": (2, None)}, withdrawals=[("org_a~org_b", "organisation_deleted")])
+    assert state.apply_profiles(gone) == {"org_a"}
+    assert state.get_profile("org_a") is None and state.get_pair("org_a~org_b")["state"] == "withdrawn"

@@ -10,7 +10,15 @@ from types import TracebackType
 from typing import Any
 
 from services.matcher import domain
-from services.matcher.domain import PairEvent, PairRecord, PairSaved, PairWrite, PlanSnapshot, ProfileChange
+from services.matcher.domain import (
+    PairEvent,
+    PairRecord,
+    PairSaved,
+    PairWrite,
+    PlanSnapshot,
+    ProfileChange,
+    ProfilesChange,
+)
 
 
 class FakeHeldPair:
@@ -88,22 +96,27 @@ class FakeMatcherRepository:
         pass
 
     def apply(self, change: ProfileChange) -> bool:
-        if self.revisions.get(change.org_id, 0) >= change.revision:
-            return False
-        self.revisions[change.org_id] = change.revision
-        if change.profile is None:
-            self.profiles.pop(change.org_id, None)
-        else:
-            self.profiles[change.org_id] = change.profile
-        self.apply_pairs(change.upserts, change.withdrawals)
-        return True
+        return bool(self.apply_profiles(ProfilesChange.of(change)))
+
+    def apply_profiles(self, change: ProfilesChange) -> set[str]:
+        fresh = {org for org, (revision, _) in change.profiles.items() if self.revisions.get(org, 0) < revision}
+        for org in fresh:
+            revision, profile = change.profiles[org]
+            self.revisions[org] = revision
+            if profile is None:
+                self.profiles.pop(org, None)
+            else:
+                self.profiles[org] = profile
+        if fresh:
+            self.apply_pairs(change.upserts, change.withdrawals)
+        return fresh
 
     def apply_pairs(self, upserts: list[PairWrite], withdrawals: list[tuple[str, str]]) -> None:
         for step in domain.pair_steps(self.pairs, upserts, withdrawals, self.now):
             self.save(step)
 
-    def awaiting(self, org_id: str) -> set[str]:
-        return set(self.waiting.get(org_id, set()))
+    def awaiting(self, org_ids: Iterable[str]) -> dict[str, set[str]]:
+        return {org: set(self.waiting[org]) for org in org_ids if self.waiting.get(org)}
 
     def forget_awaiting(self, org_id: str, orgs: Iterable[str]) -> None:
         self.waiting.get(org_id, set()).difference_update(orgs)

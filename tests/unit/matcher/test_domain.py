@@ -219,3 +219,18 @@ def test_a_deleted_organisations_pending_pairs_are_all_withdrawn():
     plan = _plan({"a": [("b", 0.5)]}, pending=pending, affected={"a"}, gone={"d"})
     assert plan.withdrawals == [("a~d", domain.ORGANISATION_DELETED), ("d~b", domain.ORGANISATION_DELETED)]
     assert [w.pair_id for w in plan.upserts] == ["a~b"]
+
+
+def test_a_plan_needs_only_the_scores_and_the_pairs_it_writes_get_their_lists_reasons():
+    theirs = {**REASON, "direction": "a_offers_b_seeks", "terms_a": ["b's"], "terms_b": ["a's"]}
+    lists = {
+        "b": [Candidate("a", 0.4, (theirs,)), Candidate("c", 0.2, (REASON,))],
+        "a": [Candidate("b", 0.4, (REASON,)), Candidate("d", 0.3, (REASON,))],
+    }
+    wanted = domain.wanted_pairs(lists, CLUSTERS, with_reasons=False)
+    assert all(w.reasons == [] for w in wanted.values())
+    written = [wanted["a~b"], wanted["a~d"]]
+    domain.add_reasons(written, lists)
+    assert written == [domain.wanted_pairs(lists, CLUSTERS)[w.pair_id] for w in written]
+    assert written[0].reasons == [REASON]  # a tie: the first list's (a's), as org_a reads it
+    assert wanted["b~c"].reasons == []  # not written: none made

@@ -10,7 +10,7 @@ import pytest
 
 from partnermatch import events
 from partnermatch.messaging import Record
-from services.matcher.adapters.redis_state import ProfileChange
+from services.matcher.adapters.redis_state import ProfileChange, ProfilesChange
 from services.matcher.table import SharedIndex, TableBehind
 
 
@@ -27,8 +27,8 @@ class FakeState:
         ids = self.revisions if org_ids is None else org_ids
         return {o: self.revisions[o] for o in ids if o in self.revisions}
 
-    def awaiting(self, org_id: str) -> set[str]:
-        return set(self.waiting.get(org_id, set()))
+    def awaiting(self, org_ids) -> dict[str, set[str]]:
+        return {org: set(self.waiting[org]) for org in org_ids if self.waiting.get(org)}
 
     def forget_awaiting(self, org_id: str, orgs) -> None:
         self.waiting.get(org_id, set()).difference_update(orgs)
@@ -64,10 +64,19 @@ class FakeLive:
         return ProfileChange(org_id, revision, dict(envelope.payload))
 
     def apply(self, change: ProfileChange) -> bool:
-        if change.revision <= self.state.revisions.get(change.org_id, 0):
-            return False
-        self.state.revisions[change.org_id] = change.revision
-        return True
+        return bool(self.apply_profiles(ProfilesChange.of(change)))
+
+    def plan_profiles(self, envelopes: list[events.Envelope], affected: set[str]) -> ProfilesChange:
+        self.planned.extend((e.payload["org_id"], e.payload["revision"], affected) for e in envelopes)
+        return ProfilesChange({e.payload["org_id"]: (e.payload["revision"], dict(e.payload)) for e in envelopes})
+
+    def apply_profiles(self, change: ProfilesChange) -> set[str]:
+        applied = set()
+        for org_id, (revision, _) in change.profiles.items():
+            if revision > self.state.revisions.get(org_id, 0):
+                self.state.revisions[org_id] = revision
+                applied.add(org_id)
+        return applied
 
     def plan_lists(self, orgs: set[str]):
         self.replanned.append(set(orgs))
@@ -171,3 +180,26 @@ def test_the_consumers_table_sends_profile_events_to_the_owner_and_runs_the_othe
     rejected = events.Envelope(events.MATCH_REJECTED, {}, "test")
     assert table[events.MATCH_REJECTED](rejected) is True
     assert seen == [(events.MATCH_REJECTED, True)] and not shared.lock.locked()
+
+
+def test_a_run_of_owned_events_is_planned_once_for_the_lists_of_all_with_each_organisations_latest(shared):
+    shared.live.changes.update({("a", 1): ("x",), ("a", 2): ("y",), ("b", 1): ("x", "z"), ("c", 1): ()})
+    run = [_event("a", 1), _event("b", 1), _event("a", 2), _event("c", 1)]
+    for event in run:
+        shared.index_record(_record(event))
+    shared.live.state.revisions["c"] = 1  # applied before: a replay inside the run
+    assert shared.handle_owned_run(run) == {"a", "b"}
+    lists = {"a", "b", "x", "y", "z"}
+    assert shared.live.planned == [("a", 2, lists), ("b", 1, lists)]  # one plan of both events
+    assert shared.live.state.revisions == {"a": 2, "b": 1, "c": 1}
+    assert shared.unplanned == {}
+    assert shared.handle_owned_run(run) == set()  # the whole run again: a replay
+    assert len(shared.live.planned) == 2
+
+
+def test_a_run_waits_for_the_table_to_hold_every_event_of_it(shared):
+    first, second = _event("a", 1), _event("b", 1)
+    shared.index_record(_record(first))
+    with pytest.raises(TableBehind, match="b"):
+        shared.handle_owned_run([first, second])
+    assert shared.live.planned == [] and shared.live.state.revisions == {}
