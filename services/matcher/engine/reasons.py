@@ -7,6 +7,7 @@ Pure (no I/O)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from itertools import chain
 
 import numpy as np
 import scipy.sparse as sp
@@ -233,7 +234,7 @@ class ReasonFinder:
         if self.features.sector_place[i] < 0:
             return _distinct(hits[self.features.concepts[i]])
         of = self.features.sector_concept_column_by_id
-        return _distinct(w for c, words in hits.items() if of.get(c) == i for w in words)
+        return _distinct(dict.fromkeys(chain.from_iterable(words for c, words in hits.items() if of.get(c) == i)))
 
     # ---- many pairs -------------------------------------------------------------------------
 
@@ -450,10 +451,12 @@ def _entries(m: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray
 
 
 def _distinct(words: Iterable[str], limit: int = 3) -> tuple[str, ...]:
-    """The first `limit` words that differ other than in case, as first written; an iterable is
-    read no further than needed."""
-    if isinstance(words, list) and len(words) == 1:
-        return (words[0],)
+    """The first `limit` words that differ other than in case, as first written; an iterable other
+    than a list is read no further than needed (a list's repeated words are dropped first, at once)."""
+    if isinstance(words, list):
+        if len(words) == 1:
+            return (words[0],)
+        words = dict.fromkeys(words)  # each word once, in the order first written: the same first ones
     seen: dict[str, str] = {}
     for w in words:
         key = w.lower()
