@@ -153,20 +153,27 @@ def test_language_is_detected_when_not_given(client, cluster):
     assert r.json["organisation"]["language"] == "pl" and r.json["organisation"]["language_detected"] is True
 
 
-def test_a_detected_language_is_detected_again_only_when_its_texts_change(client, cluster, monkeypatch):
+def _registered_detecting(client, monkeypatch, body):
+    """Register `body` with its language left to detection; then every text detected is noted in
+    the list returned, beside the organisation's URL and its token's header."""
     from services.profiles import services
 
-    cluster()
-    body = profile(
-        capabilities="Firma zajmuje się tworzeniem oprogramowania dla przemysłu i szkoleniami.",
-        goals="Szukamy partnerów w branży rolno-spożywczej w Serbii i Albanii.",
-    )
     del body["language"]
     made = client.post("/v1/organisations", json=body).json
     url, auth = f"/v1/organisations/{made['organisation']['id']}", {"Authorization": f"Bearer {made['token']}"}
     detected = []
     real = services.detect_language
     monkeypatch.setattr(services, "detect_language", lambda text: detected.append(text) or real(text))
+    return url, auth, detected
+
+
+def test_a_detected_language_is_detected_again_only_when_its_texts_change(client, cluster, monkeypatch):
+    cluster()
+    body = profile(
+        capabilities="Firma zajmuje się tworzeniem oprogramowania dla przemysłu i szkoleniami.",
+        goals="Szukamy partnerów w branży rolno-spożywczej w Serbii i Albanii.",
+    )
+    url, auth, detected = _registered_detecting(client, monkeypatch, body)
     same_texts = {"goals": body["goals"], "capabilities": body["capabilities"], "website": "https://a.example.pl"}
     for change in ({"website": "https://b.example.pl"}, same_texts):
         r = client.patch(url, json=change, headers=auth)
@@ -183,22 +190,16 @@ def test_a_detected_language_is_detected_again_only_when_its_texts_change(client
 
 
 def test_goals_changed_beyond_what_detection_reads_keep_the_detected_language(client, cluster, monkeypatch):
-    from partnermatch.languages import DETECTION_CHARS
-    from services.profiles import services
+    from partnermatch.languages import DETECTION_CHARS, detect_language
 
     cluster()
     long_capabilities = "Firma zajmuje się tworzeniem oprogramowania dla przemysłu i szkoleniami. " * 9
     assert len(long_capabilities) > DETECTION_CHARS
     body = profile(capabilities=long_capabilities, goals="Szukamy partnerów w branży rolno-spożywczej.")
-    del body["language"]
-    made = client.post("/v1/organisations", json=body).json
-    url, auth = f"/v1/organisations/{made['organisation']['id']}", {"Authorization": f"Bearer {made['token']}"}
-    detected = []
-    real = services.detect_language
-    monkeypatch.setattr(services, "detect_language", lambda text: detected.append(text) or real(text))
+    url, auth, detected = _registered_detecting(client, monkeypatch, body)
     r = client.patch(url, json={"goals": "We seek partners in food processing."}, headers=auth)
     assert (r.json["language"], r.json["language_detected"], detected) == ("pl", True, [])
-    assert real(f"{long_capabilities}\nWe seek partners in food processing.") == "pl"  # what detecting gives
+    assert detect_language(f"{long_capabilities}\nWe seek partners in food processing.") == "pl"  # what detecting gives
     r = client.patch(url, json={"capabilities": "We build software for industry."}, headers=auth)
     assert (r.json["language"], len(detected)) == ("en", 1)
 
