@@ -44,17 +44,25 @@ class StackError(RuntimeError):
 _PORT_RANGE = (20000, 32000)
 
 
+_handed_out: set[int] = set()  # the ports free_port gave in this process: one not bound yet looks free
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free right now on `host`, outside the range outgoing connections use."""
+    """A TCP port free right now on `host`, outside the range outgoing connections use, and not
+    given before by this process (a port chosen for a server that starts later, such as a service
+    of the stack, is still free when the broker chooses its own)."""
     import random
 
     for _ in range(200):
         port = random.randint(*_PORT_RANGE)
+        if port in _handed_out:
+            continue
         with socket.socket() as s:
             try:
                 s.bind((host, port))
             except OSError:
                 continue
+            _handed_out.add(port)
             return port
     with socket.socket() as s:  # a crowded machine: let the kernel choose
         s.bind((host, 0))
