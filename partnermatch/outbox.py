@@ -58,6 +58,18 @@ class OutboxEntry:
     value: bytes
 
 
+def entry_fields(envelope: events.Envelope, topic: str, key: str) -> dict[str, str | bytes]:
+    """The fields of an event's outbox entry (what `OutboxRelay` reads), in order. A script that
+    queues an event itself writes these with XADD to `Outbox.stream`."""
+    return {
+        "topic": topic,
+        "key": key,
+        "event_id": envelope.event_id,
+        "event_type": envelope.event_type,
+        "value": events.encode(envelope),
+    }
+
+
 class Outbox:
     """The outbox of one service, under its own key prefix (e.g. "profiles:")."""
 
@@ -75,16 +87,7 @@ class Outbox:
 
     def add(self, pipe: redis.client.Pipeline | redis.Redis, envelope: events.Envelope, topic: str, key: str) -> None:
         """Queue an event; call it on the pipeline of the state change it belongs to."""
-        pipe.xadd(
-            self.stream,
-            {
-                "topic": topic,
-                "key": key,
-                "event_id": envelope.event_id,
-                "event_type": envelope.event_type,
-                "value": events.encode(envelope),
-            },
-        )
+        pipe.xadd(self.stream, entry_fields(envelope, topic, key))
 
     def head(self, count: int) -> list[OutboxEntry]:
         return [

@@ -21,7 +21,7 @@ from typing import Any
 import redis
 
 from partnermatch import events
-from partnermatch.outbox import Outbox
+from partnermatch.outbox import Outbox, entry_fields
 from partnermatch.redis_client import adopt_untagged_keys
 from partnermatch.topics import PROFILES
 
@@ -68,17 +68,52 @@ end
 return 1
 """
 # A change computed from a record read earlier, applied only if the record still holds what was
-# read (ARGV[1]). One round trip where WATCH, GET and MULTI/EXEC took three.
+# read (ARGV[1]): a deletion or a move to another cluster (the other changes: _PUT_IF_UNCHANGED).
 _APPLY_IF_UNCHANGED = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 """ + _APPLY.format(first=2)
-# A new organisation, stored only if its cluster (KEYS[1]) exists and its id (KEYS[2]) is free: one
-# round trip where reading the cluster and then a MULTI took two; -1 says no such cluster.
-_CREATE_IN_CLUSTER = """
+_COLLECTOR = redis.Redis()  # never sends a command: it gathers the ones a change queues
+
+# The two writes the API makes most, each as one script with its keys and values as they are: a
+# registration and an edit that leaves the organisation in its cluster. A generic change above
+# passes each command's words (some 40 for a registration), and packing each costs the client
+# more than the script costs Redis. Both queue the event's outbox entry (outbox.entry_fields, its
+# names and values in turn) with the state.
+# KEYS: cluster, organisation, all organisations, the cluster's organisations, token, outbox, then
+# the contact emails' keys. ARGV: record, creation ms, id, token's principal, token lifetime, then
+# the outbox entry.
+_CREATE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-""" + _APPLY.format(first=1)
-_COLLECTOR = redis.Redis()  # never sends a command: it gathers the ones a change queues
+redis.call('SET', KEYS[2], ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
+redis.call('SADD', KEYS[4], ARGV[3])
+redis.call('SET', KEYS[5], ARGV[4], 'EX', ARGV[5])
+for i = 7, #KEYS do redis.call('SADD', KEYS[i], ARGV[3]) end
+redis.call('XADD', KEYS[6], '*', unpack(ARGV, 6))
+return 1
+"""
+# Applied only if the record still holds what was read (ARGV[1]). KEYS: organisation, outbox, the
+# keys of the contact emails it no longer has (ARGV[4] of them), then of the ones it has now.
+# ARGV: record as read, new record, id, how many emails went, then the outbox entry.
+_PUT_IF_UNCHANGED = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+local gone = 2 + tonumber(ARGV[4])
+for i = 3, gone do redis.call('SREM', KEYS[i], ARGV[3]) end
+for i = gone + 1, #KEYS do redis.call('SADD', KEYS[i], ARGV[3]) end
+redis.call('XADD', KEYS[2], '*', unpack(ARGV, 5))
+return 1
+"""
+# A token's principal and lifetime, and an organisation's record: one script call, cheaper for the
+# client than a pipeline of three commands.
+_TOKEN_AND_RECORD = """
+return {redis.call('GET', KEYS[1]), redis.call('TTL', KEYS[1]), redis.call('GET', KEYS[2])}
+"""
+
+
+def _entry_words(envelope: events.Envelope, topic: str, key: str) -> list[str | bytes]:
+    return [word for pair in entry_fields(envelope, topic, key).items() for word in pair]
 
 
 def _queued(pipe: redis.client.Pipeline) -> list[Any]:
@@ -114,7 +149,9 @@ class RedisProfileStore:
         self.outbox = Outbox(client, P)
         self.org_token_ttl_s = org_token_ttl_s
         self._apply_if_unchanged = client.register_script(_APPLY_IF_UNCHANGED)
-        self._create_in_cluster = client.register_script(_CREATE_IN_CLUSTER)
+        self._create = client.register_script(_CREATE)
+        self._put_if_unchanged = client.register_script(_PUT_IF_UNCHANGED)
+        self._token_and_record = client.register_script(_TOKEN_AND_RECORD)
 
     # ---- clusters and coordinators ----------------------------------------------------------
 
@@ -167,11 +204,7 @@ class RedisProfileStore:
     def principal_and_org(self, digest: str, org_id: str) -> tuple[dict[str, Any] | None, bytes | None]:
         """principal_for(digest), and the organisation's record as stored (for change_org's
         `stored`), read in one round trip."""
-        with self.r.pipeline(transaction=False) as pipe:
-            pipe.get(TOKEN + digest)
-            pipe.ttl(TOKEN + digest)
-            pipe.get(ORG + org_id)
-            raw, ttl, stored = pipe.execute()
+        raw, ttl, stored = self._token_and_record(keys=[TOKEN + digest, ORG + org_id])
         return self._principal(digest, raw, ttl), stored
 
     def _principal(self, digest: str, raw: bytes | None, ttl: int) -> dict[str, Any] | None:
@@ -239,17 +272,26 @@ class RedisProfileStore:
     ) -> None:
         """Profile, its credential, its indexes and its event: all or nothing, and only in a cluster
         that exists (MissingCluster)."""
-        key = ORG + org["id"]
-        with _COLLECTOR.pipeline(transaction=True) as pipe:
-            pipe.set(key, json.dumps(org, ensure_ascii=False))
-            pipe.zadd(ORGS, {org["id"]: org["created_ms"]})
-            pipe.sadd(CLUSTER + org["cluster_id"] + ":orgs", org["id"])
-            pipe.set(TOKEN + token_digest, json.dumps(principal), ex=self.org_token_ttl_s)
-            for email in _emails(org):
-                pipe.sadd(_email_key(email), org["id"])
-            self.outbox.add(pipe, envelope, self.topic, org["id"])
-            commands = _queued(pipe)
-        created = self._create_in_cluster(keys=[CLUSTER + org["cluster_id"], key], args=commands)
+        org_id, cluster = org["id"], CLUSTER + org["cluster_id"]
+        created = self._create(
+            keys=[
+                cluster,
+                ORG + org_id,
+                ORGS,
+                cluster + ":orgs",
+                TOKEN + token_digest,
+                self.outbox.stream,
+                *(_email_key(email) for email in _emails(org)),
+            ],
+            args=[
+                json.dumps(org, ensure_ascii=False),
+                org["created_ms"],
+                org_id,
+                json.dumps(principal),
+                self.org_token_ttl_s,
+                *_entry_words(envelope, self.topic, org_id),
+            ],
+        )
         if created == -1:
             raise MissingCluster(org["cluster_id"])
         if not created:  # an id collision: astronomically unlikely, never silent
@@ -271,12 +313,35 @@ class RedisProfileStore:
                 raise NotFound(org_id)
             old = json.loads(raw)
             new, envelope = change(old)
+            if new is not None and new["cluster_id"] == old["cluster_id"]:
+                if self._put(org_id, raw, old, new, envelope):
+                    return new
+                continue
             with _COLLECTOR.pipeline(transaction=True) as pipe:
                 self._queue_change(pipe, org_id, old, new, envelope)
                 commands = _queued(pipe)
             if self._apply_if_unchanged(keys=[key], args=[raw, *commands]):
                 return new
         raise Conflict(f"organisation {org_id} changed under us {CHANGE_ATTEMPTS} times")
+
+    def _put(
+        self, org_id: str, raw: bytes, old: dict[str, Any], new: dict[str, Any], envelope: events.Envelope
+    ) -> bool:
+        """An organisation changed within its cluster, stored with its event if it is still `raw`."""
+        before, after = _emails(old), _emails(new)
+        gone = [_email_key(email) for email in before - after]
+        return bool(
+            self._put_if_unchanged(
+                keys=[ORG + org_id, self.outbox.stream, *gone, *(_email_key(email) for email in after - before)],
+                args=[
+                    raw,
+                    json.dumps(new, ensure_ascii=False),
+                    org_id,
+                    len(gone),
+                    *_entry_words(envelope, self.topic, org_id),
+                ],
+            )
+        )
 
     def _queue_change(
         self,
