@@ -7,7 +7,7 @@ the pending pairs. The repository (adapters/redis_state.py) reads the snapshots 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -27,6 +27,13 @@ DECIDED_STATES = (APPROVED, REJECTED)
 ORGANISATION_DELETED = "organisation_deleted"
 NO_LONGER_MATCHING = "no_longer_matching"
 DISPLACED = "displaced_by_better_match"
+
+# The field of a pending pair's record naming the organisations whose lists held it when each was
+# last planned: a pair stays pending while one side's list holds it. Each side's list is planned by
+# the matcher of its partition, so each side's entry is written by the list's own planning, and a
+# plan of one list made on another matcher's older index cannot take out a pair the other's list
+# holds (issue 17: N matchers end with one matcher's suggestions).
+WANTED_BY = "wanted_by"
 
 
 class DecisionRefused(Exception):
@@ -49,6 +56,12 @@ class PairWrite:
     cluster_b: str
     score: float
     reasons: list[dict[str, Any]]
+    # Which of the pair's two organisations' lists the write's plan planned (`planned`), and of
+    # those, which hold the pair (`wanted_by`). The record keeps, for a pending pair, the sides whose
+    # lists held it when each was last planned (WANTED_BY): a write replaces the sides it planned
+    # and keeps the other's. A write that planned no list (empty `planned`) counts as wanted by both.
+    wanted_by: frozenset[str] = frozenset()
+    planned: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -60,6 +73,7 @@ class ProfileChange:
     profile: dict[str, Any] | None  # None: deleted
     upserts: list[PairWrite] = field(default_factory=list)
     withdrawals: list[tuple[str, str]] = field(default_factory=list)  # (pair id, reason)
+    unlisted: list[tuple[str, str]] = field(default_factory=list)  # see ListsPlan
     # Write only the pairs between organisations with a profile here; the others wait (awaiting).
     # Set by matchers sharing the work, whose index may be ahead of what is applied (table.py).
     known_partners_only: bool = False
@@ -74,6 +88,7 @@ class ProfilesChange:
     profiles: dict[str, tuple[int, dict[str, Any] | None]]  # org id -> (revision, profile or None)
     upserts: list[PairWrite] = field(default_factory=list)
     withdrawals: list[tuple[str, str]] = field(default_factory=list)  # (pair id, reason)
+    unlisted: list[tuple[str, str]] = field(default_factory=list)  # see ListsPlan
     known_partners_only: bool = False  # as ProfileChange's
 
     @classmethod
@@ -82,6 +97,7 @@ class ProfilesChange:
             {change.org_id: (change.revision, change.profile)},
             change.upserts,
             change.withdrawals,
+            change.unlisted,
             change.known_partners_only,
         )
 
@@ -121,16 +137,38 @@ def iso(ms: int) -> str:
 PAIR_FIELDS = ("pair_id", "org_a", "org_b", "cluster_a", "cluster_b")
 
 
+def wanted_by(pair: PairRecord) -> frozenset[str]:
+    """The sides whose lists held a pending pair when each was last planned: as recorded, or both
+    for a pair recorded before the sides were (planning both lists again settles it); none for a
+    pair not pending."""
+    if pair["state"] != PENDING:
+        return frozenset()
+    if WANTED_BY not in pair:
+        return frozenset((pair["org_a"], pair["org_b"]))
+    return frozenset(pair[WANTED_BY])
+
+
+def _sides_after(old: PairRecord | None, write: PairWrite) -> frozenset[str]:
+    if not write.planned:
+        return frozenset((write.org_a, write.org_b))
+    kept = wanted_by(old) - write.planned if old is not None else frozenset()
+    return kept | write.wanted_by
+
+
 def suggest(old: PairRecord | None, write: PairWrite, now: int) -> PairSaved | None:
     """The pair suggested, or suggested again with a new score or reasons; None when nothing changes
     (the same suggestion pending, or a decided pair: never suggested again). A pending pair keeps
     the decisions already given by the clusters it still has: any profile event can shift a pair's
-    score, and a coordinator's acknowledged approval must not silently vanish."""
+    score, and a coordinator's acknowledged approval must not silently vanish. Its sides whose lists
+    want it are the write's for the lists the write planned, and as they were for the other."""
     if old is not None and old["state"] not in (PENDING, WITHDRAWN):
         return None
     still_pending = old is not None and old["state"] == PENDING
+    sides = sorted(_sides_after(old, write))
     if still_pending and old is not None and _same_suggestion(old, write):
-        return None
+        if sorted(wanted_by(old)) == sides:
+            return None
+        return PairSaved("noted", {**old, WANTED_BY: sides})
     record: PairRecord = {
         "pair_id": write.pair_id,
         "org_a": write.org_a,
@@ -149,6 +187,7 @@ def suggest(old: PairRecord | None, write: PairWrite, now: int) -> PairSaved | N
         }
         if still_pending
         else {},
+        WANTED_BY: sides,
     }
     left = sorted({old["cluster_a"], old["cluster_b"]} - {write.cluster_a, write.cluster_b}) if old else []
     payload = {k: record[k] for k in (*PAIR_FIELDS, "score", "reasons")}
@@ -168,20 +207,48 @@ def withdraw(old: PairRecord | None, reason: str, now: int) -> PairSaved | None:
     """A pending pair withdrawn (why: `reason`); None for a pair that is not pending."""
     if old is None or old["state"] != PENDING:
         return None
-    record = {**old, "state": WITHDRAWN, "updated_ms": now, "withdrawn_reason": reason}
+    record = {**old, "state": WITHDRAWN, "updated_ms": now, "withdrawn_reason": reason, WANTED_BY: []}
     payload = {k: old[k] for k in PAIR_FIELDS}
     payload["reason"] = reason
     return PairSaved("withdrawn", record, PairEvent(events.MATCH_WITHDRAWN, old["pair_id"], payload))
 
 
+def unlist(old: PairRecord | None, sides: frozenset[str], now: int) -> PairSaved | None:
+    """A pending pair the lists of `sides` no longer hold: withdrawn once no side's list holds it,
+    else kept with the side that still does; None for a pair that is not pending."""
+    if old is None or old["state"] != PENDING:
+        return None
+    before = wanted_by(old)
+    left = before - sides
+    if not left:
+        return withdraw(old, NO_LONGER_MATCHING, now)
+    if left == before and WANTED_BY in old:
+        return None
+    return PairSaved("noted", {**old, WANTED_BY: sorted(left)})
+
+
 def pair_steps(
-    existing: Mapping[str, PairRecord], upserts: Iterable[PairWrite], withdrawals: Iterable[tuple[str, str]], now: int
+    existing: Mapping[str, PairRecord],
+    upserts: Iterable[PairWrite],
+    withdrawals: Iterable[tuple[str, str]],
+    now: int,
+    unlisted: Iterable[tuple[str, str]] = (),
 ) -> list[PairSaved]:
-    """What suggesting `upserts` and withdrawing `withdrawals` does to the pairs as they are
-    (`existing`, by id), withdrawals first; each step judged against the pair as it was read."""
+    """What suggesting `upserts`, withdrawing `withdrawals` and taking the pairs of `unlisted` out
+    of those sides' lists (see ListsPlan) does to the pairs as they are (`existing`, by id),
+    withdrawals first; each step judged against the pair as it was read."""
     steps = [withdraw(existing.get(pair_id), reason, now) for pair_id, reason in withdrawals]
     steps += [suggest(existing.get(w.pair_id), w, now) for w in upserts]
+    steps += [unlist(existing.get(pair_id), sides, now) for pair_id, sides in unlisted_sides(unlisted).items()]
     return [s for s in steps if s is not None]
+
+
+def unlisted_sides(unlisted: Iterable[tuple[str, str]]) -> dict[str, frozenset[str]]:
+    """For each pair of `unlisted`, the sides whose lists no longer hold it."""
+    sides: dict[str, set[str]] = {}
+    for pair_id, org in unlisted:
+        sides.setdefault(pair_id, set()).add(org)
+    return {pair_id: frozenset(orgs) for pair_id, orgs in sides.items()}
 
 
 def between_known(upserts: Iterable[PairWrite], unknown: set[str]) -> tuple[list[PairWrite], dict[str, set[str]]]:
@@ -334,10 +401,13 @@ class PlanSnapshot:
 
 @dataclass
 class ListsPlan:
-    """The pairs to suggest, and those to withdraw with why, after some lists changed."""
+    """The pairs to suggest, those to withdraw with why, and the pending pairs some planned lists no
+    longer hold (pair id, the organisation whose list let it go): each is withdrawn once neither
+    side's list holds it, which the write judges against the pair as it then is."""
 
     upserts: list[PairWrite]
     withdrawals: list[tuple[str, str]]
+    unlisted: list[tuple[str, str]] = field(default_factory=list)
 
 
 def wanted_pairs(
@@ -395,14 +465,14 @@ def snapshot_orgs(affected: set[str], gone: set[str], wanted: Iterable[PairWrite
     return affected | gone | {org for w in wanted for org in (w.org_a, w.org_b)}
 
 
-def partners_to_check(
+def unlisted_pending(
     affected: set[str], gone: set[str], wanted: Mapping[str, PairWrite], snapshot: PlanSnapshot
 ) -> set[str]:
-    """The partners whose own lists decide whether a pending pair of a changed list stays: a pair
-    no list wants any more is withdrawn once neither side's list holds the other."""
+    """The pending pairs of the planned lists that those lists no longer hold, between organisations
+    still here: whether each stays depends on its other side's list (see `wanted_by`)."""
     wanted_now = set(wanted) - snapshot.decided
     return {
-        other_of(pair_id, who)
+        pair_id
         for who in affected - gone
         for pair_id in snapshot.pending.get(who, {})
         if pair_id not in wanted_now and other_of(pair_id, who) not in gone
@@ -413,16 +483,24 @@ def plan_lists(
     wanted: Mapping[str, PairWrite],
     listed: Mapping[str, set[str]],
     snapshot: PlanSnapshot,
+    sides: Mapping[str, frozenset[str]],
     affected: set[str],
     gone: set[str],
     max_pending: int,
 ) -> ListsPlan:
     """The pairs to suggest and to withdraw (with why) for the lists of `affected` as they now are
     (they want `wanted`: see `wanted_pairs`), the organisations in `gone` deleted. `listed` holds
-    the partners in the list of each organisation of `affected` and of each one `partners_to_check`
-    names (none for one not indexed)."""
+    the partners in the list of each planned organisation (of `affected`, not gone); `sides` the
+    sides that want each pair `unlisted_pending` names, as stored (`wanted_by`). A pending pair a
+    planned list lets go stays while its other side's list holds it: this plan does not read the
+    other side's list, whose own planning (maybe another matcher's) says so."""
     wanted = {pair_id: w for pair_id, w in wanted.items() if pair_id not in snapshot.decided}
+    for w in wanted.values():
+        w.planned = frozenset(org for org in (w.org_a, w.org_b) if org in listed)
+        w.wanted_by = frozenset(org for org in w.planned if other_of(w.pair_id, org) in listed[org])
     withdrawals: dict[str, str] = {}
+    unlisted: list[tuple[str, str]] = []
+    leaving: set[str] = set()  # pending pairs the unlisting takes out, as far as the snapshot says
     for who in sorted(affected | gone):
         for pair_id in snapshot.pending.get(who, {}):
             if who in gone:
@@ -433,11 +511,14 @@ def plan_lists(
             other = other_of(pair_id, who)
             if other in gone:
                 withdrawals[pair_id] = ORGANISATION_DELETED
-            elif who not in listed.get(other, set()):
-                withdrawals[pair_id] = NO_LONGER_MATCHING
+                continue
+            unlisted.append((pair_id, who))
+            if not sides.get(pair_id, frozenset()) - {org for org in (who, other) if org in listed}:
+                leaving.add(pair_id)
 
-    upserts = cap_pending(wanted, snapshot.pending, withdrawals, max_pending)
-    return ListsPlan(upserts, sorted(withdrawals.items()))
+    upserts = cap_pending(wanted, snapshot.pending, withdrawals, max_pending, leaving)
+    unlisted = [(pair_id, who) for pair_id, who in unlisted if pair_id not in withdrawals]
+    return ListsPlan(upserts, sorted(withdrawals.items()), unlisted)
 
 
 def cap_pending(
@@ -445,9 +526,11 @@ def cap_pending(
     pending: Mapping[str, Mapping[str, float]],
     withdrawals: dict[str, str],
     max_pending: int,
+    leaving: Collection[str] = (),
 ) -> list[PairWrite]:
     """The wanted pairs to suggest so that no organisation has more than `max_pending` pending: the
-    best ones stay, and a weaker pending pair gives way (added to `withdrawals`)."""
+    best ones stay, and a weaker pending pair gives way (added to `withdrawals`). The pairs in
+    `leaving` are on their way out and hold no place."""
     chosen: dict[str, PairWrite] = {}
     load: dict[str, dict[str, float]] = {}
 
@@ -457,7 +540,7 @@ def cap_pending(
             load[org] = {
                 p: wanted[p].score if p in wanted else s
                 for p, s in pending.get(org, {}).items()
-                if p not in withdrawals
+                if p not in withdrawals and p not in leaving
             }
         return load[org]
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from partnermatch import events
 from services.matcher import domain
-from services.matcher.domain import Candidate, PairWrite, PlanSnapshot, ProfileChange, ProfilesChange
+from services.matcher.domain import Candidate, ListsPlan, PlanSnapshot, ProfileChange, ProfilesChange
 from services.matcher.feedback import ReasonVectors, dislikes_in, rerank
 
 if TYPE_CHECKING:
@@ -58,6 +58,8 @@ class MatcherRepository(Protocol):
 
     def snapshot(self, org_ids: Iterable[str], pair_ids: Iterable[str]) -> PlanSnapshot: ...
 
+    def wanted_by(self, pair_ids: Iterable[str]) -> dict[str, frozenset[str]]: ...
+
     def dislikes_of(self, org_ids: Iterable[str]) -> dict[str, list[str]]: ...
 
     def build_dislikes(self) -> None: ...
@@ -66,7 +68,7 @@ class MatcherRepository(Protocol):
 
     def apply_profiles(self, change: ProfilesChange) -> set[str]: ...
 
-    def apply_pairs(self, upserts: list[PairWrite], withdrawals: list[tuple[str, str]]) -> None: ...
+    def apply_pairs(self, plan: ListsPlan) -> None: ...
 
     def awaiting(self, org_ids: Iterable[str]) -> dict[str, set[str]]: ...
 
@@ -74,9 +76,7 @@ class MatcherRepository(Protocol):
 
     def lesson_applied(self, rejected_pair_id: str) -> bool: ...
 
-    def apply_lesson(
-        self, rejected_pair_id: str, upserts: list[PairWrite], withdrawals: list[tuple[str, str]]
-    ) -> bool: ...
+    def apply_lesson(self, rejected_pair_id: str, plan: ListsPlan) -> bool: ...
 
 
 def profile_from_payload(payload: Mapping[str, Any]) -> OrgProfile:
@@ -196,6 +196,7 @@ class LiveMatcher:
                 "deleted": change.profile is None,
                 "suggested": len(change.upserts),
                 "withdrawn": len(change.withdrawals),
+                "unlisted": len(change.unlisted),
                 "applied": applied,
             },
         )
@@ -211,8 +212,8 @@ class LiveMatcher:
             deleted = envelope.event_type == events.PROFILE_DELETED
             profiles[payload["org_id"]] = (int(payload["revision"]), None if deleted else dict(payload))
         gone = {org for org, (_, profile) in profiles.items() if profile is None}
-        upserts, withdrawals = self._pair_changes(affected - gone, gone)
-        return ProfilesChange(profiles, upserts, withdrawals)
+        plan = self._pair_changes(affected - gone, gone)
+        return ProfilesChange(profiles, plan.upserts, plan.withdrawals, plan.unlisted)
 
     def apply_profiles(self, change: ProfilesChange) -> set[str]:
         """Write the change durably, in one transaction: the organisations whose events were applied
@@ -228,6 +229,7 @@ class LiveMatcher:
                     "run": len(change.profiles),  # the pairs below are the whole run's
                     "suggested": len(change.upserts),
                     "withdrawn": len(change.withdrawals),
+                    "unlisted": len(change.unlisted),
                     "applied": org_id in applied,
                 },
             )
@@ -248,23 +250,24 @@ class LiveMatcher:
         pending = self.state.snapshot(sorted(present), ()).pending
         affected = present | {domain.other_of(pid, org) for org in present for pid in pending.get(org, {})}
         affected = {org for org in affected if org in self.clusters}
-        upserts, withdrawals = self._pair_changes(affected, set())
-        applied = self.state.apply_lesson(pair_id, upserts, withdrawals)
+        plan = self._pair_changes(affected, set())
+        applied = self.state.apply_lesson(pair_id, plan)
         logger.info(
             "rejection applied to the lists",
             extra={
                 "pair_id": pair_id,
                 "orgs": ",".join(sorted(present)),
-                "suggested": len(upserts),
-                "withdrawn": len(withdrawals),
+                "suggested": len(plan.upserts),
+                "withdrawn": len(plan.withdrawals),
+                "unlisted": len(plan.unlisted),
                 "applied": applied,
             },
         )
         return applied
 
-    def plan_lists(self, orgs: set[str]) -> tuple[list[PairWrite], list[tuple[str, str]]]:
-        """The pairs to suggest and to withdraw when the lists of these organisations (those in the
-        index) are planned again as the index now holds them."""
+    def plan_lists(self, orgs: set[str]) -> ListsPlan:
+        """The pairs to suggest, to withdraw and to take out of these organisations' lists (those in
+        the index) when their lists are planned again as the index now holds them."""
         return self._pair_changes({org for org in orgs if org in self.clusters}, set())
 
     def _indexed(self, org_id: str) -> bool:
@@ -277,23 +280,26 @@ class LiveMatcher:
     def _plan(
         self, org_id: str, revision: int, profile: dict[str, Any] | None, affected: set[str], gone: set[str]
     ) -> ProfileChange:
-        upserts, withdrawals = self._pair_changes(affected, gone)
-        return ProfileChange(org_id, revision, profile, upserts=upserts, withdrawals=withdrawals)
+        plan = self._pair_changes(affected, gone)
+        return ProfileChange(
+            org_id, revision, profile, upserts=plan.upserts, withdrawals=plan.withdrawals, unlisted=plan.unlisted
+        )
 
-    def _pair_changes(self, affected: set[str], gone: set[str]) -> tuple[list[PairWrite], list[tuple[str, str]]]:
-        """The pairs to suggest and to withdraw (with why) for the lists of `affected` as they now
-        are, the organisations in `gone` deleted: the engine's lists, then one snapshot of the pairs
-        they touch, then the lists of the partners that decide whether a pending pair stays; the
-        rules are the domain's."""
+    def _pair_changes(self, affected: set[str], gone: set[str]) -> ListsPlan:
+        """The pairs to suggest, to withdraw (with why) and to take out of the lists of `affected` as
+        they now are, the organisations in `gone` deleted: the engine's lists, then one snapshot of
+        the pairs they touch, then, for the pending pairs those lists let go, which sides' lists
+        held them when last planned (one more read, only when there are some); the rules are the
+        domain's. No partner's list is read: its own planning says whether it holds a pair."""
         lists = self._lists(sorted(affected - gone))
         wanted = domain.wanted_pairs(lists, self.clusters, with_reasons=False)
         snapshot = self.state.snapshot(sorted(domain.snapshot_orgs(affected, gone, wanted.values())), list(wanted))
-        partners = domain.partners_to_check(affected, gone, wanted, snapshot) - lists.keys()
+        let_go = domain.unlisted_pending(affected, gone, wanted, snapshot)
+        sides = self.state.wanted_by(sorted(let_go)) if let_go else {}
         listed = {org: {c.id for c in candidates} for org, candidates in lists.items()}
-        listed |= self._partner_ids(sorted(partners))
-        plan = domain.plan_lists(wanted, listed, snapshot, affected, gone, self.max_pending)
+        plan = domain.plan_lists(wanted, listed, snapshot, sides, affected, gone, self.max_pending)
         domain.add_reasons(plan.upserts, lists)
-        return plan.upserts, plan.withdrawals
+        return plan
 
     def _lists(self, orgs: Sequence[str]) -> dict[str, list[Candidate]]:
         """Each organisation's best partners with their reasons (see `_suggested`); one not in the
@@ -303,23 +309,11 @@ class LiveMatcher:
             for org, found in self._suggested(orgs).items()
         }
 
-    def _partner_ids(self, orgs: Sequence[str]) -> dict[str, set[str]]:
-        """Who is in each organisation's list, as `_lists` would have it (none for one not in the
-        index): all a plan asks of a partner's list, so its reasons are not copied."""
-        return {org: {s.id for s in found} for org, found in self._suggested(orgs, unknown_ok=True).items()}
-
-    def _suggested(self, orgs: Sequence[str], unknown_ok: bool = False) -> dict[str, list[Suggestion]]:
+    def _suggested(self, orgs: Sequence[str]) -> dict[str, list[Suggestion]]:
         """Each organisation's best partners scoring at least min_score; where rejections bear on a
         list (its owner's, or its candidates'), chosen from a wider list of the engine's with their
-        scores lowered. One not in the index raises KeyError, or has none when `unknown_ok`."""
-        listed: dict[str, list[Suggestion]] = {}
-        for org in orgs:
-            try:
-                listed[org] = self.engine.top(org, self.top_k)
-            except KeyError:
-                if not unknown_ok:
-                    raise
-                listed[org] = []
+        scores lowered. One not in the index raises KeyError."""
+        listed = {org: self.engine.top(org, self.top_k) for org in orgs}
         if self.feedback_strength > 0:
             listed |= self._lowered(listed)
         return {org: [s for s in found if s.score >= self.min_score] for org, found in listed.items()}

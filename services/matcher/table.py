@@ -18,7 +18,10 @@ one matcher's with those weights would; a pair whose plan is unchanged is not wr
 taken over after a refresh have their lists planned again too, as their former owner may have
 stopped before. Until its list is planned again, a pending suggestion keeps the score and reasons
 it was written with; while two matchers' weights differ, the last to plan a list wins, and the pass
-after the last refresh settles it.
+after the last refresh settles it. A pending pair stays while either side's list held it when last
+planned (the pair's record keeps which: domain.WANTED_BY), so one matcher's plan of one list, made
+with older weights after the other matcher's last pass planned the other list, cannot take out a
+pair that other list holds: each side is settled by its own list's last plan.
 
 A gap left open: two matchers planning one organisation's list at the same moment, each with an
 index that lacks the other's newest event, can leave that list as neither index now has it, until
@@ -267,8 +270,8 @@ class SharedIndex:
             with self.lock:
                 # written under the lock too: no event of this matcher plans this list meanwhile
                 # and writes it before this older plan lands
-                upserts, withdrawals = self.live.plan_lists({org_id})
-                self.live.state.apply_pairs(upserts, withdrawals)
+                plan = self.live.plan_lists({org_id})
+                self.live.state.apply_pairs(plan)
             planned += 1
             if self._events_flowing():
                 rest = REPLAN_REST * (time.monotonic() - began)
@@ -276,7 +279,7 @@ class SharedIndex:
                     stop.wait(rest)
                 else:
                     time.sleep(rest)
-            suggested, withdrawn = suggested + len(upserts), withdrawn + len(withdrawals)
+            suggested, withdrawn = suggested + len(plan.upserts), withdrawn + len(plan.withdrawals)
         logger.info(
             "lists planned again with the new weights",
             extra={
@@ -373,8 +376,8 @@ class SharedIndex:
         if not waiting:
             return
         with self.lock:
-            upserts, withdrawals = self.live.plan_lists(set().union(*waiting.values()))
-        self.live.state.apply_pairs(upserts, withdrawals)
+            plan = self.live.plan_lists(set().union(*waiting.values()))
+        self.live.state.apply_pairs(plan)
         for org_id, orgs in waiting.items():
             self.live.state.forget_awaiting(org_id, orgs)
         logger.info(
@@ -382,8 +385,8 @@ class SharedIndex:
             extra={
                 "org_ids": ",".join(sorted(waiting)),
                 "orgs": len(set().union(*waiting.values())),
-                "suggested": len(upserts),
-                "withdrawn": len(withdrawals),
+                "suggested": len(plan.upserts),
+                "withdrawn": len(plan.withdrawals),
             },
         )
 

@@ -32,6 +32,7 @@ from services.matcher.adapters.page_sessions import PAGE_SESSION
 from services.matcher.domain import (
     Ballot,
     DecisionRefused,
+    ListsPlan,
     PairRecord,
     PairSaved,
     PairWrite,
@@ -107,11 +108,26 @@ end
 return found
 """
 # What callers import from here: the domain's values they write and the refusal they catch too.
-__all__ = ["DecisionRefused", "HeldPair", "PairWrite", "ProfileChange", "ProfilesChange", "RedisMatcherState"]
+__all__ = [
+    "DecisionRefused",
+    "HeldPair",
+    "ListsPlan",
+    "PairWrite",
+    "ProfileChange",
+    "ProfilesChange",
+    "RedisMatcherState",
+]
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _pair_ids(
+    upserts: Iterable[PairWrite], withdrawals: Iterable[tuple[str, str]], unlisted: Iterable[tuple[str, str]]
+) -> list[str]:
+    """The pairs a write touches, each once, in order: they are read and watched."""
+    return list(dict.fromkeys([*(w.pair_id for w in upserts), *(p for p, _ in withdrawals), *(p for p, _ in unlisted)]))
 
 
 class HeldPair:
@@ -219,6 +235,11 @@ class RedisMatcherState:
         flags = replies[len(orgs)]
         return PlanSnapshot(pending, frozenset(i for i, flag in zip(ids, flags, strict=True) if flag))
 
+    def wanted_by(self, pair_ids: Iterable[str]) -> dict[str, frozenset[str]]:
+        """For each of these pairs that is stored, the sides whose lists held it when last planned
+        (domain.wanted_by; none for a pair not pending): one round trip."""
+        return {pair["pair_id"]: domain.wanted_by(pair) for pair in self.get_pairs(pair_ids)}
+
     def pending_of_org(self, org_id: str) -> dict[str, float]:
         return {m.decode(): s for m, s in self.r.zrange(PENDING_BY_ORG + org_id, 0, -1, withscores=True)}
 
@@ -262,7 +283,7 @@ class RedisMatcherState:
         the pairs if any was new; the organisations applied now (none: each had this revision or a
         later one applied before, and nothing is written)."""
         applied: set[str] = set()
-        pair_ids = [w.pair_id for w in change.upserts] + [pid for pid, _ in change.withdrawals]
+        pair_ids = _pair_ids(change.upserts, change.withdrawals, change.unlisted)
         upserts_known = change.upserts if change.known_partners_only else []
         orgs = sorted(change.profiles)
         present = {org for org in orgs if change.profiles[org][1] is not None}
@@ -288,7 +309,7 @@ class RedisMatcherState:
                 else:
                     pipe.set(PROFILE + org, json.dumps(profile, ensure_ascii=False))
                     pipe.sadd(PROFILES, org)
-            self._save_known_pairs(pipe, existing, change.upserts, change.withdrawals, unknown, now)
+            self._save_known_pairs(pipe, existing, change.upserts, change.withdrawals, change.unlisted, unknown, now)
             applied.update(fresh)
 
         # a coordinator's decision on one of the pairs in the meantime restarts this, as does
@@ -296,18 +317,17 @@ class RedisMatcherState:
         self.r.transaction(txn, REVISIONS, *[PAIR + i for i in pair_ids])
         return applied
 
-    def apply_pairs(self, upserts: list[PairWrite], withdrawals: list[tuple[str, str]]) -> None:
-        """Suggest and withdraw pairs outside a profile event (the lists that waited for a partner,
-        planned again), atomically; a decided pair stays as it is, and a pair with an organisation
-        still unknown waits again."""
-        pair_ids = [w.pair_id for w in upserts] + [pid for pid, _ in withdrawals]
+    def apply_pairs(self, plan: ListsPlan) -> None:
+        """Write a plan of lists made outside a profile event (lists planned again), atomically; a
+        decided pair stays as it is, and a pair with an organisation still unknown waits again."""
+        pair_ids = _pair_ids(plan.upserts, plan.withdrawals, plan.unlisted)
         if not pair_ids:
             return
 
         def txn(pipe: redis.client.Pipeline) -> None:
-            _, existing, unknown = self._read_watched(pipe, [], pair_ids, upserts)
+            _, existing, unknown = self._read_watched(pipe, [], pair_ids, plan.upserts)
             pipe.multi()
-            self._save_known_pairs(pipe, existing, upserts, withdrawals, unknown, _now_ms())
+            self._save_known_pairs(pipe, existing, plan.upserts, plan.withdrawals, plan.unlisted, unknown, _now_ms())
 
         self.r.transaction(txn, REVISIONS, *[PAIR + i for i in pair_ids])
 
@@ -352,6 +372,7 @@ class RedisMatcherState:
         existing: dict[str, PairRecord],
         upserts: list[PairWrite],
         withdrawals: list[tuple[str, str]],
+        unlisted: list[tuple[str, str]],
         unknown: set[str],
         now: int,
     ) -> None:
@@ -360,16 +381,16 @@ class RedisMatcherState:
         known, awaiting = domain.between_known(upserts, unknown)
         for org, wanting in awaiting.items():
             pipe.sadd(AWAITING + org, *wanting)
-        for step in domain.pair_steps(existing, known, withdrawals, now):
+        for step in domain.pair_steps(existing, known, withdrawals, now, unlisted):
             self.save(pipe, step)
 
     def lesson_applied(self, rejected_pair_id: str) -> bool:
         return bool(self.r.sismember(LESSONS, rejected_pair_id))
 
-    def apply_lesson(self, rejected_pair_id: str, upserts: list[PairWrite], withdrawals: list[tuple[str, str]]) -> bool:
+    def apply_lesson(self, rejected_pair_id: str, plan: ListsPlan) -> bool:
         """The lists planned again after a rejection, applied once and atomically: False (nothing
         written) when this rejection's were already. A pair decided in the meantime stays as it is."""
-        pair_ids = [w.pair_id for w in upserts] + [pid for pid, _ in withdrawals]
+        pair_ids = _pair_ids(plan.upserts, plan.withdrawals, plan.unlisted)
         applied: dict[str, bool] = {}
 
         def txn(pipe: redis.client.Pipeline) -> None:
@@ -379,7 +400,7 @@ class RedisMatcherState:
             existing = self._read_pairs(pipe, pair_ids)
             pipe.multi()
             pipe.sadd(LESSONS, rejected_pair_id)
-            for step in domain.pair_steps(existing, upserts, withdrawals, _now_ms()):
+            for step in domain.pair_steps(existing, plan.upserts, plan.withdrawals, _now_ms(), plan.unlisted):
                 self.save(pipe, step)
             applied["done"] = True
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from services.matcher.adapters.redis_state import DISLIKES, DISLIKES_BUILT, PairWrite, ProfileChange
+from services.matcher.domain import ListsPlan
 
 pytestmark = pytest.mark.integration
 
@@ -46,10 +47,12 @@ def test_the_lists_planned_after_a_rejection_are_applied_once(matcher_state):
     lowered = _suggest(matcher_state, "a1", "b2", revision=2)
     matcher_state.decide(rejected, "c-a", "anna", "reject", "not_relevant")
     fresh = PairWrite("a1~b3", "a1", "b3", "c-a", "c-b", 0.4, [])
-    assert matcher_state.apply_lesson(rejected, [fresh], [(lowered, "no_longer_matching")])
+    assert matcher_state.apply_lesson(rejected, ListsPlan([fresh], [(lowered, "no_longer_matching")]))
     assert matcher_state.get_pair(lowered)["state"] == "withdrawn"
     assert matcher_state.pending_of_org("a1") == {"a1~b3": 0.4}
     size = matcher_state.outbox.size()
     assert matcher_state.lesson_applied(rejected)
-    assert not matcher_state.apply_lesson(rejected, [PairWrite("a1~b4", "a1", "b4", "c-a", "c-b", 0.3, [])], [])
+    assert not matcher_state.apply_lesson(
+        rejected, ListsPlan([PairWrite("a1~b4", "a1", "b4", "c-a", "c-b", 0.3, [])], [])
+    )
     assert matcher_state.outbox.size() == size and matcher_state.get_pair("a1~b4") is None

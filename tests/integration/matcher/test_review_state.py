@@ -10,6 +10,7 @@ import pytest
 from partnermatch import events
 from services.matcher.adapters.redis_state import (
     DecisionRefused,
+    ListsPlan,
     PairWrite,
     ProfileChange,
     ProfilesChange,
@@ -161,6 +162,28 @@ def test_withdrawing_a_pending_pair_publishes_match_withdrawn(state):
     assert state.get_pair("org_a~org_b")["state"] == "withdrawn"
     assert _outbox_events(state)[-1].event_type == events.MATCH_WITHDRAWN
     assert state.get_profile("org_a") is None
+
+
+def test_a_pending_pair_stays_while_one_sides_list_holds_it_and_goes_with_the_last(state):
+    both = _pair()
+    both.planned = both.wanted_by = frozenset({"org_a", "org_b"})
+    state.apply(ProfileChange("org_a", 1, {"org_id": "org_a", "revision": 1}, upserts=[both]))
+    state.apply(ProfileChange("org_b", 1, {"org_id": "org_b", "revision": 1}))
+    assert state.wanted_by(["org_a~org_b", "org_x~org_y"]) == {"org_a~org_b": frozenset({"org_a", "org_b"})}
+    count = len(_outbox_events(state))
+
+    state.apply_pairs(ListsPlan([], [], [("org_a~org_b", "org_a")]))  # a's list let it go; b's holds it
+    assert state.get_pair("org_a~org_b")["state"] == "pending"
+    assert state.wanted_by(["org_a~org_b"]) == {"org_a~org_b": frozenset({"org_b"})}
+    assert len(_outbox_events(state)) == count, "kept quietly: no event"
+    state.apply_pairs(ListsPlan([], [], [("org_a~org_b", "org_a")]))  # a replay changes nothing
+    assert state.get_pair("org_a~org_b")["wanted_by"] == ["org_b"]
+
+    state.apply_pairs(ListsPlan([], [], [("org_a~org_b", "org_b")]))
+    assert state.get_pair("org_a~org_b")["state"] == "withdrawn"
+    assert state.get_pair("org_a~org_b")["withdrawn_reason"] == "no_longer_matching"
+    assert state.pending_of_org("org_a") == {} and state.pending_ids_of_cluster("pl-silesia-ict") == []
+    assert _outbox_events(state)[-1].event_type == events.MATCH_WITHDRAWN
 
 
 def test_every_decision_is_queued_again_for_a_broker_that_lost_its_topics(state):

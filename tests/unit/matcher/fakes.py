@@ -11,10 +11,10 @@ from typing import Any
 
 from services.matcher import domain
 from services.matcher.domain import (
+    ListsPlan,
     PairEvent,
     PairRecord,
     PairSaved,
-    PairWrite,
     PlanSnapshot,
     ProfileChange,
     ProfilesChange,
@@ -84,6 +84,10 @@ class FakeMatcherRepository:
         decided = frozenset(p for p in pair_ids if self.pairs.get(p, {}).get("state") in domain.DECIDED_STATES)
         return PlanSnapshot(pending, decided)
 
+    def wanted_by(self, pair_ids: Iterable[str]) -> dict[str, frozenset[str]]:
+        self.reads.append("wanted_by")
+        return {p: domain.wanted_by(self.pairs[p]) for p in pair_ids if p in self.pairs}
+
     def pending_of_org(self, org_id: str) -> dict[str, float]:
         mine = [p for p in self.pairs.values() if p["state"] == domain.PENDING and org_id in (p["org_a"], p["org_b"])]
         return {p["pair_id"]: p["score"] for p in sorted(mine, key=lambda p: (p["score"], p["pair_id"]))}
@@ -108,11 +112,11 @@ class FakeMatcherRepository:
             else:
                 self.profiles[org] = profile
         if fresh:
-            self.apply_pairs(change.upserts, change.withdrawals)
+            self.apply_pairs(ListsPlan(change.upserts, change.withdrawals, change.unlisted))
         return fresh
 
-    def apply_pairs(self, upserts: list[PairWrite], withdrawals: list[tuple[str, str]]) -> None:
-        for step in domain.pair_steps(self.pairs, upserts, withdrawals, self.now):
+    def apply_pairs(self, plan: ListsPlan) -> None:
+        for step in domain.pair_steps(self.pairs, plan.upserts, plan.withdrawals, self.now, plan.unlisted):
             self.save(step)
 
     def awaiting(self, org_ids: Iterable[str]) -> dict[str, set[str]]:
@@ -124,11 +128,11 @@ class FakeMatcherRepository:
     def lesson_applied(self, rejected_pair_id: str) -> bool:
         return rejected_pair_id in self.lessons
 
-    def apply_lesson(self, rejected_pair_id: str, upserts: list[PairWrite], withdrawals: list[tuple[str, str]]) -> bool:
+    def apply_lesson(self, rejected_pair_id: str, plan: ListsPlan) -> bool:
         if rejected_pair_id in self.lessons:
             return False
         self.lessons.add(rejected_pair_id)
-        self.apply_pairs(upserts, withdrawals)
+        self.apply_pairs(plan)
         return True
 
     # ---- the review's ---------------------------------------------------------------------------

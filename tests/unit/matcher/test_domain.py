@@ -176,13 +176,17 @@ def test_an_approval_is_taken_back_only_while_the_other_cluster_has_not_decided(
 CLUSTERS = {"a": "c-1", "b": "c-2", "c": "c-2", "d": "c-3", "e": "c-3"}
 
 
-def _plan(lists, pending=None, decided=(), listed=None, affected=None, gone=frozenset(), max_pending=8):
+def _plan(lists, pending=None, decided=(), sides=None, affected=None, gone=frozenset(), max_pending=8):
+    """`sides`: for pending pairs the planned lists let go, which sides' lists held them when last
+    planned, as stored (default: only the planned side's)."""
     candidates = {who: [Candidate(p, s) for p, s in found] for who, found in lists.items()}
     wanted = domain.wanted_pairs(candidates, CLUSTERS)
     snapshot = PlanSnapshot(pending or {}, frozenset(decided))
-    heard = {who: {c.id for c in found} for who, found in candidates.items()} | (listed or {})
+    listed = {who: {c.id for c in found} for who, found in candidates.items()}
     affected = set(lists) if affected is None else affected
-    return domain.plan_lists(wanted, heard, snapshot, affected, set(gone), max_pending)
+    let_go = domain.unlisted_pending(affected, set(gone), wanted, snapshot)
+    stored = {pair_id: frozenset(pair_id.split("~")) & set(lists) for pair_id in let_go} | (sides or {})
+    return domain.plan_lists(wanted, listed, snapshot, stored, affected, set(gone), max_pending)
 
 
 def test_a_pair_in_two_lists_is_stored_once_with_org_a_first_and_its_best_score():
@@ -200,18 +204,91 @@ def test_decided_pairs_are_not_suggested_again():
 
 def test_no_organisation_gets_more_pending_pairs_than_the_limit_and_the_weakest_gives_way():
     pending = {"a": {"a~d": 0.2, "a~e": 0.6}}
-    plan = _plan({"a": [("b", 0.5), ("c", 0.4)]}, pending=pending, listed={"d": {"a"}, "e": {"a"}}, max_pending=2)
+    still_wanted = {"a~d": frozenset({"d"}), "a~e": frozenset({"a", "e"})}  # by d's and e's lists
+    plan = _plan({"a": [("b", 0.5), ("c", 0.4)]}, pending=pending, sides=still_wanted, max_pending=2)
     assert [w.pair_id for w in plan.upserts] == ["a~b"]
     assert plan.withdrawals == [("a~d", domain.DISPLACED)]
+    assert plan.unlisted == [("a~e", "a")], "a's list let a~e go; e's still holds it"
 
 
-def test_a_pending_pair_neither_list_holds_is_withdrawn_and_one_the_partner_still_lists_stays():
+def test_a_pair_on_its_way_out_holds_no_place_under_the_limit():
+    pending = {"a": {"a~d": 0.6, "a~e": 0.7}}
+    plan = _plan({"a": [("b", 0.5), ("c", 0.4)]}, pending=pending, max_pending=2)  # a's alone wanted both
+    assert [w.pair_id for w in plan.upserts] == ["a~b", "a~c"]
+    assert plan.withdrawals == []
+    assert plan.unlisted == [("a~d", "a"), ("a~e", "a")]
+
+
+def test_a_pending_pair_neither_list_holds_is_withdrawn_and_one_the_partners_list_holds_stays():
     pending = {"a": {"a~d": 0.3, "a~e": 0.3}}
-    plan = _plan({"a": [("b", 0.5)]}, pending=pending, listed={"d": {"a"}, "e": set()})
-    assert plan.withdrawals == [("a~e", domain.NO_LONGER_MATCHING)]
-    snapshot = PlanSnapshot(pending, frozenset())
     wanted = domain.wanted_pairs({"a": [Candidate("b", 0.5)]}, CLUSTERS)
-    assert domain.partners_to_check({"a"}, set(), wanted, snapshot) == {"d", "e"}
+    assert domain.unlisted_pending({"a"}, set(), wanted, PlanSnapshot(pending, frozenset())) == {"a~d", "a~e"}
+    plan = _plan({"a": [("b", 0.5)]}, pending=pending, sides={"a~d": frozenset({"a", "d"}), "a~e": frozenset({"a"})})
+    assert plan.withdrawals == []
+    assert plan.unlisted == [("a~d", "a"), ("a~e", "a")]
+
+    stored = {
+        "a~d": {**_pending(0.3, org_a="a", org_b="d"), "wanted_by": ["a", "d"]},
+        "a~e": {**_pending(0.3, org_a="a", org_b="e"), "wanted_by": ["a"]},
+    }
+    steps = {s.record["pair_id"]: s for s in domain.pair_steps(stored, [], [], 500, plan.unlisted)}
+    assert steps["a~e"].step == "withdrawn" and steps["a~e"].record["withdrawn_reason"] == domain.NO_LONGER_MATCHING
+    assert steps["a~d"].step == "noted" and steps["a~d"].event is None, "d's list holds it: it stays, quietly"
+    assert steps["a~d"].record["wanted_by"] == ["d"] and steps["a~d"].record["state"] == domain.PENDING
+
+
+def test_a_pair_one_sides_list_holds_survives_the_other_side_planned_on_an_older_index():
+    """Two matchers: a's list (planned by one) holds a~b; b's list, planned by the other with weights
+    not yet learnt again, lets it go, before and after a's planning. The pair stays pending, and
+    goes only when a's own planning lets it go too."""
+    pairs: dict[str, dict] = {}
+
+    def planned(who: str, holds: bool) -> None:
+        other = "b" if who == "a" else "a"
+        pending = {who: {p: r["score"] for p, r in pairs.items() if r["state"] == domain.PENDING}}
+        stored = {p: domain.wanted_by(r) for p, r in pairs.items()}
+        lists = {who: [Candidate(other, 0.4)] if holds else []}
+        candidates = {w: [Candidate(c.id, c.score) for c in found] for w, found in lists.items()}
+        wanted = domain.wanted_pairs(candidates, CLUSTERS)
+        listed = {w: {c.id for c in found} for w, found in candidates.items()}
+        plan = domain.plan_lists(wanted, listed, PlanSnapshot(pending, frozenset()), stored, {who}, set(), 8)
+        for step in domain.pair_steps(pairs, plan.upserts, plan.withdrawals, 100, plan.unlisted):
+            pairs[step.record["pair_id"]] = step.record
+
+    planned("a", holds=True)
+    planned("b", holds=False)  # the older index's plan of b's list, after a's
+    assert pairs["a~b"]["state"] == domain.PENDING and pairs["a~b"]["wanted_by"] == ["a"]
+    planned("b", holds=True)
+    planned("a", holds=False)
+    assert pairs["a~b"]["state"] == domain.PENDING and pairs["a~b"]["wanted_by"] == ["b"]
+    planned("b", holds=False)
+    assert pairs["a~b"]["state"] == domain.WITHDRAWN
+    assert pairs["a~b"]["withdrawn_reason"] == domain.NO_LONGER_MATCHING
+
+
+def test_a_pending_pair_recorded_before_its_sides_were_counts_as_held_by_both():
+    legacy = {k: v for k, v in _pending(org_a="a", org_b="b").items() if k != "wanted_by"}
+    assert domain.wanted_by(legacy) == {"a", "b"}
+    [kept] = domain.pair_steps({"a~b": legacy}, [], [], 200, [("a~b", "a")])
+    assert kept.step == "noted" and kept.record["wanted_by"] == ["b"]
+    [gone] = domain.pair_steps({"a~b": kept.record}, [], [], 300, [("a~b", "b")])
+    assert gone.step == "withdrawn"
+    assert domain.wanted_by(gone.record) == frozenset(), "a withdrawn pair is held by no list"
+
+
+def test_a_suggestion_again_replaces_the_sides_it_planned_and_keeps_the_others():
+    pending = {**_pending(org_a="a", org_b="b"), "wanted_by": ["b"]}
+    again = PairWrite("a~b", "a", "b", "c-pl", "c-rs", 0.5, [REASON], frozenset({"a"}), frozenset({"a"}))
+    saved = domain.suggest(pending, again, now=200)
+    assert saved is not None and saved.step == "noted" and saved.event is None, "same suggestion: no event"
+    assert saved.record["wanted_by"] == ["a", "b"]
+    rescored = PairWrite("a~b", "a", "b", "c-pl", "c-rs", 0.6, [REASON], frozenset({"b"}), frozenset({"a", "b"}))
+    saved = domain.suggest(saved.record, rescored, now=300)
+    assert saved is not None and saved.step == "suggested" and saved.record["wanted_by"] == ["b"]
+    withdrawn = domain.withdraw(saved.record, domain.DISPLACED, now=400)
+    assert withdrawn is not None
+    back = domain.suggest(withdrawn.record, again, now=500)
+    assert back is not None and back.record["wanted_by"] == ["a"], "suggested again: only the lists that hold it now"
 
 
 def test_a_deleted_organisations_pending_pairs_are_all_withdrawn():

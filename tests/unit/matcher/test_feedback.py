@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import pytest
 
 from partnermatch import events
+from services.matcher import domain
 from services.matcher.domain import PlanSnapshot
 from services.matcher.engine import MatchEngine, load_lexicon
 from services.matcher.feedback import dislikes_in, rerank
@@ -63,44 +64,30 @@ class FakeState:
     def dislikes_of(self, org_ids):
         return {o: sorted(self.dislikes[o]) for o in org_ids if self.dislikes.get(o)}
 
+    def wanted_by(self, pair_ids):
+        return {p: domain.wanted_by(self.pairs[p]) for p in pair_ids if p in self.pairs}
+
     def apply(self, change):
         if self.revisions.get(change.org_id, 0) >= change.revision:
             return False
         self.revisions[change.org_id] = change.revision
-        self._write(change.upserts, change.withdrawals)
+        self._write(change.upserts, change.withdrawals, change.unlisted)
         return True
 
     def lesson_applied(self, pair_id):
         return pair_id in self.lessons
 
-    def apply_lesson(self, pair_id, upserts, withdrawals):
+    def apply_lesson(self, pair_id, plan):
         if pair_id in self.lessons:
             return False
         self.lessons.add(pair_id)
-        self._write(upserts, withdrawals)
+        self._write(plan.upserts, plan.withdrawals, plan.unlisted)
         return True
 
-    def _write(self, upserts, withdrawals):
-        for pair_id, reason in withdrawals:
-            if self.pairs.get(pair_id, {}).get("state") == "pending":
-                self.pairs[pair_id] = {**self.pairs[pair_id], "state": "withdrawn", "withdrawn_reason": reason}
-                self.writes += 1
-        for w in upserts:
-            old = self.pairs.get(w.pair_id)
-            if old is not None and old["state"] in ("approved", "rejected"):
-                continue
-            record = {
-                "pair_id": w.pair_id,
-                "org_a": w.org_a,
-                "org_b": w.org_b,
-                "cluster_a": w.cluster_a,
-                "cluster_b": w.cluster_b,
-                "score": round(w.score, 6),
-                "state": "pending",
-            }
-            if old != record:
-                self.pairs[w.pair_id] = record
-                self.writes += 1
+    def _write(self, upserts, withdrawals, unlisted):
+        for step in domain.pair_steps(self.pairs, upserts, withdrawals, 1_000, unlisted):
+            self.pairs[step.record["pair_id"]] = step.record
+            self.writes += 1
 
     def reject(self, pair_id, cluster_id, reason_code):
         """A coordinator's rejection, as RedisMatcherState.decide records it; returns its event."""

@@ -11,6 +11,7 @@ import pytest
 from partnermatch import events
 from partnermatch.messaging import Record
 from services.matcher.adapters.redis_state import ProfileChange, ProfilesChange
+from services.matcher.domain import ListsPlan
 from services.matcher.table import SharedIndex, TableBehind
 
 
@@ -18,7 +19,7 @@ class FakeState:
     def __init__(self) -> None:
         self.revisions: dict[str, int] = {}
         self.waiting: dict[str, set[str]] = {}
-        self.pair_writes: list[tuple[list, list]] = []
+        self.pair_writes: list[ListsPlan] = []
 
     def applied_revision(self, org_id: str) -> int:
         return self.revisions.get(org_id, 0)
@@ -33,8 +34,8 @@ class FakeState:
     def forget_awaiting(self, org_id: str, orgs) -> None:
         self.waiting.get(org_id, set()).difference_update(orgs)
 
-    def apply_pairs(self, upserts, withdrawals) -> None:
-        self.pair_writes.append((upserts, withdrawals))
+    def apply_pairs(self, plan: ListsPlan) -> None:
+        self.pair_writes.append(plan)
 
 
 class FakeLive:
@@ -80,7 +81,7 @@ class FakeLive:
 
     def plan_lists(self, orgs: set[str]):
         self.replanned.append(set(orgs))
-        return [], []
+        return ListsPlan([], [])
 
 
 def _event(org_id: str, revision: int) -> events.Envelope:

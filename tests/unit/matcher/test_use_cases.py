@@ -63,16 +63,22 @@ def test_a_profile_event_suggests_its_lists_pairs_reading_the_pairs_once(world):
     assert len(repository.events) == 2
 
 
-def test_a_pair_neither_list_holds_any_more_is_withdrawn_and_its_partners_list_is_asked(world):
+def test_a_pair_is_withdrawn_once_neither_list_holds_it_each_list_saying_so_when_planned(world):
     repository, engine, live = world
     engine.lists.update({"a": [("b", 0.6), ("d", 0.4)], "d": [("a", 0.4)]})
-    assert live.handle(_upsert("a", 2))
+    assert live.handle(_upsert("a", 2))  # d's list names a: planned too
+    assert repository.pairs["a~d"]["wanted_by"] == ["a", "d"]
     engine.lists.update({"a": [("b", 0.6)], "d": [("e", 0.3)]})
     engine.calls.clear()
+    repository.reads.clear()
     assert live.handle(_upsert("a", 3))
+    assert repository.pairs["a~d"]["state"] == "pending", "d's list held it when last planned"
+    assert repository.pairs["a~d"]["wanted_by"] == ["d"]
+    assert engine.calls == ["a"], "no partner's list is read"
+    assert repository.reads == ["snapshot", "wanted_by"]
+    assert live.handle(_upsert("d", 2))  # d's own list planned: it lets a go too
     assert repository.pairs["a~d"]["state"] == "withdrawn"
     assert repository.pairs["a~d"]["withdrawn_reason"] == domain.NO_LONGER_MATCHING
-    assert "d" in engine.calls  # d's own list decided it
     assert repository.events[-1].event_type == events.MATCH_WITHDRAWN
 
 
