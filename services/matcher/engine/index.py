@@ -25,6 +25,10 @@ REBUILD_AFTER = 2000
 # share of the rows have held dense (the sectors, the commonest concepts: 4 bytes a row each)
 ROWS_PER_BLOCK = 4096
 DENSE_COLUMN_SHARE = 0.3
+# A float32 dot of the offers and needs blocks (185 columns) is within 185 * 2**-24 (1.1e-5) of the
+# exact sum of its products, relative to their sum (none is negative, whatever the order or fused
+# multiply-adds): both_ways_estimates allows ten times that
+BONUS_ROUNDING = 1e-4
 
 # What fit() made for all rows, kept for the batch while no row changes: the word vectors (float64)
 # and the concepts each row's offers and seeks name (1/0)
@@ -248,6 +252,28 @@ class Index:
         for i, (b_seeks, b_offers) in zip(both.tolist(), dense, strict=True):
             bonuses[i] = weight * min(float(dot(a_offers, b_seeks)), float(dot(b_offers, a_seeks)))
         return bonuses
+
+    def both_ways_estimates(self, r: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """both_ways_bonus(r, o) for each o of `rows` as an estimate and how far the bonus may be
+        from it at most, without a dot product per row: each direction's sum of the products of the
+        entries both have, in float64 (a product of two float32 numbers is exact there); the
+        float32 dot of the bonus adds the same products (the others are 0), rounded on the way, by
+        at most BONUS_ROUNDING of their sum (they are not negative), and min() moves an error no
+        further. For a weight of the bonus that is not negative."""
+        a = self.right[r].astype(np.float64)
+        offers, seeks = self.features.block["offers"], self.features.block["seeks"]
+        mate = np.zeros(self.features.dim)  # per column of B, the weight of A it meets
+        mate[seeks] = a[offers]  # B's needs against A's offers
+        mate[offers] = a[seeks]  # B's offers against A's needs
+        side = np.full(self.features.dim, 2, np.int64)  # 0: B's needs, 1: B's offers, 2: neither
+        side[seeks], side[offers] = 0, 1
+        places, columns, values = self.right.entries(rows.tolist())
+        sums = np.bincount(3 * places + side[columns], weights=mate[columns] * values, minlength=3 * len(rows)).reshape(
+            -1, 3
+        )
+        low = np.minimum(sums[:, 0], sums[:, 1])
+        weight = self.settings.w_both_ways
+        return weight * low, weight * BONUS_ROUNDING * np.maximum(sums[:, 0], sums[:, 1])
 
     def _term_scores(self, r: int) -> np.ndarray:
         """Word likeness of row r with every row: from the columns of r's words in the word weights

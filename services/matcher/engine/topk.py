@@ -24,6 +24,7 @@ LISTS_MADE_KEPT = 2000  # the lists asked for last are kept with their reasons
 LISTS_READ_APART = 1 / 16
 BONUS_MARGIN = 1e-5  # beyond float32 rounding of the bonus's bound and the ranking's round(score, 6)
 RANKED_MARGIN = 2e-6  # beyond what rounding a score to 6 decimals moves it (5e-7), both ways
+SUM_SLACK = 1e-9  # beyond float64 rounding of a score's bounds (linear part plus the bonus's estimate)
 
 
 class TopKCache:
@@ -97,6 +98,8 @@ class TopKCache:
         base, candidates = base[finite], candidates[finite]
         worth = self._may_rank(base, k)
         base, candidates = base[worth], candidates[worth]
+        near = self._near_enough(r, candidates, base, k)
+        base, candidates = base[near], candidates[near]
         scores = base.astype(np.float64) + np.array(index.both_ways_bonuses(r, candidates.tolist()), np.float64)
         positive = scores > 0  # nothing in common is no suggestion (and would have no reason to show)
         scores, candidates = scores[positive], candidates[positive]
@@ -130,6 +133,21 @@ class TopKCache:
             kth = float(np.partition(base[worth], count - k)[count - k])
             worth &= base >= kth - abs(settings.w_both_ways) - BONUS_MARGIN
         return worth
+
+    def _near_enough(self, r: int, candidates: np.ndarray, base: np.ndarray, k: int) -> np.ndarray:
+        """Which candidates may be among the k best, or tie with the k-th once rounded, by the
+        bounds of their score: the linear part `base` plus their bonus's estimate, give or take its
+        error (Index.both_ways_estimates); only their bonus is made exactly (a dot product each).
+        The k-th score is at least the k-th lower bound, so any candidate whose score may reach
+        it less RANKED_MARGIN is kept: the ranking of those kept is the ranking of all. Where a
+        score may not be positive (a linear part of 0, a negative bonus weight) all are kept."""
+        if len(base) <= k or self.settings.w_both_ways < 0 or not bool(np.all(base > 0)):
+            return np.ones(len(base), bool)
+        estimate, error = self.index.both_ways_estimates(r, candidates)
+        middle = base.astype(np.float64) + estimate
+        low = middle - error - SUM_SLACK
+        kth_low = np.partition(low, len(low) - k)[len(low) - k]
+        return np.asarray(middle + error + SUM_SLACK >= kth_low - RANKED_MARGIN)
 
     # ---- every list -------------------------------------------------------------------------
 

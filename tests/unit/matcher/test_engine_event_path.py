@@ -82,7 +82,8 @@ def test_lists_read_apart_and_products_in_small_blocks_change_nothing(monkeypatc
 
 def test_candidates_too_far_behind_for_their_bonus_to_matter_are_left_out_of_the_ranking(monkeypatch):
     # _rank makes the both-ways bonus only of the candidates that could reach the k best with the
-    # largest bonus there is, and have something in common; with a bonus large enough to reorder
+    # largest bonus there is, and have something in common, and of those only of the ones whose
+    # score's bounds (the bonus estimated) may reach the k-th; with a bonus large enough to reorder
     # them, every list is the one ranking all candidates gives.
     engine = MatchEngine(settings=EngineSettings(w_both_ways=0.8))
     engine.fit(_profiles())
@@ -92,9 +93,27 @@ def test_candidates_too_far_behind_for_their_bonus_to_matter_are_left_out_of_the
     cache = engine.top_lists
     pruned = {(p, k): cache.best_rows(engine.row[p], k) for p in engine.ids for k in (1, 10)}
     monkeypatch.setattr(topk.TopKCache, "_may_rank", lambda self, base, k: np.ones(len(base), bool))  # all ranked
+    monkeypatch.setattr(topk.TopKCache, "_near_enough", lambda self, r, rows, base, k: np.ones(len(base), bool))
     whole = {(p, k): cache.best_rows(engine.row[p], k) for p in engine.ids for k in (1, 10)}
     assert pruned == whole
     assert sum(asked[: len(pruned)]) < sum(asked[len(pruned) :])  # fewer bonuses made
+
+
+def test_the_bonus_estimates_hold_the_bonus_within_their_error():
+    engine = MatchEngine(settings=EngineSettings(w_both_ways=0.8))
+    profiles = _profiles()
+    engine.fit(profiles[:-5])
+    for p in profiles[-5:]:  # rows changed since the merge are read too
+        engine.upsert(p)
+    index, rows = engine.index, np.arange(len(engine.ids))
+    met = 0
+    for r in range(len(engine.ids)):
+        exact = np.array(index.both_ways_bonuses(r, rows.tolist()))
+        estimate, error = index.both_ways_estimates(r, rows)
+        assert np.all(np.abs(exact - estimate) <= error)
+        assert np.all(error <= 1e-4 * np.maximum(exact, 1.0))
+        met += int(np.count_nonzero(exact))
+    assert met > len(engine.ids)  # bonuses were there to estimate
 
 
 def test_prepare_events_makes_the_column_copies_before_the_first_event_and_changes_no_list():
