@@ -62,33 +62,45 @@ class Analysis:
     term_surface: dict[str, str] = field(default_factory=dict)
 
 
+# What reasons quote of a row other than the one just put: the concepts each side named, with the
+# words, and the countries asked for (Hits); the word counts and surfaces come after them.
+Hits = tuple[dict[str, list[str]], dict[str, list[str]], dict[str, list[str]]]  # offers, needs, wishes
+_QUOTED_SIZE = 4  # a packed analysis starts with the size of its first part, unpacked (little-endian)
+
+
 def pack(a: Analysis) -> bytes:
     """An analysis in a tenth of its memory (some 1.6 KB where the objects take 14 KB); unpack()
-    gives it back equal."""
-    return zlib.compress(
-        marshal.dumps(
-            (
-                a.language,
-                a.offer_hits,
-                a.seek_hits,
-                a.wishes,
-                sorted(a.asked),
-                dict(a.cap_terms),
-                dict(a.goal_terms),
-                a.term_surface,
-            )
-        ),
-        1,
-    )
+    gives it back equal. Two parts in one compressed stream, the size of the first before it:
+    the language, hits, wishes and requests first, which reasons read (unpack_hits decompresses
+    and reads only them, a seventh of unpack's time), then the word counts and surfaces."""
+    quoted = marshal.dumps((a.language, a.offer_hits, a.seek_hits, a.wishes, sorted(a.asked)))
+    words = marshal.dumps((dict(a.cap_terms), dict(a.goal_terms), a.term_surface))
+    return len(quoted).to_bytes(_QUOTED_SIZE, "little") + zlib.compress(quoted + words, 1)
 
 
 def unpack(packed: bytes) -> Analysis:
-    language, offer_hits, seek_hits, wishes, asked, cap_terms, goal_terms, term_surface = marshal.loads(
-        zlib.decompress(packed)
-    )
+    data = memoryview(zlib.decompress(memoryview(packed)[_QUOTED_SIZE:]))
+    language, offer_hits, seek_hits, wishes, asked = marshal.loads(data)  # reads the first part only
+    cap_terms, goal_terms, term_surface = marshal.loads(data[int.from_bytes(packed[:_QUOTED_SIZE], "little") :])
     return Analysis(
         language, offer_hits, seek_hits, wishes, set(asked), Counter(cap_terms), Counter(goal_terms), term_surface
     )
+
+
+def unpack_hits(packed: bytes) -> Hits:
+    """The offers' and needs' hits and the wishes of a packed analysis, as unpack() gives them,
+    with only the first part decompressed and read."""
+    size = int.from_bytes(packed[:_QUOTED_SIZE], "little")
+    _, offer_hits, seek_hits, wishes, _ = marshal.loads(
+        zlib.decompressobj().decompress(memoryview(packed)[_QUOTED_SIZE:], size)
+    )
+    return offer_hits, seek_hits, wishes
+
+
+def unpack_surface(packed: bytes) -> dict[str, str]:
+    """The words' surfaces of a packed analysis (term_surface), as unpack() gives them."""
+    data = memoryview(zlib.decompress(memoryview(packed)[_QUOTED_SIZE:]))
+    return marshal.loads(data[int.from_bytes(packed[:_QUOTED_SIZE], "little") :])[2]
 
 
 # A text is read sentence by sentence: whether a sentence asks for something decides whether the

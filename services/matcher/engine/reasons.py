@@ -7,12 +7,13 @@ Pure (no I/O)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import partial
 from itertools import chain
 
 import numpy as np
 import scipy.sparse as sp
 
-from services.matcher.engine.analysis import Analysis
+from services.matcher.engine.analysis import Analysis, Hits, unpack_hits, unpack_surface
 from services.matcher.engine.features import FeatureSpace
 from services.matcher.engine.index import Index
 from services.matcher.engine.values import Reason, Suggestion
@@ -30,23 +31,33 @@ ReasonColumns = tuple[np.ndarray, np.ndarray, np.ndarray]
 class Evidence:
     """One row's concepts with their weights, and the words that expressed them (found when a
     reason first quotes them: a pair shares many concepts, its reasons quote at most a few).
-    Keeps the analysis's hits, wishes and surface forms, not the rest of it."""
+    Keeps the analysis's hits and wishes; its surface forms are read when a reason first quotes a
+    shared word (`surface`: reads them)."""
 
     def __init__(
         self,
         said: Callable[[dict[str, list[str]], str], tuple[str, ...]],
-        analysis: Analysis,
+        hits: Hits,
+        surface: Callable[[], dict[str, str]],
         weights: dict[str, tuple[float, float, float]],
         offered: set[str],
         sought: set[str],
     ) -> None:
         self.weights = weights  # concept -> (capabilities, goals, profile)
         self.offered, self.sought = offered, sought  # the concepts each side of the text named
-        self.wishes = analysis.wishes  # country code -> the words that asked for it
-        self.term_surface = analysis.term_surface  # a word as the index counts it -> as the text wrote it
-        self._hits = analysis.offer_hits, analysis.seek_hits
+        self.wishes = hits[2]  # country code -> the words that asked for it
+        self._hits = hits[0], hits[1]
+        self._surface = surface
+        self._term_surface: dict[str, str] | None = None
         self._said_by = said  # the words one side's hits named a concept with (ReasonFinder.said_concept)
         self._said: dict[tuple[str, bool], tuple[str, ...]] = {}
+
+    @property
+    def term_surface(self) -> dict[str, str]:
+        """A word as the index counts it -> as the text wrote it."""
+        if self._term_surface is None:
+            self._term_surface = self._surface()
+        return self._term_surface
 
     def offer_words(self, c: str) -> tuple[str, ...]:
         return self._words(c, False)
@@ -196,16 +207,25 @@ class ReasonFinder:
         return found
 
     def _gather_evidence(self, r: int) -> Evidence:
-        a = self._latest[1] if self._latest is not None and self._latest[0] == r else self.index.analyses[r]
-        assert a is not None
+        """From the row's analysis: as made for the row just put, else only the part reasons read
+        (unpack_hits; the surfaces when a reason quotes a shared word)."""
+        hits: Hits
+        surface: Callable[[], dict[str, str]]
+        stored = self._latest[1] if self._latest is not None and self._latest[0] == r else self.index.stored[r]
+        if isinstance(stored, bytes):
+            hits, surface = unpack_hits(stored), partial(unpack_surface, stored)
+        else:
+            hits = stored.offer_hits, stored.seek_hits, stored.wishes
+            surface = partial(getattr, stored, "term_surface")
+        offer_hits, seek_hits = hits[0], hits[1]
         columns, values = self.index.right.get(r)
         value_of = dict(zip(columns.tolist(), values.tolist(), strict=True))  # the row's non-zeros
         facts = self._concept_facts
         # the concepts each side named: an activity, and the sector it belongs to
         offered: set[str] = set()
         sought: set[str] = set()
-        for hits, named in ((a.offer_hits, offered), (a.seek_hits, sought)):
-            for c in hits:
+        for side, named in ((offer_hits, offered), (seek_hits, sought)):
+            for c in side:
                 known = facts.get(c)
                 if known is None:
                     continue
@@ -217,7 +237,7 @@ class ReasonFinder:
         for c in offered | sought:
             cap, goal, prof = facts[c][2]
             weights[c] = (value_of.get(cap, 0.0), value_of.get(goal, 0.0), value_of.get(prof, 0.0))
-        return Evidence(self.said_concept, a, weights, offered, sought)
+        return Evidence(self.said_concept, hits, surface, weights, offered, sought)
 
     def country_of(self, r: int) -> str | None:
         """Row r's country, when it is one the lexicon knows (and so one a wish can name)."""

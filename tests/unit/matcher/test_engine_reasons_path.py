@@ -46,3 +46,29 @@ def test_evidence_of_the_row_just_put_is_that_of_its_stored_analysis():
         from_made = [finder.reasons(r, o) for o in partners] + [finder.reasons(o, r) for o in partners]
         finder.forget(r)  # gathered again from the packed analysis
         assert [finder.reasons(r, o) for o in partners] + [finder.reasons(o, r) for o in partners] == from_made
+
+
+def test_the_parts_of_a_packed_analysis_reasons_read_are_those_unpack_gives():
+    from services.matcher.engine.analysis import pack, unpack, unpack_hits, unpack_surface
+
+    engine = MatchEngine()
+    for p in _profiles()[:80]:
+        analysis = engine.features.analyse(p)
+        packed = pack(analysis)
+        assert unpack(packed) == analysis
+        assert unpack_hits(packed) == (analysis.offer_hits, analysis.seek_hits, analysis.wishes)
+        assert unpack_surface(packed) == analysis.term_surface
+
+
+def test_reasons_from_analyses_kept_whole_are_those_from_packed_ones():
+    profiles = _profiles()
+    packed, whole = MatchEngine(), MatchEngine()
+    packed.fit(profiles[:200])
+    whole.fit(profiles[:200], keep_analyses=True)
+    for engine in (packed, whole):
+        for p in profiles[200:206]:
+            engine.upsert(p)  # the row just put is read from its analysis as made
+    lists = [[(s.id, s.score, s.reasons) for s in e.top(p.id, 10)] for e in (packed, whole) for p in profiles[:206:9]]
+    half = len(lists) // 2
+    assert lists[:half] == lists[half:]
+    assert any(r.kind == "term" for found in lists for _, _, reasons in found for r in reasons)  # surfaces quoted
