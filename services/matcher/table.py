@@ -64,10 +64,13 @@ REPLAN_CHECK_EVERY = 100  # lists planned again after a refresh between two look
 # once the table is quiet it plans at full speed.
 REPLAN_REST = 3.0
 # A refresh because a share of the index changed comes at least this many times as long after the
-# last as that one took to learn: with a small index and many writes a share changes every few
-# seconds (2,000 organisations, 50 writes/s: a fifth in 8 s), and refreshing as often kept a
-# matcher learning weights and planning lists again much of its time. A pause in writes or the
-# age of the weights (reweigh_every_s) is not held back by it.
+# last as that one's work took: learning the weights and planning every list again with them (at
+# full speed, without the rests), so refreshes take at most about a tenth of the matcher's time.
+# With a small index and many writes a share changes every few seconds (2,000 organisations, 50
+# writes/s: a fifth in 8 s, and planning the 2,000 lists again takes some 16 s), and refreshing
+# as often kept a matcher learning weights and planning lists again most of its time, rewriting
+# most pending pairs each time. A pause in writes or the age of the weights (reweigh_every_s) is
+# not held back by it: the weights are never older than reweigh_every_s.
 REWEIGH_SPACING = 10.0
 
 
@@ -117,11 +120,19 @@ class SharedIndex:
         self.reweigh_every_s = reweigh_every_s
         self.lock = threading.Lock()  # the engine and the maps below: the table and the consumer share them
         self.indexed = threading.Condition(self.lock)
+        # One plan and its write at a time in this matcher (the consumer's runs, the lists planned
+        # again, those that waited for a partner, the rejections), taken before `lock`: a plan is
+        # written before a later one of this matcher is made, and none of this matcher's writes
+        # restarts another's transaction (their WATCH). The table reader never takes it, so it
+        # indexes while a plan is being written.
+        self.writing = threading.Lock()
         self.revisions: dict[str, int] = {}  # org id -> revision the index holds (deleted ones too)
         self.unplanned: dict[str, tuple[int, set[str]]] = {}  # org id -> (revision, lists changed since planned)
         self._since_forget = 0
         self._last_indexed = self._learnt_at = time.monotonic()
         self._learning_s = 0.0  # how long the last refresh took to learn the weights
+        self._list_s = 0.0  # the work of planning one list again, as the last pass went (rests left out)
+        self._replanning_s = 0.0  # the work of the last refresh's pass, had it planned every list
         self._last_owned = 0.0  # when the group's consumer last handed this matcher a profile event
         # The partitions of the table the group assigns this matcher (None: not told yet, so every
         # list is its to plan again), how many there are, and each organisation's partition as
@@ -232,8 +243,9 @@ class SharedIndex:
 
     def _share_due(self, now: float) -> bool:
         """A share of the index changed since the weights were learnt, and the last refresh is
-        REWEIGH_SPACING times its learning behind; under the lock."""
-        return self._engine().reweigh_due() and now - self._learnt_at >= REWEIGH_SPACING * self._learning_s
+        REWEIGH_SPACING times its work behind (learning, and planning the lists again); under the lock."""
+        spacing = REWEIGH_SPACING * (self._learning_s + self._replanning_s)
+        return self._engine().reweigh_due() and now - self._learnt_at >= spacing
 
     def refresh_weights(self, stop: threading.Event | None = None) -> None:
         """Learn the weights again from the index (beside the event path: the lock is held only
@@ -247,7 +259,9 @@ class SharedIndex:
         with self.lock:
             self._refreshed = True
             self._gained.clear()
-        self.replan_lists(self.owned_lists(), stop)
+        orgs = self.owned_lists()
+        self.replan_lists(orgs, stop)
+        self._replanning_s = self._list_s * len(orgs)
 
     def replan_lists(self, orgs: list[str], stop: threading.Event | None = None) -> int:
         """Plan these organisations' lists again as the index holds them now, one list per hold of
@@ -261,25 +275,29 @@ class SharedIndex:
         with self.lock:
             weights = self._engine().weights_digest()
         suggested = withdrawn = planned = 0
+        working = 0.0
         for org_id in orgs:
             if stop is not None and stop.is_set():
                 break
             if planned and planned % REPLAN_CHECK_EVERY == 0 and self._fifth_changed():
                 break
-            began = time.monotonic()
-            with self.lock:
-                # written under the lock too: no event of this matcher plans this list meanwhile
-                # and writes it before this older plan lands
-                plan = self.live.plan_lists({org_id})
+            with self.writing:
+                began = time.monotonic()
+                with self.lock:
+                    plan = self.live.plan_lists({org_id})
                 self.live.state.apply_pairs(plan)
+                worked = time.monotonic() - began
             planned += 1
+            working += worked
             if self._events_flowing():
-                rest = REPLAN_REST * (time.monotonic() - began)
+                rest = REPLAN_REST * worked
                 if stop is not None:
                     stop.wait(rest)
                 else:
                     time.sleep(rest)
             suggested, withdrawn = suggested + len(plan.upserts), withdrawn + len(plan.withdrawals)
+        if planned:
+            self._list_s = working / planned
         logger.info(
             "lists planned again with the new weights",
             extra={
@@ -289,6 +307,7 @@ class SharedIndex:
                 "withdrawn": withdrawn,
                 "weights": weights,
                 "seconds": round(time.monotonic() - started, 2),
+                "working_s": round(working, 2),
             },
         )
         return planned
@@ -312,13 +331,14 @@ class SharedIndex:
 
     def handlers(self, others: EventHandlers) -> EventHandlers:
         """The table of the group's consumer: a profile event is planned and applied here (handle_owned);
-        the handlers of the other event types run under the lock, since they may read the index too."""
+        the handlers of the other event types run under the locks, since they may read the index and
+        write pairs too."""
         return {
             event_type: functools.partial(self._locked, handler) for event_type, handler in others.items()
         } | dict.fromkeys(PROFILE_EVENTS, self.handle_owned)
 
     def _locked(self, handler: Callable[[events.Envelope], object], envelope: events.Envelope) -> object:
-        with self.lock:
+        with self.writing, self.lock:
             return handler(envelope)
 
     def handle_owned(self, envelope: events.Envelope) -> bool:
@@ -354,16 +374,18 @@ class SharedIndex:
                 ):
                     behind = sorted(org for org, revision in wanted.items() if self.revisions.get(org, 0) < revision)
                     raise TableBehind(f"{', '.join(behind)}: not in the index at their revisions after {self.wait_s} s")
-                current = [latest[org] for org in sorted(wanted) if self.revisions[org] == wanted[org]]
-                changed = set().union(*(self.unplanned.get(e.payload["org_id"], (0, set()))[1] for e in current))
-                # lists changed by events indexed since may name organisations deleted meanwhile
-                affected = {org for org in changed if org in self.live.clusters}
-                change = self.live.plan_profiles(current, affected) if current else None
-            if change is not None:
-                change.known_partners_only = True
-                applied = self.live.apply_profiles(change)
-                for envelope in current:
-                    self._planned(envelope.payload["org_id"], _revision(envelope))
+            with self.writing:
+                with self.lock:
+                    current = [latest[org] for org in sorted(wanted) if self.revisions[org] == wanted[org]]
+                    changed = set().union(*(self.unplanned.get(e.payload["org_id"], (0, set()))[1] for e in current))
+                    # lists changed by events indexed since may name organisations deleted meanwhile
+                    affected = {org for org in changed if org in self.live.clusters}
+                    change = self.live.plan_profiles(current, affected) if current else None
+                if change is not None:
+                    change.known_partners_only = True
+                    applied = self.live.apply_profiles(change)
+            for envelope in current:
+                self._planned(envelope.payload["org_id"], _revision(envelope))
         # a replay too: this matcher may replace one that stopped before planning them
         self._plan_awaiting(sorted(applied | replayed.keys()))
         return applied
@@ -375,9 +397,10 @@ class SharedIndex:
         waiting = self.live.state.awaiting(org_ids)
         if not waiting:
             return
-        with self.lock:
-            plan = self.live.plan_lists(set().union(*waiting.values()))
-        self.live.state.apply_pairs(plan)
+        with self.writing:
+            with self.lock:
+                plan = self.live.plan_lists(set().union(*waiting.values()))
+            self.live.state.apply_pairs(plan)
         for org_id, orgs in waiting.items():
             self.live.state.forget_awaiting(org_id, orgs)
         logger.info(

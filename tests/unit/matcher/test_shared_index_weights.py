@@ -99,6 +99,26 @@ def test_a_refresh_for_a_changed_share_waits_ten_times_as_long_as_the_last_one_l
     assert shared.weights_due(), "a pause is not held back"
 
 
+def test_a_refresh_for_a_changed_share_also_waits_ten_times_as_long_as_planning_every_list_again_took():
+    shared = _shared(reweigh_quiet_s=60, reweigh_every_s=3600)
+    live = shared.live
+    plan_lists = live.plan_lists
+
+    def slow(orgs):
+        time.sleep(0.01)  # the work of one list
+        return plan_lists(orgs)
+
+    live.plan_lists = slow
+    for org in ("org-a", "org-b", "org-c"):
+        shared.index_record(_record(_event(org, 1)))
+    shared.refresh_weights()  # learns at once, then some 0.03 s of planning the three lists again
+    shared.index_record(_record(_event("org-d", 1)))
+    live.engine.due = True
+    assert not shared.weights_due(), "due by share, but the last refresh is not ten times its work behind"
+    time.sleep(table.REWEIGH_SPACING * 0.03 + 0.05)
+    assert shared.weights_due()
+
+
 def test_a_refresh_learns_the_weights_and_plans_every_list_again_one_at_a_time():
     shared = _shared()
     live = shared.live

@@ -1,0 +1,42 @@
+"""The shared index's writers take turns: while the pass after a refresh writes a list's plan, the
+group's consumer makes no plan of its own (it would be written with a WATCH that the pass's write
+breaks, again and again for a large run), and the table reader indexes all the same."""
+
+from __future__ import annotations
+
+import threading
+
+from services.matcher.table import SharedIndex
+from tests.unit.matcher.test_shared_index import _event, _record
+from tests.unit.matcher.test_shared_index_weights import LiveWithEngine
+
+
+def test_a_run_is_planned_only_once_the_list_planned_again_before_it_is_written_and_the_table_reads_meanwhile():
+    live = LiveWithEngine()
+    shared = SharedIndex(live, wait_s=5)  # type: ignore[arg-type]
+    shared.index_record(_record(_event("org-a", 1)))
+    writing, release = threading.Event(), threading.Event()
+    apply_pairs = live.state.apply_pairs
+
+    def slow_write(*plan):
+        writing.set()
+        assert release.wait(5)
+        return apply_pairs(*plan)
+
+    live.state.apply_pairs = slow_write  # type: ignore[method-assign]
+    replan = threading.Thread(target=shared.replan_lists, args=(["org-a"],))
+    replan.start()
+    assert writing.wait(5)
+
+    shared.index_record(_record(_event("org-b", 1)))  # the table reader is not held up by the write
+    assert shared.revisions["org-b"] == 1
+    owner = threading.Thread(target=shared.handle_owned_run, args=([_event("org-b", 1)],))
+    owner.start()
+    owner.join(0.3)
+    assert owner.is_alive() and live.planned == [], "the consumer planned while the pass was writing"
+
+    release.set()
+    replan.join(5)
+    owner.join(5)
+    assert [org for org, _, _ in live.planned] == ["org-b"]
+    assert live.state.revisions["org-b"] == 1
