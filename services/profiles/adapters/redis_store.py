@@ -105,11 +105,6 @@ for i = gone + 1, #KEYS do redis.call('SADD', KEYS[i], ARGV[3]) end
 redis.call('XADD', KEYS[2], '*', unpack(ARGV, 5))
 return 1
 """
-# A token's principal and lifetime, and an organisation's record: one script call, cheaper for the
-# client than a pipeline of three commands.
-_TOKEN_AND_RECORD = """
-return {redis.call('GET', KEYS[1]), redis.call('TTL', KEYS[1]), redis.call('GET', KEYS[2])}
-"""
 
 
 def _entry_words(envelope: events.Envelope, topic: str, key: str) -> list[str | bytes]:
@@ -151,7 +146,6 @@ class RedisProfileStore:
         self._apply_if_unchanged = client.register_script(_APPLY_IF_UNCHANGED)
         self._create = client.register_script(_CREATE)
         self._put_if_unchanged = client.register_script(_PUT_IF_UNCHANGED)
-        self._token_and_record = client.register_script(_TOKEN_AND_RECORD)
 
     # ---- clusters and coordinators ----------------------------------------------------------
 
@@ -204,7 +198,11 @@ class RedisProfileStore:
     def principal_and_org(self, digest: str, org_id: str) -> tuple[dict[str, Any] | None, bytes | None]:
         """principal_for(digest), and the organisation's record as stored (for change_org's
         `stored`), read in one round trip."""
-        raw, ttl, stored = self._token_and_record(keys=[TOKEN + digest, ORG + org_id])
+        with self.r.pipeline(transaction=False) as pipe:
+            pipe.get(TOKEN + digest)
+            pipe.ttl(TOKEN + digest)
+            pipe.get(ORG + org_id)
+            raw, ttl, stored = pipe.execute()
         return self._principal(digest, raw, ttl), stored
 
     def _principal(self, digest: str, raw: bytes | None, ttl: int) -> dict[str, Any] | None:
