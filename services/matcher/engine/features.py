@@ -285,9 +285,13 @@ class FeatureSpace:
 
     def term_vector(self, a: Analysis) -> dict[str, float]:
         """An organisation's word weights: sublinear TF-IDF of both texts' words, L2-normalised."""
-        terms = a.cap_terms + a.goal_terms
-        idf = self.term_idf
-        weights = {t: _tf(n) * idf[t] for t, n in terms.items() if t in idf}
+        # the two texts' counts added as Counter's sum adds them (the capabilities' words first, a
+        # sum that is not positive left out), only for the words with a weight
+        cap, goal, idf = a.cap_terms, a.goal_terms, self.term_idf
+        counts = {t: n + goal.get(t, 0) for t, n in cap.items() if t in idf}
+        counts.update((t, n) for t, n in goal.items() if t in idf and t not in cap)
+        log = math.log
+        weights = {t: (1.0 + log(n)) * idf[t] for t, n in counts.items() if n > 0}  # _tf(n) * idf[t]
         norm = math.sqrt(sum(x * x for x in weights.values())) or 1.0
         return {t: x / norm for t, x in weights.items()}
 

@@ -230,6 +230,8 @@ class Index:
         meet both ways (no column where both have weight, one way or the other), one product adds
         only zeros and the bonus is 0 (the blocks have no negative weight); only the other rows
         are made dense, at once."""
+        if not rows:  # an upsert whose score reaches no cached list
+            return []
         a = self.right[r]
         offers, seeks = self.features.block["offers"], self.features.block["seeks"]
         a_offers, a_seeks, weight = a[offers], a[seeks], self.settings.w_both_ways
