@@ -151,15 +151,19 @@ def _plain_field_load(name: str, one: fields.Field[Any]) -> FieldLoad:
     would refuse the value (or might load it otherwise)."""
     if one.pre_load or one.post_load:
         raise TypeError(f"no plain load of {name}: a field with its own pre_load or post_load")
+    field_class = type(one)
+    as_marshmallow = (
+        field_class.deserialize is fields.Field.deserialize and field_class._validate is fields.Field._validate
+    )
     convert: FieldLoad
-    if isinstance(one, fields.String) and type(one)._deserialize is fields.String._deserialize:
+    if as_marshmallow and isinstance(one, fields.String) and field_class._deserialize is fields.String._deserialize:
         convert = lambda value, _document: _exactly(str, value)  # noqa: E731
-    elif type(one) is fields.Boolean:
+    elif field_class is fields.Boolean and True in one.truthy and False in one.falsy:
         convert = lambda value, _document: _exactly(bool, value)  # noqa: E731
-    elif type(one) is fields.List:
+    elif field_class is fields.List:
         inner = _plain_field_load(name, one.inner)
         convert = lambda value, document: [inner(item, document) for item in _exactly(list, value)]  # noqa: E731
-    elif type(one) is fields.Nested and not one.many and isinstance(one.schema, Schema) and one.unknown is None:
+    elif field_class is fields.Nested and not one.many and isinstance(one.schema, Schema) and one.unknown is None:
         nested = _plain_schema_load(one.schema)
         convert = lambda value, _document: nested(value)  # noqa: E731
     else:

@@ -137,3 +137,28 @@ class _Checked(Schema):
 def test_schemas_with_hooks_the_quick_load_does_not_run_get_none(schema):
     with pytest.raises(TypeError):
         write_routes.plain_load(schema)
+
+
+class _Shouting(fields.String):
+    def _validate(self, value):
+        if not value.isupper():
+            raise ValidationError("Shout.")
+
+
+class _Odd(Schema):
+    yes_only = fields.Boolean(truthy={"yes"}, falsy={"no"})
+    shouting = _Shouting()
+
+
+@pytest.mark.parametrize(
+    "document",
+    [{"yes_only": True}, {"yes_only": "yes"}, {"yes_only": False}, {"shouting": "ABC"}, {"shouting": "abc"}],
+)
+def test_fields_that_load_otherwise_than_their_kind_are_loaded_by_marshmallow(document):
+    expected = _marshmallows(_Odd(), document)
+    try:
+        loaded = write_routes.plain_load(_Odd())(document)
+    except write_routes._NotPlain:
+        return
+    assert not isinstance(expected, ValidationError)
+    assert loaded == expected
