@@ -19,7 +19,10 @@ the write not applied yet or the pair last written before the write was sent (th
 spares calls that cannot succeed).
 Beside it, per write: when its event reached the `profiles` topic (the profiles relay), when the
 matcher wrote the pair (the pair's updated_ms in the matcher's Redis) and when `match.suggested`
-reached the bench (the matcher's relay). --profile DIR samples the parts with py-spy meanwhile.
+reached the bench (the matcher's relay). --profile DIR samples the parts with py-spy meanwhile
+(their CPU, while the writes are sent), and the matcher's threads waiting too (py-spy --idle
+--threads, until the last write is seen or given up: matcher-threads.txt), which shows what its
+consumer waits on (the index's lock, the other writers, Redis, the broker).
 Usage: python bench/post_visible.py [--n 10000] [--rate 50] [--duration 60]
 Does I/O (processes, sockets).
 """
@@ -27,17 +30,21 @@ Does I/O (processes, sockets).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import itertools
 import json
 import os
 import queue
 import random
+import signal
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -399,6 +406,27 @@ def report(writes: list[Write], started: float, last_ack: float, grace_s: float)
     return percentile(ms, 0.95) if ms else float("inf")
 
 
+@contextlib.contextmanager
+def threads_sampled(folder: str | None, pid: int, longest_s: int) -> Iterator[None]:
+    """py-spy records every thread of one process while the block runs, waiting ones too (--idle),
+    each thread apart (--threads): into folder/matcher-threads.txt."""
+    if folder is None:
+        yield
+        return
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    spy = subprocess.Popen(
+        ["py-spy", "record", "--pid", str(pid), "--idle", "--threads", "--format", "raw", "--rate", "100"]
+        + ["--duration", str(longest_s), "--nonblocking", "--output", str(Path(folder) / "matcher-threads.txt")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)  # it writes what it has sampled so far
+        spy.wait(timeout=60)
+
+
 def cpu_report(cpu: dict[str, float], seconds: float) -> None:
     print(f"CPU from the first write until the last was seen or given up ({seconds:.0f} s), in cores:")
     print("  " + ", ".join(f"{name} {used / seconds:.2f}" for name, used in sorted(cpu.items(), key=lambda kv: -kv[1])))
@@ -423,7 +451,11 @@ def run_phase(
     )
     started = time.monotonic()
     profile = str(Path(args.profile) / f"rate-{rate:g}") if args.profile else None
-    with sampled(profile, {name: pid for name, pid in parts.items() if name in PROFILED}, round(args.duration) + 10):
+    longest_s = round(args.duration + args.grace_s) + 10
+    with (
+        sampled(profile, {name: pid for name, pid in parts.items() if name in PROFILED}, round(args.duration) + 10),
+        threads_sampled(profile, parts["matcher"], longest_s),
+    ):
         schedule_start = send_writes(api, writes, rate, tracker, args.senders)
         wait_for(
             "every acknowledged write seen",

@@ -352,8 +352,11 @@ class SharedIndex:
         order) once the index holds them: the lists they changed planned once, together, and applied
         in one transaction with the revision check of the state, so a replay or a takeover writes
         nothing twice. Of an organisation's events only the latest counts, and one whose organisation
-        has a later revision indexed already is left to that event (it plans for both). Returns the
-        organisations whose events were applied now."""
+        has a later revision indexed already is left to that event (it plans for both). The lists that
+        wanted these organisations before their profiles were applied (the state's AWAITING) are
+        planned in the same plan, which makes them known; those that came to wait for them while it was
+        made are planned after it (_plan_awaiting). Returns the organisations whose events were applied
+        now."""
         self._last_owned = time.monotonic()
         latest: dict[str, events.Envelope] = {}
         for envelope in envelopes:
@@ -367,6 +370,7 @@ class SharedIndex:
         wanted = {org: _revision(e) for org, e in latest.items() if org not in replayed}
         applied: set[str] = set()
         if wanted:
+            waiting = self.live.state.awaiting(sorted(wanted))
             with self.indexed:
                 if not self.indexed.wait_for(
                     lambda: all(self.revisions.get(org, 0) >= revision for org, revision in wanted.items()),
@@ -378,6 +382,7 @@ class SharedIndex:
                 with self.lock:
                     current = [latest[org] for org in sorted(wanted) if self.revisions[org] == wanted[org]]
                     changed = set().union(*(self.unplanned.get(e.payload["org_id"], (0, set()))[1] for e in current))
+                    changed |= set().union(*(waiting.get(e.payload["org_id"], set()) for e in current))
                     # lists changed by events indexed since may name organisations deleted meanwhile
                     affected = {org for org in changed if org in self.live.clusters}
                     change = self.live.plan_profiles(current, affected) if current else None
@@ -386,6 +391,8 @@ class SharedIndex:
                     applied = self.live.apply_profiles(change)
             for envelope in current:
                 self._planned(envelope.payload["org_id"], _revision(envelope))
+            for org_id in sorted(applied & waiting.keys()):
+                self.live.state.forget_awaiting(org_id, waiting[org_id] & affected)
         # a replay too: this matcher may replace one that stopped before planning them
         self._plan_awaiting(sorted(applied | replayed.keys()))
         return applied

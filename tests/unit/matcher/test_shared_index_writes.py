@@ -1,6 +1,7 @@
 """The shared index's writers take turns: while the pass after a refresh writes a list's plan, the
 group's consumer makes no plan of its own (it would be written with a WATCH that the pass's write
-breaks, again and again for a large run), and the table reader indexes all the same."""
+breaks, again and again for a large run), and the table reader indexes all the same. A run plans the
+lists that waited for its organisations in its own plan."""
 
 from __future__ import annotations
 
@@ -40,3 +41,23 @@ def test_a_run_is_planned_only_once_the_list_planned_again_before_it_is_written_
     owner.join(5)
     assert [org for org, _, _ in live.planned] == ["org-b"]
     assert live.state.revisions["org-b"] == 1
+
+
+def test_the_lists_that_waited_for_an_organisation_are_planned_with_its_run_and_those_that_came_to_wait_after():
+    live = LiveWithEngine()
+    shared = SharedIndex(live, wait_s=5)  # type: ignore[arg-type]
+    live.clusters.update({"x": "c-2", "y": "c-2", "z": "c-2"})
+    live.state.waiting["a"] = {"x", "y"}
+    event = _event("a", 1)
+    shared.index_record(_record(event))
+    apply_profiles = live.apply_profiles
+
+    def another_matcher_meanwhile(change):
+        live.state.waiting["a"].add("z")  # its plan of z's list wanted a, not applied yet then
+        return apply_profiles(change)
+
+    live.apply_profiles = another_matcher_meanwhile  # type: ignore[method-assign]
+    assert shared.handle_owned_run([event]) == {"a"}
+    assert live.planned == [("a", 1, {"a", "x", "y"})]  # one plan: the event's and the waiting lists
+    assert live.replanned == [{"z"}]  # only the list that came to wait meanwhile, after the run
+    assert live.state.waiting["a"] == set()
