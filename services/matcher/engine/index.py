@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from services.matcher.engine.analysis import Analysis, pack, unpack
 from services.matcher.engine.features import FeatureSpace
 from services.matcher.engine.rows import SparseRows
-from services.matcher.engine.topn import ColumnBlocks, row_products
+from services.matcher.engine.topn import ColumnBlocks, row_products, scores_finished
 from services.matcher.engine.values import OrgProfile
 
 # Rows changed since the vectors and word weights were last merged into one matrix each, scored
@@ -188,20 +188,22 @@ class Index:
         (the scores are not symmetric: what each seeks differs), from one pass over the index.
         `listing`: the only rows whose lists matter (in order), when they are few; r's score in
         the others' lists is then -inf, and each of theirs is read from its row alone."""
-        terms = self.settings.w_terms * self._term_scores(r)
+        terms = self._term_scores(r)
+        weight = np.float32(self.settings.w_terms)  # as numpy multiplies a float32 array by the setting
         right = self.right[r]
         left, left_t = self.left(right), self.left_transposed(right)
-        barred = self._barred(r)
+        n = len(self.ids)
+        cluster, active, finish = self.cluster_code[:n], self.active[:n], scores_finished()
         if listing is None:
-            mine, theirs = self._products(np.stack([left, left_t], axis=1)) + terms
-            theirs[barred] = -np.inf
+            mine, theirs = self._products(np.stack([left, left_t], axis=1))
+            finish(theirs, terms, weight, cluster, active, r)
         else:
-            mine = self._products(left[:, None])[0] + terms
-            theirs = np.full(len(self.ids), -np.inf, np.float32)
-            listed = self._row_products(listing, left_t) + terms[listing]
-            listed[barred[listing]] = -np.inf
+            mine = self._products(left[:, None])[0]
+            theirs = np.full(n, -np.inf, np.float32)
+            listed = self._row_products(listing, left_t) + weight * terms[listing]
+            listed[(cluster[listing] == cluster[r]) | ~active[listing] | (listing == r)] = -np.inf
             theirs[listing] = listed
-        mine[barred] = -np.inf
+        finish(mine, terms, weight, cluster, active, r)
         return mine, theirs
 
     def allowed(self, r: int, scores: np.ndarray) -> np.ndarray:

@@ -68,9 +68,17 @@ def kth_largest() -> Any:
     return _compiled(_kth_largest, "float32(float32[::1], int64)", "event path choice")
 
 
-def event_kernels() -> tuple[Any, Any, Any]:
+@functools.cache
+def scores_finished() -> Any:
+    """The event path's last step of a list's linear scores (compiled, or loaded from numba's cache,
+    on the first call)."""
+    sig = "void(float32[::1], float32[::1], float32, int32[::1], boolean[::1], int64)"
+    return _compiled(_scores_finished, sig, "event path scores")
+
+
+def event_kernels() -> tuple[Any, Any, Any, Any]:
     """The loops of the event path, compiled (or loaded)."""
-    return block_products(), row_products(), kth_largest()
+    return block_products(), row_products(), kth_largest(), scores_finished()
 
 
 class ColumnBlocks:
@@ -178,6 +186,19 @@ def _block_products(starts, offsets, data, block_rows, dense_of, dense, columns,
                     v = data[q]
                     for w in range(width):
                         out[w, i] += v * lefts[c, w]
+
+
+def _scores_finished(scores, terms, weight, cluster, active, r):
+    """scores[i] += weight * terms[i] (each in float32, as numpy adds a float32 product of a
+    float32 array and its weight), or -inf where row i may not be in row r's list nor r in its:
+    r itself, its own cluster, inactive rows. One pass where numpy made four."""
+    own = cluster[r]
+    for i in range(scores.shape[0]):
+        if cluster[i] == own or not active[i]:
+            scores[i] = -np.inf
+        else:
+            scores[i] += weight * terms[i]
+    scores[r] = -np.inf
 
 
 def _row_products(indptr, indices, data, slots, rows, lefts, scratch, out):
