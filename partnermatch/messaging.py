@@ -37,7 +37,9 @@ EventHandlers = Mapping[str, Callable[[events.Envelope], object]]
 class BatchHandler:
     """What a consumer does with runs of events of these types, instead of one at a time: each run is
     the consecutive events of one partition in one poll, in order, handed over together (and
-    retried together: the handler must be idempotent, as every handler is)."""
+    retried together: the handler must be idempotent, as every handler is). The partitions of a poll
+    that hold nothing else go as one run (each partition's events in order, one after another): a
+    consumer that is behind works on all it polled at once."""
 
     event_types: frozenset[str]
     handle: Callable[[list[events.Envelope]], object]
@@ -324,11 +326,12 @@ def run_consumer(
     watch: BrokerWatch | None = None,
     on_assignment: Callable[[Assignment], None] | None = None,
     batch: BatchHandler | None = None,
+    max_poll_records: int = 200,
 ) -> None:
     """The consume loop every service uses; `on_assignment` is told the partitions this member
     holds whenever they change (a rebalance); the events of `batch`'s types go to it in runs (a
-    consumer that is behind works on many at once), the others to `handlers` one by one, in the
-    order of their partition.
+    consumer that is behind works on many at once, up to `max_poll_records`), the others to
+    `handlers` one by one, in the order of their partition.
 
     Each record is decoded once (`events.decode`); one that can never be processed goes to the
     DLQ. The decoded envelope goes to `handlers[event_type]`, which runs until it succeeds, with
@@ -351,7 +354,7 @@ def run_consumer(
         auto_offset_reset="earliest",
         session_timeout_ms=SESSION_TIMEOUT_MS,
         heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
-        max_poll_records=200,
+        max_poll_records=max_poll_records,
     )
     consume = functools.partial(
         _consume_partition, handlers=handlers, batch=batch, publisher=publisher, stop=stop, max_backoff_s=max_backoff_s
@@ -389,12 +392,17 @@ def run_consumer(
                 if on_idle is not None:
                     on_idle()
                 continue
-            for tp, messages in polled.items():
-                consume([_record(msg) for msg in messages])
-                if stop.is_set():
-                    break
+            records = {tp: [_record(msg) for msg in messages] for tp, messages in polled.items()}
+            together = _consume_runs_together(records, batch, publisher, stop, max_backoff_s) if batch else []
+            if stop.is_set():
+                break
+            for tp in [*together, *(tp for tp in records if tp not in together)]:
+                if tp not in together:
+                    consume(records[tp])
+                    if stop.is_set():
+                        break
                 # commit what this partition has fully processed
-                if not _commit(consumer, tp, messages[-1].offset + 1) and watch is not None:
+                if not _commit(consumer, tp, records[tp][-1].offset + 1) and watch is not None:
                     watch.invalidate()
     finally:
         consumer.close(autocommit=False)
@@ -432,6 +440,42 @@ def _commit(consumer: KafkaConsumer, tp: TopicPartition, next_offset: int) -> bo
             extra={"topic": tp.topic, "partition": tp.partition, "offset": next_offset, "error": repr(exc)},
         )
         return False
+
+
+def _consume_runs_together(
+    records: Mapping[TopicPartition, list[Record]],
+    batch: BatchHandler,
+    publisher: KafkaPublisher,
+    stop: threading.Event,
+    max_backoff_s: float,
+) -> list[TopicPartition]:
+    """The partitions of a poll whose records are all of `batch`'s types (or cannot be decoded): their
+    events handed over as one run, each partition's in order, and the undecodable sent to the DLQ.
+    Returns those partitions; the others are left to `_consume_partition`."""
+    runs: dict[TopicPartition, list[tuple[Record, events.Envelope]]] = {}
+    dead: list[tuple[Record, str]] = []
+    for tp, polled in records.items():
+        run: list[tuple[Record, events.Envelope]] = []
+        undecodable: list[tuple[Record, str]] = []
+        for record in polled:
+            try:
+                envelope = events.decode(record.value)
+            except events.UndecodableEvent as exc:
+                undecodable.append((record, str(exc)))
+                continue
+            if envelope.event_type not in batch.event_types:
+                break
+            run.append((record, envelope))
+        else:
+            runs[tp] = run
+            dead.extend(undecodable)
+    for record, error in dead:
+        _dead_letter(publisher, record, error)
+    handed = [pair for run in runs.values() for pair in run]
+    if handed:
+        envelopes = [envelope for _, envelope in handed]
+        _handle_with_retry(functools.partial(batch.handle, envelopes), handed[-1][0], stop, max_backoff_s)
+    return list(runs)
 
 
 def _consume_partition(

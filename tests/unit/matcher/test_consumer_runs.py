@@ -1,13 +1,15 @@
 """The consume loop's runs (partnermatch.messaging): a partition's events of the batch handler's types
-go to it together, the others one by one, in the partition's order; what cannot be decoded goes to
-the dead-letter topic."""
+go to it together, the others one by one, in the partition's order; the partitions of a poll that
+hold only those types go as one run; what cannot be decoded goes to the dead-letter topic."""
 
 from __future__ import annotations
 
 import threading
 
+from kafka import TopicPartition
+
 from partnermatch import events
-from partnermatch.messaging import BatchHandler, Record, _consume_partition
+from partnermatch.messaging import BatchHandler, Record, _consume_partition, _consume_runs_together
 
 
 class DeadLetters:
@@ -73,3 +75,22 @@ def test_a_failing_run_is_retried_whole():
         max_backoff_s=0.01,
     )
     assert attempts == [2, 2]
+
+
+def test_the_partitions_of_a_poll_holding_only_the_batch_types_go_as_one_run_and_the_others_are_left():
+    handled: list[tuple[str, ...]] = []
+    batch = BatchHandler(
+        frozenset({events.PROFILE_DELETED}),
+        lambda envelopes: handled.append(tuple(e.payload["org_id"] for e in envelopes)),
+    )
+    first, second, mixed = (TopicPartition("profiles", p) for p in range(3))
+    records = {
+        first: [_record(0, _profile("a")), _record(1, None), _record(2, _profile("b"))],
+        second: [_record(0, _profile("c"))],
+        mixed: [_record(0, _profile("d")), _record(1, _match_rejected("a~b"))],
+    }
+    dead = DeadLetters()
+    together = _consume_runs_together(records, batch, dead, threading.Event(), 0.01)  # type: ignore[arg-type]
+    assert together == [first, second]
+    assert handled == [("a", "b", "c")]  # each partition's in order
+    assert [topic for topic, _ in dead.sent] == ["profiles.dlq"]
