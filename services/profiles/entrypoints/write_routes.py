@@ -144,6 +144,10 @@ def _validated(validators: Sequence[Callable[[Any], Any]], value: Any) -> Any:
     return value
 
 
+def _plain_nested(one: fields.Nested) -> bool:
+    return not one.many and isinstance(one.schema, Schema) and one.unknown is None
+
+
 def _plain_field_load(name: str, one: fields.Field[Any]) -> FieldLoad:
     """How the field loads a value: quicker than marshmallow for strings (Email and URL too),
     booleans, lists of them and plain nested documents, each of exactly its JSON type; any other
@@ -158,12 +162,14 @@ def _plain_field_load(name: str, one: fields.Field[Any]) -> FieldLoad:
     convert: FieldLoad
     if as_marshmallow and isinstance(one, fields.String) and field_class._deserialize is fields.String._deserialize:
         convert = lambda value, _document: _exactly(str, value)  # noqa: E731
-    elif field_class is fields.Boolean and True in one.truthy and False in one.falsy:
+    elif (
+        isinstance(one, fields.Boolean) and field_class is fields.Boolean and True in one.truthy and False in one.falsy
+    ):
         convert = lambda value, _document: _exactly(bool, value)  # noqa: E731
-    elif field_class is fields.List:
+    elif isinstance(one, fields.List) and field_class is fields.List:
         inner = _plain_field_load(name, one.inner)
         convert = lambda value, document: [inner(item, document) for item in _exactly(list, value)]  # noqa: E731
-    elif field_class is fields.Nested and not one.many and isinstance(one.schema, Schema) and one.unknown is None:
+    elif isinstance(one, fields.Nested) and field_class is fields.Nested and _plain_nested(one):
         nested = _plain_schema_load(one.schema)
         convert = lambda value, _document: nested(value)  # noqa: E731
     else:
