@@ -359,6 +359,34 @@ def percentile(ms: list[float], share: float) -> float:
     return ms[min(len(ms) - 1, round(share * (len(ms) - 1)))]
 
 
+def unseen_report(client: redis.Redis, writes: list[Write]) -> None:
+    """Of the acknowledged writes never seen, how many the matcher applied, and how many of those
+    left their organisation with no pending pair at all (nothing a coordinator could be shown) or
+    with pending pairs none of which was suggested again after the write (no `match.suggested` for
+    the bench to follow: a PATCH that moved no pair's score or reasons)."""
+    from services.matcher.adapters.redis_state import PAIR, PENDING_BY_ORG, REVISIONS
+
+    unseen = [w for w in writes if w.acked is not None and w.visible is None]
+    if not unseen:
+        return
+    applied = no_pair = not_again = 0
+    for w in unseen:
+        if int(client.hget(REVISIONS, w.org_id) or 0) < w.revision:
+            continue
+        applied += 1
+        pending = [m.decode() for m in client.zrange(PENDING_BY_ORG + w.org_id, 0, -1)]
+        if not pending:
+            no_pair += 1
+            continue
+        records = [json.loads(raw) for raw in client.mget([PAIR + p for p in pending]) if raw]
+        if all(r["updated_ms"] / 1000 < (w.sent or 0) for r in records):
+            not_again += 1
+    print(
+        f"never seen {len(unseen)}: applied by the matcher {applied}; of those, left with no pending pair "
+        f"{no_pair}, with pending pairs none written again after the write {not_again}"
+    )
+
+
 def quantiles(seconds: list[float], never: int = 0) -> str:
     """p50/p95/max of latencies in seconds; `never` more that did not happen count as infinitely late."""
     if not seconds and not never:
@@ -471,6 +499,7 @@ def run_phase(
         cpu = {name: cpu_seconds([pid]) - cpu_before[name] for name, pid in parts.items()}
     last_ack = max((w.acked for w in writes if w.acked), default=schedule_start)
     p95 = report(writes, schedule_start, last_ack, args.grace_s)
+    unseen_report(client, writes)
     cpu_report(cpu, busy_seconds)
     print(
         f"the matcher applied {applied} of the {acked} writes in those {busy_seconds:.0f} s: "
