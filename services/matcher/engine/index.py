@@ -201,7 +201,7 @@ class Index:
             mine = self._products(left[:, None])[0]
             theirs = np.full(n, -np.inf, np.float32)
             listed = self._row_products(listing, left_t) + weight * terms[listing]
-            listed[(cluster[listing] == cluster[r]) | ~active[listing] | (listing == r)] = -np.inf
+            listed[self._barred(r, listing)] = -np.inf
             theirs[listing] = listed
         finish(mine, terms, weight, cluster, active, r)
         return mine, theirs
@@ -211,8 +211,12 @@ class Index:
         scores[self._barred(r)] = -np.inf
         return scores
 
-    def _barred(self, r: int) -> np.ndarray:
-        """The rows that may not be in r's list, nor r in theirs: itself, its own cluster, inactive rows."""
+    def _barred(self, r: int, rows: np.ndarray | None = None) -> np.ndarray:
+        """Which of `rows` (default: every row, in order) may not be in r's list, nor r in theirs:
+        itself, its own cluster, inactive rows (the event path's compiled scores_finished applies
+        the same rule)."""
+        if rows is not None:
+            return (self.cluster_code[rows] == self.cluster_code[r]) | ~self.active[rows] | (rows == r)
         n = len(self.ids)
         barred = self.cluster_code[:n] == self.cluster_code[r]
         barred |= ~self.active[:n]
