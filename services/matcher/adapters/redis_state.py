@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -121,6 +121,27 @@ __all__ = [
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _watch_and_run(pipe: redis.client.Pipeline, watched: list[str], command: tuple[Any, ...]) -> Any:
+    """WATCH `watched` on the pipeline's connection and run `command` there, both sent at once; the
+    command's reply. After it the pipeline is watching, as after its own watch(): its MULTI/EXEC
+    fails with WatchError if a watched key changed. A connection lost on the way is dropped, its
+    WATCH with it, and both are sent again on a new one, as redis-py retries a command."""
+    conn = pipe.connection
+    if conn is None:
+        conn = pipe.connection = pipe.connection_pool.get_connection()
+
+    def attempt() -> Any:
+        conn.send_packed_command(conn.pack_commands([("WATCH", *watched), command]))
+        pipe.parse_response(conn, "WATCH")
+        return pipe.parse_response(conn, command[0])
+
+    def failed(error: Exception) -> None:
+        pipe.watching = False
+        conn.disconnect()
+
+    return conn.retry.call_with_retry(attempt, failed)
 
 
 def _pair_ids(
@@ -288,9 +309,9 @@ class RedisMatcherState:
         orgs = sorted(change.profiles)
         present = {org for org in orgs if change.profiles[org][1] is not None}
 
-        def txn(pipe: redis.client.Pipeline) -> None:
+        def txn(pipe: redis.client.Pipeline, watch: list[str] | None) -> None:
             applied.clear()
-            currents, existing, unknown = self._read_watched(pipe, orgs, pair_ids, upserts_known, known=present)
+            currents, existing, unknown = self._read_watched(pipe, orgs, pair_ids, upserts_known, present, watch)
             fresh = [
                 org
                 for org, current in zip(orgs, currents, strict=True)
@@ -314,7 +335,7 @@ class RedisMatcherState:
 
         # a coordinator's decision on one of the pairs in the meantime restarts this, as does
         # another profile applied (REVISIONS), which may make a partner known
-        self.r.transaction(txn, REVISIONS, *[PAIR + i for i in pair_ids])
+        self._transaction(txn, [REVISIONS, *[PAIR + i for i in pair_ids]])
         return applied
 
     def apply_pairs(self, plan: ListsPlan) -> None:
@@ -324,12 +345,12 @@ class RedisMatcherState:
         if not pair_ids:
             return
 
-        def txn(pipe: redis.client.Pipeline) -> None:
-            _, existing, unknown = self._read_watched(pipe, [], pair_ids, plan.upserts)
+        def txn(pipe: redis.client.Pipeline, watch: list[str] | None) -> None:
+            _, existing, unknown = self._read_watched(pipe, [], pair_ids, plan.upserts, (), watch)
             pipe.multi()
             self._save_known_pairs(pipe, existing, plan.upserts, plan.withdrawals, plan.unlisted, unknown, _now_ms())
 
-        self.r.transaction(txn, REVISIONS, *[PAIR + i for i in pair_ids])
+        self._transaction(txn, [REVISIONS, *[PAIR + i for i in pair_ids]])
 
     def awaiting(self, org_ids: Iterable[str]) -> dict[str, set[str]]:
         """For each of these organisations that has some, the organisations whose lists wanted it as
@@ -345,6 +366,24 @@ class RedisMatcherState:
         if members:
             self.r.srem(AWAITING + org_id, *members)
 
+    def _transaction(self, txn: Callable[[redis.client.Pipeline, list[str] | None], None], watched: list[str]) -> None:
+        """Run `txn` as redis-py's transaction() does (WATCH `watched`, read, then MULTI/EXEC, again
+        from the start when a watched key changed meanwhile), with the WATCH sent together with
+        txn's first read (txn is given the keys to watch and passes them to _read_watched): one
+        round trip where transaction() takes two, its WATCH waiting for its reply. A client other
+        than a plain Redis one (a cluster's) runs transaction() itself (txn is given None)."""
+        if type(self.r) is not redis.Redis:
+            self.r.transaction(lambda pipe: txn(pipe, None), *watched)
+            return
+        with self.r.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    txn(pipe, watched)
+                    pipe.execute()
+                    return
+                except redis.WatchError:
+                    continue
+
     def _read_watched(
         self,
         pipe: redis.client.Pipeline,
@@ -352,17 +391,21 @@ class RedisMatcherState:
         pair_ids: list[str],
         upserts: list[PairWrite],
         known: Collection[str] = (),
+        watch: list[str] | None = None,
     ) -> tuple[list[bytes | None], dict[str, PairRecord], set[str]]:
         """What a write of pairs reads under its WATCH (of REVISIONS, which every profile change
         writes, and of the pairs), in one round trip: the applied revision of each of `org_ids`, the
         pairs by id, and the organisations of `upserts` with no profile applied, but those `known`.
         Sent as EVAL with the script's text: a script object on a pipeline makes its EXEC ask
-        whether the server has it first, one round trip more."""
+        whether the server has it first, one round trip more. `watch`: the keys to WATCH first, in
+        the same round trip (see _transaction)."""
         orgs = sorted({org for w in upserts for org in (w.org_a, w.org_b)}.difference(known))
         keys = [REVISIONS, PROFILES, *[PAIR + i for i in pair_ids]]
-        currents, flags, raws = pipe.execute_command(
-            "EVAL", _WATCHED_READS, len(keys), *keys, len(org_ids), *org_ids, *orgs
-        )
+        read = ("EVAL", _WATCHED_READS, len(keys), *keys, len(org_ids), *org_ids, *orgs)
+        if watch is None:
+            currents, flags, raws = pipe.execute_command(*read)
+        else:
+            currents, flags, raws = _watch_and_run(pipe, watch, read)
         existing = {pair["pair_id"]: pair for pair in (json.loads(r) for r in raws if r)}
         return currents, existing, {org for org, present in zip(orgs, flags, strict=True) if not present}
 
