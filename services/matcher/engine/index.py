@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from services.matcher.engine.analysis import Analysis, pack, unpack
 from services.matcher.engine.features import FeatureSpace
 from services.matcher.engine.rows import SparseRows
-from services.matcher.engine.topn import ColumnBlocks, row_products, scores_finished
+from services.matcher.engine.topn import ColumnBlocks, bonus_blocks, bonus_sums, row_products, scores_finished
 from services.matcher.engine.values import OrgProfile
 
 # Rows changed since the vectors and word weights were last merged into one matrix each, scored
@@ -76,6 +76,7 @@ class Index:
         # of each), built when first needed: (the base they copy, the copy)
         self._right_by_column: tuple[sp.csr_matrix, ColumnBlocks] | None = None
         self._words_by_term: tuple[sp.csr_matrix, ColumnBlocks] | None = None
+        self._bonus_side: np.ndarray | None = None  # per column: 0 in the needs block, 1 in the offers, 2 elsewhere
         self.fitted: FittedMatrices | None = None
 
     @property
@@ -235,27 +236,20 @@ class Index:
         """both_ways_bonus(r, o) for each o of `rows`. Where the offers and needs of the two do not
         meet both ways (no column where both have weight, one way or the other), one product adds
         only zeros and the bonus is 0 (the blocks have no negative weight); only the other rows
-        are made dense, at once."""
+        are made dense, at once (compiled loops read the rows' entries)."""
         if not rows:  # an upsert whose score reaches no cached list
             return []
         a = self.right[r]
         offers, seeks = self.features.block["offers"], self.features.block["seeks"]
         a_offers, a_seeks, weight = a[offers], a[seeks], self.settings.w_both_ways
-        met_seeks = np.zeros(self.features.dim, bool)  # B's needs A offers
-        met_seeks[seeks.start + np.flatnonzero(a_offers)] = True
-        met_offers = np.zeros(self.features.dim, bool)  # B's offers A needs
-        met_offers[offers.start + np.flatnonzero(a_seeks)] = True
-        places, columns, values = self.right.entries(rows)
-        meets = np.bincount(places[met_seeks[columns]], minlength=len(rows)) > 0
-        meets &= np.bincount(places[met_offers[columns]], minlength=len(rows)) > 0
+        asked = np.asarray(rows, np.int64)
+        _, met = self._bonus_sums(a, asked)
+        both = np.flatnonzero((met[:, 0] > 0) & (met[:, 1] > 0))
         bonuses = [0.0] * len(rows)
-        both = np.flatnonzero(meets)
         # the needs and offers blocks of those rows only, dense: one per row of `both`
-        at_both = np.cumsum(meets) - 1
         dense: np.ndarray = np.zeros((len(both), 2, len(a_offers)), self.right.dtype)
-        for side, block in enumerate((seeks, offers)):
-            inside = meets[places] & (columns >= block.start) & (columns < block.stop)
-            dense[at_both[places[inside]], side, columns[inside] - block.start] = values[inside]
+        base, apart, at, slots = self._sources(asked[both])
+        bonus_blocks()(*base, *apart, at, slots, seeks.start, offers.start, dense)
         dot = np.dot  # the products `@` makes of two vectors (the same BLAS dot), called with less work
         for i, (b_seeks, b_offers) in zip(both.tolist(), dense, strict=True):
             bonuses[i] = weight * min(float(dot(a_offers, b_seeks)), float(dot(b_offers, a_seeks)))
@@ -268,20 +262,42 @@ class Index:
         float32 dot of the bonus adds the same products (the others are 0), rounded on the way, by
         at most BONUS_ROUNDING of their sum (they are not negative), and min() moves an error no
         further. For a weight of the bonus that is not negative."""
-        a = self.right[r].astype(np.float64)
+        sums, _ = self._bonus_sums(self.right[r], np.asarray(rows, np.int64))
+        low = np.minimum(sums[:, 0], sums[:, 1])
+        weight = self.settings.w_both_ways
+        return weight * low, weight * BONUS_ROUNDING * np.maximum(sums[:, 0], sums[:, 1])
+
+    def _bonus_sums(self, a: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each of `rows` (B) against the vector `a` (A's): the sums, in float64 entry by entry
+        in B's order, of the products of B's needs with A's offers (column 0) and of B's offers
+        with A's needs (column 1), and how many of B's entries meet a weight of A there."""
         offers, seeks = self.features.block["offers"], self.features.block["seeks"]
         mate = np.zeros(self.features.dim)  # per column of B, the weight of A it meets
         mate[seeks] = a[offers]  # B's needs against A's offers
         mate[offers] = a[seeks]  # B's offers against A's needs
-        side = np.full(self.features.dim, 2, np.int64)  # 0: B's needs, 1: B's offers, 2: neither
-        side[seeks], side[offers] = 0, 1
-        places, columns, values = self.right.entries(rows.tolist())
-        sums = np.bincount(3 * places + side[columns], weights=mate[columns] * values, minlength=3 * len(rows)).reshape(
-            -1, 3
-        )
-        low = np.minimum(sums[:, 0], sums[:, 1])
-        weight = self.settings.w_both_ways
-        return weight * low, weight * BONUS_ROUNDING * np.maximum(sums[:, 0], sums[:, 1])
+        if self._bonus_side is None:  # 0: B's needs, 1: B's offers, 2: neither
+            self._bonus_side = np.full(self.features.dim, 2, np.int64)
+            self._bonus_side[seeks], self._bonus_side[offers] = 0, 1
+        sums = np.zeros((len(rows), 3))
+        met = np.zeros((len(rows), 3), np.int64)
+        base, apart, at, slots = self._sources(rows)
+        bonus_sums()(*base, *apart, at, slots, mate, self._bonus_side, sums, met)
+        return sums, met
+
+    def _sources(
+        self, rows: np.ndarray
+    ) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...], np.ndarray, np.ndarray]:
+        """Where the compiled loops read each of `rows`' vectors: the base matrix's arrays, the
+        changed rows' arrays, the rows, and per row the slot of its latest change (-1: in the base)."""
+        right = self.right
+        base, apart = right.base, right.apart
+        slot = apart.slot
+        slots = np.array([slot.get(o, -1) for o in rows.tolist()], np.int64) if slot else np.full(len(rows), -1)
+        if len(rows) and int(rows[slots < 0].max(initial=-1)) >= base.shape[0]:
+            raise IndexError("a row neither in the base nor changed")
+        if len(rows) and int(rows.min()) < 0:
+            raise IndexError("a negative row")
+        return (base.indptr, base.indices, base.data), (apart.indptr, apart.indices, apart.data), rows, slots
 
     def _term_scores(self, r: int) -> np.ndarray:
         """Word likeness of row r with every row: from the columns of r's words in the word weights

@@ -76,9 +76,33 @@ def scores_finished() -> Any:
     return _compiled(_scores_finished, sig, "event path scores")
 
 
-def event_kernels() -> tuple[Any, Any, Any, Any]:
+@functools.cache
+def bonus_sums() -> Any:
+    """The event path's sums of the both-ways bonus's products (compiled, or loaded from numba's
+    cache, on the first call)."""
+    sigs = [
+        f"void({p}[::1], int32[::1], float32[::1], int64[::1], int32[::1], float32[::1], int64[::1], int64[::1], "
+        "float64[::1], int64[::1], float64[:, ::1], int64[:, ::1])"
+        for p in ("int32", "int64")
+    ]
+    return _compiled(_bonus_sums, sigs, "event path bonus sums")
+
+
+@functools.cache
+def bonus_blocks() -> Any:
+    """The event path's copy of rows' needs and offers blocks, dense (compiled, or loaded from
+    numba's cache, on the first call)."""
+    sigs = [
+        f"void({p}[::1], int32[::1], float32[::1], int64[::1], int32[::1], float32[::1], int64[::1], int64[::1], "
+        "int64, int64, float32[:, :, ::1])"
+        for p in ("int32", "int64")
+    ]
+    return _compiled(_bonus_blocks, sigs, "event path bonus blocks")
+
+
+def event_kernels() -> tuple[Any, ...]:
     """The loops of the event path, compiled (or loaded)."""
-    return block_products(), row_products(), kth_largest(), scores_finished()
+    return block_products(), row_products(), kth_largest(), scores_finished(), bonus_sums(), bonus_blocks()
 
 
 class ColumnBlocks:
@@ -207,6 +231,49 @@ def _scores_finished(scores, terms, weight, cluster, active, r):
         else:
             scores[i] += weight * terms[i]
     scores[r] = -np.inf
+
+
+def _bonus_sums(indptr, indices, data, c_indptr, c_indices, c_data, rows, slots, mate, side, sums, met):
+    """For each row t of `rows`, read from the CSR matrix (indptr, indices, data), or where slots[t]
+    is not -1 from that row of the changed rows' (c_indptr, c_indices, c_data): sums[t, side[j]] +=
+    mate[j] * value, in float64, entry by entry in the row's order (as numpy's bincount with these
+    weights adds them), and met[t, side[j]] += 1 where mate[j] is not 0."""
+    for t in range(rows.shape[0]):
+        s = slots[t]
+        if s < 0:
+            r = rows[t]
+            for q in range(indptr[r], indptr[r + 1]):
+                j = indices[q]
+                k = side[j]
+                sums[t, k] += mate[j] * np.float64(data[q])
+                if mate[j] != 0.0:
+                    met[t, k] += 1
+        else:
+            for q in range(c_indptr[s], c_indptr[s + 1]):
+                j = c_indices[q]
+                k = side[j]
+                sums[t, k] += mate[j] * np.float64(c_data[q])
+                if mate[j] != 0.0:
+                    met[t, k] += 1
+
+
+def _bonus_blocks(indptr, indices, data, c_indptr, c_indices, c_data, rows, slots, seeks, offers, out):
+    """out[t, 0] = row rows[t]'s values in the columns from `seeks` on, out[t, 1] those from
+    `offers` on (out.shape[2] columns each; out zero), the row read as in _bonus_sums."""
+    width = out.shape[2]
+    for t in range(rows.shape[0]):
+        s = slots[t]
+        if s < 0:
+            lo, hi = indptr[rows[t]], indptr[rows[t] + 1]
+        else:
+            lo, hi = c_indptr[s], c_indptr[s + 1]
+        for q in range(lo, hi):
+            j = indices[q] if s < 0 else c_indices[q]
+            v = data[q] if s < 0 else c_data[q]
+            if seeks <= j < seeks + width:
+                out[t, 0, j - seeks] = v
+            elif offers <= j < offers + width:
+                out[t, 1, j - offers] = v
 
 
 def _row_products(indptr, indices, data, slots, rows, lefts, scratch, out):

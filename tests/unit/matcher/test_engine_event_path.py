@@ -116,6 +116,38 @@ def test_the_bonus_estimates_hold_the_bonus_within_their_error():
     assert met > len(engine.ids)  # bonuses were there to estimate
 
 
+def test_the_bonuses_and_their_estimates_read_from_compiled_loops_are_those_of_each_pair_alone():
+    # both_ways_bonuses equals both_ways_bonus pair by pair, and the estimates are the float64 sums
+    # of the products one after another in the row's order (as numpy's bincount added them), bit
+    # for bit, for rows in the base and changed since
+    engine = MatchEngine(settings=EngineSettings(w_both_ways=0.8))
+    profiles = _profiles()
+    engine.fit(profiles[:-5])
+    for p in [*profiles[-5:], *profiles[:3]]:  # new rows and replaced ones
+        engine.upsert(p)
+    index, n = engine.index, len(engine.ids)
+    offers, seeks = index.features.block["offers"], index.features.block["seeks"]
+    dense = np.stack([index.right[o] for o in range(n)]).astype(np.float64)
+    rows = np.random.default_rng(3).permutation(n)  # in no order, as candidates come
+    for r in range(0, n, 7):
+        assert index.both_ways_bonuses(r, rows.tolist()) == [index.both_ways_bonus(r, o) for o in rows.tolist()]
+        a = dense[r]
+        sums = np.array(
+            [[_in_order(dense[o, seeks] * a[offers]), _in_order(dense[o, offers] * a[seeks])] for o in rows]
+        )
+        estimate, error = index.both_ways_estimates(r, rows)
+        assert np.array_equal(estimate, 0.8 * np.minimum(sums[:, 0], sums[:, 1]))
+        assert np.array_equal(error, 0.8 * 1e-4 * np.maximum(sums[:, 0], sums[:, 1]))
+    assert index.both_ways_bonuses(0, []) == []
+
+
+def _in_order(values: np.ndarray) -> float:
+    total = 0.0
+    for v in values.tolist():
+        total += v
+    return total
+
+
 def test_prepare_events_makes_the_column_copies_before_the_first_event_and_changes_no_list():
     profiles = _profiles()
     prepared, lazy = MatchEngine(), MatchEngine()
