@@ -6,8 +6,7 @@ Pure (no I/O)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from functools import partial
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import chain
 
 import numpy as np
@@ -32,31 +31,52 @@ class Evidence:
     """One row's concepts with their weights, and the words that expressed them (found when a
     reason first quotes them: a pair shares many concepts, its reasons quote at most a few).
     Keeps the analysis's hits and wishes; its surface forms are read when a reason first quotes a
-    shared word (`surface`: reads them)."""
+    shared word (from the packed analysis, or those of the analysis as made).
+
+    The evidence of thousands of rows is kept, so it is made of what the cyclic garbage collector
+    can leave alone once it has seen it (tuples of strings and floats, dictionaries of those): no
+    lists, sets, bound methods or instance dictionary that each of its collections would walk again."""
+
+    __slots__ = (
+        "weights",
+        "offered",
+        "sought",
+        "wishes",
+        "_finder",
+        "_hits",
+        "_packed",
+        "_term_surface",
+        "_by_sector",
+        "_said",
+    )
 
     def __init__(
         self,
-        said: Callable[[dict[str, list[str]], str], tuple[str, ...]],
+        finder: ReasonFinder,
         hits: Hits,
-        surface: Callable[[], dict[str, str]],
+        stored: Analysis | bytes,
         weights: dict[str, tuple[float, float, float]],
-        offered: set[str],
-        sought: set[str],
+        offered: dict[str, None],
+        sought: dict[str, None],
     ) -> None:
         self.weights = weights  # concept -> (capabilities, goals, profile)
-        self.offered, self.sought = offered, sought  # the concepts each side of the text named
-        self.wishes = hits[2]  # country code -> the words that asked for it
-        self._hits = hits[0], hits[1]
-        self._surface = surface
-        self._term_surface: dict[str, str] | None = None
-        self._said_by = said  # the words one side's hits named a concept with (ReasonFinder.said_concept)
+        self.offered, self.sought = offered, sought  # the concepts each side of the text named (as keys)
+        self.wishes = _frozen(hits[2])  # country code -> the words that asked for it
+        self._finder = finder
+        self._hits = _frozen(hits[0]), _frozen(hits[1])  # offers, needs: concept -> its words
+        self._packed = stored if isinstance(stored, bytes) else None
+        self._term_surface = None if isinstance(stored, bytes) else stored.term_surface
+        # a sector's words are those of the sector and all its activities: every sector's at once,
+        # from one pass over a side's hits (ReasonFinder.sector_words), when one is first quoted
+        self._by_sector: tuple[dict[int, tuple[str, ...]] | None, dict[int, tuple[str, ...]] | None] = (None, None)
         self._said: dict[tuple[str, bool], tuple[str, ...]] = {}
 
     @property
     def term_surface(self) -> dict[str, str]:
         """A word as the index counts it -> as the text wrote it."""
         if self._term_surface is None:
-            self._term_surface = self._surface()
+            assert self._packed is not None
+            self._term_surface = unpack_surface(self._packed)
         return self._term_surface
 
     def offer_words(self, c: str) -> tuple[str, ...]:
@@ -75,8 +95,23 @@ class Evidence:
     def _words(self, c: str, sought: bool) -> tuple[str, ...]:
         found = self._said.get((c, sought))
         if found is None:
-            found = self._said[c, sought] = self._said_by(self._hits[sought], c)
+            finder = self._finder
+            column = finder.sector_column.get(c)
+            if column is None:
+                found = finder.said_concept(self._hits[sought], c)
+            else:
+                by_sector = self._by_sector[sought]
+                if by_sector is None:
+                    by_sector = finder.sector_words(self._hits[sought])
+                    self._by_sector = (self._by_sector[0], by_sector) if sought else (by_sector, self._by_sector[1])
+                found = by_sector.get(column, ())
+            self._said[c, sought] = found
         return found
+
+
+def _frozen(hits: dict[str, list[str]]) -> dict[str, tuple[str, ...]]:
+    """The same words, each list as a tuple (see Evidence)."""
+    return {c: tuple(words) for c, words in hits.items()}
 
 
 class ReasonFinder:
@@ -118,6 +153,7 @@ class ReasonFinder:
             else:
                 columns = (block["offers"].start + i, block["seeks"].start + i, block["profile"].start + i)
             self._concept_facts[c] = (place[i] >= 0, features.concepts[j] if j >= 0 else None, columns)
+        self.sector_column = {c: i for i, c in enumerate(features.concepts) if place[i] >= 0}  # a sector's column
         self._evidence: dict[int, Evidence] = {}
         self._latest: tuple[int, Analysis] | None = None  # the row changed last, with its analysis as made
 
@@ -210,45 +246,43 @@ class ReasonFinder:
         """From the row's analysis: as made for the row just put, else only the part reasons read
         (unpack_hits; the surfaces when a reason quotes a shared word)."""
         hits: Hits
-        surface: Callable[[], dict[str, str]]
         stored = self._latest[1] if self._latest is not None and self._latest[0] == r else self.index.stored[r]
         if isinstance(stored, bytes):
-            hits, surface = unpack_hits(stored), partial(unpack_surface, stored)
+            hits = unpack_hits(stored)
         else:
             hits = stored.offer_hits, stored.seek_hits, stored.wishes
-            surface = partial(getattr, stored, "term_surface")
         offer_hits, seek_hits = hits[0], hits[1]
         columns, values = self.index.right.get(r)
         value_of = dict(zip(columns.tolist(), values.tolist(), strict=True))  # the row's non-zeros
         facts = self._concept_facts
         # the concepts each side named: an activity, and the sector it belongs to
-        offered: set[str] = set()
-        sought: set[str] = set()
+        offered: dict[str, None] = {}
+        sought: dict[str, None] = {}
         for side, named in ((offer_hits, offered), (seek_hits, sought)):
             for c in side:
                 known = facts.get(c)
                 if known is None:
                     continue
                 if not known[0]:
-                    named.add(c)
+                    named[c] = None
                 if known[1] is not None:
-                    named.add(known[1])
+                    named[known[1]] = None
         weights = {}
-        for c in offered | sought:
+        for c in offered.keys() | sought.keys():
             cap, goal, prof = facts[c][2]
             weights[c] = (value_of.get(cap, 0.0), value_of.get(goal, 0.0), value_of.get(prof, 0.0))
-        return Evidence(self.said_concept, hits, surface, weights, offered, sought)
+        return Evidence(self, hits, stored, weights, offered, sought)
 
     def country_of(self, r: int) -> str | None:
         """Row r's country, when it is one the lexicon knows (and so one a wish can name)."""
         country = self.index.country(r)
         return country if country in self.features.country_index else None
 
-    def said_concept(self, hits: dict[str, list[str]], c: str) -> tuple[str, ...]:
+    def said_concept(self, hits: Mapping[str, Sequence[str]], c: str) -> tuple[str, ...]:
         """said() of concept c."""
         return self.said(hits, self.features.concept_index[c])
 
-    def said(self, hits: dict[str, list[str]], i: int) -> tuple[str, ...]:
+    def said(self, hits: Mapping[str, Sequence[str]], i: int) -> tuple[str, ...]:
         """The words one side of a profile named concept column i with: for a sector, those of
         the sector and of all its activities, in the order the text first named them."""
         if self.features.sector_place[i] < 0:
@@ -452,7 +486,7 @@ class ReasonFinder:
             return np.full(n, -1, np.int64)
         return np.where(np.diff(here.indptr) > 0, np.asarray(here.argmax(axis=1)).ravel(), -1).astype(np.int64)
 
-    def sector_words(self, hits: dict[str, list[str]]) -> dict[int, tuple[str, ...]]:
+    def sector_words(self, hits: Mapping[str, Sequence[str]]) -> dict[int, tuple[str, ...]]:
         """What said() gives for each sector column one side of a profile names, from one pass."""
         of = self.features.sector_concept_column_by_id
         found: dict[int, list[str]] = {}

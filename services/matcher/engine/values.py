@@ -46,7 +46,7 @@ class Reason(NamedTuple):  # a tuple: millions are made in a batch run
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: thousands of lists made are kept (no instance dictionary each)
 class Suggestion:
     id: str
     score: float
