@@ -144,6 +144,46 @@ def _watch_and_run(pipe: redis.client.Pipeline, watched: list[str], command: tup
     return conn.retry.call_with_retry(attempt, failed)
 
 
+def _execute_watched(pipe: redis.client.Pipeline) -> None:
+    """What pipe.execute() does for a transaction whose WATCH was sent with its read (_watch_and_run):
+    MULTI, the queued commands and EXEC in one round trip, WatchError if a watched key changed (or
+    the connection was lost: the caller starts again), the first error of a command raised; the
+    replies are read as they come, none parsed further (redis-py's runs a callback on each, and
+    the caller reads none of them)."""
+    conn = pipe.connection
+    commands = [args for args, _ in pipe.command_stack]
+    try:
+        if conn is None or not pipe.watching:  # nothing watched on a connection: as redis-py does it
+            pipe.execute()
+            return
+        try:
+            conn.send_packed_command(conn.pack_commands([("MULTI",), *commands, ("EXEC",)]))
+            queued: list[redis.ResponseError] = []
+            for _ in range(len(commands) + 1):  # MULTI's OK, then QUEUED or an error each
+                try:
+                    conn.read_response()
+                except redis.ResponseError as error:
+                    queued.append(error)
+            try:
+                replies = conn.read_response()
+            except redis.exceptions.ExecAbortError:
+                pipe.watching = False
+                if queued:
+                    raise queued[0] from None
+                raise
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            conn.disconnect()
+            raise redis.WatchError(f"A {type(error).__name__} occurred while watching one or more keys") from error
+        pipe.watching = False  # EXEC ends every WATCH
+        if replies is None:
+            raise redis.WatchError("Watched variable changed.")
+        for reply in replies:
+            if isinstance(reply, redis.ResponseError):
+                raise reply
+    finally:
+        pipe.reset()
+
+
 def _pair_ids(
     upserts: Iterable[PairWrite], withdrawals: Iterable[tuple[str, str]], unlisted: Iterable[tuple[str, str]]
 ) -> list[str]:
@@ -379,7 +419,7 @@ class RedisMatcherState:
             while True:
                 try:
                     txn(pipe, watched)
-                    pipe.execute()
+                    _execute_watched(pipe)
                     return
                 except redis.WatchError:
                     continue

@@ -87,3 +87,28 @@ def test_a_connection_lost_without_retries_fails_the_write_and_the_next_one_is_w
     assert state.applied_revision("org_a") == 0
     assert state.apply(_change(1, 0.5))
     assert state.applied_revision("org_a") == 1
+
+
+def test_a_command_refused_inside_the_transaction_is_raised_as_redis_py_raises_it(redis_client):
+    state = RedisMatcherState(redis_client)
+    redis_client.hset(REVISIONS, "org_b", 1)
+    redis_client.sadd(redis_state.PROFILES, "org_b")
+    redis_client.set(redis_state.PENDING_BY_ORG + "org_a", "not a sorted set")  # its ZADD fails in EXEC
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        state.apply(_change(1, 0.5))
+    redis_client.delete(redis_state.PENDING_BY_ORG + "org_a")
+    assert not state.apply(_change(1, 0.5)), "the other commands of the transaction were applied"
+    assert state.apply(_change(2, 0.6))
+    assert state.pending_of_org("org_a") == {events.pair_id("org_a", "org_b"): 0.6}
+
+
+def test_a_transaction_with_nothing_new_writes_nothing_and_leaves_no_watch(redis_client):
+    state = RedisMatcherState(redis_client)
+    assert state.apply(_change(2, 0.5))
+    assert not state.apply(_change(1, 0.9))  # an older revision
+    assert state.get_pair(events.pair_id("org_a", "org_b"))["score"] == 0.5  # as revision 2 wrote it
+    with redis_client.pipeline() as pipe:  # the pooled connection is not left watching anything
+        pipe.watch(REVISIONS)
+        pipe.multi()
+        pipe.set("k", "v")
+        assert pipe.execute() == [True]
