@@ -15,11 +15,12 @@ import gc
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from partnermatch import events
 from services.matcher import domain
-from services.matcher.domain import Candidate, ListsPlan, PlanSnapshot, ProfileChange, ProfilesChange
+from services.matcher.domain import Candidate, ListsPlan, PairWrite, PlanSnapshot, ProfileChange, ProfilesChange
 from services.matcher.feedback import ReasonVectors, dislikes_in, rerank
 
 if TYPE_CHECKING:
@@ -97,6 +98,27 @@ def profile_from_payload(payload: Mapping[str, Any]) -> OrgProfile:
         seeks=tuple(payload.get("seeks") or ()),
         seeks_countries=tuple(payload.get("seeks_countries") or ()),
     )
+
+
+@dataclass(frozen=True)
+class ListsRead:
+    """What a plan of lists reads of the index: the organisations whose lists are planned, those
+    deleted, their lists (Candidates: values, which the index changing later leaves as they are) and
+    the pairs the lists want (domain.wanted_pairs, without reasons yet)."""
+
+    affected: set[str]
+    gone: set[str]
+    lists: dict[str, list[Candidate]]
+    wanted: dict[str, PairWrite]
+
+
+@dataclass(frozen=True)
+class ProfilesRead:
+    """What a plan of a run of profile events reads of the index: each organisation's revision and
+    profile (None: deleted), and the lists (ListsRead)."""
+
+    profiles: dict[str, tuple[int, dict[str, Any] | None]]
+    lists: ListsRead
 
 
 class LiveMatcher:
@@ -213,14 +235,23 @@ class LiveMatcher:
         """The change a run of profile events already in the index makes, one event per organisation
         (its latest): their profiles, and the pairs of the lists of `affected` as the index now
         holds them, planned once for all (a list two events changed is planned once)."""
+        return self.plan_profiles_read(self.read_profiles(envelopes, affected))
+
+    def read_profiles(self, envelopes: Sequence[events.Envelope], affected: set[str]) -> ProfilesRead:
+        """What plan_profiles reads of the index (the lists), for plan_profiles_read to finish with
+        the stored pairs: a caller sharing the index with other threads holds its lock only for this."""
         profiles: dict[str, tuple[int, dict[str, Any] | None]] = {}
         for envelope in envelopes:
             payload = envelope.payload
             deleted = envelope.event_type == events.PROFILE_DELETED
             profiles[payload["org_id"]] = (int(payload["revision"]), None if deleted else dict(payload))
         gone = {org for org, (_, profile) in profiles.items() if profile is None}
-        plan = self._pair_changes(affected - gone, gone)
-        return ProfilesChange(profiles, plan.upserts, plan.withdrawals, plan.unlisted)
+        return ProfilesRead(profiles, self.read_lists(affected - gone, gone))
+
+    def plan_profiles_read(self, read: ProfilesRead) -> ProfilesChange:
+        """The change of read_profiles' events: reads the stored pairs, not the index."""
+        plan = self.plan_read(read.lists)
+        return ProfilesChange(read.profiles, plan.upserts, plan.withdrawals, plan.unlisted)
 
     def apply_profiles(self, change: ProfilesChange) -> set[str]:
         """Write the change durably, in one transaction: the organisations whose events were applied
@@ -275,7 +306,11 @@ class LiveMatcher:
     def plan_lists(self, orgs: set[str]) -> ListsPlan:
         """The pairs to suggest, to withdraw and to take out of these organisations' lists (those in
         the index) when their lists are planned again as the index now holds them."""
-        return self._pair_changes({org for org in orgs if org in self.clusters}, set())
+        return self.plan_read(self.read_lists_of(orgs))
+
+    def read_lists_of(self, orgs: set[str]) -> ListsRead:
+        """What plan_lists reads of the index, for plan_read to finish (see read_profiles)."""
+        return self.read_lists({org for org in orgs if org in self.clusters}, set())
 
     def _indexed(self, org_id: str) -> bool:
         try:
@@ -294,12 +329,22 @@ class LiveMatcher:
 
     def _pair_changes(self, affected: set[str], gone: set[str]) -> ListsPlan:
         """The pairs to suggest, to withdraw (with why) and to take out of the lists of `affected` as
-        they now are, the organisations in `gone` deleted: the engine's lists, then one snapshot of
-        the pairs they touch, then, for the pending pairs those lists let go, which sides' lists
-        held them when last planned (one more read, only when there are some); the rules are the
-        domain's. No partner's list is read: its own planning says whether it holds a pair."""
+        they now are, the organisations in `gone` deleted: the engine's lists (read_lists), then
+        the stored pairs (plan_read)."""
+        return self.plan_read(self.read_lists(affected, gone))
+
+    def read_lists(self, affected: set[str], gone: set[str]) -> ListsRead:
+        """The lists of `affected` as the index now holds them (the organisations in `gone` deleted),
+        and the pairs they want: all a plan reads of the index and of the organisations' clusters."""
         lists = self._lists(sorted(affected - gone))
-        wanted = domain.wanted_pairs(lists, self.clusters, with_reasons=False)
+        return ListsRead(affected, gone, lists, domain.wanted_pairs(lists, self.clusters, with_reasons=False))
+
+    def plan_read(self, read: ListsRead) -> ListsPlan:
+        """The plan of lists as read_lists read them: one snapshot of the pairs they touch, then, for
+        the pending pairs those lists let go, which sides' lists held them when last planned (one
+        more read, only when there are some); the rules are the domain's. No partner's list is read:
+        its own planning says whether it holds a pair. Reads the stored pairs, not the index."""
+        affected, gone, lists, wanted = read.affected, read.gone, read.lists, read.wanted
         snapshot = self.state.snapshot(sorted(domain.snapshot_orgs(affected, gone, wanted.values())), list(wanted))
         let_go = domain.unlisted_pending(affected, gone, wanted, snapshot)
         sides = self.state.wanted_by(sorted(let_go)) if let_go else {}

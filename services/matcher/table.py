@@ -74,7 +74,10 @@ REPLAN_REST = 3.0
 REWEIGH_SPACING = 10.0
 # A consumer that is behind plans and writes up to this many events of its partitions as one run:
 # lists that several of them changed are planned and written once (at 2,000 organisations and 50
-# writes/s, runs of 4-20 events wrote 60-90 pairs an event, runs of 200 some 16).
+# writes/s, runs of 4-20 events wrote 60-90 pairs an event, runs of 200 some 16). Runs cut short by
+# their work (some 150 ms, or half the age of their first event) cost 10-14 CPU ms an event where
+# these cost 7, and the matcher fell behind at 50 writes/s: an event's wait for its run is the
+# lesser harm.
 RUN_RECORDS = 500
 
 
@@ -288,7 +291,8 @@ class SharedIndex:
             with self.writing:
                 began = time.monotonic()
                 with self.lock:
-                    plan = self.live.plan_lists({org_id})
+                    read = self.live.read_lists_of({org_id})
+                plan = self.live.plan_read(read)
                 self.live.state.apply_pairs(plan)
                 worked = time.monotonic() - began
             planned += 1
@@ -359,8 +363,9 @@ class SharedIndex:
         has a later revision indexed already is left to that event (it plans for both). The lists that
         wanted these organisations before their profiles were applied (the state's AWAITING) are
         planned in the same plan, which makes them known; those that came to wait for them while it was
-        made are planned after it (_plan_awaiting). Returns the organisations whose events were applied
-        now."""
+        made are planned after it (_plan_awaiting). The index's lock is held to read the lists, not
+        the stored pairs (LiveMatcher.read_profiles): the table reader indexes meanwhile. Returns the
+        organisations whose events were applied now."""
         self._last_owned = time.monotonic()
         latest: dict[str, events.Envelope] = {}
         for envelope in envelopes:
@@ -389,7 +394,9 @@ class SharedIndex:
                     changed |= set().union(*(waiting.get(e.payload["org_id"], set()) for e in current))
                     # lists changed by events indexed since may name organisations deleted meanwhile
                     affected = {org for org in changed if org in self.live.clusters}
-                    change = self.live.plan_profiles(current, affected) if current else None
+                    read = self.live.read_profiles(current, affected) if current else None
+                # the stored pairs are read without the index's lock: the table reader indexes meanwhile
+                change = self.live.plan_profiles_read(read) if read is not None else None
                 if change is not None:
                     change.known_partners_only = True
                     applied = self.live.apply_profiles(change)
@@ -410,7 +417,8 @@ class SharedIndex:
             return
         with self.writing:
             with self.lock:
-                plan = self.live.plan_lists(set().union(*waiting.values()))
+                read = self.live.read_lists_of(set().union(*waiting.values()))
+            plan = self.live.plan_read(read)
             self.live.state.apply_pairs(plan)
         for org_id, orgs in waiting.items():
             self.live.state.forget_awaiting(org_id, orgs)

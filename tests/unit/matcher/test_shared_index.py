@@ -83,6 +83,21 @@ class FakeLive:
         self.replanned.append(set(orgs))
         return ListsPlan([], [])
 
+    # The shared index reads what a plan needs of the index under its lock (read_*), and finishes
+    # the plan with the stored pairs without it (plan_*_read): this fake plans in the second step.
+
+    def read_profiles(self, envelopes: list[events.Envelope], affected: set[str]):
+        return list(envelopes), set(affected)
+
+    def plan_profiles_read(self, read) -> ProfilesChange:
+        return self.plan_profiles(*read)
+
+    def read_lists_of(self, orgs: set[str]):
+        return set(orgs)
+
+    def plan_read(self, read):
+        return self.plan_lists(read)
+
 
 def _event(org_id: str, revision: int) -> events.Envelope:
     return events.new_event(
