@@ -6,7 +6,9 @@ as applied (the matchers fit them at start, all alike), then publishes --events 
 and times them from the first send until the last is applied in Redis. It prints the CPU time
 each matcher used meanwhile too: on a machine with cores to spare, the busiest one bounds the
 rate. The processes are the real consumer (`python -m services.matcher.entrypoints.consumer`).
-Usage: python bench/matchers.py [--orgs 2000] [--events 1000] [--matchers 1 2]
+--profile DIR samples each matcher with py-spy from the first send until the last event is applied
+(DIR/matchers-N-i.txt, raw stacks of every thread, waiting ones too).
+Usage: python bench/matchers.py [--orgs 2000] [--events 1000] [--matchers 1 2] [--profile DIR]
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
@@ -66,7 +69,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run(n_matchers: int, orgs: list[dict], updates: list[events.Envelope], folder: Path) -> dict[str, float]:
+def run(
+    n_matchers: int, orgs: list[dict], updates: list[events.Envelope], folder: Path, profile: str | None = None
+) -> dict[str, float]:
     server = RedisServer(folder / "redis")
     kafka = TansuBroker(log_file=folder / "kafka.log")
     processes = []
@@ -105,11 +110,26 @@ def run(n_matchers: int, orgs: list[dict], updates: list[events.Envelope], folde
                 raise SystemExit("the matchers did not start")
             time.sleep(0.2)
         time.sleep(SETTLE_S)
+        spies = []
+        if profile is not None:
+            Path(profile).mkdir(parents=True, exist_ok=True)
+            spies = [
+                subprocess.Popen(
+                    ["py-spy", "record", "--pid", str(p.pid), "--idle", "--threads", "--format", "raw"]
+                    + ["--rate", "100", "--nonblocking", "--output", f"{profile}/matchers-{n_matchers}-{i}.txt"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                for i, p in enumerate(processes)
+            ]
         cpu_before = [cpu_seconds(p.pid) for p in processes]
         started = time.monotonic()
         publish(kafka.bootstrap, updates)
         last = {e.payload["org_id"]: e.payload["revision"] for e in updates}
         done = wait_applied(state, last, timeout=600)
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)  # it writes what it has sampled so far
+            spy.wait(timeout=60)
         seconds = done - started
         cpu = [round(cpu_seconds(p.pid) - before, 1) for p, before in zip(processes, cpu_before, strict=True)]
         return {
@@ -136,6 +156,8 @@ def main() -> int:
     parser.add_argument("--orgs", type=int, default=2000)
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--matchers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--keep", metavar="DIR", help="run in DIR and keep the matchers' logs")
+    parser.add_argument("--profile", metavar="DIR", help="sample each matcher with py-spy while the events are applied")
     args = parser.parse_args()
     orgs = generate(args.orgs, seed=11)
     rng = random.Random(3)
@@ -157,10 +179,13 @@ def main() -> int:
     )
     for n in args.matchers:
         with tempfile.TemporaryDirectory() as tmp:
-            result = run(n, orgs, updates, Path(tmp))
+            folder = Path(args.keep) / f"matchers-{n}" if args.keep else Path(tmp)
+            folder.mkdir(parents=True, exist_ok=True)
+            result = run(n, orgs, updates, folder, args.profile)
         print(
             f"matchers={result['matchers']}: {result['events']} events in {result['seconds']} s = "
-            f"{result['per_s']} events/s; CPU seconds of each matcher meanwhile: {result['cpu_s']}",
+            f"{result['per_s']} events/s; CPU seconds of each matcher meanwhile: {result['cpu_s']} "
+            f"({1000 * sum(result['cpu_s']) / result['events']:.1f} CPU ms an event in all)",
             flush=True,
         )
     return 0
