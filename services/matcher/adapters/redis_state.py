@@ -25,7 +25,7 @@ import redis
 
 from partnermatch import events
 from partnermatch.outbox import Outbox
-from partnermatch.redis_client import adopt_untagged_keys
+from partnermatch.redis_client import DirectCommands, adopt_untagged_keys
 from partnermatch.topics import MATCH_DECISIONS, MATCHES
 from services.matcher import domain
 from services.matcher.adapters.page_sessions import PAGE_SESSION
@@ -238,6 +238,9 @@ class RedisMatcherState:
         self.decisions_topic = decisions_topic
         self._pending_and_decided = client.register_script(_PENDING_AND_DECIDED)
         self._members = client.register_script(_MEMBERS)
+        # the reads each profile event makes before its write (its revision, the pending pairs, the
+        # rejections): on a connection the consumer's thread keeps, without redis-py's layers
+        self._direct = DirectCommands(client)
 
     def adopt_untagged_keys(self) -> int:
         """Move the keys written before they had a hash tag (`matcher:…`, page sessions aside)
@@ -247,7 +250,8 @@ class RedisMatcherState:
     # ---- profiles ---------------------------------------------------------------------------
 
     def applied_revision(self, org_id: str) -> int:
-        raw = self.r.hget(REVISIONS, org_id)
+        replies = self._direct.round_trip([("HGET", REVISIONS, org_id)])
+        raw = replies[0] if replies is not None else self.r.hget(REVISIONS, org_id)
         return int(raw) if raw else 0
 
     def applied_revisions(self, org_ids: Iterable[str] | None = None) -> dict[str, int]:
@@ -288,7 +292,9 @@ class RedisMatcherState:
         """The pending pairs of each organisation (by score, lowest first) and which of `pair_ids`
         were decided: what a plan of the lists reads, in one round trip."""
         orgs, ids = list(dict.fromkeys(org_ids)), list(pair_ids)
-        replies = self._pending_and_decided(keys=[*(PENDING_BY_ORG + org for org in orgs), DECIDED], args=ids)
+        replies = self._direct.script(
+            self._pending_and_decided, [*(PENDING_BY_ORG + org for org in orgs), DECIDED], ids
+        )
         pending = {
             org: {reply[i].decode(): float(reply[i + 1]) for i in range(0, len(reply), 2)}
             for org, reply in zip(orgs, replies[: len(orgs)], strict=True)
@@ -398,7 +404,7 @@ class RedisMatcherState:
         ids = list(dict.fromkeys(org_ids))
         if not ids:
             return {}
-        found = self._members(keys=[AWAITING + org for org in ids])
+        found = self._direct.script(self._members, [AWAITING + org for org in ids], ())
         return {org: {m.decode() for m in members} for org, members in zip(ids, found, strict=True) if members}
 
     def forget_awaiting(self, org_id: str, orgs: Iterable[str]) -> None:
@@ -542,7 +548,7 @@ class RedisMatcherState:
         ids = list(dict.fromkeys(org_ids))
         if not ids:
             return {}
-        found = self._members(keys=[DISLIKES + org for org in ids])
+        found = self._direct.script(self._members, [DISLIKES + org for org in ids], ())
         return {org: sorted(m.decode() for m in members) for org, members in zip(ids, found, strict=True) if members}
 
     def build_dislikes(self, batch: int = 500) -> None:
