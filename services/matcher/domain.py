@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from partnermatch import events
-from partnermatch.reasons import Reason
+from partnermatch.reasons import A_OFFERS, B_OFFERS, Reason
 from services.matcher.feedback import dislikes_in
 
 PairRecord = dict[str, Any]  # a pair as stored and shown: ids, clusters, score, reasons, state, decisions
@@ -449,14 +449,33 @@ def _best_listings(lists: Mapping[str, Sequence[Candidate]]) -> dict[str, tuple[
 def _reasons_for_pair(who: str, candidate: Candidate) -> list[dict[str, Any]]:
     """The reasons of `who`'s list (its owner "a" there) as the pair stores them, read from the
     pair's org_a (Reason.seen_from); the engine's own where `who` is org_a (its to_dict() is the
-    wire form already)."""
+    wire form already), and turned round at once where `who` is org_b (_flipped_wire)."""
     side = "a" if who < candidate.id else "b"
     return [
         r.to_dict()
         if side == "a" and not isinstance(r, Mapping)
+        else _flipped_wire(r.to_dict())  # type: ignore[attr-defined]
+        if isinstance(r, tuple)  # the engine's (a NamedTuple)
         else Reason.from_dict(r if isinstance(r, Mapping) else r.to_dict()).seen_from(side).to_dict()
         for r in candidate.reasons
     ]
+
+
+_OTHER_WAY = {A_OFFERS: B_OFFERS, B_OFFERS: A_OFFERS}
+
+
+def _flipped_wire(wire: dict[str, Any]) -> dict[str, Any]:
+    """An engine reason's wire form (every key a Reason has, none other) seen from organisation "b":
+    what Reason.from_dict(wire).seen_from("b").to_dict() gives, made without the Reason (a plan
+    turns round half its reasons, some thousands a second)."""
+    return {
+        "concept": wire["concept"],
+        "kind": wire["kind"],
+        "direction": _OTHER_WAY.get(wire["direction"], wire["direction"]),
+        "weight": wire["weight"],
+        "terms_a": list(wire["terms_b"]),
+        "terms_b": list(wire["terms_a"]),
+    }
 
 
 def snapshot_orgs(affected: set[str], gone: set[str], wanted: Iterable[PairWrite]) -> set[str]:

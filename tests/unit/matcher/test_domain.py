@@ -311,3 +311,21 @@ def test_a_plan_needs_only_the_scores_and_the_pairs_it_writes_get_their_lists_re
     assert written == [domain.wanted_pairs(lists, CLUSTERS)[w.pair_id] for w in written]
     assert written[0].reasons == [REASON]  # a tie: the first list's (a's), as org_a reads it
     assert wanted["b~c"].reasons == []  # not written: none made
+
+
+def test_the_engines_reasons_turned_round_for_org_b_read_as_the_shared_reason_seen_from_b():
+    from partnermatch.reasons import Reason
+    from services.matcher.engine.values import Reason as EngineReason
+
+    engine_reasons = (
+        EngineReason("agriculture", "sector", "a_offers_b_seeks", 0.123456, ("voće",), ("fruit", "apples")),
+        EngineReason("it", "activity", "b_offers_a_seeks", 0.5, (), ("software",)),
+        EngineReason(None, "term", "shared", 0.04999, ("mleko",), ("mleko",)),
+        EngineReason("export", "cooperation", "shared", 1.0, (), ()),
+    )
+    for who, partner in (("org-b", "org-a"), ("org-a", "org-b")):  # org-b's list: its partner is org_a
+        written = domain._reasons_for_pair(who, Candidate(partner, 0.9, engine_reasons))
+        side = "a" if who < partner else "b"
+        expected = [Reason.from_dict(r.to_dict()).seen_from(side).to_dict() for r in engine_reasons]
+        assert written == expected
+        assert [list(r) for r in written] == [list(r) for r in expected]  # the keys in the same order
