@@ -111,14 +111,12 @@ class DirectCommands:
         redis-py's pipeline raises it."""
         if self._pool is None:
             return None
-        try:
-            # (hiredis's stub types the tuple as of one item; it takes any number)
-            packed = b"".join(
-                hiredis.pack_command(tuple(_word(arg) for arg in command))  # type: ignore[arg-type]
-                for command in commands
-            )
-        except _NotWord:
+        words = [tuple(command) for command in commands]
+        if not all(type(arg) in _WORDS for command in words for arg in command):
             return None
+        # hiredis writes them as redis-py's encoder does: a str in UTF-8 (strict: a lone surrogate
+        # raises UnicodeEncodeError, as redis-py raises it), an int in decimal, bytes as they are.
+        packed = b"".join(hiredis.pack_command(command) for command in words)
         connection = self._connection()
         replies: list[Any] = []
         try:
@@ -150,18 +148,5 @@ class DirectCommands:
         return replies[0]
 
 
-class _NotWord(Exception):
-    pass
-
-
-def _word(arg: Any) -> bytes:
-    """An argument as redis-py's encoder sends it (UTF-8, strict; an int in decimal); _NotWord for
-    any other type, which redis-py then sends (or refuses) itself."""
-    kind = type(arg)
-    if kind is bytes:
-        return arg
-    if kind is str:
-        return arg.encode("utf-8")
-    if kind is int:
-        return repr(arg).encode()
-    raise _NotWord
+# The argument types sent directly; any other (a float, a bool, ...) is left to redis-py's encoder.
+_WORDS = frozenset({str, bytes, int})

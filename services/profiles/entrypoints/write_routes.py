@@ -290,6 +290,8 @@ class WriteRoutes:
         self.quick_registration, self.quick_edit = plain_load(registration), plain_load(edit)
         self.registered, self.edited = plain_dump(registered), plain_dump(edited)
         self.headers = list(headers)  # what the app's hooks add to every answer
+        # Each label set's counter and histogram, as `labels` gives them (it looks them up under a lock)
+        self._series: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
     def _deps(self) -> ProfilesDeps:
         return self.app.extensions["partnermatch.profiles"]
@@ -321,8 +323,11 @@ class WriteRoutes:
         payload = (self.app.json.dumps(body, separators=(",", ":")) + "\n").encode("utf-8")
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(payload))), *self.headers]
         labels = (method, route, str(status))
-        metrics.REQUESTS.labels(*labels).inc()
-        metrics.LATENCY.labels(*labels).observe(time.perf_counter() - started)
+        series = self._series.get(labels)
+        if series is None:
+            series = self._series[labels] = (metrics.REQUESTS.labels(*labels), metrics.LATENCY.labels(*labels))
+        series[0].inc()
+        series[1].observe(time.perf_counter() - started)
         start_response(f"{status} {HTTP_STATUS_CODES[status].upper()}", headers)
         return [payload]
 

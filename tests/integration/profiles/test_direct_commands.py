@@ -85,3 +85,14 @@ def test_a_cluster_client_goes_by_redis_py(redis_cluster_client):
 def held_id(client: redis.Redis, connection: object) -> int:
     port = connection._sock.getsockname()[1]  # type: ignore[attr-defined]
     return next(c["id"] for c in client.client_list() if c["addr"].endswith(f":{port}"))
+
+
+def test_arguments_are_written_as_redis_pys_encoder_writes_them(redis_client):
+    direct = DirectCommands(redis_client)
+    assert direct.round_trip((("SET", "k", -12345678901234567890),)) == [b"OK"]
+    assert redis_client.get("k") == b"-12345678901234567890"
+    assert direct.round_trip((("SET", "k", "Ђурђевак ✓"),)) == [b"OK"]
+    assert redis_client.get("k") == "Ђурђевак ✓".encode()
+    with pytest.raises(UnicodeEncodeError):  # as redis-py's encoder refuses it
+        direct.round_trip((("SET", "k", "\ud800"),))
+    assert direct.round_trip((("GET", "k"),)) == ["Ђурђевак ✓".encode()]
