@@ -51,13 +51,14 @@ def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def deep_size(obj: Any, seen: set[int]) -> int:
+def deep_size(obj: Any, seen: set[int], parts: tuple[type, ...] = ()) -> int:
     """Bytes of obj and everything it refers to not in `seen` (which it extends): arrays by
-    their buffers, Python objects by sys.getsizeof."""
+    their buffers, Python objects by sys.getsizeof; objects of the types `parts` are not counted
+    nor followed (the engine's parts, which a structure may refer to: measured as themselves)."""
     total, stack = 0, [obj]
     while stack:
         o = stack.pop()
-        if id(o) in seen or isinstance(o, _NOT_DATA):
+        if id(o) in seen or isinstance(o, (_NOT_DATA, parts)):
             continue
         seen.add(id(o))
         if isinstance(o, np.ndarray):
@@ -65,36 +66,47 @@ def deep_size(obj: Any, seen: set[int]) -> int:
             if o.base is not None:
                 stack.append(o.base)
         elif sp.issparse(o):
-            total += sum(deep_size(getattr(o, a), seen) for a in ("data", "indices", "indptr") if hasattr(o, a))
+            total += sum(deep_size(getattr(o, a), seen, parts) for a in ("data", "indices", "indptr") if hasattr(o, a))
         else:
             total += sys.getsizeof(o)
             stack.extend(gc.get_referents(o))
     return total
 
 
-def structure_bytes(value: Any, n: int, seen: set[int]) -> tuple[int, str]:
+def structure_bytes(value: Any, n: int, seen: set[int], parts: tuple[type, ...] = ()) -> tuple[int, str]:
     """(bytes, how measured) of one attribute of a part of the engine; `seen`: what was counted
-    already (a buffer two attributes share counts once)."""
+    already (a buffer two attributes share counts once); `parts`: see deep_size."""
     if isinstance(value, (list, dict)) and len(value) >= max(n // 2, 1) and len(value) > SAMPLE:
         step = len(value) // SAMPLE
         entries = itertools.islice(value.items() if isinstance(value, dict) else value, 0, None, step)
         sample: set[int] = set()
         picked = itertools.islice(entries, SAMPLE)  # a dictionary's entries: its keys and values
         sampled = (
-            sum(deep_size(key, sample) + deep_size(item, sample) for key, item in picked)
+            sum(deep_size(key, sample, parts) + deep_size(item, sample, parts) for key, item in picked)
             if isinstance(value, dict)
-            else sum(deep_size(entry, sample) for entry in picked)
+            else sum(deep_size(entry, sample, parts) for entry in picked)
         )
         return sys.getsizeof(value) + int(sampled * len(value) / SAMPLE), "sampled"
     if isinstance(value, tuple) and value and all(sp.issparse(v) for v in value):
-        return sum(deep_size(v, seen) for v in value), "exact"
-    return deep_size(value, seen), "exact"
+        return sum(deep_size(v, seen, parts) for v in value), "exact"
+    return deep_size(value, seen, parts), "exact"
 
 
 def footprint(engine: MatchEngine) -> list[tuple[str, int, str]]:
     """(part.attribute, bytes, how measured) of every attribute of the index's parts, largest first."""
     n = len(engine.index.ids)
     rows, seen = [], set()
+    # another part, or what every part shares: an attribute that is one is left out, and a
+    # structure that refers to one (the evidence refers to its finder) does not count it
+    parts = (
+        MatchEngine,
+        type(engine.index),
+        type(engine.features),
+        type(engine.reason_finder),
+        type(engine.top_lists),
+        type(engine.settings),
+        type(engine.lexicon),
+    )
     for part_name, part in (
         ("index", engine.index),
         ("top_lists", engine.top_lists),
@@ -102,21 +114,11 @@ def footprint(engine: MatchEngine) -> list[tuple[str, int, str]]:
         ("features", engine.features),
     ):
         for name, value in vars(part).items():
-            if isinstance(
-                value,
-                (
-                    MatchEngine,
-                    type(engine.index),
-                    type(engine.features),
-                    type(engine.reason_finder),
-                    type(engine.settings),
-                    type(engine.lexicon),
-                ),
-            ):
-                continue  # another part, or what every part shares
+            if isinstance(value, parts):
+                continue
             if isinstance(value, Sequence) and not isinstance(value, (list, tuple, str)):
                 continue  # a view, made of other attributes
-            size, how = structure_bytes(value, n, seen)
+            size, how = structure_bytes(value, n, seen, parts)
             rows.append((f"{part_name}.{name}", size, how))
     return sorted(rows, key=lambda r: -r[1])
 
