@@ -205,7 +205,7 @@ def _type_check(one: fields.Field[Any]) -> Check:
         return lambda value: type(value) is dict
     if type(one) is fields.List:
         inner = _field_check(one.inner)
-        return lambda value: type(value) is list and all(inner(item) for item in value)
+        return lambda value: type(value) is list and all(map(inner, value))
     if type(one) is fields.Nested and not one.many and isinstance(one.schema, Schema):
         return _schema_check(one.schema)
     raise _Unknown(type(one).__name__)
@@ -215,6 +215,10 @@ def _field_check(one: fields.Field[Any]) -> Check:
     is_type = _type_check(one)
     validators = [_validator_check(v) for v in one.validators]
     allow_none = one.allow_none
+    if not validators and not allow_none:
+        return is_type  # every type check refuses None
+    if not validators:
+        return lambda value: value is None or is_type(value)
 
     def check(value: Any) -> bool:
         if value is None:
@@ -235,6 +239,7 @@ def _schema_check(schema: Schema) -> Check:
         checks[name] = _field_check(one)
         if one.required:
             required.append(name)
+    needed = frozenset(required)
 
     def check(document: Any) -> bool:
         if type(document) is not dict:
@@ -243,7 +248,7 @@ def _schema_check(schema: Schema) -> Check:
             valid = checks.get(name)
             if valid is None or not valid(value):
                 return False
-        return all(name in document for name in required)
+        return document.keys() >= needed
 
     return check
 
@@ -350,7 +355,19 @@ def pair_id(org_a: str, org_b: str) -> str:
     return f"{first}~{second}"
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def _jsonable(value: Any) -> Any:
+    """`value` with its dictionaries and lists copied, tuples made lists and datetimes ISO strings.
+    The plain JSON types are passed as they are without a call each (most of a payload)."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is dict:
+        return {k: v if type(v) in _PLAIN else _jsonable(v) for k, v in value.items()}
+    if kind is list:
+        return [v if type(v) in _PLAIN else _jsonable(v) for v in value]
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, dict):

@@ -4,6 +4,7 @@ refuses, producers are still refused with marshmallow's own errors."""
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -148,3 +149,24 @@ def test_a_schema_with_what_the_quick_check_does_not_know_gets_none():
     for schema in (WithHook, WithOtherValidator, WithOtherKey, WithEmail):
         assert events.quick_check(schema) is None
         assert events.validation_errors(schema, {"name": "b", "email": "x"}) != {}
+
+
+def test_new_event_keeps_a_json_copy_of_the_payload():
+    """What new_event keeps is the payload as JSON has it (tuples as lists, datetimes as ISO
+    strings), in containers of its own: a producer changing its dictionaries afterwards changes
+    nothing queued."""
+    when = datetime(2026, 12, 5, 9, 30, tzinfo=UTC)
+    reason = {"concept": None, "kind": "sector", "direction": "both", "weight": 1, "terms_a": ("sery",), "terms_b": []}
+    payload = {**EXAMPLES[(events.MATCH_SUGGESTED, 1)], "reasons": [reason], "score": 0.5}
+    decided = {**EXAMPLES[(events.MATCH_APPROVED, 1)]}
+    decided["decisions"] = [{**decided["decisions"][0], "decided_at": when}]
+
+    suggested = events.new_event(events.MATCH_SUGGESTED, payload, "p").payload
+    approved = events.new_event(events.MATCH_APPROVED, decided, "p").payload
+
+    assert suggested["reasons"] == [{**reason, "terms_a": ["sery"]}]
+    assert approved["decisions"][0]["decided_at"] == "2026-12-05T09:30:00+00:00"
+    reason["terms_b"].append("mleko")
+    payload["reasons"].append(reason)
+    assert suggested["reasons"] == [{**reason, "terms_a": ["sery"], "terms_b": []}]
+    assert suggested is not payload and suggested["reasons"][0] is not reason
