@@ -35,7 +35,8 @@ class Evidence:
 
     The evidence of thousands of rows is kept, so it is made of what the cyclic garbage collector
     can leave alone once it has seen it (tuples of strings and floats, dictionaries of those): no
-    lists, sets, bound methods or instance dictionary that each of its collections would walk again."""
+    lists, sets, bound methods, instance dictionary or tuple holding a dictionary (CPython untracks
+    a tuple only when nothing in it may be tracked) that each of its collections would walk again."""
 
     __slots__ = (
         "weights",
@@ -43,10 +44,12 @@ class Evidence:
         "sought",
         "wishes",
         "_finder",
-        "_hits",
+        "_offer_hits",
+        "_seek_hits",
         "_packed",
         "_term_surface",
-        "_by_sector",
+        "_offer_sectors",
+        "_seek_sectors",
         "_said",
     )
 
@@ -63,12 +66,14 @@ class Evidence:
         self.offered, self.sought = offered, sought  # the concepts each side of the text named (as keys)
         self.wishes = _frozen(hits[2])  # country code -> the words that asked for it
         self._finder = finder
-        self._hits = _frozen(hits[0]), _frozen(hits[1])  # offers, needs: concept -> its words
+        # offers, needs: concept -> its words (apart: a tuple holding a dictionary stays tracked)
+        self._offer_hits, self._seek_hits = _frozen(hits[0]), _frozen(hits[1])
         self._packed = stored if isinstance(stored, bytes) else None
         self._term_surface = None if isinstance(stored, bytes) else stored.term_surface
         # a sector's words are those of the sector and all its activities: every sector's at once,
         # from one pass over a side's hits (ReasonFinder.sector_words), when one is first quoted
-        self._by_sector: tuple[dict[int, tuple[str, ...]] | None, dict[int, tuple[str, ...]] | None] = (None, None)
+        self._offer_sectors: dict[int, tuple[str, ...]] | None = None
+        self._seek_sectors: dict[int, tuple[str, ...]] | None = None
         self._said: dict[tuple[str, bool], tuple[str, ...]] = {}
 
     @property
@@ -97,13 +102,17 @@ class Evidence:
         if found is None:
             finder = self._finder
             column = finder.sector_column.get(c)
+            hits = self._seek_hits if sought else self._offer_hits
             if column is None:
-                found = finder.said_concept(self._hits[sought], c)
+                found = finder.said_concept(hits, c)
             else:
-                by_sector = self._by_sector[sought]
+                by_sector = self._seek_sectors if sought else self._offer_sectors
                 if by_sector is None:
-                    by_sector = finder.sector_words(self._hits[sought])
-                    self._by_sector = (self._by_sector[0], by_sector) if sought else (by_sector, self._by_sector[1])
+                    by_sector = finder.sector_words(hits)
+                    if sought:
+                        self._seek_sectors = by_sector
+                    else:
+                        self._offer_sectors = by_sector
                 found = by_sector.get(column, ())
             self._said[c, sought] = found
         return found

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -26,6 +27,21 @@ BONUS_MARGIN = 1e-5  # beyond float32 rounding of the bonus's bound and the rank
 RANKED_MARGIN = 2e-6  # beyond what rounding a score to 6 decimals moves it (5e-7), both ways
 SUM_SLACK = 1e-9  # beyond float64 rounding of a score's bounds (linear part plus the bonus's estimate)
 
+# A list's reasons as kept: each reason a plain tuple of its fields (Reason's order), made a Reason
+# again when the list is read. The cyclic garbage collector never stops tracking a Reason (a tuple
+# subclass) nor a Suggestion; it does stop tracking tuples (and dictionaries) of strings and
+# floats, so thousands of kept lists are not walked again by each of its collections.
+KeptReasons = tuple[tuple[Any, ...], ...]
+KeptList = tuple[tuple[str, float, KeptReasons], ...]  # (id, score, reasons) of each partner
+
+
+def _kept(reasons: tuple[Reason, ...]) -> KeptReasons:
+    return tuple([tuple(why) for why in reasons])
+
+
+def _reasons(kept: KeptReasons, _new: Any = tuple.__new__) -> tuple[Reason, ...]:
+    return tuple([_new(Reason, why) for why in kept])
+
 
 class TopKCache:
     def __init__(self, index: Index, reason_finder: ReasonFinder, settings: EngineSettings) -> None:
@@ -39,10 +55,11 @@ class TopKCache:
         # (score, row) of each cached list, best first; a list's reasons are made when it is asked
         # for (a list with them takes some 13 KB, without them 1 KB) and kept for the lists asked last
         self.lists: dict[str, list[tuple[float, int]]] = {}
-        self._made: dict[str, list[Suggestion]] = {}
+        self._made: dict[str, KeptList] = {}
         # the reasons of the partners of lists made again since they were last asked for, by partner
-        self._reusable: dict[str, dict[str, tuple[Reason, ...]]] = {}
-        self.listed_in: dict[str, set[str]] = {}  # org -> orgs whose cached list holds it
+        self._reusable: dict[str, dict[str, KeptReasons]] = {}
+        # org -> orgs whose cached list holds it (as keys: a set is always tracked, such a dictionary not)
+        self.listed_in: dict[str, dict[str, None]] = {}
         self.kth_score = np.full(max(capacity, 16), np.inf, np.float32)  # per row; inf: no list
 
     def make_room(self, capacity: int) -> None:
@@ -66,18 +83,22 @@ class TopKCache:
         if ranked is None:
             ranked = self._cache(org_id, self.best_rows(r, cached_k))
         made = self._made.get(org_id)
-        if made is None or len(made) < min(k, len(ranked)):
-            if len(self._made) >= LISTS_MADE_KEPT:
-                del self._made[next(iter(self._made))]
-            reusable = self._reusable.pop(org_id, {})
-            if made:
-                reusable.update((s.id, s.reasons) for s in made)
-            ids, finder = index.ids, self.reason_finder
-            made = self._made[org_id] = [
-                Suggestion(ids[o], float(sc), reusable[ids[o]]) if ids[o] in reusable else finder.suggestion(r, o, sc)
-                for sc, o in ranked[:k]
-            ]
-        return made[:k]
+        if made is not None and len(made) >= min(k, len(ranked)):
+            return [Suggestion(oid, score, _reasons(why)) for oid, score, why in made[:k]]
+        if len(self._made) >= LISTS_MADE_KEPT:
+            del self._made[next(iter(self._made))]
+        reusable = self._reusable.pop(org_id, {})
+        if made:
+            reusable.update((oid, why) for oid, _, why in made)
+        ids, finder = index.ids, self.reason_finder
+        listed = [
+            Suggestion(ids[o], float(sc), _reasons(reusable[ids[o]]))
+            if ids[o] in reusable
+            else finder.suggestion(r, o, sc)
+            for sc, o in ranked[:k]
+        ]
+        self._made[org_id] = tuple([(s.id, s.score, _kept(s.reasons)) for s in listed])
+        return listed
 
     def best_rows(self, r: int, k: int, linear: np.ndarray | None = None) -> list[tuple[float, int]]:
         """(score, row) of row r's best k partners, best first; `linear`: index.linear_row(r) when
@@ -273,7 +294,7 @@ class TopKCache:
         index = self.index
         self._forget(org_id)
         update = Update(org_id)
-        for oid in sorted(self.listed_in.pop(org_id, set())):
+        for oid in sorted(self.listed_in.pop(org_id, {})):
             o = index.row[oid]
             if oid in self.lists and index.active[o]:
                 self._forget(oid)
@@ -287,7 +308,7 @@ class TopKCache:
         self.lists[org_id] = ranked
         self._made.pop(org_id, None)
         for _, o in ranked:
-            self.listed_in.setdefault(index.ids[o], set()).add(org_id)
+            self.listed_in.setdefault(index.ids[o], {})[org_id] = None
         self.kth_score[r] = ranked[-1][0] if len(ranked) >= self.settings.cached_k else -np.inf
         return ranked
 
@@ -295,12 +316,12 @@ class TopKCache:
         """A new list for org_id after organisation `changed` entered or left it: the reasons made
         for its other partners stay true (neither side changed) and are used again when it is made."""
         known = self._reusable.pop(org_id, {})
-        known.update((s.id, s.reasons) for s in self._made.get(org_id, ()))
+        known.update((oid, why) for oid, _, why in self._made.get(org_id, ()))
         ids = self.index.ids
         staying = {o for _, o in ranked}
         for _, o in self.lists.pop(org_id, ()):  # _forget, for the partners that left it only
             if o not in staying:
-                self.listed_in.get(ids[o], set()).discard(org_id)
+                self.listed_in.get(ids[o], {}).pop(org_id, None)
         self._cache(org_id, ranked)
         kept = {ids[o]: known[ids[o]] for _, o in ranked if ids[o] in known and ids[o] != changed}
         if kept:
@@ -313,7 +334,7 @@ class TopKCache:
         self._made.pop(org_id, None)
         self._reusable.pop(org_id, None)
         for _, o in old or ():
-            self.listed_in.get(self.index.ids[o], set()).discard(org_id)
+            self.listed_in.get(self.index.ids[o], {}).pop(org_id, None)
         r = self.index.row.get(org_id)
         if r is not None:
             self.kth_score[r] = np.inf
