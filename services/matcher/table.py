@@ -52,7 +52,6 @@ from partnermatch.messaging import (
     key_partition,
     run_consumer,
 )
-from services.matcher.domain import ProfilesChange
 from services.matcher.live import LiveMatcher
 
 logger = logging.getLogger(__name__)
@@ -80,14 +79,6 @@ REWEIGH_SPACING = 10.0
 # these cost 7, and the matcher fell behind at 50 writes/s: an event's wait for its run is the
 # lesser harm.
 RUN_RECORDS = 500
-# ... as long as the run plans about this many pairs at most (as the runs before went, per event):
-# a run's pairs are written in one transaction that watches each pair it read, and Redis 7.0 checks
-# every key a WATCH names against all the connection watches already, serving no other client
-# meanwhile (bench/redis_watch.py: 2,000 keys 18 ms of the server's time, 8,000 355 ms, 19,000
-# 1.6 s; a run of 500 events at 10,000 organisations plans 14,000-19,000 pairs). Longer runs are
-# written in parts, in order.
-RUN_PAIRS = 3000
-RUN_PAIRS_FIRST_GUESS = 40.0  # pairs an event, until a run has been planned
 
 
 @runtime_checkable
@@ -150,7 +141,6 @@ class SharedIndex:
         self._list_s = 0.0  # the work of planning one list again, as the last pass went (rests left out)
         self._replanning_s = 0.0  # the work of the last refresh's pass, had it planned every list
         self._last_owned = 0.0  # when the group's consumer last handed this matcher a profile event
-        self._pairs_an_event = RUN_PAIRS_FIRST_GUESS  # as the last runs went (a moving average)
         # The partitions of the table the group assigns this matcher (None: not told yet, so every
         # list is its to plan again), how many there are, and each organisation's partition as
         # the table gave it (others: where the publishers' partitioner sends their key).
@@ -366,22 +356,6 @@ class SharedIndex:
         return envelope.payload["org_id"] in self.handle_owned_run([envelope])
 
     def handle_owned_run(self, envelopes: Sequence[events.Envelope]) -> set[str]:
-        """Plan and apply owned profile events (the consumer's batch: one partition's, in order) as
-        runs (_handle_run) of as many as plan about RUN_PAIRS pairs, as the runs before went, in
-        order; the organisations whose events were applied now."""
-        applied: set[str] = set()
-        start = 0
-        while start < len(envelopes):
-            length = max(1, int(RUN_PAIRS / self._pairs_an_event))
-            applied |= self._handle_run(envelopes[start : start + length])
-            start += length
-        return applied
-
-    def _learn_run_pairs(self, events_planned: int, change: ProfilesChange) -> None:
-        pairs = len(change.upserts) + len(change.withdrawals) + len(change.unlisted)
-        self._pairs_an_event = 0.7 * self._pairs_an_event + 0.3 * max(pairs / events_planned, 1.0)
-
-    def _handle_run(self, envelopes: Sequence[events.Envelope]) -> set[str]:
         """Plan and apply a run of owned profile events (the consumer's batch: one partition's, in
         order) once the index holds them: the lists they changed planned once, together, and applied
         in one transaction with the revision check of the state, so a replay or a takeover writes
@@ -424,7 +398,6 @@ class SharedIndex:
                 # the stored pairs are read without the index's lock: the table reader indexes meanwhile
                 change = self.live.plan_profiles_read(read) if read is not None else None
                 if change is not None:
-                    self._learn_run_pairs(len(current), change)
                     change.known_partners_only = True
                     applied = self.live.apply_profiles(change)
             for envelope in current:

@@ -4,14 +4,12 @@ and writes nothing for a replay or for an event a later revision has overtaken."
 
 from __future__ import annotations
 
-import itertools
 import threading
 
 import pytest
 
 from partnermatch import events
 from partnermatch.messaging import Record
-from services.matcher import table
 from services.matcher.adapters.redis_state import ProfileChange, ProfilesChange
 from services.matcher.domain import ListsPlan
 from services.matcher.table import SharedIndex, TableBehind
@@ -221,29 +219,3 @@ def test_a_run_waits_for_the_table_to_hold_every_event_of_it(shared):
     with pytest.raises(TableBehind, match="b"):
         shared.handle_owned_run([first, second])
     assert shared.live.planned == [] and shared.live.state.revisions == {}
-
-
-def test_a_batch_whose_runs_plan_many_pairs_is_planned_in_runs_of_about_run_pairs_in_order(shared, monkeypatch):
-    """Redis checks each watched key against all the others (bench/redis_watch.py), so a batch is
-    planned and written in runs of about RUN_PAIRS pairs, as the runs before went, in order."""
-    monkeypatch.setattr(table, "RUN_PAIRS", 100)
-    plan_profiles = shared.live.plan_profiles
-
-    def twenty_pairs_an_event(envelopes, affected):
-        change = plan_profiles(envelopes, affected)
-        change.upserts = [("pair", n) for n in range(20 * len(envelopes))]
-        return change
-
-    shared.live.plan_profiles = twenty_pairs_an_event
-    batch = [_event(f"org-{n:02}", 1) for n in range(30)]
-    for event in batch:
-        shared.index_record(_record(event))
-
-    assert shared.handle_owned_run(batch) == {e.payload["org_id"] for e in batch}
-
-    runs = [len(list(group)) for _, group in itertools.groupby(p[2] for p in shared.live.planned)]
-    # 40 pairs an event guessed first (2 events), then 0.7 of the last guess and 0.3 of the 20 seen
-    assert runs[:5] == [2, 2, 3, 3, 4] and sum(runs) == 30
-    assert all(20 * n <= 100 for n in runs[1:])
-    assert [p[0] for p in shared.live.planned] == [e.payload["org_id"] for e in batch]
-    assert shared.live.state.revisions == {e.payload["org_id"]: 1 for e in batch}
