@@ -451,14 +451,20 @@ def _reasons_for_pair(who: str, candidate: Candidate) -> list[dict[str, Any]]:
     pair's org_a (Reason.seen_from); the engine's own where `who` is org_a (its to_dict() is the
     wire form already), and turned round at once where `who` is org_b (_flipped_wire)."""
     side = "a" if who < candidate.id else "b"
-    return [
-        r.to_dict()
-        if side == "a" and not isinstance(r, Mapping)
-        else _flipped_wire(r.to_dict())  # type: ignore[attr-defined]
-        if isinstance(r, tuple)  # the engine's (a NamedTuple)
-        else Reason.from_dict(r if isinstance(r, Mapping) else r.to_dict()).seen_from(side).to_dict()
-        for r in candidate.reasons
-    ]
+    return [_reason_seen_from(side, r) for r in candidate.reasons]
+
+
+def _reason_seen_from(side: str, reason: Any) -> dict[str, Any]:
+    """One reason of a list (a wire dict, or the engine's value with its to_dict()) as seen from the
+    pair's `side`, in wire form."""
+    if isinstance(reason, Mapping):
+        return Reason.from_dict(reason).seen_from(side).to_dict()
+    wire: dict[str, Any] = reason.to_dict()
+    if side == "a":
+        return wire
+    if isinstance(reason, tuple):  # the engine's (a NamedTuple): every key a Reason has, none other
+        return _flipped_wire(wire)
+    return Reason.from_dict(wire).seen_from(side).to_dict()
 
 
 _OTHER_WAY = {A_OFFERS: B_OFFERS, B_OFFERS: A_OFFERS}
