@@ -6,6 +6,13 @@ causes (profile, pairs, events) is written in one MULTI guarded by WATCH, and so
 coordinator decision: a pair leaves `pending` exactly once and emits exactly one event. Does I/O
 (Redis).
 
+A write of many pairs does not WATCH each pair: redis-server 7.0's WATCH costs time quadratic in the
+keys it names (bench/redis_watch.py: 19,000 keys hold the server for 1.6 s, every client waiting), and
+a matcher's run reads thousands. It watches PAIRS_WRITTEN, a counter every transaction that writes a
+pair increments, with REVISIONS: any pair written by anyone between its read and its MULTI/EXEC
+starts it again, as a WATCH of that pair did (and so does a pair it did not read: rarer than a
+profile applied, which restarts it anyway). A decision still watches its one pair.
+
 Every key shares the hash tag `{matcher}`: a profile event's MULTI writes the global revisions,
 pairs with many partners and their clusters' and organisations' lists, and the outbox, so on
 Redis Cluster the whole state is one slot (one node; see bench/redis_memory.py). Keys written
@@ -48,6 +55,7 @@ REVISIONS = P + "revisions"  # org id -> last applied revision (upserts and dele
 PROFILE = P + "profile:"  # org id -> the profile payload the index holds
 PROFILES = P + "profiles"  # set of org ids with a current profile
 PAIR = P + "pair:"  # pair id -> json record
+PAIRS_WRITTEN = P + "pairs:written"  # a counter every transaction writing a pair increments (see the top)
 DECIDED = P + "decided"  # set of pair ids approved or rejected: never suggested again
 PENDING_BY_CLUSTER = P + "pending:cluster:"  # cluster -> zset pair id by score
 PENDING_BY_ORG = P + "pending:org:"  # org -> zset pair id by score
@@ -222,6 +230,7 @@ class HeldPair:
                 self._pipe.multi()
                 for step in self._steps:
                     self._state.save(self._pipe, step)
+                self._pipe.incr(PAIRS_WRITTEN)
                 self._pipe.execute()
             except redis.WatchError:
                 return
@@ -381,7 +390,7 @@ class RedisMatcherState:
 
         # a coordinator's decision on one of the pairs in the meantime restarts this, as does
         # another profile applied (REVISIONS), which may make a partner known
-        self._transaction(txn, [REVISIONS, *[PAIR + i for i in pair_ids]])
+        self._transaction(txn, [REVISIONS, PAIRS_WRITTEN])
         return applied
 
     def apply_pairs(self, plan: ListsPlan) -> None:
@@ -396,7 +405,7 @@ class RedisMatcherState:
             pipe.multi()
             self._save_known_pairs(pipe, existing, plan.upserts, plan.withdrawals, plan.unlisted, unknown, _now_ms())
 
-        self._transaction(txn, [REVISIONS, *[PAIR + i for i in pair_ids]])
+        self._transaction(txn, [REVISIONS, PAIRS_WRITTEN])
 
     def awaiting(self, org_ids: Iterable[str]) -> dict[str, set[str]]:
         """For each of these organisations that has some, the organisations whose lists wanted it as
@@ -470,8 +479,11 @@ class RedisMatcherState:
         known, awaiting = domain.between_known(upserts, unknown)
         for org, wanting in awaiting.items():
             pipe.sadd(AWAITING + org, *wanting)
-        for step in domain.pair_steps(existing, known, withdrawals, now, unlisted):
+        steps = domain.pair_steps(existing, known, withdrawals, now, unlisted)
+        for step in steps:
             self.save(pipe, step)
+        if steps:
+            pipe.incr(PAIRS_WRITTEN)
 
     def lesson_applied(self, rejected_pair_id: str) -> bool:
         return bool(self.r.sismember(LESSONS, rejected_pair_id))
@@ -491,9 +503,10 @@ class RedisMatcherState:
             pipe.sadd(LESSONS, rejected_pair_id)
             for step in domain.pair_steps(existing, plan.upserts, plan.withdrawals, _now_ms(), plan.unlisted):
                 self.save(pipe, step)
+            pipe.incr(PAIRS_WRITTEN)
             applied["done"] = True
 
-        self.r.transaction(txn, LESSONS, *[PAIR + i for i in pair_ids])
+        self.r.transaction(txn, LESSONS, PAIRS_WRITTEN)
         return applied["done"]
 
     def _read_pairs(self, pipe: redis.client.Pipeline, pair_ids: list[str]) -> dict[str, PairRecord]:

@@ -112,3 +112,77 @@ def test_a_transaction_with_nothing_new_writes_nothing_and_leaves_no_watch(redis
         pipe.multi()
         pipe.set("k", "v")
         assert pipe.execute() == [True]
+
+
+def _known(client, *orgs):
+    for org in orgs:
+        client.hset(REVISIONS, org, 1)
+        client.sadd(redis_state.PROFILES, org)
+
+
+def test_a_decision_between_a_runs_read_and_its_write_makes_it_read_again_and_stays(redis_client, monkeypatch):
+    state = RedisMatcherState(redis_client)
+    _known(redis_client, "org_b")
+    assert state.apply(_change(1, 0.5))
+    pair_id = events.pair_id("org_a", "org_b")
+    reads = []
+    read = RedisMatcherState._read_watched
+
+    def read_then_decide(self, pipe, *args):
+        found = read(self, pipe, *args)
+        reads.append(found[1].get(pair_id, {}).get("state"))
+        if len(reads) == 1:  # a coordinator of c-b rejects the pair meanwhile
+            RedisMatcherState(redis_client).decide(pair_id, "c-b", "marko", "reject", "not_relevant")
+        return found
+
+    monkeypatch.setattr(RedisMatcherState, "_read_watched", read_then_decide)
+    assert state.apply(_change(2, 0.9))  # its new score would make the pair pending again
+    assert reads == ["pending", "rejected"], "the run read the pair again after the decision"
+    pair = state.get_pair(pair_id)
+    assert pair["state"] == "rejected" and pair["score"] == 0.5
+    assert state.pending_of_org("org_a") == {}
+
+
+def test_a_run_watches_two_keys_however_many_pairs_it_writes(redis_client, monkeypatch):
+    """redis-server 7.0's WATCH of n keys costs time quadratic in n (bench/redis_watch.py), every client
+    waiting: a run of thousands of pairs must not name them all."""
+    state = RedisMatcherState(redis_client)
+    partners = [f"org_{i}" for i in range(300)]
+    _known(redis_client, *partners)
+    watched = []
+    send = redis.connection.AbstractConnection.send_packed_command
+
+    def record(self, command, check_health=True):
+        packed = b"".join(command) if isinstance(command, list) else command
+        if b"WATCH" in packed:
+            watched.append(packed.split(b"\r\n"))
+        return send(self, command, check_health)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", record)
+    upserts = [PairWrite(events.pair_id("org_x", p), "org_x", p, "c-x", "c-p", 0.5, []) for p in partners]
+    assert state.apply(ProfileChange("org_x", 1, {"org_id": "org_x", "revision": 1}, upserts=upserts))
+    assert len(state.pending_of_org("org_x")) == 300
+    assert len(watched) == 1
+    lines = watched[0]
+    at = lines.index(b"WATCH")
+    assert int(lines[at - 2][1:]) == 3, "WATCH and two keys"
+    assert lines[at + 2 : at + 5 : 2] == [REVISIONS.encode(), redis_state.PAIRS_WRITTEN.encode()]
+
+
+def test_every_write_of_a_pair_counts_in_pairs_written(redis_client):
+    """What runs watch instead of each pair: a decision, a lesson and lists planned again each count."""
+    state = RedisMatcherState(redis_client)
+    _known(redis_client, "org_b")
+
+    def written() -> int:
+        return int(redis_client.get(redis_state.PAIRS_WRITTEN) or 0)
+
+    assert state.apply(_change(1, 0.5)) and written() == 1
+    pair_id = events.pair_id("org_a", "org_b")
+    state.apply_pairs(redis_state.ListsPlan([_pair(0.6)], []))
+    assert written() == 2 and state.get_pair(pair_id)["score"] == 0.6
+    state.decide(pair_id, "c-a", "anna", "approve")
+    assert written() == 3
+    assert state.apply_lesson(pair_id, redis_state.ListsPlan([], []))
+    assert written() == 4
+    assert not state.apply(_change(1, 0.7)) and written() == 4, "nothing written, nothing counted"
