@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import sys
 import tempfile
@@ -171,11 +172,16 @@ def main() -> int:
             live.engine.reweigh()  # alone: what the index does once a fifth of it has changed
             reweigh_s = time.perf_counter() - t
             during_from = args.events + args.refits
-            during, background_s, holds = events_during_reweigh(
-                live, fresh[during_from : during_from + args.during_reweigh]
+            # --during-reweigh 0 and --replan 0 leave those parts out (each takes a minute at 100,000)
+            beside = (
+                events_during_reweigh(live, fresh[during_from : during_from + args.during_reweigh])
+                if args.during_reweigh > 0
+                else None
             )
-            replanning, replanned, replan_s = events_during_replanning(
-                live, fresh[during_from + args.during_reweigh :], args.replan
+            replan = (
+                events_during_replanning(live, fresh[during_from + args.during_reweigh :], args.replan)
+                if args.replan > 0
+                else None
             )
             refit = []
             profiles = [profile_from_payload(p) for p in state.all_profiles()]
@@ -206,23 +212,30 @@ def main() -> int:
                 f"weights learnt again from the kept analyses (once per {share:.0%} of the "
                 f"index changed): {reweigh_s:.1f} s alone"
             )
-            print(
-                f"event → suggestions in Redis while they are learnt again beside the events "
-                f"({background_s:.1f} s): p50 {_ms(during, 0.5):.1f} ms, p95 {_ms(during, 0.95):.1f} ms, "
-                f"max {_ms(during, 1.0):.1f} ms over {len(during)} events"
-            )
-            print(
-                f"the reweigh held the events' lock {len(holds)} times, longest {1000 * max(holds):.1f} ms, "
-                f"{1000 * sum(holds):.1f} ms in all"
-            )
-            print(
-                f"lists planned again after it, one per hold of the lock: {replanned / replan_s:.0f} per s "
-                f"({replanned} in {replan_s:.1f} s; all {args.n:,}: about {args.n * replan_s / replanned:.0f} s)"
-            )
-            print(
-                f"event → suggestions in Redis meanwhile: p50 {_ms(replanning, 0.5):.1f} ms, "
-                f"p95 {_ms(replanning, 0.95):.1f} ms, max {_ms(replanning, 1.0):.1f} ms over {len(replanning)} events"
-            )
+            if beside is not None:
+                during, background_s, holds = beside
+                print(
+                    f"event → suggestions in Redis while they are learnt again beside the events "
+                    f"({background_s:.1f} s): p50 {_ms(during, 0.5):.1f} ms, p95 {_ms(during, 0.95):.1f} ms, "
+                    f"max {_ms(during, 1.0):.1f} ms over {len(during)} events"
+                )
+                print(
+                    f"the reweigh held the events' lock {len(holds)} times, longest {1000 * max(holds):.1f} ms, "
+                    f"{1000 * sum(holds):.1f} ms in all"
+                )
+            if replan is not None and replan[1] > 0:
+                replanning, replanned, replan_s = replan
+                print(
+                    f"lists planned again after it, one per hold of the lock: {replanned / replan_s:.0f} per s "
+                    f"({replanned} in {replan_s:.1f} s; all {args.n:,}: about {args.n * replan_s / replanned:.0f} s)"
+                )
+                print(
+                    f"event → suggestions in Redis meanwhile: p50 {_ms(replanning, 0.5):.1f} ms, "
+                    f"p95 {_ms(replanning, 0.95):.1f} ms, max {_ms(replanning, 1.0):.1f} ms "
+                    f"over {len(replanning)} events"
+                )
+            one, five, fifteen = os.getloadavg()  # other processes on the machine change the wall times most
+            print(f"load average at the end (1, 5, 15 min): {one:.2f} {five:.2f} {fifteen:.2f}")
         finally:
             server.stop()
     return 0
