@@ -79,6 +79,7 @@ class Round:
     wrk_cores: float  # CPU the load generator itself used, in cores
     cpu_ms: float  # CPU the serving processes used per acknowledged write (ms)
     parts_ms: dict[str, float]  # the same, by part (the web app, Redis, the relay, the broker, ...)
+    system_ms: dict[str, float]  # of which in the kernel (system time), by part
 
     @property
     def per_s(self) -> float:
@@ -170,19 +171,26 @@ def _tree(pid: int) -> set[int]:
 
 def cpu_seconds(pids: Iterable[int]) -> float:
     """CPU time used so far by these processes and their descendants."""
-    ticks = 0
+    return sum(cpu_times(pids))
+
+
+def cpu_times(pids: Iterable[int]) -> tuple[float, float]:
+    """User and system CPU time used so far by these processes and their descendants."""
+    user = system = 0
     for pid in {p for root in pids for p in _tree(root)}:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
         except OSError:
             continue
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
+        user += int(fields[11])  # utime
+        system += int(fields[12])  # stime
+    tick = os.sysconf("SC_CLK_TCK")
+    return user / tick, system / tick
 
 
 def run_wrk(what: str, url: str, folder: Path, args: argparse.Namespace, serving: dict[str, int]) -> Round:
     """One round of load; `serving` are the processes whose CPU a write costs, by name."""
-    served_before = {name: cpu_seconds([pid]) for name, pid in serving.items()}
+    served_before = {name: cpu_times([pid]) for name, pid in serving.items()}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
         [
@@ -207,7 +215,9 @@ def run_wrk(what: str, url: str, folder: Path, args: argparse.Namespace, serving
         check=True,
     ).stdout
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    served = {name: cpu_seconds([pid]) - served_before[name] for name, pid in serving.items()}
+    served_now = {name: cpu_times([pid]) for name, pid in serving.items()}
+    served = {name: sum(served_now[name]) - sum(served_before[name]) for name in serving}
+    in_kernel = {name: served_now[name][1] - served_before[name][1] for name in serving}
     found = re.search(r"^WRK_RESULT (.*)$", out, re.MULTILINE)
     if found is None:
         raise SystemExit(f"wrk said no result:\n{out}")
@@ -225,6 +235,7 @@ def run_wrk(what: str, url: str, folder: Path, args: argparse.Namespace, serving
         cpu / r["duration_s"],
         1000 * sum(served.values()) / max(r["acked"], 1),
         {name: 1000 * seconds / max(r["acked"], 1) for name, seconds in served.items()},
+        {name: 1000 * seconds / max(r["acked"], 1) for name, seconds in in_kernel.items()},
     )
     parts = ", ".join(f"{name} {ms:.2f}" for name, ms in result.parts_ms.items())
     print(f"  {what}: {result.per_s:,.0f} writes/s, {result.cpu_ms:.2f} CPU ms a write ({parts})", flush=True)
@@ -482,7 +493,10 @@ def main() -> int:
     )
     print("CPU ms a write by part:")
     for r in rounds:
-        print(f"  {r.what}: " + ", ".join(f"{name} {ms:.2f}" for name, ms in r.parts_ms.items()))
+        print(
+            f"  {r.what}: "
+            + ", ".join(f"{name} {ms:.2f} (system {r.system_ms[name]:.2f})" for name, ms in r.parts_ms.items())
+        )
     print()
     print(
         f"writes acknowledged: {acked}; in Redis: {len(writes)}; on the profiles topic: "

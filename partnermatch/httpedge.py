@@ -19,9 +19,10 @@ from collections.abc import Callable
 from itertools import accumulate
 from typing import Any, NoReturn
 
+import orjson
 import redis
 from flask import Flask, Response, current_app, jsonify, request
-from flask.json.provider import DefaultJSONProvider
+from flask.json.provider import DefaultJSONProvider, JSONProvider
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import HTTP_STATUS_CODES
 
@@ -67,7 +68,20 @@ def loads(text: str | bytes, *, max_depth: int = MAX_DEPTH, max_digits: int = MA
     with more than `max_digits` digits, numbers out of a float's range, and NaN / Infinity (which
     are not JSON) with JsonTooComplex. Bytes must be UTF-8 (RFC 8259); other errors as json.loads."""
     if isinstance(text, bytes | bytearray):
-        text = bytes(text).decode("utf-8")
+        text = bytes(text)
+        # Most bodies: orjson reads them (UTF-8 included) as json.loads does, and they give it nothing
+        # to refuse here: no deeper nesting than there are brackets, no float (whose literal might be
+        # too long). Whatever orjson refuses goes the way below, which gives json's answer or error
+        # (it reads an escaped lone surrogate, or an integer beyond 64 bits, where orjson does not).
+        if text.count(b"[") + text.count(b"{") <= max_depth:
+            try:
+                parsed = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                pass
+            else:
+                if not holds_float(parsed):
+                    return parsed
+        text = text.decode("utf-8")
     # Depth cannot exceed the number of opening brackets: most bodies need no scan.
     if text.count("[") + text.count("{") > max_depth and nesting_depth(text) > max_depth:
         raise JsonTooComplex(f"nested deeper than {max_depth} levels")
@@ -96,6 +110,22 @@ def loads(text: str | bytes, *, max_depth: int = MAX_DEPTH, max_digits: int = MA
         raise JsonTooComplex(f"nested deeper than {max_depth} levels") from None
 
 
+def holds_float(value: Any) -> bool:
+    """Whether a float is anywhere in `value` (dicts and lists looked into)."""
+    kind = type(value)
+    if kind is dict:
+        items = value.values()
+    elif kind is list:
+        items = value
+    else:
+        return kind is float
+    for item in items:
+        kind = type(item)
+        if kind is float or ((kind is dict or kind is list) and holds_float(item)):
+            return True
+    return False
+
+
 class LimitedJSONProvider(DefaultJSONProvider):
     """Flask's JSON provider, reading with `loads` above (so `request.get_json()` is safe too)."""
 
@@ -104,6 +134,50 @@ class LimitedJSONProvider(DefaultJSONProvider):
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
         return loads(s, max_depth=self.max_depth, max_digits=self.max_number_digits)
+
+
+_ANSWER_OPTIONS = (
+    orjson.OPT_SORT_KEYS
+    | orjson.OPT_APPEND_NEWLINE
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+# A character from U+0080 to U+00FF as the ascii codec's backslashreplace writes it (\xe9), where
+# JSON writes \u00e9: only where the backslash is not itself escaped (\\ before it, in pairs).
+_LATIN1_ESCAPE = re.compile(rb"(?<!\\)((?:\\\\)*)\\x([0-9a-f]{2})")
+
+
+def compact_json_line(provider: JSONProvider, obj: Any) -> bytes:
+    r"""`(provider.dumps(obj, separators=(",", ":")) + "\n").encode()`, as a JSON answer's body is
+    written, made by orjson where that gives the same bytes. Flask's provider escapes every
+    character outside printable ASCII (ensure_ascii) and sorts keys: orjson sorts them alike and
+    writes the same escapes for control characters, quotes and backslashes, and the rest of the
+    characters as they are, which are escaped here as json escapes them (\u00e9, \u0142, \u007f).
+    Floats (written otherwise below 1e-4), characters beyond U+FFFF (written as two escapes) and
+    anything orjson does not take as plain JSON go to the provider."""
+    if not (isinstance(provider, DefaultJSONProvider) and provider.ensure_ascii and provider.sort_keys):
+        return _provider_json_line(provider, obj)
+    if holds_float(obj):
+        return _provider_json_line(provider, obj)
+    try:
+        made = orjson.dumps(obj, option=_ANSWER_OPTIONS)
+    except orjson.JSONEncodeError:
+        return _provider_json_line(provider, obj)
+    if not made.isascii():
+        text = made.decode("utf-8")
+        if max(text) > "\uffff":
+            return _provider_json_line(provider, obj)
+        made = text.encode("ascii", "backslashreplace")
+        if b"\\x" in made:
+            made = _LATIN1_ESCAPE.sub(rb"\1\\u00\2", made)
+    if b"\x7f" in made:
+        made = made.replace(b"\x7f", b"\\u007f")
+    return made
+
+
+def _provider_json_line(provider: JSONProvider, obj: Any) -> bytes:
+    return (provider.dumps(obj, separators=(",", ":")) + "\n").encode("utf-8")
 
 
 def error(status: int, message: str | None = None, errors: dict[str, Any] | None = None) -> Response:

@@ -18,6 +18,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import orjson
 import redis
 
 from partnermatch import events
@@ -40,6 +41,42 @@ CONTACT_EMAIL = P + "contact-email:"  # sha256 of a lower-case contact email -> 
 SIGNIN = P + "signin:"  # nonce of an unused sign-in link -> json {org_id, contact_id}
 WEB_SESSION = P + "web-session:"  # sha256 of a page session id -> json {org_id, contact_id}
 ORG_WEB_SESSIONS = P + "org-web-sessions:"  # org id -> set of its page sessions' digests
+
+
+def _dumps(value: Any) -> bytes | str:
+    """A record as stored: compact JSON in UTF-8, made by orjson. What orjson refuses (an integer
+    beyond 64 bits, a lone surrogate) is made as before by json, which writes the integer and
+    leaves the surrogate to be refused where the command is packed."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return json.dumps(value, ensure_ascii=False)
+
+
+def _loads(raw: bytes | str) -> Any:
+    """A stored record read back: by orjson, or by json where orjson refuses what json reads (an
+    escaped lone surrogate), which also raises json's own errors. A record holds no floats: one
+    read is an integer beyond 64 bits that orjson made a float, which json reads exactly."""
+    try:
+        found = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
+    return json.loads(raw) if _holds_float(found) else found
+
+
+def _holds_float(value: Any) -> bool:
+    kind = type(value)
+    if kind is dict:
+        items = value.values()
+    elif kind is list:
+        items = value
+    else:
+        return kind is float
+    for item in items:
+        kind = type(item)
+        if kind is float or ((kind is dict or kind is list) and _holds_float(item)):
+            return True
+    return False
 
 
 def _org_principal(org_id: str, cluster_id: str) -> str:
@@ -215,7 +252,7 @@ class RedisProfileStore:
     def _principal(self, digest: str, raw: bytes | None, ttl: int) -> dict[str, Any] | None:
         if not raw:
             return None
-        principal = json.loads(raw)
+        principal = _loads(raw)
         if ttl == -1 and principal.get("role") == "organisation":
             self.r.expire(TOKEN + digest, self.org_token_ttl_s, nx=True)
         return principal
@@ -230,7 +267,7 @@ class RedisProfileStore:
             raw = pipe.get(key)
             if raw is None:
                 raise NotFound(org_id)
-            org = json.loads(raw)
+            org = _loads(raw)
             old = org.get("token_digest")
             org["token_digest"] = digest
             pipe.multi()
@@ -238,7 +275,7 @@ class RedisProfileStore:
                 pipe.delete(TOKEN + old)
             if digest is not None:
                 pipe.set(TOKEN + digest, _org_principal(org_id, org["cluster_id"]), ex=self.org_token_ttl_s)
-            pipe.set(key, json.dumps(org, ensure_ascii=False))
+            pipe.set(key, _dumps(org))
             result["org"] = org
 
         self.r.transaction(txn, key)
@@ -248,7 +285,7 @@ class RedisProfileStore:
 
     def get_org(self, org_id: str) -> dict[str, Any] | None:
         raw = self.r.get(ORG + org_id)
-        return json.loads(raw) if raw else None
+        return _loads(raw) if raw else None
 
     def count_orgs(self, cluster_id: str | None = None) -> int:
         if cluster_id:
@@ -261,7 +298,7 @@ class RedisProfileStore:
         else:
             ids = [i.decode() for i in self.r.zrange(ORGS, offset, offset + limit - 1)]
         raws = self.r.mget([ORG + i for i in ids]) if ids else []
-        return [json.loads(r) for r in raws if r]
+        return [_loads(r) for r in raws if r]
 
     def iter_deletions(self) -> Iterator[dict[str, Any]]:
         """The payload of every deletion (`profile.deleted`), for a resync."""
@@ -290,10 +327,10 @@ class RedisProfileStore:
                 *(_email_key(email) for email in _emails(org)),
             ],
             [
-                json.dumps(org, ensure_ascii=False),
+                _dumps(org),
                 org["created_ms"],
                 org_id,
-                json.dumps(principal),
+                _dumps(principal),
                 self.org_token_ttl_s,
                 *_entry_words(envelope, self.topic, org_id),
             ],
@@ -317,7 +354,7 @@ class RedisProfileStore:
             raw, stored = stored or self.r.get(key), None
             if raw is None:
                 raise NotFound(org_id)
-            old = json.loads(raw)
+            old = _loads(raw)
             new, envelope = change(old)
             if new is not None and new["cluster_id"] == old["cluster_id"]:
                 if self._put(org_id, raw, old, new, envelope):
@@ -342,7 +379,7 @@ class RedisProfileStore:
                 [ORG + org_id, self.outbox.stream, *gone, *(_email_key(email) for email in after - before)],
                 [
                     raw,
-                    json.dumps(new, ensure_ascii=False),
+                    _dumps(new),
                     org_id,
                     len(gone),
                     *_entry_words(envelope, self.topic, org_id),
@@ -368,7 +405,7 @@ class RedisProfileStore:
                 pipe.delete(TOKEN + old["token_digest"])
             self._revoke_web_sessions(pipe, org_id)
         else:
-            pipe.set(key, json.dumps(new, ensure_ascii=False))
+            pipe.set(key, _dumps(new))
             if new["cluster_id"] != old["cluster_id"]:
                 pipe.srem(CLUSTER + old["cluster_id"] + ":orgs", org_id)
                 pipe.sadd(CLUSTER + new["cluster_id"] + ":orgs", org_id)

@@ -28,6 +28,7 @@ from marshmallow.decorators import POST_DUMP, POST_LOAD, PRE_DUMP, PRE_LOAD, VAL
 from werkzeug.http import HTTP_STATUS_CODES
 
 from partnermatch import metrics
+from partnermatch.httpedge import compact_json_line
 from services.profiles import domain, services
 from services.profiles.adapters.redis_store import NotFound
 from services.profiles.bootstrap import ProfilesDeps
@@ -320,7 +321,7 @@ class WriteRoutes:
             return self._flask_answers_error(environ, start_response)
         # As jsonify writes it (the app's JSON provider, compact, a newline at the end), with the
         # headers a view's answer gets.
-        payload = (self.app.json.dumps(body, separators=(",", ":")) + "\n").encode("utf-8")
+        payload = compact_json_line(self.app.json, body)
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(payload))), *self.headers]
         labels = (method, route, str(status))
         series = self._series.get(labels)
