@@ -150,20 +150,21 @@ _LATIN1_ESCAPE = re.compile(rb"(?<!\\)((?:\\\\)*)\\x([0-9a-f]{2})")
 
 def compact_json_line(provider: JSONProvider, obj: Any) -> bytes:
     r"""`(provider.dumps(obj, separators=(",", ":")) + "\n").encode()`, as a JSON answer's body is
-    written, made by orjson where that gives the same bytes. Flask's provider escapes every
-    character outside printable ASCII (ensure_ascii) and sorts keys: orjson sorts them alike and
-    writes the same escapes for control characters, quotes and backslashes, and the rest of the
-    characters as they are, which are escaped here as json escapes them (\u00e9, \u0142, \u007f).
-    Floats (written otherwise below 1e-4), characters beyond U+FFFF (written as two escapes) and
-    anything orjson does not take as plain JSON go to the provider."""
-    if not (isinstance(provider, DefaultJSONProvider) and provider.ensure_ascii and provider.sort_keys):
-        return _provider_json_line(provider, obj)
-    if holds_float(obj):
+    written, made by orjson where that gives the same bytes: for Flask's provider with sorted keys
+    (its default), which orjson sorts alike, writing the same escapes for control characters,
+    quotes and backslashes and every other character as it is, as the provider does with
+    ensure_ascii off. With ensure_ascii on (Flask's default) the characters outside printable
+    ASCII are escaped here as json escapes them (\u00e9, \u0142, \u007f). Floats (orjson writes
+    those under 1e-4 otherwise), characters beyond U+FFFF under ensure_ascii (json writes two
+    escapes) and anything orjson does not take as plain JSON go to the provider."""
+    if not (isinstance(provider, DefaultJSONProvider) and provider.sort_keys) or holds_float(obj):
         return _provider_json_line(provider, obj)
     try:
         made = orjson.dumps(obj, option=_ANSWER_OPTIONS)
     except orjson.JSONEncodeError:
         return _provider_json_line(provider, obj)
+    if not provider.ensure_ascii:
+        return made
     if not made.isascii():
         text = made.decode("utf-8")
         if max(text) > "\uffff":

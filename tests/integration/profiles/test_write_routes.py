@@ -56,6 +56,10 @@ def test_a_registration_answered_in_front_equals_the_views(client, cluster, serv
     assert _without_volatile(fast.json) == _without_volatile(slow.json)
     assert list(fast.json) == list(slow.json)  # the same keys in the same order
     assert fast.json["organisation"]["revision"] == 1
+    # the bytes Flask's provider writes for it (this app's: UTF-8, not escaped)
+    assert client.application.json.ensure_ascii is False
+    assert "ž" in fast.get_data(as_text=True)
+    assert fast.get_data() == (client.application.json.dumps(fast.json, separators=(",", ":")) + "\n").encode()
 
 
 def test_an_edit_answered_in_front_equals_the_views(client, cluster, served):

@@ -109,9 +109,11 @@ def test_what_only_json_reads_is_still_read():
     assert httpedge.loads(b'{"a": 1, "a": 2, "f": 1.5}') == {"a": 2, "f": 1.5}
 
 
-@pytest.fixture(scope="module")
-def provider() -> httpedge.LimitedJSONProvider:
-    return httpedge.LimitedJSONProvider(Flask(__name__))
+@pytest.fixture(scope="module", params=[True, False], ids=["ensure_ascii", "utf-8 (the profiles app's)"])
+def provider(request) -> httpedge.LimitedJSONProvider:
+    made = httpedge.LimitedJSONProvider(Flask(__name__))
+    made.ensure_ascii = request.param
+    return made
 
 
 @settings(max_examples=500, deadline=None)
