@@ -259,7 +259,11 @@ class MatchEngine:
             self._put(profile, analysis, right, terms)
 
     def _adopt(self, fresh: MatchEngine, changes: int) -> None:
-        """Take the parts of `fresh` as this engine's (the weights, the index, no list cached)."""
+        """Take the parts of `fresh` as this engine's (the weights, the index, no list cached). The
+        replaced reason finder lets go of its evidence, which refers back to it: a reference cycle
+        holding the old index, which only the cyclic collector would free, and the live matcher
+        freezes what its start made out of the collector's sight (gc.freeze)."""
+        self.reason_finder.forget_all()
         self.features, self.index = fresh.features, fresh.index
         self.reason_finder, self.top_lists = fresh.reason_finder, fresh.top_lists
         self._changes = changes

@@ -69,9 +69,6 @@ class Index:
         self._cluster_names: list[str] = []
         self._country_names: list[str] = []
         self.stored: list[Analysis | bytes] = []  # each row's analysis, packed or as it is
-        self.analyses = _Analyses(self)
-        self.profiles = _Profiles(self)
-        self.terms = _Terms(self)
         # column-major float32 copies of the vectors and word weights as merged last (the base
         # of each), built when first needed: (the base they copy, the copy)
         self._right_by_column: tuple[sp.csr_matrix, ColumnBlocks] | None = None
@@ -82,6 +79,24 @@ class Index:
     @property
     def capacity(self) -> int:
         return len(self.active)
+
+    # Views made when asked for, not kept: a view kept here would refer back to the index, and an
+    # index in a reference cycle is freed only by the cyclic collector, which never sees one the
+    # live matcher froze after its start (gc.freeze): each reweigh left the replaced index behind.
+    @property
+    def analyses(self) -> _Analyses:
+        """Each row's analysis (unpacked when asked for)."""
+        return _Analyses(self)
+
+    @property
+    def profiles(self) -> _Profiles:
+        """Each row's organisation as the index keeps it (id, cluster, country)."""
+        return _Profiles(self)
+
+    @property
+    def terms(self) -> _Terms:
+        """Each row's word weights as a dictionary."""
+        return _Terms(self)
 
     def load(
         self, items: list[OrgProfile], analyses: list[Analysis | bytes], vectors: sp.csr_matrix, words: sp.csr_matrix
