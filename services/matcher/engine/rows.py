@@ -119,15 +119,13 @@ class SparseRows:
         np.cumsum(lengths, out=indptr[1:])
         indices = np.empty(indptr[-1], np.int32)
         data = np.empty(indptr[-1], self.dtype)
-        kept = np.ones(base.shape[0], bool)
-        kept[old_rows] = False
-        kept_rows = np.flatnonzero(kept)
-        base_lengths = np.diff(base.indptr)[kept_rows]
-        # every kept entry's place: its row's new start plus its offset in the row
-        offset = np.arange(base_lengths.sum()) - np.repeat(np.cumsum(base_lengths) - base_lengths, base_lengths)
-        source = np.repeat(base.indptr[kept_rows], base_lengths) + offset
-        target = np.repeat(indptr[kept_rows], base_lengths) + offset
-        indices[target], data[target] = base.indices[source], base.data[source]
+        # the base's rows kept come in runs between the changed ones: each run's entries are together
+        # in the base and stay together, moved as one slice (an index array per entry took 1.0 s
+        # for the words of 100,000 rows, most of the event that merged them)
+        for first, end in zip([0, *(old_rows + 1).tolist()], [*old_rows.tolist(), base.shape[0]], strict=True):
+            if first < end:
+                lo, hi, to = int(base.indptr[first]), int(base.indptr[end]), int(indptr[first])
+                indices[to : to + hi - lo], data[to : to + hi - lo] = base.indices[lo:hi], base.data[lo:hi]
         for r in changed.tolist():
             columns, values = self.changed[r]
             indices[indptr[r] : indptr[r + 1]], data[indptr[r] : indptr[r + 1]] = columns, values

@@ -46,6 +46,35 @@ def test_rows_set_replaced_merged_and_multiplied_as_a_dense_matrix_would_be():
     assert rows.merge().shape == (len(rows), 15)
 
 
+def test_a_merge_keeps_each_row_s_entries_in_the_order_they_were_given():
+    # a product over a row adds its entries in this order: the base's rows kept, the rows set
+    # since (first, last, next to each other, appended) and the rows never set all keep it
+    rng = np.random.default_rng(5)
+    width, given = 9, {}
+    rows = SparseRows(width, np.float64)
+    base_rows = []
+    for r in range(25):
+        columns = rng.permutation(width)[: int(rng.integers(0, width + 1))]  # in no order
+        given[r] = (columns, rng.random(len(columns)))
+        base_rows.append(given[r])
+    indptr = np.cumsum([0, *(len(c) for c, _ in base_rows)])
+    rows.load(
+        sp.csr_matrix(
+            (np.concatenate([v for _, v in base_rows]), np.concatenate([c for c, _ in base_rows]), indptr),
+            shape=(25, width),
+        )
+    )
+    for r in (0, 1, 7, 8, 24, 25, 26, 12):
+        columns = rng.permutation(width)[: int(rng.integers(0, width + 1))]
+        given[r] = (columns, rng.random(len(columns)))
+        rows.set(r, *given[r])
+    merged = rows.merge()
+    assert merged.shape == (27, width) and not rows.changed
+    for r, (columns, values) in given.items():
+        lo, hi = merged.indptr[r], merged.indptr[r + 1]
+        assert merged.indices[lo:hi].tolist() == columns.tolist() and merged.data[lo:hi].tolist() == values.tolist()
+
+
 def test_words_selected_in_row_blocks_weigh_as_when_selected_at_once(monkeypatch, mini_lexicon):
     # learn_weights picks the counted words out of every word met a block of rows at a time (a
     # million rows' copies at once would take gigabytes): the weights must not depend on it.
