@@ -284,6 +284,9 @@ class Envelope:
     occurred_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     # True when new_event validated the payload: encode then does not validate it a second time.
     payload_checked: bool = field(default=False, compare=False, repr=False)
+    # The id, time and producer new_event gave an envelope it made (the same objects): while the
+    # envelope still holds them, encode knows its fields valid without checking them again.
+    made_with: tuple[Any, ...] | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -303,12 +306,37 @@ def new_event(event_type: str, payload: dict[str, Any], producer: str) -> Envelo
     errors = validation_errors(PAYLOADS[(event_type, version)], jsonable)
     if errors:
         raise ValidationError(errors)
-    return Envelope(event_type=event_type, payload=jsonable, producer=producer, version=version, payload_checked=True)
+    event_id, occurred_at = str(uuid.uuid4()), datetime.now(UTC)
+    # A fresh canonical id, an aware time, a known type and its version: valid, given a producer.
+    valid = type(producer) is str and producer != "" and type(jsonable) is dict
+    return Envelope(
+        event_type=event_type,
+        payload=jsonable,
+        producer=producer,
+        version=version,
+        event_id=event_id,
+        occurred_at=occurred_at,
+        payload_checked=True,
+        made_with=(event_id, occurred_at, producer) if valid else None,
+    )
+
+
+def _made_valid(envelope: Envelope) -> bool:
+    """Whether new_event made this envelope valid and it still holds what new_event gave it."""
+    made = envelope.made_with
+    return (
+        made is not None
+        and made[0] is envelope.event_id
+        and made[1] is envelope.occurred_at
+        and made[2] is envelope.producer
+        and type(envelope.payload) is dict
+        and CURRENT_VERSION.get(envelope.event_type) == envelope.version
+    )
 
 
 def encode(envelope: Envelope) -> bytes:
     doc = envelope.to_dict()
-    errors = validation_errors(EnvelopeSchema, doc)
+    errors = {} if _made_valid(envelope) else validation_errors(EnvelopeSchema, doc)
     if errors:
         raise ValidationError(errors)
     if not envelope.payload_checked:
