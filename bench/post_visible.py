@@ -4,7 +4,8 @@ pending suggestion involving the organisation as written, under a bounded rate o
 
 The stack is the one `partnermatch up` runs (launcher.stack). First --n generated
 organisations in many clusters are registered through the API (the matcher indexes and plans them
-live) and every cluster gets a coordinator; once the matcher has read them all, registrations of
+live) and every cluster gets a coordinator; once the matcher has read them all, and has learnt the
+weights again from them and planned every list with those (it settles: see settled()), registrations of
 new organisations and PATCHes of existing ones alternate at --rate writes per second for
 --duration seconds, each with texts of the seekers' dev set (organisations stating needs that
 others offer), so each should be suggested a partner in another cluster.
@@ -419,6 +420,18 @@ def applied_writes(client: redis.Redis, writes: list[Write]) -> int:
     return sum(1 for w, rev in zip(acked, revisions, strict=True) if rev is not None and int(rev) >= w.revision)
 
 
+def settled(pid: int, window_s: float = 8.0, busy_share: float = 0.05) -> bool:
+    """Whether the process used under `busy_share` of a core for `window_s` (longer than the 5 s
+    of quiet after which the matcher learns the weights again, MATCHER_REWEIGH_QUIET_S). Once the preload is
+    applied the matcher's table goes quiet, so it learns the weights again from the new corpus and
+    plans every list with them (a minute or more at 10,000, see SharedIndex.refresh_weights). Writes
+    sent meanwhile measure that pass, which a steady platform runs spaced out (REWEIGH_SPACING), not
+    the event path: the writes wait for it unless --no-settle."""
+    before = cpu_seconds([pid])
+    time.sleep(window_s)
+    return cpu_seconds([pid]) - before < busy_share * window_s
+
+
 def percentile(ms: list[float], share: float) -> float:
     """The nearest-rank percentile of sorted values."""
     return ms[min(len(ms) - 1, round(share * (len(ms) - 1)))]
@@ -641,6 +654,13 @@ def main() -> int:
         "--catch-up-s", type=float, default=1800, help="how long the matcher may take to read the preload"
     )
     parser.add_argument(
+        "--no-settle",
+        dest="settle",
+        action="store_false",
+        help="start the writes as soon as the preload is applied, while the weights learnt from it are still"
+        " being applied to every list (see settled())",
+    )
+    parser.add_argument(
         "--profile",
         metavar="DIR",
         help="sample the API, both relays, the matcher and the review API with py-spy while writing; stacks into DIR",
@@ -682,6 +702,14 @@ def main() -> int:
             if not wait_for("the matcher read the preload", matcher_caught_up, args.catch_up_s):
                 return 1
             print(f"  the matcher read them and published its suggestions in {time.monotonic() - started:.0f} s")
+            specs = zip(stack.started_specs, stack.services, strict=True)
+            matcher_pid = next(proc.pid for spec, proc in specs if spec.name == "matcher")
+            started = time.monotonic()
+            if args.settle and not wait_for("the matcher to settle", lambda: settled(matcher_pid), args.catch_up_s):
+                return 1
+            if args.settle:
+                settling = time.monotonic() - started
+                print(f"  then learnt the weights again and planned every list with them: idle {settling:.0f} s later")
             rng = random.Random(5)
             targets = sorted(orgs.items())
             rng.shuffle(targets)
