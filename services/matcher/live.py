@@ -81,6 +81,18 @@ class MatcherRepository(Protocol):
     def apply_lesson(self, rejected_pair_id: str, plan: ListsPlan) -> bool: ...
 
 
+def _freeze_survivors() -> None:
+    """What a change leaves behind once written, out of the cyclic collector's reach, as load()
+    does with the index (gc.freeze: constant time). What the engine keeps of each change (the lists
+    made again with their reasons as tuples, the rows' evidence) is thousands of new containers;
+    tuples taken from CPython's free lists do not count towards a collection, so one came only now
+    and then and walked 6,000-17,000 of them (2-13 ms, once 53 ms, at 100,000 organisations with
+    10,000 lists kept). Reference counting still frees any of it let go; events make next to no
+    reference cycles (the collections during 450 events at 100,000 found 8 objects in them), and
+    one made before a freeze stays."""
+    gc.freeze()
+
+
 def profile_from_payload(payload: Mapping[str, Any]) -> OrgProfile:
     """The engine's profile of a `profile.upserted` payload, v1 or v2 (a v1 one has no structured
     needs), or of a profile stored as applied."""
@@ -217,6 +229,7 @@ class LiveMatcher:
     def apply(self, change: ProfileChange) -> bool:
         """Write the change durably, once: False when its revision was applied before."""
         applied = self.state.apply(change)
+        _freeze_survivors()
         logger.info(
             "profile event applied",
             extra={
@@ -257,6 +270,7 @@ class LiveMatcher:
         """Write the change durably, in one transaction: the organisations whose events were applied
         now (an event whose revision was applied before changes nothing)."""
         applied = self.state.apply_profiles(change)
+        _freeze_survivors()
         for org_id, (revision, profile) in change.profiles.items():
             logger.info(
                 "profile event applied",
@@ -290,6 +304,7 @@ class LiveMatcher:
         affected = {org for org in affected if org in self.clusters}
         plan = self._pair_changes(affected, set())
         applied = self.state.apply_lesson(pair_id, plan)
+        _freeze_survivors()
         logger.info(
             "rejection applied to the lists",
             extra={

@@ -4,6 +4,8 @@ one read of the pair, and decided again on the pair as another writer left it.""
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 from partnermatch import events
@@ -61,6 +63,21 @@ def test_a_profile_event_suggests_its_lists_pairs_reading_the_pairs_once(world):
     assert repository.reads == ["snapshot"]  # not one read per organisation whose list changed
     assert not live.handle(_upsert("a", 2)), "a replay changes nothing"
     assert len(repository.events) == 2
+
+
+def test_what_a_written_event_leaves_behind_is_out_of_the_cyclic_collectors_reach(world):
+    # the lists the engine keeps after an event are thousands of new tuples and dictionaries; frozen
+    # once the change is written (as load() freezes the index), no collection walks them again
+    repository, engine, live = world
+    engine.lists.update({"a": [("b", 0.6)], "b": [("a", 0.6)]})
+    kept = [("b", 0.6)]  # made before the write and kept, as the engine's lists are (a list is tracked)
+    try:
+        assert live.handle(_upsert("a", 2))
+        assert gc.is_tracked(kept) and not any(o is kept for o in gc.get_objects())  # frozen: no generation has it
+        assert not live.handle(_upsert("a", 2))  # a replay writes nothing
+    finally:
+        gc.unfreeze()
+    assert any(o is kept for o in gc.get_objects())
 
 
 def test_a_pair_is_withdrawn_once_neither_list_holds_it_each_list_saying_so_when_planned(world):
