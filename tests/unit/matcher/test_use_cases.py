@@ -80,6 +80,34 @@ def test_what_a_written_event_leaves_behind_is_out_of_the_cyclic_collectors_reac
     assert any(o is kept for o in gc.get_objects())
 
 
+def test_a_reference_cycle_frozen_with_an_event_is_collected_within_the_period(world, monkeypatch):
+    # a cycle that becomes garbage only after a freeze (a Kafka client's, say) would stay for good:
+    # everything frozen is collected once in full every FROZEN_COLLECTED_EVERY_S
+    import weakref
+
+    from services.matcher import live as live_module
+
+    _, engine, live = world
+    engine.lists.update({"a": [("b", 0.6)], "b": [("a", 0.6)]})
+
+    class Node:
+        pass
+
+    node = Node()
+    node.self = node  # a reference cycle, alive while the event is written
+    gone = weakref.ref(node)
+    try:
+        assert live.handle(_upsert("a", 2))
+        del node  # garbage now, but frozen: no collection reaches it
+        gc.collect()
+        assert gone() is not None
+        monkeypatch.setattr(live_module, "FROZEN_COLLECTED_EVERY_S", 0.0)
+        assert live.handle(_upsert("a", 3))  # the period has passed: collected in full, then frozen again
+        assert gone() is None
+    finally:
+        gc.unfreeze()
+
+
 def test_a_pair_is_withdrawn_once_neither_list_holds_it_each_list_saying_so_when_planned(world):
     repository, engine, live = world
     engine.lists.update({"a": [("b", 0.6), ("d", 0.4)], "d": [("a", 0.4)]})
