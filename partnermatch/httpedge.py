@@ -27,6 +27,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import HTTP_STATUS_CODES
 
 from partnermatch import metrics
+from partnermatch.jsonvalues import holds_float
 from partnermatch.settings import TRUSTED_PROXIES
 
 logger = logging.getLogger(__name__)
@@ -108,22 +109,6 @@ def loads(text: str | bytes, *, max_depth: int = MAX_DEPTH, max_digits: int = MA
         return json.loads(text, parse_int=parse_int, parse_float=parse_float, parse_constant=parse_constant)
     except RecursionError:  # not reached after the depth check; kept so no input can make a 500
         raise JsonTooComplex(f"nested deeper than {max_depth} levels") from None
-
-
-def holds_float(value: Any) -> bool:
-    """Whether a float is anywhere in `value` (dicts and lists looked into)."""
-    kind = type(value)
-    if kind is dict:
-        items = value.values()
-    elif kind is list:
-        items = value
-    else:
-        return kind is float
-    for item in items:
-        kind = type(item)
-        if kind is float or ((kind is dict or kind is list) and holds_float(item)):
-            return True
-    return False
 
 
 class LimitedJSONProvider(DefaultJSONProvider):

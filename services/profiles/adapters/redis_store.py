@@ -22,6 +22,7 @@ import orjson
 import redis
 
 from partnermatch import events
+from partnermatch.jsonvalues import holds_float
 from partnermatch.outbox import Outbox, entry_fields
 from partnermatch.redis_client import DirectCommands, adopt_untagged_keys
 from partnermatch.topics import PROFILES
@@ -61,22 +62,7 @@ def _loads(raw: bytes | str) -> Any:
         found = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return json.loads(raw)
-    return json.loads(raw) if _holds_float(found) else found
-
-
-def _holds_float(value: Any) -> bool:
-    kind = type(value)
-    if kind is dict:
-        items = value.values()
-    elif kind is list:
-        items = value
-    else:
-        return kind is float
-    for item in items:
-        kind = type(item)
-        if kind is float or ((kind is dict or kind is list) and _holds_float(item)):
-            return True
-    return False
+    return json.loads(raw) if holds_float(found) else found
 
 
 def _org_principal(org_id: str, cluster_id: str) -> str:
