@@ -394,8 +394,9 @@ class RedisMatcherState:
             self._save_known_pairs(pipe, existing, change.upserts, change.withdrawals, change.unlisted, unknown, now)
             applied.update(fresh)
 
-        # a coordinator's decision on one of the pairs in the meantime restarts this, as does
-        # another profile applied (REVISIONS), which may make a partner known
+        # a pair written by anyone in the meantime (PAIRS_WRITTEN: a coordinator's decision, another
+        # matcher's run) restarts this, as does another profile applied (REVISIONS), which may make a
+        # partner known
         self._transaction(txn, [REVISIONS, PAIRS_WRITTEN])
         return applied
 
