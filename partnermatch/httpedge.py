@@ -128,38 +128,22 @@ _ANSWER_OPTIONS = (
     | orjson.OPT_PASSTHROUGH_DATETIME
     | orjson.OPT_PASSTHROUGH_DATACLASS
 )
-# A character from U+0080 to U+00FF as the ascii codec's backslashreplace writes it (\xe9), where
-# JSON writes \u00e9: only where the backslash is not itself escaped (\\ before it, in pairs).
-_LATIN1_ESCAPE = re.compile(rb"(?<!\\)((?:\\\\)*)\\x([0-9a-f]{2})")
 
 
 def compact_json_line(provider: JSONProvider, obj: Any) -> bytes:
     r"""`(provider.dumps(obj, separators=(",", ":")) + "\n").encode()`, as a JSON answer's body is
     written, made by orjson where that gives the same bytes: for Flask's provider with sorted keys
-    (its default), which orjson sorts alike, writing the same escapes for control characters,
-    quotes and backslashes and every other character as it is, as the provider does with
-    ensure_ascii off. With ensure_ascii on (Flask's default) the characters outside printable
-    ASCII are escaped here as json escapes them (\u00e9, \u0142, \u007f). Floats (orjson writes
-    those under 1e-4 otherwise), characters beyond U+FFFF under ensure_ascii (json writes two
-    escapes) and anything orjson does not take as plain JSON go to the provider."""
-    if not (isinstance(provider, DefaultJSONProvider) and provider.sort_keys) or holds_float(obj):
+    (its default) and ensure_ascii off (the profiles app's), as orjson sorts keys alike and writes
+    the same escapes for control characters, quotes and backslashes and every other character as it
+    is. Floats (orjson writes those under 1e-4 otherwise), another provider's settings and anything
+    orjson does not take as plain JSON go to the provider."""
+    plain = isinstance(provider, DefaultJSONProvider) and provider.sort_keys and not provider.ensure_ascii
+    if not plain or holds_float(obj):
         return _provider_json_line(provider, obj)
     try:
-        made = orjson.dumps(obj, option=_ANSWER_OPTIONS)
+        return orjson.dumps(obj, option=_ANSWER_OPTIONS)
     except orjson.JSONEncodeError:
         return _provider_json_line(provider, obj)
-    if not provider.ensure_ascii:
-        return made
-    if not made.isascii():
-        text = made.decode("utf-8")
-        if max(text) > "\uffff":
-            return _provider_json_line(provider, obj)
-        made = text.encode("ascii", "backslashreplace")
-        if b"\\x" in made:
-            made = _LATIN1_ESCAPE.sub(rb"\1\\u00\2", made)
-    if b"\x7f" in made:
-        made = made.replace(b"\x7f", b"\\u007f")
-    return made
 
 
 def _provider_json_line(provider: JSONProvider, obj: Any) -> bytes:
