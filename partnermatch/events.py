@@ -387,15 +387,57 @@ _ORJSON_OPTIONS = (
 
 
 def decode(raw: bytes | str | None) -> Envelope:
-    """Parse and validate an envelope; payload fields keep their JSON types (strings for dates)."""
+    """Parse and validate an envelope; payload fields keep their JSON types (strings for dates).
+    Unknown fields of the envelope and of the payload are left out. A document the quick checks
+    accept is read without marshmallow (the answer is the same: tests/unit/test_events_quick_check.py);
+    any other is marshmallow's to judge, and its errors are the message."""
     if raw is None:
         raise UndecodableEvent("empty message (tombstone)")
     try:
-        doc = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UndecodableEvent(f"not JSON: {exc}") from None
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        doc = _json_document(raw)
     if not isinstance(doc, dict):
         raise UndecodableEvent("envelope is not a JSON object")
+    return _decoded_quickly(doc) or decode_document(doc)
+
+
+def _json_document(raw: bytes | str) -> Any:
+    """What json makes of what orjson refused: json reads a little more (NaN, Infinity, integers
+    beyond 64 bits, a lone surrogate escaped), as decode always did; the rest is not JSON."""
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UndecodableEvent(f"not JSON: {exc}") from None
+
+
+def _decoded_quickly(doc: dict[str, Any]) -> Envelope | None:
+    """The envelope of a document the quick checks accept, its fields read as marshmallow reads
+    them; None for any other (marshmallow judges it)."""
+    envelope = {k: v for k, v in doc.items() if k in _ENVELOPE_KEYS}
+    check = quick_check(EnvelopeSchema)
+    if check is None or not check(envelope):
+        return None
+    schema = PAYLOADS.get((envelope["event_type"], envelope["version"]))
+    payload_check = quick_check(schema) if schema is not None else None
+    if schema is None or payload_check is None:
+        return None
+    known = _schema(schema, EXCLUDE).fields
+    payload = {k: v for k, v in envelope["payload"].items() if k in known}
+    if not payload_check(payload):
+        return None
+    return Envelope(
+        event_type=envelope["event_type"],
+        payload=payload,
+        producer=envelope["producer"],
+        version=envelope["version"],
+        event_id=envelope["event_id"],  # canonical (the quick check's): str(UUID(it)) is itself
+        occurred_at=_schema(EnvelopeSchema, EXCLUDE).fields["occurred_at"].deserialize(envelope["occurred_at"]),
+    )
+
+
+def decode_document(doc: dict[str, Any]) -> Envelope:
+    """decode's answer for a parsed document, as marshmallow reads and judges it."""
     try:
         env = _schema(EnvelopeSchema, EXCLUDE).load(doc)
     except ValidationError as exc:
@@ -416,6 +458,9 @@ def decode(raw: bytes | str | None) -> Envelope:
         event_id=str(env["event_id"]),
         occurred_at=env["occurred_at"],
     )
+
+
+_ENVELOPE_KEYS = frozenset(EnvelopeSchema().fields)
 
 
 def pair_id(org_a: str, org_b: str) -> str:

@@ -4,6 +4,7 @@ refuses, producers are still refused with marshmallow's own errors."""
 from __future__ import annotations
 
 import copy
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -170,3 +171,84 @@ def test_new_event_keeps_a_json_copy_of_the_payload():
     payload["reasons"].append(reason)
     assert suggested["reasons"] == [{**reason, "terms_a": ["sery"], "terms_b": []}]
     assert suggested is not payload and suggested["reasons"][0] is not reason
+
+
+def _decoded_by_marshmallow(raw: bytes) -> events.Envelope | str:
+    """What decode answered before it had a quick path: json's reading, marshmallow's judgement
+    (the envelope, or the message it is refused with)."""
+    try:
+        doc = json.loads(raw)
+        if not isinstance(doc, dict):
+            return "envelope is not a JSON object"
+        return events.decode_document(doc)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return f"not JSON: {exc}"
+    except events.UndecodableEvent as exc:
+        return str(exc)
+
+
+def _decoded(raw: bytes) -> events.Envelope | str:
+    try:
+        return events.decode(raw)
+    except events.UndecodableEvent as exc:
+        return str(exc)
+
+
+@st.composite
+def whole_events(draw: st.DrawFn) -> dict[str, Any]:
+    """Envelopes of every event type with their example payloads, each part possibly mutated."""
+    (event_type, version), schema, payload = draw(payloads())
+    envelope = {**ENVELOPE, "event_type": event_type, "version": version}
+    if draw(st.booleans()):
+        envelope = _mutated(envelope, draw, [name for name in ENVELOPE if name != "payload"])
+    return {**envelope, "payload": payload} if draw(st.integers(0, 9)) else envelope
+
+
+@settings(max_examples=3000, deadline=None)
+@given(whole_events())
+def test_decode_answers_as_marshmallow_does(document):
+    """Valid or not, decode's envelope (or its refusal) is the one json and marshmallow give; an
+    envelope it reads quickly has the same fields, types included."""
+    raw = json.dumps(document).encode()
+    quick, slow = _decoded(raw), _decoded_by_marshmallow(raw)
+    assert quick == slow
+    if isinstance(quick, events.Envelope):
+        assert isinstance(slow, events.Envelope)
+        assert type(quick.event_id) is type(slow.event_id) is str
+        assert quick.occurred_at == slow.occurred_at and quick.occurred_at.tzinfo is not None
+        assert json.dumps(quick.payload, sort_keys=True) == json.dumps(slow.payload, sort_keys=True)
+
+
+@pytest.mark.parametrize("key", sorted(EXAMPLES))
+def test_every_example_event_is_read_quickly(key):
+    """The events producers write are the ones decode reads without marshmallow."""
+    raw = json.dumps({**ENVELOPE, "event_type": key[0], "version": key[1], "payload": EXAMPLES[key]}).encode()
+    document = json.loads(raw)
+    assert events._decoded_quickly(document) == events.decode_document(document)
+    assert events.decode(raw) == events.decode_document(document)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"a": NaN}',
+        b'{"a": Infinity}',
+        b'{"a": 123456789012345678901234567890}',
+        b'{"a": "\\ud800"}',
+        b'{"a": 1, "a": 2}',
+        b"\xef\xbb\xbf{}",
+        '{"a": 1}'.encode("utf-16"),
+        b'{"a": 1e400}',
+        b"\xff\xfe",
+        b"[]",
+        b"",
+        b"  {}  ",
+        b'{"a": 1} x',
+    ],
+)
+def test_decode_reads_what_json_reads(raw):
+    """orjson reads the documents; what it refuses, json reads as decode always did (NaN, integers
+    beyond 64 bits, a lone surrogate, UTF-16): the answer is json's either way."""
+    assert _decoded(raw) == _decoded_by_marshmallow(raw)
+    event = json.dumps({**ENVELOPE, "payload": {"org_id": "o-1", "revision": 2, "extra": raw.decode("latin-1")}})
+    assert _decoded(event.encode()) == _decoded_by_marshmallow(event.encode())
