@@ -44,7 +44,7 @@ from typing import Any
 
 import redis
 
-from partnermatch.redis_client import adopt_untagged_keys
+from partnermatch.redis_client import DirectCommands, adopt_untagged_keys
 from services.notifier import domain
 
 PREFIX = "{notifier}:"
@@ -278,6 +278,9 @@ class RedisDeliveryLedger:
         self._note_suggested = client.register_script(_NOTE_SUGGESTED)
         self._note_gone = client.register_script(_NOTE_GONE)
         self._take_digest = client.register_script(_TAKE_DIGEST)
+        # The scripts run for every suggestion and withdrawal the consumer reads (the digests'
+        # counts) go on a connection of the consumer's thread, without redis-py's layers.
+        self._direct = DirectCommands(client)
         self.digest_pairs_key = prefix + "digest:pairs"
         self.digest_new_prefix = prefix + "digest:new:"
         self.digest_clusters_key = prefix + "digest:clusters"
@@ -525,17 +528,19 @@ class RedisDeliveryLedger:
         """A pair waits for its clusters: new to each cluster that did not have it waiting (how
         many). A re-scored pair, a replay, or a pair already decided is not new."""
         return int(
-            self._note_suggested(
-                keys=[self.digest_pairs_key, self.digest_closed_key, self.digest_clusters_key],
-                args=[pair_id, " ".join(sorted(set(clusters))), _num(now), self.digest_new_prefix],
+            self._direct.script(
+                self._note_suggested,
+                [self.digest_pairs_key, self.digest_closed_key, self.digest_clusters_key],
+                [pair_id, " ".join(sorted(set(clusters))), _num(now), self.digest_new_prefix],
             )
         )
 
     def note_gone(self, pair_id: str, clusters: Iterable[str], decided: bool) -> None:
         """A pair no longer waits: withdrawn, or decided (then never new again)."""
-        self._note_gone(
-            keys=[self.digest_pairs_key, self.digest_closed_key],
-            args=[pair_id, "1" if decided else "", " ".join(clusters), self.digest_new_prefix],
+        self._direct.script(
+            self._note_gone,
+            [self.digest_pairs_key, self.digest_closed_key],
+            [pair_id, "1" if decided else "", " ".join(clusters), self.digest_new_prefix],
         )
 
     def clusters_with_new_suggestions(self) -> list[str]:
