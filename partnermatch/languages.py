@@ -65,7 +65,8 @@ NATIVE_NAMES: dict[str, str] = {
 }
 
 _lock = threading.Lock()
-_LETTERS = re.compile(r"[^\W\d_]")
+# Three letters, with anything between them: a text holds one as soon as it holds three letters.
+_THREE_LETTERS = re.compile(r"[^\W\d_](?:[\W\d_]*[^\W\d_]){2}")
 _identifier: Detector | None = None
 _NO_FEATURES = float(np.finfo(np.float32).min)  # py3langid's score of a text none of whose n-grams it knows
 
@@ -85,7 +86,9 @@ class Detector:
         self.next_state = np.frombuffer(identifier.tk_nextmove, dtype=np.uint32).copy()
         self.row_of_state = np.asarray(identifier._rowbase, dtype=np.int64)
         self.feature_of_state = np.asarray(identifier.tk_output, dtype=np.int64)
-        self.feature_scores = identifier.nb_ptc
+        # py3langid's scores are float16; numpy multiplies them as float32 (the counts' type), so a
+        # copy in float32 gives the same products without casting the rows of every text again.
+        self.feature_scores = np.asarray(identifier.nb_ptc, dtype=np.float32)
         self.class_scores = identifier.nb_pc
         self.classes = list(identifier.nb_classes)
         self.alias_pairs = list(identifier._alias_pairs)  # columns of one language: the first keeps the best
@@ -163,9 +166,9 @@ def _decoded_identifier() -> Detector:
 def _cached_identifier(folder: Path) -> Detector:
     """The detector from our copy in `folder`, written there first if missing or unreadable. The
     name holds py3langid's version and our languages, so an upgrade or a change writes a new copy
-    (and "detector": older copies held py3langid's identifier)."""
+    (and "detector32": older copies held py3langid's identifier, or its scores in float16)."""
     tag = hashlib.sha256(",".join(PROFILE_LANGUAGES).encode()).hexdigest()[:12]
-    path = folder / f"py3langid-{importlib.metadata.version('py3langid')}-{tag}-detector.pickle"
+    path = folder / f"py3langid-{importlib.metadata.version('py3langid')}-{tag}-detector32.pickle"
     ident = cachefile.read(path)
     if not isinstance(ident, Detector):
         ident = _decoded_identifier()
@@ -198,7 +201,7 @@ def detect_language(text: str, default: str = "en") -> str:
     candidates are close (on the dev set, the one text 300 characters got wrong, Czech taken for
     Slovak, had the smallest lead of all: 9 against 16 and more for the right ones)."""
     sample = text[:DETECTION_CHARS]
-    if len(_LETTERS.findall(sample, 0, 200)) < 3 and len(_LETTERS.findall(sample)) < 3:
+    if _THREE_LETTERS.search(sample) is None:  # found within the first few characters of most texts
         return default
     identifier = _get_identifier()
     ranked = identifier.rank(sample[:300])

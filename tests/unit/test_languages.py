@@ -36,6 +36,12 @@ def test_too_little_text_gives_the_default():
     assert detect_language("12 345 — 2026", default="de") == "de"
 
 
+def test_three_letters_anywhere_in_what_detection_reads_are_judged_and_two_are_not():
+    assert detect_language("a1 — 2026 b", default="und") == "und"
+    assert detect_language("x" + " 1" * 290 + "yz", default="und") in PROFILE_LANGUAGES  # 583 characters
+    assert detect_language("x" + " 1" * 300 + "yz", default="und") == "und"  # the third beyond 600
+
+
 def test_the_kept_copy_of_the_model_detects_as_the_shipped_one(tmp_path, monkeypatch, caplog):
     from partnermatch import cachefile, languages
 
