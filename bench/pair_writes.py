@@ -36,6 +36,7 @@ from launcher.servers import RedisServer  # noqa: E402
 from partnermatch import events  # noqa: E402
 from services.matcher import domain  # noqa: E402
 from services.matcher.adapters import redis_state  # noqa: E402
+from services.matcher.config import MatcherSettings  # noqa: E402
 from services.matcher.engine import MatchEngine  # noqa: E402
 from services.matcher.live import LiveMatcher  # noqa: E402
 
@@ -101,6 +102,12 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=2000, help="organisations indexed before the writes")
     parser.add_argument("--writes", type=int, default=300)
     parser.add_argument("--texts", choices=("seekers", "generated"), default="seekers")
+    parser.add_argument(
+        "--displace-margin",
+        type=float,
+        default=MatcherSettings.displace_margin,
+        help="MATCHER_DISPLACE_MARGIN (default: the setting's)",
+    )
     args = parser.parse_args()
     count = StepCount()
     redis_state.domain.pair_steps = count  # type: ignore[attr-defined]  # the state's only call of it
@@ -113,6 +120,7 @@ def main() -> int:
                 top_k=5,
                 min_score=0.05,
                 max_pending_per_org=8,
+                displace_margin=args.displace_margin,
             )
             live.load()
             orgs = generate(args.n, seed=17)
@@ -125,7 +133,10 @@ def main() -> int:
                 live.handle(events.new_event(events.PROFILE_UPSERTED, p, "bench"))
         finally:
             server.stop()
-    print(f"{args.n} organisations indexed; {args.writes} writes ({args.texts} texts), one at a time; per write:")
+    print(
+        f"{args.n} organisations indexed; {args.writes} writes ({args.texts} texts, displace margin "
+        f"{args.displace_margin}), one at a time; per write:"
+    )
     for kind, n in count.kinds.items():
         print(f"  {kind:<48} {n / args.writes:7.2f}")
     if count.moved:

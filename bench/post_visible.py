@@ -19,9 +19,10 @@ publishes the suggestion after it is readable. Nothing is asked while the matche
 the write not applied yet or the pair last written before the write was sent (that peek only
 spares calls that cannot succeed).
 A write may rightly have no suggestion: its organisation's list holds its best few partners, each
-organisation holds at most MATCHER_MAX_PENDING_PER_ORG pending pairs, and a pair that only ties the
-weakest displaces none (the bench's few texts, shared by some 35 organisations each, make equal
-scores common); and a pair with a partner the matcher has not applied yet waits for it.
+organisation holds at most MATCHER_MAX_PENDING_PER_ORG pending pairs, and a pair that beats the
+weakest by no more than MATCHER_DISPLACE_MARGIN displaces none (the bench's few texts, shared by some
+35 organisations each, make equal scores common); and a pair with a partner the matcher has not
+applied yet waits for it.
 For a write the matcher applied leaving its organisation no pending pair, the bench asks the
 review API's list of the cluster's pending suggestions naming it (GET /v1/suggestions?q=<name>)
 until it shows none of it: "shown with no suggestion", timed apart, and with the suggestions in
@@ -469,9 +470,10 @@ def unseen_report(client: redis.Redis, writes: list[Write]) -> None:
 def none_report(client: redis.Redis, writes: list[Write], max_pending: int) -> None:
     """Clues to why writes left their organisation with no pending pair: the bench reuses few texts
     (the seekers' dev set), so many organisations share one, and with equal scores each is the
-    others' best partner; each holds at most `max_pending` pending pairs, a pair that only ties the
-    weakest displaces none, and a list holds its top few: how full the organisations sharing their
-    texts are. And a list that wants a partner whose profile is not applied yet waits (AWAITING)."""
+    others' best partner; each holds at most `max_pending` pending pairs, a pair that beats the
+    weakest by no more than MATCHER_DISPLACE_MARGIN displaces none, and a list holds its top few: how
+    full the organisations sharing their texts are. And a list that wants a partner whose profile is
+    not applied yet waits (AWAITING)."""
     from services.matcher.adapters.redis_state import AWAITING, PENDING_BY_ORG
 
     alone = [w for w in writes if w.acked is not None and w.visible is None and w.shown_none is not None]

@@ -18,6 +18,12 @@ MATCHER_MIN_SCORE = setting("MATCHER_MIN_SCORE", "0.05", "Pairs scoring below th
 MATCHER_MAX_PENDING_PER_ORG = setting(
     "MATCHER_MAX_PENDING_PER_ORG", "8", "At most this many pending suggestions involve one organisation (the best)"
 )
+MATCHER_DISPLACE_MARGIN = setting(
+    "MATCHER_DISPLACE_MARGIN",
+    "0.05",
+    "A pair takes the place of an organisation's weakest pending suggestion (at MATCHER_MAX_PENDING_PER_ORG) only "
+    "when it scores more than this above it, so a coordinator's queue does not change for a pair barely better",
+)
 MATCHER_FEEDBACK_STRENGTH = setting(
     "MATCHER_FEEDBACK_STRENGTH",
     "0.5",
@@ -65,6 +71,7 @@ class MatcherSettings:
     top_k: int = 5
     min_score: float = 0.05
     max_pending_per_org: int = 8
+    displace_margin: float = 0.05
     feedback_strength: float = 0.5
     reweigh_quiet_s: float = 5.0
     reweigh_every_s: float = 600.0
@@ -86,6 +93,7 @@ class MatcherSettings:
             top_k=MATCHER_TOP_K.read_int(env),
             min_score=MATCHER_MIN_SCORE.read_float(env),
             max_pending_per_org=MATCHER_MAX_PENDING_PER_ORG.read_int(env),
+            displace_margin=MATCHER_DISPLACE_MARGIN.read_float(env),
             feedback_strength=MATCHER_FEEDBACK_STRENGTH.read_float(env),
             reweigh_quiet_s=MATCHER_REWEIGH_QUIET_S.read_float(env),
             reweigh_every_s=MATCHER_REWEIGH_EVERY_S.read_float(env),

@@ -512,13 +512,16 @@ def plan_lists(
     affected: set[str],
     gone: set[str],
     max_pending: int,
+    displace_margin: float = 0.0,
 ) -> ListsPlan:
     """The pairs to suggest and to withdraw (with why) for the lists of `affected` as they now are
     (they want `wanted`: see `wanted_pairs`), the organisations in `gone` deleted. `listed` holds
     the partners in the list of each planned organisation (of `affected`, not gone); `sides` the
     sides that want each pair `unlisted_pending` names, as stored (`wanted_by`). A pending pair a
     planned list lets go stays while its other side's list holds it: this plan does not read the
-    other side's list, whose own planning (maybe another matcher's) says so."""
+    other side's list, whose own planning (maybe another matcher's) says so. Under the limit of
+    pending pairs a wanted pair displaces a pending one only by more than `displace_margin`
+    (cap_pending)."""
     wanted = {pair_id: w for pair_id, w in wanted.items() if pair_id not in snapshot.decided}
     for w in wanted.values():
         w.planned = frozenset(org for org in (w.org_a, w.org_b) if org in listed)
@@ -541,7 +544,7 @@ def plan_lists(
             if not sides.get(pair_id, frozenset()) - {org for org in (who, other) if org in listed}:
                 leaving.add(pair_id)
 
-    upserts = cap_pending(wanted, snapshot.pending, withdrawals, max_pending, leaving)
+    upserts = cap_pending(wanted, snapshot.pending, withdrawals, max_pending, leaving, displace_margin)
     unlisted = [(pair_id, who) for pair_id, who in unlisted if pair_id not in withdrawals]
     return ListsPlan(upserts, sorted(withdrawals.items()), unlisted)
 
@@ -552,10 +555,16 @@ def cap_pending(
     withdrawals: dict[str, str],
     max_pending: int,
     leaving: Collection[str] = (),
+    margin: float = 0.0,
 ) -> list[PairWrite]:
     """The wanted pairs to suggest so that no organisation has more than `max_pending` pending: the
     best ones stay, and a weaker pending pair gives way (added to `withdrawals`). The pairs in
-    `leaving` are on their way out and hold no place."""
+    `leaving` are on their way out and hold no place.
+
+    A pair displaces the weakest pending pair of an organisation at the limit only when it scores
+    more than `margin` above it, and only when it has a place on both sides: a coordinator's queue
+    does not lose a suggestion to one barely better (which the next change of scores may turn round,
+    and the displaced pair come back), nor to one that is then not suggested at all."""
     chosen: dict[str, PairWrite] = {}
     load: dict[str, dict[str, float]] = {}
 
@@ -570,19 +579,20 @@ def cap_pending(
         return load[org]
 
     for w in sorted(wanted.values(), key=lambda w: -w.score):
-        fits = True
+        displaced: list[str] = []
         for org in (w.org_a, w.org_b):
             mine = current(org)
             if w.pair_id in mine or len(mine) < max_pending:
                 continue
             weakest = min(mine, key=lambda p: mine[p])
-            if mine[weakest] < w.score and weakest not in chosen:
+            if weakest in chosen or w.score <= mine[weakest] + margin:
+                break
+            displaced.append(weakest)
+        else:
+            for weakest in displaced:
                 withdrawals[weakest] = DISPLACED
                 for o in weakest.split("~"):
                     current(o).pop(weakest, None)
-            else:
-                fits = False
-        if fits:
             chosen[w.pair_id] = w
             for org in (w.org_a, w.org_b):
                 current(org)[w.pair_id] = w.score

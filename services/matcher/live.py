@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from partnermatch import events
 from services.matcher import domain
+from services.matcher.config import MATCHER_DISPLACE_MARGIN
 from services.matcher.domain import Candidate, ListsPlan, PairWrite, PlanSnapshot, ProfileChange, ProfilesChange
 from services.matcher.feedback import ReasonVectors, dislikes_in, rerank
 
@@ -158,6 +160,7 @@ class LiveMatcher:
         min_score: float = 0.05,
         max_pending_per_org: int = 8,
         feedback_strength: float = 0.5,
+        displace_margin: float | None = None,
     ) -> None:
         self.state = state
         self.engine = engine
@@ -165,6 +168,11 @@ class LiveMatcher:
         self.min_score = min_score
         self.max_pending = max_pending_per_org
         self.feedback_strength = feedback_strength
+        # None: MATCHER_DISPLACE_MARGIN as the environment sets it (the consumer's entry point passes
+        # the other settings it reads to the matcher it builds, not this one)
+        if displace_margin is None:
+            displace_margin = MATCHER_DISPLACE_MARGIN.read_float(os.environ)
+        self.displace_margin = displace_margin
         self.clusters: dict[str, str] = {}
 
     # ---- start-up -------------------------------------------------------------------------
@@ -380,7 +388,9 @@ class LiveMatcher:
         let_go = domain.unlisted_pending(affected, gone, wanted, snapshot)
         sides = self.state.wanted_by(sorted(let_go)) if let_go else {}
         listed = {org: {c.id for c in candidates} for org, candidates in lists.items()}
-        plan = domain.plan_lists(wanted, listed, snapshot, sides, affected, gone, self.max_pending)
+        plan = domain.plan_lists(
+            wanted, listed, snapshot, sides, affected, gone, self.max_pending, self.displace_margin
+        )
         domain.add_reasons(plan.upserts, lists)
         return plan
 

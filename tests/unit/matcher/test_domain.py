@@ -176,7 +176,7 @@ def test_an_approval_is_taken_back_only_while_the_other_cluster_has_not_decided(
 CLUSTERS = {"a": "c-1", "b": "c-2", "c": "c-2", "d": "c-3", "e": "c-3"}
 
 
-def _plan(lists, pending=None, decided=(), sides=None, affected=None, gone=frozenset(), max_pending=8):
+def _plan(lists, pending=None, decided=(), sides=None, affected=None, gone=frozenset(), max_pending=8, margin=0.0):
     """`sides`: for pending pairs the planned lists let go, which sides' lists held them when last
     planned, as stored (default: only the planned side's)."""
     candidates = {who: [Candidate(p, s) for p, s in found] for who, found in lists.items()}
@@ -186,7 +186,7 @@ def _plan(lists, pending=None, decided=(), sides=None, affected=None, gone=froze
     affected = set(lists) if affected is None else affected
     let_go = domain.unlisted_pending(affected, set(gone), wanted, snapshot)
     stored = {pair_id: frozenset(pair_id.split("~")) & set(lists) for pair_id in let_go} | (sides or {})
-    return domain.plan_lists(wanted, listed, snapshot, stored, affected, set(gone), max_pending)
+    return domain.plan_lists(wanted, listed, snapshot, stored, affected, set(gone), max_pending, margin)
 
 
 def test_a_pair_in_two_lists_is_stored_once_with_org_a_first_and_its_best_score():
@@ -209,6 +209,25 @@ def test_no_organisation_gets_more_pending_pairs_than_the_limit_and_the_weakest_
     assert [w.pair_id for w in plan.upserts] == ["a~b"]
     assert plan.withdrawals == [("a~d", domain.DISPLACED)]
     assert plan.unlisted == [("a~e", "a")], "a's list let a~e go; e's still holds it"
+
+
+def test_a_pending_pair_is_not_withdrawn_for_a_marginally_better_one_and_a_clearly_better_one_displaces_it():
+    pending = {"a": {"a~d": 0.40, "a~e": 0.6}}
+    still_wanted = {"a~d": frozenset({"d"}), "a~e": frozenset({"a", "e"})}  # by d's and e's lists
+    barely = _plan({"a": [("b", 0.44)]}, pending=pending, sides=still_wanted, max_pending=2, margin=0.05)
+    assert barely.upserts == [] and barely.withdrawals == [], "a's coordinator keeps seeing a~d"
+    clearly = _plan({"a": [("b", 0.46)]}, pending=pending, sides=still_wanted, max_pending=2, margin=0.05)
+    assert [w.pair_id for w in clearly.upserts] == ["a~b"]
+    assert clearly.withdrawals == [("a~d", domain.DISPLACED)]
+
+
+def test_a_pair_with_no_place_on_its_other_side_displaces_nothing_on_the_first():
+    # a is at its limit with a weaker pair; b is at its limit with pairs the new one does not beat
+    pending = {"a": {"a~d": 0.2, "a~e": 0.6}, "b": {"b~c": 0.9, "b~d": 0.8}}
+    still_wanted = {"a~d": frozenset({"d"}), "a~e": frozenset({"a", "e"})}
+    plan = _plan({"a": [("b", 0.5)]}, pending=pending, sides=still_wanted, max_pending=2)
+    assert plan.upserts == []
+    assert plan.withdrawals == [], "a~d stays: a~b is not suggested, so nothing takes its place"
 
 
 def test_a_pair_on_its_way_out_holds_no_place_under_the_limit():
