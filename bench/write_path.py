@@ -147,12 +147,18 @@ def write_load(folder: Path, api: str, admin: str, orgs: int, patches: str) -> i
     return orgs
 
 
-def with_workers(argv: list[str], workers: int | None) -> list[str]:
-    """A gunicorn command line with another number of workers (None: as it is)."""
-    if workers is None:
-        return argv
-    at = argv.index("--workers")
-    return [*argv[: at + 1], str(workers), *argv[at + 2 :]]
+def with_workers(argv: list[str], workers: int | None, threads: int | None = None) -> list[str]:
+    """A gunicorn command line with another number of workers, or of threads in each (None: as it is)."""
+    for option, value in (("--workers", workers), ("--threads", threads)):
+        if value is None:
+            continue
+        if option in argv:
+            at = argv.index(option)
+            argv = [*argv[: at + 1], str(value), *argv[at + 2 :]]
+        else:
+            at = argv.index("--workers")
+            argv = [*argv[:at], option, str(value), *argv[at:]]
+    return argv
 
 
 def _tree(pid: int) -> set[int]:
@@ -186,6 +192,20 @@ def cpu_times(pids: Iterable[int]) -> tuple[float, float]:
         system += int(fields[12])  # stime
     tick = os.sysconf("SC_CLK_TCK")
     return user / tick, system / tick
+
+
+def resident_mib(pid: int) -> list[float]:
+    """The resident memory of a gunicorn's workers (its descendants), in MiB, each."""
+    found = []
+    for child in sorted(_tree(pid) - {pid}):
+        try:
+            status = Path(f"/proc/{child}/status").read_text()
+        except OSError:
+            continue
+        rss = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+        if rss:
+            found.append(int(rss.group(1)) / 1024)
+    return found
 
 
 def run_wrk(what: str, url: str, folder: Path, args: argparse.Namespace, serving: dict[str, int]) -> Round:
@@ -354,11 +374,17 @@ def main() -> int:
     parser.add_argument(
         "--workers", type=int, help="gunicorn workers of both apps (default: the stack's, as deployed), to try another"
     )
+    parser.add_argument(
+        "--gunicorn-threads",
+        type=int,
+        help="gunicorn threads in each worker of both apps (above 1: gunicorn's gthread workers), to try another",
+    )
     parser.add_argument("--without-matcher", action="store_true", help="leave out the whole-stack round")
     parser.add_argument("--keep", metavar="DIR", help="run in DIR and keep its logs (default: a temporary folder)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install -y wrk (or make bench-write)")
+    print("load average at the start: " + " ".join(f"{load:.2f}" for load in os.getloadavg()), flush=True)
     if args.profile and shutil.which("py-spy") is None:
         raise SystemExit("py-spy is missing: pip install py-spy")
 
@@ -383,7 +409,7 @@ def main() -> int:
         trivial = ServiceProcess(
             "trivial",
             [
-                *with_workers(gunicorn_argv(), args.workers),
+                *with_workers(gunicorn_argv(), args.workers, args.gunicorn_threads),
                 "--pythonpath",
                 str(BENCH),
                 "--bind",
@@ -399,7 +425,9 @@ def main() -> int:
 
         def specs(env: dict[str, str]) -> list[ServiceSpec]:
             return [
-                replace(spec, argv=with_workers(spec.argv, args.workers)) if spec.name == "profiles" else spec
+                replace(spec, argv=with_workers(spec.argv, args.workers, args.gunicorn_threads))
+                if spec.name == "profiles"
+                else spec
                 for spec in service_specs(env)
             ]
 
@@ -466,6 +494,7 @@ def main() -> int:
                 wait_for("the matcher read every profile", matcher_caught_up, args.catch_up_s)
                 rounds.append(run_wrk("whole stack (matcher scoring)", api, state, args, everything))
             wait_for("the relay emptied the outbox", lambda: client.xlen(outbox) == 0, 120)
+            resident = {"API": resident_mib(pids["profiles"]), "trivial": resident_mib(trivial.pid)}
             committed = committed_revisions(client)
             published = published_revisions(stack.env["KAFKA_BOOTSTRAP_SERVERS"])
         finally:
@@ -497,6 +526,9 @@ def main() -> int:
             f"  {r.what}: "
             + ", ".join(f"{name} {ms:.2f} (system {r.system_ms[name]:.2f})" for name, ms in r.parts_ms.items())
         )
+    for name, sizes in resident.items():
+        print(f"resident memory of the {name}'s gunicorn workers: " + ", ".join(f"{mib:.0f}" for mib in sizes) + " MiB")
+    print("load average at the end: " + " ".join(f"{load:.2f}" for load in os.getloadavg()))
     print()
     print(
         f"writes acknowledged: {acked}; in Redis: {len(writes)}; on the profiles topic: "
