@@ -1,4 +1,4 @@
-"""GET /metrics of each web app, run under gunicorn with two workers as `partnermatch up` runs it
+"""GET /metrics of each web app, run under gunicorn with its workers as `partnermatch up` runs it
 (multiprocess mode): request counts of every worker add up, the outbox depth follows writes
 while no relay runs, and a consumer group's lag is read from the real broker."""
 
@@ -98,7 +98,7 @@ def test_each_web_app_counts_the_requests_of_all_its_workers(start, redis_client
     base = start(name)
     labels = {"method": "GET", "route": "/health", "status": "200"}
     before = sample(scrape(base), "partnermatch_http_requests_total", **labels)
-    for _ in range(12):  # two workers: some of these reach each one
+    for _ in range(12):  # several workers: some of these reach each one
         assert _get(base + "/health")[0] == 200
     after = scrape(base)
     assert sample(after, "partnermatch_http_requests_total", **labels) == before + 12

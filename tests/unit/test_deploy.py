@@ -107,6 +107,24 @@ def test_each_process_runs_the_same_command_in_the_launcher_and_the_compose_file
             assert argv[1:] == command[1:], name
 
 
+def _worker_options(argv: list[str]) -> dict[str, str]:
+    """How many gunicorn workers, of which class and with how many threads a command line asks for."""
+    return {option: argv[at + 1] for at, option in enumerate(argv) if option in WORKER_OPTIONS}
+
+
+WORKER_OPTIONS = ("--workers", "-w", "--worker-class", "-k", "--threads")
+
+
+def test_each_web_app_runs_as_many_gunicorn_workers_in_the_launcher_as_in_the_compose_file():
+    launched = _launched()
+    apps = [name for name, svc in _our_services(_compose()).items() if svc["command"][0] == "gunicorn"]
+    assert apps
+    for name in apps:
+        asked = _worker_options(_our_services(_compose())[name]["command"])
+        assert asked.get("--workers"), name
+        assert asked == _worker_options(launched[name].argv), name
+
+
 def test_the_matcher_consumer_can_be_scaled_like_the_launchers_matchers_option():
     # `docker compose up --scale matcher=N` is `partnermatch up --matchers N`: the same command in
     # one consumer group, which needs no fixed container name or published port.
