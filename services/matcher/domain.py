@@ -392,11 +392,14 @@ class Candidate:
 @dataclass(frozen=True)
 class PlanSnapshot:
     """What a plan reads of the stored pairs: each organisation's pending pairs with their scores
-    (for every organisation it asked about; none pending is an empty map), and which pairs were
-    decided."""
+    (for every organisation it asked about; none pending is an empty map), which pairs were
+    decided, and for the pending pairs of the organisations whose lists it plans that it did not ask
+    about (those it may let go: see `unlisted_pending`) the sides whose lists held each when last
+    planned (`wanted_by`), read in the same round trip."""
 
     pending: Mapping[str, Mapping[str, float]]
     decided: frozenset[str]
+    sides: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 @dataclass

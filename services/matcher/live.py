@@ -60,7 +60,9 @@ class MatcherRepository(Protocol):
 
     def all_profiles(self) -> Iterable[dict[str, Any]]: ...
 
-    def snapshot(self, org_ids: Iterable[str], pair_ids: Iterable[str]) -> PlanSnapshot: ...
+    def snapshot(
+        self, org_ids: Iterable[str], pair_ids: Iterable[str], sides_of: Iterable[str] = ()
+    ) -> PlanSnapshot: ...
 
     def wanted_by(self, pair_ids: Iterable[str]) -> dict[str, frozenset[str]]: ...
 
@@ -75,6 +77,8 @@ class MatcherRepository(Protocol):
     def apply_pairs(self, plan: ListsPlan) -> None: ...
 
     def awaiting(self, org_ids: Iterable[str]) -> dict[str, set[str]]: ...
+
+    def revisions_and_awaiting(self, org_ids: Iterable[str]) -> tuple[dict[str, int], dict[str, set[str]]]: ...
 
     def forget_awaiting(self, org_id: str, orgs: Iterable[str]) -> None: ...
 
@@ -379,14 +383,15 @@ class LiveMatcher:
         return ListsRead(affected, gone, lists, domain.wanted_pairs(lists, self.clusters, with_reasons=False))
 
     def plan_read(self, read: ListsRead) -> ListsPlan:
-        """The plan of lists as read_lists read them: one snapshot of the pairs they touch, then, for
-        the pending pairs those lists let go, which sides' lists held them when last planned (one
-        more read, only when there are some); the rules are the domain's. No partner's list is read:
+        """The plan of lists as read_lists read them: one snapshot of the pairs they touch, with, for
+        the pending pairs of those lists they may let go, which sides' lists held them when last
+        planned (one round trip); the rules are the domain's. No partner's list is read:
         its own planning says whether it holds a pair. Reads the stored pairs, not the index."""
         affected, gone, lists, wanted = read.affected, read.gone, read.lists, read.wanted
-        snapshot = self.state.snapshot(sorted(domain.snapshot_orgs(affected, gone, wanted.values())), list(wanted))
+        orgs = sorted(domain.snapshot_orgs(affected, gone, wanted.values()))
+        snapshot = self.state.snapshot(orgs, list(wanted), sides_of=sorted(affected - gone))
         let_go = domain.unlisted_pending(affected, gone, wanted, snapshot)
-        sides = self.state.wanted_by(sorted(let_go)) if let_go else {}
+        sides = {pair_id: snapshot.sides[pair_id] for pair_id in let_go if pair_id in snapshot.sides}
         listed = {org: {c.id for c in candidates} for org, candidates in lists.items()}
         plan = domain.plan_lists(
             wanted, listed, snapshot, sides, affected, gone, self.max_pending, self.displace_margin

@@ -372,14 +372,15 @@ class SharedIndex:
             org_id = envelope.payload["org_id"]
             if org_id not in latest or _revision(envelope) > _revision(latest[org_id]):
                 latest[org_id] = envelope
-        applied_before = self.live.state.applied_revisions(sorted(latest))
+        # the lists waiting for them are read with the revisions (one round trip), a replayed one's too
+        applied_before, waiting = self.live.state.revisions_and_awaiting(sorted(latest))
         replayed = {org: applied_before[org] for org, e in latest.items() if _revision(e) <= applied_before.get(org, 0)}
         for org, revision in replayed.items():
             self._planned(org, revision)
         wanted = {org: _revision(e) for org, e in latest.items() if org not in replayed}
+        waiting = {org: orgs for org, orgs in waiting.items() if org in wanted}
         applied: set[str] = set()
         if wanted:
-            waiting = self.live.state.awaiting(sorted(wanted))
             with self.indexed:
                 if not self.indexed.wait_for(
                     lambda: all(self.revisions.get(org, 0) >= revision for org, revision in wanted.items()),

@@ -75,18 +75,37 @@ PRODUCER = "matcher"
 
 # The reads a plan makes, each in one command however many organisations it names (a pipeline of
 # one command per organisation cost the event path more than its other Redis work): the pending
-# pairs of each organisation (KEYS but the last) with their scores, and which of the pairs in ARGV
-# are decided (the last KEY); and the members of each set in KEYS.
+# pairs of each organisation (KEYS but the last) with their scores, which of the pairs named in ARGV
+# (ARGV[2] of them, after the prefix of a pair's key) are decided (the last KEY), and the records of
+# the pending pairs of the organisations whose places in KEYS follow in ARGV that are not among
+# those named (the pairs a plan may let go; see RedisMatcherState.snapshot). Those records' keys are
+# made here from the prefix, not passed in KEYS: they are not known before the pending pairs are
+# read, and share the hash tag of every key of the matcher, so on a cluster they are in this slot.
+# And the members of each set in KEYS.
 _PENDING_AND_DECIDED = """
+local prefix, count = ARGV[1], tonumber(ARGV[2])
 local found = {}
 for i = 1, #KEYS - 1 do
   found[i] = redis.call('ZRANGE', KEYS[i], 0, -1, 'WITHSCORES')
 end
-local decided = {}
-for i = 1, #ARGV do
-  decided[i] = redis.call('SISMEMBER', KEYS[#KEYS], ARGV[i])
+local decided, named = {}, {}
+for i = 1, count do
+  decided[i] = redis.call('SISMEMBER', KEYS[#KEYS], ARGV[2 + i])
+  named[ARGV[2 + i]] = true
+end
+local records = {}
+for i = count + 3, #ARGV do
+  local listed = found[tonumber(ARGV[i])]
+  for j = 1, #listed, 2 do
+    local id = listed[j]
+    if not named[id] then
+      named[id] = true
+      records[#records + 1] = redis.call('GET', prefix .. id)
+    end
+  end
 end
 found[#KEYS] = decided
+found[#KEYS + 1] = records
 return found
 """
 # What a write of pairs reads under its WATCH (see _read_watched): the applied revisions in KEYS[1]
@@ -107,6 +126,18 @@ for i = 3, #KEYS do
   pairs[i - 2] = redis.call('GET', KEYS[i])
 end
 return {revisions, known, pairs}
+"""
+# An event run's first read: the applied revision of each organisation in ARGV (KEYS[1]: REVISIONS),
+# and the members of each set in the rest of KEYS (AWAITING, one per organisation).
+_REVISIONS_AND_MEMBERS = """
+local revisions, found = {}, {}
+for i = 1, #ARGV do
+  revisions[i] = redis.call('HGET', KEYS[1], ARGV[i])
+end
+for i = 2, #KEYS do
+  found[i - 1] = redis.call('SMEMBERS', KEYS[i])
+end
+return {revisions, found}
 """
 _MEMBERS = """
 local found = {}
@@ -253,6 +284,7 @@ class RedisMatcherState:
         self.decisions_topic = decisions_topic
         self._pending_and_decided = client.register_script(_PENDING_AND_DECIDED)
         self._members = client.register_script(_MEMBERS)
+        self._revisions_and_members = client.register_script(_REVISIONS_AND_MEMBERS)
         # the reads each profile event makes before its write (its revision, the pending pairs, the
         # rejections): on a connection the consumer's thread keeps, without redis-py's layers
         self._direct = DirectCommands(client)
@@ -303,19 +335,30 @@ class RedisMatcherState:
         raws = self.r.mget([PAIR + i for i in ids]) if ids else []
         return [orjson.loads(r) for r in raws if r]
 
-    def snapshot(self, org_ids: Iterable[str], pair_ids: Iterable[str]) -> PlanSnapshot:
-        """The pending pairs of each organisation (by score, lowest first) and which of `pair_ids`
-        were decided: what a plan of the lists reads, in one round trip."""
+    def snapshot(self, org_ids: Iterable[str], pair_ids: Iterable[str], sides_of: Iterable[str] = ()) -> PlanSnapshot:
+        """The pending pairs of each organisation (by score, lowest first), which of `pair_ids` were
+        decided, and for the pending pairs of `sides_of` (organisations among `org_ids`) not in
+        `pair_ids` the sides whose lists held each when last planned (domain.wanted_by): what a plan
+        of the lists reads, in one round trip."""
         orgs, ids = list(dict.fromkeys(org_ids)), list(pair_ids)
+        place = {org: i for i, org in enumerate(orgs, start=1)}
+        wanting = sorted({place[org] for org in sides_of})
         replies = self._direct.script(
-            self._pending_and_decided, [*(PENDING_BY_ORG + org for org in orgs), DECIDED], ids
+            self._pending_and_decided,
+            [*(PENDING_BY_ORG + org for org in orgs), DECIDED],
+            [PAIR, len(ids), *ids, *wanting],
         )
         pending = {
             org: {reply[i].decode(): float(reply[i + 1]) for i in range(0, len(reply), 2)}
             for org, reply in zip(orgs, replies[: len(orgs)], strict=True)
         }
         flags = replies[len(orgs)]
-        return PlanSnapshot(pending, frozenset(i for i, flag in zip(ids, flags, strict=True) if flag))
+        records = (orjson.loads(raw) for raw in replies[len(orgs) + 1] if raw)
+        return PlanSnapshot(
+            pending,
+            frozenset(i for i, flag in zip(ids, flags, strict=True) if flag),
+            {pair["pair_id"]: domain.wanted_by(pair) for pair in records},
+        )
 
     def wanted_by(self, pair_ids: Iterable[str]) -> dict[str, frozenset[str]]:
         """For each of these pairs that is stored, the sides whose lists held it when last planned
@@ -422,6 +465,19 @@ class RedisMatcherState:
             return {}
         found = self._direct.script(self._members, [AWAITING + org for org in ids], ())
         return {org: {m.decode() for m in members} for org, members in zip(ids, found, strict=True) if members}
+
+    def revisions_and_awaiting(self, org_ids: Iterable[str]) -> tuple[dict[str, int], dict[str, set[str]]]:
+        """What applied_revisions and awaiting answer for these organisations, read together (one
+        round trip): an event run's first read."""
+        ids = list(dict.fromkeys(org_ids))
+        if not ids:
+            return {}, {}
+        raws, found = self._direct.script(
+            self._revisions_and_members, [REVISIONS, *(AWAITING + org for org in ids)], ids
+        )
+        revisions = {org: int(raw) for org, raw in zip(ids, raws, strict=True) if raw}
+        waiting = {org: {m.decode() for m in members} for org, members in zip(ids, found, strict=True) if members}
+        return revisions, waiting
 
     def forget_awaiting(self, org_id: str, orgs: Iterable[str]) -> None:
         members = list(orgs)

@@ -78,11 +78,13 @@ class FakeMatcherRepository:
     def all_profiles(self) -> Iterable[dict[str, Any]]:
         return list(self.profiles.values())
 
-    def snapshot(self, org_ids: Iterable[str], pair_ids: Iterable[str]) -> PlanSnapshot:
+    def snapshot(self, org_ids: Iterable[str], pair_ids: Iterable[str], sides_of: Iterable[str] = ()) -> PlanSnapshot:
         self.reads.append("snapshot")
+        ids = list(pair_ids)
         pending = {org: self.pending_of_org(org) for org in org_ids}
-        decided = frozenset(p for p in pair_ids if self.pairs.get(p, {}).get("state") in domain.DECIDED_STATES)
-        return PlanSnapshot(pending, decided)
+        decided = frozenset(p for p in ids if self.pairs.get(p, {}).get("state") in domain.DECIDED_STATES)
+        let_go = {p for org in sides_of for p in pending[org]} - set(ids)
+        return PlanSnapshot(pending, decided, {p: domain.wanted_by(self.pairs[p]) for p in let_go})
 
     def wanted_by(self, pair_ids: Iterable[str]) -> dict[str, frozenset[str]]:
         self.reads.append("wanted_by")
@@ -121,6 +123,10 @@ class FakeMatcherRepository:
 
     def awaiting(self, org_ids: Iterable[str]) -> dict[str, set[str]]:
         return {org: set(self.waiting[org]) for org in org_ids if self.waiting.get(org)}
+
+    def revisions_and_awaiting(self, org_ids: Iterable[str]) -> tuple[dict[str, int], dict[str, set[str]]]:
+        ids = list(org_ids)
+        return self.applied_revisions(ids), self.awaiting(ids)
 
     def forget_awaiting(self, org_id: str, orgs: Iterable[str]) -> None:
         self.waiting.get(org_id, set()).difference_update(orgs)

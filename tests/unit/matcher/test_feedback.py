@@ -58,8 +58,12 @@ class FakeState:
             if r["state"] == "pending" and org_id in (r["org_a"], r["org_b"])
         }
 
-    def snapshot(self, org_ids, pair_ids):
-        return PlanSnapshot({o: self.pending_of_org(o) for o in org_ids}, frozenset(self.decided(pair_ids)))
+    def snapshot(self, org_ids, pair_ids, sides_of=()):
+        pair_ids = list(pair_ids)
+        pending = {o: self.pending_of_org(o) for o in org_ids}
+        let_go = {p for o in sides_of for p in pending[o]} - set(pair_ids)
+        sides = {p: domain.wanted_by(self.pairs[p]) for p in let_go}
+        return PlanSnapshot(pending, frozenset(self.decided(pair_ids)), sides)
 
     def dislikes_of(self, org_ids):
         return {o: sorted(self.dislikes[o]) for o in org_ids if self.dislikes.get(o)}

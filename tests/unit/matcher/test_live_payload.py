@@ -64,7 +64,7 @@ class _FakeState:
     def pending_of_org(self, org_id):
         return {}
 
-    def snapshot(self, org_ids, pair_ids):
+    def snapshot(self, org_ids, pair_ids, sides_of=()):
         return PlanSnapshot({o: self.pending_of_org(o) for o in org_ids}, frozenset(self.decided(pair_ids)))
 
     def apply(self, change):

@@ -31,6 +31,10 @@ class FakeState:
     def awaiting(self, org_ids) -> dict[str, set[str]]:
         return {org: set(self.waiting[org]) for org in org_ids if self.waiting.get(org)}
 
+    def revisions_and_awaiting(self, org_ids) -> tuple[dict[str, int], dict[str, set[str]]]:
+        ids = list(org_ids)
+        return self.applied_revisions(ids), self.awaiting(ids)
+
     def forget_awaiting(self, org_id: str, orgs) -> None:
         self.waiting.get(org_id, set()).difference_update(orgs)
 

@@ -1,0 +1,72 @@
+"""What a plan of the lists reads of the matcher's Redis, in one round trip each: the pending pairs
+and decided ones with the sides of the pairs a plan may let go (snapshot), and an event run's
+revisions with the lists waiting for its organisations. On a real redis-server."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from partnermatch import events
+from services.matcher import domain
+from services.matcher.adapters import redis_state
+from services.matcher.adapters.redis_state import PairWrite, ProfileChange, RedisMatcherState
+
+pytestmark = pytest.mark.integration
+
+
+def _write(a: str, b: str, score: float, wanted_by: set[str]) -> PairWrite:
+    return PairWrite(events.pair_id(a, b), a, b, "c-" + a, "c-" + b, score, [], frozenset(wanted_by), frozenset({a, b}))
+
+
+def _round_trips(monkeypatch) -> list[bytes]:
+    """What is sent to the server from now on, one entry per round trip."""
+    sent: list[bytes] = []
+    send = redis.connection.AbstractConnection.send_packed_command
+
+    def record(self, command, check_health=True):
+        sent.append(b"".join(command) if isinstance(command, list) else command)
+        return send(self, command, check_health)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", record)
+    return sent
+
+
+def test_a_snapshot_gives_the_sides_of_the_pending_pairs_a_plan_may_let_go_in_the_same_round_trip(
+    redis_client, monkeypatch
+):
+    state = RedisMatcherState(redis_client)
+    redis_client.sadd(redis_state.PROFILES, "a", "b", "c", "d", "e")
+    upserts = [_write("a", "b", 0.5, {"a"}), _write("a", "c", 0.4, {"a", "c"}), _write("d", "e", 0.3, {"d"})]
+    assert state.apply(ProfileChange("a", 1, {"org_id": "a", "revision": 1}, upserts=upserts))
+    legacy = {k: v for k, v in state.get_pair("a~c").items() if k != domain.WANTED_BY}
+    redis_client.set(redis_state.PAIR + "a~c", redis_state._json(legacy))  # recorded before the sides were
+    state.snapshot(["a"], [], sides_of=["a"])  # the script loaded, as after a matcher's first event
+    sent = _round_trips(monkeypatch)
+
+    snapshot = state.snapshot(["a", "b", "d", "x"], ["a~b", "a~x"], sides_of=["a", "x"])
+
+    assert len(sent) == 1
+    assert snapshot.pending == {"a": {"a~c": 0.4, "a~b": 0.5}, "b": {"a~b": 0.5}, "d": {"d~e": 0.3}, "x": {}}
+    assert snapshot.decided == frozenset()
+    # a~b is asked about (the plan wants it), d~e is not a pair of the lists planned
+    assert snapshot.sides == {"a~c": frozenset({"a", "c"})}
+    assert state.snapshot(["a"], []).sides == {}, "none asked for, none read"
+
+
+def test_an_event_runs_revisions_and_the_lists_waiting_for_its_organisations_are_one_round_trip(
+    redis_client, monkeypatch
+):
+    state = RedisMatcherState(redis_client)
+    redis_client.hset(redis_state.REVISIONS, mapping={"a": 3, "c": 1})
+    redis_client.sadd(redis_state.AWAITING + "a", "p", "q")
+    redis_client.sadd(redis_state.AWAITING + "b", "r")
+    state.revisions_and_awaiting(["a"])  # the script loaded, as after a matcher's first event
+    sent = _round_trips(monkeypatch)
+
+    revisions, waiting = state.revisions_and_awaiting(["a", "b", "c"])
+
+    assert len(sent) == 1
+    assert revisions == {"a": 3, "c": 1}
+    assert waiting == {"a": {"p", "q"}, "b": {"r"}}
+    assert state.revisions_and_awaiting([]) == ({}, {})
