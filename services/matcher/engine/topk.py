@@ -25,6 +25,10 @@ LISTS_MADE_KEPT = 2000  # the lists asked for last are kept with their reasons
 LISTS_READ_APART = 1 / 16
 BONUS_MARGIN = 1e-5  # beyond float32 rounding of the bonus's bound and the ranking's round(score, 6)
 RANKED_MARGIN = 2e-6  # beyond what rounding a score to 6 decimals moves it (5e-7), both ways
+# A float32 score below 10 (every score: each block's weight times at most 1) is within 1e-6 of the
+# float64 one, both ways: the k-th score kept in float32, and the float32 sum of a linear part and a
+# bound; this allows ten times that
+REACH_MARGIN = 1e-5
 SUM_SLACK = 1e-9  # beyond float64 rounding of a score's bounds (linear part plus the bonus's estimate)
 
 # A list's reasons as kept: each reason a plain tuple of its fields (Reason's order), made a Reason
@@ -248,20 +252,25 @@ class TopKCache:
         mine, linear = index.linear_both(r, listing if read_apart else None)
         self._cache(org_id, self.best_rows(r, settings.cached_k, mine))
         update = Update(org_id, lambda: self.top(org_id, settings.cached_k))
-        max_extra = settings.w_both_ways + settings.w_terms
+        # `linear` holds the word likeness already: only the bonus may lift r further, by at most
+        # |w_both_ways| (see _may_rank); the loop below decides on each list's own k-th score
+        # (float64), this only leaves out the lists it would pass over (kth_score is that score
+        # in float32, within REACH_MARGIN of it, as is the float32 sum here)
+        bound, k = abs(settings.w_both_ways) + BONUS_MARGIN, settings.cached_k
+        reach = np.float32(bound + REACH_MARGIN)
         kth = self.kth_score[:n]
         if read_apart:  # r's score is in the cached lists only (-inf elsewhere): read there
-            reachable = listing[linear[listing] + max_extra > kth[listing]]
+            reachable = listing[linear[listing] + reach > kth[listing]]
         else:
-            reachable = np.flatnonzero(linear + max_extra > kth)
+            reachable = np.flatnonzero(linear + reach > kth)
         holding = set(self.listed_in.get(org_id, ()))  # the lists that held r (listed_in is kept with them)
-        touched = {int(x) for x in reachable} | {index.row[o] for o in holding}
         ids, lists, active = index.ids, self.lists, index.active
+        touched = set(reachable.tolist())
+        touched.update([index.row[o] for o in holding])
         cached = [o for o in sorted(touched) if o != r and ids[o] in lists and active[o]]
         # r's score in each list it may be in: the bonus (symmetric: r's with each of them, their
         # rows made dense at once) of those it held, and of those it may enter with the largest
         # bonus there is (see _may_rank); in the others r stays out whatever its bonus
-        bound, k = abs(settings.w_both_ways) + BONUS_MARGIN, settings.cached_k
         scored, bases = [], []
         for o, base in zip(cached, linear[cached].tolist(), strict=True):
             if not math.isfinite(base):
