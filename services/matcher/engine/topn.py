@@ -319,19 +319,41 @@ def _bonus_blocks(indptr, indices, data, c_indptr, c_indices, c_data, rows, slot
 def _row_products(indptr, indices, data, slots, rows, lefts, scratch, out):
     """out[w, rows[t]] = (row slots[t] of the CSR matrix (indptr, indices, data)) · lefts[:, w]:
     each sum from zero in the row's order, in the matrix's type (`scratch`, one per column of
-    `lefts`), as scipy's product of a CSR matrix with a dense one adds them."""
+    `lefts`), as scipy's product of a CSR matrix with a dense one adds them. With one or two
+    columns the sums are kept in registers (the same additions in the same order): a sum kept in
+    `scratch` waited for its own store and load at every entry (the word weights of 1,100 changed
+    rows, 74,000 entries: 0.26 ms, in registers 0.08 ms)."""
     width = lefts.shape[1]
+    if width == 0:
+        return
+    scratch[:] = 0.0
+    zero = scratch[0]  # 0 in the matrix's type: the sums below keep it
     for t in range(slots.shape[0]):
         s = slots[t]
-        for w in range(width):
-            scratch[w] = 0.0
-        for q in range(indptr[s], indptr[s + 1]):
-            v = data[q]
-            j = indices[q]
+        if width == 1:  # one product (the term scores): its sum in a register, not in `scratch`
+            s0 = zero
+            for q in range(indptr[s], indptr[s + 1]):
+                s0 += data[q] * lefts[indices[q], 0]
+            out[0, rows[t]] = s0
+        elif width == 2:  # the upsert's two products: both sums in registers
+            s0, s1 = zero, zero
+            for q in range(indptr[s], indptr[s + 1]):
+                v = data[q]
+                j = indices[q]
+                s0 += v * lefts[j, 0]
+                s1 += v * lefts[j, 1]
+            out[0, rows[t]] = s0
+            out[1, rows[t]] = s1
+        else:
             for w in range(width):
-                scratch[w] += v * lefts[j, w]
-        for w in range(width):
-            out[w, rows[t]] = scratch[w]
+                scratch[w] = 0.0
+            for q in range(indptr[s], indptr[s + 1]):
+                v = data[q]
+                j = indices[q]
+                for w in range(width):
+                    scratch[w] += v * lefts[j, w]
+            for w in range(width):
+                out[w, rows[t]] = scratch[w]
 
 
 def _kth_largest(values, k):
