@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from services.matcher.engine.topn import row_products
+from services.matcher.engine.topn import ColumnBlocks, row_products
 
 
 def _random_rows(rng: np.random.Generator, count: int, width: int, dtype: type) -> sp.csr_matrix:
@@ -41,3 +41,28 @@ def test_products_of_chosen_rows_add_as_scipy_s_product_does(dtype, width, point
     indptr, lefts = m.indptr.astype(pointer), np.ascontiguousarray(lefts)
     row_products()(indptr, m.indices, m.data, slots, places, lefts, scratch, out)
     assert np.array_equal(out[:, places], expected[:, slots].astype(np.float32))
+
+
+@pytest.mark.parametrize("dense_share", [None, 0.3])
+@pytest.mark.parametrize("width", [1, 2])
+def test_column_products_add_each_named_column_in_turn_as_numpy_does(dense_share, width):
+    # the upsert's two products read each column once for both, dense columns and sparse ones; a
+    # column only one of them uses (the other's weight 0) must leave the other's sums as they are
+    rng = np.random.default_rng(7 + width)
+    full = _random_rows(rng, 700, 60, np.float32).toarray()
+    full[:, 5] = rng.random(700).astype(np.float32)  # a column every row has: dense with a share
+    m = sp.csr_matrix(full)
+    columns = rng.permutation(60)[:40].astype(np.int64)  # named in no order
+    lefts = rng.random((40, width)).astype(np.float32)
+    if width == 2:
+        lefts[:12, 0] = 0  # used by the second product only
+        lefts[12:24, 1] = 0  # by the first only
+    expected = np.zeros((width, 700), np.float32)
+    for c, j in enumerate(columns.tolist()):  # each column in turn, in float32, as the rows add them
+        for w in range(width):
+            expected[w] += full[:, j] * lefts[c, w]
+    blocks = ColumnBlocks(m, 256, dense_share)
+    assert (blocks.dense_of >= 0).any() == (dense_share is not None)
+    out = np.zeros((width, 700), np.float32)
+    blocks.add_products(columns, lefts, out)
+    assert np.array_equal(out, expected)
