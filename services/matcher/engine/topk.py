@@ -6,6 +6,7 @@ upsert or removal finds the few lists it enters or leaves. Pure (no I/O)."""
 
 from __future__ import annotations
 
+import marshal
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -20,6 +21,10 @@ from services.matcher.engine.topn import CandidateProduct, kth_largest
 from services.matcher.engine.values import Progress, Reason, Suggestion, Update
 
 LISTS_MADE_KEPT = 2000  # the lists asked for last are kept with their reasons
+# and as many more before them packed (marshal: some 2 KB a list, read back in 10 µs): a list an
+# upsert enters is made again with the reasons of its other partners from there, where each had
+# to be found again (evidence gathered for both rows: some 0.1 ms a partner)
+LISTS_PACKED_KEPT = 20000
 # An upsert scores the new organisation in the cached lists only, each read from its own row, while
 # they are at most this share of the index; beyond it, in every row at once (one column-major pass)
 LISTS_READ_APART = 1 / 16
@@ -60,6 +65,7 @@ class TopKCache:
         # for (a list with them takes some 13 KB, without them 1 KB) and kept for the lists asked last
         self.lists: dict[str, list[tuple[float, int]]] = {}
         self._made: dict[str, KeptList] = {}
+        self._packed: dict[str, bytes] = {}  # made lists asked for before those, packed (marshal)
         # the reasons of the partners of lists made again since they were last asked for, by partner
         self._reusable: dict[str, dict[str, KeptReasons]] = {}
         # org -> orgs whose cached list holds it (as keys: a set is always tracked, such a dictionary not)
@@ -87,10 +93,11 @@ class TopKCache:
         if ranked is None:
             ranked = self._cache(org_id, self.best_rows(r, cached_k))
         made = self._made.get(org_id)
+        if made is None and org_id in self._packed:
+            made = marshal.loads(self._packed.pop(org_id))
+            self._keep_made(org_id, made)
         if made is not None and len(made) >= min(k, len(ranked)):
             return [Suggestion(oid, score, _reasons(why)) for oid, score, why in made[:k]]
-        if len(self._made) >= LISTS_MADE_KEPT:
-            del self._made[next(iter(self._made))]
         reusable = self._reusable.pop(org_id, {})
         if made:
             reusable.update((oid, why) for oid, _, why in made)
@@ -101,8 +108,29 @@ class TopKCache:
             else finder.suggestion(r, o, sc)
             for sc, o in ranked[:k]
         ]
-        self._made[org_id] = tuple([(s.id, s.score, _kept(s.reasons)) for s in listed])
+        self._keep_made(org_id, tuple([(s.id, s.score, _kept(s.reasons)) for s in listed]))
         return listed
+
+    def _keep_made(self, org_id: str, made: KeptList) -> None:
+        """Keep a list as made with its reasons; past LISTS_MADE_KEPT, the one kept longest is
+        packed (past LISTS_PACKED_KEPT more, the one packed longest is let go)."""
+        self._made.pop(org_id, None)
+        if len(self._made) >= LISTS_MADE_KEPT:
+            oldest = next(iter(self._made))
+            packed = marshal.dumps(self._made.pop(oldest))
+            if len(self._packed) >= LISTS_PACKED_KEPT > 0:
+                del self._packed[next(iter(self._packed))]
+            if LISTS_PACKED_KEPT > 0:
+                self._packed[oldest] = packed
+        self._made[org_id] = made
+
+    def _made_before(self, org_id: str) -> KeptList:
+        """The list as last made with its reasons, when it is kept (else nothing)."""
+        made = self._made.get(org_id)
+        if made is not None:
+            return made
+        packed = self._packed.get(org_id)
+        return marshal.loads(packed) if packed is not None else ()
 
     def best_rows(self, r: int, k: int, linear: np.ndarray | None = None) -> list[tuple[float, int]]:
         """(score, row) of row r's best k partners, best first; `linear`: index.linear_row(r) when
@@ -316,6 +344,7 @@ class TopKCache:
         r = index.row[org_id]
         self.lists[org_id] = ranked
         self._made.pop(org_id, None)
+        self._packed.pop(org_id, None)
         for _, o in ranked:
             self.listed_in.setdefault(index.ids[o], {})[org_id] = None
         self.kth_score[r] = ranked[-1][0] if len(ranked) >= self.settings.cached_k else -np.inf
@@ -325,7 +354,7 @@ class TopKCache:
         """A new list for org_id after organisation `changed` entered or left it: the reasons made
         for its other partners stay true (neither side changed) and are used again when it is made."""
         known = self._reusable.pop(org_id, {})
-        known.update((oid, why) for oid, _, why in self._made.get(org_id, ()))
+        known.update((oid, why) for oid, _, why in self._made_before(org_id))
         ids = self.index.ids
         staying = {o for _, o in ranked}
         for _, o in self.lists.pop(org_id, ()):  # _forget, for the partners that left it only
@@ -341,6 +370,7 @@ class TopKCache:
     def _forget(self, org_id: str) -> None:
         old = self.lists.pop(org_id, None)
         self._made.pop(org_id, None)
+        self._packed.pop(org_id, None)
         self._reusable.pop(org_id, None)
         for _, o in old or ():
             self.listed_in.get(self.index.ids[o], {}).pop(org_id, None)
