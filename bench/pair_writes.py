@@ -7,8 +7,8 @@ redis-server (no Kafka), then --writes writes follow, one at a time: registratio
 turn, as bench/post_visible.py sends them, with the texts of organisations that state needs
 (tests/data/seekers; --texts generated: bench/engine_speed.py's generated ones instead). Per
 write it prints the pairs planned, the steps written by kind, and for re-scored pairs how much
-the score moved.
-Usage: python bench/pair_writes.py [--n 2000] [--writes 300] [--texts seekers|generated]
+the score moved; and how many writes left their organisation with no pending pair.
+Usage: python bench/pair_writes.py [--n 2000] [--writes 300] [--texts seekers|generated] [--displace-margin M]
 Does I/O (a redis-server).
 """
 
@@ -129,8 +129,10 @@ def main() -> int:
             count.kinds.clear()
             count.moved.clear()
             texts = seeker_texts() if args.texts == "seekers" else generate(max(args.writes, 1), seed=29)
+            alone = 0  # writes after which their organisation has no pending pair
             for p in writes(orgs, args.writes, texts, random.Random(3)):
                 live.handle(events.new_event(events.PROFILE_UPSERTED, p, "bench"))
+                alone += not live.state.pending_of_org(p["org_id"])
         finally:
             server.stop()
     print(
@@ -139,6 +141,7 @@ def main() -> int:
     )
     for kind, n in count.kinds.items():
         print(f"  {kind:<48} {n / args.writes:7.2f}")
+    print(f"  writes leaving their organisation no pending pair: {alone} of {args.writes}")
     if count.moved:
         moved = sorted(count.moved)
         print(

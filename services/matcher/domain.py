@@ -567,7 +567,9 @@ def cap_pending(
     A pair displaces the weakest pending pair of an organisation at the limit only when it scores
     more than `margin` above it, and only when it has a place on both sides: a coordinator's queue
     does not lose a suggestion to one barely better (which the next change of scores may turn round,
-    and the displaced pair come back), nor to one that is then not suggested at all."""
+    and the displaced pair come back), nor to one that is then not suggested at all. A pair that
+    would be the only pending one of one of its organisations needs only to score above it: an
+    organisation with no suggestion gains more than a margin by one."""
     chosen: dict[str, PairWrite] = {}
     load: dict[str, dict[str, float]] = {}
 
@@ -582,13 +584,15 @@ def cap_pending(
         return load[org]
 
     for w in sorted(wanted.values(), key=lambda w: -w.score):
+        # the pair would be the first pending one of one of its organisations: no gain is marginal
+        needed = not (current(w.org_a) and current(w.org_b))
         displaced: list[str] = []
         for org in (w.org_a, w.org_b):
             mine = current(org)
             if w.pair_id in mine or len(mine) < max_pending:
                 continue
             weakest = min(mine, key=lambda p: mine[p])
-            if weakest in chosen or w.score <= mine[weakest] + margin:
+            if weakest in chosen or w.score <= mine[weakest] + (0.0 if needed else margin):
                 break
             displaced.append(weakest)
         else:

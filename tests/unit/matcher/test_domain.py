@@ -212,13 +212,24 @@ def test_no_organisation_gets_more_pending_pairs_than_the_limit_and_the_weakest_
 
 
 def test_a_pending_pair_is_not_withdrawn_for_a_marginally_better_one_and_a_clearly_better_one_displaces_it():
-    pending = {"a": {"a~d": 0.40, "a~e": 0.6}}
+    pending = {"a": {"a~d": 0.40, "a~e": 0.6}, "b": {"b~c": 0.7}}  # b has a suggestion, and room for one more
     still_wanted = {"a~d": frozenset({"d"}), "a~e": frozenset({"a", "e"})}  # by d's and e's lists
     barely = _plan({"a": [("b", 0.44)]}, pending=pending, sides=still_wanted, max_pending=2, margin=0.05)
     assert barely.upserts == [] and barely.withdrawals == [], "a's coordinator keeps seeing a~d"
     clearly = _plan({"a": [("b", 0.46)]}, pending=pending, sides=still_wanted, max_pending=2, margin=0.05)
     assert [w.pair_id for w in clearly.upserts] == ["a~b"]
     assert clearly.withdrawals == [("a~d", domain.DISPLACED)]
+
+
+def test_an_organisation_with_no_pending_pair_gets_one_that_is_only_marginally_better_than_the_one_it_displaces():
+    # b has nothing pending: a~b would be its only suggestion, so the margin does not hold it back
+    pending = {"a": {"a~d": 0.40, "a~e": 0.6}, "b": {}}
+    still_wanted = {"a~d": frozenset({"d"}), "a~e": frozenset({"a", "e"})}
+    plan = _plan({"b": [("a", 0.44)]}, pending=pending, sides=still_wanted, max_pending=2, margin=0.05)
+    assert [w.pair_id for w in plan.upserts] == ["a~b"]
+    assert plan.withdrawals == [("a~d", domain.DISPLACED)]
+    tie = _plan({"b": [("a", 0.40)]}, pending=pending, sides=still_wanted, max_pending=2, margin=0.05)
+    assert tie.upserts == [] and tie.withdrawals == [], "a pair that only ties the weakest displaces none"
 
 
 def test_a_pair_with_no_place_on_its_other_side_displaces_nothing_on_the_first():
