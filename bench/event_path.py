@@ -185,7 +185,7 @@ def main() -> int:
             cache_s = cache_lists(live, args.cached)
             for o in generate(args.warm, seed=78):
                 live.handle(events.new_event(events.PROFILE_UPSERTED, payload({**o, "id": "warm-" + o["id"]}), "bench"))
-            cached_then = len(live.engine.topk)
+            cached_then, indexed = len(live.engine.topk), len(live.engine)
             fresh = generate(args.events + args.refits + 2 * args.during_reweigh, seed=77)
             times, cpu = [], []
             for o in fresh[: args.events]:
@@ -224,7 +224,6 @@ def main() -> int:
             p50 = 1000 * statistics.median(times)
             p95 = 1000 * times[int(0.95 * (len(times) - 1))]
             print(f"{args.n} organisations indexed (index rebuilt from Redis in {load_s:.1f} s)")
-            indexed = len(live.engine)
             print(
                 f"lists cached when the timing started: {cached_then:,} of {indexed:,} ({cached_then / indexed:.1%}; "
                 f"{args.cached:.0%} planned first in {cache_s:.1f} s, then {args.warm} events untimed)"
