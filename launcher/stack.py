@@ -72,10 +72,11 @@ class ServiceSpec:
         return http_ready(self.ready_url) if self.ready_url else None
 
 
-# Three sync workers on the two cores we run on: a sync worker waits for Redis's answers and (gunicorn
-# 27's) for the client to close the connection after each answer; a third one works meanwhile
-# (bench/write_path.py, README "make bench-write"). docker-compose.yml runs the same count.
-_GUNICORN_OPTIONS = ("--workers", "3", "--graceful-timeout", "5", "--access-logfile", "-")
+# Two sync workers on the two cores we run on. A third works while the others wait for Redis or
+# (gunicorn 27) for the client to close: more writes a second on a quiet machine, none and more
+# CPU a write on a busy one, as the stack keeps it under load (bench/write_path.py --workers 3,
+# README "make bench-write"). docker-compose.yml runs the same count.
+_GUNICORN_OPTIONS = ("--workers", "2", "--graceful-timeout", "5", "--access-logfile", "-")
 
 
 def _gunicorn_control_socket_off() -> list[str]:
