@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from partnermatch import events
 from services.matcher import domain
-from services.matcher.config import MATCHER_DISPLACE_MARGIN
+from services.matcher.config import MatcherSettings
 from services.matcher.domain import Candidate, ListsPlan, PairWrite, PlanSnapshot, ProfileChange, ProfilesChange
 from services.matcher.feedback import ReasonVectors, dislikes_in, rerank
 
@@ -164,7 +163,7 @@ class LiveMatcher:
         min_score: float = 0.05,
         max_pending_per_org: int = 8,
         feedback_strength: float = 0.5,
-        displace_margin: float | None = None,
+        displace_margin: float = MatcherSettings.displace_margin,
     ) -> None:
         self.state = state
         self.engine = engine
@@ -172,10 +171,6 @@ class LiveMatcher:
         self.min_score = min_score
         self.max_pending = max_pending_per_org
         self.feedback_strength = feedback_strength
-        # None: MATCHER_DISPLACE_MARGIN as the environment sets it (the consumer's entry point passes
-        # the other settings it reads to the matcher it builds, not this one)
-        if displace_margin is None:
-            displace_margin = MATCHER_DISPLACE_MARGIN.read_float(os.environ)
         self.displace_margin = displace_margin
         self.clusters: dict[str, str] = {}
 

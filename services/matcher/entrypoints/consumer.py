@@ -48,6 +48,7 @@ def build_live_matcher(settings: MatcherSettings) -> LiveMatcher:
         min_score=settings.min_score,
         max_pending_per_org=settings.max_pending_per_org,
         feedback_strength=settings.feedback_strength,
+        displace_margin=settings.displace_margin,
     )
 
 
