@@ -34,7 +34,9 @@ reached the bench (the matcher's relay). --profile DIR samples the parts with py
 (their CPU, while the writes are sent), and the matcher's threads waiting too (py-spy --idle
 --threads, until the last write is seen or given up: matcher-threads.txt), which shows what its
 consumer waits on (the index's lock, the other writers, Redis, the broker).
-Usage: python bench/post_visible.py [--n 10000] [--rate 50] [--duration 60]
+--writes-json FILE keeps each write's times after its ack (published, pair written, suggested,
+visible, shown with none), for a look at the slowest.
+Usage: python bench/post_visible.py [--n 10000] [--rate 50] [--duration 60] [--writes-json FILE]
 Does I/O (processes, sockets).
 """
 
@@ -623,6 +625,8 @@ def run_phase(
         cpu = {name: cpu_seconds([pid]) - cpu_before[name] for name, pid in parts.items()}
     last_ack = max((w.acked for w in writes if w.acked), default=schedule_start)
     p95 = report(writes, schedule_start, last_ack, args.grace_s)
+    if args.writes_json:
+        kept_writes(writes, Path(args.writes_json).with_suffix(f".rate-{rate:g}.json"))
     unseen_report(client, writes)
     none_report(client, writes, max_pending)
     cpu_report(cpu, busy_seconds)
@@ -635,6 +639,34 @@ def run_phase(
         took = all_applied[0] - schedule_start
         print(f"  every one applied {took:.0f} s after the first was sent: {acked / took:.1f} a second", flush=True)
     return p95
+
+
+def kept_writes(writes: list[Write], path: Path) -> None:
+    """Each acknowledged write's times (seconds after its ack) and what it was, for a look at the
+    slowest ones (--writes-json)."""
+
+    def after(w: Write, at: float | None) -> float | None:
+        return None if at is None or w.acked is None else round(at - w.acked, 4)
+
+    kept = [
+        {
+            "kind": w.kind,
+            "org_id": w.org_id,
+            "revision": w.revision,
+            "text": w.text,
+            "sent": after(w, w.sent),
+            "published": after(w, w.published),
+            "written": after(w, w.written),
+            "suggested": after(w, w.suggested),
+            "visible": after(w, w.visible),
+            "shown_none": after(w, w.shown_none),
+            "asked": w.asked,
+        }
+        for w in writes
+        if w.acked is not None
+    ]
+    path.write_text(json.dumps(kept, indent=0) + "\n", encoding="utf-8")
+    print(f"each write's times: {path}")
 
 
 def main() -> int:
@@ -668,6 +700,11 @@ def main() -> int:
         help="sample the API, both relays, the matcher and the review API with py-spy while writing; stacks into DIR",
     )
     parser.add_argument("--keep", metavar="DIR", help="run in DIR and keep its logs (default: a temporary folder)")
+    parser.add_argument(
+        "--writes-json",
+        metavar="FILE",
+        help="write each acknowledged write's times (after its ack) to FILE (.rate-<rate>.json), for the slowest",
+    )
     args = parser.parse_args()
 
     import redis
