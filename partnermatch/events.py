@@ -20,6 +20,8 @@ from typing import Any, Literal
 import orjson
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
 
+from partnermatch.jsonvalues import holds_float
+
 PROFILE_UPSERTED = "profile.upserted"
 PROFILE_DELETED = "profile.deleted"
 MATCH_SUGGESTED = "match.suggested"
@@ -388,8 +390,9 @@ _ORJSON_OPTIONS = (
 
 def decode(raw: bytes | str | None) -> Envelope:
     """Parse and validate an envelope; payload fields keep their JSON types (strings for dates).
-    Unknown fields of the envelope and of the payload are left out. A document the quick checks
-    accept is read without marshmallow (the answer is the same: tests/unit/test_events_quick_check.py);
+    Unknown fields of the envelope and of the payload are left out. orjson parses documents without
+    floats (json the others, as httpedge.loads does); a document the quick checks accept is read
+    without marshmallow (the answer is the same: tests/unit/test_events_quick_check.py);
     any other is marshmallow's to judge, and its errors are the message."""
     if raw is None:
         raise UndecodableEvent("empty message (tombstone)")
@@ -397,14 +400,18 @@ def decode(raw: bytes | str | None) -> Envelope:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError:
         doc = _json_document(raw)
+    else:
+        if holds_float(doc):  # orjson makes an integer beyond 64 bits a float, which json reads exactly
+            doc = _json_document(raw)
     if not isinstance(doc, dict):
         raise UndecodableEvent("envelope is not a JSON object")
     return _decoded_quickly(doc) or decode_document(doc)
 
 
 def _json_document(raw: bytes | str) -> Any:
-    """What json makes of what orjson refused: json reads a little more (NaN, Infinity, integers
-    beyond 64 bits, a lone surrogate escaped), as decode always did; the rest is not JSON."""
+    """What json makes of a document orjson refused or read floats in: json reads a little more
+    (NaN, Infinity, a lone surrogate escaped) and integers beyond 64 bits exactly, as decode always
+    did; the rest is not JSON."""
     try:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -1,5 +1,5 @@
 """What a parsed JSON value holds, asked by the readers that take orjson's parse only where it gives
-json's (httpedge.loads, the profiles store). Pure."""
+json's (httpedge.loads, the profiles store, events.decode). Pure."""
 
 from __future__ import annotations
 

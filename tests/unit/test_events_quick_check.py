@@ -252,3 +252,13 @@ def test_decode_reads_what_json_reads(raw):
     assert _decoded(raw) == _decoded_by_marshmallow(raw)
     event = json.dumps({**ENVELOPE, "payload": {"org_id": "o-1", "revision": 2, "extra": raw.decode("latin-1")}})
     assert _decoded(event.encode()) == _decoded_by_marshmallow(event.encode())
+
+
+def test_an_integer_beyond_64_bits_is_read_exactly():
+    """orjson reads such an integer as a float; decode reads it as json does, exactly (and a valid
+    event with it stays valid, with the same integer)."""
+    huge = 123456789012345678901234567890
+    raw = json.dumps({**ENVELOPE, "payload": {"org_id": "o-1", "revision": huge, "cluster_id": "c"}}).encode()
+    decoded = events.decode(raw)
+    assert decoded == _decoded_by_marshmallow(raw)
+    assert type(decoded.payload["revision"]) is int and decoded.payload["revision"] == huge
