@@ -360,11 +360,6 @@ class RedisMatcherState:
             {pair["pair_id"]: domain.wanted_by(pair) for pair in records},
         )
 
-    def wanted_by(self, pair_ids: Iterable[str]) -> dict[str, frozenset[str]]:
-        """For each of these pairs that is stored, the sides whose lists held it when last planned
-        (domain.wanted_by; none for a pair not pending): one round trip."""
-        return {pair["pair_id"]: domain.wanted_by(pair) for pair in self.get_pairs(pair_ids)}
-
     def pending_of_org(self, org_id: str) -> dict[str, float]:
         return {m.decode(): s for m, s in self.r.zrange(PENDING_BY_ORG + org_id, 0, -1, withscores=True)}
 

@@ -86,10 +86,6 @@ class FakeMatcherRepository:
         let_go = {p for org in sides_of for p in pending[org]} - set(ids)
         return PlanSnapshot(pending, decided, {p: domain.wanted_by(self.pairs[p]) for p in let_go})
 
-    def wanted_by(self, pair_ids: Iterable[str]) -> dict[str, frozenset[str]]:
-        self.reads.append("wanted_by")
-        return {p: domain.wanted_by(self.pairs[p]) for p in pair_ids if p in self.pairs}
-
     def pending_of_org(self, org_id: str) -> dict[str, float]:
         mine = [p for p in self.pairs.values() if p["state"] == domain.PENDING and org_id in (p["org_a"], p["org_b"])]
         return {p["pair_id"]: p["score"] for p in sorted(mine, key=lambda p: (p["score"], p["pair_id"]))}

@@ -68,9 +68,6 @@ class FakeState:
     def dislikes_of(self, org_ids):
         return {o: sorted(self.dislikes[o]) for o in org_ids if self.dislikes.get(o)}
 
-    def wanted_by(self, pair_ids):
-        return {p: domain.wanted_by(self.pairs[p]) for p in pair_ids if p in self.pairs}
-
     def apply(self, change):
         if self.revisions.get(change.org_id, 0) >= change.revision:
             return False
