@@ -15,9 +15,13 @@ involving a written organisation it asks the review API (GET /v1/suggestions/<pa
 token of the organisation's cluster's coordinator) until the answer is a pending suggestion
 showing the organisation as written (a new organisation's id; a PATCH's marker in its goals).
 That answer's arrival is the time measured: an upper bound, since the matcher's outbox relay
-publishes the suggestion after it is readable. Nothing is asked while the matcher's Redis shows
-the write not applied yet or the pair last written before the write was sent (that peek only
-spares calls that cannot succeed).
+publishes the suggestion after it is readable. Nothing is asked about a pair the matcher's Redis
+shows last written before the write was sent, nor while it shows the write not applied yet (that
+peek only spares calls that cannot succeed): a suggestion announced before then is asked about
+once the write is applied. A PATCHed organisation's pairs are often written, with its new texts,
+by the plan of another organisation's event that reads its list after the table reader has indexed
+the PATCH and before the PATCH's own run applies it; the PATCH's plan then finds them as they are
+and announces nothing.
 A write may rightly have no suggestion: its organisation's list holds its best few partners, each
 organisation holds at most MATCHER_MAX_PENDING_PER_ORG pending pairs, and a pair that beats the
 weakest by no more than MATCHER_DISPLACE_MARGIN displaces none (the bench's few texts, shared by some
@@ -104,6 +108,10 @@ class Write:
     shown_none: float | None = None
     candidates: list[tuple[str, float]] = field(default_factory=list)  # (pair id, when announced) to ask about
     queued: bool = False  # waiting for a confirmer, or with one
+    # suggestions announced before the matcher applied the write: asked about once it has (see confirm)
+    deferred: list[tuple[str, float]] = field(default_factory=list)
+    early: set[str] = field(default_factory=set)  # the pairs ever deferred so
+    early_outcome: bool = False  # the suggestion found visible was one of them
 
 
 def seeker_texts() -> list[dict]:
@@ -208,6 +216,7 @@ class Tracker:
         self.by_org: dict[str, Write] = {}
         self.suggested: dict[str, list[tuple[str, float]]] = {}  # org id -> (pair id, when announced)
         self.to_confirm: queue.Queue[Write] = queue.Queue()
+        self.deferred: dict[int, Write] = {}  # id(write) -> a write with suggestions waiting for its apply
 
     def _offer(self, w: Write, pairs: list[tuple[str, float]]) -> None:
         """Under the lock: suggestions to ask about for a write."""
@@ -234,6 +243,26 @@ class Tracker:
                 return w.candidates.pop()
             w.queued = False
             return None
+
+    def defer(self, w: Write, candidate: tuple[str, float]) -> None:
+        """A suggestion of a write the matcher has not applied yet: asked about once it has."""
+        with self.lock:
+            if w.visible is None:
+                w.deferred.append(candidate)
+                w.early.add(candidate[0])
+                self.deferred[id(w)] = w
+
+    def waiting_for_apply(self) -> list[Write]:
+        with self.lock:
+            return list(self.deferred.values())
+
+    def applied(self, writes: list[Write]) -> None:
+        """These writes are applied now: their deferred suggestions are offered again."""
+        with self.lock:
+            for w in writes:
+                if self.deferred.pop(id(w), None) is not None:
+                    pairs, w.deferred = w.deferred, []
+                    self._offer(w, pairs)
 
     def on_profile_event(self, org_id: str, revision: int, at: float) -> None:
         with self.lock:
@@ -279,9 +308,24 @@ def follow_topics(bootstrap: str, tracker: Tracker, stop: threading.Event) -> li
     return threads
 
 
+RECHECK_S = 0.05  # how often a confirmer looks whether writes with deferred suggestions are applied
+
+
+def offer_applied(tracker: Tracker, store: redis.Redis) -> None:
+    """The writes with suggestions deferred (announced before the write was applied) that the
+    matcher's Redis shows applied now: their suggestions are offered to the confirmers again."""
+    from services.matcher.adapters.redis_state import REVISIONS
+
+    waiting = tracker.waiting_for_apply()
+    if waiting:
+        revisions = store.hmget(REVISIONS, [w.org_id for w in waiting])
+        tracker.applied([w for w, rev in zip(waiting, revisions, strict=True) if int(rev or 0) >= w.revision])
+
+
 def confirm(review: str, coordinators: dict[str, str], tracker: Tracker, redis_url: str, stop: threading.Event) -> None:
     """Ask the review API, as the coordinator of the written organisation's cluster, for each
-    suggestion the matches topic announced, until one shows the organisation as written."""
+    suggestion the matches topic announced, until one shows the organisation as written. A
+    suggestion announced before the matcher applied the write is asked about once it has."""
     import redis
 
     from services.matcher.adapters.redis_state import PAIR, REVISIONS
@@ -289,16 +333,26 @@ def confirm(review: str, coordinators: dict[str, str], tracker: Tracker, redis_u
     store = redis.Redis.from_url(redis_url)
     host, _, port = review.removeprefix("http://").partition(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    rechecked = 0.0
     while not stop.is_set():
+        if time.monotonic() - rechecked >= RECHECK_S:
+            rechecked = time.monotonic()
+            offer_applied(tracker, store)
         try:
-            w = tracker.to_confirm.get(timeout=0.2)
+            w = tracker.to_confirm.get(timeout=RECHECK_S)
         except queue.Empty:
             continue
         while not stop.is_set() and (candidate := tracker.next_candidate(w)) is not None:
             pair_id, suggested = candidate
             raw, applied = store.pipeline(transaction=False).get(PAIR + pair_id).hget(REVISIONS, w.org_id).execute()
-            if raw is None or json.loads(raw)["updated_ms"] / 1000 < w.sent or int(applied or 0) < w.revision:
-                continue  # the matcher has not applied the write yet: no need to ask
+            if raw is None or json.loads(raw)["updated_ms"] / 1000 < w.sent:
+                continue  # last written before the write was sent: a later rewrite is announced again
+            if int(applied or 0) < w.revision:
+                # Written after the write was sent, maybe with its texts by another organisation's
+                # plan, while the write itself is not applied (its profile as written not readable
+                # yet): asked about once it is, since the write's own plan may leave it as it is.
+                tracker.defer(w, candidate)
+                continue
             w.asked += 1
             try:
                 conn.request(
@@ -318,6 +372,7 @@ def confirm(review: str, coordinators: dict[str, str], tracker: Tracker, redis_u
             if view["state"] == "pending" and as_written:
                 with tracker.lock:
                     w.visible, w.suggested, w.written = at, suggested, json.loads(raw)["updated_ms"] / 1000
+                    w.early_outcome = pair_id in w.early
 
 
 def confirm_none(
@@ -545,6 +600,12 @@ def report(writes: list[Write], started: float, last_ack: float, grace_s: float)
     )
     for label, values in steps:
         print(f"  {label:<34} {quantiles(values)}")
+    early = [w for w in seen if w.early_outcome]
+    print(
+        f"  seen through a suggestion announced before the matcher applied the write (another organisation's plan"
+        f" wrote it; asked once the write was applied): {sum(1 for w in early if w.kind == 'patch')} PATCHes,"
+        f" {sum(1 for w in early if w.kind == 'register')} registrations"
+    )
     shown_none = [w for w in acked if w.visible is None and w.shown_none is not None]
     print()
     print("ack → the write's outcome shown to the coordinator: its suggestion (as above), or for a write the matcher")
@@ -661,6 +722,8 @@ def kept_writes(writes: list[Write], path: Path) -> None:
             "visible": after(w, w.visible),
             "shown_none": after(w, w.shown_none),
             "asked": w.asked,
+            "announced_before_applied": len(w.early),
+            "outcome_announced_before_applied": w.early_outcome,
         }
         for w in writes
         if w.acked is not None
