@@ -131,6 +131,11 @@ def profile_from_payload(payload: Mapping[str, Any]) -> OrgProfile:
     )
 
 
+def _candidates(found: Mapping[str, list[Suggestion]]) -> dict[str, list[Candidate]]:
+    """The engine's lists as Candidates: values, which the index changing later leaves as they are."""
+    return {org: [Candidate(s.id, float(s.score), tuple(s.reasons)) for s in got] for org, got in found.items()}
+
+
 @dataclass(frozen=True)
 class ListsRead:
     """What a plan of lists reads of the index: the organisations whose lists are planned, those
@@ -366,13 +371,33 @@ class LiveMatcher:
     def _pair_changes(self, affected: set[str], gone: set[str]) -> ListsPlan:
         """The pairs to suggest, to withdraw (with why) and to take out of the lists of `affected` as
         they now are, the organisations in `gone` deleted: the engine's lists (read_lists), then
-        the stored pairs (plan_read)."""
-        return self.plan_read(self.read_lists(affected, gone))
+        the stored pairs (plan_read). Where the repository reads the rejections and the snapshot
+        together (dislikes_and_snapshot), the snapshot is read with the rejections for the lists as
+        the engine gives them, one round trip for both; where the rejections bear on a list, it is
+        chosen again (as _lowered does) and the snapshot read again for the lists it ends with."""
+        both = getattr(self.state, "dislikes_and_snapshot", None)
+        if both is None or self.feedback_strength <= 0:
+            return self.plan_read(self.read_lists(affected, gone))
+        listed = {org: self.engine.top(org, self.top_k) for org in sorted(affected - gone)}
+        asked = self._asked(listed)
+        if not asked:
+            return self.plan_read(self.read_lists(affected, gone))
+        read = self._read_of(affected, gone, self._at_least_min(listed))
+        orgs, sides_of = self._snapshot_orgs(read)
+        dislikes, snapshot = both(sorted(set().union(*asked.values())), orgs, list(read.wanted), sides_of=sides_of)
+        lowered = self._lowered(listed, dislikes)
+        if lowered:
+            return self.plan_read(self._read_of(affected, gone, self._at_least_min(listed | lowered)))
+        return self._plan_snapshot(read, snapshot)
 
     def read_lists(self, affected: set[str], gone: set[str]) -> ListsRead:
         """The lists of `affected` as the index now holds them (the organisations in `gone` deleted),
         and the pairs they want: all a plan reads of the index and of the organisations' clusters."""
-        lists = self._lists(sorted(affected - gone))
+        return self._read_of(affected, gone, self._suggested(sorted(affected - gone)))
+
+    def _read_of(self, affected: set[str], gone: set[str], found: Mapping[str, list[Suggestion]]) -> ListsRead:
+        """The ListsRead of these lists (`_suggested`'s, or as _pair_changes chose them)."""
+        lists = _candidates(found)
         return ListsRead(affected, gone, lists, domain.wanted_pairs(lists, self.clusters, with_reasons=False))
 
     def plan_read(self, read: ListsRead) -> ListsPlan:
@@ -380,9 +405,19 @@ class LiveMatcher:
         the pending pairs of those lists they may let go, which sides' lists held them when last
         planned (one round trip); the rules are the domain's. No partner's list is read:
         its own planning says whether it holds a pair. Reads the stored pairs, not the index."""
+        orgs, sides_of = self._snapshot_orgs(read)
+        return self._plan_snapshot(read, self.state.snapshot(orgs, list(read.wanted), sides_of=sides_of))
+
+    @staticmethod
+    def _snapshot_orgs(read: ListsRead) -> tuple[list[str], list[str]]:
+        """The organisations whose pending pairs a plan of `read` reads, and those of them whose
+        pending pairs' sides it reads (see plan_read)."""
+        orgs = sorted(domain.snapshot_orgs(read.affected, read.gone, read.wanted.values()))
+        return orgs, sorted(read.affected - read.gone)
+
+    def _plan_snapshot(self, read: ListsRead, snapshot: PlanSnapshot) -> ListsPlan:
+        """The plan of lists as read_lists read them, with the stored pairs as `snapshot` holds them."""
         affected, gone, lists, wanted = read.affected, read.gone, read.lists, read.wanted
-        orgs = sorted(domain.snapshot_orgs(affected, gone, wanted.values()))
-        snapshot = self.state.snapshot(orgs, list(wanted), sides_of=sorted(affected - gone))
         let_go = domain.unlisted_pending(affected, gone, wanted, snapshot)
         sides = {pair_id: snapshot.sides[pair_id] for pair_id in let_go if pair_id in snapshot.sides}
         listed = {org: {c.id for c in candidates} for org, candidates in lists.items()}
@@ -395,10 +430,7 @@ class LiveMatcher:
     def _lists(self, orgs: Sequence[str]) -> dict[str, list[Candidate]]:
         """Each organisation's best partners with their reasons (see `_suggested`); one not in the
         index raises KeyError."""
-        return {
-            org: [Candidate(s.id, float(s.score), tuple(s.reasons)) for s in found]
-            for org, found in self._suggested(orgs).items()
-        }
+        return _candidates(self._suggested(orgs))
 
     def _suggested(self, orgs: Sequence[str]) -> dict[str, list[Suggestion]]:
         """Each organisation's best partners scoring at least min_score; where rejections bear on a
@@ -407,16 +439,28 @@ class LiveMatcher:
         listed = {org: self.engine.top(org, self.top_k) for org in orgs}
         if self.feedback_strength > 0:
             listed |= self._lowered(listed)
+        return self._at_least_min(listed)
+
+    def _at_least_min(self, listed: Mapping[str, list[Suggestion]]) -> dict[str, list[Suggestion]]:
         return {org: [s for s in found if s.score >= self.min_score] for org, found in listed.items()}
 
-    def _lowered(self, listed: Mapping[str, list[Suggestion]]) -> dict[str, list[Suggestion]]:
+    @staticmethod
+    def _asked(listed: Mapping[str, list[Suggestion]]) -> dict[str, set[str]]:
+        """For each list not empty, its owner and partners: whose rejections bear on it."""
+        return {org: {org, *(s.id for s in found)} for org, found in listed.items() if found}
+
+    def _lowered(
+        self, listed: Mapping[str, list[Suggestion]], dislikes: dict[str, list[str]] | None = None
+    ) -> dict[str, list[Suggestion]]:
         """The lists on which rejections bear, chosen again from the engine's wider lists with their
-        scores lowered (feedback.rerank): what was rejected is read for all of them at once."""
-        asked = {org: {org, *(s.id for s in found)} for org, found in listed.items() if found}
+        scores lowered (feedback.rerank): what was rejected is read for all of them at once (unless
+        given: `dislikes`, read for every organisation of the lists)."""
+        asked = self._asked(listed)
         if not asked:
             return {}
         seen = set().union(*asked.values())
-        dislikes = self.state.dislikes_of(sorted(seen))
+        if dislikes is None:
+            dislikes = self.state.dislikes_of(sorted(seen))
         bearing = [org for org, ids in asked.items() if ids & dislikes.keys()]
         if not bearing:
             return {}

@@ -27,6 +27,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
+import hiredis
 import orjson
 import redis
 
@@ -168,6 +169,26 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+# The arguments hiredis packs as redis-py's encoder does: a str in UTF-8 (strict), bytes as they are,
+# an int in decimal and a float by repr (a subclass, a bool, a memoryview: redis-py packs them).
+_PLAIN_ARGS = frozenset({str, bytes, int, float})
+
+
+def _pack(conn: Any, commands: list[tuple[Any, ...]]) -> list[bytes]:
+    """The commands as redis-py's conn.pack_commands() sends them, packed by hiredis where every
+    argument is plain: a profile event's MULTI holds some 40 commands (each pair's record, its
+    places in four sorted sets, its event), which redis-py's Python packer took some 190 µs to
+    write, hiredis about 30. A command name of several words (redis-py splits it) goes to redis-py."""
+    encoder = conn.encoder
+    plain = (encoder.encoding, encoder.encoding_errors) == ("utf-8", "strict") and all(
+        type(c[0]) is str and " " not in c[0] and all(type(a) in _PLAIN_ARGS for a in c) for c in commands
+    )
+    if plain:
+        return [b"".join([hiredis.pack_command(c) for c in commands])]
+    packed: list[bytes] = conn.pack_commands(commands)
+    return packed
+
+
 def _watch_and_run(pipe: redis.client.Pipeline, watched: list[str], command: tuple[Any, ...]) -> Any:
     """WATCH `watched` on the pipeline's connection and run `command` there, both sent at once; the
     command's reply. After it the pipeline is watching, as after its own watch(): its MULTI/EXEC
@@ -178,7 +199,7 @@ def _watch_and_run(pipe: redis.client.Pipeline, watched: list[str], command: tup
         conn = pipe.connection = pipe.connection_pool.get_connection()
 
     def attempt() -> Any:
-        conn.send_packed_command(conn.pack_commands([("WATCH", *watched), command]))
+        conn.send_packed_command(_pack(conn, [("WATCH", *watched), command]))
         pipe.parse_response(conn, "WATCH")
         return pipe.parse_response(conn, command[0])
 
@@ -202,7 +223,7 @@ def _execute_watched(pipe: redis.client.Pipeline) -> None:
             pipe.execute()
             return
         try:
-            conn.send_packed_command(conn.pack_commands([("MULTI",), *commands, ("EXEC",)]))
+            conn.send_packed_command(_pack(conn, [("MULTI",), *commands, ("EXEC",)]))
             queued: list[redis.ResponseError] = []
             for _ in range(len(commands) + 1):  # MULTI's OK, then QUEUED or an error each
                 try:
@@ -341,13 +362,40 @@ class RedisMatcherState:
         `pair_ids` the sides whose lists held each when last planned (domain.wanted_by): what a plan
         of the lists reads, in one round trip."""
         orgs, ids = list(dict.fromkeys(org_ids)), list(pair_ids)
+        keys, args = self._snapshot_words(orgs, ids, sides_of)
+        return self._snapshot_of(orgs, ids, self._direct.script(self._pending_and_decided, keys, args))
+
+    def dislikes_and_snapshot(
+        self, dislikes_of: Iterable[str], org_ids: Iterable[str], pair_ids: Iterable[str], sides_of: Iterable[str] = ()
+    ) -> tuple[dict[str, list[str]], PlanSnapshot]:
+        """What dislikes_of(dislikes_of) and snapshot(org_ids, pair_ids, sides_of) answer, read in one
+        round trip (both scripts sent at once): a profile event's plan reads both, and needs the
+        snapshot again only where the rejections read bear on its lists (see LiveMatcher)."""
+        wanting = list(dict.fromkeys(dislikes_of))
+        orgs, ids = list(dict.fromkeys(org_ids)), list(pair_ids)
+        keys, args = self._snapshot_words(orgs, ids, sides_of)
+        try:
+            replies = self._direct.round_trip(
+                [
+                    ("EVALSHA", self._members.sha, len(wanting), *(DISLIKES + org for org in wanting)),
+                    ("EVALSHA", self._pending_and_decided.sha, len(keys), *keys, *args),
+                ]
+            )
+        except redis.exceptions.NoScriptError:  # a server that lost its scripts: each call loads its own
+            replies = None
+        if replies is None:
+            return self.dislikes_of(wanting), self.snapshot(orgs, ids, sides_of)
+        return self._dislikes_found(wanting, replies[0]), self._snapshot_of(orgs, ids, replies[1])
+
+    def _snapshot_words(
+        self, orgs: list[str], ids: list[str], sides_of: Iterable[str]
+    ) -> tuple[list[str], list[str | int]]:
+        """The keys and arguments of the snapshot's script (_PENDING_AND_DECIDED)."""
         place = {org: i for i, org in enumerate(orgs, start=1)}
         wanting = sorted({place[org] for org in sides_of})
-        replies = self._direct.script(
-            self._pending_and_decided,
-            [*(PENDING_BY_ORG + org for org in orgs), DECIDED],
-            [PAIR, len(ids), *ids, *wanting],
-        )
+        return [*(PENDING_BY_ORG + org for org in orgs), DECIDED], [PAIR, len(ids), *ids, *wanting]
+
+    def _snapshot_of(self, orgs: list[str], ids: list[str], replies: list[Any]) -> PlanSnapshot:
         pending = {
             org: {reply[i].decode(): float(reply[i + 1]) for i in range(0, len(reply), 2)}
             for org, reply in zip(orgs, replies[: len(orgs)], strict=True)
@@ -619,7 +667,10 @@ class RedisMatcherState:
         ids = list(dict.fromkeys(org_ids))
         if not ids:
             return {}
-        found = self._direct.script(self._members, [DISLIKES + org for org in ids], ())
+        return self._dislikes_found(ids, self._direct.script(self._members, [DISLIKES + org for org in ids], ()))
+
+    @staticmethod
+    def _dislikes_found(ids: list[str], found: list[list[bytes]]) -> dict[str, list[str]]:
         return {org: sorted(m.decode() for m in members) for org, members in zip(ids, found, strict=True) if members}
 
     def build_dislikes(self, batch: int = 500) -> None:
