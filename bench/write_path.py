@@ -14,7 +14,7 @@ again. We have no traffic to copy yet; half is our assumption, and both are repo
 The stack is the one `partnermatch up` runs (launcher.stack, same gunicorn options as deploy/);
 "alone" pauses (SIGSTOP) the relay and the consumers, which resume for the later rounds.
 Usage: python bench/write_path.py [--duration 10] [--connections 16] [--mix both|patch|register]
-       [--patches mixed|texts]
+       [--patches mixed|texts] [--redis-stats]
 Needs wrk (Debian's package; `make bench-write` installs it). Does I/O (processes, sockets).
 """
 
@@ -299,6 +299,25 @@ def sampled(folder: str | None, pids: dict[str, int], duration_s: int) -> Iterat
             spy.wait(timeout=duration_s + 30)
 
 
+def command_stats(client) -> dict[str, tuple[int, int]]:  # type: ignore[no-untyped-def]
+    """Redis's calls and microseconds so far, by command (a script's commands counted in it too)."""
+    return {
+        name.removeprefix("cmdstat_"): (int(stats["calls"]), int(stats["usec"]))
+        for name, stats in client.info("commandstats").items()
+    }
+
+
+def print_command_stats(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]], acked: int) -> None:
+    spent = {
+        name: (calls - before.get(name, (0, 0))[0], usec - before.get(name, (0, 0))[1])
+        for name, (calls, usec) in after.items()
+    }
+    shown = sorted(((usec, calls, name) for name, (calls, usec) in spent.items() if calls), reverse=True)
+    per = max(acked, 1)
+    parts = ", ".join(f"{name} {usec / per:.1f} us ({calls / per:.2f} calls)" for usec, calls, name in shown)
+    print(f"    Redis a write: {parts}", flush=True)
+
+
 def wait_for(what: str, done: Callable[[], bool], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -380,6 +399,11 @@ def main() -> int:
         help="gunicorn threads in each worker of both apps (above 1: gunicorn's gthread workers), to try another",
     )
     parser.add_argument("--without-matcher", action="store_true", help="leave out the whole-stack round")
+    parser.add_argument(
+        "--redis-stats",
+        action="store_true",
+        help="after each round of the API, Redis's own time a write by command (INFO commandstats)",
+    )
     parser.add_argument("--keep", metavar="DIR", help="run in DIR and keep its logs (default: a temporary folder)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -469,7 +493,10 @@ def main() -> int:
                     ("trivial Flask app, same gunicorn", f"http://{trivial_addr}", {"trivial": trivial.pid}),
                     ("API alone (relay, matcher paused)", api, alone),
                 ):
+                    stats = command_stats(client) if args.redis_stats else {}
                     tries.setdefault(what, []).append(run_wrk(what, url, state, args, serving))
+                    if args.redis_stats and url == api:
+                        print_command_stats(stats, command_stats(client), tries[what][-1].acked)
                 signal_parts(("relay",), signal.SIGCONT)
                 wait_for("the relay emptied the outbox", lambda: client.xlen(outbox) == 0, 120)
                 what = "API + relay publishing (matcher paused)"
@@ -478,7 +505,10 @@ def main() -> int:
                     {"profiles": pids["profiles"], "relay": pids["relay"]},
                     args.duration,
                 ):
+                    stats = command_stats(client) if args.redis_stats else {}
                     tries.setdefault(what, []).append(run_wrk(what, api, state, args, with_relay))
+                    if args.redis_stats:
+                        print_command_stats(stats, command_stats(client), tries[what][-1].acked)
             # The best of each: other work on the machine only ever slows a round down.
             rounds = [max(found, key=lambda r: r.per_s) for found in tries.values()]
             acked_in_rounds = sum(r.acked for found in tries.values() for r in found) - sum(
