@@ -4,7 +4,10 @@ and the same event path while the weights are learnt again beside it (the shared
 the reweigh holds the lock the events need only to take the rows, catch up and swap).
 
 Uses a real redis-server (started here) and the live matcher's own code; no Kafka (the broker adds
-the same constant to both). Usage:
+the same constant to both). Each timed event takes the path a matcher's events take (table.py's
+SharedIndex, as run_matcher drives it): the table reader decodes and indexes it (index_record), then
+the group's consumer decodes it and plans and applies it as a run of one (handle_owned); both steps'
+work is the event's, in this one thread. Usage:
 python bench/event_path.py [--n 10000] [--events 50] [--refits 3] [--during-reweigh 2000] [--replan 1000]
     [--cached 0.0] [--warm 0]
 
@@ -20,6 +23,7 @@ untimed before the timed ones; the share of lists cached when the timing starts 
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import os
 import random
@@ -40,6 +44,7 @@ from engine_speed import generate  # noqa: E402
 
 from launcher.servers import RedisServer  # noqa: E402
 from partnermatch import events  # noqa: E402
+from partnermatch.messaging import Record  # noqa: E402
 from services.matcher.adapters.redis_state import PROFILE, PROFILES, REVISIONS, RedisMatcherState  # noqa: E402
 from services.matcher.engine import MatchEngine  # noqa: E402
 from services.matcher.live import LiveMatcher, profile_from_payload  # noqa: E402
@@ -134,6 +139,15 @@ def events_during_replanning(live: LiveMatcher, orgs: list[dict], lists: int) ->
     return sorted(times), *planned[0]
 
 
+def through_the_table(shared: SharedIndex, envelope: events.Envelope, offset: int) -> None:
+    """One profile event the way a matcher handles it: the table reader decodes and indexes the
+    record, the group's consumer decodes it and plans and applies it (a run of one)."""
+    value = events.encode(envelope)
+    record = Record("profiles", 0, offset, envelope.payload["org_id"], value)
+    shared.index_record(record)
+    shared.handle_owned(events.decode(value))
+
+
 def cache_lists(live: LiveMatcher, share: float) -> float:
     """Cache `share` of the lists (a random sample, the same in every run) as planning them does:
     the engine's list of each with the reasons of those the plan reads; how long it took."""
@@ -179,12 +193,16 @@ def main() -> int:
                     pipe.hset(REVISIONS, o["id"], 1)
                 pipe.execute()
             live = LiveMatcher(state, MatchEngine(), top_k=5, min_score=0.05)
+            # no refresh of the weights while events are timed: that is measured apart below
+            shared = SharedIndex(live, reweigh_quiet_s=math.inf, reweigh_every_s=math.inf)
             t = time.perf_counter()
-            live.load()
+            shared.load()
             load_s = time.perf_counter() - t
+            offsets = itertools.count()
             cache_s = cache_lists(live, args.cached)
             for o in generate(args.warm, seed=78):
-                live.handle(events.new_event(events.PROFILE_UPSERTED, payload({**o, "id": "warm-" + o["id"]}), "bench"))
+                warm = events.new_event(events.PROFILE_UPSERTED, payload({**o, "id": "warm-" + o["id"]}), "bench")
+                through_the_table(shared, warm, next(offsets))
             cached_then, indexed = len(live.engine.topk), len(live.engine)
             fresh = generate(args.events + args.refits + 2 * args.during_reweigh, seed=77)
             times, cpu = [], []
@@ -192,7 +210,7 @@ def main() -> int:
                 o = {**o, "id": "new-" + o["id"]}
                 env = events.new_event(events.PROFILE_UPSERTED, payload(o), "bench")
                 t, c = time.perf_counter(), time.thread_time()
-                live.handle(env)
+                through_the_table(shared, env, next(offsets))
                 times.append(time.perf_counter() - t)
                 cpu.append(time.thread_time() - c)
             times.sort()
