@@ -315,7 +315,7 @@ def print_command_stats(before: dict[str, tuple[int, int]], after: dict[str, tup
     shown = sorted(((usec, calls, name) for name, (calls, usec) in spent.items() if calls), reverse=True)
     per = max(acked, 1)
     parts = ", ".join(f"{name} {usec / per:.1f} us ({calls / per:.2f} calls)" for usec, calls, name in shown)
-    print(f"    Redis a write: {parts}", flush=True)
+    print(f"    Redis a write (a script's commands in it and by name too): {parts}", flush=True)
 
 
 def wait_for(what: str, done: Callable[[], bool], timeout: float) -> bool:
