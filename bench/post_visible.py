@@ -217,6 +217,7 @@ class Tracker:
         self.suggested: dict[str, list[tuple[str, float]]] = {}  # org id -> (pair id, when announced)
         self.to_confirm: queue.Queue[Write] = queue.Queue()
         self.deferred: dict[int, Write] = {}  # id(write) -> a write with suggestions waiting for its apply
+        self.rechecked = 0.0  # when a confirmer last looked whether those writes were applied
 
     def _offer(self, w: Write, pairs: list[tuple[str, float]]) -> None:
         """Under the lock: suggestions to ask about for a write."""
@@ -252,8 +253,14 @@ class Tracker:
                 w.early.add(candidate[0])
                 self.deferred[id(w)] = w
 
-    def waiting_for_apply(self) -> list[Write]:
+    def waiting_for_apply(self, every_s: float) -> list[Write]:
+        """The writes with deferred suggestions, when no confirmer has looked at them for `every_s`
+        (the confirmers take turns: one look every `every_s` in all); else none."""
         with self.lock:
+            now = time.monotonic()
+            if not self.deferred or now - self.rechecked < every_s:
+                return []
+            self.rechecked = now
             return list(self.deferred.values())
 
     def applied(self, writes: list[Write]) -> None:
@@ -308,15 +315,16 @@ def follow_topics(bootstrap: str, tracker: Tracker, stop: threading.Event) -> li
     return threads
 
 
-RECHECK_S = 0.05  # how often a confirmer looks whether writes with deferred suggestions are applied
+RECHECK_S = 0.05  # how often the confirmers look whether writes with deferred suggestions are applied
 
 
 def offer_applied(tracker: Tracker, store: redis.Redis) -> None:
     """The writes with suggestions deferred (announced before the write was applied) that the
-    matcher's Redis shows applied now: their suggestions are offered to the confirmers again."""
+    matcher's Redis shows applied now: their suggestions are offered to the confirmers again. One
+    HMGET every RECHECK_S for all the confirmers."""
     from services.matcher.adapters.redis_state import REVISIONS
 
-    waiting = tracker.waiting_for_apply()
+    waiting = tracker.waiting_for_apply(RECHECK_S)
     if waiting:
         revisions = store.hmget(REVISIONS, [w.org_id for w in waiting])
         tracker.applied([w for w, rev in zip(waiting, revisions, strict=True) if int(rev or 0) >= w.revision])
@@ -333,11 +341,8 @@ def confirm(review: str, coordinators: dict[str, str], tracker: Tracker, redis_u
     store = redis.Redis.from_url(redis_url)
     host, _, port = review.removeprefix("http://").partition(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=30)
-    rechecked = 0.0
     while not stop.is_set():
-        if time.monotonic() - rechecked >= RECHECK_S:
-            rechecked = time.monotonic()
-            offer_applied(tracker, store)
+        offer_applied(tracker, store)
         try:
             w = tracker.to_confirm.get(timeout=RECHECK_S)
         except queue.Empty:
