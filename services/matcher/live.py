@@ -51,10 +51,7 @@ class Engine(ReasonVectors, Protocol):
 
 class MatcherRepository(Protocol):
     """What the live matcher (and the matchers sharing its work, table.py) read and save of the
-    matcher's state (adapters/redis_state.py: RedisMatcherState). A repository may also read some of
-    them together, fewer round trips for the same answers, and the live matcher then asks it so:
-    `dislikes_and_snapshot` (dislikes_of and snapshot at once) and `apply_planned` (a profile event's
-    reads and write in one transaction); one without them (the unit tests' fakes) is read apart."""
+    matcher's state (adapters/redis_state.py: RedisMatcherState)."""
 
     def applied_revision(self, org_id: str) -> int: ...
 
@@ -223,46 +220,7 @@ class LiveMatcher:
         org_id, revision = payload["org_id"], int(payload["revision"])
         if revision <= self.state.applied_revision(org_id):
             return False
-        affected = self.index(envelope)
-        applied = self._apply_planned(envelope, affected)
-        if applied is not None:
-            return applied
-        return self.apply(self.plan(envelope, affected))
-
-    def _apply_planned(self, envelope: events.Envelope, affected: set[str]) -> bool | None:
-        """plan() and apply() of an event already in the index, where the repository reads what both
-        read in one round trip under the write's WATCH (apply_planned): the lists as the engine
-        gives them, planned unless rejections bear on them; None where it was not (no such
-        repository, rejections bearing on a list, no list): then plan() and apply() do it."""
-        planned_write = getattr(self.state, "apply_planned", None)
-        if planned_write is None or self.feedback_strength <= 0:
-            return None
-        payload = envelope.payload
-        org_id, revision = payload["org_id"], int(payload["revision"])
-        upserted = envelope.event_type == events.PROFILE_UPSERTED
-        gone = set() if upserted else {org_id}
-        profile = dict(payload) if upserted else None
-        listed = {org: self.engine.top(org, self.top_k) for org in sorted(affected - gone)}
-        asked = self._asked(listed)
-        if not asked:
-            return None
-        read = self._read_of(affected, gone, self._at_least_min(listed))
-        orgs, sides_of = self._snapshot_orgs(read)
-
-        def plan(dislikes: dict[str, list[str]], snapshot: PlanSnapshot) -> ProfileChange | None:
-            if any(ids & dislikes.keys() for ids in asked.values()):
-                return None
-            lists = self._plan_snapshot(read, snapshot)
-            return ProfileChange(org_id, revision, profile, lists.upserts, lists.withdrawals, lists.unlisted)
-
-        seen = sorted(set().union(*asked.values()))
-        done = planned_write(org_id, seen, orgs, list(read.wanted), sides_of, plan)
-        if done is None:
-            return None
-        change, applied = done
-        _freeze_survivors()
-        self._log_applied(change, applied)
-        return applied
+        return self.apply(self.plan(envelope, self.index(envelope)))
 
     # The three steps of a profile event, apart for matchers that share the work (table.py): each
     # indexes every event, and only the owner of the event's partition plans and applies it.
@@ -298,11 +256,6 @@ class LiveMatcher:
         """Write the change durably, once: False when its revision was applied before."""
         applied = self.state.apply(change)
         _freeze_survivors()
-        self._log_applied(change, applied)
-        return applied
-
-    @staticmethod
-    def _log_applied(change: ProfileChange, applied: bool) -> None:
         logger.info(
             "profile event applied",
             extra={
@@ -315,6 +268,7 @@ class LiveMatcher:
                 "applied": applied,
             },
         )
+        return applied
 
     def plan_profiles(self, envelopes: Sequence[events.Envelope], affected: set[str]) -> ProfilesChange:
         """The change a run of profile events already in the index makes, one event per organisation

@@ -128,41 +128,6 @@ for i = 3, #KEYS do
 end
 return {revisions, known, pairs}
 """
-# What a profile event's plan and write read under the write's WATCH, in one round trip (see
-# RedisMatcherState.apply_planned): the snapshot as _PENDING_AND_DECIDED reads it, for the
-# organisations of the first ARGV[2] KEYS, with the records of the pairs named (ARGV[4] of them,
-# after ARGV[5]) too, the applied revision in REVISIONS of the organisation ARGV[5 + named + 1], and
-# the members of each set in the last ARGV[3] KEYS (what rejections taught, one an organisation).
-_PLAN_READS = """
-local prefix, orgs, sets, count = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local found = {}
-for i = 1, orgs do
-  found[i] = redis.call('ZRANGE', KEYS[i], 0, -1, 'WITHSCORES')
-end
-local decided, named, named_records = {}, {}, {}
-for i = 1, count do
-  local id = ARGV[4 + i]
-  decided[i] = redis.call('SISMEMBER', KEYS[orgs + 1], id)
-  named[id] = true
-  named_records[i] = redis.call('GET', prefix .. id)
-end
-local records = {}
-for i = count + 6, #ARGV do
-  local listed = found[tonumber(ARGV[i])]
-  for j = 1, #listed, 2 do
-    local id = listed[j]
-    if not named[id] then
-      named[id] = true
-      records[#records + 1] = redis.call('GET', prefix .. id)
-    end
-  end
-end
-local members = {}
-for i = 1, sets do
-  members[i] = redis.call('SMEMBERS', KEYS[orgs + 2 + i])
-end
-return {found, decided, records, named_records, redis.call('HGET', KEYS[orgs + 2], ARGV[count + 5]), members}
-"""
 # An event run's first read: the applied revision of each organisation in ARGV (KEYS[1]: REVISIONS),
 # and the members of each set in the rest of KEYS (AWAITING, one per organisation).
 _REVISIONS_AND_MEMBERS = """
@@ -245,25 +210,6 @@ def _watch_and_run(pipe: redis.client.Pipeline, watched: list[str], command: tup
     return conn.retry.call_with_retry(attempt, failed)
 
 
-def _watch_and_read(pipe: redis.client.Pipeline, watched: list[str], commands: list[tuple[Any, ...]]) -> list[Any]:
-    """_watch_and_run for several commands, sent with the WATCH at once: their replies."""
-    conn = pipe.connection
-    if conn is None:
-        conn = pipe.connection = pipe.connection_pool.get_connection()
-
-    def attempt() -> list[Any]:
-        conn.send_packed_command(_pack(conn, [("WATCH", *watched), *commands]))
-        pipe.parse_response(conn, "WATCH")
-        return [pipe.parse_response(conn, command[0]) for command in commands]
-
-    def failed(error: Exception) -> None:
-        pipe.watching = False
-        conn.disconnect()
-
-    replies: list[Any] = conn.retry.call_with_retry(attempt, failed)
-    return replies
-
-
 def _execute_watched(pipe: redis.client.Pipeline) -> None:
     """What pipe.execute() does for a transaction whose WATCH was sent with its read (_watch_and_run):
     MULTI, the queued commands and EXEC in one round trip, WatchError if a watched key changed (or
@@ -302,17 +248,6 @@ def _execute_watched(pipe: redis.client.Pipeline) -> None:
                 raise reply
     finally:
         pipe.reset()
-
-
-def _queue_profile(pipe: redis.client.Pipeline, org: str, revision: int, profile: dict[str, Any] | None) -> None:
-    """Queue an organisation's profile as applied at `revision` (None: deleted)."""
-    pipe.hset(REVISIONS, org, revision)
-    if profile is None:
-        pipe.delete(PROFILE + org)
-        pipe.srem(PROFILES, org)
-    else:
-        pipe.set(PROFILE + org, _json(profile))
-        pipe.sadd(PROFILES, org)
 
 
 def _pair_ids(
@@ -534,7 +469,14 @@ class RedisMatcherState:
             now = _now_ms()
             pipe.multi()
             for org in fresh:
-                _queue_profile(pipe, org, *change.profiles[org])
+                revision, profile = change.profiles[org]
+                pipe.hset(REVISIONS, org, revision)
+                if profile is None:
+                    pipe.delete(PROFILE + org)
+                    pipe.srem(PROFILES, org)
+                else:
+                    pipe.set(PROFILE + org, _json(profile))
+                    pipe.sadd(PROFILES, org)
             self._save_known_pairs(pipe, existing, change.upserts, change.withdrawals, change.unlisted, unknown, now)
             applied.update(fresh)
 
@@ -543,73 +485,6 @@ class RedisMatcherState:
         # partner known
         self._transaction(txn, [REVISIONS, PAIRS_WRITTEN])
         return applied
-
-    def apply_planned(
-        self,
-        org_id: str,
-        dislikes_of: Iterable[str],
-        org_ids: Iterable[str],
-        pair_ids: Iterable[str],
-        sides_of: Iterable[str],
-        plan: Callable[[dict[str, list[str]], PlanSnapshot], ProfileChange | None],
-    ) -> tuple[ProfileChange, bool] | None:
-        """A profile event (of `org_id`) planned and applied in one transaction, its reads in one round trip: what
-        dislikes_and_snapshot reads (the rejections of `dislikes_of`, the snapshot of `org_ids`,
-        `pair_ids` and `sides_of`), the records of the pairs named and of those the snapshot may let
-        go, and the event's applied revision, read under the WATCH apply_profiles keeps (of REVISIONS
-        and PAIRS_WRITTEN), where reading the snapshot, then the pairs under that WATCH, took two.
-        `plan` makes the change from the rejections and the snapshot (known_partners_only unset), or
-        answers None (rejections bear on its lists: they are chosen again): then nothing is written
-        and this answers None, as it does where it cannot (a cluster's client). The change, and
-        whether it was applied (False: its revision or a later one was applied before); the
-        records of pairs it changes that were not read (a pair displaced) are read under the same
-        WATCH. A pair written or a profile applied by anyone meanwhile reads and plans it again."""
-        if type(self.r) is not redis.Redis:
-            return None
-        wanting, orgs, ids = list(dict.fromkeys(dislikes_of)), list(dict.fromkeys(org_ids)), list(pair_ids)
-        place = {org: i for i, org in enumerate(orgs, start=1)}
-        keys = [*(PENDING_BY_ORG + org for org in orgs), DECIDED, REVISIONS, *(DISLIKES + org for org in wanting)]
-        with self.r.pipeline(transaction=True) as pipe:
-            while True:
-                args = [PAIR, len(orgs), len(wanting), len(ids), *ids, org_id, *sorted({place[o] for o in sides_of})]
-                read = ("EVAL", _PLAN_READS, len(keys), *keys, *args)
-                found, flags, let_go, named, current, members = _watch_and_read(
-                    pipe, [REVISIONS, PAIRS_WRITTEN], [read]
-                )[0]
-                pending = {
-                    org: {reply[i].decode(): float(reply[i + 1]) for i in range(0, len(reply), 2)}
-                    for org, reply in zip(orgs, found, strict=True)
-                }
-                records = [orjson.loads(raw) for raw in let_go if raw]
-                snapshot = PlanSnapshot(
-                    pending,
-                    frozenset(i for i, flag in zip(ids, flags, strict=True) if flag),
-                    {pair["pair_id"]: domain.wanted_by(pair) for pair in records},
-                )
-                change = plan(self._dislikes_found(wanting, members), snapshot)
-                if change is None:
-                    pipe.reset()  # UNWATCH: nothing written
-                    return None
-                existing = {pair["pair_id"]: pair for pair in records}
-                existing.update((i, orjson.loads(raw)) for i, raw in zip(ids, named, strict=True) if raw)
-                known = set(ids) | existing.keys()
-                touched = _pair_ids(change.upserts, change.withdrawals, change.unlisted)
-                unread = [i for i in touched if i not in known]
-                if unread:
-                    existing.update(self._read_pairs(pipe, unread))
-                if current is not None and int(current) >= change.revision:
-                    pipe.reset()
-                    return change, False
-                pipe.multi()
-                _queue_profile(pipe, change.org_id, change.revision, change.profile)
-                self._save_known_pairs(
-                    pipe, existing, change.upserts, change.withdrawals, change.unlisted, set(), _now_ms()
-                )
-                try:
-                    _execute_watched(pipe)
-                except redis.WatchError:
-                    continue
-                return change, True
 
     def apply_pairs(self, plan: ListsPlan) -> None:
         """Write a plan of lists made outside a profile event (lists planned again), atomically; a
