@@ -35,7 +35,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
@@ -52,7 +52,6 @@ from partnermatch.messaging import (
     key_partition,
     run_consumer,
 )
-from services.matcher.domain import ProfilesChange, other_of
 from services.matcher.live import LiveMatcher
 
 logger = logging.getLogger(__name__)
@@ -95,15 +94,6 @@ class Reweighing(Protocol):
     def reweigh(self, hold: AbstractContextManager[object] | None = None) -> None: ...
 
     def weights_digest(self) -> str: ...
-
-
-@runtime_checkable
-class HoldsLists(Protocol):
-    """An engine that says which organisations' lists it holds made (services/matcher/engine:
-    MatchEngine.topk): an upsert reports as changed only those of them it enters or leaves."""
-
-    @property
-    def topk(self) -> Collection[str]: ...
 
 
 class TableBehind(Exception):
@@ -415,50 +405,9 @@ class SharedIndex:
                 self._planned(envelope.payload["org_id"], _revision(envelope))
             for org_id in sorted(applied & waiting.keys()):
                 self.live.state.forget_awaiting(org_id, waiting[org_id] & affected)
-            if change is not None:
-                self._plan_partners_not_held(change, applied)
         # a replay too: this matcher may replace one that stopped before planning them
         self._plan_awaiting(sorted(applied | replayed.keys()))
         return applied
-
-    def _plan_partners_not_held(self, change: ProfilesChange, applied: set[str]) -> None:
-        """After a run's plan, plan again the lists of the organisations whose new profiles it
-        applied together with the lists of the partners of the pending pairs their lists let go,
-        where the index holds no list made for that partner (none since the weights were learnt
-        again, which drops them all, nor since this matcher started). Such a pair stays while its
-        record says the partner's list held it when last planned, which was against the
-        organisation's old texts, and the upsert reported as changed only the lists it holds made:
-        the pair was left with its old score and reasons, in a place under the limit of pending
-        pairs that the organisation's new pairs did not get, until the pass after a refresh or some
-        event planned the partner's list (issue 17 item 4b). Planned now, each is written again with
-        the new texts or let go, and the places let go are the new pairs'."""
-        profiled = {org for org in applied if change.profiles[org][1] is not None}
-        let_go = [(pair_id, org) for pair_id, org in change.unlisted if org in profiled]
-        if not let_go:
-            return
-        with self.writing:
-            with self.lock:
-                engine = self.live.engine
-                if not isinstance(engine, HoldsLists):
-                    return
-                held = engine.topk
-                partners = {other_of(pair_id, org) for pair_id, org in let_go}
-                partners = {p for p in partners if p in self.live.clusters and p not in held}
-                if not partners:
-                    return
-                orgs = partners | {org for org in profiled if org in self.live.clusters}
-                read = self.live.read_lists_of(orgs)
-            plan = self.live.plan_read(read)
-            self.live.state.apply_pairs(plan)
-        logger.info(
-            "lists of partners not held planned after a profile changed",
-            extra={
-                "org_ids": ",".join(sorted(profiled)),
-                "partners": len(partners),
-                "suggested": len(plan.upserts),
-                "withdrawn": len(plan.withdrawals),
-            },
-        )
 
     def _plan_awaiting(self, org_ids: Sequence[str]) -> None:
         """Plan again the lists that wanted these organisations before their profiles were applied
