@@ -292,43 +292,11 @@ class LiveMatcher:
         plan = self.plan_read(read.lists)
         return ProfilesChange(read.profiles, plan.upserts, plan.withdrawals, plan.unlisted)
 
-    def plan_and_apply_profiles(self, read: ProfilesRead, known_partners_only: bool = False) -> set[str]:
-        """plan_profiles_read and apply_profiles of `read`, where the repository reads the snapshot
-        under the write's WATCH in the round trip of the write's own reads (plan_and_apply_profiles:
-        a round trip less; a pair written meanwhile plans the run again from fresh reads); one
-        without it (the unit tests' fakes, a cluster's client) plans, then applies, as before."""
-        folded = getattr(self.state, "plan_and_apply_profiles", None)
-        if folded is not None:
-            lists = read.lists
-            orgs, sides_of = self._snapshot_orgs(lists)
-            partners = {org for w in lists.wanted.values() for org in (w.org_a, w.org_b)}
-
-            def plan(snapshot: PlanSnapshot) -> ProfilesChange:
-                planned = self._plan_snapshot(lists, snapshot)
-                return ProfilesChange(
-                    read.profiles, planned.upserts, planned.withdrawals, planned.unlisted, known_partners_only
-                )
-
-            done = folded(read.profiles, orgs, list(lists.wanted), sides_of, partners, plan)
-            if done is not None:
-                change, applied = done
-                _freeze_survivors()
-                self._log_profiles_applied(change, applied)
-                return set(applied)
-        change = self.plan_profiles_read(read)
-        change.known_partners_only = known_partners_only
-        return self.apply_profiles(change)
-
     def apply_profiles(self, change: ProfilesChange) -> set[str]:
         """Write the change durably, in one transaction: the organisations whose events were applied
         now (an event whose revision was applied before changes nothing)."""
         applied = self.state.apply_profiles(change)
         _freeze_survivors()
-        self._log_profiles_applied(change, applied)
-        return applied
-
-    @staticmethod
-    def _log_profiles_applied(change: ProfilesChange, applied: set[str]) -> None:
         for org_id, (revision, profile) in change.profiles.items():
             logger.info(
                 "profile event applied",
@@ -343,6 +311,7 @@ class LiveMatcher:
                     "applied": org_id in applied,
                 },
             )
+        return applied
 
     def handle_decision(self, envelope: events.Envelope) -> bool:
         """Apply what a rejection teaches: the organisation whose coordinator rejected its partner as

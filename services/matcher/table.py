@@ -52,7 +52,7 @@ from partnermatch.messaging import (
     key_partition,
     run_consumer,
 )
-from services.matcher.live import LiveMatcher, ProfilesRead
+from services.matcher.live import LiveMatcher
 
 logger = logging.getLogger(__name__)
 
@@ -397,8 +397,10 @@ class SharedIndex:
                     affected = {org for org in changed if org in self.live.clusters}
                     read = self.live.read_profiles(current, affected) if current else None
                 # the stored pairs are read without the index's lock: the table reader indexes meanwhile
-                if read is not None:
-                    applied = self._plan_and_apply(read)
+                change = self.live.plan_profiles_read(read) if read is not None else None
+                if change is not None:
+                    change.known_partners_only = True
+                    applied = self.live.apply_profiles(change)
             for envelope in current:
                 self._planned(envelope.payload["org_id"], _revision(envelope))
             for org_id in sorted(applied & waiting.keys()):
@@ -406,18 +408,6 @@ class SharedIndex:
         # a replay too: this matcher may replace one that stopped before planning them
         self._plan_awaiting(sorted(applied | replayed.keys()))
         return applied
-
-    def _plan_and_apply(self, read: ProfilesRead) -> set[str]:
-        """The run's change planned from the stored pairs and applied, partners unknown left to
-        wait (known_partners_only): by the live matcher's plan_and_apply_profiles where it has it
-        (the snapshot read in the write's round trip), else planned, then applied."""
-        both = getattr(self.live, "plan_and_apply_profiles", None)
-        if both is not None:
-            applied: set[str] = both(read, known_partners_only=True)
-            return applied
-        change = self.live.plan_profiles_read(read)
-        change.known_partners_only = True
-        return self.live.apply_profiles(change)
 
     def _plan_awaiting(self, org_ids: Sequence[str]) -> None:
         """Plan again the lists that wanted these organisations before their profiles were applied

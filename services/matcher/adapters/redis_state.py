@@ -210,25 +210,6 @@ def _watch_and_run(pipe: redis.client.Pipeline, watched: list[str], command: tup
     return conn.retry.call_with_retry(attempt, failed)
 
 
-def _watch_and_read(pipe: redis.client.Pipeline, watched: list[str], commands: list[tuple[Any, ...]]) -> list[Any]:
-    """_watch_and_run for several commands, all sent with the WATCH at once: their replies."""
-    conn = pipe.connection
-    if conn is None:
-        conn = pipe.connection = pipe.connection_pool.get_connection()
-
-    def attempt() -> list[Any]:
-        conn.send_packed_command(_pack(conn, [("WATCH", *watched), *commands]))
-        pipe.parse_response(conn, "WATCH")
-        return [pipe.parse_response(conn, command[0]) for command in commands]
-
-    def failed(error: Exception) -> None:
-        pipe.watching = False
-        conn.disconnect()
-
-    replies: list[Any] = conn.retry.call_with_retry(attempt, failed)
-    return replies
-
-
 def _execute_watched(pipe: redis.client.Pipeline) -> None:
     """What pipe.execute() does for a transaction whose WATCH was sent with its read (_watch_and_run):
     MULTI, the queued commands and EXEC in one round trip, WatchError if a watched key changed (or
@@ -267,17 +248,6 @@ def _execute_watched(pipe: redis.client.Pipeline) -> None:
                 raise reply
     finally:
         pipe.reset()
-
-
-def _queue_profile(pipe: redis.client.Pipeline, org: str, revision: int, profile: dict[str, Any] | None) -> None:
-    """Queue an organisation's profile as applied at `revision` (None: deleted)."""
-    pipe.hset(REVISIONS, org, revision)
-    if profile is None:
-        pipe.delete(PROFILE + org)
-        pipe.srem(PROFILES, org)
-    else:
-        pipe.set(PROFILE + org, _json(profile))
-        pipe.sadd(PROFILES, org)
 
 
 def _pair_ids(
@@ -499,7 +469,14 @@ class RedisMatcherState:
             now = _now_ms()
             pipe.multi()
             for org in fresh:
-                _queue_profile(pipe, org, *change.profiles[org])
+                revision, profile = change.profiles[org]
+                pipe.hset(REVISIONS, org, revision)
+                if profile is None:
+                    pipe.delete(PROFILE + org)
+                    pipe.srem(PROFILES, org)
+                else:
+                    pipe.set(PROFILE + org, _json(profile))
+                    pipe.sadd(PROFILES, org)
             self._save_known_pairs(pipe, existing, change.upserts, change.withdrawals, change.unlisted, unknown, now)
             applied.update(fresh)
 
@@ -508,71 +485,6 @@ class RedisMatcherState:
         # partner known
         self._transaction(txn, [REVISIONS, PAIRS_WRITTEN])
         return applied
-
-    def plan_and_apply_profiles(
-        self,
-        profiles: dict[str, tuple[int, dict[str, Any] | None]],
-        org_ids: Iterable[str],
-        pair_ids: Iterable[str],
-        sides_of: Iterable[str],
-        partners: Iterable[str],
-        plan: Callable[[PlanSnapshot], ProfilesChange],
-    ) -> tuple[ProfilesChange, set[str]] | None:
-        """A run of profile events (`profiles`) planned and applied as snapshot() then apply_profiles()
-        do it, with the snapshot (of `org_ids`, `pair_ids`, `sides_of`) read under apply_profiles'
-        WATCH (of REVISIONS and PAIRS_WRITTEN) in the round trip of its own reads: the applied
-        revisions, the records of `pair_ids` and which of `partners` (the organisations of those
-        pairs) have a profile. `plan` makes the change from the snapshot; the records it touches
-        that were not read (a pair displaced, a deleted organisation's) are read under the same
-        WATCH. A pair written or a profile applied by anyone meanwhile makes EXEC fail, and the run
-        is read and planned again. The change and the organisations applied now; None where this
-        cannot be done (a cluster's client): snapshot() and apply_profiles() do it then."""
-        if type(self.r) is not redis.Redis:
-            return None
-        orgs, ids = list(dict.fromkeys(org_ids)), list(pair_ids)
-        snapshot_keys, snapshot_args = self._snapshot_words(orgs, ids, sides_of)
-        run = sorted(profiles)
-        present = {org for org in run if profiles[org][1] is not None}
-        checked = sorted(set(partners) - present)
-        keys = [REVISIONS, PROFILES, *(PAIR + i for i in ids)]
-        reads = [
-            ("EVAL", _PENDING_AND_DECIDED, len(snapshot_keys), *snapshot_keys, *snapshot_args),
-            ("EVAL", _WATCHED_READS, len(keys), *keys, len(run), *run, *checked),
-        ]
-        with self.r.pipeline(transaction=True) as pipe:
-            while True:
-                found, (currents, flags, raws) = _watch_and_read(pipe, [REVISIONS, PAIRS_WRITTEN], reads)
-                change = plan(self._snapshot_of(orgs, ids, found))
-                touched = _pair_ids(change.upserts, change.withdrawals, change.unlisted)
-                existing = {
-                    pair["pair_id"]: pair for pair in (orjson.loads(r) for r in [*found[len(orgs) + 1], *raws] if r)
-                }
-                upserts_known = change.upserts if change.known_partners_only else []
-                read_ids = existing.keys() | set(ids)
-                wanting = {org for w in upserts_known for org in (w.org_a, w.org_b)} - present
-                if all(i in read_ids for i in touched) and wanting <= set(checked):
-                    unknown = {org for org, known in zip(checked, flags, strict=True) if not known} & wanting
-                else:  # what the plan touches was not all read: read it as apply_profiles does
-                    currents, existing, unknown = self._read_watched(pipe, run, touched, upserts_known, present)
-                fresh = [
-                    org
-                    for org, current in zip(run, currents, strict=True)
-                    if current is None or int(current) < profiles[org][0]
-                ]
-                if not fresh:
-                    pipe.reset()  # UNWATCH: nothing written
-                    return change, set()
-                pipe.multi()
-                for org in fresh:
-                    _queue_profile(pipe, org, *profiles[org])
-                self._save_known_pairs(
-                    pipe, existing, change.upserts, change.withdrawals, change.unlisted, unknown, _now_ms()
-                )
-                try:
-                    _execute_watched(pipe)
-                except redis.WatchError:
-                    continue
-                return change, set(fresh)
 
     def apply_pairs(self, plan: ListsPlan) -> None:
         """Write a plan of lists made outside a profile event (lists planned again), atomically; a
