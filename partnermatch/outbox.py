@@ -3,7 +3,10 @@
 A service adds an outbox entry inside the same MULTI as its state change (`Outbox.add(pipe, ...)`);
 `OutboxRelay` publishes entries in order and only then deletes them. After a crash or a failed
 send it first looks on the topic for events it may already have published (from where its last
-batch started), so every entry is published exactly once. Does I/O (Redis, and Kafka via callables).
+batch started), so every entry is published exactly once. Between batches it blocks on the stream
+(XREAD BLOCK after the last entry it read) until a new entry exists, then lets the batch gather for
+a linger that grows with the load (see `OutboxRelay.linger_s`). Does I/O (Redis, and Kafka via
+callables).
 
 On Redis Cluster a MULTI or script touches one slot only: the outbox's keys and the state keys
 written in the same MULTI must share a hash tag, so the prefix carries it (e.g. "{profiles}:");
@@ -34,6 +37,12 @@ logger = logging.getLogger(__name__)
 
 LOCK_TTL_MS = 10_000
 RECONCILE_WINDOW = 1000
+# How long an idle relay blocks on the stream before it goes round its loop again (renewing its
+# lease, looking at the broker's epoch, seeing a stop): a new entry wakes it at once anyway. At most
+# MAX_IDLE_WAIT_S, under the socket timeout of redis-py's clients (5 s unless set; the services set
+# 10 s), past which the blocked read would fail, and far under the lease.
+IDLE_WAIT_S = 1.0
+MAX_IDLE_WAIT_S = 2.0
 
 _LEASE = """
 local cur = redis.call('GET', KEYS[1])
@@ -105,6 +114,13 @@ class Outbox:
     def size(self) -> int:
         return int(self.r.xlen(self.stream))
 
+    def wait_for_entry_after(self, entry_id: str, timeout_s: float) -> bool:
+        """Block until the stream holds an entry after `entry_id` (at once if it does already), at
+        most `timeout_s`; whether one is there. `entry_id` is one the caller read ("0-0": any),
+        never "$": an entry added between the caller's read and this call must wake it."""
+        found = self.r.xread({self.stream: entry_id}, count=1, block=max(1, int(timeout_s * 1000)))
+        return bool(found)
+
     def mark_published(self, entry_ids: list[str], first_offsets: dict[tuple[str, int], int]) -> None:
         with self.r.pipeline(transaction=True) as pipe:
             if first_offsets:
@@ -158,17 +174,23 @@ class OutboxRelay:
         read_topic: Reader,
         name: str,
         batch_size: int = 200,
-        idle_sleep_s: float = 0.1,
+        linger_max_s: float = 0.1,
+        linger_per_write_s: float = 0.005,
         *,
         watch: BrokerWatch | None = None,
         refill: Callable[[], int] | None = None,
+        idle_wait_s: float = IDLE_WAIT_S,
     ) -> None:
         self.outbox = outbox
         self.publisher = publisher
         self.read_topic = read_topic
         self.name = name
         self.batch_size = batch_size
-        self.idle_sleep_s = idle_sleep_s
+        self.linger_max_s = linger_max_s
+        self.linger_per_write_s = linger_per_write_s
+        self.idle_wait_s = min(idle_wait_s, MAX_IDLE_WAIT_S)
+        self.last_read = "0-0"  # the id of the last entry read: the wait is for one after it
+        self.last_writes = 0  # separate writes in the last batch published
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
         self.needs_reconcile = True  # after a start we cannot know how the last batch ended
         self.published = 0
@@ -229,7 +251,12 @@ class OutboxRelay:
             self.needs_reconcile = False
         entries = self.outbox.head(self.batch_size)
         if not entries:
+            self.last_writes = 0
             return 0
+        self.last_read = entries[-1].entry_id
+        # Entries added by one MULTI or script get ids of one millisecond (mostly): counted once,
+        # the burst the matcher writes for one event is one write, as a single profile write is.
+        self.last_writes = len({e.entry_id.partition("-")[0] for e in entries})
         try:
             delivered = self.publisher.publish_batch(
                 [
@@ -259,6 +286,24 @@ class OutboxRelay:
             raise
         self.published += len(entries)
         return len(entries)
+
+    def linger_s(self) -> float:
+        """How long the next batch gathers once its first entry is there: `linger_per_write_s` for
+        each write but the first in the batch published before, at most `linger_max_s`. A write
+        alone is published at once; under load (from some 1 / linger_per_write_s writes a second)
+        each batch is bigger than the one before until it gathers `linger_max_s`, as many writes as
+        came meanwhile: every batch costs the same lease renewal, read, produce round trip and
+        delete whatever its size (measured on Tansu: 0.12 CPU ms an entry in batches of 10, 0.03
+        in batches of 150)."""
+        return min(self.linger_max_s, self.linger_per_write_s * max(0, self.last_writes - 1))
+
+    def wait_for_entries(self, stop: threading.Event) -> None:
+        """After a batch smaller than `batch_size`: block until an entry after the last one read
+        exists (at most `idle_wait_s`), then linger (see `linger_s`)."""
+        if self.outbox.wait_for_entry_after(self.last_read, self.idle_wait_s):
+            linger = self.linger_s()
+            if linger > 0:
+                stop.wait(linger)
 
     def run(self, stop: threading.Event) -> None:
         backoff = 0.5
@@ -294,11 +339,15 @@ class OutboxRelay:
                         },
                     )
                     last_report, reported = now, self.published
-                if moved < self.batch_size:
-                    # All there was is published: let the next batch gather instead of publishing
-                    # each write alone (every batch costs a lock renewal, a read, a produce round
-                    # trip and a delete, whatever its size). Under load batches fill, and it never waits.
-                    stop.wait(self.idle_sleep_s)
+                if moved < self.batch_size and not stop.is_set():
+                    try:
+                        self.wait_for_entries(stop)
+                    except Exception as exc:  # noqa: BLE001 - the next step finds what there is
+                        logger.warning(
+                            "relay wait failed; retrying",
+                            extra={"relay": self.name, "error": repr(exc), "retry_in_s": backoff},
+                        )
+                        stop.wait(backoff)
         finally:
             try:
                 self.outbox.release_lock(self.owner)
@@ -313,7 +362,8 @@ def kafka_relay(
     bootstrap: str,
     name: str,
     batch_size: int = 200,
-    idle_sleep_s: float = 0.1,
+    linger_max_s: float = 0.1,
+    linger_per_write_s: float = 0.005,
     refill: Callable[[], int] | None = None,
 ) -> OutboxRelay:
     """A relay wired to a real broker. With `refill`, it follows the broker's epoch and refills a
@@ -326,4 +376,6 @@ def kafka_relay(
 
     watch = BrokerWatch(bootstrap, name=f"{name}-relay") if refill is not None else None
     publisher = KafkaPublisher(bootstrap, client_id=f"{name}-relay")
-    return OutboxRelay(outbox, publisher, read_topic, name, batch_size, idle_sleep_s, watch=watch, refill=refill)
+    return OutboxRelay(
+        outbox, publisher, read_topic, name, batch_size, linger_max_s, linger_per_write_s, watch=watch, refill=refill
+    )

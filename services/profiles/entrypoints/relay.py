@@ -27,7 +27,8 @@ def build_relay(settings: ProfilesSettings) -> OutboxRelay:
         settings.kafka_bootstrap,
         "profiles",
         settings.relay_batch_size,
-        settings.relay_idle_sleep_ms / 1000,
+        settings.relay_linger_ms / 1000,
+        settings.relay_linger_per_write_ms / 1000,
         refill=lambda: resync(store),
     )
 

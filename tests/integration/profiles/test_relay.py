@@ -61,7 +61,7 @@ def _relay_process(redis_url: str, bootstrap: str) -> subprocess.Popen:
         "REDIS_URL": redis_url,
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "RELAY_BATCH_SIZE": "3",
-        "RELAY_IDLE_SLEEP_MS": "20",
+        "RELAY_LINGER_MS": "20",
         "LOG_LEVEL": "WARNING",
     }
     return subprocess.Popen([sys.executable, "-m", "services.profiles.entrypoints.relay"], env=env)
