@@ -402,6 +402,18 @@ class PlanSnapshot:
     sides: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class RunReads:
+    """What a run of profile events reads of the state before its plan, in one round trip: the
+    revision applied of each of its organisations (those with one), the organisations whose lists
+    wait for each (the state's AWAITING), and each one's partners in its pending pairs (whose lists
+    may hold the pair: see `wanted_by`)."""
+
+    revisions: Mapping[str, int]
+    waiting: Mapping[str, set[str]]
+    partners: Mapping[str, set[str]]
+
+
 @dataclass
 class ListsPlan:
     """The pairs to suggest, those to withdraw with why, and the pending pairs some planned lists no

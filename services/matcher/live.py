@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 from partnermatch import events
 from services.matcher import domain
 from services.matcher.config import MatcherSettings
-from services.matcher.domain import Candidate, ListsPlan, PairWrite, PlanSnapshot, ProfileChange, ProfilesChange
+from services.matcher.domain import (
+    Candidate,
+    ListsPlan,
+    PairWrite,
+    PlanSnapshot,
+    ProfileChange,
+    ProfilesChange,
+    RunReads,
+)
 from services.matcher.feedback import ReasonVectors, dislikes_in, rerank
 
 if TYPE_CHECKING:
@@ -75,7 +83,7 @@ class MatcherRepository(Protocol):
 
     def awaiting(self, org_ids: Iterable[str]) -> dict[str, set[str]]: ...
 
-    def revisions_and_awaiting(self, org_ids: Iterable[str]) -> tuple[dict[str, int], dict[str, set[str]]]: ...
+    def run_reads(self, org_ids: Iterable[str]) -> RunReads: ...
 
     def forget_awaiting(self, org_id: str, orgs: Iterable[str]) -> None: ...
 

@@ -35,7 +35,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
@@ -94,6 +94,14 @@ class Reweighing(Protocol):
     def reweigh(self, hold: AbstractContextManager[object] | None = None) -> None: ...
 
     def weights_digest(self) -> str: ...
+
+
+@runtime_checkable
+class MadeLists(Protocol):
+    """An engine that says which lists it holds made (services/matcher/engine: MatchEngine)."""
+
+    @property
+    def topk(self) -> Mapping[str, object]: ...
 
 
 class TableBehind(Exception):
@@ -372,8 +380,10 @@ class SharedIndex:
             org_id = envelope.payload["org_id"]
             if org_id not in latest or _revision(envelope) > _revision(latest[org_id]):
                 latest[org_id] = envelope
-        # the lists waiting for them are read with the revisions (one round trip), a replayed one's too
-        applied_before, waiting = self.live.state.revisions_and_awaiting(sorted(latest))
+        # the lists waiting for them and their partners are read with the revisions (one round
+        # trip), a replayed one's too
+        reads = self.live.state.run_reads(sorted(latest))
+        applied_before, waiting = reads.revisions, reads.waiting
         replayed = {org: applied_before[org] for org, e in latest.items() if _revision(e) <= applied_before.get(org, 0)}
         for org, revision in replayed.items():
             self._planned(org, revision)
@@ -393,6 +403,7 @@ class SharedIndex:
                     current = [latest[org] for org in sorted(wanted) if self.revisions[org] == wanted[org]]
                     changed = set().union(*(self.unplanned.get(e.payload["org_id"], (0, set()))[1] for e in current))
                     changed |= set().union(*(waiting.get(e.payload["org_id"], set()) for e in current))
+                    changed |= self._unmade_partner_lists(current, reads.partners)
                     # lists changed by events indexed since may name organisations deleted meanwhile
                     affected = {org for org in changed if org in self.live.clusters}
                     read = self.live.read_profiles(current, affected) if current else None
@@ -408,6 +419,26 @@ class SharedIndex:
         # a replay too: this matcher may replace one that stopped before planning them
         self._plan_awaiting(sorted(applied | replayed.keys()))
         return applied
+
+    def _unmade_partner_lists(self, current: Sequence[events.Envelope], partners: Mapping[str, set[str]]) -> set[str]:
+        """The partners in pending pairs of these events' organisations whose lists the index holds
+        no made list of (under the lock). A pending pair stays while either side's list held it when
+        last planned (domain.wanted_by); the index reports an event's organisation as having left
+        or changed in a list only where that list is made (cached), and after a start or a refresh
+        of the weights none is, nor, in one of N matchers, the lists of others' partitions it never
+        planned. Unless planned with the event, such a partner's list would keep, until planned for
+        another reason, a pair scored and explained with the organisation's old texts, or one it
+        would no longer hold. Each list made so is kept made: once per partner and refresh."""
+        if not any(e.payload["org_id"] in partners for e in current):
+            return set()
+        engine = self.live.engine
+        made: Mapping[str, object] = engine.topk if isinstance(engine, MadeLists) else {}
+        return {
+            partner
+            for e in current
+            for partner in partners.get(e.payload["org_id"], ())
+            if partner not in made and partner in self.live.clusters
+        }
 
     def _plan_awaiting(self, org_ids: Sequence[str]) -> None:
         """Plan again the lists that wanted these organisations before their profiles were applied

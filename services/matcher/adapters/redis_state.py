@@ -47,6 +47,8 @@ from services.matcher.domain import (
     PlanSnapshot,
     ProfileChange,
     ProfilesChange,
+    RunReads,
+    other_of,
 )
 from services.matcher.feedback import dislikes_in
 
@@ -128,17 +130,18 @@ for i = 3, #KEYS do
 end
 return {revisions, known, pairs}
 """
-# An event run's first read: the applied revision of each organisation in ARGV (KEYS[1]: REVISIONS),
-# and the members of each set in the rest of KEYS (AWAITING, one per organisation).
-_REVISIONS_AND_MEMBERS = """
-local revisions, found = {}, {}
-for i = 1, #ARGV do
+# An event run's first read, for each of the n organisations in ARGV: its applied revision
+# (KEYS[1]: REVISIONS), the members of its set in KEYS[2..n+1] (AWAITING) and of its sorted set in
+# KEYS[n+2..2n+1] (PENDING_BY_ORG: its pending pairs).
+_RUN_READS = """
+local n = #ARGV
+local revisions, waiting, pending = {}, {}, {}
+for i = 1, n do
   revisions[i] = redis.call('HGET', KEYS[1], ARGV[i])
+  waiting[i] = redis.call('SMEMBERS', KEYS[1 + i])
+  pending[i] = redis.call('ZRANGE', KEYS[1 + n + i], 0, -1)
 end
-for i = 2, #KEYS do
-  found[i - 1] = redis.call('SMEMBERS', KEYS[i])
-end
-return {revisions, found}
+return {revisions, waiting, pending}
 """
 _MEMBERS = """
 local found = {}
@@ -305,7 +308,7 @@ class RedisMatcherState:
         self.decisions_topic = decisions_topic
         self._pending_and_decided = client.register_script(_PENDING_AND_DECIDED)
         self._members = client.register_script(_MEMBERS)
-        self._revisions_and_members = client.register_script(_REVISIONS_AND_MEMBERS)
+        self._run_reads = client.register_script(_RUN_READS)
         # the reads each profile event makes before its write (its revision, the pending pairs, the
         # rejections): on a connection the consumer's thread keeps, without redis-py's layers
         self._direct = DirectCommands(client)
@@ -509,18 +512,25 @@ class RedisMatcherState:
         found = self._direct.script(self._members, [AWAITING + org for org in ids], ())
         return {org: {m.decode() for m in members} for org, members in zip(ids, found, strict=True) if members}
 
-    def revisions_and_awaiting(self, org_ids: Iterable[str]) -> tuple[dict[str, int], dict[str, set[str]]]:
-        """What applied_revisions and awaiting answer for these organisations, read together (one
-        round trip): an event run's first read."""
+    def run_reads(self, org_ids: Iterable[str]) -> RunReads:
+        """What applied_revisions and awaiting answer for these organisations, and each one's
+        partners in its pending pairs, read together (one round trip): an event run's first read."""
         ids = list(dict.fromkeys(org_ids))
         if not ids:
-            return {}, {}
-        raws, found = self._direct.script(
-            self._revisions_and_members, [REVISIONS, *(AWAITING + org for org in ids)], ids
+            return RunReads({}, {}, {})
+        raws, found, pending = self._direct.script(
+            self._run_reads,
+            [REVISIONS, *(AWAITING + org for org in ids), *(PENDING_BY_ORG + org for org in ids)],
+            ids,
         )
         revisions = {org: int(raw) for org, raw in zip(ids, raws, strict=True) if raw}
         waiting = {org: {m.decode() for m in members} for org, members in zip(ids, found, strict=True) if members}
-        return revisions, waiting
+        partners = {
+            org: {other_of(pair_id.decode(), org) for pair_id in pairs}
+            for org, pairs in zip(ids, pending, strict=True)
+            if pairs
+        }
+        return RunReads(revisions, waiting, partners)
 
     def forget_awaiting(self, org_id: str, orgs: Iterable[str]) -> None:
         members = list(orgs)

@@ -18,6 +18,7 @@ from services.matcher.domain import (
     PlanSnapshot,
     ProfileChange,
     ProfilesChange,
+    RunReads,
 )
 
 
@@ -120,9 +121,10 @@ class FakeMatcherRepository:
     def awaiting(self, org_ids: Iterable[str]) -> dict[str, set[str]]:
         return {org: set(self.waiting[org]) for org in org_ids if self.waiting.get(org)}
 
-    def revisions_and_awaiting(self, org_ids: Iterable[str]) -> tuple[dict[str, int], dict[str, set[str]]]:
+    def run_reads(self, org_ids: Iterable[str]) -> RunReads:
         ids = list(org_ids)
-        return self.applied_revisions(ids), self.awaiting(ids)
+        partners = {org: {domain.other_of(p, org) for p in self.pending_of_org(org)} for org in ids}
+        return RunReads(self.applied_revisions(ids), self.awaiting(ids), {o: p for o, p in partners.items() if p})
 
     def forget_awaiting(self, org_id: str, orgs: Iterable[str]) -> None:
         self.waiting.get(org_id, set()).difference_update(orgs)

@@ -11,7 +11,7 @@ import pytest
 from partnermatch import events
 from partnermatch.messaging import Record
 from services.matcher.adapters.redis_state import ProfileChange, ProfilesChange
-from services.matcher.domain import ListsPlan
+from services.matcher.domain import ListsPlan, RunReads
 from services.matcher.table import SharedIndex, TableBehind
 
 
@@ -31,9 +31,9 @@ class FakeState:
     def awaiting(self, org_ids) -> dict[str, set[str]]:
         return {org: set(self.waiting[org]) for org in org_ids if self.waiting.get(org)}
 
-    def revisions_and_awaiting(self, org_ids) -> tuple[dict[str, int], dict[str, set[str]]]:
+    def run_reads(self, org_ids) -> RunReads:
         ids = list(org_ids)
-        return self.applied_revisions(ids), self.awaiting(ids)
+        return RunReads(self.applied_revisions(ids), self.awaiting(ids), {})
 
     def forget_awaiting(self, org_id: str, orgs) -> None:
         self.waiting.get(org_id, set()).difference_update(orgs)

@@ -2,10 +2,11 @@
 started, or the weights just learnt again: both leave every list to be made when asked for): the
 organisation's pending suggestions are those of the lists as the index now holds them, with its new
 texts, as soon as its event is applied; none is left with the score and reasons of its old texts
-until the partner's list happens to be planned again (issue 17 item 4b). Not so yet: such a pair
-stays while its record says the partner's list held it when last planned (against the old texts),
-and the upsert reports as changed only the lists the index holds made; both fixes tried cost too
-much or changed what two matchers end with (see the xfail's reason). The real engine, the shared
+until the partner's list happens to be planned again (issue 17 item 4b): such a pair stays while
+its record says the partner's list held it when last planned (against the old texts), and the upsert
+reports as changed only the lists the index holds made, so the run plans with the event the lists of
+its partners in pending pairs that the index holds no made list of (SharedIndex._unmade_partner_lists),
+and no others where it holds every list made. The real engine, the shared
 index and the matcher's state in dicts; the dev set's first file as the organisations."""
 
 from __future__ import annotations
@@ -94,12 +95,6 @@ def planned_state() -> tuple[FakeMatcherRepository, list[dict]]:
     return state, orgs
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect (issue 17 item 4b): planning the partners' lists after the run (879f86f) put the"
-    " matcher behind after each refresh at 50 writes/s; letting the pairs go on the partner's side too"
-    " changed what two matchers started at different times end with (test_shared_weights)",
-)
 def test_a_patch_after_a_start_leaves_no_suggestion_of_its_old_texts(planned_state) -> None:
     state, orgs = planned_state
     restarted = Matcher(state)  # its index holds no list made yet

@@ -54,19 +54,23 @@ def test_a_snapshot_gives_the_sides_of_the_pending_pairs_a_plan_may_let_go_in_th
     assert state.snapshot(["a"], []).sides == {}, "none asked for, none read"
 
 
-def test_an_event_runs_revisions_and_the_lists_waiting_for_its_organisations_are_one_round_trip(
+def test_an_event_runs_revisions_the_lists_waiting_for_its_organisations_and_their_partners_are_one_round_trip(
     redis_client, monkeypatch
 ):
     state = RedisMatcherState(redis_client)
     redis_client.hset(redis_state.REVISIONS, mapping={"a": 3, "c": 1})
     redis_client.sadd(redis_state.AWAITING + "a", "p", "q")
     redis_client.sadd(redis_state.AWAITING + "b", "r")
-    state.revisions_and_awaiting(["a"])  # the script loaded, as after a matcher's first event
+    redis_client.zadd(redis_state.PENDING_BY_ORG + "a", {"a~x": 0.5, "a~y": 0.25})
+    redis_client.zadd(redis_state.PENDING_BY_ORG + "c", {"b~c": 0.5})
+    state.run_reads(["a"])  # the script loaded, as after a matcher's first event
     sent = _round_trips(monkeypatch)
 
-    revisions, waiting = state.revisions_and_awaiting(["a", "b", "c"])
+    reads = state.run_reads(["a", "b", "c"])
 
     assert len(sent) == 1
-    assert revisions == {"a": 3, "c": 1}
-    assert waiting == {"a": {"p", "q"}, "b": {"r"}}
-    assert state.revisions_and_awaiting([]) == ({}, {})
+    assert reads.revisions == {"a": 3, "c": 1}
+    assert reads.waiting == {"a": {"p", "q"}, "b": {"r"}}
+    assert reads.partners == {"a": {"x", "y"}, "c": {"b"}}
+    empty = state.run_reads([])
+    assert (empty.revisions, empty.waiting, empty.partners) == ({}, {}, {})
