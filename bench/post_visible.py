@@ -308,13 +308,19 @@ def follow_topics(bootstrap: str, tracker: Tracker, stop: threading.Event) -> li
         ends: dict[int, int] = {}
         for record in read_partitions(bootstrap, topic, idle_timeout_s=2.0):
             ends[record.partition] = record.offset + 1
-        reader = TableReader(bootstrap, topic, apply, client_id=f"bench-{topic}", start=ends)
+        # The bench learns a pair's id from `matches` before it asks the review API, which reads the
+        # matcher's Redis: how late its reader sees the event is the instrument's, not the
+        # coordinator's, so it fetches with a short wait (see messaging.FETCH_WAIT_MS)
+        reader = TableReader(
+            bootstrap, topic, apply, client_id=f"bench-{topic}", start=ends, fetch_wait_ms=WATCH_FETCH_WAIT_MS
+        )
         thread = threading.Thread(target=reader.run, args=(stop,), name=f"follow-{topic}", daemon=True)
         thread.start()
         threads.append(thread)
     return threads
 
 
+WATCH_FETCH_WAIT_MS = 10  # the bench's readers of `profiles` and `matches` (follow_topics)
 RECHECK_S = 0.05  # how often the confirmers look whether writes with deferred suggestions are applied
 
 

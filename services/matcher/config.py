@@ -43,6 +43,12 @@ MATCHER_REWEIGH_EVERY_S = setting(
     "600",
     "While profiles keep changing without a pause, a matcher learns its weights again at least this often (seconds)",
 )
+MATCHER_FETCH_WAIT_MS = setting(
+    "MATCHER_FETCH_WAIT_MS",
+    "50",
+    "How long the matcher's consumers let the broker hold a fetch for new records: with Tansu, as late as a "
+    "profile event may reach them (lower: sooner, at more idle fetches)",
+)
 MATCHER_GROUP = setting("MATCHER_GROUP", "matcher", "Kafka consumer group of the matcher consumers")
 MATCHER_PROFILES_URL = setting(
     "MATCHER_PROFILES_URL", "http://127.0.0.1:8081", "Profiles service the matcher asks to check coordinator logins"
@@ -75,6 +81,7 @@ class MatcherSettings:
     feedback_strength: float = 0.5
     reweigh_quiet_s: float = 5.0
     reweigh_every_s: float = 600.0
+    fetch_wait_ms: int = 50
     group_id: str = "matcher"
     profiles_url: str = "http://127.0.0.1:8081"
     secret_key: str | None = None
@@ -97,6 +104,7 @@ class MatcherSettings:
             feedback_strength=MATCHER_FEEDBACK_STRENGTH.read_float(env),
             reweigh_quiet_s=MATCHER_REWEIGH_QUIET_S.read_float(env),
             reweigh_every_s=MATCHER_REWEIGH_EVERY_S.read_float(env),
+            fetch_wait_ms=MATCHER_FETCH_WAIT_MS.read_int(env),
             group_id=MATCHER_GROUP.read(env) or "matcher",
             profiles_url=(MATCHER_PROFILES_URL.read(env) or "").rstrip("/"),
             secret_key=MATCHER_SECRET_KEY.read(env),

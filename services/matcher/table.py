@@ -42,6 +42,7 @@ from typing import Protocol, runtime_checkable
 from partnermatch import events
 from partnermatch.broker import BrokerWatch
 from partnermatch.messaging import (
+    FETCH_WAIT_MS,
     Assignment,
     BatchHandler,
     EventHandlers,
@@ -488,6 +489,7 @@ def run_matcher(
     watch: Callable[[str], BrokerWatch] | None = None,
     reweigh_quiet_s: float = 5.0,
     reweigh_every_s: float = 600.0,
+    fetch_wait_ms: int = FETCH_WAIT_MS,
 ) -> None:
     """One matcher of the group: the table reader and the weights' refresher in threads, the
     group's consumer in this one.
@@ -507,6 +509,7 @@ def run_matcher(
         client_id=f"{client_id}-table",
         start=start,
         watch=watch(f"{client_id}-table") if watch else None,
+        fetch_wait_ms=fetch_wait_ms,
     )
 
     def read_table() -> None:
@@ -540,6 +543,7 @@ def run_matcher(
             on_assignment=shared.note_assignment,
             batch=BatchHandler(frozenset(PROFILE_EVENTS), shared.handle_owned_run),
             max_poll_records=RUN_RECORDS,
+            fetch_wait_ms=fetch_wait_ms,
         )
     finally:
         stop.set()

@@ -74,6 +74,7 @@ def main() -> None:
             watch=lambda name: BrokerWatch(settings.kafka_bootstrap, name=name),
             reweigh_quiet_s=settings.reweigh_quiet_s,
             reweigh_every_s=settings.reweigh_every_s,
+            fetch_wait_ms=settings.fetch_wait_ms,
         )
     finally:
         publisher.close()

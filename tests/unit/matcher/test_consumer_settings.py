@@ -30,3 +30,45 @@ def test_without_a_margin_in_the_environment_a_live_matcher_has_the_settings_def
     assert MatcherSettings.from_env({}).displace_margin == 0.05
     live = LiveMatcher(FakeMatcherRepository(), FakeEngine())
     assert live.displace_margin == MatcherSettings.displace_margin
+
+
+def test_both_of_a_matchers_consumers_fetch_with_the_wait_of_the_environment(monkeypatch):
+    """The table reader and the group's consumer: with Tansu a profile event reaches each as late as
+    this wait (messaging.FETCH_WAIT_MS), and a run waits for both."""
+    import threading
+
+    from services.matcher import table
+
+    assert MatcherSettings.from_env({}).fetch_wait_ms == 50
+    settings = MatcherSettings.from_env({"MATCHER_FETCH_WAIT_MS": "30"})
+    assert settings.fetch_wait_ms == 30
+    waits: dict[str, int] = {}
+
+    class Reader:
+        def __init__(self, *args, fetch_wait_ms, **kwargs) -> None:
+            waits["table"] = fetch_wait_ms
+
+        def run(self, stop: threading.Event) -> None:
+            stop.wait()
+
+    def consume(**kwargs) -> None:
+        waits["group"] = kwargs["fetch_wait_ms"]
+
+    monkeypatch.setattr(table, "TableReader", Reader)
+    monkeypatch.setattr(table, "run_consumer", consume)
+    monkeypatch.setattr(table, "committed_offsets", lambda *args: {})
+    monkeypatch.setattr(table.SharedIndex, "keep_weights_fresh", lambda self, stop: None)
+    live = LiveMatcher(FakeMatcherRepository(), FakeEngine())
+    table.run_matcher(
+        live,
+        bootstrap="unused:9092",
+        profiles_topic="profiles",
+        topics=["profiles"],
+        group_id="g",
+        client_id="matcher",
+        handlers={},
+        publisher=None,  # type: ignore[arg-type]
+        stop=threading.Event(),
+        fetch_wait_ms=settings.fetch_wait_ms,
+    )
+    assert waits == {"table": 30, "group": 30}
