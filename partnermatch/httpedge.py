@@ -130,15 +130,16 @@ _ANSWER_OPTIONS = (
 )
 
 
-def compact_json_line(provider: JSONProvider, obj: Any) -> bytes:
+def compact_json_line(provider: JSONProvider, obj: Any, *, holds_no_float: bool = False) -> bytes:
     r"""`(provider.dumps(obj, separators=(",", ":")) + "\n").encode()`, as a JSON answer's body is
     written, made by orjson where that gives the same bytes: for Flask's provider with sorted keys
     (its default) and ensure_ascii off (the profiles app's), as orjson sorts keys alike and writes
     the same escapes for control characters, quotes and backslashes and every other character as it
     is. Floats (orjson writes those under 1e-4 otherwise), another provider's settings and anything
-    orjson does not take as plain JSON go to the provider."""
+    orjson does not take as plain JSON go to the provider. `holds_no_float`: the caller knows `obj`
+    holds none (the write routes' plain dumps), which saves looking."""
     plain = isinstance(provider, DefaultJSONProvider) and provider.sort_keys and not provider.ensure_ascii
-    if not plain or holds_float(obj):
+    if not plain or (not holds_no_float and holds_float(obj)):
         return _provider_json_line(provider, obj)
     try:
         return orjson.dumps(obj, option=_ANSWER_OPTIONS)

@@ -39,6 +39,7 @@ EDIT_ROUTE = "/v1/organisations/<org_id>"  # the rule's template, as the metrics
 _ORG_PATH = re.compile(r"/v1/organisations/([A-Za-z0-9_-]{1,100})")
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+_STATUS_LINES = {status: f"{status} {HTTP_STATUS_CODES[status].upper()}" for status in (200, 201)}
 
 
 class Refused(Exception):
@@ -329,6 +330,20 @@ def plain_dump(schema: Schema) -> Dump:
     return dump
 
 
+def _telling_dump(schema: Schema) -> Callable[[Any], tuple[Any, bool]]:
+    """plain_dump(schema), saying whether the plain dump made the document: then it holds only
+    str, int, bool, None, lists and dicts (no float)."""
+    quick = _plain_schema(schema)
+
+    def dump(obj: Any) -> tuple[Any, bool]:
+        try:
+            return quick(obj), True
+        except _NotPlain:
+            return schema.dump(obj), False
+
+    return dump
+
+
 class WriteRoutes:
     """WSGI middleware: the two write routes' successful requests, answered as the views would;
     every other request, and every refused one, passed on to `app_wsgi` (the Flask app)."""
@@ -347,7 +362,7 @@ class WriteRoutes:
         self.app_wsgi = app_wsgi
         self.registration, self.edit = registration, edit
         self.quick_registration, self.quick_edit = plain_load(registration), plain_load(edit)
-        self.registered, self.edited = plain_dump(registered), plain_dump(edited)
+        self.registered, self.edited = _telling_dump(registered), _telling_dump(edited)
         self.headers = list(headers)  # what the app's hooks add to every answer
         # Each label set's counter and histogram, as `labels` gives them (it looks them up under a lock)
         self._series: dict[tuple[str, str, str], tuple[Any, Any]] = {}
@@ -372,14 +387,14 @@ class WriteRoutes:
             return self.app_wsgi(environ, start_response)
         started = time.perf_counter()
         try:
-            body, status = handle(_json_body(environ, self.app))
+            (body, plain), status = handle(_json_body(environ, self.app))
         except Refused:
             return self.app_wsgi(environ, start_response)
         except Exception:  # noqa: BLE001 - answered by Flask's error handlers, as a view's would be
             return self._flask_answers_error(environ, start_response)
         # As jsonify writes it (the app's JSON provider, compact, a newline at the end), with the
         # headers a view's answer gets.
-        payload = compact_json_line(self.app.json, body)
+        payload = compact_json_line(self.app.json, body, holds_no_float=plain)
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(payload))), *self.headers]
         labels = (method, route, str(status))
         series = self._series.get(labels)
@@ -387,7 +402,7 @@ class WriteRoutes:
             series = self._series[labels] = (metrics.REQUESTS.labels(*labels), metrics.LATENCY.labels(*labels))
         series[0].inc()
         series[1].observe(time.perf_counter() - started)
-        start_response(f"{status} {HTTP_STATUS_CODES[status].upper()}", headers)
+        start_response(_STATUS_LINES[status], headers)
         return [payload]
 
     def _flask_answers_error(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -402,7 +417,7 @@ class WriteRoutes:
                 answer = self.app.handle_exception(unhandled)
             return self.app.finalize_request(answer)(environ, start_response)
 
-    def _register(self, data: dict[str, Any]) -> tuple[Any, int]:
+    def _register(self, data: dict[str, Any]) -> tuple[tuple[Any, bool], int]:
         data = _valid(self.registration, self.quick_registration, data)
         if services.text_size_errors(data, self._settings().max_text_chars):
             raise Refused
@@ -413,7 +428,7 @@ class WriteRoutes:
             raise Refused from None
         return self.registered(registered_answer(store, org, token)), 201
 
-    def _edit(self, environ: dict[str, Any], org_id: str, data: dict[str, Any]) -> tuple[Any, int]:
+    def _edit(self, environ: dict[str, Any], org_id: str, data: dict[str, Any]) -> tuple[tuple[Any, bool], int]:
         data = _valid(self.edit, self.quick_edit, data)
         scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():

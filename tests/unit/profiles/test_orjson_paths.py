@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from partnermatch import events, httpedge
+from partnermatch.jsonvalues import holds_float
 from services.profiles.adapters import redis_store
 
 # Every character a text may hold, the awkward ones often: controls, DEL, Latin-1 (what the ascii
@@ -123,6 +124,19 @@ def test_an_answer_is_written_as_flask_writes_it(provider, document):
         return (provider.dumps(value, separators=(",", ":")) + "\n").encode("utf-8")
 
     assert _outcome(lambda value: httpedge.compact_json_line(provider, value), document) == _outcome(flasks, document)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(documents, st.dictionaries(texts, texts, max_size=6)))
+def test_an_answer_said_to_hold_no_float_is_written_as_flask_writes_it(provider, document):
+    if holds_float(document):
+        return
+
+    def flasks(value: Any) -> bytes:
+        return (provider.dumps(value, separators=(",", ":")) + "\n").encode("utf-8")
+
+    written = _outcome(lambda value: httpedge.compact_json_line(provider, value, holds_no_float=True), document)
+    assert written == _outcome(flasks, document)
 
 
 def test_an_answer_of_non_plain_values_is_written_by_flask(provider):
