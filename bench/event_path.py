@@ -23,6 +23,7 @@ untimed before the timed ones; the share of lists cached when the timing starts 
 from __future__ import annotations
 
 import argparse
+import gc
 import itertools
 import math
 import os
@@ -139,13 +140,57 @@ def events_during_replanning(live: LiveMatcher, orgs: list[dict], lists: int) ->
     return sorted(times), *planned[0]
 
 
-def through_the_table(shared: SharedIndex, envelope: events.Envelope, offset: int) -> None:
+def through_the_table(
+    shared: SharedIndex, envelope: events.Envelope, offset: int, steps: list[tuple[float, float]] | None = None
+) -> None:
     """One profile event the way a matcher handles it: the table reader decodes and indexes the
-    record, the group's consumer decodes it and plans and applies it (a run of one)."""
+    record, the group's consumer decodes it and plans and applies it (a run of one). `steps`: gets
+    this thread's CPU time of each of the two."""
     value = events.encode(envelope)
     record = Record("profiles", 0, offset, envelope.payload["org_id"], value)
+    started = time.thread_time()
     shared.index_record(record)
+    indexed = time.thread_time()
     shared.handle_owned(events.decode(value))
+    if steps is not None:
+        steps.append((indexed - started, time.thread_time() - indexed))
+
+
+class Collections:
+    """The cyclic garbage collector's collections while `on`: how many and how long each took."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self.took: list[float] = []
+        self._since = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._since = time.perf_counter()
+        elif self.on:
+            self.took.append(time.perf_counter() - self._since)
+
+
+class Timed:
+    """A method of an object, wrapped: this thread's CPU time of each call, kept per timed event."""
+
+    def __init__(self, owner: object, name: str) -> None:
+        self.calls: list[float] = []
+        wrapped = getattr(owner, name)
+
+        def timed(*args: object, **kwargs: object) -> object:
+            started = time.thread_time()
+            try:
+                return wrapped(*args, **kwargs)
+            finally:
+                self.calls.append(time.thread_time() - started)
+
+        setattr(owner, name, timed)
+
+    def taken(self) -> float:
+        """The CPU time of the calls since last asked."""
+        spent, self.calls = sum(self.calls), []
+        return spent
 
 
 def cache_lists(live: LiveMatcher, share: float) -> float:
@@ -206,15 +251,29 @@ def main() -> int:
             cached_then, indexed = len(live.engine.topk), len(live.engine)
             fresh = generate(args.events + args.refits + 2 * args.during_reweigh, seed=77)
             times, cpu = [], []
+            # where each event's CPU goes: the table reader's step, the consumer's, and of the
+            # latter the engine's lists with their reasons (top); the collector's work inside them
+            steps: list[tuple[float, float]] = []
+            lists_made, made = Timed(live.engine, "top"), []
+            collections = Collections()
+            gc.callbacks.append(collections)
             for o in fresh[: args.events]:
                 o = {**o, "id": "new-" + o["id"]}
                 env = events.new_event(events.PROFILE_UPSERTED, payload(o), "bench")
+                lists_made.taken()
                 t, c = time.perf_counter(), time.thread_time()
-                through_the_table(shared, env, next(offsets))
+                collections.on = True
+                through_the_table(shared, env, next(offsets), steps)
+                collections.on = False
                 times.append(time.perf_counter() - t)
                 cpu.append(time.thread_time() - c)
+                made.append(lists_made.taken())
+            gc.callbacks.remove(collections)
+            del live.engine.top  # the engine's own method again
             times.sort()
             cpu.sort()
+            indexing, handling = sorted(i for i, _ in steps), sorted(h for _, h in steps)
+            made.sort()
             t = time.perf_counter()
             live.engine.reweigh()  # alone: what the index does once a fifth of it has changed
             reweigh_s = time.perf_counter() - t
@@ -253,6 +312,17 @@ def main() -> int:
             print(  # the matcher's own CPU, Redis's excluded: what other processes on the machine change least
                 f"  the matcher's CPU time of each (this thread's): p50 {_ms(cpu, 0.5):.1f} ms, "
                 f"p95 {_ms(cpu, 0.95):.1f} ms"
+            )
+            print(
+                f"    of which the table reader's index_record (the engine's upsert): p50 {_ms(indexing, 0.5):.1f} ms, "
+                f"p95 {_ms(indexing, 0.95):.1f} ms; the consumer's handle_owned: p50 {_ms(handling, 0.5):.1f} ms, "
+                f"p95 {_ms(handling, 0.95):.1f} ms (the engine's lists with their reasons in it: p50 "
+                f"{_ms(made, 0.5):.1f} ms, p95 {_ms(made, 0.95):.1f} ms)"
+            )
+            took = collections.took
+            print(
+                f"  cyclic garbage collections inside the timed events: {len(took)}, "
+                f"{1000 * sum(took):.1f} ms in all, longest {1000 * max(took, default=0.0):.2f} ms"
             )
             if refit:  # --refits 0 skips them: at 100,000 each takes minutes
                 r50 = 1000 * statistics.median(refit)
