@@ -45,6 +45,7 @@ sys.path.insert(0, str(BENCH))
 from flask import Flask, request  # noqa: E402
 
 CONSUMERS = ("relay", "matcher", "matcher-relay", "notifier")
+SAMPLE_RATE = 200  # py-spy's samples a second (--profile)
 
 
 def trivial_app() -> Flask:
@@ -280,7 +281,7 @@ def sampled(folder: str | None, pids: dict[str, int], duration_s: int) -> Iterat
                 "--format",
                 "raw",
                 "--rate",
-                "200",
+                str(SAMPLE_RATE),
                 "--duration",
                 str(duration_s),
                 "--nonblocking",
@@ -297,6 +298,36 @@ def sampled(folder: str | None, pids: dict[str, int], duration_s: int) -> Iterat
     finally:
         for spy in spies:
             spy.wait(timeout=duration_s + 30)
+
+
+def print_profile(raw: Path, cpu_ms: float, top: int = 25) -> None:
+    """Where the API's workers were busy, from py-spy's collapsed stacks: each function's share of
+    the samples taken in a request (with what it calls, a frame counted once a stack; and its own,
+    the innermost frame), and that share of the workers' CPU a write (`cpu_ms`). Samples are taken
+    of a busy worker, not of CPU: one waiting for a core counts too, so a call that wakes another
+    process on a loaded machine (a Redis send) takes a larger share than its CPU."""
+    if not raw.exists():
+        print(f"    (no profile in {raw})", flush=True)
+        return
+    inclusive: dict[str, int] = {}
+    own: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = [re.sub(r":\d+\)$", ")", f) for f in stack.split(";") if not f.startswith("process ")]
+        if not any(f.startswith("SyncWorker.handle ") for f in frames):
+            continue  # the arbiter, or a worker between requests
+        total += int(count)
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + int(count)
+        own[frames[-1]] = own.get(frames[-1], 0) + int(count)
+    us = 1000 * cpu_ms / max(total, 1)
+    print(f"    the API's workers in requests: {total} samples; a share of {cpu_ms:.2f} CPU ms a write", flush=True)
+    for title, counts in (("with what they call", inclusive), ("own", own)):
+        print(f"    by function ({title}): share, us a write", flush=True)
+        shown = [(frame, n) for frame, n in counts.items() if n < 0.9 * total]  # not the frames of every request
+        for frame, count in sorted(shown, key=lambda item: -item[1])[:top]:
+            print(f"      {100 * count / max(total, 1):5.1f}% {count * us:6.1f}  {frame}", flush=True)
 
 
 def command_stats(client) -> dict[str, tuple[int, int]]:  # type: ignore[no-untyped-def]
@@ -509,6 +540,8 @@ def main() -> int:
                     tries.setdefault(what, []).append(run_wrk(what, api, state, args, with_relay))
                     if args.redis_stats:
                         print_command_stats(stats, command_stats(client), tries[what][-1].acked)
+                if args.profile and attempt == 0:
+                    print_profile(Path(args.profile) / "profiles.txt", tries[what][-1].parts_ms["api"])
             # The best of each: other work on the machine only ever slows a round down.
             rounds = [max(found, key=lambda r: r.per_s) for found in tries.values()]
             acked_in_rounds = sum(r.acked for found in tries.values() for r in found) - sum(
