@@ -385,6 +385,117 @@ def published_revisions(bootstrap: str) -> set[tuple[str, int]]:
     return seen
 
 
+def _in_process_block(root: str, writes: int) -> dict[str, float]:
+    """The API's WSGI app of the code in `root`, in this process, on a redis-server of its own: the
+    bench's registrations and PATCHes in turn (as write_path.lua sends them), `writes` of them after
+    a warm-up; the CPU this thread spent a write (no gunicorn, no wrk: the application's own part,
+    Redis client calls included). Its log lines go to a file, as a worker's go to a pipe."""
+    import io
+
+    sys.path.insert(0, str(Path(root).resolve()))
+    from launcher.servers import RedisServer
+
+    with tempfile.TemporaryDirectory() as tmp, RedisServer(Path(tmp) / "redis") as server:
+        os.environ.update(
+            REDIS_URL=server.url,
+            PARTNERMATCH_ADMIN_TOKEN="bench-admin",
+            PARTNERMATCH_SERVICE_TOKEN="bench-service",
+            PROFILES_SECRET_KEY="bench-" * 8,
+        )
+        log = os.open(Path(tmp) / "log", os.O_WRONLY | os.O_CREAT)
+        os.dup2(log, 2)
+        from services.profiles.entrypoints.app import create_app
+
+        app = create_app()
+        client = app.test_client()
+
+        def setup_call(method: str, url: str, body: dict | None = None, token: str | None = None) -> dict:
+            headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+            answer = client.open(url, method=method, data=json.dumps(body), headers=headers)
+            assert answer.status_code < 300, answer.data
+            return answer.get_json()
+
+        global call
+        call = setup_call
+        folder = Path(tmp)
+        write_load(folder, "", "bench-admin", 200, "mixed")
+        orgs = [line.split() for line in (folder / "orgs.txt").read_text().splitlines()]
+        registrations = (folder / "register.jsonl").read_text().splitlines()
+        patches = (folder / "patch.jsonl").read_text().splitlines()
+        statuses: list[str] = []
+
+        def one(n: int) -> None:
+            if n % 2 == 0:
+                method, path, body, auth = "POST", "/v1/organisations", registrations[n % len(registrations)], None
+            else:
+                org = orgs[n % len(orgs)]
+                method, path, body, auth = (
+                    "PATCH",
+                    f"/v1/organisations/{org[0]}",
+                    patches[n // 2 % len(patches)],
+                    org[1],
+                )
+            data = body.encode()
+            environ = {
+                "REQUEST_METHOD": method, "PATH_INFO": path, "SCRIPT_NAME": "", "QUERY_STRING": "",
+                "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8081", "SERVER_PROTOCOL": "HTTP/1.1",
+                "REMOTE_ADDR": "127.0.0.1", "REMOTE_PORT": "50000", "HTTP_HOST": "127.0.0.1:8081",
+                "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(data)), "wsgi.input": io.BytesIO(data),
+                "wsgi.errors": sys.stderr, "wsgi.url_scheme": "http", "wsgi.version": (1, 0),
+                "wsgi.multithread": False, "wsgi.multiprocess": True, "wsgi.run_once": False,
+                **({"HTTP_AUTHORIZATION": f"Bearer {auth}"} if auth else {}),
+            }  # fmt: skip
+            answer = app(environ, lambda status, headers, exc_info=None: statuses.append(status))
+            b"".join(answer)
+            getattr(answer, "close", lambda: None)()
+
+        for n in range(500):
+            one(n)
+        before = resource.getrusage(resource.RUSAGE_THREAD)
+        started = time.thread_time()
+        for n in range(500, 500 + writes):
+            one(n)
+        spent = time.thread_time() - started
+        after = resource.getrusage(resource.RUSAGE_THREAD)
+        refused = sum(not s.startswith(("200", "201")) for s in statuses)
+        if refused:
+            raise SystemExit(f"{refused} writes refused: {sorted(set(statuses))}")
+        return {
+            "cpu_us": 1e6 * spent / writes,
+            "user_us": 1e6 * (after.ru_utime - before.ru_utime) / writes,
+            "system_us": 1e6 * (after.ru_stime - before.ru_stime) / writes,
+        }
+
+
+def in_process(roots: list[str], writes: int, blocks: int) -> int:
+    """Blocks of `_in_process_block`, each in a process of its own, the code roots in turn (ABBA),
+    so that both meet the same load of a shared machine; each block's CPU a write, then medians."""
+    found: dict[str, list[dict[str, float]]] = {root: [] for root in roots}
+    order = [*roots, *reversed(roots)]
+    print("load average at the start: " + " ".join(f"{load:.2f}" for load in os.getloadavg()), flush=True)
+    for block in range(blocks * len(roots)):
+        root = order[block % len(order)]
+        out = subprocess.run(
+            [sys.executable, __file__, "--in-process-block", root, "--writes", str(writes)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONPATH": root},
+        ).stdout
+        result = json.loads(out.strip().splitlines()[-1])
+        found[root].append(result)
+        print(
+            f"  {root}: {result['cpu_us']:.0f} CPU us a write (user {result['user_us']:.0f}, "
+            f"system {result['system_us']:.0f})",
+            flush=True,
+        )
+    for root, results in found.items():
+        cpu = sorted(r["cpu_us"] for r in results)
+        print(f"{root}: median {cpu[len(cpu) // 2]:.0f}, best {cpu[0]:.0f} CPU us a write over {len(cpu)} blocks")
+    print("load average at the end: " + " ".join(f"{load:.2f}" for load in os.getloadavg()))
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds of load per round")
@@ -436,7 +547,25 @@ def main() -> int:
         help="after each round of the API, Redis's own time a write by command (INFO commandstats)",
     )
     parser.add_argument("--keep", metavar="DIR", help="run in DIR and keep its logs (default: a temporary folder)")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="only the application's own CPU a write: the API's WSGI app in one process on a redis-server, "
+        "no gunicorn, no wrk (blocks of --writes, --blocks of them)",
+    )
+    parser.add_argument(
+        "--compare", metavar="ROOT", help="with --in-process: another checkout's code too, in turns with this one's"
+    )
+    parser.add_argument("--writes", type=int, default=3000, help="with --in-process: writes a block")
+    parser.add_argument("--blocks", type=int, default=3, help="with --in-process: blocks of each code")
+    parser.add_argument("--in-process-block", metavar="ROOT", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.in_process_block:
+        print(json.dumps(_in_process_block(args.in_process_block, args.writes)))
+        return 0
+    if args.in_process:
+        roots = [str(BENCH.parent), *([str(Path(args.compare).resolve())] if args.compare else [])]
+        return in_process(roots, args.writes, args.blocks)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install -y wrk (or make bench-write)")
     print("load average at the start: " + " ".join(f"{load:.2f}" for load in os.getloadavg()), flush=True)
