@@ -5,7 +5,7 @@ A service adds an outbox entry inside the same MULTI as its state change (`Outbo
 send it first looks on the topic for events it may already have published (from where its last
 batch started), so every entry is published exactly once. Between batches it blocks on the stream
 (XREAD BLOCK after the last entry it read) until a new entry exists, then lets the batch gather for
-a linger that grows with the load (see `OutboxRelay.linger_s`). Does I/O (Redis, and Kafka via
+a linger that grows with the load (see `OutboxRelay.next_linger_s`). Does I/O (Redis, and Kafka via
 callables).
 
 On Redis Cluster a MULTI or script touches one slot only: the outbox's keys and the state keys
@@ -174,8 +174,9 @@ class OutboxRelay:
         read_topic: Reader,
         name: str,
         batch_size: int = 200,
-        linger_max_s: float = 0.1,
+        linger_s: float = 0.02,
         linger_per_write_s: float = 0.005,
+        linger_max_s: float = 0.1,
         *,
         watch: BrokerWatch | None = None,
         refill: Callable[[], int] | None = None,
@@ -186,8 +187,9 @@ class OutboxRelay:
         self.read_topic = read_topic
         self.name = name
         self.batch_size = batch_size
-        self.linger_max_s = linger_max_s
+        self.linger_s = linger_s
         self.linger_per_write_s = linger_per_write_s
+        self.linger_max_s = linger_max_s
         self.idle_wait_s = min(idle_wait_s, MAX_IDLE_WAIT_S)
         self.last_read = "0-0"  # the id of the last entry read: the wait is for one after it
         self.last_writes = 0  # separate writes in the last batch published
@@ -287,21 +289,23 @@ class OutboxRelay:
         self.published += len(entries)
         return len(entries)
 
-    def linger_s(self) -> float:
-        """How long the next batch gathers once its first entry is there: `linger_per_write_s` for
-        each write but the first in the batch published before, at most `linger_max_s`. A write
-        alone is published at once; under load (from some 1 / linger_per_write_s writes a second)
-        each batch is bigger than the one before until it gathers `linger_max_s`, as many writes as
-        came meanwhile: every batch costs the same lease renewal, read, produce round trip and
-        delete whatever its size (measured on Tansu: 0.12 CPU ms an entry in batches of 10, 0.03
-        in batches of 150)."""
-        return min(self.linger_max_s, self.linger_per_write_s * max(0, self.last_writes - 1))
+    def next_linger_s(self) -> float:
+        """How long the next batch gathers once its first entry is there: `linger_s`, and
+        `linger_per_write_s` more for each write but the first in the batch published before, at
+        most `linger_max_s`. After a quiet spell a write waits `linger_s`; under load (from some
+        1 / linger_per_write_s writes a second) each batch is bigger than the one before until it
+        gathers `linger_max_s`, as many writes as came meanwhile: every batch costs the same lease
+        renewal, read, produce round trip and delete whatever its size (measured on Tansu: 0.12
+        CPU ms an entry in batches of 10, 0.03 in batches of 150; a batch alone after a pause,
+        some 2 ms)."""
+        grown = self.linger_s + self.linger_per_write_s * max(0, self.last_writes - 1)
+        return min(self.linger_max_s, grown)
 
     def wait_for_entries(self, stop: threading.Event) -> None:
         """After a batch smaller than `batch_size`: block until an entry after the last one read
-        exists (at most `idle_wait_s`), then linger (see `linger_s`)."""
+        exists (at most `idle_wait_s`), then linger (see `next_linger_s`)."""
         if self.outbox.wait_for_entry_after(self.last_read, self.idle_wait_s):
-            linger = self.linger_s()
+            linger = self.next_linger_s()
             if linger > 0:
                 stop.wait(linger)
 
@@ -362,8 +366,9 @@ def kafka_relay(
     bootstrap: str,
     name: str,
     batch_size: int = 200,
-    linger_max_s: float = 0.1,
+    linger_s: float = 0.02,
     linger_per_write_s: float = 0.005,
+    linger_max_s: float = 0.1,
     refill: Callable[[], int] | None = None,
 ) -> OutboxRelay:
     """A relay wired to a real broker. With `refill`, it follows the broker's epoch and refills a
@@ -377,5 +382,14 @@ def kafka_relay(
     watch = BrokerWatch(bootstrap, name=f"{name}-relay") if refill is not None else None
     publisher = KafkaPublisher(bootstrap, client_id=f"{name}-relay")
     return OutboxRelay(
-        outbox, publisher, read_topic, name, batch_size, linger_max_s, linger_per_write_s, watch=watch, refill=refill
+        outbox,
+        publisher,
+        read_topic,
+        name,
+        batch_size,
+        linger_s,
+        linger_per_write_s,
+        linger_max_s,
+        watch=watch,
+        refill=refill,
     )

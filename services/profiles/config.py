@@ -80,16 +80,19 @@ PROFILES_LOGIN_RATE_LIMIT = setting(
 RELAY_BATCH_SIZE = setting("RELAY_BATCH_SIZE", "200", "Outbox entries the relay publishes per batch")
 RELAY_LINGER_MS = setting(
     "RELAY_LINGER_MS",
-    "100",
-    "Longest a batch gathers once its first outbox entry is there (the relay waits for new entries, it "
-    "does not poll); a full batch goes at once. Reached under load: see RELAY_LINGER_PER_WRITE_MS",
+    "20",
+    "How long a batch gathers once its first outbox entry is there, unless it is full (the relay waits for new "
+    "entries, it does not poll); longer under load, see RELAY_LINGER_PER_WRITE_MS",
 )
 RELAY_LINGER_PER_WRITE_MS = setting(
     "RELAY_LINGER_PER_WRITE_MS",
     "5",
-    "How long the relay lets a batch gather for each write (a MULTI's entries count once) but the first in the "
-    "batch it published before, up to RELAY_LINGER_MS: a write alone is published at once, and from some "
-    "1000 / this writes a second batches gather RELAY_LINGER_MS, so the relay's CPU a write stays low",
+    "How much longer than RELAY_LINGER_MS the relay lets a batch gather for each write (a MULTI's entries count "
+    "once) but the first in the batch it published before, up to RELAY_MAX_LINGER_MS: from some 1000 / this "
+    "writes a second batches gather RELAY_MAX_LINGER_MS, so the relay's CPU a write stays low",
+)
+RELAY_MAX_LINGER_MS = setting(
+    "RELAY_MAX_LINGER_MS", "100", "Longest a batch gathers under load (see RELAY_LINGER_PER_WRITE_MS)"
 )
 
 
@@ -103,8 +106,9 @@ class ProfilesSettings:
     max_text_chars: int = 50000
     session_ttl_s: int = 43200
     relay_batch_size: int = 200
-    relay_linger_ms: float = 100.0
+    relay_linger_ms: float = 20.0
     relay_linger_per_write_ms: float = 5.0
+    relay_max_linger_ms: float = 100.0
     matcher_url: str = "http://127.0.0.1:8082"
     matcher_timeout_s: float = 3.0
     secret_key: str | None = None
@@ -150,6 +154,7 @@ class ProfilesSettings:
             relay_batch_size=RELAY_BATCH_SIZE.read_int(env),
             relay_linger_ms=RELAY_LINGER_MS.read_float(env),
             relay_linger_per_write_ms=RELAY_LINGER_PER_WRITE_MS.read_float(env),
+            relay_max_linger_ms=RELAY_MAX_LINGER_MS.read_float(env),
             matcher_url=(PROFILES_MATCHER_URL.read(env) or "").rstrip("/"),
             matcher_timeout_s=PROFILES_MATCHER_TIMEOUT_S.read_float(env),
             secret_key=PROFILES_SECRET_KEY.read(env),

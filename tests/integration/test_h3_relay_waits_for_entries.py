@@ -52,15 +52,18 @@ def _event(n: int) -> events.Envelope:
     return events.new_event(events.PROFILE_DELETED, payload, "test")
 
 
-def _relay(outbox: Outbox, bootstrap: str, *, linger_max_s: float, linger_per_write_s: float) -> OutboxRelay:
+def _relay(
+    outbox: Outbox, bootstrap: str, *, linger_per_write_s: float, linger_max_s: float, linger_s: float = 0.0
+) -> OutboxRelay:
     return OutboxRelay(
         outbox,
         CountingPublisher(bootstrap, "test-relay"),
         lambda topic, start: read_partitions(bootstrap, topic, start=start, idle_timeout_s=1.0),
         "test",
         batch_size=200,
-        linger_max_s=linger_max_s,
+        linger_s=linger_s,
         linger_per_write_s=linger_per_write_s,
+        linger_max_s=linger_max_s,
         idle_wait_s=LONG_S,
     )
 
@@ -105,7 +108,7 @@ def test_an_idle_relay_publishes_each_new_entry_promptly_however_long_it_may_wai
     assert _revisions(kafka_bootstrap, topic) == [1, 2, 3]
 
 
-def test_the_entries_of_one_multi_count_as_one_write_and_go_without_a_linger(
+def test_the_entries_of_one_multi_count_as_one_write_and_add_nothing_to_the_linger(
     outbox, redis_client, kafka_bootstrap, topic, running
 ):
     relay = _relay(outbox, kafka_bootstrap, linger_max_s=LONG_S, linger_per_write_s=LONG_S)
@@ -130,7 +133,7 @@ def test_the_entries_of_one_multi_count_as_one_write_and_go_without_a_linger(
 def test_under_a_stream_of_writes_batches_gather_and_every_entry_is_published_once_in_order(
     outbox, redis_client, kafka_bootstrap, topic, running
 ):
-    relay = _relay(outbox, kafka_bootstrap, linger_max_s=0.3, linger_per_write_s=0.01)
+    relay = _relay(outbox, kafka_bootstrap, linger_s=0.005, linger_per_write_s=0.01, linger_max_s=0.3)
     _start(relay, running)
     total = 400
     for n in range(total):  # one write at a time, some 300-500 a second

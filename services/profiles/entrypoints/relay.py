@@ -29,6 +29,7 @@ def build_relay(settings: ProfilesSettings) -> OutboxRelay:
         settings.relay_batch_size,
         settings.relay_linger_ms / 1000,
         settings.relay_linger_per_write_ms / 1000,
+        settings.relay_max_linger_ms / 1000,
         refill=lambda: resync(store),
     )
 
