@@ -92,162 +92,107 @@ class _NotPlain(Exception):
     """A value a plain dump does not copy as it is: the schema dumps it."""
 
 
-class _Source:
-    """Python source being written for one schema's quick load or dump, with the objects it names:
-    the checks are the closures' own, in one function, without a call for each field and value."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.names: dict[str, Any] = {"_NotPlain": _NotPlain, "_Absent": _ABSENT}
-        self.count = 0
-
-    def name(self, value: Any, stem: str) -> str:
-        """A name the code reads `value` by."""
-        found = self.fresh(stem)
-        self.names[found] = value
-        return found
-
-    def fresh(self, stem: str) -> str:
-        """A name no other in the function has."""
-        self.count += 1
-        return f"{stem}_{self.count}"
-
-    def add(self, indent: int, line: str) -> None:
-        self.lines.append("    " * indent + line)
-
-    def function(self, name: str, argument: str) -> Callable[[Any], Any]:
-        code = f"def {name}({argument}):\n" + "\n".join(self.lines) + "\n"
-        exec(compile(code, f"<{name}>", "exec"), self.names)  # noqa: S102 - our own source, from the schema
-        return self.names[name]
-
-
-_ABSENT = object()  # a key the document lacks
-
-
-def _dump_kind(one: fields.Field[Any]) -> tuple[str, Any]:
-    """How a field's value is dumped plainly: ("exact", type), ("list", inner's), ("nested", schema)."""
+def _plain_field(one: fields.Field[Any]) -> Callable[[Any], Any]:
+    """How a value of the field is dumped, for the values it takes exactly as marshmallow writes them."""
     if isinstance(one, fields.String) and type(one)._serialize is fields.String._serialize:  # Email, URL too
-        return "exact", str
-    if type(one) is fields.Integer and not one.as_string:
-        return "exact", int
-    if type(one) is fields.Boolean:
-        return "exact", bool
-    if type(one) is fields.List:
-        return "list", _dump_kind(one.inner)
-    if type(one) is fields.Nested and not one.many and isinstance(one.schema, Schema):
-        return "nested", _plain_schema(one.schema)
-    raise TypeError(f"no plain dump of {type(one).__name__}")
-
-
-def _write_dump(source: _Source, indent: int, kind: tuple[str, Any], value: str) -> None:
-    """Code that leaves in `value` what a plain dump gives for it (None stays None), or raises _NotPlain."""
-    how, what = kind
-    source.add(indent, f"if {value} is not None:")
-    if how == "exact":
-        source.add(indent + 1, f"if type({value}) is not {source.name(what, 'kind')}:")
-        source.add(indent + 2, "raise _NotPlain")
-    elif how == "nested":
-        source.add(indent + 1, f"{value} = {source.name(what, 'nested')}({value})")
+        kind: type = str
+    elif type(one) is fields.Integer and not one.as_string:
+        kind = int
+    elif type(one) is fields.Boolean:
+        kind = bool
+    elif type(one) is fields.List:
+        inner = _plain_field(one.inner)
+        return lambda value: None if value is None else [inner(item) for item in _exactly(list, value)]
+    elif type(one) is fields.Nested and not one.many and isinstance(one.schema, Schema):
+        nested = _plain_schema(one.schema)
+        return lambda value: None if value is None else nested(value)
     else:
-        items, item = source.fresh("items"), source.fresh("item")
-        source.add(indent + 1, f"if type({value}) is not list:")
-        source.add(indent + 2, "raise _NotPlain")
-        source.add(indent + 1, f"{items} = []")
-        source.add(indent + 1, f"for {item} in {value}:")
-        _write_dump(source, indent + 2, what, item)
-        source.add(indent + 2, f"{items}.append({item})")
-        source.add(indent + 1, f"{value} = {items}")
+        raise TypeError(f"no plain dump of {type(one).__name__}")
+    return lambda value: None if value is None else _exactly(kind, value)
+
+
+def _exactly(kind: type, value: Any) -> Any:
+    if type(value) is not kind:
+        raise _NotPlain
+    return value
 
 
 def _plain_schema(schema: Schema) -> Dump:
     if schema._hooks.get(PRE_DUMP) or schema._hooks.get(POST_DUMP) or schema.many:
         raise TypeError("no plain dump of a schema with dump hooks")
-    source = _Source()
-    dumped = [(name, one.data_key or name, _dump_kind(one)) for name, one in schema.dump_fields.items()]
-    source.add(1, "if type(obj) is not dict:")
-    source.add(2, "raise _NotPlain")
-    values = []
-    for name, _key, kind in dumped:
-        value = source.fresh("value")
-        values.append(value)
-        # marshmallow looks further where the dict lacks the field (attributes, defaults)
-        source.add(1, f"{value} = obj.get({name!r}, _Absent)")
-        source.add(1, f"if {value} is _Absent:")
-        source.add(2, "raise _NotPlain")
-        _write_dump(source, 1, kind, value)
-    source.add(
-        1, "return {" + ", ".join(f"{key!r}: {value}" for (_, key, _), value in zip(dumped, values, strict=True)) + "}"
-    )
-    return source.function("dump", "obj")
+    dumped = [(name, one.data_key or name, _plain_field(one)) for name, one in schema.dump_fields.items()]
+
+    def dump(obj: Any) -> dict[str, Any]:
+        if type(obj) is not dict:
+            raise _NotPlain
+        out = {}
+        for name, key, value_of in dumped:
+            if name not in obj:  # marshmallow looks further (attributes, defaults)
+                raise _NotPlain
+            out[key] = value_of(obj[name])
+        return out
+
+    return dump
 
 
 Load = Callable[[Any], Any]
 FieldLoad = Callable[[Any, dict[str, Any]], Any]  # (a field's value, the document it is in) -> loaded
 
 
+def _validated(validators: Sequence[Callable[[Any], Any]], value: Any) -> Any:
+    for valid in validators:
+        if valid(value) is False:  # marshmallow counts a False answer as a failure too
+            raise _NotPlain
+    return value
+
+
 def _plain_nested(one: fields.Nested) -> bool:
     return not one.many and isinstance(one.schema, Schema) and one.unknown is None
 
 
-def _load_kind(name: str, one: fields.Field[Any]) -> tuple[Any, ...]:
+def _plain_field_load(name: str, one: fields.Field[Any]) -> FieldLoad:
     """How the field loads a value: quicker than marshmallow for strings (Email and URL too),
-    booleans, lists of them and plain nested documents, each of exactly its JSON type (("exact",
-    type), ("list", inner's), ("nested", load)), then its validators and allow_none; any other
-    field through its own `deserialize`, as Schema.load calls it (("marshmallow", load))."""
+    booleans, lists of them and plain nested documents, each of exactly its JSON type; any other
+    field through its own `deserialize`, as Schema.load calls it. _NotPlain where marshmallow
+    would refuse the value (or might load it otherwise)."""
     if one.pre_load or one.post_load:
         raise TypeError(f"no plain load of {name}: a field with its own pre_load or post_load")
     field_class = type(one)
     as_marshmallow = (
         field_class.deserialize is fields.Field.deserialize and field_class._validate is fields.Field._validate
     )
-    checks = (tuple(one.validators), one.allow_none)
+    convert: FieldLoad
     if as_marshmallow and isinstance(one, fields.String) and field_class._deserialize is fields.String._deserialize:
-        return "exact", str, *checks
-    if isinstance(one, fields.Boolean) and field_class is fields.Boolean and True in one.truthy and False in one.falsy:
-        return "exact", bool, *checks
-    if isinstance(one, fields.List) and field_class is fields.List:
-        return "list", _load_kind(name, one.inner), *checks
-    if isinstance(one, fields.Nested) and field_class is fields.Nested and _plain_nested(one):
-        return "nested", _plain_schema_load(one.schema), *checks
-
-    def marshmallows(value: Any, document: dict[str, Any]) -> Any:
-        try:
-            return one.deserialize(value, name, document)
-        except ValidationError:
-            raise _NotPlain from None
-
-    return "marshmallow", marshmallows
-
-
-def _write_load(source: _Source, indent: int, kind: tuple[Any, ...], value: str) -> None:
-    """Code that leaves in `value` what the field loads from it, or raises _NotPlain where
-    marshmallow would refuse it (or might load it otherwise); a validator's ValidationError goes
-    up as it is. A validator answering False counts as a failure, as marshmallow counts it."""
-    how, what = kind[0], kind[1]
-    if how == "marshmallow":
-        source.add(indent, f"{value} = {source.name(what, 'field')}({value}, document)")
-        return
-    validators, allow_none = kind[2], kind[3]
-    source.add(indent, f"if {value} is None:")
-    source.add(indent + 1, "pass" if allow_none else "raise _NotPlain")
-    source.add(indent, "else:")
-    if how == "exact":
-        source.add(indent + 1, f"if type({value}) is not {source.name(what, 'kind')}:")
-        source.add(indent + 2, "raise _NotPlain")
-    elif how == "nested":
-        source.add(indent + 1, f"{value} = {source.name(what, 'nested')}({value})")
+        convert = lambda value, _document: _exactly(str, value)  # noqa: E731
+    elif (
+        isinstance(one, fields.Boolean) and field_class is fields.Boolean and True in one.truthy and False in one.falsy
+    ):
+        convert = lambda value, _document: _exactly(bool, value)  # noqa: E731
+    elif isinstance(one, fields.List) and field_class is fields.List:
+        inner = _plain_field_load(name, one.inner)
+        convert = lambda value, document: [inner(item, document) for item in _exactly(list, value)]  # noqa: E731
+    elif isinstance(one, fields.Nested) and field_class is fields.Nested and _plain_nested(one):
+        nested = _plain_schema_load(one.schema)
+        convert = lambda value, _document: nested(value)  # noqa: E731
     else:
-        items, item = source.fresh("items"), source.fresh("item")
-        source.add(indent + 1, f"if type({value}) is not list:")
-        source.add(indent + 2, "raise _NotPlain")
-        source.add(indent + 1, f"{items} = []")
-        source.add(indent + 1, f"for {item} in {value}:")
-        _write_load(source, indent + 2, what, item)
-        source.add(indent + 2, f"{items}.append({item})")
-        source.add(indent + 1, f"{value} = {items}")
-    for valid in validators:
-        source.add(indent + 1, f"if {source.name(valid, 'valid')}({value}) is False:")
-        source.add(indent + 2, "raise _NotPlain")
+
+        def marshmallows(value: Any, document: dict[str, Any]) -> Any:
+            try:
+                return one.deserialize(value, name, document)
+            except ValidationError:
+                raise _NotPlain from None
+
+        return marshmallows
+    validators, allow_none = tuple(one.validators), one.allow_none
+
+    def load(value: Any, document: dict[str, Any]) -> Any:
+        if value is None:
+            if allow_none:
+                return None
+            raise _NotPlain
+        return _validated(validators, convert(value, document))
+
+    return load
 
 
 def _plain_schema_load(schema: Schema) -> Load:
@@ -260,40 +205,37 @@ def _plain_schema_load(schema: Schema) -> Load:
         for _, many, options in hooks.get(tag, ())
     ):
         raise TypeError("no plain load of a schema whose hooks take the collection or the original data")
-    source = _Source()
-    hook_options = f"many=False, partial={source.name(schema.partial, 'partial')}, unknown={schema.unknown!r}"
+    before = [getattr(schema, name) for name, _, _ in hooks.get(PRE_LOAD, ())]
+    checks = [getattr(schema, name) for name, _, _ in hooks.get(VALIDATES_SCHEMA, ())]
     loads = []
     for name, one in schema.load_fields.items():
         if one.attribute is not None and "." in one.attribute:
             raise TypeError(f"no plain load of {name}: marshmallow nests what it loads")
         loads.append(
-            (one.data_key or name, one.attribute or name, _load_kind(name, one), one.required, one.load_default)
+            (one.data_key or name, one.attribute or name, _plain_field_load(name, one), one.required, one.load_default)
         )
-    source.add(1, "if type(document) is not dict:")
-    source.add(2, "raise _NotPlain")
-    for hook_name, _, _ in hooks.get(PRE_LOAD, ()):
-        source.add(1, f"document = {source.name(getattr(schema, hook_name), 'hook')}(document, {hook_options})")
-    known = source.name(frozenset(key for key, *_ in loads), "known")
-    source.add(1, f"if type(document) is not dict or not {known}.issuperset(document):")
-    source.add(2, "raise _NotPlain")
-    source.add(1, "loaded = {}")
-    for key, attribute, kind, required, default in loads:
-        value = source.fresh("value")
-        source.add(1, f"{value} = document.get({key!r}, _Absent)")
-        source.add(1, f"if {value} is not _Absent:")
-        _write_load(source, 2, kind, value)
-        source.add(2, f"loaded[{attribute!r}] = {value}")
-        if required:
-            source.add(1, "else:")
-            source.add(2, "raise _NotPlain")
-        elif default is not missing:
-            source.add(1, "else:")
-            made = f"{source.name(default, 'default')}()" if callable(default) else source.name(default, "default")
-            source.add(2, f"loaded[{attribute!r}] = {made}")
-    for hook_name, _, _ in hooks.get(VALIDATES_SCHEMA, ()):
-        source.add(1, f"{source.name(getattr(schema, hook_name), 'check')}(loaded, {hook_options})")
-    source.add(1, "return loaded")
-    return source.function("load", "document")
+    known = frozenset(key for key, *_ in loads)
+
+    def load(document: Any) -> dict[str, Any]:
+        if type(document) is not dict:
+            raise _NotPlain
+        for hook in before:
+            document = hook(document, many=False, partial=schema.partial, unknown=schema.unknown)
+        if type(document) is not dict or not known.issuperset(document):
+            raise _NotPlain
+        loaded = {}
+        for key, attribute, load_value, required, default in loads:
+            if key in document:
+                loaded[attribute] = load_value(document[key], document)
+            elif required:
+                raise _NotPlain
+            elif default is not missing:
+                loaded[attribute] = default() if callable(default) else default
+        for check in checks:
+            check(loaded, many=False, partial=schema.partial, unknown=schema.unknown)
+        return loaded
+
+    return load
 
 
 def plain_load(schema: Schema) -> Load:
