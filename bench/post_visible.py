@@ -489,9 +489,11 @@ def applied_writes(client: redis.Redis, writes: list[Write]) -> int:
     return sum(1 for w, rev in zip(acked, revisions, strict=True) if rev is not None and int(rev) >= w.revision)
 
 
-def settled(pid: int, window_s: float = 8.0, busy_share: float = 0.05) -> bool:
+def settled(pid: int, window_s: float = 8.0, busy_share: float = 0.2) -> bool:
     """Whether the process used under `busy_share` of a core for `window_s` (longer than the 5 s
-    of quiet after which the matcher learns the weights again, MATCHER_REWEIGH_QUIET_S). Once the preload is
+    of quiet after which the matcher learns the weights again, MATCHER_REWEIGH_QUIET_S). A matcher
+    with nothing to do still polls its two consumers (each fetch held MATCHER_FETCH_WAIT_MS at the
+    broker): some 4 % of a core at 100 ms, 8 % at 50; planning its lists takes a whole one. Once the preload is
     applied the matcher's table goes quiet, so it learns the weights again from the new corpus and
     plans every list with them (a minute or more at 10,000, see SharedIndex.refresh_weights). Writes
     sent meanwhile measure that pass, which a steady platform runs spaced out (REWEIGH_SPACING), not

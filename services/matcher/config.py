@@ -45,7 +45,7 @@ MATCHER_REWEIGH_EVERY_S = setting(
 )
 MATCHER_FETCH_WAIT_MS = setting(
     "MATCHER_FETCH_WAIT_MS",
-    "50",
+    "100",
     "How long the matcher's consumers let the broker hold a fetch for new records: with Tansu, as late as a "
     "profile event may reach them (lower: sooner, at more idle fetches)",
 )
@@ -81,7 +81,7 @@ class MatcherSettings:
     feedback_strength: float = 0.5
     reweigh_quiet_s: float = 5.0
     reweigh_every_s: float = 600.0
-    fetch_wait_ms: int = 50
+    fetch_wait_ms: int = 100
     group_id: str = "matcher"
     profiles_url: str = "http://127.0.0.1:8081"
     secret_key: str | None = None

@@ -39,7 +39,7 @@ def test_both_of_a_matchers_consumers_fetch_with_the_wait_of_the_environment(mon
 
     from services.matcher import table
 
-    assert MatcherSettings.from_env({}).fetch_wait_ms == 50
+    assert MatcherSettings.from_env({}).fetch_wait_ms == 100
     settings = MatcherSettings.from_env({"MATCHER_FETCH_WAIT_MS": "30"})
     assert settings.fetch_wait_ms == 30
     waits: dict[str, int] = {}
