@@ -81,8 +81,8 @@ RELAY_BATCH_SIZE = setting("RELAY_BATCH_SIZE", "200", "Outbox entries the relay 
 RELAY_LINGER_MS = setting(
     "RELAY_LINGER_MS",
     "20",
-    "How long a batch gathers once its first outbox entry is there, unless it is full (the relay waits for new "
-    "entries, it does not poll); longer under load, see RELAY_LINGER_PER_WRITE_MS",
+    "How long a batch gathers once its first outbox entry is there (a new entry wakes the relay, it does not "
+    "poll); longer under load, see RELAY_LINGER_PER_WRITE_MS. Past RELAY_BATCH_SIZE the rest goes at once",
 )
 RELAY_LINGER_PER_WRITE_MS = setting(
     "RELAY_LINGER_PER_WRITE_MS",
