@@ -120,7 +120,17 @@ def test_a_patch_while_the_index_holds_every_list_plans_no_more_than_its_event(p
         return read_lists_of(orgs_read)
 
     monkeypatch.setattr(matcher.live, "read_lists_of", counted)
+    unmade = matcher.shared._unmade_partner_lists
+    added: list[set[str]] = []
+
+    def recorded(current, partners):
+        added.append(unmade(current, partners))
+        return added[-1]
+
+    monkeypatch.setattr(matcher.shared, "_unmade_partner_lists", recorded)
     org = orgs[20]
+    assert state.pending_of_org(org["id"]), "the organisation has partners in pending pairs"
     assert matcher.handle([_event(org, 3, orgs[40])]) == {org["id"]}
     assert read == [], "lists planned again besides the event's own"
+    assert added == [set()], "partners' lists planned with the event though the index holds them made"
     assert _stale_pairs(state, matcher, org["id"]) == []
