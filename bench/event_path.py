@@ -171,6 +171,32 @@ class Collections:
             self.took.append(time.perf_counter() - self._since)
 
 
+class RoundTrips:
+    """Round trips to Redis while `on`: each send_packed_command is one (a pipeline's or a
+    transaction's commands go in one send)."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self.count = 0
+        self._send = redis.connection.AbstractConnection.send_packed_command
+        send = self._send
+
+        def counted(conn: redis.connection.AbstractConnection, command: object, check_health: bool = True) -> None:
+            if self.on:
+                self.count += 1
+            send(conn, command, check_health)
+
+        redis.connection.AbstractConnection.send_packed_command = counted  # type: ignore[method-assign]
+
+    def taken(self) -> int:
+        """The round trips since last asked."""
+        count, self.count = self.count, 0
+        return count
+
+    def close(self) -> None:
+        redis.connection.AbstractConnection.send_packed_command = self._send  # type: ignore[method-assign]
+
+
 class Timed:
     """A method of an object, wrapped: this thread's CPU time of each call, kept per timed event."""
 
@@ -257,18 +283,22 @@ def main() -> int:
             lists_made, made = Timed(live.engine, "top"), []
             collections = Collections()
             gc.callbacks.append(collections)
+            round_trips, trips = RoundTrips(), []
             for o in fresh[: args.events]:
                 o = {**o, "id": "new-" + o["id"]}
                 env = events.new_event(events.PROFILE_UPSERTED, payload(o), "bench")
                 lists_made.taken()
                 t, c = time.perf_counter(), time.thread_time()
-                collections.on = True
+                collections.on = round_trips.on = True
                 through_the_table(shared, env, next(offsets), steps)
-                collections.on = False
+                collections.on = round_trips.on = False
+                trips.append(round_trips.taken())
                 times.append(time.perf_counter() - t)
                 cpu.append(time.thread_time() - c)
                 made.append(lists_made.taken())
             gc.callbacks.remove(collections)
+            round_trips.close()
+            trips.sort()
             del live.engine.top  # the engine's own method again
             times.sort()
             cpu.sort()
@@ -318,6 +348,10 @@ def main() -> int:
                 f"p95 {_ms(indexing, 0.95):.1f} ms; the consumer's handle_owned: p50 {_ms(handling, 0.5):.1f} ms, "
                 f"p95 {_ms(handling, 0.95):.1f} ms (the engine's lists with their reasons in it: p50 "
                 f"{_ms(made, 0.5):.1f} ms, p95 {_ms(made, 0.95):.1f} ms)"
+            )
+            print(
+                f"  round trips to Redis in each: p50 {trips[len(trips) // 2]}, max {trips[-1]} "
+                f"(mean {statistics.fmean(trips):.2f})"
             )
             took = collections.took
             print(
