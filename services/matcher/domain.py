@@ -90,6 +90,9 @@ class ProfilesChange:
     withdrawals: list[tuple[str, str]] = field(default_factory=list)  # (pair id, reason)
     unlisted: list[tuple[str, str]] = field(default_factory=list)  # see ListsPlan
     known_partners_only: bool = False  # as ProfileChange's
+    # For an organisation among `profiles`, lists that waited for it (the state's AWAITING) and that
+    # this change planned: they wait no longer once it is applied, in the same transaction.
+    forget_waiting: dict[str, set[str]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, change: ProfileChange) -> ProfilesChange:
@@ -412,6 +415,17 @@ class RunReads:
     revisions: Mapping[str, int]
     waiting: Mapping[str, set[str]]
     partners: Mapping[str, set[str]]
+
+
+@dataclass(frozen=True)
+class RunApplied:
+    """What applying a ProfilesChange did: the organisations whose events were applied now (none:
+    each had this revision or a later one applied before), and for each of them the lists still
+    waiting for it as the same transaction left them (those that came to wait while the change was
+    planned), to be planned now that its profile is there."""
+
+    applied: set[str]
+    waiting: dict[str, set[str]] = field(default_factory=dict)
 
 
 @dataclass

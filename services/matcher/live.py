@@ -28,6 +28,7 @@ from services.matcher.domain import (
     PlanSnapshot,
     ProfileChange,
     ProfilesChange,
+    RunApplied,
     RunReads,
 )
 from services.matcher.feedback import ReasonVectors, dislikes_in, rerank
@@ -77,7 +78,7 @@ class MatcherRepository(Protocol):
 
     def apply(self, change: ProfileChange) -> bool: ...
 
-    def apply_profiles(self, change: ProfilesChange) -> set[str]: ...
+    def apply_profiles(self, change: ProfilesChange) -> RunApplied: ...
 
     def apply_pairs(self, plan: ListsPlan) -> None: ...
 
@@ -300,10 +301,12 @@ class LiveMatcher:
         plan = self.plan_read(read.lists)
         return ProfilesChange(read.profiles, plan.upserts, plan.withdrawals, plan.unlisted)
 
-    def apply_profiles(self, change: ProfilesChange) -> set[str]:
+    def apply_profiles(self, change: ProfilesChange) -> RunApplied:
         """Write the change durably, in one transaction: the organisations whose events were applied
-        now (an event whose revision was applied before changes nothing)."""
-        applied = self.state.apply_profiles(change)
+        now (an event whose revision was applied before changes nothing), and the lists still
+        waiting for them (see the repository's apply_profiles)."""
+        done = self.state.apply_profiles(change)
+        applied = done.applied
         _freeze_survivors()
         for org_id, (revision, profile) in change.profiles.items():
             logger.info(
@@ -319,7 +322,7 @@ class LiveMatcher:
                     "applied": org_id in applied,
                 },
             )
-        return applied
+        return done
 
     def handle_decision(self, envelope: events.Envelope) -> bool:
         """Apply what a rejection teaches: the organisation whose coordinator rejected its partner as

@@ -391,6 +391,7 @@ class SharedIndex:
         wanted = {org: _revision(e) for org, e in latest.items() if org not in replayed}
         waiting = {org: orgs for org, orgs in waiting.items() if org in wanted}
         applied: set[str] = set()
+        still_waiting: Mapping[str, set[str]] = {}
         if wanted:
             with self.indexed:
                 if not self.indexed.wait_for(
@@ -412,13 +413,13 @@ class SharedIndex:
                 change = self.live.plan_profiles_read(read) if read is not None else None
                 if change is not None:
                     change.known_partners_only = True
-                    applied = self.live.apply_profiles(change)
+                    change.forget_waiting = {org: orgs & affected for org, orgs in waiting.items()}
+                    done = self.live.apply_profiles(change)
+                    applied, still_waiting = done.applied, done.waiting
             for envelope in current:
                 self._planned(envelope.payload["org_id"], _revision(envelope))
-            for org_id in sorted(applied & waiting.keys()):
-                self.live.state.forget_awaiting(org_id, waiting[org_id] & affected)
         # a replay too: this matcher may replace one that stopped before planning them
-        self._plan_awaiting(sorted(applied | replayed.keys()))
+        self._plan_awaiting(still_waiting, sorted(replayed))
         return applied
 
     def _unmade_partner_lists(self, current: Sequence[events.Envelope], partners: Mapping[str, set[str]]) -> set[str]:
@@ -441,11 +442,11 @@ class SharedIndex:
             if partner not in made and partner in self.live.clusters
         }
 
-    def _plan_awaiting(self, org_ids: Sequence[str]) -> None:
+    def _plan_awaiting(self, known: Mapping[str, set[str]], replayed: Sequence[str] = ()) -> None:
         """Plan again the lists that wanted these organisations before their profiles were applied
-        (they left them out then, see the state's AWAITING); after their events are applied, or found
-        applied."""
-        waiting = self.live.state.awaiting(org_ids)
+        (they left them out then, see the state's AWAITING): after their events are applied, as the
+        transaction applying them read them (`known`), or found applied (`replayed`, read here)."""
+        waiting = {**known, **(self.live.state.awaiting(replayed) if replayed else {})}
         if not waiting:
             return
         with self.writing:

@@ -7,10 +7,11 @@ from __future__ import annotations
 import redis
 
 from partnermatch import events
-from services.matcher.adapters.redis_state import PairWrite, ProfileChange
+from services.matcher.adapters import redis_state
+from services.matcher.adapters.redis_state import PairWrite, ProfileChange, ProfilesChange
 from services.matcher.bootstrap import build_deps as matcher_deps
 from services.matcher.config import MatcherSettings
-from services.matcher.domain import PlanSnapshot
+from services.matcher.domain import PlanSnapshot, RunApplied
 from services.profiles import services
 from services.profiles.bootstrap import build_deps as profiles_deps
 from services.profiles.config import ProfilesSettings
@@ -81,6 +82,9 @@ def test_the_matchers_state_runs_on_a_redis_cluster(redis_cluster, redis_cluster
     assert state.pair_ids_of_org("a") == ["a~b"]
     assert state.snapshot(["a", "b"], ["a~b", "a~c"]) == PlanSnapshot({"a": {}, "b": {}}, frozenset({"a~b"}))
     assert state.dislikes_of(["a", "b"]) == {}
+    state.r.sadd(redis_state.AWAITING + "c", "x", "y")
+    run = ProfilesChange({"c": (1, {"org_id": "c", "cluster_id": "c3"})}, forget_waiting={"c": {"x"}})
+    assert state.apply_profiles(run) == RunApplied({"c"}, {"c": {"y"}}), "read in the run's transaction"
     assert [e.event_type for e in _outbox_events(state.r, state.outbox.stream)] == [
         events.MATCH_SUGGESTED,
         events.MATCH_APPROVED,

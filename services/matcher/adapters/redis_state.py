@@ -47,6 +47,7 @@ from services.matcher.domain import (
     PlanSnapshot,
     ProfileChange,
     ProfilesChange,
+    RunApplied,
     RunReads,
     other_of,
 )
@@ -245,18 +246,17 @@ def _watch_and_run(pipe: redis.client.Pipeline, watched: list[str], command: tup
     return conn.retry.call_with_retry(attempt, failed)
 
 
-def _execute_watched(pipe: redis.client.Pipeline) -> None:
+def _execute_watched(pipe: redis.client.Pipeline) -> list[Any]:
     """What pipe.execute() does for a transaction whose WATCH was sent with its read (_watch_and_run):
     MULTI, the queued commands and EXEC in one round trip, WatchError if a watched key changed (or
-    the connection was lost: the caller starts again), the first error of a command raised; the
-    replies are read as they come, none parsed further (redis-py's runs a callback on each, and
-    the caller reads none of them)."""
+    the connection was lost: the caller starts again), the first error of a command raised. EXEC's
+    replies are returned as they come, none parsed further (redis-py runs a callback on each; a
+    set's members are a list of bytes here)."""
     conn = pipe.connection
     commands = [args for args, _ in pipe.command_stack]
     try:
         if conn is None or not pipe.watching:  # nothing watched on a connection: as redis-py does it
-            pipe.execute()
-            return
+            return list(pipe.execute())
         try:
             conn.send_packed_command(_pack(conn, [("MULTI",), *commands, ("EXEC",)]))
             queued: list[redis.ResponseError] = []
@@ -281,6 +281,7 @@ def _execute_watched(pipe: redis.client.Pipeline) -> None:
         for reply in replies:
             if isinstance(reply, redis.ResponseError):
                 raise reply
+        return list(replies)
     finally:
         pipe.reset()
 
@@ -480,12 +481,15 @@ class RedisMatcherState:
 
     def apply(self, change: ProfileChange) -> bool:
         """Apply once: returns False (and writes nothing) if this revision was already applied."""
-        return bool(self.apply_profiles(ProfilesChange.of(change)))
+        return bool(self.apply_profiles(ProfilesChange.of(change)).applied)
 
-    def apply_profiles(self, change: ProfilesChange) -> set[str]:
+    def apply_profiles(self, change: ProfilesChange) -> RunApplied:
         """Apply a run of profile events in one transaction: each organisation's profile once, and
         the pairs if any was new; the organisations applied now (none: each had this revision or a
-        later one applied before, and nothing is written)."""
+        later one applied before, and nothing is written). For those, the same transaction takes
+        the lists the change planned out of AWAITING (forget_waiting) and reads the lists left
+        there: once it is applied no list comes to wait for them (a plan's write reads PROFILES
+        under its WATCH of REVISIONS), so none is missed, and no round trip of its own reads them."""
         applied: set[str] = set()
         pair_ids = _pair_ids(change.upserts, change.withdrawals, change.unlisted)
         upserts_known = change.upserts if change.known_partners_only else []
@@ -514,13 +518,26 @@ class RedisMatcherState:
                     pipe.set(PROFILE + org, _json(profile))
                     pipe.sadd(PROFILES, org)
             self._save_known_pairs(pipe, existing, change.upserts, change.withdrawals, change.unlisted, unknown, now)
+            for org in fresh:
+                planned = change.forget_waiting.get(org)
+                if planned:
+                    pipe.srem(AWAITING + org, *sorted(planned))
+            for org in fresh:  # EXEC's last replies
+                pipe.smembers(AWAITING + org)
             applied.update(fresh)
 
         # a pair written by anyone in the meantime (PAIRS_WRITTEN: a coordinator's decision, another
         # matcher's run) restarts this, as does another profile applied (REVISIONS), which may make a
         # partner known
-        self._transaction(txn, [REVISIONS, PAIRS_WRITTEN])
-        return applied
+        replies = self._transaction(txn, [REVISIONS, PAIRS_WRITTEN])
+        now_applied = sorted(applied)
+        left = replies[len(replies) - len(now_applied) :] if now_applied else []
+        waiting = {
+            org: {m.decode() if isinstance(m, bytes) else m for m in members}
+            for org, members in zip(now_applied, left, strict=True)
+            if members
+        }
+        return RunApplied(set(applied), waiting)
 
     def apply_pairs(self, plan: ListsPlan) -> None:
         """Write a plan of lists made outside a profile event (lists planned again), atomically; a
@@ -570,21 +587,22 @@ class RedisMatcherState:
         if members:
             self.r.srem(AWAITING + org_id, *members)
 
-    def _transaction(self, txn: Callable[[redis.client.Pipeline, list[str] | None], None], watched: list[str]) -> None:
+    def _transaction(
+        self, txn: Callable[[redis.client.Pipeline, list[str] | None], None], watched: list[str]
+    ) -> list[Any]:
         """Run `txn` as redis-py's transaction() does (WATCH `watched`, read, then MULTI/EXEC, again
         from the start when a watched key changed meanwhile), with the WATCH sent together with
         txn's first read (txn is given the keys to watch and passes them to _read_watched): one
         round trip where transaction() takes two, its WATCH waiting for its reply. A client other
-        than a plain Redis one (a cluster's) runs transaction() itself (txn is given None)."""
+        than a plain Redis one (a cluster's) runs transaction() itself (txn is given None). EXEC's
+        replies, one per command queued after MULTI (none when txn queued none)."""
         if type(self.r) is not redis.Redis:
-            self.r.transaction(lambda pipe: txn(pipe, None), *watched)
-            return
+            return list(self.r.transaction(lambda pipe: txn(pipe, None), *watched) or [])
         with self.r.pipeline(transaction=True) as pipe:
             while True:
                 try:
                     txn(pipe, watched)
-                    _execute_watched(pipe)
-                    return
+                    return _execute_watched(pipe)
                 except redis.WatchError:
                     continue
 

@@ -221,13 +221,13 @@ def test_a_run_of_profile_events_applies_each_new_revision_once_with_the_pairs_p
         {"org_a": (1, {"org_id": "org_a", "revision": 1}), "org_b": (2, {"org_id": "org_b", "revision": 2})},
         upserts=[_pair()],
     )
-    assert state.apply_profiles(run) == {"org_a"}  # org_b's revision was applied before
+    assert state.apply_profiles(run).applied == {"org_a"}  # org_b's revision was applied before
     assert state.applied_revisions(["org_a", "org_b"]) == {"org_a": 1, "org_b": 2}
     assert state.get_profile("org_a") == {"org_id": "org_a", "revision": 1}
     assert [e.event_type for e in _outbox_events(state)] == [events.MATCH_SUGGESTED]
-    assert state.apply_profiles(run) == set(), "a replay of the whole run writes nothing"
+    assert state.apply_profiles(run).applied == set(), "a replay of the whole run writes nothing"
     assert len(_outbox_events(state)) == 1
 
     gone = ProfilesChange({"org_a": (2, None)}, withdrawals=[("org_a~org_b", "organisation_deleted")])
-    assert state.apply_profiles(gone) == {"org_a"}
+    assert state.apply_profiles(gone).applied == {"org_a"}
     assert state.get_profile("org_a") is None and state.get_pair("org_a~org_b")["state"] == "withdrawn"

@@ -18,6 +18,7 @@ from services.matcher.domain import (
     PlanSnapshot,
     ProfileChange,
     ProfilesChange,
+    RunApplied,
     RunReads,
 )
 
@@ -99,9 +100,9 @@ class FakeMatcherRepository:
         pass
 
     def apply(self, change: ProfileChange) -> bool:
-        return bool(self.apply_profiles(ProfilesChange.of(change)))
+        return bool(self.apply_profiles(ProfilesChange.of(change)).applied)
 
-    def apply_profiles(self, change: ProfilesChange) -> set[str]:
+    def apply_profiles(self, change: ProfilesChange) -> RunApplied:
         fresh = {org for org, (revision, _) in change.profiles.items() if self.revisions.get(org, 0) < revision}
         for org in fresh:
             revision, profile = change.profiles[org]
@@ -112,7 +113,9 @@ class FakeMatcherRepository:
                 self.profiles[org] = profile
         if fresh:
             self.apply_pairs(ListsPlan(change.upserts, change.withdrawals, change.unlisted))
-        return fresh
+        for org in fresh:
+            self.forget_awaiting(org, change.forget_waiting.get(org, ()))
+        return RunApplied(fresh, self.awaiting(sorted(fresh)))
 
     def apply_pairs(self, plan: ListsPlan) -> None:
         for step in domain.pair_steps(self.pairs, plan.upserts, plan.withdrawals, self.now, plan.unlisted):

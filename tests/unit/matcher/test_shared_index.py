@@ -11,7 +11,7 @@ import pytest
 from partnermatch import events
 from partnermatch.messaging import Record
 from services.matcher.adapters.redis_state import ProfileChange, ProfilesChange
-from services.matcher.domain import ListsPlan, RunReads
+from services.matcher.domain import ListsPlan, RunApplied, RunReads
 from services.matcher.table import SharedIndex, TableBehind
 
 
@@ -69,19 +69,23 @@ class FakeLive:
         return ProfileChange(org_id, revision, dict(envelope.payload))
 
     def apply(self, change: ProfileChange) -> bool:
-        return bool(self.apply_profiles(ProfilesChange.of(change)))
+        return bool(self.apply_profiles(ProfilesChange.of(change)).applied)
 
     def plan_profiles(self, envelopes: list[events.Envelope], affected: set[str]) -> ProfilesChange:
         self.planned.extend((e.payload["org_id"], e.payload["revision"], affected) for e in envelopes)
         return ProfilesChange({e.payload["org_id"]: (e.payload["revision"], dict(e.payload)) for e in envelopes})
 
-    def apply_profiles(self, change: ProfilesChange) -> set[str]:
+    def apply_profiles(self, change: ProfilesChange) -> RunApplied:
+        """As the repository's: the lists the change planned wait no longer, and those still
+        waiting for the organisations applied are read in the same step."""
         applied = set()
         for org_id, (revision, _) in change.profiles.items():
             if revision > self.state.revisions.get(org_id, 0):
                 self.state.revisions[org_id] = revision
                 applied.add(org_id)
-        return applied
+        for org_id in applied:
+            self.state.forget_awaiting(org_id, change.forget_waiting.get(org_id, ()))
+        return RunApplied(applied, self.state.awaiting(sorted(applied)))
 
     def plan_lists(self, orgs: set[str]):
         self.replanned.append(set(orgs))

@@ -10,7 +10,7 @@ import redis
 from partnermatch import events
 from services.matcher import domain
 from services.matcher.adapters import redis_state
-from services.matcher.adapters.redis_state import PairWrite, ProfileChange, RedisMatcherState
+from services.matcher.adapters.redis_state import PairWrite, ProfileChange, ProfilesChange, RedisMatcherState
 
 pytestmark = pytest.mark.integration
 
@@ -74,3 +74,31 @@ def test_an_event_runs_revisions_the_lists_waiting_for_its_organisations_and_the
     assert reads.partners == {"a": {"x", "y"}, "c": {"b"}}
     empty = state.run_reads([])
     assert (empty.revisions, empty.waiting, empty.partners) == ({}, {}, {})
+
+
+def test_a_run_applied_drops_the_lists_it_planned_from_awaiting_and_reads_those_left_in_its_transaction(
+    redis_client, monkeypatch
+):
+    """The lists that waited for an organisation and were planned with its run wait no longer, and
+    those that came to wait meanwhile are read, both in the run's MULTI/EXEC: the write is its read
+    under WATCH and its EXEC, two round trips, none more for AWAITING."""
+    state = RedisMatcherState(redis_client)
+    redis_client.hset(redis_state.REVISIONS, "b", 2)
+    redis_client.sadd(redis_state.AWAITING + "a", "x", "y", "z")
+    redis_client.sadd(redis_state.AWAITING + "b", "w")
+    run = ProfilesChange(
+        {"a": (1, {"org_id": "a", "revision": 1}), "b": (2, {"org_id": "b", "revision": 2})},
+        forget_waiting={"a": {"x", "y"}, "b": {"w"}},
+    )
+    sent = _round_trips(monkeypatch)
+
+    done = state.apply_profiles(run)
+
+    assert len(sent) == 2
+    assert done.applied == {"a"}, "b's revision was applied before"
+    assert done.waiting == {"a": {"z"}}, "z came to wait while the run was planned"
+    assert redis_client.smembers(redis_state.AWAITING + "a") == {b"z"}
+    assert redis_client.smembers(redis_state.AWAITING + "b") == {b"w"}, "a replayed organisation's are kept"
+    again = state.apply_profiles(run)
+    assert (again.applied, again.waiting) == (set(), {})
+    assert redis_client.smembers(redis_state.AWAITING + "a") == {b"z"}
