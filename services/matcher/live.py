@@ -14,8 +14,8 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from partnermatch import events
@@ -155,6 +155,10 @@ class ListsRead:
     gone: set[str]
     lists: dict[str, list[Candidate]]
     wanted: dict[str, PairWrite]
+    # Read with rejections_later (see read_lists): for each list, the organisations whose rejections
+    # would bear on it (its owner and the engine's candidates), read by plan_read with the snapshot;
+    # empty when the rejections were read with the lists, or none is to be read.
+    asked: Mapping[str, set[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -285,20 +289,24 @@ class LiveMatcher:
         holds them, planned once for all (a list two events changed is planned once)."""
         return self.plan_profiles_read(self.read_profiles(envelopes, affected))
 
-    def read_profiles(self, envelopes: Sequence[events.Envelope], affected: set[str]) -> ProfilesRead:
+    def read_profiles(
+        self, envelopes: Sequence[events.Envelope], affected: set[str], rejections_later: bool = False
+    ) -> ProfilesRead:
         """What plan_profiles reads of the index (the lists), for plan_profiles_read to finish with
-        the stored pairs: a caller sharing the index with other threads holds its lock only for this."""
+        the stored pairs: a caller sharing the index with other threads holds its lock only for this
+        (and reads the rejections later: see read_lists)."""
         profiles: dict[str, tuple[int, dict[str, Any] | None]] = {}
         for envelope in envelopes:
             payload = envelope.payload
             deleted = envelope.event_type == events.PROFILE_DELETED
             profiles[payload["org_id"]] = (int(payload["revision"]), None if deleted else dict(payload))
         gone = {org for org, (_, profile) in profiles.items() if profile is None}
-        return ProfilesRead(profiles, self.read_lists(affected - gone, gone))
+        return ProfilesRead(profiles, self.read_lists(affected - gone, gone, rejections_later))
 
-    def plan_profiles_read(self, read: ProfilesRead) -> ProfilesChange:
-        """The change of read_profiles' events: reads the stored pairs, not the index."""
-        plan = self.plan_read(read.lists)
+    def plan_profiles_read(self, read: ProfilesRead, relist: Callable[[], ListsRead] | None = None) -> ProfilesChange:
+        """The change of read_profiles' events: reads the stored pairs, not the index (but for
+        plan_read's `relist`)."""
+        plan = self.plan_read(read.lists, relist)
         return ProfilesChange(read.profiles, plan.upserts, plan.withdrawals, plan.unlisted)
 
     def apply_profiles(self, change: ProfilesChange) -> RunApplied:
@@ -360,9 +368,9 @@ class LiveMatcher:
         the index) when their lists are planned again as the index now holds them."""
         return self.plan_read(self.read_lists_of(orgs))
 
-    def read_lists_of(self, orgs: set[str]) -> ListsRead:
+    def read_lists_of(self, orgs: set[str], rejections_later: bool = False) -> ListsRead:
         """What plan_lists reads of the index, for plan_read to finish (see read_profiles)."""
-        return self.read_lists({org for org in orgs if org in self.clusters}, set())
+        return self.read_lists({org for org in orgs if org in self.clusters}, set(), rejections_later)
 
     def _indexed(self, org_id: str) -> bool:
         try:
@@ -401,23 +409,40 @@ class LiveMatcher:
             return self.plan_read(self._read_of(affected, gone, self._at_least_min(listed | lowered)))
         return self._plan_snapshot(read, snapshot)
 
-    def read_lists(self, affected: set[str], gone: set[str]) -> ListsRead:
+    def read_lists(self, affected: set[str], gone: set[str], rejections_later: bool = False) -> ListsRead:
         """The lists of `affected` as the index now holds them (the organisations in `gone` deleted),
-        and the pairs they want: all a plan reads of the index and of the organisations' clusters."""
-        return self._read_of(affected, gone, self._suggested(sorted(affected - gone)))
+        and the pairs they want: all a plan reads of the index and of the organisations' clusters.
+        With `rejections_later`, where the repository reads the rejections with the snapshot
+        (dislikes_and_snapshot), the lists are the engine's as they are, and plan_read reads the
+        rejections that may bear on them with the snapshot, one round trip for both: nothing is
+        read of Redis here, so a caller holding the index's lock holds it for no round trip."""
+        orgs = sorted(affected - gone)
+        if not rejections_later or self.feedback_strength <= 0 or not hasattr(self.state, "dislikes_and_snapshot"):
+            return self._read_of(affected, gone, self._suggested(orgs))
+        listed = {org: self.engine.top(org, self.top_k) for org in orgs}
+        return replace(self._read_of(affected, gone, self._at_least_min(listed)), asked=self._asked(listed))
 
     def _read_of(self, affected: set[str], gone: set[str], found: Mapping[str, list[Suggestion]]) -> ListsRead:
         """The ListsRead of these lists (`_suggested`'s, or as _pair_changes chose them)."""
         lists = _candidates(found)
         return ListsRead(affected, gone, lists, domain.wanted_pairs(lists, self.clusters, with_reasons=False))
 
-    def plan_read(self, read: ListsRead) -> ListsPlan:
+    def plan_read(self, read: ListsRead, relist: Callable[[], ListsRead] | None = None) -> ListsPlan:
         """The plan of lists as read_lists read them: one snapshot of the pairs they touch, with, for
         the pending pairs of those lists they may let go, which sides' lists held them when last
         planned (one round trip); the rules are the domain's. No partner's list is read:
-        its own planning says whether it holds a pair. Reads the stored pairs, not the index."""
+        its own planning says whether it holds a pair. Reads the stored pairs, not the index.
+        Lists read with their rejections still to read (`asked`) have them read with the snapshot;
+        where one bears on a list (rare), the lists are read again with the rejections, by `relist`
+        (a caller sharing the index takes its lock there), and the snapshot again."""
         orgs, sides_of = self._snapshot_orgs(read)
-        return self._plan_snapshot(read, self.state.snapshot(orgs, list(read.wanted), sides_of=sides_of))
+        if not read.asked:
+            return self._plan_snapshot(read, self.state.snapshot(orgs, list(read.wanted), sides_of=sides_of))
+        asked = sorted(set().union(*read.asked.values()))
+        dislikes, snapshot = self.state.dislikes_and_snapshot(asked, orgs, list(read.wanted), sides_of=sides_of)  # type: ignore[attr-defined]
+        if not any(ids & dislikes.keys() for ids in read.asked.values()):
+            return self._plan_snapshot(read, snapshot)
+        return self.plan_read(relist() if relist is not None else self.read_lists(read.affected, read.gone))
 
     @staticmethod
     def _snapshot_orgs(read: ListsRead) -> tuple[list[str], list[str]]:

@@ -53,7 +53,7 @@ from partnermatch.messaging import (
     key_partition,
     run_consumer,
 )
-from services.matcher.live import LiveMatcher
+from services.matcher.live import ListsRead, LiveMatcher, ProfilesRead
 
 logger = logging.getLogger(__name__)
 
@@ -300,8 +300,8 @@ class SharedIndex:
             with self.writing:
                 began = time.monotonic()
                 with self.lock:
-                    read = self.live.read_lists_of({org_id})
-                plan = self.live.plan_read(read)
+                    read = self.live.read_lists_of({org_id}, rejections_later=True)
+                plan = self.live.plan_read(read, functools.partial(self._relisted, read))
                 self.live.state.apply_pairs(plan)
                 worked = time.monotonic() - began
             planned += 1
@@ -408,9 +408,13 @@ class SharedIndex:
                     changed |= self._unmade_partner_lists(current, reads.partners)
                     # lists changed by events indexed since may name organisations deleted meanwhile
                     affected = {org for org in changed if org in self.live.clusters}
-                    read = self.live.read_profiles(current, affected) if current else None
+                    read = self.live.read_profiles(current, affected, rejections_later=True) if current else None
                 # the stored pairs are read without the index's lock: the table reader indexes meanwhile
-                change = self.live.plan_profiles_read(read) if read is not None else None
+                change = (
+                    self.live.plan_profiles_read(read, functools.partial(self._relisted, read))
+                    if read is not None
+                    else None
+                )
                 if change is not None:
                     change.known_partners_only = True
                     change.forget_waiting = {org: orgs & affected for org, orgs in waiting.items()}
@@ -451,8 +455,8 @@ class SharedIndex:
             return
         with self.writing:
             with self.lock:
-                read = self.live.read_lists_of(set().union(*waiting.values()))
-            plan = self.live.plan_read(read)
+                read = self.live.read_lists_of(set().union(*waiting.values()), rejections_later=True)
+            plan = self.live.plan_read(read, functools.partial(self._relisted, read))
             self.live.state.apply_pairs(plan)
         for org_id, orgs in waiting.items():
             self.live.state.forget_awaiting(org_id, orgs)
@@ -465,6 +469,15 @@ class SharedIndex:
                 "withdrawn": len(plan.withdrawals),
             },
         )
+
+    def _relisted(self, read: ListsRead | ProfilesRead) -> ListsRead:
+        """The lists of `read` read again under the lock, with the rejections that bear on them
+        (LiveMatcher.plan_read, where one does): the rejections are read under the lock then, as
+        they are only where one bears (lists read with rejections_later read them with the
+        snapshot, without the lock). Those deleted since are left out."""
+        lists = read.lists if isinstance(read, ProfilesRead) else read
+        with self.lock:
+            return self.live.read_lists({org for org in lists.affected if org in self.live.clusters}, lists.gone)
 
     def _planned(self, org_id: str, revision: int) -> None:
         with self.lock:

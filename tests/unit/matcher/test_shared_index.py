@@ -94,16 +94,16 @@ class FakeLive:
     # The shared index reads what a plan needs of the index under its lock (read_*), and finishes
     # the plan with the stored pairs without it (plan_*_read): this fake plans in the second step.
 
-    def read_profiles(self, envelopes: list[events.Envelope], affected: set[str]):
+    def read_profiles(self, envelopes: list[events.Envelope], affected: set[str], rejections_later=False):
         return list(envelopes), set(affected)
 
-    def plan_profiles_read(self, read) -> ProfilesChange:
+    def plan_profiles_read(self, read, relist=None) -> ProfilesChange:
         return self.plan_profiles(*read)
 
-    def read_lists_of(self, orgs: set[str]):
+    def read_lists_of(self, orgs: set[str], rejections_later=False):
         return set(orgs)
 
-    def plan_read(self, read):
+    def plan_read(self, read, relist=None):
         return self.plan_lists(read)
 
 
