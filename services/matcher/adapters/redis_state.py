@@ -173,21 +173,22 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-# How many pair records ParsedPairs keeps parsed: some 7 KB each (the text and its objects), so
-# about 56 MiB at most.
-PARSED_PAIRS_KEPT = 8192
+# How many records a ParsedRecords keeps parsed: a pair's is some 7 KB (the text and its objects),
+# so about 56 MiB at most.
+PARSED_KEPT = 8192
 
 
-class ParsedPairs:
-    """Pair records parsed from their stored text, kept by that text: a plan reads the records of
-    the pairs of the lists it makes, and most of them are as the last plan of those lists left them.
-    orjson parses a record of some 1.2 KB in about 4.8 µs; finding it by its text (hashed and
-    compared, as a dict does) takes about 0.5. A record whose text changed is parsed again, so what
-    is handed out is always what Redis holds. Records handed out are shared: their readers (the
-    domain's rules) make new records and never change one. Past `capacity` records the keeping starts
-    again empty."""
+class ParsedRecords:
+    """Records (pairs, profiles) parsed from their stored text, kept by that text: a plan reads the
+    records of the pairs of the lists it makes, most of them as the last plan of those lists left
+    them, and a coordinator's page reads the cluster's pending pairs and their organisations again
+    at each request. orjson parses a pair of some 1.2 KB in about 4.8 µs; finding it by its text
+    (hashed and compared, as a dict does) takes about 0.5. A record whose text changed is parsed
+    again, so what is handed out is always what Redis holds. Records handed out are shared: their
+    readers (the domain's rules, the review's views) make new records and never change one. Past
+    `capacity` records the keeping starts again empty."""
 
-    def __init__(self, capacity: int = PARSED_PAIRS_KEPT) -> None:
+    def __init__(self, capacity: int = PARSED_KEPT) -> None:
         self.capacity = capacity
         self._by_text: dict[bytes, PairRecord] = {}
         self.parsed = self.reused = 0
@@ -345,7 +346,10 @@ class RedisMatcherState:
         # the reads each profile event makes before its write (its revision, the pending pairs, the
         # rejections): on a connection the consumer's thread keeps, without redis-py's layers
         self._direct = DirectCommands(client)
-        self._parsed = ParsedPairs()  # the records a plan reads (its snapshot's, its write's)
+        # the pairs a plan reads (its snapshot's, its write's) and a page shows, and the profiles
+        # a page shows; not those a start loads, each once (all_profiles)
+        self._parsed = ParsedRecords()
+        self._parsed_profiles = ParsedRecords()
 
     def adopt_untagged_keys(self) -> int:
         """Move the keys written before they had a hash tag (`matcher:…`, page sessions aside)
@@ -373,25 +377,34 @@ class RedisMatcherState:
         return orjson.loads(raw) if raw else None
 
     def get_profiles(self, org_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The profiles applied of these organisations (shared records: see ParsedRecords)."""
+        return self._profiles_of(org_ids, self._parsed_profiles)
+
+    def _profiles_of(
+        self, org_ids: Iterable[str], parse: Callable[[bytes], dict[str, Any]]
+    ) -> dict[str, dict[str, Any]]:
         ids = list(org_ids)
         raws = self.r.mget([PROFILE + i for i in ids]) if ids else []
-        return {i: orjson.loads(r) for i, r in zip(ids, raws, strict=True) if r}
+        return {i: parse(r) for i, r in zip(ids, raws, strict=True) if r}
 
     def all_profiles(self, batch: int = 1000) -> Iterable[dict[str, Any]]:
+        """Every profile applied, each parsed anew: a start reads each once."""
         ids = [m.decode() for m in self.r.sscan_iter(PROFILES, count=batch)]
         for start in range(0, len(ids), batch):
-            yield from self.get_profiles(ids[start : start + batch]).values()
+            yield from self._profiles_of(ids[start : start + batch], orjson.loads).values()
 
     # ---- pairs ------------------------------------------------------------------------------
 
     def get_pair(self, pair_id: str) -> dict[str, Any] | None:
+        """The pair as stored (a shared record: see ParsedRecords)."""
         raw = self.r.get(PAIR + pair_id)
-        return orjson.loads(raw) if raw else None
+        return self._parsed(raw) if raw else None
 
     def get_pairs(self, pair_ids: Iterable[str]) -> list[dict[str, Any]]:
+        """The pairs as stored, those that are (shared records: see ParsedRecords)."""
         ids = list(pair_ids)
         raws = self.r.mget([PAIR + i for i in ids]) if ids else []
-        return [orjson.loads(r) for r in raws if r]
+        return [self._parsed(r) for r in raws if r]
 
     def snapshot(self, org_ids: Iterable[str], pair_ids: Iterable[str], sides_of: Iterable[str] = ()) -> PlanSnapshot:
         """The pending pairs of each organisation (by score, lowest first), which of `pair_ids` were

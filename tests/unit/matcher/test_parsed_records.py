@@ -1,4 +1,4 @@
-"""The pair records a plan reads are parsed once per stored text (ParsedPairs) and shared: what is
+"""The pair records a plan reads are parsed once per stored text (ParsedRecords) and shared: what is
 handed out must always be what Redis holds, and the domain's rules, which read them, must never
 change one in place."""
 
@@ -12,7 +12,7 @@ import pytest
 from partnermatch import events
 from services.matcher import domain
 from services.matcher.adapters import redis_state
-from services.matcher.adapters.redis_state import PairWrite, ParsedPairs, ProfileChange, RedisMatcherState
+from services.matcher.adapters.redis_state import PairWrite, ParsedRecords, ProfileChange, RedisMatcherState
 
 
 def _record(**changes: object) -> dict:
@@ -37,7 +37,7 @@ def _record(**changes: object) -> dict:
 
 
 def test_a_text_read_again_is_the_record_parsed_before_and_a_changed_text_is_parsed_anew():
-    parsed = ParsedPairs()
+    parsed = ParsedRecords()
     first = orjson.dumps(_record())
     assert parsed(first) == orjson.loads(first)
     assert parsed(bytes(bytearray(first))) is parsed(first), "the same text (another bytes object): kept"
@@ -48,7 +48,7 @@ def test_a_text_read_again_is_the_record_parsed_before_and_a_changed_text_is_par
 
 
 def test_it_keeps_at_most_its_capacity():
-    parsed = ParsedPairs(capacity=3)
+    parsed = ParsedRecords(capacity=3)
     texts = [orjson.dumps(_record(score=i / 10)) for i in range(10)]
     for text in texts:
         assert parsed(text)["score"] == orjson.loads(text)["score"]
@@ -132,3 +132,42 @@ def test_a_plan_after_a_coordinator_decided_reads_the_decision_not_the_record_it
     after = matcher.get_pair(pair)
     assert after == decided, "a decided pair is never suggested again"
     assert redis_client.zscore(redis_state.PENDING_BY_ORG + "a", pair) is None
+
+
+@pytest.mark.integration
+def test_the_coordinators_reads_share_the_records_and_change_none(redis_client):
+    """The review's reads (a cluster's list with its filters, one pair, an organisation's
+    partnerships, a decision's answer) hand out the records kept parsed: each must still be what its
+    stored text says afterwards, and a second list must answer as the first."""
+    from services.matcher.review import ReviewService
+
+    state = RedisMatcherState(redis_client)
+    orgs = {"a": "ca", "b": "cb", "c": "cb", "d": "cc"}
+    for org, cluster in orgs.items():
+        profile = {"org_id": org, "name": f"Org {org}", "cluster_id": cluster, "country": "PL", "sectors": ["ict"]}
+        assert state.apply(ProfileChange(org, 1, profile))
+    reasons = [{"concept": "metal", "kind": "sector", "direction": "a_offers_b_seeks", "weight": 0.2}]
+    writes = [
+        PairWrite(events.pair_id("a", o), "a", o, "ca", orgs[o], 0.9 - i / 10, list(reasons))
+        for i, o in enumerate(["b", "c", "d"])
+    ]
+    assert state.apply(ProfileChange("a", 2, {"org_id": "a", "name": "Org a", "cluster_id": "ca"}, upserts=writes))
+    review = ReviewService(state, render=lambda reason, lang: reason["concept"])
+
+    first = review.list_for_cluster("ca", state="pending", sort="score", q="org", lang="en", offset=0, limit=10)
+    assert [v["pair_id"] for v in first[0]] == ["a~b", "a~c", "a~d"]
+    review.list_for_cluster(
+        "ca", state="pending", sort="date", country="PL", sector="ict", lang="pl", offset=0, limit=2
+    )
+    assert review.read("cb", "a~b") is not None
+    review.partnerships_of_org("a")
+    again = review.list_for_cluster("ca", state="pending", sort="score", q="org", lang="en", offset=0, limit=10)
+    assert again == first
+    decided = review.decide("cb", "coord-b", "a~b", "approve")
+    review.view("cb", decided)
+
+    assert state._parsed.reused > 0 and state._parsed_profiles.reused > 0
+    for kept in (state._parsed, state._parsed_profiles):
+        for text, record in kept._by_text.items():
+            assert record == orjson.loads(text)
+    assert review.read("ca", "a~b")["decisions"][0]["decision"] == "approve", "the decision's text is read anew"
