@@ -278,7 +278,14 @@ class ReviewService:
         limit: int = 20,
     ) -> tuple[list[dict[str, Any]], int]:
         """One page of the cluster's suggestions in a state, filtered and sorted, and how many there
-        are in all: the one query of the API and the page."""
+        are in all: the one query of the API and the page. The pending ones by score with no filter
+        (the queue as it opens) are read a page at a time where the repository can (see
+        _pending_page); any other query reads every pair of the cluster."""
+        filtered = country or language or min_score is not None or max_score is not None or sector or (q and q.strip())
+        if state == "pending" and sort == "score" and not filtered and limit > 0:
+            found = self._pending_page(cluster_id, lang, offset, limit)
+            if found is not None:
+                return found
         ids = (
             self.state.pending_ids_of_cluster(cluster_id)
             if state == "pending"
@@ -318,6 +325,24 @@ class ReviewService:
         total = len(pairs)
         page = pairs[offset : offset + limit]
         return [pair_view(p, profiles, cluster_id, lang, self.render, self.render_need) for p in page], total
+
+    def _pending_page(
+        self, cluster_id: str, lang: str, offset: int, limit: int
+    ) -> tuple[list[dict[str, Any]], int] | None:
+        """One page of the cluster's pending pairs by score, reading only that page's pairs and
+        profiles: the cluster's pending index holds each pending pair by the score its record
+        holds, written with it in one transaction, so its order is the one sorting the records
+        gives. None where the repository cannot read a page, or where a pair of the page is not
+        pending as its record says (then the whole cluster is read, as for any other query)."""
+        read_page = getattr(self.state, "pending_page_of_cluster", None)
+        if read_page is None:
+            return None
+        ids, total = read_page(cluster_id, offset, limit)
+        pairs = self.state.get_pairs(ids)
+        if len(pairs) != len(ids) or any(p["state"] != "pending" for p in pairs):
+            return None
+        profiles = self.state.get_profiles({o for p in pairs for o in (p["org_a"], p["org_b"])})
+        return [pair_view(p, profiles, cluster_id, lang, self.render, self.render_need) for p in pairs], total
 
     def read(self, cluster_id: str, pair_id: str, lang: str = "en") -> dict[str, Any] | None:
         pair = self.state.get_pair(pair_id)

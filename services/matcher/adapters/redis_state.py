@@ -464,6 +464,15 @@ class RedisMatcherState:
     def pending_ids_of_cluster(self, cluster_id: str) -> list[str]:
         return [m.decode() for m in self.r.zrevrange(PENDING_BY_CLUSTER + cluster_id, 0, -1)]
 
+    def pending_page_of_cluster(self, cluster_id: str, offset: int, limit: int) -> tuple[list[str], int]:
+        """The ids of one page of the cluster's pending pairs by score, highest first (as
+        pending_ids_of_cluster orders them), and how many there are: one round trip."""
+        with self.r.pipeline(transaction=False) as pipe:
+            pipe.zrevrange(PENDING_BY_CLUSTER + cluster_id, offset, offset + limit - 1)
+            pipe.zcard(PENDING_BY_CLUSTER + cluster_id)
+            page, total = pipe.execute()
+        return [m.decode() for m in page], int(total)
+
     def history_ids_of_cluster(self, cluster_id: str) -> list[str]:
         return [m.decode() for m in self.r.zrevrange(HISTORY + cluster_id, 0, -1)]
 
