@@ -161,6 +161,11 @@ class ListsRead:
     asked: Mapping[str, set[str]] = field(default_factory=dict)
 
 
+# Lists read again with the rejections read (organisation -> partners it does not want), where one
+# bears on them: see LiveMatcher.plan_read.
+Relist = Callable[[dict[str, list[str]]], ListsRead]
+
+
 @dataclass(frozen=True)
 class ProfilesRead:
     """What a plan of a run of profile events reads of the index: each organisation's revision and
@@ -303,7 +308,7 @@ class LiveMatcher:
         gone = {org for org, (_, profile) in profiles.items() if profile is None}
         return ProfilesRead(profiles, self.read_lists(affected - gone, gone, rejections_later))
 
-    def plan_profiles_read(self, read: ProfilesRead, relist: Callable[[], ListsRead] | None = None) -> ProfilesChange:
+    def plan_profiles_read(self, read: ProfilesRead, relist: Relist | None = None) -> ProfilesChange:
         """The change of read_profiles' events: reads the stored pairs, not the index (but for
         plan_read's `relist`)."""
         plan = self.plan_read(read.lists, relist)
@@ -389,25 +394,19 @@ class LiveMatcher:
 
     def _pair_changes(self, affected: set[str], gone: set[str]) -> ListsPlan:
         """The pairs to suggest, to withdraw (with why) and to take out of the lists of `affected` as
-        they now are, the organisations in `gone` deleted: the engine's lists (read_lists), then
-        the stored pairs (plan_read). Where the repository reads the rejections and the snapshot
-        together (dislikes_and_snapshot), the snapshot is read with the rejections for the lists as
-        the engine gives them, one round trip for both; where the rejections bear on a list, it is
-        chosen again (as _lowered does) and the snapshot read again for the lists it ends with."""
-        both = getattr(self.state, "dislikes_and_snapshot", None)
-        if both is None or self.feedback_strength <= 0:
+        they now are, the organisations in `gone` deleted: the engine's lists, then the stored pairs
+        (plan_read), the rejections read with the snapshot where the repository reads both
+        together (see read_lists); where the rejections bear on a list, it is chosen again with
+        those read (as _lowered does) and the snapshot read again for the lists it ends with."""
+        if not self._rejections_later():
             return self.plan_read(self.read_lists(affected, gone))
         listed = {org: self.engine.top(org, self.top_k) for org in sorted(affected - gone)}
-        asked = self._asked(listed)
-        if not asked:
-            return self.plan_read(self.read_lists(affected, gone))
-        read = self._read_of(affected, gone, self._at_least_min(listed))
-        orgs, sides_of = self._snapshot_orgs(read)
-        dislikes, snapshot = both(sorted(set().union(*asked.values())), orgs, list(read.wanted), sides_of=sides_of)
-        lowered = self._lowered(listed, dislikes)
-        if lowered:
-            return self.plan_read(self._read_of(affected, gone, self._at_least_min(listed | lowered)))
-        return self._plan_snapshot(read, snapshot)
+        return self.plan_read(
+            self._listed_read(affected, gone, listed),
+            lambda dislikes: self._read_of(
+                affected, gone, self._at_least_min(listed | self._lowered(listed, dislikes))
+            ),
+        )
 
     def read_lists(self, affected: set[str], gone: set[str], rejections_later: bool = False) -> ListsRead:
         """The lists of `affected` as the index now holds them (the organisations in `gone` deleted),
@@ -417,9 +416,16 @@ class LiveMatcher:
         rejections that may bear on them with the snapshot, one round trip for both: nothing is
         read of Redis here, so a caller holding the index's lock holds it for no round trip."""
         orgs = sorted(affected - gone)
-        if not rejections_later or self.feedback_strength <= 0 or not hasattr(self.state, "dislikes_and_snapshot"):
+        if not (rejections_later and self._rejections_later()):
             return self._read_of(affected, gone, self._suggested(orgs))
-        listed = {org: self.engine.top(org, self.top_k) for org in orgs}
+        return self._listed_read(affected, gone, {org: self.engine.top(org, self.top_k) for org in orgs})
+
+    def _rejections_later(self) -> bool:
+        """Whether a plan may read the rejections with its snapshot (see read_lists)."""
+        return self.feedback_strength > 0 and hasattr(self.state, "dislikes_and_snapshot")
+
+    def _listed_read(self, affected: set[str], gone: set[str], listed: Mapping[str, list[Suggestion]]) -> ListsRead:
+        """The ListsRead of the engine's lists as they are, whose rejections plan_read reads (`asked`)."""
         return replace(self._read_of(affected, gone, self._at_least_min(listed)), asked=self._asked(listed))
 
     def _read_of(self, affected: set[str], gone: set[str], found: Mapping[str, list[Suggestion]]) -> ListsRead:
@@ -427,14 +433,15 @@ class LiveMatcher:
         lists = _candidates(found)
         return ListsRead(affected, gone, lists, domain.wanted_pairs(lists, self.clusters, with_reasons=False))
 
-    def plan_read(self, read: ListsRead, relist: Callable[[], ListsRead] | None = None) -> ListsPlan:
+    def plan_read(self, read: ListsRead, relist: Relist | None = None) -> ListsPlan:
         """The plan of lists as read_lists read them: one snapshot of the pairs they touch, with, for
         the pending pairs of those lists they may let go, which sides' lists held them when last
         planned (one round trip); the rules are the domain's. No partner's list is read:
         its own planning says whether it holds a pair. Reads the stored pairs, not the index.
         Lists read with their rejections still to read (`asked`) have them read with the snapshot;
-        where one bears on a list (rare), the lists are read again with the rejections, by `relist`
-        (a caller sharing the index takes its lock there), and the snapshot again."""
+        where one bears on a list (rare), the lists are chosen again with the rejections, by
+        `relist` given those read (a caller sharing the index takes its lock there and reads them
+        again), else by read_lists, and the snapshot is read again."""
         orgs, sides_of = self._snapshot_orgs(read)
         if not read.asked:
             return self._plan_snapshot(read, self.state.snapshot(orgs, list(read.wanted), sides_of=sides_of))
@@ -442,7 +449,7 @@ class LiveMatcher:
         dislikes, snapshot = self.state.dislikes_and_snapshot(asked, orgs, list(read.wanted), sides_of=sides_of)  # type: ignore[attr-defined]
         if not any(ids & dislikes.keys() for ids in read.asked.values()):
             return self._plan_snapshot(read, snapshot)
-        return self.plan_read(relist() if relist is not None else self.read_lists(read.affected, read.gone))
+        return self.plan_read(relist(dislikes) if relist is not None else self.read_lists(read.affected, read.gone))
 
     @staticmethod
     def _snapshot_orgs(read: ListsRead) -> tuple[list[str], list[str]]:

@@ -470,11 +470,11 @@ class SharedIndex:
             },
         )
 
-    def _relisted(self, read: ListsRead | ProfilesRead) -> ListsRead:
+    def _relisted(self, read: ListsRead | ProfilesRead, _dislikes: Mapping[str, list[str]]) -> ListsRead:
         """The lists of `read` read again under the lock, with the rejections that bear on them
-        (LiveMatcher.plan_read, where one does): the rejections are read under the lock then, as
-        they are only where one bears (lists read with rejections_later read them with the
-        snapshot, without the lock). Those deleted since are left out."""
+        (LiveMatcher.plan_read's `relist`, where one does). The rejections read without the lock
+        are not reused: the index may have changed the lists since, so they are read again under
+        it, as they are only where one bears. Those deleted since are left out."""
         lists = read.lists if isinstance(read, ProfilesRead) else read
         with self.lock:
             return self.live.read_lists({org for org in lists.affected if org in self.live.clusters}, lists.gone)
