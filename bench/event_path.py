@@ -48,7 +48,7 @@ from partnermatch import events  # noqa: E402
 from partnermatch.messaging import Record  # noqa: E402
 from services.matcher.adapters.redis_state import PROFILE, PROFILES, REVISIONS, RedisMatcherState  # noqa: E402
 from services.matcher.engine import MatchEngine  # noqa: E402
-from services.matcher.live import LiveMatcher, collect_between_runs, profile_from_payload  # noqa: E402
+from services.matcher.live import LiveMatcher, profile_from_payload  # noqa: E402
 from services.matcher.table import SharedIndex  # noqa: E402
 
 
@@ -268,7 +268,6 @@ def main() -> int:
             shared = SharedIndex(live, reweigh_quiet_s=math.inf, reweigh_every_s=math.inf)
             t = time.perf_counter()
             shared.load()
-            collect_between_runs()  # as run_matcher does after its start
             load_s = time.perf_counter() - t
             offsets = itertools.count()
             cache_s = cache_lists(live, args.cached)

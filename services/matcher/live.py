@@ -121,26 +121,6 @@ def _freeze_survivors() -> None:
     gc.freeze()
 
 
-# The cyclic collector's thresholds in a matcher process once its index is loaded (see
-# collect_between_runs): a collection of the youngest generation after this many new containers.
-EVENT_COLLECTION_THRESHOLDS = (10_000, 10, 10)
-
-
-def collect_between_runs() -> None:
-    """Set the cyclic collector for the event path: each run ends by freezing what it left
-    (_freeze_survivors), which empties the youngest generation, so with CPython's default of a
-    collection every 700 new containers the collections fell inside the runs and found next to
-    nothing to free (see _freeze_survivors: a run's plans and records are let go by reference
-    counting). With every list cached, at 2,000 organisations, 800 events made 1,811 collections
-    (215-262 ms in all, 0.3 ms an event); with a threshold of 10,000 they made none. A run that
-    makes more new containers than that, a start or a reweigh is still collected as before. The
-    cost: a reference cycle that became garbage during a run (the Kafka clients make some) is now
-    mostly frozen with the rest, and freed by the full collection of what is frozen every
-    FROZEN_COLLECTED_EVERY_S, as cycles frozen while still in use always were. Process-wide: the
-    matcher's process sets it, after its start."""
-    gc.set_threshold(*EVENT_COLLECTION_THRESHOLDS)
-
-
 def profile_from_payload(payload: Mapping[str, Any]) -> OrgProfile:
     """The engine's profile of a `profile.upserted` payload, v1 or v2 (a v1 one has no structured
     needs), or of a profile stored as applied."""

@@ -53,7 +53,7 @@ from partnermatch.messaging import (
     key_partition,
     run_consumer,
 )
-from services.matcher.live import ListsRead, LiveMatcher, ProfilesRead, collect_between_runs
+from services.matcher.live import ListsRead, LiveMatcher, ProfilesRead
 
 logger = logging.getLogger(__name__)
 
@@ -516,7 +516,6 @@ def run_matcher(
     start = committed_offsets(bootstrap, group_id, profiles_topic)
     shared = SharedIndex(live, reweigh_quiet_s=reweigh_quiet_s, reweigh_every_s=reweigh_every_s, topic=profiles_topic)
     shared.load()
-    collect_between_runs()
     reader = TableReader(
         bootstrap,
         profiles_topic,

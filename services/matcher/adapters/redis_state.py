@@ -22,7 +22,6 @@ before the tag (`matcher:…`) are moved once by `adopt_untagged_keys`; page ses
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 from types import TracebackType
@@ -186,10 +185,8 @@ class ParsedRecords:
     at each request. orjson parses a pair of some 1.2 KB in about 4.8 µs; finding it by its text
     (hashed and compared, as a dict does) takes about 0.5. A record whose text changed is parsed
     again, so what is handed out is always what Redis holds. Records handed out are shared: their
-    readers (the domain's rules, the review's views) make new records and never change one. A
-    record this process writes is kept by the text it wrote (`keep`): the next plan of those lists
-    reads it back, and in the stack most of the records a plan parsed were ones an earlier run of
-    the same matcher had written. Past `capacity` records the keeping starts again empty."""
+    readers (the domain's rules, the review's views) make new records and never change one. Past
+    `capacity` records the keeping starts again empty."""
 
     def __init__(self, capacity: int = PARSED_KEPT) -> None:
         self.capacity = capacity
@@ -202,19 +199,11 @@ class ParsedRecords:
             self.reused += 1
             return record
         record = orjson.loads(raw)
+        if len(self._by_text) >= self.capacity:
+            self._by_text = {}
+        self._by_text[raw] = record
         self.parsed += 1
-        self.keep(raw, record)
         return record
-
-    def keep(self, raw: bytes, record: PairRecord) -> None:
-        """Keep `record` as what `raw` reads as. The caller vouches that orjson.loads(raw) equals it
-        (JSON's own types only: str, int, float, bool, None, list, dict; no tuple, no numpy value)
-        and that nobody changes it; a text never stored (a transaction that did not run) is only
-        never asked for."""
-        kept = self._by_text
-        if len(kept) >= self.capacity:  # the newer half stays: a dict keeps the order it was filled in
-            self._by_text = kept = dict(itertools.islice(kept.items(), len(kept) // 2, None))
-        kept[raw] = record
 
 
 # The arguments hiredis packs as redis-py's encoder does: a str in UTF-8 (strict), bytes as they are,
@@ -681,7 +670,7 @@ class RedisMatcherState:
             pipe.sadd(AWAITING + org, *wanting)
         steps = domain.pair_steps(existing, known, withdrawals, now, unlisted)
         for step in steps:
-            self.save(pipe, step, keep=True)
+            self.save(pipe, step)
         if steps:
             pipe.incr(PAIRS_WRITTEN)
 
@@ -716,17 +705,12 @@ class RedisMatcherState:
         raws = pipe.execute_command("MGET", *[PAIR + i for i in pair_ids])
         return {pair["pair_id"]: pair for pair in (orjson.loads(r) for r in raws if r)}
 
-    def save(self, pipe: redis.client.Pipeline, step: PairSaved, keep: bool = False) -> None:
+    def save(self, pipe: redis.client.Pipeline, step: PairSaved) -> None:
         """Queue the writes of one step of a pair on a transaction's pipeline: the record, the lists
-        that hold it (pending ones by score, decided ones by decision time), and its event. `keep`:
-        the record, one of the domain's plan steps (made of JSON's own types, as the matcher's next
-        plan will read it back), is kept parsed by its text (ParsedRecords.keep)."""
+        that hold it (pending ones by score, decided ones by decision time), and its event."""
         pair = step.record
         pair_id = pair["pair_id"]
-        raw = _json(pair)
-        if keep:
-            self._parsed.keep(raw, pair)
-        pipe.set(PAIR + pair_id, raw)
+        pipe.set(PAIR + pair_id, _json(pair))
         if step.step == "suggested":
             for cluster in step.left_clusters:
                 pipe.zrem(PENDING_BY_CLUSTER + cluster, pair_id)

@@ -56,24 +56,6 @@ def test_it_keeps_at_most_its_capacity():
     assert parsed.parsed == 10
 
 
-def test_past_its_capacity_it_keeps_the_newer_half():
-    parsed = ParsedRecords(capacity=4)
-    texts = [orjson.dumps(_record(score=i / 10)) for i in range(5)]
-    for text in texts:
-        parsed(text)
-    assert list(parsed._by_text) == texts[2:], "the two older dropped, the fifth added"
-    assert parsed(texts[3]) is parsed(texts[3]) and parsed.reused == 2
-    assert parsed(texts[0])["score"] == 0.0 and parsed.parsed == 6, "a dropped one is parsed again"
-
-
-def test_a_record_kept_as_written_is_found_by_its_text():
-    parsed = ParsedRecords()
-    record = _record(score=0.25)
-    text = orjson.dumps(record)
-    parsed.keep(text, record)
-    assert parsed(bytes(bytearray(text))) is record and (parsed.parsed, parsed.reused) == (0, 1)
-
-
 @pytest.mark.parametrize(
     "step",
     [
@@ -125,9 +107,9 @@ def test_the_rules_never_change_a_record_they_are_given(step):
 
 @pytest.mark.integration
 def test_a_plan_after_a_coordinator_decided_reads_the_decision_not_the_record_it_parsed_before(redis_client):
-    """The matcher's state keeps the pending pair as it wrote it (the next write's read finds it
-    there, parsing nothing); a coordinator's decision, written by another process, changes the
-    stored text: the next plan must see the pair decided and leave it as it is."""
+    """The matcher's state has parsed the pending pair (its write's read); a coordinator's decision,
+    written by another process, changes the stored text: the next plan must see the pair decided
+    and leave it as it is."""
     matcher = RedisMatcherState(redis_client)
     review = RedisMatcherState(redis_client)
     redis_client.sadd(redis_state.PROFILES, "a", "b")
@@ -139,8 +121,8 @@ def test_a_plan_after_a_coordinator_decided_reads_the_decision_not_the_record_it
         return ProfileChange("a", revision, {"org_id": "a", "revision": revision}, upserts=[write])
 
     assert matcher.apply(suggesting(1, 0.5))
-    assert matcher.apply(suggesting(2, 0.6)), "the pair as written first is read here"
-    assert (matcher._parsed.parsed, matcher._parsed.reused) == (0, 1), "found as the matcher wrote it"
+    assert matcher.apply(suggesting(2, 0.6)), "the pair as written first is read (and parsed) here"
+    assert matcher._parsed.parsed >= 1
     review.decide(pair, "ca", "coord-a", "reject", "other")
     decided = matcher.get_pair(pair)
     assert decided is not None and decided["state"] == domain.REJECTED
@@ -189,48 +171,3 @@ def test_the_coordinators_reads_share_the_records_and_change_none(redis_client):
         for text, record in kept._by_text.items():
             assert record == orjson.loads(text)
     assert review.read("ca", "a~b")["decisions"][0]["decision"] == "approve", "the decision's text is read anew"
-
-
-@pytest.mark.integration
-def test_the_pairs_a_run_writes_are_kept_as_their_stored_text_reads(redis_client):
-    """A run keeps each pair record it writes by the text it stored (ParsedRecords.keep): what a
-    later read hands out for that text must be what the text says, for every kind of step a run
-    writes (suggested, suggested again, withdrawn, noted with one side fewer)."""
-    state = RedisMatcherState(redis_client)
-    orgs = {"a": "ca", "b": "cb", "c": "cb", "d": "cc"}
-    for org, cluster in orgs.items():
-        assert state.apply(ProfileChange(org, 1, {"org_id": org, "name": f"Org {org}", "cluster_id": cluster}))
-    reasons = [
-        {
-            "concept": "dairy",
-            "kind": "sector",
-            "direction": "b_offers_a_seeks",
-            "weight": 0.3127,
-            "terms_a": ["mleko"],
-            "terms_b": ["dairy"],
-        },
-        {"concept": None, "kind": "term", "direction": "shared", "weight": 0.05, "terms_a": [], "terms_b": []},
-    ]
-
-    def write(o: str, score: float, sides: str = "a") -> PairWrite:
-        planned = {"wanted_by": frozenset(sides), "planned": frozenset({"a", o})}
-        return PairWrite(events.pair_id("a", o), "a", o, "ca", orgs[o], score, list(reasons), **planned)
-
-    runs = [
-        ([write("b", 0.9), write("c", 0.8), write("d", 0.71234567, sides="ad")], [], []),
-        ([write("b", 0.95)], [(events.pair_id("a", "c"), "profile_deleted")], [(events.pair_id("a", "d"), "d")]),
-    ]
-    for revision, (upserts, withdrawals, unlisted) in enumerate(runs, start=2):
-        profile = {"org_id": "a", "name": "Org a", "cluster_id": "ca"}
-        assert state.apply(ProfileChange("a", revision, profile, upserts, withdrawals, unlisted))
-    stored = {key: redis_client.get(key) for key in redis_client.scan_iter(redis_state.PAIR + "*")}
-    kept = [text for text in stored.values() if text in state._parsed._by_text]
-    assert len(stored) == 3 and len(kept) == 3, "every pair as last written is kept"
-    states = set()
-    for text in kept:
-        assert state._parsed._by_text[text] == orjson.loads(text)
-        states.add(orjson.loads(text)["state"])
-    assert states == {domain.PENDING, domain.WITHDRAWN}
-    assert state._parsed.parsed == 0, "the second run read only what the first wrote"
-    noted = orjson.loads(redis_client.get(redis_state.PAIR + events.pair_id("a", "d")))
-    assert noted["state"] == domain.PENDING and noted[domain.WANTED_BY] == ["a"], "noted with one side fewer"
