@@ -13,7 +13,7 @@ import time
 import urllib.parse
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -83,6 +83,28 @@ class DecisionRecorder:
             outcome = self._record_match(envelope)
         self.counts[outcome] += 1
         return outcome
+
+    # The events handle_run takes in runs (the consumer's BatchHandler).
+    RUN_TYPES = frozenset({events.MATCH_SUGGESTED, events.MATCH_WITHDRAWN})
+
+    def handle_run(self, envelopes: Sequence[events.Envelope]) -> None:
+        """A run of suggestions and withdrawals, in order: what handle() does with each, noted in
+        the ledger in one round trip (RedisDeliveryLedger.note_all), durable once this returns."""
+        now = self.clock()
+        notes, outcomes = [], Counter[str]()
+        for envelope in envelopes:
+            payload = envelope.payload
+            clusters = (payload["cluster_a"], payload["cluster_b"])
+            if envelope.event_type == events.MATCH_SUGGESTED:
+                notes.append(self.ledger.suggested_note(payload["pair_id"], clusters, now))
+                outcomes["suggested"] += 1
+            elif envelope.event_type == events.MATCH_WITHDRAWN:
+                notes.append(self.ledger.gone_note(payload["pair_id"], clusters, decided=False))
+                outcomes["withdrawn"] += 1
+            else:
+                raise ValueError(f"not an event of a run: {envelope.event_type}")
+        self.ledger.note_all(notes)
+        self.counts.update(outcomes)
 
     def _record_match(self, envelope: events.Envelope) -> str:
         payload = envelope.payload

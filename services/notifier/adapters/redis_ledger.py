@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from redis.commands.core import Script
 
 from partnermatch.redis_client import DirectCommands, adopt_untagged_keys
 from services.notifier import domain
@@ -258,6 +259,16 @@ def _suppression(email: str, kind: str) -> str:
 
 def _num(value: float) -> str:
     return repr(round(float(value), 6))
+
+
+@dataclass(frozen=True)
+class DigestNote:
+    """One call of a digest script (see RedisDeliveryLedger.note_all): the script, its keys and
+    arguments."""
+
+    script: Script
+    keys: list[str]
+    args: list[str]
 
 
 class RedisDeliveryLedger:
@@ -527,21 +538,52 @@ class RedisDeliveryLedger:
     def note_suggested(self, pair_id: str, clusters: Iterable[str], now: float) -> int:
         """A pair waits for its clusters: new to each cluster that did not have it waiting (how
         many). A re-scored pair, a replay, or a pair already decided is not new."""
-        return int(
-            self._direct.script(
-                self._note_suggested,
-                [self.digest_pairs_key, self.digest_closed_key, self.digest_clusters_key],
-                [pair_id, " ".join(sorted(set(clusters))), _num(now), self.digest_new_prefix],
-            )
-        )
+        note = self.suggested_note(pair_id, clusters, now)
+        return int(self._direct.script(note.script, note.keys, note.args))
 
     def note_gone(self, pair_id: str, clusters: Iterable[str], decided: bool) -> None:
         """A pair no longer waits: withdrawn, or decided (then never new again)."""
-        self._direct.script(
-            self._note_gone,
-            [self.digest_pairs_key, self.digest_closed_key],
-            [pair_id, "1" if decided else "", " ".join(clusters), self.digest_new_prefix],
+        note = self.gone_note(pair_id, clusters, decided)
+        self._direct.script(note.script, note.keys, note.args)
+
+    def suggested_note(self, pair_id: str, clusters: Iterable[str], now: float) -> DigestNote:
+        """note_suggested's script call, for note_all."""
+        keys = [self.digest_pairs_key, self.digest_closed_key, self.digest_clusters_key]
+        return DigestNote(
+            self._note_suggested, keys, [pair_id, " ".join(sorted(set(clusters))), _num(now), self.digest_new_prefix]
         )
+
+    def gone_note(self, pair_id: str, clusters: Iterable[str], decided: bool) -> DigestNote:
+        """note_gone's script call, for note_all."""
+        keys = [self.digest_pairs_key, self.digest_closed_key]
+        return DigestNote(
+            self._note_gone, keys, [pair_id, "1" if decided else "", " ".join(clusters), self.digest_new_prefix]
+        )
+
+    def note_all(self, notes: Sequence[DigestNote]) -> None:
+        """Notes (suggested_note, gone_note) run in order, as many calls of note_suggested and
+        note_gone would, in one round trip where the client allows (see DirectCommands; a cluster
+        client sends them one by one). The consumer reads a suggestion or withdrawal for each pair
+        step of the matcher, some 27 for each profile written at 2,000 organisations with every
+        list cached (bench/event_path.py --cached 1.0), each a round trip of its own before. A
+        server that lost the scripts has them loaded and the notes sent again: each note is
+        idempotent (a pair noted twice is not new twice, one gone twice is gone), so those the
+        first sending ran change nothing more."""
+        if not notes:
+            return
+        commands = [("EVALSHA", n.script.sha, len(n.keys), *n.keys, *n.args) for n in notes]
+        for attempt in range(2):
+            try:
+                if self._direct.round_trip(commands) is not None:
+                    return
+                break
+            except redis.exceptions.NoScriptError:
+                if attempt:
+                    break
+                for script in {id(n.script): n.script for n in notes}.values():
+                    self.r.script_load(script.script)
+        for note in notes:
+            self._direct.script(note.script, note.keys, note.args)
 
     def clusters_with_new_suggestions(self) -> list[str]:
         return sorted(_text(c) for c in self.r.smembers(self.digest_clusters_key))

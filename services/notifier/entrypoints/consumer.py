@@ -18,7 +18,7 @@ import threading
 from partnermatch import events
 from partnermatch.broker import BrokerWatch
 from partnermatch.logs import configure_logging
-from partnermatch.messaging import EventHandlers, HandlerFailed, KafkaPublisher, run_consumer
+from partnermatch.messaging import BatchHandler, EventHandlers, HandlerFailed, KafkaPublisher, run_consumer
 from partnermatch.topics import MATCH_DECISIONS, MATCHES
 from services.notifier.bootstrap import NotifierDeps, build_deps
 from services.notifier.config import NotifierSettings
@@ -72,6 +72,12 @@ class Notifier:
             events.MATCH_REJECTED: self.recorder.handle,
         }
 
+    @property
+    def batch(self) -> BatchHandler:
+        """Suggestions and withdrawals in runs (as many as a poll holds in a row): noted for the
+        digests in one round trip a run (DecisionRecorder.handle_run), not one an event."""
+        return BatchHandler(DecisionRecorder.RUN_TYPES, self.recorder.handle_run)
+
     def run(self) -> None:
         """Blocks until `stop` is set (or the consumer fails)."""
         self._threads = [
@@ -97,6 +103,7 @@ class Notifier:
                 publisher=publisher,
                 stop=self.stop,
                 watch=self.watch,
+                batch=self.batch,
             )
         except HandlerFailed:
             logger.info("stopped while a message was being retried; it will be read again")
