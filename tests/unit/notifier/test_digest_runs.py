@@ -113,7 +113,7 @@ def _counting(round_trip, sent: list):
     return counted
 
 
-def test_a_server_that_lost_the_scripts_still_notes_a_run_once(redis_client):
+def test_a_server_that_lost_the_scripts_has_them_loaded_and_the_run_noted(redis_client):
     rng = random.Random(99)
     envelopes = [e for e in (_event(rng) for _ in range(200)) if e.event_type in DecisionRecorder.RUN_TYPES][:40]
     alone = RedisDeliveryLedger(redis_client, prefix="{alone}:")
@@ -122,8 +122,12 @@ def test_a_server_that_lost_the_scripts_still_notes_a_run_once(redis_client):
         one_by_one.handle(envelope)
     redis_client.script_flush()
     together = RedisDeliveryLedger(redis_client, prefix="{runs}:")
+    sent: list[int] = []
+    together._direct.round_trip = _counting(together._direct.round_trip, sent)
     DecisionRecorder(together, clock=lambda: 5.0).handle_run(envelopes)
     assert _state(redis_client, "{runs}:") == _state(redis_client, "{alone}:")
+    if together._direct._pool is not None:  # a single server: refused for want of the scripts, then sent again
+        assert sent == [len(envelopes), len(envelopes)]
     new = _state(redis_client, "{runs}:")
     assert any(name.startswith("digest:new:") for name in new), "some pairs wait for a digest"
 
