@@ -129,6 +129,16 @@ def test_each_web_app_runs_as_many_gunicorn_workers_in_the_launcher_as_in_the_co
         assert asked == _worker_options(launched[name].argv), name
 
 
+def test_the_matcher_consumer_can_be_scaled_like_the_launchers_matchers_option():
+    # `docker compose up --scale matcher=N` is `partnermatch up --matchers N`: the same command in
+    # one consumer group, which needs no fixed container name or published port.
+    matcher = _our_services(_compose())["matcher"]
+    assert "container_name" not in matcher and "ports" not in matcher
+    launched = [s for s in _launched({"PARTNERMATCH_MATCHERS": "2"}).values() if s.name.startswith("matcher-")]
+    assert [s.name for s in launched if s.name != "matcher-relay"] == ["matcher-1", "matcher-2"]
+    assert all(s.argv[1:] == matcher["command"][1:] for s in launched if s.name != "matcher-relay")
+
+
 def test_a_web_app_stopped_by_compose_finishes_its_requests_before_it_is_killed():
     # gunicorn waits 30 s for its workers by default; compose kills after the stop grace period
     for name, svc in _our_services(_compose()).items():
