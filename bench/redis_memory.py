@@ -159,9 +159,17 @@ def main() -> int:
                     f"  per {pair_state} pair (its record, kept): "
                     f"{state_bytes[pair_state] / states[pair_state]:,.0f} bytes"
                 )
+            published = Counter(
+                events.decode(d[b"value"]).event_type for _i, d in matcher_r.xrange(state.outbox.stream)
+            )
+            print(
+                f"  pairs withdrawn on the way: {published[events.MATCH_WITHDRAWN]} (no record of one is kept: "
+                f"its event says why)"
+            )
             print(
                 f"  outbox (until its relay publishes): "
-                f"{outbox_bytes(classes) / max(sum(states.values()), 1):,.0f} bytes per pair"
+                f"{outbox_bytes(classes) / max(sum(published.values()), 1):,.0f} bytes per event "
+                f"({sum(published.values())} events)"
             )
 
             before = used_memory(notifier_r)

@@ -115,7 +115,8 @@ class PairEvent:
 
 
 # What a step did to a pair, which tells the repository which of its lists to change:
-# suggested (pending, listed by score), withdrawn (listed no more), decided (into the history),
+# suggested (pending, listed by score), withdrawn (listed no more; no record of it is kept: the
+# repository deletes it and its event says why), decided (into the history),
 # noted (a cluster's decision recorded or taken back, the pair still pending).
 Step = Literal["suggested", "withdrawn", "decided", "noted"]
 

@@ -76,6 +76,8 @@ class MatcherRepository(Protocol):
 
     def build_dislikes(self) -> None: ...
 
+    def drop_withdrawn_pairs(self) -> int: ...
+
     def apply(self, change: ProfileChange) -> bool: ...
 
     def apply_profiles(self, change: ProfilesChange) -> RunApplied: ...
@@ -205,6 +207,7 @@ class LiveMatcher:
         preload_lemmatizers()
         logger.info("lemma indexes open", extra={"seconds": round(time.monotonic() - started, 2)})
         self.state.build_dislikes()
+        self.state.drop_withdrawn_pairs()
         self.clusters = {}
 
         def profiles() -> Iterator[OrgProfile]:  # read as the fit takes them: never all held at once

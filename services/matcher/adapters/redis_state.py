@@ -3,8 +3,9 @@
 A repository: it reads what the rules (services/matcher/domain.py) need (a snapshot of the pending
 pairs, a pair held for update) and saves the steps they return. Every change a profile event
 causes (profile, pairs, events) is written in one MULTI guarded by WATCH, and so is every
-coordinator decision: a pair leaves `pending` exactly once and emits exactly one event. Does I/O
-(Redis).
+coordinator decision: a pair leaves `pending` exactly once and emits exactly one event. A withdrawn
+pair's record is deleted (its event says why); records earlier versions kept of withdrawn pairs are
+deleted once, at the first start (drop_withdrawn_pairs). Does I/O (Redis).
 
 A write of many pairs does not WATCH each pair: redis-server 7.0's WATCH costs time quadratic in the
 keys it names (bench/redis_watch.py: 19,000 keys hold the server for 1.6 s, every client waiting), and
@@ -22,6 +23,7 @@ before the tag (`matcher:…`) are moved once by `adopt_untagged_keys`; page ses
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 from types import TracebackType
@@ -53,6 +55,8 @@ from services.matcher.domain import (
 )
 from services.matcher.feedback import dislikes_in
 
+logger = logging.getLogger(__name__)
+
 P = "{matcher}:"  # one hash tag: on Redis Cluster every key is in one slot (see the top)
 UNTAGGED_PREFIX = "matcher:"  # where the keys were before they had a hash tag
 REVISIONS = P + "revisions"  # org id -> last applied revision (upserts and deletes)
@@ -67,6 +71,7 @@ HISTORY = P + "history:cluster:"  # cluster -> zset pair id by decision time
 HISTORY_BY_ORG = P + "history:org:"  # org -> zset pair id by decision time
 # Set once every pair decided before HISTORY_BY_ORG existed has been indexed there too.
 HISTORY_BY_ORG_BUILT = P + "history:org:built"
+WITHDRAWN_DROPPED = P + "withdrawn:dropped"  # set once the records earlier versions kept of withdrawn pairs are gone
 # org -> set of partners its cluster's coordinator rejected for a teaching reason (feedback.py)
 DISLIKES = P + "dislikes:org:"
 # Set once every pair decided before DISLIKES existed has been indexed there too.
@@ -143,6 +148,22 @@ for i = 1, n do
   pending[i] = redis.call('ZRANGE', KEYS[1 + n + i], 0, -1)
 end
 return {revisions, waiting, pending}
+"""
+# Of the pairs in KEYS, the records of withdrawn ones deleted (read again here: one suggested again
+# since the caller found it stays); how many.
+_DROP_WITHDRAWN = """
+local dropped = 0
+for i = 1, #KEYS do
+  local raw = redis.call('GET', KEYS[i])
+  if raw then
+    local ok, pair = pcall(cjson.decode, raw)
+    if ok and type(pair) == 'table' and pair['state'] == 'withdrawn' then
+      redis.call('DEL', KEYS[i])
+      dropped = dropped + 1
+    end
+  end
+end
+return dropped
 """
 _MEMBERS = """
 local found = {}
@@ -342,6 +363,7 @@ class RedisMatcherState:
         self.decisions_topic = decisions_topic
         self._pending_and_decided = client.register_script(_PENDING_AND_DECIDED)
         self._members = client.register_script(_MEMBERS)
+        self._drop_withdrawn = client.register_script(_DROP_WITHDRAWN)
         self._run_reads = client.register_script(_RUN_READS)
         # the reads each profile event makes before its write (its revision, the pending pairs, the
         # rejections): on a connection the consumer's thread keeps, without redis-py's layers
@@ -477,12 +499,35 @@ class RedisMatcherState:
         return [m.decode() for m in self.r.zrevrange(HISTORY + cluster_id, 0, -1)]
 
     def pair_ids_of_org(self, org_id: str) -> list[str]:
-        """Every pair of the organisation that is pending or decided (withdrawn ones are not kept
-        in an index): pending by score, then decided, latest first."""
+        """Every pair of the organisation that is pending or decided (withdrawn ones are not kept):
+        pending by score, then decided, latest first."""
         self._build_history_by_org()
         pending = [m.decode() for m in self.r.zrevrange(PENDING_BY_ORG + org_id, 0, -1)]
         decided = [m.decode() for m in self.r.zrevrange(HISTORY_BY_ORG + org_id, 0, -1)]
         return list(dict.fromkeys(pending + decided))
+
+    def drop_withdrawn_pairs(self, batch: int = 500) -> int:
+        """Delete the records of withdrawn pairs that versions before this one kept, once (a later
+        withdrawal deletes its own); how many. Each batch's records are read again by a script as
+        it deletes them, so a pair suggested again meanwhile stays, and two processes doing it at
+        the same time delete each once."""
+        if self.r.exists(WITHDRAWN_DROPPED):
+            return 0
+        started, dropped, keys = time.monotonic(), 0, []
+        for key in self.r.scan_iter(match=PAIR + "*", count=batch):
+            keys.append(key)
+            if len(keys) >= batch:
+                dropped += int(self._drop_withdrawn(keys=keys))
+                keys = []
+        if keys:
+            dropped += int(self._drop_withdrawn(keys=keys))
+        self.r.set(WITHDRAWN_DROPPED, 1)
+        if dropped:
+            logger.info(
+                "records of withdrawn pairs deleted (kept by earlier versions)",
+                extra={"pairs": dropped, "seconds": round(time.monotonic() - started, 1)},
+            )
+        return dropped
 
     def _build_history_by_org(self, batch: int = 500) -> None:
         """Index pairs decided before the per-organisation history existed, once. Idempotent, so
@@ -710,7 +755,13 @@ class RedisMatcherState:
         that hold it (pending ones by score, decided ones by decision time), and its event."""
         pair = step.record
         pair_id = pair["pair_id"]
-        pipe.set(PAIR + pair_id, _json(pair))
+        if step.step == "withdrawn":
+            # no record is kept of a withdrawn pair: no page, list or decision reads one (each
+            # treats it as not found), one suggested again starts afresh either way, and its event
+            # says why. Kept, they outnumbered the pending pairs (bench/redis_memory.py).
+            pipe.delete(PAIR + pair_id)
+        else:
+            pipe.set(PAIR + pair_id, _json(pair))
         if step.step == "suggested":
             for cluster in step.left_clusters:
                 pipe.zrem(PENDING_BY_CLUSTER + cluster, pair_id)

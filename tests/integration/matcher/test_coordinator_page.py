@@ -296,7 +296,7 @@ def test_deciding_a_pair_withdrawn_meanwhile_says_so_on_the_queue(matcher_app, t
     r = client.post("/pairs/org_pl~org_rs/decide", data={"decision": "approve", "csrf": csrf}, follow_redirects=True)
     assert r.status_code == 200 and r.mimetype == "text/html"
     assert "no longer waiting for a decision" in r.get_data(as_text=True)
-    assert "pl-silesia-ict" not in matcher_state.get_pair("org_pl~org_rs").get("decisions", {})
+    assert matcher_state.get_pair("org_pl~org_rs") is None, "withdrawn: no record kept, no decision written"
 
 
 def test_a_deleted_organisation_shows_as_such_in_the_history(matcher_app, two_pending, matcher_state):

@@ -48,7 +48,7 @@ def test_the_lists_planned_after_a_rejection_are_applied_once(matcher_state):
     matcher_state.decide(rejected, "c-a", "anna", "reject", "not_relevant")
     fresh = PairWrite("a1~b3", "a1", "b3", "c-a", "c-b", 0.4, [])
     assert matcher_state.apply_lesson(rejected, ListsPlan([fresh], [(lowered, "no_longer_matching")]))
-    assert matcher_state.get_pair(lowered)["state"] == "withdrawn"
+    assert matcher_state.get_pair(lowered) is None, "withdrawn: its record is not kept"
     assert matcher_state.pending_of_org("a1") == {"a1~b3": 0.4}
     size = matcher_state.outbox.size()
     assert matcher_state.lesson_applied(rejected)

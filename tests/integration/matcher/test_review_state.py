@@ -159,8 +159,11 @@ def test_fifty_concurrent_decisions_on_one_pair_give_one_outcome_and_one_event(s
 def test_withdrawing_a_pending_pair_publishes_match_withdrawn(state):
     _suggest(state)
     state.apply(ProfileChange("org_a", 2, None, withdrawals=[("org_a~org_b", "organisation_deleted")]))
-    assert state.get_pair("org_a~org_b")["state"] == "withdrawn"
-    assert _outbox_events(state)[-1].event_type == events.MATCH_WITHDRAWN
+    withdrawn = _outbox_events(state)[-1]
+    assert withdrawn.event_type == events.MATCH_WITHDRAWN
+    assert withdrawn.payload["pair_id"] == "org_a~org_b" and withdrawn.payload["reason"] == "organisation_deleted"
+    assert state.get_pair("org_a~org_b") is None, "no record is kept of a withdrawn pair: its event says why"
+    assert state.pending_ids_of_cluster("pl-silesia-ict") == []
     assert state.get_profile("org_a") is None
 
 
@@ -186,10 +189,10 @@ def test_a_pending_pair_stays_while_one_sides_list_holds_it_and_goes_with_the_la
     assert state.get_pair("org_a~org_b")["wanted_by"] == ["org_b"]
 
     state.apply_pairs(ListsPlan([], [], [("org_a~org_b", "org_b")]))
-    assert state.get_pair("org_a~org_b")["state"] == "withdrawn"
-    assert state.get_pair("org_a~org_b")["withdrawn_reason"] == "no_longer_matching"
+    assert state.get_pair("org_a~org_b") is None, "withdrawn: its record is not kept"
     assert state.pending_of_org("org_a") == {} and state.pending_ids_of_cluster("pl-silesia-ict") == []
     assert _outbox_events(state)[-1].event_type == events.MATCH_WITHDRAWN
+    assert _outbox_events(state)[-1].payload["reason"] == "no_longer_matching"
 
 
 def test_every_decision_is_queued_again_for_a_broker_that_lost_its_topics(state):
@@ -230,4 +233,47 @@ def test_a_run_of_profile_events_applies_each_new_revision_once_with_the_pairs_p
 
     gone = ProfilesChange({"org_a": (2, None)}, withdrawals=[("org_a~org_b", "organisation_deleted")])
     assert state.apply_profiles(gone).applied == {"org_a"}
-    assert state.get_profile("org_a") is None and state.get_pair("org_a~org_b")["state"] == "withdrawn"
+    assert state.get_profile("org_a") is None and state.get_pair("org_a~org_b") is None  # withdrawn: not kept
+
+
+def test_a_pair_withdrawn_then_suggested_again_starts_afresh_with_one_event_each(state):
+    _suggest(state)
+    state.apply(ProfileChange("org_b", 1, {"org_id": "org_b", "revision": 1}))
+    state.apply_pairs(ListsPlan([], [("org_a~org_b", "no_longer_matching")]))
+    assert state.get_pair("org_a~org_b") is None
+    state.apply_pairs(ListsPlan([], [("org_a~org_b", "no_longer_matching")]))  # a replay: nothing to withdraw
+    assert _suggest(state, revision=2, score=0.7)
+    again = state.get_pair("org_a~org_b")
+    assert again["state"] == "pending" and again["score"] == 0.7 and again["decisions"] == {}
+    assert state.pending_ids_of_cluster("pl-silesia-ict") == ["org_a~org_b"]
+    assert [e.event_type for e in _outbox_events(state)] == [
+        events.MATCH_SUGGESTED,
+        events.MATCH_WITHDRAWN,
+        events.MATCH_SUGGESTED,
+    ]
+
+
+def test_the_records_earlier_versions_kept_of_withdrawn_pairs_are_deleted_once(state):
+    import json
+
+    from services.matcher.adapters.redis_state import PAIR
+
+    def record(pair_id, pair_state):
+        return {"pair_id": pair_id, "org_a": "a", "org_b": pair_id, "state": pair_state, "score": 0.5}
+
+    legacy = {
+        "a~w1": json.dumps(record("a~w1", "withdrawn")),  # json.dumps' spaces, as the oldest versions wrote
+        "a~w2": json.dumps(record("a~w2", "withdrawn"), separators=(",", ":")),
+        "a~p": json.dumps(record("a~p", "pending")),
+        "a~d": json.dumps(record("a~d", "approved")),
+        "a~x": "not json",
+    }
+    for many in range(1200):  # beyond one batch of the scan
+        legacy[f"b~w{many}"] = json.dumps(record(f"b~w{many}", "withdrawn"))
+    for pair_id, raw in legacy.items():
+        state.r.set(PAIR + pair_id, raw)
+    assert state.drop_withdrawn_pairs(batch=500) == 1202
+    assert {pair_id for pair_id in legacy if state.r.exists(PAIR + pair_id)} == {"a~p", "a~d", "a~x"}
+    assert state.get_pair("a~p")["state"] == "pending" and state.get_pair("a~d")["state"] == "approved"
+    state.r.set(PAIR + "a~w1", legacy["a~w1"])
+    assert state.drop_withdrawn_pairs() == 0, "done once: not scanned again"

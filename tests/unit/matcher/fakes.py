@@ -99,6 +99,9 @@ class FakeMatcherRepository:
     def build_dislikes(self) -> None:
         pass
 
+    def drop_withdrawn_pairs(self) -> int:
+        return 0  # save() keeps no withdrawn pair
+
     def apply(self, change: ProfileChange) -> bool:
         return bool(self.apply_profiles(ProfilesChange.of(change)).applied)
 
@@ -173,7 +176,10 @@ class FakeMatcherRepository:
     # ---- saving a step, as the Redis repository does --------------------------------------------
 
     def save(self, step: PairSaved) -> None:
-        self.pairs[step.record["pair_id"]] = step.record
+        if step.step == "withdrawn":  # its record is not kept, its event says why
+            self.pairs.pop(step.record["pair_id"], None)
+        else:
+            self.pairs[step.record["pair_id"]] = step.record
         for org, partner in step.dislikes:
             self.dislikes.setdefault(org, set()).add(partner)
         if step.event is not None:

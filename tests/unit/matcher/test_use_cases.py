@@ -122,9 +122,9 @@ def test_a_pair_is_withdrawn_once_neither_list_holds_it_each_list_saying_so_when
     assert engine.calls == ["a"], "no partner's list is read"
     assert repository.reads == ["snapshot"], "the sides of the pairs let go are read with the snapshot"
     assert live.handle(_upsert("d", 2))  # d's own list planned: it lets a go too
-    assert repository.pairs["a~d"]["state"] == "withdrawn"
-    assert repository.pairs["a~d"]["withdrawn_reason"] == domain.NO_LONGER_MATCHING
+    assert "a~d" not in repository.pairs, "withdrawn: its record is not kept"
     assert repository.events[-1].event_type == events.MATCH_WITHDRAWN
+    assert repository.events[-1].payload["reason"] == domain.NO_LONGER_MATCHING
 
 
 def test_deleting_an_organisation_withdraws_its_pending_pairs(world):
@@ -132,7 +132,9 @@ def test_deleting_an_organisation_withdraws_its_pending_pairs(world):
     engine.lists.update({"a": [("b", 0.6), ("d", 0.4)], "b": [("a", 0.6)]})
     assert live.handle(_upsert("a", 2))
     assert live.handle(_deleted("a", 3))
-    assert {p["pair_id"]: p["withdrawn_reason"] for p in repository.pairs.values()} == {
+    assert repository.pairs == {}, "withdrawn: no record is kept"
+    withdrawn = [e for e in repository.events if e.event_type == events.MATCH_WITHDRAWN]
+    assert {e.payload["pair_id"]: e.payload["reason"] for e in withdrawn} == {
         "a~b": domain.ORGANISATION_DELETED,
         "a~d": domain.ORGANISATION_DELETED,
     }
