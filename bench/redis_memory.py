@@ -8,7 +8,7 @@ Every key is measured with MEMORY USAGE (SAMPLES 0: all of a collection) and gro
 with the ids taken out; INFO used_memory before and after each service is printed beside the sum,
 as a check. An outbox is counted apart: its relay empties it within a second. One redis-server
 (started here, as `partnermatch up` does), one database per service.
-Usage: python bench/redis_memory.py [--orgs 2000]
+Usage: python bench/redis_memory.py [--orgs 2000] [--edits 0]
 """
 
 from __future__ import annotations
@@ -74,10 +74,73 @@ def outbox_bytes(classes: dict[str, tuple[int, int]]) -> int:
     return sum(size for name, (_n, size) in classes.items() if name.endswith("outbox"))
 
 
+def pair_records(client: redis.Redis) -> tuple[Counter[str], int]:
+    """The matcher's pair records by state, and the bytes of all of them."""
+    states: Counter[str] = Counter()
+    size = 0
+    for key in client.scan_iter("{matcher}:pair:*", count=1000):
+        states[json.loads(client.get(key))["state"]] += 1
+        size += int(client.memory_usage(key, samples=0) or 0)
+    return states, size
+
+
+def kept_bytes(client: redis.Redis) -> int:
+    """The bytes of the matcher's keys, its outbox aside (its relay empties it within a second)."""
+    return sum(size for name, (_n, size) in measure(client).items() if not name.endswith(":outbox"))
+
+
+def edits(live: LiveMatcher, client: redis.Redis, state: RedisMatcherState, registered: list, count: int) -> None:
+    """`count` edits, in turn over the organisations: each one's capabilities and goals replaced by
+    a new generated organisation's (same language), handled by the live matcher; then what the
+    matcher's keys hold."""
+    texts = generate(count, seed=23)
+    latest = {e.payload["org_id"]: e.payload for e in registered}
+    order = sorted(latest)
+    withdrawn_before = sum(
+        events.decode(d[b"value"]).event_type == events.MATCH_WITHDRAWN for _i, d in client.xrange(state.outbox.stream)
+    )
+    before, (states_before, records_before) = kept_bytes(client), pair_records(client)
+    t = time.perf_counter()
+    for i, new in enumerate(texts):
+        org = order[i % len(order)]
+        payload = {
+            **latest[org],
+            "revision": latest[org]["revision"] + 1,
+            "capabilities": new["capabilities"],
+            "goals": new["goals"],
+        }
+        latest[org] = payload
+        live.handle(events.new_event(events.PROFILE_UPSERTED, payload, "bench"))
+    took = time.perf_counter() - t
+    after, (states_after, records_after) = kept_bytes(client), pair_records(client)
+    withdrawn = (
+        sum(
+            events.decode(d[b"value"]).event_type == events.MATCH_WITHDRAWN
+            for _i, d in client.xrange(state.outbox.stream)
+        )
+        - withdrawn_before
+    )
+    print(
+        f"\n{count} edits (each an organisation's texts replaced) handled in {took:.1f} s: {withdrawn} pairs withdrawn"
+    )
+    print(
+        f"  pair records: {dict(states_before)}, {records_before / 1e6:.2f} MB before; "
+        f"{dict(states_after)}, {records_after / 1e6:.2f} MB after"
+    )
+    print(f"  the matcher's keys, its outbox aside: {before / 1e6:.2f} MB before, {after / 1e6:.2f} MB after")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orgs", type=int, default=2000)
     parser.add_argument("--top-k", type=int, default=5, help="suggestions kept per organisation")
+    parser.add_argument(
+        "--edits",
+        type=int,
+        default=0,
+        help="then this many edits (in turn, each organisation's texts replaced by new ones), and the "
+        "matcher's pairs again: what its memory keeps of the suggestions the edits replaced",
+    )
     args = parser.parse_args()
     generated = generate(args.orgs, seed=17)
     with tempfile.TemporaryDirectory() as tmp:
@@ -189,6 +252,8 @@ def main() -> int:
                 f"\nwhole server: used_memory {total / 1e6:.1f} MB for {args.orgs} organisations "
                 f"and {pending} pending suggestions, outboxes included"
             )
+            if args.edits:
+                edits(live, matcher_r, state, events_out, args.edits)
         finally:
             server.stop()
     return 0
