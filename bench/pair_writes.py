@@ -48,6 +48,7 @@ class StepCount:
         self.pair_steps = domain.pair_steps
         self.kinds: Counter[str] = Counter()
         self.moved: list[float] = []
+        self.withdrawn: set[str] = set()  # the pairs withdrawn in this run (the state keeps no record of one)
 
     def __call__(
         self,
@@ -69,6 +70,11 @@ class StepCount:
             self.kinds["events"] += step.event is not None
             if step.step != "suggested":
                 self.kinds[f"  {step.step}"] += 1
+                if step.step == "withdrawn":
+                    self.withdrawn.add(step.record["pair_id"])
+            elif old is None and step.record["pair_id"] in self.withdrawn:
+                self.withdrawn.discard(step.record["pair_id"])
+                self.kinds["  suggested again, was withdrawn"] += 1
             elif old is None:
                 self.kinds["  suggested, new"] += 1
             elif old["state"] != domain.PENDING:

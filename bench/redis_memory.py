@@ -91,7 +91,7 @@ def kept_bytes(client: redis.Redis) -> int:
 
 def edits(live: LiveMatcher, client: redis.Redis, state: RedisMatcherState, registered: list, count: int) -> None:
     """`count` edits, in turn over the organisations: each one's capabilities and goals replaced by
-    a new generated organisation's (same language), handled by the live matcher; then what the
+    a new generated organisation's, handled by the live matcher; then what the
     matcher's keys hold."""
     texts = generate(count, seed=23)
     latest = {e.payload["org_id"]: e.payload for e in registered}

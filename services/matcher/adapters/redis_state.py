@@ -24,6 +24,7 @@ before the tag (`matcher:…`) are moved once by `adopt_untagged_keys`; page ses
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 from types import TracebackType
@@ -72,6 +73,8 @@ HISTORY_BY_ORG = P + "history:org:"  # org -> zset pair id by decision time
 # Set once every pair decided before HISTORY_BY_ORG existed has been indexed there too.
 HISTORY_BY_ORG_BUILT = P + "history:org:built"
 WITHDRAWN_DROPPED = P + "withdrawn:dropped"  # set once the records earlier versions kept of withdrawn pairs are gone
+WITHDRAWN_LOCK = P + "withdrawn:dropping"  # held by the matcher deleting them (drop_withdrawn_pairs)
+WITHDRAWN_LOCK_S = 3600
 # org -> set of partners its cluster's coordinator rejected for a teaching reason (feedback.py)
 DISLIKES = P + "dislikes:org:"
 # Set once every pair decided before DISLIKES existed has been indexed there too.
@@ -150,12 +153,12 @@ end
 return {revisions, waiting, pending}
 """
 # Of the pairs in KEYS, the records of withdrawn ones deleted (read again here: one suggested again
-# since the caller found it stays); how many.
+# since the caller found it stays); how many. Only a record naming "withdrawn" somewhere is decoded.
 _DROP_WITHDRAWN = """
 local dropped = 0
 for i = 1, #KEYS do
   local raw = redis.call('GET', KEYS[i])
-  if raw then
+  if raw and string.find(raw, 'withdrawn', 1, true) then
     local ok, pair = pcall(cjson.decode, raw)
     if ok and type(pair) == 'table' and pair['state'] == 'withdrawn' then
       redis.call('DEL', KEYS[i])
@@ -509,19 +512,37 @@ class RedisMatcherState:
     def drop_withdrawn_pairs(self, batch: int = 500) -> int:
         """Delete the records of withdrawn pairs that versions before this one kept, once (a later
         withdrawal deletes its own); how many. Each batch's records are read again by a script as
-        it deletes them, so a pair suggested again meanwhile stays, and two processes doing it at
-        the same time delete each once."""
+        it deletes them, so a pair suggested again meanwhile stays. One matcher at a time does it
+        (a lock for WITHDRAWN_LOCK_S): another starting meanwhile leaves it to that one. Optional
+        work: a failure is logged, the flag left unset (the next start tries again), and the
+        matcher starts all the same. An older matcher still running (a rolling upgrade of several)
+        may keep records of the pairs it withdraws after the flag is set: deleting the flag
+        (`{matcher}:withdrawn:dropped`) has the next start look again."""
         if self.r.exists(WITHDRAWN_DROPPED):
             return 0
+        if not self.r.set(WITHDRAWN_LOCK, os.getpid(), nx=True, ex=WITHDRAWN_LOCK_S):
+            return 0
         started, dropped, keys = time.monotonic(), 0, []
-        for key in self.r.scan_iter(match=PAIR + "*", count=batch):
-            keys.append(key)
-            if len(keys) >= batch:
+        try:
+            for key in self.r.scan_iter(match=PAIR + "*", count=batch, _type="string"):
+                keys.append(key)
+                if len(keys) >= batch:
+                    dropped += int(self._drop_withdrawn(keys=keys))
+                    keys = []
+            if keys:
                 dropped += int(self._drop_withdrawn(keys=keys))
-                keys = []
-        if keys:
-            dropped += int(self._drop_withdrawn(keys=keys))
-        self.r.set(WITHDRAWN_DROPPED, 1)
+            self.r.set(WITHDRAWN_DROPPED, 1)
+        except redis.RedisError:
+            logger.exception(
+                "deleting the records earlier versions kept of withdrawn pairs failed; the next start tries again",
+                extra={"pairs": dropped},
+            )
+            return dropped
+        finally:
+            try:
+                self.r.delete(WITHDRAWN_LOCK)
+            except redis.RedisError:
+                pass  # it expires
         if dropped:
             logger.info(
                 "records of withdrawn pairs deleted (kept by earlier versions)",

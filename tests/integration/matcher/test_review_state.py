@@ -4,11 +4,13 @@ decided pairs never suggested again, replays change nothing."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
 from partnermatch import events
 from services.matcher.adapters.redis_state import (
+    WITHDRAWN_LOCK,
     DecisionRefused,
     ListsPlan,
     PairWrite,
@@ -239,12 +241,19 @@ def test_a_run_of_profile_events_applies_each_new_revision_once_with_the_pairs_p
 def test_a_pair_withdrawn_then_suggested_again_starts_afresh_with_one_event_each(state):
     _suggest(state)
     state.apply(ProfileChange("org_b", 1, {"org_id": "org_b", "revision": 1}))
+    first = state.decide("org_a~org_b", "pl-silesia-ict", "anna", "approve")  # one side's approval
+    assert first["decisions"] and first["state"] == "pending"
+    time.sleep(0.002)
     state.apply_pairs(ListsPlan([], [("org_a~org_b", "no_longer_matching")]))
     assert state.get_pair("org_a~org_b") is None
     state.apply_pairs(ListsPlan([], [("org_a~org_b", "no_longer_matching")]))  # a replay: nothing to withdraw
+    with pytest.raises(DecisionRefused):  # withdrawn: nothing to decide
+        state.decide("org_a~org_b", "rs-vojvodina-ict", "marko", "approve")
     assert _suggest(state, revision=2, score=0.7)
     again = state.get_pair("org_a~org_b")
-    assert again["state"] == "pending" and again["score"] == 0.7 and again["decisions"] == {}
+    assert again["state"] == "pending" and again["score"] == 0.7
+    assert again["decisions"] == {}, "the approval given before the withdrawal does not come back"
+    assert again["created_ms"] > first["created_ms"]
     assert state.pending_ids_of_cluster("pl-silesia-ict") == ["org_a~org_b"]
     assert [e.event_type for e in _outbox_events(state)] == [
         events.MATCH_SUGGESTED,
@@ -261,19 +270,49 @@ def test_the_records_earlier_versions_kept_of_withdrawn_pairs_are_deleted_once(s
     def record(pair_id, pair_state):
         return {"pair_id": pair_id, "org_a": "a", "org_b": pair_id, "state": pair_state, "score": 0.5}
 
+    said = {**record("a~s", "pending"), "reasons": [{"terms_a": ["withdrawn"]}]}  # names the word, pending
     legacy = {
         "a~w1": json.dumps(record("a~w1", "withdrawn")),  # json.dumps' spaces, as the oldest versions wrote
         "a~w2": json.dumps(record("a~w2", "withdrawn"), separators=(",", ":")),
         "a~p": json.dumps(record("a~p", "pending")),
+        "a~s": json.dumps(said),
         "a~d": json.dumps(record("a~d", "approved")),
-        "a~x": "not json",
+        "a~x": "not json withdrawn",
     }
     for many in range(1200):  # beyond one batch of the scan
         legacy[f"b~w{many}"] = json.dumps(record(f"b~w{many}", "withdrawn"))
     for pair_id, raw in legacy.items():
         state.r.set(PAIR + pair_id, raw)
+    state.r.hset(PAIR + "not-a-record", "state", "withdrawn")  # not a string: not read (no WRONGTYPE)
     assert state.drop_withdrawn_pairs(batch=500) == 1202
-    assert {pair_id for pair_id in legacy if state.r.exists(PAIR + pair_id)} == {"a~p", "a~d", "a~x"}
+    assert {pair_id for pair_id in legacy if state.r.exists(PAIR + pair_id)} == {"a~p", "a~s", "a~d", "a~x"}
     assert state.get_pair("a~p")["state"] == "pending" and state.get_pair("a~d")["state"] == "approved"
+    assert state.r.exists(PAIR + "not-a-record") and not state.r.exists(WITHDRAWN_LOCK)
     state.r.set(PAIR + "a~w1", legacy["a~w1"])
     assert state.drop_withdrawn_pairs() == 0, "done once: not scanned again"
+
+
+def test_one_matcher_deletes_the_old_withdrawn_records_and_a_failure_leaves_it_to_the_next_start(state, caplog):
+    import json
+
+    import redis
+
+    from services.matcher.adapters.redis_state import PAIR, WITHDRAWN_DROPPED
+    from services.matcher.live import LiveMatcher
+    from tests.unit.matcher.fakes import FakeEngine
+
+    state.r.set(PAIR + "a~w", json.dumps({"pair_id": "a~w", "state": "withdrawn"}))
+    state.r.set(WITHDRAWN_LOCK, 1, ex=60)  # another matcher is at it
+    assert state.drop_withdrawn_pairs() == 0 and state.r.exists(PAIR + "a~w")
+    state.r.delete(WITHDRAWN_LOCK)
+
+    def lost(*_args, **_kwargs):
+        raise redis.ConnectionError("gone")
+
+    working, state._drop_withdrawn = state._drop_withdrawn, lost
+    assert state.drop_withdrawn_pairs() == 0, "a failure is logged, the start goes on"
+    assert "the next start tries again" in caplog.text
+    assert not state.r.exists(WITHDRAWN_DROPPED) and not state.r.exists(WITHDRAWN_LOCK)
+    state._drop_withdrawn = working
+    LiveMatcher(state, FakeEngine(), top_k=3, min_score=0.1).load()  # a start does it
+    assert not state.r.exists(PAIR + "a~w") and state.r.exists(WITHDRAWN_DROPPED)
