@@ -777,9 +777,9 @@ class RedisMatcherState:
         pair = step.record
         pair_id = pair["pair_id"]
         if step.step == "withdrawn":
-            # no record is kept of a withdrawn pair: no page, list or decision reads one (each
-            # treats it as not found), one suggested again starts afresh either way, and its event
-            # says why. Kept, they outnumbered the pending pairs (bench/redis_memory.py).
+            # no record is kept of a withdrawn pair: every page, list and decision treats one as
+            # not found, one suggested again starts afresh either way, and its event says why.
+            # Kept, they outnumbered the pending pairs (bench/redis_memory.py).
             pipe.delete(PAIR + pair_id)
         else:
             pipe.set(PAIR + pair_id, _json(pair))
