@@ -74,19 +74,26 @@ def outbox_bytes(classes: dict[str, tuple[int, int]]) -> int:
     return sum(size for name, (_n, size) in classes.items() if name.endswith("outbox"))
 
 
-def pair_records(client: redis.Redis) -> tuple[Counter[str], int]:
-    """The matcher's pair records by state, and the bytes of all of them."""
+def pair_records(client: redis.Redis) -> tuple[Counter[str], Counter[str]]:
+    """The matcher's pair records by state: how many, and their bytes."""
     states: Counter[str] = Counter()
-    size = 0
+    state_bytes: Counter[str] = Counter()
     for key in client.scan_iter("{matcher}:pair:*", count=1000):
-        states[json.loads(client.get(key))["state"]] += 1
-        size += int(client.memory_usage(key, samples=0) or 0)
-    return states, size
+        pair_state = json.loads(client.get(key))["state"]
+        states[pair_state] += 1
+        state_bytes[pair_state] += int(client.memory_usage(key, samples=0) or 0)
+    return states, state_bytes
+
+
+def published(client: redis.Redis, state: RedisMatcherState) -> Counter[str]:
+    """The events in the matcher's outbox (the bench runs no relay), by type."""
+    return Counter(events.decode(d[b"value"]).event_type for _i, d in client.xrange(state.outbox.stream))
 
 
 def kept_bytes(client: redis.Redis) -> int:
     """The bytes of the matcher's keys, its outbox aside (its relay empties it within a second)."""
-    return sum(size for name, (_n, size) in measure(client).items() if not name.endswith(":outbox"))
+    classes = measure(client)
+    return sum(size for _n, size in classes.values()) - outbox_bytes(classes)
 
 
 def edits(live: LiveMatcher, client: redis.Redis, state: RedisMatcherState, registered: list, count: int) -> None:
@@ -96,9 +103,7 @@ def edits(live: LiveMatcher, client: redis.Redis, state: RedisMatcherState, regi
     texts = generate(count, seed=23)
     latest = {e.payload["org_id"]: e.payload for e in registered}
     order = sorted(latest)
-    withdrawn_before = sum(
-        events.decode(d[b"value"]).event_type == events.MATCH_WITHDRAWN for _i, d in client.xrange(state.outbox.stream)
-    )
+    withdrawn_before = published(client, state)[events.MATCH_WITHDRAWN]
     before, (states_before, records_before) = kept_bytes(client), pair_records(client)
     t = time.perf_counter()
     for i, new in enumerate(texts):
@@ -113,19 +118,13 @@ def edits(live: LiveMatcher, client: redis.Redis, state: RedisMatcherState, regi
         live.handle(events.new_event(events.PROFILE_UPSERTED, payload, "bench"))
     took = time.perf_counter() - t
     after, (states_after, records_after) = kept_bytes(client), pair_records(client)
-    withdrawn = (
-        sum(
-            events.decode(d[b"value"]).event_type == events.MATCH_WITHDRAWN
-            for _i, d in client.xrange(state.outbox.stream)
-        )
-        - withdrawn_before
-    )
+    withdrawn = published(client, state)[events.MATCH_WITHDRAWN] - withdrawn_before
     print(
         f"\n{count} edits (each an organisation's texts replaced) handled in {took:.1f} s: {withdrawn} pairs withdrawn"
     )
     print(
-        f"  pair records: {dict(states_before)}, {records_before / 1e6:.2f} MB before; "
-        f"{dict(states_after)}, {records_after / 1e6:.2f} MB after"
+        f"  pair records: {dict(states_before)}, {records_before.total() / 1e6:.2f} MB before; "
+        f"{dict(states_after)}, {records_after.total() / 1e6:.2f} MB after"
     )
     print(f"  the matcher's keys, its outbox aside: {before / 1e6:.2f} MB before, {after / 1e6:.2f} MB after")
 
@@ -196,12 +195,7 @@ def main() -> int:
             for envelope in events_out:
                 live.handle(envelope)
             print(f"\nthe live matcher handled {len(events_out)} upserts in {time.perf_counter() - t:.1f} s")
-            states: Counter[str] = Counter()
-            state_bytes: Counter[str] = Counter()
-            for key in matcher_r.scan_iter("{matcher}:pair:*", count=1000):
-                pair_state = json.loads(matcher_r.get(key))["state"]
-                states[pair_state] += 1
-                state_bytes[pair_state] += int(matcher_r.memory_usage(key, samples=0) or 0)
+            states, state_bytes = pair_records(matcher_r)
             pending = states["pending"]
             classes = measure(matcher_r)
             per_org = sum(
@@ -222,17 +216,14 @@ def main() -> int:
                     f"  per {pair_state} pair (its record, kept): "
                     f"{state_bytes[pair_state] / states[pair_state]:,.0f} bytes"
                 )
-            published = Counter(
-                events.decode(d[b"value"]).event_type for _i, d in matcher_r.xrange(state.outbox.stream)
-            )
+            queued = published(matcher_r, state)
             print(
-                f"  pairs withdrawn on the way: {published[events.MATCH_WITHDRAWN]} (no record of one is kept: "
+                f"  pairs withdrawn on the way: {queued[events.MATCH_WITHDRAWN]} (no record of one is kept: "
                 f"its event says why)"
             )
             print(
                 f"  outbox (until its relay publishes): "
-                f"{outbox_bytes(classes) / max(sum(published.values()), 1):,.0f} bytes per event "
-                f"({sum(published.values())} events)"
+                f"{outbox_bytes(classes) / max(queued.total(), 1):,.0f} bytes per event ({queued.total()} events)"
             )
 
             before = used_memory(notifier_r)

@@ -3,13 +3,17 @@ decided pairs never suggested again, replays change nothing."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
 import pytest
+import redis
 
 from partnermatch import events
 from services.matcher.adapters.redis_state import (
+    PAIR,
+    WITHDRAWN_DROPPED,
     WITHDRAWN_LOCK,
     DecisionRefused,
     ListsPlan,
@@ -18,6 +22,8 @@ from services.matcher.adapters.redis_state import (
     ProfilesChange,
     RedisMatcherState,
 )
+from services.matcher.live import LiveMatcher
+from tests.unit.matcher.fakes import FakeEngine
 
 pytestmark = pytest.mark.integration
 
@@ -263,10 +269,6 @@ def test_a_pair_withdrawn_then_suggested_again_starts_afresh_with_one_event_each
 
 
 def test_the_records_earlier_versions_kept_of_withdrawn_pairs_are_deleted_once(state):
-    import json
-
-    from services.matcher.adapters.redis_state import PAIR
-
     def record(pair_id, pair_state):
         return {"pair_id": pair_id, "org_a": "a", "org_b": pair_id, "state": pair_state, "score": 0.5}
 
@@ -293,14 +295,6 @@ def test_the_records_earlier_versions_kept_of_withdrawn_pairs_are_deleted_once(s
 
 
 def test_one_matcher_deletes_the_old_withdrawn_records_and_a_failure_leaves_it_to_the_next_start(state, caplog):
-    import json
-
-    import redis
-
-    from services.matcher.adapters.redis_state import PAIR, WITHDRAWN_DROPPED
-    from services.matcher.live import LiveMatcher
-    from tests.unit.matcher.fakes import FakeEngine
-
     state.r.set(PAIR + "a~w", json.dumps({"pair_id": "a~w", "state": "withdrawn"}))
     state.r.set(WITHDRAWN_LOCK, 1, ex=60)  # another matcher is at it
     assert state.drop_withdrawn_pairs() == 0 and state.r.exists(PAIR + "a~w")
