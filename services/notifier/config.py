@@ -26,6 +26,7 @@ from partnermatch.smtp import SMTP_TIMEOUT_S as NOTIFIER_SMTP_TIMEOUT_S
 from partnermatch.smtp import SMTP_USER as NOTIFIER_SMTP_USER
 from partnermatch.smtp import flag as _flag
 from partnermatch.smtp import parse_sender as parse_sender
+from services.notifier.domain import LEDGER_KEEP_DAYS
 
 NOTIFIER_REDIS_URL = setting(
     "NOTIFIER_REDIS_URL",
@@ -98,6 +99,13 @@ NOTIFIER_CLAIM_LEASE_S = setting(
     "handed to SMTP yet, else `uncertain` (never resent automatically). Keep it well above "
     "NOTIFIER_SMTP_TIMEOUT_S",
 )
+NOTIFIER_LEDGER_KEEP_DAYS = setting(
+    "NOTIFIER_LEDGER_KEEP_DAYS",
+    str(LEDGER_KEEP_DAYS),
+    "Days the delivery ledger keeps a finished match or coordinators' notice (every delivery sent, "
+    "failed or skipped) before its records expire; 0 keeps them for ever. Keep it above the "
+    "topics' retention: a replayed event older than this would be sent again",
+)
 NOTIFIER_SEND_THREADS = setting("NOTIFIER_SEND_THREADS", "2", "Delivery worker threads per notifier process")
 NOTIFIER_POLL_MS = setting(
     "NOTIFIER_POLL_MS",
@@ -142,6 +150,7 @@ class NotifierSettings:
     retry_max_s: float = 3600.0
     max_attempts: int = 12
     claim_lease_s: float = 300.0
+    ledger_keep_days: float = LEDGER_KEEP_DAYS
     send_threads: int = 2
     poll_ms: int = 500
     stats_interval_s: float = 60.0
@@ -152,6 +161,8 @@ class NotifierSettings:
             raise SettingError("NOTIFIER_DIGEST_INTERVAL_S must be at least 1")
         if self.max_attempts < 1 or self.send_threads < 1:
             raise SettingError("NOTIFIER_MAX_ATTEMPTS and NOTIFIER_SEND_THREADS must be at least 1")
+        if self.ledger_keep_days < 0:
+            raise SettingError("NOTIFIER_LEDGER_KEEP_DAYS must be 0 (kept for ever) or more")
 
     @property
     def sender_address(self) -> Address:
@@ -186,6 +197,7 @@ class NotifierSettings:
             retry_max_s=NOTIFIER_RETRY_MAX_S.read_float(env),
             max_attempts=NOTIFIER_MAX_ATTEMPTS.read_int(env),
             claim_lease_s=NOTIFIER_CLAIM_LEASE_S.read_float(env),
+            ledger_keep_days=NOTIFIER_LEDGER_KEEP_DAYS.read_float(env),
             send_threads=NOTIFIER_SEND_THREADS.read_int(env),
             poll_ms=NOTIFIER_POLL_MS.read_int(env),
             stats_interval_s=NOTIFIER_STATS_INTERVAL_S.read_float(env),

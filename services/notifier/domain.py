@@ -48,6 +48,13 @@ MATCH_RETRY = "retry"
 MATCH_SKIPPED = "skipped"
 
 FINAL_STATES = frozenset({SENT, FAILED, SKIPPED, UNCERTAIN})
+# Final and left alone for good: an uncertain delivery waits for an operator, who may release it.
+# A match whose deliveries are all over is finished, and its records expire (LEDGER_KEEP_DAYS).
+OVER_STATES = frozenset({SENT, FAILED, SKIPPED})
+# How long a finished match's records are kept (NOTIFIER_LEDGER_KEEP_DAYS's default): longer than
+# the topics keep the events that made it (Apache Kafka's default is 7 days), so a replayed event
+# still finds it and records nothing.
+LEDGER_KEEP_DAYS = 30
 
 # to-state → the states it may be reached from. The Redis ledger enforces exactly this table.
 TRANSITIONS: dict[str, tuple[str, ...]] = {

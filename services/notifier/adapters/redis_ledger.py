@@ -20,6 +20,15 @@ Keys (`notifier:` below stands for `{notifier}:`):
     notifier:suppressed                   hash recipient key → JSON {at, org_id}; a coordinator's
                                           unsubscribe from one kind of notice is "<kind>:<key>"
     notifier:stats                        hash of counters since the ledger began
+    notifier:finished:expiring            set once the records finished before expiry existed
+                                          were given theirs (see expire_finished)
+
+A match is finished when it is expanded or skipped and each of its deliveries is sent, failed or
+skipped (not uncertain: an operator may still release one). Then its record, its set of
+deliveries and those deliveries expire `keep_s` seconds later (NOTIFIER_LEDGER_KEEP_DAYS): the
+script that finishes the last of them sets that. Until then a delivery still reads its match's
+payload, and a replayed event finds the match and records nothing; the topics keep events for
+less time than that (Apache Kafka's default is 7 days), so no replay finds it gone.
 
 A coordinators' notice is a record like a match, under its notice id (`domain.digest_id`,
 `domain.decided_notice_id`) with `kind` in its payload, expanded into one delivery per
@@ -64,9 +73,41 @@ redis.call('HSET', KEYS[1], 'state', ARGV[4], 'claim', ARGV[3],
 return redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 """
 
+
+def _lua_set(names: Iterable[str]) -> str:
+    """A Lua table literal holding each of `names` as a key (a set)."""
+    return "{" + ", ".join(f"['{name}'] = true" for name in sorted(names)) + "}"
+
+
+# A finished match (see the module's docstring) and its deliveries expire `keep` seconds from now;
+# nothing happens while one of them is not over, or with keep 0. `prefix`: the ledger's key prefix.
+_EXPIRE_IF_FINISHED = """
+local done_match, over = @DONE_MATCH@, @OVER@
+local function expire_if_finished(match, prefix, keep)
+  if keep <= 0 then return 0 end
+  local state = redis.call('HGET', match, 'state')
+  if not state or not done_match[state] then return 0 end
+  local listed = match .. ':deliveries'
+  local ids = redis.call('SMEMBERS', listed)
+  for _, id in ipairs(ids) do
+    local delivery = redis.call('HGET', prefix .. 'delivery:' .. id, 'state')
+    if delivery and not over[delivery] then return 0 end
+  end
+  for _, id in ipairs(ids) do redis.call('EXPIRE', prefix .. 'delivery:' .. id, keep) end
+  redis.call('EXPIRE', listed, keep)
+  redis.call('EXPIRE', match, keep)
+  return 1
+end
+""".replace("@DONE_MATCH@", _lua_set([domain.MATCH_EXPANDED, domain.MATCH_SKIPPED])).replace(
+    "@OVER@", _lua_set(domain.OVER_STATES)
+)
+
 # KEYS: record, due, inflight, stats, uncertain
-# ARGV: member, token, to_state, from_csv, now, due_at, counter, uncertain_id, field, value, …
-_TRANSITION = """
+# ARGV: member, token, to_state, from_csv, now, due_at, counter, uncertain_id, keep (seconds),
+#       prefix, field, value, …
+_TRANSITION = (
+    _EXPIRE_IF_FINISHED
+    + """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state or not string.find(',' .. ARGV[4] .. ',', ',' .. state .. ',', 1, true) then
   return 0
@@ -74,7 +115,7 @@ end
 if ARGV[2] ~= '' and redis.call('HGET', KEYS[1], 'claim') ~= ARGV[2] then return 0 end
 local to = ARGV[3]
 redis.call('HSET', KEYS[1], 'state', to, 'updated_at', ARGV[5])
-for i = 9, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for i = 11, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 if to == 'claimed' or to == 'sending' or to == 'expanding' then
   redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
 else
@@ -93,8 +134,15 @@ if ARGV[8] ~= '' then
   end
 end
 if ARGV[7] ~= '' then redis.call('HINCRBY', KEYS[4], ARGV[7], 1) end
+if string.sub(ARGV[1], 1, 2) == 'm:' then
+  expire_if_finished(KEYS[1], ARGV[10], tonumber(ARGV[9]))
+else
+  local pair_id = redis.call('HGET', KEYS[1], 'pair_id')
+  if pair_id then expire_if_finished(ARGV[10] .. 'match:' .. pair_id, ARGV[10], tonumber(ARGV[9])) end
+end
 return 1
 """
+)
 
 # A claim older than the lease belongs to a worker that died (or hangs). Nothing was handed to
 # SMTP while `claimed`/`expanding`: back to pending. In `sending` nobody knows: `uncertain`.
@@ -130,16 +178,18 @@ return 1
 """
 
 # KEYS: match, due, inflight, stats, match_deliveries, delivery1, delivery2, …
-# ARGV: member, token, now, final_state, reason, pair_id, then 7 per delivery:
-#       id, state, org_id, partner_id, side, recipient, reason
-_EXPAND = """
+# ARGV: member, token, now, final_state, reason, pair_id, keep (seconds), prefix, then 7 per
+#       delivery: id, state, org_id, partner_id, side, recipient, reason
+_EXPAND = (
+    _EXPIRE_IF_FINISHED
+    + """
 if redis.call('HGET', KEYS[1], 'state') ~= 'expanding'
    or redis.call('HGET', KEYS[1], 'claim') ~= ARGV[2] then
   return -1
 end
 local created = 0
 for i = 6, #KEYS do
-  local base = 7 + (i - 6) * 7
+  local base = 9 + (i - 6) * 7
   local id = ARGV[base]
   if redis.call('EXISTS', KEYS[i]) == 0 then
     local state = ARGV[base + 1]
@@ -159,8 +209,23 @@ redis.call('HSET', KEYS[1], 'state', ARGV[4], 'reason', ARGV[5], 'expanded_at', 
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HINCRBY', KEYS[4], 'matches_' .. ARGV[4], 1)
+expire_if_finished(KEYS[1], ARGV[8], tonumber(ARGV[7]))
 return created
 """
+)
+
+# The records finished before they were given an expiry (see expire_finished): KEYS, matches.
+# ARGV: keep (seconds), prefix. How many were finished (and now expire).
+_EXPIRE_FINISHED = (
+    _EXPIRE_IF_FINISHED
+    + """
+local finished = 0
+for _, match in ipairs(KEYS) do
+  finished = finished + expire_if_finished(match, ARGV[2], tonumber(ARGV[1]))
+end
+return finished
+"""
+)
 
 # KEYS: pairs, closed, clusters ; ARGV: pair_id, clusters (space-separated slugs), now, new-hash prefix
 _NOTE_SUGGESTED = """
@@ -272,9 +337,15 @@ class DigestNote:
 
 
 class RedisDeliveryLedger:
-    def __init__(self, client: redis.Redis, prefix: str = PREFIX) -> None:
+    def __init__(
+        self, client: redis.Redis, prefix: str = PREFIX, keep_s: int = domain.LEDGER_KEEP_DAYS * 86400
+    ) -> None:
+        """`keep_s`: how long a finished match's records are kept (0: for ever; see the module's
+        docstring)."""
         self.r = client
         self.prefix = prefix
+        self.keep_s = max(0, int(keep_s))
+        self.expiring_flag_key = prefix + "finished:expiring"
         self.due_key = prefix + "due"
         self.inflight_key = prefix + "inflight"
         self.uncertain_key = prefix + "uncertain"
@@ -285,6 +356,7 @@ class RedisDeliveryLedger:
         self._recover = client.register_script(_RECOVER)
         self._record_match = client.register_script(_RECORD_MATCH)
         self._expand = client.register_script(_EXPAND)
+        self._expire_finished = client.register_script(_EXPIRE_FINISHED)
         self._suppress = client.register_script(_SUPPRESS)
         self._note_suggested = client.register_script(_NOTE_SUGGESTED)
         self._note_gone = client.register_script(_NOTE_GONE)
@@ -408,6 +480,8 @@ class RedisDeliveryLedger:
             final_state,
             reason,
             pair_id,
+            str(self.keep_s),
+            self.prefix,
         ]
         for d in deliveries:
             keys.append(self.delivery_key(d.id))
@@ -440,6 +514,8 @@ class RedisDeliveryLedger:
             "" if due_at is None else _num(due_at),
             counter,
             "" if is_match else member.partition(":")[2],
+            str(self.keep_s),
+            self.prefix,
         ]
         for key, value in (fields or {}).items():
             args += [key, "" if value is None else str(value)]
@@ -610,6 +686,28 @@ class RedisDeliveryLedger:
         """Move the keys the ledger wrote before they had a hash tag (`notifier:…`) to their tagged
         names, once (how many); see `partnermatch.redis_client.adopt_untagged_keys`."""
         return adopt_untagged_keys(self.r, UNTAGGED_PREFIX, self.prefix)
+
+    def expire_finished(self, batch: int = 500) -> int | None:
+        """Give the matches finished before their records had an expiry theirs, once: the match
+        records are scanned in batches, each batch one script that expires those finished (see the
+        module's docstring) and leaves the others, which their last delivery's end expires. How
+        many were finished; None when it was done before, or with nothing to expire (keep_s 0: a
+        later start with an expiry does it). Idempotent: two notifiers starting together only set
+        the same expiries twice."""
+        if not self.keep_s or self.r.exists(self.expiring_flag_key):
+            return None
+        finished = 0
+        matches: list[str] = []
+        # SCAN walks each node of a cluster; every ledger key is in one slot, on one of them
+        for key in self.r.scan_iter(match=self.match_key("*"), count=batch, _type="hash"):
+            matches.append(_text(key))
+            if len(matches) >= batch:
+                finished += int(self._expire_finished(keys=matches, args=[str(self.keep_s), self.prefix]))
+                matches = []
+        if matches:
+            finished += int(self._expire_finished(keys=matches, args=[str(self.keep_s), self.prefix]))
+        self.r.set(self.expiring_flag_key, str(finished))
+        return finished
 
     def ping(self) -> bool:
         return bool(self.r.ping())

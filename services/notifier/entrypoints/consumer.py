@@ -15,6 +15,8 @@ import os
 import signal
 import threading
 
+import redis
+
 from partnermatch import events
 from partnermatch.broker import BrokerWatch
 from partnermatch.logs import configure_logging
@@ -78,8 +80,25 @@ class Notifier:
         digests in one round trip a run (DecisionRecorder.handle_run), not one an event."""
         return BatchHandler(DecisionRecorder.RUN_TYPES, self.recorder.handle_run)
 
+    def expire_finished(self) -> None:
+        """Give the matches finished before their records had an expiry theirs (once; see
+        RedisDeliveryLedger.expire_finished). A failure is logged and the notifier starts anyway:
+        the next start tries again."""
+        ledger = self.deps.ledger
+        try:
+            finished = ledger.expire_finished()
+        except redis.RedisError:
+            logger.exception("could not give the finished matches their expiry; the next start tries again")
+            return
+        if finished is not None:
+            logger.info(
+                "finished matches recorded before their expiry now expire",
+                extra={"matches": finished, "keep_s": ledger.keep_s},
+            )
+
     def run(self) -> None:
         """Blocks until `stop` is set (or the consumer fails)."""
+        self.expire_finished()
         self._threads = [
             threading.Thread(
                 target=w.run,

@@ -92,7 +92,7 @@ def create_app(settings: NotifierSettings | None = None, deps: Any = None) -> Fl
     health(app, lambda: ledger.ping())
     # The consumer processes serve no HTTP: this app reports their lag and the ledger they keep.
     scrape = (
-        RedisDeliveryLedger(metrics.short_timeout_copy(ledger.r), ledger.prefix)
+        RedisDeliveryLedger(metrics.short_timeout_copy(ledger.r), ledger.prefix, ledger.keep_s)
         if isinstance(ledger, RedisDeliveryLedger)
         else ledger
     )

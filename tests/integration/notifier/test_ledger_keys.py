@@ -4,12 +4,17 @@ tagged names once, on one redis-server, with nothing lost."""
 
 from __future__ import annotations
 
+import logging
+import socket
+from dataclasses import replace
+
 import redis
 
 from services.notifier import domain
 from services.notifier.adapters.redis_ledger import NewDelivery, RedisDeliveryLedger
 from services.notifier.bootstrap import build_deps
 from services.notifier.config import NotifierSettings
+from services.notifier.entrypoints.consumer import Notifier
 
 NOW = 1_800_000_000.0
 
@@ -62,3 +67,27 @@ def test_a_ledger_from_before_the_hash_tag_is_moved_once_with_nothing_lost(redis
 
     untagged.suppress("late@example.rs", "b", "2026-01-01T00:00:00+00:00")
     assert ledger.adopt_untagged_keys() == 0, "once: a marker says it is done"
+
+
+def test_a_notifiers_start_gives_the_matches_finished_before_their_expiry_and_starts_if_redis_fails(
+    redis_server, redis_client, caplog
+):
+    older = RedisDeliveryLedger(redis_client, keep_s=0)  # as the notifier before expiries wrote it
+    send_one(older)
+    match = older.match_key("a~b")
+    assert redis_client.ttl(match) == -1
+    settings = NotifierSettings(
+        redis_url=redis_server.url, kafka_bootstrap="unused:9092", secret_key="k", ledger_keep_days=2
+    )
+    deps = build_deps(settings)
+    caplog.set_level(logging.INFO, "services.notifier.entrypoints.consumer")
+    Notifier(settings, deps).expire_finished()
+    assert 2 * 86400 - 5 <= redis_client.ttl(match) <= 2 * 86400
+    assert "now expire" in caplog.text
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    gone = redis.Redis(port=port, socket_connect_timeout=0.5)
+    Notifier(settings, replace(deps, ledger=RedisDeliveryLedger(gone, keep_s=86400))).expire_finished()
+    assert "the next start tries again" in caplog.text

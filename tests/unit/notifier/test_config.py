@@ -37,6 +37,15 @@ def test_a_bad_number_is_named():
         NotifierSettings.from_env({"NOTIFIER_SMTP_PORT": "smtp"})
 
 
+def test_finished_matches_are_kept_thirty_days_unless_told_and_never_a_negative_time():
+    assert NotifierSettings.from_env({}).ledger_keep_days == 30
+    assert NotifierSettings.from_env({"NOTIFIER_LEDGER_KEEP_DAYS": "0"}).ledger_keep_days == 0
+    assert NotifierSettings.from_env({"NOTIFIER_LEDGER_KEEP_DAYS": "1.5"}).ledger_keep_days == 1.5
+    for bad in ["-1", "a month"]:
+        with pytest.raises(SettingError, match="NOTIFIER_LEDGER_KEEP_DAYS"):
+            NotifierSettings.from_env({"NOTIFIER_LEDGER_KEEP_DAYS": bad})
+
+
 def test_missing_secrets_are_named():
     s = NotifierSettings.from_env({})
     with pytest.raises(SettingError, match="NOTIFIER_SECRET_KEY"):

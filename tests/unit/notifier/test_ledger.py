@@ -169,3 +169,118 @@ def test_unsubscribing_twice_counts_once_and_matches_any_spelling_of_the_address
     assert ledger.is_suppressed(" JELENA@example.RS")
     assert not ledger.is_suppressed("someone@example.rs")
     assert ledger.counts()["unsubscribes"] == 1
+
+
+# ---- finished matches expire ------------------------------------------------------------------
+
+KEEP_S = 30 * 86400
+
+
+def ledger_keys(ledger, pair_id="a~b"):
+    """The keys of one match: its record, its set of deliveries, and each delivery."""
+    match = ledger.match_key(pair_id)
+    ids = sorted(i.decode() for i in ledger.r.smembers(match + ":deliveries"))
+    return [match, match + ":deliveries", *[ledger.delivery_key(i) for i in ids]]
+
+
+def expiries(ledger, pair_id="a~b"):
+    """Each key of the match: its seconds left (-1: it never expires; -2: it is gone)."""
+    return {key: ledger.r.ttl(key) for key in ledger_keys(ledger, pair_id)}
+
+
+def send(ledger, member, to=domain.SENT, at=NOW):
+    assert ledger.claim(member, "w", at) >= 1
+    assert ledger.transition(member, "w", domain.SENDING, at)
+    assert ledger.transition(member, "w", to, at)
+
+
+def test_a_match_expires_with_its_deliveries_once_the_last_is_over_and_no_sooner(ledger):
+    first, second = expanded(ledger, new_delivery(), new_delivery("marko@example.rs"))
+    send(ledger, first)
+    assert set(expiries(ledger).values()) == {-1}, "one delivery is still pending: nothing expires"
+    send(ledger, second, to=domain.FAILED)
+    left = expiries(ledger)
+    assert len(left) == 4  # the match, its set, two deliveries
+    assert all(KEEP_S - 5 <= ttl <= KEEP_S for ttl in left.values()), left
+    # until then a replayed approval still finds the match, and records nothing again
+    assert ledger.record_match("a~b", "ev-again", {"pair_id": "a~b"}, NOW + 10) is False
+    assert ledger.due(NOW + 10) == []
+
+
+def test_a_match_with_an_uncertain_delivery_is_kept_until_an_operator_settles_it(ledger):
+    [member] = expanded(ledger, new_delivery())
+    send(ledger, member, to=domain.UNCERTAIN)
+    assert set(expiries(ledger).values()) == {-1}, "an operator may still release it"
+    assert ledger.release(member[2:], NOW + 40)
+    assert set(expiries(ledger).values()) == {-1}
+    send(ledger, member, at=NOW + 40)
+    assert all(KEEP_S - 5 <= ttl <= KEEP_S for ttl in expiries(ledger).values())
+
+
+def test_a_match_expanded_into_skipped_deliveries_or_into_none_expires_at_once(ledger):
+    expanded(ledger, new_delivery(state=domain.SKIPPED, reason=domain.NO_CONSENT))
+    assert all(KEEP_S - 5 <= ttl <= KEEP_S for ttl in expiries(ledger).values())
+
+    assert ledger.record_match("c~d", "ev-2", {"pair_id": "c~d"}, NOW)
+    assert ledger.claim("m:c~d", "t0", NOW) == 1
+    assert ledger.expand("c~d", "t0", NOW, [], final_state=domain.MATCH_SKIPPED, reason="nobody") == 0
+    assert KEEP_S - 5 <= ledger.r.ttl(ledger.match_key("c~d")) <= KEEP_S
+
+
+def test_a_coordinators_notice_expires_like_a_match(ledger):
+    assert ledger.note_suggested("c~d", ["pl-silesia-ict"], NOW) == 1
+    assert ledger.take_digest("pl-silesia-ict", 1, NOW + 1, NOW + 2) == 1
+    notice = domain.digest_id("pl-silesia-ict", 1)
+    assert ledger.claim(f"m:{notice}", "t0", NOW + 2) == 1
+    coordinator = NewDelivery(
+        id=domain.delivery_id(notice, "ana@example.pl"),
+        org_id="",
+        partner_id="",
+        side="",
+        recipient=domain.recipient_key("ana@example.pl"),
+    )
+    assert ledger.expand(notice, "t0", NOW + 2, [coordinator]) == 1
+    assert set(expiries(ledger, notice).values()) == {-1}
+    send(ledger, f"d:{coordinator.id}", at=NOW + 2)
+    assert all(KEEP_S - 5 <= ttl <= KEEP_S for ttl in expiries(ledger, notice).values())
+    # the period is remembered apart, and for good: the same digest is not made again
+    assert ledger.take_digest("pl-silesia-ict", 1, NOW + 1, NOW + 3) == 0
+
+
+def test_a_ledger_that_keeps_for_ever_sets_no_expiry(redis_client):
+    ledger = RedisDeliveryLedger(redis_client, keep_s=0)
+    [member] = expanded(ledger, new_delivery())
+    send(ledger, member)
+    assert set(expiries(ledger).values()) == {-1}
+    assert ledger.expire_finished() is None, "nothing to expire: a later start with an expiry does it"
+    assert not redis_client.exists(ledger.expiring_flag_key)
+
+
+def test_matches_finished_before_expiry_existed_get_theirs_at_the_first_start_only(redis_client):
+    older = RedisDeliveryLedger(redis_client, keep_s=0)  # as a notifier before this version wrote them
+    finished = [f"f{i}~x" for i in range(5)]
+    for pair_id in finished:
+        assert older.record_match(pair_id, "ev", {"pair_id": pair_id}, NOW)
+        assert older.claim(f"m:{pair_id}", "t0", NOW) == 1
+        sent = NewDelivery(
+            id=domain.delivery_id(pair_id, "a@example.rs"),
+            org_id="f",
+            partner_id="x",
+            side="a",
+            recipient=domain.recipient_key("a@example.rs"),
+        )
+        assert older.expand(pair_id, "t0", NOW, [sent]) == 1
+        send(older, f"d:{sent.id}")
+    [waiting] = expanded(older, new_delivery())  # a~b: its delivery still pending
+    assert older.record_match("p~q", "ev", {"pair_id": "p~q"}, NOW)  # not even expanded yet
+
+    ledger = RedisDeliveryLedger(redis_client, keep_s=KEEP_S)
+    assert ledger.expire_finished(batch=2) == 5  # over three batches
+    for pair_id in finished:
+        assert all(KEEP_S - 5 <= ttl <= KEEP_S for ttl in expiries(ledger, pair_id).values()), pair_id
+    assert set(expiries(ledger).values()) == {-1}
+    assert redis_client.ttl(ledger.match_key("p~q")) == -1
+    assert ledger.expire_finished() is None, "done once"
+    # the one still pending expires once it is sent, as any other
+    send(ledger, waiting)
+    assert all(KEEP_S - 5 <= ttl <= KEEP_S for ttl in expiries(ledger).values())
