@@ -8,13 +8,14 @@ Every key is measured with MEMORY USAGE (SAMPLES 0: all of a collection) and gro
 with the ids taken out; INFO used_memory before and after each service is printed beside the sum,
 as a check. An outbox is counted apart: its relay empties it within a second. One redis-server
 (started here, as `partnermatch up` does), one database per service.
-Usage: python bench/redis_memory.py [--orgs 2000] [--edits 0]
+Usage: python bench/redis_memory.py [--orgs 2000] [--edits 0] [--approved 0]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 import tempfile
@@ -34,8 +35,11 @@ from partnermatch import events  # noqa: E402
 from services.matcher.adapters.redis_state import RedisMatcherState  # noqa: E402
 from services.matcher.engine import MatchEngine  # noqa: E402
 from services.matcher.live import LiveMatcher  # noqa: E402
+from services.matcher.review import ReviewService  # noqa: E402
 from services.notifier.adapters.redis_ledger import RedisDeliveryLedger  # noqa: E402
-from services.notifier.services import DecisionRecorder  # noqa: E402
+from services.notifier.config import NotifierSettings  # noqa: E402
+from services.notifier.services import DecisionRecorder, DeliveryWorker  # noqa: E402
+from services.notifier.tokens import UnsubscribeTokens  # noqa: E402
 from services.profiles import services as profiles  # noqa: E402
 from services.profiles.adapters.redis_store import RedisProfileStore  # noqa: E402
 
@@ -96,6 +100,99 @@ def kept_bytes(client: redis.Redis) -> int:
     return sum(size for _n, size in classes.values()) - outbox_bytes(classes)
 
 
+class StoredProfiles:
+    """The profiles service as the notifier's worker reads it (ProfilesClient's answers), from the
+    profiles store in this process: no HTTP."""
+
+    def __init__(self, store: RedisProfileStore) -> None:
+        self.store = store
+
+    def organisation(self, org_id: str) -> dict | None:
+        org = self.store.get_org(org_id)
+        return {k: v for k, v in org.items() if k != "contacts"} if org else None
+
+    def contacts(self, org_id: str) -> list | None:
+        org = self.store.get_org(org_id)
+        return list(org.get("contacts", [])) if org else None
+
+    def coordinator(self, username: str) -> dict | None:
+        return self.store.get_coordinator(username)
+
+    def cluster(self, cluster_id: str) -> dict | None:
+        return self.store.get_cluster(cluster_id)
+
+    def cluster_coordinators(self, cluster_id: str) -> list | None:
+        return self.store.cluster_coordinators(cluster_id)
+
+
+class AcceptingMailer:
+    """An SMTP server that accepts every message (the worker's ledger writes are the real ones)."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    def send(self, msg, sender, recipient, before_data, on_accepted) -> None:  # type: ignore[no-untyped-def]
+        if before_data():
+            self.sent += 1
+            on_accepted(f"250 2.0.0 Ok: queued as {self.sent:012X}")
+
+
+def approvals(
+    count: int, matcher_r: redis.Redis, state: RedisMatcherState, store: RedisProfileStore, notifier_r: redis.Redis
+) -> None:
+    """`count` pending pairs approved by both clusters (the review's decide), the matcher's events
+    of them handled by the notifier's recorder, and its worker sending every email (the profiles
+    store read in this process, an SMTP server that accepts all): the ledger's keys per approved
+    match, and their expiry (NOTIFIER_LEDGER_KEEP_DAYS's default)."""
+    review = ReviewService(state, render=lambda reason, lang: reason["concept"])
+    pending = sorted(k.decode().removeprefix("{matcher}:pair:") for k in matcher_r.scan_iter("{matcher}:pair:*"))
+    last = matcher_r.xrevrange(state.outbox.stream, count=1)
+    mark = last[0][0] if last else "0-0"
+    for pair_id in pending[:count]:
+        pair = state.get_pair(pair_id)
+        for cluster in (pair["cluster_a"], pair["cluster_b"]):
+            review.decide(cluster, "bench", pair_id, "approve")
+    decided = [events.decode(d[b"value"]) for _i, d in matcher_r.xrange(state.outbox.stream, min=f"({mark.decode()}")]
+    ledger = RedisDeliveryLedger(notifier_r)
+    before = measure(notifier_r)
+    recorder = DecisionRecorder(ledger)
+    for envelope in decided:
+        recorder.handle(envelope)
+    mailer = AcceptingMailer()
+    settings = NotifierSettings(redis_url="", kafka_bootstrap="", secret_key="bench-" * 8)
+    worker = DeliveryWorker(
+        ledger=ledger,
+        profiles=StoredProfiles(store),
+        mailer=mailer,
+        tokens=UnsubscribeTokens(settings.secret_key or ""),
+        settings=settings,
+    )
+    worker.drain(max_passes=10 * count + 10)
+    after = measure(notifier_r)
+    grown = {
+        name: (n - before.get(name, (0, 0))[0], size - before.get(name, (0, 0))[1])
+        for name, (n, size) in after.items()
+        if name.startswith(("{notifier}:match", "{notifier}:delivery"))
+    }
+    approved = sum(e.event_type == events.MATCH_APPROVED for e in decided)
+    print(f"\n{approved} pairs approved by both clusters; the notifier sent {mailer.sent} emails")
+    for name, (n, size) in sorted(grown.items()):
+        print(f"  {name:<44} {n:>8} keys {size / 1e6:>9.2f} MB")
+    # the coordinators' notices that the other cluster decided (none sent here: no coordinators)
+    notices = {name for name in grown if name.startswith("{notifier}:match:decided")}
+    total = sum(size for name, (_n, size) in grown.items() if name not in notices)
+    print(
+        f"  per approved match: {total / max(approved, 1):,.0f} bytes (its record, its set of deliveries, "
+        f"{mailer.sent / max(approved, 1):.1f} deliveries; the decision notices apart)"
+    )
+    ttls = Counter()
+    for key in notifier_r.scan_iter("{notifier}:*", count=1000):
+        if key.startswith((b"{notifier}:match:", b"{notifier}:delivery:")):
+            ttl = notifier_r.ttl(key)
+            ttls["kept for ever" if ttl < 0 else f"expire within {math.ceil(ttl / 86400)} days"] += 1
+    print(f"  their keys: {dict(ttls)}")
+
+
 def edits(live: LiveMatcher, client: redis.Redis, state: RedisMatcherState, registered: list, count: int) -> None:
     """`count` edits, in turn over the organisations: each one's capabilities and goals replaced by
     a new generated organisation's, handled by the live matcher; then what the
@@ -139,6 +236,13 @@ def main() -> int:
         default=0,
         help="then this many edits (in turn, each organisation's texts replaced by new ones), and the "
         "matcher's pairs again: what its memory keeps of the suggestions the edits replaced",
+    )
+    parser.add_argument(
+        "--approved",
+        type=int,
+        default=0,
+        help="then this many pending pairs approved by both clusters and their emails sent by the notifier: "
+        "what its ledger keeps of each, and for how long",
     )
     args = parser.parse_args()
     generated = generate(args.orgs, seed=17)
@@ -243,6 +347,8 @@ def main() -> int:
                 f"\nwhole server: used_memory {total / 1e6:.1f} MB for {args.orgs} organisations "
                 f"and {pending} pending suggestions, outboxes included"
             )
+            if args.approved:
+                approvals(args.approved, matcher_r, state, store, notifier_r)
             if args.edits:
                 edits(live, matcher_r, state, events_out, args.edits)
         finally:
