@@ -172,7 +172,7 @@ def approvals(
     grown = {
         name: (n - before.get(name, (0, 0))[0], size - before.get(name, (0, 0))[1])
         for name, (n, size) in after.items()
-        if name.startswith(("{notifier}:match", "{notifier}:delivery"))
+        if name.startswith(("{notifier}:match", "{notifier}:delivery", "{notifier}:finished"))
     }
     approved = sum(e.event_type == events.MATCH_APPROVED for e in decided)
     print(f"\n{approved} pairs approved by both clusters; the notifier sent {mailer.sent} emails")
@@ -180,10 +180,16 @@ def approvals(
         print(f"  {name:<44} {n:>8} keys {size / 1e6:>9.2f} MB")
     # the coordinators' notices that the other cluster decided (none sent here: no coordinators)
     notices = {name for name in grown if name.startswith("{notifier}:match:decided")}
-    total = sum(size for name, (_n, size) in grown.items() if name not in notices)
+    kept = {"{notifier}:finished"}  # the ids of finished matches and notices, kept for ever
+    total = sum(size for name, (_n, size) in grown.items() if name not in notices | kept)
     print(
         f"  per approved match: {total / max(approved, 1):,.0f} bytes (its record, its set of deliveries, "
-        f"{mailer.sent / max(approved, 1):.1f} deliveries; the decision notices apart)"
+        f"{mailer.sent / max(approved, 1):.1f} deliveries; the decision notices apart), until they expire"
+    )
+    ids = notifier_r.scard("{notifier}:finished")
+    print(
+        f"  then kept for ever: {grown.get('{notifier}:finished', (0, 0))[1] / max(ids, 1):,.0f} bytes an id in "
+        f"the set of finished ones ({ids} ids, the decision notices' too)"
     )
     ttls = Counter()
     for key in notifier_r.scan_iter("{notifier}:*", count=1000):

@@ -25,7 +25,7 @@ def build_deps(settings: NotifierSettings) -> NotifierDeps:
     # redis-py connects on the first command (a cluster client reads the slot map here): nothing
     # happens at import.
     client = connect(settings.redis_url, socket_timeout=10, health_check_interval=30)
-    ledger = RedisDeliveryLedger(client, keep_s=round(settings.ledger_keep_days * 86400))
+    ledger = RedisDeliveryLedger(client, keep_s=settings.ledger_keep_s)
     # Before any process of this notifier writes: keys from before the hash tag (once).
     ledger.adopt_untagged_keys()
     return NotifierDeps(

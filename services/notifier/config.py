@@ -26,7 +26,7 @@ from partnermatch.smtp import SMTP_TIMEOUT_S as NOTIFIER_SMTP_TIMEOUT_S
 from partnermatch.smtp import SMTP_USER as NOTIFIER_SMTP_USER
 from partnermatch.smtp import flag as _flag
 from partnermatch.smtp import parse_sender as parse_sender
-from services.notifier.domain import LEDGER_KEEP_DAYS
+from services.notifier.domain import LEDGER_KEEP_DAYS, LEDGER_KEEP_DAYS_MAX
 
 NOTIFIER_REDIS_URL = setting(
     "NOTIFIER_REDIS_URL",
@@ -103,8 +103,8 @@ NOTIFIER_LEDGER_KEEP_DAYS = setting(
     "NOTIFIER_LEDGER_KEEP_DAYS",
     str(LEDGER_KEEP_DAYS),
     "Days the delivery ledger keeps a finished match or coordinators' notice (every delivery sent, "
-    "failed or skipped) before its records expire; 0 keeps them for ever. Keep it above the "
-    "topics' retention: a replayed event older than this would be sent again",
+    "failed or skipped) before its records expire (its id stays, so a replayed event sends nothing "
+    "again); 0 gives none an expiry",
 )
 NOTIFIER_SEND_THREADS = setting("NOTIFIER_SEND_THREADS", "2", "Delivery worker threads per notifier process")
 NOTIFIER_POLL_MS = setting(
@@ -161,8 +161,13 @@ class NotifierSettings:
             raise SettingError("NOTIFIER_DIGEST_INTERVAL_S must be at least 1")
         if self.max_attempts < 1 or self.send_threads < 1:
             raise SettingError("NOTIFIER_MAX_ATTEMPTS and NOTIFIER_SEND_THREADS must be at least 1")
-        if self.ledger_keep_days < 0:
-            raise SettingError("NOTIFIER_LEDGER_KEEP_DAYS must be 0 (kept for ever) or more")
+        if not 0 <= self.ledger_keep_days <= LEDGER_KEEP_DAYS_MAX:  # also not a NaN
+            raise SettingError(f"NOTIFIER_LEDGER_KEEP_DAYS must be from 0 (no expiry) to {LEDGER_KEEP_DAYS_MAX}")
+
+    @property
+    def ledger_keep_s(self) -> int:
+        """NOTIFIER_LEDGER_KEEP_DAYS in seconds: 0, else at least one."""
+        return max(1, round(self.ledger_keep_days * 86400)) if self.ledger_keep_days else 0
 
     @property
     def sender_address(self) -> Address:

@@ -51,10 +51,10 @@ FINAL_STATES = frozenset({SENT, FAILED, SKIPPED, UNCERTAIN})
 # Final and left alone for good: an uncertain delivery waits for an operator, who may release it.
 # A match whose deliveries are all over is finished, and its records expire (LEDGER_KEEP_DAYS).
 OVER_STATES = frozenset({SENT, FAILED, SKIPPED})
-# How long a finished match's records are kept (NOTIFIER_LEDGER_KEEP_DAYS's default): longer than
-# the topics keep the events that made it (Apache Kafka's default is 7 days), so a replayed event
-# still finds it and records nothing.
+# How long a finished match's records are kept (NOTIFIER_LEDGER_KEEP_DAYS's default); its id is
+# kept for ever, so a replayed event records nothing whenever it comes.
 LEDGER_KEEP_DAYS = 30
+LEDGER_KEEP_DAYS_MAX = 36500
 
 # to-state → the states it may be reached from. The Redis ledger enforces exactly this table.
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -140,8 +140,11 @@ def digest_period(now: float, interval_s: float) -> int:
     return int(now // interval_s)
 
 
+DIGEST_ID_PREFIX = "digest:"
+
+
 def digest_id(cluster_id: str, period: int) -> str:
-    return f"digest:{cluster_id}:{period}"
+    return f"{DIGEST_ID_PREFIX}{cluster_id}:{period}"
 
 
 def decided_notice_id(pair_id: str, cluster_id: str) -> str:

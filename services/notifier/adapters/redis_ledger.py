@@ -20,15 +20,18 @@ Keys (`notifier:` below stands for `{notifier}:`):
     notifier:suppressed                   hash recipient key → JSON {at, org_id}; a coordinator's
                                           unsubscribe from one kind of notice is "<kind>:<key>"
     notifier:stats                        hash of counters since the ledger began
-    notifier:finished:expiring            set once the records finished before expiry existed
-                                          were given theirs (see expire_finished)
+    notifier:finished                     set of the ids of finished matches and decision notices:
+                                          once their records expired, what a replay finds
 
 A match is finished when it is expanded or skipped and each of its deliveries is sent, failed or
 skipped (not uncertain: an operator may still release one). Then its record, its set of
-deliveries and those deliveries expire `keep_s` seconds later (NOTIFIER_LEDGER_KEEP_DAYS): the
-script that finishes the last of them sets that. Until then a delivery still reads its match's
-payload, and a replayed event finds the match and records nothing; the topics keep events for
-less time than that (Apache Kafka's default is 7 days), so no replay finds it gone.
+deliveries and those deliveries expire `keep_s` seconds later (NOTIFIER_LEDGER_KEEP_DAYS), and its
+id is added to `finished`, kept for ever (some 100 bytes): the script that finishes it (the last
+delivery's transition, or the expansion) does both, having read all it decides on before it writes
+anything. Until then a delivery still reads its match's payload. A replayed event, even one of the
+decided pairs the matcher publishes again after the broker lost its topics (however old), finds the
+record or the id and records nothing. A digest leaves no id: its period, remembered apart, keeps it
+from being made twice. `expire_finished` gives the records finished while nothing expired theirs.
 
 A coordinators' notice is a record like a match, under its notice id (`domain.digest_id`,
 `domain.decided_notice_id`) with `kind` in its payload, expanded into one delivery per
@@ -79,27 +82,45 @@ def _lua_set(names: Iterable[str]) -> str:
     return "{" + ", ".join(f"['{name}'] = true" for name in sorted(names)) + "}"
 
 
-# A finished match (see the module's docstring) and its deliveries expire `keep` seconds from now;
-# nothing happens while one of them is not over, or with keep 0. `prefix`: the ledger's key prefix.
-_EXPIRE_IF_FINISHED = """
+# A finished match (see the module's docstring): `finished_keys` reads whether the match `id` is
+# finished once the deliveries in `changes` (id -> state) are in those states (and the match in
+# `match_state`, unless nil: as stored), and returns its keys then (else nil); it only reads, so a
+# script calls it before its first write (on a cluster, a key it did not declare that has moved
+# fails the script there, with nothing written). `expire_finished` sets their expiry (where none
+# is set yet) and remembers the id (not a digest's).
+_EXPIRE_IF_FINISHED = (
+    """
 local done_match, over = @DONE_MATCH@, @OVER@
-local function expire_if_finished(match, prefix, keep)
-  if keep <= 0 then return 0 end
-  local state = redis.call('HGET', match, 'state')
-  if not state or not done_match[state] then return 0 end
+local function finished_keys(prefix, id, match_state, changes)
+  local match = prefix .. 'match:' .. id
+  local state = match_state or redis.call('HGET', match, 'state')
+  if not state or not done_match[state] then return nil end
   local listed = match .. ':deliveries'
-  local ids = redis.call('SMEMBERS', listed)
-  for _, id in ipairs(ids) do
-    local delivery = redis.call('HGET', prefix .. 'delivery:' .. id, 'state')
-    if delivery and not over[delivery] then return 0 end
+  local keys, seen = {match, listed}, {}
+  for _, delivery in ipairs(redis.call('SMEMBERS', listed)) do
+    seen[delivery] = true
+    local now = changes[delivery] or redis.call('HGET', prefix .. 'delivery:' .. delivery, 'state')
+    if now and not over[now] then return nil end
+    table.insert(keys, prefix .. 'delivery:' .. delivery)
   end
-  for _, id in ipairs(ids) do redis.call('EXPIRE', prefix .. 'delivery:' .. id, keep) end
-  redis.call('EXPIRE', listed, keep)
-  redis.call('EXPIRE', match, keep)
-  return 1
+  for delivery, now in pairs(changes) do
+    if not seen[delivery] then
+      if not over[now] then return nil end
+      table.insert(keys, prefix .. 'delivery:' .. delivery)
+    end
+  end
+  return keys
 end
-""".replace("@DONE_MATCH@", _lua_set([domain.MATCH_EXPANDED, domain.MATCH_SKIPPED])).replace(
-    "@OVER@", _lua_set(domain.OVER_STATES)
+local function expire_finished(prefix, id, keys, keep)
+  local set = redis.call('EXPIRE', keys[1], keep, 'NX')
+  for i = 2, #keys do redis.call('EXPIRE', keys[i], keep, 'NX') end
+  if string.sub(id, 1, @DIGEST_LEN@) ~= '@DIGEST@' then redis.call('SADD', prefix .. 'finished', id) end
+  return set
+end
+""".replace("@DONE_MATCH@", _lua_set([domain.MATCH_EXPANDED, domain.MATCH_SKIPPED]))
+    .replace("@OVER@", _lua_set(domain.OVER_STATES))
+    .replace("@DIGEST_LEN@", str(len(domain.DIGEST_ID_PREFIX)))
+    .replace("@DIGEST@", domain.DIGEST_ID_PREFIX)
 )
 
 # KEYS: record, due, inflight, stats, uncertain
@@ -113,7 +134,16 @@ if not state or not string.find(',' .. ARGV[4] .. ',', ',' .. state .. ',', 1, t
   return 0
 end
 if ARGV[2] ~= '' and redis.call('HGET', KEYS[1], 'claim') ~= ARGV[2] then return 0 end
-local to = ARGV[3]
+local to, keep, prefix = ARGV[3], tonumber(ARGV[9]), ARGV[10]
+-- what finishes a match is read before anything is written
+local finished, finished_id = nil, nil
+if keep > 0 and string.sub(ARGV[1], 1, 2) == 'm:' and done_match[to] then
+  finished_id = string.sub(ARGV[1], 3)
+  finished = finished_keys(prefix, finished_id, to, {})
+elseif keep > 0 and string.sub(ARGV[1], 1, 2) == 'd:' and over[to] then
+  finished_id = redis.call('HGET', KEYS[1], 'pair_id')
+  if finished_id then finished = finished_keys(prefix, finished_id, nil, {[ARGV[8]] = to}) end
+end
 redis.call('HSET', KEYS[1], 'state', to, 'updated_at', ARGV[5])
 for i = 11, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 if to == 'claimed' or to == 'sending' or to == 'expanding' then
@@ -134,12 +164,7 @@ if ARGV[8] ~= '' then
   end
 end
 if ARGV[7] ~= '' then redis.call('HINCRBY', KEYS[4], ARGV[7], 1) end
-if string.sub(ARGV[1], 1, 2) == 'm:' then
-  expire_if_finished(KEYS[1], ARGV[10], tonumber(ARGV[9]))
-else
-  local pair_id = redis.call('HGET', KEYS[1], 'pair_id')
-  if pair_id then expire_if_finished(ARGV[10] .. 'match:' .. pair_id, ARGV[10], tonumber(ARGV[9])) end
-end
+if finished then expire_finished(prefix, finished_id, finished, keep) end
 return 1
 """
 )
@@ -168,8 +193,11 @@ end
 return state or false
 """
 
+# KEYS: match, due, stats, finished ; ARGV: pair_id, event_id, payload, now, member, counter
 _RECORD_MATCH = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 1 then
+  return 0
+end
 redis.call('HSET', KEYS[1], 'state', 'pending', 'pair_id', ARGV[1], 'event_id', ARGV[2],
            'payload', ARGV[3], 'recorded_at', ARGV[4], 'updated_at', ARGV[4], 'attempts', 0)
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
@@ -186,6 +214,18 @@ _EXPAND = (
 if redis.call('HGET', KEYS[1], 'state') ~= 'expanding'
    or redis.call('HGET', KEYS[1], 'claim') ~= ARGV[2] then
   return -1
+end
+local keep, prefix = tonumber(ARGV[7]), ARGV[8]
+-- what finishes the match is read before anything is written: each delivery's state once this
+-- has run (one that exists keeps its own)
+local finished = nil
+if keep > 0 and done_match[ARGV[4]] then
+  local changes = {}
+  for i = 6, #KEYS do
+    local base = 9 + (i - 6) * 7
+    changes[ARGV[base]] = redis.call('HGET', KEYS[i], 'state') or ARGV[base + 1]
+  end
+  finished = finished_keys(prefix, ARGV[6], ARGV[4], changes)
 end
 local created = 0
 for i = 6, #KEYS do
@@ -209,21 +249,23 @@ redis.call('HSET', KEYS[1], 'state', ARGV[4], 'reason', ARGV[5], 'expanded_at', 
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HINCRBY', KEYS[4], 'matches_' .. ARGV[4], 1)
-expire_if_finished(KEYS[1], ARGV[8], tonumber(ARGV[7]))
+if finished then expire_finished(prefix, ARGV[6], finished, keep) end
 return created
 """
 )
 
-# The records finished before they were given an expiry (see expire_finished): KEYS, matches.
-# ARGV: keep (seconds), prefix. How many were finished (and now expire).
+# The matches finished while nothing gave their records an expiry (see expire_finished): KEYS,
+# their records; ARGV: keep (seconds), prefix. How many got one now.
 _EXPIRE_FINISHED = (
     _EXPIRE_IF_FINISHED
     + """
-local finished = 0
+local keep, prefix, given = tonumber(ARGV[1]), ARGV[2], 0
 for _, match in ipairs(KEYS) do
-  finished = finished + expire_if_finished(match, ARGV[2], tonumber(ARGV[1]))
+  local id = string.sub(match, #prefix + #'match:' + 1)
+  local finished = finished_keys(prefix, id, nil, {})
+  if finished then given = given + expire_finished(prefix, id, finished, keep) end
 end
-return finished
+return given
 """
 )
 
@@ -345,7 +387,7 @@ class RedisDeliveryLedger:
         self.r = client
         self.prefix = prefix
         self.keep_s = max(0, int(keep_s))
-        self.expiring_flag_key = prefix + "finished:expiring"
+        self.finished_key = prefix + "finished"
         self.due_key = prefix + "due"
         self.inflight_key = prefix + "inflight"
         self.uncertain_key = prefix + "uncertain"
@@ -403,7 +445,7 @@ class RedisDeliveryLedger:
         """Remember an approved match (or, under its notice id, a coordinators' notice) to be sent,
         once; True if it is new (replays return False)."""
         created = self._record_match(
-            keys=[self.match_key(pair_id), self.due_key, self.stats_key],
+            keys=[self.match_key(pair_id), self.due_key, self.stats_key, self.finished_key],
             args=[
                 pair_id,
                 event_id,
@@ -687,27 +729,30 @@ class RedisDeliveryLedger:
         names, once (how many); see `partnermatch.redis_client.adopt_untagged_keys`."""
         return adopt_untagged_keys(self.r, UNTAGGED_PREFIX, self.prefix)
 
-    def expire_finished(self, batch: int = 500) -> int | None:
-        """Give the matches finished before their records had an expiry theirs, once: the match
-        records are scanned in batches, each batch one script that expires those finished (see the
-        module's docstring) and leaves the others, which their last delivery's end expires. How
-        many were finished; None when it was done before, or with nothing to expire (keep_s 0: a
-        later start with an expiry does it). Idempotent: two notifiers starting together only set
-        the same expiries twice."""
-        if not self.keep_s or self.r.exists(self.expiring_flag_key):
-            return None
-        finished = 0
+    def expire_finished(self, batch: int = 500) -> int:
+        """Give the matches finished while nothing set their records' expiry theirs (before this
+        version, or while keep_s was 0), remembering their ids: the match records are scanned in
+        batches, each batch one script; a record that expires already keeps its time, one not
+        finished waits for its last delivery. How many got an expiry now (none with keep_s 0).
+        Every start runs it: the ledger holds the last keep_s's records, and two notifiers starting
+        together only find the other's work done."""
+        if not self.keep_s:
+            return 0
+        given = 0
         matches: list[str] = []
         # SCAN walks each node of a cluster; every ledger key is in one slot, on one of them
         for key in self.r.scan_iter(match=self.match_key("*"), count=batch, _type="hash"):
             matches.append(_text(key))
             if len(matches) >= batch:
-                finished += int(self._expire_finished(keys=matches, args=[str(self.keep_s), self.prefix]))
+                given += int(self._expire_finished(keys=matches, args=[str(self.keep_s), self.prefix]))
                 matches = []
         if matches:
-            finished += int(self._expire_finished(keys=matches, args=[str(self.keep_s), self.prefix]))
-        self.r.set(self.expiring_flag_key, str(finished))
-        return finished
+            given += int(self._expire_finished(keys=matches, args=[str(self.keep_s), self.prefix]))
+        return given
+
+    def was_finished(self, pair_id: str) -> bool:
+        """Whether the match (or decision notice) was finished: its records may have expired."""
+        return bool(self.r.sismember(self.finished_key, pair_id))
 
     def ping(self) -> bool:
         return bool(self.r.ping())

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import threading
+import time
 
 import redis
 
@@ -81,19 +82,20 @@ class Notifier:
         return BatchHandler(DecisionRecorder.RUN_TYPES, self.recorder.handle_run)
 
     def expire_finished(self) -> None:
-        """Give the matches finished before their records had an expiry theirs (once; see
+        """Give the matches finished while nothing set their records' expiry theirs (see
         RedisDeliveryLedger.expire_finished). A failure is logged and the notifier starts anyway:
         the next start tries again."""
         ledger = self.deps.ledger
+        started = time.monotonic()
         try:
-            finished = ledger.expire_finished()
+            given = ledger.expire_finished()
         except redis.RedisError:
             logger.exception("could not give the finished matches their expiry; the next start tries again")
             return
-        if finished is not None:
+        if given:
             logger.info(
-                "finished matches recorded before their expiry now expire",
-                extra={"matches": finished, "keep_s": ledger.keep_s},
+                "finished matches without an expiry now expire",
+                extra={"matches": given, "keep_s": ledger.keep_s, "took_s": round(time.monotonic() - started, 1)},
             )
 
     def run(self) -> None:

@@ -1,7 +1,7 @@
 """Operators' view of the delivery ledger: `python -m services.notifier.entrypoints.ledger …`.
 
   stats              counters and the current backlog
-  show PAIR_ID       a match and its deliveries
+  show PAIR_ID       a match and its deliveries (gone once finished NOTIFIER_LEDGER_KEEP_DAYS ago)
   uncertain          deliveries a dead worker left mid-send (never resent by themselves)
   release ID         after checking the mail server's log: send an uncertain delivery again
 Does I/O (Redis).
@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
                 {
                     "match": ledger.match(args.pair_id),
                     "deliveries": ledger.deliveries_of(args.pair_id),
+                    # its records expire NOTIFIER_LEDGER_KEEP_DAYS after this; its id stays
+                    "finished": ledger.was_finished(args.pair_id),
                 },
                 ensure_ascii=False,
                 indent=2,

@@ -37,11 +37,12 @@ def test_a_bad_number_is_named():
         NotifierSettings.from_env({"NOTIFIER_SMTP_PORT": "smtp"})
 
 
-def test_finished_matches_are_kept_thirty_days_unless_told_and_never_a_negative_time():
-    assert NotifierSettings.from_env({}).ledger_keep_days == 30
-    assert NotifierSettings.from_env({"NOTIFIER_LEDGER_KEEP_DAYS": "0"}).ledger_keep_days == 0
-    assert NotifierSettings.from_env({"NOTIFIER_LEDGER_KEEP_DAYS": "1.5"}).ledger_keep_days == 1.5
-    for bad in ["-1", "a month"]:
+def test_finished_matches_are_kept_thirty_days_unless_told_and_only_a_time_redis_can_expire():
+    assert NotifierSettings.from_env({}).ledger_keep_s == 30 * 86400
+    assert NotifierSettings.from_env({"NOTIFIER_LEDGER_KEEP_DAYS": "0"}).ledger_keep_s == 0
+    assert NotifierSettings.from_env({"NOTIFIER_LEDGER_KEEP_DAYS": "1.5"}).ledger_keep_s == 129600
+    assert NotifierSettings.from_env({"NOTIFIER_LEDGER_KEEP_DAYS": "0.000001"}).ledger_keep_s == 1
+    for bad in ["-1", "a month", "nan", "inf", "1e12"]:
         with pytest.raises(SettingError, match="NOTIFIER_LEDGER_KEEP_DAYS"):
             NotifierSettings.from_env({"NOTIFIER_LEDGER_KEEP_DAYS": bad})
 

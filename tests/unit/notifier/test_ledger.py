@@ -4,6 +4,7 @@ fenced, stale claims are recovered by the rules of `domain`."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -227,7 +228,41 @@ def test_a_match_expanded_into_skipped_deliveries_or_into_none_expires_at_once(l
     assert KEEP_S - 5 <= ledger.r.ttl(ledger.match_key("c~d")) <= KEEP_S
 
 
-def test_a_coordinators_notice_expires_like_a_match(ledger):
+def test_a_delivery_waiting_to_retry_keeps_its_match_and_its_payload(ledger):
+    first, second = expanded(ledger, new_delivery(), new_delivery("marko@example.rs"))
+    send(ledger, first)
+    assert ledger.claim(second, "w", NOW) == 1
+    assert ledger.transition(second, "w", domain.RETRY, NOW, due_at=NOW + 60)
+    assert set(expiries(ledger).values()) == {-1}
+    assert ledger.match("a~b")["payload"] == {"pair_id": "a~b"}, "what the retry will read"
+    assert not ledger.was_finished("a~b")
+    send(ledger, second, at=NOW + 60)
+    assert all(KEEP_S - 5 <= ttl <= KEEP_S for ttl in expiries(ledger).values())
+    assert ledger.was_finished("a~b")
+
+
+def test_a_replay_after_the_records_expired_records_nothing(redis_client):
+    """However late: the matcher publishes every decided pair again after the broker lost its
+    topics, and a decision notice's event with it."""
+    ledger = RedisDeliveryLedger(redis_client, keep_s=1)
+    [member] = expanded(ledger, new_delivery())
+    send(ledger, member)
+    keys = ledger_keys(ledger)
+    deadline = time.monotonic() + 5
+    while redis_client.exists(*keys) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not redis_client.exists(*keys), "expired"
+    assert ledger.record_match("a~b", "ev-refill", {"pair_id": "a~b"}, NOW + 100) is False
+    assert ledger.due(NOW + 100) == [] and not redis_client.exists(ledger.match_key("a~b"))
+    notice = domain.decided_notice_id("a~b", "pl-silesia-ict")
+    assert ledger.record_match(notice, "ev-n", {"kind": domain.DECISIONS}, NOW)
+    assert ledger.claim(f"m:{notice}", "t0", NOW) == 1
+    assert ledger.expand(notice, "t0", NOW, [], final_state=domain.MATCH_SKIPPED) == 0
+    redis_client.delete(ledger.match_key(notice))  # as its expiry will
+    assert ledger.record_match(notice, "ev-n", {"kind": domain.DECISIONS}, NOW + 100) is False
+
+
+def test_a_coordinators_digest_expires_like_a_match_and_its_period_keeps_it_from_coming_again(ledger):
     assert ledger.note_suggested("c~d", ["pl-silesia-ict"], NOW) == 1
     assert ledger.take_digest("pl-silesia-ict", 1, NOW + 1, NOW + 2) == 1
     notice = domain.digest_id("pl-silesia-ict", 1)
@@ -243,8 +278,13 @@ def test_a_coordinators_notice_expires_like_a_match(ledger):
     assert set(expiries(ledger, notice).values()) == {-1}
     send(ledger, f"d:{coordinator.id}", at=NOW + 2)
     assert all(KEEP_S - 5 <= ttl <= KEEP_S for ttl in expiries(ledger, notice).values())
-    # the period is remembered apart, and for good: the same digest is not made again
+    assert not ledger.was_finished(notice), "a digest leaves no id behind"
+    # once it expired, a suggestion first seen before that period does not make it again
+    ledger.r.delete(*ledger_keys(ledger, notice))
+    assert ledger.note_suggested("e~f", ["pl-silesia-ict"], NOW) == 1
     assert ledger.take_digest("pl-silesia-ict", 1, NOW + 1, NOW + 3) == 0
+    assert not ledger.r.exists(ledger.match_key(notice))
+    assert ledger.take_digest("pl-silesia-ict", 2, NOW + 2, NOW + 4) == 1, "the next period's"
 
 
 def test_a_ledger_that_keeps_for_ever_sets_no_expiry(redis_client):
@@ -252,12 +292,11 @@ def test_a_ledger_that_keeps_for_ever_sets_no_expiry(redis_client):
     [member] = expanded(ledger, new_delivery())
     send(ledger, member)
     assert set(expiries(ledger).values()) == {-1}
-    assert ledger.expire_finished() is None, "nothing to expire: a later start with an expiry does it"
-    assert not redis_client.exists(ledger.expiring_flag_key)
+    assert ledger.expire_finished() == 0
 
 
-def test_matches_finished_before_expiry_existed_get_theirs_at_the_first_start_only(redis_client):
-    older = RedisDeliveryLedger(redis_client, keep_s=0)  # as a notifier before this version wrote them
+def test_the_start_gives_the_matches_finished_without_an_expiry_theirs_and_leaves_the_rest(redis_client):
+    older = RedisDeliveryLedger(redis_client, keep_s=0)  # as before this version, or with keep 0
     finished = [f"f{i}~x" for i in range(5)]
     for pair_id in finished:
         assert older.record_match(pair_id, "ev", {"pair_id": pair_id}, NOW)
@@ -273,14 +312,17 @@ def test_matches_finished_before_expiry_existed_get_theirs_at_the_first_start_on
         send(older, f"d:{sent.id}")
     [waiting] = expanded(older, new_delivery())  # a~b: its delivery still pending
     assert older.record_match("p~q", "ev", {"pair_id": "p~q"}, NOW)  # not even expanded yet
+    redis_client.expire(older.match_key("f0~x"), 600)  # one that expires already keeps its time
 
     ledger = RedisDeliveryLedger(redis_client, keep_s=KEEP_S)
-    assert ledger.expire_finished(batch=2) == 5  # over three batches
-    for pair_id in finished:
+    assert ledger.expire_finished(batch=2) == 4  # over three batches; f0~x had its expiry
+    assert 590 <= redis_client.ttl(ledger.match_key("f0~x")) <= 600
+    for pair_id in finished[1:]:
         assert all(KEEP_S - 5 <= ttl <= KEEP_S for ttl in expiries(ledger, pair_id).values()), pair_id
-    assert set(expiries(ledger).values()) == {-1}
+    assert all(ledger.was_finished(pair_id) for pair_id in finished)
+    assert set(expiries(ledger).values()) == {-1} and not ledger.was_finished("a~b")
     assert redis_client.ttl(ledger.match_key("p~q")) == -1
-    assert ledger.expire_finished() is None, "done once"
+    assert ledger.expire_finished() == 0, "the next start finds nothing more to do"
     # the one still pending expires once it is sent, as any other
     send(ledger, waiting)
     assert all(KEEP_S - 5 <= ttl <= KEEP_S for ttl in expiries(ledger).values())
