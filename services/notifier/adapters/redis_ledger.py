@@ -5,9 +5,12 @@ is atomic and fenced by the claim token of the worker that holds it. Does I/O (R
 
 Every key shares the hash tag `{notifier}`, so on Redis Cluster all of them live in one slot and
 each script may touch any of them: every claim and transition moves its record and the global due
-and in-flight sets together. The ledger grows with approved matches and deliveries, not with
-organisations, so one node holds it (see `bench/redis_memory.py`). Keys written before the tag
-(`notifier:…`) are moved once by `adopt_untagged_keys`.
+and in-flight sets together. A key a script does not declare (a digest's counts by cluster, a
+match's other deliveries) fails it on the node the slot is leaving while the slot migrates; the
+scripts that finish a match read such keys before they write anything. The ledger grows with
+approved matches and deliveries, not with organisations, so one node holds it (see
+`bench/redis_memory.py`). Keys written before the tag (`notifier:…`) are moved once by
+`adopt_untagged_keys`.
 
 Keys (`notifier:` below stands for `{notifier}:`):
     notifier:match:<pair_id>              hash: state, event_id, payload (JSON), attempts, claim, …
@@ -24,11 +27,11 @@ Keys (`notifier:` below stands for `{notifier}:`):
                                           once their records expired, what a replay finds
 
 A match is finished when it is expanded or skipped and each of its deliveries is sent, failed or
-skipped (not uncertain: an operator may still release one). Then its record, its set of
-deliveries and those deliveries expire `keep_s` seconds later (NOTIFIER_LEDGER_KEEP_DAYS), and its
-id is added to `finished`, kept for ever (some 100 bytes): the script that finishes it (the last
-delivery's transition, or the expansion) does both, having read all it decides on before it writes
-anything. Until then a delivery still reads its match's payload. A replayed event, even one of the
+skipped (not uncertain: an operator may still release one). Then its id is added to `finished`,
+kept for ever (some 100 bytes), and its record, its set of deliveries and those deliveries expire
+`keep_s` seconds later (NOTIFIER_LEDGER_KEEP_DAYS; 0: never): the script that finishes it (the
+last delivery's transition, or the expansion) does both, in that order, having read all it decides
+on before it writes anything. Until then a delivery still reads its match's payload. A replayed event, even one of the
 decided pairs the matcher publishes again after the broker lost its topics (however old), finds the
 record or the id and records nothing. A digest leaves no id: its period, remembered apart, keeps it
 from being made twice. `expire_finished` gives the records finished while nothing expired theirs.
@@ -84,10 +87,12 @@ def _lua_set(names: Iterable[str]) -> str:
 
 # A finished match (see the module's docstring): `finished_keys` reads whether the match `id` is
 # finished once the deliveries in `changes` (id -> state) are in those states (and the match in
-# `match_state`, unless nil: as stored), and returns its keys then (else nil); it only reads, so a
-# script calls it before its first write (on a cluster, a key it did not declare that has moved
-# fails the script there, with nothing written). `expire_finished` sets their expiry (where none
-# is set yet) and remembers the id (not a digest's).
+# `match_state`, unless nil: as stored), and returns its keys then (else nil). It only reads, and
+# a script calls it before its first write: on a cluster, a key it did not declare (the match, its
+# other deliveries) that has moved away fails the script there, with nothing written. `finish`
+# remembers the id (not a digest's) in `finished`, a key the script declares, and then sets the
+# keys' expiry where none is set (keep 0: none): a failure in between leaves an id and no expiry,
+# never the other way round.
 _EXPIRE_IF_FINISHED = (
     """
 local done_match, over = @DONE_MATCH@, @OVER@
@@ -111,11 +116,12 @@ local function finished_keys(prefix, id, match_state, changes)
   end
   return keys
 end
-local function expire_finished(prefix, id, keys, keep)
-  local set = redis.call('EXPIRE', keys[1], keep, 'NX')
+local function finish(finished, id, keys, keep)
+  if string.sub(id, 1, @DIGEST_LEN@) ~= '@DIGEST@' then redis.call('SADD', finished, id) end
+  if keep <= 0 then return 0 end
+  local given = redis.call('EXPIRE', keys[1], keep, 'NX')
   for i = 2, #keys do redis.call('EXPIRE', keys[i], keep, 'NX') end
-  if string.sub(id, 1, @DIGEST_LEN@) ~= '@DIGEST@' then redis.call('SADD', prefix .. 'finished', id) end
-  return set
+  return given
 end
 """.replace("@DONE_MATCH@", _lua_set([domain.MATCH_EXPANDED, domain.MATCH_SKIPPED]))
     .replace("@OVER@", _lua_set(domain.OVER_STATES))
@@ -123,7 +129,7 @@ end
     .replace("@DIGEST@", domain.DIGEST_ID_PREFIX)
 )
 
-# KEYS: record, due, inflight, stats, uncertain
+# KEYS: record, due, inflight, stats, uncertain, finished
 # ARGV: member, token, to_state, from_csv, now, due_at, counter, uncertain_id, keep (seconds),
 #       prefix, field, value, …
 _TRANSITION = (
@@ -137,10 +143,10 @@ if ARGV[2] ~= '' and redis.call('HGET', KEYS[1], 'claim') ~= ARGV[2] then return
 local to, keep, prefix = ARGV[3], tonumber(ARGV[9]), ARGV[10]
 -- what finishes a match is read before anything is written
 local finished, finished_id = nil, nil
-if keep > 0 and string.sub(ARGV[1], 1, 2) == 'm:' and done_match[to] then
+if string.sub(ARGV[1], 1, 2) == 'm:' and done_match[to] then
   finished_id = string.sub(ARGV[1], 3)
   finished = finished_keys(prefix, finished_id, to, {})
-elseif keep > 0 and string.sub(ARGV[1], 1, 2) == 'd:' and over[to] then
+elseif string.sub(ARGV[1], 1, 2) == 'd:' and over[to] then
   finished_id = redis.call('HGET', KEYS[1], 'pair_id')
   if finished_id then finished = finished_keys(prefix, finished_id, nil, {[ARGV[8]] = to}) end
 end
@@ -164,7 +170,7 @@ if ARGV[8] ~= '' then
   end
 end
 if ARGV[7] ~= '' then redis.call('HINCRBY', KEYS[4], ARGV[7], 1) end
-if finished then expire_finished(prefix, finished_id, finished, keep) end
+if finished then finish(KEYS[6], finished_id, finished, keep) end
 return 1
 """
 )
@@ -205,7 +211,7 @@ redis.call('HINCRBY', KEYS[3], ARGV[6], 1)
 return 1
 """
 
-# KEYS: match, due, inflight, stats, match_deliveries, delivery1, delivery2, …
+# KEYS: match, due, inflight, stats, match_deliveries, finished, delivery1, delivery2, …
 # ARGV: member, token, now, final_state, reason, pair_id, keep (seconds), prefix, then 7 per
 #       delivery: id, state, org_id, partner_id, side, recipient, reason
 _EXPAND = (
@@ -219,17 +225,17 @@ local keep, prefix = tonumber(ARGV[7]), ARGV[8]
 -- what finishes the match is read before anything is written: each delivery's state once this
 -- has run (one that exists keeps its own)
 local finished = nil
-if keep > 0 and done_match[ARGV[4]] then
+if done_match[ARGV[4]] then
   local changes = {}
-  for i = 6, #KEYS do
-    local base = 9 + (i - 6) * 7
+  for i = 7, #KEYS do
+    local base = 9 + (i - 7) * 7
     changes[ARGV[base]] = redis.call('HGET', KEYS[i], 'state') or ARGV[base + 1]
   end
   finished = finished_keys(prefix, ARGV[6], ARGV[4], changes)
 end
 local created = 0
-for i = 6, #KEYS do
-  local base = 9 + (i - 6) * 7
+for i = 7, #KEYS do
+  local base = 9 + (i - 7) * 7
   local id = ARGV[base]
   if redis.call('EXISTS', KEYS[i]) == 0 then
     local state = ARGV[base + 1]
@@ -249,21 +255,22 @@ redis.call('HSET', KEYS[1], 'state', ARGV[4], 'reason', ARGV[5], 'expanded_at', 
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HINCRBY', KEYS[4], 'matches_' .. ARGV[4], 1)
-if finished then expire_finished(prefix, ARGV[6], finished, keep) end
+if finished then finish(KEYS[6], ARGV[6], finished, keep) end
 return created
 """
 )
 
 # The matches finished while nothing gave their records an expiry (see expire_finished): KEYS,
-# their records; ARGV: keep (seconds), prefix. How many got one now.
+# finished and then the matches' records; ARGV: keep (seconds), prefix. How many got one now. Each
+# match is read before its own writes (not before those of the matches ahead of it).
 _EXPIRE_FINISHED = (
     _EXPIRE_IF_FINISHED
     + """
 local keep, prefix, given = tonumber(ARGV[1]), ARGV[2], 0
-for _, match in ipairs(KEYS) do
-  local id = string.sub(match, #prefix + #'match:' + 1)
+for i = 2, #KEYS do
+  local id = string.sub(KEYS[i], #prefix + #'match:' + 1)
   local finished = finished_keys(prefix, id, nil, {})
-  if finished then given = given + expire_finished(prefix, id, finished, keep) end
+  if finished then given = given + finish(KEYS[1], id, finished, keep) end
 end
 return given
 """
@@ -514,6 +521,7 @@ class RedisDeliveryLedger:
             self.inflight_key,
             self.stats_key,
             self.match_key(pair_id) + ":deliveries",
+            self.finished_key,
         ]
         args: list[str] = [
             self.match_member(pair_id),
@@ -568,6 +576,7 @@ class RedisDeliveryLedger:
                 self.inflight_key,
                 self.stats_key,
                 self.uncertain_key,
+                self.finished_key,
             ],
             args=args,
         )
@@ -744,10 +753,14 @@ class RedisDeliveryLedger:
         for key in self.r.scan_iter(match=self.match_key("*"), count=batch, _type="hash"):
             matches.append(_text(key))
             if len(matches) >= batch:
-                given += int(self._expire_finished(keys=matches, args=[str(self.keep_s), self.prefix]))
+                given += int(
+                    self._expire_finished(keys=[self.finished_key, *matches], args=[str(self.keep_s), self.prefix])
+                )
                 matches = []
         if matches:
-            given += int(self._expire_finished(keys=matches, args=[str(self.keep_s), self.prefix]))
+            given += int(
+                self._expire_finished(keys=[self.finished_key, *matches], args=[str(self.keep_s), self.prefix])
+            )
         return given
 
     def was_finished(self, pair_id: str) -> bool:

@@ -194,6 +194,21 @@ def test_an_approval_after_ours_tells_our_coordinators_and_not_the_ones_who_appr
     ]
 
 
+def test_an_approval_published_again_after_its_records_expired_emails_nobody_again(world, redis_client):
+    """The matcher publishes every decided pair again after the broker lost its topics, however
+    old: the match's and its decision notice's ids outlive their records."""
+    payload = decided_payload(b_decided_at="2026-11-23T10:00:00+00:00")
+    assert world.publish(events.MATCH_APPROVED, payload) == "recorded"
+    world.worker().drain()
+    assert len(world.mailer.sent) == 4  # both organisations' contacts, and the first cluster's coordinators
+    records = [k for k in redis_client.scan_iter(world.ledger.prefix + "*") if b":match:" in k or b":delivery:" in k]
+    assert records and all(redis_client.ttl(k) > 0 for k in records), "all of them expire"
+    redis_client.delete(*records)  # as they will, NOTIFIER_LEDGER_KEEP_DAYS later
+    assert world.publish(events.MATCH_APPROVED, payload) == "duplicate"
+    world.pass_at(world.clock.now + DAY)
+    assert len(world.mailer.sent) == 4
+
+
 def test_a_coordinator_who_left_the_cluster_or_unsubscribed_from_decisions_is_skipped(world):
     del world.profiles.coordinators["piotr"]
     world.ledger.suppress("anna@example.org", SILESIA, "2026-11-23T00:00:00+00:00", (domain.DECISIONS,))

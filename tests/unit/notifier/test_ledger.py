@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+import redis
 
 from services.notifier import domain
 from services.notifier.adapters.redis_ledger import NewDelivery, RedisDeliveryLedger
@@ -292,7 +293,18 @@ def test_a_ledger_that_keeps_for_ever_sets_no_expiry(redis_client):
     [member] = expanded(ledger, new_delivery())
     send(ledger, member)
     assert set(expiries(ledger).values()) == {-1}
+    assert ledger.was_finished("a~b"), "the id all the same: what `ledger show` reads"
     assert ledger.expire_finished() == 0
+
+
+def test_a_script_that_fails_as_it_finishes_a_match_leaves_no_expiry_without_the_id(ledger, redis_client):
+    [member] = expanded(ledger, new_delivery())
+    assert ledger.claim(member, "w", NOW) == 1
+    assert ledger.transition(member, "w", domain.SENDING, NOW)
+    redis_client.set(ledger.finished_key, "not a set")  # its id cannot be added now
+    with pytest.raises(redis.ResponseError):
+        ledger.transition(member, "w", domain.SENT, NOW)
+    assert set(expiries(ledger).values()) == {-1}, "nothing expires whose id is not kept"
 
 
 def test_the_start_gives_the_matches_finished_without_an_expiry_theirs_and_leaves_the_rest(redis_client):
