@@ -205,7 +205,7 @@ def edits(live: LiveMatcher, client: redis.Redis, state: RedisMatcherState, regi
     matcher's keys hold."""
     texts = generate(count, seed=23)
     latest = {e.payload["org_id"]: e.payload for e in registered}
-    order = sorted(latest)
+    order = list(latest)  # in the order they registered: their ids are random, and differ each run
     withdrawn_before = published(client, state)[events.MATCH_WITHDRAWN]
     before, (states_before, records_before) = kept_bytes(client), pair_records(client)
     t = time.perf_counter()
