@@ -20,12 +20,12 @@ def ledger(redis_client):
     return RedisDeliveryLedger(redis_client)
 
 
-def new_delivery(email="jelena@example.rs", state=domain.PENDING, reason=""):
+def new_delivery(email="jelena@example.rs", state=domain.PENDING, reason="", pair_id="a~b", org_id="a", partner_id="b"):
     return NewDelivery(
-        id=domain.delivery_id("a~b", email),
-        org_id="a",
-        partner_id="b",
-        side="a",
+        id=domain.delivery_id(pair_id, email),
+        org_id=org_id,
+        partner_id=partner_id,
+        side="a" if org_id else "",
         recipient=domain.recipient_key(email),
         state=state,
         reason=reason,
@@ -268,13 +268,7 @@ def test_a_coordinators_digest_expires_like_a_match_and_its_period_keeps_it_from
     assert ledger.take_digest("pl-silesia-ict", 1, NOW + 1, NOW + 2) == 1
     notice = domain.digest_id("pl-silesia-ict", 1)
     assert ledger.claim(f"m:{notice}", "t0", NOW + 2) == 1
-    coordinator = NewDelivery(
-        id=domain.delivery_id(notice, "ana@example.pl"),
-        org_id="",
-        partner_id="",
-        side="",
-        recipient=domain.recipient_key("ana@example.pl"),
-    )
+    coordinator = new_delivery("ana@example.pl", pair_id=notice, org_id="", partner_id="")
     assert ledger.expand(notice, "t0", NOW + 2, [coordinator]) == 1
     assert set(expiries(ledger, notice).values()) == {-1}
     send(ledger, f"d:{coordinator.id}", at=NOW + 2)
@@ -313,13 +307,7 @@ def test_the_start_gives_the_matches_finished_without_an_expiry_theirs_and_leave
     for pair_id in finished:
         assert older.record_match(pair_id, "ev", {"pair_id": pair_id}, NOW)
         assert older.claim(f"m:{pair_id}", "t0", NOW) == 1
-        sent = NewDelivery(
-            id=domain.delivery_id(pair_id, "a@example.rs"),
-            org_id="f",
-            partner_id="x",
-            side="a",
-            recipient=domain.recipient_key("a@example.rs"),
-        )
+        sent = new_delivery("a@example.rs", pair_id=pair_id, org_id="f", partner_id="x")
         assert older.expand(pair_id, "t0", NOW, [sent]) == 1
         send(older, f"d:{sent.id}")
     [waiting] = expanded(older, new_delivery())  # a~b: its delivery still pending
