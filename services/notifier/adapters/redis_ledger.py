@@ -29,12 +29,13 @@ Keys (`notifier:` below stands for `{notifier}:`):
 A match is finished when it is expanded or skipped and each of its deliveries is sent, failed or
 skipped (not uncertain: an operator may still release one). Then its id is added to `finished`,
 kept for ever (some 100 bytes), and its record, its set of deliveries and those deliveries expire
-`keep_s` seconds later (NOTIFIER_LEDGER_KEEP_DAYS; 0: never): the script that finishes it (the
-last delivery's transition, or the expansion) does both, in that order, having read all it decides
-on before it writes anything. Until then a delivery still reads its match's payload. A replayed event, even one of the
-decided pairs the matcher publishes again after the broker lost its topics (however old), finds the
-record or the id and records nothing. A digest leaves no id: its period, remembered apart, keeps it
-from being made twice. `expire_finished` gives the records finished while nothing expired theirs.
+`keep_s` seconds later (NOTIFIER_LEDGER_KEEP_DAYS; 0: never): the script that finishes it (the last
+delivery's transition, or the expansion) does both, in that order, having read all it decides on
+before it writes anything. Until then a delivery still reads its match's payload. A replayed event,
+even one of the decided pairs the matcher publishes again after the broker lost its topics (however
+old), finds the record or the id and records nothing. A digest leaves no id: its period, remembered
+apart, keeps it from being made twice. `expire_finished` gives the records finished while nothing
+expired theirs.
 
 A coordinators' notice is a record like a match, under its notice id (`domain.digest_id`,
 `domain.decided_notice_id`) with `kind` in its payload, expanded into one delivery per
