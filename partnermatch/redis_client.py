@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import hiredis
@@ -55,6 +55,28 @@ def adopt_untagged_keys(
                 raise
     client.set(done_key, str(moved))
     return moved
+
+
+def script_in_batches(
+    client: redis.Redis | RedisCluster,
+    script: Script,
+    match: str,
+    key_type: str,
+    batch: int = 500,
+    first_keys: Sequence[str] = (),
+    args: Sequence[str] = (),
+) -> Iterator[int]:
+    """`script` run over every key named like `match` of type `key_type` (SCAN, which walks each
+    node of a cluster), `batch` of them a call after `first_keys`: each call's reply, as it comes
+    (a caller counting them keeps what was done before a failure)."""
+    keys: list[Any] = []
+    for key in client.scan_iter(match=match, count=batch, _type=key_type):
+        keys.append(key)
+        if len(keys) >= batch:
+            yield int(script(keys=[*first_keys, *keys], args=list(args)))
+            keys = []
+    if keys:
+        yield int(script(keys=[*first_keys, *keys], args=list(args)))
 
 
 def connect(url: str, **options: Any) -> redis.Redis | RedisCluster:

@@ -36,7 +36,7 @@ import redis
 
 from partnermatch import events
 from partnermatch.outbox import Outbox
-from partnermatch.redis_client import DirectCommands, adopt_untagged_keys
+from partnermatch.redis_client import DirectCommands, adopt_untagged_keys, script_in_batches
 from partnermatch.topics import MATCH_DECISIONS, MATCHES
 from services.matcher import domain
 from services.matcher.adapters.page_sessions import PAGE_SESSION
@@ -522,15 +522,10 @@ class RedisMatcherState:
             return 0
         if not self.r.set(WITHDRAWN_LOCK, os.getpid(), nx=True, ex=WITHDRAWN_LOCK_S):
             return 0
-        started, dropped, keys = time.monotonic(), 0, []
+        started, dropped = time.monotonic(), 0
         try:
-            for key in self.r.scan_iter(match=PAIR + "*", count=batch, _type="string"):
-                keys.append(key)
-                if len(keys) >= batch:
-                    dropped += int(self._drop_withdrawn(keys=keys))
-                    keys = []
-            if keys:
-                dropped += int(self._drop_withdrawn(keys=keys))
+            for done in script_in_batches(self.r, self._drop_withdrawn, PAIR + "*", "string", batch):
+                dropped += done
             self.r.set(WITHDRAWN_DROPPED, 1)
         except redis.RedisError:
             logger.exception(

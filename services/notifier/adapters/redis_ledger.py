@@ -61,7 +61,7 @@ from typing import Any
 import redis
 from redis.commands.core import Script
 
-from partnermatch.redis_client import DirectCommands, adopt_untagged_keys
+from partnermatch.redis_client import DirectCommands, adopt_untagged_keys, script_in_batches
 from services.notifier import domain
 
 PREFIX = "{notifier}:"
@@ -748,21 +748,16 @@ class RedisDeliveryLedger:
         together only find the other's work done."""
         if not self.keep_s:
             return 0
-        given = 0
-        matches: list[str] = []
-        # SCAN walks each node of a cluster; every ledger key is in one slot, on one of them
-        for key in self.r.scan_iter(match=self.match_key("*"), count=batch, _type="hash"):
-            matches.append(_text(key))
-            if len(matches) >= batch:
-                given += int(
-                    self._expire_finished(keys=[self.finished_key, *matches], args=[str(self.keep_s), self.prefix])
-                )
-                matches = []
-        if matches:
-            given += int(
-                self._expire_finished(keys=[self.finished_key, *matches], args=[str(self.keep_s), self.prefix])
-            )
-        return given
+        calls = script_in_batches(
+            self.r,
+            self._expire_finished,
+            self.match_key("*"),  # of type hash: not a match's set of deliveries
+            "hash",
+            batch,
+            first_keys=[self.finished_key],
+            args=[str(self.keep_s), self.prefix],
+        )
+        return sum(calls)
 
     def was_finished(self, pair_id: str) -> bool:
         """Whether the match (or decision notice) was finished: its records may have expired."""
