@@ -8,7 +8,11 @@ Every key is measured with MEMORY USAGE (SAMPLES 0: all of a collection) and gro
 with the ids taken out; INFO used_memory before and after each service is printed beside the sum,
 as a check. An outbox is counted apart: its relay empties it within a second. One redis-server
 (started here, as `partnermatch up` does), one database per service.
-Usage: python bench/redis_memory.py [--orgs 2000] [--edits 0] [--approved 0]
+Each class of keys is printed with how Redis holds them (OBJECT ENCODING): a hash in a compact
+listpack, or as a hash table once a value passes hash-max-listpack-value. The server runs with the
+stack's settings (launcher.servers.REDIS_TUNING); --redis-config NAME VALUE sets one otherwise, to
+compare (hash-max-listpack-value 64 is Redis's default).
+Usage: python bench/redis_memory.py [--orgs 2000] [--edits 0] [--approved 0] [--redis-config NAME VALUE]
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import redis  # noqa: E402
 from engine_speed import generate  # noqa: E402
 
-from launcher.servers import RedisServer  # noqa: E402
+from launcher.servers import REDIS_TUNING, RedisServer  # noqa: E402
 from partnermatch import events  # noqa: E402
 from services.matcher.adapters.redis_state import RedisMatcherState  # noqa: E402
 from services.matcher.engine import MatchEngine  # noqa: E402
@@ -51,13 +55,23 @@ def key_class(key: bytes) -> str:
     return ":".join("<id>" if _ID_PART.match(part) else part for part in key.decode().split(":"))
 
 
+# Key class -> how Redis holds its keys (OBJECT ENCODING: listpack, hashtable...) -> how many, as
+# measure() last found them
+ENCODINGS: dict[str, Counter[str]] = {}
+
+
 def measure(client: redis.Redis) -> dict[str, tuple[int, int]]:
-    """Key class -> (keys, bytes) of every key of the client's database."""
+    """Key class -> (keys, bytes) of every key of the client's database (and their ENCODINGS)."""
     found: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    encodings: dict[str, Counter[str]] = defaultdict(Counter)
     for key in client.scan_iter(count=1000):
-        entry = found[key_class(key)]
+        name = key_class(key)
+        entry = found[name]
         entry[0] += 1
         entry[1] += int(client.memory_usage(key, samples=0) or 0)
+        encoding = client.object("encoding", key)
+        encodings[name][encoding.decode() if isinstance(encoding, bytes) else str(encoding)] += 1
+    ENCODINGS.update(encodings)
     return {name: (n, size) for name, (n, size) in found.items()}
 
 
@@ -68,7 +82,8 @@ def used_memory(client: redis.Redis) -> int:
 def report(title: str, classes: dict[str, tuple[int, int]], per: dict[str, int], delta: int) -> None:
     print(f"\n{title} (INFO used_memory grew by {delta / 1e6:.2f} MB)")
     for name, (n, size) in sorted(classes.items(), key=lambda item: -item[1][1]):
-        print(f"  {name:<44} {n:>8} keys {size / 1e6:>9.2f} MB")
+        held = ", ".join(f"{encoding} {count}" for encoding, count in ENCODINGS.get(name, Counter()).most_common())
+        print(f"  {name:<44} {n:>8} keys {size / 1e6:>9.2f} MB  ({held})")
     for what, count in per.items():
         total = sum(size for name, (_n, size) in classes.items() if not name.endswith("outbox"))
         print(f"  per {what}: {total / max(count, 1):,.0f} bytes (outbox aside; {count} of them)")
@@ -177,7 +192,8 @@ def approvals(
     approved = sum(e.event_type == events.MATCH_APPROVED for e in decided)
     print(f"\n{approved} pairs approved by both clusters; the notifier sent {mailer.sent} emails")
     for name, (n, size) in sorted(grown.items()):
-        print(f"  {name:<44} {n:>8} keys {size / 1e6:>9.2f} MB")
+        held = ", ".join(f"{encoding} {count}" for encoding, count in ENCODINGS.get(name, Counter()).most_common())
+        print(f"  {name:<44} {n:>8} keys {size / 1e6:>9.2f} MB  ({held})")
     # the coordinators' notices that the other cluster decided (none sent here: no coordinators)
     notices = {name for name in grown if name.startswith("{notifier}:match:decided")}
     kept = {"{notifier}:finished"}  # the ids of finished matches and notices, kept for ever
@@ -250,10 +266,21 @@ def main() -> int:
         help="then this many pending pairs approved by both clusters and their emails sent by the notifier: "
         "what its ledger keeps of each, and for how long",
     )
+    parser.add_argument(
+        "--redis-config",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="run redis-server with this setting instead of the stack's (launcher.servers.REDIS_TUNING) or "
+        "Redis's default, e.g. hash-max-listpack-value 64 (Redis's default) to compare",
+    )
     args = parser.parse_args()
+    config = {**REDIS_TUNING, **dict(args.redis_config)}
+    print("redis-server with " + ", ".join(f"{name} {value}" for name, value in config.items()))
     generated = generate(args.orgs, seed=17)
     with tempfile.TemporaryDirectory() as tmp:
-        server = RedisServer(Path(tmp) / "redis")
+        server = RedisServer(Path(tmp) / "redis", extra_options=dict(args.redis_config))
         try:
             url = f"redis://127.0.0.1:{server.port}/"
             profiles_r, matcher_r, notifier_r = (

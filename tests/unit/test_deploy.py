@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from launcher.cli import SUBCOMMANDS
+from launcher.servers import REDIS_TUNING
 from launcher.settings_table import all_settings
 from launcher.stack import ServiceSpec, service_specs
 
@@ -31,6 +32,14 @@ def test_compose_file_parses_and_has_kafka_in_kraft_mode_redis_with_aof_and_mail
     assert "--appendonly" in services["redis"]["command"]
     assert services["mailpit"]["image"].startswith("axllent/mailpit")
     assert _our_services(_compose()), "no service is built from deploy/Dockerfile"
+
+
+def test_compose_runs_redis_with_the_settings_the_stack_gives_its_own():
+    command = _compose()["services"]["redis"]["command"]
+    assert REDIS_TUNING, "the stack tunes nothing: drop this test"
+    for name, value in REDIS_TUNING.items():
+        assert f"--{name}" in command, f"docker-compose.yml's redis lacks --{name}"
+        assert command[command.index(f"--{name}") + 1] == value
 
 
 def test_every_variable_given_to_our_services_is_a_declared_setting():

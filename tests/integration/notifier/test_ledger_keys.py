@@ -91,3 +91,39 @@ def test_a_notifiers_start_gives_the_matches_finished_before_their_expiry_and_st
     gone = redis.Redis(port=port, socket_connect_timeout=0.5)
     Notifier(settings, replace(deps, ledger=RedisDeliveryLedger(gone, keep_s=86400))).expire_finished()
     assert "the next start tries again" in caplog.text
+
+
+def test_the_stacks_redis_keeps_a_sent_match_and_its_delivery_as_compact_hashes(redis_client):
+    # The redis-server the stack runs (launcher.servers.REDIS_TUNING, also docker-compose.yml) keeps
+    # the ledger's hashes as listpacks although their values pass Redis's default 64 bytes: a match
+    # holds the event's payload with the reasons, a sent delivery its Message-ID and the SMTP reply.
+    ledger = RedisDeliveryLedger(redis_client)
+    reasons = [
+        {
+            "concept": "tourism",
+            "kind": "sector",
+            "direction": "a_offers_b_seeks",
+            "weight": 0.21,
+            "terms_a": ["seoski turizam", "smeštaj u domaćinstvima"],
+            "terms_b": ["agroturystyka", "noclegi na wsi"],
+        }
+    ] * 5
+    payload = {"pair_id": "a~b", "org_a": "a", "org_b": "b", "score": 0.8, "reasons": reasons}
+    assert ledger.record_match("a~b", "ev-1", payload, NOW)
+    assert ledger.claim("m:a~b", "t0", NOW) == 1
+    new = delivery("jelena@example.rs")
+    assert ledger.expand("a~b", "t0", NOW, [new]) == 1
+    [member] = ledger.due(NOW)
+    assert ledger.claim(member, "t1", NOW) == 1
+    assert ledger.transition(member, "t1", domain.SENDING, NOW)
+    fields = {
+        "message_id": domain.message_id(new.id, "partners.clusters.example.org"),
+        "smtp_reply": "250 2.0.0 Ok: queued as 4XkF2v1Zb9z3Jq8 (accepted for delivery to jelena@example.rs)",
+    }
+    assert all(len(value) > 64 for value in fields.values())
+    assert ledger.transition(member, "t1", domain.SENT, NOW, fields=fields)
+    assert ledger.delivery(new.id)["message_id"] == fields["message_id"]
+    match_key = ledger.match_key("a~b")
+    assert len(redis_client.hget(match_key, "payload") or b"") > 1024
+    for key in (match_key, ledger.delivery_key(new.id)):
+        assert redis_client.object("encoding", key) == b"listpack", key
