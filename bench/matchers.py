@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -71,10 +72,10 @@ def cpu_seconds(pid: int) -> float:
 
 def run(
     n_matchers: int, orgs: list[dict], updates: list[events.Envelope], folder: Path, profile: str | None = None
-) -> dict[str, float]:
+) -> dict[str, Any]:
     server = RedisServer(folder / "redis")
     kafka = TansuBroker(log_file=folder / "kafka.log")
-    processes = []
+    processes: list[subprocess.Popen[bytes]] = []
     try:
         broker.prepare(kafka.bootstrap, topics.ALL_TOPICS)
         client = redis.Redis.from_url(server.url)

@@ -95,7 +95,8 @@ def structure_bytes(value: Any, n: int, seen: set[int], parts: tuple[type, ...] 
 def footprint(engine: MatchEngine) -> list[tuple[str, int, str]]:
     """(part.attribute, bytes, how measured) of every attribute of the index's parts, largest first."""
     n = len(engine.index.ids)
-    rows, seen = [], set()
+    rows: list[tuple[str, int, str]] = []
+    seen: set[int] = set()
     # another part, or what every part shares: an attribute that is one is left out, and a
     # structure that refers to one (the evidence refers to its finder) does not count it
     parts = (

@@ -116,12 +116,13 @@ def main() -> int:
     )
     args = parser.parse_args()
     count = StepCount()
-    redis_state.domain.pair_steps = count  # type: ignore[attr-defined]  # the state's only call of it
+    redis_state.domain.pair_steps = count  # the state's only call of it
     with tempfile.TemporaryDirectory() as tmp:
         server = RedisServer(Path(tmp) / "redis")
         try:
+            state = redis_state.RedisMatcherState(redis.Redis.from_url(server.url))
             live = LiveMatcher(
-                redis_state.RedisMatcherState(redis.Redis.from_url(server.url)),
+                state,
                 MatchEngine(),
                 top_k=5,
                 min_score=0.05,
@@ -138,7 +139,7 @@ def main() -> int:
             alone = 0  # writes after which their organisation has no pending pair
             for p in writes(orgs, args.writes, texts, random.Random(3)):
                 live.handle(events.new_event(events.PROFILE_UPSERTED, p, "bench"))
-                alone += not live.state.pending_of_org(p["org_id"])
+                alone += not state.pending_of_org(p["org_id"])
         finally:
             server.stop()
     print(

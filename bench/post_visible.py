@@ -522,6 +522,7 @@ def unseen_report(client: redis.Redis, writes: list[Write]) -> None:
         return
     applied = no_pair = not_again = 0
     for w in unseen:
+        assert w.org_id is not None, "acknowledged: its id is known"
         if int(client.hget(REVISIONS, w.org_id) or 0) < w.revision:
             continue
         applied += 1

@@ -142,7 +142,7 @@ def main() -> int:
     parser.add_argument("--k", type=int, default=5)
     args = parser.parse_args()
     orgs, related = load(Path(args.devset))
-    languages = sorted({o.get("language") for o in orgs})
+    languages = sorted({str(o.get("language")) for o in orgs})
     print(
         f"dev set: {len(orgs)} organisations, {len(languages)} languages ({', '.join(languages)}), "
         f"{len({o['sector'] for o in orgs})} sectors, {len({o['cluster'] for o in orgs})} clusters"

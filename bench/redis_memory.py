@@ -25,6 +25,8 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
+from email.message import EmailMessage
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,7 +148,14 @@ class AcceptingMailer:
     def __init__(self) -> None:
         self.sent = 0
 
-    def send(self, msg, sender, recipient, before_data, on_accepted) -> None:  # type: ignore[no-untyped-def]
+    def send(
+        self,
+        msg: EmailMessage,
+        sender: str,
+        recipient: str,
+        before_data: Callable[[], bool],
+        on_accepted: Callable[[str], None],
+    ) -> None:
         if before_data():
             self.sent += 1
             on_accepted(f"250 2.0.0 Ok: queued as {self.sent:012X}")
@@ -162,12 +171,13 @@ def approvals(
     review = ReviewService(state, render=lambda reason, lang: reason["concept"])
     pending = sorted(k.decode().removeprefix("{matcher}:pair:") for k in matcher_r.scan_iter("{matcher}:pair:*"))
     last = matcher_r.xrevrange(state.outbox.stream, count=1)
-    mark = last[0][0] if last else "0-0"
+    mark = last[0][0].decode() if last else "0-0"
     for pair_id in pending[:count]:
         pair = state.get_pair(pair_id)
+        assert pair is not None, "listed just now"
         for cluster in (pair["cluster_a"], pair["cluster_b"]):
             review.decide(cluster, "bench", pair_id, "approve")
-    decided = [events.decode(d[b"value"]) for _i, d in matcher_r.xrange(state.outbox.stream, min=f"({mark.decode()}")]
+    decided = [events.decode(d[b"value"]) for _i, d in matcher_r.xrange(state.outbox.stream, min=f"({mark}")]
     ledger = RedisDeliveryLedger(notifier_r)
     before = measure(notifier_r)
     recorder = DecisionRecorder(ledger)
@@ -207,7 +217,7 @@ def approvals(
         f"  then kept for ever: {grown.get('{notifier}:finished', (0, 0))[1] / max(ids, 1):,.0f} bytes an id in "
         f"the set of finished ones ({ids} ids, the decision notices' too)"
     )
-    ttls = Counter()
+    ttls: Counter[str] = Counter()
     for key in notifier_r.scan_iter("{notifier}:*", count=1000):
         if key.startswith((b"{notifier}:match:", b"{notifier}:delivery:")):
             ttl = notifier_r.ttl(key)

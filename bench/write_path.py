@@ -33,16 +33,20 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 sys.path.insert(0, str(BENCH))
 
 from flask import Flask, request  # noqa: E402
+
+if TYPE_CHECKING:
+    import redis
 
 CONSUMERS = ("relay", "matcher", "matcher-relay", "notifier")
 SAMPLE_RATE = 200  # py-spy's samples a second (--profile)
@@ -53,16 +57,16 @@ def trivial_app() -> Flask:
     app = Flask("trivial")
 
     @app.get("/health")
-    def health():  # type: ignore[no-untyped-def]
+    def health():
         return {"status": "ok"}
 
     @app.post("/v1/organisations")
-    def register():  # type: ignore[no-untyped-def]
+    def register():
         body = request.get_json()
         return {"organisation": {"id": "x", "name": body["name"]}, "token": "t"}, 201
 
     @app.patch("/v1/organisations/<org_id>")
-    def edit(org_id: str):  # type: ignore[no-untyped-def]
+    def edit(org_id: str):
         return {"id": org_id, **request.get_json()}, 200
 
     return app
@@ -313,14 +317,14 @@ def print_profile(raw: Path, cpu_ms: float, top: int = 25) -> None:
     own: dict[str, int] = {}
     total = 0
     for line in raw.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
+        stack, _, samples = line.rpartition(" ")
         frames = [re.sub(r":\d+\)$", ")", f) for f in stack.split(";") if not f.startswith("process ")]
         if not any(f.startswith("SyncWorker.handle ") for f in frames):
             continue  # the arbiter, or a worker between requests
-        total += int(count)
+        total += int(samples)
         for frame in set(frames):
-            inclusive[frame] = inclusive.get(frame, 0) + int(count)
-        own[frames[-1]] = own.get(frames[-1], 0) + int(count)
+            inclusive[frame] = inclusive.get(frame, 0) + int(samples)
+        own[frames[-1]] = own.get(frames[-1], 0) + int(samples)
     us = 1000 * cpu_ms / max(total, 1)
     print(f"    the API's workers in requests: {total} samples; a share of {cpu_ms:.2f} CPU ms a write", flush=True)
     for title, counts in (("with what they call", inclusive), ("own", own)):
@@ -330,7 +334,7 @@ def print_profile(raw: Path, cpu_ms: float, top: int = 25) -> None:
             print(f"      {100 * count / max(total, 1):5.1f}% {count * us:6.1f}  {frame}", flush=True)
 
 
-def command_stats(client) -> dict[str, tuple[int, int]]:  # type: ignore[no-untyped-def]
+def command_stats(client: redis.Redis) -> dict[str, tuple[int, int]]:
     """Redis's calls and microseconds so far, by command (a script's commands counted in it too)."""
     return {
         name.removeprefix("cmdstat_"): (int(stats["calls"]), int(stats["usec"]))
@@ -359,7 +363,7 @@ def wait_for(what: str, done: Callable[[], bool], timeout: float) -> bool:
     return False
 
 
-def committed_revisions(client) -> dict[str, int]:  # type: ignore[no-untyped-def]
+def committed_revisions(client: redis.Redis) -> dict[str, int]:
     """Each organisation's revision in the profiles store: its writes so far (no deletions here)."""
     from services.profiles.adapters.redis_store import ORG, ORGS
 
@@ -424,6 +428,12 @@ def _in_process_block(root: str, writes: int) -> dict[str, float]:
         patches = (folder / "patch.jsonl").read_text().splitlines()
         statuses: list[str] = []
 
+        def start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Callable[[bytes], None]:
+            statuses.append(status)
+            return lambda data: None
+
         def one(n: int) -> None:
             if n % 2 == 0:
                 method, path, body, auth = "POST", "/v1/organisations", registrations[n % len(registrations)], None
@@ -445,7 +455,7 @@ def _in_process_block(root: str, writes: int) -> dict[str, float]:
                 "wsgi.multithread": False, "wsgi.multiprocess": True, "wsgi.run_once": False,
                 **({"HTTP_AUTHORIZATION": f"Bearer {auth}"} if auth else {}),
             }  # fmt: skip
-            answer = app(environ, lambda status, headers, exc_info=None: statuses.append(status))
+            answer = app(environ, start_response)
             b"".join(answer)
             getattr(answer, "close", lambda: None)()
 
@@ -607,7 +617,7 @@ def main() -> int:
         )
         print(f"starting the stack in {state} ...", flush=True)
 
-        def specs(env: dict[str, str]) -> list[ServiceSpec]:
+        def specs(env: Mapping[str, str]) -> list[ServiceSpec]:
             return [
                 replace(spec, argv=with_workers(spec.argv, args.workers, args.gunicorn_threads))
                 if spec.name == "profiles"
@@ -638,6 +648,7 @@ def main() -> int:
             signal_parts(CONSUMERS, signal.SIGSTOP)
             # What a write costs in each round: the web app's processes, then Redis, the relay and the
             # broker it publishes to, then everything.
+            assert stack.redis is not None, "started"
             alone = {"api": pids["profiles"], "redis": stack.redis.pid}
             broker = {"broker": stack.broker.pid} if stack.broker else {}
             with_relay = {**alone, "relay": pids["relay"], **broker}

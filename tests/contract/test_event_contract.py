@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from marshmallow import ValidationError
@@ -15,7 +16,7 @@ GOLDEN = Path(__file__).parent / "golden"
 FIXED_TIME = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
 FIXED_ID = "6f1c1a52-3c1e-4b38-9d55-0a7f6c2f9b10"
 
-EXAMPLES = {
+EXAMPLES: dict[tuple[str, int], dict[str, Any]] = {
     ("profile.upserted", 1): {
         "org_id": "org_00aa11bb22cc33dd",
         "revision": 3,
