@@ -47,9 +47,9 @@ MATCH_EXPANDED = "expanded"
 MATCH_RETRY = "retry"
 MATCH_SKIPPED = "skipped"
 
-FINAL_STATES = frozenset({SENT, FAILED, SKIPPED, UNCERTAIN})
-# Final and left alone for good: an uncertain delivery waits for an operator, who may release it.
-# A match whose deliveries are all over is finished, and its records expire (LEDGER_KEEP_DAYS).
+# A delivery's states that no worker moves on from, but `uncertain`, which waits for an operator
+# who may release it: a match whose deliveries are all over is finished, and its records expire
+# (LEDGER_KEEP_DAYS).
 OVER_STATES = frozenset({SENT, FAILED, SKIPPED})
 # How long a finished match's records are kept (NOTIFIER_LEDGER_KEEP_DAYS's default); its id is
 # kept for ever, so a replayed event records nothing whenever it comes.
