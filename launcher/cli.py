@@ -17,6 +17,7 @@ import sys
 SUBCOMMANDS: dict[str, str] = {
     "match": "services.matcher.batch",
     "lemmas": "services.matcher.lemmas_cli",
+    "ledger": "services.notifier.entrypoints.ledger",
     "events": "partnermatch.events_cli",
     "resync": "services.profiles.entrypoints.cli",
     "settings": "launcher.settings_table",

@@ -20,12 +20,17 @@ class NotifierDeps:
     tokens: UnsubscribeTokens
 
 
-def build_deps(settings: NotifierSettings) -> NotifierDeps:
-    settings.require_secret_key()
+def build_ledger(settings: NotifierSettings) -> RedisDeliveryLedger:
+    """The delivery ledger alone (the operators' `partnermatch ledger` needs no secret key)."""
     # redis-py connects on the first command (a cluster client reads the slot map here): nothing
     # happens at import.
     client = connect(settings.redis_url, socket_timeout=10, health_check_interval=30)
-    ledger = RedisDeliveryLedger(client, keep_s=settings.ledger_keep_s)
+    return RedisDeliveryLedger(client, keep_s=settings.ledger_keep_s)
+
+
+def build_deps(settings: NotifierSettings) -> NotifierDeps:
+    settings.require_secret_key()
+    ledger = build_ledger(settings)
     # Before any process of this notifier writes: keys from before the hash tag (once).
     ledger.adopt_untagged_keys()
     return NotifierDeps(
