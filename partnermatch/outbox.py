@@ -220,14 +220,19 @@ class OutboxRelay:
             return
         filled = self.outbox.filled_epoch()
         if filled != epoch:
-            logger.error(
+            # None: this Redis never filled a broker (its first start, as every first `partnermatch
+            # up`): nothing was lost. Another epoch: the broker came back without the topics it had.
+            level = logging.INFO if filled is None else logging.ERROR
+            logger.log(
+                level,
                 "broker epoch not filled by this service yet: re-publishing its state from Redis",
                 extra={"relay": self.name, "epoch": epoch, "filled_epoch": filled},
             )
             self.publisher.reset()  # its metadata may describe topics that are gone
             queued = self.refill() if self.refill is not None else 0
             self.outbox.mark_filled(epoch)
-            logger.warning(
+            logger.log(
+                logging.INFO if filled is None else logging.WARNING,
                 "state queued for the broker",
                 extra={"relay": self.name, "epoch": epoch, "queued": queued, "outbox": self.outbox.size()},
             )

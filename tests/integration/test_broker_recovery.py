@@ -5,6 +5,7 @@ a relay refills the broker once per epoch."""
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import pytest
@@ -98,7 +99,9 @@ def test_the_watch_notices_a_broker_that_restarted_empty_and_recreates_the_decla
     assert BrokerWatch(broker.bootstrap, name="another").epoch() == second
 
 
-def test_a_relay_refills_each_new_epoch_once_and_publishes_what_the_refill_queued(broker, redis_client, unique_name):
+def test_a_relay_refills_each_new_epoch_once_and_publishes_what_the_refill_queued(
+    broker, redis_client, unique_name, caplog
+):
     outbox = Outbox(redis_client, unique_name("svc") + ":")
     refills = []
 
@@ -115,15 +118,29 @@ def test_a_relay_refills_each_new_epoch_once_and_publishes_what_the_refill_queue
     watch = BrokerWatch(broker.bootstrap, name="test-relay", every_s=0.0)
     publisher = KafkaPublisher(broker.bootstrap, "test-relay", send_timeout_s=10)
     relay = OutboxRelay(outbox, publisher, lambda topic, start: [], "test", watch=watch, refill=refill)
+
+    def refill_lines() -> list[tuple[str, str]]:
+        found = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "partnermatch.outbox"]
+        caplog.clear()
+        return [line for line in found if "epoch" in line[1] or "state queued" in line[1]]
+
+    caplog.set_level(logging.INFO, logger="partnermatch.outbox")
     try:
         assert relay.step() == 1 and len(refills) == 1
         assert relay.step() == 0 and len(refills) == 1
         epoch = outbox.filled_epoch()
         assert epoch == read_epoch(broker.bootstrap)
+        # a first start (this Redis never filled a broker) is no incident
+        assert [level for level, _ in refill_lines()] == ["INFO", "INFO"]
 
         _restart_empty(broker)
         assert relay.step() == 1 and len(refills) == 2
         assert outbox.filled_epoch() not in (None, epoch)
+        # a broker that came back without its topics is one, said as loudly as before
+        assert refill_lines() == [
+            ("ERROR", "broker epoch not filled by this service yet: re-publishing its state from Redis"),
+            ("WARNING", "state queued for the broker"),
+        ]
         assert _counts(broker.bootstrap) == {**ALL_TOPICS, EPOCH: 1}
     finally:
         publisher.close()
