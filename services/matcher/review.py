@@ -308,7 +308,12 @@ class ReviewService:
         if max_score is not None:
             pairs = [p for p in pairs if p["score"] <= max_score]
         if sector:
-            pairs = [p for p in pairs if _states_sector(partner(p), sector)]
+            pairs = [
+                p
+                for p in pairs
+                if _states_sector(partner(p), sector)
+                or _reads_sector(p, "b" if p["cluster_a"] == cluster_id else "a", sector)
+            ]
         if q and q.strip():
             wanted = _searchable(q)
             pairs = [
@@ -421,6 +426,20 @@ def _states_sector(profile: dict[str, Any], sector: str) -> bool:
     offers ("agrifood.dairy" is agrifood)."""
     stated = list(profile.get("sectors") or []) + list(profile.get("offers") or [])
     return any(item == sector or item.startswith(sector + ".") for item in stated)
+
+
+def _reads_sector(pair: dict[str, Any], side: str, sector: str) -> bool:
+    """Whether the pair's reasons found the sector, or one of its activities, as something side
+    `side` ("a" or "b") does: offered to the other, or shared by both (not merely sought). Most
+    organisations write only free text; the reasons name the sectors the matcher read there."""
+    other = "b" if side == "a" else "a"
+    return any(
+        reason.get("kind") in ("sector", "activity")
+        and reason.get("direction") in ("shared", f"{side}_offers_{other}_seeks")
+        and (reason.get("concept") == sector or str(reason.get("concept") or "").startswith(sector + "."))
+        and reason.get(f"terms_{side}")
+        for reason in pair.get("reasons") or ()
+    )
 
 
 def _searchable(text: str) -> str:

@@ -21,7 +21,10 @@ class SuggestionQuerySchema(Schema):
     max_score = fields.Float(validate=validate.Range(min=0, max=10))
     sector = fields.String(
         validate=validate.Regexp(r"^[a-z_]{2,40}$", error="Not a sector id."),
-        metadata={"description": "A sector id of the vocabulary; the partner states it among its sectors or offers"},
+        metadata={
+            "description": "A sector id of the vocabulary; the partner states it among its sectors or offers, "
+            "or the pair's reasons read it (or one of its activities) in what the partner offers or shares"
+        },
     )
     q = fields.String(
         validate=validate.Length(max=100),

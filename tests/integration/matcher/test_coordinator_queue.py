@@ -163,6 +163,42 @@ def test_the_figures_and_the_csv_match_the_decisions_made(matcher_app, many_pend
     assert len(queue_csv) - 1 == len(_pairs(client.get("/queue?country=RS").get_data(as_text=True)))
 
 
+def test_the_sector_filter_also_finds_partners_whose_texts_the_reasons_read_in_it(
+    matcher_app, matcher_state, many_pending, login
+):
+    """Partners that state no sector but write it: the pair's reasons say what the matcher read in
+    each side's texts. A partner offering logistics, or sharing it, is in it; one only seeking it
+    is not, nor is the own organisation's side of a reason."""
+
+    def logistics(direction, terms_a, terms_b):
+        return {"concept": "logistics.cold_chain", "kind": "activity", "direction": direction, "weight": 0.2,
+                "terms_a": terms_a, "terms_b": terms_b}  # fmt: skip
+
+    # "org_pl" sorts before these: the partner is each pair's org_b
+    cases = {
+        "org_zz_offers": logistics("b_offers_a_seeks", ["chłodnia"], ["хладњача"]),
+        "org_zz_shares": logistics("shared", ["chłodnia"], ["хладњача"]),
+        "org_zz_seeks": logistics("a_offers_b_seeks", ["chłodnia"], ["хладњача"]),
+        "org_zz_own_only": logistics("shared", ["chłodnia"], []),
+    }
+    for other, reason in cases.items():
+        _org(matcher_state, other, "cluster-rs", "RS", "sr", other)
+        matcher_state.apply(
+            ProfileChange(
+                f"seed-{other}",
+                1,
+                None,
+                upserts=[PairWrite(f"{OWN}~{other}", OWN, other, "pl-silesia-ict", "cluster-rs", 0.5, [reason])],
+            )
+        )
+    client = matcher_app.test_client()
+    _login(client)
+    found = sorted(_pairs(client.get("/queue?sector=logistics&lang=en").get_data(as_text=True)))
+    assert found == [f"{OWN}~org_zz_offers", f"{OWN}~org_zz_shares"]
+    r = matcher_app.test_client().get("/v1/suggestions?sector=logistics", headers=login("anna"))
+    assert json.loads(r.headers["X-Pagination"])["total"] == 2
+
+
 def test_the_queue_filters_by_the_sector_a_partner_states(matcher_app, many_pending, login):
     client = matcher_app.test_client()
     _login(client)
