@@ -229,9 +229,22 @@ def negotiate(asked: str | None = None, remembered: str | None = None, accept: I
     return DEFAULT
 
 
-def switcher(current: str) -> list[dict[str, Any]]:
-    """The entries of a language switcher: code, native name, whether it is the current one."""
-    return [{"code": code, "name": NATIVE_NAMES[code], "current": code == current} for code in READER_LANGUAGES]
+def switcher(current: str, query: Any = None) -> list[dict[str, Any]]:
+    """The entries of a language switcher: code, native name, whether it is the current one, and
+    the link (`href`): this page's query (`query`, a werkzeug MultiDict such as request.args) with
+    `lang` set, so switching keeps the page's filters."""
+    from urllib.parse import urlencode
+
+    kept = [(k, v) for k, v in (query.items(multi=True) if query is not None else ()) if k != "lang"]
+    return [
+        {
+            "code": code,
+            "name": NATIVE_NAMES[code],
+            "current": code == current,
+            "href": "?" + urlencode([*kept, ("lang", code)]),
+        }
+        for code in READER_LANGUAGES
+    ]
 
 
 def page_language(request: Any) -> str:

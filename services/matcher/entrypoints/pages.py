@@ -15,6 +15,7 @@ import logging
 import secrets
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -107,7 +108,7 @@ def _template_globals() -> dict[str, Any]:
     lang = _current_language()
     return {
         "lang": lang,
-        "languages": i18n.switcher(lang),
+        "languages": i18n.switcher(lang, request.args),
         "reason_labels": REJECTION_LABELS,
         "state_labels": STATE_LABELS,
         "csrf_token": _csrf_token,
@@ -149,7 +150,7 @@ def login():
             session.clear()
             sid = _sessions().open(result["token"], int(result.get("expires_in") or 3600))
             session.update(sid=sid, csrf=secrets.token_urlsafe(32))  # a new form token with the new session
-            response = redirect(url_for("pages.queue"))
+            response = redirect(_back_to(request.form.get("next")))
             preferred = result.get("language")
             if preferred in i18n.READER_LANGUAGES and i18n.COOKIE not in request.cookies:
                 # Pages open in the coordinator's stored language from now on, unless one was chosen.
@@ -163,7 +164,30 @@ def login():
                 )
             return response
         error = _("Wrong username or password.")
-    return render_template("login.html", error=error), (401 if error else 200)
+    return render_template("login.html", error=error, next=_local(request.values.get("next"))), (401 if error else 200)
+
+
+def _local(target: str | None) -> str | None:
+    """`target` where it is a path of this app with its query ("/queue?country=RS"), as the forms
+    send back the page they were on; None for anything else (another site's address above all)."""
+    if not target or len(target) > 2000 or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    parts = urlsplit(target)
+    return None if parts.scheme or parts.netloc else target
+
+
+def _back_to(target: str | None) -> str:
+    """Where a form returns to: the page it was sent from (its filters and page kept), else the queue."""
+    local = _local(target)
+    return request.script_root + local if local else url_for("pages.queue")
+
+
+def _session_ended(target: str | None):
+    """A form sent after the session ended (logged out elsewhere, or expired): nothing was done;
+    say so, and return to that page after the login."""
+    flash(_("Your session ended, so nothing was saved. Log in and try again."))
+    local = _local(target)
+    return redirect(url_for("pages.login", next=local) if local else url_for("pages.login"))
 
 
 def _too_many_logins(retry_after_s: int):
@@ -178,7 +202,7 @@ def _too_many_logins(retry_after_s: int):
 def withdraw(pair_id: str):
     me = _coordinator()
     if me is None:
-        return redirect(url_for("pages.login"))
+        return _session_ended(request.form.get("next"))
     try:
         _deps().review.withdraw_approval(me["cluster_id"], me["username"] or "?", pair_id)
         flash(_("Your approval is withdrawn."))
@@ -190,7 +214,7 @@ def withdraw(pair_id: str):
             flash(_("There is no approval of yours to withdraw."))
         else:  # the pair is gone
             flash(_("This suggestion is no longer waiting for a decision: an organisation changed or was deleted."))
-    return redirect(url_for("pages.queue"))
+    return redirect(_back_to(request.form.get("next")))
 
 
 @pages.errorhandler(HTTPException)
@@ -243,7 +267,13 @@ PAGE_SIZE = 20
 def _query(default_state: str) -> dict[str, Any]:
     """The listing's filters from the address (the API's own query model, so a view can be
     bookmarked and the API asked the same); a value it refuses is left out rather than failing."""
-    wanted = {k: v for k, v in request.args.items() if k in _QUERY_FIELDS and v.strip()}
+    wanted = {k: v.strip() for k, v in request.args.items() if k in _QUERY_FIELDS and v.strip()}
+    # as people type them: "rs" for RS, and a decimal comma (most of our readers' keyboards)
+    if "country" in wanted:
+        wanted["country"] = wanted["country"].upper()
+    for name in ("min_score", "max_score"):
+        if name in wanted:
+            wanted[name] = wanted[name].replace(",", ".")
     wanted.setdefault("state", default_state)
     wanted.setdefault("sort", "score" if wanted["state"] == "pending" else "date")
     schema = SuggestionQuerySchema()
@@ -361,7 +391,7 @@ def pair(pair_id: str):
 def decide(pair_id: str):
     me = _coordinator()
     if me is None:
-        return redirect(url_for("pages.login"))
+        return _session_ended(request.form.get("next"))
     decision = request.form.get("decision")
     reason_code = request.form.get("reason_code") or None
     reason_text = (request.form.get("reason_text") or "").strip()[:1000] or None
@@ -383,4 +413,4 @@ def decide(pair_id: str):
             flash(_("This suggestion is no longer waiting for a decision: an organisation changed or was deleted."))
         else:
             flash(_("This suggestion was already decided."))
-    return redirect(url_for("pages.queue"))
+    return redirect(_back_to(request.form.get("next")))

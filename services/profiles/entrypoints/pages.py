@@ -103,7 +103,7 @@ def _template_globals() -> dict[str, Any]:
     if request.blueprint != "pages":
         return {}
     lang = g.get("lang", i18n.DEFAULT)
-    return {"lang": lang, "languages": i18n.switcher(lang), "me": _signed_in_org()}
+    return {"lang": lang, "languages": i18n.switcher(lang, request.args), "me": _signed_in_org()}
 
 
 def signed_in(view: Callable[..., Any]) -> Callable[..., Any]:

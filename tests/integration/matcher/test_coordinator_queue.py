@@ -207,3 +207,64 @@ def test_the_queue_filters_by_the_sector_a_partner_states(matcher_app, many_pend
     assert sorted(_pairs(food)) == sorted(f"org_{i:03d}~org_pl" for i in (0, 10, 13, 20, 30, 40))
     r = matcher_app.test_client().get("/v1/suggestions?sector=agrifood", headers=login("anna"))
     assert json.loads(r.headers["X-Pagination"])["total"] == 6
+
+
+def _csrf(html: str) -> str:
+    return html.split('name="csrf" value="')[1].split('"')[0]
+
+
+def test_a_decision_returns_to_the_page_it_was_made_on_with_its_filters(matcher_app, matcher_state, many_pending):
+    client = matcher_app.test_client()
+    _login(client)
+    where = "/queue?country=RS&sort=date&lang=en"
+    page = client.get(where).get_data(as_text=True)
+    first, second = _pairs(page)[:2]
+    assert f'name="next" value="{where.replace("&", "&amp;")}"' in page, "each form says where it was sent from"
+    r = client.post(f"/pairs/{first}/decide", data={"decision": "approve", "csrf": _csrf(page), "next": where})
+    assert r.status_code == 302 and r.headers["Location"] == where
+    assert matcher_state.get_pair(first)["decisions"]["pl-silesia-ict"]["decision"] == "approve"
+    back = client.get(r.headers["Location"]).get_data(as_text=True)
+    assert "Your decision is saved." in back and 'value="RS"' in back
+
+    # never to another site, whatever the form says
+    for outside in ("https://evil.example/queue", "//evil.example/queue", "/\\evil.example", "queue"):
+        r = client.post(f"/pairs/{second}/withdraw", data={"csrf": _csrf(page), "next": outside})
+        assert r.status_code == 302 and r.headers["Location"] == "/queue", outside
+
+
+def test_a_decision_sent_after_the_session_ended_says_so_and_the_login_returns_to_its_page(
+    matcher_app, matcher_state, many_pending
+):
+    """A coordinator logged out in another tab while a pair was open: the decision is not taken,
+    they are told so, and logging in brings them back to that pair."""
+    tab = matcher_app.test_client()
+    _login(tab)
+    pair_id = _pairs(tab.get("/queue").get_data(as_text=True))[0]
+    where = f"/pairs/{pair_id}?lang=en"
+    page = tab.get(where).get_data(as_text=True)
+    other_tab = matcher_app.test_client()
+    name = matcher_app.config["SESSION_COOKIE_NAME"]
+    other_tab.set_cookie(name, tab.get_cookie(name).value)  # the same browser
+    assert other_tab.post("/logout", data={"csrf": _csrf(page)}).status_code == 302
+
+    r = tab.post(
+        f"/pairs/{pair_id}/decide",
+        data={"decision": "reject", "reason_code": "different_markets", "csrf": _csrf(page), "next": where},
+    )
+    assert r.status_code == 302 and r.headers["Location"].startswith("/login?next=")
+    assert matcher_state.get_pair(pair_id)["state"] == "pending" and not matcher_state.get_pair(pair_id)["decisions"]
+    login_page = tab.get(r.headers["Location"]).get_data(as_text=True)
+    assert "Your session ended, so nothing was saved. Log in and try again." in login_page
+    assert f'name="next" value="{where}"' in login_page
+    r = tab.post("/login", data={"username": "anna", "password": PASSWORD, "csrf": _csrf(login_page), "next": where})
+    assert r.status_code == 302 and r.headers["Location"] == where
+
+
+def test_filters_as_people_type_them_and_the_language_switch_keep_the_view(matcher_app, many_pending):
+    client = matcher_app.test_client()
+    _login(client)
+    typed = client.get("/queue?country=rs&min_score=0,8&lang=en").get_data(as_text=True)
+    exact = client.get("/queue?country=RS&min_score=0.8&lang=en").get_data(as_text=True)
+    assert "Suggestions found: 3" in exact  # 0.9, 0.85 and 0.8: the first three of the nine in RS
+    assert _pairs(typed) == _pairs(exact) and "Suggestions found: 3" in typed
+    assert 'href="?country=rs&amp;min_score=0%2C8&amp;lang=pl"' in typed, "the switch keeps the filters"
