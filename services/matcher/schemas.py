@@ -50,6 +50,10 @@ class DecisionSchema(Schema):
     def _reject_needs_a_reason(self, data, **kwargs):
         if data["decision"] == "reject" and not data.get("reason_code"):
             raise ValidationError("A rejection needs a reason code.", "reason_code")
+        if data["decision"] == "approve" and data.get("reason_code"):
+            raise ValidationError(
+                "A reason code goes with a rejection only (a comment may go with either).", "reason_code"
+            )
 
 
 class ProfileSchema(Schema):

@@ -231,14 +231,29 @@ def rejection_reason_label(code: str | None, language: str) -> str:
     return i18n.gettext(language, REJECTION_DOMAIN, msgid) if msgid else ""
 
 
+# The values that are names, which a sentence of a catalogue may end with.
+_NAMES = ("org", "partner", "cluster", "other", "name")
+
+
+def _one_stop(text: str, values: dict[str, Any], html: bool) -> str:
+    """A name that ends with a full stop ("Softmedia sp. z o.o.") at the end of a sentence takes
+    none more: "… and Softmedia sp. z o.o." rather than "o.o..", in any language's word order."""
+    for key in _NAMES:
+        name = values.get(key)
+        if isinstance(name, str) and name.endswith("."):
+            written = str(escape(name)) if html else name
+            text = text.replace(written + ".", written)
+    return text
+
+
 def _rendered(template: str, lang: str, **values: Any) -> RenderedEmail:
     """`<template>_subject.txt`, `<template>.txt` and `<template>.html` in `lang`."""
-    subject = _render(f"{template}_subject.txt", lang, **values).strip()
+    subject = _one_stop(_render(f"{template}_subject.txt", lang, **values).strip(), values, False)
     return RenderedEmail(
         language=lang,
         subject=subject,
-        text=_render(f"{template}.txt", lang, subject=subject, **values),
-        html=_render(f"{template}.html", lang, subject=subject, **values),
+        text=_one_stop(_render(f"{template}.txt", lang, subject=subject, **values), values, False),
+        html=_one_stop(_render(f"{template}.html", lang, subject=subject, **values), values, True),
     )
 
 

@@ -346,8 +346,12 @@ def export_csv():
         me["cluster_id"], lang=_current_language(), offset=0, limit=1_000_000, **query
     )
     name = f"partnermatch-{me['cluster_id']}-{query['state']}.csv"
+    # A byte order mark first: spreadsheets (Excel above all) then read the names as UTF-8, not as
+    # the locale's code page (Polish and Cyrillic names garbled otherwise).
     return Response(
-        listing_csv(items), mimetype="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}"'}
+        "\ufeff" + listing_csv(items),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
 
 

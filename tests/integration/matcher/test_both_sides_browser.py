@@ -137,7 +137,7 @@ def test_each_side_sees_the_others_approval_and_rejection_and_the_figures_and_cs
             check(anna, "coordinator-figures-decided")
             with anna.expect_download() as download:
                 anna.click("text=Download the history (CSV)")
-            exported = list(csv.DictReader(io.StringIO(download.value.path().read_text(encoding="utf-8"))))
+            exported = list(csv.DictReader(io.StringIO(download.value.path().read_text(encoding="utf-8-sig"))))
     finally:
         served.stop()
     assert figures["Suggestions made"] == "2" and figures["Waiting for a decision"] == "0"

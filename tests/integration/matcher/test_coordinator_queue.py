@@ -157,6 +157,7 @@ def test_the_figures_and_the_csv_match_the_decisions_made(matcher_app, many_pend
     assert "<svg" in figures and figures.count("<rect") == 36
     exported = client.get("/export.csv?state=rejected")
     assert exported.mimetype == "text/csv" and "attachment" in exported.headers["Content-Disposition"]
+    assert exported.get_data().startswith('\ufeff"pair_id"'.encode()), "a BOM: spreadsheets read UTF-8"
     rows = exported.get_data(as_text=True).strip().splitlines()
     assert len(rows) == 4 and all("different_markets" in r and "Nie nasz rynek" in r for r in rows[1:])
     queue_csv = client.get("/export.csv?state=pending&country=RS").get_data(as_text=True).strip().splitlines()

@@ -145,6 +145,18 @@ def test_a_rejection_without_a_reason_code_is_a_422(matcher_app, suggested, logi
     assert r.status_code == 422 and "reason_code" in r.json["errors"]["json"]
 
 
+def test_an_approval_with_a_rejection_reason_is_a_422_and_decides_nothing(matcher_app, matcher_state, suggested, login):
+    client = matcher_app.test_client()
+    body = {"decision": "approve", "reason_code": "not_relevant", "reason_text": "ok"}
+    r = client.post(f"/v1/suggestions/{PAIR}/decision", json=body, headers=login("marko"))
+    assert r.status_code == 422 and "rejection only" in r.json["errors"]["json"]["reason_code"][0]
+    assert matcher_state.get_pair(PAIR)["decisions"] == {}
+    r = client.post(
+        f"/v1/suggestions/{PAIR}/decision", json={"decision": "approve", "reason_text": "ok"}, headers=login("marko")
+    )
+    assert r.status_code == 200, "a comment goes with an approval too"
+
+
 def test_filters_by_partner_country_language_and_score(matcher_app, suggested, login):
     client = matcher_app.test_client()
     headers = login("anna")

@@ -78,7 +78,7 @@ def test_the_csv_has_both_sides_decisions_and_never_a_formula():
     rows = list(csv.reader(io.StringIO(listing_csv([view("org_pl~org_rs", '=HYPERLINK("x")', decisions)]))))
     assert tuple(rows[0]) == CSV_COLUMNS
     row = dict(zip(rows[0], rows[1], strict=True))
-    assert row["partner_name"] == '\'=HYPERLINK("x")'
+    assert row["partner_name"] == '\'=HYPERLINK("x")' and row["own_name"] == "Śląski Klaster"
     assert row["own_decision"] == "approve" and row["partner_decision"] == "reject"
     assert row["partner_reason"] == "no_capacity" and row["partner_comment"] == "Pun kapacitet, javite se u junu"
 

@@ -323,3 +323,14 @@ def test_every_unsubscribe_page_is_in_every_reader_language(lang):
 def test_an_unknown_page_is_a_programming_error():
     with pytest.raises(ValueError):
         render_page("welcome", "pl")
+
+
+@pytest.mark.parametrize("lang", ["en", "pl", "sr-Cyrl", "de"])
+def test_a_name_ending_with_a_full_stop_ends_a_sentence_with_one(lang):
+    from dataclasses import replace
+
+    partner = replace(PARTNER, name="Softmedia sp. z o.o.")
+    rendered = render_partnership_email(email(partner=partner, organisation_name="Agro & Co d.o.o."), lang)
+    for part in (rendered.subject, rendered.text, rendered.html):
+        assert "o.o.." not in part, (lang, part)
+    assert "Softmedia sp. z o.o." in rendered.text and "Agro &amp; Co d.o.o." in rendered.html
