@@ -59,7 +59,8 @@ PROFILES_PAGE_SESSION_TTL_S = setting(
 PROFILES_REGISTER_RATE_LIMIT = setting(
     "PROFILES_REGISTER_RATE_LIMIT",
     "10 per hour",
-    "Registrations through the page from one client address (Flask-Limiter notation, counted in Redis)",
+    "Registrations made through the page from one client address (a form sent back with its errors does not "
+    "count; Flask-Limiter notation, counted in Redis)",
 )
 PROFILES_SIGNIN_RATE_LIMIT = setting(
     "PROFILES_SIGNIN_RATE_LIMIT",

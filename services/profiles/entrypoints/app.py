@@ -518,7 +518,12 @@ def _limit_pages(app: Flask, settings: ProfilesSettings, limiter: Limiter) -> No
         return "email:" + hashlib.sha256(email.encode("utf-8")).hexdigest()
 
     views: dict[str, Any] = app.view_functions  # each view wrapped by its rate limit
-    views["pages.register"] = limiter.limit(settings.register_rate_limit, methods=["POST"])(views["pages.register"])
+    # Only a registration made counts (the page redirects to the new profile): a form sent back with
+    # its errors, or with another contact row, costs nothing, and a person fixing typos, or an
+    # office behind one address, must not be locked out for the hour by them.
+    views["pages.register"] = limiter.limit(
+        settings.register_rate_limit, methods=["POST"], deduct_when=lambda response: response.status_code == 302
+    )(views["pages.register"])
     signin_view = limiter.limit(settings.signin_rate_limit, methods=["POST"])(views["pages.signin"])
     views["pages.signin"] = limiter.limit(
         settings.signin_rate_limit, methods=["POST"], key_func=email_asked, scope="signin-email"

@@ -281,3 +281,21 @@ def test_the_pages_work_with_the_keyboard_alone_and_show_where_the_focus_is(serv
     page.keyboard.press("Enter")
     page.wait_for_selector("#sent")
     assert mails_to(sink, "nobody@media.example.rs") == []
+
+
+def test_enter_in_a_field_registers_and_saves_never_adds_a_contact_row(served, browser, sink):
+    """The form's first submit button is what Enter sends: it registers (and, on the profile,
+    saves), not "Add another contact person", which comes before the visible button."""
+    page = phone(browser)
+    page.goto(f"{served.url}/register?lang=en")
+    _fill_registration(page, "Banat Soft", "enter@banat.example.rs", "sr", "Razvoj softvera.", "Tražimo partnere.")
+    page.focus("#contacts-0-email")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#save")
+    assert page.locator("#contacts-1-name").count() == 0
+    page.fill("#name", "Banat Soft d.o.o.")
+    page.focus("#name")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".flash")
+    page.reload()
+    assert page.input_value("#name") == "Banat Soft d.o.o." and page.locator("#contacts-1-name").count() == 0

@@ -425,6 +425,20 @@ def test_registrations_from_one_address_are_limited(make_app, redis_client):
     assert len(redis_client.keys("{profiles}:org:*")) == 3
 
 
+def test_only_registrations_made_count_toward_the_limit_not_forms_sent_back(make_app, redis_client):
+    """A person fixing mistakes, or adding contact rows, sends the form many times: none of those
+    counts, so the limit still lets them register."""
+    app = make_app(register_rate_limit="2 per minute")
+    client = app.test_client()
+    for _ in range(4):
+        assert register(client, name="").status_code == 422  # a required field left empty
+        assert register(client, add_contact="1").status_code == 200
+    for i in range(2):
+        assert register(client, **{"contacts-0-email": f"c{i}@banat.example.rs"}).status_code == 302
+    assert register(client, **{"contacts-0-email": "c9@banat.example.rs"}).status_code == 429
+    assert len(redis_client.keys("{profiles}:org:*")) == 2
+
+
 def test_signin_requests_are_limited_per_client_and_per_address_known_or_not(make_app, sink):
     app = make_app(signin_rate_limit="2 per minute")
     register(app.test_client())
