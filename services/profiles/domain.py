@@ -95,6 +95,29 @@ def same_secret(given: str, expected: str | None) -> bool:
     return bool(expected) and hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))  # type: ignore[union-attr]
 
 
+class LocalPartNotAscii(ValueError):
+    """An address whose part before "@" is not ASCII: mail is sent without SMTPUTF8 (which few
+    servers accept), so nothing could reach it."""
+
+
+def mail_address(address: str) -> str:
+    """`address` as mail reaches it, with its domain in ASCII (IDNA): "ivan@пример.срб" is
+    "ivan@xn--e1afmkfd.xn--90a3ac", as mail servers, and browsers sending an email field, write it.
+    Text without "@" is returned as it is (a validator says it is no address). LocalPartNotAscii
+    for a local part beyond ASCII; ValueError for a domain IDNA cannot write."""
+    local, at, domain = address.rpartition("@")
+    if not at:
+        return address
+    if not local.isascii():
+        raise LocalPartNotAscii(address)
+    if domain.isascii():
+        return address
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError as exc:
+        raise ValueError(f"no IDNA form of {domain!r}") from exc
+
+
 def contact_id(org_id: str, email: str) -> str:
     return hashlib.sha256(f"{org_id}\n{email.strip().lower()}".encode()).hexdigest()[:16]
 

@@ -39,6 +39,10 @@ _EXACT: dict[str, str] = {
     "No such cluster.": NO_SUCH_CLUSTER,
     "Unknown country: use an ISO 3166-1 alpha-2 code such as PL, RS, AL.": N_("Choose a country from the list."),
     "Each contact needs its own email address.": N_("Each contact person needs their own email address."),
+    # schemas.LOCAL_PART_NOT_ASCII
+    "Mail cannot be sent yet to an address with non-Latin letters before the @.": N_(
+        "We cannot yet send mail to an address with non-Latin letters before the @: please give another address."
+    ),
 }
 _PATTERNS: list[tuple[re.Pattern[str], Callable[[str, re.Match[str]], tuple[str, dict[str, Any]]]]] = [
     (re.compile(r"^Unknown language: "), lambda f, m: (N_("Choose a language from the list."), {})),

@@ -13,7 +13,15 @@ from marshmallow import Schema, ValidationError, fields, pre_load, validate, val
 from partnermatch import vocabulary
 from partnermatch.display import neutralise
 from partnermatch.languages import PROFILE_LANGUAGES, READER_LANGUAGES
-from services.profiles.domain import CLUSTER_ID, COUNTRIES, MAX_NEEDS, SECTORS, USERNAME
+from services.profiles.domain import (
+    CLUSTER_ID,
+    COUNTRIES,
+    MAX_NEEDS,
+    SECTORS,
+    USERNAME,
+    LocalPartNotAscii,
+    mail_address,
+)
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _LINE_BREAK = re.compile(r"[\r\n\u2028\u2029\x85]")
@@ -33,6 +41,23 @@ def text_check(value: str) -> None:
         raise ValidationError("Text contains control characters.")
     if not value.strip():
         raise ValidationError("Text must not be empty.")
+
+
+LOCAL_PART_NOT_ASCII = "Mail cannot be sent yet to an address with non-Latin letters before the @."
+
+
+class MailAddress(fields.Email):
+    """An email address, kept as mail reaches it (domain.mail_address): a domain in another script
+    in its ASCII (IDNA) form; one with other letters than ASCII before the @ is refused."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return mail_address(text)
+        except LocalPartNotAscii:
+            raise ValidationError(LOCAL_PART_NOT_ASCII) from None
+        except ValueError:
+            raise ValidationError("Not a valid email address.") from None
 
 
 def line_check(value: str) -> None:
@@ -102,7 +127,7 @@ def _sought_countries() -> UniqueList:
 class ContactSchema(ShownTextSchema):
     id = fields.String(dump_only=True)
     name = fields.String(required=True, validate=[validate.Length(min=1, max=200), line_check])
-    email = fields.Email(required=True, validate=validate.Length(max=254))
+    email = MailAddress(required=True, validate=validate.Length(max=254))
     language = fields.String(
         required=True,
         validate=validate.OneOf(READER_LANGUAGES, error="Unknown language: use one of {choices}."),
@@ -283,7 +308,7 @@ class CoordinatorCreateSchema(ShownTextSchema):
     )
     password = fields.String(required=True, load_only=True, validate=validate.Length(min=10, max=200))
     name = fields.String(required=True, validate=[validate.Length(min=1, max=200), line_check])
-    email = fields.Email(required=True)
+    email = MailAddress(required=True)
     language = fields.String(
         load_default=None,
         allow_none=True,

@@ -373,8 +373,18 @@ def text_size_errors(data: dict[str, Any], limit: int) -> dict[str, list[str]]:
 
 
 def _contact_by_email(org: dict[str, Any], email: str) -> dict[str, Any] | None:
-    wanted = email.strip().lower()
+    wanted = _as_stored(email).lower()
     return next((c for c in org.get("contacts") or [] if c.get("email", "").strip().lower() == wanted), None)
+
+
+def _as_stored(email: str) -> str:
+    """An address asked for as contacts' addresses are stored (domain.mail_address): "ivan@пример.срб"
+    finds the contact whose address was given so, or with the domain as IDNA, as a browser sends it."""
+    email = email.strip()
+    try:
+        return domain.mail_address(email)
+    except ValueError:  # nobody's address is stored so
+        return email
 
 
 def request_signin(
@@ -385,7 +395,8 @@ def request_signin(
     address nobody registered, which the caller must not reveal."""
     sent: list[tuple[str, str]] = []
     contact: dict[str, Any] | None = None
-    for org_id in store.orgs_of_contact(email) if email.strip() else []:
+    email = _as_stored(email)
+    for org_id in store.orgs_of_contact(email) if email else []:
         org = store.get_org(org_id)
         found = _contact_by_email(org, email) if org else None
         if org is None or found is None:

@@ -214,3 +214,16 @@ def test_a_coordinators_password_is_kept_exactly_as_typed():
     )
     assert loaded["password"] == f"tajna{SHY}lozinka{RLO}1"
     assert loaded["name"] == "Ana"
+
+
+def test_an_address_is_kept_as_mail_reaches_it():
+    from services.profiles.domain import LocalPartNotAscii, mail_address
+
+    assert mail_address("jelena@banat.example.rs") == "jelena@banat.example.rs"
+    assert mail_address("ivan@пример.срб") == "ivan@xn--e1afmkfd.xn--90a3ac"
+    assert mail_address("olga@почта.рф") == "olga@xn--80a1acny.xn--p1ai"
+    assert mail_address("no address") == "no address"  # the validator's to refuse
+    with pytest.raises(LocalPartNotAscii):
+        mail_address("јелена@banat.example.rs")
+    with pytest.raises(ValueError):
+        mail_address("x@" + "д" * 70 + ".срб")  # a label IDNA cannot write (over 63 bytes)

@@ -13,6 +13,7 @@ import pytest
 from partnermatch import events
 from services.profiles.adapters.signin_mailer import Background
 from services.profiles.domain import CONSENT_WORDING, SHARE_CONTACT_WORDING
+from tests.helpers import wait_until
 
 from ..conftest import SERVICE
 from .conftest import PUBLIC_URL, csrf_of, mails_to, register, registration, signin_link
@@ -226,6 +227,35 @@ def test_the_signin_mail_is_in_the_contacts_language_and_links_to_the_public_add
     assert "Ваш линк за пријаву" in str(mail["Subject"])
     link = signin_link(sink, JELENA)
     assert link.startswith(f"{PUBLIC_URL}/signin/") and "evil.example" not in body and link.endswith("?lang=sr-Cyrl")
+
+
+def test_an_address_with_a_domain_in_cyrillic_gets_its_link_however_it_is_typed(app, sink, redis_client):
+    """ "ivan@пример.срб" is kept with its domain as mail servers write it (IDNA), so a link reaches it,
+    asked for as typed or as a browser's email field sends it."""
+    assert register(app.test_client(), **{"contacts-0-email": "Ivan@Пример.срб"}).status_code == 302
+    stored = _stored_org(redis_client)["contacts"][0]["email"]
+    assert stored == "Ivan@xn--e1afmkfd.xn--90a3ac"
+    for typed in ("ivan@пример.срб", "ivan@xn--e1afmkfd.xn--90a3ac"):
+        assert _ask_link(app.test_client(), typed).status_code == 200
+    wait_until(lambda: len(mails_to(sink, stored)) == 2, 10, message="a link for each way of typing it")
+
+
+def test_an_address_with_other_letters_before_the_at_is_refused_in_the_readers_language(app, redis_client):
+    answer = register(app.test_client(), lang="pl", **{"contacts-0-email": "јелена@пример.срб"})
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 422 and redis_client.keys("{profiles}:org:*") == []
+    assert "Nie możemy jeszcze wysyłać poczty na adres z nielacińskimi literami przed znakiem @" in page
+    body = {
+        "name": "Банат",
+        "cluster_id": "rs-vojvodina-ict",
+        "country": "RS",
+        "capabilities": "Софтвер.",
+        "goals": "Партнери.",
+        "contacts": [{"name": "Јелена", "email": "јелена@пример.срб", "language": "sr-Cyrl", "consent": True}],
+    }
+    api = app.test_client().post("/v1/organisations", json=body)
+    assert api.status_code == 422
+    assert "non-Latin letters before the @" in json.dumps(api.json["errors"])
 
 
 def test_a_signin_link_opens_a_session_once_and_never_again(app, sink):
