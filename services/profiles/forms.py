@@ -126,12 +126,16 @@ class OrgForm:
         `editing`), and for each contact sent, its row in the form (to put errors back in place).
 
         Blank fields are left out, so a required one is "missing" rather than "too short"; when
-        editing, the lists and the website are always sent, so clearing them clears them."""
+        editing, a blank one is sent as null, which the schema refuses as it refuses a missing one
+        (left out, the edit would keep the old text and say it was saved), and the lists and the
+        website are always sent, so clearing them clears them."""
         data: dict[str, Any] = {}
         for name in ("name", "country", "capabilities", "goals") + (() if editing else ("cluster_id",)):
             value = getattr(self, name)
             if value.strip():
                 data[name] = value.strip() if name in ("name", "country", "cluster_id") else value
+            elif editing:
+                data[name] = None
         if self.language:
             data["language"] = self.language
         if self.website.strip():

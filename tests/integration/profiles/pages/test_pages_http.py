@@ -343,6 +343,21 @@ def test_editing_the_profile_uses_the_apis_rules_and_keeps_unchanged_consents(ap
     assert jelena["share_contact_at"] >= before["share_contact_at"] and marko["share_contact"] is False
 
 
+def test_emptying_a_required_field_of_the_profile_is_refused_not_saved_as_unchanged(app, redis_client):
+    """Left out of the edit, an emptied field kept its old text while the page said "Saved."."""
+    client = app.test_client()
+    register(client)
+    before = _stored_org(redis_client)
+    form = registration(**{"contacts-0-id": before["contacts"][0]["id"]}, goals="", name="   ")
+    form.pop("cluster_id")
+    page = client.get("/profile?lang=en").get_data(as_text=True)
+    answer = client.post("/profile?lang=en", data={**form, "csrf_token": csrf_of(page)})
+    html = answer.get_data(as_text=True)
+    assert answer.status_code == 422 and "Please correct the marked fields." in html
+    assert html.count("Please fill this in.") >= 2  # the name and the goals, each by its field
+    assert _stored_org(redis_client)["revision"] == before["revision"]
+
+
 def test_my_data_is_everything_stored_about_the_organisation_but_its_credential(app, redis_client):
     client = app.test_client()
     register(client)
