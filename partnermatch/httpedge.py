@@ -260,6 +260,25 @@ def harden(
     app.register_error_handler(redis.exceptions.TimeoutError, _store_unreachable)
 
 
+def json_bodies_only(app: Flask, *, forms: tuple[str, ...] = ("pages",)) -> None:
+    """A POST, PUT or PATCH body to the API must be JSON (415 otherwise) in UTF-8 (400): without
+    the check a body sent as a form or as text reads as no body at all, and the answer names
+    fields as missing that were sent. The blueprints `forms` (the web pages) take form posts.
+    Register after harden(), whose check reads the body and bounds its size."""
+
+    def check() -> None:
+        if request.method in ("POST", "PUT", "PATCH") and request.blueprint not in forms:
+            body = request.get_data(cache=True)
+            if body and not request.is_json:
+                abort(415, message="Send JSON with Content-Type: application/json.")
+            try:
+                body.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                abort(400, message=f"Body is not valid UTF-8 (byte {exc.start}).")
+
+    app.before_request(check)
+
+
 def health(app: Flask, ping: Callable[[], Any]) -> None:
     """GET /health: 200 {"status": "ok"} when `ping()` (the service's store) answers, else 503
     {"status": "unavailable"}. Why is logged, never answered: the probe is public, and an error text

@@ -16,7 +16,7 @@ from flask_limiter.util import get_remote_address
 from flask_smorest import Api
 
 from partnermatch import metrics
-from partnermatch.httpedge import harden, health
+from partnermatch.httpedge import harden, health, json_bodies_only
 from partnermatch.logs import configure_logging
 from partnermatch.topics import PROFILES
 from services.matcher.bootstrap import MatcherDeps, build_deps
@@ -57,6 +57,7 @@ def create_app(settings: MatcherSettings | None = None, deps: MatcherDeps | None
         },
     )
     harden(app)
+    json_bodies_only(app)  # the coordinators' page takes form posts; the review API takes JSON only
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     if deps is None:
         # the reasons' renderer and its lexicon load with the worker, not on a coordinator's first

@@ -22,7 +22,7 @@ from flask_smorest import Api, Blueprint
 from flask_wtf.csrf import CSRFProtect
 
 from partnermatch import i18n, metrics, vocabulary
-from partnermatch.httpedge import abort, guard, harden, health
+from partnermatch.httpedge import abort, guard, harden, health, json_bodies_only
 from partnermatch.logs import configure_logging
 from services.profiles import domain, services
 from services.profiles.adapters.redis_store import Conflict, NotFound
@@ -457,19 +457,7 @@ def create_app(settings: ProfilesSettings | None = None, deps: ProfilesDeps | No
     i18n.install(app.jinja_env, "organisations", lambda: g.get("lang", i18n.DEFAULT))
     CSRFProtect(app)
 
-    @app.before_request
-    def _check_body():
-        # After harden()'s check: the body is within MAX_CONTENT_LENGTH and already read. The pages
-        # take form posts; the API takes JSON only.
-        if request.method in ("POST", "PUT", "PATCH") and request.blueprint != "pages":
-            body = request.get_data(cache=True)
-            if body and not request.is_json:
-                abort(415, message="Send JSON with Content-Type: application/json.")
-            try:
-                body.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                abort(400, message=f"Body is not valid UTF-8 (byte {exc.start}).")
-
+    json_bodies_only(app)  # the pages take form posts; the API takes JSON only
     app.after_request(_security_headers)
 
     health(app, lambda: app.extensions["partnermatch.profiles"].store.r.ping())

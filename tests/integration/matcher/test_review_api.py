@@ -157,6 +157,15 @@ def test_an_approval_with_a_rejection_reason_is_a_422_and_decides_nothing(matche
     assert r.status_code == 200, "a comment goes with an approval too"
 
 
+def test_a_decision_not_sent_as_json_is_a_415_not_a_missing_field(matcher_app, matcher_state, suggested, login):
+    client = matcher_app.test_client()
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", None):
+        headers = {**login("marko"), **({"Content-Type": content_type} if content_type else {})}
+        r = client.post(f"/v1/suggestions/{PAIR}/decision", data='{"decision": "approve"}', headers=headers)
+        assert r.status_code == 415 and r.json["message"] == "Send JSON with Content-Type: application/json."
+    assert matcher_state.get_pair(PAIR)["decisions"] == {}
+
+
 def test_filters_by_partner_country_language_and_score(matcher_app, suggested, login):
     client = matcher_app.test_client()
     headers = login("anna")
