@@ -273,6 +273,7 @@ class ReviewService:
         max_score: float | None = None,
         q: str | None = None,
         sector: str | None = None,
+        mine: bool = False,
         lang: str = "en",
         offset: int = 0,
         limit: int = 20,
@@ -280,8 +281,11 @@ class ReviewService:
         """One page of the cluster's suggestions in a state, filtered and sorted, and how many there
         are in all: the one query of the API and the page. The pending ones by score with no filter
         (the queue as it opens) are read a page at a time where the repository can (see
-        _pending_page); any other query reads every pair of the cluster."""
-        filtered = country or language or min_score is not None or max_score is not None or sector or (q and q.strip())
+        _pending_page); any other query reads every pair of the cluster. `mine`: only the pairs this
+        cluster has not decided (a pending one it approved waits for the other cluster)."""
+        filtered = (
+            country or language or min_score is not None or max_score is not None or sector or mine or (q and q.strip())
+        )
         if state == "pending" and sort == "score" and not filtered and limit > 0:
             found = self._pending_page(cluster_id, lang, offset, limit)
             if found is not None:
@@ -303,6 +307,8 @@ class ReviewService:
             pairs = [p for p in pairs if partner(p).get("country") == country]
         if language:
             pairs = [p for p in pairs if partner(p).get("language") == language]
+        if mine:
+            pairs = [p for p in pairs if cluster_id not in (p.get("decisions") or {})]
         if min_score is not None:
             pairs = [p for p in pairs if p["score"] >= min_score]
         if max_score is not None:

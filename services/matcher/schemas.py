@@ -30,6 +30,13 @@ class SuggestionQuerySchema(Schema):
         validate=validate.Length(max=100),
         metadata={"description": "Part of either organisation's name (any case, accents or not)"},
     )
+    mine = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "Only the pending pairs your cluster has not decided yet (leaving out those it "
+            "approved, which wait for the other cluster)"
+        },
+    )
     lang = fields.String(
         load_default="en",
         validate=validate.OneOf(READER_LANGUAGES),

@@ -88,7 +88,8 @@ class Suggestions(MethodView):
     @coordinators_only
     def get(self, query: dict[str, Any], pagination_parameters, caller: Coordinator):
         """Suggestions involving your cluster: pending by default; sort by score or date; filter by
-        the partner's country or language, a score range, or part of a name (`q`)."""
+        the partner's country, language or sector, a score range, part of a name (`q`), or only
+        those still waiting for your cluster's decision (`mine`)."""
         items, total = deps().review.list_for_cluster(
             caller.cluster_id,
             state=query["state"],
@@ -99,6 +100,7 @@ class Suggestions(MethodView):
             max_score=query.get("max_score"),
             q=query.get("q"),
             sector=query.get("sector"),
+            mine=query["mine"],
             lang=query["lang"],
             offset=pagination_parameters.first_item,
             limit=pagination_parameters.page_size,

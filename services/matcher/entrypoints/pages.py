@@ -285,7 +285,7 @@ def _query(default_state: str) -> dict[str, Any]:
     return query
 
 
-_QUERY_FIELDS = ("state", "sort", "country", "language", "sector", "min_score", "max_score", "q")
+_QUERY_FIELDS = ("state", "sort", "country", "language", "sector", "min_score", "max_score", "q", "mine")
 
 
 def _listing(default_state: str):

@@ -269,3 +269,23 @@ def test_filters_as_people_type_them_and_the_language_switch_keep_the_view(match
     assert "Suggestions found: 3" in exact  # 0.9, 0.85 and 0.8: the first three of the nine in RS
     assert _pairs(typed) == _pairs(exact) and "Suggestions found: 3" in typed
     assert 'href="?country=rs&amp;min_score=0%2C8&amp;lang=pl"' in typed, "the switch keeps the filters"
+
+
+def test_only_the_pairs_waiting_for_my_decision_leave_out_those_my_cluster_approved(matcher_app, many_pending, login):
+    client = matcher_app.test_client()
+    _login(client)
+    page = client.get("/queue?lang=en").get_data(as_text=True)
+    approved = _pairs(page)[:2]
+    for pair_id in approved:
+        client.post(f"/pairs/{pair_id}/decide", data={"decision": "approve", "csrf": _csrf(page)})
+    everything = client.get("/queue?lang=en").get_data(as_text=True)
+    assert "Suggestions found: 45" in everything, "pending still: they wait for the other cluster"
+    mine = client.get("/queue?mine=1&lang=en").get_data(as_text=True)
+    assert "Suggestions found: 43" in mine and not set(approved) & set(_pairs(mine))
+    assert 'name="mine" value="1" checked' in mine
+    api = matcher_app.test_client().get("/v1/suggestions?mine=true&page_size=50", headers=login("anna"))
+    assert json.loads(api.headers["X-Pagination"])["total"] == 43
+    assert not set(approved) & {s["pair_id"] for s in api.json}
+
+    client.post(f"/pairs/{approved[0]}/withdraw", data={"csrf": _csrf(page)})
+    assert "Suggestions found: 44" in client.get("/queue?mine=1&lang=en").get_data(as_text=True)
