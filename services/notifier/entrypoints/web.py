@@ -73,6 +73,13 @@ def create_app(settings: NotifierSettings | None = None, deps: Any = None) -> Fl
         found = tokens.verify(token)
         if found is None:
             return page("invalid", reader_language(), 400)
+        if ledger.is_suppressed(found.email, found.kind):
+            # Opened again after unsubscribing (a one-click mail client did it already): say so,
+            # rather than ask again. A coordinator who left every kind is told that.
+            every = found.kind in COORDINATOR_KINDS and all(
+                ledger.is_suppressed(found.email, k) for k in COORDINATOR_KINDS
+            )
+            return page("done", found.language, 200, found.email, ALL_COORDINATOR_NOTICES if every else found.kind)
         return page("confirm", found.language, 200, found.email, found.kind)
 
     @app.post("/unsubscribe/<token>")

@@ -50,6 +50,15 @@ def test_one_click_post_unsubscribes_without_a_login(client, ledger):
     assert ledger.is_suppressed("jelena@example.rs")
 
 
+def test_the_link_opened_again_after_unsubscribing_says_so_rather_than_asks_again(client, ledger):
+    url = link(lang="en")
+    assert "Unsubscribe from partnership emails?" in client.get(url).get_data(as_text=True)
+    client.post(url)
+    again = client.get(url).get_data(as_text=True)
+    assert "You are unsubscribed" in again and "<form" not in again
+    assert "will receive no further emails about partnerships" in again
+
+
 def test_posting_twice_is_harmless(client, ledger):
     assert client.post(link(lang="en")).status_code == 200
     assert client.post(link(lang="en")).status_code == 200
