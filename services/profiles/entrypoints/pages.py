@@ -380,6 +380,12 @@ def profile(org: dict[str, Any]) -> Any:
     except NotFound:
         session.clear()
         return redirect(url_for("pages.start"))
+    session_id = session.get("sid")
+    if not isinstance(session_id, str) or services.session_org(_deps().store, session_id) is None:
+        # The person signed in removed themselves as a contact: the store ended their sessions.
+        session.clear()
+        flash(gettext("Saved. You are no longer a contact person of this organisation, so your session has ended."))
+        return redirect(url_for("pages.start"))
     flash(gettext("Saved."))
     return redirect(url_for("pages.profile"))
 

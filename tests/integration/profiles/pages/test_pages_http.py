@@ -545,3 +545,34 @@ def test_a_contact_person_removed_from_the_organisation_loses_their_session_and_
     page = spare.get(unused_link)
     confirmed = spare.post(unused_link, data={"csrf_token": csrf_of(page.get_data(as_text=True))})
     assert confirmed.status_code != 302 and spare.get("/profile").status_code == 302
+
+
+def test_removing_yourself_as_a_contact_saves_and_says_why_you_are_signed_out(app, sink, redis_client):
+    marko = "marko@banat.example.rs"
+    register(
+        app.test_client(),
+        **{"contacts-1-name": "Marko Marković", "contacts-1-email": marko, "contacts-1-language": "sr"},
+    )
+    org = _stored_org(redis_client)
+    browser = app.test_client()
+    assert _sign_in(browser, sink, marko).status_code == 302
+    form = registration(
+        goals="Tražimo partnere iz Poljske.",
+        **{
+            "contacts-0-id": org["contacts"][0]["id"],
+            "contacts-1-id": org["contacts"][1]["id"],
+            "contacts-1-name": "Marko Marković",
+            "contacts-1-email": marko,
+            "contacts-1-language": "sr",
+            "contacts-1-remove": "yes",
+        },
+    )
+    form.pop("cluster_id")
+    page = browser.get("/profile?lang=en").get_data(as_text=True)
+    saved = browser.post("/profile?lang=en", data={**form, "csrf_token": csrf_of(page)})
+    assert saved.status_code == 302 and urlsplit(saved.headers["Location"]).path == "/"
+    assert [c["email"] for c in _stored_org(redis_client)["contacts"]] == [JELENA]
+    assert _stored_org(redis_client)["goals"] == "Tražimo partnere iz Poljske."
+    start = browser.get("/?lang=en").get_data(as_text=True)
+    assert "Saved. You are no longer a contact person of this organisation, so your session has ended." in start
+    assert browser.get("/profile").status_code == 302
