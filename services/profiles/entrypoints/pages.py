@@ -235,7 +235,9 @@ def _validate(form: OrgForm, editing: bool) -> tuple[dict[str, Any], dict[str, l
         data = schema.load(body)
         messages: dict[str, Any] = services.text_size_errors(data, _settings().max_text_chars)
     except ValidationError as exc:
-        data, messages = {}, dict(exc.messages)  # type: ignore[arg-type]
+        # the texts' size too, at once: else a text too long is told only once the rest is right
+        too_long = services.text_size_errors(body, _settings().max_text_chars)
+        data, messages = {}, {**too_long, **exc.messages}  # type: ignore[dict-item]
     errors = page_text.page_errors(messages, gettext, rows)
     if not body["contacts"] and "contacts" not in errors:
         errors["contacts"] = [gettext(page_text.NEED_A_CONTACT)]

@@ -576,3 +576,11 @@ def test_removing_yourself_as_a_contact_saves_and_says_why_you_are_signed_out(ap
     start = browser.get("/?lang=en").get_data(as_text=True)
     assert "Saved. You are no longer a contact person of this organisation, so your session has ended." in start
     assert browser.get("/profile").status_code == 302
+
+
+def test_a_text_too_long_is_told_with_the_other_mistakes_not_after_them(make_app):
+    app = make_app(max_text_chars=100)
+    answer = register(app.test_client(), lang="en", capabilities="Razvoj softvera. " * 10, website="banat")
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 422
+    assert "At most 100 characters." in page and "Enter a full web address, such as https://example.org." in page
