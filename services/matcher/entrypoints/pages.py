@@ -35,7 +35,7 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from partnermatch import i18n, vocabulary
-from partnermatch.languages import PROFILE_LANGUAGES
+from partnermatch.languages import NATIVE_NAMES, PROFILE_LANGUAGES
 from partnermatch.reasons import REJECTION_LABELS
 from services.matcher.adapters.page_sessions import PageSessions
 from services.matcher.adapters.profiles_client import LoginThrottled, ProfilesUnavailable
@@ -321,6 +321,7 @@ def _listing(default_state: str):
         reasons=REJECTION_REASONS,
         endpoint=request.endpoint,
         languages_of_profiles=PROFILE_LANGUAGES,
+        language_names=NATIVE_NAMES,  # each language by its own name, as the switcher names them
         sectors=vocabulary.vocabulary(lang)["sectors"],
     )
 

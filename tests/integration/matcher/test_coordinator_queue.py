@@ -289,3 +289,14 @@ def test_only_the_pairs_waiting_for_my_decision_leave_out_those_my_cluster_appro
 
     client.post(f"/pairs/{approved[0]}/withdraw", data={"csrf": _csrf(page)})
     assert "Suggestions found: 44" in client.get("/queue?mine=1&lang=en").get_data(as_text=True)
+
+
+def test_languages_are_named_in_their_own_language_not_by_code(matcher_app, many_pending):
+    client = matcher_app.test_client()
+    _login(client)
+    page = client.get("/queue?lang=en").get_data(as_text=True)
+    assert (
+        '<option value="sr" lang="sr">srpski</option>' in page
+        and '<option value="pl" lang="pl">polski</option>' in page
+    )
+    assert '<span lang="sr">srpski</span>' in page  # the partner written in Serbian
