@@ -92,6 +92,15 @@ def test_a_coordinator_pages_through_120_suggestions_filters_by_country_and_sear
             page.wait_for_selector("p.total")
             assert "Suggestions found: 120" in page.inner_text("p.total")
             _fits_and_passes_axe(page, "queue-page-1")
+            # the first Tab reaches a link past the header and the filters, to the suggestions
+            page.keyboard.press("Tab")
+            assert page.evaluate("document.activeElement.className") == "skip"
+            page.keyboard.press("Enter")
+            assert page.evaluate("document.activeElement.id") == "results"
+            page.keyboard.press("Tab")
+            assert page.evaluate("document.activeElement.hasAttribute('download')"), "the total's CSV link"
+            page.keyboard.press("Tab")
+            assert page.evaluate("document.activeElement.closest('article.pair') !== null"), "then the first pair"
             seen: list[str] = []
             for number in range(1, 7):
                 assert f"Page {number} of 6" in page.inner_text("nav.pager")
