@@ -299,3 +299,16 @@ def test_enter_in_a_field_registers_and_saves_never_adds_a_contact_row(served, b
     page.wait_for_selector(".flash")
     page.reload()
     assert page.input_value("#name") == "Banat Soft d.o.o." and page.locator("#contacts-1-name").count() == 0
+
+
+def test_a_refused_form_opens_at_its_list_of_mistakes_and_says_so_in_its_title(served, browser):
+    page = phone(browser)
+    page.goto(f"{served.url}/register?lang=en")
+    page.fill("#name", "Banat Soft")
+    page.click("#register")
+    page.wait_for_selector("#error-summary")
+    assert page.title().startswith("Please correct the marked fields. · Register your organisation")
+    assert page.evaluate("document.activeElement.id") == "error-summary"
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.closest('#error-summary') !== null"), "its first link next"
+    check(page, "register-refused")
