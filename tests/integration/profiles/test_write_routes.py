@@ -166,8 +166,8 @@ KNOWN_HOOKS = {
             "flask_limiter._extension.Limiter._check_request_limit",  # no limit on these routes (pages, logins)
             "flask_wtf.csrf.CSRFProtect.init_app.<locals>.csrf_protect",  # checks only where the pages ask
             "partnermatch.httpedge._read_body",  # the body read within the app's limits, or refused
+            "partnermatch.httpedge.json_bodies_only.<locals>.check",  # JSON in UTF-8, or refused
             "partnermatch.metrics._start_timer",  # counted and timed under the route's template
-            "services.profiles.entrypoints.app.create_app.<locals>._check_body",  # JSON in UTF-8, or refused
         ],
         "pages": ["services.profiles.entrypoints.pages._before"],  # the pages only
     },
