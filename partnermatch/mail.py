@@ -108,11 +108,42 @@ def _display_name(name: str) -> str:
     return cleaned.strip()
 
 
+class LocalPartNotAscii(ValueError):
+    """An address whose part before "@" is not ASCII: mail is sent without SMTPUTF8 (which few
+    servers accept), so nothing could reach it."""
+
+
+def mail_address(address: str) -> str:
+    """`address` as mail reaches it, with its domain in ASCII (IDNA 2008 with the UTS 46 mapping, as
+    browsers sending an email field and mail servers write it): "ivan@пример.срб" is
+    "ivan@xn--e1afmkfd.xn--90a3ac", "a@straße.de" is "a@xn--strae-oqa.de" (Python's own codec, IDNA
+    2003, would make it strasse.de, another domain). Text without "@" is returned as it is (a
+    validator says it is no address). LocalPartNotAscii for a local part beyond ASCII; ValueError
+    for a domain IDNA cannot write (a zero-width space in it, say)."""
+    import idna
+
+    local, at, domain = address.rpartition("@")
+    if not at:
+        return address
+    if not local.isascii():
+        raise LocalPartNotAscii(address)
+    if domain.isascii():
+        return address
+    try:
+        return f"{local}@{idna.encode(domain, uts46=True, transitional=False).decode('ascii')}"
+    except (idna.IDNAError, UnicodeError) as exc:
+        raise ValueError(f"no IDNA form of {domain!r}") from exc
+
+
 def safe_address(name: str | None, email: str) -> Address:
     """An Address from untrusted parts; raises InvalidAddress rather than guessing."""
     addr = (email or "").strip()
     if not addr or len(addr) > 254 or any(not ch.isprintable() or ch.isspace() for ch in addr):
         raise InvalidAddress("address is empty, too long or contains spaces or control characters")
+    try:
+        addr = mail_address(addr)  # a domain in another script as IDNA (one stored before it was kept so)
+    except ValueError as exc:
+        raise InvalidAddress(f"no address mail can carry: {exc}") from None
     try:
         parsed = Address(display_name=_display_name(name or ""), addr_spec=addr)
     except (ValueError, IndexError, TypeError, MessageError) as exc:  # defects are ValueErrors

@@ -9,6 +9,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from partnermatch.mail import mail_address
+
 SECTORS: tuple[str, ...] = (
     "ict",
     "education",
@@ -95,27 +97,25 @@ def same_secret(given: str, expected: str | None) -> bool:
     return bool(expected) and hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))  # type: ignore[union-attr]
 
 
-class LocalPartNotAscii(ValueError):
-    """An address whose part before "@" is not ASCII: mail is sent without SMTPUTF8 (which few
-    servers accept), so nothing could reach it."""
+def address_forms(address: str) -> list[str]:
+    """The ways one address may be stored: as typed, as mail_address writes it, and with an IDNA
+    domain in its own script (how addresses were kept before mail_address, and as people type
+    them), so a sign-in finds a contact whichever way either side wrote the domain."""
+    import idna
 
-
-def mail_address(address: str) -> str:
-    """`address` as mail reaches it, with its domain in ASCII (IDNA): "ivan@пример.срб" is
-    "ivan@xn--e1afmkfd.xn--90a3ac", as mail servers, and browsers sending an email field, write it.
-    Text without "@" is returned as it is (a validator says it is no address). LocalPartNotAscii
-    for a local part beyond ASCII; ValueError for a domain IDNA cannot write."""
-    local, at, domain = address.rpartition("@")
-    if not at:
-        return address
-    if not local.isascii():
-        raise LocalPartNotAscii(address)
-    if domain.isascii():
-        return address
+    typed = address.strip()
+    forms = [typed]
     try:
-        return f"{local}@{domain.encode('idna').decode('ascii')}"
-    except UnicodeError as exc:
-        raise ValueError(f"no IDNA form of {domain!r}") from exc
+        forms.append(mail_address(typed))
+    except ValueError:
+        pass
+    local, at, domain = forms[-1].rpartition("@")
+    if at and "xn--" in domain.lower():
+        try:
+            forms.append(f"{local}@{idna.decode(domain)}")
+        except (idna.IDNAError, UnicodeError):
+            pass
+    return list(dict.fromkeys(forms))
 
 
 def contact_id(org_id: str, email: str) -> str:

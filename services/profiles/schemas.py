@@ -13,15 +13,8 @@ from marshmallow import Schema, ValidationError, fields, pre_load, validate, val
 from partnermatch import vocabulary
 from partnermatch.display import neutralise
 from partnermatch.languages import PROFILE_LANGUAGES, READER_LANGUAGES
-from services.profiles.domain import (
-    CLUSTER_ID,
-    COUNTRIES,
-    MAX_NEEDS,
-    SECTORS,
-    USERNAME,
-    LocalPartNotAscii,
-    mail_address,
-)
+from partnermatch.mail import LocalPartNotAscii, mail_address
+from services.profiles.domain import CLUSTER_ID, COUNTRIES, MAX_NEEDS, SECTORS, USERNAME
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _LINE_BREAK = re.compile(r"[\r\n\u2028\u2029\x85]")
@@ -47,7 +40,7 @@ LOCAL_PART_NOT_ASCII = "Mail cannot be sent yet to an address with non-Latin let
 
 
 class MailAddress(fields.Email):
-    """An email address, kept as mail reaches it (domain.mail_address): a domain in another script
+    """An email address, kept as mail reaches it (partnermatch.mail.mail_address): a domain in another script
     in its ASCII (IDNA) form; one with other letters than ASCII before the @ is refused."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:

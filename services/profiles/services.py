@@ -14,6 +14,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from partnermatch import events
 from partnermatch.languages import detect_language, same_detection
+from partnermatch.mail import mail_address
 from services.profiles import domain
 from services.profiles.adapters.matcher_client import MatcherUnavailable
 from services.profiles.adapters.redis_store import Conflict, MissingCluster, NotFound, RedisProfileStore
@@ -373,18 +374,18 @@ def text_size_errors(data: dict[str, Any], limit: int) -> dict[str, list[str]]:
 
 
 def _contact_by_email(org: dict[str, Any], email: str) -> dict[str, Any] | None:
-    wanted = _as_stored(email).lower()
-    return next((c for c in org.get("contacts") or [] if c.get("email", "").strip().lower() == wanted), None)
+    wanted = {form.lower() for form in domain.address_forms(email)}
+    return next((c for c in org.get("contacts") or [] if c.get("email", "").strip().lower() in wanted), None)
 
 
-def _as_stored(email: str) -> str:
-    """An address asked for as contacts' addresses are stored (domain.mail_address): "ivan@пример.срб"
-    finds the contact whose address was given so, or with the domain as IDNA, as a browser sends it."""
-    email = email.strip()
+def signin_address_key(email: str) -> str:
+    """One key for every way of writing one address (mail_address's form, lower case): what the
+    sign-in limit per address counts, so other spellings of it are not each a fresh allowance."""
+    typed = email.strip()
     try:
-        return domain.mail_address(email)
-    except ValueError:  # nobody's address is stored so
-        return email
+        return mail_address(typed).lower()
+    except ValueError:
+        return typed.lower()
 
 
 def request_signin(
@@ -395,8 +396,8 @@ def request_signin(
     address nobody registered, which the caller must not reveal."""
     sent: list[tuple[str, str]] = []
     contact: dict[str, Any] | None = None
-    email = _as_stored(email)
-    for org_id in store.orgs_of_contact(email) if email else []:
+    forms = domain.address_forms(email) if email.strip() else []
+    for org_id in dict.fromkeys(org_id for form in forms for org_id in store.orgs_of_contact(form)):
         org = store.get_org(org_id)
         found = _contact_by_email(org, email) if org else None
         if org is None or found is None:

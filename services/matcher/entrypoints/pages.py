@@ -96,11 +96,16 @@ def _csrf_token() -> str:
 
 
 @pages.before_app_request
-def _check_csrf() -> None:
+def _check_csrf() -> Any:
     if request.method == "POST" and request.blueprint == "pages":
         sent = request.form.get("csrf", "")
         if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
+            if "sid" not in session and request.endpoint in ("pages.decide", "pages.withdraw"):
+                # Logged out meanwhile (in another tab: the cookie, with its form token, is gone):
+                # nothing is done, as for any refused form, and the login returns to the page.
+                return _session_ended(request.form.get("next"))
             abort(400, description=_("The form expired or was not sent from this page; reload and try again."))
+    return None
 
 
 @pages.app_context_processor
@@ -171,6 +176,8 @@ def _local(target: str | None) -> str | None:
     """`target` where it is a path of this app with its query ("/queue?country=RS"), as the forms
     send back the page they were on; None for anything else (another site's address above all)."""
     if not target or len(target) > 2000 or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in target):  # no header may carry them (CR, LF, tab)
         return None
     parts = urlsplit(target)
     return None if parts.scheme or parts.netloc else target

@@ -228,25 +228,30 @@ def test_a_decision_returns_to_the_page_it_was_made_on_with_its_filters(matcher_
     assert "Your decision is saved." in back and 'value="RS"' in back
 
     # never to another site, whatever the form says
-    for outside in ("https://evil.example/queue", "//evil.example/queue", "/\\evil.example", "queue"):
+    for outside in ("https://evil.example/queue", "//evil.example/queue", "/\\evil.example", "queue", "/queue\r\nX: y"):
         r = client.post(f"/pairs/{second}/withdraw", data={"csrf": _csrf(page), "next": outside})
         assert r.status_code == 302 and r.headers["Location"] == "/queue", outside
 
 
+@pytest.mark.parametrize("ended", ["logged out in another tab", "ran out on the server"])
 def test_a_decision_sent_after_the_session_ended_says_so_and_the_login_returns_to_its_page(
-    matcher_app, matcher_state, many_pending
+    matcher_app, matcher_state, many_pending, ended
 ):
-    """A coordinator logged out in another tab while a pair was open: the decision is not taken,
-    they are told so, and logging in brings them back to that pair."""
+    """A pair was open when the session ended: logged out in another tab of the same browser (the
+    cookie, its form token with it, is gone), or ended on the server while the cookie stayed (its
+    time ran out). The decision is not taken, they are told so, and the login brings them back."""
     tab = matcher_app.test_client()
     _login(tab)
     pair_id = _pairs(tab.get("/queue").get_data(as_text=True))[0]
     where = f"/pairs/{pair_id}?lang=en"
     page = tab.get(where).get_data(as_text=True)
-    other_tab = matcher_app.test_client()
-    name = matcher_app.config["SESSION_COOKIE_NAME"]
-    other_tab.set_cookie(name, tab.get_cookie(name).value)  # the same browser
-    assert other_tab.post("/logout", data={"csrf": _csrf(page)}).status_code == 302
+    if ended == "logged out in another tab":
+        assert tab.post("/logout", data={"csrf": _csrf(page)}).status_code == 302
+    else:
+        elsewhere = matcher_app.test_client()
+        name = matcher_app.config["SESSION_COOKIE_NAME"]
+        elsewhere.set_cookie(name, tab.get_cookie(name).value)
+        assert elsewhere.post("/logout", data={"csrf": _csrf(page)}).status_code == 302  # ends it on the server
 
     r = tab.post(
         f"/pairs/{pair_id}/decide",

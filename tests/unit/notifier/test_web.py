@@ -59,6 +59,15 @@ def test_the_link_opened_again_after_unsubscribing_says_so_rather_than_asks_agai
     assert "will receive no further emails about partnerships" in again
 
 
+def test_a_coordinator_who_left_the_digest_may_still_leave_every_coordinators_email(client, ledger):
+    url = "/unsubscribe/" + UnsubscribeTokens(KEY).sign("anna@example.pl", "pl-silesia-ict", "en", kind="digest")
+    client.post(url)
+    again = client.get(url).get_data(as_text=True)
+    assert "You are unsubscribed" in again and f'action="{url}?scope=all"' in again
+    client.post(url + "?scope=all")
+    assert "?scope=all" not in client.get(url).get_data(as_text=True), "left every kind: nothing more to offer"
+
+
 def test_posting_twice_is_harmless(client, ledger):
     assert client.post(link(lang="en")).status_code == 200
     assert client.post(link(lang="en")).status_code == 200

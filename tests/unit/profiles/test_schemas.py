@@ -217,7 +217,7 @@ def test_a_coordinators_password_is_kept_exactly_as_typed():
 
 
 def test_an_address_is_kept_as_mail_reaches_it():
-    from services.profiles.domain import LocalPartNotAscii, mail_address
+    from partnermatch.mail import LocalPartNotAscii, mail_address
 
     assert mail_address("jelena@banat.example.rs") == "jelena@banat.example.rs"
     assert mail_address("ivan@пример.срб") == "ivan@xn--e1afmkfd.xn--90a3ac"
@@ -227,3 +227,17 @@ def test_an_address_is_kept_as_mail_reaches_it():
         mail_address("јелена@banat.example.rs")
     with pytest.raises(ValueError):
         mail_address("x@" + "д" * 70 + ".срб")  # a label IDNA cannot write (over 63 bytes)
+    # IDNA 2008 as browsers write it, not Python's IDNA 2003 codec (strasse.de is another domain)
+    assert mail_address("anna@straße.de") == "anna@xn--strae-oqa.de"
+    # UTS 46 maps away what cannot be seen (a zero-width space, a soft hyphen) and folds case: one domain
+    assert mail_address("jelena@e\u200bxa\u00admple.СРБ") == mail_address("jelena@example.срб")
+    with pytest.raises(ValueError):
+        mail_address("jelena@-пример.срб")  # a label may not begin with a hyphen
+
+
+def test_a_sign_in_looks_an_address_up_in_each_way_it_may_be_stored():
+    from services.profiles.domain import address_forms
+
+    assert address_forms(" ivan@xn--e1afmkfd.xn--90a3ac ") == ["ivan@xn--e1afmkfd.xn--90a3ac", "ivan@пример.срб"]
+    assert address_forms("ivan@пример.срб") == ["ivan@пример.срб", "ivan@xn--e1afmkfd.xn--90a3ac"]
+    assert address_forms("jelena@banat.example.rs") == ["jelena@banat.example.rs"]

@@ -240,6 +240,39 @@ def test_an_address_with_a_domain_in_cyrillic_gets_its_link_however_it_is_typed(
     wait_until(lambda: len(mails_to(sink, stored)) == 2, 10, message="a link for each way of typing it")
 
 
+def test_a_contact_stored_with_its_domain_in_cyrillic_before_idna_still_gets_its_link(app, sink):
+    """Addresses were kept as typed before they were kept in their IDNA form: such a contact still
+    gets a link, asked for either way."""
+    from services.profiles import services as profile_services
+
+    store = app.extensions["partnermatch.profiles"].store
+    old_form = "ivan@пример.срб"
+    profile_services.register_org(
+        store,
+        {
+            "name": "Банат",
+            "cluster_id": "rs-vojvodina-ict",
+            "country": "RS",
+            "language": "sr",
+            "capabilities": "Софтвер.",
+            "goals": "Партнери.",
+            "contacts": [{"name": "Иван", "email": old_form, "language": "sr-Cyrl", "consent": True}],
+        },
+    )
+    for typed in ("ivan@xn--e1afmkfd.xn--90a3ac", old_form):
+        assert _ask_link(app.test_client(), typed).status_code == 200
+    # sent to the domain as IDNA, the form mail servers take
+    delivered = "ivan@xn--e1afmkfd.xn--90a3ac"
+    wait_until(lambda: len(mails_to(sink, delivered)) == 2, 10, message="a link for each way of asking")
+
+
+def test_other_spellings_of_one_address_share_its_sign_in_limit(make_app, sink):
+    app = make_app(signin_rate_limit="2 per minute")
+    spellings = ("ivan@пример.срб", "ivan@xn--e1afmkfd.xn--90a3ac", "IVAN@ПРИМЕР.СРБ")
+    answers = [_ask_link(_client_at(app, f"192.0.2.{30 + i}"), typed).status_code for i, typed in enumerate(spellings)]
+    assert answers == [200, 200, 429]
+
+
 def test_an_address_with_other_letters_before_the_at_is_refused_in_the_readers_language(app, redis_client):
     answer = register(app.test_client(), lang="pl", **{"contacts-0-email": "јелена@пример.срб"})
     page = answer.get_data(as_text=True)
