@@ -270,7 +270,7 @@ def _quantile(values: list[float], quantile: float) -> float:
 
 
 def _ms(times: list[float], quantile: float) -> float:
-    return 1000 * times[int(quantile * (len(times) - 1))] if times else float("nan")
+    return 1000 * _quantile(times, quantile) if times else float("nan")
 
 
 def main() -> int:

@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from partnermatch.languages import NATIVE_NAMES, PROFILE_LANGUAGES, READER_LANGUAGES, to_cyrillic
 
@@ -233,8 +234,6 @@ def switcher(current: str, query: Any = None) -> list[dict[str, Any]]:
     """The entries of a language switcher: code, native name, whether it is the current one, and
     the link (`href`): this page's query (`query`, a werkzeug MultiDict such as request.args) with
     `lang` set, so switching keeps the page's filters."""
-    from urllib.parse import urlencode
-
     kept = [(k, v) for k, v in (query.items(multi=True) if query is not None else ()) if k != "lang"]
     return [
         {

@@ -13,6 +13,8 @@ from email.policy import EmailPolicy
 from email.utils import formataddr
 from typing import Any
 
+import idna
+
 MAX_NAME_CHARS = 200
 MAX_DISPLAY_NAME_BYTES = 240  # encoded as one word, the To: line stays short
 _VERBATIM_HEADERS = frozenset({"list-unsubscribe", "list-unsubscribe-post"})
@@ -119,9 +121,7 @@ def mail_address(address: str) -> str:
     "ivan@xn--e1afmkfd.xn--90a3ac", "a@straße.de" is "a@xn--strae-oqa.de" (Python's own codec, IDNA
     2003, would make it strasse.de, another domain). Text without "@" is returned as it is (a
     validator says it is no address). LocalPartNotAscii for a local part beyond ASCII; ValueError
-    for a domain IDNA cannot write (a zero-width space in it, say)."""
-    import idna
-
+    for a domain IDNA cannot write (a label beginning with a hyphen, say)."""
     local, at, domain = address.rpartition("@")
     if not at:
         return address

@@ -222,9 +222,9 @@ class OutboxRelay:
         if filled != epoch:
             # None: this Redis never filled a broker (its first start, as every first `partnermatch
             # up`): nothing was lost. Another epoch: the broker came back without the topics it had.
-            level = logging.INFO if filled is None else logging.ERROR
+            first_fill = filled is None
             logger.log(
-                level,
+                logging.INFO if first_fill else logging.ERROR,
                 "broker epoch not filled by this service yet: re-publishing its state from Redis",
                 extra={"relay": self.name, "epoch": epoch, "filled_epoch": filled},
             )
@@ -232,7 +232,7 @@ class OutboxRelay:
             queued = self.refill() if self.refill is not None else 0
             self.outbox.mark_filled(epoch)
             logger.log(
-                logging.INFO if filled is None else logging.WARNING,
+                logging.INFO if first_fill else logging.WARNING,
                 "state queued for the broker",
                 extra={"relay": self.name, "epoch": epoch, "queued": queued, "outbox": self.outbox.size()},
             )

@@ -299,9 +299,11 @@ class ReviewService:
         pairs = [p for p in self.state.get_pairs(ids) if p["state"] in wanted_states]
         profiles = self.state.get_profiles({o for p in pairs for o in (p["org_a"], p["org_b"])})
 
+        def partner_side(p: dict[str, Any]) -> str:
+            return "b" if p["cluster_a"] == cluster_id else "a"
+
         def partner(p: dict[str, Any]) -> dict[str, Any]:
-            other = p["org_b"] if p["cluster_a"] == cluster_id else p["org_a"]
-            return profiles.get(other, {})
+            return profiles.get(p[f"org_{partner_side(p)}"], {})
 
         if country:
             pairs = [p for p in pairs if partner(p).get("country") == country]
@@ -315,10 +317,7 @@ class ReviewService:
             pairs = [p for p in pairs if p["score"] <= max_score]
         if sector:
             pairs = [
-                p
-                for p in pairs
-                if _states_sector(partner(p), sector)
-                or _reads_sector(p, "b" if p["cluster_a"] == cluster_id else "a", sector)
+                p for p in pairs if _states_sector(partner(p), sector) or _reads_sector(p, partner_side(p), sector)
             ]
         if q and q.strip():
             wanted = _searchable(q)
@@ -431,7 +430,12 @@ def _states_sector(profile: dict[str, Any], sector: str) -> bool:
     """Whether a profile states the sector: among its sectors, or as the sector of something it
     offers ("agrifood.dairy" is agrifood)."""
     stated = list(profile.get("sectors") or []) + list(profile.get("offers") or [])
-    return any(item == sector or item.startswith(sector + ".") for item in stated)
+    return any(_in_sector(item, sector) for item in stated)
+
+
+def _in_sector(concept: str, sector: str) -> bool:
+    """The sector itself, or one of its activities ("agrifood.dairy" is agrifood)."""
+    return concept == sector or concept.startswith(sector + ".")
 
 
 def _reads_sector(pair: dict[str, Any], side: str, sector: str) -> bool:
@@ -442,7 +446,7 @@ def _reads_sector(pair: dict[str, Any], side: str, sector: str) -> bool:
     return any(
         reason.get("kind") in ("sector", "activity")
         and reason.get("direction") in ("shared", f"{side}_offers_{other}_seeks")
-        and (reason.get("concept") == sector or str(reason.get("concept") or "").startswith(sector + "."))
+        and _in_sector(str(reason.get("concept") or ""), sector)
         and reason.get(f"terms_{side}")
         for reason in pair.get("reasons") or ()
     )

@@ -9,6 +9,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+import idna
+
 from partnermatch.mail import mail_address
 
 SECTORS: tuple[str, ...] = (
@@ -97,19 +99,23 @@ def same_secret(given: str, expected: str | None) -> bool:
     return bool(expected) and hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))  # type: ignore[union-attr]
 
 
+def canonical_address(address: str) -> str:
+    """One form for every way of writing one address: as mail_address writes it, else as typed
+    (stripped); what a sign-in's limit per address counts, and looks up first."""
+    typed = address.strip()
+    try:
+        return mail_address(typed)
+    except ValueError:
+        return typed
+
+
 def address_forms(address: str) -> list[str]:
     """The ways one address may be stored: as typed, as mail_address writes it, and with an IDNA
     domain in its own script (how addresses were kept before mail_address, and as people type
     them), so a sign-in finds a contact whichever way either side wrote the domain."""
-    import idna
-
-    typed = address.strip()
-    forms = [typed]
-    try:
-        forms.append(mail_address(typed))
-    except ValueError:
-        pass
-    local, at, domain = forms[-1].rpartition("@")
+    canonical = canonical_address(address)
+    forms = [address.strip(), canonical]
+    local, at, domain = canonical.rpartition("@")
     if at and "xn--" in domain.lower():
         try:
             forms.append(f"{local}@{idna.decode(domain)}")

@@ -14,7 +14,6 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from partnermatch import events
 from partnermatch.languages import detect_language, same_detection
-from partnermatch.mail import mail_address
 from services.profiles import domain
 from services.profiles.adapters.matcher_client import MatcherUnavailable
 from services.profiles.adapters.redis_store import Conflict, MissingCluster, NotFound, RedisProfileStore
@@ -376,16 +375,6 @@ def text_size_errors(data: dict[str, Any], limit: int) -> dict[str, list[str]]:
 def _contact_by_email(org: dict[str, Any], email: str) -> dict[str, Any] | None:
     wanted = {form.lower() for form in domain.address_forms(email)}
     return next((c for c in org.get("contacts") or [] if c.get("email", "").strip().lower() in wanted), None)
-
-
-def signin_address_key(email: str) -> str:
-    """One key for every way of writing one address (mail_address's form, lower case): what the
-    sign-in limit per address counts, so other spellings of it are not each a fresh allowance."""
-    typed = email.strip()
-    try:
-        return mail_address(typed).lower()
-    except ValueError:
-        return typed.lower()
 
 
 def request_signin(

@@ -503,7 +503,7 @@ def _limit_pages(app: Flask, settings: ProfilesSettings, limiter: Limiter) -> No
 
     def email_asked() -> str:
         # every spelling of one address (its domain in its script or as IDNA) counts as that address
-        email = services.signin_address_key((request.form.get("email") or "")[:254])
+        email = domain.canonical_address((request.form.get("email") or "")[:254]).lower()
         return "email:" + hashlib.sha256(email.encode("utf-8")).hexdigest()
 
     views: dict[str, Any] = app.view_functions  # each view wrapped by its rate limit
