@@ -128,10 +128,11 @@ def events_during_reweigh(live: LiveMatcher, orgs: list[dict]) -> tuple[list[flo
 
 
 def events_during_replanning(live: LiveMatcher, orgs: list[dict], lists: int) -> tuple[list[float], int, float]:
-    """Events handled one after another under the shared index's lock while a thread plans lists
-    again as it does after a refresh (one list per hold of the lock); the time of each event, how
-    many lists were planned and how long they took."""
-    shared = SharedIndex(live, reweigh_quiet_s=math.inf, reweigh_every_s=math.inf)  # no refresh cuts it short
+    """Events handled one after another through the shared index, as a matcher's table reader and
+    consumer take them, while a thread plans lists again as it does after a refresh (one list per
+    hold of the lock); the time of each event, how many lists were planned and how long they took."""
+    shared = SharedIndex.over(live, reweigh_quiet_s=math.inf, reweigh_every_s=math.inf)  # no refresh cuts it short
+    offsets = itertools.count()
     planned: list[tuple[int, float]] = []
 
     def replan() -> None:
@@ -147,8 +148,7 @@ def events_during_replanning(live: LiveMatcher, orgs: list[dict], lists: int) ->
             break
         env = events.new_event(events.PROFILE_UPSERTED, payload({**o, "id": "replan-" + o["id"]}), "bench")
         t = time.perf_counter()
-        with shared.lock:
-            live.handle(env)
+        through_the_table(shared, env, next(offsets))
         times.append(time.perf_counter() - t)
     thread.join()
     return sorted(times), *planned[0]

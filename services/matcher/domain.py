@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from partnermatch import events
 from partnermatch.reasons import A_OFFERS, B_OFFERS, Reason
@@ -34,6 +34,29 @@ DISPLACED = "displaced_by_better_match"
 # plan of one list made on another matcher's older index cannot take out a pair the other's list
 # holds (issue 17: N matchers end with one matcher's suggestions).
 WANTED_BY = "wanted_by"
+
+
+class IndexBehind(Exception):
+    """A write whose plan was made from an index that lacked profile events some matcher had
+    applied by the time of the write (an organisation's revision, by id; None: too many to say,
+    every applied revision has to be held). Nothing was written; the plan is made again once the
+    index holds them."""
+
+    def __init__(self, lacking: dict[str, int] | None) -> None:
+        super().__init__(f"the index lacks applied profile events: {lacking if lacking is not None else 'many'}")
+        self.lacking = lacking
+
+
+class IndexCheck(Protocol):
+    """The index a plan was made from, as the state's write checks it (issue 17: N matchers). The
+    state keeps a log of the profile events applied, by position; `log_position` is the position up
+    to which the index is known to hold every one, moved on by the write when it finds the index
+    holds the ones after it. `lacking` says which of the applied revisions it is given the index did
+    not hold when the plan was made."""
+
+    log_position: int
+
+    def lacking(self, applied: Mapping[str, int]) -> dict[str, int]: ...
 
 
 class DecisionRefused(Exception):
@@ -93,6 +116,9 @@ class ProfilesChange:
     # For an organisation among `profiles`, lists that waited for it (the state's AWAITING) and that
     # this change planned: they wait no longer once it is applied, in the same transaction.
     forget_waiting: dict[str, set[str]] = field(default_factory=dict)
+    # The index the lists were planned from: the write refuses it (IndexBehind) if it lacked profile
+    # events applied meanwhile. None: not checked (one matcher alone).
+    checked: IndexCheck | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of(cls, change: ProfileChange) -> ProfilesChange:
@@ -438,6 +464,7 @@ class ListsPlan:
     upserts: list[PairWrite]
     withdrawals: list[tuple[str, str]]
     unlisted: list[tuple[str, str]] = field(default_factory=list)
+    checked: IndexCheck | None = field(default=None, compare=False, repr=False)  # as ProfilesChange's
 
 
 def wanted_pairs(

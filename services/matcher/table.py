@@ -23,10 +23,11 @@ planned (the pair's record keeps which: domain.WANTED_BY), so one matcher's plan
 with older weights after the other matcher's last pass planned the other list, cannot take out a
 pair that other list holds: each side is settled by its own list's last plan.
 
-A gap left open: two matchers planning one organisation's list at the same moment, each with an
-index that lacks the other's newest event, can leave that list as neither index now has it, until
-the list changes again. Closing it takes the apply checking, under its WATCH, that the index held
-every event applied so far (applied offsets per partition in the state), and planning again if not.
+Two matchers may plan one organisation's list at the same moment, each from an index that lacks
+the other's newest event. Each write checks, under its WATCH, the state's log of the profile events
+applied against what this index held when the plan was made (SharedIndex.lacking): a plan that
+missed one is not written, and is made again once the index holds it (_written_checked). So the
+last write of a list is planned from an index holding every event applied before it.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from partnermatch import events
 from partnermatch.broker import BrokerWatch
@@ -53,6 +54,7 @@ from partnermatch.messaging import (
     key_partition,
     run_consumer,
 )
+from services.matcher.domain import IndexBehind, ListsPlan, RunApplied
 from services.matcher.live import ListsRead, LiveMatcher, ProfilesRead
 
 logger = logging.getLogger(__name__)
@@ -80,6 +82,12 @@ REWEIGH_SPACING = 10.0
 # these cost 7, and the matcher fell behind at 50 writes/s: an event's wait for its run is the
 # lesser harm.
 RUN_RECORDS = 500
+# A plan refused because the index lacked events another matcher applied meanwhile is made again
+# once the index holds them, up to this many times in a row (each time another matcher applied
+# more first); then the consumer retries the run (TableBehind).
+PLAN_ATTEMPTS = 10
+
+T = TypeVar("T")
 
 
 @runtime_checkable
@@ -158,12 +166,31 @@ class SharedIndex:
         self.partition_of: dict[str, int] = {}
         self._refreshed = False  # the weights were learnt again since start
         self._gained: set[int] = set()  # partitions taken over since, whose lists wait to be planned again
+        # The state's applied log up to which the index holds every event (domain.IndexCheck), and
+        # while a plan is being made, the revision the index held, when the plan began, of each
+        # organisation indexed since (None: no plan being made).
+        self.log_position = 0
+        self._indexed_while_planning: dict[str, int] | None = None
 
     def load(self) -> int:
         """Rebuild the index from the state. The revisions are read before the profiles, so each is at
-        most the one the index holds: an event read again is indexed again (harmless), never skipped."""
-        self.revisions = self.live.state.applied_revisions()
+        most the one the index holds: an event read again is indexed again (harmless), never skipped;
+        the applied log's position before both, so the index holds every event applied up to it."""
+        self._holds_what_is_applied()
         return self.live.load()
+
+    @classmethod
+    def over(cls, live: LiveMatcher, **settings: Any) -> SharedIndex:
+        """A shared index of a live matcher whose index holds every event applied in its state (it
+        loaded the state and applied every event since itself), as one alone does: its lists can be
+        planned again (refresh_weights, replan_lists) without a table reader."""
+        shared = cls(live, **settings)
+        shared._holds_what_is_applied()
+        return shared
+
+    def _holds_what_is_applied(self) -> None:
+        self.log_position = self.live.state.applied_position()
+        self.revisions = self.live.state.applied_revisions()
 
     # ---- the table's side -------------------------------------------------------------------
 
@@ -179,6 +206,8 @@ class SharedIndex:
             if revision <= self.revisions.get(org_id, 0):
                 return
             changed = self.live.index(envelope)
+            if self._indexed_while_planning is not None:
+                self._indexed_while_planning.setdefault(org_id, self.revisions.get(org_id, 0))
             self.partition_of[org_id] = record.partition
             self._last_indexed = time.monotonic()
             self.revisions[org_id] = revision
@@ -299,10 +328,11 @@ class SharedIndex:
                 break
             with self.writing:
                 began = time.monotonic()
-                with self.lock:
-                    read = self.live.read_lists_of({org_id}, rejections_later=True)
-                plan = self.live.plan_read(read, functools.partial(self._relisted, read))
-                self.live.state.apply_pairs(plan)
+                try:
+                    plan = self._written_checked(functools.partial(self._write_lists_of, {org_id}))
+                except TableBehind as behind:
+                    logger.warning("planning the lists again stopped: %s", behind, extra={"org_id": org_id})
+                    break
                 worked = time.monotonic() - began
             planned += 1
             working += worked
@@ -401,30 +431,109 @@ class SharedIndex:
                     behind = sorted(org for org, revision in wanted.items() if self.revisions.get(org, 0) < revision)
                     raise TableBehind(f"{', '.join(behind)}: not in the index at their revisions after {self.wait_s} s")
             with self.writing:
-                with self.lock:
-                    current = [latest[org] for org in sorted(wanted) if self.revisions[org] == wanted[org]]
-                    changed = set().union(*(self.unplanned.get(e.payload["org_id"], (0, set()))[1] for e in current))
-                    changed |= set().union(*(waiting.get(e.payload["org_id"], set()) for e in current))
-                    changed |= self._unmade_partner_lists(current, reads.partners)
-                    # lists changed by events indexed since may name organisations deleted meanwhile
-                    affected = {org for org in changed if org in self.live.clusters}
-                    read = self.live.read_profiles(current, affected, rejections_later=True) if current else None
-                # the stored pairs are read without the index's lock: the table reader indexes meanwhile
-                change = (
-                    self.live.plan_profiles_read(read, functools.partial(self._relisted, read))
-                    if read is not None
-                    else None
+                current, done = self._written_checked(
+                    functools.partial(self._write_run, latest, wanted, waiting, reads.partners)
                 )
-                if change is not None:
-                    change.known_partners_only = True
-                    change.forget_waiting = {org: orgs & affected for org, orgs in waiting.items()}
-                    done = self.live.apply_profiles(change)
-                    applied, still_waiting = done.applied, done.waiting
+            if done is not None:
+                applied, still_waiting = done.applied, done.waiting
             for envelope in current:
                 self._planned(envelope.payload["org_id"], _revision(envelope))
         # a replay too: this matcher may replace one that stopped before planning them
         self._plan_awaiting(still_waiting, sorted(replayed))
         return applied
+
+    def _write_run(
+        self,
+        latest: Mapping[str, events.Envelope],
+        wanted: Mapping[str, int],
+        waiting: Mapping[str, set[str]],
+        partners: Mapping[str, set[str]],
+    ) -> tuple[list[events.Envelope], RunApplied | None]:
+        """handle_owned_run's plan and write (under `writing`; see _written_checked): the events whose
+        revisions the index holds still, and what applying them did (None: none to apply)."""
+        with self.lock:
+            self._plan_begins()
+            current = [latest[org] for org in sorted(wanted) if self.revisions[org] == wanted[org]]
+            changed = set().union(*(self.unplanned.get(e.payload["org_id"], (0, set()))[1] for e in current))
+            changed |= set().union(*(waiting.get(e.payload["org_id"], set()) for e in current))
+            changed |= self._unmade_partner_lists(current, partners)
+            # lists changed by events indexed since may name organisations deleted meanwhile
+            affected = {org for org in changed if org in self.live.clusters}
+            read = self.live.read_profiles(current, affected, rejections_later=True) if current else None
+        if read is None:
+            return current, None
+        # the stored pairs are read without the index's lock: the table reader indexes meanwhile
+        change = self.live.plan_profiles_read(read, functools.partial(self._relisted, read))
+        change.known_partners_only = True
+        change.forget_waiting = {org: orgs & affected for org, orgs in waiting.items()}
+        change.checked = self
+        return current, self.live.apply_profiles(change)
+
+    def _write_lists_of(self, orgs: set[str]) -> ListsPlan:
+        """Plan these organisations' lists as the index holds them now and write the plan (under
+        `writing`; see _written_checked)."""
+        with self.lock:
+            self._plan_begins()
+            read = self.live.read_lists_of(orgs, rejections_later=True)
+        plan = self.live.plan_read(read, functools.partial(self._relisted, read))
+        plan.checked = self
+        self.live.state.apply_pairs(plan)
+        return plan
+
+    # ---- the check of a write against the events applied (domain.IndexCheck) ------------------
+
+    def _plan_begins(self) -> None:
+        """Under the lock, as a plan reads the index for the first time: from now on the table reader
+        notes the revision the index held of each organisation it indexes (lacking's view)."""
+        self._indexed_while_planning = {}
+
+    def lacking(self, applied: Mapping[str, int]) -> dict[str, int]:
+        """Of these revisions applied (by any matcher), those the index did not hold when the plan
+        being written began: the state's write refuses the plan then (domain.IndexBehind)."""
+        with self.lock:
+            before = self._indexed_while_planning or {}
+            return {
+                org: revision
+                for org, revision in applied.items()
+                if before.get(org, self.revisions.get(org, 0)) < revision
+            }
+
+    def _written_checked(self, plan_and_write: Callable[[], T]) -> T:
+        """Make a plan and write it (the function does both, under `writing`); when the write finds
+        the index lacked events applied meanwhile (another matcher's), wait for the table reader
+        to index them and make the plan again, up to PLAN_ATTEMPTS times; TableBehind if the index
+        does not get them within wait_s, or other matchers keep applying more first."""
+        try:
+            for _ in range(PLAN_ATTEMPTS):
+                try:
+                    return plan_and_write()
+                except IndexBehind as behind:
+                    self._catch_up(behind.lacking)
+            raise TableBehind(f"other matchers applied events this index lacked {PLAN_ATTEMPTS} times in a row")
+        finally:
+            with self.lock:
+                self._indexed_while_planning = None
+
+    def _catch_up(self, lacking: Mapping[str, int] | None) -> None:
+        """Wait until the index holds these revisions (None: every revision applied, read from the
+        state, after the log's position: the index then holds every event up to that position)."""
+        position = None
+        if lacking is None:
+            position = self.live.state.applied_position()
+            lacking = self.live.state.applied_revisions()
+        logger.info(
+            "a plan missed events another matcher applied: planning again once the index holds them",
+            extra={"orgs": len(lacking), "from_the_whole_state": position is not None},
+        )
+        with self.indexed:
+            if not self.indexed.wait_for(
+                lambda: all(self.revisions.get(org, 0) >= revision for org, revision in lacking.items()),
+                timeout=self.wait_s,
+            ):
+                behind = sorted(org for org, revision in lacking.items() if self.revisions.get(org, 0) < revision)
+                raise TableBehind(f"{', '.join(behind[:10])}: applied elsewhere, not indexed after {self.wait_s} s")
+            if position is not None:
+                self.log_position = position
 
     def _unmade_partner_lists(self, current: Sequence[events.Envelope], partners: Mapping[str, set[str]]) -> set[str]:
         """The partners in pending pairs of these events' organisations whose lists the index holds
@@ -454,10 +563,7 @@ class SharedIndex:
         if not waiting:
             return
         with self.writing:
-            with self.lock:
-                read = self.live.read_lists_of(set().union(*waiting.values()), rejections_later=True)
-            plan = self.live.plan_read(read, functools.partial(self._relisted, read))
-            self.live.state.apply_pairs(plan)
+            plan = self._written_checked(functools.partial(self._write_lists_of, set().union(*waiting.values())))
         for org_id, orgs in waiting.items():
             self.live.state.forget_awaiting(org_id, orgs)
         logger.info(

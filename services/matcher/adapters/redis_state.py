@@ -14,6 +14,12 @@ pair increments, with REVISIONS: any pair written by anyone between its read and
 starts it again, as a WATCH of that pair did (and so does a pair it did not read: rarer than a
 profile applied, which restarts it anyway). A decision still watches its one pair.
 
+With N matchers each plans lists from an index of its own, which may lack an event another matcher
+has just applied. Every transaction applying profile events adds an entry to an applied log, and a
+matcher's write (apply_profiles, apply_pairs) reads the entries after the position its index is
+known to hold, under the same WATCH: if the index lacked one when the plan was made, nothing is
+written (IndexBehind) and the matcher plans again once its index holds it (table.py).
+
 Every key shares the hash tag `{matcher}`: a profile event's MULTI writes the global revisions,
 pairs with many partners and their clusters' and organisations' lists, and the outbox, so on
 Redis Cluster the whole state is one slot (one node; see bench/redis_memory.py). Keys written
@@ -43,6 +49,8 @@ from services.matcher.adapters.page_sessions import PAGE_SESSION
 from services.matcher.domain import (
     Ballot,
     DecisionRefused,
+    IndexBehind,
+    IndexCheck,
     ListsPlan,
     PairRecord,
     PairSaved,
@@ -83,6 +91,13 @@ LESSONS = P + "lessons"  # pair ids whose rejection has been applied to the list
 # org id -> organisations whose lists want it as a partner before its profile is applied here: one
 # matcher's index can be ahead of what the owners of other partitions have applied (table.py)
 AWAITING = P + "awaiting:"
+# The log of the profile events applied (issue 17, N matchers): an entry "revision org-id" for each,
+# at the next position (how many were applied before it and it); the last APPLIED_LOG_KEPT are kept
+# (some 2 MB). A matcher's write checks against it that the index its plan was made from held every
+# event applied by then (domain.IndexCheck), or writes nothing (IndexBehind).
+APPLIED_POSITION = P + "applied:position"
+APPLIED_LOG = P + "applied:log"
+APPLIED_LOG_KEPT = 50_000
 PRODUCER = "matcher"
 
 # The reads a plan makes, each in one command however many organisations it names (a pipeline of
@@ -121,23 +136,50 @@ found[#KEYS + 1] = records
 return found
 """
 # What a write of pairs reads under its WATCH (see _read_watched): the applied revisions in KEYS[1]
-# (REVISIONS) of the ARGV[1] organisations that follow it, which organisations of the rest of ARGV
-# have a profile (KEYS[2], PROFILES), and the pairs (KEYS[3..]).
+# (REVISIONS) of the ARGV[2] organisations that follow it, which organisations of the rest of ARGV
+# have a profile (KEYS[2], PROFILES), the pairs (KEYS[5..]), and unless ARGV[1] is empty the applied
+# log (KEYS[3], its position, and KEYS[4], its entries) after position ARGV[1]: the position now and
+# the entries since, false in their place when the log no longer keeps them all (or the position is
+# behind ARGV[1]: the state was emptied).
 _WATCHED_READS = """
-local count = tonumber(ARGV[1])
+local count = tonumber(ARGV[2])
 local revisions = {}
 for i = 1, count do
-  revisions[i] = redis.call('HGET', KEYS[1], ARGV[1 + i])
+  revisions[i] = redis.call('HGET', KEYS[1], ARGV[2 + i])
 end
 local known = {}
-for i = count + 2, #ARGV do
+for i = count + 3, #ARGV do
   known[#known + 1] = redis.call('SISMEMBER', KEYS[2], ARGV[i])
 end
 local pairs = {}
-for i = 3, #KEYS do
-  pairs[i - 2] = redis.call('GET', KEYS[i])
+for i = 5, #KEYS do
+  pairs[i - 4] = redis.call('GET', KEYS[i])
 end
-return {revisions, known, pairs}
+local log = false
+if ARGV[1] ~= '' then
+  local position = tonumber(redis.call('GET', KEYS[3]) or '0')
+  local since = position - tonumber(ARGV[1])
+  if since == 0 then
+    log = {position, {}}
+  elseif since < 0 or since > redis.call('LLEN', KEYS[4]) then
+    log = {position, false}
+  else
+    log = {position, redis.call('LRANGE', KEYS[4], -since, -1)}
+  end
+end
+return {revisions, known, pairs, log}
+"""
+# The profile events a transaction applies, one entry each ("revision org-id", ARGV[2..]), added to
+# the applied log (KEYS[2]) and its position (KEYS[1]) moved on by as many: the entry at the log's
+# tail is at the position, the one before it at the position less one, and so on. The log keeps the
+# last ARGV[1] entries.
+_LOG_APPLIED = """
+local position = redis.call('INCRBY', KEYS[1], #ARGV - 1)
+for i = 2, #ARGV, 1000 do
+  redis.call('RPUSH', KEYS[2], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[1]), -1)
+return position
 """
 # An event run's first read, for each of the n organisations in ARGV: its applied revision
 # (KEYS[1]: REVISIONS), the members of its set in KEYS[2..n+1] (AWAITING) and of its sorted set in
@@ -248,6 +290,25 @@ def _pack(conn: Any, commands: list[tuple[Any, ...]]) -> list[bytes]:
         return [b"".join([hiredis.pack_command(c) for c in commands])]
     packed: list[bytes] = conn.pack_commands(commands)
     return packed
+
+
+def _check_index(checked: IndexCheck, log: list[Any] | None) -> None:
+    """The check of _read_watched: the entries of the applied log after the index's position (`log`
+    as _WATCHED_READS read it) are held by the index, which then holds every event up to the log's
+    position now; or IndexBehind, with the revisions it lacked (None: the log no longer keeps all
+    the entries since, or the state was emptied, so every applied revision is to be held)."""
+    assert log is not None, "the applied log is read whenever a write is checked"
+    position, entries = int(log[0]), log[1]
+    if entries is None:
+        raise IndexBehind(None)
+    applied: dict[str, int] = {}
+    for entry in entries:
+        revision, _, org = entry.decode().partition(" ")
+        applied[org] = max(int(revision), applied.get(org, 0))
+    lacking = checked.lacking(applied) if applied else {}
+    if lacking:
+        raise IndexBehind(lacking)
+    checked.log_position = position
 
 
 def _watch_and_run(pipe: redis.client.Pipeline, watched: list[str], command: tuple[Any, ...]) -> Any:
@@ -581,7 +642,9 @@ class RedisMatcherState:
 
         def txn(pipe: redis.client.Pipeline, watch: list[str] | None) -> None:
             applied.clear()
-            currents, existing, unknown = self._read_watched(pipe, orgs, pair_ids, upserts_known, present, watch)
+            currents, existing, unknown = self._read_watched(
+                pipe, orgs, pair_ids, upserts_known, present, watch, change.checked
+            )
             fresh = [
                 org
                 for org, current in zip(orgs, currents, strict=True)
@@ -601,6 +664,8 @@ class RedisMatcherState:
                     pipe.set(PROFILE + org, _json(profile))
                     pipe.sadd(PROFILES, org)
             self._save_known_pairs(pipe, existing, change.upserts, change.withdrawals, change.unlisted, unknown, now)
+            entries = [f"{change.profiles[org][0]} {org}" for org in fresh]
+            pipe.execute_command("EVAL", _LOG_APPLIED, 2, APPLIED_POSITION, APPLIED_LOG, APPLIED_LOG_KEPT, *entries)
             for org in fresh:
                 planned = change.forget_waiting.get(org)
                 if planned:
@@ -630,11 +695,15 @@ class RedisMatcherState:
             return
 
         def txn(pipe: redis.client.Pipeline, watch: list[str] | None) -> None:
-            _, existing, unknown = self._read_watched(pipe, [], pair_ids, plan.upserts, (), watch)
+            _, existing, unknown = self._read_watched(pipe, [], pair_ids, plan.upserts, (), watch, plan.checked)
             pipe.multi()
             self._save_known_pairs(pipe, existing, plan.upserts, plan.withdrawals, plan.unlisted, unknown, _now_ms())
 
         self._transaction(txn, [REVISIONS, PAIRS_WRITTEN])
+
+    def applied_position(self) -> int:
+        """The applied log's position: how many profile events have been applied."""
+        return int(self.r.get(APPLIED_POSITION) or 0)
 
     def awaiting(self, org_ids: Iterable[str]) -> dict[str, set[str]]:
         """For each of these organisations that has some, the organisations whose lists wanted it as
@@ -697,20 +766,26 @@ class RedisMatcherState:
         upserts: list[PairWrite],
         known: Collection[str] = (),
         watch: list[str] | None = None,
+        checked: IndexCheck | None = None,
     ) -> tuple[list[bytes | None], dict[str, PairRecord], set[str]]:
         """What a write of pairs reads under its WATCH (of REVISIONS, which every profile change
         writes, and of the pairs), in one round trip: the applied revision of each of `org_ids`, the
         pairs by id, and the organisations of `upserts` with no profile applied, but those `known`.
+        With `checked`, the index the write's plan was made from: the profile events applied since
+        its log position are read too, and IndexBehind raised (nothing written) if it lacked any.
         Sent as EVAL with the script's text: a script object on a pipeline makes its EXEC ask
         whether the server has it first, one round trip more. `watch`: the keys to WATCH first, in
         the same round trip (see _transaction)."""
         orgs = sorted({org for w in upserts for org in (w.org_a, w.org_b)}.difference(known))
-        keys = [REVISIONS, PROFILES, *[PAIR + i for i in pair_ids]]
-        read = ("EVAL", _WATCHED_READS, len(keys), *keys, len(org_ids), *org_ids, *orgs)
+        keys = [REVISIONS, PROFILES, APPLIED_POSITION, APPLIED_LOG, *[PAIR + i for i in pair_ids]]
+        since = "" if checked is None else checked.log_position
+        read = ("EVAL", _WATCHED_READS, len(keys), *keys, since, len(org_ids), *org_ids, *orgs)
         if watch is None:
-            currents, flags, raws = pipe.execute_command(*read)
+            currents, flags, raws, log = pipe.execute_command(*read)
         else:
-            currents, flags, raws = _watch_and_run(pipe, watch, read)
+            currents, flags, raws, log = _watch_and_run(pipe, watch, read)
+        if checked is not None:
+            _check_index(checked, log)
         existing = {pair["pair_id"]: pair for pair in (self._parsed(r) for r in raws if r)}
         return currents, existing, {org for org, present in zip(orgs, flags, strict=True) if not present}
 

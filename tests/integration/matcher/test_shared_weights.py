@@ -93,7 +93,7 @@ def test_two_matchers_started_at_different_times_end_with_one_matchers_weights_a
         single.load()
         for envelope in timeline:
             single.handle(envelope)
-        SharedIndex(single).refresh_weights()
+        SharedIndex.over(single).refresh_weights()
         weights = single.engine.weights_digest()
 
         wait_until(

@@ -77,6 +77,9 @@ class FakeMatcherRepository:
         ids = self.revisions if org_ids is None else org_ids
         return {o: self.revisions[o] for o in ids if o in self.revisions}
 
+    def applied_position(self) -> int:
+        return 0  # no applied log: a fake's writes are not checked against one (see the real store's)
+
     def all_profiles(self) -> Iterable[dict[str, Any]]:
         return list(self.profiles.values())
 

@@ -28,6 +28,9 @@ class FakeState:
         ids = self.revisions if org_ids is None else org_ids
         return {o: self.revisions[o] for o in ids if o in self.revisions}
 
+    def applied_position(self) -> int:
+        return 0  # no applied log: a fake's writes are not checked against one (see the real store's)
+
     def awaiting(self, org_ids) -> dict[str, set[str]]:
         return {org: set(self.waiting[org]) for org in org_ids if self.waiting.get(org)}
 
