@@ -86,9 +86,11 @@ class Reason:
         return {A_OFFERS: OWN_OFFERS, B_OFFERS: PARTNER_OFFERS}.get(self.direction, SHARED)
 
     def render(self, language: str, labels: ConceptLabels) -> str:
-        """One line: the words of both sides, and the concept's name in the reader's language,
-        e.g. for a Polish reader "informatyka ↔ informacione tehnologije (technologie informacyjne)".
-        The organisations' own words stay as they wrote them, in their own script."""
+        """One line: the concept's name in the reader's language, then the words of both sides, e.g.
+        for a Polish reader "technologie informacyjne (informatyka ↔ informacione tehnologije)", as
+        the need met that opens a pair's reasons reads (render_need): the reader reads first what is
+        offered, in words of their own. The organisations' words stay as they wrote them, in their
+        own script; with no name known, they are the line."""
         words_a, words_b = ", ".join(self.terms_a), ", ".join(self.terms_b)
         if words_a and words_a.lower() == words_b.lower():
             words = words_a  # the same word on both sides is shown once
@@ -98,7 +100,9 @@ class Reason:
         if found is None:
             return words
         label = label_in(found, language, self.concept or "")
-        return f"{words} ({label})" if words else label
+        if not words or words.lower() == label.lower():
+            return label
+        return f"{label} ({words})"
 
     def render_need(self, language: str, seeker: str, provider: str, labels: ConceptLabels) -> str:
         """A need met as a sentence in the reader's language, then the words of both sides, e.g.

@@ -88,11 +88,16 @@ def test_a_reason_reads_with_the_concepts_label_in_the_readers_language():
         terms_b=("poljoprivreda",),
     )
     labels = vocabulary.concept_labels
-    assert reason.render("pl", labels) == "rolnictwo ↔ poljoprivreda (rolnictwo i przetwórstwo spożywcze)"
-    assert reason.render("sr-Cyrl", labels).endswith("(пољопривреда и прехрамбена индустрија)")
+    # the name the reader reads first, then the organisations' own words
+    assert reason.render("pl", labels) == "rolnictwo i przetwórstwo spożywcze (rolnictwo ↔ poljoprivreda)"
+    assert reason.render("sr-Cyrl", labels) == "пољопривреда и прехрамбена индустрија (rolnictwo ↔ poljoprivreda)"
     assert Reason(concept="agrifood", terms_a=("Farm",), terms_b=("farm",)).render("en", labels) == (
-        "Farm (agriculture and food processing)"
+        "agriculture and food processing (Farm)"
     )
+    # a country one side seeks and the other is in: the country, then the seeker's word for it
+    country = Reason(concept="country.RS", kind="country", direction="b_offers_a_seeks", terms_a=("Serbii",))
+    assert country.render("en", labels) == "Serbia (Serbii)"
+    assert Reason(concept="country.RS", kind="country", terms_a=("Serbia",)).render("en", labels) == "Serbia"
     # an unknown concept: the organisations' words only, as written, whatever the reader's script
     assert (
         Reason(concept="no.such", terms_a=("rolnictwo",), terms_b=("poljoprivreda",)).render("sr-Cyrl", labels)
