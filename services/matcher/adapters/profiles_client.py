@@ -1,4 +1,5 @@
-"""HTTP client of the profiles service, used to check coordinators' logins and tokens. Does I/O."""
+"""HTTP client of the profiles service, used to check coordinators' logins and tokens and to name
+the clusters on the coordinators' pages. Does I/O."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 logger = logging.getLogger(__name__)
+
+CLUSTER_NAMES_TTL_S = 300.0  # a cluster renamed or added shows by its new name within five minutes
+NAMES_RETRY_S = 30.0
 
 
 class ProfilesUnavailable(Exception):
@@ -36,7 +40,12 @@ class Caller:
 
 class ProfilesAuthClient:
     def __init__(
-        self, base_url: str, timeout_s: float = 5.0, cache_ttl_s: float = 30.0, service_token: str | None = None
+        self,
+        base_url: str,
+        timeout_s: float = 5.0,
+        cache_ttl_s: float = 30.0,
+        service_token: str | None = None,
+        names_ttl_s: float = CLUSTER_NAMES_TTL_S,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         # Logins are sent with it, so profiles counts failures per account only and leaves
@@ -46,6 +55,9 @@ class ProfilesAuthClient:
         self.cache_ttl_s = cache_ttl_s
         self._cache: dict[str, tuple[float, Caller | None]] = {}
         self._lock = threading.Lock()
+        self.names_ttl_s = names_ttl_s
+        self._names: dict[str, str] = {}
+        self._names_until = 0.0
 
     def _call(
         self, method: str, path: str, body: dict[str, Any] | None = None, token: str | None = None
@@ -94,6 +106,28 @@ class ProfilesAuthClient:
                 self._cache.clear()
             self._cache[token] = (now + self.cache_ttl_s, caller)
         return caller
+
+    def cluster_names(self) -> dict[str, str]:
+        """Every cluster's name by its id (profiles' public list), read again after names_ttl_s.
+        While profiles cannot answer, the names read last (none before the first answer; a page
+        shows a cluster's id then), asked again after NAMES_RETRY_S rather than at every page."""
+        now = time.monotonic()
+        with self._lock:
+            if now < self._names_until:
+                return self._names
+        try:
+            status, body = self._call("GET", "/v1/clusters")
+            if status != 200 or not isinstance(body, list):
+                raise ProfilesUnavailable(f"the clusters' list answered {status}")
+            names = {c["id"]: c["name"] for c in body if isinstance(c, dict) and c.get("id") and c.get("name")}
+        except ProfilesUnavailable as exc:
+            logger.warning("cluster names unavailable; pages show cluster ids meanwhile", extra={"error": str(exc)})
+            with self._lock:
+                self._names_until = now + NAMES_RETRY_S
+                return self._names
+        with self._lock:
+            self._names, self._names_until = names, now + self.names_ttl_s
+            return names
 
     def login(self, username: str, password: str) -> dict[str, Any] | None:
         """The session profiles gives (token, expires_in, ...), or None for a wrong login.

@@ -117,7 +117,19 @@ def _template_globals() -> dict[str, Any]:
         "reason_labels": REJECTION_LABELS,
         "state_labels": STATE_LABELS,
         "csrf_token": _csrf_token,
+        "cluster_name": _cluster_name,
     }
+
+
+def _cluster_name(cluster_id: str | None) -> str:
+    """A cluster by its name, as profiles has it (read once a request, and kept a while by the
+    client); by its id when profiles does not know it or cannot answer."""
+    if not cluster_id:
+        return ""
+    names = g.get("cluster_names")
+    if names is None:
+        names = g.cluster_names = _deps().auth.cluster_names()
+    return str(names.get(cluster_id) or cluster_id)
 
 
 def _coordinator() -> dict[str, Any] | None:

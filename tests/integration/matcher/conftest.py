@@ -20,6 +20,11 @@ ADMIN = "matcher-test-admin-token"
 SERVICE = "matcher-test-service-token"
 PASSWORD = "coordinator password 1"
 CLUSTERS = {"pl-silesia-ict": ("PL", "anna"), "rs-vojvodina-ict": ("RS", "marko"), "al-tirana-creative": ("AL", "besa")}
+CLUSTER_NAMES = {
+    "pl-silesia-ict": "Silesia ICT Cluster",
+    "rs-vojvodina-ict": "Vojvođanski IKT klaster",
+    "al-tirana-creative": "Tirana Creative Hub",
+}
 
 
 class ServerThread:
@@ -46,7 +51,9 @@ def profiles(redis_client, redis_server):
     for cluster_id, (country, coordinator) in CLUSTERS.items():
         assert (
             client.post(
-                "/v1/clusters", headers=admin, json={"id": cluster_id, "name": cluster_id, "country": country}
+                "/v1/clusters",
+                headers=admin,
+                json={"id": cluster_id, "name": CLUSTER_NAMES[cluster_id], "country": country},
             ).status_code
             == 201
         )

@@ -99,8 +99,8 @@ def test_each_side_sees_the_others_approval_and_rejection_and_the_figures_and_cs
 
             _sign_in(besa, served.url, "besa", "en")
             card = besa.locator("article[data-pair='org_al~org_pl']")
-            assert "pl-silesia-ict approved (anna, " in card.inner_text()  # before besa decides
-            assert "al-tirana-creative has not decided yet." in card.inner_text()
+            assert "Silesia ICT Cluster approved (anna, " in card.inner_text()  # before besa decides
+            assert "Tirana Creative Hub has not decided yet." in card.inner_text()
             check(besa, "coordinator-other-side-approved")
             card.locator("button.reject").click()  # no reason chosen: the browser keeps the form
             assert matcher_state.get_pair("org_al~org_pl")["state"] == "pending"
@@ -111,8 +111,8 @@ def test_each_side_sees_the_others_approval_and_rejection_and_the_figures_and_cs
             besa.click("#nav-history")
             besa.wait_for_selector("article.pair")
             seen_by_besa = besa.locator("article[data-pair='org_al~org_pl']").inner_text()
-            assert "al-tirana-creative rejected (besa, " in seen_by_besa and "No capacity now" in seen_by_besa
-            assert "pl-silesia-ict approved (anna, " in seen_by_besa and "Full until June" in seen_by_besa
+            assert "Tirana Creative Hub rejected (besa, " in seen_by_besa and "No capacity now" in seen_by_besa
+            assert "Silesia ICT Cluster approved (anna, " in seen_by_besa and "Full until June" in seen_by_besa
             check(besa, "coordinator-history-both-sides")
 
             _sign_in(marko, served.url, "marko", "en")
@@ -121,10 +121,10 @@ def test_each_side_sees_the_others_approval_and_rejection_and_the_figures_and_cs
             anna.click("#nav-history")
             anna.wait_for_selector("article[data-pair='org_al~org_pl']")
             seen_by_anna = anna.locator("article[data-pair='org_al~org_pl']").inner_text()
-            assert "al-tirana-creative odrzucił (besa, " in seen_by_anna and "Obecnie brak możliwości" in seen_by_anna
-            assert "Full until June" in seen_by_anna and "pl-silesia-ict zatwierdził (anna, " in seen_by_anna
+            assert "Tirana Creative Hub odrzucił (besa, " in seen_by_anna and "Obecnie brak możliwości" in seen_by_anna
+            assert "Full until June" in seen_by_anna and "Silesia ICT Cluster zatwierdził (anna, " in seen_by_anna
             assert (
-                "rs-vojvodina-ict zatwierdził (marko, "
+                "Vojvođanski IKT klaster zatwierdził (marko, "
                 in anna.locator("article[data-pair='org_pl~org_rs']").inner_text()
             )
             check(anna, "coordinator-history-pl")

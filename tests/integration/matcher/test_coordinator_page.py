@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from services.matcher.adapters.profiles_client import ProfilesAuthClient
 from services.matcher.adapters.redis_state import PairWrite, ProfileChange
 
 from .conftest import PASSWORD, ServerThread, seed_profile
@@ -312,22 +313,22 @@ def test_each_card_shows_both_clusters_decisions_with_who_when_reason_and_commen
     anna = matcher_app.test_client()
     csrf = _login(anna)
     before = anna.get("/pairs/org_al~org_pl?lang=en").get_data(as_text=True)
-    assert "al-tirana-creative has not decided yet." in before and "pl-silesia-ict has not decided yet." in before
+    assert "Tirana Creative Hub has not decided yet." in before and "Silesia ICT Cluster has not decided yet." in before
     anna.post("/pairs/org_al~org_pl/decide", data={"decision": "approve", "csrf": csrf})
     besa = matcher_app.test_client()
     token = _csrf(besa.get("/login").get_data(as_text=True))
     besa.post("/login", data={"username": "besa", "password": PASSWORD, "csrf": token})
     seen_by_besa = besa.get("/queue?lang=en").get_data(as_text=True)
     token = _csrf(seen_by_besa)
-    assert "pl-silesia-ict approved (anna, " in seen_by_besa  # the other side's approval, before deciding
+    assert "Silesia ICT Cluster approved (anna, " in seen_by_besa  # the other side's approval, before deciding
     besa.post(
         "/pairs/org_al~org_pl/decide",
         data={"decision": "reject", "reason_code": "no_capacity", "reason_text": "Full until June", "csrf": token},
     )
     seen_by_anna = anna.get("/history?lang=pl").get_data(as_text=True)
-    assert "al-tirana-creative odrzucił (besa, " in seen_by_anna and "Obecnie brak możliwości" in seen_by_anna
+    assert "Tirana Creative Hub odrzucił (besa, " in seen_by_anna and "Obecnie brak możliwości" in seen_by_anna
     assert "<q>Full until June</q>" in seen_by_anna
-    assert "pl-silesia-ict zatwierdził (anna, " in seen_by_anna
+    assert "Silesia ICT Cluster zatwierdził (anna, " in seen_by_anna
 
 
 def test_a_coordinator_withdraws_an_approval_on_the_page(matcher_app, two_pending, matcher_state):
@@ -344,3 +345,28 @@ def test_a_coordinator_withdraws_an_approval_on_the_page(matcher_app, two_pendin
     client.post("/pairs/org_pl~org_rs/decide", data={"decision": "reject", "reason_code": "other", "csrf": csrf})
     final = client.post("/pairs/org_pl~org_rs/withdraw", data={"csrf": csrf}, follow_redirects=True)
     assert "can no longer be withdrawn: the other cluster has decided" in final.get_data(as_text=True)
+
+
+def test_clusters_are_named_as_profiles_names_them_and_by_their_ids_while_it_cannot_answer(
+    matcher_app, two_pending, profiles
+):
+    anna = matcher_app.test_client()
+    _login(anna)
+    queue = anna.get("/queue?lang=en").get_data(as_text=True)
+    assert "anna · Silesia ICT Cluster" in queue  # her own, beside her name
+    assert "AL · Tirana Creative Hub ·" in queue  # the partner's
+    pair = anna.get("/pairs/org_al~org_pl?lang=en").get_data(as_text=True)
+    assert "Cluster: Tirana Creative Hub" in pair and "Cluster: Silesia ICT Cluster" in pair
+
+    # a client that has not read the names, with profiles gone: the ids, and the page still works
+    auth = ProfilesAuthClient(profiles.url, cache_ttl_s=3600)
+    assert auth.cluster_names()["al-tirana-creative"] == "Tirana Creative Hub"
+    auth.base_url = "http://127.0.0.1:9"  # nothing listens there
+    auth.names_ttl_s = 0
+    assert auth.cluster_names()["al-tirana-creative"] == "Tirana Creative Hub", "the names read last are kept"
+    fresh = ProfilesAuthClient("http://127.0.0.1:9", timeout_s=0.5)
+    calls = []
+    call = fresh._call
+    fresh._call = lambda *args, **kw: calls.append(args) or call(*args, **kw)  # type: ignore[method-assign]
+    assert fresh.cluster_names() == {} and fresh.cluster_names() == {}
+    assert len(calls) == 1, "profiles is not asked again at every page while it cannot answer"
