@@ -156,8 +156,13 @@ def _language(data: dict[str, Any], old: dict[str, Any] | None) -> tuple[str, bo
     return detect_language(text), True
 
 
-def register_org(store: RedisProfileStore, data: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    org_id = domain.new_org_id()
+def register_org(
+    store: RedisProfileStore, data: dict[str, Any], org_id: str | None = None
+) -> tuple[dict[str, Any], str]:
+    """A new organisation and its token. `org_id`: the id it is to have (the page's, drawn from its
+    form: the same form sent twice names one organisation), Conflict if one has it already; a new
+    one when None."""
+    org_id = org_id or domain.new_org_id()
     token = domain.new_secret(domain.ORG_TOKEN_PREFIX)
     digest = domain.token_digest(token)
     language, detected = _language(data, None)

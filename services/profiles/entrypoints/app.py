@@ -509,9 +509,12 @@ def _limit_pages(app: Flask, settings: ProfilesSettings, limiter: Limiter) -> No
     views: dict[str, Any] = app.view_functions  # each view wrapped by its rate limit
     # Only a registration made counts (the page redirects to the new profile): a form sent back with
     # its errors, or with another contact row, costs nothing, and a person fixing typos, or an
-    # office behind one address, must not be locked out for the hour by them.
+    # office behind one address, must not be locked out for the hour by them. A form sent again
+    # (a double click) opens the organisation it made, and counts once.
     views["pages.register"] = limiter.limit(
-        settings.register_rate_limit, methods=["POST"], deduct_when=lambda response: response.status_code == 302
+        settings.register_rate_limit,
+        methods=["POST"],
+        deduct_when=lambda response: response.status_code == 302 and not g.get("registered_again"),
     )(views["pages.register"])
     signin_view = limiter.limit(settings.signin_rate_limit, methods=["POST"])(views["pages.signin"])
     views["pages.signin"] = limiter.limit(

@@ -11,8 +11,12 @@ it everywhere. Nothing personal is shown without a session.
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import json
 import logging
+import re
+import secrets
 import unicodedata
 from collections.abc import Callable
 from typing import Any
@@ -215,6 +219,28 @@ def _sort_key(label: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
+FORM_ID = re.compile(r"[A-Za-z0-9_-]{22}")
+
+
+def _form_id() -> str:
+    """The registration form's own id: the one it was sent with (kept when it comes back with its
+    errors), else a new one."""
+    sent = request.form.get("form_id", "")
+    return sent if FORM_ID.fullmatch(sent) else secrets.token_urlsafe(16)
+
+
+def _registration_id() -> str:
+    """The id of the organisation a registration form makes, drawn from the form's id and this
+    browser's session (its form-token secret): the same form sent twice names one organisation, and
+    nobody without this browser's cookie can name it. A new id for a form without one."""
+    sent, secret = request.form.get("form_id", ""), session.get("csrf_token")
+    if not FORM_ID.fullmatch(sent) or not secret:
+        return domain.new_org_id()
+    key = str(current_app.config["SECRET_KEY"]).encode()
+    digest = hmac.new(key, f"register\0{secret}\0{sent}".encode(), hashlib.sha256).hexdigest()
+    return "org_" + digest[:16]
+
+
 def _org_form_page(
     endpoint: str,
     form: OrgForm,
@@ -224,7 +250,10 @@ def _org_form_page(
     org: dict[str, Any] | None = None,
 ) -> tuple[str, int]:
     template = "register.html" if endpoint == "pages.register" else "profile.html"
-    return render_template(template, form=form, errors=errors, summary=summary, org=org, **_choices()), status
+    form_id = _form_id() if endpoint == "pages.register" else None
+    return render_template(
+        template, form=form, errors=errors, summary=summary, org=org, form_id=form_id, **_choices()
+    ), status
 
 
 def _validate(form: OrgForm, editing: bool) -> tuple[dict[str, Any], dict[str, list[str]]]:
@@ -279,10 +308,20 @@ def register() -> Any:
         return _org_form_page("pages.register", form.with_another_contact(_form_language()), {}, None, 200)
     data, errors = _validate(form, editing=False)
     if not errors:
+        org_id = _registration_id()
         try:
-            org, _token = services.register_org(_deps().store, data)
+            org, _token = services.register_org(_deps().store, data, org_id)
         except services.UnknownCluster:
             errors = {"cluster_id": [gettext(page_text.NO_SUCH_CLUSTER)]}
+        except services.Conflict:
+            # this form was sent before (a double click, or sent again while the first was on its
+            # way): the organisation it made, not a second one; it counts once toward the limit
+            made = _deps().store.get_org(org_id)
+            if made is None:  # made and deleted since: nothing to open
+                raise
+            logger.info("registration form sent again: its organisation opened", extra={"org_id": org_id})
+            g.registered_again = True
+            org = made
     if errors:
         return _org_form_page("pages.register", form, errors, _errors_summary(errors), 422)
     # Whoever registers owns the profile: the same as the API, which answers with its token.

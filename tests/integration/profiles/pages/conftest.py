@@ -124,10 +124,19 @@ def registration(**over: Any) -> dict[str, Any]:
     return {k: v for k, v in form.items() if v is not None}
 
 
+def form_id_of(html: str) -> str:
+    found = re.search(r'name="form_id" value="([^"]+)"', html)
+    assert found, "the registration form has no id"
+    return found[1]
+
+
 def register(client, lang: str = "sr-Cyrl", **over: Any):
-    """Open the form, post it; the answer (a redirect to /profile when it worked)."""
-    csrf = csrf_of(client.get(f"/register?lang={lang}").get_data(as_text=True))
-    return client.post("/register", data={**registration(**over), "csrf_token": csrf})
+    """Open the form, post it with its hidden fields; the answer (a redirect to /profile when it
+    worked)."""
+    page = client.get(f"/register?lang={lang}").get_data(as_text=True)
+    return client.post(
+        "/register", data={**registration(**over), "csrf_token": csrf_of(page), "form_id": form_id_of(page)}
+    )
 
 
 def mails_to(sink: SmtpSink, address: str) -> list[EmailMessage]:

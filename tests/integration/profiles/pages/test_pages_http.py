@@ -16,7 +16,7 @@ from services.profiles.domain import CONSENT_WORDING, SHARE_CONTACT_WORDING
 from tests.helpers import wait_until
 
 from ..conftest import SERVICE
-from .conftest import PUBLIC_URL, csrf_of, mails_to, register, registration, signin_link
+from .conftest import PUBLIC_URL, csrf_of, form_id_of, mails_to, register, registration, signin_link
 
 pytestmark = pytest.mark.integration
 
@@ -86,6 +86,43 @@ def test_registering_opens_a_session_and_stores_each_consent_with_its_time_and_w
     assert profile.status_code == 200 and JELENA in profile.get_data(as_text=True)
     [event] = [events.decode(d[b"value"]) for _i, d in redis_client.xrange("{profiles}:outbox")]
     assert event.event_type == events.PROFILE_UPSERTED and JELENA not in json.dumps(event.to_dict())
+
+
+def test_a_registration_form_sent_twice_makes_one_organisation_and_opens_it_both_times(make_app, redis_client):
+    """A double click sends the form twice, both times with the browser's cookie as it was: one
+    organisation, one event, and both answers open it; the limit counts it once."""
+    app = make_app(register_rate_limit="2 per minute")
+    first = app.test_client()
+    page = first.get("/register?lang=sr-Cyrl").get_data(as_text=True)
+    form = {**registration(), "csrf_token": csrf_of(page), "form_id": form_id_of(page)}
+    second = app.test_client()  # the second click: the same browser, its cookie from before the first answer
+    second.set_cookie("pm_org_session", first.get_cookie("pm_org_session").value)
+    answers = [client.post("/register", data=form) for client in (first, second)]
+    assert [a.status_code for a in answers] == [302, 302]
+    assert all(a.headers["Location"].endswith("/profile") for a in answers)
+    [org] = [json.loads(redis_client.get(k)) for k in redis_client.keys("{profiles}:org:*")]
+    for client in (first, second):
+        profile = client.get("/profile")
+        assert profile.status_code == 200 and JELENA in profile.get_data(as_text=True)
+    assert len(redis_client.xrange("{profiles}:outbox")) == 1
+    assert org["name"] == "Софтверска кућа Банат"
+
+    # another browser sending that form's id (it has no cookie of the first) makes an organisation
+    # of its own and never opens the first one
+    other = app.test_client()
+    theirs = other.get("/register").get_data(as_text=True)
+    answer = other.post(
+        "/register",
+        data={
+            **registration(**{"contacts-0-email": "other@banat.example.rs"}),
+            "csrf_token": csrf_of(theirs),
+            "form_id": form["form_id"],
+        },
+    )
+    assert answer.status_code == 302 and len(redis_client.keys("{profiles}:org:*")) == 2
+    assert JELENA not in other.get("/profile").get_data(as_text=True)
+    # the double click counted once: the limit of two is reached only now
+    assert register(app.test_client(), **{"contacts-0-email": "third@banat.example.rs"}).status_code == 429
 
 
 def test_a_refused_registration_says_what_is_wrong_in_the_pages_language_and_keeps_everything_typed(app, redis_client):
