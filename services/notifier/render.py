@@ -290,17 +290,17 @@ PAGE_STYLE = (
     "body{font-family:sans-serif;max-width:36em;margin:3em auto;padding:0 1em;line-height:1.5}"
     "button{font-size:1em;padding:.5em 1.2em}"
 )
-PAGE_KINDS = ("confirm", "done", "invalid")
+PAGE_KINDS = ("confirm", "done", "again", "invalid")
 
 
 ALL_COORDINATOR_NOTICES = "all"
 
 
 def render_page(kind: str, language: str | None, email: str = "", action: str = "", topic: str = "partnership") -> str:
-    """One of the unsubscribe pages: `confirm` (a button that POSTs to `action`), `done` or
-    `invalid`. `topic` is what the link unsubscribes from: partnership emails, a coordinator's
-    `digest` or `decisions` (whose confirmation also offers every coordinators' email), or `all`
-    of those."""
+    """One of the unsubscribe pages: `confirm` (a button that POSTs to `action`), `done` (with a
+    button that subscribes again), `again` (subscribed again) or `invalid`. `topic` is what the
+    link unsubscribes from: partnership emails, a coordinator's `digest` or `decisions` (whose
+    confirmation also offers every coordinators' email), or `all` of those."""
     if kind not in PAGE_KINDS:
         raise ValueError(f"unknown unsubscribe page {kind!r}")
     return _render(

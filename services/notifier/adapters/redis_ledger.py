@@ -658,6 +658,14 @@ class RedisDeliveryLedger:
         ]
         return any(added)
 
+    def unsuppress(self, email: str, kinds: Iterable[str] = (domain.PARTNERSHIP,)) -> bool:
+        """Subscribe an address again to the given kinds of email (its owner undid an unsubscribe);
+        True when it was unsubscribed from any of them."""
+        removed = self.r.hdel(self.suppressed_key, *(_suppression(email, kind) for kind in kinds))
+        if removed:
+            self.r.hincrby(self.stats_key, "resubscribes", 1)
+        return bool(removed)
+
     def is_suppressed(self, email: str, kind: str = domain.PARTNERSHIP) -> bool:
         return bool(self.r.hexists(self.suppressed_key, _suppression(email, kind)))
 

@@ -3,7 +3,9 @@ coordinators from their digest, their decision notices or both), and a health pr
 
 POST /unsubscribe/<token> unsubscribes without a login (mail clients send it by themselves);
 GET shows a page with a button that POSTs and changes nothing, so link scanners that follow
-links cannot unsubscribe anyone. A page about a signed link is in the language of its email.
+links cannot unsubscribe anyone. The page saying an address is unsubscribed has a button that
+POSTs to /resubscribe/<token>, which undoes it. A page about a signed link is in the language of
+its email.
 Run by gunicorn as 'services.notifier.entrypoints.web:create_app()'.
 """
 
@@ -95,6 +97,19 @@ def create_app(settings: NotifierSettings | None = None, deps: Any = None) -> Fl
         if ledger.suppress(found.email, found.org_id, datetime.now(UTC).isoformat(), kinds):
             logger.info("unsubscribed", extra={"org": found.org_id, "kinds": ",".join(kinds)})
         return page("done", found.language, 200, found.email, ALL_COORDINATOR_NOTICES if every else found.kind)
+
+    @app.post("/resubscribe/<token>")
+    def resubscribe(token: str) -> Response:
+        """The "Subscribe again" button of the page that says the address is unsubscribed: the same
+        signed link undoes it (an unsubscribe by mistake, or a mail client's one-click)."""
+        found = tokens.verify(token)
+        if found is None:
+            return page("invalid", reader_language(), 400)
+        every = found.kind in COORDINATOR_KINDS and request.args.get("scope") == "all"
+        kinds = COORDINATOR_KINDS if every else (found.kind,)
+        if ledger.unsuppress(found.email, kinds):
+            logger.info("subscribed again", extra={"org": found.org_id, "kinds": ",".join(kinds)})
+        return page("again", found.language, 200, found.email, ALL_COORDINATOR_NOTICES if every else found.kind)
 
     health(app, lambda: ledger.ping())
     # The consumer processes serve no HTTP: this app reports their lag and the ledger they keep.

@@ -305,7 +305,13 @@ def test_unsubscribe_pages_escape_the_address_and_post_to_the_same_link():
     assert "a&#34;&lt;b&gt;@example.org" in page
     assert '<form method="post" action="/unsubscribe/abc">' in page
     assert "Wypisz się" in page
-    assert "<form" not in render_page("done", "sr-Cyrl", email="x@example.org")
+    done = render_page("done", "sr-Cyrl", email="x@example.org", action="/unsubscribe/abc")
+    # no second Unsubscribe: the one form subscribes again, by the same link
+    assert (
+        '<form method="post" action="/resubscribe/abc"><button type="submit">Пријави ме поново</button></form>' in done
+    )
+    assert done.count("<form") == 1
+    assert "<form" not in render_page("again", "sr-Cyrl", email="x@example.org", action="/resubscribe/abc")
     assert "Одјављени сте" in render_page("done", "sr-Cyrl", email="x@example.org")
 
 

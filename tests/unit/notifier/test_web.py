@@ -55,7 +55,7 @@ def test_the_link_opened_again_after_unsubscribing_says_so_rather_than_asks_agai
     assert "Unsubscribe from partnership emails?" in client.get(url).get_data(as_text=True)
     client.post(url)
     again = client.get(url).get_data(as_text=True)
-    assert "You are unsubscribed" in again and "<form" not in again
+    assert "You are unsubscribed" in again and f'action="{url}"' not in again  # no Unsubscribe button
     assert "will receive no further emails about partnerships" in again
 
 
@@ -65,7 +65,45 @@ def test_a_coordinator_who_left_the_digest_may_still_leave_every_coordinators_em
     again = client.get(url).get_data(as_text=True)
     assert "You are unsubscribed" in again and f'action="{url}?scope=all"' in again
     client.post(url + "?scope=all")
-    assert "?scope=all" not in client.get(url).get_data(as_text=True), "left every kind: nothing more to offer"
+    assert f'action="{url}?scope=all"' not in client.get(url).get_data(as_text=True), (
+        "left every kind: no more to leave"
+    )
+
+
+def test_an_unsubscribe_is_undone_by_the_button_of_the_page_that_says_so(client, ledger):
+    url = link()
+    done = client.post(url).get_data(as_text=True)
+    undo = url.replace("/unsubscribe/", "/resubscribe/")
+    assert f'<form method="post" action="{undo}">' in done and "Пријави ме поново" in done
+    again = client.post(undo)
+    assert again.status_code == 200
+    assert "Поново сте пријављени" in again.get_data(as_text=True) and "jelena@example.rs" in again.get_data(
+        as_text=True
+    )
+    assert not ledger.is_suppressed("jelena@example.rs")
+    assert ledger.counts()["resubscribes"] == 1
+    assert 'action="' + url + '"' in client.get(url).get_data(as_text=True), "the link asks again, as before"
+    client.post(undo)  # twice: nothing more to undo
+    assert ledger.counts()["resubscribes"] == 1
+
+
+def test_a_coordinator_who_left_every_kind_comes_back_to_every_kind(client, ledger):
+    url = "/unsubscribe/" + UnsubscribeTokens(KEY).sign("anna@example.pl", "pl-silesia-ict", "en", kind="digest")
+    done = client.post(url + "?scope=all").get_data(as_text=True)
+    undo = url.replace("/unsubscribe/", "/resubscribe/") + "?scope=all"
+    assert f'action="{undo}"' in done
+    assert "You are subscribed again" in client.post(undo).get_data(as_text=True)
+    assert not ledger.is_suppressed("anna@example.pl", "digest") and not ledger.is_suppressed(
+        "anna@example.pl", "decisions"
+    )
+
+
+def test_a_forged_link_subscribes_nobody_again(client, ledger):
+    ledger.suppress("victim@example.org", "org_b", "2026-12-07T00:00:00+00:00")
+    forged = "/resubscribe/" + UnsubscribeTokens("attacker key").sign("victim@example.org", "org_b", "en")
+    assert client.post(forged).status_code == 400
+    assert client.get(link(email="victim@example.org").replace("/unsubscribe/", "/resubscribe/")).status_code == 405
+    assert ledger.is_suppressed("victim@example.org")
 
 
 def test_posting_twice_is_harmless(client, ledger):
