@@ -23,6 +23,8 @@ import orjson
 import redis
 from flask import Flask, Response, current_app, jsonify, request
 from flask.json.provider import DefaultJSONProvider, JSONProvider
+from flask_smorest import Blueprint as SmorestBlueprint
+from webargs import flaskparser
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import HTTP_STATUS_CODES
 
@@ -151,6 +153,44 @@ def _provider_json_line(provider: JSONProvider, obj: Any) -> bytes:
     return (provider.dumps(obj, separators=(",", ":")) + "\n").encode("utf-8")
 
 
+# The `message` of a request refused for its fields (with `errors`, each field's), and of a body
+# that is not JSON: every error of the APIs says in one line what is wrong.
+VALIDATION_FAILED = "Validation failed."
+INVALID_JSON = "Invalid JSON body."
+
+
+class _ExplainingParser(flaskparser.FlaskParser):
+    """flask-smorest's parser (webargs), whose refusals carry a `message` besides the errors by
+    field, as the views' own refusals do (an unknown cluster, a text too long)."""
+
+    def handle_error(
+        self,
+        error: Any,
+        req: Any,
+        schema: Any,
+        *,
+        error_status_code: int | None,
+        error_headers: Any,
+    ) -> NoReturn:
+        flaskparser.abort(
+            error_status_code or self.DEFAULT_VALIDATION_STATUS,
+            exc=error,
+            messages=error.messages,
+            schema=schema,
+            headers=error_headers,
+            message=VALIDATION_FAILED,
+        )
+
+    def _handle_invalid_json_error(self, error: Any, req: Any, *args: Any, **kwargs: Any) -> NoReturn:
+        flaskparser.abort(400, exc=error, messages={"json": [INVALID_JSON]}, message=INVALID_JSON)
+
+
+class ApiBlueprint(SmorestBlueprint):
+    """A blueprint of the APIs (flask-smorest's), its refusals explained (_ExplainingParser)."""
+
+    ARGUMENTS_PARSER = _ExplainingParser()
+
+
 def error(status: int, message: str | None = None, errors: dict[str, Any] | None = None) -> Response:
     """An error in the shape flask-smorest gives every error of the APIs: code, status, and a
     message and/or errors by location (`{"json": [...]}` or `{"json": {field: [...]}}`)."""
@@ -213,7 +253,7 @@ def _read_body() -> Response | None:
         try:
             current_app.json.loads(body)
         except JsonTooComplex as exc:
-            return error(400, errors={"json": [f"Invalid JSON body: {exc}."]})
+            return error(400, message=INVALID_JSON, errors={"json": [f"Invalid JSON body: {exc}."]})
         except ValueError:
             pass
     return None

@@ -171,7 +171,12 @@ def test_a_json_body_within_the_limits_reaches_the_view(app):
 def test_a_json_body_beyond_the_limits_is_a_400_naming_the_problem(app, body, problem):
     r = app.test_client().post("/echo", data=body, content_type="application/json")
     assert r.status_code == 400
-    assert r.json == {"code": 400, "status": "Bad Request", "errors": {"json": [f"Invalid JSON body: {problem}."]}}
+    assert r.json == {
+        "code": 400,
+        "status": "Bad Request",
+        "message": "Invalid JSON body.",
+        "errors": {"json": [f"Invalid JSON body: {problem}."]},
+    }
 
 
 def test_a_body_that_is_not_json_is_not_parsed(app):

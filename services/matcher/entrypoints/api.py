@@ -11,16 +11,15 @@ from typing import Any, NoReturn
 
 from flask import current_app, g, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from flask_smorest.error_handler import ErrorSchema
 
-from partnermatch.httpedge import abort, guard
+from partnermatch.httpedge import ApiBlueprint, abort, guard
 from services.matcher.adapters.profiles_client import Caller, ProfilesUnavailable
 from services.matcher.bootstrap import MatcherDeps
 from services.matcher.review import DecisionRefused
 from services.matcher.schemas import DecisionSchema, LangQuerySchema, SuggestionQuerySchema, SuggestionSchema
 
-api = Blueprint(
+api = ApiBlueprint(
     "suggestions",
     __name__,
     url_prefix="/v1/suggestions",

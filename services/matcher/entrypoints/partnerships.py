@@ -13,15 +13,14 @@ from typing import Any
 
 from flask import current_app, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
-from partnermatch.httpedge import abort, guard
+from partnermatch.httpedge import ApiBlueprint, abort, guard
 from services.matcher.entrypoints.api import caller_from_token, deps
 from services.matcher.schemas import LangQuerySchema, PartnershipSchema
 
 logger = logging.getLogger(__name__)
 
-partnerships = Blueprint(
+partnerships = ApiBlueprint(
     "partnerships",
     __name__,
     url_prefix="/v1/organisations",

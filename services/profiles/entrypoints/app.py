@@ -18,11 +18,11 @@ from flask import Flask, g, request
 from flask.views import MethodView
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from flask_smorest import Api, Blueprint
+from flask_smorest import Api
 from flask_wtf.csrf import CSRFProtect
 
 from partnermatch import i18n, metrics, vocabulary
-from partnermatch.httpedge import abort, guard, harden, health, json_bodies_only
+from partnermatch.httpedge import ApiBlueprint, abort, guard, harden, health, json_bodies_only
 from partnermatch.logs import configure_logging
 from services.profiles import domain, services
 from services.profiles.adapters.redis_store import Conflict, NotFound
@@ -53,11 +53,11 @@ from services.profiles.signin import SigninLinks
 
 logger = logging.getLogger(__name__)
 
-clusters = Blueprint("clusters", __name__, url_prefix="/v1/clusters", description="Clusters and their coordinators")
-orgs = Blueprint("organisations", __name__, url_prefix="/v1/organisations", description="Organisation profiles")
-auth = Blueprint("auth", __name__, url_prefix="/v1/auth", description="Logins and tokens")
-coordinators = Blueprint("coordinators", __name__, url_prefix="/v1/coordinators", description="Coordinators")
-vocab = Blueprint(
+clusters = ApiBlueprint("clusters", __name__, url_prefix="/v1/clusters", description="Clusters and their coordinators")
+orgs = ApiBlueprint("organisations", __name__, url_prefix="/v1/organisations", description="Organisation profiles")
+auth = ApiBlueprint("auth", __name__, url_prefix="/v1/auth", description="Logins and tokens")
+coordinators = ApiBlueprint("coordinators", __name__, url_prefix="/v1/coordinators", description="Coordinators")
+vocab = ApiBlueprint(
     "vocabulary",
     __name__,
     url_prefix="/v1/vocabulary",
@@ -110,7 +110,7 @@ def _require(*roles: str) -> domain.Principal:
 UNAUTHORISED = "No bearer token, or an unknown or expired one"
 
 
-def _only(blueprint: Blueprint, *roles: str, forbidden: str | None = None) -> Callable[..., Any]:
+def _only(blueprint: ApiBlueprint, *roles: str, forbidden: str | None = None) -> Callable[..., Any]:
     """Declared access (httpedge.guard): the view runs for a caller of one of `roles`, handed to it
     as `caller`; anyone else gets a 401 (no or an unknown token) or a 403, both documented."""
     return guard(

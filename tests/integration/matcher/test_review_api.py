@@ -143,6 +143,7 @@ def test_a_rejection_without_a_reason_code_is_a_422(matcher_app, suggested, logi
         f"/v1/suggestions/{PAIR}/decision", json={"decision": "reject"}, headers=login("marko")
     )
     assert r.status_code == 422 and "reason_code" in r.json["errors"]["json"]
+    assert r.json["message"] == "Validation failed."  # as every refusal of the APIs
 
 
 def test_an_approval_with_a_rejection_reason_is_a_422_and_decides_nothing(matcher_app, matcher_state, suggested, login):

@@ -98,7 +98,29 @@ def test_unpaired_surrogate_is_rejected_not_a_500(client, cluster):
 
 def test_invalid_json_is_a_400(client):
     r = _post(client, b'{"name": ')
-    assert r.status_code == 400
+    assert r.status_code == 400 and r.json["message"] == "Invalid JSON body."
+
+
+def test_every_refusal_says_in_one_line_what_is_wrong_as_well_as_naming_the_fields(client, cluster):
+    """A client shows `message` whatever refused the request: the schema, a text too long, an
+    unknown cluster, or a body that is not JSON; the fields are in `errors`."""
+    cluster()
+    refusals = [
+        _post(client, profile(name=42)),  # the schema
+        _post(client, profile(goals="a" * 20_001)),  # the text's size, checked after the schema
+        _post(client, profile(cluster_id="xx-no-such")),  # the cluster, checked last
+    ]
+    for r in refusals:
+        assert r.status_code == 422
+        assert r.json["message"] == "Validation failed." and r.json["errors"]["json"], r.json
+    org = _post(client, profile()).json
+    patch = client.patch(
+        f"/v1/organisations/{org['organisation']['id']}",
+        json={"website": "javascript:alert(1)"},
+        headers={"Authorization": f"Bearer {org['token']}"},
+    )
+    assert patch.status_code == 422 and patch.json["message"] == "Validation failed."
+    assert "website" in patch.json["errors"]["json"]
 
 
 def test_non_json_body_is_a_415(client):
