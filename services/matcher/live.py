@@ -23,6 +23,7 @@ from services.matcher import domain
 from services.matcher.config import MatcherSettings
 from services.matcher.domain import (
     Candidate,
+    IndexCheck,
     ListsPlan,
     PairWrite,
     PlanSnapshot,
@@ -198,6 +199,9 @@ class LiveMatcher:
         self.feedback_strength = feedback_strength
         self.displace_margin = displace_margin
         self.clusters: dict[str, str] = {}
+        # The index as other matchers' writes are checked against (table.py's SharedIndex, when
+        # this matcher is one of N): the lists planned after a rejection are written checked.
+        self.index_check: IndexCheck | None = None
 
     # ---- start-up -------------------------------------------------------------------------
 
@@ -358,6 +362,7 @@ class LiveMatcher:
         affected = present | {domain.other_of(pid, org) for org in present for pid in pending.get(org, {})}
         affected = {org for org in affected if org in self.clusters}
         plan = self._pair_changes(affected, set())
+        plan.checked = self.index_check
         applied = self.state.apply_lesson(pair_id, plan)
         _freeze_survivors()
         logger.info(

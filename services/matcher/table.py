@@ -171,6 +171,7 @@ class SharedIndex:
         # organisation indexed since (None: no plan being made).
         self.log_position = 0
         self._indexed_while_planning: dict[str, int] | None = None
+        live.index_check = self
 
     def load(self) -> int:
         """Rebuild the index from the state. The revisions are read before the profiles, so each is at
@@ -385,7 +386,15 @@ class SharedIndex:
         } | dict.fromkeys(PROFILE_EVENTS, self.handle_owned)
 
     def _locked(self, handler: Callable[[events.Envelope], object], envelope: events.Envelope) -> object:
-        with self.writing, self.lock:
+        """A handler run under both locks; the lists it writes (a rejection's) are checked against the
+        events applied (the live matcher's index_check), and on IndexBehind it runs again, the lock
+        let go while the table reader catches up (it writes once: a lesson is applied once)."""
+        with self.writing:
+            return self._written_checked(functools.partial(self._under_lock, handler, envelope))
+
+    def _under_lock(self, handler: Callable[[events.Envelope], object], envelope: events.Envelope) -> object:
+        with self.lock:
+            self._plan_begins()
             return handler(envelope)
 
     def handle_owned(self, envelope: events.Envelope) -> bool:
@@ -489,14 +498,15 @@ class SharedIndex:
 
     def lacking(self, applied: Mapping[str, int]) -> dict[str, int]:
         """Of these revisions applied (by any matcher), those the index did not hold when the plan
-        being written began: the state's write refuses the plan then (domain.IndexBehind)."""
-        with self.lock:
-            before = self._indexed_while_planning or {}
-            return {
-                org: revision
-                for org, revision in applied.items()
-                if before.get(org, self.revisions.get(org, 0)) < revision
-            }
+        being written began: the state's write refuses the plan then (domain.IndexBehind).
+
+        Read without the lock, as a rejection's write asks it with the lock held (_locked). It errs
+        only towards refusing: the table reader notes an organisation's former revision before it
+        records the new one, and records that only once the index holds it."""
+        before = self._indexed_while_planning or {}
+        return {
+            org: revision for org, revision in applied.items() if before.get(org, self.revisions.get(org, 0)) < revision
+        }
 
     def _written_checked(self, plan_and_write: Callable[[], T]) -> T:
         """Make a plan and write it (the function does both, under `writing`); when the write finds
@@ -520,7 +530,9 @@ class SharedIndex:
         position = None
         if lacking is None:
             position = self.live.state.applied_position()
-            lacking = self.live.state.applied_revisions()
+            applied = self.live.state.applied_revisions()
+            with self.lock:  # waited for below are only those the index is behind on
+                lacking = {org: rev for org, rev in applied.items() if self.revisions.get(org, 0) < rev}
         logger.info(
             "a plan missed events another matcher applied: planning again once the index holds them",
             extra={"orgs": len(lacking), "from_the_whole_state": position is not None},

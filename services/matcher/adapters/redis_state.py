@@ -815,7 +815,8 @@ class RedisMatcherState:
 
     def apply_lesson(self, rejected_pair_id: str, plan: ListsPlan) -> bool:
         """The lists planned again after a rejection, applied once and atomically: False (nothing
-        written) when this rejection's were already. A pair decided in the meantime stays as it is."""
+        written) when this rejection's were already. A pair decided in the meantime stays as it is.
+        A plan with `checked` is checked as apply_pairs checks it (IndexBehind)."""
         pair_ids = _pair_ids(plan.upserts, plan.withdrawals, plan.unlisted)
         applied: dict[str, bool] = {}
 
@@ -823,7 +824,10 @@ class RedisMatcherState:
             if pipe.sismember(LESSONS, rejected_pair_id):
                 applied["done"] = False
                 return
-            existing = self._read_pairs(pipe, pair_ids)
+            if plan.checked is None:
+                existing = self._read_pairs(pipe, pair_ids)
+            else:  # one of N matchers: its index is checked against the events applied (and watched)
+                _, existing, _ = self._read_watched(pipe, [], pair_ids, [], (), None, plan.checked)
             pipe.multi()
             pipe.sadd(LESSONS, rejected_pair_id)
             for step in domain.pair_steps(existing, plan.upserts, plan.withdrawals, _now_ms(), plan.unlisted):
@@ -831,7 +835,7 @@ class RedisMatcherState:
             pipe.incr(PAIRS_WRITTEN)
             applied["done"] = True
 
-        self.r.transaction(txn, LESSONS, PAIRS_WRITTEN)
+        self.r.transaction(txn, LESSONS, PAIRS_WRITTEN, *([REVISIONS] if plan.checked is not None else []))
         return applied["done"]
 
     def _read_pairs(self, pipe: redis.client.Pipeline, pair_ids: list[str]) -> dict[str, PairRecord]:

@@ -136,3 +136,51 @@ def test_a_write_after_the_log_has_dropped_the_entries_since_its_position_waits_
         shared.index_record(_record(envelope, offset))
     assert shared.handle_owned_run([later]) == {orgs[0]["id"]}
     assert shared.log_position == int(redis_client.get(APPLIED_POSITION)) - 1
+
+
+def test_the_lists_a_rejection_plans_are_made_again_when_the_index_lacked_an_event_applied_meanwhile(
+    redis_server, redis_client, reference
+):
+    orgs = _organisations()
+    clusters = {o["cluster"] for o in orgs}
+    registrations = [_event(o, 1, o) for o in orgs]
+    y_moves = _event(orgs[0], 2, orgs[2])
+    first, second = _matcher(redis_server.url), _matcher(redis_server.url)
+    for offset, envelope in enumerate(registrations):
+        for shared in (first, second):
+            shared.index_record(_record(envelope, offset))
+    first.handle_owned_run(registrations)
+    second.index_record(_record(y_moves, 100))
+    assert second.handle_owned_run([y_moves]) == {orgs[0]["id"]}  # the first's index lacks it
+
+    # a coordinator rejects a pair as not relevant; the first matcher takes the decision
+    pair_id = sorted(first.live.state.pending_ids_of_cluster(orgs[5]["cluster"]))[0]
+    first.live.state.decide(pair_id, orgs[5]["cluster"], "coordinator", "reject", reason_code="not_relevant")
+    [rejected] = [
+        e
+        for e in (events.decode(x.value) for x in first.live.state.outbox.head(10_000))
+        if e.event_type == events.MATCH_REJECTED
+    ]
+    seen_lacking: list[dict[str, int]] = []
+    lacking = first.lacking
+
+    def noting(applied):
+        found = lacking(applied)
+        seen_lacking.append(found)
+        return found
+
+    first.lacking = noting  # type: ignore[method-assign]
+    reader = threading.Timer(0.3, first.index_record, args=(_record(y_moves, 100),))
+    reader.start()
+    handle = first.handlers({events.MATCH_REJECTED: first.live.handle_decision})[events.MATCH_REJECTED]
+    assert handle(rejected) is True
+    reader.join()
+    assert {orgs[0]["id"]: 2} in seen_lacking and seen_lacking[-1] == {}
+
+    for envelope in [*registrations, y_moves]:
+        reference.handle(envelope)
+    reference.state.decide(pair_id, orgs[5]["cluster"], "coordinator", "reject", reason_code="not_relevant")
+    assert reference.handle_decision(rejected) is True
+    # the same pairs; a rejection lowers scores (the feedback) that the engine's own scores leave out
+    expected, got = _suggestions(reference.state, clusters), _suggestions(first.live.state, clusters)
+    assert sorted(got) == sorted(expected)
