@@ -100,7 +100,7 @@ MAX_REASONS_PER_GROUP = 8
 def _fallback_reason(reason: Reason) -> str:
     words = " ↔ ".join(w for w in (", ".join(reason.terms_a), ", ".join(reason.terms_b)) if w)
     if reason.concept and words:
-        return f"{words} ({reason.concept})"
+        return f"{reason.concept} ({words})"  # as Reason.render reads: what, then the words
     return str(reason.concept or words)
 
 

@@ -3,6 +3,7 @@ the clusters on the coordinators' pages. Does I/O."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import threading
@@ -115,15 +116,16 @@ class ProfilesAuthClient:
         with self._lock:
             if now < self._names_until:
                 return self._names
+            # one request reads them again; the others meanwhile show the names read last
+            self._names_until = now + NAMES_RETRY_S
         try:
             status, body = self._call("GET", "/v1/clusters")
             if status != 200 or not isinstance(body, list):
                 raise ProfilesUnavailable(f"the clusters' list answered {status}")
             names = {c["id"]: c["name"] for c in body if isinstance(c, dict) and c.get("id") and c.get("name")}
-        except ProfilesUnavailable as exc:
+        except (ProfilesUnavailable, ValueError, http.client.HTTPException) as exc:
             logger.warning("cluster names unavailable; pages show cluster ids meanwhile", extra={"error": str(exc)})
             with self._lock:
-                self._names_until = now + NAMES_RETRY_S
                 return self._names
         with self._lock:
             self._names, self._names_until = names, now + self.names_ttl_s

@@ -109,17 +109,18 @@ _COLLECTOR = redis.Redis()  # never sends a command: it gathers the ones a chang
 # passes each command's words (some 40 for a registration), and packing each costs the client
 # more than the script costs Redis. Both queue the event's outbox entry (outbox.entry_fields, its
 # names and values in turn) with the state.
-# KEYS: cluster, organisation, all organisations, the cluster's organisations, token, outbox, then
-# the contact emails' keys. ARGV: record, creation ms, id, token's principal, token lifetime, then
-# the outbox entry.
+# KEYS: cluster, organisation, all organisations, the cluster's organisations, token, outbox, the
+# deleted organisations, then the contact emails' keys. ARGV: record, creation ms, id, token's
+# principal, token lifetime, then the outbox entry. An id in use, or once used by an organisation
+# since deleted (the page's ids are drawn from its form), is refused (0).
 _CREATE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('HEXISTS', KEYS[7], ARGV[3]) == 1 then return 0 end
 redis.call('SET', KEYS[2], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
 redis.call('SADD', KEYS[4], ARGV[3])
 redis.call('SET', KEYS[5], ARGV[4], 'EX', ARGV[5])
-for i = 7, #KEYS do redis.call('SADD', KEYS[i], ARGV[3]) end
+for i = 8, #KEYS do redis.call('SADD', KEYS[i], ARGV[3]) end
 redis.call('XADD', KEYS[6], '*', unpack(ARGV, 6))
 return 1
 """
@@ -329,6 +330,7 @@ class RedisProfileStore:
                 cluster + ":orgs",
                 TOKEN + token_digest,
                 self.outbox.stream,
+                DELETED,
                 *(_email_key(email) for email in _emails(org)),
             ],
             [
@@ -342,8 +344,8 @@ class RedisProfileStore:
         )
         if created == -1:
             raise MissingCluster(org["cluster_id"])
-        if not created:  # an id collision: astronomically unlikely, never silent
-            raise Conflict(f"organisation {org['id']} exists")
+        if not created:  # an id in use or once used: the page's form sent again, or (never silent) a collision
+            raise Conflict(f"organisation {org['id']} exists or existed")
 
     def change_org(
         self,

@@ -17,6 +17,7 @@ import json
 import logging
 import re
 import secrets
+import time
 import unicodedata
 from collections.abc import Callable
 from typing import Any
@@ -220,6 +221,9 @@ def _sort_key(label: str) -> str:
 
 
 FORM_ID = re.compile(r"[A-Za-z0-9_-]{22}")
+# A registration form sent again within this long of the first opens the organisation it made (a
+# double click, a retry on a slow line); a copy of this browser's old cookie must not open it later.
+FORM_SENT_AGAIN_MS = 120_000
 
 
 def _form_id() -> str:
@@ -314,11 +318,13 @@ def register() -> Any:
         except services.UnknownCluster:
             errors = {"cluster_id": [gettext(page_text.NO_SUCH_CLUSTER)]}
         except services.Conflict:
-            # this form was sent before (a double click, or sent again while the first was on its
-            # way): the organisation it made, not a second one; it counts once toward the limit
+            # this form was sent before, from this browser: the organisation it made, not a second
+            # one, counted once toward the limit, when that was a moment ago (a double click, a
+            # retry while the first was on its way); later, or deleted since, the way in is to sign in
             made = _deps().store.get_org(org_id)
-            if made is None:  # made and deleted since: nothing to open
-                raise
+            if made is None or time.time() * 1000 - made.get("created_ms", 0) > FORM_SENT_AGAIN_MS:
+                logger.info("registration form sent again too late: sent to sign in", extra={"org_id": org_id})
+                return redirect(url_for("pages.signin"))
             logger.info("registration form sent again: its organisation opened", extra={"org_id": org_id})
             g.registered_again = True
             org = made

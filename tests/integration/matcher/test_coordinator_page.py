@@ -358,12 +358,15 @@ def test_clusters_are_named_as_profiles_names_them_and_by_their_ids_while_it_can
     pair = anna.get("/pairs/org_al~org_pl?lang=en").get_data(as_text=True)
     assert "Cluster: Tirana Creative Hub" in pair and "Cluster: Silesia ICT Cluster" in pair
 
-    # a client that has not read the names, with profiles gone: the ids, and the page still works
-    auth = ProfilesAuthClient(profiles.url, cache_ttl_s=3600)
+    # profiles gone: the names read last, or the ids for a client that has read none
+    auth = ProfilesAuthClient(profiles.url, names_ttl_s=0)
     assert auth.cluster_names()["al-tirana-creative"] == "Tirana Creative Hub"
     auth.base_url = "http://127.0.0.1:9"  # nothing listens there
-    auth.names_ttl_s = 0
+    calls = []
+    call = auth._call
+    auth._call = lambda *args, **kw: calls.append(args) or call(*args, **kw)  # type: ignore[method-assign]
     assert auth.cluster_names()["al-tirana-creative"] == "Tirana Creative Hub", "the names read last are kept"
+    assert len(calls) == 1, "they were asked for again, and profiles did not answer"
     fresh = ProfilesAuthClient("http://127.0.0.1:9", timeout_s=0.5)
     calls = []
     call = fresh._call

@@ -296,7 +296,7 @@ def test_reason_falls_back_to_concept_and_terms_when_the_concept_labels_cannot_b
 
     monkeypatch.setattr(render.vocabulary, "concept_labels", unreadable)
     line = render.describe_reason({"concept": "agri.farming", "terms_a": ["rolnictwo"], "terms_b": ["farm"]}, "pl")
-    assert line == "rolnictwo ↔ farm (agri.farming)"
+    assert line == "agri.farming (rolnictwo ↔ farm)"
     assert render.describe_reason({"concept": "agri.farming"}, "pl") == "agri.farming"
 
 

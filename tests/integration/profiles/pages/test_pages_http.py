@@ -13,6 +13,7 @@ import pytest
 from partnermatch import events
 from services.profiles.adapters.signin_mailer import Background
 from services.profiles.domain import CONSENT_WORDING, SHARE_CONTACT_WORDING
+from services.profiles.entrypoints import pages
 from tests.helpers import wait_until
 
 from ..conftest import SERVICE
@@ -123,6 +124,35 @@ def test_a_registration_form_sent_twice_makes_one_organisation_and_opens_it_both
     assert JELENA not in other.get("/profile").get_data(as_text=True)
     # the double click counted once: the limit of two is reached only now
     assert register(app.test_client(), **{"contacts-0-email": "third@banat.example.rs"}).status_code == 429
+
+
+def test_a_registration_form_sent_again_later_or_after_a_deletion_opens_nothing_and_makes_nothing(
+    app, redis_client, monkeypatch
+):
+    """A copy of the browser's cookie from before registering, with the form's id, does not open the
+    organisation once the moment of a double click has passed, nor make the deleted one again."""
+    first = app.test_client()
+    page = first.get("/register").get_data(as_text=True)
+    form = {**registration(), "csrf_token": csrf_of(page), "form_id": form_id_of(page)}
+    old_cookie = first.get_cookie("pm_org_session").value
+    assert first.post("/register", data=form).status_code == 302
+
+    monkeypatch.setattr(pages, "FORM_SENT_AGAIN_MS", 0)  # the moment has passed
+    later = app.test_client()
+    later.set_cookie("pm_org_session", old_cookie)
+    answer = later.post("/register", data=form)
+    assert answer.status_code == 302 and answer.headers["Location"].endswith("/signin")
+    assert later.get("/profile").status_code != 200 and len(redis_client.keys("{profiles}:org:*")) == 1
+
+    monkeypatch.setattr(pages, "FORM_SENT_AGAIN_MS", 120_000)
+    csrf = csrf_of(first.get("/profile/delete").get_data(as_text=True))
+    assert first.post("/profile/delete", data={"csrf_token": csrf, "confirm": "yes"}).status_code == 302
+    assert redis_client.keys("{profiles}:org:*") == []
+    again = app.test_client()
+    again.set_cookie("pm_org_session", old_cookie)
+    answer = again.post("/register", data=form)
+    assert answer.status_code == 302 and answer.headers["Location"].endswith("/signin")
+    assert redis_client.keys("{profiles}:org:*") == [], "the deleted organisation is not made again"
 
 
 def test_a_refused_registration_says_what_is_wrong_in_the_pages_language_and_keeps_everything_typed(app, redis_client):
