@@ -433,12 +433,7 @@ class SharedIndex:
         still_waiting: Mapping[str, set[str]] = {}
         if wanted:
             with self.indexed:
-                if not self.indexed.wait_for(
-                    lambda: all(self.revisions.get(org, 0) >= revision for org, revision in wanted.items()),
-                    timeout=self.wait_s,
-                ):
-                    behind = sorted(org for org, revision in wanted.items() if self.revisions.get(org, 0) < revision)
-                    raise TableBehind(f"{', '.join(behind)}: not in the index at their revisions after {self.wait_s} s")
+                self._wait_until_indexed(wanted, "not in the index at their revisions")
             with self.writing:
                 current, done = self._written_checked(
                     functools.partial(self._write_run, latest, wanted, waiting, reads.partners)
@@ -538,14 +533,19 @@ class SharedIndex:
             extra={"orgs": len(lacking), "from_the_whole_state": position is not None},
         )
         with self.indexed:
-            if not self.indexed.wait_for(
-                lambda: all(self.revisions.get(org, 0) >= revision for org, revision in lacking.items()),
-                timeout=self.wait_s,
-            ):
-                behind = sorted(org for org, revision in lacking.items() if self.revisions.get(org, 0) < revision)
-                raise TableBehind(f"{', '.join(behind[:10])}: applied elsewhere, not indexed after {self.wait_s} s")
+            self._wait_until_indexed(lacking, "applied elsewhere, not indexed")
             if position is not None:
                 self.log_position = position
+
+    def _wait_until_indexed(self, revisions: Mapping[str, int], what: str) -> None:
+        """Under `indexed`: wait until the index holds these revisions, or TableBehind after wait_s,
+        naming (some of) those it does not hold and `what` that means."""
+        if not self.indexed.wait_for(
+            lambda: all(self.revisions.get(org, 0) >= revision for org, revision in revisions.items()),
+            timeout=self.wait_s,
+        ):
+            behind = sorted(org for org, revision in revisions.items() if self.revisions.get(org, 0) < revision)
+            raise TableBehind(f"{', '.join(behind[:10])}: {what} after {self.wait_s} s")
 
     def _unmade_partner_lists(self, current: Sequence[events.Envelope], partners: Mapping[str, set[str]]) -> set[str]:
         """The partners in pending pairs of these events' organisations whose lists the index holds

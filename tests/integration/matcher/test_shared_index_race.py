@@ -39,6 +39,20 @@ def _matcher(url: str) -> SharedIndex:
     return shared
 
 
+def _noting_lacking(shared: SharedIndex) -> list[dict[str, int]]:
+    """What each check of the shared index's writes found it lacked, in order."""
+    seen: list[dict[str, int]] = []
+    lacking = shared.lacking
+
+    def noting(applied):
+        found = lacking(applied)
+        seen.append(found)
+        return found
+
+    shared.lacking = noting  # type: ignore[method-assign]
+    return seen
+
+
 @pytest.fixture
 def reference(redis_server):
     url = redis_server.url.rsplit("/", 1)[0] + f"/{REFERENCE_DB}"
@@ -79,15 +93,7 @@ def test_a_plan_from_an_index_that_lacked_an_event_applied_meanwhile_is_made_aga
     # its write finds y's event applied meanwhile, waits for the table reader, and plans again
     first.index_record(_record(z_moves, offset + 1))
     assert first.revisions[y["id"]] == 1
-    seen_lacking: list[dict[str, int]] = []
-    lacking = first.lacking
-
-    def noting(applied):
-        found = lacking(applied)
-        seen_lacking.append(found)
-        return found
-
-    first.lacking = noting  # type: ignore[method-assign]
+    seen_lacking = _noting_lacking(first)
     reader = threading.Timer(0.3, first.index_record, args=(_record(y_moves, offset),))
     reader.start()
     assert first.handle_owned_run([z_moves]) == {z["id"]}
@@ -161,15 +167,7 @@ def test_the_lists_a_rejection_plans_are_made_again_when_the_index_lacked_an_eve
         for e in (events.decode(x.value) for x in first.live.state.outbox.head(10_000))
         if e.event_type == events.MATCH_REJECTED
     ]
-    seen_lacking: list[dict[str, int]] = []
-    lacking = first.lacking
-
-    def noting(applied):
-        found = lacking(applied)
-        seen_lacking.append(found)
-        return found
-
-    first.lacking = noting  # type: ignore[method-assign]
+    seen_lacking = _noting_lacking(first)
     reader = threading.Timer(0.3, first.index_record, args=(_record(y_moves, 100),))
     reader.start()
     handle = first.handlers({events.MATCH_REJECTED: first.live.handle_decision})[events.MATCH_REJECTED]
