@@ -18,6 +18,7 @@ FILL_IN = N_("Please fill this in.")
 CHECK = N_("Please check this field.")
 NEED_A_CONTACT = N_("Add at least one contact person: sign-in links are sent to them.")
 NO_SUCH_CLUSTER = N_("Choose a cluster from the list.")
+REGISTERED = N_("Your organisation is registered. Partner suggestions reach its coordinators within minutes.")
 
 # Form fields whose value is a list of choices, and fields of running text: "Longer than maximum
 # length N." means a different thing for each.

@@ -98,6 +98,12 @@ def create_app(settings: NotifierSettings | None = None, deps: Any = None) -> Fl
             logger.info("unsubscribed", extra={"org": found.org_id, "kinds": ",".join(kinds)})
         return page("done", found.language, 200, found.email, ALL_COORDINATOR_NOTICES if every else found.kind)
 
+    @app.get("/resubscribe/<token>")
+    def resubscribe_opened(token: str) -> Response:
+        """The address the button posts to, opened in a browser (from the address bar, a reload):
+        the page of the link, which says where the address stands; a GET changes nothing."""
+        return Response(status=303, headers={"Location": f"/unsubscribe/{token}"})
+
     @app.post("/resubscribe/<token>")
     def resubscribe(token: str) -> Response:
         """The "Subscribe again" button of the page that says the address is unsubscribed: the same

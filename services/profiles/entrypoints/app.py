@@ -512,9 +512,7 @@ def _limit_pages(app: Flask, settings: ProfilesSettings, limiter: Limiter) -> No
     # office behind one address, must not be locked out for the hour by them. A form sent again
     # (a double click) opens the organisation it made, and counts once.
     views["pages.register"] = limiter.limit(
-        settings.register_rate_limit,
-        methods=["POST"],
-        deduct_when=lambda response: response.status_code == 302 and not g.get("registered_again"),
+        settings.register_rate_limit, methods=["POST"], deduct_when=lambda response: bool(g.get("registered"))
     )(views["pages.register"])
     signin_view = limiter.limit(settings.signin_rate_limit, methods=["POST"])(views["pages.signin"])
     views["pages.signin"] = limiter.limit(

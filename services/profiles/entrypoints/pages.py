@@ -141,11 +141,14 @@ def _principal(org: dict[str, Any]) -> domain.Principal:
 
 
 @pages.errorhandler(CSRFError)
-def _csrf_refused(exc: CSRFError) -> tuple[str, int]:
+def _csrf_refused(exc: CSRFError) -> Any:
     logger.info("form post refused: CSRF", extra={"path": request.path, "reason": exc.description})
     # The form comes back as it was sent, with a fresh token: a stale page loses nothing typed.
     expired = gettext("The form had expired. Check it and send it again.")
     if request.endpoint == "pages.register":
+        if _registered_here():  # sent again after it registered (Back, then Register): open it
+            flash(gettext(page_text.REGISTERED))
+            return redirect(url_for("pages.profile"))
         return _org_form_page("pages.register", OrgForm.from_form(request.form), {}, expired, 400)
     org = _signed_in_org() if request.endpoint == "pages.profile" else None
     if org is not None:
@@ -158,9 +161,12 @@ def _csrf_refused(exc: CSRFError) -> tuple[str, int]:
 
 
 @pages.errorhandler(429)
-def _too_many(exc: Exception) -> tuple[str, int]:
+def _too_many(exc: Exception) -> Any:
     text = gettext("Too many attempts from here. Wait a few minutes and try again.")
     if request.endpoint == "pages.register":
+        made = _made_by_this_form()
+        if made is not None:  # the second click of the registration that reached the limit
+            return _open_registered(made, again=True)
         return _org_form_page("pages.register", OrgForm.from_form(request.form), {}, text, 429)
     if request.endpoint == "pages.signin":
         return render_template("signin.html", email=request.form.get("email", "")[:254], error=text), 429
@@ -319,21 +325,50 @@ def register() -> Any:
             errors = {"cluster_id": [gettext(page_text.NO_SUCH_CLUSTER)]}
         except services.Conflict:
             # this form was sent before, from this browser: the organisation it made, not a second
-            # one, counted once toward the limit, when that was a moment ago (a double click, a
-            # retry while the first was on its way); later, or deleted since, the way in is to sign in
-            made = _deps().store.get_org(org_id)
-            if made is None or time.time() * 1000 - made.get("created_ms", 0) > FORM_SENT_AGAIN_MS:
+            # one, when that was a moment ago (a double click, a retry while the first was on its
+            # way); later, or deleted since, the way in is to sign in
+            made = _made_by_this_form()
+            if made is None:
                 logger.info("registration form sent again too late: sent to sign in", extra={"org_id": org_id})
+                flash(gettext("This form was sent before: its organisation is registered. Sign in to edit it."))
                 return redirect(url_for("pages.signin"))
-            logger.info("registration form sent again: its organisation opened", extra={"org_id": org_id})
-            g.registered_again = True
-            org = made
+            return _open_registered(made, again=True)
     if errors:
         return _org_form_page("pages.register", form, errors, _errors_summary(errors), 422)
-    # Whoever registers owns the profile: the same as the API, which answers with its token.
+    g.registered = True  # counted toward the limit (app.py)
+    return _open_registered(org)
+
+
+def _open_registered(org: dict[str, Any], again: bool = False) -> Any:
+    """The organisation a registration made, opened to whoever registered it (the same as the API,
+    which answers with its token); the form's id is kept in the session, so the form sent again from
+    this browser (Back, then Register) opens it rather than making another."""
+    if again:
+        logger.info("registration form sent again: its organisation opened", extra={"org_id": org["id"]})
+    form_id = request.form.get("form_id", "")
     _start_session(org, services.open_session(_deps().store, org, None, _settings().page_session_ttl_s))
-    flash(gettext("Your organisation is registered. Partner suggestions reach its coordinators within minutes."))
+    if FORM_ID.fullmatch(form_id):
+        session["registered_form"] = form_id
+    flash(gettext(page_text.REGISTERED))
     return redirect(url_for("pages.profile"))
+
+
+def _made_by_this_form() -> dict[str, Any] | None:
+    """The organisation this registration form made from this browser a moment ago (within
+    FORM_SENT_AGAIN_MS), if any."""
+    if not FORM_ID.fullmatch(request.form.get("form_id", "")) or not session.get("csrf_token"):
+        return None
+    made = _deps().store.get_org(_registration_id())
+    if made is None or time.time() * 1000 - made.get("created_ms", 0) > FORM_SENT_AGAIN_MS:
+        return None
+    return made
+
+
+def _registered_here() -> bool:
+    """This registration form registered an organisation from this browser, which is signed in to
+    it still (the session keeps the form's id)."""
+    sent = request.form.get("form_id", "")
+    return bool(sent) and sent == session.get("registered_form") and _signed_in_org() is not None
 
 
 # ---- sign in, sign out ------------------------------------------------------------------------

@@ -140,8 +140,10 @@ def test_a_registration_form_sent_again_later_or_after_a_deletion_opens_nothing_
     monkeypatch.setattr(pages, "FORM_SENT_AGAIN_MS", 0)  # the moment has passed
     later = app.test_client()
     later.set_cookie("pm_org_session", old_cookie)
-    answer = later.post("/register", data=form)
+    answer = later.post("/register", data=form, headers={"Accept-Language": "pl"})
     assert answer.status_code == 302 and answer.headers["Location"].endswith("/signin")
+    told = later.get("/signin", headers={"Accept-Language": "pl"}).get_data(as_text=True)
+    assert "Ten formularz został już wysłany: organizacja jest zarejestrowana." in told  # why, in the page's language
     assert later.get("/profile").status_code != 200 and len(redis_client.keys("{profiles}:org:*")) == 1
 
     monkeypatch.setattr(pages, "FORM_SENT_AGAIN_MS", 120_000)
@@ -153,6 +155,44 @@ def test_a_registration_form_sent_again_later_or_after_a_deletion_opens_nothing_
     answer = again.post("/register", data=form)
     assert answer.status_code == 302 and answer.headers["Location"].endswith("/signin")
     assert redis_client.keys("{profiles}:org:*") == [], "the deleted organisation is not made again"
+
+
+def test_the_form_sent_again_after_back_opens_the_organisation_and_costs_nothing_of_the_limit(make_app, redis_client):
+    """Back after registering, then Register again: the browser's cookie is the new session's, so the
+    form's token no longer holds; the organisation it made opens. A form sent again too late is not
+    counted either, and the second click of the registration that reached the limit opens it."""
+    app = make_app(register_rate_limit="2 per minute")
+    client = app.test_client()
+    page = client.get("/register").get_data(as_text=True)
+    form = {**registration(), "csrf_token": csrf_of(page), "form_id": form_id_of(page)}
+    old_cookie = client.get_cookie("pm_org_session").value
+    assert client.post("/register", data=form).status_code == 302
+    again = client.post("/register", data=form)  # Back, then Register
+    assert again.status_code == 302 and again.headers["Location"].endswith("/profile")
+    assert "registered" in client.get("/profile?lang=en").get_data(as_text=True)
+    assert len(redis_client.keys("{profiles}:org:*")) == 1
+
+    late = app.test_client()
+    late.set_cookie("pm_org_session", old_cookie)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pages, "FORM_SENT_AGAIN_MS", 0)
+        assert late.post("/register", data=form).headers["Location"].endswith("/signin")  # not counted
+
+    last = app.test_client()  # the registration that reaches the limit, clicked twice
+    page = last.get("/register").get_data(as_text=True)
+    form = {
+        **registration(**{"contacts-0-email": "last@banat.example.rs"}),
+        "csrf_token": csrf_of(page),
+        "form_id": form_id_of(page),
+    }
+    second = app.test_client()
+    second.set_cookie("pm_org_session", last.get_cookie("pm_org_session").value)
+    assert last.post("/register", data=form).status_code == 302
+    opened = second.post("/register", data=form)  # over the limit now, but it made nothing new
+    assert opened.status_code == 302 and opened.headers["Location"].endswith("/profile")
+    assert "last@banat.example.rs" in second.get("/profile").get_data(as_text=True)
+    assert len(redis_client.keys("{profiles}:org:*")) == 2
+    assert register(app.test_client(), **{"contacts-0-email": "more@banat.example.rs"}).status_code == 429
 
 
 def test_a_refused_registration_says_what_is_wrong_in_the_pages_language_and_keeps_everything_typed(app, redis_client):
