@@ -30,6 +30,10 @@ class Forbidden(Exception):
     pass
 
 
+class ClusterMoveForbidden(Forbidden):
+    """Only the admin moves an organisation to another cluster."""
+
+
 class UnknownCluster(Exception):
     pass
 
@@ -205,12 +209,13 @@ def update_org(
     """`stored`: the organisation's record as just read (authenticate_for_change), if it was."""
     if not domain.can_edit_org(who, org_id):
         raise Forbidden(org_id)
-    if "cluster_id" in data and who.role != domain.ADMIN:
-        raise Forbidden("only an admin moves an organisation to another cluster")
-    if "cluster_id" in data and store.get_cluster(data["cluster_id"]) is None:
+    moving = "cluster_id" in data and who.role != domain.ADMIN  # allowed only if it names the one it is in
+    if "cluster_id" in data and not moving and store.get_cluster(data["cluster_id"]) is None:
         raise UnknownCluster(data["cluster_id"])
 
     def change(old: dict[str, Any]) -> tuple[dict[str, Any], events.Envelope]:
+        if moving and data["cluster_id"] != old["cluster_id"]:
+            raise ClusterMoveForbidden(org_id)
         now = _now()
         new = {**old, **{k: v for k, v in data.items() if k != "contacts"}}
         if "contacts" in data:
@@ -478,6 +483,7 @@ def export_org(store: RedisProfileStore, org_id: str) -> dict[str, Any]:
 
 
 __all__ = [
+    "ClusterMoveForbidden",
     "Conflict",
     "Forbidden",
     "MatcherUnavailable",

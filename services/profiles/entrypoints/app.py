@@ -309,6 +309,8 @@ class OrganisationById(MethodView):
             abort(422, errors={"json": {"_schema": ["Nothing to change."]}}, message="Validation failed.")
         try:
             return domain.private_view(services.update_org(_deps().store, caller, org_id, data))
+        except services.ClusterMoveForbidden:
+            abort(403, message="Only the administrator moves an organisation to another cluster.")
         except services.Forbidden:
             abort(403, message="You may only edit your own organisation.")
         except NotFound:

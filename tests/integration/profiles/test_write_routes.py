@@ -85,7 +85,7 @@ def test_an_edit_answered_in_front_equals_the_views(client, cluster, served):
         ({}, "own", 422),  # nothing to change
         ({"goals": "x"}, None, 401),  # no token
         ({"goals": "x"}, "other", 403),  # another organisation's token
-        ({"cluster_id": "rs-vojvodina-ict"}, "own", 403),  # only an admin moves an organisation
+        ({"cluster_id": "pl-silesia-ict"}, "own", 403),  # only an admin moves an organisation
     ],
 )
 def test_refused_edits_are_answered_by_the_views(client, cluster, served, body, headers, status):
@@ -182,3 +182,22 @@ KNOWN_HOOKS = {
     "teardown": {"app": ["flask_limiter._extension.Limiter.__release_context"]},
     "url_value": {},
 }
+
+
+def test_an_organisation_sending_back_its_own_cluster_edits_and_one_naming_another_is_told_who_moves_it(
+    client, cluster
+):
+    """A client that sends back what it read (its cluster among the fields) edits as if it had not;
+    naming another cluster is refused with what the refusal is about."""
+    cluster()
+    mine = client.post("/v1/organisations", json=profile()).json
+    auth = {"Authorization": f"Bearer {mine['token']}"}
+    path = f"/v1/organisations/{mine['organisation']['id']}"
+    same = client.patch(
+        path, json={"cluster_id": mine["organisation"]["cluster_id"], "goals": "Nove ciljeve."}, headers=auth
+    )
+    assert same.status_code == 200 and same.json["goals"] == "Nove ciljeve."
+    moved = client.patch(path, json={"cluster_id": "pl-silesia-ict"}, headers=auth)
+    assert moved.status_code == 403
+    assert moved.json["message"] == "Only the administrator moves an organisation to another cluster."
+    assert client.get(path, headers=auth).json["cluster_id"] == mine["organisation"]["cluster_id"]
