@@ -23,6 +23,7 @@ import orjson
 import redis
 from flask import Flask, Response, current_app, jsonify, request
 from flask.json.provider import DefaultJSONProvider, JSONProvider
+from flask_smorest import Api
 from flask_smorest import Blueprint as SmorestBlueprint
 from webargs import flaskparser
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -186,9 +187,22 @@ class _ExplainingParser(flaskparser.FlaskParser):
 
 
 class ApiBlueprint(SmorestBlueprint):
-    """A blueprint of the APIs (flask-smorest's), its refusals explained (_ExplainingParser)."""
+    """A blueprint of the APIs (flask-smorest's), its refusals explained (_ExplainingParser), those
+    of its pages' paging parameters too."""
 
     ARGUMENTS_PARSER = _ExplainingParser()
+    PAGINATION_ARGUMENTS_PARSER = _ExplainingParser()
+
+
+class ExplainingApi(Api):
+    """flask-smorest's Api, whose error answers always carry a `message`: an error raised without
+    one (an unknown path's 404, a method's 405) takes werkzeug's description of its status."""
+
+    def handle_http_exception(self, error: Any) -> Any:
+        payload, code, headers = super().handle_http_exception(error)
+        if "message" not in payload and getattr(error, "description", None):
+            payload["message"] = error.description
+        return payload, code, headers
 
 
 def error(status: int, message: str | None = None, errors: dict[str, Any] | None = None) -> Response:

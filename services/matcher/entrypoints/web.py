@@ -13,10 +13,9 @@ from typing import Any
 from flask import Flask
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from flask_smorest import Api
 
 from partnermatch import metrics
-from partnermatch.httpedge import harden, health, json_bodies_only
+from partnermatch.httpedge import ExplainingApi, harden, health, json_bodies_only
 from partnermatch.logs import configure_logging
 from partnermatch.topics import PROFILES
 from services.matcher.bootstrap import MatcherDeps, build_deps
@@ -77,7 +76,7 @@ def create_app(settings: MatcherSettings | None = None, deps: MatcherDeps | None
     health(app, lambda: app.extensions["partnermatch.matcher"].state.r.ping())
     _expose_metrics(app, settings)
 
-    smorest = Api(app)
+    smorest = ExplainingApi(app)
     smorest.register_blueprint(api)
     smorest.register_blueprint(partnerships)
     app.register_blueprint(pages)

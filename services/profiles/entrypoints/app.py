@@ -18,11 +18,10 @@ from flask import Flask, g, request
 from flask.views import MethodView
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from flask_smorest import Api
 from flask_wtf.csrf import CSRFProtect
 
 from partnermatch import i18n, metrics, vocabulary
-from partnermatch.httpedge import ApiBlueprint, abort, guard, harden, health, json_bodies_only
+from partnermatch.httpedge import ApiBlueprint, ExplainingApi, abort, guard, harden, health, json_bodies_only
 from partnermatch.logs import configure_logging
 from services.profiles import domain, services
 from services.profiles.adapters.redis_store import Conflict, NotFound
@@ -467,7 +466,7 @@ def create_app(settings: ProfilesSettings | None = None, deps: ProfilesDeps | No
     scrape = metrics.short_timeout_copy(outbox.r)
     metrics.expose(app, [metrics.OutboxDepthCollector({"profiles": lambda: scrape.xlen(outbox.stream)})])
 
-    api = Api(app)
+    api = ExplainingApi(app)
     api.register_blueprint(clusters)
     api.register_blueprint(orgs)
     api.register_blueprint(auth)

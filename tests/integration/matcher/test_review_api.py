@@ -144,6 +144,8 @@ def test_a_rejection_without_a_reason_code_is_a_422(matcher_app, suggested, logi
     )
     assert r.status_code == 422 and "reason_code" in r.json["errors"]["json"]
     assert r.json["message"] == "Validation failed."  # as every refusal of the APIs
+    paged = matcher_app.test_client().get("/v1/suggestions?page_size=500", headers=login("marko"))
+    assert paged.status_code == 422 and paged.json["message"] == "Validation failed."  # its paging too
 
 
 def test_an_approval_with_a_rejection_reason_is_a_422_and_decides_nothing(matcher_app, matcher_state, suggested, login):

@@ -121,6 +121,9 @@ def test_every_refusal_says_in_one_line_what_is_wrong_as_well_as_naming_the_fiel
     )
     assert patch.status_code == 422 and patch.json["message"] == "Validation failed."
     assert "website" in patch.json["errors"]["json"]
+    # an unknown path and a method a path does not take say so in a line too
+    for r, status in ((client.get("/v1/nothing"), 404), (client.put("/v1/organisations", json={}), 405)):
+        assert r.status_code == status and r.json["code"] == status and r.json["message"], r.json
 
 
 def test_non_json_body_is_a_415(client):
