@@ -10,6 +10,7 @@ client address here and per account there.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 import secrets
@@ -118,7 +119,19 @@ def _template_globals() -> dict[str, Any]:
         "state_labels": STATE_LABELS,
         "csrf_token": _csrf_token,
         "cluster_name": _cluster_name,
+        "country_name": functools.partial(_country_name, lang),
+        "language_names": NATIVE_NAMES,  # each language by its own name, as the switcher names them
     }
+
+
+@functools.cache
+def _country_names(lang: str) -> dict[str, str]:
+    return {c["code"]: c["label"] for c in vocabulary.vocabulary(lang)["countries"]}
+
+
+def _country_name(lang: str, code: str | None) -> str:
+    """A country by its name in the page's language (the lexicon's), by its code where it has none."""
+    return _country_names(lang).get(code or "", code or "")
 
 
 def _cluster_name(cluster_id: str | None) -> str:
@@ -340,7 +353,6 @@ def _listing(default_state: str):
         reasons=REJECTION_REASONS,
         endpoint=request.endpoint,
         languages_of_profiles=PROFILE_LANGUAGES,
-        language_names=NATIVE_NAMES,  # each language by its own name, as the switcher names them
         sectors=vocabulary.vocabulary(lang)["sectors"],
     )
 

@@ -255,7 +255,7 @@ def test_a_coordinator_reviews_and_decides_in_german_from_the_browsers_language(
     )  # another decision than the one recorded: refused
     assert "Über diesen Vorschlag wurde bereits entschieden." in r.get_data(as_text=True)
     pair = client.get("/pairs/org_pl~org_rs").get_data(as_text=True)
-    assert "Beide Profile" in pair and "Zurück zur Liste" in pair and "Land: PL" in pair
+    assert "Beide Profile" in pair and "Zurück zur Liste" in pair and "Land: Polen" in pair
 
 
 def test_the_history_names_each_state_in_the_readers_language(matcher_app, two_pending):
@@ -354,9 +354,11 @@ def test_clusters_are_named_as_profiles_names_them_and_by_their_ids_while_it_can
     _login(anna)
     queue = anna.get("/queue?lang=en").get_data(as_text=True)
     assert "anna · Silesia ICT Cluster" in queue  # her own, beside her name
-    assert "AL · Tirana Creative Hub ·" in queue  # the partner's
+    assert "Albania · Tirana Creative Hub ·" in queue  # the partner's
     pair = anna.get("/pairs/org_al~org_pl?lang=en").get_data(as_text=True)
     assert "Cluster: Tirana Creative Hub" in pair and "Cluster: Silesia ICT Cluster" in pair
+    assert "Country: Albania · Language: shqip" in pair  # names, not codes
+    assert "Kraj: Albania" in anna.get("/pairs/org_al~org_pl?lang=pl").get_data(as_text=True)
 
     # profiles gone: the names read last, or the ids for a client that has read none
     auth = ProfilesAuthClient(profiles.url, names_ttl_s=0)

@@ -114,7 +114,7 @@ def test_a_coordinator_pages_through_120_suggestions_filters_by_country_and_sear
             page.wait_for_url("**country=ME**")
             assert "Suggestions found: 20" in page.inner_text("p.total")
             metas = [m.inner_text() for m in page.query_selector_all("article.pair p.meta")]
-            assert len(metas) == 20 and all(m.startswith("ME ·") for m in metas)
+            assert len(metas) == 20 and all(m.startswith("Montenegro ·") for m in metas)
             _fits_and_passes_axe(page, "queue-filtered")
             page.goto(f"{served.url}/queue?lang=en")
             page.fill("input[name=q]", "vojvod")
