@@ -91,7 +91,7 @@ class Reason:
         the need met that opens a pair's reasons reads (render_need): the reader reads first what is
         offered, in words of their own. The organisations' words stay as they wrote them, in their
         own script; with no name known, they are the line."""
-        words_a, words_b = ", ".join(self.terms_a), ", ".join(self.terms_b)
+        words_a, words_b = _words(self.terms_a), _words(self.terms_b)
         if words_a and words_a.lower() == words_b.lower():
             words = words_a  # the same word on both sides is shown once
         else:
@@ -113,7 +113,7 @@ class Reason:
         templates = _NEED.get(language) or _NEED["en"]
         template = templates[1] if self.kind == "country" else templates[0]
         sentence = template.format(seeker=seeker, label=label, provider=provider)
-        words = " ↔ ".join(w for w in (", ".join(self.terms_a), ", ".join(self.terms_b)) if w)
+        words = " ↔ ".join(w for w in (_words(self.terms_a), _words(self.terms_b)) if w)
         return f"{sentence} ({words})" if words else sentence
 
     def as_need(self) -> tuple[str, str, Reason]:
@@ -125,6 +125,21 @@ class Reason:
         if self.direction == A_OFFERS:
             return "partner", "own", replace(self, terms_a=self.terms_b, terms_b=self.terms_a)
         raise ValueError("a shared interest is not a need met")
+
+
+def _words(terms: tuple[str, ...]) -> str:
+    """One side's words as a reader reads them: a term whose words all stand, in order, in another
+    term of the side is left out ("prehrambene" beside "prehrambene industrije"), and so is a
+    repeat in another case."""
+    folded = [" " + " ".join(t.casefold().split()) + " " for t in terms]
+    kept = [
+        term
+        for i, term in enumerate(terms)
+        if not any(
+            j != i and (folded[i] in other and (folded[i] != other or j < i)) for j, other in enumerate(folded)
+        )
+    ]
+    return ", ".join(kept)
 
 
 # "<seeker> seeks <label> — <provider> offers it", and for a country "<seeker> seeks partners from

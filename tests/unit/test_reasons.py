@@ -155,3 +155,18 @@ def test_the_notifier_imports_nothing_of_the_matcher():
                 if name == "services.matcher" or name.startswith("services.matcher.")
             ]
     assert offending == []
+
+
+def test_a_sides_words_leave_out_those_another_of_its_terms_holds_and_repeats():
+    """What the QA pass read on a card: "(делове за аутомобилску, аутомобилску, аутомобилску
+    индустрију ↔ …)". A term standing whole inside another of the same side is said once."""
+    labels = vocabulary.concept_labels
+    reason = Reason(
+        concept="agrifood",
+        terms_a=("прехрамбене", "прехрамбене индустрије", "Прехрамбене"),
+        terms_b=("делове за аутомобилску", "аутомобилску", "аутомобилску индустрију", "auto"),
+    )
+    line = reason.render("sr-Cyrl", labels)
+    assert line.endswith("(прехрамбене индустрије ↔ делове за аутомобилску, аутомобилску индустрију, auto)")
+    # a word inside another word is not a term inside a term
+    assert Reason(terms_a=("auto", "automotive")).render("en", labels) == "auto, automotive"
