@@ -135,9 +135,7 @@ def _words(terms: tuple[str, ...]) -> str:
     kept = [
         term
         for i, term in enumerate(terms)
-        if not any(
-            j != i and (folded[i] in other and (folded[i] != other or j < i)) for j, other in enumerate(folded)
-        )
+        if not any(j != i and (folded[i] in other and (folded[i] != other or j < i)) for j, other in enumerate(folded))
     ]
     return ", ".join(kept)
 
