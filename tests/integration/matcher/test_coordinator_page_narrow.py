@@ -115,6 +115,13 @@ def test_the_coordinators_page_does_not_scroll_sideways_on_a_phone(matcher_app, 
                 page.wait_for_selector("article.pair")
                 page.wait_for_load_state("load")
                 widths["queue"] = page.evaluate("document.documentElement.scrollWidth")
+                # every filter field ends where its label does: text fields and lists line up
+                sticking_out = page.evaluate(
+                    """() => [...document.querySelectorAll('form.filters label > input, form.filters label > select')]
+                        .filter(f => f.getBoundingClientRect().right > f.parentElement.getBoundingClientRect().right + 0.5)
+                        .map(f => f.name)"""
+                )
+                assert sticking_out == [], sticking_out
                 page.screenshot(path=str(ARTIFACTS / "coordinator-queue-390.png"), full_page=True)
                 page.click("article.pair h2 a")
                 page.wait_for_selector(".profiles")
