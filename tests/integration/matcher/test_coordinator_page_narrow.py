@@ -118,7 +118,8 @@ def test_the_coordinators_page_does_not_scroll_sideways_on_a_phone(matcher_app, 
                 # every filter field ends where its label does: text fields and lists line up
                 sticking_out = page.evaluate(
                     """() => [...document.querySelectorAll('form.filters label > input, form.filters label > select')]
-                        .filter(f => f.getBoundingClientRect().right > f.parentElement.getBoundingClientRect().right + 0.5)
+                        .filter(f => f.getBoundingClientRect().right
+                                     > f.parentElement.getBoundingClientRect().right + 0.5)
                         .map(f => f.name)"""
                 )
                 assert sticking_out == [], sticking_out
