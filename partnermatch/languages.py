@@ -287,3 +287,8 @@ def label_in(labels: Mapping[str, str], lang: str, default: str) -> str:
     if lang == "sr-Cyrl" and labels.get("sr"):
         return latin_to_serbian_cyrillic(labels["sr"])
     return labels.get(lang) or labels.get("en") or default
+
+
+def babel_locale(lang: str) -> str:
+    """CLDR's (Babel's) name of a reader language: our plain "sr" is Latin script, CLDR's is Cyrillic."""
+    return {"sr": "sr_Latn", "sr-Cyrl": "sr_Cyrl"}.get(lang, lang)

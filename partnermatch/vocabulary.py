@@ -5,6 +5,7 @@ partnermatch/lexicon/*.yaml once.
 
 from __future__ import annotations
 
+import functools
 import threading
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -14,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from partnermatch.languages import READER_LANGUAGES, label_in
+from partnermatch.languages import READER_LANGUAGES, babel_locale, label_in
 
 LEXICON_DIR = Path(__file__).resolve().parent / "lexicon"
 # libyaml's parser where PyYAML was built with it (the wheels are): the pure-Python one takes
@@ -153,3 +154,21 @@ def vocabulary(lang: str = "en", fallback_countries: Iterable[str] = ()) -> dict
     else:
         countries = [{"code": code, "label": code} for code in set(fallback_countries)]
     return {"sectors": ordered(sectors), "activities": ordered(activities), "countries": ordered(countries)}
+
+
+@functools.cache
+def _country_names(lang: str) -> dict[str, str]:
+    return {c["code"]: c["label"] for c in vocabulary(lang)["countries"]}
+
+
+def country_name(lang: str, code: str | None) -> str:
+    """A country (ISO 3166-1 alpha-2) by its name in a reader language: the lexicon's label (the
+    words sought countries are chosen by), CLDR's (Babel) where the lexicon has none, else the code."""
+    from babel import Locale
+
+    if not code:
+        return ""
+    found = _country_names(lang).get(code)
+    if found:
+        return found
+    return Locale.parse(babel_locale(lang)).territories.get(code.upper()) or code

@@ -8,7 +8,7 @@ import csv
 import io
 import statistics
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -92,7 +92,9 @@ CSV_COLUMNS = (
     "partner_org",
     "partner_name",
     "partner_country",
+    "partner_country_name",
     "partner_cluster",
+    "partner_cluster_name",
     "suggested_at",
     "decided_at",
     "own_decision",
@@ -117,8 +119,13 @@ def _cell(value: Any) -> str:
     return "'" + text if text.lstrip(" ")[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-def listing_csv(views: Sequence[dict[str, Any]]) -> str:
-    """The pairs as the page lists them (pair views), one row each, both sides' decisions."""
+def listing_csv(
+    views: Sequence[dict[str, Any]],
+    cluster_name: Callable[[str], str] = str,
+    country_name: Callable[[str], str] = str,
+) -> str:
+    """The pairs as the page lists them (pair views), one row each, both sides' decisions; the
+    partner's cluster and country by id or code and by name (as the callables give them)."""
     buffer = io.StringIO()
     # Every cell quoted: a spreadsheet splitting at ";" (many European locales) cannot then cut a
     # cell into pieces that start with "=".
@@ -140,7 +147,9 @@ def listing_csv(views: Sequence[dict[str, Any]]) -> str:
                     view["partner"]["org_id"],
                     view["partner"].get("name") or "",
                     view["partner"].get("country") or "",
+                    country_name(view["partner"].get("country") or ""),
                     view["clusters"]["partner"],
+                    cluster_name(view["clusters"]["partner"]),
                     _iso(view.get("created_ms")),
                     _iso(view.get("decided_ms")),
                     own.get("decision", ""),

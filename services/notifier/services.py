@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from partnermatch import events
+from partnermatch import events, vocabulary
 from partnermatch.smtp import ClaimLost, SmtpFailure, SmtpOutcomeUnknown
 from services.notifier import domain
 from services.notifier.adapters.profiles_client import ProfilesUnavailable
@@ -637,7 +637,7 @@ class DeliveryWorker:
             organisation_name=str(org.get("name") or ""),
             partner=PartnerProfile(
                 name=str(partner.get("name") or ""),
-                country=str(partner.get("country") or ""),
+                country=vocabulary.country_name(language, str(partner.get("country") or "")),
                 cluster=view.cluster_name(str(partner.get("cluster_id") or "")),
                 language=str(partner.get("language") or ""),
                 capabilities=str(partner.get("capabilities") or ""),

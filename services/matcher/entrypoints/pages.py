@@ -119,19 +119,9 @@ def _template_globals() -> dict[str, Any]:
         "state_labels": STATE_LABELS,
         "csrf_token": _csrf_token,
         "cluster_name": _cluster_name,
-        "country_name": functools.partial(_country_name, lang),
+        "country_name": functools.partial(vocabulary.country_name, lang),
         "language_names": NATIVE_NAMES,  # each language by its own name, as the switcher names them
     }
-
-
-@functools.cache
-def _country_names(lang: str) -> dict[str, str]:
-    return {c["code"]: c["label"] for c in vocabulary.vocabulary(lang)["countries"]}
-
-
-def _country_name(lang: str, code: str | None) -> str:
-    """A country by its name in the page's language (the lexicon's), by its code where it has none."""
-    return _country_names(lang).get(code or "", code or "")
 
 
 def _cluster_name(cluster_id: str | None) -> str:
@@ -381,7 +371,7 @@ def export_csv():
     # A byte order mark first: spreadsheets (Excel above all) then read the names as UTF-8, not as
     # the locale's code page (Polish and Cyrillic names garbled otherwise).
     return Response(
-        "\ufeff" + listing_csv(items),
+        "\ufeff" + listing_csv(items, _cluster_name, functools.partial(vocabulary.country_name, _current_language())),
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )

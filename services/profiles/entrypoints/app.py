@@ -27,7 +27,7 @@ from services.profiles import domain, services
 from services.profiles.adapters.redis_store import Conflict, NotFound
 from services.profiles.bootstrap import ProfilesDeps, build_deps, signin_mailer
 from services.profiles.config import ProfilesSettings
-from services.profiles.entrypoints.pages import pages
+from services.profiles.entrypoints.pages import LIMITER, pages
 from services.profiles.entrypoints.write_routes import WriteRoutes, registered_answer
 from services.profiles.schemas import (
     ClusterCreateSchema,
@@ -481,6 +481,7 @@ def create_app(settings: ProfilesSettings | None = None, deps: ProfilesDeps | No
         strategy="fixed-window",
         headers_enabled=True,
     )
+    app.extensions[LIMITER] = limiter  # the pages' 429 answer says when the breached limit lets go
     _limit_pages(app, settings, limiter)
     _limit_logins(app, settings, limiter)
 

@@ -10,6 +10,7 @@ it everywhere. Nothing personal is shown without a session.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import hashlib
 import hmac
@@ -41,7 +42,7 @@ from flask_wtf.csrf import CSRFError
 from marshmallow import ValidationError
 
 from partnermatch import i18n, vocabulary
-from partnermatch.languages import NATIVE_NAMES, PROFILE_LANGUAGES, READER_LANGUAGES
+from partnermatch.languages import NATIVE_NAMES, PROFILE_LANGUAGES, READER_LANGUAGES, babel_locale
 from services.profiles import domain, page_text, services
 from services.profiles.adapters.matcher_client import MatcherUnavailable
 from services.profiles.adapters.redis_store import NotFound
@@ -160,9 +161,29 @@ def _csrf_refused(exc: CSRFError) -> Any:
     )
 
 
+LIMITER = "partnermatch.profiles.limiter"
+
+
+def _wait_text() -> str:
+    """Why a 429, and when this client may try again ("in 58 minutes", in the page's language):
+    from the limit this request broke. Said vaguely where that is unknown."""
+    from babel.dates import format_timedelta
+
+    limiter = current_app.extensions.get(LIMITER)
+    limit = limiter.current_limit if limiter is not None else None
+    if limit is None or not limit.breached:
+        return gettext("Too many attempts from here. Wait a few minutes and try again.")
+    when = format_timedelta(
+        datetime.timedelta(seconds=max(1, limit.reset_at - time.time())),
+        add_direction=True,
+        locale=babel_locale(g.get("lang", i18n.DEFAULT)),
+    )
+    return gettext("Too many attempts from here. Try again %(when)s.", when=when)
+
+
 @pages.errorhandler(429)
 def _too_many(exc: Exception) -> Any:
-    text = gettext("Too many attempts from here. Wait a few minutes and try again.")
+    text = _wait_text()
     if request.endpoint == "pages.register":
         made = _made_by_this_form()
         if made is not None:  # the second click of the registration that reached the limit
@@ -213,11 +234,7 @@ def _choices() -> dict[str, Any]:
 def country_choices(lang: str) -> list[tuple[str, str]]:
     """Every country an organisation may be in, labelled in `lang`: the lexicon's label where it
     has one (the same words as the sought countries), CLDR's (Babel) otherwise."""
-    from babel import Locale
-
-    lexicon = {c["code"]: c["label"] for c in vocabulary.vocabulary(lang)["countries"]}
-    locale = Locale.parse({"sr": "sr_Latn", "sr-Cyrl": "sr_Cyrl"}.get(lang, lang))
-    labelled = [(code, lexicon.get(code) or locale.territories.get(code) or code) for code in domain.COUNTRIES]
+    labelled = [(code, vocabulary.country_name(lang, code)) for code in domain.COUNTRIES]
     return sorted(labelled, key=lambda item: _sort_key(item[1]))
 
 

@@ -3,6 +3,8 @@ parameters shared with the API."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 
 import pytest
@@ -162,6 +164,14 @@ def test_the_figures_and_the_csv_match_the_decisions_made(matcher_app, many_pend
     assert len(rows) == 4 and all("different_markets" in r and "Nie nasz rynek" in r for r in rows[1:])
     queue_csv = client.get("/export.csv?state=pending&country=RS").get_data(as_text=True).strip().splitlines()
     assert len(queue_csv) - 1 == len(_pairs(client.get("/queue?country=RS").get_data(as_text=True)))
+    polish = list(
+        csv.DictReader(
+            io.StringIO(
+                client.get("/export.csv?state=pending&country=RS&lang=pl").get_data(as_text=True).lstrip("\ufeff")
+            )
+        )
+    )
+    assert polish and {row["partner_country_name"] for row in polish} == {"Serbia"}
 
 
 def test_the_sector_filter_also_finds_partners_whose_texts_the_reasons_read_in_it(

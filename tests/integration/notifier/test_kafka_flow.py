@@ -74,10 +74,12 @@ def test_each_consenting_contact_gets_one_email_in_their_language_and_replays_se
     jelena = sink.messages_to("jelena@vojvodina.example.rs")[0].parsed().get_body(("plain",)).get_content()
     assert "Tworzymy oprogramowanie <dla> rolnictwa & przemysłu." in jelena, "partner text as written"
     assert "Anna Nowak <anna@coordinators.example.org>" in jelena
+    assert "Држава: Пољска" in jelena, "the partner's country by name, in the reader's language and script"
     html = sink.messages_to("jelena@vojvodina.example.rs")[0].parsed().get_body(("html",)).get_content()
     assert "oprogramowanie &lt;dla&gt; rolnictwa &amp; przemysłu." in html
     anna = sink.messages_to("anna.kowalska@silesia.example.pl")[0].parsed().get_body(("plain",)).get_content()
     assert "Jak skontaktować się z Кластер ИКТ Нови Сад" in anna
+    assert "Kraj: Serbia" in anna
     assert "  Milan Jovanović <milan@vojvodina.example.rs>" in anna, "the partner's shared contact"
     assert "jelena@vojvodina.example.rs" not in anna, "a contact that did not agree is not shared"
     assert "napisz do jednego z koordynatorów" not in anna

@@ -81,6 +81,16 @@ def test_the_csv_has_both_sides_decisions_and_never_a_formula():
     assert row["partner_name"] == '\'=HYPERLINK("x")' and row["own_name"] == "Śląski Klaster"
     assert row["own_decision"] == "approve" and row["partner_decision"] == "reject"
     assert row["partner_reason"] == "no_capacity" and row["partner_comment"] == "Pun kapacitet, javite se u junu"
+    assert row["partner_cluster"] == row["partner_cluster_name"] == "rs", "by id where no names are given"
+
+
+def test_the_csv_names_the_partners_cluster_and_country_beside_their_ids():
+    names = {"rs": "Klaster IKT Novi Sad"}.__getitem__
+    text = listing_csv([view("org_pl~org_rs", "Acme", [])], cluster_name=names, country_name={"RS": "Serbia"}.get)
+    rows = list(csv.reader(io.StringIO(text)))
+    row = dict(zip(rows[0], rows[1], strict=True))
+    assert (row["partner_cluster"], row["partner_cluster_name"]) == ("rs", "Klaster IKT Novi Sad")
+    assert (row["partner_country"], row["partner_country_name"]) == ("RS", "Serbia")
 
 
 def test_every_csv_cell_is_quoted_so_a_semicolon_locale_cannot_split_out_a_formula():

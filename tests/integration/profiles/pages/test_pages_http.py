@@ -603,7 +603,13 @@ def test_registrations_from_one_address_are_limited(make_app, redis_client):
     for i in range(2):
         assert register(client, **{"contacts-0-email": f"c{i}@banat.example.rs"}).status_code == 302
     limited = register(client, lang="pl", **{"contacts-0-email": "c9@banat.example.rs"})
-    assert limited.status_code == 429 and "Zbyt wiele prób" in limited.get_data(as_text=True)
+    # When the window lets go, in the reader's words (Retry-After in seconds, at most a minute here)
+    wait = int(limited.headers["Retry-After"])
+    assert limited.status_code == 429 and 0 < wait <= 61
+    said = re.search(
+        r"Zbyt wiele prób z tego miejsca\. Spróbuj ponownie za (\d+) (sekund|minut)", limited.get_data(as_text=True)
+    )
+    assert said is not None, limited.get_data(as_text=True)
     assert "Софтверска кућа Банат" in limited.get_data(as_text=True)  # the form comes back as typed
     elsewhere = _client_at(app, "192.0.2.7")
     assert register(elsewhere, **{"contacts-0-email": "c8@banat.example.rs"}).status_code == 302
@@ -622,6 +628,26 @@ def test_only_registrations_made_count_toward_the_limit_not_forms_sent_back(make
         assert register(client, **{"contacts-0-email": f"c{i}@banat.example.rs"}).status_code == 302
     assert register(client, **{"contacts-0-email": "c9@banat.example.rs"}).status_code == 429
     assert len(redis_client.keys("{profiles}:org:*")) == 2
+
+
+def test_a_limit_of_an_hour_says_so_in_the_readers_language(make_app):
+    """The hour-long registration limit names the hour, not "a few minutes" (Cyrillic Serbian)."""
+    app = make_app(register_rate_limit="1 per hour")
+    client = app.test_client()
+    assert register(client, **{"contacts-0-email": "c1@banat.example.rs"}).status_code == 302
+    limited = register(client, lang="sr-Cyrl", **{"contacts-0-email": "c2@banat.example.rs"})
+    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) > 50 * 60
+    assert "Покушајте поново за 1 сат." in limited.get_data(as_text=True)
+
+
+def test_a_429_without_a_known_limit_still_answers_in_words(make_app):
+    app = make_app(register_rate_limit="1 per hour")
+    client = app.test_client()
+    assert register(client, **{"contacts-0-email": "c1@banat.example.rs"}).status_code == 302
+    del app.extensions[pages.LIMITER]  # the page cannot ask which limit was broken
+    limited = register(client, lang="de", **{"contacts-0-email": "c2@banat.example.rs"})
+    assert limited.status_code == 429
+    assert "Warten Sie einige Minuten und versuchen Sie es erneut." in limited.get_data(as_text=True)
 
 
 def test_signin_requests_are_limited_per_client_and_per_address_known_or_not(make_app, sink):
