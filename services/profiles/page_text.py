@@ -112,4 +112,7 @@ def page_errors(
 
     for field, found in messages.items():
         add(str(field), str(field), found)
-    return out
+    # A field left empty (a name of invisible characters only, which are taken out) fails its
+    # length too: "fill this in" says it all.
+    fill_in = translate(FILL_IN)
+    return {key: [fill_in] if fill_in in texts else texts for key, texts in out.items()}

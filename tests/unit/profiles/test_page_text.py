@@ -133,6 +133,19 @@ def test_the_schemas_own_rule_on_duplicate_emails_reaches_the_contacts_list():
     }
 
 
+def test_a_name_of_invisible_characters_only_is_told_once_to_be_filled_in():
+    body = {  # invisible characters are taken out, as they are never shown: the name is empty
+        "name": "\u200b\u2066",
+        "cluster_id": "rs-ict",
+        "country": "RS",
+        "capabilities": "Razvoj softvera",
+        "goals": "Partneri u Poljskoj",
+        "contacts": [{"name": "Ana", "email": "ana@example.rs", "language": "sr", "consent": True}],
+    }
+    errors = page_text.page_errors(_schema_messages(body), lambda m, **v: m % v if v else m)
+    assert errors == {"name": [page_text.FILL_IN]}
+
+
 def test_errors_of_contacts_go_back_to_the_row_they_were_typed_in():
     form = OrgForm.from_form(
         _Form(
