@@ -329,3 +329,15 @@ def test_a_line_that_cannot_be_made_is_reported_as_logging_reports_it(configured
     out = configured()
     assert "--- Logging error ---" in out and "TypeError" in out
     assert out.splitlines()[-1].endswith('"msg": "after", "org_id": "o-3"}')
+
+
+def test_kafka_s_short_slow_steps_are_not_warned_about_but_long_ones_are(configured: Callable[[], str]) -> None:
+    logs.configure_logging({})
+    selector = logging.getLogger("kafka.net.selector")
+    message = "Task %r ran for %.3fs (>%.3fs threshold). It is blocking the event loop -- likely a tight sync loop."
+    selector.warning(message % ("<Task poll>", 0.142, 0.1))
+    selector.warning(message % ("<Task poll>", 2.5, 0.1))
+    selector.warning("Node 1 connection failed")
+    lines = configured().splitlines()
+    assert len(lines) == 2, lines
+    assert "ran for 2.500s" in lines[0] and "Node 1 connection failed" in lines[1]
