@@ -10,6 +10,7 @@ needs them; zero-width joiners stay (emoji sequences use them).
 from __future__ import annotations
 
 import re
+import unicodedata
 
 # LRM, RLM, ALM; the embeddings and overrides LRE..RLO with PDF; the isolates LRI..PDI; zero-width
 # space, word joiner, invisible operators, byte order mark / zero-width no-break space, soft hyphen,
@@ -26,3 +27,16 @@ def neutralise(text: str) -> str:
 
 def has_hidden_controls(text: str) -> bool:
     return _INVISIBLE.search(text) is not None
+
+
+# Letters that draw nothing: the Hangul fillers and the Braille blank (a "name" of them looks empty).
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+# Categories that draw nothing on their own: separators, controls and format characters (the joiners
+# among them), unassigned and private-use code points, and combining marks without a letter to sit on.
+_UNSEEN = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Co", "Cn", "Mn", "Me"})
+
+
+def has_visible_text(text: str) -> bool:
+    """Whether `text` shows anything: a character that draws a glyph of its own (a letter, digit,
+    symbol or punctuation mark), not only spaces, joiners, fillers and marks."""
+    return any(ch not in _BLANK_LETTERS and unicodedata.category(ch) not in _UNSEEN for ch in text)

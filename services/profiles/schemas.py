@@ -11,7 +11,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from partnermatch import vocabulary
-from partnermatch.display import neutralise
+from partnermatch.display import has_visible_text, neutralise
 from partnermatch.languages import PROFILE_LANGUAGES, READER_LANGUAGES
 from partnermatch.mail import LocalPartNotAscii, mail_address
 from services.profiles.domain import CLUSTER_ID, COUNTRIES, MAX_NEEDS, SECTORS, USERNAME
@@ -32,7 +32,7 @@ def text_check(value: str) -> None:
     _valid_unicode(value)
     if _CONTROL.search(value):
         raise ValidationError("Text contains control characters.")
-    if not value.strip():
+    if not has_visible_text(value):  # blank, or only characters that draw nothing (joiners, fillers)
         raise ValidationError("Text must not be empty.")
 
 

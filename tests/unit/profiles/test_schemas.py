@@ -208,6 +208,29 @@ def test_a_name_made_only_of_invisible_characters_is_blank():
     assert "name" in err.value.messages
 
 
+@pytest.mark.parametrize(
+    "blank",
+    [
+        "\u200d",  # zero-width joiner (kept in text: emoji sequences use it)
+        "\u200c\u200d",  # non-joiner and joiner
+        "\u3164",  # Hangul filler, a "letter" that draws nothing
+        "\u2800 \u2800",  # Braille blanks
+        "\u034f",  # combining grapheme joiner, a mark with nothing to sit on
+        "\u115f\u1160",  # Hangul choseong and jungseong fillers
+    ],
+)
+def test_a_name_or_text_of_characters_that_draw_nothing_is_blank(blank):
+    for field in ("name", "goals"):
+        with pytest.raises(ValidationError) as err:
+            OrganisationUpdateSchema().load({field: blank})
+        assert err.value.messages[field] == ["Text must not be empty."]
+
+
+def test_text_with_joiners_between_letters_is_kept_as_written():
+    assert OrganisationUpdateSchema().load({"name": "Studio 👩\u200d💻 Tirana"})["name"] == "Studio 👩\u200d💻 Tirana"
+    assert OrganisationUpdateSchema().load({"name": "ИТ\u3164Клaстер"})["name"] == "ИТ\u3164Клaстер"
+
+
 def test_a_coordinators_password_is_kept_exactly_as_typed():
     loaded = CoordinatorCreateSchema().load(
         {"username": "ana.j", "password": f"tajna{SHY}lozinka{RLO}1", "name": f"Ana{RLO}", "email": "ana@example.rs"}
