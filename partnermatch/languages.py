@@ -64,6 +64,13 @@ NATIVE_NAMES: dict[str, str] = {
     "en": "English",
 }
 
+
+def native_names(page: str) -> dict[str, str]:
+    """Each profile language by its own name, as a page in reader language `page` shows it: Serbian
+    (a profile's "sr", written in either script) in the page's script."""
+    return {**NATIVE_NAMES, "sr": NATIVE_NAMES["sr-Cyrl"]} if page == "sr-Cyrl" else NATIVE_NAMES
+
+
 _lock = threading.Lock()
 # Three letters, with anything between them: a text holds one as soon as it holds three letters.
 _THREE_LETTERS = re.compile(r"[^\W\d_](?:[\W\d_]*[^\W\d_]){2}")

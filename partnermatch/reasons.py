@@ -99,7 +99,7 @@ class Reason:
         found = labels(self.concept) if self.concept else None
         if found is None:
             return words
-        label = label_in(found, language, self.concept or "")
+        label = self._label(found, language)
         if not words or words.lower() == label.lower():
             return label
         return f"{label} ({words})"
@@ -109,12 +109,19 @@ class Reason:
         "Banat Soft seeks agriculture and food — Voćar offers it (rolnictwa ↔ poljoprivreda)". The
         reason is oriented so that `terms_a` are the seeker's words and `terms_b` the provider's."""
         found = labels(self.concept) if self.concept else None
-        label = label_in(found, language, self.concept or "") if found is not None else (self.concept or "")
+        label = self._label(found, language) if found is not None else (self.concept or "")
         templates = _NEED.get(language) or _NEED["en"]
         template = templates[1] if self.kind == "country" else templates[0]
         sentence = template.format(seeker=seeker, label=label, provider=provider)
         words = " ↔ ".join(w for w in (_words(self.terms_a), _words(self.terms_b)) if w)
         return f"{sentence} ({words})" if words else sentence
+
+    def _label(self, labels: Mapping[str, str], language: str) -> str:
+        """The concept's name in `language`. A country's label may add its official name where the
+        short one is also a common word ("Malta (Republika Malty)": the lexicon matches labels
+        too); the reason names the country by its short name, as the pages do."""
+        label = label_in(labels, language, self.concept or "")
+        return label.partition(" (")[0].strip() or label if self.kind == "country" else label
 
     def as_need(self) -> tuple[str, str, Reason]:
         """For a reason seen from its reader that one side offers and the other seeks: who seeks

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import threading
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,9 +128,44 @@ def country_codes() -> frozenset[str]:
     return get_vocabulary().country_codes()
 
 
-def _sort_key(label: str) -> str:
-    """Alphabetical enough for a form in any of our scripts: case and diacritics do not count."""
-    decomposed = unicodedata.normalize("NFD", label.casefold())
+_LAST = "\U0010ffff"  # after every other character: "д" + _LAST sorts after every word in "д", before "е"
+# Letters whose mark is part of their shape (Unicode does not decompose them), put beside the letter
+# they are sorted with; and the Cyrillic letters of Serbian, Macedonian and Ukrainian past "я" in
+# Unicode or made of a letter and a mark, put where their alphabets have them (Ђ after Д, Џ after Ч,
+# Ї after І, Й after И...).
+_OWN_PLACE = str.maketrans(
+    {
+        "ł": "l",
+        "đ": "d",
+        "ø": "o",
+        "ß": "ss",
+        "æ": "ae",
+        "œ": "oe",
+        "ı": "i",
+        "ђ": "д" + _LAST,
+        "ѓ": "г" + _LAST,
+        "ґ": "г" + _LAST,
+        "є": "е" + _LAST,
+        "ѕ": "з" + _LAST,
+        "і": "и" + _LAST,
+        "ї": "и" + _LAST * 2,
+        "ј": "и" + _LAST * 3,
+        "й": "и" + _LAST * 4,
+        "љ": "л" + _LAST,
+        "њ": "н" + _LAST,
+        "ћ": "т" + _LAST,
+        "ќ": "к" + _LAST,
+        "ў": "у" + _LAST,
+        "џ": "ч" + _LAST,
+    }
+)
+
+
+def sort_key(label: str) -> str:
+    """Alphabetical enough for a list in any of our languages: case and diacritics do not count
+    ("Śląski" with "Słowacja" under S, "Łotwa" under L), and the Cyrillic letters of our South
+    Slavic and Ukrainian alphabets sort where those alphabets put them ("Џибути" before "Шри Ланка")."""
+    decomposed = unicodedata.normalize("NFD", label.casefold().translate(_OWN_PLACE))  # before "й" is "и" + ˘
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
@@ -142,7 +178,7 @@ def vocabulary(lang: str = "en", fallback_countries: Iterable[str] = ()) -> dict
     vocab = get_vocabulary()
 
     def ordered(items: list[dict[str, str]]) -> list[dict[str, str]]:
-        return sorted(items, key=lambda item: (_sort_key(item["label"]), item.get("id") or item["code"]))
+        return sorted(items, key=lambda item: (sort_key(item["label"]), item.get("id") or item["code"]))
 
     sectors = [{"id": t.id, "label": t.label(lang)} for t in vocab.sectors.values()]
     activities = [
@@ -150,10 +186,21 @@ def vocabulary(lang: str = "en", fallback_countries: Iterable[str] = ()) -> dict
         for t in vocab.activities.values()
     ]
     if vocab.countries:
-        countries = [{"code": code, "label": t.label(lang)} for code, t in vocab.countries.items()]
+        countries = [{"code": code, "label": label} for code, label in _country_labels(vocab, lang).items()]
     else:
         countries = [{"code": code, "label": code} for code in set(fallback_countries)]
     return {"sectors": ordered(sectors), "activities": ordered(activities), "countries": ordered(countries)}
+
+
+def _country_labels(vocab: Vocabulary, lang: str) -> dict[str, str]:
+    """Each country's label in `lang`, as a reader sees it. Where a short name is also a common word
+    of one of our languages, the lexicon's label adds the official name ("Malta (Republika Malty)"),
+    so that the label never matches a text on its own; shown, the short name says it all, unless
+    two countries share it."""
+    full = {code: t.label(lang) for code, t in vocab.countries.items()}
+    short = {code: label.partition(" (")[0].strip() or label for code, label in full.items()}
+    taken = Counter(short.values())
+    return {code: short[code] if taken[short[code]] == 1 else full[code] for code in full}
 
 
 @functools.cache

@@ -105,3 +105,10 @@ def test_texts_alike_as_far_as_detection_reads_are_detected_alike():
     assert same_detection(polish, english_after)
     assert detect_language(polish) == detect_language(english_after) == "pl"
     assert not same_detection("Szukamy partnerów.", "We seek partners.")
+
+
+def test_a_serbian_cyrillic_page_names_serbian_profiles_in_cyrillic():
+    from partnermatch.languages import NATIVE_NAMES, native_names
+
+    assert native_names("sr-Cyrl")["sr"] == "српски" and native_names("sr")["sr"] == "srpski"
+    assert native_names("pl") == NATIVE_NAMES and native_names("sr-Cyrl")["pl"] == "polski"

@@ -98,6 +98,8 @@ def test_a_reason_reads_with_the_concepts_label_in_the_readers_language():
     country = Reason(concept="country.RS", kind="country", direction="b_offers_a_seeks", terms_a=("Serbii",))
     assert country.render("en", labels) == "Serbia (Serbii)"
     assert Reason(concept="country.RS", kind="country", terms_a=("Serbia",)).render("en", labels) == "Serbia"
+    # a country by its short name, though its label adds the official one ("Dania (Królestwo Danii)")
+    assert Reason(concept="country.DK", kind="country", terms_a=("Danii",)).render("pl", labels) == "Dania (Danii)"
     # an unknown concept: the organisations' words only, as written, whatever the reader's script
     assert (
         Reason(concept="no.such", terms_a=("rolnictwo",), terms_b=("poljoprivreda",)).render("sr-Cyrl", labels)

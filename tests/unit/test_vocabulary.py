@@ -26,10 +26,36 @@ def test_every_reader_language_gets_every_term_labelled_and_sorted(lang):
     assert len(got["activities"]) == len(vocabulary.get_vocabulary().activities)
     for key in ("sectors", "activities"):
         assert all(item["label"] and item["label"] != item["id"] for item in got[key])
-        keys = [vocabulary._sort_key(item["label"]) for item in got[key]]
+        keys = [vocabulary.sort_key(item["label"]) for item in got[key]]
         assert keys == sorted(keys)
     assert all(set(item) == {"id", "label", "sector"} for item in got["activities"])
     assert all(set(item) == {"id", "label"} for item in got["sectors"])
+
+
+def test_lists_sort_as_readers_of_each_alphabet_expect():
+    polish = sorted(["Łotwa", "Luksemburg", "Litwa", "Szwecja", "Słowacja", "Śląski Klaster ICT", "Zrenjanin"],
+                    key=vocabulary.sort_key)  # fmt: skip
+    assert polish == ["Litwa", "Łotwa", "Luksemburg", "Śląski Klaster ICT", "Słowacja", "Szwecja", "Zrenjanin"]
+    serbian = sorted(["Шри Ланка", "Џибути", "Чад", "Ђаково", "Египат", "Данска"], key=vocabulary.sort_key)
+    assert serbian == ["Данска", "Ђаково", "Египат", "Чад", "Џибути", "Шри Ланка"]
+    ukrainian = sorted(["Йорданія", "Італія", "Ізраїль", "Греція", "Ґамбія", "Данія"], key=vocabulary.sort_key)
+    assert ukrainian == ["Греція", "Ґамбія", "Данія", "Ізраїль", "Італія", "Йорданія"]
+
+
+@pytest.mark.parametrize("lang", READER_LANGUAGES)
+def test_countries_are_listed_and_named_by_their_short_names(lang):
+    """The lexicon's label of a country whose short name is a common word adds its official name
+    ("Malta (Republika Malty)"); readers see the short name."""
+    labels = [item["label"] for item in vocabulary.vocabulary(lang)["countries"]]
+    assert labels and not [label for label in labels if "(" in label]
+    assert len(set(labels)) == len(labels)
+    assert vocabulary.country_name(lang, "MT") in labels and "(" not in vocabulary.country_name(lang, "MT")
+
+
+def test_a_country_the_lexicon_lacks_is_named_as_cldr_names_it_and_an_unknown_code_stays():
+    assert vocabulary.country_name("de", "US") == "Vereinigte Staaten"
+    assert vocabulary.country_name("sr-Cyrl", "PL") == "Пољска" and vocabulary.country_name("pl", "") == ""
+    assert vocabulary.country_name("pl", "Q1") == "Q1"
 
 
 def test_serbian_cyrillic_labels_are_the_serbian_latin_ones_transliterated():

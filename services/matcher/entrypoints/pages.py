@@ -36,7 +36,7 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from partnermatch import i18n, vocabulary
-from partnermatch.languages import NATIVE_NAMES, PROFILE_LANGUAGES
+from partnermatch.languages import PROFILE_LANGUAGES, native_names
 from partnermatch.reasons import REJECTION_LABELS
 from services.matcher.adapters.page_sessions import PageSessions
 from services.matcher.adapters.profiles_client import LoginThrottled, ProfilesUnavailable
@@ -120,7 +120,7 @@ def _template_globals() -> dict[str, Any]:
         "csrf_token": _csrf_token,
         "cluster_name": _cluster_name,
         "country_name": functools.partial(vocabulary.country_name, lang),
-        "language_names": NATIVE_NAMES,  # each language by its own name, as the switcher names them
+        "language_names": native_names(lang),  # each language by its own name (Serbian in the page's script)
     }
 
 

@@ -19,7 +19,6 @@ import logging
 import re
 import secrets
 import time
-import unicodedata
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -42,7 +41,7 @@ from flask_wtf.csrf import CSRFError
 from marshmallow import ValidationError
 
 from partnermatch import i18n, vocabulary
-from partnermatch.languages import NATIVE_NAMES, PROFILE_LANGUAGES, READER_LANGUAGES, babel_locale
+from partnermatch.languages import NATIVE_NAMES, PROFILE_LANGUAGES, READER_LANGUAGES, babel_locale, native_names
 from services.profiles import domain, page_text, services
 from services.profiles.adapters.matcher_client import MatcherUnavailable
 from services.profiles.adapters.redis_store import NotFound
@@ -219,12 +218,12 @@ def _choices() -> dict[str, Any]:
     for activity in vocab["activities"]:
         by_sector.setdefault(activity.get("sector", ""), []).append(activity)
     return {
-        "clusters": sorted(_deps().store.list_clusters(), key=lambda c: c["name"].casefold()),
+        "clusters": sorted(_deps().store.list_clusters(), key=lambda c: vocabulary.sort_key(c["name"])),
         "countries": country_choices(lang),
         "sectors": vocab["sectors"],
         "activities": by_sector,
         "sought_countries": vocab["countries"],
-        "profile_languages": [(code, NATIVE_NAMES[code]) for code in PROFILE_LANGUAGES],
+        "profile_languages": [(code, native_names(lang)[code]) for code in PROFILE_LANGUAGES],
         "reader_languages": [(code, NATIVE_NAMES[code]) for code in READER_LANGUAGES],
         "max_text": _settings().max_text_chars,
     }
@@ -235,12 +234,7 @@ def country_choices(lang: str) -> list[tuple[str, str]]:
     """Every country an organisation may be in, labelled in `lang`: the lexicon's label where it
     has one (the same words as the sought countries), CLDR's (Babel) otherwise."""
     labelled = [(code, vocabulary.country_name(lang, code)) for code in domain.COUNTRIES]
-    return sorted(labelled, key=lambda item: _sort_key(item[1]))
-
-
-def _sort_key(label: str) -> str:
-    decomposed = unicodedata.normalize("NFD", label.casefold())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return sorted(labelled, key=lambda item: vocabulary.sort_key(item[1]))
 
 
 FORM_ID = re.compile(r"[A-Za-z0-9_-]{22}")

@@ -315,3 +315,6 @@ def test_languages_are_named_in_their_own_language_not_by_code(matcher_app, many
         and '<option value="pl" lang="pl">polski</option>' in page
     )
     assert '<span lang="sr">srpski</span>' in page  # the partner written in Serbian
+    cyrillic = client.get("/queue?lang=sr-Cyrl").get_data(as_text=True)
+    # in the page's script (the language switcher still offers Latin script as "srpski")
+    assert '<span lang="sr">српски</span>' in cyrillic and '<option value="sr" lang="sr">српски</option>' in cyrillic
