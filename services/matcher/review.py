@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, Protocol
 
+from partnermatch import i18n
+from partnermatch.i18n import N_
 from partnermatch.reasons import REJECTION_REASONS, SHARED, Reason
 from services.matcher import domain
 from services.matcher.analytics import ClusterFigures, figures
@@ -89,6 +91,9 @@ def _need_renderer() -> NeedRenderer:
     return render_need
 
 
+DELETED = N_("deleted organisation")  # the pages' words for it (the coordinators' catalogue)
+
+
 def render_reasons(
     pair: dict[str, Any],
     own_is_a: bool,
@@ -138,8 +143,9 @@ def pair_view(
     """The pair from the coordinator's side, its reasons rendered in `lang`."""
     own_is_a = pair["cluster_a"] == cluster_id
     own_id, partner_id = (pair["org_a"], pair["org_b"]) if own_is_a else (pair["org_b"], pair["org_a"])
-    names = {
-        who: (profiles.get(org) or {}).get("name") or org for who, org in (("own", own_id), ("partner", partner_id))
+    names = {  # a deleted organisation by the pages' words for it, never its id
+        who: (profiles.get(org) or {}).get("name") or i18n.gettext(lang, "coordinators", DELETED)
+        for who, org in (("own", own_id), ("partner", partner_id))
     }
     reasons = render_reasons(pair, own_is_a, names, lang, render, render_need)
 

@@ -307,6 +307,12 @@ def test_a_deleted_organisation_shows_as_such_in_the_history(matcher_app, two_pe
     matcher_state.apply(ProfileChange("org_al", 2, None))
     history = client.get("/history?lang=en").get_data(as_text=True)
     assert "None" not in history and "deleted organisation" in history
+    # neither the history nor the pair's page shows its id, or an empty country, cluster and text
+    pair = client.get("/pairs/org_al~org_pl?lang=pl").get_data(as_text=True)
+    for page in (history, pair, client.get("/history?lang=pl").get_data(as_text=True)):
+        assert "org_al" not in page.replace("org_al~org_pl", "")
+        assert "· ·" not in page and '<p class="meta"> ·' not in page
+    assert "usunięta organizacja" in pair and pair.count('<p class="meta">') == 1  # the Polish side's only
 
 
 def test_each_card_shows_both_clusters_decisions_with_who_when_reason_and_comment(matcher_app, two_pending):
