@@ -344,6 +344,7 @@ def _listing(default_state: str):
         endpoint=request.endpoint,
         languages_of_profiles=PROFILE_LANGUAGES,
         sectors=vocabulary.vocabulary(lang)["sectors"],
+        countries=vocabulary.vocabulary(lang)["countries"],  # by name, in the page's language
     )
 
 

@@ -318,3 +318,15 @@ def test_languages_are_named_in_their_own_language_not_by_code(matcher_app, many
     cyrillic = client.get("/queue?lang=sr-Cyrl").get_data(as_text=True)
     # in the page's script (the language switcher still offers Latin script as "srpski")
     assert '<span lang="sr">српски</span>' in cyrillic and '<option value="sr" lang="sr">српски</option>' in cyrillic
+
+
+def test_the_partner_country_is_chosen_by_name_in_the_pages_language(matcher_app, many_pending):
+    """Typed as a code, "Serbia" became "SE" (Sweden) and found nothing, silently: the filter is a
+    list of countries by name."""
+    client = matcher_app.test_client()
+    _login(client)
+    page = client.get("/queue?lang=pl&country=RS").get_data(as_text=True)
+    assert '<option value="RS" selected>Serbia</option>' in page and '<option value="SE">Szwecja</option>' in page
+    assert 'name="country" value=' not in page, "no free text field for a code"
+    elsewhere = client.get("/queue?lang=de&country=US").get_data(as_text=True)  # not in the list: kept, named
+    assert '<option value="US" selected>Vereinigte Staaten</option>' in elsewhere

@@ -109,7 +109,8 @@ def test_a_coordinator_pages_through_120_suggestions_filters_by_country_and_sear
                     page.click("a[rel=next]")
                     page.wait_for_url(f"**page={number + 1}**")
             assert len(seen) == len(set(seen)) == 120
-            page.fill("input[name=country]", "ME")
+            page.select_option("select[name=country]", "ME")  # listed by name: "Montenegro"
+            assert page.inner_text("select[name=country] option:checked") == "Montenegro"
             page.click("form.filters button[type=submit]")
             page.wait_for_url("**country=ME**")
             assert "Suggestions found: 20" in page.inner_text("p.total")
