@@ -26,7 +26,7 @@ from flask.json.provider import DefaultJSONProvider, JSONProvider
 from flask_smorest import Api
 from flask_smorest import Blueprint as SmorestBlueprint
 from webargs import flaskparser
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.http import HTTP_STATUS_CODES
 
 from partnermatch import metrics
@@ -196,9 +196,33 @@ class ApiBlueprint(SmorestBlueprint):
 
 class ExplainingApi(Api):
     """flask-smorest's Api, whose error answers always carry a `message`: an error raised without
-    one (an unknown path's 404, a method's 405) takes werkzeug's description of its status."""
+    one (an unknown path's 404, a method's 405) takes werkzeug's description of its status.
+
+    `page_error`: how the web app answers an error of an address outside the API (`api_paths`) with
+    a page, for a browser that takes HTML: a mistyped address of the pages is then a page in the
+    reader's language, not the API's JSON. It returns what a Flask view returns, or None to leave the
+    error to the API's answer."""
+
+    def __init__(
+        self,
+        app: Any = None,
+        *,
+        page_error: Callable[[HTTPException], Any] | None = None,
+        api_paths: tuple[str, ...] = ("/v1/",),
+        **kwargs: Any,
+    ) -> None:
+        self._page_error, self._api_paths = page_error, api_paths
+        super().__init__(app, **kwargs)
 
     def handle_http_exception(self, error: Any) -> Any:
+        if (
+            self._page_error is not None
+            and not request.path.startswith(self._api_paths)
+            and request.accept_mimetypes.accept_html
+        ):
+            page = self._page_error(error)
+            if page is not None:
+                return page
         payload, code, headers = super().handle_http_exception(error)
         if "message" not in payload and getattr(error, "description", None):
             payload["message"] = error.description

@@ -260,6 +260,14 @@ def _error_page(exc: HTTPException):
     return render_template("error.html", title=title, text=text, me=me), exc.code or 500
 
 
+def page_error(exc: HTTPException):
+    """An error of an address outside the API that no view of the pages took (a mistyped one): the
+    pages' error page, in the reader's language (httpedge.ExplainingApi asks it)."""
+    if "lang" not in g:
+        g.lang = i18n.page_language(request)
+    return _error_page(exc)
+
+
 @pages.errorhandler(429)
 def _login_rate_limited(exc):
     """Too many failed logins from this address (Flask-Limiter): the login page, saying how long."""

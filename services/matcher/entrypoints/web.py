@@ -22,7 +22,7 @@ from services.matcher.bootstrap import MatcherDeps, build_deps
 from services.matcher.config import MatcherSettings
 from services.matcher.engine.render import default_lexicon
 from services.matcher.entrypoints.api import api
-from services.matcher.entrypoints.pages import pages
+from services.matcher.entrypoints.pages import page_error, pages
 from services.matcher.entrypoints.partnerships import partnerships
 
 CSP = (
@@ -76,7 +76,7 @@ def create_app(settings: MatcherSettings | None = None, deps: MatcherDeps | None
     health(app, lambda: app.extensions["partnermatch.matcher"].state.r.ping())
     _expose_metrics(app, settings)
 
-    smorest = ExplainingApi(app)
+    smorest = ExplainingApi(app, page_error=page_error)
     smorest.register_blueprint(api)
     smorest.register_blueprint(partnerships)
     app.register_blueprint(pages)

@@ -27,7 +27,7 @@ from services.profiles import domain, services
 from services.profiles.adapters.redis_store import Conflict, NotFound
 from services.profiles.bootstrap import ProfilesDeps, build_deps, signin_mailer
 from services.profiles.config import ProfilesSettings
-from services.profiles.entrypoints.pages import LIMITER, pages
+from services.profiles.entrypoints.pages import LIMITER, page_error, pages
 from services.profiles.entrypoints.write_routes import WriteRoutes, registered_answer
 from services.profiles.schemas import (
     ClusterCreateSchema,
@@ -466,7 +466,7 @@ def create_app(settings: ProfilesSettings | None = None, deps: ProfilesDeps | No
     scrape = metrics.short_timeout_copy(outbox.r)
     metrics.expose(app, [metrics.OutboxDepthCollector({"profiles": lambda: scrape.xlen(outbox.stream)})])
 
-    api = ExplainingApi(app)
+    api = ExplainingApi(app, page_error=page_error)
     api.register_blueprint(clusters)
     api.register_blueprint(orgs)
     api.register_blueprint(auth)

@@ -39,6 +39,7 @@ from flask import (
 )
 from flask_wtf.csrf import CSRFError
 from marshmallow import ValidationError
+from werkzeug.exceptions import HTTPException
 
 from partnermatch import i18n, vocabulary
 from partnermatch.languages import NATIVE_NAMES, PROFILE_LANGUAGES, READER_LANGUAGES, babel_locale, native_names
@@ -191,6 +192,19 @@ def _too_many(exc: Exception) -> Any:
     if request.endpoint == "pages.signin":
         return render_template("signin.html", email=request.form.get("email", "")[:254], error=text), 429
     return _message_page(gettext("Too many attempts"), text, 429)
+
+
+def page_error(exc: HTTPException) -> Any:
+    """A page address that does not exist (mistyped, "/profile/"), or not for this method, as a page
+    in the reader's language (httpedge.ExplainingApi asks it for any address outside the API); None
+    for other errors, which keep the app's answer."""
+    if exc.code not in (404, 405):
+        return None
+    if "lang" not in g:  # an address no view of the pages took: their hooks have not run
+        g.lang = i18n.page_language(request)
+    return _message_page(
+        gettext("This page does not exist"), gettext("Check the address, or go back to the start."), exc.code
+    )
 
 
 def _message_page(title: str, text: str, status: int) -> tuple[str, int]:

@@ -288,6 +288,13 @@ def test_errors_of_the_page_are_pages_in_the_readers_language_never_json(matcher
     refused = client.post("/pairs/org_pl~org_rs/decide", data={"decision": "approve"})  # no CSRF token
     assert refused.status_code == 400 and refused.mimetype == "text/html"
     assert "reload" in refused.get_data(as_text=True) or "odśwież" in refused.get_data(as_text=True)
+    # an address no page has ("/queue/", mistyped), in the browser's language, not the API's JSON
+    browser = {"Accept": "text/html,*/*;q=0.8", "Accept-Language": "sr-Cyrl-RS,sr;q=0.9"}
+    for path in ("/queue/", "/nope"):
+        mistyped = matcher_app.test_client().get(path, headers=browser)
+        assert mistyped.status_code == 404 and mistyped.mimetype == "text/html", path
+        assert "не постоји" in mistyped.get_data(as_text=True), path
+    assert client.get("/v1/nothing", headers=browser).json["code"] == 404  # the API's stay JSON
 
 
 def test_deciding_a_pair_withdrawn_meanwhile_says_so_on_the_queue(matcher_app, two_pending, matcher_state):

@@ -750,3 +750,15 @@ def test_a_text_too_long_is_told_with_the_other_mistakes_not_after_them(make_app
     page = answer.get_data(as_text=True)
     assert answer.status_code == 422
     assert "At most 100 characters." in page and "Enter a full web address, such as https://example.org." in page
+
+
+def test_a_mistyped_address_of_the_pages_is_a_page_in_the_readers_language(make_app):
+    """ "/profile/" or a bookmark of a form's address used to answer the API's JSON, in English."""
+    client = make_app().test_client()
+    browser = {"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8", "Accept-Language": "pl-PL,pl;q=0.9"}
+    for path, status in (("/profile/", 404), ("/nope", 404), ("/signout", 405)):
+        r = client.get(path, headers=browser)
+        assert r.status_code == status and r.mimetype == "text/html", path
+        assert "Ta strona nie istnieje" in r.get_data(as_text=True), path
+    api = client.get("/v1/nothing", headers=browser)  # the API answers as the API, whoever asks
+    assert api.status_code == 404 and api.json["message"]
