@@ -147,6 +147,16 @@ def _not_a_short_kafka_step(record: logging.LogRecord) -> bool:
     return found is None or float(found[1]) >= SLOW_KAFKA_STEP_WARNS_S
 
 
+def _not_a_cancelled_refresh(record: logging.LogRecord) -> bool:
+    """kafka-python 3 logs an ERROR when a metadata request is cancelled because its connection was
+    closed (an idle one, say); its refresh loop just tries again, and its own fetcher logs the same
+    cancellation at INFO. Those are left out here; every other failure stays an error."""
+    args = record.args if isinstance(record.args, tuple) else ()
+    return not (
+        record.msg == "Metadata refresh: failed %s" and len(args) == 1 and type(args[0]).__name__ == "Cancelled"
+    )
+
+
 def configure_logging(env: Mapping[str, str]) -> None:
     from partnermatch.settings import LOG_FORMAT, LOG_LEVEL
 
@@ -157,9 +167,9 @@ def configure_logging(env: Mapping[str, str]) -> None:
     root.setLevel((LOG_LEVEL.read(env) or "INFO").upper())
     # kafka-python is chatty at INFO about every connection.
     logging.getLogger("kafka").setLevel(logging.WARNING)
-    selector = logging.getLogger("kafka.net.selector")
-    if _not_a_short_kafka_step not in selector.filters:
-        selector.addFilter(_not_a_short_kafka_step)
+    for name, quieter in (("kafka.net.selector", _not_a_short_kafka_step), ("kafka.cluster", _not_a_cancelled_refresh)):
+        if quieter not in logging.getLogger(name).filters:
+            logging.getLogger(name).addFilter(quieter)
     # No line printed here, nor gunicorn's (asctime, process, levelname, message), shows the caller's
     # file, line or function, the thread or the process name: records skip looking them up (the
     # logging module's documented switches). The process id stays: gunicorn's error log prints it.
