@@ -188,7 +188,12 @@ def _too_many(exc: Exception) -> Any:
         made = _made_by_this_form()
         if made is not None:  # the second click of the registration that reached the limit
             return _open_registered(made, again=True)
-        return _org_form_page("pages.register", OrgForm.from_form(request.form), {}, text, 429)
+        # the form comes back as typed, with what is wrong in it marked: the person can fix it
+        # while the limit runs out, not find it only afterwards
+        form = OrgForm.from_form(request.form)
+        if "add_contact" in request.form:
+            return _org_form_page("pages.register", form.with_another_contact(_form_language()), {}, text, 429)
+        return _org_form_page("pages.register", form, _validate(form, editing=False)[1], text, 429)
     if request.endpoint == "pages.signin":
         return render_template("signin.html", email=request.form.get("email", "")[:254], error=text), 429
     return _message_page(gettext("Too many attempts"), text, 429)

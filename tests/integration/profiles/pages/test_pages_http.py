@@ -611,6 +611,9 @@ def test_registrations_from_one_address_are_limited(make_app, redis_client):
     )
     assert said is not None, limited.get_data(as_text=True)
     assert "Софтверска кућа Банат" in limited.get_data(as_text=True)  # the form comes back as typed
+    # a form with a mistake gets it marked too, beside the wait
+    wrong = register(client, lang="pl", **{"contacts-0-email": "not-an-address"}).get_data(as_text=True)
+    assert "Spróbuj ponownie za" in wrong and "name@example.org" in wrong  # the example of a valid address
     elsewhere = _client_at(app, "192.0.2.7")
     assert register(elsewhere, **{"contacts-0-email": "c8@banat.example.rs"}).status_code == 302
     assert len(redis_client.keys("{profiles}:org:*")) == 3
