@@ -27,7 +27,7 @@ from services.profiles import domain, services
 from services.profiles.adapters.redis_store import Conflict, NotFound
 from services.profiles.bootstrap import ProfilesDeps, build_deps, signin_mailer
 from services.profiles.config import ProfilesSettings
-from services.profiles.entrypoints.pages import LIMITER, page_error, pages
+from services.profiles.entrypoints.pages import EMAIL_LIMIT_KEY, LIMITER, page_error, pages
 from services.profiles.entrypoints.write_routes import WriteRoutes, registered_answer
 from services.profiles.schemas import (
     ClusterCreateSchema,
@@ -506,7 +506,7 @@ def _limit_pages(app: Flask, settings: ProfilesSettings, limiter: Limiter) -> No
     def email_asked() -> str:
         # every spelling of one address (its domain in its script or as IDNA) counts as that address
         email = domain.canonical_address((request.form.get("email") or "")[:254]).lower()
-        return "email:" + hashlib.sha256(email.encode("utf-8")).hexdigest()
+        return EMAIL_LIMIT_KEY + hashlib.sha256(email.encode("utf-8")).hexdigest()
 
     views: dict[str, Any] = app.view_functions  # each view wrapped by its rate limit
     # Only a registration made counts (the page redirects to the new profile): a form sent back with

@@ -162,6 +162,7 @@ def _csrf_refused(exc: CSRFError) -> Any:
 
 
 LIMITER = "partnermatch.profiles.limiter"
+EMAIL_LIMIT_KEY = "email:"  # how the sign-in limit per address asked for begins its keys (app.py)
 
 
 def _wait_text() -> str:
@@ -178,6 +179,9 @@ def _wait_text() -> str:
         add_direction=True,
         locale=babel_locale(g.get("lang", i18n.DEFAULT)),
     )
+    if any(str(arg).startswith(EMAIL_LIMIT_KEY) for arg in getattr(limit, "request_args", ())):
+        # the limit of the address asked for, reached from anywhere: "from here" would mislead
+        return gettext("Too many sign-in links were asked for this address. Try again %(when)s.", when=when)
     return gettext("Too many attempts from here. Try again %(when)s.", when=when)
 
 
