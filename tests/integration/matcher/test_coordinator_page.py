@@ -388,3 +388,13 @@ def test_clusters_are_named_as_profiles_names_them_and_by_their_ids_while_it_can
     fresh._call = lambda *args, **kw: calls.append(args) or call(*args, **kw)  # type: ignore[method-assign]
     assert fresh.cluster_names() == {} and fresh.cluster_names() == {}
     assert len(calls) == 1, "profiles is not asked again at every page while it cannot answer"
+
+
+def test_a_decision_sent_twice_a_double_click_is_said_saved_once(matcher_app, two_pending):
+    client = matcher_app.test_client()
+    csrf = _login(client)
+    for _ in range(2):  # the second answers as the first did: saved
+        sent = client.post("/pairs/org_pl~org_rs/decide", data={"decision": "approve", "csrf": csrf})
+        assert sent.status_code == 302
+    page = client.get("/queue?lang=en").get_data(as_text=True)
+    assert page.count("Your decision is saved.") == 1
