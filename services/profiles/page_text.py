@@ -52,14 +52,17 @@ _PATTERNS: list[tuple[re.Pattern[str], Callable[[str, re.Match[str]], tuple[str,
     (re.compile(r"^Unknown country: '"), lambda f, m: (N_("Choose from the list."), {})),
     (
         re.compile(r"^Length must be between (\d+) and (\d+)\.$"),
-        lambda f, m: (N_("Between %(min)s and %(max)s characters."), {"min": m[1], "max": m[2]}),
+        lambda f, m: (N_("Between %(min)s and %(max)s characters."), {"min": int(m[1]), "max": int(m[2])}),
     ),
-    (re.compile(r"^Longer than maximum length (\d+)\.$"), lambda f, m: _too_long(f, m[1])),
-    (re.compile(r"^Longer than (\d+) characters\.$"), lambda f, m: (N_("At most %(max)s characters."), {"max": m[1]})),
+    (re.compile(r"^Longer than maximum length (\d+)\.$"), lambda f, m: _too_long(f, int(m[1]))),
+    (
+        re.compile(r"^Longer than (\d+) characters\.$"),
+        lambda f, m: (N_("At most %(max)s characters."), {"max": int(m[1])}),
+    ),
 ]
 
 
-def _too_long(field: str, limit: str) -> tuple[str, dict[str, Any]]:
+def _too_long(field: str, limit: int) -> tuple[str, dict[str, Any]]:
     if field in LIST_FIELDS:
         return N_("Choose at most %(max)s."), {"max": limit}
     if field == "contacts":

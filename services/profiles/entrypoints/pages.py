@@ -65,6 +65,17 @@ def gettext(message: str, **values: Any) -> str:
     return i18n.gettext(g.get("lang", i18n.DEFAULT), DOMAIN, message, **values)
 
 
+def _with_numbers(message: str, **values: Any) -> str:
+    """gettext(message), its whole numbers written as the page's language writes them ("50 000")."""
+    from babel.numbers import format_decimal
+
+    locale = babel_locale(g.get("lang", i18n.DEFAULT))
+    written = {
+        key: format_decimal(value, locale=locale) if type(value) is int else value for key, value in values.items()
+    }
+    return gettext(message, **written)
+
+
 def _deps() -> ProfilesDeps:
     return current_app.extensions["partnermatch.profiles"]
 
@@ -311,7 +322,7 @@ def _validate(form: OrgForm, editing: bool) -> tuple[dict[str, Any], dict[str, l
         # the texts' size too, at once: else a text too long is told only once the rest is right
         too_long = services.text_size_errors(body, _settings().max_text_chars)
         data, messages = {}, {**too_long, **exc.messages}  # type: ignore[dict-item]
-    errors = page_text.page_errors(messages, gettext, rows)
+    errors = page_text.page_errors(messages, _with_numbers, rows)
     if not body["contacts"] and "contacts" not in errors:
         errors["contacts"] = [gettext(page_text.NEED_A_CONTACT)]
     return data, dict(sorted(errors.items(), key=lambda item: _FORM_ORDER.get(item[0].split("-")[0], 99)))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import pytest
 
@@ -330,3 +331,11 @@ def test_the_partner_country_is_chosen_by_name_in_the_pages_language(matcher_app
     assert 'name="country" value=' not in page, "no free text field for a code"
     elsewhere = client.get("/queue?lang=de&country=US").get_data(as_text=True)  # not in the list: kept, named
     assert '<option value="US" selected>Vereinigte Staaten</option>' in elsewhere
+
+
+def test_scores_are_written_as_the_readers_language_writes_numbers(matcher_app, many_pending):
+    client = matcher_app.test_client()
+    _login(client)
+    polish = client.get("/queue?lang=pl").get_data(as_text=True)
+    assert re.search(r"Wynik \d+,\d\d</p>", polish) and not re.search(r"Wynik \d+\.\d", polish)
+    assert re.search(r"Score \d+\.\d\d</p>", client.get("/queue?lang=en").get_data(as_text=True))

@@ -758,6 +758,13 @@ def test_a_text_too_long_is_told_with_the_other_mistakes_not_after_them(make_app
     assert "At most 100 characters." in page and "Enter a full web address, such as https://example.org." in page
 
 
+def test_numbers_in_the_forms_messages_are_written_as_the_readers_language_writes_them(make_app):
+    app = make_app(max_text_chars=20000)
+    for lang, written in (("pl", "20\xa0000"), ("de", "20.000"), ("en", "20,000")):
+        page = register(app.test_client(), lang=lang, capabilities="Razvoj softvera. " * 1200).get_data(as_text=True)
+        assert f" {written} " in page, lang
+
+
 def test_a_mistyped_address_of_the_pages_is_a_page_in_the_readers_language(make_app):
     """ "/profile/" or a bookmark of a form's address used to answer the API's JSON, in English."""
     client = make_app().test_client()
