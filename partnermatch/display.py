@@ -32,8 +32,9 @@ def has_hidden_controls(text: str) -> bool:
 # Letters that draw nothing: the Hangul fillers and the Braille blank (a "name" of them looks empty).
 _BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 # Categories that draw nothing on their own: separators, controls and format characters (the joiners
-# among them), unassigned and private-use code points, and combining marks without a letter to sit on.
-_UNSEEN = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Co", "Cn", "Mn", "Me"})
+# among them), surrogates, and combining marks without a letter to sit on. Code points this Python's
+# Unicode does not know yet (a newer emoji) and private-use ones may well draw: they count as seen.
+_UNSEEN = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Mn", "Me"})
 
 
 def has_visible_text(text: str) -> bool:

@@ -218,7 +218,8 @@ class ExplainingApi(Api):
         if (
             self._page_error is not None
             and not request.path.startswith(self._api_paths)
-            and request.accept_mimetypes.accept_html
+            # a browser's Accept, not a client's "*/*": curl and monitors keep the JSON
+            and request.accept_mimetypes.best_match(("application/json", "text/html")) == "text/html"
         ):
             page = self._page_error(error)
             if page is not None:

@@ -147,14 +147,15 @@ def _not_a_short_kafka_step(record: logging.LogRecord) -> bool:
     return found is None or float(found[1]) >= SLOW_KAFKA_STEP_WARNS_S
 
 
-def _not_a_cancelled_refresh(record: logging.LogRecord) -> bool:
+def _a_cancelled_refresh_is_a_warning(record: logging.LogRecord) -> bool:
     """kafka-python 3 logs an ERROR when a metadata request is cancelled because its connection was
-    closed (an idle one, say); its refresh loop just tries again, and its own fetcher logs the same
-    cancellation at INFO. Those are left out here; every other failure stays an error."""
+    closed (an idle one, or the broker's clean close); its refresh loop tries again, and its own
+    fetcher logs the same cancellation at INFO. Those are warnings here, still seen if they recur;
+    every other failure stays an error."""
     args = record.args if isinstance(record.args, tuple) else ()
-    return not (
-        record.msg == "Metadata refresh: failed %s" and len(args) == 1 and type(args[0]).__name__ == "Cancelled"
-    )
+    if record.msg == "Metadata refresh: failed %s" and len(args) == 1 and type(args[0]).__name__ == "Cancelled":
+        record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
+    return True
 
 
 def configure_logging(env: Mapping[str, str]) -> None:
@@ -167,7 +168,10 @@ def configure_logging(env: Mapping[str, str]) -> None:
     root.setLevel((LOG_LEVEL.read(env) or "INFO").upper())
     # kafka-python is chatty at INFO about every connection.
     logging.getLogger("kafka").setLevel(logging.WARNING)
-    for name, quieter in (("kafka.net.selector", _not_a_short_kafka_step), ("kafka.cluster", _not_a_cancelled_refresh)):
+    for name, quieter in (
+        ("kafka.net.selector", _not_a_short_kafka_step),
+        ("kafka.cluster", _a_cancelled_refresh_is_a_warning),
+    ):
         if quieter not in logging.getLogger(name).filters:
             logging.getLogger(name).addFilter(quieter)
     # No line printed here, nor gunicorn's (asctime, process, levelname, message), shows the caller's

@@ -18,6 +18,20 @@ import yaml
 
 from partnermatch.languages import READER_LANGUAGES, babel_locale, label_in
 
+# Every country an organisation may be in: ISO 3166-1 alpha-2 codes, plus XK (Kosovo), which
+# clusters of the region use.
+COUNTRY_CODES: frozenset[str] = frozenset(
+    """AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ
+    BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO
+    DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU
+    GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW
+    KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU
+    MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW
+    PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF
+    TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA
+    ZM ZW XK""".split()  # noqa: SIM905 (a block of codes reads better than a list of strings)
+)
+
 LEXICON_DIR = Path(__file__).resolve().parent / "lexicon"
 # libyaml's parser where PyYAML was built with it (the wheels are): the pure-Python one takes
 # seconds over the lexicon. Both load plain data only.
@@ -129,43 +143,81 @@ def country_codes() -> frozenset[str]:
 
 
 _LAST = "\U0010ffff"  # after every other character: "д" + _LAST sorts after every word in "д", before "е"
-# Letters whose mark is part of their shape (Unicode does not decompose them), put beside the letter
-# they are sorted with; and the Cyrillic letters of Serbian, Macedonian and Ukrainian past "я" in
-# Unicode or made of a letter and a mark, put where their alphabets have them (Ђ after Д, Џ after Ч,
-# Ї after І, Й after И...).
-_OWN_PLACE = str.maketrans(
+
+
+def _after(base: str, place: int = 1) -> str:
+    return base + _LAST * place
+
+
+# Letters every alphabet of ours that has them sorts after a letter without marks: those whose mark
+# is part of their shape (Unicode does not decompose them), and the Cyrillic letters of Serbian,
+# Macedonian, Ukrainian and Russian that are past "я" in Unicode or made of a letter and a mark
+# (Ђ and Ѓ after Д, Ќ and Ћ after Т, Џ after Ч, І, Ї, Ј and Й after И...).
+_EVERYWHERE = str.maketrans(
     {
-        "ł": "l",
-        "đ": "d",
-        "ø": "o",
+        "ł": _after("l"),
+        "đ": _after("d"),
+        "ø": _after("o"),
         "ß": "ss",
         "æ": "ae",
         "œ": "oe",
         "ı": "i",
-        "ђ": "д" + _LAST,
-        "ѓ": "г" + _LAST,
-        "ґ": "г" + _LAST,
-        "є": "е" + _LAST,
-        "ѕ": "з" + _LAST,
-        "і": "и" + _LAST,
-        "ї": "и" + _LAST * 2,
-        "ј": "и" + _LAST * 3,
-        "й": "и" + _LAST * 4,
-        "љ": "л" + _LAST,
-        "њ": "н" + _LAST,
-        "ћ": "т" + _LAST,
-        "ќ": "к" + _LAST,
-        "ў": "у" + _LAST,
-        "џ": "ч" + _LAST,
+        "ђ": _after("д"),
+        "ѓ": _after("д", 2),
+        "ґ": _after("г"),
+        "є": _after("е"),
+        "ѕ": _after("з"),
+        "і": _after("и"),
+        "ї": _after("и", 2),
+        "ј": _after("и", 3),
+        "й": _after("и", 4),
+        "љ": _after("л"),
+        "њ": _after("н"),
+        "ћ": _after("т"),
+        "ќ": _after("т", 2),
+        "ў": _after("у"),
+        "џ": _after("ч"),
     }
 )
+# Letters with a mark that a language's alphabet counts as letters of their own, each after its
+# letter without the mark, in the alphabet's order (in other languages the mark does not count:
+# German "Österreich" sorts with O, Polish "Śląsk" after every S).
+_OWN_LETTERS = {
+    "pl": "ąćęńóśźż",
+    "cs": "čřšž",
+    "sk": "äčôšž",
+    "sl": "čšž",
+    "hr": "čćšž",
+    "bs": "čćšž",
+    "sr": "čćšž",
+    "hu": "öőüű",
+    "ro": "ăâîșşțţ",
+    "sq": "çë",
+}
+_OWN_PLACES = {
+    lang: str.maketrans(
+        {
+            letter: _after(base, place)
+            for base, place, letter in (
+                (unicodedata.normalize("NFD", letter)[0], letters.index(letter) + 1, letter) for letter in letters
+            )
+        }
+    )
+    for lang, letters in _OWN_LETTERS.items()
+}
 
 
-def sort_key(label: str) -> str:
-    """Alphabetical enough for a list in any of our languages: case and diacritics do not count
-    ("Śląski" with "Słowacja" under S, "Łotwa" under L), and the Cyrillic letters of our South
-    Slavic and Ukrainian alphabets sort where those alphabets put them ("Џибути" before "Шри Ланка")."""
-    decomposed = unicodedata.normalize("NFD", label.casefold().translate(_OWN_PLACE))  # before "й" is "и" + ˘
+def sort_key(label: str, lang: str | None = None) -> str:
+    """Alphabetical enough for a list in reader language `lang`: case does not count, nor marks
+    but for the letters its alphabet counts as letters of their own (Polish "Łotwa" after
+    "Luksemburg", "Śląski" after "Szwecja"; German "Österreich" with O), and the Cyrillic letters of
+    our Slavic alphabets sort where those alphabets put them ("Џибути" before "Шри Ланка")."""
+    text = unicodedata.normalize("NFC", label).casefold()
+    own = _OWN_PLACES.get(lang or "")
+    if own is not None:
+        text = text.translate(own)
+    # before decomposing: "й" would be "и" and a breve
+    decomposed = unicodedata.normalize("NFD", text.translate(_EVERYWHERE))
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
@@ -178,7 +230,7 @@ def vocabulary(lang: str = "en", fallback_countries: Iterable[str] = ()) -> dict
     vocab = get_vocabulary()
 
     def ordered(items: list[dict[str, str]]) -> list[dict[str, str]]:
-        return sorted(items, key=lambda item: (sort_key(item["label"]), item.get("id") or item["code"]))
+        return sorted(items, key=lambda item: (sort_key(item["label"], lang), item.get("id") or item["code"]))
 
     sectors = [{"id": t.id, "label": t.label(lang)} for t in vocab.sectors.values()]
     activities = [
@@ -219,3 +271,12 @@ def country_name(lang: str, code: str | None) -> str:
     if found:
         return found
     return Locale.parse(babel_locale(lang)).territories.get(code.upper()) or code
+
+
+@functools.cache
+def country_choices(lang: str) -> list[tuple[str, str]]:
+    """Every country an organisation may be in (COUNTRY_CODES), as (code, name in `lang`), sorted
+    by name as the reader's alphabet sorts it: what a form or a filter offers."""
+    return sorted(
+        ((code, country_name(lang, code)) for code in COUNTRY_CODES), key=lambda item: sort_key(item[1], lang)
+    )

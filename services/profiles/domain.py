@@ -12,6 +12,7 @@ from typing import Any
 import idna
 
 from partnermatch.mail import mail_address
+from partnermatch.vocabulary import COUNTRY_CODES
 
 SECTORS: tuple[str, ...] = (
     "ict",
@@ -29,18 +30,8 @@ SECTORS: tuple[str, ...] = (
     "construction",
 )
 
-# ISO 3166-1 alpha-2 codes, plus XK (Kosovo), which clusters of the region use.
-COUNTRIES: frozenset[str] = frozenset(
-    """AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ
-    BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO
-    DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU
-    GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW
-    KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU
-    MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW
-    PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF
-    TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA
-    ZM ZW XK""".split()  # noqa: SIM905 (a block of codes reads better than a list of strings)
-)
+# Where an organisation may be: ISO 3166-1 alpha-2 codes, plus XK (partnermatch.vocabulary).
+COUNTRIES: frozenset[str] = COUNTRY_CODES
 
 CLUSTER_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$")
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,62}$")

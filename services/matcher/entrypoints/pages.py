@@ -127,13 +127,12 @@ def _template_globals() -> dict[str, Any]:
 
 def _number(lang: str, value: float, digits: int = 0, percent: bool = False) -> str:
     """A number as the page's language writes it ("1,25" in Polish, "1.25" in English), with
-    `digits` decimals; `percent`: a share (0.45) as a percentage ("45 %" in German)."""
+    `digits` decimals; `percent`: a share (0.45) as a whole percentage ("45 %" in German)."""
     from babel.numbers import format_decimal, format_percent
 
-    pattern = "0" + ("." + "0" * digits if digits else "")
-    if percent:
-        return format_percent(value, format=f"{pattern}%", locale=babel_locale(lang))
-    return format_decimal(value, format=pattern, locale=babel_locale(lang))
+    if percent:  # the language's own pattern: "45 %" in German, "45%" in Polish
+        return format_percent(value, locale=babel_locale(lang))
+    return format_decimal(value, format="0" + ("." + "0" * digits if digits else ""), locale=babel_locale(lang))
 
 
 def _cluster_name(cluster_id: str | None) -> str:
@@ -275,6 +274,8 @@ def _error_page(exc: HTTPException):
 def page_error(exc: HTTPException):
     """An error of an address outside the API that no view of the pages took (a mistyped one): the
     pages' error page, in the reader's language (httpedge.ExplainingApi asks it)."""
+    if exc.code not in (404, 405):  # other errors outside a page keep the app's answer
+        return None
     if "lang" not in g:
         g.lang = i18n.page_language(request)
     return _error_page(exc)
@@ -364,7 +365,7 @@ def _listing(default_state: str):
         endpoint=request.endpoint,
         languages_of_profiles=PROFILE_LANGUAGES,
         sectors=vocabulary.vocabulary(lang)["sectors"],
-        countries=vocabulary.vocabulary(lang)["countries"],  # by name, in the page's language
+        countries=vocabulary.country_choices(lang),  # every country, by name in the page's language
     )
 
 

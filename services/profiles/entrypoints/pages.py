@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import re
 import secrets
 import time
@@ -178,19 +179,27 @@ EMAIL_LIMIT_KEY = "email:"  # how the sign-in limit per address asked for begins
 
 def _wait_text() -> str:
     """Why a 429, and when this client may try again ("in 58 minutes", in the page's language):
-    from the limit this request broke. Said vaguely where that is unknown."""
+    from the limit this request broke (flask-limiter's RequestLimit: its key, and the reset time
+    its storage holds). Said vaguely where that cannot be read."""
     from babel.dates import format_timedelta
 
     limiter = current_app.extensions.get(LIMITER)
-    limit = limiter.current_limit if limiter is not None else None
-    if limit is None or not limit.breached:
+    try:
+        limit = limiter.current_limit if limiter is not None else None
+        if limit is None or not limit.breached:
+            raise LookupError("no breached limit")
+        seconds, key = limit.reset_at - time.time(), str(limit.key)
+    except Exception:  # noqa: BLE001 - the limiter changed or its store is out of reach: the page still answers
+        logger.warning("the breached rate limit's reset time could not be read", exc_info=True)
         return gettext("Too many attempts from here. Wait a few minutes and try again.")
     when = format_timedelta(
-        datetime.timedelta(seconds=max(1, limit.reset_at - time.time())),
+        # whole minutes up (89 s: "in 2 minutes", so that trying then works), seconds under one
+        datetime.timedelta(seconds=max(1, seconds if seconds < 60 else 60 * math.ceil(seconds / 60))),
         add_direction=True,
+        threshold=1.0,  # "in 58 minutes", not "in 1 hour"
         locale=babel_locale(g.get("lang", i18n.DEFAULT)),
     )
-    if any(str(arg).startswith(EMAIL_LIMIT_KEY) for arg in getattr(limit, "request_args", ())):
+    if EMAIL_LIMIT_KEY in key:
         # the limit of the address asked for, reached from anywhere: "from here" would mislead
         return gettext("Too many sign-in links were asked for this address. Try again %(when)s.", when=when)
     return gettext("Too many attempts from here. Try again %(when)s.", when=when)
@@ -252,8 +261,8 @@ def _choices() -> dict[str, Any]:
     for activity in vocab["activities"]:
         by_sector.setdefault(activity.get("sector", ""), []).append(activity)
     return {
-        "clusters": sorted(_deps().store.list_clusters(), key=lambda c: vocabulary.sort_key(c["name"])),
-        "countries": country_choices(lang),
+        "clusters": sorted(_deps().store.list_clusters(), key=lambda c: vocabulary.sort_key(c["name"], lang)),
+        "countries": vocabulary.country_choices(lang),
         "sectors": vocab["sectors"],
         "activities": by_sector,
         "sought_countries": vocab["countries"],
@@ -261,14 +270,6 @@ def _choices() -> dict[str, Any]:
         "reader_languages": [(code, NATIVE_NAMES[code]) for code in READER_LANGUAGES],
         "max_text": _settings().max_text_chars,
     }
-
-
-@functools.cache
-def country_choices(lang: str) -> list[tuple[str, str]]:
-    """Every country an organisation may be in, labelled in `lang`: the lexicon's label where it
-    has one (the same words as the sought countries), CLDR's (Babel) otherwise."""
-    labelled = [(code, vocabulary.country_name(lang, code)) for code in domain.COUNTRIES]
-    return sorted(labelled, key=lambda item: vocabulary.sort_key(item[1]))
 
 
 FORM_ID = re.compile(r"[A-Za-z0-9_-]{22}")
@@ -558,5 +559,8 @@ def partnerships(org: dict[str, Any]) -> Any:
     except NotFound:
         abort(404)
     return render_template(
-        "partnerships.html", partnerships=items, unavailable=unavailable, countries=dict(country_choices(g.lang))
+        "partnerships.html",
+        partnerships=items,
+        unavailable=unavailable,
+        countries=dict(vocabulary.country_choices(g.lang)),
     )

@@ -229,6 +229,9 @@ def test_a_name_or_text_of_characters_that_draw_nothing_is_blank(blank):
 def test_text_with_joiners_between_letters_is_kept_as_written():
     assert OrganisationUpdateSchema().load({"name": "Studio 👩\u200d💻 Tirana"})["name"] == "Studio 👩\u200d💻 Tirana"
     assert OrganisationUpdateSchema().load({"name": "ИТ\u3164Клaстер"})["name"] == "ИТ\u3164Клaстер"
+    # an emoji newer than this Python's Unicode, and a private-use character, may draw: not blank
+    for drawn in ("\U0001fa77", "\ue000"):
+        assert OrganisationUpdateSchema().load({"name": drawn})["name"] == drawn
 
 
 def test_a_coordinators_password_is_kept_exactly_as_typed():

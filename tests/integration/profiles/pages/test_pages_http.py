@@ -775,3 +775,6 @@ def test_a_mistyped_address_of_the_pages_is_a_page_in_the_readers_language(make_
         assert "Ta strona nie istnieje" in r.get_data(as_text=True), path
     api = client.get("/v1/nothing", headers=browser)  # the API answers as the API, whoever asks
     assert api.status_code == 404 and api.json["message"]
+    for accept in ("*/*", "application/json"):  # curl, monitors, scripts: the JSON as before
+        r = client.get("/health/", headers={"Accept": accept})
+        assert r.status_code == 404 and r.json["code"] == 404, accept
