@@ -183,15 +183,16 @@ def _wait_text() -> str:
     its storage holds). Said vaguely where that cannot be read."""
     from babel.dates import format_timedelta
 
+    vague = gettext("Too many attempts from here. Wait a few minutes and try again.")
     limiter = current_app.extensions.get(LIMITER)
     try:
         limit = limiter.current_limit if limiter is not None else None
-        if limit is None or not limit.breached:
-            raise LookupError("no breached limit")
+        if limit is None or not limit.breached:  # a 429 of no limit of ours
+            return vague
         seconds, key = limit.reset_at - time.time(), str(limit.key)
     except Exception:  # noqa: BLE001 - the limiter changed or its store is out of reach: the page still answers
         logger.warning("the breached rate limit's reset time could not be read", exc_info=True)
-        return gettext("Too many attempts from here. Wait a few minutes and try again.")
+        return vague
     when = format_timedelta(
         # whole minutes up (89 s: "in 2 minutes", so that trying then works), seconds under one
         datetime.timedelta(seconds=max(1, seconds if seconds < 60 else 60 * math.ceil(seconds / 60))),
