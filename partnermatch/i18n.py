@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from partnermatch.languages import NATIVE_NAMES, PROFILE_LANGUAGES, READER_LANGUAGES, to_cyrillic
+from partnermatch.languages import NATIVE_NAMES, PROFILE_LANGUAGES, READER_LANGUAGES, babel_locale, to_cyrillic
 
 
 def N_(message: str) -> str:
@@ -192,6 +192,18 @@ def extract(domain: str):
         for _filename, lineno, message, comments, context in found:
             catalogue.add(message, None, [(name, lineno)], auto_comments=comments, context=context)
     return catalogue
+
+
+def number(lang: str, value: float, digits: int | None = None, percent: bool = False) -> str:
+    """A number as reader language `lang` writes it (CLDR's rules, Babel): "50 000" and "1,25" in
+    Polish, "50,000" and "1.25" in English; `digits` decimals exactly, where given; `percent`: a
+    share (0.45) as a whole percentage in the language's pattern ("45 %" in German)."""
+    from babel.numbers import format_decimal, format_percent
+
+    locale = babel_locale(lang)
+    if percent:
+        return format_percent(value, locale=locale)
+    return format_decimal(value, format=None if digits is None else "#,##0." + "0" * digits, locale=locale)
 
 
 def install(env: Any, domain: str, current_language: Callable[[], str]) -> None:

@@ -296,6 +296,12 @@ def label_in(labels: Mapping[str, str], lang: str, default: str) -> str:
     return labels.get(lang) or labels.get("en") or default
 
 
+def short_label(label: str) -> str:
+    """A country's label without the official name the lexicon adds in parentheses where the short
+    one is also a common word ("Malta (Republika Malty)" → "Malta"): the labels are matched too."""
+    return label.partition(" (")[0].strip() or label
+
+
 def babel_locale(lang: str) -> str:
     """CLDR's (Babel's) name of a reader language: our plain "sr" is Latin script, CLDR's is Cyrillic."""
     return {"sr": "sr_Latn", "sr-Cyrl": "sr_Cyrl"}.get(lang, lang)

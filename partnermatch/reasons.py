@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from partnermatch.i18n import N_
-from partnermatch.languages import label_in, to_cyrillic
+from partnermatch.languages import label_in, short_label, to_cyrillic
 
 A_OFFERS = "a_offers_b_seeks"
 B_OFFERS = "b_offers_a_seeks"
@@ -121,7 +121,7 @@ class Reason:
         short one is also a common word ("Malta (Republika Malty)": the lexicon matches labels
         too); the reason names the country by its short name, as the pages do."""
         label = label_in(labels, language, self.concept or "")
-        return label.partition(" (")[0].strip() or label if self.kind == "country" else label
+        return short_label(label) if self.kind == "country" else label
 
     def as_need(self) -> tuple[str, str, Reason]:
         """For a reason seen from its reader that one side offers and the other seeks: who seeks

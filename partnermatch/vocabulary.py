@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from partnermatch.languages import READER_LANGUAGES, babel_locale, label_in
+from partnermatch.languages import READER_LANGUAGES, babel_locale, label_in, short_label
 
 # Every country an organisation may be in: ISO 3166-1 alpha-2 codes, plus XK (Kosovo), which
 # clusters of the region use.
@@ -250,33 +250,35 @@ def _country_labels(vocab: Vocabulary, lang: str) -> dict[str, str]:
     so that the label never matches a text on its own; shown, the short name says it all, unless
     two countries share it."""
     full = {code: t.label(lang) for code, t in vocab.countries.items()}
-    short = {code: label.partition(" (")[0].strip() or label for code, label in full.items()}
+    short = {code: short_label(label) for code, label in full.items()}
     taken = Counter(short.values())
     return {code: short[code] if taken[short[code]] == 1 else full[code] for code in full}
 
 
 @functools.cache
 def _country_names(lang: str) -> dict[str, str]:
-    return {c["code"]: c["label"] for c in vocabulary(lang)["countries"]}
+    """Every country an organisation may be in, by its name in `lang`: the lexicon's label (the words
+    sought countries are chosen by), CLDR's (Babel) where the lexicon has none."""
+    from babel import Locale
+
+    cldr = Locale.parse(babel_locale(lang)).territories
+    lexicon = {c["code"]: c["label"] for c in vocabulary(lang)["countries"]}
+    return {code: lexicon.get(code) or cldr.get(code) or code for code in COUNTRY_CODES}
 
 
 def country_name(lang: str, code: str | None) -> str:
-    """A country (ISO 3166-1 alpha-2) by its name in a reader language: the lexicon's label (the
-    words sought countries are chosen by), CLDR's (Babel) where the lexicon has none, else the code."""
+    """A country (ISO 3166-1 alpha-2) by its name in a reader language (_country_names); a code no
+    organisation may have by CLDR's name, else as it is."""
     from babel import Locale
 
     if not code:
         return ""
-    found = _country_names(lang).get(code)
-    if found:
-        return found
-    return Locale.parse(babel_locale(lang)).territories.get(code.upper()) or code
+    found = _country_names(lang).get(code.upper())
+    return found or Locale.parse(babel_locale(lang)).territories.get(code.upper()) or code
 
 
 @functools.cache
 def country_choices(lang: str) -> list[tuple[str, str]]:
     """Every country an organisation may be in (COUNTRY_CODES), as (code, name in `lang`), sorted
     by name as the reader's alphabet sorts it: what a form or a filter offers."""
-    return sorted(
-        ((code, country_name(lang, code)) for code in COUNTRY_CODES), key=lambda item: sort_key(item[1], lang)
-    )
+    return sorted(_country_names(lang).items(), key=lambda item: sort_key(item[1], lang))

@@ -36,7 +36,7 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from partnermatch import i18n, vocabulary
-from partnermatch.languages import PROFILE_LANGUAGES, babel_locale, native_names
+from partnermatch.languages import PROFILE_LANGUAGES, native_names
 from partnermatch.reasons import REJECTION_LABELS
 from services.matcher.adapters.page_sessions import PageSessions
 from services.matcher.adapters.profiles_client import LoginThrottled, ProfilesUnavailable
@@ -120,19 +120,9 @@ def _template_globals() -> dict[str, Any]:
         "csrf_token": _csrf_token,
         "cluster_name": _cluster_name,
         "country_name": functools.partial(vocabulary.country_name, lang),
-        "number": functools.partial(_number, lang),
+        "number": functools.partial(i18n.number, lang),
         "language_names": native_names(lang),  # each language by its own name (Serbian in the page's script)
     }
-
-
-def _number(lang: str, value: float, digits: int = 0, percent: bool = False) -> str:
-    """A number as the page's language writes it ("1,25" in Polish, "1.25" in English), with
-    `digits` decimals; `percent`: a share (0.45) as a whole percentage ("45 %" in German)."""
-    from babel.numbers import format_decimal, format_percent
-
-    if percent:  # the language's own pattern: "45 %" in German, "45%" in Polish
-        return format_percent(value, locale=babel_locale(lang))
-    return format_decimal(value, format="0" + ("." + "0" * digits if digits else ""), locale=babel_locale(lang))
 
 
 def _cluster_name(cluster_id: str | None) -> str:

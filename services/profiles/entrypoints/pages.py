@@ -68,13 +68,8 @@ def gettext(message: str, **values: Any) -> str:
 
 def _with_numbers(message: str, **values: Any) -> str:
     """gettext(message), its whole numbers written as the page's language writes them ("50 000")."""
-    from babel.numbers import format_decimal
-
-    locale = babel_locale(g.get("lang", i18n.DEFAULT))
-    written = {
-        key: format_decimal(value, locale=locale) if type(value) is int else value for key, value in values.items()
-    }
-    return gettext(message, **written)
+    lang = g.get("lang", i18n.DEFAULT)
+    return gettext(message, **{k: i18n.number(lang, v) if type(v) is int else v for k, v in values.items()})
 
 
 def _deps() -> ProfilesDeps:
