@@ -104,6 +104,18 @@ def test_an_organisation_registers_in_serbian_cyrillic_meets_its_approved_partne
         "Тражимо партнере из агро-прехрамбеног сектора: млекаре, прерађиваче воћа и поврћа "
         "и задруге којима треба дигитализација производње, за заједничке пројекте.",
     )
+    # the language changed halfway: the form comes back in Polish with what was typed, then in
+    # Serbian again
+    for lang in ("pl", "sr-Cyrl"):
+        page.click("header .langs summary")
+        with page.expect_navigation():
+            page.click(f"header .langs button[value={lang}]")
+        assert page.get_attribute("html", "lang") == lang and page.input_value("#name") == "ДатаПоље д.о.о."
+        assert page.input_value("#cluster_id") == ICT and page.input_value("#goals").startswith("Тражимо партнере")
+    assert "Zarejestruj" not in page.inner_text("#register")
+    page.click("header .langs summary")  # open: its buttons look and measure as links would
+    check(page, "e2e-register-languages-sr-Cyrl")
+    page.click("header .langs summary")
     page.locator("#seeks details").filter(has=page.locator("input[value=agrifood]")).locator("summary").click()
     page.check("#seeks input[value=agrifood]")
     page.fill("#contacts-0-name", "Марија Станковић")

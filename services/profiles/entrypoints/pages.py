@@ -272,6 +272,9 @@ FORM_ID = re.compile(r"[A-Za-z0-9_-]{22}")
 # A registration form sent again within this long of the first opens the organisation it made (a
 # double click, a retry on a slow line); a copy of this browser's old cookie must not open it later.
 FORM_SENT_AGAIN_MS = 120_000
+# The language switcher's buttons on the organisation form's pages (base.html) send the form with
+# this field: the page comes back in the language chosen (its address's `lang`), as typed.
+SWITCH_LANGUAGE = "switch_lang"
 
 
 def _form_id() -> str:
@@ -358,6 +361,8 @@ def register() -> Any:
     form = OrgForm.from_form(request.form)
     if "add_contact" in request.form:
         return _org_form_page("pages.register", form.with_another_contact(_form_language()), {}, None, 200)
+    if SWITCH_LANGUAGE in request.form:  # the page's language changed: the form as typed, in it
+        return _org_form_page("pages.register", form, {}, None, 200)
     data, errors = _validate(form, editing=False)
     if not errors:
         org_id = _registration_id()
@@ -496,6 +501,8 @@ def profile(org: dict[str, Any]) -> Any:
     form.cluster_id = org["cluster_id"]
     if "add_contact" in request.form:
         return _org_form_page("pages.profile", form.with_another_contact(_form_language()), {}, None, 200, org)
+    if SWITCH_LANGUAGE in request.form:
+        return _org_form_page("pages.profile", form, {}, None, 200, org)
     data, errors = _validate(form, editing=True)
     if errors:
         return _org_form_page("pages.profile", form, errors, _errors_summary(errors), 422, org)

@@ -240,6 +240,35 @@ def test_adding_a_contact_row_keeps_what_was_typed(app):
     assert page.status_code == 200 and 'name="contacts-1-email"' in html and "Јелена Петровић" in html
 
 
+def test_switching_the_language_on_the_form_keeps_what_was_typed_and_saves_nothing(app, redis_client):
+    """The switcher on the registration form sends the form (formaction "?lang=pl"): the same form
+    comes back in Polish with everything typed and its own id, remembered for the next pages."""
+    client = app.test_client()
+    page = client.get("/register?lang=sr-Cyrl").get_data(as_text=True)
+    assert 'form="org-form"' in page and 'name="switch_lang"' in page and 'value="pl"' in page
+    typed = {**registration(goals="Тражимо млекаре."), "csrf_token": csrf_of(page), "form_id": form_id_of(page)}
+    answer = client.post("/register?lang=pl", data={**typed, "switch_lang": "pl"})
+    html = answer.get_data(as_text=True)
+    assert answer.status_code == 200 and 'lang="pl"' in html and "Zarejestruj organizację" in html
+    assert "Софтверска кућа Банат" in html and "Тражимо млекаре." in html and "jelena@banat.example.rs" in html
+    assert form_id_of(html) == typed["form_id"] and "pm_lang=pl" in answer.headers["Set-Cookie"]
+    assert 'class="error' not in html  # not sent yet: nothing is marked
+    assert redis_client.keys("{profiles}:org:*") == [] and redis_client.xrange("{profiles}:outbox") == []
+    assert "Zarejestruj organizację" in client.get("/register").get_data(as_text=True)
+
+
+def test_switching_the_language_on_the_profile_keeps_the_unsaved_changes_unsaved(app, redis_client):
+    client = app.test_client()
+    assert register(client).status_code == 302
+    page = client.get("/profile").get_data(as_text=True)
+    form = {**registration(name="Banat Soft"), "csrf_token": csrf_of(page)}
+    answer = client.post("/profile?lang=de", data={**form, "switch_lang": "de"})
+    html = answer.get_data(as_text=True)
+    assert answer.status_code == 200 and 'lang="de"' in html and 'value="Banat Soft"' in html
+    assert _stored_org(redis_client)["name"] == "Софтверска кућа Банат"
+    assert len(redis_client.xrange("{profiles}:outbox")) == 1  # the registration's event only
+
+
 # ---- CSRF, cookies, headers ---------------------------------------------------------------------
 
 
