@@ -6,6 +6,7 @@ Pure (no I/O)."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import chain
 
@@ -163,7 +164,7 @@ class ReasonFinder:
                 columns = (block["offers"].start + i, block["seeks"].start + i, block["profile"].start + i)
             self._concept_facts[c] = (place[i] >= 0, features.concepts[j] if j >= 0 else None, columns)
         self.sector_column = {c: i for i, c in enumerate(features.concepts) if place[i] >= 0}  # a sector's column
-        self._evidence: dict[int, Evidence] = {}
+        self._evidence: OrderedDict[int, Evidence] = OrderedDict()  # first in, first out (see topk)
         self._latest: tuple[int, Analysis] | None = None  # the row changed last, with its analysis as made
 
     def forget(self, row: int, analysis: Analysis | None = None) -> None:
@@ -247,7 +248,7 @@ class ReasonFinder:
         found = self._evidence.get(r)
         if found is None:
             if len(self._evidence) >= EVIDENCE_KEPT:
-                del self._evidence[next(iter(self._evidence))]
+                self._evidence.popitem(last=False)
             found = self._evidence[r] = self._gather_evidence(r)
         return found
 

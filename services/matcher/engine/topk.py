@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import marshal
 import math
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
@@ -64,10 +65,12 @@ class TopKCache:
         # (score, row) of each cached list, best first; a list's reasons are made when it is asked
         # for (a list with them takes some 13 KB, without them 1 KB) and kept for the lists asked last
         self.lists: dict[str, list[tuple[float, int]]] = {}
-        self._made: dict[str, KeptList] = {}
-        self._packed: dict[str, bytes] = {}  # made lists asked for before those, packed (marshal)
+        # first in, first out: an OrderedDict, whose oldest key is at hand, where a plain dict's is found
+        # by stepping over the holes its deletions left at its front, each time
+        self._made: OrderedDict[str, KeptList] = OrderedDict()
+        self._packed: OrderedDict[str, bytes] = OrderedDict()  # made lists asked for before those, packed (marshal)
         # the reasons of the partners of lists made again since they were last asked for, by partner
-        self._reusable: dict[str, dict[str, KeptReasons]] = {}
+        self._reusable: OrderedDict[str, dict[str, KeptReasons]] = OrderedDict()
         # org -> orgs whose cached list holds it (as keys: a set is always tracked, such a dictionary not)
         self.listed_in: dict[str, dict[str, None]] = {}
         self.kth_score = np.full(max(capacity, 16), np.inf, np.float32)  # per row; inf: no list
@@ -116,10 +119,10 @@ class TopKCache:
         packed (past LISTS_PACKED_KEPT more, the one packed longest is let go)."""
         self._made.pop(org_id, None)
         if len(self._made) >= LISTS_MADE_KEPT:
-            oldest = next(iter(self._made))
-            packed = marshal.dumps(self._made.pop(oldest))
+            oldest, dropped = self._made.popitem(last=False)
+            packed = marshal.dumps(dropped)
             if len(self._packed) >= LISTS_PACKED_KEPT > 0:
-                del self._packed[next(iter(self._packed))]
+                self._packed.popitem(last=False)
             if LISTS_PACKED_KEPT > 0:
                 self._packed[oldest] = packed
         self._made[org_id] = made
@@ -364,7 +367,7 @@ class TopKCache:
         kept = {ids[o]: known[ids[o]] for _, o in ranked if ids[o] in known and ids[o] != changed}
         if kept:
             if len(self._reusable) >= LISTS_MADE_KEPT:
-                del self._reusable[next(iter(self._reusable))]
+                self._reusable.popitem(last=False)
             self._reusable[org_id] = kept
 
     def _forget(self, org_id: str) -> None:
