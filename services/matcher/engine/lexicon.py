@@ -197,7 +197,10 @@ class Lexicon:
             if len(cache) >= _TOKEN_CACHE_MAX:
                 self.forget_words()
             keys = word_keys(word, lang)
-            singles = tuple(sorted(self._singles(keys)))
+            found = self._singles(keys)
+            if "-" in word and keys[2] is None:
+                found |= self._acronym_parts(word)
+            singles = tuple(sorted(found))
             phrases = tuple(p for p in self._phrase_candidates(keys) if _match(p.parts[0], keys))
             info = TokenInfo(keys, singles, phrases, bool(singles or phrases))
             cache[(word, lang)] = info
@@ -225,6 +228,15 @@ class Lexicon:
                     found.add(concept)
         if acro:
             found |= self.acronyms.get(acro, set())
+        return found
+
+    def _acronym_parts(self, word: str) -> set[str]:
+        """What the acronyms a hyphenated word is made with say ("ERP-решение", "CNC-obrada",
+        "LKW-Fahrer", "ИТ-компании"): the word as a whole is no acronym, its capitals part is."""
+        found: set[str] = set()
+        for part in word.split("-"):
+            if is_acronym(part):
+                found |= self.acronyms.get(strip_marks(transliterate(part)), set())
         return found
 
     def _phrase_candidates(self, k: tuple[str, str, str | None]) -> list[_Pattern]:

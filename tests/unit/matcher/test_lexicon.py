@@ -66,6 +66,26 @@ def test_serbian_cyrillic_and_latin_map_to_the_same_concepts(lexicon):
     assert cyr == lat and {"ict", "agrifood"} <= cyr
 
 
+
+@pytest.mark.parametrize(
+    ("text", "lang", "concept"),
+    [
+        ("Потребно ни е ERP-решение поврзано со сметководството.", "mk", "ict.enterprise_software"),
+        ("HACCP-rendszer bevezetése a húsüzemben.", "hu", "agrifood.food_safety"),
+        ("Sprijinim IMM-urile din regiune.", "ro", "coop.smes"),
+        ("Wir suchen LKW-Fahrer und KEP-Dienstleister.", "de", "logistics.courier_last_mile"),
+        ("Nudimo CNC-obradu metala.", "hr", "metal.machining_cnc"),
+    ],
+)
+def test_an_acronym_joined_to_a_word_by_a_hyphen_still_names_its_concept(lexicon, text, lang, concept):
+    """Hungarian and Romanian inflect an acronym after a hyphen, and most languages join one to a
+    noun so ("ERP-решение", "CNC-obrada"): its concept is named all the same."""
+    assert concept in {h.concept for h in lexicon.find(text, lang)}
+
+
+def test_a_hyphenated_word_names_no_acronym_it_is_not_written_in_capitals(lexicon):
+    assert "ict" not in {h.concept for h in lexicon.find("It-is a well-known fact.", "en")}
+
 def test_no_common_function_word_of_any_language_names_a_sector_or_activity(lexicon):
     """Stop words of all 16 languages (stopwordsiso, ours for mk and sq) must not map to a sector
     or activity: a stem like `škol*` would make Russian "сколько" (how many) an education word."""
