@@ -66,7 +66,6 @@ def test_serbian_cyrillic_and_latin_map_to_the_same_concepts(lexicon):
     assert cyr == lat and {"ict", "agrifood"} <= cyr
 
 
-
 @pytest.mark.parametrize(
     ("text", "lang", "concept"),
     [
@@ -85,6 +84,7 @@ def test_an_acronym_joined_to_a_word_by_a_hyphen_still_names_its_concept(lexicon
 
 def test_a_hyphenated_word_names_no_acronym_it_is_not_written_in_capitals(lexicon):
     assert "ict" not in {h.concept for h in lexicon.find("It-is a well-known fact.", "en")}
+
 
 def test_no_common_function_word_of_any_language_names_a_sector_or_activity(lexicon):
     """Stop words of all 16 languages (stopwordsiso, ours for mk and sq) must not map to a sector
