@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -102,13 +103,19 @@ def render_reasons(
     render: Renderer,
     render_need: NeedRenderer | None = None,
     limit: int | None = None,
+    erased: tuple[bool, bool] = (False, False),
 ) -> list[dict[str, Any]]:
     """The pair's reasons read from one side (`names` holds the "own" and "partner" names). The
     first reason, when it is a need met, reads as a sentence ("<own> seeks <label> — <partner>
-    offers it (words)")."""
+    offers it (words)"). The words of a side whose organisation was deleted (`erased`: own,
+    partner) are left out: its texts are erased, and the pair's record quotes them no more."""
     reasons: list[dict[str, Any]] = []
     for wire in pair.get("reasons", [])[:limit]:
         reason = Reason.from_dict(wire).seen_from("a" if own_is_a else "b")  # the reader's side is "a"
+        if erased[0] or erased[1]:
+            reason = replace(
+                reason, terms_a=() if erased[0] else reason.terms_a, terms_b=() if erased[1] else reason.terms_b
+            )
         try:
             if not reasons and render_need is not None and reason.side != SHARED:
                 seeker, provider, need = reason.as_need()
@@ -132,6 +139,15 @@ def render_reasons(
     return reasons
 
 
+def _names(profiles: dict[str, dict[str, Any]], own_id: str, partner_id: str, lang: str) -> dict[str, str]:
+    """The "own" and "partner" names reasons read: a deleted organisation by the pages' words for
+    it, never its id."""
+    return {
+        who: (profiles.get(org) or {}).get("name") or i18n.gettext(lang, "coordinators", DELETED)
+        for who, org in (("own", own_id), ("partner", partner_id))
+    }
+
+
 def pair_view(
     pair: dict[str, Any],
     profiles: dict[str, dict[str, Any]],
@@ -143,11 +159,9 @@ def pair_view(
     """The pair from the coordinator's side, its reasons rendered in `lang`."""
     own_is_a = pair["cluster_a"] == cluster_id
     own_id, partner_id = (pair["org_a"], pair["org_b"]) if own_is_a else (pair["org_b"], pair["org_a"])
-    names = {  # a deleted organisation by the pages' words for it, never its id
-        who: (profiles.get(org) or {}).get("name") or i18n.gettext(lang, "coordinators", DELETED)
-        for who, org in (("own", own_id), ("partner", partner_id))
-    }
-    reasons = render_reasons(pair, own_is_a, names, lang, render, render_need)
+    names = _names(profiles, own_id, partner_id, lang)
+    erased = (profiles.get(own_id) is None, profiles.get(partner_id) is None)
+    reasons = render_reasons(pair, own_is_a, names, lang, render, render_need, erased=erased)
 
     def public(org_id: str) -> dict[str, Any]:
         found = profiles.get(org_id)
@@ -215,11 +229,10 @@ def partnership_view(
     own_is_a = pair["org_a"] == org_id
     partner_id, partner_cluster = (pair["org_b"], pair["cluster_b"]) if own_is_a else (pair["org_a"], pair["cluster_a"])
     partner = profiles.get(partner_id)
-    names = {
-        "own": (profiles.get(org_id) or {}).get("name") or org_id,
-        "partner": (partner or {}).get("name") or partner_id,
-    }
-    first = render_reasons(pair, own_is_a, names, lang, render, render_need, limit=1)
+    erased = (profiles.get(org_id) is None, partner is None)
+    first = render_reasons(
+        pair, own_is_a, _names(profiles, org_id, partner_id, lang), lang, render, render_need, limit=1, erased=erased
+    )
     return {
         "pair_id": pair["pair_id"],
         "state": state,

@@ -320,6 +320,8 @@ def test_a_deleted_organisation_shows_as_such_in_the_history(matcher_app, two_pe
         assert "org_al" not in page.replace("org_al~org_pl", "")
         assert "· ·" not in page and '<p class="meta"> ·' not in page
     assert "usunięta organizacja" in pair and pair.count('<p class="meta">') == 1  # the Polish side's only
+    # its erased texts are quoted no more in the reasons; the Polish side's words are
+    assert "софтвер" not in pair and "oprogramowania" in pair
 
 
 def test_each_card_shows_both_clusters_decisions_with_who_when_reason_and_comment(matcher_app, two_pending):

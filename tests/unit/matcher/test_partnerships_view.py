@@ -147,6 +147,19 @@ def test_a_deleted_partner_is_named_by_nobody_and_its_id_stays():
     assert view["reason"]
 
 
+def test_a_deleted_partner_is_no_id_in_the_reason_and_its_erased_words_are_not_quoted():
+    """The remaining organisation reads "deleted organisation" (its language), never the partner's
+    id; the words the partner's erased texts said are left out, its own stay."""
+    both = {PL: _decision(PL, "approve"), RS: _decision(RS, "approve")}
+    alone = {"org_pl": PROFILES["org_pl"]}
+    need = partnership_view(_pair("approved", both), alone, "org_pl", "pl", _words, _need)
+    assert need["reason"] == "pl: usunięta organizacja seeks ict.software, Softwarownia offers it"
+    words = partnership_view(_pair("approved", both), alone, "org_pl", "en", _words)
+    assert words["reason"] == "en: oprogramowanie ->  (a_offers_b_seeks)"  # "softver" was the partner's
+    seen_by_rs = partnership_view(_pair("approved", both), {"org_rs": PROFILES["org_rs"]}, "org_rs", "en", _words)
+    assert seen_by_rs["reason"] == "en: softver ->  (b_offers_a_seeks)"
+
+
 def test_an_organisation_outside_the_pair_sees_nothing():
     assert partnership_view(_pair(), PROFILES, "org_al", "en", _words) is None
 
