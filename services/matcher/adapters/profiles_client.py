@@ -17,6 +17,9 @@ logger = logging.getLogger(__name__)
 
 CLUSTER_NAMES_TTL_S = 300.0  # a cluster renamed or added shows by its new name within five minutes
 NAMES_RETRY_S = 30.0
+# A cluster the names read last do not hold (added since) has them read again at once, at most this
+# often: its coordinator's first look at the queue shows its name, not its id.
+UNKNOWN_CLUSTER_RETRY_S = 5.0
 
 
 class ProfilesUnavailable(Exception):
@@ -47,6 +50,7 @@ class ProfilesAuthClient:
         cache_ttl_s: float = 30.0,
         service_token: str | None = None,
         names_ttl_s: float = CLUSTER_NAMES_TTL_S,
+        unknown_retry_s: float = UNKNOWN_CLUSTER_RETRY_S,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         # Logins are sent with it, so profiles counts failures per account only and leaves
@@ -59,6 +63,8 @@ class ProfilesAuthClient:
         self.names_ttl_s = names_ttl_s
         self._names: dict[str, str] = {}
         self._names_until = 0.0
+        self._names_asked = float("-inf")  # when they were last asked for
+        self.unknown_retry_s = unknown_retry_s
 
     def _call(
         self, method: str, path: str, body: dict[str, Any] | None = None, token: str | None = None
@@ -108,16 +114,19 @@ class ProfilesAuthClient:
             self._cache[token] = (now + self.cache_ttl_s, caller)
         return caller
 
-    def cluster_names(self) -> dict[str, str]:
-        """Every cluster's name by its id (profiles' public list), read again after names_ttl_s.
+    def cluster_names(self, wanted: str | None = None) -> dict[str, str]:
+        """Every cluster's name by its id (profiles' public list), read again after names_ttl_s,
+        or at once when they lack the cluster `wanted` (at most every unknown_retry_s).
         While profiles cannot answer, the names read last (none before the first answer; a page
         shows a cluster's id then), asked again after NAMES_RETRY_S rather than at every page."""
         now = time.monotonic()
         with self._lock:
-            if now < self._names_until:
+            missing = wanted is not None and wanted not in self._names
+            if now < self._names_until and not (missing and now >= self._names_asked + self.unknown_retry_s):
                 return self._names
             # one request reads them again; the others meanwhile show the names read last
-            self._names_until = now + NAMES_RETRY_S
+            self._names_until = max(self._names_until, now + NAMES_RETRY_S)
+            self._names_asked = now
         try:
             status, body = self._call("GET", "/v1/clusters")
             if status != 200 or not isinstance(body, list):

@@ -131,8 +131,10 @@ def _cluster_name(cluster_id: str | None) -> str:
     if not cluster_id:
         return ""
     names = g.get("cluster_names")
-    if names is None:
-        names = g.cluster_names = _deps().auth.cluster_names()
+    if names is None or (cluster_id not in names and not g.get("cluster_names_asked_again")):
+        # one read a request; again at most once when it lacks a cluster (one added since)
+        g.cluster_names_asked_again = names is not None
+        names = g.cluster_names = _deps().auth.cluster_names(cluster_id)
     return str(names.get(cluster_id) or cluster_id)
 
 

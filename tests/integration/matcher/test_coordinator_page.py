@@ -11,7 +11,7 @@ import pytest
 from services.matcher.adapters.profiles_client import ProfilesAuthClient
 from services.matcher.adapters.redis_state import PairWrite, ProfileChange
 
-from .conftest import PASSWORD, ServerThread, seed_profile
+from .conftest import ADMIN, PASSWORD, ServerThread, seed_profile
 
 pytestmark = pytest.mark.integration
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
@@ -155,10 +155,10 @@ def _csrf(html: str) -> str:
     return html.split('name="csrf" value="')[1].split('"')[0]
 
 
-def _login(client):
-    """Log anna in; the form token of her new session (a login issues a new one)."""
+def _login(client, username: str = "anna"):
+    """Log anna (or another) in; the form token of her new session (a login issues a new one)."""
     csrf = _csrf(client.get("/login").get_data(as_text=True))
-    r = client.post("/login", data={"username": "anna", "password": PASSWORD, "csrf": csrf})
+    r = client.post("/login", data={"username": username, "password": PASSWORD, "csrf": csrf})
     assert r.status_code == 302
     after = _csrf(client.get("/queue").get_data(as_text=True))
     assert after != csrf
@@ -390,6 +390,37 @@ def test_clusters_are_named_as_profiles_names_them_and_by_their_ids_while_it_can
     fresh._call = lambda *args, **kw: calls.append(args) or call(*args, **kw)  # type: ignore[method-assign]
     assert fresh.cluster_names() == {} and fresh.cluster_names() == {}
     assert len(calls) == 1, "profiles is not asked again at every page while it cannot answer"
+
+
+def test_a_cluster_added_after_the_names_were_read_is_named_at_once(matcher_app, two_pending, profiles):
+    """The names are read every five minutes; a cluster they lack (added since) has them read again
+    at once, at most every few seconds however many pages ask for it."""
+    matcher_app.extensions["partnermatch.matcher"].auth.unknown_retry_s = 0  # not a few seconds: at once
+    anna = matcher_app.test_client()
+    _login(anna)
+    assert "Silesia ICT Cluster" in anna.get("/queue?lang=en").get_data(as_text=True)  # the names read
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    body = {"id": "hu-pannon-agri", "name": "Pannon Agrár Klaszter", "country": "HU"}
+    assert profiles.client.post("/v1/clusters", headers=admin, json=body).status_code == 201
+    assert (
+        profiles.client.post(
+            "/v1/clusters/hu-pannon-agri/coordinators",
+            headers=admin,
+            json={"username": "zsofia", "password": PASSWORD, "name": "Zsófia", "email": "zsofia@example.org"},
+        ).status_code
+        == 201
+    )
+    zsofia = matcher_app.test_client()
+    _login(zsofia, "zsofia")
+    assert "zsofia · Pannon Agrár Klaszter" in zsofia.get("/queue?lang=hu").get_data(as_text=True)
+
+    auth = ProfilesAuthClient(profiles.url)
+    calls = []
+    call = auth._call
+    auth._call = lambda *args, **kw: calls.append(args) or call(*args, **kw)  # type: ignore[method-assign]
+    for _ in range(3):
+        assert auth.cluster_names("nobody-has-this")["hu-pannon-agri"] == "Pannon Agrár Klaszter"
+    assert len(calls) == 1, "a cluster nobody has is not asked for at every page"
 
 
 def test_a_decision_sent_twice_a_double_click_is_said_saved_once(matcher_app, two_pending):
