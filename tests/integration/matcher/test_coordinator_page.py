@@ -3,6 +3,7 @@ page's protections checked over plain HTTP."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -421,6 +422,23 @@ def test_a_cluster_added_after_the_names_were_read_is_named_at_once(matcher_app,
     for _ in range(3):
         assert auth.cluster_names("nobody-has-this")["hu-pannon-agri"] == "Pannon Agrár Klaszter"
     assert len(calls) == 1, "a cluster nobody has is not asked for at every page"
+
+
+def test_each_page_has_its_own_title(matcher_app, two_pending):
+    """Tabs and the history of a browser, and a screen reader's first words, tell the pages apart."""
+    client = matcher_app.test_client()
+    titles = {"/login?lang=en": client.get("/login?lang=en").get_data(as_text=True)}
+    _login(client)
+    for path in ("/queue?lang=en", "/history?lang=en", "/analytics?lang=en", "/pairs/org_al~org_pl?lang=en"):
+        titles[path] = client.get(path).get_data(as_text=True)
+    found = {path: re.search(r"<title>(.*?)</title>", html)[1] for path, html in titles.items()}
+    assert found == {
+        "/login?lang=en": "Partnership suggestions · partnermatch",
+        "/queue?lang=en": "Pending · Partnership suggestions · partnermatch",
+        "/history?lang=en": "Decided · Partnership suggestions · partnermatch",
+        "/analytics?lang=en": "Figures of Silesia ICT Cluster · partnermatch",
+        "/pairs/org_al~org_pl?lang=en": "Śląski Klaster ICT ↔ Qendra Kreative Tirana · partnermatch",  # own first
+    }
 
 
 def test_a_decision_sent_twice_a_double_click_is_said_saved_once(matcher_app, two_pending):
