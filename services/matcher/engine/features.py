@@ -126,6 +126,8 @@ class FeatureSpace:
         )
         # The place among the sectors of the sector each concept is or belongs to (-1: none)
         self.concept_sector = np.array([self.sector_index.get(lexicon.sector_of(c) or "", -1) for c in self.concepts])
+        # per sector, the columns of the concepts that are it or belong to it
+        self.sector_activity_columns = [np.flatnonzero(self.concept_sector == s) for s in range(len(self.sectors))]
         # A sector is evidenced by its own words and by those of its activities: the column of the
         # sector concept each concept counts for (-1: none), and the same as a 0/1 matrix.
         self.sector_concept_column = np.array(
@@ -266,10 +268,22 @@ class FeatureSpace:
         strength = 1.0 if stated else settings.implicit_need_weight
         own_sectors = _l2(sector)
         sought = strength * _other_sectors(_l2(sought)[None, :], own_sectors[None, :], settings.own_sector_discount)[0]
+        if a.seek_hits and settings.own_activity_discount:  # (as _own_activities_discounted does)
+            own = np.append(own_sectors, np.float32(0.0))  # concept_sector -1, no sector: kept whole
+            goal = goal * np.maximum(0.0, 1.0 - settings.own_activity_discount * own[self.concept_sector])
         right = np.concatenate(
             [own_sectors, _l2(prof), _l2(goal), _l2(cap), sought, *self._country_blocks(country, a)]
         ).astype(np.float32)
         return right, self.term_vector(a)
+
+    def _own_activities_discounted(self, goal: np.ndarray, own_sectors: np.ndarray) -> None:
+        """In place, rows of the goal block: each activity of a sector counts less by the share that
+        sector has of the organisation's own (own_sectors, unit rows), times own_activity_discount."""
+        discount = self.settings.own_activity_discount
+        if not discount:
+            return
+        for s, columns in enumerate(self.sector_activity_columns):
+            goal[:, columns] *= np.maximum(0.0, 1.0 - discount * own_sectors[:, s : s + 1])
 
     def _concept_vector(self, hits: dict[str, list[str]]) -> np.ndarray:
         v = np.zeros(len(self.concepts), np.float32)
@@ -358,6 +372,10 @@ class FeatureSpace:
         strength = np.where(stated, 1.0, implicit).astype(np.float32)[:, None]
         own_sectors = _l2_rows(sector)
         sought = strength * _other_sectors(_l2_rows(sought), own_sectors, settings.own_sector_discount)
+        with_goals = np.flatnonzero(~no_goal)
+        needs = goal[with_goals]  # a copy (prof was made of goal as it is)
+        self._own_activities_discounted(needs, own_sectors[with_goals])
+        goal[with_goals] = needs
         return np.hstack(
             [
                 own_sectors,

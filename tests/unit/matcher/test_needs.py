@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from partnermatch.languages import READER_LANGUAGES, is_cyrillic
@@ -292,3 +293,66 @@ def test_no_reason_claims_a_direction_the_texts_do_not_support():
                 assert names(provider.offer_hits, r.concept), (org_id, s.id, r)
                 checked += 1
     assert checked > 1000
+
+
+# A hotel whose goals name its own trade ("for our hotel") beside what it seeks (software), other
+# hotels and a software house; texts in Croatian, Slovenian, Serbian and Polish.
+HOTEL_SEEKING_SOFTWARE = [
+    P(
+        "hotel",
+        "Hotel Mirna",
+        "hr-istra-tourism",
+        "HR",
+        "Hotel s 180 soba i 12 apartmana na obali, wellness centar, dva restorana i kongresna dvorana.",
+        "Za naš hotel trebamo sustav za online rezervacije povezan s hotelskim softverom i mobilnu "
+        "aplikaciju za goste hotela: online prijava, narudžbe iz restorana i rezervacija wellnessa.",
+        "hr",
+    ),
+    P(
+        "spa",
+        "Terme Zreče",
+        "si-spa-tourism",
+        "SI",
+        "Hotel in wellness center s termalnimi bazeni, restavracija in kongresna dvorana.",
+        "Iščemo partnerje za skupne turistične pakete in izmenjavo gostov med hoteli.",
+        "sl",
+    ),
+    P(
+        "lodge",
+        "Durmitor Lodge",
+        "me-tourism",
+        "ME",
+        "Hotel i restoran na Žabljaku, planinski turizam, wellness i domaća kuhinja.",
+        "Tražimo turističke agencije i hotele za zajedničku promociju.",
+        "sr",
+    ),
+    P(
+        "booking",
+        "Rezerwacje.dev",
+        "pl-ict",
+        "PL",
+        "Tworzymy oprogramowanie dla hoteli: systemy rezerwacji online, aplikacje mobilne dla gości, "
+        "integracje z systemami hotelowymi.",
+        "Szukamy hoteli do wdrożeń pilotażowych.",
+        "pl",
+    ),
+]
+
+
+def test_a_need_said_with_the_own_trades_words_seeks_what_it_names_not_its_own_trade():
+    """ "For our hotel we need a booking system": the hotel words are the seeker's own trade, not
+    what it seeks. Its needs weigh software, its own trade's activities next to nothing (they met
+    other hotels as needs, at full weight); built one by one as in a fit."""
+    engine = _engine(HOTEL_SEEKING_SOFTWARE)
+    features = engine.features
+    needs = features.vectors(engine.analyses[engine.row["hotel"]], "HR")[0][features.block["seeks"]]
+    weight = {
+        c: float(needs[features.concept_index[c]]) for c in ("tourism.hotels", "tourism.gastronomy", "ict.software")
+    }
+    assert weight["ict.software"] > 0.9 and weight["tourism.hotels"] < 0.05 and weight["tourism.gastronomy"] < 0.05
+    assert engine.top("hotel", 3)[0].id == "booking"
+    analyses = [a for a in engine.analyses if a is not None]
+    countries = [p.country for p in engine.profiles if p is not None]
+    many = features.vectors_many(analyses, countries)
+    one_by_one = np.vstack([features.vectors(a, c)[0] for a, c in zip(analyses, countries, strict=True)])
+    assert np.allclose(many, one_by_one, atol=1e-6)
