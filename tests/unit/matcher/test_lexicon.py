@@ -82,6 +82,21 @@ def test_an_acronym_joined_to_a_word_by_a_hyphen_still_names_its_concept(lexicon
     assert concept in {h.concept for h in lexicon.find(text, lang)}
 
 
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("Fűszerpaprikát termesztünk és dolgozunk fel.", "hu"),
+        ("Uprawiamy paprykę w szklarniach.", "pl"),
+        ("Отглеждаме чушки за ЕС.", "bg"),
+        ("Proizvodimo ajvar od paprike.", "sr"),
+    ],
+)
+def test_a_pepper_grower_is_in_agrifood(lexicon, text, lang):
+    """Peppers are the vegetable of the Pannonian plain and the Balkans; Hungarian "termeszt-" is
+    growing crops."""
+    assert "agrifood" in {lexicon.sector_of(h.concept) for h in lexicon.find(text, lang)}
+
+
 def test_a_hyphenated_word_names_no_acronym_it_is_not_written_in_capitals(lexicon):
     assert "ict" not in {h.concept for h in lexicon.find("It-is a well-known fact.", "en")}
 
