@@ -451,6 +451,13 @@ def _still_a_contact(org: dict[str, Any], contact_id: str | None) -> bool:
     return contact_id is None or any(c.get("id") == contact_id for c in org.get("contacts") or [])
 
 
+def session_contact(store: RedisProfileStore, session_id: str) -> str | None:
+    """The contact person a page session was opened for (None: unknown, or one opened at
+    registration, which names none)."""
+    found = store.web_session(domain.token_digest(session_id))
+    return found.get("contact_id") if found is not None else None
+
+
 def session_org(store: RedisProfileStore, session_id: str) -> dict[str, Any] | None:
     """The organisation of a page session, or None (unknown, expired or signed out; or the
     organisation is gone, which ends the session)."""

@@ -44,6 +44,7 @@ from werkzeug.exceptions import HTTPException
 
 from partnermatch import i18n, vocabulary
 from partnermatch.languages import NATIVE_NAMES, PROFILE_LANGUAGES, READER_LANGUAGES, babel_locale, native_names
+from partnermatch.mail import mail_address
 from services.profiles import domain, page_text, services
 from services.profiles.adapters.matcher_client import MatcherUnavailable
 from services.profiles.adapters.redis_store import NotFound
@@ -506,12 +507,21 @@ def profile(org: dict[str, Any]) -> Any:
     data, errors = _validate(form, editing=True)
     if errors:
         return _org_form_page("pages.profile", form, errors, _errors_summary(errors), 422, org)
+    session_id = session.get("sid")
+    me = services.session_contact(_deps().store, session_id) if isinstance(session_id, str) else None
     try:
-        services.update_org(_deps().store, _principal(org), org["id"], data)
+        saved = services.update_org(_deps().store, _principal(org), org["id"], data)
     except NotFound:
         session.clear()
         return redirect(url_for("pages.start"))
-    session_id = session.get("sid")
+    moved = _own_address_changed(form, me, saved)
+    if moved is not None:
+        # the person signed in corrected their own address: still them, signed in, now as that address
+        contact_id, email = moved
+        services.close_session(_deps().store, str(session_id))
+        _start_session(saved, services.open_session(_deps().store, saved, contact_id, _settings().page_session_ttl_s))
+        flash(gettext("Saved. Sign-in links now go to %(email)s.", email=email))
+        return redirect(url_for("pages.profile"))
     if not isinstance(session_id, str) or services.session_org(_deps().store, session_id) is None:
         # The person signed in removed themselves as a contact: the store ended their sessions.
         session.clear()
@@ -519,6 +529,25 @@ def profile(org: dict[str, Any]) -> Any:
         return redirect(url_for("pages.start"))
     flash(gettext("Saved."))
     return redirect(url_for("pages.profile"))
+
+
+def _own_address_changed(form: OrgForm, me: str | None, saved: dict[str, Any]) -> tuple[str, str] | None:
+    """The contact id and address of the person signed in (`me`) when the form changed their own row's
+    address (the row that was theirs, kept, with another address now stored): else None."""
+    if me is None:
+        return None
+    row = next((r for r in form.contacts if r.id == me and not r.remove), None)
+    if row is None:
+        return None
+    try:
+        address = mail_address(row.email.strip())  # as the schema stored it
+    except ValueError:
+        return None
+    now = domain.contact_id(saved["id"], address)
+    if now == me:
+        return None
+    stored = next((c for c in saved.get("contacts") or [] if c.get("id") == now), None)
+    return (now, stored["email"]) if stored is not None else None
 
 
 @pages.get("/profile/data")

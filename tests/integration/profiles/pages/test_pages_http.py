@@ -779,6 +779,31 @@ def test_removing_yourself_as_a_contact_saves_and_says_why_you_are_signed_out(ap
     assert browser.get("/profile").status_code == 302
 
 
+def test_correcting_ones_own_address_keeps_one_signed_in_as_that_address(app, redis_client, sink):
+    """The person signed in changes their own row's address: saved, still signed in (a new session
+    for the new address, the old one ended), and told where sign-in links go now."""
+    assert register(app.test_client()).status_code == 302
+    org = _stored_org(redis_client)
+    browser = app.test_client()
+    others = set(redis_client.keys("{profiles}:web-session:*"))  # the registering browser's
+    assert _sign_in(browser, sink, JELENA).status_code == 302
+    old_sessions = set(redis_client.keys("{profiles}:web-session:*")) - others
+    assert len(old_sessions) == 1
+    form = registration(
+        **{"contacts-0-id": org["contacts"][0]["id"], "contacts-0-email": "Jelena.Nova@banat.example.rs"}
+    )
+    form.pop("cluster_id")
+    page = browser.get("/profile?lang=en").get_data(as_text=True)
+    saved = browser.post("/profile?lang=en", data={**form, "csrf_token": csrf_of(page)})
+    assert saved.status_code == 302 and urlsplit(saved.headers["Location"]).path == "/profile"
+    profile = browser.get("/profile?lang=en")
+    assert profile.status_code == 200
+    assert "Saved. Sign-in links now go to Jelena.Nova@banat.example.rs." in profile.get_data(as_text=True)
+    [contact] = _stored_org(redis_client)["contacts"]
+    assert contact["email"] == "Jelena.Nova@banat.example.rs"
+    assert not old_sessions & set(redis_client.keys("{profiles}:web-session:*")), "the old session is ended"
+
+
 def test_a_text_too_long_is_told_with_the_other_mistakes_not_after_them(make_app):
     app = make_app(max_text_chars=100)
     answer = register(app.test_client(), lang="en", capabilities="Razvoj softvera. " * 10, website="banat")
