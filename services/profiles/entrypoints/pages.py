@@ -114,7 +114,7 @@ def _signed_in_org() -> dict[str, Any] | None:
 
 @pages.app_context_processor
 def _template_globals() -> dict[str, Any]:
-    if request.blueprint != "pages":
+    if request.blueprint != "pages" and not g.get("page_error"):
         return {}
     lang = g.get("lang", i18n.DEFAULT)
     return {"lang": lang, "languages": i18n.switcher(lang, request.args), "me": _signed_in_org()}
@@ -228,6 +228,7 @@ def page_error(exc: HTTPException) -> Any:
         return None
     if "lang" not in g:  # an address no view of the pages took: their hooks have not run
         g.lang = i18n.page_language(request)
+    g.page_error = True  # a page of theirs all the same: its language, the switcher, who is signed in
     return _message_page(
         gettext("This page does not exist"), gettext("Check the address, or go back to the start."), exc.code
     )

@@ -827,6 +827,8 @@ def test_a_mistyped_address_of_the_pages_is_a_page_in_the_readers_language(make_
         r = client.get(path, headers=browser)
         assert r.status_code == status and r.mimetype == "text/html", path
         assert "Ta strona nie istnieje" in r.get_data(as_text=True), path
+        assert '<html lang="pl">' in r.get_data(as_text=True), path  # a screen reader's voice
+        assert 'hreflang="sr-Cyrl"' in r.get_data(as_text=True), path  # and the language switcher
     api = client.get("/v1/nothing", headers=browser)  # the API answers as the API, whoever asks
     assert api.status_code == 404 and api.json["message"]
     for accept in ("*/*", "application/json"):  # curl, monitors, scripts: the JSON as before
