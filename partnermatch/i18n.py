@@ -13,10 +13,13 @@ import functools
 import gettext as _gettext
 import io
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
+
+from jinja2 import pass_context
+from markupsafe import Markup
 
 from partnermatch.languages import NATIVE_NAMES, PROFILE_LANGUAGES, READER_LANGUAGES, babel_locale, to_cyrillic
 
@@ -94,14 +97,24 @@ def translations(lang: str, domain: str) -> _gettext.NullTranslations:
 
 
 def gettext(lang: str, domain: str, message: str, **values: Any) -> str:
-    """`message` in `lang`, with `%(name)s` placeholders filled from `values`."""
+    """`message` in `lang`, with `%(name)s` placeholders filled from `values` (see fill)."""
     text = translations(lang, domain).gettext(message)
-    return text % values if values else text
+    return fill(text, values) if values else text
 
 
 def ngettext(lang: str, domain: str, singular: str, plural: str, n: int, **values: Any) -> str:
     text = translations(lang, domain).ngettext(singular, plural, n)
-    return text % {"num": n, **values}
+    return fill(text, {"num": n, **values})
+
+
+def fill(text: Any, values: Mapping[str, Any]) -> Any:
+    """`text % values`, where a value that ends with a full stop also ends the sentence it ends:
+    "… between Fabryka and Sajtüzem Kft.", not "Kft..". `text` may be Markup (it then escapes the
+    values, as `%` does)."""
+    for name, value in values.items():
+        if isinstance(value, str) and value.endswith("."):
+            text = text.replace(f"%({name})s.", f"%({name})s")
+    return text % values
 
 
 def untranslated(domain: str, languages: Iterable[str] = READER_LANGUAGES) -> dict[str, list[str]]:
@@ -215,6 +228,16 @@ def install(env: Any, domain: str, current_language: Callable[[], str]) -> None:
         ngettext=lambda singular, plural, n: translations(current_language(), domain).ngettext(singular, plural, n),
         newstyle=True,
     )
+
+    # Jinja's own newstyle gettext, filling the values as `fill` does
+    @pass_context
+    def filled_gettext(context: Any, message: str, **values: Any) -> Any:
+        text = translations(current_language(), domain).gettext(message)
+        if context.eval_ctx.autoescape:
+            text = Markup(text)
+        return fill(text, values)
+
+    env.globals["gettext"] = filled_gettext
 
 
 def reader_language(tag: str | None) -> str:

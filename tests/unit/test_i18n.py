@@ -256,3 +256,21 @@ def test_jinja_templates_translate_with_the_current_language_and_escape_values()
     assert template.render(name="ACME") == "Одобрено партнерство: ACME|Одјави ме"
     current["lang"] = "en"
     assert template.render(name="ACME") == "Approved partnership: ACME|Unsubscribe"
+
+
+def test_a_name_that_ends_with_a_full_stop_ends_the_sentence_with_one():
+    """ "Sp. z o.o.", "Kft.", "d.o.o.", "s.r.o." end most of our organisations' names."""
+    from jinja2 import Environment
+
+    deleting = "Yes, delete %(name)s for good."
+    assert i18n.gettext("sq", "organisations", deleting, name="Ferma Bio sh.p.k.") == (
+        "Po, fshije përgjithmonë Ferma Bio sh.p.k."
+    )
+    assert i18n.gettext("pl", "organisations", deleting, name="Bio Sp. z o.o.") == "Tak, usuń Bio Sp. z o.o. na zawsze."
+    assert i18n.gettext("sq", "organisations", deleting, name="Ferma Bio") == "Po, fshije përgjithmonë Ferma Bio."
+    current = {"lang": "de"}
+    env = Environment(autoescape=True)
+    i18n.install(env, "organisations", lambda: current["lang"])
+    page = env.from_string("{{ _(message, name=name) }}")
+    assert page.render(message=deleting, name="Dunav <d.o.o.>") == "Ja, Dunav &lt;d.o.o.&gt; endgültig löschen."
+    assert page.render(message="Erase %(name)s.", name="Dunav d.o.o.") == "Erase Dunav d.o.o."
