@@ -564,16 +564,17 @@ def test_my_partnerships_needs_a_session_and_says_when_the_matcher_cannot_answer
 
 
 class _Waiting:
-    """The matcher's answer: one pair with `partner_id`, waiting for the coordinators."""
+    """The matcher's answer: one pair with `partner_id`, waiting for the coordinators (or in `state`)."""
 
-    def __init__(self, partner_id: str) -> None:
+    def __init__(self, partner_id: str, state: str = "waiting") -> None:
         self.partner_id = partner_id
+        self.state = state
 
     def partnerships(self, org_id: str, lang: str = "en") -> list[dict]:
         return [
             {
                 "pair_id": "~".join(sorted((org_id, self.partner_id))),
-                "state": "waiting",
+                "state": self.state,
                 "reason": None,
                 "partner": {"org_id": self.partner_id, "cluster_id": "pl-silesia-ict"},
             }
@@ -597,6 +598,23 @@ def test_my_partnerships_names_the_partner_s_country_in_the_page_s_language(app)
     meta = re.search(r'<p class="meta">([^<]*)</p>', client.get("/partnerships?lang=sr-Cyrl").get_data(as_text=True))
     assert meta and meta[1] == "Пољска · Śląski Klaster ICT"  # not the code "PL"
     assert "Polska ·" in client.get("/partnerships?lang=pl").get_data(as_text=True)
+
+
+def test_an_approved_partner_without_a_shared_contact_says_who_can_put_you_in_touch(app):
+    client = app.test_client()
+    register(client)
+    body = {
+        "name": "Mleczarnia",
+        "cluster_id": "pl-silesia-ict",
+        "country": "PL",
+        "capabilities": "Sery.",
+        "goals": "IT.",
+    }
+    partner = client.post("/v1/organisations", json=body)  # no contact person: none shares
+    tip = "Your cluster's coordinator can put you in touch."
+    for state, told in (("approved", True), ("waiting", False)):
+        app.extensions["partnermatch.profiles"].matcher = _Waiting(partner.json["organisation"]["id"], state)
+        assert (tip in client.get("/partnerships?lang=en").get_data(as_text=True)) is told, state
 
 
 def test_no_page_shows_contact_data_without_a_session(app, redis_client):
