@@ -230,13 +230,13 @@ def withdraw(pair_id: str):
         return _session_ended(request.form.get("next"))
     try:
         _deps().review.withdraw_approval(me["cluster_id"], me["username"] or "?", pair_id)
-        flash(_("Your approval is withdrawn."))
+        flash(_("Your cluster's approval is withdrawn."))
     except DecisionRefused as refused:
         state = (refused.pair or {}).get("state")
         if refused.reason == "not_pending" and state in ("approved", "rejected"):
             flash(_("This approval can no longer be withdrawn: the other cluster has decided."))
         elif refused.reason == "nothing_to_withdraw":
-            flash(_("There is no approval of yours to withdraw."))
+            flash(_("Your cluster has no approval to withdraw."))
         else:  # the pair is gone
             flash(_("This suggestion is no longer waiting for a decision: an organisation changed or was deleted."))
     return redirect(_back_to(request.form.get("next")))
