@@ -352,7 +352,7 @@ def test_a_coordinator_withdraws_an_approval_on_the_page(matcher_app, two_pendin
     csrf = _login(client)
     client.post("/pairs/org_pl~org_rs/decide", data={"decision": "approve", "csrf": csrf})
     card = client.get("/queue?lang=en").get_data(as_text=True)
-    assert "Withdraw the cluster&#39;s approval" in card
+    assert "Withdraw the cluster's approval" in card
     done = client.post("/pairs/org_pl~org_rs/withdraw", data={"csrf": csrf}, follow_redirects=True)
     assert "Your cluster&#39;s approval is withdrawn." in done.get_data(as_text=True)
     assert matcher_state.get_pair("org_pl~org_rs")["decisions"] == {}
