@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import shutil
+import socket
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -65,6 +66,8 @@ class ServiceSpec:
     address: str | None = None
     metrics_url: str | None = None
     secrets: tuple[str, ...] = ()
+    bind: str | None = None  # host:port it listens on, when it does
+    port_setting: str | None = None  # the setting that chooses that port
 
     def readiness(self) -> Callable[[], bool] | None:
         if self.ready is not None:
@@ -146,10 +149,26 @@ def service_specs(env: Mapping[str, str]) -> list[ServiceSpec]:
                 address=process.address,
                 metrics_url=process.metrics_url,
                 secrets=process.secrets,
+                bind=process.bind,
+                port_setting=process.port_setting,
             )
             for name in names
         ]
     return specs
+
+
+def address_free(bind: str) -> bool:
+    """Whether a process could listen on `bind` (host:port) now: nothing listens there (an address
+    only in TIME_WAIT is free, as for gunicorn, which binds with SO_REUSEADDR)."""
+    host, _, port = bind.rpartition(":")
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host.strip("[]"), int(port)))
+        except OSError:
+            return False
+    return True
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -218,6 +237,7 @@ class Stack:
 
     def start(self) -> Stack:
         try:
+            self._check_addresses()
             self.state.mkdir(parents=True, exist_ok=True)
             logger.info("starting redis-server", extra={"dir": str(self.state / "redis")})
             self.redis = RedisServer(
@@ -258,6 +278,22 @@ class Stack:
         except BaseException:
             self.stop()
             raise
+
+    def _check_addresses(self) -> None:
+        """Refuse to start when an address a part is to listen on is taken (another stack, another
+        program): its part would fail to bind, and its readiness check could be answered by
+        whatever listens there instead."""
+        specs = self.specs(self.base_env) if callable(self.specs) else self.specs
+        taken = [spec for spec in specs if spec.bind and not address_free(spec.bind)]
+        if taken:
+            raise StackError(
+                "; ".join(
+                    f"{spec.name} cannot listen on {spec.bind}: another program (another `partnermatch up`?) "
+                    f"listens there"
+                    + (f"; stop it, or set {spec.port_setting} to a free port" if spec.port_setting else "")
+                    for spec in taken
+                )
+            )
 
     def _prepare_topics(self, bootstrap: str) -> None:
         """The declared topics and the epoch marker, so the services start on a known epoch (or

@@ -32,7 +32,8 @@ class Process:
     given the address of that process unless the environment sets it. `address` tells a person
     where to go; `scales`: several may run at once (they share the work in one consumer group).
     `secrets` names the variables holding the service's own secrets, which a local launcher makes
-    (and keeps) when the environment does not set them."""
+    (and keeps) when the environment does not set them. `port_setting` names the setting that
+    chooses the port in `bind`, for a person to change when it is taken."""
 
     name: str
     module: str | None = None
@@ -43,6 +44,7 @@ class Process:
     address: str | None = None
     scales: bool = False
     secrets: tuple[str, ...] = ()
+    port_setting: str | None = None
 
     def __post_init__(self) -> None:
         if (self.module is None) == (self.app is None):

@@ -23,6 +23,7 @@ def processes(env: Mapping[str, str]) -> list[Process]:
             "review",
             app="services.matcher.entrypoints.web:create_app()",
             bind=bind,
+            port_setting=MATCHER_PORT.name,
             uses=to_profiles,
             address=f"http://{bind}/login  (coordinators' page; review API: http://{bind}/v1/suggestions, "
             f"OpenAPI: http://{bind}/openapi.json)",

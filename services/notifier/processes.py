@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from partnermatch.processes import Address, Process
 from partnermatch.smtp import SMTP_HOST, SMTP_PORT
 from services.notifier.config import (
+    MAILSINK_PORT,
     NOTIFIER_HOST,
     NOTIFIER_PORT,
     NOTIFIER_PROFILES_URL,
@@ -36,12 +37,14 @@ def processes(env: Mapping[str, str]) -> list[Process]:
             "mailsink",
             module="services.notifier.entrypoints.mailsink",
             bind=f"{sink.host}:{sink.port}",
+            port_setting=MAILSINK_PORT.name,
             address=f"smtp://{sink.host}:{sink.port}  (every email kept in {sink.folder}/*.eml)",
         ),
         Process(
             "unsubscribe",
             app="services.notifier.entrypoints.web:create_app()",
             bind=bind,
+            port_setting=NOTIFIER_PORT.name,
             uses=links,
             address=f"http://{bind}  (one-click unsubscribe links)",
             secrets=secrets,

@@ -25,6 +25,7 @@ def processes(env: Mapping[str, str]) -> list[Process]:
             "profiles",
             app="services.profiles.entrypoints.app:create_app()",
             bind=bind,
+            port_setting=PROFILES_PORT.name,
             uses={
                 PROFILES_MATCHER_URL.name: Address("review"),
                 PROFILES_PUBLIC_URL.name: Address("profiles"),

@@ -219,6 +219,25 @@ def test_a_service_that_never_gets_ready_fails_the_stack_after_its_timeout(tmp_p
     assert _live_children() <= before
 
 
+def test_a_port_another_program_listens_on_fails_the_stack_before_anything_starts(tmp_path):
+    """A second `partnermatch up` on the first one's ports used to say it was running, the first
+    stack answering its readiness checks, then lost its web parts: it now refuses, naming the part,
+    the address and the setting to change, and starts nothing."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        env = {**os.environ, "PROFILES_HOST": "127.0.0.1", "PROFILES_PORT": str(port)}
+        before = _live_children()
+        with pytest.raises(StackError) as refused:
+            Stack(tmp_path / "state", env=env, echo=False).start()
+    assert str(refused.value) == (
+        f"profiles cannot listen on 127.0.0.1:{port}: another program (another `partnermatch up`?) listens "
+        "there; stop it, or set PROFILES_PORT to a free port"
+    )
+    assert _live_children() <= before and not (tmp_path / "state" / "redis").exists()
+
+
 def test_an_unreachable_external_kafka_fails_the_stack_naming_it(tmp_path):
     nowhere = f"127.0.0.1:{free_port()}"
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": nowhere}
