@@ -120,11 +120,18 @@ def _template_globals() -> dict[str, Any]:
     return {"lang": lang, "languages": i18n.switcher(lang, request.args), "me": _signed_in_org()}
 
 
+# The signed-in pages a person asked for before signing in that the sign-in link then opens (the
+# partnerships emails link to theirs); any other goes to the profile.
+AFTER_SIGNIN = frozenset({"pages.profile", "pages.partnerships"})
+
+
 def signed_in(view: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         org = _signed_in_org()
         if org is None:
+            if request.method == "GET" and request.endpoint in AFTER_SIGNIN:
+                session["after_signin"] = request.endpoint  # a link from an email: there once signed in
             flash(gettext("Please sign in first."))
             return redirect(url_for("pages.signin"))
         return view(org, *args, **kwargs)
@@ -468,9 +475,10 @@ def signin_link(token: str) -> Any:
     if opened is None:
         return _link_refused()
     session_id, org = opened
+    after = session.get("after_signin")
     _start_session(org, session_id)
     flash(gettext("You are signed in."))
-    return redirect(url_for("pages.profile"))
+    return redirect(url_for(after if after in AFTER_SIGNIN else "pages.profile"))
 
 
 def _link_refused() -> tuple[str, int]:

@@ -445,6 +445,19 @@ def test_a_signin_link_opens_a_session_once_and_never_again(app, sink):
     assert other.get("/profile").status_code == 302
 
 
+def test_the_page_an_email_linked_to_opens_once_signed_in(app, sink):
+    """A partnership email links to /partnerships: signed out, the link leads to sign in, and the
+    sign-in link then opens the partnerships, not the profile."""
+    register(app.test_client())
+    client = app.test_client()
+    assert urlsplit(client.get("/partnerships").headers["Location"]).path == "/signin"
+    assert _ask_link(client, JELENA).status_code == 200
+    path = _path(signin_link(sink, JELENA))
+    csrf = csrf_of(client.get(path).get_data(as_text=True))
+    assert urlsplit(client.post(path, data={"csrf_token": csrf}).headers["Location"]).path == "/partnerships"
+    assert client.get("/partnerships").status_code == 200
+
+
 def test_a_signin_link_expires(make_app, sink):
     app = make_app(signin_link_ttl_s=1)
     register(app.test_client())
