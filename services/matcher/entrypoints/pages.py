@@ -47,6 +47,10 @@ from services.matcher.ui_text import DOMAIN, STATE_LABELS
 
 logger = logging.getLogger(__name__)
 
+# The flash category of a message that says something went otherwise than asked (base.html shows it
+# apart from the messages that confirm)
+WARNING = "warning"
+
 pages = Blueprint(
     "pages", __name__, template_folder="../templates", static_folder="../static", static_url_path="/static"
 )
@@ -210,7 +214,7 @@ def _back_to(target: str | None) -> str:
 def _session_ended(target: str | None):
     """A form sent after the session ended (logged out elsewhere, or expired): nothing was done;
     say so, and return to that page after the login."""
-    flash(_("Your session ended, so nothing was saved. Log in and try again."))
+    flash(_("Your session ended, so nothing was saved. Log in and try again."), WARNING)
     local = _local(target)
     return redirect(url_for("pages.login", next=local) if local else url_for("pages.login"))
 
@@ -234,11 +238,11 @@ def withdraw(pair_id: str):
     except DecisionRefused as refused:
         state = (refused.pair or {}).get("state")
         if refused.reason == "not_pending" and state in ("approved", "rejected"):
-            flash(_("This approval can no longer be withdrawn: the other cluster has decided."))
+            flash(_("This approval can no longer be withdrawn: the other cluster has decided."), WARNING)
         elif refused.reason == "nothing_to_withdraw":
-            flash(_("Your cluster has no approval to withdraw."))
+            flash(_("Your cluster has no approval to withdraw."), WARNING)
         else:  # the pair is gone
-            flash(_("This suggestion is no longer waiting for a decision: an organisation changed or was deleted."))
+            flash(_("This suggestion is no longer waiting for a decision: an organisation changed or was deleted."), WARNING)
     return redirect(_back_to(request.form.get("next")))
 
 
@@ -450,7 +454,7 @@ def decide(pair_id: str):
     except DecisionRefused as refused:
         if refused.reason == "not_found" or (refused.pair or {}).get("state") == "withdrawn":
             # withdrawn (an organisation changed or was deleted) or never ours: say so where they were
-            flash(_("This suggestion is no longer waiting for a decision: an organisation changed or was deleted."))
+            flash(_("This suggestion is no longer waiting for a decision: an organisation changed or was deleted."), WARNING)
         else:
-            flash(_("This suggestion was already decided."))
+            flash(_("This suggestion was already decided."), WARNING)
     return redirect(_back_to(request.form.get("next")))

@@ -355,6 +355,7 @@ def test_a_coordinator_withdraws_an_approval_on_the_page(matcher_app, two_pendin
     assert "Withdraw the cluster's approval" in card
     done = client.post("/pairs/org_pl~org_rs/withdraw", data={"csrf": csrf}, follow_redirects=True)
     assert "Your cluster&#39;s approval is withdrawn." in done.get_data(as_text=True)
+    assert 'class="flash" role="status">Your cluster&#39;s approval is withdrawn.' in done.get_data(as_text=True)
     assert matcher_state.get_pair("org_pl~org_rs")["decisions"] == {}
     again = client.post("/pairs/org_pl~org_rs/withdraw", data={"csrf": csrf}, follow_redirects=True)
     assert "Your cluster has no approval to withdraw." in again.get_data(as_text=True)

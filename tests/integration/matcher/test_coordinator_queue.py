@@ -271,7 +271,11 @@ def test_a_decision_sent_after_the_session_ended_says_so_and_the_login_returns_t
     assert r.status_code == 302 and r.headers["Location"].startswith("/login?next=")
     assert matcher_state.get_pair(pair_id)["state"] == "pending" and not matcher_state.get_pair(pair_id)["decisions"]
     login_page = tab.get(r.headers["Location"]).get_data(as_text=True)
-    assert "Your session ended, so nothing was saved. Log in and try again." in login_page
+    # a warning, not the confirmation's green box
+    assert (
+        '<p class="flash warning" role="alert">Your session ended, so nothing was saved. Log in and try again.</p>'
+        in (login_page)
+    )
     assert f'name="next" value="{where}"' in login_page
     r = tab.post("/login", data={"username": "anna", "password": PASSWORD, "csrf": _csrf(login_page), "next": where})
     assert r.status_code == 302 and r.headers["Location"] == where
