@@ -242,7 +242,10 @@ def withdraw(pair_id: str):
         elif refused.reason == "nothing_to_withdraw":
             flash(_("Your cluster has no approval to withdraw."), WARNING)
         else:  # the pair is gone
-            flash(_("This suggestion is no longer waiting for a decision: an organisation changed or was deleted."), WARNING)
+            flash(
+                _("This suggestion is no longer waiting for a decision: an organisation changed or was deleted."),
+                WARNING,
+            )
     return redirect(_back_to(request.form.get("next")))
 
 
@@ -454,7 +457,10 @@ def decide(pair_id: str):
     except DecisionRefused as refused:
         if refused.reason == "not_found" or (refused.pair or {}).get("state") == "withdrawn":
             # withdrawn (an organisation changed or was deleted) or never ours: say so where they were
-            flash(_("This suggestion is no longer waiting for a decision: an organisation changed or was deleted."), WARNING)
+            flash(
+                _("This suggestion is no longer waiting for a decision: an organisation changed or was deleted."),
+                WARNING,
+            )
         else:
             flash(_("This suggestion was already decided."), WARNING)
     return redirect(_back_to(request.form.get("next")))
