@@ -14,6 +14,7 @@ import gettext as _gettext
 import io
 import re
 from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -219,6 +220,43 @@ def number(lang: str, value: float, digits: int | None = None, percent: bool = F
     return format_decimal(value, format=None if digits is None else "#,##0." + "0" * digits, locale=locale)
 
 
+def day(lang: str, value: str | None, form: str = "medium") -> str:
+    """The date of an ISO 8601 date or time ("2026-12-07T07:02:00+00:00") as reader language
+    `lang` writes a date (CLDR's medium form: "7 gru 2026", "07.12.2026", "2026. dec. 7."; or
+    its `form` "short": "7.12.2026"); "" for none, and the text itself where it is no date."""
+    from babel.dates import format_date
+
+    if not value:
+        return ""
+    try:
+        when = datetime.fromisoformat(value[:10])
+    except ValueError:
+        return value
+    return format_date(when.date(), form, locale=babel_locale(lang))
+
+
+def moment(lang: str, value: str | None) -> str:
+    """An ISO 8601 time in UTC as `lang` writes a date and a time, then "UTC" ("7 gru 2026, 07:02
+    UTC"); "" for none, and the text itself where it is no time."""
+    from babel import Locale
+    from babel.dates import format_date, format_time
+
+    if not value:
+        return ""
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    locale = Locale.parse(babel_locale(lang))
+    both = str(locale.datetime_formats["medium"])  # "{1}, {0}": the date, then the time
+    written = both.format(
+        format_time(when, "short", tzinfo=UTC, locale=locale), format_date(when, "medium", locale=locale)
+    )
+    return f"{written} UTC"
+
+
 def install(env: Any, domain: str, current_language: Callable[[], str]) -> None:
     """Give a Jinja environment `{% trans %}`, `_()`, `gettext()` and `ngettext()` in the language
     `current_language()` names at render time (for a Flask app: one read from `flask.g`)."""
@@ -238,6 +276,8 @@ def install(env: Any, domain: str, current_language: Callable[[], str]) -> None:
         return fill(text, values)
 
     env.globals["gettext"] = filled_gettext
+    env.filters["day"] = lambda value, form="medium": day(current_language(), value, form)
+    env.filters["moment"] = lambda value: moment(current_language(), value)
 
 
 def reader_language(tag: str | None) -> str:

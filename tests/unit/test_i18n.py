@@ -274,3 +274,18 @@ def test_a_name_that_ends_with_a_full_stop_ends_the_sentence_with_one():
     page = env.from_string("{{ _(message, name=name) }}")
     assert page.render(message=deleting, name="Dunav <d.o.o.>") == "Ja, Dunav &lt;d.o.o.&gt; endgültig löschen."
     assert page.render(message="Erase %(name)s.", name="Dunav d.o.o.") == "Erase Dunav d.o.o."
+
+
+def test_dates_and_times_are_written_as_the_readers_language_writes_them():
+    stamp = "2026-12-07T07:02:00.000+00:00"
+    assert [i18n.day(lang, stamp) for lang in ("pl", "de", "hu", "en")] == [
+        "7 gru 2026",
+        "07.12.2026",
+        "2026. dec. 7.",
+        "Dec 7, 2026",
+    ]
+    assert i18n.day("pl", "2026-09-21", "short") == "21.09.2026"
+    assert i18n.moment("de", stamp) == "07.12.2026, 07:02 UTC"
+    assert i18n.moment("pl", "2026-12-07T07:02:00") == "7 gru 2026, 07:02 UTC"  # no zone written: UTC
+    assert i18n.day("pl", None) == "" and i18n.moment("pl", "") == ""
+    assert i18n.day("pl", "soon") == "soon" and i18n.moment("pl", "soon") == "soon"  # no date: as written

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from partnermatch import events
+from partnermatch import events, i18n
 from services.profiles.adapters.signin_mailer import Background
 from services.profiles.domain import CONSENT_WORDING, SHARE_CONTACT_WORDING
 from services.profiles.entrypoints import pages
@@ -833,6 +833,16 @@ def test_correcting_ones_own_address_keeps_one_signed_in_as_that_address(app, re
     [contact] = _stored_org(redis_client)["contacts"]
     assert contact["email"] == "Jelena.Nova@banat.example.rs"
     assert not old_sessions & set(redis_client.keys("{profiles}:web-session:*")), "the old session is ended"
+
+
+def test_the_profiles_dates_are_written_as_the_readers_language_writes_them(app, redis_client):
+    client = app.test_client()
+    assert register(client).status_code == 302
+    created = _stored_org(redis_client)["created_at"]
+    meta = re.search(r'<p class="meta">([^<]*)</p>', client.get("/profile?lang=pl").get_data(as_text=True))
+    written = i18n.day("pl", created)  # "7 gru 2026"
+    assert meta and meta[1] == f"Zarejestrowano {written}; ostatnia zmiana {written}."
+    assert created[:10] not in client.get("/profile?lang=de").get_data(as_text=True)  # no ISO date anywhere
 
 
 def test_a_text_too_long_is_told_with_the_other_mistakes_not_after_them(make_app):
