@@ -101,8 +101,15 @@ class Reason:
             return words
         label = self._label(found, language)
         if not words or words.lower() == label.lower():
+            return self._line(label, language)
+        return f"{self._line(label, language)} ({words})"
+
+    def _line(self, label: str, language: str) -> str:
+        """A country met as what one side seeks reads as such ("partners from Poland"), not as a
+        thing the other offers ("Poland")."""
+        if self.kind != "country":
             return label
-        return f"{label} ({words})"
+        return (_COUNTRY_LINE.get(language) or _COUNTRY_LINE["en"]).format(label=label)
 
     def render_need(self, language: str, seeker: str, provider: str, labels: ConceptLabels) -> str:
         """A need met as a sentence in the reader's language, then the words of both sides, e.g.
@@ -216,6 +223,27 @@ _NEED: dict[str, tuple[str, str]] = {
     ),
 }
 _NEED["sr-Cyrl"] = (to_cyrillic(_NEED["sr"][0]), to_cyrillic(_NEED["sr"][1]))
+
+# A country wish met, in a list of reasons: "partners from <country>".
+_COUNTRY_LINE: dict[str, str] = {
+    "en": "partners from {label}",
+    "pl": "partnerzy z kraju: {label}",
+    "sr": "partneri iz zemlje: {label}",
+    "hr": "partneri iz zemlje: {label}",
+    "bs": "partneri iz zemlje: {label}",
+    "sl": "partnerji iz države: {label}",
+    "mk": "партнери од земјата: {label}",
+    "bg": "партньори от страната: {label}",
+    "ru": "партнёры из страны: {label}",
+    "uk": "партнери з країни: {label}",
+    "cs": "partneři ze země: {label}",
+    "sk": "partneri z krajiny: {label}",
+    "ro": "parteneri din țara: {label}",
+    "hu": "partnerek innen: {label}",
+    "sq": "partnerë nga vendi: {label}",
+    "de": "Partner aus dem Land: {label}",
+}
+_COUNTRY_LINE["sr-Cyrl"] = to_cyrillic(_COUNTRY_LINE["sr"])
 
 
 # ---- why a coordinator rejected a suggestion ---------------------------------------------------

@@ -94,12 +94,18 @@ def test_a_reason_reads_with_the_concepts_label_in_the_readers_language():
     assert Reason(concept="agrifood", terms_a=("Farm",), terms_b=("farm",)).render("en", labels) == (
         "agriculture and food processing (Farm)"
     )
-    # a country one side seeks and the other is in: the country, then the seeker's word for it
+    # a country one side seeks and the other is in: partners from the country (what is sought, not
+    # a thing offered), then the seeker's word for it
     country = Reason(concept="country.RS", kind="country", direction="b_offers_a_seeks", terms_a=("Serbii",))
-    assert country.render("en", labels) == "Serbia (Serbii)"
-    assert Reason(concept="country.RS", kind="country", terms_a=("Serbia",)).render("en", labels) == "Serbia"
+    assert country.render("en", labels) == "partners from Serbia (Serbii)"
+    assert Reason(concept="country.RS", kind="country", terms_a=("Serbia",)).render("en", labels) == (
+        "partners from Serbia"
+    )
     # a country by its short name, though its label adds the official one ("Dania (Królestwo Danii)")
-    assert Reason(concept="country.DK", kind="country", terms_a=("Danii",)).render("pl", labels) == "Dania (Danii)"
+    assert Reason(concept="country.DK", kind="country", terms_a=("Danii",)).render("pl", labels) == (
+        "partnerzy z kraju: Dania (Danii)"
+    )
+    assert country.render("sr-Cyrl", labels).startswith("партнери из земље: ")
     # an unknown concept: the organisations' words only, as written, whatever the reader's script
     assert (
         Reason(concept="no.such", terms_a=("rolnictwo",), terms_b=("poljoprivreda",)).render("sr-Cyrl", labels)
@@ -172,3 +178,12 @@ def test_a_sides_words_leave_out_those_another_of_its_terms_holds_and_repeats():
     assert line.endswith("(прехрамбене индустрије ↔ делове за аутомобилску, аутомобилску индустрију, auto)")
     # a word inside another word is not a term inside a term
     assert Reason(terms_a=("auto", "automotive")).render("en", labels) == "auto, automotive"
+
+
+def test_every_reader_language_writes_a_country_met_in_its_own_words():
+    from partnermatch.languages import READER_LANGUAGES
+
+    country = Reason(concept="country.PL", kind="country", direction="b_offers_a_seeks", terms_a=())
+    lines = {lang: country.render(lang, vocabulary.concept_labels) for lang in READER_LANGUAGES}
+    assert all(line != lines["en"] for lang, line in lines.items() if lang != "en"), lines
+    assert lines["en"] == "partners from Poland"
