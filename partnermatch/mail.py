@@ -135,6 +135,18 @@ def mail_address(address: str) -> str:
         raise ValueError(f"no IDNA form of {domain!r}") from exc
 
 
+def readable_address(address: str) -> str:
+    """An address as people write it: a domain kept in IDNA ("xn--e1afmkfd.xn--90a3ac") in its own
+    script again ("пример.срб"); any other as it is. mail_address of it is the address again."""
+    local, at, domain = address.rpartition("@")
+    if not at or "xn--" not in domain.lower():
+        return address
+    try:
+        return f"{local}@{idna.decode(domain)}"
+    except (idna.IDNAError, UnicodeError):
+        return address
+
+
 def safe_address(name: str | None, email: str) -> Address:
     """An Address from untrusted parts; raises InvalidAddress rather than guessing."""
     addr = (email or "").strip()

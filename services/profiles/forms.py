@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from partnermatch.mail import readable_address
+
 MAX_CONTACT_ROWS = 20  # what ContactSchema's list allows
 _CONTACT_KEY = re.compile(r"^contacts-(\d{1,2})-(name|email|language|consent|share_contact|remove|id)$")
 LIST_FIELDS = ("sectors", "offers", "seeks", "seeks_countries")
@@ -64,7 +66,7 @@ class OrgForm:
         contacts = [
             ContactRow(
                 name=c.get("name", ""),
-                email=c.get("email", ""),
+                email=readable_address(c.get("email", "")),  # as typed, where its domain is in another script
                 language=c.get("language", ""),
                 consent=bool(c.get("consent")),
                 share_contact=bool(c.get("share_contact")),

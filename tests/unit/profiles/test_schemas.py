@@ -267,3 +267,13 @@ def test_a_sign_in_looks_an_address_up_in_each_way_it_may_be_stored():
     assert address_forms(" ivan@xn--e1afmkfd.xn--90a3ac ") == ["ivan@xn--e1afmkfd.xn--90a3ac", "ivan@пример.срб"]
     assert address_forms("ivan@пример.срб") == ["ivan@пример.срб", "ivan@xn--e1afmkfd.xn--90a3ac"]
     assert address_forms("jelena@banat.example.rs") == ["jelena@banat.example.rs"]
+
+
+def test_an_address_kept_in_idna_reads_in_its_own_script_and_goes_back_the_same():
+    from partnermatch.mail import mail_address, readable_address
+
+    for typed in ("ivan@пример.срб", "a@straße.de", "anna@example.pl"):
+        assert mail_address(readable_address(mail_address(typed))) == mail_address(typed)
+    assert readable_address("ivan@xn--e1afmkfd.xn--90a3ac") == "ivan@пример.срб"
+    assert readable_address("anna@example.pl") == "anna@example.pl"
+    assert readable_address("x@xn--zz--broken") == "x@xn--zz--broken"  # no IDNA: as it is

@@ -376,6 +376,23 @@ def test_an_address_with_a_domain_in_cyrillic_gets_its_link_however_it_is_typed(
     wait_until(lambda: len(mails_to(sink, stored)) == 2, 10, message="a link for each way of typing it")
 
 
+def test_the_profile_form_shows_an_address_in_cyrillic_as_typed_and_saving_it_changes_nothing(app, redis_client):
+    client = app.test_client()
+    assert register(client, **{"contacts-0-email": "ivan@пример.срб"}).status_code == 302
+    before = _stored_org(redis_client)
+    page = client.get("/profile").get_data(as_text=True)
+    assert 'value="ivan@пример.срб"' in page and "xn--" not in page  # not the IDNA form mail servers use
+    form = registration(
+        **{"contacts-0-id": before["contacts"][0]["id"], "contacts-0-email": "ivan@пример.срб", "goals": "Nove."}
+    )
+    form.pop("cluster_id")
+    saved = client.post("/profile", data={**form, "csrf_token": csrf_of(page)})
+    assert saved.status_code == 302 and urlsplit(saved.headers["Location"]).path == "/profile"
+    after = _stored_org(redis_client)
+    assert after["contacts"][0]["email"] == "ivan@xn--e1afmkfd.xn--90a3ac" and after["goals"] == "Nove."
+    assert after["contacts"][0]["id"] == before["contacts"][0]["id"], "the same contact, still signed in"
+
+
 def test_a_contact_stored_with_its_domain_in_cyrillic_before_idna_still_gets_its_link(app, sink):
     """Addresses were kept as typed before they were kept in their IDNA form: such a contact still
     gets a link, asked for either way."""
