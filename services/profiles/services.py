@@ -422,6 +422,21 @@ def signin_link_org(store: RedisProfileStore, links: SigninLinks, token: str) ->
     return store.get_org(grant.org_id)
 
 
+def move_session(store: RedisProfileStore, session_id: str, org: dict[str, Any], contact_id: str) -> str | None:
+    """The page session `session_id` ended and a new one opened for `contact_id` (the person it was
+    for, now under another address), that ends when the old one would have: moving it gives no
+    extra time. Its id, or None when the old session is gone."""
+    digest = domain.token_digest(session_id)
+    found, left_s = store.web_session_and_ttl(digest)
+    store.delete_web_session(digest)
+    if found is None or left_s <= 0:
+        return None
+    moved_id, moved_digest = new_session_id()
+    store.save_web_session(moved_digest, {**found, "org_id": org["id"], "contact_id": contact_id}, left_s)
+    logger.info("page session moved to the contact's new address", extra={"org_id": org["id"]})
+    return moved_id
+
+
 def open_session(store: RedisProfileStore, org: dict[str, Any], contact_id: str | None, ttl_s: int) -> str:
     """A new page session for `org`; returns its id (the only copy: Redis keeps its digest)."""
     session_id, digest = new_session_id()

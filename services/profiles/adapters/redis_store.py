@@ -515,6 +515,14 @@ class RedisProfileStore:
         raw = self.r.get(WEB_SESSION + digest)
         return json.loads(raw) if raw else None
 
+    def web_session_and_ttl(self, digest: str) -> tuple[dict[str, Any] | None, int]:
+        """A page session and the seconds it has left (0 for none), in one round trip."""
+        with self.r.pipeline(transaction=False) as pipe:
+            pipe.get(WEB_SESSION + digest)
+            pipe.ttl(WEB_SESSION + digest)
+            raw, ttl = pipe.execute()
+        return (json.loads(raw) if raw else None), max(0, int(ttl))
+
     def delete_web_session(self, digest: str) -> None:
         raw = self.r.getdel(WEB_SESSION + digest)
         if raw:

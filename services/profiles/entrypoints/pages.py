@@ -44,7 +44,7 @@ from werkzeug.exceptions import HTTPException
 
 from partnermatch import i18n, vocabulary
 from partnermatch.languages import NATIVE_NAMES, PROFILE_LANGUAGES, READER_LANGUAGES, babel_locale, native_names
-from partnermatch.mail import mail_address
+from partnermatch.mail import mail_address, readable_address
 from services.profiles import domain, page_text, services
 from services.profiles.adapters.matcher_client import MatcherUnavailable
 from services.profiles.adapters.redis_store import NotFound
@@ -523,14 +523,15 @@ def profile(org: dict[str, Any]) -> Any:
     except NotFound:
         session.clear()
         return redirect(url_for("pages.start"))
-    moved = _own_address_changed(form, me, saved)
-    if moved is not None:
+    moved = _own_address_changed(form, me, org, saved)
+    if moved is not None and isinstance(session_id, str):
         # the person signed in corrected their own address: still them, signed in, now as that address
         contact_id, email = moved
-        services.close_session(_deps().store, str(session_id))
-        _start_session(saved, services.open_session(_deps().store, saved, contact_id, _settings().page_session_ttl_s))
-        flash(gettext("Saved. Sign-in links now go to %(email)s.", email=email))
-        return redirect(url_for("pages.profile"))
+        moved_id = services.move_session(_deps().store, session_id, saved, contact_id)
+        if moved_id is not None:
+            _start_session(saved, moved_id)
+            flash(gettext("Saved. Sign-in links now go to %(email)s.", email=readable_address(email)))
+            return redirect(url_for("pages.profile"))
     if not isinstance(session_id, str) or services.session_org(_deps().store, session_id) is None:
         # The person signed in removed themselves as a contact: the store ended their sessions.
         session.clear()
@@ -540,23 +541,30 @@ def profile(org: dict[str, Any]) -> Any:
     return redirect(url_for("pages.profile"))
 
 
-def _own_address_changed(form: OrgForm, me: str | None, saved: dict[str, Any]) -> tuple[str, str] | None:
-    """The contact id and address of the person signed in (`me`) when the form changed their own row's
-    address (the row that was theirs, kept, with another address now stored): else None."""
+def _own_address_changed(
+    form: OrgForm, me: str | None, before: dict[str, Any], saved: dict[str, Any]
+) -> tuple[str, str] | None:
+    """The contact id and address of the person signed in (`me`) when the form changed their own
+    row's address: the one row that was theirs, kept, its address now stored under a contact that
+    did not exist before, and theirs gone. Else None: taking a colleague's address, or a second row
+    posted with one's own id, is no move (the session then ends as any removed contact's does)."""
     if me is None:
         return None
-    row = next((r for r in form.contacts if r.id == me and not r.remove), None)
-    if row is None:
+    rows = [r for r in form.contacts if r.id == me]
+    if len(rows) != 1 or rows[0].remove:
         return None
     try:
-        address = mail_address(row.email.strip())  # as the schema stored it
+        address = mail_address(rows[0].email.strip())  # as the schema stored it
     except ValueError:
         return None
     now = domain.contact_id(saved["id"], address)
-    if now == me:
+    saved_ids = {c.get("id") for c in saved.get("contacts") or []}
+    if now == me or me in saved_ids or now not in saved_ids:
         return None
-    stored = next((c for c in saved.get("contacts") or [] if c.get("id") == now), None)
-    return (now, stored["email"]) if stored is not None else None
+    if now in {c.get("id") for c in before.get("contacts") or []}:
+        return None
+    stored = next(c for c in saved.get("contacts") or [] if c.get("id") == now)
+    return now, stored["email"]
 
 
 @pages.get("/profile/data")

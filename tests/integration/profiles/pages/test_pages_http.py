@@ -850,6 +850,8 @@ def test_correcting_ones_own_address_keeps_one_signed_in_as_that_address(app, re
     [contact] = _stored_org(redis_client)["contacts"]
     assert contact["email"] == "Jelena.Nova@banat.example.rs"
     assert not old_sessions & set(redis_client.keys("{profiles}:web-session:*")), "the old session is ended"
+    [moved] = set(redis_client.keys("{profiles}:web-session:*")) - others
+    assert 0 < redis_client.ttl(moved) <= app.config["PM_SETTINGS"].page_session_ttl_s, "no extra time"
 
 
 def test_the_profiles_dates_are_written_as_the_readers_language_writes_them(app, redis_client):
@@ -860,6 +862,54 @@ def test_the_profiles_dates_are_written_as_the_readers_language_writes_them(app,
     written = i18n.day("pl", created)  # "7 gru 2026"
     assert meta and meta[1] == f"Zarejestrowano {written}; ostatnia zmiana {written}."
     assert created[:10] not in client.get("/profile?lang=de").get_data(as_text=True)  # no ISO date anywhere
+
+
+def test_taking_a_colleagues_address_or_posting_ones_own_id_twice_moves_no_session(app, redis_client, sink):
+    """Only one's own row, with an address no contact had, moves the session: a person who removes
+    a colleague and writes the colleague's address into their own row is no longer a contact, and
+    is signed out, as is one who posts a second row with their own id."""
+    marko = "marko@banat.example.rs"
+    marko_row = {"contacts-1-name": "Marko", "contacts-1-email": marko, "contacts-1-language": "sr"}
+    assert register(app.test_client(), **marko_row).status_code == 302
+    org = _stored_org(redis_client)
+    jelena_id, marko_id = (c["id"] for c in org["contacts"])
+    browser = app.test_client()
+    assert _sign_in(browser, sink, JELENA).status_code == 302
+    takeover = registration(
+        **{
+            "contacts-0-id": jelena_id,
+            "contacts-0-email": marko,
+            "contacts-1-id": marko_id,
+            "contacts-1-name": "Marko",
+            "contacts-1-email": "marko.old@banat.example.rs",
+            "contacts-1-language": "sr",
+            "contacts-1-remove": "yes",
+        }
+    )
+    takeover.pop("cluster_id")
+    page = browser.get("/profile?lang=en").get_data(as_text=True)
+    saved = browser.post("/profile?lang=en", data={**takeover, "csrf_token": csrf_of(page)})
+    assert saved.status_code == 302 and urlsplit(saved.headers["Location"]).path == "/", "signed out"
+    assert browser.get("/profile").status_code == 302
+
+    twice = app.test_client()
+    assert _sign_in(twice, sink, marko).status_code == 302
+    org = _stored_org(redis_client)
+    [only] = org["contacts"]
+    doubled = registration(
+        **{
+            "contacts-0-id": only["id"],
+            "contacts-0-email": "someone.else@banat.example.rs",
+            "contacts-1-id": only["id"],
+            "contacts-1-name": "Marko",
+            "contacts-1-email": marko,
+            "contacts-1-language": "sr",
+        }
+    )
+    doubled.pop("cluster_id")
+    page = twice.get("/profile?lang=en").get_data(as_text=True)
+    saved = twice.post("/profile?lang=en", data={**doubled, "csrf_token": csrf_of(page)})
+    assert "Sign-in links now go to" not in twice.get("/profile?lang=en").get_data(as_text=True)
 
 
 def test_a_text_too_long_is_told_with_the_other_mistakes_not_after_them(make_app):
