@@ -60,6 +60,7 @@ class Analysis:
     cap_terms: Counter[str] = field(default_factory=Counter)
     goal_terms: Counter[str] = field(default_factory=Counter)
     term_surface: dict[str, str] = field(default_factory=dict)
+    chosen: set[str] = field(default_factory=set)  # needs picked from the form (structured), not written
 
 
 # What reasons quote of a row other than the one just put: the concepts each side named, with the
@@ -74,16 +75,24 @@ def pack(a: Analysis) -> bytes:
     the language, hits, wishes and requests first, which reasons read (unpack_hits decompresses
     and reads only them, a seventh of unpack's time), then the word counts and surfaces."""
     quoted = marshal.dumps((a.language, a.offer_hits, a.seek_hits, a.wishes, sorted(a.asked)))
-    words = marshal.dumps((dict(a.cap_terms), dict(a.goal_terms), a.term_surface))
+    words = marshal.dumps((dict(a.cap_terms), dict(a.goal_terms), a.term_surface, sorted(a.chosen)))
     return len(quoted).to_bytes(_QUOTED_SIZE, "little") + zlib.compress(quoted + words, 1)
 
 
 def unpack(packed: bytes) -> Analysis:
     data = memoryview(zlib.decompress(memoryview(packed)[_QUOTED_SIZE:]))
     language, offer_hits, seek_hits, wishes, asked = marshal.loads(data)  # reads the first part only
-    cap_terms, goal_terms, term_surface = marshal.loads(data[int.from_bytes(packed[:_QUOTED_SIZE], "little") :])
+    cap_terms, goal_terms, term_surface, chosen = marshal.loads(data[int.from_bytes(packed[:_QUOTED_SIZE], "little") :])
     return Analysis(
-        language, offer_hits, seek_hits, wishes, set(asked), Counter(cap_terms), Counter(goal_terms), term_surface
+        language,
+        offer_hits,
+        seek_hits,
+        wishes,
+        set(asked),
+        Counter(cap_terms),
+        Counter(goal_terms),
+        term_surface,
+        set(chosen),
     )
 
 
@@ -335,6 +344,7 @@ def analyse(
                 side.setdefault(concept, []).extend((label, label))
                 if side is result.seek_hits:
                     result.asked.add(concept)
+                    result.chosen.add(concept)
     for code in seeks_countries:
         name = f"country.{code}"
         label = concepts[name].label(labels_in) if name in concepts else code

@@ -38,6 +38,7 @@ class Readings:
     wish: sp.csr_matrix
     word_counts: sp.csr_matrix
     word_id: dict[str, int]
+    chosen: sp.csr_matrix | None = None  # the needs picked from the form (1/0); None: none
 
     @property
     def rows(self) -> int:
@@ -83,6 +84,7 @@ class Readings:
             rows("wish", countries),
             rows("word_counts", width),
             word_id,
+            rows("chosen", concepts) if all(p.chosen is not None for p in parts) else None,
         )
 
 
@@ -270,7 +272,9 @@ class FeatureSpace:
         sought = strength * _other_sectors(_l2(sought)[None, :], own_sectors[None, :], settings.own_sector_discount)[0]
         if a.seek_hits and settings.own_activity_discount:  # (as _own_activities_discounted does)
             own = np.append(own_sectors, np.float32(0.0))  # concept_sector -1, no sector: kept whole
-            goal = goal * np.maximum(0.0, 1.0 - settings.own_activity_discount * own[self.concept_sector])
+            factor = np.maximum(0.0, 1.0 - settings.own_activity_discount * own[self.concept_sector])
+            factor[[self.concept_index[c] for c in a.chosen if c in self.concept_index]] = 1.0
+            goal = goal * factor
         right = np.concatenate(
             [own_sectors, _l2(prof), _l2(goal), _l2(cap), sought, *self._country_blocks(country, a)]
         ).astype(np.float32)
@@ -343,6 +347,7 @@ class FeatureSpace:
             sp.csr_matrix(wish),
             word_counts,
             word_id,
+            self._asked(analyses, "chosen"),
         )
 
     def vectors_of(self, readings: Readings, start: int, end: int) -> np.ndarray:
@@ -375,7 +380,11 @@ class FeatureSpace:
         with_goals = np.flatnonzero(~no_goal)
         needs = goal[with_goals]  # a copy (prof was made of goal as it is)
         self._own_activities_discounted(needs, own_sectors[with_goals])
+        chosen = readings.chosen[start:end].nonzero() if readings.chosen is not None else None
+        picked = goal[chosen] if chosen is not None else None  # needs picked from the form count whole
         goal[with_goals] = needs
+        if chosen is not None and picked is not None:
+            goal[chosen] = picked
         return np.hstack(
             [
                 own_sectors,
@@ -415,11 +424,12 @@ class FeatureSpace:
         m.sort_indices()  # products then add in concept order, whatever order the text named them
         return m
 
-    def _asked(self, analyses: list[Analysis]) -> sp.csr_matrix:
-        """Per row, 1 for each concept a request states as a need (a cue or structured)."""
+    def _asked(self, analyses: list[Analysis], side: str = "asked") -> sp.csr_matrix:
+        """Per row, 1 for each concept a request states as a need (a cue or structured); with
+        `side` "chosen", for each need picked from the form."""
         rows, cols = [], []
         for r, a in enumerate(analyses):
-            for c in a.asked:
+            for c in getattr(a, side):
                 if c in self.concept_index:
                     rows.append(r)
                     cols.append(self.concept_index[c])

@@ -52,7 +52,8 @@ class EngineSettings:
     # The same for the activities a goals text names of the organisation's own sector, by its share
     # of that sector: "for our hotel we need a booking system", "we need cold-chain transport for our
     # cheese" name hotels and cheese, which met peers as needs. Not for an organisation without
-    # goals (its goals stand for its capabilities). bench/quality.py, same-sector P@5 / seekers'
+    # goals (its goals stand for its capabilities), nor for a need picked from the form's list (a dairy
+    # that picks livestock seeks farms, and says so). bench/quality.py, same-sector P@5 / seekers'
     # sought-sector P@5 (a, b and c) / their country wishes met: at 0 (w_sector 0.65) 0.873 / 0.695 /
     # 0.653; at 1.0 (w_sector 0.65) 0.849 / 0.761 / 0.689; with w_sector 0.7, 0.867 / 0.731 / 0.711;
     # 0.72, 0.873 / 0.715 / 0.705; 0.75, 0.880 / 0.695 / 0.689. Better in each of the three seekers

@@ -356,3 +356,27 @@ def test_a_need_said_with_the_own_trades_words_seeks_what_it_names_not_its_own_t
     many = features.vectors_many(analyses, countries)
     one_by_one = np.vstack([features.vectors(a, c)[0] for a, c in zip(analyses, countries, strict=True)])
     assert np.allclose(many, one_by_one, atol=1e-6)
+
+
+def test_a_need_of_the_own_sector_picked_from_the_form_counts_whole():
+    """The discount is for the own trade's words in the goals; a dairy that picks "livestock" from
+    the form's list seeks farms, and says so: that need keeps its weight, one by one as in a fit."""
+    dairy = P(
+        "dairy",
+        "Mleczarnia Łyna",
+        "pl-dairy",
+        "PL",
+        "Produkujemy sery dojrzewające, masło i jogurty z mleka od 400 dostawców.",
+        "Rozwijamy eksport serów.",
+        "pl",
+        seeks=("agrifood.livestock",),
+    )
+    engine = _engine([dairy, *HOTEL_SEEKING_SOFTWARE])
+    features = engine.features
+    analyses = [a for a in engine.analyses if a is not None]
+    countries = [p.country for p in engine.profiles if p is not None]
+    one = features.vectors(engine.analyses[engine.row["dairy"]], "PL")[0][features.block["seeks"]]
+    many = features.vectors_many(analyses, countries)
+    column = features.concept_index["agrifood.livestock"]
+    assert one[column] > 0.3, "a need picked from the form is not discounted as the own trade's words are"
+    assert np.allclose(many[engine.row["dairy"], features.block["seeks"]], one, atol=1e-6)
