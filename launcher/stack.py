@@ -9,6 +9,7 @@ keep serving. Does I/O (processes, sockets, files).
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import secrets
@@ -157,18 +158,34 @@ def service_specs(env: Mapping[str, str]) -> list[ServiceSpec]:
     return specs
 
 
-def address_free(bind: str) -> bool:
-    """Whether a process could listen on `bind` (host:port) now: nothing listens there (an address
-    only in TIME_WAIT is free, as for gunicorn, which binds with SO_REUSEADDR)."""
+def _same_address(a: str | None, b: str | None) -> bool:
+    """Whether two parts' host:port would be one address (a wildcard host takes every address)."""
+    if not a or not b:
+        return False
+    (host_a, _, port_a), (host_b, _, port_b) = a.rpartition(":"), b.rpartition(":")
+    hosts = {h.strip("[]").replace("localhost", "127.0.0.1") for h in (host_a, host_b)}
+    return port_a == port_b and (len(hosts) == 1 or bool(hosts & {"", "0.0.0.0", "::"}))
+
+
+def address_taken(bind: str) -> bool:
+    """Whether another program listens on `bind` (host:port) now, so a process could not (an address
+    only in TIME_WAIT is free, as for gunicorn, which binds with SO_REUSEADDR). Any other reason a
+    bind fails (a host that does not resolve, a port below 1024) is the process's own to report."""
     host, _, port = bind.rpartition(":")
-    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    host = host.strip("[]")
+    try:
+        infos = socket.getaddrinfo(host or None, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, ValueError):
+        return False
+    for family, kind, proto, _name, address in infos:
         try:
-            probe.bind((host.strip("[]"), int(port)))
-        except OSError:
-            return False
-    return True
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return True
+    return False
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -284,7 +301,14 @@ class Stack:
         program): its part would fail to bind, and its readiness check could be answered by
         whatever listens there instead."""
         specs = self.specs(self.base_env) if callable(self.specs) else self.specs
-        taken = [spec for spec in specs if spec.bind and not address_free(spec.bind)]
+        listening = [spec for spec in specs if spec.bind]
+        twice = [a for a in listening if any(b is not a and _same_address(a.bind, b.bind) for b in listening)]
+        if twice:
+            raise StackError(
+                "two parts would listen on one port: "
+                + ", ".join(f"{spec.name} on {spec.bind} ({spec.port_setting or 'its port'})" for spec in twice)
+            )
+        taken = [spec for spec in listening if spec.bind and address_taken(spec.bind)]
         if taken:
             raise StackError(
                 "; ".join(

@@ -238,6 +238,18 @@ def test_a_port_another_program_listens_on_fails_the_stack_before_anything_start
     assert _live_children() <= before and not (tmp_path / "state" / "redis").exists()
 
 
+def test_two_parts_set_to_one_port_fail_the_stack_naming_both(tmp_path):
+    port = str(free_port())
+    env = {**os.environ, "PROFILES_HOST": "127.0.0.1", "MATCHER_HOST": "127.0.0.1"}
+    env |= {"PROFILES_PORT": port, "MATCHER_PORT": port}
+    with pytest.raises(StackError) as refused:
+        Stack(tmp_path / "state", env=env, echo=False).start()
+    assert str(refused.value) == (
+        f"two parts would listen on one port: profiles on 127.0.0.1:{port} (PROFILES_PORT), "
+        f"review on 127.0.0.1:{port} (MATCHER_PORT)"
+    )
+
+
 def test_an_unreachable_external_kafka_fails_the_stack_naming_it(tmp_path):
     nowhere = f"127.0.0.1:{free_port()}"
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": nowhere}
