@@ -269,7 +269,7 @@ def install(env: Any, domain: str, current_language: Callable[[], str]) -> None:
 
     # Jinja's own newstyle gettext, filling the values as `fill` does
     @pass_context
-    def filled_gettext(context: Any, message: str, **values: Any) -> Any:
+    def filled_gettext(context: Any, message: str, /, **values: Any) -> Any:  # any value name, as Jinja's own
         text = translations(current_language(), domain).gettext(message)
         if context.eval_ctx.autoescape:
             text = Markup(text)

@@ -239,7 +239,7 @@ _COUNTRY_LINE: dict[str, str] = {
     "cs": "partneři ze země: {label}",
     "sk": "partneri z krajiny: {label}",
     "ro": "parteneri din țara: {label}",
-    "hu": "partnerek innen: {label}",
+    "hu": "partnerek ebből az országból: {label}",
     "sq": "partnerë nga vendi: {label}",
     "de": "Partner aus dem Land: {label}",
 }
