@@ -547,7 +547,8 @@ def _own_address_changed(
     """The contact id and address of the person signed in (`me`) when the form changed their own
     row's address: the one row that was theirs, kept, its address now stored under a contact that
     did not exist before, and theirs gone. Else None: taking a colleague's address, or a second row
-    posted with one's own id, is no move (the session then ends as any removed contact's does)."""
+    posted with one's own id, is no move (the session then stays while its contact does, as after any
+    other change)."""
     if me is None:
         return None
     rows = [r for r in form.contacts if r.id == me]
