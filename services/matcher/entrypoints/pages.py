@@ -308,7 +308,13 @@ PAGE_SIZE = 20
 
 def _query(default_state: str) -> dict[str, Any]:
     """The listing's filters from the address (the API's own query model, so a view can be
-    bookmarked and the API asked the same); a value it refuses is left out rather than failing."""
+    bookmarked and the API asked the same); a value it refuses is left out rather than failing
+    (_refused_filters names them)."""
+    return _read_query(default_state)[0]
+
+
+def _read_query(default_state: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """_query's filters, and the values it left out, by field, as they were typed."""
     wanted = {k: v.strip() for k, v in request.args.items() if k in _QUERY_FIELDS and v.strip()}
     # as people type them: "rs" for RS, and a decimal comma (most of our readers' keyboards)
     if "country" in wanted:
@@ -319,12 +325,14 @@ def _query(default_state: str) -> dict[str, Any]:
     wanted.setdefault("state", default_state)
     wanted.setdefault("sort", "score" if wanted["state"] == "pending" else "date")
     schema = SuggestionQuerySchema()
+    refused: dict[str, str] = {}
     try:
         query = schema.load(wanted)
     except ValidationError as invalid:
+        refused = {k: request.args.get(k, "").strip() for k in invalid.messages if k in wanted}
         query = schema.load({k: v for k, v in wanted.items() if k not in invalid.messages})
     query.pop("lang", None)
-    return query
+    return query, refused
 
 
 _QUERY_FIELDS = ("state", "sort", "country", "language", "sector", "min_score", "max_score", "q", "mine")
@@ -335,7 +343,7 @@ def _listing(default_state: str):
     me = _coordinator()
     if me is None:
         return redirect(url_for("pages.login"))
-    query = _query(default_state)
+    query, refused = _read_query(default_state)
     try:
         page = max(1, int(request.args.get("page", "1")))
     except ValueError:
@@ -357,6 +365,8 @@ def _listing(default_state: str):
         me=me,
         state=query["state"],
         query=query,
+        refused=refused,  # typed, not understood: shown back with a word, not silently dropped
+        refused_shown=", ".join(f"“{typed}”" for typed in refused.values()),
         page=page,
         pages=pages_count,
         kept=kept,

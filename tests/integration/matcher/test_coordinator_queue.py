@@ -125,7 +125,12 @@ def test_a_filter_value_that_makes_no_sense_is_ignored_not_an_error(matcher_app,
     client = matcher_app.test_client()
     _login(client)
     r = client.get("/queue?min_score=lots&country=Serbia&page=x&lang=en")
-    assert r.status_code == 200 and "Suggestions found: 45" in r.get_data(as_text=True)
+    page = r.get_data(as_text=True)
+    assert r.status_code == 200 and "Suggestions found: 45" in page
+    # said, not silently dropped: the values left out, and the score typed shown back, marked
+    found = re.search(r"Not understood, so left out of the filters: ([^<]*)\.</p>", page)
+    assert found and sorted(found[1].split(", ")) == ["“Serbia”", "“lots”"]
+    assert 'name="min_score" value="lots" inputmode="decimal" size="4" aria-invalid="true"' in page
 
 
 def test_the_api_answers_the_same_query_with_the_same_total(matcher_app, many_pending, login):
