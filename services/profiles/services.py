@@ -466,16 +466,10 @@ def _still_a_contact(org: dict[str, Any], contact_id: str | None) -> bool:
     return contact_id is None or any(c.get("id") == contact_id for c in org.get("contacts") or [])
 
 
-def session_contact(store: RedisProfileStore, session_id: str) -> str | None:
-    """The contact person a page session was opened for (None: unknown, or one opened at
-    registration, which names none)."""
-    found = store.web_session(domain.token_digest(session_id))
-    return found.get("contact_id") if found is not None else None
-
-
-def session_org(store: RedisProfileStore, session_id: str) -> dict[str, Any] | None:
-    """The organisation of a page session, or None (unknown, expired or signed out; or the
-    organisation is gone, which ends the session)."""
+def session_of(store: RedisProfileStore, session_id: str) -> tuple[dict[str, Any], str | None] | None:
+    """The organisation of a page session and the contact person it was opened for (None for one
+    opened at registration), or None (unknown, expired or signed out; or the organisation is gone,
+    or the person no longer its contact, which ends the session)."""
     digest = domain.token_digest(session_id)
     found = store.web_session(digest)
     if found is None:
@@ -484,7 +478,13 @@ def session_org(store: RedisProfileStore, session_id: str) -> dict[str, Any] | N
     if org is None or not _still_a_contact(org, found.get("contact_id")):
         store.delete_web_session(digest)  # the organisation is gone, or this person was removed from it
         return None
-    return org
+    return org, found.get("contact_id")
+
+
+def session_org(store: RedisProfileStore, session_id: str) -> dict[str, Any] | None:
+    """The organisation of a page session, or None (see session_of)."""
+    found = session_of(store, session_id)
+    return found[0] if found is not None else None
 
 
 def close_session(store: RedisProfileStore, session_id: str) -> None:
@@ -521,6 +521,7 @@ __all__ = [
     "export_org",
     "login",
     "logout",
+    "move_session",
     "my_partnerships",
     "open_session",
     "register_org",
@@ -528,6 +529,7 @@ __all__ = [
     "resync",
     "revoke_org_token",
     "rotate_org_token",
+    "session_of",
     "session_org",
     "signin_link_org",
     "text_size_errors",

@@ -128,8 +128,6 @@ class FeatureSpace:
         )
         # The place among the sectors of the sector each concept is or belongs to (-1: none)
         self.concept_sector = np.array([self.sector_index.get(lexicon.sector_of(c) or "", -1) for c in self.concepts])
-        # per sector, the columns of the concepts that are it or belong to it
-        self.sector_activity_columns = [np.flatnonzero(self.concept_sector == s) for s in range(len(self.sectors))]
         # A sector is evidenced by its own words and by those of its activities: the column of the
         # sector concept each concept counts for (-1: none), and the same as a 0/1 matrix.
         self.sector_concept_column = np.array(
@@ -270,24 +268,25 @@ class FeatureSpace:
         strength = 1.0 if stated else settings.implicit_need_weight
         own_sectors = _l2(sector)
         sought = strength * _other_sectors(_l2(sought)[None, :], own_sectors[None, :], settings.own_sector_discount)[0]
-        if a.seek_hits and settings.own_activity_discount:  # (as _own_activities_discounted does)
-            own = np.append(own_sectors, np.float32(0.0))  # concept_sector -1, no sector: kept whole
-            factor = np.maximum(0.0, 1.0 - settings.own_activity_discount * own[self.concept_sector])
-            factor[[self.concept_index[c] for c in a.chosen if c in self.concept_index]] = 1.0
-            goal = goal * factor
+        if a.seek_hits:
+            whole = np.zeros((1, len(self.concepts)), bool)
+            whole[0, [self.concept_index[c] for c in a.chosen if c in self.concept_index]] = True
+            goal = self._needs(goal[None, :], own_sectors[None, :], whole)[0]
         right = np.concatenate(
             [own_sectors, _l2(prof), _l2(goal), _l2(cap), sought, *self._country_blocks(country, a)]
         ).astype(np.float32)
         return right, self.term_vector(a)
 
-    def _own_activities_discounted(self, goal: np.ndarray, own_sectors: np.ndarray) -> None:
-        """In place, rows of the goal block: each activity of a sector counts less by the share that
-        sector has of the organisation's own (own_sectors, unit rows), times own_activity_discount."""
+    def _needs(self, goal: np.ndarray, own_sectors: np.ndarray, whole: np.ndarray) -> np.ndarray:
+        """Rows of the goal block as needs: each activity of a sector counts less by the share that
+        sector has of the organisation's own (own_sectors, unit rows), times own_activity_discount,
+        but for the places `whole` marks (a need picked from the form; an organisation without goals)."""
         discount = self.settings.own_activity_discount
         if not discount:
-            return
-        for s, columns in enumerate(self.sector_activity_columns):
-            goal[:, columns] *= np.maximum(0.0, 1.0 - discount * own_sectors[:, s : s + 1])
+            return goal
+        own = np.hstack([own_sectors, np.zeros((len(own_sectors), 1), own_sectors.dtype)])  # -1: no sector
+        needs = goal * np.maximum(0.0, 1.0 - discount * own[:, self.concept_sector])
+        return np.where(whole, goal, needs)
 
     def _concept_vector(self, hits: dict[str, list[str]]) -> np.ndarray:
         v = np.zeros(len(self.concepts), np.float32)
@@ -377,14 +376,10 @@ class FeatureSpace:
         strength = np.where(stated, 1.0, implicit).astype(np.float32)[:, None]
         own_sectors = _l2_rows(sector)
         sought = strength * _other_sectors(_l2_rows(sought), own_sectors, settings.own_sector_discount)
-        with_goals = np.flatnonzero(~no_goal)
-        needs = goal[with_goals]  # a copy (prof was made of goal as it is)
-        self._own_activities_discounted(needs, own_sectors[with_goals])
-        chosen = readings.chosen[start:end].nonzero() if readings.chosen is not None else None
-        picked = goal[chosen] if chosen is not None else None  # needs picked from the form count whole
-        goal[with_goals] = needs
-        if chosen is not None and picked is not None:
-            goal[chosen] = picked
+        whole = np.repeat(no_goal[:, None], goal.shape[1], axis=1)
+        if readings.chosen is not None:
+            whole |= readings.chosen[start:end].toarray().astype(bool)
+        goal = self._needs(goal, own_sectors, whole)  # prof was made of goal as it is
         return np.hstack(
             [
                 own_sectors,

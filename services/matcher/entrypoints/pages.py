@@ -135,9 +135,7 @@ def _cluster_name(cluster_id: str | None) -> str:
     if not cluster_id:
         return ""
     names = g.get("cluster_names")
-    if names is None or (cluster_id not in names and not g.get("cluster_names_asked_again")):
-        # one read a request; again at most once when it lacks a cluster (one added since)
-        g.cluster_names_asked_again = names is not None
+    if names is None or cluster_id not in names:  # the client reads them again when due, or one is new
         names = g.cluster_names = _deps().auth.cluster_names(cluster_id)
     return str(names.get(cluster_id) or cluster_id)
 

@@ -103,10 +103,12 @@ def _after(response: Response) -> Response:
 
 
 def _signed_in_org() -> dict[str, Any] | None:
-    """The organisation of the page session, read once per request."""
+    """The organisation of the page session, read once per request (and the contact person it was
+    opened for: g.contact_id)."""
     if "org" not in g:
         session_id = session.get("sid")
-        g.org = services.session_org(_deps().store, session_id) if isinstance(session_id, str) else None
+        found = services.session_of(_deps().store, session_id) if isinstance(session_id, str) else None
+        g.org, g.contact_id = found if found is not None else (None, None)
         if session_id and g.org is None:
             session.pop("sid", None)
     return g.org
@@ -517,7 +519,7 @@ def profile(org: dict[str, Any]) -> Any:
     if errors:
         return _org_form_page("pages.profile", form, errors, _errors_summary(errors), 422, org)
     session_id = session.get("sid")
-    me = services.session_contact(_deps().store, session_id) if isinstance(session_id, str) else None
+    me = g.get("contact_id")  # read with the session by @signed_in
     try:
         saved = services.update_org(_deps().store, _principal(org), org["id"], data)
     except NotFound:
