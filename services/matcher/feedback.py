@@ -21,6 +21,8 @@ TEACHING_REASONS = frozenset({"not_relevant"})
 class ReasonVectors(Protocol):
     def reason_vectors(self, org_id: str, candidate_ids: list[str]) -> np.ndarray: ...
 
+    def top(self, org_id: str, k: int = 5) -> list[Any]: ...
+
 
 def dislikes_in(pair: Mapping[str, Any], decisions: Iterable[Mapping[str, Any]]) -> list[tuple[str, str]]:
     """(organisation, partner it does not want) for each cluster of the pair whose coordinator
@@ -41,19 +43,42 @@ def rerank(
     candidate resembles (in the organisation's list) and by those the candidate rejected that the
     organisation resembles (in the candidate's list): a pair is suggested when it leads either
     list, so both lists must agree on it. Each rejection multiplies the score by
-    1 - strength x likeness (likeness from 0 to 1), so ten look-alikes rejected weigh more than one."""
+    1 - strength x likeness (likeness from 0 to 1), so ten look-alikes rejected weigh more than one.
+
+    The lowering is relative: the candidate least like the rejected ones among the organisation's
+    (`suggestions`, or the candidate's own list as long) keeps its score, and the others are lowered
+    as much as they are more alike than it. Where an organisation's candidates all earn their
+    score the same way (its sector, one need...), a rejection cannot tell them apart: it then
+    lowers none of them, where a lowering of all would halve every score of the organisation and
+    let other organisations' pairs, at the limit of pending pairs, take their places."""
     if not suggestions:
         return []
     ids = [s.id for s in suggestions]
     factor = np.ones(len(ids))
     own = dislikes.get(org_id, [])
     if own:
-        likeness = engine.reason_vectors(org_id, ids) @ engine.reason_vectors(org_id, own).T
-        factor *= np.prod(1.0 - strength * np.clip(likeness, 0.0, 1.0), axis=1)
+        factor *= _relative(_kept_share(engine, org_id, ids, own, strength))
     for i, candidate in enumerate(ids):
         theirs = dislikes.get(candidate, [])
         if theirs:
-            likeness = engine.reason_vectors(candidate, [org_id]) @ engine.reason_vectors(candidate, theirs).T
-            factor[i] *= float(np.prod(1.0 - strength * np.clip(likeness, 0.0, 1.0)))
+            pool = [s.id for s in engine.top(candidate, len(ids)) if s.id != org_id]
+            kept = _kept_share(engine, candidate, [org_id, *pool], theirs, strength)
+            factor[i] *= float(_relative(kept)[0])
     lowered = [dataclasses.replace(s, score=float(s.score * f)) for s, f in zip(suggestions, factor, strict=True)]
     return sorted(lowered, key=lambda s: (-round(s.score, 6), s.id))
+
+
+def _kept_share(
+    engine: ReasonVectors, org_id: str, candidate_ids: list[str], rejected: list[str], strength: float
+) -> np.ndarray:
+    """For each candidate of the organisation's list, the share of its score its rejections of
+    `rejected` leave it: the product over them of 1 - strength x likeness."""
+    likeness = engine.reason_vectors(org_id, candidate_ids) @ engine.reason_vectors(org_id, rejected).T
+    kept: np.ndarray = np.prod(1.0 - strength * np.clip(likeness, 0.0, 1.0), axis=1)
+    return kept
+
+
+def _relative(kept: np.ndarray) -> np.ndarray:
+    """The shares relative to the largest (that candidate keeps its score), at most 1."""
+    best = float(kept.max())
+    return np.minimum(kept / best, 1.0) if best > 0 else np.ones_like(kept)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -167,8 +167,9 @@ class ListsRead:
 
 
 # Lists read again with the rejections read (organisation -> partners it does not want), where one
-# bears on them: see LiveMatcher.plan_read.
-Relist = Callable[[dict[str, list[str]]], ListsRead]
+# bears on them, or with none read (None: the lists read them again), where a decided pair held a
+# place in one: see LiveMatcher.plan_read.
+Relist = Callable[[dict[str, list[str]] | None], ListsRead]
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,11 @@ class LiveMatcher:
         self.feedback_strength = feedback_strength
         self.displace_margin = displace_margin
         self.clusters: dict[str, str] = {}
+        # The partners each organisation has a decided pair with, as far as this matcher has seen
+        # (decisions, and the plans' snapshots): such a pair never returns, so it holds no place in
+        # the organisation's list, whose next best takes it (see _best). A hint that only grows:
+        # a plan's snapshot says which pairs are decided, and one it had not known is learnt there.
+        self.decided_with: dict[str, set[str]] = {}
         # The index as other matchers' writes are checked against (table.py's SharedIndex, when
         # this matcher is one of N): the lists planned after a rejection are written checked.
         self.index_check: IndexCheck | None = None
@@ -347,29 +353,37 @@ class LiveMatcher:
         return done
 
     def handle_decision(self, envelope: events.Envelope) -> bool:
-        """Apply what a rejection teaches: the organisation whose coordinator rejected its partner as
-        not relevant (recorded with the decision) gets its list planned again at once, and so do the
-        partners of its pending pairs, which may lose it. Once per rejection: False when it was
-        applied already (a replay) or teaches nothing."""
-        if envelope.event_type != events.MATCH_REJECTED:
+        """Apply a decided pair to the lists. Neither organisation lists the other again, so both
+        lists are planned again at once, and the next best partner takes the decided one's place:
+        the queue fills again as coordinators work it. A rejection as not relevant also teaches
+        (feedback.rerank): the partners of the rejecting organisation's pending pairs, which may
+        lose it, are planned again too. Once per decision: False when it was applied already (a
+        replay) or neither organisation is in the index."""
+        if envelope.event_type not in (events.MATCH_APPROVED, events.MATCH_REJECTED):
             return False
-        pair_id = envelope.payload["pair_id"]
-        dislikers = {org for org, _ in dislikes_in(envelope.payload, envelope.payload.get("decisions", []))}
-        present = {org for org in dislikers if org in self.clusters and self._indexed(org)}
+        payload = envelope.payload
+        pair_id = payload["pair_id"]
+        self.note_decided(payload["org_a"], payload["org_b"])
+        present = {org for org in (payload["org_a"], payload["org_b"]) if org in self.clusters and self._indexed(org)}
         if not present or self.state.lesson_applied(pair_id):
             return False
-        pending = self.state.snapshot(sorted(present), ()).pending
-        affected = present | {domain.other_of(pid, org) for org in present for pid in pending.get(org, {})}
+        dislikers = {org for org, _ in dislikes_in(payload, payload.get("decisions", []))} & present
+        affected = set(present)
+        if dislikers:
+            pending = self.state.snapshot(sorted(dislikers), ()).pending
+            affected |= {domain.other_of(pid, org) for org in dislikers for pid in pending.get(org, {})}
         affected = {org for org in affected if org in self.clusters}
         plan = self._pair_changes(affected, set())
         plan.checked = self.index_check
         applied = self.state.apply_lesson(pair_id, plan)
         _freeze_survivors()
         logger.info(
-            "rejection applied to the lists",
+            "decision applied to the lists",
             extra={
                 "pair_id": pair_id,
+                "decision": "approve" if envelope.event_type == events.MATCH_APPROVED else "reject",
                 "orgs": ",".join(sorted(present)),
+                "taught": ",".join(sorted(dislikers)),
                 "suggested": len(plan.upserts),
                 "withdrawn": len(plan.withdrawals),
                 "unlisted": len(plan.unlisted),
@@ -410,13 +424,14 @@ class LiveMatcher:
         those read (as _lowered does) and the snapshot read again for the lists it ends with."""
         if not self._rejections_later():
             return self.plan_read(self.read_lists(affected, gone))
-        listed = {org: self.engine.top(org, self.top_k) for org in sorted(affected - gone)}
-        return self.plan_read(
-            self._listed_read(affected, gone, listed),
-            lambda dislikes: self._read_of(
-                affected, gone, self._at_least_min(listed | self._lowered(listed, dislikes))
-            ),
-        )
+
+        def relist(dislikes: dict[str, list[str]] | None) -> ListsRead:
+            if dislikes is None:
+                return self.read_lists(affected, gone)
+            listed = {org: self._best(org, self.top_k) for org in sorted(affected - gone)}
+            return self._read_of(affected, gone, self._at_least_min(listed | self._lowered(listed, dislikes)))
+
+        return self.plan_read(self.read_lists(affected, gone, rejections_later=True), relist)
 
     def read_lists(self, affected: set[str], gone: set[str], rejections_later: bool = False) -> ListsRead:
         """The lists of `affected` as the index now holds them (the organisations in `gone` deleted),
@@ -428,7 +443,7 @@ class LiveMatcher:
         orgs = sorted(affected - gone)
         if not (rejections_later and self._rejections_later()):
             return self._read_of(affected, gone, self._suggested(orgs))
-        return self._listed_read(affected, gone, {org: self.engine.top(org, self.top_k) for org in orgs})
+        return self._listed_read(affected, gone, {org: self._best(org, self.top_k) for org in orgs})
 
     def _rejections_later(self) -> bool:
         """Whether a plan may read the rejections with its snapshot (see read_lists)."""
@@ -451,15 +466,48 @@ class LiveMatcher:
         Lists read with their rejections still to read (`asked`) have them read with the snapshot;
         where one bears on a list (rare), the lists are chosen again with the rejections, by
         `relist` given those read (a caller sharing the index takes its lock there and reads them
-        again), else by read_lists, and the snapshot is read again."""
+        again), else by read_lists, and the snapshot is read again. So are they where the snapshot
+        says a pair of a list is decided that `decided_with` did not know (see _best)."""
         orgs, sides_of = self._snapshot_orgs(read)
         if not read.asked:
-            return self._plan_snapshot(read, self.state.snapshot(orgs, list(read.wanted), sides_of=sides_of))
-        asked = sorted(set().union(*read.asked.values()))
-        dislikes, snapshot = self.state.dislikes_and_snapshot(asked, orgs, list(read.wanted), sides_of=sides_of)  # type: ignore[attr-defined]
-        if not any(ids & dislikes.keys() for ids in read.asked.values()):
-            return self._plan_snapshot(read, snapshot)
-        return self.plan_read(relist(dislikes) if relist is not None else self.read_lists(read.affected, read.gone))
+            snapshot = self.state.snapshot(orgs, list(read.wanted), sides_of=sides_of)
+        else:
+            asked = sorted(set().union(*read.asked.values()))
+            dislikes, snapshot = self.state.dislikes_and_snapshot(asked, orgs, list(read.wanted), sides_of=sides_of)  # type: ignore[attr-defined]
+            if any(ids & dislikes.keys() for ids in read.asked.values()):
+                return self.plan_read(relist(dislikes) if relist is not None else self._reread(read))
+        if self._learn_decided(read.lists, snapshot.decided):
+            # a decided pair held a place in a list: the lists are read again without it (and
+            # their rejections with them), so the next best takes its place
+            return self.plan_read(relist(None) if relist is not None else self._reread(read))
+        return self._plan_snapshot(read, snapshot)
+
+    def _reread(self, read: ListsRead) -> ListsRead:
+        return self.read_lists(read.affected, read.gone)
+
+    def _learn_decided(self, lists: Mapping[str, Sequence[Candidate]], decided: Collection[str]) -> bool:
+        """Note the decided pairs of these lists (as a snapshot read them) in `decided_with`: True if
+        one was not known, so a list holds a partner it should have left out."""
+        learnt = False
+        for org, candidates in lists.items():
+            for candidate in candidates:
+                if events.pair_id(org, candidate.id) in decided:
+                    self.note_decided(org, candidate.id)
+                    learnt = True
+        return learnt
+
+    def note_decided(self, org_a: str, org_b: str) -> None:
+        """The two organisations have a decided pair: neither is listed for the other again."""
+        self.decided_with.setdefault(org_a, set()).add(org_b)
+        self.decided_with.setdefault(org_b, set()).add(org_a)
+
+    def _best(self, org_id: str, k: int) -> list[Suggestion]:
+        """The engine's best k partners of the organisation with none it has a decided pair with (as
+        far as `decided_with` knows): a decided pair never returns, so its place goes to the next."""
+        done = self.decided_with.get(org_id)
+        if not done:
+            return self.engine.top(org_id, k)
+        return [s for s in self.engine.top(org_id, k + len(done)) if s.id not in done][:k]
 
     @staticmethod
     def _snapshot_orgs(read: ListsRead) -> tuple[list[str], list[str]]:
@@ -489,7 +537,7 @@ class LiveMatcher:
         """Each organisation's best partners scoring at least min_score; where rejections bear on a
         list (its owner's, or its candidates'), chosen from a wider list of the engine's with their
         scores lowered. One not in the index raises KeyError."""
-        listed = {org: self.engine.top(org, self.top_k) for org in orgs}
+        listed = {org: self._best(org, self.top_k) for org in orgs}
         if self.feedback_strength > 0:
             listed |= self._lowered(listed)
         return self._at_least_min(listed)
@@ -517,7 +565,7 @@ class LiveMatcher:
         bearing = [org for org, ids in asked.items() if ids & dislikes.keys()]
         if not bearing:
             return {}
-        wider = {org: self.engine.top(org, WIDER_LIST * self.top_k) for org in bearing}
+        wider = {org: self._best(org, WIDER_LIST * self.top_k) for org in bearing}
         more = {s.id for org in bearing for s in wider[org]} - seen
         if more:
             dislikes.update(self.state.dislikes_of(sorted(more)))

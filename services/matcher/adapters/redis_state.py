@@ -87,7 +87,7 @@ WITHDRAWN_LOCK_S = 3600
 DISLIKES = P + "dislikes:org:"
 # Set once every pair decided before DISLIKES existed has been indexed there too.
 DISLIKES_BUILT = P + "dislikes:built"
-LESSONS = P + "lessons"  # pair ids whose rejection has been applied to the lists (once)
+LESSONS = P + "lessons"  # pair ids whose decision has been applied to the lists (once)
 # org id -> organisations whose lists want it as a partner before its profile is applied here: one
 # matcher's index can be ahead of what the owners of other partitions have applied (table.py)
 AWAITING = P + "awaiting:"

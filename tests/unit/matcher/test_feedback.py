@@ -111,6 +111,28 @@ class FakeState:
         }
         return events.new_event(events.MATCH_REJECTED, payload, "matcher")
 
+    def approve(self, pair_id):
+        """Both clusters' approval, as RedisMatcherState.decide records the second; returns its event."""
+        pair = self.pairs[pair_id]
+        decisions = [
+            {
+                "cluster_id": pair[side],
+                "coordinator": "anna",
+                "decision": "approve",
+                "reason_code": None,
+                "reason_text": None,
+                "decided_at": "2026-12-05T01:00:00+00:00",
+            }
+            for side in ("cluster_a", "cluster_b")
+        ]
+        pair.update(state="approved", decisions={d["cluster_id"]: d for d in decisions})
+        payload = {
+            **{k: pair[k] for k in ("pair_id", "org_a", "org_b", "cluster_a", "cluster_b", "score")},
+            "reasons": [],
+            "decisions": decisions,
+        }
+        return events.new_event(events.MATCH_APPROVED, payload, "matcher")
+
 
 def _upsert(org_id, cluster, offers, seeks, text):
     return events.new_event(
@@ -219,13 +241,20 @@ def test_rejecting_the_top_look_alikes_as_not_relevant_lowers_their_family_in_th
     assert state.writes == writes and _top_ids(live, "seeker-0") == after
 
 
-def test_a_rejection_for_another_reason_teaches_nothing_and_already_partners_never_return(world):
+def test_a_rejection_for_another_reason_teaches_nothing_frees_its_place_and_already_partners_never_return(world):
     state, live, family = world
     before = _top_ids(live, "seeker-1")
     partner = before[0]
     pair_id = events.pair_id("seeker-1", partner)
-    assert not live.handle_decision(state.reject(pair_id, "c-seekers", "already_partners"))
-    assert _top_ids(live, "seeker-1") == before  # nothing lowered (the decided pair is out of the suggestions)
+    engine_best = [s.id for s in live.engine.top("seeker-1", TOP_K + 1)]
+    assert engine_best[:TOP_K] == before
+    envelope = state.reject(pair_id, "c-seekers", "already_partners")
+    assert live.handle_decision(envelope)  # the lists planned again: the decided pair frees its place
+    # nothing lowered: the engine's next best takes the place, the others stay in their order
+    assert _top_ids(live, "seeker-1") == engine_best[1:]
+    assert engine_best[TOP_K] in _pending_partners(state, "seeker-1")
+    writes = state.writes
+    assert not live.handle_decision(envelope) and state.writes == writes  # a replay
 
     for envelope in (
         _upsert("seeker-1", "c-seekers", ["agrifood.dairy"], SOUGHT, "Dairy cooperative, cheese."),
@@ -238,13 +267,15 @@ def test_a_rejection_for_another_reason_teaches_nothing_and_already_partners_nev
 
 
 def test_a_candidate_that_rejected_an_organisation_lowers_its_look_alikes_in_both_lists(lexicon):
-    """A pair is suggested when it leads either list, so the lowering applies from both sides."""
+    """A pair is suggested when it leads either list, so the lowering applies from both sides. a2's
+    candidates earn their score in two ways (software, cold chain): the least like b2 keeps its."""
     engine = MatchEngine(lexicon)
     orgs = [
         _upsert("a", "c-a", ["agrifood.dairy"], ["ict.software"], "Dairy."),
-        _upsert("a2", "c-a", ["agrifood.dairy"], ["ict.software"], "Dairy farm."),
+        _upsert("a2", "c-a", ["agrifood.dairy"], ["ict.software", "logistics.cold_chain"], "Dairy farm."),
         _upsert("b", "c-b", ["ict.software"], [], "Software."),
         _upsert("b2", "c-b", ["ict.software"], [], "Software house."),
+        _upsert("c", "c-c", ["logistics.cold_chain"], [], "Refrigerated transport."),
     ]
     engine.fit([profile_from_payload(e.payload) for e in orgs])
     b_list = engine.top("b", 5)
@@ -255,3 +286,50 @@ def test_a_candidate_that_rejected_an_organisation_lowers_its_look_alikes_in_bot
     a2_plain = {s.id: s.score for s in engine.top("a2", 5)}
     a2_lowered = {s.id: s.score for s in rerank(engine, "a2", engine.top("a2", 5), {"a2": ["b2"]}, 0.5)}
     assert a2_lowered["b"] / a2_plain["b"] == pytest.approx(lowered["a2"] / plain["a2"])  # the same from a2's side
+
+
+def test_a_queue_worked_by_its_coordinators_fills_again_and_never_offers_a_decided_partner_again(world):
+    """Each decision frees the place of its pair in both lists: the next best partner is suggested
+    at once, so an organisation whose suggestions were all approved has new ones, not none."""
+    state, live, _family = world
+
+    def full(pending):  # each partner of the list is suggested, or its organisation has all it may have
+        return all(p in pending or len(state.pending_of_org(p)) >= 8 for p in _top_ids(live, "seeker-2"))
+
+    approved: set[str] = set()
+    for _round in range(3):
+        pending = _pending_partners(state, "seeker-2")
+        assert len(pending) >= 3 and full(pending) and not pending & approved
+        for partner in sorted(pending):
+            assert live.handle_decision(state.approve(events.pair_id("seeker-2", partner)))
+            approved.add(partner)
+    assert len(approved) >= 3 * 3
+    pending = _pending_partners(state, "seeker-2")
+    assert len(pending) >= 3 and full(pending)
+    assert len(_top_ids(live, "seeker-2")) == TOP_K and not set(_top_ids(live, "seeker-2")) & approved
+
+    # a matcher that saw none of the decisions (another one of the group's, or after a restart)
+    # learns them from its plan's snapshot and lists the next best in their place
+    live.decided_with.clear()
+    plan = live.plan_lists({"seeker-2"})
+    assert not {p for w in plan.upserts for p in (w.org_a, w.org_b)} & approved
+    assert not set(_top_ids(live, "seeker-2")) & approved and len(_top_ids(live, "seeker-2")) == TOP_K
+
+
+def test_a_rejection_that_cannot_tell_the_candidates_apart_lowers_none_of_them(lexicon):
+    """Where every candidate earns its score the same way, a rejection as not relevant says nothing
+    about the others: they keep their scores and places (a lowering of all once halved every score
+    of the organisation, and pairs of other organisations at the limit took their places)."""
+    state = FakeState()
+    # no limit of pending pairs at play: the software houses, alike, are also each other's partners
+    live = LiveMatcher(state, MatchEngine(lexicon), top_k=TOP_K, min_score=0.0, max_pending_per_org=20)
+    live.handle(_upsert("seeker", "c-seekers", ["agrifood.dairy"], ["ict.software"], "Dairy cooperative."))
+    for j in range(12):
+        live.handle(_upsert(f"soft-{j:02d}", f"c-{j % 3}", ["ict.software"], [], "Software house."))
+    before = {p: state.pairs[events.pair_id("seeker", p)]["score"] for p in _pending_partners(state, "seeker")}
+    assert len(before) >= TOP_K
+    rejected = _top_ids(live, "seeker")[0]
+    assert live.handle_decision(state.reject(events.pair_id("seeker", rejected), "c-seekers", "not_relevant"))
+    after = {p: state.pairs[events.pair_id("seeker", p)]["score"] for p in _pending_partners(state, "seeker")}
+    assert {p: s for p, s in before.items() if p != rejected} == {p: after[p] for p in before if p != rejected}
+    assert len(after) >= len(before)  # the next best took the rejected one's place
