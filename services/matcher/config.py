@@ -28,8 +28,8 @@ MATCHER_FEEDBACK_STRENGTH = setting(
     "MATCHER_FEEDBACK_STRENGTH",
     "0.5",
     "How much a partner rejected as not relevant lowers the organisation's candidates that resemble it for the same "
-    "reasons: a look-alike's score is multiplied by 1 - this (0: rejections teach nothing, 1: a perfect look-alike "
-    "is never suggested)",
+    "reasons, relative to its candidate least like it: a perfect look-alike's score is multiplied by 1 - this "
+    "where another candidate resembles it in nothing (0: rejections teach nothing)",
 )
 MATCHER_REWEIGH_QUIET_S = setting(
     "MATCHER_REWEIGH_QUIET_S",
