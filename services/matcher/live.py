@@ -164,12 +164,18 @@ class ListsRead:
     # would bear on it (its owner and the engine's candidates), read by plan_read with the snapshot;
     # empty when the rejections were read with the lists, or none is to be read.
     asked: Mapping[str, set[str]] = field(default_factory=dict)
+    # Partners each list passed over because they had no place (see LiveMatcher.plan_read).
+    passed: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 # Lists read again with the rejections read (organisation -> partners it does not want), where one
 # bears on them, or with none read (None: the lists read them again), where a decided pair held a
-# place in one: see LiveMatcher.plan_read.
-Relist = Callable[[dict[str, list[str]] | None], ListsRead]
+# place in one or a list passes over partners with no place (the second argument): see
+# LiveMatcher.plan_read.
+Relist = Callable[[dict[str, list[str]] | None, Mapping[str, frozenset[str]]], ListsRead]
+
+# How many times one plan reads its lists again to pass over partners that had no place.
+PASSES = 2
 
 
 @dataclass(frozen=True)
@@ -425,38 +431,51 @@ class LiveMatcher:
         if not self._rejections_later():
             return self.plan_read(self.read_lists(affected, gone))
 
-        def relist(dislikes: dict[str, list[str]] | None) -> ListsRead:
+        def relist(dislikes: dict[str, list[str]] | None, passed: Mapping[str, frozenset[str]]) -> ListsRead:
             if dislikes is None:
-                return self.read_lists(affected, gone)
-            listed = {org: self._best(org, self.top_k) for org in sorted(affected - gone)}
-            return self._read_of(affected, gone, self._at_least_min(listed | self._lowered(listed, dislikes)))
+                return self.read_lists(affected, gone, passed=passed)
+            listed = {org: self._best(org, self.top_k, passed.get(org)) for org in sorted(affected - gone)}
+            lowered = self._lowered(listed, dislikes, passed)
+            return self._read_of(affected, gone, self._at_least_min(listed | lowered), passed)
 
         return self.plan_read(self.read_lists(affected, gone, rejections_later=True), relist)
 
-    def read_lists(self, affected: set[str], gone: set[str], rejections_later: bool = False) -> ListsRead:
+    def read_lists(
+        self,
+        affected: set[str],
+        gone: set[str],
+        rejections_later: bool = False,
+        passed: Mapping[str, frozenset[str]] | None = None,
+    ) -> ListsRead:
         """The lists of `affected` as the index now holds them (the organisations in `gone` deleted),
         and the pairs they want: all a plan reads of the index and of the organisations' clusters.
         With `rejections_later`, where the repository reads the rejections with the snapshot
         (dislikes_and_snapshot), the lists are the engine's as they are, and plan_read reads the
         rejections that may bear on them with the snapshot, one round trip for both: nothing is
-        read of Redis here, so a caller holding the index's lock holds it for no round trip."""
+        read of Redis here, so a caller holding the index's lock holds it for no round trip.
+        `passed`: partners each list passes over (see plan_read)."""
         orgs = sorted(affected - gone)
+        passed = passed or {}
         if not (rejections_later and self._rejections_later()):
-            return self._read_of(affected, gone, self._suggested(orgs))
-        return self._listed_read(affected, gone, {org: self._best(org, self.top_k) for org in orgs})
+            return self._read_of(affected, gone, self._suggested(orgs, passed), passed)
+        listed = {org: self._best(org, self.top_k, passed.get(org)) for org in orgs}
+        return replace(self._read_of(affected, gone, self._at_least_min(listed), passed), asked=self._asked(listed))
 
     def _rejections_later(self) -> bool:
         """Whether a plan may read the rejections with its snapshot (see read_lists)."""
         return self.feedback_strength > 0 and hasattr(self.state, "dislikes_and_snapshot")
 
-    def _listed_read(self, affected: set[str], gone: set[str], listed: Mapping[str, list[Suggestion]]) -> ListsRead:
-        """The ListsRead of the engine's lists as they are, whose rejections plan_read reads (`asked`)."""
-        return replace(self._read_of(affected, gone, self._at_least_min(listed)), asked=self._asked(listed))
-
-    def _read_of(self, affected: set[str], gone: set[str], found: Mapping[str, list[Suggestion]]) -> ListsRead:
+    def _read_of(
+        self,
+        affected: set[str],
+        gone: set[str],
+        found: Mapping[str, list[Suggestion]],
+        passed: Mapping[str, frozenset[str]],
+    ) -> ListsRead:
         """The ListsRead of these lists (`_suggested`'s, or as _pair_changes chose them)."""
         lists = _candidates(found)
-        return ListsRead(affected, gone, lists, domain.wanted_pairs(lists, self.clusters, with_reasons=False))
+        wanted = domain.wanted_pairs(lists, self.clusters, with_reasons=False)
+        return ListsRead(affected, gone, lists, wanted, passed=passed)
 
     def plan_read(self, read: ListsRead, relist: Relist | None = None) -> ListsPlan:
         """The plan of lists as read_lists read them: one snapshot of the pairs they touch, with, for
@@ -467,23 +486,68 @@ class LiveMatcher:
         where one bears on a list (rare), the lists are chosen again with the rejections, by
         `relist` given those read (a caller sharing the index takes its lock there and reads them
         again), else by read_lists, and the snapshot is read again. So are they where the snapshot
-        says a pair of a list is decided that `decided_with` did not know (see _best)."""
-        orgs, sides_of = self._snapshot_orgs(read)
-        if not read.asked:
-            snapshot = self.state.snapshot(orgs, list(read.wanted), sides_of=sides_of)
-        else:
-            asked = sorted(set().union(*read.asked.values()))
-            dislikes, snapshot = self.state.dislikes_and_snapshot(asked, orgs, list(read.wanted), sides_of=sides_of)  # type: ignore[attr-defined]
-            if any(ids & dislikes.keys() for ids in read.asked.values()):
-                return self.plan_read(relist(dislikes) if relist is not None else self._reread(read))
-        if self._learn_decided(read.lists, snapshot.decided):
-            # a decided pair held a place in a list: the lists are read again without it (and
-            # their rejections with them), so the next best takes its place
-            return self.plan_read(relist(None) if relist is not None else self._reread(read))
-        return self._plan_snapshot(read, snapshot)
+        says a pair of a list is decided that `decided_with` did not know (see _best), and where an
+        organisation would end the plan with fewer than top_k pending while partners of its list
+        had no place (at the limit of pending pairs): its list passes over them, and the next best
+        partners, which may have room, are planned in their places (PASSES times at most)."""
+        passes = 0
+        while True:
+            orgs, sides_of = self._snapshot_orgs(read)
+            if not read.asked:
+                snapshot = self.state.snapshot(orgs, list(read.wanted), sides_of=sides_of)
+            else:
+                asked = sorted(set().union(*read.asked.values()))
+                dislikes, snapshot = self.state.dislikes_and_snapshot(asked, orgs, list(read.wanted), sides_of=sides_of)  # type: ignore[attr-defined]
+                if any(ids & dislikes.keys() for ids in read.asked.values()):
+                    read = self._reread(read, relist, dislikes, read.passed)
+                    continue
+            if self._learn_decided(read.lists, snapshot.decided):
+                # a decided pair held a place in a list: the lists are read again without it (and
+                # their rejections with them), so the next best takes its place
+                read = self._reread(read, relist, None, read.passed)
+                continue
+            plan = self._plan_snapshot(read, snapshot)
+            no_place = self._no_place(read, snapshot, plan) if passes < PASSES else {}
+            if not no_place:
+                return plan
+            passes += 1
+            passed = {
+                org: read.passed.get(org, frozenset()) | no_place.get(org, frozenset())
+                for org in {*read.passed, *no_place}
+            }
+            read = self._reread(read, relist, None, passed)
 
-    def _reread(self, read: ListsRead) -> ListsRead:
-        return self.read_lists(read.affected, read.gone)
+    def _reread(
+        self,
+        read: ListsRead,
+        relist: Relist | None,
+        dislikes: dict[str, list[str]] | None,
+        passed: Mapping[str, frozenset[str]],
+    ) -> ListsRead:
+        """The lists of `read` read again (see plan_read)."""
+        if relist is not None:
+            return relist(dislikes, passed)
+        return self.read_lists(read.affected, read.gone, passed=passed)
+
+    def _no_place(self, read: ListsRead, snapshot: PlanSnapshot, plan: ListsPlan) -> dict[str, frozenset[str]]:
+        """The partners of each list that the plan gives no place (the limit of pending pairs), where
+        the list's organisation ends the plan with fewer than top_k pending: its list passes over
+        them when read again, so the next best partners, which may have room, take their places."""
+        upserted = {w.pair_id for w in plan.upserts}
+        withdrawn = {pair_id for pair_id, _ in plan.withdrawals}
+        passed: dict[str, frozenset[str]] = {}
+        for org, candidates in read.lists.items():
+            if org in read.gone:
+                continue
+            pair_ids = {c.id: events.pair_id(org, c.id) for c in candidates}
+            refused = frozenset(c for c, p in pair_ids.items() if p not in upserted and p not in snapshot.decided)
+            if not refused:
+                continue
+            pending = {p for p in snapshot.pending.get(org, {}) if p not in withdrawn}
+            pending |= {w.pair_id for w in plan.upserts if org in (w.org_a, w.org_b)}
+            if len(pending) < self.top_k:
+                passed[org] = refused
+        return passed
 
     def _learn_decided(self, lists: Mapping[str, Sequence[Candidate]], decided: Collection[str]) -> bool:
         """Note the decided pairs of these lists (as a snapshot read them) in `decided_with`: True if
@@ -501,10 +565,13 @@ class LiveMatcher:
         self.decided_with.setdefault(org_a, set()).add(org_b)
         self.decided_with.setdefault(org_b, set()).add(org_a)
 
-    def _best(self, org_id: str, k: int) -> list[Suggestion]:
+    def _best(self, org_id: str, k: int, passed: frozenset[str] | None = None) -> list[Suggestion]:
         """The engine's best k partners of the organisation with none it has a decided pair with (as
-        far as `decided_with` knows): a decided pair never returns, so its place goes to the next."""
+        far as `decided_with` knows): a decided pair never returns, so its place goes to the next.
+        Nor any of `passed`, partners the list passes over (see plan_read)."""
         done = self.decided_with.get(org_id)
+        if passed:
+            done = (done or set()) | passed
         if not done:
             return self.engine.top(org_id, k)
         return [s for s in self.engine.top(org_id, k + len(done)) if s.id not in done][:k]
@@ -533,13 +600,16 @@ class LiveMatcher:
         index raises KeyError."""
         return _candidates(self._suggested(orgs))
 
-    def _suggested(self, orgs: Sequence[str]) -> dict[str, list[Suggestion]]:
+    def _suggested(
+        self, orgs: Sequence[str], passed: Mapping[str, frozenset[str]] | None = None
+    ) -> dict[str, list[Suggestion]]:
         """Each organisation's best partners scoring at least min_score; where rejections bear on a
         list (its owner's, or its candidates'), chosen from a wider list of the engine's with their
-        scores lowered. One not in the index raises KeyError."""
-        listed = {org: self._best(org, self.top_k) for org in orgs}
+        scores lowered. One not in the index raises KeyError. `passed`: see plan_read."""
+        passed = passed or {}
+        listed = {org: self._best(org, self.top_k, passed.get(org)) for org in orgs}
         if self.feedback_strength > 0:
-            listed |= self._lowered(listed)
+            listed |= self._lowered(listed, passed=passed)
         return self._at_least_min(listed)
 
     def _at_least_min(self, listed: Mapping[str, list[Suggestion]]) -> dict[str, list[Suggestion]]:
@@ -551,7 +621,10 @@ class LiveMatcher:
         return {org: {org, *(s.id for s in found)} for org, found in listed.items() if found}
 
     def _lowered(
-        self, listed: Mapping[str, list[Suggestion]], dislikes: dict[str, list[str]] | None = None
+        self,
+        listed: Mapping[str, list[Suggestion]],
+        dislikes: dict[str, list[str]] | None = None,
+        passed: Mapping[str, frozenset[str]] | None = None,
     ) -> dict[str, list[Suggestion]]:
         """The lists on which rejections bear, chosen again from the engine's wider lists with their
         scores lowered (feedback.rerank): what was rejected is read for all of them at once (unless
@@ -565,7 +638,7 @@ class LiveMatcher:
         bearing = [org for org, ids in asked.items() if ids & dislikes.keys()]
         if not bearing:
             return {}
-        wider = {org: self._best(org, WIDER_LIST * self.top_k) for org in bearing}
+        wider = {org: self._best(org, WIDER_LIST * self.top_k, (passed or {}).get(org)) for org in bearing}
         more = {s.id for org in bearing for s in wider[org]} - seen
         if more:
             dislikes.update(self.state.dislikes_of(sorted(more)))

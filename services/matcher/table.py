@@ -588,15 +588,22 @@ class SharedIndex:
             },
         )
 
-    def _relisted(self, read: ListsRead | ProfilesRead, _dislikes: Mapping[str, list[str]] | None) -> ListsRead:
+    def _relisted(
+        self,
+        read: ListsRead | ProfilesRead,
+        _dislikes: Mapping[str, list[str]] | None,
+        passed: Mapping[str, frozenset[str]],
+    ) -> ListsRead:
         """The lists of `read` read again under the lock, with the rejections that bear on them
-        (LiveMatcher.plan_read's `relist`, where one does, or where a decided pair held a place).
+        (LiveMatcher.plan_read's `relist`, where one does, or where a decided pair held a place, or
+        to pass over the partners in `passed`).
         The rejections read without the lock are not reused: the index may have changed the lists
         since, so they are read again under it, as they are only where one bears. Those deleted
         since are left out."""
         lists = read.lists if isinstance(read, ProfilesRead) else read
         with self.lock:
-            return self.live.read_lists({org for org in lists.affected if org in self.live.clusters}, lists.gone)
+            affected = {org for org in lists.affected if org in self.live.clusters}
+            return self.live.read_lists(affected, lists.gone, passed=passed)
 
     def _planned(self, org_id: str, revision: int) -> None:
         with self.lock:

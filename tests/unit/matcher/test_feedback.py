@@ -299,13 +299,13 @@ def test_a_queue_worked_by_its_coordinators_fills_again_and_never_offers_a_decid
     approved: set[str] = set()
     for _round in range(3):
         pending = _pending_partners(state, "seeker-2")
-        assert len(pending) >= 3 and full(pending) and not pending & approved
+        assert len(pending) >= TOP_K - 1 and full(pending) and not pending & approved
         for partner in sorted(pending):
             assert live.handle_decision(state.approve(events.pair_id("seeker-2", partner)))
             approved.add(partner)
-    assert len(approved) >= 3 * 3
+    assert len(approved) >= 3 * (TOP_K - 1)
     pending = _pending_partners(state, "seeker-2")
-    assert len(pending) >= 3 and full(pending)
+    assert len(pending) >= TOP_K - 1 and full(pending)
     assert len(_top_ids(live, "seeker-2")) == TOP_K and not set(_top_ids(live, "seeker-2")) & approved
 
     # a matcher that saw none of the decisions (another one of the group's, or after a restart)
@@ -333,3 +333,22 @@ def test_a_rejection_that_cannot_tell_the_candidates_apart_lowers_none_of_them(l
     after = {p: state.pairs[events.pair_id("seeker", p)]["score"] for p in _pending_partners(state, "seeker")}
     assert {p: s for p, s in before.items() if p != rejected} == {p: after[p] for p in before if p != rejected}
     assert len(after) >= len(before)  # the next best took the rejected one's place
+
+
+def test_an_organisation_whose_best_partners_have_no_place_left_gets_the_next_ones_that_have_room(lexicon):
+    """Nine software houses are each other's best partners and fill their places (at most 4 pending
+    each here); a dairy seeking software lists them first. Its list passes over them and suggests
+    the next best, software firms with room, instead of nothing."""
+    state = FakeState()
+    live = LiveMatcher(state, MatchEngine(lexicon), top_k=TOP_K, min_score=0.0, max_pending_per_org=4)
+    for j in range(9):
+        text = "Software house, custom software development."
+        live.handle(_upsert(f"busy-{j}", f"c-{j % 3}", ["ict.software"], ["ict.software"], text))
+    for j in range(4):
+        live.handle(_upsert(f"quiet-{j}", f"c-q{j}", ["ict.software", "tourism.hotels"], [], "Hotel booking software."))
+    live.handle(_upsert("seeker", "c-seekers", ["agrifood.dairy"], ["ict.software"], "Dairy cooperative."))
+
+    assert all(s.id.startswith("busy-") for s in live.engine.top("seeker", TOP_K))  # the engine's list
+    pending = _pending_partners(state, "seeker")
+    assert len(pending) == 4 and {p for p in pending if p.startswith("quiet-")}
+    assert all(len(state.pending_of_org(org)) <= 4 for org in live.clusters)  # no limit broken for it
