@@ -280,6 +280,7 @@ class LiveMatcher:
             update = self.engine.remove(org_id)
             changed = {*update.entered, *update.left}
         self.clusters.pop(org_id)
+        self.decided_with.pop(org_id, None)  # its id never returns; its partners' sets may keep it
         return changed - {org_id}
 
     def plan(self, envelope: events.Envelope, affected: set[str]) -> ProfileChange:
@@ -490,6 +491,10 @@ class LiveMatcher:
         organisation would end the plan with fewer than top_k pending while partners of its list
         had no place (at the limit of pending pairs): its list passes over them, and the next best
         partners, which may have room, are planned in their places (PASSES times at most)."""
+        return self._planned(read, relist)[0]
+
+    def _planned(self, read: ListsRead, relist: Relist | None = None) -> tuple[ListsPlan, ListsRead]:
+        """plan_read's plan, with the lists it was made of (the last read)."""
         passes = 0
         while True:
             orgs, sides_of = self._snapshot_orgs(read)
@@ -509,7 +514,7 @@ class LiveMatcher:
             plan = self._plan_snapshot(read, snapshot)
             no_place = self._no_place(read, snapshot, plan) if passes < PASSES else {}
             if not no_place:
-                return plan
+                return plan, read
             passes += 1
             passed = {
                 org: read.passed.get(org, frozenset()) | no_place.get(org, frozenset())
@@ -534,7 +539,10 @@ class LiveMatcher:
         the list's organisation ends the plan with fewer than top_k pending: its list passes over
         them when read again, so the next best partners, which may have room, take their places."""
         upserted = {w.pair_id for w in plan.upserts}
-        withdrawn = {pair_id for pair_id, _ in plan.withdrawals}
+        # a pair the list lets go may leave with this plan: it is not counted (else a pair a pass
+        # suggested, which the list without passing holds no more, would leave, and come back at
+        # the next plan)
+        leaving = {pair_id for pair_id, _ in plan.withdrawals} | {pair_id for pair_id, _ in plan.unlisted}
         passed: dict[str, frozenset[str]] = {}
         for org, candidates in read.lists.items():
             if org in read.gone:
@@ -543,7 +551,7 @@ class LiveMatcher:
             refused = frozenset(c for c, p in pair_ids.items() if p not in upserted and p not in snapshot.decided)
             if not refused:
                 continue
-            pending = {p for p in snapshot.pending.get(org, {}) if p not in withdrawn}
+            pending = {p for p in snapshot.pending.get(org, {}) if p not in leaving}
             pending |= {w.pair_id for w in plan.upserts if org in (w.org_a, w.org_b)}
             if len(pending) < self.top_k:
                 passed[org] = refused
@@ -554,8 +562,9 @@ class LiveMatcher:
         one was not known, so a list holds a partner it should have left out."""
         learnt = False
         for org, candidates in lists.items():
+            known = self.decided_with.get(org, ())
             for candidate in candidates:
-                if events.pair_id(org, candidate.id) in decided:
+                if candidate.id not in known and events.pair_id(org, candidate.id) in decided:
                     self.note_decided(org, candidate.id)
                     learnt = True
         return learnt
@@ -594,11 +603,6 @@ class LiveMatcher:
         )
         domain.add_reasons(plan.upserts, lists)
         return plan
-
-    def _lists(self, orgs: Sequence[str]) -> dict[str, list[Candidate]]:
-        """Each organisation's best partners with their reasons (see `_suggested`); one not in the
-        index raises KeyError."""
-        return _candidates(self._suggested(orgs))
 
     def _suggested(
         self, orgs: Sequence[str], passed: Mapping[str, frozenset[str]] | None = None
@@ -647,5 +651,8 @@ class LiveMatcher:
         }
 
     def _top(self, org_id: str) -> list[Candidate]:
-        """The organisation's list as the next plan would read it."""
-        return self._lists([org_id])[org_id]
+        """The organisation's list as a plan of it alone would now make it, passing over partners
+        with no place (see plan_read): reads the stored pairs, writes nothing."""
+        if org_id not in self.clusters:
+            raise KeyError(org_id)
+        return self._planned(self.read_lists_of({org_id}))[1].lists[org_id]

@@ -83,13 +83,15 @@ def test_folded_reads_write_the_pairs_two_reads_write(lexicon):
     assert len(one_reads) == len(two_reads)
     # (a plan that passes over partners with no place reads its lists and the snapshot again, in
     # both ways alike: the reads after the first plan's are the same)
+    saved = 0
     for folded, apart in zip(one_reads, two_reads, strict=True):
         if folded[:1] == ["dislikes+snapshot"] and folded[1:] == apart[1:]:
             # something bore on the lists: they are read again with the rejections, and the snapshot
             assert apart[0] == "dislikes" and folded[-1] == "snapshot"
         elif folded[:1] == ["dislikes+snapshot"]:  # nothing bore: one round trip for two
             assert apart[:2] == ["dislikes", "snapshot"] and folded[1:] == apart[2:]
+            saved += 1
         else:  # no list to read rejections for
             assert folded == apart and folded[0] == "snapshot"
     assert ["dislikes+snapshot", "dislikes", "snapshot"] in one_reads  # rejections bore on some lists
-    assert sum(r == ["dislikes+snapshot"] for r in one_reads) > len(one_reads) / 2
+    assert saved > len(one_reads) / 2
