@@ -71,6 +71,27 @@ def spread(state: FakeState, ids: list[str]) -> str:
     return f"{dict(sorted(counts.items()))} (under 5: {under} of {len(ids)}; none: {counts.get(0, 0)})"
 
 
+def labelled(state: FakeState, orgs: list[dict]) -> str:
+    """Of the pending pairs (what coordinators see), the share of partners in a sector the seekers
+    seek, and of the dev set's organisations' partners in their own sector (bench/quality.py's
+    measures on the lists, here on the suggestions as the limits left them)."""
+    by_id = {o["id"]: o for o in orgs}
+    sought = [0, 0]
+    same = [0, 0]
+    for org in orgs:
+        partners = [by_id[p.replace(org["id"], "").strip("~")] for p in state.pending_of_org(org["id"])]
+        if "seeks" in org:
+            sought[0] += sum(p["sector"] in org["seeks"] for p in partners)
+            sought[1] += len(partners)
+        else:
+            same[0] += sum(p["sector"] == org["sector"] for p in partners)
+            same[1] += len(partners)
+    return (
+        f"seekers' partners in a sector sought {sought[0] / max(sought[1], 1):.3f} ({sought[1]} pairs); "
+        f"dev set's partners in its own sector {same[0] / max(same[1], 1):.3f} ({same[1]} pairs)"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sample", type=int, default=60)
@@ -95,6 +116,7 @@ def main() -> int:
     ids = [o["id"] for o in orgs]
     print(f"{len(orgs)} organisations, one event each, in {time.monotonic() - started:.1f} s")
     print(f"pending per organisation: {spread(state, ids)}")
+    print(f"pending partners that meet the labels: {labelled(state, orgs)}")
 
     rng = random.Random(args.seed)
     by_id = {o["id"]: o for o in orgs}

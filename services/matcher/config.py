@@ -26,7 +26,7 @@ MATCHER_DISPLACE_MARGIN = setting(
 )
 MATCHER_FEEDBACK_STRENGTH = setting(
     "MATCHER_FEEDBACK_STRENGTH",
-    "0.5",
+    "0.25",
     "How much a partner rejected as not relevant lowers the organisation's candidates that resemble it for the same "
     "reasons, relative to its candidate least like it: a perfect look-alike's score is multiplied by 1 - this "
     "where another candidate resembles it in nothing (0: rejections teach nothing)",
@@ -78,7 +78,7 @@ class MatcherSettings:
     min_score: float = 0.05
     max_pending_per_org: int = 8
     displace_margin: float = 0.05
-    feedback_strength: float = 0.5
+    feedback_strength: float = 0.25
     reweigh_quiet_s: float = 5.0
     reweigh_every_s: float = 600.0
     fetch_wait_ms: int = 100

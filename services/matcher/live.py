@@ -195,7 +195,7 @@ class LiveMatcher:
         top_k: int = 5,
         min_score: float = 0.05,
         max_pending_per_org: int = 8,
-        feedback_strength: float = 0.5,
+        feedback_strength: float = 0.25,
         displace_margin: float = MatcherSettings.displace_margin,
     ) -> None:
         self.state = state

@@ -164,8 +164,19 @@ class FeatureSpace:
         self.country_index = {code: i for i, code in enumerate(self.countries)}
         nk = len(self.countries)
         # An organisation's vector ("right-hand": B's in A's list), block by block: [sector | profile |
-        # seeks | offers | sought sectors | country | countries wished].
-        sizes = {"sector": ns, "profile": nc, "seeks": nc, "offers": nc, "seek_sector": ns, "country": nk, "wish": nk}
+        # seeks | offers | sought sectors | country | countries wished | sector shared]. The sector
+        # block is what the organisation does, as others' needs meet it; the shared one the same,
+        # less as much as it seeks other sectors (seek_sector_damp), as peers meet it.
+        sizes = {
+            "sector": ns,
+            "profile": nc,
+            "seeks": nc,
+            "offers": nc,
+            "seek_sector": ns,
+            "country": nk,
+            "wish": nk,
+            "shared": ns,
+        }
         self.block: dict[str, slice] = {}
         at = 0
         for name, size in sizes.items():
@@ -272,8 +283,9 @@ class FeatureSpace:
             whole = np.zeros((1, len(self.concepts)), bool)
             whole[0, [self.concept_index[c] for c in a.chosen if c in self.concept_index]] = True
             goal = self._needs(goal[None, :], own_sectors[None, :], whole)[0]
+        shared = own_sectors * (1.0 - settings.seek_sector_damp * float(np.linalg.norm(sought)))
         right = np.concatenate(
-            [own_sectors, _l2(prof), _l2(goal), _l2(cap), sought, *self._country_blocks(country, a)]
+            [own_sectors, _l2(prof), _l2(goal), _l2(cap), sought, *self._country_blocks(country, a), shared]
         ).astype(np.float32)
         return right, self.term_vector(a)
 
@@ -380,6 +392,7 @@ class FeatureSpace:
         if readings.chosen is not None:
             whole |= readings.chosen[start:end].toarray().astype(bool)
         goal = self._needs(goal, own_sectors, whole)  # prof was made of goal as it is
+        shared = own_sectors * (1.0 - settings.seek_sector_damp * np.linalg.norm(sought, axis=1, keepdims=True))
         return np.hstack(
             [
                 own_sectors,
@@ -389,6 +402,7 @@ class FeatureSpace:
                 sought,
                 readings.here[start:end].toarray(),
                 readings.wish[start:end].toarray(),
+                shared,
             ]
         ).astype(np.float32)
 

@@ -41,7 +41,7 @@ class Index:
         self.settings = settings = features.settings
         # (block of B met, block of A, weight, matrix applied to A's block or None)
         self._left_map: tuple[tuple[str, str, float, np.ndarray | None], ...] = (
-            ("sector", "sector", settings.w_sector, features.related),
+            ("shared", "shared", settings.w_sector, features.related),
             ("profile", "profile", settings.w_profile, None),
             ("offers", "seeks", settings.w_need, None),
             ("seeks", "offers", settings.w_give, None),

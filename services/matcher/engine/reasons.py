@@ -159,7 +159,7 @@ class ReasonFinder:
         for i, (c, j) in enumerate(zip(features.concepts, features.sector_concept_column.tolist(), strict=True)):
             if place[i] >= 0:
                 at = (block["sector"].start + place[i], block["seek_sector"].start + place[i])
-                columns = (at[0], at[1], at[0])
+                columns = (at[0], at[1], block["shared"].start + place[i])
             else:
                 columns = (block["offers"].start + i, block["seeks"].start + i, block["profile"].start + i)
             self._concept_facts[c] = (place[i] >= 0, features.concepts[j] if j >= 0 else None, columns)
@@ -481,7 +481,7 @@ class ReasonFinder:
         right = self.index.right.merge().toarray()
         sector_cols = np.flatnonzero(sector_place >= 0)
         views = []
-        for own, sectors in (("offers", "sector"), ("seeks", "seek_sector"), ("profile", "sector")):
+        for own, sectors in (("offers", "sector"), ("seeks", "seek_sector"), ("profile", "shared")):
             view = right[:, block[own]].copy()
             view[:, sector_cols] = right[:, block[sectors]][:, sector_place[sector_cols]]
             views.append(view)

@@ -348,7 +348,8 @@ def test_an_organisation_whose_best_partners_have_no_place_left_gets_the_next_on
         live.handle(_upsert(f"quiet-{j}", f"c-q{j}", ["ict.software", "tourism.hotels"], [], "Hotel booking software."))
     live.handle(_upsert("seeker", "c-seekers", ["agrifood.dairy"], ["ict.software"], "Dairy cooperative."))
 
-    assert all(s.id.startswith("busy-") for s in live.engine.top("seeker", TOP_K))  # the engine's list
+    engine_list = {s.id for s in live.engine.top("seeker", TOP_K)}
+    assert all(p.startswith("busy-") for p in engine_list)
     pending = _pending_partners(state, "seeker")
-    assert len(pending) == 4 and {p for p in pending if p.startswith("quiet-")}
+    assert len(pending) >= 3 and pending - engine_list  # (none without passing over: the busy are full)
     assert all(len(state.pending_of_org(org)) <= 4 for org in live.clusters)  # no limit broken for it

@@ -82,7 +82,7 @@ def test_a_run_reads_the_rejections_with_the_snapshot_outside_the_lock_and_write
 
     assert folded == apart
     assert folded_state.under_lock == 0, "the rejections were read while the index's lock was held"
-    bore = 0
+    bore = saved = 0
     # (a plan that passes over partners with no place reads its lists and the snapshot again, in
     # both ways alike)
     for one, two in zip(folded_reads, apart_reads, strict=True):
@@ -90,9 +90,10 @@ def test_a_run_reads_the_rejections_with_the_snapshot_outside_the_lock_and_write
             bore += 1
         elif one[:1] == ["dislikes+snapshot"]:  # nothing bore on the lists: one round trip for two
             assert two[:2] == ["dislikes", "snapshot"] and one[1:] == two[2:]
+            saved += 1
         else:  # no list to read rejections for
             assert one == two and one[0] == "snapshot"
     assert bore > 0, "no rejection bore on a list: the test shows nothing"
     # 4 of the 40 organisations reject candidates, and a run plans many lists: in this set they
     # bear on about half of the runs
-    assert sum(r == ["dislikes+snapshot"] for r in folded_reads) >= len(folded_reads) / 4
+    assert saved >= len(folded_reads) / 4
