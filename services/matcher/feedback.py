@@ -17,6 +17,10 @@ import numpy as np
 # lack of capacity or another market is no judgement of the candidate.
 TEACHING_REASONS = frozenset({"not_relevant"})
 
+# The candidate's own list a rejection of the candidate's is measured against (rerank): as long as
+# the engine keeps its lists made (EngineSettings.cached_k), so reading it makes nothing.
+THEIR_POOL = 10
+
 
 class ReasonVectors(Protocol):
     def reason_vectors(self, org_id: str, candidate_ids: list[str]) -> np.ndarray: ...
@@ -36,7 +40,12 @@ def dislikes_in(pair: Mapping[str, Any], decisions: Iterable[Mapping[str, Any]])
 
 
 def rerank(
-    engine: ReasonVectors, org_id: str, suggestions: list[Any], dislikes: Mapping[str, list[str]], strength: float
+    engine: ReasonVectors,
+    org_id: str,
+    suggestions: list[Any],
+    dislikes: Mapping[str, list[str]],
+    strength: float,
+    pool: int | None = None,
 ) -> list[Any]:
     """The organisation's suggestions with their scores lowered by the rejections that bear on each
     pair, best first. A pair is lowered both by the partners the organisation rejected that the
@@ -46,7 +55,8 @@ def rerank(
     1 - strength x likeness (likeness from 0 to 1), so ten look-alikes rejected weigh more than one.
 
     The lowering is relative: the candidate least like the rejected ones among the organisation's
-    (`suggestions`, or the candidate's own list as long) keeps its score, and the others are lowered
+    (the first `pool` of `suggestions`, all by default; or the candidate's own list, at most
+    THEIR_POOL long) keeps its score, and the others are lowered
     as much as they are more alike than it. Where an organisation's candidates all earn their
     score the same way (its sector, one need...), a rejection cannot tell them apart: it then
     lowers none of them, where a lowering of all would halve every score of the organisation and
@@ -57,12 +67,14 @@ def rerank(
     factor = np.ones(len(ids))
     own = dislikes.get(org_id, [])
     if own:
-        factor *= _relative(_kept_share(engine, org_id, ids, own, strength))
+        kept = _kept_share(engine, org_id, ids, own, strength)
+        best = float(kept[: pool or len(ids)].max())
+        factor *= np.minimum(kept / best, 1.0) if best > 0 else 1.0
     for i, candidate in enumerate(ids):
         theirs = dislikes.get(candidate, [])
         if theirs:
-            pool = [s.id for s in engine.top(candidate, len(ids)) if s.id != org_id]
-            kept = _kept_share(engine, candidate, [org_id, *pool], theirs, strength)
+            theirs_pool = [s.id for s in engine.top(candidate, THEIR_POOL) if s.id != org_id]
+            kept = _kept_share(engine, candidate, [org_id, *theirs_pool], theirs, strength)
             factor[i] *= float(_relative(kept)[0])
     lowered = [dataclasses.replace(s, score=float(s.score * f)) for s, f in zip(suggestions, factor, strict=True)]
     return sorted(lowered, key=lambda s: (-round(s.score, 6), s.id))

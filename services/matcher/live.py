@@ -12,6 +12,7 @@ repository are Protocols below.
 from __future__ import annotations
 
 import gc
+import itertools
 import logging
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -93,9 +94,9 @@ class MatcherRepository(Protocol):
 
     def forget_awaiting(self, org_id: str, orgs: Iterable[str]) -> None: ...
 
-    def lesson_applied(self, rejected_pair_id: str) -> bool: ...
+    def lesson_applied(self, decided_pair_id: str) -> bool: ...
 
-    def apply_lesson(self, rejected_pair_id: str, plan: ListsPlan) -> bool: ...
+    def apply_lesson(self, decided_pair_id: str, plan: ListsPlan) -> bool: ...
 
 
 # How often what was frozen is collected once in full (see _freeze_survivors).
@@ -176,6 +177,10 @@ Relist = Callable[[dict[str, list[str]] | None, Mapping[str, frozenset[str]]], L
 
 # How many times one plan reads its lists again to pass over partners that had no place.
 PASSES = 2
+# At most this many reads of the lists and the stored pairs make one plan (a read again for the
+# rejections that bear on the lists, once; one for each decided pair learnt; each pass): the
+# last is planned as it is.
+MAX_READS = 8
 
 
 @dataclass(frozen=True)
@@ -208,11 +213,12 @@ class LiveMatcher:
         self.clusters: dict[str, str] = {}
         # The partners each organisation has a decided pair with, as far as this matcher has seen
         # (decisions, and the plans' snapshots): such a pair never returns, so it holds no place in
-        # the organisation's list, whose next best takes it (see _best). A hint that only grows:
+        # the organisation's list, whose next best takes it (see _best). A hint that grows but for a
+        # deleted organisation's entry (its partners' sets keep its id, which never returns):
         # a plan's snapshot says which pairs are decided, and one it had not known is learnt there.
         self.decided_with: dict[str, set[str]] = {}
         # The index as other matchers' writes are checked against (table.py's SharedIndex, when
-        # this matcher is one of N): the lists planned after a rejection are written checked.
+        # this matcher is one of N): the lists planned after a decision are written checked.
         self.index_check: IndexCheck | None = None
 
     # ---- start-up -------------------------------------------------------------------------
@@ -433,8 +439,8 @@ class LiveMatcher:
             return self.plan_read(self.read_lists(affected, gone))
 
         def relist(dislikes: dict[str, list[str]] | None, passed: Mapping[str, frozenset[str]]) -> ListsRead:
-            if dislikes is None:
-                return self.read_lists(affected, gone, passed=passed)
+            if dislikes is None:  # the rejections are read with the next snapshot
+                return self.read_lists(affected, gone, rejections_later=True, passed=passed)
             listed = {org: self._best(org, self.top_k, passed.get(org)) for org in sorted(affected - gone)}
             lowered = self._lowered(listed, dislikes, passed)
             return self._read_of(affected, gone, self._at_least_min(listed | lowered), passed)
@@ -496,7 +502,13 @@ class LiveMatcher:
     def _planned(self, read: ListsRead, relist: Relist | None = None) -> tuple[ListsPlan, ListsRead]:
         """plan_read's plan, with the lists it was made of (the last read)."""
         passes = 0
-        while True:
+        bore: dict[str, list[str]] | None = None  # the rejections read, once one bore on a list
+        for reads in itertools.count(1):
+            # past MAX_READS a plan is made of the lists as this read holds them (but for the
+            # rejections, read again once at most)
+            more = reads < MAX_READS
+            if reads == MAX_READS:
+                logger.warning("a plan read its lists again as often as it may", extra={"reads": reads})
             orgs, sides_of = self._snapshot_orgs(read)
             if not read.asked:
                 snapshot = self.state.snapshot(orgs, list(read.wanted), sides_of=sides_of)
@@ -504,15 +516,16 @@ class LiveMatcher:
                 asked = sorted(set().union(*read.asked.values()))
                 dislikes, snapshot = self.state.dislikes_and_snapshot(asked, orgs, list(read.wanted), sides_of=sides_of)  # type: ignore[attr-defined]
                 if any(ids & dislikes.keys() for ids in read.asked.values()):
-                    read = self._reread(read, relist, dislikes, read.passed)
+                    bore = dislikes
+                    read = self._reread(read, relist, bore, read.passed)
                     continue
-            if self._learn_decided(read.lists, snapshot.decided):
+            if self._learn_decided(read.lists, snapshot.decided) and more:
                 # a decided pair held a place in a list: the lists are read again without it (and
                 # their rejections with them), so the next best takes its place
-                read = self._reread(read, relist, None, read.passed)
+                read = self._reread(read, relist, bore, read.passed)
                 continue
             plan = self._plan_snapshot(read, snapshot)
-            no_place = self._no_place(read, snapshot, plan) if passes < PASSES else {}
+            no_place = self._no_place(read, snapshot, plan) if passes < PASSES and more else {}
             if not no_place:
                 return plan, read
             passes += 1
@@ -520,7 +533,8 @@ class LiveMatcher:
                 org: read.passed.get(org, frozenset()) | no_place.get(org, frozenset())
                 for org in {*read.passed, *no_place}
             }
-            read = self._reread(read, relist, None, passed)
+            read = self._reread(read, relist, bore, passed)
+        raise AssertionError("unreachable")
 
     def _reread(
         self,
@@ -532,28 +546,41 @@ class LiveMatcher:
         """The lists of `read` read again (see plan_read)."""
         if relist is not None:
             return relist(dislikes, passed)
-        return self.read_lists(read.affected, read.gone, passed=passed)
+        if dislikes is not None:
+            return self.read_lists(read.affected, read.gone, passed=passed)
+        return self.read_lists(read.affected, read.gone, rejections_later=True, passed=passed)
 
     def _no_place(self, read: ListsRead, snapshot: PlanSnapshot, plan: ListsPlan) -> dict[str, frozenset[str]]:
-        """The partners of each list that the plan gives no place (the limit of pending pairs), where
-        the list's organisation ends the plan with fewer than top_k pending: its list passes over
-        them when read again, so the next best partners, which may have room, take their places."""
+        """The partners of each list that the plan gives no place, being at their limit of pending
+        pairs, where the list's organisation ends the plan with fewer than top_k pending (or its
+        own limit, if lower): its list passes over them when read again, so the next best
+        partners, which may have room, take their places."""
         upserted = {w.pair_id for w in plan.upserts}
-        # a pair the list lets go may leave with this plan: it is not counted (else a pair a pass
-        # suggested, which the list without passing holds no more, would leave, and come back at
-        # the next plan)
-        leaving = {pair_id for pair_id, _ in plan.withdrawals} | {pair_id for pair_id, _ in plan.unlisted}
+        # a pair the plan lets go leaves unless a side this plan did not plan holds it: one that
+        # leaves is not counted (else a pair a pass suggested, which the list without passing
+        # holds no more, would leave, and come back at the next plan)
+        leaving = {pair_id for pair_id, _ in plan.withdrawals} | {
+            pair_id
+            for pair_id, _ in plan.unlisted
+            if not any(side not in read.lists for side in snapshot.sides.get(pair_id, ()))
+        }
+        enough = min(self.top_k, self.max_pending)
         passed: dict[str, frozenset[str]] = {}
         for org, candidates in read.lists.items():
             if org in read.gone:
                 continue
-            pair_ids = {c.id: events.pair_id(org, c.id) for c in candidates}
-            refused = frozenset(c for c, p in pair_ids.items() if p not in upserted and p not in snapshot.decided)
+            refused = frozenset(
+                c.id
+                for c in candidates
+                if (pair_id := events.pair_id(org, c.id)) not in upserted
+                and pair_id not in snapshot.decided
+                and len(snapshot.pending.get(c.id, {})) >= self.max_pending
+            )
             if not refused:
                 continue
             pending = {p for p in snapshot.pending.get(org, {}) if p not in leaving}
             pending |= {w.pair_id for w in plan.upserts if org in (w.org_a, w.org_b)}
-            if len(pending) < self.top_k:
+            if len(pending) < enough:
                 passed[org] = refused
         return passed
 
@@ -578,12 +605,25 @@ class LiveMatcher:
         """The engine's best k partners of the organisation with none it has a decided pair with (as
         far as `decided_with` knows): a decided pair never returns, so its place goes to the next.
         Nor any of `passed`, partners the list passes over (see plan_read)."""
-        done = self.decided_with.get(org_id)
-        if passed:
-            done = (done or set()) | passed
+        done = self._left_out(org_id, passed)
         if not done:
             return self.engine.top(org_id, k)
-        return [s for s in self.engine.top(org_id, k + len(done)) if s.id not in done][:k]
+        # most of an organisation's decided partners are not among its best: twice k first (as the
+        # engine keeps its lists made), the whole length only where that leaves fewer than k
+        first = self._without(self.engine.top(org_id, k + min(len(done), k)), done, k)
+        if len(first) == k or len(done) <= k:
+            return first
+        return self._without(self.engine.top(org_id, k + len(done)), done, k)
+
+    def _left_out(self, org_id: str, passed: frozenset[str] | None) -> set[str] | frozenset[str]:
+        """The partners the organisation's list leaves out: decided ones (as far as `decided_with`
+        knows) and those of `passed`."""
+        done: set[str] | frozenset[str] = self.decided_with.get(org_id, frozenset())
+        return (done | passed) if passed else done
+
+    def _without(self, found: list[Suggestion], done: Collection[str], k: int) -> list[Suggestion]:
+        """The first k of `found` that are not in `done`."""
+        return [s for s in found if s.id not in done][:k]
 
     @staticmethod
     def _snapshot_orgs(read: ListsRead) -> tuple[list[str], list[str]]:
@@ -642,17 +682,26 @@ class LiveMatcher:
         bearing = [org for org, ids in asked.items() if ids & dislikes.keys()]
         if not bearing:
             return {}
-        wider = {org: self._best(org, WIDER_LIST * self.top_k, (passed or {}).get(org)) for org in bearing}
+        # the engine's wider list as it is: the lowering is relative to its least-alike candidate,
+        # the same whatever this matcher knows of decided pairs or passes over (left out after)
+        left_out = {org: self._left_out(org, (passed or {}).get(org)) for org in bearing}
+        wider = {org: self.engine.top(org, WIDER_LIST * self.top_k + len(left_out[org])) for org in bearing}
         more = {s.id for org in bearing for s in wider[org]} - seen
         if more:
             dislikes.update(self.state.dislikes_of(sorted(more)))
         return {
-            org: rerank(self.engine, org, wider[org], dislikes, self.feedback_strength)[: self.top_k] for org in bearing
+            org: self._without(
+                rerank(self.engine, org, wider[org], dislikes, self.feedback_strength, WIDER_LIST * self.top_k),
+                left_out[org],
+                self.top_k,
+            )
+            for org in bearing
         }
 
     def _top(self, org_id: str) -> list[Candidate]:
         """The organisation's list as a plan of it alone would now make it, passing over partners
-        with no place (see plan_read): reads the stored pairs, writes nothing."""
+        with no place (see plan_read): reads the stored pairs, writes none (but notes the decided
+        pairs it meets in `decided_with`)."""
         if org_id not in self.clusters:
             raise KeyError(org_id)
         return self._planned(self.read_lists_of({org_id}))[1].lists[org_id]

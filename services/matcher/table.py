@@ -386,7 +386,7 @@ class SharedIndex:
         } | dict.fromkeys(PROFILE_EVENTS, self.handle_owned)
 
     def _locked(self, handler: Callable[[events.Envelope], object], envelope: events.Envelope) -> object:
-        """A handler run under both locks; the lists it writes (a rejection's) are checked against the
+        """A handler run under both locks; the lists it writes (a decision's) are checked against the
         events applied (the live matcher's index_check), and on IndexBehind it runs again, the lock
         let go while the table reader catches up (it writes once: a lesson is applied once)."""
         with self.writing:
@@ -495,7 +495,7 @@ class SharedIndex:
         """Of these revisions applied (by any matcher), those the index did not hold when the plan
         being written began: the state's write refuses the plan then (domain.IndexBehind).
 
-        Read without the lock, as a rejection's write asks it with the lock held (_locked). It errs
+        Read without the lock, as a decision's write asks it with the lock held (_locked). It errs
         only towards refusing: the table reader notes an organisation's former revision before it
         records the new one, and records that only once the index holds it."""
         before = self._indexed_while_planning or {}
@@ -591,7 +591,7 @@ class SharedIndex:
     def _relisted(
         self,
         read: ListsRead | ProfilesRead,
-        _dislikes: Mapping[str, list[str]] | None,
+        dislikes: Mapping[str, list[str]] | None,
         passed: Mapping[str, frozenset[str]],
     ) -> ListsRead:
         """The lists of `read` read again under the lock, with the rejections that bear on them
@@ -603,7 +603,9 @@ class SharedIndex:
         lists = read.lists if isinstance(read, ProfilesRead) else read
         with self.lock:
             affected = {org for org in lists.affected if org in self.live.clusters}
-            return self.live.read_lists(affected, lists.gone, passed=passed)
+            # with no rejections read (a decided pair or a pass), they are read with the next snapshot
+            # out of the lock, as the first read's were
+            return self.live.read_lists(affected, lists.gone, dislikes is None, passed=passed)
 
     def _planned(self, org_id: str, revision: int) -> None:
         with self.lock:

@@ -810,18 +810,18 @@ class RedisMatcherState:
         if steps:
             pipe.incr(PAIRS_WRITTEN)
 
-    def lesson_applied(self, rejected_pair_id: str) -> bool:
-        return bool(self.r.sismember(LESSONS, rejected_pair_id))
+    def lesson_applied(self, decided_pair_id: str) -> bool:
+        return bool(self.r.sismember(LESSONS, decided_pair_id))
 
-    def apply_lesson(self, rejected_pair_id: str, plan: ListsPlan) -> bool:
-        """The lists planned again after a rejection, applied once and atomically: False (nothing
-        written) when this rejection's were already. A pair decided in the meantime stays as it is.
+    def apply_lesson(self, decided_pair_id: str, plan: ListsPlan) -> bool:
+        """The lists planned again after a decision, applied once and atomically: False (nothing
+        written) when this decision's were already. A pair decided in the meantime stays as it is.
         A plan with `checked` is checked as apply_pairs checks it (IndexBehind)."""
         pair_ids = _pair_ids(plan.upserts, plan.withdrawals, plan.unlisted)
         applied: dict[str, bool] = {}
 
         def txn(pipe: redis.client.Pipeline) -> None:
-            if pipe.sismember(LESSONS, rejected_pair_id):
+            if pipe.sismember(LESSONS, decided_pair_id):
                 applied["done"] = False
                 return
             if plan.checked is None:
@@ -829,7 +829,7 @@ class RedisMatcherState:
             else:  # one of N matchers: its index is checked against the events applied (and watched)
                 _, existing, _ = self._read_watched(pipe, [], pair_ids, [], (), None, plan.checked)
             pipe.multi()
-            pipe.sadd(LESSONS, rejected_pair_id)
+            pipe.sadd(LESSONS, decided_pair_id)
             for step in domain.pair_steps(existing, plan.upserts, plan.withdrawals, _now_ms(), plan.unlisted):
                 self.save(pipe, step)
             pipe.incr(PAIRS_WRITTEN)

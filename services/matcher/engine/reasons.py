@@ -134,7 +134,8 @@ class ReasonFinder:
         self.settings = settings = features.settings
         # What a reason weighs is what it adds to the score: for a sector, the product of the two
         # sides' sector weights (offered: the sector block; sought: the sought-sector block) times
-        # w_need_sector or w_give_sector, or times w_sector when shared; for any other concept, that
+        # w_need_sector or w_give_sector, or of their shared-sector weights (the shared block) times
+        # w_sector when shared; for any other concept, that
         # of their offer and seek weights times w_need or w_give, or of profile weights times
         # w_profile (shared).
         is_sector = features.sector_place >= 0
@@ -475,8 +476,8 @@ class ReasonFinder:
 
     def reason_columns(self) -> ReasonColumns:
         """Per row and concept, the offer, seek and profile weights reasons read: for a sector, the
-        sector block's weight (offered, profile) and the sought-sector block's (sought); the
-        blocks' own weights for other concepts."""
+        sector block's weight (offered), the sought-sector block's (sought) and the shared block's
+        (profile); the blocks' own weights for other concepts."""
         block, sector_place = self.features.block, self.features.sector_place
         right = self.index.right.merge().toarray()
         sector_cols = np.flatnonzero(sector_place >= 0)

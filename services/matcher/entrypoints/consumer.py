@@ -4,7 +4,8 @@ Rebuilds the index from its own Redis state and keeps it whole by reading `profi
 (services/matcher/table.py: any number of these processes share the work). Then consumes
 `profiles` and `match-decisions` in a consumer group: decode → apply (durable in Redis, with the
 suggestion events in the outbox) → commit. A profile event changes the index and the lists it
-touches; a rejection plans again the lists of the organisation it teaches. Undecodable messages go
+touches; a decision plans again the lists of the pair's two organisations (and, for a rejection
+that teaches, of the partners of the rejecting one). Undecodable messages go
 to `<topic>.dlq`. Does I/O (Redis, Kafka).
 """
 

@@ -138,13 +138,13 @@ class FakeMatcherRepository:
     def forget_awaiting(self, org_id: str, orgs: Iterable[str]) -> None:
         self.waiting.get(org_id, set()).difference_update(orgs)
 
-    def lesson_applied(self, rejected_pair_id: str) -> bool:
-        return rejected_pair_id in self.lessons
+    def lesson_applied(self, decided_pair_id: str) -> bool:
+        return decided_pair_id in self.lessons
 
-    def apply_lesson(self, rejected_pair_id: str, plan: ListsPlan) -> bool:
-        if rejected_pair_id in self.lessons:
+    def apply_lesson(self, decided_pair_id: str, plan: ListsPlan) -> bool:
+        if decided_pair_id in self.lessons:
             return False
-        self.lessons.add(rejected_pair_id)
+        self.lessons.add(decided_pair_id)
         self.apply_pairs(plan)
         return True
 
