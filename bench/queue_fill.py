@@ -4,7 +4,8 @@ The live matcher (the real engine, the limits of pending pairs and the rejection
 deployed) takes the labelled sets' organisations (tests/data/devset and tests/data/seekers) one
 profile event at a time; the pairs are kept in dicts (the in-memory repository of the unit tests:
 the rules are the domain's, the same as Redis applies). Then:
-1. pending per organisation, as the events leave them;
+1. pending per organisation, as the events leave them, and what planning every list again changes
+   (three times, as after refreshes of the weights: a list that depends on the order of plans changes);
 2. one rejection as "not relevant" of a pending pair of its own list, for a sample of
    organisations: pending before and after;
 3. every pending pair of a sample of organisations approved, one decision at a time, then an
@@ -117,6 +118,13 @@ def main() -> int:
     print(f"{len(orgs)} organisations, one event each, in {time.monotonic() - started:.1f} s")
     print(f"pending per organisation: {spread(state, ids)}")
     print(f"pending partners that meet the labels: {labelled(state, orgs)}")
+    for again in (1, 2, 3):  # as after a refresh of the weights: every list planned again, a run at a time
+        as_were = {p: (r["state"], r["score"]) for p, r in state.pairs.items()}
+        for start in range(0, len(ids), 25):
+            state.apply_lesson(f"replan-{again}-{start}", live.plan_lists(set(ids[start : start + 25])))
+        changed = sum(1 for p, r in state.pairs.items() if as_were.get(p) != (r["state"], r["score"]))
+        pending = sum(1 for r in state.pairs.values() if r["state"] == "pending")
+        print(f"every list planned again ({again}): {changed} pairs changed, {pending} pending")
 
     rng = random.Random(args.seed)
     by_id = {o["id"]: o for o in orgs}
