@@ -56,8 +56,8 @@ def rerank(
 
     The lowering is relative: the candidate least like the rejected ones among the organisation's
     (the first `pool` of `suggestions`, all by default; or the candidate's own list, at most
-    THEIR_POOL long) keeps its score, and the others are lowered
-    as much as they are more alike than it. Where an organisation's candidates all earn their
+    THEIR_POOL long) keeps its score, and the others are lowered as much as they are more alike
+    than it. Where an organisation's candidates all earn their
     score the same way (its sector, one need...), a rejection cannot tell them apart: it then
     lowers none of them, where a lowering of all would halve every score of the organisation and
     let other organisations' pairs, at the limit of pending pairs, take their places."""
@@ -67,9 +67,7 @@ def rerank(
     factor = np.ones(len(ids))
     own = dislikes.get(org_id, [])
     if own:
-        kept = _kept_share(engine, org_id, ids, own, strength)
-        best = float(kept[: pool or len(ids)].max())
-        factor *= np.minimum(kept / best, 1.0) if best > 0 else 1.0
+        factor *= _relative(_kept_share(engine, org_id, ids, own, strength), pool)
     for i, candidate in enumerate(ids):
         theirs = dislikes.get(candidate, [])
         if theirs:
@@ -90,7 +88,8 @@ def _kept_share(
     return kept
 
 
-def _relative(kept: np.ndarray) -> np.ndarray:
-    """The shares relative to the largest (that candidate keeps its score), at most 1."""
-    best = float(kept.max())
+def _relative(kept: np.ndarray, pool: int | None = None) -> np.ndarray:
+    """The shares relative to the largest of the first `pool` (all by default): that candidate
+    keeps its score; at most 1."""
+    best = float(kept[: pool or len(kept)].max())
     return np.minimum(kept / best, 1.0) if best > 0 else np.ones_like(kept)
