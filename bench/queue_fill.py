@@ -19,7 +19,6 @@ Usage: python bench/queue_fill.py [--sample 60] [--seed 7]
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 import time
@@ -29,21 +28,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from quality import read_jsonl  # noqa: E402
 
 from partnermatch import events  # noqa: E402
 from services.matcher.config import MatcherSettings  # noqa: E402
 from services.matcher.engine import MatchEngine, load_lexicon  # noqa: E402
 from services.matcher.live import LiveMatcher  # noqa: E402
 from tests.unit.matcher.test_feedback import FakeState  # noqa: E402
-
-
-def read_jsonl(folder: Path) -> list[dict]:
-    return [
-        json.loads(line)
-        for path in sorted(folder.glob("*.jsonl"))
-        for line in path.read_text(encoding="utf-8").splitlines()
-        if line.strip()
-    ]
 
 
 def upsert(org: dict, revision: int) -> events.Envelope:

@@ -621,7 +621,8 @@ class LiveMatcher:
         done: set[str] | frozenset[str] = self.decided_with.get(org_id, frozenset())
         return (done | passed) if passed else done
 
-    def _without(self, found: list[Suggestion], done: Collection[str], k: int) -> list[Suggestion]:
+    @staticmethod
+    def _without(found: list[Suggestion], done: Collection[str], k: int) -> list[Suggestion]:
         """The first k of `found` that are not in `done`."""
         return [s for s in found if s.id not in done][:k]
 
