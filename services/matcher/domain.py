@@ -34,6 +34,10 @@ DISPLACED = "displaced_by_better_match"
 # plan of one list made on another matcher's older index cannot take out a pair the other's list
 # holds (issue 17: N matchers end with one matcher's suggestions).
 WANTED_BY = "wanted_by"
+# For a pending pair, the score each side's list gave it when last planned (the sides of WANTED_BY
+# whose score is known): the pair's score is the best of them, so planning one side's list does not
+# replace the other's better score with its own.
+SIDE_SCORES = "side_scores"
 
 
 class IndexBehind(Exception):
@@ -85,6 +89,8 @@ class PairWrite:
     # and keeps the other's. A write that planned no list (empty `planned`) counts as wanted by both.
     wanted_by: frozenset[str] = frozenset()
     planned: frozenset[str] = frozenset()
+    # The score each list of the write's plan that holds the pair gave it (`score` is the best).
+    side_scores: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -190,23 +196,25 @@ def suggest(old: PairRecord | None, write: PairWrite, now: int) -> PairSaved | N
     (the same suggestion pending, or a decided pair: never suggested again). A pending pair keeps
     the decisions already given by the clusters it still has: any profile event can shift a pair's
     score, and a coordinator's acknowledged approval must not silently vanish. Its sides whose lists
-    want it are the write's for the lists the write planned, and as they were for the other."""
+    want it are the write's for the lists the write planned, and as they were for the other; its
+    score is the best those sides' lists gave it (see _scored)."""
     if old is not None and old["state"] not in (PENDING, WITHDRAWN):
         return None
     still_pending = old is not None and old["state"] == PENDING
     sides = sorted(_sides_after(old, write))
-    if still_pending and old is not None and _same_suggestion(old, write):
-        if sorted(wanted_by(old)) == sides:
+    score, reasons, side_scores = _scored(old if still_pending else None, write, sides)
+    if still_pending and old is not None and _same_suggestion(old, write, score, reasons):
+        if sorted(wanted_by(old)) == sides and old.get(SIDE_SCORES, {}) == side_scores:
             return None
-        return PairSaved("noted", {**old, WANTED_BY: sides})
+        return PairSaved("noted", {**old, WANTED_BY: sides, SIDE_SCORES: side_scores})
     record: PairRecord = {
         "pair_id": write.pair_id,
         "org_a": write.org_a,
         "org_b": write.org_b,
         "cluster_a": write.cluster_a,
         "cluster_b": write.cluster_b,
-        "score": round(float(write.score), 6),
-        "reasons": write.reasons,
+        "score": score,
+        "reasons": reasons,
         "state": PENDING,
         "created_ms": old["created_ms"] if still_pending and old else now,
         "updated_ms": now,
@@ -218,6 +226,7 @@ def suggest(old: PairRecord | None, write: PairWrite, now: int) -> PairSaved | N
         if still_pending
         else {},
         WANTED_BY: sides,
+        SIDE_SCORES: side_scores,
     }
     left = sorted({old["cluster_a"], old["cluster_b"]} - {write.cluster_a, write.cluster_b}) if old else []
     payload = {k: record[k] for k in (*PAIR_FIELDS, "score", "reasons")}
@@ -225,10 +234,34 @@ def suggest(old: PairRecord | None, write: PairWrite, now: int) -> PairSaved | N
     return PairSaved("suggested", record, event, left_clusters=tuple(left))
 
 
-def _same_suggestion(old: PairRecord, write: PairWrite) -> bool:
+def _scored(
+    pending: PairRecord | None, write: PairWrite, sides: Sequence[str]
+) -> tuple[float, list[dict[str, Any]], dict[str, float]]:
+    """The score, reasons and side scores (SIDE_SCORES) of a pair after `write`, the pair pending
+    before as `pending` (None: new). The score is the best its wanting sides' lists gave it: the
+    write's for the sides it planned, as stored for the others. Where a side the write did not plan
+    scored it higher, that score stays, with the reasons as stored (of the list that gave the pair
+    its score last). A write that planned no list, or a pair stored with no side scores, takes the
+    write's score."""
+    kept: dict[str, float] = {}
+    if pending is not None:
+        kept = {
+            side: score
+            for side, score in pending.get(SIDE_SCORES, {}).items()
+            if side in sides and side not in write.planned
+        }
+    mine = {side: round(float(score), 6) for side, score in write.side_scores.items() if side in sides}
+    side_scores = {side: (mine | kept)[side] for side in sorted(mine | kept)}
+    score = round(float(write.score), 6)
+    if pending is not None and kept and max(kept.values()) > score:
+        return max(kept.values()), pending["reasons"], side_scores
+    return score, write.reasons, side_scores
+
+
+def _same_suggestion(old: PairRecord, write: PairWrite, score: float, reasons: list[dict[str, Any]]) -> bool:
     return (
-        abs(old["score"] - write.score) < 1e-6
-        and old["reasons"] == write.reasons
+        abs(old["score"] - score) < 1e-6
+        and old["reasons"] == reasons
         and (old["cluster_a"], old["cluster_b"]) == (write.cluster_a, write.cluster_b)
     )
 
@@ -245,7 +278,8 @@ def withdraw(old: PairRecord | None, reason: str, now: int) -> PairSaved | None:
 
 def unlist(old: PairRecord | None, sides: frozenset[str], now: int) -> PairSaved | None:
     """A pending pair the lists of `sides` no longer hold: withdrawn once no side's list holds it,
-    else kept with the side that still does; None for a pair that is not pending."""
+    else kept with the side that still does, at the score that side's list gave it where known
+    (suggested again if that is lower); None for a pair that is not pending."""
     if old is None or old["state"] != PENDING:
         return None
     before = wanted_by(old)
@@ -254,7 +288,13 @@ def unlist(old: PairRecord | None, sides: frozenset[str], now: int) -> PairSaved
         return withdraw(old, NO_LONGER_MATCHING, now)
     if left == before and WANTED_BY in old:
         return None
-    return PairSaved("noted", {**old, WANTED_BY: sorted(left)})
+    side_scores = {side: score for side, score in old.get(SIDE_SCORES, {}).items() if side in left}
+    record = {**old, WANTED_BY: sorted(left), SIDE_SCORES: side_scores}
+    if side_scores and abs(max(side_scores.values()) - old["score"]) >= 1e-6:
+        record.update(score=max(side_scores.values()), updated_ms=now)
+        payload = {k: record[k] for k in (*PAIR_FIELDS, "score", "reasons")}
+        return PairSaved("suggested", record, PairEvent(events.MATCH_SUGGESTED, old["pair_id"], payload))
+    return PairSaved("noted", record)
 
 
 def pair_steps(
@@ -472,34 +512,50 @@ def wanted_pairs(
 ) -> dict[str, PairWrite]:
     """The pairs the lists want (each list's partners, in the lists' order), stored with org_a
     first; a pair in two lists keeps its best score (the first list's on a tie), with that list's
-    reasons. Without `with_reasons` they have none yet: a plan needs only the scores, and
-    `add_reasons` gives them to the pairs it writes."""
+    reasons, and each list's score (side_scores). Without `with_reasons` they have none yet: a plan
+    needs only the scores, and `add_reasons` gives them to the pairs it writes."""
     wanted: dict[str, PairWrite] = {}
-    for pair_id, (who, candidate) in _best_listings(lists).items():
+    for pair_id, listings in _listings(lists).items():
+        who, candidate = _best_of(listings)
         org_a, org_b = sorted((who, candidate.id))
         reasons = _reasons_for_pair(who, candidate) if with_reasons else []
         wanted[pair_id] = PairWrite(
-            pair_id, org_a, org_b, clusters[org_a], clusters[org_b], float(candidate.score), reasons
+            pair_id,
+            org_a,
+            org_b,
+            clusters[org_a],
+            clusters[org_b],
+            float(candidate.score),
+            reasons,
+            side_scores={side: float(c.score) for side, c in listings.items()},
         )
     return wanted
 
 
 def add_reasons(writes: Iterable[PairWrite], lists: Mapping[str, Sequence[Candidate]]) -> None:
     """Give pairs `wanted_pairs` made without reasons the reasons of the list they came from."""
-    best = _best_listings(lists)
+    found = _listings(lists)
     for write in writes:
-        write.reasons = _reasons_for_pair(*best[write.pair_id])
+        write.reasons = _reasons_for_pair(*_best_of(found[write.pair_id]))
 
 
-def _best_listings(lists: Mapping[str, Sequence[Candidate]]) -> dict[str, tuple[str, Candidate]]:
-    """For each pair the lists want, the list that scores it best (the first in order on a tie)
+def _listings(lists: Mapping[str, Sequence[Candidate]]) -> dict[str, dict[str, Candidate]]:
+    """For each pair the lists want, each list that holds it (by its organisation, in sorted order)
     and the partner there."""
-    best: dict[str, tuple[str, Candidate]] = {}
+    found: dict[str, dict[str, Candidate]] = {}
     for who in sorted(lists):
         for candidate in lists[who]:
-            pair_id = events.pair_id(who, candidate.id)
-            if pair_id not in best or best[pair_id][1].score < candidate.score:
-                best[pair_id] = (who, candidate)
+            found.setdefault(events.pair_id(who, candidate.id), {}).setdefault(who, candidate)
+    return found
+
+
+def _best_of(listings: Mapping[str, Candidate]) -> tuple[str, Candidate]:
+    """The list that scores the pair best (the first in order on a tie) and the partner there."""
+    best: tuple[str, Candidate] | None = None
+    for who, candidate in listings.items():
+        if best is None or best[1].score < candidate.score:
+            best = (who, candidate)
+    assert best is not None
     return best
 
 
@@ -583,6 +639,7 @@ def plan_lists(
     for w in wanted.values():
         w.planned = frozenset(org for org in (w.org_a, w.org_b) if org in listed)
         w.wanted_by = frozenset(org for org in w.planned if other_of(w.pair_id, org) in listed[org])
+        w.side_scores = {org: score for org, score in w.side_scores.items() if org in w.wanted_by}
     withdrawals: dict[str, str] = {}
     unlisted: list[tuple[str, str]] = []
     leaving: set[str] = set()  # pending pairs the unlisting takes out, as far as the snapshot says

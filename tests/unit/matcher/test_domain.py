@@ -321,6 +321,64 @@ def test_a_suggestion_again_replaces_the_sides_it_planned_and_keeps_the_others()
     assert back is not None and back.record["wanted_by"] == ["a"], "suggested again: only the lists that hold it now"
 
 
+def _planned_into(pairs: dict[str, dict], lists: dict[str, list[tuple[str, float, str]]], now: int) -> list:
+    """The lists of `lists` (organisation -> [(partner, score, concept of its reason)]) planned
+    against the stored `pairs`, as a matcher plans them, and the steps stored there."""
+    planned = set(lists)
+    pending = {
+        who: {p: r["score"] for p, r in pairs.items() if r["state"] == domain.PENDING and who in p.split("~")}
+        for who in planned
+    }
+    candidates = {
+        who: [Candidate(partner, score, ({**REASON, "concept": concept},)) for partner, score, concept in found]
+        for who, found in lists.items()
+    }
+    wanted = domain.wanted_pairs(candidates, CLUSTERS)
+    snapshot = PlanSnapshot(pending, frozenset())
+    stored = {p: domain.wanted_by(pairs[p]) for p in domain.unlisted_pending(planned, set(), wanted, snapshot)}
+    listed = {who: {c.id for c in found} for who, found in candidates.items()}
+    plan = domain.plan_lists(wanted, listed, snapshot, stored, planned, set(), 8)
+    steps = domain.pair_steps(pairs, plan.upserts, plan.withdrawals, now, plan.unlisted)
+    for step in steps:
+        pairs[step.record["pair_id"]] = step.record
+    return steps
+
+
+def test_a_pairs_score_is_the_best_its_wanting_sides_lists_gave_it_whichever_side_was_planned_last():
+    """Both lists hold a~b, a's scoring it higher: planning b's list alone keeps a's score and
+    reasons, and the pair's score falls to b's only when a's list scores it lower or lets it go."""
+    pairs: dict[str, dict] = {}
+    _planned_into(pairs, {"a": [("b", 0.9, "ict.software")], "b": [("a", 0.6, "metal.machining")]}, 100)
+    assert pairs["a~b"]["score"] == 0.9 and pairs["a~b"]["reasons"][0]["concept"] == "ict.software"
+    assert pairs["a~b"]["side_scores"] == {"a": 0.9, "b": 0.6}
+
+    [step] = _planned_into(pairs, {"b": [("a", 0.65, "metal.machining")]}, 200)
+    assert step.step == "noted" and step.event is None, "the pair's score and reasons stay a's: nothing to tell"
+    assert pairs["a~b"]["score"] == 0.9 and pairs["a~b"]["reasons"][0]["concept"] == "ict.software"
+    assert pairs["a~b"]["side_scores"] == {"a": 0.9, "b": 0.65}
+
+    [step] = _planned_into(pairs, {"a": [("b", 0.7, "ict.software")]}, 300)
+    assert step.step == "suggested" and step.event is not None and step.event.payload["score"] == 0.7
+    assert pairs["a~b"]["side_scores"] == {"a": 0.7, "b": 0.65}
+
+    [step] = _planned_into(pairs, {"a": [("c", 0.8, "ict.software")], "c": []}, 400)[-1:]
+    assert step.record["pair_id"] == "a~b" and step.step == "suggested", "a let it go: b's score is the pair's"
+    assert pairs["a~b"]["score"] == 0.65 and pairs["a~b"]["wanted_by"] == ["b"]
+    assert step.event is not None and step.event.payload["score"] == 0.65
+    assert pairs["a~b"]["side_scores"] == {"b": 0.65}
+
+    [step] = _planned_into(pairs, {"b": [("a", 0.5, "metal.machining")]}, 500)
+    assert pairs["a~b"]["score"] == 0.5 and pairs["a~b"]["reasons"][0]["concept"] == "metal.machining"
+
+
+def test_a_pair_stored_with_no_side_scores_takes_the_scores_of_the_lists_planned():
+    legacy = {k: v for k, v in _pending(0.9, org_a="a", org_b="b").items() if k not in ("wanted_by", "side_scores")}
+    again = PairWrite("a~b", "a", "b", "c-pl", "c-rs", 0.4, [REASON], frozenset({"b"}), frozenset({"b"}), {"b": 0.4})
+    saved = domain.suggest(legacy, again, now=200)
+    assert saved is not None and saved.record["score"] == 0.4 and saved.record["side_scores"] == {"b": 0.4}
+    assert saved.record["wanted_by"] == ["a", "b"], "a's side is kept, its score unknown"
+
+
 def test_a_deleted_organisations_pending_pairs_are_all_withdrawn():
     pending = {"d": {"a~d": 0.3, "d~b": 0.2}, "a": {"a~d": 0.3}}
     plan = _plan({"a": [("b", 0.5)]}, pending=pending, affected={"a"}, gone={"d"})
