@@ -251,6 +251,14 @@ def _read(
     return _Read(hits, ends, cues, by_concept, places), Counter(filter(None, terms)), surfaces
 
 
+def _a_request_names_nothing(read: _Read) -> bool:
+    """Whether a sentence of the text asks and names no concept nor place (but cues): its need is
+    what the text's other sentences describe (a problem, then "we are looking for someone to help
+    us with it")."""
+    named = {bisect_right(read.ends, i) for i, _, _ in read.hits}
+    return any(cues.asks and u not in named for u, cues in read.cues.items())
+
+
 def _inside(i: int, spans: list[tuple[int, int]]) -> bool:
     return any(a <= i < b for a, b in spans)
 
@@ -281,7 +289,9 @@ def analyse(
     """Read both texts sentence by sentence. A sentence that asks (a request cue: "szukamy",
     "тражимо", "we are looking for", ...) adds what it names to the needs, except what a negation
     covers ("not ..., but ..."), and the countries it names to the wishes. Other sentences of the
-    capabilities are offers; other sentences of the goals are needs, unless they say "we offer".
+    capabilities are offers; other sentences of the goals are needs, unless they say "we offer"
+    (stated ones where a request of the goals names nothing itself: "we are looking for someone to
+    help us with this" after the problem).
     Structured needs (lexicon ids, country codes) count as if named twice, in the profile's language
     and the script of its texts."""
     result = Analysis(language=language)
@@ -311,6 +321,9 @@ def analyse(
                     known.extend(said)
             continue
         negated: dict[int, list[tuple[int, int]]] = {u: cues.negated() for u, cues in read.cues.items()}
+        # A request in the goals that names nothing ("we are looking for someone to sort this out")
+        # asks for what the goals' other sentences describe: their needs count as stated too.
+        about_the_rest = in_goals and _a_request_names_nothing(read)
         for i, concept, surface in read.hits:
             u = bisect_right(read.ends, i)
             unit = read.cues.get(u, plain)
@@ -329,7 +342,7 @@ def analyse(
                 side[concept] = [surface]
             else:
                 found.append(surface)
-            if unit.asks:
+            if unit.asks or (seeking and about_the_rest):
                 result.asked.add(concept)
     # Their labels stand for the organisation's own words in reasons, so they are written in its
     # script too: Serbian texts in Cyrillic get the Cyrillic labels.

@@ -91,6 +91,25 @@ def test_a_goals_sentence_that_says_we_offer_is_an_offer(lexicon):
 
 
 @pytest.mark.parametrize(
+    ("lang", "goals"),
+    [
+        ("bs", "Računi za električnu energiju su nam porasli tri puta. Tražimo nekoga ko će nam pomoći."),
+        ("en", "Our energy bills have tripled since 2021. We are looking for someone to help us with this."),
+        ("pl", "Rachunki za energię elektryczną wzrosły trzykrotnie. Szukamy kogoś, kto nam pomoże."),
+    ],
+)
+def test_a_request_that_names_nothing_asks_for_what_the_goals_describe(lexicon, lang, goals):
+    """A problem, then "we are looking for someone to help": the problem's needs are stated ones."""
+    a = analyse(lexicon, "Ljevaonica sivog liva.", goals, lang)
+    assert "energy" in _sectors(lexicon, a.asked), (a.asked, a.seek_hits)
+
+
+def test_a_request_that_names_what_it_seeks_leaves_the_other_goals_implicit(lexicon):
+    a = analyse(lexicon, "", "Tražimo distributere. Računi za električnu energiju su nam porasli.", "bs")
+    assert "energy" in _sectors(lexicon, a.seek_hits) and "energy" not in _sectors(lexicon, a.asked)
+
+
+@pytest.mark.parametrize(
     ("lang", "text"),
     [
         ("en", "We are not looking for more software firms, but for farms and food processors."),
