@@ -36,8 +36,12 @@ DISPLACED = "displaced_by_better_match"
 WANTED_BY = "wanted_by"
 # For a pending pair, the score each side's list gave it when last planned (the sides of WANTED_BY
 # whose score is known): the pair's score is the best of them, so planning one side's list does not
-# replace the other's better score with its own.
+# replace the other's better score with its own. Its reasons are those of that best side's list
+# (REASONS_OF), and the other side's are kept beside them (OTHER_REASONS), for when it becomes the best.
 SIDE_SCORES = "side_scores"
+REASONS_OF = "reasons_of"
+OTHER_REASONS = "other_reasons"
+_SIDE_FIELDS = (SIDE_SCORES, REASONS_OF, OTHER_REASONS)
 
 
 class IndexBehind(Exception):
@@ -89,8 +93,10 @@ class PairWrite:
     # and keeps the other's. A write that planned no list (empty `planned`) counts as wanted by both.
     wanted_by: frozenset[str] = frozenset()
     planned: frozenset[str] = frozenset()
-    # The score each list of the write's plan that holds the pair gave it (`score` is the best).
+    # The score each list of the write's plan that holds the pair gave it (`score` is the best), and
+    # that list's reasons where it is not the best (`reasons` are the best's).
     side_scores: dict[str, float] = field(default_factory=dict)
+    side_reasons: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -197,16 +203,16 @@ def suggest(old: PairRecord | None, write: PairWrite, now: int) -> PairSaved | N
     the decisions already given by the clusters it still has: any profile event can shift a pair's
     score, and a coordinator's acknowledged approval must not silently vanish. Its sides whose lists
     want it are the write's for the lists the write planned, and as they were for the other; its
-    score is the best those sides' lists gave it (see _scored)."""
+    score and reasons are those of the side whose list scores it best (see _scored)."""
     if old is not None and old["state"] not in (PENDING, WITHDRAWN):
         return None
     still_pending = old is not None and old["state"] == PENDING
     sides = sorted(_sides_after(old, write))
-    score, reasons, side_scores = _scored(old if still_pending else None, write, sides)
+    score, reasons, kept = _scored(old if still_pending else None, write, sides)
     if still_pending and old is not None and _same_suggestion(old, write, score, reasons):
-        if sorted(wanted_by(old)) == sides and old.get(SIDE_SCORES, {}) == side_scores:
+        if sorted(wanted_by(old)) == sides and all(old.get(k) == kept.get(k) for k in _SIDE_FIELDS):
             return None
-        return PairSaved("noted", {**old, WANTED_BY: sides, SIDE_SCORES: side_scores})
+        return PairSaved("noted", {**_without_sides(old), WANTED_BY: sides, **kept})
     record: PairRecord = {
         "pair_id": write.pair_id,
         "org_a": write.org_a,
@@ -226,7 +232,7 @@ def suggest(old: PairRecord | None, write: PairWrite, now: int) -> PairSaved | N
         if still_pending
         else {},
         WANTED_BY: sides,
-        SIDE_SCORES: side_scores,
+        **kept,
     }
     left = sorted({old["cluster_a"], old["cluster_b"]} - {write.cluster_a, write.cluster_b}) if old else []
     payload = {k: record[k] for k in (*PAIR_FIELDS, "score", "reasons")}
@@ -234,28 +240,57 @@ def suggest(old: PairRecord | None, write: PairWrite, now: int) -> PairSaved | N
     return PairSaved("suggested", record, event, left_clusters=tuple(left))
 
 
+Scored = tuple[float, list[dict[str, Any]]]  # a side's score for a pair and its list's reasons
+
+
 def _scored(
     pending: PairRecord | None, write: PairWrite, sides: Sequence[str]
-) -> tuple[float, list[dict[str, Any]], dict[str, float]]:
-    """The score, reasons and side scores (SIDE_SCORES) of a pair after `write`, the pair pending
-    before as `pending` (None: new). The score is the best its wanting sides' lists gave it: the
-    write's for the sides it planned, as stored for the others. Where a side the write did not plan
-    scored it higher, that score stays, with the reasons as stored (of the list that gave the pair
-    its score last). A write that planned no list, or a pair stored with no side scores, takes the
-    write's score."""
-    kept: dict[str, float] = {}
+) -> tuple[float, list[dict[str, Any]], dict[str, Any]]:
+    """The score and reasons of a pair after `write` (the pair pending before as `pending`, None:
+    new), with what the record keeps of its sides (_SIDE_FIELDS). The score is the best its wanting
+    sides' lists gave it: the write's for the sides it planned, as stored for the others; the
+    reasons are that side's list's (the first side in order on a tie, as wanted_pairs chooses). A
+    write that planned no list takes the write's score and reasons, its sides' unknown."""
+    if not write.planned:
+        return round(float(write.score), 6), write.reasons, {}
+    by_side: dict[str, Scored] = {}
     if pending is not None:
-        kept = {
-            side: score
-            for side, score in pending.get(SIDE_SCORES, {}).items()
-            if side in sides and side not in write.planned
-        }
-    mine = {side: round(float(score), 6) for side, score in write.side_scores.items() if side in sides}
-    side_scores = {side: (mine | kept)[side] for side in sorted(mine | kept)}
-    score = round(float(write.score), 6)
-    if pending is not None and kept and max(kept.values()) > score:
-        return max(kept.values()), pending["reasons"], side_scores
-    return score, write.reasons, side_scores
+        by_side = {side: got for side, got in _stored_sides(pending).items() if side not in write.planned}
+    for side, score in write.side_scores.items():
+        by_side[side] = (round(float(score), 6), write.side_reasons.get(side, write.reasons))
+    return _best_side({side: got for side, got in by_side.items() if side in sides}, write)
+
+
+def _stored_sides(pair: PairRecord) -> dict[str, Scored]:
+    """Each side's score and reasons as the record keeps them (sides with a known score)."""
+    others = pair.get(OTHER_REASONS, {})
+    best = pair.get(REASONS_OF)
+    return {
+        side: (score, pair["reasons"] if side == best or side not in others else others[side])
+        for side, score in pair.get(SIDE_SCORES, {}).items()
+    }
+
+
+def _best_side(
+    by_side: Mapping[str, Scored], write: PairWrite | None = None
+) -> tuple[float, list[dict[str, Any]], dict[str, Any]]:
+    """The best side's score and reasons, and the record's side fields; with no side known, the
+    write's score and reasons."""
+    if not by_side:
+        assert write is not None
+        return round(float(write.score), 6), write.reasons, {}
+    best = min(sorted(by_side), key=lambda side: -by_side[side][0])
+    score, reasons = by_side[best]
+    kept = {
+        SIDE_SCORES: {side: by_side[side][0] for side in sorted(by_side)},
+        REASONS_OF: best,
+        OTHER_REASONS: {side: got[1] for side, got in sorted(by_side.items()) if side != best},
+    }
+    return score, reasons, kept
+
+
+def _without_sides(pair: PairRecord) -> PairRecord:
+    return {k: v for k, v in pair.items() if k not in _SIDE_FIELDS}
 
 
 def _same_suggestion(old: PairRecord, write: PairWrite, score: float, reasons: list[dict[str, Any]]) -> bool:
@@ -278,8 +313,8 @@ def withdraw(old: PairRecord | None, reason: str, now: int) -> PairSaved | None:
 
 def unlist(old: PairRecord | None, sides: frozenset[str], now: int) -> PairSaved | None:
     """A pending pair the lists of `sides` no longer hold: withdrawn once no side's list holds it,
-    else kept with the side that still does, at the score that side's list gave it where known
-    (suggested again if that is lower); None for a pair that is not pending."""
+    else kept with the side that still does, at the score and with the reasons that side's list
+    gave it where known (suggested again if they differ); None for a pair that is not pending."""
     if old is None or old["state"] != PENDING:
         return None
     before = wanted_by(old)
@@ -288,13 +323,17 @@ def unlist(old: PairRecord | None, sides: frozenset[str], now: int) -> PairSaved
         return withdraw(old, NO_LONGER_MATCHING, now)
     if left == before and WANTED_BY in old:
         return None
-    side_scores = {side: score for side, score in old.get(SIDE_SCORES, {}).items() if side in left}
-    record = {**old, WANTED_BY: sorted(left), SIDE_SCORES: side_scores}
-    if side_scores and abs(max(side_scores.values()) - old["score"]) >= 1e-6:
-        record.update(score=max(side_scores.values()), updated_ms=now)
-        payload = {k: record[k] for k in (*PAIR_FIELDS, "score", "reasons")}
-        return PairSaved("suggested", record, PairEvent(events.MATCH_SUGGESTED, old["pair_id"], payload))
-    return PairSaved("noted", record)
+    staying = {side: got for side, got in _stored_sides(old).items() if side in left}
+    record = {**_without_sides(old), WANTED_BY: sorted(left)}
+    if not staying:
+        return PairSaved("noted", record)
+    score, reasons, kept = _best_side(staying)
+    record.update(kept)
+    if abs(score - old["score"]) < 1e-6 and reasons == old["reasons"]:
+        return PairSaved("noted", record)
+    record.update(score=score, reasons=reasons, updated_ms=now)
+    payload = {k: record[k] for k in (*PAIR_FIELDS, "score", "reasons")}
+    return PairSaved("suggested", record, PairEvent(events.MATCH_SUGGESTED, old["pair_id"], payload))
 
 
 def pair_steps(
@@ -518,25 +557,35 @@ def wanted_pairs(
     for pair_id, listings in _listings(lists).items():
         who, candidate = _best_of(listings)
         org_a, org_b = sorted((who, candidate.id))
-        reasons = _reasons_for_pair(who, candidate) if with_reasons else []
-        wanted[pair_id] = PairWrite(
+        wanted[pair_id] = write = PairWrite(
             pair_id,
             org_a,
             org_b,
             clusters[org_a],
             clusters[org_b],
             float(candidate.score),
-            reasons,
+            [],
             side_scores={side: float(c.score) for side, c in listings.items()},
         )
+        if with_reasons:
+            _give_reasons(write, listings)
     return wanted
 
 
 def add_reasons(writes: Iterable[PairWrite], lists: Mapping[str, Sequence[Candidate]]) -> None:
-    """Give pairs `wanted_pairs` made without reasons the reasons of the list they came from."""
+    """Give pairs `wanted_pairs` made without reasons the reasons of the lists they came from."""
     found = _listings(lists)
     for write in writes:
-        write.reasons = _reasons_for_pair(*_best_of(found[write.pair_id]))
+        _give_reasons(write, found[write.pair_id])
+
+
+def _give_reasons(write: PairWrite, listings: Mapping[str, Candidate]) -> None:
+    """The write's reasons (its best list's) and those of its other list, if two hold it."""
+    best = _best_of(listings)
+    write.reasons = _reasons_for_pair(*best)
+    write.side_reasons = {
+        side: _reasons_for_pair(side, candidate) for side, candidate in listings.items() if side != best[0]
+    }
 
 
 def _listings(lists: Mapping[str, Sequence[Candidate]]) -> dict[str, dict[str, Candidate]]:
@@ -639,7 +688,6 @@ def plan_lists(
     for w in wanted.values():
         w.planned = frozenset(org for org in (w.org_a, w.org_b) if org in listed)
         w.wanted_by = frozenset(org for org in w.planned if other_of(w.pair_id, org) in listed[org])
-        w.side_scores = {org: score for org, score in w.side_scores.items() if org in w.wanted_by}
     withdrawals: dict[str, str] = {}
     unlisted: list[tuple[str, str]] = []
     leaving: set[str] = set()  # pending pairs the unlisting takes out, as far as the snapshot says

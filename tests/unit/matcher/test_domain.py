@@ -344,31 +344,54 @@ def _planned_into(pairs: dict[str, dict], lists: dict[str, list[tuple[str, float
     return steps
 
 
-def test_a_pairs_score_is_the_best_its_wanting_sides_lists_gave_it_whichever_side_was_planned_last():
+def _concept(pair: dict) -> str:
+    return pair["reasons"][0]["concept"]
+
+
+def test_a_pairs_score_and_reasons_are_its_best_sides_whichever_side_was_planned_last():
     """Both lists hold a~b, a's scoring it higher: planning b's list alone keeps a's score and
-    reasons, and the pair's score falls to b's only when a's list scores it lower or lets it go."""
+    reasons; the pair takes b's score and b's list's reasons once a's list scores it lower or lets
+    it go."""
     pairs: dict[str, dict] = {}
     _planned_into(pairs, {"a": [("b", 0.9, "ict.software")], "b": [("a", 0.6, "metal.machining")]}, 100)
-    assert pairs["a~b"]["score"] == 0.9 and pairs["a~b"]["reasons"][0]["concept"] == "ict.software"
+    assert (pairs["a~b"]["score"], _concept(pairs["a~b"])) == (0.9, "ict.software")
     assert pairs["a~b"]["side_scores"] == {"a": 0.9, "b": 0.6}
 
     [step] = _planned_into(pairs, {"b": [("a", 0.65, "metal.machining")]}, 200)
     assert step.step == "noted" and step.event is None, "the pair's score and reasons stay a's: nothing to tell"
-    assert pairs["a~b"]["score"] == 0.9 and pairs["a~b"]["reasons"][0]["concept"] == "ict.software"
+    assert (pairs["a~b"]["score"], _concept(pairs["a~b"])) == (0.9, "ict.software")
     assert pairs["a~b"]["side_scores"] == {"a": 0.9, "b": 0.65}
 
-    [step] = _planned_into(pairs, {"a": [("b", 0.7, "ict.software")]}, 300)
-    assert step.step == "suggested" and step.event is not None and step.event.payload["score"] == 0.7
-    assert pairs["a~b"]["side_scores"] == {"a": 0.7, "b": 0.65}
+    [step] = _planned_into(pairs, {"a": [("b", 0.5, "ict.software")]}, 300)
+    assert step.step == "suggested" and step.event is not None
+    assert (pairs["a~b"]["score"], _concept(pairs["a~b"])) == (0.65, "metal.machining"), "b's score, b's reasons"
+    assert step.event.payload["score"] == 0.65 and step.event.payload["reasons"][0]["concept"] == "metal.machining"
 
-    [step] = _planned_into(pairs, {"a": [("c", 0.8, "ict.software")], "c": []}, 400)[-1:]
+    _planned_into(pairs, {"a": [("b", 0.7, "ict.software")]}, 400)
+    assert (pairs["a~b"]["score"], _concept(pairs["a~b"])) == (0.7, "ict.software")
+
+    [step] = _planned_into(pairs, {"a": [("c", 0.8, "ict.software")], "c": []}, 500)[-1:]
     assert step.record["pair_id"] == "a~b" and step.step == "suggested", "a let it go: b's score is the pair's"
-    assert pairs["a~b"]["score"] == 0.65 and pairs["a~b"]["wanted_by"] == ["b"]
+    assert (pairs["a~b"]["score"], _concept(pairs["a~b"])) == (0.65, "metal.machining")
     assert step.event is not None and step.event.payload["score"] == 0.65
-    assert pairs["a~b"]["side_scores"] == {"b": 0.65}
+    assert pairs["a~b"]["wanted_by"] == ["b"] and pairs["a~b"]["side_scores"] == {"b": 0.65}
 
-    [step] = _planned_into(pairs, {"b": [("a", 0.5, "metal.machining")]}, 500)
-    assert pairs["a~b"]["score"] == 0.5 and pairs["a~b"]["reasons"][0]["concept"] == "metal.machining"
+    _planned_into(pairs, {"b": [("a", 0.5, "metal.machining")]}, 600)
+    assert (pairs["a~b"]["score"], _concept(pairs["a~b"])) == (0.5, "metal.machining")
+
+
+def test_two_sides_planned_in_either_order_leave_the_same_pair():
+    """Two matchers' plans of a's and b's lists land in either order: the pair ends the same."""
+    lists = {"a": [("b", 0.4, "ict.software")], "b": [("a", 0.7, "metal.machining")]}
+    ends = []
+    for order in (("a", "b"), ("b", "a")):
+        pairs: dict[str, dict] = {}
+        _planned_into(pairs, {"a": [("b", 0.9, "ict.software")], "b": [("a", 0.6, "metal.machining")]}, 100)
+        for now, who in enumerate(order, start=200):
+            _planned_into(pairs, {who: lists[who]}, now)
+        ends.append({k: v for k, v in pairs["a~b"].items() if k != "updated_ms"})
+    assert ends[0] == ends[1]
+    assert (ends[0]["score"], ends[0]["reasons"][0]["concept"]) == (0.7, "metal.machining")
 
 
 def test_a_pair_stored_with_no_side_scores_takes_the_scores_of_the_lists_planned():
@@ -377,6 +400,8 @@ def test_a_pair_stored_with_no_side_scores_takes_the_scores_of_the_lists_planned
     saved = domain.suggest(legacy, again, now=200)
     assert saved is not None and saved.record["score"] == 0.4 and saved.record["side_scores"] == {"b": 0.4}
     assert saved.record["wanted_by"] == ["a", "b"], "a's side is kept, its score unknown"
+    unplanned = domain.suggest(saved.record, _write(0.3, org_a="a", org_b="b"), now=300)
+    assert unplanned is not None and unplanned.record["score"] == 0.3, "a write that planned no list: its score"
 
 
 def test_a_deleted_organisations_pending_pairs_are_all_withdrawn():
