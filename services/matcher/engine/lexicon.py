@@ -168,9 +168,10 @@ class Lexicon:
                 if len(pairs) >= _TOKEN_CACHE_MAX:
                     pairs.clear()
                 started = pairs[key] = tuple(p for p in info.phrases if _match(p.parts[1], nxt.keys))
+            said: set[tuple[str, int]] = set()  # a phrase of several languages' forms counts once
             for pattern in started:
                 end = i + len(pattern.parts)
-                if end > n:
+                if end > n or (pattern.concept, end) in said:
                     continue
                 j = i + 2
                 for part in pattern.parts[2:]:
@@ -178,6 +179,7 @@ class Lexicon:
                         break
                     j += 1
                 else:
+                    said.add((pattern.concept, end))
                     yield i, pattern.concept, " ".join(words[i:end])
 
     def forget_words(self) -> None:

@@ -167,3 +167,25 @@ def test_the_kept_compiled_lexicon_finds_what_a_fresh_compile_finds(tmp_path, mo
     first.write_text(first.read_text(encoding="utf-8") + "\n# a comment changes the file\n", encoding="utf-8")
     load_lexicon()
     assert len(list(tmp_path.glob("lexicon-*.pickle"))) == 2
+
+
+def test_a_phrase_several_languages_write_alike_names_its_concept_once(tmp_path):
+    """Serbian, Croatian, Bosnian and Slovene forms of one phrase meet the same words: one
+    occurrence in the text is one, not one per language that lists the phrase."""
+    from services.matcher.engine.analysis import analyse
+
+    path = tmp_path / "lexicon.yaml"
+    path.write_text(
+        "- id: tourism\n"
+        "  kind: sector\n"
+        "  labels: {en: tourism, hr: turizam}\n"
+        "  forms:\n"
+        '    sr: ["zdravstven* turiz*", "turizam"]\n'
+        '    hr: ["zdravstven* turiz*"]\n'
+        '    bs: ["zdravstven* turiz*"]\n'
+        '    sl: ["zdravstveni turizem", "zdravstven* turiz*"]\n',
+        encoding="utf-8",
+    )
+    lexicon = load_lexicon([path])
+    a = analyse(lexicon, "Razvijamo zdravstveni turizem i turizam.", "", "hr")
+    assert sorted(a.offer_hits["tourism"]) == ["turizam", "zdravstveni turizem"]
