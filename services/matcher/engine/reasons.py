@@ -142,6 +142,11 @@ class ReasonFinder:
         self.need_multiplier = np.where(is_sector, settings.w_need_sector, settings.w_need).astype(np.float64)
         self.give_multiplier = np.where(is_sector, settings.w_give_sector, settings.w_give).astype(np.float64)
         self.shared_multiplier = np.where(is_sector, settings.w_sector, settings.w_profile).astype(np.float64)
+        # each concept's place, and each country's after them, as reasons_many numbers them
+        self._place = {
+            **{c: i for i, c in enumerate(features.concepts)},
+            **{f"country.{code}": len(features.concepts) + i for i, code in enumerate(features.countries)},
+        }
         # the same per concept, as `reasons` reads them: (need, give, shared)
         self._multipliers = {
             c: (need, give, shared)
@@ -187,7 +192,10 @@ class ReasonFinder:
     def reasons(self, r: int, o: int) -> list[Reason]:
         """Why row o is listed for row r: at most max_reasons, needs met first, then by weight."""
         evidence_a, evidence_b = self.evidence(r), self.evidence(o)
-        found: list[tuple[bool, float, str, str]] = []  # (not a need met, -weight, concept, direction)
+        # (not a need met, -weight, the concept's place, concept, direction): ties go by the place,
+        # as reasons_many orders them (a country after every scored concept)
+        found: list[tuple[bool, float, int, str, str]] = []
+        place = self._place
         kinds, settings, multipliers = self.features.kinds, self.settings, self._multipliers
         first = settings.need_first_min
         for c in evidence_a.weights.keys() & evidence_b.weights.keys():
@@ -195,21 +203,23 @@ class ReasonFinder:
             w_need, w_give, w_prof = multipliers[c]
             directed = False
             if c in evidence_a.offered and c in evidence_b.sought and (w := w_give * cap_a * goal_b) > 1e-6:
-                found.append((True, -w, c, "a_offers_b_seeks"))
+                found.append((True, -w, place[c], c, "a_offers_b_seeks"))
                 directed = True
             if c in evidence_b.offered and c in evidence_a.sought and (w := w_need * cap_b * goal_a) > 1e-6:
-                found.append((w < first, -w, c, "b_offers_a_seeks"))
+                found.append((w < first, -w, place[c], c, "b_offers_a_seeks"))
                 directed = True
             if not directed and kinds[c] != "cooperation":
-                found.append((True, -(w_prof * prof_a * prof_b + 1e-5), c, "shared"))
+                found.append((True, -(w_prof * prof_a * prof_b + 1e-5), place[c], c, "shared"))
         here_a, here_b = self.country_of(r), self.country_of(o)
         if here_b and here_b != here_a and here_b in evidence_a.wishes:
-            found.append((settings.w_country < first, -settings.w_country, f"country.{here_b}", "b_offers_a_seeks"))
+            c = f"country.{here_b}"
+            found.append((settings.w_country < first, -settings.w_country, place[c], c, "b_offers_a_seeks"))
         if here_a and here_a != here_b and here_a in evidence_b.wishes:
-            found.append((True, -settings.w_country_give, f"country.{here_a}", "a_offers_b_seeks"))
+            c = f"country.{here_a}"
+            found.append((True, -settings.w_country_give, place[c], c, "a_offers_b_seeks"))
         found.sort()
         ranked = []
-        for _, neg_w, c, direction in found[: settings.max_reasons]:
+        for _, neg_w, _, c, direction in found[: settings.max_reasons]:
             words: tuple[tuple[str, ...], tuple[str, ...]]
             if c.startswith("country."):
                 code = c.removeprefix("country.")
