@@ -190,7 +190,8 @@ class ReasonFinder:
     # ---- one pair ---------------------------------------------------------------------------
 
     def reasons(self, r: int, o: int) -> list[Reason]:
-        """Why row o is listed for row r: at most max_reasons, needs met first, then by weight."""
+        """Why row o is listed for row r: at most max_reasons, needs met first (what B does meeting
+        what A seeks), then by weight (a country A asked for among them)."""
         evidence_a, evidence_b = self.evidence(r), self.evidence(o)
         # (not a need met, -weight, the concept's place, concept, direction): ties go by the place,
         # as reasons_many orders them (a country after every scored concept)
@@ -212,8 +213,8 @@ class ReasonFinder:
                 found.append((True, -(w_prof * prof_a * prof_b + 1e-5), place[c], c, "shared"))
         here_a, here_b = self.country_of(r), self.country_of(o)
         if here_b and here_b != here_a and here_b in evidence_a.wishes:
-            c = f"country.{here_b}"
-            found.append((settings.w_country < first, -settings.w_country, place[c], c, "b_offers_a_seeks"))
+            c = f"country.{here_b}"  # a country wish met follows the needs met in what B does
+            found.append((True, -settings.w_country, place[c], c, "b_offers_a_seeks"))
         if here_a and here_a != here_b and here_a in evidence_b.wishes:
             c = f"country.{here_a}"
             found.append((True, -settings.w_country_give, place[c], c, "a_offers_b_seeks"))
@@ -384,8 +385,9 @@ class ReasonFinder:
         weight = np.concatenate(
             [w0[k0], w1[k1], w2, np.full(len(p3), settings.w_country), np.full(len(p4), settings.w_country_give)]
         )
-        later = (direction != 1) | (weight < settings.need_first_min)  # a need met comes first
-        # as reasons(): needs met first, then by weight, concept, direction
+        # a need met comes first, a country wish met among the rest (as reasons(): needs met
+        # first, then by weight, concept, direction)
+        later = (direction != 1) | (weight < settings.need_first_min) | (concept >= nc)
         order = np.lexsort((direction, concept, -weight, later, pair))
         pair, concept, direction, weight = pair[order], concept[order], direction[order], weight[order]
         keep = np.arange(len(pair)) - np.searchsorted(pair, pair, side="left") < top

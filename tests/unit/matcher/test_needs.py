@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from partnermatch.languages import READER_LANGUAGES, is_cyrillic
-from services.matcher.engine import MatchEngine, OrgProfile
+from services.matcher.engine import EngineSettings, MatchEngine, OrgProfile
 from services.matcher.engine.analysis import analyse
 from services.matcher.engine.render import render_need
 
@@ -145,8 +145,8 @@ def test_a_country_the_capabilities_only_mention_is_no_wish(lexicon):
     assert not a.wishes
 
 
-def _engine(orgs):
-    engine = MatchEngine()
+def _engine(orgs, **settings):
+    engine = MatchEngine(settings=EngineSettings(**settings)) if settings else MatchEngine()
     engine.fit(orgs)
     return engine
 
@@ -263,6 +263,14 @@ def test_a_country_wish_brings_partners_from_there_first_among_equals():
     top = engine.top("seeker", 3)
     assert top[0].id == "log-DE"
     assert any(r.concept == "country.DE" and r.direction == "b_offers_a_seeks" for r in top[0].reasons)
+
+    # however much more the country weighs, what the carrier does (cold chain) says more than where
+    # it is, and comes first among the reasons; both ways of building them agree
+    heavy = _engine([seeker, *carriers], w_country=0.9)
+    [listed] = [s for s in heavy.top("seeker", 3) if s.id == "log-DE"]
+    first = listed.reasons[0]
+    assert first.direction == "b_offers_a_seeks" and not first.concept.startswith("country."), listed.reasons
+    assert "country.DE" in [r.concept for r in listed.reasons]
 
 
 def _seekers_and_devset():
