@@ -301,9 +301,22 @@ def _same_suggestion(old: PairRecord, write: PairWrite, score: float, reasons: l
     )
 
 
+def approved(pair: PairRecord) -> bool:
+    """Whether a cluster has approved the pair (pending: it waits for the other's decision)."""
+    return any(d.get("decision") == "approve" for d in pair.get("decisions", {}).values())
+
+
+# A pending pair a cluster approved stays for these: a coordinator acted on it, and it waits for the
+# other cluster's decision (or the approval taken back). A deleted organisation still takes it out.
+KEPT_WHEN_APPROVED = (NO_LONGER_MATCHING, DISPLACED)
+
+
 def withdraw(old: PairRecord | None, reason: str, now: int) -> PairSaved | None:
-    """A pending pair withdrawn (why: `reason`); None for a pair that is not pending."""
+    """A pending pair withdrawn (why: `reason`); None for a pair that is not pending, or that a
+    cluster approved where the reason is one of KEPT_WHEN_APPROVED."""
     if old is None or old["state"] != PENDING:
+        return None
+    if reason in KEPT_WHEN_APPROVED and approved(old):
         return None
     record = {**old, "state": WITHDRAWN, "updated_ms": now, "withdrawn_reason": reason, WANTED_BY: []}
     payload = {k: old[k] for k in PAIR_FIELDS}
@@ -312,13 +325,16 @@ def withdraw(old: PairRecord | None, reason: str, now: int) -> PairSaved | None:
 
 
 def unlist(old: PairRecord | None, sides: frozenset[str], now: int) -> PairSaved | None:
-    """A pending pair the lists of `sides` no longer hold: withdrawn once no side's list holds it,
-    else kept with the side that still does, at the score and with the reasons that side's list
-    gave it where known (suggested again if they differ); None for a pair that is not pending."""
+    """A pending pair the lists of `sides` no longer hold: withdrawn once no side's list holds it
+    (unless a cluster approved it: KEPT_WHEN_APPROVED), else kept with the side that still does, at
+    the score and with the reasons that side's list gave it where known (suggested again if they
+    differ); None for a pair that is not pending."""
     if old is None or old["state"] != PENDING:
         return None
     before = wanted_by(old)
     left = before - sides
+    if not left and approved(old):  # kept for its approval (KEPT_WHEN_APPROVED), held by no list
+        return None if not before and WANTED_BY in old else PairSaved("noted", {**_without_sides(old), WANTED_BY: []})
     if not left:
         return withdraw(old, NO_LONGER_MATCHING, now)
     if left == before and WANTED_BY in old:
@@ -509,6 +525,8 @@ class PlanSnapshot:
     pending: Mapping[str, Mapping[str, float]]
     decided: frozenset[str]
     sides: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # of those pending pairs, the ones a cluster approved: they keep their place (KEPT_WHEN_APPROVED)
+    approved: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -703,10 +721,13 @@ def plan_lists(
                 withdrawals[pair_id] = ORGANISATION_DELETED
                 continue
             unlisted.append((pair_id, who))
-            if not sides.get(pair_id, frozenset()) - {org for org in (who, other) if org in listed}:
+            held = sides.get(pair_id, frozenset()) - {org for org in (who, other) if org in listed}
+            if not held and pair_id not in snapshot.approved:
                 leaving.add(pair_id)
 
-    upserts = cap_pending(wanted, snapshot.pending, withdrawals, max_pending, leaving, displace_margin)
+    upserts = cap_pending(
+        wanted, snapshot.pending, withdrawals, max_pending, leaving, displace_margin, kept=snapshot.approved
+    )
     unlisted = [(pair_id, who) for pair_id, who in unlisted if pair_id not in withdrawals]
     return ListsPlan(upserts, sorted(withdrawals.items()), unlisted)
 
@@ -718,10 +739,12 @@ def cap_pending(
     max_pending: int,
     leaving: Collection[str] = (),
     margin: float = 0.0,
+    kept: Collection[str] = (),
 ) -> list[PairWrite]:
     """The wanted pairs to suggest so that no organisation has more than `max_pending` pending: the
     best ones stay, and a weaker pending pair gives way (added to `withdrawals`). The pairs in
-    `leaving` are on their way out and hold no place.
+    `leaving` are on their way out and hold no place; those in `kept` (approved by a cluster) hold
+    theirs and never give way.
 
     A pair displaces the weakest pending pair of an organisation at the limit only when it scores
     more than `margin` above it, and only when it has a place on both sides: a coordinator's queue
@@ -750,7 +773,10 @@ def cap_pending(
             mine = current(org)
             if w.pair_id in mine or len(mine) < max_pending:
                 continue
-            weakest = min(mine, key=lambda p: mine[p])
+            may_go = [p for p in mine if p not in kept]
+            if not may_go:
+                break
+            weakest = min(may_go, key=lambda p: mine[p])
             if weakest in chosen or w.score <= mine[weakest] + (0.0 if needed else margin):
                 break
             displaced.append(weakest)

@@ -76,6 +76,8 @@ PAIRS_WRITTEN = P + "pairs:written"  # a counter every transaction writing a pai
 DECIDED = P + "decided"  # set of pair ids approved or rejected: never suggested again
 PENDING_BY_CLUSTER = P + "pending:cluster:"  # cluster -> zset pair id by score
 PENDING_BY_ORG = P + "pending:org:"  # org -> zset pair id by score
+# the pending pairs a cluster has approved (domain.approved): a plan keeps them (KEPT_WHEN_APPROVED)
+APPROVED_PENDING = P + "pending:approved"
 HISTORY = P + "history:cluster:"  # cluster -> zset pair id by decision time
 HISTORY_BY_ORG = P + "history:org:"  # org -> zset pair id by decision time
 # Set once every pair decided before HISTORY_BY_ORG existed has been indexed there too.
@@ -108,12 +110,22 @@ PRODUCER = "matcher"
 # those named (the pairs a plan may let go; see RedisMatcherState.snapshot). Those records' keys are
 # made here from the prefix, not passed in KEYS: they are not known before the pending pairs are
 # read, and share the hash tag of every key of the matcher, so on a cluster they are in this slot.
+# Then, of all the pending pairs read, those in the set of approved ones (the KEY before the last).
 # And the members of each set in KEYS.
 _PENDING_AND_DECIDED = """
 local prefix, count = ARGV[1], tonumber(ARGV[2])
-local found = {}
-for i = 1, #KEYS - 1 do
+local found, approved, seen = {}, {}, {}
+for i = 1, #KEYS - 2 do
   found[i] = redis.call('ZRANGE', KEYS[i], 0, -1, 'WITHSCORES')
+  for j = 1, #found[i], 2 do
+    local id = found[i][j]
+    if not seen[id] then
+      seen[id] = true
+      if redis.call('SISMEMBER', KEYS[#KEYS - 1], id) == 1 then
+        approved[#approved + 1] = id
+      end
+    end
+  end
 end
 local decided, named = {}, {}
 for i = 1, count do
@@ -131,8 +143,9 @@ for i = count + 3, #ARGV do
     end
   end
 end
-found[#KEYS] = decided
-found[#KEYS + 1] = records
+found[#KEYS - 1] = decided
+found[#KEYS] = records
+found[#KEYS + 1] = approved
 return found
 """
 # What a write of pairs reads under its WATCH (see _read_watched): the applied revisions in KEYS[1]
@@ -529,7 +542,7 @@ class RedisMatcherState:
         """The keys and arguments of the snapshot's script (_PENDING_AND_DECIDED)."""
         place = {org: i for i, org in enumerate(orgs, start=1)}
         wanting = sorted({place[org] for org in sides_of})
-        return [*(PENDING_BY_ORG + org for org in orgs), DECIDED], [PAIR, len(ids), *ids, *wanting]
+        return [*(PENDING_BY_ORG + org for org in orgs), APPROVED_PENDING, DECIDED], [PAIR, len(ids), *ids, *wanting]
 
     def _snapshot_of(self, orgs: list[str], ids: list[str], replies: list[Any]) -> PlanSnapshot:
         pending = {
@@ -542,6 +555,7 @@ class RedisMatcherState:
             pending,
             frozenset(i for i, flag in zip(ids, flags, strict=True) if flag),
             {pair["pair_id"]: domain.wanted_by(pair) for pair in records},
+            frozenset(i.decode() for i in replies[len(orgs) + 2]),
         )
 
     def pending_of_org(self, org_id: str) -> dict[str, float]:
@@ -866,6 +880,7 @@ class RedisMatcherState:
                 pipe.zadd(PENDING_BY_ORG + org, {pair_id: pair["score"]})
         elif step.step in ("withdrawn", "decided"):
             self._unindex_pending(pipe, pair)
+        self._mark_approved(pipe, step)
         if step.step == "decided":
             pipe.sadd(DECIDED, pair_id)
             for cluster in (pair["cluster_a"], pair["cluster_b"]):
@@ -876,6 +891,16 @@ class RedisMatcherState:
                 pipe.sadd(DISLIKES + org, partner)
         if step.event is not None:
             self._queue(pipe, step.event)
+
+    def _mark_approved(self, pipe: redis.client.Pipeline, step: PairSaved) -> None:
+        """Keep APPROVED_PENDING to the steps that may change it: a decision recorded or taken back
+        (noted), decisions kept, or dropped with a cluster the pair left (suggested), the pair's end
+        (withdrawn, decided). A suggestion with no decision anywhere adds no command."""
+        pair, pair_id = step.record, step.record["pair_id"]
+        if step.step in ("suggested", "noted") and domain.approved(pair):
+            pipe.sadd(APPROVED_PENDING, pair_id)
+        elif step.step == "noted" or (step.step == "suggested" and step.left_clusters) or pair.get("decisions"):
+            pipe.srem(APPROVED_PENDING, pair_id)
 
     def _queue(self, pipe: redis.client.Pipeline, event: domain.PairEvent) -> None:
         decided = event.event_type in (events.MATCH_APPROVED, events.MATCH_REJECTED)

@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from partnermatch import events
+from services.matcher import domain
 from services.matcher.adapters.redis_state import (
     PAIR,
     WITHDRAWN_DROPPED,
@@ -250,9 +251,10 @@ def test_a_pair_withdrawn_then_suggested_again_starts_afresh_with_one_event_each
     first = state.decide("org_a~org_b", "pl-silesia-ict", "anna", "approve")  # one side's approval
     assert first["decisions"] and first["state"] == "pending"
     time.sleep(0.002)
-    state.apply_pairs(ListsPlan([], [("org_a~org_b", "no_longer_matching")]))
+    # withdrawn for the one reason a pending approval does not keep a pair (an organisation deleted)
+    state.apply_pairs(ListsPlan([], [("org_a~org_b", "organisation_deleted")]))
     assert state.get_pair("org_a~org_b") is None
-    state.apply_pairs(ListsPlan([], [("org_a~org_b", "no_longer_matching")]))  # a replay: nothing to withdraw
+    state.apply_pairs(ListsPlan([], [("org_a~org_b", "organisation_deleted")]))  # a replay: nothing to withdraw
     with pytest.raises(DecisionRefused):  # withdrawn: nothing to decide
         state.decide("org_a~org_b", "rs-vojvodina-ict", "marko", "approve")
     assert _suggest(state, revision=2, score=0.7)
@@ -310,3 +312,30 @@ def test_one_matcher_deletes_the_old_withdrawn_records_and_a_failure_leaves_it_t
     state._drop_withdrawn = working
     LiveMatcher(state, FakeEngine(), top_k=3, min_score=0.1).load()  # a start does it
     assert not state.r.exists(PAIR + "a~w") and state.r.exists(WITHDRAWN_DROPPED)
+
+
+def test_a_pair_one_cluster_approved_stays_pending_and_plans_see_it_approved(state):
+    """QA: an approval vanished when the pair was displaced by a better match or let go by the
+    lists while it waited for the other cluster. It stays, plans read it as approved (it keeps its
+    place under the limit), and it goes once the approval is taken back and no list holds it."""
+    both = _pair()
+    both.planned = both.wanted_by = frozenset({"org_a", "org_b"})
+    state.apply(ProfileChange("org_a", 1, {"org_id": "org_a", "revision": 1}, upserts=[both]))
+    state.apply(ProfileChange("org_b", 1, {"org_id": "org_b", "revision": 1}))
+    assert state.snapshot(["org_a"], []).approved == frozenset()
+    state.decide("org_a~org_b", "pl-silesia-ict", "anna", "approve")
+    assert state.snapshot(["org_a", "org_b"], []).approved == {"org_a~org_b"}
+
+    state.apply_pairs(ListsPlan([], [("org_a~org_b", "displaced_by_better_match")]))
+    state.apply_pairs(ListsPlan([], [], [("org_a~org_b", "org_a"), ("org_a~org_b", "org_b")]))
+    pair = state.get_pair("org_a~org_b")
+    assert pair["state"] == "pending" and pair["wanted_by"] == [] and "pl-silesia-ict" in pair["decisions"]
+    assert state.pending_ids_of_cluster("rs-vojvodina-ict") == ["org_a~org_b"]
+    assert not [e for e in _outbox_events(state) if e.event_type == events.MATCH_WITHDRAWN]
+
+    for held in state.pair_for_update("org_a~org_b"):  # as the review's use case takes it back
+        with held:
+            held.save(domain.withdraw_approval(held.pair, "pl-silesia-ict", int(time.time() * 1000)))
+    assert state.snapshot(["org_a"], []).approved == frozenset()
+    state.apply_pairs(ListsPlan([], [], [("org_a~org_b", "org_a")]))
+    assert state.get_pair("org_a~org_b") is None, "no approval and no list holds it: withdrawn"

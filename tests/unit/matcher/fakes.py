@@ -89,7 +89,8 @@ class FakeMatcherRepository:
         pending = {org: self.pending_of_org(org) for org in org_ids}
         decided = frozenset(p for p in ids if self.pairs.get(p, {}).get("state") in domain.DECIDED_STATES)
         let_go = {p for org in sides_of for p in pending[org]} - set(ids)
-        return PlanSnapshot(pending, decided, {p: domain.wanted_by(self.pairs[p]) for p in let_go})
+        approved = frozenset(p for mine in pending.values() for p in mine if domain.approved(self.pairs[p]))
+        return PlanSnapshot(pending, decided, {p: domain.wanted_by(self.pairs[p]) for p in let_go}, approved)
 
     def pending_of_org(self, org_id: str) -> dict[str, float]:
         mine = [p for p in self.pairs.values() if p["state"] == domain.PENDING and org_id in (p["org_a"], p["org_b"])]

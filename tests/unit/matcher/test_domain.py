@@ -151,11 +151,46 @@ def test_a_different_decision_is_refused_and_so_is_a_pair_gone_or_not_the_cluste
 
 def test_a_withdrawn_pair_holds_no_decision_to_answer_with():
     noted = domain.decide(_pending(), Ballot("c-pl", "anna", "approve"), now=200).pair
-    withdrawn = domain.withdraw(noted, domain.NO_LONGER_MATCHING, now=300)
+    withdrawn = domain.withdraw(noted, domain.ORGANISATION_DELETED, now=300)
     assert withdrawn is not None
     with pytest.raises(DecisionRefused) as refused:
         domain.decide(withdrawn.record, Ballot("c-pl", "anna", "approve"), now=400)
     assert refused.value.reason == "not_pending" and refused.value.pair == withdrawn.record
+
+
+def test_a_pair_a_cluster_approved_is_neither_displaced_nor_let_go_until_the_other_decides():
+    """QA: a coordinator approved a pair and it vanished (displaced by a better match, or let go
+    when an organisation edited its goals) while waiting for the other cluster."""
+    noted = domain.decide(_pending(org_a="a", org_b="b"), Ballot("c-pl", "anna", "approve"), now=200).pair
+    assert domain.approved(noted)
+    assert domain.withdraw(noted, domain.DISPLACED, now=300) is None
+    assert domain.withdraw(noted, domain.NO_LONGER_MATCHING, now=300) is None
+    [kept] = domain.pair_steps({"a~b": noted}, [], [], 300, [("a~b", "a"), ("a~b", "b")])
+    assert kept.step == "noted" and kept.event is None and kept.record["state"] == domain.PENDING
+    assert kept.record["wanted_by"] == [] and kept.record["decisions"] == noted["decisions"]
+    assert domain.pair_steps({"a~b": kept.record}, [], [], 400, [("a~b", "a")]) == [], "nothing more to say"
+    gone = domain.withdraw(noted, domain.ORGANISATION_DELETED, now=300)
+    assert gone is not None and gone.step == "withdrawn", "a deleted organisation still takes it out"
+    taken_back = domain.withdraw_approval(kept.record, "c-pl", now=500)
+    [let_go] = domain.pair_steps({"a~b": taken_back.record}, [], [], 600, [("a~b", "a")])
+    assert let_go.step == "withdrawn", "its approval taken back, a pair no list holds goes"
+
+
+def test_an_approved_pair_keeps_its_place_under_the_limit():
+    """The limit's weakest pair gives way, but not one a cluster approved: the next weakest does,
+    and with none other the new pair waits."""
+    pending = {"a": {"a~b": 0.2, "a~c": 0.3}}
+    plan = _plan({"a": [("b", 0.2), ("c", 0.3), ("d", 0.9)]}, pending=pending, max_pending=2)
+    assert plan.withdrawals == [("a~b", domain.DISPLACED)]
+    candidates = {"a": [Candidate("b", 0.2), Candidate("c", 0.3), Candidate("d", 0.9)]}
+    wanted = domain.wanted_pairs(candidates, CLUSTERS)
+    listed = {"a": {"b", "c", "d"}}
+    snapshot = PlanSnapshot(pending, frozenset(), approved=frozenset({"a~b"}))
+    plan = domain.plan_lists(wanted, listed, snapshot, {}, {"a"}, set(), 2)
+    assert plan.withdrawals == [("a~c", domain.DISPLACED)]
+    snapshot = PlanSnapshot(pending, frozenset(), approved=frozenset({"a~b", "a~c"}))
+    plan = domain.plan_lists(domain.wanted_pairs(candidates, CLUSTERS), listed, snapshot, {}, {"a"}, set(), 2)
+    assert plan.withdrawals == [] and "a~d" not in {w.pair_id for w in plan.upserts}
 
 
 def test_an_approval_is_taken_back_only_while_the_other_cluster_has_not_decided():
