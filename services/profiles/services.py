@@ -152,12 +152,18 @@ def _language(data: dict[str, Any], old: dict[str, Any] | None) -> tuple[str, bo
     if old is not None and not old.get("language_detected") and not ({"capabilities", "goals"} & data.keys()):
         return old["language"], False
     text = _detected_from({**(old or {}), **data})
-    if old is not None and old.get("language_detected") and same_detection(text, _detected_from(old)):
+    country = {**(old or {}), **data}.get("country")
+    if (
+        old is not None
+        and old.get("language_detected")
+        and same_detection(text, _detected_from(old))
+        and old.get("country") == country  # the country settles Serbian, Croatian or Bosnian
+    ):
         # Detected from the same text, as far as detection reads: it would give the same again. So
         # it is when the texts are unchanged (a page's edit sends them all), or only changed beyond
         # what detection reads (the goals, after long capabilities).
         return old["language"], True
-    return detect_language(text), True
+    return detect_language(text, country=country), True
 
 
 def register_org(

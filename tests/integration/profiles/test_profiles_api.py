@@ -153,6 +153,23 @@ def test_language_is_detected_when_not_given(client, cluster):
     assert r.json["organisation"]["language"] == "pl" and r.json["organisation"]["language_detected"] is True
 
 
+def test_serbian_croatian_or_bosnian_detected_is_settled_by_the_country(client, cluster):
+    """QA: a Serbian firm registered from the pages with its language left to detection was
+    stored as Bosnian, and left out of a queue filtered by Serbian."""
+    cluster()
+    body = profile(
+        country="RS",
+        capabilities="Razvijamo softverska rešenja za mlekare i sledljivost hrane, sa timom od dvadeset inženjera.",
+        goals="Tražimo partnere iz prehrambene industrije u Poljskoj i Albaniji.",
+    )
+    del body["language"]
+    made = client.post("/v1/organisations", json=body).json
+    assert (made["organisation"]["language"], made["organisation"]["language_detected"]) == ("sr", True)
+    url, auth = f"/v1/organisations/{made['organisation']['id']}", {"Authorization": f"Bearer {made['token']}"}
+    r = client.patch(url, json={"country": "HR"}, headers=auth)
+    assert (r.status_code, r.json["language"]) == (200, "hr"), "the same texts, another country: detected again"
+
+
 def _registered_detecting(client, monkeypatch, body):
     """Register `body` with its language left to detection; then every text detected is noted in
     the list returned, beside the organisation's URL and its token's header."""
@@ -163,7 +180,7 @@ def _registered_detecting(client, monkeypatch, body):
     url, auth = f"/v1/organisations/{made['organisation']['id']}", {"Authorization": f"Bearer {made['token']}"}
     detected = []
     real = services.detect_language
-    monkeypatch.setattr(services, "detect_language", lambda text: detected.append(text) or real(text))
+    monkeypatch.setattr(services, "detect_language", lambda text, **kw: detected.append(text) or real(text, **kw))
     return url, auth, detected
 
 
