@@ -19,24 +19,14 @@ class EngineSettings:
     # 0.495; 0.55: 0.862 / 0.585; 0.65: 0.830 / 0.655; 0.8: 0.77 / 0.76. A peer slot kept in each
     # list traded worse (0.035 of same sector for 0.1 of sought). The candidate's sector meeting
     # the other's need (w_give_sector) lowered both.
-    # Session 23, all eleven labelled files (684 organisations, seekers_e and profiles_5 new): some
-    # weight moved from the sought sector to the activities sought (w_need 0.25 -> 0.4,
-    # w_need_sector 0.55 -> 0.5, w_country 0.42 -> 0.5): a partner that offers the very activities
-    # sought gains on one merely in the sector. Dev set same-sector P@5 / seekers' sought sector /
-    # country wishes met / the dev set among the seekers: before 0.851 / 0.740 / 0.700 / 0.831;
-    # w_need 0.4 (w_country 0.48) 0.836 / 0.783 / 0.694; w_need 0.5 with w_need_sector 0.45 and
-    # w_country 0.52, 0.849 / 0.763 / 0.700 / 0.819, and with 0.4, 0.863 / 0.744 / 0.694; chosen,
-    # 0.847 / 0.758 / 0.706 / 0.819. Below w_need_sector 0.5 a request naming only a sector ("we
-    # seek partners from agriculture and the food industry") no longer puts farms above the
-    # organisation's peers (tests/unit/matcher/test_needs.py), however the sets score.
-    w_need: float = 0.4
+    w_need: float = 0.25
     w_give: float = 0.04
-    w_need_sector: float = 0.5
+    w_need_sector: float = 0.55
     w_give_sector: float = 0.0
     # A candidate in a country the organisation asked for, and the reverse. Seekers_a's country
     # wishes met in the top 5: 0.22 at 0.1, 0.48 at 0.3 (nothing else changed), 0.63 at 0.6 (at
     # the cost of sought sectors and same sector: a country is no partner by itself).
-    w_country: float = 0.5  # 0.3 before seek_sector_damp, 0.42 before w_need 0.4: see there
+    w_country: float = 0.42  # 0.3 before seek_sector_damp: see there
     w_country_give: float = 0.03
     w_both_ways: float = 0.08  # bonus: the weaker of the two directions
     w_terms: float = 0.10  # within-language words (same-language texts only share them)
