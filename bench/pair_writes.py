@@ -57,9 +57,10 @@ class StepCount:
         withdrawals: Iterable[tuple[str, str]],
         now: int,
         unlisted: Iterable[tuple[str, str]] = (),
+        clusters: Mapping[str, str] = {},  # noqa: B006 - read only, as domain.pair_steps's
     ) -> list[domain.PairSaved]:
         upserts, withdrawals, unlisted = list(upserts), list(withdrawals), list(unlisted)
-        steps = self.pair_steps(existing, upserts, withdrawals, now, unlisted)
+        steps = self.pair_steps(existing, upserts, withdrawals, now, unlisted, clusters)
         self.kinds["pairs planned (suggest)"] += len(upserts)
         self.kinds["pairs planned (out of a list)"] += len(unlisted)
         self.kinds["pairs planned (withdraw)"] += len(withdrawals)

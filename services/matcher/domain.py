@@ -309,14 +309,27 @@ def approved(pair: PairRecord) -> bool:
 # A pending pair a cluster approved stays for these: a coordinator acted on it, and it waits for the
 # other cluster's decision (or the approval taken back). A deleted organisation still takes it out.
 KEPT_WHEN_APPROVED = (NO_LONGER_MATCHING, DISPLACED)
+_NO_CLUSTERS: Mapping[str, str] = {}
 
 
-def withdraw(old: PairRecord | None, reason: str, now: int) -> PairSaved | None:
-    """A pending pair withdrawn (why: `reason`); None for a pair that is not pending, or that a
-    cluster approved where the reason is one of KEPT_WHEN_APPROVED."""
+def kept_for_approval(pair: PairRecord, clusters: Mapping[str, str] = _NO_CLUSTERS) -> bool:
+    """Whether a pending pair stays for a cluster's approval (KEPT_WHEN_APPROVED): approved, and
+    neither organisation now in another cluster than the pair names (`clusters`: the current
+    cluster of the organisations a write applies the profiles of)."""
+    return approved(pair) and all(
+        clusters.get(pair[org], pair[cluster]) == pair[cluster]
+        for org, cluster in (("org_a", "cluster_a"), ("org_b", "cluster_b"))
+    )
+
+
+def withdraw(
+    old: PairRecord | None, reason: str, now: int, clusters: Mapping[str, str] = _NO_CLUSTERS
+) -> PairSaved | None:
+    """A pending pair withdrawn (why: `reason`); None for a pair that is not pending, or that stays
+    for a cluster's approval where the reason is one of KEPT_WHEN_APPROVED (kept_for_approval)."""
     if old is None or old["state"] != PENDING:
         return None
-    if reason in KEPT_WHEN_APPROVED and approved(old):
+    if reason in KEPT_WHEN_APPROVED and kept_for_approval(old, clusters):
         return None
     record = {**old, "state": WITHDRAWN, "updated_ms": now, "withdrawn_reason": reason, WANTED_BY: []}
     payload = {k: old[k] for k in PAIR_FIELDS}
@@ -324,7 +337,9 @@ def withdraw(old: PairRecord | None, reason: str, now: int) -> PairSaved | None:
     return PairSaved("withdrawn", record, PairEvent(events.MATCH_WITHDRAWN, old["pair_id"], payload))
 
 
-def unlist(old: PairRecord | None, sides: frozenset[str], now: int) -> PairSaved | None:
+def unlist(
+    old: PairRecord | None, sides: frozenset[str], now: int, clusters: Mapping[str, str] = _NO_CLUSTERS
+) -> PairSaved | None:
     """A pending pair the lists of `sides` no longer hold: withdrawn once no side's list holds it
     (unless a cluster approved it: KEPT_WHEN_APPROVED), else kept with the side that still does, at
     the score and with the reasons that side's list gave it where known (suggested again if they
@@ -333,10 +348,10 @@ def unlist(old: PairRecord | None, sides: frozenset[str], now: int) -> PairSaved
         return None
     before = wanted_by(old)
     left = before - sides
-    if not left and approved(old):  # kept for its approval (KEPT_WHEN_APPROVED), held by no list
+    if not left and kept_for_approval(old, clusters):  # kept for its approval, held by no list
         return None if not before and WANTED_BY in old else PairSaved("noted", {**_without_sides(old), WANTED_BY: []})
     if not left:
-        return withdraw(old, NO_LONGER_MATCHING, now)
+        return withdraw(old, NO_LONGER_MATCHING, now, clusters)
     if left == before and WANTED_BY in old:
         return None
     staying = {side: got for side, got in _stored_sides(old).items() if side in left}
@@ -358,14 +373,40 @@ def pair_steps(
     withdrawals: Iterable[tuple[str, str]],
     now: int,
     unlisted: Iterable[tuple[str, str]] = (),
+    clusters: Mapping[str, str] = _NO_CLUSTERS,
 ) -> list[PairSaved]:
     """What suggesting `upserts`, withdrawing `withdrawals` and taking the pairs of `unlisted` out
     of those sides' lists (see ListsPlan) does to the pairs as they are (`existing`, by id),
-    withdrawals first; each step judged against the pair as it was read."""
-    steps = [withdraw(existing.get(pair_id), reason, now) for pair_id, reason in withdrawals]
-    steps += [suggest(existing.get(w.pair_id), w, now) for w in upserts]
-    steps += [unlist(existing.get(pair_id), sides, now) for pair_id, sides in unlisted_sides(unlisted).items()]
+    withdrawals first; each step judged against the pair as it was read. `clusters`: the current
+    cluster of the organisations whose profiles the same write applies (see kept_for_approval)."""
+    withdrawals = list(withdrawals)
+    # A pair displaced to make room that a cluster approved meanwhile (or before the plan could know:
+    # see PlanSnapshot.approved) stays: the pairs that were to take places beside it wait for the next
+    # plan, so no organisation passes its limit, and the pair is noted again (its store marks it).
+    kept = [
+        existing[pair_id]
+        for pair_id, reason in withdrawals
+        if reason == DISPLACED
+        and pair_id in existing
+        and existing[pair_id]["state"] == PENDING
+        and kept_for_approval(existing[pair_id], clusters)
+    ]
+    crowded = {org for pair in kept for org in (pair["org_a"], pair["org_b"])}
+    steps: list[PairSaved | None] = [PairSaved("noted", pair) for pair in kept]
+    steps += [withdraw(existing.get(pair_id), reason, now, clusters) for pair_id, reason in withdrawals]
+    steps += [
+        suggest(existing.get(w.pair_id), w, now)
+        for w in upserts
+        if not ({w.org_a, w.org_b} & crowded) or _pending(existing.get(w.pair_id))
+    ]
+    steps += [
+        unlist(existing.get(pair_id), sides, now, clusters) for pair_id, sides in unlisted_sides(unlisted).items()
+    ]
     return [s for s in steps if s is not None]
+
+
+def _pending(pair: PairRecord | None) -> bool:
+    return pair is not None and pair["state"] == PENDING
 
 
 def unlisted_sides(unlisted: Iterable[tuple[str, str]]) -> dict[str, frozenset[str]]:
@@ -490,7 +531,8 @@ def decision_event(pair: PairRecord) -> PairEvent:
 
 def withdraw_approval(pair: PairRecord | None, cluster_id: str, now: int) -> PairSaved:
     """The cluster's approval taken back while the pair still waits for the other cluster (once the
-    other side decides, the pair is final and nothing can be taken back)."""
+    other side decides, the pair is final and nothing can be taken back); a pair no list holds any
+    more, kept for that approval alone, is withdrawn with it."""
     refused = refusal(pair, cluster_id)
     if refused is not None and refused.reason != "already_decided":
         raise refused
@@ -499,7 +541,13 @@ def withdraw_approval(pair: PairRecord | None, cluster_id: str, now: int) -> Pai
     if mine is None or mine.get("decision") != "approve":
         raise DecisionRefused("nothing_to_withdraw", pair)
     decisions = {cluster: d for cluster, d in pair["decisions"].items() if cluster != cluster_id}
-    return PairSaved("noted", {**pair, "decisions": decisions, "updated_ms": now})
+    record = {**pair, "decisions": decisions, "updated_ms": now}
+    if not approved(record) and WANTED_BY in record and not record[WANTED_BY]:
+        # kept only for the approval (KEPT_WHEN_APPROVED): no list holds it any more
+        saved = withdraw(record, NO_LONGER_MATCHING, now)
+        assert saved is not None
+        return saved
+    return PairSaved("noted", record)
 
 
 # ---- planning the lists -----------------------------------------------------------------------

@@ -80,6 +80,8 @@ class MatcherRepository(Protocol):
 
     def build_dislikes(self) -> None: ...
 
+    def mark_approved_pending(self) -> None: ...
+
     def drop_withdrawn_pairs(self) -> int: ...
 
     def apply(self, change: ProfileChange) -> bool: ...
@@ -231,6 +233,7 @@ class LiveMatcher:
         preload_lemmatizers()
         logger.info("lemma indexes open", extra={"seconds": round(time.monotonic() - started, 2)})
         self.state.build_dislikes()
+        self.state.mark_approved_pending()
         self.state.drop_withdrawn_pairs()
         self.clusters = {}
 

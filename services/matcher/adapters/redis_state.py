@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -76,8 +76,10 @@ PAIRS_WRITTEN = P + "pairs:written"  # a counter every transaction writing a pai
 DECIDED = P + "decided"  # set of pair ids approved or rejected: never suggested again
 PENDING_BY_CLUSTER = P + "pending:cluster:"  # cluster -> zset pair id by score
 PENDING_BY_ORG = P + "pending:org:"  # org -> zset pair id by score
-# the pending pairs a cluster has approved (domain.approved): a plan keeps them (KEPT_WHEN_APPROVED)
+# the pending pairs a cluster has approved (domain.approved): a plan keeps them (KEPT_WHEN_APPROVED);
+# filled once from the records approved before the set existed (mark_approved_pending)
 APPROVED_PENDING = P + "pending:approved"
+APPROVED_MARKED = P + "pending:approved:marked"
 HISTORY = P + "history:cluster:"  # cluster -> zset pair id by decision time
 HISTORY_BY_ORG = P + "history:org:"  # org -> zset pair id by decision time
 # Set once every pair decided before HISTORY_BY_ORG existed has been indexed there too.
@@ -677,7 +679,14 @@ class RedisMatcherState:
                 else:
                     pipe.set(PROFILE + org, _json(profile))
                     pipe.sadd(PROFILES, org)
-            self._save_known_pairs(pipe, existing, change.upserts, change.withdrawals, change.unlisted, unknown, now)
+            moved = {
+                org: profile["cluster_id"]
+                for org in fresh
+                if (profile := change.profiles[org][1]) is not None and "cluster_id" in profile
+            }
+            self._save_known_pairs(
+                pipe, existing, change.upserts, change.withdrawals, change.unlisted, unknown, now, moved
+            )
             entries = [f"{change.profiles[org][0]} {org}" for org in fresh]
             pipe.execute_command("EVAL", _LOG_APPLIED, 2, APPLIED_POSITION, APPLIED_LOG, APPLIED_LOG_KEPT, *entries)
             for org in fresh:
@@ -812,13 +821,15 @@ class RedisMatcherState:
         unlisted: list[tuple[str, str]],
         unknown: set[str],
         now: int,
+        clusters: Mapping[str, str] | None = None,
     ) -> None:
         """Save the pairs between known organisations; each unknown one remembers who wanted it, so
-        those lists are planned again once its profile is applied."""
+        those lists are planned again once its profile is applied. `clusters`: the current cluster
+        of the organisations whose profiles the same transaction applies (domain.pair_steps)."""
         known, awaiting = domain.between_known(upserts, unknown)
         for org, wanting in awaiting.items():
             pipe.sadd(AWAITING + org, *wanting)
-        steps = domain.pair_steps(existing, known, withdrawals, now, unlisted)
+        steps = domain.pair_steps(existing, known, withdrawals, now, unlisted, clusters or {})
         for step in steps:
             self.save(pipe, step)
         if steps:
@@ -926,6 +937,26 @@ class RedisMatcherState:
     @staticmethod
     def _dislikes_found(ids: list[str], found: list[list[bytes]]) -> dict[str, list[str]]:
         return {org: sorted(m.decode() for m in members) for org, members in zip(ids, found, strict=True) if members}
+
+    def mark_approved_pending(self, batch: int = 500) -> None:
+        """Put the pending pairs a cluster approved before APPROVED_PENDING existed in it, once.
+        Idempotent (a set): a decision meanwhile, or two processes at once, change nothing; a pair
+        missed (an approval an older matcher records during a rolling upgrade) is marked when a
+        plan finds it approved at its write (domain.pair_steps)."""
+        if self.r.exists(APPROVED_MARKED):
+            return
+        orgs = [m.decode() for m in self.r.sscan_iter(PROFILES, count=batch)]
+        for start in range(0, len(orgs), batch):
+            with self.r.pipeline(transaction=False) as pipe:
+                for org in orgs[start : start + batch]:
+                    pipe.zrange(PENDING_BY_ORG + org, 0, -1)
+                ids = sorted({m.decode() for found in pipe.execute() for m in found})
+            found = [
+                pair["pair_id"] for pair in self.get_pairs(ids) if pair["state"] == "pending" and domain.approved(pair)
+            ]
+            if found:
+                self.r.sadd(APPROVED_PENDING, *found)
+        self.r.set(APPROVED_MARKED, 1)
 
     def build_dislikes(self, batch: int = 500) -> None:
         """Index the teaching rejections of pairs decided before DISLIKES existed, once. Idempotent

@@ -336,6 +336,28 @@ def test_a_pair_one_cluster_approved_stays_pending_and_plans_see_it_approved(sta
     for held in state.pair_for_update("org_a~org_b"):  # as the review's use case takes it back
         with held:
             held.save(domain.withdraw_approval(held.pair, "pl-silesia-ict", int(time.time() * 1000)))
+    assert state.get_pair("org_a~org_b") is None, "no approval and no list holds it: withdrawn at once"
     assert state.snapshot(["org_a"], []).approved == frozenset()
-    state.apply_pairs(ListsPlan([], [], [("org_a~org_b", "org_a")]))
-    assert state.get_pair("org_a~org_b") is None, "no approval and no list holds it: withdrawn"
+    assert state.pending_ids_of_cluster("rs-vojvodina-ict") == []
+
+
+def test_approvals_recorded_before_the_set_of_them_are_marked_once_or_found_at_a_write(state, store_client):
+    from services.matcher.adapters.redis_state import APPROVED_MARKED, APPROVED_PENDING
+
+    both = _pair()
+    both.planned = both.wanted_by = frozenset({"org_a", "org_b"})
+    state.apply(ProfileChange("org_a", 1, {"org_id": "org_a", "revision": 1}, upserts=[both]))
+    state.apply(ProfileChange("org_b", 1, {"org_id": "org_b", "revision": 1}))
+    state.decide("org_a~org_b", "pl-silesia-ict", "anna", "approve")
+    store_client.srem(APPROVED_PENDING, "org_a~org_b")  # as an earlier version left it
+    store_client.delete(APPROVED_MARKED)
+    assert state.snapshot(["org_a"], []).approved == frozenset()
+    state.mark_approved_pending()
+    assert state.snapshot(["org_a"], []).approved == {"org_a~org_b"}
+
+    store_client.srem(APPROVED_PENDING, "org_a~org_b")  # missed (an older matcher recorded it)
+    newcomer = _pair(org_b="org_c")
+    state.apply_pairs(ListsPlan([newcomer], [("org_a~org_b", "displaced_by_better_match")]))
+    assert state.get_pair("org_a~org_b")["state"] == "pending"
+    assert state.get_pair("org_a~org_c") is None, "org_a's place stays the approved pair's"
+    assert state.snapshot(["org_a"], []).approved == {"org_a~org_b"}, "marked again by the write"

@@ -100,6 +100,9 @@ class FakeMatcherRepository:
         self.reads.append("dislikes")
         return {o: sorted(self.dislikes[o]) for o in org_ids if self.dislikes.get(o)}
 
+    def mark_approved_pending(self) -> None:
+        pass  # the fake's snapshot reads approvals from its records
+
     def build_dislikes(self) -> None:
         pass
 

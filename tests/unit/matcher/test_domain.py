@@ -172,8 +172,10 @@ def test_a_pair_a_cluster_approved_is_neither_displaced_nor_let_go_until_the_oth
     gone = domain.withdraw(noted, domain.ORGANISATION_DELETED, now=300)
     assert gone is not None and gone.step == "withdrawn", "a deleted organisation still takes it out"
     taken_back = domain.withdraw_approval(kept.record, "c-pl", now=500)
-    [let_go] = domain.pair_steps({"a~b": taken_back.record}, [], [], 600, [("a~b", "a")])
-    assert let_go.step == "withdrawn", "its approval taken back, a pair no list holds goes"
+    assert taken_back.step == "withdrawn", "its approval taken back, a pair no list holds goes at once"
+    assert taken_back.event is not None and taken_back.event.payload["reason"] == domain.NO_LONGER_MATCHING
+    still_held = domain.withdraw_approval(noted, "c-pl", now=500)
+    assert still_held.step == "noted" and still_held.record["state"] == domain.PENDING, "a list still holds it"
 
 
 def test_an_approved_pair_keeps_its_place_under_the_limit():
@@ -477,3 +479,34 @@ def test_the_engines_reasons_turned_round_for_org_b_read_as_the_shared_reason_se
         expected = [Reason.from_dict(r.to_dict()).seen_from(side).to_dict() for r in engine_reasons]
         assert written == expected
         assert [list(r) for r in written] == [list(r) for r in expected]  # the keys in the same order
+
+
+def test_a_displaced_pair_found_approved_at_the_write_stays_and_its_organisations_get_no_new_pair():
+    """The plan could not know (an approval recorded meanwhile, or before the store marked approved
+    pairs): the write keeps the pair, and the pair meant to take its place waits for the next plan,
+    so the organisation does not pass its limit."""
+    approved_pair = domain.decide(_pending(0.2, org_a="a", org_b="b"), Ballot("c-pl", "anna", "approve"), 200).pair
+    held = _pending(0.5, org_a="a", org_b="c")
+    existing = {"a~b": approved_pair, "a~c": held}
+    newcomer = PairWrite("a~d", "a", "d", "c-pl", "c-rs", 0.9, [REASON])
+    elsewhere = PairWrite("e~f", "e", "f", "c-pl", "c-rs", 0.9, [REASON])
+    again = PairWrite("a~c", "a", "c", "c-pl", "c-rs", 0.6, [REASON])
+    steps = domain.pair_steps(existing, [newcomer, elsewhere, again], [("a~b", domain.DISPLACED)], 300)
+    by_pair = {s.record["pair_id"]: s for s in steps}
+    assert by_pair["a~b"].step == "noted" and by_pair["a~b"].record["state"] == domain.PENDING
+    assert "a~d" not in by_pair, "no new pair for an organisation whose displaced pair stayed"
+    assert by_pair["e~f"].step == "suggested" and by_pair["a~c"].record["score"] == 0.6
+
+
+def test_an_approved_pair_whose_organisation_moved_cluster_is_not_kept_for_the_approval():
+    """Review: an organisation moved to its partner's cluster (no list can hold the pair again) and
+    the old cluster's approval kept the pair pending for good, with clusters it no longer has."""
+    noted = domain.decide(_pending(org_a="a", org_b="b"), Ballot("c-pl", "anna", "approve"), now=200).pair
+    let_go = [("a~b", "a"), ("a~b", "b")]
+    [stays] = domain.pair_steps({"a~b": noted}, [], [], 300, let_go, clusters={"a": "c-pl"})
+    assert stays.record["state"] == domain.PENDING, "still in its cluster: kept"
+    [gone] = domain.pair_steps({"a~b": noted}, [], [], 300, let_go, clusters={"a": "c-rs"})
+    assert gone.step == "withdrawn" and gone.record["withdrawn_reason"] == domain.NO_LONGER_MATCHING
+    newcomer = PairWrite("a~d", "a", "d", "c-rs", "c-x", 0.9, [REASON])
+    steps = domain.pair_steps({"a~b": noted}, [newcomer], [("a~b", domain.DISPLACED)], 300, clusters={"a": "c-rs"})
+    assert {s.record["pair_id"]: s.step for s in steps} == {"a~b": "withdrawn", "a~d": "suggested"}
