@@ -208,7 +208,8 @@ HBS_BY_COUNTRY = {"RS": "sr", "ME": "sr", "HR": "hr", "BA": "bs"}
 
 def detect_language(text: str, default: str = "en", country: str | None = None) -> str:
     """The most likely of the 16 profile languages; `default` when there is nothing to judge. One
-    of Serbian, Croatian and Bosnian is settled by `country` where it is one of theirs.
+    of Serbian, Croatian and Bosnian in Latin script is settled by `country` where it is one of
+    theirs (in Cyrillic it is Serbian, as detection says).
 
     The cost grows with the length read, so it reads 300 characters, and 600 when the best two
     candidates are close (on the dev set, the one text 300 characters got wrong, Czech taken for
@@ -221,7 +222,7 @@ def detect_language(text: str, default: str = "en", country: str | None = None) 
     if len(sample) > 300 and _lead(ranked) < 40.0:
         ranked = identifier.rank(sample)
     lang = ranked[0][0]
-    if lang in _SAME and country in HBS_BY_COUNTRY:
+    if lang in _SAME and country in HBS_BY_COUNTRY and not is_cyrillic(sample):  # Cyrillic: Serbian
         return HBS_BY_COUNTRY[country]
     return lang if lang in PROFILE_LANGUAGES else default
 

@@ -123,6 +123,8 @@ def test_serbian_croatian_or_bosnian_is_settled_by_the_organisations_country():
     assert detect_language(text, country="HR") == "hr"
     assert detect_language(text, country="BA") == "bs"
     assert detect_language("Wir entwickeln Software für Molkereien.", country="RS") == "de", "only among the three"
+    cyrillic = "Развијамо софтверска решења за млекаре и следљивост хране, са тимом од двадесет инжењера."
+    assert detect_language(cyrillic, country="BA") == detect_language(cyrillic) == "sr", "Cyrillic: Serbian"
     orgs = [
         json.loads(line)
         for path in sorted(DEVSET.parent.glob("*/*.jsonl"))

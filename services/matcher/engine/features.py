@@ -191,7 +191,9 @@ class FeatureSpace:
         self._word_tfidf: Any = None  # scikit-learn's TfidfTransformer of the words, once fitted
 
     def analyse(self, profile: OrgProfile) -> Analysis:
-        language = profile.language or detect_language(f"{profile.capabilities}\n{profile.goals}")
+        language = profile.language or detect_language(
+            f"{profile.capabilities}\n{profile.goals}", country=profile.country or None
+        )
         return analyse(
             self.lexicon,
             profile.capabilities or "",
