@@ -307,7 +307,8 @@ def approved(pair: PairRecord) -> bool:
 
 
 # A pending pair a cluster approved stays for these: a coordinator acted on it, and it waits for the
-# other cluster's decision (or the approval taken back). A deleted organisation still takes it out.
+# other cluster's decision (or the approval taken back). A deleted organisation, or one that moved
+# to another cluster (kept_for_approval), still takes it out.
 KEPT_WHEN_APPROVED = (NO_LONGER_MATCHING, DISPLACED)
 _NO_CLUSTERS: Mapping[str, str] = {}
 
