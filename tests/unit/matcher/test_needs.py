@@ -124,6 +124,39 @@ def test_what_a_request_negates_is_no_need(lexicon, lang, text):
     assert "ict" not in _sectors(lexicon, a.seek_hits)
 
 
+# "What we lack is ..." asks as "we are looking for" does, at the end of the capabilities too; a
+# "we lack nothing" of the same words does not.
+LACKING_LOGISTICS = {
+    "pl": "Produkujemy meble tapicerowane. Brakuje nam przewoźnika, który dowiezie je do klientów.",
+    "sr": "Proizvodimo nameštaj. Nedostaje nam prevoznik koji bi robu vozio kupcima.",
+    "sl": "Izdelujemo pohištvo. Manjka nam prevoznik, ki bi blago vozil kupcem.",
+    "mk": "Произведуваме мебел. Ни недостига превозник кој би ја возел стоката до купувачите.",
+    "bg": "Произвеждаме мебели. Липсва ни превозвач, който да доставя стоката до клиентите.",
+    "ru": "Производим мебель. Нам не хватает перевозчика, который доставлял бы товар клиентам.",
+    "uk": "Виробляємо меблі. Нам бракує перевізника, який доставляв би товар клієнтам.",
+    "cs": "Vyrábíme nábytek. Chybí nám dopravce, který by zboží vozil zákazníkům.",
+    "sk": "Vyrábame nábytok. Chýba nám dopravca, ktorý by tovar vozil zákazníkom.",
+    "ro": "Producem mobilă. Ne lipsește un transportator care să livreze marfa clienților.",
+    "hu": "Bútorokat gyártunk. Hiányzik nekünk egy fuvarozó, aki a vevőkhöz szállítaná az árut.",
+    "sq": "Prodhojmë mobilje. Na mungon një transportues që t'ua dërgojë mallin klientëve.",
+    "de": "Wir fertigen Möbel. Uns fehlt ein Spediteur, der die Ware zu den Kunden bringt.",
+    "en": "We make furniture. What we lack is a haulier to bring the goods to our customers.",
+}
+
+
+@pytest.mark.parametrize("lang", sorted(LACKING_LOGISTICS))
+def test_what_the_organisation_lacks_is_a_stated_need(lexicon, lang):
+    a = analyse(lexicon, LACKING_LOGISTICS[lang], "", lang)
+    assert "logistics" in _sectors(lexicon, a.asked), (a.seek_hits, a.offer_hits)
+    assert "wood" in _sectors(lexicon, a.offer_hits) and "wood" not in _sectors(lexicon, a.seek_hits)
+
+
+def test_lacking_nothing_is_no_need(lexicon):
+    a = analyse(lexicon, "", "Nie brakuje nam przewoźników, szukamy producentów tkanin obiciowych.", "pl")
+    assert "textiles" in _sectors(lexicon, a.asked)
+    assert "logistics" not in _sectors(lexicon, a.seek_hits)
+
+
 @pytest.mark.parametrize(
     ("lang", "goals", "countries"),
     [
