@@ -295,6 +295,56 @@ def resync(store: RedisProfileStore) -> int:
     return count
 
 
+def settle_detected_languages(store: RedisProfileStore) -> int:
+    """Once per store: detect again the language of every profile whose detection said Serbian,
+    Croatian or Bosnian, now with its country (which settles them since 959c032: a Serbian firm
+    stored as Bosnian was missing from its coordinator's Serbian queue). A profile whose language
+    changes is stored with its event, as an edit is (the matcher reads it again); a language the
+    organisation chose stays. Returns how many changed; later calls do nothing."""
+    if store.languages_settled():
+        return 0
+    seen = changed = left = 0
+    for org_id in store.iter_org_ids():
+        seen += 1
+        if seen % 1000 == 0:
+            logger.info("languages settling", extra={"read": seen, "changed": changed})
+        org = store.get_org(org_id)
+        if org is None or _settled_language(org) == org["language"]:
+            continue
+
+        def change(old: dict[str, Any]) -> tuple[dict[str, Any], events.Envelope]:
+            language = _settled_language(old)
+            if language == old["language"]:  # edited meanwhile: the edit detected it
+                raise _Unchanged
+            new = {**old, "language": language, "revision": old["revision"] + 1, "updated_at": _now()}
+            return new, events.new_event(events.PROFILE_UPSERTED, domain.event_payload(new), PRODUCER)
+
+        try:
+            store.change_org(org_id, change)
+        except (_Unchanged, NotFound):  # edited or deleted meanwhile
+            continue
+        except Conflict:  # edited again and again meanwhile: the next start tries once more
+            left += 1
+            continue
+        changed += 1
+    if not left:
+        store.mark_languages_settled()
+    logger.info("languages settled", extra={"read": seen, "changed": changed, "left": left})
+    return changed
+
+
+class _Unchanged(Exception):
+    pass
+
+
+def _settled_language(org: dict[str, Any]) -> str:
+    """The language as detection with the country gives it, for a detected Serbian, Croatian or
+    Bosnian; else the one stored."""
+    if not org.get("language_detected") or org.get("language") not in ("sr", "hr", "bs"):
+        return org["language"]
+    return detect_language(_detected_from(org), country=org.get("country"))
+
+
 # ---- partnerships ----------------------------------------------------------------------------
 
 

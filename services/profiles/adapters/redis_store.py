@@ -45,6 +45,8 @@ TOKEN = P + "token:"  # token digest -> json principal
 # org id -> the payload of its deletion (id, revision, cluster; nothing personal), so a resync can
 # publish deletions again for a broker that lost them.
 DELETED = P + "deleted"
+# set once every detected Serbian, Croatian or Bosnian was detected again with its country
+LANGUAGES_SETTLED = P + "languages-settled"
 CONTACT_EMAIL = P + "contact-email:"  # sha256 of a lower-case contact email -> set of org ids
 SIGNIN = P + "signin:"  # nonce of an unused sign-in link -> json {org_id, contact_id}
 WEB_SESSION = P + "web-session:"  # sha256 of a page session id -> json {org_id, contact_id}
@@ -532,6 +534,12 @@ class RedisProfileStore:
         """Move the keys written before they had a hash tag (`profiles:…`) to their tagged names,
         once (how many); see `partnermatch.redis_client.adopt_untagged_keys`."""
         return adopt_untagged_keys(self.r, UNTAGGED_PREFIX, P)
+
+    def languages_settled(self) -> bool:
+        return bool(self.r.exists(LANGUAGES_SETTLED))
+
+    def mark_languages_settled(self) -> None:
+        self.r.set(LANGUAGES_SETTLED, "1")
 
     def enqueue(self, envelope: events.Envelope, key: str) -> None:
         """An event with no state change (resync)."""
