@@ -12,7 +12,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import accumulate
 from operator import itemgetter
 from typing import Any
 
@@ -119,12 +118,22 @@ _PARAGRAPHS = re.compile(r"\n[ \t\r]*\n")
 _SENTENCES = re.compile(r"(?<=[.!?;])\s+|\s*\n\s*")
 
 SEEK, OFFER, NEGATION, CONTRAST = "cue.seek", "cue.offer", "cue.negation", "cue.contrast"
+# "cooperation with", "współpraca z", "Zusammenarbeit mit": in the goals, an aim of partnering with
+# someone asks for them ("4. establishing cooperation with makers of heat-recovery systems"); in the
+# capabilities it says whom the organisation works with, and is no cue.
+PARTNERING = "cue.partnering"
 _NEGATED_VERB = 2  # a negation's own request verb follows it within this many words
 
 
 def units(text: str) -> list[str]:
     """The text's sentences, a line ending in ":" joined with the lines after it in its paragraph."""
-    out: list[str] = []
+    return [" ".join(group) for group in sentence_groups(text)]
+
+
+def sentence_groups(text: str) -> list[list[str]]:
+    """The text's sentences, a line ending in ":" grouped with the lines after it in its paragraph
+    (each other sentence a group of its own)."""
+    out: list[list[str]] = []
     for paragraph in _PARAGRAPHS.split(text):
         group: list[str] = []
         for sentence in _SENTENCES.split(paragraph):
@@ -132,15 +141,35 @@ def units(text: str) -> list[str]:
                 continue
             if sentence.rstrip().endswith(":"):
                 if group:
-                    out.append(" ".join(group))
+                    out.append(group)
                 group = [sentence]
             elif group:
                 group.append(sentence)
             else:
-                out.append(sentence)
+                out.append([sentence])
         if group:
-            out.append(" ".join(group))
+            out.append(group)
     return out
+
+
+def _unit_ends(text: str, asking_at: list[int]) -> list[int]:
+    """Where each unit of the text ends (word indexes): its sentences, but a list introduced by a line
+    that asks or offers ("Szukamy:", "Oferujemy:") is one unit with that line, as its items name what
+    is sought or offered; the items of a list under any other line ("Cele strategiczne:") are units
+    of their own, so an aim of partnering asks for what it names, not for every aim."""
+    ends: list[int] = []
+    at = 0
+    for group in sentence_groups(text):
+        sizes = [len(tokens(sentence)) for sentence in group]
+        header_end = at + sizes[0]
+        if len(group) > 1 and any(at <= i < header_end for i in asking_at):
+            at += sum(sizes)
+            ends.append(at)
+            continue
+        for size in sizes:
+            at += size
+            ends.append(at)
+    return ends
 
 
 @dataclass
@@ -227,8 +256,10 @@ def _read(
             said.append(found[2])
     cues: dict[int, _Cues] = {}
     ends: list[int] = []  # where each sentence ends: found only for a text whose cues matter
+    if in_goals:
+        cue_hits = [(i, SEEK if c == PARTNERING else c, w) for i, c, w in cue_hits]
     if any(c == SEEK or (in_goals and c == OFFER) for _, c, _ in cue_hits):
-        ends = list(accumulate(len(tokens(sentence)) for sentence in units(text)))
+        ends = _unit_ends(text, [i for i, c, _ in cue_hits if c == SEEK or (in_goals and c == OFFER)])
         if not ends or ends[-1] != len(words):  # cannot happen (split at spaces): one sentence then
             ends = [len(words)]
     for i, concept, _ in cue_hits if ends else ():
@@ -287,7 +318,8 @@ def analyse(
     seeks_countries: Iterable[str] = (),
 ) -> Analysis:
     """Read both texts sentence by sentence. A sentence that asks (a request cue: "szukamy",
-    "тражимо", "we are looking for", ...) adds what it names to the needs, except what a negation
+    "тражимо", "we are looking for", ...; in the goals also an aim of partnering: "cooperation with
+    ...") adds what it names to the needs, except what a negation
     covers ("not ..., but ..."), and the countries it names to the wishes. Other sentences of the
     capabilities are offers; other sentences of the goals are needs, unless they say "we offer"
     (stated ones where a request of the goals names nothing itself: "we are looking for someone to

@@ -157,6 +157,48 @@ def test_lacking_nothing_is_no_need(lexicon):
     assert "logistics" not in _sectors(lexicon, a.seek_hits)
 
 
+# An aim of partnering with someone in a goals list asks for them, as "we are looking for" does;
+# in the capabilities the same words say whom the organisation works with.
+PARTNERING_WITH_ENERGY = {
+    "pl": "Cele na lata 2025–2027:\n1. Wzrost sprzedaży.\n2. Nawiązanie współpracy z dostawcami instalacji "
+    "fotowoltaicznych i pomp ciepła.",
+    "sr": "Ciljevi:\n1. Rast prodaje.\n2. Uspostavljanje saradnje sa isporučiocima solarnih elektrana i "
+    "toplotnih pumpi.",
+    "ru": "Задачи:\n1. Рост продаж.\n2. Налаживание сотрудничества с поставщиками солнечных электростанций и "
+    "тепловых насосов.",
+    "cs": "Cíle:\n1. Růst prodeje.\n2. Navázání spolupráce s dodavateli fotovoltaických elektráren a tepelných "
+    "čerpadel.",
+    "de": "Ziele:\n1. Umsatzwachstum.\n2. Zusammenarbeit mit Anbietern von Photovoltaikanlagen und Wärmepumpen.",
+    "en": "Our aims:\n1. Grow sales.\n2. Partnerships with suppliers of solar power plants and heat pumps.",
+}
+
+
+@pytest.mark.parametrize("lang", sorted(PARTNERING_WITH_ENERGY))
+def test_an_aim_of_partnering_with_someone_in_the_goals_asks_for_them(lexicon, lang):
+    a = analyse(lexicon, "", PARTNERING_WITH_ENERGY[lang], lang)
+    assert "energy" in _sectors(lexicon, a.asked), a.seek_hits
+
+
+def test_the_aims_of_a_list_ask_one_by_one_and_a_list_under_a_request_asks_for_every_item(lexicon):
+    aims = analyse(
+        lexicon,
+        "",
+        "Cele na lata 2025–2027:\n1. Eksport mebli tapicerowanych do Niemiec.\n"
+        "2. Nawiązanie współpracy z dostawcami instalacji fotowoltaicznych.",
+        "pl",
+    )
+    assert "energy" in _sectors(lexicon, aims.asked)
+    assert "wood" not in _sectors(lexicon, aims.asked), "an aim beside the partnering one asks for nothing"
+    asked = analyse(lexicon, "", "Szukamy:\n- producentów tkanin obiciowych;\n- firm transportowych.", "pl").asked
+    assert {"textiles", "logistics"} <= _sectors(lexicon, asked)
+
+
+def test_whom_the_capabilities_say_the_organisation_works_with_is_no_need(lexicon):
+    a = analyse(lexicon, "Współpraca z dostawcami instalacji fotowoltaicznych i pomp ciepła od 2010 roku.", "", "pl")
+    assert "energy" in _sectors(lexicon, a.offer_hits)
+    assert not a.seek_hits and not a.asked
+
+
 @pytest.mark.parametrize(
     ("lang", "goals", "countries"),
     [
