@@ -179,6 +179,20 @@ def test_an_aim_of_partnering_with_someone_in_the_goals_asks_for_them(lexicon, l
     assert "energy" in _sectors(lexicon, a.asked), a.seek_hits
 
 
+@pytest.mark.parametrize(
+    ("lang", "goals", "sector"),
+    [
+        ("en", "Our brochure is five years old. We want someone who can film our tours and shoot photos.", "creative"),
+        ("en", "Keen to meet partners from the wood processing and furniture industry.", "wood"),
+        ("mk", "Сакаме некој што ќе ни сними квалитетни видеа и фотографии од турите.", "creative"),
+        ("ru", "Нужен партнёр, который поможет наладить обучение в колледже.", "education"),
+        ("de", "Wir wünschen uns jemanden, der unsere Produkte fotografiert und Werbung gestaltet.", "creative"),
+    ],
+)
+def test_a_goal_that_wants_someone_who_does_something_asks_for_it(lexicon, lang, goals, sector):
+    assert sector in _sectors(lexicon, analyse(lexicon, "", goals, lang).asked)
+
+
 def test_the_aims_of_a_list_ask_one_by_one_and_a_list_under_a_request_asks_for_every_item(lexicon):
     aims = analyse(
         lexicon,
