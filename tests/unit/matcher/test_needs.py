@@ -193,6 +193,26 @@ def test_a_goal_that_wants_someone_who_does_something_asks_for_it(lexicon, lang,
     assert sector in _sectors(lexicon, analyse(lexicon, "", goals, lang).asked)
 
 
+@pytest.mark.parametrize(
+    ("lang", "goals", "sector"),
+    [
+        (
+            "en",
+            "Our priorities:\n– expand work-based learning by linking member schools with hotels and restaurants;",
+            "tourism",
+        ),
+        (
+            "sl",
+            "Naloge grozda:\n– povezovanje članov, ki izdelujejo sedeže, s proizvajalci tehničnih tekstilij;",
+            "textiles",
+        ),
+        ("mk", "Ни треба сигурен добавувач на стаклени тегли со капаци.", "chemistry"),
+    ],
+)
+def test_an_aim_of_linking_members_with_others_asks_for_those_others(lexicon, lang, goals, sector):
+    assert sector in _sectors(lexicon, analyse(lexicon, "", goals, lang).asked)
+
+
 def test_the_aims_of_a_list_ask_one_by_one_and_a_list_under_a_request_asks_for_every_item(lexicon):
     aims = analyse(
         lexicon,
