@@ -250,13 +250,17 @@ def partnership_view(
 
 
 def order_partnerships(views: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Waiting ones first, best score first; then decided ones, latest first."""
+    """Approved ones first (what the organisation can act on: the partner's contacts), latest
+    first; then waiting ones, best score first; then rejected ones, latest first."""
+
+    def latest_first(state: str) -> list[dict[str, Any]]:
+        return sorted(
+            (v for v in views if v["state"] == state),
+            key=lambda v: (-(v["decided_ms"] or v["suggested_ms"]), v["pair_id"]),
+        )
+
     waiting = sorted((v for v in views if v["state"] == WAITING), key=lambda v: (-v["score"], v["pair_id"]))
-    decided = sorted(
-        (v for v in views if v["state"] != WAITING),
-        key=lambda v: (-(v["decided_ms"] or v["suggested_ms"]), v["pair_id"]),
-    )
-    return waiting + decided
+    return latest_first("approved") + waiting + latest_first("rejected")  # state_for_organisation's three
 
 
 class ReviewService:

@@ -66,7 +66,7 @@ class OrganisationPartnerships(MethodView):
     def get(self, query: dict[str, Any], org_id: str, caller: str):
         """An organisation's partnerships, as it sees them (service token only).
 
-        Every pair involving the organisation: waiting ones first (best score first), then
-        approved and rejected ones (latest first), each with its partner and its first reason
+        Every pair involving the organisation: approved ones first (latest first), then waiting
+        ones (best score first), then rejected ones (latest first), each with its partner and its first reason
         rendered in `lang`. An organisation the matcher does not know has none."""
         return deps().review.partnerships_of_org(org_id, query["lang"])

@@ -175,11 +175,13 @@ def test_a_reason_that_cannot_be_rendered_still_shows_its_words():
     assert partnership_view(_pair(), PROFILES, "org_pl", "en", broken)["reason"] == "oprogramowanie ↔ softver"
 
 
-def test_waiting_ones_come_first_best_first_then_decided_ones_latest_first():
+def test_approved_ones_come_first_latest_first_then_waiting_ones_best_first_then_rejected_ones():
     views = [
         {"pair_id": "a", "state": "rejected", "score": 0.9, "suggested_ms": 1, "decided_ms": 10},
         {"pair_id": "b", "state": "waiting", "score": 0.3, "suggested_ms": 2, "decided_ms": None},
         {"pair_id": "c", "state": "approved", "score": 0.1, "suggested_ms": 3, "decided_ms": 20},
         {"pair_id": "d", "state": "waiting", "score": 0.8, "suggested_ms": 4, "decided_ms": None},
+        {"pair_id": "e", "state": "approved", "score": 0.5, "suggested_ms": 5, "decided_ms": 30},
+        {"pair_id": "f", "state": "rejected", "score": 0.2, "suggested_ms": 6, "decided_ms": 40},
     ]
-    assert [v["pair_id"] for v in order_partnerships(views)] == ["d", "b", "c", "a"]
+    assert [v["pair_id"] for v in order_partnerships(views)] == ["e", "c", "d", "b", "f", "a"]
