@@ -60,6 +60,9 @@ class Analysis:
     goal_terms: Counter[str] = field(default_factory=Counter)
     term_surface: dict[str, str] = field(default_factory=dict)
     chosen: set[str] = field(default_factory=set)  # needs picked from the form (structured), not written
+    # of `asked`, those only an aim of partnering in the goals stated ("cooperation with makers of
+    # ..."), which count as needs by settings.partnering_weight
+    partnered: set[str] = field(default_factory=set)
 
 
 # What reasons quote of a row other than the one just put: the concepts each side named, with the
@@ -73,14 +76,14 @@ def pack(a: Analysis) -> bytes:
     gives it back equal. Two parts in one compressed stream, the size of the first before it:
     the language, hits, wishes and requests first, which reasons read (unpack_hits decompresses
     and reads only them, a seventh of unpack's time), then the word counts and surfaces."""
-    quoted = marshal.dumps((a.language, a.offer_hits, a.seek_hits, a.wishes, sorted(a.asked)))
+    quoted = marshal.dumps((a.language, a.offer_hits, a.seek_hits, a.wishes, sorted(a.asked), sorted(a.partnered)))
     words = marshal.dumps((dict(a.cap_terms), dict(a.goal_terms), a.term_surface, sorted(a.chosen)))
     return len(quoted).to_bytes(_QUOTED_SIZE, "little") + zlib.compress(quoted + words, 1)
 
 
 def unpack(packed: bytes) -> Analysis:
     data = memoryview(zlib.decompress(memoryview(packed)[_QUOTED_SIZE:]))
-    language, offer_hits, seek_hits, wishes, asked = marshal.loads(data)  # reads the first part only
+    language, offer_hits, seek_hits, wishes, asked, partnered = marshal.loads(data)  # reads the first part only
     cap_terms, goal_terms, term_surface, chosen = marshal.loads(data[int.from_bytes(packed[:_QUOTED_SIZE], "little") :])
     return Analysis(
         language,
@@ -92,6 +95,7 @@ def unpack(packed: bytes) -> Analysis:
         Counter(goal_terms),
         term_surface,
         set(chosen),
+        set(partnered),
     )
 
 
@@ -99,7 +103,7 @@ def unpack_hits(packed: bytes) -> Hits:
     """The offers' and needs' hits and the wishes of a packed analysis, as unpack() gives them,
     with only the first part decompressed and read."""
     size = int.from_bytes(packed[:_QUOTED_SIZE], "little")
-    _, offer_hits, seek_hits, wishes, _ = marshal.loads(
+    _, offer_hits, seek_hits, wishes, _, _ = marshal.loads(
         zlib.decompressobj().decompress(memoryview(packed)[_QUOTED_SIZE:], size)
     )
     return offer_hits, seek_hits, wishes
@@ -122,6 +126,9 @@ SEEK, OFFER, NEGATION, CONTRAST = "cue.seek", "cue.offer", "cue.negation", "cue.
 # someone asks for them ("4. establishing cooperation with makers of heat-recovery systems"); in the
 # capabilities it says whom the organisation works with, and is no cue.
 PARTNERING = "cue.partnering"
+# "someone who ...", "keen to meet ...": in the goals a request as "we are looking for" is; in the
+# capabilities no cue ("for anyone who ...", "someone to talk to" are the organisation's customers).
+WANTED = "cue.wanted"
 _NEGATED_VERB = 2  # a negation's own request verb follows it within this many words
 
 
@@ -178,6 +185,7 @@ class _Cues:
 
     end: int  # the index after its last word
     asks: bool = False  # a request cue
+    partnering_only: bool | None = None  # its requests are all partnering cues (None: no request)
     offers: bool = False  # an offer cue
     negations: list[int] = field(default_factory=list)  # where negation cues start
     contrasts: list[int] = field(default_factory=list)  # where contrast cues start
@@ -257,9 +265,11 @@ def _read(
     cues: dict[int, _Cues] = {}
     ends: list[int] = []  # where each sentence ends: found only for a text whose cues matter
     if in_goals:
-        cue_hits = [(i, SEEK if c == PARTNERING else c, w) for i, c, w in cue_hits]
-    if any(c == SEEK or (in_goals and c == OFFER) for _, c, _ in cue_hits):
-        ends = _unit_ends(text, [i for i, c, _ in cue_hits if c == SEEK or (in_goals and c == OFFER)])
+        cue_hits = [(i, SEEK, w) if c == WANTED else (i, c, w) for i, c, w in cue_hits]
+    else:  # whom the capabilities say the organisation works with, or its customers: no cue there
+        cue_hits = [hit for hit in cue_hits if hit[1] not in (PARTNERING, WANTED)]
+    if any(c in (SEEK, PARTNERING) or (in_goals and c == OFFER) for _, c, _ in cue_hits):
+        ends = _unit_ends(text, [i for i, c, _ in cue_hits if c in (SEEK, PARTNERING) or (in_goals and c == OFFER)])
         if not ends or ends[-1] != len(words):  # cannot happen (split at spaces): one sentence then
             ends = [len(words)]
     for i, concept, _ in cue_hits if ends else ():
@@ -267,9 +277,10 @@ def _read(
         unit = cues.get(u)
         if unit is None:
             unit = cues[u] = _Cues(end=ends[u])
-        if concept == SEEK:
+        if concept in (SEEK, PARTNERING):
             unit.asks = True
             unit.requests.append(i)
+            unit.partnering_only = unit.partnering_only is not False and concept == PARTNERING
         elif concept == OFFER:
             unit.offers = True
         elif concept == NEGATION:
@@ -318,8 +329,9 @@ def analyse(
     seeks_countries: Iterable[str] = (),
 ) -> Analysis:
     """Read both texts sentence by sentence. A sentence that asks (a request cue: "szukamy",
-    "тражимо", "we are looking for", ...; in the goals also an aim of partnering: "cooperation with
-    ...") adds what it names to the needs, except what a negation
+    "тражимо", "we are looking for", ...; in the goals also "someone who ...", and an aim of
+    partnering, "cooperation with ...", whose needs are kept apart in `partnered`) adds what it names
+    to the needs, except what a negation
     covers ("not ..., but ..."), and the countries it names to the wishes. Other sentences of the
     capabilities are offers; other sentences of the goals are needs, unless they say "we offer"
     (stated ones where a request of the goals names nothing itself: "we are looking for someone to
@@ -327,6 +339,8 @@ def analyse(
     Structured needs (lexicon ids, country codes) count as if named twice, in the profile's language
     and the script of its texts."""
     result = Analysis(language=language)
+    partnered: set[str] = set()  # needs stated by an aim of partnering ("cooperation with ...")
+    requested: set[str] = set()  # needs stated by a request ("we are looking for ...")
     cap_read, result.cap_terms, cap_words = _read(lexicon, capabilities, language)
     goal_read, result.goal_terms, goal_words = _read(lexicon, goals, language, in_goals=True)
     result.term_surface = {**goal_words, **cap_words}  # a capability's wording first
@@ -376,6 +390,11 @@ def analyse(
                 found.append(surface)
             if unit.asks or (seeking and about_the_rest):
                 result.asked.add(concept)
+                if unit.partnering_only:
+                    partnered.add(concept)
+                else:
+                    requested.add(concept)
+    result.partnered = partnered - requested
     # Their labels stand for the organisation's own words in reasons, so they are written in its
     # script too: Serbian texts in Cyrillic get the Cyrillic labels.
     offers, seeks, seeks_countries = tuple(offers), tuple(seeks), tuple(seeks_countries)
@@ -390,6 +409,7 @@ def analyse(
                 if side is result.seek_hits:
                     result.asked.add(concept)
                     result.chosen.add(concept)
+                    result.partnered.discard(concept)
     for code in seeks_countries:
         name = f"country.{code}"
         label = concepts[name].label(labels_in) if name in concepts else code

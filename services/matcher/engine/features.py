@@ -158,6 +158,7 @@ class FeatureSpace:
             if self.concept_sector[i] >= 0:
                 to_sector[i, self.concept_sector[i]] = 1.0
         self.rollup, self.to_sector = rollup.tocsr(), to_sector.tocsr()
+        self.has_sector = (self.concept_sector >= 0).astype(np.float32)  # per concept: 1 for an activity or a sector
         self.countries = sorted(
             {code for c in lexicon.concepts.values() if c.kind == "country" for code in c.countries}
         )
@@ -275,10 +276,17 @@ class FeatureSpace:
                     weight = _tf(len(words)) * self.idf[i]
                     sector[self.concept_sector[i]] += share * weight
                     if hits is a.seek_hits:
-                        stated_here = 1.0 if c in a.asked else settings.implicit_need_weight
-                        sought[self.concept_sector[i]] += weight * stated_here
-        stated = any(self.concept_sector[self.concept_index[c]] >= 0 for c in a.asked if c in self.concept_index)
-        strength = 1.0 if stated else settings.implicit_need_weight
+                        sought[self.concept_sector[i]] += weight * self._stated(self._asked_value(a, c))
+        strength = self._stated(
+            max(
+                (
+                    self._asked_value(a, c)
+                    for c in a.asked
+                    if c in self.concept_index and self.concept_sector[self.concept_index[c]] >= 0
+                ),
+                default=0.0,
+            )
+        )
         own_sectors = _l2(sector)
         sought = strength * _other_sectors(_l2(sought)[None, :], own_sectors[None, :], settings.own_sector_discount)[0]
         if a.seek_hits:
@@ -382,12 +390,12 @@ class FeatureSpace:
         said = tf(offer_counts) + settings.goal_sector_weight * tf(seek_counts)
         sector = np.asarray((said.multiply(self.idf[None, :]).tocsr() @ self.to_sector).todense())
         need = tf(seek_counts)
-        asked = readings.asked[start:end]
+        asked = readings.asked[start:end]  # 1, or partnering_weight for a need an aim of partnering stated
         implicit = settings.implicit_need_weight
         need = implicit * need + (1.0 - implicit) * need.multiply(asked).tocsr()
         sought = np.asarray((need.multiply(self.idf[None, :]).tocsr() @ self.to_sector).todense())
-        stated = np.asarray((asked @ self.to_sector).sum(axis=1)).ravel() > 0
-        strength = np.where(stated, 1.0, implicit).astype(np.float32)[:, None]
+        stated = np.asarray(asked.multiply(self.has_sector[None, :]).max(axis=1).todense()).ravel()
+        strength = (implicit + (1.0 - implicit) * stated).astype(np.float32)[:, None]
         own_sectors = _l2_rows(sector)
         sought = strength * _other_sectors(_l2_rows(sought), own_sectors, settings.own_sector_discount)
         whole = np.repeat(no_goal[:, None], goal.shape[1], axis=1)
@@ -436,15 +444,30 @@ class FeatureSpace:
         return m
 
     def _asked(self, analyses: list[Analysis], side: str = "asked") -> sp.csr_matrix:
-        """Per row, 1 for each concept a request states as a need (a cue or structured); with
-        `side` "chosen", for each need picked from the form."""
-        rows, cols = [], []
+        """Per row, for each concept a request states as a need (a cue or structured), 1, or
+        partnering_weight where only an aim of partnering stated it; with `side` "chosen", 1 for
+        each need picked from the form."""
+        rows, cols, values = [], [], []
         for r, a in enumerate(analyses):
             for c in getattr(a, side):
                 if c in self.concept_index:
                     rows.append(r)
                     cols.append(self.concept_index[c])
-        return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(analyses), len(self.concepts)))
+                    values.append(self._asked_value(a, c) if side == "asked" else 1.0)
+        return sp.csr_matrix((np.array(values, np.float32), (rows, cols)), shape=(len(analyses), len(self.concepts)))
+
+    def _asked_value(self, a: Analysis, c: str) -> float:
+        """How much a request stated the need `c`: 1, partnering_weight where only an aim of
+        partnering did, 0 where nothing did (an implicit need)."""
+        if c not in a.asked:
+            return 0.0
+        return self.settings.partnering_weight if c in a.partnered else 1.0
+
+    def _stated(self, asked: float) -> float:
+        """A need's weight toward the sought sectors: implicit_need_weight for one no request
+        stated, 1 for one a request stated, between for an aim of partnering."""
+        implicit = self.settings.implicit_need_weight
+        return implicit + (1.0 - implicit) * asked
 
     def _country_blocks(self, country: str, a: Analysis) -> tuple[np.ndarray, np.ndarray]:
         """Where the organisation is (one-hot) and the countries it asked for (1 each; its own

@@ -516,3 +516,49 @@ def test_a_need_of_the_own_sector_picked_from_the_form_counts_whole():
     column = features.concept_index["agrifood.livestock"]
     assert one[column] > 0.3, "a need picked from the form is not discounted as the own trade's words are"
     assert np.allclose(many[engine.row["dairy"], features.block["seeks"]], one, atol=1e-6)
+
+
+FOUNDRY_GOALS = {  # the same need for heat-recovery systems, as an aim of partnering, as a request, implicit
+    "partnering": "Cele na lata 2025–2027:\n1. Wzrost eksportu odlewów.\n2. Nawiązanie współpracy z dostawcami "
+    "systemów odzysku ciepła i magazynowania energii.",
+    "request": "Cele na lata 2025–2027:\n1. Wzrost eksportu odlewów.\n2. Szukamy dostawców systemów odzysku ciepła "
+    "i magazynowania energii.",
+    "implicit": "Cele na lata 2025–2027:\n1. Wzrost eksportu odlewów.\n2. Odzysk ciepła i magazynowanie energii.",
+}
+
+
+def test_a_need_an_aim_of_partnering_states_counts_between_an_implicit_one_and_a_request(lexicon):
+    from services.matcher.engine.analysis import pack, unpack
+
+    engine = MatchEngine()
+    features = engine.features
+    foundry = "Odlewnia żeliwa: odlewy dla przemysłu maszynowego, obróbka mechaniczna odlewów."
+    analyses = {kind: analyse(lexicon, foundry, goals, "pl") for kind, goals in FOUNDRY_GOALS.items()}
+    partnered = analyses["partnering"]
+    assert "energy" in _sectors(lexicon, partnered.partnered) and partnered.partnered <= partnered.asked
+    assert not analyses["request"].partnered
+    assert unpack(pack(partnered)) == partnered
+
+    def sought_energy(kind: str) -> float:
+        return float(
+            features.vectors(analyses[kind], "PL")[0][features.block["seek_sector"]][features.sector_index["energy"]]
+        )
+
+    assert sought_energy("implicit") < sought_energy("partnering") < sought_energy("request")
+    settings = EngineSettings(partnering_weight=1.0)
+    as_request = MatchEngine(settings=settings).features.vectors(partnered, "PL")[0]
+    assert np.allclose(as_request, MatchEngine(settings=settings).features.vectors(analyses["request"], "PL")[0])
+    kinds = list(analyses.values())
+    many = features.vectors_many(kinds, ["PL"] * len(kinds))
+    one_by_one = np.vstack([features.vectors(a, "PL")[0] for a in kinds])
+    assert np.allclose(many, one_by_one, atol=1e-6)
+
+
+def test_a_request_for_what_an_aim_of_partnering_also_names_counts_in_full(lexicon):
+    both = analyse(
+        lexicon,
+        "",
+        "Cele:\n1. Współpraca z dostawcami pomp ciepła.\n2. Szukamy też dostawców pomp ciepła do nowej hali.",
+        "pl",
+    )
+    assert "energy" in _sectors(lexicon, both.asked) and not _sectors(lexicon, both.partnered)
