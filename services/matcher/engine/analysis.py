@@ -117,7 +117,8 @@ def unpack_surface(packed: bytes) -> dict[str, str]:
 
 # A text is read sentence by sentence: whether a sentence asks for something decides whether the
 # concepts it names are offered or sought. A line ending in ":" introduces what follows it in its
-# paragraph ("Szukamy:" and a list), so they are read as one.
+# paragraph ("Szukamy:" and a list): they are read as one where a request or an offer is among them,
+# else line by line (a list of aims, one of which is an aim of partnering; see _unit_ends).
 _PARAGRAPHS = re.compile(r"\n[ \t\r]*\n")
 _SENTENCES = re.compile(r"(?<=[.!?;])\s+|\s*\n\s*")
 
@@ -129,12 +130,13 @@ PARTNERING = "cue.partnering"
 # "someone who ...", "keen to meet ...": in the goals a request as "we are looking for" is; in the
 # capabilities no cue ("for anyone who ...", "someone to talk to" are the organisation's customers).
 WANTED = "cue.wanted"
+# "brakuje nam", "uns fehlt", "we lack": a request for what follows it (what comes before it in the
+# sentence is what the organisation has: "we have our own CNC shop, but we lack refrigerated
+# transport"); with a negation just before or after it ("nie brakuje nam doświadczenia", "uns fehlt
+# es nicht an ..."), no cue: the organisation lacks nothing.
+LACK = "cue.lack"
+_LACK_NEGATED = 2  # a negation this many words before a lack cue, or after it, takes it back
 _NEGATED_VERB = 2  # a negation's own request verb follows it within this many words
-
-
-def units(text: str) -> list[str]:
-    """The text's sentences, a line ending in ":" joined with the lines after it in its paragraph."""
-    return [" ".join(group) for group in sentence_groups(text)]
 
 
 def sentence_groups(text: str) -> list[list[str]]:
@@ -159,24 +161,25 @@ def sentence_groups(text: str) -> list[list[str]]:
     return out
 
 
-def _unit_ends(text: str, asking_at: list[int]) -> list[int]:
-    """Where each unit of the text ends (word indexes): its sentences, but a list introduced by a line
-    that asks or offers ("Szukamy:", "Oferujemy:") is one unit with that line, as its items name what
-    is sought or offered; the items of a list under any other line ("Cele strategiczne:") are units
-    of their own, so an aim of partnering asks for what it names, not for every aim."""
+def _unit_ends(text: str, joining: list[int], splitting: list[int]) -> list[int]:
+    """Where each unit of the text ends (word indexes): its sentences, but a line ending in ":" and
+    the lines after it in its paragraph are one unit where a cue at one of `joining` (a request; an
+    offer in the goals) is among them ("Szukamy:" and a list, "Cele:" and a list with "szukamy" in
+    one item), as their items name what is sought or offered; else each line is a unit of its own,
+    so an aim of partnering in a list of aims asks for what it names, not for every aim. A unit also
+    ends before each of `splitting` (a lack cue)."""
     ends: list[int] = []
     at = 0
     for group in sentence_groups(text):
         sizes = [len(tokens(sentence)) for sentence in group]
-        header_end = at + sizes[0]
-        if len(group) > 1 and any(at <= i < header_end for i in asking_at):
+        if len(group) > 1 and any(at <= i < at + sum(sizes) for i in joining):
             at += sum(sizes)
             ends.append(at)
             continue
         for size in sizes:
             at += size
             ends.append(at)
-    return ends
+    return sorted(set(ends) | {i for i in splitting if 0 < i < at})
 
 
 @dataclass
@@ -268,8 +271,11 @@ def _read(
         cue_hits = [(i, SEEK, w) if c == WANTED else (i, c, w) for i, c, w in cue_hits]
     else:  # whom the capabilities say the organisation works with, or its customers: no cue there
         cue_hits = [hit for hit in cue_hits if hit[1] not in (PARTNERING, WANTED)]
+    lacks: list[int] = []
+    if any(c == LACK for _, c, _ in cue_hits):
+        cue_hits, lacks = _lacks_read(cue_hits)
     if any(c in (SEEK, PARTNERING) or (in_goals and c == OFFER) for _, c, _ in cue_hits):
-        ends = _unit_ends(text, [i for i, c, _ in cue_hits if c in (SEEK, PARTNERING) or (in_goals and c == OFFER)])
+        ends = _unit_ends(text, [i for i, c, _ in cue_hits if c == SEEK or (in_goals and c == OFFER)], lacks)
         if not ends or ends[-1] != len(words):  # cannot happen (split at spaces): one sentence then
             ends = [len(words)]
     for i, concept, _ in cue_hits if ends else ():
@@ -279,7 +285,8 @@ def _read(
             unit = cues[u] = _Cues(end=ends[u])
         if concept in (SEEK, PARTNERING):
             unit.asks = True
-            unit.requests.append(i)
+            if concept == SEEK:  # a partnering cue does not end a negation ("not cooperation with ...")
+                unit.requests.append(i)
             unit.partnering_only = unit.partnering_only is not False and concept == PARTNERING
         elif concept == OFFER:
             unit.offers = True
@@ -287,10 +294,30 @@ def _read(
             unit.negations.append(i)
         elif concept == CONTRAST:
             unit.contrasts.append(i)
+    for unit in cues.values():
+        if unit.partnering_only and unit.offers:  # "we offer cooperation with our laboratory"
+            unit.asks, unit.partnering_only = False, None
     terms = list(map(_SECOND, entries))
     surfaces = dict(zip(reversed(terms), reversed(words), strict=True))  # the first word wins
     surfaces.pop(None, None)
     return _Read(hits, ends, cues, by_concept, places), Counter(filter(None, terms)), surfaces
+
+
+def _lacks_read(cue_hits: list[tuple[int, str, str]]) -> tuple[list[tuple[int, str, str]], list[int]]:
+    """The cues with each lack cue a request, but those a negation takes back ("nie brakuje nam",
+    "uns fehlt es nicht"), which are no cue; and where the lack cues that ask start."""
+    negations = [i for i, c, _ in cue_hits if c == NEGATION]
+    read: list[tuple[int, str, str]] = []
+    lacks: list[int] = []
+    for i, concept, said in cue_hits:
+        if concept == LACK:
+            after = i + len(said.split())
+            if any(i - _LACK_NEGATED <= n < i or after <= n < after + _LACK_NEGATED for n in negations):
+                continue
+            lacks.append(i)
+            concept = SEEK
+        read.append((i, concept, said))
+    return read, lacks
 
 
 def _a_request_names_nothing(read: _Read) -> bool:
@@ -298,7 +325,8 @@ def _a_request_names_nothing(read: _Read) -> bool:
     what the text's other sentences describe (a problem, then "we are looking for someone to help
     us with it")."""
     named = {bisect_right(read.ends, i) for i, _, _ in read.hits}
-    return any(cues.asks and u not in named for u, cues in read.cues.items())
+    # not an aim of partnering that names nothing ("strengthening cooperation", "együttműködés")
+    return any(cues.asks and not cues.partnering_only and u not in named for u, cues in read.cues.items())
 
 
 def _inside(i: int, spans: list[tuple[int, int]]) -> bool:

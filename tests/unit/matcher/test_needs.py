@@ -206,7 +206,7 @@ def test_a_goal_that_wants_someone_who_does_something_asks_for_it(lexicon, lang,
             "Naloge grozda:\n– povezovanje članov, ki izdelujejo sedeže, s proizvajalci tehničnih tekstilij;",
             "textiles",
         ),
-        ("mk", "Ни треба сигурен добавувач на стаклени тегли со капаци.", "chemistry"),
+        ("mk", "Ни треба добавувач на стаклени тегли со капаци.", "chemistry"),
     ],
 )
 def test_an_aim_of_linking_members_with_others_asks_for_those_others(lexicon, lang, goals, sector):
@@ -519,11 +519,10 @@ def test_a_need_of_the_own_sector_picked_from_the_form_counts_whole():
 
 
 FOUNDRY_GOALS = {  # the same need for heat-recovery systems, as an aim of partnering, as a request, implicit
-    "partnering": "Cele na lata 2025–2027:\n1. Wzrost eksportu odlewów.\n2. Nawiązanie współpracy z dostawcami "
-    "systemów odzysku ciepła i magazynowania energii.",
-    "request": "Cele na lata 2025–2027:\n1. Wzrost eksportu odlewów.\n2. Szukamy dostawców systemów odzysku ciepła "
-    "i magazynowania energii.",
-    "implicit": "Cele na lata 2025–2027:\n1. Wzrost eksportu odlewów.\n2. Odzysk ciepła i magazynowanie energii.",
+    "partnering": "Wzrost eksportu odlewów. Nawiązanie współpracy z dostawcami systemów odzysku ciepła i "
+    "magazynowania energii.",
+    "request": "Wzrost eksportu odlewów. Szukamy dostawców systemów odzysku ciepła i magazynowania energii.",
+    "implicit": "Wzrost eksportu odlewów. Odzysk ciepła i magazynowanie energii.",
 }
 
 
@@ -562,3 +561,56 @@ def test_a_request_for_what_an_aim_of_partnering_also_names_counts_in_full(lexic
         "pl",
     )
     assert "energy" in _sectors(lexicon, both.asked) and not _sectors(lexicon, both.partnered)
+
+
+@pytest.mark.parametrize(
+    ("lang", "capabilities"),
+    [
+        ("pl", "Nie brakuje nam doświadczenia w produkcji mebli tapicerowanych."),
+        ("mk", "Не ни недостига искуство во производство на мебел."),
+        ("uk", "Не бракує нам досвіду у виробництві меблів."),
+        ("de", "Uns fehlt es nicht an Erfahrung in der Möbelfertigung."),
+        ("ro", "Nu ne lipsește experiența în producția de mobilă."),
+    ],
+)
+def test_lacking_nothing_in_the_capabilities_is_an_offer(lexicon, lang, capabilities):
+    a = analyse(lexicon, capabilities, "", lang)
+    assert "wood" in _sectors(lexicon, a.offer_hits) and not a.asked and not a.seek_hits
+
+
+def test_what_the_organisation_has_before_what_it_lacks_stays_an_offer(lexicon):
+    a = analyse(lexicon, "We have our own CNC machining shop, but we lack refrigerated transport.", "", "en")
+    assert _sectors(lexicon, a.asked) == {"logistics"}
+    assert "metal" in _sectors(lexicon, a.offer_hits)
+
+
+@pytest.mark.parametrize(
+    ("lang", "capabilities", "sector"),
+    [
+        ("sl", "Izdelujemo pohištvo po meri. Kupcem ni treba skrbeti za prevoz, dostavimo sami.", "wood"),
+        ("ru", "Если вам нужен партнёр в области логистики и перевозок, мы к вашим услугам.", "logistics"),
+    ],
+)
+def test_words_that_ask_elsewhere_say_what_the_capabilities_offer(lexicon, lang, capabilities, sector):
+    a = analyse(lexicon, capabilities, "", lang)
+    assert sector in _sectors(lexicon, a.offer_hits) and not a.asked
+
+
+def test_an_offer_of_cooperation_in_the_goals_stays_an_offer(lexicon):
+    a = analyse(lexicon, "", "We provide our members with export training and software development services.", "en")
+    assert "ict" in _sectors(lexicon, a.offer_hits) and "ict" not in _sectors(lexicon, a.asked)
+
+
+def test_a_negated_partner_is_no_need_though_named_after_cooperation_with(lexicon):
+    a = analyse(lexicon, "", "We are not looking for cooperation with software companies, but with hotels.", "en")
+    assert "tourism" in _sectors(lexicon, a.asked) and "ict" not in _sectors(lexicon, a.seek_hits)
+
+
+def test_an_aim_of_cooperation_that_names_no_partner_does_not_make_the_other_aims_requests(lexicon):
+    a = analyse(lexicon, "", "Az együttműködés erősítése. Bútoraink exportjának növelése Németországba.", "hu")
+    assert "wood" not in _sectors(lexicon, a.asked)
+
+
+def test_a_request_wrapped_over_two_lines_of_a_list_asks_for_both_lines(lexicon):
+    a = analyse(lexicon, "", "Cele:\n- Szukamy partnerów\n  z branży transportowej i logistycznej.", "pl")
+    assert "logistics" in _sectors(lexicon, a.asked)
