@@ -125,6 +125,13 @@ class DirectCommands:
         finally:
             self._pool.release(connection)
 
+    def release(self) -> None:
+        """Give this thread's connection back to the pool (a thread that is done with Redis)."""
+        held = getattr(self._local, "held", None)
+        self._local.held = None
+        if held is not None and held[0] == os.getpid() and self._pool is not None:
+            self._pool.release(held[1])
+
     def round_trip(self, commands: Sequence[Sequence[Any]]) -> list[Any] | None:
         """The replies of `commands`, sent together and read in one round trip, as Redis sends them
         (redis-py's reply callbacks are not applied: a SET answers b"OK", where redis-py gives True;

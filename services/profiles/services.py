@@ -300,9 +300,20 @@ def settle_detected_languages(store: RedisProfileStore) -> int:
     Croatian or Bosnian, now with its country (which settles them since 959c032: a Serbian firm
     stored as Bosnian was missing from its coordinator's Serbian queue). A profile whose language
     changes is stored with its event, as an edit is (the matcher reads it again); a language the
-    organisation chose stays. Returns how many changed; later calls do nothing."""
+    organisation chose stays. Returns how many changed; later calls do nothing, nor do calls while
+    another process settles them."""
     if store.languages_settled():
         return 0
+    if not store.claim_language_settling():
+        logger.info("languages being settled by another process")
+        return 0
+    try:
+        return _settle_languages(store)
+    finally:
+        store.end_language_settling()
+
+
+def _settle_languages(store: RedisProfileStore) -> int:
     seen = changed = left = 0
     for org_id in store.iter_org_ids():
         seen += 1

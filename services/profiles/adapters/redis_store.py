@@ -45,8 +45,11 @@ TOKEN = P + "token:"  # token digest -> json principal
 # org id -> the payload of its deletion (id, revision, cluster; nothing personal), so a resync can
 # publish deletions again for a broker that lost them.
 DELETED = P + "deleted"
-# set once every detected Serbian, Croatian or Bosnian was detected again with its country
+# set once every detected Serbian, Croatian or Bosnian was detected again with its country; and
+# held by the one process doing it (several relays, or a restart while one still runs)
 LANGUAGES_SETTLED = P + "languages-settled"
+LANGUAGES_SETTLING = P + "languages-settling"
+LANGUAGES_SETTLING_S = 600
 CONTACT_EMAIL = P + "contact-email:"  # sha256 of a lower-case contact email -> set of org ids
 SIGNIN = P + "signin:"  # nonce of an unused sign-in link -> json {org_id, contact_id}
 WEB_SESSION = P + "web-session:"  # sha256 of a page session id -> json {org_id, contact_id}
@@ -540,6 +543,18 @@ class RedisProfileStore:
 
     def mark_languages_settled(self) -> None:
         self.r.set(LANGUAGES_SETTLED, "1")
+
+    def claim_language_settling(self) -> bool:
+        """Whether this process may settle the languages now (none other does, for the next 10
+        minutes at most: one that died leaves it to the next start)."""
+        return bool(self.r.set(LANGUAGES_SETTLING, os.getpid(), nx=True, ex=LANGUAGES_SETTLING_S))
+
+    def end_language_settling(self) -> None:
+        self.r.delete(LANGUAGES_SETTLING)
+
+    def release_thread(self) -> None:
+        """Give the connection this thread kept for its direct commands back to the pool."""
+        self._direct.release()
 
     def enqueue(self, envelope: events.Envelope, key: str) -> None:
         """An event with no state change (resync)."""

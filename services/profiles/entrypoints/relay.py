@@ -57,6 +57,8 @@ def _settle_languages(store: RedisProfileStore) -> None:
         settle_detected_languages(store)
     except Exception:  # noqa: BLE001 - a repair that failed is logged and tried again at the next start
         logger.exception("settling detected languages failed; the next start tries again")
+    finally:
+        store.release_thread()
 
 
 if __name__ == "__main__":

@@ -73,3 +73,37 @@ def test_profiles_detected_right_are_left_as_they_are(store):
     assert store.get_org(org["id"]) == org
     assert _queued(store) == []
     assert store.languages_settled()
+
+
+def test_while_another_process_settles_the_languages_a_start_leaves_them_to_it(store):
+    detected, _ = services.register_org(store, SERBIAN_LATIN)
+    _stored_as(store, detected["id"], language="bs")
+    assert store.claim_language_settling()  # another relay, starting at the same time
+
+    assert services.settle_detected_languages(store) == 0
+    assert store.get_org(detected["id"])["language"] == "bs" and not store.languages_settled()
+
+    store.end_language_settling()  # it died before it was done: the next start settles them
+    assert services.settle_detected_languages(store) == 1
+    assert store.get_org(detected["id"])["language"] == "sr"
+
+
+def test_a_thread_done_with_the_store_gives_its_connection_back(store):
+    import threading
+
+    pool = store.r.connection_pool
+    detected, _ = services.register_org(store, SERBIAN_LATIN)  # this thread's direct connection, kept
+    _stored_as(store, detected["id"], language="bs")  # so the thread writes, on a connection of its own
+
+    def settle() -> None:
+        try:
+            services.settle_detected_languages(store)
+        finally:
+            store.release_thread()
+
+    before = len(pool._in_use_connections)
+    worker = threading.Thread(target=settle)
+    worker.start()
+    worker.join()
+    assert store.get_org(detected["id"])["language"] == "sr"
+    assert len(pool._in_use_connections) == before
