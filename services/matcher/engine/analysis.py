@@ -357,10 +357,10 @@ def analyse(
     seeks_countries: Iterable[str] = (),
 ) -> Analysis:
     """Read both texts sentence by sentence. A sentence that asks (a request cue: "szukamy",
-    "тражимо", "we are looking for", ...; in the goals also "someone who ...", and an aim of
-    partnering, "cooperation with ...", whose needs are kept apart in `partnered`) adds what it names
-    to the needs, except what a negation
-    covers ("not ..., but ..."), and the countries it names to the wishes. Other sentences of the
+    "тражимо", "we are looking for", ...; what the organisation lacks, from the cue on; in the goals
+    also "someone who ...", and an aim of partnering, "cooperation with ...", whose needs are kept
+    apart in `partnered`) adds what it names to the needs, except what a negation covers ("not ...,
+    but ..."), and the countries it names to the wishes. Other sentences of the
     capabilities are offers; other sentences of the goals are needs, unless they say "we offer"
     (stated ones where a request of the goals names nothing itself: "we are looking for someone to
     help us with this" after the problem).
