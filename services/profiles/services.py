@@ -322,16 +322,8 @@ def _settle_languages(store: RedisProfileStore) -> int:
         org = store.get_org(org_id)
         if org is None or _settled_language(org) == org["language"]:
             continue
-
-        def change(old: dict[str, Any]) -> tuple[dict[str, Any], events.Envelope]:
-            language = _settled_language(old)
-            if language == old["language"]:  # edited meanwhile: the edit detected it
-                raise _Unchanged
-            new = {**old, "language": language, "revision": old["revision"] + 1, "updated_at": _now()}
-            return new, events.new_event(events.PROFILE_UPSERTED, domain.event_payload(new), PRODUCER)
-
         try:
-            store.change_org(org_id, change)
+            store.change_org(org_id, _language_settled)
         except (_Unchanged, NotFound):  # edited or deleted meanwhile
             continue
         except Conflict:  # edited again and again meanwhile: the next start tries once more
@@ -342,6 +334,15 @@ def _settle_languages(store: RedisProfileStore) -> int:
         store.mark_languages_settled()
     logger.info("languages settled", extra={"read": seen, "changed": changed, "left": left})
     return changed
+
+
+def _language_settled(old: dict[str, Any]) -> tuple[dict[str, Any], events.Envelope]:
+    """change_org's change: the profile with its settled language, and its event."""
+    language = _settled_language(old)
+    if language == old["language"]:  # edited meanwhile: the edit detected it
+        raise _Unchanged
+    new = {**old, "language": language, "revision": old["revision"] + 1, "updated_at": _now()}
+    return new, events.new_event(events.PROFILE_UPSERTED, domain.event_payload(new), PRODUCER)
 
 
 class _Unchanged(Exception):

@@ -188,11 +188,15 @@ class _Cues:
 
     end: int  # the index after its last word
     asks: bool = False  # a request cue
-    partnering_only: bool | None = None  # its requests are all partnering cues (None: no request)
     offers: bool = False  # an offer cue
     negations: list[int] = field(default_factory=list)  # where negation cues start
     contrasts: list[int] = field(default_factory=list)  # where contrast cues start
-    requests: list[int] = field(default_factory=list)  # where request cues start
+    requests: list[int] = field(default_factory=list)  # where request cues start (not partnering ones)
+
+    @property
+    def partnering_only(self) -> bool:
+        """It asks by aims of partnering alone ("cooperation with ..."), with no request cue."""
+        return self.asks and not self.requests
 
     def negated(self) -> list[tuple[int, int]]:
         """The word spans its negations cover: each to the next contrast word, or to a request
@@ -287,7 +291,6 @@ def _read(
             unit.asks = True
             if concept == SEEK:  # a partnering cue does not end a negation ("not cooperation with ...")
                 unit.requests.append(i)
-            unit.partnering_only = unit.partnering_only is not False and concept == PARTNERING
         elif concept == OFFER:
             unit.offers = True
         elif concept == NEGATION:
@@ -296,7 +299,7 @@ def _read(
             unit.contrasts.append(i)
     for unit in cues.values():
         if unit.partnering_only and unit.offers:  # "we offer cooperation with our laboratory"
-            unit.asks, unit.partnering_only = False, None
+            unit.asks = False
     terms = list(map(_SECOND, entries))
     surfaces = dict(zip(reversed(terms), reversed(words), strict=True))  # the first word wins
     surfaces.pop(None, None)
