@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from marshmallow import ValidationError
 
+from partnermatch.display import has_visible_text
 from partnermatch.languages import PROFILE_LANGUAGES, READER_LANGUAGES
 from partnermatch.vocabulary import need_ids
 from services.profiles.domain import COUNTRIES, SECTORS, Principal, can_edit_org, can_read_private
@@ -17,8 +18,9 @@ SCRIPTS = st.characters(
     codec="utf-8",
     categories=["L", "M", "N", "P", "S", "Zs"],
 )
-line = st.text(SCRIPTS, min_size=1, max_size=80).filter(lambda s: s.strip())
-text = st.text(st.one_of(SCRIPTS, st.sampled_from("\n\t")), min_size=1, max_size=400).filter(lambda s: s.strip())
+# Valid texts show something: not only spaces, nor a combining mark alone ("꣠"), which draws nothing
+line = st.text(SCRIPTS, min_size=1, max_size=80).filter(has_visible_text)
+text = st.text(st.one_of(SCRIPTS, st.sampled_from("\n\t")), min_size=1, max_size=400).filter(has_visible_text)
 
 valid_profile = st.fixed_dictionaries(
     {
