@@ -135,6 +135,13 @@ WANTED = "cue.wanted"
 # transport"); with a negation just before or after it ("nie brakuje nam doświadczenia", "uns fehlt
 # es nicht an ..."), no cue: the organisation lacks nothing.
 LACK = "cue.lack"
+# "our customers are dairies and wineries", "наши заказчики — фармацевтические заводы": in the
+# capabilities, what such a sentence names is whom the organisation serves, not what it offers
+# (but where the sentence also says "we offer"); in the goals no cue.
+CLIENTS = "cue.clients"
+# The kind _kinds gives an asked form's id: "a new website", "zdjęcia produktów" name their concept
+# only in a sentence that asks (or a goal read as a need), see Lexicon.asked.
+ASKED = "asked"
 _LACK_NEGATED = 2  # a negation this many words before a lack cue, or after it, takes it back
 _NEGATED_VERB = 2  # a negation's own request verb follows it within this many words
 
@@ -192,6 +199,14 @@ class _Cues:
     negations: list[int] = field(default_factory=list)  # where negation cues start
     contrasts: list[int] = field(default_factory=list)  # where contrast cues start
     requests: list[int] = field(default_factory=list)  # where request cues start (not partnering ones)
+    clients: int | None = None  # where a clients cue starts ("our customers are ...", capabilities only)
+    offered: int | None = None  # where the first offer cue starts
+
+    @property
+    def serves(self) -> bool:
+        """It says whom the organisation serves ("our customers are dairies"), not after "we offer"
+        ("we offer our customers CNC machining")."""
+        return self.clients is not None and (self.offered is None or self.offered > self.clients)
 
     @property
     def partnering_only(self) -> bool:
@@ -223,7 +238,8 @@ class _Read:
 
 @lru_cache(maxsize=8)
 def _kinds(lexicon: Lexicon) -> dict[str, str]:
-    return {c.id: c.kind for c in lexicon.concepts.values()}
+    """Each concept's kind, and ASKED for the ids of asked forms (lexicon.asked)."""
+    return {**{c.id: c.kind for c in lexicon.concepts.values()}, **dict.fromkeys(lexicon.asked, ASKED)}
 
 
 def _read(
@@ -254,12 +270,21 @@ def _read(
     by_concept: dict[str, list[str]] = {}
     places: list[tuple[str, str]] = []
     cue_hits: list[tuple[int, str, str]] = []
+    named: set[tuple[int, str]] = set()  # (word, concept) of the forms found, but asked ones
     for found in lexicon.concepts_at(words, list(map(_FIRST, entries))):
         concept = found[1]
         kind = kinds[concept]
         if kind == "cue":
             cue_hits.append(found)
             continue
+        if kind == ASKED:  # counts in what the text asks for only (analyse), in the goals' needs
+            if (found[0], lexicon.asked[concept]) in named:  # its own form said it at the same word
+                continue
+            hits.append(found)
+            if in_goals:
+                by_concept.setdefault(lexicon.asked[concept], []).append(found[2])
+            continue
+        named.add((found[0], concept))
         hits.append(found)
         if kind == "country" or kind == "region":
             places.append((concept, found[2]))
@@ -275,10 +300,12 @@ def _read(
         cue_hits = [(i, SEEK, w) if c == WANTED else (i, c, w) for i, c, w in cue_hits]
     else:  # whom the capabilities say the organisation works with, or its customers: no cue there
         cue_hits = [hit for hit in cue_hits if hit[1] not in (PARTNERING, WANTED)]
+    if in_goals:  # "our customers ask for ...": the goals' needs all the same
+        cue_hits = [hit for hit in cue_hits if hit[1] != CLIENTS]
     lacks: list[int] = []
     if any(c == LACK for _, c, _ in cue_hits):
         cue_hits, lacks = _lacks_read(cue_hits)
-    if any(c in (SEEK, PARTNERING) or (in_goals and c == OFFER) for _, c, _ in cue_hits):
+    if any(c in (SEEK, PARTNERING, CLIENTS) or (in_goals and c == OFFER) for _, c, _ in cue_hits):
         ends = _unit_ends(text, [i for i, c, _ in cue_hits if c == SEEK or (in_goals and c == OFFER)], lacks)
         if not ends or ends[-1] != len(words):  # cannot happen (split at spaces): one sentence then
             ends = [len(words)]
@@ -293,6 +320,9 @@ def _read(
                 unit.requests.append(i)
         elif concept == OFFER:
             unit.offers = True
+            unit.offered = i if unit.offered is None else unit.offered
+        elif concept == CLIENTS and unit.clients is None:
+            unit.clients = i
         elif concept == NEGATION:
             unit.negations.append(i)
         elif concept == CONTRAST:
@@ -408,11 +438,18 @@ def analyse(
                 continue  # "we are not looking for more software firms, but ..."
             seeking = unit.asks or (in_goals and not unit.offers)
             kind = kinds[concept]
+            if kind == ASKED:  # "a new website" names the concept only where it is asked for
+                if not seeking:
+                    continue
+                concept = lexicon.asked[concept]
+                kind = kinds[concept]
             if kind == "country" or kind == "region":
                 if seeking:
                     for code in concepts[concept].countries:
                         result.wishes.setdefault(code, []).append(surface)
                 continue
+            if unit.serves and not seeking:
+                continue  # "our customers are dairies": whom it serves, not what it does
             side = result.seek_hits if seeking else result.offer_hits
             found = side.get(concept)
             if found is None:

@@ -33,6 +33,10 @@ LANGUAGES: tuple[str, ...] = PROFILE_LANGUAGES
 # region, which lists its countries), and the cue words that say a sentence asks, offers, negates.
 SCORED = ("sector", "activity", "cooperation")
 KINDS = (*SCORED, "country", "region", "cue")
+# A concept's `asked_forms` name it only where an organisation asks for the thing ("we need a new
+# website", "potrzebujemy zdjęć produktów"): elsewhere ("visit our website") they say nothing. They
+# are found under the concept's id with this mark after it (Lexicon.asked), which the analysis reads.
+ASKED_MARK = "?"
 DATA_DIR = Path(partnermatch.__file__).resolve().parent / "lexicon"
 
 
@@ -89,6 +93,7 @@ class Lexicon:
     phrase_prefixes: dict[str, list[_Pattern]] = field(default_factory=lambda: defaultdict(list))
     _tokens: dict[tuple[str, str | None], TokenInfo] = field(default_factory=dict, repr=False)
     _pairs: dict[tuple[int, int], tuple[_Pattern, ...]] = field(default_factory=dict, repr=False)
+    asked: dict[str, str] = field(default_factory=dict)  # id + ASKED_MARK -> the concept its asked forms name
     generation: int = 0  # counts forget_words()
     # per language, per word as written: (TokenInfo, term) — analysis.py's cache, dropped with the others
     analysed: dict[str | None, dict[str, tuple[TokenInfo, str | None]]] = field(default_factory=dict, repr=False)
@@ -147,12 +152,16 @@ class Lexicon:
         return [Hit(c, surface) for c, surface in self.concepts_in(words, infos)]
 
     def concepts_in(self, words: list[str], infos: list[TokenInfo]) -> Iterator[tuple[str, str]]:
-        """(concept, the words as written) for every concept occurrence, in text order."""
+        """(concept, the words as written) for every concept occurrence, in text order (not the
+        asked forms, which name a concept only in a request: see concepts_at)."""
+        asked = self.asked
         for _, concept, surface in self.concepts_at(words, infos):
-            yield concept, surface
+            if concept not in asked:
+                yield concept, surface
 
     def concepts_at(self, words: list[str], infos: list[TokenInfo]) -> Iterator[tuple[int, str, str]]:
-        """(index of its first word, concept, the words as written) for every concept occurrence."""
+        """(index of its first word, concept, the words as written) for every concept occurrence;
+        an asked form's concept is the id in `asked` (the concept's with ASKED_MARK after it)."""
         n = len(words)
         pairs = self._pairs
         for i in compress(range(n), map(_HOT, infos)):  # only words that start something
@@ -341,9 +350,18 @@ def _compile(files: list[Path]) -> Lexicon:
         )
     lexicon = Lexicon(concepts=concepts)
     for entry in raw:
+        said: set[str] = set()
         for lang_forms in (entry.get("forms") or {}).values():
             for form in lang_forms or ():
                 lexicon._add_form(str(form), entry["id"])
+                said.add(str(form))
+        for lang_forms in (entry.get("asked_forms") or {}).values():
+            if entry.get("kind", "cooperation") not in SCORED:
+                raise ValueError(f"concept {entry['id']}: asked forms are for what the matcher scores")
+            for form in lang_forms or ():
+                if str(form) not in said:  # a form it has anyway needs no asking
+                    lexicon.asked[entry["id"] + ASKED_MARK] = entry["id"]
+                    lexicon._add_form(str(form), entry["id"] + ASKED_MARK)
         for label in (entry.get("labels") or {}).values():  # a label is a form too (not a cue's)
             if label and entry.get("kind") != "cue":
                 lexicon._add_form(str(label), entry["id"])

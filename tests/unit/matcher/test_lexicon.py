@@ -189,3 +189,64 @@ def test_a_phrase_several_languages_write_alike_names_its_concept_once(tmp_path)
     lexicon = load_lexicon([path])
     a = analyse(lexicon, "Razvijamo zdravstveni turizem i turizam.", "", "hr")
     assert sorted(a.offer_hits["tourism"]) == ["turizam", "zdravstveni turizem"]
+
+
+ASKED_LEXICON = """
+- id: ict
+  kind: sector
+  labels: {en: ICT}
+  forms: {en: [software]}
+- id: ict.ecommerce_web
+  kind: activity
+  sector: ict
+  labels: {en: web shops}
+  forms: {en: [webshop]}
+  asked_forms: {en: [website, webshop], pl: ["stron* internetow*"]}
+- id: cue.seek
+  kind: cue
+  labels: {en: seek}
+  forms: {en: [we need], pl: [potrzebujemy]}
+- id: cue.offer
+  kind: cue
+  labels: {en: offer}
+  forms: {en: [we offer]}
+"""
+
+
+@pytest.mark.parametrize(
+    ("capabilities", "goals", "offered", "sought", "asked"),
+    [
+        ("Visit our website for our cheeses.", "", None, None, False),  # no request: says nothing
+        ("We make cheese. We need a new website.", "", None, ["website"], True),
+        ("Robimy sery. Potrzebujemy nowej strony internetowej.", "", None, ["strony internetowej"], True),
+        ("", "A new website for our dairy.", None, ["website"], False),  # the goals' needs, implicit
+        ("", "We offer tastings, see our website.", None, None, False),
+        ("Our webshop sells cheese.", "", ["webshop"], None, False),  # its own form: an offer, once
+        ("", "We need a webshop.", None, ["webshop"], True),  # a form and an asked form: named once
+    ],
+)
+def test_asked_forms_name_their_concept_only_where_something_is_asked(
+    tmp_path, capabilities, goals, offered, sought, asked
+):
+    from services.matcher.engine.analysis import analyse
+
+    path = tmp_path / "lexicon.yaml"
+    path.write_text(ASKED_LEXICON, encoding="utf-8")
+    lexicon = load_lexicon([path])
+    a = analyse(lexicon, capabilities, goals, "pl" if "sery" in capabilities else "en")
+    assert a.offer_hits.get("ict.ecommerce_web") == offered
+    assert a.seek_hits.get("ict.ecommerce_web") == sought
+    assert ("ict.ecommerce_web" in a.asked) is asked
+    assert "ict.ecommerce_web?" not in {*a.offer_hits, *a.seek_hits, *a.asked}
+    # the lexicon's own look-up (what tests and tools read) does not report asked forms
+    assert {h.concept for h in lexicon.find("we need a website", "en")} == {"cue.seek"}
+
+
+def test_asked_forms_are_for_concepts_the_matcher_scores(tmp_path):
+    path = tmp_path / "lexicon.yaml"
+    path.write_text(
+        "- id: cue.seek\n  kind: cue\n  labels: {en: seek}\n  forms: {en: [we need]}\n  asked_forms: {en: [help]}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ValueError, match="asked forms"):
+        load_lexicon([path])

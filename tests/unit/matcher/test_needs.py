@@ -614,3 +614,79 @@ def test_an_aim_of_cooperation_that_names_no_partner_does_not_make_the_other_aim
 def test_a_request_wrapped_over_two_lines_of_a_list_asks_for_both_lines(lexicon):
     a = analyse(lexicon, "", "Cele:\n- Szukamy partnerów\n  z branży transportowej i logistycznej.", "pl")
     assert "logistics" in _sectors(lexicon, a.asked)
+
+
+@pytest.mark.parametrize(
+    ("lang", "capabilities"),
+    [
+        ("bs", "Bavimo se CNC obradom i zavarivanjem. Naši najvažniji kupci su mljekare i vinarije."),
+        (
+            "ru",
+            "Выполняем токарную обработку на станках с ЧПУ и сварку. Наши заказчики — молочные заводы и винодельни.",
+        ),
+        ("cs", "Zajišťujeme CNC obrábění a svařování. Mezi naše zákazníky patří mlékárny a vinařství."),
+        ("en", "We do CNC machining and welding. Our customers include dairies and wineries."),
+        ("de", "Wir bieten CNC-Bearbeitung und Schweißen. Zu unseren Kunden zählen Molkereien und Weingüter."),
+        ("hu", "CNC-megmunkálással és hegesztéssel foglalkozunk. Ügyfeleink között tejüzemek és borászatok vannak."),
+    ],
+)
+def test_whom_the_capabilities_say_the_organisation_serves_is_not_what_it_offers(lexicon, lang, capabilities):
+    a = analyse(lexicon, capabilities, "", lang)
+    assert "metal" in _sectors(lexicon, a.offer_hits)
+    assert "agrifood" not in _sectors(lexicon, a.offer_hits) and not a.seek_hits
+
+
+@pytest.mark.parametrize(
+    ("lang", "capabilities"),
+    [
+        # "for our customers" is no list of customers: the sentence says what the organisation does
+        ("de", "Wir fertigen Möbel und Küchen für unsere Kunden."),
+        ("en", "We make furniture and fitted kitchens for our customers."),
+        # an offer before the customers: what it offers them
+        ("en", "We offer furniture making and joinery, and our clients include hotels and offices."),
+    ],
+)
+def test_what_the_organisation_does_for_its_customers_stays_an_offer(lexicon, lang, capabilities):
+    assert "wood" in _sectors(lexicon, analyse(lexicon, capabilities, "", lang).offer_hits)
+
+
+def test_customers_named_in_the_goals_are_needs_as_the_goals_are(lexicon):
+    a = analyse(lexicon, "", "Our customers are hotels; we seek a partner in furniture making for them.", "en")
+    assert "wood" in _sectors(lexicon, a.asked)
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("cs", "Tiskárna s ofsetovým a digitálním tiskem."),
+        ("pl", "Drukarnia offsetowa i cyfrowa."),
+        ("ru", "Типография: офсетная и цифровая печать."),
+        ("de", "Druckerei für Etiketten und Verpackungen."),
+        ("hu", "Nyomdánk ofszetnyomtatással foglalkozik."),
+        ("sr-Cyrl", "Штампарија са офсет штампом."),
+    ],
+)
+def test_a_printing_house_is_creative(lexicon, lang, text):
+    a = analyse(lexicon, text, "", lang.split("-")[0])
+    assert "creative" in _sectors(lexicon, a.offer_hits)
+
+
+def test_an_architecture_studio_is_creative_and_structural_engineering_construction(lexicon):
+    studio = analyse(lexicon, "Ateliér Prostor architekti: architektonické studie a návrhy rodinných domů.", "", "cs")
+    engineers = analyse(lexicon, "Tragwerksplanung und Statik für Hallen und Brücken.", "", "de")
+    assert "creative" in _sectors(lexicon, studio.offer_hits) and "construction" not in _sectors(
+        lexicon, studio.offer_hits
+    )
+    assert "construction" in _sectors(lexicon, engineers.offer_hits)
+
+
+def test_german_suchen_before_its_object_asks_where_an_und_left_the_wir_behind(lexicon):
+    a = analyse(
+        lexicon,
+        "",
+        "Wir spezialisieren uns auf Verpackungsdesign und suchen Partner aus der Lebensmittelbranche.",
+        "de",
+    )
+    assert "agrifood" in _sectors(lexicon, a.asked)
+    others = analyse(lexicon, "Wir beraten Unternehmen, die Partner aus der Lebensmittelbranche suchen.", "", "de")
+    assert not others.asked
