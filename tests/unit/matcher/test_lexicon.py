@@ -114,11 +114,13 @@ def test_no_common_function_word_of_any_language_names_a_sector_or_activity(lexi
         words |= set(stopwords(lang))
     assert len(words) > 3000
     wrong = {}
-    for word in sorted(words - {"design"}):  # Czech's list has the loanword "design": it is design
+    # Czech's list has the loanword "design": it is design; the English list has the web words
+    # "website" and "homepage", which name web design where a request asks for one (asked forms)
+    for word in sorted(words - {"design", "website", "homepage"}):
         hits = [
             c
-            for c in lexicon.token(word, None).singles
-            if lexicon.concepts[c].kind in ("sector", "activity", "country", "region")
+            for c in lexicon.token(word, None).singles  # an asked form's too: it would fire in every request
+            if lexicon.concepts[lexicon.asked.get(c, c)].kind in ("sector", "activity", "country", "region")
         ]
         if hits:
             wrong[word] = hits

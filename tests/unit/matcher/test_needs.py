@@ -483,9 +483,12 @@ def test_a_need_said_with_the_own_trades_words_seeks_what_it_names_not_its_own_t
     features = engine.features
     needs = features.vectors(engine.analyses[engine.row["hotel"]], "HR")[0][features.block["seeks"]]
     weight = {
-        c: float(needs[features.concept_index[c]]) for c in ("tourism.hotels", "tourism.gastronomy", "ict.software")
+        c: float(needs[features.concept_index[c]])
+        for c in ("tourism.hotels", "tourism.gastronomy", "ict.software", "ict.ecommerce_web")
     }
-    assert weight["ict.software"] > 0.9 and weight["tourism.hotels"] < 0.05 and weight["tourism.gastronomy"] < 0.05
+    # software: the app, and the online booking system (a web solution, ict.ecommerce_web's)
+    ict = np.hypot(weight["ict.software"], weight["ict.ecommerce_web"])
+    assert ict > 0.9 and weight["tourism.hotels"] < 0.05 and weight["tourism.gastronomy"] < 0.05
     assert engine.top("hotel", 3)[0].id == "booking"
     analyses = [a for a in engine.analyses if a is not None]
     countries = [p.country for p in engine.profiles if p is not None]
@@ -690,3 +693,29 @@ def test_german_suchen_before_its_object_asks_where_an_und_left_the_wir_behind(l
     assert "agrifood" in _sectors(lexicon, a.asked)
     others = analyse(lexicon, "Wir beraten Unternehmen, die Partner aus der Lebensmittelbranche suchen.", "", "de")
     assert not others.asked
+
+
+@pytest.mark.parametrize(
+    ("lang", "asking", "telling", "sector"),
+    [
+        ("sr", "Потребно нам је да нам неко направи нову веб-страницу.", "Посетите нашу веб-страницу.", "ict"),
+        ("sk", "Potrebujeme niekoho, kto nám spraví novú webstránku.", "Navštívte našu webstránku.", "ict"),
+        (
+            "pl",
+            "Potrzebujemy profesjonalnych zdjęć naszych produktów.",
+            "Zdjęcia naszych pokoi są na stronie.",
+            "creative",
+        ),
+        (
+            "sq",
+            "Na duhet dikush që të na prodhojë kuzhinat dhe garderobat.",
+            "Kuzhinat e hotelit janë të reja.",
+            "wood",
+        ),
+    ],
+)
+def test_a_thing_asked_for_names_its_trade_where_the_same_words_elsewhere_say_nothing(
+    lexicon, lang, asking, telling, sector
+):
+    assert sector in _sectors(lexicon, analyse(lexicon, "", asking, lang).asked)
+    assert sector not in _sectors(lexicon, analyse(lexicon, telling, "", lang).offer_hits)
