@@ -719,3 +719,21 @@ def test_a_thing_asked_for_names_its_trade_where_the_same_words_elsewhere_say_no
 ):
     assert sector in _sectors(lexicon, analyse(lexicon, "", asking, lang).asked)
     assert sector not in _sectors(lexicon, analyse(lexicon, telling, "", lang).offer_hits)
+
+
+@pytest.mark.parametrize(
+    ("lang", "goals", "sector"),
+    [
+        ("en", "Our aims: 1. Train boiler operators. 2. Find partners among farms and cooperatives.", "agrifood"),
+        ("sr", "Циљеви: 1. Заједнички бренд. 2. Проналажење логистичких партнера – превозника.", "logistics"),
+        ("bg", "Цели: 1. Обучение. 2. Намиране на партньори от химическата промишленост.", "chemistry"),
+    ],
+)
+def test_an_aim_of_finding_partners_asks_for_them(lexicon, lang, goals, sector):
+    a = analyse(lexicon, "", goals, lang)
+    assert sector in _sectors(lexicon, a.asked) and sector not in _sectors(lexicon, a.partnered)
+
+
+def test_finding_partners_as_a_service_of_the_capabilities_is_no_need(lexicon):
+    a = analyse(lexicon, "Pomagamy firmom w znalezieniu partnerów z branży logistycznej.", "", "pl")
+    assert not a.asked
