@@ -117,10 +117,15 @@ def unpack_surface(packed: bytes) -> dict[str, str]:
 
 # A text is read sentence by sentence: whether a sentence asks for something decides whether the
 # concepts it names are offered or sought. A line ending in ":" introduces what follows it in its
-# paragraph ("Szukamy:" and a list): they are read as one where a request or an offer is among them,
-# else line by line (a list of aims, one of which is an aim of partnering; see _unit_ends).
+# paragraph ("Szukamy:" and a list): they are read as one where the header asks or offers. Else a
+# list whose lines start with marks ("-", "•", "4.", "b)") is read item by item, an item being a
+# marked line and the unmarked ones after it (a request wrapped over two lines); a list without
+# marks is read as one where a request or an offer is among its lines, else line by line.
 _PARAGRAPHS = re.compile(r"\n[ \t\r]*\n")
-_SENTENCES = re.compile(r"(?<=[.!?;])\s+|\s*\n\s*")
+_LINES = re.compile(r"[ \t\r]*\n\s*")
+_SENTENCES = re.compile(r"(?<=[.!?;])\s+")
+_LIST_MARK = re.compile(r"\s*(?:[-–—•·▪►*]|\d{1,2}[.)]|[a-zA-Z][)])\s")
+
 
 SEEK, OFFER, NEGATION, CONTRAST = "cue.seek", "cue.offer", "cue.negation", "cue.contrast"
 # "cooperation with", "współpraca z", "Zusammenarbeit mit": in the goals, an aim of partnering with
@@ -146,45 +151,64 @@ _LACK_NEGATED = 2  # a negation this many words before a lack cue, or after it, 
 _NEGATED_VERB = 2  # a negation's own request verb follows it within this many words
 
 
-def sentence_groups(text: str) -> list[list[str]]:
-    """The text's sentences, a line ending in ":" grouped with the lines after it in its paragraph
-    (each other sentence a group of its own)."""
-    out: list[list[str]] = []
+@dataclass
+class _Group:
+    """A sentence of its own (one item of one sentence), or a line ending in ":" (the first item)
+    with the lines after it in its paragraph: each item its sentences."""
+
+    items: list[list[str]]
+    marked: bool = False  # its lines start with list marks: an item is a marked line and those after it
+
+
+def sentence_groups(text: str) -> list[_Group]:
+    """The text's sentences, grouped as _Group says."""
+    out: list[_Group] = []
+    group: _Group | None = None
     for paragraph in _PARAGRAPHS.split(text):
-        group: list[str] = []
-        for sentence in _SENTENCES.split(paragraph):
-            if not sentence or sentence.isspace():
-                continue
-            if sentence.rstrip().endswith(":"):
-                if group:
-                    out.append(group)
-                group = [sentence]
-            elif group:
-                group.append(sentence)
-            else:
-                out.append([sentence])
-        if group:
+        if group is not None:
             out.append(group)
+        group = None
+        for line in _LINES.split(paragraph):
+            marked = _LIST_MARK.match(line) is not None
+            for k, sentence in enumerate(_SENTENCES.split(line)):
+                if not sentence or sentence.isspace():
+                    continue
+                if sentence.rstrip().endswith(":"):
+                    if group is not None:
+                        out.append(group)
+                    group = _Group([[sentence]])
+                elif group is None:
+                    out.append(_Group([[sentence]]))
+                elif k > 0 or (len(group.items) > 1 and not marked and group.marked):
+                    group.items[-1].append(sentence)  # the same line, or a marked item's next line
+                else:
+                    group.marked = group.marked or marked
+                    group.items.append([sentence])
+    if group is not None:
+        out.append(group)
     return out
 
 
 def _unit_ends(text: str, joining: list[int], splitting: list[int]) -> list[int]:
     """Where each unit of the text ends (word indexes): its sentences, but a line ending in ":" and
     the lines after it in its paragraph are one unit where a cue at one of `joining` (a request; an
-    offer in the goals) is among them ("Szukamy:" and a list, "Cele:" and a list with "szukamy" in
-    one item), as their items name what is sought or offered; else each line is a unit of its own,
-    so an aim of partnering in a list of aims asks for what it names, not for every aim. A unit also
-    ends before each of `splitting` (a lack cue)."""
+    offer in the goals) is in that header ("Szukamy:" and a list: its items name what is sought),
+    or among the lines of a list without marks. Else each item of the list is a unit of its own
+    ("Cele:" and a list of aims, one of which asks or is an aim of partnering: that one asks, not
+    every aim), a marked item with the lines after it ("- Szukamy partnerów\n  z branży
+    transportowej"). A unit also ends before each of `splitting` (a lack cue)."""
     ends: list[int] = []
     at = 0
     for group in sentence_groups(text):
-        sizes = [len(tokens(sentence)) for sentence in group]
-        if len(group) > 1 and any(at <= i < at + sum(sizes) for i in joining):
-            at += sum(sizes)
+        sizes = [sum(len(tokens(sentence)) for sentence in item) for item in group.items]
+        size = sum(sizes)
+        joined = sizes[0] if group.marked else size  # where a cue joins the whole group
+        if len(sizes) > 1 and any(at <= i < at + joined for i in joining):
+            at += size
             ends.append(at)
             continue
-        for size in sizes:
-            at += size
+        for item in sizes:
+            at += item
             ends.append(at)
     return sorted(set(ends) | {i for i in splitting if 0 < i < at})
 

@@ -737,3 +737,17 @@ def test_an_aim_of_finding_partners_asks_for_them(lexicon, lang, goals, sector):
 def test_finding_partners_as_a_service_of_the_capabilities_is_no_need(lexicon):
     a = analyse(lexicon, "Pomagamy firmom w znalezieniu partnerów z branży logistycznej.", "", "pl")
     assert not a.asked
+
+
+def test_a_request_in_one_item_of_a_marked_list_asks_for_that_item_only(lexicon):
+    goals = (
+        "Obiectivele clusterului:\n1. formarea de muncitori și atragerea tinerilor în construcții;\n"
+        "2. nu căutăm alți constructori – avem nevoie de firme IT care să implementeze BIM;\n"
+        "3. promovarea comună la târguri."
+    )
+    a = analyse(lexicon, "", goals, "ro")
+    assert "ict" in a.asked and "construction" in a.seek_hits  # the first aim: a need, not asked
+    assert "construction" not in a.asked and "coop.trade_fairs" not in a.asked
+    # a header that asks asks for every item, marked or not
+    listed = analyse(lexicon, "", "Szukamy:\n- firm transportowych,\n- drukarni.", "pl")
+    assert {"logistics", "creative"} <= _sectors(lexicon, listed.asked)
