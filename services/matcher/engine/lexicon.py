@@ -256,6 +256,8 @@ class Lexicon:
         for key in (folded,) if lemmed == folded else (folded, lemmed):  # not a set: its order varies by run
             seen.extend(self.phrases.get(key, ()))
             seen.extend(self.phrase_prefixes.get(key[:4], ()))
+            for short in range(1, min(4, len(key) + 1)):  # a phrase that starts with a short stem ("dom* z bali")
+                seen.extend(self.phrase_prefixes.get(key[:short], ()))
         if acro:
             seen.extend(self.phrases.get(acro, ()))
         unique = {id(p): p for p in seen}

@@ -252,3 +252,16 @@ def test_asked_forms_are_for_concepts_the_matcher_scores(tmp_path):
     )
     with pytest.raises(ValueError, match="asked forms"):
         load_lexicon([path])
+
+
+@pytest.mark.parametrize(
+    ("lang", "text", "concept"),
+    [
+        ("pl", "Produkujemy hale stalowe.", "metal.steel_structures"),
+        ("ru", "Внедряем умные фермы.", "agrifood.agritech"),
+        ("sr", "Radimo seču šuma.", "wood.forestry"),
+        ("sl", "Ponujamo okna in vrata.", "wood.joinery"),
+    ],
+)
+def test_a_phrase_may_start_with_a_stem_shorter_than_four_letters(lexicon, lang, text, concept):
+    assert concept in {h.concept for h in lexicon.find(text, lang)}
