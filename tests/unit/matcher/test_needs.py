@@ -751,3 +751,10 @@ def test_a_request_in_one_item_of_a_marked_list_asks_for_that_item_only(lexicon)
     # a header that asks asks for every item, marked or not
     listed = analyse(lexicon, "", "Szukamy:\n- firm transportowych,\n- drukarni.", "pl")
     assert {"logistics", "creative"} <= _sectors(lexicon, listed.asked)
+
+
+def test_macedonian_ni_treba_with_an_adjective_asks_and_slovene_ni_treba_does_not(lexicon):
+    asks = analyse(lexicon, "", "Ни треба сигурен добавувач на стаклени тегли со капаци.", "mk")
+    assert "chemistry" in _sectors(lexicon, asks.asked)
+    slovene = analyse(lexicon, "Ni treba novih naložb v steklarno, imamo dovolj stekla.", "", "sl")
+    assert not slovene.asked
