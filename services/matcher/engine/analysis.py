@@ -116,16 +116,17 @@ def unpack_surface(packed: bytes) -> dict[str, str]:
 
 
 # A text is read sentence by sentence: whether a sentence asks for something decides whether the
-# concepts it names are offered or sought. A line ending in ":" introduces what follows it in its
-# paragraph ("Szukamy:" and a list): they are read as one where the header asks or offers. Else a
-# list whose lines start with marks ("-", "•", "4.", "b)") is read item by item, an item being a
-# marked line and the unmarked ones after it (a request wrapped over two lines); a list without
-# marks is read as one where a request or an offer is among its lines, else line by line.
-_PARAGRAPHS = re.compile(r"\n[ \t\r]*\n")
-_LINES = re.compile(r"[ \t\r]*\n\s*")
+# concepts it names are offered or sought. A line that starts in lower case after a line with no
+# closing punctuation continues that line's sentence (a request wrapped over two lines). A line
+# ending in ":" introduces what follows it in its paragraph ("Szukamy:" and a list): they are read
+# as one where that line asks or offers; else a list whose lines start with marks ("-", "•", "4.",
+# "б)") is read sentence by sentence, and one without marks as one where a request or an offer is
+# among its lines, else sentence by sentence.
+_PARAGRAPHS = re.compile(r"\n[ \t]*\n")
+_LINES = re.compile(r"[ \t]*\n\s*")
 _SENTENCES = re.compile(r"(?<=[.!?;])\s+")
-_LIST_MARK = re.compile(r"\s*(?:[-–—•·▪►*]|\d{1,2}[.)]|[a-zA-Z][)])\s")
-
+_LIST_MARK = re.compile(r"\s*(?:[-–—*]\s|[•·▪►\uf0b7]|\w{1,2}[.)]\s)")
+_CLOSED = (".", "!", "?", ";", ":")
 
 SEEK, OFFER, NEGATION, CONTRAST = "cue.seek", "cue.offer", "cue.negation", "cue.contrast"
 # "cooperation with", "współpraca z", "Zusammenarbeit mit": in the goals, an aim of partnering with
@@ -153,50 +154,57 @@ _NEGATED_VERB = 2  # a negation's own request verb follows it within this many w
 
 @dataclass
 class _Group:
-    """A sentence of its own (one item of one sentence), or a line ending in ":" (the first item)
-    with the lines after it in its paragraph: each item its sentences."""
+    """A sentence of its own (one item), or a line ending in ":" (the first item) with the
+    sentences after it in its paragraph (an item each); a line that continues the line before it
+    is part of that line's item."""
 
     items: list[list[str]]
-    marked: bool = False  # its lines start with list marks: an item is a marked line and those after it
+    marked: bool = False  # some of its lines start with list marks
 
 
 def sentence_groups(text: str) -> list[_Group]:
     """The text's sentences, grouped as _Group says."""
     out: list[_Group] = []
-    group: _Group | None = None
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     for paragraph in _PARAGRAPHS.split(text):
-        if group is not None:
-            out.append(group)
-        group = None
+        group: _Group | None = None  # the open list under a line ending in ":"
+        last: list[str] | None = None  # the item the sentence before went into
+        before = ""  # the line before
         for line in _LINES.split(paragraph):
             marked = _LIST_MARK.match(line) is not None
+            continues = last is not None and not marked and line[:1].islower() and not before.endswith(_CLOSED)
             for k, sentence in enumerate(_SENTENCES.split(line)):
                 if not sentence or sentence.isspace():
                     continue
-                if sentence.rstrip().endswith(":"):
+                if k == 0 and continues and last is not None:
+                    last.append(sentence)
+                elif sentence.rstrip().endswith(":"):
                     if group is not None:
                         out.append(group)
                     group = _Group([[sentence]])
+                    last = group.items[0]
                 elif group is None:
                     out.append(_Group([[sentence]]))
-                elif k > 0 or (len(group.items) > 1 and not marked and group.marked):
-                    group.items[-1].append(sentence)  # the same line, or a marked item's next line
+                    last = out[-1].items[0]
                 else:
-                    group.marked = group.marked or marked
+                    group.marked = group.marked or (marked and k == 0)
                     group.items.append([sentence])
-    if group is not None:
-        out.append(group)
+                    last = group.items[-1]
+            if line.strip():
+                before = line.rstrip()
+        if group is not None:
+            out.append(group)
     return out
 
 
 def _unit_ends(text: str, joining: list[int], splitting: list[int]) -> list[int]:
-    """Where each unit of the text ends (word indexes): its sentences, but a line ending in ":" and
-    the lines after it in its paragraph are one unit where a cue at one of `joining` (a request; an
-    offer in the goals) is in that header ("Szukamy:" and a list: its items name what is sought),
-    or among the lines of a list without marks. Else each item of the list is a unit of its own
-    ("Cele:" and a list of aims, one of which asks or is an aim of partnering: that one asks, not
-    every aim), a marked item with the lines after it ("- Szukamy partnerów\n  z branży
-    transportowej"). A unit also ends before each of `splitting` (a lack cue)."""
+    """Where each unit of the text ends (word indexes): its sentences (a line continuing the line
+    before it with hers: "- Szukamy partnerów z branży\n  transportowej"), but a line ending in ":"
+    and the lines after it in its paragraph are one unit where a cue at one of `joining` (a
+    request; an offer in the goals) is in that line ("Szukamy:" and a list: its items name what is
+    sought), or among the lines of a list without marks. Else each sentence of the list is a unit
+    of its own ("Cele:" and a list of aims, one of which asks or is an aim of partnering: that one
+    asks, not every aim). A unit also ends before each of `splitting` (a lack cue)."""
     ends: list[int] = []
     at = 0
     for group in sentence_groups(text):
@@ -226,11 +234,13 @@ class _Cues:
     clients: int | None = None  # where a clients cue starts ("our customers are ...", capabilities only)
     offered: int | None = None  # where the first offer cue starts
 
-    @property
-    def serves(self) -> bool:
-        """It says whom the organisation serves ("our customers are dairies"), not after "we offer"
-        ("we offer our customers CNC machining")."""
-        return self.clients is not None and (self.offered is None or self.offered > self.clients)
+    def serves(self, i: int) -> bool:
+        """Whether the word at i names whom the organisation serves: after a clients cue ("our
+        customers are dairies"), up to an offer cue after it ("..., for which we make tanks"); none
+        where an offer cue comes first ("we offer our customers CNC machining")."""
+        if self.clients is None or i < self.clients:
+            return False
+        return self.offered is None or self.clients < self.offered and i < self.offered
 
     @property
     def partnering_only(self) -> bool:
@@ -294,7 +304,7 @@ def _read(
     by_concept: dict[str, list[str]] = {}
     places: list[tuple[str, str]] = []
     cue_hits: list[tuple[int, str, str]] = []
-    named: set[tuple[int, str]] = set()  # (word, concept) of the forms found, but asked ones
+    asked: list[tuple[int, str, str]] = []
     for found in lexicon.concepts_at(words, list(map(_FIRST, entries))):
         concept = found[1]
         kind = kinds[concept]
@@ -302,13 +312,8 @@ def _read(
             cue_hits.append(found)
             continue
         if kind == ASKED:  # counts in what the text asks for only (analyse), in the goals' needs
-            if (found[0], lexicon.asked[concept]) in named:  # its own form said it at the same word
-                continue
-            hits.append(found)
-            if in_goals:
-                by_concept.setdefault(lexicon.asked[concept], []).append(found[2])
+            asked.append(found)
             continue
-        named.add((found[0], concept))
         hits.append(found)
         if kind == "country" or kind == "region":
             places.append((concept, found[2]))
@@ -318,9 +323,21 @@ def _read(
             by_concept[concept] = [found[2]]
         else:
             said.append(found[2])
+    if asked:  # not where the concept's own forms said it ("transport rutier", "mobile Apps")
+        said_at = {(i + k, c) for i, c, w in hits for k in range(len(w.split()))}
+        asked = [
+            (i, c, w)
+            for i, c, w in asked
+            if all((i + k, lexicon.asked[c]) not in said_at for k in range(len(w.split())))
+        ]
+        hits = sorted(hits + asked, key=_FIRST)
+        for _, concept, surface in asked if in_goals else ():
+            by_concept.setdefault(lexicon.asked[concept], []).append(surface)
     cues: dict[int, _Cues] = {}
     ends: list[int] = []  # where each sentence ends: found only for a text whose cues matter
+    wanted: set[int] = set()  # "someone who ...", "find partners": requests, but after "we offer"
     if in_goals:
+        wanted = {i for i, c, _ in cue_hits if c == WANTED}
         cue_hits = [(i, SEEK, w) if c == WANTED else (i, c, w) for i, c, w in cue_hits]
     else:  # whom the capabilities say the organisation works with, or its customers: no cue there
         cue_hits = [hit for hit in cue_hits if hit[1] not in (PARTNERING, WANTED)]
@@ -338,6 +355,8 @@ def _read(
         unit = cues.get(u)
         if unit is None:
             unit = cues[u] = _Cues(end=ends[u])
+        if i in wanted and unit.offered is not None:
+            continue  # "We offer export consulting and help members find partners in Serbia"
         if concept in (SEEK, PARTNERING):
             unit.asks = True
             if concept == SEEK:  # a partnering cue does not end a negation ("not cooperation with ...")
@@ -417,8 +436,10 @@ def analyse(
     "тражимо", "we are looking for", ...; what the organisation lacks, from the cue on; in the goals
     also "someone who ...", and an aim of partnering, "cooperation with ...", whose needs are kept
     apart in `partnered`) adds what it names to the needs, except what a negation covers ("not ...,
-    but ..."), and the countries it names to the wishes. Other sentences of the
-    capabilities are offers; other sentences of the goals are needs, unless they say "we offer"
+    but ..."), and the countries it names to the wishes; asked forms ("a new website") name their
+    concept only there and in the goals' needs. Other sentences of the capabilities are offers,
+    but for the customers they name ("our customers include dairies"); other sentences of the
+    goals are needs, unless they say "we offer"
     (stated ones where a request of the goals names nothing itself: "we are looking for someone to
     help us with this" after the problem).
     Structured needs (lexicon ids, country codes) count as if named twice, in the profile's language
@@ -472,7 +493,7 @@ def analyse(
                     for code in concepts[concept].countries:
                         result.wishes.setdefault(code, []).append(surface)
                 continue
-            if unit.serves and not seeking:
+            if not seeking and unit.serves(i):
                 continue  # "our customers are dairies": whom it serves, not what it does
             side = result.seek_hits if seeking else result.offer_hits
             found = side.get(concept)

@@ -625,7 +625,10 @@ def test_a_request_wrapped_over_two_lines_of_a_list_asks_for_both_lines(lexicon)
         ("bs", "Bavimo se CNC obradom i zavarivanjem. Naši najvažniji kupci su mljekare i vinarije."),
         (
             "ru",
-            "Выполняем токарную обработку на станках с ЧПУ и сварку. Наши заказчики — молочные заводы и винодельни.",
+            (
+                "Выполняем токарную обработку на станках с ЧПУ и сварку. "
+                "Нашими заказчиками являются молочные заводы и винодельни."
+            ),
         ),
         ("cs", "Zajišťujeme CNC obrábění a svařování. Mezi naše zákazníky patří mlékárny a vinařství."),
         ("en", "We do CNC machining and welding. Our customers include dairies and wineries."),
@@ -758,3 +761,74 @@ def test_macedonian_ni_treba_with_an_adjective_asks_and_slovene_ni_treba_does_no
     assert "chemistry" in _sectors(lexicon, asks.asked)
     slovene = analyse(lexicon, "Ni treba novih naložb v steklarno, imamo dovolj stekla.", "", "sl")
     assert not slovene.asked
+
+
+@pytest.mark.parametrize(
+    ("lang", "capabilities", "sector"),
+    [
+        # customers as the subject of what the organisation does for them: its offers
+        ("pl", "Nasi klienci otrzymują kompleksową obsługę w zakresie transportu i logistyki.", "logistics"),
+        ("de", "Durch die Nähe zu unseren Kunden bieten wir schnelle CNC-Bearbeitung und Schweißarbeiten.", "metal"),
+        # what follows "we make" after the customers named is offered again
+        ("en", "Our customers include dairies and wineries, for which we offer CNC machining and welding.", "metal"),
+    ],
+)
+def test_what_the_organisation_does_for_customers_it_names_is_still_offered(lexicon, lang, capabilities, sector):
+    assert sector in _sectors(lexicon, analyse(lexicon, capabilities, "", lang).offer_hits)
+
+
+def test_a_question_to_the_reader_in_german_is_no_request(lexicon):
+    a = analyse(lexicon, "Sie suchen einen zuverlässigen Partner für CNC-Bearbeitung? Dann sind Sie richtig.", "", "de")
+    assert not a.asked and "metal" in _sectors(lexicon, a.offer_hits)
+
+
+def test_helping_members_find_partners_after_we_offer_is_an_offer(lexicon):
+    a = analyse(lexicon, "", "We offer our members export consulting and help them find partners in Serbia.", "en")
+    assert not a.asked and not a.wishes
+
+
+@pytest.mark.parametrize(
+    ("lang", "text", "asked", "offered"),
+    [
+        (
+            "en",
+            "Our services:\n- CNC machining and welding. We are looking for a partner in logistics.\n- software",
+            "logistics",
+            "metal",
+        ),
+        (
+            "pl",
+            "- Szukamy partnerów z branży\n  transportowej i logistycznej\n- Produkujemy meble",
+            "logistics",
+            "wood",
+        ),
+        (
+            "ru",
+            "Наши услуги:\nа) производство мебели\nб) ищем партнеров в логистике\nв) сварка металла",
+            "logistics",
+            "wood",
+        ),
+    ],
+)
+def test_a_list_is_read_sentence_by_sentence_and_a_wrapped_line_continues_its_sentence(
+    lexicon, lang, text, asked, offered
+):
+    a = analyse(lexicon, text, "", lang)
+    assert _sectors(lexicon, a.asked) == {asked} and offered in _sectors(lexicon, a.offer_hits)
+
+
+@pytest.mark.parametrize(
+    ("lang", "text", "sector"),
+    [
+        ("en", "We organise the annual cyber security summit for SMEs.", "wood"),
+        ("en", "We manufacture architectural glass for facades.", "creative"),
+        ("pl", "Produkujemy beton architektoniczny i kostkę brukową.", "creative"),
+    ],
+)
+def test_words_of_other_trades_do_not_name_these_sectors(lexicon, lang, text, sector):
+    assert sector not in _sectors(lexicon, analyse(lexicon, text, "", lang).offer_hits)
+
+
+def test_an_asked_form_inside_the_concepts_own_phrase_counts_once(lexicon):
+    a = analyse(lexicon, "", "Căutăm parteneri pentru transport rutier de marfă.", "ro")
+    assert "transport" not in a.seek_hits.get("logistics.road_transport", [])
