@@ -141,9 +141,10 @@ WANTED = "cue.wanted"
 # transport"); with a negation just before or after it ("nie brakuje nam doświadczenia", "uns fehlt
 # es nicht an ..."), no cue: the organisation lacks nothing.
 LACK = "cue.lack"
-# "our customers are dairies and wineries", "наши заказчики — фармацевтические заводы": in the
-# capabilities, what such a sentence names is whom the organisation serves, not what it offers
-# (but where the sentence also says "we offer"); in the goals no cue.
+# "our customers include dairies and wineries", "нашими заказчиками являются фармацевтические
+# заводы": in the capabilities, what follows such a cue names whom the organisation serves, not
+# what it offers (up to a "we offer" after it; none after a "we offer" before it); in the goals no
+# cue.
 CLIENTS = "cue.clients"
 # The kind _kinds gives an asked form's id: "a new website", "zdjęcia produktów" name their concept
 # only in a sentence that asks (or a goal read as a need), see Lexicon.asked.
@@ -198,13 +199,14 @@ def sentence_groups(text: str) -> list[_Group]:
 
 
 def _unit_ends(text: str, joining: list[int], splitting: list[int]) -> list[int]:
-    """Where each unit of the text ends (word indexes): its sentences (a line continuing the line
-    before it with hers: "- Szukamy partnerów z branży\n  transportowej"), but a line ending in ":"
-    and the lines after it in its paragraph are one unit where a cue at one of `joining` (a
-    request; an offer in the goals) is in that line ("Szukamy:" and a list: its items name what is
-    sought), or among the lines of a list without marks. Else each sentence of the list is a unit
-    of its own ("Cele:" and a list of aims, one of which asks or is an aim of partnering: that one
-    asks, not every aim). A unit also ends before each of `splitting` (a lack cue)."""
+    """Where each unit of the text ends (word indexes): its sentences (a line that continues the
+    line before it is part of its sentence: "- Szukamy partnerów z branży\n  transportowej"), but a
+    line ending in ":" and the lines after it in its paragraph are one unit where a cue at one of
+    `joining` (a request; an offer in the goals) is in that line ("Szukamy:" and a list: its items
+    name what is sought), or among the lines of a list without marks. Else each sentence of the
+    list is a unit of its own ("Cele:" and a list of aims, one of which asks or is an aim of
+    partnering: that one asks, not every aim). A unit also ends before each of `splitting` (a lack
+    cue)."""
     ends: list[int] = []
     at = 0
     for group in sentence_groups(text):
