@@ -229,12 +229,16 @@ class _Cues:
 
     end: int  # the index after its last word
     asks: bool = False  # a request cue
-    offers: bool = False  # an offer cue
     negations: list[int] = field(default_factory=list)  # where negation cues start
     contrasts: list[int] = field(default_factory=list)  # where contrast cues start
     requests: list[int] = field(default_factory=list)  # where request cues start (not partnering ones)
     clients: int | None = None  # where a clients cue starts ("our customers are ...", capabilities only)
     offered: int | None = None  # where the first offer cue starts
+
+    @property
+    def offers(self) -> bool:
+        """It has an offer cue ("we offer", "oferujemy")."""
+        return self.offered is not None
 
     def serves(self, i: int) -> bool:
         """Whether the word at i names whom the organisation serves: after a clients cue ("our
@@ -340,11 +344,10 @@ def _read(
     wanted: set[int] = set()  # "someone who ...", "find partners": requests, but after "we offer"
     if in_goals:
         wanted = {i for i, c, _ in cue_hits if c == WANTED}
-        cue_hits = [(i, SEEK, w) if c == WANTED else (i, c, w) for i, c, w in cue_hits]
+        # "our customers ask for ...": the goals' needs all the same, so no clients cue there
+        cue_hits = [(i, SEEK if c == WANTED else c, w) for i, c, w in cue_hits if c != CLIENTS]
     else:  # whom the capabilities say the organisation works with, or its customers: no cue there
         cue_hits = [hit for hit in cue_hits if hit[1] not in (PARTNERING, WANTED)]
-    if in_goals:  # "our customers ask for ...": the goals' needs all the same
-        cue_hits = [hit for hit in cue_hits if hit[1] != CLIENTS]
     lacks: list[int] = []
     if any(c == LACK for _, c, _ in cue_hits):
         cue_hits, lacks = _lacks_read(cue_hits)
@@ -363,9 +366,8 @@ def _read(
             unit.asks = True
             if concept == SEEK:  # a partnering cue does not end a negation ("not cooperation with ...")
                 unit.requests.append(i)
-        elif concept == OFFER:
-            unit.offers = True
-            unit.offered = i if unit.offered is None else unit.offered
+        elif concept == OFFER and unit.offered is None:
+            unit.offered = i
         elif concept == CLIENTS and unit.clients is None:
             unit.clients = i
         elif concept == NEGATION:
