@@ -156,6 +156,7 @@ def match_file(
 ) -> int:
     from services.matcher.engine import MatchEngine
     from services.matcher.engine.text import use_lemma_index
+    from services.matcher.engine.topn import kernel
     from services.matcher.engine.workers import can_fork
 
     started = time.monotonic()
@@ -174,7 +175,8 @@ def match_file(
     if workers is None:
         workers = min(os.cpu_count() or 1, 4) if len(profiles) >= 4000 else 1
     with rare_collections():
-        engine.fit(profiles, progress=progress("analysed"), workers=workers, keep_analyses=True)
+        # the candidate product's compiled code is loaded (half a second) while the workers analyse
+        engine.fit(profiles, progress=progress("analysed"), workers=workers, keep_analyses=True, meanwhile=kernel)
         parts = min(workers, len(profiles)) if can_fork() else 1
         if parts > 1:
             _match_in_parts(

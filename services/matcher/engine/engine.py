@@ -20,7 +20,7 @@ import gc
 import hashlib
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence, Sized
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
@@ -89,20 +89,23 @@ class MatchEngine:
         progress: Progress | None = None,
         workers: int = 1,
         keep_analyses: bool = False,
+        meanwhile: Callable[[], object] | None = None,
     ) -> None:
         """Analyse every profile, learn the weights of concepts and words, index them all.
         `workers` > 1 analyses in that many forked processes where forking is safe (no other
         thread running, as in the batch command); elsewhere it analyses in this process. The
         analyses are kept packed (a tenth of their memory; reasons unpack the few they need)
         unless `keep_analyses`: the batch, which reasons about every row at once, keeps them whole.
-        `profiles` are read as the analysis needs them: an iterator is never held whole."""
+        `profiles` are read as the analysis needs them: an iterator is never held whole.
+        `meanwhile` runs once the analysis workers are busy (what the caller needs next, prepared
+        while this process mostly waits for them)."""
         total = len(profiles) if isinstance(profiles, Sized) else None  # read as they come: no copy
         items: list[OrgProfile] = []  # id, cluster and country: the index keeps no texts
         stored: list[Analysis | bytes] = []
         parts: list[Readings] = []
         word_id: dict[str, int] = {}
         for kept, analysed, readings in read_all(
-            self.features, profiles, workers, word_id, keep_analyses, while_waiting=tfidf_transformer
+            self.features, profiles, workers, word_id, keep_analyses, while_waiting=lambda: _prepare(meanwhile)
         ):
             items.extend(kept)
             stored.extend(analysed)
@@ -450,3 +453,9 @@ def _analysis(stored: Analysis | bytes) -> Analysis:
 def _names(codes: np.ndarray, code_of: dict[str, int]) -> list[str]:
     name_of = {code: name for name, code in code_of.items()}
     return [name_of[code] for code in codes.tolist()]
+
+
+def _prepare(meanwhile: Callable[[], object] | None) -> None:
+    tfidf_transformer()
+    if meanwhile is not None:
+        meanwhile()

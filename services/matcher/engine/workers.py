@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, TypeVar
 
-from services.matcher.engine.analysis import Analysis, pack
+from services.matcher.engine.analysis import Analysis, from_wire, pack, to_wire
 from services.matcher.engine.features import FeatureSpace, Readings
 from services.matcher.engine.values import OrgProfile
 
@@ -26,6 +26,11 @@ T = TypeVar("T")
 # Chunks handed to each worker or done and not yet taken: enough to keep the workers busy while
 # this process takes a chunk's results, few enough that they do not pile up
 CHUNKS_IN_FLIGHT = 3
+# Organisations analysed here before the workers are forked: enough to fill the per-word caches
+# with the common words the workers then inherit, few enough that the other cores do not wait
+# long (20,000 organisations: 1,000 first took 1.9 s alone, cold; 200 take 0.8 s, and the run
+# is some 0.6 s shorter)
+FIRST_CHUNK = 200
 
 _FORKED_WORK: Callable[[list[OrgProfile]], Any] | None = None  # what a forked worker inherited
 
@@ -92,13 +97,14 @@ def read_all(
     unpacked (at a million organisations they took gigabytes while they waited here to be
     packed). Raises ValueError for an organisation given twice."""
 
-    def digest(part: list[OrgProfile]) -> tuple[list[Analysis | bytes], Readings]:
+    def digest(part: list[OrgProfile]) -> tuple[bytes | list[bytes], Readings]:
         analyses = [features.analyse(p) for p in part]
         readings = features.read(analyses, [p.country for p in part], {})
-        return (list(analyses) if keep_analyses else [pack(a) for a in analyses]), readings
+        return (to_wire(analyses) if keep_analyses else [pack(a) for a in analyses]), readings
 
     seen: set[str] = set()
-    for part, (stored, readings) in map_chunks(digest, profiles, workers, chunk, while_waiting):
+    for part, (sent, readings) in map_chunks(digest, profiles, workers, chunk, while_waiting):
+        stored: list[Analysis | bytes] = list(from_wire(sent)) if isinstance(sent, bytes) else list(sent)
         kept = []
         for p in part:
             if p.id in seen:
@@ -119,13 +125,15 @@ def map_chunks(
     needed: in `workers` forked processes where forking is safe, else in this one. At most
     CHUNKS_IN_FLIGHT chunks per worker are handed out or done and not yet taken, so neither the
     input nor the results pile up here."""
-    chunks = _chunks(items, chunk)
-    first, second = next(chunks, None), next(chunks, None)
-    if first is None:
+    it = iter(items)
+    first = list(itertools.islice(it, min(chunk, FIRST_CHUNK) if workers > 1 else chunk))
+    if not first:
         return
-    # The first chunk is done here: the workers then inherit the per-word caches it filled,
+    # A first small chunk is done here: the workers then inherit the per-word caches it filled,
     # rather than each looking up the most common words again.
     yield first, work(first)
+    chunks = _chunks(it, chunk)
+    second = next(chunks, None)
     if second is None:
         return
     if workers <= 1 or not can_fork():

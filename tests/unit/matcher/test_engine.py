@@ -179,7 +179,7 @@ _FORK_CHECK = """
 import sys
 from services.matcher.engine import MatchEngine
 from services.matcher.engine.lexicon import load_lexicon
-from services.matcher.engine.workers import analyse_all, can_fork
+from services.matcher.engine.workers import analyse_all, can_fork, read_all
 from tests.unit.matcher.test_engine import _orgs, P
 assert can_fork(), "a fresh process without threads must be allowed to fork"
 items = [P(f"{p.id}-{i}", p.name, p.cluster, p.country, p.capabilities, p.goals, p.language)
@@ -189,6 +189,8 @@ serial = [a for part in analyse_all(engine.features.analyse, items, workers=1, c
 forked = [a for part in analyse_all(engine.features.analyse, items, workers=2, chunk=4) for a in part]
 assert forked == serial, "forked analyses differ"
 assert any(a.offer_hits for a in forked)
+kept = [a for _, part, _ in read_all(engine.features, items, 2, {}, keep_analyses=True, chunk=4) for a in part]
+assert kept == serial, "analyses sent back by the workers differ"
 print("same", len(forked))
 """
 

@@ -49,7 +49,7 @@ def test_evidence_of_the_row_just_put_is_that_of_its_stored_analysis():
 
 
 def test_the_parts_of_a_packed_analysis_reasons_read_are_those_unpack_gives():
-    from services.matcher.engine.analysis import pack, unpack, unpack_hits, unpack_surface
+    from services.matcher.engine.analysis import from_wire, pack, to_wire, unpack, unpack_hits, unpack_surface
 
     engine = MatchEngine()
     for p in _profiles()[:80]:
@@ -58,6 +58,7 @@ def test_the_parts_of_a_packed_analysis_reasons_read_are_those_unpack_gives():
         assert unpack(packed) == analysis
         assert unpack_hits(packed) == (analysis.offer_hits, analysis.seek_hits, analysis.wishes)
         assert unpack_surface(packed) == analysis.term_surface
+        assert from_wire(to_wire([analysis, analysis])) == [analysis, analysis]
 
 
 def test_reasons_from_analyses_kept_whole_are_those_from_packed_ones():

@@ -530,7 +530,7 @@ FOUNDRY_GOALS = {  # the same need for heat-recovery systems, as an aim of partn
 
 
 def test_a_need_an_aim_of_partnering_states_counts_between_an_implicit_one_and_a_request(lexicon):
-    from services.matcher.engine.analysis import pack, unpack
+    from services.matcher.engine.analysis import from_wire, pack, to_wire, unpack
 
     engine = MatchEngine()
     features = engine.features
@@ -540,6 +540,7 @@ def test_a_need_an_aim_of_partnering_states_counts_between_an_implicit_one_and_a
     assert "energy" in _sectors(lexicon, partnered.partnered) and partnered.partnered <= partnered.asked
     assert not analyses["request"].partnered
     assert unpack(pack(partnered)) == partnered
+    assert from_wire(to_wire([partnered])) == [partnered]
 
     def sought_energy(kind: str) -> float:
         return float(
