@@ -104,6 +104,23 @@ def test_a_request_that_names_nothing_asks_for_what_the_goals_describe(lexicon, 
     assert "energy" in _sectors(lexicon, a.asked), (a.asked, a.seek_hits)
 
 
+@pytest.mark.parametrize(
+    ("lang", "goals"),
+    [
+        ("en", "Type of cooperation: research agreement. Partner sought: a farm cooperative with irrigated orchards."),
+        ("pl", "Rodzaj współpracy: umowa badawcza. Poszukiwany partner: gospodarstwo sadownicze z nawadnianiem."),
+        ("sr", "Tip saradnje: istraživački ugovor. Traženi partner: voćarska zadruga sa zasadima jabuke."),
+        ("sk", "Typ spolupráce: výskumná dohoda. Hľadaný partner: ovocinárske družstvo so sadmi jabĺk."),
+        ("de", "Art der Kooperation: Forschungsvertrag. Gesuchter Partner: ein Obstbaubetrieb mit Apfelplantagen."),
+    ],
+)
+def test_a_partnering_profiles_partner_sought_header_asks(lexicon, lang, goals):
+    """The header of a partnering network's request names what is sought: its sentence asks; the
+    sentence before it, naming no partner, does not."""
+    a = analyse(lexicon, "Software for precision irrigation.", goals, lang)
+    assert "agrifood" in _sectors(lexicon, a.asked), (a.asked, a.seek_hits)
+
+
 def test_a_request_that_names_what_it_seeks_leaves_the_other_goals_implicit(lexicon):
     a = analyse(lexicon, "", "Tražimo distributere. Računi za električnu energiju su nam porasli.", "bs")
     assert "energy" in _sectors(lexicon, a.seek_hits) and "energy" not in _sectors(lexicon, a.asked)
