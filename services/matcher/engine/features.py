@@ -159,6 +159,7 @@ class FeatureSpace:
                 to_sector[i, self.concept_sector[i]] = 1.0
         self.rollup, self.to_sector = rollup.tocsr(), to_sector.tocsr()
         self.has_sector = (self.concept_sector >= 0).astype(np.float32)  # per concept: 1 for an activity or a sector
+        self._education = self.sectors.index("education") if "education" in self.sectors else None
         self.countries = sorted(
             {code for c in lexicon.concepts.values() if c.kind == "country" for code in c.countries}
         )
@@ -287,17 +288,38 @@ class FeatureSpace:
                 default=0.0,
             )
         )
-        own_sectors = _l2(sector)
+        alike = _l2(sector)  # the sectors as peers are alike; own_sectors: as it is asked for and asks
+        own_sectors = self._as_taught(alike[None, :])[0]
         sought = strength * _other_sectors(_l2(sought)[None, :], own_sectors[None, :], settings.own_sector_discount)[0]
         if a.seek_hits:
             whole = np.zeros((1, len(self.concepts)), bool)
             whole[0, [self.concept_index[c] for c in a.chosen if c in self.concept_index]] = True
             goal = self._needs(goal[None, :], own_sectors[None, :], whole)[0]
-        shared = own_sectors * (1.0 - settings.seek_sector_damp * float(np.linalg.norm(sought)))
+        shared = alike * (1.0 - settings.seek_sector_damp * float(np.linalg.norm(sought)))
         right = np.concatenate(
             [own_sectors, _l2(prof), _l2(goal), _l2(cap), sought, *self._country_blocks(country, a), shared]
         ).astype(np.float32)
         return right, self.term_vector(a)
+
+    def _as_taught(self, own_sectors: np.ndarray) -> np.ndarray:
+        """The sectors (unit rows) of organisations that teach as others' needs meet them and as
+        their own needs are discounted: where education is at least teaching_share of a row, the
+        other sectors are the trades it teaches ("we educate cooks, waiters and hotel technicians"
+        reads mostly as tourism), counted by taught_weight and the row made unit again. Likeness
+        (the shared block) keeps them whole: a school teaching CNC machining is still alike to
+        machining firms."""
+        settings = self.settings
+        at = self._education
+        if at is None or settings.taught_weight == 1.0:
+            return own_sectors
+        teaching = own_sectors[:, at] >= settings.teaching_share
+        if not teaching.any():
+            return own_sectors
+        taught = own_sectors[teaching] * settings.taught_weight
+        taught[:, at] = own_sectors[teaching, at]
+        out = own_sectors.copy()
+        out[teaching] = _l2_rows(taught)
+        return out
 
     def _needs(self, goal: np.ndarray, own_sectors: np.ndarray, whole: np.ndarray) -> np.ndarray:
         """Rows of the goal block as needs: each activity of a sector counts less by the share that
@@ -396,13 +418,14 @@ class FeatureSpace:
         sought = np.asarray((need.multiply(self.idf[None, :]).tocsr() @ self.to_sector).todense())
         stated = np.asarray(asked.multiply(self.has_sector[None, :]).max(axis=1).todense()).ravel()
         strength = (implicit + (1.0 - implicit) * stated).astype(np.float32)[:, None]
-        own_sectors = _l2_rows(sector)
+        alike = _l2_rows(sector)
+        own_sectors = self._as_taught(alike)
         sought = strength * _other_sectors(_l2_rows(sought), own_sectors, settings.own_sector_discount)
         whole = np.repeat(no_goal[:, None], goal.shape[1], axis=1)
         if readings.chosen is not None:
             whole |= readings.chosen[start:end].toarray().astype(bool)
         goal = self._needs(goal, own_sectors, whole)  # prof was made of goal as it is
-        shared = own_sectors * (1.0 - settings.seek_sector_damp * np.linalg.norm(sought, axis=1, keepdims=True))
+        shared = alike * (1.0 - settings.seek_sector_damp * np.linalg.norm(sought, axis=1, keepdims=True))
         return np.hstack(
             [
                 own_sectors,

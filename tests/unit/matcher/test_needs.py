@@ -850,3 +850,73 @@ def test_words_of_other_trades_do_not_name_these_sectors(lexicon, lang, text, se
 def test_an_asked_form_inside_the_concepts_own_phrase_counts_once(lexicon):
     a = analyse(lexicon, "", "Căutăm parteneri pentru transport rutier de marfă.", "ro")
     assert "transport" not in a.seek_hits.get("logistics.road_transport", [])
+
+
+# Vocational schools name the trades they teach; one of them seeks hotels for its pupils' practice.
+# Texts in Serbian, Croatian, Slovenian and Polish.
+SCHOOLS_AND_HOTELS = [
+    P(
+        "school",
+        "Ugostiteljsko-turistička škola Vrnjačka Banja",
+        "rs-edu",
+        "RS",
+        "Školujemo kuvare, konobare, poslastičare i hotelijersko-restoraterske tehničare, oko 480 učenika.",
+        "Tražimo hotele i restorane koji bi primili naše učenike na praksu i dualno obrazovanje tokom sezone.",
+        "sr",
+    ),
+    P(
+        "school-hr",
+        "Turističko-ugostiteljska škola Split",
+        "hr-edu",
+        "HR",
+        "Srednja škola koja obrazuje kuhare, konobare i hotelijersko-turističke tehničare; 520 učenika.",
+        "Razmjena učenika i nastavnika s partnerskim školama u programu Erasmus+.",
+        "hr",
+    ),
+    P(
+        "school-si",
+        "Srednja šola za gostinstvo in turizem Celje",
+        "si-edu",
+        "SI",
+        "Izobražujemo kuharje, natakarje in hotelske tehnike, 390 dijakov, šolska restavracija.",
+        "Iščemo partnerske šole za izmenjave dijakov.",
+        "sl",
+    ),
+    P(
+        "hotel-hr",
+        "Hotel Adriatic",
+        "hr-tourism",
+        "HR",
+        "Hotel s 210 soba, dva restorana, wellness i kongresna dvorana na obali.",
+        "Proširenje ponude za goste iz Njemačke i Austrije.",
+        "hr",
+    ),
+    P(
+        "hotel-pl",
+        "Hotel Górski",
+        "pl-tourism",
+        "PL",
+        "Hotel w Zakopanem: 140 pokoi, restauracja regionalna, spa i sale konferencyjne.",
+        "Rozwój oferty dla gości zagranicznych.",
+        "pl",
+    ),
+]
+
+
+def test_a_school_that_teaches_a_trade_and_seeks_its_firms_gets_them_before_other_schools_of_it():
+    """A school's trades are what it teaches: its request for hotels asks for hotels (not for
+    schooling, which "our pupils" and "dual education" name), and the schools teaching the same
+    trade are no hotels to it. They stay alike to it (likeness keeps the trades), so the nearest
+    one, in a language of its own family, may still come first."""
+    engine = _engine(SCHOOLS_AND_HOTELS)
+    features, blocks = engine.features, engine.features.block
+    vector, _ = features.vectors(engine.analyses[engine.row["school"]], "RS")
+    sought = dict(zip(features.sectors, vector[blocks["seek_sector"]].tolist(), strict=True))
+    assert sought["tourism"] > sought["education"], sought
+
+    def ranks(e: MatchEngine) -> dict[str, int]:
+        return {s.id: i for i, s in enumerate(e.top("school", 4))}
+
+    taught, untaught = ranks(engine), ranks(_engine(SCHOOLS_AND_HOTELS, taught_weight=1.0))
+    assert max(taught["hotel-hr"], taught["hotel-pl"]) < taught["school-si"], taught
+    assert min(untaught["hotel-hr"], untaught["hotel-pl"]) > untaught["school-si"], untaught  # what it fixes
