@@ -79,6 +79,8 @@ def transliterate(text: str) -> str:
 
 
 def strip_marks(text: str) -> str:
+    if text.isascii():  # nothing to fold (the extra letters and the marks are not ASCII)
+        return text
     decomposed = unicodedata.normalize("NFD", text.translate(_FOLD_EXTRA))
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 

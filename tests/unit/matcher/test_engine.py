@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.matcher.engine import EngineSettings, MatchEngine, OrgProfile, render_reason
 from services.matcher.engine.text import fold, tokens, transliterate
@@ -57,6 +59,18 @@ def test_serbian_cyrillic_and_latin_fold_to_the_same_words():
     lat = [fold(t) for t in tokens("Razvoj softvera, informacione tehnologije, đak, džep, ljubav, njiva")]
     assert cyr == lat
     assert transliterate("Шабац") == "Šabac"
+
+
+@given(st.text(max_size=12))
+def test_strip_marks_gives_what_decomposing_and_dropping_the_marks_gives(text):
+    """The shortcut for plain ASCII words changes nothing: the letters NFD would decompose and
+    those folded by hand are all outside ASCII."""
+    import unicodedata
+
+    from services.matcher.engine.text import _FOLD_EXTRA, strip_marks
+
+    decomposed = unicodedata.normalize("NFD", text.translate(_FOLD_EXTRA))
+    assert strip_marks(text) == "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
 def test_serbian_cyrillic_and_latin_profiles_get_identical_concepts(engine):
