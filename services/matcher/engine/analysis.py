@@ -184,6 +184,11 @@ LACK = "cue.lack"
 # what it offers (up to a "we offer" after it; none after a "we offer" before it); in the goals no
 # cue.
 CLIENTS = "cue.clients"
+# "Partner sought: a research group with ...", "Poszukiwany partner:", "Traženi partner:": the
+# header of a partnering network's request asks; the same words elsewhere praise ("we are a sought
+# partner", "jesteśmy poszukiwanym partnerem") and are no cue. A header starts a line or a
+# sentence, after a list mark or a number at most, and a ":" or the end of the line follows it.
+SEEK_HEADER = "cue.seek_header"
 # The kind _kinds gives an asked form's id: "a new website", "zdjęcia produktów" name their concept
 # only in a sentence that asks (or a goal read as a need), see Lexicon.asked.
 ASKED = "asked"
@@ -380,6 +385,10 @@ def _read(
     cues: dict[int, _Cues] = {}
     ends: list[int] = []  # where each sentence ends: found only for a text whose cues matter
     wanted: set[int] = set()  # "someone who ...", "find partners": requests, but after "we offer"
+    if any(c == SEEK_HEADER for _, c, _ in cue_hits):
+        cue_hits = [
+            (i, SEEK if c == SEEK_HEADER else c, w) for i, c, w in cue_hits if c != SEEK_HEADER or _heads(text, w)
+        ]
     if in_goals:
         wanted = {i for i, c, _ in cue_hits if c == WANTED}
         # "our customers ask for ...": the goals' needs all the same, so no clients cue there
@@ -419,6 +428,13 @@ def _read(
     surfaces = dict(zip(reversed(terms), reversed(words), strict=True))  # the first word wins
     surfaces.pop(None, None)
     return _Read(hits, ends, cues, by_concept, places), Counter(filter(None, terms)), surfaces
+
+
+def _heads(text: str, said: str) -> bool:
+    """Whether the words `said` (as written) stand in `text` as a header: first in a line or a
+    sentence (after a list mark or a number at most), a ":" or the end of the line after them."""
+    words = r"\s+".join(map(re.escape, said.split()))
+    return re.search(rf"(?:^|[\n.!?;])[\s\-–—*•·▪►\d.)]*{words}[ \t]*(?::|\n|$)", text) is not None
 
 
 def _lacks_read(cue_hits: list[tuple[int, str, str]]) -> tuple[list[tuple[int, str, str]], list[int]]:

@@ -98,7 +98,7 @@ class MatchEngine:
         unless `keep_analyses`: the batch, which reasons about every row at once, keeps them whole.
         `profiles` are read as the analysis needs them: an iterator is never held whole.
         `meanwhile` runs once the analysis workers are busy (what the caller needs next, prepared
-        while this process mostly waits for them)."""
+        while this process mostly waits for them); not where the analysis runs in this process."""
         total = len(profiles) if isinstance(profiles, Sized) else None  # read as they come: no copy
         items: list[OrgProfile] = []  # id, cluster and country: the index keeps no texts
         stored: list[Analysis | bytes] = []

@@ -303,8 +303,8 @@ class FeatureSpace:
 
     def _as_taught(self, own_sectors: np.ndarray) -> np.ndarray:
         """The sectors (unit rows) of organisations that teach as others' needs meet them and as
-        their own needs are discounted: where education is at least teaching_share of a row, the
-        other sectors are the trades it teaches ("we educate cooks, waiters and hotel technicians"
+        their own needs are discounted: where a row's education part is at least teaching_share,
+        the other sectors are the trades it teaches ("we educate cooks, waiters and hotel technicians"
         reads mostly as tourism), counted by taught_weight and the row made unit again. Likeness
         (the shared block) keeps them whole: a school teaching CNC machining is still alike to
         machining firms."""

@@ -115,10 +115,33 @@ def test_a_request_that_names_nothing_asks_for_what_the_goals_describe(lexicon, 
     ],
 )
 def test_a_partnering_profiles_partner_sought_header_asks(lexicon, lang, goals):
-    """The header of a partnering network's request names what is sought: its sentence asks; the
-    sentence before it, naming no partner, does not."""
+    """The header of a partnering network's request names what is sought: its sentence asks."""
     a = analyse(lexicon, "Software for precision irrigation.", goals, lang)
     assert "agrifood" in _sectors(lexicon, a.asked), (a.asked, a.seek_hits)
+    # the same header heading a line of its own, in the capabilities
+    header, _, sought = goals.partition(". ")[2].partition(":")
+    b = analyse(lexicon, f"Software for precision irrigation.\n{header}\n{sought.strip()}", "", lang)
+    assert "agrifood" in _sectors(lexicon, b.asked), (b.asked, b.seek_hits)
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("en", "We are a sought partner of dairies and fruit farms across the region."),
+        ("pl", "Jesteśmy poszukiwanym partnerem gospodarstw sadowniczych i przetwórni owoców."),
+        ("hr", "Postali smo traženi partner voćara i prerađivača voća u regiji."),
+        ("sr", "Постали смо тражени партнер воћара и прерађивача воћа."),
+        ("sk", "Sme hľadaný partner ovocinárskych družstiev a sadov."),
+        ("hu", "Keresett partnere vagyunk a gyümölcstermesztőknek és a tejüzemeknek."),
+        ("ro", "Suntem un partener căutat de fermele de fructe și de fabricile de lactate."),
+    ],
+)
+def test_a_sought_after_partner_is_praise_and_no_request(lexicon, lang, text):
+    """The words of the header also praise: in a sentence of the capabilities they ask for nothing,
+    and what the sentence names stays what the organisation offers or serves."""
+    a = analyse(lexicon, text, "", lang)
+    assert "agrifood" not in _sectors(lexicon, a.asked), (a.asked, a.seek_hits)
+    assert not a.seek_hits, a.seek_hits
 
 
 def test_a_request_that_names_what_it_seeks_leaves_the_other_goals_implicit(lexicon):
@@ -920,3 +943,19 @@ def test_a_school_that_teaches_a_trade_and_seeks_its_firms_gets_them_before_othe
     taught, untaught = ranks(engine), ranks(_engine(SCHOOLS_AND_HOTELS, taught_weight=1.0))
     assert max(taught["hotel-hr"], taught["hotel-pl"]) < taught["school-si"], taught
     assert min(untaught["hotel-hr"], untaught["hotel-pl"]) > untaught["school-si"], untaught  # what it fixes
+
+
+def test_a_teaching_organisations_vector_is_the_same_made_alone_or_with_many():
+    """vectors() (an upsert) and vectors_many() (a fit) count the taught trades alike."""
+    engine = _engine(SCHOOLS_AND_HOTELS)
+    features = engine.features
+    analyses = [engine.analyses[engine.row[p.id]] for p in SCHOOLS_AND_HOTELS]
+    countries = [p.country for p in SCHOOLS_AND_HOTELS]
+    many = features.vectors_many(analyses, countries)
+    one_by_one = np.vstack([features.vectors(a, c)[0] for a, c in zip(analyses, countries, strict=True)])
+    assert np.allclose(many, one_by_one, atol=1e-6)
+    education = features.sectors.index("education")
+    own = many[:, features.block["sector"]]
+    assert (own[:3, education] >= engine.settings.teaching_share).all()  # the three schools teach
+    alike = many[:, features.block["shared"]]
+    assert (own[:3, education] > alike[:3, education] / np.linalg.norm(alike[:3], axis=1)).all()
