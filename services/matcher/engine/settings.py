@@ -90,14 +90,15 @@ class EngineSettings:
     # vector) is at least teaching_share (0.4: some 16% of its squared weight; 124 of the 1,324
     # labelled organisations, 29 of them labelled with another sector, among them ICT clusters
     # with faculties and schools as members), the others count by taught_weight as it is asked
-    # for and asks (not in likeness: the shared block). bench/quality.py, 524 dev / 1,324 with the thirteen seekers
-    # sets, same-sector P@5 / sought-sector P@5: at 1 (none) 0.844 / 0.683; 0.7, 0.837 / 0.691;
-    # 0.5, 0.828 / 0.697; 0.3, 0.822 / 0.700; 0, 0.815 / 0.701 (teaching_share 0.3 or 0.5: lower
-    # on both). At 0.5 every seekers set is equal or better (seekers_b 0.700 -> 0.742, seekers_m
-    # 0.741 -> 0.759); the dev set's loss is its schools', whose goals ask for firms ("Poszukujemy
-    # firm metalowych ..., które przyjmą uczniów na praktyki") and now get some, which their
-    # same-sector label counts as misses. Applied to likeness as well, it made no difference
-    # (0.846 / 0.681 at 0.5): other schools stayed the nearest.
+    # for and asks (not in likeness: the shared block). bench/quality.py, 524 dev / 1,324 with
+    # the thirteen seekers sets, same-sector P@5 / sought-sector P@5: at 1 (none) 0.844 / 0.683;
+    # 0.7, 0.837 / 0.691; 0.5, 0.828 / 0.697; 0.3, 0.822 / 0.700; 0, 0.815 / 0.701
+    # (teaching_share 0.3 or 0.5: lower on both). At 0.5 every seekers set is equal or better
+    # (seekers_b 0.700 -> 0.742, seekers_m 0.741 -> 0.759); the dev set's loss is its schools',
+    # whose goals ask for firms ("Poszukujemy firm metalowych ..., które przyjmą uczniów na
+    # praktyki") and now get some, which their same-sector label counts as misses. Applied to
+    # likeness as well, it made no difference (0.846 / 0.681 at 0.5): other schools stayed the
+    # nearest.
     teaching_share: float = 0.4
     taught_weight: float = 0.5
     # A sector counts in the sector block only: in the profile, capability and goal blocks too, it
