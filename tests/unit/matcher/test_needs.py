@@ -112,6 +112,9 @@ def test_a_request_that_names_nothing_asks_for_what_the_goals_describe(lexicon, 
         ("sr", "Tip saradnje: istraživački ugovor. Traženi partner: voćarska zadruga sa zasadima jabuke."),
         ("sk", "Typ spolupráce: výskumná dohoda. Hľadaný partner: ovocinárske družstvo so sadmi jabĺk."),
         ("de", "Art der Kooperation: Forschungsvertrag. Gesuchter Partner: ein Obstbaubetrieb mit Apfelplantagen."),
+        ("en", "Type of cooperation: pilot. Business request: a fruit farm cooperative with irrigated orchards."),
+        ("sk", "Typ spolupráce: pilot. Dopyt: ovocinárske družstvo so sadmi jabĺk na pilotný projekt."),
+        ("ru", "Тип сотрудничества: пилот. Запрос: фермерское хозяйство с яблоневыми садами."),
     ],
 )
 def test_a_partnering_profiles_partner_sought_header_asks(lexicon, lang, goals):
@@ -134,11 +137,16 @@ def test_a_partnering_profiles_partner_sought_header_asks(lexicon, lang, goals):
         ("sk", "Sme hľadaný partner ovocinárskych družstiev a sadov."),
         ("hu", "Keresett partnere vagyunk a gyümölcstermesztőknek és a tejüzemeknek."),
         ("ro", "Suntem un partener căutat de fermele de fructe și de fabricile de lactate."),
+        ("sk", "Dopyt po našich strojoch pre ovocinárske družstvá a sady rastie každým rokom."),
+        ("pl", "Na zapytanie klienta dostarczamy systemy nawadniania dla sadów i gospodarstw rolnych."),
+        ("ro", "Livrăm la cerere sisteme de irigații pentru ferme de fructe."),
+        ("de", "Auf Anfrage liefern wir Bewässerungssysteme für Obstbaubetriebe."),
     ],
 )
 def test_a_sought_after_partner_is_praise_and_no_request(lexicon, lang, text):
-    """The words of the header also praise: in a sentence of the capabilities they ask for nothing,
-    and what the sentence names stays what the organisation offers or serves."""
+    """The words of the header also praise or say other things ("demand for our machines grows",
+    "on a customer's request"): in a sentence of the capabilities they ask for nothing, and what
+    the sentence names stays what the organisation offers or serves."""
     a = analyse(lexicon, text, "", lang)
     assert "agrifood" not in _sectors(lexicon, a.asked), (a.asked, a.seek_hits)
     assert not a.seek_hits, a.seek_hits
