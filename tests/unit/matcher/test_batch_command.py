@@ -64,8 +64,15 @@ def test_one_output_line_per_organisation_in_input_order_best_first(tmp_path):
         scores = [s["score"] for s in row["suggestions"]]
         assert scores == sorted(scores, reverse=True)
         assert all(s["id"] != row["id"] for s in row["suggestions"])
-    assert rows[1]["suggestions"][0]["id"] == "pl-soft"
-    assert rows[1]["suggestions"][0]["reasons"], "every suggestion carries its reasons"
+    # each list starts with a need met, and its first reason says so: the fruit processor's need
+    # for software (both others make it), the software house's for agriculture (the fruit processor)
+    fruit_first, soft_first = rows[1]["suggestions"][0], rows[0]["suggestions"][0]
+    assert fruit_first["id"] in ("pl-soft", "rs-soft")
+    assert soft_first["id"] == "rs-fruit"
+    for first, sector in ((fruit_first, "ict"), (soft_first, "agrifood")):
+        assert first["reasons"], "every suggestion carries its reasons"
+        reason = first["reasons"][0]
+        assert (reason["concept"].split(".")[0], reason["direction"]) == (sector, "b_offers_a_seeks"), reason
 
 
 @pytest.mark.parametrize(

@@ -221,7 +221,8 @@ ASKED_LEXICON = """
         ("Visit our website for our cheeses.", "", None, None, False),  # no request: says nothing
         ("We make cheese. We need a new website.", "", None, ["website"], True),
         ("Robimy sery. Potrzebujemy nowej strony internetowej.", "", None, ["strony internetowej"], True),
-        ("", "A new website for our dairy.", None, ["website"], False),  # the goals' needs, implicit
+        ("", "We plan to grow. A new website for our dairy.", None, ["website"], False),  # the goals' needs, implicit
+        ("", "A new website for our dairy.", None, ["website"], True),  # terse goals: a request (TERSE_GOALS_WORDS)
         ("", "We offer tastings, see our website.", None, None, False),
         ("Our webshop sells cheese.", "", ["webshop"], None, False),  # its own form: an offer, once
         ("", "We need a webshop.", None, ["webshop"], True),  # a form and an asked form: named once

@@ -605,6 +605,55 @@ def test_a_need_an_aim_of_partnering_states_counts_between_an_implicit_one_and_a
     assert np.allclose(many, one_by_one, atol=1e-6)
 
 
+# A member's answer to "what do you seek?" typed in a hurry: one short sentence naming the partners
+# or the goods, with no "we seek" (seekers_n is written so).
+TERSE_GOALS = [
+    ("hr", "Hoteli, kampovi i turističke zajednice.", "tourism"),
+    ("de", "Physiotherapie und ärztliche Begleitung für Gesundheitswochen.", "health"),
+    ("bg", "Медицински центрове, клиники по физикална терапия и рехабилитация.", "health"),
+    ("hr", "CLT paneli, lijepljeno lamelirano drvo, drvena stolarija.", "wood"),
+    ("hu", "napelemes rendszerek, hoszivattyuk, energetikai tanusitvany", "energy"),
+]
+
+
+@pytest.mark.parametrize(("lang", "goals", "sector"), TERSE_GOALS)
+def test_goals_of_one_short_sentence_ask_for_what_they_name(lexicon, lang, goals, sector):
+    assert sector in _sectors(lexicon, analyse(lexicon, "", goals, lang).asked)
+
+
+@pytest.mark.parametrize(
+    "goals",
+    [
+        # after a sentence of the organisation's own plans: goals that say what it plans
+        "Rast izvoza na tržišta EU. Hoteli, kampovi i turističke zajednice.",
+        # one sentence, but longer than a fragment
+        (
+            "Hoteli, kampovi i turističke zajednice na cijeloj obali Jadrana, od Istre i Kvarnera preko "
+            "srednje Dalmacije sve do Dubrovnika i Konavala."
+        ),
+    ],
+)
+def test_longer_goals_without_a_request_stay_implicit(lexicon, goals):
+    a = analyse(lexicon, "", goals, "hr")
+    assert "tourism" in _sectors(lexicon, a.seek_hits)
+    assert "tourism" not in _sectors(lexicon, a.asked), a.asked
+
+
+def test_terse_goals_weigh_as_a_request_toward_the_sought_sector(lexicon):
+    features = MatchEngine().features
+    studio = "Produkcija reklama i dokumentaraca, snimanje dronom, kolor korekcija, Split."
+
+    def sought_tourism(goals: str) -> float:
+        vector = features.vectors(analyse(lexicon, studio, goals, "hr"), "HR")[0]
+        return float(vector[features.block["seek_sector"]][features.sector_index["tourism"]])
+
+    terse = sought_tourism("Hoteli, kampovi i turističke zajednice.")
+    implicit = sought_tourism("Rast izvoza na tržišta EU. Hoteli, kampovi i turističke zajednice.")
+    requested = sought_tourism("Tražimo hotele, kampove i turističke zajednice.")
+    assert terse > 2 * implicit
+    assert terse == pytest.approx(requested, rel=0.05)
+
+
 def test_a_request_for_what_an_aim_of_partnering_also_names_counts_in_full(lexicon):
     both = analyse(
         lexicon,
