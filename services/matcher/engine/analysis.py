@@ -63,6 +63,9 @@ class Analysis:
     # of `asked`, those only an aim of partnering in the goals stated ("cooperation with makers of
     # ..."), which count as needs by settings.partnering_weight
     partnered: set[str] = field(default_factory=set)
+    # what a negation in a request took back ("we are not looking for more software houses, but
+    # ..."): not needs; where it is the organisation's own sector, it asks for no peers
+    refused: set[str] = field(default_factory=set)
 
 
 # What reasons quote of a row other than the one just put: the concepts each side named, with the
@@ -76,7 +79,9 @@ def pack(a: Analysis) -> bytes:
     gives it back equal. Two parts in one compressed stream, the size of the first before it:
     the language, hits, wishes and requests first, which reasons read (unpack_hits decompresses
     and reads only them, a seventh of unpack's time), then the word counts and surfaces."""
-    quoted = marshal.dumps((a.language, a.offer_hits, a.seek_hits, a.wishes, sorted(a.asked), sorted(a.partnered)))
+    quoted = marshal.dumps(
+        (a.language, a.offer_hits, a.seek_hits, a.wishes, sorted(a.asked), sorted(a.partnered), sorted(a.refused))
+    )
     words = marshal.dumps((dict(a.cap_terms), dict(a.goal_terms), a.term_surface, sorted(a.chosen)))
     return len(quoted).to_bytes(_QUOTED_SIZE, "little") + zlib.compress(quoted + words, 1)
 
@@ -89,7 +94,7 @@ def to_wire(analyses: list[Analysis]) -> bytes:
     return marshal.dumps(
         [
             (a.language, a.offer_hits, a.seek_hits, a.wishes, tuple(a.asked), dict(a.cap_terms), dict(a.goal_terms))
-            + (a.term_surface, tuple(a.chosen), tuple(a.partnered))
+            + (a.term_surface, tuple(a.chosen), tuple(a.partnered), tuple(a.refused))
             for a in analyses
         ]
     )
@@ -97,7 +102,9 @@ def to_wire(analyses: list[Analysis]) -> bytes:
 
 def from_wire(data: bytes) -> list[Analysis]:
     out = []
-    for language, offer_hits, seek_hits, wishes, asked, cap, goal, surface, chosen, partnered in marshal.loads(data):
+    for language, offer_hits, seek_hits, wishes, asked, cap, goal, surface, chosen, partnered, refused in marshal.loads(
+        data
+    ):
         cap_terms: Counter[str] = Counter()
         dict.update(cap_terms, cap)  # Counter(cap) goes through Counter.update's Python code
         goal_terms: Counter[str] = Counter()
@@ -114,6 +121,7 @@ def from_wire(data: bytes) -> list[Analysis]:
                 surface,
                 set(chosen),
                 set(partnered),
+                set(refused),
             )
         )
     return out
@@ -121,7 +129,7 @@ def from_wire(data: bytes) -> list[Analysis]:
 
 def unpack(packed: bytes) -> Analysis:
     data = memoryview(zlib.decompress(memoryview(packed)[_QUOTED_SIZE:]))
-    language, offer_hits, seek_hits, wishes, asked, partnered = marshal.loads(data)  # reads the first part only
+    language, offer_hits, seek_hits, wishes, asked, partnered, refused = marshal.loads(data)  # the first part only
     cap_terms, goal_terms, term_surface, chosen = marshal.loads(data[int.from_bytes(packed[:_QUOTED_SIZE], "little") :])
     return Analysis(
         language,
@@ -134,6 +142,7 @@ def unpack(packed: bytes) -> Analysis:
         term_surface,
         set(chosen),
         set(partnered),
+        set(refused),
     )
 
 
@@ -141,7 +150,7 @@ def unpack_hits(packed: bytes) -> Hits:
     """The offers' and needs' hits and the wishes of a packed analysis, as unpack() gives them,
     with only the first part decompressed and read."""
     size = int.from_bytes(packed[:_QUOTED_SIZE], "little")
-    _, offer_hits, seek_hits, wishes, _, _ = marshal.loads(
+    _, offer_hits, seek_hits, wishes, _, _, _ = marshal.loads(
         zlib.decompressobj().decompress(memoryview(packed)[_QUOTED_SIZE:], size)
     )
     return offer_hits, seek_hits, wishes
@@ -552,6 +561,8 @@ def analyse(
             u = bisect_right(read.ends, i)
             unit = read.cues.get(u, plain)
             if unit.asks and unit.negations and _inside(i, negated[u]):
+                if kinds[concept] not in ("country", "region", ASKED):
+                    result.refused.add(concept)
                 continue  # "we are not looking for more software firms, but ..."
             seeking = unit.asks or (in_goals and not unit.offers)
             kind = kinds[concept]

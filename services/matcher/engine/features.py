@@ -39,6 +39,7 @@ class Readings:
     word_counts: sp.csr_matrix
     word_id: dict[str, int]
     chosen: sp.csr_matrix | None = None  # the needs picked from the form (1/0); None: none
+    refused: sp.csr_matrix | None = None  # what a negated request took back (1/0); None: none
 
     @property
     def rows(self) -> int:
@@ -85,6 +86,7 @@ class Readings:
             rows("word_counts", width),
             word_id,
             rows("chosen", concepts) if all(p.chosen is not None for p in parts) else None,
+            rows("refused", concepts) if all(p.refused is not None for p in parts) else None,
         )
 
 
@@ -133,6 +135,7 @@ class FeatureSpace:
         self.sector_concept_column = np.array(
             [self.concept_index[self.sectors[s]] if s >= 0 else -1 for s in self.concept_sector], np.int64
         )
+        self.sector_columns = np.array([self.concept_index[s] for s in self.sectors], np.int64)  # each sector's own
         self.sector_concept_column_by_id = {
             c: int(j) for c, j in zip(self.concepts, self.sector_concept_column, strict=True) if j >= 0
         }
@@ -296,10 +299,26 @@ class FeatureSpace:
             whole[0, [self.concept_index[c] for c in a.chosen if c in self.concept_index]] = True
             goal = self._needs(goal[None, :], own_sectors[None, :], whole)[0]
         shared = alike * (1.0 - settings.seek_sector_damp * float(np.linalg.norm(sought)))
+        if a.refused and settings.refused_peer_damp:
+            shared = shared * (1.0 - settings.refused_peer_damp * self._refused_sectors(a))
         right = np.concatenate(
             [own_sectors, _l2(prof), _l2(goal), _l2(cap), sought, *self._country_blocks(country, a), shared]
         ).astype(np.float32)
         return right, self.term_vector(a)
+
+    def _refused_sectors(self, a: Analysis) -> np.ndarray:
+        """1 for each sector a negated request took back ("we are not looking for more software
+        houses", from a software house: no peers wanted), but for one a request names as such
+        ("other builders for a consortium, not material suppliers": peers of another kind wanted);
+        a request for an activity of the sector does not undo it, as requests often name the
+        organisation's own product ("not software firms, but hotels for our booking system")."""
+        index, sector_of = self.concept_index, self.concept_sector
+        refused = {int(sector_of[index[c]]) for c in a.refused if c in index}
+        refused -= {self.sector_index[c] for c in a.asked if c in self.sector_index}
+        refused.discard(-1)
+        mask = np.zeros(len(self.sectors), np.float32)
+        mask[sorted(refused)] = 1.0
+        return mask
 
     def _as_taught(self, own_sectors: np.ndarray) -> np.ndarray:
         """The sectors (unit rows) of organisations that teach as others' needs meet them and as
@@ -391,6 +410,7 @@ class FeatureSpace:
             word_counts,
             word_id,
             self._asked(analyses, "chosen"),
+            self._asked(analyses, "refused"),
         )
 
     def vectors_of(self, readings: Readings, start: int, end: int) -> np.ndarray:
@@ -426,6 +446,10 @@ class FeatureSpace:
             whole |= readings.chosen[start:end].toarray().astype(bool)
         goal = self._needs(goal, own_sectors, whole)  # prof was made of goal as it is
         shared = alike * (1.0 - settings.seek_sector_damp * np.linalg.norm(sought, axis=1, keepdims=True))
+        if readings.refused is not None and readings.refused[start:end].nnz and settings.refused_peer_damp:
+            refused = (readings.refused[start:end] @ self.to_sector).toarray() > 0
+            refused &= ~(asked[:, self.sector_columns] > 0).toarray()  # a sector asked for as such
+            shared = shared * (1.0 - settings.refused_peer_damp * refused.astype(np.float32))
         return np.hstack(
             [
                 own_sectors,

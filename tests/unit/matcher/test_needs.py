@@ -654,6 +654,84 @@ def test_terse_goals_weigh_as_a_request_toward_the_sought_sector(lexicon):
     assert terse == pytest.approx(requested, rel=0.05)
 
 
+def _org(org_id: str, cluster: str, country: str, lang: str, capabilities: str, goals: str = "") -> OrgProfile:
+    return OrgProfile(
+        id=org_id, name=org_id, cluster=cluster, country=country, language=lang, capabilities=capabilities, goals=goals
+    )
+
+
+SOFTWARE_HOUSE = "Software house z Krakowa: aplikacje webowe i mobilne, 40 programistów, Java i React."
+NO_MORE_PEERS = (
+    "Nie szukamy kolejnych software house'ów ani agencji IT. Szukamy hoteli i pensjonatów, które przetestują "
+    "nasz system rezerwacji."
+)
+REFUSING_ORGS = [
+    _org("soft-pl", "pl-ict", "PL", "pl", SOFTWARE_HOUSE, NO_MORE_PEERS),
+    _org("soft-rs", "rs-ict", "RS", "sr", "Razvoj softvera po meri, web i mobilne aplikacije, 30 programera."),
+    _org("soft-cz", "cz-ict", "CZ", "cs", "Vývoj softwaru na zakázku, webové a mobilní aplikace, 25 vývojářů."),
+    _org("hotel-hr", "hr-tour", "HR", "hr", "Obiteljski hotel s 40 soba i restoranom u Poreču."),
+    _org("hotel-sk", "sk-tour", "SK", "sk", "Horský hotel so 64 izbami a wellness v Tatrách."),
+]
+
+
+def test_a_negated_request_keeps_what_it_took_back(lexicon):
+    from services.matcher.engine.analysis import from_wire, pack, to_wire, unpack
+
+    a = analyse(lexicon, SOFTWARE_HOUSE, NO_MORE_PEERS, "pl")
+    assert "ict" in _sectors(lexicon, a.refused), a.refused
+    assert "tourism" in _sectors(lexicon, a.asked) and "tourism" not in _sectors(lexicon, a.refused)
+    assert unpack(pack(a)) == a
+    assert from_wire(to_wire([a])) == [a]
+    assert not analyse(lexicon, SOFTWARE_HOUSE, "Szukamy hoteli i pensjonatów.", "pl").refused
+
+
+def test_an_organisation_that_refuses_its_own_sector_gets_no_peers_first():
+    """A software house that is not looking for more software houses but for hotels: the hotels
+    come first; without the refusal counted, the other software houses did."""
+    engine = MatchEngine()
+    engine.fit(REFUSING_ORGS)
+    assert {s.id for s in engine.top("soft-pl", 2)} == {"hotel-hr", "hotel-sk"}
+    ignored = MatchEngine(settings=EngineSettings(refused_peer_damp=0.0))
+    ignored.fit(REFUSING_ORGS)
+    assert ignored.top("soft-pl", 1)[0].id.startswith("soft-")
+    # what it does still meets the others' needs in full (the sector block); its likeness to
+    # software houses (the shared block) is what it refused
+    row = engine.row["soft-pl"]
+    counted, not_counted = np.asarray(engine.index.right[row]).ravel(), np.asarray(ignored.index.right[row]).ravel()
+    block, ict = engine.features.block, engine.features.sector_index["ict"]
+    sector, shared = block["sector"], block["shared"]
+    assert np.array_equal(counted[sector], not_counted[sector]) and counted[sector][ict] > 0.5
+    assert counted[shared][ict] == 0.0 < not_counted[shared][ict]
+
+
+def test_peers_of_another_kind_asked_for_by_the_sector_stay_wanted(lexicon):
+    """A builder seeking "other builders for a consortium, not material suppliers": the negation takes back
+    construction's suppliers, but the request names construction itself, so its peers stay."""
+    features = MatchEngine().features
+    builder = "Градежна фирма: санација на фасади и кровови, 80 вработени."
+    goals = "Бараме други градежни фирми за заеднички конзорциум. Не бараме добавувачи на градежни материјали."
+    a = analyse(lexicon, builder, goals, "mk")
+    assert "construction" in _sectors(lexicon, a.refused), a.refused
+    shared = features.block["shared"]
+    counted = features.vectors(a, "MK")[0][shared]
+    a.refused.clear()
+    assert np.allclose(counted, features.vectors(a, "MK")[0][shared])
+
+
+def test_refusals_read_one_by_one_and_many_at_once_agree(lexicon):
+    features = MatchEngine().features
+    analyses = [
+        analyse(lexicon, o.capabilities, o.goals, o.language)
+        for o in [*REFUSING_ORGS, _org("x", "x", "MK", "mk", "Градежна фирма.", "Не бараме добавувачи.")]
+    ]
+    countries = ["PL", "RS", "CZ", "HR", "SK", "MK"]
+    assert analyses[0].refused and analyses[-1].refused
+    one_by_one = np.vstack([features.vectors(a, c)[0] for a, c in zip(analyses, countries, strict=True)])
+    assert np.allclose(features.vectors_many(analyses, countries), one_by_one, atol=1e-6)
+    shared = features.block["shared"]
+    assert one_by_one[0, shared][features.sector_index["ict"]] == 0.0
+
+
 def test_a_request_for_what_an_aim_of_partnering_also_names_counts_in_full(lexicon):
     both = analyse(
         lexicon,
