@@ -203,16 +203,28 @@ SEEK_HEADER = "cue.seek_header"
 ASKED = "asked"
 _LACK_NEGATED = 2  # a negation this many words before a lack cue, or after it, takes it back
 _NEGATED_VERB = 2  # a negation's own request verb follows it within this many words
-# Goals of one sentence and at most this many words, without a cue, ask for what they name: the
-# answer of a busy member to "what do you seek?" is a fragment ("Hoteli, kampovi i turističke
-# zajednice.", "CLT paneli, lijepljeno lamelirano drvo"), where a longer goals text without a request
-# often says what the organisation plans for itself ("Wzrost eksportu odlewów. Odzysk ciepła ..."),
-# which stays an implicit need. bench/quality.py with the fifteen seekers sets (1,452 candidates),
-# same-sector P@5 / sought-sector P@5 (seekers_n, terse profiles): at 0 (off) 0.828 / 0.687 (0.584);
-# 8 words 0.827 / 0.696 (0.703); 11, 0.827 / 0.700 (0.750); 14 to 20, 0.827-0.826 / 0.702 (0.778-0.781);
-# 25, 0.827 / 0.703 (0.784). The other fourteen sets move by -0.007 to +0.019 each.
+# Goals of one line and sentence (no full stop inside) and at most this many words, without a
+# request or offer cue, are read as if they began "we seek:", negations included, where the
+# capabilities asked for nothing: the answer of a busy member to "what do you seek?" is a fragment
+# ("Hoteli, kampovi i turističke zajednice.", "CLT paneli, lijepljeno lamelirano drvo"), where a
+# longer goals text without a request, a list of aims on lines, or goals beside a request in the
+# capabilities often say what the organisation does or plans for itself ("Wzrost eksportu
+# odlewów. Odzysk ciepła ..."), which stays an implicit need. Short plans of its own are read as
+# requests too ("Izgradnja novog hotela i wellness centra"), a known cost. Chosen by a sweep on
+# seekers_n (terse profiles; so no longer held out for this), bench/quality.py with the fifteen
+# seekers sets (1,452 candidates), same-sector P@5 / sought-sector P@5 (seekers_n): at 0 (off)
+# 0.828 / 0.687 (0.584); 8 words 0.827 / 0.696 (0.703); 11, 0.827 / 0.700 (0.750); 14 to 20,
+# 0.827-0.826 / 0.702 (0.778-0.781); 25, 0.827 / 0.703 (0.784), the other sets moving by -0.007 to
+# +0.019. Read as a request (negations, the capabilities' requests, lines: after a review), with
+# refused_peer_damp: 0.827 / 0.712 (0.787), against 0.712 (0.781) before.
 TERSE_GOALS_WORDS = 16
-_FULL_STOPS = re.compile(r"(?<=[.!?])\s+")  # sentences, as a terse goals text has one
+_FULL_STOPS = re.compile(r"(?<=[.!?])\s+")
+
+
+def _terse(text: str, words: list[str]) -> bool:
+    """Whether goals are a fragment (TERSE_GOALS_WORDS): one line, no full stop inside."""
+    stripped = text.strip()
+    return len(words) <= TERSE_GOALS_WORDS and "\n" not in stripped and len(_FULL_STOPS.split(stripped)) == 1
 
 
 @dataclass
@@ -336,7 +348,6 @@ class _Read:
     cues: dict[int, _Cues]
     by_concept: dict[str, list[str]]  # the words of each concept but places, for a text without cues
     places: list[tuple[str, str]]  # (country or region, the words), for a text without cues
-    length: int = 0  # its words
 
 
 @lru_cache(maxsize=8)
@@ -346,7 +357,7 @@ def _kinds(lexicon: Lexicon) -> dict[str, str]:
 
 
 def _read(
-    lexicon: Lexicon, text: str, lang: str | None, in_goals: bool = False, retry: bool = True
+    lexicon: Lexicon, text: str, lang: str | None, in_goals: bool = False, retry: bool = True, terse_asks: bool = False
 ) -> tuple[_Read, Counter[str], dict[str, str]]:
     """The text's concepts and cues by sentence, its term counts, and the first word written for
     each term. The words of all sentences are looked up in one pass (the per-word work is cached;
@@ -367,7 +378,7 @@ def _read(
                 entry = cache[words[i]] = (info, _term(info.keys[1], lang))
             entries[i] = entry
     if lexicon.generation != generation and retry:  # the caches were dropped midway (grown too big):
-        return _read(lexicon, text, lang, in_goals, retry=False)  # redo, so no word holds a stale TokenInfo
+        return _read(lexicon, text, lang, in_goals, retry=False, terse_asks=terse_asks)  # no stale TokenInfo
     kinds = _kinds(lexicon)
     hits: list[tuple[int, str, str]] = []
     by_concept: dict[str, list[str]] = {}
@@ -415,6 +426,8 @@ def _read(
         cue_hits = [(i, SEEK if c == WANTED else c, w) for i, c, w in cue_hits if c != CLIENTS]
     else:  # whom the capabilities say the organisation works with, or its customers: no cue there
         cue_hits = [hit for hit in cue_hits if hit[1] not in (PARTNERING, WANTED)]
+    if terse_asks and words and not any(c in (SEEK, PARTNERING, OFFER) for _, c, _ in cue_hits) and _terse(text, words):
+        cue_hits.insert(0, (0, SEEK, ""))  # a fragment answers "what do you seek?": read as "we seek: ..."
     lacks: list[int] = []
     if any(c == LACK for _, c, _ in cue_hits):
         cue_hits, lacks = _lacks_read(cue_hits)
@@ -447,7 +460,7 @@ def _read(
     terms = list(map(_SECOND, entries))
     surfaces = dict(zip(reversed(terms), reversed(words), strict=True))  # the first word wins
     surfaces.pop(None, None)
-    return _Read(hits, ends, cues, by_concept, places, len(words)), Counter(filter(None, terms)), surfaces
+    return _Read(hits, ends, cues, by_concept, places), Counter(filter(None, terms)), surfaces
 
 
 def _heads(text: str, said: str) -> bool:
@@ -519,15 +532,16 @@ def analyse(
     but for the customers they name ("our customers include dairies"); other sentences of the
     goals are needs, unless they say "we offer"
     (stated ones where a request of the goals names nothing itself: "we are looking for someone to
-    help us with this" after the problem, and where the goals are one short sentence without a cue:
-    TERSE_GOALS_WORDS).
+    help us with this" after the problem); goals of one short sentence without a cue are read as a
+    request where the capabilities asked for nothing (TERSE_GOALS_WORDS).
     Structured needs (lexicon ids, country codes) count as if named twice, in the profile's language
     and the script of its texts."""
     result = Analysis(language=language)
     partnered: set[str] = set()  # needs stated by an aim of partnering ("cooperation with ...")
     requested: set[str] = set()  # needs stated by a request ("we are looking for ...")
     cap_read, result.cap_terms, cap_words = _read(lexicon, capabilities, language)
-    goal_read, result.goal_terms, goal_words = _read(lexicon, goals, language, in_goals=True)
+    terse_asks = not any(cues.asks for cues in cap_read.cues.values())  # else the goals may be its own plans
+    goal_read, result.goal_terms, goal_words = _read(lexicon, goals, language, in_goals=True, terse_asks=terse_asks)
     result.term_surface = {**goal_words, **cap_words}  # a capability's wording first
     concepts, kinds = lexicon.concepts, _kinds(lexicon)
     plain = _Cues(end=0)  # a sentence without cues
@@ -537,8 +551,6 @@ def analyse(
                 for concept, surface in read.places:
                     for code in concepts[concept].countries:
                         result.wishes.setdefault(code, []).append(surface)
-                if read.length <= TERSE_GOALS_WORDS and len(_FULL_STOPS.split(goals.strip())) == 1:
-                    result.asked.update(read.by_concept)  # a fragment answers "what do you seek?"
                 if not result.seek_hits:
                     result.seek_hits = read.by_concept
                     continue

@@ -639,6 +639,34 @@ def test_longer_goals_without_a_request_stay_implicit(lexicon, goals):
     assert "tourism" not in _sectors(lexicon, a.asked), a.asked
 
 
+def test_terse_goals_read_as_a_request_with_its_negations(lexicon):
+    a = analyse(lexicon, "", "Möbelhersteller, keine Händler oder Großhändler.", "de")
+    assert "wood" in _sectors(lexicon, a.asked)
+    assert "partner.distributors" in a.refused and "partner.distributors" not in a.asked, (a.asked, a.refused)
+
+
+def test_terse_goals_stay_implicit_where_the_capabilities_asked_already(lexicon):
+    """The request is in the capabilities; goals of one short sentence then often say what the
+    organisation does or plans ("its own games, games to order, AR and VR apps")."""
+    capabilities = "Razvijamo edukativne igre. Tražimo klinike i osnovne škole za pilot-projekte."
+    a = analyse(lexicon, capabilities, "Razvoj i izdavanje vlastitih igara, AR i VR aplikacije.", "hr")
+    assert "education" in _sectors(lexicon, a.asked)
+    assert "ict" in _sectors(lexicon, a.seek_hits) and "ict" not in _sectors(lexicon, a.asked), a.asked
+
+
+def test_a_list_of_short_aims_on_lines_stays_implicit(lexicon):
+    a = analyse(lexicon, "", "- Rozwój eksportu\n- Zakup nowych maszyn CNC\n- Szkolenia pracowników", "pl")
+    assert "metal" in _sectors(lexicon, a.seek_hits) and not a.asked, a.asked
+
+
+@pytest.mark.parametrize(
+    ("lang", "goals"), [("hr", "Širenje poslovanja na tržišta EU."), ("sr", "Ширење пословања на тржиште ЕУ.")]
+)
+def test_expansion_is_no_cheese(lexicon, lang, goals):
+    """Macedonian "сирење" (cheese) folds to Serbo-Croatian "širenje" (expansion): phrases only."""
+    assert not analyse(lexicon, "", goals, lang).seek_hits
+
+
 def test_terse_goals_weigh_as_a_request_toward_the_sought_sector(lexicon):
     features = MatchEngine().features
     studio = "Produkcija reklama i dokumentaraca, snimanje dronom, kolor korekcija, Split."
