@@ -314,7 +314,7 @@ class FeatureSpace:
         organisation's own product ("not software firms, but hotels for our booking system")."""
         index, sector_of = self.concept_index, self.concept_sector
         refused = {int(sector_of[index[c]]) for c in a.refused if c in index}
-        refused -= {self.sector_index[c] for c in a.asked if c in self.sector_index}
+        refused -= {self.sector_index[c] for c in a.asked if c in self.sector_index and self._asked_value(a, c) > 0}
         refused.discard(-1)
         mask = np.zeros(len(self.sectors), np.float32)
         mask[sorted(refused)] = 1.0
