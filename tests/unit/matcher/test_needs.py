@@ -746,13 +746,19 @@ def test_peers_of_another_kind_asked_for_by_the_sector_stay_wanted(lexicon):
     assert np.allclose(counted, features.vectors(a, "MK")[0][shared])
 
 
-def test_refusals_read_one_by_one_and_many_at_once_agree(lexicon):
-    features = MatchEngine().features
+@pytest.mark.parametrize("partnering_weight", [0.3, 0.0])
+def test_refusals_read_one_by_one_and_many_at_once_agree(lexicon, partnering_weight):
+    """Also where a sector is named only by an aim of partnering, which at weight 0 asks nothing."""
+    features = MatchEngine(settings=EngineSettings(partnering_weight=partnering_weight)).features
+    builder = _org(
+        "y", "y", "PL", "pl", "Firma budowlana.", "Współpraca z branżą budowlaną. Nie szukamy firm budowlanych."
+    )
     analyses = [
         analyse(lexicon, o.capabilities, o.goals, o.language)
-        for o in [*REFUSING_ORGS, _org("x", "x", "MK", "mk", "Градежна фирма.", "Не бараме добавувачи.")]
+        for o in [*REFUSING_ORGS, _org("x", "x", "MK", "mk", "Градежна фирма.", "Не бараме добавувачи."), builder]
     ]
-    countries = ["PL", "RS", "CZ", "HR", "SK", "MK"]
+    assert "construction" in analyses[-1].refused and "construction" in analyses[-1].partnered
+    countries = ["PL", "RS", "CZ", "HR", "SK", "MK", "PL"]
     assert analyses[0].refused and analyses[-1].refused
     one_by_one = np.vstack([features.vectors(a, c)[0] for a, c in zip(analyses, countries, strict=True)])
     assert np.allclose(features.vectors_many(analyses, countries), one_by_one, atol=1e-6)
