@@ -218,7 +218,7 @@ _NEGATED_VERB = 2  # a negation's own request verb follows it within this many w
 # +0.019. Read as a request (negations, the capabilities' requests, lines: after a review), with
 # refused_peer_damp: 0.827 / 0.712 (0.787), against 0.712 (0.781) before.
 TERSE_GOALS_WORDS = 16
-_FULL_STOPS = re.compile(r"(?<=[.!?])\s+")
+_FULL_STOPS = re.compile(r"(?<=[.!?])\s+")  # _SENTENCES but for ";", which separates a fragment's items
 
 
 def _terse(text: str, words: list[str]) -> bool:
@@ -572,12 +572,12 @@ def analyse(
         for i, concept, surface in read.hits:
             u = bisect_right(read.ends, i)
             unit = read.cues.get(u, plain)
+            kind = kinds[concept]
             if unit.asks and unit.negations and _inside(i, negated[u]):
-                if kinds[concept] not in ("country", "region", ASKED):
+                if kind not in ("country", "region", ASKED):
                     result.refused.add(concept)
                 continue  # "we are not looking for more software firms, but ..."
             seeking = unit.asks or (in_goals and not unit.offers)
-            kind = kinds[concept]
             if kind == ASKED:  # "a new website" names the concept only where it is asked for
                 if not seeking:
                     continue
