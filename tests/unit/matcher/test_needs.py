@@ -1128,3 +1128,56 @@ def test_a_teaching_organisations_vector_is_the_same_made_alone_or_with_many():
     assert (own[:3, education] >= engine.settings.teaching_share).all()  # the three schools teach
     alike = many[:, features.block["shared"]]
     assert (own[:3, education] > alike[:3, education] / np.linalg.norm(alike[:3], axis=1)).all()
+
+
+# Common trades as members write them. A walk through each sector's trades, NACE-style (session
+# 28), found many without forms in most languages (a brewery, a coffee roastery, locks and hinges,
+# an optician, demolition, removals, taxis, tutoring, an internet provider, murals, wool washing);
+# the rows hold those and a few forms that were there before (Croatian "kamp", "saddlery").
+TRADES = [
+    ("pl", "Rodzinny browar rzemieślniczy spod Tarnowa.", "agrifood"),
+    ("cs", "Jsme malá palírna? Ne, pražírna kávy v Brně: pražíme výběrovou kávu.", "agrifood"),
+    ("de", "Familienbetrieb mit eigener Nudelherstellung seit 1958.", "agrifood"),
+    ("ru", "Сахарный завод в Липецкой области, переработка свёклы.", "agrifood"),
+    ("hu", "Kárpitos műhely, újrakárpitozás.", "wood"),
+    ("sk", "Ručne štiepané šindle na strechy kostolov.", "wood"),
+    ("sr", "Производимо браве и шарке.", "metal"),
+    ("en", "Compression springs and leaf springs made to order.", "metal"),
+    ("hr", "Optičarska radnja: naočale s dioptrijom i kontaktne leće, pregled vida.", "health"),
+    ("ro", "Executăm demolări și dezafectări de hale.", "construction"),
+    ("de", "Gerüstbau und Gerüstverleih.", "construction"),
+    ("bs", "Keramičar sa 15 godina iskustva: polaganje pločica i parketa.", "construction"),
+    ("uk", "Буріння свердловин на воду для приватних будинків і ферм.", "construction"),
+    ("mk", "Селидби на станови и канцеларии низ цела Македонија.", "logistics"),
+    ("bg", "Такси услуги в Пловдив, 40 автомобила.", "logistics"),
+    ("hr", "Obiteljski kamp s 80 parcela za šatore i kampere na Krku.", "tourism"),
+    ("de", "Wir gestalten Murals und Street-Art an Fassaden.", "creative"),
+    ("pl", "Malujemy szyldy i liternictwo na witrynach sklepów.", "creative"),
+    ("sq", "Ofrojmë mësime private dhe përgatitje për maturën shtetërore.", "education"),
+    ("en", "Computer repair and laptop servicing for small offices.", "ict"),
+    ("cs", "Jsme poskytovatel internetu: optika do domácností v 30 obcích.", "ict"),
+    ("uk", "Миємо та чешемо овечу вовну, валяємо повсть.", "textiles"),
+    ("en", "Saddlery workshop: handmade saddles and harness for riding stables.", "textiles"),
+]
+
+
+@pytest.mark.parametrize(("lang", "text", "sector"), TRADES)
+def test_common_trades_name_their_sector(lexicon, lang, text, sector):
+    a = analyse(lexicon, text, "", lang)
+    assert sector in _sectors(lexicon, a.offer_hits), a.offer_hits
+
+
+@pytest.mark.parametrize(
+    ("lang", "text", "sector"),
+    [
+        ("cs", "Vyrábíme ocelová lana a lanové dráhy.", "textiles"),  # steel wire ropes are metal
+        ("en", "We build marinas, piers and breakwaters.", "tourism"),  # a marina builder builds
+        ("sr", "Bravo za naš tim! Plutajuće kuće na Savi.", "metal"),  # no "brava" (lock) in "Bravo"
+        ("en", "A spa hotel on hot springs with 120 rooms.", "metal"),  # springs of water, not of steel
+        ("pl", "Wypożyczalnia rowerów i spływy kajakowe.", "metal"),  # bikes hired, not made
+        ("de", "Ein Hotel mit Bier aus der Region auf der Karte.", "agrifood"),  # beer served, not brewed
+    ],
+)
+def test_words_these_trades_share_with_others_do_not_name_them(lexicon, lang, text, sector):
+    a = analyse(lexicon, text, "", lang)
+    assert sector not in _sectors(lexicon, a.offer_hits), a.offer_hits
