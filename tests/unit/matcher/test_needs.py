@@ -1132,7 +1132,9 @@ def test_a_teaching_organisations_vector_is_the_same_made_alone_or_with_many():
 
 # Common trades as members write them. A walk through each sector's trades, NACE-style (session
 # 28), found many without forms in most languages (a brewery, a coffee roastery, locks and hinges,
-# an optician, demolition, removals, taxis, tutoring, an internet provider, murals, wool washing);
+# an optician, demolition, removals, taxis, tutoring, an internet provider, murals, wool washing;
+# then bottling, hats, socks, coffins, trailers, lifts, candles, psychotherapy, chimneys, gas
+# networks, ferries, congresses, diving, youth work, video surveillance);
 # the rows hold those and a few forms that were there before (Croatian "kamp", "saddlery").
 TRADES = [
     ("pl", "Rodzinny browar rzemieślniczy spod Tarnowa.", "agrifood"),
@@ -1158,6 +1160,21 @@ TRADES = [
     ("cs", "Jsme poskytovatel internetu: optika do domácností v 30 obcích.", "ict"),
     ("uk", "Миємо та чешемо овечу вовну, валяємо повсть.", "textiles"),
     ("en", "Saddlery workshop: handmade saddles and harness for riding stables.", "textiles"),
+    ("cs", "Stáčírna minerální vody a limonád.", "agrifood"),
+    ("de", "Hutmacherei in dritter Generation: Filzhüte und Trachtenhüte.", "textiles"),
+    ("hr", "Tvornica čarapa iz Varaždina.", "textiles"),
+    ("ro", "Atelier de sicrie și articole funerare.", "wood"),
+    ("pl", "Produkujemy naczepy i przyczepy ciężarowe.", "metal"),
+    ("en", "We design and install passenger lifts and escalators.", "metal"),
+    ("ru", "Мастерская по изготовлению свечей ручной работы.", "chemistry"),
+    ("hu", "Pszichoterápiás magánrendelés felnőtteknek.", "health"),
+    ("de", "Schornsteinbau und Schornsteinfeger.", "construction"),
+    ("mk", "Дистрибуција на природен гас за домаќинства.", "energy"),
+    ("bg", "Фериботна линия Видин - Калафат.", "logistics"),
+    ("de", "Wir organisieren Kongresse und Incentive-Reisen.", "tourism"),
+    ("en", "PADI diving centre with boat trips.", "tourism"),
+    ("sk", "Centrum pre mládež a skautský oddiel.", "education"),
+    ("ro", "Instalăm sisteme de supraveghere video și control acces.", "ict"),
 ]
 
 
