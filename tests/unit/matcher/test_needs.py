@@ -1135,7 +1135,8 @@ def test_a_teaching_organisations_vector_is_the_same_made_alone_or_with_many():
 # an optician, demolition, removals, taxis, tutoring, an internet provider, murals, wool washing;
 # then bottling, hats, socks, coffins, trailers, lifts, candles, psychotherapy, chimneys, gas
 # networks, ferries, congresses, diving, youth work, video surveillance);
-# the rows hold those and a few forms that were there before (Croatian "kamp", "saddlery").
+# the rows hold those and a few forms that were there before (Hungarian "kárpitos", Bosnian
+# "keramičar", Croatian "kamp", "saddlery").
 TRADES = [
     ("pl", "Rodzinny browar rzemieślniczy spod Tarnowa.", "agrifood"),
     ("cs", "Jsme malá palírna? Ne, pražírna kávy v Brně: pražíme výběrovou kávu.", "agrifood"),
@@ -1143,7 +1144,7 @@ TRADES = [
     ("ru", "Сахарный завод в Липецкой области, переработка свёклы.", "agrifood"),
     ("hu", "Kárpitos műhely, újrakárpitozás.", "wood"),
     ("sk", "Ručne štiepané šindle na strechy kostolov.", "wood"),
-    ("sr", "Производимо браве и шарке.", "metal"),
+    ("sr", "Производња брава за врата и сигурносних брава.", "metal"),
     ("en", "Compression springs and leaf springs made to order.", "metal"),
     ("hr", "Optičarska radnja: naočale s dioptrijom i kontaktne leće, pregled vida.", "health"),
     ("ro", "Executăm demolări și dezafectări de hale.", "construction"),
@@ -1193,6 +1194,20 @@ def test_common_trades_name_their_sector(lexicon, lang, text, sector):
         ("en", "A spa hotel on hot springs with 120 rooms.", "metal"),  # springs of water, not of steel
         ("pl", "Wypożyczalnia rowerów i spływy kajakowe.", "metal"),  # bikes hired, not made
         ("de", "Ein Hotel mit Bier aus der Region auf der Karte.", "agrifood"),  # beer served, not brewed
+        ("cs", "Hotel s restaurací a regionální piva.", "agrifood"),
+        ("pl", "Produkujemy liny stalowe.", "textiles"),
+        ("en", "We make steel wire ropes.", "textiles"),
+        ("sr", "Škola ima psihologa i pedagoga.", "health"),  # a school's psychologist
+        ("sr", "Nudimo dvosedmičnu praksu.", "wood"),  # "two-week", not a two-seater sofa
+        ("hr", "Zapošljavamo vozače C kategorije.", "logistics"),  # a job ad, not a haulier
+        ("de", "Alle Zimmer mit Parkettboden.", "construction"),
+        ("en", "Suites with sofas and armchairs.", "wood"),
+        ("en", "A vocational college in Cork.", "wood"),
+        ("ru", "Спектакли на подмостках старого театра.", "construction"),  # a stage, not scaffolding
+        ("en", "Teacher training on scaffolding.", "construction"),
+        ("pl", "Rozlewnia gazu płynnego.", "agrifood"),  # gas bottling
+        ("ru", "Посуточная аренда автомобилей.", "tourism"),  # cars by the day
+        ("mk", "Училиште Кузман Шапкарев.", "textiles"),  # a surname
     ],
 )
 def test_words_these_trades_share_with_others_do_not_name_them(lexicon, lang, text, sector):
