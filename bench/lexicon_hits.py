@@ -18,13 +18,15 @@ Usage: python bench/lexicon_hits.py CANDIDATES.yaml [--all] [--exclude FILE ...]
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from quality import read_jsonl  # noqa: E402
 
 from services.matcher.engine.lexicon import load_lexicon  # noqa: E402
 from services.matcher.engine.text import tokens  # noqa: E402
@@ -34,13 +36,8 @@ DATA = ROOT / "tests" / "data"
 
 def labelled(excluded: set[str]) -> list[dict]:
     """Every labelled organisation: the dev set's and the seekers' files, but the excluded ones."""
-    orgs = []
-    for folder in ("devset", "seekers"):
-        for path in sorted((DATA / folder).glob("*.jsonl")):
-            if path.stem in excluded:
-                continue
-            orgs += [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return orgs
+    orgs = read_jsonl(DATA / "devset") + read_jsonl(DATA / "seekers")
+    return [org for org in orgs if org["_file"] not in excluded]
 
 
 def main() -> int:
@@ -50,8 +47,9 @@ def main() -> int:
     parser.add_argument("--exclude", nargs="*", default=[], help="files to leave out, by name without .jsonl")
     args = parser.parse_args()
     lexicon = load_lexicon([args.candidates])
-    scored = {cid: c for cid, c in lexicon.concepts.items() if c.kind not in ("cue", "country", "region")}
-    sector_of = {cid: (c.sector or cid) for cid, c in scored.items()}
+    sector_of = {
+        cid: (c.sector or cid) for cid, c in lexicon.concepts.items() if c.kind not in ("cue", "country", "region")
+    }
     hits: dict[str, list[tuple[dict, str]]] = defaultdict(list)
     orgs = labelled(set(args.exclude))
     for org in orgs:
